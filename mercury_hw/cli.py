@@ -1,0 +1,61 @@
+"""The ``mercury-hw`` command line: one front door, one subcommand per module.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int``; this file only dispatches, so ``mercury-hw hitmap-report`` never imports
+torch or Amaranth unless that subcommand needs them. A user's mistake (``UserError``,
+``ConfigError``) prints one line ``error: ...`` and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hitmaps": ("golden.cmd_hitmaps", "run a ResNet on real images and write per-layer hitmap CSVs"),
+    "hitmap-report": ("golden.cmd_report", "summarise and check hitmap CSV files (seed format)"),
+    "compare": ("golden.cmd_compare", "compare two hitmap files or directories"),
+    "dump-vectors": ("golden.cmd_dump", "write layers' quantized vectors, weights and golden results for RTL replay"),
+    "verilog": ("mercury_hw.gen", "generate rtl/*.v from the Amaranth design"),
+    "lint": ("mercury_hw.lint", "run verilator --lint-only -Wall on the generated Verilog"),
+    "synth": ("mercury_hw.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
+    "sim": ("sim.replay", "replay real ResNet layers through the RTL and compare with the golden model"),
+    "bench": ("sim.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from golden.errors import UserError
+    from mercury_hw.config import ConfigError
+
+    return (UserError, ConfigError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mercury-hw", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the chosen subcommand's module is imported (the others may pull in torch or Amaranth).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
