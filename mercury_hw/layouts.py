@@ -1,0 +1,108 @@
+"""Payload layouts of every stream in the design (docs/spec.md, section 9), and bit packers.
+
+One module used by the hardware, the testbenches and the replay harness, so a field's position is
+defined exactly once. Every layout is a function of a :class:`~mercury_hw.config.MercuryConfig`.
+Amaranth places the first struct field at the least significant bits and array element ``i`` at
+bits ``[i*w, (i+1)*w)``; :func:`pack` and :func:`unpack` follow the layout objects themselves, so
+they cannot drift from the hardware.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data
+
+from .config import MercuryConfig
+
+__all__ = ["vector_beat", "siggen_beat", "signature", "cache_response", "weight_beat",
+           "command", "result", "pack", "unpack"]
+
+
+def vector_beat(cfg: MercuryConfig) -> data.ArrayLayout:
+    """P int8 elements of one vector beat (the core's ``vectors`` stream)."""
+    return data.ArrayLayout(signed(cfg.elem_width), cfg.lanes)
+
+
+def siggen_beat(cfg: MercuryConfig) -> data.StructLayout:
+    """SignatureGenerator input: a vector beat and the flush bit carried to its signature."""
+    return data.StructLayout({"data": vector_beat(cfg), "flush": 1})
+
+
+def signature(cfg: MercuryConfig) -> data.StructLayout:
+    """SignatureGenerator output = MCache request: S-bit signature, flush-before-lookup bit."""
+    return data.StructLayout({"sig": unsigned(cfg.sig_bits), "flush": 1})
+
+
+def cache_response(cfg: MercuryConfig) -> data.StructLayout:
+    """MCache response: hit, and the entry hit (hit=1) or allocated (hit=0)."""
+    return data.StructLayout({"hit": 1, "entry": unsigned(cfg.entry_bits)})
+
+
+def weight_beat(cfg: MercuryConfig) -> data.StructLayout:
+    """One beat of a weight tile: ``data[m][p]`` is PE m's weight for lane p; ``last`` ends the tile."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(data.ArrayLayout(signed(cfg.elem_width), cfg.lanes), cfg.pes),
+        "last": 1,
+    })
+
+
+def command(cfg: MercuryConfig) -> data.StructLayout:
+    """One pass of the core (docs/spec.md, section 9.3)."""
+    return data.StructLayout({
+        "length": unsigned(cfg.len_bits),
+        "count": unsigned(cfg.count_bits),
+        "reuse": 1,
+        "replay": 1,
+    })
+
+
+def result(cfg: MercuryConfig) -> data.StructLayout:
+    """One vector's results for the current tile, its hit bit and its MCACHE entry."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(cfg.acc_width), cfg.pes),
+        "hit": 1,
+        "entry": unsigned(cfg.entry_bits),
+    })
+
+
+def _width(shape) -> int:
+    return Shape.cast(shape).width
+
+
+def pack(layout, value) -> int:
+    """Pack a Python value (int, list for arrays, dict for structs) into an unsigned integer."""
+    if isinstance(layout, data.ArrayLayout):
+        w = _width(layout.elem_shape)
+        if len(value) != layout.length:
+            raise ValueError(f"array needs {layout.length} elements, got {len(value)}")
+        return sum(pack(layout.elem_shape, v) << (i * w) for i, v in enumerate(value))
+    if isinstance(layout, data.Layout):
+        out = 0
+        names = {name for name, _ in layout}
+        extra = set(value) - names
+        if extra:
+            raise ValueError(f"unknown fields {sorted(extra)}")
+        for name, field in layout:
+            out |= pack(field.shape, value.get(name, 0)) << field.offset
+        return out
+    shape = Shape.cast(layout)
+    v = int(value)
+    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    if not lo <= v <= hi:
+        raise ValueError(f"{v} does not fit {shape}")
+    return v & ((1 << shape.width) - 1)
+
+
+def unpack(layout, bits: int):
+    """Inverse of :func:`pack`: an unsigned integer to int / list / dict."""
+    if isinstance(layout, data.ArrayLayout):
+        w = _width(layout.elem_shape)
+        return [unpack(layout.elem_shape, (bits >> (i * w)) & ((1 << w) - 1)) for i in range(layout.length)]
+    if isinstance(layout, data.Layout):
+        return {name: unpack(field.shape, (bits >> field.offset) & ((1 << field.width) - 1))
+                for name, field in layout}
+    shape = Shape.cast(layout)
+    bits &= (1 << shape.width) - 1
+    if shape.signed and bits >> (shape.width - 1):
+        bits -= 1 << shape.width
+    return bits

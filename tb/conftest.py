@@ -1,0 +1,23 @@
+"""Shared pytest fixtures: every randomized test takes ``seed`` and prints it.
+
+The seed is derived from the test's node id (so a run is reproducible) unless MERCURY_SEED is set
+(to replay a failure: ``MERCURY_SEED=1234 make test ARGS='-k name'``).
+"""
+
+import os
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs, rtl runner)
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+
+@pytest.fixture
+def seed(request) -> int:
+    env = os.environ.get("MERCURY_SEED")
+    value = int(env, 0) if env else zlib.crc32(request.node.nodeid.encode())
+    print(f"seed = {value} (replay with MERCURY_SEED={value})")
+    return value
