@@ -1,0 +1,417 @@
+"""``MercuryCore``: the MERCURY accelerator top (docs/spec.md, sections 6, 7, 9.3, 9.4)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .config import MercuryConfig
+from .fifo_util import StreamFIFO
+from .mcache import MCache
+from .pe_array import ReuseAwarePEArray
+from .siggen import SignatureGenerator
+
+__all__ = ["MercuryCore", "COUNTERS", "COUNTER_WIDTH"]
+
+COUNTER_WIDTH = 48
+#: Performance counters, in port order.
+COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
+
+
+def hitmap_word(cfg: MercuryConfig) -> data.StructLayout:
+    """One hitmap/pointer memory word: the signature pass's hit bit and entry of a vector."""
+    return data.StructLayout({"hit": 1, "entry": unsigned(cfg.entry_bits)})
+
+
+class MercuryCore(wiring.Component):
+    """Signature generator, MCACHE, hitmap and reuse-aware PE array behind the host interface of
+    docs/spec.md section 9.3.
+
+    The host runs a layer call as passes: for each block of at most ``cfg.max_vectors`` vectors,
+    for each tile of M output channels, it loads the tile's weights and sends one command.
+
+    - ``reuse=0`` (baseline): ``count`` vectors of c(L) = ceil(L/P) beats are computed; every
+      result has ``hit=0, entry=0``.
+    - ``reuse=1, replay=0`` (signature pass): the first vector's first beat flushes the MCACHE;
+      every vector is computed *and* its signature looked up; the vector's ``(hit, entry)`` is
+      recorded in the hitmap/pointer memory (depth ``max_vectors``). A miss's results are written
+      to result-buffer entry ``entry`` and emitted; a hit emits the stored results of ``entry``
+      (the speculative computation is dropped).
+    - ``reuse=1, replay=1`` (replay pass): the recorded hitmap is walked for v = 0..count-1; the
+      host sends only the vectors that missed in the signature pass, in order. A miss is
+      computed, stored in entry ``entry`` and emitted; a hit emits entry ``entry`` without
+      consuming input. ``count`` must equal the signature pass's.
+
+    Host contract (not checked by the hardware; a violation can hang the core): a replay pass
+    follows its block's signature pass with only replay or baseline passes in between;
+    ``count <= max_vectors`` in reuse passes; ``1 <= L <= max_len``; a tile has c(L) weight
+    beats (at most ``max_beats``). A pass with ``count = 0`` is allowed: it uses and frees one
+    weight bank and emits nothing (a signature pass with ``count = 0`` flushes nothing).
+
+    Architecture: an *input sequencer* consumes the ``vectors`` stream at one beat per cycle
+    and feeds each beat to the PE array and, in signature passes, to the
+    :class:`~mercury_hw.siggen.SignatureGenerator`, whose signatures go to the
+    :class:`~mercury_hw.mcache.MCache`; a *token sequencer* turns each pass's vectors into output
+    tokens (baseline: compute; signature pass: MCACHE responses, also written to the hitmap;
+    replay pass: hitmap words read back) for the :class:`~mercury_hw.pe_array.ReuseAwarePEArray`,
+    whose output sequencer serves hits from its result buffer. The two sequencers are decoupled
+    by FIFOs (commands, MCACHE responses, computed results), so the input side never waits for
+    the output side unless a FIFO is full.
+
+    **Throughput** (docs/spec.md 9.4): with ``results.ready`` high, ``vectors`` accepts one beat
+    every cycle within a pass and across vector, pass and tile boundaries, provided the next
+    command is valid and its tile's weights were loaded (the other bank loads while a pass
+    runs; the next command is taken in the cycle of the current pass's last beat). The output
+    emits one result per cycle, so a replay pass takes about ``max((V-H)*c, V)`` cycles.
+    Exceptions, both documented limits of this implementation:
+
+    - a replay pass needs to know how many vectors of its block missed. It counts the MCACHE
+      responses of the signature pass; the response of a vector arrives
+      :data:`SIGNATURE_LATENCY` cycles after its last beat. A replay pass that starts right after
+      its signature pass stalls (at most that many cycles) only if it runs out of known misses
+      before the last responses arrive: when the block has fewer than about
+      ``SIGNATURE_LATENCY / c`` misses among its last vectors.
+    - the input runs ahead of the output by at most ``depth`` computed vectors (the array's
+      computed-result FIFO): a replay pass with a run of hits longer than about ``depth * c``
+      is output-bound and stalls the input (as the cycle model says it must).
+
+    **Latency**: the result beat of a vector whose last beat is accepted in cycle t is valid in
+    cycle t + :data:`LATENCY` (= 6) when the output is free, in baseline and signature passes
+    alike (the computed result and the MCACHE response both reach the token sequencer in cycle
+    t + 5). A replay-pass hit is valid one cycle after its token, i.e. right after the result
+    before it. Measured by ``tb/hw/test_core.py::test_core_cycles``.
+
+    **Backpressure**: every stream may stall at any time; nothing is lost, duplicated or
+    reordered.
+
+    Counters (48 bits, wrapping; all cleared by ``clear``, which wins over a count in the same
+    cycle):
+
+    - ``cycles``: cycles with ``busy`` high (a pass waiting for its weights counts);
+    - ``vectors``: result beats transferred; ``hits`` / ``misses``: those with ``hit`` 1 / 0
+      (baseline results are misses; replay-pass hits count, so ``hits`` is the tile count times
+      the block's hits);
+    - ``macs_done``: L*M per vector the PE array computes (every vector of a baseline or
+      signature pass, speculative ones included; the misses of a replay pass), counted when its
+      last beat is accepted;
+    - ``macs_skipped``: L*M per replay-pass hit (served without computing), counted when its
+      token enters the array.
+
+    Parameters
+    ----------
+    cfg : MercuryConfig
+        Every field matters.
+    depth : int
+        Depth of the computed-result FIFO (see :class:`ReuseAwarePEArray`).
+
+    Members
+    -------
+    weights : In(stream.Signature(layouts.weight_beat(cfg)))
+        Tiles of c(L) beats, ``last`` on the final beat; ``ready`` is low while both weight banks
+        hold tiles whose pass has not taken its last input beat.
+    cmd : In(stream.Signature(layouts.command(cfg)))
+        ``{length, count, reuse, replay}``, one per pass. Taken when the previous pass has taken
+        its last input beat (or at once if idle) and the pass queue has room.
+    vectors : In(stream.Signature(layouts.vector_beat(cfg)))
+        int8[P] beats; lanes past L are ignored.
+    results : Out(stream.Signature(layouts.result(cfg)))
+        ``{data: intA[M], hit, entry}``, one per vector of every pass, in order.
+    counters : Out(wiring.Signature({name: Out(48) for name in COUNTERS}))
+        The counters (above) as one group ``counters.cycles``, ``counters.vectors``, ...; Verilog
+        ports ``counters__cycles``, ``counters__vectors``, ... (a counter cannot be a top-level
+        ``vectors``: that is the input stream's name).
+    clear : In(1)
+        Clears the counters.
+    busy : Out(1)
+        A pass is in progress: from the cycle after its command is taken to the cycle its last
+        result is transferred, inclusive.
+    """
+
+    #: Cycles from a signature-pass vector's last beat to its MCACHE response being valid.
+    SIGNATURE_LATENCY = SignatureGenerator.LATENCY + MCache.LATENCY
+    #: Cycles from a vector's last input beat to its result beat (output free): the later of the
+    #: computed result and (signature pass) the MCACHE response through its queue (1) and the
+    #: output register (1).
+    LATENCY = max(ReuseAwarePEArray.RESULT_LATENCY, SIGNATURE_LATENCY + 2)
+    #: Depth of the queue of started passes (input sequencer -> token sequencer).
+    PASS_DEPTH = 4
+    #: Depth of the MCACHE response queue.
+    RESPONSE_DEPTH = 4
+
+    def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
+        self.cfg = cfg
+        self.depth = depth
+        members = {
+            "weights": In(stream.Signature(layouts.weight_beat(cfg))),
+            "cmd": In(stream.Signature(layouts.command(cfg))),
+            "vectors": In(stream.Signature(layouts.vector_beat(cfg))),
+            "results": Out(stream.Signature(layouts.result(cfg))),
+        }
+        members["counters"] = Out(wiring.Signature({name: Out(COUNTER_WIDTH) for name in COUNTERS}))
+        members.update({"clear": In(1), "busy": Out(1)})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+
+        m.submodules.siggen = siggen = SignatureGenerator(cfg)
+        m.submodules.mcache = mcache = MCache(cfg)
+        m.submodules.responses = responses = StreamFIFO(layouts.cache_response(cfg), self.RESPONSE_DEPTH,
+                                                        buffered=False)
+        m.submodules.passes = passes = StreamFIFO(layouts.command(cfg), self.PASS_DEPTH, buffered=False)
+        m.submodules.array = array = ReuseAwarePEArray(cfg, depth=self.depth)
+        m.submodules.hitmap = hitmap = Memory(shape=hitmap_word(cfg), depth=cfg.max_vectors, init=[])
+
+        wiring.connect(m, wiring.flipped(self.weights), array.weights)
+        wiring.connect(m, siggen.signatures, mcache.requests)
+        wiring.connect(m, mcache.responses, responses.w)
+        wiring.connect(m, array.results, wiring.flipped(self.results))
+
+        in_busy, computed_len = self._input_sequencer(m, siggen, mcache, array, passes)
+        out_busy, skipped_len = self._token_sequencer(m, responses, passes, hitmap, array)
+
+        m.d.comb += self.busy.eq(in_busy | (passes.level != 0) | out_busy | array.busy)
+        self._counters(m, computed_len, skipped_len)
+        return m
+
+    def _input_sequencer(self, m, siggen, mcache, array, passes):
+        """Commands and vector beats -> PE array beats (+ signature generator in signature passes).
+
+        Returns (pass active, L of a vector computed this cycle or 0).
+        """
+        cfg = self.cfg
+        P = cfg.lanes
+        cmd = self.cmd.p
+
+        # The current pass (registers loaded when its command is taken).
+        active = Signal()
+        reuse = Signal()
+        replay = Signal()
+        length = Signal(cfg.len_bits)
+        count = Signal(cfg.count_bits)
+        vcnt = Signal(cfg.count_bits)    # vectors of the pass whose last beat is in
+        pos = Signal(cfg.len_bits)       # element index of the current beat's lane 0
+        is_sig = reuse & ~replay
+        is_replay = reuse & replay
+
+        # Signature-pass bookkeeping for the replay passes after it: vectors in the signature
+        # generator whose response is due, responses still due for older signature passes,
+        # and the latest signature pass's count, responses seen and misses among them.
+        sig_due = Signal(cfg.count_bits + 1)
+        skip = Signal(cfg.count_bits + 1)
+        blk_count = Signal(cfg.count_bits)
+        blk_resp = Signal(cfg.count_bits)
+        blk_miss = Signal(cfg.count_bits)
+
+        # Vectors left: a replay pass computes the misses known so far, and knows it is complete
+        # when every response of its signature pass is in.
+        limit = Signal(cfg.count_bits)
+        complete = Signal()
+        pending = Signal()
+        m.d.comb += [
+            limit.eq(Mux(is_replay, blk_miss, count)),
+            complete.eq(~is_replay | (blk_resp == blk_count)),
+            pending.eq(active & (vcnt != limit)),
+        ]
+
+        # Beat geometry: lanes past L are masked; the beat holding element L-1 is the last.
+        rem = Signal(cfg.len_bits)
+        last = Signal()
+        end_of_pass = Signal()
+        m.d.comb += [
+            rem.eq(length - pos),
+            last.eq(rem <= P),
+            end_of_pass.eq(last & (vcnt + 1 == limit) & complete),
+        ]
+
+        # Fork every beat to the array and (signature pass) the signature generator; a pass that
+        # runs out of vectors without a last beat (a replay pass waiting for responses) ends with
+        # a release-only beat that frees its weight bank.
+        beat = Signal()
+        release_only = Signal()
+        beat_in = self.vectors.valid & pending
+        m.d.comb += [
+            release_only.eq(active & ~pending & complete),
+            self.vectors.ready.eq(pending & array.beats.ready & (~is_sig | siggen.vectors.ready)),
+            beat.eq(self.vectors.valid & self.vectors.ready),
+
+            array.beats.valid.eq((beat_in & (~is_sig | siggen.vectors.ready)) | release_only),
+            array.beats.p.data.eq(self.vectors.p),
+            array.beats.p.mask.eq(Cat(rem > p for p in range(P))),
+            array.beats.p.last.eq(last),
+            array.beats.p.release.eq(Mux(release_only, 1, end_of_pass)),
+            array.beats.p.compute.eq(~release_only),
+
+            siggen.vectors.valid.eq(beat_in & is_sig & array.beats.ready),
+            siggen.vectors.p.data.eq(self.vectors.p),
+            siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0)),
+            siggen.length.eq(length),
+        ]
+        with m.If(beat):
+            with m.If(last):
+                m.d.sync += [pos.eq(0), vcnt.eq(vcnt + 1)]
+            with m.Else():
+                m.d.sync += pos.eq(pos + P)
+
+        # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
+        pass_end = Signal()
+        start = Signal()
+        m.d.comb += [
+            pass_end.eq((beat & end_of_pass) | (release_only & array.beats.ready)),
+            self.cmd.ready.eq((~active | pass_end) & passes.w.ready),
+            passes.w.valid.eq(self.cmd.valid & (~active | pass_end)),
+            passes.w.p.eq(cmd),
+            start.eq(self.cmd.valid & self.cmd.ready),
+        ]
+        with m.If(pass_end):
+            m.d.sync += active.eq(0)
+        with m.If(start):
+            m.d.sync += [
+                active.eq(1),
+                reuse.eq(cmd.reuse),
+                replay.eq(cmd.replay),
+                length.eq(cmd.length),
+                count.eq(cmd.count),
+                vcnt.eq(0),
+                pos.eq(0),
+            ]
+
+        # MCACHE responses of the latest signature pass: count them and their misses.
+        issued = beat & last & is_sig
+        answered = mcache.responses.valid & mcache.responses.ready
+        m.d.sync += sig_due.eq(sig_due + issued - answered)
+        with m.If(answered):
+            with m.If(skip != 0):
+                m.d.sync += skip.eq(skip - 1)
+            with m.Else():
+                m.d.sync += [
+                    blk_resp.eq(blk_resp + 1),
+                    blk_miss.eq(blk_miss + ~mcache.responses.p.hit),
+                ]
+        with m.If(start & cmd.reuse & ~cmd.replay):
+            m.d.sync += [
+                skip.eq(sig_due + issued - answered),  # all of them belong to older passes
+                blk_count.eq(cmd.count),
+                blk_resp.eq(0),
+                blk_miss.eq(0),
+            ]
+
+        computed_len = Mux(beat & last, length, 0)
+        return active, computed_len
+
+    def _token_sequencer(self, m, responses, passes, hitmap, array):
+        """Started passes -> one output token per vector for the array's output sequencer.
+
+        Returns (pass active, L of a replay hit issued this cycle or 0).
+        """
+        cfg = self.cfg
+        hm_write = hitmap.write_port()
+        hm_read = hitmap.read_port(transparent_for=(hm_write,))
+        nxt = passes.r.p
+
+        active = Signal()
+        reuse = Signal()
+        replay = Signal()
+        length = Signal(cfg.len_bits)
+        count = Signal(cfg.count_bits)
+        v = Signal(cfg.count_bits)      # index of the vector whose token is next
+        hm_valid = Signal()             # hm_read.data holds vector v's hitmap word
+        is_sig = reuse & ~replay
+        is_replay = reuse & replay
+        resp = responses.r.p
+        word = hm_read.data
+
+        # The token of vector v: baseline computes; a signature pass takes the MCACHE response
+        # (and the speculative result); a replay pass takes the recorded hitmap word.
+        tok = array.tokens.p
+        with m.If(is_sig):
+            m.d.comb += [
+                array.tokens.valid.eq(active & (count != 0) & responses.r.valid),
+                tok.hit.eq(resp.hit),
+                tok.entry.eq(resp.entry),
+                tok.take.eq(1),
+                tok.store.eq(~resp.hit),
+            ]
+        with m.Elif(is_replay):
+            m.d.comb += [
+                array.tokens.valid.eq(active & (count != 0) & hm_valid),
+                tok.hit.eq(word.hit),
+                tok.entry.eq(word.entry),
+                tok.take.eq(~word.hit),
+                tok.store.eq(~word.hit),
+            ]
+        with m.Else():
+            m.d.comb += [
+                array.tokens.valid.eq(active & (count != 0)),
+                tok.take.eq(1),
+            ]
+        issued = Signal()
+        m.d.comb += [
+            issued.eq(array.tokens.valid & array.tokens.ready),
+            responses.r.ready.eq(issued & is_sig),
+            # The signature pass records every vector's MCACHE answer.
+            hm_write.addr.eq(v),
+            hm_write.data.eq(resp),
+            hm_write.en.eq(issued & is_sig),
+        ]
+
+        # Pass sequencing: the next started pass begins in the cycle of the last token.
+        pass_end = Signal()
+        start = Signal()
+        m.d.comb += [
+            pass_end.eq(active & ((issued & (v + 1 == count)) | (count == 0))),
+            passes.r.ready.eq(~active | pass_end),
+            start.eq(passes.r.valid & passes.r.ready),
+        ]
+        with m.If(issued):
+            m.d.sync += v.eq(v + 1)
+        with m.If(pass_end):
+            m.d.sync += active.eq(0)
+        with m.If(start):
+            m.d.sync += [
+                active.eq(1),
+                reuse.eq(nxt.reuse),
+                replay.eq(nxt.replay),
+                length.eq(nxt.length),
+                count.eq(nxt.count),
+                v.eq(0),
+            ]
+
+        # Hitmap prefetch for replay passes: word 0 when the pass starts, word v+1 when the token
+        # of v leaves (the read port holds its data otherwise). Transparent, so a replay pass that
+        # starts in the cycle of the signature pass's last write reads that write.
+        start_replay = start & nxt.reuse & nxt.replay
+        m.d.comb += [
+            hm_read.addr.eq(Mux(start_replay, 0, v + 1)),
+            hm_read.en.eq(start_replay | (issued & is_replay)),
+        ]
+        with m.If(hm_read.en):
+            m.d.sync += hm_valid.eq(1)
+        with m.Elif(issued | pass_end):
+            m.d.sync += hm_valid.eq(0)
+
+        skipped_len = Mux(issued & is_replay & word.hit, length, 0)
+        return active, skipped_len
+
+    def _counters(self, m, computed_len, skipped_len):
+        """Performance counters (see the class docstring for their definitions)."""
+        M = self.cfg.pes
+        out = self.results.valid & self.results.ready
+        increments = {
+            "cycles": self.busy,
+            "vectors": out,
+            "hits": out & self.results.p.hit,
+            "misses": out & ~self.results.p.hit,
+            "macs_done": computed_len * M,
+            "macs_skipped": skipped_len * M,
+        }
+        for name in COUNTERS:
+            counter = getattr(self.counters, name)
+            with m.If(self.clear):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + increments[name])

@@ -1,0 +1,281 @@
+"""``ReuseAwarePEArray``: M PEs, double-buffered weights, the result buffer and the output
+sequencer that serves MCACHE hits from it (docs/spec.md, sections 7, 9.3)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .config import MercuryConfig
+from .fifo_util import StreamFIFO
+from .pe import PE
+
+__all__ = ["ReuseAwarePEArray", "array_beat", "array_token", "weight_word", "result_row"]
+
+
+def weight_word(cfg: MercuryConfig) -> data.ArrayLayout:
+    """One weight-memory word: ``[m][p]`` is PE m's weight for lane p of one beat."""
+    return data.ArrayLayout(layouts.vector_beat(cfg), cfg.pes)
+
+
+def result_row(cfg: MercuryConfig) -> data.ArrayLayout:
+    """The M accumulators of one vector (a computed-FIFO entry, a result-buffer word)."""
+    return data.ArrayLayout(signed(cfg.acc_width), cfg.pes)
+
+
+def array_beat(cfg: MercuryConfig) -> data.StructLayout:
+    """One vector beat for the PE array, annotated by the core's input sequencer.
+
+    ``mask[p]``: lane p is inside the vector. ``last``: the vector's last beat. ``release``: the
+    last beat of the pass; the pass's weight bank is freed after it. ``compute = 0``: a beat that
+    only releases the bank (a pass that ends without a data beat), its data is ignored.
+    """
+    return data.StructLayout({
+        "data": layouts.vector_beat(cfg),
+        "mask": cfg.lanes,
+        "last": 1,
+        "release": 1,
+        "compute": 1,
+    })
+
+
+def array_token(cfg: MercuryConfig) -> data.StructLayout:
+    """What the output sequencer does for one vector, in result order.
+
+    ``take``: consume the next computed result (in computation order). ``store``: write it to
+    result-buffer entry ``entry``. ``hit``: emit result-buffer entry ``entry`` (the taken result,
+    if any, is dropped: speculative work); else emit the taken result. ``hit`` and ``entry`` are
+    copied to the result beat.
+    """
+    return data.StructLayout({
+        "hit": 1,
+        "entry": unsigned(cfg.entry_bits),
+        "take": 1,
+        "store": 1,
+    })
+
+
+class ReuseAwarePEArray(wiring.Component):
+    """M processing elements with their weight memory, a result buffer and an output sequencer.
+
+    The array computes whatever vectors it is given and emits whatever its *tokens* say; which
+    vector is computed and which one hits is decided by the core (:class:`~mercury_hw.core.
+    MercuryCore`). The two sides are decoupled by a FIFO of computed results, so the input side
+    never waits for the output side unless that FIFO is full.
+
+    **Weights** (``weights`` stream): a tile of c(L) beats ``{data[m][p], last}`` is written into
+    one of two banks (each ``cfg.max_beats`` words of M*P int8) at consecutive addresses; ``last``
+    marks the bank loaded and switches to the other bank. ``weights.ready`` is low while both
+    banks are loaded and not yet released (both hold tiles whose pass has not taken its last
+    beat). A tile longer than ``max_beats`` beats overwrites its last word.
+
+    **Compute** (``beats`` stream, :func:`array_beat`): every pass reads the oldest loaded bank;
+    beat b of a vector multiplies with word b of it. A beat with ``release`` frees that bank
+    after it (the loader may refill it from the next cycle). ``beats.ready`` is high while the
+    oldest bank is loaded and the computed-result FIFO has room for one more vector in flight (a
+    credit counter, so the non-stalling PE pipeline never overflows it); it depends on registers
+    only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's input in
+    cycle t + :data:`COMPUTE_LATENCY` (= 3: weight read 1, :data:`PE.LATENCY` 2) and can be taken
+    by a token from cycle t + 5; its result beat is then valid from cycle t + :data:`RESULT_LATENCY`
+    (= 6).
+
+    **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
+    (:func:`array_token`). A token is accepted when the output register is free or being emptied
+    and, if it ``take``-s, a computed result is available. Accepting a token writes the taken
+    result to the result buffer (``store``) and presents the result beat in the next cycle: the
+    taken result (miss) or the result-buffer word ``entry`` (hit; the buffer is read with a
+    synchronous port in the accepting cycle, so a miss stored by the token just before is seen
+    by a hit right after: in-order read-after-write). One token per cycle with ``results.ready``
+    high. ``results`` is a registered stream: its payload holds while ``ready`` is low.
+
+    Parameters
+    ----------
+    cfg : MercuryConfig
+        Uses ``lanes`` (P), ``pes`` (M), ``acc_width``, ``max_len`` (bank depth),
+        ``sets * ways`` (result-buffer depth E).
+    depth : int
+        Computed-result FIFO depth = vectors in flight between the PEs and the sequencer. At
+        least :data:`MIN_DEPTH` for one vector per cycle; deeper lets the input run further ahead
+        of a run of hits in the output.
+
+    Members
+    -------
+    weights : In(stream.Signature(layouts.weight_beat(cfg)))
+    beats : In(stream.Signature(array_beat(cfg)))
+    tokens : In(stream.Signature(array_token(cfg)))
+    results : Out(stream.Signature(layouts.result(cfg)))
+        ``{data: intA[M], hit, entry}``.
+    busy : Out(1)
+        A computed vector is in flight or a result beat waits.
+    """
+
+    #: Cycles from a vector's last beat to its result at the computed FIFO's input.
+    COMPUTE_LATENCY = 1 + PE.LATENCY
+    #: Cycles from a vector's last beat to its result beat, when its token waits and the output is
+    #: free: the computed FIFO (2, block-RAM style) and the output register (1).
+    RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
+    #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
+    #: last beat in cycle t is returned by its token in cycle t + 5 and usable in t + 6.
+    MIN_DEPTH = RESULT_LATENCY
+
+    def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2, not {depth}")
+        self.cfg = cfg
+        self.depth = depth
+        super().__init__({
+            "weights": In(stream.Signature(layouts.weight_beat(cfg))),
+            "beats": In(stream.Signature(array_beat(cfg))),
+            "tokens": In(stream.Signature(array_token(cfg))),
+            "results": Out(stream.Signature(layouts.result(cfg))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+
+        m.submodules.wmem = wmem = Memory(shape=weight_word(cfg), depth=2 * cfg.max_beats, init=[])
+        m.submodules.computed = computed = StreamFIFO(result_row(cfg), self.depth)
+        m.submodules.rbuf = rbuf = Memory(shape=result_row(cfg), depth=cfg.entries, init=[])
+        pes = [PE(cfg) for _ in range(cfg.pes)]
+        for i, pe in enumerate(pes):
+            m.submodules[f"pe{i}"] = pe
+
+        full = Signal(2)        # bank b holds a tile whose pass has not released it
+        release = Signal(2)     # banks released this cycle
+        self._load_weights(m, wmem, full, release)
+        credits = self._compute(m, wmem, full, release, pes, computed)
+        out_valid = self._sequence(m, computed, rbuf)
+
+        m.d.comb += self.busy.eq((credits != self.depth) | out_valid)
+        return m
+
+    def _load_weights(self, m, wmem, full, release):
+        """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded."""
+        cfg = self.cfg
+        wport = wmem.write_port()
+        wr_bank = Signal()
+        wr_addr = Signal(range(cfg.max_beats))
+        loaded = Signal(2)
+        load = Signal()
+        m.d.comb += [
+            self.weights.ready.eq(~full.bit_select(wr_bank, 1)),
+            load.eq(self.weights.valid & self.weights.ready),
+            wport.addr.eq(Mux(wr_bank, cfg.max_beats, 0) + wr_addr),
+            wport.data.eq(self.weights.p.data),
+            wport.en.eq(load),
+            loaded.eq(Mux(load & self.weights.p.last, Mux(wr_bank, 0b10, 0b01), 0)),
+        ]
+        with m.If(load):
+            with m.If(self.weights.p.last):
+                m.d.sync += [wr_addr.eq(0), wr_bank.eq(~wr_bank)]
+            with m.Elif(wr_addr != cfg.max_beats - 1):
+                m.d.sync += wr_addr.eq(wr_addr + 1)
+        m.d.sync += full.eq((full | loaded) & ~release)
+
+    def _compute(self, m, wmem, full, release, pes, computed):
+        """Beat intake, weight read, PEs, computed FIFO. Returns the credit counter."""
+        cfg = self.cfg
+        rport = wmem.read_port()
+
+        # Intake: beats of the pass in the oldest loaded bank, while the computed FIFO has room.
+        rd_bank = Signal()
+        beat_idx = Signal(range(cfg.max_beats))
+        credits = Signal(range(self.depth + 1), init=self.depth)
+        take = Signal()
+        compute = Signal()
+        beat = self.beats.p
+        m.d.comb += [
+            self.beats.ready.eq(full.bit_select(rd_bank, 1) & (credits != 0)),
+            take.eq(self.beats.valid & self.beats.ready),
+            compute.eq(take & beat.compute),
+            rport.addr.eq(Mux(rd_bank, cfg.max_beats, 0) + beat_idx),
+            release.eq(Mux(take & beat.release, Mux(rd_bank, 0b10, 0b01), 0)),
+        ]
+        with m.If(compute):
+            with m.If(beat.last):
+                m.d.sync += beat_idx.eq(0)
+            with m.Elif(beat_idx != cfg.max_beats - 1):
+                m.d.sync += beat_idx.eq(beat_idx + 1)
+        with m.If(take & beat.release):
+            m.d.sync += rd_bank.eq(~rd_bank)
+
+        # Stage 1: the beat waits one cycle for its weight word (synchronous read).
+        s_valid = Signal()
+        s_first = Signal()
+        s_last = Signal()
+        s_mask = Signal(cfg.lanes)
+        s_data = Signal(layouts.vector_beat(cfg))
+        m.d.sync += s_valid.eq(compute)
+        with m.If(compute):
+            m.d.sync += [
+                s_first.eq(beat_idx == 0),
+                s_last.eq(beat.last),
+                s_mask.eq(beat.mask),
+                s_data.eq(beat.data),
+            ]
+
+        # PEs: PE i computes this tile's channel i with its slice of the weight word.
+        for i, pe in enumerate(pes):
+            m.d.comb += [
+                pe.a.eq(s_data),
+                pe.w.eq(rport.data[i]),
+                pe.mask.eq(s_mask),
+                pe.valid.eq(s_valid),
+                pe.first.eq(s_first),
+                pe.last.eq(s_last),
+            ]
+        m.d.comb += computed.w.valid.eq(pes[0].done)
+        for i, pe in enumerate(pes):
+            m.d.comb += computed.w.payload[i].eq(pe.acc)
+
+        # Credits: a vector takes one when its last beat enters, returns it when its result leaves.
+        popped = computed.r.valid & computed.r.ready
+        m.d.sync += credits.eq(credits - (compute & beat.last) + popped)
+        return credits
+
+    def _sequence(self, m, computed, rbuf):
+        """Output sequencer: tokens -> result-buffer write/read -> registered result beat."""
+        wport = rbuf.write_port()
+        rport = rbuf.read_port()
+        tok = self.tokens.p
+
+        out_valid = Signal()
+        out_hit = Signal()
+        out_entry = Signal.like(tok.entry)
+        out_data = Signal(result_row(self.cfg))
+        advance = Signal()
+        m.d.comb += [
+            self.tokens.ready.eq((~out_valid | self.results.ready) & (~tok.take | computed.r.valid)),
+            advance.eq(self.tokens.valid & self.tokens.ready),
+            computed.r.ready.eq(advance & tok.take),
+            # Result buffer: store a miss's result; read a hit's entry (data next cycle, held
+            # while the output waits: the read port only advances with the sequencer).
+            wport.addr.eq(tok.entry),
+            wport.data.eq(computed.r.payload),
+            wport.en.eq(advance & tok.store),
+            rport.addr.eq(tok.entry),
+            rport.en.eq(advance),
+        ]
+
+        # Output register.
+        with m.If(advance):
+            m.d.sync += [
+                out_valid.eq(1),
+                out_hit.eq(tok.hit),
+                out_entry.eq(tok.entry),
+                out_data.eq(computed.r.payload),
+            ]
+        with m.Elif(self.results.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.comb += [
+            self.results.valid.eq(out_valid),
+            self.results.p.hit.eq(out_hit),
+            self.results.p.entry.eq(out_entry),
+            self.results.p.data.eq(Mux(out_hit, rport.data, out_data)),
+        ]
+        return out_valid
