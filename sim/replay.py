@@ -1,0 +1,433 @@
+"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and compare
+its hitmaps and every output with the golden model.
+
+1. The golden model (``golden.cmd_dump.dump_layers``) writes, per conv layer, its quantized input
+   vectors, weights, golden hitmap (seed CSV format) and golden outputs with and without reuse
+   into ``OUT/golden/`` (docs/spec.md section 10).
+2. The behavioural harness ``sim/harness.v`` drives the generated ``mercury_core`` as the host of
+   spec 9.3, streaming every beat from files by itself (Verilator or Icarus; no Python per beat):
+   per block and tile, weights then the command then the vectors (replay passes only the vectors
+   the RTL's own signature pass reported as misses); then the reuse-disabled baseline.
+3. Python writes the RTL hitmaps (``OUT/rtl/hitmap-NNN.csv``, same format), compares them bit for
+   bit with the golden ones (``golden.cmd_compare.compare_hitmaps``), then every MCACHE entry,
+   every output with reuse (vs ``NNN.acc.i64``) and of the baseline (vs ``NNN.base.i64``), and
+   the hit/entry fields of every replay and baseline pass.
+4. ``OUT/report.md``, ``report.json`` and ``report.png``: per layer V, L, hit rate, RTL cycles
+   with and without reuse (the core's ``cycles`` counter), speedup, the ideal speedup of spec
+   9.4's cycle model for the same hit pattern and efficiency = measured / ideal; then totals.
+
+A mismatch exits 1 with one line naming the first differing layer, vector, field and both values;
+both hitmaps stay on disk for ``mercury-hw compare OUT/golden OUT/rtl``. See docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from golden.errors import UserError
+from mercury_hw.config import MercuryConfig
+
+from .build import SIMULATORS
+
+__all__ = ["DEFAULT_LIMIT", "ICARUS_LAYERS", "Mismatch", "add_arguments", "run", "replay",
+           "compare_layer", "load_golden_layer"]
+
+#: Vectors per layer by default (--full: all). Verilator: every conv layer of ResNet-18, so the
+#: whole default run (build included) fits in 3 minutes on 2 cores; the deep layers (49..196
+#: vectors at 224x224) are replayed whole.
+DEFAULT_LIMIT = {"verilator": 256, "icarus": 32}
+#: Icarus (about 500x slower than Verilator on the default core: some 3000 cycles/s) replays
+#: three layers by default: the 7x7 stem conv1, the first 3x3 conv and the first 1x1 downsample.
+ICARUS_LAYERS = "1,2,6"
+MARKER = ".mercury-hw-sim"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first place the RTL and the golden model differ in one layer."""
+
+    layer: str
+    name: str
+    vector: int
+    field: str
+    rtl: int
+    golden: int
+    count: int            # differing values of this layer, all fields
+
+    def line(self, out: Path) -> str:
+        g, r = out / "golden" / f"hitmap-{self.layer}.csv", out / "rtl" / f"hitmap-{self.layer}.csv"
+        return (f"mismatch: layer {self.layer} ({self.name}) vector {self.vector}: {self.field} is "
+                f"{self.rtl} in the RTL, {self.golden} in the golden model ({self.count} differing "
+                f"value{'' if self.count == 1 else 's'} in this layer); hitmaps: {g} {r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Arguments
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mercury_hw.config import add_config_arguments
+
+    parser.epilog = (f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
+                     f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
+                     f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
+                     f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
+                     f"or RTL failure (one line names layer, vector, field and both values), 2 bad input. "
+                     f"See docs/replay.md.")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
+                        help="simulator (default verilator; icarus is about 500x slower and by default "
+                             f"replays layers {ICARUS_LAYERS} with {DEFAULT_LIMIT['icarus']} vectors each)")
+    parser.add_argument("--model", default="resnet18", metavar="NAME",
+                        help="resnet18 (default), resnet34, resnet50 or resnet101")
+    parser.add_argument("--weights", type=Path, metavar="FILE.pth",
+                        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)")
+    parser.add_argument("--model-seed", type=_int0, default=0, metavar="N",
+                        help="seed of the random weights (default 0)")
+    parser.add_argument("--images", type=Path, metavar="DIR",
+                        help="directory of JPEG/PNG images; default: the bundled photos")
+    parser.add_argument("--batch", type=_int0, default=1, metavar="N",
+                        help="images in the replayed forward call (default 1)")
+    parser.add_argument("--vectors", choices=("row", "window"), default="window",
+                        help="vector formation: window (im2col, the real convolution; default) or row")
+    parser.add_argument("--layers", metavar="LIST",
+                        help="convs to replay: 1-based numbers, ranges 2-5 or names (layer1.0.conv1), "
+                             "comma separated; default every conv (icarus: " + ICARUS_LAYERS + ")")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--limit", type=_int0, metavar="N",
+                      help=f"replay the first N vectors of each layer (default {DEFAULT_LIMIT['verilator']} "
+                           f"with verilator, {DEFAULT_LIMIT['icarus']} with icarus)")
+    size.add_argument("--full", action="store_true",
+                      help="replay every vector of every selected layer (every layer unless --layers)")
+    parser.add_argument("--out", type=Path, default=Path("out/sim"), metavar="DIR",
+                        help="output folder (default out/sim): report.md/json/png, golden/, rtl/, work/")
+    parser.add_argument("--jobs", type=_int0, default=None, metavar="N",
+                        help="layers simulated in parallel (default: the CPU count)")
+    parser.add_argument("--stall", type=_int0, default=0, metavar="PCT",
+                        help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
+                             "the core sets the pace, as the cycle model assumes)")
+    parser.add_argument("--stall-seed", type=_int0, default=1, metavar="N", help="seed of the stalls (default 1)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match")
+    parser.add_argument("--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS)  # tests
+    group = parser.add_argument_group("hardware configuration (docs/spec.md, section 1)")
+    add_config_arguments(group)
+
+
+def _int0(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Golden side
+
+def load_golden_layer(folder: Path, meta: dict) -> dict:
+    """The arrays of one dumped layer (spec section 10) as numpy arrays."""
+    files = meta["files"]
+    v, length, k = meta["V"], meta["L"], meta["K"]
+
+    def arr(key, dtype, shape):
+        a = np.fromfile(folder / files[key], dtype=dtype)
+        if a.size != int(np.prod(shape)):
+            raise UserError(f"{folder / files[key]}: {a.size} values, expected {int(np.prod(shape))}")
+        return a.reshape(shape)
+
+    from golden.hitmap_csv import read_hitmap_csv
+
+    hm = read_hitmap_csv(folder / files["hitmap"])
+    return {
+        "vectors": arr("vectors", "<i1", (v, length)),
+        "weights": arr("weights", "<i1", (k, length)),
+        "acc": arr("acc", "<i8", (v, k)),
+        "base": arr("base", "<i8", (v, k)),
+        "entry": arr("entry", "<i4", (v,)).astype(np.int64),
+        "hitmap": hm,
+        "hit": hm.rows[0].bits.astype(np.int64),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparison
+
+def compare_layer(layer: str, name: str, g: dict, r) -> Mismatch | None:
+    """First difference (lowest vector index; at one vector: hit, entry, outputs with reuse,
+    baseline outputs, replay-pass and baseline hit/entry fields) between golden ``g`` and RTL
+    ``r`` (a :class:`sim.layer.LayerRun`), or None."""
+    checks = [("hit", r.hit[None, :], g["hit"][None, :], None),
+              ("entry", r.entry[None, :], g["entry"][None, :], None),
+              ("acc", r.acc.T, g["acc"].T, "k"),
+              ("base", r.base.T, g["base"].T, "k")]
+    t = r.pass_hit.shape[0]
+    for tile in range(1, t):
+        checks.append((f"hit of replay pass {tile}", r.pass_hit[tile][None, :], r.hit[None, :], None))
+        checks.append((f"entry of replay pass {tile}", r.pass_entry[tile][None, :], r.entry[None, :], None))
+    zeros = np.zeros((t, r.hit.shape[0]), dtype=np.int64)
+    checks.append(("hit of the baseline", r.base_hit, zeros, "tile"))
+    checks.append(("entry of the baseline", r.base_entry, zeros, "tile"))
+    best = None
+    count = 0
+    for label, a, b, index in checks:
+        diff = a != b                     # (rows, V)
+        n = int(diff.sum())
+        if not n:
+            continue
+        count += n
+        cols = np.flatnonzero(diff.any(axis=0))
+        v = int(cols[0])
+        row = int(np.flatnonzero(diff[:, v])[0])
+        field = label if index is None else (f"{label}[k={row}]" if index == "k" else f"{label} (tile {row})")
+        if best is None or v < best[0]:
+            best = (v, field, int(a[row, v]), int(b[row, v]))
+    if best is None:
+        return None
+    return Mismatch(layer, name, best[0], best[1], best[2], best[3], count)
+
+
+def _write_rtl_hitmap(path: Path, golden_hm, hit: np.ndarray) -> None:
+    from golden.hitmap_csv import HitmapRow, atomic_write_bytes, format_row
+
+    g = golden_hm.rows[0]
+    hits = int(hit.sum())
+    row = HitmapRow(g.n, g.c, g.h, g.w, len(hit), g.length, hits, len(hit) - hits, hit.astype(np.uint8))
+    atomic_write_bytes(path, format_row(row))
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder; allowed: a new path or an earlier sim output")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UserError(f"--out {out} is a non-empty folder that mercury-hw sim did not write; allowed: a "
+                        f"new path, an empty folder, or an earlier sim output folder")
+
+
+def _check_layers(model: str, layers: str | None, formation: str, cfg: MercuryConfig) -> None:
+    """Refuse an unknown model or layer, or (window vectors) a layer longer than max_len, before
+    anything slow runs. Cheap: the model is built without weights and without calibration."""
+    from golden.cmd_hitmaps import select_layers
+    from golden.models import build_model, conv_layers
+
+    convs = conv_layers(build_model(model, calibrate=False))
+    chosen = select_layers([n for n, _ in convs], layers)
+    if formation == "window":
+        for i in chosen:
+            name, conv = convs[i]
+            length = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            if length > cfg.max_len:
+                raise UserError(f"layer {i + 1} ({name}) has vectors of L = {length}, longer than --max-len "
+                                f"{cfg.max_len}; allowed: --max-len >= {length} (or other --layers)")
+
+
+def _parse_flip(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    layer, _, vec = text.partition(":")
+    try:
+        return f"{int(layer):03d}", int(vec)
+    except ValueError:
+        raise UserError(f"--inject-hit-flip must be LAYER:VECTOR (numbers), not {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from mercury_hw.config import config_from_args
+
+    cfg = config_from_args(args)
+    return replay(cfg, simulator=args.sim, model=args.model, weights=args.weights,
+                  model_seed=args.model_seed, images=args.images, batch=args.batch,
+                  formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
+                  out=args.out, jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
+                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip),
+                  command=" ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"]
+                  else None)
+
+
+def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "resnet18", weights=None,
+           model_seed: int = 0, images=None, batch: int = 1, formation: str = "window",
+           layers: str | None = None, limit: int | None = None, full: bool = False,
+           out: Path = Path("out/sim"), jobs: int | None = None, stall: int = 0, stall_seed: int = 1,
+           keep: bool = False, flip: tuple[str, int] | None = None, command: str | None = None,
+           build_root: Path | None = None, progress: bool | None = None) -> int:
+    """The whole ``mercury-hw sim`` flow; returns the exit code (0 match, 1 mismatch or RTL failure)."""
+    from . import build as sbuild
+    from . import report
+
+    t_start = time.monotonic()
+    out = Path(out)
+    if simulator not in SIMULATORS:
+        raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1, not {limit}")
+    if not 0 <= stall <= 90:
+        raise UserError(f"--stall must be a percentage between 0 and 90, not {stall}")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, not {jobs}")
+    if batch < 1:
+        raise UserError(f"--batch must be >= 1, not {batch}")
+    if formation not in ("row", "window"):
+        raise UserError(f"--vectors must be row or window, not {formation!r}")
+    if full:
+        limit = None
+    elif limit is None:
+        limit = DEFAULT_LIMIT[simulator]
+    if layers is None and simulator == "icarus" and not full:
+        layers = ICARUS_LAYERS
+    jobs = jobs or os.cpu_count() or 1
+    if images is not None and not Path(images).is_dir():
+        raise UserError(f"--images {images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files")
+    if weights is not None and not Path(weights).is_file():
+        raise UserError(f"--weights {weights}: no such file; allowed: a .pth state_dict file")
+    _check_out(out)
+    # Validate the layer selection before anything slow (a typo must not cost a build).
+    _check_layers(model, layers, formation, cfg)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by mercury-hw sim\n")
+    (out / "rtl").mkdir(exist_ok=True)
+    for old in (out / "rtl").glob("hitmap-*.csv"):
+        old.unlink()
+    for old in ("report.md", "report.json", "report.png"):
+        (out / old).unlink(missing_ok=True)
+    show = sys.stderr.isatty() if progress is None else progress
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    # Build the simulator (a subprocess: C++ compile for Verilator) while the golden model runs.
+    pool = cf.ThreadPoolExecutor(max_workers=1)
+    cancel = threading.Event()
+    verilog = sbuild.core_verilog(cfg)          # Amaranth: in this thread (needs the GIL anyway)
+    build_future = pool.submit(sbuild.build, simulator, cfg, verilog=verilog, build_root=build_root,
+                               log=log, cancel=cancel)
+    try:
+        t_golden = time.monotonic()
+        from golden.cmd_dump import dump_layers
+
+        metas = dump_layers(model, formation=formation, layers=layers, limit=limit, config=cfg,
+                            images=images, batch=batch, weights=weights, model_seed=model_seed,
+                            out_dir=out / "golden")
+        golden_seconds = time.monotonic() - t_golden
+        sim_build = build_future.result()
+    except BaseException:
+        cancel.set()                            # a user error must not wait for a C++ build
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    build_seconds = sim_build.seconds
+    manifest = json.loads((out / "golden" / "manifest.json").read_text())
+
+    # Simulate the layers, largest first, `jobs` at a time.
+    from tqdm import tqdm
+
+    from .layer import SimError, run_layer
+
+    goldens = {m["layer"]: load_golden_layer(out / "golden", m) for m in metas}
+    total_vectors = sum(2 * m["V"] for m in metas)
+    bar_layers = tqdm(total=len(metas), desc=f"{simulator} layers", unit="layer", disable=not show,
+                      position=0, leave=True)
+    bar_vectors = tqdm(total=total_vectors, desc="vectors (reuse + baseline)", unit="vec",
+                       disable=not show, position=1, leave=True)
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            bar_vectors.update(n)
+
+    def simulate(meta: dict):
+        layer = meta["layer"]
+        g = goldens[layer]
+        t = -(-meta["K"] // cfg.pes)
+        flip_v = flip[1] if flip and flip[0] == layer else -1
+        res = run_layer(sim_build, cfg, g["vectors"], g["weights"], out / "work" / layer,
+                        stall=stall, stall_seed=stall_seed, flip_hit=flip_v,
+                        progress=advance if show else None,
+                        progress_every=max(1024, t * 256))
+        with lock:
+            bar_layers.update(1)
+        return res
+
+    def cost(meta):
+        c = -(-meta["L"] // cfg.lanes)
+        return -(-meta["K"] // cfg.pes) * meta["V"] * c
+
+    t_sim = time.monotonic()
+    results, failures = {}, {}
+    with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
+        futures = {ex.submit(simulate, m): m["layer"] for m in sorted(metas, key=cost, reverse=True)}
+        for fut in cf.as_completed(futures):
+            layer = futures[fut]
+            try:
+                results[layer] = fut.result()
+            except SimError as exc:
+                failures[layer] = str(exc)
+    bar_vectors.close()
+    bar_layers.close()
+    sim_seconds = time.monotonic() - t_sim
+
+    # Compare, layer by layer in order; write the RTL hitmaps.
+    from golden.cmd_compare import compare_hitmaps
+
+    mismatches: dict[str, Mismatch] = {}
+    for meta in metas:
+        layer = meta["layer"]
+        if layer in results:
+            _write_rtl_hitmap(out / "rtl" / f"hitmap-{layer}.csv", goldens[layer]["hitmap"], results[layer].hit)
+    hitmap_result = compare_hitmaps(out / "golden", out / "rtl") if results else None
+    hitmap_diff = {lc.layer: lc for lc in hitmap_result.layers} if hitmap_result else {}
+    for meta in metas:
+        layer = meta["layer"]
+        if layer not in results:
+            continue
+        mm = compare_layer(layer, meta["name"], goldens[layer], results[layer])
+        lc = hitmap_diff.get(f"hitmap-{layer}.csv")
+        # compare_hitmaps is the bit-for-bit verdict on the hitmap files; compare_layer the rest.
+        if lc is not None and lc.first_difference is not None and (mm is None or mm.field != "hit"):
+            d = lc.first_difference
+            if mm is None or (d.vector is not None and d.vector <= mm.vector):
+                mm = Mismatch(layer, meta["name"], d.vector if d.vector is not None else -1,
+                              f"hitmap {d.field}", int(d.b), int(d.a), max(1, lc.differing_bits))
+        if mm is not None:
+            mismatches[layer] = mm
+        elif not keep:
+            for f in ("vectors.bin", "weights.bin", "rtl.run0.txt", "rtl.run1.txt"):
+                (out / "work" / layer / f).unlink(missing_ok=True)
+
+    rows = [report.layer_row(meta, cfg, results.get(meta["layer"]), mismatches.get(meta["layer"]),
+                             failures.get(meta["layer"])) for meta in metas]
+    info = {
+        "command": command or "mercury-hw sim", "simulator": simulator, "model": model,
+        "weights": str(weights) if weights else None, "model_seed": None if weights else model_seed,
+        "images": manifest.get("images"), "batch": batch, "formation": formation,
+        "layers": layers or "all", "limit": limit, "full": full, "stall": stall,
+        "config": cfg.to_dict(), "config_name": cfg.name,
+        "seconds": {"golden": round(golden_seconds, 2), "build": round(build_seconds, 2),
+                    "built": sim_build.built, "simulation": round(sim_seconds, 2),
+                    "total": round(time.monotonic() - t_start, 2)},
+        "jobs": jobs, "build_folder": str(sim_build.folder),
+    }
+    first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
+    first_fail = next(((m["layer"], failures[m["layer"]]) for m in metas if m["layer"] in failures), None)
+    info["verdict"] = ("match" if first is None and first_fail is None else
+                       "RTL failure" if first is None else "mismatch")
+    info["first_mismatch"] = first.__dict__ if first else None
+    text = report.write_reports(out, rows, info)
+    print(text)
+    if first_fail is not None and (first is None or first_fail[0] < first.layer):
+        print(f"error: layer {first_fail[0]}: {first_fail[1]}", file=sys.stderr)
+        return 1
+    if first is not None:
+        print(first.line(out), file=sys.stderr)
+        return 1
+    return 0
