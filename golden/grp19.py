@@ -30,10 +30,10 @@ import torch
 
 from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow
+from golden.hw import MASK64, splitmix64
 
 DEFAULT_QF = 0.8
 DEFAULT_CAPACITY = 150
-_MASK64 = (1 << 64) - 1
 _GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 
 
@@ -67,14 +67,6 @@ def signature_length(w: int, qf: float) -> int:
     return math.ceil(int(w) * float(qf))
 
 
-def _splitmix64(z: int) -> int:
-    """SplitMix64 finaliser of docs/spec.md section 4 (adds the golden gamma, then mixes)."""
-    z = (z + _GOLDEN_GAMMA) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
 def layer_seed(seed: int, index: int) -> int:
     """The 64-bit seed of layer ``index``'s projection generator.
 
@@ -89,11 +81,11 @@ def layer_seed(seed: int, index: int) -> int:
     index : int
         Layer index, Conv2d construction order from 1 (the NNN of ``hitmap-NNN.csv``).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= _MASK64:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MASK64:
         raise UserError(f"seed must be an integer in 0..2**64-1, not {seed!r}")
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 1:
         raise UserError(f"layer index must be an integer >= 1 (Conv2d construction order), not {index!r}")
-    return _splitmix64((int(seed) + int(index) * _GOLDEN_GAMMA) & _MASK64)
+    return splitmix64((int(seed) + int(index) * _GOLDEN_GAMMA) & MASK64)
 
 
 def layer_generator(seed: int, index: int) -> torch.Generator:

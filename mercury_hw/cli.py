@@ -33,8 +33,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, ConfigError)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line prints one line (no usage block): ``error: PROG: MSG``,
+    then exits 2. ``--help`` still prints the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mercury-hw", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mercury-hw", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     argv = sys.argv[1:] if argv is None else argv

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 from .config import MercuryConfig
 
-__all__ = ["BLOCKS", "BlockUnavailable", "module_name", "load_block", "available_blocks",
+__all__ = ["BLOCKS", "module_name", "load_block",
            "generate", "regenerate_command", "write_if_changed", "add_arguments", "run"]
 
 #: block name -> (module, class): every top-level block has its own generated file.
@@ -33,10 +32,6 @@ BLOCKS: dict[str, tuple[str, str]] = {
 }
 
 DEFAULT_OUT = "rtl"
-
-
-class BlockUnavailable(Exception):
-    """The block's module does not exist (yet)."""
 
 
 def module_name(block: str) -> str:
@@ -55,28 +50,7 @@ def load_block(block: str):
     """The block's ``wiring.Component`` class, imported now (blocks import Amaranth)."""
     _check_block(block)
     modname, clsname = BLOCKS[block]
-    try:
-        module = importlib.import_module(modname)
-    except ModuleNotFoundError as exc:
-        if exc.name == modname:
-            raise BlockUnavailable(f"block {block}: module {modname} does not exist yet") from None
-        raise
-    try:
-        return getattr(module, clsname)
-    except AttributeError:
-        raise BlockUnavailable(f"block {block}: {modname} has no class {clsname} yet") from None
-
-
-def available_blocks() -> list[str]:
-    """The blocks whose module exists (all of them, once the design is complete)."""
-    out = []
-    for block in BLOCKS:
-        try:
-            load_block(block)
-        except BlockUnavailable:
-            continue
-        out.append(block)
-    return out
+    return getattr(importlib.import_module(modname), clsname)
 
 
 def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT) -> str:
@@ -156,21 +130,15 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
     blocks = args.block or list(BLOCKS)
-    missing = []
     # Convert every block before writing any file: a conversion error leaves the folder untouched.
     texts = {}
     for block in dict.fromkeys(blocks):
-        try:
-            texts[block] = generate(block, cfg, args.out)
-        except BlockUnavailable as exc:
-            missing.append(str(exc))
+        texts[block] = generate(block, cfg, args.out)
     for block, text in texts.items():
         path = out / f"{module_name(block)}.v"
         state = "written" if write_if_changed(path, text) else "unchanged"
         print(f"{path}: {state}")
-    for msg in missing:
-        print(f"error: {msg}: not generated", file=sys.stderr)
-    return 1 if missing else 0
+    return 0
 
 
 def _is_repo_rtl(out: Path) -> bool:

@@ -286,10 +286,14 @@ def _log_errors(path: Path) -> str:
 
 def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
                config_label: str, command: str) -> SynthResult:
-    """Wrap, synthesise, place and route one block; return its figures."""
+    """Wrap, synthesise, place and route one block; return its figures.
+
+    ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part the Yosys cell
+    counts fit (the result and its command name the part chosen).
+    """
     from golden.errors import UserError
 
-    dev = DEVICES[device]
+    dev = DEVICES.get(device, DEVICES[next(iter(DEVICES))])
     work = Path(out) / "work" / f"{block}-{config_label}-{device}"
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
@@ -306,6 +310,14 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     if yosys.returncode != 0:
         raise UserError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
     cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
+    if device == "auto":
+        device = next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+        if device is None:
+            raise UserError(f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
+                            f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
+                            "smaller configuration")
+        dev = DEVICES[device]
+        command = command.replace("--device auto", f"--device {device}")
     short = _shortfall(cells, dev)
     if short:
         fits = next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
@@ -348,8 +360,9 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
                         help=f"block to synthesise (repeatable; {', '.join(BLOCKS)}; default core)")
-    parser.add_argument("--device", choices=list(DEVICES), default="25k",
-                        help="ECP5 part (default 25k)")
+    parser.add_argument("--device", choices=["auto"] + list(DEVICES), default="auto",
+                        help="ECP5 part (default auto: the smallest of "
+                             f"{', '.join(DEVICES)} that the synthesised block fits)")
     parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
                         help="target clock for nextpnr (default 100); Fmax is reported either way")
     parser.add_argument("--small", action="store_true",
@@ -391,18 +404,13 @@ def run(args) -> int:
     out = Path(args.out)
     results = []
     for block in blocks:
-        from .gen import BlockUnavailable
-
         command = _command_line(args, block)
-        print(f"synthesising {block} ({label}) for {DEVICES[args.device]['part']} at {args.freq:g} MHz ...",
-              flush=True)
-        try:
-            results.append(synthesize(block, cfg, args.device, args.freq, out, label, command))
-        except BlockUnavailable as exc:
-            raise UserError(str(exc)) from None
+        part = "the smallest ECP5 part it fits" if args.device == "auto" else DEVICES[args.device]["part"]
+        print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
+        results.append(synthesize(block, cfg, args.device, args.freq, out, label, command))
         r = results[-1]
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
-        print(f"  {block}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
+        print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
               f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
     write_reports(results, out)
     print(render_table(results))

@@ -2,6 +2,9 @@
 
 The seed is derived from the test's node id (so a run is reproducible) unless MERCURY_SEED is set
 (to replay a failure: ``MERCURY_SEED=1234 make test ARGS='-k name'``).
+
+Tests that build or run a Verilog simulator (``tb/rtl/``, ``tb/sim/``) are marked ``slow``;
+``make test-fast`` deselects them (golden model and Amaranth-simulator tests only).
 """
 
 import os
@@ -13,6 +16,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs, rtl runner)
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+
+SLOW_DIRS = ("rtl", "sim")
+
+
+def pytest_collection_modifyitems(config, items):
+    tb = Path(__file__).resolve().parent
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(tb)
+        if rel.parts[0] in SLOW_DIRS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -15,18 +15,7 @@ from golden.cmd_compare import Difference, compare_files, compare_hitmaps
 from golden.hitmap_csv import HitmapFile, read_hitmap_csv, write_hitmap_csv
 from mercury_hw.cli import main
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "grp19"
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"seed fixtures not found at {FIXTURES}")
-
-# Every seed fixture: calls, V per call, L, final cumulative hits, final cumulative misses.
-KNOWN = {
-    "qf0.8/googlenet-hitmap-020.csv": (100, 1792, 12, 72908, 106292),
-    "qf0.8/googlenet-hitmap-050.csv": (100, 1792, 6, 89524, 89676),
-    "qf0.8/resnet101-hitmap-001.csv": (100, 5376, 180, 42, 537558),
-    "qf0.3/googlenet-hitmap-050.csv": (100, 1792, 3, 177408, 1792),
-    "qf0.3/resnet101-hitmap-001.csv": (100, 5376, 68, 1162, 536438),
-}
-ROW_SHAPE = "a row is N,C,H,W,V,L,cumulative_hits,cumulative_misses then exactly V bits"
+from seed_fixtures import FIXTURES, KNOWN, ROW_SHAPE
 
 
 def cli(capsys, *argv: str | Path) -> tuple[int, str, str]:

@@ -20,27 +20,15 @@ from golden.hitmap_csv import (
     write_hitmap_csv,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "grp19"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"seed fixtures not found at {FIXTURES}")
-
-# Every seed fixture: calls, V per call, L, final cumulative hits, final cumulative misses.
-KNOWN = {
-    "qf0.8/googlenet-hitmap-020.csv": (100, 1792, 12, 72908, 106292),
-    "qf0.8/googlenet-hitmap-050.csv": (100, 1792, 6, 89524, 89676),
-    "qf0.8/resnet101-hitmap-001.csv": (100, 5376, 180, 42, 537558),
-    "qf0.3/googlenet-hitmap-050.csv": (100, 1792, 3, 177408, 1792),
-    "qf0.3/resnet101-hitmap-001.csv": (100, 5376, 68, 1162, 536438),
-}
+from seed_fixtures import FIXTURES, KNOWN, ROW_SHAPE
 SHAPES = {"googlenet-hitmap-020.csv": (8, 16, 14, 14), "googlenet-hitmap-050.csv": (8, 32, 7, 7),
           "resnet101-hitmap-001.csv": (8, 3, 224, 224)}
-ROW_SHAPE = "a row is N,C,H,W,V,L,cumulative_hits,cumulative_misses then exactly V bits"
 
 
 def fixture_files() -> list[str]:
     return sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*.csv"))
 
 
-@needs_fixtures
 def test_known_table_lists_every_fixture():
     assert fixture_files() == sorted(KNOWN)
 
@@ -59,7 +47,6 @@ def _tiny_reader(path: Path) -> tuple[int, int, int, int, int]:
     return len(rows), int(rows[0][4]), int(rows[0][5]), hits, misses
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_read_fixture_known_counts(name):
     path = FIXTURES / name
@@ -77,7 +64,6 @@ def test_read_fixture_known_counts(name):
     assert f.rows[0].cumulative_hits == 0 and f.rows[0].cumulative_misses == v  # cold cache
 
 
-@needs_fixtures
 def test_read_all_fixtures_is_fast():
     start = time.perf_counter()
     for name in KNOWN:
@@ -85,7 +71,6 @@ def test_read_all_fixtures_is_fast():
     assert time.perf_counter() - start < 1.0
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_writer_round_trip_is_byte_identical(name, tmp_path):
     original = (FIXTURES / name).read_bytes()

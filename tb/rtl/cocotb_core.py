@@ -11,16 +11,12 @@ checked exactly as it arrives; at the end: nothing extra, every counter exact, `
 from its first beat to its last.
 """
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import Queue, Sink, Source, reset, step
-from rtl.runner import config_from_env, seed_from_env
+from rtl.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
 
 ENV_STIM = "MERCURY_CORE_STIM"
 COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
@@ -120,11 +116,4 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
 @cocotb.test()
 async def core_layers(dut):
     """Every run of the stimulus file, each after a reset."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    cfg = config_from_env()
-    rng = random.Random(seed_from_env())
-    with open(os.environ[ENV_STIM]) as f:
-        runs = json.load(f)
-    assert runs, "empty stimulus"
-    for stim in runs:
-        await run(dut, cfg, stim, rng)
+    await run_stimulus(dut, ENV_STIM, run)

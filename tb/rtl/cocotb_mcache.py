@@ -8,29 +8,15 @@ with seeded random valid/ready stalls, checks every response exactly (and the on
 in runs without stalls), then the hit/miss counters, and ends with a completion check.
 """
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from mercury_hw import layouts
-from rtl.runner import config_from_env, seed_from_env
+from rtl.cocotb_streams import reset, run_stimulus
 
 ENV_STIM = "MERCURY_MCACHE_STIM"
-
-
-async def reset(dut):
-    dut.rst.value = 1
-    dut.requests__valid.value = 0
-    dut.requests__payload.value = 0
-    dut.responses__ready.value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 async def run(dut, cfg, stim: dict, rng: random.Random):
@@ -40,7 +26,7 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
     p_in, p_out = stim["p_in_stall"], stim["p_out_stall"]
     latency = stim.get("latency")
     limit = 50 + int(3 * len(requests) * (1 / (1 - p_in) + 1 / (1 - p_out)))
-    await reset(dut)
+    await reset(dut, [dut.requests__valid, dut.requests__payload, dut.responses__ready])
     i = cycle = got = 0
     valid = False
     in_cycle = []
@@ -88,11 +74,4 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
 @cocotb.test()
 async def mcache_streams(dut):
     """Every run of the stimulus file, each after a reset."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    cfg = config_from_env()
-    rng = random.Random(seed_from_env())
-    with open(os.environ[ENV_STIM]) as f:
-        runs = json.load(f)
-    assert runs, "empty stimulus"
-    for stim in runs:
-        await run(dut, cfg, stim, rng)
+    await run_stimulus(dut, ENV_STIM, run)

@@ -7,16 +7,12 @@ them as JSON through ``MERCURY_PE_ARRAY_STIM``. Each run, after a reset, drives 
 exactly, and ends with a completion check (nothing extra, ``busy`` low).
 """
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import Queue, Sink, Source, reset, step
-from rtl.runner import config_from_env, seed_from_env
+from rtl.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
 
 ENV_STIM = "MERCURY_PE_ARRAY_STIM"
 
@@ -52,11 +48,4 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
 @cocotb.test()
 async def pe_array_layers(dut):
     """Every run of the stimulus file, each after a reset."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    cfg = config_from_env()
-    rng = random.Random(seed_from_env())
-    with open(os.environ[ENV_STIM]) as f:
-        runs = json.load(f)
-    assert runs, "empty stimulus"
-    for stim in runs:
-        await run(dut, cfg, stim, rng)
+    await run_stimulus(dut, ENV_STIM, run)

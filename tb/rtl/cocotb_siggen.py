@@ -7,30 +7,15 @@ through ``MERCURY_SIGGEN_STIM``. Each run drives the ``vectors`` stream and take
 optionally the fixed latency, and ends with a completion check.
 """
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from mercury_hw import layouts
-from rtl.runner import config_from_env, seed_from_env
+from rtl.cocotb_streams import reset, run_stimulus
 
 ENV_STIM = "MERCURY_SIGGEN_STIM"
-
-
-async def reset(dut):
-    dut.rst.value = 1
-    dut.vectors__valid.value = 0
-    dut.vectors__payload.value = 0
-    dut.length.value = 0
-    dut.signatures__ready.value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 async def run(dut, cfg, stim: dict, rng: random.Random):
@@ -40,7 +25,7 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
     p_in, p_out = stim["p_in_stall"], stim["p_out_stall"]
     latency = stim.get("latency")  # checked when given (runs without stalls)
     limit = 50 + int(3 * len(beats) / (1 - p_in) + 3 * len(expected) / (1 - p_out))
-    await reset(dut)
+    await reset(dut, [dut.vectors__valid, dut.vectors__payload, dut.length, dut.signatures__ready])
     i = cycle = 0
     valid = False
     got = 0
@@ -92,11 +77,4 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
 @cocotb.test()
 async def siggen_streams(dut):
     """Every run of the stimulus file, each after a reset."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    cfg = config_from_env()
-    rng = random.Random(seed_from_env())
-    with open(os.environ[ENV_STIM]) as f:
-        runs = json.load(f)
-    assert runs, "empty stimulus"
-    for stim in runs:
-        await run(dut, cfg, stim, rng)
+    await run_stimulus(dut, ENV_STIM, run)

@@ -10,9 +10,15 @@ rising edge. Torch never enters this process.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 
+import cocotb
+from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from rtl.runner import config_from_env, seed_from_env
 
 
 class Queue:
@@ -106,3 +112,17 @@ async def step(clk, streams, cycle: int):
         s.sample(cycle)
     await RisingEdge(clk)
     await FallingEdge(clk)
+
+
+async def run_stimulus(dut, env_stim: str, run) -> None:
+    """The body of every block's cocotb test: start a 10 ns clock, read the configuration and
+    seed from the environment and the runs from the JSON file named by ``env_stim``, then
+    ``await run(dut, cfg, stim, rng)`` for each run (each run resets the block itself)."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cfg = config_from_env()
+    rng = random.Random(seed_from_env())
+    with open(os.environ[env_stim]) as f:
+        runs = json.load(f)
+    assert runs, f"empty stimulus in {os.environ[env_stim]}"
+    for stim in runs:
+        await run(dut, cfg, stim, rng)

@@ -12,17 +12,9 @@ from rtl.runner import REPO
 LINT_CONFIGS = ("default", "direct")
 
 
-def _require(block: str) -> None:
-    try:
-        gen.load_block(block)
-    except gen.BlockUnavailable as exc:
-        pytest.skip(f"{exc} (skipped until it exists)")
-
-
 @pytest.mark.parametrize("cfg_name", LINT_CONFIGS)
 @pytest.mark.parametrize("block", list(gen.BLOCKS))
 def test_block_lints_clean(block, cfg_name):
-    _require(block)
     cfg = CONFIGS[cfg_name]
     result = lint.lint_block(block, cfg, REPO / "build" / "lint" / cfg.name)
     unwaived = "\n".join(w.text for w in result.unwaived)
