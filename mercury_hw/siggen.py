@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 from .config import MercuryConfig
 from .lfsr import leap_masks, lfsr_state0, sequence_masks
+from .pe import tree_sum
 
 __all__ = ["SignatureGenerator"]
 
@@ -22,17 +23,6 @@ def _parity(window, mask: int):
     if not bits:
         return Const(0, 1)
     return Cat(*bits).xor()
-
-
-def _tree_sum(terms):
-    """Balanced adder tree (log2 depth); each level widens by one bit, so the sum is exact."""
-    terms = list(terms)
-    while len(terms) > 1:
-        paired = [a + b for a, b in zip(terms[0::2], terms[1::2])]
-        if len(terms) % 2:
-            paired.append(terms[-1])
-        terms = paired
-    return terms[0]
 
 
 class SignatureGenerator(wiring.Component):
@@ -174,7 +164,7 @@ class SignatureGenerator(wiring.Component):
         sums = [Signal(signed((P * 128).bit_length() + 1), name=f"sum{j}") for j in range(S)]
         for j in range(S):
             terms = [Mux(dirs[p * S + j], -data[p], data[p]) for p in range(P)]
-            m.d.sync += sums[j].eq(_tree_sum(terms))
+            m.d.sync += sums[j].eq(tree_sum(terms))
         return ctl, sums
 
     def _stage2_accumulate(self, m, ctl, sums):
