@@ -13,6 +13,19 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: one profile for CI and `make test`. Derandomized (hypothesis derives its
+# examples from each test's own source, so every run draws the same examples) and no example
+# database (nothing from an earlier run changes the next one). A failure therefore replays by
+# running the same test again; hypothesis prints the falsifying example. HYPOTHESIS_PROFILE=explore
+# draws fresh random examples (printing the seed, replayable with --hypothesis-seed=N) for hunting.
+settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", derandomize=False, database=None, print_blob=True,
+                          deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs, rtl runner)
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
