@@ -22,7 +22,8 @@ class ConfigError(ValueError):
     """An invalid configuration value. The message names the field and the allowed values."""
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
+    """ceil(a / b) for integers, b > 0 (the one home of this rounding; spec 9.4's c(L), tiles)."""
     return -(-a // b)
 
 
@@ -141,7 +142,7 @@ class MercuryConfig:
     @property
     def max_beats(self) -> int:
         """Beats of the longest vector, ceil(max_len / lanes)."""
-        return _ceil_div(self.max_len, self.lanes)
+        return ceil_div(self.max_len, self.lanes)
 
     @property
     def len_bits(self) -> int:
@@ -162,6 +163,19 @@ class MercuryConfig:
     def acc_width_needed(self) -> int:
         """Signed width of an exact dot product of max_len int8 x int8 products (each <= 2**14)."""
         return _signed_bits_for(self.max_len * (1 << 14))
+
+    # -- derived run-time quantities (docs/spec.md 9.4) -------------------------------------------
+    def beats(self, length: int) -> int:
+        """c(L): beats (= cycles of a computed vector) of a vector of ``length`` elements, at least 1."""
+        return max(1, ceil_div(length, self.lanes))
+
+    def tiles(self, k: int) -> int:
+        """Output-channel tiles of a layer with ``k`` output channels, ceil(K / M)."""
+        return ceil_div(k, self.pes)
+
+    def blocks(self, vectors: int) -> int:
+        """Flush blocks of a layer of ``vectors`` vectors, ceil(V / B) (B = max_vectors)."""
+        return ceil_div(vectors, self.max_vectors)
 
     # -- conversions ------------------------------------------------------------------------------
     def golden_kwargs(self) -> dict:
