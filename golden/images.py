@@ -27,6 +27,7 @@ orientation is not applied (neither does torchvision).
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,7 @@ __all__ = [
     "BUNDLED",
     "CROP",
     "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
     "MEAN",
     "RESIZE",
     "STD",
@@ -62,6 +64,10 @@ STD = (0.229, 0.224, 0.225)
 """ImageNet per-channel standard deviation (RGB) divided by."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 """File name endings :func:`load_dir` reads (any letter case)."""
+MAX_PIXELS = 64 * 1024 * 1024
+"""Largest declared image size (width x height) :func:`load_dir` decodes: 64 Mpixel (an 8192 x
+8192 photograph), below Pillow's own decompression-bomb warning (89 Mpixel), so a file whose
+header declares a huge size is refused before any pixel is decoded."""
 
 
 def _skimage(function: str) -> Callable[[], np.ndarray]:
@@ -286,7 +292,14 @@ def _read_image(file: Path) -> np.ndarray:
     if file.stat().st_size == 0:
         raise UserError(f"image file {str(file)!r} is empty; allowed: a JPEG or PNG image")
     try:
-        with Image.open(file) as pil:
+        with warnings.catch_warnings(), Image.open(file) as pil:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            width, height = pil.size
+            if width * height > MAX_PIXELS:
+                raise UserError(
+                    f"image file {str(file)!r} declares {width} x {height} pixels, more than the "
+                    f"{MAX_PIXELS:,} allowed (a decompression bomb or a huge image); allowed: a "
+                    f"JPEG or PNG image of at most {MAX_PIXELS:,} pixels")
             pil.load()
             if pil.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
                 gray16 = np.asarray(pil, dtype=np.uint16)
@@ -296,6 +309,11 @@ def _read_image(file: Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise UserError(f"image file {str(file)!r} is not a decodable image (unknown format); "
                         f"allowed: a JPEG or PNG image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # raised by Image.open
+        raise UserError(
+            f"image file {str(file)!r} declares more than {MAX_PIXELS:,} pixels (a decompression "
+            f"bomb or a huge image); allowed: a JPEG or PNG image of at most {MAX_PIXELS:,} "
+            f"pixels") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"image file {str(file)!r} is not a decodable image ({reason}); "

@@ -416,7 +416,7 @@ def load_weights(model: nn.Module, path: str | Path, name: str = "the model") ->
     ------
     UserError
         One line: missing file, not a torch checkpoint, no state_dict inside, missing or
-        unexpected keys (the first few named, then a count), or a shape mismatch.
+        unexpected keys (the first few named, then a count), a shape mismatch, or nan/inf values.
     """
     path = Path(path)
     if path.is_dir():
@@ -438,6 +438,7 @@ def load_weights(model: nn.Module, path: str | Path, name: str = "the model") ->
         ) from None
     state = _find_state_dict(obj, path)
     _check_keys_and_shapes(model, state, path, name)
+    _check_finite(state, path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # what the pre-check cannot see (e.g. versioned BN metadata)
@@ -504,6 +505,16 @@ def _check_keys_and_shapes(
             )
     if parts:
         raise UserError(f"weights file {str(path)!r} does not match {name}: {'; '.join(parts)}")
+
+
+def _check_finite(state: dict[str, Tensor], path: Path) -> None:
+    """Refuse nan/inf in floating tensors: they would silently poison every later layer."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(
+            f"weights file {str(path)!r} holds nan or inf values in {_sample(bad)}; "
+            f"allowed: finite weights"
+        )
 
 
 def _sample(keys: list[str], shown: int = 3) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +189,24 @@ def test_load_dir_only_decodes_used_files(tmp_path):
         gi.load_dir(tmp_path)
 
 
+# Declared sizes: past Pillow's refusal (2 x 89 Mpixel), past our limit only, past Pillow's warning.
+_DECLARED_SIZE = {"bomb_png": (100_000, 100_000), "huge_png": (9000, 8000),
+                  "pillow_warns_png": (10_000, 9_500)}
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width x height`` RGB pixels but holds almost no data (a bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
 @pytest.mark.parametrize("kind", ["missing", "file", "empty_dir", "no_images", "empty_file",
-                                  "text_png", "truncated_png"])
+                                  "text_png", "truncated_png", "bomb_png", "huge_png",
+                                  "pillow_warns_png"])
 def test_load_dir_errors(kind, tmp_path):
     target = tmp_path / "imgs"
     bad = target / "x.png"
@@ -206,6 +224,8 @@ def test_load_dir_errors(kind, tmp_path):
     elif kind == "truncated_png":
         Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 100).save(bad)
         bad.write_bytes(bad.read_bytes()[:60])
+    elif kind in _DECLARED_SIZE:
+        bad.write_bytes(_png_header_only(*_DECLARED_SIZE[kind]))
     with pytest.raises(UserError) as excinfo:
         gi.load_dir(target)
     message = _one_line_error(excinfo)
@@ -218,6 +238,9 @@ def test_load_dir_errors(kind, tmp_path):
         "empty_file": f"image file {str(bad)!r} is empty",
         "text_png": f"image file {str(bad)!r} is not a decodable image",
         "truncated_png": f"image file {str(bad)!r} is not a decodable image",
+        "bomb_png": f"image file {str(bad)!r} declares more than 67,108,864 pixels",
+        "huge_png": f"image file {str(bad)!r} declares 9000 x 8000 pixels, more than the 67,108,864",
+        "pillow_warns_png": f"image file {str(bad)!r} declares more than 67,108,864 pixels",
     }[kind]
     assert message.startswith(expected)
     assert "allowed" in message or "give a directory" in message

@@ -385,3 +385,17 @@ def test_weights_bad_file(kind, tmp_path):
                 "text": "not a torch checkpoint", "pickle": "not a torch checkpoint",
                 "tensor": "holds no state_dict", "no_tensors": "is not a state_dict"}[kind]
     assert expected in message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_weights_not_finite(value, r18, tmp_path):
+    state = dict(r18.state_dict())
+    state["layer2.0.conv1.weight"] = state["layer2.0.conv1.weight"].clone()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = value
+    path = _save(state, tmp_path / "nan.pth")
+    with pytest.raises(UserError) as excinfo:
+        gm.build_model("resnet18", weights=path)
+    assert _one_line_error(excinfo) == (
+        f"weights file {str(path)!r} holds nan or inf values in layer2.0.conv1.weight; "
+        "allowed: finite weights"
+    )
