@@ -16,6 +16,10 @@ from dataclasses import dataclass, fields
 
 ELEM_WIDTH = 8  # int8 activations and weights (docs/spec.md, section 2)
 POLICIES = ("lru", "fifo")
+MAX_ENTRIES = 4096
+"""Largest MCACHE (sets x ways). The result buffer holds entries x pes accumulators (4096 x 8 x
+32 bits = 1 Mbit at the defaults, a third of an LFE5U-85F's block RAM); beyond this the design
+neither fits an FPGA nor elaborates in reasonable time."""
 
 
 class ConfigError(ValueError):
@@ -95,6 +99,10 @@ class MercuryConfig:
                 f"sets must be at most 2**(sig_bits-1) = {1 << (self.sig_bits - 1)} so that a tag "
                 f"keeps at least one bit, not {self.sets}")
         self._check_range("ways", 1, 16)
+        if self.entries > MAX_ENTRIES:
+            raise ConfigError(
+                f"sets x ways must be at most {MAX_ENTRIES} MCACHE entries, not {self.sets} x "
+                f"{self.ways} = {self.entries}")
         if self.policy not in POLICIES:
             raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
         self._check_range("pes", 1, 64)

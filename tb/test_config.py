@@ -75,8 +75,9 @@ def test_every_field_is_validated():
 
 def test_other_bounds():
     assert MercuryConfig(sets=1).sets == 1
-    assert MercuryConfig(sig_bits=16, sets=1 << 15).tag_bits == 1  # largest legal sets
-    assert MercuryConfig(sig_bits=64, sets=1 << 20).set_bits == 20
+    assert MercuryConfig(sig_bits=13, sets=1 << 12, ways=1).tag_bits == 1  # largest legal sets
+    assert MercuryConfig(sig_bits=64, sets=1 << 12, ways=1).set_bits == 12
+    assert MercuryConfig(sets=256, ways=16).entries == 4096  # largest MCACHE
     assert MercuryConfig(acc_width=28).acc_width == 28 and MercuryConfig(acc_width=64).acc_width == 64
     assert MercuryConfig(max_len=65535).acc_width_needed == 31  # 65535 * 2**14 < 2**30
     assert MercuryConfig(seed=0).seed == 0 and MercuryConfig(seed=(1 << 64) - 1).seed == (1 << 64) - 1
@@ -187,6 +188,11 @@ def test_cli_good_flags_write(tmp_path, capsys):
     (["--policy", "plru"], "policy must be one of lru, fifo, not 'plru'"),
     (["--acc-width", "8"], "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 8"),
     (["--seed", "-1"], "seed must be between 0 and 2**64-1, not -1"),
+    (["--seed", str(1 << 64)], f"seed must be between 0 and 2**64-1, not {1 << 64}"),
+    (["--sig-bits", "64", "--sets", str(1 << 40), "--ways", "16"],
+     f"sets x ways must be at most 4096 MCACHE entries, not {1 << 40} x 16 = {1 << 44}"),
+    (["--sets", "512", "--ways", "16"],
+     "sets x ways must be at most 4096 MCACHE entries, not 512 x 16 = 8192"),
     (["--max-vectors", "0x100001"], "max_vectors must be between 1 and 1048576, not 1048577"),
 ], ids=lambda v: "_".join(v).lstrip("-") if isinstance(v, list) else "")
 def test_cli_bad_values_exit_2(tmp_path, capsys, flags, message):
