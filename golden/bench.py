@@ -1,9 +1,10 @@
 """Cost of recording hitmaps, relative to the plain float32 forward pass, measured on this machine.
 
-Two figures (``sim/bench.py`` calls :func:`run` and writes them to BENCHMARKS.md):
+Two figures (``mercury-hw bench``, ``sim/bench.py``, calls :func:`run` and writes them to
+BENCHMARKS.md):
 
 - ``hw``: resnet18, one 224 x 224 image. Plain forward vs the forward with ``hw``-mode hitmaps of
-  every Conv2d (window vectors, default ``MercuryConfig``: quantize each input, unfold, sign, run
+  every Conv2d (window vectors, the given parameters: quantize each input, unfold, sign, run
   the MCACHE, format the CSV row). Target ratio <= 3.
 - ``grp19``: resnet18, batch of 8 images. Plain forward vs the forward with ``grp19``-mode hitmaps
   of every Conv2d (qf 0.8, capacity 150). Target ratio <= 2.
@@ -52,7 +53,7 @@ def _load() -> list[float] | None:
 
 
 def _compare(model, convs, images, *, mode: str, repeats: int, warmup: int, golden_kwargs: dict) -> dict:
-    from golden.cmd_hitmaps import HitmapRecorder
+    from golden.hitmaps import HitmapRecorder
     from golden.hitmap_csv import format_row
 
     sink: list[int] = []
@@ -88,19 +89,20 @@ def _compare(model, convs, images, *, mode: str, repeats: int, warmup: int, gold
             "forward_samples": t_plain, "hitmaps_samples": t_rec}
 
 
-def run(repeats: int = 7, warmup: int = 2, model_name: str = "resnet18") -> dict:
+def run(golden_kwargs: dict, repeats: int = 7, warmup: int = 2, model_name: str = "resnet18") -> dict:
     """Measure both figures; returns ``{"machine": ..., "hw": {...}, "grp19": {...}}``.
+
+    ``golden_kwargs``: sig_bits, seed, sets, ways, policy, block (``MercuryConfig.golden_kwargs()``).
 
     Each figure holds ``forward_s`` and ``hitmaps_s`` (medians, seconds), ``ratio``, ``target``,
     ``ok`` (ratio <= target), the raw samples, and the vectors looked up per recorded run.
     """
-    from golden.cmd_hitmaps import build
     from golden.images import load_bundled
-    from mercury_hw.config import MercuryConfig
+    from golden.network import build
 
     model, convs = build(model_name, None, 0)
     images, _ = load_bundled(8)
-    kw = MercuryConfig().golden_kwargs()
+    kw = dict(golden_kwargs)
     result = {"machine": machine(), "model": model_name, "repeats": repeats, "warmup": warmup,
               "hw": _compare(model, convs, images[:1], mode="hw", repeats=repeats, warmup=warmup, golden_kwargs=kw),
               "grp19": _compare(model, convs, images, mode="grp19", repeats=repeats, warmup=warmup,
@@ -108,13 +110,3 @@ def run(repeats: int = 7, warmup: int = 2, model_name: str = "resnet18") -> dict
     result["machine"]["load_average_after"] = _load()
     return result
 
-
-if __name__ == "__main__":
-    import json
-
-    result = run()
-    for key in ("hw", "grp19"):
-        r = result[key]
-        print(f"{key:6s} forward {r['forward_s']:.3f} s  hitmaps {r['hitmaps_s']:.3f} s  ratio {r['ratio']:.2f} "
-              f"(target <= {r['target']:g}) {'ok' if r['ok'] else 'MISSED'}  best-run ratio {r['ratio_best']:.2f}")
-    print(json.dumps(result["machine"]))

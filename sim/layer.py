@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from mercury_hw.config import MercuryConfig
+from mercury_hw.host import padded_vectors, weight_tiles
 
 from .build import SimBuild
 
@@ -62,30 +63,16 @@ class LayerRun:
     extra: dict = field(default_factory=dict)
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def write_inputs(folder: Path, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray) -> tuple[Path, Path]:
     """Write the beat-aligned vector and weight files the harness reads (see ``sim/harness.v``).
 
     ``x``: (V, L) int8 vectors; ``w``: (K, L) int8 weight matrix.
     """
-    v, length = x.shape
-    k = w.shape[0]
-    p, m = cfg.lanes, cfg.pes
-    c = _ceil_div(length, p)
-    t = _ceil_div(k, m)
     folder.mkdir(parents=True, exist_ok=True)
-    vec = np.zeros((v, c * p), dtype=np.int8)
-    vec[:, :length] = x
-    wp = np.zeros((t * m, c * p), dtype=np.int8)
-    wp[:k, :length] = w
-    # tile t, beat b, PE m, lane p: payload data[m][p] at bits (m*P + p)*8 of beat b of tile t
-    wbeats = wp.reshape(t, m, c, p).transpose(0, 2, 1, 3)
     vpath, wpath = folder / "vectors.bin", folder / "weights.bin"
-    vec.tofile(vpath)
-    np.ascontiguousarray(wbeats).tofile(wpath)
+    padded_vectors(cfg, np.asarray(x, dtype=np.int8)).tofile(vpath)
+    # tile t, beat b, PE m, lane p: payload data[m][p] at bits (m*P + p)*8 of beat b of tile t
+    np.ascontiguousarray(weight_tiles(cfg, np.asarray(w, dtype=np.int8))).tofile(wpath)
     return vpath, wpath
 
 
@@ -116,7 +103,7 @@ def _read_results(path: Path, m: int) -> np.ndarray:
 def assemble(rows: np.ndarray, v: int, k: int, cfg: MercuryConfig):
     """Result beats in pass order (block, tile, vector) -> hit (T, V), entry (T, V), data (V, K)."""
     m, b = cfg.pes, cfg.max_vectors
-    t = _ceil_div(k, m)
+    t = cfg.tiles(k)
     if rows.shape[0] != t * v:
         raise SimError(f"{rows.shape[0]} result beats, expected {t * v} (T={t} x V={v})")
     hit = np.empty((t, v), dtype=np.int64)
@@ -159,7 +146,7 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
     t0 = time.monotonic()
     cmd = sim.command(plus)
     tail: list[str] = []
-    t = _ceil_div(k, cfg.pes)
+    t = cfg.tiles(k)
     done_before = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=folder, bufsize=1) as proc:

@@ -1,7 +1,7 @@
 """``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and compare
 its hitmaps and every output with the golden model.
 
-1. The golden model (``golden.cmd_dump.dump_layers``) writes, per conv layer, its quantized input
+1. The golden model (``golden.dump.dump_layers``) writes, per conv layer, its quantized input
    vectors, weights, golden hitmap (seed CSV format) and golden outputs with and without reuse
    into ``OUT/golden/`` (docs/spec.md section 10).
 2. The behavioural harness ``sim/harness.v`` drives the generated ``mercury_core`` as the host of
@@ -9,7 +9,7 @@ its hitmaps and every output with the golden model.
    per block and tile, weights then the command then the vectors (replay passes only the vectors
    the RTL's own signature pass reported as misses); then the reuse-disabled baseline.
 3. Python writes the RTL hitmaps (``OUT/rtl/hitmap-NNN.csv``, same format), compares them bit for
-   bit with the golden ones (``golden.cmd_compare.compare_hitmaps``), then every MCACHE entry,
+   bit with the golden ones (``golden.compare.compare_hitmaps``), then every MCACHE entry,
    every output with reuse (vs ``NNN.acc.i64``) and of the baseline (vs ``NNN.base.i64``), and
    the hit/entry fields of every replay and baseline pass.
 4. ``OUT/report.md``, ``report.json`` and ``report.png``: per layer V, L, hit rate, RTL cycles
@@ -18,11 +18,11 @@ its hitmaps and every output with the golden model.
 
 A mismatch exits 1 with one line naming the first differing layer, vector, field and both values;
 both hitmaps stay on disk for ``mercury-hw compare OUT/golden OUT/rtl``. See docs/replay.md.
+:func:`replay` is the whole flow; ``mercury_cli.sim`` is the command.
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
 import json
 import os
@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from golden.errors import UserError
+from golden.outdir import MANIFEST, check_replaceable, mark
 from mercury_hw.config import MercuryConfig
 
 from .build import SIMULATORS
 
-__all__ = ["DEFAULT_LIMIT", "ICARUS_LAYERS", "Mismatch", "add_arguments", "run", "replay",
-           "compare_layer", "load_golden_layer"]
+__all__ = ["DEFAULT_LIMIT", "ICARUS_LAYERS", "MAX_STALL", "Mismatch", "replay", "compare_layer",
+           "load_golden_layer"]
 
 #: Vectors per layer by default (--full: all). Verilator: every conv layer of ResNet-18, so the
 #: whole default run (build included) fits in 3 minutes on 2 cores; the deep layers (49..196
@@ -49,7 +50,7 @@ DEFAULT_LIMIT = {"verilator": 256, "icarus": 32}
 #: Icarus (about 500x slower than Verilator on the default core: some 3000 cycles/s) replays
 #: three layers by default: the 7x7 stem conv1, the first 3x3 conv and the first 1x1 downsample.
 ICARUS_LAYERS = "1,2,6"
-MARKER = ".mercury-hw-sim"
+MAX_STALL = 90  # percent
 
 
 @dataclass(frozen=True)
@@ -69,64 +70,6 @@ class Mismatch:
         return (f"mismatch: layer {self.layer} ({self.name}) vector {self.vector}: {self.field} is "
                 f"{self.rtl} in the RTL, {self.golden} in the golden model ({self.count} differing "
                 f"value{'' if self.count == 1 else 's'} in this layer); hitmaps: {g} {r}")
-
-
-# ------------------------------------------------------------------------------------------------
-# Arguments
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mercury_hw.config import add_config_arguments
-
-    parser.epilog = (f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
-                     f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
-                     f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
-                     f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
-                     f"or RTL failure (one line names layer, vector, field and both values), 2 bad input. "
-                     f"See docs/replay.md.")
-    parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
-                        help="simulator (default verilator; icarus is about 500x slower and by default "
-                             f"replays layers {ICARUS_LAYERS} with {DEFAULT_LIMIT['icarus']} vectors each)")
-    parser.add_argument("--model", default="resnet18", metavar="NAME",
-                        help="resnet18 (default), resnet34, resnet50 or resnet101")
-    parser.add_argument("--weights", type=Path, metavar="FILE.pth",
-                        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)")
-    parser.add_argument("--model-seed", type=_int0, default=0, metavar="N",
-                        help="seed of the random weights (default 0)")
-    parser.add_argument("--images", type=Path, metavar="DIR",
-                        help="directory of JPEG/PNG images; default: the bundled photos")
-    parser.add_argument("--batch", type=_int0, default=1, metavar="N",
-                        help="images in the replayed forward call (default 1)")
-    parser.add_argument("--vectors", choices=("row", "window"), default="window",
-                        help="vector formation: window (im2col, the real convolution; default) or row")
-    parser.add_argument("--layers", metavar="LIST",
-                        help="convs to replay: 1-based numbers, ranges 2-5 or names (layer1.0.conv1), "
-                             "comma separated; default every conv (icarus: " + ICARUS_LAYERS + ")")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--limit", type=_int0, metavar="N",
-                      help=f"replay the first N vectors of each layer (default {DEFAULT_LIMIT['verilator']} "
-                           f"with verilator, {DEFAULT_LIMIT['icarus']} with icarus)")
-    size.add_argument("--full", action="store_true",
-                      help="replay every vector of every selected layer (every layer unless --layers)")
-    parser.add_argument("--out", type=Path, default=Path("out/sim"), metavar="DIR",
-                        help="output folder (default out/sim): report.md/json/png, golden/, rtl/, work/")
-    parser.add_argument("--jobs", type=_int0, default=None, metavar="N",
-                        help="layers simulated in parallel (default: the CPU count)")
-    parser.add_argument("--stall", type=_int0, default=0, metavar="PCT",
-                        help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
-                             "the core sets the pace, as the cycle model assumes)")
-    parser.add_argument("--stall-seed", type=_int0, default=1, metavar="N", help="seed of the stalls (default 1)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match")
-    parser.add_argument("--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS)  # tests
-    group = parser.add_argument_group("hardware configuration (docs/spec.md, section 1)")
-    add_config_arguments(group)
-
-
-def _int0(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -203,21 +146,10 @@ def _write_rtl_hitmap(path: Path, golden_hm, hit: np.ndarray) -> None:
     atomic_write_bytes(path, format_row(row))
 
 
-# ------------------------------------------------------------------------------------------------
-# The command
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder; allowed: a new path or an earlier sim output")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise UserError(f"--out {out} is a non-empty folder that mercury-hw sim did not write; allowed: a "
-                        f"new path, an empty folder, or an earlier sim output folder")
-
-
 def _check_layers(model: str, layers: str | None, formation: str, cfg: MercuryConfig) -> None:
     """Refuse an unknown model or layer, or (window vectors) a layer longer than max_len, before
     anything slow runs. Cheap: the model is built without weights and without calibration."""
-    from golden.cmd_hitmaps import select_layers
+    from golden.network import select_layers
     from golden.models import build_model, conv_layers
 
     convs = conv_layers(build_model(model, calibrate=False))
@@ -231,93 +163,68 @@ def _check_layers(model: str, layers: str | None, formation: str, cfg: MercuryCo
                                 f"{cfg.max_len}; allowed: --max-len >= {length} (or other --layers)")
 
 
-def _parse_flip(text: str | None) -> tuple[str, int] | None:
-    if text is None:
-        return None
-    layer, _, vec = text.partition(":")
-    try:
-        return f"{int(layer):03d}", int(vec)
-    except ValueError:
-        raise UserError(f"--inject-hit-flip must be LAYER:VECTOR (numbers), not {text!r}") from None
 
+# ------------------------------------------------------------------------------------------------
+# The flow
 
-def run(args: argparse.Namespace) -> int:
-    from mercury_hw.config import config_from_args
+def _resolve(simulator: str, *, limit, full: bool, layers, jobs, stall: int, batch: int, formation: str,
+             images, weights) -> tuple[int | None, str | None, int]:
+    """Check the arguments that need nothing slow; the effective (limit, layers, jobs)."""
+    from golden.network import FORMATIONS
 
-    cfg = config_from_args(args)
-    return replay(cfg, simulator=args.sim, model=args.model, weights=args.weights,
-                  model_seed=args.model_seed, images=args.images, batch=args.batch,
-                  formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
-                  out=args.out, jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
-                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip),
-                  command=" ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"]
-                  else None)
-
-
-def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "resnet18", weights=None,
-           model_seed: int = 0, images=None, batch: int = 1, formation: str = "window",
-           layers: str | None = None, limit: int | None = None, full: bool = False,
-           out: Path = Path("out/sim"), jobs: int | None = None, stall: int = 0, stall_seed: int = 1,
-           keep: bool = False, flip: tuple[str, int] | None = None, command: str | None = None,
-           build_root: Path | None = None, progress: bool | None = None) -> int:
-    """The whole ``mercury-hw sim`` flow; returns the exit code (0 match, 1 mismatch or RTL failure)."""
-    from . import build as sbuild
-    from . import report
-
-    t_start = time.monotonic()
-    out = Path(out)
     if simulator not in SIMULATORS:
         raise UserError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1, not {limit}")
-    if not 0 <= stall <= 90:
-        raise UserError(f"--stall must be a percentage between 0 and 90, not {stall}")
+    if not 0 <= stall <= MAX_STALL:
+        raise UserError(f"--stall must be a percentage between 0 and {MAX_STALL}, not {stall}")
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be >= 1, not {jobs}")
     if batch < 1:
         raise UserError(f"--batch must be >= 1, not {batch}")
-    if formation not in ("row", "window"):
+    if formation not in FORMATIONS:
         raise UserError(f"--vectors must be row or window, not {formation!r}")
+    if images is not None and not Path(images).is_dir():
+        raise UserError(f"--images {images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files")
+    if weights is not None and not Path(weights).is_file():
+        raise UserError(f"--weights {weights}: no such file; allowed: a .pth state_dict file")
     if full:
         limit = None
     elif limit is None:
         limit = DEFAULT_LIMIT[simulator]
     if layers is None and simulator == "icarus" and not full:
         layers = ICARUS_LAYERS
-    jobs = jobs or os.cpu_count() or 1
-    if images is not None and not Path(images).is_dir():
-        raise UserError(f"--images {images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files")
-    if weights is not None and not Path(weights).is_file():
-        raise UserError(f"--weights {weights}: no such file; allowed: a .pth state_dict file")
-    _check_out(out)
-    # Validate the layer selection before anything slow (a typo must not cost a build).
-    _check_layers(model, layers, formation, cfg)
+    return limit, layers, jobs or os.cpu_count() or 1
 
+
+def _prepare_out(out: Path) -> None:
+    """Claim ``out`` (an earlier sim output or a new folder) and clear the previous results."""
+    check_replaceable(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by mercury-hw sim\n")
+    mark(out, "sim")
     (out / "rtl").mkdir(exist_ok=True)
     for old in (out / "rtl").glob("hitmap-*.csv"):
         old.unlink()
     for old in ("report.md", "report.json", "report.png"):
         (out / old).unlink(missing_ok=True)
-    show = sys.stderr.isatty() if progress is None else progress
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
-    # Build the simulator (a subprocess: C++ compile for Verilator) while the golden model runs.
+def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root, dump: dict):
+    """The golden dump into ``out/golden`` while the simulator builds in another thread (a C++
+    compile for Verilator); returns (metas, sim_build, golden_seconds)."""
+    from golden.dump import dump_layers
+
+    from . import build as sbuild
+
     pool = cf.ThreadPoolExecutor(max_workers=1)
     cancel = threading.Event()
     verilog = sbuild.core_verilog(cfg)          # Amaranth: in this thread (needs the GIL anyway)
     build_future = pool.submit(sbuild.build, simulator, cfg, verilog=verilog, build_root=build_root,
-                               log=log, cancel=cancel)
+                               log=_log, cancel=cancel)
     try:
         t_golden = time.monotonic()
-        from golden.cmd_dump import dump_layers
-
-        metas = dump_layers(model, formation=formation, layers=layers, limit=limit, config=cfg,
-                            images=images, batch=batch, weights=weights, model_seed=model_seed,
-                            out_dir=out / "golden")
+        metas = dump_layers(golden_kwargs=cfg.golden_kwargs(), hardware=cfg.to_dict(),
+                            out_dir=out / "golden", **dump)
         golden_seconds = time.monotonic() - t_golden
         sim_build = build_future.result()
     except BaseException:
@@ -325,20 +232,20 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         raise
     finally:
         pool.shutdown(wait=True)
-    build_seconds = sim_build.seconds
-    manifest = json.loads((out / "golden" / "manifest.json").read_text())
+    return metas, sim_build, golden_seconds
 
-    # Simulate the layers, largest first, `jobs` at a time.
+
+def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: dict, work: Path, *,
+                     jobs: int, stall: int, stall_seed: int, flip, show: bool):
+    """Run every layer through the RTL, largest first, ``jobs`` at a time; (results, failures)."""
     from tqdm import tqdm
 
     from .layer import SimError, run_layer
 
-    goldens = {m["layer"]: load_golden_layer(out / "golden", m) for m in metas}
-    total_vectors = sum(2 * m["V"] for m in metas)
-    bar_layers = tqdm(total=len(metas), desc=f"{simulator} layers", unit="layer", disable=not show,
-                      position=0, leave=True)
-    bar_vectors = tqdm(total=total_vectors, desc="vectors (reuse + baseline)", unit="vec",
-                       disable=not show, position=1, leave=True)
+    bar_layers = tqdm(total=len(metas), desc=f"{sim_build.simulator} layers", unit="layer",
+                      disable=not show, position=0, leave=True)
+    bar_vectors = tqdm(total=sum(2 * m["V"] for m in metas), desc="vectors (reuse + baseline)",
+                       unit="vec", disable=not show, position=1, leave=True)
     lock = threading.Lock()
 
     def advance(n: int) -> None:
@@ -346,46 +253,44 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
             bar_vectors.update(n)
 
     def simulate(meta: dict):
-        layer = meta["layer"]
-        g = goldens[layer]
-        t = -(-meta["K"] // cfg.pes)
+        layer, g = meta["layer"], goldens[meta["layer"]]
         flip_v = flip[1] if flip and flip[0] == layer else -1
-        res = run_layer(sim_build, cfg, g["vectors"], g["weights"], out / "work" / layer,
-                        stall=stall, stall_seed=stall_seed, flip_hit=flip_v,
-                        progress=advance if show else None,
-                        progress_every=max(1024, t * 256))
+        res = run_layer(sim_build, cfg, g["vectors"], g["weights"], work / layer, stall=stall,
+                        stall_seed=stall_seed, flip_hit=flip_v, progress=advance if show else None,
+                        progress_every=max(1024, cfg.tiles(meta["K"]) * 256))
         with lock:
             bar_layers.update(1)
         return res
 
     def cost(meta):
-        c = -(-meta["L"] // cfg.lanes)
-        return -(-meta["K"] // cfg.pes) * meta["V"] * c
+        return cfg.tiles(meta["K"]) * meta["V"] * cfg.beats(meta["L"])
 
-    t_sim = time.monotonic()
     results, failures = {}, {}
     with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
         futures = {ex.submit(simulate, m): m["layer"] for m in sorted(metas, key=cost, reverse=True)}
         for fut in cf.as_completed(futures):
-            layer = futures[fut]
             try:
-                results[layer] = fut.result()
+                results[futures[fut]] = fut.result()
             except SimError as exc:
-                failures[layer] = str(exc)
+                failures[futures[fut]] = str(exc)
     bar_vectors.close()
     bar_layers.close()
-    sim_seconds = time.monotonic() - t_sim
+    return results, failures
 
-    # Compare, layer by layer in order; write the RTL hitmaps.
-    from golden.cmd_compare import compare_hitmaps
 
-    mismatches: dict[str, Mismatch] = {}
+def _compare_layers(out: Path, metas: list[dict], goldens: dict, results: dict, keep: bool) -> dict:
+    """Write the RTL hitmaps, compare them and every output with the golden ones; the first
+    :class:`Mismatch` of each differing layer. The bulk files of matching layers are removed
+    unless ``keep``."""
+    from golden.compare import compare_hitmaps
+
     for meta in metas:
         layer = meta["layer"]
         if layer in results:
             _write_rtl_hitmap(out / "rtl" / f"hitmap-{layer}.csv", goldens[layer]["hitmap"], results[layer].hit)
     hitmap_result = compare_hitmaps(out / "golden", out / "rtl") if results else None
     hitmap_diff = {lc.layer: lc for lc in hitmap_result.layers} if hitmap_result else {}
+    mismatches: dict[str, Mismatch] = {}
     for meta in metas:
         layer = meta["layer"]
         if layer not in results:
@@ -403,7 +308,64 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         elif not keep:
             for f in ("vectors.bin", "weights.bin", "rtl.run0.txt", "rtl.run1.txt"):
                 (out / "work" / layer / f).unlink(missing_ok=True)
+    return mismatches
 
+
+def _verdict(out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows) -> int:
+    """Write the reports, print the table and the first problem; the exit code."""
+    from . import report
+
+    first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
+    first_fail = next(((m["layer"], failures[m["layer"]]) for m in metas if m["layer"] in failures), None)
+    info["verdict"] = ("match" if first is None and first_fail is None else
+                       "RTL failure" if first is None else "mismatch")
+    info["first_mismatch"] = first.__dict__ if first else None
+    print(report.write_reports(out, rows, info))
+    if first_fail is not None and (first is None or first_fail[0] < first.layer):
+        print(f"error: layer {first_fail[0]}: {first_fail[1]}", file=sys.stderr)
+        return 1
+    if first is not None:
+        print(first.line(out), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "resnet18", weights=None,
+           model_seed: int = 0, images=None, batch: int = 1, formation: str = "window",
+           layers: str | None = None, limit: int | None = None, full: bool = False,
+           out: Path = Path("out/sim"), jobs: int | None = None, stall: int = 0, stall_seed: int = 1,
+           keep: bool = False, flip: tuple[str, int] | None = None, command: str | None = None,
+           build_root: Path | None = None, progress: bool | None = None) -> int:
+    """The whole ``mercury-hw sim`` flow (module docstring); returns the exit code (0 match, 1
+    mismatch or RTL failure). A bad argument raises ``UserError`` before anything slow runs.
+
+    ``flip = (layer, vector)`` makes the harness flip that RTL hit bit (tests of the mismatch
+    report); ``progress`` (default: stderr is a terminal) shows tqdm bars.
+    """
+    from . import report
+
+    t_start = time.monotonic()
+    out = Path(out)
+    limit, layers, jobs = _resolve(simulator, limit=limit, full=full, layers=layers, jobs=jobs, stall=stall,
+                                   batch=batch, formation=formation, images=images, weights=weights)
+    check_replaceable(out)
+    _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
+    _prepare_out(out)
+    dump = dict(model_name=model, formation=formation, layers=layers, limit=limit, images=images,
+                batch=batch, weights=weights, model_seed=model_seed)
+    metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, out, build_root, dump)
+    manifest = json.loads((out / "golden" / MANIFEST).read_text())
+    goldens = {m["layer"]: load_golden_layer(out / "golden", m) for m in metas}
+    t_sim = time.monotonic()
+    results, failures = _simulate_layers(
+        sim_build, cfg, metas, goldens, out / "work", jobs=jobs, stall=stall, stall_seed=stall_seed,
+        flip=flip, show=sys.stderr.isatty() if progress is None else progress)
+    sim_seconds = time.monotonic() - t_sim
+    mismatches = _compare_layers(out, metas, goldens, results, keep)
     rows = [report.layer_row(meta, cfg, results.get(meta["layer"]), mismatches.get(meta["layer"]),
                              failures.get(meta["layer"])) for meta in metas]
     info = {
@@ -412,22 +374,9 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         "images": manifest.get("images"), "batch": batch, "formation": formation,
         "layers": layers or "all", "limit": limit, "full": full, "stall": stall,
         "config": cfg.to_dict(), "config_name": cfg.name,
-        "seconds": {"golden": round(golden_seconds, 2), "build": round(build_seconds, 2),
+        "seconds": {"golden": round(golden_seconds, 2), "build": round(sim_build.seconds, 2),
                     "built": sim_build.built, "simulation": round(sim_seconds, 2),
                     "total": round(time.monotonic() - t_start, 2)},
         "jobs": jobs, "build_folder": str(sim_build.folder),
     }
-    first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
-    first_fail = next(((m["layer"], failures[m["layer"]]) for m in metas if m["layer"] in failures), None)
-    info["verdict"] = ("match" if first is None and first_fail is None else
-                       "RTL failure" if first is None else "mismatch")
-    info["first_mismatch"] = first.__dict__ if first else None
-    text = report.write_reports(out, rows, info)
-    print(text)
-    if first_fail is not None and (first is None or first_fail[0] < first.layer):
-        print(f"error: layer {first_fail[0]}: {first_fail[1]}", file=sys.stderr)
-        return 1
-    if first is not None:
-        print(first.line(out), file=sys.stderr)
-        return 1
-    return 0
+    return _verdict(out, metas, mismatches, failures, info, rows)

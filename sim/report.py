@@ -32,8 +32,8 @@ def layer_row(meta: dict, cfg: MercuryConfig, run, mismatch=None, failure: str |
     from golden.hw import layer_ideal_cycles
 
     row = {"layer": meta["layer"], "name": meta["name"], "V": meta["V"], "V_total": meta.get("V_total"),
-           "L": meta["L"], "K": meta["K"], "tiles": -(-meta["K"] // cfg.pes),
-           "beats_per_vector": -(-meta["L"] // cfg.lanes), "golden_hits": meta["hits"]}
+           "L": meta["L"], "K": meta["K"], "tiles": cfg.tiles(meta["K"]),
+           "beats_per_vector": cfg.beats(meta["L"]), "golden_hits": meta["hits"]}
     if run is None:
         row.update(status="failed", error=failure)
         return row

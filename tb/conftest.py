@@ -3,7 +3,7 @@
 The seed is derived from the test's node id (so a run is reproducible) unless MERCURY_SEED is set
 (to replay a failure: ``MERCURY_SEED=1234 make test ARGS='-k name'``).
 
-Tests that build or run a Verilog simulator (``tb/rtl/``, ``tb/sim/``) are marked ``slow``;
+Tests that build or run a Verilog simulator (``tb/rtlsim/``, ``tb/sim/``) are marked ``slow``;
 ``make test-fast`` deselects them (golden model and Amaranth-simulator tests only).
 """
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 
-SLOW_DIRS = ("rtl", "sim")
+SLOW_DIRS = ("rtlsim", "sim")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,7 +2,8 @@
 
 Builds random layers whose vectors repeat (so MCACHE hits happen), cuts a layer call into the
 passes the host runs (for each block of ``max_vectors`` vectors, for each tile of M channels:
-load the tile's weights, send a command, send the pass's vectors), and states what the core
+load the tile's weights, send a command, send the pass's vectors; the beats themselves are
+packed by :mod:`mercury_hw.host`), and states what the core
 must answer, from the golden model (``golden.hw.reuse_layer``): every result beat exactly, and
 the counters. Used by the tier-1 tests (``tb/hw/test_pe_array.py``, ``tb/hw/test_core.py``) and
 by the tier-2 wrappers, which write the same plan as JSON for the cocotb process (torch stays
@@ -22,13 +23,10 @@ import random
 import torch
 
 from golden import hw as golden
-from mercury_hw.config import MercuryConfig
+from mercury_hw.config import MercuryConfig, ceil_div  # noqa: F401  (ceil_div: for the tests)
+from mercury_hw.host import vector_beats, weight_beats  # noqa: F401  (the one home of the packing)
 
 PASS_BASELINE, PASS_SIGNATURE, PASS_REPLAY = "baseline", "signature", "replay"
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def make_layer(cfg: MercuryConfig, rng: random.Random, v: int, length: int, k: int, *,
@@ -64,33 +62,6 @@ def make_layer(cfg: MercuryConfig, rng: random.Random, v: int, length: int, k: i
     return torch.tensor(rows, dtype=torch.int64), torch.tensor(weights, dtype=torch.int64)
 
 
-def vector_beats(cfg: MercuryConfig, x: list[int], rng: random.Random | None = None) -> list[list[int]]:
-    """The c(L) beats of one vector; lanes past L carry junk (``rng``) or 0."""
-    P = cfg.lanes
-    beats = []
-    for b in range(ceil_div(len(x), P)):
-        lane = list(x[b * P:(b + 1) * P])
-        lane += [rng.randint(-128, 127) if rng else 0 for _ in range(P - len(lane))]
-        beats.append(lane)
-    return beats
-
-
-def weight_beats(cfg: MercuryConfig, w: torch.Tensor, tile: int) -> list[dict]:
-    """Tile ``tile``'s c(L) weight beats ``{data[m][p], last}`` (0 beyond L or K)."""
-    P, M = cfg.lanes, cfg.pes
-    k, length = w.shape
-    wl = w.tolist()
-    beats = []
-    nb = ceil_div(length, P)
-    for b in range(nb):
-        rows = []
-        for mm in range(M):
-            ch = tile * M + mm
-            rows.append([wl[ch][b * P + p] if ch < k and b * P + p < length else 0 for p in range(P)])
-        beats.append({"data": rows, "last": int(b == nb - 1)})
-    return beats
-
-
 def layer_passes(cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool) -> list[dict]:
     """The passes of one layer call, in host order, with the golden answers.
 
@@ -107,7 +78,7 @@ def layer_passes(cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse:
     acc = res.acc.tolist()
     hit = res.trace.hit.tolist()
     entry = res.trace.entry.tolist()
-    tiles = ceil_div(k, M)
+    tiles = cfg.tiles(k)
     passes = []
     for b0 in range(0, v, cfg.max_vectors):
         b1 = min(v, b0 + cfg.max_vectors)

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from configs import CONFIGS
-from mercury_hw.cli import main
-from mercury_hw.config import (MercuryConfig, ConfigError, add_config_arguments, config_from_args)
+from mercury_cli.main import main
+from mercury_cli.args import add_config_arguments, config_from_args
+from mercury_hw.config import ConfigError, MercuryConfig
 
 FIELDS = [f.name for f in dataclasses.fields(MercuryConfig)]
 

@@ -1,4 +1,4 @@
-"""``mercury-hw dump-vectors`` / ``golden.cmd_dump.dump_layers``: files of spec section 10."""
+"""``mercury-hw dump-vectors`` / ``golden.dump.dump_layers``: files of spec section 10."""
 
 import json
 
@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from golden import hw
-from golden.cmd_dump import dump_layers
+from golden.dump import dump_layers
 from golden.hitmap_csv import read_hitmap_csv
-from mercury_hw.cli import main
+from mercury_cli.main import main
 from mercury_hw.config import MercuryConfig
 
 CFG = MercuryConfig(max_vectors=200)  # several flush blocks in a short prefix
+PARAMS = dict(golden_kwargs=CFG.golden_kwargs(), hardware=CFG.to_dict())
 
 
 def load(d, meta, key, dtype, shape):
@@ -24,7 +25,7 @@ def load(d, meta, key, dtype, shape):
 @pytest.fixture(scope="module")
 def dumped(tmp_path_factory):
     out = tmp_path_factory.mktemp("dump") / "d"
-    metas = dump_layers("resnet18", formation="window", layers="1,layer1.0.conv2,6", limit=700, config=CFG,
+    metas = dump_layers("resnet18", formation="window", layers="1,layer1.0.conv2,6", limit=700, **PARAMS,
                         out_dir=out)
     return out, metas
 
@@ -77,7 +78,7 @@ def test_dump_and_hitmaps_agree(dumped, tmp_path):
     """Two code paths (unfolded vectors + reuse_layer, and signatures_conv + cache_run) agree."""
     out, metas = dumped
     full = tmp_path / "full"
-    dump_layers("resnet18", layers="6", config=CFG, out_dir=full)
+    dump_layers("resnet18", layers="6", **PARAMS, out_dir=full)
     hm = tmp_path / "hm"
     assert main(["hitmaps", "--layers", "6", "--max-vectors", "200", "--out", str(hm)]) == 0
     assert (hm / "hitmap-006.csv").read_bytes() == (full / "hitmap-006.csv").read_bytes()

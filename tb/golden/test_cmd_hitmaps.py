@@ -6,7 +6,7 @@ import math
 import pytest
 
 from golden.hitmap_csv import read_hitmap_csv
-from mercury_hw.cli import main
+from mercury_cli.main import main
 
 
 def run_cli(*args) -> int:
@@ -127,21 +127,21 @@ def test_out_is_a_file_or_foreign_directory(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("keep me")
     assert run_cli("--layers", "1", "--out", f) == 2
-    assert "exists and is not a directory" in capsys.readouterr().err
+    assert "exists and is not a folder" in capsys.readouterr().err
     assert f.read_text() == "keep me"
     d = tmp_path / "mine"
     d.mkdir()
     (d / "notes.txt").write_text("mine")
     assert run_cli("--layers", "1", "--out", d) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "non-empty directory" in err
+    assert err.count("\n") == 1 and "non-empty folder" in err
     assert [p.name for p in d.iterdir()] == ["notes.txt"]
 
 
 def test_weights_file_gives_the_same_hitmaps(tmp_path):
     import torch
 
-    from golden.cmd_hitmaps import build
+    from golden.network import build
 
     model, _ = build("resnet18", None, 0)
     weights = tmp_path / "r18.pth"

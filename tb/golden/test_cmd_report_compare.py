@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.cmd_compare import Difference, compare_files, compare_hitmaps
+from golden.compare import Difference, compare_files, compare_hitmaps
 from golden.hitmap_csv import HitmapFile, read_hitmap_csv, write_hitmap_csv
-from mercury_hw.cli import main
+from mercury_cli.main import main
 
 from seed_fixtures import FIXTURES, KNOWN, ROW_SHAPE
 

@@ -15,7 +15,7 @@ import pytest
 
 from configs import CONFIGS
 from mercury_hw import gen
-from mercury_hw.cli import main
+from mercury_cli.main import main
 from mercury_hw.config import MercuryConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -45,7 +45,7 @@ def _config_flags(cfg: MercuryConfig) -> list[str]:
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, AMARANTH_USE_YOSYS="builtin")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run([sys.executable, "-m", "mercury_hw.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "mercury_cli.main", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

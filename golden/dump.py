@@ -1,20 +1,17 @@
-"""``mercury-hw dump-vectors``: write real layers' int8 vectors, weights and golden results for RTL replay.
+"""The layer dump for RTL replay: real layers' int8 vectors, weights and golden results.
 
-For each selected Conv2d (construction order, NNN from 001) this runs the model's *first* forward
-call (the first ``--batch`` images), takes the conv's input, quantizes it and the conv weights
-(docs/spec.md, section 2), forms the vectors (section 3), and runs the golden model (sections
-4-7) with the configuration given by the ``MercuryConfig`` flags. Files (section 10; the byte
-layout is in docs/formats.md): ``NNN.json``, ``NNN.vec.i8``, ``NNN.wgt.i8``, ``NNN.acc.i64``,
+For each selected Conv2d (construction order, NNN from 001), :func:`dump_layers` runs the
+model's *first* forward call (the first ``batch`` images), takes the conv's input, quantizes it
+and the conv weights (docs/spec.md, section 2), forms the vectors (section 3), and runs the golden
+model (sections 4-7) with the given parameters. Files (section 10; the byte layout is in
+docs/formats.md): ``NNN.json``, ``NNN.vec.i8``, ``NNN.wgt.i8``, ``NNN.acc.i64``,
 ``NNN.base.i64``, ``NNN.entry.i32``, ``NNN.sig.u64``, ``hitmap-NNN.csv``, plus ``manifest.json``.
-``--limit N`` keeps the first N vectors of each layer (sequential semantics: the hitmap of a
-prefix is the prefix of the hitmap).
-
-:func:`dump_layers` is the same as a function (``sim/replay.py`` calls it).
+``limit`` keeps the first N vectors of each layer (sequential semantics: the hitmap of a prefix
+is the prefix of the hitmap). ``mercury-hw dump-vectors`` and ``mercury-hw sim`` call it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -22,23 +19,13 @@ import numpy as np
 import torch
 
 from golden import hw
-from golden.cmd_hitmaps import (FORMATIONS, MANIFEST, TOOL_KEY, add_common_arguments, build, check_out,
-                                check_positive, conv_params, load_images, nnn, output_dir, select_layers,
-                                versions)
 from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow, atomic_write_bytes, format_row
+from golden.network import (FORMATIONS, build, capture_inputs, check_positive, conv_params, load_images,
+                            nnn, select_layers, versions)
+from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
 
 FORMAT_VERSION = 1
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vectors", choices=FORMATIONS, default="window",
-                        help="vector formation: window (im2col, the real convolution; default) or row")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="keep only the first N vectors of each layer")
-    parser.add_argument("--no-reuse", action="store_true",
-                        help="golden results with reuse disabled (every vector a miss, entry -1)")
-    add_common_arguments(parser)
 
 
 def _layer_files(tag: str) -> dict:
@@ -47,8 +34,9 @@ def _layer_files(tag: str) -> dict:
             "signatures": f"{tag}.sig.u64", "hitmap": f"hitmap-{tag}.csv"}
 
 
-def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation: str, config,
-                 reuse: bool = True, limit: int | None = None) -> dict:
+def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation: str,
+                 golden_kwargs: dict, hardware: dict, reuse: bool = True,
+                 limit: int | None = None) -> dict:
     """Quantize one layer call, form its vectors and run the golden model; arrays and metadata.
 
     Parameters
@@ -57,7 +45,11 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
     weight : float tensor (K, C, R, Sk), the conv's weight.
     conv : dict of kernel_size, stride, padding, dilation (tuples).
     formation : "window" or "row".
-    config : MercuryConfig.
+    golden_kwargs : dict
+        sig_bits, seed, sets, ways, policy, block (``MercuryConfig.golden_kwargs()``).
+    hardware : dict
+        The hardware configuration as plain values (``MercuryConfig.to_dict()``): ``max_len``
+        bounds L, ``lanes`` and ``pes`` give spec 9.4's cycle model; recorded whole.
     """
     n, c, h, w = (int(s) for s in x.shape)
     k = int(weight.shape[0])
@@ -72,22 +64,23 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
     if limit is not None:
         vecs = vecs[:limit]
     v, length = (int(s) for s in vecs.shape)
-    if length > config.max_len:
-        raise UserError(f"vectors of L = {length} are longer than --max-len {config.max_len}; allowed: "
+    max_len, block = hardware["max_len"], golden_kwargs["block"]
+    if length > max_len:
+        raise UserError(f"vectors of L = {length} are longer than --max-len {max_len}; allowed: "
                         f"--max-len >= {length} (or other --layers)")
-    res = hw.reuse_layer(vecs, wm, **config.golden_kwargs(), reuse=reuse)
+    res = hw.reuse_layer(vecs, wm, **golden_kwargs, reuse=reuse)
     base = hw.exact_matmul(vecs, wm)
     hit_bits = res.trace.hit.numpy().astype(np.uint8)
     meta = {
         "formation": formation, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow,
         "kernel_size": list(conv["kernel_size"]), "stride": list(conv["stride"]),
         "padding": list(conv["padding"]), "dilation": list(conv["dilation"]),
-        "V": v, "V_total": total, "limit": limit, "L": length, "K": k, "S": config.sig_bits,
+        "V": v, "V_total": total, "limit": limit, "L": length, "K": k, "S": golden_kwargs["sig_bits"],
         "scales": {"x": sx, "w": sw}, "reuse": reuse,
-        "config": config.to_dict(), "golden": config.golden_kwargs(),
+        "config": dict(hardware), "golden": dict(golden_kwargs),
         "hits": res.hits, "misses": v - res.hits, "macs_done": res.macs_done, "macs_skipped": res.macs_skipped,
-        "blocks": -(-v // config.max_vectors) if v else 0,
-        "cycles": hw.layer_ideal_cycles(res.trace.hit, length, k, config.lanes, config.pes, config.max_vectors),
+        "blocks": -(-v // block),
+        "cycles": hw.layer_ideal_cycles(res.trace.hit, length, k, hardware["lanes"], hardware["pes"], block),
         "acc_abs_max": int(base.abs().max()) if base.numel() else 0,
     }
     return {"meta": meta, "vectors": vecs, "weights": wm, "acc": res.acc, "base": base,
@@ -117,18 +110,19 @@ def _write_layer(tmp: Path, tag: str, name: str, g: dict) -> dict:
     return meta
 
 
-def dump_layers(model_name: str = "resnet18", *, formation: str = "window", layers: str | None = None,
-                limit: int | None = None, config=None, reuse: bool = True, images: Path | None = None,
-                batch: int = 1, weights: Path | None = None, model_seed: int = 0, out_dir) -> list[dict]:
+def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: dict, out_dir,
+                formation: str = "window", layers: str | None = None, limit: int | None = None,
+                reuse: bool = True, images: Path | None = None, batch: int = 1,
+                weights: Path | None = None, model_seed: int = 0) -> list[dict]:
     """Dump the first forward call of the selected layers into ``out_dir`` (replaced atomically).
 
     Parameters
     ----------
     model_name : one of golden.models.MODEL_NAMES.
+    golden_kwargs, hardware : the parameters, as :func:`golden_layer` takes them.
     formation : "window" or "row".
     layers : ``--layers`` syntax ("1,5", "2-4", "layer1.0.conv1"); None = every conv.
     limit : keep the first ``limit`` vectors of each layer.
-    config : mercury_hw.config.MercuryConfig (default: the default configuration).
     reuse : False gives all-miss golden results (entry -1).
     images : directory of images; None = the bundled photos. ``batch`` images are used.
 
@@ -137,60 +131,33 @@ def dump_layers(model_name: str = "resnet18", *, formation: str = "window", laye
     list of dict
         The contents of each ``NNN.json``, in layer order.
     """
-    if config is None:
-        from mercury_hw.config import MercuryConfig
-        config = MercuryConfig()
     if formation not in FORMATIONS:
         raise UserError(f"--vectors must be one of {', '.join(FORMATIONS)}, not {formation!r}")
     check_positive("--batch", batch)
     if limit is not None:
         check_positive("--limit", limit)
     out_dir = Path(out_dir)
-    check_out(out_dir)
+    check_replaceable(out_dir)
     with output_dir(out_dir) as tmp:
         model, convs = build(model_name, weights, model_seed)
         selected = select_layers([n for n, _ in convs], layers)
-        params = {i: conv_params(convs[i][1]) if formation == "window" else
-                  dict(kernel_size=tuple(convs[i][1].kernel_size), stride=tuple(convs[i][1].stride),
-                       padding=tuple(convs[i][1].padding), dilation=tuple(convs[i][1].dilation))
-                  for i in selected}
+        params = {i: conv_params(convs[i][1], checked=formation == "window") for i in selected}
         x, names = load_images(images, batch)
-        captured: dict[int, torch.Tensor] = {}
-        handles = [convs[i][1].register_forward_pre_hook(
-            lambda mod, args, i=i: captured.setdefault(i, args[0].detach().clone())) for i in selected]
-        try:
-            with torch.no_grad():
-                model(x)
-        finally:
-            for h in handles:
-                h.remove()
+        captured = capture_inputs(model, convs, selected, x)
         metas = []
         for i in selected:
             name, conv = convs[i]
-            g = golden_layer(captured[i], conv.weight.detach(), params[i], formation=formation, config=config,
-                             reuse=reuse, limit=limit)
+            g = golden_layer(captured[i], conv.weight.detach(), params[i], formation=formation,
+                             golden_kwargs=golden_kwargs, hardware=hardware, reuse=reuse, limit=limit)
             metas.append(_write_layer(tmp, nnn(i), name, g))
         manifest = {
             TOOL_KEY: "dump-vectors", "format": FORMAT_VERSION, "model": model_name,
             "weights": str(weights) if weights is not None else None,
             "model_seed": None if weights is not None else model_seed,
             "images": names, "batch": batch, "formation": formation, "reuse": reuse, "limit": limit,
-            "config": config.to_dict(), "versions": versions(),
+            "config": dict(hardware), "versions": versions(),
             "layers": {m["layer"]: {"name": m["name"], "json": f"{m['layer']}.json", "V": m["V"], "L": m["L"],
                                     "K": m["K"], "hits": m["hits"]} for m in metas},
         }
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return metas
-
-
-def run(args: argparse.Namespace) -> int:
-    from mercury_hw.config import config_from_args
-
-    config = config_from_args(args)
-    metas = dump_layers(args.model, formation=args.vectors, layers=args.layers, limit=args.limit, config=config,
-                        reuse=not args.no_reuse, images=args.images, batch=args.batch, weights=args.weights,
-                        model_seed=args.model_seed, out_dir=args.out)
-    for m in metas:
-        print(f"{m['layer']}  {m['name']:<22} V={m['V']:<6} L={m['L']:<5} K={m['K']:<4} hits={m['hits']}")
-    print(f"wrote {len(metas)} layers to {args.out}")
-    return 0

@@ -1,6 +1,6 @@
 """Tier 2, simulator side: ``mercury_core`` (generated Verilog) played by the host of spec 9.3.
 
-Runs inside the simulator process started by ``tb/rtl/test_core_rtl.py``, which plans the passes
+Runs inside the simulator process started by ``tb/rtlsim/test_core_rtl.py``, which plans the passes
 of random layers and their golden result beats and counters, and passes them as JSON through
 ``MERCURY_CORE_STIM``. Each run, after a reset: commands and weight tiles are offered as early as
 the core takes them; vector beats follow the passes (a replay pass sends the vectors whose
@@ -16,10 +16,10 @@ import random
 import cocotb
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
+from mercury_hw.core import COUNTERS
+from sim.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
 
 ENV_STIM = "MERCURY_CORE_STIM"
-COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
 
 
 class VectorBeats:

@@ -2,7 +2,7 @@
 
 The pytest side computes stimulus and golden signatures with the tier-1 helpers
 (``hw.test_siggen``, which call ``golden.hw``: torch stays in this process) and writes them as
-JSON next to the build; ``rtl.cocotb_siggen`` drives them through the simulator: one run with
+JSON next to the build; ``rtlsim.cocotb_siggen`` drives them through the simulator: one run with
 random stalls on both sides, one without stalls that also checks the latency and throughput.
 """
 
@@ -13,7 +13,7 @@ import pytest
 
 from configs import CONFIGS
 from hw.test_siggen import MAX_RANDOM_LEN, beats_of, golden_sig, random_vector
-from rtl.runner import BUILD_ROOT, build_and_test, simulators
+from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 
 def stimulus(cfg, cfg_name: str, rng: random.Random) -> list[dict]:

@@ -4,7 +4,7 @@ own replacement policy; tier 1 covers both policies at every geometry).
 The pytest side builds request streams and golden traces with the tier-1 helpers
 (``hw.test_mcache``: a small signature pool with hits, evictions, near-miss tags and flushes;
 ``golden.hw.cache_run`` on each flush-delimited segment), writes them as JSON next to the build;
-``rtl.cocotb_mcache`` drives them through the simulator.
+``rtlsim.cocotb_mcache`` drives them through the simulator.
 """
 
 import json
@@ -14,7 +14,7 @@ import pytest
 
 from configs import CONFIGS
 from hw.test_mcache import expected_trace, request_stream
-from rtl.runner import BUILD_ROOT, build_and_test, simulators
+from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 
 def stimulus(cfg, rng: random.Random) -> list[dict]:

@@ -3,7 +3,7 @@
 The pytest side builds the stimulus with the tier-1 helpers (``hw.test_pe_array``: random layers
 cut into baseline, signature and replay passes by ``host_model``; golden accumulators, hit bits
 and entries from ``golden.hw.reuse_layer``), packs every payload and writes them as JSON next to
-the build; ``rtl.cocotb_pe_array`` drives the four streams with seeded random stalls and checks
+the build; ``rtlsim.cocotb_pe_array`` drives the four streams with seeded random stalls and checks
 every result beat exactly (torch stays out of the simulator process).
 """
 
@@ -15,7 +15,7 @@ import pytest
 import host_model as host
 from configs import CONFIGS
 from hw.test_pe_array import array_stimulus, layer_shape
-from rtl.runner import BUILD_ROOT, build_and_test, simulators
+from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 ENV_STIM = "MERCURY_PE_ARRAY_STIM"
 

@@ -1,6 +1,6 @@
 """Tier 2, simulator side: ``mercury_pe_array`` (generated Verilog) against precomputed results.
 
-Runs inside the simulator process started by ``tb/rtl/test_pe_array_rtl.py``, which packs the
+Runs inside the simulator process started by ``tb/rtlsim/test_pe_array_rtl.py``, which packs the
 weight beats, array beats, output tokens and the golden result beats of random layers and passes
 them as JSON through ``MERCURY_PE_ARRAY_STIM``. Each run, after a reset, drives ``weights``,
 ``beats`` and ``tokens`` and takes ``results`` with seeded random stalls, checks every result
@@ -12,7 +12,7 @@ import random
 import cocotb
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
+from sim.cocotb_streams import Queue, Sink, Source, reset, run_stimulus, step
 
 ENV_STIM = "MERCURY_PE_ARRAY_STIM"
 

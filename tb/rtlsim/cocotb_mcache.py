@@ -1,6 +1,6 @@
 """Tier 2, simulator side: ``mercury_mcache`` (generated Verilog) against a precomputed golden trace.
 
-Runs inside the simulator process started by ``tb/rtl/test_mcache_rtl.py``, which computes the
+Runs inside the simulator process started by ``tb/rtlsim/test_mcache_rtl.py``, which computes the
 request streams and the golden ``(hit, entry)`` of each request (``golden.hw.cache_run`` per
 flush-delimited segment; torch stays out of this process) and passes them as JSON through
 ``MERCURY_MCACHE_STIM``. Each run, after a reset, drives ``requests`` and takes ``responses``
@@ -14,7 +14,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import reset, run_stimulus
+from sim.cocotb_streams import reset, run_stimulus
 
 ENV_STIM = "MERCURY_MCACHE_STIM"
 

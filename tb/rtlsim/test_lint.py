@@ -7,7 +7,7 @@ import pytest
 
 from configs import CONFIGS
 from mercury_hw import gen, lint
-from rtl.runner import REPO
+from rtlsim.runner import REPO
 
 LINT_CONFIGS = ("default", "direct")
 
@@ -62,7 +62,7 @@ def test_every_waiver_has_a_reason():
 
 
 def test_cli_reports_missing_files(tmp_path, capsys):
-    from mercury_hw.cli import main
+    from mercury_cli.main import main
 
     assert main(["lint", "--dir", str(tmp_path), "--block", "siggen"]) == 2
     err = capsys.readouterr().err

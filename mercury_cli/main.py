@@ -1,9 +1,10 @@
-"""The ``mercury-hw`` command line: one front door, one subcommand per module.
+"""The ``mercury-hw`` command line: one front door, one subcommand per module of ``mercury_cli``.
 
-Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``; this file only dispatches, so ``mercury-hw hitmap-report`` never imports
-torch or Amaranth unless that subcommand needs them. A user's mistake (``UserError``,
-``ConfigError``) prints one line ``error: ...`` and exits 2, never a traceback.
+Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``; this file only
+dispatches, so ``mercury-hw hitmap-report`` never imports torch or Amaranth unless that
+subcommand needs them. A user's mistake (``golden.errors.UserError``,
+``mercury_hw.config.ConfigError``, ``mercury_hw.errors.HardwareToolError``) prints one line
+``error: ...`` and exits 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,23 +15,25 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "hitmaps": ("golden.cmd_hitmaps", "run a ResNet on real images and write per-layer hitmap CSVs"),
-    "hitmap-report": ("golden.cmd_report", "summarise and check hitmap CSV files (seed format)"),
-    "compare": ("golden.cmd_compare", "compare two hitmap files or directories"),
-    "dump-vectors": ("golden.cmd_dump", "write layers' quantized vectors, weights and golden results for RTL replay"),
-    "verilog": ("mercury_hw.gen", "generate rtl/*.v from the Amaranth design"),
-    "lint": ("mercury_hw.lint", "run verilator --lint-only -Wall on the generated Verilog"),
-    "synth": ("mercury_hw.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
-    "sim": ("sim.replay", "replay real ResNet layers through the RTL and compare with the golden model"),
-    "bench": ("sim.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
+    "hitmaps": ("mercury_cli.hitmaps", "run a ResNet on real images and write per-layer hitmap CSVs"),
+    "hitmap-report": ("mercury_cli.hitmap_report", "summarise and check hitmap CSV files (seed format)"),
+    "compare": ("mercury_cli.compare", "compare two hitmap files or directories"),
+    "dump-vectors": ("mercury_cli.dump_vectors",
+                     "write layers' quantized vectors, weights and golden results for RTL replay"),
+    "verilog": ("mercury_cli.verilog", "generate rtl/*.v from the Amaranth design"),
+    "lint": ("mercury_cli.lint", "run verilator --lint-only -Wall on the generated Verilog"),
+    "synth": ("mercury_cli.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
+    "sim": ("mercury_cli.sim", "replay real ResNet layers through the RTL and compare with the golden model"),
+    "bench": ("mercury_cli.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
 }
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from golden.errors import UserError
     from mercury_hw.config import ConfigError
+    from mercury_hw.errors import HardwareToolError
 
-    return (UserError, ConfigError)
+    return (UserError, ConfigError, HardwareToolError)
 
 
 class _Parser(argparse.ArgumentParser):

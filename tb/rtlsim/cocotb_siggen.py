@@ -1,6 +1,6 @@
 """Tier 2, simulator side: ``mercury_siggen`` (generated Verilog) against precomputed signatures.
 
-Runs inside the simulator process started by ``tb/rtl/test_siggen_rtl.py``, which computes the
+Runs inside the simulator process started by ``tb/rtlsim/test_siggen_rtl.py``, which computes the
 stimulus and the golden signatures (torch stays out of this process) and passes them as JSON
 through ``MERCURY_SIGGEN_STIM``. Each run drives the ``vectors`` stream and takes the
 ``signatures`` stream with seeded random valid/ready stalls, checks every signature exactly,
@@ -13,7 +13,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from mercury_hw import layouts
-from rtl.cocotb_streams import reset, run_stimulus
+from sim.cocotb_streams import reset, run_stimulus
 
 ENV_STIM = "MERCURY_SIGGEN_STIM"
 

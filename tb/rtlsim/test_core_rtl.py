@@ -2,7 +2,7 @@
 
 The pytest side plans the host's work with ``host_model`` (random layers cut into baseline,
 signature and replay passes; golden result beats and counters from ``golden.hw.reuse_layer``),
-packs every payload and writes the plan as JSON next to the build; ``rtl.cocotb_core`` plays the
+packs every payload and writes the plan as JSON next to the build; ``rtlsim.cocotb_core`` plays the
 host in the simulator (torch stays out of that process). Two runs per configuration:
 
 - ``stalled``: random layers (several tiles, a baseline layer, one-tile layers, tiny layers with
@@ -24,7 +24,7 @@ import host_model as host
 from configs import CONFIGS
 from hw.test_core import random_layers, random_specs
 from mercury_hw import layouts
-from rtl.runner import BUILD_ROOT, build_and_test, simulators
+from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 ENV_STIM = "MERCURY_CORE_STIM"
 

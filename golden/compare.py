@@ -1,15 +1,14 @@
-"""``mercury-hw compare A B``: are two hitmap files (or two directories of them) the same?
+"""Are two hitmap files (or two directories of them) the same? (``mercury-hw compare A B``)
 
-Prints a per-layer table (calls, hit rate of A and B, delta, differing bits), the layers present
-on one side only, then ``equal`` (exit 0) or the first difference: layer, CSV line (= call),
-vector index, field and both values (exit 1). A file against a directory, a missing path or an
-invalid CSV is a user error (exit 2). :func:`compare_hitmaps` is the same comparison as a
-function (used by the RTL replay, ``sim/``).
+:func:`compare_hitmaps` gives, per layer present on both sides, the calls, hit rates and
+differing bits, the layers present on one side only, and the first difference: layer, CSV line
+(= call), vector index, field and both values. :func:`format_result` is the report the command
+prints. A file against a directory, a missing path or an invalid CSV is a ``UserError``. The RTL
+replay (``sim/``) uses the same comparison.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,14 +209,3 @@ def format_result(result: CompareResult) -> str:
     else:
         lines.append("different: the layers present on both sides are equal, but not the same layers")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("a", type=Path, metavar="A", help="hitmap CSV file, or directory of them")
-    parser.add_argument("b", type=Path, metavar="B", help="the same kind as A: a file or a directory")
-
-
-def run(args: argparse.Namespace) -> int:
-    result = compare_hitmaps(args.a, args.b)
-    print(format_result(result))
-    return 0 if result.equal else 1

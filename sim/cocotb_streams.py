@@ -1,4 +1,7 @@
-"""Stream sources and sinks for cocotb testbenches of the generated Verilog (simulator side).
+"""Stream sources and sinks for cocotb drivers of the generated Verilog (simulator side).
+
+Shipped (``mercury-hw bench`` drives the core per beat with them, :mod:`sim.cocotb_drive`) and
+used by every cocotb testbench of ``tb/rtlsim/``.
 
 A block's stream ``name`` appears in Verilog as ``name__payload``, ``name__valid`` and
 ``name__ready``. :class:`Source` offers payloads (packed integers, ``mercury_hw.layouts.pack``)
@@ -18,7 +21,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from rtl.runner import config_from_env, seed_from_env
+from .cocotb_run import config_from_env, seed_from_env
 
 
 class Queue:

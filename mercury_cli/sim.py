@@ -1,0 +1,70 @@
+"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and compare
+its hitmaps and every output with the golden model (the flow: :mod:`sim.replay`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from golden.errors import UserError
+
+from .args import (add_config_arguments, add_model_arguments, add_out_argument, add_vectors_argument,
+                   config_from_args, int_arg)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sim.build import SIMULATORS
+    from sim.replay import DEFAULT_LIMIT, ICARUS_LAYERS
+
+    parser.epilog = (f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
+                     f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
+                     f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
+                     f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
+                     f"or RTL failure (one line names layer, vector, field and both values), 2 bad input. "
+                     f"See docs/replay.md.")
+    parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
+                        help="simulator (default verilator; icarus is about 500x slower and by default "
+                             f"replays layers {ICARUS_LAYERS} with {DEFAULT_LIMIT['icarus']} vectors each)")
+    add_model_arguments(parser, layers_default=f"every conv (icarus: {ICARUS_LAYERS})")
+    add_vectors_argument(parser)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--limit", type=int_arg("limit"), metavar="N",
+                      help=f"replay the first N vectors of each layer (default {DEFAULT_LIMIT['verilator']} "
+                           f"with verilator, {DEFAULT_LIMIT['icarus']} with icarus)")
+    size.add_argument("--full", action="store_true",
+                      help="replay every vector of every selected layer (every layer unless --layers)")
+    add_out_argument(parser, "out/sim", "output folder: report.md/json/png, golden/, rtl/, work/")
+    parser.add_argument("--jobs", type=int_arg("jobs"), default=None, metavar="N",
+                        help="layers simulated in parallel (default: the CPU count)")
+    parser.add_argument("--stall", type=int_arg("stall"), default=0, metavar="PCT",
+                        help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
+                             "the core sets the pace, as the cycle model assumes)")
+    parser.add_argument("--stall-seed", type=int_arg("stall_seed"), default=1, metavar="N",
+                        help="seed of the stalls (default 1)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match")
+    parser.add_argument("--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS)  # tests
+    add_config_arguments(parser)
+
+
+def _parse_flip(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    layer, _, vec = text.partition(":")
+    try:
+        return f"{int(layer):03d}", int(vec)
+    except ValueError:
+        raise UserError(f"--inject-hit-flip must be LAYER:VECTOR (numbers), not {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.replay import replay
+
+    cfg = config_from_args(args)
+    command = " ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"] else None
+    return replay(cfg, simulator=args.sim, model=args.model, weights=args.weights,
+                  model_seed=args.model_seed, images=args.images, batch=args.batch,
+                  formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
+                  out=Path(args.out), jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
+                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip), command=command)
