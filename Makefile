@@ -8,7 +8,7 @@ SIM    ?= verilator
 export AMARANTH_USE_YOSYS := builtin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all sim test test-fast verilog verilog-check lint bench synth clean distclean deps
+.PHONY: all sim test test-fast verilog verilog-check lint ruff bench synth clean distclean deps
 
 all: test
 
@@ -40,6 +40,10 @@ verilog-check: verilog
 
 lint: $(STAMP)
 	$(BIN)/mercury-hw lint
+
+# Python lint (configuration: [tool.ruff] in pyproject.toml).
+ruff: $(STAMP)
+	$(BIN)/ruff check .
 
 sim: $(STAMP)
 	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(ARGS)

@@ -10,8 +10,10 @@ BENCHMARKS.md):
   of every Conv2d (qf 0.8, capacity 150). Target ratio <= 2.
 
 Each figure is the median of ``repeats`` timed runs after ``warmup`` untimed ones; the plain and the
-recorded runs alternate, so a change of machine load affects both sides alike. ``ratio_best`` (fastest
-recorded / fastest plain run) and the load averages help judge a run on a busy machine. Model building,
+recorded runs alternate, so a change of machine load affects both sides alike. ``ratio_best``
+(fastest
+recorded / fastest plain run) and the load averages help judge a run on a busy machine. Model
+building,
 image loading and file writing are outside the timings (the CSV rows are formatted in memory).
 """
 
@@ -39,22 +41,31 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "load_average": _load()}
+    return {
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "load_average": _load(),
+    }
 
 
 def _load() -> list[float] | None:
-    """1, 5 and 15 minute load averages: a loaded machine stretches both sides of a ratio unevenly."""
+    """1, 5 and 15 minute load averages: a loaded machine stretches both sides of a ratio
+    unevenly."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
 
 
-def _compare(model, convs, images, *, mode: str, repeats: int, warmup: int, golden_kwargs: dict) -> dict:
-    from golden.hitmaps import HitmapRecorder
+def _compare(
+    model, convs, images, *, mode: str, repeats: int, warmup: int, golden_kwargs: dict
+) -> dict:
     from golden.hitmap_csv import format_row
+    from golden.hitmaps import HitmapRecorder
 
     sink: list[int] = []
     vectors = []
@@ -64,8 +75,14 @@ def _compare(model, convs, images, *, mode: str, repeats: int, warmup: int, gold
             model(images)
 
     def recorded():
-        rec = HitmapRecorder(convs, range(len(convs)), mode=mode, formation="window", golden_kwargs=golden_kwargs,
-                             on_row=lambda i, row: sink.append(len(format_row(row))))
+        rec = HitmapRecorder(
+            convs,
+            range(len(convs)),
+            mode=mode,
+            formation="window",
+            golden_kwargs=golden_kwargs,
+            on_row=lambda i, row: sink.append(len(format_row(row))),
+        )
         with rec, torch.no_grad():
             model(images)
         vectors.append(sum(s.vectors for s in rec.stats.values()))
@@ -89,10 +106,13 @@ def _compare(model, convs, images, *, mode: str, repeats: int, warmup: int, gold
             "forward_samples": t_plain, "hitmaps_samples": t_rec}
 
 
-def run(golden_kwargs: dict, repeats: int = 7, warmup: int = 2, model_name: str = "resnet18") -> dict:
+def run(
+    golden_kwargs: dict, repeats: int = 7, warmup: int = 2, model_name: str = "resnet18"
+) -> dict:
     """Measure both figures; returns ``{"machine": ..., "hw": {...}, "grp19": {...}}``.
 
-    ``golden_kwargs``: sig_bits, seed, sets, ways, policy, block (``MercuryConfig.golden_kwargs()``).
+    ``golden_kwargs``: sig_bits, seed, sets, ways, policy, block
+    (``MercuryConfig.golden_kwargs()``).
 
     Each figure holds ``forward_s`` and ``hitmaps_s`` (medians, seconds), ``ratio``, ``target``,
     ``ok`` (ratio <= target), the raw samples, and the vectors looked up per recorded run.
@@ -103,10 +123,18 @@ def run(golden_kwargs: dict, repeats: int = 7, warmup: int = 2, model_name: str 
     model, convs = build(model_name, None, 0)
     images, _ = load_bundled(8)
     kw = dict(golden_kwargs)
-    result = {"machine": machine(), "model": model_name, "repeats": repeats, "warmup": warmup,
-              "hw": _compare(model, convs, images[:1], mode="hw", repeats=repeats, warmup=warmup, golden_kwargs=kw),
-              "grp19": _compare(model, convs, images, mode="grp19", repeats=repeats, warmup=warmup,
-                                golden_kwargs=kw)}
+    result = {
+        "machine": machine(),
+        "model": model_name,
+        "repeats": repeats,
+        "warmup": warmup,
+        "hw": _compare(
+            model, convs, images[:1], mode="hw", repeats=repeats, warmup=warmup, golden_kwargs=kw
+        ),
+        "grp19": _compare(
+            model, convs, images, mode="grp19", repeats=repeats, warmup=warmup, golden_kwargs=kw
+        ),
+    }
     result["machine"]["load_average_after"] = _load()
     return result
 

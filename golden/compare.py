@@ -54,7 +54,8 @@ class Difference:
         if self.field == "calls":
             return f"{self.layer} line {self.line}: A has {self.a} calls, B has {self.b}"
         at = f", vector {self.vector}" if self.vector is not None else ""
-        return f"{self.layer} line {self.line} (call {self.line}){at}: {self.field} is {self.a} in A, {self.b} in B"
+        return (f"{self.layer} line {self.line} (call {self.line}){at}: {self.field} is {self.a} "
+                f"in A, {self.b} in B")
 
 
 @dataclass(frozen=True)
@@ -169,18 +170,25 @@ def compare_hitmaps(a: str | os.PathLike, b: str | os.PathLike) -> CompareResult
     a, b = Path(a), Path(b)
     for side, p in (("A", a), ("B", b)):
         if not p.exists():
-            raise UserError(f"{side} = {p}: no such file or directory; compare two hitmap files or two directories")
+            raise UserError(
+                f"{side} = {p}: no such file or directory; compare two hitmap files or two "
+                "directories"
+            )
     if a.is_dir() != b.is_dir():
         kind = {True: "a directory", False: "a file"}
         raise UserError(f"A = {a} is {kind[a.is_dir()]} but B = {b} is {kind[b.is_dir()]}; "
                         f"compare two hitmap files or two directories")
     if not a.is_dir():
         layer = a.name if a.name == b.name else f"{a.name} vs {b.name}"
-        return CompareResult((compare_files(read_hitmap_csv(a), read_hitmap_csv(b), layer),), (), ())
+        return CompareResult(
+            (compare_files(read_hitmap_csv(a), read_hitmap_csv(b), layer),), (), ()
+        )
     files_a = {p.name: p for p in list_hitmap_csvs(a)}
     files_b = {p.name: p for p in list_hitmap_csvs(b)}
     common = sorted(files_a.keys() & files_b.keys())
-    layers = tuple(compare_files(read_hitmap_csv(files_a[n]), read_hitmap_csv(files_b[n]), n) for n in common)
+    layers = tuple(
+        compare_files(read_hitmap_csv(files_a[n]), read_hitmap_csv(files_b[n]), n) for n in common
+    )
     return CompareResult(layers,
                          tuple(sorted(files_a.keys() - files_b.keys())),
                          tuple(sorted(files_b.keys() - files_a.keys())))
@@ -207,5 +215,7 @@ def format_result(result: CompareResult) -> str:
     elif diff is not None:
         lines.append(f"different: first difference: {diff}")
     else:
-        lines.append("different: the layers present on both sides are equal, but not the same layers")
+        lines.append(
+            "different: the layers present on both sides are equal, but not the same layers"
+        )
     return "\n".join(lines)

@@ -21,8 +21,17 @@ import torch
 from golden import hw
 from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow, atomic_write_bytes, format_row
-from golden.network import (FORMATIONS, build, capture_inputs, check_positive, conv_params, load_images,
-                            nnn, select_layers, versions)
+from golden.network import (
+    FORMATIONS,
+    build,
+    capture_inputs,
+    check_positive,
+    conv_params,
+    load_images,
+    nnn,
+    select_layers,
+    versions,
+)
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
 
 FORMAT_VERSION = 1
@@ -72,15 +81,35 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
     base = hw.exact_matmul(vecs, wm)
     hit_bits = res.trace.hit.numpy().astype(np.uint8)
     meta = {
-        "formation": formation, "N": n, "C": c, "H": h, "W": w, "OH": oh, "OW": ow,
-        "kernel_size": list(conv["kernel_size"]), "stride": list(conv["stride"]),
-        "padding": list(conv["padding"]), "dilation": list(conv["dilation"]),
-        "V": v, "V_total": total, "limit": limit, "L": length, "K": k, "S": golden_kwargs["sig_bits"],
-        "scales": {"x": sx, "w": sw}, "reuse": reuse,
-        "config": dict(hardware), "golden": dict(golden_kwargs),
-        "hits": res.hits, "misses": v - res.hits, "macs_done": res.macs_done, "macs_skipped": res.macs_skipped,
+        "formation": formation,
+        "N": n,
+        "C": c,
+        "H": h,
+        "W": w,
+        "OH": oh,
+        "OW": ow,
+        "kernel_size": list(conv["kernel_size"]),
+        "stride": list(conv["stride"]),
+        "padding": list(conv["padding"]),
+        "dilation": list(conv["dilation"]),
+        "V": v,
+        "V_total": total,
+        "limit": limit,
+        "L": length,
+        "K": k,
+        "S": golden_kwargs["sig_bits"],
+        "scales": {"x": sx, "w": sw},
+        "reuse": reuse,
+        "config": dict(hardware),
+        "golden": dict(golden_kwargs),
+        "hits": res.hits,
+        "misses": v - res.hits,
+        "macs_done": res.macs_done,
+        "macs_skipped": res.macs_skipped,
         "blocks": -(-v // block),
-        "cycles": hw.layer_ideal_cycles(res.trace.hit, length, k, hardware["lanes"], hardware["pes"], block),
+        "cycles": hw.layer_ideal_cycles(
+            res.trace.hit, length, k, hardware["lanes"], hardware["pes"], block
+        ),
         "acc_abs_max": int(base.abs().max()) if base.numel() else 0,
     }
     return {"meta": meta, "vectors": vecs, "weights": wm, "acc": res.acc, "base": base,
@@ -89,10 +118,18 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
 
 def _write_layer(tmp: Path, tag: str, name: str, g: dict) -> dict:
     files = _layer_files(tag)
-    meta = {TOOL_KEY: "dump-vectors", "format": FORMAT_VERSION, "layer": tag, "name": name} | g["meta"]
+    meta = {TOOL_KEY: "dump-vectors", "format": FORMAT_VERSION, "layer": tag, "name": name} | g[
+        "meta"
+    ]
     meta["files"] = {key: f for key, f in files.items() if key != "json"}
-    meta["dtypes"] = {"vectors": "int8", "weights": "int8", "acc": "int64", "base": "int64", "entry": "int32",
-                      "signatures": "uint64"}
+    meta["dtypes"] = {
+        "vectors": "int8",
+        "weights": "int8",
+        "acc": "int64",
+        "base": "int64",
+        "entry": "int32",
+        "signatures": "uint64",
+    }
     arrays = {
         "vectors": g["vectors"].numpy().astype("<i1"),
         "weights": g["weights"].numpy().astype("<i1"),
@@ -104,7 +141,9 @@ def _write_layer(tmp: Path, tag: str, name: str, g: dict) -> dict:
     for key, arr in arrays.items():
         atomic_write_bytes(tmp / files[key], np.ascontiguousarray(arr).tobytes())
     m = g["meta"]
-    row = HitmapRow(m["N"], m["C"], m["H"], m["W"], m["V"], m["S"], m["hits"], m["misses"], g["hit_bits"])
+    row = HitmapRow(
+        m["N"], m["C"], m["H"], m["W"], m["V"], m["S"], m["hits"], m["misses"], g["hit_bits"]
+    )
     atomic_write_bytes(tmp / files["hitmap"], format_row(row))
     atomic_write_bytes(tmp / files["json"], (json.dumps(meta, indent=1) + "\n").encode())
     return meta
@@ -147,17 +186,41 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
         metas = []
         for i in selected:
             name, conv = convs[i]
-            g = golden_layer(captured[i], conv.weight.detach(), params[i], formation=formation,
-                             golden_kwargs=golden_kwargs, hardware=hardware, reuse=reuse, limit=limit)
+            g = golden_layer(
+                captured[i],
+                conv.weight.detach(),
+                params[i],
+                formation=formation,
+                golden_kwargs=golden_kwargs,
+                hardware=hardware,
+                reuse=reuse,
+                limit=limit,
+            )
             metas.append(_write_layer(tmp, nnn(i), name, g))
         manifest = {
-            TOOL_KEY: "dump-vectors", "format": FORMAT_VERSION, "model": model_name,
+            TOOL_KEY: "dump-vectors",
+            "format": FORMAT_VERSION,
+            "model": model_name,
             "weights": str(weights) if weights is not None else None,
             "model_seed": None if weights is not None else model_seed,
-            "images": names, "batch": batch, "formation": formation, "reuse": reuse, "limit": limit,
-            "config": dict(hardware), "versions": versions(),
-            "layers": {m["layer"]: {"name": m["name"], "json": f"{m['layer']}.json", "V": m["V"], "L": m["L"],
-                                    "K": m["K"], "hits": m["hits"]} for m in metas},
+            "images": names,
+            "batch": batch,
+            "formation": formation,
+            "reuse": reuse,
+            "limit": limit,
+            "config": dict(hardware),
+            "versions": versions(),
+            "layers": {
+                m["layer"]: {
+                    "name": m["name"],
+                    "json": f"{m['layer']}.json",
+                    "V": m["V"],
+                    "L": m["L"],
+                    "K": m["K"],
+                    "hits": m["hits"],
+                }
+                for m in metas
+            },
         }
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return metas

@@ -38,7 +38,8 @@ _GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 
 
 def signature_length(w: int, qf: float) -> int:
-    """L = ceil(W * qf), with W * qf an IEEE double product exactly as the seed's Python computes it.
+    """L = ceil(W * qf), with W * qf an IEEE double product exactly as the seed's Python computes
+    it.
 
     The product is *not* rounded to a decimal first, so representation error can add a bit where
     W * qf is a whole number in decimal: ``100 * 0.07 == 7.000000000000001`` gives L = 8 and
@@ -84,7 +85,9 @@ def layer_seed(seed: int, index: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MASK64:
         raise UserError(f"seed must be an integer in 0..2**64-1, not {seed!r}")
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 1:
-        raise UserError(f"layer index must be an integer >= 1 (Conv2d construction order), not {index!r}")
+        raise UserError(
+            f"layer index must be an integer >= 1 (Conv2d construction order), not {index!r}"
+        )
     return splitmix64((int(seed) + int(index) * _GOLDEN_GAMMA) & MASK64)
 
 
@@ -149,7 +152,9 @@ def _as_bool_matrix(bits: np.ndarray | torch.Tensor) -> np.ndarray:
         bits = bits.detach().cpu().numpy()
     bits = np.asarray(bits, dtype=bool)
     if bits.ndim != 2 or bits.shape[1] < 1:
-        raise ValueError(f"signature bits must be a (V, L) matrix with L >= 1, got shape {bits.shape}")
+        raise ValueError(
+            f"signature bits must be a (V, L) matrix with L >= 1, got shape {bits.shape}"
+        )
     return bits
 
 
@@ -186,10 +191,14 @@ class Grp19Cache:
     def __post_init__(self):
         if isinstance(self.capacity, bool) or not isinstance(self.capacity, (int, np.integer)) \
                 or self.capacity < 0:
-            raise UserError(f"cache capacity must be an integer >= 0 (the seed used 150), not {self.capacity!r}")
+            raise UserError(
+                f"cache capacity must be an integer >= 0 (the seed used 150), not {self.capacity!r}"
+            )
 
 
-def grp19_call(state: Grp19Cache, sig_bits: np.ndarray | torch.Tensor) -> tuple[np.ndarray, Grp19Cache]:
+def grp19_call(
+    state: Grp19Cache, sig_bits: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, Grp19Cache]:
     """One forward call of one layer against the seed's cache. Pure: ``state`` is not modified.
 
     Parameters
@@ -229,7 +238,8 @@ def grp19_call(state: Grp19Cache, sig_bits: np.ndarray | torch.Tensor) -> tuple[
         hit = cached[pos] == keys
     else:
         hit = np.zeros(v, dtype=bool)
-    # Insert: all misses in row order, the first `capacity` of them, then keep the newest `capacity`.
+    # Insert: all misses in row order, the first `capacity` of them, then keep the newest
+    # `capacity`.
     cap = state.capacity
     if cap:
         entries = np.concatenate([entries, words[~hit][:cap]])[-cap:]
@@ -268,7 +278,9 @@ class Grp19Layer:
         The cache after the latest call (counters included).
     """
 
-    def __init__(self, index: int, seed: int, qf: float = DEFAULT_QF, capacity: int = DEFAULT_CAPACITY):
+    def __init__(
+        self, index: int, seed: int, qf: float = DEFAULT_QF, capacity: int = DEFAULT_CAPACITY
+    ):
         self.index, self.seed, self.qf = index, seed, qf
         self._generator = layer_generator(seed, index)
         signature_length(1, qf)  # validate qf now, not on the first forward call
@@ -292,13 +304,17 @@ class Grp19Layer:
             ``.to_list()`` is the seed's CSV row.
         """
         if x.dim() != 4:
-            raise ValueError(f"layer {self.index}: a conv input is (N, C, H, W), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"layer {self.index}: a conv input is (N, C, H, W), got shape {tuple(x.shape)}"
+            )
         n, c, h, w = (int(s) for s in x.shape)
         if self.projection is None:
             self.projection = projection(w, signature_length(w, self.qf), self._generator)
         elif w != self.projection.shape[0]:
-            raise ValueError(f"layer {self.index}: input width changed from {self.projection.shape[0]} "
-                             f"to {w}; grp19 draws one W x L projection per layer")
+            raise ValueError(
+                f"layer {self.index}: input width changed from {self.projection.shape[0]} "
+                f"to {w}; grp19 draws one W x L projection per layer"
+            )
         rows = row_vectors(x.detach()).to(torch.float32)
         if self._proj_on is None or self._proj_on.device != rows.device:
             self._proj_on = self.projection.to(rows.device)

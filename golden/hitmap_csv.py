@@ -22,14 +22,22 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 from golden.errors import UserError
 
 #: The 8 header fields of a row, in file order (names as the seed's README gives them).
-HEADER_FIELDS: tuple[str, ...] = ("N", "C", "H", "W", "V", "L", "cumulative_hits", "cumulative_misses")
+HEADER_FIELDS: tuple[str, ...] = (
+    "N",
+    "C",
+    "H",
+    "W",
+    "V",
+    "L",
+    "cumulative_hits",
+    "cumulative_misses",
+)
 _NH = len(HEADER_FIELDS)
 _ROW_SHAPE = "a row is N,C,H,W,V,L,cumulative_hits,cumulative_misses then exactly V bits"
 _COMMA = ord(",")
@@ -185,15 +193,21 @@ def read_hitmap_csv(path: str | os.PathLike) -> HitmapFile:
         row = _parse_line(raw[:-1] if raw.endswith(b"\r") else raw, where)
         call_hits = row.call_hits
         call_misses = row.vectors - call_hits
-        for name, prev, now, delta in (("cumulative_hits", hits, row.cumulative_hits, call_hits),
-                                       ("cumulative_misses", misses, row.cumulative_misses, call_misses)):
+        for name, prev, now, delta in (
+            ("cumulative_hits", hits, row.cumulative_hits, call_hits),
+            ("cumulative_misses", misses, row.cumulative_misses, call_misses),
+        ):
             if now < prev:
-                raise UserError(f"{where}: {name} goes backwards from {prev} to {now}; counters are "
-                                f"cumulative over the run")
+                raise UserError(
+                    f"{where}: {name} goes backwards from {prev} to {now}; counters are "
+                    f"cumulative over the run"
+                )
             if now != prev + delta:
-                raise UserError(f"{where}: {name} is {now} but the previous line's {prev} plus this "
-                                f"line's {delta} bits gives {prev + delta}; counters must advance "
-                                f"exactly by the bits of their row")
+                raise UserError(
+                    f"{where}: {name} is {now} but the previous line's {prev} plus this "
+                    f"line's {delta} bits gives {prev + delta}; counters must advance "
+                    f"exactly by the bits of their row"
+                )
         hits, misses = row.cumulative_hits, row.cumulative_misses
         rows.append(row)
     return HitmapFile(path=path, rows=tuple(rows))
@@ -206,7 +220,9 @@ def _parse_line(line: bytes, where: str) -> HitmapRow:
     # The 8 header fields: split them off, keep the bits as one byte string.
     parts = line.split(b",", _NH)
     if len(parts) < _NH:
-        raise UserError(f"{where}: {len(parts)} fields, fewer than the 8 header fields; {_ROW_SHAPE}")
+        raise UserError(
+            f"{where}: {len(parts)} fields, fewer than the 8 header fields; {_ROW_SHAPE}"
+        )
     header: list[int] = []
     for i, (name, field) in enumerate(zip(HEADER_FIELDS, parts[:_NH])):
         if not _INT_RE.match(field):
@@ -214,7 +230,9 @@ def _parse_line(line: bytes, where: str) -> HitmapRow:
                             f"header fields are non-negative decimal integers")
         value = int(field)
         if value < 0:
-            raise UserError(f"{where}: field {i + 1} ({name}) is {value}; header fields must be >= 0")
+            raise UserError(
+                f"{where}: field {i + 1} ({name}) is {value}; header fields must be >= 0"
+            )
         header.append(value)
     v = header[4]
     tail = parts[_NH] if len(parts) > _NH else None
@@ -223,7 +241,8 @@ def _parse_line(line: bytes, where: str) -> HitmapRow:
 
 
 def _parse_bits(tail: bytes | None, v: int, where: str) -> np.ndarray:
-    """Bits after the header: fast path on the well-formed ``d,d,...,d`` bytes, exact diagnosis otherwise."""
+    """Bits after the header: fast path on the well-formed ``d,d,...,d`` bytes, exact diagnosis
+    otherwise."""
     if tail is None:  # the line held only the 8 header fields
         if v == 0:
             return np.zeros(0, np.uint8)
@@ -241,7 +260,9 @@ def _parse_bits(tail: bytes | None, v: int, where: str) -> np.ndarray:
         raise UserError(f"{where}: {len(fields)} bits but V (field 5) is {v}; {_ROW_SHAPE}")
     for k, field in enumerate(fields):
         if field not in (b"0", b"1"):
-            what = f"is {int(field)}" if _INT_RE.match(field) else f"is {_show(field)}, not an integer"
+            what = (
+                f"is {int(field)}" if _INT_RE.match(field) else f"is {_show(field)}, not an integer"
+            )
             raise UserError(f"{where}: bit {k} (field {_NH + 1 + k}) {what}; bits must be 0 or 1")
     raise AssertionError("unreachable: the fast path accepts every well-formed bit string")
 
@@ -254,7 +275,7 @@ def _show(field: bytes) -> str:
 # ------------------------------------------------------------------------------------------------
 # Writing
 
-RowLike = Union[HitmapRow, Sequence[int]]
+RowLike = HitmapRow | Sequence[int]
 
 
 def format_row(row: RowLike) -> bytes:
@@ -388,7 +409,8 @@ def write_hitmap_csv(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file in the same directory and
+    ``os.replace``."""
     path = Path(path)
     tmp, fd = _open_temp(path)
     try:
@@ -436,7 +458,8 @@ def _open_temp(path: Path) -> tuple[Path, int]:
 # ------------------------------------------------------------------------------------------------
 # Directories
 
-#: The files of a run directory that are hitmaps (the seed's ``hitmap-NNN.csv``, optionally prefixed).
+#: The files of a run directory that are hitmaps (the seed's ``hitmap-NNN.csv``, optionally
+#: prefixed).
 HITMAP_GLOB = "*hitmap-*.csv"
 
 
@@ -453,5 +476,7 @@ def list_hitmap_csvs(directory: str | os.PathLike) -> list[Path]:
         raise UserError(f"{directory}: not a directory")
     found = sorted((p for p in directory.glob(HITMAP_GLOB) if p.is_file()), key=lambda p: p.name)
     if not found:
-        raise UserError(f"{directory}: no {HITMAP_GLOB} files; give hitmap CSV files or a directory of them")
+        raise UserError(
+            f"{directory}: no {HITMAP_GLOB} files; give hitmap CSV files or a directory of them"
+        )
     return found

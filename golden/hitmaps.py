@@ -28,8 +28,15 @@ from torch import nn
 
 from golden import hw
 from golden.hitmap_csv import HitmapRow, HitmapWriter, atomic_write_bytes
-from golden.network import (build, check_positive, conv_params, load_images, nnn, select_layers,
-                            versions)
+from golden.network import (
+    build,
+    check_positive,
+    conv_params,
+    load_images,
+    nnn,
+    select_layers,
+    versions,
+)
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
 
 MODES = ("hw", "grp19")
@@ -79,14 +86,22 @@ class HwLayer:
         self.hits = self.misses = 0
 
     def vector_length(self, c: int, w: int) -> int:
-        return c * self.conv["kernel_size"][0] * self.conv["kernel_size"][1] if self.formation == "window" else w
+        return (
+            c * self.conv["kernel_size"][0] * self.conv["kernel_size"][1]
+            if self.formation == "window"
+            else w
+        )
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> HitmapRow:
         n, c, h, w = (int(s) for s in x.shape)
-        xq, _ = hw.quantize_values(x, torch.float32)  # integers in float32: the conv32 projection's input
+        xq, _ = hw.quantize_values(
+            x, torch.float32
+        )  # integers in float32: the conv32 projection's input
         sig_bits = self.kw["sig_bits"]
-        sigs = hw.signatures_conv(xq, formation=self.formation, sig_bits=sig_bits, seed=self.kw["seed"], **self.conv)
+        sigs = hw.signatures_conv(
+            xq, formation=self.formation, sig_bits=sig_bits, seed=self.kw["seed"], **self.conv
+        )
         bits = hw.cache_hits(sigs, sig_bits=sig_bits, sets=self.kw["sets"], ways=self.kw["ways"],
                              policy=self.kw["policy"], block=self.kw["block"])
         hits = int(bits.sum())
@@ -115,8 +130,18 @@ class HitmapRecorder:
     on_row : callable(index, HitmapRow), optional
     """
 
-    def __init__(self, convs, selected, *, mode: str, formation: str, golden_kwargs: dict,
-                 qf: float = GRP19_QF, capacity: int = GRP19_CAPACITY, on_row: Callable[[int, HitmapRow], None] | None = None):
+    def __init__(
+        self,
+        convs,
+        selected,
+        *,
+        mode: str,
+        formation: str,
+        golden_kwargs: dict,
+        qf: float = GRP19_QF,
+        capacity: int = GRP19_CAPACITY,
+        on_row: Callable[[int, HitmapRow], None] | None = None,
+    ):
         from golden import grp19
 
         self.convs, self.selected, self.mode, self.on_row = convs, list(selected), mode, on_row
@@ -128,9 +153,11 @@ class HitmapRecorder:
             if mode == "hw":
                 self._observers[i] = HwLayer(conv, formation, golden_kwargs)
             else:
-                self._observers[i] = grp19.Grp19Layer(i + 1, golden_kwargs["seed"], qf=qf, capacity=capacity)
+                self._observers[i] = grp19.Grp19Layer(
+                    i + 1, golden_kwargs["seed"], qf=qf, capacity=capacity
+                )
 
-    def __enter__(self) -> "HitmapRecorder":
+    def __enter__(self) -> HitmapRecorder:
         for i in self.selected:
             self._handles.append(self.convs[i][1].register_forward_pre_hook(self._hook(i)))
         return self
@@ -161,19 +188,25 @@ class HitmapRecorder:
 
 def format_table(stats: list[LayerStats]) -> str:
     """The per-layer table printed at the end (and kept in run.log)."""
-    head = f"{'layer':>5}  {'name':<22} {'vectors':>9} {'L':>5} {'sig':>4} {'hit rate':>8} {'MACs skipped':>14} {'%':>6}"
+    head = (f"{'layer':>5}  {'name':<22} {'vectors':>9} {'L':>5} {'sig':>4} {'hit rate':>8} "
+            f"{'MACs skipped':>14} {'%':>6}")
     lines = [head, "-" * len(head)]
     for s in stats:
         pct = 100 * s.macs_skipped / s.macs if s.macs else 0.0
-        lines.append(f"{nnn(s.index):>5}  {s.name:<22} {s.vectors:>9} {s.vector_length:>5} {s.signature_bits:>4} "
-                     f"{100 * s.hit_rate:>7.2f}% {s.macs_skipped:>14,} {pct:>5.1f}%")
+        lines.append(
+            f"{nnn(s.index):>5}  {s.name:<22} {s.vectors:>9} {s.vector_length:>5} "
+            f"{s.signature_bits:>4} "
+            f"{100 * s.hit_rate:>7.2f}% {s.macs_skipped:>14,} {pct:>5.1f}%"
+        )
     v = sum(s.vectors for s in stats)
     h = sum(s.hits for s in stats)
     macs = sum(s.macs for s in stats)
     skipped = sum(s.macs_skipped for s in stats)
     lines.append("-" * len(head))
-    lines.append(f"{'all':>5}  {'':<22} {v:>9} {'':>5} {'':>4} {100 * h / max(v, 1):>7.2f}% {skipped:>14,} "
-                 f"{100 * skipped / max(macs, 1):>5.1f}%")
+    lines.append(
+        f"{'all':>5}  {'':<22} {v:>9} {'':>5} {'':>4} {100 * h / max(v, 1):>7.2f}% {skipped:>14,} "
+        f"{100 * skipped / max(macs, 1):>5.1f}%"
+    )
     return "\n".join(lines)
 
 
@@ -218,8 +251,16 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
             writers[i].append(row)
             bar.update(1)
 
-        recorder = HitmapRecorder(convs, selected, mode=mode, formation=formation,
-                                  golden_kwargs=golden_kwargs, qf=qf, capacity=capacity, on_row=on_row)
+        recorder = HitmapRecorder(
+            convs,
+            selected,
+            mode=mode,
+            formation=formation,
+            golden_kwargs=golden_kwargs,
+            qf=qf,
+            capacity=capacity,
+            on_row=on_row,
+        )
         try:
             predictions = _forward(model_obj, parts, recorder)
             for w in writers.values():
@@ -231,8 +272,18 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
         finally:
             bar.close()
         stats = [recorder.stats[i] for i in selected]
-        run = dict(model=model, mode=mode, formation=formation, qf=qf, capacity=capacity, batch=batch,
-                   weights=weights, model_seed=model_seed, golden_kwargs=golden_kwargs, hardware=hardware)
+        run = dict(
+            model=model,
+            mode=mode,
+            formation=formation,
+            qf=qf,
+            capacity=capacity,
+            batch=batch,
+            weights=weights,
+            model_seed=model_seed,
+            golden_kwargs=golden_kwargs,
+            hardware=hardware,
+        )
         manifest = _manifest(run, names, stats)
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         atomic_write_bytes(tmp / "run.log", _run_log(run, names, predictions, stats).encode())
@@ -240,7 +291,9 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
 
 
 @torch.no_grad()
-def _forward(model: nn.Module, parts: list[torch.Tensor], recorder: HitmapRecorder) -> list[tuple[int, float]]:
+def _forward(
+    model: nn.Module, parts: list[torch.Tensor], recorder: HitmapRecorder
+) -> list[tuple[int, float]]:
     """Run every batch with the hooks on; the top-1 (class, probability) of each image."""
     predictions = []
     with recorder:
@@ -262,17 +315,37 @@ def _manifest(run: dict, names: list[str], stats: list[LayerStats]) -> dict:
         "mode": run["mode"],
         "vectors": run["formation"] if hw_mode else "row",
         "config": dict(run["hardware"]),
-        "cache": (dict(run["golden_kwargs"]) if hw_mode else
-                  {"capacity": run["capacity"], "qf": run["qf"], "seed": seed, "policy": "fifo", "sets": 1}),
+        "cache": (
+            dict(run["golden_kwargs"])
+            if hw_mode
+            else {
+                "capacity": run["capacity"],
+                "qf": run["qf"],
+                "seed": seed,
+                "policy": "fifo",
+                "sets": 1,
+            }
+        ),
         "seed": seed,
         "batch": run["batch"],
         "images": names,
         "versions": versions(),
-        "layers": {nnn(s.index): {
-            "name": s.name, "file": f"hitmap-{nnn(s.index)}.csv", "input_shape": s.input_shape,
-            "vector_length": s.vector_length, "signature_bits": s.signature_bits,
-            "out_channels": s.out_channels, "calls": s.calls, "vectors": s.vectors, "hits": s.hits,
-            "macs": s.macs, "macs_skipped": s.macs_skipped} for s in stats},
+        "layers": {
+            nnn(s.index): {
+                "name": s.name,
+                "file": f"hitmap-{nnn(s.index)}.csv",
+                "input_shape": s.input_shape,
+                "vector_length": s.vector_length,
+                "signature_bits": s.signature_bits,
+                "out_channels": s.out_channels,
+                "calls": s.calls,
+                "vectors": s.vectors,
+                "hits": s.hits,
+                "macs": s.macs,
+                "macs_skipped": s.macs_skipped,
+            }
+            for s in stats
+        },
     }
 
 
@@ -280,15 +353,25 @@ def _run_log(run: dict, names: list[str], predictions: list[tuple[int, float]],
              stats: list[LayerStats]) -> str:
     """``run.log``: what ran, on what, the top-1 predictions and the per-layer table."""
     weights = run["weights"]
-    log = [f"mercury-hw hitmaps: model {run['model']}, mode {run['mode']}"
-           + (f", {run['formation']} vectors" if run["mode"] == "hw"
-              else f", qf {run['qf']:g}, capacity {run['capacity']}"),
-           "device: cpu",
-           f"weights: {weights}" if weights is not None else
-           f"weights: random (model seed {run['model_seed']}), NOT trained: predictions are meaningless",
-           f"configuration: {json.dumps(run['hardware'], sort_keys=True)}",
-           f"batch: {run['batch']}, images: {len(names)}",
-           "top-1 predictions (ImageNet class index, probability):"]
-    log += [f"  {j:4d} {name}: class {k} (p={p:.4f})" for j, (name, (k, p)) in enumerate(zip(names, predictions))]
+    log = [
+        f"mercury-hw hitmaps: model {run['model']}, mode {run['mode']}"
+        + (
+            f", {run['formation']} vectors"
+            if run["mode"] == "hw"
+            else f", qf {run['qf']:g}, capacity {run['capacity']}"
+        ),
+        "device: cpu",
+        f"weights: {weights}"
+        if weights is not None
+        else f"weights: random (model seed {run['model_seed']}), NOT trained: predictions are "
+             "meaningless",
+        f"configuration: {json.dumps(run['hardware'], sort_keys=True)}",
+        f"batch: {run['batch']}, images: {len(names)}",
+        "top-1 predictions (ImageNet class index, probability):",
+    ]
+    log += [
+        f"  {j:4d} {name}: class {k} (p={p:.4f})"
+        for j, (name, (k, p)) in enumerate(zip(names, predictions))
+    ]
     log += ["per-layer results:", format_table(stats)]
     return "\n".join(log) + "\n"

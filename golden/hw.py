@@ -37,13 +37,33 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "MASK64", "POLICIES",
-    "splitmix64", "lfsr_state0", "lfsr_sequence", "projection",
-    "signatures", "signatures_conv", "sig_to_uint", "sigs_to_uints", "set_and_tag",
-    "CacheTrace", "cache_run", "cache_hits", "no_reuse_trace",
-    "LayerResult", "reuse_layer", "exact_matmul",
-    "quantize", "quantize_values", "row_vectors", "window_vectors", "row_weights", "window_weights", "conv_out_size",
-    "ideal_cycles", "layer_ideal_cycles",
+    "MASK64",
+    "POLICIES",
+    "splitmix64",
+    "lfsr_state0",
+    "lfsr_sequence",
+    "projection",
+    "signatures",
+    "signatures_conv",
+    "sig_to_uint",
+    "sigs_to_uints",
+    "set_and_tag",
+    "CacheTrace",
+    "cache_run",
+    "cache_hits",
+    "no_reuse_trace",
+    "LayerResult",
+    "reuse_layer",
+    "exact_matmul",
+    "quantize",
+    "quantize_values",
+    "row_vectors",
+    "window_vectors",
+    "row_weights",
+    "window_weights",
+    "conv_out_size",
+    "ideal_cycles",
+    "layer_ideal_cycles",
 ]
 
 MASK64 = (1 << 64) - 1
@@ -80,7 +100,7 @@ def lfsr_state0(seed: int) -> int:
 _CHUNK = 60
 _CHUNK_MASK = (1 << _CHUNK) - 1
 _CHUNK_SHIFTS = np.arange(_CHUNK, dtype=np.uint64)
-_LFSR_CACHE: "OrderedDict[int, tuple[np.ndarray, int]]" = OrderedDict()  # seed -> (bits, window)
+_LFSR_CACHE: OrderedDict[int, tuple[np.ndarray, int]] = OrderedDict()  # seed -> (bits, window)
 _LFSR_CACHE_SEEDS = 8
 
 
@@ -96,11 +116,15 @@ def lfsr_sequence(seed: int, n: int) -> np.ndarray:
     bits, window = _LFSR_CACHE.get(seed, (None, None))
     if bits is None:
         window = lfsr_state0(seed)
-        bits = ((np.uint64(window) >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+        bits = ((np.uint64(window) >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).astype(
+            np.uint8
+        )
         bits.flags.writeable = False
     if len(bits) < n:
         chunks = []
-        want = max(n, 2 * len(bits)) - len(bits)  # grow geometrically: repeated extensions stay cheap
+        want = max(n, 2 * len(bits)) - len(
+            bits
+        )  # grow geometrically: repeated extensions stay cheap
         for _ in range(-(-want // _CHUNK)):
             new = (window ^ (window >> 1) ^ (window >> 3) ^ (window >> 4)) & _CHUNK_MASK
             chunks.append(new)
@@ -122,7 +146,7 @@ def _check_sig_bits(sig_bits: int) -> int:
     return sig_bits
 
 
-_PROJ_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_PROJ_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
 
 def _projection_f64(length: int, sig_bits: int, seed: int) -> torch.Tensor:
@@ -187,20 +211,33 @@ _F32_EXACT_MAX_LEN = (1 << 24) // 127  # longest L whose projections stay exact 
 def _fp32_is_ieee() -> bool:
     """True unless the user allowed reduced-precision (tf32/bf16) float32 kernels."""
     mk = torch.backends.mkldnn
-    settings = [getattr(torch.backends, "fp32_precision", "none"), getattr(mk, "fp32_precision", "none"),
-                getattr(getattr(mk, "conv", None), "fp32_precision", "none")]
-    return torch.get_float32_matmul_precision() == "highest" and all(p in ("none", "ieee") for p in settings)
+    settings = [
+        getattr(torch.backends, "fp32_precision", "none"),
+        getattr(mk, "fp32_precision", "none"),
+        getattr(getattr(mk, "conv", None), "fp32_precision", "none"),
+    ]
+    return torch.get_float32_matmul_precision() == "highest" and all(
+        p in ("none", "ieee") for p in settings
+    )
 
 
-_CONV_WEIGHT_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_CONV_WEIGHT_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
 
 def _conv_weight32(c: int, r: int, sk: int, sig_bits: int, seed: int) -> torch.Tensor:
-    """``Rp`` as float32 conv weights (S, C, R, Sk), ``weight[j, c, r, s] = Rp[(c*R + r)*Sk + s][j]``; cached."""
+    """``Rp`` as float32 conv weights (S, C, R, Sk); cached.
+
+    ``weight[j, c, r, s] = Rp[(c*R + r)*Sk + s][j]``.
+    """
     key = (c, r, sk, sig_bits, seed)
     w = _CONV_WEIGHT_CACHE.get(key)
     if w is None:
-        w = _projection_f64(c * r * sk, sig_bits, seed).t().reshape(sig_bits, c, r, sk).to(torch.float32)
+        w = (
+            _projection_f64(c * r * sk, sig_bits, seed)
+            .t()
+            .reshape(sig_bits, c, r, sk)
+            .to(torch.float32)
+        )
         _CONV_WEIGHT_CACHE[key] = w
         while len(_CONV_WEIGHT_CACHE) > 64:
             _CONV_WEIGHT_CACHE.popitem(last=False)
@@ -268,7 +305,9 @@ def _check_geometry(sig_bits, sets, ways, policy=None, block=None):
         raise ValueError(f"sets must be a power of two, not {sets!r}")
     set_bits = sets.bit_length() - 1
     if set_bits >= sig_bits:
-        raise ValueError(f"sets must be at most 2**(sig_bits-1) = {1 << (sig_bits - 1)}, not {sets}")
+        raise ValueError(
+            f"sets must be at most 2**(sig_bits-1) = {1 << (sig_bits - 1)}, not {sets}"
+        )
     if isinstance(ways, bool) or not isinstance(ways, int) or not 1 <= ways <= 16:
         raise ValueError(f"ways must be an integer between 1 and 16, not {ways!r}")
     if policy is not None and policy not in POLICIES:
@@ -324,9 +363,13 @@ class CacheTrace:
 
 
 def no_reuse_trace(v: int) -> CacheTrace:
-    """The trace of a call with reuse disabled: all misses, no entry (-1), every vector its own owner."""
-    return CacheTrace(hit=torch.zeros(v, dtype=torch.bool), entry=torch.full((v,), -1, dtype=torch.int64),
-                      owner=torch.arange(v, dtype=torch.int64))
+    """The trace of a call with reuse disabled: all misses, no entry (-1), every vector its own
+    owner."""
+    return CacheTrace(
+        hit=torch.zeros(v, dtype=torch.bool),
+        entry=torch.full((v,), -1, dtype=torch.int64),
+        owner=torch.arange(v, dtype=torch.int64),
+    )
 
 
 def cache_run(sigs, *, sig_bits: int, sets: int, ways: int, policy: str, block: int) -> CacheTrace:
@@ -412,7 +455,8 @@ def cache_hits(sigs, *, sig_bits: int, sets: int, ways: int, policy: str, block:
 # ----------------------------------------------------------------------------------------------
 
 def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x @ w^T`` of int8-range integer matrices, exactly, as int64 (float64 BLAS, see module doc)."""
+    """``x @ w^T`` of int8-range integer matrices, exactly, as int64 (float64 BLAS, see module
+    doc)."""
     if x.shape[-1] != w.shape[-1]:
         raise ValueError(f"vector length {x.shape[-1]} != weight length {w.shape[-1]}")
     if x.shape[-1] > _EXACT_F64_MAX_LEN:
@@ -441,8 +485,18 @@ class LayerResult:
     macs_skipped: int
 
 
-def reuse_layer(vectors: torch.Tensor, weights: torch.Tensor, *, sig_bits: int, seed: int, sets: int,
-                ways: int, policy: str, block: int, reuse: bool = True) -> LayerResult:
+def reuse_layer(
+    vectors: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    sig_bits: int,
+    seed: int,
+    sets: int,
+    ways: int,
+    policy: str,
+    block: int,
+    reuse: bool = True,
+) -> LayerResult:
     """One layer call through MERCURY: signatures, MCACHE, and the accumulators with reuse.
 
     ``vectors`` (V, L) and ``weights`` (K, L) are int8-range integer tensors. Only missed vectors
@@ -482,7 +536,9 @@ def quantize(x: torch.Tensor) -> tuple[torch.Tensor, float]:
     return q.to(torch.int8), scale
 
 
-def quantize_values(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, float]:
+def quantize_values(
+    x: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, float]:
     """:func:`quantize` with ``q`` as a float tensor holding the integers (for the fast paths).
 
     The arithmetic is float64 as the spec says; ``dtype`` (float64 or float32, both exact for
@@ -526,16 +582,24 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 def conv_out_size(h: int, w: int, kernel_size, stride=1, padding=0, dilation=1) -> tuple[int, int]:
     """(OH, OW) of a convolution (spec section 3)."""
-    (r, sk), (sh, sw), (ph, pw), (dh, dw) = (_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
-                                             _pair(padding, "padding"), _pair(dilation, "dilation"))
+    (r, sk), (sh, sw), (ph, pw), (dh, dw) = (
+        _pair(kernel_size, "kernel_size"),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        _pair(dilation, "dilation"),
+    )
     return (h + 2 * ph - dh * (r - 1) - 1) // sh + 1, (w + 2 * pw - dw * (sk - 1) - 1) // sw + 1
 
 
 def _unfold_check(xq, kernel_size, stride, padding, dilation) -> tuple:
     if xq.dim() != 4:
         raise ValueError(f"input must be (N, C, H, W), not shape {tuple(xq.shape)}")
-    k, s, p, d = (_pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(padding, "padding"),
-                  _pair(dilation, "dilation"))
+    k, s, p, d = (
+        _pair(kernel_size, "kernel_size"),
+        _pair(stride, "stride"),
+        _pair(padding, "padding"),
+        _pair(dilation, "dilation"),
+    )
     oh, ow = conv_out_size(xq.shape[2], xq.shape[3], k, s, p, d)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {k} does not fit input {tuple(xq.shape[2:])} with padding {p}")
@@ -557,8 +621,11 @@ def row_vectors(xq: torch.Tensor) -> torch.Tensor:
 
 
 def window_vectors(xq: torch.Tensor, kernel_size, stride=1, padding=0, dilation=1) -> torch.Tensor:
-    """``window`` formation (im2col, zero padding): (N*OH*OW, C*R*Sk), dtype of ``xq`` (spec section 3)."""
-    cols = _unfold(xq, kernel_size, stride, padding, dilation, torch.float32)  # int8 is exact in float32
+    """``window`` formation (im2col, zero padding): (N*OH*OW, C*R*Sk), dtype of ``xq`` (spec
+    section 3)."""
+    cols = _unfold(
+        xq, kernel_size, stride, padding, dilation, torch.float32
+    )  # int8 is exact in float32
     n, length, p = cols.shape
     return cols.transpose(1, 2).reshape(n * p, length).to(xq.dtype)
 
@@ -569,7 +636,8 @@ def window_weights(wq: torch.Tensor) -> torch.Tensor:
 
 
 def row_weights(wq: torch.Tensor, width: int) -> torch.Tensor:
-    """``row`` (synthetic) weight matrix, K x W: the first min(W, C*R*Sk) flattened weights, then 0."""
+    """``row`` (synthetic) weight matrix, K x W: the first min(W, C*R*Sk) flattened weights, then
+    0."""
     flat = wq.reshape(wq.shape[0], -1)
     out = torch.zeros((flat.shape[0], width), dtype=wq.dtype)
     m = min(width, flat.shape[1])
@@ -582,7 +650,8 @@ def row_weights(wq: torch.Tensor, width: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 def ideal_cycles(v: int, hits: int, length: int, k: int, *, lanes: int, pes: int) -> dict:
-    """Cycles of one block of ``v`` vectors with ``hits`` hits: baseline, with reuse, and the speedup."""
+    """Cycles of one block of ``v`` vectors with ``hits`` hits: baseline, with reuse, and the
+    speedup."""
     if not 0 <= hits <= v:
         raise ValueError(f"hits must be between 0 and V = {v}, not {hits}")
     c = -(-length // lanes)
@@ -594,7 +663,9 @@ def ideal_cycles(v: int, hits: int, length: int, k: int, *, lanes: int, pes: int
 
 def layer_ideal_cycles(hit_bits, length: int, k: int, lanes: int, pes: int, block: int) -> dict:
     """:func:`ideal_cycles` of a layer call: the sum over its blocks of ``block`` vectors."""
-    bits = [bool(b) for b in (hit_bits.tolist() if isinstance(hit_bits, torch.Tensor) else hit_bits)]
+    bits = [
+        bool(b) for b in (hit_bits.tolist() if isinstance(hit_bits, torch.Tensor) else hit_bits)
+    ]
     baseline = reuse = 0
     for b0 in range(0, len(bits), block):
         part = bits[b0:b0 + block]

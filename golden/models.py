@@ -509,7 +509,8 @@ def _check_keys_and_shapes(
 
 def _check_finite(state: dict[str, Tensor], path: Path) -> None:
     """Refuse nan/inf in floating tensors: they would silently poison every later layer."""
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise UserError(
             f"weights file {str(path)!r} holds nan or inf values in {_sample(bad)}; "

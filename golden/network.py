@@ -27,13 +27,16 @@ def check_positive(name: str, value: int) -> int:
 
 
 def select_layers(names: list[str], spec: str | None) -> list[int]:
-    """0-based indices of the convs named by ``--layers`` (sorted, unique); all when ``spec`` is None.
+    """0-based indices of the convs named by ``--layers`` (sorted, unique); all when ``spec`` is
+    None.
 
     Items: ``7`` (NNN, from 1), ``2-5`` (inclusive range), or a module name such as ``conv1``.
     """
     if spec is None:
         return list(range(len(names)))
-    allowed = f"allowed: numbers 1..{len(names)}, ranges like 2-5, or names like {names[0]}, {names[-1]}"
+    allowed = (
+        f"allowed: numbers 1..{len(names)}, ranges like 2-5, or names like {names[0]}, {names[-1]}"
+    )
     chosen: set[int] = set()
     by_name = {n: i for i, n in enumerate(names)}
     for item in (s.strip() for s in spec.split(",")):
@@ -64,24 +67,38 @@ def load_images(images: Path | None, count: int) -> tuple[torch.Tensor, list[str
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def conv_params(conv: nn.Conv2d, *, checked: bool = True) -> dict:
     """The window geometry of a conv; ``checked``: refuse what spec section 3 does not cover."""
     if checked and conv.groups != 1:
-        raise UserError(f"conv with groups={conv.groups} is not supported; allowed: groups=1 (spec section 3)")
+        raise UserError(
+            f"conv with groups={conv.groups} is not supported; allowed: groups=1 (spec section 3)"
+        )
     if checked and (conv.padding_mode != "zeros" or isinstance(conv.padding, str)):
         raise UserError(f"conv padding {conv.padding!r}/{conv.padding_mode} is not supported; "
                         f"allowed: integer zero padding")
-    return dict(kernel_size=tuple(conv.kernel_size), stride=tuple(conv.stride), padding=tuple(conv.padding),
-                dilation=tuple(conv.dilation))
+    return dict(
+        kernel_size=tuple(conv.kernel_size),
+        stride=tuple(conv.stride),
+        padding=tuple(conv.padding),
+        dilation=tuple(conv.dilation),
+    )
 
 
-_MODELS: dict[tuple, nn.Module] = {}  # built models of this process (building calibrates BN: seconds)
+_MODELS: dict[
+    tuple, nn.Module
+] = {}  # built models of this process (building calibrates BN: seconds)
 
 
-def build(model_name: str, weights: Path | None, model_seed: int) -> tuple[nn.Module, list[tuple[str, nn.Conv2d]]]:
+def build(
+    model_name: str, weights: Path | None, model_seed: int
+) -> tuple[nn.Module, list[tuple[str, nn.Conv2d]]]:
     """``golden.models.build_model`` in eval mode, with its convs in construction order.
 
     Models are kept for the life of the process (the hooks of this module never change them), keyed
@@ -113,7 +130,8 @@ def nnn(index: int) -> str:
 @torch.no_grad()
 def capture_inputs(model: nn.Module, convs: list[tuple[str, nn.Conv2d]], selected: list[int],
                    x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """The input of each selected conv (0-based indices) in one forward call of ``model`` on ``x``."""
+    """The input of each selected conv (0-based indices) in one forward call of ``model`` on
+    ``x``."""
     captured: dict[int, torch.Tensor] = {}
     handles = [convs[i][1].register_forward_pre_hook(
         lambda mod, args, i=i: captured.setdefault(i, args[0].detach().clone())) for i in selected]

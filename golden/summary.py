@@ -28,7 +28,9 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise UserError(f"{p}: no such file or directory; give hitmap CSV files or directories of them")
+            raise UserError(
+                f"{p}: no such file or directory; give hitmap CSV files or directories of them"
+            )
     return files
 
 

@@ -40,8 +40,13 @@ def add_config_arguments(parser) -> None:
             group.add_argument(flag, default=None, metavar="|".join(POLICIES),
                                help=f"cache replacement (default {default})")
         else:
-            group.add_argument(flag, default=None, type=int_arg(f.name), metavar="N",
-                               help=f"default {default:#x}" if f.name == "seed" else f"default {default}")
+            group.add_argument(
+                flag,
+                default=None,
+                type=int_arg(f.name),
+                metavar="N",
+                help=f"default {default:#x}" if f.name == "seed" else f"default {default}",
+            )
 
 
 def config_from_args(args, base: MercuryConfig | None = None) -> MercuryConfig:
@@ -58,7 +63,10 @@ def config_flags(args) -> list[str]:
     for f in fields(MercuryConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            words += [f"--{f.name.replace('_', '-')}", f"{value:#x}" if f.name == "seed" else str(value)]
+            words += [
+                f"--{f.name.replace('_', '-')}",
+                f"{value:#x}" if f.name == "seed" else str(value),
+            ]
     return words
 
 
@@ -68,25 +76,40 @@ def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
 
     parser.add_argument("--model", default="resnet18", metavar="|".join(MODEL_NAMES),
                         help="network (default resnet18)")
-    parser.add_argument("--weights", type=Path, metavar="FILE.pth",
-                        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE.pth",
+        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)",
+    )
     parser.add_argument("--model-seed", type=int_arg("model_seed"), default=0, metavar="N",
                         help="seed of the random weights when no --weights (default 0)")
-    parser.add_argument("--images", type=Path, metavar="DIR",
-                        help="directory of JPEG/PNG images (sorted by name); default: the bundled photos")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="directory of JPEG/PNG images (sorted by name); default: the bundled photos",
+    )
     parser.add_argument("--batch", type=int_arg("batch"), default=1, metavar="N",
                         help="images per forward call (default 1)")
-    parser.add_argument("--layers", metavar="LIST",
-                        help="convs: comma-separated numbers (1-based construction order), ranges 2-5, "
-                             f"or module names (layer1.0.conv1); default {layers_default}")
+    parser.add_argument(
+        "--layers",
+        metavar="LIST",
+        help="convs: comma-separated numbers (1-based construction order), ranges 2-5, "
+        f"or module names (layer1.0.conv1); default {layers_default}",
+    )
 
 
 def add_vectors_argument(parser, default: str | None = "window", extra: str = "") -> None:
     """--vectors: window (im2col, the real convolution) or row vectors (docs/spec.md, section 3)."""
     from golden.network import FORMATIONS
 
-    parser.add_argument("--vectors", choices=FORMATIONS, default=default,
-                        help=f"{extra}vector formation: window (im2col, the real convolution; default) or row")
+    parser.add_argument(
+        "--vectors",
+        choices=FORMATIONS,
+        default=default,
+        help=f"{extra}vector formation: window (im2col, the real convolution; default) or row",
+    )
 
 
 def add_out_argument(parser, default: str | None = None, what: str = "output folder", *,

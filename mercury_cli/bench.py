@@ -17,8 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="small workloads (seconds, for tests); the figures are noisier")
     parser.add_argument("--skip", action="append", default=[], choices=PARTS,
                         help="leave out a part (repeatable)")
-    parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS, metavar="FILE",
-                        help=f"Markdown log the dated section is appended to (default {BENCHMARKS})")
+    parser.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=BENCHMARKS,
+        metavar="FILE",
+        help=f"Markdown log the dated section is appended to (default {BENCHMARKS})",
+    )
     add_out_argument(parser, "out/bench", "bench.json, bench.png and the simulation work folders")
 
 

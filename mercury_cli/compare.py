@@ -16,7 +16,9 @@ from golden.compare import compare_hitmaps, format_result
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", type=Path, metavar="A", help="hitmap CSV file, or directory of them")
-    parser.add_argument("b", type=Path, metavar="B", help="the same kind as A: a file or a directory")
+    parser.add_argument(
+        "b", type=Path, metavar="B", help="the same kind as A: a file or a directory"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

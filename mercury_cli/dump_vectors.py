@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from .args import (add_config_arguments, add_model_arguments, add_out_argument, add_vectors_argument,
-                   config_from_args, int_arg)
+from .args import (
+    add_config_arguments,
+    add_model_arguments,
+    add_out_argument,
+    add_vectors_argument,
+    config_from_args,
+    int_arg,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +30,24 @@ def run(args: argparse.Namespace) -> int:
     from golden.dump import dump_layers
 
     cfg = config_from_args(args)
-    metas = dump_layers(args.model, golden_kwargs=cfg.golden_kwargs(), hardware=cfg.to_dict(),
-                        out_dir=args.out, formation=args.vectors, layers=args.layers, limit=args.limit,
-                        reuse=not args.no_reuse, images=args.images, batch=args.batch,
-                        weights=args.weights, model_seed=args.model_seed)
+    metas = dump_layers(
+        args.model,
+        golden_kwargs=cfg.golden_kwargs(),
+        hardware=cfg.to_dict(),
+        out_dir=args.out,
+        formation=args.vectors,
+        layers=args.layers,
+        limit=args.limit,
+        reuse=not args.no_reuse,
+        images=args.images,
+        batch=args.batch,
+        weights=args.weights,
+        model_seed=args.model_seed,
+    )
     for m in metas:
-        print(f"{m['layer']}  {m['name']:<22} V={m['V']:<6} L={m['L']:<5} K={m['K']:<4} hits={m['hits']}")
+        print(
+            f"{m['layer']}  {m['name']:<22} V={m['V']:<6} L={m['L']:<5} K={m['K']:<4} "
+            f"hits={m['hits']}"
+        )
     print(f"wrote {len(metas)} layers to {args.out}")
     return 0

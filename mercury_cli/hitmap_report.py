@@ -18,9 +18,16 @@ from golden.summary import expand_paths, format_table, summarize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
-                        help=f"hitmap CSV files, or directories whose {HITMAP_GLOB} files are read (sorted)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the table as JSON to FILE")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="FILE_OR_DIR",
+        help=f"hitmap CSV files, or directories whose {HITMAP_GLOB} files are read (sorted)",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the table as JSON to FILE"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,8 +11,14 @@ import math
 
 from golden.errors import UserError
 
-from .args import (add_config_arguments, add_model_arguments, add_out_argument, add_vectors_argument,
-                   config_from_args, int_arg)
+from .args import (
+    add_config_arguments,
+    add_model_arguments,
+    add_out_argument,
+    add_vectors_argument,
+    config_from_args,
+    int_arg,
+)
 
 MODES = ("hw", "grp19")
 
@@ -42,11 +48,15 @@ def _validate(args) -> None:
     if args.mode == "hw":
         for flag, value in (("--qf", args.qf), ("--capacity", args.capacity)):
             if value is not None:
-                raise UserError(f"{flag} applies to --mode grp19 only; allowed with --mode hw: --vectors "
-                                f"and the configuration flags")
+                raise UserError(
+                    f"{flag} applies to --mode grp19 only; allowed with --mode hw: --vectors "
+                    f"and the configuration flags"
+                )
     else:
         if args.vectors == "window":
-            raise UserError("--vectors window needs --mode hw; allowed with --mode grp19: row vectors only")
+            raise UserError(
+                "--vectors window needs --mode hw; allowed with --mode grp19: row vectors only"
+            )
         if args.qf is not None and not (math.isfinite(args.qf) and 0 < args.qf <= QF_MAX):
             raise UserError(f"--qf must be in (0, {QF_MAX:g}], not {args.qf:g}")
         if args.capacity is not None and args.capacity < 0:

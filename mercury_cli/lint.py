@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         workdir = lint.lint_dir(cfg)
         print(f"configuration {cfg.name}: generating into {workdir}/")
-        results = [lint.lint_block(b, cfg, workdir) for b in dict.fromkeys(args.block or gen.BLOCKS)]
+        results = [
+            lint.lint_block(b, cfg, workdir) for b in dict.fromkeys(args.block or gen.BLOCKS)
+        ]
     failed = lint.report(results)
     if failed:
         print(f"error: {failed} of {len(results)} files have unwaived Verilator warnings or errors",

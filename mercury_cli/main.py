@@ -15,15 +15,29 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "hitmaps": ("mercury_cli.hitmaps", "run a ResNet on real images and write per-layer hitmap CSVs"),
-    "hitmap-report": ("mercury_cli.hitmap_report", "summarise and check hitmap CSV files (seed format)"),
+    "hitmaps": (
+        "mercury_cli.hitmaps",
+        "run a ResNet on real images and write per-layer hitmap CSVs",
+    ),
+    "hitmap-report": (
+        "mercury_cli.hitmap_report",
+        "summarise and check hitmap CSV files (seed format)",
+    ),
     "compare": ("mercury_cli.compare", "compare two hitmap files or directories"),
-    "dump-vectors": ("mercury_cli.dump_vectors",
-                     "write layers' quantized vectors, weights and golden results for RTL replay"),
+    "dump-vectors": (
+        "mercury_cli.dump_vectors",
+        "write layers' quantized vectors, weights and golden results for RTL replay",
+    ),
     "verilog": ("mercury_cli.verilog", "generate rtl/*.v from the Amaranth design"),
     "lint": ("mercury_cli.lint", "run verilator --lint-only -Wall on the generated Verilog"),
-    "synth": ("mercury_cli.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
-    "sim": ("mercury_cli.sim", "replay real ResNet layers through the RTL and compare with the golden model"),
+    "synth": (
+        "mercury_cli.synth",
+        "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)",
+    ),
+    "sim": (
+        "mercury_cli.sim",
+        "replay real ResNet layers through the RTL and compare with the golden model",
+    ),
     "bench": ("mercury_cli.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
 }
 

@@ -1,4 +1,5 @@
-"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and compare
+"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and
+compare
 its hitmaps and every output with the golden model (the flow: :mod:`sim.replay`)."""
 
 from __future__ import annotations
@@ -9,42 +10,71 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-from .args import (add_config_arguments, add_model_arguments, add_out_argument, add_vectors_argument,
-                   config_from_args, int_arg)
+from .args import (
+    add_config_arguments,
+    add_model_arguments,
+    add_out_argument,
+    add_vectors_argument,
+    config_from_args,
+    int_arg,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sim.build import SIMULATORS
     from sim.replay import DEFAULT_LIMIT, ICARUS_LAYERS
 
-    parser.epilog = (f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
-                     f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
-                     f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
-                     f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
-                     f"or RTL failure (one line names layer, vector, field and both values), 2 bad input. "
-                     f"See docs/replay.md.")
-    parser.add_argument("--sim", choices=SIMULATORS, default="verilator",
-                        help="simulator (default verilator; icarus is about 500x slower and by default "
-                             f"replays layers {ICARUS_LAYERS} with {DEFAULT_LIMIT['icarus']} vectors each)")
+    parser.epilog = (
+        f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
+        f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
+        f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
+        f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
+        f"or RTL failure (one line names layer, vector, field and both values), 2 bad input. "
+        f"See docs/replay.md."
+    )
+    parser.add_argument(
+        "--sim",
+        choices=SIMULATORS,
+        default="verilator",
+        help="simulator (default verilator; icarus is about 500x slower and by default "
+        f"replays layers {ICARUS_LAYERS} with {DEFAULT_LIMIT['icarus']} vectors each)",
+    )
     add_model_arguments(parser, layers_default=f"every conv (icarus: {ICARUS_LAYERS})")
     add_vectors_argument(parser)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--limit", type=int_arg("limit"), metavar="N",
-                      help=f"replay the first N vectors of each layer (default {DEFAULT_LIMIT['verilator']} "
-                           f"with verilator, {DEFAULT_LIMIT['icarus']} with icarus)")
-    size.add_argument("--full", action="store_true",
-                      help="replay every vector of every selected layer (every layer unless --layers)")
+    size.add_argument(
+        "--limit",
+        type=int_arg("limit"),
+        metavar="N",
+        help=f"replay the first N vectors of each layer (default {DEFAULT_LIMIT['verilator']} "
+        f"with verilator, {DEFAULT_LIMIT['icarus']} with icarus)",
+    )
+    size.add_argument(
+        "--full",
+        action="store_true",
+        help="replay every vector of every selected layer (every layer unless --layers)",
+    )
     add_out_argument(parser, "out/sim", "output folder: report.md/json/png, golden/, rtl/, work/")
     parser.add_argument("--jobs", type=int_arg("jobs"), default=None, metavar="N",
                         help="layers simulated in parallel (default: the CPU count)")
-    parser.add_argument("--stall", type=int_arg("stall"), default=0, metavar="PCT",
-                        help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
-                             "the core sets the pace, as the cycle model assumes)")
+    parser.add_argument(
+        "--stall",
+        type=int_arg("stall"),
+        default=0,
+        metavar="PCT",
+        help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
+        "the core sets the pace, as the cycle model assumes)",
+    )
     parser.add_argument("--stall-seed", type=int_arg("stall_seed"), default=1, metavar="N",
                         help="seed of the stalls (default 1)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match")
-    parser.add_argument("--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS)  # tests
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match",
+    )
+    parser.add_argument(
+        "--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS
+    )  # tests
     add_config_arguments(parser)
 
 

@@ -43,16 +43,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
     if synth.under_tmp(Path(args.out)):
         # Seen: the same design passes in out/ and fails in /tmp/... with an assertion in ABC9.
-        raise UserError(f"--out {args.out} is under /tmp, which YoWASP's sandbox replaces with its "
-                        "own (Yosys ABC9 then fails); use a folder of the checkout such as out/synth")
+        raise UserError(
+            f"--out {args.out} is under /tmp, which YoWASP's sandbox replaces with its "
+            "own (Yosys ABC9 then fails); use a folder of the checkout such as out/synth"
+        )
     cfg = config_from_args(args, base=synth.SMALL_CONFIG if args.small else None)
     label = synth.config_label(cfg)
     out = Path(args.out)
     results = []
     for block in dict.fromkeys(args.block or ["core"]):
-        part = "the smallest ECP5 part it fits" if args.device == "auto" else synth.DEVICES[args.device]["part"]
+        part = (
+            "the smallest ECP5 part it fits"
+            if args.device == "auto"
+            else synth.DEVICES[args.device]["part"]
+        )
         print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
-        r = synth.synthesize(block, cfg, args.device, args.freq, out, label, _command_line(args, block))
+        r = synth.synthesize(
+            block, cfg, args.device, args.freq, out, label, _command_line(args, block)
+        )
         results.append(r)
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
         print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
@@ -65,7 +73,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _command_line(args, block: str) -> str:
     """The command that reproduces one block's figures (recorded in the report)."""
-    parts = ["mercury-hw synth", "--block", block, "--device", args.device, "--freq", f"{args.freq:g}"]
+    parts = [
+        "mercury-hw synth",
+        "--block",
+        block,
+        "--device",
+        args.device,
+        "--freq",
+        f"{args.freq:g}",
+    ]
     if args.small:
         parts.append("--small")
     return " ".join(parts + config_flags(args) + ["--out", str(args.out)])

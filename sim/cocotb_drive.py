@@ -3,7 +3,8 @@
 Runs inside the simulator process started by ``sim/bench.py`` through ``sim/cocotb_run.py``
 (``build_and_test("core", ..., "sim.cocotb_drive")``), with the project's own cocotb stream
 drivers (``sim/cocotb_streams.py``, the testbenches' too: Python sets every input and samples
-every handshake, once per clock cycle). It runs the same kind of work the replay harness does: the weight tiles, one
+every handshake, once per clock cycle). It runs the same kind of work the replay harness does: the
+weight tiles, one
 baseline pass per tile over ``V`` vectors of length ``L``, every result taken; valid held high
 and results always ready, so the core sets the pace. It checks that every result arrived and
 writes ``{cycles, seconds, results, vector_elements}`` as JSON to ``$MERCURY_BENCH_OUT``.
@@ -37,9 +38,16 @@ async def drive_baseline(dut):
     wl, cl, vl = layouts.weight_beat(cfg), layouts.command(cfg), layouts.vector_beat(cfg)
     vectors = [[rng.randrange(-127, 128) for _ in range(length)] for _ in range(v)]
     weights = [[rng.randrange(-127, 128) for _ in range(length)] for _ in range(t * cfg.pes)]
-    w_beats = [layouts.pack(wl, beat) for tile in range(t) for beat in weight_beats(cfg, weights, tile)]
+    w_beats = [
+        layouts.pack(wl, beat) for tile in range(t) for beat in weight_beats(cfg, weights, tile)
+    ]
     cmds = [layouts.pack(cl, {"length": length, "count": v, "reuse": 0, "replay": 0})] * t
-    v_beats = [layouts.pack(vl, beat) for _ in range(t) for vec in vectors for beat in vector_beats(cfg, vec)]
+    v_beats = [
+        layouts.pack(vl, beat)
+        for _ in range(t)
+        for vec in vectors
+        for beat in vector_beats(cfg, vec)
+    ]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.clear.value = 0

@@ -30,7 +30,7 @@ from mercury_hw.config import MercuryConfig
 from .build import locked
 
 __all__ = ["SIMULATORS", "BUILD_ROOT", "build_and_test", "run_cocotb", "config_from_env",
-           "seed_from_env"]
+           "seed_from_env", "importable"]
 
 SIMULATORS = ("icarus", "verilator")
 BUILD_ROOT = Path(__file__).resolve().parents[1] / "build" / "cocotb"
@@ -73,7 +73,8 @@ def build_and_test(block: str, cfg: MercuryConfig, simulator: str, test_module: 
 
     Parameters
     ----------
-    block : a key of ``mercury_hw.gen.BLOCKS`` (``"siggen"``, ``"mcache"``, ``"pe_array"``, ``"core"``).
+    block : a key of ``mercury_hw.gen.BLOCKS`` (``"siggen"``, ``"mcache"``, ``"pe_array"``,
+    ``"core"``).
     cfg : the configuration; ``label`` (default ``cfg.name``) names its build folder.
     simulator : ``"icarus"`` or ``"verilator"``.
     test_module : importable module holding the ``@cocotb.test()`` coroutines.
@@ -95,7 +96,9 @@ def build_and_test(block: str, cfg: MercuryConfig, simulator: str, test_module: 
     if seed is not None:
         env[ENV_SEED] = str(seed)
     env.update({k: str(v) for k, v in (extra_env or {}).items()})
-    out = os.path.relpath(build_dir, BUILD_ROOT.parents[1])  # the header's regenerate command names it
+    out = os.path.relpath(
+        build_dir, BUILD_ROOT.parents[1]
+    )  # the header's regenerate command names it
     return run_cocotb(lambda: gen.generate(block, cfg, out), gen.module_name(block), build_dir,
                       simulator, test_module, env, seed=seed, testcase=testcase, run_name=run_name)
 
@@ -120,10 +123,18 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
     sim_build = build_dir / "sim_build"
     build_args = ICARUS_BUILD_ARGS if simulator == "icarus" else VERILATOR_BUILD_ARGS
     # WAVES=1 (cocotb's switch) needs a rebuild with tracing: the stamp forces one when it changes.
-    stamp = json.dumps({"simulator": simulator, "toplevel": toplevel, "build_args": build_args,
-                        "timescale": TIMESCALE, "waves": os.environ.get("WAVES", "")}, sort_keys=True)
+    stamp = json.dumps(
+        {
+            "simulator": simulator,
+            "toplevel": toplevel,
+            "build_args": build_args,
+            "timescale": TIMESCALE,
+            "waves": os.environ.get("WAVES", ""),
+        },
+        sort_keys=True,
+    )
 
-    with _tool_environment(simulator), _importable(Path(__file__).resolve().parents[1]):
+    with _tool_environment(simulator), importable(Path(__file__).resolve().parents[1]):
         runner = get_runner(simulator)
         # One worker generates and builds; a concurrent one waits, then finds the build done.
         with locked(build_dir / ".lock"):
@@ -136,12 +147,18 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
                              build_args=build_args, timescale=TIMESCALE, clean=clean, log_file=log)
             except (RuntimeError, SystemExit) as exc:
                 stamp_file.unlink(missing_ok=True)
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.exists() else ""
+                tail = (
+                    "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                    if log.exists()
+                    else ""
+                )
                 raise AssertionError(f"{simulator} could not build {source} ({exc}); "
                                      f"log {log}:\n{tail}") from None
             stamp_file.write_text(stamp)
 
-        test_dir = build_dir / "runs" / _safe(run_name or _default_run_name(test_module, testcase))[-120:]
+        test_dir = (
+            build_dir / "runs" / _safe(run_name or _default_run_name(test_module, testcase))[-120:]
+        )
         if test_dir.exists():
             shutil.rmtree(test_dir)
         try:
@@ -152,13 +169,17 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
                                   timescale=TIMESCALE, seed=seed, testcase=testcase)
         except SystemExit as exc:  # cocotb's runner reports failures with sys.exit
             results = _results_file(test_dir)
-            raise AssertionError(f"cocotb: {test_module} on {toplevel} ({simulator}) failed "
-                                 f"(exit {exc.code}); results: {results}, build: {build_dir}") from None
+            raise AssertionError(
+                f"cocotb: {test_module} on {toplevel} ({simulator}) failed "
+                f"(exit {exc.code}); results: {results}, build: {build_dir}"
+            ) from None
     if results is None or not Path(results).is_file():
         raise AssertionError(f"cocotb: {test_module} on {toplevel} ({simulator}) left no results "
                              f"file: the simulation ended abnormally (see the log above)")
     total, failed = _count_results(results)
-    assert total > 0, f"cocotb: {test_module} ran no test on {toplevel} ({simulator}); see {results}"
+    assert total > 0, (
+        f"cocotb: {test_module} ran no test on {toplevel} ({simulator}); see {results}"
+    )
     assert failed == 0, f"cocotb: {failed} of {total} tests failed; see {results}"
     return results
 
@@ -202,7 +223,7 @@ def _tool_environment(simulator: str):
 
 
 @contextlib.contextmanager
-def _importable(*folders: Path):
+def importable(*folders: Path):
     """The runner hands ``sys.path`` to the simulator as PYTHONPATH: make ``folders`` importable
     there (the folder holding the ``sim`` package, so that ``sim.cocotb_drive`` imports)."""
     added = [str(p) for p in folders if str(p) not in sys.path]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -63,7 +63,9 @@ class LayerRun:
     extra: dict = field(default_factory=dict)
 
 
-def write_inputs(folder: Path, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray) -> tuple[Path, Path]:
+def write_inputs(
+    folder: Path, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray
+) -> tuple[Path, Path]:
     """Write the beat-aligned vector and weight files the harness reads (see ``sim/harness.v``).
 
     ``x``: (V, L) int8 vectors; ``w``: (K, L) int8 weight matrix.
@@ -140,9 +142,20 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
     prefix = folder / "rtl"
     for suffix in (".run0.txt", ".run1.txt", ".summary.txt"):
         Path(str(prefix) + suffix).unlink(missing_ok=True)
-    plus = [f"+vec={vpath}", f"+wgt={wpath}", f"+out={prefix}", f"+L={length}", f"+V={v}", f"+K={k}",
-            f"+runs={2 if baseline else 1}", f"+stall={stall}", f"+stall_seed={stall_seed}",
-            f"+timeout={timeout}", f"+flip_hit={flip_hit}", f"+progress={progress_every}"]
+    plus = [
+        f"+vec={vpath}",
+        f"+wgt={wpath}",
+        f"+out={prefix}",
+        f"+L={length}",
+        f"+V={v}",
+        f"+K={k}",
+        f"+runs={2 if baseline else 1}",
+        f"+stall={stall}",
+        f"+stall_seed={stall_seed}",
+        f"+timeout={timeout}",
+        f"+flip_hit={flip_hit}",
+        f"+progress={progress_every}",
+    ]
     t0 = time.monotonic()
     cmd = sim.command(plus)
     tail: list[str] = []
@@ -164,9 +177,11 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
     summary = parse_summary(Path(str(prefix) + ".summary.txt"))
     (folder / "sim.log").write_text(" ".join(cmd) + "\n" + "\n".join(tail) + "\n")
     if rc != 0 or summary.get("status") != "ok":
-        msg = next((l for l in tail if l.startswith("error")), None) or (tail[-1] if tail else "")
-        raise SimError(f"{sim.simulator} replay failed (exit {rc}, status {summary.get('status')}): "
-                       f"{msg} [log {folder / 'sim.log'}]")
+        msg = next((t for t in tail if t.startswith("error")), None) or (tail[-1] if tail else "")
+        raise SimError(
+            f"{sim.simulator} replay failed (exit {rc}, status {summary.get('status')}): "
+            f"{msg} [log {folder / 'sim.log'}]"
+        )
     if progress and done_before < (2 if baseline else 1) * v:
         progress((2 if baseline else 1) * v - done_before)
     rows = _read_results(Path(str(prefix) + ".run0.txt"), cfg.pes)

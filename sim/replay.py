@@ -1,4 +1,5 @@
-"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and compare
+"""``mercury-hw sim`` (``make sim``): replay real ResNet layers through the generated RTL and
+compare
 its hitmaps and every output with the golden model.
 
 1. The golden model (``golden.dump.dump_layers``) writes, per conv layer, its quantized input
@@ -83,7 +84,9 @@ def load_golden_layer(folder: Path, meta: dict) -> dict:
     def arr(key, dtype, shape):
         a = np.fromfile(folder / files[key], dtype=dtype)
         if a.size != int(np.prod(shape)):
-            raise UserError(f"{folder / files[key]}: {a.size} values, expected {int(np.prod(shape))}")
+            raise UserError(
+                f"{folder / files[key]}: {a.size} values, expected {int(np.prod(shape))}"
+            )
         return a.reshape(shape)
 
     from golden.hitmap_csv import read_hitmap_csv
@@ -113,8 +116,12 @@ def compare_layer(layer: str, name: str, g: dict, r) -> Mismatch | None:
               ("base", r.base.T, g["base"].T, "k")]
     t = r.pass_hit.shape[0]
     for tile in range(1, t):
-        checks.append((f"hit of replay pass {tile}", r.pass_hit[tile][None, :], r.hit[None, :], None))
-        checks.append((f"entry of replay pass {tile}", r.pass_entry[tile][None, :], r.entry[None, :], None))
+        checks.append(
+            (f"hit of replay pass {tile}", r.pass_hit[tile][None, :], r.hit[None, :], None)
+        )
+        checks.append(
+            (f"entry of replay pass {tile}", r.pass_entry[tile][None, :], r.entry[None, :], None)
+        )
     zeros = np.zeros((t, r.hit.shape[0]), dtype=np.int64)
     checks.append(("hit of the baseline", r.base_hit, zeros, "tile"))
     checks.append(("entry of the baseline", r.base_entry, zeros, "tile"))
@@ -129,7 +136,11 @@ def compare_layer(layer: str, name: str, g: dict, r) -> Mismatch | None:
         cols = np.flatnonzero(diff.any(axis=0))
         v = int(cols[0])
         row = int(np.flatnonzero(diff[:, v])[0])
-        field = label if index is None else (f"{label}[k={row}]" if index == "k" else f"{label} (tile {row})")
+        field = (
+            label
+            if index is None
+            else (f"{label}[k={row}]" if index == "k" else f"{label} (tile {row})")
+        )
         if best is None or v < best[0]:
             best = (v, field, int(a[row, v]), int(b[row, v]))
     if best is None:
@@ -142,15 +153,17 @@ def _write_rtl_hitmap(path: Path, golden_hm, hit: np.ndarray) -> None:
 
     g = golden_hm.rows[0]
     hits = int(hit.sum())
-    row = HitmapRow(g.n, g.c, g.h, g.w, len(hit), g.length, hits, len(hit) - hits, hit.astype(np.uint8))
+    row = HitmapRow(
+        g.n, g.c, g.h, g.w, len(hit), g.length, hits, len(hit) - hits, hit.astype(np.uint8)
+    )
     atomic_write_bytes(path, format_row(row))
 
 
 def _check_layers(model: str, layers: str | None, formation: str, cfg: MercuryConfig) -> None:
     """Refuse an unknown model or layer, or (window vectors) a layer longer than max_len, before
     anything slow runs. Cheap: the model is built without weights and without calibration."""
-    from golden.network import select_layers
     from golden.models import build_model, conv_layers
+    from golden.network import select_layers
 
     convs = conv_layers(build_model(model, calibrate=False))
     chosen = select_layers([n for n, _ in convs], layers)
@@ -159,16 +172,28 @@ def _check_layers(model: str, layers: str | None, formation: str, cfg: MercuryCo
             name, conv = convs[i]
             length = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
             if length > cfg.max_len:
-                raise UserError(f"layer {i + 1} ({name}) has vectors of L = {length}, longer than --max-len "
-                                f"{cfg.max_len}; allowed: --max-len >= {length} (or other --layers)")
-
+                raise UserError(
+                    f"layer {i + 1} ({name}) has vectors of L = {length}, longer than --max-len "
+                    f"{cfg.max_len}; allowed: --max-len >= {length} (or other --layers)"
+                )
 
 
 # ------------------------------------------------------------------------------------------------
 # The flow
 
-def _resolve(simulator: str, *, limit, full: bool, layers, jobs, stall: int, batch: int, formation: str,
-             images, weights) -> tuple[int | None, str | None, int]:
+def _resolve(
+    simulator: str,
+    *,
+    limit,
+    full: bool,
+    layers,
+    jobs,
+    stall: int,
+    batch: int,
+    formation: str,
+    images,
+    weights,
+) -> tuple[int | None, str | None, int]:
     """Check the arguments that need nothing slow; the effective (limit, layers, jobs)."""
     from golden.network import FORMATIONS
 
@@ -185,7 +210,9 @@ def _resolve(simulator: str, *, limit, full: bool, layers, jobs, stall: int, bat
     if formation not in FORMATIONS:
         raise UserError(f"--vectors must be row or window, not {formation!r}")
     if images is not None and not Path(images).is_dir():
-        raise UserError(f"--images {images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files")
+        raise UserError(
+            f"--images {images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files"
+        )
     if weights is not None and not Path(weights).is_file():
         raise UserError(f"--weights {weights}: no such file; allowed: a .pth state_dict file")
     if full:
@@ -267,7 +294,9 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
 
     results, failures = {}, {}
     with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
-        futures = {ex.submit(simulate, m): m["layer"] for m in sorted(metas, key=cost, reverse=True)}
+        futures = {
+            ex.submit(simulate, m): m["layer"] for m in sorted(metas, key=cost, reverse=True)
+        }
         for fut in cf.as_completed(futures):
             try:
                 results[futures[fut]] = fut.result()
@@ -287,7 +316,9 @@ def _compare_layers(out: Path, metas: list[dict], goldens: dict, results: dict, 
     for meta in metas:
         layer = meta["layer"]
         if layer in results:
-            _write_rtl_hitmap(out / "rtl" / f"hitmap-{layer}.csv", goldens[layer]["hitmap"], results[layer].hit)
+            _write_rtl_hitmap(
+                out / "rtl" / f"hitmap-{layer}.csv", goldens[layer]["hitmap"], results[layer].hit
+            )
     hitmap_result = compare_hitmaps(out / "golden", out / "rtl") if results else None
     hitmap_diff = {lc.layer: lc for lc in hitmap_result.layers} if hitmap_result else {}
     mismatches: dict[str, Mismatch] = {}
@@ -311,12 +342,16 @@ def _compare_layers(out: Path, metas: list[dict], goldens: dict, results: dict, 
     return mismatches
 
 
-def _verdict(out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows) -> int:
+def _verdict(
+    out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows
+) -> int:
     """Write the reports, print the table and the first problem; the exit code."""
     from . import report
 
     first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
-    first_fail = next(((m["layer"], failures[m["layer"]]) for m in metas if m["layer"] in failures), None)
+    first_fail = next(
+        ((m["layer"], failures[m["layer"]]) for m in metas if m["layer"] in failures), None
+    )
     info["verdict"] = ("match" if first is None and first_fail is None else
                        "RTL failure" if first is None else "mismatch")
     info["first_mismatch"] = first.__dict__ if first else None
@@ -334,12 +369,29 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "resnet18", weights=None,
-           model_seed: int = 0, images=None, batch: int = 1, formation: str = "window",
-           layers: str | None = None, limit: int | None = None, full: bool = False,
-           out: Path = Path("out/sim"), jobs: int | None = None, stall: int = 0, stall_seed: int = 1,
-           keep: bool = False, flip: tuple[str, int] | None = None, command: str | None = None,
-           build_root: Path | None = None, progress: bool | None = None) -> int:
+def replay(
+    cfg: MercuryConfig,
+    *,
+    simulator: str = "verilator",
+    model: str = "resnet18",
+    weights=None,
+    model_seed: int = 0,
+    images=None,
+    batch: int = 1,
+    formation: str = "window",
+    layers: str | None = None,
+    limit: int | None = None,
+    full: bool = False,
+    out: Path = Path("out/sim"),
+    jobs: int | None = None,
+    stall: int = 0,
+    stall_seed: int = 1,
+    keep: bool = False,
+    flip: tuple[str, int] | None = None,
+    command: str | None = None,
+    build_root: Path | None = None,
+    progress: bool | None = None,
+) -> int:
     """The whole ``mercury-hw sim`` flow (module docstring); returns the exit code (0 match, 1
     mismatch or RTL failure). A bad argument raises ``UserError`` before anything slow runs.
 
@@ -350,8 +402,18 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
 
     t_start = time.monotonic()
     out = Path(out)
-    limit, layers, jobs = _resolve(simulator, limit=limit, full=full, layers=layers, jobs=jobs, stall=stall,
-                                   batch=batch, formation=formation, images=images, weights=weights)
+    limit, layers, jobs = _resolve(
+        simulator,
+        limit=limit,
+        full=full,
+        layers=layers,
+        jobs=jobs,
+        stall=stall,
+        batch=batch,
+        formation=formation,
+        images=images,
+        weights=weights,
+    )
     check_replaceable(out)
     _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
     _prepare_out(out)

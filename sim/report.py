@@ -27,20 +27,31 @@ COLUMNS = [("layer", "layer"), ("name", "name"), ("V", "vectors"), ("L", "length
            ("ideal_speedup", "ideal speedup"), ("efficiency", "efficiency"), ("status", "status")]
 
 
-def layer_row(meta: dict, cfg: MercuryConfig, run, mismatch=None, failure: str | None = None) -> dict:
+def layer_row(
+    meta: dict, cfg: MercuryConfig, run, mismatch=None, failure: str | None = None
+) -> dict:
     """One table row (and its JSON record) from a dumped layer's metadata and its RTL run."""
     from golden.hw import layer_ideal_cycles
 
-    row = {"layer": meta["layer"], "name": meta["name"], "V": meta["V"], "V_total": meta.get("V_total"),
-           "L": meta["L"], "K": meta["K"], "tiles": cfg.tiles(meta["K"]),
-           "beats_per_vector": cfg.beats(meta["L"]), "golden_hits": meta["hits"]}
+    row = {
+        "layer": meta["layer"],
+        "name": meta["name"],
+        "V": meta["V"],
+        "V_total": meta.get("V_total"),
+        "L": meta["L"],
+        "K": meta["K"],
+        "tiles": cfg.tiles(meta["K"]),
+        "beats_per_vector": cfg.beats(meta["L"]),
+        "golden_hits": meta["hits"],
+    }
     if run is None:
         row.update(status="failed", error=failure)
         return row
     s = run.summary
     hits = int(run.hit.sum())
-    ideal = layer_ideal_cycles(run.hit.astype(bool).tolist(), meta["L"], meta["K"], cfg.lanes, cfg.pes,
-                               cfg.max_vectors)
+    ideal = layer_ideal_cycles(
+        run.hit.astype(bool).tolist(), meta["L"], meta["K"], cfg.lanes, cfg.pes, cfg.max_vectors
+    )
     reuse, base = s["run0.cnt_cycles"], s["run1.cnt_cycles"]
     speedup = base / reuse if reuse else 0.0
     row.update(
@@ -61,11 +72,17 @@ def layer_row(meta: dict, cfg: MercuryConfig, run, mismatch=None, failure: str |
 
 def totals(rows: list[dict]) -> dict:
     done = [r for r in rows if "cycles_reuse" in r]
-    t = {"layers": len(rows), "V": sum(r["V"] for r in done), "hits": sum(r["hits"] for r in done),
-         "cycles_reuse": sum(r["cycles_reuse"] for r in done), "cycles_base": sum(r["cycles_base"] for r in done),
-         "ideal_reuse": sum(r["ideal_reuse"] for r in done), "ideal_base": sum(r["ideal_base"] for r in done),
-         "simulated_cycles": sum(r.get("simulated_cycles") or 0 for r in done),
-         "vector_elements": sum(2 * r["V"] * r["L"] for r in done)}
+    t = {
+        "layers": len(rows),
+        "V": sum(r["V"] for r in done),
+        "hits": sum(r["hits"] for r in done),
+        "cycles_reuse": sum(r["cycles_reuse"] for r in done),
+        "cycles_base": sum(r["cycles_base"] for r in done),
+        "ideal_reuse": sum(r["ideal_reuse"] for r in done),
+        "ideal_base": sum(r["ideal_base"] for r in done),
+        "simulated_cycles": sum(r.get("simulated_cycles") or 0 for r in done),
+        "vector_elements": sum(2 * r["V"] * r["L"] for r in done),
+    }
     t["hit_rate"] = t["hits"] / t["V"] if t["V"] else 0.0
     t["speedup"] = t["cycles_base"] / t["cycles_reuse"] if t["cycles_reuse"] else 0.0
     t["ideal_speedup"] = t["ideal_base"] / t["ideal_reuse"] if t["ideal_reuse"] else 0.0
@@ -98,8 +115,11 @@ def format_table(rows: list[dict], tot: dict) -> str:
     head, body = _rows_text(rows, tot)
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     left = {0, 1, len(head) - 1}
-    fmt = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                                  for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
     lines = [fmt(head)] + [fmt(b) for b in body[:-1]] + ["-" * len(fmt(head)), fmt(body[-1])]
     return "\n".join(lines)
 
@@ -109,22 +129,30 @@ def _markdown(rows: list[dict], tot: dict, info: dict) -> str:
     body[-1] = [f"**{c}**" if c not in ("-", "") else c for c in body[-1]]
     cfg = info["config"]
     s = info["seconds"]
+    weights = (f"weights {info['weights']}" if info["weights"] else
+               f"seeded random weights, seed {info['model_seed']}")
+    limit = "all" if info["limit"] is None else f"first {info['limit']}"
     lines = [
         "# mercury-hw sim: RTL replay of real layers",
         "",
         f"- command: `{info['command']}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- simulator: {info['simulator']}; model: {info['model']} "
-        f"({'weights ' + info['weights'] if info['weights'] else 'seeded random weights, seed %s' % info['model_seed']}); "
+        f"({weights}); "
         f"images: {', '.join(info['images'] or [])}; formation: {info['formation']}",
-        f"- layers: {info['layers']}; vectors per layer: {'all' if info['limit'] is None else 'first %d' % info['limit']}"
+        f"- layers: {info['layers']}; vectors per layer: "
+        f"{limit}"
         f"; random stalls: {info['stall']}%",
-        f"- configuration ({info['config_name']}): " + ", ".join(f"{k}={v}" for k, v in cfg.items()),
-        f"- verdict: **{info['verdict']}**" + (f" ({info['first_line']})" if info.get("first_line") else ""),
+        f"- configuration ({info['config_name']}): "
+        + ", ".join(f"{k}={v}" for k, v in cfg.items()),
+        f"- verdict: **{info['verdict']}**"
+        + (f" ({info['first_line']})" if info.get("first_line") else ""),
         f"- wall time: {s['total']} s (golden {s['golden']} s, build {s['build']} s"
-        f"{'' if s['built'] else ' (reused)'}, simulation {s['simulation']} s with {info['jobs']} jobs)",
+        f"{'' if s['built'] else ' (reused)'}, simulation {s['simulation']} s with {info['jobs']} "
+        "jobs)",
         "",
-        "Cycles: the core's `cycles` counter (cycles with a pass in progress) with reuse and for the "
+        "Cycles: the core's `cycles` counter (cycles with a pass in progress) with reuse and for "
+        "the "
         "reuse-disabled baseline. Ideal: docs/spec.md 9.4 for the same hit pattern. "
         "Efficiency = speedup / ideal speedup.",
         "",
@@ -148,21 +176,28 @@ def _plot(path: Path, rows: list[dict], tot: dict, info: dict) -> bool:
 
     x = np.arange(len(done))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(done) + 2), 4.2), dpi=110)
-    ax.bar(x - 0.2, [r["ideal_speedup"] for r in done], 0.4, label="ideal (spec 9.4)", color="#9ecae1")
+    ax.bar(
+        x - 0.2, [r["ideal_speedup"] for r in done], 0.4, label="ideal (spec 9.4)", color="#9ecae1"
+    )
     ax.bar(x + 0.2, [r["speedup"] for r in done], 0.4, label="RTL measured", color="#3182bd")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(x, [r["layer"] for r in done], rotation=90 if len(done) > 12 else 0)
     ax.set_xlabel("layer")
     ax.set_ylabel("speedup (cycles without / with reuse)")
     ax2 = ax.twinx()
-    ax2.plot(x, [100 * r["hit_rate"] for r in done], "o-", color="#e6550d", ms=3, lw=1, label="hit rate")
+    ax2.plot(
+        x, [100 * r["hit_rate"] for r in done], "o-", color="#e6550d", ms=3, lw=1, label="hit rate"
+    )
     ax2.set_ylabel("hit rate (%)")
     ax2.set_ylim(0, 100)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
-    ax.set_title(f"{info['model']} on {info['simulator']}: total speedup {tot['speedup']:.2f}x "
-                 f"(ideal {tot['ideal_speedup']:.2f}x), hit rate {100 * tot['hit_rate']:.1f}%", fontsize=9)
+    ax.set_title(
+        f"{info['model']} on {info['simulator']}: total speedup {tot['speedup']:.2f}x "
+        f"(ideal {tot['ideal_speedup']:.2f}x), hit rate {100 * tot['hit_rate']:.1f}%",
+        fontsize=9,
+    )
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     fig.savefig(tmp)
@@ -193,9 +228,15 @@ def write_reports(out: Path, rows: list[dict], info: dict) -> str:
     tot["simulated_cycles_per_s"] = round(cps)
     info["plot"] = "report.png" if _plot(out / "report.png", rows, tot, info) else None
     _atomic_text(out / "report.md", _markdown(rows, tot, info))
-    _atomic_text(out / "report.json", json.dumps({"info": info, "layers": rows, "totals": tot}, indent=1) + "\n")
+    _atomic_text(
+        out / "report.json",
+        json.dumps({"info": info, "layers": rows, "totals": tot}, indent=1) + "\n",
+    )
     text = format_table(rows, tot)
-    return (text + f"\n\n{info['verdict']}: {len(rows)} layers, {tot['V']} vectors; wall {s['total']} s "
-            f"(golden {s['golden']} s, build {s['build']} s{'' if s['built'] else ' reused'}, "
-            f"simulation {s['simulation']} s, {_rate(cps)} simulated cycles/s over {info['jobs']} jobs)"
-            f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'report.png'}")
+    return (
+        text
+        + f"\n\n{info['verdict']}: {len(rows)} layers, {tot['V']} vectors; wall {s['total']} s "
+        f"(golden {s['golden']} s, build {s['build']} s{'' if s['built'] else ' reused'}, "
+        f"simulation {s['simulation']} s, {_rate(cps)} simulated cycles/s over {info['jobs']} jobs)"
+        f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'report.png'}"
+    )

@@ -62,7 +62,9 @@ def make_layer(cfg: MercuryConfig, rng: random.Random, v: int, length: int, k: i
     return torch.tensor(rows, dtype=torch.int64), torch.tensor(weights, dtype=torch.int64)
 
 
-def layer_passes(cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool) -> list[dict]:
+def layer_passes(
+    cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool
+) -> list[dict]:
     """The passes of one layer call, in host order, with the golden answers.
 
     Each pass: ``kind``, ``tile``, ``block`` (first, end vector index), ``cmd`` (command

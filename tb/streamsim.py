@@ -21,7 +21,9 @@ def payload_value(port):
     return p.as_value() if hasattr(p, "as_value") else p
 
 
-async def send(ctx, port, payloads, rng: random.Random, p_stall: float = 0.0, log: list | None = None):
+async def send(
+    ctx, port, payloads, rng: random.Random, p_stall: float = 0.0, log: list | None = None
+):
     """Drive ``payloads`` (packed ints) on ``port`` in order. ``log`` gets each transfer's cycle."""
     cycle = 0
     value = payload_value(port)
@@ -76,7 +78,9 @@ def stall_probabilities(rng: random.Random, names, stalled) -> dict:
 
 
 def sender(port, payloads, rng: random.Random, p_stall: float = 0.0, log: list | None = None):
-    """:func:`send` as a testbench function (``sim.add_testbench(sender(...), background=True)``)."""
+    """:func:`send` as a testbench function (``sim.add_testbench(sender(...),
+    background=True)``)."""
+
     async def testbench(ctx):
         await send(ctx, port, payloads, rng, p_stall, log)
     return testbench

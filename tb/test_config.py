@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from configs import CONFIGS
-from mercury_cli.main import main
 from mercury_cli.args import add_config_arguments, config_from_args
+from mercury_cli.main import main
 from mercury_hw.config import ConfigError, MercuryConfig
+
+from configs import CONFIGS
 
 FIELDS = [f.name for f in dataclasses.fields(MercuryConfig)]
 
@@ -23,27 +24,44 @@ def error(**kw) -> str:
 
 
 # -- messages, asserted exactly -------------------------------------------------------------------
-@pytest.mark.parametrize("kw, message", [
-    ({"sets": 48}, "sets must be a power of two (1, 2, 4, ...), not 48"),
-    ({"sets": 0}, "sets must be a power of two (1, 2, 4, ...), not 0"),
-    ({"sets": -4}, "sets must be a power of two (1, 2, 4, ...), not -4"),
-    ({"sig_bits": 5, "sets": 32},
-     "sets must be at most 2**(sig_bits-1) = 16 so that a tag keeps at least one bit, not 32"),
-    ({"sig_bits": 1, "sets": 2},
-     "sets must be at most 2**(sig_bits-1) = 1 so that a tag keeps at least one bit, not 2"),
-    ({"policy": "plru"}, "policy must be one of lru, fifo, not 'plru'"),
-    ({"policy": "LRU"}, "policy must be one of lru, fifo, not 'LRU'"),
-    ({"policy": 1}, "policy must be a string, not 1"),
-    ({"lanes": "4"}, "lanes must be an integer, not '4'"),
-    ({"ways": 2.0}, "ways must be an integer, not 2.0"),
-    ({"pes": True}, "pes must be an integer, not True"),
-    ({"seed": None}, "seed must be an integer, not None"),
-    ({"acc_width": 27}, "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 27"),
-    ({"acc_width": 65}, "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 65"),
-    ({"max_len": 1, "acc_width": 15}, "acc_width must be between 16 (what max_len=1 int8 products need) and 64, not 15"),
-    ({"seed": -1}, "seed must be between 0 and 2**64-1, not -1"),
-    ({"seed": 1 << 64}, f"seed must be between 0 and 2**64-1, not {1 << 64}"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"sets": 48}, "sets must be a power of two (1, 2, 4, ...), not 48"),
+        ({"sets": 0}, "sets must be a power of two (1, 2, 4, ...), not 0"),
+        ({"sets": -4}, "sets must be a power of two (1, 2, 4, ...), not -4"),
+        (
+            {"sig_bits": 5, "sets": 32},
+            "sets must be at most 2**(sig_bits-1) = 16 so that a tag keeps at least one bit, not "
+            "32",
+        ),
+        (
+            {"sig_bits": 1, "sets": 2},
+            "sets must be at most 2**(sig_bits-1) = 1 so that a tag keeps at least one bit, not 2",
+        ),
+        ({"policy": "plru"}, "policy must be one of lru, fifo, not 'plru'"),
+        ({"policy": "LRU"}, "policy must be one of lru, fifo, not 'LRU'"),
+        ({"policy": 1}, "policy must be a string, not 1"),
+        ({"lanes": "4"}, "lanes must be an integer, not '4'"),
+        ({"ways": 2.0}, "ways must be an integer, not 2.0"),
+        ({"pes": True}, "pes must be an integer, not True"),
+        ({"seed": None}, "seed must be an integer, not None"),
+        (
+            {"acc_width": 27},
+            "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 27",
+        ),
+        (
+            {"acc_width": 65},
+            "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 65",
+        ),
+        (
+            {"max_len": 1, "acc_width": 15},
+            "acc_width must be between 16 (what max_len=1 int8 products need) and 64, not 15",
+        ),
+        ({"seed": -1}, "seed must be between 0 and 2**64-1, not -1"),
+        ({"seed": 1 << 64}, f"seed must be between 0 and 2**64-1, not {1 << 64}"),
+    ],
+)
 def test_message(kw, message):
     assert error(**kw) == message
 
@@ -79,9 +97,13 @@ def test_other_bounds():
     assert MercuryConfig(sig_bits=13, sets=1 << 12, ways=1).tag_bits == 1  # largest legal sets
     assert MercuryConfig(sig_bits=64, sets=1 << 12, ways=1).set_bits == 12
     assert MercuryConfig(sets=256, ways=16).entries == 4096  # largest MCACHE
-    assert MercuryConfig(acc_width=28).acc_width == 28 and MercuryConfig(acc_width=64).acc_width == 64
+    assert (
+        MercuryConfig(acc_width=28).acc_width == 28 and MercuryConfig(acc_width=64).acc_width == 64
+    )
     assert MercuryConfig(max_len=65535).acc_width_needed == 31  # 65535 * 2**14 < 2**30
-    assert MercuryConfig(seed=0).seed == 0 and MercuryConfig(seed=(1 << 64) - 1).seed == (1 << 64) - 1
+    assert (
+        MercuryConfig(seed=0).seed == 0 and MercuryConfig(seed=(1 << 64) - 1).seed == (1 << 64) - 1
+    )
     for policy in ("lru", "fifo"):
         assert MercuryConfig(policy=policy).policy == policy
 
@@ -89,18 +111,29 @@ def test_other_bounds():
 # -- derived widths -------------------------------------------------------------------------------
 def test_derived_default():
     c = MercuryConfig()
-    assert (c.elem_width, c.entries, c.set_bits, c.tag_bits, c.entry_bits, c.way_bits) == (8, 128, 5, 11, 7, 2)
+    assert (c.elem_width, c.entries, c.set_bits, c.tag_bits, c.entry_bits, c.way_bits) == (
+        8,
+        128,
+        5,
+        11,
+        7,
+        2,
+    )
     assert (c.max_beats, c.len_bits, c.count_bits) == (1152, 13, 13)
     assert c.proj_width == 21  # |proj| <= 4608 * 128 = 589824 < 2**20
     assert c.acc_width_needed == 28  # |dot| <= 4608 * 2**14 = 75497472 < 2**27
 
 
-@pytest.mark.parametrize("name, expected", [
-    # entries, set_bits, tag_bits, entry_bits, way_bits, max_beats, len_bits, count_bits, proj, acc_needed
-    ("direct", (16, 4, 4, 4, 1, 64, 7, 7, 15, 22)),
-    ("fullassoc", (8, 0, 64, 3, 3, 34, 7, 8, 15, 22)),
-    ("wide", (16, 3, 9, 4, 1, 32, 9, 9, 17, 24)),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        # entries, set_bits, tag_bits, entry_bits, way_bits, max_beats, len_bits, count_bits, proj,
+        # acc_needed
+        ("direct", (16, 4, 4, 4, 1, 64, 7, 7, 15, 22)),
+        ("fullassoc", (8, 0, 64, 3, 3, 34, 7, 8, 15, 22)),
+        ("wide", (16, 3, 9, 4, 1, 32, 9, 9, 17, 24)),
+    ],
+)
 def test_derived_test_configs(name, expected):
     c = CONFIGS[name]
     assert (c.entries, c.set_bits, c.tag_bits, c.entry_bits, c.way_bits, c.max_beats, c.len_bits,
@@ -109,7 +142,13 @@ def test_derived_test_configs(name, expected):
 
 def test_derived_edges():
     one = MercuryConfig(sets=1, ways=1, sig_bits=1, lanes=1, max_len=1, acc_width=16, max_vectors=1)
-    assert (one.entries, one.set_bits, one.tag_bits, one.entry_bits, one.way_bits) == (1, 0, 1, 1, 1)
+    assert (one.entries, one.set_bits, one.tag_bits, one.entry_bits, one.way_bits) == (
+        1,
+        0,
+        1,
+        1,
+        1,
+    )
     assert (one.max_beats, one.len_bits, one.count_bits, one.proj_width) == (1, 1, 1, 9)
     assert MercuryConfig(ways=16, sets=1).way_bits == 4
     assert MercuryConfig(ways=5, sets=4).entry_bits == 5  # 20 entries
@@ -130,8 +169,10 @@ def test_round_trips(name):
 def test_from_dict_unknown_field():
     with pytest.raises(ConfigError) as info:
         MercuryConfig.from_dict({"ways": 2, "cache_sets": 4, "bogus": 1})
-    assert str(info.value) == ("unknown configuration field(s) bogus, cache_sets; allowed: acc_width, "
-                               "lanes, max_len, max_vectors, pes, policy, seed, sets, sig_bits, ways")
+    assert str(info.value) == (
+        "unknown configuration field(s) bogus, cache_sets; allowed: acc_width, "
+        "lanes, max_len, max_vectors, pes, policy, seed, sets, sig_bits, ways"
+    )
 
 
 def test_from_dict_validates():
@@ -180,22 +221,35 @@ def test_cli_good_flags_write(tmp_path, capsys):
     assert MercuryConfig(sig_bits=32, ways=8).to_json() in text
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--sets", "48"], "sets must be a power of two (1, 2, 4, ...), not 48"),
-    (["--ways", "0"], "ways must be between 1 and 16, not 0"),
-    (["--sig-bits", "65"], "sig_bits must be between 1 and 64, not 65"),
-    (["--sig-bits", "4", "--sets", "16"],
-     "sets must be at most 2**(sig_bits-1) = 8 so that a tag keeps at least one bit, not 16"),
-    (["--policy", "plru"], "policy must be one of lru, fifo, not 'plru'"),
-    (["--acc-width", "8"], "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 8"),
-    (["--seed", "-1"], "seed must be between 0 and 2**64-1, not -1"),
-    (["--seed", str(1 << 64)], f"seed must be between 0 and 2**64-1, not {1 << 64}"),
-    (["--sig-bits", "64", "--sets", str(1 << 40), "--ways", "16"],
-     f"sets x ways must be at most 4096 MCACHE entries, not {1 << 40} x 16 = {1 << 44}"),
-    (["--sets", "512", "--ways", "16"],
-     "sets x ways must be at most 4096 MCACHE entries, not 512 x 16 = 8192"),
-    (["--max-vectors", "0x100001"], "max_vectors must be between 1 and 1048576, not 1048577"),
-], ids=lambda v: "_".join(v).lstrip("-") if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--sets", "48"], "sets must be a power of two (1, 2, 4, ...), not 48"),
+        (["--ways", "0"], "ways must be between 1 and 16, not 0"),
+        (["--sig-bits", "65"], "sig_bits must be between 1 and 64, not 65"),
+        (
+            ["--sig-bits", "4", "--sets", "16"],
+            "sets must be at most 2**(sig_bits-1) = 8 so that a tag keeps at least one bit, not 16",
+        ),
+        (["--policy", "plru"], "policy must be one of lru, fifo, not 'plru'"),
+        (
+            ["--acc-width", "8"],
+            "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 8",
+        ),
+        (["--seed", "-1"], "seed must be between 0 and 2**64-1, not -1"),
+        (["--seed", str(1 << 64)], f"seed must be between 0 and 2**64-1, not {1 << 64}"),
+        (
+            ["--sig-bits", "64", "--sets", str(1 << 40), "--ways", "16"],
+            f"sets x ways must be at most 4096 MCACHE entries, not {1 << 40} x 16 = {1 << 44}",
+        ),
+        (
+            ["--sets", "512", "--ways", "16"],
+            "sets x ways must be at most 4096 MCACHE entries, not 512 x 16 = 8192",
+        ),
+        (["--max-vectors", "0x100001"], "max_vectors must be between 1 and 1048576, not 1048577"),
+    ],
+    ids=lambda v: "_".join(v).lstrip("-") if isinstance(v, list) else "",
+)
 def test_cli_bad_values_exit_2(tmp_path, capsys, flags, message):
     out = tmp_path / "v"
     assert main(["verilog", "--out", str(out)] + flags) == 2
@@ -212,6 +266,8 @@ def test_cli_non_integer_is_rejected(tmp_path, capsys, flag):
     assert info.value.code == 2
     name = flag[2:].replace("-", "_")
     err = capsys.readouterr().err  # exactly one line, no usage block, no traceback
-    assert err == (f"error: mercury-hw verilog: argument {flag}: {name} must be an integer, not 'many' "
-                   "(see mercury-hw verilog --help)\n")
+    assert err == (
+        f"error: mercury-hw verilog: argument {flag}: {name} must be an integer, not 'many' "
+        "(see mercury-hw verilog --help)\n"
+    )
     assert not out.exists()

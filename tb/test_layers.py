@@ -67,8 +67,11 @@ def test_shipped_code_does_not_reach_into_tb(package):
 
 
 def test_golden_loads_no_hardware_sim_or_cli():
-    """Import every module of ``golden`` in a fresh interpreter: none of the upper packages loads."""
-    names = sorted(f"golden.{p.stem}" for p in (REPO / "golden").glob("*.py") if p.stem != "__init__")
+    """Import every module of ``golden`` in a fresh interpreter: none of the upper packages
+    loads."""
+    names = sorted(
+        f"golden.{p.stem}" for p in (REPO / "golden").glob("*.py") if p.stem != "__init__"
+    )
     assert "golden.hw" in names and "golden.dump" in names and "golden.hitmaps" in names
     code = ("import importlib, json, sys\n"
             f"for name in {names!r}:\n"

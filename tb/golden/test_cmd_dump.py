@@ -25,8 +25,14 @@ def load(d, meta, key, dtype, shape):
 @pytest.fixture(scope="module")
 def dumped(tmp_path_factory):
     out = tmp_path_factory.mktemp("dump") / "d"
-    metas = dump_layers("resnet18", formation="window", layers="1,layer1.0.conv2,6", limit=700, **PARAMS,
-                        out_dir=out)
+    metas = dump_layers(
+        "resnet18",
+        formation="window",
+        layers="1,layer1.0.conv2,6",
+        limit=700,
+        **PARAMS,
+        out_dir=out,
+    )
     return out, metas
 
 
@@ -60,8 +66,12 @@ def test_golden_results_are_consistent(dumped):
         acc = load(out, m, "acc", "<i8", (v, k))
         base = load(out, m, "base", "<i8", (v, k))
         entry = load(out, m, "entry", "<i4", (v,))
-        sigs = torch.from_numpy(np.fromfile(out / m["files"]["signatures"], dtype="<u8").view(np.int64).copy())
-        bits = torch.from_numpy(read_hitmap_csv(out / m["files"]["hitmap"]).rows[0].bits.astype(bool))
+        sigs = torch.from_numpy(
+            np.fromfile(out / m["files"]["signatures"], dtype="<u8").view(np.int64).copy()
+        )
+        bits = torch.from_numpy(
+            read_hitmap_csv(out / m["files"]["hitmap"]).rows[0].bits.astype(bool)
+        )
         assert torch.equal(base, x @ w.t())
         assert torch.equal(acc[~bits], base[~bits])  # acc equals base where no hit
         assert int(x.abs().max()) <= 127
@@ -71,7 +81,9 @@ def test_golden_results_are_consistent(dumped):
         assert bool(((entry >= 0) & (entry < CFG.entries)).all())
         for blk in range(0, v, CFG.max_vectors):  # the first vector of each block misses (flush)
             assert not bits[blk]
-        assert m["cycles"] == hw.layer_ideal_cycles(bits, length, k, CFG.lanes, CFG.pes, CFG.max_vectors)
+        assert m["cycles"] == hw.layer_ideal_cycles(
+            bits, length, k, CFG.lanes, CFG.pes, CFG.max_vectors
+        )
 
 
 def test_dump_and_hitmaps_agree(dumped, tmp_path):

@@ -1,4 +1,5 @@
-"""``mercury-hw hitmaps`` end to end on resnet18 with bundled images (a few layers, to stay fast)."""
+"""``mercury-hw hitmaps`` end to end on resnet18 with bundled images (a few layers, to stay
+fast)."""
 
 import json
 import math
@@ -22,9 +23,18 @@ def test_hw_window(tmp_path, capsys):
     assert run_cli("--layers", "1,layer1.0.conv1,6", "--out", out) == 0
     table = capsys.readouterr().out
     assert "layer1.0.conv1" in table and "hit rate" in table
-    assert sorted(p.name for p in out.iterdir()) == ["hitmap-001.csv", "hitmap-002.csv", "hitmap-006.csv",
-                                                     "manifest.json", "run.log"]
-    expect = {"001": (3, 224, 224, 112 * 112), "002": (64, 56, 56, 56 * 56), "006": (64, 56, 56, 28 * 28)}
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hitmap-001.csv",
+        "hitmap-002.csv",
+        "hitmap-006.csv",
+        "manifest.json",
+        "run.log",
+    ]
+    expect = {
+        "001": (3, 224, 224, 112 * 112),
+        "002": (64, 56, 56, 56 * 56),
+        "006": (64, 56, 56, 28 * 28),
+    }
     manifest = json.loads((out / "manifest.json").read_text())
     for tag, (c, h, w, v) in expect.items():
         f = read_hitmap_csv(out / f"hitmap-{tag}.csv")
@@ -33,11 +43,21 @@ def test_hw_window(tmp_path, capsys):
         assert (row.n, row.c, row.h, row.w, row.vectors, row.length) == (1, c, h, w, v, 16)
         assert 0 < f.hits < v
         layer = manifest["layers"][tag]
-        assert layer["hits"] == f.hits and layer["vectors"] == v and layer["input_shape"] == [1, c, h, w]
+        assert (
+            layer["hits"] == f.hits
+            and layer["vectors"] == v
+            and layer["input_shape"] == [1, c, h, w]
+        )
     assert manifest["layers"]["001"]["vector_length"] == 3 * 7 * 7
     assert manifest["layers"]["006"]["name"] == "layer2.0.downsample.0"
-    assert manifest["cache"] == {"sig_bits": 16, "seed": 0x4D455243, "sets": 32, "ways": 4, "policy": "lru",
-                                 "block": 4096}
+    assert manifest["cache"] == {
+        "sig_bits": 16,
+        "seed": 0x4D455243,
+        "sets": 32,
+        "ways": 4,
+        "policy": "lru",
+        "block": 4096,
+    }
     assert set(manifest["versions"]) == {"python", "torch", "numpy"}
     log = (out / "run.log").read_text()
     assert "device: cpu" in log and "skimage:astronaut: class" in log
@@ -52,8 +72,31 @@ def test_hw_window(tmp_path, capsys):
 
 def test_hw_rows_batches_and_config(tmp_path):
     out = tmp_path / "rows"
-    assert run_cli("--vectors", "row", "--layers", "2", "--batch", "2", "--count", "3", "--sig-bits", "64",
-                   "--sets", "1", "--ways", "16", "--policy", "fifo", "--max-vectors", "1000", "--out", out) == 0
+    assert (
+        run_cli(
+            "--vectors",
+            "row",
+            "--layers",
+            "2",
+            "--batch",
+            "2",
+            "--count",
+            "3",
+            "--sig-bits",
+            "64",
+            "--sets",
+            "1",
+            "--ways",
+            "16",
+            "--policy",
+            "fifo",
+            "--max-vectors",
+            "1000",
+            "--out",
+            out,
+        )
+        == 0
+    )
     f = read_hitmap_csv(out / "hitmap-002.csv")
     assert [r.vectors for r in f.rows] == [2 * 64 * 56, 1 * 64 * 56]  # N*C*H per call
     assert {r.length for r in f.rows} == {64}
@@ -64,16 +107,50 @@ def test_hw_rows_batches_and_config(tmp_path):
 
 def test_grp19(tmp_path):
     out = tmp_path / "g"
-    assert run_cli("--mode", "grp19", "--layers", "1,3", "--batch", "2", "--count", "4", "--qf", "0.3",
-                   "--out", out) == 0
+    assert (
+        run_cli(
+            "--mode",
+            "grp19",
+            "--layers",
+            "1,3",
+            "--batch",
+            "2",
+            "--count",
+            "4",
+            "--qf",
+            "0.3",
+            "--out",
+            out,
+        )
+        == 0
+    )
     f = read_hitmap_csv(out / "hitmap-001.csv")
-    assert f.calls == 2 and f.rows[0].vectors == 2 * 3 * 224 and f.rows[0].length == math.ceil(224 * 0.3)
+    assert (
+        f.calls == 2
+        and f.rows[0].vectors == 2 * 3 * 224
+        and f.rows[0].length == math.ceil(224 * 0.3)
+    )
     assert f.rows[0].call_hits == 0  # grp19: nothing hits in the first call (cache empty before it)
     f3 = read_hitmap_csv(out / "hitmap-003.csv")
     assert f3.rows[0].length == math.ceil(56 * 0.3)
     again = tmp_path / "g2"
-    assert run_cli("--mode", "grp19", "--layers", "1,3", "--batch", "2", "--count", "4", "--qf", "0.3",
-                   "--out", again) == 0
+    assert (
+        run_cli(
+            "--mode",
+            "grp19",
+            "--layers",
+            "1,3",
+            "--batch",
+            "2",
+            "--count",
+            "4",
+            "--qf",
+            "0.3",
+            "--out",
+            again,
+        )
+        == 0
+    )
     assert dir_bytes(again) == dir_bytes(out)
 
 

@@ -30,26 +30,50 @@ def cli(capsys, *argv: str | Path) -> tuple[int, str, str]:
 
 def test_report_every_fixture(capsys, tmp_path):
     out_json = tmp_path / "report.json"
-    code, out, err = cli(capsys, "hitmap-report", FIXTURES / "qf0.8", FIXTURES / "qf0.3", "--json", out_json)
+    code, out, err = cli(
+        capsys, "hitmap-report", FIXTURES / "qf0.8", FIXTURES / "qf0.3", "--json", out_json
+    )
     assert (code, err) == (0, "")
     records = json.loads(out_json.read_text())["files"]
     # directories expand to their *hitmap-*.csv files, sorted by name, in argument order
-    order = ["qf0.8/googlenet-hitmap-020.csv", "qf0.8/googlenet-hitmap-050.csv", "qf0.8/resnet101-hitmap-001.csv",
-             "qf0.3/googlenet-hitmap-050.csv", "qf0.3/resnet101-hitmap-001.csv"]
+    order = [
+        "qf0.8/googlenet-hitmap-020.csv",
+        "qf0.8/googlenet-hitmap-050.csv",
+        "qf0.8/resnet101-hitmap-001.csv",
+        "qf0.3/googlenet-hitmap-050.csv",
+        "qf0.3/resnet101-hitmap-001.csv",
+    ]
     assert sorted(order) == sorted(KNOWN)
     assert [Path(r["file"]).resolve() for r in records] == [(FIXTURES / n).resolve() for n in order]
     for name, r in zip(order, records):
         calls, v, length, hits, misses = KNOWN[name]
-        assert (r["layer"], r["calls"], r["vectors_per_call_min"], r["vectors_per_call_max"],
-                r["signature_length_min"], r["signature_length_max"], r["vectors"], r["hits"], r["misses"]) == \
-            (name[-7:-4], calls, v, v, length, length, calls * v, hits, misses)
+        assert (
+            r["layer"],
+            r["calls"],
+            r["vectors_per_call_min"],
+            r["vectors_per_call_max"],
+            r["signature_length_min"],
+            r["signature_length_max"],
+            r["vectors"],
+            r["hits"],
+            r["misses"],
+        ) == (name[-7:-4], calls, v, v, length, length, calls * v, hits, misses)
         assert r["hit_rate"] == hits / (hits + misses)
         # the printed table carries the same figures, in its columns
         line = next(ln for ln in out.splitlines() if ln.startswith(r["file"]))
-        assert line.split()[1:] == [name[-7:-4], str(calls), str(v), str(length), str(hits), str(misses),
-                                    f"{100 * hits / (hits + misses):.2f}%"]
+        assert line.split()[1:] == [
+            name[-7:-4],
+            str(calls),
+            str(v),
+            str(length),
+            str(hits),
+            str(misses),
+            f"{100 * hits / (hits + misses):.2f}%",
+        ]
     assert out.splitlines()[-1] == "5 file(s) valid"
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # written atomically, no temp left
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "report.json"
+    ]  # written atomically, no temp left
 
 
 def test_report_single_file(capsys):
@@ -58,7 +82,9 @@ def test_report_single_file(capsys):
     assert out.splitlines()[1].split()[1:] == ["001", "100", "5376", "180", "42", "537558", "0.01%"]
 
 
-SMALL = FIXTURES / "qf0.3" / "googlenet-hitmap-050.csv"  # 100 calls of 1792 vectors: 0 hits, then all hit
+SMALL = (
+    FIXTURES / "qf0.3" / "googlenet-hitmap-050.csv"
+)  # 100 calls of 1792 vectors: 0 hits, then all hit
 
 
 def _lines() -> list[bytes]:
@@ -84,18 +110,31 @@ def _set_field(lines: list[bytes], line: int, field: int, value: bytes) -> list[
 
 BAD = {
     # name: (mutation of the fixture's lines or bytes, expected message after "<file>: ")
-    "truncated": (lambda ls: b"\r\n".join(ls)[:-6],
-                  f"line 100: 1789 bits but V (field 5) is 1792; {ROW_SHAPE}"),
-    "bit_of_2": (lambda ls: _set_field(ls, 7, 8 + 1 + 10, b"2"),
-                 "line 7: bit 10 (field 19) is 2; bits must be 0 or 1"),
-    "backwards": (lambda ls: _set_field(ls, 3, 7, b"1000"),
-                  "line 3: cumulative_hits goes backwards from 1792 to 1000; counters are cumulative over the run"),
-    "disagrees": (lambda ls: _set_field(ls, 5, 9, b"0"),
-                  "line 5: cumulative_hits is 7168 but the previous line's 5376 plus this line's 1791 bits gives "
-                  "7167; counters must advance exactly by the bits of their row"),
+    "truncated": (
+        lambda ls: b"\r\n".join(ls)[:-6],
+        f"line 100: 1789 bits but V (field 5) is 1792; {ROW_SHAPE}",
+    ),
+    "bit_of_2": (
+        lambda ls: _set_field(ls, 7, 8 + 1 + 10, b"2"),
+        "line 7: bit 10 (field 19) is 2; bits must be 0 or 1",
+    ),
+    "backwards": (
+        lambda ls: _set_field(ls, 3, 7, b"1000"),
+        "line 3: cumulative_hits goes backwards from 1792 to 1000; counters are cumulative over "
+        "the run",
+    ),
+    "disagrees": (
+        lambda ls: _set_field(ls, 5, 9, b"0"),
+        "line 5: cumulative_hits is 7168 but the previous line's 5376 plus this line's 1791 bits "
+        "gives "
+        "7167; counters must advance exactly by the bits of their row",
+    ),
     "empty": (lambda ls: b"", f"file is empty; expected one row per forward call ({ROW_SHAPE})"),
-    "non_numeric": (lambda ls: _set_field(ls, 2, 3, b"seven"),
-                    "line 2: field 3 (H) is 'seven', not an integer; header fields are non-negative decimal integers"),
+    "non_numeric": (
+        lambda ls: _set_field(ls, 2, 3, b"seven"),
+        "line 2: field 3 (H) is 'seven', not an integer; header fields are non-negative decimal "
+        "integers",
+    ),
 }
 
 
@@ -112,15 +151,29 @@ def test_report_bad_input_one_line_exit_2(capsys, tmp_path, name):
 
 def test_report_missing_path_and_empty_dir(capsys, tmp_path):
     code, out, err = cli(capsys, "hitmap-report", tmp_path / "nope")
-    assert (code, err) == (2, f"error: {tmp_path / 'nope'}: no such file or directory; give hitmap CSV files or directories of them\n")
+    assert (code, err) == (
+        2,
+        f"error: {tmp_path / 'nope'}: no such file or directory; give hitmap CSV files or "
+        "directories of them\n",
+    )
     code, out, err = cli(capsys, "hitmap-report", tmp_path)
-    assert (code, err) == (2, f"error: {tmp_path}: no *hitmap-*.csv files; give hitmap CSV files or a directory of them\n")
+    assert (code, err) == (
+        2,
+        f"error: {tmp_path}: no *hitmap-*.csv files; give hitmap CSV files or a directory of "
+        "them\n",
+    )
     code, out, err = cli(capsys, "hitmap-report", SMALL, "--json", tmp_path / "no" / "r.json")
-    assert (code, out, err) == (2, "", f"error: --json {tmp_path / 'no' / 'r.json'}: directory {tmp_path / 'no'} does not exist\n")
+    assert (code, out, err) == (
+        2,
+        "",
+        f"error: --json {tmp_path / 'no' / 'r.json'}: directory {tmp_path / 'no'} does not exist\n",
+    )
     (tmp_path / "r.json").mkdir()
     code, out, err = cli(capsys, "hitmap-report", SMALL, "--json", tmp_path / "r.json")
     assert (code, err) == (2, f"error: {tmp_path / 'r.json'}: cannot write: Is a directory\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # the temporary file was removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.json"
+    ]  # the temporary file was removed
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,8 +209,10 @@ def test_compare_flipped_bit(capsys, tmp_path, seed):
 
     code, out, err = cli(capsys, "compare", FIXTURES / "qf0.8", copy)
     assert (code, err) == (1, "")
-    assert out.splitlines()[-1] == (f"different: first difference: {name} line {line} (call {line}), "
-                                    f"vector {vector}: bit is {old} in A, {1 - old} in B")
+    assert out.splitlines()[-1] == (
+        f"different: first difference: {name} line {line} (call {line}), "
+        f"vector {vector}: bit is {old} in A, {1 - old} in B"
+    )
     table = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:-1]}
     assert table[name][-1] == "1" and table["resnet101-hitmap-001.csv"][-1] == "0"
 
@@ -178,13 +233,19 @@ def test_compare_files_layers_and_structure(capsys, tmp_path):
     write_hitmap_csv(b / "hitmap-002.csv", rows)
     code, out, err = cli(capsys, "compare", a, b)
     assert (code, err) == (1, "")
-    assert out.splitlines()[-2:] == ["only in B: hitmap-002.csv",
-                                     "different: first difference: hitmap-001.csv line 61: A has 100 calls, B has 60"]
+    assert out.splitlines()[-2:] == [
+        "only in B: hitmap-002.csv",
+        "different: first difference: hitmap-001.csv line 61: A has 100 calls, B has 60",
+    ]
     # two files: shape fields are compared before bits
     code, out, err = cli(capsys, "compare", FIXTURES / "qf0.8" / "googlenet-hitmap-050.csv",
                          FIXTURES / "qf0.3" / "googlenet-hitmap-050.csv")
     assert (code, err) == (1, "")
-    assert out.splitlines()[-1] == "different: first difference: googlenet-hitmap-050.csv line 1 (call 1): L is 6 in A, 3 in B"
+    assert (
+        out.splitlines()[-1]
+        == "different: first difference: googlenet-hitmap-050.csv line 1 (call 1): L is 6 in A, 3 "
+           "in B"
+    )
     # a file against a directory is a user error
     code, out, err = cli(capsys, "compare", a / "hitmap-001.csv", b)
     assert (code, out) == (2, "")
@@ -194,7 +255,9 @@ def test_compare_files_layers_and_structure(capsys, tmp_path):
     (b / "hitmap-002.csv").write_bytes(b"1,1,1,1,1,1,0,1,3\r\n")
     code, out, err = cli(capsys, "compare", b, b)
     assert (code, out) == (2, "")
-    assert err == f"error: {b / 'hitmap-002.csv'}: line 1: bit 0 (field 9) is 3; bits must be 0 or 1\n"
+    assert (
+        err == f"error: {b / 'hitmap-002.csv'}: line 1: bit 0 (field 9) is 3; bits must be 0 or 1\n"
+    )
 
 
 def test_compare_result_counts_all_differing_bits(seed):

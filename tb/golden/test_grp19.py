@@ -1,4 +1,5 @@
-"""The seed's semantics (golden/grp19.py): hand-computed cache cases, then a seeded reference check."""
+"""The seed's semantics (golden/grp19.py): hand-computed cache cases, then a seeded reference
+check."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ A, B, C, D, E, F = 0b0001, 0b0010, 0b0011, 0b0100, 0b0101, 0b0110
 
 def sigs(*values: int, length: int = L4) -> np.ndarray:
     """Bool (V, L) matrix whose row v is the integer values[v] written LSB first."""
-    return np.array([[(x >> j) & 1 for j in range(length)] for x in values], dtype=bool).reshape(-1, length)
+    return np.array([[(x >> j) & 1 for j in range(length)] for x in values], dtype=bool).reshape(
+        -1, length
+    )
 
 
 def cached(state: Grp19Cache) -> list[int]:
@@ -53,13 +56,21 @@ def run_calls(capacity: int, *calls: tuple[int, ...]) -> tuple[list[list[int]], 
 # signature length, projection, vectors, signatures
 
 
-@pytest.mark.parametrize("w, qf, length", [
-    (224, 0.8, 180), (14, 0.8, 12), (7, 0.8, 6),   # the seed's qf0.8 fixtures
-    (224, 0.3, 68), (7, 0.3, 3),                   # the seed's qf0.3 fixtures
-    (10, 0.3, 3),                                  # 10 * 0.3 == 3.0 exactly in IEEE double
-    (100, 0.07, 8), (100, 0.55, 56),               # W * qf a hair above a whole number: one bit more
-    (1, 0.8, 1), (5, 1.0, 5),
-])
+@pytest.mark.parametrize(
+    "w, qf, length",
+    [
+        (224, 0.8, 180),
+        (14, 0.8, 12),
+        (7, 0.8, 6),  # the seed's qf0.8 fixtures
+        (224, 0.3, 68),
+        (7, 0.3, 3),  # the seed's qf0.3 fixtures
+        (10, 0.3, 3),  # 10 * 0.3 == 3.0 exactly in IEEE double
+        (100, 0.07, 8),
+        (100, 0.55, 56),  # W * qf a hair above a whole number: one bit more
+        (1, 0.8, 1),
+        (5, 1.0, 5),
+    ],
+)
 def test_signature_length_is_ieee_double_ceil(w, qf, length):
     assert signature_length(w, qf) == length
 

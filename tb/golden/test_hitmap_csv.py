@@ -21,6 +21,7 @@ from golden.hitmap_csv import (
 )
 
 from seed_fixtures import FIXTURES, KNOWN, ROW_SHAPE
+
 SHAPES = {"googlenet-hitmap-020.csv": (8, 16, 14, 14), "googlenet-hitmap-050.csv": (8, 32, 7, 7),
           "resnet101-hitmap-001.csv": (8, 3, 224, 224)}
 
@@ -100,7 +101,9 @@ def test_writer_is_atomic_commit_and_abort(tmp_path):
     w.append([1, 1, 1, 2, 1, 1, 0, 1, 0])
     assert dest.read_bytes() == b"old\r\n"  # nothing visible before commit
     w.abort()
-    assert dest.read_bytes() == b"old\r\n" and sorted(p.name for p in tmp_path.iterdir()) == ["hitmap-002.csv"]
+    assert dest.read_bytes() == b"old\r\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "hitmap-002.csv"
+    ]
     with pytest.raises(RuntimeError):
         with HitmapWriter(dest) as w:
             w.append([1, 1, 1, 2, 1, 1, 0, 1, 0])
@@ -143,25 +146,44 @@ def test_good_small_file_with_lf_line_ends(tmp_path):
     assert (f.hits, f.misses, f.layer) == (3, 3, "009")
 
 
-@pytest.mark.parametrize("line2, problem", [
-    (b"1,1,2,3,2,2,1,3,1", f"1 bits but V (field 5) is 2; {ROW_SHAPE}"),
-    (b"1,1,2,3,2,2,1,3,1,0,1", f"3 bits but V (field 5) is 2; {ROW_SHAPE}"),
-    (b"1,1,2,3,2,2,1,3,1,0,", f"line ends with a comma; {ROW_SHAPE}, with no trailing comma"),
-    (b"1,1,2", f"3 fields, fewer than the 8 header fields; {ROW_SHAPE}"),
-    (b"1,1,2,3,2,2,1,3", f"0 bits but V (field 5) is 2; {ROW_SHAPE}"),
-    (b"", f"empty line; {ROW_SHAPE}"),
-    (b"1,1,2,3,2,2,1,3,2,0", "bit 0 (field 9) is 2; bits must be 0 or 1"),
-    (b"1,1,2,3,2,2,1,3,1,-1", "bit 1 (field 10) is -1; bits must be 0 or 1"),
-    (b"1,1,2,3,2,2,1,3,1,x", "bit 1 (field 10) is 'x', not an integer; bits must be 0 or 1"),
-    (b"1,1,abc,3,2,2,1,3,1,0", "field 3 (H) is 'abc', not an integer; header fields are non-negative decimal integers"),
-    (b"1,1,2,3,2,2,1.0,3,1,0", "field 7 (cumulative_hits) is '1.0', not an integer; header fields are non-negative decimal integers"),
-    (b"1,-1,2,3,2,2,1,3,1,0", "field 2 (C) is -1; header fields must be >= 0"),
-    (b"1,1,2,3,2,2,1,1,1,0", "cumulative_misses goes backwards from 2 to 1; counters are cumulative over the run"),
-    (b"1,1,2,3,2,2,2,3,1,0", "cumulative_hits is 2 but the previous line's 0 plus this line's 1 bits gives 1; "
-                             "counters must advance exactly by the bits of their row"),
-    (b"1,1,2,3,2,2,0,4,1,0", "cumulative_hits is 0 but the previous line's 0 plus this line's 1 bits gives 1; "
-                             "counters must advance exactly by the bits of their row"),
-])
+@pytest.mark.parametrize(
+    "line2, problem",
+    [
+        (b"1,1,2,3,2,2,1,3,1", f"1 bits but V (field 5) is 2; {ROW_SHAPE}"),
+        (b"1,1,2,3,2,2,1,3,1,0,1", f"3 bits but V (field 5) is 2; {ROW_SHAPE}"),
+        (b"1,1,2,3,2,2,1,3,1,0,", f"line ends with a comma; {ROW_SHAPE}, with no trailing comma"),
+        (b"1,1,2", f"3 fields, fewer than the 8 header fields; {ROW_SHAPE}"),
+        (b"1,1,2,3,2,2,1,3", f"0 bits but V (field 5) is 2; {ROW_SHAPE}"),
+        (b"", f"empty line; {ROW_SHAPE}"),
+        (b"1,1,2,3,2,2,1,3,2,0", "bit 0 (field 9) is 2; bits must be 0 or 1"),
+        (b"1,1,2,3,2,2,1,3,1,-1", "bit 1 (field 10) is -1; bits must be 0 or 1"),
+        (b"1,1,2,3,2,2,1,3,1,x", "bit 1 (field 10) is 'x', not an integer; bits must be 0 or 1"),
+        (
+            b"1,1,abc,3,2,2,1,3,1,0",
+            "field 3 (H) is 'abc', not an integer; header fields are non-negative decimal integers",
+        ),
+        (
+            b"1,1,2,3,2,2,1.0,3,1,0",
+            "field 7 (cumulative_hits) is '1.0', not an integer; header fields are non-negative "
+            "decimal integers",
+        ),
+        (b"1,-1,2,3,2,2,1,3,1,0", "field 2 (C) is -1; header fields must be >= 0"),
+        (
+            b"1,1,2,3,2,2,1,1,1,0",
+            "cumulative_misses goes backwards from 2 to 1; counters are cumulative over the run",
+        ),
+        (
+            b"1,1,2,3,2,2,2,3,1,0",
+            "cumulative_hits is 2 but the previous line's 0 plus this line's 1 bits gives 1; "
+            "counters must advance exactly by the bits of their row",
+        ),
+        (
+            b"1,1,2,3,2,2,0,4,1,0",
+            "cumulative_hits is 0 but the previous line's 0 plus this line's 1 bits gives 1; "
+            "counters must advance exactly by the bits of their row",
+        ),
+    ],
+)
 def test_bad_line_is_reported_with_file_and_line(tmp_path, line2, problem):
     p = _bad(tmp_path, [GOOD[0], line2, GOOD[2]])
     with pytest.raises(UserError) as info:
@@ -174,7 +196,11 @@ def test_backwards_hits_and_first_problem_wins(tmp_path):
     p = _bad(tmp_path, lines)
     with pytest.raises(UserError) as info:
         read_hitmap_csv(p)
-    assert str(info.value) == f"{p}: line 3: cumulative_hits goes backwards from 1 to 0; counters are cumulative over the run"
+    assert (
+        str(info.value)
+        == f"{p}: line 3: cumulative_hits goes backwards from 1 to 0; counters are cumulative "
+           "over the run"
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"\r\n", b"  \n"])
@@ -187,11 +213,16 @@ def test_empty_file(tmp_path, content):
 
 
 def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(UserError, match=r"hitmap-404\.csv: cannot read: No such file or directory$"):
+    with pytest.raises(
+        UserError, match=r"hitmap-404\.csv: cannot read: No such file or directory$"
+    ):
         read_hitmap_csv(tmp_path / "hitmap-404.csv")
     with pytest.raises(UserError, match=r": is a directory; expected a hitmap CSV file$"):
         read_hitmap_csv(tmp_path)
-    with pytest.raises(UserError, match=r": no \*hitmap-\*\.csv files; give hitmap CSV files or a directory of them$"):
+    with pytest.raises(
+        UserError,
+        match=r": no \*hitmap-\*\.csv files; give hitmap CSV files or a directory of them$",
+    ):
         list_hitmap_csvs(tmp_path)
     (tmp_path / "b-hitmap-002.csv").write_bytes(b"")
     (tmp_path / "hitmap-001.csv").write_bytes(b"")

@@ -17,11 +17,17 @@ def naive_cache(sigs: list[int], sig_bits: int, sets: int, ways: int, policy: st
     result = []
     for v, sig in enumerate(sigs):
         if v % block == 0:
-            entries = [{"valid": False, "tag": 0, "stamp": 0, "owner": -1} for _ in range(sets * ways)]
+            entries = [
+                {"valid": False, "tag": 0, "stamp": 0, "owner": -1} for _ in range(sets * ways)
+            ]
         now = v + 1
         s = sig % (1 << set_bits)
         tag = sig >> set_bits
-        found = [w for w in range(ways) if entries[s * ways + w]["valid"] and entries[s * ways + w]["tag"] == tag]
+        found = [
+            w
+            for w in range(ways)
+            if entries[s * ways + w]["valid"] and entries[s * ways + w]["tag"] == tag
+        ]
         assert len(found) <= 1
         if found:
             e = entries[s * ways + found[0]]
@@ -40,7 +46,8 @@ def naive_cache(sigs: list[int], sig_bits: int, sets: int, ways: int, policy: st
 
 
 def random_stream(rng: random.Random, n: int, sig_bits: int, pool: int) -> list[int]:
-    """Signatures drawn from a small pool, with bursts of locality, so hits and evictions both happen."""
+    """Signatures drawn from a small pool, with bursts of locality, so hits and evictions both
+    happen."""
     values = [rng.getrandbits(sig_bits) for _ in range(pool)]
     out = []
     while len(out) < n:
@@ -78,9 +85,13 @@ def test_matches_naive_reference(seed, policy, sig_bits, sets, ways, block):
         want = naive_cache(sigs, sig_bits, sets, ways, policy, block)
         tensor = torch.tensor([s - (1 << 64) if s >> 63 else s for s in sigs], dtype=torch.int64)
         for given_sigs in (tensor, sigs):
-            got = hw.cache_run(given_sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block)
+            got = hw.cache_run(
+                given_sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block
+            )
             assert trace_tuples(got) == want
-            bits = hw.cache_hits(given_sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block)
+            bits = hw.cache_hits(
+                given_sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block
+            )
             assert bits.tolist() == [int(h) for h, _, _ in want]
         hits = sum(h for h, _, _ in want)
         if block > 1:

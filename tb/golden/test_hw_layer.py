@@ -44,7 +44,13 @@ def test_quantize_range(values):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_quantize_equals_literal_rule(values):
     x = torch.tensor(values, dtype=torch.float64)
     a = max(abs(v) for v in values)
@@ -77,15 +83,27 @@ def test_row_vectors_and_weights():
     assert torch.equal(hw.row_weights(wq, 4), wq.reshape(2, 18)[:, :4])  # truncated
 
 
-@pytest.mark.parametrize("ks,stride,pad,dil", [(3, 1, 1, 1), ((7, 5), (2, 3), (3, 1), 1),
-                                                (3, 2, 0, 2), (1, 2, 0, 1), ((2, 3), 1, (0, 2), (2, 1))])
+@pytest.mark.parametrize(
+    "ks,stride,pad,dil",
+    [
+        (3, 1, 1, 1),
+        ((7, 5), (2, 3), (3, 1), 1),
+        (3, 2, 0, 2),
+        (1, 2, 0, 1),
+        ((2, 3), 1, (0, 2), (2, 1)),
+    ],
+)
 def test_window_vectors_explicit(seed, ks, stride, pad, dil):
     g = torch.Generator().manual_seed(seed)
     n, c, h, w = 2, 3, 9, 10
     xq = torch.randint(-127, 128, (n, c, h, w), generator=g).to(torch.int8)
     x = hw.window_vectors(xq, ks, stride, pad, dil)
-    (r, sk), (sh, sw), (ph, pw), (dh, dw) = (hw._pair(ks, ""), hw._pair(stride, ""), hw._pair(pad, ""),
-                                             hw._pair(dil, ""))
+    (r, sk), (sh, sw), (ph, pw), (dh, dw) = (
+        hw._pair(ks, ""),
+        hw._pair(stride, ""),
+        hw._pair(pad, ""),
+        hw._pair(dil, ""),
+    )
     oh, ow = hw.conv_out_size(h, w, ks, stride, pad, dil)
     assert x.shape == (n * oh * ow, c * r * sk) and x.dtype == torch.int8
     xp = F.pad(xq.to(torch.int64), (pw, pw, ph, ph))
@@ -96,7 +114,10 @@ def test_window_vectors_explicit(seed, ks, stride, pad, dil):
                 for cc in range(c):
                     for rr in range(r):
                         for ss in range(sk):
-                            assert x[v, (cc * r + rr) * sk + ss] == xp[nn_, cc, i * sh + rr * dh, j * sw + ss * dw]
+                            assert (
+                                x[v, (cc * r + rr) * sk + ss]
+                                == xp[nn_, cc, i * sh + rr * dh, j * sw + ss * dw]
+                            )
 
 
 # --- section 7 --------------------------------------------------------------------------------
@@ -146,7 +167,9 @@ def test_similar_not_equal_vectors_reuse_approximate_results(seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(v=st.integers(1, 60), length=st.integers(1, 30), k=st.integers(1, 9), s=st.integers(0, 2**32))
+@given(
+    v=st.integers(1, 60), length=st.integers(1, 30), k=st.integers(1, 9), s=st.integers(0, 2**32)
+)
 def test_zero_hit_rate_is_plain_matmul(v, length, k, s):
     g = torch.Generator().manual_seed(s)
     x, w = random_layer(g, v, length, k, pool=5)
@@ -161,13 +184,24 @@ def test_zero_hit_rate_is_plain_matmul(v, length, k, s):
     first = sorted({s_: i for i, s_ in reversed(list(enumerate(sigs)))}.values())
     xd = x[first]
     distinct = hw.reuse_layer(xd, w, **CFG)
-    assert distinct.hits == 0 and torch.equal(distinct.acc, xd.to(torch.int64) @ w.to(torch.int64).t())
+    assert distinct.hits == 0 and torch.equal(
+        distinct.acc, xd.to(torch.int64) @ w.to(torch.int64).t()
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 4), h=st.integers(3, 9), w=st.integers(3, 9),
-       k=st.integers(1, 6), ks=st.sampled_from([1, 2, 3, (3, 1)]), stride=st.sampled_from([1, 2, (2, 1)]),
-       pad=st.sampled_from([0, 1, (1, 0)]), dil=st.sampled_from([1, 2]), s=st.integers(0, 2**32))
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 4),
+    h=st.integers(3, 9),
+    w=st.integers(3, 9),
+    k=st.integers(1, 6),
+    ks=st.sampled_from([1, 2, 3, (3, 1)]),
+    stride=st.sampled_from([1, 2, (2, 1)]),
+    pad=st.sampled_from([0, 1, (1, 0)]),
+    dil=st.sampled_from([1, 2]),
+    s=st.integers(0, 2**32),
+)
 def test_window_without_reuse_is_conv2d(n, c, h, w, k, ks, stride, pad, dil, s):
     oh, ow = hw.conv_out_size(h, w, ks, stride, pad, dil)
     if oh < 1 or ow < 1:
@@ -176,8 +210,12 @@ def test_window_without_reuse_is_conv2d(n, c, h, w, k, ks, stride, pad, dil, s):
     xq = torch.randint(-127, 128, (n, c, h, w), generator=g).to(torch.int8)
     r_, sk = hw._pair(ks, "")
     wq = torch.randint(-127, 128, (k, c, r_, sk), generator=g).to(torch.int8)
-    r = hw.reuse_layer(hw.window_vectors(xq, ks, stride, pad, dil), hw.window_weights(wq), **CFG, reuse=False)
-    ref = F.conv2d(xq.to(torch.float64), wq.to(torch.float64), stride=stride, padding=pad, dilation=dil)
+    r = hw.reuse_layer(
+        hw.window_vectors(xq, ks, stride, pad, dil), hw.window_weights(wq), **CFG, reuse=False
+    )
+    ref = F.conv2d(
+        xq.to(torch.float64), wq.to(torch.float64), stride=stride, padding=pad, dilation=dil
+    )
     got = r.acc.reshape(n, oh, ow, k).permute(0, 3, 1, 2).to(torch.float64)
     assert torch.equal(got, ref)
 
@@ -208,9 +246,14 @@ def test_ideal_cycles():
 
 def test_layer_ideal_cycles_sums_blocks():
     bits = [1, 0, 1, 1, 0, 0, 1]
-    got = hw.layer_ideal_cycles(torch.tensor(bits, dtype=torch.bool), 9, 17, lanes=2, pes=4, block=3)
-    parts = [hw.ideal_cycles(3, 2, 9, 17, lanes=2, pes=4), hw.ideal_cycles(3, 1, 9, 17, lanes=2, pes=4),
-             hw.ideal_cycles(1, 1, 9, 17, lanes=2, pes=4)]
+    got = hw.layer_ideal_cycles(
+        torch.tensor(bits, dtype=torch.bool), 9, 17, lanes=2, pes=4, block=3
+    )
+    parts = [
+        hw.ideal_cycles(3, 2, 9, 17, lanes=2, pes=4),
+        hw.ideal_cycles(3, 1, 9, 17, lanes=2, pes=4),
+        hw.ideal_cycles(1, 1, 9, 17, lanes=2, pes=4),
+    ]
     assert got["baseline"] == sum(p["baseline"] for p in parts)
     assert got["reuse"] == sum(p["reuse"] for p in parts)
     assert got["speedup"] == got["baseline"] / got["reuse"]

@@ -72,7 +72,9 @@ def test_signatures_conv_equals_vector_signatures(seed, formation, conv, method)
     vecs = hw.window_vectors(xq, **conv) if formation == "window" else hw.row_vectors(xq)
     for sig_bits in (16, 64):
         want = hw.signatures(vecs, sig_bits, seed)
-        got = hw.signatures_conv(xq, formation=formation, sig_bits=sig_bits, seed=seed, method=method, **conv)
+        got = hw.signatures_conv(
+            xq, formation=formation, sig_bits=sig_bits, seed=seed, method=method, **conv
+        )
         assert torch.equal(got, want)
 
 
@@ -88,7 +90,9 @@ def test_conv32_is_exact_at_the_extremes(seed, n, c, hw_, k, stride, pad):
     xq[0, :, :2] = 127
     conv = dict(kernel_size=k, stride=stride, padding=pad)
     a = hw.signatures_conv(xq, formation="window", sig_bits=64, seed=seed, method="conv32", **conv)
-    b = hw.signatures_conv(xq, formation="window", sig_bits=64, seed=seed, method="unfold64", **conv)
+    b = hw.signatures_conv(
+        xq, formation="window", sig_bits=64, seed=seed, method="unfold64", **conv
+    )
     assert torch.equal(a, b)
     vec = hw.window_vectors(xq, **conv)[:50].to(torch.int64)
     proj = vec @ hw.projection(vec.shape[1], 64, seed)  # int64 reference for a few vectors

@@ -239,7 +239,8 @@ def test_load_dir_errors(kind, tmp_path):
         "text_png": f"image file {str(bad)!r} is not a decodable image",
         "truncated_png": f"image file {str(bad)!r} is not a decodable image",
         "bomb_png": f"image file {str(bad)!r} declares more than 67,108,864 pixels",
-        "huge_png": f"image file {str(bad)!r} declares 9000 x 8000 pixels, more than the 67,108,864",
+        "huge_png": f"image file {str(bad)!r} declares 9000 x 8000 pixels, more than the "
+        "67,108,864",
         "pillow_warns_png": f"image file {str(bad)!r} declares more than 67,108,864 pixels",
     }[kind]
     assert message.startswith(expected)

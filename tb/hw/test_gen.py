@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from configs import CONFIGS
-from mercury_hw import gen
 from mercury_cli.main import main
+from mercury_hw import gen
 from mercury_hw.config import MercuryConfig
+
+from configs import CONFIGS
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = CONFIGS["direct"]  # small and fast to convert
@@ -38,7 +39,10 @@ def test_generate_header_and_module(block):
 def test_regenerate_command_names_non_default_fields():
     cmd = gen.regenerate_command("mcache", MercuryConfig(sig_bits=32, ways=8, seed=255), "x")
     assert cmd == "mercury-hw verilog --out x --block mcache --sig-bits 32 --ways 8 --seed 0xff"
-    assert gen.regenerate_command("core", MercuryConfig()) == "mercury-hw verilog --out rtl --block core"
+    assert (
+        gen.regenerate_command("core", MercuryConfig())
+        == "mercury-hw verilog --out rtl --block core"
+    )
     assert "make verilog" in gen.generate("siggen")
 
 
@@ -56,8 +60,28 @@ def test_generate_is_deterministic_across_processes(tmp_path):
 
 
 def test_cli_writes_only_when_changed(tmp_path, capsys):
-    flags = ["--lanes", "1", "--max-len", "64", "--sig-bits", "8", "--sets", "16", "--ways", "1",
-             "--policy", "fifo", "--pes", "2", "--acc-width", "24", "--max-vectors", "64", "--seed", "7"]
+    flags = [
+        "--lanes",
+        "1",
+        "--max-len",
+        "64",
+        "--sig-bits",
+        "8",
+        "--sets",
+        "16",
+        "--ways",
+        "1",
+        "--policy",
+        "fifo",
+        "--pes",
+        "2",
+        "--acc-width",
+        "24",
+        "--max-vectors",
+        "64",
+        "--seed",
+        "7",
+    ]
     argv = ["verilog", "--out", str(tmp_path), "--block", "siggen"] + flags
     assert main(argv) == 0
     path = tmp_path / "mercury_siggen.v"
@@ -75,7 +99,9 @@ def test_cli_refuses_non_default_config_in_rtl(capsys):
     stamps = {p: p.stat().st_mtime_ns for p in before}
     assert main(["verilog", "--out", str(REPO / "rtl"), "--sig-bits", "32"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "default configuration only" in err and err.count("\n") == 1
+    assert (
+        err.startswith("error: ") and "default configuration only" in err and err.count("\n") == 1
+    )
     assert sorted((REPO / "rtl").glob("*")) == before
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
 
@@ -83,11 +109,14 @@ def test_cli_refuses_non_default_config_in_rtl(capsys):
 def test_unknown_block_is_a_config_error():
     from mercury_hw.config import ConfigError
 
-    with pytest.raises(ConfigError, match="block must be one of siggen, mcache, pe_array, core, not 'x'"):
+    with pytest.raises(
+        ConfigError, match="block must be one of siggen, mcache, pe_array, core, not 'x'"
+    ):
         gen.generate("x")
 
 
-# -- mercury_hw.synth: the registered-ports wrapper and the report parsing (no FPGA tools) ----------
+# -- mercury_hw.synth: the registered-ports wrapper and the report parsing (no FPGA tools)
+# ----------
 def test_registered_ports_wrapper():
     """Every port is a flat bit vector behind one register: 2 cycles from input to output."""
     from amaranth.hdl import Module
@@ -137,15 +166,28 @@ def test_synth_report_parsing(tmp_path):
                         "TRELLIS_FF": {"available": 24288, "used": 771},
                         "DP16KD": {"available": 56, "used": 3},
                         "MULT18X18D": {"available": 28, "used": 8}}})
-    assert pnr == {"fmax_mhz": 91.43, "critical_path": {}, "comb": 3708, "comb_available": 24288, "ff": 771, "bram": 3,
-                   "dsp": 8, "bram_available": 56, "dsp_available": 28}
+    assert pnr == {
+        "fmax_mhz": 91.43,
+        "critical_path": {},
+        "comb": 3708,
+        "comb_available": 24288,
+        "ff": 771,
+        "bram": 3,
+        "dsp": 8,
+        "bram_available": 56,
+        "dsp_available": 28,
+    }
     result = synth.SynthResult(
         block="siggen", config="default", config_json=MercuryConfig().to_dict(), device="25k",
         part="LFE5U-25F", target_mhz=100.0, lut4=2914, carry=304, lutram=5, register_bits=69,
         seconds=4.0, command="mercury-hw synth --block siggen", cells=cells, **pnr)
     synth.write_reports([result], tmp_path)
     md = (tmp_path / "report.md").read_text()
-    assert "| siggen | default | LFE5U-25F | 100 | 91.4 | 2914 | 304 | 5 | 3708/24288 (15%) | 771 | 3/56 | 8/28 |" in md
+    assert (
+        "| siggen | default | LFE5U-25F | 100 | 91.4 | 2914 | 304 | 5 | 3708/24288 (15%) | 771 | "
+        "3/56 | 8/28 |"
+        in md
+    )
     assert json.loads((tmp_path / "report.json").read_text())[0]["fmax_mhz"] == 91.43
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
     assert synth.parse_nextpnr_report({})["fmax_mhz"] is None
@@ -155,8 +197,16 @@ def test_synth_report_parsing(tmp_path):
 
     path = [step("clk-to-q", 0.5, "dut.a_FF"), step("routing", 2.0, "n"), step("logic", 0.4, "lut"),
             step("routing", 1.0, "n"), step("logic", 0.4, "lut2"), step("setup", 0.1, "dut.q_FF")]
-    cp = synth.parse_nextpnr_report({"critical_paths": [{"path": path[:2]}, {"path": path}]})["critical_path"]
-    assert cp == {"from": "dut.a_FF", "to": "dut.q_FF", "logic_levels": 2, "logic_ns": 1.4, "routing_ns": 3.0}
+    cp = synth.parse_nextpnr_report({"critical_paths": [{"path": path[:2]}, {"path": path}]})[
+        "critical_path"
+    ]
+    assert cp == {
+        "from": "dut.a_FF",
+        "to": "dut.q_FF",
+        "logic_levels": 2,
+        "logic_ns": 1.4,
+        "routing_ns": 3.0,
+    }
 
 
 def test_synth_small_config_and_bad_freq(capsys):
@@ -182,7 +232,9 @@ def test_synth_capacity_check():
 def test_synth_device_auto_picks_the_smallest_part_that_fits():
     from mercury_hw.synth import smallest_fit
 
-    assert smallest_fit({"LUT4": 2914, "CCU2C": 304}) == "25k"                  # siggen
-    assert smallest_fit({"LUT4": 12982, "DP16KD": 47, "MULT18X18D": 32}) == "45k"  # core: 32 > 28 mults
+    assert smallest_fit({"LUT4": 2914, "CCU2C": 304}) == "25k"  # siggen
+    assert (
+        smallest_fit({"LUT4": 12982, "DP16KD": 47, "MULT18X18D": 32}) == "45k"
+    )  # core: 32 > 28 mults
     assert smallest_fit({"LUT4": 50000}) == "85k"
     assert smallest_fit({"MULT18X18D": 157}) is None

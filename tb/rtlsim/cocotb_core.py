@@ -80,17 +80,23 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
     await reset(dut)   # every stream idle (the constructors drove valid / ready low)
     expected = stim["expected"]
     rl = layouts.result(cfg)
-    limit = 300 + 12 * (len(expected) + sum(len(b) for b in stim["beats"].values()) + len(stim["weights"]))
+    limit = 300 + 12 * (
+        len(expected) + sum(len(b) for b in stim["beats"].values()) + len(stim["weights"])
+    )
     cycle = 0
     while len(sink.got) < len(expected):
-        assert cycle < limit, f"timeout: {len(sink.got)} of {len(expected)} results after {cycle} cycles"
+        assert cycle < limit, (
+            f"timeout: {len(sink.got)} of {len(expected)} results after {cycle} cycles"
+        )
         await step(dut.clk, streams, cycle)
         cycle += 1
         if sink.cycles and sink.cycles[-1] == cycle - 1:
             n = len(sink.got) - 1
             assert n < len(expected), "extra result"
-            assert sink.got[n] == expected[n], (f"result {n}: got {layouts.unpack(rl, sink.got[n])}, "
-                                                f"expected {layouts.unpack(rl, expected[n])}")
+            assert sink.got[n] == expected[n], (
+                f"result {n}: got {layouts.unpack(rl, sink.got[n])}, "
+                f"expected {layouts.unpack(rl, expected[n])}"
+            )
     for _ in range(30):
         await step(dut.clk, streams, cycle)
         cycle += 1

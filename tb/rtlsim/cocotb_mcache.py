@@ -1,4 +1,5 @@
-"""Tier 2, simulator side: ``mercury_mcache`` (generated Verilog) against a precomputed golden trace.
+"""Tier 2, simulator side: ``mercury_mcache`` (generated Verilog) against a precomputed golden
+trace.
 
 Runs inside the simulator process started by ``tb/rtlsim/test_mcache_rtl.py``, which computes the
 request streams and the golden ``(hit, entry)`` of each request (``golden.hw.cache_run`` per
@@ -47,7 +48,9 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
                                           f"expected {expected[got]}")
             if latency is not None:
                 assert cycle - in_cycle[got] == latency, (
-                    f"request {got}: response {cycle - in_cycle[got]} cycles after it, not {latency}")
+                    f"request {got}: response {cycle - in_cycle[got]} cycles after it, not "
+                    f"{latency}"
+                )
             got += 1
         if valid and int(dut.requests__ready.value):
             in_cycle.append(cycle)

@@ -19,7 +19,10 @@ ENV_STIM = "MERCURY_PE_ARRAY_STIM"
 
 async def run(dut, cfg, stim: dict, rng: random.Random):
     st = stim["stalls"]
-    sources = [Source(dut, name, Queue(stim[name]), rng, st[name]) for name in ("weights", "beats", "tokens")]
+    sources = [
+        Source(dut, name, Queue(stim[name]), rng, st[name])
+        for name in ("weights", "beats", "tokens")
+    ]
     sink = Sink(dut, "results", rng, st["results"])
     streams = sources + [sink]
     await reset(dut)   # every stream idle (the constructors drove valid / ready low)
@@ -28,14 +31,18 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
     limit = 200 + 8 * sum(len(stim[n]) for n in ("weights", "beats", "tokens"))
     cycle = 0
     while len(sink.got) < len(expected):
-        assert cycle < limit, f"timeout: {len(sink.got)} of {len(expected)} results after {cycle} cycles"
+        assert cycle < limit, (
+            f"timeout: {len(sink.got)} of {len(expected)} results after {cycle} cycles"
+        )
         await step(dut.clk, streams, cycle)
         cycle += 1
         n = len(sink.got) - 1
         if n >= 0 and sink.cycles[-1] == cycle - 1:
             assert n < len(expected), "extra result"
-            assert sink.got[n] == expected[n], (f"result {n}: got {layouts.unpack(rl, sink.got[n])}, "
-                                                f"expected {layouts.unpack(rl, expected[n])}")
+            assert sink.got[n] == expected[n], (
+                f"result {n}: got {layouts.unpack(rl, sink.got[n])}, "
+                f"expected {layouts.unpack(rl, expected[n])}"
+            )
     for _ in range(20):
         await step(dut.clk, streams, cycle)
         cycle += 1

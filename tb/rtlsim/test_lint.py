@@ -5,8 +5,9 @@ and the waivers cannot hide a design mistake (an unused input port, a real trunc
 
 import pytest
 
-from configs import CONFIGS
 from mercury_hw import gen, lint
+
+from configs import CONFIGS
 from rtlsim.runner import REPO
 
 LINT_CONFIGS = ("default", "direct")
@@ -50,7 +51,9 @@ def test_real_truncation_is_not_waived(tmp_path):
 
 
 def test_verilator_error_fails(tmp_path):
-    result = _lint_text(tmp_path, "mercury_broken", "module mercury_broken(a);\n input a\nendmodule\n")
+    result = _lint_text(
+        tmp_path, "mercury_broken", "module mercury_broken(a);\n input a\nendmodule\n"
+    )
     assert result.returncode != 0 and not result.ok
     assert any(w.code.startswith("ERROR") for w in result.unwaived)
 

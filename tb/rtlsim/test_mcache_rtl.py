@@ -11,9 +11,9 @@ import json
 import random
 
 import pytest
+from hw.test_mcache import expected_trace, request_stream
 
 from configs import CONFIGS
-from hw.test_mcache import expected_trace, request_stream
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 

@@ -11,10 +11,10 @@ import json
 import random
 
 import pytest
+from hw.test_pe_array import array_stimulus, layer_shape
 
 import host_model as host
 from configs import CONFIGS
-from hw.test_pe_array import array_stimulus, layer_shape
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 ENV_STIM = "MERCURY_PE_ARRAY_STIM"

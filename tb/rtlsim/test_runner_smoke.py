@@ -97,5 +97,12 @@ def test_runner_smoke(simulator, seed):
 @simulators
 def test_runner_reports_failure(simulator):
     with pytest.raises(AssertionError, match="failed"):
-        run_cocotb(smoke_verilog, TOPLEVEL, BUILD_ROOT / "_smoke" / simulator, simulator,
-                   "test_runner_smoke", {"SMOKE_EXPECT_FAILURE": "1"}, testcase="deliberately_fails")
+        run_cocotb(
+            smoke_verilog,
+            TOPLEVEL,
+            BUILD_ROOT / "_smoke" / simulator,
+            simulator,
+            "test_runner_smoke",
+            {"SMOKE_EXPECT_FAILURE": "1"},
+            testcase="deliberately_fails",
+        )

@@ -10,9 +10,9 @@ import json
 import random
 
 import pytest
+from hw.test_siggen import MAX_RANDOM_LEN, beats_of, golden_sig, random_vector
 
 from configs import CONFIGS
-from hw.test_siggen import MAX_RANDOM_LEN, beats_of, golden_sig, random_vector
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
 

@@ -28,7 +28,9 @@ def test_cycle_model_measured(tmp_path):
         else:
             assert r["hits"] == v - 1, r
             # in-order results: the one miss (vector 0) is computed before the hits can follow it
-            assert r["replay_pass_ideal"] <= r["replay_pass"] <= r["replay_pass_ideal"] + r["c"] + 16, r
+            assert (
+                r["replay_pass_ideal"] <= r["replay_pass"] <= r["replay_pass_ideal"] + r["c"] + 16
+            ), r
         assert 0 <= r["pipeline_latency"] <= 16, r
         assert r["idle_input_baseline"] == r["run_overhead"], "a bubble between baseline passes"
 

@@ -51,7 +51,10 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 def _rtl_outputs(work: Path, run: int, v: int, k: int, cfg: MercuryConfig) -> np.ndarray:
     """The harness's result beats of one run reassembled into (V, K), independently of sim.layer."""
-    rows = [list(map(int, line.split())) for line in (work / f"rtl.run{run}.txt").read_text().splitlines()]
+    rows = [
+        list(map(int, line.split()))
+        for line in (work / f"rtl.run{run}.txt").read_text().splitlines()
+    ]
     t = -(-k // cfg.pes)
     out = np.zeros((v, t * cfg.pes), dtype=np.int64)
     it = iter(rows)
@@ -82,7 +85,9 @@ def test_replay_matches_golden(simulator, stall, tmp_path, seed):
         assert row["V"] == limit
         assert row["hits"] == row["golden_hits"] > 0, "a replay without hits tests no replay pass"
         # The RTL hitmap file is byte-identical to the golden one (seed CSV format).
-        assert (out / "rtl" / f"hitmap-{tag}.csv").read_bytes() == (out / "golden" / f"hitmap-{tag}.csv").read_bytes()
+        assert (out / "rtl" / f"hitmap-{tag}.csv").read_bytes() == (
+            out / "golden" / f"hitmap-{tag}.csv"
+        ).read_bytes()
         # Every output value, checked here again from the harness's raw results.
         meta = json.loads((out / "golden" / f"{tag}.json").read_text())
         v, k = meta["V"], meta["K"]
@@ -108,13 +113,15 @@ def test_corrupted_rtl_hitmap_is_reported(tmp_path):
     proc = _cli("sim", "--sim", "verilator", "--layers", "1,6", "--limit", "100", "--out", str(out),
                 "--inject-hit-flip", "6:37", *_config_flags(REPLAY_CFG))
     assert proc.returncode == 1, proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("mismatch")]
+    lines = [t for t in proc.stderr.splitlines() if t.startswith("mismatch")]
     assert len(lines) == 1, proc.stderr
     golden_bits = (out / "golden" / "hitmap-006.csv").read_text().strip().split(",")[8:]
     rtl_bits = (out / "rtl" / "hitmap-006.csv").read_text().strip().split(",")[8:]
     g = int(golden_bits[37])
-    assert lines[0].startswith(f"mismatch: layer 006 (layer2.0.downsample.0) vector 37: hit is {1 - g} "
-                               f"in the RTL, {g} in the golden model"), lines[0]
+    assert lines[0].startswith(
+        f"mismatch: layer 006 (layer2.0.downsample.0) vector 37: hit is {1 - g} "
+        f"in the RTL, {g} in the golden model"
+    ), lines[0]
     assert [i for i, (a, b) in enumerate(zip(golden_bits, rtl_bits)) if a != b] == [37]
     report = json.loads((out / "report.json").read_text())
     assert report["info"]["verdict"] == "mismatch"
@@ -157,9 +164,17 @@ def _fake(v=12, k=20, t=3, seed=1):
     acc = rng.integers(-1000, 1000, (v, k))
     base = rng.integers(-1000, 1000, (v, k))
     golden = {"hit": hit.copy(), "entry": entry.copy(), "acc": acc.copy(), "base": base.copy()}
-    run = LayerRun(hit=hit.copy(), entry=entry.copy(), acc=acc.copy(), base=base.copy(),
-                   pass_hit=np.tile(hit, (t, 1)), pass_entry=np.tile(entry, (t, 1)),
-                   base_hit=np.zeros((t, v), np.int64), base_entry=np.zeros((t, v), np.int64), summary={})
+    run = LayerRun(
+        hit=hit.copy(),
+        entry=entry.copy(),
+        acc=acc.copy(),
+        base=base.copy(),
+        pass_hit=np.tile(hit, (t, 1)),
+        pass_entry=np.tile(entry, (t, 1)),
+        base_hit=np.zeros((t, v), np.int64),
+        base_entry=np.zeros((t, v), np.int64),
+        summary={},
+    )
     return golden, run
 
 
@@ -171,7 +186,13 @@ def test_compare_layer_reports_first_vector_and_field():
     r.acc[7, 13] += 1
     r.entry[9] ^= 1   # differs from golden, and from the entry fields of replay passes 1 and 2
     mm = compare_layer("003", "x", g, r)
-    assert (mm.vector, mm.field, mm.rtl, mm.golden, mm.count) == (7, "acc[k=13]", g["acc"][7, 13] + 1, g["acc"][7, 13], 4)
+    assert (mm.vector, mm.field, mm.rtl, mm.golden, mm.count) == (
+        7,
+        "acc[k=13]",
+        g["acc"][7, 13] + 1,
+        g["acc"][7, 13],
+        4,
+    )
     r.base[7, 2] = 5000
     mm = compare_layer("003", "x", g, r)
     assert (mm.vector, mm.field) == (7, "acc[k=13]")  # at one vector: hit, entry, acc, then base
@@ -217,7 +238,9 @@ def test_harness_corner_cases(simulator, tmp_path, seed):
         assert np.array_equal(r.hit, g.trace.hit.numpy().astype(np.int64)), name
         assert np.array_equal(r.entry, g.trace.entry.numpy()), name
         assert np.array_equal(r.acc, g.acc.numpy()), name
-        assert np.array_equal(r.base, exact_matmul(torch.from_numpy(x), torch.from_numpy(w)).numpy()), name
+        assert np.array_equal(
+            r.base, exact_matmul(torch.from_numpy(x), torch.from_numpy(w)).numpy()
+        ), name
         assert (r.pass_hit == r.hit).all() and (r.pass_entry == r.entry).all(), name
         assert not r.base_hit.any() and not r.base_entry.any(), name
         t = -(-k // cfg.pes)
