@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mercury_hw.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
     "sim": ("sim.replay", "replay real ResNet layers through the RTL and compare with the golden model"),
     "bench": ("sim.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
+    "sweep": ("mercury_cli.sweep", "design-space sweep: area, Fmax, hit rate, cycles per configuration (Dask)"),
 }
 
 
