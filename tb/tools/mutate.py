@@ -40,10 +40,12 @@ IGNORE = shutil.ignore_patterns("__pycache__", "sim_build", "*.pyc", ".hypothesi
 PACKAGES = ("mercury_hw", "golden", "sim")
 
 # Test selections (pytest arguments, relative to the tree).
-T_MCACHE = ["tb/hw/test_mcache.py", "-k", "default or direct or wide or spec_example or differs"]
+T_MCACHE = ["tb/hw/test_mcache.py", "-k",
+            "(random and (default or wide or ways3) and not -stall) or spec_example or differs or back_to_back"]
 T_CORE = ["tb/hw/test_core.py", "tb/hw/test_core_corners.py", "-k",
-          "(test_core_layers and default) or test_core_blocks or test_scenario or test_reset"]
-T_CORE_ONLY = ["tb/hw/test_core.py", "tb/hw/test_core_corners.py"]
+          "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks or mixed_layers"]
+#: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
+T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
 T_SIGGEN = ["tb/hw/test_siggen.py"]
 T_PE = ["tb/hw/test_pe.py", "tb/hw/test_pe_array.py"]
