@@ -90,9 +90,12 @@ MUTANTS = [
     _m("fifo_ptr_on_hit", "mercury_hw/mcache.py", "with m.If(~hit):\n                m.d.comb += new.ptr",
        "with m.If(hit):\n                m.d.comb += new.ptr", T_MCACHE,
        "FIFO update: the pointer advances on hits, not on misses"),
-    _m("victim_any_valid", "mercury_hw/mcache.py", "Mux(cur.valid.all(), replace_way",
-       "Mux(cur.valid.any(), replace_way", T_MCACHE,
-       "victim choice: replacement policy used before the set is full"),
+    # Not a mutant: "Mux(cur.valid.all(), ...)" -> "Mux(cur.valid.any(), ...)" (the policy's way
+    # chosen before the set is full) is equivalent: ways fill in order, so the LRU way (age
+    # ways-1) and the FIFO pointer are then the lowest invalid way anyway. It survived, as it must.
+    _m("victim_lowest_valid", "mercury_hw/mcache.py", "_first_set(~cur.valid, cfg.way_bits)",
+       "_first_set(cur.valid, cfg.way_bits)", T_MCACHE,
+       "victim choice: a set that is not full overwrites its lowest valid way"),
     _m("flush_one_set", "mercury_hw/mcache.py", "with m.Elif(req.flush):",
        "with m.Elif(req.flush & 0):", T_MCACHE, "flush propagation: only the request's set is flushed"),
     _m("entry_index", "mercury_hw/mcache.py", "self.responses.p.entry.eq(set_index * ways + way)",
@@ -135,8 +138,10 @@ MUTANTS = [
        "    for b0 in range(0, v_total, block):\n        table: dict[int, OrderedDict] = {}  # the flush",
        "    for b0 in range(0, v_total, block + 1):\n        table: dict[int, OrderedDict] = {}  # the flush",
        T_GCACHE, "flush propagation: blocks one vector too long"),
-    _m("golden_set_split", "golden/hw.py", "    s = sigs & (sets - 1)\n", "    s = sigs & (sets - 1) & ~1\n",
-       T_GCACHE, "set/tag split: set bit 0 dropped"),
+    _m("golden_set_split", "golden/hw.py", "            s = sg & smask\n", "            s = (sg >> 1) & smask\n",
+       T_GCACHE, "set/tag split: the set taken one bit too high in cache_run"),
+    _m("golden_set_and_tag", "golden/hw.py", "    s = sigs & (sets - 1)\n", "    s = sigs & (sets - 1) & ~1\n",
+       T_GSIG, "set/tag split: set bit 0 dropped in set_and_tag"),
     _m("golden_owner", "golden/hw.py", "acc = acc[trace.owner]", "acc = acc[trace.owner.clamp(max=0)]",
        T_GLAYER, "hit meaning: every hit reuses vector 0"),
     _m("hitmap_counter_check", "golden/hitmap_csv.py", "if now != prev + delta:", "if now < prev + delta - 1:",
