@@ -8,7 +8,7 @@ SIM    ?= verilator
 export AMARANTH_USE_YOSYS := builtin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all sim test test-fast verilog verilog-check lint ruff bench synth clean distclean deps
+.PHONY: all sim test test-fast verilog verilog-check lint ruff bench synth clean distclean deps coverage soak mutate
 
 all: test
 
@@ -53,6 +53,19 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m "not slow" $(ARGS)
+
+# Functional coverage (cocotb-coverage) of the MCACHE and the core's handshakes; fails below 100 %.
+coverage: $(STAMP)
+	$(BIN)/python tb/tools/func_coverage.py $(ARGS)
+
+# >= 1,000,000 random vectors through the core on Verilator against the golden model (not in `make test`).
+# Replay a run: make soak ARGS='--seed N'.
+soak: $(STAMP)
+	$(BIN)/python tb/tools/soak.py $(ARGS)
+
+# Single-point mutants of mercury_hw/, golden/ and sim/, each run against its tests in a throw-away copy.
+mutate: $(STAMP)
+	$(BIN)/python tb/tools/mutate.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/mercury-hw bench $(ARGS)
