@@ -154,8 +154,9 @@ MUTANTS = [
        "if best is None or v > best[0]:", T_COMPARE, "compare: the last differing vector reported"),
     _m("assemble_entry_field", "sim/layer.py", "entry[:, b0:b0 + n] = blk[:, :, 1]",
        "entry[:, b0:b0 + n] = blk[:, :, 0]", T_COMPARE, "result parsing: entry read from the hit column"),
-    _m("harness_weight_order", "sim/layer.py", "wbeats = wp.reshape(t, m, c, p).transpose(0, 2, 1, 3)",
-       "wbeats = wp.reshape(t, c, m, p)", T_HARNESS, "weight file: PE-major instead of beat-major beats"),
+    _m("harness_weight_order", "mercury_hw/host.py",
+       "return padded.reshape(t, m, c, p).transpose(0, 2, 1, 3)",
+       "return padded.reshape(t, c, m, p)", T_HARNESS, "weight file: PE-major instead of beat-major beats"),
 ]
 
 
