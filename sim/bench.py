@@ -203,33 +203,42 @@ def _fmt(x: float) -> str:
 
 
 def section(fig: dict) -> str:
+    """The Markdown section appended to BENCHMARKS.md: header, then the three parts' tables."""
     m = fig["machine"]
     lines = [f"## {fig['date']}: `{fig['command']}`", "",
              f"- commit: {fig['commit']}",
              f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}; "
              f"load average before {m.get('load_average')}, after {fig.get('load_after')}",
              f"- wall time of the whole bench: {fig['seconds']:.0f} s", ""]
-    g = fig.get("golden")
-    if g:
-        lines += [
-            "### Golden model: cost of recording hitmaps (`golden/bench.py`)",
-            "",
-            "| mode | images | vectors | forward (s) | with hitmaps (s) | ratio | best-run ratio "
-            "| target | ok |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for mode in ("hw", "grp19"):
-            r = g[mode]
-            lines.append(
-                f"| {mode} | {r['images']} | {r['vectors']} | {r['forward_s']:.3f} | "
-                f"{r['hitmaps_s']:.3f} | "
-                f"{r['ratio']:.2f} | {r['ratio_best']:.2f} | <= {r['target']:g} | "
-                f"{'yes' if r['ok'] else 'NO'} |"
-            )
-        lines.append("")
-    cc = fig["cycles"]
-    cfg = fig["config"]
-    lines += [
+    if fig.get("golden"):
+        lines += _golden_lines(fig["golden"])
+    lines += _cycle_lines(fig["cycles"], fig["config"]) + _speed_lines(fig["speed"])
+    if fig.get("plot"):
+        lines += ["", f"Plot: `{fig['plot']}` (not committed)."]
+    return "\n".join(lines) + "\n"
+
+
+def _golden_lines(g: dict) -> list[str]:
+    lines = [
+        "### Golden model: cost of recording hitmaps (`golden/bench.py`)",
+        "",
+        "| mode | images | vectors | forward (s) | with hitmaps (s) | ratio | best-run ratio "
+        "| target | ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for mode in ("hw", "grp19"):
+        r = g[mode]
+        lines.append(
+            f"| {mode} | {r['images']} | {r['vectors']} | {r['forward_s']:.3f} | "
+            f"{r['hitmaps_s']:.3f} | "
+            f"{r['ratio']:.2f} | {r['ratio_best']:.2f} | <= {r['target']:g} | "
+            f"{'yes' if r['ok'] else 'NO'} |"
+        )
+    return lines + [""]
+
+
+def _cycle_lines(cc: dict, cfg: dict) -> list[str]:
+    lines = [
         f"### RTL cycles per vector (default configuration, P = {cfg['lanes']}, M = {cfg['pes']}; "
         f"Verilator, core `cycles` counter)",
         "",
@@ -257,7 +266,11 @@ def section(fig: dict) -> str:
             f"{100 * r['no_bubble_baseline']:.2f}% ({r['idle_input_baseline']}), "
             f"{100 * r['no_bubble_signature']:.2f}% |"
         )
-    lines += [
+    return lines
+
+
+def _speed_lines(speed: list[dict]) -> list[str]:
+    lines = [
         "",
         "### Replay speed: bulk Verilog harness vs per-beat cocotb driving (same core, same run)",
         "",
@@ -265,21 +278,15 @@ def section(fig: dict) -> str:
         "vector elements/s | note |",
         "|---|---|---|---:|---:|---:|---:|---|",
     ]
-    for r in fig["speed"]:
+    for r in speed:
         lines.append(
             f"| {r['driver']} | {r['simulator']} | {r['L']}, {r['V']}, {r['K']} | {r['cycles']} | "
             f"{r['seconds']:.2f} | {_fmt(r['cycles_per_s'])} | {_fmt(r['elements_per_s'])} | "
             f"{r['note']} |"
         )
     for simulator in ("verilator", "icarus"):
-        h = [
-            r for r in fig["speed"] if r["simulator"] == simulator and r["driver"] == "bulk harness"
-        ]
-        c = [
-            r
-            for r in fig["speed"]
-            if r["simulator"] == simulator and r["driver"] == "cocotb per beat"
-        ]
+        h = [r for r in speed if r["simulator"] == simulator and r["driver"] == "bulk harness"]
+        c = [r for r in speed if r["simulator"] == simulator and r["driver"] == "cocotb per beat"]
         if h and c:
             ratio = max(x["cycles_per_s"] for x in h) / c[0]["cycles_per_s"]
             lines.append(
@@ -292,9 +299,7 @@ def section(fig: dict) -> str:
                     else "."
                 )
             )
-    if fig.get("plot"):
-        lines += ["", f"Plot: `{fig['plot']}` (not committed)."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _plot(path: Path, fig: dict) -> bool:

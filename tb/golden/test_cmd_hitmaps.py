@@ -106,51 +106,17 @@ def test_hw_rows_batches_and_config(tmp_path):
 
 
 def test_grp19(tmp_path):
+    grp19 = ["--mode", "grp19", "--layers", "1,3", "--batch", "2", "--count", "4", "--qf", "0.3"]
     out = tmp_path / "g"
-    assert (
-        run_cli(
-            "--mode",
-            "grp19",
-            "--layers",
-            "1,3",
-            "--batch",
-            "2",
-            "--count",
-            "4",
-            "--qf",
-            "0.3",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli(*grp19, "--out", out) == 0
     f = read_hitmap_csv(out / "hitmap-001.csv")
-    assert (
-        f.calls == 2
-        and f.rows[0].vectors == 2 * 3 * 224
-        and f.rows[0].length == math.ceil(224 * 0.3)
-    )
+    assert (f.calls == 2 and f.rows[0].vectors == 2 * 3 * 224
+            and f.rows[0].length == math.ceil(224 * 0.3))
     assert f.rows[0].call_hits == 0  # grp19: nothing hits in the first call (cache empty before it)
     f3 = read_hitmap_csv(out / "hitmap-003.csv")
     assert f3.rows[0].length == math.ceil(56 * 0.3)
     again = tmp_path / "g2"
-    assert (
-        run_cli(
-            "--mode",
-            "grp19",
-            "--layers",
-            "1,3",
-            "--batch",
-            "2",
-            "--count",
-            "4",
-            "--qf",
-            "0.3",
-            "--out",
-            again,
-        )
-        == 0
-    )
+    assert run_cli(*grp19, "--out", again) == 0
     assert dir_bytes(again) == dir_bytes(out)
 
 

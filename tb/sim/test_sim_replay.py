@@ -55,7 +55,7 @@ def _rtl_outputs(work: Path, run: int, v: int, k: int, cfg: MercuryConfig) -> np
         list(map(int, line.split()))
         for line in (work / f"rtl.run{run}.txt").read_text().splitlines()
     ]
-    t = -(-k // cfg.pes)
+    t = cfg.tiles(k)
     out = np.zeros((v, t * cfg.pes), dtype=np.int64)
     it = iter(rows)
     for b0 in range(0, v, cfg.max_vectors):
@@ -99,7 +99,7 @@ def test_replay_matches_golden(simulator, stall, tmp_path, seed):
         # Cycle model (spec 9.4): without stalls the core takes a beat every cycle.
         if stall == 0:
             assert 0.97 <= row["efficiency"] <= 1.001, row
-            assert row["latency_base"] < 20 * row["tiles"] * -(-v // REPLAY_CFG.max_vectors), row
+            assert row["latency_base"] < 20 * row["tiles"] * REPLAY_CFG.blocks(v), row
         else:
             assert row["cycles_base"] > row["ideal_base"] * 1.2, "stalls had no effect"
     for f in ("report.md", "report.png"):
@@ -243,11 +243,11 @@ def test_harness_corner_cases(simulator, tmp_path, seed):
         ), name
         assert (r.pass_hit == r.hit).all() and (r.pass_entry == r.entry).all(), name
         assert not r.base_hit.any() and not r.base_entry.any(), name
-        t = -(-k // cfg.pes)
+        t = cfg.tiles(k)
         assert r.summary["run0.results"] == r.summary["run1.results"] == t * v, name
         misses = v - int(r.hit.sum())
-        c = -(-length // cfg.lanes)
+        c = cfg.beats(length)
         assert r.summary["run0.vector_beats"] == v * c + (t - 1) * misses * c, name
         if kind == "same":
-            blocks = -(-v // cfg.max_vectors)
+            blocks = cfg.blocks(v)
             assert misses == blocks, "identical vectors: one miss per block (flush)"
