@@ -117,9 +117,7 @@ def add_out_argument(parser, default: str | None = None, what: str = "output fol
     """--out DIR (required when there is no default); ``text``: keep it a string as typed (it is
     written into generated files and printed commands)."""
     kind = str if text else Path
-    if default is None:
-        parser.add_argument("--out", type=kind, required=True, metavar="DIR",
-                            help=f"{what} (an earlier output folder is replaced)")
-    else:
-        parser.add_argument("--out", type=kind, default=kind(default), metavar="DIR",
-                            help=f"{what} (default {default})")
+    note = "an earlier output folder is replaced" if default is None else f"default {default}"
+    parser.add_argument("--out", type=kind, required=default is None,
+                        default=None if default is None else kind(default), metavar="DIR",
+                        help=f"{what} ({note})")
