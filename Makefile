@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SIM    ?= verilator
+# WAVES=1: waveforms (make sim: OUT/waves/NNN.fst + .gtkw; make test: cocotb FST, Amaranth VCD)
+WAVES  ?=
 export AMARANTH_USE_YOSYS := builtin
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -42,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/mercury-hw lint
 
 sim: $(STAMP)
-	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(ARGS)
+	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(if $(filter-out 0,$(WAVES)),--waves) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(ARGS)

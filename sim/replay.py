@@ -118,6 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true",
                         help="keep the harness's bulk files (OUT/work/NNN/*.bin, *.txt) after a match")
     parser.add_argument("--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS)  # tests
+    from . import waves as sim_waves           # --waves, --waves-from, --waves-count
+    sim_waves.add_arguments(parser)
     group = parser.add_argument_group("hardware configuration (docs/spec.md, section 1)")
     add_config_arguments(group)
 
@@ -244,8 +246,11 @@ def _parse_flip(text: str | None) -> tuple[str, int] | None:
 def run(args: argparse.Namespace) -> int:
     from mercury_hw.config import config_from_args
 
+    from .waves import window_from_args
+
     cfg = config_from_args(args)
-    return replay(cfg, simulator=args.sim, model=args.model, weights=args.weights,
+    waves = window_from_args(args)
+    return replay(cfg, waves=waves, simulator=args.sim, model=args.model, weights=args.weights,
                   model_seed=args.model_seed, images=args.images, batch=args.batch,
                   formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
                   out=args.out, jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
@@ -259,10 +264,13 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
            layers: str | None = None, limit: int | None = None, full: bool = False,
            out: Path = Path("out/sim"), jobs: int | None = None, stall: int = 0, stall_seed: int = 1,
            keep: bool = False, flip: tuple[str, int] | None = None, command: str | None = None,
-           build_root: Path | None = None, progress: bool | None = None) -> int:
-    """The whole ``mercury-hw sim`` flow; returns the exit code (0 match, 1 mismatch or RTL failure)."""
+           build_root: Path | None = None, progress: bool | None = None,
+           waves=None) -> int:
+    """The whole ``mercury-hw sim`` flow; returns the exit code (0 match, 1 mismatch or RTL failure).
+    ``waves``: a :class:`sim.waves.WaveWindow` to trace every layer (None: untraced)."""
     from . import build as sbuild
     from . import report
+    from . import waves as sim_waves
 
     t_start = time.monotonic()
     out = Path(out)
@@ -300,6 +308,8 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         old.unlink()
     for old in ("report.md", "report.json", "report.png"):
         (out / old).unlink(missing_ok=True)
+    if waves is not None:
+        sim_waves.prepare(out)
     show = sys.stderr.isatty() if progress is None else progress
 
     def log(msg: str) -> None:
@@ -310,7 +320,7 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
     cancel = threading.Event()
     verilog = sbuild.core_verilog(cfg)          # Amaranth: in this thread (needs the GIL anyway)
     build_future = pool.submit(sbuild.build, simulator, cfg, verilog=verilog, build_root=build_root,
-                               log=log, cancel=cancel)
+                               log=log, cancel=cancel, trace=waves is not None)
     try:
         t_golden = time.monotonic()
         from golden.cmd_dump import dump_layers
@@ -353,7 +363,9 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         res = run_layer(sim_build, cfg, g["vectors"], g["weights"], out / "work" / layer,
                         stall=stall, stall_seed=stall_seed, flip_hit=flip_v,
                         progress=advance if show else None,
-                        progress_every=max(1024, t * 256))
+                        progress_every=max(1024, t * 256),
+                        extra_args=sim_waves.sim_args(simulator, sim_waves.trace_path(out, layer), waves)
+                        if waves is not None else ())
         with lock:
             bar_layers.update(1)
         return res
@@ -375,6 +387,8 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
     bar_vectors.close()
     bar_layers.close()
     sim_seconds = time.monotonic() - t_sim
+    if waves is not None:
+        sim_waves.finish_traces(out, [m["layer"] for m in metas], log)
 
     # Compare, layer by layer in order; write the RTL hitmaps.
     from golden.cmd_compare import compare_hitmaps
@@ -429,5 +443,11 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
         return 1
     if first is not None:
         print(first.line(out), file=sys.stderr)
+        for line in sim_waves.triage(   # the command for a waveform around it, and the beat's time
+                first, next(m for m in metas if m["layer"] == first.layer), sim_build, cfg, out,
+                simulator=simulator, model=model, weights=weights, model_seed=model_seed,
+                images=images, batch=batch, formation=formation, limit=limit, full=full,
+                stall=stall, stall_seed=stall_seed, flip=flip):
+            print(line, file=sys.stderr)
         return 1
     return 0
