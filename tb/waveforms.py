@@ -50,6 +50,29 @@ def cocotb_test_args(simulator: str, test_dir: Path, toplevel: str) -> dict:
     return {"test_args": ["--trace-file", str(path)]}
 
 
+def adapt_runner(runner, simulator: str) -> None:
+    """cocotb 2.1's Icarus dump module declares a SystemVerilog ``string``, which ``-g2005`` (which
+    Amaranth's output needs, see rtl.runner) refuses: have the runner write a Verilog-2005 one,
+    same module name and ``+dumpfile_path=`` plusarg."""
+    if simulator != "icarus" or not enabled():
+        return
+
+    def create() -> None:
+        top = runner.hdl_toplevel
+        default = Path(runner.build_dir) / f"{top}.fst"
+        Path(runner.iverilog_dump_file).write_text(
+            "module cocotb_iverilog_dump();\n"
+            "  reg [8*2048-1:0] path;\n"
+            "  initial begin\n"
+            '    if ($value$plusargs("dumpfile_path=%s", path)) $dumpfile(path);\n'
+            f'    else $dumpfile("{default}");\n'
+            f"    $dumpvars(0, {top});\n"
+            "  end\n"
+            "endmodule\n")
+
+    runner._create_iverilog_dump_file = create
+
+
 def cocotb_wave_path(test_dir: Path, toplevel: str) -> Path:
     return Path(test_dir) / f"{toplevel}.fst"
 

@@ -183,6 +183,7 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
 
     with _tool_environment(simulator), _importable_tb():
         runner = get_runner(simulator)
+        waveforms.adapt_runner(runner, simulator)
         # One worker generates and builds; a concurrent one waits, then finds the build done.
         with _locked(build_dir / ".lock"):
             write_if_changed(source, verilog() if callable(verilog) else verilog)  # keeps mtime
