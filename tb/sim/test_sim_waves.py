@@ -205,3 +205,16 @@ def test_gtkw_groups_from_the_trace_names(tmp_path):
     small = [s for s in trace.signals if "mcache" not in s.name and "pe_array" not in s.name]
     kept = {name for name, _, _ in signal_groups(small)}
     assert "MCACHE request/response, hit/entry" not in kept and "PE array result beat" not in kept
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--waves-from", "3"], "error: --waves-from and --waves-count need --waves"),
+    (["--waves", "--waves-count", "0"], "error: --waves-count must be >= 1, not 0"),
+    (["--waves", "--waves-from", "-1"], "error: --waves-from must be >= 0, not -1"),
+])
+def test_bad_window_exits_2(args, message, tmp_path):
+    proc = _cli(sys.executable, "-m", "mercury_hw.cli", "sim", "--out", str(tmp_path / "sim"), *args,
+                timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
+    assert not (tmp_path / "sim").exists()
