@@ -139,6 +139,15 @@ def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]
     return [(name, closed, members) for name, closed, members in groups if members]
 
 
+def _first_edge(t: Trace) -> int | None:
+    """Time of the first rising edge of the trace's shallowest ``clk``, or None."""
+    try:
+        times, values = t.changes(t.find("clk"))
+    except KeyError:
+        return None
+    return next((tm for tm, v in zip(times, values) if v == 1), None)
+
+
 def write_gtkw(trace: Path | Trace, path: Path | None = None, *, marker: int | None = None) -> Path:
     """Write the ``.gtkw`` of ``trace`` (default beside it) and return its path. ``marker``: a
     time (trace units) for GTKWave's primary marker, e.g. a mismatching result beat."""
@@ -155,6 +164,9 @@ def write_gtkw(trace: Path | Trace, path: Path | None = None, *, marker: int | N
         save.savefile(str(path.resolve()))
         if marker is not None:
             save.zoom_markers(marker=int(marker))
+        start = _first_edge(t)
+        if start:                 # a windowed trace: open the view where its first window starts
+            save.timestart(start - 1)
         save.sst_expanded(True)
         for name, closed, members in signal_groups(t.signals):
             with save.group(name, closed=closed):
