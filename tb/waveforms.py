@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WAVES_ROOT = REPO / "build" / "waves"
+#: Amaranth-simulator VCDs go to WAVES_ROOT/<test>/ (MERCURY_WAVES_DIR overrides it).
+WAVES_ROOT = Path(os.environ.get("MERCURY_WAVES_DIR", REPO / "build" / "waves"))
 ENV = "WAVES"
 PREFIX = "waveform: "
 
