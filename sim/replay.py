@@ -388,7 +388,7 @@ def replay(cfg: MercuryConfig, *, simulator: str = "verilator", model: str = "re
     bar_layers.close()
     sim_seconds = time.monotonic() - t_sim
     if waves is not None:
-        sim_waves.finish_traces(out, [m["layer"] for m in metas], log)
+        sim_waves.finish_traces(out, [(m["layer"], m["V"]) for m in metas], waves, log)
 
     # Compare, layer by layer in order; write the RTL hitmaps.
     from golden.cmd_compare import compare_hitmaps

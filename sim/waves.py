@@ -116,19 +116,22 @@ def sim_args(simulator: str, path: Path, window: WaveWindow) -> list[str]:
     return args
 
 
-def finish_traces(out: Path, layers: list[str], log) -> list[Path]:
-    """Write the ``.gtkw`` beside each layer's trace; ``log`` one line per trace; the traces."""
+def finish_traces(out: Path, layers: list[tuple[str, int]], window: WaveWindow, log) -> list[Path]:
+    """Write the ``.gtkw`` beside the trace of each (layer, vector count); ``log`` one line per
+    trace (and a note when the window lies beyond a layer's vectors); return the traces."""
     from .gtkw import write_gtkw
 
     found = []
-    for layer in layers:
+    for layer, vectors in layers:
         path = trace_path(out, layer)
         if not path.is_file():
             log(f"waveform: layer {layer}: no trace was written ({path})")
             continue
         gtkw = write_gtkw(path)
         found.append(path)
-        log(f"waveform: {_show(path)} (open: gtkwave {_show(gtkw)})")
+        note = (f"; empty: --waves-from {window.first} is past its {vectors} vectors"
+                if window.first >= vectors else "")
+        log(f"waveform: {_show(path)} (open: gtkwave {_show(gtkw)}){note}")
     return found
 
 
