@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SIM    ?= verilator
+# WAVES=1: waveforms (make sim: OUT/waves/NNN.fst + .gtkw; make test: cocotb FST, Amaranth VCD)
+WAVES  ?=
 export AMARANTH_USE_YOSYS := builtin
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -12,11 +14,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 all: test
 
-# System packages: Icarus Verilog, a C++ toolchain for Verilator, make, perl.
+# System packages: Icarus Verilog, a C++ toolchain for Verilator, make, perl; lz4 and zlib headers
+# for Verilator's FST writer (waveforms: make sim WAVES=1, make test WAVES=1).
 deps:
-	@command -v iverilog >/dev/null && command -v g++ >/dev/null && command -v perl >/dev/null || { \
-	  echo "installing system packages (iverilog g++ make perl)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog g++ make perl >/dev/null; }
+	@command -v iverilog >/dev/null && command -v g++ >/dev/null && command -v perl >/dev/null \
+	  && test -f /usr/include/lz4.h && test -f /usr/include/zlib.h || { \
+	  echo "installing system packages (iverilog g++ make perl liblz4-dev zlib1g-dev)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog g++ make perl \
+	    liblz4-dev zlib1g-dev >/dev/null; }
 
 $(STAMP): requirements.lock pyproject.toml | deps
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (Python 3.11 is required)"; exit 1; }
@@ -46,7 +51,7 @@ ruff: $(STAMP)
 	$(BIN)/ruff check .
 
 sim: $(STAMP)
-	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(ARGS)
+	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(if $(filter-out 0,$(WAVES)),--waves) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(ARGS)

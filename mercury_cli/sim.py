@@ -75,7 +75,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS
     )  # tests
+    _add_wave_arguments(parser)
     add_config_arguments(parser)
+
+
+def _add_wave_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--waves``, ``--waves-from``, ``--waves-count`` (for ``mercury-hw sim``)."""
+    g = parser.add_argument_group("waveforms (docs/replay.md, 'Waveforms and triage')")
+    g.add_argument("--waves", action="store_true",
+                   help="trace each replayed layer to OUT/waves/NNN.fst, with a GTKWave save file "
+                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build)")
+    g.add_argument("--waves-from", type=int, metavar="V",
+                   help="trace only the cycles where vectors V.. are sent or their results taken "
+                        "(every pass of both runs; default 0)")
+    g.add_argument("--waves-count", type=int, metavar="N",
+                   help="with --waves-from: N vectors (default: to the end of the layer)")
+
+
+def _wave_window(args: argparse.Namespace):
+    from sim.waves import WaveWindow
+
+    if not getattr(args, "waves", False):
+        if getattr(args, "waves_from", None) is not None or getattr(args, "waves_count", None) is not None:
+            raise UserError("--waves-from and --waves-count need --waves")
+        return None
+    return WaveWindow(args.waves_from or 0, args.waves_count)
 
 
 def _parse_flip(text: str | None) -> tuple[str, int] | None:
@@ -97,4 +121,5 @@ def run(args: argparse.Namespace) -> int:
                   model_seed=args.model_seed, images=args.images, batch=args.batch,
                   formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
                   out=Path(args.out), jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
-                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip), command=command)
+                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip), command=command,
+                  waves=_wave_window(args))

@@ -267,7 +267,7 @@ class BuildCancelled(Exception):
 
 def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
           build_root: Path | None = None, jobs: int | None = None, log=None,
-          cancel=None) -> SimBuild:
+          cancel=None, trace: bool = False) -> SimBuild:
     """Build (or reuse) the replay simulator of ``cfg``.
 
     Parameters
@@ -286,6 +286,9 @@ def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
     cancel : threading.Event, optional
         When set during a build (from another thread), the compiler is stopped and
         :class:`BuildCancelled` raised; the next build starts over.
+    trace : bool
+        Verilator: the tracing build (``sim/waves.py``), in its own folder ``verilator-trace``
+        with its own stamp, so it never invalidates the normal one. Icarus traces at run time.
     """
     import time
 
@@ -295,6 +298,9 @@ def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
     text = core_verilog(cfg) if verilog is None else verilog
     params = harness_parameters(cfg)
     folder = (Path(build_root) if build_root else BUILD_ROOT) / cfg.name / simulator
+    if trace and simulator == "verilator":      # waveforms: a separate cached build
+        from .waves import VERILATOR_TRACE_FLAGS
+        folder = folder.with_name("verilator-trace")
     folder.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     with locked(folder / ".lock"):
@@ -304,6 +310,8 @@ def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
         if simulator == "verilator":
             write_if_changed(folder / "harness.cpp", HARNESS_CPP.read_text())
             cmd = verilator_command(folder, params, jobs)
+            if trace:
+                cmd[1:1] = VERILATOR_TRACE_FLAGS
             exe = folder / "obj" / "replay"
             tool = _tool_path("verilator")
         else:

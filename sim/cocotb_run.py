@@ -122,6 +122,8 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
     source = build_dir / f"{toplevel}.v"
     sim_build = build_dir / "sim_build"
     build_args = ICARUS_BUILD_ARGS if simulator == "icarus" else VERILATOR_BUILD_ARGS
+    from sim import cocotb_waves as waveforms  # WAVES=1: traced build, one FST per run
+    build_args = build_args + waveforms.cocotb_build_args(simulator)
     # WAVES=1 (cocotb's switch) needs a rebuild with tracing: the stamp forces one when it changes.
     stamp = json.dumps(
         {
@@ -136,6 +138,7 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
 
     with _tool_environment(simulator), importable(Path(__file__).resolve().parents[1]):
         runner = get_runner(simulator)
+        waveforms.adapt_runner(runner, simulator)
         # One worker generates and builds; a concurrent one waits, then finds the build done.
         with locked(build_dir / ".lock"):
             write_if_changed(source, verilog() if callable(verilog) else verilog)  # keeps mtime
@@ -166,13 +169,17 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
                                   hdl_toplevel_lang="verilog", build_dir=sim_build,
                                   test_dir=test_dir,
                                   extra_env={k: str(v) for k, v in (extra_env or {}).items()},
-                                  timescale=TIMESCALE, seed=seed, testcase=testcase)
+                                  timescale=TIMESCALE, seed=seed, testcase=testcase,
+                                  **waveforms.cocotb_test_args(simulator, test_dir, toplevel))
         except SystemExit as exc:  # cocotb's runner reports failures with sys.exit
             results = _results_file(test_dir)
             raise AssertionError(
                 f"cocotb: {test_module} on {toplevel} ({simulator}) failed "
                 f"(exit {exc.code}); results: {results}, build: {build_dir}"
             ) from None
+        finally:
+            if waveforms.enabled():
+                waveforms.report(waveforms.cocotb_wave_path(test_dir, toplevel))
     if results is None or not Path(results).is_file():
         raise AssertionError(f"cocotb: {test_module} on {toplevel} ({simulator}) left no results "
                              f"file: the simulation ended abnormally (see the log above)")

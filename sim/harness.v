@@ -27,11 +27,20 @@
 //   +progress=N (print "progress <run> <results>" every N result beats; 0 = never),
 //   +flip_hit=V (test only: write vector V's signature-pass hit bit inverted; -1 = never),
 //   +runs=1 (only the run with reuse) or 2 (default: also the baseline)
+//   waveforms and triage (sim/waves.py): +waves=FILE (Icarus: $dumpfile, run vvp with -fst; the
+//              tracing build of Verilator, define MERCURY_TRACE: sim/harness.cpp dumps
+//              while `trace_on` is high), +waves_from=V +waves_count=N (only the cycles where
+//              vectors V..V+N-1 are sent or their results taken, in every pass of both runs,
+//              plus +waves_margin=8 cycles after), +watch_vector=V +watch_run=R +watch_tile=T
+//              (print "watch CYCLE" when that result beat is transferred, then $finish)
 //
 // Parameters (set by sim/build.py from mercury_hw.layouts, so no bit position is defined here):
 // P lanes, M PEs, A accumulator width, EB entry bits, B max_vectors, payload widths and offsets.
 // The DUT instance comes from replay_dut.vh, generated from the core's own port list.
 
+`ifndef MERCURY_EXT_CLK
+`timescale 1ns/1ns
+`endif
 module mercury_replay #(
   parameter integer P = 4,
   parameter integer M = 8,
@@ -55,6 +64,9 @@ module mercury_replay #(
 )(
 `ifdef MERCURY_EXT_CLK
   input wire clk
+`ifdef MERCURY_TRACE
+  , output wire trace_on          // sim/harness.cpp dumps the waveform while it is high
+`endif
 `endif
 );
 `ifndef MERCURY_EXT_CLK
@@ -385,11 +397,75 @@ module mercury_replay #(
     end
   endtask
 
+  // ---- waveforms and triage (sim/waves.py) -------------------------------------------------------
+  // Indices of what the host is doing, for the waveform viewer: the run (0 reuse, 1 baseline),
+  // block-relative tile and global vector index of the next result beat and of the vector beat
+  // being offered. The result beat transferred at a rising edge is the one named just before it.
+  wire [31:0] result_run = run;
+  wire [31:0] result_tile = r_tile;
+  wire [31:0] result_vector = r_blk * B + r_vec;
+  wire [31:0] input_vector = v_blk * B + v_vec;
+  reg [1023:0] waves_name;
+  reg waves, whole, in_window, win_in;
+  integer win_from, win_to, win_margin, win_after, watch_vec, watch_run, watch_tile;
+`ifdef MERCURY_TRACE
+  assign trace_on = in_window;
+`endif
+
+  initial begin
+    win_after = 0;
+    waves = $value$plusargs("waves=%s", waves_name);
+    if (!$value$plusargs("waves_from=%d", win_from)) win_from = 0;
+    if (!$value$plusargs("waves_count=%d", win_to)) win_to = -1;
+    whole = win_from <= 0 && win_to < 0;
+    win_to = win_to < 0 ? 32'h7fffffff : win_from + win_to;
+    in_window = waves && whole;
+    if (!$value$plusargs("waves_margin=%d", win_margin)) win_margin = 8;
+    if (!$value$plusargs("watch_vector=%d", watch_vec)) watch_vec = -1;
+    if (!$value$plusargs("watch_run=%d", watch_run)) watch_run = 0;
+    if (!$value$plusargs("watch_tile=%d", watch_tile)) watch_tile = 0;
+`ifndef MERCURY_EXT_CLK
+    if (waves) begin
+      $dumpfile(waves_name);
+      $dumpvars(0, mercury_replay);
+      if (!whole) $dumpoff;
+    end
+`endif
+  end
+
+  // At every rising edge, before the host acts: report the watched result beat; switch the
+  // waveform on while vectors of the window are sent or their results taken (always on when the
+  // window starts at 0 and has no end).
+  task probe;
+    begin
+      if (watch_vec >= 0 && state == S_RUN && r_valid && r_ready && run == watch_run
+          && r_tile == watch_tile && r_blk * B + r_vec == watch_vec) begin
+        $display("watch %0d", cycle);
+        $fflush;
+        $finish;
+      end
+      if (waves && !whole) begin
+        win_in = state == S_RUN
+                  && ((v_have && input_vector >= win_from && input_vector < win_to)
+                      || (result_vector >= win_from && result_vector < win_to));
+        win_after = win_in ? win_margin : (win_after > 0 ? win_after - 1 : 0);
+        if ((win_in || win_after > 0) != in_window) begin
+          in_window = !in_window;
+`ifndef MERCURY_EXT_CLK
+          if (in_window) $dumpon;
+          else $dumpoff;
+`endif
+        end
+      end
+    end
+  endtask
+
   // ---- the clocked host -------------------------------------------------------------------------
   // Blocking assignments to the harness's own variables, non-blocking to the DUT's inputs; DUT
   // outputs are sampled as they were before this edge.
   always @(posedge clk) begin
     cycle = cycle + 1;
+    probe;                               // waveform window and watched beat (sim/waves.py)
     case (state)
       S_RESET: begin                     // reset, then a clear pulse
         wait_cnt = wait_cnt + 1;

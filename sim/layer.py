@@ -125,11 +125,12 @@ def assemble(rows: np.ndarray, v: int, k: int, cfg: MercuryConfig):
 def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, folder: Path, *,
               baseline: bool = True, stall: int = 0, stall_seed: int = 1, flip_hit: int = -1,
               timeout: int = 200000, progress: Callable[[int], None] | None = None,
-              progress_every: int = 0) -> LayerRun:
+              progress_every: int = 0, extra_args=()) -> LayerRun:
     """Replay one layer call (vectors ``x`` (V, L), weights ``w`` (K, L), int8) in ``folder``.
 
     ``progress(n)`` is called with the number of vectors done (per run, both runs count) as the
-    harness reports them every ``progress_every`` result beats.
+    harness reports them every ``progress_every`` result beats. ``extra_args`` go to the
+    simulator after the harness's plusargs (waveforms: :func:`sim.waves.sim_args`).
     """
     x = np.ascontiguousarray(x, dtype=np.int8)
     w = np.ascontiguousarray(w, dtype=np.int8)
@@ -156,6 +157,7 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
         f"+flip_hit={flip_hit}",
         f"+progress={progress_every}",
     ]
+    plus += list(extra_args)
     t0 = time.monotonic()
     cmd = sim.command(plus)
     tail: list[str] = []

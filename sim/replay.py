@@ -224,8 +224,9 @@ def _resolve(
     return limit, layers, jobs or os.cpu_count() or 1
 
 
-def _prepare_out(out: Path) -> None:
-    """Claim ``out`` (an earlier sim output or a new folder) and clear the previous results."""
+def _prepare_out(out: Path, waves) -> None:
+    """Claim ``out`` (an earlier sim output or a new folder) and clear the previous results
+    (traces too, when ``waves`` asks for new ones)."""
     check_replaceable(out)
     out.mkdir(parents=True, exist_ok=True)
     mark(out, "sim")
@@ -234,11 +235,17 @@ def _prepare_out(out: Path) -> None:
         old.unlink()
     for old in ("report.md", "report.json", "report.png"):
         (out / old).unlink(missing_ok=True)
+    if waves is not None:
+        from . import waves as sim_waves
+
+        sim_waves.prepare(out)
 
 
-def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root, dump: dict):
+def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root, dump: dict,
+                      trace: bool):
     """The golden dump into ``out/golden`` while the simulator builds in another thread (a C++
-    compile for Verilator); returns (metas, sim_build, golden_seconds)."""
+    compile for Verilator; ``trace``: the separate tracing build); returns (metas, sim_build,
+    golden_seconds)."""
     from golden.dump import dump_layers
 
     from . import build as sbuild
@@ -247,7 +254,7 @@ def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root,
     cancel = threading.Event()
     verilog = sbuild.core_verilog(cfg)          # Amaranth: in this thread (needs the GIL anyway)
     build_future = pool.submit(sbuild.build, simulator, cfg, verilog=verilog, build_root=build_root,
-                               log=_log, cancel=cancel)
+                               log=_log, cancel=cancel, trace=trace)
     try:
         t_golden = time.monotonic()
         metas = dump_layers(golden_kwargs=cfg.golden_kwargs(), hardware=cfg.to_dict(),
@@ -262,11 +269,13 @@ def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root,
     return metas, sim_build, golden_seconds
 
 
-def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: dict, work: Path, *,
-                     jobs: int, stall: int, stall_seed: int, flip, show: bool):
-    """Run every layer through the RTL, largest first, ``jobs`` at a time; (results, failures)."""
+def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: dict, out: Path, *,
+                     jobs: int, stall: int, stall_seed: int, flip, show: bool, waves):
+    """Run every layer through the RTL, largest first, ``jobs`` at a time; (results, failures).
+    ``waves`` (a :class:`sim.waves.WaveWindow` or None) traces each layer to ``out/waves``."""
     from tqdm import tqdm
 
+    from . import waves as sim_waves
     from .layer import SimError, run_layer
 
     bar_layers = tqdm(total=len(metas), desc=f"{sim_build.simulator} layers", unit="layer",
@@ -282,9 +291,12 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
     def simulate(meta: dict):
         layer, g = meta["layer"], goldens[meta["layer"]]
         flip_v = flip[1] if flip and flip[0] == layer else -1
-        res = run_layer(sim_build, cfg, g["vectors"], g["weights"], work / layer, stall=stall,
-                        stall_seed=stall_seed, flip_hit=flip_v, progress=advance if show else None,
-                        progress_every=max(1024, cfg.tiles(meta["K"]) * 256))
+        trace = (sim_waves.sim_args(sim_build.simulator, sim_waves.trace_path(out, layer), waves)
+                 if waves is not None else ())
+        res = run_layer(sim_build, cfg, g["vectors"], g["weights"], out / "work" / layer,
+                        stall=stall, stall_seed=stall_seed, flip_hit=flip_v,
+                        progress=advance if show else None,
+                        progress_every=max(1024, cfg.tiles(meta["K"]) * 256), extra_args=trace)
         with lock:
             bar_layers.update(1)
         return res
@@ -304,6 +316,8 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
                 failures[futures[fut]] = str(exc)
     bar_vectors.close()
     bar_layers.close()
+    if waves is not None:
+        sim_waves.finish_traces(out, [(m["layer"], m["V"]) for m in metas], waves, _log)
     return results, failures
 
 
@@ -343,9 +357,10 @@ def _compare_layers(out: Path, metas: list[dict], goldens: dict, results: dict, 
 
 
 def _verdict(
-    out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows
+    out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows, triage
 ) -> int:
-    """Write the reports, print the table and the first problem; the exit code."""
+    """Write the reports, print the table and the first problem (with ``triage(mismatch, meta)``'s
+    lines: the waveform command and the beat's time); the exit code."""
     from . import report
 
     first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
@@ -361,6 +376,8 @@ def _verdict(
         return 1
     if first is not None:
         print(first.line(out), file=sys.stderr)
+        for line in triage(first, next(m for m in metas if m["layer"] == first.layer)):
+            print(line, file=sys.stderr)
         return 1
     return 0
 
@@ -391,14 +408,17 @@ def replay(
     command: str | None = None,
     build_root: Path | None = None,
     progress: bool | None = None,
+    waves=None,
 ) -> int:
     """The whole ``mercury-hw sim`` flow (module docstring); returns the exit code (0 match, 1
     mismatch or RTL failure). A bad argument raises ``UserError`` before anything slow runs.
 
     ``flip = (layer, vector)`` makes the harness flip that RTL hit bit (tests of the mismatch
-    report); ``progress`` (default: stderr is a terminal) shows tqdm bars.
+    report); ``progress`` (default: stderr is a terminal) shows tqdm bars; ``waves`` (a
+    :class:`sim.waves.WaveWindow`) traces every layer to ``out/waves/NNN.fst`` (docs/replay.md).
     """
     from . import report
+    from . import waves as sim_waves
 
     t_start = time.monotonic()
     out = Path(out)
@@ -416,16 +436,17 @@ def replay(
     )
     check_replaceable(out)
     _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
-    _prepare_out(out)
+    _prepare_out(out, waves)
     dump = dict(model_name=model, formation=formation, layers=layers, limit=limit, images=images,
                 batch=batch, weights=weights, model_seed=model_seed)
-    metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, out, build_root, dump)
+    metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, out, build_root, dump,
+                                                         trace=waves is not None)
     manifest = json.loads((out / "golden" / MANIFEST).read_text())
     goldens = {m["layer"]: load_golden_layer(out / "golden", m) for m in metas}
     t_sim = time.monotonic()
     results, failures = _simulate_layers(
-        sim_build, cfg, metas, goldens, out / "work", jobs=jobs, stall=stall, stall_seed=stall_seed,
-        flip=flip, show=sys.stderr.isatty() if progress is None else progress)
+        sim_build, cfg, metas, goldens, out, jobs=jobs, stall=stall, stall_seed=stall_seed,
+        flip=flip, show=sys.stderr.isatty() if progress is None else progress, waves=waves)
     sim_seconds = time.monotonic() - t_sim
     mismatches = _compare_layers(out, metas, goldens, results, keep)
     rows = [report.layer_row(meta, cfg, results.get(meta["layer"]), mismatches.get(meta["layer"]),
@@ -441,4 +462,10 @@ def replay(
                     "total": round(time.monotonic() - t_start, 2)},
         "jobs": jobs, "build_folder": str(sim_build.folder),
     }
-    return _verdict(out, metas, mismatches, failures, info, rows)
+    def triage(mismatch, meta):
+        return sim_waves.triage(mismatch, meta, sim_build, cfg, out, simulator=simulator,
+                                model=model, weights=weights, model_seed=model_seed, images=images,
+                                batch=batch, formation=formation, limit=limit, full=full,
+                                stall=stall, stall_seed=stall_seed, flip=flip)
+
+    return _verdict(out, metas, mismatches, failures, info, rows, triage)

@@ -30,6 +30,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs, rtl runner)
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
+# Waveforms on request (WAVES=1 or --waves): tb/waveforms.py.
+from waveforms import (amaranth_waves, pytest_addoption, pytest_configure,  # noqa: E402,F401
+                       pytest_terminal_summary)
+
 
 SLOW_DIRS = ("rtlsim", "sim")
 
