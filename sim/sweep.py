@@ -350,10 +350,10 @@ def _client(scheduler: str | None, workers: int):
         except (OSError, TimeoutError) as exc:
             raise UserError(f"--scheduler {scheduler}: cannot connect ({exc}); allowed: the address of a "
                             "running dask scheduler, e.g. tcp://10.0.0.5:8786") from None
-    # ":0": a free port for the scheduler's HTTP server (with None it still takes 8787, so two
-    # sweeps on one machine, or a sweep beside a notebook's cluster, would collide).
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+    # No dashboard; the scheduler's HTTP endpoint (health, metrics) on a free port, not 8787
+    # (a busy 8787 only moves it, with a warning).
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
@@ -369,8 +369,6 @@ def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workloa
 
     ``fail_points``: labels (:func:`point_label`) whose point task fails on purpose (tests).
     """
-    from tqdm import tqdm
-
     t0 = time.monotonic()
     cache = Cache(cache_dir)
     cache_dir = str(Path(cache_dir).resolve())
@@ -389,15 +387,16 @@ def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workloa
     if todo_synth or todo_model:
         client, cluster = _client(scheduler, workers)
         result.cluster = client.scheduler.address
+        jobs = ([("model", k, model_stage, (p.golden_kwargs(), workload, k, cache_dir)) for k, p in todo_model.items()]
+                + [("synth", k, synth_stage, (p, spec, k, cache_dir, point_label(p) in fail_points))
+                   for k, p in todo_synth.items()])
         try:
-            futures = {}
-            for k, p in todo_model.items():
-                futures[client.submit(model_stage, p.golden_kwargs(), workload, k, cache_dir, key=f"model-{k}",
-                                      pure=False)] = ("model", k)
-            for k, p in todo_synth.items():
-                futures[client.submit(synth_stage, p, spec, k, cache_dir, point_label(p) in fail_points,
-                                      key=f"synth-{k}", pure=False)] = ("synth", k)
-            _gather(futures, synth, models, errors, result, tqdm, progress)
+            for (stage, key), value, error in _run_jobs(client, jobs, progress):
+                if error is not None:
+                    errors[f"{stage}-{key}"] = f"{stage}: {error}"
+                else:
+                    (synth if stage == "synth" else models)[key] = value
+                    result.computed[stage] += 1
         finally:
             client.close()
             if cluster is not None:
@@ -414,24 +413,43 @@ def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workloa
     return result
 
 
-def _gather(futures: dict, synth: dict, models: dict, errors: dict, result: SweepResult, tqdm, progress) -> None:
-    """Collect futures as they finish (progress bar); a failure is recorded, never raised."""
-    from distributed import as_completed
+def _run_jobs(client, jobs: list, progress: bool | None):
+    """Run ``jobs`` ``(stage, key, function, args)`` as Dask tasks, yielding ``((stage, key), value,
+    error)`` as they finish (``error``: the one-line reason of a failure, which is never raised).
 
-    bar = tqdm(total=len(futures), desc="sweep stages", unit="task", disable=None if progress is None else not progress)
-    try:
-        for fut in as_completed(list(futures)):
-            stage, key = futures[fut]
+    At most as many tasks are in flight as the cluster has worker threads, and the next one is
+    submitted when one finishes: the scheduler then gives it to the idle worker. (Submitted all at
+    once, a few long tasks with no known duration can all land on one worker while the others
+    idle: seen with 4 synthesis tasks on 2 workers.)
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    pending = list(jobs)
+    names: dict[str, tuple[str, str]] = {}
+    running = as_completed()
+
+    def submit_next():
+        stage, key, function, args = pending.pop(0)
+        future = client.submit(function, *args, key=f"{stage}-{key}", pure=False)
+        names[future.key] = (stage, key)
+        running.add(future)
+
+    def slots() -> int:
+        return max(1, sum(client.nthreads().values()))
+
+    for _ in range(min(slots(), len(pending))):
+        submit_next()
+    with tqdm(total=len(jobs), desc="sweep tasks", unit="task",
+              disable=None if progress is None else not progress) as bar:
+        for future in running:
             try:
-                value = fut.result()
-            except Exception as exc:  # noqa: BLE001 - any failure of a point is recorded, not raised
-                errors[f"{stage}-{key}"] = f"{stage}: {_reason(exc)}"
-            else:
-                (synth if stage == "synth" else models)[key] = value
-                result.computed[stage] += 1
+                yield names[future.key], future.result(), None
+            except Exception as exc:  # noqa: BLE001 - a point's failure is recorded, not raised
+                yield names[future.key], None, _reason(exc)
             bar.update(1)
-    finally:
-        bar.close()
+            while pending and running.count() < slots():
+                submit_next()
 
 
 def check_workload(workload: Workload, base: MercuryConfig) -> None:

@@ -122,7 +122,7 @@ def test_planted_mismatch_prints_a_replay_command_with_waves(tmp_path):
 
     out = tmp_path / "sim"
     vector = 37
-    proc = _cli(sys.executable, "-m", "mercury_hw.cli", "sim", "--layers", "6", "--limit", "70",
+    proc = _cli(sys.executable, "-m", "mercury_cli.main", "sim", "--layers", "6", "--limit", "70",
                 "--out", str(out), "--inject-hit-flip", f"6:{vector}", *_config_flags(REPLAY_CFG))
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
@@ -213,7 +213,7 @@ def test_gtkw_groups_from_the_trace_names(tmp_path):
     (["--waves", "--waves-from", "-1"], "error: --waves-from must be >= 0, not -1"),
 ])
 def test_bad_window_exits_2(args, message, tmp_path):
-    proc = _cli(sys.executable, "-m", "mercury_hw.cli", "sim", "--out", str(tmp_path / "sim"), *args,
+    proc = _cli(sys.executable, "-m", "mercury_cli.main", "sim", "--out", str(tmp_path / "sim"), *args,
                 timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
