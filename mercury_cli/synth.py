@@ -14,8 +14,11 @@ import argparse
 from pathlib import Path
 
 from golden.errors import UserError
+from golden.outdir import mark
 
 from .args import add_config_arguments, add_out_argument, config_flags, config_from_args
+
+MAX_FREQ_MHZ = 1000.0  # far above any ECP5 Fmax; a larger (or non-finite) target is a typo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,15 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--small", action="store_true",
                         help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
                              "max_vectors 256) instead of the default; config flags still apply")
-    add_out_argument(parser, "out/synth", "report folder", text=True)
+    add_out_argument(parser, "out/synth", "report folder", text=True, replaces=False)
     add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mercury_hw import synth
 
-    if args.freq <= 0:
-        raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
+    if not 0 < args.freq <= MAX_FREQ_MHZ:  # nan fails this test too
+        raise UserError(f"--freq must be a frequency in MHz, 0 < MHZ <= {MAX_FREQ_MHZ:g}, "
+                        f"not {args.freq:g}")
     if synth.under_tmp(Path(args.out)):
         # Seen: the same design passes in out/ and fails in /tmp/... with an assertion in ABC9.
         raise UserError(
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
               f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
     synth.write_reports(results, out)
+    mark(out, "synth")
     print(synth.render_table(results))
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0
