@@ -17,7 +17,10 @@ its hitmaps and every output with the golden model.
    with and without reuse (the core's ``cycles`` counter), speedup, the ideal speedup of spec
    9.4's cycle model for the same hit pattern and efficiency = measured / ideal; then totals.
 
-A mismatch exits 1 with one line naming the first differing layer, vector, field and both values;
+Everything is written into a temporary sibling of ``OUT``, renamed into place at the end (match
+or mismatch): a bad input, a crash or an interruption (the running simulators are killed) leaves
+the earlier ``OUT`` whole. A mismatch exits 1 with one line naming the first differing layer,
+vector, field and both values;
 both hitmaps stay on disk for ``mercury-hw compare OUT/golden OUT/rtl``. See docs/replay.md.
 :func:`replay` is the whole flow; ``mercury_cli.sim`` is the command.
 """
