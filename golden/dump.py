@@ -29,12 +29,16 @@ from golden.network import (
     conv_params,
     load_images,
     nnn,
+    precheck,
     select_layers,
     versions,
 )
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
 
 FORMAT_VERSION = 1
+#: dtype of each array file of a layer (docs/formats.md), little-endian.
+DTYPES = {"vectors": "<i1", "weights": "<i1", "acc": "<i8", "base": "<i8", "entry": "<i4",
+          "signatures": "<u8"}
 
 
 def _layer_files(tag: str) -> dict:
@@ -177,6 +181,8 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
         check_positive("--limit", limit)
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
+    precheck(model_name, layers, batch=batch, count=batch, formation=formation,
+             max_len=hardware["max_len"])
     with output_dir(out_dir) as tmp:
         model, convs = build(model_name, weights, model_seed)
         selected = select_layers([n for n, _ in convs], layers)
@@ -224,3 +230,76 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
         }
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return metas
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading a dump back (``mercury-hw sim``; anyone replaying a dump)
+
+def _shapes(meta: dict) -> dict:
+    v, length, k = meta["V"], meta["L"], meta["K"]
+    return {"vectors": (v, length), "weights": (k, length), "acc": (v, k), "base": (v, k),
+            "entry": (v,), "signatures": (v,)}
+
+
+def read_layer_meta(folder, tag: str) -> dict:
+    """``NNN.json`` of a dumped layer, checked: the keys a reader uses (``V``, ``L``, ``K``:
+    integers >= 0, ``files``: plain file names in the folder). Raises ``UserError`` (one line)."""
+    path = Path(folder) / f"{tag}.json"
+    try:
+        meta = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({str(exc).splitlines()[0]}); expected the "
+                        f"layer file dump-vectors writes") from None
+    check_layer_meta(path, meta)
+    return meta
+
+
+def check_layer_meta(where, meta) -> None:
+    """Refuse a layer description a reader cannot use (see :func:`read_layer_meta`)."""
+    if not isinstance(meta, dict):
+        raise UserError(f"{where}: expected a JSON object, not {type(meta).__name__}")
+    for key in ("V", "L", "K"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 40:
+            raise UserError(f"{where}: {key} is {value!r}; expected an integer >= 0")
+    files = meta.get("files")
+    needed = (*DTYPES, "hitmap")
+    if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in needed):
+        raise UserError(f"{where}: 'files' must name the files {', '.join(needed)}")
+    for key in needed:
+        name = files[key]
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise UserError(f"{where}: files.{key} is {name!r}; expected a file name in the folder")
+
+
+def load_layer_arrays(folder, meta: dict) -> dict:
+    """The arrays of one dumped layer (spec section 10) as numpy arrays, sizes checked against
+    ``meta`` (:func:`read_layer_meta`); the hitmap (:class:`~golden.hitmap_csv.HitmapFile`, one
+    call of V bits) and its bits as ``hit``. Raises ``UserError`` (one line) on any mismatch."""
+    from golden.hitmap_csv import read_hitmap_csv
+
+    folder = Path(folder)
+    check_layer_meta(folder / f"{meta.get('layer', '?')}.json", meta)
+    out = {}
+    for key, shape in _shapes(meta).items():
+        path = folder / meta["files"][key]
+        itemsize = np.dtype(DTYPES[key]).itemsize
+        expected = int(np.prod(shape))
+        try:
+            size = path.stat().st_size
+            if size != expected * itemsize:
+                raise UserError(f"{path}: {size} bytes, expected {expected * itemsize} "
+                                f"({expected} {DTYPES[key]} values for shape {shape})")
+            out[key] = np.fromfile(path, dtype=DTYPES[key]).reshape(shape)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    out["entry"] = out["entry"].astype(np.int64)
+    hm = read_hitmap_csv(folder / meta["files"]["hitmap"])
+    if hm.calls != 1 or hm.rows[0].vectors != meta["V"]:
+        raise UserError(f"{hm.path}: {hm.calls} rows of {hm.rows[0].vectors} bits; expected one "
+                        f"row of V = {meta['V']} bits (the layer's first call)")
+    out["hitmap"] = hm
+    out["hit"] = hm.rows[0].bits.astype(np.int64)
+    return out

@@ -43,6 +43,7 @@ _ROW_SHAPE = "a row is N,C,H,W,V,L,cumulative_hits,cumulative_misses then exactl
 _COMMA = ord(",")
 _ZERO = ord("0")
 _INT_RE = re.compile(rb"-?[0-9]+\Z")
+_MAX_DIGITS = 18  # header fields are below 10**18 (< 2**63): no file holds more vectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,6 +229,9 @@ def _parse_line(line: bytes, where: str) -> HitmapRow:
         if not _INT_RE.match(field):
             raise UserError(f"{where}: field {i + 1} ({name}) is {_show(field)}, not an integer; "
                             f"header fields are non-negative decimal integers")
+        if len(field.lstrip(b"-")) > _MAX_DIGITS:
+            raise UserError(f"{where}: field {i + 1} ({name}) is {_show(field)}, more than "
+                            f"{_MAX_DIGITS} digits; header fields are integers below 10**18")
         value = int(field)
         if value < 0:
             raise UserError(
@@ -260,9 +264,8 @@ def _parse_bits(tail: bytes | None, v: int, where: str) -> np.ndarray:
         raise UserError(f"{where}: {len(fields)} bits but V (field 5) is {v}; {_ROW_SHAPE}")
     for k, field in enumerate(fields):
         if field not in (b"0", b"1"):
-            what = (
-                f"is {int(field)}" if _INT_RE.match(field) else f"is {_show(field)}, not an integer"
-            )
+            what = (f"is {_show(field)}, not an integer" if not _INT_RE.match(field)
+                    else f"is {int(field)}" if len(field) <= 20 else f"is {_show(field)}")
             raise UserError(f"{where}: bit {k} (field {_NH + 1 + k}) {what}; bits must be 0 or 1")
     raise AssertionError("unreachable: the fast path accepts every well-formed bit string")
 
@@ -411,9 +414,13 @@ def write_hitmap_csv(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory and
     ``os.replace``."""
+    from golden.outdir import deferred_signals
+
     path = Path(path)
-    tmp, fd = _open_temp(path)
+    tmp = None
     try:
+        with deferred_signals():  # the temporary file exists only once ``tmp`` names it
+            tmp, fd = _open_temp(path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -421,7 +428,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         _replace(tmp, path)
     except BaseException:
         try:
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise

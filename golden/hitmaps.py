@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from golden import hw
+from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow, HitmapWriter, atomic_write_bytes
 from golden.network import (
     build,
@@ -34,7 +35,7 @@ from golden.network import (
     conv_params,
     load_images,
     nnn,
-    select_layers,
+    precheck,
     versions,
 )
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
@@ -128,6 +129,9 @@ class HitmapRecorder:
         ways, policy, block.
     qf, capacity : grp19 mode parameters.
     on_row : callable(index, HitmapRow), optional
+    max_len : int, optional
+        hw mode: refuse (``UserError``) a conv whose vectors are longer (the hardware's
+        ``max_len``, as ``dump-vectors`` and ``sim`` do).
     """
 
     def __init__(
@@ -141,9 +145,11 @@ class HitmapRecorder:
         qf: float = GRP19_QF,
         capacity: int = GRP19_CAPACITY,
         on_row: Callable[[int, HitmapRow], None] | None = None,
+        max_len: int | None = None,
     ):
         from golden import grp19
 
+        self.max_len = max_len
         self.convs, self.selected, self.mode, self.on_row = convs, list(selected), mode, on_row
         self.stats: dict[int, LayerStats] = {}
         self._observers = {}
@@ -170,6 +176,9 @@ class HitmapRecorder:
     def _hook(self, i: int):
         def hook(module, args):
             x = args[0]
+            if self.max_len is not None and i not in self.stats:
+                vlen = self._observers[i].vector_length(int(x.shape[1]), int(x.shape[3]))
+                check_max_len(self.convs[i][0], i, vlen, self.max_len)
             row = self._observers[i].observe(x)
             st = self.stats.get(i)
             if st is None:
@@ -184,6 +193,13 @@ class HitmapRecorder:
             if self.on_row is not None:
                 self.on_row(i, row)
         return hook
+
+
+def check_max_len(name: str, index: int, length: int, max_len: int) -> None:
+    """Refuse a layer whose vectors are longer than the hardware's ``max_len``."""
+    if length > max_len:
+        raise UserError(f"layer {index + 1} ({name}) has vectors of L = {length}, longer than "
+                        f"--max-len {max_len}; allowed: --max-len >= {length} (or other --layers)")
 
 
 def format_table(stats: list[LayerStats]) -> str:
@@ -238,9 +254,10 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
     count = batch if count is None else check_positive("--count", count)
     out = Path(out)
     check_replaceable(out)
+    selected = precheck(model, layers, batch=batch, count=count, formation=formation,
+                        max_len=hardware["max_len"] if mode == "hw" else None)
     with output_dir(out) as tmp:
         model_obj, convs = build(model, weights, model_seed)
-        selected = select_layers([n for n, _ in convs], layers)
         x, names = load_images(images, count)
         parts = batches(x, batch)
         writers = {i: HitmapWriter(tmp / f"hitmap-{nnn(i)}.csv") for i in selected}
@@ -260,6 +277,7 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
             qf=qf,
             capacity=capacity,
             on_row=on_row,
+            max_len=hardware["max_len"] if mode == "hw" else None,
         )
         try:
             predictions = _forward(model_obj, parts, recorder)

@@ -8,6 +8,7 @@ numbers (:func:`nnn`) and the first forward call's input of chosen convs (:func:
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -120,6 +121,103 @@ def build(
             _MODELS.pop(next(iter(_MODELS)))
         _MODELS[key] = model
     return model.eval(), conv_layers(model)
+
+
+IMAGE_BYTES = 3 * 224 * 224 * 4  # one preprocessed image, float32
+_WORK_FACTOR = 3  # copies of a conv's working set (quantized input, im2col, signatures)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else physical)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@torch.no_grad()
+def conv_shapes(model: nn.Module, convs: list[tuple[str, nn.Conv2d]],
+                selected: list[int]) -> dict[int, tuple[tuple, tuple]]:
+    """(input shape, output shape) of each selected conv on one 224x224 image (one forward call
+    of a zero image: the shapes do not depend on the weights)."""
+    shapes: dict[int, tuple] = {}
+
+    def hook(i):
+        def record(mod, args, out) -> None:
+            shapes.setdefault(i, (tuple(args[0].shape), tuple(out.shape)))
+        return record
+    handles = [convs[i][1].register_forward_hook(hook(i)) for i in selected]
+    try:
+        model(torch.zeros(1, 3, 224, 224))
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def bytes_per_image(convs: list[tuple[str, nn.Conv2d]], shapes: dict) -> int:
+    """Estimated peak bytes one image adds to a forward call with the convs of ``shapes``
+    (:func:`conv_shapes`) recorded: float32 input, im2col vectors and output of the largest,
+    times a working factor."""
+    worst = 0
+    for i, (x, y) in shapes.items():
+        conv = convs[i][1]
+        vectors = int(y[2]) * int(y[3])
+        length = int(x[1]) * conv.kernel_size[0] * conv.kernel_size[1]
+        worst = max(worst, 4 * (int(np.prod(x[1:])) + vectors * length + int(np.prod(y[1:]))))
+    return IMAGE_BYTES + _WORK_FACTOR * worst
+
+
+def check_memory(convs, shapes: dict, *, batch: int, count: int) -> None:
+    """Refuse, before anything is allocated, a run whose ``count`` images (all held in memory)
+    and ``batch``-image forward calls need more memory than is available (an estimate from the
+    layer shapes, :func:`bytes_per_image`)."""
+    per_image = bytes_per_image(convs, shapes)
+    need = count * IMAGE_BYTES + min(batch, count) * per_image
+    have = available_memory()
+    if need > have:
+        fit = max(0, (have - count * IMAGE_BYTES) // per_image)
+        hint = (f"--batch <= {fit}" if fit >= 1 else
+                f"--count <= {max(1, (have - per_image) // IMAGE_BYTES)} with --batch 1")
+        raise UserError(f"{count} image(s) in forward calls of {min(batch, count)} need about "
+                        f"{need / 2**30:.1f} GiB (estimated from the layer shapes), more than the "
+                        f"{have / 2**30:.1f} GiB of memory available; allowed: {hint}")
+
+
+_SKELETONS: dict[str, nn.Module] = {}
+
+
+def precheck(model_name: str, layers: str | None, *, batch: int, count: int,
+             formation: str | None = None, max_len: int | None = None) -> list[int]:
+    """Cheap checks before anything slow (building a model calibrates it: seconds), on the
+    model's structure (random weights, no calibration): the model name, ``--layers``, vectors
+    (``window``: C*R*S, ``row``: W) no longer than ``max_len`` (when given), and the memory
+    ``count`` images in calls of ``batch`` need (:func:`check_memory`). Returns the selected
+    0-based conv indices."""
+    from golden.models import MODEL_NAMES, build_model, conv_layers
+
+    if model_name not in MODEL_NAMES:
+        raise UserError(f"unknown model {model_name!r}; allowed: {', '.join(MODEL_NAMES)}")
+    skeleton = _SKELETONS.get(model_name)
+    if skeleton is None:
+        skeleton = _SKELETONS[model_name] = build_model(model_name, calibrate=False).eval()
+    convs = conv_layers(skeleton)
+    selected = select_layers([n for n, _ in convs], layers)
+    shapes = conv_shapes(skeleton, convs, selected)
+    for i in selected if max_len is not None else ():
+        name, conv = convs[i]
+        x = shapes[i][0]
+        length = (x[1] * conv.kernel_size[0] * conv.kernel_size[1] if formation == "window"
+                  else x[3])
+        if length > max_len:
+            raise UserError(
+                f"layer {i + 1} ({name}) has {formation} vectors of L = {length}, longer than "
+                f"--max-len {max_len}; allowed: --max-len >= {length} (or other --layers)")
+    check_memory(convs, shapes, batch=batch, count=count)
+    return selected
 
 
 def nnn(index: int) -> str:

@@ -4,8 +4,28 @@
 - :func:`add_config_arguments` / :func:`config_from_args` / :func:`config_flags`: one
   ``--field`` flag per ``MercuryConfig`` field (``--sig-bits 32 --ways 8 ...``).
 - :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers.
-- :func:`add_out_argument`: the output folder. Whether a folder may be replaced is decided by
-  the one guard, :func:`golden.outdir.check_replaceable` (the library checks it too).
+- :func:`add_out_argument` / :func:`add_out_file_argument`: an output folder / file. Whether a
+  folder may be replaced is decided by the one guard, :func:`golden.outdir.check_replaceable`
+  (the library checks it too).
+- :func:`seed_arg`: the one seed parser (0..2**64-1, or narrower; every seed flag uses it).
+
+Bad input, for every command (issue 9; tested for every registered command by
+``tb/test_cli_bad_input.py``, which finds the flags below by introspecting each parser): a new
+command gets the behaviour by using these helpers, and only them, for its outputs and seeds.
+
+- Outputs: every output declared with :func:`add_out_argument` / :func:`add_out_file_argument`
+  is checked by :func:`check_outputs` (``mercury_cli.main`` calls it after parsing, BEFORE the
+  command's ``run``): an empty path, a name longer than the file system allows, a parent that
+  is a file, a folder that cannot be written (``/proc``, read-only, no permission), an existing
+  path of the wrong kind, or a folder written by another command is one line ``error: ...``,
+  exit 2, before any work. A folder is then written with :func:`golden.outdir.output_dir`
+  (temporary sibling renamed into place when complete) or marked with
+  :func:`golden.outdir.mark` (a folder the command adds to).
+- Seeds: any flag whose name ends in ``seed`` uses :func:`seed_arg` (argparse refuses a value
+  outside its range: exit 2, one line).
+- Interruption: ``mercury_cli.main`` turns SIGTERM into ``KeyboardInterrupt`` before importing the
+  command; an interrupted command exits 130 with one line ``error: interrupted``, and
+  ``output_dir`` removes its temporary folder (the previous output stays complete).
 """
 
 from __future__ import annotations
@@ -29,6 +49,23 @@ def int_arg(name: str):
     return parse
 
 
+SEED_MAX = (1 << 64) - 1
+
+
+def seed_arg(name: str, bits: int = 64):
+    """An argparse ``type`` for a seed: an integer (as :func:`int_arg`) in 0..2**bits-1."""
+    parse_int = int_arg(name)
+
+    def parse(text: str) -> int:
+        value = parse_int(text)
+        if not 0 <= value < (1 << bits):
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between 0 and 2**{bits}-1, not {text}")
+        return value
+    parse.seed_bits = bits  # read by the bad-input tests
+    return parse
+
+
 def add_config_arguments(parser) -> None:
     """Add one ``--field`` option per configuration field, in a group of its own."""
     group = parser.add_argument_group(CONFIG_GROUP)
@@ -43,7 +80,7 @@ def add_config_arguments(parser) -> None:
             group.add_argument(
                 flag,
                 default=None,
-                type=int_arg(f.name),
+                type=seed_arg(f.name) if f.name == "seed" else int_arg(f.name),
                 metavar="N",
                 help=f"default {default:#x}" if f.name == "seed" else f"default {default}",
             )
@@ -82,7 +119,7 @@ def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
         metavar="FILE.pth",
         help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)",
     )
-    parser.add_argument("--model-seed", type=int_arg("model_seed"), default=0, metavar="N",
+    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
                         help="seed of the random weights when no --weights (default 0)")
     parser.add_argument(
         "--images",
@@ -112,12 +149,55 @@ def add_vectors_argument(parser, default: str | None = "window", extra: str = ""
     )
 
 
+def _path_arg(kind, flag: str):
+    """An argparse ``type`` for an output path; an empty path is refused at once."""
+    def parse(text: str):
+        if not text:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must not be empty; allowed: a path such as out/NAME")
+        return kind(text)
+    return parse
+
+
+def _command_of(parser) -> str:
+    return parser.prog.split()[-1]
+
+
+def _register_output(parser, dest: str, flag: str, **check) -> None:
+    outputs = tuple(parser.get_default("_outputs") or ())
+    parser.set_defaults(_outputs=outputs + ((dest, flag, check),))
+
+
 def add_out_argument(parser, default: str | None = None, what: str = "output folder", *,
-                     text: bool = False) -> None:
+                     text: bool = False, replaces: bool = True) -> None:
     """--out DIR (required when there is no default); ``text``: keep it a string as typed (it is
-    written into generated files and printed commands)."""
+    written into generated files and printed commands). ``replaces``: the command replaces the
+    whole folder (written with :func:`golden.outdir.output_dir`); False: it adds its files to
+    the folder (``verilog``, ``synth``). Checked by :func:`check_outputs` before the run."""
     kind = str if text else Path
-    note = "an earlier output folder is replaced" if default is None else f"default {default}"
-    parser.add_argument("--out", type=kind, required=default is None,
-                        default=None if default is None else kind(default), metavar="DIR",
-                        help=f"{what} ({note})")
+    if default is None:
+        parser.add_argument("--out", type=_path_arg(kind, "--out"), required=True, metavar="DIR",
+                            help=f"{what} (an earlier output folder is replaced)")
+    else:
+        parser.add_argument("--out", type=_path_arg(kind, "--out"), default=kind(default),
+                            metavar="DIR", help=f"{what} (default {default})")
+    _register_output(parser, "out", "--out", command=_command_of(parser), folder=True,
+                     replaces=replaces)
+
+
+def add_out_file_argument(parser, flag: str, *, default=None, metavar: str = "FILE",
+                          help: str = "") -> None:
+    """An output FILE option (``--json FILE``), written atomically by the command; checked by
+    :func:`check_outputs` before the run like ``--out``."""
+    parser.add_argument(flag, type=_path_arg(Path, flag), default=default, metavar=metavar,
+                        help=help)
+    _register_output(parser, flag.lstrip("-").replace("-", "_"), flag, folder=False)
+
+
+def check_outputs(args) -> None:
+    """Refuse, before the command runs, every declared output that cannot be written
+    (:func:`golden.outdir.check_writable`); raises ``UserError``."""
+    from golden.outdir import check_writable
+
+    for dest, flag, check in getattr(args, "_outputs", ()) or ():
+        check_writable(getattr(args, dest, None), flag, **check)

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .args import add_out_argument
+from .args import add_out_argument, add_out_file_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,13 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="small workloads (seconds, for tests); the figures are noisier")
     parser.add_argument("--skip", action="append", default=[], choices=PARTS,
                         help="leave out a part (repeatable)")
-    parser.add_argument(
-        "--benchmarks",
-        type=Path,
-        default=BENCHMARKS,
-        metavar="FILE",
-        help=f"Markdown log the dated section is appended to (default {BENCHMARKS})",
-    )
+    add_out_file_argument(
+        parser, "--benchmarks", default=BENCHMARKS,
+        help=f"Markdown log the dated section is appended to (default {BENCHMARKS})")
     add_out_argument(parser, "out/bench", "bench.json, bench.png and the simulation work folders")
 
 

@@ -16,6 +16,8 @@ from golden.errors import UserError
 from golden.hitmap_csv import HITMAP_GLOB, atomic_write_bytes, read_hitmap_csv
 from golden.summary import expand_paths, format_table, summarize
 
+from .args import add_out_file_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -25,9 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE_OR_DIR",
         help=f"hitmap CSV files, or directories whose {HITMAP_GLOB} files are read (sorted)",
     )
-    parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write the table as JSON to FILE"
-    )
+    add_out_file_argument(parser, "--json", help="also write the table as JSON to FILE")
 
 
 def run(args: argparse.Namespace) -> int:

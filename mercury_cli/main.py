@@ -4,13 +4,18 @@ Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int
 dispatches, so ``mercury-hw hitmap-report`` never imports torch or Amaranth unless that
 subcommand needs them. A user's mistake (``golden.errors.UserError``,
 ``mercury_hw.config.ConfigError``, ``mercury_hw.errors.HardwareToolError``) prints one line
-``error: ...`` and exits 2, never a traceback.
+``error: ...`` and exits 2, never a traceback. Every declared output is checked before the
+command runs (:func:`mercury_cli.args.check_outputs`). SIGTERM is turned into
+``KeyboardInterrupt`` as the first thing, so SIGINT or SIGTERM at any moment (the imports of the
+command included) ends with one line ``error: interrupted`` and exit 130, the command's
+temporary output removed (``golden.outdir.output_dir``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 # name -> (module, one-line help)
@@ -62,7 +67,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code (0 ok, 1 the command's own failure, 2 bad input, 130
+    interrupted)."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding caller): leave its handlers alone
+        pass
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _Parser(prog="mercury-hw", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -77,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             p.set_defaults(_run=mod.run)
     args = parser.parse_args(argv)
     try:
+        from .args import check_outputs
+
+        check_outputs(args)
         return int(args._run(args) or 0)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from .args import (
     add_vectors_argument,
     config_from_args,
     int_arg,
+    seed_arg,
 )
 
 
@@ -65,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
         "the core sets the pace, as the cycle model assumes)",
     )
-    parser.add_argument("--stall-seed", type=int_arg("stall_seed"), default=1, metavar="N",
-                        help="seed of the stalls (default 1)")
+    parser.add_argument("--stall-seed", type=seed_arg("stall_seed", bits=32), default=1,
+                        metavar="N", help="seed of the stalls, 0..2**32-1 (default 1)")
     parser.add_argument(
         "--keep",
         action="store_true",

@@ -14,8 +14,11 @@ import argparse
 from pathlib import Path
 
 from golden.errors import UserError
+from golden.outdir import mark
 
 from .args import add_config_arguments, add_out_argument, config_flags, config_from_args
+
+MAX_FREQ_MHZ = 1000.0  # far above any ECP5 Fmax; a larger (or non-finite) target is a typo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,15 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--small", action="store_true",
                         help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
                              "max_vectors 256) instead of the default; config flags still apply")
-    add_out_argument(parser, "out/synth", "report folder", text=True)
+    add_out_argument(parser, "out/synth", "report folder", text=True, replaces=False)
     add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mercury_hw import synth
 
-    if args.freq <= 0:
+    if not args.freq > 0:  # nan too
         raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
+    if args.freq > MAX_FREQ_MHZ:
+        raise UserError(f"--freq must be at most {MAX_FREQ_MHZ:g} MHz, not {args.freq:g}")
     cfg = config_from_args(args, base=synth.SMALL_CONFIG if args.small else None)
     label = synth.config_label(cfg)
     out = Path(args.out)
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
               f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
     synth.write_reports(results, out)
+    mark(out, "synth")
     print(synth.render_table(results))
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
     return 0

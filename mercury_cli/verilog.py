@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         DEFAULT_OUT,
         f"output folder; {DEFAULT_OUT}/ takes the default configuration only",
         text=True,
+        replaces=False,
     )
     parser.add_argument(
         "--block",

@@ -349,15 +349,15 @@ def run_bench(out: Path, benchmarks: Path = BENCHMARKS, *, quick: bool = False, 
     """Measure everything (module docstring) at the default configuration, write
     ``out/bench.json`` and ``out/bench.png``, append a dated section to ``benchmarks``; the
     section."""
+    from golden.outdir import check_replaceable, mark, output_dir
+
     from . import build as sbuild
 
     t0 = time.monotonic()
     out, bench_file = Path(out), Path(benchmarks)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+    check_replaceable(out)
     if not bench_file.parent.is_dir():
         raise UserError(f"--benchmarks {bench_file}: folder {bench_file.parent} does not exist")
-    out.mkdir(parents=True, exist_ok=True)
     cfg = MercuryConfig()
     fig = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -367,28 +367,30 @@ def run_bench(out: Path, benchmarks: Path = BENCHMARKS, *, quick: bool = False, 
         "config": cfg.to_dict(),
         "quick": quick,
     }
-    if "golden" not in skip:
-        _say("1/3 golden model: hitmap recording cost (golden.bench.run)")
-        from golden import bench as gbench
+    # Measured in a temporary sibling of ``out``, renamed into place when complete: a failure or
+    # an interruption leaves the earlier figures (and BENCHMARKS.md) untouched.
+    with output_dir(out) as tmp:
+        mark(tmp, "bench")
+        if "golden" not in skip:
+            _say("1/3 golden model: hitmap recording cost (golden.bench.run)")
+            from golden import bench as gbench
 
-        fig["golden"] = gbench.run(
-            cfg.golden_kwargs(), repeats=3 if quick else 7, warmup=1 if quick else 2
-        )
-    _say("2/3 RTL cycles per vector (Verilator)")
-    ver = sbuild.build("verilator", cfg, log=_say)
-    fig["cycles"] = cycle_costs(ver, cfg, out / "work", quick)
-    _say("3/3 replay speed: bulk harness vs per-beat cocotb")
-    fig["speed"] = _speeds(ver, cfg, out / "work", quick, skip)
-    try:
-        fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    fig["seconds"] = time.monotonic() - t0
-    fig["plot"] = str(out / "bench.png") if _plot(out / "bench.png", fig) else None
-    text = section(fig)
-    tmp = out / f".bench.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(fig, indent=1, default=str) + "\n")
-    os.replace(tmp, out / "bench.json")
+            fig["golden"] = gbench.run(
+                cfg.golden_kwargs(), repeats=3 if quick else 7, warmup=1 if quick else 2
+            )
+        _say("2/3 RTL cycles per vector (Verilator)")
+        ver = sbuild.build("verilator", cfg, log=_say)
+        fig["cycles"] = cycle_costs(ver, cfg, tmp / "work", quick)
+        _say("3/3 replay speed: bulk harness vs per-beat cocotb")
+        fig["speed"] = _speeds(ver, cfg, tmp / "work", quick, skip)
+        try:
+            fig["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        except OSError:
+            pass
+        fig["seconds"] = time.monotonic() - t0
+        fig["plot"] = str(out / "bench.png") if _plot(tmp / "bench.png", fig) else None
+        text = section(fig)
+        (tmp / "bench.json").write_text(json.dumps(fig, indent=1, default=str) + "\n")
     append_section(bench_file, text)
     return text
 

@@ -9,6 +9,7 @@ per-vector arrays.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,18 @@ from mercury_hw.host import padded_vectors, weight_tiles
 from .build import SimBuild
 
 __all__ = ["LayerRun", "SimError", "write_inputs", "run_layer", "assemble"]
+
+
+_RUNNING: set[subprocess.Popen] = set()  # simulator processes of this process (all threads)
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running() -> None:
+    """Kill every simulator process :func:`run_layer` started and that still runs (an interrupted
+    ``mercury-hw sim`` must not leave them running)."""
+    with _RUNNING_LOCK:
+        for proc in list(_RUNNING):
+            proc.kill()
 
 
 class SimError(RuntimeError):
@@ -79,10 +92,15 @@ def write_inputs(
 
 
 def parse_summary(path: Path) -> dict:
+    """The harness's ``key value`` summary lines (an int where the value is one); {} when the
+    file is missing or unreadable. Never raises on a malformed file: :func:`run_layer` then
+    reports a status other than ``ok``."""
     out = {}
-    if not path.is_file():
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
         return out
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(" ")
         value = value.strip()
         try:
@@ -93,13 +111,31 @@ def parse_summary(path: Path) -> dict:
 
 
 def _read_results(path: Path, m: int) -> np.ndarray:
-    text = path.read_bytes()
-    if not text:
+    """A harness result file: whitespace-separated signed decimal integers (int64), ``m + 2``
+    a beat (hit, entry, m outputs). Anything else raises :class:`SimError` (one line)."""
+    try:
+        words = path.read_bytes().split()
+    except OSError as exc:
+        raise SimError(f"{path}: cannot read the simulator's results: {exc.strerror or exc}") \
+            from None
+    if not words:
         return np.zeros((0, m + 2), dtype=np.int64)
-    values = np.array(text.split(), dtype=np.int64)
-    if values.size % (m + 2):
-        raise SimError(f"{path}: {values.size} values, not a multiple of {m + 2}")
+    if len(words) % (m + 2):
+        raise SimError(f"{path}: {len(words)} values, not a multiple of {m + 2}")
+    try:
+        values = np.array(words, dtype=np.int64)
+    except (ValueError, OverflowError):
+        bad = next(w for w in words if not _is_int64(w))
+        raise SimError(f"{path}: {bad[:20]!r} is not a 64-bit decimal integer "
+                       f"(malformed simulator output)") from None
     return values.reshape(-1, m + 2)
+
+
+def _is_int64(word: bytes) -> bool:
+    try:
+        return -(1 << 63) <= int(word) < (1 << 63)
+    except ValueError:
+        return False
 
 
 def assemble(rows: np.ndarray, v: int, k: int, cfg: MercuryConfig):
@@ -164,17 +200,23 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
     t = cfg.tiles(k)
     done_before = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=folder, bufsize=1) as proc:
-        for line in proc.stdout:
-            if line.startswith("progress "):
-                _, run, n = line.split()
-                done = int(run) * v + int(n) // t
-                if progress:
-                    progress(done - done_before)
-                done_before = done
-            else:
-                tail = (tail + [line.rstrip()])[-20:]
-        rc = proc.wait()
+                          errors="replace", cwd=folder, bufsize=1) as proc:
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        try:
+            for line in proc.stdout:
+                if line.startswith("progress "):
+                    _, run, n = line.split()
+                    done = int(run) * v + int(n) // t
+                    if progress:
+                        progress(done - done_before)
+                    done_before = done
+                else:
+                    tail = (tail + [line.rstrip()])[-20:]
+            rc = proc.wait()
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
     seconds = time.monotonic() - t0
     summary = parse_summary(Path(str(prefix) + ".summary.txt"))
     (folder / "sim.log").write_text(" ".join(cmd) + "\n" + "\n".join(tail) + "\n")

@@ -17,7 +17,10 @@ its hitmaps and every output with the golden model.
    with and without reuse (the core's ``cycles`` counter), speedup, the ideal speedup of spec
    9.4's cycle model for the same hit pattern and efficiency = measured / ideal; then totals.
 
-A mismatch exits 1 with one line naming the first differing layer, vector, field and both values;
+Everything is written into a temporary sibling of ``OUT``, renamed into place at the end (match
+or mismatch): a bad input, a crash or an interruption (the running simulators are killed) leaves
+the earlier ``OUT`` whole. A mismatch exits 1 with one line naming the first differing layer,
+vector, field and both values;
 both hitmaps stay on disk for ``mercury-hw compare OUT/golden OUT/rtl``. See docs/replay.md.
 :func:`replay` is the whole flow; ``mercury_cli.sim`` is the command.
 """
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from golden.errors import UserError
-from golden.outdir import MANIFEST, check_replaceable, mark
+from golden.outdir import MANIFEST, check_replaceable, mark, output_dir
 from mercury_hw.config import MercuryConfig
 
 from .build import SIMULATORS
@@ -77,30 +80,11 @@ class Mismatch:
 # Golden side
 
 def load_golden_layer(folder: Path, meta: dict) -> dict:
-    """The arrays of one dumped layer (spec section 10) as numpy arrays."""
-    files = meta["files"]
-    v, length, k = meta["V"], meta["L"], meta["K"]
+    """The arrays of one dumped layer (spec section 10) as numpy arrays
+    (:func:`golden.dump.load_layer_arrays`: every size checked, ``UserError`` otherwise)."""
+    from golden.dump import load_layer_arrays
 
-    def arr(key, dtype, shape):
-        a = np.fromfile(folder / files[key], dtype=dtype)
-        if a.size != int(np.prod(shape)):
-            raise UserError(
-                f"{folder / files[key]}: {a.size} values, expected {int(np.prod(shape))}"
-            )
-        return a.reshape(shape)
-
-    from golden.hitmap_csv import read_hitmap_csv
-
-    hm = read_hitmap_csv(folder / files["hitmap"])
-    return {
-        "vectors": arr("vectors", "<i1", (v, length)),
-        "weights": arr("weights", "<i1", (k, length)),
-        "acc": arr("acc", "<i8", (v, k)),
-        "base": arr("base", "<i8", (v, k)),
-        "entry": arr("entry", "<i4", (v,)).astype(np.int64),
-        "hitmap": hm,
-        "hit": hm.rows[0].bits.astype(np.int64),
-    }
+    return load_layer_arrays(folder, meta)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,23 +208,6 @@ def _resolve(
     return limit, layers, jobs or os.cpu_count() or 1
 
 
-def _prepare_out(out: Path, waves) -> None:
-    """Claim ``out`` (an earlier sim output or a new folder) and clear the previous results
-    (traces too, when ``waves`` asks for new ones)."""
-    check_replaceable(out)
-    out.mkdir(parents=True, exist_ok=True)
-    mark(out, "sim")
-    (out / "rtl").mkdir(exist_ok=True)
-    for old in (out / "rtl").glob("hitmap-*.csv"):
-        old.unlink()
-    for old in ("report.md", "report.json", "report.png"):
-        (out / old).unlink(missing_ok=True)
-    if waves is not None:
-        from . import waves as sim_waves
-
-        sim_waves.prepare(out)
-
-
 def _golden_and_build(cfg: MercuryConfig, simulator: str, out: Path, build_root, dump: dict,
                       trace: bool):
     """The golden dump into ``out/golden`` while the simulator builds in another thread (a C++
@@ -276,7 +243,7 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
     from tqdm import tqdm
 
     from . import waves as sim_waves
-    from .layer import SimError, run_layer
+    from .layer import SimError, kill_running, run_layer
 
     bar_layers = tqdm(total=len(metas), desc=f"{sim_build.simulator} layers", unit="layer",
                       disable=not show, position=0, leave=True)
@@ -309,15 +276,19 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
         futures = {
             ex.submit(simulate, m): m["layer"] for m in sorted(metas, key=cost, reverse=True)
         }
-        for fut in cf.as_completed(futures):
-            try:
-                results[futures[fut]] = fut.result()
-            except SimError as exc:
-                failures[futures[fut]] = str(exc)
+        try:
+            for fut in cf.as_completed(futures):
+                try:
+                    results[futures[fut]] = fut.result()
+                except SimError as exc:
+                    failures[futures[fut]] = str(exc)
+        except BaseException:  # interrupted: do not wait for the simulations still running
+            for fut in futures:
+                fut.cancel()
+            kill_running()
+            raise
     bar_vectors.close()
     bar_layers.close()
-    if waves is not None:
-        sim_waves.finish_traces(out, [(m["layer"], m["V"]) for m in metas], waves, _log)
     return results, failures
 
 
@@ -357,10 +328,12 @@ def _compare_layers(out: Path, metas: list[dict], goldens: dict, results: dict, 
 
 
 def _verdict(
-    out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows, triage
+    tmp: Path, out: Path, metas: list[dict], mismatches: dict, failures: dict, info: dict, rows,
+    triage,
 ) -> int:
-    """Write the reports, print the table and the first problem (with ``triage(mismatch, meta)``'s
-    lines: the waveform command and the beat's time); the exit code."""
+    """Write the reports into ``tmp`` (renamed to ``out`` by the caller), print the table and
+    the first problem (paths under ``out``) with ``triage(mismatch, meta)``'s lines (the waveform
+    command and the time of the vector's result beat); the exit code."""
     from . import report
 
     first = next((mismatches[m["layer"]] for m in metas if m["layer"] in mismatches), None)
@@ -370,7 +343,7 @@ def _verdict(
     info["verdict"] = ("match" if first is None and first_fail is None else
                        "RTL failure" if first is None else "mismatch")
     info["first_mismatch"] = first.__dict__ if first else None
-    print(report.write_reports(out, rows, info))
+    print(report.write_reports(tmp, rows, info).replace(str(tmp), str(out)))
     if first_fail is not None and (first is None or first_fail[0] < first.layer):
         print(f"error: layer {first_fail[0]}: {first_fail[1]}", file=sys.stderr)
         return 1
@@ -436,36 +409,50 @@ def replay(
     )
     check_replaceable(out)
     _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
-    _prepare_out(out, waves)
     dump = dict(model_name=model, formation=formation, layers=layers, limit=limit, images=images,
                 batch=batch, weights=weights, model_seed=model_seed)
-    metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, out, build_root, dump,
-                                                         trace=waves is not None)
-    manifest = json.loads((out / "golden" / MANIFEST).read_text())
-    goldens = {m["layer"]: load_golden_layer(out / "golden", m) for m in metas}
-    t_sim = time.monotonic()
-    results, failures = _simulate_layers(
-        sim_build, cfg, metas, goldens, out, jobs=jobs, stall=stall, stall_seed=stall_seed,
-        flip=flip, show=sys.stderr.isatty() if progress is None else progress, waves=waves)
-    sim_seconds = time.monotonic() - t_sim
-    mismatches = _compare_layers(out, metas, goldens, results, keep)
-    rows = [report.layer_row(meta, cfg, results.get(meta["layer"]), mismatches.get(meta["layer"]),
-                             failures.get(meta["layer"])) for meta in metas]
-    info = {
-        "command": command or "mercury-hw sim", "simulator": simulator, "model": model,
-        "weights": str(weights) if weights else None, "model_seed": None if weights else model_seed,
-        "images": manifest.get("images"), "batch": batch, "formation": formation,
-        "layers": layers or "all", "limit": limit, "full": full, "stall": stall,
-        "config": cfg.to_dict(), "config_name": cfg.name,
-        "seconds": {"golden": round(golden_seconds, 2), "build": round(sim_build.seconds, 2),
-                    "built": sim_build.built, "simulation": round(sim_seconds, 2),
-                    "total": round(time.monotonic() - t_start, 2)},
-        "jobs": jobs, "build_folder": str(sim_build.folder),
-    }
-    def triage(mismatch, meta):
-        return sim_waves.triage(mismatch, meta, sim_build, cfg, out, simulator=simulator,
-                                model=model, weights=weights, model_seed=model_seed, images=images,
-                                batch=batch, formation=formation, limit=limit, full=full,
-                                stall=stall, stall_seed=stall_seed, flip=flip)
+    # Everything goes to a temporary sibling of ``out``, renamed into place at the end (a match
+    # or a mismatch): a failure or an interruption leaves the earlier output untouched.
+    with output_dir(out) as tmp:
+        mark(tmp, "sim")
+        (tmp / "rtl").mkdir()
+        if waves is not None:
+            sim_waves.prepare(tmp)
+        metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, tmp, build_root, dump,
+                                                             trace=waves is not None)
+        manifest = json.loads((tmp / "golden" / MANIFEST).read_text())
+        goldens = {m["layer"]: load_golden_layer(tmp / "golden", m) for m in metas}
+        t_sim = time.monotonic()
+        results, failures = _simulate_layers(
+            sim_build, cfg, metas, goldens, tmp, jobs=jobs, stall=stall,
+            stall_seed=stall_seed, flip=flip,
+            show=sys.stderr.isatty() if progress is None else progress, waves=waves)
+        sim_seconds = time.monotonic() - t_sim
+        mismatches = _compare_layers(tmp, metas, goldens, results, keep)
+        rows = [report.layer_row(meta, cfg, results.get(meta["layer"]),
+                                 mismatches.get(meta["layer"]), failures.get(meta["layer"]))
+                for meta in metas]
+        info = {
+            "command": command or "mercury-hw sim", "simulator": simulator, "model": model,
+            "weights": str(weights) if weights else None,
+            "model_seed": None if weights else model_seed,
+            "images": manifest.get("images"), "batch": batch, "formation": formation,
+            "layers": layers or "all", "limit": limit, "full": full, "stall": stall,
+            "config": cfg.to_dict(), "config_name": cfg.name,
+            "seconds": {"golden": round(golden_seconds, 2), "build": round(sim_build.seconds, 2),
+                        "built": sim_build.built, "simulation": round(sim_seconds, 2),
+                        "total": round(time.monotonic() - t_start, 2)},
+            "jobs": jobs, "build_folder": str(sim_build.folder),
+        }
 
-    return _verdict(out, metas, mismatches, failures, info, rows, triage)
+        def triage(mismatch, meta):  # the bulk files are still in tmp; the paths shown are out's
+            return sim_waves.triage(mismatch, meta, sim_build, cfg, out, work=tmp / "work",
+                                    simulator=simulator, model=model, weights=weights,
+                                    model_seed=model_seed, images=images, batch=batch,
+                                    formation=formation, limit=limit, full=full, stall=stall,
+                                    stall_seed=stall_seed, flip=flip)
+
+        code = _verdict(tmp, out, metas, mismatches, failures, info, rows, triage)
+    if waves is not None:  # after the rename: the save files name the traces where they stay
+        sim_waves.finish_traces(out, [(m["layer"], m["V"]) for m in metas], waves, _log)
+    return code

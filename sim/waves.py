@@ -206,10 +206,12 @@ def replay_command(cfg, *, layer: str, out: Path, window: WaveWindow, simulator:
     return cmd
 
 
-def triage(mismatch, meta: dict, sim, cfg, out: Path, **params) -> list[str]:
+def triage(mismatch, meta: dict, sim, cfg, out: Path, work: Path | None = None,
+           **params) -> list[str]:
     """The lines printed after a mismatch line: when the mismatching vector's result beat is
     transferred (cycle and time), the exact command replaying its layer with a waveform window
-    around the vector, and the save file to open. ``params``: :func:`replay_command`'s."""
+    around the vector, and the save file to open. ``work``: the folder holding the layers' bulk
+    files (default ``out/work``); ``params``: :func:`replay_command`'s."""
     layer, vector = mismatch.layer, mismatch.vector
     if vector < 0:
         return []
@@ -218,7 +220,7 @@ def triage(mismatch, meta: dict, sim, cfg, out: Path, **params) -> list[str]:
     window = WaveWindow(first, vector + TRIAGE_RADIUS + 1 - first)
     target = Path(out) / f"triage-{layer}"
     cmd = replay_command(cfg, layer=layer, out=target, window=window, **params)
-    cycle = watch_cycle(sim, Path(out) / "work" / layer, meta, vector=vector, run=run, tile=tile,
+    cycle = watch_cycle(sim, Path(work or Path(out) / "work") / layer, meta, vector=vector, run=run, tile=tile,
                         stall=params.get("stall", 0), stall_seed=params.get("stall_seed", 1))
     what = f"vector {vector}'s result beat ({RUN_NAMES[run]}, tile {tile})"
     when = (f"is transferred at the rising edge of clk at t = {edge_time_ns(cycle)} ns (cycle {cycle})"

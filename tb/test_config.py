@@ -236,8 +236,6 @@ def test_cli_good_flags_write(tmp_path, capsys):
             ["--acc-width", "8"],
             "acc_width must be between 28 (what max_len=4608 int8 products need) and 64, not 8",
         ),
-        (["--seed", "-1"], "seed must be between 0 and 2**64-1, not -1"),
-        (["--seed", str(1 << 64)], f"seed must be between 0 and 2**64-1, not {1 << 64}"),
         (
             ["--sig-bits", "64", "--sets", str(1 << 40), "--ways", "16"],
             f"sets x ways must be at most 4096 MCACHE entries, not {1 << 40} x 16 = {1 << 44}",
@@ -256,6 +254,19 @@ def test_cli_bad_values_exit_2(tmp_path, capsys, flags, message):
     captured = capsys.readouterr()
     assert captured.err == f"error: {message}\n"  # one line, no traceback
     assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("value", ["-1", str(1 << 64)])
+def test_cli_seed_out_of_range(tmp_path, capsys, value):
+    """Refused by the parser (mercury_cli.args.seed_arg), before the command runs."""
+    out = tmp_path / "v"
+    with pytest.raises(SystemExit) as info:
+        main(["verilog", "--out", str(out), "--seed", value])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: mercury-hw verilog: argument --seed: seed must be between 0 and 2**64-1, not "
+        f"{value} (see mercury-hw verilog --help)\n")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("flag", ["--ways", "--seed", "--lanes"])

@@ -170,7 +170,8 @@ def test_report_missing_path_and_empty_dir(capsys, tmp_path):
     )
     (tmp_path / "r.json").mkdir()
     code, out, err = cli(capsys, "hitmap-report", SMALL, "--json", tmp_path / "r.json")
-    assert (code, err) == (2, f"error: {tmp_path / 'r.json'}: cannot write: Is a directory\n")
+    assert (code, err) == (2, f"error: --json {tmp_path / 'r.json'} exists and is not a file; "
+                              "allowed: a new path or an earlier output file\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "r.json"
     ]  # the temporary file was removed
