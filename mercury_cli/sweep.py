@@ -21,6 +21,10 @@ import os
 import sys
 from pathlib import Path
 
+from golden.outdir import mark
+
+from .args import add_out_argument, int_arg, seed_arg
+
 __all__ = ["add_arguments", "run"]
 
 _LIST_FLAGS = {"sig_bits": int, "sets": int, "ways": int, "policy": str, "pes": int, "lanes": int}
@@ -45,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="start from mercury_hw.synth.SMALL_CONFIG (max_len 256, max_vectors 256) instead of "
                            "the default configuration; its layers must then have L <= 256 (e.g. --layers 1,6,11,16)")
     for name in ("max_len", "acc_width", "max_vectors", "seed"):
-        base.add_argument(f"--{name.replace('_', '-')}", type=_int0, default=None, metavar="N",
+        kind = seed_arg(name) if name == "seed" else int_arg(name)
+        base.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, metavar="N",
                           help=f"default {getattr(d, name):#x}" if name == "seed" else f"default {getattr(d, name)}")
     syn = parser.add_argument_group("synthesis")
     syn.add_argument("--block", choices=list(BLOCKS), default="core",
@@ -60,27 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wl.add_argument("--model", default=None, metavar="NAME",
                     help="network (default resnet18-digits when the golden model has it, else resnet18)")
     wl.add_argument("--weights", type=Path, metavar="FILE.pth", help="state_dict; default: seeded random weights")
-    wl.add_argument("--model-seed", type=_int0, default=0, metavar="N", help="seed of the random weights (default 0)")
+    wl.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
+                    help="seed of the random weights (default 0)")
     wl.add_argument("--images", type=Path, metavar="DIR", help="JPEG/PNG folder; default: the bundled photos")
-    wl.add_argument("--count", type=_int0, default=1, metavar="N", help="images, one forward call each (default 1)")
+    wl.add_argument("--count", type=int_arg("count"), default=1, metavar="N", help="images, one forward call each (default 1)")
     wl.add_argument("--layers", metavar="LIST", help="convs (1-based numbers, ranges 2-5, names); default all")
     run_g = parser.add_argument_group("running")
-    run_g.add_argument("--out", type=Path, default=Path("out/sweep"), metavar="DIR",
-                       help="output folder (default out/sweep): results.csv, results.json, sweep.png, cache/")
+    add_out_argument(parser, "out/sweep", "output folder: results.csv, results.json, sweep.png, "
+                     "cache/; a rerun adds to it and recomputes nothing known", replaces=False)
     run_g.add_argument("--cache", type=Path, default=None, metavar="DIR",
                        help="stage cache folder (default OUT/cache); share it between sweeps")
     run_g.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
                        help="a running Dask scheduler; default: a LocalCluster on this machine")
-    run_g.add_argument("--workers", type=_int0, default=None, metavar="N",
+    run_g.add_argument("--workers", type=int_arg("workers"), default=None, metavar="N",
                        help="LocalCluster worker processes (default: the CPU count)")
     run_g.add_argument("--inject-failure", action="append", default=[], metavar="POINT", help=argparse.SUPPRESS)
-
-
-def _int0(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
 
 
 def parse_list(flag: str, text: str, kind) -> list:
@@ -146,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         if name not in labels:
             raise UserError(f"--inject-failure {name!r} is not a point of this grid")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder; allowed: a new or an earlier sweep folder")
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "sweep")  # a folder this command adds to (checked before run by check_outputs)
     spec = sweep.SynthSpec(block=args.block, device=args.device, freq=args.freq, enabled=not args.no_synth)
     print(f"sweep: {len(points)} point{'s' if len(points) != 1 else ''} ({', '.join(sweep.GRID_FIELDS)}), "
           f"{'synthesis of ' + spec.block + ' on ECP5 ' + spec.device if spec.enabled else 'no synthesis'}, "
