@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("waveforms (docs/replay.md, 'Waveforms and triage')")
     g.add_argument("--waves", action="store_true",
                    help="trace each replayed layer to OUT/waves/NNN.fst, with a GTKWave save file "
-                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build)")
+                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build); a deep layer "
+                        "traced whole writes gigabytes: use a window")
     g.add_argument("--waves-from", type=int, metavar="V",
                    help="trace only the cycles where vectors V.. are sent or their results taken "
                         "(every pass of both runs; default 0)")
@@ -127,7 +128,11 @@ def finish_traces(out: Path, layers: list[tuple[str, int]], window: WaveWindow, 
         if not path.is_file():
             log(f"waveform: layer {layer}: no trace was written ({path})")
             continue
-        gtkw = write_gtkw(path)
+        try:
+            gtkw = write_gtkw(path)
+        except (RuntimeError, OSError) as exc:       # pywellen: not a readable trace
+            log(f"waveform: {_show(path)} (no save file: {exc})")
+            continue
         found.append(path)
         note = (f"; empty: --waves-from {window.first} is past its {vectors} vectors"
                 if window.first >= vectors else "")
