@@ -243,7 +243,7 @@ def triage(mismatch, meta: dict, sim, cfg, out: Path, **params) -> list[str]:
     run, tile = result_beat(mismatch.field, cfg.pes)
     first = max(0, vector - TRIAGE_RADIUS)
     window = WaveWindow(first, vector + TRIAGE_RADIUS + 1 - first)
-    target = Path(out) / f"triage-{layer}"
+    target = Path(out) if Path(out).name == f"triage-{layer}" else Path(out) / f"triage-{layer}"
     cmd = replay_command(cfg, layer=layer, out=target, window=window, **params)
     cycle = watch_cycle(sim, Path(out) / "work" / layer, meta, vector=vector, run=run, tile=tile,
                         stall=params.get("stall", 0), stall_seed=params.get("stall_seed", 1))
