@@ -85,11 +85,12 @@ def _add_wave_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("waveforms (docs/replay.md, 'Waveforms and triage')")
     g.add_argument("--waves", action="store_true",
                    help="trace each replayed layer to OUT/waves/NNN.fst, with a GTKWave save file "
-                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build)")
-    g.add_argument("--waves-from", type=int, metavar="V",
+                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build); a deep "
+                        "layer traced whole writes gigabytes: use a window")
+    g.add_argument("--waves-from", type=int_arg("waves_from"), metavar="V",
                    help="trace only the cycles where vectors V.. are sent or their results taken "
                         "(every pass of both runs; default 0)")
-    g.add_argument("--waves-count", type=int, metavar="N",
+    g.add_argument("--waves-count", type=int_arg("waves_count"), metavar="N",
                    help="with --waves-from: N vectors (default: to the end of the layer)")
 
 

@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
 #endif
     top->clk = 0;
     top->eval();
-    DUMP();
+#ifdef MERCURY_TRACE
+    if (tfp) tfp->dump(ctx->time());  // time 0, always: a window never opened still gives a valid file
+#endif
     while (!ctx->gotFinish()) {
         ctx->timeInc(1);
         top->clk = 1;

@@ -105,7 +105,11 @@ def finish_traces(out: Path, layers: list[tuple[str, int]], window: WaveWindow, 
         if not path.is_file():
             log(f"waveform: layer {layer}: no trace was written ({path})")
             continue
-        gtkw = write_gtkw(path)
+        try:
+            gtkw = write_gtkw(path)
+        except (RuntimeError, OSError) as exc:       # pywellen: not a readable trace
+            log(f"waveform: {_show(path)} (no save file: {exc})")
+            continue
         found.append(path)
         note = (f"; empty: --waves-from {window.first} is past its {vectors} vectors"
                 if window.first >= vectors else "")
@@ -218,7 +222,7 @@ def triage(mismatch, meta: dict, sim, cfg, out: Path, work: Path | None = None,
     run, tile = result_beat(mismatch.field, cfg.pes)
     first = max(0, vector - TRIAGE_RADIUS)
     window = WaveWindow(first, vector + TRIAGE_RADIUS + 1 - first)
-    target = Path(out) / f"triage-{layer}"
+    target = Path(out) if Path(out).name == f"triage-{layer}" else Path(out) / f"triage-{layer}"
     cmd = replay_command(cfg, layer=layer, out=target, window=window, **params)
     cycle = watch_cycle(sim, Path(work or Path(out) / "work") / layer, meta, vector=vector, run=run, tile=tile,
                         stall=params.get("stall", 0), stall_seed=params.get("stall_seed", 1))

@@ -349,7 +349,7 @@ def test_sim_keeps_earlier_output(exc, code, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sim"
     before = _earlier(out, "sim")
 
-    def half_done(cfg, simulator, tmp, build_root, dump):
+    def half_done(cfg, simulator, tmp, build_root, dump, trace):
         (tmp / "golden").mkdir()
         (tmp / "golden" / "001.vec.i8").write_bytes(b"\x00")
         raise (exc or UserError)("boom")
