@@ -105,9 +105,12 @@ MUTANTS = [
     # -- mercury_hw: core, siggen, PE
     _m("core_no_flush", "mercury_hw/core.py", "siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0))",
        "siggen.vectors.p.flush.eq(0)", T_CORE, "flush propagation: signature passes never flush the MCACHE"),
+    # Not a mutant: "rem > p" -> "rem >= p" here (one lane past L enters the dot product)
+    # survived, and is equivalent under the host contract: weight beats carry 0 beyond L
+    # (docs/spec.md 9.3), so the junk vector lane is multiplied by 0.
     _m("core_lane_mask", "mercury_hw/core.py", "array.beats.p.mask.eq(Cat(rem > p for p in range(P)))",
-       "array.beats.p.mask.eq(Cat(rem >= p for p in range(P)))", T_CORE,
-       "lane masking: one lane past L enters the dot product"),
+       "array.beats.p.mask.eq(Cat(rem > p + 1 for p in range(P)))", T_CORE,
+       "lane masking: the last lane of a vector left out of the dot product"),
     _m("count_beats_clear", "mercury_hw/core.py", "with m.If(self.clear):",
        "with m.If(self.clear & (increments[name] == 0)):", T_CLEAR,
        "counter priority: a count wins over clear in the same cycle"),
