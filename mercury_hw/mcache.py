@@ -7,11 +7,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import MercuryConfig
+from .config import COUNTER_WIDTH, MercuryConfig
 
 __all__ = ["MCache"]
-
-COUNTER_WIDTH = 48
 
 
 def _first_set(bits, width):
@@ -26,13 +24,13 @@ class MCache(wiring.Component):
     """Lookup-and-insert of one signature per cycle, section 6 of the spec exactly.
 
     All state is in flip-flops, one record per set (:meth:`set_layout`): per way ``valid`` and a
-    ``tag_bits`` tag, and the set's replacement state. ``lru``: exact true LRU by an age counter per entry (``way_bits`` each,
-    0 = most recently used); a reset or flushed set has every age at ``ways - 1``; a hit or insert
-    of way w sets its age to 0 and adds one to the age of every way more recent than w (age below
-    w's), so the k valid ways of a set always hold the distinct ages 0..k-1 and, with the set
-    full, the least recently used way is the one whose age is ``ways - 1``.
-    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way.
-    On a miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
+    ``tag_bits`` tag, and the set's replacement state. ``lru``: exact true LRU by an age counter per
+    entry (``way_bits`` each, 0 = most recently used); a reset or flushed set has every age at
+    ``ways - 1``; a hit or insert of way w sets its age to 0 and adds one to the age of every way
+    more recent than w (age below w's), so the k valid ways of a set always hold the distinct ages
+    0..k-1 and, with the set full, the least recently used way is the one whose age is ``ways - 1``.
+    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way. On a
+    miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
 
     A request is looked up combinationally against the state registers in the cycle it is
     transferred, and the state is updated at the end of that cycle, so a request in the next

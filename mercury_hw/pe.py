@@ -1,4 +1,4 @@
-"""``PE``: one processing element, a P-lane int8 dot-product accumulator (docs/spec.md, section 7)."""
+"""``PE``: one processing element, a P-lane int8 dot-product accumulator (docs/spec.md 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``SignatureGenerator``: random-projection signatures of int8 vectors (docs/spec.md, sections 4, 5, 9.1)."""
+"""``SignatureGenerator``: random-projection signatures of int8 vectors (docs/spec.md 4, 5, 9.1)."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ class SignatureGenerator(wiring.Component):
     the previous vector's last beat in the next cycle); one signature per cycle for one-beat
     vectors, with ``signatures.ready`` held high.
     **Backpressure**: ``vectors.ready`` is low while :data:`OUT_DEPTH` vectors have been accepted
-    (last beat in) but their signatures not yet taken; nothing is lost or reordered. ``vectors.ready``
-    depends on registers only (no combinational path from ``signatures.ready``).
+    (last beat in) but their signatures not yet taken; nothing is lost or reordered.
+    ``vectors.ready`` depends on registers only (no combinational path from ``signatures.ready``).
 
     Parameters
     ----------

@@ -21,7 +21,8 @@ from amaranth.sim import Simulator
 import host_model as host
 from configs import CONFIGS
 from mercury_hw import layouts
-from mercury_hw.core import COUNTERS, MercuryCore
+from mercury_hw.config import COUNTERS
+from mercury_hw.core import MercuryCore
 from streamsim import receiver, send, sender, stall_probabilities
 
 #: Cycles from a miss's last input beat to its result beat (results ready): the documented figure.
@@ -93,7 +94,8 @@ class CoreBench:
         return None
 
     async def _main(self, ctx):
-        limit = 300 + 12 * sum(len(p["expected"]) + len(p["vectors"]) * host.ceil_div(p["cmd"]["length"], self.cfg.lanes)
+        limit = 300 + 12 * sum(len(p["expected"])
+                               + len(p["vectors"]) * self.cfg.beats(p["cmd"]["length"])
                                for p in self.passes)
         while len(self.got) < len(self.expected):
             await ctx.tick()
@@ -217,7 +219,7 @@ def test_core_no_bubble(seed):
     stalls = stall_probabilities(rng, STREAMS, False)
     bench = CoreBench(cfg, passes, rows, rng, stalls, replay_from_results=False, monitor=True).run()
     beats = accepted_runs(bench.trace)
-    want = sum(len(p["vectors"]) * host.ceil_div(p["cmd"]["length"], P) for p in passes)
+    want = sum(len(p["vectors"]) * cfg.beats(p["cmd"]["length"]) for p in passes)
     assert len(beats) == want
     gaps = [(a, b) for a, b in zip(beats, beats[1:]) if b != a + 1]
     print(f"{want} beats accepted in cycles {beats[0]}..{beats[-1]}; gaps {gaps}")
@@ -245,7 +247,7 @@ def test_core_cycles(seed):
     rng = random.Random(seed)
     P, M = cfg.lanes, cfg.pes
     L, V, K = 8 * P, 32, 3 * M
-    c = host.ceil_div(L, P)
+    c = cfg.beats(L)
     w = torch.tensor([[rng.randint(-127, 127) for _ in range(L)] for _ in range(K)])
     distinct = torch.tensor([[rng.randint(-127, 127) for _ in range(L)] for _ in range(V)])
     same = distinct[:1].repeat(V, 1)

@@ -22,7 +22,7 @@ def run_pe(cfg, vectors, rng, p_bubble):
     P = cfg.lanes
     beats = []  # (a lanes, w lanes, mask, first, last)
     for a, w in vectors:
-        nb = -(-len(a) // P)
+        nb = cfg.beats(len(a))
         for b in range(nb):
             la = a[b * P:(b + 1) * P]
             lw = w[b * P:(b + 1) * P]

@@ -19,7 +19,7 @@ from amaranth.sim import Simulator
 import host_model as host
 from configs import CONFIGS
 from mercury_hw import layouts
-from mercury_hw.pe_array import ReuseAwarePEArray, array_beat, array_token
+from mercury_hw.pe_array import ReuseAwarePEArray
 from streamsim import receiver, sender, stall_probabilities
 
 STREAMS = ("weights", "beats", "tokens", "results")
@@ -28,7 +28,8 @@ STREAMS = ("weights", "beats", "tokens", "results")
 def array_stimulus(cfg, passes, rows, rng):
     """Packed payloads of the four streams for ``passes`` (``rows``: the vectors, lists of int),
     and the expected result beats."""
-    wl, bl, tl, rl = (layouts.weight_beat(cfg), array_beat(cfg), array_token(cfg), layouts.result(cfg))
+    wl, bl, tl, rl = (layouts.weight_beat(cfg), layouts.array_beat(cfg), layouts.array_token(cfg),
+                      layouts.result(cfg))
     weights, beats, tokens, expected = [], [], [], []
     for p in passes:
         weights += [layouts.pack(wl, b) for b in p["weights"]]

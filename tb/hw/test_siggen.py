@@ -32,7 +32,7 @@ def beats_of(cfg: MercuryConfig, x: list[int], flush: int, rng: random.Random) -
     later beats carry a random flush bit (ignored too)."""
     P = cfg.lanes
     out = []
-    for b in range(max(1, -(-len(x) // P))):
+    for b in range(cfg.beats(len(x))):
         data = x[b * P:(b + 1) * P]
         data = data + [rng.randint(-128, 127) for _ in range(P - len(data))]
         out.append({"data": data, "flush": flush if b == 0 else rng.randint(0, 1)})
@@ -152,7 +152,7 @@ def test_siggen_extremes_and_timing(cfg_name, seed):
     # Without stalls every beat is taken in consecutive cycles and the latency is fixed.
     for rec in got:
         assert rec["cycle"] - rec["last_in_cycle"] == SignatureGenerator.LATENCY, rec
-    total_beats = sum(max(1, -(-len(x) // cfg.lanes)) for x, _ in vectors)
+    total_beats = sum(cfg.beats(len(x)) for x, _ in vectors)
     assert got[-1]["last_in_cycle"] == total_beats - 1, "input stalled without backpressure"
 
 
