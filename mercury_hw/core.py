@@ -143,10 +143,11 @@ class MercuryCore(wiring.Component):
       is output-bound and stalls the input (as the cycle model says it must).
 
     **Latency**: the result beat of a vector whose last beat is accepted in cycle t is valid in
-    cycle t + :data:`LATENCY` (= 6) when the output is free, in baseline and signature passes
-    alike (the computed result and the MCACHE response both reach the token sequencer in cycle
-    t + 5). A replay-pass hit is valid one cycle after its token, i.e. right after the result
-    before it. Measured by ``tb/hw/test_core.py::test_core_cycles``.
+    cycle t + :data:`BASELINE_LATENCY` (= 7) in a baseline pass and t + :data:`LATENCY` (= 8) in
+    a signature pass, when the output is free (the computed result reaches the token sequencer in
+    cycle t + 6; a signature pass's MCACHE response in cycle t + 7). A replay-pass hit is valid
+    one cycle after its token, i.e. right after the result before it. Measured by
+    ``tb/hw/test_core.py::test_core_cycles``.
 
     **Backpressure**: every stream may stall at any time; nothing is lost, duplicated or
     reordered.
@@ -169,7 +170,8 @@ class MercuryCore(wiring.Component):
     cfg : MercuryConfig
         Every field matters.
     depth : int
-        Depth of the computed-result FIFO (see :class:`ReuseAwarePEArray`).
+        Depth of the computed-result FIFO (see :class:`ReuseAwarePEArray`); at least
+        :data:`MIN_DEPTH` for one vector per cycle.
 
     Members
     -------
@@ -196,10 +198,15 @@ class MercuryCore(wiring.Component):
 
     #: Cycles from a signature-pass vector's last beat to its MCACHE response being valid.
     SIGNATURE_LATENCY = SignatureGenerator.LATENCY + MCache.LATENCY
-    #: Cycles from a vector's last input beat to its result beat (output free): the later of the
-    #: computed result and (signature pass) the MCACHE response through its queue (1) and the
-    #: output register (1).
+    #: Cycles from a baseline-pass vector's last input beat to its result beat (output free).
+    BASELINE_LATENCY = ReuseAwarePEArray.RESULT_LATENCY
+    #: Cycles from a signature-pass vector's last input beat to its result beat (output free): the
+    #: later of the computed result and the MCACHE response through its queue (1) and the output
+    #: register (1). The longest latency of the core.
     LATENCY = max(ReuseAwarePEArray.RESULT_LATENCY, SIGNATURE_LATENCY + 2)
+    #: Computed-result FIFO depth below which one-beat vectors do not run at one per cycle: in a
+    #: signature pass a vector's credit returns with its token, LATENCY - 1 cycles after its beat.
+    MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY)
     #: Depth of the queue of started passes (input sequencer -> token sequencer).
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import COUNTER_WIDTH, MercuryConfig
 
 __all__ = ["MCache"]
+
+
+def _bundle(fields: dict, name: str):
+    """Registers of named fields (one ``data.StructLayout`` signal)."""
+    return Signal(data.StructLayout(fields), name=name)
 
 
 def _first_set(bits, width):
@@ -23,26 +29,37 @@ def _first_set(bits, width):
 class MCache(wiring.Component):
     """Lookup-and-insert of one signature per cycle, section 6 of the spec exactly.
 
-    All state is in flip-flops, one record per set (:meth:`set_layout`): per way ``valid`` and a
-    ``tag_bits`` tag, and the set's replacement state. ``lru``: exact true LRU by an age counter per
-    entry (``way_bits`` each, 0 = most recently used); a reset or flushed set has every age at
-    ``ways - 1``; a hit or insert of way w sets its age to 0 and adds one to the age of every way
-    more recent than w (age below w's), so the k valid ways of a set always hold the distinct ages
-    0..k-1 and, with the set full, the least recently used way is the one whose age is ``ways - 1``.
-    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way. On a
-    miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
+    Each set's record (:meth:`set_layout`) holds per way ``valid`` and a ``tag_bits`` tag, and
+    the set's replacement state. ``lru``: exact true LRU by an age counter per entry
+    (``way_bits`` each, 0 = most recently used); a flushed set has every age at ``ways - 1``; a
+    hit or insert of way w sets its age to 0 and adds one to the age of every way more recent
+    than w (age below w's), so the k valid ways of a set always hold the distinct ages 0..k-1
+    and, with the set full, the least recently used way is the one whose age is ``ways - 1``.
+    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way. On
+    a miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
 
-    A request is looked up combinationally against the state registers in the cycle it is
-    transferred, and the state is updated at the end of that cycle, so a request in the next
-    cycle (same set or not) sees the update. A request with ``flush=1`` looks up as if every entry
-    were invalid and replacement state reset, and its update clears every other entry: the flush
-    costs no cycle.
+    **Pipeline** (two stages, so that no path crosses the set multiplexer and the update):
 
-    **Latency**: the response of a request transferred in cycle t is valid in cycle t + 1
-    (:data:`LATENCY`, a registered response). **Throughput**: one request per cycle.
-    **Backpressure**: ``requests.ready = ~responses.valid | responses.ready`` (a one-entry output
-    register; a combinational path from ``responses.ready`` to ``requests.ready``): while a
-    response waits, no request is taken.
+    - *read*: the cycle a request is transferred, its set's record is read from a memory of
+      ``sets`` records with a synchronous (registered) read port, and the request is registered;
+    - *lookup and write back*: the next cycle compares the tags, chooses the hit way or the victim,
+      writes the updated record back and registers the response.
+
+    The record read in the *read* stage misses the write back of the request just before (it
+    happens in the same cycle), so that request's updated record is kept in a register and
+    *forwarded* when the two requests share a set: a lookup sees every earlier insert and
+    replacement update, including the one of the previous cycle, as the sequential semantics of
+    section 6 demand. The flush state is one flip-flop per set ("written since the last flush"),
+    all cleared in one cycle: a request with ``flush=1`` looks up as if every entry were invalid
+    and the replacement state reset, and only its own set is marked written; the flush costs no
+    cycle. A set not written since the last flush reads as empty whatever the memory holds (the
+    memory needs no reset).
+
+    **Latency**: the response of a request transferred in cycle t is valid in cycle t + 2
+    (:data:`LATENCY`; a registered response). **Throughput**: one request per cycle, to any set.
+    **Backpressure**: ``requests.ready = ~responses.valid | responses.ready`` (the pipeline moves
+    as a whole; a combinational path from ``responses.ready`` to ``requests.ready``): while a
+    response waits, no request is taken and the request in the lookup stage holds.
 
     Parameters
     ----------
@@ -60,7 +77,7 @@ class MCache(wiring.Component):
     """
 
     #: Cycles from a request transfer to its response being valid.
-    LATENCY = 1
+    LATENCY = 2
 
     def __init__(self, cfg: MercuryConfig):
         self.cfg = cfg
@@ -86,55 +103,90 @@ class MCache(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        sets, ways = cfg.sets, cfg.ways
-        lru = cfg.policy == "lru"
         m = Module()
-
-        # State: one record per set (flip-flops), reset = flushed.
         layout = self.set_layout()
-        empty = layout.const({"ages": [ways - 1] * ways} if lru else {})
-        state = [Signal(layout, init=empty, name=f"set{s}") for s in range(sets)]
+        empty = layout.const({"ages": [cfg.ways - 1] * cfg.ways} if cfg.policy == "lru" else {})
+        m.submodules.records = records = Memory(shape=layout, depth=cfg.sets, init=[])
+        rd = records.read_port()
+        wr = records.write_port()
 
-        accept = Signal()
+        # The whole pipeline advances when the response register is free or being emptied.
+        advance = Signal()
         m.d.comb += [
-            self.requests.ready.eq(~self.responses.valid | self.responses.ready),
-            accept.eq(self.requests.valid & self.requests.ready),
+            advance.eq(~self.responses.valid | self.responses.ready),
+            self.requests.ready.eq(advance),
         ]
 
-        # Lookup in the request's set as it is after the optional flush, and its new record.
-        req = self.requests.p
-        set_index = req.sig[:cfg.set_bits]
-        tag = req.sig[cfg.set_bits:]
+        s1, last, written = self._read_stage(m, advance, rd)
+
+        # Lookup and write back: the set as it is after every earlier request (forwarded from the
+        # request just before, or read; empty after a flush), then the new record.
         cur = Signal(layout)
-        m.d.comb += cur.eq(Mux(req.flush, empty, Array(state)[set_index]))
-        hit, victim, way = self._lookup(m, cur, tag)
-        new = self._next_record(m, cur, tag, hit, victim, way)
+        m.d.comb += cur.eq(Mux(s1.flush | ~s1.written, empty,
+                               Mux(s1.forward, last.record, rd.data)))
+        hit, victim, way = self._lookup(m, cur, s1.tag)
+        new = self._next_record(m, cur, s1.tag, hit, victim, way)
+        lookup = Signal()
+        m.d.comb += [
+            lookup.eq(s1.valid & advance),
+            wr.addr.eq(s1.set),
+            wr.data.eq(new),
+            wr.en.eq(lookup),
+        ]
+        with m.If(lookup):
+            m.d.sync += [last.set.eq(s1.set), last.record.eq(new)]
+            with m.If(s1.flush):
+                m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)
+            with m.Else():
+                m.d.sync += written.bit_select(s1.set, 1).eq(1)
 
-        # Write back; a flush also empties every other set.
-        with m.If(accept):
-            for s in range(sets):
-                with m.If(set_index == s):
-                    m.d.sync += state[s].eq(new)
-                with m.Elif(req.flush):
-                    m.d.sync += state[s].eq(empty)
-
-        # Counters.
-        with m.If(accept):
+        # Counters and the registered response.
+        with m.If(lookup):
             with m.If(hit):
                 m.d.sync += self.hits.eq(self.hits + 1)
             with m.Else():
                 m.d.sync += self.misses.eq(self.misses + 1)
-
-        # Registered response.
-        with m.If(accept):
             m.d.sync += [
                 self.responses.valid.eq(1),
                 self.responses.p.hit.eq(hit),
-                self.responses.p.entry.eq(set_index * ways + way),
+                self.responses.p.entry.eq(s1.set * cfg.ways + way),
             ]
         with m.Elif(self.responses.ready):
             m.d.sync += self.responses.valid.eq(0)
         return m
+
+    def _read_stage(self, m, advance, rd):
+        """Register the request and read its set's record; decide now (from registers and the
+        request) whether the lookup stage must forward the previous update or see an empty set.
+
+        Returns (``s1``: the registered request, ``last``: the latest lookup's set and new record,
+        ``written``: one flip-flop per set, cleared by a flush).
+        """
+        cfg = self.cfg
+        s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
+                      "forward": 1, "written": 1}, "s1")
+        last = _bundle({"set": cfg.set_bits, "record": self.set_layout()}, "last")
+        written = Signal(cfg.sets)           # set written since the last flush
+        req = self.requests.p
+        set_index = req.sig[:cfg.set_bits]
+        m.d.comb += [rd.addr.eq(set_index), rd.en.eq(advance)]
+
+        # The lookup stage's current request (if any) writes back in this cycle, which this read
+        # misses: forward its record when it is to the same set (all earlier writes are in memory).
+        # Whether the set counts as written is likewise decided after that request's flush.
+        forward = s1.valid & (s1.set == set_index)
+        written_now = written.bit_select(set_index, 1)
+        written_next = forward | (~(s1.valid & s1.flush) & written_now)
+        with m.If(advance):
+            m.d.sync += [
+                s1.valid.eq(self.requests.valid),
+                s1.set.eq(set_index),
+                s1.tag.eq(req.sig[cfg.set_bits:]),
+                s1.flush.eq(req.flush),
+                s1.forward.eq(forward),
+                s1.written.eq(written_next),
+            ]
+        return s1, last, written
 
     def _lookup(self, m, cur, tag):
         """Hit way, or the victim: lowest invalid way, else the LRU way / the FIFO pointer."""

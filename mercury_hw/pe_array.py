@@ -36,9 +36,9 @@ class ReuseAwarePEArray(wiring.Component):
     while the oldest bank is loaded and the computed-result FIFO has room for one more vector in
     flight (a credit counter, so the non-stalling PE pipeline never overflows it); it depends on
     registers only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's
-    input in cycle t + :data:`COMPUTE_LATENCY` (= 3: weight read 1, :data:`PE.LATENCY` 2) and can be
-    taken by a token from cycle t + 5; its result beat is then valid from cycle t +
-    :data:`RESULT_LATENCY` (= 6).
+    input in cycle t + :data:`COMPUTE_LATENCY` (= 4: weight read 1, :data:`PE.LATENCY` 3) and can be
+    taken by a token from cycle t + 6; its result beat is then valid from cycle t +
+    :data:`RESULT_LATENCY` (= 7).
 
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
     (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the output register is free
@@ -76,7 +76,7 @@ class ReuseAwarePEArray(wiring.Component):
     #: free: the computed FIFO (2, block-RAM style) and the output register (1).
     RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
-    #: last beat in cycle t is returned by its token in cycle t + 5 and usable in t + 6.
+    #: last beat in cycle t is returned by its token in cycle t + 6 and usable in t + 7.
     MIN_DEPTH = RESULT_LATENCY
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):

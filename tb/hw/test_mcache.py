@@ -176,3 +176,73 @@ def test_lru_differs_from_fifo():
                       p_in_stall=0.0, p_out_stall=0.0)
     assert [r["hit"] for r in lru] == [0, 0, 1, 0, 1]
     assert [r["hit"] for r in fifo] == [0, 0, 1, 0, 0]
+
+
+def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[list, list]]:
+    """Directed request streams for the pipeline's hazards (the lookup stage forwards the
+    record of the request just before it): name -> (requests, expected hit bits).
+
+    ``a``, ``b``, ``c``, ... are distinct tags of one set ``s``; ``o`` is a signature in another
+    set (when there is one).
+    """
+    s = rng.randrange(cfg.sets)
+    n_tags = min(1 << cfg.tag_bits, cfg.ways + 2)
+    tags = rng.sample(range(1 << min(cfg.tag_bits, 16)), n_tags)
+    sig = [(t << cfg.set_bits) | s for t in tags]
+    other = (tags[0] << cfg.set_bits) | ((s + 1) % cfg.sets)
+    ways = cfg.ways
+
+    def req(x, flush=0):
+        return {"sig": x, "flush": flush}
+
+    fill = [req(sig[0], 1)] + [req(x) for x in sig[1:ways]]
+    streams = {
+        # Insert then the same signature at once (hit path), twice.
+        "insert-then-hit": ([req(sig[0], 1), req(sig[0]), req(sig[0])], [0, 1, 1]),
+        # Insert then another tag of the same set at once (miss path): it must allocate another
+        # way (the first insert's valid bit is forwarded), and both then hit (one way: each
+        # evicts the other).
+        "insert-then-miss": ([req(sig[0], 1), req(sig[1]), req(sig[0]), req(sig[1])],
+                             [0, 0] + [int(ways > 1)] * 2),
+    }
+    if ways >= 2 and n_tags > ways:
+        # A full set, back-to-back hits on ways 0 then 1 (each hit's replacement update must see
+        # the one before), then a new tag evicts (lru: way 2 if any, else way 0; fifo: way 0),
+        # then the ways not evicted still hit.
+        touched = [req(sig[0]), req(sig[1])]
+        new = req(sig[ways])
+        if cfg.policy == "lru":
+            evicted = 2 if ways > 2 else 0
+        else:
+            evicted = 0
+        rest = [req(sig[w]) for w in range(ways) if w != evicted]
+        streams["back-to-back-hits"] = (fill + touched + [new] + rest + [req(sig[evicted])],
+                                        [0] * ways + [1, 1, 0] + [1] * len(rest) + [0])
+    # Flush at once after inserts: the request carrying the flush and the one right after it
+    # (same set, and another set) miss.
+    # (With one set, ``other`` is ``a``: it hits the insert just before it.)
+    one_set = int(cfg.sets == 1)
+    flush_stream = [req(sig[0], 1), req(other), req(sig[1], 1), req(sig[0]), req(other)]
+    streams["flush-then-lookup"] = (flush_stream, [0, one_set, 0, 0, one_set])
+    return streams
+
+
+HAZARD_CASES = [(n, p) for n in ("default", "direct", "fullassoc", "ways3", "tag1")
+                for p in ("lru", "fifo")]
+
+
+@pytest.mark.parametrize("cfg_name,policy", HAZARD_CASES,
+                         ids=[f"{n}-{p}" for n, p in HAZARD_CASES])
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.4)], ids=["nostall", "stall"])
+def test_mcache_pipeline_hazards(cfg_name, policy, stalls, seed):
+    """A lookup right after an insert to the same set (hit and miss paths), the replacement
+    state after back-to-back hits on different ways, a flush followed at once by lookups: exact
+    responses (golden) and the hit pattern the scenario is built for; without stalls the
+    requests go in one per cycle."""
+    cfg = ALL_CONFIGS[cfg_name].replace(policy=policy)
+    rng = random.Random(seed)
+    for name, (requests, hits) in hazard_streams(cfg, rng).items():
+        got = run_mcache(cfg, requests, rng, p_in_stall=stalls[0], p_out_stall=stalls[1])
+        assert [r["hit"] for r in got] == hits, f"{name}: hits {[r['hit'] for r in got]}"
+        if stalls == (0.0, 0.0):
+            assert [r["in_cycle"] for r in got] == list(range(len(requests))), name
