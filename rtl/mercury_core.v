@@ -10754,82 +10754,144 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   wire \$10 ;
+  wire [1:0] \$100 ;
+  wire [2:0] \$101 ;
+  wire [2:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
+  wire \$120 ;
+  wire [62:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire [8:0] \$123 ;
+  wire [48:0] \$124 ;
+  wire [48:0] \$125 ;
+  reg [20:0] \$126 ;
+  reg [61:0] \$127 ;
+  reg [61:0] \$128 ;
+  reg [31:0] \$129 ;
   wire \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [7:0] \$133 ;
+  reg [47:0] \$134 ;
+  reg [47:0] \$135 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire [1:0] \$18 ;
-  wire [1:0] \$19 ;
-  wire \$2 ;
-  wire [1:0] \$20 ;
-  wire [1:0] \$21 ;
-  wire [3:0] \$22 ;
-  wire [3:0] \$23 ;
-  wire [3:0] \$24 ;
-  wire [3:0] \$25 ;
-  wire [1:0] \$26 ;
-  wire [1:0] \$27 ;
-  wire [1:0] \$28 ;
-  wire [1:0] \$29 ;
-  wire \$3 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [55:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [55:0] \$3 ;
   wire [1:0] \$30 ;
   wire [1:0] \$31 ;
   wire [1:0] \$32 ;
   wire [1:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire [55:0] \$4 ;
+  wire [1:0] \$35 ;
+  wire [1:0] \$36 ;
+  wire [1:0] \$37 ;
+  wire [1:0] \$38 ;
+  wire [1:0] \$39 ;
+  wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
+  wire [2:0] \$41 ;
+  wire [2:0] \$42 ;
+  wire [2:0] \$43 ;
   wire [2:0] \$44 ;
   wire \$45 ;
-  wire \$46 ;
+  wire [2:0] \$46 ;
   wire [2:0] \$47 ;
-  wire \$48 ;
+  wire [2:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire [2:0] \$50 ;
-  wire \$51 ;
-  wire \$52 ;
+  wire [2:0] \$51 ;
+  wire [2:0] \$52 ;
   wire [2:0] \$53 ;
-  wire \$54 ;
+  wire [2:0] \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire [2:0] \$56 ;
+  wire [2:0] \$57 ;
+  wire [2:0] \$58 ;
+  wire [1:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [2:0] \$60 ;
   wire \$61 ;
-  wire \$62 ;
-  wire [62:0] \$63 ;
-  wire [48:0] \$64 ;
-  wire [48:0] \$65 ;
-  wire [7:0] \$66 ;
-  wire [8:0] \$67 ;
-  reg [19:0] \$68 ;
-  reg [60:0] \$69 ;
+  wire [2:0] \$62 ;
+  wire [2:0] \$63 ;
+  wire [2:0] \$64 ;
+  wire \$65 ;
+  wire [2:0] \$66 ;
+  wire [2:0] \$67 ;
+  wire [2:0] \$68 ;
+  wire [2:0] \$69 ;
   wire \$7 ;
-  reg [31:0] \$70 ;
-  reg [47:0] \$71 ;
-  reg [47:0] \$72 ;
-  reg \$73 ;
-  reg [7:0] \$74 ;
+  wire [2:0] \$70 ;
+  wire \$71 ;
+  wire [2:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [2:0] \$74 ;
+  wire \$75 ;
+  wire [2:0] \$76 ;
+  wire [2:0] \$77 ;
+  wire [2:0] \$78 ;
+  wire [2:0] \$79 ;
   wire \$8 ;
+  wire [1:0] \$80 ;
+  wire \$81 ;
+  wire [2:0] \$82 ;
+  wire [2:0] \$83 ;
+  wire [2:0] \$84 ;
+  wire [2:0] \$85 ;
+  wire [2:0] \$86 ;
+  wire \$87 ;
+  wire [2:0] \$88 ;
+  wire [2:0] \$89 ;
   wire \$9 ;
+  wire [2:0] \$90 ;
+  wire \$91 ;
+  wire [2:0] \$92 ;
+  wire [2:0] \$93 ;
+  wire [2:0] \$94 ;
+  wire [2:0] \$95 ;
+  wire \$96 ;
+  wire [2:0] \$97 ;
+  wire [2:0] \$98 ;
+  wire [2:0] \$99 ;
   output advance;
   wire advance;
   input clk;
   wire clk;
+  reg counted = 1'h0;
   wire [55:0] cur;
   wire [7:0] \cur.ages ;
   wire [1:0] \cur.ages[0] ;
@@ -10844,7 +10906,7 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [3:0] \cur.valid ;
   wire hit;
   reg [47:0] hits = 48'h000000000000;
-  reg [60:0] last = 61'h0000000000000000;
+  reg [61:0] last = 62'h0000000000000000;
   wire [55:0] \last.record ;
   wire [7:0] \last.record.ages ;
   wire [1:0] \last.record.ages[0] ;
@@ -10858,6 +10920,22 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [10:0] \last.record.tags[3] ;
   wire [3:0] \last.record.valid ;
   wire [4:0] \last.set ;
+  wire \last.valid ;
+  reg [61:0] last2 = 62'h0000000000000000;
+  wire [55:0] \last2.record ;
+  wire [7:0] \last2.record.ages ;
+  wire [1:0] \last2.record.ages[0] ;
+  wire [1:0] \last2.record.ages[1] ;
+  wire [1:0] \last2.record.ages[2] ;
+  wire [1:0] \last2.record.ages[3] ;
+  wire [43:0] \last2.record.tags ;
+  wire [10:0] \last2.record.tags[0] ;
+  wire [10:0] \last2.record.tags[1] ;
+  wire [10:0] \last2.record.tags[2] ;
+  wire [10:0] \last2.record.tags[3] ;
+  wire [3:0] \last2.record.valid ;
+  wire [4:0] \last2.set ;
+  wire \last2.valid ;
   wire lookup;
   reg [47:0] misses = 48'h000000000000;
   reg [55:0] \new ;
@@ -10872,6 +10950,8 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [10:0] \new.tags[2] ;
   wire [10:0] \new.tags[3] ;
   wire [3:0] \new.valid ;
+  (* init = 1'h0 *)
+  wire pending;
   wire [4:0] rd__addr;
   wire [55:0] rd__data;
   wire [7:0] \rd__data.ages ;
@@ -10903,15 +10983,17 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   reg responses__valid = 1'h0;
   input rst;
   wire rst;
-  reg [19:0] s1 = 20'h00000;
+  reg [20:0] s1 = 21'h000000;
   wire \s1.flush ;
   wire \s1.forward ;
+  wire \s1.forward2 ;
+  wire \s1.fresh ;
   wire [4:0] \s1.set ;
   wire [10:0] \s1.tag ;
   wire \s1.valid ;
-  wire \s1.written ;
-  reg [1:0] used_age;
+  wire [3:0] \use ;
   wire [1:0] victim;
+  wire [3:0] victim_1h;
   wire [1:0] way;
   wire [3:0] way_hit;
   wire [4:0] wr__addr;
@@ -10927,7 +11009,7 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [10:0] \wr__data.tags[2] ;
   wire [10:0] \wr__data.tags[3] ;
   wire [3:0] \wr__data.valid ;
-  wire wr__en;
+  reg wr__en = 1'h0;
   reg [31:0] written = 32'd0;
   reg [55:0] records [31:0];
   initial begin
@@ -10965,8 +11047,8 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
     records[31] = 56'h00000000000000;
   end
   always @(posedge clk) begin
-    if (lookup)
-      records[s1[5:1]] <= \new ;
+    if (wr__en)
+      records[last[5:1]] <= last[61:6];
   end
   reg [55:0] _0_;
   always @(posedge clk) begin
@@ -10975,311 +11057,362 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
     end
   end
   assign rd__data = _0_;
-  assign \$23  = ~ cur[3:0];
-  assign \$24  = ~ cur[3:0];
-  assign \$25  = ~ cur[3:0];
-  assign \$26  = \$25 [3] ? 2'h3 : 2'h0;
-  assign \$27  = \$24 [2] ? 2'h2 : \$26 ;
-  assign \$28  = \$23 [1] ? 2'h1 : \$27 ;
-  assign \$29  = \$22 [0] ? 2'h0 : \$28 ;
-  assign victim = \$13  ? \$21  : \$29 ;
-  assign \$30  = way_hit[3] ? 2'h3 : 2'h0;
-  assign \$31  = way_hit[2] ? 2'h2 : \$30 ;
-  assign \$32  = way_hit[1] ? 2'h1 : \$31 ;
-  assign \$33  = way_hit[0] ? 2'h0 : \$32 ;
-  assign way = hit ? \$33  : victim;
-  assign \$34  = ! way;
-  assign \$35  = way == 1'h1;
-  assign \$36  = way == 2'h2;
-  assign \$37  = way == 2'h3;
-  assign \$38  = ! way;
-  assign \$39  = way == 1'h1;
-  assign \$40  = way == 2'h2;
-  assign \$41  = way == 2'h3;
-  assign \$42  = ! way;
-  assign \$43  = cur[49:48] < used_age;
-  assign \$44  = cur[49:48] + 1'h1;
-  assign \$45  = way == 1'h1;
-  assign \$46  = cur[51:50] < used_age;
-  assign \$47  = cur[51:50] + 1'h1;
-  assign \$48  = way == 2'h2;
-  assign \$49  = cur[53:52] < used_age;
-  assign \$50  = cur[53:52] + 1'h1;
-  assign \$51  = way == 2'h3;
-  assign \$52  = cur[55:54] < used_age;
-  assign \$53  = cur[55:54] + 1'h1;
-  assign lookup = s1[0] & advance;
-  assign \$54  = s1[5:1] == requests__payload[4:0];
-  assign \$55  = s1[0] & \$54 ;
-  assign \$56  = s1[5:1] == requests__payload[4:0];
-  assign \$57  = s1[0] & \$56 ;
-  assign \$58  = s1[0] & s1[17];
-  assign \$59  = ~ \$58 ;
-  assign \$60  = written >> requests__payload[4:0];
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = \$57  | \$61 ;
-  assign \$63  = 1'h1 << s1[5:1];
-  assign \$64  = hits + 1'h1;
-  assign \$65  = misses + 1'h1;
-  assign \$66  = s1[5:1] * 3'h4;
-  assign \$67  = \$66  + way;
-  always @(posedge clk)
-    s1 <= \$68 ;
-  always @(posedge clk)
-    last <= \$69 ;
-  always @(posedge clk)
-    written <= \$70 ;
-  always @(posedge clk)
-    hits <= \$71 ;
-  always @(posedge clk)
-    misses <= \$72 ;
-  always @(posedge clk)
-    responses__valid <= \$73 ;
-  always @(posedge clk)
-    responses__payload <= \$74 ;
   assign \$1  = ~ responses__valid;
   assign advance = \$1  | responses__ready;
-  assign \$2  = ~ s1[19];
-  assign \$3  = s1[17] | \$2 ;
-  assign \$4  = s1[18] ? last[60:5] : rd__data;
-  assign cur = \$3  ? 56'hff000000000000 : \$4 ;
-  assign \$5  = cur[14:4] == s1[16:6];
-  assign \$6  = cur[0] & \$5 ;
-  assign \$7  = cur[25:15] == s1[16:6];
-  assign \$8  = cur[1] & \$7 ;
-  assign \$9  = cur[36:26] == s1[16:6];
-  assign \$10  = cur[2] & \$9 ;
-  assign \$11  = cur[47:37] == s1[16:6];
-  assign \$12  = cur[3] & \$11 ;
+  assign \$2  = s1[19] ? last2[61:6] : rd__data;
+  assign \$3  = s1[18] ? last[61:6] : \$2 ;
+  assign cur = s1[20] ? \$3  : 56'hff000000000000;
+  assign \$4  = cur[14:4] == s1[16:6];
+  assign \$5  = cur[0] & \$4 ;
+  assign \$6  = cur[25:15] == s1[16:6];
+  assign \$7  = cur[1] & \$6 ;
+  assign \$8  = cur[36:26] == s1[16:6];
+  assign \$9  = cur[2] & \$8 ;
+  assign \$10  = cur[47:37] == s1[16:6];
+  assign \$11  = cur[3] & \$10 ;
   assign hit = | way_hit;
-  assign \$13  = & cur[3:0];
-  assign \$14  = cur[49:48] == 2'h3;
-  assign \$15  = cur[51:50] == 2'h3;
-  assign \$16  = cur[53:52] == 2'h3;
-  assign \$17  = cur[55:54] == 2'h3;
-  assign \$18  = \$17  ? 2'h3 : 2'h0;
-  assign \$19  = \$16  ? 2'h2 : \$18 ;
-  assign \$20  = \$15  ? 2'h1 : \$19 ;
-  assign \$21  = \$14  ? 2'h0 : \$20 ;
-  assign \$22  = ~ cur[3:0];
+  assign \$12  = & cur[3:0];
+  assign \$13  = cur[49:48] == 2'h3;
+  assign \$14  = cur[51:50] == 2'h3;
+  assign \$15  = cur[53:52] == 2'h3;
+  assign \$16  = cur[55:54] == 2'h3;
+  assign \$17  = ~ cur[0];
+  assign \$20  = ~ cur[1];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = ~ cur[2];
+  assign \$24  = & cur[1:0];
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ cur[3];
+  assign \$27  = & cur[2:0];
+  assign \$28  = \$26  & \$27 ;
+  assign victim_1h = \$12  ? { \$16 , \$15 , \$14 , \$13  } : { \$28 , \$25 , \$22 , \$19  };
+  assign \use  = hit ? way_hit : victim_1h;
+  assign \$29  = victim_1h[1] ? 1'h1 : 1'h0;
+  assign \$31  = victim_1h[2] ? 2'h2 : 2'h0;
+  assign \$32  = victim_1h[3] ? 2'h3 : 2'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign victim = \$30  | \$33 ;
+  assign \$34  = \use [1] ? 1'h1 : 1'h0;
+  assign \$36  = \use [2] ? 2'h2 : 2'h0;
+  assign \$37  = \use [3] ? 2'h3 : 2'h0;
+  assign \$38  = \$36  | \$37 ;
+  assign way = \$35  | \$38 ;
+  assign \$40  = cur[49:48] < cur[51:50];
+  assign \$41  = cur[49:48] + 1'h1;
+  assign \$42  = \$40  ? \$41  : { 1'h0, cur[49:48] };
+  assign \$43  = \use [1] ? \$42  : 3'h0;
+  assign \$45  = cur[49:48] < cur[53:52];
+  assign \$46  = cur[49:48] + 1'h1;
+  assign \$47  = \$45  ? \$46  : { 1'h0, cur[49:48] };
+  assign \$48  = \use [2] ? \$47  : 3'h0;
+  assign \$49  = cur[49:48] < cur[55:54];
+  assign \$50  = cur[49:48] + 1'h1;
+  assign \$51  = \$49  ? \$50  : { 1'h0, cur[49:48] };
+  assign \$52  = \use [3] ? \$51  : 3'h0;
+  assign \$53  = \$48  | \$52 ;
+  assign \$54  = \$44  | \$53 ;
+  assign \$55  = cur[51:50] < cur[49:48];
+  assign \$56  = cur[51:50] + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, cur[51:50] };
+  assign \$58  = \use [0] ? \$57  : 3'h0;
+  assign \$61  = cur[51:50] < cur[53:52];
+  assign \$62  = cur[51:50] + 1'h1;
+  assign \$63  = \$61  ? \$62  : { 1'h0, cur[51:50] };
+  assign \$64  = \use [2] ? \$63  : 3'h0;
+  assign \$65  = cur[51:50] < cur[55:54];
+  assign \$66  = cur[51:50] + 1'h1;
+  assign \$67  = \$65  ? \$66  : { 1'h0, cur[51:50] };
+  assign \$68  = \use [3] ? \$67  : 3'h0;
+  assign \$69  = \$64  | \$68 ;
+  assign \$70  = \$60  | \$69 ;
+  assign \$71  = cur[53:52] < cur[49:48];
+  assign \$72  = cur[53:52] + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, cur[53:52] };
+  assign \$74  = \use [0] ? \$73  : 3'h0;
+  assign \$75  = cur[53:52] < cur[51:50];
+  assign \$76  = cur[53:52] + 1'h1;
+  assign \$77  = \$75  ? \$76  : { 1'h0, cur[53:52] };
+  assign \$78  = \use [1] ? \$77  : 3'h0;
+  assign \$79  = \$74  | \$78 ;
+  assign \$81  = cur[53:52] < cur[55:54];
+  assign \$82  = cur[53:52] + 1'h1;
+  assign \$83  = \$81  ? \$82  : { 1'h0, cur[53:52] };
+  assign \$84  = \use [3] ? \$83  : 3'h0;
+  assign \$86  = \$79  | \$85 ;
+  assign \$87  = cur[55:54] < cur[49:48];
+  assign \$88  = cur[55:54] + 1'h1;
+  assign \$89  = \$87  ? \$88  : { 1'h0, cur[55:54] };
+  assign \$90  = \use [0] ? \$89  : 3'h0;
+  assign \$91  = cur[55:54] < cur[51:50];
+  assign \$92  = cur[55:54] + 1'h1;
+  assign \$93  = \$91  ? \$92  : { 1'h0, cur[55:54] };
+  assign \$94  = \use [1] ? \$93  : 3'h0;
+  assign \$95  = \$90  | \$94 ;
+  assign \$96  = cur[55:54] < cur[53:52];
+  assign \$97  = cur[55:54] + 1'h1;
+  assign \$98  = \$96  ? \$97  : { 1'h0, cur[55:54] };
+  assign \$99  = \use [2] ? \$98  : 3'h0;
+  assign \$102  = \$95  | \$101 ;
+  assign lookup = s1[0] & advance;
+  assign \$103  = s1[5:1] == requests__payload[4:0];
+  assign \$104  = last[5:1] == requests__payload[4:0];
+  assign \$105  = last[0] & \$104 ;
+  assign \$106  = s1[0] ? \$103  : \$105 ;
+  assign \$107  = last[5:1] == requests__payload[4:0];
+  assign \$108  = last[0] & \$107 ;
+  assign \$109  = last2[5:1] == requests__payload[4:0];
+  assign \$110  = last2[0] & \$109 ;
+  assign \$111  = s1[0] ? \$108  : \$110 ;
+  assign \$112  = s1[5:1] == requests__payload[4:0];
+  assign \$113  = s1[0] & \$112 ;
+  assign \$114  = s1[0] & s1[17];
+  assign \$115  = ~ \$114 ;
+  assign \$116  = written >> requests__payload[4:0];
+  assign \$117  = \$115  & \$116 ;
+  assign \$118  = \$113  | \$117 ;
+  assign \$119  = ~ requests__payload[16];
+  assign \$120  = \$118  & \$119 ;
+  assign \$121  = 1'h1 << s1[5:1];
+  assign \$122  = s1[5:1] * 3'h4;
+  assign \$123  = \$122  + way;
+  assign \$124  = hits + 1'h1;
+  assign \$125  = misses + 1'h1;
+  always @(posedge clk)
+    s1 <= \$126 ;
+  always @(posedge clk)
+    last <= \$127 ;
+  always @(posedge clk)
+    last2 <= \$128 ;
+  always @(posedge clk)
+    written <= \$129 ;
+  always @(posedge clk)
+    wr__en <= \$130 ;
+  always @(posedge clk)
+    counted <= \$131 ;
+  always @(posedge clk)
+    responses__valid <= \$132 ;
+  always @(posedge clk)
+    responses__payload <= \$133 ;
+  always @(posedge clk)
+    hits <= \$134 ;
+  always @(posedge clk)
+    misses <= \$135 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \new  = cur;
-    if (\$34 ) begin
+    \new [47:0] = cur[47:0];
+    if (\use [0]) begin
       \new [0] = 1'h1;
       \new [14:4] = s1[16:6];
     end
-    if (\$35 ) begin
+    if (\use [1]) begin
       \new [1] = 1'h1;
       \new [25:15] = s1[16:6];
     end
-    if (\$36 ) begin
+    if (\use [2]) begin
       \new [2] = 1'h1;
       \new [36:26] = s1[16:6];
     end
-    if (\$37 ) begin
+    if (\use [3]) begin
       \new [3] = 1'h1;
       \new [47:37] = s1[16:6];
     end
-    if (\$42 ) begin
-      \new [49:48] = 2'h0;
-    end else if (\$43 ) begin
-      \new [49:48] = \$44 [1:0];
-    end
-    if (\$45 ) begin
-      \new [51:50] = 2'h0;
-    end else if (\$46 ) begin
-      \new [51:50] = \$47 [1:0];
-    end
-    if (\$48 ) begin
-      \new [53:52] = 2'h0;
-    end else if (\$49 ) begin
-      \new [53:52] = \$50 [1:0];
-    end
-    if (\$51 ) begin
-      \new [55:54] = 2'h0;
-    end else if (\$52 ) begin
-      \new [55:54] = \$53 [1:0];
+    begin
+      begin
+        \new [49:48] = \$54 [1:0];
+        \new [51:50] = \$70 [1:0];
+        \new [53:52] = \$86 [1:0];
+        \new [55:54] = \$102 [1:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    used_age = 2'h0;
-    if (\$38 ) begin
-      used_age = cur[49:48];
-    end
-    if (\$39 ) begin
-      used_age = cur[51:50];
-    end
-    if (\$40 ) begin
-      used_age = cur[53:52];
-    end
-    if (\$41 ) begin
-      used_age = cur[55:54];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$68  = s1;
+    \$126  = s1;
     if (advance) begin
-      \$68 [0] = requests__valid;
-      \$68 [5:1] = requests__payload[4:0];
-      \$68 [16:6] = requests__payload[15:5];
-      \$68 [17] = requests__payload[16];
-      \$68 [18] = \$55 ;
-      \$68 [19] = \$62 ;
+      \$126 [0] = requests__valid;
+      \$126 [5:1] = requests__payload[4:0];
+      \$126 [16:6] = requests__payload[15:5];
+      \$126 [17] = requests__payload[16];
+      \$126 [18] = \$106 ;
+      \$126 [19] = \$111 ;
+      \$126 [20] = \$120 ;
     end
     if (rst) begin
-      \$68  = 20'h00000;
+      \$126  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$69  = last;
+    \$127  = last;
     if (lookup) begin
-      \$69 [4:0] = s1[5:1];
-      \$69 [60:5] = \new ;
+      \$127 [0] = 1'h1;
+      \$127 [5:1] = s1[5:1];
+      \$127 [61:6] = \new ;
     end
     if (rst) begin
-      \$69  = 61'h0000000000000000;
+      \$127  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$70  = written;
+    \$128  = last2;
+    if (lookup) begin
+      \$128  = last;
+    end
+    if (rst) begin
+      \$128  = 62'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$129  = written;
     if (lookup) begin
       (* full_case = 32'd1 *)
       if (s1[17]) begin
-        \$70  = \$63 [31:0];
+        \$129  = \$121 [31:0];
       end else begin
         (* full_case = 32'd1 *)
         casez (s1[5:1])
           5'h00:
-              \$70 [0] = 1'h1;
+              \$129 [0] = 1'h1;
           5'h01:
-              \$70 [1] = 1'h1;
+              \$129 [1] = 1'h1;
           5'h02:
-              \$70 [2] = 1'h1;
+              \$129 [2] = 1'h1;
           5'h03:
-              \$70 [3] = 1'h1;
+              \$129 [3] = 1'h1;
           5'h04:
-              \$70 [4] = 1'h1;
+              \$129 [4] = 1'h1;
           5'h05:
-              \$70 [5] = 1'h1;
+              \$129 [5] = 1'h1;
           5'h06:
-              \$70 [6] = 1'h1;
+              \$129 [6] = 1'h1;
           5'h07:
-              \$70 [7] = 1'h1;
+              \$129 [7] = 1'h1;
           5'h08:
-              \$70 [8] = 1'h1;
+              \$129 [8] = 1'h1;
           5'h09:
-              \$70 [9] = 1'h1;
+              \$129 [9] = 1'h1;
           5'h0a:
-              \$70 [10] = 1'h1;
+              \$129 [10] = 1'h1;
           5'h0b:
-              \$70 [11] = 1'h1;
+              \$129 [11] = 1'h1;
           5'h0c:
-              \$70 [12] = 1'h1;
+              \$129 [12] = 1'h1;
           5'h0d:
-              \$70 [13] = 1'h1;
+              \$129 [13] = 1'h1;
           5'h0e:
-              \$70 [14] = 1'h1;
+              \$129 [14] = 1'h1;
           5'h0f:
-              \$70 [15] = 1'h1;
+              \$129 [15] = 1'h1;
           5'h10:
-              \$70 [16] = 1'h1;
+              \$129 [16] = 1'h1;
           5'h11:
-              \$70 [17] = 1'h1;
+              \$129 [17] = 1'h1;
           5'h12:
-              \$70 [18] = 1'h1;
+              \$129 [18] = 1'h1;
           5'h13:
-              \$70 [19] = 1'h1;
+              \$129 [19] = 1'h1;
           5'h14:
-              \$70 [20] = 1'h1;
+              \$129 [20] = 1'h1;
           5'h15:
-              \$70 [21] = 1'h1;
+              \$129 [21] = 1'h1;
           5'h16:
-              \$70 [22] = 1'h1;
+              \$129 [22] = 1'h1;
           5'h17:
-              \$70 [23] = 1'h1;
+              \$129 [23] = 1'h1;
           5'h18:
-              \$70 [24] = 1'h1;
+              \$129 [24] = 1'h1;
           5'h19:
-              \$70 [25] = 1'h1;
+              \$129 [25] = 1'h1;
           5'h1a:
-              \$70 [26] = 1'h1;
+              \$129 [26] = 1'h1;
           5'h1b:
-              \$70 [27] = 1'h1;
+              \$129 [27] = 1'h1;
           5'h1c:
-              \$70 [28] = 1'h1;
+              \$129 [28] = 1'h1;
           5'h1d:
-              \$70 [29] = 1'h1;
+              \$129 [29] = 1'h1;
           5'h1e:
-              \$70 [30] = 1'h1;
+              \$129 [30] = 1'h1;
           5'h1f:
-              \$70 [31] = 1'h1;
+              \$129 [31] = 1'h1;
         endcase
       end
     end
     if (rst) begin
-      \$70  = 32'd0;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$71  = hits;
-    if (lookup) begin
-      if (hit) begin
-        \$71  = \$64 [47:0];
-      end
-    end
+    \$130  = lookup;
     if (rst) begin
-      \$71  = 48'h000000000000;
+      \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$72  = misses;
-    if (lookup) begin
-      (* full_case = 32'd1 *)
-      if (hit) begin
-      end else begin
-        \$72  = \$65 [47:0];
-      end
-    end
+    \$131  = lookup;
     if (rst) begin
-      \$72  = 48'h000000000000;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$73  = responses__valid;
+    \$132  = responses__valid;
     if (lookup) begin
-      \$73  = 1'h1;
+      \$132  = 1'h1;
     end else if (responses__ready) begin
-      \$73  = 1'h0;
+      \$132  = 1'h0;
     end
     if (rst) begin
-      \$73  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$74  = responses__payload;
+    \$133  = responses__payload;
     if (lookup) begin
-      \$74 [0] = hit;
-      \$74 [7:1] = \$67 [6:0];
+      \$133 [0] = hit;
+      \$133 [7:1] = \$123 [6:0];
     end
     if (rst) begin
-      \$74  = 8'h00;
+      \$133  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$134  = hits;
+    if (counted) begin
+      if (responses__payload[0]) begin
+        \$134  = \$124 [47:0];
+      end
+    end
+    if (rst) begin
+      \$134  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$135  = misses;
+    if (counted) begin
+      (* full_case = 32'd1 *)
+      if (responses__payload[0]) begin
+      end else begin
+        \$135  = \$125 [47:0];
+      end
+    end
+    if (rst) begin
+      \$135  = 48'h000000000000;
     end
   end
   assign requests__ready = advance;
   assign rd__addr = requests__payload[4:0];
   assign rd__en = advance;
-  assign wr__addr = s1[5:1];
-  assign wr__data = \new ;
-  assign wr__en = lookup;
+  assign wr__addr = last[5:1];
+  assign wr__data = last[61:6];
+  assign pending = wr__en;
   assign \requests__payload.sig  = requests__payload[15:0];
   assign \requests__payload.flush  = requests__payload[16];
   assign \cur.valid  = cur[3:0];
@@ -11298,7 +11431,8 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   assign \s1.tag  = s1[16:6];
   assign \s1.flush  = s1[17];
   assign \s1.forward  = s1[18];
-  assign \s1.written  = s1[19];
+  assign \s1.forward2  = s1[19];
+  assign \s1.fresh  = s1[20];
   assign \rd__data.valid  = rd__data[3:0];
   assign \rd__data.tags  = rd__data[47:4];
   assign \rd__data.tags[0]  = rd__data[14:4];
@@ -11310,19 +11444,34 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   assign \rd__data.ages[1]  = rd__data[51:50];
   assign \rd__data.ages[2]  = rd__data[53:52];
   assign \rd__data.ages[3]  = rd__data[55:54];
-  assign \last.set  = last[4:0];
-  assign \last.record  = last[60:5];
-  assign \last.record.valid  = last[8:5];
-  assign \last.record.tags  = last[52:9];
-  assign \last.record.tags[0]  = last[19:9];
-  assign \last.record.tags[1]  = last[30:20];
-  assign \last.record.tags[2]  = last[41:31];
-  assign \last.record.tags[3]  = last[52:42];
-  assign \last.record.ages  = last[60:53];
-  assign \last.record.ages[0]  = last[54:53];
-  assign \last.record.ages[1]  = last[56:55];
-  assign \last.record.ages[2]  = last[58:57];
-  assign \last.record.ages[3]  = last[60:59];
+  assign \last2.valid  = last2[0];
+  assign \last2.set  = last2[5:1];
+  assign \last2.record  = last2[61:6];
+  assign \last2.record.valid  = last2[9:6];
+  assign \last2.record.tags  = last2[53:10];
+  assign \last2.record.tags[0]  = last2[20:10];
+  assign \last2.record.tags[1]  = last2[31:21];
+  assign \last2.record.tags[2]  = last2[42:32];
+  assign \last2.record.tags[3]  = last2[53:43];
+  assign \last2.record.ages  = last2[61:54];
+  assign \last2.record.ages[0]  = last2[55:54];
+  assign \last2.record.ages[1]  = last2[57:56];
+  assign \last2.record.ages[2]  = last2[59:58];
+  assign \last2.record.ages[3]  = last2[61:60];
+  assign \last.valid  = last[0];
+  assign \last.set  = last[5:1];
+  assign \last.record  = last[61:6];
+  assign \last.record.valid  = last[9:6];
+  assign \last.record.tags  = last[53:10];
+  assign \last.record.tags[0]  = last[20:10];
+  assign \last.record.tags[1]  = last[31:21];
+  assign \last.record.tags[2]  = last[42:32];
+  assign \last.record.tags[3]  = last[53:43];
+  assign \last.record.ages  = last[61:54];
+  assign \last.record.ages[0]  = last[55:54];
+  assign \last.record.ages[1]  = last[57:56];
+  assign \last.record.ages[2]  = last[59:58];
+  assign \last.record.ages[3]  = last[61:60];
   assign \new.valid  = \new [3:0];
   assign \new.tags  = \new [47:4];
   assign \new.tags[0]  = \new [14:4];
@@ -11334,23 +11483,36 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   assign \new.ages[1]  = \new [51:50];
   assign \new.ages[2]  = \new [53:52];
   assign \new.ages[3]  = \new [55:54];
-  assign \wr__data.valid  = \new [3:0];
-  assign \wr__data.tags  = \new [47:4];
-  assign \wr__data.tags[0]  = \new [14:4];
-  assign \wr__data.tags[1]  = \new [25:15];
-  assign \wr__data.tags[2]  = \new [36:26];
-  assign \wr__data.tags[3]  = \new [47:37];
-  assign \wr__data.ages  = \new [55:48];
-  assign \wr__data.ages[0]  = \new [49:48];
-  assign \wr__data.ages[1]  = \new [51:50];
-  assign \wr__data.ages[2]  = \new [53:52];
-  assign \wr__data.ages[3]  = \new [55:54];
+  assign \wr__data.valid  = last[9:6];
+  assign \wr__data.tags  = last[53:10];
+  assign \wr__data.tags[0]  = last[20:10];
+  assign \wr__data.tags[1]  = last[31:21];
+  assign \wr__data.tags[2]  = last[42:32];
+  assign \wr__data.tags[3]  = last[53:43];
+  assign \wr__data.ages  = last[61:54];
+  assign \wr__data.ages[0]  = last[55:54];
+  assign \wr__data.ages[1]  = last[57:56];
+  assign \wr__data.ages[2]  = last[59:58];
+  assign \wr__data.ages[3]  = last[61:60];
   assign \responses__payload.hit  = responses__payload[0];
   assign \responses__payload.entry  = responses__payload[7:1];
-  assign way_hit[3] = \$12 ;
-  assign way_hit[2] = \$10 ;
-  assign way_hit[1] = \$8 ;
-  assign way_hit[0] = \$6 ;
+  assign way_hit[3] = \$11 ;
+  assign way_hit[2] = \$9 ;
+  assign way_hit[1] = \$7 ;
+  assign way_hit[0] = \$5 ;
+  assign \$18  = 1'h1;
+  assign \$19  = \$17 ;
+  assign \$21  = cur[0];
+  assign \$30  = { 1'h0, \$29  };
+  assign \$35  = { 1'h0, \$34  };
+  assign \$39  = 2'h0;
+  assign \$44  = \$43 ;
+  assign \$59  = 2'h0;
+  assign \$60  = \$58 ;
+  assign \$80  = 2'h0;
+  assign \$85  = \$84 ;
+  assign \$100  = 2'h0;
+  assign \$101  = \$99 ;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -45,7 +45,8 @@ def expected_trace(cfg: MercuryConfig, requests: list[dict]) -> list[dict]:
         kw = cfg.golden_kwargs()
         trace = golden.cache_run(sigs, sig_bits=kw["sig_bits"], sets=kw["sets"], ways=kw["ways"],
                                  policy=kw["policy"], block=len(sigs))
-        out += [{"hit": int(h), "entry": int(e)} for h, e in zip(trace.hit.tolist(), trace.entry.tolist())]
+        out += [{"hit": int(h), "entry": int(e)}
+                for h, e in zip(trace.hit.tolist(), trace.entry.tolist())]
     return out
 
 
@@ -66,7 +67,8 @@ def run_mcache(cfg: MercuryConfig, requests: list[dict], rng: random.Random, *,
         i, cycle = 0, 0
         valid = False
         while len(got) < len(expected) or i < len(requests):
-            assert cycle < limit, f"timeout: {len(got)} of {len(expected)} responses after {cycle} cycles"
+            assert cycle < limit, (f"timeout: {len(got)} of {len(expected)} responses after "
+                                   f"{cycle} cycles")
             if i < len(requests) and not valid and rng.random() >= p_in_stall:
                 valid = True  # once raised, valid stays high until the transfer
             if valid:
@@ -118,7 +120,8 @@ def request_stream(cfg: MercuryConfig, rng: random.Random, n: int, p_flush: floa
     for s in hot_sets:
         base = rng.randint(0, tag_max)
         near = {base ^ (1 << k) for k in {0, cfg.tag_bits - 1, rng.randrange(cfg.tag_bits)}}
-        tags = {base, shared_tag, 0, tag_max} | near | {rng.randint(0, tag_max) for _ in range(ways)}
+        extra = {rng.randint(0, tag_max) for _ in range(ways)}
+        tags = {base, shared_tag, 0, tag_max} | near | extra
         pool += [(t << cfg.set_bits) | s for t in sorted(tags)]
     pool += [rng.getrandbits(cfg.sig_bits) for _ in range(3)]
     weights = [rng.random() ** 2 + 0.05 for _ in pool]
@@ -145,7 +148,8 @@ def test_mcache_timing_back_to_back(cfg_name, policy, seed):
     cfg = ALL_CONFIGS[cfg_name].replace(policy=policy)
     rng = random.Random(seed)
     s = rng.randrange(cfg.sets)
-    tags = rng.sample(range(1 << min(cfg.tag_bits, 16)), min(1 << min(cfg.tag_bits, 16), cfg.ways + 1))
+    n_tags = 1 << min(cfg.tag_bits, 16)
+    tags = rng.sample(range(n_tags), min(n_tags, cfg.ways + 1))
     sigs = [(t << cfg.set_bits) | s for t in tags]
     order = sigs + sigs[::-1] + [sigs[0]] * 3 + sigs
     requests = [{"sig": x, "flush": 0} for x in order]
@@ -180,7 +184,7 @@ def test_lru_differs_from_fifo():
 
 def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[list, list]]:
     """Directed request streams for the pipeline's hazards (the lookup stage forwards the
-    record of the request just before it): name -> (requests, expected hit bits).
+    records of the two lookups before it): name -> (requests, expected hit bits).
 
     ``a``, ``b``, ``c``, ... are distinct tags of one set ``s``; ``o`` is a signature in another
     set (when there is one).
@@ -218,6 +222,13 @@ def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[li
         rest = [req(sig[w]) for w in range(ways) if w != evicted]
         streams["back-to-back-hits"] = (fill + touched + [new] + rest + [req(sig[evicted])],
                                         [0] * ways + [1, 1, 0] + [1] * len(rest) + [0])
+    if cfg.sets > 1:
+        # The same set two requests apart, another set in between: the read of the third request
+        # misses the first one's write back (forwarded from the older of the two latest
+        # lookups), on the hit path (``a``) and the miss path (``b`` inserted, then hit).
+        streams["same-set-two-apart"] = (
+            [req(sig[0], 1), req(other), req(sig[0]), req(sig[1]), req(other), req(sig[1])],
+            [0, 0, 1, 0, 1, 1])
     # Flush at once after inserts: the request carrying the flush and the one right after it
     # (same set, and another set) miss.
     # (With one set, ``other`` is ``a``: it hits the insert just before it.)
