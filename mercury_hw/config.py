@@ -20,6 +20,10 @@ MAX_ENTRIES = 4096
 """Largest MCACHE (sets x ways). The result buffer holds entries x pes accumulators (4096 x 8 x
 32 bits = 1 Mbit at the defaults, a third of an LFE5U-85F's block RAM); beyond this the design
 neither fits an FPGA nor elaborates in reasonable time."""
+#: Width of every performance counter (the core's and the MCACHE's; docs/spec.md 9.3).
+COUNTER_WIDTH = 48
+#: The core's performance counters, in port order (Verilog ports ``counters__<name>``).
+COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
 
 
 class ConfigError(ValueError):
@@ -109,8 +113,8 @@ class MercuryConfig:
         need = self.acc_width_needed
         if not need <= self.acc_width <= 64:
             raise ConfigError(
-                f"acc_width must be between {need} (what max_len={self.max_len} int8 products need) "
-                f"and 64, not {self.acc_width}")
+                f"acc_width must be between {need} (what max_len={self.max_len} int8 products "
+                f"need) and 64, not {self.acc_width}")
         self._check_range("max_vectors", 1, 1 << 20)
         if not 0 <= self.seed < (1 << 64):
             raise ConfigError(f"seed must be between 0 and 2**64-1, not {self.seed}")
@@ -174,7 +178,7 @@ class MercuryConfig:
 
     # -- derived run-time quantities (docs/spec.md 9.4) -------------------------------------------
     def beats(self, length: int) -> int:
-        """c(L): beats (= cycles of a computed vector) of a vector of ``length`` elements, at least 1."""
+        """c(L): beats (= cycles of a computed vector) of a vector of L elements, at least 1."""
         return max(1, ceil_div(length, self.lanes))
 
     def tiles(self, k: int) -> int:
@@ -212,36 +216,6 @@ class MercuryConfig:
     @property
     def name(self) -> str:
         """A short, filesystem-safe name for build folders and reports."""
-        return (f"P{self.lanes}_L{self.max_len}_S{self.sig_bits}_{self.sets}x{self.ways}{self.policy}"
-                f"_M{self.pes}_A{self.acc_width}_V{self.max_vectors}_seed{self.seed:x}")
-
-
-def add_config_arguments(parser) -> None:
-    """Add one ``--field`` option per configuration field (``--sig-bits 32 --ways 8 ...``)."""
-    d = MercuryConfig()
-    for f in fields(MercuryConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(d, f.name)
-        if f.name == "policy":
-            parser.add_argument(flag, default=None, metavar="|".join(POLICIES),
-                                help=f"cache replacement (default {default})")
-        else:
-            parser.add_argument(flag, default=None, type=_int_arg(f.name), metavar="N",
-                                help=f"default {default:#x}" if f.name == "seed" else f"default {default}")
-
-
-def config_from_args(args) -> MercuryConfig:
-    """The configuration named by ``add_config_arguments`` options (defaults where not given)."""
-    given = {f.name: getattr(args, f.name) for f in fields(MercuryConfig)
-             if getattr(args, f.name, None) is not None}
-    return MercuryConfig(**given)
-
-
-def _int_arg(name: str):
-    def parse(text: str) -> int:
-        try:
-            return int(text, 0)
-        except ValueError:
-            import argparse
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, not {text!r}") from None
-    return parse
+        return (f"P{self.lanes}_L{self.max_len}_S{self.sig_bits}"
+                f"_{self.sets}x{self.ways}{self.policy}_M{self.pes}_A{self.acc_width}"
+                f"_V{self.max_vectors}_seed{self.seed:x}")

@@ -2,28 +2,92 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+import enum
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import MercuryConfig
+from .config import COUNTER_WIDTH, COUNTERS, MercuryConfig
 from .fifo_util import StreamFIFO
 from .mcache import MCache
 from .pe_array import ReuseAwarePEArray
 from .siggen import SignatureGenerator
 
-__all__ = ["MercuryCore", "COUNTERS", "COUNTER_WIDTH"]
-
-COUNTER_WIDTH = 48
-#: Performance counters, in port order.
-COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
+__all__ = ["MercuryCore", "PassKind", "pass_kind"]
 
 
-def hitmap_word(cfg: MercuryConfig) -> data.StructLayout:
-    """One hitmap/pointer memory word: the signature pass's hit bit and entry of a vector."""
-    return data.StructLayout({"hit": 1, "entry": unsigned(cfg.entry_bits)})
+class PassKind(enum.Enum):
+    """What a pass does (docs/spec.md 9.3), from its command's ``reuse`` and ``replay`` bits."""
+
+    BASELINE = "baseline"     # reuse = 0 (replay ignored)
+    SIGNATURE = "signature"   # reuse = 1, replay = 0
+    REPLAY = "replay"         # reuse = 1, replay = 1
+
+
+def pass_kind(reuse, replay, kind: PassKind, *, when=None):
+    """The one decoder of the pass kind: 1 when a pass with these bits is of ``kind``.
+
+    ``when`` (optional) is ANDed in first, so ``pass_kind(cmd.reuse, cmd.replay, k, when=start)``
+    reads "a pass of kind k starts".
+    """
+    if kind is PassKind.BASELINE:
+        return ~reuse if when is None else when & ~reuse
+    reuse = reuse if when is None else when & reuse
+    if kind is PassKind.SIGNATURE:
+        return reuse & ~replay
+    return reuse & replay
+
+
+class _CurrentPass:
+    """A sequencer's current pass: registers loaded from its command when it starts.
+
+    ``is_sig`` / ``is_replay`` are its decoded kind (baseline when neither).
+    """
+
+    def __init__(self, cfg: MercuryConfig):
+        self.active = Signal(name="active")
+        self.reuse = Signal(name="reuse")
+        self.replay = Signal(name="replay")
+        self.length = Signal(cfg.len_bits, name="length")
+        self.count = Signal(cfg.count_bits, name="count")
+        self.is_sig = pass_kind(self.reuse, self.replay, PassKind.SIGNATURE)
+        self.is_replay = pass_kind(self.reuse, self.replay, PassKind.REPLAY)
+
+    def sequence(self, m, pass_end, start, cmd, *resets):
+        """Leave the pass at ``pass_end``; load command ``cmd`` (and ``resets``) at ``start``.
+
+        ``start`` wins over ``pass_end`` (the next pass starts in the cycle the current ends).
+        """
+        with m.If(pass_end):
+            m.d.sync += self.active.eq(0)
+        with m.If(start):
+            m.d.sync += [
+                self.active.eq(1),
+                self.reuse.eq(cmd.reuse),
+                self.replay.eq(cmd.replay),
+                self.length.eq(cmd.length),
+                self.count.eq(cmd.count),
+                *resets,
+            ]
+
+
+class _ResponseBook:
+    """The input sequencer's count of the latest signature pass's MCACHE responses.
+
+    ``sig_due``: vectors in the signature generator / MCACHE whose response is due; ``skip``:
+    responses still due for older signature passes; ``blk_count``, ``blk_resp``, ``blk_miss``:
+    the latest signature pass's count, responses seen and misses among them.
+    """
+
+    def __init__(self, cfg: MercuryConfig):
+        self.sig_due = Signal(cfg.count_bits + 1, name="sig_due")
+        self.skip = Signal(cfg.count_bits + 1, name="skip")
+        self.blk_count = Signal(cfg.count_bits, name="blk_count")
+        self.blk_resp = Signal(cfg.count_bits, name="blk_resp")
+        self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
 
 
 class MercuryCore(wiring.Component):
@@ -79,10 +143,11 @@ class MercuryCore(wiring.Component):
       is output-bound and stalls the input (as the cycle model says it must).
 
     **Latency**: the result beat of a vector whose last beat is accepted in cycle t is valid in
-    cycle t + :data:`LATENCY` (= 6) when the output is free, in baseline and signature passes
-    alike (the computed result and the MCACHE response both reach the token sequencer in cycle
-    t + 5). A replay-pass hit is valid one cycle after its token, i.e. right after the result
-    before it. Measured by ``tb/hw/test_core.py::test_core_cycles``.
+    cycle t + :data:`BASELINE_LATENCY` (= 7) in a baseline pass and t + :data:`LATENCY` (= 8) in
+    a signature pass, when the output is free (the computed result reaches the token sequencer in
+    cycle t + 6; a signature pass's MCACHE response in cycle t + 7). A replay-pass hit is valid
+    one cycle after its token, i.e. right after the result before it. Measured by
+    ``tb/hw/test_core.py::test_core_cycles``.
 
     **Backpressure**: every stream may stall at any time; nothing is lost, duplicated or
     reordered.
@@ -105,7 +170,8 @@ class MercuryCore(wiring.Component):
     cfg : MercuryConfig
         Every field matters.
     depth : int
-        Depth of the computed-result FIFO (see :class:`ReuseAwarePEArray`).
+        Depth of the computed-result FIFO (see :class:`ReuseAwarePEArray`); at least
+        :data:`MIN_DEPTH` for one vector per cycle.
 
     Members
     -------
@@ -119,7 +185,7 @@ class MercuryCore(wiring.Component):
         int8[P] beats; lanes past L are ignored.
     results : Out(stream.Signature(layouts.result(cfg)))
         ``{data: intA[M], hit, entry}``, one per vector of every pass, in order.
-    counters : Out(wiring.Signature({name: Out(48) for name in COUNTERS}))
+    counters : Out(wiring.Signature({name: Out(COUNTER_WIDTH) for name in COUNTERS}))
         The counters (above) as one group ``counters.cycles``, ``counters.vectors``, ...; Verilog
         ports ``counters__cycles``, ``counters__vectors``, ... (a counter cannot be a top-level
         ``vectors``: that is the input stream's name).
@@ -132,10 +198,15 @@ class MercuryCore(wiring.Component):
 
     #: Cycles from a signature-pass vector's last beat to its MCACHE response being valid.
     SIGNATURE_LATENCY = SignatureGenerator.LATENCY + MCache.LATENCY
-    #: Cycles from a vector's last input beat to its result beat (output free): the later of the
-    #: computed result and (signature pass) the MCACHE response through its queue (1) and the
-    #: output register (1).
+    #: Cycles from a baseline-pass vector's last input beat to its result beat (output free).
+    BASELINE_LATENCY = ReuseAwarePEArray.RESULT_LATENCY
+    #: Cycles from a signature-pass vector's last input beat to its result beat (output free): the
+    #: later of the computed result and the MCACHE response through its queue (1) and the output
+    #: register (1). The longest latency of the core.
     LATENCY = max(ReuseAwarePEArray.RESULT_LATENCY, SIGNATURE_LATENCY + 2)
+    #: Computed-result FIFO depth below which one-beat vectors do not run at one per cycle: in a
+    #: signature pass a vector's credit returns with its token, LATENCY - 1 cycles after its beat.
+    MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY)
     #: Depth of the queue of started passes (input sequencer -> token sequencer).
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.
@@ -150,7 +221,8 @@ class MercuryCore(wiring.Component):
             "vectors": In(stream.Signature(layouts.vector_beat(cfg))),
             "results": Out(stream.Signature(layouts.result(cfg))),
         }
-        members["counters"] = Out(wiring.Signature({name: Out(COUNTER_WIDTH) for name in COUNTERS}))
+        members["counters"] = Out(wiring.Signature(
+            {name: Out(COUNTER_WIDTH) for name in COUNTERS}))
         members.update({"clear": In(1), "busy": Out(1)})
         super().__init__(members)
 
@@ -160,11 +232,14 @@ class MercuryCore(wiring.Component):
 
         m.submodules.siggen = siggen = SignatureGenerator(cfg)
         m.submodules.mcache = mcache = MCache(cfg)
-        m.submodules.responses = responses = StreamFIFO(layouts.cache_response(cfg), self.RESPONSE_DEPTH,
-                                                        buffered=False)
-        m.submodules.passes = passes = StreamFIFO(layouts.command(cfg), self.PASS_DEPTH, buffered=False)
+        m.submodules.responses = responses = StreamFIFO(
+            layouts.cache_response(cfg), self.RESPONSE_DEPTH, buffered=False)
+        m.submodules.passes = passes = StreamFIFO(
+            layouts.command(cfg), self.PASS_DEPTH, buffered=False)
         m.submodules.array = array = ReuseAwarePEArray(cfg, depth=self.depth)
-        m.submodules.hitmap = hitmap = Memory(shape=hitmap_word(cfg), depth=cfg.max_vectors, init=[])
+        # The hitmap/pointer memory: one MCACHE response per vector of the signature pass.
+        m.submodules.hitmap = hitmap = Memory(
+            shape=layouts.cache_response(cfg), depth=cfg.max_vectors, init=[])
 
         wiring.connect(m, wiring.flipped(self.weights), array.weights)
         wiring.connect(m, siggen.signatures, mcache.requests)
@@ -184,28 +259,11 @@ class MercuryCore(wiring.Component):
         Returns (pass active, L of a vector computed this cycle or 0).
         """
         cfg = self.cfg
-        P = cfg.lanes
         cmd = self.cmd.p
-
-        # The current pass (registers loaded when its command is taken).
-        active = Signal()
-        reuse = Signal()
-        replay = Signal()
-        length = Signal(cfg.len_bits)
-        count = Signal(cfg.count_bits)
+        cur = _CurrentPass(cfg)
         vcnt = Signal(cfg.count_bits)    # vectors of the pass whose last beat is in
         pos = Signal(cfg.len_bits)       # element index of the current beat's lane 0
-        is_sig = reuse & ~replay
-        is_replay = reuse & replay
-
-        # Signature-pass bookkeeping for the replay passes after it: vectors in the signature
-        # generator whose response is due, responses still due for older signature passes,
-        # and the latest signature pass's count, responses seen and misses among them.
-        sig_due = Signal(cfg.count_bits + 1)
-        skip = Signal(cfg.count_bits + 1)
-        blk_count = Signal(cfg.count_bits)
-        blk_resp = Signal(cfg.count_bits)
-        blk_miss = Signal(cfg.count_bits)
+        book = _ResponseBook(cfg)
 
         # Vectors left: a replay pass computes the misses known so far, and knows it is complete
         # when every response of its signature pass is in.
@@ -213,17 +271,44 @@ class MercuryCore(wiring.Component):
         complete = Signal()
         pending = Signal()
         m.d.comb += [
-            limit.eq(Mux(is_replay, blk_miss, count)),
-            complete.eq(~is_replay | (blk_resp == blk_count)),
-            pending.eq(active & (vcnt != limit)),
+            limit.eq(Mux(cur.is_replay, book.blk_miss, cur.count)),
+            complete.eq(~cur.is_replay | (book.blk_resp == book.blk_count)),
+            pending.eq(cur.active & (vcnt != limit)),
         ]
+        beat, last, end_of_pass, release_only = self._input_beats(
+            m, cur, vcnt, pos, limit, complete, pending, siggen, array)
 
+        # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
+        pass_end = Signal()
+        start = Signal()
+        m.d.comb += [
+            pass_end.eq((beat & end_of_pass) | (release_only & array.beats.ready)),
+            self.cmd.ready.eq((~cur.active | pass_end) & passes.w.ready),
+            passes.w.valid.eq(self.cmd.valid & (~cur.active | pass_end)),
+            passes.w.p.eq(cmd),
+            start.eq(self.cmd.valid & self.cmd.ready),
+        ]
+        cur.sequence(m, pass_end, start, cmd, vcnt.eq(0), pos.eq(0))
+
+        issued = beat & last & cur.is_sig
+        sig_start = pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE, when=start)
+        self._count_responses(m, book, issued, mcache.responses, sig_start, cmd)
+
+        computed_len = Mux(beat & last, cur.length, 0)
+        return cur.active, computed_len
+
+    def _input_beats(self, m, cur, vcnt, pos, limit, complete, pending, siggen, array):
+        """Beat geometry and the fork of every beat to the array and the signature generator.
+
+        Returns (beat transferred, it is its vector's last, it ends the pass, release-only beat).
+        """
+        P = self.cfg.lanes
         # Beat geometry: lanes past L are masked; the beat holding element L-1 is the last.
-        rem = Signal(cfg.len_bits)
+        rem = Signal(self.cfg.len_bits)
         last = Signal()
         end_of_pass = Signal()
         m.d.comb += [
-            rem.eq(length - pos),
+            rem.eq(cur.length - pos),
             last.eq(rem <= P),
             end_of_pass.eq(last & (vcnt + 1 == limit) & complete),
         ]
@@ -231,11 +316,12 @@ class MercuryCore(wiring.Component):
         # Fork every beat to the array and (signature pass) the signature generator; a pass that
         # runs out of vectors without a last beat (a replay pass waiting for responses) ends with
         # a release-only beat that frees its weight bank.
+        is_sig = cur.is_sig
         beat = Signal()
         release_only = Signal()
         beat_in = self.vectors.valid & pending
         m.d.comb += [
-            release_only.eq(active & ~pending & complete),
+            release_only.eq(cur.active & ~pending & complete),
             self.vectors.ready.eq(pending & array.beats.ready & (~is_sig | siggen.vectors.ready)),
             beat.eq(self.vectors.valid & self.vectors.ready),
 
@@ -249,59 +335,39 @@ class MercuryCore(wiring.Component):
             siggen.vectors.valid.eq(beat_in & is_sig & array.beats.ready),
             siggen.vectors.p.data.eq(self.vectors.p),
             siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0)),
-            siggen.length.eq(length),
+            siggen.length.eq(cur.length),
         ]
         with m.If(beat):
             with m.If(last):
                 m.d.sync += [pos.eq(0), vcnt.eq(vcnt + 1)]
             with m.Else():
                 m.d.sync += pos.eq(pos + P)
+        return beat, last, end_of_pass, release_only
 
-        # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
-        pass_end = Signal()
-        start = Signal()
-        m.d.comb += [
-            pass_end.eq((beat & end_of_pass) | (release_only & array.beats.ready)),
-            self.cmd.ready.eq((~active | pass_end) & passes.w.ready),
-            passes.w.valid.eq(self.cmd.valid & (~active | pass_end)),
-            passes.w.p.eq(cmd),
-            start.eq(self.cmd.valid & self.cmd.ready),
-        ]
-        with m.If(pass_end):
-            m.d.sync += active.eq(0)
-        with m.If(start):
-            m.d.sync += [
-                active.eq(1),
-                reuse.eq(cmd.reuse),
-                replay.eq(cmd.replay),
-                length.eq(cmd.length),
-                count.eq(cmd.count),
-                vcnt.eq(0),
-                pos.eq(0),
-            ]
+    @staticmethod
+    def _count_responses(m, book, issued, responses, sig_start, cmd):
+        """Count the latest signature pass's MCACHE responses and misses (for its replays).
 
-        # MCACHE responses of the latest signature pass: count them and their misses.
-        issued = beat & last & is_sig
-        answered = mcache.responses.valid & mcache.responses.ready
-        m.d.sync += sig_due.eq(sig_due + issued - answered)
+        ``issued``: a signature-pass vector's last beat went in; ``sig_start``: a signature pass
+        starts (its responses follow every response still due, which belong to older passes).
+        """
+        answered = responses.valid & responses.ready
+        m.d.sync += book.sig_due.eq(book.sig_due + issued - answered)
         with m.If(answered):
-            with m.If(skip != 0):
-                m.d.sync += skip.eq(skip - 1)
+            with m.If(book.skip != 0):
+                m.d.sync += book.skip.eq(book.skip - 1)
             with m.Else():
                 m.d.sync += [
-                    blk_resp.eq(blk_resp + 1),
-                    blk_miss.eq(blk_miss + ~mcache.responses.p.hit),
+                    book.blk_resp.eq(book.blk_resp + 1),
+                    book.blk_miss.eq(book.blk_miss + ~responses.p.hit),
                 ]
-        with m.If(start & cmd.reuse & ~cmd.replay):
+        with m.If(sig_start):
             m.d.sync += [
-                skip.eq(sig_due + issued - answered),  # all of them belong to older passes
-                blk_count.eq(cmd.count),
-                blk_resp.eq(0),
-                blk_miss.eq(0),
+                book.skip.eq(book.sig_due + issued - answered),  # all of them are older passes'
+                book.blk_count.eq(cmd.count),
+                book.blk_resp.eq(0),
+                book.blk_miss.eq(0),
             ]
-
-        computed_len = Mux(beat & last, length, 0)
-        return active, computed_len
 
     def _token_sequencer(self, m, responses, passes, hitmap, array):
         """Started passes -> one output token per vector for the array's output sequencer.
@@ -312,33 +378,67 @@ class MercuryCore(wiring.Component):
         hm_write = hitmap.write_port()
         hm_read = hitmap.read_port(transparent_for=(hm_write,))
         nxt = passes.r.p
-
-        active = Signal()
-        reuse = Signal()
-        replay = Signal()
-        length = Signal(cfg.len_bits)
-        count = Signal(cfg.count_bits)
+        cur = _CurrentPass(cfg)
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
         hm_valid = Signal()             # hm_read.data holds vector v's hitmap word
-        is_sig = reuse & ~replay
-        is_replay = reuse & replay
         resp = responses.r.p
         word = hm_read.data
+        self._token(m, cur, responses.r.valid, resp, hm_valid, word, array.tokens)
 
-        # The token of vector v: baseline computes; a signature pass takes the MCACHE response
-        # (and the speculative result); a replay pass takes the recorded hitmap word.
-        tok = array.tokens.p
-        with m.If(is_sig):
+        issued = Signal()
+        m.d.comb += [
+            issued.eq(array.tokens.valid & array.tokens.ready),
+            responses.r.ready.eq(issued & cur.is_sig),
+            # The signature pass records every vector's MCACHE answer.
+            hm_write.addr.eq(v),
+            hm_write.data.eq(resp),
+            hm_write.en.eq(issued & cur.is_sig),
+        ]
+
+        # Pass sequencing: the next started pass begins in the cycle of the last token.
+        pass_end = Signal()
+        start = Signal()
+        m.d.comb += [
+            pass_end.eq(cur.active & ((issued & (v + 1 == cur.count)) | (cur.count == 0))),
+            passes.r.ready.eq(~cur.active | pass_end),
+            start.eq(passes.r.valid & passes.r.ready),
+        ]
+        with m.If(issued):
+            m.d.sync += v.eq(v + 1)
+        cur.sequence(m, pass_end, start, nxt, v.eq(0))
+
+        # Hitmap prefetch for replay passes: word 0 when the pass starts, word v+1 when the token
+        # of v leaves (the read port holds its data otherwise). Transparent, so a replay pass that
+        # starts in the cycle of the signature pass's last write reads that write.
+        start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
+        m.d.comb += [
+            hm_read.addr.eq(Mux(start_replay, 0, v + 1)),
+            hm_read.en.eq(start_replay | (issued & cur.is_replay)),
+        ]
+        with m.If(hm_read.en):
+            m.d.sync += hm_valid.eq(1)
+        with m.Elif(issued | pass_end):
+            m.d.sync += hm_valid.eq(0)
+
+        skipped_len = Mux(issued & cur.is_replay & word.hit, cur.length, 0)
+        return cur.active, skipped_len
+
+    @staticmethod
+    def _token(m, cur, resp_valid, resp, hm_valid, word, tokens):
+        """The token of the pass's next vector: baseline computes; a signature pass takes the
+        MCACHE response (and the speculative result); a replay pass takes the hitmap word."""
+        tok = tokens.p
+        with m.If(cur.is_sig):
             m.d.comb += [
-                array.tokens.valid.eq(active & (count != 0) & responses.r.valid),
+                tokens.valid.eq(cur.active & (cur.count != 0) & resp_valid),
                 tok.hit.eq(resp.hit),
                 tok.entry.eq(resp.entry),
                 tok.take.eq(1),
                 tok.store.eq(~resp.hit),
             ]
-        with m.Elif(is_replay):
+        with m.Elif(cur.is_replay):
             m.d.comb += [
-                array.tokens.valid.eq(active & (count != 0) & hm_valid),
+                tokens.valid.eq(cur.active & (cur.count != 0) & hm_valid),
                 tok.hit.eq(word.hit),
                 tok.entry.eq(word.entry),
                 tok.take.eq(~word.hit),
@@ -346,56 +446,9 @@ class MercuryCore(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                array.tokens.valid.eq(active & (count != 0)),
+                tokens.valid.eq(cur.active & (cur.count != 0)),
                 tok.take.eq(1),
             ]
-        issued = Signal()
-        m.d.comb += [
-            issued.eq(array.tokens.valid & array.tokens.ready),
-            responses.r.ready.eq(issued & is_sig),
-            # The signature pass records every vector's MCACHE answer.
-            hm_write.addr.eq(v),
-            hm_write.data.eq(resp),
-            hm_write.en.eq(issued & is_sig),
-        ]
-
-        # Pass sequencing: the next started pass begins in the cycle of the last token.
-        pass_end = Signal()
-        start = Signal()
-        m.d.comb += [
-            pass_end.eq(active & ((issued & (v + 1 == count)) | (count == 0))),
-            passes.r.ready.eq(~active | pass_end),
-            start.eq(passes.r.valid & passes.r.ready),
-        ]
-        with m.If(issued):
-            m.d.sync += v.eq(v + 1)
-        with m.If(pass_end):
-            m.d.sync += active.eq(0)
-        with m.If(start):
-            m.d.sync += [
-                active.eq(1),
-                reuse.eq(nxt.reuse),
-                replay.eq(nxt.replay),
-                length.eq(nxt.length),
-                count.eq(nxt.count),
-                v.eq(0),
-            ]
-
-        # Hitmap prefetch for replay passes: word 0 when the pass starts, word v+1 when the token
-        # of v leaves (the read port holds its data otherwise). Transparent, so a replay pass that
-        # starts in the cycle of the signature pass's last write reads that write.
-        start_replay = start & nxt.reuse & nxt.replay
-        m.d.comb += [
-            hm_read.addr.eq(Mux(start_replay, 0, v + 1)),
-            hm_read.en.eq(start_replay | (issued & is_replay)),
-        ]
-        with m.If(hm_read.en):
-            m.d.sync += hm_valid.eq(1)
-        with m.Elif(issued | pass_end):
-            m.d.sync += hm_valid.eq(0)
-
-        skipped_len = Mux(issued & is_replay & word.hit, length, 0)
-        return active, skipped_len
 
     def _counters(self, m, computed_len, skipped_len):
         """Performance counters (see the class docstring for their definitions)."""

@@ -14,8 +14,9 @@ from amaranth.lib import data
 
 from .config import MercuryConfig
 
-__all__ = ["vector_beat", "siggen_beat", "signature", "cache_response", "weight_beat",
-           "command", "result", "pack", "unpack"]
+__all__ = ["vector_beat", "siggen_beat", "signature", "cache_response", "weight_word",
+           "weight_beat", "command", "result", "result_row", "array_beat", "array_token",
+           "pack", "unpack"]
 
 
 def vector_beat(cfg: MercuryConfig) -> data.ArrayLayout:
@@ -38,12 +39,15 @@ def cache_response(cfg: MercuryConfig) -> data.StructLayout:
     return data.StructLayout({"hit": 1, "entry": unsigned(cfg.entry_bits)})
 
 
+def weight_word(cfg: MercuryConfig) -> data.ArrayLayout:
+    """The M x P weights of one beat: ``[m][p]`` is PE m's weight for lane p (a weight-memory
+    word of the PE array)."""
+    return data.ArrayLayout(vector_beat(cfg), cfg.pes)
+
+
 def weight_beat(cfg: MercuryConfig) -> data.StructLayout:
-    """One beat of a weight tile: ``data[m][p]`` is PE m's weight for lane p; ``last`` ends the tile."""
-    return data.StructLayout({
-        "data": data.ArrayLayout(data.ArrayLayout(signed(cfg.elem_width), cfg.lanes), cfg.pes),
-        "last": 1,
-    })
+    """One beat of a weight tile: ``data`` is a :func:`weight_word`; ``last`` ends the tile."""
+    return data.StructLayout({"data": weight_word(cfg), "last": 1})
 
 
 def command(cfg: MercuryConfig) -> data.StructLayout:
@@ -56,12 +60,50 @@ def command(cfg: MercuryConfig) -> data.StructLayout:
     })
 
 
+def result_row(cfg: MercuryConfig) -> data.ArrayLayout:
+    """The M accumulators of one vector (a computed-FIFO entry, a result-buffer word)."""
+    return data.ArrayLayout(signed(cfg.acc_width), cfg.pes)
+
+
 def result(cfg: MercuryConfig) -> data.StructLayout:
     """One vector's results for the current tile, its hit bit and its MCACHE entry."""
     return data.StructLayout({
-        "data": data.ArrayLayout(signed(cfg.acc_width), cfg.pes),
+        "data": result_row(cfg),
         "hit": 1,
         "entry": unsigned(cfg.entry_bits),
+    })
+
+
+def array_beat(cfg: MercuryConfig) -> data.StructLayout:
+    """One vector beat for the PE array, annotated by the core's input sequencer.
+
+    ``mask[p]``: lane p is inside the vector. ``last``: the vector's last beat. ``release``: the
+    last beat of the pass; the pass's weight bank is freed after it. ``compute = 0``: a beat that
+    only releases the bank (a pass that ends without a data beat), its data is ignored.
+    """
+    return data.StructLayout({
+        "data": vector_beat(cfg),
+        "mask": cfg.lanes,
+        "last": 1,
+        "release": 1,
+        "compute": 1,
+    })
+
+
+def array_token(cfg: MercuryConfig) -> data.StructLayout:
+    """What the PE array's output sequencer does for one vector, in result order.
+
+    ``take``: consume the next computed result (in computation order). ``store``: write it to
+    result-buffer entry ``entry``. ``hit``: emit result-buffer entry ``entry`` (the taken result,
+    if any, is dropped: speculative work); else emit the taken result. ``hit`` and ``entry`` are
+    copied to the result beat. The fields ``hit`` and ``entry`` are those of
+    :func:`cache_response` (a signature pass's token is its MCACHE response).
+    """
+    return data.StructLayout({
+        "hit": 1,
+        "entry": unsigned(cfg.entry_bits),
+        "take": 1,
+        "store": 1,
     })
 
 
@@ -87,7 +129,10 @@ def pack(layout, value) -> int:
         return out
     shape = Shape.cast(layout)
     v = int(value)
-    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else (0, (1 << shape.width) - 1)
+    if shape.signed:
+        lo, hi = -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    else:
+        lo, hi = 0, (1 << shape.width) - 1
     if not lo <= v <= hi:
         raise ValueError(f"{v} does not fit {shape}")
     return v & ((1 << shape.width) - 1)
@@ -97,7 +142,8 @@ def unpack(layout, bits: int):
     """Inverse of :func:`pack`: an unsigned integer to int / list / dict."""
     if isinstance(layout, data.ArrayLayout):
         w = _width(layout.elem_shape)
-        return [unpack(layout.elem_shape, (bits >> (i * w)) & ((1 << w) - 1)) for i in range(layout.length)]
+        return [unpack(layout.elem_shape, (bits >> (i * w)) & ((1 << w) - 1))
+                for i in range(layout.length)]
     if isinstance(layout, data.Layout):
         return {name: unpack(field.shape, (bits >> field.offset) & ((1 << field.width) - 1))
                 for name, field in layout}

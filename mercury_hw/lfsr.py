@@ -9,7 +9,7 @@ sequence bit is a linear (XOR) function of a window; this module expresses those
 from __future__ import annotations
 
 __all__ = ["MASK64", "TAPS", "splitmix64", "lfsr_state0", "sequence_masks", "leap_masks",
-           "apply_masks", "sequence_bits"]
+           "apply_masks"]
 
 MASK64 = (1 << 64) - 1
 #: ``s_(t+64) = s_t ^ s_(t+1) ^ s_(t+3) ^ s_(t+4)`` (x^64 + x^4 + x^3 + x + 1).
@@ -46,14 +46,6 @@ def leap_masks(steps: int) -> list[int]:
 
 
 def apply_masks(masks: list[int], window: int) -> int:
-    """Evaluate a list of masks on a window (bit i of the result = parity of ``masks[i] & window``)."""
+    """Evaluate masks on a window: bit i of the result is the parity of ``masks[i] & window``."""
     return sum((bin(m & window).count("1") & 1) << i for i, m in enumerate(masks))
 
-
-def sequence_bits(seed: int, count: int) -> list[int]:
-    """``s_0 .. s_(count-1)`` by direct recurrence (a reference for the mask arithmetic)."""
-    s0 = lfsr_state0(seed)
-    s = [(s0 >> k) & 1 for k in range(min(count, 64))]
-    for t in range(64, count):
-        s.append(s[t - 64] ^ s[t - 63] ^ s[t - 61] ^ s[t - 60])
-    return s

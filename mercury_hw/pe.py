@@ -1,4 +1,4 @@
-"""``PE``: one processing element, a P-lane int8 dot-product accumulator (docs/spec.md, section 7)."""
+"""``PE``: one processing element, a P-lane int8 dot-product accumulator (docs/spec.md 7)."""
 
 from __future__ import annotations
 
@@ -32,16 +32,19 @@ class PE(wiring.Component):
     one-beat vector has both). Lanes with ``mask[p] = 0`` (past the vector length) contribute 0,
     whatever their data.
 
-    Pipeline (no stall input: the PE never refuses a beat):
+    Pipeline (no stall input: the PE never refuses a beat), shaped for a DSP block with input
+    and output registers:
 
-    - stage 1 registers the P masked int8 x int8 products (16-bit signed each, exact);
-    - stage 2 sums them with a balanced adder tree and accumulates into ``acc``
+    - stage 1 registers the inputs: the masked activations (a lane with ``mask[p] = 0`` is
+      registered as 0), the weights and the beat's control bits;
+    - stage 2 registers the P int8 x int8 products (16-bit signed each, exact);
+    - stage 3 sums them with a balanced adder tree and accumulates into ``acc``
       (``cfg.acc_width`` bits, two's complement; wide enough for ``max_len`` products by
       construction of :class:`~mercury_hw.config.MercuryConfig`).
 
     **Latency**: a vector whose last beat is presented (``valid & last``) in cycle t has its dot
-    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 2). ``done`` is a
-    one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 2 (at the earliest
+    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 3). ``done`` is a
+    one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 3 (at the earliest
     the cycle after ``done``). **Throughput**: one beat per cycle, back-to-back vectors included.
 
     Parameters
@@ -66,7 +69,7 @@ class PE(wiring.Component):
     """
 
     #: Cycles from a vector's last beat at the inputs to ``done``.
-    LATENCY = 2
+    LATENCY = 3
 
     def __init__(self, cfg: MercuryConfig):
         self.cfg = cfg
@@ -85,24 +88,29 @@ class PE(wiring.Component):
         cfg = self.cfg
         P = cfg.lanes
         m = Module()
+        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
-        # Stage 1: masked lane products, registered.
-        prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))
-        s1_valid = Signal()
-        s1_first = Signal()
-        s1_last = Signal()
-        m.d.sync += [
-            s1_valid.eq(self.valid),
-            s1_first.eq(self.first),
-            s1_last.eq(self.last),
-        ]
+        # Stage 1: input registers (masked activations, weights, control).
+        a = Signal(layouts.vector_beat(cfg))
+        w = Signal(layouts.vector_beat(cfg))
+        s1 = Signal(ctl)
+        m.d.sync += [s1.valid.eq(self.valid), s1.first.eq(self.first), s1.last.eq(self.last)]
         with m.If(self.valid):
+            m.d.sync += w.eq(self.w)
             for p in range(P):
-                m.d.sync += prods[p].eq(Mux(self.mask[p], self.a[p] * self.w[p], 0))
+                m.d.sync += a[p].eq(Mux(self.mask[p], self.a[p], 0))
 
-        # Stage 2: adder tree and accumulation; the first beat of a vector replaces the old sum.
+        # Stage 2: lane products, registered.
+        prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))
+        s2 = Signal(ctl)
+        m.d.sync += s2.eq(s1)
+        with m.If(s1.valid):
+            for p in range(P):
+                m.d.sync += prods[p].eq(a[p] * w[p])
+
+        # Stage 3: adder tree and accumulation; the first beat of a vector replaces the old sum.
         beat_sum = tree_sum(prods[p] for p in range(P))
-        with m.If(s1_valid):
-            m.d.sync += self.acc.eq(Mux(s1_first, 0, self.acc) + beat_sum)
-        m.d.sync += self.done.eq(s1_valid & s1_last)
+        with m.If(s2.valid):
+            m.d.sync += self.acc.eq(Mux(s2.first, 0, self.acc) + beat_sum)
+        m.d.sync += self.done.eq(s2.valid & s2.last)
         return m

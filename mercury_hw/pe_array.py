@@ -3,8 +3,8 @@ sequencer that serves MCACHE hits from it (docs/spec.md, sections 7, 9.3)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -13,49 +13,7 @@ from .config import MercuryConfig
 from .fifo_util import StreamFIFO
 from .pe import PE
 
-__all__ = ["ReuseAwarePEArray", "array_beat", "array_token", "weight_word", "result_row"]
-
-
-def weight_word(cfg: MercuryConfig) -> data.ArrayLayout:
-    """One weight-memory word: ``[m][p]`` is PE m's weight for lane p of one beat."""
-    return data.ArrayLayout(layouts.vector_beat(cfg), cfg.pes)
-
-
-def result_row(cfg: MercuryConfig) -> data.ArrayLayout:
-    """The M accumulators of one vector (a computed-FIFO entry, a result-buffer word)."""
-    return data.ArrayLayout(signed(cfg.acc_width), cfg.pes)
-
-
-def array_beat(cfg: MercuryConfig) -> data.StructLayout:
-    """One vector beat for the PE array, annotated by the core's input sequencer.
-
-    ``mask[p]``: lane p is inside the vector. ``last``: the vector's last beat. ``release``: the
-    last beat of the pass; the pass's weight bank is freed after it. ``compute = 0``: a beat that
-    only releases the bank (a pass that ends without a data beat), its data is ignored.
-    """
-    return data.StructLayout({
-        "data": layouts.vector_beat(cfg),
-        "mask": cfg.lanes,
-        "last": 1,
-        "release": 1,
-        "compute": 1,
-    })
-
-
-def array_token(cfg: MercuryConfig) -> data.StructLayout:
-    """What the output sequencer does for one vector, in result order.
-
-    ``take``: consume the next computed result (in computation order). ``store``: write it to
-    result-buffer entry ``entry``. ``hit``: emit result-buffer entry ``entry`` (the taken result,
-    if any, is dropped: speculative work); else emit the taken result. ``hit`` and ``entry`` are
-    copied to the result beat.
-    """
-    return data.StructLayout({
-        "hit": 1,
-        "entry": unsigned(cfg.entry_bits),
-        "take": 1,
-        "store": 1,
-    })
+__all__ = ["ReuseAwarePEArray"]
 
 
 class ReuseAwarePEArray(wiring.Component):
@@ -72,24 +30,24 @@ class ReuseAwarePEArray(wiring.Component):
     banks are loaded and not yet released (both hold tiles whose pass has not taken its last
     beat). A tile longer than ``max_beats`` beats overwrites its last word.
 
-    **Compute** (``beats`` stream, :func:`array_beat`): every pass reads the oldest loaded bank;
-    beat b of a vector multiplies with word b of it. A beat with ``release`` frees that bank
-    after it (the loader may refill it from the next cycle). ``beats.ready`` is high while the
-    oldest bank is loaded and the computed-result FIFO has room for one more vector in flight (a
-    credit counter, so the non-stalling PE pipeline never overflows it); it depends on registers
-    only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's input in
-    cycle t + :data:`COMPUTE_LATENCY` (= 3: weight read 1, :data:`PE.LATENCY` 2) and can be taken
-    by a token from cycle t + 5; its result beat is then valid from cycle t + :data:`RESULT_LATENCY`
-    (= 6).
+    **Compute** (``beats`` stream, :func:`~mercury_hw.layouts.array_beat`): every pass reads the
+    oldest loaded bank; beat b of a vector multiplies with word b of it. A beat with ``release``
+    frees that bank after it (the loader may refill it from the next cycle). ``beats.ready`` is high
+    while the oldest bank is loaded and the computed-result FIFO has room for one more vector in
+    flight (a credit counter, so the non-stalling PE pipeline never overflows it); it depends on
+    registers only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's
+    input in cycle t + :data:`COMPUTE_LATENCY` (= 4: weight read 1, :data:`PE.LATENCY` 3) and can be
+    taken by a token from cycle t + 6; its result beat is then valid from cycle t +
+    :data:`RESULT_LATENCY` (= 7).
 
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
-    (:func:`array_token`). A token is accepted when the output register is free or being emptied
-    and, if it ``take``-s, a computed result is available. Accepting a token writes the taken
-    result to the result buffer (``store``) and presents the result beat in the next cycle: the
-    taken result (miss) or the result-buffer word ``entry`` (hit; the buffer is read with a
-    synchronous port in the accepting cycle, so a miss stored by the token just before is seen
-    by a hit right after: in-order read-after-write). One token per cycle with ``results.ready``
-    high. ``results`` is a registered stream: its payload holds while ``ready`` is low.
+    (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the output register is free
+    or being emptied and, if it ``take``-s, a computed result is available. Accepting a token writes
+    the taken result to the result buffer (``store``) and presents the result beat in the next
+    cycle: the taken result (miss) or the result-buffer word ``entry`` (hit; the buffer is read with
+    a synchronous port in the accepting cycle, so a miss stored by the token just before is seen by
+    a hit right after: in-order read-after-write). One token per cycle with ``results.ready`` high.
+    ``results`` is a registered stream: its payload holds while ``ready`` is low.
 
     Parameters
     ----------
@@ -104,8 +62,8 @@ class ReuseAwarePEArray(wiring.Component):
     Members
     -------
     weights : In(stream.Signature(layouts.weight_beat(cfg)))
-    beats : In(stream.Signature(array_beat(cfg)))
-    tokens : In(stream.Signature(array_token(cfg)))
+    beats : In(stream.Signature(layouts.array_beat(cfg)))
+    tokens : In(stream.Signature(layouts.array_token(cfg)))
     results : Out(stream.Signature(layouts.result(cfg)))
         ``{data: intA[M], hit, entry}``.
     busy : Out(1)
@@ -118,7 +76,7 @@ class ReuseAwarePEArray(wiring.Component):
     #: free: the computed FIFO (2, block-RAM style) and the output register (1).
     RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
-    #: last beat in cycle t is returned by its token in cycle t + 5 and usable in t + 6.
+    #: last beat in cycle t is returned by its token in cycle t + 6 and usable in t + 7.
     MIN_DEPTH = RESULT_LATENCY
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
@@ -128,8 +86,8 @@ class ReuseAwarePEArray(wiring.Component):
         self.depth = depth
         super().__init__({
             "weights": In(stream.Signature(layouts.weight_beat(cfg))),
-            "beats": In(stream.Signature(array_beat(cfg))),
-            "tokens": In(stream.Signature(array_token(cfg))),
+            "beats": In(stream.Signature(layouts.array_beat(cfg))),
+            "tokens": In(stream.Signature(layouts.array_token(cfg))),
             "results": Out(stream.Signature(layouts.result(cfg))),
             "busy": Out(1),
         })
@@ -138,9 +96,10 @@ class ReuseAwarePEArray(wiring.Component):
         cfg = self.cfg
         m = Module()
 
-        m.submodules.wmem = wmem = Memory(shape=weight_word(cfg), depth=2 * cfg.max_beats, init=[])
-        m.submodules.computed = computed = StreamFIFO(result_row(cfg), self.depth)
-        m.submodules.rbuf = rbuf = Memory(shape=result_row(cfg), depth=cfg.entries, init=[])
+        m.submodules.wmem = wmem = Memory(
+            shape=layouts.weight_word(cfg), depth=2 * cfg.max_beats, init=[])
+        m.submodules.computed = computed = StreamFIFO(layouts.result_row(cfg), self.depth)
+        m.submodules.rbuf = rbuf = Memory(shape=layouts.result_row(cfg), depth=cfg.entries, init=[])
         pes = [PE(cfg) for _ in range(cfg.pes)]
         for i, pe in enumerate(pes):
             m.submodules[f"pe{i}"] = pe
@@ -247,10 +206,11 @@ class ReuseAwarePEArray(wiring.Component):
         out_valid = Signal()
         out_hit = Signal()
         out_entry = Signal.like(tok.entry)
-        out_data = Signal(result_row(self.cfg))
+        out_data = Signal(layouts.result_row(self.cfg))
         advance = Signal()
         m.d.comb += [
-            self.tokens.ready.eq((~out_valid | self.results.ready) & (~tok.take | computed.r.valid)),
+            self.tokens.ready.eq(
+                (~out_valid | self.results.ready) & (~tok.take | computed.r.valid)),
             advance.eq(self.tokens.valid & self.tokens.ready),
             computed.r.ready.eq(advance & tok.take),
             # Result buffer: store a miss's result; read a hit's entry (data next cycle, held

@@ -1,13 +1,14 @@
-"""``SignatureGenerator``: random-projection signatures of int8 vectors (docs/spec.md, sections 4, 5, 9.1)."""
+"""``SignatureGenerator``: random-projection signatures of int8 vectors (docs/spec.md 4, 5, 9.1)."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data as data_lib, fifo, stream, wiring
+from amaranth.lib import data as data_lib, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import MercuryConfig
+from .fifo_util import StreamFIFO
 from .lfsr import leap_masks, lfsr_state0, sequence_masks
 from .pe import tree_sum
 
@@ -37,18 +38,19 @@ class SignatureGenerator(wiring.Component):
     bit, and S accumulators of ``cfg.proj_width`` bits hold the exact projections; signature bit j
     is the sign bit of accumulator j after the last beat (spec section 5).
 
-    Pipeline: stage 0 registers the masked beat and its direction bits, stage 1 the adder-tree
-    sums, stage 2 accumulates and writes the signature of a last beat into a
-    :data:`OUT_DEPTH`-entry output FIFO.
+    Pipeline: stage 0 registers the masked beat and its direction bits, stage 1a the partial
+    sums of the adder tree's first half (groups of up to ``2**ceil(log2(P)/2)`` lanes), stage 1b
+    the complete sums, stage 2 accumulates and writes the signature of a last beat into an
+    :data:`OUT_DEPTH`-entry output queue (a stream of :func:`~mercury_hw.layouts.signature`).
 
     **Latency**: a vector whose last beat is transferred in cycle t presents its signature on
-    ``signatures`` (valid high) in cycle t + :data:`LATENCY` (= 3), if the output FIFO is empty.
+    ``signatures`` (valid high) in cycle t + :data:`LATENCY` (= 4), if the output queue is empty.
     **Throughput**: one beat per cycle, across vector boundaries (a vector's first beat may follow
     the previous vector's last beat in the next cycle); one signature per cycle for one-beat
     vectors, with ``signatures.ready`` held high.
     **Backpressure**: ``vectors.ready`` is low while :data:`OUT_DEPTH` vectors have been accepted
-    (last beat in) but their signatures not yet taken; nothing is lost or reordered. ``vectors.ready``
-    depends on registers only (no combinational path from ``signatures.ready``).
+    (last beat in) but their signatures not yet taken; nothing is lost or reordered.
+    ``vectors.ready`` depends on registers only (no combinational path from ``signatures.ready``).
 
     Parameters
     ----------
@@ -70,10 +72,11 @@ class SignatureGenerator(wiring.Component):
         ``{sig, flush}``, one per vector, in input order.
     """
 
-    #: Cycles from a vector's last input transfer to its signature being valid (empty FIFO).
-    LATENCY = 3
-    #: Output FIFO depth = vectors in flight before input stalls; 4 sustains one vector a cycle.
-    OUT_DEPTH = 4
+    #: Cycles from a vector's last input transfer to its signature being valid (empty queue).
+    LATENCY = 4
+    #: Output queue depth = vectors in flight before input stalls; LATENCY + 1 sustains one
+    #: vector a cycle (a credit taken by a last beat in cycle t returns in t + LATENCY).
+    OUT_DEPTH = LATENCY + 1
 
     def __init__(self, cfg: MercuryConfig):
         self.cfg = cfg
@@ -85,8 +88,8 @@ class SignatureGenerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=self.cfg.sig_bits + 1,
-                                                         depth=self.OUT_DEPTH)
+        m.submodules.out_fifo = out_fifo = StreamFIFO(layouts.signature(self.cfg),
+                                                      self.OUT_DEPTH, buffered=False)
 
         # Input: vectors whose last beat is in but whose signature is not yet taken hold a credit
         # each; with all OUT_DEPTH credits out the FIFO could fill, so no beat is taken.
@@ -101,16 +104,14 @@ class SignatureGenerator(wiring.Component):
         s1_ctl, s1_sum = self._stage1_lane_sums(m, s0_ctl, s0_data, s0_dir)
         sig = self._stage2_accumulate(m, s1_ctl, s1_sum)
         m.d.comb += [
-            out_fifo.w_en.eq(s1_ctl.valid & s1_ctl.last),
-            out_fifo.w_data.eq(Cat(sig, s1_ctl.flush)),
+            out_fifo.w.valid.eq(s1_ctl.valid & s1_ctl.last),
+            out_fifo.w.p.sig.eq(sig),
+            out_fifo.w.p.flush.eq(s1_ctl.flush),
         ]
 
-        # Output: the FIFO head is the signature stream; a credit returns when a signature leaves.
-        m.d.comb += [
-            self.signatures.valid.eq(out_fifo.r_rdy),
-            self.signatures.p.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.signatures.ready),
-        ]
+        # Output: the queue head is the signature stream; a credit returns when a signature
+        # leaves. (The credits keep the queue from overflowing: ``w.ready`` is not needed.)
+        wiring.connect(m, out_fifo.r, wiring.flipped(self.signatures))
         taken = self.signatures.valid & self.signatures.ready
         m.d.sync += pending.eq(pending + (accept & last) - taken)
         return m
@@ -155,16 +156,29 @@ class SignatureGenerator(wiring.Component):
         return ctl, data, dirs, last
 
     def _stage1_lane_sums(self, m, ctl_in, data, dirs):
-        """Per signature bit j, the sum over lanes of ``+-data[p]``; registered."""
+        """Per signature bit j, the sum over lanes of ``+-data[p]``, in two registered halves of
+        the adder tree (stage 1a: the first levels, stage 1b: the rest)."""
         P, S = self.cfg.lanes, self.cfg.sig_bits
+        ctl_a = Signal(_CONTROL)
         ctl = Signal(_CONTROL)
-        m.d.sync += ctl.eq(ctl_in)
-        # One signal per bit j, not one packed array: Icarus re-evaluates a packed vector's
-        # every slice whenever one changes (O(S^2) per cycle).
-        sums = [Signal(signed((P * 128).bit_length() + 1), name=f"sum{j}") for j in range(S)]
+        m.d.sync += [ctl_a.eq(ctl_in), ctl.eq(ctl_a)]
+        levels = (P - 1).bit_length()                   # depth of a P-term tree
+        group = 1 << ((levels + 1) // 2)                # terms per stage-1a partial sum
+        # One signal per bit j (and partial sum), not one packed array: Icarus re-evaluates a
+        # packed vector's every slice whenever one changes (O(S^2) per cycle).
+        sums = []
         for j in range(S):
             terms = [Mux(dirs[p * S + j], -data[p], data[p]) for p in range(P)]
-            m.d.sync += sums[j].eq(tree_sum(terms))
+            partial = []
+            for k in range(0, P, group):
+                part = tree_sum(terms[k:k + group])
+                reg = Signal(signed(len(part)), name=f"part{j}_{k // group}")
+                m.d.sync += reg.eq(part)
+                partial.append(reg)
+            total = tree_sum(partial)
+            acc = Signal(signed(len(total)), name=f"sum{j}")
+            m.d.sync += acc.eq(total)
+            sums.append(acc)
         return ctl, sums
 
     def _stage2_accumulate(self, m, ctl, sums):

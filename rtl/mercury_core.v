@@ -4760,9 +4760,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .weights__valid(weights__valid)
   );
   \mercury_core.mcache  mcache (
+    .advance(signatures__ready),
     .clk(clk),
     .requests__payload(requests__payload),
-    .requests__ready(signatures__ready),
     .requests__valid(requests__valid),
     .responses__payload(w__payload),
     .responses__ready(responses__ready),
@@ -4793,7 +4793,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.siggen  siggen (
     .clk(clk),
     .length(length),
-    .r_en(signatures__ready),
+    .r__ready(signatures__ready),
     .rst(rst),
     .signatures__payload(requests__payload),
     .signatures__valid(requests__valid),
@@ -8323,7 +8323,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .w_en(w__valid)
   );
   \mercury_core.array.pe0  pe0 (
-    .a(a),
+    .\a$10 (a),
     .acc(acc),
     .clk(clk),
     .done(w__valid),
@@ -8332,10 +8332,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[31:0])
+    .\w$7 (rport__data[31:0])
   );
   \mercury_core.array.pe1  pe1 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$79 ),
     .clk(clk),
     .first(first),
@@ -8343,10 +8343,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[63:32])
+    .\w$7 (rport__data[63:32])
   );
   \mercury_core.array.pe2  pe2 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$80 ),
     .clk(clk),
     .first(first),
@@ -8354,10 +8354,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[95:64])
+    .\w$7 (rport__data[95:64])
   );
   \mercury_core.array.pe3  pe3 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$81 ),
     .clk(clk),
     .first(first),
@@ -8365,10 +8365,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[127:96])
+    .\w$7 (rport__data[127:96])
   );
   \mercury_core.array.pe4  pe4 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$82 ),
     .clk(clk),
     .first(first),
@@ -8376,10 +8376,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[159:128])
+    .\w$7 (rport__data[159:128])
   );
   \mercury_core.array.pe5  pe5 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$83 ),
     .clk(clk),
     .first(first),
@@ -8387,10 +8387,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[191:160])
+    .\w$7 (rport__data[191:160])
   );
   \mercury_core.array.pe6  pe6 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$84 ),
     .clk(clk),
     .first(first),
@@ -8398,10 +8398,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[223:192])
+    .\w$7 (rport__data[223:192])
   );
   \mercury_core.array.pe7  pe7 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$85 ),
     .clk(clk),
     .first(first),
@@ -8409,7 +8409,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[255:224])
+    .\w$7 (rport__data[255:224])
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
@@ -9157,30 +9157,36 @@ module \mercury_core.array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe0 (rst, w, valid, first, last, mask, a, acc, done, clk);
+module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9204,133 +9210,183 @@ module \mercury_core.array.pe0 (rst, w, valid, first, last, mask, a, acc, done, 
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe1 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9353,133 +9409,183 @@ module \mercury_core.array.pe1 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe2 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9502,133 +9608,183 @@ module \mercury_core.array.pe2 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe3 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9651,133 +9807,183 @@ module \mercury_core.array.pe3 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe4 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9800,133 +10006,183 @@ module \mercury_core.array.pe4 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe5 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -9949,133 +10205,183 @@ module \mercury_core.array.pe5 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe6 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -10098,133 +10404,183 @@ module \mercury_core.array.pe6 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.pe7 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -10247,237 +10603,295 @@ module \mercury_core.array.pe7 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__ready, responses__ready, responses__valid, responses__payload, clk);
+module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, responses__ready, responses__valid, responses__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [55:0] \$100 ;
-  reg [55:0] \$101 ;
-  reg [55:0] \$102 ;
-  reg [55:0] \$103 ;
-  reg [55:0] \$104 ;
-  reg [55:0] \$105 ;
-  reg [55:0] \$106 ;
-  reg [55:0] \$107 ;
-  reg [55:0] \$108 ;
-  reg [55:0] \$109 ;
+  wire [1:0] \$100 ;
+  wire [2:0] \$101 ;
+  wire [2:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
-  reg [55:0] \$110 ;
-  reg [55:0] \$111 ;
-  reg [55:0] \$112 ;
-  reg [55:0] \$113 ;
-  reg [55:0] \$114 ;
-  reg [55:0] \$115 ;
-  reg [55:0] \$116 ;
-  reg [55:0] \$117 ;
-  reg [55:0] \$118 ;
-  reg [55:0] \$119 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  reg [47:0] \$120 ;
-  reg [47:0] \$121 ;
-  reg \$122 ;
-  reg [7:0] \$123 ;
+  wire \$120 ;
+  wire [62:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire [8:0] \$123 ;
+  wire [48:0] \$124 ;
+  wire [48:0] \$125 ;
+  reg [20:0] \$126 ;
+  reg [61:0] \$127 ;
+  reg [61:0] \$128 ;
+  reg [31:0] \$129 ;
   wire \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [7:0] \$133 ;
+  reg [47:0] \$134 ;
+  reg [47:0] \$135 ;
   wire \$14 ;
   wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [1:0] \$17 ;
-  wire [1:0] \$18 ;
-  wire [1:0] \$19 ;
-  reg [55:0] \$2 ;
-  wire [3:0] \$20 ;
-  wire [3:0] \$21 ;
-  wire [3:0] \$22 ;
-  wire [3:0] \$23 ;
-  wire [1:0] \$24 ;
-  wire [1:0] \$25 ;
-  wire [1:0] \$26 ;
-  wire [1:0] \$27 ;
-  wire [1:0] \$28 ;
-  wire [1:0] \$29 ;
-  wire \$3 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [55:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [55:0] \$3 ;
   wire [1:0] \$30 ;
   wire [1:0] \$31 ;
-  wire \$32 ;
-  wire \$33 ;
+  wire [1:0] \$32 ;
+  wire [1:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [1:0] \$35 ;
+  wire [1:0] \$36 ;
+  wire [1:0] \$37 ;
+  wire [1:0] \$38 ;
+  wire [1:0] \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire [2:0] \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [2:0] \$45 ;
-  wire \$46 ;
-  wire \$47 ;
+  wire [2:0] \$43 ;
+  wire [2:0] \$44 ;
+  wire \$45 ;
+  wire [2:0] \$46 ;
+  wire [2:0] \$47 ;
   wire [2:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
-  wire \$50 ;
+  wire [2:0] \$50 ;
   wire [2:0] \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
+  wire [2:0] \$52 ;
+  wire [2:0] \$53 ;
+  wire [2:0] \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire [2:0] \$56 ;
+  wire [2:0] \$57 ;
+  wire [2:0] \$58 ;
+  wire [1:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [2:0] \$60 ;
   wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
+  wire [2:0] \$62 ;
+  wire [2:0] \$63 ;
+  wire [2:0] \$64 ;
   wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [2:0] \$66 ;
+  wire [2:0] \$67 ;
+  wire [2:0] \$68 ;
+  wire [2:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [2:0] \$70 ;
   wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire [2:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [2:0] \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  wire [2:0] \$76 ;
+  wire [2:0] \$77 ;
+  wire [2:0] \$78 ;
+  wire [2:0] \$79 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [1:0] \$80 ;
   wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire [48:0] \$84 ;
-  wire [48:0] \$85 ;
-  wire [7:0] \$86 ;
-  wire [8:0] \$87 ;
-  reg [55:0] \$88 ;
-  reg [55:0] \$89 ;
+  wire [2:0] \$82 ;
+  wire [2:0] \$83 ;
+  wire [2:0] \$84 ;
+  wire [2:0] \$85 ;
+  wire [2:0] \$86 ;
+  wire \$87 ;
+  wire [2:0] \$88 ;
+  wire [2:0] \$89 ;
   wire \$9 ;
-  reg [55:0] \$90 ;
-  reg [55:0] \$91 ;
-  reg [55:0] \$92 ;
-  reg [55:0] \$93 ;
-  reg [55:0] \$94 ;
-  reg [55:0] \$95 ;
-  reg [55:0] \$96 ;
-  reg [55:0] \$97 ;
-  reg [55:0] \$98 ;
-  reg [55:0] \$99 ;
-  wire accept;
+  wire [2:0] \$90 ;
+  wire \$91 ;
+  wire [2:0] \$92 ;
+  wire [2:0] \$93 ;
+  wire [2:0] \$94 ;
+  wire [2:0] \$95 ;
+  wire \$96 ;
+  wire [2:0] \$97 ;
+  wire [2:0] \$98 ;
+  wire [2:0] \$99 ;
+  output advance;
+  wire advance;
   input clk;
   wire clk;
+  reg counted = 1'h0;
   wire [55:0] cur;
   wire [7:0] \cur.ages ;
   wire [1:0] \cur.ages[0] ;
@@ -10492,6 +10906,37 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__
   wire [3:0] \cur.valid ;
   wire hit;
   reg [47:0] hits = 48'h000000000000;
+  reg [61:0] last = 62'h0000000000000000;
+  wire [55:0] \last.record ;
+  wire [7:0] \last.record.ages ;
+  wire [1:0] \last.record.ages[0] ;
+  wire [1:0] \last.record.ages[1] ;
+  wire [1:0] \last.record.ages[2] ;
+  wire [1:0] \last.record.ages[3] ;
+  wire [43:0] \last.record.tags ;
+  wire [10:0] \last.record.tags[0] ;
+  wire [10:0] \last.record.tags[1] ;
+  wire [10:0] \last.record.tags[2] ;
+  wire [10:0] \last.record.tags[3] ;
+  wire [3:0] \last.record.valid ;
+  wire [4:0] \last.set ;
+  wire \last.valid ;
+  reg [61:0] last2 = 62'h0000000000000000;
+  wire [55:0] \last2.record ;
+  wire [7:0] \last2.record.ages ;
+  wire [1:0] \last2.record.ages[0] ;
+  wire [1:0] \last2.record.ages[1] ;
+  wire [1:0] \last2.record.ages[2] ;
+  wire [1:0] \last2.record.ages[3] ;
+  wire [43:0] \last2.record.tags ;
+  wire [10:0] \last2.record.tags[0] ;
+  wire [10:0] \last2.record.tags[1] ;
+  wire [10:0] \last2.record.tags[2] ;
+  wire [10:0] \last2.record.tags[3] ;
+  wire [3:0] \last2.record.valid ;
+  wire [4:0] \last2.set ;
+  wire \last2.valid ;
+  wire lookup;
   reg [47:0] misses = 48'h000000000000;
   reg [55:0] \new ;
   wire [7:0] \new.ages ;
@@ -10505,11 +10950,26 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__
   wire [10:0] \new.tags[2] ;
   wire [10:0] \new.tags[3] ;
   wire [3:0] \new.valid ;
+  (* init = 1'h0 *)
+  wire pending;
+  wire [4:0] rd__addr;
+  wire [55:0] rd__data;
+  wire [7:0] \rd__data.ages ;
+  wire [1:0] \rd__data.ages[0] ;
+  wire [1:0] \rd__data.ages[1] ;
+  wire [1:0] \rd__data.ages[2] ;
+  wire [1:0] \rd__data.ages[3] ;
+  wire [43:0] \rd__data.tags ;
+  wire [10:0] \rd__data.tags[0] ;
+  wire [10:0] \rd__data.tags[1] ;
+  wire [10:0] \rd__data.tags[2] ;
+  wire [10:0] \rd__data.tags[3] ;
+  wire [3:0] \rd__data.valid ;
+  wire rd__en;
   input [16:0] requests__payload;
   wire [16:0] requests__payload;
   wire \requests__payload.flush ;
   wire [15:0] \requests__payload.sig ;
-  output requests__ready;
   wire requests__ready;
   input requests__valid;
   wire requests__valid;
@@ -10523,1181 +10983,438 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__
   reg responses__valid = 1'h0;
   input rst;
   wire rst;
-  reg [55:0] set0 = 56'hff000000000000;
-  wire [7:0] \set0.ages ;
-  wire [1:0] \set0.ages[0] ;
-  wire [1:0] \set0.ages[1] ;
-  wire [1:0] \set0.ages[2] ;
-  wire [1:0] \set0.ages[3] ;
-  wire [43:0] \set0.tags ;
-  wire [10:0] \set0.tags[0] ;
-  wire [10:0] \set0.tags[1] ;
-  wire [10:0] \set0.tags[2] ;
-  wire [10:0] \set0.tags[3] ;
-  wire [3:0] \set0.valid ;
-  reg [55:0] set1 = 56'hff000000000000;
-  wire [7:0] \set1.ages ;
-  wire [1:0] \set1.ages[0] ;
-  wire [1:0] \set1.ages[1] ;
-  wire [1:0] \set1.ages[2] ;
-  wire [1:0] \set1.ages[3] ;
-  wire [43:0] \set1.tags ;
-  wire [10:0] \set1.tags[0] ;
-  wire [10:0] \set1.tags[1] ;
-  wire [10:0] \set1.tags[2] ;
-  wire [10:0] \set1.tags[3] ;
-  wire [3:0] \set1.valid ;
-  reg [55:0] set10 = 56'hff000000000000;
-  wire [7:0] \set10.ages ;
-  wire [1:0] \set10.ages[0] ;
-  wire [1:0] \set10.ages[1] ;
-  wire [1:0] \set10.ages[2] ;
-  wire [1:0] \set10.ages[3] ;
-  wire [43:0] \set10.tags ;
-  wire [10:0] \set10.tags[0] ;
-  wire [10:0] \set10.tags[1] ;
-  wire [10:0] \set10.tags[2] ;
-  wire [10:0] \set10.tags[3] ;
-  wire [3:0] \set10.valid ;
-  reg [55:0] set11 = 56'hff000000000000;
-  wire [7:0] \set11.ages ;
-  wire [1:0] \set11.ages[0] ;
-  wire [1:0] \set11.ages[1] ;
-  wire [1:0] \set11.ages[2] ;
-  wire [1:0] \set11.ages[3] ;
-  wire [43:0] \set11.tags ;
-  wire [10:0] \set11.tags[0] ;
-  wire [10:0] \set11.tags[1] ;
-  wire [10:0] \set11.tags[2] ;
-  wire [10:0] \set11.tags[3] ;
-  wire [3:0] \set11.valid ;
-  reg [55:0] set12 = 56'hff000000000000;
-  wire [7:0] \set12.ages ;
-  wire [1:0] \set12.ages[0] ;
-  wire [1:0] \set12.ages[1] ;
-  wire [1:0] \set12.ages[2] ;
-  wire [1:0] \set12.ages[3] ;
-  wire [43:0] \set12.tags ;
-  wire [10:0] \set12.tags[0] ;
-  wire [10:0] \set12.tags[1] ;
-  wire [10:0] \set12.tags[2] ;
-  wire [10:0] \set12.tags[3] ;
-  wire [3:0] \set12.valid ;
-  reg [55:0] set13 = 56'hff000000000000;
-  wire [7:0] \set13.ages ;
-  wire [1:0] \set13.ages[0] ;
-  wire [1:0] \set13.ages[1] ;
-  wire [1:0] \set13.ages[2] ;
-  wire [1:0] \set13.ages[3] ;
-  wire [43:0] \set13.tags ;
-  wire [10:0] \set13.tags[0] ;
-  wire [10:0] \set13.tags[1] ;
-  wire [10:0] \set13.tags[2] ;
-  wire [10:0] \set13.tags[3] ;
-  wire [3:0] \set13.valid ;
-  reg [55:0] set14 = 56'hff000000000000;
-  wire [7:0] \set14.ages ;
-  wire [1:0] \set14.ages[0] ;
-  wire [1:0] \set14.ages[1] ;
-  wire [1:0] \set14.ages[2] ;
-  wire [1:0] \set14.ages[3] ;
-  wire [43:0] \set14.tags ;
-  wire [10:0] \set14.tags[0] ;
-  wire [10:0] \set14.tags[1] ;
-  wire [10:0] \set14.tags[2] ;
-  wire [10:0] \set14.tags[3] ;
-  wire [3:0] \set14.valid ;
-  reg [55:0] set15 = 56'hff000000000000;
-  wire [7:0] \set15.ages ;
-  wire [1:0] \set15.ages[0] ;
-  wire [1:0] \set15.ages[1] ;
-  wire [1:0] \set15.ages[2] ;
-  wire [1:0] \set15.ages[3] ;
-  wire [43:0] \set15.tags ;
-  wire [10:0] \set15.tags[0] ;
-  wire [10:0] \set15.tags[1] ;
-  wire [10:0] \set15.tags[2] ;
-  wire [10:0] \set15.tags[3] ;
-  wire [3:0] \set15.valid ;
-  reg [55:0] set16 = 56'hff000000000000;
-  wire [7:0] \set16.ages ;
-  wire [1:0] \set16.ages[0] ;
-  wire [1:0] \set16.ages[1] ;
-  wire [1:0] \set16.ages[2] ;
-  wire [1:0] \set16.ages[3] ;
-  wire [43:0] \set16.tags ;
-  wire [10:0] \set16.tags[0] ;
-  wire [10:0] \set16.tags[1] ;
-  wire [10:0] \set16.tags[2] ;
-  wire [10:0] \set16.tags[3] ;
-  wire [3:0] \set16.valid ;
-  reg [55:0] set17 = 56'hff000000000000;
-  wire [7:0] \set17.ages ;
-  wire [1:0] \set17.ages[0] ;
-  wire [1:0] \set17.ages[1] ;
-  wire [1:0] \set17.ages[2] ;
-  wire [1:0] \set17.ages[3] ;
-  wire [43:0] \set17.tags ;
-  wire [10:0] \set17.tags[0] ;
-  wire [10:0] \set17.tags[1] ;
-  wire [10:0] \set17.tags[2] ;
-  wire [10:0] \set17.tags[3] ;
-  wire [3:0] \set17.valid ;
-  reg [55:0] set18 = 56'hff000000000000;
-  wire [7:0] \set18.ages ;
-  wire [1:0] \set18.ages[0] ;
-  wire [1:0] \set18.ages[1] ;
-  wire [1:0] \set18.ages[2] ;
-  wire [1:0] \set18.ages[3] ;
-  wire [43:0] \set18.tags ;
-  wire [10:0] \set18.tags[0] ;
-  wire [10:0] \set18.tags[1] ;
-  wire [10:0] \set18.tags[2] ;
-  wire [10:0] \set18.tags[3] ;
-  wire [3:0] \set18.valid ;
-  reg [55:0] set19 = 56'hff000000000000;
-  wire [7:0] \set19.ages ;
-  wire [1:0] \set19.ages[0] ;
-  wire [1:0] \set19.ages[1] ;
-  wire [1:0] \set19.ages[2] ;
-  wire [1:0] \set19.ages[3] ;
-  wire [43:0] \set19.tags ;
-  wire [10:0] \set19.tags[0] ;
-  wire [10:0] \set19.tags[1] ;
-  wire [10:0] \set19.tags[2] ;
-  wire [10:0] \set19.tags[3] ;
-  wire [3:0] \set19.valid ;
-  reg [55:0] set2 = 56'hff000000000000;
-  wire [7:0] \set2.ages ;
-  wire [1:0] \set2.ages[0] ;
-  wire [1:0] \set2.ages[1] ;
-  wire [1:0] \set2.ages[2] ;
-  wire [1:0] \set2.ages[3] ;
-  wire [43:0] \set2.tags ;
-  wire [10:0] \set2.tags[0] ;
-  wire [10:0] \set2.tags[1] ;
-  wire [10:0] \set2.tags[2] ;
-  wire [10:0] \set2.tags[3] ;
-  wire [3:0] \set2.valid ;
-  reg [55:0] set20 = 56'hff000000000000;
-  wire [7:0] \set20.ages ;
-  wire [1:0] \set20.ages[0] ;
-  wire [1:0] \set20.ages[1] ;
-  wire [1:0] \set20.ages[2] ;
-  wire [1:0] \set20.ages[3] ;
-  wire [43:0] \set20.tags ;
-  wire [10:0] \set20.tags[0] ;
-  wire [10:0] \set20.tags[1] ;
-  wire [10:0] \set20.tags[2] ;
-  wire [10:0] \set20.tags[3] ;
-  wire [3:0] \set20.valid ;
-  reg [55:0] set21 = 56'hff000000000000;
-  wire [7:0] \set21.ages ;
-  wire [1:0] \set21.ages[0] ;
-  wire [1:0] \set21.ages[1] ;
-  wire [1:0] \set21.ages[2] ;
-  wire [1:0] \set21.ages[3] ;
-  wire [43:0] \set21.tags ;
-  wire [10:0] \set21.tags[0] ;
-  wire [10:0] \set21.tags[1] ;
-  wire [10:0] \set21.tags[2] ;
-  wire [10:0] \set21.tags[3] ;
-  wire [3:0] \set21.valid ;
-  reg [55:0] set22 = 56'hff000000000000;
-  wire [7:0] \set22.ages ;
-  wire [1:0] \set22.ages[0] ;
-  wire [1:0] \set22.ages[1] ;
-  wire [1:0] \set22.ages[2] ;
-  wire [1:0] \set22.ages[3] ;
-  wire [43:0] \set22.tags ;
-  wire [10:0] \set22.tags[0] ;
-  wire [10:0] \set22.tags[1] ;
-  wire [10:0] \set22.tags[2] ;
-  wire [10:0] \set22.tags[3] ;
-  wire [3:0] \set22.valid ;
-  reg [55:0] set23 = 56'hff000000000000;
-  wire [7:0] \set23.ages ;
-  wire [1:0] \set23.ages[0] ;
-  wire [1:0] \set23.ages[1] ;
-  wire [1:0] \set23.ages[2] ;
-  wire [1:0] \set23.ages[3] ;
-  wire [43:0] \set23.tags ;
-  wire [10:0] \set23.tags[0] ;
-  wire [10:0] \set23.tags[1] ;
-  wire [10:0] \set23.tags[2] ;
-  wire [10:0] \set23.tags[3] ;
-  wire [3:0] \set23.valid ;
-  reg [55:0] set24 = 56'hff000000000000;
-  wire [7:0] \set24.ages ;
-  wire [1:0] \set24.ages[0] ;
-  wire [1:0] \set24.ages[1] ;
-  wire [1:0] \set24.ages[2] ;
-  wire [1:0] \set24.ages[3] ;
-  wire [43:0] \set24.tags ;
-  wire [10:0] \set24.tags[0] ;
-  wire [10:0] \set24.tags[1] ;
-  wire [10:0] \set24.tags[2] ;
-  wire [10:0] \set24.tags[3] ;
-  wire [3:0] \set24.valid ;
-  reg [55:0] set25 = 56'hff000000000000;
-  wire [7:0] \set25.ages ;
-  wire [1:0] \set25.ages[0] ;
-  wire [1:0] \set25.ages[1] ;
-  wire [1:0] \set25.ages[2] ;
-  wire [1:0] \set25.ages[3] ;
-  wire [43:0] \set25.tags ;
-  wire [10:0] \set25.tags[0] ;
-  wire [10:0] \set25.tags[1] ;
-  wire [10:0] \set25.tags[2] ;
-  wire [10:0] \set25.tags[3] ;
-  wire [3:0] \set25.valid ;
-  reg [55:0] set26 = 56'hff000000000000;
-  wire [7:0] \set26.ages ;
-  wire [1:0] \set26.ages[0] ;
-  wire [1:0] \set26.ages[1] ;
-  wire [1:0] \set26.ages[2] ;
-  wire [1:0] \set26.ages[3] ;
-  wire [43:0] \set26.tags ;
-  wire [10:0] \set26.tags[0] ;
-  wire [10:0] \set26.tags[1] ;
-  wire [10:0] \set26.tags[2] ;
-  wire [10:0] \set26.tags[3] ;
-  wire [3:0] \set26.valid ;
-  reg [55:0] set27 = 56'hff000000000000;
-  wire [7:0] \set27.ages ;
-  wire [1:0] \set27.ages[0] ;
-  wire [1:0] \set27.ages[1] ;
-  wire [1:0] \set27.ages[2] ;
-  wire [1:0] \set27.ages[3] ;
-  wire [43:0] \set27.tags ;
-  wire [10:0] \set27.tags[0] ;
-  wire [10:0] \set27.tags[1] ;
-  wire [10:0] \set27.tags[2] ;
-  wire [10:0] \set27.tags[3] ;
-  wire [3:0] \set27.valid ;
-  reg [55:0] set28 = 56'hff000000000000;
-  wire [7:0] \set28.ages ;
-  wire [1:0] \set28.ages[0] ;
-  wire [1:0] \set28.ages[1] ;
-  wire [1:0] \set28.ages[2] ;
-  wire [1:0] \set28.ages[3] ;
-  wire [43:0] \set28.tags ;
-  wire [10:0] \set28.tags[0] ;
-  wire [10:0] \set28.tags[1] ;
-  wire [10:0] \set28.tags[2] ;
-  wire [10:0] \set28.tags[3] ;
-  wire [3:0] \set28.valid ;
-  reg [55:0] set29 = 56'hff000000000000;
-  wire [7:0] \set29.ages ;
-  wire [1:0] \set29.ages[0] ;
-  wire [1:0] \set29.ages[1] ;
-  wire [1:0] \set29.ages[2] ;
-  wire [1:0] \set29.ages[3] ;
-  wire [43:0] \set29.tags ;
-  wire [10:0] \set29.tags[0] ;
-  wire [10:0] \set29.tags[1] ;
-  wire [10:0] \set29.tags[2] ;
-  wire [10:0] \set29.tags[3] ;
-  wire [3:0] \set29.valid ;
-  reg [55:0] set3 = 56'hff000000000000;
-  wire [7:0] \set3.ages ;
-  wire [1:0] \set3.ages[0] ;
-  wire [1:0] \set3.ages[1] ;
-  wire [1:0] \set3.ages[2] ;
-  wire [1:0] \set3.ages[3] ;
-  wire [43:0] \set3.tags ;
-  wire [10:0] \set3.tags[0] ;
-  wire [10:0] \set3.tags[1] ;
-  wire [10:0] \set3.tags[2] ;
-  wire [10:0] \set3.tags[3] ;
-  wire [3:0] \set3.valid ;
-  reg [55:0] set30 = 56'hff000000000000;
-  wire [7:0] \set30.ages ;
-  wire [1:0] \set30.ages[0] ;
-  wire [1:0] \set30.ages[1] ;
-  wire [1:0] \set30.ages[2] ;
-  wire [1:0] \set30.ages[3] ;
-  wire [43:0] \set30.tags ;
-  wire [10:0] \set30.tags[0] ;
-  wire [10:0] \set30.tags[1] ;
-  wire [10:0] \set30.tags[2] ;
-  wire [10:0] \set30.tags[3] ;
-  wire [3:0] \set30.valid ;
-  reg [55:0] set31 = 56'hff000000000000;
-  wire [7:0] \set31.ages ;
-  wire [1:0] \set31.ages[0] ;
-  wire [1:0] \set31.ages[1] ;
-  wire [1:0] \set31.ages[2] ;
-  wire [1:0] \set31.ages[3] ;
-  wire [43:0] \set31.tags ;
-  wire [10:0] \set31.tags[0] ;
-  wire [10:0] \set31.tags[1] ;
-  wire [10:0] \set31.tags[2] ;
-  wire [10:0] \set31.tags[3] ;
-  wire [3:0] \set31.valid ;
-  reg [55:0] set4 = 56'hff000000000000;
-  wire [7:0] \set4.ages ;
-  wire [1:0] \set4.ages[0] ;
-  wire [1:0] \set4.ages[1] ;
-  wire [1:0] \set4.ages[2] ;
-  wire [1:0] \set4.ages[3] ;
-  wire [43:0] \set4.tags ;
-  wire [10:0] \set4.tags[0] ;
-  wire [10:0] \set4.tags[1] ;
-  wire [10:0] \set4.tags[2] ;
-  wire [10:0] \set4.tags[3] ;
-  wire [3:0] \set4.valid ;
-  reg [55:0] set5 = 56'hff000000000000;
-  wire [7:0] \set5.ages ;
-  wire [1:0] \set5.ages[0] ;
-  wire [1:0] \set5.ages[1] ;
-  wire [1:0] \set5.ages[2] ;
-  wire [1:0] \set5.ages[3] ;
-  wire [43:0] \set5.tags ;
-  wire [10:0] \set5.tags[0] ;
-  wire [10:0] \set5.tags[1] ;
-  wire [10:0] \set5.tags[2] ;
-  wire [10:0] \set5.tags[3] ;
-  wire [3:0] \set5.valid ;
-  reg [55:0] set6 = 56'hff000000000000;
-  wire [7:0] \set6.ages ;
-  wire [1:0] \set6.ages[0] ;
-  wire [1:0] \set6.ages[1] ;
-  wire [1:0] \set6.ages[2] ;
-  wire [1:0] \set6.ages[3] ;
-  wire [43:0] \set6.tags ;
-  wire [10:0] \set6.tags[0] ;
-  wire [10:0] \set6.tags[1] ;
-  wire [10:0] \set6.tags[2] ;
-  wire [10:0] \set6.tags[3] ;
-  wire [3:0] \set6.valid ;
-  reg [55:0] set7 = 56'hff000000000000;
-  wire [7:0] \set7.ages ;
-  wire [1:0] \set7.ages[0] ;
-  wire [1:0] \set7.ages[1] ;
-  wire [1:0] \set7.ages[2] ;
-  wire [1:0] \set7.ages[3] ;
-  wire [43:0] \set7.tags ;
-  wire [10:0] \set7.tags[0] ;
-  wire [10:0] \set7.tags[1] ;
-  wire [10:0] \set7.tags[2] ;
-  wire [10:0] \set7.tags[3] ;
-  wire [3:0] \set7.valid ;
-  reg [55:0] set8 = 56'hff000000000000;
-  wire [7:0] \set8.ages ;
-  wire [1:0] \set8.ages[0] ;
-  wire [1:0] \set8.ages[1] ;
-  wire [1:0] \set8.ages[2] ;
-  wire [1:0] \set8.ages[3] ;
-  wire [43:0] \set8.tags ;
-  wire [10:0] \set8.tags[0] ;
-  wire [10:0] \set8.tags[1] ;
-  wire [10:0] \set8.tags[2] ;
-  wire [10:0] \set8.tags[3] ;
-  wire [3:0] \set8.valid ;
-  reg [55:0] set9 = 56'hff000000000000;
-  wire [7:0] \set9.ages ;
-  wire [1:0] \set9.ages[0] ;
-  wire [1:0] \set9.ages[1] ;
-  wire [1:0] \set9.ages[2] ;
-  wire [1:0] \set9.ages[3] ;
-  wire [43:0] \set9.tags ;
-  wire [10:0] \set9.tags[0] ;
-  wire [10:0] \set9.tags[1] ;
-  wire [10:0] \set9.tags[2] ;
-  wire [10:0] \set9.tags[3] ;
-  wire [3:0] \set9.valid ;
-  reg [1:0] used_age;
+  reg [20:0] s1 = 21'h000000;
+  wire \s1.flush ;
+  wire \s1.forward ;
+  wire \s1.forward2 ;
+  wire \s1.fresh ;
+  wire [4:0] \s1.set ;
+  wire [10:0] \s1.tag ;
+  wire \s1.valid ;
+  wire [3:0] \use ;
   wire [1:0] victim;
+  wire [3:0] victim_1h;
   wire [1:0] way;
   wire [3:0] way_hit;
+  wire [4:0] wr__addr;
+  wire [55:0] wr__data;
+  wire [7:0] \wr__data.ages ;
+  wire [1:0] \wr__data.ages[0] ;
+  wire [1:0] \wr__data.ages[1] ;
+  wire [1:0] \wr__data.ages[2] ;
+  wire [1:0] \wr__data.ages[3] ;
+  wire [43:0] \wr__data.tags ;
+  wire [10:0] \wr__data.tags[0] ;
+  wire [10:0] \wr__data.tags[1] ;
+  wire [10:0] \wr__data.tags[2] ;
+  wire [10:0] \wr__data.tags[3] ;
+  wire [3:0] \wr__data.valid ;
+  reg wr__en = 1'h0;
+  reg [31:0] written = 32'd0;
+  reg [55:0] records [31:0];
+  initial begin
+    records[0] = 56'h00000000000000;
+    records[1] = 56'h00000000000000;
+    records[2] = 56'h00000000000000;
+    records[3] = 56'h00000000000000;
+    records[4] = 56'h00000000000000;
+    records[5] = 56'h00000000000000;
+    records[6] = 56'h00000000000000;
+    records[7] = 56'h00000000000000;
+    records[8] = 56'h00000000000000;
+    records[9] = 56'h00000000000000;
+    records[10] = 56'h00000000000000;
+    records[11] = 56'h00000000000000;
+    records[12] = 56'h00000000000000;
+    records[13] = 56'h00000000000000;
+    records[14] = 56'h00000000000000;
+    records[15] = 56'h00000000000000;
+    records[16] = 56'h00000000000000;
+    records[17] = 56'h00000000000000;
+    records[18] = 56'h00000000000000;
+    records[19] = 56'h00000000000000;
+    records[20] = 56'h00000000000000;
+    records[21] = 56'h00000000000000;
+    records[22] = 56'h00000000000000;
+    records[23] = 56'h00000000000000;
+    records[24] = 56'h00000000000000;
+    records[25] = 56'h00000000000000;
+    records[26] = 56'h00000000000000;
+    records[27] = 56'h00000000000000;
+    records[28] = 56'h00000000000000;
+    records[29] = 56'h00000000000000;
+    records[30] = 56'h00000000000000;
+    records[31] = 56'h00000000000000;
+  end
+  always @(posedge clk) begin
+    if (wr__en)
+      records[last[5:1]] <= last[61:6];
+  end
+  reg [55:0] _0_;
+  always @(posedge clk) begin
+    if (advance) begin
+      _0_ <= records[requests__payload[4:0]];
+    end
+  end
+  assign rd__data = _0_;
   assign \$1  = ~ responses__valid;
-  assign requests__ready = \$1  | responses__ready;
-  assign accept = requests__valid & requests__ready;
-  assign cur = requests__payload[16] ? 56'hff000000000000 : \$2 ;
-  assign \$3  = cur[14:4] == requests__payload[15:5];
-  assign \$4  = cur[0] & \$3 ;
-  assign \$5  = cur[25:15] == requests__payload[15:5];
-  assign \$6  = cur[1] & \$5 ;
-  assign \$7  = cur[36:26] == requests__payload[15:5];
-  assign \$8  = cur[2] & \$7 ;
-  assign \$9  = cur[47:37] == requests__payload[15:5];
-  assign \$10  = cur[3] & \$9 ;
+  assign advance = \$1  | responses__ready;
+  assign \$2  = s1[19] ? last2[61:6] : rd__data;
+  assign \$3  = s1[18] ? last[61:6] : \$2 ;
+  assign cur = s1[20] ? \$3  : 56'hff000000000000;
+  assign \$4  = cur[14:4] == s1[16:6];
+  assign \$5  = cur[0] & \$4 ;
+  assign \$6  = cur[25:15] == s1[16:6];
+  assign \$7  = cur[1] & \$6 ;
+  assign \$8  = cur[36:26] == s1[16:6];
+  assign \$9  = cur[2] & \$8 ;
+  assign \$10  = cur[47:37] == s1[16:6];
+  assign \$11  = cur[3] & \$10 ;
   assign hit = | way_hit;
-  assign \$11  = & cur[3:0];
-  assign \$12  = cur[49:48] == 2'h3;
-  assign \$13  = cur[51:50] == 2'h3;
-  assign \$14  = cur[53:52] == 2'h3;
-  assign \$15  = cur[55:54] == 2'h3;
-  assign \$16  = \$15  ? 2'h3 : 2'h0;
-  assign \$17  = \$14  ? 2'h2 : \$16 ;
-  assign \$18  = \$13  ? 2'h1 : \$17 ;
-  assign \$19  = \$12  ? 2'h0 : \$18 ;
-  assign \$20  = ~ cur[3:0];
-  assign \$21  = ~ cur[3:0];
-  assign \$22  = ~ cur[3:0];
-  assign \$23  = ~ cur[3:0];
-  assign \$24  = \$23 [3] ? 2'h3 : 2'h0;
-  assign \$25  = \$22 [2] ? 2'h2 : \$24 ;
-  assign \$26  = \$21 [1] ? 2'h1 : \$25 ;
-  assign \$27  = \$20 [0] ? 2'h0 : \$26 ;
-  assign victim = \$11  ? \$19  : \$27 ;
-  assign \$28  = way_hit[3] ? 2'h3 : 2'h0;
-  assign \$29  = way_hit[2] ? 2'h2 : \$28 ;
-  assign \$30  = way_hit[1] ? 2'h1 : \$29 ;
-  assign \$31  = way_hit[0] ? 2'h0 : \$30 ;
-  assign way = hit ? \$31  : victim;
-  assign \$32  = ! way;
-  assign \$33  = way == 1'h1;
-  assign \$34  = way == 2'h2;
-  assign \$35  = way == 2'h3;
-  assign \$36  = ! way;
-  assign \$37  = way == 1'h1;
-  assign \$38  = way == 2'h2;
-  assign \$39  = way == 2'h3;
-  assign \$40  = ! way;
-  assign \$41  = cur[49:48] < used_age;
-  assign \$42  = cur[49:48] + 1'h1;
-  assign \$43  = way == 1'h1;
-  assign \$44  = cur[51:50] < used_age;
-  assign \$45  = cur[51:50] + 1'h1;
-  assign \$46  = way == 2'h2;
-  assign \$47  = cur[53:52] < used_age;
-  assign \$48  = cur[53:52] + 1'h1;
-  assign \$49  = way == 2'h3;
-  assign \$50  = cur[55:54] < used_age;
-  assign \$51  = cur[55:54] + 1'h1;
-  assign \$52  = ! requests__payload[4:0];
-  assign \$53  = requests__payload[4:0] == 1'h1;
-  assign \$54  = requests__payload[4:0] == 2'h2;
-  assign \$55  = requests__payload[4:0] == 2'h3;
-  assign \$56  = requests__payload[4:0] == 3'h4;
-  assign \$57  = requests__payload[4:0] == 3'h5;
-  assign \$58  = requests__payload[4:0] == 3'h6;
-  assign \$59  = requests__payload[4:0] == 3'h7;
-  assign \$60  = requests__payload[4:0] == 4'h8;
-  assign \$61  = requests__payload[4:0] == 4'h9;
-  assign \$62  = requests__payload[4:0] == 4'ha;
-  assign \$63  = requests__payload[4:0] == 4'hb;
-  assign \$64  = requests__payload[4:0] == 4'hc;
-  assign \$65  = requests__payload[4:0] == 4'hd;
-  assign \$66  = requests__payload[4:0] == 4'he;
-  assign \$67  = requests__payload[4:0] == 4'hf;
-  assign \$68  = requests__payload[4:0] == 5'h10;
-  assign \$69  = requests__payload[4:0] == 5'h11;
-  assign \$70  = requests__payload[4:0] == 5'h12;
-  assign \$71  = requests__payload[4:0] == 5'h13;
-  assign \$72  = requests__payload[4:0] == 5'h14;
-  assign \$73  = requests__payload[4:0] == 5'h15;
-  assign \$74  = requests__payload[4:0] == 5'h16;
-  assign \$75  = requests__payload[4:0] == 5'h17;
-  assign \$76  = requests__payload[4:0] == 5'h18;
-  assign \$77  = requests__payload[4:0] == 5'h19;
-  assign \$78  = requests__payload[4:0] == 5'h1a;
-  assign \$79  = requests__payload[4:0] == 5'h1b;
-  assign \$80  = requests__payload[4:0] == 5'h1c;
-  assign \$81  = requests__payload[4:0] == 5'h1d;
-  assign \$82  = requests__payload[4:0] == 5'h1e;
-  assign \$83  = requests__payload[4:0] == 5'h1f;
-  assign \$84  = hits + 1'h1;
-  assign \$85  = misses + 1'h1;
-  assign \$86  = requests__payload[4:0] * 3'h4;
-  assign \$87  = \$86  + way;
+  assign \$12  = & cur[3:0];
+  assign \$13  = cur[49:48] == 2'h3;
+  assign \$14  = cur[51:50] == 2'h3;
+  assign \$15  = cur[53:52] == 2'h3;
+  assign \$16  = cur[55:54] == 2'h3;
+  assign \$17  = ~ cur[0];
+  assign \$20  = ~ cur[1];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = ~ cur[2];
+  assign \$24  = & cur[1:0];
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ cur[3];
+  assign \$27  = & cur[2:0];
+  assign \$28  = \$26  & \$27 ;
+  assign victim_1h = \$12  ? { \$16 , \$15 , \$14 , \$13  } : { \$28 , \$25 , \$22 , \$19  };
+  assign \use  = hit ? way_hit : victim_1h;
+  assign \$29  = victim_1h[1] ? 1'h1 : 1'h0;
+  assign \$31  = victim_1h[2] ? 2'h2 : 2'h0;
+  assign \$32  = victim_1h[3] ? 2'h3 : 2'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign victim = \$30  | \$33 ;
+  assign \$34  = \use [1] ? 1'h1 : 1'h0;
+  assign \$36  = \use [2] ? 2'h2 : 2'h0;
+  assign \$37  = \use [3] ? 2'h3 : 2'h0;
+  assign \$38  = \$36  | \$37 ;
+  assign way = \$35  | \$38 ;
+  assign \$40  = cur[49:48] < cur[51:50];
+  assign \$41  = cur[49:48] + 1'h1;
+  assign \$42  = \$40  ? \$41  : { 1'h0, cur[49:48] };
+  assign \$43  = \use [1] ? \$42  : 3'h0;
+  assign \$45  = cur[49:48] < cur[53:52];
+  assign \$46  = cur[49:48] + 1'h1;
+  assign \$47  = \$45  ? \$46  : { 1'h0, cur[49:48] };
+  assign \$48  = \use [2] ? \$47  : 3'h0;
+  assign \$49  = cur[49:48] < cur[55:54];
+  assign \$50  = cur[49:48] + 1'h1;
+  assign \$51  = \$49  ? \$50  : { 1'h0, cur[49:48] };
+  assign \$52  = \use [3] ? \$51  : 3'h0;
+  assign \$53  = \$48  | \$52 ;
+  assign \$54  = \$44  | \$53 ;
+  assign \$55  = cur[51:50] < cur[49:48];
+  assign \$56  = cur[51:50] + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, cur[51:50] };
+  assign \$58  = \use [0] ? \$57  : 3'h0;
+  assign \$61  = cur[51:50] < cur[53:52];
+  assign \$62  = cur[51:50] + 1'h1;
+  assign \$63  = \$61  ? \$62  : { 1'h0, cur[51:50] };
+  assign \$64  = \use [2] ? \$63  : 3'h0;
+  assign \$65  = cur[51:50] < cur[55:54];
+  assign \$66  = cur[51:50] + 1'h1;
+  assign \$67  = \$65  ? \$66  : { 1'h0, cur[51:50] };
+  assign \$68  = \use [3] ? \$67  : 3'h0;
+  assign \$69  = \$64  | \$68 ;
+  assign \$70  = \$60  | \$69 ;
+  assign \$71  = cur[53:52] < cur[49:48];
+  assign \$72  = cur[53:52] + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, cur[53:52] };
+  assign \$74  = \use [0] ? \$73  : 3'h0;
+  assign \$75  = cur[53:52] < cur[51:50];
+  assign \$76  = cur[53:52] + 1'h1;
+  assign \$77  = \$75  ? \$76  : { 1'h0, cur[53:52] };
+  assign \$78  = \use [1] ? \$77  : 3'h0;
+  assign \$79  = \$74  | \$78 ;
+  assign \$81  = cur[53:52] < cur[55:54];
+  assign \$82  = cur[53:52] + 1'h1;
+  assign \$83  = \$81  ? \$82  : { 1'h0, cur[53:52] };
+  assign \$84  = \use [3] ? \$83  : 3'h0;
+  assign \$86  = \$79  | \$85 ;
+  assign \$87  = cur[55:54] < cur[49:48];
+  assign \$88  = cur[55:54] + 1'h1;
+  assign \$89  = \$87  ? \$88  : { 1'h0, cur[55:54] };
+  assign \$90  = \use [0] ? \$89  : 3'h0;
+  assign \$91  = cur[55:54] < cur[51:50];
+  assign \$92  = cur[55:54] + 1'h1;
+  assign \$93  = \$91  ? \$92  : { 1'h0, cur[55:54] };
+  assign \$94  = \use [1] ? \$93  : 3'h0;
+  assign \$95  = \$90  | \$94 ;
+  assign \$96  = cur[55:54] < cur[53:52];
+  assign \$97  = cur[55:54] + 1'h1;
+  assign \$98  = \$96  ? \$97  : { 1'h0, cur[55:54] };
+  assign \$99  = \use [2] ? \$98  : 3'h0;
+  assign \$102  = \$95  | \$101 ;
+  assign lookup = s1[0] & advance;
+  assign \$103  = s1[5:1] == requests__payload[4:0];
+  assign \$104  = last[5:1] == requests__payload[4:0];
+  assign \$105  = last[0] & \$104 ;
+  assign \$106  = s1[0] ? \$103  : \$105 ;
+  assign \$107  = last[5:1] == requests__payload[4:0];
+  assign \$108  = last[0] & \$107 ;
+  assign \$109  = last2[5:1] == requests__payload[4:0];
+  assign \$110  = last2[0] & \$109 ;
+  assign \$111  = s1[0] ? \$108  : \$110 ;
+  assign \$112  = s1[5:1] == requests__payload[4:0];
+  assign \$113  = s1[0] & \$112 ;
+  assign \$114  = s1[0] & s1[17];
+  assign \$115  = ~ \$114 ;
+  assign \$116  = written >> requests__payload[4:0];
+  assign \$117  = \$115  & \$116 ;
+  assign \$118  = \$113  | \$117 ;
+  assign \$119  = ~ requests__payload[16];
+  assign \$120  = \$118  & \$119 ;
+  assign \$121  = 1'h1 << s1[5:1];
+  assign \$122  = s1[5:1] * 3'h4;
+  assign \$123  = \$122  + way;
+  assign \$124  = hits + 1'h1;
+  assign \$125  = misses + 1'h1;
   always @(posedge clk)
-    set0 <= \$88 ;
+    s1 <= \$126 ;
   always @(posedge clk)
-    set1 <= \$89 ;
+    last <= \$127 ;
   always @(posedge clk)
-    set2 <= \$90 ;
+    last2 <= \$128 ;
   always @(posedge clk)
-    set3 <= \$91 ;
+    written <= \$129 ;
   always @(posedge clk)
-    set4 <= \$92 ;
+    wr__en <= \$130 ;
   always @(posedge clk)
-    set5 <= \$93 ;
+    counted <= \$131 ;
   always @(posedge clk)
-    set6 <= \$94 ;
+    responses__valid <= \$132 ;
   always @(posedge clk)
-    set7 <= \$95 ;
+    responses__payload <= \$133 ;
   always @(posedge clk)
-    set8 <= \$96 ;
+    hits <= \$134 ;
   always @(posedge clk)
-    set9 <= \$97 ;
-  always @(posedge clk)
-    set10 <= \$98 ;
-  always @(posedge clk)
-    set11 <= \$99 ;
-  always @(posedge clk)
-    set12 <= \$100 ;
-  always @(posedge clk)
-    set13 <= \$101 ;
-  always @(posedge clk)
-    set14 <= \$102 ;
-  always @(posedge clk)
-    set15 <= \$103 ;
-  always @(posedge clk)
-    set16 <= \$104 ;
-  always @(posedge clk)
-    set17 <= \$105 ;
-  always @(posedge clk)
-    set18 <= \$106 ;
-  always @(posedge clk)
-    set19 <= \$107 ;
-  always @(posedge clk)
-    set20 <= \$108 ;
-  always @(posedge clk)
-    set21 <= \$109 ;
-  always @(posedge clk)
-    set22 <= \$110 ;
-  always @(posedge clk)
-    set23 <= \$111 ;
-  always @(posedge clk)
-    set24 <= \$112 ;
-  always @(posedge clk)
-    set25 <= \$113 ;
-  always @(posedge clk)
-    set26 <= \$114 ;
-  always @(posedge clk)
-    set27 <= \$115 ;
-  always @(posedge clk)
-    set28 <= \$116 ;
-  always @(posedge clk)
-    set29 <= \$117 ;
-  always @(posedge clk)
-    set30 <= \$118 ;
-  always @(posedge clk)
-    set31 <= \$119 ;
-  always @(posedge clk)
-    hits <= \$120 ;
-  always @(posedge clk)
-    misses <= \$121 ;
-  always @(posedge clk)
-    responses__valid <= \$122 ;
-  always @(posedge clk)
-    responses__payload <= \$123 ;
+    misses <= \$135 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    (* full_case = 32'd1 *)
-    casez (requests__payload[4:0])
-      5'h00:
-          \$2  = set0;
-      5'h01:
-          \$2  = set1;
-      5'h02:
-          \$2  = set2;
-      5'h03:
-          \$2  = set3;
-      5'h04:
-          \$2  = set4;
-      5'h05:
-          \$2  = set5;
-      5'h06:
-          \$2  = set6;
-      5'h07:
-          \$2  = set7;
-      5'h08:
-          \$2  = set8;
-      5'h09:
-          \$2  = set9;
-      5'h0a:
-          \$2  = set10;
-      5'h0b:
-          \$2  = set11;
-      5'h0c:
-          \$2  = set12;
-      5'h0d:
-          \$2  = set13;
-      5'h0e:
-          \$2  = set14;
-      5'h0f:
-          \$2  = set15;
-      5'h10:
-          \$2  = set16;
-      5'h11:
-          \$2  = set17;
-      5'h12:
-          \$2  = set18;
-      5'h13:
-          \$2  = set19;
-      5'h14:
-          \$2  = set20;
-      5'h15:
-          \$2  = set21;
-      5'h16:
-          \$2  = set22;
-      5'h17:
-          \$2  = set23;
-      5'h18:
-          \$2  = set24;
-      5'h19:
-          \$2  = set25;
-      5'h1a:
-          \$2  = set26;
-      5'h1b:
-          \$2  = set27;
-      5'h1c:
-          \$2  = set28;
-      5'h1d:
-          \$2  = set29;
-      5'h1e:
-          \$2  = set30;
-      5'h1f:
-          \$2  = set31;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \new  = cur;
-    if (\$32 ) begin
+    \new [47:0] = cur[47:0];
+    if (\use [0]) begin
       \new [0] = 1'h1;
-      \new [14:4] = requests__payload[15:5];
+      \new [14:4] = s1[16:6];
     end
-    if (\$33 ) begin
+    if (\use [1]) begin
       \new [1] = 1'h1;
-      \new [25:15] = requests__payload[15:5];
+      \new [25:15] = s1[16:6];
     end
-    if (\$34 ) begin
+    if (\use [2]) begin
       \new [2] = 1'h1;
-      \new [36:26] = requests__payload[15:5];
+      \new [36:26] = s1[16:6];
     end
-    if (\$35 ) begin
+    if (\use [3]) begin
       \new [3] = 1'h1;
-      \new [47:37] = requests__payload[15:5];
+      \new [47:37] = s1[16:6];
     end
-    if (\$40 ) begin
-      \new [49:48] = 2'h0;
-    end else if (\$41 ) begin
-      \new [49:48] = \$42 [1:0];
-    end
-    if (\$43 ) begin
-      \new [51:50] = 2'h0;
-    end else if (\$44 ) begin
-      \new [51:50] = \$45 [1:0];
-    end
-    if (\$46 ) begin
-      \new [53:52] = 2'h0;
-    end else if (\$47 ) begin
-      \new [53:52] = \$48 [1:0];
-    end
-    if (\$49 ) begin
-      \new [55:54] = 2'h0;
-    end else if (\$50 ) begin
-      \new [55:54] = \$51 [1:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    used_age = 2'h0;
-    if (\$36 ) begin
-      used_age = cur[49:48];
-    end
-    if (\$37 ) begin
-      used_age = cur[51:50];
-    end
-    if (\$38 ) begin
-      used_age = cur[53:52];
-    end
-    if (\$39 ) begin
-      used_age = cur[55:54];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$88  = set0;
-    if (accept) begin
-      if (\$52 ) begin
-        \$88  = \new ;
-      end else if (requests__payload[16]) begin
-        \$88  = 56'hff000000000000;
+    begin
+      begin
+        \new [49:48] = \$54 [1:0];
+        \new [51:50] = \$70 [1:0];
+        \new [53:52] = \$86 [1:0];
+        \new [55:54] = \$102 [1:0];
       end
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$126  = s1;
+    if (advance) begin
+      \$126 [0] = requests__valid;
+      \$126 [5:1] = requests__payload[4:0];
+      \$126 [16:6] = requests__payload[15:5];
+      \$126 [17] = requests__payload[16];
+      \$126 [18] = \$106 ;
+      \$126 [19] = \$111 ;
+      \$126 [20] = \$120 ;
+    end
     if (rst) begin
-      \$88  = 56'hff000000000000;
+      \$126  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$89  = set1;
-    if (accept) begin
-      if (\$53 ) begin
-        \$89  = \new ;
-      end else if (requests__payload[16]) begin
-        \$89  = 56'hff000000000000;
-      end
+    \$127  = last;
+    if (lookup) begin
+      \$127 [0] = 1'h1;
+      \$127 [5:1] = s1[5:1];
+      \$127 [61:6] = \new ;
     end
     if (rst) begin
-      \$89  = 56'hff000000000000;
+      \$127  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$90  = set2;
-    if (accept) begin
-      if (\$54 ) begin
-        \$90  = \new ;
-      end else if (requests__payload[16]) begin
-        \$90  = 56'hff000000000000;
-      end
+    \$128  = last2;
+    if (lookup) begin
+      \$128  = last;
     end
     if (rst) begin
-      \$90  = 56'hff000000000000;
+      \$128  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$91  = set3;
-    if (accept) begin
-      if (\$55 ) begin
-        \$91  = \new ;
-      end else if (requests__payload[16]) begin
-        \$91  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$91  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$92  = set4;
-    if (accept) begin
-      if (\$56 ) begin
-        \$92  = \new ;
-      end else if (requests__payload[16]) begin
-        \$92  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$92  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$93  = set5;
-    if (accept) begin
-      if (\$57 ) begin
-        \$93  = \new ;
-      end else if (requests__payload[16]) begin
-        \$93  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$93  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$94  = set6;
-    if (accept) begin
-      if (\$58 ) begin
-        \$94  = \new ;
-      end else if (requests__payload[16]) begin
-        \$94  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$94  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$95  = set7;
-    if (accept) begin
-      if (\$59 ) begin
-        \$95  = \new ;
-      end else if (requests__payload[16]) begin
-        \$95  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$95  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$96  = set8;
-    if (accept) begin
-      if (\$60 ) begin
-        \$96  = \new ;
-      end else if (requests__payload[16]) begin
-        \$96  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$96  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$97  = set9;
-    if (accept) begin
-      if (\$61 ) begin
-        \$97  = \new ;
-      end else if (requests__payload[16]) begin
-        \$97  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$97  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$98  = set10;
-    if (accept) begin
-      if (\$62 ) begin
-        \$98  = \new ;
-      end else if (requests__payload[16]) begin
-        \$98  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$98  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$99  = set11;
-    if (accept) begin
-      if (\$63 ) begin
-        \$99  = \new ;
-      end else if (requests__payload[16]) begin
-        \$99  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$99  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$100  = set12;
-    if (accept) begin
-      if (\$64 ) begin
-        \$100  = \new ;
-      end else if (requests__payload[16]) begin
-        \$100  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$100  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$101  = set13;
-    if (accept) begin
-      if (\$65 ) begin
-        \$101  = \new ;
-      end else if (requests__payload[16]) begin
-        \$101  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$101  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$102  = set14;
-    if (accept) begin
-      if (\$66 ) begin
-        \$102  = \new ;
-      end else if (requests__payload[16]) begin
-        \$102  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$102  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$103  = set15;
-    if (accept) begin
-      if (\$67 ) begin
-        \$103  = \new ;
-      end else if (requests__payload[16]) begin
-        \$103  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$103  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$104  = set16;
-    if (accept) begin
-      if (\$68 ) begin
-        \$104  = \new ;
-      end else if (requests__payload[16]) begin
-        \$104  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$104  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$105  = set17;
-    if (accept) begin
-      if (\$69 ) begin
-        \$105  = \new ;
-      end else if (requests__payload[16]) begin
-        \$105  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$105  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$106  = set18;
-    if (accept) begin
-      if (\$70 ) begin
-        \$106  = \new ;
-      end else if (requests__payload[16]) begin
-        \$106  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$106  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$107  = set19;
-    if (accept) begin
-      if (\$71 ) begin
-        \$107  = \new ;
-      end else if (requests__payload[16]) begin
-        \$107  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$107  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$108  = set20;
-    if (accept) begin
-      if (\$72 ) begin
-        \$108  = \new ;
-      end else if (requests__payload[16]) begin
-        \$108  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$108  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$109  = set21;
-    if (accept) begin
-      if (\$73 ) begin
-        \$109  = \new ;
-      end else if (requests__payload[16]) begin
-        \$109  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$109  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$110  = set22;
-    if (accept) begin
-      if (\$74 ) begin
-        \$110  = \new ;
-      end else if (requests__payload[16]) begin
-        \$110  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$110  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$111  = set23;
-    if (accept) begin
-      if (\$75 ) begin
-        \$111  = \new ;
-      end else if (requests__payload[16]) begin
-        \$111  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$111  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$112  = set24;
-    if (accept) begin
-      if (\$76 ) begin
-        \$112  = \new ;
-      end else if (requests__payload[16]) begin
-        \$112  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$112  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$113  = set25;
-    if (accept) begin
-      if (\$77 ) begin
-        \$113  = \new ;
-      end else if (requests__payload[16]) begin
-        \$113  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$113  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$114  = set26;
-    if (accept) begin
-      if (\$78 ) begin
-        \$114  = \new ;
-      end else if (requests__payload[16]) begin
-        \$114  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$114  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$115  = set27;
-    if (accept) begin
-      if (\$79 ) begin
-        \$115  = \new ;
-      end else if (requests__payload[16]) begin
-        \$115  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$115  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$116  = set28;
-    if (accept) begin
-      if (\$80 ) begin
-        \$116  = \new ;
-      end else if (requests__payload[16]) begin
-        \$116  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$116  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$117  = set29;
-    if (accept) begin
-      if (\$81 ) begin
-        \$117  = \new ;
-      end else if (requests__payload[16]) begin
-        \$117  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$117  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$118  = set30;
-    if (accept) begin
-      if (\$82 ) begin
-        \$118  = \new ;
-      end else if (requests__payload[16]) begin
-        \$118  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$118  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$119  = set31;
-    if (accept) begin
-      if (\$83 ) begin
-        \$119  = \new ;
-      end else if (requests__payload[16]) begin
-        \$119  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$119  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$120  = hits;
-    if (accept) begin
-      if (hit) begin
-        \$120  = \$84 [47:0];
-      end
-    end
-    if (rst) begin
-      \$120  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$121  = misses;
-    if (accept) begin
+    \$129  = written;
+    if (lookup) begin
       (* full_case = 32'd1 *)
-      if (hit) begin
+      if (s1[17]) begin
+        \$129  = \$121 [31:0];
       end else begin
-        \$121  = \$85 [47:0];
+        (* full_case = 32'd1 *)
+        casez (s1[5:1])
+          5'h00:
+              \$129 [0] = 1'h1;
+          5'h01:
+              \$129 [1] = 1'h1;
+          5'h02:
+              \$129 [2] = 1'h1;
+          5'h03:
+              \$129 [3] = 1'h1;
+          5'h04:
+              \$129 [4] = 1'h1;
+          5'h05:
+              \$129 [5] = 1'h1;
+          5'h06:
+              \$129 [6] = 1'h1;
+          5'h07:
+              \$129 [7] = 1'h1;
+          5'h08:
+              \$129 [8] = 1'h1;
+          5'h09:
+              \$129 [9] = 1'h1;
+          5'h0a:
+              \$129 [10] = 1'h1;
+          5'h0b:
+              \$129 [11] = 1'h1;
+          5'h0c:
+              \$129 [12] = 1'h1;
+          5'h0d:
+              \$129 [13] = 1'h1;
+          5'h0e:
+              \$129 [14] = 1'h1;
+          5'h0f:
+              \$129 [15] = 1'h1;
+          5'h10:
+              \$129 [16] = 1'h1;
+          5'h11:
+              \$129 [17] = 1'h1;
+          5'h12:
+              \$129 [18] = 1'h1;
+          5'h13:
+              \$129 [19] = 1'h1;
+          5'h14:
+              \$129 [20] = 1'h1;
+          5'h15:
+              \$129 [21] = 1'h1;
+          5'h16:
+              \$129 [22] = 1'h1;
+          5'h17:
+              \$129 [23] = 1'h1;
+          5'h18:
+              \$129 [24] = 1'h1;
+          5'h19:
+              \$129 [25] = 1'h1;
+          5'h1a:
+              \$129 [26] = 1'h1;
+          5'h1b:
+              \$129 [27] = 1'h1;
+          5'h1c:
+              \$129 [28] = 1'h1;
+          5'h1d:
+              \$129 [29] = 1'h1;
+          5'h1e:
+              \$129 [30] = 1'h1;
+          5'h1f:
+              \$129 [31] = 1'h1;
+        endcase
       end
     end
     if (rst) begin
-      \$121  = 48'h000000000000;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$122  = responses__valid;
-    if (accept) begin
-      \$122  = 1'h1;
+    \$130  = lookup;
+    if (rst) begin
+      \$130  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$131  = lookup;
+    if (rst) begin
+      \$131  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$132  = responses__valid;
+    if (lookup) begin
+      \$132  = 1'h1;
     end else if (responses__ready) begin
-      \$122  = 1'h0;
+      \$132  = 1'h0;
     end
     if (rst) begin
-      \$122  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$123  = responses__payload;
-    if (accept) begin
-      \$123 [0] = hit;
-      \$123 [7:1] = \$87 [6:0];
+    \$133  = responses__payload;
+    if (lookup) begin
+      \$133 [0] = hit;
+      \$133 [7:1] = \$123 [6:0];
     end
     if (rst) begin
-      \$123  = 8'h00;
+      \$133  = 8'h00;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$134  = hits;
+    if (counted) begin
+      if (responses__payload[0]) begin
+        \$134  = \$124 [47:0];
+      end
+    end
+    if (rst) begin
+      \$134  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$135  = misses;
+    if (counted) begin
+      (* full_case = 32'd1 *)
+      if (responses__payload[0]) begin
+      end else begin
+        \$135  = \$125 [47:0];
+      end
+    end
+    if (rst) begin
+      \$135  = 48'h000000000000;
+    end
+  end
+  assign requests__ready = advance;
+  assign rd__addr = requests__payload[4:0];
+  assign rd__en = advance;
+  assign wr__addr = last[5:1];
+  assign wr__data = last[61:6];
+  assign pending = wr__en;
+  assign \requests__payload.sig  = requests__payload[15:0];
+  assign \requests__payload.flush  = requests__payload[16];
   assign \cur.valid  = cur[3:0];
   assign \cur.tags  = cur[47:4];
   assign \cur.tags[0]  = cur[14:4];
@@ -11709,360 +11426,52 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__
   assign \cur.ages[1]  = cur[51:50];
   assign \cur.ages[2]  = cur[53:52];
   assign \cur.ages[3]  = cur[55:54];
-  assign \requests__payload.sig  = requests__payload[15:0];
-  assign \requests__payload.flush  = requests__payload[16];
-  assign \set0.valid  = set0[3:0];
-  assign \set0.tags  = set0[47:4];
-  assign \set0.tags[0]  = set0[14:4];
-  assign \set0.tags[1]  = set0[25:15];
-  assign \set0.tags[2]  = set0[36:26];
-  assign \set0.tags[3]  = set0[47:37];
-  assign \set0.ages  = set0[55:48];
-  assign \set0.ages[0]  = set0[49:48];
-  assign \set0.ages[1]  = set0[51:50];
-  assign \set0.ages[2]  = set0[53:52];
-  assign \set0.ages[3]  = set0[55:54];
-  assign \set1.valid  = set1[3:0];
-  assign \set1.tags  = set1[47:4];
-  assign \set1.tags[0]  = set1[14:4];
-  assign \set1.tags[1]  = set1[25:15];
-  assign \set1.tags[2]  = set1[36:26];
-  assign \set1.tags[3]  = set1[47:37];
-  assign \set1.ages  = set1[55:48];
-  assign \set1.ages[0]  = set1[49:48];
-  assign \set1.ages[1]  = set1[51:50];
-  assign \set1.ages[2]  = set1[53:52];
-  assign \set1.ages[3]  = set1[55:54];
-  assign \set2.valid  = set2[3:0];
-  assign \set2.tags  = set2[47:4];
-  assign \set2.tags[0]  = set2[14:4];
-  assign \set2.tags[1]  = set2[25:15];
-  assign \set2.tags[2]  = set2[36:26];
-  assign \set2.tags[3]  = set2[47:37];
-  assign \set2.ages  = set2[55:48];
-  assign \set2.ages[0]  = set2[49:48];
-  assign \set2.ages[1]  = set2[51:50];
-  assign \set2.ages[2]  = set2[53:52];
-  assign \set2.ages[3]  = set2[55:54];
-  assign \set3.valid  = set3[3:0];
-  assign \set3.tags  = set3[47:4];
-  assign \set3.tags[0]  = set3[14:4];
-  assign \set3.tags[1]  = set3[25:15];
-  assign \set3.tags[2]  = set3[36:26];
-  assign \set3.tags[3]  = set3[47:37];
-  assign \set3.ages  = set3[55:48];
-  assign \set3.ages[0]  = set3[49:48];
-  assign \set3.ages[1]  = set3[51:50];
-  assign \set3.ages[2]  = set3[53:52];
-  assign \set3.ages[3]  = set3[55:54];
-  assign \set4.valid  = set4[3:0];
-  assign \set4.tags  = set4[47:4];
-  assign \set4.tags[0]  = set4[14:4];
-  assign \set4.tags[1]  = set4[25:15];
-  assign \set4.tags[2]  = set4[36:26];
-  assign \set4.tags[3]  = set4[47:37];
-  assign \set4.ages  = set4[55:48];
-  assign \set4.ages[0]  = set4[49:48];
-  assign \set4.ages[1]  = set4[51:50];
-  assign \set4.ages[2]  = set4[53:52];
-  assign \set4.ages[3]  = set4[55:54];
-  assign \set5.valid  = set5[3:0];
-  assign \set5.tags  = set5[47:4];
-  assign \set5.tags[0]  = set5[14:4];
-  assign \set5.tags[1]  = set5[25:15];
-  assign \set5.tags[2]  = set5[36:26];
-  assign \set5.tags[3]  = set5[47:37];
-  assign \set5.ages  = set5[55:48];
-  assign \set5.ages[0]  = set5[49:48];
-  assign \set5.ages[1]  = set5[51:50];
-  assign \set5.ages[2]  = set5[53:52];
-  assign \set5.ages[3]  = set5[55:54];
-  assign \set6.valid  = set6[3:0];
-  assign \set6.tags  = set6[47:4];
-  assign \set6.tags[0]  = set6[14:4];
-  assign \set6.tags[1]  = set6[25:15];
-  assign \set6.tags[2]  = set6[36:26];
-  assign \set6.tags[3]  = set6[47:37];
-  assign \set6.ages  = set6[55:48];
-  assign \set6.ages[0]  = set6[49:48];
-  assign \set6.ages[1]  = set6[51:50];
-  assign \set6.ages[2]  = set6[53:52];
-  assign \set6.ages[3]  = set6[55:54];
-  assign \set7.valid  = set7[3:0];
-  assign \set7.tags  = set7[47:4];
-  assign \set7.tags[0]  = set7[14:4];
-  assign \set7.tags[1]  = set7[25:15];
-  assign \set7.tags[2]  = set7[36:26];
-  assign \set7.tags[3]  = set7[47:37];
-  assign \set7.ages  = set7[55:48];
-  assign \set7.ages[0]  = set7[49:48];
-  assign \set7.ages[1]  = set7[51:50];
-  assign \set7.ages[2]  = set7[53:52];
-  assign \set7.ages[3]  = set7[55:54];
-  assign \set8.valid  = set8[3:0];
-  assign \set8.tags  = set8[47:4];
-  assign \set8.tags[0]  = set8[14:4];
-  assign \set8.tags[1]  = set8[25:15];
-  assign \set8.tags[2]  = set8[36:26];
-  assign \set8.tags[3]  = set8[47:37];
-  assign \set8.ages  = set8[55:48];
-  assign \set8.ages[0]  = set8[49:48];
-  assign \set8.ages[1]  = set8[51:50];
-  assign \set8.ages[2]  = set8[53:52];
-  assign \set8.ages[3]  = set8[55:54];
-  assign \set9.valid  = set9[3:0];
-  assign \set9.tags  = set9[47:4];
-  assign \set9.tags[0]  = set9[14:4];
-  assign \set9.tags[1]  = set9[25:15];
-  assign \set9.tags[2]  = set9[36:26];
-  assign \set9.tags[3]  = set9[47:37];
-  assign \set9.ages  = set9[55:48];
-  assign \set9.ages[0]  = set9[49:48];
-  assign \set9.ages[1]  = set9[51:50];
-  assign \set9.ages[2]  = set9[53:52];
-  assign \set9.ages[3]  = set9[55:54];
-  assign \set10.valid  = set10[3:0];
-  assign \set10.tags  = set10[47:4];
-  assign \set10.tags[0]  = set10[14:4];
-  assign \set10.tags[1]  = set10[25:15];
-  assign \set10.tags[2]  = set10[36:26];
-  assign \set10.tags[3]  = set10[47:37];
-  assign \set10.ages  = set10[55:48];
-  assign \set10.ages[0]  = set10[49:48];
-  assign \set10.ages[1]  = set10[51:50];
-  assign \set10.ages[2]  = set10[53:52];
-  assign \set10.ages[3]  = set10[55:54];
-  assign \set11.valid  = set11[3:0];
-  assign \set11.tags  = set11[47:4];
-  assign \set11.tags[0]  = set11[14:4];
-  assign \set11.tags[1]  = set11[25:15];
-  assign \set11.tags[2]  = set11[36:26];
-  assign \set11.tags[3]  = set11[47:37];
-  assign \set11.ages  = set11[55:48];
-  assign \set11.ages[0]  = set11[49:48];
-  assign \set11.ages[1]  = set11[51:50];
-  assign \set11.ages[2]  = set11[53:52];
-  assign \set11.ages[3]  = set11[55:54];
-  assign \set12.valid  = set12[3:0];
-  assign \set12.tags  = set12[47:4];
-  assign \set12.tags[0]  = set12[14:4];
-  assign \set12.tags[1]  = set12[25:15];
-  assign \set12.tags[2]  = set12[36:26];
-  assign \set12.tags[3]  = set12[47:37];
-  assign \set12.ages  = set12[55:48];
-  assign \set12.ages[0]  = set12[49:48];
-  assign \set12.ages[1]  = set12[51:50];
-  assign \set12.ages[2]  = set12[53:52];
-  assign \set12.ages[3]  = set12[55:54];
-  assign \set13.valid  = set13[3:0];
-  assign \set13.tags  = set13[47:4];
-  assign \set13.tags[0]  = set13[14:4];
-  assign \set13.tags[1]  = set13[25:15];
-  assign \set13.tags[2]  = set13[36:26];
-  assign \set13.tags[3]  = set13[47:37];
-  assign \set13.ages  = set13[55:48];
-  assign \set13.ages[0]  = set13[49:48];
-  assign \set13.ages[1]  = set13[51:50];
-  assign \set13.ages[2]  = set13[53:52];
-  assign \set13.ages[3]  = set13[55:54];
-  assign \set14.valid  = set14[3:0];
-  assign \set14.tags  = set14[47:4];
-  assign \set14.tags[0]  = set14[14:4];
-  assign \set14.tags[1]  = set14[25:15];
-  assign \set14.tags[2]  = set14[36:26];
-  assign \set14.tags[3]  = set14[47:37];
-  assign \set14.ages  = set14[55:48];
-  assign \set14.ages[0]  = set14[49:48];
-  assign \set14.ages[1]  = set14[51:50];
-  assign \set14.ages[2]  = set14[53:52];
-  assign \set14.ages[3]  = set14[55:54];
-  assign \set15.valid  = set15[3:0];
-  assign \set15.tags  = set15[47:4];
-  assign \set15.tags[0]  = set15[14:4];
-  assign \set15.tags[1]  = set15[25:15];
-  assign \set15.tags[2]  = set15[36:26];
-  assign \set15.tags[3]  = set15[47:37];
-  assign \set15.ages  = set15[55:48];
-  assign \set15.ages[0]  = set15[49:48];
-  assign \set15.ages[1]  = set15[51:50];
-  assign \set15.ages[2]  = set15[53:52];
-  assign \set15.ages[3]  = set15[55:54];
-  assign \set16.valid  = set16[3:0];
-  assign \set16.tags  = set16[47:4];
-  assign \set16.tags[0]  = set16[14:4];
-  assign \set16.tags[1]  = set16[25:15];
-  assign \set16.tags[2]  = set16[36:26];
-  assign \set16.tags[3]  = set16[47:37];
-  assign \set16.ages  = set16[55:48];
-  assign \set16.ages[0]  = set16[49:48];
-  assign \set16.ages[1]  = set16[51:50];
-  assign \set16.ages[2]  = set16[53:52];
-  assign \set16.ages[3]  = set16[55:54];
-  assign \set17.valid  = set17[3:0];
-  assign \set17.tags  = set17[47:4];
-  assign \set17.tags[0]  = set17[14:4];
-  assign \set17.tags[1]  = set17[25:15];
-  assign \set17.tags[2]  = set17[36:26];
-  assign \set17.tags[3]  = set17[47:37];
-  assign \set17.ages  = set17[55:48];
-  assign \set17.ages[0]  = set17[49:48];
-  assign \set17.ages[1]  = set17[51:50];
-  assign \set17.ages[2]  = set17[53:52];
-  assign \set17.ages[3]  = set17[55:54];
-  assign \set18.valid  = set18[3:0];
-  assign \set18.tags  = set18[47:4];
-  assign \set18.tags[0]  = set18[14:4];
-  assign \set18.tags[1]  = set18[25:15];
-  assign \set18.tags[2]  = set18[36:26];
-  assign \set18.tags[3]  = set18[47:37];
-  assign \set18.ages  = set18[55:48];
-  assign \set18.ages[0]  = set18[49:48];
-  assign \set18.ages[1]  = set18[51:50];
-  assign \set18.ages[2]  = set18[53:52];
-  assign \set18.ages[3]  = set18[55:54];
-  assign \set19.valid  = set19[3:0];
-  assign \set19.tags  = set19[47:4];
-  assign \set19.tags[0]  = set19[14:4];
-  assign \set19.tags[1]  = set19[25:15];
-  assign \set19.tags[2]  = set19[36:26];
-  assign \set19.tags[3]  = set19[47:37];
-  assign \set19.ages  = set19[55:48];
-  assign \set19.ages[0]  = set19[49:48];
-  assign \set19.ages[1]  = set19[51:50];
-  assign \set19.ages[2]  = set19[53:52];
-  assign \set19.ages[3]  = set19[55:54];
-  assign \set20.valid  = set20[3:0];
-  assign \set20.tags  = set20[47:4];
-  assign \set20.tags[0]  = set20[14:4];
-  assign \set20.tags[1]  = set20[25:15];
-  assign \set20.tags[2]  = set20[36:26];
-  assign \set20.tags[3]  = set20[47:37];
-  assign \set20.ages  = set20[55:48];
-  assign \set20.ages[0]  = set20[49:48];
-  assign \set20.ages[1]  = set20[51:50];
-  assign \set20.ages[2]  = set20[53:52];
-  assign \set20.ages[3]  = set20[55:54];
-  assign \set21.valid  = set21[3:0];
-  assign \set21.tags  = set21[47:4];
-  assign \set21.tags[0]  = set21[14:4];
-  assign \set21.tags[1]  = set21[25:15];
-  assign \set21.tags[2]  = set21[36:26];
-  assign \set21.tags[3]  = set21[47:37];
-  assign \set21.ages  = set21[55:48];
-  assign \set21.ages[0]  = set21[49:48];
-  assign \set21.ages[1]  = set21[51:50];
-  assign \set21.ages[2]  = set21[53:52];
-  assign \set21.ages[3]  = set21[55:54];
-  assign \set22.valid  = set22[3:0];
-  assign \set22.tags  = set22[47:4];
-  assign \set22.tags[0]  = set22[14:4];
-  assign \set22.tags[1]  = set22[25:15];
-  assign \set22.tags[2]  = set22[36:26];
-  assign \set22.tags[3]  = set22[47:37];
-  assign \set22.ages  = set22[55:48];
-  assign \set22.ages[0]  = set22[49:48];
-  assign \set22.ages[1]  = set22[51:50];
-  assign \set22.ages[2]  = set22[53:52];
-  assign \set22.ages[3]  = set22[55:54];
-  assign \set23.valid  = set23[3:0];
-  assign \set23.tags  = set23[47:4];
-  assign \set23.tags[0]  = set23[14:4];
-  assign \set23.tags[1]  = set23[25:15];
-  assign \set23.tags[2]  = set23[36:26];
-  assign \set23.tags[3]  = set23[47:37];
-  assign \set23.ages  = set23[55:48];
-  assign \set23.ages[0]  = set23[49:48];
-  assign \set23.ages[1]  = set23[51:50];
-  assign \set23.ages[2]  = set23[53:52];
-  assign \set23.ages[3]  = set23[55:54];
-  assign \set24.valid  = set24[3:0];
-  assign \set24.tags  = set24[47:4];
-  assign \set24.tags[0]  = set24[14:4];
-  assign \set24.tags[1]  = set24[25:15];
-  assign \set24.tags[2]  = set24[36:26];
-  assign \set24.tags[3]  = set24[47:37];
-  assign \set24.ages  = set24[55:48];
-  assign \set24.ages[0]  = set24[49:48];
-  assign \set24.ages[1]  = set24[51:50];
-  assign \set24.ages[2]  = set24[53:52];
-  assign \set24.ages[3]  = set24[55:54];
-  assign \set25.valid  = set25[3:0];
-  assign \set25.tags  = set25[47:4];
-  assign \set25.tags[0]  = set25[14:4];
-  assign \set25.tags[1]  = set25[25:15];
-  assign \set25.tags[2]  = set25[36:26];
-  assign \set25.tags[3]  = set25[47:37];
-  assign \set25.ages  = set25[55:48];
-  assign \set25.ages[0]  = set25[49:48];
-  assign \set25.ages[1]  = set25[51:50];
-  assign \set25.ages[2]  = set25[53:52];
-  assign \set25.ages[3]  = set25[55:54];
-  assign \set26.valid  = set26[3:0];
-  assign \set26.tags  = set26[47:4];
-  assign \set26.tags[0]  = set26[14:4];
-  assign \set26.tags[1]  = set26[25:15];
-  assign \set26.tags[2]  = set26[36:26];
-  assign \set26.tags[3]  = set26[47:37];
-  assign \set26.ages  = set26[55:48];
-  assign \set26.ages[0]  = set26[49:48];
-  assign \set26.ages[1]  = set26[51:50];
-  assign \set26.ages[2]  = set26[53:52];
-  assign \set26.ages[3]  = set26[55:54];
-  assign \set27.valid  = set27[3:0];
-  assign \set27.tags  = set27[47:4];
-  assign \set27.tags[0]  = set27[14:4];
-  assign \set27.tags[1]  = set27[25:15];
-  assign \set27.tags[2]  = set27[36:26];
-  assign \set27.tags[3]  = set27[47:37];
-  assign \set27.ages  = set27[55:48];
-  assign \set27.ages[0]  = set27[49:48];
-  assign \set27.ages[1]  = set27[51:50];
-  assign \set27.ages[2]  = set27[53:52];
-  assign \set27.ages[3]  = set27[55:54];
-  assign \set28.valid  = set28[3:0];
-  assign \set28.tags  = set28[47:4];
-  assign \set28.tags[0]  = set28[14:4];
-  assign \set28.tags[1]  = set28[25:15];
-  assign \set28.tags[2]  = set28[36:26];
-  assign \set28.tags[3]  = set28[47:37];
-  assign \set28.ages  = set28[55:48];
-  assign \set28.ages[0]  = set28[49:48];
-  assign \set28.ages[1]  = set28[51:50];
-  assign \set28.ages[2]  = set28[53:52];
-  assign \set28.ages[3]  = set28[55:54];
-  assign \set29.valid  = set29[3:0];
-  assign \set29.tags  = set29[47:4];
-  assign \set29.tags[0]  = set29[14:4];
-  assign \set29.tags[1]  = set29[25:15];
-  assign \set29.tags[2]  = set29[36:26];
-  assign \set29.tags[3]  = set29[47:37];
-  assign \set29.ages  = set29[55:48];
-  assign \set29.ages[0]  = set29[49:48];
-  assign \set29.ages[1]  = set29[51:50];
-  assign \set29.ages[2]  = set29[53:52];
-  assign \set29.ages[3]  = set29[55:54];
-  assign \set30.valid  = set30[3:0];
-  assign \set30.tags  = set30[47:4];
-  assign \set30.tags[0]  = set30[14:4];
-  assign \set30.tags[1]  = set30[25:15];
-  assign \set30.tags[2]  = set30[36:26];
-  assign \set30.tags[3]  = set30[47:37];
-  assign \set30.ages  = set30[55:48];
-  assign \set30.ages[0]  = set30[49:48];
-  assign \set30.ages[1]  = set30[51:50];
-  assign \set30.ages[2]  = set30[53:52];
-  assign \set30.ages[3]  = set30[55:54];
-  assign \set31.valid  = set31[3:0];
-  assign \set31.tags  = set31[47:4];
-  assign \set31.tags[0]  = set31[14:4];
-  assign \set31.tags[1]  = set31[25:15];
-  assign \set31.tags[2]  = set31[36:26];
-  assign \set31.tags[3]  = set31[47:37];
-  assign \set31.ages  = set31[55:48];
-  assign \set31.ages[0]  = set31[49:48];
-  assign \set31.ages[1]  = set31[51:50];
-  assign \set31.ages[2]  = set31[53:52];
-  assign \set31.ages[3]  = set31[55:54];
+  assign \s1.valid  = s1[0];
+  assign \s1.set  = s1[5:1];
+  assign \s1.tag  = s1[16:6];
+  assign \s1.flush  = s1[17];
+  assign \s1.forward  = s1[18];
+  assign \s1.forward2  = s1[19];
+  assign \s1.fresh  = s1[20];
+  assign \rd__data.valid  = rd__data[3:0];
+  assign \rd__data.tags  = rd__data[47:4];
+  assign \rd__data.tags[0]  = rd__data[14:4];
+  assign \rd__data.tags[1]  = rd__data[25:15];
+  assign \rd__data.tags[2]  = rd__data[36:26];
+  assign \rd__data.tags[3]  = rd__data[47:37];
+  assign \rd__data.ages  = rd__data[55:48];
+  assign \rd__data.ages[0]  = rd__data[49:48];
+  assign \rd__data.ages[1]  = rd__data[51:50];
+  assign \rd__data.ages[2]  = rd__data[53:52];
+  assign \rd__data.ages[3]  = rd__data[55:54];
+  assign \last2.valid  = last2[0];
+  assign \last2.set  = last2[5:1];
+  assign \last2.record  = last2[61:6];
+  assign \last2.record.valid  = last2[9:6];
+  assign \last2.record.tags  = last2[53:10];
+  assign \last2.record.tags[0]  = last2[20:10];
+  assign \last2.record.tags[1]  = last2[31:21];
+  assign \last2.record.tags[2]  = last2[42:32];
+  assign \last2.record.tags[3]  = last2[53:43];
+  assign \last2.record.ages  = last2[61:54];
+  assign \last2.record.ages[0]  = last2[55:54];
+  assign \last2.record.ages[1]  = last2[57:56];
+  assign \last2.record.ages[2]  = last2[59:58];
+  assign \last2.record.ages[3]  = last2[61:60];
+  assign \last.valid  = last[0];
+  assign \last.set  = last[5:1];
+  assign \last.record  = last[61:6];
+  assign \last.record.valid  = last[9:6];
+  assign \last.record.tags  = last[53:10];
+  assign \last.record.tags[0]  = last[20:10];
+  assign \last.record.tags[1]  = last[31:21];
+  assign \last.record.tags[2]  = last[42:32];
+  assign \last.record.tags[3]  = last[53:43];
+  assign \last.record.ages  = last[61:54];
+  assign \last.record.ages[0]  = last[55:54];
+  assign \last.record.ages[1]  = last[57:56];
+  assign \last.record.ages[2]  = last[59:58];
+  assign \last.record.ages[3]  = last[61:60];
   assign \new.valid  = \new [3:0];
   assign \new.tags  = \new [47:4];
   assign \new.tags[0]  = \new [14:4];
@@ -12074,12 +11483,36 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, requests__
   assign \new.ages[1]  = \new [51:50];
   assign \new.ages[2]  = \new [53:52];
   assign \new.ages[3]  = \new [55:54];
+  assign \wr__data.valid  = last[9:6];
+  assign \wr__data.tags  = last[53:10];
+  assign \wr__data.tags[0]  = last[20:10];
+  assign \wr__data.tags[1]  = last[31:21];
+  assign \wr__data.tags[2]  = last[42:32];
+  assign \wr__data.tags[3]  = last[53:43];
+  assign \wr__data.ages  = last[61:54];
+  assign \wr__data.ages[0]  = last[55:54];
+  assign \wr__data.ages[1]  = last[57:56];
+  assign \wr__data.ages[2]  = last[59:58];
+  assign \wr__data.ages[3]  = last[61:60];
   assign \responses__payload.hit  = responses__payload[0];
   assign \responses__payload.entry  = responses__payload[7:1];
-  assign way_hit[3] = \$10 ;
-  assign way_hit[2] = \$8 ;
-  assign way_hit[1] = \$6 ;
-  assign way_hit[0] = \$4 ;
+  assign way_hit[3] = \$11 ;
+  assign way_hit[2] = \$9 ;
+  assign way_hit[1] = \$7 ;
+  assign way_hit[0] = \$5 ;
+  assign \$18  = 1'h1;
+  assign \$19  = \$17 ;
+  assign \$21  = cur[0];
+  assign \$30  = { 1'h0, \$29  };
+  assign \$35  = { 1'h0, \$34  };
+  assign \$39  = 2'h0;
+  assign \$44  = \$43 ;
+  assign \$59  = 2'h0;
+  assign \$60  = \$58 ;
+  assign \$80  = 2'h0;
+  assign \$85  = \$84 ;
+  assign \$100  = 2'h0;
+  assign \$101  = \$99 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12454,7 +11887,7 @@ module \mercury_core.responses.queue (rst, r_en, w_rdy, r_rdy, r_data, w_en, w_p
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__valid, signatures__payload, r_en, vectors__payload, length, clk);
+module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__valid, signatures__payload, r__ready, vectors__payload, length, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [20:0] \$1 ;
   wire [21:0] \$10 ;
@@ -12744,47 +12177,80 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   reg [63:0] \$356 ;
   reg [31:0] \$357 ;
   reg [3:0] \$358 ;
-  reg [10:0] \$359 ;
+  reg [3:0] \$359 ;
   wire \$36 ;
-  reg [10:0] \$360 ;
-  reg [10:0] \$361 ;
+  reg [9:0] \$360 ;
+  reg [9:0] \$361 ;
   reg [10:0] \$362 ;
-  reg [10:0] \$363 ;
-  reg [10:0] \$364 ;
+  reg [9:0] \$363 ;
+  reg [9:0] \$364 ;
   reg [10:0] \$365 ;
-  reg [10:0] \$366 ;
-  reg [10:0] \$367 ;
+  reg [9:0] \$366 ;
+  reg [9:0] \$367 ;
   reg [10:0] \$368 ;
-  reg [10:0] \$369 ;
+  reg [9:0] \$369 ;
   wire \$37 ;
-  reg [10:0] \$370 ;
+  reg [9:0] \$370 ;
   reg [10:0] \$371 ;
-  reg [10:0] \$372 ;
-  reg [10:0] \$373 ;
+  reg [9:0] \$372 ;
+  reg [9:0] \$373 ;
   reg [10:0] \$374 ;
-  reg [20:0] \$375 ;
-  reg [20:0] \$376 ;
-  reg [20:0] \$377 ;
-  reg [20:0] \$378 ;
-  reg [20:0] \$379 ;
+  reg [9:0] \$375 ;
+  reg [9:0] \$376 ;
+  reg [10:0] \$377 ;
+  reg [9:0] \$378 ;
+  reg [9:0] \$379 ;
   wire \$38 ;
-  reg [20:0] \$380 ;
-  reg [20:0] \$381 ;
-  reg [20:0] \$382 ;
-  reg [20:0] \$383 ;
-  reg [20:0] \$384 ;
-  reg [20:0] \$385 ;
-  reg [20:0] \$386 ;
-  reg [20:0] \$387 ;
-  reg [20:0] \$388 ;
-  reg [20:0] \$389 ;
+  reg [10:0] \$380 ;
+  reg [9:0] \$381 ;
+  reg [9:0] \$382 ;
+  reg [10:0] \$383 ;
+  reg [9:0] \$384 ;
+  reg [9:0] \$385 ;
+  reg [10:0] \$386 ;
+  reg [9:0] \$387 ;
+  reg [9:0] \$388 ;
+  reg [10:0] \$389 ;
   wire \$39 ;
-  reg [20:0] \$390 ;
-  reg [2:0] \$391 ;
+  reg [9:0] \$390 ;
+  reg [9:0] \$391 ;
+  reg [10:0] \$392 ;
+  reg [9:0] \$393 ;
+  reg [9:0] \$394 ;
+  reg [10:0] \$395 ;
+  reg [9:0] \$396 ;
+  reg [9:0] \$397 ;
+  reg [10:0] \$398 ;
+  reg [9:0] \$399 ;
   wire [21:0] \$4 ;
   wire \$40 ;
+  reg [9:0] \$400 ;
+  reg [10:0] \$401 ;
+  reg [9:0] \$402 ;
+  reg [9:0] \$403 ;
+  reg [10:0] \$404 ;
+  reg [9:0] \$405 ;
+  reg [9:0] \$406 ;
+  reg [10:0] \$407 ;
+  reg [20:0] \$408 ;
+  reg [20:0] \$409 ;
   wire \$41 ;
+  reg [20:0] \$410 ;
+  reg [20:0] \$411 ;
+  reg [20:0] \$412 ;
+  reg [20:0] \$413 ;
+  reg [20:0] \$414 ;
+  reg [20:0] \$415 ;
+  reg [20:0] \$416 ;
+  reg [20:0] \$417 ;
+  reg [20:0] \$418 ;
+  reg [20:0] \$419 ;
   wire \$42 ;
+  reg [20:0] \$420 ;
+  reg [20:0] \$421 ;
+  reg [20:0] \$422 ;
+  reg [20:0] \$423 ;
+  reg [2:0] \$424 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
@@ -12892,6 +12358,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \ctl.flush ;
   wire \ctl.last ;
   wire \ctl.valid ;
+  reg [3:0] ctl_a = 4'h0;
+  wire \ctl_a.first ;
+  wire \ctl_a.flush ;
+  wire \ctl_a.last ;
+  wire \ctl_a.valid ;
   reg [31:0] data = 32'd0;
   wire [7:0] \data[0] ;
   wire [7:0] \data[1] ;
@@ -12904,11 +12375,45 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire last;
   input [12:0] length;
   wire [12:0] length;
+  reg [9:0] part0_0 = 10'h000;
+  reg [9:0] part0_1 = 10'h000;
+  reg [9:0] part10_0 = 10'h000;
+  reg [9:0] part10_1 = 10'h000;
+  reg [9:0] part11_0 = 10'h000;
+  reg [9:0] part11_1 = 10'h000;
+  reg [9:0] part12_0 = 10'h000;
+  reg [9:0] part12_1 = 10'h000;
+  reg [9:0] part13_0 = 10'h000;
+  reg [9:0] part13_1 = 10'h000;
+  reg [9:0] part14_0 = 10'h000;
+  reg [9:0] part14_1 = 10'h000;
+  reg [9:0] part15_0 = 10'h000;
+  reg [9:0] part15_1 = 10'h000;
+  reg [9:0] part1_0 = 10'h000;
+  reg [9:0] part1_1 = 10'h000;
+  reg [9:0] part2_0 = 10'h000;
+  reg [9:0] part2_1 = 10'h000;
+  reg [9:0] part3_0 = 10'h000;
+  reg [9:0] part3_1 = 10'h000;
+  reg [9:0] part4_0 = 10'h000;
+  reg [9:0] part4_1 = 10'h000;
+  reg [9:0] part5_0 = 10'h000;
+  reg [9:0] part5_1 = 10'h000;
+  reg [9:0] part6_0 = 10'h000;
+  reg [9:0] part6_1 = 10'h000;
+  reg [9:0] part7_0 = 10'h000;
+  reg [9:0] part7_1 = 10'h000;
+  reg [9:0] part8_0 = 10'h000;
+  reg [9:0] part8_1 = 10'h000;
+  reg [9:0] part9_0 = 10'h000;
+  reg [9:0] part9_1 = 10'h000;
   reg [2:0] pending = 3'h0;
-  wire [16:0] r_data;
-  input r_en;
-  wire r_en;
-  wire r_rdy;
+  wire [16:0] r__payload;
+  wire \r__payload.flush ;
+  wire [15:0] \r__payload.sig ;
+  input r__ready;
+  wire r__ready;
+  wire r__valid;
   wire [12:0] rem;
   reg [12:0] rem_reg = 13'h0000;
   input rst;
@@ -12948,10 +12453,12 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire vectors__ready;
   input vectors__valid;
   wire vectors__valid;
-  wire [16:0] w_data;
-  wire w_en;
+  wire [16:0] w__payload;
+  wire \w__payload.flush ;
+  wire [15:0] \w__payload.sig ;
+  wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
-  assign vectors__ready = pending != 3'h4;
+  assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
   assign last = rem <= 3'h4;
@@ -12988,7 +12495,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$30  = $signed(\$29 ) + $signed(sum14);
   assign \$31  = ctl[1] ? 21'h000000 : acc15;
   assign \$32  = $signed(\$31 ) + $signed(sum15);
-  assign w_en = ctl[0] & ctl[2];
+  assign w__valid = ctl[0] & ctl[2];
   assign \$33  = ^ { window[4:3], window[1:0] };
   assign \$34  = ^ { window[5:4], window[2:1] };
   assign \$35  = ^ { window[6:5], window[3:2] };
@@ -13073,7 +12580,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$178  = - $signed(data[31:24]);
   assign \$179  = dirs[48] ? \$178  : { data[31], data[31:24] };
   assign \$180  = $signed(\$177 ) + $signed(\$179 );
-  assign \$181  = $signed(\$175 ) + $signed(\$180 );
+  assign \$181  = $signed(part0_0) + $signed(part0_1);
   assign \$182  = - $signed(data[7:0]);
   assign \$183  = dirs[1] ? \$182  : { data[7], data[7:0] };
   assign \$184  = - $signed(data[15:8]);
@@ -13084,7 +12591,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$189  = - $signed(data[31:24]);
   assign \$190  = dirs[49] ? \$189  : { data[31], data[31:24] };
   assign \$191  = $signed(\$188 ) + $signed(\$190 );
-  assign \$192  = $signed(\$186 ) + $signed(\$191 );
+  assign \$192  = $signed(part1_0) + $signed(part1_1);
   assign \$193  = - $signed(data[7:0]);
   assign \$194  = dirs[2] ? \$193  : { data[7], data[7:0] };
   assign \$195  = - $signed(data[15:8]);
@@ -13095,7 +12602,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$200  = - $signed(data[31:24]);
   assign \$201  = dirs[50] ? \$200  : { data[31], data[31:24] };
   assign \$202  = $signed(\$199 ) + $signed(\$201 );
-  assign \$203  = $signed(\$197 ) + $signed(\$202 );
+  assign \$203  = $signed(part2_0) + $signed(part2_1);
   assign \$204  = - $signed(data[7:0]);
   assign \$205  = dirs[3] ? \$204  : { data[7], data[7:0] };
   assign \$206  = - $signed(data[15:8]);
@@ -13106,7 +12613,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$211  = - $signed(data[31:24]);
   assign \$212  = dirs[51] ? \$211  : { data[31], data[31:24] };
   assign \$213  = $signed(\$210 ) + $signed(\$212 );
-  assign \$214  = $signed(\$208 ) + $signed(\$213 );
+  assign \$214  = $signed(part3_0) + $signed(part3_1);
   assign \$215  = - $signed(data[7:0]);
   assign \$216  = dirs[4] ? \$215  : { data[7], data[7:0] };
   assign \$217  = - $signed(data[15:8]);
@@ -13117,7 +12624,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$222  = - $signed(data[31:24]);
   assign \$223  = dirs[52] ? \$222  : { data[31], data[31:24] };
   assign \$224  = $signed(\$221 ) + $signed(\$223 );
-  assign \$225  = $signed(\$219 ) + $signed(\$224 );
+  assign \$225  = $signed(part4_0) + $signed(part4_1);
   assign \$226  = - $signed(data[7:0]);
   assign \$227  = dirs[5] ? \$226  : { data[7], data[7:0] };
   assign \$228  = - $signed(data[15:8]);
@@ -13128,7 +12635,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$233  = - $signed(data[31:24]);
   assign \$234  = dirs[53] ? \$233  : { data[31], data[31:24] };
   assign \$235  = $signed(\$232 ) + $signed(\$234 );
-  assign \$236  = $signed(\$230 ) + $signed(\$235 );
+  assign \$236  = $signed(part5_0) + $signed(part5_1);
   assign \$237  = - $signed(data[7:0]);
   assign \$238  = dirs[6] ? \$237  : { data[7], data[7:0] };
   assign \$239  = - $signed(data[15:8]);
@@ -13139,7 +12646,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$244  = - $signed(data[31:24]);
   assign \$245  = dirs[54] ? \$244  : { data[31], data[31:24] };
   assign \$246  = $signed(\$243 ) + $signed(\$245 );
-  assign \$247  = $signed(\$241 ) + $signed(\$246 );
+  assign \$247  = $signed(part6_0) + $signed(part6_1);
   assign \$248  = - $signed(data[7:0]);
   assign \$249  = dirs[7] ? \$248  : { data[7], data[7:0] };
   assign \$250  = - $signed(data[15:8]);
@@ -13150,7 +12657,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$255  = - $signed(data[31:24]);
   assign \$256  = dirs[55] ? \$255  : { data[31], data[31:24] };
   assign \$257  = $signed(\$254 ) + $signed(\$256 );
-  assign \$258  = $signed(\$252 ) + $signed(\$257 );
+  assign \$258  = $signed(part7_0) + $signed(part7_1);
   assign \$259  = - $signed(data[7:0]);
   assign \$260  = dirs[8] ? \$259  : { data[7], data[7:0] };
   assign \$261  = - $signed(data[15:8]);
@@ -13161,7 +12668,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$266  = - $signed(data[31:24]);
   assign \$267  = dirs[56] ? \$266  : { data[31], data[31:24] };
   assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = $signed(\$263 ) + $signed(\$268 );
+  assign \$269  = $signed(part8_0) + $signed(part8_1);
   assign \$270  = - $signed(data[7:0]);
   assign \$271  = dirs[9] ? \$270  : { data[7], data[7:0] };
   assign \$272  = - $signed(data[15:8]);
@@ -13172,7 +12679,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$277  = - $signed(data[31:24]);
   assign \$278  = dirs[57] ? \$277  : { data[31], data[31:24] };
   assign \$279  = $signed(\$276 ) + $signed(\$278 );
-  assign \$280  = $signed(\$274 ) + $signed(\$279 );
+  assign \$280  = $signed(part9_0) + $signed(part9_1);
   assign \$281  = - $signed(data[7:0]);
   assign \$282  = dirs[10] ? \$281  : { data[7], data[7:0] };
   assign \$283  = - $signed(data[15:8]);
@@ -13183,7 +12690,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$288  = - $signed(data[31:24]);
   assign \$289  = dirs[58] ? \$288  : { data[31], data[31:24] };
   assign \$290  = $signed(\$287 ) + $signed(\$289 );
-  assign \$291  = $signed(\$285 ) + $signed(\$290 );
+  assign \$291  = $signed(part10_0) + $signed(part10_1);
   assign \$292  = - $signed(data[7:0]);
   assign \$293  = dirs[11] ? \$292  : { data[7], data[7:0] };
   assign \$294  = - $signed(data[15:8]);
@@ -13194,7 +12701,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$299  = - $signed(data[31:24]);
   assign \$300  = dirs[59] ? \$299  : { data[31], data[31:24] };
   assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = $signed(\$296 ) + $signed(\$301 );
+  assign \$302  = $signed(part11_0) + $signed(part11_1);
   assign \$303  = - $signed(data[7:0]);
   assign \$304  = dirs[12] ? \$303  : { data[7], data[7:0] };
   assign \$305  = - $signed(data[15:8]);
@@ -13205,7 +12712,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$310  = - $signed(data[31:24]);
   assign \$311  = dirs[60] ? \$310  : { data[31], data[31:24] };
   assign \$312  = $signed(\$309 ) + $signed(\$311 );
-  assign \$313  = $signed(\$307 ) + $signed(\$312 );
+  assign \$313  = $signed(part12_0) + $signed(part12_1);
   assign \$314  = - $signed(data[7:0]);
   assign \$315  = dirs[13] ? \$314  : { data[7], data[7:0] };
   assign \$316  = - $signed(data[15:8]);
@@ -13216,7 +12723,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$321  = - $signed(data[31:24]);
   assign \$322  = dirs[61] ? \$321  : { data[31], data[31:24] };
   assign \$323  = $signed(\$320 ) + $signed(\$322 );
-  assign \$324  = $signed(\$318 ) + $signed(\$323 );
+  assign \$324  = $signed(part13_0) + $signed(part13_1);
   assign \$325  = - $signed(data[7:0]);
   assign \$326  = dirs[14] ? \$325  : { data[7], data[7:0] };
   assign \$327  = - $signed(data[15:8]);
@@ -13227,7 +12734,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$332  = - $signed(data[31:24]);
   assign \$333  = dirs[62] ? \$332  : { data[31], data[31:24] };
   assign \$334  = $signed(\$331 ) + $signed(\$333 );
-  assign \$335  = $signed(\$329 ) + $signed(\$334 );
+  assign \$335  = $signed(part14_0) + $signed(part14_1);
   assign \$336  = - $signed(data[7:0]);
   assign \$337  = dirs[15] ? \$336  : { data[7], data[7:0] };
   assign \$338  = - $signed(data[15:8]);
@@ -13238,10 +12745,10 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$343  = - $signed(data[31:24]);
   assign \$344  = dirs[63] ? \$343  : { data[31], data[31:24] };
   assign \$345  = $signed(\$342 ) + $signed(\$344 );
-  assign \$346  = $signed(\$340 ) + $signed(\$345 );
+  assign \$346  = $signed(part15_0) + $signed(part15_1);
   assign \$347  = accept & last;
   assign \$348  = pending + \$347 ;
-  assign \$349  = signatures__valid & r_en;
+  assign \$349  = signatures__valid & r__ready;
   assign \$350  = \$348  - \$349 ;
   always @(posedge clk)
     \ctl$71  <= \$351 ;
@@ -13258,97 +12765,147 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   always @(posedge clk)
     data <= \$357 ;
   always @(posedge clk)
-    ctl <= \$358 ;
+    ctl_a <= \$358 ;
   always @(posedge clk)
-    sum0 <= \$359 ;
+    ctl <= \$359 ;
   always @(posedge clk)
-    sum1 <= \$360 ;
+    part0_0 <= \$360 ;
   always @(posedge clk)
-    sum2 <= \$361 ;
+    part0_1 <= \$361 ;
   always @(posedge clk)
-    sum3 <= \$362 ;
+    sum0 <= \$362 ;
   always @(posedge clk)
-    sum4 <= \$363 ;
+    part1_0 <= \$363 ;
   always @(posedge clk)
-    sum5 <= \$364 ;
+    part1_1 <= \$364 ;
   always @(posedge clk)
-    sum6 <= \$365 ;
+    sum1 <= \$365 ;
   always @(posedge clk)
-    sum7 <= \$366 ;
+    part2_0 <= \$366 ;
   always @(posedge clk)
-    sum8 <= \$367 ;
+    part2_1 <= \$367 ;
   always @(posedge clk)
-    sum9 <= \$368 ;
+    sum2 <= \$368 ;
   always @(posedge clk)
-    sum10 <= \$369 ;
+    part3_0 <= \$369 ;
   always @(posedge clk)
-    sum11 <= \$370 ;
+    part3_1 <= \$370 ;
   always @(posedge clk)
-    sum12 <= \$371 ;
+    sum3 <= \$371 ;
   always @(posedge clk)
-    sum13 <= \$372 ;
+    part4_0 <= \$372 ;
   always @(posedge clk)
-    sum14 <= \$373 ;
+    part4_1 <= \$373 ;
   always @(posedge clk)
-    sum15 <= \$374 ;
+    sum4 <= \$374 ;
   always @(posedge clk)
-    acc0 <= \$375 ;
+    part5_0 <= \$375 ;
   always @(posedge clk)
-    acc1 <= \$376 ;
+    part5_1 <= \$376 ;
   always @(posedge clk)
-    acc2 <= \$377 ;
+    sum5 <= \$377 ;
   always @(posedge clk)
-    acc3 <= \$378 ;
+    part6_0 <= \$378 ;
   always @(posedge clk)
-    acc4 <= \$379 ;
+    part6_1 <= \$379 ;
   always @(posedge clk)
-    acc5 <= \$380 ;
+    sum6 <= \$380 ;
   always @(posedge clk)
-    acc6 <= \$381 ;
+    part7_0 <= \$381 ;
   always @(posedge clk)
-    acc7 <= \$382 ;
+    part7_1 <= \$382 ;
   always @(posedge clk)
-    acc8 <= \$383 ;
+    sum7 <= \$383 ;
   always @(posedge clk)
-    acc9 <= \$384 ;
+    part8_0 <= \$384 ;
   always @(posedge clk)
-    acc10 <= \$385 ;
+    part8_1 <= \$385 ;
   always @(posedge clk)
-    acc11 <= \$386 ;
+    sum8 <= \$386 ;
   always @(posedge clk)
-    acc12 <= \$387 ;
+    part9_0 <= \$387 ;
   always @(posedge clk)
-    acc13 <= \$388 ;
+    part9_1 <= \$388 ;
   always @(posedge clk)
-    acc14 <= \$389 ;
+    sum9 <= \$389 ;
   always @(posedge clk)
-    acc15 <= \$390 ;
+    part10_0 <= \$390 ;
   always @(posedge clk)
-    pending <= \$391 ;
+    part10_1 <= \$391 ;
+  always @(posedge clk)
+    sum10 <= \$392 ;
+  always @(posedge clk)
+    part11_0 <= \$393 ;
+  always @(posedge clk)
+    part11_1 <= \$394 ;
+  always @(posedge clk)
+    sum11 <= \$395 ;
+  always @(posedge clk)
+    part12_0 <= \$396 ;
+  always @(posedge clk)
+    part12_1 <= \$397 ;
+  always @(posedge clk)
+    sum12 <= \$398 ;
+  always @(posedge clk)
+    part13_0 <= \$399 ;
+  always @(posedge clk)
+    part13_1 <= \$400 ;
+  always @(posedge clk)
+    sum13 <= \$401 ;
+  always @(posedge clk)
+    part14_0 <= \$402 ;
+  always @(posedge clk)
+    part14_1 <= \$403 ;
+  always @(posedge clk)
+    sum14 <= \$404 ;
+  always @(posedge clk)
+    part15_0 <= \$405 ;
+  always @(posedge clk)
+    part15_1 <= \$406 ;
+  always @(posedge clk)
+    sum15 <= \$407 ;
+  always @(posedge clk)
+    acc0 <= \$408 ;
+  always @(posedge clk)
+    acc1 <= \$409 ;
+  always @(posedge clk)
+    acc2 <= \$410 ;
+  always @(posedge clk)
+    acc3 <= \$411 ;
+  always @(posedge clk)
+    acc4 <= \$412 ;
+  always @(posedge clk)
+    acc5 <= \$413 ;
+  always @(posedge clk)
+    acc6 <= \$414 ;
+  always @(posedge clk)
+    acc7 <= \$415 ;
+  always @(posedge clk)
+    acc8 <= \$416 ;
+  always @(posedge clk)
+    acc9 <= \$417 ;
+  always @(posedge clk)
+    acc10 <= \$418 ;
+  always @(posedge clk)
+    acc11 <= \$419 ;
+  always @(posedge clk)
+    acc12 <= \$420 ;
+  always @(posedge clk)
+    acc13 <= \$421 ;
+  always @(posedge clk)
+    acc14 <= \$422 ;
+  always @(posedge clk)
+    acc15 <= \$423 ;
+  always @(posedge clk)
+    pending <= \$424 ;
   \mercury_core.siggen.out_fifo  out_fifo (
     .clk(clk),
-    .\port$1212$3 (ctl[3]),
-    .\port$180$20 (\$2 [20]),
-    .\port$182$20 (\$4 [20]),
-    .\port$184$20 (\$6 [20]),
-    .\port$186$20 (\$8 [20]),
-    .\port$188$20 (\$10 [20]),
-    .\port$190$20 (\$12 [20]),
-    .\port$192$20 (\$14 [20]),
-    .\port$194$20 (\$16 [20]),
-    .\port$196$20 (\$18 [20]),
-    .\port$198$20 (\$20 [20]),
-    .\port$200$20 (\$22 [20]),
-    .\port$202$20 (\$24 [20]),
-    .\port$204$20 (\$26 [20]),
-    .\port$206$20 (\$28 [20]),
-    .\port$208$20 (\$30 [20]),
-    .\port$210$20 (\$32 [20]),
-    .r_data(signatures__payload),
-    .r_en(r_en),
-    .r_rdy(signatures__valid),
+    .r__payload(signatures__payload),
+    .r__valid(signatures__valid),
+    .r_en(r__ready),
     .rst(rst),
-    .w_en(w_en)
+    .w_data(w__payload),
+    .w_en(w__valid)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -13435,281 +12992,512 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$359  = \$181 ;
+    \$359  = ctl_a;
     if (rst) begin
-      \$359  = 11'h000;
+      \$359  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$360  = \$192 ;
+    \$360  = \$175 ;
     if (rst) begin
-      \$360  = 11'h000;
+      \$360  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$361  = \$203 ;
+    \$361  = \$180 ;
     if (rst) begin
-      \$361  = 11'h000;
+      \$361  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$362  = \$214 ;
+    \$362  = \$181 ;
     if (rst) begin
       \$362  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$363  = \$225 ;
+    \$363  = \$186 ;
     if (rst) begin
-      \$363  = 11'h000;
+      \$363  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$364  = \$236 ;
+    \$364  = \$191 ;
     if (rst) begin
-      \$364  = 11'h000;
+      \$364  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$365  = \$247 ;
+    \$365  = \$192 ;
     if (rst) begin
       \$365  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$366  = \$258 ;
+    \$366  = \$197 ;
     if (rst) begin
-      \$366  = 11'h000;
+      \$366  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$367  = \$269 ;
+    \$367  = \$202 ;
     if (rst) begin
-      \$367  = 11'h000;
+      \$367  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$368  = \$280 ;
+    \$368  = \$203 ;
     if (rst) begin
       \$368  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$369  = \$291 ;
+    \$369  = \$208 ;
     if (rst) begin
-      \$369  = 11'h000;
+      \$369  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$370  = \$302 ;
+    \$370  = \$213 ;
     if (rst) begin
-      \$370  = 11'h000;
+      \$370  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$371  = \$313 ;
+    \$371  = \$214 ;
     if (rst) begin
       \$371  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$372  = \$324 ;
+    \$372  = \$219 ;
     if (rst) begin
-      \$372  = 11'h000;
+      \$372  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$373  = \$335 ;
+    \$373  = \$224 ;
     if (rst) begin
-      \$373  = 11'h000;
+      \$373  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$374  = \$346 ;
+    \$374  = \$225 ;
     if (rst) begin
       \$374  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$375  = acc0;
-    if (ctl[0]) begin
-      \$375  = \$2 [20:0];
-    end
+    \$375  = \$230 ;
     if (rst) begin
-      \$375  = 21'h000000;
+      \$375  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$376  = acc1;
-    if (ctl[0]) begin
-      \$376  = \$4 [20:0];
-    end
+    \$376  = \$235 ;
     if (rst) begin
-      \$376  = 21'h000000;
+      \$376  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$377  = acc2;
-    if (ctl[0]) begin
-      \$377  = \$6 [20:0];
-    end
+    \$377  = \$236 ;
     if (rst) begin
-      \$377  = 21'h000000;
+      \$377  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$378  = acc3;
-    if (ctl[0]) begin
-      \$378  = \$8 [20:0];
-    end
+    \$378  = \$241 ;
     if (rst) begin
-      \$378  = 21'h000000;
+      \$378  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$379  = acc4;
-    if (ctl[0]) begin
-      \$379  = \$10 [20:0];
-    end
+    \$379  = \$246 ;
     if (rst) begin
-      \$379  = 21'h000000;
+      \$379  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$380  = acc5;
-    if (ctl[0]) begin
-      \$380  = \$12 [20:0];
-    end
+    \$380  = \$247 ;
     if (rst) begin
-      \$380  = 21'h000000;
+      \$380  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$381  = acc6;
-    if (ctl[0]) begin
-      \$381  = \$14 [20:0];
-    end
+    \$381  = \$252 ;
     if (rst) begin
-      \$381  = 21'h000000;
+      \$381  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$382  = acc7;
-    if (ctl[0]) begin
-      \$382  = \$16 [20:0];
-    end
+    \$382  = \$257 ;
     if (rst) begin
-      \$382  = 21'h000000;
+      \$382  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$383  = acc8;
-    if (ctl[0]) begin
-      \$383  = \$18 [20:0];
-    end
+    \$383  = \$258 ;
     if (rst) begin
-      \$383  = 21'h000000;
+      \$383  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$384  = acc9;
-    if (ctl[0]) begin
-      \$384  = \$20 [20:0];
-    end
+    \$384  = \$263 ;
     if (rst) begin
-      \$384  = 21'h000000;
+      \$384  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$385  = acc10;
-    if (ctl[0]) begin
-      \$385  = \$22 [20:0];
-    end
+    \$385  = \$268 ;
     if (rst) begin
-      \$385  = 21'h000000;
+      \$385  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$386  = acc11;
-    if (ctl[0]) begin
-      \$386  = \$24 [20:0];
-    end
+    \$386  = \$269 ;
     if (rst) begin
-      \$386  = 21'h000000;
+      \$386  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$387  = acc12;
-    if (ctl[0]) begin
-      \$387  = \$26 [20:0];
-    end
+    \$387  = \$274 ;
     if (rst) begin
-      \$387  = 21'h000000;
+      \$387  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$388  = acc13;
-    if (ctl[0]) begin
-      \$388  = \$28 [20:0];
-    end
+    \$388  = \$279 ;
     if (rst) begin
-      \$388  = 21'h000000;
+      \$388  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$389  = acc14;
-    if (ctl[0]) begin
-      \$389  = \$30 [20:0];
-    end
+    \$389  = \$280 ;
     if (rst) begin
-      \$389  = 21'h000000;
+      \$389  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$390  = acc15;
-    if (ctl[0]) begin
-      \$390  = \$32 [20:0];
-    end
+    \$390  = \$285 ;
     if (rst) begin
-      \$390  = 21'h000000;
+      \$390  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$391  = \$350 [2:0];
+    \$391  = \$290 ;
     if (rst) begin
-      \$391  = 3'h0;
+      \$391  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$392  = \$291 ;
+    if (rst) begin
+      \$392  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$393  = \$296 ;
+    if (rst) begin
+      \$393  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$394  = \$301 ;
+    if (rst) begin
+      \$394  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$395  = \$302 ;
+    if (rst) begin
+      \$395  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$396  = \$307 ;
+    if (rst) begin
+      \$396  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$397  = \$312 ;
+    if (rst) begin
+      \$397  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$398  = \$313 ;
+    if (rst) begin
+      \$398  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$399  = \$318 ;
+    if (rst) begin
+      \$399  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$400  = \$323 ;
+    if (rst) begin
+      \$400  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$401  = \$324 ;
+    if (rst) begin
+      \$401  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$402  = \$329 ;
+    if (rst) begin
+      \$402  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$403  = \$334 ;
+    if (rst) begin
+      \$403  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$404  = \$335 ;
+    if (rst) begin
+      \$404  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$405  = \$340 ;
+    if (rst) begin
+      \$405  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$406  = \$345 ;
+    if (rst) begin
+      \$406  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$407  = \$346 ;
+    if (rst) begin
+      \$407  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$408  = acc0;
+    if (ctl[0]) begin
+      \$408  = \$2 [20:0];
+    end
+    if (rst) begin
+      \$408  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$409  = acc1;
+    if (ctl[0]) begin
+      \$409  = \$4 [20:0];
+    end
+    if (rst) begin
+      \$409  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$410  = acc2;
+    if (ctl[0]) begin
+      \$410  = \$6 [20:0];
+    end
+    if (rst) begin
+      \$410  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$411  = acc3;
+    if (ctl[0]) begin
+      \$411  = \$8 [20:0];
+    end
+    if (rst) begin
+      \$411  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$412  = acc4;
+    if (ctl[0]) begin
+      \$412  = \$10 [20:0];
+    end
+    if (rst) begin
+      \$412  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$413  = acc5;
+    if (ctl[0]) begin
+      \$413  = \$12 [20:0];
+    end
+    if (rst) begin
+      \$413  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$414  = acc6;
+    if (ctl[0]) begin
+      \$414  = \$14 [20:0];
+    end
+    if (rst) begin
+      \$414  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$415  = acc7;
+    if (ctl[0]) begin
+      \$415  = \$16 [20:0];
+    end
+    if (rst) begin
+      \$415  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$416  = acc8;
+    if (ctl[0]) begin
+      \$416  = \$18 [20:0];
+    end
+    if (rst) begin
+      \$416  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$417  = acc9;
+    if (ctl[0]) begin
+      \$417  = \$20 [20:0];
+    end
+    if (rst) begin
+      \$417  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$418  = acc10;
+    if (ctl[0]) begin
+      \$418  = \$22 [20:0];
+    end
+    if (rst) begin
+      \$418  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$419  = acc11;
+    if (ctl[0]) begin
+      \$419  = \$24 [20:0];
+    end
+    if (rst) begin
+      \$419  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$420  = acc12;
+    if (ctl[0]) begin
+      \$420  = \$26 [20:0];
+    end
+    if (rst) begin
+      \$420  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$421  = acc13;
+    if (ctl[0]) begin
+      \$421  = \$28 [20:0];
+    end
+    if (rst) begin
+      \$421  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$422  = acc14;
+    if (ctl[0]) begin
+      \$422  = \$30 [20:0];
+    end
+    if (rst) begin
+      \$422  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$423  = acc15;
+    if (ctl[0]) begin
+      \$423  = \$32 [20:0];
+    end
+    if (rst) begin
+      \$423  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$424  = \$350 [2:0];
+    if (rst) begin
+      \$424  = 3'h0;
     end
   end
   assign acc_next0 = \$2 [20:0];
@@ -13728,10 +13516,9 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign acc_next13 = \$28 [20:0];
   assign acc_next14 = \$30 [20:0];
   assign acc_next15 = \$32 [20:0];
-  assign w_data = { ctl[3], \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
-  assign r_rdy = signatures__valid;
-  assign r_data = signatures__payload;
-  assign signatures__ready = r_en;
+  assign r__payload = signatures__payload;
+  assign signatures__ready = r__ready;
+  assign r__valid = signatures__valid;
   assign \vectors__payload.data  = vectors__payload[31:0];
   assign \vectors__payload.data[0]  = vectors__payload[7:0];
   assign \vectors__payload.data[1]  = vectors__payload[15:8];
@@ -13742,8 +13529,12 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \ctl.first  = ctl[1];
   assign \ctl.last  = ctl[2];
   assign \ctl.flush  = ctl[3];
+  assign \w__payload.sig  = w__payload[15:0];
+  assign \w__payload.flush  = w__payload[16];
   assign \signatures__payload.sig  = signatures__payload[15:0];
   assign \signatures__payload.flush  = signatures__payload[16];
+  assign \r__payload.sig  = signatures__payload[15:0];
+  assign \r__payload.flush  = signatures__payload[16];
   assign \ctl$71.valid  = \ctl$71 [0];
   assign \ctl$71.first  = \ctl$71 [1];
   assign \ctl$71.last  = \ctl$71 [2];
@@ -13752,6 +13543,12 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
   assign \data[3]  = data[31:24];
+  assign \ctl_a.valid  = ctl_a[0];
+  assign \ctl_a.first  = ctl_a[1];
+  assign \ctl_a.last  = ctl_a[2];
+  assign \ctl_a.flush  = ctl_a[3];
+  assign w__payload[16] = ctl[3];
+  assign w__payload[15:0] = { \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
   assign \$99  = window[0];
   assign \$100  = window[1];
   assign \$101  = window[2];
@@ -13819,74 +13616,97 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.siggen.out_fifo (rst, \port$180$20 , \port$182$20 , \port$184$20 , \port$186$20 , \port$188$20 , \port$190$20 , \port$192$20 , \port$194$20 , \port$196$20 , \port$198$20 , \port$200$20 , \port$202$20 , \port$204$20 , \port$206$20 , \port$208$20 , \port$210$20 , w_en, r_rdy, r_data, r_en
-, \port$1212$3 , clk);
+module \mercury_core.siggen.out_fifo (rst, w_en, r__valid, r__payload, r_en, w_data, clk);
+  input clk;
+  wire clk;
+  wire [2:0] level;
+  wire [2:0] \level$13 ;
+  output [16:0] r__payload;
+  wire [16:0] r__payload;
+  wire \r__payload.flush ;
+  wire [15:0] \r__payload.sig ;
+  wire r__ready;
+  output r__valid;
+  wire r__valid;
+  wire [16:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  input rst;
+  wire rst;
+  wire [16:0] w__payload;
+  wire \w__payload.flush ;
+  wire [15:0] \w__payload.sig ;
+  wire w__ready;
+  wire w__valid;
+  input [16:0] w_data;
+  wire [16:0] w_data;
+  input w_en;
+  wire w_en;
+  wire w_rdy;
+  \mercury_core.siggen.out_fifo.queue  queue (
+    .clk(clk),
+    .level(level),
+    .r_data(r__payload),
+    .r_en(r_en),
+    .r_rdy(r__valid),
+    .rst(rst),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(w__ready)
+  );
+  assign w__payload = w_data;
+  assign w__valid = w_en;
+  assign w_rdy = w__ready;
+  assign r_data = r__payload;
+  assign r_rdy = r__valid;
+  assign r__ready = r_en;
+  assign \level$13  = level;
+  assign \w__payload.sig  = w_data[15:0];
+  assign \w__payload.flush  = w_data[16];
+  assign \r__payload.sig  = r__payload[15:0];
+  assign \r__payload.flush  = r__payload[16];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_core.siggen.out_fifo.queue (rst, w_en, w_rdy, r_rdy, r_data, r_en, w_port__data, level, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
-  wire [2:0] \$4 ;
+  wire [3:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [3:0] \$18 ;
+  reg [2:0] \$19 ;
+  wire \$2 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  wire [3:0] \$3 ;
+  wire [3:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
   input clk;
   wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  output [2:0] level;
   reg [2:0] level = 3'h0;
-  input \port$1212$3 ;
-  wire \port$1212$3 ;
-  input \port$180$20 ;
-  wire \port$180$20 ;
-  input \port$182$20 ;
-  wire \port$182$20 ;
-  input \port$184$20 ;
-  wire \port$184$20 ;
-  input \port$186$20 ;
-  wire \port$186$20 ;
-  input \port$188$20 ;
-  wire \port$188$20 ;
-  input \port$190$20 ;
-  wire \port$190$20 ;
-  input \port$192$20 ;
-  wire \port$192$20 ;
-  input \port$194$20 ;
-  wire \port$194$20 ;
-  input \port$196$20 ;
-  wire \port$196$20 ;
-  input \port$198$20 ;
-  wire \port$198$20 ;
-  input \port$200$20 ;
-  wire \port$200$20 ;
-  input \port$202$20 ;
-  wire \port$202$20 ;
-  input \port$204$20 ;
-  wire \port$204$20 ;
-  input \port$206$20 ;
-  wire \port$206$20 ;
-  input \port$208$20 ;
-  wire \port$208$20 ;
-  input \port$210$20 ;
-  wire \port$210$20 ;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
   output [16:0] r_data;
   wire [16:0] r_data;
   input r_en;
   wire r_en;
   (* init = 3'h0 *)
   wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
+  reg [2:0] r_port__addr = 3'h0;
   wire [16:0] r_port__data;
   output r_rdy;
   wire r_rdy;
@@ -13897,83 +13717,89 @@ module \mercury_core.siggen.out_fifo (rst, \port$180$20 , \port$182$20 , \port$1
   wire w_en;
   (* init = 3'h0 *)
   wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
+  reg [2:0] w_port__addr = 3'h0;
+  input [16:0] w_port__data;
   wire [16:0] w_port__data;
   wire w_port__en;
+  output w_rdy;
   wire w_rdy;
-  reg [16:0] storage [3:0];
+  reg [16:0] storage [4:0];
   initial begin
     storage[0] = 17'h00000;
     storage[1] = 17'h00000;
     storage[2] = 17'h00000;
     storage[3] = 17'h00000;
+    storage[4] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$1212$3 , \port$210$20 , \port$208$20 , \port$206$20 , \port$204$20 , \port$202$20 , \port$200$20 , \port$198$20 , \port$196$20 , \port$194$20 , \port$192$20 , \port$190$20 , \port$188$20 , \port$186$20 , \port$184$20 , \port$182$20 , \port$180$20  };
+      storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 3'h5;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 3'h4;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 4'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 3'h4;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [2:0];
     end
     if (rst) begin
-      \$15  = 2'h0;
+      \$19  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [2:0];
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$20  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [2:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [2:0];
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$21  = 3'h0;
     end
   end
   assign w_level = level;
   assign r_level = level;
   assign produce = w_port__addr;
-  assign w_port__data = { \port$1212$3 , \port$210$20 , \port$208$20 , \port$206$20 , \port$204$20 , \port$202$20 , \port$200$20 , \port$198$20 , \port$196$20 , \port$194$20 , \port$192$20 , \port$190$20 , \port$188$20 , \port$186$20 , \port$184$20 , \port$182$20 , \port$180$20  };
-  assign w_data = { \port$1212$3 , \port$210$20 , \port$208$20 , \port$206$20 , \port$204$20 , \port$202$20 , \port$200$20 , \port$198$20 , \port$196$20 , \port$194$20 , \port$192$20 , \port$190$20 , \port$188$20 , \port$186$20 , \port$184$20 , \port$182$20 , \port$180$20  };
+  assign w_data = w_port__data;
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule

@@ -11,130 +11,143 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [55:0] \$100 ;
-  reg [55:0] \$101 ;
-  reg [55:0] \$102 ;
-  reg [55:0] \$103 ;
-  reg [55:0] \$104 ;
-  reg [55:0] \$105 ;
-  reg [55:0] \$106 ;
-  reg [55:0] \$107 ;
-  reg [55:0] \$108 ;
-  reg [55:0] \$109 ;
+  wire [1:0] \$100 ;
+  wire [2:0] \$101 ;
+  wire [2:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
-  reg [55:0] \$110 ;
-  reg [55:0] \$111 ;
-  reg [55:0] \$112 ;
-  reg [55:0] \$113 ;
-  reg [55:0] \$114 ;
-  reg [55:0] \$115 ;
-  reg [55:0] \$116 ;
-  reg [55:0] \$117 ;
-  reg [55:0] \$118 ;
-  reg [55:0] \$119 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  reg [47:0] \$120 ;
-  reg [47:0] \$121 ;
-  reg \$122 ;
-  reg [7:0] \$123 ;
+  wire \$120 ;
+  wire [62:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire [8:0] \$123 ;
+  wire [48:0] \$124 ;
+  wire [48:0] \$125 ;
+  reg [20:0] \$126 ;
+  reg [61:0] \$127 ;
+  reg [61:0] \$128 ;
+  reg [31:0] \$129 ;
   wire \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [7:0] \$133 ;
+  reg [47:0] \$134 ;
+  reg [47:0] \$135 ;
   wire \$14 ;
   wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [1:0] \$17 ;
-  wire [1:0] \$18 ;
-  wire [1:0] \$19 ;
-  reg [55:0] \$2 ;
-  wire [3:0] \$20 ;
-  wire [3:0] \$21 ;
-  wire [3:0] \$22 ;
-  wire [3:0] \$23 ;
-  wire [1:0] \$24 ;
-  wire [1:0] \$25 ;
-  wire [1:0] \$26 ;
-  wire [1:0] \$27 ;
-  wire [1:0] \$28 ;
-  wire [1:0] \$29 ;
-  wire \$3 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [55:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [55:0] \$3 ;
   wire [1:0] \$30 ;
   wire [1:0] \$31 ;
-  wire \$32 ;
-  wire \$33 ;
+  wire [1:0] \$32 ;
+  wire [1:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [1:0] \$35 ;
+  wire [1:0] \$36 ;
+  wire [1:0] \$37 ;
+  wire [1:0] \$38 ;
+  wire [1:0] \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire [2:0] \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [2:0] \$45 ;
-  wire \$46 ;
-  wire \$47 ;
+  wire [2:0] \$43 ;
+  wire [2:0] \$44 ;
+  wire \$45 ;
+  wire [2:0] \$46 ;
+  wire [2:0] \$47 ;
   wire [2:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
-  wire \$50 ;
+  wire [2:0] \$50 ;
   wire [2:0] \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
+  wire [2:0] \$52 ;
+  wire [2:0] \$53 ;
+  wire [2:0] \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire [2:0] \$56 ;
+  wire [2:0] \$57 ;
+  wire [2:0] \$58 ;
+  wire [1:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [2:0] \$60 ;
   wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
+  wire [2:0] \$62 ;
+  wire [2:0] \$63 ;
+  wire [2:0] \$64 ;
   wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [2:0] \$66 ;
+  wire [2:0] \$67 ;
+  wire [2:0] \$68 ;
+  wire [2:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [2:0] \$70 ;
   wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire [2:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [2:0] \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  wire [2:0] \$76 ;
+  wire [2:0] \$77 ;
+  wire [2:0] \$78 ;
+  wire [2:0] \$79 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [1:0] \$80 ;
   wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire [48:0] \$84 ;
-  wire [48:0] \$85 ;
-  wire [7:0] \$86 ;
-  wire [8:0] \$87 ;
-  reg [55:0] \$88 ;
-  reg [55:0] \$89 ;
+  wire [2:0] \$82 ;
+  wire [2:0] \$83 ;
+  wire [2:0] \$84 ;
+  wire [2:0] \$85 ;
+  wire [2:0] \$86 ;
+  wire \$87 ;
+  wire [2:0] \$88 ;
+  wire [2:0] \$89 ;
   wire \$9 ;
-  reg [55:0] \$90 ;
-  reg [55:0] \$91 ;
-  reg [55:0] \$92 ;
-  reg [55:0] \$93 ;
-  reg [55:0] \$94 ;
-  reg [55:0] \$95 ;
-  reg [55:0] \$96 ;
-  reg [55:0] \$97 ;
-  reg [55:0] \$98 ;
-  reg [55:0] \$99 ;
-  wire accept;
+  wire [2:0] \$90 ;
+  wire \$91 ;
+  wire [2:0] \$92 ;
+  wire [2:0] \$93 ;
+  wire [2:0] \$94 ;
+  wire [2:0] \$95 ;
+  wire \$96 ;
+  wire [2:0] \$97 ;
+  wire [2:0] \$98 ;
+  wire [2:0] \$99 ;
+  wire advance;
   input clk;
   wire clk;
+  reg counted = 1'h0;
   wire [55:0] cur;
   wire [7:0] \cur.ages ;
   wire [1:0] \cur.ages[0] ;
@@ -150,6 +163,37 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire hit;
   output [47:0] hits;
   reg [47:0] hits = 48'h000000000000;
+  reg [61:0] last = 62'h0000000000000000;
+  wire [55:0] \last.record ;
+  wire [7:0] \last.record.ages ;
+  wire [1:0] \last.record.ages[0] ;
+  wire [1:0] \last.record.ages[1] ;
+  wire [1:0] \last.record.ages[2] ;
+  wire [1:0] \last.record.ages[3] ;
+  wire [43:0] \last.record.tags ;
+  wire [10:0] \last.record.tags[0] ;
+  wire [10:0] \last.record.tags[1] ;
+  wire [10:0] \last.record.tags[2] ;
+  wire [10:0] \last.record.tags[3] ;
+  wire [3:0] \last.record.valid ;
+  wire [4:0] \last.set ;
+  wire \last.valid ;
+  reg [61:0] last2 = 62'h0000000000000000;
+  wire [55:0] \last2.record ;
+  wire [7:0] \last2.record.ages ;
+  wire [1:0] \last2.record.ages[0] ;
+  wire [1:0] \last2.record.ages[1] ;
+  wire [1:0] \last2.record.ages[2] ;
+  wire [1:0] \last2.record.ages[3] ;
+  wire [43:0] \last2.record.tags ;
+  wire [10:0] \last2.record.tags[0] ;
+  wire [10:0] \last2.record.tags[1] ;
+  wire [10:0] \last2.record.tags[2] ;
+  wire [10:0] \last2.record.tags[3] ;
+  wire [3:0] \last2.record.valid ;
+  wire [4:0] \last2.set ;
+  wire \last2.valid ;
+  wire lookup;
   output [47:0] misses;
   reg [47:0] misses = 48'h000000000000;
   reg [55:0] \new ;
@@ -164,6 +208,22 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire [10:0] \new.tags[2] ;
   wire [10:0] \new.tags[3] ;
   wire [3:0] \new.valid ;
+  (* init = 1'h0 *)
+  wire pending;
+  wire [4:0] rd__addr;
+  wire [55:0] rd__data;
+  wire [7:0] \rd__data.ages ;
+  wire [1:0] \rd__data.ages[0] ;
+  wire [1:0] \rd__data.ages[1] ;
+  wire [1:0] \rd__data.ages[2] ;
+  wire [1:0] \rd__data.ages[3] ;
+  wire [43:0] \rd__data.tags ;
+  wire [10:0] \rd__data.tags[0] ;
+  wire [10:0] \rd__data.tags[1] ;
+  wire [10:0] \rd__data.tags[2] ;
+  wire [10:0] \rd__data.tags[3] ;
+  wire [3:0] \rd__data.valid ;
+  wire rd__en;
   input [16:0] requests__payload;
   wire [16:0] requests__payload;
   wire \requests__payload.flush ;
@@ -182,1181 +242,436 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   reg responses__valid = 1'h0;
   input rst;
   wire rst;
-  reg [55:0] set0 = 56'hff000000000000;
-  wire [7:0] \set0.ages ;
-  wire [1:0] \set0.ages[0] ;
-  wire [1:0] \set0.ages[1] ;
-  wire [1:0] \set0.ages[2] ;
-  wire [1:0] \set0.ages[3] ;
-  wire [43:0] \set0.tags ;
-  wire [10:0] \set0.tags[0] ;
-  wire [10:0] \set0.tags[1] ;
-  wire [10:0] \set0.tags[2] ;
-  wire [10:0] \set0.tags[3] ;
-  wire [3:0] \set0.valid ;
-  reg [55:0] set1 = 56'hff000000000000;
-  wire [7:0] \set1.ages ;
-  wire [1:0] \set1.ages[0] ;
-  wire [1:0] \set1.ages[1] ;
-  wire [1:0] \set1.ages[2] ;
-  wire [1:0] \set1.ages[3] ;
-  wire [43:0] \set1.tags ;
-  wire [10:0] \set1.tags[0] ;
-  wire [10:0] \set1.tags[1] ;
-  wire [10:0] \set1.tags[2] ;
-  wire [10:0] \set1.tags[3] ;
-  wire [3:0] \set1.valid ;
-  reg [55:0] set10 = 56'hff000000000000;
-  wire [7:0] \set10.ages ;
-  wire [1:0] \set10.ages[0] ;
-  wire [1:0] \set10.ages[1] ;
-  wire [1:0] \set10.ages[2] ;
-  wire [1:0] \set10.ages[3] ;
-  wire [43:0] \set10.tags ;
-  wire [10:0] \set10.tags[0] ;
-  wire [10:0] \set10.tags[1] ;
-  wire [10:0] \set10.tags[2] ;
-  wire [10:0] \set10.tags[3] ;
-  wire [3:0] \set10.valid ;
-  reg [55:0] set11 = 56'hff000000000000;
-  wire [7:0] \set11.ages ;
-  wire [1:0] \set11.ages[0] ;
-  wire [1:0] \set11.ages[1] ;
-  wire [1:0] \set11.ages[2] ;
-  wire [1:0] \set11.ages[3] ;
-  wire [43:0] \set11.tags ;
-  wire [10:0] \set11.tags[0] ;
-  wire [10:0] \set11.tags[1] ;
-  wire [10:0] \set11.tags[2] ;
-  wire [10:0] \set11.tags[3] ;
-  wire [3:0] \set11.valid ;
-  reg [55:0] set12 = 56'hff000000000000;
-  wire [7:0] \set12.ages ;
-  wire [1:0] \set12.ages[0] ;
-  wire [1:0] \set12.ages[1] ;
-  wire [1:0] \set12.ages[2] ;
-  wire [1:0] \set12.ages[3] ;
-  wire [43:0] \set12.tags ;
-  wire [10:0] \set12.tags[0] ;
-  wire [10:0] \set12.tags[1] ;
-  wire [10:0] \set12.tags[2] ;
-  wire [10:0] \set12.tags[3] ;
-  wire [3:0] \set12.valid ;
-  reg [55:0] set13 = 56'hff000000000000;
-  wire [7:0] \set13.ages ;
-  wire [1:0] \set13.ages[0] ;
-  wire [1:0] \set13.ages[1] ;
-  wire [1:0] \set13.ages[2] ;
-  wire [1:0] \set13.ages[3] ;
-  wire [43:0] \set13.tags ;
-  wire [10:0] \set13.tags[0] ;
-  wire [10:0] \set13.tags[1] ;
-  wire [10:0] \set13.tags[2] ;
-  wire [10:0] \set13.tags[3] ;
-  wire [3:0] \set13.valid ;
-  reg [55:0] set14 = 56'hff000000000000;
-  wire [7:0] \set14.ages ;
-  wire [1:0] \set14.ages[0] ;
-  wire [1:0] \set14.ages[1] ;
-  wire [1:0] \set14.ages[2] ;
-  wire [1:0] \set14.ages[3] ;
-  wire [43:0] \set14.tags ;
-  wire [10:0] \set14.tags[0] ;
-  wire [10:0] \set14.tags[1] ;
-  wire [10:0] \set14.tags[2] ;
-  wire [10:0] \set14.tags[3] ;
-  wire [3:0] \set14.valid ;
-  reg [55:0] set15 = 56'hff000000000000;
-  wire [7:0] \set15.ages ;
-  wire [1:0] \set15.ages[0] ;
-  wire [1:0] \set15.ages[1] ;
-  wire [1:0] \set15.ages[2] ;
-  wire [1:0] \set15.ages[3] ;
-  wire [43:0] \set15.tags ;
-  wire [10:0] \set15.tags[0] ;
-  wire [10:0] \set15.tags[1] ;
-  wire [10:0] \set15.tags[2] ;
-  wire [10:0] \set15.tags[3] ;
-  wire [3:0] \set15.valid ;
-  reg [55:0] set16 = 56'hff000000000000;
-  wire [7:0] \set16.ages ;
-  wire [1:0] \set16.ages[0] ;
-  wire [1:0] \set16.ages[1] ;
-  wire [1:0] \set16.ages[2] ;
-  wire [1:0] \set16.ages[3] ;
-  wire [43:0] \set16.tags ;
-  wire [10:0] \set16.tags[0] ;
-  wire [10:0] \set16.tags[1] ;
-  wire [10:0] \set16.tags[2] ;
-  wire [10:0] \set16.tags[3] ;
-  wire [3:0] \set16.valid ;
-  reg [55:0] set17 = 56'hff000000000000;
-  wire [7:0] \set17.ages ;
-  wire [1:0] \set17.ages[0] ;
-  wire [1:0] \set17.ages[1] ;
-  wire [1:0] \set17.ages[2] ;
-  wire [1:0] \set17.ages[3] ;
-  wire [43:0] \set17.tags ;
-  wire [10:0] \set17.tags[0] ;
-  wire [10:0] \set17.tags[1] ;
-  wire [10:0] \set17.tags[2] ;
-  wire [10:0] \set17.tags[3] ;
-  wire [3:0] \set17.valid ;
-  reg [55:0] set18 = 56'hff000000000000;
-  wire [7:0] \set18.ages ;
-  wire [1:0] \set18.ages[0] ;
-  wire [1:0] \set18.ages[1] ;
-  wire [1:0] \set18.ages[2] ;
-  wire [1:0] \set18.ages[3] ;
-  wire [43:0] \set18.tags ;
-  wire [10:0] \set18.tags[0] ;
-  wire [10:0] \set18.tags[1] ;
-  wire [10:0] \set18.tags[2] ;
-  wire [10:0] \set18.tags[3] ;
-  wire [3:0] \set18.valid ;
-  reg [55:0] set19 = 56'hff000000000000;
-  wire [7:0] \set19.ages ;
-  wire [1:0] \set19.ages[0] ;
-  wire [1:0] \set19.ages[1] ;
-  wire [1:0] \set19.ages[2] ;
-  wire [1:0] \set19.ages[3] ;
-  wire [43:0] \set19.tags ;
-  wire [10:0] \set19.tags[0] ;
-  wire [10:0] \set19.tags[1] ;
-  wire [10:0] \set19.tags[2] ;
-  wire [10:0] \set19.tags[3] ;
-  wire [3:0] \set19.valid ;
-  reg [55:0] set2 = 56'hff000000000000;
-  wire [7:0] \set2.ages ;
-  wire [1:0] \set2.ages[0] ;
-  wire [1:0] \set2.ages[1] ;
-  wire [1:0] \set2.ages[2] ;
-  wire [1:0] \set2.ages[3] ;
-  wire [43:0] \set2.tags ;
-  wire [10:0] \set2.tags[0] ;
-  wire [10:0] \set2.tags[1] ;
-  wire [10:0] \set2.tags[2] ;
-  wire [10:0] \set2.tags[3] ;
-  wire [3:0] \set2.valid ;
-  reg [55:0] set20 = 56'hff000000000000;
-  wire [7:0] \set20.ages ;
-  wire [1:0] \set20.ages[0] ;
-  wire [1:0] \set20.ages[1] ;
-  wire [1:0] \set20.ages[2] ;
-  wire [1:0] \set20.ages[3] ;
-  wire [43:0] \set20.tags ;
-  wire [10:0] \set20.tags[0] ;
-  wire [10:0] \set20.tags[1] ;
-  wire [10:0] \set20.tags[2] ;
-  wire [10:0] \set20.tags[3] ;
-  wire [3:0] \set20.valid ;
-  reg [55:0] set21 = 56'hff000000000000;
-  wire [7:0] \set21.ages ;
-  wire [1:0] \set21.ages[0] ;
-  wire [1:0] \set21.ages[1] ;
-  wire [1:0] \set21.ages[2] ;
-  wire [1:0] \set21.ages[3] ;
-  wire [43:0] \set21.tags ;
-  wire [10:0] \set21.tags[0] ;
-  wire [10:0] \set21.tags[1] ;
-  wire [10:0] \set21.tags[2] ;
-  wire [10:0] \set21.tags[3] ;
-  wire [3:0] \set21.valid ;
-  reg [55:0] set22 = 56'hff000000000000;
-  wire [7:0] \set22.ages ;
-  wire [1:0] \set22.ages[0] ;
-  wire [1:0] \set22.ages[1] ;
-  wire [1:0] \set22.ages[2] ;
-  wire [1:0] \set22.ages[3] ;
-  wire [43:0] \set22.tags ;
-  wire [10:0] \set22.tags[0] ;
-  wire [10:0] \set22.tags[1] ;
-  wire [10:0] \set22.tags[2] ;
-  wire [10:0] \set22.tags[3] ;
-  wire [3:0] \set22.valid ;
-  reg [55:0] set23 = 56'hff000000000000;
-  wire [7:0] \set23.ages ;
-  wire [1:0] \set23.ages[0] ;
-  wire [1:0] \set23.ages[1] ;
-  wire [1:0] \set23.ages[2] ;
-  wire [1:0] \set23.ages[3] ;
-  wire [43:0] \set23.tags ;
-  wire [10:0] \set23.tags[0] ;
-  wire [10:0] \set23.tags[1] ;
-  wire [10:0] \set23.tags[2] ;
-  wire [10:0] \set23.tags[3] ;
-  wire [3:0] \set23.valid ;
-  reg [55:0] set24 = 56'hff000000000000;
-  wire [7:0] \set24.ages ;
-  wire [1:0] \set24.ages[0] ;
-  wire [1:0] \set24.ages[1] ;
-  wire [1:0] \set24.ages[2] ;
-  wire [1:0] \set24.ages[3] ;
-  wire [43:0] \set24.tags ;
-  wire [10:0] \set24.tags[0] ;
-  wire [10:0] \set24.tags[1] ;
-  wire [10:0] \set24.tags[2] ;
-  wire [10:0] \set24.tags[3] ;
-  wire [3:0] \set24.valid ;
-  reg [55:0] set25 = 56'hff000000000000;
-  wire [7:0] \set25.ages ;
-  wire [1:0] \set25.ages[0] ;
-  wire [1:0] \set25.ages[1] ;
-  wire [1:0] \set25.ages[2] ;
-  wire [1:0] \set25.ages[3] ;
-  wire [43:0] \set25.tags ;
-  wire [10:0] \set25.tags[0] ;
-  wire [10:0] \set25.tags[1] ;
-  wire [10:0] \set25.tags[2] ;
-  wire [10:0] \set25.tags[3] ;
-  wire [3:0] \set25.valid ;
-  reg [55:0] set26 = 56'hff000000000000;
-  wire [7:0] \set26.ages ;
-  wire [1:0] \set26.ages[0] ;
-  wire [1:0] \set26.ages[1] ;
-  wire [1:0] \set26.ages[2] ;
-  wire [1:0] \set26.ages[3] ;
-  wire [43:0] \set26.tags ;
-  wire [10:0] \set26.tags[0] ;
-  wire [10:0] \set26.tags[1] ;
-  wire [10:0] \set26.tags[2] ;
-  wire [10:0] \set26.tags[3] ;
-  wire [3:0] \set26.valid ;
-  reg [55:0] set27 = 56'hff000000000000;
-  wire [7:0] \set27.ages ;
-  wire [1:0] \set27.ages[0] ;
-  wire [1:0] \set27.ages[1] ;
-  wire [1:0] \set27.ages[2] ;
-  wire [1:0] \set27.ages[3] ;
-  wire [43:0] \set27.tags ;
-  wire [10:0] \set27.tags[0] ;
-  wire [10:0] \set27.tags[1] ;
-  wire [10:0] \set27.tags[2] ;
-  wire [10:0] \set27.tags[3] ;
-  wire [3:0] \set27.valid ;
-  reg [55:0] set28 = 56'hff000000000000;
-  wire [7:0] \set28.ages ;
-  wire [1:0] \set28.ages[0] ;
-  wire [1:0] \set28.ages[1] ;
-  wire [1:0] \set28.ages[2] ;
-  wire [1:0] \set28.ages[3] ;
-  wire [43:0] \set28.tags ;
-  wire [10:0] \set28.tags[0] ;
-  wire [10:0] \set28.tags[1] ;
-  wire [10:0] \set28.tags[2] ;
-  wire [10:0] \set28.tags[3] ;
-  wire [3:0] \set28.valid ;
-  reg [55:0] set29 = 56'hff000000000000;
-  wire [7:0] \set29.ages ;
-  wire [1:0] \set29.ages[0] ;
-  wire [1:0] \set29.ages[1] ;
-  wire [1:0] \set29.ages[2] ;
-  wire [1:0] \set29.ages[3] ;
-  wire [43:0] \set29.tags ;
-  wire [10:0] \set29.tags[0] ;
-  wire [10:0] \set29.tags[1] ;
-  wire [10:0] \set29.tags[2] ;
-  wire [10:0] \set29.tags[3] ;
-  wire [3:0] \set29.valid ;
-  reg [55:0] set3 = 56'hff000000000000;
-  wire [7:0] \set3.ages ;
-  wire [1:0] \set3.ages[0] ;
-  wire [1:0] \set3.ages[1] ;
-  wire [1:0] \set3.ages[2] ;
-  wire [1:0] \set3.ages[3] ;
-  wire [43:0] \set3.tags ;
-  wire [10:0] \set3.tags[0] ;
-  wire [10:0] \set3.tags[1] ;
-  wire [10:0] \set3.tags[2] ;
-  wire [10:0] \set3.tags[3] ;
-  wire [3:0] \set3.valid ;
-  reg [55:0] set30 = 56'hff000000000000;
-  wire [7:0] \set30.ages ;
-  wire [1:0] \set30.ages[0] ;
-  wire [1:0] \set30.ages[1] ;
-  wire [1:0] \set30.ages[2] ;
-  wire [1:0] \set30.ages[3] ;
-  wire [43:0] \set30.tags ;
-  wire [10:0] \set30.tags[0] ;
-  wire [10:0] \set30.tags[1] ;
-  wire [10:0] \set30.tags[2] ;
-  wire [10:0] \set30.tags[3] ;
-  wire [3:0] \set30.valid ;
-  reg [55:0] set31 = 56'hff000000000000;
-  wire [7:0] \set31.ages ;
-  wire [1:0] \set31.ages[0] ;
-  wire [1:0] \set31.ages[1] ;
-  wire [1:0] \set31.ages[2] ;
-  wire [1:0] \set31.ages[3] ;
-  wire [43:0] \set31.tags ;
-  wire [10:0] \set31.tags[0] ;
-  wire [10:0] \set31.tags[1] ;
-  wire [10:0] \set31.tags[2] ;
-  wire [10:0] \set31.tags[3] ;
-  wire [3:0] \set31.valid ;
-  reg [55:0] set4 = 56'hff000000000000;
-  wire [7:0] \set4.ages ;
-  wire [1:0] \set4.ages[0] ;
-  wire [1:0] \set4.ages[1] ;
-  wire [1:0] \set4.ages[2] ;
-  wire [1:0] \set4.ages[3] ;
-  wire [43:0] \set4.tags ;
-  wire [10:0] \set4.tags[0] ;
-  wire [10:0] \set4.tags[1] ;
-  wire [10:0] \set4.tags[2] ;
-  wire [10:0] \set4.tags[3] ;
-  wire [3:0] \set4.valid ;
-  reg [55:0] set5 = 56'hff000000000000;
-  wire [7:0] \set5.ages ;
-  wire [1:0] \set5.ages[0] ;
-  wire [1:0] \set5.ages[1] ;
-  wire [1:0] \set5.ages[2] ;
-  wire [1:0] \set5.ages[3] ;
-  wire [43:0] \set5.tags ;
-  wire [10:0] \set5.tags[0] ;
-  wire [10:0] \set5.tags[1] ;
-  wire [10:0] \set5.tags[2] ;
-  wire [10:0] \set5.tags[3] ;
-  wire [3:0] \set5.valid ;
-  reg [55:0] set6 = 56'hff000000000000;
-  wire [7:0] \set6.ages ;
-  wire [1:0] \set6.ages[0] ;
-  wire [1:0] \set6.ages[1] ;
-  wire [1:0] \set6.ages[2] ;
-  wire [1:0] \set6.ages[3] ;
-  wire [43:0] \set6.tags ;
-  wire [10:0] \set6.tags[0] ;
-  wire [10:0] \set6.tags[1] ;
-  wire [10:0] \set6.tags[2] ;
-  wire [10:0] \set6.tags[3] ;
-  wire [3:0] \set6.valid ;
-  reg [55:0] set7 = 56'hff000000000000;
-  wire [7:0] \set7.ages ;
-  wire [1:0] \set7.ages[0] ;
-  wire [1:0] \set7.ages[1] ;
-  wire [1:0] \set7.ages[2] ;
-  wire [1:0] \set7.ages[3] ;
-  wire [43:0] \set7.tags ;
-  wire [10:0] \set7.tags[0] ;
-  wire [10:0] \set7.tags[1] ;
-  wire [10:0] \set7.tags[2] ;
-  wire [10:0] \set7.tags[3] ;
-  wire [3:0] \set7.valid ;
-  reg [55:0] set8 = 56'hff000000000000;
-  wire [7:0] \set8.ages ;
-  wire [1:0] \set8.ages[0] ;
-  wire [1:0] \set8.ages[1] ;
-  wire [1:0] \set8.ages[2] ;
-  wire [1:0] \set8.ages[3] ;
-  wire [43:0] \set8.tags ;
-  wire [10:0] \set8.tags[0] ;
-  wire [10:0] \set8.tags[1] ;
-  wire [10:0] \set8.tags[2] ;
-  wire [10:0] \set8.tags[3] ;
-  wire [3:0] \set8.valid ;
-  reg [55:0] set9 = 56'hff000000000000;
-  wire [7:0] \set9.ages ;
-  wire [1:0] \set9.ages[0] ;
-  wire [1:0] \set9.ages[1] ;
-  wire [1:0] \set9.ages[2] ;
-  wire [1:0] \set9.ages[3] ;
-  wire [43:0] \set9.tags ;
-  wire [10:0] \set9.tags[0] ;
-  wire [10:0] \set9.tags[1] ;
-  wire [10:0] \set9.tags[2] ;
-  wire [10:0] \set9.tags[3] ;
-  wire [3:0] \set9.valid ;
-  reg [1:0] used_age;
+  reg [20:0] s1 = 21'h000000;
+  wire \s1.flush ;
+  wire \s1.forward ;
+  wire \s1.forward2 ;
+  wire \s1.fresh ;
+  wire [4:0] \s1.set ;
+  wire [10:0] \s1.tag ;
+  wire \s1.valid ;
+  wire [3:0] \use ;
   wire [1:0] victim;
+  wire [3:0] victim_1h;
   wire [1:0] way;
   wire [3:0] way_hit;
+  wire [4:0] wr__addr;
+  wire [55:0] wr__data;
+  wire [7:0] \wr__data.ages ;
+  wire [1:0] \wr__data.ages[0] ;
+  wire [1:0] \wr__data.ages[1] ;
+  wire [1:0] \wr__data.ages[2] ;
+  wire [1:0] \wr__data.ages[3] ;
+  wire [43:0] \wr__data.tags ;
+  wire [10:0] \wr__data.tags[0] ;
+  wire [10:0] \wr__data.tags[1] ;
+  wire [10:0] \wr__data.tags[2] ;
+  wire [10:0] \wr__data.tags[3] ;
+  wire [3:0] \wr__data.valid ;
+  reg wr__en = 1'h0;
+  reg [31:0] written = 32'd0;
+  reg [55:0] records [31:0];
+  initial begin
+    records[0] = 56'h00000000000000;
+    records[1] = 56'h00000000000000;
+    records[2] = 56'h00000000000000;
+    records[3] = 56'h00000000000000;
+    records[4] = 56'h00000000000000;
+    records[5] = 56'h00000000000000;
+    records[6] = 56'h00000000000000;
+    records[7] = 56'h00000000000000;
+    records[8] = 56'h00000000000000;
+    records[9] = 56'h00000000000000;
+    records[10] = 56'h00000000000000;
+    records[11] = 56'h00000000000000;
+    records[12] = 56'h00000000000000;
+    records[13] = 56'h00000000000000;
+    records[14] = 56'h00000000000000;
+    records[15] = 56'h00000000000000;
+    records[16] = 56'h00000000000000;
+    records[17] = 56'h00000000000000;
+    records[18] = 56'h00000000000000;
+    records[19] = 56'h00000000000000;
+    records[20] = 56'h00000000000000;
+    records[21] = 56'h00000000000000;
+    records[22] = 56'h00000000000000;
+    records[23] = 56'h00000000000000;
+    records[24] = 56'h00000000000000;
+    records[25] = 56'h00000000000000;
+    records[26] = 56'h00000000000000;
+    records[27] = 56'h00000000000000;
+    records[28] = 56'h00000000000000;
+    records[29] = 56'h00000000000000;
+    records[30] = 56'h00000000000000;
+    records[31] = 56'h00000000000000;
+  end
+  always @(posedge clk) begin
+    if (wr__en)
+      records[last[5:1]] <= last[61:6];
+  end
+  reg [55:0] _0_;
+  always @(posedge clk) begin
+    if (requests__ready) begin
+      _0_ <= records[requests__payload[4:0]];
+    end
+  end
+  assign rd__data = _0_;
   assign \$1  = ~ responses__valid;
   assign requests__ready = \$1  | responses__ready;
-  assign accept = requests__valid & requests__ready;
-  assign cur = requests__payload[16] ? 56'hff000000000000 : \$2 ;
-  assign \$3  = cur[14:4] == requests__payload[15:5];
-  assign \$4  = cur[0] & \$3 ;
-  assign \$5  = cur[25:15] == requests__payload[15:5];
-  assign \$6  = cur[1] & \$5 ;
-  assign \$7  = cur[36:26] == requests__payload[15:5];
-  assign \$8  = cur[2] & \$7 ;
-  assign \$9  = cur[47:37] == requests__payload[15:5];
-  assign \$10  = cur[3] & \$9 ;
+  assign \$2  = s1[19] ? last2[61:6] : rd__data;
+  assign \$3  = s1[18] ? last[61:6] : \$2 ;
+  assign cur = s1[20] ? \$3  : 56'hff000000000000;
+  assign \$4  = cur[14:4] == s1[16:6];
+  assign \$5  = cur[0] & \$4 ;
+  assign \$6  = cur[25:15] == s1[16:6];
+  assign \$7  = cur[1] & \$6 ;
+  assign \$8  = cur[36:26] == s1[16:6];
+  assign \$9  = cur[2] & \$8 ;
+  assign \$10  = cur[47:37] == s1[16:6];
+  assign \$11  = cur[3] & \$10 ;
   assign hit = | way_hit;
-  assign \$11  = & cur[3:0];
-  assign \$12  = cur[49:48] == 2'h3;
-  assign \$13  = cur[51:50] == 2'h3;
-  assign \$14  = cur[53:52] == 2'h3;
-  assign \$15  = cur[55:54] == 2'h3;
-  assign \$16  = \$15  ? 2'h3 : 2'h0;
-  assign \$17  = \$14  ? 2'h2 : \$16 ;
-  assign \$18  = \$13  ? 2'h1 : \$17 ;
-  assign \$19  = \$12  ? 2'h0 : \$18 ;
-  assign \$20  = ~ cur[3:0];
-  assign \$21  = ~ cur[3:0];
-  assign \$22  = ~ cur[3:0];
-  assign \$23  = ~ cur[3:0];
-  assign \$24  = \$23 [3] ? 2'h3 : 2'h0;
-  assign \$25  = \$22 [2] ? 2'h2 : \$24 ;
-  assign \$26  = \$21 [1] ? 2'h1 : \$25 ;
-  assign \$27  = \$20 [0] ? 2'h0 : \$26 ;
-  assign victim = \$11  ? \$19  : \$27 ;
-  assign \$28  = way_hit[3] ? 2'h3 : 2'h0;
-  assign \$29  = way_hit[2] ? 2'h2 : \$28 ;
-  assign \$30  = way_hit[1] ? 2'h1 : \$29 ;
-  assign \$31  = way_hit[0] ? 2'h0 : \$30 ;
-  assign way = hit ? \$31  : victim;
-  assign \$32  = ! way;
-  assign \$33  = way == 1'h1;
-  assign \$34  = way == 2'h2;
-  assign \$35  = way == 2'h3;
-  assign \$36  = ! way;
-  assign \$37  = way == 1'h1;
-  assign \$38  = way == 2'h2;
-  assign \$39  = way == 2'h3;
-  assign \$40  = ! way;
-  assign \$41  = cur[49:48] < used_age;
-  assign \$42  = cur[49:48] + 1'h1;
-  assign \$43  = way == 1'h1;
-  assign \$44  = cur[51:50] < used_age;
-  assign \$45  = cur[51:50] + 1'h1;
-  assign \$46  = way == 2'h2;
-  assign \$47  = cur[53:52] < used_age;
-  assign \$48  = cur[53:52] + 1'h1;
-  assign \$49  = way == 2'h3;
-  assign \$50  = cur[55:54] < used_age;
-  assign \$51  = cur[55:54] + 1'h1;
-  assign \$52  = ! requests__payload[4:0];
-  assign \$53  = requests__payload[4:0] == 1'h1;
-  assign \$54  = requests__payload[4:0] == 2'h2;
-  assign \$55  = requests__payload[4:0] == 2'h3;
-  assign \$56  = requests__payload[4:0] == 3'h4;
-  assign \$57  = requests__payload[4:0] == 3'h5;
-  assign \$58  = requests__payload[4:0] == 3'h6;
-  assign \$59  = requests__payload[4:0] == 3'h7;
-  assign \$60  = requests__payload[4:0] == 4'h8;
-  assign \$61  = requests__payload[4:0] == 4'h9;
-  assign \$62  = requests__payload[4:0] == 4'ha;
-  assign \$63  = requests__payload[4:0] == 4'hb;
-  assign \$64  = requests__payload[4:0] == 4'hc;
-  assign \$65  = requests__payload[4:0] == 4'hd;
-  assign \$66  = requests__payload[4:0] == 4'he;
-  assign \$67  = requests__payload[4:0] == 4'hf;
-  assign \$68  = requests__payload[4:0] == 5'h10;
-  assign \$69  = requests__payload[4:0] == 5'h11;
-  assign \$70  = requests__payload[4:0] == 5'h12;
-  assign \$71  = requests__payload[4:0] == 5'h13;
-  assign \$72  = requests__payload[4:0] == 5'h14;
-  assign \$73  = requests__payload[4:0] == 5'h15;
-  assign \$74  = requests__payload[4:0] == 5'h16;
-  assign \$75  = requests__payload[4:0] == 5'h17;
-  assign \$76  = requests__payload[4:0] == 5'h18;
-  assign \$77  = requests__payload[4:0] == 5'h19;
-  assign \$78  = requests__payload[4:0] == 5'h1a;
-  assign \$79  = requests__payload[4:0] == 5'h1b;
-  assign \$80  = requests__payload[4:0] == 5'h1c;
-  assign \$81  = requests__payload[4:0] == 5'h1d;
-  assign \$82  = requests__payload[4:0] == 5'h1e;
-  assign \$83  = requests__payload[4:0] == 5'h1f;
-  assign \$84  = hits + 1'h1;
-  assign \$85  = misses + 1'h1;
-  assign \$86  = requests__payload[4:0] * 3'h4;
-  assign \$87  = \$86  + way;
+  assign \$12  = & cur[3:0];
+  assign \$13  = cur[49:48] == 2'h3;
+  assign \$14  = cur[51:50] == 2'h3;
+  assign \$15  = cur[53:52] == 2'h3;
+  assign \$16  = cur[55:54] == 2'h3;
+  assign \$17  = ~ cur[0];
+  assign \$20  = ~ cur[1];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = ~ cur[2];
+  assign \$24  = & cur[1:0];
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ cur[3];
+  assign \$27  = & cur[2:0];
+  assign \$28  = \$26  & \$27 ;
+  assign victim_1h = \$12  ? { \$16 , \$15 , \$14 , \$13  } : { \$28 , \$25 , \$22 , \$19  };
+  assign \use  = hit ? way_hit : victim_1h;
+  assign \$29  = victim_1h[1] ? 1'h1 : 1'h0;
+  assign \$31  = victim_1h[2] ? 2'h2 : 2'h0;
+  assign \$32  = victim_1h[3] ? 2'h3 : 2'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign victim = \$30  | \$33 ;
+  assign \$34  = \use [1] ? 1'h1 : 1'h0;
+  assign \$36  = \use [2] ? 2'h2 : 2'h0;
+  assign \$37  = \use [3] ? 2'h3 : 2'h0;
+  assign \$38  = \$36  | \$37 ;
+  assign way = \$35  | \$38 ;
+  assign \$40  = cur[49:48] < cur[51:50];
+  assign \$41  = cur[49:48] + 1'h1;
+  assign \$42  = \$40  ? \$41  : { 1'h0, cur[49:48] };
+  assign \$43  = \use [1] ? \$42  : 3'h0;
+  assign \$45  = cur[49:48] < cur[53:52];
+  assign \$46  = cur[49:48] + 1'h1;
+  assign \$47  = \$45  ? \$46  : { 1'h0, cur[49:48] };
+  assign \$48  = \use [2] ? \$47  : 3'h0;
+  assign \$49  = cur[49:48] < cur[55:54];
+  assign \$50  = cur[49:48] + 1'h1;
+  assign \$51  = \$49  ? \$50  : { 1'h0, cur[49:48] };
+  assign \$52  = \use [3] ? \$51  : 3'h0;
+  assign \$53  = \$48  | \$52 ;
+  assign \$54  = \$44  | \$53 ;
+  assign \$55  = cur[51:50] < cur[49:48];
+  assign \$56  = cur[51:50] + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, cur[51:50] };
+  assign \$58  = \use [0] ? \$57  : 3'h0;
+  assign \$61  = cur[51:50] < cur[53:52];
+  assign \$62  = cur[51:50] + 1'h1;
+  assign \$63  = \$61  ? \$62  : { 1'h0, cur[51:50] };
+  assign \$64  = \use [2] ? \$63  : 3'h0;
+  assign \$65  = cur[51:50] < cur[55:54];
+  assign \$66  = cur[51:50] + 1'h1;
+  assign \$67  = \$65  ? \$66  : { 1'h0, cur[51:50] };
+  assign \$68  = \use [3] ? \$67  : 3'h0;
+  assign \$69  = \$64  | \$68 ;
+  assign \$70  = \$60  | \$69 ;
+  assign \$71  = cur[53:52] < cur[49:48];
+  assign \$72  = cur[53:52] + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, cur[53:52] };
+  assign \$74  = \use [0] ? \$73  : 3'h0;
+  assign \$75  = cur[53:52] < cur[51:50];
+  assign \$76  = cur[53:52] + 1'h1;
+  assign \$77  = \$75  ? \$76  : { 1'h0, cur[53:52] };
+  assign \$78  = \use [1] ? \$77  : 3'h0;
+  assign \$79  = \$74  | \$78 ;
+  assign \$81  = cur[53:52] < cur[55:54];
+  assign \$82  = cur[53:52] + 1'h1;
+  assign \$83  = \$81  ? \$82  : { 1'h0, cur[53:52] };
+  assign \$84  = \use [3] ? \$83  : 3'h0;
+  assign \$86  = \$79  | \$85 ;
+  assign \$87  = cur[55:54] < cur[49:48];
+  assign \$88  = cur[55:54] + 1'h1;
+  assign \$89  = \$87  ? \$88  : { 1'h0, cur[55:54] };
+  assign \$90  = \use [0] ? \$89  : 3'h0;
+  assign \$91  = cur[55:54] < cur[51:50];
+  assign \$92  = cur[55:54] + 1'h1;
+  assign \$93  = \$91  ? \$92  : { 1'h0, cur[55:54] };
+  assign \$94  = \use [1] ? \$93  : 3'h0;
+  assign \$95  = \$90  | \$94 ;
+  assign \$96  = cur[55:54] < cur[53:52];
+  assign \$97  = cur[55:54] + 1'h1;
+  assign \$98  = \$96  ? \$97  : { 1'h0, cur[55:54] };
+  assign \$99  = \use [2] ? \$98  : 3'h0;
+  assign \$102  = \$95  | \$101 ;
+  assign lookup = s1[0] & requests__ready;
+  assign \$103  = s1[5:1] == requests__payload[4:0];
+  assign \$104  = last[5:1] == requests__payload[4:0];
+  assign \$105  = last[0] & \$104 ;
+  assign \$106  = s1[0] ? \$103  : \$105 ;
+  assign \$107  = last[5:1] == requests__payload[4:0];
+  assign \$108  = last[0] & \$107 ;
+  assign \$109  = last2[5:1] == requests__payload[4:0];
+  assign \$110  = last2[0] & \$109 ;
+  assign \$111  = s1[0] ? \$108  : \$110 ;
+  assign \$112  = s1[5:1] == requests__payload[4:0];
+  assign \$113  = s1[0] & \$112 ;
+  assign \$114  = s1[0] & s1[17];
+  assign \$115  = ~ \$114 ;
+  assign \$116  = written >> requests__payload[4:0];
+  assign \$117  = \$115  & \$116 ;
+  assign \$118  = \$113  | \$117 ;
+  assign \$119  = ~ requests__payload[16];
+  assign \$120  = \$118  & \$119 ;
+  assign \$121  = 1'h1 << s1[5:1];
+  assign \$122  = s1[5:1] * 3'h4;
+  assign \$123  = \$122  + way;
+  assign \$124  = hits + 1'h1;
+  assign \$125  = misses + 1'h1;
   always @(posedge clk)
-    set0 <= \$88 ;
+    s1 <= \$126 ;
   always @(posedge clk)
-    set1 <= \$89 ;
+    last <= \$127 ;
   always @(posedge clk)
-    set2 <= \$90 ;
+    last2 <= \$128 ;
   always @(posedge clk)
-    set3 <= \$91 ;
+    written <= \$129 ;
   always @(posedge clk)
-    set4 <= \$92 ;
+    wr__en <= \$130 ;
   always @(posedge clk)
-    set5 <= \$93 ;
+    counted <= \$131 ;
   always @(posedge clk)
-    set6 <= \$94 ;
+    responses__valid <= \$132 ;
   always @(posedge clk)
-    set7 <= \$95 ;
+    responses__payload <= \$133 ;
   always @(posedge clk)
-    set8 <= \$96 ;
+    hits <= \$134 ;
   always @(posedge clk)
-    set9 <= \$97 ;
-  always @(posedge clk)
-    set10 <= \$98 ;
-  always @(posedge clk)
-    set11 <= \$99 ;
-  always @(posedge clk)
-    set12 <= \$100 ;
-  always @(posedge clk)
-    set13 <= \$101 ;
-  always @(posedge clk)
-    set14 <= \$102 ;
-  always @(posedge clk)
-    set15 <= \$103 ;
-  always @(posedge clk)
-    set16 <= \$104 ;
-  always @(posedge clk)
-    set17 <= \$105 ;
-  always @(posedge clk)
-    set18 <= \$106 ;
-  always @(posedge clk)
-    set19 <= \$107 ;
-  always @(posedge clk)
-    set20 <= \$108 ;
-  always @(posedge clk)
-    set21 <= \$109 ;
-  always @(posedge clk)
-    set22 <= \$110 ;
-  always @(posedge clk)
-    set23 <= \$111 ;
-  always @(posedge clk)
-    set24 <= \$112 ;
-  always @(posedge clk)
-    set25 <= \$113 ;
-  always @(posedge clk)
-    set26 <= \$114 ;
-  always @(posedge clk)
-    set27 <= \$115 ;
-  always @(posedge clk)
-    set28 <= \$116 ;
-  always @(posedge clk)
-    set29 <= \$117 ;
-  always @(posedge clk)
-    set30 <= \$118 ;
-  always @(posedge clk)
-    set31 <= \$119 ;
-  always @(posedge clk)
-    hits <= \$120 ;
-  always @(posedge clk)
-    misses <= \$121 ;
-  always @(posedge clk)
-    responses__valid <= \$122 ;
-  always @(posedge clk)
-    responses__payload <= \$123 ;
+    misses <= \$135 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    casez (requests__payload[4:0])
-      5'h00:
-          \$2  = set0;
-      5'h01:
-          \$2  = set1;
-      5'h02:
-          \$2  = set2;
-      5'h03:
-          \$2  = set3;
-      5'h04:
-          \$2  = set4;
-      5'h05:
-          \$2  = set5;
-      5'h06:
-          \$2  = set6;
-      5'h07:
-          \$2  = set7;
-      5'h08:
-          \$2  = set8;
-      5'h09:
-          \$2  = set9;
-      5'h0a:
-          \$2  = set10;
-      5'h0b:
-          \$2  = set11;
-      5'h0c:
-          \$2  = set12;
-      5'h0d:
-          \$2  = set13;
-      5'h0e:
-          \$2  = set14;
-      5'h0f:
-          \$2  = set15;
-      5'h10:
-          \$2  = set16;
-      5'h11:
-          \$2  = set17;
-      5'h12:
-          \$2  = set18;
-      5'h13:
-          \$2  = set19;
-      5'h14:
-          \$2  = set20;
-      5'h15:
-          \$2  = set21;
-      5'h16:
-          \$2  = set22;
-      5'h17:
-          \$2  = set23;
-      5'h18:
-          \$2  = set24;
-      5'h19:
-          \$2  = set25;
-      5'h1a:
-          \$2  = set26;
-      5'h1b:
-          \$2  = set27;
-      5'h1c:
-          \$2  = set28;
-      5'h1d:
-          \$2  = set29;
-      5'h1e:
-          \$2  = set30;
-      5'h1f:
-          \$2  = set31;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \new  = cur;
-    if (\$32 ) begin
+    \new [47:0] = cur[47:0];
+    if (\use [0]) begin
       \new [0] = 1'h1;
-      \new [14:4] = requests__payload[15:5];
+      \new [14:4] = s1[16:6];
     end
-    if (\$33 ) begin
+    if (\use [1]) begin
       \new [1] = 1'h1;
-      \new [25:15] = requests__payload[15:5];
+      \new [25:15] = s1[16:6];
     end
-    if (\$34 ) begin
+    if (\use [2]) begin
       \new [2] = 1'h1;
-      \new [36:26] = requests__payload[15:5];
+      \new [36:26] = s1[16:6];
     end
-    if (\$35 ) begin
+    if (\use [3]) begin
       \new [3] = 1'h1;
-      \new [47:37] = requests__payload[15:5];
+      \new [47:37] = s1[16:6];
     end
-    if (\$40 ) begin
-      \new [49:48] = 2'h0;
-    end else if (\$41 ) begin
-      \new [49:48] = \$42 [1:0];
-    end
-    if (\$43 ) begin
-      \new [51:50] = 2'h0;
-    end else if (\$44 ) begin
-      \new [51:50] = \$45 [1:0];
-    end
-    if (\$46 ) begin
-      \new [53:52] = 2'h0;
-    end else if (\$47 ) begin
-      \new [53:52] = \$48 [1:0];
-    end
-    if (\$49 ) begin
-      \new [55:54] = 2'h0;
-    end else if (\$50 ) begin
-      \new [55:54] = \$51 [1:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    used_age = 2'h0;
-    if (\$36 ) begin
-      used_age = cur[49:48];
-    end
-    if (\$37 ) begin
-      used_age = cur[51:50];
-    end
-    if (\$38 ) begin
-      used_age = cur[53:52];
-    end
-    if (\$39 ) begin
-      used_age = cur[55:54];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = set0;
-    if (accept) begin
-      if (\$52 ) begin
-        \$88  = \new ;
-      end else if (requests__payload[16]) begin
-        \$88  = 56'hff000000000000;
+    begin
+      begin
+        \new [49:48] = \$54 [1:0];
+        \new [51:50] = \$70 [1:0];
+        \new [53:52] = \$86 [1:0];
+        \new [55:54] = \$102 [1:0];
       end
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$126  = s1;
+    if (requests__ready) begin
+      \$126 [0] = requests__valid;
+      \$126 [5:1] = requests__payload[4:0];
+      \$126 [16:6] = requests__payload[15:5];
+      \$126 [17] = requests__payload[16];
+      \$126 [18] = \$106 ;
+      \$126 [19] = \$111 ;
+      \$126 [20] = \$120 ;
+    end
     if (rst) begin
-      \$88  = 56'hff000000000000;
+      \$126  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = set1;
-    if (accept) begin
-      if (\$53 ) begin
-        \$89  = \new ;
-      end else if (requests__payload[16]) begin
-        \$89  = 56'hff000000000000;
-      end
+    \$127  = last;
+    if (lookup) begin
+      \$127 [0] = 1'h1;
+      \$127 [5:1] = s1[5:1];
+      \$127 [61:6] = \new ;
     end
     if (rst) begin
-      \$89  = 56'hff000000000000;
+      \$127  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = set2;
-    if (accept) begin
-      if (\$54 ) begin
-        \$90  = \new ;
-      end else if (requests__payload[16]) begin
-        \$90  = 56'hff000000000000;
-      end
+    \$128  = last2;
+    if (lookup) begin
+      \$128  = last;
     end
     if (rst) begin
-      \$90  = 56'hff000000000000;
+      \$128  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = set3;
-    if (accept) begin
-      if (\$55 ) begin
-        \$91  = \new ;
-      end else if (requests__payload[16]) begin
-        \$91  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$91  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$92  = set4;
-    if (accept) begin
-      if (\$56 ) begin
-        \$92  = \new ;
-      end else if (requests__payload[16]) begin
-        \$92  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$92  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$93  = set5;
-    if (accept) begin
-      if (\$57 ) begin
-        \$93  = \new ;
-      end else if (requests__payload[16]) begin
-        \$93  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$93  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$94  = set6;
-    if (accept) begin
-      if (\$58 ) begin
-        \$94  = \new ;
-      end else if (requests__payload[16]) begin
-        \$94  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$94  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$95  = set7;
-    if (accept) begin
-      if (\$59 ) begin
-        \$95  = \new ;
-      end else if (requests__payload[16]) begin
-        \$95  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$95  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$96  = set8;
-    if (accept) begin
-      if (\$60 ) begin
-        \$96  = \new ;
-      end else if (requests__payload[16]) begin
-        \$96  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$96  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$97  = set9;
-    if (accept) begin
-      if (\$61 ) begin
-        \$97  = \new ;
-      end else if (requests__payload[16]) begin
-        \$97  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$97  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = set10;
-    if (accept) begin
-      if (\$62 ) begin
-        \$98  = \new ;
-      end else if (requests__payload[16]) begin
-        \$98  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$98  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$99  = set11;
-    if (accept) begin
-      if (\$63 ) begin
-        \$99  = \new ;
-      end else if (requests__payload[16]) begin
-        \$99  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$99  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = set12;
-    if (accept) begin
-      if (\$64 ) begin
-        \$100  = \new ;
-      end else if (requests__payload[16]) begin
-        \$100  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$100  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = set13;
-    if (accept) begin
-      if (\$65 ) begin
-        \$101  = \new ;
-      end else if (requests__payload[16]) begin
-        \$101  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$101  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = set14;
-    if (accept) begin
-      if (\$66 ) begin
-        \$102  = \new ;
-      end else if (requests__payload[16]) begin
-        \$102  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$102  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = set15;
-    if (accept) begin
-      if (\$67 ) begin
-        \$103  = \new ;
-      end else if (requests__payload[16]) begin
-        \$103  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$103  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = set16;
-    if (accept) begin
-      if (\$68 ) begin
-        \$104  = \new ;
-      end else if (requests__payload[16]) begin
-        \$104  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$104  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = set17;
-    if (accept) begin
-      if (\$69 ) begin
-        \$105  = \new ;
-      end else if (requests__payload[16]) begin
-        \$105  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$105  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = set18;
-    if (accept) begin
-      if (\$70 ) begin
-        \$106  = \new ;
-      end else if (requests__payload[16]) begin
-        \$106  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$106  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = set19;
-    if (accept) begin
-      if (\$71 ) begin
-        \$107  = \new ;
-      end else if (requests__payload[16]) begin
-        \$107  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$107  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$108  = set20;
-    if (accept) begin
-      if (\$72 ) begin
-        \$108  = \new ;
-      end else if (requests__payload[16]) begin
-        \$108  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$108  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = set21;
-    if (accept) begin
-      if (\$73 ) begin
-        \$109  = \new ;
-      end else if (requests__payload[16]) begin
-        \$109  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$109  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = set22;
-    if (accept) begin
-      if (\$74 ) begin
-        \$110  = \new ;
-      end else if (requests__payload[16]) begin
-        \$110  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$110  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = set23;
-    if (accept) begin
-      if (\$75 ) begin
-        \$111  = \new ;
-      end else if (requests__payload[16]) begin
-        \$111  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$111  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = set24;
-    if (accept) begin
-      if (\$76 ) begin
-        \$112  = \new ;
-      end else if (requests__payload[16]) begin
-        \$112  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$112  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = set25;
-    if (accept) begin
-      if (\$77 ) begin
-        \$113  = \new ;
-      end else if (requests__payload[16]) begin
-        \$113  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$113  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = set26;
-    if (accept) begin
-      if (\$78 ) begin
-        \$114  = \new ;
-      end else if (requests__payload[16]) begin
-        \$114  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$114  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = set27;
-    if (accept) begin
-      if (\$79 ) begin
-        \$115  = \new ;
-      end else if (requests__payload[16]) begin
-        \$115  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$115  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = set28;
-    if (accept) begin
-      if (\$80 ) begin
-        \$116  = \new ;
-      end else if (requests__payload[16]) begin
-        \$116  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$116  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = set29;
-    if (accept) begin
-      if (\$81 ) begin
-        \$117  = \new ;
-      end else if (requests__payload[16]) begin
-        \$117  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$117  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = set30;
-    if (accept) begin
-      if (\$82 ) begin
-        \$118  = \new ;
-      end else if (requests__payload[16]) begin
-        \$118  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$118  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = set31;
-    if (accept) begin
-      if (\$83 ) begin
-        \$119  = \new ;
-      end else if (requests__payload[16]) begin
-        \$119  = 56'hff000000000000;
-      end
-    end
-    if (rst) begin
-      \$119  = 56'hff000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = hits;
-    if (accept) begin
-      if (hit) begin
-        \$120  = \$84 [47:0];
-      end
-    end
-    if (rst) begin
-      \$120  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = misses;
-    if (accept) begin
+    \$129  = written;
+    if (lookup) begin
       (* full_case = 32'd1 *)
-      if (hit) begin
+      if (s1[17]) begin
+        \$129  = \$121 [31:0];
       end else begin
-        \$121  = \$85 [47:0];
+        (* full_case = 32'd1 *)
+        casez (s1[5:1])
+          5'h00:
+              \$129 [0] = 1'h1;
+          5'h01:
+              \$129 [1] = 1'h1;
+          5'h02:
+              \$129 [2] = 1'h1;
+          5'h03:
+              \$129 [3] = 1'h1;
+          5'h04:
+              \$129 [4] = 1'h1;
+          5'h05:
+              \$129 [5] = 1'h1;
+          5'h06:
+              \$129 [6] = 1'h1;
+          5'h07:
+              \$129 [7] = 1'h1;
+          5'h08:
+              \$129 [8] = 1'h1;
+          5'h09:
+              \$129 [9] = 1'h1;
+          5'h0a:
+              \$129 [10] = 1'h1;
+          5'h0b:
+              \$129 [11] = 1'h1;
+          5'h0c:
+              \$129 [12] = 1'h1;
+          5'h0d:
+              \$129 [13] = 1'h1;
+          5'h0e:
+              \$129 [14] = 1'h1;
+          5'h0f:
+              \$129 [15] = 1'h1;
+          5'h10:
+              \$129 [16] = 1'h1;
+          5'h11:
+              \$129 [17] = 1'h1;
+          5'h12:
+              \$129 [18] = 1'h1;
+          5'h13:
+              \$129 [19] = 1'h1;
+          5'h14:
+              \$129 [20] = 1'h1;
+          5'h15:
+              \$129 [21] = 1'h1;
+          5'h16:
+              \$129 [22] = 1'h1;
+          5'h17:
+              \$129 [23] = 1'h1;
+          5'h18:
+              \$129 [24] = 1'h1;
+          5'h19:
+              \$129 [25] = 1'h1;
+          5'h1a:
+              \$129 [26] = 1'h1;
+          5'h1b:
+              \$129 [27] = 1'h1;
+          5'h1c:
+              \$129 [28] = 1'h1;
+          5'h1d:
+              \$129 [29] = 1'h1;
+          5'h1e:
+              \$129 [30] = 1'h1;
+          5'h1f:
+              \$129 [31] = 1'h1;
+        endcase
       end
     end
     if (rst) begin
-      \$121  = 48'h000000000000;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = responses__valid;
-    if (accept) begin
-      \$122  = 1'h1;
+    \$130  = lookup;
+    if (rst) begin
+      \$130  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$131  = lookup;
+    if (rst) begin
+      \$131  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$132  = responses__valid;
+    if (lookup) begin
+      \$132  = 1'h1;
     end else if (responses__ready) begin
-      \$122  = 1'h0;
+      \$132  = 1'h0;
     end
     if (rst) begin
-      \$122  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = responses__payload;
-    if (accept) begin
-      \$123 [0] = hit;
-      \$123 [7:1] = \$87 [6:0];
+    \$133  = responses__payload;
+    if (lookup) begin
+      \$133 [0] = hit;
+      \$133 [7:1] = \$123 [6:0];
     end
     if (rst) begin
-      \$123  = 8'h00;
+      \$133  = 8'h00;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$134  = hits;
+    if (counted) begin
+      if (responses__payload[0]) begin
+        \$134  = \$124 [47:0];
+      end
+    end
+    if (rst) begin
+      \$134  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$135  = misses;
+    if (counted) begin
+      (* full_case = 32'd1 *)
+      if (responses__payload[0]) begin
+      end else begin
+        \$135  = \$125 [47:0];
+      end
+    end
+    if (rst) begin
+      \$135  = 48'h000000000000;
+    end
+  end
+  assign advance = requests__ready;
+  assign rd__addr = requests__payload[4:0];
+  assign rd__en = requests__ready;
+  assign wr__addr = last[5:1];
+  assign wr__data = last[61:6];
+  assign pending = wr__en;
   assign \requests__payload.sig  = requests__payload[15:0];
   assign \requests__payload.flush  = requests__payload[16];
   assign \responses__payload.hit  = responses__payload[0];
@@ -1372,358 +687,52 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \cur.ages[1]  = cur[51:50];
   assign \cur.ages[2]  = cur[53:52];
   assign \cur.ages[3]  = cur[55:54];
-  assign \set0.valid  = set0[3:0];
-  assign \set0.tags  = set0[47:4];
-  assign \set0.tags[0]  = set0[14:4];
-  assign \set0.tags[1]  = set0[25:15];
-  assign \set0.tags[2]  = set0[36:26];
-  assign \set0.tags[3]  = set0[47:37];
-  assign \set0.ages  = set0[55:48];
-  assign \set0.ages[0]  = set0[49:48];
-  assign \set0.ages[1]  = set0[51:50];
-  assign \set0.ages[2]  = set0[53:52];
-  assign \set0.ages[3]  = set0[55:54];
-  assign \set1.valid  = set1[3:0];
-  assign \set1.tags  = set1[47:4];
-  assign \set1.tags[0]  = set1[14:4];
-  assign \set1.tags[1]  = set1[25:15];
-  assign \set1.tags[2]  = set1[36:26];
-  assign \set1.tags[3]  = set1[47:37];
-  assign \set1.ages  = set1[55:48];
-  assign \set1.ages[0]  = set1[49:48];
-  assign \set1.ages[1]  = set1[51:50];
-  assign \set1.ages[2]  = set1[53:52];
-  assign \set1.ages[3]  = set1[55:54];
-  assign \set2.valid  = set2[3:0];
-  assign \set2.tags  = set2[47:4];
-  assign \set2.tags[0]  = set2[14:4];
-  assign \set2.tags[1]  = set2[25:15];
-  assign \set2.tags[2]  = set2[36:26];
-  assign \set2.tags[3]  = set2[47:37];
-  assign \set2.ages  = set2[55:48];
-  assign \set2.ages[0]  = set2[49:48];
-  assign \set2.ages[1]  = set2[51:50];
-  assign \set2.ages[2]  = set2[53:52];
-  assign \set2.ages[3]  = set2[55:54];
-  assign \set3.valid  = set3[3:0];
-  assign \set3.tags  = set3[47:4];
-  assign \set3.tags[0]  = set3[14:4];
-  assign \set3.tags[1]  = set3[25:15];
-  assign \set3.tags[2]  = set3[36:26];
-  assign \set3.tags[3]  = set3[47:37];
-  assign \set3.ages  = set3[55:48];
-  assign \set3.ages[0]  = set3[49:48];
-  assign \set3.ages[1]  = set3[51:50];
-  assign \set3.ages[2]  = set3[53:52];
-  assign \set3.ages[3]  = set3[55:54];
-  assign \set4.valid  = set4[3:0];
-  assign \set4.tags  = set4[47:4];
-  assign \set4.tags[0]  = set4[14:4];
-  assign \set4.tags[1]  = set4[25:15];
-  assign \set4.tags[2]  = set4[36:26];
-  assign \set4.tags[3]  = set4[47:37];
-  assign \set4.ages  = set4[55:48];
-  assign \set4.ages[0]  = set4[49:48];
-  assign \set4.ages[1]  = set4[51:50];
-  assign \set4.ages[2]  = set4[53:52];
-  assign \set4.ages[3]  = set4[55:54];
-  assign \set5.valid  = set5[3:0];
-  assign \set5.tags  = set5[47:4];
-  assign \set5.tags[0]  = set5[14:4];
-  assign \set5.tags[1]  = set5[25:15];
-  assign \set5.tags[2]  = set5[36:26];
-  assign \set5.tags[3]  = set5[47:37];
-  assign \set5.ages  = set5[55:48];
-  assign \set5.ages[0]  = set5[49:48];
-  assign \set5.ages[1]  = set5[51:50];
-  assign \set5.ages[2]  = set5[53:52];
-  assign \set5.ages[3]  = set5[55:54];
-  assign \set6.valid  = set6[3:0];
-  assign \set6.tags  = set6[47:4];
-  assign \set6.tags[0]  = set6[14:4];
-  assign \set6.tags[1]  = set6[25:15];
-  assign \set6.tags[2]  = set6[36:26];
-  assign \set6.tags[3]  = set6[47:37];
-  assign \set6.ages  = set6[55:48];
-  assign \set6.ages[0]  = set6[49:48];
-  assign \set6.ages[1]  = set6[51:50];
-  assign \set6.ages[2]  = set6[53:52];
-  assign \set6.ages[3]  = set6[55:54];
-  assign \set7.valid  = set7[3:0];
-  assign \set7.tags  = set7[47:4];
-  assign \set7.tags[0]  = set7[14:4];
-  assign \set7.tags[1]  = set7[25:15];
-  assign \set7.tags[2]  = set7[36:26];
-  assign \set7.tags[3]  = set7[47:37];
-  assign \set7.ages  = set7[55:48];
-  assign \set7.ages[0]  = set7[49:48];
-  assign \set7.ages[1]  = set7[51:50];
-  assign \set7.ages[2]  = set7[53:52];
-  assign \set7.ages[3]  = set7[55:54];
-  assign \set8.valid  = set8[3:0];
-  assign \set8.tags  = set8[47:4];
-  assign \set8.tags[0]  = set8[14:4];
-  assign \set8.tags[1]  = set8[25:15];
-  assign \set8.tags[2]  = set8[36:26];
-  assign \set8.tags[3]  = set8[47:37];
-  assign \set8.ages  = set8[55:48];
-  assign \set8.ages[0]  = set8[49:48];
-  assign \set8.ages[1]  = set8[51:50];
-  assign \set8.ages[2]  = set8[53:52];
-  assign \set8.ages[3]  = set8[55:54];
-  assign \set9.valid  = set9[3:0];
-  assign \set9.tags  = set9[47:4];
-  assign \set9.tags[0]  = set9[14:4];
-  assign \set9.tags[1]  = set9[25:15];
-  assign \set9.tags[2]  = set9[36:26];
-  assign \set9.tags[3]  = set9[47:37];
-  assign \set9.ages  = set9[55:48];
-  assign \set9.ages[0]  = set9[49:48];
-  assign \set9.ages[1]  = set9[51:50];
-  assign \set9.ages[2]  = set9[53:52];
-  assign \set9.ages[3]  = set9[55:54];
-  assign \set10.valid  = set10[3:0];
-  assign \set10.tags  = set10[47:4];
-  assign \set10.tags[0]  = set10[14:4];
-  assign \set10.tags[1]  = set10[25:15];
-  assign \set10.tags[2]  = set10[36:26];
-  assign \set10.tags[3]  = set10[47:37];
-  assign \set10.ages  = set10[55:48];
-  assign \set10.ages[0]  = set10[49:48];
-  assign \set10.ages[1]  = set10[51:50];
-  assign \set10.ages[2]  = set10[53:52];
-  assign \set10.ages[3]  = set10[55:54];
-  assign \set11.valid  = set11[3:0];
-  assign \set11.tags  = set11[47:4];
-  assign \set11.tags[0]  = set11[14:4];
-  assign \set11.tags[1]  = set11[25:15];
-  assign \set11.tags[2]  = set11[36:26];
-  assign \set11.tags[3]  = set11[47:37];
-  assign \set11.ages  = set11[55:48];
-  assign \set11.ages[0]  = set11[49:48];
-  assign \set11.ages[1]  = set11[51:50];
-  assign \set11.ages[2]  = set11[53:52];
-  assign \set11.ages[3]  = set11[55:54];
-  assign \set12.valid  = set12[3:0];
-  assign \set12.tags  = set12[47:4];
-  assign \set12.tags[0]  = set12[14:4];
-  assign \set12.tags[1]  = set12[25:15];
-  assign \set12.tags[2]  = set12[36:26];
-  assign \set12.tags[3]  = set12[47:37];
-  assign \set12.ages  = set12[55:48];
-  assign \set12.ages[0]  = set12[49:48];
-  assign \set12.ages[1]  = set12[51:50];
-  assign \set12.ages[2]  = set12[53:52];
-  assign \set12.ages[3]  = set12[55:54];
-  assign \set13.valid  = set13[3:0];
-  assign \set13.tags  = set13[47:4];
-  assign \set13.tags[0]  = set13[14:4];
-  assign \set13.tags[1]  = set13[25:15];
-  assign \set13.tags[2]  = set13[36:26];
-  assign \set13.tags[3]  = set13[47:37];
-  assign \set13.ages  = set13[55:48];
-  assign \set13.ages[0]  = set13[49:48];
-  assign \set13.ages[1]  = set13[51:50];
-  assign \set13.ages[2]  = set13[53:52];
-  assign \set13.ages[3]  = set13[55:54];
-  assign \set14.valid  = set14[3:0];
-  assign \set14.tags  = set14[47:4];
-  assign \set14.tags[0]  = set14[14:4];
-  assign \set14.tags[1]  = set14[25:15];
-  assign \set14.tags[2]  = set14[36:26];
-  assign \set14.tags[3]  = set14[47:37];
-  assign \set14.ages  = set14[55:48];
-  assign \set14.ages[0]  = set14[49:48];
-  assign \set14.ages[1]  = set14[51:50];
-  assign \set14.ages[2]  = set14[53:52];
-  assign \set14.ages[3]  = set14[55:54];
-  assign \set15.valid  = set15[3:0];
-  assign \set15.tags  = set15[47:4];
-  assign \set15.tags[0]  = set15[14:4];
-  assign \set15.tags[1]  = set15[25:15];
-  assign \set15.tags[2]  = set15[36:26];
-  assign \set15.tags[3]  = set15[47:37];
-  assign \set15.ages  = set15[55:48];
-  assign \set15.ages[0]  = set15[49:48];
-  assign \set15.ages[1]  = set15[51:50];
-  assign \set15.ages[2]  = set15[53:52];
-  assign \set15.ages[3]  = set15[55:54];
-  assign \set16.valid  = set16[3:0];
-  assign \set16.tags  = set16[47:4];
-  assign \set16.tags[0]  = set16[14:4];
-  assign \set16.tags[1]  = set16[25:15];
-  assign \set16.tags[2]  = set16[36:26];
-  assign \set16.tags[3]  = set16[47:37];
-  assign \set16.ages  = set16[55:48];
-  assign \set16.ages[0]  = set16[49:48];
-  assign \set16.ages[1]  = set16[51:50];
-  assign \set16.ages[2]  = set16[53:52];
-  assign \set16.ages[3]  = set16[55:54];
-  assign \set17.valid  = set17[3:0];
-  assign \set17.tags  = set17[47:4];
-  assign \set17.tags[0]  = set17[14:4];
-  assign \set17.tags[1]  = set17[25:15];
-  assign \set17.tags[2]  = set17[36:26];
-  assign \set17.tags[3]  = set17[47:37];
-  assign \set17.ages  = set17[55:48];
-  assign \set17.ages[0]  = set17[49:48];
-  assign \set17.ages[1]  = set17[51:50];
-  assign \set17.ages[2]  = set17[53:52];
-  assign \set17.ages[3]  = set17[55:54];
-  assign \set18.valid  = set18[3:0];
-  assign \set18.tags  = set18[47:4];
-  assign \set18.tags[0]  = set18[14:4];
-  assign \set18.tags[1]  = set18[25:15];
-  assign \set18.tags[2]  = set18[36:26];
-  assign \set18.tags[3]  = set18[47:37];
-  assign \set18.ages  = set18[55:48];
-  assign \set18.ages[0]  = set18[49:48];
-  assign \set18.ages[1]  = set18[51:50];
-  assign \set18.ages[2]  = set18[53:52];
-  assign \set18.ages[3]  = set18[55:54];
-  assign \set19.valid  = set19[3:0];
-  assign \set19.tags  = set19[47:4];
-  assign \set19.tags[0]  = set19[14:4];
-  assign \set19.tags[1]  = set19[25:15];
-  assign \set19.tags[2]  = set19[36:26];
-  assign \set19.tags[3]  = set19[47:37];
-  assign \set19.ages  = set19[55:48];
-  assign \set19.ages[0]  = set19[49:48];
-  assign \set19.ages[1]  = set19[51:50];
-  assign \set19.ages[2]  = set19[53:52];
-  assign \set19.ages[3]  = set19[55:54];
-  assign \set20.valid  = set20[3:0];
-  assign \set20.tags  = set20[47:4];
-  assign \set20.tags[0]  = set20[14:4];
-  assign \set20.tags[1]  = set20[25:15];
-  assign \set20.tags[2]  = set20[36:26];
-  assign \set20.tags[3]  = set20[47:37];
-  assign \set20.ages  = set20[55:48];
-  assign \set20.ages[0]  = set20[49:48];
-  assign \set20.ages[1]  = set20[51:50];
-  assign \set20.ages[2]  = set20[53:52];
-  assign \set20.ages[3]  = set20[55:54];
-  assign \set21.valid  = set21[3:0];
-  assign \set21.tags  = set21[47:4];
-  assign \set21.tags[0]  = set21[14:4];
-  assign \set21.tags[1]  = set21[25:15];
-  assign \set21.tags[2]  = set21[36:26];
-  assign \set21.tags[3]  = set21[47:37];
-  assign \set21.ages  = set21[55:48];
-  assign \set21.ages[0]  = set21[49:48];
-  assign \set21.ages[1]  = set21[51:50];
-  assign \set21.ages[2]  = set21[53:52];
-  assign \set21.ages[3]  = set21[55:54];
-  assign \set22.valid  = set22[3:0];
-  assign \set22.tags  = set22[47:4];
-  assign \set22.tags[0]  = set22[14:4];
-  assign \set22.tags[1]  = set22[25:15];
-  assign \set22.tags[2]  = set22[36:26];
-  assign \set22.tags[3]  = set22[47:37];
-  assign \set22.ages  = set22[55:48];
-  assign \set22.ages[0]  = set22[49:48];
-  assign \set22.ages[1]  = set22[51:50];
-  assign \set22.ages[2]  = set22[53:52];
-  assign \set22.ages[3]  = set22[55:54];
-  assign \set23.valid  = set23[3:0];
-  assign \set23.tags  = set23[47:4];
-  assign \set23.tags[0]  = set23[14:4];
-  assign \set23.tags[1]  = set23[25:15];
-  assign \set23.tags[2]  = set23[36:26];
-  assign \set23.tags[3]  = set23[47:37];
-  assign \set23.ages  = set23[55:48];
-  assign \set23.ages[0]  = set23[49:48];
-  assign \set23.ages[1]  = set23[51:50];
-  assign \set23.ages[2]  = set23[53:52];
-  assign \set23.ages[3]  = set23[55:54];
-  assign \set24.valid  = set24[3:0];
-  assign \set24.tags  = set24[47:4];
-  assign \set24.tags[0]  = set24[14:4];
-  assign \set24.tags[1]  = set24[25:15];
-  assign \set24.tags[2]  = set24[36:26];
-  assign \set24.tags[3]  = set24[47:37];
-  assign \set24.ages  = set24[55:48];
-  assign \set24.ages[0]  = set24[49:48];
-  assign \set24.ages[1]  = set24[51:50];
-  assign \set24.ages[2]  = set24[53:52];
-  assign \set24.ages[3]  = set24[55:54];
-  assign \set25.valid  = set25[3:0];
-  assign \set25.tags  = set25[47:4];
-  assign \set25.tags[0]  = set25[14:4];
-  assign \set25.tags[1]  = set25[25:15];
-  assign \set25.tags[2]  = set25[36:26];
-  assign \set25.tags[3]  = set25[47:37];
-  assign \set25.ages  = set25[55:48];
-  assign \set25.ages[0]  = set25[49:48];
-  assign \set25.ages[1]  = set25[51:50];
-  assign \set25.ages[2]  = set25[53:52];
-  assign \set25.ages[3]  = set25[55:54];
-  assign \set26.valid  = set26[3:0];
-  assign \set26.tags  = set26[47:4];
-  assign \set26.tags[0]  = set26[14:4];
-  assign \set26.tags[1]  = set26[25:15];
-  assign \set26.tags[2]  = set26[36:26];
-  assign \set26.tags[3]  = set26[47:37];
-  assign \set26.ages  = set26[55:48];
-  assign \set26.ages[0]  = set26[49:48];
-  assign \set26.ages[1]  = set26[51:50];
-  assign \set26.ages[2]  = set26[53:52];
-  assign \set26.ages[3]  = set26[55:54];
-  assign \set27.valid  = set27[3:0];
-  assign \set27.tags  = set27[47:4];
-  assign \set27.tags[0]  = set27[14:4];
-  assign \set27.tags[1]  = set27[25:15];
-  assign \set27.tags[2]  = set27[36:26];
-  assign \set27.tags[3]  = set27[47:37];
-  assign \set27.ages  = set27[55:48];
-  assign \set27.ages[0]  = set27[49:48];
-  assign \set27.ages[1]  = set27[51:50];
-  assign \set27.ages[2]  = set27[53:52];
-  assign \set27.ages[3]  = set27[55:54];
-  assign \set28.valid  = set28[3:0];
-  assign \set28.tags  = set28[47:4];
-  assign \set28.tags[0]  = set28[14:4];
-  assign \set28.tags[1]  = set28[25:15];
-  assign \set28.tags[2]  = set28[36:26];
-  assign \set28.tags[3]  = set28[47:37];
-  assign \set28.ages  = set28[55:48];
-  assign \set28.ages[0]  = set28[49:48];
-  assign \set28.ages[1]  = set28[51:50];
-  assign \set28.ages[2]  = set28[53:52];
-  assign \set28.ages[3]  = set28[55:54];
-  assign \set29.valid  = set29[3:0];
-  assign \set29.tags  = set29[47:4];
-  assign \set29.tags[0]  = set29[14:4];
-  assign \set29.tags[1]  = set29[25:15];
-  assign \set29.tags[2]  = set29[36:26];
-  assign \set29.tags[3]  = set29[47:37];
-  assign \set29.ages  = set29[55:48];
-  assign \set29.ages[0]  = set29[49:48];
-  assign \set29.ages[1]  = set29[51:50];
-  assign \set29.ages[2]  = set29[53:52];
-  assign \set29.ages[3]  = set29[55:54];
-  assign \set30.valid  = set30[3:0];
-  assign \set30.tags  = set30[47:4];
-  assign \set30.tags[0]  = set30[14:4];
-  assign \set30.tags[1]  = set30[25:15];
-  assign \set30.tags[2]  = set30[36:26];
-  assign \set30.tags[3]  = set30[47:37];
-  assign \set30.ages  = set30[55:48];
-  assign \set30.ages[0]  = set30[49:48];
-  assign \set30.ages[1]  = set30[51:50];
-  assign \set30.ages[2]  = set30[53:52];
-  assign \set30.ages[3]  = set30[55:54];
-  assign \set31.valid  = set31[3:0];
-  assign \set31.tags  = set31[47:4];
-  assign \set31.tags[0]  = set31[14:4];
-  assign \set31.tags[1]  = set31[25:15];
-  assign \set31.tags[2]  = set31[36:26];
-  assign \set31.tags[3]  = set31[47:37];
-  assign \set31.ages  = set31[55:48];
-  assign \set31.ages[0]  = set31[49:48];
-  assign \set31.ages[1]  = set31[51:50];
-  assign \set31.ages[2]  = set31[53:52];
-  assign \set31.ages[3]  = set31[55:54];
+  assign \s1.valid  = s1[0];
+  assign \s1.set  = s1[5:1];
+  assign \s1.tag  = s1[16:6];
+  assign \s1.flush  = s1[17];
+  assign \s1.forward  = s1[18];
+  assign \s1.forward2  = s1[19];
+  assign \s1.fresh  = s1[20];
+  assign \rd__data.valid  = rd__data[3:0];
+  assign \rd__data.tags  = rd__data[47:4];
+  assign \rd__data.tags[0]  = rd__data[14:4];
+  assign \rd__data.tags[1]  = rd__data[25:15];
+  assign \rd__data.tags[2]  = rd__data[36:26];
+  assign \rd__data.tags[3]  = rd__data[47:37];
+  assign \rd__data.ages  = rd__data[55:48];
+  assign \rd__data.ages[0]  = rd__data[49:48];
+  assign \rd__data.ages[1]  = rd__data[51:50];
+  assign \rd__data.ages[2]  = rd__data[53:52];
+  assign \rd__data.ages[3]  = rd__data[55:54];
+  assign \last2.valid  = last2[0];
+  assign \last2.set  = last2[5:1];
+  assign \last2.record  = last2[61:6];
+  assign \last2.record.valid  = last2[9:6];
+  assign \last2.record.tags  = last2[53:10];
+  assign \last2.record.tags[0]  = last2[20:10];
+  assign \last2.record.tags[1]  = last2[31:21];
+  assign \last2.record.tags[2]  = last2[42:32];
+  assign \last2.record.tags[3]  = last2[53:43];
+  assign \last2.record.ages  = last2[61:54];
+  assign \last2.record.ages[0]  = last2[55:54];
+  assign \last2.record.ages[1]  = last2[57:56];
+  assign \last2.record.ages[2]  = last2[59:58];
+  assign \last2.record.ages[3]  = last2[61:60];
+  assign \last.valid  = last[0];
+  assign \last.set  = last[5:1];
+  assign \last.record  = last[61:6];
+  assign \last.record.valid  = last[9:6];
+  assign \last.record.tags  = last[53:10];
+  assign \last.record.tags[0]  = last[20:10];
+  assign \last.record.tags[1]  = last[31:21];
+  assign \last.record.tags[2]  = last[42:32];
+  assign \last.record.tags[3]  = last[53:43];
+  assign \last.record.ages  = last[61:54];
+  assign \last.record.ages[0]  = last[55:54];
+  assign \last.record.ages[1]  = last[57:56];
+  assign \last.record.ages[2]  = last[59:58];
+  assign \last.record.ages[3]  = last[61:60];
   assign \new.valid  = \new [3:0];
   assign \new.tags  = \new [47:4];
   assign \new.tags[0]  = \new [14:4];
@@ -1735,8 +744,32 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \new.ages[1]  = \new [51:50];
   assign \new.ages[2]  = \new [53:52];
   assign \new.ages[3]  = \new [55:54];
-  assign way_hit[3] = \$10 ;
-  assign way_hit[2] = \$8 ;
-  assign way_hit[1] = \$6 ;
-  assign way_hit[0] = \$4 ;
+  assign \wr__data.valid  = last[9:6];
+  assign \wr__data.tags  = last[53:10];
+  assign \wr__data.tags[0]  = last[20:10];
+  assign \wr__data.tags[1]  = last[31:21];
+  assign \wr__data.tags[2]  = last[42:32];
+  assign \wr__data.tags[3]  = last[53:43];
+  assign \wr__data.ages  = last[61:54];
+  assign \wr__data.ages[0]  = last[55:54];
+  assign \wr__data.ages[1]  = last[57:56];
+  assign \wr__data.ages[2]  = last[59:58];
+  assign \wr__data.ages[3]  = last[61:60];
+  assign way_hit[3] = \$11 ;
+  assign way_hit[2] = \$9 ;
+  assign way_hit[1] = \$7 ;
+  assign way_hit[0] = \$5 ;
+  assign \$18  = 1'h1;
+  assign \$19  = \$17 ;
+  assign \$21  = cur[0];
+  assign \$30  = { 1'h0, \$29  };
+  assign \$35  = { 1'h0, \$34  };
+  assign \$39  = 2'h0;
+  assign \$44  = \$43 ;
+  assign \$59  = 2'h0;
+  assign \$60  = \$58 ;
+  assign \$80  = 2'h0;
+  assign \$85  = \$84 ;
+  assign \$100  = 2'h0;
+  assign \$101  = \$99 ;
 endmodule

@@ -3015,7 +3015,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .w_en(w__valid)
   );
   \mercury_pe_array.pe0  pe0 (
-    .a(a),
+    .\a$10 (a),
     .acc(acc),
     .clk(clk),
     .done(w__valid),
@@ -3024,10 +3024,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[31:0])
+    .\w$7 (rport__data[31:0])
   );
   \mercury_pe_array.pe1  pe1 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$88 ),
     .clk(clk),
     .first(first),
@@ -3035,10 +3035,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[63:32])
+    .\w$7 (rport__data[63:32])
   );
   \mercury_pe_array.pe2  pe2 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$89 ),
     .clk(clk),
     .first(first),
@@ -3046,10 +3046,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[95:64])
+    .\w$7 (rport__data[95:64])
   );
   \mercury_pe_array.pe3  pe3 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$90 ),
     .clk(clk),
     .first(first),
@@ -3057,10 +3057,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[127:96])
+    .\w$7 (rport__data[127:96])
   );
   \mercury_pe_array.pe4  pe4 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$91 ),
     .clk(clk),
     .first(first),
@@ -3068,10 +3068,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[159:128])
+    .\w$7 (rport__data[159:128])
   );
   \mercury_pe_array.pe5  pe5 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$92 ),
     .clk(clk),
     .first(first),
@@ -3079,10 +3079,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[191:160])
+    .\w$7 (rport__data[191:160])
   );
   \mercury_pe_array.pe6  pe6 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$93 ),
     .clk(clk),
     .first(first),
@@ -3090,10 +3090,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[223:192])
+    .\w$7 (rport__data[223:192])
   );
   \mercury_pe_array.pe7  pe7 (
-    .a(a),
+    .\a$10 (a),
     .acc(\acc$94 ),
     .clk(clk),
     .first(first),
@@ -3101,7 +3101,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .w(rport__data[255:224])
+    .\w$7 (rport__data[255:224])
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -3849,30 +3849,36 @@ module \mercury_pe_array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe0 (rst, w, valid, first, last, mask, a, acc, done, clk);
+module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -3896,133 +3902,183 @@ module \mercury_pe_array.pe0 (rst, w, valid, first, last, mask, a, acc, done, cl
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe1 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4045,133 +4101,183 @@ module \mercury_pe_array.pe1 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe2 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4194,133 +4300,183 @@ module \mercury_pe_array.pe2 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe3 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4343,133 +4499,183 @@ module \mercury_pe_array.pe3 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe4 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4492,133 +4698,183 @@ module \mercury_pe_array.pe4 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe5 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4641,133 +4897,183 @@ module \mercury_pe_array.pe5 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe6 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4790,133 +5096,183 @@ module \mercury_pe_array.pe6 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe7 (rst, w, valid, first, last, mask, a, acc, clk);
+module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [15:0] \$1 ;
+  wire [7:0] \$1 ;
   wire [16:0] \$10 ;
   wire [16:0] \$11 ;
   wire [17:0] \$12 ;
   wire [32:0] \$13 ;
   wire \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg [63:0] \$18 ;
-  reg [31:0] \$19 ;
-  wire [15:0] \$2 ;
-  reg \$20 ;
-  wire [15:0] \$3 ;
-  wire [15:0] \$4 ;
+  reg [2:0] \$15 ;
+  reg [31:0] \$16 ;
+  reg [31:0] \$17 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
+  wire [7:0] \$2 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
   wire [15:0] \$5 ;
   wire [15:0] \$6 ;
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
-  input [31:0] a;
-  wire [31:0] a;
+  reg [31:0] a = 32'd0;
+  input [31:0] \a$10 ;
+  wire [31:0] \a$10 ;
+  wire [7:0] \a$10[0] ;
+  wire [7:0] \a$10[1] ;
+  wire [7:0] \a$10[2] ;
+  wire [7:0] \a$10[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
@@ -4939,104 +5295,148 @@ module \mercury_pe_array.pe7 (rst, w, valid, first, last, mask, a, acc, clk);
   wire [15:0] \prods[3] ;
   input rst;
   wire rst;
-  reg s1_first = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_valid = 1'h0;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
   input valid;
   wire valid;
-  input [31:0] w;
-  wire [31:0] w;
+  reg [31:0] w = 32'd0;
+  input [31:0] \w$7 ;
+  wire [31:0] \w$7 ;
+  wire [7:0] \w$7[0] ;
+  wire [7:0] \w$7[1] ;
+  wire [7:0] \w$7[2] ;
+  wire [7:0] \w$7[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$2  = mask[0] ? \$1  : 16'h0000;
-  assign \$3  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$4  = mask[1] ? \$3  : 16'h0000;
-  assign \$5  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$6  = mask[2] ? \$5  : 16'h0000;
-  assign \$7  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$8  = mask[3] ? \$7  : 16'h0000;
-  assign \$9  = s1_first ? 32'd0 : acc;
+  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
+  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
+  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
+  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
   assign \$12  = $signed(\$10 ) + $signed(\$11 );
   assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s1_valid & s1_last;
+  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1_valid <= \$15 ;
+    s1 <= \$15 ;
   always @(posedge clk)
-    s1_first <= \$16 ;
+    w <= \$16 ;
   always @(posedge clk)
-    s1_last <= \$17 ;
+    a <= \$17 ;
   always @(posedge clk)
-    prods <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    acc <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    done <= \$20 ;
+    acc <= \$20 ;
+  always @(posedge clk)
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = valid;
+    \$15 [0] = valid;
+    \$15 [1] = first;
+    \$15 [2] = last;
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = first;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = last;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = prods;
+    \$16  = w;
     if (valid) begin
-      \$18 [15:0] = \$2 ;
-      \$18 [31:16] = \$4 ;
-      \$18 [47:32] = \$6 ;
-      \$18 [63:48] = \$8 ;
+      \$16  = \w$7 ;
     end
     if (rst) begin
-      \$18  = 64'h0000000000000000;
+      \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = acc;
-    if (s1_valid) begin
-      \$19  = \$13 [31:0];
+    \$17  = a;
+    if (valid) begin
+      \$17 [7:0] = \$1 ;
+      \$17 [15:8] = \$2 ;
+      \$17 [23:16] = \$3 ;
+      \$17 [31:24] = \$4 ;
     end
     if (rst) begin
-      \$19  = 32'd0;
+      \$17  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = \$14 ;
+    \$18  = s1;
     if (rst) begin
-      \$20  = 1'h0;
+      \$18  = 3'h0;
     end
   end
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$19  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$20  = acc;
+    if (s2[0]) begin
+      \$20  = \$13 [31:0];
+    end
+    if (rst) begin
+      \$20  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = \$14 ;
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
+  assign \w$7[0]  = \w$7 [7:0];
+  assign \w$7[1]  = \w$7 [15:8];
+  assign \w$7[2]  = \w$7 [23:16];
+  assign \w$7[3]  = \w$7 [31:24];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a$10[0]  = \a$10 [7:0];
+  assign \a$10[1]  = \a$10 [15:8];
+  assign \a$10[2]  = \a$10 [23:16];
+  assign \a$10[3]  = \a$10 [31:24];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \prods[0]  = prods[15:0];
+  assign \prods[1]  = prods[31:16];
+  assign \prods[2]  = prods[47:32];
+  assign \prods[3]  = prods[63:48];
 endmodule

@@ -297,47 +297,80 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   reg [63:0] \$356 ;
   reg [31:0] \$357 ;
   reg [3:0] \$358 ;
-  reg [10:0] \$359 ;
+  reg [3:0] \$359 ;
   wire \$36 ;
-  reg [10:0] \$360 ;
-  reg [10:0] \$361 ;
+  reg [9:0] \$360 ;
+  reg [9:0] \$361 ;
   reg [10:0] \$362 ;
-  reg [10:0] \$363 ;
-  reg [10:0] \$364 ;
+  reg [9:0] \$363 ;
+  reg [9:0] \$364 ;
   reg [10:0] \$365 ;
-  reg [10:0] \$366 ;
-  reg [10:0] \$367 ;
+  reg [9:0] \$366 ;
+  reg [9:0] \$367 ;
   reg [10:0] \$368 ;
-  reg [10:0] \$369 ;
+  reg [9:0] \$369 ;
   wire \$37 ;
-  reg [10:0] \$370 ;
+  reg [9:0] \$370 ;
   reg [10:0] \$371 ;
-  reg [10:0] \$372 ;
-  reg [10:0] \$373 ;
+  reg [9:0] \$372 ;
+  reg [9:0] \$373 ;
   reg [10:0] \$374 ;
-  reg [20:0] \$375 ;
-  reg [20:0] \$376 ;
-  reg [20:0] \$377 ;
-  reg [20:0] \$378 ;
-  reg [20:0] \$379 ;
+  reg [9:0] \$375 ;
+  reg [9:0] \$376 ;
+  reg [10:0] \$377 ;
+  reg [9:0] \$378 ;
+  reg [9:0] \$379 ;
   wire \$38 ;
-  reg [20:0] \$380 ;
-  reg [20:0] \$381 ;
-  reg [20:0] \$382 ;
-  reg [20:0] \$383 ;
-  reg [20:0] \$384 ;
-  reg [20:0] \$385 ;
-  reg [20:0] \$386 ;
-  reg [20:0] \$387 ;
-  reg [20:0] \$388 ;
-  reg [20:0] \$389 ;
+  reg [10:0] \$380 ;
+  reg [9:0] \$381 ;
+  reg [9:0] \$382 ;
+  reg [10:0] \$383 ;
+  reg [9:0] \$384 ;
+  reg [9:0] \$385 ;
+  reg [10:0] \$386 ;
+  reg [9:0] \$387 ;
+  reg [9:0] \$388 ;
+  reg [10:0] \$389 ;
   wire \$39 ;
-  reg [20:0] \$390 ;
-  reg [2:0] \$391 ;
+  reg [9:0] \$390 ;
+  reg [9:0] \$391 ;
+  reg [10:0] \$392 ;
+  reg [9:0] \$393 ;
+  reg [9:0] \$394 ;
+  reg [10:0] \$395 ;
+  reg [9:0] \$396 ;
+  reg [9:0] \$397 ;
+  reg [10:0] \$398 ;
+  reg [9:0] \$399 ;
   wire [21:0] \$4 ;
   wire \$40 ;
+  reg [9:0] \$400 ;
+  reg [10:0] \$401 ;
+  reg [9:0] \$402 ;
+  reg [9:0] \$403 ;
+  reg [10:0] \$404 ;
+  reg [9:0] \$405 ;
+  reg [9:0] \$406 ;
+  reg [10:0] \$407 ;
+  reg [20:0] \$408 ;
+  reg [20:0] \$409 ;
   wire \$41 ;
+  reg [20:0] \$410 ;
+  reg [20:0] \$411 ;
+  reg [20:0] \$412 ;
+  reg [20:0] \$413 ;
+  reg [20:0] \$414 ;
+  reg [20:0] \$415 ;
+  reg [20:0] \$416 ;
+  reg [20:0] \$417 ;
+  reg [20:0] \$418 ;
+  reg [20:0] \$419 ;
   wire \$42 ;
+  reg [20:0] \$420 ;
+  reg [20:0] \$421 ;
+  reg [20:0] \$422 ;
+  reg [20:0] \$423 ;
+  reg [2:0] \$424 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
@@ -445,6 +478,11 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \ctl.flush ;
   wire \ctl.last ;
   wire \ctl.valid ;
+  reg [3:0] ctl_a = 4'h0;
+  wire \ctl_a.first ;
+  wire \ctl_a.flush ;
+  wire \ctl_a.last ;
+  wire \ctl_a.valid ;
   reg [31:0] data = 32'd0;
   wire [7:0] \data[0] ;
   wire [7:0] \data[1] ;
@@ -457,10 +495,44 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire last;
   input [12:0] length;
   wire [12:0] length;
+  reg [9:0] part0_0 = 10'h000;
+  reg [9:0] part0_1 = 10'h000;
+  reg [9:0] part10_0 = 10'h000;
+  reg [9:0] part10_1 = 10'h000;
+  reg [9:0] part11_0 = 10'h000;
+  reg [9:0] part11_1 = 10'h000;
+  reg [9:0] part12_0 = 10'h000;
+  reg [9:0] part12_1 = 10'h000;
+  reg [9:0] part13_0 = 10'h000;
+  reg [9:0] part13_1 = 10'h000;
+  reg [9:0] part14_0 = 10'h000;
+  reg [9:0] part14_1 = 10'h000;
+  reg [9:0] part15_0 = 10'h000;
+  reg [9:0] part15_1 = 10'h000;
+  reg [9:0] part1_0 = 10'h000;
+  reg [9:0] part1_1 = 10'h000;
+  reg [9:0] part2_0 = 10'h000;
+  reg [9:0] part2_1 = 10'h000;
+  reg [9:0] part3_0 = 10'h000;
+  reg [9:0] part3_1 = 10'h000;
+  reg [9:0] part4_0 = 10'h000;
+  reg [9:0] part4_1 = 10'h000;
+  reg [9:0] part5_0 = 10'h000;
+  reg [9:0] part5_1 = 10'h000;
+  reg [9:0] part6_0 = 10'h000;
+  reg [9:0] part6_1 = 10'h000;
+  reg [9:0] part7_0 = 10'h000;
+  reg [9:0] part7_1 = 10'h000;
+  reg [9:0] part8_0 = 10'h000;
+  reg [9:0] part8_1 = 10'h000;
+  reg [9:0] part9_0 = 10'h000;
+  reg [9:0] part9_1 = 10'h000;
   reg [2:0] pending = 3'h0;
-  wire [16:0] r_data;
-  wire r_en;
-  wire r_rdy;
+  wire [16:0] r__payload;
+  wire \r__payload.flush ;
+  wire [15:0] \r__payload.sig ;
+  wire r__ready;
+  wire r__valid;
   wire [12:0] rem;
   reg [12:0] rem_reg = 13'h0000;
   input rst;
@@ -501,10 +573,12 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire vectors__ready;
   input vectors__valid;
   wire vectors__valid;
-  wire [16:0] w_data;
-  wire w_en;
+  wire [16:0] w__payload;
+  wire \w__payload.flush ;
+  wire [15:0] \w__payload.sig ;
+  wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
-  assign vectors__ready = pending != 3'h4;
+  assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
   assign last = rem <= 3'h4;
@@ -541,7 +615,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$30  = $signed(\$29 ) + $signed(sum14);
   assign \$31  = ctl[1] ? 21'h000000 : acc15;
   assign \$32  = $signed(\$31 ) + $signed(sum15);
-  assign w_en = ctl[0] & ctl[2];
+  assign w__valid = ctl[0] & ctl[2];
   assign \$33  = ^ { window[4:3], window[1:0] };
   assign \$34  = ^ { window[5:4], window[2:1] };
   assign \$35  = ^ { window[6:5], window[3:2] };
@@ -626,7 +700,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$178  = - $signed(data[31:24]);
   assign \$179  = dirs[48] ? \$178  : { data[31], data[31:24] };
   assign \$180  = $signed(\$177 ) + $signed(\$179 );
-  assign \$181  = $signed(\$175 ) + $signed(\$180 );
+  assign \$181  = $signed(part0_0) + $signed(part0_1);
   assign \$182  = - $signed(data[7:0]);
   assign \$183  = dirs[1] ? \$182  : { data[7], data[7:0] };
   assign \$184  = - $signed(data[15:8]);
@@ -637,7 +711,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$189  = - $signed(data[31:24]);
   assign \$190  = dirs[49] ? \$189  : { data[31], data[31:24] };
   assign \$191  = $signed(\$188 ) + $signed(\$190 );
-  assign \$192  = $signed(\$186 ) + $signed(\$191 );
+  assign \$192  = $signed(part1_0) + $signed(part1_1);
   assign \$193  = - $signed(data[7:0]);
   assign \$194  = dirs[2] ? \$193  : { data[7], data[7:0] };
   assign \$195  = - $signed(data[15:8]);
@@ -648,7 +722,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$200  = - $signed(data[31:24]);
   assign \$201  = dirs[50] ? \$200  : { data[31], data[31:24] };
   assign \$202  = $signed(\$199 ) + $signed(\$201 );
-  assign \$203  = $signed(\$197 ) + $signed(\$202 );
+  assign \$203  = $signed(part2_0) + $signed(part2_1);
   assign \$204  = - $signed(data[7:0]);
   assign \$205  = dirs[3] ? \$204  : { data[7], data[7:0] };
   assign \$206  = - $signed(data[15:8]);
@@ -659,7 +733,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$211  = - $signed(data[31:24]);
   assign \$212  = dirs[51] ? \$211  : { data[31], data[31:24] };
   assign \$213  = $signed(\$210 ) + $signed(\$212 );
-  assign \$214  = $signed(\$208 ) + $signed(\$213 );
+  assign \$214  = $signed(part3_0) + $signed(part3_1);
   assign \$215  = - $signed(data[7:0]);
   assign \$216  = dirs[4] ? \$215  : { data[7], data[7:0] };
   assign \$217  = - $signed(data[15:8]);
@@ -670,7 +744,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$222  = - $signed(data[31:24]);
   assign \$223  = dirs[52] ? \$222  : { data[31], data[31:24] };
   assign \$224  = $signed(\$221 ) + $signed(\$223 );
-  assign \$225  = $signed(\$219 ) + $signed(\$224 );
+  assign \$225  = $signed(part4_0) + $signed(part4_1);
   assign \$226  = - $signed(data[7:0]);
   assign \$227  = dirs[5] ? \$226  : { data[7], data[7:0] };
   assign \$228  = - $signed(data[15:8]);
@@ -681,7 +755,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$233  = - $signed(data[31:24]);
   assign \$234  = dirs[53] ? \$233  : { data[31], data[31:24] };
   assign \$235  = $signed(\$232 ) + $signed(\$234 );
-  assign \$236  = $signed(\$230 ) + $signed(\$235 );
+  assign \$236  = $signed(part5_0) + $signed(part5_1);
   assign \$237  = - $signed(data[7:0]);
   assign \$238  = dirs[6] ? \$237  : { data[7], data[7:0] };
   assign \$239  = - $signed(data[15:8]);
@@ -692,7 +766,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$244  = - $signed(data[31:24]);
   assign \$245  = dirs[54] ? \$244  : { data[31], data[31:24] };
   assign \$246  = $signed(\$243 ) + $signed(\$245 );
-  assign \$247  = $signed(\$241 ) + $signed(\$246 );
+  assign \$247  = $signed(part6_0) + $signed(part6_1);
   assign \$248  = - $signed(data[7:0]);
   assign \$249  = dirs[7] ? \$248  : { data[7], data[7:0] };
   assign \$250  = - $signed(data[15:8]);
@@ -703,7 +777,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$255  = - $signed(data[31:24]);
   assign \$256  = dirs[55] ? \$255  : { data[31], data[31:24] };
   assign \$257  = $signed(\$254 ) + $signed(\$256 );
-  assign \$258  = $signed(\$252 ) + $signed(\$257 );
+  assign \$258  = $signed(part7_0) + $signed(part7_1);
   assign \$259  = - $signed(data[7:0]);
   assign \$260  = dirs[8] ? \$259  : { data[7], data[7:0] };
   assign \$261  = - $signed(data[15:8]);
@@ -714,7 +788,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$266  = - $signed(data[31:24]);
   assign \$267  = dirs[56] ? \$266  : { data[31], data[31:24] };
   assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = $signed(\$263 ) + $signed(\$268 );
+  assign \$269  = $signed(part8_0) + $signed(part8_1);
   assign \$270  = - $signed(data[7:0]);
   assign \$271  = dirs[9] ? \$270  : { data[7], data[7:0] };
   assign \$272  = - $signed(data[15:8]);
@@ -725,7 +799,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$277  = - $signed(data[31:24]);
   assign \$278  = dirs[57] ? \$277  : { data[31], data[31:24] };
   assign \$279  = $signed(\$276 ) + $signed(\$278 );
-  assign \$280  = $signed(\$274 ) + $signed(\$279 );
+  assign \$280  = $signed(part9_0) + $signed(part9_1);
   assign \$281  = - $signed(data[7:0]);
   assign \$282  = dirs[10] ? \$281  : { data[7], data[7:0] };
   assign \$283  = - $signed(data[15:8]);
@@ -736,7 +810,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$288  = - $signed(data[31:24]);
   assign \$289  = dirs[58] ? \$288  : { data[31], data[31:24] };
   assign \$290  = $signed(\$287 ) + $signed(\$289 );
-  assign \$291  = $signed(\$285 ) + $signed(\$290 );
+  assign \$291  = $signed(part10_0) + $signed(part10_1);
   assign \$292  = - $signed(data[7:0]);
   assign \$293  = dirs[11] ? \$292  : { data[7], data[7:0] };
   assign \$294  = - $signed(data[15:8]);
@@ -747,7 +821,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$299  = - $signed(data[31:24]);
   assign \$300  = dirs[59] ? \$299  : { data[31], data[31:24] };
   assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = $signed(\$296 ) + $signed(\$301 );
+  assign \$302  = $signed(part11_0) + $signed(part11_1);
   assign \$303  = - $signed(data[7:0]);
   assign \$304  = dirs[12] ? \$303  : { data[7], data[7:0] };
   assign \$305  = - $signed(data[15:8]);
@@ -758,7 +832,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$310  = - $signed(data[31:24]);
   assign \$311  = dirs[60] ? \$310  : { data[31], data[31:24] };
   assign \$312  = $signed(\$309 ) + $signed(\$311 );
-  assign \$313  = $signed(\$307 ) + $signed(\$312 );
+  assign \$313  = $signed(part12_0) + $signed(part12_1);
   assign \$314  = - $signed(data[7:0]);
   assign \$315  = dirs[13] ? \$314  : { data[7], data[7:0] };
   assign \$316  = - $signed(data[15:8]);
@@ -769,7 +843,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$321  = - $signed(data[31:24]);
   assign \$322  = dirs[61] ? \$321  : { data[31], data[31:24] };
   assign \$323  = $signed(\$320 ) + $signed(\$322 );
-  assign \$324  = $signed(\$318 ) + $signed(\$323 );
+  assign \$324  = $signed(part13_0) + $signed(part13_1);
   assign \$325  = - $signed(data[7:0]);
   assign \$326  = dirs[14] ? \$325  : { data[7], data[7:0] };
   assign \$327  = - $signed(data[15:8]);
@@ -780,7 +854,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$332  = - $signed(data[31:24]);
   assign \$333  = dirs[62] ? \$332  : { data[31], data[31:24] };
   assign \$334  = $signed(\$331 ) + $signed(\$333 );
-  assign \$335  = $signed(\$329 ) + $signed(\$334 );
+  assign \$335  = $signed(part14_0) + $signed(part14_1);
   assign \$336  = - $signed(data[7:0]);
   assign \$337  = dirs[15] ? \$336  : { data[7], data[7:0] };
   assign \$338  = - $signed(data[15:8]);
@@ -791,7 +865,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \$343  = - $signed(data[31:24]);
   assign \$344  = dirs[63] ? \$343  : { data[31], data[31:24] };
   assign \$345  = $signed(\$342 ) + $signed(\$344 );
-  assign \$346  = $signed(\$340 ) + $signed(\$345 );
+  assign \$346  = $signed(part15_0) + $signed(part15_1);
   assign \$347  = accept & last;
   assign \$348  = pending + \$347 ;
   assign \$349  = signatures__valid & signatures__ready;
@@ -811,97 +885,147 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   always @(posedge clk)
     data <= \$357 ;
   always @(posedge clk)
-    ctl <= \$358 ;
+    ctl_a <= \$358 ;
   always @(posedge clk)
-    sum0 <= \$359 ;
+    ctl <= \$359 ;
   always @(posedge clk)
-    sum1 <= \$360 ;
+    part0_0 <= \$360 ;
   always @(posedge clk)
-    sum2 <= \$361 ;
+    part0_1 <= \$361 ;
   always @(posedge clk)
-    sum3 <= \$362 ;
+    sum0 <= \$362 ;
   always @(posedge clk)
-    sum4 <= \$363 ;
+    part1_0 <= \$363 ;
   always @(posedge clk)
-    sum5 <= \$364 ;
+    part1_1 <= \$364 ;
   always @(posedge clk)
-    sum6 <= \$365 ;
+    sum1 <= \$365 ;
   always @(posedge clk)
-    sum7 <= \$366 ;
+    part2_0 <= \$366 ;
   always @(posedge clk)
-    sum8 <= \$367 ;
+    part2_1 <= \$367 ;
   always @(posedge clk)
-    sum9 <= \$368 ;
+    sum2 <= \$368 ;
   always @(posedge clk)
-    sum10 <= \$369 ;
+    part3_0 <= \$369 ;
   always @(posedge clk)
-    sum11 <= \$370 ;
+    part3_1 <= \$370 ;
   always @(posedge clk)
-    sum12 <= \$371 ;
+    sum3 <= \$371 ;
   always @(posedge clk)
-    sum13 <= \$372 ;
+    part4_0 <= \$372 ;
   always @(posedge clk)
-    sum14 <= \$373 ;
+    part4_1 <= \$373 ;
   always @(posedge clk)
-    sum15 <= \$374 ;
+    sum4 <= \$374 ;
   always @(posedge clk)
-    acc0 <= \$375 ;
+    part5_0 <= \$375 ;
   always @(posedge clk)
-    acc1 <= \$376 ;
+    part5_1 <= \$376 ;
   always @(posedge clk)
-    acc2 <= \$377 ;
+    sum5 <= \$377 ;
   always @(posedge clk)
-    acc3 <= \$378 ;
+    part6_0 <= \$378 ;
   always @(posedge clk)
-    acc4 <= \$379 ;
+    part6_1 <= \$379 ;
   always @(posedge clk)
-    acc5 <= \$380 ;
+    sum6 <= \$380 ;
   always @(posedge clk)
-    acc6 <= \$381 ;
+    part7_0 <= \$381 ;
   always @(posedge clk)
-    acc7 <= \$382 ;
+    part7_1 <= \$382 ;
   always @(posedge clk)
-    acc8 <= \$383 ;
+    sum7 <= \$383 ;
   always @(posedge clk)
-    acc9 <= \$384 ;
+    part8_0 <= \$384 ;
   always @(posedge clk)
-    acc10 <= \$385 ;
+    part8_1 <= \$385 ;
   always @(posedge clk)
-    acc11 <= \$386 ;
+    sum8 <= \$386 ;
   always @(posedge clk)
-    acc12 <= \$387 ;
+    part9_0 <= \$387 ;
   always @(posedge clk)
-    acc13 <= \$388 ;
+    part9_1 <= \$388 ;
   always @(posedge clk)
-    acc14 <= \$389 ;
+    sum9 <= \$389 ;
   always @(posedge clk)
-    acc15 <= \$390 ;
+    part10_0 <= \$390 ;
   always @(posedge clk)
-    pending <= \$391 ;
+    part10_1 <= \$391 ;
+  always @(posedge clk)
+    sum10 <= \$392 ;
+  always @(posedge clk)
+    part11_0 <= \$393 ;
+  always @(posedge clk)
+    part11_1 <= \$394 ;
+  always @(posedge clk)
+    sum11 <= \$395 ;
+  always @(posedge clk)
+    part12_0 <= \$396 ;
+  always @(posedge clk)
+    part12_1 <= \$397 ;
+  always @(posedge clk)
+    sum12 <= \$398 ;
+  always @(posedge clk)
+    part13_0 <= \$399 ;
+  always @(posedge clk)
+    part13_1 <= \$400 ;
+  always @(posedge clk)
+    sum13 <= \$401 ;
+  always @(posedge clk)
+    part14_0 <= \$402 ;
+  always @(posedge clk)
+    part14_1 <= \$403 ;
+  always @(posedge clk)
+    sum14 <= \$404 ;
+  always @(posedge clk)
+    part15_0 <= \$405 ;
+  always @(posedge clk)
+    part15_1 <= \$406 ;
+  always @(posedge clk)
+    sum15 <= \$407 ;
+  always @(posedge clk)
+    acc0 <= \$408 ;
+  always @(posedge clk)
+    acc1 <= \$409 ;
+  always @(posedge clk)
+    acc2 <= \$410 ;
+  always @(posedge clk)
+    acc3 <= \$411 ;
+  always @(posedge clk)
+    acc4 <= \$412 ;
+  always @(posedge clk)
+    acc5 <= \$413 ;
+  always @(posedge clk)
+    acc6 <= \$414 ;
+  always @(posedge clk)
+    acc7 <= \$415 ;
+  always @(posedge clk)
+    acc8 <= \$416 ;
+  always @(posedge clk)
+    acc9 <= \$417 ;
+  always @(posedge clk)
+    acc10 <= \$418 ;
+  always @(posedge clk)
+    acc11 <= \$419 ;
+  always @(posedge clk)
+    acc12 <= \$420 ;
+  always @(posedge clk)
+    acc13 <= \$421 ;
+  always @(posedge clk)
+    acc14 <= \$422 ;
+  always @(posedge clk)
+    acc15 <= \$423 ;
+  always @(posedge clk)
+    pending <= \$424 ;
   \mercury_siggen.out_fifo  out_fifo (
     .clk(clk),
-    .\port$11$20 (\$6 [20]),
-    .\port$13$20 (\$8 [20]),
-    .\port$15$20 (\$10 [20]),
-    .\port$17$20 (\$12 [20]),
-    .\port$19$20 (\$14 [20]),
-    .\port$21$20 (\$16 [20]),
-    .\port$23$20 (\$18 [20]),
-    .\port$25$20 (\$20 [20]),
-    .\port$27$20 (\$22 [20]),
-    .\port$29$20 (\$24 [20]),
-    .\port$31$20 (\$26 [20]),
-    .\port$33$20 (\$28 [20]),
-    .\port$35$20 (\$30 [20]),
-    .\port$37$20 (\$32 [20]),
-    .\port$406$3 (ctl[3]),
-    .\port$7$20 (\$2 [20]),
-    .\port$9$20 (\$4 [20]),
-    .r_data(signatures__payload),
+    .r__payload(signatures__payload),
+    .r__valid(signatures__valid),
     .r_en(signatures__ready),
-    .r_rdy(signatures__valid),
     .rst(rst),
-    .w_en(w_en)
+    .w_data(w__payload),
+    .w_en(w__valid)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -988,281 +1112,512 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = \$181 ;
+    \$359  = ctl_a;
     if (rst) begin
-      \$359  = 11'h000;
+      \$359  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = \$192 ;
+    \$360  = \$175 ;
     if (rst) begin
-      \$360  = 11'h000;
+      \$360  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = \$203 ;
+    \$361  = \$180 ;
     if (rst) begin
-      \$361  = 11'h000;
+      \$361  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = \$214 ;
+    \$362  = \$181 ;
     if (rst) begin
       \$362  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = \$225 ;
+    \$363  = \$186 ;
     if (rst) begin
-      \$363  = 11'h000;
+      \$363  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = \$236 ;
+    \$364  = \$191 ;
     if (rst) begin
-      \$364  = 11'h000;
+      \$364  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = \$247 ;
+    \$365  = \$192 ;
     if (rst) begin
       \$365  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = \$258 ;
+    \$366  = \$197 ;
     if (rst) begin
-      \$366  = 11'h000;
+      \$366  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = \$269 ;
+    \$367  = \$202 ;
     if (rst) begin
-      \$367  = 11'h000;
+      \$367  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = \$280 ;
+    \$368  = \$203 ;
     if (rst) begin
       \$368  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = \$291 ;
+    \$369  = \$208 ;
     if (rst) begin
-      \$369  = 11'h000;
+      \$369  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = \$302 ;
+    \$370  = \$213 ;
     if (rst) begin
-      \$370  = 11'h000;
+      \$370  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = \$313 ;
+    \$371  = \$214 ;
     if (rst) begin
       \$371  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = \$324 ;
+    \$372  = \$219 ;
     if (rst) begin
-      \$372  = 11'h000;
+      \$372  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = \$335 ;
+    \$373  = \$224 ;
     if (rst) begin
-      \$373  = 11'h000;
+      \$373  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = \$346 ;
+    \$374  = \$225 ;
     if (rst) begin
       \$374  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = acc0;
-    if (ctl[0]) begin
-      \$375  = \$2 [20:0];
-    end
+    \$375  = \$230 ;
     if (rst) begin
-      \$375  = 21'h000000;
+      \$375  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = acc1;
-    if (ctl[0]) begin
-      \$376  = \$4 [20:0];
-    end
+    \$376  = \$235 ;
     if (rst) begin
-      \$376  = 21'h000000;
+      \$376  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = acc2;
-    if (ctl[0]) begin
-      \$377  = \$6 [20:0];
-    end
+    \$377  = \$236 ;
     if (rst) begin
-      \$377  = 21'h000000;
+      \$377  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = acc3;
-    if (ctl[0]) begin
-      \$378  = \$8 [20:0];
-    end
+    \$378  = \$241 ;
     if (rst) begin
-      \$378  = 21'h000000;
+      \$378  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = acc4;
-    if (ctl[0]) begin
-      \$379  = \$10 [20:0];
-    end
+    \$379  = \$246 ;
     if (rst) begin
-      \$379  = 21'h000000;
+      \$379  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = acc5;
-    if (ctl[0]) begin
-      \$380  = \$12 [20:0];
-    end
+    \$380  = \$247 ;
     if (rst) begin
-      \$380  = 21'h000000;
+      \$380  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = acc6;
-    if (ctl[0]) begin
-      \$381  = \$14 [20:0];
-    end
+    \$381  = \$252 ;
     if (rst) begin
-      \$381  = 21'h000000;
+      \$381  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = acc7;
-    if (ctl[0]) begin
-      \$382  = \$16 [20:0];
-    end
+    \$382  = \$257 ;
     if (rst) begin
-      \$382  = 21'h000000;
+      \$382  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = acc8;
-    if (ctl[0]) begin
-      \$383  = \$18 [20:0];
-    end
+    \$383  = \$258 ;
     if (rst) begin
-      \$383  = 21'h000000;
+      \$383  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = acc9;
-    if (ctl[0]) begin
-      \$384  = \$20 [20:0];
-    end
+    \$384  = \$263 ;
     if (rst) begin
-      \$384  = 21'h000000;
+      \$384  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = acc10;
-    if (ctl[0]) begin
-      \$385  = \$22 [20:0];
-    end
+    \$385  = \$268 ;
     if (rst) begin
-      \$385  = 21'h000000;
+      \$385  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = acc11;
-    if (ctl[0]) begin
-      \$386  = \$24 [20:0];
-    end
+    \$386  = \$269 ;
     if (rst) begin
-      \$386  = 21'h000000;
+      \$386  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = acc12;
-    if (ctl[0]) begin
-      \$387  = \$26 [20:0];
-    end
+    \$387  = \$274 ;
     if (rst) begin
-      \$387  = 21'h000000;
+      \$387  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = acc13;
-    if (ctl[0]) begin
-      \$388  = \$28 [20:0];
-    end
+    \$388  = \$279 ;
     if (rst) begin
-      \$388  = 21'h000000;
+      \$388  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = acc14;
-    if (ctl[0]) begin
-      \$389  = \$30 [20:0];
-    end
+    \$389  = \$280 ;
     if (rst) begin
-      \$389  = 21'h000000;
+      \$389  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = acc15;
-    if (ctl[0]) begin
-      \$390  = \$32 [20:0];
-    end
+    \$390  = \$285 ;
     if (rst) begin
-      \$390  = 21'h000000;
+      \$390  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = \$350 [2:0];
+    \$391  = \$290 ;
     if (rst) begin
-      \$391  = 3'h0;
+      \$391  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$392  = \$291 ;
+    if (rst) begin
+      \$392  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$393  = \$296 ;
+    if (rst) begin
+      \$393  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$394  = \$301 ;
+    if (rst) begin
+      \$394  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$395  = \$302 ;
+    if (rst) begin
+      \$395  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$396  = \$307 ;
+    if (rst) begin
+      \$396  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$397  = \$312 ;
+    if (rst) begin
+      \$397  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$398  = \$313 ;
+    if (rst) begin
+      \$398  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$399  = \$318 ;
+    if (rst) begin
+      \$399  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$400  = \$323 ;
+    if (rst) begin
+      \$400  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$401  = \$324 ;
+    if (rst) begin
+      \$401  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$402  = \$329 ;
+    if (rst) begin
+      \$402  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$403  = \$334 ;
+    if (rst) begin
+      \$403  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$404  = \$335 ;
+    if (rst) begin
+      \$404  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$405  = \$340 ;
+    if (rst) begin
+      \$405  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$406  = \$345 ;
+    if (rst) begin
+      \$406  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$407  = \$346 ;
+    if (rst) begin
+      \$407  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$408  = acc0;
+    if (ctl[0]) begin
+      \$408  = \$2 [20:0];
+    end
+    if (rst) begin
+      \$408  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$409  = acc1;
+    if (ctl[0]) begin
+      \$409  = \$4 [20:0];
+    end
+    if (rst) begin
+      \$409  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$410  = acc2;
+    if (ctl[0]) begin
+      \$410  = \$6 [20:0];
+    end
+    if (rst) begin
+      \$410  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$411  = acc3;
+    if (ctl[0]) begin
+      \$411  = \$8 [20:0];
+    end
+    if (rst) begin
+      \$411  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$412  = acc4;
+    if (ctl[0]) begin
+      \$412  = \$10 [20:0];
+    end
+    if (rst) begin
+      \$412  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$413  = acc5;
+    if (ctl[0]) begin
+      \$413  = \$12 [20:0];
+    end
+    if (rst) begin
+      \$413  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$414  = acc6;
+    if (ctl[0]) begin
+      \$414  = \$14 [20:0];
+    end
+    if (rst) begin
+      \$414  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$415  = acc7;
+    if (ctl[0]) begin
+      \$415  = \$16 [20:0];
+    end
+    if (rst) begin
+      \$415  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$416  = acc8;
+    if (ctl[0]) begin
+      \$416  = \$18 [20:0];
+    end
+    if (rst) begin
+      \$416  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$417  = acc9;
+    if (ctl[0]) begin
+      \$417  = \$20 [20:0];
+    end
+    if (rst) begin
+      \$417  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$418  = acc10;
+    if (ctl[0]) begin
+      \$418  = \$22 [20:0];
+    end
+    if (rst) begin
+      \$418  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$419  = acc11;
+    if (ctl[0]) begin
+      \$419  = \$24 [20:0];
+    end
+    if (rst) begin
+      \$419  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$420  = acc12;
+    if (ctl[0]) begin
+      \$420  = \$26 [20:0];
+    end
+    if (rst) begin
+      \$420  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$421  = acc13;
+    if (ctl[0]) begin
+      \$421  = \$28 [20:0];
+    end
+    if (rst) begin
+      \$421  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$422  = acc14;
+    if (ctl[0]) begin
+      \$422  = \$30 [20:0];
+    end
+    if (rst) begin
+      \$422  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$423  = acc15;
+    if (ctl[0]) begin
+      \$423  = \$32 [20:0];
+    end
+    if (rst) begin
+      \$423  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$424  = \$350 [2:0];
+    if (rst) begin
+      \$424  = 3'h0;
     end
   end
   assign acc_next0 = \$2 [20:0];
@@ -1281,10 +1636,9 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign acc_next13 = \$28 [20:0];
   assign acc_next14 = \$30 [20:0];
   assign acc_next15 = \$32 [20:0];
-  assign w_data = { ctl[3], \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
-  assign r_rdy = signatures__valid;
-  assign r_data = signatures__payload;
-  assign r_en = signatures__ready;
+  assign r__payload = signatures__payload;
+  assign r__ready = signatures__ready;
+  assign r__valid = signatures__valid;
   assign \vectors__payload.data  = vectors__payload[31:0];
   assign \vectors__payload.data[0]  = vectors__payload[7:0];
   assign \vectors__payload.data[1]  = vectors__payload[15:8];
@@ -1297,6 +1651,10 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \ctl.first  = ctl[1];
   assign \ctl.last  = ctl[2];
   assign \ctl.flush  = ctl[3];
+  assign \w__payload.sig  = w__payload[15:0];
+  assign \w__payload.flush  = w__payload[16];
+  assign \r__payload.sig  = signatures__payload[15:0];
+  assign \r__payload.flush  = signatures__payload[16];
   assign \ctl$71.valid  = \ctl$71 [0];
   assign \ctl$71.first  = \ctl$71 [1];
   assign \ctl$71.last  = \ctl$71 [2];
@@ -1305,6 +1663,12 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
   assign \data[3]  = data[31:24];
+  assign \ctl_a.valid  = ctl_a[0];
+  assign \ctl_a.first  = ctl_a[1];
+  assign \ctl_a.last  = ctl_a[2];
+  assign \ctl_a.flush  = ctl_a[3];
+  assign w__payload[16] = ctl[3];
+  assign w__payload[15:0] = { \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
   assign \$99  = window[0];
   assign \$100  = window[1];
   assign \$101  = window[2];
@@ -1372,74 +1736,97 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_siggen.out_fifo (clk, rst, \port$7$20 , \port$9$20 , \port$11$20 , \port$13$20 , \port$15$20 , \port$17$20 , \port$19$20 , \port$21$20 , \port$23$20 , \port$25$20 , \port$27$20 , \port$29$20 , \port$31$20 , \port$33$20 , \port$35$20 , \port$37$20 , w_en, r_rdy, r_data
-, \port$406$3 , r_en);
+module \mercury_siggen.out_fifo (clk, rst, w_en, r__valid, r__payload, w_data, r_en);
+  input clk;
+  wire clk;
+  wire [2:0] level;
+  wire [2:0] \level$13 ;
+  output [16:0] r__payload;
+  wire [16:0] r__payload;
+  wire \r__payload.flush ;
+  wire [15:0] \r__payload.sig ;
+  wire r__ready;
+  output r__valid;
+  wire r__valid;
+  wire [16:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  input rst;
+  wire rst;
+  wire [16:0] w__payload;
+  wire \w__payload.flush ;
+  wire [15:0] \w__payload.sig ;
+  wire w__ready;
+  wire w__valid;
+  input [16:0] w_data;
+  wire [16:0] w_data;
+  input w_en;
+  wire w_en;
+  wire w_rdy;
+  \mercury_siggen.out_fifo.queue  queue (
+    .clk(clk),
+    .level(level),
+    .r_data(r__payload),
+    .r_en(r_en),
+    .r_rdy(r__valid),
+    .rst(rst),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(w__ready)
+  );
+  assign w__payload = w_data;
+  assign w__valid = w_en;
+  assign w_rdy = w__ready;
+  assign r_data = r__payload;
+  assign r_rdy = r__valid;
+  assign r__ready = r_en;
+  assign \level$13  = level;
+  assign \w__payload.sig  = w_data[15:0];
+  assign \w__payload.flush  = w_data[16];
+  assign \r__payload.sig  = r__payload[15:0];
+  assign \r__payload.flush  = r__payload[16];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_rdy, r_rdy, r_data, w_port__data, level, r_en);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
-  wire [2:0] \$4 ;
+  wire [3:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [3:0] \$18 ;
+  reg [2:0] \$19 ;
+  wire \$2 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  wire [3:0] \$3 ;
+  wire [3:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [3:0] \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
   input clk;
   wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  output [2:0] level;
   reg [2:0] level = 3'h0;
-  input \port$11$20 ;
-  wire \port$11$20 ;
-  input \port$13$20 ;
-  wire \port$13$20 ;
-  input \port$15$20 ;
-  wire \port$15$20 ;
-  input \port$17$20 ;
-  wire \port$17$20 ;
-  input \port$19$20 ;
-  wire \port$19$20 ;
-  input \port$21$20 ;
-  wire \port$21$20 ;
-  input \port$23$20 ;
-  wire \port$23$20 ;
-  input \port$25$20 ;
-  wire \port$25$20 ;
-  input \port$27$20 ;
-  wire \port$27$20 ;
-  input \port$29$20 ;
-  wire \port$29$20 ;
-  input \port$31$20 ;
-  wire \port$31$20 ;
-  input \port$33$20 ;
-  wire \port$33$20 ;
-  input \port$35$20 ;
-  wire \port$35$20 ;
-  input \port$37$20 ;
-  wire \port$37$20 ;
-  input \port$406$3 ;
-  wire \port$406$3 ;
-  input \port$7$20 ;
-  wire \port$7$20 ;
-  input \port$9$20 ;
-  wire \port$9$20 ;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
   output [16:0] r_data;
   wire [16:0] r_data;
   input r_en;
   wire r_en;
   (* init = 3'h0 *)
   wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
+  reg [2:0] r_port__addr = 3'h0;
   wire [16:0] r_port__data;
   output r_rdy;
   wire r_rdy;
@@ -1450,83 +1837,89 @@ module \mercury_siggen.out_fifo (clk, rst, \port$7$20 , \port$9$20 , \port$11$20
   wire w_en;
   (* init = 3'h0 *)
   wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
+  reg [2:0] w_port__addr = 3'h0;
+  input [16:0] w_port__data;
   wire [16:0] w_port__data;
   wire w_port__en;
+  output w_rdy;
   wire w_rdy;
-  reg [16:0] storage [3:0];
+  reg [16:0] storage [4:0];
   initial begin
     storage[0] = 17'h00000;
     storage[1] = 17'h00000;
     storage[2] = 17'h00000;
     storage[3] = 17'h00000;
+    storage[4] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$406$3 , \port$37$20 , \port$35$20 , \port$33$20 , \port$31$20 , \port$29$20 , \port$27$20 , \port$25$20 , \port$23$20 , \port$21$20 , \port$19$20 , \port$17$20 , \port$15$20 , \port$13$20 , \port$11$20 , \port$9$20 , \port$7$20  };
+      storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 3'h5;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 3'h4;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 4'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 3'h4;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 4'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [2:0];
     end
     if (rst) begin
-      \$15  = 2'h0;
+      \$19  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [2:0];
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$20  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [2:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [2:0];
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$21  = 3'h0;
     end
   end
   assign w_level = level;
   assign r_level = level;
   assign produce = w_port__addr;
-  assign w_port__data = { \port$406$3 , \port$37$20 , \port$35$20 , \port$33$20 , \port$31$20 , \port$29$20 , \port$27$20 , \port$25$20 , \port$23$20 , \port$21$20 , \port$19$20 , \port$17$20 , \port$15$20 , \port$13$20 , \port$11$20 , \port$9$20 , \port$7$20  };
-  assign w_data = { \port$406$3 , \port$37$20 , \port$35$20 , \port$33$20 , \port$31$20 , \port$29$20 , \port$27$20 , \port$25$20 , \port$23$20 , \port$21$20 , \port$19$20 , \port$17$20 , \port$15$20 , \port$13$20 , \port$11$20 , \port$9$20 , \port$7$20  };
+  assign w_data = w_port__data;
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule

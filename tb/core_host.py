@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import random
 
-COUNTERS = ("cycles", "vectors", "hits", "misses", "macs_done", "macs_skipped")
+from mercury_hw.config import COUNTERS  # one home; re-exported for the tests
+
 SOURCES = ("cmd", "weights", "vectors")
 #: Idle cycles after the last result before the completion check (the core must stay quiet).
 DRAIN = 30

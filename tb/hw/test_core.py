@@ -21,11 +21,14 @@ from amaranth.sim import Simulator
 import host_model as host
 from configs import CONFIGS
 from mercury_hw import layouts
-from mercury_hw.core import COUNTERS, MercuryCore
+from mercury_hw.config import COUNTERS
+from mercury_hw.core import MercuryCore
 from streamsim import receiver, send, sender, stall_probabilities
 
-#: Cycles from a miss's last input beat to its result beat (results ready): the documented figure.
-LATENCY = 6
+#: Cycles from a miss's last input beat to its result beat (results ready): the documented
+#: figures (docs/spec.md 9.3), in baseline and in signature passes.
+BASELINE_LATENCY = 7
+LATENCY = 8
 
 STREAMS = ("weights", "cmd", "vectors", "results")
 
@@ -93,7 +96,8 @@ class CoreBench:
         return None
 
     async def _main(self, ctx):
-        limit = 300 + 12 * sum(len(p["expected"]) + len(p["vectors"]) * host.ceil_div(p["cmd"]["length"], self.cfg.lanes)
+        limit = 300 + 12 * sum(len(p["expected"])
+                               + len(p["vectors"]) * self.cfg.beats(p["cmd"]["length"])
                                for p in self.passes)
         while len(self.got) < len(self.expected):
             await ctx.tick()
@@ -217,7 +221,7 @@ def test_core_no_bubble(seed):
     stalls = stall_probabilities(rng, STREAMS, False)
     bench = CoreBench(cfg, passes, rows, rng, stalls, replay_from_results=False, monitor=True).run()
     beats = accepted_runs(bench.trace)
-    want = sum(len(p["vectors"]) * host.ceil_div(p["cmd"]["length"], P) for p in passes)
+    want = sum(len(p["vectors"]) * cfg.beats(p["cmd"]["length"]) for p in passes)
     assert len(beats) == want
     gaps = [(a, b) for a, b in zip(beats, beats[1:]) if b != a + 1]
     print(f"{want} beats accepted in cycles {beats[0]}..{beats[-1]}; gaps {gaps}")
@@ -245,7 +249,7 @@ def test_core_cycles(seed):
     rng = random.Random(seed)
     P, M = cfg.lanes, cfg.pes
     L, V, K = 8 * P, 32, 3 * M
-    c = host.ceil_div(L, P)
+    c = cfg.beats(L)
     w = torch.tensor([[rng.randint(-127, 127) for _ in range(L)] for _ in range(K)])
     distinct = torch.tensor([[rng.randint(-127, 127) for _ in range(L)] for _ in range(V)])
     same = distinct[:1].repeat(V, 1)
@@ -269,12 +273,13 @@ def test_core_cycles(seed):
     for res in per_pass:
         assert [b - a for a, b in zip(res, res[1:])] == [c] * (V - 1), "a miss must take c cycles"
     print(f"miss: {c} cycles per vector (c(L) = ceil({L}/{P})); last beat -> result {latency} cycles")
-    assert latency == LATENCY == MercuryCore.LATENCY
+    assert latency == BASELINE_LATENCY == MercuryCore.BASELINE_LATENCY
     report("distinct", passes, bench)
 
     # Hits: every vector equal; the replay passes emit 31 hits in 31 consecutive cycles.
     passes, bench, per_pass = _run_measured(cfg, same, w, True, rng)
-    assert per_pass[0][0] - accepted_runs(bench.trace)[c - 1] == LATENCY, "signature-pass latency"
+    sig_latency = per_pass[0][0] - accepted_runs(bench.trace)[c - 1]
+    assert sig_latency == LATENCY == MercuryCore.LATENCY, "signature-pass latency"
     for p, res in zip(passes[1:], per_pass[1:]):
         hits = [r for e, r in zip(p["expected"], res) if e["hit"]]
         assert len(hits) == V - 1 and hits[-1] - hits[0] == V - 2, "a replay hit must take 1 cycle"
@@ -361,19 +366,17 @@ def test_core_replacement(cfg_name, policy, seed):
 
 
 def test_core_min_depth(seed):
-    """One-beat vectors back to back need ``ReuseAwarePEArray.MIN_DEPTH`` computed-result FIFO
+    """One-beat vectors back to back need ``MercuryCore.MIN_DEPTH`` computed-result FIFO
     entries (the credit round trip): exactly that many sustain a beat per cycle, one fewer not."""
-    from mercury_hw.pe_array import ReuseAwarePEArray
-
     cfg = CONFIGS["direct"]
     spans = {}
-    for depth in (ReuseAwarePEArray.MIN_DEPTH - 1, ReuseAwarePEArray.MIN_DEPTH):
+    for depth in (MercuryCore.MIN_DEPTH - 1, MercuryCore.MIN_DEPTH):
         rng = random.Random(seed)
         passes, rows = random_layers(cfg, rng, [(True, 24, 1, cfg.pes), (False, 16, 1, cfg.pes)])
         bench = CoreBench(cfg, passes, rows, rng, stall_probabilities(rng, STREAMS, False),
                           replay_from_results=False, monitor=True, depth=depth).run()
         beats = accepted_runs(bench.trace)
         spans[depth] = (len(beats), beats[-1] - beats[0] + 1)
-    low, ok = spans[ReuseAwarePEArray.MIN_DEPTH - 1], spans[ReuseAwarePEArray.MIN_DEPTH]
-    assert ok[0] == ok[1], f"depth {ReuseAwarePEArray.MIN_DEPTH}: {ok[0]} beats over {ok[1]} cycles"
+    low, ok = spans[MercuryCore.MIN_DEPTH - 1], spans[MercuryCore.MIN_DEPTH]
+    assert ok[0] == ok[1], f"depth {MercuryCore.MIN_DEPTH}: {ok[0]} beats over {ok[1]} cycles"
     assert low[1] > low[0], "one entry fewer should leave bubbles (MIN_DEPTH overstated)"

@@ -45,7 +45,8 @@ def expected_trace(cfg: MercuryConfig, requests: list[dict]) -> list[dict]:
         kw = cfg.golden_kwargs()
         trace = golden.cache_run(sigs, sig_bits=kw["sig_bits"], sets=kw["sets"], ways=kw["ways"],
                                  policy=kw["policy"], block=len(sigs))
-        out += [{"hit": int(h), "entry": int(e)} for h, e in zip(trace.hit.tolist(), trace.entry.tolist())]
+        out += [{"hit": int(h), "entry": int(e)}
+                for h, e in zip(trace.hit.tolist(), trace.entry.tolist())]
     return out
 
 
@@ -66,7 +67,8 @@ def run_mcache(cfg: MercuryConfig, requests: list[dict], rng: random.Random, *,
         i, cycle = 0, 0
         valid = False
         while len(got) < len(expected) or i < len(requests):
-            assert cycle < limit, f"timeout: {len(got)} of {len(expected)} responses after {cycle} cycles"
+            assert cycle < limit, (f"timeout: {len(got)} of {len(expected)} responses after "
+                                   f"{cycle} cycles")
             if i < len(requests) and not valid and rng.random() >= p_in_stall:
                 valid = True  # once raised, valid stays high until the transfer
             if valid:
@@ -118,7 +120,8 @@ def request_stream(cfg: MercuryConfig, rng: random.Random, n: int, p_flush: floa
     for s in hot_sets:
         base = rng.randint(0, tag_max)
         near = {base ^ (1 << k) for k in {0, cfg.tag_bits - 1, rng.randrange(cfg.tag_bits)}}
-        tags = {base, shared_tag, 0, tag_max} | near | {rng.randint(0, tag_max) for _ in range(ways)}
+        extra = {rng.randint(0, tag_max) for _ in range(ways)}
+        tags = {base, shared_tag, 0, tag_max} | near | extra
         pool += [(t << cfg.set_bits) | s for t in sorted(tags)]
     pool += [rng.getrandbits(cfg.sig_bits) for _ in range(3)]
     weights = [rng.random() ** 2 + 0.05 for _ in pool]
@@ -145,7 +148,8 @@ def test_mcache_timing_back_to_back(cfg_name, policy, seed):
     cfg = ALL_CONFIGS[cfg_name].replace(policy=policy)
     rng = random.Random(seed)
     s = rng.randrange(cfg.sets)
-    tags = rng.sample(range(1 << min(cfg.tag_bits, 16)), min(1 << min(cfg.tag_bits, 16), cfg.ways + 1))
+    n_tags = 1 << min(cfg.tag_bits, 16)
+    tags = rng.sample(range(n_tags), min(n_tags, cfg.ways + 1))
     sigs = [(t << cfg.set_bits) | s for t in tags]
     order = sigs + sigs[::-1] + [sigs[0]] * 3 + sigs
     requests = [{"sig": x, "flush": 0} for x in order]
@@ -176,3 +180,80 @@ def test_lru_differs_from_fifo():
                       p_in_stall=0.0, p_out_stall=0.0)
     assert [r["hit"] for r in lru] == [0, 0, 1, 0, 1]
     assert [r["hit"] for r in fifo] == [0, 0, 1, 0, 0]
+
+
+def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[list, list]]:
+    """Directed request streams for the pipeline's hazards (the lookup stage forwards the
+    records of the two lookups before it): name -> (requests, expected hit bits).
+
+    ``a``, ``b``, ``c``, ... are distinct tags of one set ``s``; ``o`` is a signature in another
+    set (when there is one).
+    """
+    s = rng.randrange(cfg.sets)
+    n_tags = min(1 << cfg.tag_bits, cfg.ways + 2)
+    tags = rng.sample(range(1 << min(cfg.tag_bits, 16)), n_tags)
+    sig = [(t << cfg.set_bits) | s for t in tags]
+    other = (tags[0] << cfg.set_bits) | ((s + 1) % cfg.sets)
+    ways = cfg.ways
+
+    def req(x, flush=0):
+        return {"sig": x, "flush": flush}
+
+    fill = [req(sig[0], 1)] + [req(x) for x in sig[1:ways]]
+    streams = {
+        # Insert then the same signature at once (hit path), twice.
+        "insert-then-hit": ([req(sig[0], 1), req(sig[0]), req(sig[0])], [0, 1, 1]),
+        # Insert then another tag of the same set at once (miss path): it must allocate another
+        # way (the first insert's valid bit is forwarded), and both then hit (one way: each
+        # evicts the other).
+        "insert-then-miss": ([req(sig[0], 1), req(sig[1]), req(sig[0]), req(sig[1])],
+                             [0, 0] + [int(ways > 1)] * 2),
+    }
+    if ways >= 2 and n_tags > ways:
+        # A full set, back-to-back hits on ways 0 then 1 (each hit's replacement update must see
+        # the one before), then a new tag evicts (lru: way 2 if any, else way 0; fifo: way 0),
+        # then the ways not evicted still hit.
+        touched = [req(sig[0]), req(sig[1])]
+        new = req(sig[ways])
+        if cfg.policy == "lru":
+            evicted = 2 if ways > 2 else 0
+        else:
+            evicted = 0
+        rest = [req(sig[w]) for w in range(ways) if w != evicted]
+        streams["back-to-back-hits"] = (fill + touched + [new] + rest + [req(sig[evicted])],
+                                        [0] * ways + [1, 1, 0] + [1] * len(rest) + [0])
+    if cfg.sets > 1:
+        # The same set two requests apart, another set in between: the read of the third request
+        # misses the first one's write back (forwarded from the older of the two latest
+        # lookups), on the hit path (``a``) and the miss path (``b`` inserted, then hit).
+        streams["same-set-two-apart"] = (
+            [req(sig[0], 1), req(other), req(sig[0]), req(sig[1]), req(other), req(sig[1])],
+            [0, 0, 1, 0, 1, 1])
+    # Flush at once after inserts: the request carrying the flush and the one right after it
+    # (same set, and another set) miss.
+    # (With one set, ``other`` is ``a``: it hits the insert just before it.)
+    one_set = int(cfg.sets == 1)
+    flush_stream = [req(sig[0], 1), req(other), req(sig[1], 1), req(sig[0]), req(other)]
+    streams["flush-then-lookup"] = (flush_stream, [0, one_set, 0, 0, one_set])
+    return streams
+
+
+HAZARD_CASES = [(n, p) for n in ("default", "direct", "fullassoc", "ways3", "tag1")
+                for p in ("lru", "fifo")]
+
+
+@pytest.mark.parametrize("cfg_name,policy", HAZARD_CASES,
+                         ids=[f"{n}-{p}" for n, p in HAZARD_CASES])
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.4)], ids=["nostall", "stall"])
+def test_mcache_pipeline_hazards(cfg_name, policy, stalls, seed):
+    """A lookup right after an insert to the same set (hit and miss paths), the replacement
+    state after back-to-back hits on different ways, a flush followed at once by lookups: exact
+    responses (golden) and the hit pattern the scenario is built for; without stalls the
+    requests go in one per cycle."""
+    cfg = ALL_CONFIGS[cfg_name].replace(policy=policy)
+    rng = random.Random(seed)
+    for name, (requests, hits) in hazard_streams(cfg, rng).items():
+        got = run_mcache(cfg, requests, rng, p_in_stall=stalls[0], p_out_stall=stalls[1])
+        assert [r["hit"] for r in got] == hits, f"{name}: hits {[r['hit'] for r in got]}"
+        if stalls == (0.0, 0.0):
+            assert [r["in_cycle"] for r in got] == list(range(len(requests))), name

@@ -74,7 +74,8 @@ def test_pe_random(cfg_name, p_bubble, seed):
     rng = random.Random(seed)
     vectors = []
     for _ in range(40):
-        length = rng.choice([1, cfg.lanes, cfg.lanes + 1, rng.randint(1, min(cfg.max_len, 6 * cfg.lanes))])
+        length = rng.choice([1, cfg.lanes, cfg.lanes + 1,
+                             rng.randint(1, min(cfg.max_len, 6 * cfg.lanes))])
         length = min(length, cfg.max_len)
         vectors.append(([rng.randint(-128, 127) for _ in range(length)],
                         [rng.randint(-128, 127) for _ in range(length)]))
@@ -90,6 +91,7 @@ def test_pe_extremes(cfg_name, seed):
     cfg = CONFIGS[cfg_name]
     rng = random.Random(seed)
     L = cfg.max_len
-    vectors = [([-128] * L, [-128] * L), ([127] * L, [-128] * L), ([-128], [-128]), ([0] * L, [5] * L)]
+    vectors = [([-128] * L, [-128] * L), ([127] * L, [-128] * L), ([-128], [-128]),
+               ([0] * L, [5] * L)]
     got, _, _ = run_pe(cfg, vectors, rng, 0.0)
     assert got == [L * 16384, -L * 16256, 16384, 0]

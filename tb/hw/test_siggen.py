@@ -49,7 +49,8 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
     beats = []  # (packed payload, length, vector index, is last beat)
     for v, (x, flush) in enumerate(vectors):
         bs = beats_of(cfg, x, flush, rng)
-        beats += [(layouts.pack(beat_layout, b), len(x), v, i == len(bs) - 1) for i, b in enumerate(bs)]
+        beats += [(layouts.pack(beat_layout, b), len(x), v, i == len(bs) - 1)
+                  for i, b in enumerate(bs)]
     expected = [{"sig": golden_sig(cfg, x), "flush": flush} for x, flush in vectors]
     got = []
     last_in_cycle = {}
@@ -59,7 +60,8 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
         i, cycle = 0, 0
         valid = False
         while len(got) < len(expected) or i < len(beats):
-            assert cycle < limit, f"timeout: {len(got)} of {len(expected)} signatures after {cycle} cycles"
+            assert cycle < limit, (f"timeout: {len(got)} of {len(expected)} signatures after "
+                                   f"{cycle} cycles")
             if i < len(beats) and not valid and rng.random() >= p_in_stall:
                 valid = True  # once raised, valid stays high until the transfer
             if valid:
@@ -119,7 +121,8 @@ def test_siggen_random(cfg_name, stalls, seed):
     top = min(cfg.max_len, MAX_RANDOM_LEN.get(cfg_name, cfg.max_len))
     vectors = []
     for _ in range(40):
-        length = rng.choice([1, top, cfg.lanes, cfg.lanes + 1, rng.randint(1, top), rng.randint(1, top)])
+        length = rng.choice([1, top, cfg.lanes, cfg.lanes + 1, rng.randint(1, top),
+                             rng.randint(1, top)])
         length = max(1, min(length, top))
         vectors.append((random_vector(rng, length), rng.randint(0, 1)))
     run_siggen(cfg, vectors, rng, p_in_stall=stalls[0], p_out_stall=stalls[1])

@@ -11,7 +11,7 @@ import json
 import random
 
 import pytest
-from hw.test_mcache import expected_trace, request_stream
+from hw.test_mcache import expected_trace, hazard_streams, request_stream
 
 from configs import CONFIGS
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
@@ -28,6 +28,13 @@ def stimulus(cfg, rng: random.Random) -> list[dict]:
         assert 0 < hits < len(expected), f"uninformative stream: {hits} hits"
         runs.append({"requests": requests, "expected": expected, "p_in_stall": p_in,
                      "p_out_stall": p_out, "latency": MCache.LATENCY if timed else None})
+    # The pipeline's hazards (a lookup right after an insert to its set, back-to-back hits on
+    # different ways, a flush followed at once by lookups), one request per cycle.
+    for name, (requests, hits) in hazard_streams(cfg, rng).items():
+        expected = expected_trace(cfg, requests)
+        assert [e["hit"] for e in expected] == hits, name
+        runs.append({"requests": requests, "expected": expected, "p_in_stall": 0.0,
+                     "p_out_stall": 0.0, "latency": MCache.LATENCY})
     return runs
 
 
