@@ -5,8 +5,9 @@ Runs inside the simulator process started by ``tb/rtlsim/test_mcache_rtl.py``, w
 request streams and the golden ``(hit, entry)`` of each request (``golden.hw.cache_run`` per
 flush-delimited segment; torch stays out of this process) and passes them as JSON through
 ``MERCURY_MCACHE_STIM``. Each run, after a reset, drives ``requests`` and takes ``responses``
-with seeded random valid/ready stalls, checks every response exactly (and the one-cycle latency
-in runs without stalls), then the hit/miss counters, and ends with a completion check.
+with seeded random valid/ready stalls, checks every response exactly (and the fixed latency,
+``MCache.LATENCY``, in runs without stalls), then the hit/miss counters, and ends with a
+completion check.
 """
 
 import random
