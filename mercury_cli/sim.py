@@ -56,8 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replay every vector of every selected layer (every layer unless --layers)",
     )
     add_out_argument(parser, "out/sim", "output folder: report.md/json/png, golden/, rtl/, work/")
-    parser.add_argument("--jobs", type=int_arg("jobs"), default=None, metavar="N",
-                        help="layers simulated in parallel (default: the CPU count)")
+    parser.add_argument(
+        "--jobs",
+        type=int_arg("jobs"),
+        default=None,
+        metavar="N",
+        help="layers simulated in parallel (default: the CPU count)",
+    )
     parser.add_argument(
         "--stall",
         type=int_arg("stall"),
@@ -66,8 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random stalls: each stream's valid/ready dropped PCT%% of cycles (default 0: "
         "the core sets the pace, as the cycle model assumes)",
     )
-    parser.add_argument("--stall-seed", type=seed_arg("stall_seed", bits=32), default=1,
-                        metavar="N", help="seed of the stalls, 0..2**32-1 (default 1)")
+    parser.add_argument(
+        "--stall-seed",
+        type=seed_arg("stall_seed", bits=32),
+        default=1,
+        metavar="N",
+        help="seed of the stalls, 0..2**32-1 (default 1)",
+    )
     parser.add_argument(
         "--keep",
         action="store_true",
@@ -83,22 +93,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_wave_arguments(parser: argparse.ArgumentParser) -> None:
     """``--waves``, ``--waves-from``, ``--waves-count`` (for ``mercury-hw sim``)."""
     g = parser.add_argument_group("waveforms (docs/replay.md, 'Waveforms and triage')")
-    g.add_argument("--waves", action="store_true",
-                   help="trace each replayed layer to OUT/waves/NNN.fst, with a GTKWave save file "
-                        "NNN.gtkw beside it (Verilator: a separate, cached tracing build); a deep "
-                        "layer traced whole writes gigabytes: use a window")
-    g.add_argument("--waves-from", type=int_arg("waves_from"), metavar="V",
-                   help="trace only the cycles where vectors V.. are sent or their results taken "
-                        "(every pass of both runs; default 0)")
-    g.add_argument("--waves-count", type=int_arg("waves_count"), metavar="N",
-                   help="with --waves-from: N vectors (default: to the end of the layer)")
+    g.add_argument(
+        "--waves",
+        action="store_true",
+        help="trace each replayed layer to OUT/waves/NNN.fst, with a GTKWave save file "
+        "NNN.gtkw beside it (Verilator: a separate, cached tracing build); a deep "
+        "layer traced whole writes gigabytes: use a window",
+    )
+    g.add_argument(
+        "--waves-from",
+        type=int_arg("waves_from"),
+        metavar="V",
+        help="trace only the cycles where vectors V.. are sent or their results taken "
+        "(every pass of both runs; default 0)",
+    )
+    g.add_argument(
+        "--waves-count",
+        type=int_arg("waves_count"),
+        metavar="N",
+        help="with --waves-from: N vectors (default: to the end of the layer)",
+    )
 
 
 def _wave_window(args: argparse.Namespace):
     from sim.waves import WaveWindow
 
     if not getattr(args, "waves", False):
-        if getattr(args, "waves_from", None) is not None or getattr(args, "waves_count", None) is not None:
+        if (
+            getattr(args, "waves_from", None) is not None
+            or getattr(args, "waves_count", None) is not None
+        ):
             raise UserError("--waves-from and --waves-count need --waves")
         return None
     return WaveWindow(args.waves_from or 0, args.waves_count)
@@ -119,9 +143,24 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     command = " ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"] else None
-    return replay(cfg, simulator=args.sim, model=args.model, weights=args.weights,
-                  model_seed=args.model_seed, images=args.images, batch=args.batch,
-                  formation=args.vectors, layers=args.layers, limit=args.limit, full=args.full,
-                  out=Path(args.out), jobs=args.jobs, stall=args.stall, stall_seed=args.stall_seed,
-                  keep=args.keep, flip=_parse_flip(args.inject_hit_flip), command=command,
-                  waves=_wave_window(args))
+    return replay(
+        cfg,
+        simulator=args.sim,
+        model=args.model,
+        weights=args.weights,
+        model_seed=args.model_seed,
+        images=args.images,
+        batch=args.batch,
+        formation=args.vectors,
+        layers=args.layers,
+        limit=args.limit,
+        full=args.full,
+        out=Path(args.out),
+        jobs=args.jobs,
+        stall=args.stall,
+        stall_seed=args.stall_seed,
+        keep=args.keep,
+        flip=_parse_flip(args.inject_hit_flip),
+        command=command,
+        waves=_wave_window(args),
+    )

@@ -202,7 +202,7 @@ class MercuryConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MercuryConfig":
+    def from_dict(cls, d: dict) -> MercuryConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -210,7 +210,7 @@ class MercuryConfig:
                               f"allowed: {', '.join(sorted(known))}")
         return cls(**d)
 
-    def replace(self, **changes) -> "MercuryConfig":
+    def replace(self, **changes) -> MercuryConfig:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -55,7 +55,8 @@ class MCache(wiring.Component):
     record read in the *read* stage may miss the write backs of the two lookups just before;
     those two records are kept in registers and the more recent one to the same set is
     *forwarded*: a lookup sees every earlier insert and replacement update, including the one of
-    the previous cycle, as the sequential semantics of section 6 demand. The flush state is one flip-flop per set ("written since the last flush"),
+    the previous cycle, as the sequential semantics of section 6 demand. The flush state is one
+    flip-flop per set ("written since the last flush"),
     all cleared in one cycle: a request with ``flush=1`` looks up as if every entry were invalid
     and the replacement state reset, and only its own set is marked written; the flush costs no
     cycle. A set not written since the last flush reads as empty whatever the memory holds (the

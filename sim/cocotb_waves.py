@@ -21,7 +21,7 @@ def enabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-# -- cocotb -----------------------------------------------------------------------------------------
+# -- cocotb ----------------------------------------------------------------------------------------
 def cocotb_build_args(simulator: str) -> list[str]:
     """Extra build arguments when tracing: Verilator traces FST (cocotb's runner asks for VCD)."""
     return ["--trace-fst"] if enabled() and simulator == "verilator" else []
@@ -56,7 +56,8 @@ def adapt_runner(runner, simulator: str) -> None:
             f'    else $dumpfile("{default}");\n'
             f"    $dumpvars(0, {top});\n"
             "  end\n"
-            "endmodule\n")
+            "endmodule\n"
+        )
 
     runner._create_iverilog_dump_file = create
 

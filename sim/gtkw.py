@@ -88,37 +88,66 @@ def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]
     groups.append(("replay host", False, [s for s in signals if HOST.match(s.leaf)]))
 
     # the design: the shallowest scope whose streams use Amaranth's NAME__valid spelling
-    design = _shallowest({scope for (scope, _), parts in streams.items()
-                          if parts["valid"].leaf.endswith("__valid")})
+    design = _shallowest(
+        {scope for (scope, _), parts in streams.items() if parts["valid"].leaf.endswith("__valid")}
+    )
     used: set[tuple[str, str]] = set()
     if design is not None:
         for (scope, name), parts in sorted(streams.items()):
             if scope == design:
                 groups.append((f"stream {name}", False, ordered(parts)))
                 used.add((scope, name))
-    elif control:                 # a block without streams (a PE): every signal of the clock's scope
+    elif control:  # a block without streams (a PE): every signal of the clock's scope
         top = control[0].scope
-        groups.append((f"signals of {top}", False,
-                       [s for s in signals if s.scope == top and s not in control][:MAX_GROUP]))
+        groups.append(
+            (
+                f"signals of {top}",
+                False,
+                [s for s in signals if s.scope == top and s not in control][:MAX_GROUP],
+            )
+        )
 
-    mcache_scopes = {s.scope for s in signals if any(MCACHE_SCOPE.search(c) for c in s.scope.split("."))}
+    mcache_scopes = {
+        s.scope for s in signals if any(MCACHE_SCOPE.search(c) for c in s.scope.split("."))
+    }
     mcache = _shallowest(mcache_scopes)
     members: list[Signal] = []
     for (scope, name), parts in sorted(streams.items()):
         if scope == mcache:
             members += ordered(parts)
             used.add((scope, name))
-    members += [s for s in signals if s.scope in mcache_scopes and MCACHE_FIELD.search(s.leaf)
-                and s not in members]
-    members += [s for s in signals if s.scope == design and MCACHE_SCOPE.search(s.leaf) and s not in members]
+    members += [
+        s
+        for s in signals
+        if s.scope in mcache_scopes and MCACHE_FIELD.search(s.leaf) and s not in members
+    ]
+    members += [
+        s for s in signals if s.scope == design and MCACHE_SCOPE.search(s.leaf) and s not in members
+    ]
     groups.append(("MCACHE request/response, hit/entry", False, members[:MAX_GROUP]))
 
-    near = {design} | {s.scope for s in signals if design and s.scope.startswith(design + ".")
-                       and _depth(s.scope) == _depth(design) + 1}
-    groups.append(("pass kind", False, [s for s in signals if s.scope in near and PASS_KIND.search(s.leaf)
-                                        and not STREAM_PART.match(s.leaf)][:MAX_GROUP]))
-    counters = [s for s in signals if COUNTER.search(s.leaf) and (design is None or s.scope == design
-                                                                  or _depth(s.scope) < _depth(design))]
+    near = {design} | {
+        s.scope
+        for s in signals
+        if design and s.scope.startswith(design + ".") and _depth(s.scope) == _depth(design) + 1
+    }
+    groups.append(
+        (
+            "pass kind",
+            False,
+            [
+                s
+                for s in signals
+                if s.scope in near and PASS_KIND.search(s.leaf) and not STREAM_PART.match(s.leaf)
+            ][:MAX_GROUP],
+        )
+    )
+    counters = [
+        s
+        for s in signals
+        if COUNTER.search(s.leaf)
+        and (design is None or s.scope == design or _depth(s.scope) < _depth(design))
+    ]
     groups.append(("counters", False, counters[:MAX_GROUP]))
 
     array = _shallowest({s.scope for s in signals}, ARRAY_SCOPE)
@@ -127,7 +156,9 @@ def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]
         if scope == array and name.startswith("result"):
             members += ordered(parts)
             used.add((scope, name))
-    members += [s for s in signals if s.scope == array and ARRAY_FIELD.match(s.leaf) and s not in members]
+    members += [
+        s for s in signals if s.scope == array and ARRAY_FIELD.match(s.leaf) and s not in members
+    ]
     groups.append(("PE array result beat", False, members[:MAX_GROUP]))
 
     by_scope: dict[str, list[Signal]] = {}
@@ -158,14 +189,16 @@ def write_gtkw(trace: Path | Trace, path: Path | None = None, *, marker: int | N
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as f:
         save = GTKWSave(f)
-        save.comment(f"written by mercury-hw (sim/gtkw.py) for {t.path.name}: groups derived from the "
-                     f"trace's own signal names")
+        save.comment(
+            f"written by mercury-hw (sim/gtkw.py) for {t.path.name}: groups derived from the "
+            f"trace's own signal names"
+        )
         save.dumpfile(str(t.path.resolve()))
         save.savefile(str(path.resolve()))
         if marker is not None:
             save.zoom_markers(marker=int(marker))
         start = _first_edge(t)
-        if start:                 # a windowed trace: open the view where its first window starts
+        if start:  # a windowed trace: open the view where its first window starts
             save.timestart(start - 1)
         save.sst_expanded(True)
         for name, closed, members in signal_groups(t.signals):

@@ -55,8 +55,9 @@ class Trace:
         self._vars = {}
         for var in self._wave.all_vars():
             self._vars.setdefault(var.full_name, var)
-        self.signals = [Signal(name, int(v.bitwidth or 1), str(v.var_type))
-                        for name, v in self._vars.items()]
+        self.signals = [
+            Signal(name, int(v.bitwidth or 1), str(v.var_type)) for name, v in self._vars.items()
+        ]
         self.timescale = str(self._wave.timescale)
         self._changes: dict[str, tuple[list[int], list]] = {}
 
@@ -65,7 +66,9 @@ class Trace:
         ``scope_suffix`` (``find("results__valid", "dut")``); KeyError if there is none."""
         found = [s for s in self.signals if s.leaf == leaf and s.scope.endswith(scope_suffix)]
         if not found:
-            raise KeyError(f"{self.path}: no signal {leaf!r} in a scope ending with {scope_suffix!r}")
+            raise KeyError(
+                f"{self.path}: no signal {leaf!r} in a scope ending with {scope_suffix!r}"
+            )
         depth = min(s.name.count(".") for s in found)
         return next(s.name for s in found if s.name.count(".") == depth)
 
@@ -98,13 +101,19 @@ class Trace:
         """Times where ``clock`` rose from a 0 dumped one ``half_period`` earlier (so the first
         edge after a gap in a windowed trace, whose earlier values are stale or x, is skipped)."""
         times, values = self.changes(clock)
-        return [t for i, (t, v) in enumerate(zip(times, values))
-                if i and v == 1 and values[i - 1] == 0 and times[i - 1] == t - half_period]
+        return [
+            t
+            for i, (t, v) in enumerate(zip(times, values))
+            if i and v == 1 and values[i - 1] == 0 and times[i - 1] == t - half_period
+        ]
 
     def transfers(self, valid: str, ready: str, clock: str, half_period: int = 1) -> list[int]:
         """Times of the rising edges of ``clock`` at which ``valid`` and ``ready`` were both 1."""
-        return [t for t in self.rising_edges(clock, half_period)
-                if self.before(valid, t) == 1 and self.before(ready, t) == 1]
+        return [
+            t
+            for t in self.rising_edges(clock, half_period)
+            if self.before(valid, t) == 1 and self.before(ready, t) == 1
+        ]
 
 
 def open_trace(path: Path) -> Trace:

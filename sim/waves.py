@@ -33,14 +33,30 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-__all__ = ["VERILATOR_TRACE_FLAGS", "WaveWindow", "trace_path",
-           "prepare", "sim_args", "finish_traces", "edge_time_ns", "result_beat", "watch_cycle",
-           "replay_command", "triage"]
+__all__ = [
+    "VERILATOR_TRACE_FLAGS",
+    "WaveWindow",
+    "trace_path",
+    "prepare",
+    "sim_args",
+    "finish_traces",
+    "edge_time_ns",
+    "result_beat",
+    "watch_cycle",
+    "replay_command",
+    "triage",
+]
 
 #: The Verilator tracing build: FST tracing, 1 ns time unit (as the Icarus harness's `timescale),
 #: and MERCURY_TRACE for sim/harness.v (the trace_on port) and sim/harness.cpp (the FST writer).
-VERILATOR_TRACE_FLAGS = ["--trace-fst", "--timescale", "1ns/1ns", "-DMERCURY_TRACE",
-                         "-CFLAGS", "-DMERCURY_TRACE"]
+VERILATOR_TRACE_FLAGS = [
+    "--trace-fst",
+    "--timescale",
+    "1ns/1ns",
+    "-DMERCURY_TRACE",
+    "-CFLAGS",
+    "-DMERCURY_TRACE",
+]
 WAVES_DIR = "waves"
 #: The triage window: this many vectors either side of the mismatching one.
 TRIAGE_RADIUS = 2
@@ -85,7 +101,7 @@ def prepare(out: Path) -> None:
 
 def sim_args(simulator: str, path: Path, window: WaveWindow) -> list[str]:
     """The simulator arguments that trace one layer to ``path`` (after the harness's plusargs)."""
-    args = ["-fst"] if simulator == "icarus" else []      # vvp's extended argument: FST, not VCD
+    args = ["-fst"] if simulator == "icarus" else []  # vvp's extended argument: FST, not VCD
     args.append(f"+waves={path}")
     if not window.whole:
         args.append(f"+waves_from={window.first}")
@@ -107,12 +123,15 @@ def finish_traces(out: Path, layers: list[tuple[str, int]], window: WaveWindow, 
             continue
         try:
             gtkw = write_gtkw(path)
-        except (RuntimeError, OSError) as exc:       # pywellen: not a readable trace
+        except (RuntimeError, OSError) as exc:  # pywellen: not a readable trace
             log(f"waveform: {_show(path)} (no save file: {exc})")
             continue
         found.append(path)
-        note = (f"; empty: --waves-from {window.first} is past its {vectors} vectors"
-                if window.first >= vectors else "")
+        note = (
+            f"; empty: --waves-from {window.first} is past its {vectors} vectors"
+            if window.first >= vectors
+            else ""
+        )
         log(f"waveform: {_show(path)} (open: gtkwave {_show(gtkw)}){note}")
     return found
 
@@ -125,6 +144,7 @@ def _show(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # Triage
+
 
 def edge_time_ns(cycle: int) -> int:
     """Simulation time of the rising edge of harness cycle ``cycle`` (1 ns a half period)."""
@@ -142,21 +162,42 @@ def result_beat(field: str, pes: int) -> tuple[int, int]:
     m = re.match(r"(hit|entry) of the baseline \(tile (\d+)\)", field)
     if m:
         return 1, int(m[2])
-    return 0, 0                   # hit, entry, hitmap fields: the signature pass
+    return 0, 0  # hit, entry, hitmap fields: the signature pass
 
 
-def watch_cycle(sim, folder: Path, meta: dict, *, vector: int, run: int, tile: int, stall: int = 0,
-                stall_seed: int = 1, timeout: int = 200000) -> int | None:
+def watch_cycle(
+    sim,
+    folder: Path,
+    meta: dict,
+    *,
+    vector: int,
+    run: int,
+    tile: int,
+    stall: int = 0,
+    stall_seed: int = 1,
+    timeout: int = 200000,
+) -> int | None:
     """The harness cycle at which result beat (``run``, ``tile``, ``vector``) of the layer whose
     input files are in ``folder`` (``vectors.bin``, ``weights.bin``) is transferred: the replay is
     run again with ``sim`` (a :class:`sim.build.SimBuild`) up to that beat. None if never."""
     folder = Path(folder).resolve()
     work = folder / "watch"
     work.mkdir(parents=True, exist_ok=True)
-    plus = [f"+vec={folder / 'vectors.bin'}", f"+wgt={folder / 'weights.bin'}", f"+out={work / 'rtl'}",
-            f"+L={meta['L']}", f"+V={meta['V']}", f"+K={meta['K']}", "+runs=2", f"+stall={stall}",
-            f"+stall_seed={stall_seed}", f"+timeout={timeout}", f"+watch_vector={vector}",
-            f"+watch_run={run}", f"+watch_tile={tile}"]
+    plus = [
+        f"+vec={folder / 'vectors.bin'}",
+        f"+wgt={folder / 'weights.bin'}",
+        f"+out={work / 'rtl'}",
+        f"+L={meta['L']}",
+        f"+V={meta['V']}",
+        f"+K={meta['K']}",
+        "+runs=2",
+        f"+stall={stall}",
+        f"+stall_seed={stall_seed}",
+        f"+timeout={timeout}",
+        f"+watch_vector={vector}",
+        f"+watch_run={run}",
+        f"+watch_tile={tile}",
+    ]
     try:
         proc = subprocess.run(sim.command(plus), cwd=work, capture_output=True, text=True)
     finally:
@@ -172,11 +213,25 @@ def _program() -> str:
     return _show(exe) if exe.exists() else "mercury-hw"
 
 
-def replay_command(cfg, *, layer: str, out: Path, window: WaveWindow, simulator: str,
-                   model: str = "resnet18", weights=None, model_seed: int = 0, images=None,
-                   batch: int = 1, formation: str = "window", limit: int | None = None,
-                   full: bool = False, stall: int = 0, stall_seed: int = 1,
-                   flip: tuple[str, int] | None = None) -> list[str]:
+def replay_command(
+    cfg,
+    *,
+    layer: str,
+    out: Path,
+    window: WaveWindow,
+    simulator: str,
+    model: str = "resnet18",
+    weights=None,
+    model_seed: int = 0,
+    images=None,
+    batch: int = 1,
+    formation: str = "window",
+    limit: int | None = None,
+    full: bool = False,
+    stall: int = 0,
+    stall_seed: int = 1,
+    flip: tuple[str, int] | None = None,
+) -> list[str]:
     """The ``mercury-hw sim`` argv that replays just ``layer`` (tag ``"006"``) as a replay with
     these parameters did (same vectors, blocks and stalls, so the same cycles), traced in
     ``window``, into ``out``. Configuration fields are given where they differ from the default."""
@@ -210,8 +265,9 @@ def replay_command(cfg, *, layer: str, out: Path, window: WaveWindow, simulator:
     return cmd
 
 
-def triage(mismatch, meta: dict, sim, cfg, out: Path, work: Path | None = None,
-           **params) -> list[str]:
+def triage(
+    mismatch, meta: dict, sim, cfg, out: Path, work: Path | None = None, **params
+) -> list[str]:
     """The lines printed after a mismatch line: when the mismatching vector's result beat is
     transferred (cycle and time), the exact command replaying its layer with a waveform window
     around the vector, and the save file to open. ``work``: the folder holding the layers' bulk
@@ -224,13 +280,26 @@ def triage(mismatch, meta: dict, sim, cfg, out: Path, work: Path | None = None,
     window = WaveWindow(first, vector + TRIAGE_RADIUS + 1 - first)
     target = Path(out) if Path(out).name == f"triage-{layer}" else Path(out) / f"triage-{layer}"
     cmd = replay_command(cfg, layer=layer, out=target, window=window, **params)
-    cycle = watch_cycle(sim, Path(work or Path(out) / "work") / layer, meta, vector=vector, run=run, tile=tile,
-                        stall=params.get("stall", 0), stall_seed=params.get("stall_seed", 1))
+    cycle = watch_cycle(
+        sim,
+        Path(work or Path(out) / "work") / layer,
+        meta,
+        vector=vector,
+        run=run,
+        tile=tile,
+        stall=params.get("stall", 0),
+        stall_seed=params.get("stall_seed", 1),
+    )
     what = f"vector {vector}'s result beat ({RUN_NAMES[run]}, tile {tile})"
-    when = (f"is transferred at the rising edge of clk at t = {edge_time_ns(cycle)} ns (cycle {cycle})"
-            if cycle is not None else "was not seen in a second run (see the layer's sim.log)")
+    when = (
+        f"is transferred at the rising edge of clk at t = {edge_time_ns(cycle)} ns (cycle {cycle})"
+        if cycle is not None
+        else "was not seen in a second run (see the layer's sim.log)"
+    )
     gtkw = trace_path(target, layer).with_suffix(".gtkw")
-    return [f"triage: {what} {when}",
-            f"triage: waveform of vectors {window.first}..{window.first + window.count - 1}: "
-            f"{shlex.join(cmd)}",
-            f"triage: then: gtkwave {_show(gtkw)}"]
+    return [
+        f"triage: {what} {when}",
+        f"triage: waveform of vectors {window.first}..{window.first + window.count - 1}: "
+        f"{shlex.join(cmd)}",
+        f"triage: then: gtkwave {_show(gtkw)}",
+    ]

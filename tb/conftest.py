@@ -21,19 +21,23 @@ from hypothesis import HealthCheck, settings
 # running the same test again; hypothesis prints the falsifying example. HYPOTHESIS_PROFILE=explore
 # draws fresh random examples (printing the seed, replayable with --hypothesis-seed=N) for hunting.
 settings.register_profile(
-    "ci", derandomize=True, database=None, print_blob=True, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("explore", derandomize=False, database=None, print_blob=True,
-                          deadline=None)
+    "ci",
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore", derandomize=False, database=None, print_blob=True, deadline=None
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tb/ helpers (configs, rtl runner)
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 # Waveforms on request (WAVES=1 or --waves): tb/waveforms.py.
-from waveforms import (amaranth_waves, pytest_addoption, pytest_configure,  # noqa: E402,F401
-                       pytest_terminal_summary)
-
+from waveforms import amaranth_waves, pytest_addoption, pytest_configure, pytest_terminal_summary  # noqa: E402,F401
 
 SLOW_DIRS = ("rtlsim", "sim")
 

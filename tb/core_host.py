@@ -47,8 +47,14 @@ class Host:
         transferred (a run cut short, for reset tests); default: once every result arrived.
     """
 
-    def __init__(self, plan: dict, rng: random.Random, stalls: dict, sink: dict | None = None,
-                 stop: tuple | None = None):
+    def __init__(
+        self,
+        plan: dict,
+        rng: random.Random,
+        stalls: dict,
+        sink: dict | None = None,
+        stop: tuple | None = None,
+    ):
         self.items = {"cmd": plan["cmds"], "weights": plan["weights"], "vectors": plan["beats"]}
         self.expected = plan["expected"]
         self.rng = rng
@@ -67,8 +73,12 @@ class Host:
         out = {}
         for s in SOURCES:
             p = self.stalls.get(s, 0.0)
-            if not self.holding[s] and self.next[s] < len(self.items[s]) and not (p and self.rng.random() < p):
-                self.holding[s] = True          # once raised, valid stays high until the transfer
+            if (
+                not self.holding[s]
+                and self.next[s] < len(self.items[s])
+                and not (p and self.rng.random() < p)
+            ):
+                self.holding[s] = True  # once raised, valid stays high until the transfer
             out[s] = (self.holding[s], self.items[s][self.next[s]] if self.holding[s] else None)
         if self.sink is not None:
             period = self.sink["low"] + self.sink["high"]
@@ -89,7 +99,9 @@ class Host:
         if self.ready and res_valid:
             n = len(self.got)
             if self.stop is None:
-                assert n < len(self.expected), f"extra result beat {res_payload:#x} in cycle {cycle}"
+                assert n < len(self.expected), (
+                    f"extra result beat {res_payload:#x} in cycle {cycle}"
+                )
             self.got.append(int(res_payload))
             self.result_cycles.append(cycle)
 
@@ -142,7 +154,7 @@ def check_clears(ref: list[dict], trace: list[dict], clear_at: list[int]) -> Non
     clears = sorted(clear_at)
     assert len(trace) == len(ref), f"{len(trace)} traced cycles, reference {len(ref)}"
     for name in COUNTERS:
-        base = 0          # reference value right after the last clear
+        base = 0  # reference value right after the last clear
         ci = 0
         for j in range(len(trace)):
             while ci < len(clears) and clears[ci] < j:
@@ -151,7 +163,8 @@ def check_clears(ref: list[dict], trace: list[dict], clear_at: list[int]) -> Non
             want = ref[j][name] - base
             assert trace[j][name] == want, (
                 f"counter {name} in cycle {j}: {trace[j][name]}, expected {want} "
-                f"(reference {ref[j][name]}, clears in cycles {clears})")
+                f"(reference {ref[j][name]}, clears in cycles {clears})"
+            )
 
 
 def clear_cycles(ref: dict, rng: random.Random) -> list[int]:
@@ -168,6 +181,6 @@ def clear_cycles(ref: dict, rng: random.Random) -> list[int]:
     assert quiet and xfer, "the reference run has no busy cycle without a result, or no result"
     picks |= {rng.choice(quiet), rng.choice(xfer), xfer[-1]}
     chosen = sorted(k for k in picks if k + 1 < len(ref["trace"]))
-    for name in COUNTERS:   # every counter is cleared in a cycle where it counts
+    for name in COUNTERS:  # every counter is cleared in a cycle where it counts
         assert set(chosen) & set(increment_cycles(ref["trace"], name)), name
     return chosen

@@ -16,10 +16,11 @@ import random
 
 import torch
 
-import host_model as host
 from golden import hw as golden
 from mercury_hw import layouts
 from mercury_hw.config import MercuryConfig
+
+import host_model as host
 
 
 def shift(passes: list[dict], offset: int) -> list[dict]:
@@ -51,10 +52,12 @@ def plan(cfg: MercuryConfig, passes: list[dict], rows: list[list[int]], rng: ran
             beats += new
             beat_kind += [p["kind"]] * len(new)
     return {
-        "beat_kind": beat_kind,                       # pass kind of every vector beat
+        "beat_kind": beat_kind,  # pass kind of every vector beat
         "result_kind": [p["kind"] for p in passes for _ in p["expected"]],
         "cmds": [layouts.pack(layouts.command(cfg), p["cmd"]) for p in passes],
-        "weights": [layouts.pack(layouts.weight_beat(cfg), b) for p in passes for b in p["weights"]],
+        "weights": [
+            layouts.pack(layouts.weight_beat(cfg), b) for p in passes for b in p["weights"]
+        ],
         "beats": beats,
         "expected": [layouts.pack(layouts.result(cfg), e) for p in passes for e in p["expected"]],
         "counters": host.expected_counters(cfg, passes),
@@ -73,8 +76,13 @@ def mixed_layers(cfg, rng):
     """Back to back: different lengths (1, P+1, a multiple of P, max) and tile counts (1..3),
     reuse and baseline, with repeats so hits happen."""
     P, M = cfg.lanes, cfg.pes
-    spec = [(True, 14, min(cfg.max_len, 2 * P + 1), 3 * M - 1), (False, 6, 1, M),
-            (True, 10, min(cfg.max_len, P), 2 * M), (True, 9, 1, 1), (False, 5, min(cfg.max_len, 3 * P), 2 * M + 1)]
+    spec = [
+        (True, 14, min(cfg.max_len, 2 * P + 1), 3 * M - 1),
+        (False, 6, 1, M),
+        (True, 10, min(cfg.max_len, P), 2 * M),
+        (True, 9, 1, 1),
+        (False, 5, min(cfg.max_len, 3 * P), 2 * M + 1),
+    ]
     out = []
     for reuse, v, length, k in spec:
         x, w = host.make_layer(cfg, rng, v, length, k)
@@ -88,8 +96,13 @@ def identical_and_distinct(cfg, rng):
     length = min(cfg.max_len, 2 * cfg.lanes + 1)
     same = _rand_rows(rng, 1, length).repeat(12, 1)
     distinct = _rand_rows(rng, 12, length)
-    return layers(cfg, [(same, _weights(rng, cfg.pes + 1, length), True),
-                        (distinct, _weights(rng, 2 * cfg.pes, length), True)])
+    return layers(
+        cfg,
+        [
+            (same, _weights(rng, cfg.pes + 1, length), True),
+            (distinct, _weights(rng, 2 * cfg.pes, length), True),
+        ],
+    )
 
 
 def one_set_signatures(cfg, rng, length, want):

@@ -1,9 +1,10 @@
 """Waveforms of the tests, on request only: ``make test WAVES=1 ARGS='-k NAME'`` (the ``WAVES``
 environment variable, cocotb's own switch) or ``pytest --waves``. Never by default.
 
-- **cocotb tests** (``tb/rtlsim``, through ``sim.cocotb_run.run_cocotb``; :mod:`sim.cocotb_waves`): the runner builds with tracing
-  (a rebuild: its stamp holds ``WAVES``) and every run writes ``<toplevel>.fst`` into its own run
-  folder ``build/cocotb/<block>/<config>/<simulator>/runs/<test>/`` (Icarus: ``-fst``; Verilator:
+- **cocotb tests** (``tb/rtlsim``, through ``sim.cocotb_run.run_cocotb``; :mod:`sim.cocotb_waves`):
+  the runner builds with tracing (a rebuild: its stamp holds ``WAVES``) and every run writes
+  ``<toplevel>.fst`` into its own run folder
+  ``build/cocotb/<block>/<config>/<simulator>/runs/<test>/`` (Icarus: ``-fst``; Verilator:
   ``--trace-fst``), with a GTKWave save file beside it (:func:`sim.gtkw.write_gtkw`).
 - **Amaranth-simulator tests** (``tb/hw``): every ``Simulator.run()`` of a test writes
   ``build/waves/<test>/simN.vcd`` (Amaranth's ``write_vcd``) and its ``.gtkw``.
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 WAVES_ROOT = Path(os.environ.get("MERCURY_WAVES_DIR", REPO / "build" / "waves"))
 
 
-# -- Amaranth simulator -----------------------------------------------------------------------------
+# -- Amaranth simulator ----------------------------------------------------------------------------
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-120:] or "test"
 
@@ -60,15 +61,18 @@ def amaranth_waves(request, monkeypatch):
     yield
 
 
-# -- pytest hooks (imported into tb/conftest.py) ----------------------------------------------------
+# -- pytest hooks (imported into tb/conftest.py) ---------------------------------------------------
 def pytest_addoption(parser):
-    parser.addoption("--waves", action="store_true",
-                     help="write waveforms: cocotb runs FST, Amaranth-simulator tests VCD (as WAVES=1)")
+    parser.addoption(
+        "--waves",
+        action="store_true",
+        help="write waveforms: cocotb runs FST, Amaranth-simulator tests VCD (as WAVES=1)",
+    )
 
 
 def pytest_configure(config):
     if config.getoption("--waves", default=False):
-        os.environ[ENV] = "1"     # read by cocotb's runner and by xdist workers' fixtures
+        os.environ[ENV] = "1"  # read by cocotb's runner and by xdist workers' fixtures
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -82,4 +86,4 @@ def pytest_terminal_summary(terminalreporter):
                     paths.append(line)
     terminalreporter.write_sep("-", f"waveforms ({len(paths)})")
     for line in paths:
-        terminalreporter.write_line(line[len(PREFIX):])
+        terminalreporter.write_line(line[len(PREFIX) :])

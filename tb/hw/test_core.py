@@ -18,11 +18,12 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-import host_model as host
-from configs import CONFIGS
 from mercury_hw import layouts
 from mercury_hw.config import COUNTERS
 from mercury_hw.core import MercuryCore
+
+import host_model as host
+from configs import CONFIGS
 from streamsim import receiver, send, sender, stall_probabilities
 
 #: Cycles from a miss's last input beat to its result beat (results ready): the documented
@@ -41,8 +42,9 @@ class CoreBench:
     ``monitor``: record, per cycle, the handshake signals of ``vectors`` and ``results``.
     """
 
-    def __init__(self, cfg, passes, rows, rng, stalls, *, replay_from_results=True, monitor=False,
-                 depth=16):
+    def __init__(
+        self, cfg, passes, rows, rng, stalls, *, replay_from_results=True, monitor=False, depth=16
+    ):
         self.cfg = cfg
         self.passes = passes
         self.rows = rows
@@ -58,12 +60,14 @@ class CoreBench:
         self.expected = [layouts.pack(rl, e) for p in passes for e in p["expected"]]
 
     def _vector_beats(self, v):
-        return [layouts.pack(layouts.vector_beat(self.cfg), b)
-                for b in host.vector_beats(self.cfg, self.rows[v], self.rng)]
+        return [
+            layouts.pack(layouts.vector_beat(self.cfg), b)
+            for b in host.vector_beats(self.cfg, self.rows[v], self.rng)
+        ]
 
     async def _drive_vectors(self, ctx):
         dut, rl = self.dut, layouts.result(self.cfg)
-        first = 0      # index of the pass's first result beat
+        first = 0  # index of the pass's first result beat
         sig_first = 0  # ... of the latest signature pass
         for p in self.passes:
             if p["kind"] == host.PASS_SIGNATURE:
@@ -71,21 +75,35 @@ class CoreBench:
             if p["kind"] == host.PASS_REPLAY and self.replay_from_results:
                 b0, b1 = p["block"]
                 for j, v in enumerate(range(b0, b1)):
-                    while len(self.got) <= sig_first + j:   # wait for the signature-pass result
+                    while len(self.got) <= sig_first + j:  # wait for the signature-pass result
                         ctx.set(dut.vectors.valid, 0)
                         await ctx.tick()
                     if not layouts.unpack(rl, self.got[sig_first + j])["hit"]:
-                        await send(ctx, dut.vectors, self._vector_beats(v), self.rng, self.stalls["vectors"])
+                        await send(
+                            ctx,
+                            dut.vectors,
+                            self._vector_beats(v),
+                            self.rng,
+                            self.stalls["vectors"],
+                        )
             else:
                 for v in p["vectors"]:
-                    await send(ctx, dut.vectors, self._vector_beats(v), self.rng, self.stalls["vectors"])
+                    await send(
+                        ctx, dut.vectors, self._vector_beats(v), self.rng, self.stalls["vectors"]
+                    )
             first += len(p["expected"])
 
     async def _monitor(self, ctx):
         d = self.dut
         while True:
             *_, vv, vr, rv, rr, cv, cr = await ctx.tick().sample(
-                d.vectors.valid, d.vectors.ready, d.results.valid, d.results.ready, d.cmd.valid, d.cmd.ready)
+                d.vectors.valid,
+                d.vectors.ready,
+                d.results.valid,
+                d.results.ready,
+                d.cmd.valid,
+                d.cmd.ready,
+            )
             self.trace.append(dict(vv=vv, vr=vr, rv=rv, rr=rr, cv=cv, cr=cr))
 
     def _mismatch(self):
@@ -96,15 +114,18 @@ class CoreBench:
         return None
 
     async def _main(self, ctx):
-        limit = 300 + 12 * sum(len(p["expected"])
-                               + len(p["vectors"]) * self.cfg.beats(p["cmd"]["length"])
-                               for p in self.passes)
+        limit = 300 + 12 * sum(
+            len(p["expected"]) + len(p["vectors"]) * self.cfg.beats(p["cmd"]["length"])
+            for p in self.passes
+        )
         while len(self.got) < len(self.expected):
             await ctx.tick()
             self.cycles += 1
             if self.cycles >= limit:
-                raise AssertionError(f"timeout after {self.cycles} cycles: {len(self.got)} of "
-                                     f"{len(self.expected)} results; first mismatch: {self._mismatch()}")
+                raise AssertionError(
+                    f"timeout after {self.cycles} cycles: {len(self.got)} of "
+                    f"{len(self.expected)} results; first mismatch: {self._mismatch()}"
+                )
         for _ in range(30):
             await ctx.tick()
         assert not ctx.get(self.dut.busy), "core still busy after the last result"
@@ -119,19 +140,25 @@ class CoreBench:
     def run(self):
         cfg, dut, rng, st = self.cfg, self.dut, self.rng, self.stalls
         cmds = [layouts.pack(layouts.command(cfg), p["cmd"]) for p in self.passes]
-        weights = [layouts.pack(layouts.weight_beat(cfg), b) for p in self.passes for b in p["weights"]]
+        weights = [
+            layouts.pack(layouts.weight_beat(cfg), b) for p in self.passes for b in p["weights"]
+        ]
         sim = Simulator(dut)
         sim.add_clock(1e-8)
         sim.add_testbench(sender(dut.cmd, cmds, rng, st["cmd"]), background=True)
         sim.add_testbench(sender(dut.weights, weights, rng, st["weights"]), background=True)
         sim.add_testbench(self._drive_vectors, background=True)
-        sim.add_testbench(receiver(dut.results, self.got, rng, st["results"], burst=st.get("burst", 0.0)),
-                          background=True)
+        sim.add_testbench(
+            receiver(dut.results, self.got, rng, st["results"], burst=st.get("burst", 0.0)),
+            background=True,
+        )
         if self.trace is not None:
             sim.add_testbench(self._monitor, background=True)
         sim.add_testbench(self._main)
         sim.run()
-        assert len(self.got) == len(self.expected), f"{len(self.got) - len(self.expected)} extra result beats"
+        assert len(self.got) == len(self.expected), (
+            f"{len(self.got) - len(self.expected)} extra result beats"
+        )
         mismatch = self._mismatch()
         assert mismatch is None, mismatch
         want = host.expected_counters(cfg, self.passes)
@@ -159,9 +186,13 @@ def random_layers(cfg, rng, specs):
 def random_specs(cfg, rng):
     """Three layers: reuse with several tiles, baseline, reuse with one tile (K < M or K = M);
     for a small ``max_len`` a fourth one with L = max_len."""
+
     def length():
-        return min(cfg.max_len, rng.choice([1, cfg.lanes, cfg.lanes + 1, 3 * cfg.lanes - 1,
-                                            rng.randint(1, 24)]))
+        return min(
+            cfg.max_len,
+            rng.choice([1, cfg.lanes, cfg.lanes + 1, 3 * cfg.lanes - 1, rng.randint(1, 24)]),
+        )
+
     specs = [
         (True, rng.randint(12, 24), length(), rng.randint(cfg.pes + 1, 3 * cfg.pes)),
         (False, rng.randint(4, 10), length(), rng.randint(1, 2 * cfg.pes)),
@@ -180,8 +211,10 @@ def test_core_layers(cfg_name, stalled, seed):
     stalls = stall_probabilities(rng, STREAMS, stalled)
     passes, rows = random_layers(cfg, rng, random_specs(cfg, rng))
     hits = sum(e["hit"] for p in passes for e in p["expected"])
-    print(f"{len(passes)} passes, {sum(len(p['expected']) for p in passes)} results, {hits} hits, "
-          f"stalls {stalls}")
+    print(
+        f"{len(passes)} passes, {sum(len(p['expected']) for p in passes)} results, {hits} hits, "
+        f"stalls {stalls}"
+    )
     assert hits > 0, "uninformative layers: no hit"
     CoreBench(cfg, passes, rows, rng, stalls).run()
 
@@ -192,7 +225,9 @@ def test_core_blocks(seed):
     cfg = CONFIGS["direct"].replace(max_len=6, max_vectors=24)
     rng = random.Random(seed)
     stalls = stall_probabilities(rng, STREAMS, True)
-    passes, rows = random_layers(cfg, rng, [(True, 2 * cfg.max_vectors + 5, cfg.max_len, 3 * cfg.pes)])
+    passes, rows = random_layers(
+        cfg, rng, [(True, 2 * cfg.max_vectors + 5, cfg.max_len, 3 * cfg.pes)]
+    )
     assert len({p["block"] for p in passes}) == 3
     CoreBench(cfg, passes, rows, rng, stalls).run()
 
@@ -211,11 +246,11 @@ def test_core_no_bubble(seed):
     rng = random.Random(seed)
     P, M = cfg.lanes, cfg.pes
     specs = [
-        (True, 40, 4 * P, 3 * M),          # c = 4: signature pass + 2 replay passes
-        (False, 12, 2 * P - 1, M + 1),     # c = 2: 2 baseline passes
-        (True, 24, 5 * P + 2, 2 * M),      # c = 6, L not a multiple of P
-        (True, 16, P, M),                  # c = 1: one signature pass
-        (False, 16, 1, M),                 # c = 1, L = 1
+        (True, 40, 4 * P, 3 * M),  # c = 4: signature pass + 2 replay passes
+        (False, 12, 2 * P - 1, M + 1),  # c = 2: 2 baseline passes
+        (True, 24, 5 * P + 2, 2 * M),  # c = 6, L not a multiple of P
+        (True, 16, P, M),  # c = 1: one signature pass
+        (False, 16, 1, M),  # c = 1, L = 1
     ]
     passes, rows = random_layers(cfg, rng, specs)
     stalls = stall_probabilities(rng, STREAMS, False)
@@ -231,11 +266,13 @@ def test_core_no_bubble(seed):
 def _run_measured(cfg, x, w, reuse, rng):
     passes = host.layer_passes(cfg, x, w, reuse=reuse)
     stalls = stall_probabilities(rng, STREAMS, False)
-    bench = CoreBench(cfg, passes, x.tolist(), rng, stalls, replay_from_results=False, monitor=True).run()
+    bench = CoreBench(
+        cfg, passes, x.tolist(), rng, stalls, replay_from_results=False, monitor=True
+    ).run()
     out = accepted_runs(bench.trace, "rv", "rr")
     per_pass, n = [], 0
     for p in passes:
-        per_pass.append(out[n:n + len(p["expected"])])
+        per_pass.append(out[n : n + len(p["expected"])])
         n += len(p["expected"])
     return passes, bench, per_pass
 
@@ -261,8 +298,10 @@ def test_core_cycles(seed):
         reuse = passes[0]["cmd"]["reuse"]
         ideal = t * V * c if not reuse else V * c + (t - 1) * max((V - h) * c, V)
         measured = bench.counters["cycles"]
-        print(f"{name:9s} reuse={reuse} T={t} V={V} H={h:2d} c={c}: model {ideal:4d}, "
-              f"measured {measured:4d} (+{measured - ideal})")
+        print(
+            f"{name:9s} reuse={reuse} T={t} V={V} H={h:2d} c={c}: model {ideal:4d}, "
+            f"measured {measured:4d} (+{measured - ideal})"
+        )
         # Overhead: the first tile's weights (c cycles), the latency, a replay's first miss.
         assert ideal <= measured <= ideal + c + LATENCY + c + 8
 
@@ -272,7 +311,9 @@ def test_core_cycles(seed):
     latency = per_pass[0][0] - beats[c - 1]
     for res in per_pass:
         assert [b - a for a, b in zip(res, res[1:])] == [c] * (V - 1), "a miss must take c cycles"
-    print(f"miss: {c} cycles per vector (c(L) = ceil({L}/{P})); last beat -> result {latency} cycles")
+    print(
+        f"miss: {c} cycles per vector (c(L) = ceil({L}/{P})); last beat -> result {latency} cycles"
+    )
     assert latency == BASELINE_LATENCY == MercuryCore.BASELINE_LATENCY
     report("distinct", passes, bench)
 
@@ -283,7 +324,9 @@ def test_core_cycles(seed):
     for p, res in zip(passes[1:], per_pass[1:]):
         hits = [r for e, r in zip(p["expected"], res) if e["hit"]]
         assert len(hits) == V - 1 and hits[-1] - hits[0] == V - 2, "a replay hit must take 1 cycle"
-    print("replay-pass hit: 1 cycle per vector; signature-pass hit: c cycles (computed speculatively)")
+    print(
+        "replay-pass hit: 1 cycle per vector; signature-pass hit: c cycles (computed speculatively)"
+    )
     report("same", passes, bench)
 
     # Half hits: replay passes input-bound.
@@ -303,9 +346,17 @@ def test_core_short_layers(cfg_name, mode, seed):
     rng = random.Random(seed)
     specs = []
     for _ in range(14):
-        length = rng.choice([1, cfg.lanes, cfg.lanes + 1]) if cfg.lanes > 1 else rng.choice([1, 1, 2])
-        specs.append((rng.random() < 0.75, rng.randint(1, 5), min(length, cfg.max_len),
-                      rng.randint(1, 3 * cfg.pes)))
+        length = (
+            rng.choice([1, cfg.lanes, cfg.lanes + 1]) if cfg.lanes > 1 else rng.choice([1, 1, 2])
+        )
+        specs.append(
+            (
+                rng.random() < 0.75,
+                rng.randint(1, 5),
+                min(length, cfg.max_len),
+                rng.randint(1, 3 * cfg.pes),
+            )
+        )
     passes, rows = random_layers(cfg, rng, specs)
     # Empty passes: each uses (and frees) one weight bank and emits nothing.
     for _ in range(3):
@@ -313,10 +364,17 @@ def test_core_short_layers(cfg_name, mode, seed):
         if i < len(passes) and passes[i]["kind"] == host.PASS_REPLAY:
             continue  # a replay pass must follow its signature pass
         reuse = rng.randint(0, 1)
-        empty = {"kind": host.PASS_SIGNATURE if reuse else host.PASS_BASELINE, "tile": 0, "block": (0, 0),
-                 "cmd": {"length": 1, "count": 0, "reuse": reuse, "replay": 0},
-                 "weights": host.weight_beats(cfg, torch.zeros((1, 1), dtype=torch.int64), 0),
-                 "vectors": [], "expected": [], "computed": [], "skipped": []}
+        empty = {
+            "kind": host.PASS_SIGNATURE if reuse else host.PASS_BASELINE,
+            "tile": 0,
+            "block": (0, 0),
+            "cmd": {"length": 1, "count": 0, "reuse": reuse, "replay": 0},
+            "weights": host.weight_beats(cfg, torch.zeros((1, 1), dtype=torch.int64), 0),
+            "vectors": [],
+            "expected": [],
+            "computed": [],
+            "skipped": [],
+        }
         passes.insert(i, empty)
     stalls = stall_probabilities(rng, STREAMS, mode == "stall")
     CoreBench(cfg, passes, rows, rng, stalls, replay_from_results=mode == "stall").run()
@@ -328,7 +386,9 @@ def policy_sensitive_layer(cfg, rng, v, length):
     from golden import hw as golden
 
     while True:
-        cand = torch.tensor([[rng.randint(-127, 127) for _ in range(length)] for _ in range(16 * cfg.sets + 40)])
+        cand = torch.tensor(
+            [[rng.randint(-127, 127) for _ in range(length)] for _ in range(16 * cfg.sets + 40)]
+        )
         sigs = golden.sigs_to_uints(golden.signatures(cand, cfg.sig_bits, cfg.seed))
         groups = {}
         for i, s in enumerate(sigs):
@@ -336,7 +396,7 @@ def policy_sensitive_layer(cfg, rng, v, length):
         pool = max(groups.values(), key=len)
         if len(pool) < cfg.ways + 2:
             continue
-        pool = list(pool.values())[:cfg.ways + 2]
+        pool = list(pool.values())[: cfg.ways + 2]
         order, recent = [], []
         for _ in range(v):
             i = rng.choice(recent[-2:]) if recent and rng.random() < 0.4 else rng.choice(pool)
@@ -344,22 +404,34 @@ def policy_sensitive_layer(cfg, rng, v, length):
             recent.append(i)
         x = cand[order]
         sx = golden.signatures(x, cfg.sig_bits, cfg.seed)
-        traces = {pol: golden.cache_run(sx, sig_bits=cfg.sig_bits, sets=cfg.sets, ways=cfg.ways, policy=pol,
-                                        block=cfg.max_vectors).hit.tolist()
-                  for pol in ("lru", "fifo")}
+        traces = {
+            pol: golden.cache_run(
+                sx,
+                sig_bits=cfg.sig_bits,
+                sets=cfg.sets,
+                ways=cfg.ways,
+                policy=pol,
+                block=cfg.max_vectors,
+            ).hit.tolist()
+            for pol in ("lru", "fifo")
+        }
         if traces["lru"] != traces["fifo"]:
             return x
 
 
-@pytest.mark.parametrize("cfg_name,policy", [("fullassoc", "lru"), ("fullassoc", "fifo"),
-                                             ("wide", "lru"), ("wide", "fifo")])
+@pytest.mark.parametrize(
+    "cfg_name,policy",
+    [("fullassoc", "lru"), ("fullassoc", "fifo"), ("wide", "lru"), ("wide", "fifo")],
+)
 def test_core_replacement(cfg_name, policy, seed):
     """Hits that only the configured replacement policy gives (true LRU: a hit makes its way
     most recent; FIFO: it does not), through signature and replay passes."""
     cfg = CONFIGS[cfg_name].replace(policy=policy)
     rng = random.Random(seed)
     x = policy_sensitive_layer(cfg, rng, 28, cfg.lanes)
-    w = torch.tensor([[rng.randint(-127, 127) for _ in range(cfg.lanes)] for _ in range(cfg.pes + 1)])
+    w = torch.tensor(
+        [[rng.randint(-127, 127) for _ in range(cfg.lanes)] for _ in range(cfg.pes + 1)]
+    )
     passes = host.layer_passes(cfg, x, w, reuse=True)
     stalls = stall_probabilities(rng, STREAMS, True)
     CoreBench(cfg, passes, x.tolist(), rng, stalls).run()
@@ -373,8 +445,16 @@ def test_core_min_depth(seed):
     for depth in (MercuryCore.MIN_DEPTH - 1, MercuryCore.MIN_DEPTH):
         rng = random.Random(seed)
         passes, rows = random_layers(cfg, rng, [(True, 24, 1, cfg.pes), (False, 16, 1, cfg.pes)])
-        bench = CoreBench(cfg, passes, rows, rng, stall_probabilities(rng, STREAMS, False),
-                          replay_from_results=False, monitor=True, depth=depth).run()
+        bench = CoreBench(
+            cfg,
+            passes,
+            rows,
+            rng,
+            stall_probabilities(rng, STREAMS, False),
+            replay_from_results=False,
+            monitor=True,
+            depth=depth,
+        ).run()
         beats = accepted_runs(bench.trace)
         spans[depth] = (len(beats), beats[-1] - beats[0] + 1)
     low, ok = spans[MercuryCore.MIN_DEPTH - 1], spans[MercuryCore.MIN_DEPTH]

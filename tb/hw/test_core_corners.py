@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import random
 
+import core_host
+import core_plans
 import pytest
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.sim import Simulator
-
-import core_host
-import core_plans
-from configs import CONFIGS
 from core_host import COUNTERS, DRAIN, Host
+
 from mercury_hw import layouts
 from mercury_hw.core import MercuryCore
+
+from configs import CONFIGS
 
 STREAMS = ("cmd", "weights", "vectors", "results")
 
@@ -75,22 +76,28 @@ def simulate(cfg, runs: list[dict], on_cycle=None) -> list[dict]:
                 ctx.set(p.valid, 0)
             ctx.set(dut.results.ready, 0)
             ctx.set(dut.clear, 0)
-            for _ in range(2):          # ctx.tick() refuses to wait through a reset
+            for _ in range(2):  # ctx.tick() refuses to wait through a reset
                 await ctx.posedge(top.cd.clk)
             ctx.set(top.cd.rst, 0)
             after = {n: ctx.get(getattr(dut.counters, n)) for n in COUNTERS}
             assert after == dict.fromkeys(COUNTERS, 0), f"counters after reset: {after}"
             assert not ctx.get(dut.busy) and not ctx.get(dut.results.valid), "not idle after reset"
 
-            host = Host(run["plan"], random.Random(run["seed"]), run["stalls"], run.get("sink"),
-                        run.get("stop"))
+            host = Host(
+                run["plan"],
+                random.Random(run["seed"]),
+                run["stalls"],
+                run.get("sink"),
+                run.get("stop"),
+            )
             clear_at = set(run.get("clear_at", ()))
             rec = {"trace": [], "busy": [], "xfer": []}
             limit = host.timeout()
             cycle = drained = 0
             while drained < DRAIN:
-                assert cycle < limit, (f"timeout: {len(host.got)} of {len(host.expected)} results "
-                                       f"after {cycle} cycles")
+                assert cycle < limit, (
+                    f"timeout: {len(host.got)} of {len(host.expected)} results after {cycle} cycles"
+                )
                 drive, ready = host.drive(cycle)
                 for s, (valid, payload) in drive.items():
                     ctx.set(ports[s].valid, valid)
@@ -99,26 +106,45 @@ def simulate(cfg, runs: list[dict], on_cycle=None) -> list[dict]:
                 ctx.set(dut.results.ready, ready)
                 ctx.set(dut.clear, cycle in clear_at)
                 sampled = await ctx.tick().sample(
-                    dut.cmd.ready, dut.weights.ready, dut.vectors.ready, dut.results.valid,
-                    dut.results.p.as_value(), dut.busy, *[getattr(dut.counters, n) for n in COUNTERS])
-                cr, wr, vr, rv, rp, busy, *cnt = sampled[-(6 + len(COUNTERS)):]  # after clk, rst
+                    dut.cmd.ready,
+                    dut.weights.ready,
+                    dut.vectors.ready,
+                    dut.results.valid,
+                    dut.results.p.as_value(),
+                    dut.busy,
+                    *[getattr(dut.counters, n) for n in COUNTERS],
+                )
+                cr, wr, vr, rv, rp, busy, *cnt = sampled[-(6 + len(COUNTERS)) :]  # after clk, rst
                 rec["trace"].append(dict(zip(COUNTERS, cnt)))
                 rec["busy"].append(busy)
                 rec["xfer"].append(bool(ready and rv))
                 if on_cycle is not None:
-                    on_cycle(host, cycle, {"cmd": (drive["cmd"][0], cr), "weights": (drive["weights"][0], wr),
-                                           "vectors": (drive["vectors"][0], vr), "results": (rv, ready),
-                                           "busy": busy})
+                    on_cycle(
+                        host,
+                        cycle,
+                        {
+                            "cmd": (drive["cmd"][0], cr),
+                            "weights": (drive["weights"][0], wr),
+                            "vectors": (drive["vectors"][0], vr),
+                            "results": (rv, ready),
+                            "busy": busy,
+                        },
+                    )
                 host.sample(cycle, {"cmd": cr, "weights": wr, "vectors": vr}, rv, rp)
                 cycle += 1
                 if host.over():
                     if run.get("stop"):
                         break
                     drained += 1
-            rec.update(got=host.got, cycles=cycle,
-                       final={n: ctx.get(getattr(dut.counters, n)) for n in COUNTERS})
+            rec.update(
+                got=host.got,
+                cycles=cycle,
+                final={n: ctx.get(getattr(dut.counters, n)) for n in COUNTERS},
+            )
             if not run.get("stop"):
-                mm = core_host.first_mismatch(host.got, host.expected, lambda v: layouts.unpack(rl, v))
+                mm = core_host.first_mismatch(
+                    host.got, host.expected, lambda v: layouts.unpack(rl, v)
+                )
                 assert mm is None, mm
                 assert host.stimulus_done(), "stimulus left over"
                 assert not ctx.get(dut.busy), "core still busy after the last result"
@@ -140,6 +166,7 @@ def core_payload(port):
 
 # -- clear wins -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cfg_name", ["default", "direct", "wide"])
 def test_clear_wins(cfg_name, seed):
     """Clear pulses in cycles where each counter counts (cycles, vectors, hits, misses,
@@ -151,14 +178,15 @@ def test_clear_wins(cfg_name, seed):
     p = core_plans.plan(cfg, passes, rows, rng)
     assert p["counters"]["macs_skipped"] > 0 and p["counters"]["hits"] > 0, "no replay hit"
     run = {"plan": p, "seed": seed, "stalls": stalls_for(rng, True)}
-    ref, = simulate(cfg, [run])
+    (ref,) = simulate(cfg, [run])
     clear_at = core_host.clear_cycles(ref, rng)
-    got, = simulate(cfg, [dict(run, clear_at=clear_at)])
+    (got,) = simulate(cfg, [dict(run, clear_at=clear_at)])
     core_host.check_clears(ref["trace"], got["trace"], clear_at)
     print(f"clears in cycles {clear_at} of {ref['cycles']}")
 
 
 # -- reset in the middle --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cfg_name", ["default", "direct", "fullassoc"])
 @pytest.mark.parametrize("where", ["mid_vector", "mid_pass"])
@@ -177,9 +205,11 @@ def test_reset_mid_run(cfg_name, where, seed):
         stop = ("results", len(passes[0]["expected"]) + 2)  # into the first replay pass
     passes2, rows2 = core_plans.mixed_layers(cfg, rng)
     second = core_plans.plan(cfg, passes2, rows2, rng)
-    runs = [{"plan": first, "seed": seed, "stalls": stalls_for(rng, True), "stop": stop},
-            {"plan": second, "seed": seed + 1, "stalls": stalls_for(rng, True)},
-            {"plan": first, "seed": seed + 2, "stalls": stalls_for(rng, False)}]
+    runs = [
+        {"plan": first, "seed": seed, "stalls": stalls_for(rng, True), "stop": stop},
+        {"plan": second, "seed": seed + 1, "stalls": stalls_for(rng, True)},
+        {"plan": first, "seed": seed + 2, "stalls": stalls_for(rng, False)},
+    ]
     cut, *_ = simulate(cfg, runs)
     assert cut["busy"][-1], "the reset did not hit a busy core"
 
@@ -188,12 +218,18 @@ def test_reset_mid_run(cfg_name, where, seed):
 
 SCENARIO_CASES = [
     ("mixed_layers", "fullassoc", None),
-    ("identical_distinct", "default", None), ("identical_distinct", "direct", None),
-    ("thrash_one_set", "wide", "lru"), ("thrash_one_set", "wide", "fifo"),
+    ("identical_distinct", "default", None),
+    ("identical_distinct", "direct", None),
+    ("thrash_one_set", "wide", "lru"),
+    ("thrash_one_set", "wide", "fifo"),
     ("thrash_one_set", "fullassoc", "fifo"),
-    ("near_miss_tags", "default", None), ("near_miss_tags", "direct", None), ("near_miss_tags", "wide", None),
-    ("lengths_min_max", "direct", None), ("lengths_min_max", "fullassoc", None),
-    ("repeated_blocks", "direct", None), ("repeated_blocks", "wide", None),
+    ("near_miss_tags", "default", None),
+    ("near_miss_tags", "direct", None),
+    ("near_miss_tags", "wide", None),
+    ("lengths_min_max", "direct", None),
+    ("lengths_min_max", "fullassoc", None),
+    ("repeated_blocks", "direct", None),
+    ("repeated_blocks", "wide", None),
 ]
 
 
@@ -206,8 +242,11 @@ def scenario_config(name, cfg_name, policy):
     return cfg
 
 
-@pytest.mark.parametrize("name,cfg_name,policy", SCENARIO_CASES,
-                         ids=[f"{n}-{c}" + (f"-{p}" if p else "") for n, c, p in SCENARIO_CASES])
+@pytest.mark.parametrize(
+    "name,cfg_name,policy",
+    SCENARIO_CASES,
+    ids=[f"{n}-{c}" + (f"-{p}" if p else "") for n, c, p in SCENARIO_CASES],
+)
 def test_scenario(name, cfg_name, policy, seed):
     cfg = scenario_config(name, cfg_name, policy)
     rng = random.Random(seed)
@@ -216,16 +255,21 @@ def test_scenario(name, cfg_name, policy, seed):
     hits = [e["hit"] for q in passes if q["kind"] == "signature" for e in q["expected"]]
     if name == "thrash_one_set":
         n = cfg.ways + 1
-        assert hits[:3 * n] == [0] * (3 * n), "cyclic access of ways + 1 tags must always miss"
-        assert any(hits[3 * n:]), "the tail must hit"
+        assert hits[: 3 * n] == [0] * (3 * n), "cyclic access of ways + 1 tags must always miss"
+        assert any(hits[3 * n :]), "the tail must hit"
     if name == "near_miss_tags":
-        want = [0, 0, 1] if cfg.ways > 1 else [0, 0, 0]   # direct-mapped: b evicts a
+        want = [0, 0, 1] if cfg.ways > 1 else [0, 0, 0]  # direct-mapped: b evicts a
         assert hits[:3] == want, f"a, b (tag MSB flipped), a: {hits[:3]}, expected {want}"
     if name == "repeated_blocks":
         firsts = [q["expected"][0]["hit"] for q in passes if q["kind"] == "signature"]
         assert firsts == [0, 0, 0], "the first vector of every block misses (flush)"
-    simulate(cfg, [{"plan": p, "seed": seed, "stalls": stalls_for(rng, True)},
-                   {"plan": p, "seed": seed + 1, "stalls": stalls_for(rng, False)}])
+    simulate(
+        cfg,
+        [
+            {"plan": p, "seed": seed, "stalls": stalls_for(rng, True)},
+            {"plan": p, "seed": seed + 1, "stalls": stalls_for(rng, False)},
+        ],
+    )
 
 
 def test_long_output_backpressure(seed):
@@ -240,6 +284,15 @@ def test_long_output_backpressure(seed):
         xs.append((x, w, reuse))
     passes, rows = core_plans.layers(cfg, xs)
     p = core_plans.plan(cfg, passes, rows, rng)
-    rec, = simulate(cfg, [{"plan": p, "seed": seed, "stalls": stalls_for(rng, False),
-                           "sink": {"low": 120, "high": 2}}])
+    (rec,) = simulate(
+        cfg,
+        [
+            {
+                "plan": p,
+                "seed": seed,
+                "stalls": stalls_for(rng, False),
+                "sink": {"low": 120, "high": 2},
+            }
+        ],
+    )
     assert rec["cycles"] > 120 * (len(p["expected"]) // 2 - 1)

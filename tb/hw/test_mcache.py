@@ -14,14 +14,14 @@ without a flush.
 import random
 
 import pytest
-import torch
 from amaranth.sim import Simulator
 
-from configs import CONFIGS
 from golden import hw as golden
 from mercury_hw import layouts
 from mercury_hw.config import MercuryConfig
 from mercury_hw.mcache import MCache
+
+from configs import CONFIGS
 
 #: Geometries beyond tb/configs.py: ways not a power of two, 16 ways, the fewest tag bits.
 EXTRA = {

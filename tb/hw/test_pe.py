@@ -11,8 +11,9 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from configs import CONFIGS
 from mercury_hw.pe import PE
+
+from configs import CONFIGS
 
 
 def run_pe(cfg, vectors, rng, p_bubble):
@@ -24,12 +25,18 @@ def run_pe(cfg, vectors, rng, p_bubble):
     for a, w in vectors:
         nb = cfg.beats(len(a))
         for b in range(nb):
-            la = a[b * P:(b + 1) * P]
-            lw = w[b * P:(b + 1) * P]
+            la = a[b * P : (b + 1) * P]
+            lw = w[b * P : (b + 1) * P]
             junk = P - len(la)
-            beats.append((la + [rng.randint(-128, 127) for _ in range(junk)],
-                          lw + [rng.randint(-128, 127) for _ in range(junk)],
-                          (1 << len(la)) - 1, b == 0, b == nb - 1))
+            beats.append(
+                (
+                    la + [rng.randint(-128, 127) for _ in range(junk)],
+                    lw + [rng.randint(-128, 127) for _ in range(junk)],
+                    (1 << len(la)) - 1,
+                    b == 0,
+                    b == nb - 1,
+                )
+            )
     got, done_cycles, last_cycles = [], [], []
 
     async def bench(ctx):
@@ -74,15 +81,20 @@ def test_pe_random(cfg_name, p_bubble, seed):
     rng = random.Random(seed)
     vectors = []
     for _ in range(40):
-        length = rng.choice([1, cfg.lanes, cfg.lanes + 1,
-                             rng.randint(1, min(cfg.max_len, 6 * cfg.lanes))])
+        length = rng.choice(
+            [1, cfg.lanes, cfg.lanes + 1, rng.randint(1, min(cfg.max_len, 6 * cfg.lanes))]
+        )
         length = min(length, cfg.max_len)
-        vectors.append(([rng.randint(-128, 127) for _ in range(length)],
-                        [rng.randint(-128, 127) for _ in range(length)]))
+        vectors.append(
+            (
+                [rng.randint(-128, 127) for _ in range(length)],
+                [rng.randint(-128, 127) for _ in range(length)],
+            )
+        )
     got, done_cycles, last_cycles = run_pe(cfg, vectors, rng, p_bubble)
     expected = [sum(x * y for x, y in zip(a, w)) for a, w in vectors]
     assert got == expected
-    assert [d - l for d, l in zip(done_cycles, last_cycles)] == [PE.LATENCY] * len(vectors)
+    assert [d - last for d, last in zip(done_cycles, last_cycles)] == [PE.LATENCY] * len(vectors)
 
 
 @pytest.mark.parametrize("cfg_name", ["direct", "wide"])
@@ -91,7 +103,11 @@ def test_pe_extremes(cfg_name, seed):
     cfg = CONFIGS[cfg_name]
     rng = random.Random(seed)
     L = cfg.max_len
-    vectors = [([-128] * L, [-128] * L), ([127] * L, [-128] * L), ([-128], [-128]),
-               ([0] * L, [5] * L)]
+    vectors = [
+        ([-128] * L, [-128] * L),
+        ([127] * L, [-128] * L),
+        ([-128], [-128]),
+        ([0] * L, [5] * L),
+    ]
     got, _, _ = run_pe(cfg, vectors, rng, 0.0)
     assert got == [L * 16384, -L * 16256, 16384, 0]

@@ -16,10 +16,11 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-import host_model as host
-from configs import CONFIGS
 from mercury_hw import layouts
 from mercury_hw.pe_array import ReuseAwarePEArray
+
+import host_model as host
+from configs import CONFIGS
 from streamsim import receiver, sender, stall_probabilities
 
 STREAMS = ("weights", "beats", "tokens", "results")
@@ -28,8 +29,12 @@ STREAMS = ("weights", "beats", "tokens", "results")
 def array_stimulus(cfg, passes, rows, rng):
     """Packed payloads of the four streams for ``passes`` (``rows``: the vectors, lists of int),
     and the expected result beats."""
-    wl, bl, tl, rl = (layouts.weight_beat(cfg), layouts.array_beat(cfg), layouts.array_token(cfg),
-                      layouts.result(cfg))
+    wl, bl, tl, rl = (
+        layouts.weight_beat(cfg),
+        layouts.array_beat(cfg),
+        layouts.array_token(cfg),
+        layouts.result(cfg),
+    )
     weights, beats, tokens, expected = [], [], [], []
     for p in passes:
         weights += [layouts.pack(wl, b) for b in p["weights"]]
@@ -39,8 +44,15 @@ def array_stimulus(cfg, passes, rows, rng):
             vb = host.vector_beats(cfg, rows[v], rng)
             for i, lanes in enumerate(vb):
                 valid = min(cfg.lanes, length - i * cfg.lanes)
-                pass_beats.append({"data": lanes, "mask": (1 << valid) - 1,
-                                   "last": int(i == len(vb) - 1), "release": 0, "compute": 1})
+                pass_beats.append(
+                    {
+                        "data": lanes,
+                        "mask": (1 << valid) - 1,
+                        "last": int(i == len(vb) - 1),
+                        "release": 0,
+                        "compute": 1,
+                    }
+                )
         if pass_beats:
             pass_beats[-1]["release"] = 1
         else:
@@ -62,8 +74,9 @@ def run_array(cfg, passes, rows, rng, stalls, depth=16):
         while len(got) < len(expected):
             await ctx.tick()
             cycle += 1
-            assert cycle < limit, (f"timeout: {len(got)} of {len(expected)} results after "
-                                   f"{cycle} cycles")
+            assert cycle < limit, (
+                f"timeout: {len(got)} of {len(expected)} results after {cycle} cycles"
+            )
         for _ in range(20):
             await ctx.tick()
         assert len(got) == len(expected), f"{len(got) - len(expected)} extra result beats"
@@ -74,8 +87,10 @@ def run_array(cfg, passes, rows, rng, stalls, depth=16):
     sim.add_testbench(sender(dut.weights, weights, rng, stalls["weights"]), background=True)
     sim.add_testbench(sender(dut.beats, beats, rng, stalls["beats"]), background=True)
     sim.add_testbench(sender(dut.tokens, tokens, rng, stalls["tokens"]), background=True)
-    sim.add_testbench(receiver(dut.results, got, rng, stalls["results"],
-                               burst=stalls.get("burst", 0.0)), background=True)
+    sim.add_testbench(
+        receiver(dut.results, got, rng, stalls["results"], burst=stalls.get("burst", 0.0)),
+        background=True,
+    )
     sim.add_testbench(main)
     sim.run()
     rl = layouts.result(cfg)
@@ -85,8 +100,14 @@ def run_array(cfg, passes, rows, rng, stalls, depth=16):
 
 #: Layer shapes per configuration: (V, L choices, K choices), small for speed.
 def layer_shape(cfg, rng):
-    L = rng.choice([1, cfg.lanes + 1, min(cfg.max_len, 3 * cfg.lanes - 1),
-                    rng.randint(1, min(cfg.max_len, 24))])
+    L = rng.choice(
+        [
+            1,
+            cfg.lanes + 1,
+            min(cfg.max_len, 3 * cfg.lanes - 1),
+            rng.randint(1, min(cfg.max_len, 24)),
+        ]
+    )
     K = rng.choice([1, max(1, cfg.pes - 1), 2 * cfg.pes + 1])
     return rng.randint(8, 24), min(L, cfg.max_len), K
 
@@ -102,7 +123,7 @@ def test_pe_array_layers(cfg_name, stalled, seed):
         v, length, k = layer_shape(cfg, rng)
         x, w = host.make_layer(cfg, rng, v, length, k)
         layer = host.layer_passes(cfg, x, w, reuse=reuse)
-        for p in layer:   # one list of vectors for all layers: shift the indices
+        for p in layer:  # one list of vectors for all layers: shift the indices
             p["computed"] = [i + len(rows) for i in p["computed"]]
         passes += layer
         rows += x.tolist()

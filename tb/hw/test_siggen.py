@@ -11,12 +11,13 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from configs import CONFIGS
 from golden import hw as golden
 from mercury_hw import layouts
 from mercury_hw.config import MercuryConfig
-from mercury_hw.lfsr import leap_masks, lfsr_state0, apply_masks, sequence_masks
+from mercury_hw.lfsr import apply_masks, leap_masks, lfsr_state0, sequence_masks
 from mercury_hw.siggen import SignatureGenerator
+
+from configs import CONFIGS
 
 #: Longest random vector per configuration (the default's 4608 only in the extremes test).
 MAX_RANDOM_LEN = {"default": 40}
@@ -33,14 +34,20 @@ def beats_of(cfg: MercuryConfig, x: list[int], flush: int, rng: random.Random) -
     P = cfg.lanes
     out = []
     for b in range(cfg.beats(len(x))):
-        data = x[b * P:(b + 1) * P]
+        data = x[b * P : (b + 1) * P]
         data = data + [rng.randint(-128, 127) for _ in range(P - len(data))]
         out.append({"data": data, "flush": flush if b == 0 else rng.randint(0, 1)})
     return out
 
 
-def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: random.Random, *,
-               p_in_stall: float, p_out_stall: float) -> list[dict]:
+def run_siggen(
+    cfg: MercuryConfig,
+    vectors: list[tuple[list[int], int]],
+    rng: random.Random,
+    *,
+    p_in_stall: float,
+    p_out_stall: float,
+) -> list[dict]:
     """Stream ``(x, flush)`` vectors through a SignatureGenerator; return one record per signature
     ``{sig, flush, cycle, last_in_cycle}`` and check the expected ones on the fly."""
     dut = SignatureGenerator(cfg)
@@ -49,8 +56,9 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
     beats = []  # (packed payload, length, vector index, is last beat)
     for v, (x, flush) in enumerate(vectors):
         bs = beats_of(cfg, x, flush, rng)
-        beats += [(layouts.pack(beat_layout, b), len(x), v, i == len(bs) - 1)
-                  for i, b in enumerate(bs)]
+        beats += [
+            (layouts.pack(beat_layout, b), len(x), v, i == len(bs) - 1) for i, b in enumerate(bs)
+        ]
     expected = [{"sig": golden_sig(cfg, x), "flush": flush} for x, flush in vectors]
     got = []
     last_in_cycle = {}
@@ -60,8 +68,9 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
         i, cycle = 0, 0
         valid = False
         while len(got) < len(expected) or i < len(beats):
-            assert cycle < limit, (f"timeout: {len(got)} of {len(expected)} signatures after "
-                                   f"{cycle} cycles")
+            assert cycle < limit, (
+                f"timeout: {len(got)} of {len(expected)} signatures after {cycle} cycles"
+            )
             if i < len(beats) and not valid and rng.random() >= p_in_stall:
                 valid = True  # once raised, valid stays high until the transfer
             if valid:
@@ -71,8 +80,12 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
             ctx.set(dut.vectors.valid, valid)
             ctx.set(dut.signatures.ready, rng.random() >= p_out_stall)
             _, _, in_valid, in_ready, out_valid, out_ready, out_p = await ctx.tick().sample(
-                dut.vectors.valid, dut.vectors.ready, dut.signatures.valid, dut.signatures.ready,
-                dut.signatures.p.as_value())
+                dut.vectors.valid,
+                dut.vectors.ready,
+                dut.signatures.valid,
+                dut.signatures.ready,
+                dut.signatures.p.as_value(),
+            )
             if in_valid and in_ready:
                 _, _, v, last = beats[i]
                 if last:
@@ -83,8 +96,9 @@ def run_siggen(cfg: MercuryConfig, vectors: list[tuple[list[int], int]], rng: ra
                 n = len(got)
                 assert n < len(expected), f"extra signature {layouts.unpack(sig_layout, out_p)}"
                 rec = layouts.unpack(sig_layout, out_p)
-                assert rec == expected[n], (f"vector {n} (length {len(vectors[n][0])}): got {rec}, "
-                                            f"expected {expected[n]}")
+                assert rec == expected[n], (
+                    f"vector {n} (length {len(vectors[n][0])}): got {rec}, expected {expected[n]}"
+                )
                 rec.update(cycle=cycle, last_in_cycle=last_in_cycle[n])
                 got.append(rec)
             cycle += 1
@@ -121,8 +135,9 @@ def test_siggen_random(cfg_name, stalls, seed):
     top = min(cfg.max_len, MAX_RANDOM_LEN.get(cfg_name, cfg.max_len))
     vectors = []
     for _ in range(40):
-        length = rng.choice([1, top, cfg.lanes, cfg.lanes + 1, rng.randint(1, top),
-                             rng.randint(1, top)])
+        length = rng.choice(
+            [1, top, cfg.lanes, cfg.lanes + 1, rng.randint(1, top), rng.randint(1, top)]
+        )
         length = max(1, min(length, top))
         vectors.append((random_vector(rng, length), rng.randint(0, 1)))
     run_siggen(cfg, vectors, rng, p_in_stall=stalls[0], p_out_stall=stalls[1])
@@ -143,10 +158,19 @@ def test_siggen_extremes_and_timing(cfg_name, seed):
     most_positive = [127 if int(r) == 1 else -128 for r in rp[:, j]]
     short = min(L, 2 * cfg.lanes + 1)
     base = [rng.randint(-42, 42) for _ in range(short)]
-    vectors = [(most_negative, 1), (most_positive, 0), ([0] * short, 0), (base, 0),
-               ([2 * e for e in base], 1), ([3 * e for e in base], 0), ([], 1)]
-    vectors += [(random_vector(rng, rng.randint(1, min(L, cfg.lanes))), rng.randint(0, 1))
-                for _ in range(12)]
+    vectors = [
+        (most_negative, 1),
+        (most_positive, 0),
+        ([0] * short, 0),
+        (base, 0),
+        ([2 * e for e in base], 1),
+        ([3 * e for e in base], 0),
+        ([], 1),
+    ]
+    vectors += [
+        (random_vector(rng, rng.randint(1, min(L, cfg.lanes))), rng.randint(0, 1))
+        for _ in range(12)
+    ]
     got = run_siggen(cfg, vectors, rng, p_in_stall=0.0, p_out_stall=0.0)
     assert got[0]["sig"] >> j & 1 == 1 and got[1]["sig"] >> j & 1 == 0
     assert got[2]["sig"] == 0
@@ -162,11 +186,21 @@ def test_siggen_extremes_and_timing(cfg_name, seed):
 @pytest.mark.parametrize("lanes", [1, 3, 4])
 def test_siggen_spec_example(lanes):
     """docs/spec.md section 11: seed 1, S = 4, x = [3, -1, 2, -5] has signature 10; 2x too."""
-    cfg = MercuryConfig(lanes=lanes, max_len=8, sig_bits=4, sets=4, ways=2, pes=1, acc_width=20,
-                        max_vectors=8, seed=1)
+    cfg = MercuryConfig(
+        lanes=lanes,
+        max_len=8,
+        sig_bits=4,
+        sets=4,
+        ways=2,
+        pes=1,
+        acc_width=20,
+        max_vectors=8,
+        seed=1,
+    )
     x = [3, -1, 2, -5]
-    got = run_siggen(cfg, [(x, 1), ([2 * e for e in x], 0)], random.Random(0),
-                     p_in_stall=0.0, p_out_stall=0.0)
+    got = run_siggen(
+        cfg, [(x, 1), ([2 * e for e in x], 0)], random.Random(0), p_in_stall=0.0, p_out_stall=0.0
+    )
     assert [r["sig"] for r in got] == [10, 10]
     assert [r["flush"] for r in got] == [1, 0]
 
@@ -181,5 +215,5 @@ def test_lfsr_leap_matches_golden(seed_value):
     assert window == golden.lfsr_state0(seed_value)
     leap = leap_masks(steps)
     for t in range(0, 10 * steps, steps):
-        assert [apply_masks([mk], window) for mk in masks] == s[t:t + 300]
+        assert [apply_masks([mk], window) for mk in masks] == s[t : t + 300]
         window = apply_masks(leap, window)

@@ -18,34 +18,63 @@ CFG = dict(sig_bits=6, sets=2, ways=2, policy="lru")
 
 
 def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
-    from mercury_hw import synth
     from mercury_cli.main import main
-    from mercury_hw.gen import load_block
+    from mercury_hw import synth
 
     out = tmp_path / "synth"  # under /tmp
     assert str(out).startswith("/tmp/")
-    assert main(["synth", "--block", "mcache", "--device", "25k", "--sig-bits", "6", "--sets", "2",
-                 "--ways", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--block",
+                "mcache",
+                "--device",
+                "25k",
+                "--sig-bits",
+                "6",
+                "--sets",
+                "2",
+                "--ways",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     cfg = MercuryConfig(**CFG)
     _, wrapper = synth.wrapped_rtlil("mcache", cfg)  # converted, so Amaranth sees it used
     (r,) = json.loads((out / "report.json").read_text())
     assert set(r) == {f.name for f in dataclasses.fields(synth.SynthResult)} | {"comb_percent"}
-    assert (r["block"], r["config"], r["device"], r["part"]) == ("mcache", cfg.name, "25k", "LFE5U-25F")
+    assert (r["block"], r["config"], r["device"], r["part"]) == (
+        "mcache",
+        cfg.name,
+        "25k",
+        "LFE5U-25F",
+    )
     assert r["config_json"] == cfg.to_dict()
     assert r["target_mhz"] == 100.0 and 20.0 < r["fmax_mhz"] < 1000.0
     assert r["cells"]["LUT4"] == r["lut4"] > 0
-    assert r["carry"] == r["cells"].get("CCU2C", 0) and r["lutram"] == r["cells"].get("TRELLIS_DPR16X4", 0)
+    assert r["carry"] == r["cells"].get("CCU2C", 0) and r["lutram"] == r["cells"].get(
+        "TRELLIS_DPR16X4", 0
+    )
     # Every LUT slot after packing: logic LUT4s (some merge or vanish in packing), carries, RAM.
     assert 0 < r["comb"] <= r["lut4"] + 2 * r["carry"] + 2 * r["lutram"] + 64
     assert r["comb_available"] == synth.DEVICES["25k"]["luts"]
     assert r["register_bits"] == wrapper.input_bits() + wrapper.output_bits() > 0
     assert r["ff"] >= r["register_bits"]
     assert (r["bram"], r["dsp"]) == (0, 0)
-    assert (r["bram_available"], r["dsp_available"]) == (synth.DEVICES["25k"]["bram"], synth.DEVICES["25k"]["dsp"])
+    assert (r["bram_available"], r["dsp_available"]) == (
+        synth.DEVICES["25k"]["bram"],
+        synth.DEVICES["25k"]["dsp"],
+    )
     assert r["comb_percent"] == round(100 * r["comb"] / r["comb_available"], 1)
     assert r["seconds"] > 0
-    assert r["command"] == (f"mercury-hw synth --block mcache --device 25k --freq 100 --sig-bits 6 --sets 2 "
-                            f"--ways 2 --out {out}")
+    assert r["command"] == (
+        f"mercury-hw synth --block mcache --device 25k --freq 100 --sig-bits 6 --sets 2 "
+        f"--ways 2 --out {out}"
+    )
     cp = r["critical_path"]
     assert set(cp) == {"from", "to", "logic_levels", "logic_ns", "routing_ns"}
     assert cp["logic_levels"] >= 1 and cp["logic_ns"] > 0 and cp["routing_ns"] >= 0
@@ -53,7 +82,14 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert f"| mcache | {cfg.name} | LFE5U-25F | 100 | {r['fmax_mhz']:.1f} | {r['lut4']} |" in md
     work = out / "work" / f"mcache-{cfg.name}-25k"
-    for name in ("design.il", "synth.ys", "yosys.log", "synth.json", "stat.json", "nextpnr.log",
-                 "nextpnr-report.json"):
+    for name in (
+        "design.il",
+        "synth.ys",
+        "yosys.log",
+        "synth.json",
+        "stat.json",
+        "nextpnr.log",
+        "nextpnr-report.json",
+    ):
         assert (work / name).stat().st_size > 0, name
     assert "mcache on LFE5U-25F" in capsys.readouterr().out

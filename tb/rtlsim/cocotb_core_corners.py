@@ -23,17 +23,24 @@ import os
 import random
 
 import cocotb
+import core_host
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-
-import core_host
 from core_host import COUNTERS, DRAIN, SOURCES, Host
+
 from mercury_hw import layouts
+
 from rtlsim.runner import config_from_env, seed_from_env
 
 ENV_STIM = "MERCURY_CORNER_STIM"
-OUTPUTS = ("cmd__ready", "weights__ready", "vectors__ready", "results__valid", "results__payload",
-           "busy") + tuple(f"counters__{n}" for n in COUNTERS)
+OUTPUTS = (
+    "cmd__ready",
+    "weights__ready",
+    "vectors__ready",
+    "results__valid",
+    "results__payload",
+    "busy",
+) + tuple(f"counters__{n}" for n in COUNTERS)
 
 
 def check_resolved(dut, cycle: int) -> None:
@@ -65,14 +72,21 @@ async def one_run(dut, cfg, run: dict, clear_at=()) -> dict:
     assert after == dict.fromkeys(COUNTERS, 0), f"counters after reset: {after}"
     assert not int(dut.busy.value) and not int(dut.results__valid.value), "not idle after reset"
     await FallingEdge(dut.clk)
-    host = Host(run["plan"], random.Random(run["seed"]), run["stalls"], run.get("sink"),
-                [run["stop"][0], run["stop"][1]] if run.get("stop") else None)
+    host = Host(
+        run["plan"],
+        random.Random(run["seed"]),
+        run["stalls"],
+        run.get("sink"),
+        [run["stop"][0], run["stop"][1]] if run.get("stop") else None,
+    )
     clear_at = set(clear_at)
     rec = {"trace": [], "busy": [], "xfer": []}
     limit = host.timeout()
     cycle = drained = 0
     while drained < DRAIN:
-        assert cycle < limit, f"timeout: {len(host.got)} of {len(host.expected)} results after {cycle} cycles"
+        assert cycle < limit, (
+            f"timeout: {len(host.got)} of {len(host.expected)} results after {cycle} cycles"
+        )
         drive, ready = host.drive(cycle)
         for s, (valid, payload) in drive.items():
             getattr(dut, f"{s}__valid").value = int(valid)
@@ -83,11 +97,17 @@ async def one_run(dut, cfg, run: dict, clear_at=()) -> dict:
         await ReadOnly()
         check_resolved(dut, cycle)
         rv = bool(int(dut.results__valid.value))
-        rec["trace"].append({n: getattr(dut, f"counters__{n}").value.to_unsigned() for n in COUNTERS})
+        rec["trace"].append(
+            {n: getattr(dut, f"counters__{n}").value.to_unsigned() for n in COUNTERS}
+        )
         rec["busy"].append(bool(int(dut.busy.value)))
         rec["xfer"].append(ready and rv)
-        host.sample(cycle, {s: bool(int(getattr(dut, f"{s}__ready").value)) for s in SOURCES}, rv,
-                    dut.results__payload.value.to_unsigned() if rv else 0)
+        host.sample(
+            cycle,
+            {s: bool(int(getattr(dut, f"{s}__ready").value)) for s in SOURCES},
+            rv,
+            dut.results__payload.value.to_unsigned() if rv else 0,
+        )
         await RisingEdge(dut.clk)
         await FallingEdge(dut.clk)
         cycle += 1

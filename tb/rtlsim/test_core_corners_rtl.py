@@ -11,9 +11,9 @@ every output is checked for X/Z in every cycle after reset.
 import json
 import random
 
+import core_plans
 import pytest
 
-import core_plans
 from configs import CONFIGS
 from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
 
@@ -37,19 +37,40 @@ def stimulus(cfg, seed: int, *, small: bool) -> list[dict]:
     c = -(-passes[0]["cmd"]["length"] // cfg.lanes)
     runs = [
         {"kind": "clear", "plan": mixed, "seed": seed, "stalls": _stalls(rng, True)},
-        {"kind": "cut", "plan": mixed, "seed": seed + 1, "stalls": _stalls(rng, True),
-         "stop": ["beats", 3 * c + max(1, c // 2)]},
+        {
+            "kind": "cut",
+            "plan": mixed,
+            "seed": seed + 1,
+            "stalls": _stalls(rng, True),
+            "stop": ["beats", 3 * c + max(1, c // 2)],
+        },
         {"kind": "full", "plan": mixed, "seed": seed + 2, "stalls": _stalls(rng, False)},
-        {"kind": "cut", "plan": mixed, "seed": seed + 3, "stalls": _stalls(rng, True),
-         "stop": ["results", len(passes[0]["expected"]) + 2]},
+        {
+            "kind": "cut",
+            "plan": mixed,
+            "seed": seed + 3,
+            "stalls": _stalls(rng, True),
+            "stop": ["results", len(passes[0]["expected"]) + 2],
+        },
         {"kind": "full", "plan": mixed, "seed": seed + 4, "stalls": _stalls(rng, True)},
     ]
-    names = ["near_miss_tags", "thrash_one_set"] + ([] if small else ["identical_distinct", "lengths_min_max"])
+    names = ["near_miss_tags", "thrash_one_set"] + (
+        [] if small else ["identical_distinct", "lengths_min_max"]
+    )
     for i, name in enumerate(names):
         p, _ = plan(core_plans.SCENARIOS[name])
-        runs.append({"kind": "full", "plan": p, "seed": seed + 10 + i, "stalls": _stalls(rng, True)})
-    runs.append({"kind": "full", "plan": mixed, "seed": seed + 20, "stalls": _stalls(rng, False),
-                 "sink": {"low": 150 if not small else 60, "high": 2}})
+        runs.append(
+            {"kind": "full", "plan": p, "seed": seed + 10 + i, "stalls": _stalls(rng, True)}
+        )
+    runs.append(
+        {
+            "kind": "full",
+            "plan": mixed,
+            "seed": seed + 20,
+            "stalls": _stalls(rng, False),
+            "sink": {"low": 150 if not small else 60, "high": 2},
+        }
+    )
     return runs
 
 

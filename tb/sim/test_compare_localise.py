@@ -22,9 +22,19 @@ import torch
 from golden.hw import exact_matmul, reuse_layer
 from mercury_hw.config import MercuryConfig
 
-CFG = MercuryConfig(lanes=4, max_len=64, sig_bits=10, sets=4, ways=2, policy="lru", pes=4,
-                    acc_width=24, max_vectors=8, seed=3)
-V, L, K = 21, 9, 10          # 3 blocks (8, 8, 5 vectors), T = 3 tiles (the last one partial)
+CFG = MercuryConfig(
+    lanes=4,
+    max_len=64,
+    sig_bits=10,
+    sets=4,
+    ways=2,
+    policy="lru",
+    pes=4,
+    acc_width=24,
+    max_vectors=8,
+    seed=3,
+)
+V, L, K = 21, 9, 10  # 3 blocks (8, 8, 5 vectors), T = 3 tiles (the last one partial)
 T = -(-K // CFG.pes)
 
 
@@ -34,8 +44,12 @@ def golden_layer(seed=1):
     x[::4] = rng.integers(-127, 128, x[::4].shape)
     w = rng.integers(-127, 128, (K, L)).astype(np.int8)
     res = reuse_layer(torch.from_numpy(x), torch.from_numpy(w), **CFG.golden_kwargs())
-    g = {"hit": res.trace.hit.numpy().astype(np.int64), "entry": res.trace.entry.numpy().astype(np.int64),
-         "acc": res.acc.numpy(), "base": exact_matmul(torch.from_numpy(x), torch.from_numpy(w)).numpy()}
+    g = {
+        "hit": res.trace.hit.numpy().astype(np.int64),
+        "entry": res.trace.entry.numpy().astype(np.int64),
+        "acc": res.acc.numpy(),
+        "base": exact_matmul(torch.from_numpy(x), torch.from_numpy(w)).numpy(),
+    }
     assert 0 < g["hit"].sum() < V
     return x, w, g
 
@@ -50,7 +64,7 @@ def harness_rows(g: dict, reuse: bool) -> np.ndarray:
         for t in range(T):
             for v in range(b0, min(V, b0 + b)):
                 hit, entry = (g["hit"][v], g["entry"][v]) if reuse else (0, 0)
-                rows.append([hit, entry] + list(data[v, t * m:(t + 1) * m]))
+                rows.append([hit, entry] + list(data[v, t * m : (t + 1) * m]))
     return np.array(rows, dtype=np.int64)
 
 
@@ -66,27 +80,43 @@ def layer_run(rows0: np.ndarray, rows1: np.ndarray):
 
     pass_hit, pass_entry, acc = assemble(rows0, V, K, CFG)
     base_hit, base_entry, base = assemble(rows1, V, K, CFG)
-    return LayerRun(hit=pass_hit[0].copy(), entry=pass_entry[0].copy(), acc=acc, base=base,
-                    pass_hit=pass_hit, pass_entry=pass_entry, base_hit=base_hit,
-                    base_entry=base_entry, summary={})
+    return LayerRun(
+        hit=pass_hit[0].copy(),
+        entry=pass_entry[0].copy(),
+        acc=acc,
+        base=base,
+        pass_hit=pass_hit,
+        pass_entry=pass_entry,
+        base_hit=base_hit,
+        base_entry=base_entry,
+        summary={},
+    )
 
 
 # (run, vector, tile, column in the harness row, expected field)
 PLANTS = [
-    (0, 0, 0, 0, "hit"),                                  # first vector, signature-pass hit
-    (0, V - 1, 0, 1, "entry"),                            # last vector, entry
-    (0, 0, 0, 2, "acc[k=0]"),                             # first vector, first output
-    (0, V - 1, T - 1, 2 + (K - 1) % CFG.pes, f"acc[k={K - 1}]"),   # last vector, last tile, last channel
+    (0, 0, 0, 0, "hit"),  # first vector, signature-pass hit
+    (0, V - 1, 0, 1, "entry"),  # last vector, entry
+    (0, 0, 0, 2, "acc[k=0]"),  # first vector, first output
+    (
+        0,
+        V - 1,
+        T - 1,
+        2 + (K - 1) % CFG.pes,
+        f"acc[k={K - 1}]",
+    ),  # last vector, last tile, last channel
     (1, V - 1, T - 1, 2 + (K - 1) % CFG.pes, f"base[k={K - 1}]"),  # baseline, same place
     (1, 0, 0, 2, "base[k=0]"),
     (0, V - 1, T - 1, 0, f"hit of replay pass {T - 1}"),  # last tile's replay hit field
-    (0, 13, 1, 1, "entry of replay pass 1"),              # a middle block, replay entry field
+    (0, 13, 1, 1, "entry of replay pass 1"),  # a middle block, replay entry field
     (1, V - 1, T - 1, 0, f"hit of the baseline (tile {T - 1})"),
     (1, 0, 1, 1, "entry of the baseline (tile 1)"),
 ]
 
 
-@pytest.mark.parametrize("run,v,tile,col,field", PLANTS, ids=[f"{f}@v{v}" for _, v, _, _, f in PLANTS])
+@pytest.mark.parametrize(
+    "run,v,tile,col,field", PLANTS, ids=[f"{f}@v{v}" for _, v, _, _, f in PLANTS]
+)
 def test_planted_difference_is_localised(run, v, tile, col, field):
     from sim.replay import compare_layer
 
@@ -101,7 +131,9 @@ def test_planted_difference_is_localised(run, v, tile, col, field):
     assert mm is not None, "a planted difference went unnoticed"
     assert (mm.vector, mm.field, mm.rtl, mm.golden) == (v, field, new, old), mm
     assert mm.count >= 1
-    assert f"vector {v}: {field} is {new} in the RTL, {old} in the golden model" in mm.line(Path("out"))
+    assert f"vector {v}: {field} is {new} in the RTL, {old} in the golden model" in mm.line(
+        Path("out")
+    )
 
 
 def test_first_of_two_differences_wins():
@@ -110,8 +142,8 @@ def test_first_of_two_differences_wins():
 
     _, _, g = golden_layer()
     rows0, rows1 = harness_rows(g, True), harness_rows(g, False)
-    rows1[row_index(V - 1, 0), 2] += 1     # base at the last vector
-    rows0[row_index(V - 2, T - 1), 2 + (K - 1) % CFG.pes] += 1   # acc at the one before
+    rows1[row_index(V - 1, 0), 2] += 1  # base at the last vector
+    rows0[row_index(V - 2, T - 1), 2 + (K - 1) % CFG.pes] += 1  # acc at the one before
     mm = compare_layer("007", "conv", g, layer_run(rows0, rows1))
     assert (mm.vector, mm.field, mm.count) == (V - 2, f"acc[k={K - 1}]", 2)
 
@@ -147,16 +179,33 @@ def test_replay_reports_the_last_layer(tmp_path, monkeypatch, capsys):
         base = exact_matmul(xt, wt).numpy().copy()
         if Path(folder).name == "006":
             base[-1, -1] += 1
-        return LayerRun(hit=hit, entry=entry, acc=res.acc.numpy(), base=base,
-                        pass_hit=np.tile(hit, (t, 1)), pass_entry=np.tile(entry, (t, 1)),
-                        base_hit=np.zeros((t, v), np.int64), base_entry=np.zeros((t, v), np.int64),
-                        summary={"run0.cnt_cycles": 10, "run1.cnt_cycles": 20, "cycles": 30})
+        return LayerRun(
+            hit=hit,
+            entry=entry,
+            acc=res.acc.numpy(),
+            base=base,
+            pass_hit=np.tile(hit, (t, 1)),
+            pass_entry=np.tile(entry, (t, 1)),
+            base_hit=np.zeros((t, v), np.int64),
+            base_entry=np.zeros((t, v), np.int64),
+            summary={"run0.cnt_cycles": 10, "run1.cnt_cycles": 20, "cycles": 30},
+        )
 
     monkeypatch.setattr(sim.build, "build", fake_build)
     monkeypatch.setattr(sim.build, "core_verilog", lambda cfg: "")
     monkeypatch.setattr(sim.layer, "run_layer", fake_run_layer)
-    cfg = MercuryConfig(lanes=4, max_len=160, sig_bits=12, sets=8, ways=2, policy="fifo", pes=8,
-                        acc_width=23, max_vectors=16, seed=0x5EED)
+    cfg = MercuryConfig(
+        lanes=4,
+        max_len=160,
+        sig_bits=12,
+        sets=8,
+        ways=2,
+        policy="fifo",
+        pes=8,
+        acc_width=23,
+        max_vectors=16,
+        seed=0x5EED,
+    )
     out = tmp_path / "sim"
     rc = replay(cfg, layers="1,6", limit=40, out=out, progress=False)
     err = capsys.readouterr().err

@@ -26,27 +26,34 @@ PIPELINE = 32
 
 
 def test_cycle_model_matches_rtl_cycles(tmp_path):
-    from golden.hw import layer_ideal_cycles
     from golden.hitmap_csv import read_hitmap_csv
+    from golden.hw import layer_ideal_cycles
     from sim.replay import DEFAULT_LIMIT, replay
 
     assert DEFAULT_LIMIT["verilator"] == LIMIT
     cfg = MercuryConfig()
     out = tmp_path / "sim"
-    assert replay(cfg, simulator="verilator", layers=LAYERS, limit=LIMIT, out=out, progress=False) == 0
+    assert (
+        replay(cfg, simulator="verilator", layers=LAYERS, limit=LIMIT, out=out, progress=False) == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert [r["layer"] for r in report["layers"]] == ["001", "002", "006"]
     for row in report["layers"]:
         # The model, evaluated here from the RTL's own hitmap file.
         hits = read_hitmap_csv(out / "rtl" / f"hitmap-{row['layer']}.csv").rows[0].bits
         assert len(hits) == row["V"] == LIMIT
-        model = layer_ideal_cycles(hits.tolist(), row["L"], row["K"], cfg.lanes, cfg.pes, cfg.max_vectors)
+        model = layer_ideal_cycles(
+            hits.tolist(), row["L"], row["K"], cfg.lanes, cfg.pes, cfg.max_vectors
+        )
         c, t = cfg.beats(row["L"]), cfg.tiles(row["K"])
         blocks = cfg.blocks(row["V"])
         extra_base = row["cycles_base"] - model["baseline"]
         extra_reuse = row["cycles_reuse"] - model["reuse"]
-        print(f"layer {row['layer']}: c={c} T={t} hits={int(hits.sum())} baseline {row['cycles_base']} vs "
-              f"{model['baseline']} (+{extra_base}), reuse {row['cycles_reuse']} vs {model['reuse']} (+{extra_reuse})")
+        print(
+            f"layer {row['layer']}: c={c} T={t} hits={int(hits.sum())} "
+            f"baseline {row['cycles_base']} vs {model['baseline']} (+{extra_base}), "
+            f"reuse {row['cycles_reuse']} vs {model['reuse']} (+{extra_reuse})"
+        )
         assert 0 <= extra_base <= blocks * (c + PIPELINE), row
         assert 0 <= extra_reuse <= blocks * (c + PIPELINE + (t - 1) * (c + 4)), row
         measured = row["cycles_base"] / row["cycles_reuse"]

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _gtkw_names(path: Path) -> list[str]:
     """Signal lines of a .gtkw (not comments, [settings], @flags or -group labels)."""
-    return [l.strip() for l in path.read_text().splitlines() if l.strip() and l[0] not in "[@-*"]
+    lines = path.read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and ln[0] not in "[@-*"]
 
 
 def _assert_gtkw_matches(trace_path: Path) -> list[str]:
@@ -78,11 +79,18 @@ def test_traced_replay_counts_every_result(simulator, tmp_path, seed):
     cfg = REPLAY_CFG
     sim = build(simulator, cfg, trace=True)
     rng = np.random.default_rng(seed)
-    v = 24 if simulator == "icarus" else 90          # Verilator: two blocks of B = 64
+    v = 24 if simulator == "icarus" else 90  # Verilator: two blocks of B = 64
     x, w = _layer(rng, v, 9, cfg.pes)
     path = tmp_path / "full.fst"
-    r = run_layer(sim, cfg, x, w, tmp_path / "full", baseline=False,
-                  extra_args=sim_args(simulator, path, WaveWindow()))
+    r = run_layer(
+        sim,
+        cfg,
+        x,
+        w,
+        tmp_path / "full",
+        baseline=False,
+        extra_args=sim_args(simulator, path, WaveWindow()),
+    )
     beats = _result_beats(open_trace(path), cfg)
     assert len(beats) == v, f"{len(beats)} result transfers in the trace, {v} vectors"
     assert [b[3] for b in beats] == list(range(v))
@@ -93,8 +101,15 @@ def test_traced_replay_counts_every_result(simulator, tmp_path, seed):
 
     first, count = v // 2, 3
     path = tmp_path / "window.fst"
-    run_layer(sim, cfg, x, w, tmp_path / "window", baseline=False,
-              extra_args=sim_args(simulator, path, WaveWindow(first, count)))
+    run_layer(
+        sim,
+        cfg,
+        x,
+        w,
+        tmp_path / "window",
+        baseline=False,
+        extra_args=sim_args(simulator, path, WaveWindow(first, count)),
+    )
     vectors = [b[3] for b in _result_beats(open_trace(path), cfg)]
     assert set(range(first, first + count)) <= set(vectors), vectors
     assert len(vectors) < count + 8, f"the window traced {len(vectors)} results: {vectors}"
@@ -111,7 +126,9 @@ def _assert_gtkw_written(path: Path) -> None:
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, AMARANTH_USE_YOSYS="builtin")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run(list(args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        list(args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_planted_mismatch_prints_a_replay_command_with_waves(tmp_path):
@@ -122,15 +139,34 @@ def test_planted_mismatch_prints_a_replay_command_with_waves(tmp_path):
 
     out = tmp_path / "sim"
     vector = 37
-    proc = _cli(sys.executable, "-m", "mercury_cli.main", "sim", "--layers", "6", "--limit", "70",
-                "--out", str(out), "--inject-hit-flip", f"6:{vector}", *_config_flags(REPLAY_CFG))
+    proc = _cli(
+        sys.executable,
+        "-m",
+        "mercury_cli.main",
+        "sim",
+        "--layers",
+        "6",
+        "--limit",
+        "70",
+        "--out",
+        str(out),
+        "--inject-hit-flip",
+        f"6:{vector}",
+        *_config_flags(REPLAY_CFG),
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
-    assert any(l.startswith(f"mismatch: layer 006 (layer2.0.downsample.0) vector {vector}: hit") for l in lines)
-    triage = [l for l in lines if l.startswith("triage: ")]
+    assert any(
+        ln.startswith(f"mismatch: layer 006 (layer2.0.downsample.0) vector {vector}: hit")
+        for ln in lines
+    )
+    triage = [ln for ln in lines if ln.startswith("triage: ")]
     assert len(triage) == 3, proc.stderr
-    m = re.search(rf"vector {vector}'s result beat \(run 0, with reuse, tile 0\) is transferred at the "
-                  r"rising edge of clk at t = (\d+) ns \(cycle (\d+)\)", triage[0])
+    m = re.search(
+        rf"vector {vector}'s result beat \(run 0, with reuse, tile 0\) is transferred at the "
+        r"rising edge of clk at t = (\d+) ns \(cycle (\d+)\)",
+        triage[0],
+    )
     assert m, triage[0]
     t, cycle = int(m[1]), int(m[2])
     assert t == 2 * cycle - 1
@@ -140,15 +176,19 @@ def test_planted_mismatch_prints_a_replay_command_with_waves(tmp_path):
     assert cmd[cmd.index("--waves-count") + 1] == "5"
 
     again = _cli(*cmd)
-    assert again.returncode == 1, again.stderr      # the planted flip is part of the exact replay
+    assert again.returncode == 1, again.stderr  # the planted flip is part of the exact replay
     target = Path(cmd[cmd.index("--out") + 1])
     target = target if target.is_absolute() else REPO / target
     trace_path = target / "waves" / "006.fst"
-    assert f"gtkwave {os.path.relpath(trace_path.with_suffix('.gtkw'))}" in triage[2] or \
-        str(trace_path.with_suffix(".gtkw")) in triage[2], triage[2]
+    assert (
+        f"gtkwave {os.path.relpath(trace_path.with_suffix('.gtkw'))}" in triage[2]
+        or str(trace_path.with_suffix(".gtkw")) in triage[2]
+    ), triage[2]
     trace = open_trace(trace_path)
     beats = {b[0]: b[1:4] for b in _result_beats(trace, REPLAY_CFG)}
-    assert beats.get(t) == (0, 0, vector), f"at t = {t}: {beats.get(t)}; traced {sorted(beats.items())[:8]}"
+    assert beats.get(t) == (0, 0, vector), (
+        f"at t = {t}: {beats.get(t)}; traced {sorted(beats.items())[:8]}"
+    )
     # the window: every pass of both runs around the vector, never the whole layer
     assert set(b[2] for b in beats.values()) <= set(range(vector - 2 - 8, vector + 3 + 8))
     _assert_gtkw_matches(trace_path)
@@ -165,37 +205,56 @@ def test_gtkw_groups_from_the_trace_names(tmp_path):
     path = tmp_path / "t.vcd"
     with open(path, "w") as f, VCDWriter(f, timescale="1 ns") as vcd:
         sig = {}
-        for scope, name, width in [("top", "clk", 1), ("top", "rst", 1),
-                                   ("top.dut", "results__valid", 1), ("top.dut", "results__ready", 1),
-                                   ("top.dut", "results__payload", 40), ("top.dut", "cmd__valid", 1),
-                                   ("top.dut", "cmd__ready", 1), ("top.dut", "cmd__payload", 8),
-                                   ("top.dut", "lonely__valid", 1),       # no ready: not a stream
-                                   ("top.dut", "reuse", 1), ("top.dut", "counters__hits", 48),
-                                   ("top.dut.cache_mcache", "requests__valid", 1),
-                                   ("top.dut.cache_mcache", "requests__ready", 1),
-                                   ("top.dut.cache_mcache", "way_hit", 4),
-                                   ("top.dut.cache_mcache", "entry_out", 7),
-                                   ("top.dut.pe_array", "results__valid", 1),
-                                   ("top.dut.pe_array", "results__ready", 1),
-                                   ("top.dut.pe_array", "acc", 32),
-                                   ("top.dut.fifo", "w__valid", 1), ("top.dut.fifo", "w__ready", 1),
-                                   ("top.dut", "$12", 3)]:
+        for scope, name, width in [
+            ("top", "clk", 1),
+            ("top", "rst", 1),
+            ("top.dut", "results__valid", 1),
+            ("top.dut", "results__ready", 1),
+            ("top.dut", "results__payload", 40),
+            ("top.dut", "cmd__valid", 1),
+            ("top.dut", "cmd__ready", 1),
+            ("top.dut", "cmd__payload", 8),
+            ("top.dut", "lonely__valid", 1),  # no ready: not a stream
+            ("top.dut", "reuse", 1),
+            ("top.dut", "counters__hits", 48),
+            ("top.dut.cache_mcache", "requests__valid", 1),
+            ("top.dut.cache_mcache", "requests__ready", 1),
+            ("top.dut.cache_mcache", "way_hit", 4),
+            ("top.dut.cache_mcache", "entry_out", 7),
+            ("top.dut.pe_array", "results__valid", 1),
+            ("top.dut.pe_array", "results__ready", 1),
+            ("top.dut.pe_array", "acc", 32),
+            ("top.dut.fifo", "w__valid", 1),
+            ("top.dut.fifo", "w__ready", 1),
+            ("top.dut", "$12", 3),
+        ]:
             sig[scope, name] = vcd.register_var(scope, name, "wire", size=width)
         vcd.change(sig["top", "clk"], 0, 0)
         vcd.change(sig["top", "clk"], 1, 1)
     trace = open_trace(path)
-    groups = {name: [s.gtkwave_name for s in members] for name, _, members in signal_groups(trace.signals)}
+    groups = {
+        name: [s.gtkwave_name for s in members] for name, _, members in signal_groups(trace.signals)
+    }
     assert groups["clock and control"] == ["top.clk", "top.rst"]
-    assert groups["stream results"] == ["top.dut.results__valid", "top.dut.results__ready",
-                                        "top.dut.results__payload[39:0]"]
+    assert groups["stream results"] == [
+        "top.dut.results__valid",
+        "top.dut.results__ready",
+        "top.dut.results__payload[39:0]",
+    ]
     assert "stream lonely" not in groups
     assert groups["MCACHE request/response, hit/entry"] == [
-        "top.dut.cache_mcache.requests__valid", "top.dut.cache_mcache.requests__ready",
-        "top.dut.cache_mcache.way_hit[3:0]", "top.dut.cache_mcache.entry_out[6:0]"]
+        "top.dut.cache_mcache.requests__valid",
+        "top.dut.cache_mcache.requests__ready",
+        "top.dut.cache_mcache.way_hit[3:0]",
+        "top.dut.cache_mcache.entry_out[6:0]",
+    ]
     assert groups["pass kind"] == ["top.dut.reuse"]
     assert groups["counters"] == ["top.dut.counters__hits[47:0]"]
-    assert groups["PE array result beat"] == ["top.dut.pe_array.results__valid",
-                                              "top.dut.pe_array.results__ready", "top.dut.pe_array.acc[31:0]"]
+    assert groups["PE array result beat"] == [
+        "top.dut.pe_array.results__valid",
+        "top.dut.pe_array.results__ready",
+        "top.dut.pe_array.acc[31:0]",
+    ]
     assert groups["streams of top.dut.fifo"] == ["top.dut.fifo.w__valid", "top.dut.fifo.w__ready"]
     write_gtkw(path)
     names = _assert_gtkw_matches(path)
@@ -207,14 +266,25 @@ def test_gtkw_groups_from_the_trace_names(tmp_path):
     assert "MCACHE request/response, hit/entry" not in kept and "PE array result beat" not in kept
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--waves-from", "3"], "error: --waves-from and --waves-count need --waves"),
-    (["--waves", "--waves-count", "0"], "error: --waves-count must be >= 1, not 0"),
-    (["--waves", "--waves-from", "-1"], "error: --waves-from must be >= 0, not -1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--waves-from", "3"], "error: --waves-from and --waves-count need --waves"),
+        (["--waves", "--waves-count", "0"], "error: --waves-count must be >= 1, not 0"),
+        (["--waves", "--waves-from", "-1"], "error: --waves-from must be >= 0, not -1"),
+    ],
+)
 def test_bad_window_exits_2(args, message, tmp_path):
-    proc = _cli(sys.executable, "-m", "mercury_cli.main", "sim", "--out", str(tmp_path / "sim"), *args,
-                timeout=120)
+    proc = _cli(
+        sys.executable,
+        "-m",
+        "mercury_cli.main",
+        "sim",
+        "--out",
+        str(tmp_path / "sim"),
+        *args,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(message), proc.stderr
     assert not (tmp_path / "sim").exists()

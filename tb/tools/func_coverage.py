@@ -33,24 +33,29 @@ if str(TB) not in sys.path:
 
 from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db  # noqa: E402
 
-WAYS = 4                     # the default configuration's ways (the coverage model's geometry)
+WAYS = 4  # the default configuration's ways (the coverage model's geometry)
 POLICIES = ("lru", "fifo")
 KINDS = ("baseline", "signature", "replay")
 STATES = ("idle", "stalled", "accepted")
 
 #: Excluded cross bins: (cross, bin with None as a wildcard) -> reason.
 EXCLUDED = {
-    ("mcache.lookup", (None, "hit", WAYS - 1, "not_full")):
-        "ways fill in order 0, 1, ... after a flush, so a set that is not full has no valid way "
-        f"{WAYS - 1} to hit",
-    ("mcache.flush_lookup", (None, 1, "hit")):
-        "a request with flush=1 looks up in an empty cache: it always misses",
-    ("core.output", ("baseline", 1, None)):
-        "baseline (reuse=0) results always have hit=0",
-    ("core.output", ("replay", 1, "idle")):
-        "a replay pass starts with its block's first vector, always a miss (a block starts with a "
-        "flush), and a replay hit's result is valid one cycle after the result before it "
-        "(docs/spec.md 9.3), so a replay hit that is due never finds the output idle",
+    (
+        "mcache.lookup",
+        (None, "hit", WAYS - 1, "not_full"),
+    ): "ways fill in order 0, 1, ... after a flush, so a set that is not full has no valid way "
+    f"{WAYS - 1} to hit",
+    (
+        "mcache.flush_lookup",
+        (None, 1, "hit"),
+    ): "a request with flush=1 looks up in an empty cache: it always misses",
+    ("core.output", ("baseline", 1, None)): "baseline (reuse=0) results always have hit=0",
+    (
+        "core.output",
+        ("replay", 1, "idle"),
+    ): "a replay pass starts with its block's first vector, always a miss (a block starts with a "
+    "flush), and a replay hit's result is valid one cycle after the result before it "
+    "(docs/spec.md 9.3), so a replay hit that is due never finds the output idle",
 }
 
 
@@ -60,15 +65,22 @@ def _ign(cross):
 
 # -- MCACHE ----------------------------------------------------------------------------------------
 
+
 @CoverPoint("mcache.policy", xf=lambda e: e["policy"], bins=list(POLICIES))
 @CoverPoint("mcache.outcome", xf=lambda e: e["outcome"], bins=["hit", "miss"])
 @CoverPoint("mcache.way", xf=lambda e: e["way"], bins=list(range(WAYS)))
 @CoverPoint("mcache.set_state", xf=lambda e: e["set_state"], bins=["not_full", "full"])
 @CoverPoint("mcache.flush", xf=lambda e: e["flush"], bins=[0, 1])
-@CoverCross("mcache.lookup", items=["mcache.policy", "mcache.outcome", "mcache.way", "mcache.set_state"],
-            ign_bins=_ign("mcache.lookup"))
-@CoverCross("mcache.flush_lookup", items=["mcache.policy", "mcache.flush", "mcache.outcome"],
-            ign_bins=_ign("mcache.flush_lookup"))
+@CoverCross(
+    "mcache.lookup",
+    items=["mcache.policy", "mcache.outcome", "mcache.way", "mcache.set_state"],
+    ign_bins=_ign("mcache.lookup"),
+)
+@CoverCross(
+    "mcache.flush_lookup",
+    items=["mcache.policy", "mcache.flush", "mcache.outcome"],
+    ign_bins=_ign("mcache.flush_lookup"),
+)
 def sample_lookup(event):
     """One MCACHE lookup: ``{policy, outcome, way, set_state, flush}``."""
 
@@ -86,13 +98,19 @@ def mcache_events(cfg, requests, responses):
         if not rsp["hit"] and not full:
             assert way == n, "a miss into a set that is not full must fill its lowest invalid way"
             filled[s] = n + 1
-        yield {"policy": cfg.policy, "outcome": "hit" if rsp["hit"] else "miss", "way": way,
-               "set_state": "full" if full else "not_full", "flush": req["flush"]}
+        yield {
+            "policy": cfg.policy,
+            "outcome": "hit" if rsp["hit"] else "miss",
+            "way": way,
+            "set_state": "full" if full else "not_full",
+            "flush": req["flush"],
+        }
 
 
 def collect_mcache(seed: int) -> None:
-    from configs import CONFIGS
     from hw.test_mcache import request_stream, run_mcache
+
+    from configs import CONFIGS
 
     base = CONFIGS["default"]
     assert base.ways == WAYS
@@ -108,6 +126,7 @@ def collect_mcache(seed: int) -> None:
 
 # -- core --------------------------------------------------------------------------------------
 
+
 @CoverPoint("core.in_kind", xf=lambda e: e["kind"], bins=list(KINDS))
 @CoverPoint("core.in_state", xf=lambda e: e["state"], bins=list(STATES))
 @CoverCross("core.input", items=["core.in_kind", "core.in_state"])
@@ -118,8 +137,11 @@ def sample_input(event):
 @CoverPoint("core.out_kind", xf=lambda e: e["kind"], bins=list(KINDS))
 @CoverPoint("core.out_hit", xf=lambda e: e["hit"], bins=[0, 1])
 @CoverPoint("core.out_state", xf=lambda e: e["state"], bins=list(STATES))
-@CoverCross("core.output", items=["core.out_kind", "core.out_hit", "core.out_state"],
-            ign_bins=_ign("core.output"))
+@CoverCross(
+    "core.output",
+    items=["core.out_kind", "core.out_hit", "core.out_state"],
+    ign_bins=_ign("core.output"),
+)
 def sample_output(event):
     """The ``results`` stream in one cycle while a result is due: ``{kind, hit, state}``."""
 
@@ -147,35 +169,52 @@ def core_sampler(cfg, plan):
             sample_input({"kind": plan["beat_kind"][nb], "state": _state(*hs["vectors"])})
         nr = len(host.got)
         if nr < len(plan["expected"]):
-            sample_output({"kind": plan["result_kind"][nr], "hit": hits[nr], "state": _state(*hs["results"])})
+            sample_output(
+                {"kind": plan["result_kind"][nr], "hit": hits[nr], "state": _state(*hs["results"])}
+            )
         if host.next["cmd"] < len(plan["cmds"]) and host.next["weights"] < len(plan["weights"]):
             sample_control({"cmd": _state(*hs["cmd"]), "weights": _state(*hs["weights"])})
+
     return on_cycle
 
 
 def collect_core(seed: int) -> None:
     import core_plans
-    from configs import CONFIGS
     from hw.test_core_corners import simulate, stalls_for
+
+    from configs import CONFIGS
 
     for name in ("default", "wide"):
         cfg = CONFIGS[name]
         rng = random.Random(seed)
         passes, rows = core_plans.mixed_layers(cfg, rng)
         plan = core_plans.plan(cfg, passes, rows, rng)
-        runs = [({"plan": plan, "seed": seed, "stalls": stalls_for(rng, True)}),
-                ({"plan": plan, "seed": seed + 1, "stalls": stalls_for(rng, False),
-                  "sink": {"low": 40, "high": 3}})]
+        runs = [
+            ({"plan": plan, "seed": seed, "stalls": stalls_for(rng, True)}),
+            (
+                {
+                    "plan": plan,
+                    "seed": seed + 1,
+                    "stalls": stalls_for(rng, False),
+                    "sink": {"low": 40, "high": 3},
+                }
+            ),
+        ]
         for run in runs:
             simulate(cfg, [run], on_cycle=core_sampler(cfg, plan))
 
 
 # -- report ----------------------------------------------------------------------------------------
 
+
 def summary() -> tuple[int, int]:
     """(covered, total) over every cross and every point not in a cross."""
-    in_cross = {i for name in coverage_db if name.count(".") == 1 and hasattr(coverage_db[name], "_items")
-                for i in coverage_db[name]._items}
+    in_cross = {
+        i
+        for name in coverage_db
+        if name.count(".") == 1 and hasattr(coverage_db[name], "_items")
+        for i in coverage_db[name]._items
+    }
     covered = total = 0
     for name in coverage_db:
         if name.count(".") != 1 or name in in_cross:

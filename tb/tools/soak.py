@@ -37,22 +37,33 @@ WORK = REPO / "build" / "soak"
 def configs():
     from mercury_hw.config import MercuryConfig
 
-    base = dict(lanes=4, max_len=72, sig_bits=10, sets=8, ways=4, pes=4, acc_width=24,
-                max_vectors=256, seed=0x50AC)
+    base = dict(
+        lanes=4,
+        max_len=72,
+        sig_bits=10,
+        sets=8,
+        ways=4,
+        pes=4,
+        acc_width=24,
+        max_vectors=256,
+        seed=0x50AC,
+    )
     return [MercuryConfig(policy="lru", **base), MercuryConfig(policy="fifo", **base)]
 
 
 def random_layer(rng: np.random.Generator, cfg):
     """(x (V, L) int8, w (K, L) int8, stall percent, stall seed) of one random layer call."""
     v = int(rng.integers(1, 6)) if rng.random() < 0.05 else int(rng.integers(50, 3001))
-    length = int(rng.choice([1, cfg.max_len, int(rng.integers(1, cfg.max_len + 1))], p=[0.05, 0.1, 0.85]))
+    length = int(
+        rng.choice([1, cfg.max_len, int(rng.integers(1, cfg.max_len + 1))], p=[0.05, 0.1, 0.85])
+    )
     k = int(rng.integers(1, 4 * cfg.pes + 1))
     pool = rng.integers(-127, 128, (max(2, v // 8), length))
     x = rng.integers(-127, 128, (v, length))
     kind = rng.random((v,))
     rep = kind < 0.6
     x[rep] = pool[rng.integers(0, len(pool), int(rep.sum()))]
-    near = (kind >= 0.6) & (kind < 0.75)          # a pool vector with one element nudged
+    near = (kind >= 0.6) & (kind < 0.75)  # a pool vector with one element nudged
     if near.any():
         idx = np.flatnonzero(near)
         x[idx] = pool[rng.integers(0, len(pool), len(idx))]
@@ -71,8 +82,12 @@ def golden(cfg, x, w) -> dict:
 
     xt, wt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(w.astype(np.int64))
     res = reuse_layer(xt, wt, **cfg.golden_kwargs())
-    return {"hit": res.trace.hit.numpy().astype(np.int64), "entry": res.trace.entry.numpy().astype(np.int64),
-            "acc": res.acc.numpy(), "base": exact_matmul(xt, wt).numpy()}
+    return {
+        "hit": res.trace.hit.numpy().astype(np.int64),
+        "entry": res.trace.entry.numpy().astype(np.int64),
+        "acc": res.acc.numpy(),
+        "base": exact_matmul(xt, wt).numpy(),
+    }
 
 
 def layer_rng(seed: int, index: int) -> np.random.Generator:
@@ -89,9 +104,20 @@ def soak(seed: int, target: int, start: int, max_layers: int | None, jobs: int) 
     cfgs = configs()
     t0 = time.monotonic()
     sims = [build("verilator", cfg, log=print) for cfg in cfgs]
-    print(f"simulators ready in {time.monotonic() - t0:.0f} s: {', '.join(str(s.folder) for s in sims)}")
+    print(
+        f"simulators ready in {time.monotonic() - t0:.0f} s: "
+        f"{', '.join(str(s.folder) for s in sims)}"
+    )
     WORK.mkdir(parents=True, exist_ok=True)
-    stats = {"layers": 0, "vectors": 0, "hits": 0, "results": 0, "cycles": 0, "stalled_layers": 0, "blocks": 0}
+    stats = {
+        "layers": 0,
+        "vectors": 0,
+        "hits": 0,
+        "results": 0,
+        "cycles": 0,
+        "stalled_layers": 0,
+        "blocks": 0,
+    }
     failure = None
 
     def one(index: int):
@@ -113,8 +139,11 @@ def soak(seed: int, target: int, start: int, max_layers: int | None, jobs: int) 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         pending = []
         while failure is None and (stats["vectors"] < target or pending):
-            while (len(pending) < 2 * jobs and stats["vectors"] + sum(p[1] for p in pending) < target
-                   and (max_layers is None or index < start + max_layers)):
+            while (
+                len(pending) < 2 * jobs
+                and stats["vectors"] + sum(p[1] for p in pending) < target
+                and (max_layers is None or index < start + max_layers)
+            ):
                 v = len(random_layer(layer_rng(seed, index), cfgs[index % len(cfgs)])[0])
                 pending.append((pool.submit(one, index), v))
                 index += 1
@@ -140,25 +169,38 @@ def soak(seed: int, target: int, start: int, max_layers: int | None, jobs: int) 
             fut.cancel()
     bar.close()
     secs = time.monotonic() - t0
-    print(f"seed {seed}: {stats['layers']} layers, {stats['vectors']} vectors ({stats['hits']} hits), "
-          f"{stats['results']} result beats checked, {stats['blocks']} blocks (MCACHE flushes), "
-          f"{stats['stalled_layers']} layers with stalls, {stats['cycles']} simulated cycles, {secs:.0f} s")
+    print(
+        f"seed {seed}: {stats['layers']} layers, {stats['vectors']} vectors "
+        f"({stats['hits']} hits), "
+        f"{stats['results']} result beats checked, {stats['blocks']} blocks (MCACHE flushes), "
+        f"{stats['stalled_layers']} layers with stalls, {stats['cycles']} simulated cycles, "
+        f"{secs:.0f} s"
+    )
     if failure is not None:
         i, cfg, x, w, stall, mm = failure
         what = mm if isinstance(mm, str) else mm.line(WORK / f"{seed}-{i}")
-        print(f"MISMATCH in layer {i} (policy {cfg.policy}, V={x.shape[0]}, L={x.shape[1]}, K={w.shape[0]}, "
-              f"stall {stall} %): {what}")
-        print(f"files kept in {WORK / f'{seed}-{i}'}; replay: python tb/tools/soak.py --seed {seed} "
-              f"--start {i} --layers 1")
+        print(
+            f"MISMATCH in layer {i} (policy {cfg.policy}, V={x.shape[0]}, L={x.shape[1]}, "
+            f"K={w.shape[0]}, "
+            f"stall {stall} %): {what}"
+        )
+        print(
+            f"files kept in {WORK / f'{seed}-{i}'}; replay: python tb/tools/soak.py --seed {seed} "
+            f"--start {i} --layers 1"
+        )
         return 1
     print("0 mismatches")
     return 0
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Random soak of mercury_core on Verilator against the golden model.")
+    ap = argparse.ArgumentParser(
+        description="Random soak of mercury_core on Verilator against the golden model."
+    )
     ap.add_argument("--seed", type=int, default=None, help="run seed (default: random, printed)")
-    ap.add_argument("--vectors", type=int, default=1_000_000, help="vectors to run (default 1,000,000)")
+    ap.add_argument(
+        "--vectors", type=int, default=1_000_000, help="vectors to run (default 1,000,000)"
+    )
     ap.add_argument("--start", type=int, default=0, help="first layer index (to replay one layer)")
     ap.add_argument("--layers", type=int, default=None, help="at most this many layers")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="simulations in parallel")
