@@ -318,11 +318,11 @@ def nan_weights(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", ["hitmaps", "dump-vectors"])
+@pytest.mark.parametrize("name", ["hitmaps", "dump-vectors", "sim"])
 def test_weights_with_nan_refused(name, nan_weights, tmp_path, capsys):
     out = tmp_path / "o"
-    rc, err = run_main([name, "--layers", "1", "--weights", str(nan_weights), "--out", str(out)],
-                       capsys)
+    rc, err = run_main([name, "--layers", "1", "--weights", str(nan_weights), "--out", str(out),
+                        *(["--limit", "4"] if name == "sim" else [])], capsys)
     assert_one_line_error(rc, err, 2, "nan")
     assert tree(tmp_path) == {}
 
