@@ -125,7 +125,8 @@ def check_writable(out, flag: str = "--out", *, command: str | None = None,
         raise UserError(f"{flag} {out}: {base} is a file, not a folder; allowed: a path whose "
                         f"parents are folders")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".mercury-hw-probe.", dir=base))
+        with deferred_signals():  # the probe never outlives this line
+            os.rmdir(tempfile.mkdtemp(prefix=".mercury-hw-probe.", dir=base))
     except OSError as exc:
         raise UserError(f"{flag} {out}: cannot write in {base}: {exc.strerror or exc}; "
                         f"allowed: a path in a folder you may write") from None
