@@ -152,7 +152,7 @@ def deferred_signals() -> Iterator[None]:
         yield
     finally:
         for s, handler in old.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
         if got:
             handler = old[got[0]]
             if callable(handler):

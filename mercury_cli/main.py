@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if previous is not None:  # an in-process caller (the tests) gets its handler back
+            # (None from signal.signal would mean a handler set outside Python: keep ours)
             signal.signal(signal.SIGTERM, previous)
 
 
