@@ -125,7 +125,8 @@ def check_writable(out, flag: str = "--out", *, command: str | None = None,
         raise UserError(f"{flag} {out}: {base} is a file, not a folder; allowed: a path whose "
                         f"parents are folders")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".mercury-hw-probe.", dir=base))
+        with deferred_signals():  # the probe never outlives this line
+            os.rmdir(tempfile.mkdtemp(prefix=".mercury-hw-probe.", dir=base))
     except OSError as exc:
         raise UserError(f"{flag} {out}: cannot write in {base}: {exc.strerror or exc}; "
                         f"allowed: a path in a folder you may write") from None
@@ -135,17 +136,29 @@ def check_writable(out, flag: str = "--out", *, command: str | None = None,
 
 @contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back (main thread) until the block ends: a few renames that must
-    not be cut in half. A signal that arrives meanwhile is delivered right after."""
+    """Hold SIGINT and SIGTERM back until the block ends: a few file operations that must not be
+    cut in half. A signal that arrives meanwhile is recorded (Python-level handlers: this works
+    whichever thread the kernel delivers it to) and handed to the previous handler right after.
+    Outside the main thread this does nothing (signals are handled in the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    got: list[int] = []
+
+    def record(signum, frame) -> None:
+        got.append(signum)
+    old = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if got:
+            handler = old[got[0]]
+            if callable(handler):
+                handler(got[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), got[0])
 
 
 def remove_tree(path: Path) -> None:

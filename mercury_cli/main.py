@@ -75,14 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit code (0 ok, 1 the command's own failure, 2 bad input, 130
     interrupted)."""
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (an embedding caller): leave its handlers alone
-        pass
+        previous = None
     try:
         return _main(argv)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:  # an in-process caller (the tests) gets its handler back
+            # (None from signal.signal would mean a handler set outside Python: keep ours)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None) -> int:

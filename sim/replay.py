@@ -409,6 +409,10 @@ def replay(
     )
     check_replaceable(out)
     _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
+    if weights is not None:  # a bad weights file (nan, wrong keys) must not cost a build either
+        from golden.network import build
+
+        build(model, weights, model_seed)  # kept for the golden dump (golden.network._MODELS)
     dump = dict(model_name=model, formation=formation, layers=layers, limit=limit, images=images,
                 batch=batch, weights=weights, model_seed=model_seed)
     # Everything goes to a temporary sibling of ``out``, renamed into place at the end (a match

@@ -318,11 +318,11 @@ def nan_weights(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", ["hitmaps", "dump-vectors"])
+@pytest.mark.parametrize("name", ["hitmaps", "dump-vectors", "sim"])
 def test_weights_with_nan_refused(name, nan_weights, tmp_path, capsys):
     out = tmp_path / "o"
-    rc, err = run_main([name, "--layers", "1", "--weights", str(nan_weights), "--out", str(out)],
-                       capsys)
+    rc, err = run_main([name, "--layers", "1", "--weights", str(nan_weights), "--out", str(out),
+                        *(["--limit", "4"] if name == "sim" else [])], capsys)
     assert_one_line_error(rc, err, 2, "nan")
     assert tree(tmp_path) == {}
 
@@ -442,12 +442,15 @@ def test_signal_leaves_previous_output_or_nothing(sig, moment, delay, fresh, ear
     if not fresh:
         shutil.copytree(src, out)
     rc, err, sent = _interrupt(HITMAPS, out, sig, moment, delay)
-    print(f"signal {sig} {delay} s after {moment}: sent {sent}, exit {rc}")
+    print(f"signal {sig} {delay} s after {moment}: sent {sent}, exit {rc}, stderr {err!r}")
     state = tree(out)
     if rc == 0:
         assert state == before
     else:
         assert sent
-        assert_one_line_error(rc, err, 130, "interrupted")
+        # 130 from main(); or the process ends by SIGINT after main() returned (the shell shows
+        # 130 too): CPython re-raises SIGINT at exit when a KeyboardInterrupt once crossed C code
+        # that ran Python through PyRun_* (torch does), even though main() handled it.
+        assert_one_line_error(130 if rc == -signal.SIGINT else rc, err, 130, "interrupted")
         assert state == (None if fresh else before), err
     assert leftovers(tmp_path, out.name) == []
