@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hitmap-report": ("golden.cmd_report", "summarise and check hitmap CSV files (seed format)"),
     "compare": ("golden.cmd_compare", "compare two hitmap files or directories"),
     "dump-vectors": ("golden.cmd_dump", "write layers' quantized vectors, weights and golden results for RTL replay"),
+    "evaluate": ("mercury_cli.evaluate", "accuracy and modelled speedup of propagating reuse, beside the ceiling"),
+    "tune": ("mercury_cli.tune", "search per-layer reuse settings on the validation split; write a policy JSON"),
     "verilog": ("mercury_hw.gen", "generate rtl/*.v from the Amaranth design"),
     "lint": ("mercury_hw.lint", "run verilator --lint-only -Wall on the generated Verilog"),
     "synth": ("mercury_hw.synth", "FPGA synthesis and place-and-route estimates (yosys + nextpnr-ecp5)"),
