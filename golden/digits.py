@@ -65,9 +65,9 @@ NUM_CLASSES = 10
 RECIPE_VERSION = 1  # bump when the training code changes what it produces
 
 DIGITS_MODELS: dict[str, dict] = dict(zip(DIGITS_MODEL_NAMES, (
-    dict(blocks=(2, 2, 2, 2), widths=(16, 32, 64, 128), epochs=30, lr=0.1, batch=64, weight_decay=5e-4, seed=0,
+    dict(blocks=(2, 2, 2, 2), widths=(16, 32, 64, 128), epochs=15, lr=0.1, batch=64, weight_decay=5e-4, seed=0,
          threads=1),
-    dict(blocks=(3, 3, 3), widths=(16, 32, 64), epochs=30, lr=0.1, batch=64, weight_decay=5e-4, seed=0, threads=1),
+    dict(blocks=(3, 3, 3), widths=(16, 32, 64), epochs=15, lr=0.1, batch=64, weight_decay=5e-4, seed=0, threads=1),
 ), strict=True))
 """The built-in trained models (resnet18-digits, resnet20-digits) and their training recipes."""
 

@@ -143,17 +143,19 @@ def _layer_rows(convs, settings, mercury: NetResult, sig_bits: int, oracle: NetR
 def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor, *, golden_kwargs: dict,
              lanes: int, pes: int, settings: list[LayerSetting] | None = None, batch: int = 1,
              ceiling: bool = False, window: int = 256, tolerance: float = 0.5, taus=TAUS,
-             progress: bool = True) -> dict:
+             sweep: list[int] | None = None, progress: bool = True) -> dict:
     """Float, exact int8 and MERCURY (``settings``) on the same images; the ceiling when asked.
 
+    ``sweep``: signature lengths s to run with every conv on at s (the Pareto points).
     Returns the report dictionary (keys: ``images``, ``batch``, ``float``, ``exact``, ``reuse``,
-    ``layers``, and ``ceiling`` when ``ceiling``); accuracies in percent, changes in
-    percentage points against the exact int8 model.
+    ``layers``, ``ceiling`` when ``ceiling``, ``sweep`` when ``sweep``); accuracies in percent,
+    changes in percentage points against the exact int8 model.
     """
     from tqdm import tqdm
 
     n = len(images)
-    runs = 2 + (len(taus) if ceiling else 0)
+    sweep = list(sweep or [])
+    runs = 2 + (len(taus) if ceiling else 0) + len(sweep)
     with tqdm(total=(runs + 1) * n, desc="evaluate", unit="img", disable=None if progress else True,
               leave=False) as bar:
         flt = net_result(model, convs, images, None, batch=batch, progress=bar)
@@ -161,6 +163,9 @@ def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor
                           progress=bar)
         reuse = mercury_run(model, convs, images, settings, golden_kwargs=golden_kwargs, lanes=lanes, pes=pes,
                             batch=batch, progress=bar)
+        sweep_runs = [(s, mercury_run(model, convs, images, [LayerSetting(True, s)] * len(convs),
+                                      golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch, progress=bar))
+                      for s in sweep]
         oracle = None
         if ceiling:
             tau, oracle, tau_rows = search_tau(model, convs, images, labels, exact, tolerance=tolerance,
@@ -175,6 +180,11 @@ def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor
                    top5_change=reuse.top5(labels) - base5, agreement=reuse.agreement(exact), **reuse.totals()),
         layers=_layer_rows(convs, settings, reuse, golden_kwargs["sig_bits"], oracle),
     )
+    if sweep:
+        report["sweep"] = [dict(sig_len=s, top1=r.top1(labels), top1_change=r.top1(labels) - base1,
+                                agreement=r.agreement(exact), hit_rate=r.totals()["hit_rate"],
+                                macs_skipped_fraction=r.totals()["macs_skipped_fraction"], speedup=r.totals()["speedup"])
+                           for s, r in sweep_runs]
     if ceiling:
         report["ceiling"] = dict(window=window, tau=tau, tolerance=tolerance, top1=oracle.top1(labels),
                                  top1_change=oracle.top1(labels) - base1, agreement=oracle.agreement(exact),

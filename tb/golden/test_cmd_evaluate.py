@@ -49,7 +49,7 @@ def _eval(capsys, *args):
 def test_evaluate_digits(tmp_path, weights, capsys):
     out = tmp_path / "ev"
     common = ["--model", "resnet20-digits", "--weights", str(weights), "--count", str(COUNT), "--batch", "3"]
-    code, text, err = _eval(capsys, *common, "--ceiling", "--out", str(out))
+    code, text, err = _eval(capsys, *common, "--ceiling", "--sig-lens", "8,16", "--out", str(out))
     assert code == 0, err
     rep = json.loads((out / "report.json").read_text())
     assert rep["mercury-hw"] == "evaluate" and rep["images"] == COUNT and len(rep["layers"]) == 21
@@ -60,10 +60,11 @@ def test_evaluate_digits(tmp_path, weights, capsys):
     assert r["baseline_cycles"] == sum(L["baseline_cycles"] for L in rep["layers"])
     assert r["speedup"] == r["baseline_cycles"] / r["reuse_cycles"] >= 1.0
     assert c["tau"] in [t["tau"] for t in c["taus"] if t["within_tolerance"]]
+    assert [w["sig_len"] for w in rep["sweep"]] == [8, 16] and rep["sweep"][1]["speedup"] == r["speedup"]
     assert "modelled speedup" in text
     # same arguments, same bytes (deterministic); an earlier report folder is replaced
     first = (out / "report.json").read_bytes()
-    assert _eval(capsys, *common, "--ceiling", "--out", str(out))[0] == 0
+    assert _eval(capsys, *common, "--ceiling", "--sig-lens", "8,16", "--out", str(out))[0] == 0
     assert (out / "report.json").read_bytes() == first
     # reuse off everywhere through a policy equals the exact int8 model
     pol = tmp_path / "off.json"
