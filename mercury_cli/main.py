@@ -44,6 +44,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replay real ResNet layers through the RTL and compare with the golden model",
     ),
     "bench": ("mercury_cli.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
+    "evaluate": (
+        "mercury_cli.evaluate",
+        "exact vs reuse (errors propagate) on a trained model: accuracy, hit rates, speedup, ceiling",
+    ),
+    "tune": (
+        "mercury_cli.tune",
+        "search per-layer reuse settings for the best speedup within a top-1 tolerance (validation)",
+    ),
     "sweep": (
         "mercury_cli.sweep",
         "design-space sweep: area, Fmax, hit rate, cycles per configuration (Dask)",
