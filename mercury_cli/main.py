@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replay real ResNet layers through the RTL and compare with the golden model",
     ),
     "bench": ("mercury_cli.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
+    "train": (
+        "mercury_cli.train",
+        "train a digits ResNet exactly and with MERCURY reuse in every pass; report both",
+    ),
 }
 
 
