@@ -261,10 +261,11 @@ def _train_epoch(run: _Run, data, hardware: dict, bar) -> tuple[float, list[Laye
             loss.backward()
             run.opt.step()
             run.sched.step()
-            total += float(loss) * len(idx)
+            value = loss.item()
+            total += value * len(idx)
             seen += len(idx)
             bar.update(1)
-            bar.set_postfix(run=run.name, epoch=run.epoch + 1, loss=f"{float(loss):.3f}")
+            bar.set_postfix(run=run.name, epoch=run.epoch + 1, loss=f"{value:.3f}")
     return total / max(seen, 1), counts
 
 

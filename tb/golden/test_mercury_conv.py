@@ -17,7 +17,7 @@ GEOMS = [dict(stride=1, padding=1, dilation=1), dict(stride=2, padding=1, dilati
          dict(stride=1, padding=0, dilation=2)]
 
 
-def _inputs(seed, n=2, c=3, h=7, k=5, r=3, blocky=True):
+def _inputs(seed, n=2, c=3, h=7, k=12, r=3, blocky=True):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, c, h, h, generator=g)
     if blocky:  # constant regions: identical window vectors, real MCACHE hits
