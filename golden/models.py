@@ -80,6 +80,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "CALIBRATION_IMAGES",
+    "DIGITS_MODEL_NAMES",
     "MODEL_NAMES",
     "ResNet",
     "build_model",
@@ -89,7 +90,10 @@ __all__ = [
 ]
 
 MODEL_NAMES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
-"""The model names :func:`build_model` accepts."""
+"""The ImageNet model names :func:`build_model` accepts."""
+
+DIGITS_MODEL_NAMES: tuple[str, ...] = ("resnet18-digits", "resnet20-digits")
+"""Trained CIFAR-style ResNets on scikit-learn's digits (:mod:`golden.digits`), also built by :func:`build_model`."""
 
 CALIBRATION_IMAGES = 8
 """How many bundled images the BatchNorm calibration pass of random weights uses."""
@@ -370,9 +374,19 @@ def build_model(
     UserError
         Unknown ``name``, or a ``weights`` file that is missing, not a torch checkpoint, or does
         not match the model.
+
+    A name of :data:`DIGITS_MODEL_NAMES` gives that trained network (trained and cached at first
+    use, :func:`golden.digits.trained_model`; ``seed`` and ``calibrate`` do not apply); its
+    accuracies are in the model's ``trained_info`` attribute.
     """
+    if name in DIGITS_MODEL_NAMES:
+        from golden.digits import build_digits_model  # it imports this module
+
+        model, info = build_digits_model(name, weights)
+        model.trained_info = info
+        return model
     if name not in _ARCH:
-        raise UserError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
+        raise UserError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES + DIGITS_MODEL_NAMES)}")
     block, layers = _ARCH[name]
     # On the meta device the stock initialisers draw nothing from the global RNG.
     with torch.device("meta"):

@@ -28,6 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mercury_cli.dump_vectors",
         "write layers' quantized vectors, weights and golden results for RTL replay",
     ),
+    "evaluate": (
+        "mercury_cli.evaluate",
+        "accuracy and modelled speedup of propagating reuse, beside the ceiling",
+    ),
+    "tune": (
+        "mercury_cli.tune",
+        "search per-layer reuse settings on the validation split; write a policy JSON",
+    ),
     "verilog": ("mercury_cli.verilog", "generate rtl/*.v from the Amaranth design"),
     "lint": ("mercury_cli.lint", "run verilator --lint-only -Wall on the generated Verilog"),
     "synth": (

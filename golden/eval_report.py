@@ -1,0 +1,166 @@
+"""Writing the evaluate/tune reports: report.json, report.md, report.png, into a folder atomically.
+
+The folder is built under a temporary name beside ``out`` and renamed into place at the end (an
+earlier folder this tool wrote is replaced; anything else non-empty is refused), so a failed run
+leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from golden.errors import UserError
+
+__all__ = ["TOOL_KEY", "check_out", "output_folder", "write_json", "render_markdown", "plot_report", "write_report"]
+
+TOOL_KEY = "mercury-hw"  # report.json key naming the command that wrote a folder
+REPORT = "report.json"
+
+
+def _ours(out: Path) -> bool:
+    try:
+        return TOOL_KEY in json.loads((out / REPORT).read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def check_out(out: str | Path) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder this tool did not write."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder; allowed: a new path or an earlier report folder")
+    if out.is_dir() and any(out.iterdir()) and not _ours(out):
+        raise UserError(f"--out {out} is a non-empty folder without a {TOOL_KEY} {REPORT}; allowed: a new path, "
+                        f"an empty folder, or an earlier report folder (which is replaced)")
+
+
+@contextlib.contextmanager
+def output_folder(out: str | Path):
+    """Yield a temporary folder beside ``out``; on success it becomes ``out``, on error it is removed."""
+    out = Path(out)
+    check_out(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "previous")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.2f}%"
+
+
+def _pp(v) -> str:
+    return "-" if v is None else f"{v:+.2f} pp"
+
+
+def render_markdown(report: dict, title: str) -> str:
+    """The human-readable report: summary table (exact, reuse, ceiling side by side), then per layer."""
+    r, e = report["reuse"], report["exact"]
+    c = report.get("ceiling")
+    lines = [f"# {title}", ""]
+    for k in ("command", "model", "data", "weights", "policy", "config"):
+        if k in report and report[k] is not None:
+            v = report[k]
+            lines.append(f"- {k}: `{json.dumps(v) if isinstance(v, dict) else v}`")
+    lines += [f"- images: {report['images']}, batch {report['batch']} (one layer call per batch)", "",
+              "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits | modelled speedup |",
+              "|---|---:|---:|---:|---:|---:|---:|",
+              f"| float32 | {_pct(report['float']['top1'])} | {_pct(report['float']['top5'])} | | | | |",
+              f"| exact int8 (reuse off) | {_pct(e['top1'])} | {_pct(e['top5'])} | 0 | 100% | 0% | 1.000x |",
+              f"| MERCURY | {_pct(r['top1'])} | {_pct(r['top5'])} | {_pp(r['top1_change'])} | {_pct(r['agreement'])} | "
+              f"{_pct(100 * r['macs_skipped_fraction'])} | {r['speedup']:.3f}x |"]
+    if c:
+        lines.append(f"| ceiling (oracle, tau {c['tau']:g}, window {c['window']}) | {_pct(c['top1'])} | | "
+                     f"{_pp(c['top1_change'])} | {_pct(c['agreement'])} | {_pct(100 * c['macs_skipped_fraction'])} | "
+                     f"{c['speedup']:.3f}x |")
+        gap = (r["speedup"] - 1) / (c["speedup"] - 1) if c["speedup"] > 1 else None
+        lines += ["", f"MERCURY reaches {r['speedup']:.3f}x of a ceiling of {c['speedup']:.3f}x at "
+                  f"{c['tolerance']:g} pp tolerance" + (f" ({100 * gap:.0f}% of the ceiling's gain)." if gap is not None else "."),
+                  "", "Ceiling search (oracle over the previous window vectors, relative distance tau):", "",
+                  "| tau | top-1 | change | agreement | hit rate | speedup | within tolerance |", "|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} | {_pct(t['agreement'])} | "
+                  f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x | {'yes' if t['within_tolerance'] else 'no'} |"
+                  for t in c["taus"]]
+    lines += ["", "Per layer (modelled cycles: docs/spec.md 9.4):", "",
+              "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped | baseline cycles | cycles | speedup |"
+              + (" ceiling hit rate | ceiling speedup |" if c else ""),
+              "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if c else "")]
+    for L in report["layers"]:
+        row = (f"| {L['layer']} | {L['name']} | {L['L']} | {L['K']} | {L['vectors']} | {'on' if L['reuse'] else 'off'} | "
+               f"{L['sig_len'] if L['sig_len'] is not None else '-'} | {_pct(100 * L['hit_rate'])} | {L['macs_skipped']:,} | "
+               f"{L['baseline_cycles']:,} | {L['reuse_cycles']:,} | {L['speedup']:.3f}x |")
+        if c:
+            row += f" {_pct(100 * L['ceiling_hit_rate'])} | {L['ceiling_speedup']:.3f}x |"
+        lines.append(row)
+    lines.append(f"| all | | | | {r['vectors']} | | | {_pct(100 * r['hit_rate'])} | {r['macs_skipped']:,} | "
+                 f"{r['baseline_cycles']:,} | {r['reuse_cycles']:,} | {r['speedup']:.3f}x |"
+                 + (f" {_pct(100 * c['hit_rate'])} | {c['speedup']:.3f}x |" if c else ""))
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: dict, path: Path, title: str) -> None:
+    """report.png: per-layer hit rate and speedup (MERCURY beside the ceiling), and the network summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = report["layers"]
+    c = report.get("ceiling")
+    x = list(range(len(layers)))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 3, 2]})
+    w = 0.4 if c else 0.8
+    axes[0].bar([i - (w / 2 if c else 0) for i in x], [100 * L["hit_rate"] for L in layers], w, label="MERCURY")
+    axes[1].bar([i - (w / 2 if c else 0) for i in x], [L["speedup"] for L in layers], w, label="MERCURY")
+    if c:
+        axes[0].bar([i + w / 2 for i in x], [100 * L["ceiling_hit_rate"] for L in layers], w, label=f"ceiling (tau {c['tau']:g})")
+        axes[1].bar([i + w / 2 for i in x], [L["ceiling_speedup"] for L in layers], w, label=f"ceiling (tau {c['tau']:g})")
+    for ax, ylabel in ((axes[0], "hit rate (%)"), (axes[1], "modelled speedup (x)")):
+        ax.set_xticks(x, [L["layer"] for L in layers], rotation=90, fontsize=7)
+        ax.set_xlabel("conv (construction order)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    axes[1].axhline(1.0, color="gray", lw=0.8)
+    pts = [("exact int8", 1.0, report["exact"]["top1"]), ("MERCURY", report["reuse"]["speedup"], report["reuse"]["top1"])]
+    if c:
+        pts.append(("ceiling", c["speedup"], c["top1"]))
+    for name, s, a in pts:
+        axes[2].scatter([s], [a], s=40)
+        axes[2].annotate(name, (s, a), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axes[2].set_xlabel("network modelled speedup (x)")
+    axes[2].set_ylabel("top-1 (%)")
+    axes[2].grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(report: dict, out: Path, command: str, title: str) -> None:
+    """report.json (with ``{"mercury-hw": command}``), report.md and report.png into ``out`` atomically."""
+    with output_folder(out) as tmp:
+        write_json(tmp / REPORT, {TOOL_KEY: command, **report})
+        (tmp / "report.md").write_text(render_markdown(report, title), encoding="utf-8")
+        plot_report(report, tmp / "report.png", title)

@@ -1,0 +1,148 @@
+"""``mercury-hw evaluate``: accuracy and modelled speedup of propagating reuse, beside the ceiling.
+
+Runs the same images through the float network, the exact int8 model (reuse off) and MERCURY
+(docs/spec.md, section 12) with the per-layer settings of ``--reuse-policy`` (section 14) or one
+``--sig-len`` for every layer, and with ``--ceiling`` the oracle of section 15 at the tau its
+search chooses. Writes ``report.json``, ``report.md`` and ``report.png`` to ``--out`` atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from golden.errors import UserError
+
+DEFAULT_MODEL = "resnet18-digits"
+DEFAULT_BATCH = 8
+
+
+def _int0(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
+
+
+def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model --weights --model-seed --data --labels --count --batch --threads and the configuration flags."""
+    from golden.models import DIGITS_MODEL_NAMES, MODEL_NAMES
+    from mercury_hw.config import add_config_arguments
+
+    names = DIGITS_MODEL_NAMES + MODEL_NAMES
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="|".join(names),
+                        help=f"network (default {DEFAULT_MODEL}: trained and cached at first use)")
+    parser.add_argument("--weights", type=Path, metavar="FILE.pth", help="state_dict for the model (strict)")
+    parser.add_argument("--model-seed", type=_int0, default=0, metavar="N",
+                        help="seed of random ImageNet weights when no --weights (default 0)")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="class-per-folder image tree (ImageFolder); default: the digits test split")
+    parser.add_argument("--labels", type=Path, metavar="FILE", help="class names in index order, one a line")
+    parser.add_argument("--count", type=_int0, metavar="N", help="only the first N images")
+    parser.add_argument("--batch", type=_int0, default=DEFAULT_BATCH, metavar="N",
+                        help=f"images per layer call (shared quantization scale and MCACHE; default {DEFAULT_BATCH})")
+    parser.add_argument("--threads", type=_int0, default=1, metavar="N", help="torch threads (default 1)")
+    group = parser.add_argument_group("hardware configuration (docs/spec.md, section 1)")
+    add_config_arguments(group)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_data_arguments(parser)
+    parser.add_argument("--reuse-policy", type=Path, metavar="FILE",
+                        help="per-layer reuse policy JSON (docs/spec.md 14; --policy is the cache replacement)")
+    parser.add_argument("--sig-len", type=_int0, metavar="S", help="signature length s <= --sig-bits for every layer")
+    parser.add_argument("--ceiling", action="store_true", help="also search the oracle ceiling (docs/spec.md 15)")
+    parser.add_argument("--window", type=_int0, default=256, metavar="N", help="ceiling: previous vectors it may reuse (256)")
+    parser.add_argument("--tolerance", type=float, default=0.5, metavar="PP",
+                        help="ceiling: largest top-1 loss in percentage points (default 0.5)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder (replaced atomically)")
+
+
+def prepare(args, split: str = "test"):
+    """Configuration, model, convs, labelled images: shared with ``tune``. Returns a dict."""
+    import torch
+
+    from golden.datasets import default_data, is_digits, load_image_folder
+    from golden.models import build_model, conv_layers
+    from mercury_hw.config import config_from_args
+
+    for flag in ("batch", "threads"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} must be >= 1, not {getattr(args, flag)}")
+    if args.count is not None and args.count < 1:
+        raise UserError(f"--count must be >= 1, not {args.count}")
+    torch.set_num_threads(args.threads)
+    config = config_from_args(args)
+    if args.labels is not None and args.data is None:
+        raise UserError("--labels needs --data")
+    model = build_model(args.model, seed=args.model_seed, weights=args.weights)
+    info = getattr(model, "trained_info", None)
+    if info and "test_top1" in info:
+        print(f"{args.model}: trained weights {info.get('cache')}; float top-1 test {info['test_top1']:.2f}%, "
+              f"val {info['val_top1']:.2f}%, train {info['train_top1']:.2f}%")
+    convs = conv_layers(model)
+    if args.data is not None:
+        data = load_image_folder(args.data, args.model, model.fc.out_features, args.labels)
+    else:
+        data = default_data(args.model, split)
+    data = data.head(args.count)
+    expect = (1, 16, 16) if is_digits(args.model) else (3, 224, 224)
+    assert tuple(data.images.shape[1:]) == expect
+    return dict(config=config, model=model, convs=convs, data=data, info=info)
+
+
+def settings_from_args(args, convs, config):
+    """Per-conv settings from --reuse-policy or --sig-len (None: reuse on, s = S everywhere)."""
+    from golden.policy import load_policy
+    from golden.reuse_net import LayerSetting
+
+    if args.reuse_policy is not None and args.sig_len is not None:
+        raise UserError("--reuse-policy and --sig-len exclude each other; allowed: one of them")
+    if args.sig_len is not None:
+        if not 1 <= args.sig_len <= config.sig_bits:
+            raise UserError(f"--sig-len must be 1..{config.sig_bits} (--sig-bits), not {args.sig_len}")
+        return [LayerSetting(True, args.sig_len)] * len(convs)
+    if args.reuse_policy is not None:
+        pol = load_policy(args.reuse_policy)
+        return pol.settings([n for n, _ in convs], config.sig_bits, args.model,
+                            source=f"policy file {str(args.reuse_policy)!r}")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from golden.eval_report import check_out, write_report
+    from golden.evaluate import evaluate
+
+    if args.window < 1:
+        raise UserError(f"--window must be >= 1, not {args.window}")
+    if not 0 <= args.tolerance <= 100:
+        raise UserError(f"--tolerance must be 0..100 percentage points, not {args.tolerance}")
+    check_out(args.out)  # before the long run
+    p = prepare(args)
+    config, data = p["config"], p["data"]
+    settings = settings_from_args(args, p["convs"], config)
+    print(f"evaluate: {args.model} on {len(data)} images of {data.source}, batch {args.batch}, "
+          f"projection seed {config.seed:#x}")
+    report = evaluate(p["model"], p["convs"], data.images, data.labels, golden_kwargs=config.golden_kwargs(),
+                      lanes=config.lanes, pes=config.pes, settings=settings, batch=args.batch,
+                      ceiling=args.ceiling, window=args.window, tolerance=args.tolerance)
+    meta = dict(command="evaluate", model=args.model, weights=str(args.weights) if args.weights else None,
+                data=data.source, policy=str(args.reuse_policy) if args.reuse_policy else None,
+                sig_len=args.sig_len, config=config.to_dict(), trained=p["info"])
+    report = {**meta, **report}
+    write_report(report, args.out, "evaluate", f"mercury-hw evaluate: {args.model}, {data.source}")
+    print(summary(report))
+    print(f"wrote report.md, report.json and report.png to {args.out}")
+    return 0
+
+
+def summary(report: dict) -> str:
+    """A few lines for the terminal."""
+    e, r, c = report["exact"], report["reuse"], report.get("ceiling")
+    lines = [f"float top-1 {report['float']['top1']:.2f}%   exact int8 top-1 {e['top1']:.2f}% top-5 {e['top5']:.2f}%",
+             f"MERCURY    top-1 {r['top1']:.2f}% ({r['top1_change']:+.2f} pp) top-5 {r['top5']:.2f}%  agreement "
+             f"{r['agreement']:.2f}%  MACs skipped {100 * r['macs_skipped_fraction']:.1f}%  modelled speedup {r['speedup']:.3f}x"]
+    if c:
+        lines.append(f"ceiling    top-1 {c['top1']:.2f}% ({c['top1_change']:+.2f} pp) at tau {c['tau']:g}, window {c['window']}: "
+                     f"modelled speedup {c['speedup']:.3f}x")
+    return "\n".join(lines)
