@@ -20,7 +20,7 @@ owner(v) = o of G[v]`` (the group sums; a miss owns itself):
   spec section 4 (length K), run through the MCACHE (flush every B of them, signature length
   ``dgrad_sig_len``); a hit takes its owner's row of ``Gs @ W^``. This pass is approximate.
 
-The backward arithmetic is float64 (float32 results): the golden model fixes which products are
+The backward arithmetic is float32, as in the float network's training: the golden model fixes which products are
 done and which are reused, not a gradient number format (spec 15.4). Every count is per call and
 per pass, added into a :class:`LayerCounts` the caller owns; cycles follow spec 9.4.
 """
@@ -157,8 +157,9 @@ def _forward_trace(call: _Call, box: list):
 
 
 def _dequantized(t: torch.Tensor) -> torch.Tensor:
+    """``scale * q`` (spec section 2) in float32: the value the forward multiplied."""
     q, scale = hw.quantize_values(t, torch.float64)
-    return q * scale
+    return (q * scale).to(torch.float32)
 
 
 def _wgrad_cycles(hit: torch.Tensor, length: int, k: int, cfg: dict, grouped: bool) -> tuple[int, int]:
@@ -201,20 +202,21 @@ class MercuryConvFunction(torch.autograd.Function):
         call, tr = ctx.call, ctx.trace
         st, cfg, geom = call.settings, call.cfg, call.geom
         n, k, oh, ow = grad_y.shape
-        kernel = tuple(weight.shape[2:])
         v, length = n * oh * ow, weight[0].numel()
-        g = grad_y.detach().to(torch.float64).permute(0, 2, 3, 1).reshape(v, k)
+        g = grad_y.detach().to(torch.float32).permute(0, 2, 3, 1).reshape(v, k)
         owners = torch.nonzero(~tr.hit).squeeze(1)  # miss vectors, in vector order
         gs = torch.zeros_like(g).index_add_(0, tr.owner, g)  # group sums; hit rows stay 0
         counts = LayerCounts() if call.counts is not None else None
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_w = _wgrad(x, kernel, geom, tr, owners, g, gs, st, cfg, counts).reshape(weight.shape)
-            grad_w = grad_w.to(weight.dtype)
+            grad_w = torch.nn.grad.conv2d_weight(_dequantized(x), weight.shape, _as_map(gs, n, oh, ow),
+                                                 **geom).to(weight.dtype)
+            if counts is not None:
+                _count_wgrad(counts, tr, owners, length, k, st, cfg)
         if ctx.needs_input_grad[0]:
-            cols = _dgrad(weight, owners, gs, v, st, cfg, counts)  # (V, L)
-            cols = cols.reshape(n, oh * ow, length).transpose(1, 2)
-            grad_x = F.fold(cols, x.shape[2:], kernel, **geom).to(x.dtype)
+            rows = _dgrad_rows(gs, owners, st, cfg, counts, length)
+            grad_x = torch.nn.grad.conv2d_input(x.shape, _dequantized(weight), _as_map(rows, n, oh, ow),
+                                                **geom).to(x.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(dim=(0, 2, 3))
         if counts is not None:
@@ -222,51 +224,52 @@ class MercuryConvFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-def _wgrad(x, kernel, geom, tr, owners, g, gs, st, cfg, counts):
-    """Spec 15.2: ``sum_o Gs[o]^T X^[o]`` (grouped) or ``sum_v G[v]^T X^[owner(v)]``."""
-    cols = F.unfold(_dequantized(x), kernel, **geom)  # (N, L, P)
-    xv = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (V, L), rows in vector order
-    v, length = xv.shape
-    k = g.shape[1]
+def _as_map(rows: torch.Tensor, n: int, oh: int, ow: int) -> torch.Tensor:
+    """(V, K) rows in vector order -> the (N, K, OH, OW) gradient map."""
+    return rows.reshape(n, oh, ow, -1).permute(0, 3, 1, 2)
+
+
+def _count_wgrad(counts, tr, owners, length, k, st, cfg):
+    """Spec 15.2. The value needs no branch: ``sum_v G[v]^T X^[owner(v)] = sum_v Gs[v]^T X^[v]``
+    (hit rows of Gs are 0), the weight gradient of the map Gs (``conv2d_weight``); the setting
+    only decides whether the core computes V - H grouped products or V expanded ones."""
+    v = len(tr)
     grouped = st.wgrad and st.forward
-    if grouped:
-        dw = gs[owners].t() @ xv[owners]
-    else:
-        dw = g.t() @ xv[tr.owner]
-    if counts is not None:
-        rows = len(owners) if grouped else v
-        base, red = _wgrad_cycles(tr.hit, length, k, cfg, grouped)
-        counts.wgrad.add(PassCounts(vectors=v, hits=v - rows, macs_done=rows * length * k,
-                                    macs_skipped=(v - rows) * length * k, baseline_cycles=base,
-                                    reuse_cycles=red, adds=(v - rows) * k if grouped else 0))
-    return dw
+    rows = len(owners) if grouped else v
+    base, red = _wgrad_cycles(tr.hit, length, k, cfg, grouped)
+    counts.wgrad.add(PassCounts(vectors=v, hits=v - rows, macs_done=rows * length * k,
+                                macs_skipped=(v - rows) * length * k, baseline_cycles=base,
+                                reuse_cycles=red, adds=(v - rows) * k if grouped else 0))
 
 
-def _dgrad(weight, owners, gs, v, st, cfg, counts):
-    """Spec 15.3: rows ``Gs[o] @ W^`` for the owners (reused over their own signatures when
-    ``st.dgrad``), 0 for forward hits; (V, L) float64."""
-    wm = _dequantized(weight).reshape(weight.shape[0], -1)  # (K, L)
-    k, length = wm.shape
-    go = gs[owners]  # (Vo, K)
+def _dgrad_rows(gs, owners, st, cfg, counts, length):
+    """Spec 15.3: the rows whose product with W^ is the input gradient (then col2im, done by
+    ``conv2d_input``): ``Gs[o]`` for owners, ``Gs[owner_d(o)]`` when the input-gradient pass
+    reuses (its own MCACHE trace over the owners' rows), 0 for forward hits. Reusing the row
+    before the product equals reusing the product's result (the product is linear)."""
+    v, k = gs.shape
     vo = len(owners)
+    go = gs[owners]  # (Vo, K)
     if st.dgrad and vo:
         gq, _ = hw.quantize_values(go, torch.float64)
         sigs = hw.signatures(gq, cfg["sig_bits"], cfg["seed"])
         tg = pass_trace(sigs, **_cache_kwargs(cfg), sig_len=st.dgrad_sig_len)
+        rows = torch.zeros_like(gs)
+        rows[owners] = go[tg.owner]
     else:
-        tg = hw.no_reuse_trace(vo)
-    rows = (go @ wm)[tg.owner]  # a hit's row is its owner's; hits' own rows are never used
-    out = torch.zeros(v, length, dtype=torch.float64)
-    out[owners] = rows
+        tg, rows = hw.no_reuse_trace(vo), gs
     if counts is not None:
         done = (vo - tg.hits) * k * length
-        lp = dict(lanes=cfg["lanes"], pes=cfg["pes"], block=cfg["block"])
-        base = hw.layer_ideal_cycles(torch.zeros(v, dtype=torch.bool), k, length, **lp)["baseline"]
-        red = hw.layer_ideal_cycles(tg.hit, k, length, **lp)["reuse"] if vo else 0
+        lp = dict(lanes=cfg["lanes"], pes=cfg["pes"])
+        base = red = 0
+        for b0 in range(0, v, cfg["block"]):
+            base += hw.ideal_cycles(min(cfg["block"], v - b0), 0, k, length, **lp)["baseline"]
+        if vo:
+            red = hw.layer_ideal_cycles(tg.hit, k, length, block=cfg["block"], **lp)["reuse"]
         counts.dgrad.add(PassCounts(vectors=v, hits=v - (vo - tg.hits), macs_done=done,
                                     macs_skipped=v * k * length - done, baseline_cycles=base,
                                     reuse_cycles=red))
-    return out
+    return rows
 
 
 def mercury_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

