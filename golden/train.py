@@ -354,7 +354,7 @@ def run_training(cfg: TrainConfig, out: str | Path, *, fresh: bool = False, prog
     t0 = time.monotonic()
     with _deterministic(cfg.threads):
         bar = tqdm(total=2 * cfg.epochs * steps, desc="training baseline + mercury", unit="step",
-                   disable=None if progress else True)
+                   disable=not progress)
         for name in RUNS:
             run = _Run(name, cfg, steps)
             path = ck / f"{name}.pt"
