@@ -147,7 +147,8 @@ class AdaptivePolicy:
                               f"{o.error:.4f} <= {r.max_error / 2}")
             return "keep", "off; probe does not qualify"
         if o.hit_rate < r.min_hit_rate:
-            return "off", f"hit rate {o.hit_rate:.3f} < {r.min_hit_rate}: cannot pay for its signature pass"
+            return "off", (f"hit rate {o.hit_rate:.3f} < {r.min_hit_rate}: cannot pay for its "
+                           f"signature pass")
         if o.error > r.max_error or stalled:
             why = (f"error {o.error:.4f} > {r.max_error}" if o.error > r.max_error
                    else "loss did not fall")
@@ -176,7 +177,8 @@ class AdaptivePolicy:
         """Per conv: ``[{epoch, reuse, sig_len, action}, ...]`` from the log."""
         h: list[list[dict]] = [[] for _ in self.names]
         for d in self.log:
-            h[d.layer].append(dict(epoch=d.epoch, reuse=d.reuse, sig_len=d.sig_len, action=d.action))
+            h[d.layer].append(dict(epoch=d.epoch, reuse=d.reuse, sig_len=d.sig_len,
+                                   action=d.action))
         return [dict(name=n, states=s) for n, s in zip(self.names, h, strict=True)]
 
     def state_dict(self) -> dict:

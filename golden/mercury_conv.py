@@ -20,9 +20,10 @@ owner(v) = o of G[v]`` (the group sums; a miss owns itself):
   spec section 4 (length K), run through the MCACHE (flush every B of them, signature length
   ``dgrad_sig_len``); a hit takes its owner's row of ``Gs @ W^``. This pass is approximate.
 
-The backward arithmetic is float32, as in the float network's training: the golden model fixes which products are
-done and which are reused, not a gradient number format (spec 15.4). Every count is per call and
-per pass, added into a :class:`LayerCounts` the caller owns; cycles follow spec 9.4.
+The backward arithmetic is float32, as in the float network's training: the golden model fixes
+which products are done and which are reused, not a gradient number format (spec 15.4). Every
+count is per call and per pass, added into a :class:`LayerCounts` the caller owns; cycles follow
+spec 9.4.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 import torch
-import torch.nn.functional as F
 
 from golden import hw
 from golden.reuse_conv import conv_with_trace, pass_trace
@@ -162,7 +162,8 @@ def _dequantized(t: torch.Tensor) -> torch.Tensor:
     return (q * scale).to(torch.float32)
 
 
-def _wgrad_cycles(hit: torch.Tensor, length: int, k: int, cfg: dict, grouped: bool) -> tuple[int, int]:
+def _wgrad_cycles(hit: torch.Tensor, length: int, k: int, cfg: dict,
+                  grouped: bool) -> tuple[int, int]:
     """Spec 15.2 cycles: per forward block, L vectors (columns of X) of length V_b (baseline) or
     V_b - H_b (grouped), K outputs in tiles of M."""
     base = red = 0
@@ -209,14 +210,16 @@ class MercuryConvFunction(torch.autograd.Function):
         counts = LayerCounts() if call.counts is not None else None
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_w = torch.nn.grad.conv2d_weight(_dequantized(x), weight.shape, _as_map(gs, n, oh, ow),
-                                                 **geom).to(weight.dtype)
+            gmap = _as_map(gs, n, oh, ow)
+            grad_w = torch.nn.grad.conv2d_weight(_dequantized(x), weight.shape, gmap, **geom)
+            grad_w = grad_w.to(weight.dtype)
             if counts is not None:
                 _count_wgrad(counts, tr, owners, length, k, st, cfg)
         if ctx.needs_input_grad[0]:
             rows = _dgrad_rows(gs, owners, st, cfg, counts, length)
-            grad_x = torch.nn.grad.conv2d_input(x.shape, _dequantized(weight), _as_map(rows, n, oh, ow),
-                                                **geom).to(x.dtype)
+            rmap = _as_map(rows, n, oh, ow)
+            grad_x = torch.nn.grad.conv2d_input(x.shape, _dequantized(weight), rmap, **geom)
+            grad_x = grad_x.to(x.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(dim=(0, 2, 3))
         if counts is not None:

@@ -113,8 +113,8 @@ class MercuryTraining:
             geom = conv_geometry(conv)
 
             def forward(x, i=i, conv=conv, geom=geom):
-                return mercury_conv2d(x, conv.weight, conv.bias, **geom, settings=self.settings()[i],
-                                      counts=self.counts[i], **self.hw)
+                return mercury_conv2d(x, conv.weight, conv.bias, **geom,
+                                      settings=self.settings()[i], counts=self.counts[i], **self.hw)
             conv.forward = forward
         return self
 
@@ -317,7 +317,8 @@ def _prepare_out(out: Path, cfg: TrainConfig, fresh: bool, log) -> Path:
         except ValueError:
             raise UserError(f"{meta} is unreadable; rerun with --fresh to start over") from None
         if old.get("key") != cfg.key():
-            diff = sorted(k for k in cfg.to_dict() if old.get("config", {}).get(k) != cfg.to_dict()[k])
+            now, was = cfg.to_dict(), old.get("config", {})
+            diff = sorted(k for k in now if was.get(k) != now[k])
             raise UserError(f"--out {out} holds checkpoints of a different run (differs in "
                             f"{', '.join(diff) or 'version'}); allowed: the same options to "
                             f"resume, --fresh to start over, or another --out")
@@ -382,7 +383,8 @@ def _report(cfg: TrainConfig, runs: dict, seconds: float) -> dict:
     for name, run in runs.items():
         rep["runs"][name] = dict(
             history=run.history, final=run.history[-1],
-            layers=[dict(name=n, **c.to_dict()) for n, c in zip(run.names, run.counts, strict=True)],
+            layers=[dict(name=n, **c.to_dict())
+                    for n, c in zip(run.names, run.counts, strict=True)],
             speedup=training_speedup(run.counts))
     m = runs["mercury"]
     if m.policy is not None:

@@ -68,8 +68,8 @@ def _fig_macs(rep: dict) -> bytes:
     x = range(len(layers))
     w = 0.27
     for j, p in enumerate(PASSES):
-        frac = [100.0 * l[p]["macs_skipped"] / max(l[p]["macs_done"] + l[p]["macs_skipped"], 1)
-                for l in layers]
+        frac = [100.0 * c[p]["macs_skipped"] / max(c[p]["macs_done"] + c[p]["macs_skipped"], 1)
+                for c in layers]
         ax.bar([i + (j - 1) * w for i in x], frac, w, label=p)
     ax.set_xticks(list(x), [f"{i + 1:03d}" for i in x], rotation=90, fontsize=7)
     ax.set_xlabel("conv (construction order)")
@@ -112,25 +112,30 @@ def format_markdown(rep: dict) -> str:
              "| | test top-1 (exact) | test top-1 (with reuse) |", "|---|---:|---:|",
              f"| baseline | {_pct(g['baseline_test'])} | "
              f"{_pct(rep['runs']['baseline']['final']['test_reuse'])} |",
-             f"| mercury | {_pct(g['mercury_test_exact'])} | {_pct(g['mercury_test_reuse'])} |", "",
-             f"Gap {g['gap_pp']:+.2f} pp (accuracy goal {'met' if g['accuracy_met'] else 'NOT met'}); "
+             f"| mercury | {_pct(g['mercury_test_exact'])} | "
+             f"{_pct(g['mercury_test_reuse'])} |", "",
+             f"Gap {g['gap_pp']:+.2f} pp (accuracy goal "
+             f"{'met' if g['accuracy_met'] else 'NOT met'}); "
              f"modelled training speedup {g['speedup']:.3f}x (speedup goal "
              f"{'met' if g['speedup_met'] else 'NOT met'}). Per pass: "
-             + ", ".join(f"{p} {v:.3f}x" for p, v in rep["runs"]["mercury"]["speedup"].items()) + ".",
-             ""]
+             + ", ".join(f"{p} {v:.3f}x" for p, v in rep["runs"]["mercury"]["speedup"].items())
+             + ".", ""]
     for name, r in rep["runs"].items():
         lines += [f"## {name}: per epoch", "",
-                  "| epoch | loss | val exact | val reuse | test exact | test reuse | speedup | s |",
+                  "| epoch | loss | val exact | val reuse | test exact | test reuse | speedup "
+                  "| s |",
                   "|---:|---:|---:|---:|---:|---:|---:|---|"]
         for h in r["history"]:
-            s = ",".join(str(v) if on else "-" for v, on in zip(h["sig_len"], h["reuse"], strict=True))
+            s = ",".join(str(v) if on else "-"
+                         for v, on in zip(h["sig_len"], h["reuse"], strict=True))
             lines.append(f"| {h['epoch']} | {h['loss']:.4f} | {_pct(h['val_exact'])} | "
-                         f"{_pct(h['val_reuse'])} | {_pct(h['test_exact'])} | {_pct(h['test_reuse'])} | "
-                         f"{h['speedup']['total']:.3f} | {s} |")
+                         f"{_pct(h['val_reuse'])} | {_pct(h['test_exact'])} | "
+                         f"{_pct(h['test_reuse'])} | {h['speedup']['total']:.3f} | {s} |")
         lines.append("")
     lines += ["## mercury: per layer, whole training", "",
               "| conv | name | fwd hit rate | fwd skipped | wgrad skipped | dgrad skipped | "
-              "fwd speedup | wgrad speedup | dgrad speedup |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "fwd speedup | wgrad speedup | dgrad speedup |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for i, layer in enumerate(rep["runs"]["mercury"]["layers"]):
         cells = [f"{layer[p]['macs_skipped']:,}" for p in PASSES]
         sps = [f"{layer[p]['speedup']:.3f}" for p in PASSES]

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     d, r = TrainConfig(), AdaptiveRule()
     parser.add_argument("--model", default=d.model, metavar="NAME",
-                        help=f"digits network: resnet18-digits or resnet20-digits (default {d.model})")
+                        help="digits network: resnet18-digits or resnet20-digits "
+                        f"(default {d.model})")
     parser.add_argument("--epochs", type=int_arg("epochs"), default=d.epochs, metavar="N",
                         help=f"epochs per run (default {d.epochs})")
     parser.add_argument("--batch", type=int_arg("batch"), default=d.batch, metavar="N",

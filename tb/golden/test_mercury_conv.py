@@ -50,7 +50,8 @@ def _reference(x, w, b, geom, owner):
     wm = _ste(w).reshape(k, -1)
     rows = torch.stack([xv[int(owner[v])] @ wm.t() for v in range(n * p)])
     oh, ow = hw.conv_out_size(x.shape[2], x.shape[3], tuple(w.shape[2:]), **geom)
-    return (rows.reshape(n, oh, ow, k).permute(0, 3, 1, 2) + b.double().reshape(1, -1, 1, 1)).float()
+    y = rows.reshape(n, oh, ow, k).permute(0, 3, 1, 2) + b.double().reshape(1, -1, 1, 1)
+    return y.float()
 
 
 def _grads(fn, x, w, b, gy):
@@ -66,10 +67,11 @@ def test_all_miss_equals_exact(seed, geom):
     counts = LayerCounts()
     y, dx, dw, db = _grads(lambda x, w, b: mercury_conv2d(
         x, w, b, **geom, settings=PassSettings.off(), counts=counts, **HW), x, w, b, gy)
-    ye, _ = reuse_conv2d(x, w, b, **geom, **{k: HW[k] for k in CACHE}, seed=HW["seed"], enabled=False)
+    ye, _ = reuse_conv2d(x, w, b, **geom, **CACHE, seed=HW["seed"], enabled=False)
     assert torch.equal(y, ye)  # the forward is the int8 exact model, bit for bit
     v = y.shape[0] * y.shape[2] * y.shape[3]
-    ry, rdx, rdw, rdb = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(v)), x, w, b, gy)
+    ry, rdx, rdw, rdb = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(v)),
+                               x, w, b, gy)
     assert torch.allclose(y, ry, atol=1e-5)
     for got, want in ((dx, rdx), (dw, rdw), (db, rdb)):
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -131,7 +133,8 @@ def test_dgrad_own_signatures(seed):
     assert counts.dgrad.macs_skipped == tg.hits * k * length
     assert counts.dgrad.reuse_cycles < counts.dgrad.baseline_cycles
     # the weight gradient stays exact
-    _, _, rdw, _ = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(len(tg))), x, w, b, gy)
+    _, _, rdw, _ = _grads(lambda x, w, b: _reference(x, w, b, geom, torch.arange(len(tg))),
+                          x, w, b, gy)
     assert torch.allclose(dw, rdw, rtol=1e-4, atol=1e-4)
 
 

@@ -74,7 +74,8 @@ def test_different_run_in_same_folder_is_refused(short_run):
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--model", "resnet50"], "unknown model 'resnet50'; allowed: resnet18-digits, resnet20-digits"),
+    (["--model", "resnet50"],
+     "unknown model 'resnet50'; allowed: resnet18-digits, resnet20-digits"),
     (["--epochs", "0"], "epochs must be a positive integer, not 0"),
     (["--start-len", "20"], "start signature length must be 8..S = 16 (min length .. S), not 20"),
     (["--dgrad-sig-len", "0"], "input-gradient signature length must be 1..S = 16, not 0"),
