@@ -303,13 +303,7 @@ def _prepare_out(out: Path, cfg: TrainConfig, fresh: bool, log) -> Path:
     if out.is_dir() and any(out.iterdir()) and written_by(out) != "train":
         raise UserError(f"--out {out} was written by `mercury-hw {written_by(out)}`, not train; "
                         f"allowed: a new path, an empty folder or an earlier train folder")
-    out.mkdir(parents=True, exist_ok=True)
-    mark(out, "train")
-    for name in REPORT_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
     ck = out / CHECKPOINTS
-    ck.mkdir(exist_ok=True)
     meta = ck / "config.json"
     if meta.is_file() and not fresh:
         try:
@@ -322,7 +316,13 @@ def _prepare_out(out: Path, cfg: TrainConfig, fresh: bool, log) -> Path:
             raise UserError(f"--out {out} holds checkpoints of a different run (differs in "
                             f"{', '.join(diff) or 'version'}); allowed: the same options to "
                             f"resume, --fresh to start over, or another --out")
-    else:
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "train")
+    for name in REPORT_FILES:  # this folder now holds an unfinished run: no stale result
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    ck.mkdir(exist_ok=True)
+    if fresh or not meta.is_file():
         for f in ck.glob("*.pt"):
             f.unlink()
         _atomic_write(meta, json.dumps(dict(key=cfg.key(), config=cfg.to_dict()), indent=1))

@@ -5,7 +5,8 @@ import pytest
 from golden.adaptive import AdaptivePolicy, AdaptiveRule, LayerObservation
 from golden.errors import UserError
 
-RULE = AdaptiveRule(min_len=14, step=1, min_hit_rate=0.05, max_error=0.1, plateau=0.0,
+RULE = AdaptiveRule(min_len=14, step=1, min_hit_rate=0.05, max_error=0.1, error_growth=100.0,
+                    plateau=0.0,
                     acc_tolerance=0.5, probe_hit_rate=0.1, warmup=1)
 
 
@@ -62,12 +63,23 @@ def test_policy_file_expresses_every_state():
     assert [(s.reuse, s.sig_len) for s in back] == [(True, 15), (False, 16)]
 
 
+def test_error_growth_lengthens():
+    p = AdaptivePolicy(["a"], 16)  # default rule: max error 0.6, growth 0.5, min length 8
+    assert [d.action for d in p.step(0, _obs((0.5, 0.2)), 2.0, 50, 50)] == ["keep"]
+    assert [d.action for d in p.step(1, _obs((0.5, 0.2)), 1.0, 60, 60)] == ["shorten"]
+    d = p.step(2, _obs((0.5, 0.35)), 0.5, 70, 70)[0]
+    assert (d.action, d.reason, d.sig_len) == ("lengthen", "error grew from 0.2000 to 0.3500", 16)
+    d = p.step(3, _obs((0.5, 0.7)), 0.4, 70, 70)[0]
+    assert (d.action, d.reason, d.reuse) == ("off", "error 0.7000 > 0.6 at s = S = 16", False)
+
+
 @pytest.mark.parametrize("kw, msg", [
     (dict(start_len=17), "start signature length must be 8..S = 16 (min length .. S), not 17"),
     (dict(min_len=0), "min signature length must be 1..S = 16, not 0"),
     (dict(min_hit_rate=1.5), "min hit rate must be in [0, 1], not 1.5"),
     (dict(max_error=-1.0), "max error must be finite and >= 0, not -1.0"),
     (dict(warmup=-1), "warm-up epochs must be >= 0, not -1"),
+    (dict(error_growth=float("inf")), "error growth must be finite and >= 0, not inf"),
 ])
 def test_impossible_rules(kw, msg):
     with pytest.raises(UserError) as e:

@@ -71,6 +71,7 @@ def test_different_run_in_same_folder_is_refused(short_run):
     out, _ = short_run
     with pytest.raises(UserError, match="holds checkpoints of a different run \\(differs in lr\\)"):
         gt.run_training(gt.TrainConfig(**dict(SMALL, lr=0.05)), out, progress=False)
+    assert (out / "report.md").is_file()  # a refused run leaves the finished report alone
 
 
 @pytest.mark.parametrize("argv, msg", [
