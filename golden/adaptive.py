@@ -1,4 +1,4 @@
-"""Adaptive signatures: the per-layer policy that tunes reuse during training (docs/spec.md 15.6).
+"""Adaptive signatures: the per-layer policy that tunes reuse during training (docs/spec.md 16.6).
 
 State per conv: forward reuse on/off and the signature length s (1 <= s <= S), exactly the
 per-pass settings of spec section 13 (:class:`golden.reuse_net.LayerSetting`), so every state is

@@ -1,6 +1,6 @@
-"""Training with reuse: the MERCURY convolution as an autograd function (docs/spec.md, section 15).
+"""Training with reuse: the MERCURY convolution as an autograd function (docs/spec.md, section 16).
 
-Forward (spec 15.1): exactly :func:`golden.reuse_conv.reuse_conv2d` (spec section 12): int8
+Forward (spec 16.1): exactly :func:`golden.reuse_conv.reuse_conv2d` (spec section 12): int8
 per-tensor quantization, window vectors, signatures of length s, the MCACHE, a hit takes its
 owner's accumulators. The MCACHE trace (who owns whom) is kept for the backward passes.
 
@@ -10,18 +10,18 @@ the forward multiplied; the quantizers themselves pass gradients unchanged). Wit
 output gradient as V x K rows (vector order of spec section 3) and ``Gs[o] = sum over v with
 owner(v) = o of G[v]`` (the group sums; a miss owns itself):
 
-- **weight gradient** ``dW = sum_v G[v]^T X^[owner(v)] = sum_o Gs[o]^T X^[o]`` (spec 15.2). The
+- **weight gradient** ``dW = sum_v G[v]^T X^[owner(v)] = sum_o Gs[o]^T X^[o]`` (spec 16.2). The
   grouping is exact (a rearrangement of the same sum): reuse on computes one product per group
   (V - H rows), off computes the V products of the expanded sum.
 - **input gradient** ``dX[o] = Gs[o] @ W^`` for owners, 0 for hit vectors (their inputs did not
-  reach the output), then col2im (``F.fold``) onto the input map (spec 15.3): V - H products, the
+  reach the output), then col2im (``F.fold``) onto the input map (spec 16.3): V - H products, the
   forward's hitmap already saves the hits' rows. With input-gradient reuse on, the V - H group
   sums are vectors of their own (length K): quantized per tensor, signed with the projection of
   spec section 4 (length K), run through the MCACHE (flush every B of them, signature length
   ``dgrad_sig_len``); a hit takes its owner's row of ``Gs @ W^``. This pass is approximate.
 
 The backward arithmetic is float32, as in the float network's training: the golden model fixes
-which products are done and which are reused, not a gradient number format (spec 15.4). Every
+which products are done and which are reused, not a gradient number format (spec 16.4). Every
 count is per call and per pass, added into a :class:`LayerCounts` the caller owns; cycles follow
 spec 9.4.
 """
@@ -44,7 +44,7 @@ PASSES = ("forward", "wgrad", "dgrad")
 
 @dataclass(frozen=True)
 class PassSettings:
-    """Per-layer, per-pass run-time settings (spec 15.5), all expressible by the core's ``cmd``.
+    """Per-layer, per-pass run-time settings (spec 16.5), all expressible by the core's ``cmd``.
 
     Members
     -------
@@ -112,7 +112,7 @@ class LayerCounts:
 
 
 def training_speedup(counts: list[LayerCounts]) -> dict:
-    """Modelled training speedup over every conv and pass (spec 15.5): sum of baseline cycles over
+    """Modelled training speedup over every conv and pass (spec 16.5): sum of baseline cycles over
     sum of cycles with reuse, overall and per pass."""
     out = {}
     for p in (*PASSES, "total"):
@@ -164,7 +164,7 @@ def _dequantized(t: torch.Tensor) -> torch.Tensor:
 
 def _wgrad_cycles(hit: torch.Tensor, length: int, k: int, cfg: dict,
                   grouped: bool) -> tuple[int, int]:
-    """Spec 15.2 cycles: per forward block, L vectors (columns of X) of length V_b (baseline) or
+    """Spec 16.2 cycles: per forward block, L vectors (columns of X) of length V_b (baseline) or
     V_b - H_b (grouped), K outputs in tiles of M."""
     base = red = 0
     b = cfg["block"]
@@ -233,7 +233,7 @@ def _as_map(rows: torch.Tensor, n: int, oh: int, ow: int) -> torch.Tensor:
 
 
 def _count_wgrad(counts, tr, owners, length, k, st, cfg):
-    """Spec 15.2. The value needs no branch: ``sum_v G[v]^T X^[owner(v)] = sum_v Gs[v]^T X^[v]``
+    """Spec 16.2. The value needs no branch: ``sum_v G[v]^T X^[owner(v)] = sum_v Gs[v]^T X^[v]``
     (hit rows of Gs are 0), the weight gradient of the map Gs (``conv2d_weight``); the setting
     only decides whether the core computes V - H grouped products or V expanded ones."""
     v = len(tr)
@@ -246,7 +246,7 @@ def _count_wgrad(counts, tr, owners, length, k, st, cfg):
 
 
 def _dgrad_rows(gs, owners, st, cfg, counts, length):
-    """Spec 15.3: the rows whose product with W^ is the input gradient (then col2im, done by
+    """Spec 16.3: the rows whose product with W^ is the input gradient (then col2im, done by
     ``conv2d_input``): ``Gs[o]`` for owners, ``Gs[owner_d(o)]`` when the input-gradient pass
     reuses (its own MCACHE trace over the owners' rows), 0 for forward hits. Reusing the row
     before the product equals reusing the product's result (the product is linear)."""

@@ -1,4 +1,4 @@
-"""The MERCURY convolution with autograd (golden/mercury_conv.py, docs/spec.md section 15)
+"""The MERCURY convolution with autograd (golden/mercury_conv.py, docs/spec.md section 16)
 against naive references: the int8 exact model's straight-through gradients when every vector
 misses, the gradients of the reused computation (gathered rows) with forced hits, and the
 input-gradient reuse over the group sums' own signatures."""
