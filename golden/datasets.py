@@ -3,8 +3,10 @@
 A data folder follows torchvision's ``ImageFolder`` convention: ``DIR/<class>/<image>``, one
 subfolder per class; files ending in :data:`golden.images.IMAGE_SUFFIXES` (any case, not starting
 with ``.``) are taken, folders and files in sorted (Python string) order. Class index = position
-of the folder name in the sorted folder names, or in the ``--labels`` file (one class name a line,
-blank lines ignored) when given; a folder not named in that file is an error.
+of the folder name in the ``--labels`` file (one class name a line, blank lines ignored) when
+given; else in the model's own class names when it has them (the digits models: ``0`` .. ``9``,
+so a folder tree holding only some digits keeps the right indices); else in the sorted folder
+names (torchvision's ``ImageFolder``). A folder not among those names is an error.
 
 Each model chooses its preprocessing: the ImageNet ResNets :func:`golden.images.preprocess`
 (RGB, 224 x 224), the digits models :func:`golden.digits.preprocess_gray` (grayscale, 16 x 16).
@@ -20,7 +22,10 @@ import torch
 from golden.errors import UserError
 from golden.images import IMAGE_SUFFIXES
 
-__all__ = ["LabelledImages", "is_digits", "load_image_folder", "default_data", "read_labels"]
+DIGIT_CLASSES = [str(k) for k in range(10)]
+"""Class names of the digits models, in index order."""
+
+__all__ = ["DIGIT_CLASSES", "LabelledImages", "is_digits", "load_image_folder", "default_data", "read_labels"]
 
 
 class LabelledImages:
@@ -90,11 +95,16 @@ def load_image_folder(root: str | Path, model: str, num_classes: int, labels_fil
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise UserError(f"--data {str(root)!r} has no class subfolder; allowed: DIR/<class>/<image>.png (ImageFolder)")
-    classes = read_labels(labels_file) if labels_file is not None else folders
+    if labels_file is not None:
+        classes, where = read_labels(labels_file), f"--labels {str(labels_file)!r}"
+    elif is_digits(model):
+        classes, where = DIGIT_CLASSES, f"the classes of {model} ({', '.join(DIGIT_CLASSES)})"
+    else:
+        classes, where = folders, ""
     index = {c: i for i, c in enumerate(classes)}
     unknown = [f for f in folders if f not in index]
     if unknown:
-        raise UserError(f"--data folder {unknown[0]!r} is not named in --labels {str(labels_file)!r}")
+        raise UserError(f"--data folder {unknown[0]!r} is not named in {where}")
     if len(classes) > num_classes:
         raise UserError(f"--data has {len(classes)} classes but {model} has {num_classes} outputs; "
                         f"allowed: at most {num_classes} classes")
@@ -120,5 +130,5 @@ def default_data(model: str, split: str = "test") -> LabelledImages:
     from golden.digits import load_split
 
     d = load_split(split)
-    return LabelledImages(d.images, d.labels, [str(k) for k in range(10)],
+    return LabelledImages(d.images, d.labels, DIGIT_CLASSES,
                           [f"digits[{i}]" for i in d.indices.tolist()], source=f"digits {split} split")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-__all__ = ["TOOL_KEY", "check_out", "output_folder", "write_json", "render_markdown", "plot_report", "write_report"]
+__all__ = ["TOOL_KEY", "check_out", "output_folder", "write_json", "render_markdown", "pareto", "plot_report", "write_report"]
 
 TOOL_KEY = "mercury-hw"  # report.json key naming the command that wrote a folder
 REPORT = "report.json"
@@ -103,6 +103,13 @@ def render_markdown(report: dict, title: str) -> str:
         lines += [f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} | {_pct(t['agreement'])} | "
                   f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x | {'yes' if t['within_tolerance'] else 'no'} |"
                   for t in c["taus"]]
+    if report.get("sweep"):
+        lines += ["", "Every conv on at one signature length s:", "",
+                  "| s | top-1 | change | agreement | hit rate | MAC-weighted hits | speedup |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} | {_pct(w['agreement'])} | "
+                  f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} | {w['speedup']:.3f}x |"
+                  for w in report["sweep"]]
     lines += ["", "Per layer (modelled cycles: docs/spec.md 9.4):", "",
               "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped | baseline cycles | cycles | speedup |"
               + (" ceiling hit rate | ceiling speedup |" if c else ""),
@@ -143,19 +150,39 @@ def plot_report(report: dict, path: Path, title: str) -> None:
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
     axes[1].axhline(1.0, color="gray", lw=0.8)
-    pts = [("exact int8", 1.0, report["exact"]["top1"]), ("MERCURY", report["reuse"]["speedup"], report["reuse"]["top1"])]
-    if c:
-        pts.append(("ceiling", c["speedup"], c["top1"]))
-    for name, s, a in pts:
-        axes[2].scatter([s], [a], s=40)
-        axes[2].annotate(name, (s, a), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axes[2].set_xlabel("network modelled speedup (x)")
-    axes[2].set_ylabel("top-1 (%)")
-    axes[2].grid(alpha=0.3)
+    pareto(axes[2], report)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def pareto(ax, report: dict) -> None:
+    """Top-1 change against modelled speedup: this run, the one-length sweep, the ceiling's taus."""
+    ax.scatter([1.0], [0.0], color="black", s=30, zorder=3)
+    ax.annotate("exact int8", (1.0, 0.0), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    if report.get("sweep"):
+        sw = report["sweep"]
+        ax.plot([w["speedup"] for w in sw], [w["top1_change"] for w in sw], "o-", color="tab:blue", ms=4,
+                label="MERCURY, every conv at s")
+        for w in sw:
+            ax.annotate(f"s={w['sig_len']}", (w["speedup"], w["top1_change"]), textcoords="offset points",
+                        xytext=(3, 3), fontsize=7)
+    c = report.get("ceiling")
+    if c:
+        ax.plot([t["speedup"] for t in c["taus"]], [t["top1_change"] for t in c["taus"]], "s--", color="tab:green",
+                ms=4, label=f"ceiling (oracle, window {c['window']})")
+        for t in c["taus"]:
+            ax.annotate(f"{t['tau']:g}", (t["speedup"], t["top1_change"]), textcoords="offset points", xytext=(3, -8),
+                        fontsize=6, color="tab:green")
+    r = report["reuse"]
+    ax.scatter([r["speedup"]], [r["top1_change"]], color="tab:red", marker="*", s=120, zorder=4, label="this run")
+    ax.axhline(-report.get("ceiling", {}).get("tolerance", 0.5), color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("network modelled speedup (x)")
+    ax.set_ylabel("top-1 change vs exact int8 (pp)")
+    ax.set_ylim(bottom=max(ax.get_ylim()[0], -25))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def write_report(report: dict, out: Path, command: str, title: str) -> None:

@@ -17,7 +17,7 @@ from golden.ceiling import oracle_layer_fn
 from golden.reuse_conv import ReuseStats
 from golden.reuse_net import LayerSetting, mercury_layer_fn, run_network
 
-__all__ = ["TAUS", "NetResult", "topk", "net_result", "exact_run", "mercury_run", "oracle_run", "search_tau",
+__all__ = ["TAUS", "NetResult", "acceptable", "topk", "net_result", "exact_run", "mercury_run", "oracle_run", "search_tau",
            "evaluate", "network_totals"]
 
 TAUS = (0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
@@ -72,6 +72,12 @@ def network_totals(stats: list[ReuseStats]) -> dict:
     return d
 
 
+def acceptable(run: NetResult, exact: NetResult, labels: torch.Tensor, tolerance: float) -> bool:
+    """Top-1 loss against ``exact`` <= tolerance pp and at most tolerance % of its predictions changed."""
+    return (exact.top1(labels) - run.top1(labels) <= tolerance + 1e-9
+            and 100.0 - run.agreement(exact) <= tolerance + 1e-9)
+
+
 def net_result(model, convs, images, layer_fn, *, batch: int, progress=None) -> NetResult:
     logits, stats = run_network(model, convs, images, layer_fn, batch=batch, progress=progress)
     return NetResult(logits, stats)
@@ -99,9 +105,9 @@ def oracle_run(model, convs, images, *, tau: float, window: int, block: int, lan
 
 def search_tau(model, convs, images, labels, exact: NetResult, *, tolerance: float, window: int, block: int,
                lanes: int, pes: int, batch: int, taus=TAUS, progress=None) -> tuple[float, NetResult, list[dict]]:
-    """The tau of :data:`TAUS` whose oracle run has the largest modelled speedup with a top-1 loss
-    (against ``exact``) of at most ``tolerance`` percentage points; tau 0 (exact duplicates only,
-    no error) always qualifies. Returns ``(tau, its run, one row per tau tried)``."""
+    """The tau of :data:`TAUS` whose oracle run has the largest modelled speedup among those
+    :func:`acceptable` against ``exact`` (top-1 loss <= ``tolerance`` pp, predictions changed <=
+    ``tolerance`` %); tau 0 always qualifies. Returns ``(tau, its run, one row per tau tried)``."""
     base = exact.top1(labels)
     rows, best = [], None
     for tau in taus:
@@ -110,7 +116,7 @@ def search_tau(model, convs, images, labels, exact: NetResult, *, tolerance: flo
         t = r.totals()
         row = dict(tau=tau, top1=r.top1(labels), top1_change=r.top1(labels) - base, agreement=r.agreement(exact),
                    hit_rate=t["hit_rate"], speedup=t["speedup"])
-        ok = base - row["top1"] <= tolerance + 1e-9 or tau == 0
+        ok = acceptable(r, exact, labels, tolerance) or tau == 0
         row["within_tolerance"] = ok
         rows.append(row)
         if ok and (best is None or row["speedup"] > best[1].totals()["speedup"]):
@@ -137,17 +143,19 @@ def _layer_rows(convs, settings, mercury: NetResult, sig_bits: int, oracle: NetR
 def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor, *, golden_kwargs: dict,
              lanes: int, pes: int, settings: list[LayerSetting] | None = None, batch: int = 1,
              ceiling: bool = False, window: int = 256, tolerance: float = 0.5, taus=TAUS,
-             progress: bool = True) -> dict:
+             sweep: list[int] | None = None, progress: bool = True) -> dict:
     """Float, exact int8 and MERCURY (``settings``) on the same images; the ceiling when asked.
 
+    ``sweep``: signature lengths s to run with every conv on at s (the Pareto points).
     Returns the report dictionary (keys: ``images``, ``batch``, ``float``, ``exact``, ``reuse``,
-    ``layers``, and ``ceiling`` when ``ceiling``); accuracies in percent, changes in
-    percentage points against the exact int8 model.
+    ``layers``, ``ceiling`` when ``ceiling``, ``sweep`` when ``sweep``); accuracies in percent,
+    changes in percentage points against the exact int8 model.
     """
     from tqdm import tqdm
 
     n = len(images)
-    runs = 2 + (len(taus) if ceiling else 0)
+    sweep = list(sweep or [])
+    runs = 2 + (len(taus) if ceiling else 0) + len(sweep)
     with tqdm(total=(runs + 1) * n, desc="evaluate", unit="img", disable=None if progress else True,
               leave=False) as bar:
         flt = net_result(model, convs, images, None, batch=batch, progress=bar)
@@ -155,6 +163,9 @@ def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor
                           progress=bar)
         reuse = mercury_run(model, convs, images, settings, golden_kwargs=golden_kwargs, lanes=lanes, pes=pes,
                             batch=batch, progress=bar)
+        sweep_runs = [(s, mercury_run(model, convs, images, [LayerSetting(True, s)] * len(convs),
+                                      golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch, progress=bar))
+                      for s in sweep]
         oracle = None
         if ceiling:
             tau, oracle, tau_rows = search_tau(model, convs, images, labels, exact, tolerance=tolerance,
@@ -169,6 +180,11 @@ def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor
                    top5_change=reuse.top5(labels) - base5, agreement=reuse.agreement(exact), **reuse.totals()),
         layers=_layer_rows(convs, settings, reuse, golden_kwargs["sig_bits"], oracle),
     )
+    if sweep:
+        report["sweep"] = [dict(sig_len=s, top1=r.top1(labels), top1_change=r.top1(labels) - base1,
+                                agreement=r.agreement(exact), hit_rate=r.totals()["hit_rate"],
+                                macs_skipped_fraction=r.totals()["macs_skipped_fraction"], speedup=r.totals()["speedup"])
+                           for s, r in sweep_runs]
     if ceiling:
         report["ceiling"] = dict(window=window, tau=tau, tolerance=tolerance, top1=oracle.top1(labels),
                                  top1_change=oracle.top1(labels) - base1, agreement=oracle.agreement(exact),

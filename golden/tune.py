@@ -26,17 +26,11 @@ from dataclasses import dataclass, field
 import torch
 
 from golden import hw
-from golden.evaluate import NetResult, exact_run, mercury_run
+from golden.evaluate import NetResult, acceptable, exact_run, mercury_run
 from golden.reuse_conv import conv_with_trace, pass_trace
 from golden.reuse_net import LayerSetting, Propagate, conv_geometry
 
 __all__ = ["acceptable", "default_candidates", "layer_gains", "tune", "TuneResult"]
-
-
-def acceptable(run: NetResult, exact: NetResult, labels: torch.Tensor, tolerance: float) -> bool:
-    """Top-1 loss against ``exact`` <= tolerance pp and at most tolerance % of predictions changed."""
-    return (exact.top1(labels) - run.top1(labels) <= tolerance + 1e-9
-            and 100.0 - run.agreement(exact) <= tolerance + 1e-9)
 
 
 def default_candidates(sig_bits: int, sets: int) -> list[int]:

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse-policy", type=Path, metavar="FILE",
                         help="per-layer reuse policy JSON (docs/spec.md 14; --policy is the cache replacement)")
     parser.add_argument("--sig-len", type=_int0, metavar="S", help="signature length s <= --sig-bits for every layer")
+    parser.add_argument("--sig-lens", metavar="LIST",
+                        help="also run every conv at each of these signature lengths (the Pareto points), e.g. 16,20,24")
     parser.add_argument("--ceiling", action="store_true", help="also search the oracle ceiling (docs/spec.md 15)")
     parser.add_argument("--window", type=_int0, default=256, metavar="N", help="ceiling: previous vectors it may reuse (256)")
     parser.add_argument("--tolerance", type=float, default=0.5, metavar="PP",
@@ -125,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
           f"projection seed {config.seed:#x}")
     report = evaluate(p["model"], p["convs"], data.images, data.labels, golden_kwargs=config.golden_kwargs(),
                       lanes=config.lanes, pes=config.pes, settings=settings, batch=args.batch,
-                      ceiling=args.ceiling, window=args.window, tolerance=args.tolerance)
+                      ceiling=args.ceiling, window=args.window, tolerance=args.tolerance,
+                      sweep=parse_sig_lens(args.sig_lens, config.sig_bits))
     meta = dict(command="evaluate", model=args.model, weights=str(args.weights) if args.weights else None,
                 data=data.source, policy=str(args.reuse_policy) if args.reuse_policy else None,
                 sig_len=args.sig_len, config=config.to_dict(), trained=p["info"])
@@ -134,6 +137,19 @@ def run(args: argparse.Namespace) -> int:
     print(summary(report))
     print(f"wrote report.md, report.json and report.png to {args.out}")
     return 0
+
+
+def parse_sig_lens(text: str | None, sig_bits: int) -> list[int] | None:
+    """``12,16,20`` -> [12, 16, 20], each in 1..S."""
+    if text is None:
+        return None
+    try:
+        vals = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise UserError(f"--sig-lens must be comma-separated integers, not {text!r}") from None
+    if not vals or vals[0] < 1 or vals[-1] > sig_bits:
+        raise UserError(f"--sig-lens must lie in 1..{sig_bits} (--sig-bits), not {text!r}")
+    return vals
 
 
 def summary(report: dict) -> str:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from golden.errors import UserError
-from mercury_cli.evaluate import add_model_data_arguments, prepare, summary
+from mercury_cli.evaluate import add_model_data_arguments, parse_sig_lens, prepare, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,18 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=256, metavar="N", help="ceiling: previous vectors (256)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder for policy.json and the test report (replaced atomically)")
-
-
-def _sig_lens(text: str | None, sig_bits: int) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        vals = sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        raise UserError(f"--sig-lens must be comma-separated integers, not {text!r}") from None
-    if not vals or vals[0] < 1 or vals[-1] > sig_bits:
-        raise UserError(f"--sig-lens must lie in 1..{sig_bits} (--sig-bits), not {text!r}")
-    return vals
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--data (the test images) needs --val-data (the images the search may look at)")
     v = prepare(val_args, split="val")
     config = v["config"]
-    cands = _sig_lens(args.sig_lens, config.sig_bits)
+    cands = parse_sig_lens(args.sig_lens, config.sig_bits)
     gk = config.golden_kwargs()
     print(f"tune: {args.model} on {len(v['data'])} validation images ({v['data'].source}), batch {args.batch}, "
           f"tolerance {args.tolerance:g}, projection seed {config.seed:#x}")
