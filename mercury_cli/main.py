@@ -33,6 +33,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mercury_cli.dump_vectors",
         "write layers' quantized vectors, weights and golden results for RTL replay",
     ),
+    "evaluate": (
+        "mercury_cli.evaluate",
+        "accuracy and modelled speedup of propagating reuse, beside the ceiling",
+    ),
+    "tune": (
+        "mercury_cli.tune",
+        "search per-layer reuse settings on the validation split; write a policy JSON",
+    ),
     "verilog": ("mercury_cli.verilog", "generate rtl/*.v from the Amaranth design"),
     "lint": ("mercury_cli.lint", "run verilator --lint-only -Wall on the generated Verilog"),
     "synth": (
@@ -44,17 +52,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "replay real ResNet layers through the RTL and compare with the golden model",
     ),
     "bench": ("mercury_cli.bench", "run the benchmarks and append the figures to BENCHMARKS.md"),
-    "evaluate": (
-        "mercury_cli.evaluate",
-        "exact vs reuse (errors propagate) on a trained model: accuracy, hit rates, speedup, ceiling",
-    ),
-    "tune": (
-        "mercury_cli.tune",
-        "search per-layer reuse settings for the best speedup within a top-1 tolerance (validation)",
-    ),
     "sweep": (
         "mercury_cli.sweep",
         "design-space sweep: area, Fmax, hit rate, cycles per configuration (Dask)",
+    ),
+    "train": (
+        "mercury_cli.train",
+        "train a digits ResNet exactly and with MERCURY reuse in every pass; report both",
     ),
 }
 
