@@ -130,19 +130,6 @@ def test_pareto_fronts():
 
 
 # -- a real sweep on Dask -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """ResNet-18's seeded random weights saved once as a state_dict: loading it skips the
-    BatchNorm calibration that building them costs in every worker process."""
-    import torch
-
-    from golden.models import build_model
-
-    path = tmp_path_factory.mktemp("weights") / "resnet18-seed0.pth"
-    torch.save(build_model("resnet18", seed=0).state_dict(), path)
-    return path
-
-
 def _hand_cycles(tmp_path, sig_bits, weights):
     """Hit bits from ``golden.hitmaps.record_hitmaps`` (the hitmaps command) and the cycle model
     written out here: (hits, vectors, baseline cycles, reuse cycles)."""

@@ -17,12 +17,12 @@ FITS = "sig_bits=16 sets=8 ways=4 policy=lru pes=4 lanes=1"
 TOO_BIG = "sig_bits=16 sets=8 ways=4 policy=lru pes=32 lanes=1"
 
 
-def test_sweep_with_synthesis(tmp_path, capsys):
+def test_sweep_with_synthesis(tmp_path, capsys, weights):
     from mercury_cli.main import main
 
     out = tmp_path / "sweep"
     argv = ["sweep", "--small", "--block", "pe_array", "--device", "25k", "--lanes", "1", "--pes", "4,32",
-            "--layers", "1", "--workers", "2", "--out", str(out)]
+            "--layers", "1", "--weights", str(weights), "--workers", "2", "--out", str(out)]
     assert main(argv) == 1  # one point failed
     cap = capsys.readouterr()
     doc = json.loads((out / "results.json").read_text())
