@@ -235,6 +235,10 @@ def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[li
     one_set = int(cfg.sets == 1)
     flush_stream = [req(sig[0], 1), req(other), req(sig[1], 1), req(sig[0]), req(other)]
     streams["flush-then-lookup"] = (flush_stream, [0, one_set, 0, 0, one_set])
+    # The same, with the other set's request right after the flush: its set was written before
+    # the flush, and the read stage must already treat it as flushed (it misses).
+    flush_other = [req(sig[0], 1), req(other), req(sig[1], 1), req(other), req(sig[0])]
+    streams["flush-then-other-set"] = (flush_other, [0, one_set, 0, 0, one_set])
     return streams
 
 

@@ -43,6 +43,8 @@ PACKAGES = ("mercury_hw", "golden", "sim", "mercury_cli")
 # Test selections (pytest arguments, relative to the tree).
 T_MCACHE = ["tb/hw/test_mcache.py", "-k",
             "(random and (default or wide or ways3) and nostall) or spec_example or differs or back_to_back"]
+#: The directed pipeline-hazard tests of the MCACHE (with and without stalls).
+T_HAZARD = ["tb/hw/test_mcache.py", "-k", "hazard"]
 T_CORE = ["tb/hw/test_core.py", "tb/hw/test_core_corners.py", "-k",
           "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks or mixed_layers"]
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
@@ -75,33 +77,55 @@ def _m(name, path, old, new, tests, what):
 
 MUTANTS = [
     # -- mercury_hw: MCACHE
-    _m("tag_msb_mcache", "mercury_hw/mcache.py", "tag = req.sig[cfg.set_bits:]",
-       "tag = req.sig[cfg.set_bits:-1]", T_MCACHE,
+    _m("tag_msb_mcache", "mercury_hw/mcache.py", "s1.tag.eq(req.sig[cfg.set_bits:])",
+       "s1.tag.eq(req.sig[cfg.set_bits:-1])", T_MCACHE,
        "set/tag split: the tag's most significant bit ignored"),
-    _m("tag_msb_core", "mercury_hw/mcache.py", "tag = req.sig[cfg.set_bits:]",
-       "tag = req.sig[cfg.set_bits:-1]", T_CORE_ONLY,
+    _m("tag_msb_core", "mercury_hw/mcache.py", "s1.tag.eq(req.sig[cfg.set_bits:])",
+       "s1.tag.eq(req.sig[cfg.set_bits:-1])", T_CORE_ONLY,
        "the same tag-MSB bug, against the core tests alone (near-miss tags)"),
     _m("set_index_shift", "mercury_hw/mcache.py", "set_index = req.sig[:cfg.set_bits]",
        "set_index = req.sig[1:cfg.set_bits + 1]", T_MCACHE,
        "set/tag split: set taken one bit too high"),
-    _m("lru_no_aging", "mercury_hw/mcache.py", "m.d.comb += new_ages[w].eq(ages[w] + 1)",
-       "m.d.comb += new_ages[w].eq(ages[w])", T_MCACHE, "LRU update: more recent ways do not age"),
-    _m("lru_victim_mru", "mercury_hw/mcache.py", "[a == ways - 1 for a in cur.ages]",
-       "[a == 0 for a in cur.ages]", T_MCACHE, "victim choice: the most recently used way"),
+    _m("lru_no_aging", "mercury_hw/mcache.py", "Mux(ages[w] < ages[u], ages[w] + 1, ages[w])",
+       "Mux(ages[w] < ages[u], ages[w], ages[w])", T_MCACHE,
+       "LRU update: more recent ways do not age"),
+    _m("lru_victim_mru", "mercury_hw/mcache.py", "Cat(a == ways - 1 for a in cur.ages)",
+       "Cat(a == 0 for a in cur.ages)", T_MCACHE, "victim choice: the most recently used way"),
     _m("fifo_ptr_on_hit", "mercury_hw/mcache.py", "with m.If(~hit):\n                m.d.comb += new.ptr",
        "with m.If(hit):\n                m.d.comb += new.ptr", T_MCACHE,
        "FIFO update: the pointer advances on hits, not on misses"),
     # Not a mutant: "Mux(cur.valid.all(), ...)" -> "Mux(cur.valid.any(), ...)" (the policy's way
     # chosen before the set is full) is equivalent: ways fill in order, so the LRU way (age
     # ways-1) and the FIFO pointer are then the lowest invalid way anyway. It survived, as it must.
-    _m("victim_lowest_valid", "mercury_hw/mcache.py", "_first_set(~cur.valid, cfg.way_bits)",
-       "_first_set(cur.valid, cfg.way_bits)", T_MCACHE,
+    _m("victim_lowest_valid", "mercury_hw/mcache.py",
+       "Cat(~cur.valid[w] & cur.valid[:w].all() for w",
+       "Cat(cur.valid[w] & ~cur.valid[:w].any() for w", T_MCACHE,
        "victim choice: a set that is not full overwrites its lowest valid way"),
-    _m("flush_one_set", "mercury_hw/mcache.py", "with m.Elif(req.flush):",
-       "with m.Elif(req.flush & 0):", T_MCACHE, "flush propagation: only the request's set is flushed"),
-    _m("entry_index", "mercury_hw/mcache.py", "self.responses.p.entry.eq(set_index * ways + way)",
-       "self.responses.p.entry.eq(way * cfg.sets + set_index)", T_MCACHE,
+    # A flush marks every set but the request's own unwritten (empty) in the lookup stage; here
+    # it leaves them as they were, so only the request's own set reads as flushed.
+    _m("flush_one_set", "mercury_hw/mcache.py",
+       "m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)",
+       "m.d.sync += written.eq(written | (Const(1, cfg.sets) << s1.set))", T_MCACHE,
+       "flush propagation: only the request's set is flushed"),
+    _m("entry_index", "mercury_hw/mcache.py", "self.responses.p.entry.eq(s1.set * cfg.ways + way)",
+       "self.responses.p.entry.eq(way * cfg.sets + s1.set)", T_MCACHE,
        "entry index: way-major instead of set * ways + way"),
+    # -- mercury_hw: MCACHE pipeline hazards (a read misses the write backs of the two latest
+    # lookups, which are forwarded; see the MCache docstring)
+    _m("forward_prev_off", "mercury_hw/mcache.py", "Mux(s1.forward, last.record,",
+       "Mux(0, last.record,", T_HAZARD,
+       "forwarding: the previous lookup's record never forwarded (a stale read)"),
+    _m("forward_two_back_off", "mercury_hw/mcache.py", "Mux(s1.forward2, last2.record, rd.data)",
+       "Mux(0, last2.record, rd.data)", T_HAZARD,
+       "forwarding: the record of the lookup two back never forwarded (a stale read)"),
+    # (A one-cycle gap needs input stalls: killed by the hazard tests' "stall" runs only.)
+    _m("forward_after_bubble", "mercury_hw/mcache.py",
+       "forward = Mux(s1.valid, s1.set == set_index, same(last))",
+       "forward = Mux(s1.valid, s1.set == set_index, 0)", T_HAZARD,
+       "forwarding: the latest lookup not forwarded across a one-cycle gap in the requests"),
+    _m("flush_then_lookup", "mercury_hw/mcache.py",
+       "(~(s1.valid & s1.flush) & written_now)", "written_now", T_HAZARD,
+       "flush propagation: the request right after a flush (another set) misses the flush"),
     # -- mercury_hw: core, siggen, PE
     _m("core_no_flush", "mercury_hw/core.py", "siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0))",
        "siggen.vectors.p.flush.eq(0)", T_CORE, "flush propagation: signature passes never flush the MCACHE"),
@@ -118,8 +142,8 @@ MUTANTS = [
        '"macs_skipped": skipped_len * (M - 1),', T_CORE, "counter: macs_skipped off by one PE"),
     _m("hits_counter", "mercury_hw/core.py", '"hits": out & self.results.p.hit,',
        '"hits": self.results.p.hit,', T_CORE, "counter: hits counted without a transfer"),
-    _m("replay_miss_count", "mercury_hw/core.py", "blk_miss.eq(blk_miss + ~mcache.responses.p.hit)",
-       "blk_miss.eq(blk_miss + mcache.responses.p.hit)", T_CORE,
+    _m("replay_miss_count", "mercury_hw/core.py", "blk_miss.eq(book.blk_miss + ~responses.p.hit)",
+       "blk_miss.eq(book.blk_miss + responses.p.hit)", T_CORE,
        "replay passes count hits as the misses to compute"),
     _m("siggen_sign_rule", "mercury_hw/siggen.py", "sig.append(acc_next[-1])",
        "sig.append(acc_next[-1] | (acc_next == 0))", T_SIGGEN, "sign rule: a zero projection gives bit 1"),
