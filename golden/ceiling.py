@@ -54,8 +54,11 @@ def oracle_trace(vectors: torch.Tensor, *, window: int, tau: float, block: int) 
                     best = cand[d2[r, cand] == d2[r, cand].min()].max()
                     hit[c0 + r] = True
                     owner[c0 + r] = lo + best
-    return hw.CacheTrace(hit=torch.from_numpy(hit), entry=torch.full((v_total,), -1, dtype=torch.int64),
-                         owner=torch.from_numpy(owner.astype(np.int64)))
+    return hw.CacheTrace(
+        hit=torch.from_numpy(hit),
+        entry=torch.full((v_total,), -1, dtype=torch.int64),
+        owner=torch.from_numpy(owner.astype(np.int64)),
+    )
 
 
 def oracle_layer_fn(*, window: int, tau: float, block: int, lanes: int, pes: int, enabled=None):
@@ -71,9 +74,19 @@ def oracle_layer_fn(*, window: int, tau: float, block: int, lanes: int, pes: int
             if not on:
                 oh, ow = hw.conv_out_size(xq.shape[2], xq.shape[3], kernel, **geom)
                 return hw.no_reuse_trace(xq.shape[0] * oh * ow)
-            return oracle_trace(hw.window_vectors(xq, kernel, **geom), window=window, tau=tau, block=block)
+            return oracle_trace(
+                hw.window_vectors(xq, kernel, **geom), window=window, tau=tau, block=block
+            )
 
-        return conv_with_trace(x, conv.weight, conv.bias, **conv_geometry(conv), trace=trace, block=block,
-                               lanes=lanes, pes=pes)
+        return conv_with_trace(
+            x,
+            conv.weight,
+            conv.bias,
+            **conv_geometry(conv),
+            trace=trace,
+            block=block,
+            lanes=lanes,
+            pes=pes,
+        )
 
     return fn

@@ -25,23 +25,45 @@ from golden.images import IMAGE_SUFFIXES
 DIGIT_CLASSES = [str(k) for k in range(10)]
 """Class names of the digits models, in index order."""
 
-__all__ = ["DIGIT_CLASSES", "LabelledImages", "is_digits", "load_image_folder", "default_data", "read_labels"]
+__all__ = [
+    "DIGIT_CLASSES",
+    "LabelledImages",
+    "is_digits",
+    "load_image_folder",
+    "default_data",
+    "read_labels",
+]
 
 
 class LabelledImages:
     """``images`` float32 (N, C, H, W), ``labels`` int64 (N,), ``classes`` (names by index), ``files``."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str], files: list[str], source: str):
-        self.images, self.labels, self.classes, self.files, self.source = images, labels, classes, files, source
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: list[str],
+        files: list[str],
+        source: str,
+    ):
+        self.images, self.labels, self.classes, self.files, self.source = (
+            images,
+            labels,
+            classes,
+            files,
+            source,
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def head(self, count: int | None) -> "LabelledImages":
+    def head(self, count: int | None) -> LabelledImages:
         """The first ``count`` images (all when None)."""
         if count is None:
             return self
-        return LabelledImages(self.images[:count], self.labels[:count], self.classes, self.files[:count], self.source)
+        return LabelledImages(
+            self.images[:count], self.labels[:count], self.classes, self.files[:count], self.source
+        )
 
 
 def is_digits(model: str) -> bool:
@@ -53,13 +75,23 @@ def is_digits(model: str) -> bool:
 def read_labels(path: Path) -> list[str]:
     """Class names, one a line (blank lines ignored); duplicates are an error."""
     try:
-        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [
+            line.strip()
+            for line in Path(path).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     except FileNotFoundError:
-        raise UserError(f"--labels file {str(path)!r} not found; allowed: a text file with one class name a line") from None
+        raise UserError(
+            f"--labels file {str(path)!r} not found; allowed: a text file with one class name a line"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"--labels file {str(path)!r} cannot be read ({type(exc).__name__})") from None
+        raise UserError(
+            f"--labels file {str(path)!r} cannot be read ({type(exc).__name__})"
+        ) from None
     if not names:
-        raise UserError(f"--labels file {str(path)!r} names no class; allowed: one class name a line")
+        raise UserError(
+            f"--labels file {str(path)!r} names no class; allowed: one class name a line"
+        )
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise UserError(f"--labels file {str(path)!r} names class {dup[0]!r} twice")
@@ -78,7 +110,9 @@ def _preprocessor(model: str):
     return lambda f: preprocess(_read_image(f))
 
 
-def load_image_folder(root: str | Path, model: str, num_classes: int, labels_file: Path | None = None) -> LabelledImages:
+def load_image_folder(
+    root: str | Path, model: str, num_classes: int, labels_file: Path | None = None
+) -> LabelledImages:
     """Every image of a class-per-folder tree (module docstring), preprocessed for ``model``.
 
     Raises
@@ -89,12 +123,18 @@ def load_image_folder(root: str | Path, model: str, num_classes: int, labels_fil
     """
     root = Path(root)
     if not root.exists():
-        raise UserError(f"--data {str(root)!r} does not exist; allowed: a folder with one subfolder of images per class")
+        raise UserError(
+            f"--data {str(root)!r} does not exist; allowed: a folder with one subfolder of images per class"
+        )
     if not root.is_dir():
-        raise UserError(f"--data {str(root)!r} is not a folder; allowed: a folder with one subfolder of images per class")
+        raise UserError(
+            f"--data {str(root)!r} is not a folder; allowed: a folder with one subfolder of images per class"
+        )
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise UserError(f"--data {str(root)!r} has no class subfolder; allowed: DIR/<class>/<image>.png (ImageFolder)")
+        raise UserError(
+            f"--data {str(root)!r} has no class subfolder; allowed: DIR/<class>/<image>.png (ImageFolder)"
+        )
     if labels_file is not None:
         classes, where = read_labels(labels_file), f"--labels {str(labels_file)!r}"
     elif is_digits(model):
@@ -106,29 +146,48 @@ def load_image_folder(root: str | Path, model: str, num_classes: int, labels_fil
     if unknown:
         raise UserError(f"--data folder {unknown[0]!r} is not named in {where}")
     if len(classes) > num_classes:
-        raise UserError(f"--data has {len(classes)} classes but {model} has {num_classes} outputs; "
-                        f"allowed: at most {num_classes} classes")
+        raise UserError(
+            f"--data has {len(classes)} classes but {model} has {num_classes} outputs; "
+            f"allowed: at most {num_classes} classes"
+        )
     files, labels = [], []
     for name in folders:
-        found = sorted(p for p in (root / name).iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        found = sorted(
+            p
+            for p in (root / name).iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        )
         if not found:
-            raise UserError(f"--data class folder {str(root / name)!r} holds no {'/'.join(IMAGE_SUFFIXES)} image")
+            raise UserError(
+                f"--data class folder {str(root / name)!r} holds no {'/'.join(IMAGE_SUFFIXES)} image"
+            )
         files += found
         labels += [index[name]] * len(found)
     prep = _preprocessor(model)
     images = torch.stack([prep(f) for f in files])
-    return LabelledImages(images, torch.tensor(labels, dtype=torch.int64), classes,
-                          [str(f.relative_to(root)) for f in files], source=str(root))
+    return LabelledImages(
+        images,
+        torch.tensor(labels, dtype=torch.int64),
+        classes,
+        [str(f.relative_to(root)) for f in files],
+        source=str(root),
+    )
 
 
 def default_data(model: str, split: str = "test") -> LabelledImages:
     """The built-in labelled images of ``model``: the digits ``split``; ImageNet models have none."""
     if not is_digits(model):
-        raise UserError(f"{model} has no built-in labelled images; allowed: --data DIR (a class-per-folder tree, "
-                        f"with --labels FILE for the ImageNet class order)")
+        raise UserError(
+            f"{model} has no built-in labelled images; allowed: --data DIR (a class-per-folder tree, "
+            f"with --labels FILE for the ImageNet class order)"
+        )
     from golden.digits import load_split
 
     d = load_split(split)
-    return LabelledImages(d.images, d.labels, DIGIT_CLASSES,
-                          [f"digits[{i}]" for i in d.indices.tolist()], source=f"digits {split} split")
+    return LabelledImages(
+        d.images,
+        d.labels,
+        DIGIT_CLASSES,
+        [f"digits[{i}]" for i in d.indices.tolist()],
+        source=f"digits {split} split",
+    )

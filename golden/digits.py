@@ -51,8 +51,20 @@ from torch import nn
 from golden.errors import UserError
 from golden.models import DIGITS_MODEL_NAMES, BasicBlock, load_weights
 
-__all__ = ["DIGITS_MODELS", "SIZE", "DigitsResNet", "DigitsData", "build_digits_model", "cache_dir",
-           "load_split", "preprocess_gray", "recipe", "train", "trained_model", "accuracy"]
+__all__ = [
+    "DIGITS_MODELS",
+    "SIZE",
+    "DigitsResNet",
+    "DigitsData",
+    "build_digits_model",
+    "cache_dir",
+    "load_split",
+    "preprocess_gray",
+    "recipe",
+    "train",
+    "trained_model",
+    "accuracy",
+]
 
 SIZE = 16
 """Network input side: the 8x8 digits are resized to SIZE x SIZE."""
@@ -64,17 +76,41 @@ VAL_FRACTION = 0.1  # of the whole set
 NUM_CLASSES = 10
 RECIPE_VERSION = 1  # bump when the training code changes what it produces
 
-DIGITS_MODELS: dict[str, dict] = dict(zip(DIGITS_MODEL_NAMES, (
-    dict(blocks=(2, 2, 2, 2), widths=(16, 32, 64, 128), epochs=15, lr=0.1, batch=64, weight_decay=5e-4, seed=0,
-         threads=1),
-    dict(blocks=(3, 3, 3), widths=(16, 32, 64), epochs=15, lr=0.1, batch=64, weight_decay=5e-4, seed=0, threads=1),
-), strict=True))
+DIGITS_MODELS: dict[str, dict] = dict(
+    zip(
+        DIGITS_MODEL_NAMES,
+        (
+            dict(
+                blocks=(2, 2, 2, 2),
+                widths=(16, 32, 64, 128),
+                epochs=15,
+                lr=0.1,
+                batch=64,
+                weight_decay=5e-4,
+                seed=0,
+                threads=1,
+            ),
+            dict(
+                blocks=(3, 3, 3),
+                widths=(16, 32, 64),
+                epochs=15,
+                lr=0.1,
+                batch=64,
+                weight_decay=5e-4,
+                seed=0,
+                threads=1,
+            ),
+        ),
+        strict=True,
+    )
+)
 """The built-in trained models (resnet18-digits, resnet20-digits) and their training recipes."""
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
+
 
 def preprocess_gray(image: np.ndarray) -> torch.Tensor:
     """A grayscale uint8 image (H x W) -> float32 (1, SIZE, SIZE) in [0, 1] (module docstring)."""
@@ -121,7 +157,9 @@ def _split_indices() -> dict[str, np.ndarray]:
     idx = np.arange(len(y))
     rest, test = train_test_split(idx, test_size=TEST_FRACTION, stratify=y, random_state=SPLIT_SEED)
     val_size = round(VAL_FRACTION * len(y))
-    train, val = train_test_split(rest, test_size=val_size, stratify=y[rest], random_state=SPLIT_SEED)
+    train, val = train_test_split(
+        rest, test_size=val_size, stratify=y[rest], random_state=SPLIT_SEED
+    )
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
@@ -133,8 +171,14 @@ def load_split(split: str) -> DigitsData:
     images, target = _digits()
     idx = splits[split]
     raw = digits_uint8(images[idx])
-    images = torch.stack([preprocess_gray(r) for r in raw]) if len(raw) else torch.zeros(0, 1, SIZE, SIZE)
-    return DigitsData(images=images, labels=torch.from_numpy(target[idx].astype(np.int64)), raw=raw, indices=idx)
+    images = (
+        torch.stack([preprocess_gray(r) for r in raw])
+        if len(raw)
+        else torch.zeros(0, 1, SIZE, SIZE)
+    )
+    return DigitsData(
+        images=images, labels=torch.from_numpy(target[idx].astype(np.int64)), raw=raw, indices=idx
+    )
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -144,13 +188,14 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     offs = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=generator)
     out = torch.empty_like(x)
     for i, (dy, dx) in enumerate(offs.tolist()):
-        out[i] = padded[i, :, dy:dy + SIZE, dx:dx + SIZE]
+        out[i] = padded[i, :, dy : dy + SIZE, dx : dx + SIZE]
     return out
 
 
 # ----------------------------------------------------------------------------------------------
 # Networks
 # ----------------------------------------------------------------------------------------------
+
 
 class DigitsResNet(nn.Module):
     """CIFAR-style ResNet: 3x3 stem, stages of :class:`~golden.models.BasicBlock`, average pool, fc.
@@ -165,7 +210,9 @@ class DigitsResNet(nn.Module):
     def __init__(self, blocks, widths, in_channels: int = 1, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.inplanes = widths[0]
-        self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         self.stages = len(blocks)
@@ -177,8 +224,10 @@ class DigitsResNet(nn.Module):
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(planes))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
         layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes
         layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
@@ -203,9 +252,18 @@ def recipe(name: str, **overrides) -> dict:
     import sklearn
 
     r = dict(DIGITS_MODELS[name], **overrides)
-    return dict(model=name, recipe_version=RECIPE_VERSION, size=SIZE, shift=SHIFT, split_seed=SPLIT_SEED,
-                test_fraction=TEST_FRACTION, val_fraction=VAL_FRACTION, torch=str(torch.__version__),
-                sklearn=str(sklearn.__version__), **{k: list(v) if isinstance(v, tuple) else v for k, v in r.items()})
+    return dict(
+        model=name,
+        recipe_version=RECIPE_VERSION,
+        size=SIZE,
+        shift=SHIFT,
+        split_seed=SPLIT_SEED,
+        test_fraction=TEST_FRACTION,
+        val_fraction=VAL_FRACTION,
+        torch=str(torch.__version__),
+        sklearn=str(sklearn.__version__),
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in r.items()},
+    )
 
 
 def cache_dir() -> Path:
@@ -234,7 +292,9 @@ def accuracy(model: nn.Module, data: DigitsData, batch: int = 256) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(data), batch):
-        correct += int((model(data.images[i:i + batch]).argmax(1) == data.labels[i:i + batch]).sum())
+        correct += int(
+            (model(data.images[i : i + batch]).argmax(1) == data.labels[i : i + batch]).sum()
+        )
     return 100.0 * correct / max(len(data), 1)
 
 
@@ -254,17 +314,27 @@ def train(rec: dict, progress: bool = True) -> tuple[dict, dict]:
         model = DigitsResNet(rec["blocks"], rec["widths"])
         g = torch.Generator().manual_seed(rec["seed"] + 1)
         steps = rec["epochs"] * -(-len(train_d) // rec["batch"])
-        opt = torch.optim.SGD(model.parameters(), lr=rec["lr"], momentum=0.9, nesterov=True,
-                              weight_decay=rec["weight_decay"])
+        opt = torch.optim.SGD(
+            model.parameters(),
+            lr=rec["lr"],
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=rec["weight_decay"],
+        )
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec["lr"], total_steps=steps)
         loss_fn = nn.CrossEntropyLoss()
-        bar = tqdm(total=steps, desc=f"training {rec['model']} (seed {rec['seed']})", unit="step",
-                   disable=None if progress else True, leave=False)
+        bar = tqdm(
+            total=steps,
+            desc=f"training {rec['model']} (seed {rec['seed']})",
+            unit="step",
+            disable=None if progress else True,
+            leave=False,
+        )
         for _ in range(rec["epochs"]):
             model.train()
             order = torch.randperm(len(train_d), generator=g)
             for i in range(0, len(order), rec["batch"]):
-                idx = order[i:i + rec["batch"]]
+                idx = order[i : i + rec["batch"]]
                 x = _augment(train_d.images[idx], g)
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x), train_d.labels[idx])
@@ -275,9 +345,13 @@ def train(rec: dict, progress: bool = True) -> tuple[dict, dict]:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         model.eval()
-        info = dict(train_top1=accuracy(model, train_d), val_top1=accuracy(model, val_d),
-                    test_top1=accuracy(model, test_d), seconds=round(time.monotonic() - t0, 1),
-                    threads=threads)
+        info = dict(
+            train_top1=accuracy(model, train_d),
+            val_top1=accuracy(model, val_d),
+            test_top1=accuracy(model, test_d),
+            seconds=round(time.monotonic() - t0, 1),
+            threads=threads,
+        )
     return model.state_dict(), info
 
 
@@ -304,22 +378,27 @@ def trained_model(name: str, *, progress: bool = True, log=None) -> tuple[Digits
     key = hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"{name}-{key}.pth"
     if not path.is_file():
-        log(f"{name}: no cached weights at {path}; training (deterministic, seed {rec['seed']}, a few minutes)")
+        log(
+            f"{name}: no cached weights at {path}; training (deterministic, seed {rec['seed']}, a few minutes)"
+        )
         state, info = train(rec, progress=progress)
         _atomic_save({"state_dict": state, "info": info, "recipe": rec}, path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         info = dict(blob["info"])
     except Exception as exc:  # a corrupt cache file: say which, so the user can delete it
-        raise UserError(f"cached weights {path} are unreadable ({type(exc).__name__}); delete the file to retrain") from None
+        raise UserError(
+            f"cached weights {path} are unreadable ({type(exc).__name__}); delete the file to retrain"
+        ) from None
     model = _architecture(name)
     model.load_state_dict(blob["state_dict"], strict=True)
     info["cache"] = str(path)
     return model.eval(), info
 
 
-def build_digits_model(name: str, weights: str | Path | None = None, *, progress: bool = True,
-                       log=None) -> tuple[DigitsResNet, dict]:
+def build_digits_model(
+    name: str, weights: str | Path | None = None, *, progress: bool = True, log=None
+) -> tuple[DigitsResNet, dict]:
     """``name`` with ``weights`` (a state_dict file, strict) or the built-in trained weights."""
     if weights is None:
         return trained_model(name, progress=progress, log=log)

@@ -40,46 +40,74 @@ def render_markdown(report: dict, title: str) -> str:
         if k in report and report[k] is not None:
             v = report[k]
             lines.append(f"- {k}: `{json.dumps(v) if isinstance(v, dict) else v}`")
-    lines += [f"- images: {report['images']}, batch {report['batch']} (one layer call per batch)", "",
-              "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits | modelled speedup |",
-              "|---|---:|---:|---:|---:|---:|---:|",
-              f"| float32 | {_pct(report['float']['top1'])} | {_pct(report['float']['top5'])} | | | | |",
-              f"| exact int8 (reuse off) | {_pct(e['top1'])} | {_pct(e['top5'])} | 0 | 100% | 0% | 1.000x |",
-              f"| MERCURY | {_pct(r['top1'])} | {_pct(r['top5'])} | {_pp(r['top1_change'])} | {_pct(r['agreement'])} | "
-              f"{_pct(100 * r['macs_skipped_fraction'])} | {r['speedup']:.3f}x |"]
+    lines += [
+        f"- images: {report['images']}, batch {report['batch']} (one layer call per batch)",
+        "",
+        "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits | modelled speedup |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| float32 | {_pct(report['float']['top1'])} | {_pct(report['float']['top5'])} | | | | |",
+        f"| exact int8 (reuse off) | {_pct(e['top1'])} | {_pct(e['top5'])} | 0 | 100% | 0% | 1.000x |",
+        f"| MERCURY | {_pct(r['top1'])} | {_pct(r['top5'])} | {_pp(r['top1_change'])} | {_pct(r['agreement'])} | "
+        f"{_pct(100 * r['macs_skipped_fraction'])} | {r['speedup']:.3f}x |",
+    ]
     if c:
-        lines.append(f"| ceiling (oracle, tau {c['tau']:g}, window {c['window']}) | {_pct(c['top1'])} | | "
-                     f"{_pp(c['top1_change'])} | {_pct(c['agreement'])} | {_pct(100 * c['macs_skipped_fraction'])} | "
-                     f"{c['speedup']:.3f}x |")
+        lines.append(
+            f"| ceiling (oracle, tau {c['tau']:g}, window {c['window']}) | {_pct(c['top1'])} | | "
+            f"{_pp(c['top1_change'])} | {_pct(c['agreement'])} | {_pct(100 * c['macs_skipped_fraction'])} | "
+            f"{c['speedup']:.3f}x |"
+        )
         gap = (r["speedup"] - 1) / (c["speedup"] - 1) if c["speedup"] > 1 else None
-        lines += ["", f"MERCURY reaches {r['speedup']:.3f}x of a ceiling of {c['speedup']:.3f}x at "
-                  f"{c['tolerance']:g} pp tolerance" + (f" ({100 * gap:.0f}% of the ceiling's gain)." if gap is not None else "."),
-                  "", "Ceiling search (oracle over the previous window vectors, relative distance tau):", "",
-                  "| tau | top-1 | change | agreement | hit rate | speedup | within tolerance |", "|---:|---:|---:|---:|---:|---:|---|"]
-        lines += [f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} | {_pct(t['agreement'])} | "
-                  f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x | {'yes' if t['within_tolerance'] else 'no'} |"
-                  for t in c["taus"]]
+        lines += [
+            "",
+            f"MERCURY reaches {r['speedup']:.3f}x of a ceiling of {c['speedup']:.3f}x at "
+            f"{c['tolerance']:g} pp tolerance"
+            + (f" ({100 * gap:.0f}% of the ceiling's gain)." if gap is not None else "."),
+            "",
+            "Ceiling search (oracle over the previous window vectors, relative distance tau):",
+            "",
+            "| tau | top-1 | change | agreement | hit rate | speedup | within tolerance |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        lines += [
+            f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} | {_pct(t['agreement'])} | "
+            f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x | {'yes' if t['within_tolerance'] else 'no'} |"
+            for t in c["taus"]
+        ]
     if report.get("sweep"):
-        lines += ["", "Every conv on at one signature length s:", "",
-                  "| s | top-1 | change | agreement | hit rate | MAC-weighted hits | speedup |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} | {_pct(w['agreement'])} | "
-                  f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} | {w['speedup']:.3f}x |"
-                  for w in report["sweep"]]
-    lines += ["", "Per layer (modelled cycles: docs/spec.md 9.4):", "",
-              "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped | baseline cycles | cycles | speedup |"
-              + (" ceiling hit rate | ceiling speedup |" if c else ""),
-              "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if c else "")]
+        lines += [
+            "",
+            "Every conv on at one signature length s:",
+            "",
+            "| s | top-1 | change | agreement | hit rate | MAC-weighted hits | speedup |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} | {_pct(w['agreement'])} | "
+            f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} | {w['speedup']:.3f}x |"
+            for w in report["sweep"]
+        ]
+    lines += [
+        "",
+        "Per layer (modelled cycles: docs/spec.md 9.4):",
+        "",
+        "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped | baseline cycles | cycles | speedup |"
+        + (" ceiling hit rate | ceiling speedup |" if c else ""),
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if c else ""),
+    ]
     for L in report["layers"]:
-        row = (f"| {L['layer']} | {L['name']} | {L['L']} | {L['K']} | {L['vectors']} | {'on' if L['reuse'] else 'off'} | "
-               f"{L['sig_len'] if L['sig_len'] is not None else '-'} | {_pct(100 * L['hit_rate'])} | {L['macs_skipped']:,} | "
-               f"{L['baseline_cycles']:,} | {L['reuse_cycles']:,} | {L['speedup']:.3f}x |")
+        row = (
+            f"| {L['layer']} | {L['name']} | {L['L']} | {L['K']} | {L['vectors']} | {'on' if L['reuse'] else 'off'} | "
+            f"{L['sig_len'] if L['sig_len'] is not None else '-'} | {_pct(100 * L['hit_rate'])} | {L['macs_skipped']:,} | "
+            f"{L['baseline_cycles']:,} | {L['reuse_cycles']:,} | {L['speedup']:.3f}x |"
+        )
         if c:
             row += f" {_pct(100 * L['ceiling_hit_rate'])} | {L['ceiling_speedup']:.3f}x |"
         lines.append(row)
-    lines.append(f"| all | | | | {r['vectors']} | | | {_pct(100 * r['hit_rate'])} | {r['macs_skipped']:,} | "
-                 f"{r['baseline_cycles']:,} | {r['reuse_cycles']:,} | {r['speedup']:.3f}x |"
-                 + (f" {_pct(100 * c['hit_rate'])} | {c['speedup']:.3f}x |" if c else ""))
+    lines.append(
+        f"| all | | | | {r['vectors']} | | | {_pct(100 * r['hit_rate'])} | {r['macs_skipped']:,} | "
+        f"{r['baseline_cycles']:,} | {r['reuse_cycles']:,} | {r['speedup']:.3f}x |"
+        + (f" {_pct(100 * c['hit_rate'])} | {c['speedup']:.3f}x |" if c else "")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -95,11 +123,28 @@ def plot_report(report: dict, path: Path, title: str) -> None:
     x = list(range(len(layers)))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 3, 2]})
     w = 0.4 if c else 0.8
-    axes[0].bar([i - (w / 2 if c else 0) for i in x], [100 * L["hit_rate"] for L in layers], w, label="MERCURY")
-    axes[1].bar([i - (w / 2 if c else 0) for i in x], [L["speedup"] for L in layers], w, label="MERCURY")
+    axes[0].bar(
+        [i - (w / 2 if c else 0) for i in x],
+        [100 * L["hit_rate"] for L in layers],
+        w,
+        label="MERCURY",
+    )
+    axes[1].bar(
+        [i - (w / 2 if c else 0) for i in x], [L["speedup"] for L in layers], w, label="MERCURY"
+    )
     if c:
-        axes[0].bar([i + w / 2 for i in x], [100 * L["ceiling_hit_rate"] for L in layers], w, label=f"ceiling (tau {c['tau']:g})")
-        axes[1].bar([i + w / 2 for i in x], [L["ceiling_speedup"] for L in layers], w, label=f"ceiling (tau {c['tau']:g})")
+        axes[0].bar(
+            [i + w / 2 for i in x],
+            [100 * L["ceiling_hit_rate"] for L in layers],
+            w,
+            label=f"ceiling (tau {c['tau']:g})",
+        )
+        axes[1].bar(
+            [i + w / 2 for i in x],
+            [L["ceiling_speedup"] for L in layers],
+            w,
+            label=f"ceiling (tau {c['tau']:g})",
+        )
     for ax, ylabel in ((axes[0], "hit rate (%)"), (axes[1], "modelled speedup (x)")):
         ax.set_xticks(x, [L["layer"] for L in layers], rotation=90, fontsize=7)
         ax.set_xlabel("conv (construction order)")
@@ -119,20 +164,51 @@ def pareto(ax, report: dict) -> None:
     ax.annotate("exact int8", (1.0, 0.0), textcoords="offset points", xytext=(4, -10), fontsize=8)
     if report.get("sweep"):
         sw = report["sweep"]
-        ax.plot([w["speedup"] for w in sw], [w["top1_change"] for w in sw], "o-", color="tab:blue", ms=4,
-                label="MERCURY, every conv at s")
+        ax.plot(
+            [w["speedup"] for w in sw],
+            [w["top1_change"] for w in sw],
+            "o-",
+            color="tab:blue",
+            ms=4,
+            label="MERCURY, every conv at s",
+        )
         for w in sw:
-            ax.annotate(f"s={w['sig_len']}", (w["speedup"], w["top1_change"]), textcoords="offset points",
-                        xytext=(3, 3), fontsize=7)
+            ax.annotate(
+                f"s={w['sig_len']}",
+                (w["speedup"], w["top1_change"]),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=7,
+            )
     c = report.get("ceiling")
     if c:
-        ax.plot([t["speedup"] for t in c["taus"]], [t["top1_change"] for t in c["taus"]], "s--", color="tab:green",
-                ms=4, label=f"ceiling (oracle, window {c['window']})")
+        ax.plot(
+            [t["speedup"] for t in c["taus"]],
+            [t["top1_change"] for t in c["taus"]],
+            "s--",
+            color="tab:green",
+            ms=4,
+            label=f"ceiling (oracle, window {c['window']})",
+        )
         for t in c["taus"]:
-            ax.annotate(f"{t['tau']:g}", (t["speedup"], t["top1_change"]), textcoords="offset points", xytext=(3, -8),
-                        fontsize=6, color="tab:green")
+            ax.annotate(
+                f"{t['tau']:g}",
+                (t["speedup"], t["top1_change"]),
+                textcoords="offset points",
+                xytext=(3, -8),
+                fontsize=6,
+                color="tab:green",
+            )
     r = report["reuse"]
-    ax.scatter([r["speedup"]], [r["top1_change"]], color="tab:red", marker="*", s=120, zorder=4, label="this run")
+    ax.scatter(
+        [r["speedup"]],
+        [r["top1_change"]],
+        color="tab:red",
+        marker="*",
+        s=120,
+        zorder=4,
+        label="this run",
+    )
     ax.axhline(-report.get("ceiling", {}).get("tolerance", 0.5), color="gray", lw=0.8, ls=":")
     ax.set_xlabel("network modelled speedup (x)")
     ax.set_ylabel("top-1 change vs exact int8 (pp)")

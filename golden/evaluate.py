@@ -17,8 +17,19 @@ from golden.ceiling import oracle_layer_fn
 from golden.reuse_conv import ReuseStats
 from golden.reuse_net import LayerSetting, mercury_layer_fn, run_network
 
-__all__ = ["TAUS", "NetResult", "acceptable", "topk", "net_result", "exact_run", "mercury_run", "oracle_run", "search_tau",
-           "evaluate", "network_totals"]
+__all__ = [
+    "TAUS",
+    "NetResult",
+    "acceptable",
+    "topk",
+    "net_result",
+    "exact_run",
+    "mercury_run",
+    "oracle_run",
+    "search_tau",
+    "evaluate",
+    "network_totals",
+]
 
 TAUS = (0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
 """Relative distances the ceiling's search tries."""
@@ -41,7 +52,7 @@ class NetResult:
     def top5(self, labels: torch.Tensor) -> float:
         return topk(self.logits, labels, 5)
 
-    def agreement(self, other: "NetResult") -> float:
+    def agreement(self, other: NetResult) -> float:
         """Percent of images whose top-1 prediction equals ``other``'s."""
         n = len(self.logits)
         return 100.0 * int((self.predictions == other.predictions).sum()) / n if n else 100.0
@@ -63,8 +74,18 @@ def network_totals(stats: list[ReuseStats]) -> dict:
     """Network figures: vectors, hits, MACs, modelled cycles (sums over convs) and the speedup."""
     total = ReuseStats()
     for s in stats:
-        total = total.merge(ReuseStats(s.vectors, s.hits, 0, 0, s.macs_done, s.macs_skipped,
-                                       s.baseline_cycles, s.reuse_cycles))
+        total = total.merge(
+            ReuseStats(
+                s.vectors,
+                s.hits,
+                0,
+                0,
+                s.macs_done,
+                s.macs_skipped,
+                s.baseline_cycles,
+                s.reuse_cycles,
+            )
+        )
     d = total.to_dict()
     del d["length"], d["out_channels"]
     macs = total.macs_done + total.macs_skipped
@@ -74,8 +95,10 @@ def network_totals(stats: list[ReuseStats]) -> dict:
 
 def acceptable(run: NetResult, exact: NetResult, labels: torch.Tensor, tolerance: float) -> bool:
     """Top-1 loss against ``exact`` <= tolerance pp and at most tolerance % of its predictions changed."""
-    return (exact.top1(labels) - run.top1(labels) <= tolerance + 1e-9
-            and 100.0 - run.agreement(exact) <= tolerance + 1e-9)
+    return (
+        exact.top1(labels) - run.top1(labels) <= tolerance + 1e-9
+        and 100.0 - run.agreement(exact) <= tolerance + 1e-9
+    )
 
 
 def net_result(model, convs, images, layer_fn, *, batch: int, progress=None) -> NetResult:
@@ -83,39 +106,102 @@ def net_result(model, convs, images, layer_fn, *, batch: int, progress=None) -> 
     return NetResult(logits, stats)
 
 
-def exact_run(model, convs, images, *, golden_kwargs: dict, lanes: int, pes: int, batch: int, progress=None):
+def exact_run(
+    model, convs, images, *, golden_kwargs: dict, lanes: int, pes: int, batch: int, progress=None
+):
     """The exact int8 model: reuse off in every conv."""
     settings = [LayerSetting(reuse=False)] * len(convs)
-    return mercury_run(model, convs, images, settings, golden_kwargs=golden_kwargs, lanes=lanes, pes=pes,
-                       batch=batch, progress=progress)
+    return mercury_run(
+        model,
+        convs,
+        images,
+        settings,
+        golden_kwargs=golden_kwargs,
+        lanes=lanes,
+        pes=pes,
+        batch=batch,
+        progress=progress,
+    )
 
 
-def mercury_run(model, convs, images, settings, *, golden_kwargs: dict, lanes: int, pes: int, batch: int,
-                progress=None) -> NetResult:
+def mercury_run(
+    model,
+    convs,
+    images,
+    settings,
+    *,
+    golden_kwargs: dict,
+    lanes: int,
+    pes: int,
+    batch: int,
+    progress=None,
+) -> NetResult:
     """MERCURY with ``settings`` (one :class:`LayerSetting` per conv; None: on, s = S everywhere)."""
     fn = mercury_layer_fn(settings, **golden_kwargs, lanes=lanes, pes=pes)
     return net_result(model, convs, images, fn, batch=batch, progress=progress)
 
 
-def oracle_run(model, convs, images, *, tau: float, window: int, block: int, lanes: int, pes: int, batch: int,
-               enabled=None, progress=None) -> NetResult:
+def oracle_run(
+    model,
+    convs,
+    images,
+    *,
+    tau: float,
+    window: int,
+    block: int,
+    lanes: int,
+    pes: int,
+    batch: int,
+    enabled=None,
+    progress=None,
+) -> NetResult:
     fn = oracle_layer_fn(window=window, tau=tau, block=block, lanes=lanes, pes=pes, enabled=enabled)
     return net_result(model, convs, images, fn, batch=batch, progress=progress)
 
 
-def search_tau(model, convs, images, labels, exact: NetResult, *, tolerance: float, window: int, block: int,
-               lanes: int, pes: int, batch: int, taus=TAUS, progress=None) -> tuple[float, NetResult, list[dict]]:
+def search_tau(
+    model,
+    convs,
+    images,
+    labels,
+    exact: NetResult,
+    *,
+    tolerance: float,
+    window: int,
+    block: int,
+    lanes: int,
+    pes: int,
+    batch: int,
+    taus=TAUS,
+    progress=None,
+) -> tuple[float, NetResult, list[dict]]:
     """The tau of :data:`TAUS` whose oracle run has the largest modelled speedup among those
     :func:`acceptable` against ``exact`` (top-1 loss <= ``tolerance`` pp, predictions changed <=
     ``tolerance`` %); tau 0 always qualifies. Returns ``(tau, its run, one row per tau tried)``."""
     base = exact.top1(labels)
     rows, best = [], None
     for tau in taus:
-        r = oracle_run(model, convs, images, tau=tau, window=window, block=block, lanes=lanes, pes=pes,
-                       batch=batch, progress=progress)
+        r = oracle_run(
+            model,
+            convs,
+            images,
+            tau=tau,
+            window=window,
+            block=block,
+            lanes=lanes,
+            pes=pes,
+            batch=batch,
+            progress=progress,
+        )
         t = r.totals()
-        row = dict(tau=tau, top1=r.top1(labels), top1_change=r.top1(labels) - base, agreement=r.agreement(exact),
-                   hit_rate=t["hit_rate"], speedup=t["speedup"])
+        row = dict(
+            tau=tau,
+            top1=r.top1(labels),
+            top1_change=r.top1(labels) - base,
+            agreement=r.agreement(exact),
+            hit_rate=t["hit_rate"],
+            speedup=t["speedup"],
+        )
         ok = acceptable(r, exact, labels, tolerance) or tau == 0
         row["within_tolerance"] = ok
         rows.append(row)
@@ -124,15 +210,28 @@ def search_tau(model, convs, images, labels, exact: NetResult, *, tolerance: flo
     return best[0], best[1], rows
 
 
-def _layer_rows(convs, settings, mercury: NetResult, sig_bits: int, oracle: NetResult | None) -> list[dict]:
+def _layer_rows(
+    convs, settings, mercury: NetResult, sig_bits: int, oracle: NetResult | None
+) -> list[dict]:
     rows = []
     for i, (name, conv) in enumerate(convs):
         s = mercury.stats[i]
         st = settings[i] if settings is not None else LayerSetting()
-        row = dict(layer=f"{i + 1:03d}", name=name, L=s.length, K=s.out_channels, vectors=s.vectors,
-                   reuse=st.reuse, sig_len=(sig_bits if st.sig_len is None else st.sig_len) if st.reuse else None,
-                   hits=s.hits, hit_rate=s.hit_rate, macs_skipped=s.macs_skipped,
-                   baseline_cycles=s.baseline_cycles, reuse_cycles=s.reuse_cycles, speedup=s.speedup)
+        row = dict(
+            layer=f"{i + 1:03d}",
+            name=name,
+            L=s.length,
+            K=s.out_channels,
+            vectors=s.vectors,
+            reuse=st.reuse,
+            sig_len=(sig_bits if st.sig_len is None else st.sig_len) if st.reuse else None,
+            hits=s.hits,
+            hit_rate=s.hit_rate,
+            macs_skipped=s.macs_skipped,
+            baseline_cycles=s.baseline_cycles,
+            reuse_cycles=s.reuse_cycles,
+            speedup=s.speedup,
+        )
         if oracle is not None:
             o = oracle.stats[i]
             row.update(ceiling_hit_rate=o.hit_rate, ceiling_speedup=o.speedup)
@@ -140,10 +239,24 @@ def _layer_rows(convs, settings, mercury: NetResult, sig_bits: int, oracle: NetR
     return rows
 
 
-def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor, *, golden_kwargs: dict,
-             lanes: int, pes: int, settings: list[LayerSetting] | None = None, batch: int = 1,
-             ceiling: bool = False, window: int = 256, tolerance: float = 0.5, taus=TAUS,
-             sweep: list[int] | None = None, progress: bool = True) -> dict:
+def evaluate(
+    model: nn.Module,
+    convs,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    golden_kwargs: dict,
+    lanes: int,
+    pes: int,
+    settings: list[LayerSetting] | None = None,
+    batch: int = 1,
+    ceiling: bool = False,
+    window: int = 256,
+    tolerance: float = 0.5,
+    taus=TAUS,
+    sweep: list[int] | None = None,
+    progress: bool = True,
+) -> dict:
     """Float, exact int8 and MERCURY (``settings``) on the same images; the ceiling when asked.
 
     ``sweep``: signature lengths s to run with every conv on at s (the Pareto points).
@@ -156,37 +269,107 @@ def evaluate(model: nn.Module, convs, images: torch.Tensor, labels: torch.Tensor
     n = len(images)
     sweep = list(sweep or [])
     runs = 2 + (len(taus) if ceiling else 0) + len(sweep)
-    with tqdm(total=(runs + 1) * n, desc="evaluate", unit="img", disable=None if progress else True,
-              leave=False) as bar:
+    with tqdm(
+        total=(runs + 1) * n,
+        desc="evaluate",
+        unit="img",
+        disable=None if progress else True,
+        leave=False,
+    ) as bar:
         flt = net_result(model, convs, images, None, batch=batch, progress=bar)
-        exact = exact_run(model, convs, images, golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch,
-                          progress=bar)
-        reuse = mercury_run(model, convs, images, settings, golden_kwargs=golden_kwargs, lanes=lanes, pes=pes,
-                            batch=batch, progress=bar)
-        sweep_runs = [(s, mercury_run(model, convs, images, [LayerSetting(True, s)] * len(convs),
-                                      golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch, progress=bar))
-                      for s in sweep]
+        exact = exact_run(
+            model,
+            convs,
+            images,
+            golden_kwargs=golden_kwargs,
+            lanes=lanes,
+            pes=pes,
+            batch=batch,
+            progress=bar,
+        )
+        reuse = mercury_run(
+            model,
+            convs,
+            images,
+            settings,
+            golden_kwargs=golden_kwargs,
+            lanes=lanes,
+            pes=pes,
+            batch=batch,
+            progress=bar,
+        )
+        sweep_runs = [
+            (
+                s,
+                mercury_run(
+                    model,
+                    convs,
+                    images,
+                    [LayerSetting(True, s)] * len(convs),
+                    golden_kwargs=golden_kwargs,
+                    lanes=lanes,
+                    pes=pes,
+                    batch=batch,
+                    progress=bar,
+                ),
+            )
+            for s in sweep
+        ]
         oracle = None
         if ceiling:
-            tau, oracle, tau_rows = search_tau(model, convs, images, labels, exact, tolerance=tolerance,
-                                               window=window, block=golden_kwargs["block"], lanes=lanes,
-                                               pes=pes, batch=batch, taus=taus, progress=bar)
+            tau, oracle, tau_rows = search_tau(
+                model,
+                convs,
+                images,
+                labels,
+                exact,
+                tolerance=tolerance,
+                window=window,
+                block=golden_kwargs["block"],
+                lanes=lanes,
+                pes=pes,
+                batch=batch,
+                taus=taus,
+                progress=bar,
+            )
     base1, base5 = exact.top1(labels), exact.top5(labels)
     report = dict(
-        images=n, batch=batch,
+        images=n,
+        batch=batch,
         float=dict(top1=flt.top1(labels), top5=flt.top5(labels)),
         exact=dict(top1=base1, top5=base5, agreement_with_float=exact.agreement(flt)),
-        reuse=dict(top1=reuse.top1(labels), top5=reuse.top5(labels), top1_change=reuse.top1(labels) - base1,
-                   top5_change=reuse.top5(labels) - base5, agreement=reuse.agreement(exact), **reuse.totals()),
+        reuse=dict(
+            top1=reuse.top1(labels),
+            top5=reuse.top5(labels),
+            top1_change=reuse.top1(labels) - base1,
+            top5_change=reuse.top5(labels) - base5,
+            agreement=reuse.agreement(exact),
+            **reuse.totals(),
+        ),
         layers=_layer_rows(convs, settings, reuse, golden_kwargs["sig_bits"], oracle),
     )
     if sweep:
-        report["sweep"] = [dict(sig_len=s, top1=r.top1(labels), top1_change=r.top1(labels) - base1,
-                                agreement=r.agreement(exact), hit_rate=r.totals()["hit_rate"],
-                                macs_skipped_fraction=r.totals()["macs_skipped_fraction"], speedup=r.totals()["speedup"])
-                           for s, r in sweep_runs]
+        report["sweep"] = [
+            dict(
+                sig_len=s,
+                top1=r.top1(labels),
+                top1_change=r.top1(labels) - base1,
+                agreement=r.agreement(exact),
+                hit_rate=r.totals()["hit_rate"],
+                macs_skipped_fraction=r.totals()["macs_skipped_fraction"],
+                speedup=r.totals()["speedup"],
+            )
+            for s, r in sweep_runs
+        ]
     if ceiling:
-        report["ceiling"] = dict(window=window, tau=tau, tolerance=tolerance, top1=oracle.top1(labels),
-                                 top1_change=oracle.top1(labels) - base1, agreement=oracle.agreement(exact),
-                                 **oracle.totals(), taus=tau_rows)
+        report["ceiling"] = dict(
+            window=window,
+            tau=tau,
+            tolerance=tolerance,
+            top1=oracle.top1(labels),
+            top1_change=oracle.top1(labels) - base1,
+            agreement=oracle.agreement(exact),
+            **oracle.totals(),
+            taus=tau_rows,
+        )
     return report

@@ -386,7 +386,9 @@ def build_model(
         model.trained_info = info
         return model
     if name not in _ARCH:
-        raise UserError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES + DIGITS_MODEL_NAMES)}")
+        raise UserError(
+            f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES + DIGITS_MODEL_NAMES)}"
+        )
     block, layers = _ARCH[name]
     # On the meta device the stock initialisers draw nothing from the global RNG.
     with torch.device("meta"):
@@ -456,8 +458,11 @@ def load_weights(model: nn.Module, path: str | Path, name: str = "the model") ->
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # what the pre-check cannot see (e.g. versioned BN metadata)
-        details = [line.strip() for line in str(exc).splitlines()
-                   if line.strip() and not line.startswith("Error(s) in loading")]
+        details = [
+            line.strip()
+            for line in str(exc).splitlines()
+            if line.strip() and not line.startswith("Error(s) in loading")
+        ]
         reason = _first_line(RuntimeError(" ".join(details) or str(exc)))
         raise UserError(f"weights file {str(path)!r} does not match {name}: {reason}") from None
     return model
@@ -488,7 +493,8 @@ def _find_state_dict(obj: object, path: Path) -> OrderedDict[str, Tensor]:
         if metadata is not None:
             metadata = OrderedDict(
                 (k[len("module.") :] if k.startswith("module.") else "", v)
-                for k, v in metadata.items() if k != ""
+                for k, v in metadata.items()
+                if k != ""
             )
     if metadata is not None:
         state._metadata = metadata  # type: ignore[attr-defined]
@@ -500,9 +506,7 @@ def _check_keys_and_shapes(
 ) -> None:
     expected = model.state_dict()
     # PyTorch fills a missing num_batches_tracked itself (old checkpoints); accept that too.
-    missing = [
-        k for k in expected if k not in state and not k.endswith(".num_batches_tracked")
-    ]
+    missing = [k for k in expected if k not in state and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     parts = []
     if missing:
@@ -523,8 +527,9 @@ def _check_keys_and_shapes(
 
 def _check_finite(state: dict[str, Tensor], path: Path) -> None:
     """Refuse nan/inf in floating tensors: they would silently poison every later layer."""
-    bad = [k for k, v in state.items()
-           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [
+        k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
     if bad:
         raise UserError(
             f"weights file {str(path)!r} holds nan or inf values in {_sample(bad)}; "

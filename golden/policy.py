@@ -51,20 +51,27 @@ class Policy:
     model: str | None = None
     meta: dict = field(default_factory=dict)
 
-    def settings(self, conv_names: list[str], sig_bits: int, model: str | None = None,
-                 source: str = "policy") -> list[LayerSetting]:
+    def settings(
+        self, conv_names: list[str], sig_bits: int, model: str | None = None, source: str = "policy"
+    ) -> list[LayerSetting]:
         """One :class:`LayerSetting` per conv of a model (``conv_names`` in construction order), checked."""
         if sig_bits != self.sig_bits:
-            raise UserError(f"{source}: sig_bits is {self.sig_bits} but the configuration has S = {sig_bits}; "
-                            f"allowed: a policy made for --sig-bits {sig_bits}")
+            raise UserError(
+                f"{source}: sig_bits is {self.sig_bits} but the configuration has S = {sig_bits}; "
+                f"allowed: a policy made for --sig-bits {sig_bits}"
+            )
         if self.model is not None and model is not None and self.model != model:
             raise UserError(f"{source}: made for model {self.model!r}, not {model!r}")
         for i in self.layers:
             if i >= len(conv_names):
-                raise UserError(f"{source}: layers.{i + 1:03d}: the model has convs 001..{len(conv_names):03d} only")
+                raise UserError(
+                    f"{source}: layers.{i + 1:03d}: the model has convs 001..{len(conv_names):03d} only"
+                )
             if i in self.names and self.names[i] != conv_names[i]:
-                raise UserError(f"{source}: layers.{i + 1:03d}.name is {self.names[i]!r} but conv {i + 1:03d} "
-                                f"of the model is {conv_names[i]!r}")
+                raise UserError(
+                    f"{source}: layers.{i + 1:03d}.name is {self.names[i]!r} but conv {i + 1:03d} "
+                    f"of the model is {conv_names[i]!r}"
+                )
         return [self.layers.get(i, self.default) for i in range(len(conv_names))]
 
     def to_dict(self) -> dict:
@@ -85,15 +92,30 @@ class Policy:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
     @classmethod
-    def from_settings(cls, settings: list[LayerSetting], conv_names: list[str], sig_bits: int,
-                      model: str | None = None, meta: dict | None = None) -> "Policy":
+    def from_settings(
+        cls,
+        settings: list[LayerSetting],
+        conv_names: list[str],
+        sig_bits: int,
+        model: str | None = None,
+        meta: dict | None = None,
+    ) -> Policy:
         """A policy listing every conv explicitly (with its name)."""
-        layers = {i: LayerSetting(s.reuse, sig_bits if s.sig_len is None else s.sig_len) for i, s in enumerate(settings)}
-        return cls(sig_bits=sig_bits, default=LayerSetting(True, sig_bits), layers=layers,
-                   names=dict(enumerate(conv_names)), model=model, meta=dict(meta or {}))
+        layers = {
+            i: LayerSetting(s.reuse, sig_bits if s.sig_len is None else s.sig_len)
+            for i, s in enumerate(settings)
+        }
+        return cls(
+            sig_bits=sig_bits,
+            default=LayerSetting(True, sig_bits),
+            layers=layers,
+            names=dict(enumerate(conv_names)),
+            model=model,
+            meta=dict(meta or {}),
+        )
 
     @classmethod
-    def from_json(cls, text: str, source: str = "policy") -> "Policy":
+    def from_json(cls, text: str, source: str = "policy") -> Policy:
         """Parse and validate (module docstring); ``source`` names the file in messages."""
         try:
             d = json.loads(text)
@@ -112,14 +134,20 @@ class Policy:
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise UserError(f"{source}: model must be a string, not {model!r}")
-        default = _parse_setting(d.get("default", {}), LayerSetting(True, s), s, source, "default", allow_name=False)
+        default = _parse_setting(
+            d.get("default", {}), LayerSetting(True, s), s, source, "default", allow_name=False
+        )
         layers, names = {}, {}
         raw = d.get("layers", {})
         if not isinstance(raw, dict):
-            raise UserError(f"{source}: layers must be an object keyed by conv number (\"001\"), not {type(raw).__name__}")
+            raise UserError(
+                f'{source}: layers must be an object keyed by conv number ("001"), not {type(raw).__name__}'
+            )
         for key, entry in raw.items():
             if not (len(key) == 3 and key.isdigit() and int(key) >= 1):
-                raise UserError(f"{source}: layers key {key!r} is not a conv number; allowed: \"001\", \"002\", ...")
+                raise UserError(
+                    f'{source}: layers key {key!r} is not a conv number; allowed: "001", "002", ...'
+                )
             i = int(key) - 1
             layers[i] = _parse_setting(entry, default, s, source, f"layers.{key}", allow_name=True)
             if "name" in entry:
@@ -137,10 +165,14 @@ def _is_int(v) -> bool:
 def _no_unknown(d: dict, allowed: set, source: str, where: str) -> None:
     extra = sorted(set(d) - allowed)
     if extra:
-        raise UserError(f"{source}: unknown key {where}{extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise UserError(
+            f"{source}: unknown key {where}{extra[0]!r}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
-def _parse_setting(entry, base: LayerSetting, s: int, source: str, where: str, allow_name: bool) -> LayerSetting:
+def _parse_setting(
+    entry, base: LayerSetting, s: int, source: str, where: str, allow_name: bool
+) -> LayerSetting:
     if not isinstance(entry, dict):
         raise UserError(f"{source}: {where} must be an object, not {type(entry).__name__}")
     _no_unknown(entry, _LAYER_KEYS if allow_name else _LAYER_KEYS - {"name"}, source, f"{where}.")
@@ -149,7 +181,9 @@ def _parse_setting(entry, base: LayerSetting, s: int, source: str, where: str, a
         raise UserError(f"{source}: {where}.reuse must be true or false, not {reuse!r}")
     sig_len = entry.get("sig_len", base.sig_len)
     if not _is_int(sig_len) or not 1 <= sig_len <= s:
-        raise UserError(f"{source}: {where}.sig_len must be an integer 1..{s} (sig_bits), not {sig_len!r}")
+        raise UserError(
+            f"{source}: {where}.sig_len must be an integer 1..{s} (sig_bits), not {sig_len!r}"
+        )
     if "name" in entry and not isinstance(entry["name"], str):
         raise UserError(f"{source}: {where}.name must be a string, not {entry['name']!r}")
     return LayerSetting(reuse, sig_len)
@@ -167,7 +201,9 @@ def load_policy(path: str | Path) -> Policy:
     except FileNotFoundError:
         raise UserError(f"policy file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"policy file {str(path)!r} cannot be read ({type(exc).__name__})") from None
+        raise UserError(
+            f"policy file {str(path)!r} cannot be read ({type(exc).__name__})"
+        ) from None
     return Policy.from_json(text, source=f"policy file {str(path)!r}")
 
 

@@ -28,7 +28,14 @@ import torch.nn.functional as F
 
 from golden import hw
 
-__all__ = ["ReuseStats", "reuse_conv2d", "conv_with_trace", "prefix_signatures", "pass_trace", "dequantize"]
+__all__ = [
+    "ReuseStats",
+    "reuse_conv2d",
+    "conv_with_trace",
+    "prefix_signatures",
+    "pass_trace",
+    "dequantize",
+]
 
 
 @dataclass
@@ -71,24 +78,44 @@ class ReuseStats:
             return 1.0
         return self.baseline_cycles / self.reuse_cycles
 
-    def merge(self, other: "ReuseStats") -> "ReuseStats":
+    def merge(self, other: ReuseStats) -> ReuseStats:
         """The statistics of both (calls of the same conv, or layers of a network: then L, K are 0)."""
         same = self.length == other.length and self.out_channels == other.out_channels
-        cyc = (None if self.baseline_cycles is None and other.baseline_cycles is None else
-               ((self.baseline_cycles or 0) + (other.baseline_cycles or 0),
-                (self.reuse_cycles or 0) + (other.reuse_cycles or 0)))
+        cyc = (
+            None
+            if self.baseline_cycles is None and other.baseline_cycles is None
+            else (
+                (self.baseline_cycles or 0) + (other.baseline_cycles or 0),
+                (self.reuse_cycles or 0) + (other.reuse_cycles or 0),
+            )
+        )
         first = self.vectors == 0 and self.length == 0
         return ReuseStats(
-            vectors=self.vectors + other.vectors, hits=self.hits + other.hits,
+            vectors=self.vectors + other.vectors,
+            hits=self.hits + other.hits,
             length=other.length if first else (self.length if same else 0),
             out_channels=other.out_channels if first else (self.out_channels if same else 0),
-            macs_done=self.macs_done + other.macs_done, macs_skipped=self.macs_skipped + other.macs_skipped,
-            baseline_cycles=None if cyc is None else cyc[0], reuse_cycles=None if cyc is None else cyc[1],
-            hit_bits=np.concatenate([self.hit_bits, other.hit_bits]))
+            macs_done=self.macs_done + other.macs_done,
+            macs_skipped=self.macs_skipped + other.macs_skipped,
+            baseline_cycles=None if cyc is None else cyc[0],
+            reuse_cycles=None if cyc is None else cyc[1],
+            hit_bits=np.concatenate([self.hit_bits, other.hit_bits]),
+        )
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("vectors", "hits", "length", "out_channels", "macs_done",
-                                          "macs_skipped", "baseline_cycles", "reuse_cycles")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "vectors",
+                "hits",
+                "length",
+                "out_channels",
+                "macs_done",
+                "macs_skipped",
+                "baseline_cycles",
+                "reuse_cycles",
+            )
+        }
         d.update(hit_rate=self.hit_rate, speedup=self.speedup)
         return d
 
@@ -100,14 +127,25 @@ def prefix_signatures(sigs: torch.Tensor, sig_len: int, sig_bits: int) -> torch.
     on these S-bit values exactly as in section 6 (set = low bits, tag = the rest, zero-filled).
     """
     if isinstance(sig_len, bool) or not isinstance(sig_len, int) or not 1 <= sig_len <= sig_bits:
-        raise ValueError(f"sig_len must be an integer between 1 and sig_bits = {sig_bits}, not {sig_len!r}")
+        raise ValueError(
+            f"sig_len must be an integer between 1 and sig_bits = {sig_bits}, not {sig_len!r}"
+        )
     if sig_len == sig_bits:
         return sigs
     return sigs & ((1 << sig_len) - 1)
 
 
-def pass_trace(sigs: torch.Tensor, *, sig_bits: int, sets: int, ways: int, policy: str, block: int,
-               sig_len: int | None = None, enabled: bool = True) -> hw.CacheTrace:
+def pass_trace(
+    sigs: torch.Tensor,
+    *,
+    sig_bits: int,
+    sets: int,
+    ways: int,
+    policy: str,
+    block: int,
+    sig_len: int | None = None,
+    enabled: bool = True,
+) -> hw.CacheTrace:
     """The MCACHE trace of a layer call under per-pass settings (spec section 13).
 
     ``enabled=False``: reuse off (baseline passes), every vector a miss, no entry
@@ -118,8 +156,14 @@ def pass_trace(sigs: torch.Tensor, *, sig_bits: int, sets: int, ways: int, polic
         hw._check_geometry(sig_bits, sets, ways, policy, block)
         return hw.no_reuse_trace(len(sigs))
     s = sig_bits if sig_len is None else sig_len
-    return hw.cache_run(prefix_signatures(sigs, s, sig_bits), sig_bits=sig_bits, sets=sets, ways=ways,
-                        policy=policy, block=block)
+    return hw.cache_run(
+        prefix_signatures(sigs, s, sig_bits),
+        sig_bits=sig_bits,
+        sets=sets,
+        ways=ways,
+        policy=policy,
+        block=block,
+    )
 
 
 def dequantize(acc: torch.Tensor, sx: float, sw: float, bias: torch.Tensor | None) -> torch.Tensor:
@@ -132,15 +176,33 @@ def dequantize(acc: torch.Tensor, sx: float, sw: float, bias: torch.Tensor | Non
 
 def _check_conv(x, weight, formation, dilation):
     if formation != "window":
-        raise ValueError(f"formation must be 'window' (im2col, the real convolution), not {formation!r}: "
-                         "row vectors are no factorisation of a convolution (spec section 3)")
+        raise ValueError(
+            f"formation must be 'window' (im2col, the real convolution), not {formation!r}: "
+            "row vectors are no factorisation of a convolution (spec section 3)"
+        )
 
 
 @torch.no_grad()
-def reuse_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-                 dilation=1, *, sig_bits: int, seed: int, sets: int, ways: int, policy: str, block: int,
-                 formation: str = "window", sig_len: int | None = None, enabled: bool = True,
-                 lanes: int | None = None, pes: int | None = None) -> tuple[torch.Tensor, ReuseStats]:
+def reuse_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    sig_bits: int,
+    seed: int,
+    sets: int,
+    ways: int,
+    policy: str,
+    block: int,
+    formation: str = "window",
+    sig_len: int | None = None,
+    enabled: bool = True,
+    lanes: int | None = None,
+    pes: int | None = None,
+) -> tuple[torch.Tensor, ReuseStats]:
     """One conv call (all N images together) computed as MERCURY computes it (spec section 12).
 
     Parameters
@@ -174,17 +236,38 @@ def reuse_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         if not enabled:
             oh, ow = hw.conv_out_size(xq.shape[2], xq.shape[3], kernel, **geom)
             return hw.no_reuse_trace(xq.shape[0] * oh * ow)
-        sigs = hw.signatures_conv(xq, formation="window", kernel_size=kernel, sig_bits=sig_bits, seed=seed, **geom)
-        return pass_trace(sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block,
-                          sig_len=sig_len)
+        sigs = hw.signatures_conv(
+            xq, formation="window", kernel_size=kernel, sig_bits=sig_bits, seed=seed, **geom
+        )
+        return pass_trace(
+            sigs,
+            sig_bits=sig_bits,
+            sets=sets,
+            ways=ways,
+            policy=policy,
+            block=block,
+            sig_len=sig_len,
+        )
 
-    return conv_with_trace(x, weight, bias, stride, padding, dilation, trace=trace, block=block,
-                           lanes=lanes, pes=pes)
+    return conv_with_trace(
+        x, weight, bias, stride, padding, dilation, trace=trace, block=block, lanes=lanes, pes=pes
+    )
 
 
 @torch.no_grad()
-def conv_with_trace(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding, dilation, *, trace,
-                    block: int, lanes: int | None = None, pes: int | None = None) -> tuple[torch.Tensor, ReuseStats]:
+def conv_with_trace(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias,
+    stride,
+    padding,
+    dilation,
+    *,
+    trace,
+    block: int,
+    lanes: int | None = None,
+    pes: int | None = None,
+) -> tuple[torch.Tensor, ReuseStats]:
     """Steps 1, 2, 4, 5 of spec section 12 around any trace: ``trace(xq, kernel, geom) -> CacheTrace``.
 
     ``xq`` is the quantized input (integers in float32), ``kernel`` (R, Sk), ``geom`` the stride,
@@ -192,16 +275,23 @@ def conv_with_trace(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding
     (:mod:`golden.ceiling`) passes its oracle. A hit's accumulators are its owner's.
     """
     if x.dim() != 4 or weight.dim() != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"need input (N, C, H, W) and weight (K, C, R, S) with equal C (groups 1), got "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+        raise ValueError(
+            f"need input (N, C, H, W) and weight (K, C, R, S) with equal C (groups 1), got "
+            f"{tuple(x.shape)} and {tuple(weight.shape)}"
+        )
     n, k = x.shape[0], weight.shape[0]
-    geom = dict(stride=hw._pair(stride, "stride"), padding=hw._pair(padding, "padding"),
-                dilation=hw._pair(dilation, "dilation"))
+    geom = dict(
+        stride=hw._pair(stride, "stride"),
+        padding=hw._pair(padding, "padding"),
+        dilation=hw._pair(dilation, "dilation"),
+    )
     kernel = tuple(int(s) for s in weight.shape[2:])
     xq, sx = hw.quantize_values(x, torch.float32)
     wq, sw = hw.quantize_values(weight, torch.float64)
     hw._unfold_check(xq, kernel, geom["stride"], geom["padding"], geom["dilation"])
-    acc = F.conv2d(xq.to(torch.float64), wq, **geom)  # (N, K, OH, OW), exact integers (module docstring)
+    acc = F.conv2d(
+        xq.to(torch.float64), wq, **geom
+    )  # (N, K, OH, OW), exact integers (module docstring)
     oh, ow = acc.shape[2:]
     v = n * oh * ow
     tr = trace(xq, kernel, geom)
@@ -209,12 +299,21 @@ def conv_with_trace(x: torch.Tensor, weight: torch.Tensor, bias, stride, padding
         raise ValueError(f"trace has {len(tr)} vectors, the call {v}")
     hits = tr.hits
     if hits:
-        rows = acc.permute(0, 2, 3, 1).reshape(v, k)[tr.owner]  # section 7: a hit takes its owner's row
+        rows = acc.permute(0, 2, 3, 1).reshape(v, k)[
+            tr.owner
+        ]  # section 7: a hit takes its owner's row
         acc = rows.reshape(n, oh, ow, k).permute(0, 3, 1, 2)
     length = int(weight.shape[1] * kernel[0] * kernel[1])
     bits = tr.hit.numpy().astype(np.uint8)
-    stats = ReuseStats(vectors=v, hits=hits, length=length, out_channels=k, macs_done=(v - hits) * length * k,
-                       macs_skipped=hits * length * k, hit_bits=bits)
+    stats = ReuseStats(
+        vectors=v,
+        hits=hits,
+        length=length,
+        out_channels=k,
+        macs_done=(v - hits) * length * k,
+        macs_skipped=hits * length * k,
+        hit_bits=bits,
+    )
     if lanes is not None and pes is not None:
         cyc = hw.layer_ideal_cycles(bits, length, k, lanes, pes, block)
         stats.baseline_cycles, stats.reuse_cycles = cyc["baseline"], cyc["reuse"]

@@ -9,8 +9,8 @@ through it and collects per-conv :class:`~golden.reuse_conv.ReuseStats`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -33,19 +33,46 @@ class LayerSetting:
 def conv_geometry(conv: nn.Conv2d) -> dict:
     """stride, padding, dilation of a conv that spec section 3 covers (groups 1, integer zero padding)."""
     if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise ValueError(f"conv {conv} is not covered by spec section 3 (groups 1, integer zero padding)")
-    return dict(stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=tuple(conv.dilation))
+        raise ValueError(
+            f"conv {conv} is not covered by spec section 3 (groups 1, integer zero padding)"
+        )
+    return dict(
+        stride=tuple(conv.stride), padding=tuple(conv.padding), dilation=tuple(conv.dilation)
+    )
 
 
-def mercury_layer_fn(settings: list[LayerSetting] | None, *, sig_bits: int, seed: int, sets: int, ways: int,
-                     policy: str, block: int, lanes: int, pes: int) -> LayerFn:
+def mercury_layer_fn(
+    settings: list[LayerSetting] | None,
+    *,
+    sig_bits: int,
+    seed: int,
+    sets: int,
+    ways: int,
+    policy: str,
+    block: int,
+    lanes: int,
+    pes: int,
+) -> LayerFn:
     """The layer function of MERCURY with ``settings[i]`` for conv i (None: reuse on, s = S everywhere)."""
 
     def fn(i: int, conv: nn.Conv2d, x: torch.Tensor):
         st = LayerSetting() if settings is None else settings[i]
-        return reuse_conv2d(x, conv.weight, conv.bias, **conv_geometry(conv), sig_bits=sig_bits, seed=seed,
-                            sets=sets, ways=ways, policy=policy, block=block, sig_len=st.sig_len,
-                            enabled=st.reuse, lanes=lanes, pes=pes)
+        return reuse_conv2d(
+            x,
+            conv.weight,
+            conv.bias,
+            **conv_geometry(conv),
+            sig_bits=sig_bits,
+            seed=seed,
+            sets=sets,
+            ways=ways,
+            policy=policy,
+            block=block,
+            sig_len=st.sig_len,
+            enabled=st.reuse,
+            lanes=lanes,
+            pes=pes,
+        )
 
     return fn
 
@@ -67,7 +94,7 @@ class Propagate:
         self.convs, self.layer_fn = convs, layer_fn
         self.stats = [ReuseStats() for _ in convs]
 
-    def __enter__(self) -> "Propagate":
+    def __enter__(self) -> Propagate:
         for i, (_, conv) in enumerate(self.convs):
             if "forward" in conv.__dict__:
                 raise RuntimeError(f"conv {self.convs[i][0]} already has a patched forward")
@@ -83,12 +110,20 @@ class Propagate:
             y, st = self.layer_fn(i, conv, x)
             self.stats[i] = self.stats[i].merge(st)
             return y
+
         return forward
 
 
 @torch.no_grad()
-def run_network(model: nn.Module, convs: list[tuple[str, nn.Conv2d]], images: torch.Tensor, layer_fn: LayerFn | None,
-                *, batch: int, progress=None) -> tuple[torch.Tensor, list[ReuseStats]]:
+def run_network(
+    model: nn.Module,
+    convs: list[tuple[str, nn.Conv2d]],
+    images: torch.Tensor,
+    layer_fn: LayerFn | None,
+    *,
+    batch: int,
+    progress=None,
+) -> tuple[torch.Tensor, list[ReuseStats]]:
     """Logits of ``images`` in batches of ``batch`` (one layer call per batch) and per-conv stats.
 
     ``layer_fn`` None: the float network (stats empty). ``progress``: a tqdm bar to advance by
@@ -99,9 +134,8 @@ def run_network(model: nn.Module, convs: list[tuple[str, nn.Conv2d]], images: to
     prop = Propagate(convs, layer_fn) if layer_fn is not None else None
     with prop if prop is not None else contextlib.nullcontext():
         for i in range(0, len(images), batch):
-            outs.append(model(images[i:i + batch]))
+            outs.append(model(images[i : i + batch]))
             if progress is not None:
                 progress.update(len(outs[-1]))
     logits = torch.cat(outs) if outs else torch.zeros(0)
     return logits, (prop.stats if prop is not None else [ReuseStats() for _ in convs])
-

@@ -39,29 +39,45 @@ def default_candidates(sig_bits: int, sets: int) -> list[int]:
     return sorted({s for s in range(sig_bits, lo - 1, -2)} | {sig_bits})
 
 
-def layer_gains(model, convs, images, candidates, *, golden_kwargs: dict, lanes: int, pes: int,
-                batch: int) -> list[dict[int, int]]:
+def layer_gains(
+    model, convs, images, candidates, *, golden_kwargs: dict, lanes: int, pes: int, batch: int
+) -> list[dict[int, int]]:
     """Per conv, per candidate s: baseline cycles minus cycles with reuse, on the exact network's inputs."""
     gk = golden_kwargs
     gains = [dict.fromkeys(candidates, 0) for _ in convs]
 
     def fn(i, conv, x):
         def trace(xq, kernel, geom):
-            sigs = hw.signatures_conv(xq, formation="window", kernel_size=kernel, sig_bits=gk["sig_bits"],
-                                      seed=gk["seed"], **geom)
+            sigs = hw.signatures_conv(
+                xq,
+                formation="window",
+                kernel_size=kernel,
+                sig_bits=gk["sig_bits"],
+                seed=gk["seed"],
+                **geom,
+            )
             length = conv.weight.shape[1] * kernel[0] * kernel[1]
             for s in candidates:
-                t = pass_trace(sigs, sig_bits=gk["sig_bits"], sets=gk["sets"], ways=gk["ways"], policy=gk["policy"],
-                               block=gk["block"], sig_len=s)
+                t = pass_trace(
+                    sigs,
+                    sig_bits=gk["sig_bits"],
+                    sets=gk["sets"],
+                    ways=gk["ways"],
+                    policy=gk["policy"],
+                    block=gk["block"],
+                    sig_len=s,
+                )
                 c = hw.layer_ideal_cycles(t.hit, length, conv.out_channels, lanes, pes, gk["block"])
                 gains[i][s] += c["baseline"] - c["reuse"]
             return hw.no_reuse_trace(len(sigs))  # the network itself stays exact
 
-        return conv_with_trace(x, conv.weight, conv.bias, **conv_geometry(conv), trace=trace, block=gk["block"])
+        return conv_with_trace(
+            x, conv.weight, conv.bias, **conv_geometry(conv), trace=trace, block=gk["block"]
+        )
 
     with Propagate(convs, fn), torch.no_grad():
         for i in range(0, len(images), batch):
-            model(images[i:i + batch])
+            model(images[i : i + batch])
     return gains
 
 
@@ -75,8 +91,21 @@ class TuneResult:
     log: list[dict] = field(default_factory=list)
 
 
-def tune(model, convs, images, labels, *, golden_kwargs: dict, lanes: int, pes: int, batch: int, tolerance: float,
-         candidates: list[int] | None = None, progress: bool = True, log=print) -> TuneResult:
+def tune(
+    model,
+    convs,
+    images,
+    labels,
+    *,
+    golden_kwargs: dict,
+    lanes: int,
+    pes: int,
+    batch: int,
+    tolerance: float,
+    candidates: list[int] | None = None,
+    progress: bool = True,
+    log=print,
+) -> TuneResult:
     """The greedy search of the module docstring on the validation ``images``/``labels``."""
     from tqdm import tqdm
 
@@ -88,13 +117,20 @@ def tune(model, convs, images, labels, *, golden_kwargs: dict, lanes: int, pes: 
     kw = dict(golden_kwargs=gk, lanes=lanes, pes=pes, batch=batch)
     exact = exact_run(model, convs, images, **kw)
     gains = layer_gains(model, convs, images, cands, **kw)
-    order = sorted(range(len(convs)), key=lambda i: -gains[i][cands[-1]])  # stable: ties in conv order
+    order = sorted(
+        range(len(convs)), key=lambda i: -gains[i][cands[-1]]
+    )  # stable: ties in conv order
     order = [i for i in order if gains[i][cands[0]] > 0]
     settings = [LayerSetting(reuse=False)] * len(convs)
     best = exact
     runs: list[dict] = []
-    bar = tqdm(total=len(order), desc="tune (validation split)", unit="layer", disable=None if progress else True,
-               leave=False)
+    bar = tqdm(
+        total=len(order),
+        desc="tune (validation split)",
+        unit="layer",
+        disable=None if progress else True,
+        leave=False,
+    )
 
     def attempt(i: int, s: int):
         trial = list(settings)
@@ -102,16 +138,28 @@ def tune(model, convs, images, labels, *, golden_kwargs: dict, lanes: int, pes: 
         r = mercury_run(model, convs, images, trial, **kw)
         ok = acceptable(r, exact, labels, tolerance)
         t = r.totals()
-        runs.append(dict(layer=f"{i + 1:03d}", name=convs[i][0], sig_len=s, top1=r.top1(labels),
-                         top1_change=r.top1(labels) - exact.top1(labels), agreement=r.agreement(exact),
-                         speedup=t["speedup"], accepted=ok))
+        runs.append(
+            dict(
+                layer=f"{i + 1:03d}",
+                name=convs[i][0],
+                sig_len=s,
+                top1=r.top1(labels),
+                top1_change=r.top1(labels) - exact.top1(labels),
+                agreement=r.agreement(exact),
+                speedup=t["speedup"],
+                accepted=ok,
+            )
+        )
         return ok, r
 
     for i in order:
         ok, r = attempt(i, cands[-1])
         if ok:
             chosen, chosen_run = cands[-1], r
-            lo, hi = 0, len(cands) - 1  # cands[hi] is acceptable; find the smallest acceptable index
+            lo, hi = (
+                0,
+                len(cands) - 1,
+            )  # cands[hi] is acceptable; find the smallest acceptable index
             while lo < hi:
                 mid = (lo + hi) // 2
                 ok_mid, r_mid = attempt(i, cands[mid])
@@ -123,7 +171,10 @@ def tune(model, convs, images, labels, *, golden_kwargs: dict, lanes: int, pes: 
             best = chosen_run
         bar.update(1)
         bar.set_postfix(speedup=f"{best.totals()['speedup']:.3f}x")
-        log(f"  conv {i + 1:03d} {convs[i][0]:<24} " + (f"on, s = {settings[i].sig_len}" if settings[i].reuse else "off")
-            + f"   network {best.totals()['speedup']:.3f}x, val top-1 {best.top1(labels):.2f}%")
+        log(
+            f"  conv {i + 1:03d} {convs[i][0]:<24} "
+            + (f"on, s = {settings[i].sig_len}" if settings[i].reuse else "off")
+            + f"   network {best.totals()['speedup']:.3f}x, val top-1 {best.top1(labels):.2f}%"
+        )
     bar.close()
     return TuneResult(settings=settings, exact=exact, best=best, log=runs)

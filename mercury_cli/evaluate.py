@@ -24,32 +24,87 @@ def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
     from golden.models import DIGITS_MODEL_NAMES, MODEL_NAMES
 
     names = DIGITS_MODEL_NAMES + MODEL_NAMES
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="|".join(names),
-                        help=f"network (default {DEFAULT_MODEL}: trained and cached at first use)")
-    parser.add_argument("--weights", type=Path, metavar="FILE.pth", help="state_dict for the model (strict)")
-    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
-                        help="seed of random ImageNet weights when no --weights (default 0)")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="class-per-folder image tree (ImageFolder); default: the digits test split")
-    parser.add_argument("--labels", type=Path, metavar="FILE", help="class names in index order, one a line")
-    parser.add_argument("--count", type=int_arg("count"), metavar="N", help="only the first N images")
-    parser.add_argument("--batch", type=int_arg("batch"), default=DEFAULT_BATCH, metavar="N",
-                        help=f"images per layer call (shared quantization scale and MCACHE; default {DEFAULT_BATCH})")
-    parser.add_argument("--threads", type=int_arg("threads"), default=1, metavar="N", help="torch threads (default 1)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="|".join(names),
+        help=f"network (default {DEFAULT_MODEL}: trained and cached at first use)",
+    )
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE.pth", help="state_dict for the model (strict)"
+    )
+    parser.add_argument(
+        "--model-seed",
+        type=seed_arg("model_seed"),
+        default=0,
+        metavar="N",
+        help="seed of random ImageNet weights when no --weights (default 0)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="class-per-folder image tree (ImageFolder); default: the digits test split",
+    )
+    parser.add_argument(
+        "--labels", type=Path, metavar="FILE", help="class names in index order, one a line"
+    )
+    parser.add_argument(
+        "--count", type=int_arg("count"), metavar="N", help="only the first N images"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int_arg("batch"),
+        default=DEFAULT_BATCH,
+        metavar="N",
+        help=f"images per layer call (shared quantization scale and MCACHE; default {DEFAULT_BATCH})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int_arg("threads"),
+        default=1,
+        metavar="N",
+        help="torch threads (default 1)",
+    )
     add_config_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_data_arguments(parser)
-    parser.add_argument("--reuse-policy", type=Path, metavar="FILE",
-                        help="per-layer reuse policy JSON (docs/spec.md 14; --policy is the cache replacement)")
-    parser.add_argument("--sig-len", type=int_arg("sig_len"), metavar="S", help="signature length s <= --sig-bits for every layer")
-    parser.add_argument("--sig-lens", metavar="LIST",
-                        help="also run every conv at each of these signature lengths (the Pareto points), e.g. 16,20,24")
-    parser.add_argument("--ceiling", action="store_true", help="also search the oracle ceiling (docs/spec.md 15)")
-    parser.add_argument("--window", type=int_arg("window"), default=256, metavar="N", help="ceiling: previous vectors it may reuse (256)")
-    parser.add_argument("--tolerance", type=float, default=0.5, metavar="PP",
-                        help="ceiling: largest top-1 loss in percentage points (default 0.5)")
+    parser.add_argument(
+        "--reuse-policy",
+        type=Path,
+        metavar="FILE",
+        help="per-layer reuse policy JSON (docs/spec.md 14; --policy is the cache replacement)",
+    )
+    parser.add_argument(
+        "--sig-len",
+        type=int_arg("sig_len"),
+        metavar="S",
+        help="signature length s <= --sig-bits for every layer",
+    )
+    parser.add_argument(
+        "--sig-lens",
+        metavar="LIST",
+        help="also run every conv at each of these signature lengths (the Pareto points), e.g. 16,20,24",
+    )
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also search the oracle ceiling (docs/spec.md 15)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int_arg("window"),
+        default=256,
+        metavar="N",
+        help="ceiling: previous vectors it may reuse (256)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.5,
+        metavar="PP",
+        help="ceiling: largest top-1 loss in percentage points (default 0.5)",
+    )
     add_out_argument(parser, None, "report folder: report.md, report.json, report.png")
 
 
@@ -72,8 +127,10 @@ def prepare(args, split: str = "test"):
     model = build_model(args.model, seed=args.model_seed, weights=args.weights)
     info = getattr(model, "trained_info", None)
     if info and "test_top1" in info:
-        print(f"{args.model}: trained weights {info.get('cache')}; float top-1 test {info['test_top1']:.2f}%, "
-              f"val {info['val_top1']:.2f}%, train {info['train_top1']:.2f}%")
+        print(
+            f"{args.model}: trained weights {info.get('cache')}; float top-1 test {info['test_top1']:.2f}%, "
+            f"val {info['val_top1']:.2f}%, train {info['train_top1']:.2f}%"
+        )
     convs = conv_layers(model)
     if args.data is not None:
         data = load_image_folder(args.data, args.model, model.fc.out_features, args.labels)
@@ -94,12 +151,18 @@ def settings_from_args(args, convs, config):
         raise UserError("--reuse-policy and --sig-len exclude each other; allowed: one of them")
     if args.sig_len is not None:
         if not 1 <= args.sig_len <= config.sig_bits:
-            raise UserError(f"--sig-len must be 1..{config.sig_bits} (--sig-bits), not {args.sig_len}")
+            raise UserError(
+                f"--sig-len must be 1..{config.sig_bits} (--sig-bits), not {args.sig_len}"
+            )
         return [LayerSetting(True, args.sig_len)] * len(convs)
     if args.reuse_policy is not None:
         pol = load_policy(args.reuse_policy)
-        return pol.settings([n for n, _ in convs], config.sig_bits, args.model,
-                            source=f"policy file {str(args.reuse_policy)!r}")
+        return pol.settings(
+            [n for n, _ in convs],
+            config.sig_bits,
+            args.model,
+            source=f"policy file {str(args.reuse_policy)!r}",
+        )
     return None
 
 
@@ -114,15 +177,35 @@ def run(args: argparse.Namespace) -> int:
     p = prepare(args)
     config, data = p["config"], p["data"]
     settings = settings_from_args(args, p["convs"], config)
-    print(f"evaluate: {args.model} on {len(data)} images of {data.source}, batch {args.batch}, "
-          f"projection seed {config.seed:#x}")
-    report = evaluate(p["model"], p["convs"], data.images, data.labels, golden_kwargs=config.golden_kwargs(),
-                      lanes=config.lanes, pes=config.pes, settings=settings, batch=args.batch,
-                      ceiling=args.ceiling, window=args.window, tolerance=args.tolerance,
-                      sweep=parse_sig_lens(args.sig_lens, config.sig_bits))
-    meta = dict(command="evaluate", model=args.model, weights=str(args.weights) if args.weights else None,
-                data=data.source, policy=str(args.reuse_policy) if args.reuse_policy else None,
-                sig_len=args.sig_len, config=config.to_dict(), trained=p["info"])
+    print(
+        f"evaluate: {args.model} on {len(data)} images of {data.source}, batch {args.batch}, "
+        f"projection seed {config.seed:#x}"
+    )
+    report = evaluate(
+        p["model"],
+        p["convs"],
+        data.images,
+        data.labels,
+        golden_kwargs=config.golden_kwargs(),
+        lanes=config.lanes,
+        pes=config.pes,
+        settings=settings,
+        batch=args.batch,
+        ceiling=args.ceiling,
+        window=args.window,
+        tolerance=args.tolerance,
+        sweep=parse_sig_lens(args.sig_lens, config.sig_bits),
+    )
+    meta = dict(
+        command="evaluate",
+        model=args.model,
+        weights=str(args.weights) if args.weights else None,
+        data=data.source,
+        policy=str(args.reuse_policy) if args.reuse_policy else None,
+        sig_len=args.sig_len,
+        config=config.to_dict(),
+        trained=p["info"],
+    )
     report = {**meta, **report}
     write_report(report, args.out, "evaluate", f"mercury-hw evaluate: {args.model}, {data.source}")
     print(summary(report))
@@ -146,10 +229,14 @@ def parse_sig_lens(text: str | None, sig_bits: int) -> list[int] | None:
 def summary(report: dict) -> str:
     """A few lines for the terminal."""
     e, r, c = report["exact"], report["reuse"], report.get("ceiling")
-    lines = [f"float top-1 {report['float']['top1']:.2f}%   exact int8 top-1 {e['top1']:.2f}% top-5 {e['top5']:.2f}%",
-             f"MERCURY    top-1 {r['top1']:.2f}% ({r['top1_change']:+.2f} pp) top-5 {r['top5']:.2f}%  agreement "
-             f"{r['agreement']:.2f}%  MACs skipped {100 * r['macs_skipped_fraction']:.1f}%  modelled speedup {r['speedup']:.3f}x"]
+    lines = [
+        f"float top-1 {report['float']['top1']:.2f}%   exact int8 top-1 {e['top1']:.2f}% top-5 {e['top5']:.2f}%",
+        f"MERCURY    top-1 {r['top1']:.2f}% ({r['top1_change']:+.2f} pp) top-5 {r['top5']:.2f}%  agreement "
+        f"{r['agreement']:.2f}%  MACs skipped {100 * r['macs_skipped_fraction']:.1f}%  modelled speedup {r['speedup']:.3f}x",
+    ]
     if c:
-        lines.append(f"ceiling    top-1 {c['top1']:.2f}% ({c['top1_change']:+.2f} pp) at tau {c['tau']:g}, window {c['window']}: "
-                     f"modelled speedup {c['speedup']:.3f}x")
+        lines.append(
+            f"ceiling    top-1 {c['top1']:.2f}% ({c['top1_change']:+.2f} pp) at tau {c['tau']:g}, window {c['window']}: "
+            f"modelled speedup {c['speedup']:.3f}x"
+        )
     return "\n".join(lines)

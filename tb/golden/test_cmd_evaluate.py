@@ -48,7 +48,16 @@ def _eval(capsys, *args):
 
 def test_evaluate_digits(tmp_path, weights, capsys):
     out = tmp_path / "ev"
-    common = ["--model", "resnet20-digits", "--weights", str(weights), "--count", str(COUNT), "--batch", "3"]
+    common = [
+        "--model",
+        "resnet20-digits",
+        "--weights",
+        str(weights),
+        "--count",
+        str(COUNT),
+        "--batch",
+        "3",
+    ]
     code, text, err = _eval(capsys, *common, "--ceiling", "--sig-lens", "8,16", "--out", str(out))
     assert code == 0, err
     rep = json.loads((out / "report.json").read_text())
@@ -56,11 +65,15 @@ def test_evaluate_digits(tmp_path, weights, capsys):
     assert (out / "report.md").read_text().startswith("# mercury-hw evaluate")
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r, c = rep["reuse"], rep["ceiling"]
-    assert r["vectors"] == sum(L["vectors"] for L in rep["layers"]) and r["hits"] == sum(L["hits"] for L in rep["layers"])
+    assert r["vectors"] == sum(L["vectors"] for L in rep["layers"]) and r["hits"] == sum(
+        L["hits"] for L in rep["layers"]
+    )
     assert r["baseline_cycles"] == sum(L["baseline_cycles"] for L in rep["layers"])
     assert r["speedup"] == r["baseline_cycles"] / r["reuse_cycles"] >= 1.0
     assert c["tau"] in [t["tau"] for t in c["taus"] if t["within_tolerance"]]
-    assert [w["sig_len"] for w in rep["sweep"]] == [8, 16] and rep["sweep"][1]["speedup"] == r["speedup"]
+    assert [w["sig_len"] for w in rep["sweep"]] == [8, 16] and rep["sweep"][1]["speedup"] == r[
+        "speedup"
+    ]
     assert "modelled speedup" in text
     # same arguments, same bytes (deterministic); an earlier report folder is replaced
     first = (out / "report.json").read_bytes()
@@ -68,11 +81,25 @@ def test_evaluate_digits(tmp_path, weights, capsys):
     assert (out / "report.json").read_bytes() == first
     # reuse off everywhere through a policy equals the exact int8 model
     pol = tmp_path / "off.json"
-    pol.write_text(json.dumps({"format": "mercury-hw-policy", "version": 1, "sig_bits": 16,
-                               "default": {"reuse": False}}))
-    assert _eval(capsys, *common, "--reuse-policy", str(pol), "--out", str(tmp_path / "off"))[0] == 0
+    pol.write_text(
+        json.dumps(
+            {
+                "format": "mercury-hw-policy",
+                "version": 1,
+                "sig_bits": 16,
+                "default": {"reuse": False},
+            }
+        )
+    )
+    assert (
+        _eval(capsys, *common, "--reuse-policy", str(pol), "--out", str(tmp_path / "off"))[0] == 0
+    )
     off = json.loads((tmp_path / "off" / "report.json").read_text())
-    assert off["reuse"]["hits"] == 0 and off["reuse"]["speedup"] == 1.0 and off["reuse"]["agreement"] == 100.0
+    assert (
+        off["reuse"]["hits"] == 0
+        and off["reuse"]["speedup"] == 1.0
+        and off["reuse"]["agreement"] == 100.0
+    )
 
 
 def test_folder_equals_builtin_split(folder):
@@ -83,8 +110,17 @@ def test_folder_equals_builtin_split(folder):
 
 
 def test_evaluate_folder(tmp_path, weights, folder, capsys):
-    code, _, err = _eval(capsys, "--model", "resnet20-digits", "--weights", str(weights), "--data", str(folder),
-                         "--out", str(tmp_path / "ev"))
+    code, _, err = _eval(
+        capsys,
+        "--model",
+        "resnet20-digits",
+        "--weights",
+        str(weights),
+        "--data",
+        str(folder),
+        "--out",
+        str(tmp_path / "ev"),
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "ev" / "report.json").read_text())["images"] == COUNT
 
@@ -100,15 +136,18 @@ def _bad_trees(tmp_path):
     return empty, noimg, broken
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing", "does not exist"),
-    ("empty", "has no class subfolder"),
-    ("noimg", "holds no"),
-    ("broken", "is not a decodable image"),
-    ("weights", "does not match resnet18-digits"),
-    ("labels", "is not named in --labels"),
-    ("class", "is not named in the classes of resnet20-digits"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing", "does not exist"),
+        ("empty", "has no class subfolder"),
+        ("noimg", "holds no"),
+        ("broken", "is not a decodable image"),
+        ("weights", "does not match resnet18-digits"),
+        ("labels", "is not named in --labels"),
+        ("class", "is not named in the classes of resnet20-digits"),
+    ],
+)
 def test_bad_data_one_error_line(tmp_path, weights, folder, capsys, case, message):
     empty, noimg, broken = _bad_trees(tmp_path)
     args = ["--model", "resnet20-digits", "--weights", str(weights)]

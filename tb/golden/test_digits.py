@@ -18,7 +18,9 @@ def test_split():
     for p in parts.values():  # stratified: every class present in proportion
         counts = torch.bincount(p.labels, minlength=10)
         assert counts.min() >= 0.9 * len(p) / 10 and counts.max() <= 1.1 * len(p) / 10
-        assert p.images.shape[1:] == (1, digits.SIZE, digits.SIZE) and p.images.dtype == torch.float32
+        assert (
+            p.images.shape[1:] == (1, digits.SIZE, digits.SIZE) and p.images.dtype == torch.float32
+        )
         assert float(p.images.min()) == 0.0 and float(p.images.max()) <= 1.0
 
 
@@ -50,11 +52,19 @@ def test_training_is_deterministic():
 
 def test_cache_first_use(tmp_path, monkeypatch):
     monkeypatch.setenv("MERCURY_CACHE", str(tmp_path))
-    monkeypatch.setitem(digits.DIGITS_MODELS, "resnet20-digits", dict(digits.DIGITS_MODELS["resnet20-digits"], **TINY))
+    monkeypatch.setitem(
+        digits.DIGITS_MODELS,
+        "resnet20-digits",
+        dict(digits.DIGITS_MODELS["resnet20-digits"], **TINY),
+    )
     messages = []
     model, info = digits.trained_model("resnet20-digits", progress=False, log=messages.append)
     files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].name.startswith("resnet20-digits-") and files[0].suffix == ".pth"
+    assert (
+        len(files) == 1
+        and files[0].name.startswith("resnet20-digits-")
+        and files[0].suffix == ".pth"
+    )
     assert "training" in messages[0] and info["cache"] == str(files[0])
 
     def no_training(*a, **k):
@@ -63,6 +73,8 @@ def test_cache_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr(digits, "train", no_training)
     again = build_model("resnet20-digits")  # through golden.models, from the cache
     assert again.trained_info["test_top1"] == info["test_top1"]
-    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(p, q) for p, q in zip(model.state_dict().values(), again.state_dict().values())
+    )
     # another recipe is another file
     assert digits.recipe("resnet20-digits") != digits.recipe("resnet20-digits", epochs=2)

@@ -21,54 +21,110 @@ TORCHVISION_PARAMS = {
     "resnet101": 44_549_160,
 }
 # Conv2d per model: stem + convs per block * blocks + one downsample conv per stage that needs it.
-CONVS = {"resnet18": 1 + 2 * 8 + 3, "resnet34": 1 + 2 * 16 + 3,
-         "resnet50": 1 + 3 * 16 + 4, "resnet101": 1 + 3 * 33 + 4}
+CONVS = {
+    "resnet18": 1 + 2 * 8 + 3,
+    "resnet34": 1 + 2 * 16 + 3,
+    "resnet50": 1 + 3 * 16 + 4,
+    "resnet101": 1 + 3 * 33 + 4,
+}
 # state_dict entries: one per Conv2d (no bias), five per BatchNorm2d (one per Conv2d), fc weight
 # and bias.
 STATE_ENTRIES = {name: 6 * n + 2 for name, n in CONVS.items()}
-LAYERS = {"resnet18": (gm.BasicBlock, (2, 2, 2, 2)), "resnet34": (gm.BasicBlock, (3, 4, 6, 3)),
-          "resnet50": (gm.Bottleneck, (3, 4, 6, 3)), "resnet101": (gm.Bottleneck, (3, 4, 23, 3))}
+LAYERS = {
+    "resnet18": (gm.BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (gm.BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (gm.Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (gm.Bottleneck, (3, 4, 23, 3)),
+}
 
 # Keys and shapes of torchvision's resnet18 / resnet50 state_dicts (written from torchvision's
 # resnet.py, in its order), a sample from the start, the stage boundaries and the end.
 R18_HEAD = [
-    "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-    "bn1.num_batches_tracked", "layer1.0.conv1.weight", "layer1.0.bn1.weight",
-    "layer1.0.bn1.bias", "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var",
-    "layer1.0.bn1.num_batches_tracked", "layer1.0.conv2.weight",
+    "conv1.weight",
+    "bn1.weight",
+    "bn1.bias",
+    "bn1.running_mean",
+    "bn1.running_var",
+    "bn1.num_batches_tracked",
+    "layer1.0.conv1.weight",
+    "layer1.0.bn1.weight",
+    "layer1.0.bn1.bias",
+    "layer1.0.bn1.running_mean",
+    "layer1.0.bn1.running_var",
+    "layer1.0.bn1.num_batches_tracked",
+    "layer1.0.conv2.weight",
 ]
 R18_LAYER2_0 = [
-    "layer2.0.conv1.weight", "layer2.0.bn1.weight", "layer2.0.bn1.bias",
-    "layer2.0.bn1.running_mean", "layer2.0.bn1.running_var", "layer2.0.bn1.num_batches_tracked",
-    "layer2.0.conv2.weight", "layer2.0.bn2.weight", "layer2.0.bn2.bias",
-    "layer2.0.bn2.running_mean", "layer2.0.bn2.running_var", "layer2.0.bn2.num_batches_tracked",
-    "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight", "layer2.0.downsample.1.bias",
-    "layer2.0.downsample.1.running_mean", "layer2.0.downsample.1.running_var",
-    "layer2.0.downsample.1.num_batches_tracked", "layer2.1.conv1.weight",
+    "layer2.0.conv1.weight",
+    "layer2.0.bn1.weight",
+    "layer2.0.bn1.bias",
+    "layer2.0.bn1.running_mean",
+    "layer2.0.bn1.running_var",
+    "layer2.0.bn1.num_batches_tracked",
+    "layer2.0.conv2.weight",
+    "layer2.0.bn2.weight",
+    "layer2.0.bn2.bias",
+    "layer2.0.bn2.running_mean",
+    "layer2.0.bn2.running_var",
+    "layer2.0.bn2.num_batches_tracked",
+    "layer2.0.downsample.0.weight",
+    "layer2.0.downsample.1.weight",
+    "layer2.0.downsample.1.bias",
+    "layer2.0.downsample.1.running_mean",
+    "layer2.0.downsample.1.running_var",
+    "layer2.0.downsample.1.num_batches_tracked",
+    "layer2.1.conv1.weight",
 ]
 R18_SHAPES = {
-    "conv1.weight": (64, 3, 7, 7), "layer1.1.conv2.weight": (64, 64, 3, 3),
-    "layer2.0.conv1.weight": (128, 64, 3, 3), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
-    "layer3.0.downsample.1.running_var": (256,), "layer4.1.conv2.weight": (512, 512, 3, 3),
-    "layer4.1.bn2.num_batches_tracked": (), "fc.weight": (1000, 512), "fc.bias": (1000,),
+    "conv1.weight": (64, 3, 7, 7),
+    "layer1.1.conv2.weight": (64, 64, 3, 3),
+    "layer2.0.conv1.weight": (128, 64, 3, 3),
+    "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+    "layer3.0.downsample.1.running_var": (256,),
+    "layer4.1.conv2.weight": (512, 512, 3, 3),
+    "layer4.1.bn2.num_batches_tracked": (),
+    "fc.weight": (1000, 512),
+    "fc.bias": (1000,),
 }
 R50_LAYER1_0 = [
-    "layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias",
-    "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var", "layer1.0.bn1.num_batches_tracked",
-    "layer1.0.conv2.weight", "layer1.0.bn2.weight", "layer1.0.bn2.bias",
-    "layer1.0.bn2.running_mean", "layer1.0.bn2.running_var", "layer1.0.bn2.num_batches_tracked",
-    "layer1.0.conv3.weight", "layer1.0.bn3.weight", "layer1.0.bn3.bias",
-    "layer1.0.bn3.running_mean", "layer1.0.bn3.running_var", "layer1.0.bn3.num_batches_tracked",
-    "layer1.0.downsample.0.weight", "layer1.0.downsample.1.weight", "layer1.0.downsample.1.bias",
-    "layer1.0.downsample.1.running_mean", "layer1.0.downsample.1.running_var",
-    "layer1.0.downsample.1.num_batches_tracked", "layer1.1.conv1.weight",
+    "layer1.0.conv1.weight",
+    "layer1.0.bn1.weight",
+    "layer1.0.bn1.bias",
+    "layer1.0.bn1.running_mean",
+    "layer1.0.bn1.running_var",
+    "layer1.0.bn1.num_batches_tracked",
+    "layer1.0.conv2.weight",
+    "layer1.0.bn2.weight",
+    "layer1.0.bn2.bias",
+    "layer1.0.bn2.running_mean",
+    "layer1.0.bn2.running_var",
+    "layer1.0.bn2.num_batches_tracked",
+    "layer1.0.conv3.weight",
+    "layer1.0.bn3.weight",
+    "layer1.0.bn3.bias",
+    "layer1.0.bn3.running_mean",
+    "layer1.0.bn3.running_var",
+    "layer1.0.bn3.num_batches_tracked",
+    "layer1.0.downsample.0.weight",
+    "layer1.0.downsample.1.weight",
+    "layer1.0.downsample.1.bias",
+    "layer1.0.downsample.1.running_mean",
+    "layer1.0.downsample.1.running_var",
+    "layer1.0.downsample.1.num_batches_tracked",
+    "layer1.1.conv1.weight",
 ]
 R50_SHAPES = {
-    "conv1.weight": (64, 3, 7, 7), "layer1.0.conv1.weight": (64, 64, 1, 1),
-    "layer1.0.conv3.weight": (256, 64, 1, 1), "layer1.0.downsample.0.weight": (256, 64, 1, 1),
-    "layer2.0.conv1.weight": (128, 256, 1, 1), "layer2.0.conv2.weight": (128, 128, 3, 3),
-    "layer2.0.downsample.0.weight": (512, 256, 1, 1), "layer3.5.conv3.weight": (1024, 256, 1, 1),
-    "layer4.2.bn3.running_var": (2048,), "fc.weight": (1000, 2048), "fc.bias": (1000,),
+    "conv1.weight": (64, 3, 7, 7),
+    "layer1.0.conv1.weight": (64, 64, 1, 1),
+    "layer1.0.conv3.weight": (256, 64, 1, 1),
+    "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+    "layer2.0.conv1.weight": (128, 256, 1, 1),
+    "layer2.0.conv2.weight": (128, 128, 3, 3),
+    "layer2.0.downsample.0.weight": (512, 256, 1, 1),
+    "layer3.5.conv3.weight": (1024, 256, 1, 1),
+    "layer4.2.bn3.running_var": (2048,),
+    "fc.weight": (1000, 2048),
+    "fc.bias": (1000,),
 }
 
 
@@ -165,8 +221,10 @@ def test_conv_layers_is_construction_order(name, monkeypatch):
     named_order = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     assert sorted(names) == sorted(named_order) and len(set(names)) == len(names)
     # torchvision builds the shortcut before its block: construction != named_modules order.
-    first_shortcut = {"resnet18": (5, "layer2.0.downsample.0"),
-                      "resnet50": (1, "layer1.0.downsample.0")}[name]
+    first_shortcut = {
+        "resnet18": (5, "layer2.0.downsample.0"),
+        "resnet50": (1, "layer1.0.downsample.0"),
+    }[name]
     assert names[first_shortcut[0]] == first_shortcut[1]
     assert names[first_shortcut[0] + 1] == first_shortcut[1].replace("downsample.0", "conv1")
     assert names[0] == "conv1"
@@ -176,8 +234,13 @@ def test_conv_layers_is_construction_order(name, monkeypatch):
 
 def test_conv_layers_resnet101_numbering():
     names = [n for n, _ in gm.conv_layers(_meta_resnet("resnet101"))]
-    assert names[:5] == ["conv1", "layer1.0.downsample.0", "layer1.0.conv1", "layer1.0.conv2",
-                         "layer1.0.conv3"]
+    assert names[:5] == [
+        "conv1",
+        "layer1.0.downsample.0",
+        "layer1.0.conv1",
+        "layer1.0.conv2",
+        "layer1.0.conv3",
+    ]
     assert names.index("layer3.0.downsample.0") + 1 == names.index("layer3.0.conv1")
     assert names[-1] == "layer4.2.conv3" and len(names) == 104
 
@@ -236,8 +299,10 @@ def test_calibrated_model_state(r18):
 
 def _conv_input_peaks(model: nn.Module, x: torch.Tensor) -> tuple[list[float], torch.Tensor]:
     peaks: list[float] = []
-    hooks = [conv.register_forward_pre_hook(lambda _m, inp: peaks.append(inp[0].abs().max().item()))
-             for _, conv in gm.conv_layers(model)]
+    hooks = [
+        conv.register_forward_pre_hook(lambda _m, inp: peaks.append(inp[0].abs().max().item()))
+        for _, conv in gm.conv_layers(model)
+    ]
     try:
         with torch.no_grad():
             out = model(x)
@@ -264,8 +329,10 @@ def test_calibration_tames_deep_model(images):
     raw, _ = _conv_input_peaks(model, two)
     assert gm.calibrate_bn(model, two) is model and not model.training
     tamed, out = _conv_input_peaks(model, two)
-    print(f"resnet50 largest |conv input|: {max(raw):.1f} raw, {max(tamed):.1f} calibrated; "
-          f"largest |logit| {out.abs().max():.2f}")
+    print(
+        f"resnet50 largest |conv input|: {max(raw):.1f} raw, {max(tamed):.1f} calibrated; "
+        f"largest |logit| {out.abs().max():.2f}"
+    )
     assert len(tamed) == CONVS["resnet50"]
     assert max(tamed) < 100 < max(raw)
     assert out.shape == (2, 1000) and torch.isfinite(out).all() and out.abs().max() < 20
@@ -305,8 +372,13 @@ def test_weights_override_seed(r18, tmp_path):
 
 def test_weights_key_mismatch(r18, tmp_path):
     state = dict(r18.state_dict())
-    for key in ["layer1.0.conv1.weight", "layer1.0.conv2.weight", "layer2.0.conv1.weight",
-                "layer3.0.conv1.weight", "layer4.0.conv1.weight"]:
+    for key in [
+        "layer1.0.conv1.weight",
+        "layer1.0.conv2.weight",
+        "layer2.0.conv1.weight",
+        "layer3.0.conv1.weight",
+        "layer4.0.conv1.weight",
+    ]:
         del state[key]
     state["head.weight"] = torch.zeros(3)
     path = _save(state, tmp_path / "wrong.pth")
@@ -359,8 +431,9 @@ class _NotAllowed:  # weights_only=True refuses to unpickle arbitrary classes
     pass
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "text", "pickle", "tensor",
-                                  "no_tensors"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "directory", "empty", "text", "pickle", "tensor", "no_tensors"]
+)
 def test_weights_bad_file(kind, tmp_path):
     path = tmp_path / "w.pth"
     if kind == "directory":
@@ -380,10 +453,15 @@ def test_weights_bad_file(kind, tmp_path):
     message = _one_line_error(excinfo)
     print(message)
     assert message.startswith(f"weights file {str(path)!r} ")
-    expected = {"missing": "not found", "directory": "is a directory",
-                "empty": "not a torch checkpoint",
-                "text": "not a torch checkpoint", "pickle": "not a torch checkpoint",
-                "tensor": "holds no state_dict", "no_tensors": "is not a state_dict"}[kind]
+    expected = {
+        "missing": "not found",
+        "directory": "is a directory",
+        "empty": "not a torch checkpoint",
+        "text": "not a torch checkpoint",
+        "pickle": "not a torch checkpoint",
+        "tensor": "holds no state_dict",
+        "no_tensors": "is not a state_dict",
+    }[kind]
     assert expected in message
 
 

@@ -21,7 +21,9 @@ def _exact_int8(x, w, b, stride, padding):
 
 
 def _dequant(acc_vk, sx, sw, b, n, oh, ow):
-    y = acc_vk.reshape(n, oh, ow, -1).permute(0, 3, 1, 2).double() * (sx * sw) + b.double().reshape(1, -1, 1, 1)
+    y = acc_vk.reshape(n, oh, ow, -1).permute(0, 3, 1, 2).double() * (sx * sw) + b.double().reshape(
+        1, -1, 1, 1
+    )
     return y.float()
 
 
@@ -38,8 +40,11 @@ def test_zero_hits_equals_exact_int8(seed, stride, padding):
     assert torch.equal(y, _dequant(acc, sx, sw, b, 2, oh, ow))
     y_off, st_off = reuse_conv2d(x, w, b, stride, padding, **CFG, enabled=False, lanes=4, pes=8)
     assert torch.equal(y_off, y) and st_off.hits == 0
-    assert st_off.baseline_cycles == st_off.reuse_cycles == hw.layer_ideal_cycles(
-        [0] * st.vectors, 45, 11, 4, 8, CFG["block"])["baseline"]
+    assert (
+        st_off.baseline_cycles
+        == st_off.reuse_cycles
+        == hw.layer_ideal_cycles([0] * st.vectors, 45, 11, 4, 8, CFG["block"])["baseline"]
+    )
 
 
 @pytest.mark.parametrize("sig_len", [1, 3, 16])
@@ -62,14 +67,18 @@ def test_hits_take_the_owners_accumulators(seed, sig_len):
     changed = (y != exact).flatten(2).any(1).flatten()  # vectors whose output differs from exact
     assert changed.any() and not changed[~trace.hit].any()  # only hits change, and some do
     L, K = 36, 6
-    assert st.macs_skipped == trace.hits * L * K and st.macs_done == (st.vectors - trace.hits) * L * K
+    assert (
+        st.macs_skipped == trace.hits * L * K and st.macs_done == (st.vectors - trace.hits) * L * K
+    )
     cyc = hw.layer_ideal_cycles(trace.hit, L, K, 4, 8, CFG["block"])
     assert (st.baseline_cycles, st.reuse_cycles) == (cyc["baseline"], cyc["reuse"])
 
 
 def test_owner_rule_by_hand():
     """Windows of one image that are positive multiples share a signature: they reuse the first one."""
-    x = torch.tensor([10.0, 20.0, 20.0, 40.0, 127.0]).reshape(1, 1, 1, 5)  # scale 1: values are exact
+    x = torch.tensor([10.0, 20.0, 20.0, 40.0, 127.0]).reshape(
+        1, 1, 1, 5
+    )  # scale 1: values are exact
     # 1x2 windows [10,20], [20,20], [20,40] = 2*[10,20], [40,127]: every +-1 projection of a
     # vector (a, b) with 0 < a < b has the sign of the column's b entry, so windows 0, 2, 3 share a
     # signature; [20,20] differs from them in any column (1, -1).
@@ -102,8 +111,22 @@ def test_stats_merge():
     a = ReuseStats(4, 1, 9, 2, 54, 18, 10, 8, np.array([0, 1, 0, 0], np.uint8))
     b = ReuseStats(2, 2, 9, 2, 0, 36, 5, 3, np.array([1, 1], np.uint8))
     m = ReuseStats().merge(a).merge(b)
-    assert (m.vectors, m.hits, m.length, m.out_channels, m.macs_done, m.macs_skipped) == (6, 3, 9, 2, 54, 54)
-    assert (m.baseline_cycles, m.reuse_cycles) == (15, 11) and m.hit_bits.tolist() == [0, 1, 0, 0, 1, 1]
+    assert (m.vectors, m.hits, m.length, m.out_channels, m.macs_done, m.macs_skipped) == (
+        6,
+        3,
+        9,
+        2,
+        54,
+        54,
+    )
+    assert (m.baseline_cycles, m.reuse_cycles) == (15, 11) and m.hit_bits.tolist() == [
+        0,
+        1,
+        0,
+        0,
+        1,
+        1,
+    ]
     assert m.speedup == 15 / 11
 
 

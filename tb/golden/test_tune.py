@@ -42,7 +42,17 @@ def test_tune_tiny(seed):
     kw = dict(golden_kwargs=GK, lanes=4, pes=2, batch=4)  # 2 PEs: 2-4 tiles, replay passes to save
     gains = layer_gains(model, convs, x, [6, 16], **kw)
     assert all(g[6] >= 0 and g[16] >= 0 for g in gains) and any(g[6] > 0 for g in gains)
-    res = tune(model, convs, x, y, **kw, tolerance=10.0, candidates=[6, 11, 16], progress=False, log=lambda m: None)
+    res = tune(
+        model,
+        convs,
+        x,
+        y,
+        **kw,
+        tolerance=10.0,
+        candidates=[6, 11, 16],
+        progress=False,
+        log=lambda m: None,
+    )
     assert len(res.settings) == len(convs)
     # the returned run is the policy's run, and it meets the constraint
     again = mercury_run(model, convs, x, res.settings, **kw)

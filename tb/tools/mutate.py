@@ -35,18 +35,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-COPY_ITEMS = ("mercury_hw", "golden", "sim", "mercury_cli", "tb", "docs", "rtl", "pyproject.toml",
-              "Makefile")
+COPY_ITEMS = (
+    "mercury_hw",
+    "golden",
+    "sim",
+    "mercury_cli",
+    "tb",
+    "docs",
+    "rtl",
+    "pyproject.toml",
+    "Makefile",
+)
 IGNORE = shutil.ignore_patterns("__pycache__", "sim_build", "*.pyc", ".hypothesis")
 PACKAGES = ("mercury_hw", "golden", "sim", "mercury_cli")
 
 # Test selections (pytest arguments, relative to the tree).
-T_MCACHE = ["tb/hw/test_mcache.py", "-k",
-            "(random and (default or wide or ways3) and nostall) or spec_example or differs or back_to_back"]
+T_MCACHE = [
+    "tb/hw/test_mcache.py",
+    "-k",
+    "(random and (default or wide or ways3) and nostall) or spec_example or differs or back_to_back",
+]
 #: The directed pipeline-hazard tests of the MCACHE (with and without stalls).
 T_HAZARD = ["tb/hw/test_mcache.py", "-k", "hazard"]
-T_CORE = ["tb/hw/test_core.py", "tb/hw/test_core_corners.py", "-k",
-          "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks or mixed_layers"]
+T_CORE = [
+    "tb/hw/test_core.py",
+    "tb/hw/test_core_corners.py",
+    "-k",
+    "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks or mixed_layers",
+]
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
@@ -56,18 +72,22 @@ T_GCACHE = ["tb/golden/test_hw_cache.py"]
 T_GSIG = ["tb/golden/test_hw_signature.py"]
 T_GLAYER = ["tb/golden/test_hw_layer.py"]
 T_CSV = ["tb/golden/test_hitmap_csv.py"]
-T_COMPARE = ["tb/sim/test_compare_localise.py", "tb/sim/test_sim_replay.py", "-k",
-             "compare or localised or difference or short_harness"]
+T_COMPARE = [
+    "tb/sim/test_compare_localise.py",
+    "tb/sim/test_sim_replay.py",
+    "-k",
+    "compare or localised or difference or short_harness",
+]
 T_HARNESS = ["tb/sim/test_sim_replay.py", "-k", "harness_corner_cases and verilator"]
 
 
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    path: str          # file, relative to the tree
-    old: str           # text replaced (exactly one occurrence)
+    path: str  # file, relative to the tree
+    old: str  # text replaced (exactly one occurrence)
     new: str
-    tests: tuple       # pytest arguments
+    tests: tuple  # pytest arguments
     what: str
 
 
@@ -77,117 +97,297 @@ def _m(name, path, old, new, tests, what):
 
 MUTANTS = [
     # -- mercury_hw: MCACHE
-    _m("tag_msb_mcache", "mercury_hw/mcache.py", "s1.tag.eq(req.sig[cfg.set_bits:])",
-       "s1.tag.eq(req.sig[cfg.set_bits:-1])", T_MCACHE,
-       "set/tag split: the tag's most significant bit ignored"),
-    _m("tag_msb_core", "mercury_hw/mcache.py", "s1.tag.eq(req.sig[cfg.set_bits:])",
-       "s1.tag.eq(req.sig[cfg.set_bits:-1])", T_CORE_ONLY,
-       "the same tag-MSB bug, against the core tests alone (near-miss tags)"),
-    _m("set_index_shift", "mercury_hw/mcache.py", "set_index = req.sig[:cfg.set_bits]",
-       "set_index = req.sig[1:cfg.set_bits + 1]", T_MCACHE,
-       "set/tag split: set taken one bit too high"),
-    _m("lru_no_aging", "mercury_hw/mcache.py", "Mux(ages[w] < ages[u], ages[w] + 1, ages[w])",
-       "Mux(ages[w] < ages[u], ages[w], ages[w])", T_MCACHE,
-       "LRU update: more recent ways do not age"),
-    _m("lru_victim_mru", "mercury_hw/mcache.py", "Cat(a == ways - 1 for a in cur.ages)",
-       "Cat(a == 0 for a in cur.ages)", T_MCACHE, "victim choice: the most recently used way"),
-    _m("fifo_ptr_on_hit", "mercury_hw/mcache.py", "with m.If(~hit):\n                m.d.comb += new.ptr",
-       "with m.If(hit):\n                m.d.comb += new.ptr", T_MCACHE,
-       "FIFO update: the pointer advances on hits, not on misses"),
+    _m(
+        "tag_msb_mcache",
+        "mercury_hw/mcache.py",
+        "s1.tag.eq(req.sig[cfg.set_bits:])",
+        "s1.tag.eq(req.sig[cfg.set_bits:-1])",
+        T_MCACHE,
+        "set/tag split: the tag's most significant bit ignored",
+    ),
+    _m(
+        "tag_msb_core",
+        "mercury_hw/mcache.py",
+        "s1.tag.eq(req.sig[cfg.set_bits:])",
+        "s1.tag.eq(req.sig[cfg.set_bits:-1])",
+        T_CORE_ONLY,
+        "the same tag-MSB bug, against the core tests alone (near-miss tags)",
+    ),
+    _m(
+        "set_index_shift",
+        "mercury_hw/mcache.py",
+        "set_index = req.sig[:cfg.set_bits]",
+        "set_index = req.sig[1:cfg.set_bits + 1]",
+        T_MCACHE,
+        "set/tag split: set taken one bit too high",
+    ),
+    _m(
+        "lru_no_aging",
+        "mercury_hw/mcache.py",
+        "Mux(ages[w] < ages[u], ages[w] + 1, ages[w])",
+        "Mux(ages[w] < ages[u], ages[w], ages[w])",
+        T_MCACHE,
+        "LRU update: more recent ways do not age",
+    ),
+    _m(
+        "lru_victim_mru",
+        "mercury_hw/mcache.py",
+        "Cat(a == ways - 1 for a in cur.ages)",
+        "Cat(a == 0 for a in cur.ages)",
+        T_MCACHE,
+        "victim choice: the most recently used way",
+    ),
+    _m(
+        "fifo_ptr_on_hit",
+        "mercury_hw/mcache.py",
+        "with m.If(~hit):\n                m.d.comb += new.ptr",
+        "with m.If(hit):\n                m.d.comb += new.ptr",
+        T_MCACHE,
+        "FIFO update: the pointer advances on hits, not on misses",
+    ),
     # Not a mutant: "Mux(cur.valid.all(), ...)" -> "Mux(cur.valid.any(), ...)" (the policy's way
     # chosen before the set is full) is equivalent: ways fill in order, so the LRU way (age
     # ways-1) and the FIFO pointer are then the lowest invalid way anyway. It survived, as it must.
-    _m("victim_lowest_valid", "mercury_hw/mcache.py",
-       "Cat(~cur.valid[w] & cur.valid[:w].all() for w",
-       "Cat(cur.valid[w] & ~cur.valid[:w].any() for w", T_MCACHE,
-       "victim choice: a set that is not full overwrites its lowest valid way"),
+    _m(
+        "victim_lowest_valid",
+        "mercury_hw/mcache.py",
+        "Cat(~cur.valid[w] & cur.valid[:w].all() for w",
+        "Cat(cur.valid[w] & ~cur.valid[:w].any() for w",
+        T_MCACHE,
+        "victim choice: a set that is not full overwrites its lowest valid way",
+    ),
     # A flush marks every set but the request's own unwritten (empty) in the lookup stage; here
     # it leaves them as they were, so only the request's own set reads as flushed.
-    _m("flush_one_set", "mercury_hw/mcache.py",
-       "m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)",
-       "m.d.sync += written.eq(written | (Const(1, cfg.sets) << s1.set))", T_MCACHE,
-       "flush propagation: only the request's set is flushed"),
-    _m("entry_index", "mercury_hw/mcache.py", "self.responses.p.entry.eq(s1.set * cfg.ways + way)",
-       "self.responses.p.entry.eq(way * cfg.sets + s1.set)", T_MCACHE,
-       "entry index: way-major instead of set * ways + way"),
+    _m(
+        "flush_one_set",
+        "mercury_hw/mcache.py",
+        "m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)",
+        "m.d.sync += written.eq(written | (Const(1, cfg.sets) << s1.set))",
+        T_MCACHE,
+        "flush propagation: only the request's set is flushed",
+    ),
+    _m(
+        "entry_index",
+        "mercury_hw/mcache.py",
+        "self.responses.p.entry.eq(s1.set * cfg.ways + way)",
+        "self.responses.p.entry.eq(way * cfg.sets + s1.set)",
+        T_MCACHE,
+        "entry index: way-major instead of set * ways + way",
+    ),
     # -- mercury_hw: MCACHE pipeline hazards (a read misses the write backs of the two latest
     # lookups, which are forwarded; see the MCache docstring)
-    _m("forward_prev_off", "mercury_hw/mcache.py", "Mux(s1.forward, last.record,",
-       "Mux(0, last.record,", T_HAZARD,
-       "forwarding: the previous lookup's record never forwarded (a stale read)"),
-    _m("forward_two_back_off", "mercury_hw/mcache.py", "Mux(s1.forward2, last2.record, rd.data)",
-       "Mux(0, last2.record, rd.data)", T_HAZARD,
-       "forwarding: the record of the lookup two back never forwarded (a stale read)"),
+    _m(
+        "forward_prev_off",
+        "mercury_hw/mcache.py",
+        "Mux(s1.forward, last.record,",
+        "Mux(0, last.record,",
+        T_HAZARD,
+        "forwarding: the previous lookup's record never forwarded (a stale read)",
+    ),
+    _m(
+        "forward_two_back_off",
+        "mercury_hw/mcache.py",
+        "Mux(s1.forward2, last2.record, rd.data)",
+        "Mux(0, last2.record, rd.data)",
+        T_HAZARD,
+        "forwarding: the record of the lookup two back never forwarded (a stale read)",
+    ),
     # (A one-cycle gap needs input stalls: killed by the hazard tests' "stall" runs only.)
-    _m("forward_after_bubble", "mercury_hw/mcache.py",
-       "forward = Mux(s1.valid, s1.set == set_index, same(last))",
-       "forward = Mux(s1.valid, s1.set == set_index, 0)", T_HAZARD,
-       "forwarding: the latest lookup not forwarded across a one-cycle gap in the requests"),
-    _m("flush_then_lookup", "mercury_hw/mcache.py",
-       "(~(s1.valid & s1.flush) & written_now)", "written_now", T_HAZARD,
-       "flush propagation: the request right after a flush (another set) misses the flush"),
+    _m(
+        "forward_after_bubble",
+        "mercury_hw/mcache.py",
+        "forward = Mux(s1.valid, s1.set == set_index, same(last))",
+        "forward = Mux(s1.valid, s1.set == set_index, 0)",
+        T_HAZARD,
+        "forwarding: the latest lookup not forwarded across a one-cycle gap in the requests",
+    ),
+    _m(
+        "flush_then_lookup",
+        "mercury_hw/mcache.py",
+        "(~(s1.valid & s1.flush) & written_now)",
+        "written_now",
+        T_HAZARD,
+        "flush propagation: the request right after a flush (another set) misses the flush",
+    ),
     # -- mercury_hw: core, siggen, PE
-    _m("core_no_flush", "mercury_hw/core.py", "siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0))",
-       "siggen.vectors.p.flush.eq(0)", T_CORE, "flush propagation: signature passes never flush the MCACHE"),
+    _m(
+        "core_no_flush",
+        "mercury_hw/core.py",
+        "siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0))",
+        "siggen.vectors.p.flush.eq(0)",
+        T_CORE,
+        "flush propagation: signature passes never flush the MCACHE",
+    ),
     # Not a mutant: "rem > p" -> "rem >= p" here (one lane past L enters the dot product)
     # survived, and is equivalent under the host contract: weight beats carry 0 beyond L
     # (docs/spec.md 9.3), so the junk vector lane is multiplied by 0.
-    _m("core_lane_mask", "mercury_hw/core.py", "array.beats.p.mask.eq(Cat(rem > p for p in range(P)))",
-       "array.beats.p.mask.eq(Cat(rem > p + 1 for p in range(P)))", T_CORE,
-       "lane masking: the last lane of a vector left out of the dot product"),
-    _m("count_beats_clear", "mercury_hw/core.py", "with m.If(self.clear):",
-       "with m.If(self.clear & (increments[name] == 0)):", T_CLEAR,
-       "counter priority: a count wins over clear in the same cycle"),
-    _m("macs_skipped_count", "mercury_hw/core.py", '"macs_skipped": skipped_len * M,',
-       '"macs_skipped": skipped_len * (M - 1),', T_CORE, "counter: macs_skipped off by one PE"),
-    _m("hits_counter", "mercury_hw/core.py", '"hits": out & self.results.p.hit,',
-       '"hits": self.results.p.hit,', T_CORE, "counter: hits counted without a transfer"),
-    _m("replay_miss_count", "mercury_hw/core.py", "blk_miss.eq(book.blk_miss + ~responses.p.hit)",
-       "blk_miss.eq(book.blk_miss + responses.p.hit)", T_CORE,
-       "replay passes count hits as the misses to compute"),
-    _m("siggen_sign_rule", "mercury_hw/siggen.py", "sig.append(acc_next[-1])",
-       "sig.append(acc_next[-1] | (acc_next == 0))", T_SIGGEN, "sign rule: a zero projection gives bit 1"),
-    _m("siggen_lane_mask", "mercury_hw/siggen.py", "data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0))",
-       "data[p].eq(Mux(rem >= p, self.vectors.p.data[p], 0))", T_SIGGEN,
-       "lane masking: one lane past L enters the projection"),
-    _m("pe_sign_extension", "mercury_hw/pe.py", "prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))",
-       "prods = Signal(data.ArrayLayout(2 * cfg.elem_width, P))", T_PE,
-       "accumulator sign extension: products zero-extended"),
+    _m(
+        "core_lane_mask",
+        "mercury_hw/core.py",
+        "array.beats.p.mask.eq(Cat(rem > p for p in range(P)))",
+        "array.beats.p.mask.eq(Cat(rem > p + 1 for p in range(P)))",
+        T_CORE,
+        "lane masking: the last lane of a vector left out of the dot product",
+    ),
+    _m(
+        "count_beats_clear",
+        "mercury_hw/core.py",
+        "with m.If(self.clear):",
+        "with m.If(self.clear & (increments[name] == 0)):",
+        T_CLEAR,
+        "counter priority: a count wins over clear in the same cycle",
+    ),
+    _m(
+        "macs_skipped_count",
+        "mercury_hw/core.py",
+        '"macs_skipped": skipped_len * M,',
+        '"macs_skipped": skipped_len * (M - 1),',
+        T_CORE,
+        "counter: macs_skipped off by one PE",
+    ),
+    _m(
+        "hits_counter",
+        "mercury_hw/core.py",
+        '"hits": out & self.results.p.hit,',
+        '"hits": self.results.p.hit,',
+        T_CORE,
+        "counter: hits counted without a transfer",
+    ),
+    _m(
+        "replay_miss_count",
+        "mercury_hw/core.py",
+        "blk_miss.eq(book.blk_miss + ~responses.p.hit)",
+        "blk_miss.eq(book.blk_miss + responses.p.hit)",
+        T_CORE,
+        "replay passes count hits as the misses to compute",
+    ),
+    _m(
+        "siggen_sign_rule",
+        "mercury_hw/siggen.py",
+        "sig.append(acc_next[-1])",
+        "sig.append(acc_next[-1] | (acc_next == 0))",
+        T_SIGGEN,
+        "sign rule: a zero projection gives bit 1",
+    ),
+    _m(
+        "siggen_lane_mask",
+        "mercury_hw/siggen.py",
+        "data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0))",
+        "data[p].eq(Mux(rem >= p, self.vectors.p.data[p], 0))",
+        T_SIGGEN,
+        "lane masking: one lane past L enters the projection",
+    ),
+    _m(
+        "pe_sign_extension",
+        "mercury_hw/pe.py",
+        "prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))",
+        "prods = Signal(data.ArrayLayout(2 * cfg.elem_width, P))",
+        T_PE,
+        "accumulator sign extension: products zero-extended",
+    ),
     # -- golden
-    _m("golden_sign_rule", "golden/hw.py", "neg = (proj < 0).numpy()", "neg = (proj <= 0).numpy()",
-       T_GSIG, "sign rule: proj <= 0 gives bit 1"),
-    _m("golden_lru_update", "golden/hw.py",
-       "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if lru:",
-       "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if not lru:",
-       T_GCACHE, "LRU/FIFO update swapped in cache_run"),
-    _m("golden_victim", "golden/hw.py", "w = od.popitem(last=False)[1] & 15", "w = od.popitem(last=True)[1] & 15",
-       T_GCACHE, "victim choice: the most recent way evicted"),
-    _m("golden_block_bound", "golden/hw.py",
-       "    for b0 in range(0, v_total, block):\n        table: dict[int, OrderedDict] = {}  # the flush",
-       "    for b0 in range(0, v_total, block + 1):\n        table: dict[int, OrderedDict] = {}  # the flush",
-       T_GCACHE, "flush propagation: blocks one vector too long"),
-    _m("golden_set_split", "golden/hw.py", "            s = sg & smask\n", "            s = (sg >> 1) & smask\n",
-       T_GCACHE, "set/tag split: the set taken one bit too high in cache_run"),
-    _m("golden_set_and_tag", "golden/hw.py", "    s = sigs & (sets - 1)\n", "    s = sigs & (sets - 1) & ~1\n",
-       T_GSIG, "set/tag split: set bit 0 dropped in set_and_tag"),
-    _m("golden_owner", "golden/hw.py", "acc = acc[trace.owner]", "acc = acc[trace.owner.clamp(max=0)]",
-       T_GLAYER, "hit meaning: every hit reuses vector 0"),
-    _m("hitmap_counter_check", "golden/hitmap_csv.py", "if now != prev + delta:", "if now < prev + delta - 1:",
-       T_CSV, "hitmap counters: a counter that advances by the wrong amount is accepted"),
+    _m(
+        "golden_sign_rule",
+        "golden/hw.py",
+        "neg = (proj < 0).numpy()",
+        "neg = (proj <= 0).numpy()",
+        T_GSIG,
+        "sign rule: proj <= 0 gives bit 1",
+    ),
+    _m(
+        "golden_lru_update",
+        "golden/hw.py",
+        "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if lru:",
+        "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if not lru:",
+        T_GCACHE,
+        "LRU/FIFO update swapped in cache_run",
+    ),
+    _m(
+        "golden_victim",
+        "golden/hw.py",
+        "w = od.popitem(last=False)[1] & 15",
+        "w = od.popitem(last=True)[1] & 15",
+        T_GCACHE,
+        "victim choice: the most recent way evicted",
+    ),
+    _m(
+        "golden_block_bound",
+        "golden/hw.py",
+        "    for b0 in range(0, v_total, block):\n        table: dict[int, OrderedDict] = {}  # the flush",
+        "    for b0 in range(0, v_total, block + 1):\n        table: dict[int, OrderedDict] = {}  # the flush",
+        T_GCACHE,
+        "flush propagation: blocks one vector too long",
+    ),
+    _m(
+        "golden_set_split",
+        "golden/hw.py",
+        "            s = sg & smask\n",
+        "            s = (sg >> 1) & smask\n",
+        T_GCACHE,
+        "set/tag split: the set taken one bit too high in cache_run",
+    ),
+    _m(
+        "golden_set_and_tag",
+        "golden/hw.py",
+        "    s = sigs & (sets - 1)\n",
+        "    s = sigs & (sets - 1) & ~1\n",
+        T_GSIG,
+        "set/tag split: set bit 0 dropped in set_and_tag",
+    ),
+    _m(
+        "golden_owner",
+        "golden/hw.py",
+        "acc = acc[trace.owner]",
+        "acc = acc[trace.owner.clamp(max=0)]",
+        T_GLAYER,
+        "hit meaning: every hit reuses vector 0",
+    ),
+    _m(
+        "hitmap_counter_check",
+        "golden/hitmap_csv.py",
+        "if now != prev + delta:",
+        "if now < prev + delta - 1:",
+        T_CSV,
+        "hitmap counters: a counter that advances by the wrong amount is accepted",
+    ),
     # -- sim
-    _m("compare_tile_bound", "sim/replay.py", "for tile in range(1, t):", "for tile in range(1, t - 1):",
-       T_COMPARE, "compare loop bounds: the last replay pass's hit/entry never compared"),
-    _m("compare_first_vector", "sim/replay.py", "if best is None or v < best[0]:",
-       "if best is None or v > best[0]:", T_COMPARE, "compare: the last differing vector reported"),
-    _m("assemble_entry_field", "sim/layer.py", "entry[:, b0:b0 + n] = blk[:, :, 1]",
-       "entry[:, b0:b0 + n] = blk[:, :, 0]", T_COMPARE, "result parsing: entry read from the hit column"),
-    _m("harness_weight_order", "mercury_hw/host.py",
-       "return padded.reshape(t, m, c, p).transpose(0, 2, 1, 3)",
-       "return padded.reshape(t, c, m, p)", T_HARNESS, "weight file: PE-major instead of beat-major beats"),
+    _m(
+        "compare_tile_bound",
+        "sim/replay.py",
+        "for tile in range(1, t):",
+        "for tile in range(1, t - 1):",
+        T_COMPARE,
+        "compare loop bounds: the last replay pass's hit/entry never compared",
+    ),
+    _m(
+        "compare_first_vector",
+        "sim/replay.py",
+        "if best is None or v < best[0]:",
+        "if best is None or v > best[0]:",
+        T_COMPARE,
+        "compare: the last differing vector reported",
+    ),
+    _m(
+        "assemble_entry_field",
+        "sim/layer.py",
+        "entry[:, b0:b0 + n] = blk[:, :, 1]",
+        "entry[:, b0:b0 + n] = blk[:, :, 0]",
+        T_COMPARE,
+        "result parsing: entry read from the hit column",
+    ),
+    _m(
+        "harness_weight_order",
+        "mercury_hw/host.py",
+        "return padded.reshape(t, m, c, p).transpose(0, 2, 1, 3)",
+        "return padded.reshape(t, c, m, p)",
+        T_HARNESS,
+        "weight file: PE-major instead of beat-major beats",
+    ),
 ]
 
 
 # -------------------------------------------------------------------------------------------------
+
 
 def make_copy(dest: Path) -> None:
     for item in COPY_ITEMS:
@@ -201,7 +401,9 @@ def make_copy(dest: Path) -> None:
 
 
 def environment(tree: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tree), AMARANTH_USE_YOSYS="builtin", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ, PYTHONPATH=str(tree), AMARANTH_USE_YOSYS="builtin", PYTHONDONTWRITEBYTECODE="1"
+    )
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("MERCURY_SEED", None)
     return env
@@ -209,24 +411,41 @@ def environment(tree: Path) -> dict:
 
 def check_imports(tree: Path, env: dict) -> dict:
     """``{package: __file__}`` as the tests will import them; every one must be in ``tree``."""
-    code = "import " + ", ".join(PACKAGES) + "; " + "; ".join(f"print({p}.__file__)" for p in PACKAGES)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import " + ", ".join(PACKAGES) + "; " + "; ".join(f"print({p}.__file__)" for p in PACKAGES)
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     found = dict(zip(PACKAGES, out))
     for pkg, path in found.items():
         if not Path(path).resolve().is_relative_to(tree.resolve()):
-            raise SystemExit(f"error: {pkg} is imported from {path}, not from the copy {tree} "
-                             f"(the editable install shadows it)")
+            raise SystemExit(
+                f"error: {pkg} is imported from {path}, not from the copy {tree} "
+                f"(the editable install shadows it)"
+            )
     return found
 
 
 def run_tests(tree: Path, env: dict, tests: tuple, timeout: int) -> tuple[str, float, str]:
     """``("pass" | "fail" | "timeout", seconds, last lines)``."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
-           "--no-header"] + list(tests)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-n",
+        "0",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+    ] + list(tests)
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return "timeout", time.monotonic() - t0, ""
     tail = "\n".join(proc.stdout.strip().splitlines()[-3:])
@@ -238,8 +457,10 @@ def apply(tree: Path, m: Mutant) -> str:
     text = path.read_text()
     n = text.count(m.old)
     if n != 1:
-        raise SystemExit(f"error: mutant {m.name}: its text occurs {n} times in {m.path} (expected once); "
-                         f"update tb/tools/mutate.py")
+        raise SystemExit(
+            f"error: mutant {m.name}: its text occurs {n} times in {m.path} (expected once); "
+            f"update tb/tools/mutate.py"
+        )
     path.write_text(text.replace(m.old, m.new))
     return text
 
@@ -274,11 +495,13 @@ def main(argv=None) -> int:
         print(f"copy: {tree}")
         for pkg, path in check_imports(tree, env).items():
             print(f"  {pkg} imported from {path}")
-        for m in mutants:            # every mutant applies to the unmutated tree
+        for m in mutants:  # every mutant applies to the unmutated tree
             apply(tree, m)
             (tree / m.path).write_text((REPO / m.path).read_text())
         if not args.no_baseline:
-            for tests in tqdm(sorted({m.tests for m in mutants}), desc="baseline", unit="selection"):
+            for tests in tqdm(
+                sorted({m.tests for m in mutants}), desc="baseline", unit="selection"
+            ):
                 status, secs, tail = run_tests(tree, env, tests, args.timeout)
                 if status != "pass":
                     print(f"error: the unmutated tree fails {' '.join(tests)} ({status}):\n{tail}")
@@ -290,15 +513,23 @@ def main(argv=None) -> int:
             original = apply(tree, m)
             try:
                 imported = check_imports(tree, env)
-                assert all(Path(p).resolve().is_relative_to(tree.resolve()) for p in imported.values())
+                assert all(
+                    Path(p).resolve().is_relative_to(tree.resolve()) for p in imported.values()
+                )
                 status, secs, tail = run_tests(tree, env, m.tests, args.timeout)
             finally:
                 (tree / m.path).write_text(original)
-            verdict = "survived" if status == "pass" else "killed" + (" (timeout)" if status == "timeout" else "")
+            verdict = (
+                "survived"
+                if status == "pass"
+                else "killed" + (" (timeout)" if status == "timeout" else "")
+            )
             results.append((m, verdict, secs))
             tqdm.write(f"{m.name:24s} {verdict:18s} {secs:6.1f} s  {m.what}")
         killed = sum(v.startswith("killed") for _, v, _ in results)
-        print(f"\nmutation score: {killed}/{len(results)} killed ({100 * killed / len(results):.0f}%)")
+        print(
+            f"\nmutation score: {killed}/{len(results)} killed ({100 * killed / len(results):.0f}%)"
+        )
         for m, v, _ in results:
             if v == "survived":
                 print(f"SURVIVED: {m.name} ({m.path}): {m.what}; tests: {' '.join(m.tests)}")
