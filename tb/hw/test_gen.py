@@ -165,9 +165,7 @@ def test_synth_small_config_and_bad_freq(capsys):
     assert synth.SMALL_CONFIG.max_len < MercuryConfig().max_len  # validated at import
     assert main(["synth", "--freq", "0", "--out", "unused"]) == 2
     assert capsys.readouterr().err == "error: --freq must be a positive frequency in MHz, not 0\n"
-    assert main(["synth", "--out", "/tmp/synth"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --out /tmp/synth is under /tmp") and err.count("\n") == 1
+    # An --out under /tmp is no longer refused: tb/hw/test_synth.py synthesises into one.
 
 
 def test_synth_capacity_check():
