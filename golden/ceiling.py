@@ -27,8 +27,8 @@ def oracle_trace(vectors: torch.Tensor, *, window: int, tau: float, block: int) 
     """The oracle's hits and owners for the (V, L) integer vectors of one layer call.
 
     Squared distances are exact (integers below 2**53 in float64); the test is
-    ``d2 <= tau**2 * ||X_v||**2`` in float64. A zero vector reuses only a zero vector. ``entry`` is -1
-    (no MCACHE entry).
+    ``d2 <= tau**2 * ||X_v||**2`` in float64. A zero vector reuses only a zero vector. ``entry``
+    is -1 (no MCACHE entry).
     """
     if window < 1 or not (tau >= 0):
         raise ValueError(f"window must be >= 1 and tau >= 0, not {window}, {tau}")

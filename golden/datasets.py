@@ -1,4 +1,5 @@
-"""Labelled images for ``mercury-hw evaluate`` and ``tune``: class-per-folder trees and the digits splits.
+"""Labelled images for ``mercury-hw evaluate`` and ``tune``: class-per-folder trees and the
+digits splits.
 
 A data folder follows torchvision's ``ImageFolder`` convention: ``DIR/<class>/<image>``, one
 subfolder per class; files ending in :data:`golden.images.IMAGE_SUFFIXES` (any case, not starting
@@ -36,7 +37,8 @@ __all__ = [
 
 
 class LabelledImages:
-    """``images`` float32 (N, C, H, W), ``labels`` int64 (N,), ``classes`` (names by index), ``files``."""
+    """``images`` float32 (N, C, H, W), ``labels`` int64 (N,), ``classes`` (names by index),
+    ``files``."""
 
     def __init__(
         self,
@@ -82,7 +84,8 @@ def read_labels(path: Path) -> list[str]:
         ]
     except FileNotFoundError:
         raise UserError(
-            f"--labels file {str(path)!r} not found; allowed: a text file with one class name a line"
+            f"--labels file {str(path)!r} not found; "
+            "allowed: a text file with one class name a line"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(
@@ -124,16 +127,19 @@ def load_image_folder(
     root = Path(root)
     if not root.exists():
         raise UserError(
-            f"--data {str(root)!r} does not exist; allowed: a folder with one subfolder of images per class"
+            f"--data {str(root)!r} does not exist; "
+            "allowed: a folder with one subfolder of images per class"
         )
     if not root.is_dir():
         raise UserError(
-            f"--data {str(root)!r} is not a folder; allowed: a folder with one subfolder of images per class"
+            f"--data {str(root)!r} is not a folder; "
+            "allowed: a folder with one subfolder of images per class"
         )
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise UserError(
-            f"--data {str(root)!r} has no class subfolder; allowed: DIR/<class>/<image>.png (ImageFolder)"
+            f"--data {str(root)!r} has no class subfolder; "
+            "allowed: DIR/<class>/<image>.png (ImageFolder)"
         )
     if labels_file is not None:
         classes, where = read_labels(labels_file), f"--labels {str(labels_file)!r}"
@@ -159,7 +165,8 @@ def load_image_folder(
         )
         if not found:
             raise UserError(
-                f"--data class folder {str(root / name)!r} holds no {'/'.join(IMAGE_SUFFIXES)} image"
+                f"--data class folder {str(root / name)!r} "
+                f"holds no {'/'.join(IMAGE_SUFFIXES)} image"
             )
         files += found
         labels += [index[name]] * len(found)
@@ -175,11 +182,13 @@ def load_image_folder(
 
 
 def default_data(model: str, split: str = "test") -> LabelledImages:
-    """The built-in labelled images of ``model``: the digits ``split``; ImageNet models have none."""
+    """The built-in labelled images of ``model``: the digits ``split``; ImageNet models have
+    none."""
     if not is_digits(model):
         raise UserError(
-            f"{model} has no built-in labelled images; allowed: --data DIR (a class-per-folder tree, "
-            f"with --labels FILE for the ImageNet class order)"
+            f"{model} has no built-in labelled images; "
+            "allowed: --data DIR (a class-per-folder tree, "
+            "with --labels FILE for the ImageNet class order)"
         )
     from golden.digits import load_split
 

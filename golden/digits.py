@@ -129,7 +129,8 @@ def digits_uint8(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class DigitsData:
-    """One split: ``images`` float32 (N, 1, SIZE, SIZE), ``labels`` int64 (N,), ``raw`` uint8 (N, 8, 8)."""
+    """One split: ``images`` float32 (N, 1, SIZE, SIZE), ``labels`` int64 (N,), ``raw`` uint8
+    (N, 8, 8)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -164,7 +165,8 @@ def _split_indices() -> dict[str, np.ndarray]:
 
 
 def load_split(split: str) -> DigitsData:
-    """``train``, ``val`` or ``test`` of the digits, preprocessed (module docstring), in data-set order."""
+    """``train``, ``val`` or ``test`` of the digits, preprocessed (module docstring), in data-set
+    order."""
     splits = _split_indices()
     if split not in splits:
         raise UserError(f"unknown digits split {split!r}; allowed: {', '.join(splits)}")
@@ -248,7 +250,8 @@ def _architecture(name: str) -> DigitsResNet:
 
 
 def recipe(name: str, **overrides) -> dict:
-    """Everything that determines the trained weights of ``name`` (hashed into the cache file name)."""
+    """Everything that determines the trained weights of ``name`` (hashed into the cache file
+    name)."""
     import sklearn
 
     r = dict(DIGITS_MODELS[name], **overrides)
@@ -379,7 +382,8 @@ def trained_model(name: str, *, progress: bool = True, log=None) -> tuple[Digits
     path = cache_dir() / f"{name}-{key}.pth"
     if not path.is_file():
         log(
-            f"{name}: no cached weights at {path}; training (deterministic, seed {rec['seed']}, a few minutes)"
+            f"{name}: no cached weights at {path}; "
+            f"training (deterministic, seed {rec['seed']}, a few minutes)"
         )
         state, info = train(rec, progress=progress)
         _atomic_save({"state_dict": state, "info": info, "recipe": rec}, path)
@@ -388,7 +392,8 @@ def trained_model(name: str, *, progress: bool = True, log=None) -> tuple[Digits
         info = dict(blob["info"])
     except Exception as exc:  # a corrupt cache file: say which, so the user can delete it
         raise UserError(
-            f"cached weights {path} are unreadable ({type(exc).__name__}); delete the file to retrain"
+            f"cached weights {path} are unreadable ({type(exc).__name__}); "
+            "delete the file to retrain"
         ) from None
     model = _architecture(name)
     model.load_state_dict(blob["state_dict"], strict=True)

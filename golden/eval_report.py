@@ -32,7 +32,8 @@ def _pp(v) -> str:
 
 
 def render_markdown(report: dict, title: str) -> str:
-    """The human-readable report: summary table (exact, reuse, ceiling side by side), then per layer."""
+    """The human-readable report: summary table (exact, reuse, ceiling side by side), then per
+    layer."""
     r, e = report["reuse"], report["exact"]
     c = report.get("ceiling")
     lines = [f"# {title}", ""]
@@ -43,17 +44,21 @@ def render_markdown(report: dict, title: str) -> str:
     lines += [
         f"- images: {report['images']}, batch {report['batch']} (one layer call per batch)",
         "",
-        "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits | modelled speedup |",
+        "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits "
+        "| modelled speedup |",
         "|---|---:|---:|---:|---:|---:|---:|",
         f"| float32 | {_pct(report['float']['top1'])} | {_pct(report['float']['top5'])} | | | | |",
-        f"| exact int8 (reuse off) | {_pct(e['top1'])} | {_pct(e['top5'])} | 0 | 100% | 0% | 1.000x |",
-        f"| MERCURY | {_pct(r['top1'])} | {_pct(r['top5'])} | {_pp(r['top1_change'])} | {_pct(r['agreement'])} | "
+        f"| exact int8 (reuse off) | {_pct(e['top1'])} | {_pct(e['top5'])} "
+        "| 0 | 100% | 0% | 1.000x |",
+        f"| MERCURY | {_pct(r['top1'])} | {_pct(r['top5'])} | {_pp(r['top1_change'])} "
+        f"| {_pct(r['agreement'])} | "
         f"{_pct(100 * r['macs_skipped_fraction'])} | {r['speedup']:.3f}x |",
     ]
     if c:
         lines.append(
             f"| ceiling (oracle, tau {c['tau']:g}, window {c['window']}) | {_pct(c['top1'])} | | "
-            f"{_pp(c['top1_change'])} | {_pct(c['agreement'])} | {_pct(100 * c['macs_skipped_fraction'])} | "
+            f"{_pp(c['top1_change'])} | {_pct(c['agreement'])} "
+            f"| {_pct(100 * c['macs_skipped_fraction'])} | "
             f"{c['speedup']:.3f}x |"
         )
         gap = (r["speedup"] - 1) / (c["speedup"] - 1) if c["speedup"] > 1 else None
@@ -69,8 +74,10 @@ def render_markdown(report: dict, title: str) -> str:
             "|---:|---:|---:|---:|---:|---:|---|",
         ]
         lines += [
-            f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} | {_pct(t['agreement'])} | "
-            f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x | {'yes' if t['within_tolerance'] else 'no'} |"
+            f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} "
+            f"| {_pct(t['agreement'])} | "
+            f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x "
+            f"| {'yes' if t['within_tolerance'] else 'no'} |"
             for t in c["taus"]
         ]
     if report.get("sweep"):
@@ -82,22 +89,27 @@ def render_markdown(report: dict, title: str) -> str:
             "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
-            f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} | {_pct(w['agreement'])} | "
-            f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} | {w['speedup']:.3f}x |"
+            f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} "
+            f"| {_pct(w['agreement'])} | "
+            f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} "
+            f"| {w['speedup']:.3f}x |"
             for w in report["sweep"]
         ]
     lines += [
         "",
         "Per layer (modelled cycles: docs/spec.md 9.4):",
         "",
-        "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped | baseline cycles | cycles | speedup |"
+        "| layer | name | L | K | vectors | reuse | s | hit rate | MACs skipped "
+        "| baseline cycles | cycles | speedup |"
         + (" ceiling hit rate | ceiling speedup |" if c else ""),
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if c else ""),
     ]
     for L in report["layers"]:
         row = (
-            f"| {L['layer']} | {L['name']} | {L['L']} | {L['K']} | {L['vectors']} | {'on' if L['reuse'] else 'off'} | "
-            f"{L['sig_len'] if L['sig_len'] is not None else '-'} | {_pct(100 * L['hit_rate'])} | {L['macs_skipped']:,} | "
+            f"| {L['layer']} | {L['name']} | {L['L']} | {L['K']} | {L['vectors']} "
+            f"| {'on' if L['reuse'] else 'off'} | "
+            f"{L['sig_len'] if L['sig_len'] is not None else '-'} | {_pct(100 * L['hit_rate'])} "
+            f"| {L['macs_skipped']:,} | "
             f"{L['baseline_cycles']:,} | {L['reuse_cycles']:,} | {L['speedup']:.3f}x |"
         )
         if c:
@@ -112,7 +124,8 @@ def render_markdown(report: dict, title: str) -> str:
 
 
 def plot_report(report: dict, path: Path, title: str) -> None:
-    """report.png: per-layer hit rate and speedup (MERCURY beside the ceiling), and the network summary."""
+    """report.png: per-layer hit rate and speedup (MERCURY beside the ceiling), and the network
+    summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,7 +231,8 @@ def pareto(ax, report: dict) -> None:
 
 
 def write_report(report: dict, out: Path, command: str, title: str) -> None:
-    """report.json (with ``{"mercury-hw": command}``), report.md and report.png into ``out`` atomically."""
+    """report.json (with ``{"mercury-hw": command}``), report.md and report.png into ``out``
+    atomically."""
     with output_dir(out) as tmp:
         mark(tmp, command)
         write_json(tmp / REPORT, {TOOL_KEY: command, **report})

@@ -1,4 +1,5 @@
-"""Accuracy under propagating reuse, the cycle model, and the ceiling (docs/spec.md, sections 12, 15).
+"""Accuracy under propagating reuse, the cycle model, and the ceiling (docs/spec.md, sections
+12, 15).
 
 :func:`evaluate` runs the same images through the float network, the exact int8 model (reuse off
 everywhere), MERCURY with per-layer settings, and optionally the oracle of :mod:`golden.ceiling`
@@ -62,7 +63,8 @@ class NetResult:
 
 
 def topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
-    """Percent of rows whose label is among the ``k`` largest logits (k capped at the class count)."""
+    """Percent of rows whose label is among the ``k`` largest logits (k capped at the class
+    count)."""
     if len(logits) == 0:
         return 0.0
     k = min(k, logits.shape[1])
@@ -94,7 +96,8 @@ def network_totals(stats: list[ReuseStats]) -> dict:
 
 
 def acceptable(run: NetResult, exact: NetResult, labels: torch.Tensor, tolerance: float) -> bool:
-    """Top-1 loss against ``exact`` <= tolerance pp and at most tolerance % of its predictions changed."""
+    """Top-1 loss against ``exact`` <= tolerance pp and at most tolerance % of its predictions
+    changed."""
     return (
         exact.top1(labels) - run.top1(labels) <= tolerance + 1e-9
         and 100.0 - run.agreement(exact) <= tolerance + 1e-9
@@ -136,7 +139,8 @@ def mercury_run(
     batch: int,
     progress=None,
 ) -> NetResult:
-    """MERCURY with ``settings`` (one :class:`LayerSetting` per conv; None: on, s = S everywhere)."""
+    """MERCURY with ``settings`` (one :class:`LayerSetting` per conv; None: on, s = S
+    everywhere)."""
     fn = mercury_layer_fn(settings, **golden_kwargs, lanes=lanes, pes=pes)
     return net_result(model, convs, images, fn, batch=batch, progress=progress)
 
@@ -214,7 +218,7 @@ def _layer_rows(
     convs, settings, mercury: NetResult, sig_bits: int, oracle: NetResult | None
 ) -> list[dict]:
     rows = []
-    for i, (name, conv) in enumerate(convs):
+    for i, (name, _conv) in enumerate(convs):
         s = mercury.stats[i]
         st = settings[i] if settings is not None else LayerSetting()
         row = dict(

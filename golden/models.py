@@ -93,7 +93,8 @@ MODEL_NAMES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
 """The ImageNet model names :func:`build_model` accepts."""
 
 DIGITS_MODEL_NAMES: tuple[str, ...] = ("resnet18-digits", "resnet20-digits")
-"""Trained CIFAR-style ResNets on scikit-learn's digits (:mod:`golden.digits`), also built by :func:`build_model`."""
+"""Trained CIFAR-style ResNets on scikit-learn's digits (:mod:`golden.digits`), also built by
+:func:`build_model`."""
 
 CALIBRATION_IMAGES = 8
 """How many bundled images the BatchNorm calibration pass of random weights uses."""

@@ -9,7 +9,8 @@ signature pass uses (spec section 13). File format (UTF-8 JSON object)::
       "sig_bits": 16,                      required: S of the configuration it was made for
       "model": "resnet18-digits",          optional: the model it was made for (checked when given)
       "default": {"reuse": true, "sig_len": 16},   optional: convs not listed (default: on, S)
-      "layers": {                          optional: keys are conv numbers NNN (construction order, 001..)
+      "layers": {                          optional: keys are conv numbers NNN
+                                           (construction order, 001..)
         "001": {"name": "conv1", "reuse": false},  "name" optional, checked against the model
         "007": {"sig_len": 12}             missing fields come from "default"
       },
@@ -54,7 +55,8 @@ class Policy:
     def settings(
         self, conv_names: list[str], sig_bits: int, model: str | None = None, source: str = "policy"
     ) -> list[LayerSetting]:
-        """One :class:`LayerSetting` per conv of a model (``conv_names`` in construction order), checked."""
+        """One :class:`LayerSetting` per conv of a model (``conv_names`` in construction order),
+        checked."""
         if sig_bits != self.sig_bits:
             raise UserError(
                 f"{source}: sig_bits is {self.sig_bits} but the configuration has S = {sig_bits}; "
@@ -65,7 +67,8 @@ class Policy:
         for i in self.layers:
             if i >= len(conv_names):
                 raise UserError(
-                    f"{source}: layers.{i + 1:03d}: the model has convs 001..{len(conv_names):03d} only"
+                    f"{source}: layers.{i + 1:03d}: "
+                    f"the model has convs 001..{len(conv_names):03d} only"
                 )
             if i in self.names and self.names[i] != conv_names[i]:
                 raise UserError(
@@ -141,7 +144,8 @@ class Policy:
         raw = d.get("layers", {})
         if not isinstance(raw, dict):
             raise UserError(
-                f'{source}: layers must be an object keyed by conv number ("001"), not {type(raw).__name__}'
+                f'{source}: layers must be an object keyed by conv number ("001"), '
+                f"not {type(raw).__name__}"
             )
         for key, entry in raw.items():
             if not (len(key) == 3 and key.isdigit() and int(key) >= 1):

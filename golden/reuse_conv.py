@@ -79,7 +79,8 @@ class ReuseStats:
         return self.baseline_cycles / self.reuse_cycles
 
     def merge(self, other: ReuseStats) -> ReuseStats:
-        """The statistics of both (calls of the same conv, or layers of a network: then L, K are 0)."""
+        """The statistics of both (calls of the same conv, or layers of a network:
+        then L, K are 0)."""
         same = self.length == other.length and self.out_channels == other.out_channels
         cyc = (
             None
@@ -167,7 +168,8 @@ def pass_trace(
 
 
 def dequantize(acc: torch.Tensor, sx: float, sw: float, bias: torch.Tensor | None) -> torch.Tensor:
-    """``y = acc * (sx * sw) + bias[k]`` in float64, then float32 (spec section 2); acc (N, K, OH, OW)."""
+    """``y = acc * (sx * sw) + bias[k]`` in float64, then float32 (spec section 2); acc
+    (N, K, OH, OW)."""
     y = acc.to(torch.float64) * (sx * sw)
     if bias is not None:
         y = y + bias.detach().to(torch.float64).reshape(1, -1, 1, 1)
@@ -268,7 +270,8 @@ def conv_with_trace(
     lanes: int | None = None,
     pes: int | None = None,
 ) -> tuple[torch.Tensor, ReuseStats]:
-    """Steps 1, 2, 4, 5 of spec section 12 around any trace: ``trace(xq, kernel, geom) -> CacheTrace``.
+    """Steps 1, 2, 4, 5 of spec section 12 around any trace:
+    ``trace(xq, kernel, geom) -> CacheTrace``.
 
     ``xq`` is the quantized input (integers in float32), ``kernel`` (R, Sk), ``geom`` the stride,
     padding and dilation pairs. :func:`reuse_conv2d` passes the MCACHE; the ceiling

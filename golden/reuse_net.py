@@ -24,14 +24,16 @@ LayerFn = Callable[[int, nn.Conv2d, torch.Tensor], "tuple[torch.Tensor, ReuseSta
 
 @dataclass(frozen=True)
 class LayerSetting:
-    """Per-layer (per-pass) settings of spec section 13: reuse on/off and signature length s (None: S)."""
+    """Per-layer (per-pass) settings of spec section 13: reuse on/off and signature length s
+    (None: S)."""
 
     reuse: bool = True
     sig_len: int | None = None
 
 
 def conv_geometry(conv: nn.Conv2d) -> dict:
-    """stride, padding, dilation of a conv that spec section 3 covers (groups 1, integer zero padding)."""
+    """stride, padding, dilation of a conv that spec section 3 covers (groups 1, integer zero
+    padding)."""
     if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise ValueError(
             f"conv {conv} is not covered by spec section 3 (groups 1, integer zero padding)"
@@ -53,7 +55,8 @@ def mercury_layer_fn(
     lanes: int,
     pes: int,
 ) -> LayerFn:
-    """The layer function of MERCURY with ``settings[i]`` for conv i (None: reuse on, s = S everywhere)."""
+    """The layer function of MERCURY with ``settings[i]`` for conv i (None: reuse on, s = S
+    everywhere)."""
 
     def fn(i: int, conv: nn.Conv2d, x: torch.Tensor):
         st = LayerSetting() if settings is None else settings[i]

@@ -11,9 +11,9 @@ Search (greedy, one layer at a time, every step a full propagating run on the va
 1. Exact int8 run; one observing pass records, for each conv and each candidate length s, the
    cycles it would save with the exact network's inputs (its *gain*).
 2. Start with reuse off everywhere. Visit the convs by decreasing gain at the longest candidate
-   s. For each: with the layers accepted so far, try that s; if the result is acceptable, binary-search the
-   shortest acceptable s among the candidates (a shorter signature hits more and errs more);
-   keep the shortest acceptable s, or leave the conv off.
+   s. For each: with the layers accepted so far, try that s; if the result is acceptable,
+   binary-search the shortest acceptable s among the candidates (a shorter signature hits more
+   and errs more); keep the shortest acceptable s, or leave the conv off.
 3. The accepted settings are the policy.
 
 The number of runs is at most about ``convs * (1 + log2(candidates))``.
@@ -42,7 +42,8 @@ def default_candidates(sig_bits: int, sets: int) -> list[int]:
 def layer_gains(
     model, convs, images, candidates, *, golden_kwargs: dict, lanes: int, pes: int, batch: int
 ) -> list[dict[int, int]]:
-    """Per conv, per candidate s: baseline cycles minus cycles with reuse, on the exact network's inputs."""
+    """Per conv, per candidate s: baseline cycles minus cycles with reuse, on the exact network's
+    inputs."""
     gk = golden_kwargs
     gains = [dict.fromkeys(candidates, 0) for _ in convs]
 

@@ -20,7 +20,8 @@ DEFAULT_BATCH = 8
 
 
 def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model --weights --model-seed --data --labels --count --batch --threads and the configuration flags."""
+    """--model --weights --model-seed --data --labels --count --batch --threads and the
+    configuration flags."""
     from golden.models import DIGITS_MODEL_NAMES, MODEL_NAMES
 
     names = DIGITS_MODEL_NAMES + MODEL_NAMES
@@ -57,7 +58,8 @@ def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=int_arg("batch"),
         default=DEFAULT_BATCH,
         metavar="N",
-        help=f"images per layer call (shared quantization scale and MCACHE; default {DEFAULT_BATCH})",
+        help="images per layer call "
+        f"(shared quantization scale and MCACHE; default {DEFAULT_BATCH})",
     )
     parser.add_argument(
         "--threads",
@@ -86,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sig-lens",
         metavar="LIST",
-        help="also run every conv at each of these signature lengths (the Pareto points), e.g. 16,20,24",
+        help="also run every conv at each of these signature lengths (the Pareto points), "
+        "e.g. 16,20,24",
     )
     parser.add_argument(
         "--ceiling", action="store_true", help="also search the oracle ceiling (docs/spec.md 15)"
@@ -128,7 +131,8 @@ def prepare(args, split: str = "test"):
     info = getattr(model, "trained_info", None)
     if info and "test_top1" in info:
         print(
-            f"{args.model}: trained weights {info.get('cache')}; float top-1 test {info['test_top1']:.2f}%, "
+            f"{args.model}: trained weights {info.get('cache')}; "
+            f"float top-1 test {info['test_top1']:.2f}%, "
             f"val {info['val_top1']:.2f}%, train {info['train_top1']:.2f}%"
         )
     convs = conv_layers(model)
@@ -230,13 +234,17 @@ def summary(report: dict) -> str:
     """A few lines for the terminal."""
     e, r, c = report["exact"], report["reuse"], report.get("ceiling")
     lines = [
-        f"float top-1 {report['float']['top1']:.2f}%   exact int8 top-1 {e['top1']:.2f}% top-5 {e['top5']:.2f}%",
-        f"MERCURY    top-1 {r['top1']:.2f}% ({r['top1_change']:+.2f} pp) top-5 {r['top5']:.2f}%  agreement "
-        f"{r['agreement']:.2f}%  MACs skipped {100 * r['macs_skipped_fraction']:.1f}%  modelled speedup {r['speedup']:.3f}x",
+        f"float top-1 {report['float']['top1']:.2f}%   "
+        f"exact int8 top-1 {e['top1']:.2f}% top-5 {e['top5']:.2f}%",
+        f"MERCURY    top-1 {r['top1']:.2f}% ({r['top1_change']:+.2f} pp) "
+        f"top-5 {r['top5']:.2f}%  agreement "
+        f"{r['agreement']:.2f}%  MACs skipped {100 * r['macs_skipped_fraction']:.1f}%  "
+        f"modelled speedup {r['speedup']:.3f}x",
     ]
     if c:
         lines.append(
-            f"ceiling    top-1 {c['top1']:.2f}% ({c['top1_change']:+.2f} pp) at tau {c['tau']:g}, window {c['window']}: "
+            f"ceiling    top-1 {c['top1']:.2f}% ({c['top1_change']:+.2f} pp) "
+            f"at tau {c['tau']:g}, window {c['window']}: "
             f"modelled speedup {c['speedup']:.3f}x"
         )
     return "\n".join(lines)

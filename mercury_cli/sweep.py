@@ -247,10 +247,10 @@ def run(args: argparse.Namespace) -> int:
     spec = sweep.SynthSpec(
         block=args.block, device=args.device, freq=args.freq, enabled=not args.no_synth
     )
+    synth = f"synthesis of {spec.block} on ECP5 {spec.device}" if spec.enabled else "no synthesis"
     print(
-        f"sweep: {len(points)} point{'s' if len(points) != 1 else ''} ({', '.join(sweep.GRID_FIELDS)}), "
-        f"{'synthesis of ' + spec.block + ' on ECP5 ' + spec.device if spec.enabled else 'no synthesis'}, "
-        f"model {workload.model}",
+        f"sweep: {len(points)} point{'s' if len(points) != 1 else ''} "
+        f"({', '.join(sweep.GRID_FIELDS)}), {synth}, model {workload.model}",
         flush=True,
     )
     result = sweep.run_sweep(
@@ -276,8 +276,10 @@ def run(args: argparse.Namespace) -> int:
     fronts = sweep_report.write_outputs(out, result.rows, info)
     print(sweep_report.format_table(result.rows))
     print(
-        f"computed {result.computed['synth']} synthesis and {result.computed['model']} model stages, "
-        f"{result.cached['synth']} and {result.cached['model']} from the cache, in {result.seconds:.0f} s"
+        f"computed {result.computed['synth']} synthesis and "
+        f"{result.computed['model']} model stages, "
+        f"{result.cached['synth']} and {result.cached['model']} from the cache, "
+        f"in {result.seconds:.0f} s"
     )
     for name, pts in fronts.items():
         if pts:

@@ -1,4 +1,5 @@
-"""``mercury-hw tune``: per-layer reuse settings that maximize the modelled speedup on a validation split.
+"""``mercury-hw tune``: per-layer reuse settings that maximize the modelled speedup on a
+validation split.
 
 The search (``golden.tune``) only ever sees the validation images (the digits validation split, or
 ``--val-data DIR``); the policy it finds is then evaluated once on the test images (the digits
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     cands = parse_sig_lens(args.sig_lens, config.sig_bits)
     gk = config.golden_kwargs()
     print(
-        f"tune: {args.model} on {len(v['data'])} validation images ({v['data'].source}), batch {args.batch}, "
+        f"tune: {args.model} on {len(v['data'])} validation images ({v['data'].source}), "
+        f"batch {args.batch}, "
         f"tolerance {args.tolerance:g}, projection seed {config.seed:#x}"
     )
     res = tune(
@@ -137,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
         validation=dict(val_fig, search=res.log),
         **report,
     )
-    title = f"mercury-hw tune: {args.model}, tuned on {v['data'].source}, reported on {t['data'].source}"
+    title = (
+        f"mercury-hw tune: {args.model}, tuned on {v['data'].source}, "
+        f"reported on {t['data'].source}"
+    )
     with output_dir(args.out) as tmp:
         mark(tmp, "tune")
         (tmp / "policy.json").write_text(policy.to_json(), encoding="utf-8")

@@ -27,9 +27,9 @@ Stages run as Dask futures: a ``LocalCluster`` of ``workers`` processes by defau
 scheduler at ``scheduler`` (``tcp://HOST:PORT``; its workers must have this package installed and
 see the cache folder). Model stages are submitted once per key (a Dask key per stage, so points
 sharing it wait for one computation). A failed stage makes its points ``failed`` with the
-exception's one-line reason; the sweep goes on. A synthesis the flow refuses (``HardwareToolError``: the
-point does not fit the part, a tool error) is cached like a result; any other failure (a crash, a
-killed worker) is not, and a rerun retries it.
+exception's one-line reason; the sweep goes on. A synthesis the flow refuses
+(``HardwareToolError``: the point does not fit the part, a tool error) is cached like a result;
+any other failure (a crash, a killed worker) is not, and a rerun retries it.
 Points whose stages are all cached are not submitted at all (a rerun of a finished sweep starts
 no cluster).
 """
@@ -197,7 +197,8 @@ def workload_identity(w: Workload) -> dict:
 
 
 def model_key(cfg: MercuryConfig, workload_id: dict) -> str:
-    """Cache key of a point's model stage: the algorithmic fields, the workload, the golden model."""
+    """Cache key of a point's model stage: the algorithmic fields, the workload, the golden
+    model."""
     return _digest(
         {
             "stage": "model",
@@ -607,7 +608,8 @@ def check_workload(workload: Workload, base: MercuryConfig) -> None:
     check_positive("--count", workload.count)
     if workload.images is not None and not Path(workload.images).is_dir():
         raise UserError(
-            f"--images {workload.images}: no such directory; allowed: a directory of .jpg/.jpeg/.png files"
+            f"--images {workload.images}: no such directory; "
+            "allowed: a directory of .jpg/.jpeg/.png files"
         )
     if workload.weights is not None and not Path(workload.weights).is_file():
         raise UserError(

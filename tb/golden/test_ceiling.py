@@ -1,4 +1,5 @@
-"""golden.ceiling, docs/spec.md section 15: the oracle that reuses any recent computed vector within tau."""
+"""golden.ceiling, docs/spec.md section 15: the oracle that reuses any recent computed vector within
+tau."""
 
 import numpy as np
 import torch

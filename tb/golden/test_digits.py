@@ -1,4 +1,5 @@
-"""golden.digits: the split, the preprocessing, deterministic training and the cache (with a tiny recipe)."""
+"""golden.digits: the split, the preprocessing, deterministic training and the cache (with a tiny
+recipe)."""
 
 import numpy as np
 import pytest

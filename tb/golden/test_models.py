@@ -157,7 +157,8 @@ def test_unknown_model():
     with pytest.raises(UserError) as excinfo:
         gm.build_model("foo")
     assert _one_line_error(excinfo) == (
-        "unknown model 'foo'; allowed: resnet18, resnet34, resnet50, resnet101, resnet18-digits, resnet20-digits"
+        "unknown model 'foo'; allowed: resnet18, resnet34, resnet50, resnet101, "
+        "resnet18-digits, resnet20-digits"
     )
 
 

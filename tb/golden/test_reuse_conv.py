@@ -49,7 +49,8 @@ def test_zero_hits_equals_exact_int8(seed, stride, padding):
 
 @pytest.mark.parametrize("sig_len", [1, 3, 16])
 def test_hits_take_the_owners_accumulators(seed, sig_len):
-    """Forced hits (short signatures, repeated patches): every output row is its owner's exact row."""
+    """Forced hits (short signatures, repeated patches): every output row is its owner's exact
+    row."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(3, 4, 8, 8, generator=g)
     x[:, :, 4:, :] = x[:, :, :4, :]  # repeated windows: exact duplicates hit at any length
@@ -75,7 +76,8 @@ def test_hits_take_the_owners_accumulators(seed, sig_len):
 
 
 def test_owner_rule_by_hand():
-    """Windows of one image that are positive multiples share a signature: they reuse the first one."""
+    """Windows of one image that are positive multiples share a signature: they reuse the first
+    one."""
     x = torch.tensor([10.0, 20.0, 20.0, 40.0, 127.0]).reshape(
         1, 1, 1, 5
     )  # scale 1: values are exact

@@ -1,4 +1,5 @@
-"""golden.tune and golden.reuse_net on a tiny network: the search's result meets its own constraint."""
+"""golden.tune and golden.reuse_net on a tiny network: the search's result meets its own
+constraint."""
 
 import torch
 

@@ -178,8 +178,8 @@ def test_pareto_fronts():
     from sim.sweep_report import mark_pareto, pareto
 
     rows = [
-        {"point": p, "luts": l, "speedup": s, "time_per_image_ms": t}
-        for p, l, s, t in [
+        {"point": p, "luts": luts, "speedup": s, "time_per_image_ms": t}
+        for p, luts, s, t in [
             ("a", 100, 1.0, 9.0),
             ("b", 200, 1.5, 5.0),
             ("c", 150, 0.9, 10.0),
@@ -218,7 +218,7 @@ def _hand_cycles(tmp_path, sig_bits, weights):
     )
     manifest = json.loads((out / "manifest.json").read_text())
     hits = vectors = base = reuse = 0
-    for tag, meta in manifest["layers"].items():
+    for meta in manifest["layers"].values():
         bits = read_hitmap_csv(out / meta["file"]).rows[0].bits
         hits += int(bits.sum())
         vectors += len(bits)

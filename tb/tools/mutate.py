@@ -14,7 +14,8 @@ generated Verilog is unchanged (only the ``sim/`` mutants run a simulator).
 
 Usage::
 
-    python tb/tools/mutate.py                 # every mutant; prints the score; exit 1 if one survives
+    python tb/tools/mutate.py                 # every mutant; prints the score;
+                                              # exit 1 if one survives
     python tb/tools/mutate.py --list
     python tb/tools/mutate.py --only lru_no_aging,tag_msb_core
 
@@ -53,7 +54,8 @@ PACKAGES = ("mercury_hw", "golden", "sim", "mercury_cli")
 T_MCACHE = [
     "tb/hw/test_mcache.py",
     "-k",
-    "(random and (default or wide or ways3) and nostall) or spec_example or differs or back_to_back",
+    "(random and (default or wide or ways3) and nostall) or spec_example or differs "
+    "or back_to_back",
 ]
 #: The directed pipeline-hazard tests of the MCACHE (with and without stalls).
 T_HAZARD = ["tb/hw/test_mcache.py", "-k", "hazard"]
@@ -61,7 +63,8 @@ T_CORE = [
     "tb/hw/test_core.py",
     "tb/hw/test_core_corners.py",
     "-k",
-    "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks or mixed_layers",
+    "(test_core_layers and default) or test_core_blocks or near_miss or repeated_blocks "
+    "or mixed_layers",
 ]
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
@@ -297,8 +300,12 @@ MUTANTS = [
     _m(
         "golden_lru_update",
         "golden/hw.py",
-        "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if lru:",
-        "                entry[v] = s * ways + (val & 15)\n                owner[v] = val >> 4\n                if not lru:",
+        "                entry[v] = s * ways + (val & 15)\n"
+        "                owner[v] = val >> 4\n"
+        "                if lru:",
+        "                entry[v] = s * ways + (val & 15)\n"
+        "                owner[v] = val >> 4\n"
+        "                if not lru:",
         T_GCACHE,
         "LRU/FIFO update swapped in cache_run",
     ),
@@ -313,8 +320,10 @@ MUTANTS = [
     _m(
         "golden_block_bound",
         "golden/hw.py",
-        "    for b0 in range(0, v_total, block):\n        table: dict[int, OrderedDict] = {}  # the flush",
-        "    for b0 in range(0, v_total, block + 1):\n        table: dict[int, OrderedDict] = {}  # the flush",
+        "    for b0 in range(0, v_total, block):\n"
+        "        table: dict[int, OrderedDict] = {}  # the flush",
+        "    for b0 in range(0, v_total, block + 1):\n"
+        "        table: dict[int, OrderedDict] = {}  # the flush",
         T_GCACHE,
         "flush propagation: blocks one vector too long",
     ),
