@@ -10,7 +10,7 @@ WAVES  ?=
 export AMARANTH_USE_YOSYS := builtin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all sim test test-fast verilog verilog-check lint ruff bench synth clean distclean deps coverage soak mutate
+.PHONY: all sim test test-long test-fast verilog verilog-check lint ruff bench synth clean distclean deps coverage soak mutate
 
 all: test
 
@@ -54,7 +54,11 @@ sim: $(STAMP)
 	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(if $(filter-out 0,$(WAVES)),--waves) $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider $(ARGS)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m "not long" $(ARGS)
+
+# The long tier (whole-flow checks that build their own simulators or synthesise); CI runs it.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m long $(ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m "not slow" $(ARGS)

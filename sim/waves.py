@@ -200,6 +200,8 @@ def watch_cycle(
     ]
     try:
         proc = subprocess.run(sim.command(plus), cwd=work, capture_output=True, text=True)
+    except OSError:  # the simulator cannot be run again: triage says the beat was not seen
+        return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     m = re.search(r"^watch (\d+)\s*$", proc.stdout, re.M)

@@ -40,6 +40,14 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 from waveforms import amaranth_waves, pytest_addoption, pytest_configure, pytest_terminal_summary  # noqa: E402,F401
 
 SLOW_DIRS = ("rtlsim", "sim")
+#: The long tier (``make test-long``, run by CI after ``make test``): whole-flow checks that each
+#: build their own simulator or synthesise, on top of what ``make test`` already covers, kept out
+#: of ``make test`` so that it stays under 15 minutes on a fresh 2-core machine.
+LONG_FILES = (
+    "sim/test_cycle_model.py",  # a Verilator build of the default core + 3 replayed layers
+    "sim/test_sim_waves.py",  # the separate tracing builds (Verilator and Icarus)
+    "sweep/test_sweep_synth.py",  # a sweep with real synthesis (test_synth.py stays in make test)
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,6 +56,8 @@ def pytest_collection_modifyitems(config, items):
         rel = Path(str(item.path)).resolve().relative_to(tb)
         if rel.parts[0] in SLOW_DIRS:
             item.add_marker(pytest.mark.slow)
+        if rel.as_posix() in LONG_FILES:
+            item.add_marker(pytest.mark.long)
 
 
 @pytest.fixture
