@@ -11,7 +11,8 @@ change Y pp" with it).
 
 Cost: two propagating runs of the 360 test images (exact and with reuse). Measured for
 resnet18-digits, default configuration, batch 8, on the shared 2-core machine under load from
-other jobs: 186 s for both runs, 0.6 s for a cached call (the model load included). The result
+other jobs (load average 12-15): 60 s of CPU time, 166-186 s wall for both runs; 0.6 s for a
+cached call (the model load included). BENCHMARKS.md has the command. The result
 is cached as JSON under ``golden.digits.cache_dir()/accuracy/`` (the folder of the trained
 weights), in a file named by a SHA-256 over everything that determines it (:func:`accuracy_key`):
 the model's parameters and buffers (bytes), the per-conv settings, the configuration's golden
