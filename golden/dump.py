@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from golden import hw
+from golden.datasets import is_digits
 from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow, atomic_write_bytes, format_row
 from golden.network import (
@@ -161,13 +162,14 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
 
     Parameters
     ----------
-    model_name : one of golden.models.MODEL_NAMES.
+    model_name : one of golden.models.MODEL_NAMES or DIGITS_MODEL_NAMES.
     golden_kwargs, hardware : the parameters, as :func:`golden_layer` takes them.
     formation : "window" or "row".
     layers : ``--layers`` syntax ("1,5", "2-4", "layer1.0.conv1"); None = every conv.
     limit : keep the first ``limit`` vectors of each layer.
     reuse : False gives all-miss golden results (entry -1).
-    images : directory of images; None = the bundled photos. ``batch`` images are used.
+    images : directory of images; None = the bundled photos (digits models: the digits test
+        split; :func:`golden.network.load_images`). ``batch`` images are used.
 
     Returns
     -------
@@ -187,7 +189,7 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
         model, convs = build(model_name, weights, model_seed)
         selected = select_layers([n for n, _ in convs], layers)
         params = {i: conv_params(convs[i][1], checked=formation == "window") for i in selected}
-        x, names = load_images(images, batch)
+        x, names = load_images(images, batch, model_name)
         captured = capture_inputs(model, convs, selected, x)
         metas = []
         for i in selected:
@@ -208,7 +210,7 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
             "format": FORMAT_VERSION,
             "model": model_name,
             "weights": str(weights) if weights is not None else None,
-            "model_seed": None if weights is not None else model_seed,
+            "model_seed": None if weights is not None or is_digits(model_name) else model_seed,
             "images": names,
             "batch": batch,
             "formation": formation,
