@@ -254,11 +254,14 @@ def pareto(ax, report: dict) -> None:
     ax.legend(fontsize=7)
 
 
-def write_report(report: dict, out: Path, command: str, title: str) -> None:
+def write_report(report: dict, out: Path, command: str, title: str,
+                 files: dict[str, str] | None = None) -> None:
     """report.json (with ``{"mercury-hw": command}``), report.md and report.png into ``out``
-    atomically."""
+    atomically, with the text ``files`` (name -> content; tune's ``policy.json``) beside them."""
     with output_dir(out) as tmp:
         mark(tmp, command)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         write_json(tmp / REPORT, {TOOL_KEY: command, **report})
         (tmp / "report.md").write_text(render_markdown(report, title), encoding="utf-8")
         plot_report(report, tmp / "report.png", title)
