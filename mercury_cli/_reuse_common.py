@@ -13,7 +13,7 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-from .args import add_config_arguments, config_from_args, int_arg, seed_arg
+from .args import add_config_arguments, add_weights_arguments, config_from_args, int_arg
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -23,6 +23,7 @@ __all__ = [
     "check_search_arguments",
     "prepare",
     "parse_sig_lens",
+    "network_arguments",
     "evaluate_prepared",
     "summary",
 ]
@@ -45,16 +46,8 @@ def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="|".join(names),
         help=f"network (default {DEFAULT_MODEL}: trained and cached at first use)",
     )
-    parser.add_argument(
-        "--weights", type=Path, metavar="FILE.pth", help="state_dict for the model (strict)"
-    )
-    parser.add_argument(
-        "--model-seed",
-        type=seed_arg("model_seed"),
-        default=0,
-        metavar="N",
-        help="seed of random ImageNet weights when no --weights (default 0)",
-    )
+    add_weights_arguments(parser, "state_dict for the model (strict)",
+                          "seed of random ImageNet weights when no --weights (default 0)")
     parser.add_argument(
         "--data",
         type=Path,
@@ -156,27 +149,24 @@ def parse_sig_lens(text: str | None, sig_bits: int) -> list[int] | None:
     return vals
 
 
+def network_arguments(p: dict, args) -> tuple[tuple, dict]:
+    """What :func:`prepare` returned, as the arguments :func:`golden.evaluate.evaluate` and
+    :func:`golden.tune.tune` share: ``(model, convs, images, labels)`` and the keywords
+    ``golden_kwargs``, ``lanes``, ``pes`` (the configuration's) and ``batch`` (--batch)."""
+    config, data = p["config"], p["data"]
+    kw = dict(golden_kwargs=config.golden_kwargs(), lanes=config.lanes, pes=config.pes,
+              batch=args.batch)
+    return (p["model"], p["convs"], data.images, data.labels), kw
+
+
 def evaluate_prepared(p: dict, args, settings, sweep: list[int] | None = None) -> dict:
     """:func:`golden.evaluate.evaluate` on what :func:`prepare` returned, with ``settings`` and
     the flags --batch, --ceiling, --window, --tolerance: the report dictionary."""
     from golden.evaluate import evaluate
 
-    config, data = p["config"], p["data"]
-    return evaluate(
-        p["model"],
-        p["convs"],
-        data.images,
-        data.labels,
-        golden_kwargs=config.golden_kwargs(),
-        lanes=config.lanes,
-        pes=config.pes,
-        settings=settings,
-        batch=args.batch,
-        ceiling=args.ceiling,
-        window=args.window,
-        tolerance=args.tolerance,
-        sweep=sweep,
-    )
+    network, kw = network_arguments(p, args)
+    return evaluate(*network, **kw, settings=settings, ceiling=args.ceiling, window=args.window,
+                    tolerance=args.tolerance, sweep=sweep)
 
 
 def summary(report: dict) -> str:

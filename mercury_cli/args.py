@@ -3,7 +3,8 @@
 - :func:`int_arg`: the one integer parser (decimal or ``0x..``), naming the flag on a bad value.
 - :func:`add_config_arguments` / :func:`config_from_args` / :func:`config_flags`: one
   ``--field`` flag per ``MercuryConfig`` field (``--sig-bits 32 --ways 8 ...``).
-- :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers.
+- :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers;
+  :func:`add_weights_arguments`: the weights alone (--weights, --model-seed).
 - :func:`add_out_argument` / :func:`add_out_file_argument`: an output folder / file. Whether a
   folder may be replaced is decided by the one guard, :func:`golden.outdir.check_replaceable`
   (the library checks it too).
@@ -107,20 +108,27 @@ def config_flags(args) -> list[str]:
     return words
 
 
+def add_weights_arguments(parser, weights_help: str,
+                          seed_help: str = "seed of the random weights when no --weights "
+                          "(default 0)") -> None:
+    """--weights FILE.pth and --model-seed N: the network's state_dict, else seeded random
+    weights (``golden.models.build_model(name, seed=, weights=)``); the help words each
+    command's default."""
+    parser.add_argument("--weights", type=Path, metavar="FILE.pth", help=weights_help)
+    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
+                        help=seed_help)
+
+
 def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
     """--model, --weights, --model-seed, --images, --batch and --layers."""
     from golden.models import MODEL_NAMES
 
     parser.add_argument("--model", default="resnet18", metavar="|".join(MODEL_NAMES),
                         help="network (default resnet18)")
-    parser.add_argument(
-        "--weights",
-        type=Path,
-        metavar="FILE.pth",
-        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)",
+    add_weights_arguments(
+        parser,
+        "torchvision-compatible state_dict; default: seeded random weights (NOT trained)",
     )
-    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
-                        help="seed of the random weights when no --weights (default 0)")
     parser.add_argument(
         "--images",
         type=Path,

@@ -13,20 +13,12 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-from ._reuse_common import (
-    add_model_data_arguments,
-    add_search_arguments,
-    check_search_arguments,
-    evaluate_prepared,
-    parse_sig_lens,
-    prepare,
-    summary,
-)
+from . import _reuse_common as common
 from .args import add_out_argument, int_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_data_arguments(parser)
+    common.add_model_data_arguments(parser)
     parser.add_argument(
         "--reuse-policy",
         type=Path,
@@ -39,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="signature length s <= --sig-bits for every layer",
     )
-    add_search_arguments(
+    common.add_search_arguments(
         parser,
         sig_lens="also run every conv at each of these signature lengths (the Pareto points), "
         "e.g. 16,20,24",
@@ -77,16 +69,16 @@ def settings_from_args(args, convs, config):
 def run(args: argparse.Namespace) -> int:
     from golden.eval_report import write_report
 
-    check_search_arguments(args)
-    p = prepare(args)
+    common.check_search_arguments(args)
+    p = common.prepare(args)
     config, data = p["config"], p["data"]
     settings = settings_from_args(args, p["convs"], config)
     print(
         f"evaluate: {args.model} on {len(data)} images of {data.source}, batch {args.batch}, "
         f"projection seed {config.seed:#x}"
     )
-    report = evaluate_prepared(p, args, settings, sweep=parse_sig_lens(args.sig_lens,
-                                                                       config.sig_bits))
+    sweep = common.parse_sig_lens(args.sig_lens, config.sig_bits)
+    report = common.evaluate_prepared(p, args, settings, sweep=sweep)
     meta = dict(
         command="evaluate",
         model=args.model,
@@ -99,6 +91,6 @@ def run(args: argparse.Namespace) -> int:
     )
     report = {**meta, **report}
     write_report(report, args.out, "evaluate", f"mercury-hw evaluate: {args.model}, {data.source}")
-    print(summary(report))
+    print(common.summary(report))
     print(f"wrote report.md, report.json and report.png to {args.out}")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from golden.outdir import mark
 
-from .args import add_out_argument, int_arg, seed_arg
+from .args import add_out_argument, add_weights_arguments, int_arg, seed_arg
 
 __all__ = ["add_arguments", "run"]
 
@@ -121,19 +121,8 @@ def _add_workload_arguments(parser) -> None:
         metavar="NAME",
         help="network (default resnet18-digits when the golden model has it, else resnet18)",
     )
-    wl.add_argument(
-        "--weights",
-        type=Path,
-        metavar="FILE.pth",
-        help="state_dict; default: seeded random weights",
-    )
-    wl.add_argument(
-        "--model-seed",
-        type=seed_arg("model_seed"),
-        default=0,
-        metavar="N",
-        help="seed of the random weights (default 0)",
-    )
+    add_weights_arguments(wl, "state_dict; default: seeded random weights",
+                          "seed of the random weights (default 0)")
     wl.add_argument(
         "--images", type=Path, metavar="DIR", help="JPEG/PNG folder; default: the bundled photos"
     )

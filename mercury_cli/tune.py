@@ -15,27 +15,19 @@ from pathlib import Path
 
 from golden.errors import UserError
 
-from ._reuse_common import (
-    add_model_data_arguments,
-    add_search_arguments,
-    check_search_arguments,
-    evaluate_prepared,
-    parse_sig_lens,
-    prepare,
-    summary,
-)
+from . import _reuse_common as common
 from .args import add_out_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_data_arguments(parser)
+    common.add_model_data_arguments(parser)
     parser.add_argument(
         "--val-data",
         type=Path,
         metavar="DIR",
         help="validation class-per-folder tree (default: the digits validation split)",
     )
-    add_search_arguments(
+    common.add_search_arguments(
         parser,
         sig_lens="signature lengths to try, e.g. 12,16,20 (default: S, S-2, ... S-16)",
         ceiling="also put the ceiling in the test report",
@@ -56,7 +48,7 @@ def _validation(args) -> dict:
         )
     val_args = copy.copy(args)
     val_args.data, val_args.labels = args.val_data, (args.labels if args.val_data else None)
-    return prepare(val_args, split="val")
+    return common.prepare(val_args, split="val")
 
 
 def _search(args, v: dict, candidates: list[int] | None):
@@ -64,19 +56,9 @@ def _search(args, v: dict, candidates: list[int] | None):
     ``candidates`` (None: its default); returns ``(its result, the validation figures)``."""
     from golden.tune import tune
 
-    config, data = v["config"], v["data"]
-    res = tune(
-        v["model"],
-        v["convs"],
-        data.images,
-        data.labels,
-        golden_kwargs=config.golden_kwargs(),
-        lanes=config.lanes,
-        pes=config.pes,
-        batch=args.batch,
-        tolerance=args.tolerance,
-        candidates=candidates,
-    )
+    network, kw = common.network_arguments(v, args)
+    res = tune(*network, **kw, tolerance=args.tolerance, candidates=candidates)
+    data = v["data"]
     figures = dict(
         images=len(data),
         exact_top1=res.exact.top1(data.labels),
@@ -110,10 +92,10 @@ def _policy(args, v: dict, res, figures: dict):
 def run(args: argparse.Namespace) -> int:
     from golden.eval_report import write_report
 
-    check_search_arguments(args)
+    common.check_search_arguments(args)
     v = _validation(args)
     config = v["config"]
-    candidates = parse_sig_lens(args.sig_lens, config.sig_bits)
+    candidates = common.parse_sig_lens(args.sig_lens, config.sig_bits)
     print(
         f"tune: {args.model} on {len(v['data'])} validation images ({v['data'].source}), "
         f"batch {args.batch}, "
@@ -125,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         f"validation: exact top-1 {figures['exact_top1']:.2f}%, tuned {figures['top1']:.2f}%, "
         f"modelled speedup {figures['speedup']:.3f}x"
     )
-    t = prepare(args, split="test")
+    t = common.prepare(args, split="test")
     report = dict(
         command="tune",
         model=args.model,
@@ -133,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         config=config.to_dict(),
         policy="policy.json",
         validation=dict(figures, search=res.log),
-        **evaluate_prepared(t, args, res.settings),
+        **common.evaluate_prepared(t, args, res.settings),
     )
     title = (
         f"mercury-hw tune: {args.model}, tuned on {v['data'].source}, "
@@ -141,6 +123,6 @@ def run(args: argparse.Namespace) -> int:
     )
     write_report(report, args.out, "tune", title, files={"policy.json": policy.to_json()})
     print("test split (never seen by the search):")
-    print(summary(report))
+    print(common.summary(report))
     print(f"wrote policy.json, report.md, report.json and report.png to {args.out}")
     return 0
