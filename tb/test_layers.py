@@ -2,6 +2,8 @@
 (neither imports the other), ``sim`` above them, ``mercury_cli`` on top, and no shipped module
 importing the test tree ``tb/``.
 
+Also: no function or method of the shipped packages is longer than 80 lines (issue 10).
+
 The golden model's independence is checked twice: by importing every golden module in a fresh
 interpreter (what actually gets loaded, lazy imports of the import itself included) and by reading
 every import statement of the package (imports inside functions too).
