@@ -34,14 +34,25 @@ def _pp(v) -> str:
 def render_markdown(report: dict, title: str) -> str:
     """The human-readable report: summary table (exact, reuse, ceiling side by side), then per
     layer."""
-    r, e = report["reuse"], report["exact"]
     c = report.get("ceiling")
     lines = [f"# {title}", ""]
     for k in ("command", "model", "data", "weights", "policy", "config"):
         if k in report and report[k] is not None:
             v = report[k]
             lines.append(f"- {k}: `{json.dumps(v) if isinstance(v, dict) else v}`")
-    lines += [
+    lines += _summary_table(report)
+    if c:
+        lines += _ceiling_lines(report["reuse"], c)
+    if report.get("sweep"):
+        lines += _sweep_lines(report["sweep"])
+    lines += _layer_table(report)
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(report: dict) -> list[str]:
+    """The images line and the table of float, exact int8, MERCURY (and the ceiling's row)."""
+    r, e, c = report["reuse"], report["exact"], report.get("ceiling")
+    lines = [
         f"- images: {report['images']}, batch {report['batch']} (one layer call per batch)",
         "",
         "| run | top-1 | top-5 | top-1 change | agreement with exact | MAC-weighted hits "
@@ -61,41 +72,54 @@ def render_markdown(report: dict, title: str) -> str:
             f"| {_pct(100 * c['macs_skipped_fraction'])} | "
             f"{c['speedup']:.3f}x |"
         )
-        gap = (r["speedup"] - 1) / (c["speedup"] - 1) if c["speedup"] > 1 else None
-        lines += [
-            "",
-            f"MERCURY reaches {r['speedup']:.3f}x of a ceiling of {c['speedup']:.3f}x at "
-            f"{c['tolerance']:g} pp tolerance"
-            + (f" ({100 * gap:.0f}% of the ceiling's gain)." if gap is not None else "."),
-            "",
-            "Ceiling search (oracle over the previous window vectors, relative distance tau):",
-            "",
-            "| tau | top-1 | change | agreement | hit rate | speedup | within tolerance |",
-            "|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        lines += [
-            f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} "
-            f"| {_pct(t['agreement'])} | "
-            f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x "
-            f"| {'yes' if t['within_tolerance'] else 'no'} |"
-            for t in c["taus"]
-        ]
-    if report.get("sweep"):
-        lines += [
-            "",
-            "Every conv on at one signature length s:",
-            "",
-            "| s | top-1 | change | agreement | hit rate | MAC-weighted hits | speedup |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} "
-            f"| {_pct(w['agreement'])} | "
-            f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} "
-            f"| {w['speedup']:.3f}x |"
-            for w in report["sweep"]
-        ]
-    lines += [
+    return lines
+
+
+def _ceiling_lines(r: dict, c: dict) -> list[str]:
+    """MERCURY's share of the ceiling's gain, then the ceiling's search, one row per tau."""
+    gap = (r["speedup"] - 1) / (c["speedup"] - 1) if c["speedup"] > 1 else None
+    lines = [
+        "",
+        f"MERCURY reaches {r['speedup']:.3f}x of a ceiling of {c['speedup']:.3f}x at "
+        f"{c['tolerance']:g} pp tolerance"
+        + (f" ({100 * gap:.0f}% of the ceiling's gain)." if gap is not None else "."),
+        "",
+        "Ceiling search (oracle over the previous window vectors, relative distance tau):",
+        "",
+        "| tau | top-1 | change | agreement | hit rate | speedup | within tolerance |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    return lines + [
+        f"| {t['tau']:g} | {_pct(t['top1'])} | {_pp(t['top1_change'])} "
+        f"| {_pct(t['agreement'])} | "
+        f"{_pct(100 * t['hit_rate'])} | {t['speedup']:.3f}x "
+        f"| {'yes' if t['within_tolerance'] else 'no'} |"
+        for t in c["taus"]
+    ]
+
+
+def _sweep_lines(sweep: list[dict]) -> list[str]:
+    """The table of the one-length sweep (every conv on at s)."""
+    lines = [
+        "",
+        "Every conv on at one signature length s:",
+        "",
+        "| s | top-1 | change | agreement | hit rate | MAC-weighted hits | speedup |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    return lines + [
+        f"| {w['sig_len']} | {_pct(w['top1'])} | {_pp(w['top1_change'])} "
+        f"| {_pct(w['agreement'])} | "
+        f"{_pct(100 * w['hit_rate'])} | {_pct(100 * w['macs_skipped_fraction'])} "
+        f"| {w['speedup']:.3f}x |"
+        for w in sweep
+    ]
+
+
+def _layer_table(report: dict) -> list[str]:
+    """Per layer (with the ceiling's columns when there is one), then the network's row."""
+    r, c = report["reuse"], report.get("ceiling")
+    lines = [
         "",
         "Per layer (modelled cycles: docs/spec.md 9.4):",
         "",
@@ -120,7 +144,7 @@ def render_markdown(report: dict, title: str) -> str:
         f"{r['baseline_cycles']:,} | {r['reuse_cycles']:,} | {r['speedup']:.3f}x |"
         + (f" {_pct(100 * c['hit_rate'])} | {c['speedup']:.3f}x |" if c else "")
     )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot_report(report: dict, path: Path, title: str) -> None:
@@ -230,11 +254,14 @@ def pareto(ax, report: dict) -> None:
     ax.legend(fontsize=7)
 
 
-def write_report(report: dict, out: Path, command: str, title: str) -> None:
+def write_report(report: dict, out: Path, command: str, title: str,
+                 files: dict[str, str] | None = None) -> None:
     """report.json (with ``{"mercury-hw": command}``), report.md and report.png into ``out``
-    atomically."""
+    atomically, with the text ``files`` (name -> content; tune's ``policy.json``) beside them."""
     with output_dir(out) as tmp:
         mark(tmp, command)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         write_json(tmp / REPORT, {TOOL_KEY: command, **report})
         (tmp / "report.md").write_text(render_markdown(report, title), encoding="utf-8")
         plot_report(report, tmp / "report.png", title)

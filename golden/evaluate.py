@@ -30,6 +30,8 @@ __all__ = [
     "search_tau",
     "evaluate",
     "network_totals",
+    "progress_bar",
+    "compared",
 ]
 
 TAUS = (0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
@@ -182,7 +184,6 @@ def search_tau(
     """The tau of :data:`TAUS` whose oracle run has the largest modelled speedup among those
     :func:`acceptable` against ``exact`` (top-1 loss <= ``tolerance`` pp, predictions changed <=
     ``tolerance`` %); tau 0 always qualifies. Returns ``(tau, its run, one row per tau tried)``."""
-    base = exact.top1(labels)
     rows, best = [], None
     for tau in taus:
         r = oracle_run(
@@ -200,9 +201,7 @@ def search_tau(
         t = r.totals()
         row = dict(
             tau=tau,
-            top1=r.top1(labels),
-            top1_change=r.top1(labels) - base,
-            agreement=r.agreement(exact),
+            **compared(r, exact, labels),
             hit_rate=t["hit_rate"],
             speedup=t["speedup"],
         )
@@ -243,6 +242,102 @@ def _layer_rows(
     return rows
 
 
+def progress_bar(total: int, desc: str, unit: str, enabled: bool):
+    """The tqdm bar of :func:`evaluate` and :func:`golden.tune.tune`: shown when ``enabled`` and
+    the output is a terminal, removed when done."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=None if enabled else True, leave=False)
+
+
+def compared(run: NetResult, exact: NetResult, labels: torch.Tensor) -> dict:
+    """``top1``, ``top1_change`` (pp against ``exact``) and ``agreement`` (% of ``exact``'s
+    predictions kept): the columns every run compared with the exact int8 model reports."""
+    return dict(
+        top1=run.top1(labels),
+        top1_change=run.top1(labels) - exact.top1(labels),
+        agreement=run.agreement(exact),
+    )
+
+
+@dataclass
+class _Runs:
+    """The network runs one :func:`evaluate` makes; ``found``: :func:`search_tau`'s answer."""
+
+    flt: NetResult
+    exact: NetResult
+    reuse: NetResult
+    sweep: list[tuple[int, NetResult]]
+    found: tuple[float, NetResult, list[dict]] | None
+
+
+def _run_all(model, convs, images, labels, settings, sweep, kw, ceiling_kw, bar) -> _Runs:
+    """Float, exact, MERCURY with ``settings``, one run per swept length, then the ceiling's
+    search when ``ceiling_kw`` is given (in that order, on one progress ``bar``)."""
+    flt = net_result(model, convs, images, None, batch=kw["batch"], progress=bar)
+    exact = exact_run(model, convs, images, **kw, progress=bar)
+    reuse = mercury_run(model, convs, images, settings, **kw, progress=bar)
+    swept = [
+        (s, mercury_run(model, convs, images, [LayerSetting(True, s)] * len(convs), **kw,
+                        progress=bar))
+        for s in sweep
+    ]
+    found = None
+    if ceiling_kw is not None:
+        found = search_tau(model, convs, images, labels, exact, **ceiling_kw, progress=bar)
+    return _Runs(flt, exact, reuse, swept, found)
+
+
+def _report(runs: _Runs, labels, *, convs, settings, batch: int, sig_bits: int) -> dict:
+    """The report dictionary of :func:`evaluate` (key order as written to report.json)."""
+    flt, exact, reuse = runs.flt, runs.exact, runs.reuse
+    base1, base5 = exact.top1(labels), exact.top5(labels)
+    oracle = runs.found[1] if runs.found else None
+    return dict(
+        images=len(flt.logits),
+        batch=batch,
+        float=dict(top1=flt.top1(labels), top5=flt.top5(labels)),
+        exact=dict(top1=base1, top5=base5, agreement_with_float=exact.agreement(flt)),
+        reuse=dict(
+            top1=reuse.top1(labels),
+            top5=reuse.top5(labels),
+            top1_change=reuse.top1(labels) - base1,
+            top5_change=reuse.top5(labels) - base5,
+            agreement=reuse.agreement(exact),
+            **reuse.totals(),
+        ),
+        layers=_layer_rows(convs, settings, reuse, sig_bits, oracle),
+    )
+
+
+def _sweep_rows(runs: _Runs, labels) -> list[dict]:
+    """One row per swept signature length: accuracy against exact, hits, MACs, speedup."""
+    rows = []
+    for s, r in runs.sweep:
+        t = r.totals()
+        rows.append(dict(
+            sig_len=s,
+            **compared(r, runs.exact, labels),
+            hit_rate=t["hit_rate"],
+            macs_skipped_fraction=t["macs_skipped_fraction"],
+            speedup=t["speedup"],
+        ))
+    return rows
+
+
+def _ceiling(runs: _Runs, labels, *, window: int, tolerance: float) -> dict:
+    """The ceiling's summary: the chosen tau's oracle run and the row of every tau tried."""
+    tau, oracle, tau_rows = runs.found
+    return dict(
+        window=window,
+        tau=tau,
+        tolerance=tolerance,
+        **compared(oracle, runs.exact, labels),
+        **oracle.totals(),
+        taus=tau_rows,
+    )
+
+
 def evaluate(
     model: nn.Module,
     convs,
@@ -268,112 +363,19 @@ def evaluate(
     ``layers``, ``ceiling`` when ``ceiling``, ``sweep`` when ``sweep``); accuracies in percent,
     changes in percentage points against the exact int8 model.
     """
-    from tqdm import tqdm
-
-    n = len(images)
     sweep = list(sweep or [])
-    runs = 2 + (len(taus) if ceiling else 0) + len(sweep)
-    with tqdm(
-        total=(runs + 1) * n,
-        desc="evaluate",
-        unit="img",
-        disable=None if progress else True,
-        leave=False,
-    ) as bar:
-        flt = net_result(model, convs, images, None, batch=batch, progress=bar)
-        exact = exact_run(
-            model,
-            convs,
-            images,
-            golden_kwargs=golden_kwargs,
-            lanes=lanes,
-            pes=pes,
-            batch=batch,
-            progress=bar,
-        )
-        reuse = mercury_run(
-            model,
-            convs,
-            images,
-            settings,
-            golden_kwargs=golden_kwargs,
-            lanes=lanes,
-            pes=pes,
-            batch=batch,
-            progress=bar,
-        )
-        sweep_runs = [
-            (
-                s,
-                mercury_run(
-                    model,
-                    convs,
-                    images,
-                    [LayerSetting(True, s)] * len(convs),
-                    golden_kwargs=golden_kwargs,
-                    lanes=lanes,
-                    pes=pes,
-                    batch=batch,
-                    progress=bar,
-                ),
-            )
-            for s in sweep
-        ]
-        oracle = None
-        if ceiling:
-            tau, oracle, tau_rows = search_tau(
-                model,
-                convs,
-                images,
-                labels,
-                exact,
-                tolerance=tolerance,
-                window=window,
-                block=golden_kwargs["block"],
-                lanes=lanes,
-                pes=pes,
-                batch=batch,
-                taus=taus,
-                progress=bar,
-            )
-    base1, base5 = exact.top1(labels), exact.top5(labels)
-    report = dict(
-        images=n,
-        batch=batch,
-        float=dict(top1=flt.top1(labels), top5=flt.top5(labels)),
-        exact=dict(top1=base1, top5=base5, agreement_with_float=exact.agreement(flt)),
-        reuse=dict(
-            top1=reuse.top1(labels),
-            top5=reuse.top5(labels),
-            top1_change=reuse.top1(labels) - base1,
-            top5_change=reuse.top5(labels) - base5,
-            agreement=reuse.agreement(exact),
-            **reuse.totals(),
-        ),
-        layers=_layer_rows(convs, settings, reuse, golden_kwargs["sig_bits"], oracle),
-    )
-    if sweep:
-        report["sweep"] = [
-            dict(
-                sig_len=s,
-                top1=r.top1(labels),
-                top1_change=r.top1(labels) - base1,
-                agreement=r.agreement(exact),
-                hit_rate=r.totals()["hit_rate"],
-                macs_skipped_fraction=r.totals()["macs_skipped_fraction"],
-                speedup=r.totals()["speedup"],
-            )
-            for s, r in sweep_runs
-        ]
+    kw = dict(golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch)
+    ceiling_kw = None
     if ceiling:
-        report["ceiling"] = dict(
-            window=window,
-            tau=tau,
-            tolerance=tolerance,
-            top1=oracle.top1(labels),
-            top1_change=oracle.top1(labels) - base1,
-            agreement=oracle.agreement(exact),
-            **oracle.totals(),
-            taus=tau_rows,
-        )
+        ceiling_kw = dict(tolerance=tolerance, window=window, block=golden_kwargs["block"],
+                          lanes=lanes, pes=pes, batch=batch, taus=taus)
+    runs_total = 3 + (len(taus) if ceiling else 0) + len(sweep)  # float, exact, reuse, ...
+    with progress_bar(runs_total * len(images), "evaluate", "img", progress) as bar:
+        runs = _run_all(model, convs, images, labels, settings, sweep, kw, ceiling_kw, bar)
+    report = _report(runs, labels, convs=convs, settings=settings, batch=batch,
+                     sig_bits=golden_kwargs["sig_bits"])
+    if sweep:
+        report["sweep"] = _sweep_rows(runs, labels)
+    if ceiling:
+        report["ceiling"] = _ceiling(runs, labels, window=window, tolerance=tolerance)
     return report

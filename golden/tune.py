@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 import torch
 
 from golden import hw
-from golden.evaluate import NetResult, acceptable, exact_run, mercury_run
+from golden.evaluate import (
+    NetResult,
+    acceptable,
+    compared,
+    exact_run,
+    mercury_run,
+    progress_bar,
+)
 from golden.reuse_conv import conv_with_trace, pass_trace
 from golden.reuse_net import LayerSetting, Propagate, conv_geometry
 
@@ -92,6 +99,60 @@ class TuneResult:
     log: list[dict] = field(default_factory=list)
 
 
+def _check_candidates(candidates: list[int] | None, sig_bits: int, sets: int) -> list[int]:
+    """The candidate lengths, sorted and unique (default :func:`default_candidates`), in 1..S."""
+    cands = sorted(set(candidates or default_candidates(sig_bits, sets)))
+    if not cands or cands[0] < 1 or cands[-1] > sig_bits:
+        raise ValueError(f"signature lengths must lie in 1..{sig_bits}, not {cands}")
+    return cands
+
+
+def _visit_order(gains: list[dict[int, int]], cands: list[int]) -> list[int]:
+    """Convs by decreasing gain at the longest candidate (ties in conv order), leaving out those
+    that gain nothing even at the shortest."""
+    order = sorted(range(len(gains)), key=lambda i: -gains[i][cands[-1]])  # stable
+    return [i for i in order if gains[i][cands[0]] > 0]
+
+
+def _shortest_acceptable(attempt, cands: list[int]) -> tuple[int, NetResult] | None:
+    """``(s, its run)`` for the shortest acceptable ``s`` of ``cands``, or None when the longest
+    is not acceptable. ``attempt(s) -> (acceptable, run)``; binary search, longest first."""
+    ok, run = attempt(cands[-1])
+    if not ok:
+        return None
+    chosen = (cands[-1], run)
+    lo, hi = 0, len(cands) - 1  # cands[hi] is acceptable; find the smallest acceptable index
+    while lo < hi:
+        mid = (lo + hi) // 2
+        ok_mid, r_mid = attempt(cands[mid])
+        if ok_mid:
+            hi, chosen = mid, (cands[mid], r_mid)
+        else:
+            lo = mid + 1
+    return chosen
+
+
+def _attempt_row(i: int, name: str, s: int, run: NetResult, exact: NetResult, labels, ok: bool):
+    """The search log's row for one run: conv ``i`` on at ``s`` with the settings so far."""
+    return dict(
+        layer=f"{i + 1:03d}",
+        name=name,
+        sig_len=s,
+        **compared(run, exact, labels),
+        speedup=run.totals()["speedup"],
+        accepted=ok,
+    )
+
+
+def _layer_line(i: int, name: str, setting: LayerSetting, best: NetResult, labels) -> str:
+    """The line :func:`tune` logs when it has decided conv ``i``."""
+    return (
+        f"  conv {i + 1:03d} {name:<24} "
+        + (f"on, s = {setting.sig_len}" if setting.reuse else "off")
+        + f"   network {best.totals()['speedup']:.3f}x, val top-1 {best.top1(labels):.2f}%"
+    )
+
+
 def tune(
     model,
     convs,
@@ -108,74 +169,29 @@ def tune(
     log=print,
 ) -> TuneResult:
     """The greedy search of the module docstring on the validation ``images``/``labels``."""
-    from tqdm import tqdm
-
     gk = golden_kwargs
-    s_max = gk["sig_bits"]
-    cands = sorted(set(candidates or default_candidates(s_max, gk["sets"])))
-    if not cands or cands[0] < 1 or cands[-1] > s_max:
-        raise ValueError(f"signature lengths must lie in 1..{s_max}, not {cands}")
+    cands = _check_candidates(candidates, gk["sig_bits"], gk["sets"])
     kw = dict(golden_kwargs=gk, lanes=lanes, pes=pes, batch=batch)
     exact = exact_run(model, convs, images, **kw)
-    gains = layer_gains(model, convs, images, cands, **kw)
-    order = sorted(
-        range(len(convs)), key=lambda i: -gains[i][cands[-1]]
-    )  # stable: ties in conv order
-    order = [i for i in order if gains[i][cands[0]] > 0]
+    order = _visit_order(layer_gains(model, convs, images, cands, **kw), cands)
     settings = [LayerSetting(reuse=False)] * len(convs)
     best = exact
     runs: list[dict] = []
-    bar = tqdm(
-        total=len(order),
-        desc="tune (validation split)",
-        unit="layer",
-        disable=None if progress else True,
-        leave=False,
-    )
 
     def attempt(i: int, s: int):
         trial = list(settings)
         trial[i] = LayerSetting(True, s)
         r = mercury_run(model, convs, images, trial, **kw)
         ok = acceptable(r, exact, labels, tolerance)
-        t = r.totals()
-        runs.append(
-            dict(
-                layer=f"{i + 1:03d}",
-                name=convs[i][0],
-                sig_len=s,
-                top1=r.top1(labels),
-                top1_change=r.top1(labels) - exact.top1(labels),
-                agreement=r.agreement(exact),
-                speedup=t["speedup"],
-                accepted=ok,
-            )
-        )
+        runs.append(_attempt_row(i, convs[i][0], s, r, exact, labels, ok))
         return ok, r
 
-    for i in order:
-        ok, r = attempt(i, cands[-1])
-        if ok:
-            chosen, chosen_run = cands[-1], r
-            lo, hi = (
-                0,
-                len(cands) - 1,
-            )  # cands[hi] is acceptable; find the smallest acceptable index
-            while lo < hi:
-                mid = (lo + hi) // 2
-                ok_mid, r_mid = attempt(i, cands[mid])
-                if ok_mid:
-                    hi, chosen, chosen_run = mid, cands[mid], r_mid
-                else:
-                    lo = mid + 1
-            settings[i] = LayerSetting(True, chosen)
-            best = chosen_run
-        bar.update(1)
-        bar.set_postfix(speedup=f"{best.totals()['speedup']:.3f}x")
-        log(
-            f"  conv {i + 1:03d} {convs[i][0]:<24} "
-            + (f"on, s = {settings[i].sig_len}" if settings[i].reuse else "off")
-            + f"   network {best.totals()['speedup']:.3f}x, val top-1 {best.top1(labels):.2f}%"
-        )
-    bar.close()
+    with progress_bar(len(order), "tune (validation split)", "layer", progress) as bar:
+        for i in order:
+            found = _shortest_acceptable(lambda s, i=i: attempt(i, s), cands)
+            if found is not None:
+                settings[i], best = LayerSetting(True, found[0]), found[1]
+            bar.update(1)
+            bar.set_postfix(speedup=f"{best.totals()['speedup']:.3f}x")
+            log(_layer_line(i, convs[i][0], settings[i], best, labels))
     return TuneResult(settings=settings, exact=exact, best=best, log=runs)

@@ -3,7 +3,8 @@
 - :func:`int_arg`: the one integer parser (decimal or ``0x..``), naming the flag on a bad value.
 - :func:`add_config_arguments` / :func:`config_from_args` / :func:`config_flags`: one
   ``--field`` flag per ``MercuryConfig`` field (``--sig-bits 32 --ways 8 ...``).
-- :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers.
+- :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers;
+  :func:`add_weights_arguments`: the weights alone (--weights, --model-seed).
 - :func:`add_reuse_policy_argument`: ``--reuse-policy FILE``, per-layer reuse settings
   (docs/spec.md 13-14; read with ``golden.policy.layer_settings``).
 - :func:`add_out_argument` / :func:`add_out_file_argument`: an output folder / file. Whether a
@@ -109,6 +110,17 @@ def config_flags(args) -> list[str]:
     return words
 
 
+def add_weights_arguments(parser, weights_help: str,
+                          seed_help: str = "seed of the random weights when no --weights "
+                          "(default 0)") -> None:
+    """--weights FILE.pth and --model-seed N: the network's state_dict, else seeded random
+    weights (``golden.models.build_model(name, seed=, weights=)``); the help words each
+    command's default."""
+    parser.add_argument("--weights", type=Path, metavar="FILE.pth", help=weights_help)
+    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
+                        help=seed_help)
+
+
 def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
     """--model, --weights, --model-seed, --images, --batch and --layers."""
     from golden.models import DIGITS_MODEL_NAMES, MODEL_NAMES
@@ -117,15 +129,12 @@ def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
                         metavar="|".join(MODEL_NAMES + DIGITS_MODEL_NAMES),
                         help="network (default resnet18; the digits models are trained and "
                         "cached at first use)")
-    parser.add_argument(
-        "--weights",
-        type=Path,
-        metavar="FILE.pth",
-        help="state_dict for the model (strict); default: seeded random weights (NOT trained) "
+    add_weights_arguments(
+        parser,
+        "state_dict for the model (strict); default: seeded random weights (NOT trained) "
         "for the ImageNet ResNets, the built-in trained weights for the digits models",
+        "seed of random ImageNet weights when no --weights (default 0)",
     )
-    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
-                        help="seed of random ImageNet weights when no --weights (default 0)")
     parser.add_argument(
         "--images",
         type=Path,

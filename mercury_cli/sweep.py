@@ -23,7 +23,7 @@ from pathlib import Path
 
 from golden.outdir import mark
 
-from .args import add_out_argument, int_arg, seed_arg
+from .args import add_out_argument, add_weights_arguments, int_arg, seed_arg
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,8 +32,6 @@ _LIST_FLAGS = {"sig_bits": int, "sets": int, "ways": int, "policy": str, "pes": 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mercury_hw.config import MercuryConfig
-    from mercury_hw.gen import BLOCKS
-    from mercury_hw.synth import DEVICES
 
     d = MercuryConfig()
     parser.epilog = (
@@ -42,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "9.4 for cycles, speedup and time per image. Writes OUT/results.csv, results.json, "
         "sweep.png. See docs/synthesis.md."
     )
+    _add_grid_arguments(parser, d)
+    _add_base_arguments(parser, d)
+    _add_synth_arguments(parser)
+    _add_workload_arguments(parser)
+    _add_running_arguments(parser)
+
+
+def _add_grid_arguments(parser, d) -> None:
+    """One comma-separated list flag per field of :data:`_LIST_FLAGS` (``d``: the defaults)."""
     grid = parser.add_argument_group(
         "grid (comma-separated lists; default: the base configuration's value)"
     )
@@ -52,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             help=f"values of {name} (default {getattr(d, name)})",
         )
+
+
+def _add_base_arguments(parser, d) -> None:
+    """--small and the configuration fields every point shares (``d``: the defaults)."""
     base = parser.add_argument_group("base configuration (one value each)")
     base.add_argument(
         "--small",
@@ -70,6 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             if name == "seed"
             else f"default {getattr(d, name)}",
         )
+
+
+def _add_synth_arguments(parser) -> None:
+    """--block, --device, --freq, --no-synth."""
+    from mercury_hw.gen import BLOCKS
+    from mercury_hw.synth import DEVICES
+
     syn = parser.add_argument_group("synthesis")
     syn.add_argument(
         "--block",
@@ -92,6 +110,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip synthesis: no area, Fmax, time per image or speedup per LUT (hit rate, cycles "
         "and speedup only); quick",
     )
+
+
+def _add_workload_arguments(parser) -> None:
+    """The network, its weights, the images and the convs the golden model's hit bits use."""
     wl = parser.add_argument_group("workload")
     wl.add_argument(
         "--model",
@@ -99,19 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="network (default resnet18-digits when the golden model has it, else resnet18)",
     )
-    wl.add_argument(
-        "--weights",
-        type=Path,
-        metavar="FILE.pth",
-        help="state_dict; default: seeded random weights",
-    )
-    wl.add_argument(
-        "--model-seed",
-        type=seed_arg("model_seed"),
-        default=0,
-        metavar="N",
-        help="seed of the random weights (default 0)",
-    )
+    add_weights_arguments(wl, "state_dict; default: seeded random weights",
+                          "seed of the random weights (default 0)")
     wl.add_argument(
         "--images", type=Path, metavar="DIR", help="JPEG/PNG folder; default: the bundled photos"
     )
@@ -125,6 +136,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     wl.add_argument(
         "--layers", metavar="LIST", help="convs (1-based numbers, ranges 2-5, names); default all"
     )
+
+
+def _add_running_arguments(parser) -> None:
+    """--out (a folder the sweep adds to), --cache, --scheduler, --workers."""
     run_g = parser.add_argument_group("running")
     add_out_argument(
         parser,

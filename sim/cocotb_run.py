@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 
 from mercury_hw.config import MercuryConfig
 
+from . import cocotb_waves as waveforms  # WAVES=1: traced build, one FST per run
 from .build import locked
 
 __all__ = ["SIMULATORS", "BUILD_ROOT", "build_and_test", "run_cocotb", "config_from_env",
@@ -115,16 +116,31 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
     """
     from cocotb_tools.runner import get_runner
 
-    from mercury_hw.gen import write_if_changed
-
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    with _tool_environment(simulator), importable(Path(__file__).resolve().parents[1]):
+        runner = get_runner(simulator)
+        waveforms.adapt_runner(runner, simulator)
+        _build(runner, verilog, toplevel, build_dir, simulator)
+        test_dir = (
+            build_dir / "runs" / _safe(run_name or _default_run_name(test_module, testcase))[-120:]
+        )
+        results = _test(runner, toplevel, build_dir, simulator, test_module, test_dir,
+                        extra_env, seed=seed, testcase=testcase)
+    return _check_results(results, test_module, toplevel, simulator)
+
+
+def _build(runner, verilog, toplevel: str, build_dir: Path, simulator: str) -> None:
+    """Write the source if its text changed and build it in ``build_dir/sim_build``: from
+    scratch when the build stamp (simulator, arguments, timescale, ``WAVES``) changed. One worker
+    generates and builds; a concurrent one waits on the lock, then finds the build done. A
+    failed build raises ``AssertionError`` with the build log's tail."""
+    from mercury_hw.gen import write_if_changed
+
     source = build_dir / f"{toplevel}.v"
-    sim_build = build_dir / "sim_build"
     build_args = ICARUS_BUILD_ARGS if simulator == "icarus" else VERILATOR_BUILD_ARGS
-    from sim import cocotb_waves as waveforms  # WAVES=1: traced build, one FST per run
     build_args = build_args + waveforms.cocotb_build_args(simulator)
     # WAVES=1 (cocotb's switch) needs a rebuild with tracing: the stamp forces one when it changes.
     stamp = json.dumps(
@@ -137,51 +153,54 @@ def run_cocotb(verilog, toplevel: str, build_dir: Path, simulator: str, test_mod
         },
         sort_keys=True,
     )
-
-    with _tool_environment(simulator), importable(Path(__file__).resolve().parents[1]):
-        runner = get_runner(simulator)
-        waveforms.adapt_runner(runner, simulator)
-        # One worker generates and builds; a concurrent one waits, then finds the build done.
-        with locked(build_dir / ".lock"):
-            write_if_changed(source, verilog() if callable(verilog) else verilog)  # keeps mtime
-            stamp_file = build_dir / "build.stamp"
-            clean = not stamp_file.exists() or stamp_file.read_text() != stamp
-            log = build_dir / "build.log"
-            try:
-                runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=sim_build,
-                             build_args=build_args, timescale=TIMESCALE, clean=clean, log_file=log)
-            except (RuntimeError, SystemExit) as exc:
-                stamp_file.unlink(missing_ok=True)
-                tail = (
-                    "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-                    if log.exists()
-                    else ""
-                )
-                raise AssertionError(f"{simulator} could not build {source} ({exc}); "
-                                     f"log {log}:\n{tail}") from None
-            stamp_file.write_text(stamp)
-
-        test_dir = (
-            build_dir / "runs" / _safe(run_name or _default_run_name(test_module, testcase))[-120:]
-        )
-        if test_dir.exists():
-            shutil.rmtree(test_dir)
+    with locked(build_dir / ".lock"):
+        write_if_changed(source, verilog() if callable(verilog) else verilog)  # keeps mtime
+        stamp_file = build_dir / "build.stamp"
+        clean = not stamp_file.exists() or stamp_file.read_text() != stamp
+        log = build_dir / "build.log"
         try:
-            results = runner.test(test_module=test_module, hdl_toplevel=toplevel,
-                                  hdl_toplevel_lang="verilog", build_dir=sim_build,
-                                  test_dir=test_dir,
-                                  extra_env={k: str(v) for k, v in (extra_env or {}).items()},
-                                  timescale=TIMESCALE, seed=seed, testcase=testcase,
-                                  **waveforms.cocotb_test_args(simulator, test_dir, toplevel))
-        except SystemExit as exc:  # cocotb's runner reports failures with sys.exit
-            results = _results_file(test_dir)
-            raise AssertionError(
-                f"cocotb: {test_module} on {toplevel} ({simulator}) failed "
-                f"(exit {exc.code}); results: {results}, build: {build_dir}"
-            ) from None
-        finally:
-            if waveforms.enabled():
-                waveforms.report(waveforms.cocotb_wave_path(test_dir, toplevel))
+            runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir / "sim_build",
+                         build_args=build_args, timescale=TIMESCALE, clean=clean, log_file=log)
+        except (RuntimeError, SystemExit) as exc:
+            stamp_file.unlink(missing_ok=True)
+            tail = (
+                "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                if log.exists()
+                else ""
+            )
+            raise AssertionError(f"{simulator} could not build {source} ({exc}); "
+                                 f"log {log}:\n{tail}") from None
+        stamp_file.write_text(stamp)
+
+
+def _test(runner, toplevel: str, build_dir: Path, simulator: str, test_module: str,
+          test_dir: Path, extra_env, *, seed, testcase):
+    """Run the cocotb module in a fresh ``test_dir``; its results file (None if it left none).
+    A failing test (cocotb's ``sys.exit``) raises ``AssertionError``; with ``WAVES=1`` the
+    trace is reported either way."""
+    if test_dir.exists():
+        shutil.rmtree(test_dir)
+    try:
+        return runner.test(test_module=test_module, hdl_toplevel=toplevel,
+                           hdl_toplevel_lang="verilog", build_dir=build_dir / "sim_build",
+                           test_dir=test_dir,
+                           extra_env={k: str(v) for k, v in (extra_env or {}).items()},
+                           timescale=TIMESCALE, seed=seed, testcase=testcase,
+                           **waveforms.cocotb_test_args(simulator, test_dir, toplevel))
+    except SystemExit as exc:  # cocotb's runner reports failures with sys.exit
+        results = _results_file(test_dir)
+        raise AssertionError(
+            f"cocotb: {test_module} on {toplevel} ({simulator}) failed "
+            f"(exit {exc.code}); results: {results}, build: {build_dir}"
+        ) from None
+    finally:
+        if waveforms.enabled():
+            waveforms.report(waveforms.cocotb_wave_path(test_dir, toplevel))
+
+
+def _check_results(results, test_module: str, toplevel: str, simulator: str) -> Path:
+    """``results`` if it is a results file of at least one test, all passed; else
+    ``AssertionError`` (a crash that left no file, no test run, a failed test)."""
     if results is None or not Path(results).is_file():
         raise AssertionError(f"cocotb: {test_module} on {toplevel} ({simulator}) left no results "
                              f"file: the simulation ended abnormally (see the log above)")

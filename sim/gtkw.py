@@ -47,12 +47,18 @@ MAX_GROUP = 48
 INTERNAL = re.compile(r"[\\$]")
 
 
+#: A group of the save file: (name, closed, signals).
+Group = tuple[str, bool, list[Signal]]
+#: (scope, stream) -> {part: signal}: the valid/ready streams of a trace (:func:`_streams`).
+Streams = dict[tuple[str, str], dict[str, Signal]]
+
+
 def gtkw_path(trace: Path) -> Path:
     """``x.fst`` -> ``x.gtkw`` (beside it)."""
     return Path(trace).with_suffix(".gtkw")
 
 
-def _streams(signals: list[Signal]) -> dict[tuple[str, str], dict[str, Signal]]:
+def _streams(signals: list[Signal]) -> Streams:
     """(scope, stream) -> {part: signal} for every valid/ready pair of one scope."""
     found: dict[tuple[str, str], dict[str, Signal]] = {}
     for s in signals:
@@ -71,42 +77,72 @@ def _shallowest(scopes, pattern: re.Pattern | None = None) -> str | None:
     return min(chosen, key=lambda s: (_depth(s), s)) if chosen else None
 
 
-def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]:
+def _ordered(parts: dict[str, Signal]) -> list[Signal]:
+    """A stream's signals in display order: valid, ready, payload (those it has)."""
+    return [parts[p] for p in ("valid", "ready", "payload") if p in parts]
+
+
+def signal_groups(signals: list[Signal]) -> list[Group]:
     """(group name, closed, signals) in display order; see the module docstring."""
     signals = [s for s in signals if not INTERNAL.search(s.name)]
     streams = _streams(signals)
-    ordered = lambda parts: [parts[p] for p in ("valid", "ready", "payload") if p in parts]  # noqa: E731
-    groups: list[tuple[str, bool, list[Signal]]] = []
+    used: set[tuple[str, str]] = set()  # streams already in a group (the rest: "other streams")
+    control = _control(signals)
+    groups: list[Group] = [
+        ("clock and control", False, control),
+        ("replay host", False, [s for s in signals if HOST.match(s.leaf)]),
+    ]
+    design, design_groups = _design_groups(signals, streams, control, used)
+    groups += design_groups
+    groups.append(("MCACHE request/response, hit/entry", False,
+                   _mcache_members(signals, streams, design, used)[:MAX_GROUP]))
+    groups.append(("pass kind", False, _pass_kind(signals, design)[:MAX_GROUP]))
+    counters = [
+        s
+        for s in signals
+        if COUNTER.search(s.leaf)
+        and (design is None or s.scope == design or _depth(s.scope) < _depth(design))
+    ]
+    groups.append(("counters", False, counters[:MAX_GROUP]))
+    groups.append(("PE array result beat", False,
+                   _array_members(signals, streams, used)[:MAX_GROUP]))
+    groups += _other_streams(streams, used)
+    return [(name, closed, members) for name, closed, members in groups if members]
 
+
+def _control(signals: list[Signal]) -> list[Signal]:
+    """The shallowest ``clk``, ``rst``, ``clear``, ``busy`` (the first of each found)."""
     control = []
     for leaf in CONTROL:
         hits = [s for s in signals if s.leaf == leaf]
         if hits:
             d = min(_depth(s.scope) for s in hits)
             control += [s for s in hits if _depth(s.scope) == d][:1]
-    groups.append(("clock and control", False, control))
-    groups.append(("replay host", False, [s for s in signals if HOST.match(s.leaf)]))
+    return control
 
-    # the design: the shallowest scope whose streams use Amaranth's NAME__valid spelling
+
+def _design_groups(signals, streams: Streams, control, used) -> tuple[str | None, list[Group]]:
+    """The design (the shallowest scope whose streams use Amaranth's ``NAME__valid`` spelling)
+    and one group per stream of it; without one, every signal of the clock's scope (a PE)."""
     design = _shallowest(
         {scope for (scope, _), parts in streams.items() if parts["valid"].leaf.endswith("__valid")}
     )
-    used: set[tuple[str, str]] = set()
+    groups: list[Group] = []
     if design is not None:
         for (scope, name), parts in sorted(streams.items()):
             if scope == design:
-                groups.append((f"stream {name}", False, ordered(parts)))
+                groups.append((f"stream {name}", False, _ordered(parts)))
                 used.add((scope, name))
     elif control:  # a block without streams (a PE): every signal of the clock's scope
         top = control[0].scope
-        groups.append(
-            (
-                f"signals of {top}",
-                False,
-                [s for s in signals if s.scope == top and s not in control][:MAX_GROUP],
-            )
-        )
+        members = [s for s in signals if s.scope == top and s not in control][:MAX_GROUP]
+        groups.append((f"signals of {top}", False, members))
+    return design, groups
 
+
+def _mcache_members(signals, streams: Streams, design: str | None, used) -> list[Signal]:
+    """The streams of the shallowest MCACHE scope, hit/entry signals of any MCACHE scope, and the
+    design's own signals named like ``mcache``."""
     mcache_scopes = {
         s.scope for s in signals if any(MCACHE_SCOPE.search(c) for c in s.scope.split("."))
     }
@@ -114,7 +150,7 @@ def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]
     members: list[Signal] = []
     for (scope, name), parts in sorted(streams.items()):
         if scope == mcache:
-            members += ordered(parts)
+            members += _ordered(parts)
             used.add((scope, name))
     members += [
         s
@@ -124,50 +160,45 @@ def signal_groups(signals: list[Signal]) -> list[tuple[str, bool, list[Signal]]]
     members += [
         s for s in signals if s.scope == design and MCACHE_SCOPE.search(s.leaf) and s not in members
     ]
-    groups.append(("MCACHE request/response, hit/entry", False, members[:MAX_GROUP]))
+    return members
 
+
+def _pass_kind(signals, design: str | None) -> list[Signal]:
+    """Pass-kind signals (command fields, FSM state) of the design or its direct children."""
     near = {design} | {
         s.scope
         for s in signals
         if design and s.scope.startswith(design + ".") and _depth(s.scope) == _depth(design) + 1
     }
-    groups.append(
-        (
-            "pass kind",
-            False,
-            [
-                s
-                for s in signals
-                if s.scope in near and PASS_KIND.search(s.leaf) and not STREAM_PART.match(s.leaf)
-            ][:MAX_GROUP],
-        )
-    )
-    counters = [
+    return [
         s
         for s in signals
-        if COUNTER.search(s.leaf)
-        and (design is None or s.scope == design or _depth(s.scope) < _depth(design))
+        if s.scope in near and PASS_KIND.search(s.leaf) and not STREAM_PART.match(s.leaf)
     ]
-    groups.append(("counters", False, counters[:MAX_GROUP]))
 
+
+def _array_members(signals, streams: Streams, used) -> list[Signal]:
+    """The result streams and out_valid/acc/result signals of the shallowest PE-array scope."""
     array = _shallowest({s.scope for s in signals}, ARRAY_SCOPE)
-    members = []
+    members: list[Signal] = []
     for (scope, name), parts in sorted(streams.items()):
         if scope == array and name.startswith("result"):
-            members += ordered(parts)
+            members += _ordered(parts)
             used.add((scope, name))
     members += [
         s for s in signals if s.scope == array and ARRAY_FIELD.match(s.leaf) and s not in members
     ]
-    groups.append(("PE array result beat", False, members[:MAX_GROUP]))
+    return members
 
+
+def _other_streams(streams: Streams, used) -> list[Group]:
+    """Every stream not ``used`` by a group above: one closed group per scope, shallowest first."""
     by_scope: dict[str, list[Signal]] = {}
     for (scope, name), parts in sorted(streams.items()):
         if (scope, name) not in used:
-            by_scope.setdefault(scope, []).extend(ordered(parts))
-    for scope, members in sorted(by_scope.items(), key=lambda kv: (_depth(kv[0]), kv[0])):
-        groups.append((f"streams of {scope or 'top'}", True, members))
-    return [(name, closed, members) for name, closed, members in groups if members]
+            by_scope.setdefault(scope, []).extend(_ordered(parts))
+    return [(f"streams of {scope or 'top'}", True, members)
+            for scope, members in sorted(by_scope.items(), key=lambda kv: (_depth(kv[0]), kv[0]))]
 
 
 def _first_edge(t: Trace) -> int | None:

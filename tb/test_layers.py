@@ -2,6 +2,8 @@
 (neither imports the other), ``sim`` above them, ``mercury_cli`` on top, and no shipped module
 importing the test tree ``tb/``.
 
+Also: no function or method of the shipped packages is longer than 80 lines (issue 10).
+
 The golden model's independence is checked twice: by importing every golden module in a fresh
 interpreter (what actually gets loaded, lazy imports of the import itself included) and by reading
 every import statement of the package (imports inside functions too).
@@ -83,3 +85,38 @@ def test_golden_loads_no_hardware_sim_or_cli():
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert "golden" in loaded and "torch" in loaded  # the check imported what it claims
     assert not loaded & {"mercury_hw", "sim", "mercury_cli", "amaranth"}, sorted(loaded)
+
+
+#: The longest a shipped function or method may be (docs/architecture.md; issue 10).
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(path: Path, root: Path = REPO) -> list[str]:
+    """``file:line name is N lines`` (file relative to ``root``) for every function or method of
+    ``path``, nested ones too, whose span from its ``def`` line to its last line exceeds
+    :data:`MAX_FUNCTION_LINES`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} is {length} "
+                             f"lines (def line to end; at most {MAX_FUNCTION_LINES})")
+    return found
+
+
+def test_long_functions_are_found(tmp_path):
+    """The check below can fail: a planted 81-line method is named, an 80-line function is not."""
+    (tmp_path / "long.py").write_text(
+        "def ok():\n" + "    x = 0\n" * 79
+        + "\n\nclass C:\n    async def long(self):\n" + "        x = 0\n" * 80)
+    assert _long_functions(tmp_path / "long.py", tmp_path) == [
+        f"long.py:84 long is 81 lines (def line to end; at most {MAX_FUNCTION_LINES})"]
+
+
+@pytest.mark.parametrize("package", SHIPPED)
+def test_functions_are_short(package):
+    """Every function and method of the shipped packages is at most 80 lines: split a longer one
+    into named helpers, one concern each (docs/architecture.md)."""
+    bad = [line for p in _modules(package) for line in _long_functions(p)]
+    assert not bad, "split into helpers:\n" + "\n".join(bad)

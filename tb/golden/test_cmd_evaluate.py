@@ -175,3 +175,39 @@ def test_bad_data_one_error_line(tmp_path, weights, folder, capsys, case, messag
 def test_raw_digits_roundtrip():
     d = load_split("test")
     assert d.raw.dtype == np.uint8 and d.raw.shape[1:] == (8, 8) and int(d.raw.max()) == 255
+
+
+def test_tune_policy_reproduces_its_report(tmp_path, weights, capsys):
+    """``tune`` writes a policy and a test-split report; ``evaluate --reuse-policy`` with that
+    policy on the same images reports the same figures (both go through one evaluation path)."""
+    common = ["--model", "resnet20-digits", "--weights", str(weights), "--count", "4",
+              "--batch", "4"]
+    code = main(["tune", *common, "--sig-lens", "8,16", "--out", str(tmp_path / "tu")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "test split (never seen by the search):" in out and "modelled speedup" in out
+    rep = json.loads((tmp_path / "tu" / "report.json").read_text())
+    assert rep["mercury-hw"] == "tune" and rep["policy"] == "policy.json" and rep["images"] == 4
+    search = rep["validation"]["search"]
+    assert search and {r["sig_len"] for r in search} <= {8, 16}
+    assert (tmp_path / "tu" / "report.md").read_text().startswith("# mercury-hw tune")
+    policy = tmp_path / "tu" / "policy.json"
+    code, _, err = _eval(capsys, *common, "--reuse-policy", str(policy), "--out",
+                         str(tmp_path / "ev"))
+    assert code == 0, err
+    ev = json.loads((tmp_path / "ev" / "report.json").read_text())
+    for key in ("float", "exact", "reuse", "layers"):
+        assert ev[key] == rep[key], key
+    assert [(L["reuse"], L["sig_len"]) for L in rep["layers"]] != [(True, 16)] * 21
+
+
+@pytest.mark.parametrize("command", ["evaluate", "tune"])
+@pytest.mark.parametrize("flag,value,message", [
+    ("--window", "0", "--window must be >= 1, not 0"),
+    ("--tolerance", "100.5", "--tolerance must be 0..100 percentage points, not 100.5"),
+])
+def test_search_flags_refused(tmp_path, capsys, command, flag, value, message):
+    code = main([command, flag, value, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == f"error: {message}", err
+    assert not (tmp_path / "out").exists()
