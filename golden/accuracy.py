@@ -108,7 +108,6 @@ def policy_accuracy(
     """
     from golden.datasets import default_data
     from golden.digits import cache_dir
-    from golden.evaluate import exact_run, mercury_run
     from golden.models import build_model, conv_layers
     from golden.policy import layer_settings
 
@@ -127,8 +126,23 @@ def policy_accuracy(
     result = _read(path, key) if cache else None
     if result is not None:
         return dict(result, cached=True)
+    result = _compute(net, convs, data, settings, folder, params, cache, progress)
+    result["key"] = key
+    if cache:
+        _write(path, result)
+    return dict(result, cached=False)
+
+
+def _compute(net, convs, data, settings, folder: Path, params: dict, cache: bool,
+             progress: bool) -> dict:
+    """Run (or read from the cache) the exact model and run propagating reuse under
+    ``settings`` on ``data``; the result of :func:`policy_accuracy` without its ``key``."""
+    from golden.evaluate import exact_run, mercury_run
+
+    model = params["model"]
     t0 = time.monotonic()
-    kw = dict(golden_kwargs=golden_kwargs, lanes=lanes, pes=pes, batch=batch)
+    kw = dict(golden_kwargs=params["golden_kwargs"], lanes=params["lanes"], pes=params["pes"],
+              batch=params["batch"])
     bar = _bar(2 * len(data), progress)
     try:
         # The exact run does not depend on the policy: cached on its own (key without settings).
@@ -148,11 +162,11 @@ def policy_accuracy(
         bar.close()
     same = int((reuse.predictions == torch.tensor(exact["predictions"])).sum())
     totals = reuse.totals()
-    result = dict(
+    return dict(
         model=model,
-        split=split,
+        split=params["split"],
         images=len(data),
-        batch=batch,
+        batch=params["batch"],
         exact_top1=exact["top1"],
         reuse_top1=reuse.top1(data.labels),
         top1_change=reuse.top1(data.labels) - exact["top1"],
@@ -161,12 +175,8 @@ def policy_accuracy(
         macs_skipped_fraction=totals["macs_skipped_fraction"],
         speedup=totals["speedup"],
         settings=[[s.reuse, s.sig_len] for s in settings],
-        key=key,
         seconds=round(time.monotonic() - t0, 1),
     )
-    if cache:
-        _write(path, result)
-    return dict(result, cached=False)
 
 
 def _read(path: Path, key: str) -> dict | None:

@@ -293,8 +293,6 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
         against the model and ``sig_bits`` by :func:`golden.policy.layer_settings` before
         anything is written. None: reuse on, s = S for every conv.
     """
-    from tqdm import tqdm
-
     from golden.images import batches
 
     check_positive("--batch", batch)
@@ -308,36 +306,12 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
         model_obj, convs = build(model, weights, model_seed)
         x, names = load_images(images, count, model)
         parts = batches(x, batch)
-        writers = {i: HitmapWriter(tmp / f"hitmap-{nnn(i)}.csv") for i in selected}
-        bar = tqdm(total=len(selected) * len(parts), unit="layer", desc="hitmaps",
-                   disable=None if progress else True, leave=False)
-
-        def on_row(i, row):
-            writers[i].append(row)
-            bar.update(1)
-
         recorder = HitmapRecorder(
-            convs,
-            selected,
-            mode=mode,
-            formation=formation,
-            golden_kwargs=golden_kwargs,
-            qf=qf,
-            capacity=capacity,
-            on_row=on_row,
+            convs, selected, mode=mode, formation=formation, golden_kwargs=golden_kwargs, qf=qf,
+            capacity=capacity, on_row=None, settings=settings,
             max_len=hardware["max_len"] if mode == "hw" else None,
-            settings=settings,
         )
-        try:
-            predictions = _forward(model_obj, parts, recorder)
-            for w in writers.values():
-                w.commit()
-        except BaseException:
-            for w in writers.values():
-                w.abort()
-            raise
-        finally:
-            bar.close()
+        predictions = _record(model_obj, parts, recorder, tmp, progress)
         stats = [recorder.stats[i] for i in selected]
         run = dict(
             model=model,
@@ -357,6 +331,33 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         atomic_write_bytes(tmp / "run.log", _run_log(run, names, predictions, stats).encode())
     return stats
+
+
+def _record(model_obj, parts, recorder, folder: Path, progress: bool):
+    """Run the forward passes with ``recorder`` writing each selected conv's rows to its CSV in
+    ``folder`` (committed together, or all aborted on any exception); the predictions."""
+    from tqdm import tqdm
+
+    writers = {i: HitmapWriter(folder / f"hitmap-{nnn(i)}.csv") for i in recorder.selected}
+    bar = tqdm(total=len(writers) * len(parts), unit="layer", desc="hitmaps",
+               disable=None if progress else True, leave=False)
+
+    def on_row(i, row):
+        writers[i].append(row)
+        bar.update(1)
+
+    recorder.on_row = on_row
+    try:
+        predictions = _forward(model_obj, parts, recorder)
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        bar.close()
+    return predictions
 
 
 def _settings(reuse_policy, model: str, mode: str, golden_kwargs: dict):
