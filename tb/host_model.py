@@ -3,11 +3,11 @@
 Builds random layers whose vectors repeat (so MCACHE hits happen), cuts a layer call into the
 passes the host runs (for each block of ``max_vectors`` vectors, for each tile of M channels:
 load the tile's weights, send a command, send the pass's vectors; the beats themselves are
-packed by :mod:`mercury_hw.host`), and states what the core
-must answer, from the golden model (``golden.reuse_conv.pass_trace``, the owner rule of spec section 7): every result beat exactly, and
-the counters. Used by the tier-1 tests (``tb/hw/test_pe_array.py``, ``tb/hw/test_core.py``) and
-by the tier-2 wrappers, which write the same plan as JSON for the cocotb process (torch stays
-out of the simulator).
+packed by :mod:`mercury_hw.host`), and states what the core must answer, from the golden model
+(``golden.reuse_conv.pass_trace`` and the owner rule of spec section 7): every result beat
+exactly, and the counters. Used by the tier-1 tests (``tb/hw/test_pe_array.py``,
+``tb/hw/test_core.py``) and by the tier-2 wrappers, which write the same plan as JSON for the
+cocotb process (torch stays out of the simulator).
 
 Counter definitions the plan follows (the core's docstring states them):
 ``vectors`` result beats; ``hits`` / ``misses`` result beats with ``hit`` 1 / 0 (baseline

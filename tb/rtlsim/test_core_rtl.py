@@ -1,7 +1,8 @@
 """Tier 2: ``mercury_core`` Verilog under Icarus and Verilator, every configuration.
 
 The pytest side plans the host's work with ``host_model`` (random layers cut into baseline,
-signature and replay passes; golden result beats and counters from ``golden.reuse_conv.pass_trace``),
+signature and replay passes; golden result beats and counters from
+``golden.reuse_conv.pass_trace``),
 packs every payload and writes the plan as JSON next to the build; ``rtlsim.cocotb_core`` plays the
 host in the simulator (torch stays out of that process). Two runs per configuration:
 
