@@ -24,7 +24,11 @@ import torch
 
 from golden import hw as golden
 from mercury_hw.config import MercuryConfig, ceil_div  # noqa: F401  (ceil_div: for the tests)
-from mercury_hw.host import vector_beats, weight_beats  # noqa: F401  (the one home of the packing)
+from mercury_hw.host import (  # noqa: F401  (the one home of the packing)
+    pass_command,
+    vector_beats,
+    weight_beats,
+)
 
 PASS_BASELINE, PASS_SIGNATURE, PASS_REPLAY = "baseline", "signature", "replay"
 
@@ -118,8 +122,8 @@ def layer_passes(
                 "kind": kind,
                 "tile": t,
                 "block": (b0, b1),
-                "cmd": {"length": length, "count": len(block), "reuse": int(reuse),
-                        "replay": int(kind == PASS_REPLAY), "sig_len": sig_len or 0},
+                "cmd": pass_command(cfg, length, len(block), reuse=reuse,
+                                    replay=kind == PASS_REPLAY, sig_len=sig_len),
                 "weights": weight_beats(cfg, w, t),
                 "vectors": misses if kind == PASS_REPLAY else block,
                 "expected": expected,
