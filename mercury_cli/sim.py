@@ -86,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS
     )  # tests
+    parser.add_argument(
+        "--reuse-policy",
+        type=Path,
+        metavar="FILE",
+        help="per-layer reuse policy JSON (docs/spec.md 14): each layer runs with its reuse "
+        "on/off and signature length (cmd.sig_len, spec 13); default: reuse on, s = S "
+        "(--policy is the cache replacement)",
+    )
     _add_wave_arguments(parser)
     add_config_arguments(parser)
 
@@ -138,10 +146,25 @@ def _parse_flip(text: str | None) -> tuple[str, int] | None:
         raise UserError(f"--inject-hit-flip must be LAYER:VECTOR (numbers), not {text!r}") from None
 
 
+def _settings(args: argparse.Namespace, cfg) -> tuple[list | None, dict]:
+    """Per-conv settings of ``--reuse-policy`` (None without it) and what the report shows."""
+    if args.reuse_policy is None:
+        return None, {}
+    from golden.models import build_model, conv_layers
+    from golden.policy import load_policy
+
+    names = [n for n, _ in conv_layers(build_model(args.model, calibrate=False))]
+    pol = load_policy(args.reuse_policy)
+    settings = pol.settings(names, cfg.sig_bits, args.model,
+                            source=f"policy file {str(args.reuse_policy)!r}")
+    return settings, {"reuse_policy": str(args.reuse_policy)}
+
+
 def run(args: argparse.Namespace) -> int:
     from sim.replay import replay
 
     cfg = config_from_args(args)
+    settings, extra_info = _settings(args, cfg)
     command = " ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"] else None
     return replay(
         cfg,
@@ -163,4 +186,6 @@ def run(args: argparse.Namespace) -> int:
         flip=_parse_flip(args.inject_hit_flip),
         command=command,
         waves=_wave_window(args),
+        settings=settings,
+        extra_info=extra_info,
     )
