@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from golden.errors import UserError
@@ -105,11 +104,9 @@ def _preprocessor(model: str):
     from golden.images import _read_image, preprocess
 
     if is_digits(model):
-        from PIL import Image
+        from golden.digits import preprocess_rgb
 
-        from golden.digits import preprocess_gray
-
-        return lambda f: preprocess_gray(np.asarray(Image.fromarray(_read_image(f)).convert("L")))
+        return lambda f: preprocess_rgb(_read_image(f))
     return lambda f: preprocess(_read_image(f))
 
 

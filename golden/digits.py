@@ -56,10 +56,12 @@ __all__ = [
     "SIZE",
     "DigitsResNet",
     "DigitsData",
+    "architecture",
     "build_digits_model",
     "cache_dir",
     "load_split",
     "preprocess_gray",
+    "preprocess_rgb",
     "recipe",
     "train",
     "trained_model",
@@ -120,6 +122,18 @@ def preprocess_gray(image: np.ndarray) -> torch.Tensor:
         raise ValueError(f"need a 2-D uint8 image, not {image.dtype} {image.shape}")
     pil = Image.fromarray(image, mode="L").resize((SIZE, SIZE), Image.BILINEAR)
     return torch.from_numpy(np.asarray(pil, dtype=np.float32) / np.float32(255)).unsqueeze(0)
+
+
+def preprocess_rgb(image: np.ndarray) -> torch.Tensor:
+    """An image file's pixels (H x W x 3 uint8 RGB, :func:`golden.images._read_image`) as the
+    network input: PIL ``convert("L")`` (ITU-R 601-2 luma), then :func:`preprocess_gray`.
+
+    The digits are light ink on a black (0) background; a photo of dark ink on white paper must
+    be inverted by the user first (nothing here guesses the polarity).
+    """
+    from PIL import Image
+
+    return preprocess_gray(np.asarray(Image.fromarray(image).convert("L")))
 
 
 def digits_uint8(values: np.ndarray) -> np.ndarray:
@@ -242,7 +256,8 @@ class DigitsResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _architecture(name: str) -> DigitsResNet:
+def architecture(name: str) -> DigitsResNet:
+    """The untrained network of ``name`` (PyTorch's default initialisation)."""
     if name not in DIGITS_MODELS:
         raise UserError(f"unknown model {name!r}; allowed: {', '.join(DIGITS_MODELS)}")
     r = DIGITS_MODELS[name]
@@ -395,7 +410,7 @@ def trained_model(name: str, *, progress: bool = True, log=None) -> tuple[Digits
             f"cached weights {path} are unreadable ({type(exc).__name__}); "
             "delete the file to retrain"
         ) from None
-    model = _architecture(name)
+    model = architecture(name)
     model.load_state_dict(blob["state_dict"], strict=True)
     info["cache"] = str(path)
     return model.eval(), info
@@ -407,6 +422,9 @@ def build_digits_model(
     """``name`` with ``weights`` (a state_dict file, strict) or the built-in trained weights."""
     if weights is None:
         return trained_model(name, progress=progress, log=log)
-    model = _architecture(name)
+    model = architecture(name)
     load_weights(model, weights, name)
     return model.eval(), {"weights": str(weights)}
+
+
+_architecture = architecture  # the name the tests use

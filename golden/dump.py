@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from golden import hw
+from golden.datasets import is_digits
 from golden.errors import UserError
 from golden.hitmap_csv import HitmapRow, atomic_write_bytes, format_row
 from golden.network import (
@@ -171,7 +172,7 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
 
     Parameters
     ----------
-    model_name : one of golden.models.MODEL_NAMES.
+    model_name : one of golden.models.MODEL_NAMES or DIGITS_MODEL_NAMES.
     golden_kwargs, hardware : the parameters, as :func:`golden_layer` takes them.
     formation : "window" or "row".
     layers : ``--layers`` syntax ("1,5", "2-4", "layer1.0.conv1"); None = every conv.
@@ -180,7 +181,8 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
     settings : per-conv settings (spec 13), one per conv of the model in construction order,
         each with ``reuse`` and ``sig_len`` (None: S) (``golden.reuse_net.LayerSetting``, as
         ``golden.policy.Policy.settings`` gives them); None: ``reuse`` and s = S for every conv.
-    images : directory of images; None = the bundled photos. ``batch`` images are used.
+    images : directory of images; None = the bundled photos (digits models: the digits test
+        split; :func:`golden.network.load_images`). ``batch`` images are used.
 
     Returns
     -------
@@ -203,7 +205,7 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
             raise UserError(f"{len(settings)} per-layer settings for a model of {len(convs)} "
                             f"convs; allowed: one per conv")
         params = {i: conv_params(convs[i][1], checked=formation == "window") for i in selected}
-        x, names = load_images(images, batch)
+        x, names = load_images(images, batch, model_name)
         captured = capture_inputs(model, convs, selected, x)
         metas = []
         for i in selected:
@@ -235,7 +237,7 @@ def _manifest(metas: list[dict], *, model_name, weights, model_seed, names, batc
         "format": FORMAT_VERSION,
         "model": model_name,
         "weights": str(weights) if weights is not None else None,
-        "model_seed": None if weights is not None else model_seed,
+        "model_seed": None if weights is not None or is_digits(model_name) else model_seed,
         "images": names,
         "batch": batch,
         "formation": formation,

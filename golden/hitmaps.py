@@ -9,6 +9,11 @@ Two modes (docs/spec.md, section 8):
 - ``grp19``: the seed project's semantics (``golden.grp19``): row vectors, float projection,
   150-entry FIFO; L = ceil(W * qf).
 
+``hw`` mode takes per-layer settings (spec sections 8, 13, 14; ``reuse_policy``): a conv with
+reuse off records all misses (the MCACHE is not consulted), one with signature length s runs the
+MCACHE on ``golden.reuse_conv.prefix_signatures(sig, s, S)``: each hitmap is what the signature
+pass of the RTL records with that ``cmd`` setting (``golden.reuse_conv.pass_trace``).
+
 The network itself runs in float32 and is never changed by the hooks (reuse errors do not
 propagate). :func:`record_hitmaps` writes a folder (atomically, :func:`golden.outdir.output_dir`):
 ``hitmap-NNN.csv`` per selected conv (NNN = construction order from 001), ``manifest.json``
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +45,8 @@ from golden.network import (
     versions,
 )
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
+from golden.reuse_conv import prefix_signatures
+from golden.reuse_net import LayerSetting
 
 MODES = ("hw", "grp19")
 QF_MAX = 4.0
@@ -59,6 +67,15 @@ class LayerStats:
     calls: int = 0
     vectors: int = 0
     hits: int = 0
+    reuse: bool | None = None  # hw mode: the layer's setting (spec 13); None in grp19 mode
+    sig_len: int | None = None  # hw mode with reuse on: the signature length s
+
+    @property
+    def sig_label(self) -> str:
+        """The table's ``sig`` column: s (hw), ``off`` (reuse off) or the CSV's L (grp19)."""
+        if self.reuse is False:
+            return "off"
+        return str(self.signature_bits if self.sig_len is None else self.sig_len)
 
     @property
     def macs(self) -> int:
@@ -78,12 +95,18 @@ class HwLayer:
 
     Only the hit bits are produced (no accumulators): what a hitmap needs. Returns the call's
     :class:`~golden.hitmap_csv.HitmapRow` with L = S and counters cumulative over the run.
+    ``setting`` (spec section 13; default reuse on, s = S): reuse off gives all misses without
+    consulting the MCACHE; s < S runs the MCACHE on the signatures' first s bits.
     """
 
-    def __init__(self, conv: nn.Conv2d, formation: str, golden_kwargs: dict):
+    def __init__(self, conv: nn.Conv2d, formation: str, golden_kwargs: dict,
+                 setting: LayerSetting | None = None):
         self.formation = formation
         self.conv = conv_params(conv) if formation == "window" else {}
         self.kw = dict(golden_kwargs)
+        s_max = self.kw["sig_bits"]
+        st = setting or LayerSetting(True, s_max)
+        self.setting = LayerSetting(st.reuse, s_max if st.sig_len is None else st.sig_len)
         self.hits = self.misses = 0
 
     def vector_length(self, c: int, w: int) -> int:
@@ -93,18 +116,29 @@ class HwLayer:
             else w
         )
 
+    def vector_count(self, n: int, c: int, h: int, w: int) -> int:
+        """V of a call on an ``n x c x h x w`` input (spec section 3)."""
+        if self.formation == "row":
+            return n * c * h
+        oh, ow = hw.conv_out_size(h, w, **self.conv)
+        return n * oh * ow
+
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> HitmapRow:
         n, c, h, w = (int(s) for s in x.shape)
-        xq, _ = hw.quantize_values(
-            x, torch.float32
-        )  # integers in float32: the conv32 projection's input
         sig_bits = self.kw["sig_bits"]
-        sigs = hw.signatures_conv(
-            xq, formation=self.formation, sig_bits=sig_bits, seed=self.kw["seed"], **self.conv
-        )
-        bits = hw.cache_hits(sigs, sig_bits=sig_bits, sets=self.kw["sets"], ways=self.kw["ways"],
-                             policy=self.kw["policy"], block=self.kw["block"])
+        if not self.setting.reuse:  # baseline passes: every vector a miss (hw.no_reuse_trace)
+            bits = np.zeros(self.vector_count(n, c, h, w), dtype=np.uint8)
+        else:
+            xq, _ = hw.quantize_values(
+                x, torch.float32
+            )  # integers in float32: the conv32 projection's input
+            sigs = hw.signatures_conv(
+                xq, formation=self.formation, sig_bits=sig_bits, seed=self.kw["seed"], **self.conv
+            )
+            bits = hw.cache_hits(prefix_signatures(sigs, self.setting.sig_len, sig_bits),
+                                 sig_bits=sig_bits, sets=self.kw["sets"], ways=self.kw["ways"],
+                                 policy=self.kw["policy"], block=self.kw["block"])
         hits = int(bits.sum())
         self.hits += hits
         self.misses += len(bits) - hits
@@ -132,6 +166,9 @@ class HitmapRecorder:
     max_len : int, optional
         hw mode: refuse (``UserError``) a conv whose vectors are longer (the hardware's
         ``max_len``, as ``dump-vectors`` and ``sim`` do).
+    settings : list of LayerSetting, optional
+        hw mode: one per conv of ``convs`` (``golden.policy.layer_settings``); None: reuse on,
+        s = S everywhere.
     """
 
     def __init__(
@@ -146,6 +183,7 @@ class HitmapRecorder:
         capacity: int = GRP19_CAPACITY,
         on_row: Callable[[int, HitmapRow], None] | None = None,
         max_len: int | None = None,
+        settings: list[LayerSetting] | None = None,
     ):
         from golden import grp19
 
@@ -157,7 +195,8 @@ class HitmapRecorder:
         for i in self.selected:
             name, conv = convs[i]
             if mode == "hw":
-                self._observers[i] = HwLayer(conv, formation, golden_kwargs)
+                self._observers[i] = HwLayer(conv, formation, golden_kwargs,
+                                             None if settings is None else settings[i])
             else:
                 self._observers[i] = grp19.Grp19Layer(
                     i + 1, golden_kwargs["seed"], qf=qf, capacity=capacity
@@ -187,6 +226,9 @@ class HitmapRecorder:
                 vlen = obs.vector_length(row.c, row.w) if self.mode == "hw" else row.w
                 st = self.stats[i] = LayerStats(i, name, vlen, row.length, conv.out_channels,
                                                 input_shape=[row.n, row.c, row.h, row.w])
+                if self.mode == "hw":
+                    st.reuse = obs.setting.reuse
+                    st.sig_len = obs.setting.sig_len if st.reuse else None
             st.calls += 1
             st.vectors += row.vectors
             st.hits += row.call_hits
@@ -211,7 +253,7 @@ def format_table(stats: list[LayerStats]) -> str:
         pct = 100 * s.macs_skipped / s.macs if s.macs else 0.0
         lines.append(
             f"{nnn(s.index):>5}  {s.name:<22} {s.vectors:>9} {s.vector_length:>5} "
-            f"{s.signature_bits:>4} "
+            f"{s.sig_label:>4} "
             f"{100 * s.hit_rate:>7.2f}% {s.macs_skipped:>14,} {pct:>5.1f}%"
         )
     v = sum(s.vectors for s in stats)
@@ -230,7 +272,8 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
                    mode: str = "hw", formation: str = "window", qf: float = GRP19_QF,
                    capacity: int = GRP19_CAPACITY, batch: int = 1, images: Path | None = None,
                    count: int | None = None, weights: Path | None = None, model_seed: int = 0,
-                   layers: str | None = None, progress: bool = True) -> list[LayerStats]:
+                   layers: str | None = None, progress: bool = True,
+                   reuse_policy=None) -> list[LayerStats]:
     """Record the hitmaps of a network's convs into the folder ``out``; the per-layer statistics.
 
     Parameters
@@ -245,6 +288,10 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
     model, weights, model_seed, images, count, batch, layers :
         As the ``mercury-hw hitmaps`` flags of the same names; ``count`` defaults to ``batch``.
     mode, formation, qf, capacity : see the module docstring.
+    reuse_policy : policy file path or ``golden.policy.Policy``, optional
+        hw mode only: per-conv reuse on/off and signature length (spec sections 13, 14), checked
+        against the model and ``sig_bits`` by :func:`golden.policy.layer_settings` before
+        anything is written. None: reuse on, s = S for every conv.
     """
     from tqdm import tqdm
 
@@ -256,9 +303,10 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
     check_replaceable(out)
     selected = precheck(model, layers, batch=batch, count=count, formation=formation,
                         max_len=hardware["max_len"] if mode == "hw" else None)
+    settings = _settings(reuse_policy, model, mode, golden_kwargs)
     with output_dir(out) as tmp:
         model_obj, convs = build(model, weights, model_seed)
-        x, names = load_images(images, count)
+        x, names = load_images(images, count, model)
         parts = batches(x, batch)
         writers = {i: HitmapWriter(tmp / f"hitmap-{nnn(i)}.csv") for i in selected}
         bar = tqdm(total=len(selected) * len(parts), unit="layer", desc="hitmaps",
@@ -278,6 +326,7 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
             capacity=capacity,
             on_row=on_row,
             max_len=hardware["max_len"] if mode == "hw" else None,
+            settings=settings,
         )
         try:
             predictions = _forward(model_obj, parts, recorder)
@@ -299,6 +348,8 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
             batch=batch,
             weights=weights,
             model_seed=model_seed,
+            trained=trained_summary(model_obj),
+            reuse_policy=None if reuse_policy is None else str(reuse_policy),
             golden_kwargs=golden_kwargs,
             hardware=hardware,
         )
@@ -306,6 +357,19 @@ def record_hitmaps(*, golden_kwargs: dict, hardware: dict, out: Path, model: str
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         atomic_write_bytes(tmp / "run.log", _run_log(run, names, predictions, stats).encode())
     return stats
+
+
+def _settings(reuse_policy, model: str, mode: str, golden_kwargs: dict):
+    """The per-conv settings of a run (None without a policy); refused in grp19 mode."""
+    from golden.network import conv_names
+    from golden.policy import layer_settings
+
+    if reuse_policy is None:
+        return None
+    if mode != "hw":
+        raise UserError("--reuse-policy applies to --mode hw only (the hardware's per-pass "
+                        "settings, spec section 13); allowed with --mode grp19: no policy")
+    return layer_settings(reuse_policy, conv_names(model), golden_kwargs["sig_bits"], model=model)
 
 
 @torch.no_grad()
@@ -329,7 +393,8 @@ def _manifest(run: dict, names: list[str], stats: list[LayerStats]) -> dict:
         TOOL_KEY: "hitmaps",
         "model": run["model"],
         "weights": str(weights) if weights is not None else None,
-        "model_seed": None if weights is not None else run["model_seed"],
+        "model_seed": None if weights is not None or run["trained"] else run["model_seed"],
+        "trained": run["trained"],
         "mode": run["mode"],
         "vectors": run["formation"] if hw_mode else "row",
         "config": dict(run["hardware"]),
@@ -345,6 +410,7 @@ def _manifest(run: dict, names: list[str], stats: list[LayerStats]) -> dict:
             }
         ),
         "seed": seed,
+        "reuse_policy": run["reuse_policy"],
         "batch": run["batch"],
         "images": names,
         "versions": versions(),
@@ -361,16 +427,37 @@ def _manifest(run: dict, names: list[str], stats: list[LayerStats]) -> dict:
                 "hits": s.hits,
                 "macs": s.macs,
                 "macs_skipped": s.macs_skipped,
+                **({"reuse": s.reuse, "sig_len": s.sig_len} if hw_mode else {}),
             }
             for s in stats
         },
     }
 
 
+def trained_summary(model: nn.Module) -> dict | None:
+    """The built-in trained weights of a digits model (its ``trained_info``): the cache file's
+    name (the recipe hash) and its float top-1 on the train/val/test splits; None otherwise."""
+    info = getattr(model, "trained_info", None)
+    if not info or "test_top1" not in info:
+        return None
+    return {"cache_file": Path(info["cache"]).name,
+            **{k: info[k] for k in ("train_top1", "val_top1", "test_top1")}}
+
+
+def _weights_line(run: dict) -> str:
+    if run["weights"] is not None:
+        return f"weights: {run['weights']}"
+    t = run["trained"]
+    if t is not None:
+        return (f"weights: built-in trained ({t['cache_file']}), float top-1 test "
+                f"{t['test_top1']:.2f}%")
+    return (f"weights: random (model seed {run['model_seed']}), NOT trained: predictions are "
+            "meaningless")
+
+
 def _run_log(run: dict, names: list[str], predictions: list[tuple[int, float]],
              stats: list[LayerStats]) -> str:
     """``run.log``: what ran, on what, the top-1 predictions and the per-layer table."""
-    weights = run["weights"]
     log = [
         f"mercury-hw hitmaps: model {run['model']}, mode {run['mode']}"
         + (
@@ -379,13 +466,14 @@ def _run_log(run: dict, names: list[str], predictions: list[tuple[int, float]],
             else f", qf {run['qf']:g}, capacity {run['capacity']}"
         ),
         "device: cpu",
-        f"weights: {weights}"
-        if weights is not None
-        else f"weights: random (model seed {run['model_seed']}), NOT trained: predictions are "
-             "meaningless",
+        _weights_line(run),
         f"configuration: {json.dumps(run['hardware'], sort_keys=True)}",
+        f"reuse policy: {run['reuse_policy']}" if run["reuse_policy"] else
+        "reuse policy: none (reuse on, s = S in every conv)" if run["mode"] == "hw" else
+        "reuse policy: none",
         f"batch: {run['batch']}, images: {len(names)}",
-        "top-1 predictions (ImageNet class index, probability):",
+        f"top-1 predictions ({'digit' if run['trained'] else 'ImageNet class index'}, "
+        "probability):",
     ]
     log += [
         f"  {j:4d} {name}: class {k} (p={p:.4f})"

@@ -193,14 +193,17 @@ def preprocess(image: np.ndarray) -> Tensor:
 
 
 def _stack_cycled(
-    names: list[str], count: int, load: Callable[[str], np.ndarray]
+    names: list[str],
+    count: int,
+    load: Callable[[str], np.ndarray],
+    prep: Callable[[np.ndarray], Tensor] = preprocess,
 ) -> tuple[Tensor, list[str]]:
     """Preprocess ``names[i % len(names)]`` for i < count, each distinct image once."""
     done: dict[str, Tensor] = {}
     chosen = [names[i % len(names)] for i in range(count)]
     for name in chosen:
         if name not in done:
-            done[name] = preprocess(load(name))
+            done[name] = prep(load(name))
     return torch.stack([done[name] for name in chosen]), chosen
 
 
@@ -237,7 +240,11 @@ def load_bundled(count: int) -> tuple[Tensor, list[str]]:
     return _stack_cycled(list(BUNDLED), count, bundled_image)
 
 
-def load_dir(path: str | Path, count: int | None = None) -> tuple[Tensor, list[str]]:
+def load_dir(
+    path: str | Path,
+    count: int | None = None,
+    prep: Callable[[np.ndarray], Tensor] = preprocess,
+) -> tuple[Tensor, list[str]]:
     """The user's JPEG/PNG files in one directory, preprocessed, in sorted file name order.
 
     Files whose names end in :data:`IMAGE_SUFFIXES` (any case) and do not start with ``.`` are
@@ -253,11 +260,14 @@ def load_dir(path: str | Path, count: int | None = None) -> tuple[Tensor, list[s
         How many images (>= 1); None: all of them. Past the last file the list starts again,
         as in :func:`load_bundled` (duplicates inflate hit rates). Only the files used are
         decoded.
+    prep
+        The preprocessing of one decoded ``H x W x 3`` uint8 RGB image: :func:`preprocess`
+        (ImageNet, the default) or the model's own (:func:`golden.digits.preprocess_rgb`).
 
     Returns
     -------
     images : Tensor
-        ``N x 3 x 224 x 224`` float32.
+        ``N x 3 x 224 x 224`` float32 (with the default ``prep``).
     names : list of str
         The file names (without the directory).
 
@@ -285,7 +295,7 @@ def load_dir(path: str | Path, count: int | None = None) -> tuple[Tensor, list[s
     if count is not None:
         _check_count(count)
     return _stack_cycled(names, len(names) if count is None else count,
-                         lambda name: _read_image(directory / name))
+                         lambda name: _read_image(directory / name), prep)
 
 
 def _read_image(file: Path) -> np.ndarray:

@@ -85,8 +85,11 @@ __all__ = [
     "ResNet",
     "build_model",
     "calibrate_bn",
+    "check_name",
     "conv_layers",
+    "input_shape",
     "load_weights",
+    "skeleton",
 ]
 
 MODEL_NAMES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -251,6 +254,43 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a model :func:`build_model` knows, else ``UserError`` listing them."""
+    if name not in MODEL_NAMES + DIGITS_MODEL_NAMES:
+        raise UserError(
+            f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES + DIGITS_MODEL_NAMES)}"
+        )
+    return name
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one input image of the model ``name``: what its preprocessing produces.
+
+    ImageNet models (:data:`MODEL_NAMES`): ``(3, 224, 224)`` (:func:`golden.images.preprocess`,
+    :data:`golden.images.CROP`); digits models (:data:`DIGITS_MODEL_NAMES`): ``(1, 16, 16)``
+    (:func:`golden.digits.preprocess_gray`, :data:`golden.digits.SIZE`). This is the one place
+    that maps a model to its input; the layer recording (:mod:`golden.network`) takes shapes,
+    memory estimates and image loading from it.
+    """
+    if check_name(name) in DIGITS_MODEL_NAMES:
+        from golden.digits import SIZE  # digits imports this module
+
+        return (1, SIZE, SIZE)
+    from golden.images import CROP
+
+    return (3, CROP, CROP)
+
+
+def skeleton(name: str) -> nn.Module:
+    """The architecture of ``name`` in eval mode with untrained weights, cheaply (no calibration,
+    no training, no weights file): for structure and shape checks only."""
+    if name in DIGITS_MODEL_NAMES:
+        from golden.digits import architecture
+
+        return architecture(name).eval()
+    return build_model(name, calibrate=False).eval()
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:

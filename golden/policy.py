@@ -33,7 +33,7 @@ from pathlib import Path
 from golden.errors import UserError
 from golden.reuse_net import LayerSetting
 
-__all__ = ["FORMAT", "VERSION", "Policy", "load_policy", "save_policy"]
+__all__ = ["FORMAT", "VERSION", "Policy", "layer_settings", "load_policy", "save_policy"]
 
 FORMAT = "mercury-hw-policy"
 VERSION = 1
@@ -209,6 +209,51 @@ def load_policy(path: str | Path) -> Policy:
             f"policy file {str(path)!r} cannot be read ({type(exc).__name__})"
         ) from None
     return Policy.from_json(text, source=f"policy file {str(path)!r}")
+
+
+def layer_settings(
+    policy: Policy | str | Path | None,
+    conv_names: list[str],
+    sig_bits: int,
+    *,
+    model: str | None = None,
+) -> list[LayerSetting]:
+    """The (reuse, sig_len) of every conv of a model, in construction order: what a run applies.
+
+    Parameters
+    ----------
+    policy
+        A :class:`Policy`, the path of a policy file (read with :func:`load_policy`), or None:
+        reuse on with s = S for every conv (the behaviour without a policy).
+    conv_names
+        The model's conv module names in construction order (``golden.models.conv_layers``);
+        entry i of the result is conv i (file number i + 1).
+    sig_bits
+        S of the configuration; the policy's ``sig_bits`` must equal it.
+    model
+        The model's name; when both it and the policy's ``model`` are given they must be equal.
+
+    Returns
+    -------
+    list of LayerSetting
+        ``len(conv_names)`` entries; ``sig_len`` is always an integer 1..S (the s of the
+        signature pass, spec section 13), also when ``reuse`` is False (where it is unused).
+
+    Raises
+    ------
+    UserError
+        One line naming the file and the field: unreadable or invalid file, ``sig_bits`` or
+        ``model`` mismatch, a conv number the model does not have, a name that does not match.
+    """
+    if policy is None:
+        return [LayerSetting(True, sig_bits) for _ in conv_names]
+    source = "policy"
+    if not isinstance(policy, Policy):
+        source = f"policy file {str(policy)!r}"
+        policy = load_policy(policy)
+    settings = policy.settings(list(conv_names), sig_bits, model, source=source)
+    return [LayerSetting(st.reuse, sig_bits if st.sig_len is None else st.sig_len)
+            for st in settings]
 
 
 def save_policy(policy: Policy, path: str | Path) -> None:

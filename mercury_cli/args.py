@@ -4,6 +4,8 @@
 - :func:`add_config_arguments` / :func:`config_from_args` / :func:`config_flags`: one
   ``--field`` flag per ``MercuryConfig`` field (``--sig-bits 32 --ways 8 ...``).
 - :func:`add_model_arguments`: the network, its weights, the images, the batch and the layers.
+- :func:`add_reuse_policy_argument`: ``--reuse-policy FILE``, per-layer reuse settings
+  (docs/spec.md 13-14; read with ``golden.policy.layer_settings``).
 - :func:`add_out_argument` / :func:`add_out_file_argument`: an output folder / file. Whether a
   folder may be replaced is decided by the one guard, :func:`golden.outdir.check_replaceable`
   (the library checks it too).
@@ -109,23 +111,27 @@ def config_flags(args) -> list[str]:
 
 def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
     """--model, --weights, --model-seed, --images, --batch and --layers."""
-    from golden.models import MODEL_NAMES
+    from golden.models import DIGITS_MODEL_NAMES, MODEL_NAMES
 
-    parser.add_argument("--model", default="resnet18", metavar="|".join(MODEL_NAMES),
-                        help="network (default resnet18)")
+    parser.add_argument("--model", default="resnet18",
+                        metavar="|".join(MODEL_NAMES + DIGITS_MODEL_NAMES),
+                        help="network (default resnet18; the digits models are trained and "
+                        "cached at first use)")
     parser.add_argument(
         "--weights",
         type=Path,
         metavar="FILE.pth",
-        help="torchvision-compatible state_dict; default: seeded random weights (NOT trained)",
+        help="state_dict for the model (strict); default: seeded random weights (NOT trained) "
+        "for the ImageNet ResNets, the built-in trained weights for the digits models",
     )
     parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
-                        help="seed of the random weights when no --weights (default 0)")
+                        help="seed of random ImageNet weights when no --weights (default 0)")
     parser.add_argument(
         "--images",
         type=Path,
         metavar="DIR",
-        help="directory of JPEG/PNG images (sorted by name); default: the bundled photos",
+        help="directory of JPEG/PNG images (sorted by name); default: the bundled photos "
+        "(digits models: the digits test split; files are made 16x16 grayscale)",
     )
     parser.add_argument("--batch", type=int_arg("batch"), default=1, metavar="N",
                         help="images per forward call (default 1)")
@@ -134,6 +140,19 @@ def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
         metavar="LIST",
         help="convs: comma-separated numbers (1-based construction order), ranges 2-5, "
         f"or module names (layer1.0.conv1); default {layers_default}",
+    )
+
+
+def add_reuse_policy_argument(parser) -> None:
+    """--reuse-policy FILE: a per-layer policy JSON (docs/spec.md 14); ``args.reuse_policy`` is
+    a Path or None. The command applies it with ``golden.policy.layer_settings`` (which checks
+    the file, its sig_bits against --sig-bits and its model against --model)."""
+    parser.add_argument(
+        "--reuse-policy",
+        type=Path,
+        metavar="FILE",
+        help="per-layer reuse policy JSON (docs/spec.md 14: reuse on/off and signature length "
+        "per conv); --policy is the MCACHE replacement",
     )
 
 

@@ -72,13 +72,10 @@ def add_model_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .args import add_reuse_policy_argument
+
     add_model_data_arguments(parser)
-    parser.add_argument(
-        "--reuse-policy",
-        type=Path,
-        metavar="FILE",
-        help="per-layer reuse policy JSON (docs/spec.md 14; --policy is the cache replacement)",
-    )
+    add_reuse_policy_argument(parser)
     parser.add_argument(
         "--sig-len",
         type=int_arg("sig_len"),

@@ -1,7 +1,8 @@
 """``mercury-hw hitmaps``: run a ResNet on real images and write one hitmap CSV per Conv2d layer.
 
-Modes ``hw`` (the hardware's algorithm, default) and ``grp19`` (the seed project's); the library
-is :mod:`golden.hitmaps` (its docstring describes both and the files written).
+Modes ``hw`` (the hardware's algorithm, default; ``--reuse-policy FILE`` applies per-layer reuse
+on/off and signature lengths) and ``grp19`` (the seed project's); the library is
+:mod:`golden.hitmaps` (its docstring describes both and the files written).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .args import (
     add_config_arguments,
     add_model_arguments,
     add_out_argument,
+    add_reuse_policy_argument,
     add_vectors_argument,
     config_from_args,
     int_arg,
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int_arg("count"), default=None, metavar="N",
                         help="images to run (default: the batch size)")
     add_model_arguments(parser)
+    add_reuse_policy_argument(parser)
     add_out_argument(parser)
     add_config_arguments(parser)
 
@@ -53,6 +56,9 @@ def _validate(args) -> None:
                     f"and the configuration flags"
                 )
     else:
+        if args.reuse_policy is not None:
+            raise UserError("--reuse-policy applies to --mode hw only (the hardware's per-pass "
+                            "settings, spec section 13); allowed with --mode grp19: no policy")
         if args.vectors == "window":
             raise UserError(
                 "--vectors window needs --mode hw; allowed with --mode grp19: row vectors only"
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         qf=GRP19_QF if args.qf is None else args.qf,
         capacity=GRP19_CAPACITY if args.capacity is None else args.capacity, batch=args.batch,
         images=args.images, count=args.count, weights=args.weights, model_seed=args.model_seed,
-        layers=args.layers)
+        layers=args.layers, reuse_policy=args.reuse_policy)
     print(format_table(stats))
     print(f"wrote {len(stats)} hitmap files, {MANIFEST} and run.log to {args.out}")
     return 0
