@@ -168,6 +168,10 @@ def test_corrupted_rtl_hitmap_is_reported(tmp_path):
     (["--limit", "0"], "error: --limit must be >= 1, not 0"),
     (["--ways", "17"], "error: ways must be between 1 and 16, not 17"),
     (["--model", "vgg16"], "error: unknown model 'vgg16'"),
+    (["--reuse-policy", "docs/policies/resnet18-digits-s32.json"],
+     "error: policy: sig_bits is 32 but the configuration has S = 16"),
+    (["--reuse-policy", "docs/policies/resnet18-digits-s32.json", "--sig-bits", "32"],
+     "error: policy: made for model 'resnet18-digits', not 'resnet18'"),
 ])
 def test_bad_input_exits_2(args, message, tmp_path):
     proc = _cli("sim", "--out", str(tmp_path / "sim"), *args, timeout=120)
