@@ -27,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sim.replay import DEFAULT_LIMIT, ICARUS_LAYERS
 
     parser.epilog = (
-        f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
+        f"make sim passes --model resnet18-digits --sig-bits 32 --batch 8 --reuse-policy "
+        f"docs/policies/resnet18-digits-s32.json --limit 2048 (the trained model with its tuned "
+        f"per-layer policy; the report adds the policy's top-1 change). "
+        f"Without flags: every conv of ResNet-18 on one bundled photo, window vectors, the "
         f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
         f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
         f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "

@@ -493,10 +493,12 @@ def _replay_into(tmp: Path, out: Path, cfg: MercuryConfig, run: dict,
 
 def _info(run: dict, cfg: MercuryConfig, manifest: dict, sim_build, seconds: dict) -> dict:
     """The run's description for the reports."""
+    from golden.datasets import is_digits
+
     info = {
         "command": run["command"] or "mercury-hw sim", "simulator": run["simulator"],
         "model": run["model"], "weights": str(run["weights"]) if run["weights"] else None,
-        "model_seed": None if run["weights"] else run["model_seed"],
+        "model_seed": None if run["weights"] or is_digits(run["model"]) else run["model_seed"],
         "images": manifest.get("images"), "batch": run["batch"], "formation": run["formation"],
         "layers": run["layers"] or "all", "limit": run["limit"], "full": run["full"],
         "stall": run["stall"], "config": cfg.to_dict(), "config_name": cfg.name,

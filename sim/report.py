@@ -88,8 +88,10 @@ def accuracy_line(info: dict) -> str | None:
     acc = info.get("accuracy")
     if not acc:
         return None
+    modelled = (f", modelled speedup {acc['modelled_speedup']:.3f}x there"
+                if acc.get("modelled_speedup") else "")
     return (f"top-1 change of this policy {acc['top1_change']:+.2f} pp ({acc['exact_top1']:.2f}% "
-            f"exact int8 -> {acc['top1']:.2f}% with reuse; {acc['source']})")
+            f"exact int8 -> {acc['top1']:.2f}% with reuse{modelled}; {acc['source']})")
 
 
 def totals(rows: list[dict]) -> dict:
@@ -152,6 +154,7 @@ def _markdown(rows: list[dict], tot: dict, info: dict) -> str:
     cfg = info["config"]
     s = info["seconds"]
     weights = (f"weights {info['weights']}" if info["weights"] else
+               "built-in trained weights" if info["model_seed"] is None else
                f"seeded random weights, seed {info['model_seed']}")
     limit = "all" if info["limit"] is None else f"first {info['limit']}"
     lines = [
