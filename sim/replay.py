@@ -486,6 +486,7 @@ def _replay_into(tmp: Path, out: Path, cfg: MercuryConfig, run: dict,
         keys = ("simulator", "model", "weights", "model_seed", "images", "batch", "formation",
                 "limit", "full", "stall", "stall_seed", "flip")
         return sim_waves.triage(mismatch, meta, sim_build, cfg, out, work=tmp / "work",
+                                reuse_policy=run["extra_info"].get("reuse_policy"),
                                 **{k: run[k] for k in keys})
 
     return _verdict(tmp, out, metas, mismatches, failures, info, rows, triage), metas
