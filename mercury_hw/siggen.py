@@ -70,11 +70,12 @@ class SignatureGenerator(wiring.Component):
         ``cfg.max_len`` (the accumulators are sized for it). L = 0 is taken as a one-beat vector
         whose lanes are all ignored: signature 0.
     sig_len : In(cfg.sig_len_bits)
-        The signature length s (spec section 13), sampled with ``length``: bits j >= s of the
-        vector's signature are 0 (``sig & (2**s - 1)``); 0 means S (every bit kept), values above
-        S keep every bit. Costs no logic level on the data path: the bits decoded from s ride
-        with the beat as a keep mask, and a dropped bit's stage-1a partial sums are registered
-        as 0 (a synchronous reset), so its projection stays 0 and its sign bit 0.
+        The signature length s (spec section 13), sampled with every beat, so it must be stable
+        while a vector's beats are transferred (the core holds it for a whole pass): bits j >= s
+        of the vector's signature are 0 (``sig & (2**s - 1)``); 0 means S (every bit kept),
+        values above S keep every bit. Costs no logic level on the data path: the bits decoded
+        from s ride with the beat as a keep mask, and a dropped bit's stage-1a partial sums are
+        registered as 0 (a synchronous reset), so its projection stays 0 and its sign bit 0.
     signatures : Out(stream.Signature(layouts.signature(cfg)))
         ``{sig, flush}``, one per vector, in input order.
     """
@@ -128,9 +129,10 @@ class SignatureGenerator(wiring.Component):
         """Beat position, lane mask, projection directions and the signature bits kept;
         registers the masked beat.
 
-        Bit j is kept when ``sig_len`` is 0 or above j (spec 13), decoded at a vector's first
-        beat (held for its later beats, like L): the decode's inputs are registers (the core's
-        pass registers), off the data path."""
+        Bit j is kept when ``sig_len`` is 0 or above j (spec 13), decoded with every beat (not
+        held from the first beat like L: no more load on ``first``, which is on the critical
+        path); the decode's inputs are registers (the core's pass registers), off the data
+        path."""
         cfg = self.cfg
         P, S = cfg.lanes, cfg.sig_bits
         state0 = lfsr_state0(cfg.seed)
@@ -138,7 +140,7 @@ class SignatureGenerator(wiring.Component):
         window = Signal(64, init=state0)    # LFSR window at this beat's first element
         rem_reg = Signal(cfg.len_bits)      # elements left from this beat on (after the first)
         flush_reg = Signal()                # the vector's flush bit (after the first beat)
-        s0_keep = Signal(S)                 # kept signature bits of the registered beat's vector
+        s0_keep = Signal(S)                 # kept signature bits of the registered beat
         rem = Signal(cfg.len_bits)
         last = Signal()
         flush = Signal()
@@ -147,8 +149,7 @@ class SignatureGenerator(wiring.Component):
             rem.eq(Mux(first, self.length, rem_reg)),
             last.eq(rem <= P),
             flush.eq(Mux(first, self.vectors.p.flush, flush_reg)),
-            keep.eq(Mux(first, Cat((self.sig_len == 0) | (self.sig_len > j) for j in range(S)),
-                        s0_keep)),
+            keep.eq(Cat((self.sig_len == 0) | (self.sig_len > j) for j in range(S))),
         ]
         # Lane p, bit j of this beat uses s_(t + p*S + j): bit p*S + j = 1 means Rp = -1.
         direction = Cat(*(_parity(window, mask) for mask in sequence_masks(P * S)))

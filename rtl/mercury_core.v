@@ -12472,11 +12472,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   input clk;
   wire clk;
   reg [3:0] ctl = 4'h0;
-  reg [3:0] \ctl$74  = 4'h0;
-  wire \ctl$74.first ;
-  wire \ctl$74.flush ;
-  wire \ctl$74.last ;
-  wire \ctl$74.valid ;
+  reg [3:0] \ctl$73  = 4'h0;
+  wire \ctl$73.first ;
+  wire \ctl$73.flush ;
+  wire \ctl$73.last ;
+  wire \ctl$73.valid ;
   wire \ctl.first ;
   wire \ctl.flush ;
   wire \ctl.last ;
@@ -12732,7 +12732,6 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$46  = ! sig_len;
   assign \$47  = sig_len > 4'hf;
   assign \$48  = \$46  | \$47 ;
-  assign keep = first ? { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  } : s0_keep;
   assign \$49  = ctl[1] ? 21'h000000 : acc0;
   assign \$50  = $signed(\$49 ) + $signed(sum0);
   assign \$51  = ctl[1] ? 21'h000000 : acc1;
@@ -13053,7 +13052,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$429  = signatures__valid & r__ready;
   assign \$430  = \$428  - \$429 ;
   always @(posedge clk)
-    \ctl$74  <= \$431 ;
+    \ctl$73  <= \$431 ;
   always @(posedge clk)
     window <= \$432 ;
   always @(posedge clk)
@@ -13117,13 +13116,6 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
     .w_data(w__payload),
     .w_en(w__valid)
   );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$459  = \$302 ;
-    if (rst) begin
-      \$459  = 10'h000;
-    end
-  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$460  = \$308 ;
@@ -13496,7 +13488,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$431 [3:1] = \ctl$74 [3:1];
+    \$431 [3:1] = \ctl$73 [3:1];
     \$431 [0] = accept;
     if (accept) begin
       \$431 [1] = first;
@@ -13551,7 +13543,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$436  = s0_keep;
     if (accept) begin
-      \$436  = keep;
+      \$436  = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
     end
     if (rst) begin
       \$436  = 16'h0000;
@@ -13582,7 +13574,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$439  = \ctl$74 ;
+    \$439  = \ctl$73 ;
     if (rst) begin
       \$439  = 4'h0;
     end
@@ -13720,6 +13712,14 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
       \$458  = 11'h000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$459  = \$302 ;
+    if (rst) begin
+      \$459  = 10'h000;
+    end
+  end
+  assign keep = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
   assign acc_next0 = \$50 [20:0];
   assign acc_next1 = \$52 [20:0];
   assign acc_next2 = \$54 [20:0];
@@ -13755,10 +13755,10 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \signatures__payload.flush  = signatures__payload[16];
   assign \r__payload.sig  = signatures__payload[15:0];
   assign \r__payload.flush  = signatures__payload[16];
-  assign \ctl$74.valid  = \ctl$74 [0];
-  assign \ctl$74.first  = \ctl$74 [1];
-  assign \ctl$74.last  = \ctl$74 [2];
-  assign \ctl$74.flush  = \ctl$74 [3];
+  assign \ctl$73.valid  = \ctl$73 [0];
+  assign \ctl$73.first  = \ctl$73 [1];
+  assign \ctl$73.last  = \ctl$73 [2];
+  assign \ctl$73.flush  = \ctl$73 [3];
   assign \data[0]  = data[7:0];
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
