@@ -5,6 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SIM    ?= verilator
+# make sim's default: the trained digits ResNet-18 with its tuned per-layer policy (spec 13, 14),
+# every vector of every conv for a batch of 8 test digits (2048 vectors in the largest layer;
+# Icarus: its default few layers and vectors). SIM_DEFAULT= gives the ImageNet ResNet-18 default.
+SIM_DEFAULT ?= --model resnet18-digits --sig-bits 32 --batch 8 \
+	--reuse-policy docs/policies/resnet18-digits-s32.json $(if $(filter verilator,$(SIM)),--limit 2048)
 # WAVES=1: waveforms (make sim: OUT/waves/NNN.fst + .gtkw; make test: cocotb FST, Amaranth VCD)
 WAVES  ?=
 export AMARANTH_USE_YOSYS := builtin
@@ -51,7 +56,8 @@ ruff: $(STAMP)
 	$(BIN)/ruff check .
 
 sim: $(STAMP)
-	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(if $(filter-out 0,$(WAVES)),--waves) $(ARGS)
+	$(BIN)/mercury-hw sim --sim $(SIM) --out out/sim $(if $(filter-out 0,$(WAVES)),--waves) \
+		$(SIM_DEFAULT) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider -m "not long" $(ARGS)

@@ -35,6 +35,7 @@ from golden.network import (
     versions,
 )
 from golden.outdir import MANIFEST, TOOL_KEY, check_replaceable, output_dir
+from golden.reuse_conv import pass_trace
 
 FORMAT_VERSION = 1
 #: dtype of each array file of a layer (docs/formats.md), little-endian.
@@ -50,7 +51,7 @@ def _layer_files(tag: str) -> dict:
 
 def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation: str,
                  golden_kwargs: dict, hardware: dict, reuse: bool = True,
-                 limit: int | None = None) -> dict:
+                 sig_len: int | None = None, limit: int | None = None) -> dict:
     """Quantize one layer call, form its vectors and run the golden model; arrays and metadata.
 
     Parameters
@@ -64,6 +65,9 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
     hardware : dict
         The hardware configuration as plain values (``MercuryConfig.to_dict()``): ``max_len``
         bounds L, ``lanes`` and ``pes`` give spec 9.4's cycle model; recorded whole.
+    reuse, sig_len : the layer's settings (spec 13): reuse off gives all misses (entry -1);
+        ``sig_len`` s (None: S) is the signature length of the MCACHE lookups
+        (``golden.reuse_conv.pass_trace``). The signature file holds the full S-bit signatures.
     """
     n, c, h, w = (int(s) for s in x.shape)
     k = int(weight.shape[0])
@@ -82,9 +86,13 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
     if length > max_len:
         raise UserError(f"vectors of L = {length} are longer than --max-len {max_len}; allowed: "
                         f"--max-len >= {length} (or other --layers)")
-    res = hw.reuse_layer(vecs, wm, **golden_kwargs, reuse=reuse)
+    sigs = hw.signatures(vecs, golden_kwargs["sig_bits"], golden_kwargs["seed"])
+    cache = {k: v for k, v in golden_kwargs.items() if k != "seed"}
+    trace = pass_trace(sigs, **cache, sig_len=sig_len, enabled=reuse)
     base = hw.exact_matmul(vecs, wm)
-    hit_bits = res.trace.hit.numpy().astype(np.uint8)
+    acc = base[trace.owner]                 # spec 7: a hit takes its owner's accumulators
+    hits = trace.hits
+    hit_bits = trace.hit.numpy().astype(np.uint8)
     meta = {
         "formation": formation,
         "N": n,
@@ -105,20 +113,21 @@ def golden_layer(x: torch.Tensor, weight: torch.Tensor, conv: dict, *, formation
         "S": golden_kwargs["sig_bits"],
         "scales": {"x": sx, "w": sw},
         "reuse": reuse,
+        "sig_len": golden_kwargs["sig_bits"] if sig_len is None else sig_len,
         "config": dict(hardware),
         "golden": dict(golden_kwargs),
-        "hits": res.hits,
-        "misses": v - res.hits,
-        "macs_done": res.macs_done,
-        "macs_skipped": res.macs_skipped,
+        "hits": hits,
+        "misses": v - hits,
+        "macs_done": (v - hits) * length * k,
+        "macs_skipped": hits * length * k,
         "blocks": -(-v // block),
         "cycles": hw.layer_ideal_cycles(
-            res.trace.hit, length, k, hardware["lanes"], hardware["pes"], block
+            trace.hit, length, k, hardware["lanes"], hardware["pes"], block
         ),
         "acc_abs_max": int(base.abs().max()) if base.numel() else 0,
     }
-    return {"meta": meta, "vectors": vecs, "weights": wm, "acc": res.acc, "base": base,
-            "entry": res.trace.entry, "sigs": res.sigs, "hit_bits": hit_bits}
+    return {"meta": meta, "vectors": vecs, "weights": wm, "acc": acc, "base": base,
+            "entry": trace.entry, "sigs": sigs, "hit_bits": hit_bits}
 
 
 def _write_layer(tmp: Path, tag: str, name: str, g: dict) -> dict:
@@ -157,7 +166,8 @@ def _write_layer(tmp: Path, tag: str, name: str, g: dict) -> dict:
 def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: dict, out_dir,
                 formation: str = "window", layers: str | None = None, limit: int | None = None,
                 reuse: bool = True, images: Path | None = None, batch: int = 1,
-                weights: Path | None = None, model_seed: int = 0) -> list[dict]:
+                weights: Path | None = None, model_seed: int = 0,
+                settings: list | None = None) -> list[dict]:
     """Dump the first forward call of the selected layers into ``out_dir`` (replaced atomically).
 
     Parameters
@@ -168,6 +178,9 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
     layers : ``--layers`` syntax ("1,5", "2-4", "layer1.0.conv1"); None = every conv.
     limit : keep the first ``limit`` vectors of each layer.
     reuse : False gives all-miss golden results (entry -1).
+    settings : per-conv settings (spec 13), one per conv of the model in construction order,
+        each with ``reuse`` and ``sig_len`` (None: S) (``golden.reuse_net.LayerSetting``, as
+        ``golden.policy.Policy.settings`` gives them); None: ``reuse`` and s = S for every conv.
     images : directory of images; None = the bundled photos (digits models: the digits test
         split; :func:`golden.network.load_images`). ``batch`` images are used.
 
@@ -188,6 +201,9 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
     with output_dir(out_dir) as tmp:
         model, convs = build(model_name, weights, model_seed)
         selected = select_layers([n for n, _ in convs], layers)
+        if settings is not None and len(settings) != len(convs):
+            raise UserError(f"{len(settings)} per-layer settings for a model of {len(convs)} "
+                            f"convs; allowed: one per conv")
         params = {i: conv_params(convs[i][1], checked=formation == "window") for i in selected}
         x, names = load_images(images, batch, model_name)
         captured = capture_inputs(model, convs, selected, x)
@@ -201,37 +217,48 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
                 formation=formation,
                 golden_kwargs=golden_kwargs,
                 hardware=hardware,
-                reuse=reuse,
+                reuse=reuse if settings is None else settings[i].reuse,
+                sig_len=None if settings is None else settings[i].sig_len,
                 limit=limit,
             )
             metas.append(_write_layer(tmp, nnn(i), name, g))
-        manifest = {
-            TOOL_KEY: "dump-vectors",
-            "format": FORMAT_VERSION,
-            "model": model_name,
-            "weights": str(weights) if weights is not None else None,
-            "model_seed": None if weights is not None or is_digits(model_name) else model_seed,
-            "images": names,
-            "batch": batch,
-            "formation": formation,
-            "reuse": reuse,
-            "limit": limit,
-            "config": dict(hardware),
-            "versions": versions(),
-            "layers": {
-                m["layer"]: {
-                    "name": m["name"],
-                    "json": f"{m['layer']}.json",
-                    "V": m["V"],
-                    "L": m["L"],
-                    "K": m["K"],
-                    "hits": m["hits"],
-                }
-                for m in metas
-            },
-        }
+        manifest = _manifest(metas, model_name=model_name, weights=weights,
+                             model_seed=model_seed, names=names, batch=batch,
+                             formation=formation, reuse=reuse, limit=limit, hardware=hardware)
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return metas
+
+
+def _manifest(metas: list[dict], *, model_name, weights, model_seed, names, batch, formation,
+              reuse, limit, hardware) -> dict:
+    """``manifest.json`` of a dump (docs/formats.md)."""
+    return {
+        TOOL_KEY: "dump-vectors",
+        "format": FORMAT_VERSION,
+        "model": model_name,
+        "weights": str(weights) if weights is not None else None,
+        "model_seed": None if weights is not None or is_digits(model_name) else model_seed,
+        "images": names,
+        "batch": batch,
+        "formation": formation,
+        "reuse": reuse,
+        "limit": limit,
+        "config": dict(hardware),
+        "versions": versions(),
+        "layers": {
+            m["layer"]: {
+                "name": m["name"],
+                "json": f"{m['layer']}.json",
+                "V": m["V"],
+                "L": m["L"],
+                "K": m["K"],
+                "hits": m["hits"],
+                "reuse": m["reuse"],
+                "sig_len": m["sig_len"],
+            }
+            for m in metas
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------------------

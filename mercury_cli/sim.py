@@ -14,6 +14,7 @@ from .args import (
     add_config_arguments,
     add_model_arguments,
     add_out_argument,
+    add_reuse_policy_argument,
     add_vectors_argument,
     config_from_args,
     int_arg,
@@ -26,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sim.replay import DEFAULT_LIMIT, ICARUS_LAYERS
 
     parser.epilog = (
-        f"Default (make sim): every conv of ResNet-18 on one bundled photo, window vectors, the "
+        f"make sim passes --model resnet18-digits --sig-bits 32 --batch 8 --reuse-policy "
+        f"docs/policies/resnet18-digits-s32.json --limit 2048 (the trained model with its tuned "
+        f"per-layer policy; the report adds the policy's top-1 change). "
+        f"Without flags: every conv of ResNet-18 on one bundled photo, window vectors, the "
         f"default configuration, Verilator, the first {DEFAULT_LIMIT['verilator']} vectors of each "
         f"layer (3785 vectors, about 60 M simulated cycles: about a minute on 2 cores, build "
         f"included). --full: all 30233 vectors (about 106 M cycles). Exit 0 match, 1 mismatch "
@@ -86,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inject-hit-flip", metavar="LAYER:VECTOR", help=argparse.SUPPRESS
     )  # tests
+    add_reuse_policy_argument(parser)  # each layer: its reuse on/off and cmd.sig_len (spec 13)
     _add_wave_arguments(parser)
     add_config_arguments(parser)
 
@@ -138,10 +143,52 @@ def _parse_flip(text: str | None) -> tuple[str, int] | None:
         raise UserError(f"--inject-hit-flip must be LAYER:VECTOR (numbers), not {text!r}") from None
 
 
+def _settings(args: argparse.Namespace, cfg) -> tuple[list | None, dict]:
+    """Per-conv settings of ``--reuse-policy`` (None without it) and what the report shows: the
+    policy file, whether the configuration it was tuned for (its ``meta.config``) is this one,
+    and, for a digits model, the policy's top-1 change (``golden.accuracy.policy_accuracy``:
+    golden propagating reuse on the digits test split, same configuration and batch)."""
+    if args.reuse_policy is None:
+        return None, {}
+    from golden.datasets import is_digits
+    from golden.models import build_model, conv_layers
+    from golden.policy import layer_settings, load_policy
+
+    names = [n for n, _ in conv_layers(build_model(args.model, calibrate=False))]
+    policy = load_policy(args.reuse_policy)
+    settings = layer_settings(policy, names, cfg.sig_bits, model=args.model)
+    tuned = policy.meta.get("config") if isinstance(policy.meta, dict) else None
+    info = {"reuse_policy": str(args.reuse_policy),
+            "policy_config_matches": None if tuned is None else tuned == cfg.to_dict()}
+    if tuned is not None and tuned != cfg.to_dict():
+        diff = sorted(k for k in set(tuned) | set(cfg.to_dict())
+                      if tuned.get(k) != cfg.to_dict().get(k))
+        print(f"warning: {args.reuse_policy} was tuned for another configuration "
+              f"(differs in {', '.join(diff)})", file=sys.stderr)
+    if is_digits(args.model):
+        from golden.accuracy import policy_accuracy
+
+        print("policy accuracy: golden propagating reuse on the digits test split (cached after "
+              "the first run)", file=sys.stderr, flush=True)
+        acc = policy_accuracy(args.model, policy, golden_kwargs=cfg.golden_kwargs(),
+                              lanes=cfg.lanes, pes=cfg.pes, batch=args.batch,
+                              weights=args.weights, progress=sys.stderr.isatty())
+        info["accuracy"] = {
+            "top1_change": acc["top1_change"], "exact_top1": acc["exact_top1"],
+            "top1": acc["reuse_top1"], "images": acc["images"], "batch": acc["batch"],
+            "modelled_speedup": acc["speedup"],
+            "source": f"golden propagating-reuse accuracy on the digits test split "
+                      f"({acc['images']} images, batch {acc['batch']}; "
+                      f"golden.accuracy.policy_accuracy)",
+        }
+    return settings, info
+
+
 def run(args: argparse.Namespace) -> int:
     from sim.replay import replay
 
     cfg = config_from_args(args)
+    settings, extra_info = _settings(args, cfg)
     command = " ".join(["mercury-hw", "sim"] + sys.argv[2:]) if sys.argv[1:2] == ["sim"] else None
     return replay(
         cfg,
@@ -163,4 +210,6 @@ def run(args: argparse.Namespace) -> int:
         flip=_parse_flip(args.inject_hit_flip),
         command=command,
         waves=_wave_window(args),
+        settings=settings,
+        extra_info=extra_info,
     )

@@ -157,6 +157,11 @@ class MercuryConfig:
         return ceil_div(self.max_len, self.lanes)
 
     @property
+    def sig_len_bits(self) -> int:
+        """Width of a run-time signature length 0..S (``cmd.sig_len``, spec 13: ``bits(S)``)."""
+        return self.sig_bits.bit_length()
+
+    @property
     def len_bits(self) -> int:
         """Width of a run-time vector length 0..max_len."""
         return _bits_for(self.max_len)

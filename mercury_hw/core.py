@@ -44,7 +44,8 @@ def pass_kind(reuse, replay, kind: PassKind, *, when=None):
 class _CurrentPass:
     """A sequencer's current pass: registers loaded from its command when it starts.
 
-    ``is_sig`` / ``is_replay`` are its decoded kind (baseline when neither).
+    ``is_sig`` / ``is_replay`` are its decoded kind (baseline when neither); ``sig_len`` is the
+    signature length of a signature pass (spec 13), latched with the pass like the other fields.
     """
 
     def __init__(self, cfg: MercuryConfig):
@@ -53,6 +54,7 @@ class _CurrentPass:
         self.replay = Signal(name="replay")
         self.length = Signal(cfg.len_bits, name="length")
         self.count = Signal(cfg.count_bits, name="count")
+        self.sig_len = Signal(cfg.sig_len_bits, name="sig_len")
         self.is_sig = pass_kind(self.reuse, self.replay, PassKind.SIGNATURE)
         self.is_replay = pass_kind(self.reuse, self.replay, PassKind.REPLAY)
 
@@ -70,6 +72,7 @@ class _CurrentPass:
                 self.replay.eq(cmd.replay),
                 self.length.eq(cmd.length),
                 self.count.eq(cmd.count),
+                self.sig_len.eq(cmd.sig_len),
                 *resets,
             ]
 
@@ -100,7 +103,9 @@ class MercuryCore(wiring.Component):
     - ``reuse=0`` (baseline): ``count`` vectors of c(L) = ceil(L/P) beats are computed; every
       result has ``hit=0, entry=0``.
     - ``reuse=1, replay=0`` (signature pass): the first vector's first beat flushes the MCACHE;
-      every vector is computed *and* its signature looked up; the vector's ``(hit, entry)`` is
+      every vector is computed *and* its signature of length ``sig_len`` looked up (spec 13:
+      ``sig & (2**s - 1)``, s = ``sig_len``, 0 meaning S; the signature generator clears the
+      bits j >= s); the vector's ``(hit, entry)`` is
       recorded in the hitmap/pointer memory (depth ``max_vectors``). A miss's results are written
       to result-buffer entry ``entry`` and emitted; a hit emits the stored results of ``entry``
       (the speculative computation is dropped).
@@ -179,7 +184,8 @@ class MercuryCore(wiring.Component):
         Tiles of c(L) beats, ``last`` on the final beat; ``ready`` is low while both weight banks
         hold tiles whose pass has not taken its last input beat.
     cmd : In(stream.Signature(layouts.command(cfg)))
-        ``{length, count, reuse, replay}``, one per pass. Taken when the previous pass has taken
+        ``{length, count, reuse, replay, sig_len}``, one per pass (``sig_len``: signature
+        passes only; baseline and replay passes ignore it). Taken when the previous pass has taken
         its last input beat (or at once if idle) and the pass queue has room.
     vectors : In(stream.Signature(layouts.vector_beat(cfg)))
         int8[P] beats; lanes past L are ignored.
@@ -336,6 +342,7 @@ class MercuryCore(wiring.Component):
             siggen.vectors.p.data.eq(self.vectors.p),
             siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0)),
             siggen.length.eq(cur.length),
+            siggen.sig_len.eq(cur.sig_len),    # spec 13: the MCACHE looks up sig & (2^s - 1)
         ]
         with m.If(beat):
             with m.If(last):

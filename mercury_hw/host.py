@@ -16,7 +16,21 @@ import numpy as np
 
 from .config import MercuryConfig, ceil_div
 
-__all__ = ["padded_vectors", "weight_tiles", "weight_beats", "vector_beats"]
+__all__ = ["padded_vectors", "weight_tiles", "weight_beats", "vector_beats", "pass_command"]
+
+
+def pass_command(cfg: MercuryConfig, length: int, count: int, *, reuse: bool, replay: bool = False,
+                 sig_len: int | None = None) -> dict:
+    """The fields of one pass's command (``layouts.command``; ``layouts.pack`` packs it).
+
+    ``sig_len`` (spec 13): the signature length s of a signature pass, 1..S; None sends 0,
+    which means S. Baseline and replay passes ignore it (it is sent as given).
+    """
+    s = 0 if sig_len is None else int(sig_len)
+    if not 0 <= s <= cfg.sig_bits:
+        raise ValueError(f"sig_len must be between 1 and S = {cfg.sig_bits} (0: S), not {s}")
+    return {"length": length, "count": count, "reuse": int(bool(reuse)),
+            "replay": int(bool(replay)), "sig_len": s}
 
 
 def padded_vectors(cfg: MercuryConfig, x) -> np.ndarray:

@@ -51,12 +51,17 @@ def weight_beat(cfg: MercuryConfig) -> data.StructLayout:
 
 
 def command(cfg: MercuryConfig) -> data.StructLayout:
-    """One pass of the core (docs/spec.md, section 9.3)."""
+    """One pass of the core (docs/spec.md, sections 9.3 and 13).
+
+    ``sig_len``: the signature length s of a signature pass (1..S; 0 means S), ignored by
+    baseline and replay passes.
+    """
     return data.StructLayout({
         "length": unsigned(cfg.len_bits),
         "count": unsigned(cfg.count_bits),
         "reuse": 1,
         "replay": 1,
+        "sig_len": unsigned(cfg.sig_len_bits),
     })
 
 

@@ -69,6 +69,13 @@ class SignatureGenerator(wiring.Component):
         asks it stable while the vector is in flight, which is more than needed). L must be at most
         ``cfg.max_len`` (the accumulators are sized for it). L = 0 is taken as a one-beat vector
         whose lanes are all ignored: signature 0.
+    sig_len : In(cfg.sig_len_bits)
+        The signature length s (spec section 13), sampled with every beat, so it must be stable
+        while a vector's beats are transferred (the core holds it for a whole pass): bits j >= s
+        of the vector's signature are 0 (``sig & (2**s - 1)``); 0 means S (every bit kept),
+        values above S keep every bit. Costs no logic level on the data path: the bits decoded
+        from s ride with the beat as a keep mask, and a dropped bit's stage-1a partial sums are
+        registered as 0 (a synchronous reset), so its projection stays 0 and its sign bit 0.
     signatures : Out(stream.Signature(layouts.signature(cfg)))
         ``{sig, flush}``, one per vector, in input order.
     """
@@ -84,6 +91,7 @@ class SignatureGenerator(wiring.Component):
         super().__init__({
             "vectors": In(stream.Signature(layouts.siggen_beat(cfg))),
             "length": In(cfg.len_bits),
+            "sig_len": In(cfg.sig_len_bits),
             "signatures": Out(stream.Signature(layouts.signature(cfg))),
         })
 
@@ -101,8 +109,8 @@ class SignatureGenerator(wiring.Component):
             accept.eq(self.vectors.valid & self.vectors.ready),
         ]
 
-        s0_ctl, s0_data, s0_dir, last = self._stage0_directions(m, accept)
-        s1_ctl, s1_sum = self._stage1_lane_sums(m, s0_ctl, s0_data, s0_dir)
+        s0_ctl, s0_data, s0_dir, s0_keep, last = self._stage0_directions(m, accept)
+        s1_ctl, s1_sum = self._stage1_lane_sums(m, s0_ctl, s0_data, s0_dir, s0_keep)
         sig = self._stage2_accumulate(m, s1_ctl, s1_sum)
         m.d.comb += [
             out_fifo.w.valid.eq(s1_ctl.valid & s1_ctl.last),
@@ -118,7 +126,13 @@ class SignatureGenerator(wiring.Component):
         return m
 
     def _stage0_directions(self, m, accept):
-        """Beat position, lane mask and projection directions; registers the masked beat."""
+        """Beat position, lane mask, projection directions and the signature bits kept;
+        registers the masked beat.
+
+        Bit j is kept when ``sig_len`` is 0 or above j (spec 13), decoded with every beat (not
+        held from the first beat like L: no more load on ``first``, which is on the critical
+        path); the decode's inputs are registers (the core's pass registers), off the data
+        path."""
         cfg = self.cfg
         P, S = cfg.lanes, cfg.sig_bits
         state0 = lfsr_state0(cfg.seed)
@@ -126,13 +140,16 @@ class SignatureGenerator(wiring.Component):
         window = Signal(64, init=state0)    # LFSR window at this beat's first element
         rem_reg = Signal(cfg.len_bits)      # elements left from this beat on (after the first)
         flush_reg = Signal()                # the vector's flush bit (after the first beat)
+        s0_keep = Signal(S)                 # kept signature bits of the registered beat
         rem = Signal(cfg.len_bits)
         last = Signal()
         flush = Signal()
+        keep = Signal(S)
         m.d.comb += [
             rem.eq(Mux(first, self.length, rem_reg)),
             last.eq(rem <= P),
             flush.eq(Mux(first, self.vectors.p.flush, flush_reg)),
+            keep.eq(Cat((self.sig_len == 0) | (self.sig_len > j) for j in range(S))),
         ]
         # Lane p, bit j of this beat uses s_(t + p*S + j): bit p*S + j = 1 means Rp = -1.
         direction = Cat(*(_parity(window, mask) for mask in sequence_masks(P * S)))
@@ -148,17 +165,19 @@ class SignatureGenerator(wiring.Component):
                 first.eq(last),
                 rem_reg.eq(rem - P),
                 flush_reg.eq(flush),
+                s0_keep.eq(keep),
                 ctl.first.eq(first),
                 ctl.last.eq(last),
                 ctl.flush.eq(flush),
                 dirs.eq(direction),
             ]
             m.d.sync += [data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0)) for p in range(P)]
-        return ctl, data, dirs, last
+        return ctl, data, dirs, s0_keep, last
 
-    def _stage1_lane_sums(self, m, ctl_in, data, dirs):
+    def _stage1_lane_sums(self, m, ctl_in, data, dirs, keep):
         """Per signature bit j, the sum over lanes of ``+-data[p]``, in two registered halves of
-        the adder tree (stage 1a: the first levels, stage 1b: the rest)."""
+        the adder tree (stage 1a: the first levels, stage 1b: the rest). A bit not kept
+        (``keep[j] = 0``) registers 0 partial sums."""
         P, S = self.cfg.lanes, self.cfg.sig_bits
         ctl_a = Signal(_CONTROL)
         ctl = Signal(_CONTROL)
@@ -174,7 +193,7 @@ class SignatureGenerator(wiring.Component):
             for k in range(0, P, group):
                 part = tree_sum(terms[k:k + group])
                 reg = Signal(signed(len(part)), name=f"part{j}_{k // group}")
-                m.d.sync += reg.eq(part)
+                m.d.sync += reg.eq(Mux(keep[j], part, 0))
                 partial.append(reg)
             total = tree_sum(partial)
             acc = Signal(signed(len(total)), name=f"sum{j}")

@@ -7,10 +7,10 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vectors__ready, signatures__payload, signatures__valid, vectors__payload);
+module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, rst, vectors__ready, signatures__payload, signatures__valid, vectors__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire [20:0] \$1 ;
-  wire [21:0] \$10 ;
+  wire \$1 ;
+  wire \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -21,7 +21,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire [20:0] \$11 ;
+  wire \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -32,7 +32,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$117 ;
   wire \$118 ;
   wire \$119 ;
-  wire [21:0] \$12 ;
+  wire \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -43,7 +43,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire [20:0] \$13 ;
+  wire \$13 ;
   wire \$130 ;
   wire \$131 ;
   wire \$132 ;
@@ -54,18 +54,18 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire [21:0] \$14 ;
+  wire \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
+  wire [63:0] \$145 ;
+  wire [13:0] \$146 ;
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire [20:0] \$15 ;
+  wire \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -76,200 +76,200 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire [21:0] \$16 ;
+  wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
   wire \$163 ;
-  wire [7:0] \$164 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [7:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [7:0] \$168 ;
+  wire \$168 ;
   wire \$169 ;
-  wire [20:0] \$17 ;
-  wire [7:0] \$170 ;
-  wire [8:0] \$171 ;
-  wire [8:0] \$172 ;
-  wire [8:0] \$173 ;
-  wire [8:0] \$174 ;
-  wire [9:0] \$175 ;
-  wire [8:0] \$176 ;
-  wire [8:0] \$177 ;
-  wire [8:0] \$178 ;
-  wire [8:0] \$179 ;
-  wire [21:0] \$18 ;
-  wire [9:0] \$180 ;
-  wire [10:0] \$181 ;
-  wire [8:0] \$182 ;
-  wire [8:0] \$183 ;
-  wire [8:0] \$184 ;
-  wire [8:0] \$185 ;
-  wire [9:0] \$186 ;
-  wire [8:0] \$187 ;
-  wire [8:0] \$188 ;
-  wire [8:0] \$189 ;
-  wire [20:0] \$19 ;
-  wire [8:0] \$190 ;
-  wire [9:0] \$191 ;
-  wire [10:0] \$192 ;
-  wire [8:0] \$193 ;
-  wire [8:0] \$194 ;
-  wire [8:0] \$195 ;
-  wire [8:0] \$196 ;
-  wire [9:0] \$197 ;
-  wire [8:0] \$198 ;
-  wire [8:0] \$199 ;
-  wire [21:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [8:0] \$200 ;
-  wire [8:0] \$201 ;
-  wire [9:0] \$202 ;
-  wire [10:0] \$203 ;
-  wire [8:0] \$204 ;
-  wire [8:0] \$205 ;
-  wire [8:0] \$206 ;
-  wire [8:0] \$207 ;
-  wire [9:0] \$208 ;
-  wire [8:0] \$209 ;
-  wire [20:0] \$21 ;
-  wire [8:0] \$210 ;
-  wire [8:0] \$211 ;
-  wire [8:0] \$212 ;
-  wire [9:0] \$213 ;
-  wire [10:0] \$214 ;
-  wire [8:0] \$215 ;
-  wire [8:0] \$216 ;
-  wire [8:0] \$217 ;
-  wire [8:0] \$218 ;
-  wire [9:0] \$219 ;
-  wire [21:0] \$22 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire [7:0] \$212 ;
+  wire \$213 ;
+  wire [7:0] \$214 ;
+  wire \$215 ;
+  wire [7:0] \$216 ;
+  wire \$217 ;
+  wire [7:0] \$218 ;
+  wire [8:0] \$219 ;
+  wire \$22 ;
   wire [8:0] \$220 ;
   wire [8:0] \$221 ;
   wire [8:0] \$222 ;
-  wire [8:0] \$223 ;
+  wire [9:0] \$223 ;
   wire [9:0] \$224 ;
-  wire [10:0] \$225 ;
+  wire [8:0] \$225 ;
   wire [8:0] \$226 ;
   wire [8:0] \$227 ;
   wire [8:0] \$228 ;
-  wire [8:0] \$229 ;
-  wire [20:0] \$23 ;
+  wire [9:0] \$229 ;
+  wire \$23 ;
   wire [9:0] \$230 ;
-  wire [8:0] \$231 ;
+  wire [10:0] \$231 ;
   wire [8:0] \$232 ;
   wire [8:0] \$233 ;
   wire [8:0] \$234 ;
-  wire [9:0] \$235 ;
-  wire [10:0] \$236 ;
-  wire [8:0] \$237 ;
+  wire [8:0] \$235 ;
+  wire [9:0] \$236 ;
+  wire [9:0] \$237 ;
   wire [8:0] \$238 ;
   wire [8:0] \$239 ;
-  wire [21:0] \$24 ;
+  wire \$24 ;
   wire [8:0] \$240 ;
-  wire [9:0] \$241 ;
-  wire [8:0] \$242 ;
-  wire [8:0] \$243 ;
-  wire [8:0] \$244 ;
+  wire [8:0] \$241 ;
+  wire [9:0] \$242 ;
+  wire [9:0] \$243 ;
+  wire [10:0] \$244 ;
   wire [8:0] \$245 ;
-  wire [9:0] \$246 ;
-  wire [10:0] \$247 ;
+  wire [8:0] \$246 ;
+  wire [8:0] \$247 ;
   wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [20:0] \$25 ;
-  wire [8:0] \$250 ;
+  wire [9:0] \$249 ;
+  wire \$25 ;
+  wire [9:0] \$250 ;
   wire [8:0] \$251 ;
-  wire [9:0] \$252 ;
+  wire [8:0] \$252 ;
   wire [8:0] \$253 ;
   wire [8:0] \$254 ;
-  wire [8:0] \$255 ;
-  wire [8:0] \$256 ;
-  wire [9:0] \$257 ;
-  wire [10:0] \$258 ;
+  wire [9:0] \$255 ;
+  wire [9:0] \$256 ;
+  wire [10:0] \$257 ;
+  wire [8:0] \$258 ;
   wire [8:0] \$259 ;
-  wire [21:0] \$26 ;
+  wire \$26 ;
   wire [8:0] \$260 ;
   wire [8:0] \$261 ;
-  wire [8:0] \$262 ;
+  wire [9:0] \$262 ;
   wire [9:0] \$263 ;
   wire [8:0] \$264 ;
   wire [8:0] \$265 ;
   wire [8:0] \$266 ;
   wire [8:0] \$267 ;
   wire [9:0] \$268 ;
-  wire [10:0] \$269 ;
-  wire [20:0] \$27 ;
-  wire [8:0] \$270 ;
+  wire [9:0] \$269 ;
+  wire \$27 ;
+  wire [10:0] \$270 ;
   wire [8:0] \$271 ;
   wire [8:0] \$272 ;
   wire [8:0] \$273 ;
-  wire [9:0] \$274 ;
-  wire [8:0] \$275 ;
-  wire [8:0] \$276 ;
+  wire [8:0] \$274 ;
+  wire [9:0] \$275 ;
+  wire [9:0] \$276 ;
   wire [8:0] \$277 ;
   wire [8:0] \$278 ;
-  wire [9:0] \$279 ;
-  wire [21:0] \$28 ;
-  wire [10:0] \$280 ;
-  wire [8:0] \$281 ;
-  wire [8:0] \$282 ;
-  wire [8:0] \$283 ;
+  wire [8:0] \$279 ;
+  wire \$28 ;
+  wire [8:0] \$280 ;
+  wire [9:0] \$281 ;
+  wire [9:0] \$282 ;
+  wire [10:0] \$283 ;
   wire [8:0] \$284 ;
-  wire [9:0] \$285 ;
+  wire [8:0] \$285 ;
   wire [8:0] \$286 ;
   wire [8:0] \$287 ;
-  wire [8:0] \$288 ;
-  wire [8:0] \$289 ;
-  wire [20:0] \$29 ;
-  wire [9:0] \$290 ;
-  wire [10:0] \$291 ;
+  wire [9:0] \$288 ;
+  wire [9:0] \$289 ;
+  wire \$29 ;
+  wire [8:0] \$290 ;
+  wire [8:0] \$291 ;
   wire [8:0] \$292 ;
   wire [8:0] \$293 ;
-  wire [8:0] \$294 ;
-  wire [8:0] \$295 ;
-  wire [9:0] \$296 ;
+  wire [9:0] \$294 ;
+  wire [9:0] \$295 ;
+  wire [10:0] \$296 ;
   wire [8:0] \$297 ;
   wire [8:0] \$298 ;
   wire [8:0] \$299 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$30 ;
+  wire \$3 ;
+  wire \$30 ;
   wire [8:0] \$300 ;
   wire [9:0] \$301 ;
-  wire [10:0] \$302 ;
+  wire [9:0] \$302 ;
   wire [8:0] \$303 ;
   wire [8:0] \$304 ;
   wire [8:0] \$305 ;
   wire [8:0] \$306 ;
   wire [9:0] \$307 ;
-  wire [8:0] \$308 ;
-  wire [8:0] \$309 ;
-  wire [20:0] \$31 ;
+  wire [9:0] \$308 ;
+  wire [10:0] \$309 ;
+  wire \$31 ;
   wire [8:0] \$310 ;
   wire [8:0] \$311 ;
-  wire [9:0] \$312 ;
-  wire [10:0] \$313 ;
-  wire [8:0] \$314 ;
-  wire [8:0] \$315 ;
+  wire [8:0] \$312 ;
+  wire [8:0] \$313 ;
+  wire [9:0] \$314 ;
+  wire [9:0] \$315 ;
   wire [8:0] \$316 ;
   wire [8:0] \$317 ;
-  wire [9:0] \$318 ;
+  wire [8:0] \$318 ;
   wire [8:0] \$319 ;
-  wire [21:0] \$32 ;
-  wire [8:0] \$320 ;
-  wire [8:0] \$321 ;
-  wire [8:0] \$322 ;
-  wire [9:0] \$323 ;
-  wire [10:0] \$324 ;
+  wire \$32 ;
+  wire [9:0] \$320 ;
+  wire [9:0] \$321 ;
+  wire [10:0] \$322 ;
+  wire [8:0] \$323 ;
+  wire [8:0] \$324 ;
   wire [8:0] \$325 ;
   wire [8:0] \$326 ;
-  wire [8:0] \$327 ;
-  wire [8:0] \$328 ;
-  wire [9:0] \$329 ;
+  wire [9:0] \$327 ;
+  wire [9:0] \$328 ;
+  wire [8:0] \$329 ;
   wire \$33 ;
   wire [8:0] \$330 ;
   wire [8:0] \$331 ;
   wire [8:0] \$332 ;
-  wire [8:0] \$333 ;
+  wire [9:0] \$333 ;
   wire [9:0] \$334 ;
   wire [10:0] \$335 ;
   wire [8:0] \$336 ;
@@ -278,141 +278,222 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire [8:0] \$339 ;
   wire \$34 ;
   wire [9:0] \$340 ;
-  wire [8:0] \$341 ;
+  wire [9:0] \$341 ;
   wire [8:0] \$342 ;
   wire [8:0] \$343 ;
   wire [8:0] \$344 ;
-  wire [9:0] \$345 ;
-  wire [10:0] \$346 ;
-  wire \$347 ;
-  wire [3:0] \$348 ;
-  wire \$349 ;
+  wire [8:0] \$345 ;
+  wire [9:0] \$346 ;
+  wire [9:0] \$347 ;
+  wire [10:0] \$348 ;
+  wire [8:0] \$349 ;
   wire \$35 ;
-  wire [4:0] \$350 ;
-  reg [3:0] \$351 ;
-  reg [63:0] \$352 ;
-  reg \$353 ;
-  reg [12:0] \$354 ;
-  reg \$355 ;
-  reg [63:0] \$356 ;
-  reg [31:0] \$357 ;
-  reg [3:0] \$358 ;
-  reg [3:0] \$359 ;
+  wire [8:0] \$350 ;
+  wire [8:0] \$351 ;
+  wire [8:0] \$352 ;
+  wire [9:0] \$353 ;
+  wire [9:0] \$354 ;
+  wire [8:0] \$355 ;
+  wire [8:0] \$356 ;
+  wire [8:0] \$357 ;
+  wire [8:0] \$358 ;
+  wire [9:0] \$359 ;
   wire \$36 ;
-  reg [9:0] \$360 ;
-  reg [9:0] \$361 ;
-  reg [10:0] \$362 ;
-  reg [9:0] \$363 ;
-  reg [9:0] \$364 ;
-  reg [10:0] \$365 ;
-  reg [9:0] \$366 ;
-  reg [9:0] \$367 ;
-  reg [10:0] \$368 ;
-  reg [9:0] \$369 ;
+  wire [9:0] \$360 ;
+  wire [10:0] \$361 ;
+  wire [8:0] \$362 ;
+  wire [8:0] \$363 ;
+  wire [8:0] \$364 ;
+  wire [8:0] \$365 ;
+  wire [9:0] \$366 ;
+  wire [9:0] \$367 ;
+  wire [8:0] \$368 ;
+  wire [8:0] \$369 ;
   wire \$37 ;
-  reg [9:0] \$370 ;
-  reg [10:0] \$371 ;
-  reg [9:0] \$372 ;
-  reg [9:0] \$373 ;
-  reg [10:0] \$374 ;
-  reg [9:0] \$375 ;
-  reg [9:0] \$376 ;
-  reg [10:0] \$377 ;
-  reg [9:0] \$378 ;
-  reg [9:0] \$379 ;
+  wire [8:0] \$370 ;
+  wire [8:0] \$371 ;
+  wire [9:0] \$372 ;
+  wire [9:0] \$373 ;
+  wire [10:0] \$374 ;
+  wire [8:0] \$375 ;
+  wire [8:0] \$376 ;
+  wire [8:0] \$377 ;
+  wire [8:0] \$378 ;
+  wire [9:0] \$379 ;
   wire \$38 ;
-  reg [10:0] \$380 ;
-  reg [9:0] \$381 ;
-  reg [9:0] \$382 ;
-  reg [10:0] \$383 ;
-  reg [9:0] \$384 ;
-  reg [9:0] \$385 ;
-  reg [10:0] \$386 ;
-  reg [9:0] \$387 ;
-  reg [9:0] \$388 ;
-  reg [10:0] \$389 ;
+  wire [9:0] \$380 ;
+  wire [8:0] \$381 ;
+  wire [8:0] \$382 ;
+  wire [8:0] \$383 ;
+  wire [8:0] \$384 ;
+  wire [9:0] \$385 ;
+  wire [9:0] \$386 ;
+  wire [10:0] \$387 ;
+  wire [8:0] \$388 ;
+  wire [8:0] \$389 ;
   wire \$39 ;
-  reg [9:0] \$390 ;
-  reg [9:0] \$391 ;
-  reg [10:0] \$392 ;
-  reg [9:0] \$393 ;
-  reg [9:0] \$394 ;
-  reg [10:0] \$395 ;
-  reg [9:0] \$396 ;
-  reg [9:0] \$397 ;
-  reg [10:0] \$398 ;
-  reg [9:0] \$399 ;
-  wire [21:0] \$4 ;
+  wire [8:0] \$390 ;
+  wire [8:0] \$391 ;
+  wire [9:0] \$392 ;
+  wire [9:0] \$393 ;
+  wire [8:0] \$394 ;
+  wire [8:0] \$395 ;
+  wire [8:0] \$396 ;
+  wire [8:0] \$397 ;
+  wire [9:0] \$398 ;
+  wire [9:0] \$399 ;
+  wire \$4 ;
   wire \$40 ;
-  reg [9:0] \$400 ;
-  reg [10:0] \$401 ;
-  reg [9:0] \$402 ;
-  reg [9:0] \$403 ;
-  reg [10:0] \$404 ;
-  reg [9:0] \$405 ;
-  reg [9:0] \$406 ;
-  reg [10:0] \$407 ;
-  reg [20:0] \$408 ;
-  reg [20:0] \$409 ;
+  wire [10:0] \$400 ;
+  wire [8:0] \$401 ;
+  wire [8:0] \$402 ;
+  wire [8:0] \$403 ;
+  wire [8:0] \$404 ;
+  wire [9:0] \$405 ;
+  wire [9:0] \$406 ;
+  wire [8:0] \$407 ;
+  wire [8:0] \$408 ;
+  wire [8:0] \$409 ;
   wire \$41 ;
-  reg [20:0] \$410 ;
-  reg [20:0] \$411 ;
-  reg [20:0] \$412 ;
-  reg [20:0] \$413 ;
-  reg [20:0] \$414 ;
-  reg [20:0] \$415 ;
-  reg [20:0] \$416 ;
-  reg [20:0] \$417 ;
-  reg [20:0] \$418 ;
-  reg [20:0] \$419 ;
+  wire [8:0] \$410 ;
+  wire [9:0] \$411 ;
+  wire [9:0] \$412 ;
+  wire [10:0] \$413 ;
+  wire [8:0] \$414 ;
+  wire [8:0] \$415 ;
+  wire [8:0] \$416 ;
+  wire [8:0] \$417 ;
+  wire [9:0] \$418 ;
+  wire [9:0] \$419 ;
   wire \$42 ;
-  reg [20:0] \$420 ;
-  reg [20:0] \$421 ;
-  reg [20:0] \$422 ;
-  reg [20:0] \$423 ;
-  reg [2:0] \$424 ;
+  wire [8:0] \$420 ;
+  wire [8:0] \$421 ;
+  wire [8:0] \$422 ;
+  wire [8:0] \$423 ;
+  wire [9:0] \$424 ;
+  wire [9:0] \$425 ;
+  wire [10:0] \$426 ;
+  wire \$427 ;
+  wire [3:0] \$428 ;
+  wire \$429 ;
   wire \$43 ;
+  wire [4:0] \$430 ;
+  reg [3:0] \$431 ;
+  reg [63:0] \$432 ;
+  reg \$433 ;
+  reg [12:0] \$434 ;
+  reg \$435 ;
+  reg [15:0] \$436 ;
+  reg [63:0] \$437 ;
+  reg [31:0] \$438 ;
+  reg [3:0] \$439 ;
   wire \$44 ;
+  reg [3:0] \$440 ;
+  reg [9:0] \$441 ;
+  reg [9:0] \$442 ;
+  reg [10:0] \$443 ;
+  reg [9:0] \$444 ;
+  reg [9:0] \$445 ;
+  reg [10:0] \$446 ;
+  reg [9:0] \$447 ;
+  reg [9:0] \$448 ;
+  reg [10:0] \$449 ;
   wire \$45 ;
+  reg [9:0] \$450 ;
+  reg [9:0] \$451 ;
+  reg [10:0] \$452 ;
+  reg [9:0] \$453 ;
+  reg [9:0] \$454 ;
+  reg [10:0] \$455 ;
+  reg [9:0] \$456 ;
+  reg [9:0] \$457 ;
+  reg [10:0] \$458 ;
+  reg [9:0] \$459 ;
   wire \$46 ;
+  reg [9:0] \$460 ;
+  reg [10:0] \$461 ;
+  reg [9:0] \$462 ;
+  reg [9:0] \$463 ;
+  reg [10:0] \$464 ;
+  reg [9:0] \$465 ;
+  reg [9:0] \$466 ;
+  reg [10:0] \$467 ;
+  reg [9:0] \$468 ;
+  reg [9:0] \$469 ;
   wire \$47 ;
+  reg [10:0] \$470 ;
+  reg [9:0] \$471 ;
+  reg [9:0] \$472 ;
+  reg [10:0] \$473 ;
+  reg [9:0] \$474 ;
+  reg [9:0] \$475 ;
+  reg [10:0] \$476 ;
+  reg [9:0] \$477 ;
+  reg [9:0] \$478 ;
+  reg [10:0] \$479 ;
   wire \$48 ;
-  wire \$49 ;
-  wire [20:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [21:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [20:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire [21:0] \$8 ;
-  wire \$80 ;
+  reg [9:0] \$480 ;
+  reg [9:0] \$481 ;
+  reg [10:0] \$482 ;
+  reg [9:0] \$483 ;
+  reg [9:0] \$484 ;
+  reg [10:0] \$485 ;
+  reg [9:0] \$486 ;
+  reg [9:0] \$487 ;
+  reg [10:0] \$488 ;
+  reg [20:0] \$489 ;
+  wire [20:0] \$49 ;
+  reg [20:0] \$490 ;
+  reg [20:0] \$491 ;
+  reg [20:0] \$492 ;
+  reg [20:0] \$493 ;
+  reg [20:0] \$494 ;
+  reg [20:0] \$495 ;
+  reg [20:0] \$496 ;
+  reg [20:0] \$497 ;
+  reg [20:0] \$498 ;
+  reg [20:0] \$499 ;
+  wire \$5 ;
+  wire [21:0] \$50 ;
+  reg [20:0] \$500 ;
+  reg [20:0] \$501 ;
+  reg [20:0] \$502 ;
+  reg [20:0] \$503 ;
+  reg [20:0] \$504 ;
+  reg [2:0] \$505 ;
+  wire [20:0] \$51 ;
+  wire [21:0] \$52 ;
+  wire [20:0] \$53 ;
+  wire [21:0] \$54 ;
+  wire [20:0] \$55 ;
+  wire [21:0] \$56 ;
+  wire [20:0] \$57 ;
+  wire [21:0] \$58 ;
+  wire [20:0] \$59 ;
+  wire \$6 ;
+  wire [21:0] \$60 ;
+  wire [20:0] \$61 ;
+  wire [21:0] \$62 ;
+  wire [20:0] \$63 ;
+  wire [21:0] \$64 ;
+  wire [20:0] \$65 ;
+  wire [21:0] \$66 ;
+  wire [20:0] \$67 ;
+  wire [21:0] \$68 ;
+  wire [20:0] \$69 ;
+  wire \$7 ;
+  wire [21:0] \$70 ;
+  wire [20:0] \$71 ;
+  wire [21:0] \$72 ;
+  wire [20:0] \$73 ;
+  wire [21:0] \$74 ;
+  wire [20:0] \$75 ;
+  wire [21:0] \$76 ;
+  wire [20:0] \$77 ;
+  wire [21:0] \$78 ;
+  wire [20:0] \$79 ;
+  wire \$8 ;
+  wire [21:0] \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
@@ -422,7 +503,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire [20:0] \$9 ;
+  wire \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -430,8 +511,8 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire [63:0] \$97 ;
-  wire [13:0] \$98 ;
+  wire \$97 ;
+  wire \$98 ;
   wire \$99 ;
   reg [20:0] acc0 = 21'h000000;
   reg [20:0] acc1 = 21'h000000;
@@ -469,11 +550,11 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   input clk;
   wire clk;
   reg [3:0] ctl = 4'h0;
-  reg [3:0] \ctl$71  = 4'h0;
-  wire \ctl$71.first ;
-  wire \ctl$71.flush ;
-  wire \ctl$71.last ;
-  wire \ctl$71.valid ;
+  reg [3:0] \ctl$73  = 4'h0;
+  wire \ctl$73.first ;
+  wire \ctl$73.flush ;
+  wire \ctl$73.last ;
+  wire \ctl$73.valid ;
   wire \ctl.first ;
   wire \ctl.flush ;
   wire \ctl.last ;
@@ -492,6 +573,7 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   reg first = 1'h1;
   wire flush;
   reg flush_reg = 1'h0;
+  wire [15:0] keep;
   wire last;
   input [12:0] length;
   wire [12:0] length;
@@ -537,6 +619,9 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   reg [12:0] rem_reg = 13'h0000;
   input rst;
   wire rst;
+  reg [15:0] s0_keep = 16'h0000;
+  input [4:0] sig_len;
+  wire [4:0] sig_len;
   output [16:0] signatures__payload;
   wire [16:0] signatures__payload;
   wire \signatures__payload.flush ;
@@ -578,446 +663,528 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
+  always @(posedge clk)
+    part6_0 <= \$459 ;
+  always @(posedge clk)
+    part6_1 <= \$460 ;
+  always @(posedge clk)
+    sum6 <= \$461 ;
+  always @(posedge clk)
+    part7_0 <= \$462 ;
+  always @(posedge clk)
+    part7_1 <= \$463 ;
+  always @(posedge clk)
+    sum7 <= \$464 ;
+  always @(posedge clk)
+    part8_0 <= \$465 ;
+  always @(posedge clk)
+    part8_1 <= \$466 ;
+  always @(posedge clk)
+    sum8 <= \$467 ;
+  always @(posedge clk)
+    part9_0 <= \$468 ;
+  always @(posedge clk)
+    part9_1 <= \$469 ;
+  always @(posedge clk)
+    sum9 <= \$470 ;
+  always @(posedge clk)
+    part10_0 <= \$471 ;
+  always @(posedge clk)
+    part10_1 <= \$472 ;
+  always @(posedge clk)
+    sum10 <= \$473 ;
+  always @(posedge clk)
+    part11_0 <= \$474 ;
+  always @(posedge clk)
+    part11_1 <= \$475 ;
+  always @(posedge clk)
+    sum11 <= \$476 ;
+  always @(posedge clk)
+    part12_0 <= \$477 ;
+  always @(posedge clk)
+    part12_1 <= \$478 ;
+  always @(posedge clk)
+    sum12 <= \$479 ;
+  always @(posedge clk)
+    part13_0 <= \$480 ;
+  always @(posedge clk)
+    part13_1 <= \$481 ;
+  always @(posedge clk)
+    sum13 <= \$482 ;
+  always @(posedge clk)
+    part14_0 <= \$483 ;
+  always @(posedge clk)
+    part14_1 <= \$484 ;
+  always @(posedge clk)
+    sum14 <= \$485 ;
+  always @(posedge clk)
+    part15_0 <= \$486 ;
+  always @(posedge clk)
+    part15_1 <= \$487 ;
+  always @(posedge clk)
+    sum15 <= \$488 ;
+  always @(posedge clk)
+    acc0 <= \$489 ;
+  always @(posedge clk)
+    acc1 <= \$490 ;
+  always @(posedge clk)
+    acc2 <= \$491 ;
+  always @(posedge clk)
+    acc3 <= \$492 ;
+  always @(posedge clk)
+    acc4 <= \$493 ;
+  always @(posedge clk)
+    acc5 <= \$494 ;
+  always @(posedge clk)
+    acc6 <= \$495 ;
+  always @(posedge clk)
+    acc7 <= \$496 ;
+  always @(posedge clk)
+    acc8 <= \$497 ;
+  always @(posedge clk)
+    acc9 <= \$498 ;
+  always @(posedge clk)
+    acc10 <= \$499 ;
+  always @(posedge clk)
+    acc11 <= \$500 ;
+  always @(posedge clk)
+    acc12 <= \$501 ;
+  always @(posedge clk)
+    acc13 <= \$502 ;
+  always @(posedge clk)
+    acc14 <= \$503 ;
+  always @(posedge clk)
+    acc15 <= \$504 ;
+  always @(posedge clk)
+    pending <= \$505 ;
   assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
   assign last = rem <= 3'h4;
   assign flush = first ? vectors__payload[32] : flush_reg;
-  assign \$1  = ctl[1] ? 21'h000000 : acc0;
-  assign \$2  = $signed(\$1 ) + $signed(sum0);
-  assign \$3  = ctl[1] ? 21'h000000 : acc1;
-  assign \$4  = $signed(\$3 ) + $signed(sum1);
-  assign \$5  = ctl[1] ? 21'h000000 : acc2;
-  assign \$6  = $signed(\$5 ) + $signed(sum2);
-  assign \$7  = ctl[1] ? 21'h000000 : acc3;
-  assign \$8  = $signed(\$7 ) + $signed(sum3);
-  assign \$9  = ctl[1] ? 21'h000000 : acc4;
-  assign \$10  = $signed(\$9 ) + $signed(sum4);
-  assign \$11  = ctl[1] ? 21'h000000 : acc5;
-  assign \$12  = $signed(\$11 ) + $signed(sum5);
-  assign \$13  = ctl[1] ? 21'h000000 : acc6;
-  assign \$14  = $signed(\$13 ) + $signed(sum6);
-  assign \$15  = ctl[1] ? 21'h000000 : acc7;
-  assign \$16  = $signed(\$15 ) + $signed(sum7);
-  assign \$17  = ctl[1] ? 21'h000000 : acc8;
-  assign \$18  = $signed(\$17 ) + $signed(sum8);
-  assign \$19  = ctl[1] ? 21'h000000 : acc9;
-  assign \$20  = $signed(\$19 ) + $signed(sum9);
-  assign \$21  = ctl[1] ? 21'h000000 : acc10;
-  assign \$22  = $signed(\$21 ) + $signed(sum10);
-  assign \$23  = ctl[1] ? 21'h000000 : acc11;
-  assign \$24  = $signed(\$23 ) + $signed(sum11);
-  assign \$25  = ctl[1] ? 21'h000000 : acc12;
-  assign \$26  = $signed(\$25 ) + $signed(sum12);
-  assign \$27  = ctl[1] ? 21'h000000 : acc13;
-  assign \$28  = $signed(\$27 ) + $signed(sum13);
-  assign \$29  = ctl[1] ? 21'h000000 : acc14;
-  assign \$30  = $signed(\$29 ) + $signed(sum14);
-  assign \$31  = ctl[1] ? 21'h000000 : acc15;
-  assign \$32  = $signed(\$31 ) + $signed(sum15);
+  assign \$1  = ! sig_len;
+  assign \$2  = sig_len > 1'h0;
+  assign \$3  = \$1  | \$2 ;
+  assign \$4  = ! sig_len;
+  assign \$5  = sig_len > 1'h1;
+  assign \$6  = \$4  | \$5 ;
+  assign \$7  = ! sig_len;
+  assign \$8  = sig_len > 2'h2;
+  assign \$9  = \$7  | \$8 ;
+  assign \$10  = ! sig_len;
+  assign \$11  = sig_len > 2'h3;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = ! sig_len;
+  assign \$14  = sig_len > 3'h4;
+  assign \$15  = \$13  | \$14 ;
+  assign \$16  = ! sig_len;
+  assign \$17  = sig_len > 3'h5;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = ! sig_len;
+  assign \$20  = sig_len > 3'h6;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ! sig_len;
+  assign \$23  = sig_len > 3'h7;
+  assign \$24  = \$22  | \$23 ;
+  assign \$25  = ! sig_len;
+  assign \$26  = sig_len > 4'h8;
+  assign \$27  = \$25  | \$26 ;
+  assign \$28  = ! sig_len;
+  assign \$29  = sig_len > 4'h9;
+  assign \$30  = \$28  | \$29 ;
+  assign \$31  = ! sig_len;
+  assign \$32  = sig_len > 4'ha;
+  assign \$33  = \$31  | \$32 ;
+  assign \$34  = ! sig_len;
+  assign \$35  = sig_len > 4'hb;
+  assign \$36  = \$34  | \$35 ;
+  assign \$37  = ! sig_len;
+  assign \$38  = sig_len > 4'hc;
+  assign \$39  = \$37  | \$38 ;
+  assign \$40  = ! sig_len;
+  assign \$41  = sig_len > 4'hd;
+  assign \$42  = \$40  | \$41 ;
+  assign \$43  = ! sig_len;
+  assign \$44  = sig_len > 4'he;
+  assign \$45  = \$43  | \$44 ;
+  assign \$46  = ! sig_len;
+  assign \$47  = sig_len > 4'hf;
+  assign \$48  = \$46  | \$47 ;
+  assign \$49  = ctl[1] ? 21'h000000 : acc0;
+  assign \$50  = $signed(\$49 ) + $signed(sum0);
+  assign \$51  = ctl[1] ? 21'h000000 : acc1;
+  assign \$52  = $signed(\$51 ) + $signed(sum1);
+  assign \$53  = ctl[1] ? 21'h000000 : acc2;
+  assign \$54  = $signed(\$53 ) + $signed(sum2);
+  assign \$55  = ctl[1] ? 21'h000000 : acc3;
+  assign \$56  = $signed(\$55 ) + $signed(sum3);
+  assign \$57  = ctl[1] ? 21'h000000 : acc4;
+  assign \$58  = $signed(\$57 ) + $signed(sum4);
+  assign \$59  = ctl[1] ? 21'h000000 : acc5;
+  assign \$60  = $signed(\$59 ) + $signed(sum5);
+  assign \$61  = ctl[1] ? 21'h000000 : acc6;
+  assign \$62  = $signed(\$61 ) + $signed(sum6);
+  assign \$63  = ctl[1] ? 21'h000000 : acc7;
+  assign \$64  = $signed(\$63 ) + $signed(sum7);
+  assign \$65  = ctl[1] ? 21'h000000 : acc8;
+  assign \$66  = $signed(\$65 ) + $signed(sum8);
+  assign \$67  = ctl[1] ? 21'h000000 : acc9;
+  assign \$68  = $signed(\$67 ) + $signed(sum9);
+  assign \$69  = ctl[1] ? 21'h000000 : acc10;
+  assign \$70  = $signed(\$69 ) + $signed(sum10);
+  assign \$71  = ctl[1] ? 21'h000000 : acc11;
+  assign \$72  = $signed(\$71 ) + $signed(sum11);
+  assign \$73  = ctl[1] ? 21'h000000 : acc12;
+  assign \$74  = $signed(\$73 ) + $signed(sum12);
+  assign \$75  = ctl[1] ? 21'h000000 : acc13;
+  assign \$76  = $signed(\$75 ) + $signed(sum13);
+  assign \$77  = ctl[1] ? 21'h000000 : acc14;
+  assign \$78  = $signed(\$77 ) + $signed(sum14);
+  assign \$79  = ctl[1] ? 21'h000000 : acc15;
+  assign \$80  = $signed(\$79 ) + $signed(sum15);
   assign w__valid = ctl[0] & ctl[2];
-  assign \$33  = ^ { window[4:3], window[1:0] };
-  assign \$34  = ^ { window[5:4], window[2:1] };
-  assign \$35  = ^ { window[6:5], window[3:2] };
-  assign \$36  = ^ { window[7:6], window[4:3] };
-  assign \$37  = ^ { window[8:7], window[5:4] };
-  assign \$38  = ^ { window[9:8], window[6:5] };
-  assign \$39  = ^ { window[10:9], window[7:6] };
-  assign \$40  = ^ { window[11:10], window[8:7] };
-  assign \$41  = ^ { window[12:11], window[9:8] };
-  assign \$42  = ^ { window[13:12], window[10:9] };
-  assign \$43  = ^ { window[14:13], window[11:10] };
-  assign \$44  = ^ { window[15:14], window[12:11] };
-  assign \$45  = ^ { window[16:15], window[13:12] };
-  assign \$46  = ^ { window[17:16], window[14:13] };
-  assign \$47  = ^ { window[18:17], window[15:14] };
-  assign \$48  = ^ { window[19:18], window[16:15] };
-  assign \$49  = ^ { window[20:19], window[17:16] };
-  assign \$50  = ^ { window[21:20], window[18:17] };
-  assign \$51  = ^ { window[22:21], window[19:18] };
-  assign \$52  = ^ { window[23:22], window[20:19] };
-  assign \$53  = ^ { window[24:23], window[21:20] };
-  assign \$54  = ^ { window[25:24], window[22:21] };
-  assign \$55  = ^ { window[26:25], window[23:22] };
-  assign \$56  = ^ { window[27:26], window[24:23] };
-  assign \$57  = ^ { window[28:27], window[25:24] };
-  assign \$58  = ^ { window[29:28], window[26:25] };
-  assign \$59  = ^ { window[30:29], window[27:26] };
-  assign \$60  = ^ { window[31:30], window[28:27] };
-  assign \$61  = ^ { window[32:31], window[29:28] };
-  assign \$62  = ^ { window[33:32], window[30:29] };
-  assign \$63  = ^ { window[34:33], window[31:30] };
-  assign \$64  = ^ { window[35:34], window[32:31] };
-  assign \$65  = ^ { window[36:35], window[33:32] };
-  assign \$66  = ^ { window[37:36], window[34:33] };
-  assign \$67  = ^ { window[38:37], window[35:34] };
-  assign \$68  = ^ { window[39:38], window[36:35] };
-  assign \$69  = ^ { window[40:39], window[37:36] };
-  assign \$70  = ^ { window[41:40], window[38:37] };
-  assign \$71  = ^ { window[42:41], window[39:38] };
-  assign \$72  = ^ { window[43:42], window[40:39] };
-  assign \$73  = ^ { window[44:43], window[41:40] };
-  assign \$74  = ^ { window[45:44], window[42:41] };
-  assign \$75  = ^ { window[46:45], window[43:42] };
-  assign \$76  = ^ { window[47:46], window[44:43] };
-  assign \$77  = ^ { window[48:47], window[45:44] };
-  assign \$78  = ^ { window[49:48], window[46:45] };
-  assign \$79  = ^ { window[50:49], window[47:46] };
-  assign \$80  = ^ { window[51:50], window[48:47] };
-  assign \$81  = ^ { window[52:51], window[49:48] };
-  assign \$82  = ^ { window[53:52], window[50:49] };
-  assign \$83  = ^ { window[54:53], window[51:50] };
-  assign \$84  = ^ { window[55:54], window[52:51] };
-  assign \$85  = ^ { window[56:55], window[53:52] };
-  assign \$86  = ^ { window[57:56], window[54:53] };
-  assign \$87  = ^ { window[58:57], window[55:54] };
-  assign \$88  = ^ { window[59:58], window[56:55] };
-  assign \$89  = ^ { window[60:59], window[57:56] };
-  assign \$90  = ^ { window[61:60], window[58:57] };
-  assign \$91  = ^ { window[62:61], window[59:58] };
-  assign \$92  = ^ { window[63:62], window[60:59] };
-  assign \$93  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
-  assign \$94  = ^ { window[62:61], window[5], window[3:2], window[0] };
-  assign \$95  = ^ { window[63:62], window[6], window[4:3], window[1] };
-  assign \$96  = ^ { window[63], window[7], window[5], window[3:0] };
-  assign \$97  = last ? 64'hb27044ba4b8ff03e : { \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34 , \$33  };
-  assign \$98  = rem - 3'h4;
-  assign \$163  = rem > 1'h0;
-  assign \$164  = \$163  ? vectors__payload[7:0] : 8'h00;
-  assign \$165  = rem > 1'h1;
-  assign \$166  = \$165  ? vectors__payload[15:8] : 8'h00;
-  assign \$167  = rem > 2'h2;
-  assign \$168  = \$167  ? vectors__payload[23:16] : 8'h00;
-  assign \$169  = rem > 2'h3;
-  assign \$170  = \$169  ? vectors__payload[31:24] : 8'h00;
-  assign \$171  = - $signed(data[7:0]);
-  assign \$172  = dirs[0] ? \$171  : { data[7], data[7:0] };
-  assign \$173  = - $signed(data[15:8]);
-  assign \$174  = dirs[16] ? \$173  : { data[15], data[15:8] };
-  assign \$175  = $signed(\$172 ) + $signed(\$174 );
-  assign \$176  = - $signed(data[23:16]);
-  assign \$177  = dirs[32] ? \$176  : { data[23], data[23:16] };
-  assign \$178  = - $signed(data[31:24]);
-  assign \$179  = dirs[48] ? \$178  : { data[31], data[31:24] };
-  assign \$180  = $signed(\$177 ) + $signed(\$179 );
-  assign \$181  = $signed(part0_0) + $signed(part0_1);
-  assign \$182  = - $signed(data[7:0]);
-  assign \$183  = dirs[1] ? \$182  : { data[7], data[7:0] };
-  assign \$184  = - $signed(data[15:8]);
-  assign \$185  = dirs[17] ? \$184  : { data[15], data[15:8] };
-  assign \$186  = $signed(\$183 ) + $signed(\$185 );
-  assign \$187  = - $signed(data[23:16]);
-  assign \$188  = dirs[33] ? \$187  : { data[23], data[23:16] };
-  assign \$189  = - $signed(data[31:24]);
-  assign \$190  = dirs[49] ? \$189  : { data[31], data[31:24] };
-  assign \$191  = $signed(\$188 ) + $signed(\$190 );
-  assign \$192  = $signed(part1_0) + $signed(part1_1);
-  assign \$193  = - $signed(data[7:0]);
-  assign \$194  = dirs[2] ? \$193  : { data[7], data[7:0] };
-  assign \$195  = - $signed(data[15:8]);
-  assign \$196  = dirs[18] ? \$195  : { data[15], data[15:8] };
-  assign \$197  = $signed(\$194 ) + $signed(\$196 );
-  assign \$198  = - $signed(data[23:16]);
-  assign \$199  = dirs[34] ? \$198  : { data[23], data[23:16] };
-  assign \$200  = - $signed(data[31:24]);
-  assign \$201  = dirs[50] ? \$200  : { data[31], data[31:24] };
-  assign \$202  = $signed(\$199 ) + $signed(\$201 );
-  assign \$203  = $signed(part2_0) + $signed(part2_1);
-  assign \$204  = - $signed(data[7:0]);
-  assign \$205  = dirs[3] ? \$204  : { data[7], data[7:0] };
-  assign \$206  = - $signed(data[15:8]);
-  assign \$207  = dirs[19] ? \$206  : { data[15], data[15:8] };
-  assign \$208  = $signed(\$205 ) + $signed(\$207 );
-  assign \$209  = - $signed(data[23:16]);
-  assign \$210  = dirs[35] ? \$209  : { data[23], data[23:16] };
-  assign \$211  = - $signed(data[31:24]);
-  assign \$212  = dirs[51] ? \$211  : { data[31], data[31:24] };
-  assign \$213  = $signed(\$210 ) + $signed(\$212 );
-  assign \$214  = $signed(part3_0) + $signed(part3_1);
-  assign \$215  = - $signed(data[7:0]);
-  assign \$216  = dirs[4] ? \$215  : { data[7], data[7:0] };
-  assign \$217  = - $signed(data[15:8]);
-  assign \$218  = dirs[20] ? \$217  : { data[15], data[15:8] };
-  assign \$219  = $signed(\$216 ) + $signed(\$218 );
-  assign \$220  = - $signed(data[23:16]);
-  assign \$221  = dirs[36] ? \$220  : { data[23], data[23:16] };
-  assign \$222  = - $signed(data[31:24]);
-  assign \$223  = dirs[52] ? \$222  : { data[31], data[31:24] };
-  assign \$224  = $signed(\$221 ) + $signed(\$223 );
-  assign \$225  = $signed(part4_0) + $signed(part4_1);
-  assign \$226  = - $signed(data[7:0]);
-  assign \$227  = dirs[5] ? \$226  : { data[7], data[7:0] };
-  assign \$228  = - $signed(data[15:8]);
-  assign \$229  = dirs[21] ? \$228  : { data[15], data[15:8] };
-  assign \$230  = $signed(\$227 ) + $signed(\$229 );
-  assign \$231  = - $signed(data[23:16]);
-  assign \$232  = dirs[37] ? \$231  : { data[23], data[23:16] };
-  assign \$233  = - $signed(data[31:24]);
-  assign \$234  = dirs[53] ? \$233  : { data[31], data[31:24] };
-  assign \$235  = $signed(\$232 ) + $signed(\$234 );
-  assign \$236  = $signed(part5_0) + $signed(part5_1);
-  assign \$237  = - $signed(data[7:0]);
-  assign \$238  = dirs[6] ? \$237  : { data[7], data[7:0] };
-  assign \$239  = - $signed(data[15:8]);
-  assign \$240  = dirs[22] ? \$239  : { data[15], data[15:8] };
-  assign \$241  = $signed(\$238 ) + $signed(\$240 );
-  assign \$242  = - $signed(data[23:16]);
-  assign \$243  = dirs[38] ? \$242  : { data[23], data[23:16] };
-  assign \$244  = - $signed(data[31:24]);
-  assign \$245  = dirs[54] ? \$244  : { data[31], data[31:24] };
-  assign \$246  = $signed(\$243 ) + $signed(\$245 );
-  assign \$247  = $signed(part6_0) + $signed(part6_1);
-  assign \$248  = - $signed(data[7:0]);
-  assign \$249  = dirs[7] ? \$248  : { data[7], data[7:0] };
-  assign \$250  = - $signed(data[15:8]);
-  assign \$251  = dirs[23] ? \$250  : { data[15], data[15:8] };
-  assign \$252  = $signed(\$249 ) + $signed(\$251 );
-  assign \$253  = - $signed(data[23:16]);
-  assign \$254  = dirs[39] ? \$253  : { data[23], data[23:16] };
-  assign \$255  = - $signed(data[31:24]);
-  assign \$256  = dirs[55] ? \$255  : { data[31], data[31:24] };
-  assign \$257  = $signed(\$254 ) + $signed(\$256 );
-  assign \$258  = $signed(part7_0) + $signed(part7_1);
-  assign \$259  = - $signed(data[7:0]);
-  assign \$260  = dirs[8] ? \$259  : { data[7], data[7:0] };
-  assign \$261  = - $signed(data[15:8]);
-  assign \$262  = dirs[24] ? \$261  : { data[15], data[15:8] };
-  assign \$263  = $signed(\$260 ) + $signed(\$262 );
+  assign \$81  = ^ { window[4:3], window[1:0] };
+  assign \$82  = ^ { window[5:4], window[2:1] };
+  assign \$83  = ^ { window[6:5], window[3:2] };
+  assign \$84  = ^ { window[7:6], window[4:3] };
+  assign \$85  = ^ { window[8:7], window[5:4] };
+  assign \$86  = ^ { window[9:8], window[6:5] };
+  assign \$87  = ^ { window[10:9], window[7:6] };
+  assign \$88  = ^ { window[11:10], window[8:7] };
+  assign \$89  = ^ { window[12:11], window[9:8] };
+  assign \$90  = ^ { window[13:12], window[10:9] };
+  assign \$91  = ^ { window[14:13], window[11:10] };
+  assign \$92  = ^ { window[15:14], window[12:11] };
+  assign \$93  = ^ { window[16:15], window[13:12] };
+  assign \$94  = ^ { window[17:16], window[14:13] };
+  assign \$95  = ^ { window[18:17], window[15:14] };
+  assign \$96  = ^ { window[19:18], window[16:15] };
+  assign \$97  = ^ { window[20:19], window[17:16] };
+  assign \$98  = ^ { window[21:20], window[18:17] };
+  assign \$99  = ^ { window[22:21], window[19:18] };
+  assign \$100  = ^ { window[23:22], window[20:19] };
+  assign \$101  = ^ { window[24:23], window[21:20] };
+  assign \$102  = ^ { window[25:24], window[22:21] };
+  assign \$103  = ^ { window[26:25], window[23:22] };
+  assign \$104  = ^ { window[27:26], window[24:23] };
+  assign \$105  = ^ { window[28:27], window[25:24] };
+  assign \$106  = ^ { window[29:28], window[26:25] };
+  assign \$107  = ^ { window[30:29], window[27:26] };
+  assign \$108  = ^ { window[31:30], window[28:27] };
+  assign \$109  = ^ { window[32:31], window[29:28] };
+  assign \$110  = ^ { window[33:32], window[30:29] };
+  assign \$111  = ^ { window[34:33], window[31:30] };
+  assign \$112  = ^ { window[35:34], window[32:31] };
+  assign \$113  = ^ { window[36:35], window[33:32] };
+  assign \$114  = ^ { window[37:36], window[34:33] };
+  assign \$115  = ^ { window[38:37], window[35:34] };
+  assign \$116  = ^ { window[39:38], window[36:35] };
+  assign \$117  = ^ { window[40:39], window[37:36] };
+  assign \$118  = ^ { window[41:40], window[38:37] };
+  assign \$119  = ^ { window[42:41], window[39:38] };
+  assign \$120  = ^ { window[43:42], window[40:39] };
+  assign \$121  = ^ { window[44:43], window[41:40] };
+  assign \$122  = ^ { window[45:44], window[42:41] };
+  assign \$123  = ^ { window[46:45], window[43:42] };
+  assign \$124  = ^ { window[47:46], window[44:43] };
+  assign \$125  = ^ { window[48:47], window[45:44] };
+  assign \$126  = ^ { window[49:48], window[46:45] };
+  assign \$127  = ^ { window[50:49], window[47:46] };
+  assign \$128  = ^ { window[51:50], window[48:47] };
+  assign \$129  = ^ { window[52:51], window[49:48] };
+  assign \$130  = ^ { window[53:52], window[50:49] };
+  assign \$131  = ^ { window[54:53], window[51:50] };
+  assign \$132  = ^ { window[55:54], window[52:51] };
+  assign \$133  = ^ { window[56:55], window[53:52] };
+  assign \$134  = ^ { window[57:56], window[54:53] };
+  assign \$135  = ^ { window[58:57], window[55:54] };
+  assign \$136  = ^ { window[59:58], window[56:55] };
+  assign \$137  = ^ { window[60:59], window[57:56] };
+  assign \$138  = ^ { window[61:60], window[58:57] };
+  assign \$139  = ^ { window[62:61], window[59:58] };
+  assign \$140  = ^ { window[63:62], window[60:59] };
+  assign \$141  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
+  assign \$142  = ^ { window[62:61], window[5], window[3:2], window[0] };
+  assign \$143  = ^ { window[63:62], window[6], window[4:3], window[1] };
+  assign \$144  = ^ { window[63], window[7], window[5], window[3:0] };
+  assign \$145  = last ? 64'hb27044ba4b8ff03e : { \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81  };
+  assign \$146  = rem - 3'h4;
+  assign \$211  = rem > 1'h0;
+  assign \$212  = \$211  ? vectors__payload[7:0] : 8'h00;
+  assign \$213  = rem > 1'h1;
+  assign \$214  = \$213  ? vectors__payload[15:8] : 8'h00;
+  assign \$215  = rem > 2'h2;
+  assign \$216  = \$215  ? vectors__payload[23:16] : 8'h00;
+  assign \$217  = rem > 2'h3;
+  assign \$218  = \$217  ? vectors__payload[31:24] : 8'h00;
+  assign \$219  = - $signed(data[7:0]);
+  assign \$220  = dirs[0] ? \$219  : { data[7], data[7:0] };
+  assign \$221  = - $signed(data[15:8]);
+  assign \$222  = dirs[16] ? \$221  : { data[15], data[15:8] };
+  assign \$223  = $signed(\$220 ) + $signed(\$222 );
+  assign \$224  = s0_keep[0] ? \$223  : 10'h000;
+  assign \$225  = - $signed(data[23:16]);
+  assign \$226  = dirs[32] ? \$225  : { data[23], data[23:16] };
+  assign \$227  = - $signed(data[31:24]);
+  assign \$228  = dirs[48] ? \$227  : { data[31], data[31:24] };
+  assign \$229  = $signed(\$226 ) + $signed(\$228 );
+  assign \$230  = s0_keep[0] ? \$229  : 10'h000;
+  assign \$231  = $signed(part0_0) + $signed(part0_1);
+  assign \$232  = - $signed(data[7:0]);
+  assign \$233  = dirs[1] ? \$232  : { data[7], data[7:0] };
+  assign \$234  = - $signed(data[15:8]);
+  assign \$235  = dirs[17] ? \$234  : { data[15], data[15:8] };
+  assign \$236  = $signed(\$233 ) + $signed(\$235 );
+  assign \$237  = s0_keep[1] ? \$236  : 10'h000;
+  assign \$238  = - $signed(data[23:16]);
+  assign \$239  = dirs[33] ? \$238  : { data[23], data[23:16] };
+  assign \$240  = - $signed(data[31:24]);
+  assign \$241  = dirs[49] ? \$240  : { data[31], data[31:24] };
+  assign \$242  = $signed(\$239 ) + $signed(\$241 );
+  assign \$243  = s0_keep[1] ? \$242  : 10'h000;
+  assign \$244  = $signed(part1_0) + $signed(part1_1);
+  assign \$245  = - $signed(data[7:0]);
+  assign \$246  = dirs[2] ? \$245  : { data[7], data[7:0] };
+  assign \$247  = - $signed(data[15:8]);
+  assign \$248  = dirs[18] ? \$247  : { data[15], data[15:8] };
+  assign \$249  = $signed(\$246 ) + $signed(\$248 );
+  assign \$250  = s0_keep[2] ? \$249  : 10'h000;
+  assign \$251  = - $signed(data[23:16]);
+  assign \$252  = dirs[34] ? \$251  : { data[23], data[23:16] };
+  assign \$253  = - $signed(data[31:24]);
+  assign \$254  = dirs[50] ? \$253  : { data[31], data[31:24] };
+  assign \$255  = $signed(\$252 ) + $signed(\$254 );
+  assign \$256  = s0_keep[2] ? \$255  : 10'h000;
+  assign \$257  = $signed(part2_0) + $signed(part2_1);
+  assign \$258  = - $signed(data[7:0]);
+  assign \$259  = dirs[3] ? \$258  : { data[7], data[7:0] };
+  assign \$260  = - $signed(data[15:8]);
+  assign \$261  = dirs[19] ? \$260  : { data[15], data[15:8] };
+  assign \$262  = $signed(\$259 ) + $signed(\$261 );
+  assign \$263  = s0_keep[3] ? \$262  : 10'h000;
   assign \$264  = - $signed(data[23:16]);
-  assign \$265  = dirs[40] ? \$264  : { data[23], data[23:16] };
+  assign \$265  = dirs[35] ? \$264  : { data[23], data[23:16] };
   assign \$266  = - $signed(data[31:24]);
-  assign \$267  = dirs[56] ? \$266  : { data[31], data[31:24] };
+  assign \$267  = dirs[51] ? \$266  : { data[31], data[31:24] };
   assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = $signed(part8_0) + $signed(part8_1);
-  assign \$270  = - $signed(data[7:0]);
-  assign \$271  = dirs[9] ? \$270  : { data[7], data[7:0] };
-  assign \$272  = - $signed(data[15:8]);
-  assign \$273  = dirs[25] ? \$272  : { data[15], data[15:8] };
-  assign \$274  = $signed(\$271 ) + $signed(\$273 );
-  assign \$275  = - $signed(data[23:16]);
-  assign \$276  = dirs[41] ? \$275  : { data[23], data[23:16] };
-  assign \$277  = - $signed(data[31:24]);
-  assign \$278  = dirs[57] ? \$277  : { data[31], data[31:24] };
-  assign \$279  = $signed(\$276 ) + $signed(\$278 );
-  assign \$280  = $signed(part9_0) + $signed(part9_1);
-  assign \$281  = - $signed(data[7:0]);
-  assign \$282  = dirs[10] ? \$281  : { data[7], data[7:0] };
-  assign \$283  = - $signed(data[15:8]);
-  assign \$284  = dirs[26] ? \$283  : { data[15], data[15:8] };
-  assign \$285  = $signed(\$282 ) + $signed(\$284 );
-  assign \$286  = - $signed(data[23:16]);
-  assign \$287  = dirs[42] ? \$286  : { data[23], data[23:16] };
-  assign \$288  = - $signed(data[31:24]);
-  assign \$289  = dirs[58] ? \$288  : { data[31], data[31:24] };
-  assign \$290  = $signed(\$287 ) + $signed(\$289 );
-  assign \$291  = $signed(part10_0) + $signed(part10_1);
-  assign \$292  = - $signed(data[7:0]);
-  assign \$293  = dirs[11] ? \$292  : { data[7], data[7:0] };
-  assign \$294  = - $signed(data[15:8]);
-  assign \$295  = dirs[27] ? \$294  : { data[15], data[15:8] };
-  assign \$296  = $signed(\$293 ) + $signed(\$295 );
-  assign \$297  = - $signed(data[23:16]);
-  assign \$298  = dirs[43] ? \$297  : { data[23], data[23:16] };
-  assign \$299  = - $signed(data[31:24]);
-  assign \$300  = dirs[59] ? \$299  : { data[31], data[31:24] };
+  assign \$269  = s0_keep[3] ? \$268  : 10'h000;
+  assign \$270  = $signed(part3_0) + $signed(part3_1);
+  assign \$271  = - $signed(data[7:0]);
+  assign \$272  = dirs[4] ? \$271  : { data[7], data[7:0] };
+  assign \$273  = - $signed(data[15:8]);
+  assign \$274  = dirs[20] ? \$273  : { data[15], data[15:8] };
+  assign \$275  = $signed(\$272 ) + $signed(\$274 );
+  assign \$276  = s0_keep[4] ? \$275  : 10'h000;
+  assign \$277  = - $signed(data[23:16]);
+  assign \$278  = dirs[36] ? \$277  : { data[23], data[23:16] };
+  assign \$279  = - $signed(data[31:24]);
+  assign \$280  = dirs[52] ? \$279  : { data[31], data[31:24] };
+  assign \$281  = $signed(\$278 ) + $signed(\$280 );
+  assign \$282  = s0_keep[4] ? \$281  : 10'h000;
+  assign \$283  = $signed(part4_0) + $signed(part4_1);
+  assign \$284  = - $signed(data[7:0]);
+  assign \$285  = dirs[5] ? \$284  : { data[7], data[7:0] };
+  assign \$286  = - $signed(data[15:8]);
+  assign \$287  = dirs[21] ? \$286  : { data[15], data[15:8] };
+  assign \$288  = $signed(\$285 ) + $signed(\$287 );
+  assign \$289  = s0_keep[5] ? \$288  : 10'h000;
+  assign \$290  = - $signed(data[23:16]);
+  assign \$291  = dirs[37] ? \$290  : { data[23], data[23:16] };
+  assign \$292  = - $signed(data[31:24]);
+  assign \$293  = dirs[53] ? \$292  : { data[31], data[31:24] };
+  assign \$294  = $signed(\$291 ) + $signed(\$293 );
+  assign \$295  = s0_keep[5] ? \$294  : 10'h000;
+  assign \$296  = $signed(part5_0) + $signed(part5_1);
+  assign \$297  = - $signed(data[7:0]);
+  assign \$298  = dirs[6] ? \$297  : { data[7], data[7:0] };
+  assign \$299  = - $signed(data[15:8]);
+  assign \$300  = dirs[22] ? \$299  : { data[15], data[15:8] };
   assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = $signed(part11_0) + $signed(part11_1);
-  assign \$303  = - $signed(data[7:0]);
-  assign \$304  = dirs[12] ? \$303  : { data[7], data[7:0] };
-  assign \$305  = - $signed(data[15:8]);
-  assign \$306  = dirs[28] ? \$305  : { data[15], data[15:8] };
+  assign \$302  = s0_keep[6] ? \$301  : 10'h000;
+  assign \$303  = - $signed(data[23:16]);
+  assign \$304  = dirs[38] ? \$303  : { data[23], data[23:16] };
+  assign \$305  = - $signed(data[31:24]);
+  assign \$306  = dirs[54] ? \$305  : { data[31], data[31:24] };
   assign \$307  = $signed(\$304 ) + $signed(\$306 );
-  assign \$308  = - $signed(data[23:16]);
-  assign \$309  = dirs[44] ? \$308  : { data[23], data[23:16] };
-  assign \$310  = - $signed(data[31:24]);
-  assign \$311  = dirs[60] ? \$310  : { data[31], data[31:24] };
-  assign \$312  = $signed(\$309 ) + $signed(\$311 );
-  assign \$313  = $signed(part12_0) + $signed(part12_1);
-  assign \$314  = - $signed(data[7:0]);
-  assign \$315  = dirs[13] ? \$314  : { data[7], data[7:0] };
-  assign \$316  = - $signed(data[15:8]);
-  assign \$317  = dirs[29] ? \$316  : { data[15], data[15:8] };
-  assign \$318  = $signed(\$315 ) + $signed(\$317 );
-  assign \$319  = - $signed(data[23:16]);
-  assign \$320  = dirs[45] ? \$319  : { data[23], data[23:16] };
-  assign \$321  = - $signed(data[31:24]);
-  assign \$322  = dirs[61] ? \$321  : { data[31], data[31:24] };
-  assign \$323  = $signed(\$320 ) + $signed(\$322 );
-  assign \$324  = $signed(part13_0) + $signed(part13_1);
-  assign \$325  = - $signed(data[7:0]);
-  assign \$326  = dirs[14] ? \$325  : { data[7], data[7:0] };
-  assign \$327  = - $signed(data[15:8]);
-  assign \$328  = dirs[30] ? \$327  : { data[15], data[15:8] };
-  assign \$329  = $signed(\$326 ) + $signed(\$328 );
-  assign \$330  = - $signed(data[23:16]);
-  assign \$331  = dirs[46] ? \$330  : { data[23], data[23:16] };
-  assign \$332  = - $signed(data[31:24]);
-  assign \$333  = dirs[62] ? \$332  : { data[31], data[31:24] };
-  assign \$334  = $signed(\$331 ) + $signed(\$333 );
-  assign \$335  = $signed(part14_0) + $signed(part14_1);
+  assign \$308  = s0_keep[6] ? \$307  : 10'h000;
+  assign \$309  = $signed(part6_0) + $signed(part6_1);
+  assign \$310  = - $signed(data[7:0]);
+  assign \$311  = dirs[7] ? \$310  : { data[7], data[7:0] };
+  assign \$312  = - $signed(data[15:8]);
+  assign \$313  = dirs[23] ? \$312  : { data[15], data[15:8] };
+  assign \$314  = $signed(\$311 ) + $signed(\$313 );
+  assign \$315  = s0_keep[7] ? \$314  : 10'h000;
+  assign \$316  = - $signed(data[23:16]);
+  assign \$317  = dirs[39] ? \$316  : { data[23], data[23:16] };
+  assign \$318  = - $signed(data[31:24]);
+  assign \$319  = dirs[55] ? \$318  : { data[31], data[31:24] };
+  assign \$320  = $signed(\$317 ) + $signed(\$319 );
+  assign \$321  = s0_keep[7] ? \$320  : 10'h000;
+  assign \$322  = $signed(part7_0) + $signed(part7_1);
+  assign \$323  = - $signed(data[7:0]);
+  assign \$324  = dirs[8] ? \$323  : { data[7], data[7:0] };
+  assign \$325  = - $signed(data[15:8]);
+  assign \$326  = dirs[24] ? \$325  : { data[15], data[15:8] };
+  assign \$327  = $signed(\$324 ) + $signed(\$326 );
+  assign \$328  = s0_keep[8] ? \$327  : 10'h000;
+  assign \$329  = - $signed(data[23:16]);
+  assign \$330  = dirs[40] ? \$329  : { data[23], data[23:16] };
+  assign \$331  = - $signed(data[31:24]);
+  assign \$332  = dirs[56] ? \$331  : { data[31], data[31:24] };
+  assign \$333  = $signed(\$330 ) + $signed(\$332 );
+  assign \$334  = s0_keep[8] ? \$333  : 10'h000;
+  assign \$335  = $signed(part8_0) + $signed(part8_1);
   assign \$336  = - $signed(data[7:0]);
-  assign \$337  = dirs[15] ? \$336  : { data[7], data[7:0] };
+  assign \$337  = dirs[9] ? \$336  : { data[7], data[7:0] };
   assign \$338  = - $signed(data[15:8]);
-  assign \$339  = dirs[31] ? \$338  : { data[15], data[15:8] };
+  assign \$339  = dirs[25] ? \$338  : { data[15], data[15:8] };
   assign \$340  = $signed(\$337 ) + $signed(\$339 );
-  assign \$341  = - $signed(data[23:16]);
-  assign \$342  = dirs[47] ? \$341  : { data[23], data[23:16] };
-  assign \$343  = - $signed(data[31:24]);
-  assign \$344  = dirs[63] ? \$343  : { data[31], data[31:24] };
-  assign \$345  = $signed(\$342 ) + $signed(\$344 );
-  assign \$346  = $signed(part15_0) + $signed(part15_1);
-  assign \$347  = accept & last;
-  assign \$348  = pending + \$347 ;
-  assign \$349  = signatures__valid & signatures__ready;
-  assign \$350  = \$348  - \$349 ;
+  assign \$341  = s0_keep[9] ? \$340  : 10'h000;
+  assign \$342  = - $signed(data[23:16]);
+  assign \$343  = dirs[41] ? \$342  : { data[23], data[23:16] };
+  assign \$344  = - $signed(data[31:24]);
+  assign \$345  = dirs[57] ? \$344  : { data[31], data[31:24] };
+  assign \$346  = $signed(\$343 ) + $signed(\$345 );
+  assign \$347  = s0_keep[9] ? \$346  : 10'h000;
+  assign \$348  = $signed(part9_0) + $signed(part9_1);
+  assign \$349  = - $signed(data[7:0]);
+  assign \$350  = dirs[10] ? \$349  : { data[7], data[7:0] };
+  assign \$351  = - $signed(data[15:8]);
+  assign \$352  = dirs[26] ? \$351  : { data[15], data[15:8] };
+  assign \$353  = $signed(\$350 ) + $signed(\$352 );
+  assign \$354  = s0_keep[10] ? \$353  : 10'h000;
+  assign \$355  = - $signed(data[23:16]);
+  assign \$356  = dirs[42] ? \$355  : { data[23], data[23:16] };
+  assign \$357  = - $signed(data[31:24]);
+  assign \$358  = dirs[58] ? \$357  : { data[31], data[31:24] };
+  assign \$359  = $signed(\$356 ) + $signed(\$358 );
+  assign \$360  = s0_keep[10] ? \$359  : 10'h000;
+  assign \$361  = $signed(part10_0) + $signed(part10_1);
+  assign \$362  = - $signed(data[7:0]);
+  assign \$363  = dirs[11] ? \$362  : { data[7], data[7:0] };
+  assign \$364  = - $signed(data[15:8]);
+  assign \$365  = dirs[27] ? \$364  : { data[15], data[15:8] };
+  assign \$366  = $signed(\$363 ) + $signed(\$365 );
+  assign \$367  = s0_keep[11] ? \$366  : 10'h000;
+  assign \$368  = - $signed(data[23:16]);
+  assign \$369  = dirs[43] ? \$368  : { data[23], data[23:16] };
+  assign \$370  = - $signed(data[31:24]);
+  assign \$371  = dirs[59] ? \$370  : { data[31], data[31:24] };
+  assign \$372  = $signed(\$369 ) + $signed(\$371 );
+  assign \$373  = s0_keep[11] ? \$372  : 10'h000;
+  assign \$374  = $signed(part11_0) + $signed(part11_1);
+  assign \$375  = - $signed(data[7:0]);
+  assign \$376  = dirs[12] ? \$375  : { data[7], data[7:0] };
+  assign \$377  = - $signed(data[15:8]);
+  assign \$378  = dirs[28] ? \$377  : { data[15], data[15:8] };
+  assign \$379  = $signed(\$376 ) + $signed(\$378 );
+  assign \$380  = s0_keep[12] ? \$379  : 10'h000;
+  assign \$381  = - $signed(data[23:16]);
+  assign \$382  = dirs[44] ? \$381  : { data[23], data[23:16] };
+  assign \$383  = - $signed(data[31:24]);
+  assign \$384  = dirs[60] ? \$383  : { data[31], data[31:24] };
+  assign \$385  = $signed(\$382 ) + $signed(\$384 );
+  assign \$386  = s0_keep[12] ? \$385  : 10'h000;
+  assign \$387  = $signed(part12_0) + $signed(part12_1);
+  assign \$388  = - $signed(data[7:0]);
+  assign \$389  = dirs[13] ? \$388  : { data[7], data[7:0] };
+  assign \$390  = - $signed(data[15:8]);
+  assign \$391  = dirs[29] ? \$390  : { data[15], data[15:8] };
+  assign \$392  = $signed(\$389 ) + $signed(\$391 );
+  assign \$393  = s0_keep[13] ? \$392  : 10'h000;
+  assign \$394  = - $signed(data[23:16]);
+  assign \$395  = dirs[45] ? \$394  : { data[23], data[23:16] };
+  assign \$396  = - $signed(data[31:24]);
+  assign \$397  = dirs[61] ? \$396  : { data[31], data[31:24] };
+  assign \$398  = $signed(\$395 ) + $signed(\$397 );
+  assign \$399  = s0_keep[13] ? \$398  : 10'h000;
+  assign \$400  = $signed(part13_0) + $signed(part13_1);
+  assign \$401  = - $signed(data[7:0]);
+  assign \$402  = dirs[14] ? \$401  : { data[7], data[7:0] };
+  assign \$403  = - $signed(data[15:8]);
+  assign \$404  = dirs[30] ? \$403  : { data[15], data[15:8] };
+  assign \$405  = $signed(\$402 ) + $signed(\$404 );
+  assign \$406  = s0_keep[14] ? \$405  : 10'h000;
+  assign \$407  = - $signed(data[23:16]);
+  assign \$408  = dirs[46] ? \$407  : { data[23], data[23:16] };
+  assign \$409  = - $signed(data[31:24]);
+  assign \$410  = dirs[62] ? \$409  : { data[31], data[31:24] };
+  assign \$411  = $signed(\$408 ) + $signed(\$410 );
+  assign \$412  = s0_keep[14] ? \$411  : 10'h000;
+  assign \$413  = $signed(part14_0) + $signed(part14_1);
+  assign \$414  = - $signed(data[7:0]);
+  assign \$415  = dirs[15] ? \$414  : { data[7], data[7:0] };
+  assign \$416  = - $signed(data[15:8]);
+  assign \$417  = dirs[31] ? \$416  : { data[15], data[15:8] };
+  assign \$418  = $signed(\$415 ) + $signed(\$417 );
+  assign \$419  = s0_keep[15] ? \$418  : 10'h000;
+  assign \$420  = - $signed(data[23:16]);
+  assign \$421  = dirs[47] ? \$420  : { data[23], data[23:16] };
+  assign \$422  = - $signed(data[31:24]);
+  assign \$423  = dirs[63] ? \$422  : { data[31], data[31:24] };
+  assign \$424  = $signed(\$421 ) + $signed(\$423 );
+  assign \$425  = s0_keep[15] ? \$424  : 10'h000;
+  assign \$426  = $signed(part15_0) + $signed(part15_1);
+  assign \$427  = accept & last;
+  assign \$428  = pending + \$427 ;
+  assign \$429  = signatures__valid & signatures__ready;
+  assign \$430  = \$428  - \$429 ;
+  always @(posedge clk)
+    \ctl$73  <= \$431 ;
+  always @(posedge clk)
+    window <= \$432 ;
+  always @(posedge clk)
+    first <= \$433 ;
+  always @(posedge clk)
+    rem_reg <= \$434 ;
+  always @(posedge clk)
+    flush_reg <= \$435 ;
+  always @(posedge clk)
+    s0_keep <= \$436 ;
   always @(posedge clk)
-    \ctl$71  <= \$351 ;
+    dirs <= \$437 ;
   always @(posedge clk)
-    window <= \$352 ;
+    data <= \$438 ;
   always @(posedge clk)
-    first <= \$353 ;
+    ctl_a <= \$439 ;
   always @(posedge clk)
-    rem_reg <= \$354 ;
+    ctl <= \$440 ;
   always @(posedge clk)
-    flush_reg <= \$355 ;
+    part0_0 <= \$441 ;
   always @(posedge clk)
-    dirs <= \$356 ;
+    part0_1 <= \$442 ;
   always @(posedge clk)
-    data <= \$357 ;
+    sum0 <= \$443 ;
   always @(posedge clk)
-    ctl_a <= \$358 ;
+    part1_0 <= \$444 ;
   always @(posedge clk)
-    ctl <= \$359 ;
+    part1_1 <= \$445 ;
   always @(posedge clk)
-    part0_0 <= \$360 ;
+    sum1 <= \$446 ;
   always @(posedge clk)
-    part0_1 <= \$361 ;
+    part2_0 <= \$447 ;
   always @(posedge clk)
-    sum0 <= \$362 ;
+    part2_1 <= \$448 ;
   always @(posedge clk)
-    part1_0 <= \$363 ;
+    sum2 <= \$449 ;
   always @(posedge clk)
-    part1_1 <= \$364 ;
+    part3_0 <= \$450 ;
   always @(posedge clk)
-    sum1 <= \$365 ;
+    part3_1 <= \$451 ;
   always @(posedge clk)
-    part2_0 <= \$366 ;
+    sum3 <= \$452 ;
   always @(posedge clk)
-    part2_1 <= \$367 ;
+    part4_0 <= \$453 ;
   always @(posedge clk)
-    sum2 <= \$368 ;
+    part4_1 <= \$454 ;
   always @(posedge clk)
-    part3_0 <= \$369 ;
+    sum4 <= \$455 ;
   always @(posedge clk)
-    part3_1 <= \$370 ;
+    part5_0 <= \$456 ;
   always @(posedge clk)
-    sum3 <= \$371 ;
+    part5_1 <= \$457 ;
   always @(posedge clk)
-    part4_0 <= \$372 ;
-  always @(posedge clk)
-    part4_1 <= \$373 ;
-  always @(posedge clk)
-    sum4 <= \$374 ;
-  always @(posedge clk)
-    part5_0 <= \$375 ;
-  always @(posedge clk)
-    part5_1 <= \$376 ;
-  always @(posedge clk)
-    sum5 <= \$377 ;
-  always @(posedge clk)
-    part6_0 <= \$378 ;
-  always @(posedge clk)
-    part6_1 <= \$379 ;
-  always @(posedge clk)
-    sum6 <= \$380 ;
-  always @(posedge clk)
-    part7_0 <= \$381 ;
-  always @(posedge clk)
-    part7_1 <= \$382 ;
-  always @(posedge clk)
-    sum7 <= \$383 ;
-  always @(posedge clk)
-    part8_0 <= \$384 ;
-  always @(posedge clk)
-    part8_1 <= \$385 ;
-  always @(posedge clk)
-    sum8 <= \$386 ;
-  always @(posedge clk)
-    part9_0 <= \$387 ;
-  always @(posedge clk)
-    part9_1 <= \$388 ;
-  always @(posedge clk)
-    sum9 <= \$389 ;
-  always @(posedge clk)
-    part10_0 <= \$390 ;
-  always @(posedge clk)
-    part10_1 <= \$391 ;
-  always @(posedge clk)
-    sum10 <= \$392 ;
-  always @(posedge clk)
-    part11_0 <= \$393 ;
-  always @(posedge clk)
-    part11_1 <= \$394 ;
-  always @(posedge clk)
-    sum11 <= \$395 ;
-  always @(posedge clk)
-    part12_0 <= \$396 ;
-  always @(posedge clk)
-    part12_1 <= \$397 ;
-  always @(posedge clk)
-    sum12 <= \$398 ;
-  always @(posedge clk)
-    part13_0 <= \$399 ;
-  always @(posedge clk)
-    part13_1 <= \$400 ;
-  always @(posedge clk)
-    sum13 <= \$401 ;
-  always @(posedge clk)
-    part14_0 <= \$402 ;
-  always @(posedge clk)
-    part14_1 <= \$403 ;
-  always @(posedge clk)
-    sum14 <= \$404 ;
-  always @(posedge clk)
-    part15_0 <= \$405 ;
-  always @(posedge clk)
-    part15_1 <= \$406 ;
-  always @(posedge clk)
-    sum15 <= \$407 ;
-  always @(posedge clk)
-    acc0 <= \$408 ;
-  always @(posedge clk)
-    acc1 <= \$409 ;
-  always @(posedge clk)
-    acc2 <= \$410 ;
-  always @(posedge clk)
-    acc3 <= \$411 ;
-  always @(posedge clk)
-    acc4 <= \$412 ;
-  always @(posedge clk)
-    acc5 <= \$413 ;
-  always @(posedge clk)
-    acc6 <= \$414 ;
-  always @(posedge clk)
-    acc7 <= \$415 ;
-  always @(posedge clk)
-    acc8 <= \$416 ;
-  always @(posedge clk)
-    acc9 <= \$417 ;
-  always @(posedge clk)
-    acc10 <= \$418 ;
-  always @(posedge clk)
-    acc11 <= \$419 ;
-  always @(posedge clk)
-    acc12 <= \$420 ;
-  always @(posedge clk)
-    acc13 <= \$421 ;
-  always @(posedge clk)
-    acc14 <= \$422 ;
-  always @(posedge clk)
-    acc15 <= \$423 ;
-  always @(posedge clk)
-    pending <= \$424 ;
+    sum5 <= \$458 ;
   \mercury_siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -1029,613 +1196,624 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351 [3:1] = \ctl$71 [3:1];
-    \$351 [0] = accept;
+    \$460  = \$308 ;
+    if (rst) begin
+      \$460  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$461  = \$309 ;
+    if (rst) begin
+      \$461  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$462  = \$315 ;
+    if (rst) begin
+      \$462  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$463  = \$321 ;
+    if (rst) begin
+      \$463  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$464  = \$322 ;
+    if (rst) begin
+      \$464  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$465  = \$328 ;
+    if (rst) begin
+      \$465  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$466  = \$334 ;
+    if (rst) begin
+      \$466  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$467  = \$335 ;
+    if (rst) begin
+      \$467  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$468  = \$341 ;
+    if (rst) begin
+      \$468  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$469  = \$347 ;
+    if (rst) begin
+      \$469  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$470  = \$348 ;
+    if (rst) begin
+      \$470  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$471  = \$354 ;
+    if (rst) begin
+      \$471  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$472  = \$360 ;
+    if (rst) begin
+      \$472  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = \$361 ;
+    if (rst) begin
+      \$473  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$474  = \$367 ;
+    if (rst) begin
+      \$474  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$475  = \$373 ;
+    if (rst) begin
+      \$475  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = \$374 ;
+    if (rst) begin
+      \$476  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = \$380 ;
+    if (rst) begin
+      \$477  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = \$386 ;
+    if (rst) begin
+      \$478  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$479  = \$387 ;
+    if (rst) begin
+      \$479  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$480  = \$393 ;
+    if (rst) begin
+      \$480  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$481  = \$399 ;
+    if (rst) begin
+      \$481  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$482  = \$400 ;
+    if (rst) begin
+      \$482  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$483  = \$406 ;
+    if (rst) begin
+      \$483  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$484  = \$412 ;
+    if (rst) begin
+      \$484  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$485  = \$413 ;
+    if (rst) begin
+      \$485  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$486  = \$419 ;
+    if (rst) begin
+      \$486  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$487  = \$425 ;
+    if (rst) begin
+      \$487  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$488  = \$426 ;
+    if (rst) begin
+      \$488  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$489  = acc0;
+    if (ctl[0]) begin
+      \$489  = \$50 [20:0];
+    end
+    if (rst) begin
+      \$489  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$490  = acc1;
+    if (ctl[0]) begin
+      \$490  = \$52 [20:0];
+    end
+    if (rst) begin
+      \$490  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$491  = acc2;
+    if (ctl[0]) begin
+      \$491  = \$54 [20:0];
+    end
+    if (rst) begin
+      \$491  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$492  = acc3;
+    if (ctl[0]) begin
+      \$492  = \$56 [20:0];
+    end
+    if (rst) begin
+      \$492  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$493  = acc4;
+    if (ctl[0]) begin
+      \$493  = \$58 [20:0];
+    end
+    if (rst) begin
+      \$493  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$494  = acc5;
+    if (ctl[0]) begin
+      \$494  = \$60 [20:0];
+    end
+    if (rst) begin
+      \$494  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$495  = acc6;
+    if (ctl[0]) begin
+      \$495  = \$62 [20:0];
+    end
+    if (rst) begin
+      \$495  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$496  = acc7;
+    if (ctl[0]) begin
+      \$496  = \$64 [20:0];
+    end
+    if (rst) begin
+      \$496  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$497  = acc8;
+    if (ctl[0]) begin
+      \$497  = \$66 [20:0];
+    end
+    if (rst) begin
+      \$497  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$498  = acc9;
+    if (ctl[0]) begin
+      \$498  = \$68 [20:0];
+    end
+    if (rst) begin
+      \$498  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$499  = acc10;
+    if (ctl[0]) begin
+      \$499  = \$70 [20:0];
+    end
+    if (rst) begin
+      \$499  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$500  = acc11;
+    if (ctl[0]) begin
+      \$500  = \$72 [20:0];
+    end
+    if (rst) begin
+      \$500  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$501  = acc12;
+    if (ctl[0]) begin
+      \$501  = \$74 [20:0];
+    end
+    if (rst) begin
+      \$501  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$502  = acc13;
+    if (ctl[0]) begin
+      \$502  = \$76 [20:0];
+    end
+    if (rst) begin
+      \$502  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$503  = acc14;
+    if (ctl[0]) begin
+      \$503  = \$78 [20:0];
+    end
+    if (rst) begin
+      \$503  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$504  = acc15;
+    if (ctl[0]) begin
+      \$504  = \$80 [20:0];
+    end
+    if (rst) begin
+      \$504  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$505  = \$430 [2:0];
+    if (rst) begin
+      \$505  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$431 [3:1] = \ctl$73 [3:1];
+    \$431 [0] = accept;
     if (accept) begin
-      \$351 [1] = first;
-      \$351 [2] = last;
-      \$351 [3] = flush;
+      \$431 [1] = first;
+      \$431 [2] = last;
+      \$431 [3] = flush;
     end
     if (rst) begin
-      \$351  = 4'h0;
+      \$431  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = window;
+    \$432  = window;
     if (accept) begin
-      \$352  = \$97 ;
+      \$432  = \$145 ;
     end
     if (rst) begin
-      \$352  = 64'hb27044ba4b8ff03e;
+      \$432  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = first;
+    \$433  = first;
     if (accept) begin
-      \$353  = last;
+      \$433  = last;
     end
     if (rst) begin
-      \$353  = 1'h1;
+      \$433  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = rem_reg;
+    \$434  = rem_reg;
     if (accept) begin
-      \$354  = \$98 [12:0];
+      \$434  = \$146 [12:0];
     end
     if (rst) begin
-      \$354  = 13'h0000;
+      \$434  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = flush_reg;
+    \$435  = flush_reg;
     if (accept) begin
-      \$355  = flush;
+      \$435  = flush;
     end
     if (rst) begin
-      \$355  = 1'h0;
+      \$435  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = dirs;
+    \$436  = s0_keep;
     if (accept) begin
-      \$356  = { \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99  };
+      \$436  = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
     end
     if (rst) begin
-      \$356  = 64'h0000000000000000;
+      \$436  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = data;
+    \$437  = dirs;
     if (accept) begin
-      \$357 [7:0] = \$164 ;
-      \$357 [15:8] = \$166 ;
-      \$357 [23:16] = \$168 ;
-      \$357 [31:24] = \$170 ;
+      \$437  = { \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147  };
     end
     if (rst) begin
-      \$357  = 32'd0;
+      \$437  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = \ctl$71 ;
-    if (rst) begin
-      \$358  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = ctl_a;
-    if (rst) begin
-      \$359  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = \$175 ;
-    if (rst) begin
-      \$360  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = \$180 ;
-    if (rst) begin
-      \$361  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = \$181 ;
-    if (rst) begin
-      \$362  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = \$186 ;
-    if (rst) begin
-      \$363  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = \$191 ;
-    if (rst) begin
-      \$364  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = \$192 ;
-    if (rst) begin
-      \$365  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = \$197 ;
-    if (rst) begin
-      \$366  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = \$202 ;
-    if (rst) begin
-      \$367  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = \$203 ;
-    if (rst) begin
-      \$368  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = \$208 ;
-    if (rst) begin
-      \$369  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = \$213 ;
-    if (rst) begin
-      \$370  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = \$214 ;
-    if (rst) begin
-      \$371  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = \$219 ;
-    if (rst) begin
-      \$372  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = \$224 ;
-    if (rst) begin
-      \$373  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = \$225 ;
-    if (rst) begin
-      \$374  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = \$230 ;
-    if (rst) begin
-      \$375  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = \$235 ;
-    if (rst) begin
-      \$376  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = \$236 ;
-    if (rst) begin
-      \$377  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = \$241 ;
-    if (rst) begin
-      \$378  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = \$246 ;
-    if (rst) begin
-      \$379  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = \$247 ;
-    if (rst) begin
-      \$380  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = \$252 ;
-    if (rst) begin
-      \$381  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = \$257 ;
-    if (rst) begin
-      \$382  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = \$258 ;
-    if (rst) begin
-      \$383  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = \$263 ;
-    if (rst) begin
-      \$384  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = \$268 ;
-    if (rst) begin
-      \$385  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = \$269 ;
-    if (rst) begin
-      \$386  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = \$274 ;
-    if (rst) begin
-      \$387  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = \$279 ;
-    if (rst) begin
-      \$388  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = \$280 ;
-    if (rst) begin
-      \$389  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = \$285 ;
-    if (rst) begin
-      \$390  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = \$290 ;
-    if (rst) begin
-      \$391  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = \$291 ;
-    if (rst) begin
-      \$392  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = \$296 ;
-    if (rst) begin
-      \$393  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = \$301 ;
-    if (rst) begin
-      \$394  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = \$302 ;
-    if (rst) begin
-      \$395  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = \$307 ;
-    if (rst) begin
-      \$396  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = \$312 ;
-    if (rst) begin
-      \$397  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = \$313 ;
-    if (rst) begin
-      \$398  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = \$318 ;
-    if (rst) begin
-      \$399  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = \$323 ;
-    if (rst) begin
-      \$400  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = \$324 ;
-    if (rst) begin
-      \$401  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = \$329 ;
-    if (rst) begin
-      \$402  = 10'h000;
+    \$438  = data;
+    if (accept) begin
+      \$438 [7:0] = \$212 ;
+      \$438 [15:8] = \$214 ;
+      \$438 [23:16] = \$216 ;
+      \$438 [31:24] = \$218 ;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = \$334 ;
     if (rst) begin
-      \$403  = 10'h000;
+      \$438  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = \$335 ;
+    \$439  = \ctl$73 ;
     if (rst) begin
-      \$404  = 11'h000;
+      \$439  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = \$340 ;
+    \$440  = ctl_a;
     if (rst) begin
-      \$405  = 10'h000;
+      \$440  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = \$345 ;
+    \$441  = \$224 ;
     if (rst) begin
-      \$406  = 10'h000;
+      \$441  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = \$346 ;
+    \$442  = \$230 ;
     if (rst) begin
-      \$407  = 11'h000;
+      \$442  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = acc0;
-    if (ctl[0]) begin
-      \$408  = \$2 [20:0];
-    end
+    \$443  = \$231 ;
     if (rst) begin
-      \$408  = 21'h000000;
+      \$443  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = acc1;
-    if (ctl[0]) begin
-      \$409  = \$4 [20:0];
-    end
+    \$444  = \$237 ;
     if (rst) begin
-      \$409  = 21'h000000;
+      \$444  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = acc2;
-    if (ctl[0]) begin
-      \$410  = \$6 [20:0];
-    end
+    \$445  = \$243 ;
     if (rst) begin
-      \$410  = 21'h000000;
+      \$445  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = acc3;
-    if (ctl[0]) begin
-      \$411  = \$8 [20:0];
-    end
+    \$446  = \$244 ;
     if (rst) begin
-      \$411  = 21'h000000;
+      \$446  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = acc4;
-    if (ctl[0]) begin
-      \$412  = \$10 [20:0];
-    end
+    \$447  = \$250 ;
     if (rst) begin
-      \$412  = 21'h000000;
+      \$447  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = acc5;
-    if (ctl[0]) begin
-      \$413  = \$12 [20:0];
-    end
+    \$448  = \$256 ;
     if (rst) begin
-      \$413  = 21'h000000;
+      \$448  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = acc6;
-    if (ctl[0]) begin
-      \$414  = \$14 [20:0];
-    end
+    \$449  = \$257 ;
     if (rst) begin
-      \$414  = 21'h000000;
+      \$449  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = acc7;
-    if (ctl[0]) begin
-      \$415  = \$16 [20:0];
-    end
+    \$450  = \$263 ;
     if (rst) begin
-      \$415  = 21'h000000;
+      \$450  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = acc8;
-    if (ctl[0]) begin
-      \$416  = \$18 [20:0];
-    end
+    \$451  = \$269 ;
     if (rst) begin
-      \$416  = 21'h000000;
+      \$451  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = acc9;
-    if (ctl[0]) begin
-      \$417  = \$20 [20:0];
-    end
+    \$452  = \$270 ;
     if (rst) begin
-      \$417  = 21'h000000;
+      \$452  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = acc10;
-    if (ctl[0]) begin
-      \$418  = \$22 [20:0];
-    end
+    \$453  = \$276 ;
     if (rst) begin
-      \$418  = 21'h000000;
+      \$453  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = acc11;
-    if (ctl[0]) begin
-      \$419  = \$24 [20:0];
-    end
+    \$454  = \$282 ;
     if (rst) begin
-      \$419  = 21'h000000;
+      \$454  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = acc12;
-    if (ctl[0]) begin
-      \$420  = \$26 [20:0];
-    end
+    \$455  = \$283 ;
     if (rst) begin
-      \$420  = 21'h000000;
+      \$455  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = acc13;
-    if (ctl[0]) begin
-      \$421  = \$28 [20:0];
-    end
+    \$456  = \$289 ;
     if (rst) begin
-      \$421  = 21'h000000;
+      \$456  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = acc14;
-    if (ctl[0]) begin
-      \$422  = \$30 [20:0];
-    end
+    \$457  = \$295 ;
     if (rst) begin
-      \$422  = 21'h000000;
+      \$457  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = acc15;
-    if (ctl[0]) begin
-      \$423  = \$32 [20:0];
-    end
+    \$458  = \$296 ;
     if (rst) begin
-      \$423  = 21'h000000;
+      \$458  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = \$350 [2:0];
+    \$459  = \$302 ;
     if (rst) begin
-      \$424  = 3'h0;
+      \$459  = 10'h000;
     end
   end
-  assign acc_next0 = \$2 [20:0];
-  assign acc_next1 = \$4 [20:0];
-  assign acc_next2 = \$6 [20:0];
-  assign acc_next3 = \$8 [20:0];
-  assign acc_next4 = \$10 [20:0];
-  assign acc_next5 = \$12 [20:0];
-  assign acc_next6 = \$14 [20:0];
-  assign acc_next7 = \$16 [20:0];
-  assign acc_next8 = \$18 [20:0];
-  assign acc_next9 = \$20 [20:0];
-  assign acc_next10 = \$22 [20:0];
-  assign acc_next11 = \$24 [20:0];
-  assign acc_next12 = \$26 [20:0];
-  assign acc_next13 = \$28 [20:0];
-  assign acc_next14 = \$30 [20:0];
-  assign acc_next15 = \$32 [20:0];
+  assign keep = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
+  assign acc_next0 = \$50 [20:0];
+  assign acc_next1 = \$52 [20:0];
+  assign acc_next2 = \$54 [20:0];
+  assign acc_next3 = \$56 [20:0];
+  assign acc_next4 = \$58 [20:0];
+  assign acc_next5 = \$60 [20:0];
+  assign acc_next6 = \$62 [20:0];
+  assign acc_next7 = \$64 [20:0];
+  assign acc_next8 = \$66 [20:0];
+  assign acc_next9 = \$68 [20:0];
+  assign acc_next10 = \$70 [20:0];
+  assign acc_next11 = \$72 [20:0];
+  assign acc_next12 = \$74 [20:0];
+  assign acc_next13 = \$76 [20:0];
+  assign acc_next14 = \$78 [20:0];
+  assign acc_next15 = \$80 [20:0];
   assign r__payload = signatures__payload;
   assign r__ready = signatures__ready;
   assign r__valid = signatures__valid;
@@ -1655,10 +1833,10 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \w__payload.flush  = w__payload[16];
   assign \r__payload.sig  = signatures__payload[15:0];
   assign \r__payload.flush  = signatures__payload[16];
-  assign \ctl$71.valid  = \ctl$71 [0];
-  assign \ctl$71.first  = \ctl$71 [1];
-  assign \ctl$71.last  = \ctl$71 [2];
-  assign \ctl$71.flush  = \ctl$71 [3];
+  assign \ctl$73.valid  = \ctl$73 [0];
+  assign \ctl$73.first  = \ctl$73 [1];
+  assign \ctl$73.last  = \ctl$73 [2];
+  assign \ctl$73.flush  = \ctl$73 [3];
   assign \data[0]  = data[7:0];
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
@@ -1668,71 +1846,71 @@ module mercury_siggen(vectors__valid, length, signatures__ready, clk, rst, vecto
   assign \ctl_a.last  = ctl_a[2];
   assign \ctl_a.flush  = ctl_a[3];
   assign w__payload[16] = ctl[3];
-  assign w__payload[15:0] = { \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
-  assign \$99  = window[0];
-  assign \$100  = window[1];
-  assign \$101  = window[2];
-  assign \$102  = window[3];
-  assign \$103  = window[4];
-  assign \$104  = window[5];
-  assign \$105  = window[6];
-  assign \$106  = window[7];
-  assign \$107  = window[8];
-  assign \$108  = window[9];
-  assign \$109  = window[10];
-  assign \$110  = window[11];
-  assign \$111  = window[12];
-  assign \$112  = window[13];
-  assign \$113  = window[14];
-  assign \$114  = window[15];
-  assign \$115  = window[16];
-  assign \$116  = window[17];
-  assign \$117  = window[18];
-  assign \$118  = window[19];
-  assign \$119  = window[20];
-  assign \$120  = window[21];
-  assign \$121  = window[22];
-  assign \$122  = window[23];
-  assign \$123  = window[24];
-  assign \$124  = window[25];
-  assign \$125  = window[26];
-  assign \$126  = window[27];
-  assign \$127  = window[28];
-  assign \$128  = window[29];
-  assign \$129  = window[30];
-  assign \$130  = window[31];
-  assign \$131  = window[32];
-  assign \$132  = window[33];
-  assign \$133  = window[34];
-  assign \$134  = window[35];
-  assign \$135  = window[36];
-  assign \$136  = window[37];
-  assign \$137  = window[38];
-  assign \$138  = window[39];
-  assign \$139  = window[40];
-  assign \$140  = window[41];
-  assign \$141  = window[42];
-  assign \$142  = window[43];
-  assign \$143  = window[44];
-  assign \$144  = window[45];
-  assign \$145  = window[46];
-  assign \$146  = window[47];
-  assign \$147  = window[48];
-  assign \$148  = window[49];
-  assign \$149  = window[50];
-  assign \$150  = window[51];
-  assign \$151  = window[52];
-  assign \$152  = window[53];
-  assign \$153  = window[54];
-  assign \$154  = window[55];
-  assign \$155  = window[56];
-  assign \$156  = window[57];
-  assign \$157  = window[58];
-  assign \$158  = window[59];
-  assign \$159  = window[60];
-  assign \$160  = window[61];
-  assign \$161  = window[62];
-  assign \$162  = window[63];
+  assign w__payload[15:0] = { \$80 [20], \$78 [20], \$76 [20], \$74 [20], \$72 [20], \$70 [20], \$68 [20], \$66 [20], \$64 [20], \$62 [20], \$60 [20], \$58 [20], \$56 [20], \$54 [20], \$52 [20], \$50 [20] };
+  assign \$147  = window[0];
+  assign \$148  = window[1];
+  assign \$149  = window[2];
+  assign \$150  = window[3];
+  assign \$151  = window[4];
+  assign \$152  = window[5];
+  assign \$153  = window[6];
+  assign \$154  = window[7];
+  assign \$155  = window[8];
+  assign \$156  = window[9];
+  assign \$157  = window[10];
+  assign \$158  = window[11];
+  assign \$159  = window[12];
+  assign \$160  = window[13];
+  assign \$161  = window[14];
+  assign \$162  = window[15];
+  assign \$163  = window[16];
+  assign \$164  = window[17];
+  assign \$165  = window[18];
+  assign \$166  = window[19];
+  assign \$167  = window[20];
+  assign \$168  = window[21];
+  assign \$169  = window[22];
+  assign \$170  = window[23];
+  assign \$171  = window[24];
+  assign \$172  = window[25];
+  assign \$173  = window[26];
+  assign \$174  = window[27];
+  assign \$175  = window[28];
+  assign \$176  = window[29];
+  assign \$177  = window[30];
+  assign \$178  = window[31];
+  assign \$179  = window[32];
+  assign \$180  = window[33];
+  assign \$181  = window[34];
+  assign \$182  = window[35];
+  assign \$183  = window[36];
+  assign \$184  = window[37];
+  assign \$185  = window[38];
+  assign \$186  = window[39];
+  assign \$187  = window[40];
+  assign \$188  = window[41];
+  assign \$189  = window[42];
+  assign \$190  = window[43];
+  assign \$191  = window[44];
+  assign \$192  = window[45];
+  assign \$193  = window[46];
+  assign \$194  = window[47];
+  assign \$195  = window[48];
+  assign \$196  = window[49];
+  assign \$197  = window[50];
+  assign \$198  = window[51];
+  assign \$199  = window[52];
+  assign \$200  = window[53];
+  assign \$201  = window[54];
+  assign \$202  = window[55];
+  assign \$203  = window[56];
+  assign \$204  = window[57];
+  assign \$205  = window[58];
+  assign \$206  = window[59];
+  assign \$207  = window[60];
+  assign \$208  = window[61];
+  assign \$209  = window[62];
+  assign \$210  = window[63];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -121,10 +121,11 @@ def harness_parameters(cfg: MercuryConfig) -> dict[str, int]:
     vec = layouts.vector_beat(cfg)
     return dict(
         P=cfg.lanes, M=cfg.pes, A=cfg.acc_width, EB=cfg.entry_bits, B=cfg.max_vectors,
-        LB=cfg.len_bits, CB=cfg.count_bits,
+        LB=cfg.len_bits, CB=cfg.count_bits, SB=cfg.sig_len_bits,
         WGT_W=wgt.size, WGT_LAST=wgt["last"].offset,
         CMD_W=cmd.size, CMD_LEN=cmd["length"].offset, CMD_COUNT=cmd["count"].offset,
         CMD_REUSE=cmd["reuse"].offset, CMD_REPLAY=cmd["replay"].offset,
+        CMD_SIG_LEN=cmd["sig_len"].offset,
         VEC_W=vec.size,
         RES_W=res.size, RES_DATA=res["data"].offset, RES_HIT=res["hit"].offset,
         RES_ENTRY=res["entry"].offset,

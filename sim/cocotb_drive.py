@@ -19,7 +19,7 @@ import cocotb
 from cocotb.clock import Clock
 
 from mercury_hw import layouts
-from mercury_hw.host import vector_beats, weight_beats
+from mercury_hw.host import pass_command, vector_beats, weight_beats
 
 from .cocotb_run import config_from_env
 from .cocotb_streams import Queue, Sink, Source, reset, step
@@ -41,7 +41,7 @@ async def drive_baseline(dut):
     w_beats = [
         layouts.pack(wl, beat) for tile in range(t) for beat in weight_beats(cfg, weights, tile)
     ]
-    cmds = [layouts.pack(cl, {"length": length, "count": v, "reuse": 0, "replay": 0})] * t
+    cmds = [layouts.pack(cl, pass_command(cfg, length, v, reuse=False))] * t
     v_beats = [
         layouts.pack(vl, beat)
         for _ in range(t)

@@ -4,10 +4,12 @@
 // MERCURY_EXT_CLK). It replays ONE layer call, reading the files sim/layer.py writes, and acts
 // as the host of docs/spec.md section 9.3:
 //
-//   run 0, with reuse: for each block of B = max_vectors vectors, for each tile t = 0..T-1:
-//     stream tile t's weights (c beats, `last` on the final one), issue the command, stream the
-//     vectors: tile 0 = signature pass (every vector of the block); tiles 1..T-1 = replay passes
-//     (only the vectors whose signature-pass RESULT had hit=0, taken from the RTL's own results);
+//   run 0, with the layer's setting (docs/spec.md 13): for each block of B = max_vectors
+//     vectors, for each tile t = 0..T-1: stream tile t's weights (c beats, `last` on the final
+//     one), issue the command, stream the vectors. Reuse on (+reuse=1): tile 0 = signature pass
+//     with cmd.sig_len = +sig_len (every vector of the block); tiles 1..T-1 = replay passes (only
+//     the vectors whose signature-pass RESULT had hit=0, taken from the RTL's own results).
+//     Reuse off (+reuse=0): every tile a baseline pass (reuse=0);
 //   run 1, baseline: the same with reuse=0 (every vector, every tile).
 //
 // Every stream is driven with `valid` high whenever the harness has data, so the core alone sets
@@ -27,6 +29,8 @@
 //   +progress=N (print "progress <run> <results>" every N result beats; 0 = never),
 //   +flip_hit=V (test only: write vector V's signature-pass hit bit inverted; -1 = never),
 //   +runs=1 (only the run with reuse) or 2 (default: also the baseline)
+//   +reuse=1 (default) or 0 (the layer's reuse is off: run 0 is baseline passes too),
+//   +sig_len=S (cmd.sig_len of the signature passes: 1..S, default 0 = S)
 //   waveforms and triage (sim/waves.py): +waves=FILE (Icarus: $dumpfile, run vvp with -fst; the
 //              tracing build of Verilator, define MERCURY_TRACE: sim/harness.cpp dumps
 //              while `trace_on` is high), +waves_from=V +waves_count=N (only the cycles where
@@ -51,11 +55,13 @@ module mercury_replay #(
   parameter integer CB = 13,          // cmd.count width
   parameter integer WGT_W = 257,      // weights payload width
   parameter integer WGT_LAST = 256,   // offset of weights.last
-  parameter integer CMD_W = 28,
+  parameter integer CMD_W = 33,
   parameter integer CMD_LEN = 0,
   parameter integer CMD_COUNT = 13,
   parameter integer CMD_REUSE = 26,
   parameter integer CMD_REPLAY = 27,
+  parameter integer SB = 5,           // cmd.sig_len width
+  parameter integer CMD_SIG_LEN = 28,
   parameter integer VEC_W = 32,
   parameter integer RES_W = 264,
   parameter integer RES_DATA = 0,
@@ -97,6 +103,7 @@ module mercury_replay #(
   // ---- run-time arguments ---------------------------------------------------------------------
   integer L, V, K, C, T, NB;              // length, vectors, channels, beats/vector, tiles, blocks
   integer stall_pct, timeout, progress, flip_hit, runs;
+  integer reuse_on, sig_len;              // the layer's setting (docs/spec.md 13)
   reg [31:0] rng;
   reg [1023:0] vec_name, wgt_name, out_name;
   integer fd_vec, fd_wgt, fd_out, fd_sum;
@@ -189,6 +196,8 @@ module mercury_replay #(
     if (!$value$plusargs("progress=%d", progress)) progress = 0;
     if (!$value$plusargs("flip_hit=%d", flip_hit)) flip_hit = -1;
     if (!$value$plusargs("runs=%d", runs)) runs = 2;
+    if (!$value$plusargs("reuse=%d", reuse_on)) reuse_on = 1;
+    if (!$value$plusargs("sig_len=%d", sig_len)) sig_len = 0;
     C = (L + P - 1) / P;
     T = (K + M - 1) / M;
     NB = (V + B - 1) / B;
@@ -201,6 +210,7 @@ module mercury_replay #(
     end
     $fwrite(fd_sum, "L %0d\nV %0d\nK %0d\nC %0d\nT %0d\nblocks %0d\nP %0d\nM %0d\nB %0d\n",
             L, V, K, C, T, NB, P, M, B);
+    $fwrite(fd_sum, "reuse %0d\nsig_len %0d\n", reuse_on, sig_len);
     state = S_RESET;
     wait_cnt = 0;
     cycle = 0;
@@ -244,8 +254,9 @@ module mercury_replay #(
         ctmp = {CMD_W{1'b0}};
         ctmp[CMD_LEN +: LB] = L;
         ctmp[CMD_COUNT +: CB] = block_len(c_blk);
-        ctmp[CMD_REUSE] = (run == 0);
-        ctmp[CMD_REPLAY] = (run == 0) && (c_tile > 0);
+        ctmp[CMD_REUSE] = (run == 0) && (reuse_on != 0);
+        ctmp[CMD_REPLAY] = (run == 0) && (reuse_on != 0) && (c_tile > 0);
+        ctmp[CMD_SIG_LEN +: SB] = sig_len;
         c_payload <= ctmp;
         c_have = 1;
         c_tile = c_tile + 1;
@@ -275,7 +286,7 @@ module mercury_replay #(
             v_blk = v_blk + 1;
             if (v_blk == NB) v_done = 1;
           end
-        end else if (run == 0 && v_tile > 0) begin      // replay pass
+        end else if (run == 0 && reuse_on != 0 && v_tile > 0) begin   // replay pass
           if (!(sig_blk == v_blk && v_vec < sig_known)) stop = 1;   // result not seen yet
           else if (hitmem[v_vec]) v_vec = v_vec + 1;                // hit: not sent
           else found = 1;

@@ -158,46 +158,10 @@ def assemble(rows: np.ndarray, v: int, k: int, cfg: MercuryConfig):
     return hit, entry, data[:, :k]
 
 
-def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, folder: Path, *,
-              baseline: bool = True, stall: int = 0, stall_seed: int = 1, flip_hit: int = -1,
-              timeout: int = 200000, progress: Callable[[int], None] | None = None,
-              progress_every: int = 0, extra_args=()) -> LayerRun:
-    """Replay one layer call (vectors ``x`` (V, L), weights ``w`` (K, L), int8) in ``folder``.
-
-    ``progress(n)`` is called with the number of vectors done (per run, both runs count) as the
-    harness reports them every ``progress_every`` result beats. ``extra_args`` go to the
-    simulator after the harness's plusargs (waveforms: :func:`sim.waves.sim_args`).
-    """
-    x = np.ascontiguousarray(x, dtype=np.int8)
-    w = np.ascontiguousarray(w, dtype=np.int8)
-    v, length = x.shape
-    k = w.shape[0]
-    if length < 1 or length > cfg.max_len:
-        raise SimError(f"vector length {length} is outside 1..max_len={cfg.max_len}")
-    folder = Path(folder).resolve()          # the simulator runs in ``folder``: absolute paths
-    vpath, wpath = write_inputs(folder, cfg, x, w)
-    prefix = folder / "rtl"
-    for suffix in (".run0.txt", ".run1.txt", ".summary.txt"):
-        Path(str(prefix) + suffix).unlink(missing_ok=True)
-    plus = [
-        f"+vec={vpath}",
-        f"+wgt={wpath}",
-        f"+out={prefix}",
-        f"+L={length}",
-        f"+V={v}",
-        f"+K={k}",
-        f"+runs={2 if baseline else 1}",
-        f"+stall={stall}",
-        f"+stall_seed={stall_seed}",
-        f"+timeout={timeout}",
-        f"+flip_hit={flip_hit}",
-        f"+progress={progress_every}",
-    ]
-    plus += list(extra_args)
-    t0 = time.monotonic()
-    cmd = sim.command(plus)
+def _run_process(cmd: list[str], folder: Path, v: int, t: int, progress):
+    """Run the simulator; ``progress(n)`` with the vectors done since the last call (from its
+    "progress RUN RESULTS" lines). Returns (exit code, last 20 other lines, vectors done)."""
     tail: list[str] = []
-    t = cfg.tiles(k)
     done_before = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace", cwd=folder, bufsize=1) as proc:
@@ -217,6 +181,58 @@ def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, f
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.discard(proc)
+    return rc, tail, done_before
+
+
+def run_layer(sim: SimBuild, cfg: MercuryConfig, x: np.ndarray, w: np.ndarray, folder: Path, *,
+              baseline: bool = True, stall: int = 0, stall_seed: int = 1, flip_hit: int = -1,
+              timeout: int = 200000, progress: Callable[[int], None] | None = None,
+              progress_every: int = 0, extra_args=(), reuse: bool = True,
+              sig_len: int | None = None) -> LayerRun:
+    """Replay one layer call (vectors ``x`` (V, L), weights ``w`` (K, L), int8) in ``folder``.
+
+    ``reuse``, ``sig_len``: the layer's settings (docs/spec.md 13): the first run's signature
+    passes carry ``cmd.sig_len = sig_len`` (None: 0, which means S); ``reuse=False`` runs
+    baseline passes there too (every hit 0; the speedup against the baseline run is 1 but for
+    noise of a few cycles).
+
+    ``progress(n)`` is called with the number of vectors done (per run, both runs count) as the
+    harness reports them every ``progress_every`` result beats. ``extra_args`` go to the
+    simulator after the harness's plusargs (waveforms: :func:`sim.waves.sim_args`).
+    """
+    x = np.ascontiguousarray(x, dtype=np.int8)
+    w = np.ascontiguousarray(w, dtype=np.int8)
+    v, length = x.shape
+    k = w.shape[0]
+    if length < 1 or length > cfg.max_len:
+        raise SimError(f"vector length {length} is outside 1..max_len={cfg.max_len}")
+    if sig_len is not None and not 1 <= sig_len <= cfg.sig_bits:
+        raise SimError(f"sig_len {sig_len} is outside 1..S={cfg.sig_bits}")
+    folder = Path(folder).resolve()          # the simulator runs in ``folder``: absolute paths
+    vpath, wpath = write_inputs(folder, cfg, x, w)
+    prefix = folder / "rtl"
+    for suffix in (".run0.txt", ".run1.txt", ".summary.txt"):
+        Path(str(prefix) + suffix).unlink(missing_ok=True)
+    plus = [
+        f"+vec={vpath}",
+        f"+wgt={wpath}",
+        f"+out={prefix}",
+        f"+L={length}",
+        f"+V={v}",
+        f"+K={k}",
+        f"+runs={2 if baseline else 1}",
+        f"+stall={stall}",
+        f"+stall_seed={stall_seed}",
+        f"+timeout={timeout}",
+        f"+flip_hit={flip_hit}",
+        f"+progress={progress_every}",
+        f"+reuse={int(bool(reuse))}",
+        f"+sig_len={0 if sig_len is None else int(sig_len)}",
+    ]
+    plus += list(extra_args)
+    t0 = time.monotonic()
+    cmd = sim.command(plus)
+    rc, tail, done_before = _run_process(cmd, folder, v, cfg.tiles(k), progress)
     seconds = time.monotonic() - t0
     summary = parse_summary(Path(str(prefix) + ".summary.txt"))
     (folder / "sim.log").write_text(" ".join(cmd) + "\n" + "\n".join(tail) + "\n")

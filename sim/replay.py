@@ -84,7 +84,11 @@ def load_golden_layer(folder: Path, meta: dict) -> dict:
     (:func:`golden.dump.load_layer_arrays`: every size checked, ``UserError`` otherwise)."""
     from golden.dump import load_layer_arrays
 
-    return load_layer_arrays(folder, meta)
+    out = load_layer_arrays(folder, meta)
+    out["reuse"] = bool(meta.get("reuse", True))
+    if not out["reuse"]:  # spec 10: entry -1 with reuse off; spec 9.3: the RTL's entry is 0
+        out["entry"] = np.zeros_like(out["entry"])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,7 +267,8 @@ def _simulate_layers(sim_build, cfg: MercuryConfig, metas: list[dict], goldens: 
         res = run_layer(sim_build, cfg, g["vectors"], g["weights"], out / "work" / layer,
                         stall=stall, stall_seed=stall_seed, flip_hit=flip_v,
                         progress=advance if show else None,
-                        progress_every=max(1024, cfg.tiles(meta["K"]) * 256), extra_args=trace)
+                        progress_every=max(1024, cfg.tiles(meta["K"]) * 256), extra_args=trace,
+                        reuse=meta.get("reuse", True), sig_len=meta.get("sig_len"))
         with lock:
             bar_layers.update(1)
         return res
@@ -382,6 +387,8 @@ def replay(
     build_root: Path | None = None,
     progress: bool | None = None,
     waves=None,
+    settings: list | None = None,
+    extra_info: dict | None = None,
 ) -> int:
     """The whole ``mercury-hw sim`` flow (module docstring); returns the exit code (0 match, 1
     mismatch or RTL failure). A bad argument raises ``UserError`` before anything slow runs.
@@ -389,74 +396,115 @@ def replay(
     ``flip = (layer, vector)`` makes the harness flip that RTL hit bit (tests of the mismatch
     report); ``progress`` (default: stderr is a terminal) shows tqdm bars; ``waves`` (a
     :class:`sim.waves.WaveWindow`) traces every layer to ``out/waves/NNN.fst`` (docs/replay.md).
+    ``settings``: per-conv settings of docs/spec.md 13 (one per conv of the model, construction
+    order, each with ``reuse`` and ``sig_len``, None meaning S: ``golden.reuse_net.LayerSetting``
+    as ``golden.policy.Policy.settings`` gives them); each layer's signature passes carry its
+    ``cmd.sig_len``, a layer with reuse off runs baseline passes, and the golden dump uses the
+    same setting. None: reuse on with s = S everywhere. ``extra_info`` is merged into the
+    report's ``info`` (the policy file and its accuracy change, for example).
     """
-    from . import report
-    from . import waves as sim_waves
-
     t_start = time.monotonic()
     out = Path(out)
     limit, layers, jobs = _resolve(
-        simulator,
-        limit=limit,
-        full=full,
-        layers=layers,
-        jobs=jobs,
-        stall=stall,
-        batch=batch,
-        formation=formation,
-        images=images,
-        weights=weights,
+        simulator, limit=limit, full=full, layers=layers, jobs=jobs, stall=stall, batch=batch,
+        formation=formation, images=images, weights=weights,
     )
     check_replaceable(out)
     _check_layers(model, layers, formation, cfg)  # a typo must not cost a build
+    _check_settings(model, cfg, settings)
     if weights is not None:  # a bad weights file (nan, wrong keys) must not cost a build either
         from golden.network import build
 
         build(model, weights, model_seed)  # kept for the golden dump (golden.network._MODELS)
-    dump = dict(model_name=model, formation=formation, layers=layers, limit=limit, images=images,
-                batch=batch, weights=weights, model_seed=model_seed)
+    run = dict(simulator=simulator, model=model, weights=weights, model_seed=model_seed,
+               images=images, batch=batch, formation=formation, layers=layers, limit=limit,
+               full=full, jobs=jobs, stall=stall, stall_seed=stall_seed, keep=keep, flip=flip,
+               command=command, build_root=build_root, progress=progress, waves=waves,
+               settings=settings, extra_info=extra_info or {})
     # Everything goes to a temporary sibling of ``out``, renamed into place at the end (a match
     # or a mismatch): a failure or an interruption leaves the earlier output untouched.
     with output_dir(out) as tmp:
-        mark(tmp, "sim")
-        (tmp / "rtl").mkdir()
-        if waves is not None:
-            sim_waves.prepare(tmp)
-        metas, sim_build, golden_seconds = _golden_and_build(cfg, simulator, tmp, build_root, dump,
-                                                             trace=waves is not None)
-        manifest = json.loads((tmp / "golden" / MANIFEST).read_text())
-        goldens = {m["layer"]: load_golden_layer(tmp / "golden", m) for m in metas}
-        t_sim = time.monotonic()
-        results, failures = _simulate_layers(
-            sim_build, cfg, metas, goldens, tmp, jobs=jobs, stall=stall,
-            stall_seed=stall_seed, flip=flip,
-            show=sys.stderr.isatty() if progress is None else progress, waves=waves)
-        sim_seconds = time.monotonic() - t_sim
-        mismatches = _compare_layers(tmp, metas, goldens, results, keep)
-        rows = [report.layer_row(meta, cfg, results.get(meta["layer"]),
-                                 mismatches.get(meta["layer"]), failures.get(meta["layer"]))
-                for meta in metas]
-        info = {
-            "command": command or "mercury-hw sim", "simulator": simulator, "model": model,
-            "weights": str(weights) if weights else None,
-            "model_seed": None if weights else model_seed,
-            "images": manifest.get("images"), "batch": batch, "formation": formation,
-            "layers": layers or "all", "limit": limit, "full": full, "stall": stall,
-            "config": cfg.to_dict(), "config_name": cfg.name,
-            "seconds": {"golden": round(golden_seconds, 2), "build": round(sim_build.seconds, 2),
-                        "built": sim_build.built, "simulation": round(sim_seconds, 2),
-                        "total": round(time.monotonic() - t_start, 2)},
-            "jobs": jobs, "build_folder": str(sim_build.folder),
-        }
-
-        def triage(mismatch, meta):  # the bulk files are still in tmp; the paths shown are out's
-            return sim_waves.triage(mismatch, meta, sim_build, cfg, out, work=tmp / "work",
-                                    simulator=simulator, model=model, weights=weights,
-                                    model_seed=model_seed, images=images, batch=batch,
-                                    formation=formation, limit=limit, full=full, stall=stall,
-                                    stall_seed=stall_seed, flip=flip)
-
-        code = _verdict(tmp, out, metas, mismatches, failures, info, rows, triage)
+        code, metas = _replay_into(tmp, out, cfg, run, t_start)
     if waves is not None:  # after the rename: the save files name the traces where they stay
+        from . import waves as sim_waves
+
         sim_waves.finish_traces(out, [(m["layer"], m["V"]) for m in metas], waves, _log)
     return code
+
+
+def _check_settings(model: str, cfg: MercuryConfig, settings) -> None:
+    """Refuse per-layer settings that do not fit the model or the configuration (one per conv,
+    ``sig_len`` None or 1..S), before anything slow runs."""
+    if settings is None:
+        return
+    from golden.models import build_model, conv_layers
+
+    n = len(conv_layers(build_model(model, calibrate=False)))
+    if len(settings) != n:
+        raise UserError(f"{len(settings)} per-layer settings for {model}, which has {n} convs; "
+                        f"allowed: one per conv")
+    for i, st in enumerate(settings):
+        if st.sig_len is not None and not 1 <= st.sig_len <= cfg.sig_bits:
+            raise UserError(f"layer {i + 1:03d}: sig_len {st.sig_len} is outside 1..S = "
+                            f"{cfg.sig_bits}")
+
+
+def _replay_into(tmp: Path, out: Path, cfg: MercuryConfig, run: dict,
+                 t_start: float) -> tuple[int, list[dict]]:
+    """The flow inside the temporary output folder ``tmp`` (renamed to ``out`` by the caller):
+    golden dump and build, simulation, comparison, reports; (the exit code, the layers)."""
+    from . import report
+    from . import waves as sim_waves
+
+    mark(tmp, "sim")
+    (tmp / "rtl").mkdir()
+    if run["waves"] is not None:
+        sim_waves.prepare(tmp)
+    dump = {k: run[k] for k in ("layers", "limit", "images", "batch", "weights", "model_seed",
+                                "formation", "settings")}
+    dump["model_name"] = run["model"]
+    metas, sim_build, golden_seconds = _golden_and_build(
+        cfg, run["simulator"], tmp, run["build_root"], dump, trace=run["waves"] is not None)
+    manifest = json.loads((tmp / "golden" / MANIFEST).read_text())
+    goldens = {m["layer"]: load_golden_layer(tmp / "golden", m) for m in metas}
+    t_sim = time.monotonic()
+    show = sys.stderr.isatty() if run["progress"] is None else run["progress"]
+    results, failures = _simulate_layers(
+        sim_build, cfg, metas, goldens, tmp, jobs=run["jobs"], stall=run["stall"],
+        stall_seed=run["stall_seed"], flip=run["flip"], show=show, waves=run["waves"])
+    sim_seconds = time.monotonic() - t_sim
+    mismatches = _compare_layers(tmp, metas, goldens, results, run["keep"])
+    rows = [report.layer_row(meta, cfg, results.get(meta["layer"]),
+                             mismatches.get(meta["layer"]), failures.get(meta["layer"]))
+            for meta in metas]
+    seconds = {"golden": round(golden_seconds, 2), "build": round(sim_build.seconds, 2),
+               "built": sim_build.built, "simulation": round(sim_seconds, 2),
+               "total": round(time.monotonic() - t_start, 2)}
+    info = _info(run, cfg, manifest, sim_build, seconds)
+
+    def triage(mismatch, meta):  # the bulk files are still in tmp; the paths shown are out's
+        keys = ("simulator", "model", "weights", "model_seed", "images", "batch", "formation",
+                "limit", "full", "stall", "stall_seed", "flip")
+        return sim_waves.triage(mismatch, meta, sim_build, cfg, out, work=tmp / "work",
+                                reuse_policy=run["extra_info"].get("reuse_policy"),
+                                **{k: run[k] for k in keys})
+
+    return _verdict(tmp, out, metas, mismatches, failures, info, rows, triage), metas
+
+
+def _info(run: dict, cfg: MercuryConfig, manifest: dict, sim_build, seconds: dict) -> dict:
+    """The run's description for the reports."""
+    from golden.datasets import is_digits
+
+    info = {
+        "command": run["command"] or "mercury-hw sim", "simulator": run["simulator"],
+        "model": run["model"], "weights": str(run["weights"]) if run["weights"] else None,
+        "model_seed": None if run["weights"] or is_digits(run["model"]) else run["model_seed"],
+        "images": manifest.get("images"), "batch": run["batch"], "formation": run["formation"],
+        "layers": run["layers"] or "all", "limit": run["limit"], "full": run["full"],
+        "stall": run["stall"], "config": cfg.to_dict(), "config_name": cfg.name,
+        "settings": "per layer" if run["settings"] is not None else "reuse on, s = S",
+        "seconds": seconds, "jobs": run["jobs"], "build_folder": str(sim_build.folder),
+    }
+    info.update(run["extra_info"])
+    return info

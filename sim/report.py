@@ -22,7 +22,8 @@ from mercury_hw.config import MercuryConfig
 __all__ = ["layer_row", "totals", "format_table", "write_reports"]
 
 COLUMNS = [("layer", "layer"), ("name", "name"), ("V", "vectors"), ("L", "length"),
-           ("K", "K"), ("hit_rate", "hit rate"), ("cycles_reuse", "RTL cycles reuse"),
+           ("K", "K"), ("setting", "setting"), ("hit_rate", "hit rate"),
+           ("cycles_reuse", "RTL cycles reuse"),
            ("cycles_base", "RTL cycles no reuse"), ("speedup", "speedup"),
            ("ideal_speedup", "ideal speedup"), ("efficiency", "efficiency"), ("status", "status")]
 
@@ -43,6 +44,9 @@ def layer_row(
         "tiles": cfg.tiles(meta["K"]),
         "beats_per_vector": cfg.beats(meta["L"]),
         "golden_hits": meta["hits"],
+        "reuse": bool(meta.get("reuse", True)),
+        "sig_len": meta.get("sig_len"),
+        "setting": setting_text(meta),
     }
     if run is None:
         row.update(status="failed", error=failure)
@@ -68,6 +72,26 @@ def layer_row(
     if mismatch is not None:
         row["mismatch"] = {k: v for k, v in mismatch.__dict__.items()}
     return row
+
+
+def setting_text(meta: dict) -> str:
+    """A layer's per-pass setting (docs/spec.md 13) as the table shows it: ``off`` (reuse off,
+    baseline passes) or ``s=N`` (the signature passes' ``cmd.sig_len``)."""
+    if not meta.get("reuse", True):
+        return "off"
+    return f"s={meta.get('sig_len') or meta.get('S', '?')}"
+
+
+def accuracy_line(info: dict) -> str | None:
+    """One line on the accuracy of the policy replayed (``info["accuracy"]``: ``top1_change``
+    in percentage points, ``exact_top1``, ``top1``, ``images``, ``source``), or None."""
+    acc = info.get("accuracy")
+    if not acc:
+        return None
+    modelled = (f", modelled speedup {acc['modelled_speedup']:.3f}x there"
+                if acc.get("modelled_speedup") else "")
+    return (f"top-1 change of this policy {acc['top1_change']:+.2f} pp ({acc['exact_top1']:.2f}% "
+            f"exact int8 -> {acc['top1']:.2f}% with reuse{modelled}; {acc['source']})")
 
 
 def totals(rows: list[dict]) -> dict:
@@ -130,6 +154,7 @@ def _markdown(rows: list[dict], tot: dict, info: dict) -> str:
     cfg = info["config"]
     s = info["seconds"]
     weights = (f"weights {info['weights']}" if info["weights"] else
+               "built-in trained weights" if info["model_seed"] is None else
                f"seeded random weights, seed {info['model_seed']}")
     limit = "all" if info["limit"] is None else f"first {info['limit']}"
     lines = [
@@ -145,6 +170,11 @@ def _markdown(rows: list[dict], tot: dict, info: dict) -> str:
         f"; random stalls: {info['stall']}%",
         f"- configuration ({info['config_name']}): "
         + ", ".join(f"{k}={v}" for k, v in cfg.items()),
+        f"- per-layer settings (docs/spec.md 13): {info.get('settings', 'reuse on, s = S')}"
+        + (f", reuse policy `{info['reuse_policy']}`" if info.get("reuse_policy") else ""),
+        f"- network: RTL-measured speedup **{tot['speedup']:.3f}x** (sum of the core's cycles "
+        f"over the layers, without / with reuse)"
+        + (f"; {accuracy_line(info)}" if accuracy_line(info) else ""),
         f"- verdict: **{info['verdict']}**"
         + (f" ({info['first_line']})" if info.get("first_line") else ""),
         f"- wall time: {s['total']} s (golden {s['golden']} s, build {s['build']} s"
@@ -193,9 +223,11 @@ def _plot(path: Path, rows: list[dict], tot: dict, info: dict) -> bool:
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
+    acc = info.get("accuracy")
     ax.set_title(
         f"{info['model']} on {info['simulator']}: total speedup {tot['speedup']:.2f}x "
-        f"(ideal {tot['ideal_speedup']:.2f}x), hit rate {100 * tot['hit_rate']:.1f}%",
+        f"(ideal {tot['ideal_speedup']:.2f}x), hit rate {100 * tot['hit_rate']:.1f}%"
+        + (f", top-1 {acc['top1_change']:+.2f} pp" if acc else ""),
         fontsize=9,
     )
     fig.tight_layout()
@@ -233,9 +265,12 @@ def write_reports(out: Path, rows: list[dict], info: dict) -> str:
         json.dumps({"info": info, "layers": rows, "totals": tot}, indent=1) + "\n",
     )
     text = format_table(rows, tot)
+    acc = accuracy_line(info)
     return (
         text
-        + f"\n\n{info['verdict']}: {len(rows)} layers, {tot['V']} vectors; wall {s['total']} s "
+        + f"\n\nnetwork speedup (RTL cycles) {tot['speedup']:.3f}x"
+        + (f"; {acc}" if acc else "")
+        + f"\n{info['verdict']}: {len(rows)} layers, {tot['V']} vectors; wall {s['total']} s "
         f"(golden {s['golden']} s, build {s['build']} s{'' if s['built'] else ' reused'}, "
         f"simulation {s['simulation']} s, {_rate(cps)} simulated cycles/s over {info['jobs']} jobs)"
         f"\nreports: {out / 'report.md'}, {out / 'report.json'}, {out / 'report.png'}"

@@ -197,6 +197,8 @@ def watch_cycle(
         f"+watch_vector={vector}",
         f"+watch_run={run}",
         f"+watch_tile={tile}",
+        f"+reuse={int(bool(meta.get('reuse', True)))}",   # the layer's setting (spec 13)
+        f"+sig_len={meta.get('sig_len') or 0}",
     ]
     try:
         proc = subprocess.run(sim.command(plus), cwd=work, capture_output=True, text=True)
@@ -233,10 +235,12 @@ def replay_command(
     stall: int = 0,
     stall_seed: int = 1,
     flip: tuple[str, int] | None = None,
+    reuse_policy=None,
 ) -> list[str]:
     """The ``mercury-hw sim`` argv that replays just ``layer`` (tag ``"006"``) as a replay with
-    these parameters did (same vectors, blocks and stalls, so the same cycles), traced in
-    ``window``, into ``out``. Configuration fields are given where they differ from the default."""
+    these parameters did (same vectors, blocks and stalls, so the same cycles; the same
+    ``--reuse-policy``), traced in ``window``, into ``out``. Configuration fields are given where
+    they differ from the default."""
     from mercury_hw.config import MercuryConfig
 
     cmd = [_program(), "sim", "--sim", simulator, "--layers", str(int(layer))]
@@ -253,6 +257,8 @@ def replay_command(
         cmd += ["--batch", str(batch)]
     if formation != "window":
         cmd += ["--vectors", formation]
+    if reuse_policy is not None:
+        cmd += ["--reuse-policy", str(reuse_policy)]
     if stall:
         cmd += ["--stall", str(stall), "--stall-seed", str(stall_seed)]
     default = MercuryConfig()

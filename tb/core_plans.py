@@ -32,11 +32,13 @@ def shift(passes: list[dict], offset: int) -> list[dict]:
     return passes
 
 
-def layers(cfg: MercuryConfig, xs_ws: list[tuple[torch.Tensor, torch.Tensor, bool]]):
-    """Layer calls back to back: ``[(x, w, reuse), ...]`` -> (passes, rows)."""
+def layers(cfg: MercuryConfig, xs_ws: list[tuple]):
+    """Layer calls back to back: ``[(x, w, reuse), ...]`` or ``(x, w, reuse, sig_len)`` ->
+    (passes, rows)."""
     passes, rows = [], []
-    for x, w, reuse in xs_ws:
-        passes += shift(host.layer_passes(cfg, x, w, reuse=reuse), len(rows))
+    for x, w, reuse, *sig_len in xs_ws:
+        layer = host.layer_passes(cfg, x, w, reuse=reuse, sig_len=(sig_len or [None])[0])
+        passes += shift(layer, len(rows))
         rows += x.tolist()
     return passes, rows
 
@@ -54,6 +56,7 @@ def plan(cfg: MercuryConfig, passes: list[dict], rows: list[list[int]], rng: ran
     return {
         "beat_kind": beat_kind,  # pass kind of every vector beat
         "result_kind": [p["kind"] for p in passes for _ in p["expected"]],
+        "result_sig_len": [p["cmd"].get("sig_len", 0) for p in passes for _ in p["expected"]],
         "cmds": [layouts.pack(layouts.command(cfg), p["cmd"]) for p in passes],
         "weights": [
             layouts.pack(layouts.weight_beat(cfg), b) for p in passes for b in p["weights"]
@@ -172,6 +175,17 @@ def repeated_blocks(cfg, rng):
     first, _ = host.make_layer(cfg, rng, b, length, 1)
     x = torch.cat([first, first, first[: b // 2 + 1]])
     return layers(cfg, [(x, _weights(rng, cfg.pes + 2, length), True)])
+
+
+def sig_len_layers(cfg, rng, values):
+    """One reuse layer (2 tiles, repeats so hits happen) per signature length of ``values``
+    (spec 13's ``cmd.sig_len``), back to back."""
+    length = min(cfg.max_len, cfg.lanes + 3)
+    out = []
+    for s in values:
+        x, w = host.make_layer(cfg, rng, 16, length, cfg.pes + 1)
+        out.append((x, w, True, s))
+    return layers(cfg, out)
 
 
 SCENARIOS = {

@@ -3,11 +3,11 @@
 Builds random layers whose vectors repeat (so MCACHE hits happen), cuts a layer call into the
 passes the host runs (for each block of ``max_vectors`` vectors, for each tile of M channels:
 load the tile's weights, send a command, send the pass's vectors; the beats themselves are
-packed by :mod:`mercury_hw.host`), and states what the core
-must answer, from the golden model (``golden.hw.reuse_layer``): every result beat exactly, and
-the counters. Used by the tier-1 tests (``tb/hw/test_pe_array.py``, ``tb/hw/test_core.py``) and
-by the tier-2 wrappers, which write the same plan as JSON for the cocotb process (torch stays
-out of the simulator).
+packed by :mod:`mercury_hw.host`), and states what the core must answer, from the golden model
+(``golden.reuse_conv.pass_trace`` and the owner rule of spec section 7): every result beat
+exactly, and the counters. Used by the tier-1 tests (``tb/hw/test_pe_array.py``,
+``tb/hw/test_core.py``) and by the tier-2 wrappers, which write the same plan as JSON for the
+cocotb process (torch stays out of the simulator).
 
 Counter definitions the plan follows (the core's docstring states them):
 ``vectors`` result beats; ``hits`` / ``misses`` result beats with ``hit`` 1 / 0 (baseline
@@ -24,7 +24,11 @@ import torch
 
 from golden import hw as golden
 from mercury_hw.config import MercuryConfig, ceil_div  # noqa: F401  (ceil_div: for the tests)
-from mercury_hw.host import vector_beats, weight_beats  # noqa: F401  (the one home of the packing)
+from mercury_hw.host import (  # noqa: F401  (the one home of the packing)
+    pass_command,
+    vector_beats,
+    weight_beats,
+)
 
 PASS_BASELINE, PASS_SIGNATURE, PASS_REPLAY = "baseline", "signature", "replay"
 
@@ -62,10 +66,29 @@ def make_layer(cfg: MercuryConfig, rng: random.Random, v: int, length: int, k: i
     return torch.tensor(rows, dtype=torch.int64), torch.tensor(weights, dtype=torch.int64)
 
 
+def golden_layer(cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool,
+                 sig_len: int | None = None):
+    """``(acc (V, K), hit (V,), entry (V,))`` of one layer call under the per-pass settings of
+    spec section 13 (``golden.reuse_conv.pass_trace``; ``sig_len`` None or 0: S): a hit takes
+    its owner's accumulators (section 7)."""
+    from golden.reuse_conv import pass_trace
+
+    kw = cfg.golden_kwargs()
+    sigs = golden.signatures(x, kw["sig_bits"], kw["seed"])
+    del kw["seed"]
+    trace = pass_trace(sigs, **kw, sig_len=sig_len or None, enabled=reuse)
+    acc = golden.exact_matmul(x, w)[trace.owner]
+    return acc, trace.hit, trace.entry
+
+
 def layer_passes(
-    cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool
+    cfg: MercuryConfig, x: torch.Tensor, w: torch.Tensor, *, reuse: bool,
+    sig_len: int | None = None,
 ) -> list[dict]:
     """The passes of one layer call, in host order, with the golden answers.
+
+    ``sig_len`` (spec 13): the signature length s of the signature passes (1..S; None: the
+    command carries 0, which means S); the golden trace is ``pass_trace`` on ``sig & (2^s-1)``.
 
     Each pass: ``kind``, ``tile``, ``block`` (first, end vector index), ``cmd`` (command
     fields), ``weights`` (weight beats), ``vectors`` (global indices of the vectors the host
@@ -76,10 +99,8 @@ def layer_passes(
     M = cfg.pes
     v, length = x.shape
     k = w.shape[0]
-    res = golden.reuse_layer(x, w, **cfg.golden_kwargs(), reuse=reuse)
-    acc = res.acc.tolist()
-    hit = res.trace.hit.tolist()
-    entry = res.trace.entry.tolist()
+    acc, hit, entry = golden_layer(cfg, x, w, reuse=reuse, sig_len=sig_len)
+    acc, hit, entry = acc.tolist(), hit.tolist(), entry.tolist()
     tiles = cfg.tiles(k)
     passes = []
     for b0 in range(0, v, cfg.max_vectors):
@@ -101,8 +122,8 @@ def layer_passes(
                 "kind": kind,
                 "tile": t,
                 "block": (b0, b1),
-                "cmd": {"length": length, "count": len(block), "reuse": int(reuse),
-                        "replay": int(kind == PASS_REPLAY)},
+                "cmd": pass_command(cfg, length, len(block), reuse=reuse,
+                                    replay=kind == PASS_REPLAY, sig_len=sig_len),
                 "weights": weight_beats(cfg, w, t),
                 "vectors": misses if kind == PASS_REPLAY else block,
                 "expected": expected,

@@ -169,11 +169,12 @@ class CoreBench:
 
 
 def random_layers(cfg, rng, specs):
-    """``specs``: list of (reuse, V, L, K); returns (passes, rows) of all layers in order."""
+    """``specs``: list of (reuse, V, L, K) or (reuse, V, L, K, sig_len); returns (passes, rows)
+    of all layers in order."""
     passes, rows = [], []
-    for reuse, v, length, k in specs:
+    for reuse, v, length, k, *sig_len in specs:
         x, w = host.make_layer(cfg, rng, v, length, k)
-        layer = host.layer_passes(cfg, x, w, reuse=reuse)
+        layer = host.layer_passes(cfg, x, w, reuse=reuse, sig_len=(sig_len or [None])[0])
         for p in layer:  # one list of vectors for all layers: shift the indices
             for key in ("vectors", "computed", "skipped"):
                 p[key] = [i + len(rows) for i in p[key]]
@@ -460,3 +461,78 @@ def test_core_min_depth(seed):
     low, ok = spans[MercuryCore.MIN_DEPTH - 1], spans[MercuryCore.MIN_DEPTH]
     assert ok[0] == ok[1], f"depth {MercuryCore.MIN_DEPTH}: {ok[0]} beats over {ok[1]} cycles"
     assert low[1] > low[0], "one entry fewer should leave bubbles (MIN_DEPTH overstated)"
+
+
+#: Signature-length classes of spec 13 (``cmd.sig_len``): 1, the set bits alone, one tag bit,
+#: S - 1, S, and 0 (which means S).
+SIG_LEN_CLASSES = ("1", "set_bits", "set_bits+1", "S-1", "S", "0")
+
+
+def sig_len_of(cfg, name: str) -> int:
+    """The ``cmd.sig_len`` value of a class of :data:`SIG_LEN_CLASSES` at ``cfg``."""
+    return {"1": 1, "set_bits": cfg.set_bits, "set_bits+1": cfg.set_bits + 1,
+            "S-1": cfg.sig_bits - 1, "S": cfg.sig_bits, "0": 0}[name]
+
+
+def prefix_collision(cfg, rng, length, s):
+    """Two random vectors whose signatures agree in bits 0..s-1 and differ in some bit >= s:
+    one entry with length s, two with length S."""
+    from golden import hw as golden
+
+    seen = {}
+    for _ in range(40):
+        cand = [[rng.randint(-127, 127) for _ in range(length)] for _ in range(1024)]
+        sigs = golden.sigs_to_uints(golden.signatures(torch.tensor(cand), cfg.sig_bits, cfg.seed))
+        for vec, sig in zip(cand, sigs):
+            low = sig & ((1 << s) - 1)
+            if low in seen and seen[low][1] != sig:
+                return seen[low][0], vec
+            seen.setdefault(low, (vec, sig))
+    raise AssertionError(f"no two signatures agreeing in exactly their low {s} bits")
+
+
+@pytest.mark.parametrize("s_class", SIG_LEN_CLASSES)
+def test_core_sig_len(s_class, seed):
+    """Spec 13: a signature pass with ``sig_len = s`` looks up ``sig & (2^s - 1)``: every result
+    beat (hit, entry, data) of the signature and replay passes equals the golden
+    ``pass_trace`` with that s, and differs from the full-signature trace when s < S (the
+    field is not ignored). Random stalls on every stream."""
+    cfg = CONFIGS["wide"]
+    s = sig_len_of(cfg, s_class)
+    rng = random.Random(seed)
+    length = cfg.lanes + 3
+    x, w = host.make_layer(cfg, rng, 36, length, 3 * cfg.pes - 1, p_repeat=0.3)
+    if 0 < s < cfg.sig_bits:  # two vectors whose signatures differ only in bits >= s, twice
+        a, b = prefix_collision(cfg, rng, length, s)
+        x = torch.cat([x[:20], torch.tensor([a, b, a, b]), x[20:]])
+    passes = host.layer_passes(cfg, x, w, reuse=True, sig_len=s)
+    assert passes[0]["cmd"]["sig_len"] == s
+    hits = [e["hit"] for e in passes[0]["expected"]]
+    full = host.layer_passes(cfg, x, w, reuse=True)[0]["expected"]
+    print(f"s = {s} ({s_class}): {sum(hits)} hits of {len(hits)}, "
+          f"{sum(e['hit'] for e in full)} with s = S")
+    if s in (0, cfg.sig_bits):
+        assert passes[0]["expected"] == full
+    else:
+        assert passes[0]["expected"] != full, "s < S gives the same trace as S: uninformative"
+    stalls = stall_probabilities(rng, STREAMS, True)
+    CoreBench(cfg, passes, x.tolist(), rng, stalls).run()
+
+
+@pytest.mark.parametrize("cfg_name", ["direct", "wide"])
+def test_core_sig_len_per_pass(cfg_name, seed):
+    """Back-to-back layers, each with its own s (every class of :data:`SIG_LEN_CLASSES`, in
+    random order, some without reuse), one-beat vectors and every stream always valid/ready:
+    a signature pass's vectors are still in the signature generator when the next one's
+    command is taken, so each vector must keep the s of its own pass (latched per pass)."""
+    cfg = CONFIGS[cfg_name]
+    rng = random.Random(seed)
+    classes = list(SIG_LEN_CLASSES) * 2
+    rng.shuffle(classes)
+    specs = [(rng.random() < 0.85, rng.randint(1, 6), 1, rng.randint(1, 2 * cfg.pes),
+              sig_len_of(cfg, c)) for c in classes]
+    passes, rows = random_layers(cfg, rng, specs)
+    kinds = [p["kind"] for p in passes]
+    print(f"{len(passes)} passes: {kinds}; s per layer {[sp[4] for sp in specs]}")
+    stalls = stall_probabilities(rng, STREAMS, False)
+    CoreBench(cfg, passes, rows, rng, stalls, replay_from_results=False).run()

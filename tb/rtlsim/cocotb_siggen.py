@@ -25,7 +25,8 @@ async def run(dut, cfg, stim: dict, rng: random.Random):
     p_in, p_out = stim["p_in_stall"], stim["p_out_stall"]
     latency = stim.get("latency")  # checked when given (runs without stalls)
     limit = 50 + int(3 * len(beats) / (1 - p_in) + 3 * len(expected) / (1 - p_out))
-    await reset(dut, [dut.vectors__valid, dut.vectors__payload, dut.length, dut.signatures__ready])
+    await reset(dut, [dut.vectors__valid, dut.vectors__payload, dut.length, dut.sig_len,
+                     dut.signatures__ready])
     i = cycle = 0
     valid = False
     got = 0

@@ -1,7 +1,8 @@
 """Tier 2: ``mercury_core`` Verilog under Icarus and Verilator, every configuration.
 
 The pytest side plans the host's work with ``host_model`` (random layers cut into baseline,
-signature and replay passes; golden result beats and counters from ``golden.hw.reuse_layer``),
+signature and replay passes; golden result beats and counters from
+``golden.reuse_conv.pass_trace``),
 packs every payload and writes the plan as JSON next to the build; ``rtlsim.cocotb_core`` plays the
 host in the simulator (torch stays out of that process). Two runs per configuration:
 
@@ -19,7 +20,14 @@ import json
 import random
 
 import pytest
-from hw.test_core import random_layers, random_specs
+import torch
+from hw.test_core import (
+    SIG_LEN_CLASSES,
+    prefix_collision,
+    random_layers,
+    random_specs,
+    sig_len_of,
+)
 
 from mercury_hw import layouts
 
@@ -32,6 +40,13 @@ ENV_STIM = "MERCURY_CORE_STIM"
 
 def plan_run(cfg, rng, specs, *, stalled: bool, from_results: bool, no_bubble: bool) -> dict:
     passes, rows = random_layers(cfg, rng, specs)
+    return plan_passes(cfg, rng, passes, rows, stalled=stalled, from_results=from_results,
+                       no_bubble=no_bubble)
+
+
+def plan_passes(cfg, rng, passes, rows, *, stalled: bool, from_results: bool,
+                no_bubble: bool) -> dict:
+    """The JSON plan of ``host_model`` passes over vectors ``rows`` for ``cocotb_core``."""
     beats = {}
     for p in passes:
         b0, b1 = p["block"]
@@ -92,3 +107,40 @@ def test_core_rtl(simulator, cfg_name, seed):
     stim = stim_dir / "stimulus.json"
     stim.write_text(json.dumps(stimulus(cfg, random.Random(seed))))
     build_and_test("core", cfg_name, simulator, "cocotb_core", {ENV_STIM: stim}, seed=seed)
+
+
+def sig_len_stimulus(cfg, rng: random.Random) -> list[dict]:
+    """Spec 13's ``cmd.sig_len``: per class of ``SIG_LEN_CLASSES`` one run of a layer with that
+    s whose signatures include two that agree only in their low s bits (stalls, replay passes
+    from the RTL's own results); then one run of back-to-back layers of one-beat vectors, each
+    with its own s (tight: a pass's vectors are still in the signature generator when the next
+    pass, with another s, starts)."""
+    length = min(cfg.max_len, cfg.lanes + 3)
+    runs = []
+    for c in SIG_LEN_CLASSES:
+        s = sig_len_of(cfg, c)
+        x, w = host.make_layer(cfg, rng, 24, length, 2 * cfg.pes + 1, p_repeat=0.3)
+        if 0 < s < cfg.sig_bits:
+            a, b = prefix_collision(cfg, rng, length, s)
+            x = torch.cat([x[:10], torch.tensor([a, b, a, b]), x[10:]])
+        passes = host.layer_passes(cfg, x, w, reuse=True, sig_len=s)
+        runs.append(plan_passes(cfg, rng, passes, x.tolist(), stalled=True, from_results=True,
+                                no_bubble=False))
+    classes = list(SIG_LEN_CLASSES) * 2
+    rng.shuffle(classes)
+    tiny = [(True, rng.randint(1, 5), 1, rng.randint(1, 2 * cfg.pes), sig_len_of(cfg, c))
+            for c in classes]
+    runs.append(plan_run(cfg, rng, tiny, stalled=False, from_results=False, no_bubble=False))
+    return runs
+
+
+@simulators
+def test_core_sig_len_rtl(simulator, seed):
+    """``cmd.sig_len`` on the generated Verilog (the ``wide`` configuration, S = 12, 8 sets):
+    every class of s in one simulator process (a run each, after a reset), every result beat
+    (hit, entry, data) equal to the golden ``pass_trace`` with that s."""
+    stim_dir = BUILD_ROOT / "core" / "wide" / simulator / "sig_len"
+    stim_dir.mkdir(parents=True, exist_ok=True)
+    stim = stim_dir / "stimulus.json"
+    stim.write_text(json.dumps(sig_len_stimulus(CONFIGS["wide"], random.Random(seed))))
+    build_and_test("core", "wide", simulator, "cocotb_core", {ENV_STIM: stim}, seed=seed)

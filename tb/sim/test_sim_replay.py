@@ -106,6 +106,37 @@ def test_replay_matches_golden(simulator, stall, tmp_path, seed):
         assert (out / f).stat().st_size > 0
 
 
+def test_replay_per_layer_settings(tmp_path, seed):
+    """Per-layer settings (docs/spec.md 13): conv1 with reuse off runs baseline passes (no hit,
+    speedup 1 within the pipeline latency), the downsample conv with s = 5 (its signature passes
+    carry cmd.sig_len = 5); the golden dump uses the same settings and everything matches."""
+    from golden.reuse_net import LayerSetting
+    from sim.replay import replay
+
+    out = tmp_path / "sim"
+    settings = [LayerSetting()] * 20
+    settings[0] = LayerSetting(reuse=False)
+    settings[5] = LayerSetting(sig_len=5)
+    rc = replay(REPLAY_CFG, layers=LAYERS, limit=200, out=out, keep=True, progress=False,
+                settings=settings)
+    report = json.loads((out / "report.json").read_text())
+    assert rc == 0, report["info"].get("first_mismatch")
+    off, short = report["layers"]
+    assert (off["setting"], short["setting"]) == ("off", "s=5")
+    assert off["hits"] == off["golden_hits"] == 0
+    assert abs(off["cycles_reuse"] - off["cycles_base"]) <= 4, off
+    assert short["hits"] == short["golden_hits"] > 0
+    meta = json.loads((out / "golden" / "006.json").read_text())
+    sigs = np.fromfile(out / "golden" / meta["files"]["signatures"], dtype="<u8")
+    from golden.hw import cache_run
+
+    kw = {k: v for k, v in REPLAY_CFG.golden_kwargs().items() if k != "seed"}
+    full = cache_run(torch.from_numpy(sigs.view(np.int64)), **kw).hits
+    masked = cache_run(torch.from_numpy((sigs & 31).view(np.int64)), **kw).hits
+    assert short["hits"] == masked != full, "s = 5 must change the hitmap"
+    assert "s=5" in (out / "report.md").read_text()
+
+
 def test_corrupted_rtl_hitmap_is_reported(tmp_path):
     """An RTL hit bit flipped in the harness output: exit 1, one line naming layer, vector, field,
     both values; both hitmaps left on disk and ``mercury-hw compare`` finds the same bit."""
@@ -137,6 +168,10 @@ def test_corrupted_rtl_hitmap_is_reported(tmp_path):
     (["--limit", "0"], "error: --limit must be >= 1, not 0"),
     (["--ways", "17"], "error: ways must be between 1 and 16, not 17"),
     (["--model", "vgg16"], "error: unknown model 'vgg16'"),
+    (["--reuse-policy", "docs/policies/resnet18-digits-s32.json"],
+     "error: policy: sig_bits is 32 but the configuration has S = 16"),
+    (["--reuse-policy", "docs/policies/resnet18-digits-s32.json", "--sig-bits", "32"],
+     "error: policy: made for model 'resnet18-digits', not 'resnet18'"),
 ])
 def test_bad_input_exits_2(args, message, tmp_path):
     proc = _cli("sim", "--out", str(tmp_path / "sim"), *args, timeout=120)

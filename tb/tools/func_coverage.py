@@ -12,8 +12,11 @@ Core (``core.*``, configurations ``default`` and ``wide``), one sample per cycle
 testbench's view of the four streams: pass kind of the next vector beat (baseline, signature,
 replay) x ``vectors`` state (idle: no beat offered; stalled: offered, not taken; accepted); pass
 kind x hit bit of the next result x ``results`` state (idle: no result; stalled: ``ready`` low;
-accepted); ``cmd`` and ``weights`` states. The stimulus is ``tb/hw/test_core_corners.py``'s:
-back-to-back layers with random stalls on every stream, and long output backpressure.
+accepted); ``cmd`` and ``weights`` states; the signature length class of a signature pass's
+``cmd.sig_len`` (spec 13: 1, set_bits, set_bits + 1, S - 1, S, 0 meaning S) x the hit bit of its
+results. The stimulus is ``tb/hw/test_core_corners.py``'s: back-to-back layers with random
+stalls on every stream, and long output backpressure; and one layer per signature-length
+class (``core_plans.sig_len_layers``).
 
 Excluded bins (not reachable by a correct design, each with its reason) are listed in
 :data:`EXCLUDED` and printed. ``python tb/tools/func_coverage.py`` prints every bin, writes
@@ -36,6 +39,8 @@ from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db  # noqa
 WAYS = 4  # the default configuration's ways (the coverage model's geometry)
 POLICIES = ("lru", "fifo")
 KINDS = ("baseline", "signature", "replay")
+#: Classes of ``cmd.sig_len`` (spec 13), as ``hw.test_core.SIG_LEN_CLASSES``.
+SIG_LEN_CLASSES = ("1", "set_bits", "set_bits+1", "S-1", "S", "0")
 STATES = ("idle", "stalled", "accepted")
 
 #: Excluded cross bins: (cross, bin with None as a wildcard) -> reason.
@@ -152,6 +157,22 @@ def sample_control(event):
     """``cmd`` and ``weights`` in one cycle while a payload is due: ``{cmd, weights}``."""
 
 
+@CoverPoint("core.sig_len_class", xf=lambda e: e["class"], bins=list(SIG_LEN_CLASSES))
+@CoverPoint("core.sig_len_hit", xf=lambda e: e["hit"], bins=[0, 1])
+@CoverCross("core.sig_len", items=["core.sig_len_class", "core.sig_len_hit"])
+def sample_sig_len(event):
+    """A signature-pass result transferred: ``{class, hit}`` (class of its pass's s)."""
+
+
+def sig_len_class(cfg, s: int) -> str:
+    """The class of ``cmd.sig_len = s`` at ``cfg`` (first match of :data:`SIG_LEN_CLASSES`)."""
+    for name, value in (("0", 0), ("S", cfg.sig_bits), ("S-1", cfg.sig_bits - 1), ("1", 1),
+                        ("set_bits", cfg.set_bits), ("set_bits+1", cfg.set_bits + 1)):
+        if s == value:
+            return name
+    return "other"
+
+
 def _state(valid, ready):
     return "idle" if not valid else ("accepted" if ready else "stalled")
 
@@ -172,6 +193,9 @@ def core_sampler(cfg, plan):
             sample_output(
                 {"kind": plan["result_kind"][nr], "hit": hits[nr], "state": _state(*hs["results"])}
             )
+            if plan["result_kind"][nr] == "signature" and all(hs["results"]):
+                s = sig_len_class(cfg, plan["result_sig_len"][nr])
+                sample_sig_len({"class": s, "hit": hits[nr]})
         if host.next["cmd"] < len(plan["cmds"]) and host.next["weights"] < len(plan["weights"]):
             sample_control({"cmd": _state(*hs["cmd"]), "weights": _state(*hs["weights"])})
 
@@ -202,6 +226,13 @@ def collect_core(seed: int) -> None:
         ]
         for run in runs:
             simulate(cfg, [run], on_cycle=core_sampler(cfg, plan))
+        from hw.test_core import sig_len_of
+
+        values = [sig_len_of(cfg, c) for c in SIG_LEN_CLASSES]
+        passes, rows = core_plans.sig_len_layers(cfg, rng, values)
+        plan = core_plans.plan(cfg, passes, rows, rng)
+        run = {"plan": plan, "seed": seed + 2, "stalls": stalls_for(rng, False)}
+        simulate(cfg, [run], on_cycle=core_sampler(cfg, plan))
 
 
 # -- report ----------------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ T_CORE = [
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
 T_SIGGEN = ["tb/hw/test_siggen.py"]
+#: The per-pass signature length (spec 13) through the core.
+T_SIG_LEN = ["tb/hw/test_core.py", "-k", "sig_len"]
 T_PE = ["tb/hw/test_pe.py", "tb/hw/test_pe_array.py"]
 T_GCACHE = ["tb/golden/test_hw_cache.py"]
 T_GSIG = ["tb/golden/test_hw_signature.py"]
@@ -271,6 +273,22 @@ MUTANTS = [
         "sig.append(acc_next[-1] | (acc_next == 0))",
         T_SIGGEN,
         "sign rule: a zero projection gives bit 1",
+    ),
+    _m(
+        "sig_len_ignored",
+        "mercury_hw/siggen.py",
+        "m.d.sync += reg.eq(Mux(keep[j], part, 0))",
+        "m.d.sync += reg.eq(part)",
+        T_SIG_LEN,
+        "per-pass settings: cmd.sig_len ignored (every signature pass looks up all S bits)",
+    ),
+    _m(
+        "sig_len_not_latched",
+        "mercury_hw/core.py",
+        "siggen.sig_len.eq(cur.sig_len),",
+        "siggen.sig_len.eq(self.cmd.p.sig_len),",
+        T_SIG_LEN,
+        "per-pass settings: sig_len read from the command stream, not latched with the pass",
     ),
     _m(
         "siggen_lane_mask",
