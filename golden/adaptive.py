@@ -4,7 +4,8 @@ State per conv: forward reuse on/off and the signature length s (1 <= s <= S), e
 per-pass settings of spec section 13 (:class:`golden.reuse_net.LayerSetting`), so every state is
 a ``cmd`` the core accepts and the final state is a policy file (spec section 14).
 
-Once per epoch, after a warm-up, :meth:`AdaptivePolicy.step` looks at each conv's observation
+Once per epoch (the trainer, :mod:`golden.train`, calls it after every epoch but the last),
+after a warm-up, :meth:`AdaptivePolicy.step` looks at each conv's observation
 (:class:`LayerObservation`: the hit rate of its forward passes over the epoch, or of a probe when
 it is off; its relative output error on a fixed validation batch, reuse output against the exact
 int8 output for the same input), the epoch's training loss and the validation accuracy with and

@@ -10,7 +10,9 @@ int8 model of docs/spec.md section 12 (so that reuse is the only difference):
 
 After every epoch each run is evaluated on the validation and test splits, exactly (reuse off
 everywhere) and with reuse (propagating, spec 12; the baseline with reuse on at s = S everywhere,
-mercury with its current policy); the adaptive policy decides on the validation figures only.
+mercury with its current policy); the adaptive policy decides on the validation figures only,
+after every epoch but the last (its final state, ``policy.json``, is the one the final accuracies
+were measured with).
 A checkpoint (model, optimizer, schedule, generator, policy, counts) is written atomically
 after every epoch under ``OUT/checkpoints``; a rerun of the same command resumes after the last
 finished epoch, and the report files (``report.md``, ``report.json``, ``policy.json``, PNGs)
@@ -285,7 +287,9 @@ def _epoch(run: _Run, splits: dict, hardware: dict, bar) -> None:
     row = dict(epoch=run.epoch + 1, loss=loss, **acc, speedup=training_speedup(counts),
                hit_rate=[c.forward.to_dict()["hit_rate"] for c in counts],
                sig_len=[s.sig_len for s in reuse_settings], reuse=[s.reuse for s in reuse_settings])
-    if run.policy is not None and cfg.adaptive:
+    if run.policy is not None and cfg.adaptive and run.epoch + 1 < cfg.epochs:
+        # no decision after the last epoch: no epoch would train or be evaluated with it, so the
+        # final state (policy.json) is the one the final accuracies were measured with
         obs = _monitor(run, splits["val"].images[:cfg.monitor], hardware)
         obs = [LayerObservation(c.forward.to_dict()["hit_rate"] if on else o.hit_rate, o.error)
                for c, o, on in zip(counts, obs, run.policy.reuse, strict=True)]

@@ -11,13 +11,18 @@ from golden.errors import UserError
 from mercury_cli.main import main
 
 HW = dict(sig_bits=16, seed=0x4D455243, sets=32, ways=4, policy="lru", block=4096, lanes=4, pes=8)
-SMALL = dict(model="resnet18-digits", epochs=1, batch=16, max_steps=2, eval_limit=24, monitor=16,
+SMALL = dict(model="resnet18-digits", epochs=2, batch=16, max_steps=1, eval_limit=24, monitor=16,
              eval_batch=24, rule=AdaptiveRule(warmup=0), hardware=HW)
 
 
 def _numbers(rep):
-    return {name: [{k: v for k, v in h.items() if k != "seconds"} for h in r["history"]]
-            for name, r in rep["runs"].items()}
+    """The whole report but its wall-clock seconds: every figure that the seed must fix."""
+    rep = json.loads(json.dumps(rep))
+    del rep["seconds"]
+    for r in rep["runs"].values():
+        for h in (*r["history"], r["final"]):
+            del h["seconds"]
+    return rep
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +38,13 @@ def test_short_run_writes_the_report(short_run):
         assert (out / name).is_file(), name
     assert json.loads((out / "report.json").read_text())["goal"] == rep["goal"]
     m = rep["runs"]["mercury"]
-    assert len(m["history"]) == 1 and len(rep["runs"]["baseline"]["history"]) == 1
-    assert len(m["decisions"]) == len(m["layers"]) == 20  # every conv, every epoch
+    assert len(m["history"]) == 2 and len(rep["runs"]["baseline"]["history"]) == 2
+    # every conv after every epoch but the last (nothing would act on a decision after it)
+    assert len(m["decisions"]) == len(m["layers"]) == 20
+    assert {d["epoch"] for d in m["decisions"]} == {0}
+    last = m["final"]  # policy.json is the state the final accuracies were measured with
+    assert [layer["reuse"] for layer in rep["policy"]["layers"].values()] == last["reuse"]
+    assert [layer["sig_len"] for layer in rep["policy"]["layers"].values()] == last["sig_len"]
     fwd = sum(layer["forward"]["macs_skipped"] for layer in m["layers"])
     assert fwd > 0  # the digits' zero background alone gives hits
     assert all(layer["forward"]["macs_skipped"] == 0 for layer in rep["runs"]["baseline"]["layers"])
@@ -50,7 +60,7 @@ def test_same_seed_same_numbers_and_resume(short_run, tmp_path, monkeypatch):
 
     def interrupting(*a, **kw):
         calls["n"] += 1
-        if calls["n"] == 2:  # baseline done, mercury's first epoch
+        if calls["n"] == 3:  # baseline done, mercury's first epoch
             raise KeyboardInterrupt
         return real(*a, **kw)
 
@@ -63,7 +73,7 @@ def test_same_seed_same_numbers_and_resume(short_run, tmp_path, monkeypatch):
     monkeypatch.setattr(gt, "_epoch", real)
     logs = []
     again = gt.run_training(gt.TrainConfig(**SMALL), out, progress=False, log=logs.append)
-    assert logs == [f"baseline: resuming after epoch 1 from {out / 'checkpoints' / 'baseline.pt'}"]
+    assert logs == [f"baseline: resuming after epoch 2 from {out / 'checkpoints' / 'baseline.pt'}"]
     assert _numbers(again) == _numbers(rep)
 
 
