@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -153,7 +153,11 @@ class MercuryCore(wiring.Component):
     reordered.
 
     Counters (48 bits, wrapping; all cleared by ``clear``, which wins over a count in the same
-    cycle):
+    cycle). A count lands :data:`COUNTER_LAG` (1) cycle after its event (its increment is
+    registered before the adder); every event happens while ``busy`` is high, so the counters are
+    exact in every cycle that follows a cycle with ``busy`` low. ``clear`` in cycle k makes every
+    counter 0 after edge k and drops the increments of cycles k - 1 (in flight) and k: the events
+    counted are exactly those of the cycles after k.
 
     - ``cycles``: cycles with ``busy`` high (a pass waiting for its weights counts);
     - ``vectors``: result beats transferred; ``hits`` / ``misses``: those with ``hit`` 1 / 0
@@ -207,6 +211,8 @@ class MercuryCore(wiring.Component):
     #: Computed-result FIFO depth below which one-beat vectors do not run at one per cycle: in a
     #: signature pass a vector's credit returns with its token, LATENCY - 1 cycles after its beat.
     MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY)
+    #: Cycles from an event to its count in the ``counters`` outputs (registered increments).
+    COUNTER_LAG = 1
     #: Depth of the queue of started passes (input sequencer -> token sequencer).
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.
@@ -451,7 +457,14 @@ class MercuryCore(wiring.Component):
             ]
 
     def _counters(self, m, computed_len, skipped_len):
-        """Performance counters (see the class docstring for their definitions)."""
+        """Performance counters (see the class docstring for their definitions).
+
+        Each counter adds an increment registered the cycle before (:data:`COUNTER_LAG`), so no
+        event logic (a result handshake, a hitmap word's hit bit) sits in front of a 48-bit carry
+        chain. ``clear`` zeroes the counter and the increment register alike: the increment in
+        flight (the previous cycle's event) and the current cycle's are both dropped, so the
+        events counted are exactly those of the cycles after the clear, as without the lag.
+        """
         M = self.cfg.pes
         out = self.results.valid & self.results.ready
         increments = {
@@ -464,7 +477,8 @@ class MercuryCore(wiring.Component):
         }
         for name in COUNTERS:
             counter = getattr(self.counters, name)
+            step = Signal.like(Value.cast(increments[name]), name=f"{name}_step")
             with m.If(self.clear):
-                m.d.sync += counter.eq(0)
+                m.d.sync += [counter.eq(0), step.eq(0)]
             with m.Else():
-                m.d.sync += counter.eq(counter + increments[name])
+                m.d.sync += [counter.eq(counter + step), step.eq(increments[name])]

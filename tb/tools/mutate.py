@@ -241,6 +241,14 @@ MUTANTS = [
         "counter priority: a count wins over clear in the same cycle",
     ),
     _m(
+        "count_in_flight_clear",
+        "mercury_hw/core.py",
+        "m.d.sync += [counter.eq(0), step.eq(0)]",
+        "m.d.sync += [counter.eq(0), step.eq(increments[name])]",
+        T_CLEAR,
+        "counter priority: the count of a clear's cycle survives in the increment register",
+    ),
+    _m(
         "macs_skipped_count",
         "mercury_hw/core.py",
         '"macs_skipped": skipped_len * M,',
