@@ -90,6 +90,38 @@ class _ResponseBook:
         self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
 
 
+class _HitmapQueue:
+    """The hitmap words a replay pass has read ahead: a queue of ``depth`` registers.
+
+    The hitmap's read port has a registered address (data the cycle after the read); ``pending``
+    says a word is on it, which enters the queue at the next edge. ``head`` is the oldest word,
+    valid when ``level != 0``. Reads are issued only while ``level + pending < depth``.
+    """
+
+    def __init__(self, cfg: MercuryConfig, depth: int):
+        shape = layouts.cache_response(cfg)
+        self.depth = depth
+        self.entries = [Signal(shape, name=f"hm_word{i}") for i in range(depth)]
+        self.head = self.entries[0]
+        self.level = Signal(range(depth + 1), name="hm_level")
+        self.pending = Signal(name="hm_pending")
+
+    def elaborate_into(self, m, read_port, pop):
+        """Push the word on ``read_port`` (read the cycle before); pop the head on ``pop``."""
+        push = self.pending
+        m.d.sync += [
+            self.pending.eq(read_port.en),
+            self.level.eq(self.level + push - pop),
+        ]
+        after_pop = Signal.like(self.level, name="hm_after_pop")
+        m.d.comb += after_pop.eq(self.level - pop)
+        for i, entry in enumerate(self.entries):
+            with m.If(push & (after_pop == i)):
+                m.d.sync += entry.eq(read_port.data)
+            with m.Elif(pop & (i + 1 < self.depth)):
+                m.d.sync += entry.eq(self.entries[min(i + 1, self.depth - 1)])
+
+
 class MercuryCore(wiring.Component):
     """Signature generator, MCACHE, hitmap and reuse-aware PE array behind the host interface of
     docs/spec.md section 9.3.
@@ -217,6 +249,9 @@ class MercuryCore(wiring.Component):
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.
     RESPONSE_DEPTH = 4
+    #: Hitmap words a replay pass reads ahead (queued or in flight): 3 keep one token per cycle
+    #: with the read condition on registers only (1 queued + 1 in flight + 1 being read).
+    HITMAP_QUEUE = 3
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
         self.cfg = cfg
@@ -386,10 +421,9 @@ class MercuryCore(wiring.Component):
         nxt = passes.r.p
         cur = _CurrentPass(cfg)
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
-        hm_valid = Signal()             # hm_read.data holds vector v's hitmap word
         resp = responses.r.p
-        word = hm_read.data
-        self._token(m, cur, responses.r.valid, resp, hm_valid, word, array.tokens)
+        words = _HitmapQueue(cfg, self.HITMAP_QUEUE)
+        self._token(m, cur, responses.r.valid, resp, words.level != 0, words.head, array.tokens)
 
         issued = Signal()
         m.d.comb += [
@@ -413,24 +447,32 @@ class MercuryCore(wiring.Component):
             m.d.sync += v.eq(v + 1)
         cur.sequence(m, pass_end, start, nxt, v.eq(0))
 
-        # Hitmap prefetch for replay passes: word 0 when the pass starts, word v+1 when the token
-        # of v leaves (the read port holds its data otherwise). Transparent, so a replay pass that
-        # starts in the cycle of the signature pass's last write reads that write.
+        # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
+        # path starts at the block RAM's output: word 0 when the pass starts (transparent, so a
+        # replay pass that starts in the cycle of the signature pass's last write reads it), then
+        # word ra while the queue and the reads in flight leave room.
         start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
+        ra = Signal(cfg.count_bits + 1)  # the next word to read
+        rd_next = Signal()
+        rd_first = Signal()
         m.d.comb += [
-            hm_read.addr.eq(Mux(start_replay, 0, v + 1)),
-            hm_read.en.eq(start_replay | (issued & cur.is_replay)),
+            rd_first.eq(start_replay & (nxt.count != 0)),
+            rd_next.eq(cur.active & cur.is_replay & (ra != cur.count)
+                       & (words.level + words.pending < self.HITMAP_QUEUE)),
+            hm_read.addr.eq(Mux(start_replay, 0, ra)),
+            hm_read.en.eq(rd_first | rd_next),
         ]
-        with m.If(hm_read.en):
-            m.d.sync += hm_valid.eq(1)
-        with m.Elif(issued | pass_end):
-            m.d.sync += hm_valid.eq(0)
+        with m.If(start_replay):
+            m.d.sync += ra.eq(rd_first)
+        with m.Elif(rd_next):
+            m.d.sync += ra.eq(ra + 1)
+        words.elaborate_into(m, hm_read, issued & cur.is_replay)
 
-        skipped_len = Mux(issued & cur.is_replay & word.hit, cur.length, 0)
+        skipped_len = Mux(issued & cur.is_replay & words.head.hit, cur.length, 0)
         return cur.active, skipped_len
 
     @staticmethod
-    def _token(m, cur, resp_valid, resp, hm_valid, word, tokens):
+    def _token(m, cur, resp_valid, resp, word_valid, word, tokens):
         """The token of the pass's next vector: baseline computes; a signature pass takes the
         MCACHE response (and the speculative result); a replay pass takes the hitmap word."""
         tok = tokens.p
@@ -444,7 +486,7 @@ class MercuryCore(wiring.Component):
             ]
         with m.Elif(cur.is_replay):
             m.d.comb += [
-                tokens.valid.eq(cur.active & (cur.count != 0) & hm_valid),
+                tokens.valid.eq(cur.active & (cur.count != 0) & word_valid),
                 tok.hit.eq(word.hit),
                 tok.entry.eq(word.entry),
                 tok.take.eq(~word.hit),

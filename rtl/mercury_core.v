@@ -13,62 +13,102 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire [15:0] \$101 ;
-  wire [13:0] \$102 ;
+  wire \$101 ;
+  wire \$102 ;
   wire \$103 ;
-  wire [48:0] \$104 ;
+  wire \$104 ;
   wire \$105 ;
-  wire [48:0] \$106 ;
-  wire \$107 ;
+  wire \$106 ;
+  wire [14:0] \$107 ;
   wire \$108 ;
-  wire [48:0] \$109 ;
+  wire [15:0] \$109 ;
   wire \$11 ;
-  wire \$110 ;
+  wire [13:0] \$110 ;
   wire \$111 ;
   wire \$112 ;
-  wire [48:0] \$113 ;
-  wire \$114 ;
-  wire [12:0] \$115 ;
-  wire [16:0] \$116 ;
-  wire [48:0] \$117 ;
+  wire [14:0] \$113 ;
+  wire [2:0] \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire [3:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
   wire \$120 ;
-  wire [12:0] \$121 ;
-  wire [16:0] \$122 ;
-  wire [48:0] \$123 ;
-  reg [12:0] \$124 ;
-  reg [12:0] \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg \$128 ;
-  reg [12:0] \$129 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  reg [12:0] \$130 ;
-  reg [13:0] \$131 ;
-  reg [13:0] \$132 ;
-  reg [12:0] \$133 ;
-  reg [12:0] \$134 ;
-  reg [12:0] \$135 ;
-  reg [12:0] \$136 ;
-  reg \$137 ;
-  reg \$138 ;
-  reg \$139 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire [48:0] \$133 ;
+  wire [48:0] \$134 ;
+  wire \$135 ;
+  wire [48:0] \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire [48:0] \$139 ;
   wire \$14 ;
-  reg [12:0] \$140 ;
-  reg [12:0] \$141 ;
-  reg \$142 ;
-  reg [47:0] \$143 ;
-  reg [47:0] \$144 ;
-  reg [47:0] \$145 ;
-  reg [47:0] \$146 ;
-  reg [47:0] \$147 ;
-  reg [47:0] \$148 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire [48:0] \$143 ;
+  wire \$144 ;
+  wire [12:0] \$145 ;
+  wire [16:0] \$146 ;
+  wire [48:0] \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
+  wire \$150 ;
+  wire [12:0] \$151 ;
+  wire [16:0] \$152 ;
+  reg [12:0] \$153 ;
+  reg [12:0] \$154 ;
+  reg \$155 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg [12:0] \$158 ;
+  reg [12:0] \$159 ;
   wire \$16 ;
+  reg [13:0] \$160 ;
+  reg [13:0] \$161 ;
+  reg [12:0] \$162 ;
+  reg [12:0] \$163 ;
+  reg [12:0] \$164 ;
+  reg [12:0] \$165 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
+  reg [12:0] \$169 ;
   wire \$17 ;
+  reg [12:0] \$170 ;
+  reg [13:0] \$171 ;
+  reg \$172 ;
+  reg [1:0] \$173 ;
+  reg [7:0] \$174 ;
+  reg [7:0] \$175 ;
+  reg [7:0] \$176 ;
+  reg [47:0] \$177 ;
+  reg \$178 ;
+  reg [47:0] \$179 ;
   wire \$18 ;
+  reg \$180 ;
+  reg [47:0] \$181 ;
+  reg \$182 ;
+  reg [47:0] \$183 ;
+  reg \$184 ;
+  reg [47:0] \$185 ;
+  reg [16:0] \$186 ;
+  reg [47:0] \$187 ;
+  reg [16:0] \$188 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
@@ -115,49 +155,49 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$58 ;
   wire \$59 ;
   wire [13:0] \$6 ;
-  wire [13:0] \$60 ;
-  wire \$61 ;
+  wire \$60 ;
+  wire [13:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [13:0] \$68 ;
-  wire [13:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [13:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
-  wire \$74 ;
+  wire [2:0] \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire [13:0] \$77 ;
+  wire \$77 ;
   wire [13:0] \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
-  wire \$81 ;
+  wire [2:0] \$81 ;
   wire \$82 ;
-  wire [14:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire \$86 ;
+  wire [13:0] \$85 ;
+  wire [13:0] \$86 ;
   wire \$87 ;
-  wire [14:0] \$88 ;
-  wire [13:0] \$89 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
   wire \$90 ;
-  wire [13:0] \$91 ;
+  wire [14:0] \$91 ;
   wire \$92 ;
-  wire \$93 ;
+  wire [15:0] \$93 ;
   wire \$94 ;
   wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
+  wire [14:0] \$96 ;
+  wire [13:0] \$97 ;
   wire \$98 ;
-  wire [14:0] \$99 ;
+  wire [13:0] \$99 ;
   reg active = 1'h0;
   reg \active$73  = 1'h0;
   wire beat;
@@ -178,7 +218,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_resp = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$95 ;
+  wire \busy$100 ;
   input clear;
   wire clear;
   input clk;
@@ -208,13 +248,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [47:0] counters__misses = 48'h000000000000;
   output [47:0] counters__vectors;
   reg [47:0] counters__vectors = 48'h000000000000;
+  reg cycles_step = 1'h0;
   wire end_of_pass;
+  reg hits_step = 1'h0;
+  wire [1:0] hm_after_pop;
+  reg [1:0] hm_level = 2'h0;
+  reg hm_pending = 1'h0;
   wire [11:0] hm_read__addr;
   wire [7:0] hm_read__data;
   wire [6:0] \hm_read__data.entry ;
   wire \hm_read__data.hit ;
   wire hm_read__en;
-  reg hm_valid = 1'h0;
+  reg [7:0] hm_word0 = 8'h00;
+  wire [6:0] \hm_word0.entry ;
+  wire \hm_word0.hit ;
+  reg [7:0] hm_word1 = 8'h00;
+  wire [6:0] \hm_word1.entry ;
+  wire \hm_word1.hit ;
+  reg [7:0] hm_word2 = 8'h00;
+  wire [6:0] \hm_word2.entry ;
+  wire \hm_word2.hit ;
   wire [11:0] hm_write__addr;
   wire [7:0] hm_write__data;
   wire [6:0] \hm_write__data.entry ;
@@ -223,11 +276,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire issued;
   wire last;
   reg [12:0] length = 13'h0000;
+  reg [12:0] \length$103  = 13'h0000;
   (* init = 13'h0000 *)
   wire [12:0] \length$64 ;
-  reg [12:0] \length$98  = 13'h0000;
   wire [2:0] level;
   wire [12:0] limit;
+  reg [16:0] macs_done_step = 17'h00000;
+  reg [16:0] macs_skipped_step = 17'h00000;
+  reg misses_step = 1'h0;
   wire pass_end;
   wire \pass_end$87 ;
   wire pending;
@@ -244,6 +300,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \r__ready$88 ;
   wire r__valid;
   wire \r__valid$90 ;
+  reg [13:0] ra = 14'h0000;
+  wire rd_first;
+  wire rd_next;
   wire release_only;
   wire [12:0] rem;
   reg replay = 1'h0;
@@ -330,6 +389,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   input vectors__valid;
   wire vectors__valid;
   wire \vectors__valid$62 ;
+  reg vectors_step = 1'h0;
   wire [7:0] w__payload;
   wire [27:0] \w__payload$68 ;
   wire [12:0] \w__payload$68.count ;
@@ -4541,8 +4601,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$69 [11:0]];
-      if (hm_write__en && \$69 [11:0] == v[11:0])
+      _0_ <= hitmap[\$78 [11:0]];
+      if (hm_write__en && \$78 [11:0] == v[11:0])
         _0_ <= r__payload;
     end
   end
@@ -4611,142 +4671,192 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$48  = ~ r__payload[0];
   assign \$49  = | \count$74 ;
   assign \$50  = \active$73  & \$49 ;
-  assign \$51  = \$50  & hm_valid;
-  assign \$52  = ~ hm_read__data[0];
-  assign \$53  = ~ hm_read__data[0];
-  assign \$54  = | \count$74 ;
-  assign \$55  = \active$73  & \$54 ;
+  assign \$51  = | hm_level;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = ~ hm_word0[0];
+  assign \$54  = ~ hm_word0[0];
+  assign \$55  = | \count$74 ;
+  assign \$56  = \active$73  & \$55 ;
   assign issued = tokens__valid & tokens__ready;
-  assign \$56  = ~ \replay$71 ;
-  assign \$57  = \reuse$70  & \$56 ;
-  assign r__ready = issued & \$57 ;
-  assign \$58  = ~ \replay$71 ;
-  assign \$59  = \reuse$70  & \$58 ;
-  assign hm_write__en = issued & \$59 ;
-  assign \$60  = v + 1'h1;
-  assign \$61  = \$60  == \count$74 ;
-  assign \$62  = issued & \$61 ;
-  assign \$63  = ! \count$74 ;
-  assign \$64  = \$62  | \$63 ;
-  assign \pass_end$87  = \active$73  & \$64 ;
-  assign \$65  = ~ \active$73 ;
-  assign \r__ready$88  = \$65  | \pass_end$87 ;
+  assign \$57  = ~ \replay$71 ;
+  assign \$58  = \reuse$70  & \$57 ;
+  assign r__ready = issued & \$58 ;
+  assign \$59  = ~ \replay$71 ;
+  assign \$60  = \reuse$70  & \$59 ;
+  assign hm_write__en = issued & \$60 ;
+  assign \$61  = v + 1'h1;
+  assign \$62  = \$61  == \count$74 ;
+  assign \$63  = issued & \$62 ;
+  assign \$64  = ! \count$74 ;
+  assign \$65  = \$63  | \$64 ;
+  assign \pass_end$87  = \active$73  & \$65 ;
+  assign \$66  = ~ \active$73 ;
+  assign \r__ready$88  = \$66  | \pass_end$87 ;
   assign \start$89  = \r__valid$90  & \r__ready$88 ;
-  assign \$66  = \start$89  & \r__payload$92 [26];
-  assign \$67  = \$66  & \r__payload$92 [27];
-  assign \$68  = v + 1'h1;
-  assign \$69  = \$67  ? 14'h0000 : \$68 ;
-  assign \$70  = \start$89  & \r__payload$92 [26];
-  assign \$71  = \$70  & \r__payload$92 [27];
-  assign \$72  = \reuse$70  & \replay$71 ;
-  assign \$73  = issued & \$72 ;
-  assign hm_read__en = \$71  | \$73 ;
-  assign \$74  = | level;
-  assign \$75  = active | \$74 ;
-  assign \$76  = \$75  | \active$73 ;
-  assign busy = \$76  | \busy$95 ;
-  assign \$77  = vcnt + 1'h1;
-  assign \$78  = pos + 3'h4;
-  assign \$79  = beat & last;
-  assign \$80  = ~ replay;
-  assign \$81  = reuse & \$80 ;
-  assign \$82  = \$79  & \$81 ;
-  assign \$83  = sig_due + \$82 ;
-  assign \$84  = w__valid & responses__ready;
-  assign \$85  = \$83  - \$84 ;
-  assign \$86  = w__valid & responses__ready;
-  assign \$87  = | skip;
-  assign \$88  = skip - 1'h1;
-  assign \$89  = blk_resp + 1'h1;
-  assign \$90  = ~ w__payload[0];
-  assign \$91  = blk_miss + \$90 ;
-  assign \$92  = start & cmd__payload[26];
-  assign \$93  = ~ cmd__payload[27];
-  assign \$94  = \$92  & \$93 ;
-  assign \$95  = beat & last;
-  assign \$96  = ~ replay;
-  assign \$97  = reuse & \$96 ;
-  assign \$98  = \$95  & \$97 ;
-  assign \$99  = sig_due + \$98 ;
-  assign \$100  = w__valid & responses__ready;
-  assign \$101  = \$99  - \$100 ;
-  assign \$102  = v + 1'h1;
-  assign \$103  = issued | \pass_end$87 ;
-  assign \$104  = counters__cycles + busy;
-  assign \$105  = results__valid & results__ready;
-  assign \$106  = counters__vectors + \$105 ;
-  assign \$107  = results__valid & results__ready;
-  assign \$108  = \$107  & results__payload[256];
-  assign \$109  = counters__hits + \$108 ;
-  assign \$110  = results__valid & results__ready;
-  assign \$111  = ~ results__payload[256];
-  assign \$112  = \$110  & \$111 ;
-  assign \$113  = counters__misses + \$112 ;
-  assign \$114  = beat & last;
-  assign \$115  = \$114  ? length : 13'h0000;
-  assign \$116  = \$115  * 4'h8;
-  assign \$117  = counters__macs_done + \$116 ;
-  assign \$118  = \reuse$70  & \replay$71 ;
-  assign \$119  = issued & \$118 ;
-  assign \$120  = \$119  & hm_read__data[0];
-  assign \$121  = \$120  ? \length$98  : 13'h0000;
-  assign \$122  = \$121  * 4'h8;
-  assign \$123  = counters__macs_skipped + \$122 ;
+  assign \$67  = \start$89  & \r__payload$92 [26];
+  assign \$68  = \$67  & \r__payload$92 [27];
+  assign \$69  = | \r__payload$92 [25:13];
+  assign rd_first = \$68  & \$69 ;
+  assign \$70  = \reuse$70  & \replay$71 ;
+  assign \$71  = \active$73  & \$70 ;
+  assign \$72  = ra != \count$74 ;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = hm_level + hm_pending;
+  assign \$75  = \$74  < 2'h3;
+  assign rd_next = \$73  & \$75 ;
+  assign \$76  = \start$89  & \r__payload$92 [26];
+  assign \$77  = \$76  & \r__payload$92 [27];
+  assign \$78  = \$77  ? 14'h0000 : ra;
+  assign hm_read__en = rd_first | rd_next;
+  assign \$79  = \reuse$70  & \replay$71 ;
+  assign \$80  = issued & \$79 ;
+  assign \$81  = hm_level - \$80 ;
+  assign \$82  = | level;
+  assign \$83  = active | \$82 ;
+  assign \$84  = \$83  | \active$73 ;
+  assign busy = \$84  | \busy$100 ;
+  assign \$85  = vcnt + 1'h1;
+  assign \$86  = pos + 3'h4;
+  assign \$87  = beat & last;
+  assign \$88  = ~ replay;
+  assign \$89  = reuse & \$88 ;
+  assign \$90  = \$87  & \$89 ;
+  assign \$91  = sig_due + \$90 ;
+  assign \$92  = w__valid & responses__ready;
+  assign \$93  = \$91  - \$92 ;
+  assign \$94  = w__valid & responses__ready;
+  assign \$95  = | skip;
+  assign \$96  = skip - 1'h1;
+  assign \$97  = blk_resp + 1'h1;
+  assign \$98  = ~ w__payload[0];
+  assign \$99  = blk_miss + \$98 ;
+  assign \$100  = start & cmd__payload[26];
+  assign \$101  = ~ cmd__payload[27];
+  assign \$102  = \$100  & \$101 ;
+  assign \$103  = beat & last;
+  assign \$104  = ~ replay;
+  assign \$105  = reuse & \$104 ;
+  assign \$106  = \$103  & \$105 ;
+  assign \$107  = sig_due + \$106 ;
+  assign \$108  = w__valid & responses__ready;
+  assign \$109  = \$107  - \$108 ;
+  assign \$110  = v + 1'h1;
+  assign \$111  = \start$89  & \r__payload$92 [26];
+  assign \$112  = \$111  & \r__payload$92 [27];
+  assign \$113  = ra + 1'h1;
+  assign \$114  = hm_level + hm_pending;
+  assign \$115  = \reuse$70  & \replay$71 ;
+  assign \$116  = issued & \$115 ;
+  assign \$117  = \$114  - \$116 ;
+  assign \$118  = ! \$81 [1:0];
+  assign \$119  = hm_pending & \$118 ;
+  assign \$120  = \reuse$70  & \replay$71 ;
+  assign \$121  = issued & \$120 ;
+  assign \$123  = \$81 [1:0] == 1'h1;
+  assign \$124  = hm_pending & \$123 ;
+  assign \$125  = \reuse$70  & \replay$71 ;
+  assign \$126  = issued & \$125 ;
+  assign \$128  = \$81 [1:0] == 2'h2;
+  assign \$129  = hm_pending & \$128 ;
+  assign \$130  = \reuse$70  & \replay$71 ;
+  assign \$131  = issued & \$130 ;
+  assign \$133  = counters__cycles + cycles_step;
+  assign \$134  = counters__vectors + vectors_step;
+  assign \$135  = results__valid & results__ready;
+  assign \$136  = counters__hits + hits_step;
+  assign \$137  = results__valid & results__ready;
+  assign \$138  = \$137  & results__payload[256];
+  assign \$139  = counters__misses + misses_step;
+  assign \$140  = results__valid & results__ready;
+  assign \$141  = ~ results__payload[256];
+  assign \$142  = \$140  & \$141 ;
+  assign \$143  = counters__macs_done + macs_done_step;
+  assign \$144  = beat & last;
+  assign \$145  = \$144  ? length : 13'h0000;
+  assign \$146  = \$145  * 4'h8;
+  assign \$147  = counters__macs_skipped + macs_skipped_step;
+  assign \$148  = \reuse$70  & \replay$71 ;
+  assign \$149  = issued & \$148 ;
+  assign \$150  = \$149  & hm_word0[0];
+  assign \$151  = \$150  ? \length$103  : 13'h0000;
+  assign \$152  = \$151  * 4'h8;
   always @(posedge clk)
-    pos <= \$124 ;
+    pos <= \$153 ;
   always @(posedge clk)
-    vcnt <= \$125 ;
+    vcnt <= \$154 ;
   always @(posedge clk)
-    active <= \$126 ;
+    active <= \$155 ;
   always @(posedge clk)
-    reuse <= \$127 ;
+    reuse <= \$156 ;
   always @(posedge clk)
-    replay <= \$128 ;
+    replay <= \$157 ;
   always @(posedge clk)
-    length <= \$129 ;
+    length <= \$158 ;
   always @(posedge clk)
-    count <= \$130 ;
+    count <= \$159 ;
   always @(posedge clk)
-    sig_due <= \$131 ;
+    sig_due <= \$160 ;
   always @(posedge clk)
-    skip <= \$132 ;
+    skip <= \$161 ;
   always @(posedge clk)
-    blk_resp <= \$133 ;
+    blk_resp <= \$162 ;
   always @(posedge clk)
-    blk_miss <= \$134 ;
+    blk_miss <= \$163 ;
   always @(posedge clk)
-    blk_count <= \$135 ;
+    blk_count <= \$164 ;
   always @(posedge clk)
-    v <= \$136 ;
+    v <= \$165 ;
   always @(posedge clk)
-    \active$73  <= \$137 ;
+    \active$73  <= \$166 ;
   always @(posedge clk)
-    \reuse$70  <= \$138 ;
+    \reuse$70  <= \$167 ;
   always @(posedge clk)
-    \replay$71  <= \$139 ;
+    \replay$71  <= \$168 ;
   always @(posedge clk)
-    \length$98  <= \$140 ;
+    \length$103  <= \$169 ;
   always @(posedge clk)
-    \count$74  <= \$141 ;
+    \count$74  <= \$170 ;
   always @(posedge clk)
-    hm_valid <= \$142 ;
+    ra <= \$171 ;
   always @(posedge clk)
-    counters__cycles <= \$143 ;
+    hm_pending <= \$172 ;
   always @(posedge clk)
-    counters__vectors <= \$144 ;
+    hm_level <= \$173 ;
   always @(posedge clk)
-    counters__hits <= \$145 ;
+    hm_word0 <= \$174 ;
   always @(posedge clk)
-    counters__misses <= \$146 ;
+    hm_word1 <= \$175 ;
   always @(posedge clk)
-    counters__macs_done <= \$147 ;
+    hm_word2 <= \$176 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$148 ;
+    counters__cycles <= \$177 ;
+  always @(posedge clk)
+    cycles_step <= \$178 ;
+  always @(posedge clk)
+    counters__vectors <= \$179 ;
+  always @(posedge clk)
+    vectors_step <= \$180 ;
+  always @(posedge clk)
+    counters__hits <= \$181 ;
+  always @(posedge clk)
+    hits_step <= \$182 ;
+  always @(posedge clk)
+    counters__misses <= \$183 ;
+  always @(posedge clk)
+    misses_step <= \$184 ;
+  always @(posedge clk)
+    counters__macs_done <= \$185 ;
+  always @(posedge clk)
+    macs_done_step <= \$186 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$187 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$188 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$95 ),
+    .busy(\busy$100 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -4807,9 +4917,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$43 ) begin
       tokens__valid = \$47 ;
     end else if (\$44 ) begin
-      tokens__valid = \$51 ;
+      tokens__valid = \$52 ;
     end else begin
-      tokens__valid = \$55 ;
+      tokens__valid = \$56 ;
     end
   end
   always @* begin
@@ -4822,314 +4932,436 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
       tokens__payload[8] = 1'h1;
       tokens__payload[9] = \$48 ;
     end else if (\$44 ) begin
-      tokens__payload[0] = hm_read__data[0];
-      tokens__payload[7:1] = hm_read__data[7:1];
-      tokens__payload[8] = \$52 ;
-      tokens__payload[9] = \$53 ;
+      tokens__payload[0] = hm_word0[0];
+      tokens__payload[7:1] = hm_word0[7:1];
+      tokens__payload[8] = \$53 ;
+      tokens__payload[9] = \$54 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = pos;
+    \$153  = pos;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (last) begin
-        \$124  = 13'h0000;
+        \$153  = 13'h0000;
       end else begin
-        \$124  = \$78 [12:0];
+        \$153  = \$86 [12:0];
       end
     end
     if (start) begin
-      \$124  = 13'h0000;
+      \$153  = 13'h0000;
     end
     if (rst) begin
-      \$124  = 13'h0000;
+      \$153  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = vcnt;
+    \$154  = vcnt;
     if (beat) begin
       if (last) begin
-        \$125  = \$77 [12:0];
+        \$154  = \$85 [12:0];
       end
     end
     if (start) begin
-      \$125  = 13'h0000;
+      \$154  = 13'h0000;
     end
     if (rst) begin
-      \$125  = 13'h0000;
+      \$154  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = active;
+    \$155  = active;
     if (pass_end) begin
-      \$126  = 1'h0;
+      \$155  = 1'h0;
     end
     if (start) begin
-      \$126  = 1'h1;
+      \$155  = 1'h1;
     end
     if (rst) begin
-      \$126  = 1'h0;
+      \$155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$127  = reuse;
+    \$156  = reuse;
     if (start) begin
-      \$127  = cmd__payload[26];
+      \$156  = cmd__payload[26];
     end
     if (rst) begin
-      \$127  = 1'h0;
+      \$156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$128  = replay;
+    \$157  = replay;
     if (start) begin
-      \$128  = cmd__payload[27];
+      \$157  = cmd__payload[27];
     end
     if (rst) begin
-      \$128  = 1'h0;
+      \$157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$129  = length;
+    \$158  = length;
     if (start) begin
-      \$129  = cmd__payload[12:0];
+      \$158  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$129  = 13'h0000;
+      \$158  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$130  = count;
+    \$159  = count;
     if (start) begin
-      \$130  = cmd__payload[25:13];
+      \$159  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$130  = 13'h0000;
+      \$159  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$131  = \$85 [13:0];
+    \$160  = \$93 [13:0];
     if (rst) begin
-      \$131  = 14'h0000;
+      \$160  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$132  = skip;
-    if (\$86 ) begin
-      if (\$87 ) begin
-        \$132  = \$88 [13:0];
+    \$161  = skip;
+    if (\$94 ) begin
+      if (\$95 ) begin
+        \$161  = \$96 [13:0];
       end
     end
-    if (\$94 ) begin
-      \$132  = \$101 [13:0];
+    if (\$102 ) begin
+      \$161  = \$109 [13:0];
     end
     if (rst) begin
-      \$132  = 14'h0000;
+      \$161  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = blk_resp;
-    if (\$86 ) begin
+    \$162  = blk_resp;
+    if (\$94 ) begin
       (* full_case = 32'd1 *)
-      if (\$87 ) begin
+      if (\$95 ) begin
       end else begin
-        \$133  = \$89 [12:0];
+        \$162  = \$97 [12:0];
       end
     end
-    if (\$94 ) begin
-      \$133  = 13'h0000;
+    if (\$102 ) begin
+      \$162  = 13'h0000;
     end
     if (rst) begin
-      \$133  = 13'h0000;
+      \$162  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = blk_miss;
-    if (\$86 ) begin
+    \$163  = blk_miss;
+    if (\$94 ) begin
       (* full_case = 32'd1 *)
-      if (\$87 ) begin
+      if (\$95 ) begin
       end else begin
-        \$134  = \$91 [12:0];
+        \$163  = \$99 [12:0];
       end
     end
-    if (\$94 ) begin
-      \$134  = 13'h0000;
+    if (\$102 ) begin
+      \$163  = 13'h0000;
     end
     if (rst) begin
-      \$134  = 13'h0000;
+      \$163  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = blk_count;
-    if (\$94 ) begin
-      \$135  = cmd__payload[25:13];
+    \$164  = blk_count;
+    if (\$102 ) begin
+      \$164  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$135  = 13'h0000;
+      \$164  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = v;
+    \$165  = v;
     if (issued) begin
-      \$136  = \$102 [12:0];
+      \$165  = \$110 [12:0];
     end
     if (\start$89 ) begin
-      \$136  = 13'h0000;
+      \$165  = 13'h0000;
     end
     if (rst) begin
-      \$136  = 13'h0000;
+      \$165  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = \active$73 ;
+    \$166  = \active$73 ;
     if (\pass_end$87 ) begin
-      \$137  = 1'h0;
+      \$166  = 1'h0;
     end
     if (\start$89 ) begin
-      \$137  = 1'h1;
+      \$166  = 1'h1;
     end
     if (rst) begin
-      \$137  = 1'h0;
+      \$166  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = \reuse$70 ;
+    \$167  = \reuse$70 ;
     if (\start$89 ) begin
-      \$138  = \r__payload$92 [26];
+      \$167  = \r__payload$92 [26];
     end
     if (rst) begin
-      \$138  = 1'h0;
+      \$167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = \replay$71 ;
+    \$168  = \replay$71 ;
     if (\start$89 ) begin
-      \$139  = \r__payload$92 [27];
+      \$168  = \r__payload$92 [27];
     end
     if (rst) begin
-      \$139  = 1'h0;
+      \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$140  = \length$98 ;
+    \$169  = \length$103 ;
     if (\start$89 ) begin
-      \$140  = \r__payload$92 [12:0];
+      \$169  = \r__payload$92 [12:0];
     end
     if (rst) begin
-      \$140  = 13'h0000;
+      \$169  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$141  = \count$74 ;
+    \$170  = \count$74 ;
     if (\start$89 ) begin
-      \$141  = \r__payload$92 [25:13];
+      \$170  = \r__payload$92 [25:13];
     end
     if (rst) begin
-      \$141  = 13'h0000;
+      \$170  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$142  = hm_valid;
-    if (hm_read__en) begin
-      \$142  = 1'h1;
-    end else if (\$103 ) begin
-      \$142  = 1'h0;
+    \$171  = ra;
+    if (\$112 ) begin
+      \$171  = { 13'h0000, rd_first };
+    end else if (rd_next) begin
+      \$171  = \$113 [13:0];
     end
     if (rst) begin
-      \$142  = 1'h0;
+      \$171  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$143  = 48'h000000000000;
-    end else begin
-      \$143  = \$104 [47:0];
-    end
+    \$172  = hm_read__en;
     if (rst) begin
-      \$143  = 48'h000000000000;
+      \$172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$144  = 48'h000000000000;
-    end else begin
-      \$144  = \$106 [47:0];
-    end
+    \$173  = \$117 [1:0];
     if (rst) begin
-      \$144  = 48'h000000000000;
+      \$173  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$145  = 48'h000000000000;
-    end else begin
-      \$145  = \$109 [47:0];
+    \$174  = hm_word0;
+    if (\$119 ) begin
+      \$174  = hm_read__data;
+    end else if (\$122 ) begin
+      \$174  = hm_word1;
     end
     if (rst) begin
-      \$145  = 48'h000000000000;
+      \$174  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$146  = 48'h000000000000;
-    end else begin
-      \$146  = \$113 [47:0];
+    \$175  = hm_word1;
+    if (\$124 ) begin
+      \$175  = hm_read__data;
+    end else if (\$127 ) begin
+      \$175  = hm_word2;
     end
     if (rst) begin
-      \$146  = 48'h000000000000;
+      \$175  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$147  = 48'h000000000000;
-    end else begin
-      \$147  = \$117 [47:0];
+    \$176  = hm_word2;
+    if (\$129 ) begin
+      \$176  = hm_read__data;
+    end else if (\$132 ) begin
+      \$176  = hm_word2;
     end
     if (rst) begin
-      \$147  = 48'h000000000000;
+      \$176  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$148  = 48'h000000000000;
+      \$177  = 48'h000000000000;
     end else begin
-      \$148  = \$123 [47:0];
+      \$177  = \$133 [47:0];
     end
     if (rst) begin
-      \$148  = 48'h000000000000;
+      \$177  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$178  = 1'h0;
+    end else begin
+      \$178  = busy;
+    end
+    if (rst) begin
+      \$178  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$179  = 48'h000000000000;
+    end else begin
+      \$179  = \$134 [47:0];
+    end
+    if (rst) begin
+      \$179  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$180  = 1'h0;
+    end else begin
+      \$180  = \$135 ;
+    end
+    if (rst) begin
+      \$180  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$181  = 48'h000000000000;
+    end else begin
+      \$181  = \$136 [47:0];
+    end
+    if (rst) begin
+      \$181  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$182  = 1'h0;
+    end else begin
+      \$182  = \$138 ;
+    end
+    if (rst) begin
+      \$182  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$183  = 48'h000000000000;
+    end else begin
+      \$183  = \$139 [47:0];
+    end
+    if (rst) begin
+      \$183  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$184  = 1'h0;
+    end else begin
+      \$184  = \$142 ;
+    end
+    if (rst) begin
+      \$184  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$185  = 48'h000000000000;
+    end else begin
+      \$185  = \$143 [47:0];
+    end
+    if (rst) begin
+      \$185  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$186  = 17'h00000;
+    end else begin
+      \$186  = \$146 ;
+    end
+    if (rst) begin
+      \$186  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$187  = 48'h000000000000;
+    end else begin
+      \$187  = \$147 [47:0];
+    end
+    if (rst) begin
+      \$187  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$188  = 17'h00000;
+    end else begin
+      \$188  = \$152 ;
+    end
+    if (rst) begin
+      \$188  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5149,7 +5381,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__payload$68  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$69 [11:0];
+  assign hm_read__addr = \$78 [11:0];
+  assign hm_after_pop = \$81 [1:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5297,14 +5530,20 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \tokens__payload.store  = tokens__payload[9];
   assign \r__payload.hit  = r__payload[0];
   assign \r__payload.entry  = r__payload[7:1];
-  assign \hm_read__data.hit  = hm_read__data[0];
-  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \hm_word0.hit  = hm_word0[0];
+  assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
   assign \r__payload$92.length  = \r__payload$92 [12:0];
   assign \r__payload$92.count  = \r__payload$92 [25:13];
   assign \r__payload$92.reuse  = \r__payload$92 [26];
   assign \r__payload$92.replay  = \r__payload$92 [27];
+  assign \hm_read__data.hit  = hm_read__data[0];
+  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \hm_word1.hit  = hm_word1[0];
+  assign \hm_word1.entry  = hm_word1[7:1];
+  assign \hm_word2.hit  = hm_word2[0];
+  assign \hm_word2.entry  = hm_word2[7:1];
   assign \vectors__payload$63 [32] = \$35 ;
   assign \vectors__payload$63 [31:0] = vectors__payload;
   assign beats__payload[38] = \$28 ;
@@ -5312,6 +5551,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign beats__payload[36] = last;
   assign beats__payload[35:32] = { \$26 , \$25 , \$24 , \$23  };
   assign beats__payload[31:0] = vectors__payload;
+  assign \$122  = \$121 ;
+  assign \$127  = \$126 ;
+  assign \$132  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
