@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -129,15 +129,11 @@ class MCache(wiring.Component):
 
         # Lookup: the set as it is after every earlier request (forwarded from one of the two
         # latest lookups, whose write backs the read may have missed, or read; empty after a
-        # flush), then the new record. The source was chosen in the read stage (one-hot
-        # ``s1.sel``: read, last, last2; none = empty): one AND-OR level, and the tags are
-        # compared in each source before the choice.
-        sources = [rd.data, last.record, last2.record]
+        # flush), then the new record.
         cur = Signal(layout)
-        m.d.comb += cur.eq(_or_all([Mux(s1.sel[i], Value.cast(src), 0)
-                                    for i, src in enumerate(sources)]
-                                   + [Mux(s1.sel.any(), 0, empty.as_value())]))
-        hit, victim, way, use = self._lookup(m, cur, sources, s1.sel, s1.tag)
+        m.d.comb += cur.eq(Mux(s1.fresh, Mux(s1.forward, last.record,
+                                             Mux(s1.forward2, last2.record, rd.data)), empty))
+        hit, victim, way, use = self._lookup(m, cur, s1.tag)
         new = self._next_record(m, cur, s1.tag, hit, victim, use)
         lookup = Signal()
         m.d.comb += lookup.eq(s1.valid & advance)
@@ -186,7 +182,7 @@ class MCache(wiring.Component):
         """
         cfg = self.cfg
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "sel": 3}, "s1")
+                      "forward": 1, "forward2": 1, "fresh": 1}, "s1")
         recent = {"valid": 1, "set": cfg.set_bits, "record": self.set_layout()}
         last = _bundle(recent, "last")
         last2 = _bundle(recent, "last2")
@@ -204,38 +200,30 @@ class MCache(wiring.Component):
         forward2 = Mux(s1.valid, same(last), same(last2))
         written_now = written.bit_select(set_index, 1)
         written_next = (s1.valid & (s1.set == set_index)) | (~(s1.valid & s1.flush) & written_now)
-        # The lookup's source, one-hot (read, last, last2); none: the set is empty (flushed).
-        choice = Mux(forward, 0b010, Mux(forward2, 0b100, 0b001))
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
                 s1.set.eq(set_index),
                 s1.tag.eq(req.sig[cfg.set_bits:]),
                 s1.flush.eq(req.flush),
-                s1.sel.eq(Mux(written_next & ~req.flush, choice, 0)),
+                s1.forward.eq(forward),
+                s1.forward2.eq(forward2),
+                s1.fresh.eq(written_next & ~req.flush),   # else the lookup sees an empty set
             ]
         return s1, last, last2, written
 
-    def _lookup(self, m, cur, sources, sel, tag):
+    def _lookup(self, m, cur, tag):
         """The way used, one-hot: the way hit, or the victim (lowest invalid way, else the LRU
         way / the FIFO pointer). Returns (hit, victim index, way index, way used one-hot).
 
-        ``cur`` is the record of the source ``sel`` (one-hot over ``sources``) chooses; the tags
-        are compared in every source and the compare results chosen, so the compare does not
-        wait for the choice. One-hot so that the record update needs no decoder after the
-        compare: valid tags of a set are distinct (a tag is inserted only on a miss), so at most
-        one way hits.
+        One-hot so that the record update needs no decoder after the compare: valid tags of a
+        set are distinct (a tag is inserted only on a miss), so at most one way hits.
         """
         cfg = self.cfg
         ways = cfg.ways
-        layout = self.set_layout()
         way_hit = Signal(ways)
         for w in range(ways):
-            per_source = []
-            for i, src in enumerate(sources):
-                rec = layout(Value.cast(src))
-                per_source.append(sel[i] & rec.valid[w] & (rec.tags[w] == tag))
-            m.d.comb += way_hit[w].eq(_or_all(per_source))
+            m.d.comb += way_hit[w].eq(cur.valid[w] & (cur.tags[w] == tag))
         # The lowest invalid way, one-hot, and the replacement choice of a full set, one-hot.
         invalid = Cat(~cur.valid[w] & cur.valid[:w].all() for w in range(ways))
         if cfg.policy == "lru":

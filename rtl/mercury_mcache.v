@@ -13,91 +13,47 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \$10 ;
   wire [1:0] \$100 ;
   wire [2:0] \$101 ;
-  wire \$102 ;
-  wire [2:0] \$103 ;
-  wire [2:0] \$104 ;
-  wire [2:0] \$105 ;
+  wire [2:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
   wire \$106 ;
-  wire [2:0] \$107 ;
-  wire [2:0] \$108 ;
-  wire [2:0] \$109 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
-  wire [2:0] \$110 ;
-  wire [2:0] \$111 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [2:0] \$113 ;
-  wire [2:0] \$114 ;
-  wire [2:0] \$115 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
   wire \$116 ;
-  wire [2:0] \$117 ;
-  wire [2:0] \$118 ;
-  wire [2:0] \$119 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  wire [2:0] \$120 ;
-  wire [1:0] \$121 ;
-  wire \$122 ;
-  wire [2:0] \$123 ;
-  wire [2:0] \$124 ;
-  wire [2:0] \$125 ;
-  wire [2:0] \$126 ;
-  wire [2:0] \$127 ;
-  wire \$128 ;
-  wire [2:0] \$129 ;
+  wire \$120 ;
+  wire [62:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire [8:0] \$123 ;
+  wire [48:0] \$124 ;
+  wire [48:0] \$125 ;
+  reg [20:0] \$126 ;
+  reg [61:0] \$127 ;
+  reg [61:0] \$128 ;
+  reg [31:0] \$129 ;
   wire \$13 ;
-  wire [2:0] \$130 ;
-  wire [2:0] \$131 ;
-  wire \$132 ;
-  wire [2:0] \$133 ;
-  wire [2:0] \$134 ;
-  wire [2:0] \$135 ;
-  wire [2:0] \$136 ;
-  wire \$137 ;
-  wire [2:0] \$138 ;
-  wire [2:0] \$139 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [7:0] \$133 ;
+  reg [47:0] \$134 ;
+  reg [47:0] \$135 ;
   wire \$14 ;
-  wire [2:0] \$140 ;
-  wire [1:0] \$141 ;
-  wire [2:0] \$142 ;
-  wire [2:0] \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
   wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire [2:0] \$162 ;
-  wire [2:0] \$163 ;
-  wire [2:0] \$164 ;
-  wire [62:0] \$165 ;
-  wire [7:0] \$166 ;
-  wire [8:0] \$167 ;
-  wire [48:0] \$168 ;
-  wire [48:0] \$169 ;
   wire \$17 ;
-  reg [20:0] \$170 ;
-  reg [61:0] \$171 ;
-  reg [61:0] \$172 ;
-  reg [31:0] \$173 ;
-  reg \$174 ;
-  reg \$175 ;
-  reg \$176 ;
-  reg [7:0] \$177 ;
-  reg [47:0] \$178 ;
-  reg [47:0] \$179 ;
   wire \$18 ;
   wire \$19 ;
   wire [55:0] \$2 ;
@@ -112,74 +68,74 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \$28 ;
   wire \$29 ;
   wire [55:0] \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
+  wire [1:0] \$30 ;
+  wire [1:0] \$31 ;
+  wire [1:0] \$32 ;
+  wire [1:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire [55:0] \$4 ;
+  wire [1:0] \$35 ;
+  wire [1:0] \$36 ;
+  wire [1:0] \$37 ;
+  wire [1:0] \$38 ;
+  wire [1:0] \$39 ;
+  wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
+  wire [2:0] \$41 ;
+  wire [2:0] \$42 ;
+  wire [2:0] \$43 ;
+  wire [2:0] \$44 ;
   wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
+  wire [2:0] \$46 ;
+  wire [2:0] \$47 ;
+  wire [2:0] \$48 ;
   wire \$49 ;
-  wire [55:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
+  wire \$5 ;
+  wire [2:0] \$50 ;
+  wire [2:0] \$51 ;
+  wire [2:0] \$52 ;
+  wire [2:0] \$53 ;
+  wire [2:0] \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire [2:0] \$56 ;
+  wire [2:0] \$57 ;
+  wire [2:0] \$58 ;
+  wire [1:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [2:0] \$60 ;
   wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
+  wire [2:0] \$62 ;
+  wire [2:0] \$63 ;
+  wire [2:0] \$64 ;
   wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [55:0] \$7 ;
-  wire \$70 ;
-  wire [1:0] \$71 ;
-  wire [1:0] \$72 ;
-  wire [1:0] \$73 ;
-  wire [1:0] \$74 ;
+  wire [2:0] \$66 ;
+  wire [2:0] \$67 ;
+  wire [2:0] \$68 ;
+  wire [2:0] \$69 ;
+  wire \$7 ;
+  wire [2:0] \$70 ;
+  wire \$71 ;
+  wire [2:0] \$72 ;
+  wire [2:0] \$73 ;
+  wire [2:0] \$74 ;
   wire \$75 ;
-  wire [1:0] \$76 ;
-  wire [1:0] \$77 ;
-  wire [1:0] \$78 ;
-  wire [1:0] \$79 ;
-  wire [55:0] \$8 ;
+  wire [2:0] \$76 ;
+  wire [2:0] \$77 ;
+  wire [2:0] \$78 ;
+  wire [2:0] \$79 ;
+  wire \$8 ;
   wire [1:0] \$80 ;
   wire \$81 ;
   wire [2:0] \$82 ;
   wire [2:0] \$83 ;
   wire [2:0] \$84 ;
   wire [2:0] \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
+  wire [2:0] \$86 ;
+  wire \$87 ;
   wire [2:0] \$88 ;
   wire [2:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire [2:0] \$91 ;
+  wire [2:0] \$90 ;
+  wire \$91 ;
   wire [2:0] \$92 ;
   wire [2:0] \$93 ;
   wire [2:0] \$94 ;
@@ -288,7 +244,9 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire rst;
   reg [20:0] s1 = 21'h000000;
   wire \s1.flush ;
-  wire [2:0] \s1.sel ;
+  wire \s1.forward ;
+  wire \s1.forward2 ;
+  wire \s1.fresh ;
   wire [4:0] \s1.set ;
   wire [10:0] \s1.tag ;
   wire \s1.valid ;
@@ -360,188 +318,144 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign rd__data = _0_;
   assign \$1  = ~ responses__valid;
   assign requests__ready = \$1  | responses__ready;
-  assign \$2  = s1[18] ? rd__data : 56'h00000000000000;
-  assign \$3  = s1[19] ? last[61:6] : 56'h00000000000000;
-  assign \$4  = \$2  | \$3 ;
-  assign \$5  = s1[20] ? last2[61:6] : 56'h00000000000000;
-  assign \$6  = | s1[20:18];
-  assign \$7  = \$6  ? 56'h00000000000000 : 56'hff000000000000;
-  assign \$8  = \$5  | \$7 ;
-  assign cur = \$4  | \$8 ;
-  assign \$9  = s1[18] & rd__data[0];
-  assign \$10  = rd__data[14:4] == s1[16:6];
-  assign \$11  = \$9  & \$10 ;
-  assign \$12  = s1[19] & last[6];
-  assign \$13  = last[20:10] == s1[16:6];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = \$11  | \$14 ;
-  assign \$16  = s1[20] & last2[6];
-  assign \$17  = last2[20:10] == s1[16:6];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = \$15  | \$18 ;
-  assign \$20  = s1[18] & rd__data[1];
-  assign \$21  = rd__data[25:15] == s1[16:6];
-  assign \$22  = \$20  & \$21 ;
-  assign \$23  = s1[19] & last[7];
-  assign \$24  = last[31:21] == s1[16:6];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = \$22  | \$25 ;
-  assign \$27  = s1[20] & last2[7];
-  assign \$28  = last2[31:21] == s1[16:6];
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = \$26  | \$29 ;
-  assign \$31  = s1[18] & rd__data[2];
-  assign \$32  = rd__data[36:26] == s1[16:6];
-  assign \$33  = \$31  & \$32 ;
-  assign \$34  = s1[19] & last[8];
-  assign \$35  = last[42:32] == s1[16:6];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = \$33  | \$36 ;
-  assign \$38  = s1[20] & last2[8];
-  assign \$39  = last2[42:32] == s1[16:6];
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = \$37  | \$40 ;
-  assign \$42  = s1[18] & rd__data[3];
-  assign \$43  = rd__data[47:37] == s1[16:6];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = s1[19] & last[9];
-  assign \$46  = last[53:43] == s1[16:6];
-  assign \$47  = \$45  & \$46 ;
-  assign \$48  = \$44  | \$47 ;
-  assign \$49  = s1[20] & last2[9];
-  assign \$50  = last2[53:43] == s1[16:6];
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = \$48  | \$51 ;
+  assign \$2  = s1[19] ? last2[61:6] : rd__data;
+  assign \$3  = s1[18] ? last[61:6] : \$2 ;
+  assign cur = s1[20] ? \$3  : 56'hff000000000000;
+  assign \$4  = cur[14:4] == s1[16:6];
+  assign \$5  = cur[0] & \$4 ;
+  assign \$6  = cur[25:15] == s1[16:6];
+  assign \$7  = cur[1] & \$6 ;
+  assign \$8  = cur[36:26] == s1[16:6];
+  assign \$9  = cur[2] & \$8 ;
+  assign \$10  = cur[47:37] == s1[16:6];
+  assign \$11  = cur[3] & \$10 ;
   assign hit = | way_hit;
-  assign \$53  = & cur[3:0];
-  assign \$54  = cur[49:48] == 2'h3;
-  assign \$55  = cur[51:50] == 2'h3;
-  assign \$56  = cur[53:52] == 2'h3;
-  assign \$57  = cur[55:54] == 2'h3;
-  assign \$58  = ~ cur[0];
-  assign \$61  = ~ cur[1];
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = ~ cur[2];
-  assign \$65  = & cur[1:0];
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = ~ cur[3];
-  assign \$68  = & cur[2:0];
-  assign \$69  = \$67  & \$68 ;
-  assign victim_1h = \$53  ? { \$57 , \$56 , \$55 , \$54  } : { \$69 , \$66 , \$63 , \$60  };
+  assign \$12  = & cur[3:0];
+  assign \$13  = cur[49:48] == 2'h3;
+  assign \$14  = cur[51:50] == 2'h3;
+  assign \$15  = cur[53:52] == 2'h3;
+  assign \$16  = cur[55:54] == 2'h3;
+  assign \$17  = ~ cur[0];
+  assign \$20  = ~ cur[1];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = ~ cur[2];
+  assign \$24  = & cur[1:0];
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ cur[3];
+  assign \$27  = & cur[2:0];
+  assign \$28  = \$26  & \$27 ;
+  assign victim_1h = \$12  ? { \$16 , \$15 , \$14 , \$13  } : { \$28 , \$25 , \$22 , \$19  };
   assign \use  = hit ? way_hit : victim_1h;
-  assign \$70  = victim_1h[1] ? 1'h1 : 1'h0;
-  assign \$72  = victim_1h[2] ? 2'h2 : 2'h0;
-  assign \$73  = victim_1h[3] ? 2'h3 : 2'h0;
-  assign \$74  = \$72  | \$73 ;
-  assign victim = \$71  | \$74 ;
-  assign \$75  = \use [1] ? 1'h1 : 1'h0;
-  assign \$77  = \use [2] ? 2'h2 : 2'h0;
-  assign \$78  = \use [3] ? 2'h3 : 2'h0;
-  assign \$79  = \$77  | \$78 ;
-  assign way = \$76  | \$79 ;
-  assign \$81  = cur[49:48] < cur[51:50];
-  assign \$82  = cur[49:48] + 1'h1;
-  assign \$83  = \$81  ? \$82  : { 1'h0, cur[49:48] };
-  assign \$84  = \use [1] ? \$83  : 3'h0;
-  assign \$86  = cur[49:48] < cur[53:52];
-  assign \$87  = cur[49:48] + 1'h1;
-  assign \$88  = \$86  ? \$87  : { 1'h0, cur[49:48] };
-  assign \$89  = \use [2] ? \$88  : 3'h0;
-  assign \$90  = cur[49:48] < cur[55:54];
-  assign \$91  = cur[49:48] + 1'h1;
-  assign \$92  = \$90  ? \$91  : { 1'h0, cur[49:48] };
-  assign \$93  = \use [3] ? \$92  : 3'h0;
-  assign \$94  = \$89  | \$93 ;
-  assign \$95  = \$85  | \$94 ;
-  assign \$96  = cur[51:50] < cur[49:48];
-  assign \$97  = cur[51:50] + 1'h1;
-  assign \$98  = \$96  ? \$97  : { 1'h0, cur[51:50] };
-  assign \$99  = \use [0] ? \$98  : 3'h0;
-  assign \$102  = cur[51:50] < cur[53:52];
-  assign \$103  = cur[51:50] + 1'h1;
-  assign \$104  = \$102  ? \$103  : { 1'h0, cur[51:50] };
-  assign \$105  = \use [2] ? \$104  : 3'h0;
-  assign \$106  = cur[51:50] < cur[55:54];
-  assign \$107  = cur[51:50] + 1'h1;
-  assign \$108  = \$106  ? \$107  : { 1'h0, cur[51:50] };
-  assign \$109  = \use [3] ? \$108  : 3'h0;
-  assign \$110  = \$105  | \$109 ;
-  assign \$111  = \$101  | \$110 ;
-  assign \$112  = cur[53:52] < cur[49:48];
-  assign \$113  = cur[53:52] + 1'h1;
-  assign \$114  = \$112  ? \$113  : { 1'h0, cur[53:52] };
-  assign \$115  = \use [0] ? \$114  : 3'h0;
-  assign \$116  = cur[53:52] < cur[51:50];
-  assign \$117  = cur[53:52] + 1'h1;
-  assign \$118  = \$116  ? \$117  : { 1'h0, cur[53:52] };
-  assign \$119  = \use [1] ? \$118  : 3'h0;
-  assign \$120  = \$115  | \$119 ;
-  assign \$122  = cur[53:52] < cur[55:54];
-  assign \$123  = cur[53:52] + 1'h1;
-  assign \$124  = \$122  ? \$123  : { 1'h0, cur[53:52] };
-  assign \$125  = \use [3] ? \$124  : 3'h0;
-  assign \$127  = \$120  | \$126 ;
-  assign \$128  = cur[55:54] < cur[49:48];
-  assign \$129  = cur[55:54] + 1'h1;
-  assign \$130  = \$128  ? \$129  : { 1'h0, cur[55:54] };
-  assign \$131  = \use [0] ? \$130  : 3'h0;
-  assign \$132  = cur[55:54] < cur[51:50];
-  assign \$133  = cur[55:54] + 1'h1;
-  assign \$134  = \$132  ? \$133  : { 1'h0, cur[55:54] };
-  assign \$135  = \use [1] ? \$134  : 3'h0;
-  assign \$136  = \$131  | \$135 ;
-  assign \$137  = cur[55:54] < cur[53:52];
-  assign \$138  = cur[55:54] + 1'h1;
-  assign \$139  = \$137  ? \$138  : { 1'h0, cur[55:54] };
-  assign \$140  = \use [2] ? \$139  : 3'h0;
-  assign \$143  = \$136  | \$142 ;
+  assign \$29  = victim_1h[1] ? 1'h1 : 1'h0;
+  assign \$31  = victim_1h[2] ? 2'h2 : 2'h0;
+  assign \$32  = victim_1h[3] ? 2'h3 : 2'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign victim = \$30  | \$33 ;
+  assign \$34  = \use [1] ? 1'h1 : 1'h0;
+  assign \$36  = \use [2] ? 2'h2 : 2'h0;
+  assign \$37  = \use [3] ? 2'h3 : 2'h0;
+  assign \$38  = \$36  | \$37 ;
+  assign way = \$35  | \$38 ;
+  assign \$40  = cur[49:48] < cur[51:50];
+  assign \$41  = cur[49:48] + 1'h1;
+  assign \$42  = \$40  ? \$41  : { 1'h0, cur[49:48] };
+  assign \$43  = \use [1] ? \$42  : 3'h0;
+  assign \$45  = cur[49:48] < cur[53:52];
+  assign \$46  = cur[49:48] + 1'h1;
+  assign \$47  = \$45  ? \$46  : { 1'h0, cur[49:48] };
+  assign \$48  = \use [2] ? \$47  : 3'h0;
+  assign \$49  = cur[49:48] < cur[55:54];
+  assign \$50  = cur[49:48] + 1'h1;
+  assign \$51  = \$49  ? \$50  : { 1'h0, cur[49:48] };
+  assign \$52  = \use [3] ? \$51  : 3'h0;
+  assign \$53  = \$48  | \$52 ;
+  assign \$54  = \$44  | \$53 ;
+  assign \$55  = cur[51:50] < cur[49:48];
+  assign \$56  = cur[51:50] + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, cur[51:50] };
+  assign \$58  = \use [0] ? \$57  : 3'h0;
+  assign \$61  = cur[51:50] < cur[53:52];
+  assign \$62  = cur[51:50] + 1'h1;
+  assign \$63  = \$61  ? \$62  : { 1'h0, cur[51:50] };
+  assign \$64  = \use [2] ? \$63  : 3'h0;
+  assign \$65  = cur[51:50] < cur[55:54];
+  assign \$66  = cur[51:50] + 1'h1;
+  assign \$67  = \$65  ? \$66  : { 1'h0, cur[51:50] };
+  assign \$68  = \use [3] ? \$67  : 3'h0;
+  assign \$69  = \$64  | \$68 ;
+  assign \$70  = \$60  | \$69 ;
+  assign \$71  = cur[53:52] < cur[49:48];
+  assign \$72  = cur[53:52] + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, cur[53:52] };
+  assign \$74  = \use [0] ? \$73  : 3'h0;
+  assign \$75  = cur[53:52] < cur[51:50];
+  assign \$76  = cur[53:52] + 1'h1;
+  assign \$77  = \$75  ? \$76  : { 1'h0, cur[53:52] };
+  assign \$78  = \use [1] ? \$77  : 3'h0;
+  assign \$79  = \$74  | \$78 ;
+  assign \$81  = cur[53:52] < cur[55:54];
+  assign \$82  = cur[53:52] + 1'h1;
+  assign \$83  = \$81  ? \$82  : { 1'h0, cur[53:52] };
+  assign \$84  = \use [3] ? \$83  : 3'h0;
+  assign \$86  = \$79  | \$85 ;
+  assign \$87  = cur[55:54] < cur[49:48];
+  assign \$88  = cur[55:54] + 1'h1;
+  assign \$89  = \$87  ? \$88  : { 1'h0, cur[55:54] };
+  assign \$90  = \use [0] ? \$89  : 3'h0;
+  assign \$91  = cur[55:54] < cur[51:50];
+  assign \$92  = cur[55:54] + 1'h1;
+  assign \$93  = \$91  ? \$92  : { 1'h0, cur[55:54] };
+  assign \$94  = \use [1] ? \$93  : 3'h0;
+  assign \$95  = \$90  | \$94 ;
+  assign \$96  = cur[55:54] < cur[53:52];
+  assign \$97  = cur[55:54] + 1'h1;
+  assign \$98  = \$96  ? \$97  : { 1'h0, cur[55:54] };
+  assign \$99  = \use [2] ? \$98  : 3'h0;
+  assign \$102  = \$95  | \$101 ;
   assign lookup = s1[0] & requests__ready;
-  assign \$144  = s1[5:1] == requests__payload[4:0];
-  assign \$145  = s1[0] & \$144 ;
-  assign \$146  = s1[0] & s1[17];
-  assign \$147  = ~ \$146 ;
-  assign \$148  = written >> requests__payload[4:0];
-  assign \$149  = \$147  & \$148 ;
-  assign \$150  = \$145  | \$149 ;
-  assign \$151  = ~ requests__payload[16];
-  assign \$152  = \$150  & \$151 ;
-  assign \$153  = s1[5:1] == requests__payload[4:0];
-  assign \$154  = last[5:1] == requests__payload[4:0];
-  assign \$155  = last[0] & \$154 ;
-  assign \$156  = s1[0] ? \$153  : \$155 ;
-  assign \$157  = last[5:1] == requests__payload[4:0];
-  assign \$158  = last[0] & \$157 ;
-  assign \$159  = last2[5:1] == requests__payload[4:0];
-  assign \$160  = last2[0] & \$159 ;
-  assign \$161  = s1[0] ? \$158  : \$160 ;
-  assign \$162  = \$161  ? 3'h4 : 3'h1;
-  assign \$163  = \$156  ? 3'h2 : \$162 ;
-  assign \$164  = \$152  ? \$163  : 3'h0;
-  assign \$165  = 1'h1 << s1[5:1];
-  assign \$166  = s1[5:1] * 3'h4;
-  assign \$167  = \$166  + way;
-  assign \$168  = hits + 1'h1;
-  assign \$169  = misses + 1'h1;
+  assign \$103  = s1[5:1] == requests__payload[4:0];
+  assign \$104  = last[5:1] == requests__payload[4:0];
+  assign \$105  = last[0] & \$104 ;
+  assign \$106  = s1[0] ? \$103  : \$105 ;
+  assign \$107  = last[5:1] == requests__payload[4:0];
+  assign \$108  = last[0] & \$107 ;
+  assign \$109  = last2[5:1] == requests__payload[4:0];
+  assign \$110  = last2[0] & \$109 ;
+  assign \$111  = s1[0] ? \$108  : \$110 ;
+  assign \$112  = s1[5:1] == requests__payload[4:0];
+  assign \$113  = s1[0] & \$112 ;
+  assign \$114  = s1[0] & s1[17];
+  assign \$115  = ~ \$114 ;
+  assign \$116  = written >> requests__payload[4:0];
+  assign \$117  = \$115  & \$116 ;
+  assign \$118  = \$113  | \$117 ;
+  assign \$119  = ~ requests__payload[16];
+  assign \$120  = \$118  & \$119 ;
+  assign \$121  = 1'h1 << s1[5:1];
+  assign \$122  = s1[5:1] * 3'h4;
+  assign \$123  = \$122  + way;
+  assign \$124  = hits + 1'h1;
+  assign \$125  = misses + 1'h1;
   always @(posedge clk)
-    s1 <= \$170 ;
+    s1 <= \$126 ;
   always @(posedge clk)
-    last <= \$171 ;
+    last <= \$127 ;
   always @(posedge clk)
-    last2 <= \$172 ;
+    last2 <= \$128 ;
   always @(posedge clk)
-    written <= \$173 ;
+    written <= \$129 ;
   always @(posedge clk)
-    wr__en <= \$174 ;
+    wr__en <= \$130 ;
   always @(posedge clk)
-    counted <= \$175 ;
+    counted <= \$131 ;
   always @(posedge clk)
-    responses__valid <= \$176 ;
+    responses__valid <= \$132 ;
   always @(posedge clk)
-    responses__payload <= \$177 ;
+    responses__payload <= \$133 ;
   always @(posedge clk)
-    hits <= \$178 ;
+    hits <= \$134 ;
   always @(posedge clk)
-    misses <= \$179 ;
+    misses <= \$135 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \new [47:0] = cur[47:0];
@@ -563,191 +477,193 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
     end
     begin
       begin
-        \new [49:48] = \$95 [1:0];
-        \new [51:50] = \$111 [1:0];
-        \new [53:52] = \$127 [1:0];
-        \new [55:54] = \$143 [1:0];
+        \new [49:48] = \$54 [1:0];
+        \new [51:50] = \$70 [1:0];
+        \new [53:52] = \$86 [1:0];
+        \new [55:54] = \$102 [1:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = s1;
+    \$126  = s1;
     if (requests__ready) begin
-      \$170 [0] = requests__valid;
-      \$170 [5:1] = requests__payload[4:0];
-      \$170 [16:6] = requests__payload[15:5];
-      \$170 [17] = requests__payload[16];
-      \$170 [20:18] = \$164 ;
+      \$126 [0] = requests__valid;
+      \$126 [5:1] = requests__payload[4:0];
+      \$126 [16:6] = requests__payload[15:5];
+      \$126 [17] = requests__payload[16];
+      \$126 [18] = \$106 ;
+      \$126 [19] = \$111 ;
+      \$126 [20] = \$120 ;
     end
     if (rst) begin
-      \$170  = 21'h000000;
+      \$126  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = last;
+    \$127  = last;
     if (lookup) begin
-      \$171 [0] = 1'h1;
-      \$171 [5:1] = s1[5:1];
-      \$171 [61:6] = \new ;
+      \$127 [0] = 1'h1;
+      \$127 [5:1] = s1[5:1];
+      \$127 [61:6] = \new ;
     end
     if (rst) begin
-      \$171  = 62'h0000000000000000;
+      \$127  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = last2;
+    \$128  = last2;
     if (lookup) begin
-      \$172  = last;
+      \$128  = last;
     end
     if (rst) begin
-      \$172  = 62'h0000000000000000;
+      \$128  = 62'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = written;
+    \$129  = written;
     if (lookup) begin
       (* full_case = 32'd1 *)
       if (s1[17]) begin
-        \$173  = \$165 [31:0];
+        \$129  = \$121 [31:0];
       end else begin
         (* full_case = 32'd1 *)
         casez (s1[5:1])
           5'h00:
-              \$173 [0] = 1'h1;
+              \$129 [0] = 1'h1;
           5'h01:
-              \$173 [1] = 1'h1;
+              \$129 [1] = 1'h1;
           5'h02:
-              \$173 [2] = 1'h1;
+              \$129 [2] = 1'h1;
           5'h03:
-              \$173 [3] = 1'h1;
+              \$129 [3] = 1'h1;
           5'h04:
-              \$173 [4] = 1'h1;
+              \$129 [4] = 1'h1;
           5'h05:
-              \$173 [5] = 1'h1;
+              \$129 [5] = 1'h1;
           5'h06:
-              \$173 [6] = 1'h1;
+              \$129 [6] = 1'h1;
           5'h07:
-              \$173 [7] = 1'h1;
+              \$129 [7] = 1'h1;
           5'h08:
-              \$173 [8] = 1'h1;
+              \$129 [8] = 1'h1;
           5'h09:
-              \$173 [9] = 1'h1;
+              \$129 [9] = 1'h1;
           5'h0a:
-              \$173 [10] = 1'h1;
+              \$129 [10] = 1'h1;
           5'h0b:
-              \$173 [11] = 1'h1;
+              \$129 [11] = 1'h1;
           5'h0c:
-              \$173 [12] = 1'h1;
+              \$129 [12] = 1'h1;
           5'h0d:
-              \$173 [13] = 1'h1;
+              \$129 [13] = 1'h1;
           5'h0e:
-              \$173 [14] = 1'h1;
+              \$129 [14] = 1'h1;
           5'h0f:
-              \$173 [15] = 1'h1;
+              \$129 [15] = 1'h1;
           5'h10:
-              \$173 [16] = 1'h1;
+              \$129 [16] = 1'h1;
           5'h11:
-              \$173 [17] = 1'h1;
+              \$129 [17] = 1'h1;
           5'h12:
-              \$173 [18] = 1'h1;
+              \$129 [18] = 1'h1;
           5'h13:
-              \$173 [19] = 1'h1;
+              \$129 [19] = 1'h1;
           5'h14:
-              \$173 [20] = 1'h1;
+              \$129 [20] = 1'h1;
           5'h15:
-              \$173 [21] = 1'h1;
+              \$129 [21] = 1'h1;
           5'h16:
-              \$173 [22] = 1'h1;
+              \$129 [22] = 1'h1;
           5'h17:
-              \$173 [23] = 1'h1;
+              \$129 [23] = 1'h1;
           5'h18:
-              \$173 [24] = 1'h1;
+              \$129 [24] = 1'h1;
           5'h19:
-              \$173 [25] = 1'h1;
+              \$129 [25] = 1'h1;
           5'h1a:
-              \$173 [26] = 1'h1;
+              \$129 [26] = 1'h1;
           5'h1b:
-              \$173 [27] = 1'h1;
+              \$129 [27] = 1'h1;
           5'h1c:
-              \$173 [28] = 1'h1;
+              \$129 [28] = 1'h1;
           5'h1d:
-              \$173 [29] = 1'h1;
+              \$129 [29] = 1'h1;
           5'h1e:
-              \$173 [30] = 1'h1;
+              \$129 [30] = 1'h1;
           5'h1f:
-              \$173 [31] = 1'h1;
+              \$129 [31] = 1'h1;
         endcase
       end
     end
     if (rst) begin
-      \$173  = 32'd0;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = lookup;
+    \$130  = lookup;
     if (rst) begin
-      \$174  = 1'h0;
+      \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = lookup;
+    \$131  = lookup;
     if (rst) begin
-      \$175  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = responses__valid;
+    \$132  = responses__valid;
     if (lookup) begin
-      \$176  = 1'h1;
+      \$132  = 1'h1;
     end else if (responses__ready) begin
-      \$176  = 1'h0;
+      \$132  = 1'h0;
     end
     if (rst) begin
-      \$176  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = responses__payload;
+    \$133  = responses__payload;
     if (lookup) begin
-      \$177 [0] = hit;
-      \$177 [7:1] = \$167 [6:0];
+      \$133 [0] = hit;
+      \$133 [7:1] = \$123 [6:0];
     end
     if (rst) begin
-      \$177  = 8'h00;
+      \$133  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = hits;
+    \$134  = hits;
     if (counted) begin
       if (responses__payload[0]) begin
-        \$178  = \$168 [47:0];
+        \$134  = \$124 [47:0];
       end
     end
     if (rst) begin
-      \$178  = 48'h000000000000;
+      \$134  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = misses;
+    \$135  = misses;
     if (counted) begin
       (* full_case = 32'd1 *)
       if (responses__payload[0]) begin
       end else begin
-        \$179  = \$169 [47:0];
+        \$135  = \$125 [47:0];
       end
     end
     if (rst) begin
-      \$179  = 48'h000000000000;
+      \$135  = 48'h000000000000;
     end
   end
   assign advance = requests__ready;
@@ -775,7 +691,9 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \s1.set  = s1[5:1];
   assign \s1.tag  = s1[16:6];
   assign \s1.flush  = s1[17];
-  assign \s1.sel  = s1[20:18];
+  assign \s1.forward  = s1[18];
+  assign \s1.forward2  = s1[19];
+  assign \s1.fresh  = s1[20];
   assign \rd__data.valid  = rd__data[3:0];
   assign \rd__data.tags  = rd__data[47:4];
   assign \rd__data.tags[0]  = rd__data[14:4];
@@ -787,20 +705,6 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \rd__data.ages[1]  = rd__data[51:50];
   assign \rd__data.ages[2]  = rd__data[53:52];
   assign \rd__data.ages[3]  = rd__data[55:54];
-  assign \last.valid  = last[0];
-  assign \last.set  = last[5:1];
-  assign \last.record  = last[61:6];
-  assign \last.record.valid  = last[9:6];
-  assign \last.record.tags  = last[53:10];
-  assign \last.record.tags[0]  = last[20:10];
-  assign \last.record.tags[1]  = last[31:21];
-  assign \last.record.tags[2]  = last[42:32];
-  assign \last.record.tags[3]  = last[53:43];
-  assign \last.record.ages  = last[61:54];
-  assign \last.record.ages[0]  = last[55:54];
-  assign \last.record.ages[1]  = last[57:56];
-  assign \last.record.ages[2]  = last[59:58];
-  assign \last.record.ages[3]  = last[61:60];
   assign \last2.valid  = last2[0];
   assign \last2.set  = last2[5:1];
   assign \last2.record  = last2[61:6];
@@ -815,6 +719,20 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \last2.record.ages[1]  = last2[57:56];
   assign \last2.record.ages[2]  = last2[59:58];
   assign \last2.record.ages[3]  = last2[61:60];
+  assign \last.valid  = last[0];
+  assign \last.set  = last[5:1];
+  assign \last.record  = last[61:6];
+  assign \last.record.valid  = last[9:6];
+  assign \last.record.tags  = last[53:10];
+  assign \last.record.tags[0]  = last[20:10];
+  assign \last.record.tags[1]  = last[31:21];
+  assign \last.record.tags[2]  = last[42:32];
+  assign \last.record.tags[3]  = last[53:43];
+  assign \last.record.ages  = last[61:54];
+  assign \last.record.ages[0]  = last[55:54];
+  assign \last.record.ages[1]  = last[57:56];
+  assign \last.record.ages[2]  = last[59:58];
+  assign \last.record.ages[3]  = last[61:60];
   assign \new.valid  = \new [3:0];
   assign \new.tags  = \new [47:4];
   assign \new.tags[0]  = \new [14:4];
@@ -837,21 +755,21 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \wr__data.ages[1]  = last[57:56];
   assign \wr__data.ages[2]  = last[59:58];
   assign \wr__data.ages[3]  = last[61:60];
-  assign way_hit[3] = \$52 ;
-  assign way_hit[2] = \$41 ;
-  assign way_hit[1] = \$30 ;
-  assign way_hit[0] = \$19 ;
-  assign \$59  = 1'h1;
+  assign way_hit[3] = \$11 ;
+  assign way_hit[2] = \$9 ;
+  assign way_hit[1] = \$7 ;
+  assign way_hit[0] = \$5 ;
+  assign \$18  = 1'h1;
+  assign \$19  = \$17 ;
+  assign \$21  = cur[0];
+  assign \$30  = { 1'h0, \$29  };
+  assign \$35  = { 1'h0, \$34  };
+  assign \$39  = 2'h0;
+  assign \$44  = \$43 ;
+  assign \$59  = 2'h0;
   assign \$60  = \$58 ;
-  assign \$62  = cur[0];
-  assign \$71  = { 1'h0, \$70  };
-  assign \$76  = { 1'h0, \$75  };
   assign \$80  = 2'h0;
   assign \$85  = \$84 ;
   assign \$100  = 2'h0;
   assign \$101  = \$99 ;
-  assign \$121  = 2'h0;
-  assign \$126  = \$125 ;
-  assign \$141  = 2'h0;
-  assign \$142  = \$140 ;
 endmodule
