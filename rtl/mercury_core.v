@@ -12131,8 +12131,8 @@ endmodule
 (* generator = "Amaranth" *)
 module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__valid, signatures__payload, r__ready, vectors__payload, length, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [20:0] \$1 ;
-  wire [21:0] \$10 ;
+  wire \$1 ;
+  wire \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -12143,7 +12143,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire [20:0] \$11 ;
+  wire \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -12152,9 +12152,9 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
-  wire [21:0] \$12 ;
+  wire [63:0] \$118 ;
+  wire [13:0] \$119 ;
+  wire \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -12165,7 +12165,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire [20:0] \$13 ;
+  wire \$13 ;
   wire \$130 ;
   wire \$131 ;
   wire \$132 ;
@@ -12176,7 +12176,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire [21:0] \$14 ;
+  wire \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
@@ -12187,7 +12187,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire [20:0] \$15 ;
+  wire \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -12198,320 +12198,368 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire [21:0] \$16 ;
+  wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
   wire \$163 ;
-  wire [7:0] \$164 ;
+  wire \$164 ;
   wire \$165 ;
-  wire [7:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [7:0] \$168 ;
+  wire \$168 ;
   wire \$169 ;
-  wire [20:0] \$17 ;
-  wire [7:0] \$170 ;
-  wire [8:0] \$171 ;
-  wire [8:0] \$172 ;
-  wire [8:0] \$173 ;
-  wire [8:0] \$174 ;
-  wire [9:0] \$175 ;
-  wire [8:0] \$176 ;
-  wire [8:0] \$177 ;
-  wire [8:0] \$178 ;
-  wire [8:0] \$179 ;
-  wire [21:0] \$18 ;
-  wire [9:0] \$180 ;
-  wire [10:0] \$181 ;
-  wire [8:0] \$182 ;
-  wire [8:0] \$183 ;
-  wire [8:0] \$184 ;
-  wire [8:0] \$185 ;
-  wire [9:0] \$186 ;
-  wire [8:0] \$187 ;
-  wire [8:0] \$188 ;
-  wire [8:0] \$189 ;
-  wire [20:0] \$19 ;
-  wire [8:0] \$190 ;
-  wire [9:0] \$191 ;
-  wire [10:0] \$192 ;
-  wire [8:0] \$193 ;
-  wire [8:0] \$194 ;
-  wire [8:0] \$195 ;
-  wire [8:0] \$196 ;
-  wire [9:0] \$197 ;
-  wire [8:0] \$198 ;
-  wire [8:0] \$199 ;
-  wire [21:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [8:0] \$200 ;
-  wire [8:0] \$201 ;
-  wire [9:0] \$202 ;
-  wire [10:0] \$203 ;
-  wire [8:0] \$204 ;
-  wire [8:0] \$205 ;
-  wire [8:0] \$206 ;
-  wire [8:0] \$207 ;
-  wire [9:0] \$208 ;
-  wire [8:0] \$209 ;
-  wire [20:0] \$21 ;
-  wire [8:0] \$210 ;
-  wire [8:0] \$211 ;
-  wire [8:0] \$212 ;
-  wire [9:0] \$213 ;
-  wire [10:0] \$214 ;
-  wire [8:0] \$215 ;
-  wire [8:0] \$216 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire [7:0] \$213 ;
+  wire [7:0] \$214 ;
+  wire [7:0] \$215 ;
+  wire [7:0] \$216 ;
   wire [8:0] \$217 ;
   wire [8:0] \$218 ;
-  wire [9:0] \$219 ;
-  wire [21:0] \$22 ;
+  wire [8:0] \$219 ;
+  wire [20:0] \$22 ;
   wire [8:0] \$220 ;
-  wire [8:0] \$221 ;
+  wire [9:0] \$221 ;
   wire [8:0] \$222 ;
   wire [8:0] \$223 ;
-  wire [9:0] \$224 ;
-  wire [10:0] \$225 ;
-  wire [8:0] \$226 ;
-  wire [8:0] \$227 ;
+  wire [8:0] \$224 ;
+  wire [8:0] \$225 ;
+  wire [9:0] \$226 ;
+  wire [10:0] \$227 ;
   wire [8:0] \$228 ;
   wire [8:0] \$229 ;
-  wire [20:0] \$23 ;
-  wire [9:0] \$230 ;
+  wire [21:0] \$23 ;
+  wire [8:0] \$230 ;
   wire [8:0] \$231 ;
-  wire [8:0] \$232 ;
+  wire [9:0] \$232 ;
   wire [8:0] \$233 ;
   wire [8:0] \$234 ;
-  wire [9:0] \$235 ;
-  wire [10:0] \$236 ;
-  wire [8:0] \$237 ;
-  wire [8:0] \$238 ;
+  wire [8:0] \$235 ;
+  wire [8:0] \$236 ;
+  wire [9:0] \$237 ;
+  wire [10:0] \$238 ;
   wire [8:0] \$239 ;
-  wire [21:0] \$24 ;
+  wire [20:0] \$24 ;
   wire [8:0] \$240 ;
-  wire [9:0] \$241 ;
+  wire [8:0] \$241 ;
   wire [8:0] \$242 ;
-  wire [8:0] \$243 ;
+  wire [9:0] \$243 ;
   wire [8:0] \$244 ;
   wire [8:0] \$245 ;
-  wire [9:0] \$246 ;
-  wire [10:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [8:0] \$249 ;
-  wire [20:0] \$25 ;
+  wire [8:0] \$246 ;
+  wire [8:0] \$247 ;
+  wire [9:0] \$248 ;
+  wire [10:0] \$249 ;
+  wire [21:0] \$25 ;
   wire [8:0] \$250 ;
   wire [8:0] \$251 ;
-  wire [9:0] \$252 ;
+  wire [8:0] \$252 ;
   wire [8:0] \$253 ;
-  wire [8:0] \$254 ;
+  wire [9:0] \$254 ;
   wire [8:0] \$255 ;
   wire [8:0] \$256 ;
-  wire [9:0] \$257 ;
-  wire [10:0] \$258 ;
-  wire [8:0] \$259 ;
-  wire [21:0] \$26 ;
-  wire [8:0] \$260 ;
+  wire [8:0] \$257 ;
+  wire [8:0] \$258 ;
+  wire [9:0] \$259 ;
+  wire [20:0] \$26 ;
+  wire [10:0] \$260 ;
   wire [8:0] \$261 ;
   wire [8:0] \$262 ;
-  wire [9:0] \$263 ;
+  wire [8:0] \$263 ;
   wire [8:0] \$264 ;
-  wire [8:0] \$265 ;
+  wire [9:0] \$265 ;
   wire [8:0] \$266 ;
   wire [8:0] \$267 ;
-  wire [9:0] \$268 ;
-  wire [10:0] \$269 ;
-  wire [20:0] \$27 ;
-  wire [8:0] \$270 ;
-  wire [8:0] \$271 ;
+  wire [8:0] \$268 ;
+  wire [8:0] \$269 ;
+  wire [21:0] \$27 ;
+  wire [9:0] \$270 ;
+  wire [10:0] \$271 ;
   wire [8:0] \$272 ;
   wire [8:0] \$273 ;
-  wire [9:0] \$274 ;
+  wire [8:0] \$274 ;
   wire [8:0] \$275 ;
-  wire [8:0] \$276 ;
+  wire [9:0] \$276 ;
   wire [8:0] \$277 ;
   wire [8:0] \$278 ;
-  wire [9:0] \$279 ;
-  wire [21:0] \$28 ;
-  wire [10:0] \$280 ;
-  wire [8:0] \$281 ;
-  wire [8:0] \$282 ;
+  wire [8:0] \$279 ;
+  wire [20:0] \$28 ;
+  wire [8:0] \$280 ;
+  wire [9:0] \$281 ;
+  wire [10:0] \$282 ;
   wire [8:0] \$283 ;
   wire [8:0] \$284 ;
-  wire [9:0] \$285 ;
+  wire [8:0] \$285 ;
   wire [8:0] \$286 ;
-  wire [8:0] \$287 ;
+  wire [9:0] \$287 ;
   wire [8:0] \$288 ;
   wire [8:0] \$289 ;
-  wire [20:0] \$29 ;
-  wire [9:0] \$290 ;
-  wire [10:0] \$291 ;
-  wire [8:0] \$292 ;
-  wire [8:0] \$293 ;
+  wire [21:0] \$29 ;
+  wire [8:0] \$290 ;
+  wire [8:0] \$291 ;
+  wire [9:0] \$292 ;
+  wire [10:0] \$293 ;
   wire [8:0] \$294 ;
   wire [8:0] \$295 ;
-  wire [9:0] \$296 ;
+  wire [8:0] \$296 ;
   wire [8:0] \$297 ;
-  wire [8:0] \$298 ;
+  wire [9:0] \$298 ;
   wire [8:0] \$299 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$30 ;
+  wire \$3 ;
+  wire [20:0] \$30 ;
   wire [8:0] \$300 ;
-  wire [9:0] \$301 ;
-  wire [10:0] \$302 ;
-  wire [8:0] \$303 ;
-  wire [8:0] \$304 ;
+  wire [8:0] \$301 ;
+  wire [8:0] \$302 ;
+  wire [9:0] \$303 ;
+  wire [10:0] \$304 ;
   wire [8:0] \$305 ;
   wire [8:0] \$306 ;
-  wire [9:0] \$307 ;
+  wire [8:0] \$307 ;
   wire [8:0] \$308 ;
-  wire [8:0] \$309 ;
-  wire [20:0] \$31 ;
+  wire [9:0] \$309 ;
+  wire [21:0] \$31 ;
   wire [8:0] \$310 ;
   wire [8:0] \$311 ;
-  wire [9:0] \$312 ;
-  wire [10:0] \$313 ;
-  wire [8:0] \$314 ;
-  wire [8:0] \$315 ;
+  wire [8:0] \$312 ;
+  wire [8:0] \$313 ;
+  wire [9:0] \$314 ;
+  wire [10:0] \$315 ;
   wire [8:0] \$316 ;
   wire [8:0] \$317 ;
-  wire [9:0] \$318 ;
+  wire [8:0] \$318 ;
   wire [8:0] \$319 ;
-  wire [21:0] \$32 ;
-  wire [8:0] \$320 ;
+  wire [20:0] \$32 ;
+  wire [9:0] \$320 ;
   wire [8:0] \$321 ;
   wire [8:0] \$322 ;
-  wire [9:0] \$323 ;
-  wire [10:0] \$324 ;
-  wire [8:0] \$325 ;
-  wire [8:0] \$326 ;
+  wire [8:0] \$323 ;
+  wire [8:0] \$324 ;
+  wire [9:0] \$325 ;
+  wire [10:0] \$326 ;
   wire [8:0] \$327 ;
   wire [8:0] \$328 ;
-  wire [9:0] \$329 ;
-  wire \$33 ;
+  wire [8:0] \$329 ;
+  wire [21:0] \$33 ;
   wire [8:0] \$330 ;
-  wire [8:0] \$331 ;
+  wire [9:0] \$331 ;
   wire [8:0] \$332 ;
   wire [8:0] \$333 ;
-  wire [9:0] \$334 ;
-  wire [10:0] \$335 ;
-  wire [8:0] \$336 ;
-  wire [8:0] \$337 ;
+  wire [8:0] \$334 ;
+  wire [8:0] \$335 ;
+  wire [9:0] \$336 ;
+  wire [10:0] \$337 ;
   wire [8:0] \$338 ;
   wire [8:0] \$339 ;
-  wire \$34 ;
-  wire [9:0] \$340 ;
+  wire [20:0] \$34 ;
+  wire [8:0] \$340 ;
   wire [8:0] \$341 ;
-  wire [8:0] \$342 ;
+  wire [9:0] \$342 ;
   wire [8:0] \$343 ;
   wire [8:0] \$344 ;
-  wire [9:0] \$345 ;
-  wire [10:0] \$346 ;
-  wire \$347 ;
-  wire [3:0] \$348 ;
-  wire \$349 ;
-  wire \$35 ;
-  wire [4:0] \$350 ;
-  reg [3:0] \$351 ;
-  reg [63:0] \$352 ;
-  reg \$353 ;
-  reg [12:0] \$354 ;
-  reg \$355 ;
-  reg [63:0] \$356 ;
-  reg [31:0] \$357 ;
-  reg [3:0] \$358 ;
-  reg [3:0] \$359 ;
-  wire \$36 ;
-  reg [9:0] \$360 ;
-  reg [9:0] \$361 ;
-  reg [10:0] \$362 ;
-  reg [9:0] \$363 ;
-  reg [9:0] \$364 ;
-  reg [10:0] \$365 ;
-  reg [9:0] \$366 ;
-  reg [9:0] \$367 ;
-  reg [10:0] \$368 ;
-  reg [9:0] \$369 ;
-  wire \$37 ;
-  reg [9:0] \$370 ;
-  reg [10:0] \$371 ;
-  reg [9:0] \$372 ;
-  reg [9:0] \$373 ;
-  reg [10:0] \$374 ;
-  reg [9:0] \$375 ;
-  reg [9:0] \$376 ;
-  reg [10:0] \$377 ;
-  reg [9:0] \$378 ;
-  reg [9:0] \$379 ;
-  wire \$38 ;
-  reg [10:0] \$380 ;
-  reg [9:0] \$381 ;
-  reg [9:0] \$382 ;
-  reg [10:0] \$383 ;
-  reg [9:0] \$384 ;
-  reg [9:0] \$385 ;
-  reg [10:0] \$386 ;
-  reg [9:0] \$387 ;
-  reg [9:0] \$388 ;
-  reg [10:0] \$389 ;
-  wire \$39 ;
-  reg [9:0] \$390 ;
-  reg [9:0] \$391 ;
-  reg [10:0] \$392 ;
-  reg [9:0] \$393 ;
-  reg [9:0] \$394 ;
-  reg [10:0] \$395 ;
-  reg [9:0] \$396 ;
-  reg [9:0] \$397 ;
-  reg [10:0] \$398 ;
-  reg [9:0] \$399 ;
-  wire [21:0] \$4 ;
-  wire \$40 ;
-  reg [9:0] \$400 ;
-  reg [10:0] \$401 ;
-  reg [9:0] \$402 ;
-  reg [9:0] \$403 ;
-  reg [10:0] \$404 ;
-  reg [9:0] \$405 ;
-  reg [9:0] \$406 ;
-  reg [10:0] \$407 ;
-  reg [20:0] \$408 ;
-  reg [20:0] \$409 ;
-  wire \$41 ;
-  reg [20:0] \$410 ;
-  reg [20:0] \$411 ;
-  reg [20:0] \$412 ;
-  reg [20:0] \$413 ;
-  reg [20:0] \$414 ;
-  reg [20:0] \$415 ;
-  reg [20:0] \$416 ;
-  reg [20:0] \$417 ;
-  reg [20:0] \$418 ;
-  reg [20:0] \$419 ;
-  wire \$42 ;
-  reg [20:0] \$420 ;
-  reg [20:0] \$421 ;
-  reg [20:0] \$422 ;
-  reg [20:0] \$423 ;
-  reg [2:0] \$424 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire [20:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
+  wire [8:0] \$345 ;
+  wire [8:0] \$346 ;
+  wire [9:0] \$347 ;
+  wire [10:0] \$348 ;
+  wire [8:0] \$349 ;
+  wire [21:0] \$35 ;
+  wire [8:0] \$350 ;
+  wire [8:0] \$351 ;
+  wire [8:0] \$352 ;
+  wire [9:0] \$353 ;
+  wire [8:0] \$354 ;
+  wire [8:0] \$355 ;
+  wire [8:0] \$356 ;
+  wire [8:0] \$357 ;
+  wire [9:0] \$358 ;
+  wire [10:0] \$359 ;
+  wire [20:0] \$36 ;
+  wire [8:0] \$360 ;
+  wire [8:0] \$361 ;
+  wire [8:0] \$362 ;
+  wire [8:0] \$363 ;
+  wire [9:0] \$364 ;
+  wire [8:0] \$365 ;
+  wire [8:0] \$366 ;
+  wire [8:0] \$367 ;
+  wire [8:0] \$368 ;
+  wire [9:0] \$369 ;
+  wire [21:0] \$37 ;
+  wire [10:0] \$370 ;
+  wire [8:0] \$371 ;
+  wire [8:0] \$372 ;
+  wire [8:0] \$373 ;
+  wire [8:0] \$374 ;
+  wire [9:0] \$375 ;
+  wire [8:0] \$376 ;
+  wire [8:0] \$377 ;
+  wire [8:0] \$378 ;
+  wire [8:0] \$379 ;
+  wire [20:0] \$38 ;
+  wire [9:0] \$380 ;
+  wire [10:0] \$381 ;
+  wire [8:0] \$382 ;
+  wire [8:0] \$383 ;
+  wire [8:0] \$384 ;
+  wire [8:0] \$385 ;
+  wire [9:0] \$386 ;
+  wire [8:0] \$387 ;
+  wire [8:0] \$388 ;
+  wire [8:0] \$389 ;
+  wire [21:0] \$39 ;
+  wire [8:0] \$390 ;
+  wire [9:0] \$391 ;
+  wire [10:0] \$392 ;
+  wire \$393 ;
+  wire [3:0] \$394 ;
+  wire \$395 ;
+  wire [4:0] \$396 ;
+  reg [3:0] \$397 ;
+  reg [63:0] \$398 ;
+  reg \$399 ;
+  wire \$4 ;
+  wire [20:0] \$40 ;
+  reg [12:0] \$400 ;
+  reg \$401 ;
+  reg [3:0] \$402 ;
+  reg \$403 ;
+  reg [63:0] \$404 ;
+  reg [31:0] \$405 ;
+  reg [3:0] \$406 ;
+  reg [3:0] \$407 ;
+  reg [9:0] \$408 ;
+  reg [9:0] \$409 ;
+  wire [21:0] \$41 ;
+  reg [10:0] \$410 ;
+  reg [9:0] \$411 ;
+  reg [9:0] \$412 ;
+  reg [10:0] \$413 ;
+  reg [9:0] \$414 ;
+  reg [9:0] \$415 ;
+  reg [10:0] \$416 ;
+  reg [9:0] \$417 ;
+  reg [9:0] \$418 ;
+  reg [10:0] \$419 ;
+  wire [20:0] \$42 ;
+  reg [9:0] \$420 ;
+  reg [9:0] \$421 ;
+  reg [10:0] \$422 ;
+  reg [9:0] \$423 ;
+  reg [9:0] \$424 ;
+  reg [10:0] \$425 ;
+  reg [9:0] \$426 ;
+  reg [9:0] \$427 ;
+  reg [10:0] \$428 ;
+  reg [9:0] \$429 ;
+  wire [21:0] \$43 ;
+  reg [9:0] \$430 ;
+  reg [10:0] \$431 ;
+  reg [9:0] \$432 ;
+  reg [9:0] \$433 ;
+  reg [10:0] \$434 ;
+  reg [9:0] \$435 ;
+  reg [9:0] \$436 ;
+  reg [10:0] \$437 ;
+  reg [9:0] \$438 ;
+  reg [9:0] \$439 ;
+  wire [20:0] \$44 ;
+  reg [10:0] \$440 ;
+  reg [9:0] \$441 ;
+  reg [9:0] \$442 ;
+  reg [10:0] \$443 ;
+  reg [9:0] \$444 ;
+  reg [9:0] \$445 ;
+  reg [10:0] \$446 ;
+  reg [9:0] \$447 ;
+  reg [9:0] \$448 ;
+  reg [10:0] \$449 ;
+  wire [21:0] \$45 ;
+  reg [9:0] \$450 ;
+  reg [9:0] \$451 ;
+  reg [10:0] \$452 ;
+  reg [9:0] \$453 ;
+  reg [9:0] \$454 ;
+  reg [10:0] \$455 ;
+  reg [20:0] \$456 ;
+  reg [20:0] \$457 ;
+  reg [20:0] \$458 ;
+  reg [20:0] \$459 ;
+  wire [20:0] \$46 ;
+  reg [20:0] \$460 ;
+  reg [20:0] \$461 ;
+  reg [20:0] \$462 ;
+  reg [20:0] \$463 ;
+  reg [20:0] \$464 ;
+  reg [20:0] \$465 ;
+  reg [20:0] \$466 ;
+  reg [20:0] \$467 ;
+  reg [20:0] \$468 ;
+  reg [20:0] \$469 ;
+  wire [21:0] \$47 ;
+  reg [20:0] \$470 ;
+  reg [20:0] \$471 ;
+  reg [2:0] \$472 ;
+  wire [20:0] \$48 ;
+  wire [21:0] \$49 ;
+  wire \$5 ;
+  wire [20:0] \$50 ;
+  wire [21:0] \$51 ;
+  wire [20:0] \$52 ;
+  wire [21:0] \$53 ;
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [21:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -12522,7 +12570,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire [20:0] \$7 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -12533,7 +12581,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [21:0] \$8 ;
+  wire \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -12544,7 +12592,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire [20:0] \$9 ;
+  wire \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -12552,8 +12600,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire [63:0] \$97 ;
-  wire [13:0] \$98 ;
+  wire \$97 ;
+  wire \$98 ;
   wire \$99 ;
   reg [20:0] acc0 = 21'h000000;
   reg [20:0] acc1 = 21'h000000;
@@ -12591,11 +12639,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   input clk;
   wire clk;
   reg [3:0] ctl = 4'h0;
-  reg [3:0] \ctl$71  = 4'h0;
-  wire \ctl$71.first ;
-  wire \ctl$71.flush ;
-  wire \ctl$71.last ;
-  wire \ctl$71.valid ;
+  reg [3:0] \ctl$74  = 4'h0;
+  wire \ctl$74.first ;
+  wire \ctl$74.flush ;
+  wire \ctl$74.last ;
+  wire \ctl$74.valid ;
   wire \ctl.first ;
   wire \ctl.flush ;
   wire \ctl.last ;
@@ -12615,8 +12663,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire flush;
   reg flush_reg = 1'h0;
   wire last;
+  reg last_reg = 1'h0;
   input [12:0] length;
   wire [12:0] length;
+  wire [3:0] mask;
+  reg [3:0] mask_reg = 4'h0;
   reg [9:0] part0_0 = 10'h000;
   reg [9:0] part0_1 = 10'h000;
   reg [9:0] part10_0 = 10'h000;
@@ -12700,446 +12751,487 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
+  always @(posedge clk)
+    acc2 <= \$458 ;
+  always @(posedge clk)
+    acc3 <= \$459 ;
+  always @(posedge clk)
+    acc4 <= \$460 ;
+  always @(posedge clk)
+    acc5 <= \$461 ;
+  always @(posedge clk)
+    acc6 <= \$462 ;
+  always @(posedge clk)
+    acc7 <= \$463 ;
+  always @(posedge clk)
+    acc8 <= \$464 ;
+  always @(posedge clk)
+    acc9 <= \$465 ;
+  always @(posedge clk)
+    acc10 <= \$466 ;
+  always @(posedge clk)
+    acc11 <= \$467 ;
+  always @(posedge clk)
+    acc12 <= \$468 ;
+  always @(posedge clk)
+    acc13 <= \$469 ;
+  always @(posedge clk)
+    acc14 <= \$470 ;
+  always @(posedge clk)
+    acc15 <= \$471 ;
+  always @(posedge clk)
+    pending <= \$472 ;
   assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
-  assign last = rem <= 3'h4;
+  assign \$1  = | length[12:3];
+  assign \$2  = length[2:0] == 3'h5;
+  assign \$3  = length[2:0] == 3'h6;
+  assign \$4  = length[2:0] == 3'h7;
+  assign \$5  = | { \$4 , \$3 , \$2  };
+  assign \$6  = \$1  | \$5 ;
+  assign \$7  = ~ \$6 ;
+  assign last = first ? \$7  : last_reg;
+  assign \$8  = | length[12:1];
+  assign \$11  = \$8  | \$10 ;
+  assign \$12  = | length[12:1];
+  assign \$15  = | length[12:2];
+  assign \$16  = length[1:0] == 2'h3;
+  assign \$18  = \$15  | \$17 ;
+  assign \$19  = | length[12:2];
+  assign mask = first ? { \$21 , \$18 , \$14 , \$11  } : mask_reg;
   assign flush = first ? vectors__payload[32] : flush_reg;
-  assign \$1  = ctl[1] ? 21'h000000 : acc0;
-  assign \$2  = $signed(\$1 ) + $signed(sum0);
-  assign \$3  = ctl[1] ? 21'h000000 : acc1;
-  assign \$4  = $signed(\$3 ) + $signed(sum1);
-  assign \$5  = ctl[1] ? 21'h000000 : acc2;
-  assign \$6  = $signed(\$5 ) + $signed(sum2);
-  assign \$7  = ctl[1] ? 21'h000000 : acc3;
-  assign \$8  = $signed(\$7 ) + $signed(sum3);
-  assign \$9  = ctl[1] ? 21'h000000 : acc4;
-  assign \$10  = $signed(\$9 ) + $signed(sum4);
-  assign \$11  = ctl[1] ? 21'h000000 : acc5;
-  assign \$12  = $signed(\$11 ) + $signed(sum5);
-  assign \$13  = ctl[1] ? 21'h000000 : acc6;
-  assign \$14  = $signed(\$13 ) + $signed(sum6);
-  assign \$15  = ctl[1] ? 21'h000000 : acc7;
-  assign \$16  = $signed(\$15 ) + $signed(sum7);
-  assign \$17  = ctl[1] ? 21'h000000 : acc8;
-  assign \$18  = $signed(\$17 ) + $signed(sum8);
-  assign \$19  = ctl[1] ? 21'h000000 : acc9;
-  assign \$20  = $signed(\$19 ) + $signed(sum9);
-  assign \$21  = ctl[1] ? 21'h000000 : acc10;
-  assign \$22  = $signed(\$21 ) + $signed(sum10);
-  assign \$23  = ctl[1] ? 21'h000000 : acc11;
-  assign \$24  = $signed(\$23 ) + $signed(sum11);
-  assign \$25  = ctl[1] ? 21'h000000 : acc12;
-  assign \$26  = $signed(\$25 ) + $signed(sum12);
-  assign \$27  = ctl[1] ? 21'h000000 : acc13;
-  assign \$28  = $signed(\$27 ) + $signed(sum13);
-  assign \$29  = ctl[1] ? 21'h000000 : acc14;
-  assign \$30  = $signed(\$29 ) + $signed(sum14);
-  assign \$31  = ctl[1] ? 21'h000000 : acc15;
-  assign \$32  = $signed(\$31 ) + $signed(sum15);
+  assign \$22  = ctl[1] ? 21'h000000 : acc0;
+  assign \$23  = $signed(\$22 ) + $signed(sum0);
+  assign \$24  = ctl[1] ? 21'h000000 : acc1;
+  assign \$25  = $signed(\$24 ) + $signed(sum1);
+  assign \$26  = ctl[1] ? 21'h000000 : acc2;
+  assign \$27  = $signed(\$26 ) + $signed(sum2);
+  assign \$28  = ctl[1] ? 21'h000000 : acc3;
+  assign \$29  = $signed(\$28 ) + $signed(sum3);
+  assign \$30  = ctl[1] ? 21'h000000 : acc4;
+  assign \$31  = $signed(\$30 ) + $signed(sum4);
+  assign \$32  = ctl[1] ? 21'h000000 : acc5;
+  assign \$33  = $signed(\$32 ) + $signed(sum5);
+  assign \$34  = ctl[1] ? 21'h000000 : acc6;
+  assign \$35  = $signed(\$34 ) + $signed(sum6);
+  assign \$36  = ctl[1] ? 21'h000000 : acc7;
+  assign \$37  = $signed(\$36 ) + $signed(sum7);
+  assign \$38  = ctl[1] ? 21'h000000 : acc8;
+  assign \$39  = $signed(\$38 ) + $signed(sum8);
+  assign \$40  = ctl[1] ? 21'h000000 : acc9;
+  assign \$41  = $signed(\$40 ) + $signed(sum9);
+  assign \$42  = ctl[1] ? 21'h000000 : acc10;
+  assign \$43  = $signed(\$42 ) + $signed(sum10);
+  assign \$44  = ctl[1] ? 21'h000000 : acc11;
+  assign \$45  = $signed(\$44 ) + $signed(sum11);
+  assign \$46  = ctl[1] ? 21'h000000 : acc12;
+  assign \$47  = $signed(\$46 ) + $signed(sum12);
+  assign \$48  = ctl[1] ? 21'h000000 : acc13;
+  assign \$49  = $signed(\$48 ) + $signed(sum13);
+  assign \$50  = ctl[1] ? 21'h000000 : acc14;
+  assign \$51  = $signed(\$50 ) + $signed(sum14);
+  assign \$52  = ctl[1] ? 21'h000000 : acc15;
+  assign \$53  = $signed(\$52 ) + $signed(sum15);
   assign w__valid = ctl[0] & ctl[2];
-  assign \$33  = ^ { window[4:3], window[1:0] };
-  assign \$34  = ^ { window[5:4], window[2:1] };
-  assign \$35  = ^ { window[6:5], window[3:2] };
-  assign \$36  = ^ { window[7:6], window[4:3] };
-  assign \$37  = ^ { window[8:7], window[5:4] };
-  assign \$38  = ^ { window[9:8], window[6:5] };
-  assign \$39  = ^ { window[10:9], window[7:6] };
-  assign \$40  = ^ { window[11:10], window[8:7] };
-  assign \$41  = ^ { window[12:11], window[9:8] };
-  assign \$42  = ^ { window[13:12], window[10:9] };
-  assign \$43  = ^ { window[14:13], window[11:10] };
-  assign \$44  = ^ { window[15:14], window[12:11] };
-  assign \$45  = ^ { window[16:15], window[13:12] };
-  assign \$46  = ^ { window[17:16], window[14:13] };
-  assign \$47  = ^ { window[18:17], window[15:14] };
-  assign \$48  = ^ { window[19:18], window[16:15] };
-  assign \$49  = ^ { window[20:19], window[17:16] };
-  assign \$50  = ^ { window[21:20], window[18:17] };
-  assign \$51  = ^ { window[22:21], window[19:18] };
-  assign \$52  = ^ { window[23:22], window[20:19] };
-  assign \$53  = ^ { window[24:23], window[21:20] };
-  assign \$54  = ^ { window[25:24], window[22:21] };
-  assign \$55  = ^ { window[26:25], window[23:22] };
-  assign \$56  = ^ { window[27:26], window[24:23] };
-  assign \$57  = ^ { window[28:27], window[25:24] };
-  assign \$58  = ^ { window[29:28], window[26:25] };
-  assign \$59  = ^ { window[30:29], window[27:26] };
-  assign \$60  = ^ { window[31:30], window[28:27] };
-  assign \$61  = ^ { window[32:31], window[29:28] };
-  assign \$62  = ^ { window[33:32], window[30:29] };
-  assign \$63  = ^ { window[34:33], window[31:30] };
-  assign \$64  = ^ { window[35:34], window[32:31] };
-  assign \$65  = ^ { window[36:35], window[33:32] };
-  assign \$66  = ^ { window[37:36], window[34:33] };
-  assign \$67  = ^ { window[38:37], window[35:34] };
-  assign \$68  = ^ { window[39:38], window[36:35] };
-  assign \$69  = ^ { window[40:39], window[37:36] };
-  assign \$70  = ^ { window[41:40], window[38:37] };
-  assign \$71  = ^ { window[42:41], window[39:38] };
-  assign \$72  = ^ { window[43:42], window[40:39] };
-  assign \$73  = ^ { window[44:43], window[41:40] };
-  assign \$74  = ^ { window[45:44], window[42:41] };
-  assign \$75  = ^ { window[46:45], window[43:42] };
-  assign \$76  = ^ { window[47:46], window[44:43] };
-  assign \$77  = ^ { window[48:47], window[45:44] };
-  assign \$78  = ^ { window[49:48], window[46:45] };
-  assign \$79  = ^ { window[50:49], window[47:46] };
-  assign \$80  = ^ { window[51:50], window[48:47] };
-  assign \$81  = ^ { window[52:51], window[49:48] };
-  assign \$82  = ^ { window[53:52], window[50:49] };
-  assign \$83  = ^ { window[54:53], window[51:50] };
-  assign \$84  = ^ { window[55:54], window[52:51] };
-  assign \$85  = ^ { window[56:55], window[53:52] };
-  assign \$86  = ^ { window[57:56], window[54:53] };
-  assign \$87  = ^ { window[58:57], window[55:54] };
-  assign \$88  = ^ { window[59:58], window[56:55] };
-  assign \$89  = ^ { window[60:59], window[57:56] };
-  assign \$90  = ^ { window[61:60], window[58:57] };
-  assign \$91  = ^ { window[62:61], window[59:58] };
-  assign \$92  = ^ { window[63:62], window[60:59] };
-  assign \$93  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
-  assign \$94  = ^ { window[62:61], window[5], window[3:2], window[0] };
-  assign \$95  = ^ { window[63:62], window[6], window[4:3], window[1] };
-  assign \$96  = ^ { window[63], window[7], window[5], window[3:0] };
-  assign \$97  = last ? 64'hb27044ba4b8ff03e : { \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34 , \$33  };
-  assign \$98  = rem - 3'h4;
-  assign \$163  = rem > 1'h0;
-  assign \$164  = \$163  ? vectors__payload[7:0] : 8'h00;
-  assign \$165  = rem > 1'h1;
-  assign \$166  = \$165  ? vectors__payload[15:8] : 8'h00;
-  assign \$167  = rem > 2'h2;
-  assign \$168  = \$167  ? vectors__payload[23:16] : 8'h00;
-  assign \$169  = rem > 2'h3;
-  assign \$170  = \$169  ? vectors__payload[31:24] : 8'h00;
-  assign \$171  = - $signed(data[7:0]);
-  assign \$172  = dirs[0] ? \$171  : { data[7], data[7:0] };
-  assign \$173  = - $signed(data[15:8]);
-  assign \$174  = dirs[16] ? \$173  : { data[15], data[15:8] };
-  assign \$175  = $signed(\$172 ) + $signed(\$174 );
-  assign \$176  = - $signed(data[23:16]);
-  assign \$177  = dirs[32] ? \$176  : { data[23], data[23:16] };
-  assign \$178  = - $signed(data[31:24]);
-  assign \$179  = dirs[48] ? \$178  : { data[31], data[31:24] };
-  assign \$180  = $signed(\$177 ) + $signed(\$179 );
-  assign \$181  = $signed(part0_0) + $signed(part0_1);
-  assign \$182  = - $signed(data[7:0]);
-  assign \$183  = dirs[1] ? \$182  : { data[7], data[7:0] };
-  assign \$184  = - $signed(data[15:8]);
-  assign \$185  = dirs[17] ? \$184  : { data[15], data[15:8] };
-  assign \$186  = $signed(\$183 ) + $signed(\$185 );
-  assign \$187  = - $signed(data[23:16]);
-  assign \$188  = dirs[33] ? \$187  : { data[23], data[23:16] };
-  assign \$189  = - $signed(data[31:24]);
-  assign \$190  = dirs[49] ? \$189  : { data[31], data[31:24] };
-  assign \$191  = $signed(\$188 ) + $signed(\$190 );
-  assign \$192  = $signed(part1_0) + $signed(part1_1);
-  assign \$193  = - $signed(data[7:0]);
-  assign \$194  = dirs[2] ? \$193  : { data[7], data[7:0] };
-  assign \$195  = - $signed(data[15:8]);
-  assign \$196  = dirs[18] ? \$195  : { data[15], data[15:8] };
-  assign \$197  = $signed(\$194 ) + $signed(\$196 );
-  assign \$198  = - $signed(data[23:16]);
-  assign \$199  = dirs[34] ? \$198  : { data[23], data[23:16] };
-  assign \$200  = - $signed(data[31:24]);
-  assign \$201  = dirs[50] ? \$200  : { data[31], data[31:24] };
-  assign \$202  = $signed(\$199 ) + $signed(\$201 );
-  assign \$203  = $signed(part2_0) + $signed(part2_1);
-  assign \$204  = - $signed(data[7:0]);
-  assign \$205  = dirs[3] ? \$204  : { data[7], data[7:0] };
-  assign \$206  = - $signed(data[15:8]);
-  assign \$207  = dirs[19] ? \$206  : { data[15], data[15:8] };
-  assign \$208  = $signed(\$205 ) + $signed(\$207 );
-  assign \$209  = - $signed(data[23:16]);
-  assign \$210  = dirs[35] ? \$209  : { data[23], data[23:16] };
-  assign \$211  = - $signed(data[31:24]);
-  assign \$212  = dirs[51] ? \$211  : { data[31], data[31:24] };
-  assign \$213  = $signed(\$210 ) + $signed(\$212 );
-  assign \$214  = $signed(part3_0) + $signed(part3_1);
-  assign \$215  = - $signed(data[7:0]);
-  assign \$216  = dirs[4] ? \$215  : { data[7], data[7:0] };
-  assign \$217  = - $signed(data[15:8]);
-  assign \$218  = dirs[20] ? \$217  : { data[15], data[15:8] };
-  assign \$219  = $signed(\$216 ) + $signed(\$218 );
-  assign \$220  = - $signed(data[23:16]);
-  assign \$221  = dirs[36] ? \$220  : { data[23], data[23:16] };
-  assign \$222  = - $signed(data[31:24]);
-  assign \$223  = dirs[52] ? \$222  : { data[31], data[31:24] };
-  assign \$224  = $signed(\$221 ) + $signed(\$223 );
-  assign \$225  = $signed(part4_0) + $signed(part4_1);
-  assign \$226  = - $signed(data[7:0]);
-  assign \$227  = dirs[5] ? \$226  : { data[7], data[7:0] };
-  assign \$228  = - $signed(data[15:8]);
-  assign \$229  = dirs[21] ? \$228  : { data[15], data[15:8] };
-  assign \$230  = $signed(\$227 ) + $signed(\$229 );
-  assign \$231  = - $signed(data[23:16]);
-  assign \$232  = dirs[37] ? \$231  : { data[23], data[23:16] };
-  assign \$233  = - $signed(data[31:24]);
-  assign \$234  = dirs[53] ? \$233  : { data[31], data[31:24] };
-  assign \$235  = $signed(\$232 ) + $signed(\$234 );
-  assign \$236  = $signed(part5_0) + $signed(part5_1);
-  assign \$237  = - $signed(data[7:0]);
-  assign \$238  = dirs[6] ? \$237  : { data[7], data[7:0] };
-  assign \$239  = - $signed(data[15:8]);
-  assign \$240  = dirs[22] ? \$239  : { data[15], data[15:8] };
-  assign \$241  = $signed(\$238 ) + $signed(\$240 );
-  assign \$242  = - $signed(data[23:16]);
-  assign \$243  = dirs[38] ? \$242  : { data[23], data[23:16] };
-  assign \$244  = - $signed(data[31:24]);
-  assign \$245  = dirs[54] ? \$244  : { data[31], data[31:24] };
-  assign \$246  = $signed(\$243 ) + $signed(\$245 );
-  assign \$247  = $signed(part6_0) + $signed(part6_1);
-  assign \$248  = - $signed(data[7:0]);
-  assign \$249  = dirs[7] ? \$248  : { data[7], data[7:0] };
-  assign \$250  = - $signed(data[15:8]);
-  assign \$251  = dirs[23] ? \$250  : { data[15], data[15:8] };
-  assign \$252  = $signed(\$249 ) + $signed(\$251 );
-  assign \$253  = - $signed(data[23:16]);
-  assign \$254  = dirs[39] ? \$253  : { data[23], data[23:16] };
-  assign \$255  = - $signed(data[31:24]);
-  assign \$256  = dirs[55] ? \$255  : { data[31], data[31:24] };
-  assign \$257  = $signed(\$254 ) + $signed(\$256 );
-  assign \$258  = $signed(part7_0) + $signed(part7_1);
-  assign \$259  = - $signed(data[7:0]);
-  assign \$260  = dirs[8] ? \$259  : { data[7], data[7:0] };
-  assign \$261  = - $signed(data[15:8]);
-  assign \$262  = dirs[24] ? \$261  : { data[15], data[15:8] };
-  assign \$263  = $signed(\$260 ) + $signed(\$262 );
-  assign \$264  = - $signed(data[23:16]);
-  assign \$265  = dirs[40] ? \$264  : { data[23], data[23:16] };
-  assign \$266  = - $signed(data[31:24]);
-  assign \$267  = dirs[56] ? \$266  : { data[31], data[31:24] };
-  assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = $signed(part8_0) + $signed(part8_1);
-  assign \$270  = - $signed(data[7:0]);
-  assign \$271  = dirs[9] ? \$270  : { data[7], data[7:0] };
-  assign \$272  = - $signed(data[15:8]);
-  assign \$273  = dirs[25] ? \$272  : { data[15], data[15:8] };
-  assign \$274  = $signed(\$271 ) + $signed(\$273 );
-  assign \$275  = - $signed(data[23:16]);
-  assign \$276  = dirs[41] ? \$275  : { data[23], data[23:16] };
-  assign \$277  = - $signed(data[31:24]);
-  assign \$278  = dirs[57] ? \$277  : { data[31], data[31:24] };
-  assign \$279  = $signed(\$276 ) + $signed(\$278 );
-  assign \$280  = $signed(part9_0) + $signed(part9_1);
-  assign \$281  = - $signed(data[7:0]);
-  assign \$282  = dirs[10] ? \$281  : { data[7], data[7:0] };
-  assign \$283  = - $signed(data[15:8]);
-  assign \$284  = dirs[26] ? \$283  : { data[15], data[15:8] };
-  assign \$285  = $signed(\$282 ) + $signed(\$284 );
-  assign \$286  = - $signed(data[23:16]);
-  assign \$287  = dirs[42] ? \$286  : { data[23], data[23:16] };
-  assign \$288  = - $signed(data[31:24]);
-  assign \$289  = dirs[58] ? \$288  : { data[31], data[31:24] };
-  assign \$290  = $signed(\$287 ) + $signed(\$289 );
-  assign \$291  = $signed(part10_0) + $signed(part10_1);
-  assign \$292  = - $signed(data[7:0]);
-  assign \$293  = dirs[11] ? \$292  : { data[7], data[7:0] };
-  assign \$294  = - $signed(data[15:8]);
-  assign \$295  = dirs[27] ? \$294  : { data[15], data[15:8] };
-  assign \$296  = $signed(\$293 ) + $signed(\$295 );
-  assign \$297  = - $signed(data[23:16]);
-  assign \$298  = dirs[43] ? \$297  : { data[23], data[23:16] };
-  assign \$299  = - $signed(data[31:24]);
-  assign \$300  = dirs[59] ? \$299  : { data[31], data[31:24] };
-  assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = $signed(part11_0) + $signed(part11_1);
-  assign \$303  = - $signed(data[7:0]);
-  assign \$304  = dirs[12] ? \$303  : { data[7], data[7:0] };
-  assign \$305  = - $signed(data[15:8]);
-  assign \$306  = dirs[28] ? \$305  : { data[15], data[15:8] };
-  assign \$307  = $signed(\$304 ) + $signed(\$306 );
-  assign \$308  = - $signed(data[23:16]);
-  assign \$309  = dirs[44] ? \$308  : { data[23], data[23:16] };
-  assign \$310  = - $signed(data[31:24]);
-  assign \$311  = dirs[60] ? \$310  : { data[31], data[31:24] };
-  assign \$312  = $signed(\$309 ) + $signed(\$311 );
-  assign \$313  = $signed(part12_0) + $signed(part12_1);
-  assign \$314  = - $signed(data[7:0]);
-  assign \$315  = dirs[13] ? \$314  : { data[7], data[7:0] };
-  assign \$316  = - $signed(data[15:8]);
-  assign \$317  = dirs[29] ? \$316  : { data[15], data[15:8] };
-  assign \$318  = $signed(\$315 ) + $signed(\$317 );
-  assign \$319  = - $signed(data[23:16]);
-  assign \$320  = dirs[45] ? \$319  : { data[23], data[23:16] };
-  assign \$321  = - $signed(data[31:24]);
-  assign \$322  = dirs[61] ? \$321  : { data[31], data[31:24] };
-  assign \$323  = $signed(\$320 ) + $signed(\$322 );
-  assign \$324  = $signed(part13_0) + $signed(part13_1);
-  assign \$325  = - $signed(data[7:0]);
-  assign \$326  = dirs[14] ? \$325  : { data[7], data[7:0] };
-  assign \$327  = - $signed(data[15:8]);
-  assign \$328  = dirs[30] ? \$327  : { data[15], data[15:8] };
-  assign \$329  = $signed(\$326 ) + $signed(\$328 );
-  assign \$330  = - $signed(data[23:16]);
-  assign \$331  = dirs[46] ? \$330  : { data[23], data[23:16] };
-  assign \$332  = - $signed(data[31:24]);
-  assign \$333  = dirs[62] ? \$332  : { data[31], data[31:24] };
-  assign \$334  = $signed(\$331 ) + $signed(\$333 );
-  assign \$335  = $signed(part14_0) + $signed(part14_1);
-  assign \$336  = - $signed(data[7:0]);
-  assign \$337  = dirs[15] ? \$336  : { data[7], data[7:0] };
-  assign \$338  = - $signed(data[15:8]);
-  assign \$339  = dirs[31] ? \$338  : { data[15], data[15:8] };
-  assign \$340  = $signed(\$337 ) + $signed(\$339 );
-  assign \$341  = - $signed(data[23:16]);
-  assign \$342  = dirs[47] ? \$341  : { data[23], data[23:16] };
-  assign \$343  = - $signed(data[31:24]);
-  assign \$344  = dirs[63] ? \$343  : { data[31], data[31:24] };
-  assign \$345  = $signed(\$342 ) + $signed(\$344 );
-  assign \$346  = $signed(part15_0) + $signed(part15_1);
-  assign \$347  = accept & last;
-  assign \$348  = pending + \$347 ;
-  assign \$349  = signatures__valid & r__ready;
-  assign \$350  = \$348  - \$349 ;
-  always @(posedge clk)
-    \ctl$71  <= \$351 ;
-  always @(posedge clk)
-    window <= \$352 ;
-  always @(posedge clk)
-    first <= \$353 ;
-  always @(posedge clk)
-    rem_reg <= \$354 ;
-  always @(posedge clk)
-    flush_reg <= \$355 ;
-  always @(posedge clk)
-    dirs <= \$356 ;
-  always @(posedge clk)
-    data <= \$357 ;
-  always @(posedge clk)
-    ctl_a <= \$358 ;
-  always @(posedge clk)
-    ctl <= \$359 ;
-  always @(posedge clk)
-    part0_0 <= \$360 ;
-  always @(posedge clk)
-    part0_1 <= \$361 ;
-  always @(posedge clk)
-    sum0 <= \$362 ;
-  always @(posedge clk)
-    part1_0 <= \$363 ;
-  always @(posedge clk)
-    part1_1 <= \$364 ;
-  always @(posedge clk)
-    sum1 <= \$365 ;
-  always @(posedge clk)
-    part2_0 <= \$366 ;
-  always @(posedge clk)
-    part2_1 <= \$367 ;
-  always @(posedge clk)
-    sum2 <= \$368 ;
-  always @(posedge clk)
-    part3_0 <= \$369 ;
-  always @(posedge clk)
-    part3_1 <= \$370 ;
-  always @(posedge clk)
-    sum3 <= \$371 ;
-  always @(posedge clk)
-    part4_0 <= \$372 ;
-  always @(posedge clk)
-    part4_1 <= \$373 ;
-  always @(posedge clk)
-    sum4 <= \$374 ;
-  always @(posedge clk)
-    part5_0 <= \$375 ;
-  always @(posedge clk)
-    part5_1 <= \$376 ;
-  always @(posedge clk)
-    sum5 <= \$377 ;
-  always @(posedge clk)
-    part6_0 <= \$378 ;
-  always @(posedge clk)
-    part6_1 <= \$379 ;
-  always @(posedge clk)
-    sum6 <= \$380 ;
-  always @(posedge clk)
-    part7_0 <= \$381 ;
-  always @(posedge clk)
-    part7_1 <= \$382 ;
-  always @(posedge clk)
-    sum7 <= \$383 ;
-  always @(posedge clk)
-    part8_0 <= \$384 ;
-  always @(posedge clk)
-    part8_1 <= \$385 ;
-  always @(posedge clk)
-    sum8 <= \$386 ;
-  always @(posedge clk)
-    part9_0 <= \$387 ;
-  always @(posedge clk)
-    part9_1 <= \$388 ;
-  always @(posedge clk)
-    sum9 <= \$389 ;
-  always @(posedge clk)
-    part10_0 <= \$390 ;
-  always @(posedge clk)
-    part10_1 <= \$391 ;
-  always @(posedge clk)
-    sum10 <= \$392 ;
-  always @(posedge clk)
-    part11_0 <= \$393 ;
-  always @(posedge clk)
-    part11_1 <= \$394 ;
-  always @(posedge clk)
-    sum11 <= \$395 ;
-  always @(posedge clk)
-    part12_0 <= \$396 ;
-  always @(posedge clk)
-    part12_1 <= \$397 ;
-  always @(posedge clk)
-    sum12 <= \$398 ;
-  always @(posedge clk)
-    part13_0 <= \$399 ;
-  always @(posedge clk)
-    part13_1 <= \$400 ;
-  always @(posedge clk)
-    sum13 <= \$401 ;
-  always @(posedge clk)
-    part14_0 <= \$402 ;
-  always @(posedge clk)
-    part14_1 <= \$403 ;
-  always @(posedge clk)
-    sum14 <= \$404 ;
-  always @(posedge clk)
-    part15_0 <= \$405 ;
-  always @(posedge clk)
-    part15_1 <= \$406 ;
-  always @(posedge clk)
-    sum15 <= \$407 ;
-  always @(posedge clk)
-    acc0 <= \$408 ;
-  always @(posedge clk)
-    acc1 <= \$409 ;
-  always @(posedge clk)
-    acc2 <= \$410 ;
-  always @(posedge clk)
-    acc3 <= \$411 ;
-  always @(posedge clk)
-    acc4 <= \$412 ;
-  always @(posedge clk)
-    acc5 <= \$413 ;
-  always @(posedge clk)
-    acc6 <= \$414 ;
-  always @(posedge clk)
-    acc7 <= \$415 ;
-  always @(posedge clk)
-    acc8 <= \$416 ;
-  always @(posedge clk)
-    acc9 <= \$417 ;
-  always @(posedge clk)
-    acc10 <= \$418 ;
-  always @(posedge clk)
-    acc11 <= \$419 ;
-  always @(posedge clk)
-    acc12 <= \$420 ;
-  always @(posedge clk)
-    acc13 <= \$421 ;
-  always @(posedge clk)
-    acc14 <= \$422 ;
-  always @(posedge clk)
-    acc15 <= \$423 ;
-  always @(posedge clk)
-    pending <= \$424 ;
+  assign \$54  = ^ { window[4:3], window[1:0] };
+  assign \$55  = ^ { window[5:4], window[2:1] };
+  assign \$56  = ^ { window[6:5], window[3:2] };
+  assign \$57  = ^ { window[7:6], window[4:3] };
+  assign \$58  = ^ { window[8:7], window[5:4] };
+  assign \$59  = ^ { window[9:8], window[6:5] };
+  assign \$60  = ^ { window[10:9], window[7:6] };
+  assign \$61  = ^ { window[11:10], window[8:7] };
+  assign \$62  = ^ { window[12:11], window[9:8] };
+  assign \$63  = ^ { window[13:12], window[10:9] };
+  assign \$64  = ^ { window[14:13], window[11:10] };
+  assign \$65  = ^ { window[15:14], window[12:11] };
+  assign \$66  = ^ { window[16:15], window[13:12] };
+  assign \$67  = ^ { window[17:16], window[14:13] };
+  assign \$68  = ^ { window[18:17], window[15:14] };
+  assign \$69  = ^ { window[19:18], window[16:15] };
+  assign \$70  = ^ { window[20:19], window[17:16] };
+  assign \$71  = ^ { window[21:20], window[18:17] };
+  assign \$72  = ^ { window[22:21], window[19:18] };
+  assign \$73  = ^ { window[23:22], window[20:19] };
+  assign \$74  = ^ { window[24:23], window[21:20] };
+  assign \$75  = ^ { window[25:24], window[22:21] };
+  assign \$76  = ^ { window[26:25], window[23:22] };
+  assign \$77  = ^ { window[27:26], window[24:23] };
+  assign \$78  = ^ { window[28:27], window[25:24] };
+  assign \$79  = ^ { window[29:28], window[26:25] };
+  assign \$80  = ^ { window[30:29], window[27:26] };
+  assign \$81  = ^ { window[31:30], window[28:27] };
+  assign \$82  = ^ { window[32:31], window[29:28] };
+  assign \$83  = ^ { window[33:32], window[30:29] };
+  assign \$84  = ^ { window[34:33], window[31:30] };
+  assign \$85  = ^ { window[35:34], window[32:31] };
+  assign \$86  = ^ { window[36:35], window[33:32] };
+  assign \$87  = ^ { window[37:36], window[34:33] };
+  assign \$88  = ^ { window[38:37], window[35:34] };
+  assign \$89  = ^ { window[39:38], window[36:35] };
+  assign \$90  = ^ { window[40:39], window[37:36] };
+  assign \$91  = ^ { window[41:40], window[38:37] };
+  assign \$92  = ^ { window[42:41], window[39:38] };
+  assign \$93  = ^ { window[43:42], window[40:39] };
+  assign \$94  = ^ { window[44:43], window[41:40] };
+  assign \$95  = ^ { window[45:44], window[42:41] };
+  assign \$96  = ^ { window[46:45], window[43:42] };
+  assign \$97  = ^ { window[47:46], window[44:43] };
+  assign \$98  = ^ { window[48:47], window[45:44] };
+  assign \$99  = ^ { window[49:48], window[46:45] };
+  assign \$100  = ^ { window[50:49], window[47:46] };
+  assign \$101  = ^ { window[51:50], window[48:47] };
+  assign \$102  = ^ { window[52:51], window[49:48] };
+  assign \$103  = ^ { window[53:52], window[50:49] };
+  assign \$104  = ^ { window[54:53], window[51:50] };
+  assign \$105  = ^ { window[55:54], window[52:51] };
+  assign \$106  = ^ { window[56:55], window[53:52] };
+  assign \$107  = ^ { window[57:56], window[54:53] };
+  assign \$108  = ^ { window[58:57], window[55:54] };
+  assign \$109  = ^ { window[59:58], window[56:55] };
+  assign \$110  = ^ { window[60:59], window[57:56] };
+  assign \$111  = ^ { window[61:60], window[58:57] };
+  assign \$112  = ^ { window[62:61], window[59:58] };
+  assign \$113  = ^ { window[63:62], window[60:59] };
+  assign \$114  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
+  assign \$115  = ^ { window[62:61], window[5], window[3:2], window[0] };
+  assign \$116  = ^ { window[63:62], window[6], window[4:3], window[1] };
+  assign \$117  = ^ { window[63], window[7], window[5], window[3:0] };
+  assign \$118  = last ? 64'hb27044ba4b8ff03e : { \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54  };
+  assign \$119  = rem - 3'h4;
+  assign \$120  = | rem[12:4];
+  assign \$121  = rem[3:0] == 4'h9;
+  assign \$122  = rem[3:0] == 4'ha;
+  assign \$123  = rem[3:0] == 4'hb;
+  assign \$124  = rem[3:0] == 4'hc;
+  assign \$125  = rem[3:0] == 4'hd;
+  assign \$126  = rem[3:0] == 4'he;
+  assign \$127  = rem[3:0] == 4'hf;
+  assign \$128  = | { \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121  };
+  assign \$129  = \$120  | \$128 ;
+  assign \$130  = ~ \$129 ;
+  assign \$131  = | rem[12:3];
+  assign \$132  = rem[2:0] == 3'h5;
+  assign \$133  = rem[2:0] == 3'h6;
+  assign \$134  = rem[2:0] == 3'h7;
+  assign \$135  = | { \$134 , \$133 , \$132  };
+  assign \$136  = \$131  | \$135 ;
+  assign \$137  = | rem[12:3];
+  assign \$138  = rem[2:0] == 3'h6;
+  assign \$139  = rem[2:0] == 3'h7;
+  assign \$140  = | { \$139 , \$138  };
+  assign \$141  = \$137  | \$140 ;
+  assign \$142  = | rem[12:3];
+  assign \$143  = rem[2:0] == 3'h7;
+  assign \$145  = \$142  | \$144 ;
+  assign \$146  = | rem[12:3];
+  assign \$213  = mask[0] ? vectors__payload[7:0] : 8'h00;
+  assign \$214  = mask[1] ? vectors__payload[15:8] : 8'h00;
+  assign \$215  = mask[2] ? vectors__payload[23:16] : 8'h00;
+  assign \$216  = mask[3] ? vectors__payload[31:24] : 8'h00;
+  assign \$217  = - $signed(data[7:0]);
+  assign \$218  = dirs[0] ? \$217  : { data[7], data[7:0] };
+  assign \$219  = - $signed(data[15:8]);
+  assign \$220  = dirs[16] ? \$219  : { data[15], data[15:8] };
+  assign \$221  = $signed(\$218 ) + $signed(\$220 );
+  assign \$222  = - $signed(data[23:16]);
+  assign \$223  = dirs[32] ? \$222  : { data[23], data[23:16] };
+  assign \$224  = - $signed(data[31:24]);
+  assign \$225  = dirs[48] ? \$224  : { data[31], data[31:24] };
+  assign \$226  = $signed(\$223 ) + $signed(\$225 );
+  assign \$227  = $signed(part0_0) + $signed(part0_1);
+  assign \$228  = - $signed(data[7:0]);
+  assign \$229  = dirs[1] ? \$228  : { data[7], data[7:0] };
+  assign \$230  = - $signed(data[15:8]);
+  assign \$231  = dirs[17] ? \$230  : { data[15], data[15:8] };
+  assign \$232  = $signed(\$229 ) + $signed(\$231 );
+  assign \$233  = - $signed(data[23:16]);
+  assign \$234  = dirs[33] ? \$233  : { data[23], data[23:16] };
+  assign \$235  = - $signed(data[31:24]);
+  assign \$236  = dirs[49] ? \$235  : { data[31], data[31:24] };
+  assign \$237  = $signed(\$234 ) + $signed(\$236 );
+  assign \$238  = $signed(part1_0) + $signed(part1_1);
+  assign \$239  = - $signed(data[7:0]);
+  assign \$240  = dirs[2] ? \$239  : { data[7], data[7:0] };
+  assign \$241  = - $signed(data[15:8]);
+  assign \$242  = dirs[18] ? \$241  : { data[15], data[15:8] };
+  assign \$243  = $signed(\$240 ) + $signed(\$242 );
+  assign \$244  = - $signed(data[23:16]);
+  assign \$245  = dirs[34] ? \$244  : { data[23], data[23:16] };
+  assign \$246  = - $signed(data[31:24]);
+  assign \$247  = dirs[50] ? \$246  : { data[31], data[31:24] };
+  assign \$248  = $signed(\$245 ) + $signed(\$247 );
+  assign \$249  = $signed(part2_0) + $signed(part2_1);
+  assign \$250  = - $signed(data[7:0]);
+  assign \$251  = dirs[3] ? \$250  : { data[7], data[7:0] };
+  assign \$252  = - $signed(data[15:8]);
+  assign \$253  = dirs[19] ? \$252  : { data[15], data[15:8] };
+  assign \$254  = $signed(\$251 ) + $signed(\$253 );
+  assign \$255  = - $signed(data[23:16]);
+  assign \$256  = dirs[35] ? \$255  : { data[23], data[23:16] };
+  assign \$257  = - $signed(data[31:24]);
+  assign \$258  = dirs[51] ? \$257  : { data[31], data[31:24] };
+  assign \$259  = $signed(\$256 ) + $signed(\$258 );
+  assign \$260  = $signed(part3_0) + $signed(part3_1);
+  assign \$261  = - $signed(data[7:0]);
+  assign \$262  = dirs[4] ? \$261  : { data[7], data[7:0] };
+  assign \$263  = - $signed(data[15:8]);
+  assign \$264  = dirs[20] ? \$263  : { data[15], data[15:8] };
+  assign \$265  = $signed(\$262 ) + $signed(\$264 );
+  assign \$266  = - $signed(data[23:16]);
+  assign \$267  = dirs[36] ? \$266  : { data[23], data[23:16] };
+  assign \$268  = - $signed(data[31:24]);
+  assign \$269  = dirs[52] ? \$268  : { data[31], data[31:24] };
+  assign \$270  = $signed(\$267 ) + $signed(\$269 );
+  assign \$271  = $signed(part4_0) + $signed(part4_1);
+  assign \$272  = - $signed(data[7:0]);
+  assign \$273  = dirs[5] ? \$272  : { data[7], data[7:0] };
+  assign \$274  = - $signed(data[15:8]);
+  assign \$275  = dirs[21] ? \$274  : { data[15], data[15:8] };
+  assign \$276  = $signed(\$273 ) + $signed(\$275 );
+  assign \$277  = - $signed(data[23:16]);
+  assign \$278  = dirs[37] ? \$277  : { data[23], data[23:16] };
+  assign \$279  = - $signed(data[31:24]);
+  assign \$280  = dirs[53] ? \$279  : { data[31], data[31:24] };
+  assign \$281  = $signed(\$278 ) + $signed(\$280 );
+  assign \$282  = $signed(part5_0) + $signed(part5_1);
+  assign \$283  = - $signed(data[7:0]);
+  assign \$284  = dirs[6] ? \$283  : { data[7], data[7:0] };
+  assign \$285  = - $signed(data[15:8]);
+  assign \$286  = dirs[22] ? \$285  : { data[15], data[15:8] };
+  assign \$287  = $signed(\$284 ) + $signed(\$286 );
+  assign \$288  = - $signed(data[23:16]);
+  assign \$289  = dirs[38] ? \$288  : { data[23], data[23:16] };
+  assign \$290  = - $signed(data[31:24]);
+  assign \$291  = dirs[54] ? \$290  : { data[31], data[31:24] };
+  assign \$292  = $signed(\$289 ) + $signed(\$291 );
+  assign \$293  = $signed(part6_0) + $signed(part6_1);
+  assign \$294  = - $signed(data[7:0]);
+  assign \$295  = dirs[7] ? \$294  : { data[7], data[7:0] };
+  assign \$296  = - $signed(data[15:8]);
+  assign \$297  = dirs[23] ? \$296  : { data[15], data[15:8] };
+  assign \$298  = $signed(\$295 ) + $signed(\$297 );
+  assign \$299  = - $signed(data[23:16]);
+  assign \$300  = dirs[39] ? \$299  : { data[23], data[23:16] };
+  assign \$301  = - $signed(data[31:24]);
+  assign \$302  = dirs[55] ? \$301  : { data[31], data[31:24] };
+  assign \$303  = $signed(\$300 ) + $signed(\$302 );
+  assign \$304  = $signed(part7_0) + $signed(part7_1);
+  assign \$305  = - $signed(data[7:0]);
+  assign \$306  = dirs[8] ? \$305  : { data[7], data[7:0] };
+  assign \$307  = - $signed(data[15:8]);
+  assign \$308  = dirs[24] ? \$307  : { data[15], data[15:8] };
+  assign \$309  = $signed(\$306 ) + $signed(\$308 );
+  assign \$310  = - $signed(data[23:16]);
+  assign \$311  = dirs[40] ? \$310  : { data[23], data[23:16] };
+  assign \$312  = - $signed(data[31:24]);
+  assign \$313  = dirs[56] ? \$312  : { data[31], data[31:24] };
+  assign \$314  = $signed(\$311 ) + $signed(\$313 );
+  assign \$315  = $signed(part8_0) + $signed(part8_1);
+  assign \$316  = - $signed(data[7:0]);
+  assign \$317  = dirs[9] ? \$316  : { data[7], data[7:0] };
+  assign \$318  = - $signed(data[15:8]);
+  assign \$319  = dirs[25] ? \$318  : { data[15], data[15:8] };
+  assign \$320  = $signed(\$317 ) + $signed(\$319 );
+  assign \$321  = - $signed(data[23:16]);
+  assign \$322  = dirs[41] ? \$321  : { data[23], data[23:16] };
+  assign \$323  = - $signed(data[31:24]);
+  assign \$324  = dirs[57] ? \$323  : { data[31], data[31:24] };
+  assign \$325  = $signed(\$322 ) + $signed(\$324 );
+  assign \$326  = $signed(part9_0) + $signed(part9_1);
+  assign \$327  = - $signed(data[7:0]);
+  assign \$328  = dirs[10] ? \$327  : { data[7], data[7:0] };
+  assign \$329  = - $signed(data[15:8]);
+  assign \$330  = dirs[26] ? \$329  : { data[15], data[15:8] };
+  assign \$331  = $signed(\$328 ) + $signed(\$330 );
+  assign \$332  = - $signed(data[23:16]);
+  assign \$333  = dirs[42] ? \$332  : { data[23], data[23:16] };
+  assign \$334  = - $signed(data[31:24]);
+  assign \$335  = dirs[58] ? \$334  : { data[31], data[31:24] };
+  assign \$336  = $signed(\$333 ) + $signed(\$335 );
+  assign \$337  = $signed(part10_0) + $signed(part10_1);
+  assign \$338  = - $signed(data[7:0]);
+  assign \$339  = dirs[11] ? \$338  : { data[7], data[7:0] };
+  assign \$340  = - $signed(data[15:8]);
+  assign \$341  = dirs[27] ? \$340  : { data[15], data[15:8] };
+  assign \$342  = $signed(\$339 ) + $signed(\$341 );
+  assign \$343  = - $signed(data[23:16]);
+  assign \$344  = dirs[43] ? \$343  : { data[23], data[23:16] };
+  assign \$345  = - $signed(data[31:24]);
+  assign \$346  = dirs[59] ? \$345  : { data[31], data[31:24] };
+  assign \$347  = $signed(\$344 ) + $signed(\$346 );
+  assign \$348  = $signed(part11_0) + $signed(part11_1);
+  assign \$349  = - $signed(data[7:0]);
+  assign \$350  = dirs[12] ? \$349  : { data[7], data[7:0] };
+  assign \$351  = - $signed(data[15:8]);
+  assign \$352  = dirs[28] ? \$351  : { data[15], data[15:8] };
+  assign \$353  = $signed(\$350 ) + $signed(\$352 );
+  assign \$354  = - $signed(data[23:16]);
+  assign \$355  = dirs[44] ? \$354  : { data[23], data[23:16] };
+  assign \$356  = - $signed(data[31:24]);
+  assign \$357  = dirs[60] ? \$356  : { data[31], data[31:24] };
+  assign \$358  = $signed(\$355 ) + $signed(\$357 );
+  assign \$359  = $signed(part12_0) + $signed(part12_1);
+  assign \$360  = - $signed(data[7:0]);
+  assign \$361  = dirs[13] ? \$360  : { data[7], data[7:0] };
+  assign \$362  = - $signed(data[15:8]);
+  assign \$363  = dirs[29] ? \$362  : { data[15], data[15:8] };
+  assign \$364  = $signed(\$361 ) + $signed(\$363 );
+  assign \$365  = - $signed(data[23:16]);
+  assign \$366  = dirs[45] ? \$365  : { data[23], data[23:16] };
+  assign \$367  = - $signed(data[31:24]);
+  assign \$368  = dirs[61] ? \$367  : { data[31], data[31:24] };
+  assign \$369  = $signed(\$366 ) + $signed(\$368 );
+  assign \$370  = $signed(part13_0) + $signed(part13_1);
+  assign \$371  = - $signed(data[7:0]);
+  assign \$372  = dirs[14] ? \$371  : { data[7], data[7:0] };
+  assign \$373  = - $signed(data[15:8]);
+  assign \$374  = dirs[30] ? \$373  : { data[15], data[15:8] };
+  assign \$375  = $signed(\$372 ) + $signed(\$374 );
+  assign \$376  = - $signed(data[23:16]);
+  assign \$377  = dirs[46] ? \$376  : { data[23], data[23:16] };
+  assign \$378  = - $signed(data[31:24]);
+  assign \$379  = dirs[62] ? \$378  : { data[31], data[31:24] };
+  assign \$380  = $signed(\$377 ) + $signed(\$379 );
+  assign \$381  = $signed(part14_0) + $signed(part14_1);
+  assign \$382  = - $signed(data[7:0]);
+  assign \$383  = dirs[15] ? \$382  : { data[7], data[7:0] };
+  assign \$384  = - $signed(data[15:8]);
+  assign \$385  = dirs[31] ? \$384  : { data[15], data[15:8] };
+  assign \$386  = $signed(\$383 ) + $signed(\$385 );
+  assign \$387  = - $signed(data[23:16]);
+  assign \$388  = dirs[47] ? \$387  : { data[23], data[23:16] };
+  assign \$389  = - $signed(data[31:24]);
+  assign \$390  = dirs[63] ? \$389  : { data[31], data[31:24] };
+  assign \$391  = $signed(\$388 ) + $signed(\$390 );
+  assign \$392  = $signed(part15_0) + $signed(part15_1);
+  assign \$393  = accept & last;
+  assign \$394  = pending + \$393 ;
+  assign \$395  = signatures__valid & r__ready;
+  assign \$396  = \$394  - \$395 ;
+  always @(posedge clk)
+    \ctl$74  <= \$397 ;
+  always @(posedge clk)
+    window <= \$398 ;
+  always @(posedge clk)
+    first <= \$399 ;
+  always @(posedge clk)
+    rem_reg <= \$400 ;
+  always @(posedge clk)
+    last_reg <= \$401 ;
+  always @(posedge clk)
+    mask_reg <= \$402 ;
+  always @(posedge clk)
+    flush_reg <= \$403 ;
+  always @(posedge clk)
+    dirs <= \$404 ;
+  always @(posedge clk)
+    data <= \$405 ;
+  always @(posedge clk)
+    ctl_a <= \$406 ;
+  always @(posedge clk)
+    ctl <= \$407 ;
+  always @(posedge clk)
+    part0_0 <= \$408 ;
+  always @(posedge clk)
+    part0_1 <= \$409 ;
+  always @(posedge clk)
+    sum0 <= \$410 ;
+  always @(posedge clk)
+    part1_0 <= \$411 ;
+  always @(posedge clk)
+    part1_1 <= \$412 ;
+  always @(posedge clk)
+    sum1 <= \$413 ;
+  always @(posedge clk)
+    part2_0 <= \$414 ;
+  always @(posedge clk)
+    part2_1 <= \$415 ;
+  always @(posedge clk)
+    sum2 <= \$416 ;
+  always @(posedge clk)
+    part3_0 <= \$417 ;
+  always @(posedge clk)
+    part3_1 <= \$418 ;
+  always @(posedge clk)
+    sum3 <= \$419 ;
+  always @(posedge clk)
+    part4_0 <= \$420 ;
+  always @(posedge clk)
+    part4_1 <= \$421 ;
+  always @(posedge clk)
+    sum4 <= \$422 ;
+  always @(posedge clk)
+    part5_0 <= \$423 ;
+  always @(posedge clk)
+    part5_1 <= \$424 ;
+  always @(posedge clk)
+    sum5 <= \$425 ;
+  always @(posedge clk)
+    part6_0 <= \$426 ;
+  always @(posedge clk)
+    part6_1 <= \$427 ;
+  always @(posedge clk)
+    sum6 <= \$428 ;
+  always @(posedge clk)
+    part7_0 <= \$429 ;
+  always @(posedge clk)
+    part7_1 <= \$430 ;
+  always @(posedge clk)
+    sum7 <= \$431 ;
+  always @(posedge clk)
+    part8_0 <= \$432 ;
+  always @(posedge clk)
+    part8_1 <= \$433 ;
+  always @(posedge clk)
+    sum8 <= \$434 ;
+  always @(posedge clk)
+    part9_0 <= \$435 ;
+  always @(posedge clk)
+    part9_1 <= \$436 ;
+  always @(posedge clk)
+    sum9 <= \$437 ;
+  always @(posedge clk)
+    part10_0 <= \$438 ;
+  always @(posedge clk)
+    part10_1 <= \$439 ;
+  always @(posedge clk)
+    sum10 <= \$440 ;
+  always @(posedge clk)
+    part11_0 <= \$441 ;
+  always @(posedge clk)
+    part11_1 <= \$442 ;
+  always @(posedge clk)
+    sum11 <= \$443 ;
+  always @(posedge clk)
+    part12_0 <= \$444 ;
+  always @(posedge clk)
+    part12_1 <= \$445 ;
+  always @(posedge clk)
+    sum12 <= \$446 ;
+  always @(posedge clk)
+    part13_0 <= \$447 ;
+  always @(posedge clk)
+    part13_1 <= \$448 ;
+  always @(posedge clk)
+    sum13 <= \$449 ;
+  always @(posedge clk)
+    part14_0 <= \$450 ;
+  always @(posedge clk)
+    part14_1 <= \$451 ;
+  always @(posedge clk)
+    sum14 <= \$452 ;
+  always @(posedge clk)
+    part15_0 <= \$453 ;
+  always @(posedge clk)
+    part15_1 <= \$454 ;
+  always @(posedge clk)
+    sum15 <= \$455 ;
+  always @(posedge clk)
+    acc0 <= \$456 ;
+  always @(posedge clk)
+    acc1 <= \$457 ;
   \mercury_core.siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -13151,613 +13243,633 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$351 [3:1] = \ctl$71 [3:1];
-    \$351 [0] = accept;
+    \$459  = acc3;
+    if (ctl[0]) begin
+      \$459  = \$29 [20:0];
+    end
+    if (rst) begin
+      \$459  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$460  = acc4;
+    if (ctl[0]) begin
+      \$460  = \$31 [20:0];
+    end
+    if (rst) begin
+      \$460  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$461  = acc5;
+    if (ctl[0]) begin
+      \$461  = \$33 [20:0];
+    end
+    if (rst) begin
+      \$461  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$462  = acc6;
+    if (ctl[0]) begin
+      \$462  = \$35 [20:0];
+    end
+    if (rst) begin
+      \$462  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$463  = acc7;
+    if (ctl[0]) begin
+      \$463  = \$37 [20:0];
+    end
+    if (rst) begin
+      \$463  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$464  = acc8;
+    if (ctl[0]) begin
+      \$464  = \$39 [20:0];
+    end
+    if (rst) begin
+      \$464  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$465  = acc9;
+    if (ctl[0]) begin
+      \$465  = \$41 [20:0];
+    end
+    if (rst) begin
+      \$465  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$466  = acc10;
+    if (ctl[0]) begin
+      \$466  = \$43 [20:0];
+    end
+    if (rst) begin
+      \$466  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$467  = acc11;
+    if (ctl[0]) begin
+      \$467  = \$45 [20:0];
+    end
+    if (rst) begin
+      \$467  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$468  = acc12;
+    if (ctl[0]) begin
+      \$468  = \$47 [20:0];
+    end
+    if (rst) begin
+      \$468  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$469  = acc13;
+    if (ctl[0]) begin
+      \$469  = \$49 [20:0];
+    end
+    if (rst) begin
+      \$469  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$470  = acc14;
+    if (ctl[0]) begin
+      \$470  = \$51 [20:0];
+    end
+    if (rst) begin
+      \$470  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$471  = acc15;
+    if (ctl[0]) begin
+      \$471  = \$53 [20:0];
+    end
+    if (rst) begin
+      \$471  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$472  = \$396 [2:0];
+    if (rst) begin
+      \$472  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$397 [3:1] = \ctl$74 [3:1];
+    \$397 [0] = accept;
     if (accept) begin
-      \$351 [1] = first;
-      \$351 [2] = last;
-      \$351 [3] = flush;
+      \$397 [1] = first;
+      \$397 [2] = last;
+      \$397 [3] = flush;
     end
     if (rst) begin
-      \$351  = 4'h0;
+      \$397  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$352  = window;
+    \$398  = window;
     if (accept) begin
-      \$352  = \$97 ;
+      \$398  = \$118 ;
     end
     if (rst) begin
-      \$352  = 64'hb27044ba4b8ff03e;
+      \$398  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$353  = first;
+    \$399  = first;
     if (accept) begin
-      \$353  = last;
+      \$399  = last;
     end
     if (rst) begin
-      \$353  = 1'h1;
+      \$399  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$354  = rem_reg;
+    \$400  = rem_reg;
     if (accept) begin
-      \$354  = \$98 [12:0];
+      \$400  = \$119 [12:0];
     end
     if (rst) begin
-      \$354  = 13'h0000;
+      \$400  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$355  = flush_reg;
+    \$401  = last_reg;
     if (accept) begin
-      \$355  = flush;
+      \$401  = \$130 ;
     end
     if (rst) begin
-      \$355  = 1'h0;
+      \$401  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$356  = dirs;
+    \$402  = mask_reg;
     if (accept) begin
-      \$356  = { \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99  };
+      \$402  = { \$148 , \$145 , \$141 , \$136  };
     end
     if (rst) begin
-      \$356  = 64'h0000000000000000;
+      \$402  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$357  = data;
+    \$403  = flush_reg;
     if (accept) begin
-      \$357 [7:0] = \$164 ;
-      \$357 [15:8] = \$166 ;
-      \$357 [23:16] = \$168 ;
-      \$357 [31:24] = \$170 ;
+      \$403  = flush;
     end
     if (rst) begin
-      \$357  = 32'd0;
+      \$403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$358  = \ctl$71 ;
+    \$404  = dirs;
+    if (accept) begin
+      \$404  = { \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149  };
+    end
     if (rst) begin
-      \$358  = 4'h0;
+      \$404  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$359  = ctl_a;
+    \$405  = data;
+    if (accept) begin
+      \$405 [7:0] = \$213 ;
+      \$405 [15:8] = \$214 ;
+      \$405 [23:16] = \$215 ;
+      \$405 [31:24] = \$216 ;
+    end
     if (rst) begin
-      \$359  = 4'h0;
+      \$405  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$360  = \$175 ;
+    \$406  = \ctl$74 ;
     if (rst) begin
-      \$360  = 10'h000;
+      \$406  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$361  = \$180 ;
+    \$407  = ctl_a;
     if (rst) begin
-      \$361  = 10'h000;
+      \$407  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$362  = \$181 ;
+    \$408  = \$221 ;
     if (rst) begin
-      \$362  = 11'h000;
+      \$408  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$363  = \$186 ;
+    \$409  = \$226 ;
     if (rst) begin
-      \$363  = 10'h000;
+      \$409  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$364  = \$191 ;
+    \$410  = \$227 ;
     if (rst) begin
-      \$364  = 10'h000;
+      \$410  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$365  = \$192 ;
+    \$411  = \$232 ;
     if (rst) begin
-      \$365  = 11'h000;
+      \$411  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$366  = \$197 ;
+    \$412  = \$237 ;
     if (rst) begin
-      \$366  = 10'h000;
+      \$412  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$367  = \$202 ;
+    \$413  = \$238 ;
     if (rst) begin
-      \$367  = 10'h000;
+      \$413  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$368  = \$203 ;
+    \$414  = \$243 ;
     if (rst) begin
-      \$368  = 11'h000;
+      \$414  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$369  = \$208 ;
+    \$415  = \$248 ;
     if (rst) begin
-      \$369  = 10'h000;
+      \$415  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$370  = \$213 ;
+    \$416  = \$249 ;
     if (rst) begin
-      \$370  = 10'h000;
+      \$416  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$371  = \$214 ;
+    \$417  = \$254 ;
     if (rst) begin
-      \$371  = 11'h000;
+      \$417  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$372  = \$219 ;
+    \$418  = \$259 ;
     if (rst) begin
-      \$372  = 10'h000;
+      \$418  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$373  = \$224 ;
+    \$419  = \$260 ;
     if (rst) begin
-      \$373  = 10'h000;
+      \$419  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$374  = \$225 ;
+    \$420  = \$265 ;
     if (rst) begin
-      \$374  = 11'h000;
+      \$420  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$375  = \$230 ;
+    \$421  = \$270 ;
     if (rst) begin
-      \$375  = 10'h000;
+      \$421  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$376  = \$235 ;
+    \$422  = \$271 ;
     if (rst) begin
-      \$376  = 10'h000;
+      \$422  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$377  = \$236 ;
+    \$423  = \$276 ;
     if (rst) begin
-      \$377  = 11'h000;
+      \$423  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$378  = \$241 ;
+    \$424  = \$281 ;
     if (rst) begin
-      \$378  = 10'h000;
+      \$424  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$379  = \$246 ;
+    \$425  = \$282 ;
     if (rst) begin
-      \$379  = 10'h000;
+      \$425  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$380  = \$247 ;
+    \$426  = \$287 ;
     if (rst) begin
-      \$380  = 11'h000;
+      \$426  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$381  = \$252 ;
+    \$427  = \$292 ;
     if (rst) begin
-      \$381  = 10'h000;
+      \$427  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$382  = \$257 ;
+    \$428  = \$293 ;
     if (rst) begin
-      \$382  = 10'h000;
+      \$428  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$383  = \$258 ;
+    \$429  = \$298 ;
     if (rst) begin
-      \$383  = 11'h000;
+      \$429  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$384  = \$263 ;
+    \$430  = \$303 ;
     if (rst) begin
-      \$384  = 10'h000;
+      \$430  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$385  = \$268 ;
+    \$431  = \$304 ;
     if (rst) begin
-      \$385  = 10'h000;
+      \$431  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$386  = \$269 ;
+    \$432  = \$309 ;
     if (rst) begin
-      \$386  = 11'h000;
+      \$432  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$387  = \$274 ;
+    \$433  = \$314 ;
     if (rst) begin
-      \$387  = 10'h000;
+      \$433  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$388  = \$279 ;
+    \$434  = \$315 ;
     if (rst) begin
-      \$388  = 10'h000;
+      \$434  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$389  = \$280 ;
+    \$435  = \$320 ;
     if (rst) begin
-      \$389  = 11'h000;
+      \$435  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$390  = \$285 ;
+    \$436  = \$325 ;
     if (rst) begin
-      \$390  = 10'h000;
+      \$436  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$391  = \$290 ;
+    \$437  = \$326 ;
     if (rst) begin
-      \$391  = 10'h000;
+      \$437  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$392  = \$291 ;
+    \$438  = \$331 ;
     if (rst) begin
-      \$392  = 11'h000;
+      \$438  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$393  = \$296 ;
+    \$439  = \$336 ;
     if (rst) begin
-      \$393  = 10'h000;
+      \$439  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$394  = \$301 ;
+    \$440  = \$337 ;
     if (rst) begin
-      \$394  = 10'h000;
+      \$440  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$395  = \$302 ;
+    \$441  = \$342 ;
     if (rst) begin
-      \$395  = 11'h000;
+      \$441  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$396  = \$307 ;
+    \$442  = \$347 ;
     if (rst) begin
-      \$396  = 10'h000;
+      \$442  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$397  = \$312 ;
+    \$443  = \$348 ;
     if (rst) begin
-      \$397  = 10'h000;
+      \$443  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$398  = \$313 ;
+    \$444  = \$353 ;
     if (rst) begin
-      \$398  = 11'h000;
+      \$444  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$399  = \$318 ;
+    \$445  = \$358 ;
     if (rst) begin
-      \$399  = 10'h000;
+      \$445  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$400  = \$323 ;
+    \$446  = \$359 ;
     if (rst) begin
-      \$400  = 10'h000;
+      \$446  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$401  = \$324 ;
+    \$447  = \$364 ;
     if (rst) begin
-      \$401  = 11'h000;
+      \$447  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$402  = \$329 ;
+    \$448  = \$369 ;
     if (rst) begin
-      \$402  = 10'h000;
+      \$448  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$403  = \$334 ;
+    \$449  = \$370 ;
     if (rst) begin
-      \$403  = 10'h000;
+      \$449  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$404  = \$335 ;
+    \$450  = \$375 ;
     if (rst) begin
-      \$404  = 11'h000;
+      \$450  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$405  = \$340 ;
+    \$451  = \$380 ;
     if (rst) begin
-      \$405  = 10'h000;
+      \$451  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$406  = \$345 ;
+    \$452  = \$381 ;
     if (rst) begin
-      \$406  = 10'h000;
+      \$452  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$407  = \$346 ;
+    \$453  = \$386 ;
     if (rst) begin
-      \$407  = 11'h000;
+      \$453  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$408  = acc0;
+    \$454  = \$391 ;
+    if (rst) begin
+      \$454  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$455  = \$392 ;
+    if (rst) begin
+      \$455  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$456  = acc0;
     if (ctl[0]) begin
-      \$408  = \$2 [20:0];
+      \$456  = \$23 [20:0];
     end
     if (rst) begin
-      \$408  = 21'h000000;
+      \$456  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$409  = acc1;
+    \$457  = acc1;
     if (ctl[0]) begin
-      \$409  = \$4 [20:0];
+      \$457  = \$25 [20:0];
     end
     if (rst) begin
-      \$409  = 21'h000000;
+      \$457  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$410  = acc2;
+    \$458  = acc2;
     if (ctl[0]) begin
-      \$410  = \$6 [20:0];
+      \$458  = \$27 [20:0];
     end
     if (rst) begin
-      \$410  = 21'h000000;
+      \$458  = 21'h000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$411  = acc3;
-    if (ctl[0]) begin
-      \$411  = \$8 [20:0];
-    end
-    if (rst) begin
-      \$411  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$412  = acc4;
-    if (ctl[0]) begin
-      \$412  = \$10 [20:0];
-    end
-    if (rst) begin
-      \$412  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$413  = acc5;
-    if (ctl[0]) begin
-      \$413  = \$12 [20:0];
-    end
-    if (rst) begin
-      \$413  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$414  = acc6;
-    if (ctl[0]) begin
-      \$414  = \$14 [20:0];
-    end
-    if (rst) begin
-      \$414  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$415  = acc7;
-    if (ctl[0]) begin
-      \$415  = \$16 [20:0];
-    end
-    if (rst) begin
-      \$415  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$416  = acc8;
-    if (ctl[0]) begin
-      \$416  = \$18 [20:0];
-    end
-    if (rst) begin
-      \$416  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$417  = acc9;
-    if (ctl[0]) begin
-      \$417  = \$20 [20:0];
-    end
-    if (rst) begin
-      \$417  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$418  = acc10;
-    if (ctl[0]) begin
-      \$418  = \$22 [20:0];
-    end
-    if (rst) begin
-      \$418  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$419  = acc11;
-    if (ctl[0]) begin
-      \$419  = \$24 [20:0];
-    end
-    if (rst) begin
-      \$419  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$420  = acc12;
-    if (ctl[0]) begin
-      \$420  = \$26 [20:0];
-    end
-    if (rst) begin
-      \$420  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$421  = acc13;
-    if (ctl[0]) begin
-      \$421  = \$28 [20:0];
-    end
-    if (rst) begin
-      \$421  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$422  = acc14;
-    if (ctl[0]) begin
-      \$422  = \$30 [20:0];
-    end
-    if (rst) begin
-      \$422  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$423  = acc15;
-    if (ctl[0]) begin
-      \$423  = \$32 [20:0];
-    end
-    if (rst) begin
-      \$423  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$424  = \$350 [2:0];
-    if (rst) begin
-      \$424  = 3'h0;
-    end
-  end
-  assign acc_next0 = \$2 [20:0];
-  assign acc_next1 = \$4 [20:0];
-  assign acc_next2 = \$6 [20:0];
-  assign acc_next3 = \$8 [20:0];
-  assign acc_next4 = \$10 [20:0];
-  assign acc_next5 = \$12 [20:0];
-  assign acc_next6 = \$14 [20:0];
-  assign acc_next7 = \$16 [20:0];
-  assign acc_next8 = \$18 [20:0];
-  assign acc_next9 = \$20 [20:0];
-  assign acc_next10 = \$22 [20:0];
-  assign acc_next11 = \$24 [20:0];
-  assign acc_next12 = \$26 [20:0];
-  assign acc_next13 = \$28 [20:0];
-  assign acc_next14 = \$30 [20:0];
-  assign acc_next15 = \$32 [20:0];
+  assign acc_next0 = \$23 [20:0];
+  assign acc_next1 = \$25 [20:0];
+  assign acc_next2 = \$27 [20:0];
+  assign acc_next3 = \$29 [20:0];
+  assign acc_next4 = \$31 [20:0];
+  assign acc_next5 = \$33 [20:0];
+  assign acc_next6 = \$35 [20:0];
+  assign acc_next7 = \$37 [20:0];
+  assign acc_next8 = \$39 [20:0];
+  assign acc_next9 = \$41 [20:0];
+  assign acc_next10 = \$43 [20:0];
+  assign acc_next11 = \$45 [20:0];
+  assign acc_next12 = \$47 [20:0];
+  assign acc_next13 = \$49 [20:0];
+  assign acc_next14 = \$51 [20:0];
+  assign acc_next15 = \$53 [20:0];
   assign r__payload = signatures__payload;
   assign signatures__ready = r__ready;
   assign r__valid = signatures__valid;
@@ -13777,10 +13889,10 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \signatures__payload.flush  = signatures__payload[16];
   assign \r__payload.sig  = signatures__payload[15:0];
   assign \r__payload.flush  = signatures__payload[16];
-  assign \ctl$71.valid  = \ctl$71 [0];
-  assign \ctl$71.first  = \ctl$71 [1];
-  assign \ctl$71.last  = \ctl$71 [2];
-  assign \ctl$71.flush  = \ctl$71 [3];
+  assign \ctl$74.valid  = \ctl$74 [0];
+  assign \ctl$74.first  = \ctl$74 [1];
+  assign \ctl$74.last  = \ctl$74 [2];
+  assign \ctl$74.flush  = \ctl$74 [3];
   assign \data[0]  = data[7:0];
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
@@ -13790,71 +13902,81 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \ctl_a.last  = ctl_a[2];
   assign \ctl_a.flush  = ctl_a[3];
   assign w__payload[16] = ctl[3];
-  assign w__payload[15:0] = { \$32 [20], \$30 [20], \$28 [20], \$26 [20], \$24 [20], \$22 [20], \$20 [20], \$18 [20], \$16 [20], \$14 [20], \$12 [20], \$10 [20], \$8 [20], \$6 [20], \$4 [20], \$2 [20] };
-  assign \$99  = window[0];
-  assign \$100  = window[1];
-  assign \$101  = window[2];
-  assign \$102  = window[3];
-  assign \$103  = window[4];
-  assign \$104  = window[5];
-  assign \$105  = window[6];
-  assign \$106  = window[7];
-  assign \$107  = window[8];
-  assign \$108  = window[9];
-  assign \$109  = window[10];
-  assign \$110  = window[11];
-  assign \$111  = window[12];
-  assign \$112  = window[13];
-  assign \$113  = window[14];
-  assign \$114  = window[15];
-  assign \$115  = window[16];
-  assign \$116  = window[17];
-  assign \$117  = window[18];
-  assign \$118  = window[19];
-  assign \$119  = window[20];
-  assign \$120  = window[21];
-  assign \$121  = window[22];
-  assign \$122  = window[23];
-  assign \$123  = window[24];
-  assign \$124  = window[25];
-  assign \$125  = window[26];
-  assign \$126  = window[27];
-  assign \$127  = window[28];
-  assign \$128  = window[29];
-  assign \$129  = window[30];
-  assign \$130  = window[31];
-  assign \$131  = window[32];
-  assign \$132  = window[33];
-  assign \$133  = window[34];
-  assign \$134  = window[35];
-  assign \$135  = window[36];
-  assign \$136  = window[37];
-  assign \$137  = window[38];
-  assign \$138  = window[39];
-  assign \$139  = window[40];
-  assign \$140  = window[41];
-  assign \$141  = window[42];
-  assign \$142  = window[43];
-  assign \$143  = window[44];
-  assign \$144  = window[45];
-  assign \$145  = window[46];
-  assign \$146  = window[47];
-  assign \$147  = window[48];
-  assign \$148  = window[49];
-  assign \$149  = window[50];
-  assign \$150  = window[51];
-  assign \$151  = window[52];
-  assign \$152  = window[53];
-  assign \$153  = window[54];
-  assign \$154  = window[55];
-  assign \$155  = window[56];
-  assign \$156  = window[57];
-  assign \$157  = window[58];
-  assign \$158  = window[59];
-  assign \$159  = window[60];
-  assign \$160  = window[61];
-  assign \$161  = window[62];
-  assign \$162  = window[63];
+  assign w__payload[15:0] = { \$53 [20], \$51 [20], \$49 [20], \$47 [20], \$45 [20], \$43 [20], \$41 [20], \$39 [20], \$37 [20], \$35 [20], \$33 [20], \$31 [20], \$29 [20], \$27 [20], \$25 [20], \$23 [20] };
+  assign \$9  = length[0];
+  assign \$10  = length[0];
+  assign \$13  = 1'h0;
+  assign \$14  = \$12 ;
+  assign \$17  = \$16 ;
+  assign \$20  = 1'h0;
+  assign \$21  = \$19 ;
+  assign \$144  = \$143 ;
+  assign \$147  = 1'h0;
+  assign \$148  = \$146 ;
+  assign \$149  = window[0];
+  assign \$150  = window[1];
+  assign \$151  = window[2];
+  assign \$152  = window[3];
+  assign \$153  = window[4];
+  assign \$154  = window[5];
+  assign \$155  = window[6];
+  assign \$156  = window[7];
+  assign \$157  = window[8];
+  assign \$158  = window[9];
+  assign \$159  = window[10];
+  assign \$160  = window[11];
+  assign \$161  = window[12];
+  assign \$162  = window[13];
+  assign \$163  = window[14];
+  assign \$164  = window[15];
+  assign \$165  = window[16];
+  assign \$166  = window[17];
+  assign \$167  = window[18];
+  assign \$168  = window[19];
+  assign \$169  = window[20];
+  assign \$170  = window[21];
+  assign \$171  = window[22];
+  assign \$172  = window[23];
+  assign \$173  = window[24];
+  assign \$174  = window[25];
+  assign \$175  = window[26];
+  assign \$176  = window[27];
+  assign \$177  = window[28];
+  assign \$178  = window[29];
+  assign \$179  = window[30];
+  assign \$180  = window[31];
+  assign \$181  = window[32];
+  assign \$182  = window[33];
+  assign \$183  = window[34];
+  assign \$184  = window[35];
+  assign \$185  = window[36];
+  assign \$186  = window[37];
+  assign \$187  = window[38];
+  assign \$188  = window[39];
+  assign \$189  = window[40];
+  assign \$190  = window[41];
+  assign \$191  = window[42];
+  assign \$192  = window[43];
+  assign \$193  = window[44];
+  assign \$194  = window[45];
+  assign \$195  = window[46];
+  assign \$196  = window[47];
+  assign \$197  = window[48];
+  assign \$198  = window[49];
+  assign \$199  = window[50];
+  assign \$200  = window[51];
+  assign \$201  = window[52];
+  assign \$202  = window[53];
+  assign \$203  = window[54];
+  assign \$204  = window[55];
+  assign \$205  = window[56];
+  assign \$206  = window[57];
+  assign \$207  = window[58];
+  assign \$208  = window[59];
+  assign \$209  = window[60];
+  assign \$210  = window[61];
+  assign \$211  = window[62];
+  assign \$212  = window[63];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -283,8 +283,8 @@ MUTANTS = [
     _m(
         "siggen_lane_mask",
         "mercury_hw/siggen.py",
-        "data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0))",
-        "data[p].eq(Mux(rem >= p, self.vectors.p.data[p], 0))",
+        "mask_reg.eq(Cat(_above(rem, p + P) for p in range(P)))",
+        "mask_reg.eq(Cat(_above(rem, p + P - 1) for p in range(P)))",
         T_SIGGEN,
         "lane masking: one lane past L enters the projection",
     ),
