@@ -106,18 +106,19 @@ class _HitmapQueue:
         self.level = Signal(range(depth + 1), name="hm_level")
         self.pending = Signal(name="hm_pending")
 
-    def elaborate_into(self, m, read_port, pop):
-        """Push the word on ``read_port`` (read the cycle before); pop the head on ``pop``."""
+    def elaborate_into(self, m, read_en, read_data, pop):
+        """Push ``read_data`` (read the cycle before, when ``read_en`` was high); pop the head on
+        ``pop``."""
         push = self.pending
         m.d.sync += [
-            self.pending.eq(read_port.en),
+            self.pending.eq(read_en),
             self.level.eq(self.level + push - pop),
         ]
         after_pop = Signal.like(self.level, name="hm_after_pop")
         m.d.comb += after_pop.eq(self.level - pop)
         for i, entry in enumerate(self.entries):
             with m.If(push & (after_pop == i)):
-                m.d.sync += entry.eq(read_port.data)
+                m.d.sync += entry.eq(read_data)
             with m.Elif(pop & (i + 1 < self.depth)):
                 m.d.sync += entry.eq(self.entries[min(i + 1, self.depth - 1)])
 
@@ -417,7 +418,7 @@ class MercuryCore(wiring.Component):
         """
         cfg = self.cfg
         hm_write = hitmap.write_port()
-        hm_read = hitmap.read_port(transparent_for=(hm_write,))
+        hm_read = hitmap.read_port()
         nxt = passes.r.p
         cur = _CurrentPass(cfg)
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
@@ -448,9 +449,11 @@ class MercuryCore(wiring.Component):
         cur.sequence(m, pass_end, start, nxt, v.eq(0))
 
         # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
-        # path starts at the block RAM's output: word 0 when the pass starts (transparent, so a
-        # replay pass that starts in the cycle of the signature pass's last write reads it), then
-        # word ra while the queue and the reads in flight leave room.
+        # path starts at the block RAM's output: word 0 when the pass starts, then word ra while
+        # the queue and the reads in flight leave room. A replay pass that starts in the cycle
+        # its signature pass writes word 0 (count 1) takes that word from the write port: the
+        # read port is not transparent (Yosys's transparency logic compares the read address,
+        # which comes from the pass-start decision, with the write address: a long path).
         start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
         ra = Signal(cfg.count_bits + 1)  # the next word to read
         rd_next = Signal()
@@ -466,7 +469,11 @@ class MercuryCore(wiring.Component):
             m.d.sync += ra.eq(rd_first)
         with m.Elif(rd_next):
             m.d.sync += ra.eq(ra + 1)
-        words.elaborate_into(m, hm_read, issued & cur.is_replay)
+        bypass = Signal()
+        bypass_word = Signal.like(resp, name="hm_bypass_word")
+        m.d.sync += [bypass.eq(rd_first & hm_write.en & (v == 0)), bypass_word.eq(resp)]
+        words.elaborate_into(m, hm_read.en, Mux(bypass, bypass_word, hm_read.data),
+                             issued & cur.is_replay)
 
         skipped_len = Mux(issued & cur.is_replay & words.head.hit, cur.length, 0)
         return cur.active, skipped_len

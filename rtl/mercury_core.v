@@ -27,89 +27,97 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$111 ;
   wire \$112 ;
   wire [14:0] \$113 ;
-  wire [2:0] \$114 ;
+  wire \$114 ;
   wire \$115 ;
   wire \$116 ;
-  wire [3:0] \$117 ;
+  wire [2:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
+  wire [3:0] \$120 ;
   wire \$121 ;
   wire \$122 ;
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire \$126 ;
+  wire [7:0] \$126 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
   wire \$131 ;
-  wire \$132 ;
-  wire [48:0] \$133 ;
-  wire [48:0] \$134 ;
+  wire [7:0] \$132 ;
+  wire \$133 ;
+  wire \$134 ;
   wire \$135 ;
-  wire [48:0] \$136 ;
+  wire \$136 ;
   wire \$137 ;
-  wire \$138 ;
+  wire [7:0] \$138 ;
   wire [48:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
+  wire [48:0] \$140 ;
   wire \$141 ;
-  wire \$142 ;
-  wire [48:0] \$143 ;
+  wire [48:0] \$142 ;
+  wire \$143 ;
   wire \$144 ;
-  wire [12:0] \$145 ;
-  wire [16:0] \$146 ;
-  wire [48:0] \$147 ;
+  wire [48:0] \$145 ;
+  wire \$146 ;
+  wire \$147 ;
   wire \$148 ;
-  wire \$149 ;
+  wire [48:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire [12:0] \$151 ;
   wire [16:0] \$152 ;
-  reg [12:0] \$153 ;
-  reg [12:0] \$154 ;
-  reg \$155 ;
-  reg \$156 ;
-  reg \$157 ;
-  reg [12:0] \$158 ;
+  wire [48:0] \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire [12:0] \$157 ;
+  wire [16:0] \$158 ;
   reg [12:0] \$159 ;
   wire \$16 ;
-  reg [13:0] \$160 ;
-  reg [13:0] \$161 ;
-  reg [12:0] \$162 ;
-  reg [12:0] \$163 ;
+  reg [12:0] \$160 ;
+  reg \$161 ;
+  reg \$162 ;
+  reg \$163 ;
   reg [12:0] \$164 ;
   reg [12:0] \$165 ;
-  reg \$166 ;
-  reg \$167 ;
-  reg \$168 ;
+  reg [13:0] \$166 ;
+  reg [13:0] \$167 ;
+  reg [12:0] \$168 ;
   reg [12:0] \$169 ;
   wire \$17 ;
   reg [12:0] \$170 ;
-  reg [13:0] \$171 ;
+  reg [12:0] \$171 ;
   reg \$172 ;
-  reg [1:0] \$173 ;
-  reg [7:0] \$174 ;
-  reg [7:0] \$175 ;
-  reg [7:0] \$176 ;
-  reg [47:0] \$177 ;
+  reg \$173 ;
+  reg \$174 ;
+  reg [12:0] \$175 ;
+  reg [12:0] \$176 ;
+  reg [13:0] \$177 ;
   reg \$178 ;
-  reg [47:0] \$179 ;
+  reg [7:0] \$179 ;
   wire \$18 ;
   reg \$180 ;
-  reg [47:0] \$181 ;
-  reg \$182 ;
-  reg [47:0] \$183 ;
-  reg \$184 ;
+  reg [1:0] \$181 ;
+  reg [7:0] \$182 ;
+  reg [7:0] \$183 ;
+  reg [7:0] \$184 ;
   reg [47:0] \$185 ;
-  reg [16:0] \$186 ;
+  reg \$186 ;
   reg [47:0] \$187 ;
-  reg [16:0] \$188 ;
+  reg \$188 ;
+  reg [47:0] \$189 ;
   wire \$19 ;
+  reg \$190 ;
+  reg [47:0] \$191 ;
+  reg \$192 ;
+  reg [47:0] \$193 ;
+  reg [16:0] \$194 ;
+  reg [47:0] \$195 ;
+  reg [16:0] \$196 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -219,6 +227,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   output busy;
   wire busy;
   wire \busy$100 ;
+  reg bypass = 1'h0;
   input clear;
   wire clear;
   input clk;
@@ -252,6 +261,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire end_of_pass;
   reg hits_step = 1'h0;
   wire [1:0] hm_after_pop;
+  reg [7:0] hm_bypass_word = 8'h00;
+  wire [6:0] \hm_bypass_word.entry ;
+  wire \hm_bypass_word.hit ;
   reg [1:0] hm_level = 2'h0;
   reg hm_pending = 1'h0;
   wire [11:0] hm_read__addr;
@@ -4602,8 +4614,6 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   always @(posedge clk) begin
     if (hm_read__en) begin
       _0_ <= hitmap[\$78 [11:0]];
-      if (hm_write__en && \$78 [11:0] == v[11:0])
-        _0_ <= r__payload;
     end
   end
   assign hm_read__data = _0_;
@@ -4744,114 +4754,124 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$111  = \start$89  & \r__payload$92 [26];
   assign \$112  = \$111  & \r__payload$92 [27];
   assign \$113  = ra + 1'h1;
-  assign \$114  = hm_level + hm_pending;
-  assign \$115  = \reuse$70  & \replay$71 ;
-  assign \$116  = issued & \$115 ;
-  assign \$117  = \$114  - \$116 ;
-  assign \$118  = ! \$81 [1:0];
-  assign \$119  = hm_pending & \$118 ;
-  assign \$120  = \reuse$70  & \replay$71 ;
-  assign \$121  = issued & \$120 ;
-  assign \$123  = \$81 [1:0] == 1'h1;
-  assign \$124  = hm_pending & \$123 ;
-  assign \$125  = \reuse$70  & \replay$71 ;
-  assign \$126  = issued & \$125 ;
-  assign \$128  = \$81 [1:0] == 2'h2;
-  assign \$129  = hm_pending & \$128 ;
-  assign \$130  = \reuse$70  & \replay$71 ;
-  assign \$131  = issued & \$130 ;
-  assign \$133  = counters__cycles + cycles_step;
-  assign \$134  = counters__vectors + vectors_step;
-  assign \$135  = results__valid & results__ready;
-  assign \$136  = counters__hits + hits_step;
-  assign \$137  = results__valid & results__ready;
-  assign \$138  = \$137  & results__payload[256];
-  assign \$139  = counters__misses + misses_step;
-  assign \$140  = results__valid & results__ready;
-  assign \$141  = ~ results__payload[256];
-  assign \$142  = \$140  & \$141 ;
-  assign \$143  = counters__macs_done + macs_done_step;
-  assign \$144  = beat & last;
-  assign \$145  = \$144  ? length : 13'h0000;
-  assign \$146  = \$145  * 4'h8;
-  assign \$147  = counters__macs_skipped + macs_skipped_step;
-  assign \$148  = \reuse$70  & \replay$71 ;
-  assign \$149  = issued & \$148 ;
-  assign \$150  = \$149  & hm_word0[0];
-  assign \$151  = \$150  ? \length$103  : 13'h0000;
+  assign \$114  = rd_first & hm_write__en;
+  assign \$115  = ! v;
+  assign \$116  = \$114  & \$115 ;
+  assign \$117  = hm_level + hm_pending;
+  assign \$118  = \reuse$70  & \replay$71 ;
+  assign \$119  = issued & \$118 ;
+  assign \$120  = \$117  - \$119 ;
+  assign \$121  = ! \$81 [1:0];
+  assign \$122  = hm_pending & \$121 ;
+  assign \$123  = \reuse$70  & \replay$71 ;
+  assign \$124  = issued & \$123 ;
+  assign \$126  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$127  = \$81 [1:0] == 1'h1;
+  assign \$128  = hm_pending & \$127 ;
+  assign \$129  = \reuse$70  & \replay$71 ;
+  assign \$130  = issued & \$129 ;
+  assign \$132  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$133  = \$81 [1:0] == 2'h2;
+  assign \$134  = hm_pending & \$133 ;
+  assign \$135  = \reuse$70  & \replay$71 ;
+  assign \$136  = issued & \$135 ;
+  assign \$138  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$139  = counters__cycles + cycles_step;
+  assign \$140  = counters__vectors + vectors_step;
+  assign \$141  = results__valid & results__ready;
+  assign \$142  = counters__hits + hits_step;
+  assign \$143  = results__valid & results__ready;
+  assign \$144  = \$143  & results__payload[256];
+  assign \$145  = counters__misses + misses_step;
+  assign \$146  = results__valid & results__ready;
+  assign \$147  = ~ results__payload[256];
+  assign \$148  = \$146  & \$147 ;
+  assign \$149  = counters__macs_done + macs_done_step;
+  assign \$150  = beat & last;
+  assign \$151  = \$150  ? length : 13'h0000;
   assign \$152  = \$151  * 4'h8;
+  assign \$153  = counters__macs_skipped + macs_skipped_step;
+  assign \$154  = \reuse$70  & \replay$71 ;
+  assign \$155  = issued & \$154 ;
+  assign \$156  = \$155  & hm_word0[0];
+  assign \$157  = \$156  ? \length$103  : 13'h0000;
+  assign \$158  = \$157  * 4'h8;
   always @(posedge clk)
-    pos <= \$153 ;
+    pos <= \$159 ;
   always @(posedge clk)
-    vcnt <= \$154 ;
+    vcnt <= \$160 ;
   always @(posedge clk)
-    active <= \$155 ;
+    active <= \$161 ;
   always @(posedge clk)
-    reuse <= \$156 ;
+    reuse <= \$162 ;
   always @(posedge clk)
-    replay <= \$157 ;
+    replay <= \$163 ;
   always @(posedge clk)
-    length <= \$158 ;
+    length <= \$164 ;
   always @(posedge clk)
-    count <= \$159 ;
+    count <= \$165 ;
   always @(posedge clk)
-    sig_due <= \$160 ;
+    sig_due <= \$166 ;
   always @(posedge clk)
-    skip <= \$161 ;
+    skip <= \$167 ;
   always @(posedge clk)
-    blk_resp <= \$162 ;
+    blk_resp <= \$168 ;
   always @(posedge clk)
-    blk_miss <= \$163 ;
+    blk_miss <= \$169 ;
   always @(posedge clk)
-    blk_count <= \$164 ;
+    blk_count <= \$170 ;
   always @(posedge clk)
-    v <= \$165 ;
+    v <= \$171 ;
   always @(posedge clk)
-    \active$73  <= \$166 ;
+    \active$73  <= \$172 ;
   always @(posedge clk)
-    \reuse$70  <= \$167 ;
+    \reuse$70  <= \$173 ;
   always @(posedge clk)
-    \replay$71  <= \$168 ;
+    \replay$71  <= \$174 ;
   always @(posedge clk)
-    \length$103  <= \$169 ;
+    \length$103  <= \$175 ;
   always @(posedge clk)
-    \count$74  <= \$170 ;
+    \count$74  <= \$176 ;
   always @(posedge clk)
-    ra <= \$171 ;
+    ra <= \$177 ;
   always @(posedge clk)
-    hm_pending <= \$172 ;
+    bypass <= \$178 ;
   always @(posedge clk)
-    hm_level <= \$173 ;
+    hm_bypass_word <= \$179 ;
   always @(posedge clk)
-    hm_word0 <= \$174 ;
+    hm_pending <= \$180 ;
   always @(posedge clk)
-    hm_word1 <= \$175 ;
+    hm_level <= \$181 ;
   always @(posedge clk)
-    hm_word2 <= \$176 ;
+    hm_word0 <= \$182 ;
   always @(posedge clk)
-    counters__cycles <= \$177 ;
+    hm_word1 <= \$183 ;
   always @(posedge clk)
-    cycles_step <= \$178 ;
+    hm_word2 <= \$184 ;
   always @(posedge clk)
-    counters__vectors <= \$179 ;
+    counters__cycles <= \$185 ;
   always @(posedge clk)
-    vectors_step <= \$180 ;
+    cycles_step <= \$186 ;
   always @(posedge clk)
-    counters__hits <= \$181 ;
+    counters__vectors <= \$187 ;
   always @(posedge clk)
-    hits_step <= \$182 ;
+    vectors_step <= \$188 ;
   always @(posedge clk)
-    counters__misses <= \$183 ;
+    counters__hits <= \$189 ;
   always @(posedge clk)
-    misses_step <= \$184 ;
+    hits_step <= \$190 ;
   always @(posedge clk)
-    counters__macs_done <= \$185 ;
+    counters__misses <= \$191 ;
   always @(posedge clk)
-    macs_done_step <= \$186 ;
+    misses_step <= \$192 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$187 ;
+    counters__macs_done <= \$193 ;
   always @(posedge clk)
-    macs_skipped_step <= \$188 ;
+    macs_done_step <= \$194 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$195 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$196 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
@@ -4942,85 +4962,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = pos;
+    \$159  = pos;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (last) begin
-        \$153  = 13'h0000;
+        \$159  = 13'h0000;
       end else begin
-        \$153  = \$86 [12:0];
+        \$159  = \$86 [12:0];
       end
     end
     if (start) begin
-      \$153  = 13'h0000;
-    end
-    if (rst) begin
-      \$153  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = vcnt;
-    if (beat) begin
-      if (last) begin
-        \$154  = \$85 [12:0];
-      end
-    end
-    if (start) begin
-      \$154  = 13'h0000;
-    end
-    if (rst) begin
-      \$154  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = active;
-    if (pass_end) begin
-      \$155  = 1'h0;
-    end
-    if (start) begin
-      \$155  = 1'h1;
-    end
-    if (rst) begin
-      \$155  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = reuse;
-    if (start) begin
-      \$156  = cmd__payload[26];
-    end
-    if (rst) begin
-      \$156  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = replay;
-    if (start) begin
-      \$157  = cmd__payload[27];
-    end
-    if (rst) begin
-      \$157  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = length;
-    if (start) begin
-      \$158  = cmd__payload[12:0];
-    end
-    if (rst) begin
-      \$158  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = count;
-    if (start) begin
-      \$159  = cmd__payload[25:13];
+      \$159  = 13'h0000;
     end
     if (rst) begin
       \$159  = 13'h0000;
@@ -5028,65 +4980,57 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = \$93 [13:0];
-    if (rst) begin
-      \$160  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = skip;
-    if (\$94 ) begin
-      if (\$95 ) begin
-        \$161  = \$96 [13:0];
+    \$160  = vcnt;
+    if (beat) begin
+      if (last) begin
+        \$160  = \$85 [12:0];
       end
     end
-    if (\$102 ) begin
-      \$161  = \$109 [13:0];
+    if (start) begin
+      \$160  = 13'h0000;
     end
     if (rst) begin
-      \$161  = 14'h0000;
+      \$160  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = blk_resp;
-    if (\$94 ) begin
-      (* full_case = 32'd1 *)
-      if (\$95 ) begin
-      end else begin
-        \$162  = \$97 [12:0];
-      end
+    \$161  = active;
+    if (pass_end) begin
+      \$161  = 1'h0;
     end
-    if (\$102 ) begin
-      \$162  = 13'h0000;
+    if (start) begin
+      \$161  = 1'h1;
     end
     if (rst) begin
-      \$162  = 13'h0000;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = blk_miss;
-    if (\$94 ) begin
-      (* full_case = 32'd1 *)
-      if (\$95 ) begin
-      end else begin
-        \$163  = \$99 [12:0];
-      end
-    end
-    if (\$102 ) begin
-      \$163  = 13'h0000;
+    \$162  = reuse;
+    if (start) begin
+      \$162  = cmd__payload[26];
     end
     if (rst) begin
-      \$163  = 13'h0000;
+      \$162  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = blk_count;
-    if (\$102 ) begin
-      \$164  = cmd__payload[25:13];
+    \$163  = replay;
+    if (start) begin
+      \$163  = cmd__payload[27];
+    end
+    if (rst) begin
+      \$163  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$164  = length;
+    if (start) begin
+      \$164  = cmd__payload[12:0];
     end
     if (rst) begin
       \$164  = 13'h0000;
@@ -5094,12 +5038,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = v;
-    if (issued) begin
-      \$165  = \$110 [12:0];
-    end
-    if (\start$89 ) begin
-      \$165  = 13'h0000;
+    \$165  = count;
+    if (start) begin
+      \$165  = cmd__payload[25:13];
     end
     if (rst) begin
       \$165  = 13'h0000;
@@ -5107,42 +5048,55 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = \active$73 ;
-    if (\pass_end$87 ) begin
-      \$166  = 1'h0;
-    end
-    if (\start$89 ) begin
-      \$166  = 1'h1;
-    end
+    \$166  = \$93 [13:0];
     if (rst) begin
-      \$166  = 1'h0;
+      \$166  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = \reuse$70 ;
-    if (\start$89 ) begin
-      \$167  = \r__payload$92 [26];
+    \$167  = skip;
+    if (\$94 ) begin
+      if (\$95 ) begin
+        \$167  = \$96 [13:0];
+      end
+    end
+    if (\$102 ) begin
+      \$167  = \$109 [13:0];
     end
     if (rst) begin
-      \$167  = 1'h0;
+      \$167  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = \replay$71 ;
-    if (\start$89 ) begin
-      \$168  = \r__payload$92 [27];
+    \$168  = blk_resp;
+    if (\$94 ) begin
+      (* full_case = 32'd1 *)
+      if (\$95 ) begin
+      end else begin
+        \$168  = \$97 [12:0];
+      end
+    end
+    if (\$102 ) begin
+      \$168  = 13'h0000;
     end
     if (rst) begin
-      \$168  = 1'h0;
+      \$168  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = \length$103 ;
-    if (\start$89 ) begin
-      \$169  = \r__payload$92 [12:0];
+    \$169  = blk_miss;
+    if (\$94 ) begin
+      (* full_case = 32'd1 *)
+      if (\$95 ) begin
+      end else begin
+        \$169  = \$99 [12:0];
+      end
+    end
+    if (\$102 ) begin
+      \$169  = 13'h0000;
     end
     if (rst) begin
       \$169  = 13'h0000;
@@ -5150,9 +5104,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = \count$74 ;
-    if (\start$89 ) begin
-      \$170  = \r__payload$92 [25:13];
+    \$170  = blk_count;
+    if (\$102 ) begin
+      \$170  = cmd__payload[25:13];
     end
     if (rst) begin
       \$170  = 13'h0000;
@@ -5160,160 +5114,144 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = ra;
-    if (\$112 ) begin
-      \$171  = { 13'h0000, rd_first };
-    end else if (rd_next) begin
-      \$171  = \$113 [13:0];
+    \$171  = v;
+    if (issued) begin
+      \$171  = \$110 [12:0];
+    end
+    if (\start$89 ) begin
+      \$171  = 13'h0000;
     end
     if (rst) begin
-      \$171  = 14'h0000;
+      \$171  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = hm_read__en;
+    \$172  = \active$73 ;
+    if (\pass_end$87 ) begin
+      \$172  = 1'h0;
+    end
+    if (\start$89 ) begin
+      \$172  = 1'h1;
+    end
     if (rst) begin
       \$172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = \$117 [1:0];
+    \$173  = \reuse$70 ;
+    if (\start$89 ) begin
+      \$173  = \r__payload$92 [26];
+    end
     if (rst) begin
-      \$173  = 2'h0;
+      \$173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = hm_word0;
-    if (\$119 ) begin
-      \$174  = hm_read__data;
-    end else if (\$122 ) begin
-      \$174  = hm_word1;
+    \$174  = \replay$71 ;
+    if (\start$89 ) begin
+      \$174  = \r__payload$92 [27];
     end
     if (rst) begin
-      \$174  = 8'h00;
+      \$174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = hm_word1;
-    if (\$124 ) begin
-      \$175  = hm_read__data;
-    end else if (\$127 ) begin
-      \$175  = hm_word2;
+    \$175  = \length$103 ;
+    if (\start$89 ) begin
+      \$175  = \r__payload$92 [12:0];
     end
     if (rst) begin
-      \$175  = 8'h00;
+      \$175  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = hm_word2;
-    if (\$129 ) begin
-      \$176  = hm_read__data;
-    end else if (\$132 ) begin
-      \$176  = hm_word2;
+    \$176  = \count$74 ;
+    if (\start$89 ) begin
+      \$176  = \r__payload$92 [25:13];
     end
     if (rst) begin
-      \$176  = 8'h00;
+      \$176  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$177  = 48'h000000000000;
-    end else begin
-      \$177  = \$133 [47:0];
+    \$177  = ra;
+    if (\$112 ) begin
+      \$177  = { 13'h0000, rd_first };
+    end else if (rd_next) begin
+      \$177  = \$113 [13:0];
     end
     if (rst) begin
-      \$177  = 48'h000000000000;
+      \$177  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$178  = 1'h0;
-    end else begin
-      \$178  = busy;
-    end
+    \$178  = \$116 ;
     if (rst) begin
       \$178  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$179  = 48'h000000000000;
-    end else begin
-      \$179  = \$134 [47:0];
-    end
+    \$179  = r__payload;
     if (rst) begin
-      \$179  = 48'h000000000000;
+      \$179  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$180  = 1'h0;
-    end else begin
-      \$180  = \$135 ;
-    end
+    \$180  = hm_read__en;
     if (rst) begin
       \$180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$181  = 48'h000000000000;
-    end else begin
-      \$181  = \$136 [47:0];
-    end
+    \$181  = \$120 [1:0];
     if (rst) begin
-      \$181  = 48'h000000000000;
+      \$181  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$182  = 1'h0;
-    end else begin
-      \$182  = \$138 ;
+    \$182  = hm_word0;
+    if (\$122 ) begin
+      \$182  = \$126 ;
+    end else if (\$125 ) begin
+      \$182  = hm_word1;
     end
     if (rst) begin
-      \$182  = 1'h0;
+      \$182  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$183  = 48'h000000000000;
-    end else begin
-      \$183  = \$139 [47:0];
+    \$183  = hm_word1;
+    if (\$128 ) begin
+      \$183  = \$132 ;
+    end else if (\$131 ) begin
+      \$183  = hm_word2;
     end
     if (rst) begin
-      \$183  = 48'h000000000000;
+      \$183  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$184  = 1'h0;
-    end else begin
-      \$184  = \$142 ;
+    \$184  = hm_word2;
+    if (\$134 ) begin
+      \$184  = \$138 ;
+    end else if (\$137 ) begin
+      \$184  = hm_word2;
     end
     if (rst) begin
-      \$184  = 1'h0;
+      \$184  = 8'h00;
     end
   end
   always @* begin
@@ -5322,7 +5260,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (clear) begin
       \$185  = 48'h000000000000;
     end else begin
-      \$185  = \$143 [47:0];
+      \$185  = \$139 [47:0];
     end
     if (rst) begin
       \$185  = 48'h000000000000;
@@ -5332,12 +5270,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$186  = 17'h00000;
+      \$186  = 1'h0;
     end else begin
-      \$186  = \$146 ;
+      \$186  = busy;
     end
     if (rst) begin
-      \$186  = 17'h00000;
+      \$186  = 1'h0;
     end
   end
   always @* begin
@@ -5346,7 +5284,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (clear) begin
       \$187  = 48'h000000000000;
     end else begin
-      \$187  = \$147 [47:0];
+      \$187  = \$140 [47:0];
     end
     if (rst) begin
       \$187  = 48'h000000000000;
@@ -5356,12 +5294,108 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$188  = 17'h00000;
+      \$188  = 1'h0;
     end else begin
-      \$188  = \$152 ;
+      \$188  = \$141 ;
     end
     if (rst) begin
-      \$188  = 17'h00000;
+      \$188  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$189  = 48'h000000000000;
+    end else begin
+      \$189  = \$142 [47:0];
+    end
+    if (rst) begin
+      \$189  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$190  = 1'h0;
+    end else begin
+      \$190  = \$144 ;
+    end
+    if (rst) begin
+      \$190  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$191  = 48'h000000000000;
+    end else begin
+      \$191  = \$145 [47:0];
+    end
+    if (rst) begin
+      \$191  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$192  = 1'h0;
+    end else begin
+      \$192  = \$148 ;
+    end
+    if (rst) begin
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$193  = 48'h000000000000;
+    end else begin
+      \$193  = \$149 [47:0];
+    end
+    if (rst) begin
+      \$193  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$194  = 17'h00000;
+    end else begin
+      \$194  = \$152 ;
+    end
+    if (rst) begin
+      \$194  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$195  = 48'h000000000000;
+    end else begin
+      \$195  = \$153 [47:0];
+    end
+    if (rst) begin
+      \$195  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$196  = 17'h00000;
+    end else begin
+      \$196  = \$158 ;
+    end
+    if (rst) begin
+      \$196  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5538,6 +5572,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \r__payload$92.count  = \r__payload$92 [25:13];
   assign \r__payload$92.reuse  = \r__payload$92 [26];
   assign \r__payload$92.replay  = \r__payload$92 [27];
+  assign \hm_bypass_word.hit  = hm_bypass_word[0];
+  assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
   assign \hm_read__data.hit  = hm_read__data[0];
   assign \hm_read__data.entry  = hm_read__data[7:1];
   assign \hm_word1.hit  = hm_word1[0];
@@ -5551,9 +5587,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign beats__payload[36] = last;
   assign beats__payload[35:32] = { \$26 , \$25 , \$24 , \$23  };
   assign beats__payload[31:0] = vectors__payload;
-  assign \$122  = \$121 ;
-  assign \$127  = \$126 ;
-  assign \$132  = 1'h0;
+  assign \$125  = \$124 ;
+  assign \$131  = \$130 ;
+  assign \$137  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -218,6 +218,8 @@ def test_reset_mid_run(cfg_name, where, seed):
 
 SCENARIO_CASES = [
     ("mixed_layers", "fullassoc", None),
+    ("one_vector_blocks", "default", None),
+    ("one_vector_blocks", "wide", None),
     ("identical_distinct", "default", None),
     ("identical_distinct", "direct", None),
     ("thrash_one_set", "wide", "lru"),

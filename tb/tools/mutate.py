@@ -69,6 +69,8 @@ T_CORE = [
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
+#: A replay pass starting in the cycle its one-vector signature pass writes hitmap word 0.
+T_HM_BYPASS = ["tb/hw/test_core_corners.py", "-k", "one_vector"]
 T_SIGGEN = ["tb/hw/test_siggen.py"]
 T_PE = ["tb/hw/test_pe.py", "tb/hw/test_pe_array.py"]
 T_GCACHE = ["tb/golden/test_hw_cache.py"]
@@ -247,6 +249,14 @@ MUTANTS = [
         "m.d.sync += [counter.eq(0), step.eq(increments[name])]",
         T_CLEAR,
         "counter priority: the count of a clear's cycle survives in the increment register",
+    ),
+    _m(
+        "hitmap_bypass_off",
+        "mercury_hw/core.py",
+        "bypass.eq(rd_first & hm_write.en & (v == 0))",
+        "bypass.eq(0)",
+        T_HM_BYPASS,
+        "hitmap read: a replay pass reads word 0 before its signature pass's write lands",
     ),
     _m(
         "macs_skipped_count",
