@@ -1,4 +1,4 @@
-"""``mercury-hw synth``: FPGA estimates of blocks on a Lattice ECP5 (open flow, YoWASP;
+"""``mercury-hw synth``: FPGA estimates of blocks on a Lattice ECP5 or iCE40 (open flow, YoWASP;
 :mod:`mercury_hw.synth`). Figures go to ``<out>/report.md`` and ``report.json`` and are printed.
 
 Usage::
@@ -23,13 +23,16 @@ MAX_FREQ_MHZ = 1000.0  # far above any ECP5 Fmax; a larger (or non-finite) targe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mercury_hw.gen import BLOCKS
-    from mercury_hw.synth import DEVICES
+    from mercury_hw.synth import DEVICES, FAMILIES
 
     parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
                         help=f"block to synthesise (repeatable; {', '.join(BLOCKS)}; default core)")
     parser.add_argument("--device", choices=["auto"] + list(DEVICES), default="auto",
-                        help="ECP5 part (default auto: the smallest of "
-                             f"{', '.join(DEVICES)} that the synthesised block fits)")
+                        help="part (default auto: the smallest part of --family that the "
+                             f"synthesised block fits; {', '.join(DEVICES)})")
+    parser.add_argument("--family", choices=list(FAMILIES), default=None,
+                        help="FPGA family for --device auto (default ecp5; ice40: UP5K, then "
+                             "HX8K); an explicit --device implies its family")
     parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
                         help="target clock for nextpnr (default 100); Fmax is reported either way")
     parser.add_argument("--small", action="store_true",
@@ -46,24 +49,29 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
     if args.freq > MAX_FREQ_MHZ:
         raise UserError(f"--freq must be at most {MAX_FREQ_MHZ:g} MHz, not {args.freq:g}")
+    family = args.family or (
+        synth.DEVICES[args.device]["family"] if args.device != "auto" else "ecp5")
+    if args.device != "auto" and synth.DEVICES[args.device]["family"] != family:
+        raise UserError(f"--device {args.device} is an {synth.DEVICES[args.device]['family']} "
+                        f"part, not {family}")
     cfg = config_from_args(args, base=synth.SMALL_CONFIG if args.small else None)
     label = synth.config_label(cfg)
     out = Path(args.out)
     results = []
     for block in dict.fromkeys(args.block or ["core"]):
         part = (
-            "the smallest ECP5 part it fits"
+            f"the smallest {family} part it fits"
             if args.device == "auto"
             else synth.DEVICES[args.device]["part"]
         )
         print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
         r = synth.synthesize(
-            block, cfg, args.device, args.freq, out, label, _command_line(args, block)
+            block, cfg, args.device, args.freq, out, label, _command_line(args, block), family
         )
         results.append(r)
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
-        print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} DP16KD, "
-              f"{r.dsp} MULT18X18D ({r.seconds:.0f} s)", flush=True)
+        print(f"  {block} on {r.part}: Fmax {fmax} MHz, {r.lut4} LUT4, {r.ff} FF, {r.bram} block "
+              f"RAMs, {r.dsp} multipliers ({r.seconds:.0f} s)", flush=True)
     synth.write_reports(results, out)
     mark(out, "synth")
     print(synth.render_table(results))
@@ -79,6 +87,7 @@ def _command_line(args, block: str) -> str:
         block,
         "--device",
         args.device,
+        *(["--family", args.family] if args.family else []),
         "--freq",
         f"{args.freq:g}",
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -93,6 +93,39 @@ class _ResponseBook:
         self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
 
 
+class _HitmapQueue:
+    """The hitmap words a replay pass has read ahead: a queue of ``depth`` registers.
+
+    The hitmap's read port has a registered address (data the cycle after the read); ``pending``
+    says a word is on it, which enters the queue at the next edge. ``head`` is the oldest word,
+    valid when ``level != 0``. Reads are issued only while ``level + pending < depth``.
+    """
+
+    def __init__(self, cfg: MercuryConfig, depth: int):
+        shape = layouts.cache_response(cfg)
+        self.depth = depth
+        self.entries = [Signal(shape, name=f"hm_word{i}") for i in range(depth)]
+        self.head = self.entries[0]
+        self.level = Signal(range(depth + 1), name="hm_level")
+        self.pending = Signal(name="hm_pending")
+
+    def elaborate_into(self, m, read_en, read_data, pop):
+        """Push ``read_data`` (read the cycle before, when ``read_en`` was high); pop the head on
+        ``pop``."""
+        push = self.pending
+        m.d.sync += [
+            self.pending.eq(read_en),
+            self.level.eq(self.level + push - pop),
+        ]
+        after_pop = Signal.like(self.level, name="hm_after_pop")
+        m.d.comb += after_pop.eq(self.level - pop)
+        for i, entry in enumerate(self.entries):
+            with m.If(push & (after_pop == i)):
+                m.d.sync += entry.eq(read_data)
+            with m.Elif(pop & (i + 1 < self.depth)):
+                m.d.sync += entry.eq(self.entries[min(i + 1, self.depth - 1)])
+
+
 class MercuryCore(wiring.Component):
     """Signature generator, MCACHE, hitmap and reuse-aware PE array behind the host interface of
     docs/spec.md section 9.3.
@@ -158,7 +191,11 @@ class MercuryCore(wiring.Component):
     reordered.
 
     Counters (48 bits, wrapping; all cleared by ``clear``, which wins over a count in the same
-    cycle):
+    cycle). A count lands :data:`COUNTER_LAG` (1) cycle after its event (its increment is
+    registered before the adder); every event happens while ``busy`` is high, so the counters are
+    exact in every cycle that follows a cycle with ``busy`` low. ``clear`` in cycle k makes every
+    counter 0 after edge k and drops the increments of cycles k - 1 (in flight) and k: the events
+    counted are exactly those of the cycles after k.
 
     - ``cycles``: cycles with ``busy`` high (a pass waiting for its weights counts);
     - ``vectors``: result beats transferred; ``hits`` / ``misses``: those with ``hit`` 1 / 0
@@ -213,10 +250,15 @@ class MercuryCore(wiring.Component):
     #: Computed-result FIFO depth below which one-beat vectors do not run at one per cycle: in a
     #: signature pass a vector's credit returns with its token, LATENCY - 1 cycles after its beat.
     MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY)
+    #: Cycles from an event to its count in the ``counters`` outputs (registered increments).
+    COUNTER_LAG = 1
     #: Depth of the queue of started passes (input sequencer -> token sequencer).
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.
     RESPONSE_DEPTH = 4
+    #: Hitmap words a replay pass reads ahead (queued or in flight): 3 keep one token per cycle
+    #: with the read condition on registers only (1 queued + 1 in flight + 1 being read).
+    HITMAP_QUEUE = 3
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
         self.cfg = cfg
@@ -383,14 +425,13 @@ class MercuryCore(wiring.Component):
         """
         cfg = self.cfg
         hm_write = hitmap.write_port()
-        hm_read = hitmap.read_port(transparent_for=(hm_write,))
+        hm_read = hitmap.read_port()
         nxt = passes.r.p
         cur = _CurrentPass(cfg)
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
-        hm_valid = Signal()             # hm_read.data holds vector v's hitmap word
         resp = responses.r.p
-        word = hm_read.data
-        self._token(m, cur, responses.r.valid, resp, hm_valid, word, array.tokens)
+        words = _HitmapQueue(cfg, self.HITMAP_QUEUE)
+        self._token(m, cur, responses.r.valid, resp, words.level != 0, words.head, array.tokens)
 
         issued = Signal()
         m.d.comb += [
@@ -414,24 +455,38 @@ class MercuryCore(wiring.Component):
             m.d.sync += v.eq(v + 1)
         cur.sequence(m, pass_end, start, nxt, v.eq(0))
 
-        # Hitmap prefetch for replay passes: word 0 when the pass starts, word v+1 when the token
-        # of v leaves (the read port holds its data otherwise). Transparent, so a replay pass that
-        # starts in the cycle of the signature pass's last write reads that write.
+        # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
+        # path starts at the block RAM's output: word 0 when the pass starts, then word ra while
+        # the queue and the reads in flight leave room. A replay pass that starts in the cycle
+        # its signature pass writes word 0 (count 1) takes that word from the write port: the
+        # read port is not transparent (Yosys's transparency logic compares the read address,
+        # which comes from the pass-start decision, with the write address: a long path).
         start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
+        ra = Signal(cfg.count_bits + 1)  # the next word to read
+        rd_next = Signal()
+        rd_first = Signal()
         m.d.comb += [
-            hm_read.addr.eq(Mux(start_replay, 0, v + 1)),
-            hm_read.en.eq(start_replay | (issued & cur.is_replay)),
+            rd_first.eq(start_replay & (nxt.count != 0)),
+            rd_next.eq(cur.active & cur.is_replay & (ra != cur.count)
+                       & (words.level + words.pending < self.HITMAP_QUEUE)),
+            hm_read.addr.eq(Mux(start_replay, 0, ra)),
+            hm_read.en.eq(rd_first | rd_next),
         ]
-        with m.If(hm_read.en):
-            m.d.sync += hm_valid.eq(1)
-        with m.Elif(issued | pass_end):
-            m.d.sync += hm_valid.eq(0)
+        with m.If(start_replay):
+            m.d.sync += ra.eq(rd_first)
+        with m.Elif(rd_next):
+            m.d.sync += ra.eq(ra + 1)
+        bypass = Signal()
+        bypass_word = Signal.like(resp, name="hm_bypass_word")
+        m.d.sync += [bypass.eq(rd_first & hm_write.en & (v == 0)), bypass_word.eq(resp)]
+        words.elaborate_into(m, hm_read.en, Mux(bypass, bypass_word, hm_read.data),
+                             issued & cur.is_replay)
 
-        skipped_len = Mux(issued & cur.is_replay & word.hit, cur.length, 0)
+        skipped_len = Mux(issued & cur.is_replay & words.head.hit, cur.length, 0)
         return cur.active, skipped_len
 
     @staticmethod
-    def _token(m, cur, resp_valid, resp, hm_valid, word, tokens):
+    def _token(m, cur, resp_valid, resp, word_valid, word, tokens):
         """The token of the pass's next vector: baseline computes; a signature pass takes the
         MCACHE response (and the speculative result); a replay pass takes the hitmap word."""
         tok = tokens.p
@@ -445,7 +500,7 @@ class MercuryCore(wiring.Component):
             ]
         with m.Elif(cur.is_replay):
             m.d.comb += [
-                tokens.valid.eq(cur.active & (cur.count != 0) & hm_valid),
+                tokens.valid.eq(cur.active & (cur.count != 0) & word_valid),
                 tok.hit.eq(word.hit),
                 tok.entry.eq(word.entry),
                 tok.take.eq(~word.hit),
@@ -458,7 +513,14 @@ class MercuryCore(wiring.Component):
             ]
 
     def _counters(self, m, computed_len, skipped_len):
-        """Performance counters (see the class docstring for their definitions)."""
+        """Performance counters (see the class docstring for their definitions).
+
+        Each counter adds an increment registered the cycle before (:data:`COUNTER_LAG`), so no
+        event logic (a result handshake, a hitmap word's hit bit) sits in front of a 48-bit carry
+        chain. ``clear`` zeroes the counter and the increment register alike: the increment in
+        flight (the previous cycle's event) and the current cycle's are both dropped, so the
+        events counted are exactly those of the cycles after the clear, as without the lag.
+        """
         M = self.cfg.pes
         out = self.results.valid & self.results.ready
         increments = {
@@ -471,7 +533,8 @@ class MercuryCore(wiring.Component):
         }
         for name in COUNTERS:
             counter = getattr(self.counters, name)
+            step = Signal.like(Value.cast(increments[name]), name=f"{name}_step")
             with m.If(self.clear):
-                m.d.sync += counter.eq(0)
+                m.d.sync += [counter.eq(0), step.eq(0)]
             with m.Else():
-                m.d.sync += counter.eq(counter + increments[name])
+                m.d.sync += [counter.eq(counter + step), step.eq(increments[name])]

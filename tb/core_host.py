@@ -143,44 +143,52 @@ def check_counters(final: dict, plan: dict, cycles: int) -> None:
     assert 0 < final["cycles"] <= cycles, f"cycles counter {final['cycles']} outside 1..{cycles}"
 
 
-def increment_cycles(ref: list[dict], name: str) -> list[int]:
-    """Cycles k in which counter ``name`` counts (its value after edge k exceeds that during k)."""
-    return [k for k in range(len(ref) - 1) if ref[k + 1][name] != ref[k][name]]
+def increment_cycles(ref: list[dict], name: str, lag: int) -> list[int]:
+    """Cycles k in which counter ``name`` counts (its value after edge k + ``lag`` exceeds that
+    during k + ``lag``: counts land ``lag`` cycles after their event)."""
+    return [k - lag for k in range(lag, len(ref) - 1) if ref[k + 1][name] != ref[k][name]]
 
 
-def check_clears(ref: list[dict], trace: list[dict], clear_at: list[int]) -> None:
-    """Spec 9.3: ``clear`` in cycle k zeroes every counter after edge k, whatever counted in k;
-    afterwards each counter counts exactly what the reference run counted."""
+def check_clears(ref: list[dict], trace: list[dict], clear_at: list[int], lag: int) -> None:
+    """Spec 9.3: ``clear`` in cycle k zeroes every counter after edge k, whatever counted in k or
+    was still in flight (counts land ``lag`` cycles after their event: a reference value seen in
+    cycle j counts the events before cycle j - lag); afterwards each counter counts exactly what
+    the reference run counted in the cycles after k."""
     clears = sorted(clear_at)
     assert len(trace) == len(ref), f"{len(trace)} traced cycles, reference {len(ref)}"
     for name in COUNTERS:
-        base = 0  # reference value right after the last clear
+        base = 0  # reference value that counts the events up to the last clear
+        last = None  # the last clear before cycle j
         ci = 0
         for j in range(len(trace)):
             while ci < len(clears) and clears[ci] < j:
-                base = ref[clears[ci] + 1][name]
+                last = clears[ci]
+                base = ref[min(last + 1 + lag, len(ref) - 1)][name]
                 ci += 1
-            want = ref[j][name] - base
+            want = 0 if last is not None and j <= last + lag else ref[j][name] - base
             assert trace[j][name] == want, (
                 f"counter {name} in cycle {j}: {trace[j][name]}, expected {want} "
-                f"(reference {ref[j][name]}, clears in cycles {clears})"
+                f"(reference {ref[j][name]}, clears in cycles {clears}, lag {lag})"
             )
 
 
-def clear_cycles(ref: dict, rng: random.Random) -> list[int]:
+def clear_cycles(ref: dict, rng: random.Random, lag: int) -> list[int]:
     """Cycles to pulse ``clear`` in, from a reference run's record (``trace``, ``busy``, ``xfer``
-    per cycle): for every counter its first increment and one at random, one cycle during a pass
+    per cycle): for every counter its first event, one at random and the cycle after one (its
+    increment in flight; counts land ``lag`` cycles after their event), one cycle during a pass
     with no result transfer, one random result transfer and the last one."""
     picks = set()
     for name in COUNTERS:
-        inc = increment_cycles(ref["trace"], name)
+        inc = increment_cycles(ref["trace"], name, lag)
         assert inc, f"counter {name} never counts in the reference run"
-        picks |= {inc[0], rng.choice(inc)}
+        # an event's cycle (its count lands later: the clear wins) and the cycle after one
+        # (its increment is in flight: dropped by the clear)
+        picks |= {inc[0], rng.choice(inc), rng.choice(inc) + 1}
     quiet = [k for k, (b, x) in enumerate(zip(ref["busy"], ref["xfer"])) if b and not x]
     xfer = [k for k, x in enumerate(ref["xfer"]) if x]
     assert quiet and xfer, "the reference run has no busy cycle without a result, or no result"
     picks |= {rng.choice(quiet), rng.choice(xfer), xfer[-1]}
     chosen = sorted(k for k in picks if k + 1 < len(ref["trace"]))
     for name in COUNTERS:  # every counter is cleared in a cycle where it counts
-        assert set(chosen) & set(increment_cycles(ref["trace"], name)), name
+        assert set(chosen) & set(increment_cycles(ref["trace"], name, lag)), name
     return chosen

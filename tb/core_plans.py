@@ -188,6 +188,17 @@ def sig_len_layers(cfg, rng, values):
     return layers(cfg, out)
 
 
+def one_vector_blocks(cfg, rng):
+    """Blocks of one vector, 3 tiles each, back to back: each replay pass starts in the cycle its
+    signature pass writes hitmap word 0 (the hitmap read takes that word from the write port)."""
+    length = min(cfg.max_len, cfg.lanes + 1)
+    out = []
+    for _ in range(4):
+        x, w = host.make_layer(cfg, rng, 1, length, 3 * cfg.pes)
+        out.append((x, w, True))
+    return layers(cfg, out)
+
+
 SCENARIOS = {
     "mixed_layers": mixed_layers,
     "identical_distinct": identical_and_distinct,
@@ -195,4 +206,5 @@ SCENARIOS = {
     "near_miss_tags": near_miss_tags,
     "lengths_min_max": lengths_min_max,
     "repeated_blocks": repeated_blocks,
+    "one_vector_blocks": one_vector_blocks,
 }

@@ -179,9 +179,9 @@ def test_clear_wins(cfg_name, seed):
     assert p["counters"]["macs_skipped"] > 0 and p["counters"]["hits"] > 0, "no replay hit"
     run = {"plan": p, "seed": seed, "stalls": stalls_for(rng, True)}
     (ref,) = simulate(cfg, [run])
-    clear_at = core_host.clear_cycles(ref, rng)
+    clear_at = core_host.clear_cycles(ref, rng, MercuryCore.COUNTER_LAG)
     (got,) = simulate(cfg, [dict(run, clear_at=clear_at)])
-    core_host.check_clears(ref["trace"], got["trace"], clear_at)
+    core_host.check_clears(ref["trace"], got["trace"], clear_at, MercuryCore.COUNTER_LAG)
     print(f"clears in cycles {clear_at} of {ref['cycles']}")
 
 
@@ -218,6 +218,8 @@ def test_reset_mid_run(cfg_name, where, seed):
 
 SCENARIO_CASES = [
     ("mixed_layers", "fullassoc", None),
+    ("one_vector_blocks", "default", None),
+    ("one_vector_blocks", "wide", None),
     ("identical_distinct", "default", None),
     ("identical_distinct", "direct", None),
     ("thrash_one_set", "wide", "lru"),

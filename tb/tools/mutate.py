@@ -69,6 +69,8 @@ T_CORE = [
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
+#: A replay pass starting in the cycle its one-vector signature pass writes hitmap word 0.
+T_HM_BYPASS = ["tb/hw/test_core_corners.py", "-k", "one_vector"]
 T_SIGGEN = ["tb/hw/test_siggen.py"]
 #: The per-pass signature length (spec 13) through the core.
 T_SIG_LEN = ["tb/hw/test_core.py", "-k", "sig_len"]
@@ -243,6 +245,22 @@ MUTANTS = [
         "counter priority: a count wins over clear in the same cycle",
     ),
     _m(
+        "count_in_flight_clear",
+        "mercury_hw/core.py",
+        "m.d.sync += [counter.eq(0), step.eq(0)]",
+        "m.d.sync += [counter.eq(0), step.eq(increments[name])]",
+        T_CLEAR,
+        "counter priority: the count of a clear's cycle survives in the increment register",
+    ),
+    _m(
+        "hitmap_bypass_off",
+        "mercury_hw/core.py",
+        "bypass.eq(rd_first & hm_write.en & (v == 0))",
+        "bypass.eq(0)",
+        T_HM_BYPASS,
+        "hitmap read: a replay pass reads word 0 before its signature pass's write lands",
+    ),
+    _m(
         "macs_skipped_count",
         "mercury_hw/core.py",
         '"macs_skipped": skipped_len * M,',
@@ -293,8 +311,8 @@ MUTANTS = [
     _m(
         "siggen_lane_mask",
         "mercury_hw/siggen.py",
-        "data[p].eq(Mux(rem > p, self.vectors.p.data[p], 0))",
-        "data[p].eq(Mux(rem >= p, self.vectors.p.data[p], 0))",
+        "mask_reg.eq(Cat(_above(rem, p + P) for p in range(P)))",
+        "mask_reg.eq(Cat(_above(rem, p + P - 1) for p in range(P)))",
         T_SIGGEN,
         "lane masking: one lane past L enters the projection",
     ),
