@@ -105,8 +105,8 @@ def prepare(args, split: str = "test") -> dict:
     record, or None). Bad flags raise ``UserError``."""
     import torch
 
-    from golden.datasets import default_data, is_digits, load_image_folder
-    from golden.models import build_model, conv_layers
+    from golden.datasets import default_data, load_image_folder
+    from golden.models import build_model, conv_layers, input_shape
 
     for flag in ("batch", "threads"):
         if getattr(args, flag) < 1:
@@ -131,8 +131,7 @@ def prepare(args, split: str = "test") -> dict:
     else:
         data = default_data(args.model, split)
     data = data.head(args.count)
-    expect = (1, 16, 16) if is_digits(args.model) else (3, 224, 224)
-    assert tuple(data.images.shape[1:]) == expect
+    assert tuple(data.images.shape[1:]) == input_shape(args.model)
     return dict(config=config, model=model, convs=convs, data=data, info=info)
 
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args, convs, config):
     """Per-conv settings from --reuse-policy or --sig-len (None: reuse on, s = S everywhere)."""
-    from golden.policy import load_policy
+    from golden.policy import layer_settings
     from golden.reuse_net import LayerSetting
 
     if args.reuse_policy is not None and args.sig_len is not None:
@@ -52,13 +52,8 @@ def settings_from_args(args, convs, config):
             )
         return [LayerSetting(True, args.sig_len)] * len(convs)
     if args.reuse_policy is not None:
-        pol = load_policy(args.reuse_policy)
-        return pol.settings(
-            [n for n, _ in convs],
-            config.sig_bits,
-            args.model,
-            source=f"policy file {str(args.reuse_policy)!r}",
-        )
+        return layer_settings(args.reuse_policy, [n for n, _ in convs], config.sig_bits,
+                              model=args.model)
     return None
 
 
