@@ -117,7 +117,7 @@ def add_weights_arguments(parser, weights_help: str,
     weights (``golden.models.build_model(name, seed=, weights=)``); the help words each
     command's default."""
     parser.add_argument("--weights", type=Path, metavar="FILE.pth", help=weights_help)
-    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=0, metavar="N",
+    parser.add_argument("--model-seed", type=seed_arg("model_seed"), default=None, metavar="N",
                         help=seed_help)
 
 
@@ -133,7 +133,7 @@ def add_model_arguments(parser, *, layers_default: str = "every conv") -> None:
         parser,
         "state_dict for the model (strict); default: seeded random weights (NOT trained) "
         "for the ImageNet ResNets, the built-in trained weights for the digits models",
-        "seed of random ImageNet weights when no --weights (default 0)",
+        "seed of random ImageNet weights (default 0; refused with --weights or a digits model)",
     )
     parser.add_argument(
         "--images",
@@ -220,6 +220,26 @@ def add_out_file_argument(parser, flag: str, *, default=None, metavar: str = "FI
     parser.add_argument(flag, type=_path_arg(Path, flag), default=default, metavar=metavar,
                         help=help)
     _register_output(parser, flag.lstrip("-").replace("-", "_"), flag, folder=False)
+
+
+def check_model_seed(args) -> None:
+    """--model-seed seeds random ImageNet weights: refuse it where the command uses none (with
+    --weights, or with a digits model, whose weights are the built-in trained ones), instead of
+    ignoring it; without it, ``args.model_seed`` becomes the default 0. Raises ``UserError``."""
+    if not hasattr(args, "model_seed"):
+        return
+    if args.model_seed is None:
+        args.model_seed = 0
+        return
+    from golden.datasets import is_digits
+    from golden.errors import UserError
+
+    model = getattr(args, "model", None)
+    if getattr(args, "weights", None) is not None:
+        raise UserError("--model-seed seeds random weights: it cannot be combined with --weights")
+    if model is not None and is_digits(model):
+        raise UserError(f"--model-seed seeds random ImageNet weights; {model} uses its built-in "
+                        "trained weights: drop --model-seed, or choose an ImageNet --model")
 
 
 def check_outputs(args) -> None:

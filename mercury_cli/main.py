@@ -116,8 +116,9 @@ def _main(argv: list[str] | None) -> int:
             p.set_defaults(_run=mod.run)
     args = parser.parse_args(argv)
     try:
-        from .args import check_outputs
+        from .args import check_model_seed, check_outputs
 
+        check_model_seed(args)
         check_outputs(args)
         return int(args._run(args) or 0)
     except _user_errors() as exc:

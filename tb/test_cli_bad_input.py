@@ -232,6 +232,8 @@ def test_seed_out_of_range(name, flag, tmp_path, capsys, no_run, monkeypatch):
     base = [name, *REQUIRED_ARGS.get(name, [])]
     if "out" in {d for d, _, _ in outputs(name)}:
         base += ["--out", str(tmp_path / "o")]
+    if flag == "--model-seed":   # seeds random ImageNet weights only (test_model_seed_refused)
+        base += ["--model", "resnet18"]
     no_run(name)
     for bad in ("-1", str(1 << bits), str(1 << 64), "0x1" + "0" * 16):
         rc, err = run_main([*base, flag, bad], capsys)
@@ -240,6 +242,33 @@ def test_seed_out_of_range(name, flag, tmp_path, capsys, no_run, monkeypatch):
     monkeypatch.setattr(mod, "run", lambda args: 0)
     rc, err = run_main([*base, flag, str((1 << bits) - 1)], capsys)
     assert rc == 0, err
+
+
+MODEL_SEED_COMMANDS = [n for n in COMMANDS
+                      if any(a.dest == "model_seed" for a in PARSERS[n]._actions)]
+
+
+@pytest.mark.parametrize("name", MODEL_SEED_COMMANDS)
+@pytest.mark.parametrize("extra,word", [
+    (["--model", "resnet18-digits"], "built-in trained weights"),
+    (["--model", "resnet18", "--weights", "w.pth"], "--weights"),
+], ids=["digits", "weights"])
+def test_model_seed_refused(name, extra, word, tmp_path, capsys, monkeypatch):
+    """--model-seed where no random weights are used is refused, not ignored; without it the
+    seed is the default 0."""
+    monkeypatch.chdir(tmp_path)
+    base = [name, *REQUIRED_ARGS.get(name, [])]
+    if "out" in {d for d, _, _ in outputs(name)}:
+        base += ["--out", "o"]
+    seen = []
+    mod = importlib.import_module(COMMANDS[name][0])
+    monkeypatch.setattr(mod, "run", lambda args: seen.append(args.model_seed) or 0)
+    rc, err = run_main([*base, *extra, "--model-seed", "3"], capsys)
+    assert_one_line_error(rc, err, 2, "--model-seed", word)
+    assert seen == [] and not (tmp_path / "o").exists()
+    rc, err = run_main([*base, *extra], capsys)
+    assert rc == 0, err
+    assert seen == [0]
 
 
 # ------------------------------------------------------------------------------------------------
