@@ -167,7 +167,7 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
                 formation: str = "window", layers: str | None = None, limit: int | None = None,
                 reuse: bool = True, images: Path | None = None, batch: int = 1,
                 weights: Path | None = None, model_seed: int = 0,
-                settings: list | None = None) -> list[dict]:
+                settings: list | None = None, reuse_policy=None) -> list[dict]:
     """Dump the first forward call of the selected layers into ``out_dir`` (replaced atomically).
 
     Parameters
@@ -181,6 +181,9 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
     settings : per-conv settings (spec 13), one per conv of the model in construction order,
         each with ``reuse`` and ``sig_len`` (None: S) (``golden.reuse_net.LayerSetting``, as
         ``golden.policy.Policy.settings`` gives them); None: ``reuse`` and s = S for every conv.
+    reuse_policy : policy file path or ``golden.policy.Policy`` (spec 14), optional: the
+        settings read from it (``golden.policy.layer_settings``; recorded in the manifest); not
+        together with ``settings`` or ``reuse=False``.
     images : directory of images; None = the bundled photos (digits models: the digits test
         split; :func:`golden.network.load_images`). ``batch`` images are used.
 
@@ -196,6 +199,8 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
         check_positive("--limit", limit)
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
+    if reuse_policy is not None:
+        settings = _policy_settings(reuse_policy, model_name, golden_kwargs, settings, reuse)
     precheck(model_name, layers, batch=batch, count=batch, formation=formation,
              max_len=hardware["max_len"])
     with output_dir(out_dir) as tmp:
@@ -224,13 +229,29 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
             metas.append(_write_layer(tmp, nnn(i), name, g))
         manifest = _manifest(metas, model_name=model_name, weights=weights,
                              model_seed=model_seed, names=names, batch=batch,
-                             formation=formation, reuse=reuse, limit=limit, hardware=hardware)
+                             formation=formation, reuse=reuse, limit=limit, hardware=hardware,
+                             reuse_policy=reuse_policy)
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return metas
 
 
+def _policy_settings(reuse_policy, model_name: str, golden_kwargs: dict, settings,
+                     reuse: bool) -> list:
+    """The per-conv settings of ``reuse_policy`` (checked against the model and S)."""
+    from golden.network import conv_names
+    from golden.policy import layer_settings
+
+    if settings is not None:
+        raise UserError("a reuse policy and explicit per-layer settings are exclusive")
+    if not reuse:
+        raise UserError("--reuse-policy and --no-reuse are exclusive: the policy says per layer "
+                        "whether reuse is on")
+    return layer_settings(reuse_policy, conv_names(model_name), golden_kwargs["sig_bits"],
+                          model=model_name)
+
+
 def _manifest(metas: list[dict], *, model_name, weights, model_seed, names, batch, formation,
-              reuse, limit, hardware) -> dict:
+              reuse, limit, hardware, reuse_policy=None) -> dict:
     """``manifest.json`` of a dump (docs/formats.md)."""
     return {
         TOOL_KEY: "dump-vectors",
@@ -242,6 +263,7 @@ def _manifest(metas: list[dict], *, model_name, weights, model_seed, names, batc
         "batch": batch,
         "formation": formation,
         "reuse": reuse,
+        "reuse_policy": None if reuse_policy is None else str(reuse_policy),
         "limit": limit,
         "config": dict(hardware),
         "versions": versions(),

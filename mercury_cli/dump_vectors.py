@@ -9,6 +9,7 @@ from .args import (
     add_config_arguments,
     add_model_arguments,
     add_out_argument,
+    add_reuse_policy_argument,
     add_vectors_argument,
     config_from_args,
     int_arg,
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reuse", action="store_true",
                         help="golden results with reuse disabled (every vector a miss, entry -1)")
     add_model_arguments(parser)
+    add_reuse_policy_argument(parser)
     add_out_argument(parser)
     add_config_arguments(parser)
 
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         weights=args.weights,
         model_seed=args.model_seed,
+        reuse_policy=args.reuse_policy,
     )
     for m in metas:
         print(

@@ -197,3 +197,27 @@ def test_policy_accuracy(tmp_path, weights):
     assert len(list((tmp_path / "acc").glob("*-exact-*.json"))) == 1  # shared by both policies
     with pytest.raises(UserError, match="no built-in labelled images"):
         policy_accuracy("resnet18", None, **{**kw, "weights": None})
+
+
+def test_dump_vectors_with_policy(tmp_path, weights, capsys):
+    """dump-vectors --reuse-policy: each layer's golden hit bits and cmd settings are the
+    policy's (the same pass_trace the hitmaps test checks); --no-reuse with it is refused."""
+    pol = write_policy(tmp_path / "p.json",
+                       layers={"001": {"name": "conv1", "reuse": False}, "002": {"sig_len": 1}})
+    out = tmp_path / "d"
+    rc, _, err = run_cli(capsys, "dump-vectors", "--model", MODEL, "--weights", weights,
+                         "--layers", "1-3", "--reuse-policy", pol, "--out", out)
+    assert rc == 0, err
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["reuse_policy"] == str(pol)
+    assert [(m["layers"][t]["reuse"], m["layers"][t]["sig_len"]) for t in ("001", "002", "003")
+            ] == [(False, 16), (True, 1), (True, 16)]
+    settings = [LayerSetting(False, 16), LayerSetting(True, 1), LayerSetting(True, 16)]
+    for i, st in enumerate(settings):
+        want, _ = expected_hits(weights, 1, i, st)
+        assert m["layers"][f"{i + 1:03d}"]["hits"] == int(want.sum())
+    rc, _, err = run_cli(capsys, "dump-vectors", "--model", MODEL, "--weights", weights,
+                         "--layers", "1", "--reuse-policy", pol, "--no-reuse",
+                         "--out", tmp_path / "e")
+    assert rc == 2 and "--no-reuse" in err and err.count("\n") == 1
+    assert not (tmp_path / "e").exists()
