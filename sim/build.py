@@ -42,6 +42,7 @@ __all__ = [
     "verilator_command",
     "icarus_command",
     "venv_bin",
+    "VERILATOR_TRACE_FLAGS",
 ]
 
 SIMULATORS = ("verilator", "icarus")
@@ -106,6 +107,18 @@ class SimBuild:
         if self.simulator == "icarus":
             return ["vvp", "-n", str(self.executable)] + plusargs
         return [str(self.executable)] + plusargs
+
+
+#: The Verilator tracing build: FST tracing, 1 ns time unit (as the Icarus harness's `timescale),
+#: and MERCURY_TRACE for sim/harness.v (the trace_on port) and sim/harness.cpp (the FST writer).
+VERILATOR_TRACE_FLAGS = [
+    "--trace-fst",
+    "--timescale",
+    "1ns/1ns",
+    "-DMERCURY_TRACE",
+    "-CFLAGS",
+    "-DMERCURY_TRACE",
+]
 
 
 def venv_bin() -> Path:
@@ -300,7 +313,6 @@ def build(simulator: str, cfg: MercuryConfig, *, verilog: str | None = None,
     params = harness_parameters(cfg)
     folder = (Path(build_root) if build_root else BUILD_ROOT) / cfg.name / simulator
     if trace and simulator == "verilator":      # waveforms: a separate cached build
-        from .waves import VERILATOR_TRACE_FLAGS
         folder = folder.with_name("verilator-trace")
     folder.mkdir(parents=True, exist_ok=True)
     jobs = jobs or os.cpu_count() or 1

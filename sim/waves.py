@@ -8,9 +8,9 @@ cycles after), so a deep layer does not produce gigabytes.
 
 - Icarus traces at run time (``vvp -fst``, ``$dumpfile``/``$dumpvars`` with ``$dumpon``/``$dumpoff``
   in ``sim/harness.v``): the same build as an untraced replay.
-- Verilator needs tracing compiled in: :data:`VERILATOR_TRACE_FLAGS` make a separate cached build
-  (``build/sim/<config>/verilator-trace/``, its own stamp), so the normal build stays untraced,
-  as fast as before and never invalidated by tracing. ``sim/harness.cpp`` dumps while the
+- Verilator needs tracing compiled in: :data:`sim.build.VERILATOR_TRACE_FLAGS` make a separate
+  cached build (``build/sim/<config>/verilator-trace/``, its own stamp), so the normal build
+  stays untraced, as fast as before and never invalidated by tracing. ``sim/harness.cpp`` dumps while the
   harness's ``trace_on`` output is high.
 
 Time: both simulators advance 1 ns a half clock period, so the rising edge of cycle n (the
@@ -33,8 +33,9 @@ from pathlib import Path
 
 from golden.errors import UserError
 
+from .build import venv_bin
+
 __all__ = [
-    "VERILATOR_TRACE_FLAGS",
     "WaveWindow",
     "trace_path",
     "prepare",
@@ -47,16 +48,6 @@ __all__ = [
     "triage",
 ]
 
-#: The Verilator tracing build: FST tracing, 1 ns time unit (as the Icarus harness's `timescale),
-#: and MERCURY_TRACE for sim/harness.v (the trace_on port) and sim/harness.cpp (the FST writer).
-VERILATOR_TRACE_FLAGS = [
-    "--trace-fst",
-    "--timescale",
-    "1ns/1ns",
-    "-DMERCURY_TRACE",
-    "-CFLAGS",
-    "-DMERCURY_TRACE",
-]
 WAVES_DIR = "waves"
 #: The triage window: this many vectors either side of the mismatching one.
 TRIAGE_RADIUS = 2
@@ -211,8 +202,6 @@ def watch_cycle(
 
 
 def _program() -> str:
-    from .build import venv_bin
-
     exe = venv_bin() / "mercury-hw"
     return _show(exe) if exe.exists() else "mercury-hw"
 
