@@ -10,8 +10,8 @@ cycles after), so a deep layer does not produce gigabytes.
   in ``sim/harness.v``): the same build as an untraced replay.
 - Verilator needs tracing compiled in: :data:`sim.build.VERILATOR_TRACE_FLAGS` make a separate
   cached build (``build/sim/<config>/verilator-trace/``, its own stamp), so the normal build
-  stays untraced, as fast as before and never invalidated by tracing. ``sim/harness.cpp`` dumps while the
-  harness's ``trace_on`` output is high.
+  stays untraced, as fast as before and never invalidated by tracing. ``sim/harness.cpp``
+  dumps while the harness's ``trace_on`` output is high.
 
 Time: both simulators advance 1 ns a half clock period, so the rising edge of cycle n (the
 harness's ``cycle`` counter) is at ``2n - 1`` ns in either trace (:func:`edge_time_ns`).
