@@ -26,6 +26,20 @@ def _or_all(values):
     return values[0]
 
 
+def _pairs(ways):
+    """The pairs of ways ``(i, j)``, ``i < j``, in the order of a record's ``order`` bits."""
+    return [(i, j) for i in range(ways) for j in range(i + 1, ways)]
+
+
+def _lru_row(order, w, ways):
+    """1 if way ``w`` was used less recently than every other way (the LRU way of a full set):
+    its row of the pairwise order is all zero."""
+    index = {p: k for k, p in enumerate(_pairs(ways))}
+    older = [~order[index[w, j]] if w < j else order[index[j, w]]
+             for j in range(ways) if j != w]
+    return Cat(older).all() if older else Const(1, 1)
+
+
 def _encode(onehot, width):
     """Index of the set bit of a one-hot (or all-zero) value: an OR of the indices selected."""
     return _or_all([Const(0, width)] + [Mux(onehot[i], i, 0) for i in range(1, len(onehot))])
@@ -97,14 +111,16 @@ class MCache(wiring.Component):
         })
 
     def set_layout(self) -> data.StructLayout:
-        """One set's record: valid bits, tags, and ages (lru) or the round-robin pointer (fifo)."""
+        """One set's record: valid bits, tags, and the use order (lru) or the round-robin pointer
+        (fifo). ``order`` holds one bit per pair of ways i < j (:func:`_pairs` order): 1 if way
+        i was used (hit or inserted) more recently than way j."""
         cfg = self.cfg
         fields = {
             "valid": cfg.ways,
             "tags": data.ArrayLayout(cfg.tag_bits, cfg.ways),
         }
         if cfg.policy == "lru":
-            fields["ages"] = data.ArrayLayout(cfg.way_bits, cfg.ways)
+            fields["order"] = len(_pairs(cfg.ways))
         else:
             fields["ptr"] = cfg.way_bits
         return data.StructLayout(fields)
@@ -113,9 +129,8 @@ class MCache(wiring.Component):
         cfg = self.cfg
         m = Module()
         layout = self.set_layout()
-        empty = layout.const({"ages": [cfg.ways - 1] * cfg.ways} if cfg.policy == "lru" else {})
         m.submodules.records = records = Memory(shape=layout, depth=cfg.sets, init=[])
-        rd = records.read_port()
+        rd = records.read_port(domain="comb")
         wr = records.write_port()
 
         # The whole pipeline advances when the response register is free or being emptied.
@@ -125,21 +140,19 @@ class MCache(wiring.Component):
             self.requests.ready.eq(advance),
         ]
 
-        s1, last, last2, written = self._read_stage(m, advance, rd)
-
-        # Lookup: the set as it is after every earlier request (forwarded from one of the two
-        # latest lookups, whose write backs the read may have missed, or read; empty after a
-        # flush), then the new record.
+        # Lookup: the set as it is after every earlier request: the previous lookup's new record
+        # (``live``: the request follows a lookup to its set at once) or the record the read
+        # stage chose (read, forwarded from ``last``, or empty after a flush).
         cur = Signal(layout)
-        m.d.comb += cur.eq(Mux(s1.fresh, Mux(s1.forward, last.record,
-                                             Mux(s1.forward2, last2.record, rd.data)), empty))
-        hit, victim, way, use = self._lookup(m, cur, s1.tag)
-        new = self._next_record(m, cur, s1.tag, hit, victim, use)
+        s1, last, written = self._read_stage(m, advance, rd, cur)
+        m.d.comb += cur.eq(Mux(s1.live, last.record, s1.base))
+        hit, way, use = self._lookup(m, s1, last)
+        new = self._next_record(m, cur, s1.tag, hit, use)
         lookup = Signal()
         m.d.comb += lookup.eq(s1.valid & advance)
         with m.If(lookup):
             m.d.sync += [last.valid.eq(1), last.set.eq(s1.set), last.record.eq(new),
-                         last2.eq(last)]
+                         last.use.eq(use)]
             with m.If(s1.flush):
                 m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)
             with m.Else():
@@ -168,83 +181,94 @@ class MCache(wiring.Component):
                 m.d.sync += self.misses.eq(self.misses + 1)
         return m
 
-    def _read_stage(self, m, advance, rd):
-        """Register the request and read its set's record; decide now (from registers and the
-        request) whether the lookup stage must forward a recent update or see an empty set.
+    def _read_stage(self, m, advance, rd, cur):
+        """Register the request with everything the lookup stage can know a cycle early: the
+        set's record unless it is the one being made now, the tag compares, the victim.
 
-        A lookup's record is written back the cycle after the lookup (from ``last``), so a read
-        misses the write backs of the lookup in its own cycle and of the lookup the cycle before:
-        both are among the two latest lookups ``last`` and ``last2`` when this request reaches
-        the lookup stage, and the more recent one to the same set is forwarded.
+        The memory is read asynchronously in the request's cycle. A lookup's record is written
+        back the cycle after the lookup (from ``last``), so the read misses the record of the
+        lookup in this cycle (``cur``, the lookup stage's request; the request is then ``live``)
+        and of the latest lookup before (``last``, forwarded). Any earlier lookup's write back
+        is in the memory already.
 
-        Returns (``s1``: the registered request, ``last`` and ``last2``: the latest two lookups'
-        sets and new records, ``written``: one flip-flop per set, cleared by a flush).
+        For a ``live`` request the lookup stage's hit vector is the compare of its tag against
+        ``cur`` (``pre``, registered here), except on the way that lookup uses, which then holds
+        the lookup's tag (``same``: the two tags are equal).
+
+        Returns (``s1``: the registered request, ``last``: the latest lookup's set, new record
+        and way used (one-hot), ``written``: one flip-flop per set, cleared by a flush).
         """
         cfg = self.cfg
+        layout = self.set_layout()
+        empty = layout.const({})
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "forward": 1, "forward2": 1, "fresh": 1}, "s1")
-        recent = {"valid": 1, "set": cfg.set_bits, "record": self.set_layout()}
-        last = _bundle(recent, "last")
-        last2 = _bundle(recent, "last2")
+                      "live": 1, "same": 1, "pre": cfg.ways, "base": layout,
+                      "base_victim": cfg.ways}, "s1")
+        last = _bundle({"valid": 1, "set": cfg.set_bits, "record": layout, "use": cfg.ways},
+                       "last")
         written = Signal(cfg.sets)           # set written since the last flush
         req = self.requests.p
         set_index = req.sig[:cfg.set_bits]
-        m.d.comb += [rd.addr.eq(set_index), rd.en.eq(advance)]
+        tag = req.sig[cfg.set_bits:]
+        m.d.comb += rd.addr.eq(set_index)
 
-        # ``last`` and ``last2`` as they are after this cycle (the lookup stage's current request,
-        # if any, becomes ``last``); whether the set counts as written is likewise decided after
-        # that request's flush.
-        def same(r):
-            return r.valid & (r.set == set_index)
-        forward = Mux(s1.valid, s1.set == set_index, same(last))
-        forward2 = Mux(s1.valid, same(last), same(last2))
+        # Whether the set counts as written is decided after the lookup stage's request's flush.
+        same_last = last.valid & (last.set == set_index)
         written_now = written.bit_select(set_index, 1)
         written_next = (s1.valid & (s1.set == set_index)) | (~(s1.valid & s1.flush) & written_now)
+        fresh = written_next & ~req.flush   # else the lookup sees an empty set
+        live = s1.valid & (s1.set == set_index) & fresh
+        base = Signal(layout)
+        m.d.comb += base.eq(Mux(fresh, Mux(same_last, last.record, rd.data), empty))
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
                 s1.set.eq(set_index),
-                s1.tag.eq(req.sig[cfg.set_bits:]),
+                s1.tag.eq(tag),
                 s1.flush.eq(req.flush),
-                s1.forward.eq(forward),
-                s1.forward2.eq(forward2),
-                s1.fresh.eq(written_next & ~req.flush),   # else the lookup sees an empty set
+                s1.live.eq(live),
+                s1.same.eq(s1.tag == tag),
+                s1.pre.eq(Mux(live, self._hits(cur, tag), self._hits(base, tag))),
+                s1.base.eq(base),
+                s1.base_victim.eq(self._victim(base)),
             ]
-        return s1, last, last2, written
+        return s1, last, written
 
-    def _lookup(self, m, cur, tag):
-        """The way used, one-hot: the way hit, or the victim (lowest invalid way, else the LRU
-        way / the FIFO pointer). Returns (hit, victim index, way index, way used one-hot).
+    def _hits(self, rec, tag):
+        """Per way: valid and holding ``tag`` (at most one: valid tags of a set are distinct)."""
+        return Cat(rec.valid[w] & (rec.tags[w] == tag) for w in range(self.cfg.ways))
 
-        One-hot so that the record update needs no decoder after the compare: valid tags of a
-        set are distinct (a tag is inserted only on a miss), so at most one way hits.
-        """
+    def _victim(self, rec):
+        """The way a miss allocates, one-hot: the lowest invalid way, else the least recently
+        used way (the one no other way is older than) / the FIFO pointer."""
+        ways = self.cfg.ways
+        invalid = Cat(~rec.valid[w] & rec.valid[:w].all() for w in range(ways))
+        if self.cfg.policy == "lru":
+            replace = Cat(_lru_row(rec.order, w, ways) for w in range(ways))
+        else:
+            replace = Cat(rec.ptr == w for w in range(ways))
+        return Mux(rec.valid.all(), replace, invalid)
+
+    def _lookup(self, m, s1, last):
+        """The way used, one-hot: the way hit, or the victim. Returns (hit, way index, way used
+        one-hot). Only the previous lookup's record (``live``) is examined here; everything
+        else was compared and chosen in the read stage."""
         cfg = self.cfg
         ways = cfg.ways
         way_hit = Signal(ways)
         for w in range(ways):
-            m.d.comb += way_hit[w].eq(cur.valid[w] & (cur.tags[w] == tag))
-        # The lowest invalid way, one-hot, and the replacement choice of a full set, one-hot.
-        invalid = Cat(~cur.valid[w] & cur.valid[:w].all() for w in range(ways))
-        if cfg.policy == "lru":
-            replace = Cat(a == ways - 1 for a in cur.ages)
-        else:
-            replace = Cat(cur.ptr == w for w in range(ways))
+            m.d.comb += way_hit[w].eq(Mux(s1.live & last.use[w], s1.same, s1.pre[w]))
         hit = Signal()
-        victim_1h = Signal(ways)
         use = Signal(ways)                # the way hit or allocated, one-hot
-        victim = Signal(cfg.way_bits)
         way = Signal(cfg.way_bits)
         m.d.comb += [
             hit.eq(way_hit.any()),
-            victim_1h.eq(Mux(cur.valid.all(), replace, invalid)),
-            use.eq(Mux(hit, way_hit, victim_1h)),
-            victim.eq(_encode(victim_1h, cfg.way_bits)),
+            use.eq(Mux(hit, way_hit, Mux(s1.live, self._victim(last.record), s1.base_victim))),
             way.eq(_encode(use, cfg.way_bits)),
         ]
-        return hit, victim, way, use
+        return hit, way, use
 
-    def _next_record(self, m, cur, tag, hit, victim, use):
+    def _next_record(self, m, cur, tag, hit, use):
         """The set after this lookup: the way used is valid with the tag, and most recent."""
         ways = self.cfg.ways
         new = Signal.like(cur)
@@ -253,26 +277,11 @@ class MCache(wiring.Component):
             with m.If(use[w]):
                 m.d.comb += [new.valid[w].eq(1), new.tags[w].eq(tag)]
         if self.cfg.policy == "lru":
-            self._lru_update(m, cur.ages, new.ages, use)
+            # The way used becomes more recent than every other way: its row set, column cleared.
+            for k, (i, j) in enumerate(_pairs(ways)):
+                m.d.comb += new.order[k].eq(use[i] | (~use[j] & cur.order[k]))
         else:
+            victim = _encode(use, self.cfg.way_bits)     # on a miss, the way used
             with m.If(~hit):
                 m.d.comb += new.ptr.eq(Mux(victim == ways - 1, 0, victim + 1))
         return new
-
-    @staticmethod
-    def _lru_update(m, ages, new_ages, use):
-        """The way used gets age 0; the ways more recent than it (smaller age) age by one.
-
-        The ages after a use of each way u are computed beside the tag compare; the way used
-        (one-hot) then only selects among them.
-        """
-        ways = len(ages)
-        for w in range(ways):
-            cands = []
-            for u in range(ways):
-                if u == w:
-                    cands.append(Const(0, len(ages[w])))
-                else:
-                    cands.append(Mux(ages[w] < ages[u], ages[w] + 1, ages[w]))
-            m.d.comb += new_ages[w].eq(
-                _or_all(Mux(use[u], cands[u], 0) for u in range(ways)))
