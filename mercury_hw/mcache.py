@@ -220,6 +220,11 @@ class MCache(wiring.Component):
         live = s1.valid & (s1.set == set_index) & fresh
         base = Signal(layout)
         m.d.comb += base.eq(Mux(fresh, Mux(same_last, last.record, rd.data), empty))
+        # The incoming tag compared in every record it may see, before the choice (so that the
+        # read and the compare run beside the forwarding decision).
+        hits_last = self._hits(last.record, tag)
+        hits_cur = Mux(s1.live, hits_last, self._hits(s1.base, tag))
+        hits_base = Mux(fresh, Mux(same_last, hits_last, self._hits(rd.data, tag)), 0)
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
@@ -228,9 +233,10 @@ class MCache(wiring.Component):
                 s1.flush.eq(req.flush),
                 s1.live.eq(live),
                 s1.same.eq(s1.tag == tag),
-                s1.pre.eq(Mux(live, self._hits(cur, tag), self._hits(base, tag))),
+                s1.pre.eq(Mux(live, hits_cur, hits_base)),
                 s1.base.eq(base),
-                s1.base_victim.eq(self._victim(base)),
+                s1.base_victim.eq(Mux(fresh, Mux(same_last, self._victim(last.record),
+                                                 self._victim(rd.data)), 1)),
             ]
         return s1, last, written
 
