@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,6 +11,9 @@ from . import layouts
 from .config import COUNTER_WIDTH, MercuryConfig
 
 __all__ = ["MCache"]
+
+#: Depth of one LUT RAM (ECP5 DPR16X4): the records are kept in banks of this many sets.
+LUT_RAM_DEPTH = 16
 
 
 def _bundle(fields: dict, name: str):
@@ -129,9 +132,13 @@ class MCache(wiring.Component):
         cfg = self.cfg
         m = Module()
         layout = self.set_layout()
-        m.submodules.records = records = Memory(shape=layout, depth=cfg.sets, init=[])
-        rd = records.read_port(domain="comb")
-        wr = records.write_port()
+        # The records in banks of LUT RAM depth, each read asynchronously (see _read_stage).
+        depth = min(cfg.sets, LUT_RAM_DEPTH)
+        ports = []
+        for b in range(cfg.sets // depth):
+            bank = Memory(shape=layout, depth=depth, init=[])
+            m.submodules[f"records{b}"] = bank
+            ports.append((bank.read_port(domain="comb"), bank.write_port()))
 
         # The whole pipeline advances when the response register is free or being emptied.
         advance = Signal()
@@ -144,7 +151,7 @@ class MCache(wiring.Component):
         # (``live``: the request follows a lookup to its set at once) or the record the read
         # stage chose (read, forwarded from ``last``, or empty after a flush).
         cur = Signal(layout)
-        s1, last, written = self._read_stage(m, advance, rd, cur)
+        s1, last, written = self._read_stage(m, advance, [rp for rp, _ in ports], cur)
         m.d.comb += cur.eq(Mux(s1.live, last.record, s1.base))
         hit, way, use = self._lookup(m, s1, last)
         new = self._next_record(m, cur, s1.tag, hit, use)
@@ -161,7 +168,10 @@ class MCache(wiring.Component):
         # Write back from the register ``last``, one cycle after the lookup (off the lookup path).
         pending = Signal()
         m.d.sync += pending.eq(lookup)
-        m.d.comb += [wr.addr.eq(last.set), wr.data.eq(last.record), wr.en.eq(pending)]
+        bank_bits = (depth - 1).bit_length()
+        for b, (_, wr) in enumerate(ports):
+            m.d.comb += [wr.addr.eq(last.set[:bank_bits]), wr.data.eq(last.record),
+                         wr.en.eq(pending & (last.set[bank_bits:] == b))]
 
         # The registered response; the counters count it one cycle later (off the lookup path).
         counted = Signal()
@@ -181,7 +191,7 @@ class MCache(wiring.Component):
                 m.d.sync += self.misses.eq(self.misses + 1)
         return m
 
-    def _read_stage(self, m, advance, rd, cur):
+    def _read_stage(self, m, advance, reads, cur):
         """Register the request with everything the lookup stage can know a cycle early: the
         set's record unless it is the one being made now, the tag compares, the victim.
 
@@ -202,15 +212,20 @@ class MCache(wiring.Component):
         layout = self.set_layout()
         empty = layout.const({})
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "live": 1, "same": 1, "pre": cfg.ways, "base": layout,
-                      "base_victim": cfg.ways}, "s1")
+                      "live": 1, "same": 1, "pre": cfg.ways, "base": layout}, "s1")
         last = _bundle({"valid": 1, "set": cfg.set_bits, "record": layout, "use": cfg.ways},
                        "last")
         written = Signal(cfg.sets)           # set written since the last flush
         req = self.requests.p
         set_index = req.sig[:cfg.set_bits]
         tag = req.sig[cfg.set_bits:]
-        m.d.comb += rd.addr.eq(set_index)
+        # The banks' read ports: each compares the tag in its record; the set's bank then chooses.
+        bank_bits = (min(cfg.sets, LUT_RAM_DEPTH) - 1).bit_length()
+        bank = set_index[bank_bits:]
+        for rd in reads:
+            m.d.comb += rd.addr.eq(set_index[:bank_bits])
+        rd_data = Array(rd.data for rd in reads)[bank]
+        rd_hits = Array(self._hits(rd.data, tag) for rd in reads)[bank]
 
         # Whether the set counts as written is decided after the lookup stage's request's flush.
         same_last = last.valid & (last.set == set_index)
@@ -219,12 +234,14 @@ class MCache(wiring.Component):
         fresh = written_next & ~req.flush   # else the lookup sees an empty set
         live = s1.valid & (s1.set == set_index) & fresh
         base = Signal(layout)
-        m.d.comb += base.eq(Mux(fresh, Mux(same_last, last.record, rd.data), empty))
+        m.d.comb += base.eq(Mux(fresh, Mux(same_last, last.record, rd_data), empty))
         # The incoming tag compared in every record it may see, before the choice (so that the
         # read and the compare run beside the forwarding decision).
         hits_last = self._hits(last.record, tag)
         hits_cur = Mux(s1.live, hits_last, self._hits(s1.base, tag))
-        hits_base = Mux(fresh, Mux(same_last, hits_last, self._hits(rd.data, tag)), 0)
+        from_rd = Signal()
+        m.d.comb += from_rd.eq(fresh & ~same_last & ~live)
+        hits_other = Mux(live, hits_cur, Mux(fresh & same_last, hits_last, 0))
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
@@ -233,10 +250,8 @@ class MCache(wiring.Component):
                 s1.flush.eq(req.flush),
                 s1.live.eq(live),
                 s1.same.eq(s1.tag == tag),
-                s1.pre.eq(Mux(live, hits_cur, hits_base)),
+                s1.pre.eq(Mux(from_rd, rd_hits, hits_other)),
                 s1.base.eq(base),
-                s1.base_victim.eq(Mux(fresh, Mux(same_last, self._victim(last.record),
-                                                 self._victim(rd.data)), 1)),
             ]
         return s1, last, written
 
@@ -269,7 +284,8 @@ class MCache(wiring.Component):
         way = Signal(cfg.way_bits)
         m.d.comb += [
             hit.eq(way_hit.any()),
-            use.eq(Mux(hit, way_hit, Mux(s1.live, self._victim(last.record), s1.base_victim))),
+            use.eq(Mux(hit, way_hit, Mux(s1.live, self._victim(last.record),
+                                         self._victim(s1.base)))),
             way.eq(_encode(use, cfg.way_bits)),
         ]
         return hit, way, use
