@@ -152,8 +152,10 @@ class MCache(wiring.Component):
         # stage chose (read, forwarded from ``last``, or empty after a flush).
         cur = Signal(layout)
         s1, last, written = self._read_stage(m, advance, [rp for rp, _ in ports], cur)
-        m.d.comb += cur.eq(Mux(s1.live, last.record, s1.base))
-        hit, way, use = self._lookup(m, s1, last)
+        seen = Signal(layout)             # the set as read or forwarded, empty if flushed
+        m.d.comb += [seen.eq(Mux(s1.fresh, s1.base, layout.const({}))),
+                     cur.eq(Mux(s1.live, last.record, seen))]
+        hit, way, use = self._lookup(m, s1, last, seen)
         new = self._next_record(m, cur, s1.tag, hit, use)
         lookup = Signal()
         m.d.comb += lookup.eq(s1.valid & advance)
@@ -210,9 +212,8 @@ class MCache(wiring.Component):
         """
         cfg = self.cfg
         layout = self.set_layout()
-        empty = layout.const({})
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "live": 1, "same": 1, "pre": cfg.ways, "base": layout}, "s1")
+                      "fresh": 1, "live": 1, "same": 1, "pre": cfg.ways, "base": layout}, "s1")
         last = _bundle({"valid": 1, "set": cfg.set_bits, "record": layout, "use": cfg.ways},
                        "last")
         written = Signal(cfg.sets)           # set written since the last flush
@@ -228,29 +229,28 @@ class MCache(wiring.Component):
         rd_hits = Array(self._hits(rd.data, tag) for rd in reads)[bank]
 
         # Whether the set counts as written is decided after the lookup stage's request's flush.
+        same_s1 = s1.valid & (s1.set == set_index)
         same_last = last.valid & (last.set == set_index)
         written_now = written.bit_select(set_index, 1)
-        written_next = (s1.valid & (s1.set == set_index)) | (~(s1.valid & s1.flush) & written_now)
+        written_next = same_s1 | (~(s1.valid & s1.flush) & written_now)
         fresh = written_next & ~req.flush   # else the lookup sees an empty set
-        live = s1.valid & (s1.set == set_index) & fresh
         base = Signal(layout)
-        m.d.comb += base.eq(Mux(fresh, Mux(same_last, last.record, rd_data), empty))
+        m.d.comb += base.eq(Mux(same_last, last.record, rd_data))
         # The incoming tag compared in every record it may see, before the choice (so that the
-        # read and the compare run beside the forwarding decision).
+        # read and the compare run beside the forwarding decision); ``fresh`` applies in the
+        # lookup stage (off this path).
         hits_last = self._hits(last.record, tag)
-        hits_cur = Mux(s1.live, hits_last, self._hits(s1.base, tag))
-        from_rd = Signal()
-        m.d.comb += from_rd.eq(fresh & ~same_last & ~live)
-        hits_other = Mux(live, hits_cur, Mux(fresh & same_last, hits_last, 0))
+        hits_cur = Mux(s1.live, hits_last, Mux(s1.fresh, self._hits(s1.base, tag), 0))
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
                 s1.set.eq(set_index),
                 s1.tag.eq(tag),
                 s1.flush.eq(req.flush),
-                s1.live.eq(live),
+                s1.fresh.eq(fresh),
+                s1.live.eq(same_s1 & ~req.flush),
                 s1.same.eq(s1.tag == tag),
-                s1.pre.eq(Mux(from_rd, rd_hits, hits_other)),
+                s1.pre.eq(Mux(same_s1, hits_cur, Mux(same_last, hits_last, rd_hits))),
                 s1.base.eq(base),
             ]
         return s1, last, written
@@ -270,7 +270,7 @@ class MCache(wiring.Component):
             replace = Cat(rec.ptr == w for w in range(ways))
         return Mux(rec.valid.all(), replace, invalid)
 
-    def _lookup(self, m, s1, last):
+    def _lookup(self, m, s1, last, seen):
         """The way used, one-hot: the way hit, or the victim. Returns (hit, way index, way used
         one-hot). Only the previous lookup's record (``live``) is examined here; everything
         else was compared and chosen in the read stage."""
@@ -278,14 +278,14 @@ class MCache(wiring.Component):
         ways = cfg.ways
         way_hit = Signal(ways)
         for w in range(ways):
-            m.d.comb += way_hit[w].eq(Mux(s1.live & last.use[w], s1.same, s1.pre[w]))
+            m.d.comb += way_hit[w].eq(Mux(s1.live & last.use[w], s1.same, s1.pre[w] & s1.fresh))
         hit = Signal()
         use = Signal(ways)                # the way hit or allocated, one-hot
         way = Signal(cfg.way_bits)
         m.d.comb += [
             hit.eq(way_hit.any()),
             use.eq(Mux(hit, way_hit, Mux(s1.live, self._victim(last.record),
-                                         self._victim(s1.base)))),
+                                         self._victim(seen)))),
             way.eq(_encode(use, cfg.way_bits)),
         ]
         return hit, way, use
