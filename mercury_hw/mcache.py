@@ -52,32 +52,44 @@ class MCache(wiring.Component):
     """Lookup-and-insert of one signature per cycle, section 6 of the spec exactly.
 
     Each set's record (:meth:`set_layout`) holds per way ``valid`` and a ``tag_bits`` tag, and
-    the set's replacement state. ``lru``: exact true LRU by an age counter per entry
-    (``way_bits`` each, 0 = most recently used); a flushed set has every age at ``ways - 1``; a
-    hit or insert of way w sets its age to 0 and adds one to the age of every way more recent
-    than w (age below w's), so the k valid ways of a set always hold the distinct ages 0..k-1
-    and, with the set full, the least recently used way is the one whose age is ``ways - 1``.
-    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way. On
-    a miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
+    the set's replacement state. ``lru``: exact true LRU by a pairwise use order, one bit per
+    pair of ways i < j (1: way i was used more recently than way j). A hit or insert of way u
+    sets u's row and clears u's column (way u is more recent than every other way): one LUT per
+    bit, no counters. Once a set is full every way has been inserted since the flush, so its
+    order bits are those of the last uses whatever they were before (a flushed set's bits do not
+    matter), and the least recently used way is the one more recent than no other (its row all
+    zero). ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every
+    allocated way. On a miss the victim is the lowest invalid way if any, else the LRU way / the
+    pointer.
 
-    **Pipeline** (two stages, so that no path crosses the set multiplexer and the update):
+    **Pipeline** (two stages):
 
-    - *read*: the cycle a request is transferred, its set's record is read from a memory of
-      ``sets`` records with a synchronous (registered) read port, and the request is registered;
-    - *lookup*: the next cycle compares the tags, chooses the hit way or the victim (one-hot) and
-      registers the updated record and the response; the record is written back to the memory
-      in the cycle after.
+    - *read*: the cycle a request is transferred, its set's record is read from LUT RAM
+      (asynchronous read, banks of :data:`LUT_RAM_DEPTH` sets) and the request's tag is compared
+      in every record the lookup may see (the read record, the latest lookup's record ``last``,
+      the record of the lookup in progress), before the choice; the request, the record chosen
+      and the way-hit vector ``pre`` are registered;
+    - *lookup*: the next cycle chooses the hit way or the victim (one-hot) and registers the
+      updated record (``last``) and the response; the record is written back to the memory in
+      the cycle after.
 
-    The updated record is kept in a register and written back the cycle after the lookup, so the
-    record read in the *read* stage may miss the write backs of the two lookups just before;
-    those two records are kept in registers and the more recent one to the same set is
-    *forwarded*: a lookup sees every earlier insert and replacement update, including the one of
-    the previous cycle, as the sequential semantics of section 6 demand. The flush state is one
-    flip-flop per set ("written since the last flush"),
-    all cleared in one cycle: a request with ``flush=1`` looks up as if every entry were invalid
-    and the replacement state reset, and only its own set is marked written; the flush costs no
-    cycle. A set not written since the last flush reads as empty whatever the memory holds (the
-    memory needs no reset).
+    **Forwarding.** The read misses the records of the lookup in its own cycle and of the
+    latest lookup before it (written back one cycle after their lookups); every earlier write
+    back is in the memory. The latest lookup's record is forwarded from ``last`` in the read
+    stage. A request that follows a lookup to its set at once is ``live``: its lookup uses
+    ``last`` (the record made the cycle before), and its hit vector is ``pre`` (the compare
+    against that lookup's set before its update) except on the way that lookup used, which now
+    holds that lookup's tag (``same``: the two tags are equal). The only path that goes round
+    one cycle (record -> record) is therefore the victim choice and the update; no tag compare
+    and no forward choice is on it. A lookup sees every earlier insert and replacement update,
+    including the one of the previous cycle, as the sequential semantics of section 6 demand.
+
+    The flush state is one flip-flop per set ("written since the last flush"), all cleared in
+    one cycle: a request with ``flush=1`` looks up as if every entry were invalid and the
+    replacement state reset, and only its own set is marked written; the flush costs no cycle.
+    A set not written since the last flush reads as empty whatever the memory holds (the memory
+    needs no reset); the read stage registers that decision (``fresh``) and the lookup stage
+    applies it.
 
     **Latency**: the response of a request transferred in cycle t is valid in cycle t + 2
     (:data:`LATENCY`; a registered response). **Throughput**: one request per cycle, to any set.
@@ -195,7 +207,7 @@ class MCache(wiring.Component):
 
     def _read_stage(self, m, advance, reads, cur):
         """Register the request with everything the lookup stage can know a cycle early: the
-        set's record unless it is the one being made now, the tag compares, the victim.
+        set's record unless it is the one being made now, and the tag compares.
 
         The memory is read asynchronously in the request's cycle. A lookup's record is written
         back the cycle after the lookup (from ``last``), so the read misses the record of the
@@ -272,8 +284,9 @@ class MCache(wiring.Component):
 
     def _lookup(self, m, s1, last, seen):
         """The way used, one-hot: the way hit, or the victim. Returns (hit, way index, way used
-        one-hot). Only the previous lookup's record (``live``) is examined here; everything
-        else was compared and chosen in the read stage."""
+        one-hot). The tags were compared in the read stage (``pre``); here the way the previous
+        lookup used overrides its compare (``live``), and the victim is chosen from the record
+        that lookup made (``live``) or the one the read stage chose (``seen``)."""
         cfg = self.cfg
         ways = cfg.ways
         way_hit = Signal(ways)
