@@ -214,7 +214,8 @@ MUTANTS = [
         "same_last = last.valid & (last.set == set_index)",
         "same_last = last.valid & (last.set == set_index) & ~s1.valid",
         T_HAZARD,
-        "forwarding: the record of the lookup two back never forwarded (a stale read)",
+        "forwarding: the latest lookup's record not forwarded while another request is in the "
+        "lookup stage (the same set two requests apart: a stale read)",
     ),
     # (A one-cycle gap needs input stalls: killed by the hazard tests' "stall" runs only.)
     _m(
