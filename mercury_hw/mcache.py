@@ -68,7 +68,7 @@ class MCache(wiring.Component):
       (asynchronous read, banks of :data:`LUT_RAM_DEPTH` sets) and the request's tag is compared
       in every record the lookup may see (the read record, the latest lookup's record ``last``,
       the record of the lookup in progress), before the choice; the request, the record chosen
-      and the way-hit vector ``pre`` are registered;
+      and the way-hit vectors ``pre`` / ``pre_cur`` are registered;
     - *lookup*: the next cycle chooses the hit way or the victim (one-hot) and registers the
       updated record (``last``) and the response; the record is written back to the memory in
       the cycle after.
@@ -77,7 +77,7 @@ class MCache(wiring.Component):
     latest lookup before it (written back one cycle after their lookups); every earlier write
     back is in the memory. The latest lookup's record is forwarded from ``last`` in the read
     stage. A request that follows a lookup to its set at once is ``live``: its lookup uses
-    ``last`` (the record made the cycle before), and its hit vector is ``pre`` (the compare
+    ``last`` (the record made the cycle before), and its hit vector is ``pre_cur`` (the compare
     against that lookup's set before its update) except on the way that lookup used, which now
     holds that lookup's tag (``same``: the two tags are equal). The only path that goes round
     one cycle (record -> record) is therefore the victim choice and the update; no tag compare
@@ -216,8 +216,10 @@ class MCache(wiring.Component):
         is in the memory already.
 
         For a ``live`` request the lookup stage's hit vector is the compare of its tag against
-        ``cur`` (``pre``, registered here), except on the way that lookup uses, which then holds
-        the lookup's tag (``same``: the two tags are equal).
+        ``cur`` (``pre_cur``, registered here), except on the way that lookup uses, which then
+        holds the lookup's tag (``same``: the two tags are equal); for any other request it is
+        ``pre``, the compare against ``last`` or the read record (``base``, both chosen by the
+        set alone, so that the source choice stays off the read-and-compare path).
 
         Returns (``s1``: the registered request, ``last``: the latest lookup's set, new record
         and way used (one-hot), ``written``: one flip-flop per set, cleared by a flush).
@@ -225,7 +227,8 @@ class MCache(wiring.Component):
         cfg = self.cfg
         layout = self.set_layout()
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "fresh": 1, "live": 1, "same": 1, "pre": cfg.ways, "base": layout}, "s1")
+                      "fresh": 1, "live": 1, "same": 1, "pre": cfg.ways, "pre_cur": cfg.ways,
+                      "base": layout}, "s1")
         last = _bundle({"valid": 1, "set": cfg.set_bits, "record": layout, "use": cfg.ways},
                        "last")
         written = Signal(cfg.sets)           # set written since the last flush
@@ -262,7 +265,8 @@ class MCache(wiring.Component):
                 s1.fresh.eq(fresh),
                 s1.live.eq(same_s1 & ~req.flush),
                 s1.same.eq(s1.tag == tag),
-                s1.pre.eq(Mux(same_s1, hits_cur, Mux(same_last, hits_last, rd_hits))),
+                s1.pre.eq(Mux(same_last, hits_last, rd_hits)),
+                s1.pre_cur.eq(hits_cur),
                 s1.base.eq(base),
             ]
         return s1, last, written
@@ -284,14 +288,15 @@ class MCache(wiring.Component):
 
     def _lookup(self, m, s1, last, seen):
         """The way used, one-hot: the way hit, or the victim. Returns (hit, way index, way used
-        one-hot). The tags were compared in the read stage (``pre``); here the way the previous
-        lookup used overrides its compare (``live``), and the victim is chosen from the record
-        that lookup made (``live``) or the one the read stage chose (``seen``)."""
+        one-hot). The tags were compared in the read stage (``pre``, ``pre_cur``); here the way
+        the previous lookup used overrides its compare (``live``), and the victim is chosen from
+        the record that lookup made (``live``) or the one the read stage chose (``seen``)."""
         cfg = self.cfg
         ways = cfg.ways
         way_hit = Signal(ways)
         for w in range(ways):
-            m.d.comb += way_hit[w].eq(Mux(s1.live & last.use[w], s1.same, s1.pre[w] & s1.fresh))
+            m.d.comb += way_hit[w].eq(Mux(s1.live, Mux(last.use[w], s1.same, s1.pre_cur[w]),
+                                          s1.pre[w] & s1.fresh))
         hit = Signal()
         use = Signal(ways)                # the way hit or allocated, one-hot
         way = Signal(cfg.way_bits)

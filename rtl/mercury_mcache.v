@@ -36,8 +36,8 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
-  wire [3:0] \$123 ;
-  wire [3:0] \$124 ;
+  wire \$123 ;
+  wire \$124 ;
   wire \$125 ;
   wire \$126 ;
   wire \$127 ;
@@ -45,8 +45,8 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
+  reg [3:0] \$131 ;
+  wire [3:0] \$132 ;
   wire \$133 ;
   wire \$134 ;
   wire \$135 ;
@@ -64,27 +64,24 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \$146 ;
   wire \$147 ;
   wire \$148 ;
-  wire \$149 ;
+  wire [3:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  reg [3:0] \$151 ;
-  wire [3:0] \$152 ;
-  wire [3:0] \$153 ;
-  wire [62:0] \$154 ;
-  wire [7:0] \$155 ;
-  wire [8:0] \$156 ;
-  wire [48:0] \$157 ;
-  wire [48:0] \$158 ;
-  reg [78:0] \$159 ;
+  wire [3:0] \$150 ;
+  wire [62:0] \$151 ;
+  wire [7:0] \$152 ;
+  wire [8:0] \$153 ;
+  wire [48:0] \$154 ;
+  wire [48:0] \$155 ;
+  reg [82:0] \$156 ;
+  reg [63:0] \$157 ;
+  reg [31:0] \$158 ;
+  reg \$159 ;
   wire \$16 ;
-  reg [63:0] \$160 ;
-  reg [31:0] \$161 ;
-  reg \$162 ;
-  reg \$163 ;
-  reg \$164 ;
-  reg [7:0] \$165 ;
-  reg [47:0] \$166 ;
-  reg [47:0] \$167 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg [7:0] \$162 ;
+  reg [47:0] \$163 ;
+  reg [47:0] \$164 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -279,7 +276,7 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   reg responses__valid = 1'h0;
   input rst;
   wire rst;
-  reg [78:0] s1 = 79'h00000000000000000000;
+  reg [82:0] s1 = 83'h000000000000000000000;
   wire [53:0] \s1.base ;
   wire [5:0] \s1.base.order ;
   wire [43:0] \s1.base.tags ;
@@ -292,6 +289,7 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   wire \s1.fresh ;
   wire \s1.live ;
   wire [3:0] \s1.pre ;
+  wire [3:0] \s1.pre_cur ;
   wire \s1.same ;
   wire [4:0] \s1.set ;
   wire [10:0] \s1.tag ;
@@ -361,20 +359,20 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \$2  = last[5:1] == requests__payload[4:0];
   assign \$3  = last[0] & \$2 ;
   assign base = \$3  ? last[59:6] : \$4 ;
-  assign seen = s1[18] ? s1[78:25] : 54'h00000000000000;
+  assign seen = s1[18] ? s1[82:29] : 54'h00000000000000;
   assign cur = s1[19] ? last[59:6] : seen;
-  assign \$5  = s1[19] & last[60];
+  assign \$5  = last[60] ? s1[20] : s1[25];
   assign \$6  = s1[21] & s1[18];
-  assign \$7  = \$5  ? s1[20] : \$6 ;
-  assign \$8  = s1[19] & last[61];
+  assign \$7  = s1[19] ? \$5  : \$6 ;
+  assign \$8  = last[61] ? s1[20] : s1[26];
   assign \$9  = s1[22] & s1[18];
-  assign \$10  = \$8  ? s1[20] : \$9 ;
-  assign \$11  = s1[19] & last[62];
+  assign \$10  = s1[19] ? \$8  : \$9 ;
+  assign \$11  = last[62] ? s1[20] : s1[27];
   assign \$12  = s1[23] & s1[18];
-  assign \$13  = \$11  ? s1[20] : \$12 ;
-  assign \$14  = s1[19] & last[63];
+  assign \$13  = s1[19] ? \$11  : \$12 ;
+  assign \$14  = last[63] ? s1[20] : s1[28];
   assign \$15  = s1[24] & s1[18];
-  assign \$16  = \$14  ? s1[20] : \$15 ;
+  assign \$16  = s1[19] ? \$14  : \$15 ;
   assign hit = | way_hit;
   assign \$17  = & last[9:6];
   assign \$18  = ~ last[54];
@@ -461,8 +459,8 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \$102  = ~ requests__payload[16];
   assign \$103  = \$101  & \$102 ;
   assign \$104  = s1[16:6] == requests__payload[15:5];
-  assign \$105  = s1[5:1] == requests__payload[4:0];
-  assign \$106  = s1[0] & \$105 ;
+  assign \$105  = last[5:1] == requests__payload[4:0];
+  assign \$106  = last[0] & \$105 ;
   assign \$107  = last[20:10] == requests__payload[15:5];
   assign \$108  = last[6] & \$107 ;
   assign \$109  = last[31:21] == requests__payload[15:5];
@@ -471,67 +469,64 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \$112  = last[8] & \$111 ;
   assign \$113  = last[53:43] == requests__payload[15:5];
   assign \$114  = last[9] & \$113 ;
-  assign \$115  = s1[39:29] == requests__payload[15:5];
-  assign \$116  = s1[25] & \$115 ;
-  assign \$117  = s1[50:40] == requests__payload[15:5];
-  assign \$118  = s1[26] & \$117 ;
-  assign \$119  = s1[61:51] == requests__payload[15:5];
-  assign \$120  = s1[27] & \$119 ;
-  assign \$121  = s1[72:62] == requests__payload[15:5];
-  assign \$122  = s1[28] & \$121 ;
-  assign \$123  = s1[18] ? { \$122 , \$120 , \$118 , \$116  } : 4'h0;
-  assign \$124  = s1[19] ? { \$114 , \$112 , \$110 , \$108  } : \$123 ;
-  assign \$125  = last[5:1] == requests__payload[4:0];
-  assign \$126  = last[0] & \$125 ;
-  assign \$127  = last[20:10] == requests__payload[15:5];
-  assign \$128  = last[6] & \$127 ;
-  assign \$129  = last[31:21] == requests__payload[15:5];
-  assign \$130  = last[7] & \$129 ;
-  assign \$131  = last[42:32] == requests__payload[15:5];
-  assign \$132  = last[8] & \$131 ;
-  assign \$133  = last[53:43] == requests__payload[15:5];
-  assign \$134  = last[9] & \$133 ;
-  assign \$135  = \$signature__data [14:4] == requests__payload[15:5];
-  assign \$136  = \$signature__data [0] & \$135 ;
-  assign \$137  = \$signature__data [25:15] == requests__payload[15:5];
-  assign \$138  = \$signature__data [1] & \$137 ;
-  assign \$139  = \$signature__data [36:26] == requests__payload[15:5];
-  assign \$140  = \$signature__data [2] & \$139 ;
-  assign \$141  = \$signature__data [47:37] == requests__payload[15:5];
-  assign \$142  = \$signature__data [3] & \$141 ;
-  assign \$143  = \$signature__data$16 [14:4] == requests__payload[15:5];
-  assign \$144  = \$signature__data$16 [0] & \$143 ;
-  assign \$145  = \$signature__data$16 [25:15] == requests__payload[15:5];
-  assign \$146  = \$signature__data$16 [1] & \$145 ;
-  assign \$147  = \$signature__data$16 [36:26] == requests__payload[15:5];
-  assign \$148  = \$signature__data$16 [2] & \$147 ;
-  assign \$149  = \$signature__data$16 [47:37] == requests__payload[15:5];
-  assign \$150  = \$signature__data$16 [3] & \$149 ;
-  assign \$152  = \$126  ? { \$134 , \$132 , \$130 , \$128  } : \$151 ;
-  assign \$153  = \$106  ? \$124  : \$152 ;
-  assign \$154  = 1'h1 << s1[5:1];
-  assign \$155  = s1[5:1] * 3'h4;
-  assign \$156  = \$155  + way;
-  assign \$157  = hits + 1'h1;
-  assign \$158  = misses + 1'h1;
+  assign \$115  = \$signature__data [14:4] == requests__payload[15:5];
+  assign \$116  = \$signature__data [0] & \$115 ;
+  assign \$117  = \$signature__data [25:15] == requests__payload[15:5];
+  assign \$118  = \$signature__data [1] & \$117 ;
+  assign \$119  = \$signature__data [36:26] == requests__payload[15:5];
+  assign \$120  = \$signature__data [2] & \$119 ;
+  assign \$121  = \$signature__data [47:37] == requests__payload[15:5];
+  assign \$122  = \$signature__data [3] & \$121 ;
+  assign \$123  = \$signature__data$16 [14:4] == requests__payload[15:5];
+  assign \$124  = \$signature__data$16 [0] & \$123 ;
+  assign \$125  = \$signature__data$16 [25:15] == requests__payload[15:5];
+  assign \$126  = \$signature__data$16 [1] & \$125 ;
+  assign \$127  = \$signature__data$16 [36:26] == requests__payload[15:5];
+  assign \$128  = \$signature__data$16 [2] & \$127 ;
+  assign \$129  = \$signature__data$16 [47:37] == requests__payload[15:5];
+  assign \$130  = \$signature__data$16 [3] & \$129 ;
+  assign \$132  = \$106  ? { \$114 , \$112 , \$110 , \$108  } : \$131 ;
+  assign \$133  = last[20:10] == requests__payload[15:5];
+  assign \$134  = last[6] & \$133 ;
+  assign \$135  = last[31:21] == requests__payload[15:5];
+  assign \$136  = last[7] & \$135 ;
+  assign \$137  = last[42:32] == requests__payload[15:5];
+  assign \$138  = last[8] & \$137 ;
+  assign \$139  = last[53:43] == requests__payload[15:5];
+  assign \$140  = last[9] & \$139 ;
+  assign \$141  = s1[43:33] == requests__payload[15:5];
+  assign \$142  = s1[29] & \$141 ;
+  assign \$143  = s1[54:44] == requests__payload[15:5];
+  assign \$144  = s1[30] & \$143 ;
+  assign \$145  = s1[65:55] == requests__payload[15:5];
+  assign \$146  = s1[31] & \$145 ;
+  assign \$147  = s1[76:66] == requests__payload[15:5];
+  assign \$148  = s1[32] & \$147 ;
+  assign \$149  = s1[18] ? { \$148 , \$146 , \$144 , \$142  } : 4'h0;
+  assign \$150  = s1[19] ? { \$140 , \$138 , \$136 , \$134  } : \$149 ;
+  assign \$151  = 1'h1 << s1[5:1];
+  assign \$152  = s1[5:1] * 3'h4;
+  assign \$153  = \$152  + way;
+  assign \$154  = hits + 1'h1;
+  assign \$155  = misses + 1'h1;
   always @(posedge clk)
-    s1 <= \$159 ;
+    s1 <= \$156 ;
   always @(posedge clk)
-    last <= \$160 ;
+    last <= \$157 ;
   always @(posedge clk)
-    written <= \$161 ;
+    written <= \$158 ;
   always @(posedge clk)
-    pending <= \$162 ;
+    pending <= \$159 ;
   always @(posedge clk)
-    counted <= \$163 ;
+    counted <= \$160 ;
   always @(posedge clk)
-    responses__valid <= \$164 ;
+    responses__valid <= \$161 ;
   always @(posedge clk)
-    responses__payload <= \$165 ;
+    responses__payload <= \$162 ;
   always @(posedge clk)
-    hits <= \$166 ;
+    hits <= \$163 ;
   always @(posedge clk)
-    misses <= \$167 ;
+    misses <= \$164 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
@@ -547,9 +542,9 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
     (* full_case = 32'd1 *)
     casez (requests__payload[4])
       1'h0:
-          \$151  = { \$142 , \$140 , \$138 , \$136  };
+          \$131  = { \$122 , \$120 , \$118 , \$116  };
       1'h1:
-          \$151  = { \$150 , \$148 , \$146 , \$144  };
+          \$131  = { \$130 , \$128 , \$126 , \$124  };
     endcase
   end
   always @* begin
@@ -584,177 +579,178 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = s1;
+    \$156  = s1;
     if (requests__ready) begin
-      \$159 [0] = requests__valid;
-      \$159 [5:1] = requests__payload[4:0];
-      \$159 [16:6] = requests__payload[15:5];
-      \$159 [17] = requests__payload[16];
-      \$159 [18] = \$99 ;
-      \$159 [19] = \$103 ;
-      \$159 [20] = \$104 ;
-      \$159 [24:21] = \$153 ;
-      \$159 [78:25] = base;
+      \$156 [0] = requests__valid;
+      \$156 [5:1] = requests__payload[4:0];
+      \$156 [16:6] = requests__payload[15:5];
+      \$156 [17] = requests__payload[16];
+      \$156 [18] = \$99 ;
+      \$156 [19] = \$103 ;
+      \$156 [20] = \$104 ;
+      \$156 [24:21] = \$132 ;
+      \$156 [28:25] = \$150 ;
+      \$156 [82:29] = base;
     end
     if (rst) begin
-      \$159  = 79'h00000000000000000000;
+      \$156  = 83'h000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = last;
+    \$157  = last;
     if (lookup) begin
-      \$160 [0] = 1'h1;
-      \$160 [5:1] = s1[5:1];
-      \$160 [59:6] = \new ;
-      \$160 [63:60] = \use ;
+      \$157 [0] = 1'h1;
+      \$157 [5:1] = s1[5:1];
+      \$157 [59:6] = \new ;
+      \$157 [63:60] = \use ;
     end
     if (rst) begin
-      \$160  = 64'h0000000000000000;
+      \$157  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = written;
+    \$158  = written;
     if (lookup) begin
       (* full_case = 32'd1 *)
       if (s1[17]) begin
-        \$161  = \$154 [31:0];
+        \$158  = \$151 [31:0];
       end else begin
         (* full_case = 32'd1 *)
         casez (s1[5:1])
           5'h00:
-              \$161 [0] = 1'h1;
+              \$158 [0] = 1'h1;
           5'h01:
-              \$161 [1] = 1'h1;
+              \$158 [1] = 1'h1;
           5'h02:
-              \$161 [2] = 1'h1;
+              \$158 [2] = 1'h1;
           5'h03:
-              \$161 [3] = 1'h1;
+              \$158 [3] = 1'h1;
           5'h04:
-              \$161 [4] = 1'h1;
+              \$158 [4] = 1'h1;
           5'h05:
-              \$161 [5] = 1'h1;
+              \$158 [5] = 1'h1;
           5'h06:
-              \$161 [6] = 1'h1;
+              \$158 [6] = 1'h1;
           5'h07:
-              \$161 [7] = 1'h1;
+              \$158 [7] = 1'h1;
           5'h08:
-              \$161 [8] = 1'h1;
+              \$158 [8] = 1'h1;
           5'h09:
-              \$161 [9] = 1'h1;
+              \$158 [9] = 1'h1;
           5'h0a:
-              \$161 [10] = 1'h1;
+              \$158 [10] = 1'h1;
           5'h0b:
-              \$161 [11] = 1'h1;
+              \$158 [11] = 1'h1;
           5'h0c:
-              \$161 [12] = 1'h1;
+              \$158 [12] = 1'h1;
           5'h0d:
-              \$161 [13] = 1'h1;
+              \$158 [13] = 1'h1;
           5'h0e:
-              \$161 [14] = 1'h1;
+              \$158 [14] = 1'h1;
           5'h0f:
-              \$161 [15] = 1'h1;
+              \$158 [15] = 1'h1;
           5'h10:
-              \$161 [16] = 1'h1;
+              \$158 [16] = 1'h1;
           5'h11:
-              \$161 [17] = 1'h1;
+              \$158 [17] = 1'h1;
           5'h12:
-              \$161 [18] = 1'h1;
+              \$158 [18] = 1'h1;
           5'h13:
-              \$161 [19] = 1'h1;
+              \$158 [19] = 1'h1;
           5'h14:
-              \$161 [20] = 1'h1;
+              \$158 [20] = 1'h1;
           5'h15:
-              \$161 [21] = 1'h1;
+              \$158 [21] = 1'h1;
           5'h16:
-              \$161 [22] = 1'h1;
+              \$158 [22] = 1'h1;
           5'h17:
-              \$161 [23] = 1'h1;
+              \$158 [23] = 1'h1;
           5'h18:
-              \$161 [24] = 1'h1;
+              \$158 [24] = 1'h1;
           5'h19:
-              \$161 [25] = 1'h1;
+              \$158 [25] = 1'h1;
           5'h1a:
-              \$161 [26] = 1'h1;
+              \$158 [26] = 1'h1;
           5'h1b:
-              \$161 [27] = 1'h1;
+              \$158 [27] = 1'h1;
           5'h1c:
-              \$161 [28] = 1'h1;
+              \$158 [28] = 1'h1;
           5'h1d:
-              \$161 [29] = 1'h1;
+              \$158 [29] = 1'h1;
           5'h1e:
-              \$161 [30] = 1'h1;
+              \$158 [30] = 1'h1;
           5'h1f:
-              \$161 [31] = 1'h1;
+              \$158 [31] = 1'h1;
         endcase
       end
     end
     if (rst) begin
-      \$161  = 32'd0;
+      \$158  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = lookup;
+    \$159  = lookup;
     if (rst) begin
-      \$162  = 1'h0;
+      \$159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = lookup;
+    \$160  = lookup;
     if (rst) begin
-      \$163  = 1'h0;
+      \$160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = responses__valid;
+    \$161  = responses__valid;
     if (lookup) begin
-      \$164  = 1'h1;
+      \$161  = 1'h1;
     end else if (responses__ready) begin
-      \$164  = 1'h0;
+      \$161  = 1'h0;
     end
     if (rst) begin
-      \$164  = 1'h0;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = responses__payload;
+    \$162  = responses__payload;
     if (lookup) begin
-      \$165 [0] = hit;
-      \$165 [7:1] = \$156 [6:0];
+      \$162 [0] = hit;
+      \$162 [7:1] = \$153 [6:0];
     end
     if (rst) begin
-      \$165  = 8'h00;
+      \$162  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = hits;
+    \$163  = hits;
     if (counted) begin
       if (responses__payload[0]) begin
-        \$166  = \$157 [47:0];
+        \$163  = \$154 [47:0];
       end
     end
     if (rst) begin
-      \$166  = 48'h000000000000;
+      \$163  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = misses;
+    \$164  = misses;
     if (counted) begin
       (* full_case = 32'd1 *)
       if (responses__payload[0]) begin
       end else begin
-        \$167  = \$158 [47:0];
+        \$164  = \$155 [47:0];
       end
     end
     if (rst) begin
-      \$167  = 48'h000000000000;
+      \$164  = 48'h000000000000;
     end
   end
   assign advance = requests__ready;
@@ -815,14 +811,15 @@ module mercury_mcache(requests__valid, responses__ready, clk, rst, requests__rea
   assign \s1.live  = s1[19];
   assign \s1.same  = s1[20];
   assign \s1.pre  = s1[24:21];
-  assign \s1.base  = s1[78:25];
-  assign \s1.base.valid  = s1[28:25];
-  assign \s1.base.tags  = s1[72:29];
-  assign \s1.base.tags[0]  = s1[39:29];
-  assign \s1.base.tags[1]  = s1[50:40];
-  assign \s1.base.tags[2]  = s1[61:51];
-  assign \s1.base.tags[3]  = s1[72:62];
-  assign \s1.base.order  = s1[78:73];
+  assign \s1.pre_cur  = s1[28:25];
+  assign \s1.base  = s1[82:29];
+  assign \s1.base.valid  = s1[32:29];
+  assign \s1.base.tags  = s1[76:33];
+  assign \s1.base.tags[0]  = s1[43:33];
+  assign \s1.base.tags[1]  = s1[54:44];
+  assign \s1.base.tags[2]  = s1[65:55];
+  assign \s1.base.tags[3]  = s1[76:66];
+  assign \s1.base.order  = s1[82:77];
   assign \cur.valid  = cur[3:0];
   assign \cur.tags  = cur[47:4];
   assign \cur.tags[0]  = cur[14:4];

@@ -194,8 +194,8 @@ MUTANTS = [
     _m(
         "live_hit_stale",
         "mercury_hw/mcache.py",
-        "way_hit[w].eq(Mux(s1.live & last.use[w], s1.same, s1.pre[w] & s1.fresh))",
-        "way_hit[w].eq(s1.pre[w] & s1.fresh)",
+        "Mux(last.use[w], s1.same, s1.pre_cur[w])",
+        "s1.pre_cur[w]",
         T_HAZARD,
         "forwarding: the tag the previous cycle's lookup wrote is not compared (its way's old "
         "tag is)",
