@@ -185,8 +185,10 @@ def test_lru_differs_from_fifo():
 
 
 def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[list, list]]:
-    """Directed request streams for the pipeline's hazards (the lookup stage forwards the
-    records of the two lookups before it): name -> (requests, expected hit bits).
+    """Directed request streams for the pipeline's hazards (the memory read misses the records
+    of the two lookups before a request, which the MCache forwards: the one of the cycle before
+    in the lookup stage, ``live``, the one before it from ``last``): name -> (requests,
+    expected hit bits).
 
     ``a``, ``b``, ``c``, ... are distinct tags of one set ``s``; ``o`` is a signature in another
     set (when there is one).
