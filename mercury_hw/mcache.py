@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,6 +11,9 @@ from . import layouts
 from .config import COUNTER_WIDTH, MercuryConfig
 
 __all__ = ["MCache"]
+
+#: Depth of one LUT RAM (ECP5 DPR16X4): the records are kept in banks of this many sets.
+LUT_RAM_DEPTH = 16
 
 
 def _bundle(fields: dict, name: str):
@@ -26,6 +29,20 @@ def _or_all(values):
     return values[0]
 
 
+def _pairs(ways):
+    """The pairs of ways ``(i, j)``, ``i < j``, in the order of a record's ``order`` bits."""
+    return [(i, j) for i in range(ways) for j in range(i + 1, ways)]
+
+
+def _lru_row(order, w, ways):
+    """1 if way ``w`` was used less recently than every other way (the LRU way of a full set):
+    its row of the pairwise order is all zero."""
+    index = {p: k for k, p in enumerate(_pairs(ways))}
+    older = [~order[index[w, j]] if w < j else order[index[j, w]]
+             for j in range(ways) if j != w]
+    return Cat(older).all() if older else Const(1, 1)
+
+
 def _encode(onehot, width):
     """Index of the set bit of a one-hot (or all-zero) value: an OR of the indices selected."""
     return _or_all([Const(0, width)] + [Mux(onehot[i], i, 0) for i in range(1, len(onehot))])
@@ -35,32 +52,44 @@ class MCache(wiring.Component):
     """Lookup-and-insert of one signature per cycle, section 6 of the spec exactly.
 
     Each set's record (:meth:`set_layout`) holds per way ``valid`` and a ``tag_bits`` tag, and
-    the set's replacement state. ``lru``: exact true LRU by an age counter per entry
-    (``way_bits`` each, 0 = most recently used); a flushed set has every age at ``ways - 1``; a
-    hit or insert of way w sets its age to 0 and adds one to the age of every way more recent
-    than w (age below w's), so the k valid ways of a set always hold the distinct ages 0..k-1
-    and, with the set full, the least recently used way is the one whose age is ``ways - 1``.
-    ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every allocated way. On
-    a miss the victim is the lowest invalid way if any, else the LRU way / the pointer.
+    the set's replacement state. ``lru``: exact true LRU by a pairwise use order, one bit per
+    pair of ways i < j (1: way i was used more recently than way j). A hit or insert of way u
+    sets u's row and clears u's column (way u is more recent than every other way): one LUT per
+    bit, no counters. Once a set is full every way has been inserted since the flush, so its
+    order bits are those of the last uses whatever they were before (a flushed set's bits do not
+    matter), and the least recently used way is the one more recent than no other (its row all
+    zero). ``fifo``: a per-set round-robin pointer, reset to way 0, advanced past every
+    allocated way. On a miss the victim is the lowest invalid way if any, else the LRU way / the
+    pointer.
 
-    **Pipeline** (two stages, so that no path crosses the set multiplexer and the update):
+    **Pipeline** (two stages):
 
-    - *read*: the cycle a request is transferred, its set's record is read from a memory of
-      ``sets`` records with a synchronous (registered) read port, and the request is registered;
-    - *lookup*: the next cycle compares the tags, chooses the hit way or the victim (one-hot) and
-      registers the updated record and the response; the record is written back to the memory
-      in the cycle after.
+    - *read*: the cycle a request is transferred, its set's record is read from LUT RAM
+      (asynchronous read, banks of :data:`LUT_RAM_DEPTH` sets) and the request's tag is compared
+      in every record the lookup may see (the read record, the latest lookup's record ``last``,
+      the record of the lookup in progress), before the choice; the request, the record chosen
+      and the way-hit vectors ``pre`` / ``pre_cur`` are registered;
+    - *lookup*: the next cycle chooses the hit way or the victim (one-hot) and registers the
+      updated record (``last``) and the response; the record is written back to the memory in
+      the cycle after.
 
-    The updated record is kept in a register and written back the cycle after the lookup, so the
-    record read in the *read* stage may miss the write backs of the two lookups just before;
-    those two records are kept in registers and the more recent one to the same set is
-    *forwarded*: a lookup sees every earlier insert and replacement update, including the one of
-    the previous cycle, as the sequential semantics of section 6 demand. The flush state is one
-    flip-flop per set ("written since the last flush"),
-    all cleared in one cycle: a request with ``flush=1`` looks up as if every entry were invalid
-    and the replacement state reset, and only its own set is marked written; the flush costs no
-    cycle. A set not written since the last flush reads as empty whatever the memory holds (the
-    memory needs no reset).
+    **Forwarding.** The read misses the records of the lookup in its own cycle and of the
+    latest lookup before it (written back one cycle after their lookups); every earlier write
+    back is in the memory. The latest lookup's record is forwarded from ``last`` in the read
+    stage. A request that follows a lookup to its set at once is ``live``: its lookup uses
+    ``last`` (the record made the cycle before), and its hit vector is ``pre_cur`` (the compare
+    against that lookup's set before its update) except on the way that lookup used, which now
+    holds that lookup's tag (``same``: the two tags are equal). The only path that goes round
+    one cycle (record -> record) is therefore the victim choice and the update; no tag compare
+    and no forward choice is on it. A lookup sees every earlier insert and replacement update,
+    including the one of the previous cycle, as the sequential semantics of section 6 demand.
+
+    The flush state is one flip-flop per set ("written since the last flush"), all cleared in
+    one cycle: a request with ``flush=1`` looks up as if every entry were invalid and the
+    replacement state reset, and only its own set is marked written; the flush costs no cycle.
+    A set not written since the last flush reads as empty whatever the memory holds (the memory
+    needs no reset); the read stage registers that decision (``fresh``) and the lookup stage
+    applies it.
 
     **Latency**: the response of a request transferred in cycle t is valid in cycle t + 2
     (:data:`LATENCY`; a registered response). **Throughput**: one request per cycle, to any set.
@@ -97,14 +126,16 @@ class MCache(wiring.Component):
         })
 
     def set_layout(self) -> data.StructLayout:
-        """One set's record: valid bits, tags, and ages (lru) or the round-robin pointer (fifo)."""
+        """One set's record: valid bits, tags, and the use order (lru) or the round-robin pointer
+        (fifo). ``order`` holds one bit per pair of ways i < j (:func:`_pairs` order): 1 if way
+        i was used (hit or inserted) more recently than way j."""
         cfg = self.cfg
         fields = {
             "valid": cfg.ways,
             "tags": data.ArrayLayout(cfg.tag_bits, cfg.ways),
         }
         if cfg.policy == "lru":
-            fields["ages"] = data.ArrayLayout(cfg.way_bits, cfg.ways)
+            fields["order"] = len(_pairs(cfg.ways))
         else:
             fields["ptr"] = cfg.way_bits
         return data.StructLayout(fields)
@@ -113,10 +144,13 @@ class MCache(wiring.Component):
         cfg = self.cfg
         m = Module()
         layout = self.set_layout()
-        empty = layout.const({"ages": [cfg.ways - 1] * cfg.ways} if cfg.policy == "lru" else {})
-        m.submodules.records = records = Memory(shape=layout, depth=cfg.sets, init=[])
-        rd = records.read_port()
-        wr = records.write_port()
+        # The records in banks of LUT RAM depth, each read asynchronously (see _read_stage).
+        depth = min(cfg.sets, LUT_RAM_DEPTH)
+        ports = []
+        for b in range(cfg.sets // depth):
+            bank = Memory(shape=layout, depth=depth, init=[])
+            m.submodules[f"records{b}"] = bank
+            ports.append((bank.read_port(domain="comb"), bank.write_port()))
 
         # The whole pipeline advances when the response register is free or being emptied.
         advance = Signal()
@@ -125,21 +159,21 @@ class MCache(wiring.Component):
             self.requests.ready.eq(advance),
         ]
 
-        s1, last, last2, written = self._read_stage(m, advance, rd)
-
-        # Lookup: the set as it is after every earlier request (forwarded from one of the two
-        # latest lookups, whose write backs the read may have missed, or read; empty after a
-        # flush), then the new record.
+        # Lookup: the set as it is after every earlier request: the previous lookup's new record
+        # (``live``: the request follows a lookup to its set at once) or the record the read
+        # stage chose (read, forwarded from ``last``, or empty after a flush).
         cur = Signal(layout)
-        m.d.comb += cur.eq(Mux(s1.fresh, Mux(s1.forward, last.record,
-                                             Mux(s1.forward2, last2.record, rd.data)), empty))
-        hit, victim, way, use = self._lookup(m, cur, s1.tag)
-        new = self._next_record(m, cur, s1.tag, hit, victim, use)
+        s1, last, written = self._read_stage(m, advance, [rp for rp, _ in ports], cur)
+        seen = Signal(layout)             # the set as read or forwarded, empty if flushed
+        m.d.comb += [seen.eq(Mux(s1.fresh, s1.base, layout.const({}))),
+                     cur.eq(Mux(s1.live, last.record, seen))]
+        hit, way, use = self._lookup(m, s1, last, seen)
+        new = self._next_record(m, cur, s1.tag, hit, use)
         lookup = Signal()
         m.d.comb += lookup.eq(s1.valid & advance)
         with m.If(lookup):
             m.d.sync += [last.valid.eq(1), last.set.eq(s1.set), last.record.eq(new),
-                         last2.eq(last)]
+                         last.use.eq(use)]
             with m.If(s1.flush):
                 m.d.sync += written.eq(Const(1, cfg.sets) << s1.set)
             with m.Else():
@@ -148,7 +182,10 @@ class MCache(wiring.Component):
         # Write back from the register ``last``, one cycle after the lookup (off the lookup path).
         pending = Signal()
         m.d.sync += pending.eq(lookup)
-        m.d.comb += [wr.addr.eq(last.set), wr.data.eq(last.record), wr.en.eq(pending)]
+        bank_bits = (depth - 1).bit_length()
+        for b, (_, wr) in enumerate(ports):
+            m.d.comb += [wr.addr.eq(last.set[:bank_bits]), wr.data.eq(last.record),
+                         wr.en.eq(pending & (last.set[bank_bits:] == b))]
 
         # The registered response; the counters count it one cycle later (off the lookup path).
         counted = Signal()
@@ -168,83 +205,110 @@ class MCache(wiring.Component):
                 m.d.sync += self.misses.eq(self.misses + 1)
         return m
 
-    def _read_stage(self, m, advance, rd):
-        """Register the request and read its set's record; decide now (from registers and the
-        request) whether the lookup stage must forward a recent update or see an empty set.
+    def _read_stage(self, m, advance, reads, cur):
+        """Register the request with everything the lookup stage can know a cycle early: the
+        set's record unless it is the one being made now, and the tag compares.
 
-        A lookup's record is written back the cycle after the lookup (from ``last``), so a read
-        misses the write backs of the lookup in its own cycle and of the lookup the cycle before:
-        both are among the two latest lookups ``last`` and ``last2`` when this request reaches
-        the lookup stage, and the more recent one to the same set is forwarded.
+        The memory is read asynchronously in the request's cycle. A lookup's record is written
+        back the cycle after the lookup (from ``last``), so the read misses the record of the
+        lookup in this cycle (``cur``, the lookup stage's request; the request is then ``live``)
+        and of the latest lookup before (``last``, forwarded). Any earlier lookup's write back
+        is in the memory already.
 
-        Returns (``s1``: the registered request, ``last`` and ``last2``: the latest two lookups'
-        sets and new records, ``written``: one flip-flop per set, cleared by a flush).
+        For a ``live`` request the lookup stage's hit vector is the compare of its tag against
+        ``cur`` (``pre_cur``, registered here), except on the way that lookup uses, which then
+        holds the lookup's tag (``same``: the two tags are equal); for any other request it is
+        ``pre``, the compare against ``last`` or the read record (``base``, both chosen by the
+        set alone, so that the source choice stays off the read-and-compare path).
+
+        Returns (``s1``: the registered request, ``last``: the latest lookup's set, new record
+        and way used (one-hot), ``written``: one flip-flop per set, cleared by a flush).
         """
         cfg = self.cfg
+        layout = self.set_layout()
         s1 = _bundle({"valid": 1, "set": cfg.set_bits, "tag": cfg.tag_bits, "flush": 1,
-                      "forward": 1, "forward2": 1, "fresh": 1}, "s1")
-        recent = {"valid": 1, "set": cfg.set_bits, "record": self.set_layout()}
-        last = _bundle(recent, "last")
-        last2 = _bundle(recent, "last2")
+                      "fresh": 1, "live": 1, "same": 1, "pre": cfg.ways, "pre_cur": cfg.ways,
+                      "base": layout}, "s1")
+        last = _bundle({"valid": 1, "set": cfg.set_bits, "record": layout, "use": cfg.ways},
+                       "last")
         written = Signal(cfg.sets)           # set written since the last flush
         req = self.requests.p
         set_index = req.sig[:cfg.set_bits]
-        m.d.comb += [rd.addr.eq(set_index), rd.en.eq(advance)]
+        tag = req.sig[cfg.set_bits:]
+        # The banks' read ports: each compares the tag in its record; the set's bank then chooses.
+        bank_bits = (min(cfg.sets, LUT_RAM_DEPTH) - 1).bit_length()
+        bank = set_index[bank_bits:]
+        for rd in reads:
+            m.d.comb += rd.addr.eq(set_index[:bank_bits])
+        rd_data = Array(rd.data for rd in reads)[bank]
+        rd_hits = Array(self._hits(rd.data, tag) for rd in reads)[bank]
 
-        # ``last`` and ``last2`` as they are after this cycle (the lookup stage's current request,
-        # if any, becomes ``last``); whether the set counts as written is likewise decided after
-        # that request's flush.
-        def same(r):
-            return r.valid & (r.set == set_index)
-        forward = Mux(s1.valid, s1.set == set_index, same(last))
-        forward2 = Mux(s1.valid, same(last), same(last2))
+        # Whether the set counts as written is decided after the lookup stage's request's flush.
+        same_s1 = s1.valid & (s1.set == set_index)
+        same_last = last.valid & (last.set == set_index)
         written_now = written.bit_select(set_index, 1)
-        written_next = (s1.valid & (s1.set == set_index)) | (~(s1.valid & s1.flush) & written_now)
+        written_next = same_s1 | (~(s1.valid & s1.flush) & written_now)
+        fresh = written_next & ~req.flush   # else the lookup sees an empty set
+        base = Signal(layout)
+        m.d.comb += base.eq(Mux(same_last, last.record, rd_data))
+        # The incoming tag compared in every record it may see, before the choice (so that the
+        # read and the compare run beside the forwarding decision); ``fresh`` applies in the
+        # lookup stage (off this path).
+        hits_last = self._hits(last.record, tag)
+        hits_cur = Mux(s1.live, hits_last, Mux(s1.fresh, self._hits(s1.base, tag), 0))
         with m.If(advance):
             m.d.sync += [
                 s1.valid.eq(self.requests.valid),
                 s1.set.eq(set_index),
-                s1.tag.eq(req.sig[cfg.set_bits:]),
+                s1.tag.eq(tag),
                 s1.flush.eq(req.flush),
-                s1.forward.eq(forward),
-                s1.forward2.eq(forward2),
-                s1.fresh.eq(written_next & ~req.flush),   # else the lookup sees an empty set
+                s1.fresh.eq(fresh),
+                s1.live.eq(same_s1 & ~req.flush),
+                s1.same.eq(s1.tag == tag),
+                s1.pre.eq(Mux(same_last, hits_last, rd_hits)),
+                s1.pre_cur.eq(hits_cur),
+                s1.base.eq(base),
             ]
-        return s1, last, last2, written
+        return s1, last, written
 
-    def _lookup(self, m, cur, tag):
-        """The way used, one-hot: the way hit, or the victim (lowest invalid way, else the LRU
-        way / the FIFO pointer). Returns (hit, victim index, way index, way used one-hot).
+    def _hits(self, rec, tag):
+        """Per way: valid and holding ``tag`` (at most one: valid tags of a set are distinct)."""
+        return Cat(rec.valid[w] & (rec.tags[w] == tag) for w in range(self.cfg.ways))
 
-        One-hot so that the record update needs no decoder after the compare: valid tags of a
-        set are distinct (a tag is inserted only on a miss), so at most one way hits.
-        """
+    def _victim(self, rec):
+        """The way a miss allocates, one-hot: the lowest invalid way, else the least recently
+        used way (the one no other way is older than) / the FIFO pointer."""
+        ways = self.cfg.ways
+        invalid = Cat(~rec.valid[w] & rec.valid[:w].all() for w in range(ways))
+        if self.cfg.policy == "lru":
+            replace = Cat(_lru_row(rec.order, w, ways) for w in range(ways))
+        else:
+            replace = Cat(rec.ptr == w for w in range(ways))
+        return Mux(rec.valid.all(), replace, invalid)
+
+    def _lookup(self, m, s1, last, seen):
+        """The way used, one-hot: the way hit, or the victim. Returns (hit, way index, way used
+        one-hot). The tags were compared in the read stage (``pre``, ``pre_cur``); here the way
+        the previous lookup used overrides its compare (``live``), and the victim is chosen from
+        the record that lookup made (``live``) or the one the read stage chose (``seen``)."""
         cfg = self.cfg
         ways = cfg.ways
         way_hit = Signal(ways)
         for w in range(ways):
-            m.d.comb += way_hit[w].eq(cur.valid[w] & (cur.tags[w] == tag))
-        # The lowest invalid way, one-hot, and the replacement choice of a full set, one-hot.
-        invalid = Cat(~cur.valid[w] & cur.valid[:w].all() for w in range(ways))
-        if cfg.policy == "lru":
-            replace = Cat(a == ways - 1 for a in cur.ages)
-        else:
-            replace = Cat(cur.ptr == w for w in range(ways))
+            m.d.comb += way_hit[w].eq(Mux(s1.live, Mux(last.use[w], s1.same, s1.pre_cur[w]),
+                                          s1.pre[w] & s1.fresh))
         hit = Signal()
-        victim_1h = Signal(ways)
         use = Signal(ways)                # the way hit or allocated, one-hot
-        victim = Signal(cfg.way_bits)
         way = Signal(cfg.way_bits)
         m.d.comb += [
             hit.eq(way_hit.any()),
-            victim_1h.eq(Mux(cur.valid.all(), replace, invalid)),
-            use.eq(Mux(hit, way_hit, victim_1h)),
-            victim.eq(_encode(victim_1h, cfg.way_bits)),
+            use.eq(Mux(hit, way_hit, Mux(s1.live, self._victim(last.record),
+                                         self._victim(seen)))),
             way.eq(_encode(use, cfg.way_bits)),
         ]
-        return hit, victim, way, use
+        return hit, way, use
 
-    def _next_record(self, m, cur, tag, hit, victim, use):
+    def _next_record(self, m, cur, tag, hit, use):
         """The set after this lookup: the way used is valid with the tag, and most recent."""
         ways = self.cfg.ways
         new = Signal.like(cur)
@@ -253,26 +317,11 @@ class MCache(wiring.Component):
             with m.If(use[w]):
                 m.d.comb += [new.valid[w].eq(1), new.tags[w].eq(tag)]
         if self.cfg.policy == "lru":
-            self._lru_update(m, cur.ages, new.ages, use)
+            # The way used becomes more recent than every other way: its row set, column cleared.
+            for k, (i, j) in enumerate(_pairs(ways)):
+                m.d.comb += new.order[k].eq(use[i] | (~use[j] & cur.order[k]))
         else:
+            victim = _encode(use, self.cfg.way_bits)     # on a miss, the way used
             with m.If(~hit):
                 m.d.comb += new.ptr.eq(Mux(victim == ways - 1, 0, victim + 1))
         return new
-
-    @staticmethod
-    def _lru_update(m, ages, new_ages, use):
-        """The way used gets age 0; the ways more recent than it (smaller age) age by one.
-
-        The ages after a use of each way u are computed beside the tag compare; the way used
-        (one-hot) then only selects among them.
-        """
-        ways = len(ages)
-        for w in range(ways):
-            cands = []
-            for u in range(ways):
-                if u == w:
-                    cands.append(Const(0, len(ages[w])))
-                else:
-                    cands.append(Mux(ages[w] < ages[u], ages[w] + 1, ages[w]))
-            m.d.comb += new_ages[w].eq(
-                _or_all(Mux(use[u], cands[u], 0) for u in range(ways)))

@@ -11070,9 +11070,9 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [1:0] \$100 ;
-  wire [2:0] \$101 ;
-  wire [2:0] \$102 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
   wire \$103 ;
   wire \$104 ;
   wire \$105 ;
@@ -11093,29 +11093,58 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire \$119 ;
   wire \$12 ;
   wire \$120 ;
-  wire [62:0] \$121 ;
-  wire [7:0] \$122 ;
-  wire [8:0] \$123 ;
-  wire [48:0] \$124 ;
-  wire [48:0] \$125 ;
-  reg [20:0] \$126 ;
-  reg [61:0] \$127 ;
-  reg [61:0] \$128 ;
-  reg [31:0] \$129 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  reg \$130 ;
-  reg \$131 ;
-  reg \$132 ;
-  reg [7:0] \$133 ;
-  reg [47:0] \$134 ;
-  reg [47:0] \$135 ;
+  wire \$130 ;
+  reg [3:0] \$131 ;
+  wire [3:0] \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
   wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire [3:0] \$149 ;
   wire \$15 ;
+  wire [3:0] \$150 ;
+  wire [62:0] \$151 ;
+  wire [7:0] \$152 ;
+  wire [8:0] \$153 ;
+  wire [48:0] \$154 ;
+  wire [48:0] \$155 ;
+  reg [82:0] \$156 ;
+  reg [63:0] \$157 ;
+  reg [31:0] \$158 ;
+  reg \$159 ;
   wire \$16 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg [7:0] \$162 ;
+  reg [47:0] \$163 ;
+  reg [47:0] \$164 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [55:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -11126,94 +11155,136 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [55:0] \$3 ;
-  wire [1:0] \$30 ;
-  wire [1:0] \$31 ;
-  wire [1:0] \$32 ;
-  wire [1:0] \$33 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
-  wire [1:0] \$35 ;
-  wire [1:0] \$36 ;
-  wire [1:0] \$37 ;
-  wire [1:0] \$38 ;
-  wire [1:0] \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire [2:0] \$41 ;
-  wire [2:0] \$42 ;
-  wire [2:0] \$43 ;
-  wire [2:0] \$44 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  reg [53:0] \$4 ;
+  wire [3:0] \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
   wire \$45 ;
-  wire [2:0] \$46 ;
-  wire [2:0] \$47 ;
-  wire [2:0] \$48 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
   wire \$49 ;
   wire \$5 ;
-  wire [2:0] \$50 ;
-  wire [2:0] \$51 ;
-  wire [2:0] \$52 ;
-  wire [2:0] \$53 ;
-  wire [2:0] \$54 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [2:0] \$56 ;
-  wire [2:0] \$57 ;
-  wire [2:0] \$58 ;
-  wire [1:0] \$59 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [2:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire [2:0] \$62 ;
-  wire [2:0] \$63 ;
-  wire [2:0] \$64 ;
-  wire \$65 ;
-  wire [2:0] \$66 ;
-  wire [2:0] \$67 ;
-  wire [2:0] \$68 ;
-  wire [2:0] \$69 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire [3:0] \$64 ;
+  wire [3:0] \$65 ;
+  wire \$66 ;
+  wire [1:0] \$67 ;
+  wire [1:0] \$68 ;
+  wire [1:0] \$69 ;
   wire \$7 ;
-  wire [2:0] \$70 ;
+  wire [1:0] \$70 ;
   wire \$71 ;
-  wire [2:0] \$72 ;
-  wire [2:0] \$73 ;
-  wire [2:0] \$74 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
   wire \$75 ;
-  wire [2:0] \$76 ;
-  wire [2:0] \$77 ;
-  wire [2:0] \$78 ;
-  wire [2:0] \$79 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [1:0] \$80 ;
+  wire \$80 ;
   wire \$81 ;
-  wire [2:0] \$82 ;
-  wire [2:0] \$83 ;
-  wire [2:0] \$84 ;
-  wire [2:0] \$85 ;
-  wire [2:0] \$86 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [2:0] \$88 ;
-  wire [2:0] \$89 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [2:0] \$90 ;
+  wire \$90 ;
   wire \$91 ;
-  wire [2:0] \$92 ;
-  wire [2:0] \$93 ;
-  wire [2:0] \$94 ;
-  wire [2:0] \$95 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
   wire \$96 ;
-  wire [2:0] \$97 ;
-  wire [2:0] \$98 ;
-  wire [2:0] \$99 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [3:0] \$signature__addr ;
+  wire [3:0] \$signature__addr$20 ;
+  wire [3:0] \$signature__addr$24 ;
+  wire [3:0] \$signature__addr$6 ;
+  wire [53:0] \$signature__data ;
+  wire [53:0] \$signature__data$10 ;
+  wire [5:0] \$signature__data$10.order ;
+  wire [43:0] \$signature__data$10.tags ;
+  wire [10:0] \$signature__data$10.tags[0] ;
+  wire [10:0] \$signature__data$10.tags[1] ;
+  wire [10:0] \$signature__data$10.tags[2] ;
+  wire [10:0] \$signature__data$10.tags[3] ;
+  wire [3:0] \$signature__data$10.valid ;
+  wire [53:0] \$signature__data$21 ;
+  wire [5:0] \$signature__data$21.order ;
+  wire [43:0] \$signature__data$21.tags ;
+  wire [10:0] \$signature__data$21.tags[0] ;
+  wire [10:0] \$signature__data$21.tags[1] ;
+  wire [10:0] \$signature__data$21.tags[2] ;
+  wire [10:0] \$signature__data$21.tags[3] ;
+  wire [3:0] \$signature__data$21.valid ;
+  wire [53:0] \$signature__data$25 ;
+  wire [5:0] \$signature__data$25.order ;
+  wire [43:0] \$signature__data$25.tags ;
+  wire [10:0] \$signature__data$25.tags[0] ;
+  wire [10:0] \$signature__data$25.tags[1] ;
+  wire [10:0] \$signature__data$25.tags[2] ;
+  wire [10:0] \$signature__data$25.tags[3] ;
+  wire [3:0] \$signature__data$25.valid ;
+  wire [5:0] \$signature__data.order ;
+  wire [43:0] \$signature__data.tags ;
+  wire [10:0] \$signature__data.tags[0] ;
+  wire [10:0] \$signature__data.tags[1] ;
+  wire [10:0] \$signature__data.tags[2] ;
+  wire [10:0] \$signature__data.tags[3] ;
+  wire [3:0] \$signature__data.valid ;
+  wire \$signature__en ;
+  wire \$signature__en$26 ;
   output advance;
   wire advance;
+  wire [53:0] base;
+  wire [5:0] \base.order ;
+  wire [43:0] \base.tags ;
+  wire [10:0] \base.tags[0] ;
+  wire [10:0] \base.tags[1] ;
+  wire [10:0] \base.tags[2] ;
+  wire [10:0] \base.tags[3] ;
+  wire [3:0] \base.valid ;
   input clk;
   wire clk;
   reg counted = 1'h0;
-  wire [55:0] cur;
-  wire [7:0] \cur.ages ;
-  wire [1:0] \cur.ages[0] ;
-  wire [1:0] \cur.ages[1] ;
-  wire [1:0] \cur.ages[2] ;
-  wire [1:0] \cur.ages[3] ;
+  wire [53:0] cur;
+  wire [5:0] \cur.order ;
   wire [43:0] \cur.tags ;
   wire [10:0] \cur.tags[0] ;
   wire [10:0] \cur.tags[1] ;
@@ -11222,13 +11293,9 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [3:0] \cur.valid ;
   wire hit;
   reg [47:0] hits = 48'h000000000000;
-  reg [61:0] last = 62'h0000000000000000;
-  wire [55:0] \last.record ;
-  wire [7:0] \last.record.ages ;
-  wire [1:0] \last.record.ages[0] ;
-  wire [1:0] \last.record.ages[1] ;
-  wire [1:0] \last.record.ages[2] ;
-  wire [1:0] \last.record.ages[3] ;
+  reg [63:0] last = 64'h0000000000000000;
+  wire [53:0] \last.record ;
+  wire [5:0] \last.record.order ;
   wire [43:0] \last.record.tags ;
   wire [10:0] \last.record.tags[0] ;
   wire [10:0] \last.record.tags[1] ;
@@ -11236,52 +11303,19 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   wire [10:0] \last.record.tags[3] ;
   wire [3:0] \last.record.valid ;
   wire [4:0] \last.set ;
+  wire [3:0] \last.use ;
   wire \last.valid ;
-  reg [61:0] last2 = 62'h0000000000000000;
-  wire [55:0] \last2.record ;
-  wire [7:0] \last2.record.ages ;
-  wire [1:0] \last2.record.ages[0] ;
-  wire [1:0] \last2.record.ages[1] ;
-  wire [1:0] \last2.record.ages[2] ;
-  wire [1:0] \last2.record.ages[3] ;
-  wire [43:0] \last2.record.tags ;
-  wire [10:0] \last2.record.tags[0] ;
-  wire [10:0] \last2.record.tags[1] ;
-  wire [10:0] \last2.record.tags[2] ;
-  wire [10:0] \last2.record.tags[3] ;
-  wire [3:0] \last2.record.valid ;
-  wire [4:0] \last2.set ;
-  wire \last2.valid ;
   wire lookup;
   reg [47:0] misses = 48'h000000000000;
-  reg [55:0] \new ;
-  wire [7:0] \new.ages ;
-  wire [1:0] \new.ages[0] ;
-  wire [1:0] \new.ages[1] ;
-  wire [1:0] \new.ages[2] ;
-  wire [1:0] \new.ages[3] ;
+  reg [53:0] \new ;
+  wire [5:0] \new.order ;
   wire [43:0] \new.tags ;
   wire [10:0] \new.tags[0] ;
   wire [10:0] \new.tags[1] ;
   wire [10:0] \new.tags[2] ;
   wire [10:0] \new.tags[3] ;
   wire [3:0] \new.valid ;
-  (* init = 1'h0 *)
-  wire pending;
-  wire [4:0] rd__addr;
-  wire [55:0] rd__data;
-  wire [7:0] \rd__data.ages ;
-  wire [1:0] \rd__data.ages[0] ;
-  wire [1:0] \rd__data.ages[1] ;
-  wire [1:0] \rd__data.ages[2] ;
-  wire [1:0] \rd__data.ages[3] ;
-  wire [43:0] \rd__data.tags ;
-  wire [10:0] \rd__data.tags[0] ;
-  wire [10:0] \rd__data.tags[1] ;
-  wire [10:0] \rd__data.tags[2] ;
-  wire [10:0] \rd__data.tags[3] ;
-  wire [3:0] \rd__data.valid ;
-  wire rd__en;
+  reg pending = 1'h0;
   input [16:0] requests__payload;
   wire [16:0] requests__payload;
   wire \requests__payload.flush ;
@@ -11299,220 +11333,277 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
   reg responses__valid = 1'h0;
   input rst;
   wire rst;
-  reg [20:0] s1 = 21'h000000;
+  reg [82:0] s1 = 83'h000000000000000000000;
+  wire [53:0] \s1.base ;
+  wire [5:0] \s1.base.order ;
+  wire [43:0] \s1.base.tags ;
+  wire [10:0] \s1.base.tags[0] ;
+  wire [10:0] \s1.base.tags[1] ;
+  wire [10:0] \s1.base.tags[2] ;
+  wire [10:0] \s1.base.tags[3] ;
+  wire [3:0] \s1.base.valid ;
   wire \s1.flush ;
-  wire \s1.forward ;
-  wire \s1.forward2 ;
   wire \s1.fresh ;
+  wire \s1.live ;
+  wire [3:0] \s1.pre ;
+  wire [3:0] \s1.pre_cur ;
+  wire \s1.same ;
   wire [4:0] \s1.set ;
   wire [10:0] \s1.tag ;
   wire \s1.valid ;
+  wire [53:0] seen;
+  wire [5:0] \seen.order ;
+  wire [43:0] \seen.tags ;
+  wire [10:0] \seen.tags[0] ;
+  wire [10:0] \seen.tags[1] ;
+  wire [10:0] \seen.tags[2] ;
+  wire [10:0] \seen.tags[3] ;
+  wire [3:0] \seen.valid ;
   wire [3:0] \use ;
-  wire [1:0] victim;
-  wire [3:0] victim_1h;
   wire [1:0] way;
   wire [3:0] way_hit;
-  wire [4:0] wr__addr;
-  wire [55:0] wr__data;
-  wire [7:0] \wr__data.ages ;
-  wire [1:0] \wr__data.ages[0] ;
-  wire [1:0] \wr__data.ages[1] ;
-  wire [1:0] \wr__data.ages[2] ;
-  wire [1:0] \wr__data.ages[3] ;
-  wire [43:0] \wr__data.tags ;
-  wire [10:0] \wr__data.tags[0] ;
-  wire [10:0] \wr__data.tags[1] ;
-  wire [10:0] \wr__data.tags[2] ;
-  wire [10:0] \wr__data.tags[3] ;
-  wire [3:0] \wr__data.valid ;
-  reg wr__en = 1'h0;
   reg [31:0] written = 32'd0;
-  reg [55:0] records [31:0];
+  reg [53:0] records0 [15:0];
   initial begin
-    records[0] = 56'h00000000000000;
-    records[1] = 56'h00000000000000;
-    records[2] = 56'h00000000000000;
-    records[3] = 56'h00000000000000;
-    records[4] = 56'h00000000000000;
-    records[5] = 56'h00000000000000;
-    records[6] = 56'h00000000000000;
-    records[7] = 56'h00000000000000;
-    records[8] = 56'h00000000000000;
-    records[9] = 56'h00000000000000;
-    records[10] = 56'h00000000000000;
-    records[11] = 56'h00000000000000;
-    records[12] = 56'h00000000000000;
-    records[13] = 56'h00000000000000;
-    records[14] = 56'h00000000000000;
-    records[15] = 56'h00000000000000;
-    records[16] = 56'h00000000000000;
-    records[17] = 56'h00000000000000;
-    records[18] = 56'h00000000000000;
-    records[19] = 56'h00000000000000;
-    records[20] = 56'h00000000000000;
-    records[21] = 56'h00000000000000;
-    records[22] = 56'h00000000000000;
-    records[23] = 56'h00000000000000;
-    records[24] = 56'h00000000000000;
-    records[25] = 56'h00000000000000;
-    records[26] = 56'h00000000000000;
-    records[27] = 56'h00000000000000;
-    records[28] = 56'h00000000000000;
-    records[29] = 56'h00000000000000;
-    records[30] = 56'h00000000000000;
-    records[31] = 56'h00000000000000;
+    records0[0] = 54'h00000000000000;
+    records0[1] = 54'h00000000000000;
+    records0[2] = 54'h00000000000000;
+    records0[3] = 54'h00000000000000;
+    records0[4] = 54'h00000000000000;
+    records0[5] = 54'h00000000000000;
+    records0[6] = 54'h00000000000000;
+    records0[7] = 54'h00000000000000;
+    records0[8] = 54'h00000000000000;
+    records0[9] = 54'h00000000000000;
+    records0[10] = 54'h00000000000000;
+    records0[11] = 54'h00000000000000;
+    records0[12] = 54'h00000000000000;
+    records0[13] = 54'h00000000000000;
+    records0[14] = 54'h00000000000000;
+    records0[15] = 54'h00000000000000;
   end
   always @(posedge clk) begin
-    if (wr__en)
-      records[last[5:1]] <= last[61:6];
+    if (\$signature__en )
+      records0[last[4:1]] <= last[59:6];
   end
-  reg [55:0] _0_;
+  assign \$signature__data  = records0[requests__payload[3:0]];
+  reg [53:0] records1 [15:0];
+  initial begin
+    records1[0] = 54'h00000000000000;
+    records1[1] = 54'h00000000000000;
+    records1[2] = 54'h00000000000000;
+    records1[3] = 54'h00000000000000;
+    records1[4] = 54'h00000000000000;
+    records1[5] = 54'h00000000000000;
+    records1[6] = 54'h00000000000000;
+    records1[7] = 54'h00000000000000;
+    records1[8] = 54'h00000000000000;
+    records1[9] = 54'h00000000000000;
+    records1[10] = 54'h00000000000000;
+    records1[11] = 54'h00000000000000;
+    records1[12] = 54'h00000000000000;
+    records1[13] = 54'h00000000000000;
+    records1[14] = 54'h00000000000000;
+    records1[15] = 54'h00000000000000;
+  end
   always @(posedge clk) begin
-    if (advance) begin
-      _0_ <= records[requests__payload[4:0]];
-    end
+    if (\$signature__en$26 )
+      records1[last[4:1]] <= last[59:6];
   end
-  assign rd__data = _0_;
+  assign \$signature__data$10  = records1[requests__payload[3:0]];
   assign \$1  = ~ responses__valid;
   assign advance = \$1  | responses__ready;
-  assign \$2  = s1[19] ? last2[61:6] : rd__data;
-  assign \$3  = s1[18] ? last[61:6] : \$2 ;
-  assign cur = s1[20] ? \$3  : 56'hff000000000000;
-  assign \$4  = cur[14:4] == s1[16:6];
-  assign \$5  = cur[0] & \$4 ;
-  assign \$6  = cur[25:15] == s1[16:6];
-  assign \$7  = cur[1] & \$6 ;
-  assign \$8  = cur[36:26] == s1[16:6];
-  assign \$9  = cur[2] & \$8 ;
-  assign \$10  = cur[47:37] == s1[16:6];
-  assign \$11  = cur[3] & \$10 ;
+  assign \$2  = last[5:1] == requests__payload[4:0];
+  assign \$3  = last[0] & \$2 ;
+  assign base = \$3  ? last[59:6] : \$4 ;
+  assign seen = s1[18] ? s1[82:29] : 54'h00000000000000;
+  assign cur = s1[19] ? last[59:6] : seen;
+  assign \$5  = last[60] ? s1[20] : s1[25];
+  assign \$6  = s1[21] & s1[18];
+  assign \$7  = s1[19] ? \$5  : \$6 ;
+  assign \$8  = last[61] ? s1[20] : s1[26];
+  assign \$9  = s1[22] & s1[18];
+  assign \$10  = s1[19] ? \$8  : \$9 ;
+  assign \$11  = last[62] ? s1[20] : s1[27];
+  assign \$12  = s1[23] & s1[18];
+  assign \$13  = s1[19] ? \$11  : \$12 ;
+  assign \$14  = last[63] ? s1[20] : s1[28];
+  assign \$15  = s1[24] & s1[18];
+  assign \$16  = s1[19] ? \$14  : \$15 ;
   assign hit = | way_hit;
-  assign \$12  = & cur[3:0];
-  assign \$13  = cur[49:48] == 2'h3;
-  assign \$14  = cur[51:50] == 2'h3;
-  assign \$15  = cur[53:52] == 2'h3;
-  assign \$16  = cur[55:54] == 2'h3;
-  assign \$17  = ~ cur[0];
-  assign \$20  = ~ cur[1];
-  assign \$22  = \$20  & \$21 ;
-  assign \$23  = ~ cur[2];
-  assign \$24  = & cur[1:0];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = ~ cur[3];
-  assign \$27  = & cur[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign victim_1h = \$12  ? { \$16 , \$15 , \$14 , \$13  } : { \$28 , \$25 , \$22 , \$19  };
-  assign \use  = hit ? way_hit : victim_1h;
-  assign \$29  = victim_1h[1] ? 1'h1 : 1'h0;
-  assign \$31  = victim_1h[2] ? 2'h2 : 2'h0;
-  assign \$32  = victim_1h[3] ? 2'h3 : 2'h0;
-  assign \$33  = \$31  | \$32 ;
-  assign victim = \$30  | \$33 ;
-  assign \$34  = \use [1] ? 1'h1 : 1'h0;
-  assign \$36  = \use [2] ? 2'h2 : 2'h0;
-  assign \$37  = \use [3] ? 2'h3 : 2'h0;
-  assign \$38  = \$36  | \$37 ;
-  assign way = \$35  | \$38 ;
-  assign \$40  = cur[49:48] < cur[51:50];
-  assign \$41  = cur[49:48] + 1'h1;
-  assign \$42  = \$40  ? \$41  : { 1'h0, cur[49:48] };
-  assign \$43  = \use [1] ? \$42  : 3'h0;
-  assign \$45  = cur[49:48] < cur[53:52];
-  assign \$46  = cur[49:48] + 1'h1;
-  assign \$47  = \$45  ? \$46  : { 1'h0, cur[49:48] };
-  assign \$48  = \use [2] ? \$47  : 3'h0;
-  assign \$49  = cur[49:48] < cur[55:54];
-  assign \$50  = cur[49:48] + 1'h1;
-  assign \$51  = \$49  ? \$50  : { 1'h0, cur[49:48] };
-  assign \$52  = \use [3] ? \$51  : 3'h0;
-  assign \$53  = \$48  | \$52 ;
-  assign \$54  = \$44  | \$53 ;
-  assign \$55  = cur[51:50] < cur[49:48];
-  assign \$56  = cur[51:50] + 1'h1;
-  assign \$57  = \$55  ? \$56  : { 1'h0, cur[51:50] };
-  assign \$58  = \use [0] ? \$57  : 3'h0;
-  assign \$61  = cur[51:50] < cur[53:52];
-  assign \$62  = cur[51:50] + 1'h1;
-  assign \$63  = \$61  ? \$62  : { 1'h0, cur[51:50] };
-  assign \$64  = \use [2] ? \$63  : 3'h0;
-  assign \$65  = cur[51:50] < cur[55:54];
-  assign \$66  = cur[51:50] + 1'h1;
-  assign \$67  = \$65  ? \$66  : { 1'h0, cur[51:50] };
-  assign \$68  = \use [3] ? \$67  : 3'h0;
-  assign \$69  = \$64  | \$68 ;
-  assign \$70  = \$60  | \$69 ;
-  assign \$71  = cur[53:52] < cur[49:48];
-  assign \$72  = cur[53:52] + 1'h1;
-  assign \$73  = \$71  ? \$72  : { 1'h0, cur[53:52] };
-  assign \$74  = \use [0] ? \$73  : 3'h0;
-  assign \$75  = cur[53:52] < cur[51:50];
-  assign \$76  = cur[53:52] + 1'h1;
-  assign \$77  = \$75  ? \$76  : { 1'h0, cur[53:52] };
-  assign \$78  = \use [1] ? \$77  : 3'h0;
-  assign \$79  = \$74  | \$78 ;
-  assign \$81  = cur[53:52] < cur[55:54];
-  assign \$82  = cur[53:52] + 1'h1;
-  assign \$83  = \$81  ? \$82  : { 1'h0, cur[53:52] };
-  assign \$84  = \use [3] ? \$83  : 3'h0;
-  assign \$86  = \$79  | \$85 ;
-  assign \$87  = cur[55:54] < cur[49:48];
-  assign \$88  = cur[55:54] + 1'h1;
-  assign \$89  = \$87  ? \$88  : { 1'h0, cur[55:54] };
-  assign \$90  = \use [0] ? \$89  : 3'h0;
-  assign \$91  = cur[55:54] < cur[51:50];
-  assign \$92  = cur[55:54] + 1'h1;
-  assign \$93  = \$91  ? \$92  : { 1'h0, cur[55:54] };
-  assign \$94  = \use [1] ? \$93  : 3'h0;
-  assign \$95  = \$90  | \$94 ;
-  assign \$96  = cur[55:54] < cur[53:52];
-  assign \$97  = cur[55:54] + 1'h1;
-  assign \$98  = \$96  ? \$97  : { 1'h0, cur[55:54] };
-  assign \$99  = \use [2] ? \$98  : 3'h0;
-  assign \$102  = \$95  | \$101 ;
+  assign \$17  = & last[9:6];
+  assign \$18  = ~ last[54];
+  assign \$19  = ~ last[55];
+  assign \$20  = ~ last[56];
+  assign \$21  = & { \$20 , \$19 , \$18  };
+  assign \$22  = ~ last[57];
+  assign \$23  = ~ last[58];
+  assign \$24  = & { \$23 , \$22 , last[54] };
+  assign \$25  = ~ last[59];
+  assign \$26  = & { \$25 , last[57], last[55] };
+  assign \$27  = & { last[59:58], last[56] };
+  assign \$28  = ~ last[6];
+  assign \$31  = ~ last[7];
+  assign \$33  = \$31  & \$32 ;
+  assign \$34  = ~ last[8];
+  assign \$35  = & last[7:6];
+  assign \$36  = \$34  & \$35 ;
+  assign \$37  = ~ last[9];
+  assign \$38  = & last[8:6];
+  assign \$39  = \$37  & \$38 ;
+  assign \$40  = \$17  ? { \$27 , \$26 , \$24 , \$21  } : { \$39 , \$36 , \$33 , \$30  };
+  assign \$41  = & seen[3:0];
+  assign \$42  = ~ seen[48];
+  assign \$43  = ~ seen[49];
+  assign \$44  = ~ seen[50];
+  assign \$45  = & { \$44 , \$43 , \$42  };
+  assign \$46  = ~ seen[51];
+  assign \$47  = ~ seen[52];
+  assign \$48  = & { \$47 , \$46 , seen[48] };
+  assign \$49  = ~ seen[53];
+  assign \$50  = & { \$49 , seen[51], seen[49] };
+  assign \$51  = & { seen[53:52], seen[50] };
+  assign \$52  = ~ seen[0];
+  assign \$55  = ~ seen[1];
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ seen[2];
+  assign \$59  = & seen[1:0];
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ seen[3];
+  assign \$62  = & seen[2:0];
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$41  ? { \$51 , \$50 , \$48 , \$45  } : { \$63 , \$60 , \$57 , \$54  };
+  assign \$65  = s1[19] ? \$40  : \$64 ;
+  assign \use  = hit ? way_hit : \$65 ;
+  assign \$66  = \use [1] ? 1'h1 : 1'h0;
+  assign \$68  = \use [2] ? 2'h2 : 2'h0;
+  assign \$69  = \use [3] ? 2'h3 : 2'h0;
+  assign \$70  = \$68  | \$69 ;
+  assign way = \$67  | \$70 ;
+  assign \$71  = ~ \use [1];
+  assign \$72  = \$71  & cur[48];
+  assign \$73  = \use [0] | \$72 ;
+  assign \$74  = ~ \use [2];
+  assign \$75  = \$74  & cur[49];
+  assign \$76  = \use [0] | \$75 ;
+  assign \$77  = ~ \use [3];
+  assign \$78  = \$77  & cur[50];
+  assign \$79  = \use [0] | \$78 ;
+  assign \$80  = ~ \use [2];
+  assign \$81  = \$80  & cur[51];
+  assign \$82  = \use [1] | \$81 ;
+  assign \$83  = ~ \use [3];
+  assign \$84  = \$83  & cur[52];
+  assign \$85  = \use [1] | \$84 ;
+  assign \$86  = ~ \use [3];
+  assign \$87  = \$86  & cur[53];
+  assign \$88  = \use [2] | \$87 ;
   assign lookup = s1[0] & advance;
-  assign \$103  = s1[5:1] == requests__payload[4:0];
-  assign \$104  = last[5:1] == requests__payload[4:0];
-  assign \$105  = last[0] & \$104 ;
-  assign \$106  = s1[0] ? \$103  : \$105 ;
-  assign \$107  = last[5:1] == requests__payload[4:0];
-  assign \$108  = last[0] & \$107 ;
-  assign \$109  = last2[5:1] == requests__payload[4:0];
-  assign \$110  = last2[0] & \$109 ;
-  assign \$111  = s1[0] ? \$108  : \$110 ;
-  assign \$112  = s1[5:1] == requests__payload[4:0];
-  assign \$113  = s1[0] & \$112 ;
-  assign \$114  = s1[0] & s1[17];
-  assign \$115  = ~ \$114 ;
-  assign \$116  = written >> requests__payload[4:0];
-  assign \$117  = \$115  & \$116 ;
-  assign \$118  = \$113  | \$117 ;
-  assign \$119  = ~ requests__payload[16];
-  assign \$120  = \$118  & \$119 ;
-  assign \$121  = 1'h1 << s1[5:1];
-  assign \$122  = s1[5:1] * 3'h4;
-  assign \$123  = \$122  + way;
-  assign \$124  = hits + 1'h1;
-  assign \$125  = misses + 1'h1;
+  assign \$89  = ! last[5];
+  assign \$signature__en  = pending & \$89 ;
+  assign \$signature__en$26  = pending & \$90 ;
+  assign \$91  = s1[5:1] == requests__payload[4:0];
+  assign \$92  = s1[0] & \$91 ;
+  assign \$93  = s1[0] & s1[17];
+  assign \$94  = ~ \$93 ;
+  assign \$95  = written >> requests__payload[4:0];
+  assign \$96  = \$94  & \$95 ;
+  assign \$97  = \$92  | \$96 ;
+  assign \$98  = ~ requests__payload[16];
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = s1[5:1] == requests__payload[4:0];
+  assign \$101  = s1[0] & \$100 ;
+  assign \$102  = ~ requests__payload[16];
+  assign \$103  = \$101  & \$102 ;
+  assign \$104  = s1[16:6] == requests__payload[15:5];
+  assign \$105  = last[5:1] == requests__payload[4:0];
+  assign \$106  = last[0] & \$105 ;
+  assign \$107  = last[20:10] == requests__payload[15:5];
+  assign \$108  = last[6] & \$107 ;
+  assign \$109  = last[31:21] == requests__payload[15:5];
+  assign \$110  = last[7] & \$109 ;
+  assign \$111  = last[42:32] == requests__payload[15:5];
+  assign \$112  = last[8] & \$111 ;
+  assign \$113  = last[53:43] == requests__payload[15:5];
+  assign \$114  = last[9] & \$113 ;
+  assign \$115  = \$signature__data [14:4] == requests__payload[15:5];
+  assign \$116  = \$signature__data [0] & \$115 ;
+  assign \$117  = \$signature__data [25:15] == requests__payload[15:5];
+  assign \$118  = \$signature__data [1] & \$117 ;
+  assign \$119  = \$signature__data [36:26] == requests__payload[15:5];
+  assign \$120  = \$signature__data [2] & \$119 ;
+  assign \$121  = \$signature__data [47:37] == requests__payload[15:5];
+  assign \$122  = \$signature__data [3] & \$121 ;
+  assign \$123  = \$signature__data$10 [14:4] == requests__payload[15:5];
+  assign \$124  = \$signature__data$10 [0] & \$123 ;
+  assign \$125  = \$signature__data$10 [25:15] == requests__payload[15:5];
+  assign \$126  = \$signature__data$10 [1] & \$125 ;
+  assign \$127  = \$signature__data$10 [36:26] == requests__payload[15:5];
+  assign \$128  = \$signature__data$10 [2] & \$127 ;
+  assign \$129  = \$signature__data$10 [47:37] == requests__payload[15:5];
+  assign \$130  = \$signature__data$10 [3] & \$129 ;
+  assign \$132  = \$106  ? { \$114 , \$112 , \$110 , \$108  } : \$131 ;
+  assign \$133  = last[20:10] == requests__payload[15:5];
+  assign \$134  = last[6] & \$133 ;
+  assign \$135  = last[31:21] == requests__payload[15:5];
+  assign \$136  = last[7] & \$135 ;
+  assign \$137  = last[42:32] == requests__payload[15:5];
+  assign \$138  = last[8] & \$137 ;
+  assign \$139  = last[53:43] == requests__payload[15:5];
+  assign \$140  = last[9] & \$139 ;
+  assign \$141  = s1[43:33] == requests__payload[15:5];
+  assign \$142  = s1[29] & \$141 ;
+  assign \$143  = s1[54:44] == requests__payload[15:5];
+  assign \$144  = s1[30] & \$143 ;
+  assign \$145  = s1[65:55] == requests__payload[15:5];
+  assign \$146  = s1[31] & \$145 ;
+  assign \$147  = s1[76:66] == requests__payload[15:5];
+  assign \$148  = s1[32] & \$147 ;
+  assign \$149  = s1[18] ? { \$148 , \$146 , \$144 , \$142  } : 4'h0;
+  assign \$150  = s1[19] ? { \$140 , \$138 , \$136 , \$134  } : \$149 ;
+  assign \$151  = 1'h1 << s1[5:1];
+  assign \$152  = s1[5:1] * 3'h4;
+  assign \$153  = \$152  + way;
+  assign \$154  = hits + 1'h1;
+  assign \$155  = misses + 1'h1;
   always @(posedge clk)
-    s1 <= \$126 ;
+    s1 <= \$156 ;
   always @(posedge clk)
-    last <= \$127 ;
+    last <= \$157 ;
   always @(posedge clk)
-    last2 <= \$128 ;
+    written <= \$158 ;
   always @(posedge clk)
-    written <= \$129 ;
+    pending <= \$159 ;
   always @(posedge clk)
-    wr__en <= \$130 ;
+    counted <= \$160 ;
   always @(posedge clk)
-    counted <= \$131 ;
+    responses__valid <= \$161 ;
   always @(posedge clk)
-    responses__valid <= \$132 ;
+    responses__payload <= \$162 ;
   always @(posedge clk)
-    responses__payload <= \$133 ;
+    hits <= \$163 ;
   always @(posedge clk)
-    hits <= \$134 ;
-  always @(posedge clk)
-    misses <= \$135 ;
+    misses <= \$164 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    casez (requests__payload[4])
+      1'h0:
+          \$4  = \$signature__data ;
+      1'h1:
+          \$4  = \$signature__data$10 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    casez (requests__payload[4])
+      1'h0:
+          \$131  = { \$122 , \$120 , \$118 , \$116  };
+      1'h1:
+          \$131  = { \$130 , \$128 , \$126 , \$124  };
+    endcase
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \new [47:0] = cur[47:0];
@@ -11534,301 +11625,298 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
     end
     begin
       begin
-        \new [49:48] = \$54 [1:0];
-        \new [51:50] = \$70 [1:0];
-        \new [53:52] = \$86 [1:0];
-        \new [55:54] = \$102 [1:0];
+        \new [48] = \$73 ;
+        \new [49] = \$76 ;
+        \new [50] = \$79 ;
+        \new [51] = \$82 ;
+        \new [52] = \$85 ;
+        \new [53] = \$88 ;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$126  = s1;
+    \$156  = s1;
     if (advance) begin
-      \$126 [0] = requests__valid;
-      \$126 [5:1] = requests__payload[4:0];
-      \$126 [16:6] = requests__payload[15:5];
-      \$126 [17] = requests__payload[16];
-      \$126 [18] = \$106 ;
-      \$126 [19] = \$111 ;
-      \$126 [20] = \$120 ;
+      \$156 [0] = requests__valid;
+      \$156 [5:1] = requests__payload[4:0];
+      \$156 [16:6] = requests__payload[15:5];
+      \$156 [17] = requests__payload[16];
+      \$156 [18] = \$99 ;
+      \$156 [19] = \$103 ;
+      \$156 [20] = \$104 ;
+      \$156 [24:21] = \$132 ;
+      \$156 [28:25] = \$150 ;
+      \$156 [82:29] = base;
     end
     if (rst) begin
-      \$126  = 21'h000000;
+      \$156  = 83'h000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$127  = last;
+    \$157  = last;
     if (lookup) begin
-      \$127 [0] = 1'h1;
-      \$127 [5:1] = s1[5:1];
-      \$127 [61:6] = \new ;
+      \$157 [0] = 1'h1;
+      \$157 [5:1] = s1[5:1];
+      \$157 [59:6] = \new ;
+      \$157 [63:60] = \use ;
     end
     if (rst) begin
-      \$127  = 62'h0000000000000000;
+      \$157  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$128  = last2;
-    if (lookup) begin
-      \$128  = last;
-    end
-    if (rst) begin
-      \$128  = 62'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$129  = written;
+    \$158  = written;
     if (lookup) begin
       (* full_case = 32'd1 *)
       if (s1[17]) begin
-        \$129  = \$121 [31:0];
+        \$158  = \$151 [31:0];
       end else begin
         (* full_case = 32'd1 *)
         casez (s1[5:1])
           5'h00:
-              \$129 [0] = 1'h1;
+              \$158 [0] = 1'h1;
           5'h01:
-              \$129 [1] = 1'h1;
+              \$158 [1] = 1'h1;
           5'h02:
-              \$129 [2] = 1'h1;
+              \$158 [2] = 1'h1;
           5'h03:
-              \$129 [3] = 1'h1;
+              \$158 [3] = 1'h1;
           5'h04:
-              \$129 [4] = 1'h1;
+              \$158 [4] = 1'h1;
           5'h05:
-              \$129 [5] = 1'h1;
+              \$158 [5] = 1'h1;
           5'h06:
-              \$129 [6] = 1'h1;
+              \$158 [6] = 1'h1;
           5'h07:
-              \$129 [7] = 1'h1;
+              \$158 [7] = 1'h1;
           5'h08:
-              \$129 [8] = 1'h1;
+              \$158 [8] = 1'h1;
           5'h09:
-              \$129 [9] = 1'h1;
+              \$158 [9] = 1'h1;
           5'h0a:
-              \$129 [10] = 1'h1;
+              \$158 [10] = 1'h1;
           5'h0b:
-              \$129 [11] = 1'h1;
+              \$158 [11] = 1'h1;
           5'h0c:
-              \$129 [12] = 1'h1;
+              \$158 [12] = 1'h1;
           5'h0d:
-              \$129 [13] = 1'h1;
+              \$158 [13] = 1'h1;
           5'h0e:
-              \$129 [14] = 1'h1;
+              \$158 [14] = 1'h1;
           5'h0f:
-              \$129 [15] = 1'h1;
+              \$158 [15] = 1'h1;
           5'h10:
-              \$129 [16] = 1'h1;
+              \$158 [16] = 1'h1;
           5'h11:
-              \$129 [17] = 1'h1;
+              \$158 [17] = 1'h1;
           5'h12:
-              \$129 [18] = 1'h1;
+              \$158 [18] = 1'h1;
           5'h13:
-              \$129 [19] = 1'h1;
+              \$158 [19] = 1'h1;
           5'h14:
-              \$129 [20] = 1'h1;
+              \$158 [20] = 1'h1;
           5'h15:
-              \$129 [21] = 1'h1;
+              \$158 [21] = 1'h1;
           5'h16:
-              \$129 [22] = 1'h1;
+              \$158 [22] = 1'h1;
           5'h17:
-              \$129 [23] = 1'h1;
+              \$158 [23] = 1'h1;
           5'h18:
-              \$129 [24] = 1'h1;
+              \$158 [24] = 1'h1;
           5'h19:
-              \$129 [25] = 1'h1;
+              \$158 [25] = 1'h1;
           5'h1a:
-              \$129 [26] = 1'h1;
+              \$158 [26] = 1'h1;
           5'h1b:
-              \$129 [27] = 1'h1;
+              \$158 [27] = 1'h1;
           5'h1c:
-              \$129 [28] = 1'h1;
+              \$158 [28] = 1'h1;
           5'h1d:
-              \$129 [29] = 1'h1;
+              \$158 [29] = 1'h1;
           5'h1e:
-              \$129 [30] = 1'h1;
+              \$158 [30] = 1'h1;
           5'h1f:
-              \$129 [31] = 1'h1;
+              \$158 [31] = 1'h1;
         endcase
       end
     end
     if (rst) begin
-      \$129  = 32'd0;
+      \$158  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$130  = lookup;
+    \$159  = lookup;
     if (rst) begin
-      \$130  = 1'h0;
+      \$159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$131  = lookup;
+    \$160  = lookup;
     if (rst) begin
-      \$131  = 1'h0;
+      \$160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$132  = responses__valid;
+    \$161  = responses__valid;
     if (lookup) begin
-      \$132  = 1'h1;
+      \$161  = 1'h1;
     end else if (responses__ready) begin
-      \$132  = 1'h0;
+      \$161  = 1'h0;
     end
     if (rst) begin
-      \$132  = 1'h0;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$133  = responses__payload;
+    \$162  = responses__payload;
     if (lookup) begin
-      \$133 [0] = hit;
-      \$133 [7:1] = \$123 [6:0];
+      \$162 [0] = hit;
+      \$162 [7:1] = \$153 [6:0];
     end
     if (rst) begin
-      \$133  = 8'h00;
+      \$162  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$134  = hits;
+    \$163  = hits;
     if (counted) begin
       if (responses__payload[0]) begin
-        \$134  = \$124 [47:0];
+        \$163  = \$154 [47:0];
       end
     end
     if (rst) begin
-      \$134  = 48'h000000000000;
+      \$163  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$135  = misses;
+    \$164  = misses;
     if (counted) begin
       (* full_case = 32'd1 *)
       if (responses__payload[0]) begin
       end else begin
-        \$135  = \$125 [47:0];
+        \$164  = \$155 [47:0];
       end
     end
     if (rst) begin
-      \$135  = 48'h000000000000;
+      \$164  = 48'h000000000000;
     end
   end
   assign requests__ready = advance;
-  assign rd__addr = requests__payload[4:0];
-  assign rd__en = advance;
-  assign wr__addr = last[5:1];
-  assign wr__data = last[61:6];
-  assign pending = wr__en;
+  assign \$signature__addr  = requests__payload[3:0];
+  assign \$signature__addr$6  = requests__payload[3:0];
+  assign \$signature__addr$20  = last[4:1];
+  assign \$signature__data$21  = last[59:6];
+  assign \$signature__addr$24  = last[4:1];
+  assign \$signature__data$25  = last[59:6];
   assign \requests__payload.sig  = requests__payload[15:0];
   assign \requests__payload.flush  = requests__payload[16];
-  assign \cur.valid  = cur[3:0];
-  assign \cur.tags  = cur[47:4];
-  assign \cur.tags[0]  = cur[14:4];
-  assign \cur.tags[1]  = cur[25:15];
-  assign \cur.tags[2]  = cur[36:26];
-  assign \cur.tags[3]  = cur[47:37];
-  assign \cur.ages  = cur[55:48];
-  assign \cur.ages[0]  = cur[49:48];
-  assign \cur.ages[1]  = cur[51:50];
-  assign \cur.ages[2]  = cur[53:52];
-  assign \cur.ages[3]  = cur[55:54];
-  assign \s1.valid  = s1[0];
-  assign \s1.set  = s1[5:1];
-  assign \s1.tag  = s1[16:6];
-  assign \s1.flush  = s1[17];
-  assign \s1.forward  = s1[18];
-  assign \s1.forward2  = s1[19];
-  assign \s1.fresh  = s1[20];
-  assign \rd__data.valid  = rd__data[3:0];
-  assign \rd__data.tags  = rd__data[47:4];
-  assign \rd__data.tags[0]  = rd__data[14:4];
-  assign \rd__data.tags[1]  = rd__data[25:15];
-  assign \rd__data.tags[2]  = rd__data[36:26];
-  assign \rd__data.tags[3]  = rd__data[47:37];
-  assign \rd__data.ages  = rd__data[55:48];
-  assign \rd__data.ages[0]  = rd__data[49:48];
-  assign \rd__data.ages[1]  = rd__data[51:50];
-  assign \rd__data.ages[2]  = rd__data[53:52];
-  assign \rd__data.ages[3]  = rd__data[55:54];
-  assign \last2.valid  = last2[0];
-  assign \last2.set  = last2[5:1];
-  assign \last2.record  = last2[61:6];
-  assign \last2.record.valid  = last2[9:6];
-  assign \last2.record.tags  = last2[53:10];
-  assign \last2.record.tags[0]  = last2[20:10];
-  assign \last2.record.tags[1]  = last2[31:21];
-  assign \last2.record.tags[2]  = last2[42:32];
-  assign \last2.record.tags[3]  = last2[53:43];
-  assign \last2.record.ages  = last2[61:54];
-  assign \last2.record.ages[0]  = last2[55:54];
-  assign \last2.record.ages[1]  = last2[57:56];
-  assign \last2.record.ages[2]  = last2[59:58];
-  assign \last2.record.ages[3]  = last2[61:60];
+  assign \base.valid  = base[3:0];
+  assign \base.tags  = base[47:4];
+  assign \base.tags[0]  = base[14:4];
+  assign \base.tags[1]  = base[25:15];
+  assign \base.tags[2]  = base[36:26];
+  assign \base.tags[3]  = base[47:37];
+  assign \base.order  = base[53:48];
   assign \last.valid  = last[0];
   assign \last.set  = last[5:1];
-  assign \last.record  = last[61:6];
+  assign \last.record  = last[59:6];
   assign \last.record.valid  = last[9:6];
   assign \last.record.tags  = last[53:10];
   assign \last.record.tags[0]  = last[20:10];
   assign \last.record.tags[1]  = last[31:21];
   assign \last.record.tags[2]  = last[42:32];
   assign \last.record.tags[3]  = last[53:43];
-  assign \last.record.ages  = last[61:54];
-  assign \last.record.ages[0]  = last[55:54];
-  assign \last.record.ages[1]  = last[57:56];
-  assign \last.record.ages[2]  = last[59:58];
-  assign \last.record.ages[3]  = last[61:60];
+  assign \last.record.order  = last[59:54];
+  assign \last.use  = last[63:60];
+  assign \$signature__data.valid  = \$signature__data [3:0];
+  assign \$signature__data.tags  = \$signature__data [47:4];
+  assign \$signature__data.tags[0]  = \$signature__data [14:4];
+  assign \$signature__data.tags[1]  = \$signature__data [25:15];
+  assign \$signature__data.tags[2]  = \$signature__data [36:26];
+  assign \$signature__data.tags[3]  = \$signature__data [47:37];
+  assign \$signature__data.order  = \$signature__data [53:48];
+  assign \$signature__data$10.valid  = \$signature__data$10 [3:0];
+  assign \$signature__data$10.tags  = \$signature__data$10 [47:4];
+  assign \$signature__data$10.tags[0]  = \$signature__data$10 [14:4];
+  assign \$signature__data$10.tags[1]  = \$signature__data$10 [25:15];
+  assign \$signature__data$10.tags[2]  = \$signature__data$10 [36:26];
+  assign \$signature__data$10.tags[3]  = \$signature__data$10 [47:37];
+  assign \$signature__data$10.order  = \$signature__data$10 [53:48];
+  assign \seen.valid  = seen[3:0];
+  assign \seen.tags  = seen[47:4];
+  assign \seen.tags[0]  = seen[14:4];
+  assign \seen.tags[1]  = seen[25:15];
+  assign \seen.tags[2]  = seen[36:26];
+  assign \seen.tags[3]  = seen[47:37];
+  assign \seen.order  = seen[53:48];
+  assign \s1.valid  = s1[0];
+  assign \s1.set  = s1[5:1];
+  assign \s1.tag  = s1[16:6];
+  assign \s1.flush  = s1[17];
+  assign \s1.fresh  = s1[18];
+  assign \s1.live  = s1[19];
+  assign \s1.same  = s1[20];
+  assign \s1.pre  = s1[24:21];
+  assign \s1.pre_cur  = s1[28:25];
+  assign \s1.base  = s1[82:29];
+  assign \s1.base.valid  = s1[32:29];
+  assign \s1.base.tags  = s1[76:33];
+  assign \s1.base.tags[0]  = s1[43:33];
+  assign \s1.base.tags[1]  = s1[54:44];
+  assign \s1.base.tags[2]  = s1[65:55];
+  assign \s1.base.tags[3]  = s1[76:66];
+  assign \s1.base.order  = s1[82:77];
+  assign \cur.valid  = cur[3:0];
+  assign \cur.tags  = cur[47:4];
+  assign \cur.tags[0]  = cur[14:4];
+  assign \cur.tags[1]  = cur[25:15];
+  assign \cur.tags[2]  = cur[36:26];
+  assign \cur.tags[3]  = cur[47:37];
+  assign \cur.order  = cur[53:48];
   assign \new.valid  = \new [3:0];
   assign \new.tags  = \new [47:4];
   assign \new.tags[0]  = \new [14:4];
   assign \new.tags[1]  = \new [25:15];
   assign \new.tags[2]  = \new [36:26];
   assign \new.tags[3]  = \new [47:37];
-  assign \new.ages  = \new [55:48];
-  assign \new.ages[0]  = \new [49:48];
-  assign \new.ages[1]  = \new [51:50];
-  assign \new.ages[2]  = \new [53:52];
-  assign \new.ages[3]  = \new [55:54];
-  assign \wr__data.valid  = last[9:6];
-  assign \wr__data.tags  = last[53:10];
-  assign \wr__data.tags[0]  = last[20:10];
-  assign \wr__data.tags[1]  = last[31:21];
-  assign \wr__data.tags[2]  = last[42:32];
-  assign \wr__data.tags[3]  = last[53:43];
-  assign \wr__data.ages  = last[61:54];
-  assign \wr__data.ages[0]  = last[55:54];
-  assign \wr__data.ages[1]  = last[57:56];
-  assign \wr__data.ages[2]  = last[59:58];
-  assign \wr__data.ages[3]  = last[61:60];
+  assign \new.order  = \new [53:48];
+  assign \$signature__data$21.valid  = last[9:6];
+  assign \$signature__data$21.tags  = last[53:10];
+  assign \$signature__data$21.tags[0]  = last[20:10];
+  assign \$signature__data$21.tags[1]  = last[31:21];
+  assign \$signature__data$21.tags[2]  = last[42:32];
+  assign \$signature__data$21.tags[3]  = last[53:43];
+  assign \$signature__data$21.order  = last[59:54];
+  assign \$signature__data$25.valid  = last[9:6];
+  assign \$signature__data$25.tags  = last[53:10];
+  assign \$signature__data$25.tags[0]  = last[20:10];
+  assign \$signature__data$25.tags[1]  = last[31:21];
+  assign \$signature__data$25.tags[2]  = last[42:32];
+  assign \$signature__data$25.tags[3]  = last[53:43];
+  assign \$signature__data$25.order  = last[59:54];
   assign \responses__payload.hit  = responses__payload[0];
   assign \responses__payload.entry  = responses__payload[7:1];
-  assign way_hit[3] = \$11 ;
-  assign way_hit[2] = \$9 ;
-  assign way_hit[1] = \$7 ;
-  assign way_hit[0] = \$5 ;
-  assign \$18  = 1'h1;
-  assign \$19  = \$17 ;
-  assign \$21  = cur[0];
-  assign \$30  = { 1'h0, \$29  };
-  assign \$35  = { 1'h0, \$34  };
-  assign \$39  = 2'h0;
-  assign \$44  = \$43 ;
-  assign \$59  = 2'h0;
-  assign \$60  = \$58 ;
-  assign \$80  = 2'h0;
-  assign \$85  = \$84 ;
-  assign \$100  = 2'h0;
-  assign \$101  = \$99 ;
+  assign way_hit[3] = \$16 ;
+  assign way_hit[2] = \$13 ;
+  assign way_hit[1] = \$10 ;
+  assign way_hit[0] = \$7 ;
+  assign \$29  = 1'h1;
+  assign \$30  = \$28 ;
+  assign \$32  = last[6];
+  assign \$53  = 1'h1;
+  assign \$54  = \$52 ;
+  assign \$56  = seen[0];
+  assign \$67  = { 1'h0, \$66  };
+  assign \$90  = last[5];
 endmodule
 
 (* generator = "Amaranth" *)

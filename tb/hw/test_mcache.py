@@ -15,6 +15,8 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from golden import hw as golden
 from mercury_hw import layouts
@@ -183,8 +185,10 @@ def test_lru_differs_from_fifo():
 
 
 def hazard_streams(cfg: MercuryConfig, rng: random.Random) -> dict[str, tuple[list, list]]:
-    """Directed request streams for the pipeline's hazards (the lookup stage forwards the
-    records of the two lookups before it): name -> (requests, expected hit bits).
+    """Directed request streams for the pipeline's hazards (the memory read misses the records
+    of the two lookups before a request, which the MCache forwards: the one of the cycle before
+    in the lookup stage, ``live``, the one before it from ``last``): name -> (requests,
+    expected hit bits).
 
     ``a``, ``b``, ``c``, ... are distinct tags of one set ``s``; ``o`` is a signature in another
     set (when there is one).
@@ -261,3 +265,44 @@ def test_mcache_pipeline_hazards(cfg_name, policy, stalls, seed):
         assert [r["hit"] for r in got] == hits, f"{name}: hits {[r['hit'] for r in got]}"
         if stalls == (0.0, 0.0):
             assert [r["in_cycle"] for r in got] == list(range(len(requests))), name
+
+
+#: Small geometries for the property test: few sets and tags, so that back-to-back requests to
+#: one set, hits on every way, evictions and re-inserts are frequent.
+PROPERTY_CONFIGS = [
+    MercuryConfig(lanes=1, max_len=8, sig_bits=5, sets=2, ways=4, pes=1, acc_width=20,
+                  max_vectors=8),
+    MercuryConfig(lanes=1, max_len=8, sig_bits=4, sets=1, ways=3, pes=1, acc_width=20,
+                  max_vectors=8),
+    MercuryConfig(lanes=1, max_len=8, sig_bits=6, sets=2, ways=8, pes=1, acc_width=20,
+                  max_vectors=8),
+]
+
+
+@st.composite
+def same_set_streams(draw):
+    """(config index, policy, requests, stall probabilities, stall seed): requests mostly to set
+    0 with ``ways + 2`` tags, some to set 1, rare flushes."""
+    c = draw(st.integers(0, len(PROPERTY_CONFIGS) - 1))
+    cfg = PROPERTY_CONFIGS[c]
+    n_tags = min(cfg.ways + 2, 1 << cfg.tag_bits)
+    item = st.tuples(st.sampled_from([0, 0, 0, cfg.sets - 1]), st.integers(0, n_tags - 1),
+                     st.sampled_from([0] * 15 + [1]))
+    items = draw(st.lists(item, min_size=1, max_size=60))
+    requests = [{"sig": (t << cfg.set_bits) | s, "flush": f} for s, t, f in items]
+    stalls = draw(st.sampled_from([(0.0, 0.0), (0.0, 0.0), (0.3, 0.4)]))
+    return c, draw(st.sampled_from(["lru", "fifo"])), requests, stalls, draw(st.integers(0, 99))
+
+
+@settings(max_examples=40)
+@given(same_set_streams())
+def test_mcache_property_same_set(case):
+    """Random streams heavy in back-to-back same-set requests (hits on every way, evictions,
+    flushes) give exactly the golden ``(hit, entry)`` of every request (checked in
+    ``run_mcache``), one request per cycle when nothing stalls."""
+    c, policy, requests, stalls, stall_seed = case
+    cfg = PROPERTY_CONFIGS[c].replace(policy=policy)
+    got = run_mcache(cfg, requests, random.Random(stall_seed), p_in_stall=stalls[0],
+                     p_out_stall=stalls[1])
+    if stalls == (0.0, 0.0):
+        assert [r["in_cycle"] for r in got] == list(range(len(requests)))

@@ -17,7 +17,7 @@ Usage::
     python tb/tools/mutate.py                 # every mutant; prints the score;
                                               # exit 1 if one survives
     python tb/tools/mutate.py --list
-    python tb/tools/mutate.py --only lru_no_aging,tag_msb_core
+    python tb/tools/mutate.py --only lru_no_clear,tag_msb_core
 
 Each mutant's ``old`` text must occur exactly once in its file: a mutant that no longer applies
 (the code moved) is an error, not a silent pass.
@@ -107,16 +107,16 @@ MUTANTS = [
     _m(
         "tag_msb_mcache",
         "mercury_hw/mcache.py",
-        "s1.tag.eq(req.sig[cfg.set_bits:])",
-        "s1.tag.eq(req.sig[cfg.set_bits:-1])",
+        "tag = req.sig[cfg.set_bits:]",
+        "tag = req.sig[cfg.set_bits:-1]",
         T_MCACHE,
         "set/tag split: the tag's most significant bit ignored",
     ),
     _m(
         "tag_msb_core",
         "mercury_hw/mcache.py",
-        "s1.tag.eq(req.sig[cfg.set_bits:])",
-        "s1.tag.eq(req.sig[cfg.set_bits:-1])",
+        "tag = req.sig[cfg.set_bits:]",
+        "tag = req.sig[cfg.set_bits:-1]",
         T_CORE_ONLY,
         "the same tag-MSB bug, against the core tests alone (near-miss tags)",
     ),
@@ -129,18 +129,18 @@ MUTANTS = [
         "set/tag split: set taken one bit too high",
     ),
     _m(
-        "lru_no_aging",
+        "lru_no_clear",
         "mercury_hw/mcache.py",
-        "Mux(ages[w] < ages[u], ages[w] + 1, ages[w])",
-        "Mux(ages[w] < ages[u], ages[w], ages[w])",
+        "use[i] | (~use[j] & cur.order[k])",
+        "use[i] | cur.order[k]",
         T_MCACHE,
-        "LRU update: more recent ways do not age",
+        "LRU update: the way used does not become more recent than the ways before it",
     ),
     _m(
         "lru_victim_mru",
         "mercury_hw/mcache.py",
-        "Cat(a == ways - 1 for a in cur.ages)",
-        "Cat(a == 0 for a in cur.ages)",
+        "[~order[index[w, j]] if w < j else order[index[j, w]]",
+        "[order[index[w, j]] if w < j else ~order[index[j, w]]",
         T_MCACHE,
         "victim choice: the most recently used way",
     ),
@@ -152,14 +152,14 @@ MUTANTS = [
         T_MCACHE,
         "FIFO update: the pointer advances on hits, not on misses",
     ),
-    # Not a mutant: "Mux(cur.valid.all(), ...)" -> "Mux(cur.valid.any(), ...)" (the policy's way
-    # chosen before the set is full) is equivalent: ways fill in order, so the LRU way (age
-    # ways-1) and the FIFO pointer are then the lowest invalid way anyway. It survived, as it must.
+    # Not a mutant: "Mux(rec.valid.all(), ...)" -> "Mux(rec.valid.any(), ...)" (the policy's way
+    # chosen before the set is full) is equivalent: ways fill in order, so the LRU way and the
+    # FIFO pointer are then the lowest invalid way anyway. It survived, as it must.
     _m(
         "victim_lowest_valid",
         "mercury_hw/mcache.py",
-        "Cat(~cur.valid[w] & cur.valid[:w].all() for w",
-        "Cat(cur.valid[w] & ~cur.valid[:w].any() for w",
+        "Cat(~rec.valid[w] & rec.valid[:w].all() for w",
+        "Cat(rec.valid[w] & ~rec.valid[:w].any() for w",
         T_MCACHE,
         "victim choice: a set that is not full overwrites its lowest valid way",
     ),
@@ -181,32 +181,74 @@ MUTANTS = [
         T_MCACHE,
         "entry index: way-major instead of set * ways + way",
     ),
-    # -- mercury_hw: MCACHE pipeline hazards (a read misses the write backs of the two latest
-    # lookups, which are forwarded; see the MCache docstring)
+    # -- mercury_hw: MCACHE pipeline hazards (the read misses the records of the lookup in its
+    # cycle, ``live``, and of the latest lookup before, forwarded from ``last``; see _read_stage)
     _m(
-        "forward_prev_off",
+        "live_off",
         "mercury_hw/mcache.py",
-        "Mux(s1.forward, last.record,",
-        "Mux(0, last.record,",
+        "cur.eq(Mux(s1.live, last.record, seen))",
+        "cur.eq(seen)",
         T_HAZARD,
-        "forwarding: the previous lookup's record never forwarded (a stale read)",
+        "forwarding: the previous cycle's lookup's record never used (a stale read)",
+    ),
+    _m(
+        "live_hit_stale",
+        "mercury_hw/mcache.py",
+        "Mux(last.use[w], s1.same, s1.pre_cur[w])",
+        "s1.pre_cur[w]",
+        T_HAZARD,
+        "forwarding: the tag the previous cycle's lookup wrote is not compared (its way's old "
+        "tag is)",
+    ),
+    _m(
+        "live_victim_stale",
+        "mercury_hw/mcache.py",
+        "Mux(s1.live, self._victim(last.record),",
+        "Mux(0, self._victim(last.record),",
+        T_HAZARD,
+        "forwarding: the victim chosen from the set as read, not after the previous lookup",
     ),
     _m(
         "forward_two_back_off",
         "mercury_hw/mcache.py",
-        "Mux(s1.forward2, last2.record, rd.data)",
-        "Mux(0, last2.record, rd.data)",
+        "same_last = last.valid & (last.set == set_index)",
+        "same_last = last.valid & (last.set == set_index) & ~s1.valid",
         T_HAZARD,
-        "forwarding: the record of the lookup two back never forwarded (a stale read)",
+        "forwarding: the latest lookup's record not forwarded while another request is in the "
+        "lookup stage (the same set two requests apart: a stale read)",
     ),
     # (A one-cycle gap needs input stalls: killed by the hazard tests' "stall" runs only.)
     _m(
         "forward_after_bubble",
         "mercury_hw/mcache.py",
-        "forward = Mux(s1.valid, s1.set == set_index, same(last))",
-        "forward = Mux(s1.valid, s1.set == set_index, 0)",
+        "same_last = last.valid & (last.set == set_index)",
+        "same_last = last.valid & (last.set == set_index) & s1.valid",
         T_HAZARD,
         "forwarding: the latest lookup not forwarded across a one-cycle gap in the requests",
+    ),
+    _m(
+        "live_same_tag",
+        "mercury_hw/mcache.py",
+        "s1.same.eq(s1.tag == tag)",
+        "s1.same.eq(1)",
+        T_HAZARD,
+        "forwarding: any request right after a lookup to its set hits the way that lookup used",
+    ),
+    _m(
+        "flush_record_kept",
+        "mercury_hw/mcache.py",
+        "seen.eq(Mux(s1.fresh, s1.base, layout.const({})))",
+        "seen.eq(s1.base)",
+        T_HAZARD,
+        "flush propagation: a flushed set's old valid bits and replacement state kept",
+    ),
+    _m(
+        "flush_hits_kept",
+        "mercury_hw/mcache.py",
+        "s1.pre[w] & s1.fresh))",
+        "s1.pre[w]))",
+        T_HAZARD,
+        "flush propagation: a flushed set's old tags still hit",
     ),
     _m(
         "flush_then_lookup",
