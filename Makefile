@@ -13,6 +13,9 @@ SIM_DEFAULT ?= --model resnet18-digits --sig-bits 32 --batch 8 \
 # WAVES=1: waveforms (make sim: OUT/waves/NNN.fst + .gtkw; make test: cocotb FST, Amaranth VCD)
 WAVES  ?=
 export AMARANTH_USE_YOSYS := builtin
+# OpenMP threads that wait sleep instead of spinning: with 2 pytest workers x torch threads on a
+# shared machine, spinning burned 4x the CPU (mercury_cli/main.py sets the same for the CLI).
+export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all sim test test-long test-fast verilog verilog-check lint ruff bench synth clean distclean deps coverage soak mutate

@@ -15,8 +15,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
+
+# Before any command imports torch: OpenMP threads waiting for work sleep instead of spinning.
+# Spinning wastes the CPU whenever a thread is descheduled (a loaded or shared machine): a
+# training step cost 7x the CPU with libgomp's default (BENCHMARKS.md, the training section).
+# A value the user set wins; the numbers do not depend on it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
