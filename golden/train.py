@@ -8,7 +8,8 @@ int8 model of docs/spec.md section 12 (so that reuse is the only difference):
   the per-layer settings of the adaptive policy (:mod:`golden.adaptive`), the weight gradient
   grouped by the forward's owners, the input gradient reused over its own signatures when asked.
 
-After every epoch each run is evaluated on the validation and test splits, exactly (reuse off
+After every epoch each run is evaluated on the validation split, after the last one also on the
+test split (``test_exact``/``test_reuse`` of the earlier epochs are None), exactly (reuse off
 everywhere) and with reuse (propagating, spec 12; the baseline with reuse on at s = S everywhere,
 mercury with its current policy); the adaptive policy decides on the validation figures only,
 after every epoch but the last (its final state, ``policy.json``, is the one the final accuracies
@@ -221,19 +222,39 @@ def _evaluate(run: _Run, data, settings, hardware: dict, batch: int) -> float:
 def _monitor(run: _Run, images, hardware: dict) -> list[LayerObservation]:
     """Per conv on one validation batch, propagating the current policy: hit rate at the current
     s (computed even when the layer is off: a probe) and relative output error of reuse against
-    the exact int8 output for the same input."""
-    from golden.reuse_conv import reuse_conv2d
+    the exact int8 output for the same input.
+
+    One accumulator convolution per conv: the reuse output is the exact output with each hit's
+    row replaced by its owner's (``dequantize`` is elementwise, so gathering rows before or after
+    it gives the same values), laid out as :func:`golden.reuse_conv.reuse_conv2d` lays it out.
+    """
+    from golden import hw
+    from golden.reuse_conv import conv_with_trace, pass_trace
     from golden.reuse_net import Propagate, conv_geometry
 
     obs: list[LayerObservation | None] = [None] * len(run.convs)
     settings = run.policy.settings()
+    cache = {k: hardware[k] for k in ("sig_bits", "sets", "ways", "policy", "block")}
 
     def fn(i, conv, x):
-        kw = dict(**conv_geometry(conv), **hardware)
-        y_e, _ = reuse_conv2d(x, conv.weight, conv.bias, enabled=False, **kw)
-        y_r, st = reuse_conv2d(x, conv.weight, conv.bias, sig_len=settings[i].sig_len, **kw)
+        box = []
+
+        def trace(xq, kernel, geom):
+            sigs = hw.signatures_conv(xq, formation="window", kernel_size=kernel,
+                                      sig_bits=hardware["sig_bits"], seed=hardware["seed"], **geom)
+            box.append(pass_trace(sigs, **cache, sig_len=settings[i].sig_len))
+            return hw.no_reuse_trace(len(box[0]))
+
+        y_e, st = conv_with_trace(x, conv.weight, conv.bias, **conv_geometry(conv), trace=trace,
+                                  block=hardware["block"])
+        tr = box[0]
+        y_r = y_e
+        if tr.hits:
+            n, k, oh, ow = y_e.shape
+            rows = y_e.permute(0, 2, 3, 1).reshape(-1, k)[tr.owner]
+            y_r = rows.reshape(n, oh, ow, k).permute(0, 3, 1, 2)
         err = float((y_r - y_e).norm() / y_e.norm().clamp_min(1e-12))
-        obs[i] = LayerObservation(hit_rate=st.hit_rate, error=err)
+        obs[i] = LayerObservation(hit_rate=tr.hits / len(tr) if len(tr) else 0.0, error=err)
         return (y_r if settings[i].reuse else y_e), st
 
     run.model.eval()
@@ -282,7 +303,11 @@ def _epoch(run: _Run, splits: dict, hardware: dict, bar) -> None:
 
     off = [LayerSetting(False, None)] * len(run.convs)
     reuse_settings = run.eval_settings()
-    acc = {f"{split}_{kind}": _evaluate(run, splits[split], st, hardware, cfg.eval_batch)
+    # the test split only after the last epoch: nothing is chosen on it, and per epoch it would
+    # cost twice the validation's evaluation (360 images against 180)
+    last = run.epoch + 1 == cfg.epochs
+    acc = {f"{split}_{kind}": (_evaluate(run, splits[split], st, hardware, cfg.eval_batch)
+                               if split == "val" or last else None)
            for split in ("val", "test") for kind, st in (("exact", off), ("reuse", reuse_settings))}
     row = dict(epoch=run.epoch + 1, loss=loss, **acc, speedup=training_speedup(counts),
                hit_rate=[c.forward.to_dict()["hit_rate"] for c in counts],
