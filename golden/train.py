@@ -54,7 +54,7 @@ class TrainConfig:
     """Everything that determines a training run (hashed into the checkpoints)."""
 
     model: str = "resnet18-digits"
-    epochs: int = 4
+    epochs: int = 10
     batch: int = 64
     lr: float = 0.1
     weight_decay: float = 5e-4
