@@ -6,7 +6,10 @@ int8 model of docs/spec.md section 12 (so that reuse is the only difference):
 - ``baseline``: every conv exact in every pass (:meth:`PassSettings.off`);
 - ``mercury``: every conv through :func:`golden.mercury_conv.mercury_conv2d`: forward reuse with
   the per-layer settings of the adaptive policy (:mod:`golden.adaptive`), the weight gradient
-  grouped by the forward's owners, the input gradient reused over its own signatures when asked.
+  grouped by the forward's owners, the input gradient reused over its own signatures when asked;
+  with ``exact_epochs`` = E > 0 its first E epochs train exactly (every pass exact, like the
+  baseline; the policy observes and decides from the probe of :func:`_monitor`), reuse starts
+  with epoch E + 1.
 
 After every epoch each run is evaluated on the validation split, after the last one also on the
 test split (``test_exact``/``test_reuse`` of the earlier epochs are None), exactly (reuse off
@@ -68,6 +71,7 @@ class TrainConfig:
     dgrad: bool = False
     dgrad_sig_len: int | None = None
     adaptive: bool = True
+    exact_epochs: int = 0  # mercury: the first N epochs train exactly, then reuse starts
     rule: AdaptiveRule = field(default_factory=AdaptiveRule)
     hardware: dict = field(default_factory=dict)  # sig_bits seed sets ways policy block lanes pes
 
@@ -85,6 +89,9 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{name.replace('_', ' ')} must be a positive integer, not {v!r}")
+        if not (isinstance(self.exact_epochs, int) and 0 <= self.exact_epochs < self.epochs):
+            raise UserError(f"exact epochs must be 0..epochs - 1 = {self.epochs - 1}, not "
+                            f"{self.exact_epochs!r}")
         if not (0 < self.lr < 10):
             raise UserError(f"learning rate must be in (0, 10), not {self.lr}")
         if not (0 <= self.weight_decay < 1):
@@ -171,9 +178,9 @@ class _Run:
         self.counts = [LayerCounts() for _ in self.convs]
 
     def pass_settings(self) -> list[PassSettings]:
-        if self.policy is None:
-            return [PassSettings.off()] * len(self.convs)
         c = self.cfg
+        if self.policy is None or self.epoch < c.exact_epochs:
+            return [PassSettings.off()] * len(self.convs)
         on = c.adaptive
         return [PassSettings(forward=r, sig_len=s, wgrad=c.wgrad and r, dgrad=c.dgrad,
                              dgrad_sig_len=c.dgrad_sig_len)
@@ -316,7 +323,9 @@ def _epoch(run: _Run, splits: dict, hardware: dict, bar) -> None:
         # no decision after the last epoch: no epoch would train or be evaluated with it, so the
         # final state (policy.json) is the one the final accuracies were measured with
         obs = _monitor(run, splits["val"].images[:cfg.monitor], hardware)
-        obs = [LayerObservation(c.forward.to_dict()["hit_rate"] if on else o.hit_rate, o.error)
+        reused = run.epoch >= cfg.exact_epochs  # else the probe's hit rate: training was exact
+        obs = [LayerObservation(c.forward.to_dict()["hit_rate"] if on and reused else o.hit_rate,
+                                o.error)
                for c, o, on in zip(counts, obs, run.policy.reuse, strict=True)]
         run.policy.step(run.epoch, obs, loss, acc["val_exact"], acc["val_reuse"])
     row["seconds"] = round(time.monotonic() - t0, 1)

@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input-gradient reuse over its own signatures (approximate)")
     parser.add_argument("--dgrad-sig-len", type=int_arg("dgrad_sig_len"), default=None,
                         metavar="N", help="signature length of the input-gradient pass (default S)")
+    parser.add_argument("--exact-epochs", type=int_arg("exact_epochs"), default=d.exact_epochs,
+                        metavar="N", help="the MERCURY run trains its first N epochs exactly, "
+                        f"then with reuse (default {d.exact_epochs})")
     parser.add_argument("--no-adaptive", action="store_true",
                         help="fixed policy: reuse on at --start-len in every conv")
     g = parser.add_argument_group("adaptive policy (golden/adaptive.py)")
@@ -93,7 +96,8 @@ def _config(args):
     return TrainConfig(model=args.model, epochs=args.epochs, batch=args.batch, lr=args.lr,
                        seed=args.train_seed, threads=args.threads, max_steps=args.max_steps,
                        wgrad=not args.no_wgrad, dgrad=args.dgrad, dgrad_sig_len=args.dgrad_sig_len,
-                       adaptive=not args.no_adaptive, rule=rule, hardware=hardware)
+                       adaptive=not args.no_adaptive, exact_epochs=args.exact_epochs, rule=rule,
+                       hardware=hardware)
 
 
 def run(args: argparse.Namespace) -> int:
