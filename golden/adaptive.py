@@ -15,14 +15,21 @@ without reuse, and takes one decision per conv, first matching rule:
    spec 9.4 gain is below ``min_hit_rate`` of the layer's cycles while every hit may err);
 2. on, error > ``max_error``, or error grown by more than ``error_growth`` (relative) since the
    conv's previous observation, or the loss did not fall by ``plateau`` (relative) since the last
-   epoch: **lengthen** s by ``step`` (fewer, safer hits); at s = S with error > ``max_error``:
-   **off**;
+   epoch, or the validation accuracy evaluated *exactly* fell more than ``regression`` pp below
+   its best so far (the model itself got worse, whatever reuse-vs-exact says): **lengthen** s by
+   ``step`` (fewer, safer hits); at s = S with error > ``max_error``: **off**;
 3. on, validation accuracy with reuse within ``acc_tolerance`` pp of exact and error <=
    ``max_error / 2`` and s > ``min_len``: **shorten** s by ``step`` (more hits);
 4. off, probed hit rate >= ``probe_hit_rate`` and probed error <= ``max_error / 2``: **on** again;
 5. otherwise **keep**.
 
 Every decision (keep included) is logged with its reason and the observation behind it.
+
+Why the exact accuracy's trend (rule 2): a network trained with reuse learns its BatchNorm
+statistics on reused outputs, so evaluated with reuse it can match or beat itself evaluated
+exactly while both lag far behind (measured: BENCHMARKS.md); "reuse within a tolerance of exact"
+alone then keeps shortening. The model's own exact validation accuracy falling below its best is
+a signal that needs no second (baseline) run: a user trains once.
 
 The default ``max_error`` is high (0.6) on purpose: sign-of-projection signatures cannot tell a
 vector from a positive multiple of it (spec section 5), so even s = S gives relative output
@@ -56,6 +63,7 @@ class AdaptiveRule:
     acc_tolerance: float = 0.5
     probe_hit_rate: float = 0.10
     warmup: int = 1
+    regression: float = 0.5
 
     def check(self, sig_bits: int) -> None:
         """UserError naming the first impossible value."""
@@ -71,7 +79,7 @@ class AdaptiveRule:
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 <= v <= 1):
                 raise UserError(f"{name.replace('_', ' ')} must be in [0, 1], not {v}")
-        for name in ("max_error", "error_growth", "plateau", "acc_tolerance"):
+        for name in ("max_error", "error_growth", "plateau", "acc_tolerance", "regression"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise UserError(f"{name.replace('_', ' ')} must be finite and >= 0, not {v}")
@@ -112,6 +120,7 @@ class AdaptivePolicy:
     log: list[Decision] = field(default_factory=list)
     last_loss: float | None = None
     last_error: list[float | None] = field(default_factory=list)
+    best_exact: float | None = None
 
     def __post_init__(self):
         self.rule.check(self.sig_bits)
@@ -136,13 +145,22 @@ class AdaptivePolicy:
         r = self.rule
         stalled = self.last_loss is not None and loss > self.last_loss * (1 - r.plateau)
         self.last_loss = loss
+        fell = self.best_exact is not None and val_exact < self.best_exact - r.regression
+        best = self.best_exact
+        self.best_exact = val_exact if best is None else max(best, val_exact)
+        if stalled:
+            worse = "loss did not fall"
+        elif fell:
+            worse = f"exact validation accuracy {val_exact:.2f} fell below its best {best:.2f}"
+        else:
+            worse = None
         holds = val_reuse >= val_exact - r.acc_tolerance
         out = []
         for i, o in enumerate(obs):
             if epoch < r.warmup:
                 action, why = "keep", f"warm-up ({r.warmup} epochs)"
             else:
-                action, why = self._decide(i, o, stalled, holds)
+                action, why = self._decide(i, o, worse, holds)
             self.last_error[i] = o.error
             self._apply(i, action)
             d = Decision(epoch, i, self.names[i], action, why, self.reuse[i], self.sig_len[i],
@@ -151,7 +169,8 @@ class AdaptivePolicy:
         self.log += out
         return out
 
-    def _decide(self, i: int, o: LayerObservation, stalled: bool, holds: bool) -> tuple[str, str]:
+    def _decide(self, i: int, o: LayerObservation, worse: str | None,
+                holds: bool) -> tuple[str, str]:
         r, s, full = self.rule, self.sig_len[i], self.sig_bits
         if not self.reuse[i]:
             if o.hit_rate >= r.probe_hit_rate and o.error <= r.max_error / 2:
@@ -163,10 +182,10 @@ class AdaptivePolicy:
                            f"signature pass")
         prev = self.last_error[i]
         grown = prev is not None and o.error > prev * (1 + r.error_growth)
-        if o.error > r.max_error or grown or stalled:
+        if o.error > r.max_error or grown or worse:
             why = (f"error {o.error:.4f} > {r.max_error}" if o.error > r.max_error
                    else f"error grew from {prev:.4f} to {o.error:.4f}" if grown
-                   else "loss did not fall")
+                   else worse)
             if s < full:
                 return "lengthen", why
             if o.error > r.max_error:
@@ -198,9 +217,11 @@ class AdaptivePolicy:
 
     def state_dict(self) -> dict:
         return dict(reuse=list(self.reuse), sig_len=list(self.sig_len), last_loss=self.last_loss,
-                    last_error=list(self.last_error), log=[asdict(d) for d in self.log])
+                    last_error=list(self.last_error), best_exact=self.best_exact,
+                    log=[asdict(d) for d in self.log])
 
     def load_state_dict(self, d: dict) -> None:
         self.reuse, self.sig_len = list(d["reuse"]), list(d["sig_len"])
         self.last_loss, self.last_error = d["last_loss"], list(d["last_error"])
+        self.best_exact = d["best_exact"]
         self.log = [Decision(**e) for e in d["log"]]

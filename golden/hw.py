@@ -382,41 +382,61 @@ def cache_run(sigs, *, sig_bits: int, sets: int, ways: int, policy: str, block: 
     fits 4 bits), ordered from least to most recently used (lru) or inserted (fifo). Within a set,
     equal signatures <=> equal tags. Ways fill 0, 1, ... after a flush and never become invalid
     until the next flush, so the lowest invalid way is the number of valid ones.
+
+    A vector whose signature equals the previous vector's in the same block (a *repeat*, e.g.
+    the zero windows of a background) hits the entry the previous lookup left its signature in,
+    without changing any state: that entry is the set's most recent (lru: it was just inserted or
+    moved to the end; fifo: a hit changes no order), so nothing else happened in between. Only the
+    other vectors go through the loop; each repeat then copies the entry and owner of the last
+    non-repeat before it (vectorised). Bit for bit the result of the plain loop.
     """
     _check_geometry(sig_bits, sets, ways, policy, block)
     mask = (1 << sig_bits) - 1
-    sl = [s & mask for s in sigs_to_uints(sigs)]
-    v_total = len(sl)
+    arr = np.asarray(sigs_to_uints(sigs), dtype=np.uint64) & np.uint64(mask)
+    v_total = len(arr)
+    pos = np.arange(v_total)
+    repeat = np.zeros(v_total, dtype=bool)
+    if v_total > 1:
+        repeat[1:] = arr[1:] == arr[:-1]
+    repeat[::block] = False  # the first vector of a block follows a flush
+    heads = pos[~repeat]
+    sl = arr[heads].tolist()
     smask = sets - 1
     lru = policy == "lru"
-    hit = bytearray(v_total)
-    entry = [0] * v_total
-    owner = list(range(v_total))
-    for b0 in range(0, v_total, block):
-        table: dict[int, OrderedDict] = {}  # the flush: every set empty
-        for v in range(b0, min(b0 + block, v_total)):
-            sg = sl[v]
-            s = sg & smask
-            od = table.get(s)
-            if od is None:
-                od = table[s] = OrderedDict()
-            val = od.get(sg)
-            if val is not None:
-                hit[v] = 1
-                entry[v] = s * ways + (val & 15)
-                owner[v] = val >> 4
-                if lru:
-                    od.move_to_end(sg)
+    hit = np.zeros(v_total, dtype=bool)
+    entry = np.zeros(v_total, dtype=np.int64)
+    owner = pos.copy()
+    table: dict[int, OrderedDict] = {}
+    b_end = 0
+    for v, sg in zip(heads.tolist(), sl, strict=True):
+        if v >= b_end:  # the flush: every set empty
+            table = {}
+            b_end = v - v % block + block
+        s = sg & smask
+        od = table.get(s)
+        if od is None:
+            od = table[s] = OrderedDict()
+        val = od.get(sg)
+        if val is not None:
+            hit[v] = True
+            entry[v] = s * ways + (val & 15)
+            owner[v] = val >> 4
+            if lru:
+                od.move_to_end(sg)
+        else:
+            if len(od) < ways:
+                w = len(od)
             else:
-                if len(od) < ways:
-                    w = len(od)
-                else:
-                    w = od.popitem(last=False)[1] & 15
-                od[sg] = (v << 4) | w
-                entry[v] = s * ways + w
-    return CacheTrace(hit=torch.from_numpy(np.frombuffer(bytes(hit), dtype=np.uint8).astype(bool)),
-                      entry=torch.tensor(entry, dtype=torch.int64),
-                      owner=torch.tensor(owner, dtype=torch.int64))
+                w = od.popitem(last=False)[1] & 15
+            od[sg] = (v << 4) | w
+            entry[v] = s * ways + w
+    if repeat.any():
+        last = np.maximum.accumulate(np.where(repeat, 0, pos))  # the last non-repeat at or before
+        hit[repeat] = True
+        entry[repeat] = entry[last[repeat]]
+        owner[repeat] = owner[last[repeat]]
+    return CacheTrace(hit=torch.from_numpy(hit), entry=torch.from_numpy(entry),
+                      owner=torch.from_numpy(owner))
 
 
 def cache_hits(sigs, *, sig_bits: int, sets: int, ways: int, policy: str, block: int) -> np.ndarray:

@@ -156,10 +156,10 @@ def _forward_trace(call: _Call, box: list):
     return trace
 
 
-def _dequantized(t: torch.Tensor) -> torch.Tensor:
-    """``scale * q`` (spec section 2) in float32: the value the forward multiplied."""
-    q, scale = hw.quantize_values(t, torch.float64)
-    return (q * scale).to(torch.float32)
+def _dequantized(q: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * q`` (spec section 2) in float32 from the forward's quantized integers ``q``
+    (float32 or float64, exact): the value the forward multiplied."""
+    return (q.to(torch.float64) * scale).to(torch.float32)
 
 
 def _wgrad_cycles(hit: torch.Tensor, length: int, k: int, cfg: dict,
@@ -184,12 +184,15 @@ class MercuryConvFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, call: _Call):
         box: list = []
         cfg = call.cfg
+        q: dict = {}
         y, stats = conv_with_trace(x, weight, bias, call.geom["stride"], call.geom["padding"],
                                    call.geom["dilation"], trace=_forward_trace(call, box),
-                                   block=cfg["block"], lanes=cfg["lanes"], pes=cfg["pes"])
+                                   block=cfg["block"], lanes=cfg["lanes"], pes=cfg["pes"], keep=q)
         ctx.call, ctx.trace = call, box[0]
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x, weight)
+        ctx.scales = q["sx"], q["sw"]
+        ctx.x_meta, ctx.w_meta = (x.shape, x.dtype), (weight.shape, weight.dtype)
+        ctx.save_for_backward(q["xq"], q["wq"])
         if call.counts is not None:
             call.counts.forward.add(PassCounts(
                 vectors=stats.vectors, hits=stats.hits, macs_done=stats.macs_done,
@@ -199,32 +202,45 @@ class MercuryConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, weight = ctx.saved_tensors
+        xq, wq = ctx.saved_tensors
+        sx, sw = ctx.scales
         call, tr = ctx.call, ctx.trace
         st, cfg, geom = call.settings, call.cfg, call.geom
         n, k, oh, ow = grad_y.shape
-        v, length = n * oh * ow, weight[0].numel()
+        v, length = n * oh * ow, wq[0].numel()
         g = grad_y.detach().to(torch.float32).permute(0, 2, 3, 1).reshape(v, k)
         owners = torch.nonzero(~tr.hit).squeeze(1)  # miss vectors, in vector order
-        gs = torch.zeros_like(g).index_add_(0, tr.owner, g)  # group sums; hit rows stay 0
+        gs = _group_sums(g, tr.owner)
         counts = LayerCounts() if call.counts is not None else None
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
             gmap = _as_map(gs, n, oh, ow)
-            grad_w = torch.nn.grad.conv2d_weight(_dequantized(x), weight.shape, gmap, **geom)
-            grad_w = grad_w.to(weight.dtype)
+            grad_w = torch.nn.grad.conv2d_weight(_dequantized(xq, sx), ctx.w_meta[0], gmap, **geom)
+            grad_w = grad_w.to(ctx.w_meta[1])
             if counts is not None:
                 _count_wgrad(counts, tr, owners, length, k, st, cfg)
         if ctx.needs_input_grad[0]:
             rows = _dgrad_rows(gs, owners, st, cfg, counts, length)
             rmap = _as_map(rows, n, oh, ow)
-            grad_x = torch.nn.grad.conv2d_input(x.shape, _dequantized(weight), rmap, **geom)
-            grad_x = grad_x.to(x.dtype)
+            grad_x = torch.nn.grad.conv2d_input(ctx.x_meta[0], _dequantized(wq, sw), rmap, **geom)
+            grad_x = grad_x.to(ctx.x_meta[1])
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(dim=(0, 2, 3))
         if counts is not None:
             call.counts.add(counts)
         return grad_x, grad_w, grad_b, None
+
+
+def _group_sums(g: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """``Gs[o] = sum over v with owner(v) = o of G[v]`` (hit rows 0), added in vector order.
+
+    One ``index_add_`` over the flattened (V*K) elements: element (v, k) adds into
+    (owner(v), k) for v = 0, 1, ... in turn, the order of the row-wise ``index_add_`` (bit for
+    bit the same sums), without its per-row overhead.
+    """
+    v, k = g.shape
+    idx = (owner.unsqueeze(1) * k + torch.arange(k)).reshape(-1)
+    return torch.zeros(v * k, dtype=g.dtype).index_add_(0, idx, g.reshape(-1)).reshape(v, k)
 
 
 def _as_map(rows: torch.Tensor, n: int, oh: int, ow: int) -> torch.Tensor:

@@ -10,9 +10,10 @@ errors, so they reach the prediction.
 Every step calls :mod:`golden.hw`; nothing of the spec is re-implemented here. Pure functions,
 no global state; ``torch.no_grad`` inside (the output carries no gradient).
 
-Exactness: the accumulators of every vector are computed by a float64 ``conv2d`` of the
-quantized integers, exact for the same reason as :func:`golden.hw.exact_matmul` (every product
-and partial sum is an integer below 2**53 for L < 5.5e11), so they equal ``X @ Wm^T`` of spec
+Exactness: the accumulators of every vector are computed by a ``conv2d`` of the quantized
+integers, float32 when every partial sum stays below 2**24 (L <= 1040, :func:`_accumulators`),
+else float64, exact for the same reason as :func:`golden.hw.exact_matmul` (every product and
+partial sum is an integer below 2**53 for L < 5.5e11), so they equal ``X @ Wm^T`` of spec
 section 3 whatever the summation order; a hit's row is then replaced by its owner's
 (``acc[owner]``), which is section 7. Computing the hits' own rows and discarding them gives the
 same values as computing only the misses; it is cheaper in PyTorch than gathering the misses.
@@ -256,6 +257,32 @@ def reuse_conv2d(
     )
 
 
+ACC32_MAX_LEN = (1 << 24) // (127 * 127)
+"""Longest L whose accumulators stay exact in float32: every partial sum has magnitude <=
+L * 127 * 127 < 2**24 (L <= 1040)."""
+
+
+def _accumulators(xq: torch.Tensor, weight: torch.Tensor, geom: dict) -> tuple:
+    """``(acc, wq, sw)``: the accumulators ``X @ Wm^T`` of the quantized integers as a float64
+    (N, K, OH, OW) tensor, exact, and the quantized weight (integers, float32 or float64) with
+    its scale.
+
+    A float32 ``conv2d`` when L <= :data:`ACC32_MAX_LEN` and float32 kernels are IEEE (every
+    product is an integer of magnitude <= 127 * 127 and every partial sum one of magnitude <=
+    L * 127 * 127 < 2**24, exact in float32 in any summation order; NNPACK's Winograd is
+    switched off around the call, as in :func:`golden.hw.signatures_conv`), else float64 (exact
+    below 2**53). Both give the same integers; float32 is about twice as fast.
+    """
+    length = weight[0].numel()
+    if length <= ACC32_MAX_LEN and hw._fp32_is_ieee():
+        wq, sw = hw.quantize_values(weight, torch.float32)
+        with torch.backends.nnpack.flags(enabled=False):
+            acc = F.conv2d(xq, wq, **geom)
+        return acc.to(torch.float64), wq, sw
+    wq, sw = hw.quantize_values(weight, torch.float64)
+    return F.conv2d(xq.to(torch.float64), wq, **geom), wq, sw
+
+
 @torch.no_grad()
 def conv_with_trace(
     x: torch.Tensor,
@@ -269,6 +296,7 @@ def conv_with_trace(
     block: int,
     lanes: int | None = None,
     pes: int | None = None,
+    keep: dict | None = None,
 ) -> tuple[torch.Tensor, ReuseStats]:
     """Steps 1, 2, 4, 5 of spec section 12 around any trace:
     ``trace(xq, kernel, geom) -> CacheTrace``.
@@ -276,6 +304,8 @@ def conv_with_trace(
     ``xq`` is the quantized input (integers in float32), ``kernel`` (R, Sk), ``geom`` the stride,
     padding and dilation pairs. :func:`reuse_conv2d` passes the MCACHE; the ceiling
     (:mod:`golden.ceiling`) passes its oracle. A hit's accumulators are its owner's.
+    ``keep``: a dict that receives the quantized operands ``xq``, ``sx``, ``wq``, ``sw`` (the
+    training backward needs them; spec 16).
     """
     if x.dim() != 4 or weight.dim() != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(
@@ -290,11 +320,10 @@ def conv_with_trace(
     )
     kernel = tuple(int(s) for s in weight.shape[2:])
     xq, sx = hw.quantize_values(x, torch.float32)
-    wq, sw = hw.quantize_values(weight, torch.float64)
     hw._unfold_check(xq, kernel, geom["stride"], geom["padding"], geom["dilation"])
-    acc = F.conv2d(
-        xq.to(torch.float64), wq, **geom
-    )  # (N, K, OH, OW), exact integers (module docstring)
+    acc, wq, sw = _accumulators(xq, weight, geom)  # (N, K, OH, OW), exact integers
+    if keep is not None:
+        keep.update(xq=xq, sx=sx, wq=wq, sw=sw)
     oh, ow = acc.shape[2:]
     v = n * oh * ow
     tr = trace(xq, kernel, geom)

@@ -6,9 +6,13 @@ int8 model of docs/spec.md section 12 (so that reuse is the only difference):
 - ``baseline``: every conv exact in every pass (:meth:`PassSettings.off`);
 - ``mercury``: every conv through :func:`golden.mercury_conv.mercury_conv2d`: forward reuse with
   the per-layer settings of the adaptive policy (:mod:`golden.adaptive`), the weight gradient
-  grouped by the forward's owners, the input gradient reused over its own signatures when asked.
+  grouped by the forward's owners, the input gradient reused over its own signatures when asked;
+  with ``exact_epochs`` = E > 0 its first E epochs train exactly (every pass exact, like the
+  baseline; the policy observes and decides from the probe of :func:`_monitor`), reuse starts
+  with epoch E + 1.
 
-After every epoch each run is evaluated on the validation and test splits, exactly (reuse off
+After every epoch each run is evaluated on the validation split, after the last one also on the
+test split (``test_exact``/``test_reuse`` of the earlier epochs are None), exactly (reuse off
 everywhere) and with reuse (propagating, spec 12; the baseline with reuse on at s = S everywhere,
 mercury with its current policy); the adaptive policy decides on the validation figures only,
 after every epoch but the last (its final state, ``policy.json``, is the one the final accuracies
@@ -53,7 +57,7 @@ class TrainConfig:
     """Everything that determines a training run (hashed into the checkpoints)."""
 
     model: str = "resnet18-digits"
-    epochs: int = 4
+    epochs: int = 10
     batch: int = 64
     lr: float = 0.1
     weight_decay: float = 5e-4
@@ -67,6 +71,7 @@ class TrainConfig:
     dgrad: bool = False
     dgrad_sig_len: int | None = None
     adaptive: bool = True
+    exact_epochs: int = 0  # mercury: the first N epochs train exactly, then reuse starts
     rule: AdaptiveRule = field(default_factory=AdaptiveRule)
     hardware: dict = field(default_factory=dict)  # sig_bits seed sets ways policy block lanes pes
 
@@ -84,6 +89,9 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{name.replace('_', ' ')} must be a positive integer, not {v!r}")
+        if not (isinstance(self.exact_epochs, int) and 0 <= self.exact_epochs < self.epochs):
+            raise UserError(f"exact epochs must be 0..epochs - 1 = {self.epochs - 1}, not "
+                            f"{self.exact_epochs!r}")
         if not (0 < self.lr < 10):
             raise UserError(f"learning rate must be in (0, 10), not {self.lr}")
         if not (0 <= self.weight_decay < 1):
@@ -170,9 +178,9 @@ class _Run:
         self.counts = [LayerCounts() for _ in self.convs]
 
     def pass_settings(self) -> list[PassSettings]:
-        if self.policy is None:
-            return [PassSettings.off()] * len(self.convs)
         c = self.cfg
+        if self.policy is None or self.epoch < c.exact_epochs:
+            return [PassSettings.off()] * len(self.convs)
         on = c.adaptive
         return [PassSettings(forward=r, sig_len=s, wgrad=c.wgrad and r, dgrad=c.dgrad,
                              dgrad_sig_len=c.dgrad_sig_len)
@@ -221,19 +229,39 @@ def _evaluate(run: _Run, data, settings, hardware: dict, batch: int) -> float:
 def _monitor(run: _Run, images, hardware: dict) -> list[LayerObservation]:
     """Per conv on one validation batch, propagating the current policy: hit rate at the current
     s (computed even when the layer is off: a probe) and relative output error of reuse against
-    the exact int8 output for the same input."""
-    from golden.reuse_conv import reuse_conv2d
+    the exact int8 output for the same input.
+
+    One accumulator convolution per conv: the reuse output is the exact output with each hit's
+    row replaced by its owner's (``dequantize`` is elementwise, so gathering rows before or after
+    it gives the same values), laid out as :func:`golden.reuse_conv.reuse_conv2d` lays it out.
+    """
+    from golden import hw
+    from golden.reuse_conv import conv_with_trace, pass_trace
     from golden.reuse_net import Propagate, conv_geometry
 
     obs: list[LayerObservation | None] = [None] * len(run.convs)
     settings = run.policy.settings()
+    cache = {k: hardware[k] for k in ("sig_bits", "sets", "ways", "policy", "block")}
 
     def fn(i, conv, x):
-        kw = dict(**conv_geometry(conv), **hardware)
-        y_e, _ = reuse_conv2d(x, conv.weight, conv.bias, enabled=False, **kw)
-        y_r, st = reuse_conv2d(x, conv.weight, conv.bias, sig_len=settings[i].sig_len, **kw)
+        box = []
+
+        def trace(xq, kernel, geom):
+            sigs = hw.signatures_conv(xq, formation="window", kernel_size=kernel,
+                                      sig_bits=hardware["sig_bits"], seed=hardware["seed"], **geom)
+            box.append(pass_trace(sigs, **cache, sig_len=settings[i].sig_len))
+            return hw.no_reuse_trace(len(box[0]))
+
+        y_e, st = conv_with_trace(x, conv.weight, conv.bias, **conv_geometry(conv), trace=trace,
+                                  block=hardware["block"])
+        tr = box[0]
+        y_r = y_e
+        if tr.hits:
+            n, k, oh, ow = y_e.shape
+            rows = y_e.permute(0, 2, 3, 1).reshape(-1, k)[tr.owner]
+            y_r = rows.reshape(n, oh, ow, k).permute(0, 3, 1, 2)
         err = float((y_r - y_e).norm() / y_e.norm().clamp_min(1e-12))
-        obs[i] = LayerObservation(hit_rate=st.hit_rate, error=err)
+        obs[i] = LayerObservation(hit_rate=tr.hits / len(tr) if len(tr) else 0.0, error=err)
         return (y_r if settings[i].reuse else y_e), st
 
     run.model.eval()
@@ -282,7 +310,11 @@ def _epoch(run: _Run, splits: dict, hardware: dict, bar) -> None:
 
     off = [LayerSetting(False, None)] * len(run.convs)
     reuse_settings = run.eval_settings()
-    acc = {f"{split}_{kind}": _evaluate(run, splits[split], st, hardware, cfg.eval_batch)
+    # the test split only after the last epoch: nothing is chosen on it, and per epoch it would
+    # cost twice the validation's evaluation (360 images against 180)
+    last = run.epoch + 1 == cfg.epochs
+    acc = {f"{split}_{kind}": (_evaluate(run, splits[split], st, hardware, cfg.eval_batch)
+                               if split == "val" or last else None)
            for split in ("val", "test") for kind, st in (("exact", off), ("reuse", reuse_settings))}
     row = dict(epoch=run.epoch + 1, loss=loss, **acc, speedup=training_speedup(counts),
                hit_rate=[c.forward.to_dict()["hit_rate"] for c in counts],
@@ -291,7 +323,9 @@ def _epoch(run: _Run, splits: dict, hardware: dict, bar) -> None:
         # no decision after the last epoch: no epoch would train or be evaluated with it, so the
         # final state (policy.json) is the one the final accuracies were measured with
         obs = _monitor(run, splits["val"].images[:cfg.monitor], hardware)
-        obs = [LayerObservation(c.forward.to_dict()["hit_rate"] if on else o.hit_rate, o.error)
+        reused = run.epoch >= cfg.exact_epochs  # else the probe's hit rate: training was exact
+        obs = [LayerObservation(c.forward.to_dict()["hit_rate"] if on and reused else o.hit_rate,
+                                o.error)
                for c, o, on in zip(counts, obs, run.policy.reuse, strict=True)]
         run.policy.step(run.epoch, obs, loss, acc["val_exact"], acc["val_reuse"])
     row["seconds"] = round(time.monotonic() - t0, 1)

@@ -48,13 +48,18 @@ def _fig_accuracy(rep: dict) -> bytes:
     styles = {"baseline": "tab:blue", "mercury": "tab:red"}
     for name, r in rep["runs"].items():
         ep = [h["epoch"] for h in r["history"]]
-        ax.plot(ep, [h["test_exact"] for h in r["history"]], "-o", color=styles[name],
-                label=f"{name}, evaluated exactly")
-        ax.plot(ep, [h["test_reuse"] for h in r["history"]], "--x", color=styles[name],
-                label=f"{name}, evaluated with reuse")
+        ax.plot(ep, [h["val_exact"] for h in r["history"]], "-o", color=styles[name],
+                label=f"{name}, validation, evaluated exactly")
+        ax.plot(ep, [h["val_reuse"] for h in r["history"]], "--x", color=styles[name],
+                label=f"{name}, validation, evaluated with reuse")
+        f = r["final"]
+        ax.plot([f["epoch"]], [f["test_exact"]], "*", ms=12, color=styles[name],
+                label=f"{name}, final test, exactly")
+        ax.plot([f["epoch"]], [f["test_reuse"]], "P", ms=9, color=styles[name],
+                label=f"{name}, final test, with reuse")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test top-1 (%)")
-    ax.set_title(f"{rep['config']['model']}: test accuracy per epoch")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{rep['config']['model']}: validation accuracy per epoch, final test")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -97,8 +102,8 @@ def _fig_signatures(rep: dict) -> bytes:
     return _png(fig)
 
 
-def _pct(v: float) -> str:
-    return f"{v:.2f}"
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def format_markdown(rep: dict) -> str:

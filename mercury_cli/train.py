@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+
+# Idle OpenMP threads sleep instead of spinning (read by libgomp when torch is imported, which
+# happens after this module is): on a shared, loaded 2-core machine spinning threads made a
+# training step 10-20x slower in wall time (BENCHMARKS.md). Performance only: the numbers are
+# the same. A value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .args import add_config_arguments, add_out_argument, config_from_args, int_arg, seed_arg
 
@@ -51,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input-gradient reuse over its own signatures (approximate)")
     parser.add_argument("--dgrad-sig-len", type=int_arg("dgrad_sig_len"), default=None,
                         metavar="N", help="signature length of the input-gradient pass (default S)")
+    parser.add_argument("--exact-epochs", type=int_arg("exact_epochs"), default=d.exact_epochs,
+                        metavar="N", help="the MERCURY run trains its first N epochs exactly, "
+                        f"then with reuse (default {d.exact_epochs})")
     parser.add_argument("--no-adaptive", action="store_true",
                         help="fixed policy: reuse on at --start-len in every conv")
     g = parser.add_argument_group("adaptive policy (golden/adaptive.py)")
@@ -64,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"relative layer output error above which s grows (default {r.max_error})")
     g.add_argument("--warmup", type=int_arg("warmup"), default=r.warmup, metavar="N",
                    help=f"epochs before the first decision (default {r.warmup})")
+    g.add_argument("--regression", type=_float("regression"), default=r.regression, metavar="PP",
+                   help="every conv lengthens when the exact validation accuracy falls more than "
+                   f"PP points below its best (default {r.regression})")
     add_out_argument(parser, DEFAULT_OUT, "output folder, also holding the checkpoints; rerunning "
                      "the same command resumes", replaces=False)
     parser.add_argument("--fresh", action="store_true",
@@ -79,11 +92,12 @@ def _config(args):
     hardware = dict(cfg.golden_kwargs(), lanes=cfg.lanes, pes=cfg.pes)
     rule = AdaptiveRule(start_len=args.start_len, min_len=args.min_len,
                         min_hit_rate=args.min_hit_rate, max_error=args.max_error,
-                        warmup=args.warmup)
+                        warmup=args.warmup, regression=args.regression)
     return TrainConfig(model=args.model, epochs=args.epochs, batch=args.batch, lr=args.lr,
                        seed=args.train_seed, threads=args.threads, max_steps=args.max_steps,
                        wgrad=not args.no_wgrad, dgrad=args.dgrad, dgrad_sig_len=args.dgrad_sig_len,
-                       adaptive=not args.no_adaptive, rule=rule, hardware=hardware)
+                       adaptive=not args.no_adaptive, exact_epochs=args.exact_epochs, rule=rule,
+                       hardware=hardware)
 
 
 def run(args: argparse.Namespace) -> int:

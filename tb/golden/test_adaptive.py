@@ -85,3 +85,30 @@ def test_impossible_rules(kw, msg):
     with pytest.raises(UserError) as e:
         AdaptivePolicy(["a"], 16, AdaptiveRule(**kw))
     assert str(e.value) == msg
+
+
+def test_exact_accuracy_regression_lengthens():
+    """Rule 2's trend signal: the exact validation accuracy more than ``regression`` pp below its
+    best lengthens every on conv, although reuse holds against exact within the epoch."""
+    rule = AdaptiveRule(min_len=8, max_error=0.6, error_growth=100.0, acc_tolerance=0.5,
+                        regression=1.0, warmup=1)
+    p = AdaptivePolicy(["a", "b"], 16, rule)
+    script = [  # (loss, val exact, val reuse), expected actions, sig_len after
+        (2.0, 80.0, 80.0, ["keep", "keep"], [16, 16]),  # warm-up; best 80
+        (1.5, 90.0, 90.0, ["shorten", "shorten"], [15, 15]),  # best 90
+        (1.2, 89.5, 90.0, ["shorten", "shorten"], [14, 14]),  # 0.5 below: within 1.0
+        (1.0, 88.5, 89.0, ["lengthen", "lengthen"], [15, 15]),  # 1.5 below its best 90
+        (0.9, 88.8, 89.0, ["lengthen", "lengthen"], [16, 16]),  # still 1.2 below
+        (0.8, 91.0, 91.0, ["shorten", "shorten"], [15, 15]),  # new best 91
+    ]
+    for epoch, (loss, ve, vr, actions, lens) in enumerate(script):
+        got = p.step(epoch, _obs((0.5, 0.1), (0.5, 0.1)), loss, ve, vr)
+        assert [d.action for d in got] == actions, epoch
+        assert [s.sig_len for s in p.settings()] == lens, epoch
+    assert p.log[6].reason == "exact validation accuracy 88.50 fell below its best 90.00"
+    q = AdaptivePolicy(["a", "b"], 16, rule)
+    q.load_state_dict(p.state_dict())
+    assert q.best_exact == 91.0 and q.settings() == p.settings()
+    old = AdaptivePolicy(["a"], 16, AdaptiveRule(warmup=0, regression=1000.0))  # the rule before
+    old.step(0, _obs((0.5, 0.1)), 2.0, 90.0, 90.0)
+    assert old.step(1, _obs((0.5, 0.1)), 1.5, 50.0, 50.0)[0].action == "shorten"

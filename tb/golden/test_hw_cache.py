@@ -196,3 +196,18 @@ def test_lru_inclusion(sigs, sets_log, ways):
     small = hw.cache_run(sigs, ways=ways, **kw).hit
     big = hw.cache_run(sigs, ways=ways + 1, **kw).hit
     assert bool((big | ~small).all())
+
+
+@pytest.mark.parametrize("policy", hw.POLICIES)
+@pytest.mark.parametrize("sig_bits,sets,ways,block", [(8, 4, 2, 37), (16, 32, 4, 10_000),
+                                                      (6, 1, 1, 5), (12, 8, 16, 1)])
+def test_runs_of_repeats_match_naive_reference(seed, policy, sig_bits, sets, ways, block):
+    """cache_run's repeat fast path (a signature equal to the previous one): long runs, runs
+    across flushes, runs right after an eviction, as the digits' zero backgrounds give."""
+    rng = random.Random(seed)
+    sigs: list[int] = []
+    for s in random_stream(rng, 300, sig_bits, sets * ways * 2):
+        sigs += [s] * rng.choice((1, 1, 2, 3, 17, 60))
+    want = naive_cache(sigs, sig_bits, sets, ways, policy, block)
+    got = hw.cache_run(sigs, sig_bits=sig_bits, sets=sets, ways=ways, policy=policy, block=block)
+    assert trace_tuples(got) == want

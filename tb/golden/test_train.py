@@ -91,6 +91,7 @@ def test_different_run_in_same_folder_is_refused(short_run):
     (["--start-len", "20"], "start signature length must be 8..S = 16 (min length .. S), not 20"),
     (["--dgrad-sig-len", "0"], "input-gradient signature length must be 1..S = 16, not 0"),
     (["--lr", "nan"], "argument --lr: lr must be finite, not 'nan'"),
+    (["--exact-epochs", "10"], "exact epochs must be 0..epochs - 1 = 9, not 10"),
 ])
 def test_cli_refuses_bad_input(tmp_path, capsys, argv, msg):
     try:
@@ -106,3 +107,13 @@ def test_cli_refuses_foreign_folder(tmp_path, capsys):
     (tmp_path / "precious.txt").write_text("x")
     assert main(["train", "--out", str(tmp_path), "--epochs", "1", "--max-steps", "1"]) == 2
     assert "mercury-hw did not write" in capsys.readouterr().err
+
+
+def test_exact_epochs_train_exactly_then_reuse():
+    from golden.mercury_conv import PassSettings
+
+    cfg = gt.TrainConfig(**{**SMALL, "exact_epochs": 1})
+    run = gt._Run("mercury", cfg, 1)
+    assert run.pass_settings() == [PassSettings.off()] * len(run.convs)
+    run.epoch = 1
+    assert all(s.forward and s.wgrad and s.sig_len == 16 for s in run.pass_settings())

@@ -378,12 +378,12 @@ MUTANTS = [
     _m(
         "golden_lru_update",
         "golden/hw.py",
-        "                entry[v] = s * ways + (val & 15)\n"
-        "                owner[v] = val >> 4\n"
-        "                if lru:",
-        "                entry[v] = s * ways + (val & 15)\n"
-        "                owner[v] = val >> 4\n"
-        "                if not lru:",
+        "            entry[v] = s * ways + (val & 15)\n"
+        "            owner[v] = val >> 4\n"
+        "            if lru:",
+        "            entry[v] = s * ways + (val & 15)\n"
+        "            owner[v] = val >> 4\n"
+        "            if not lru:",
         T_GCACHE,
         "LRU/FIFO update swapped in cache_run",
     ),
@@ -398,18 +398,16 @@ MUTANTS = [
     _m(
         "golden_block_bound",
         "golden/hw.py",
-        "    for b0 in range(0, v_total, block):\n"
-        "        table: dict[int, OrderedDict] = {}  # the flush",
-        "    for b0 in range(0, v_total, block + 1):\n"
-        "        table: dict[int, OrderedDict] = {}  # the flush",
+        "            b_end = v - v % block + block\n",
+        "            b_end = v - v % block + block + 1\n",
         T_GCACHE,
         "flush propagation: blocks one vector too long",
     ),
     _m(
         "golden_set_split",
         "golden/hw.py",
-        "            s = sg & smask\n",
-        "            s = (sg >> 1) & smask\n",
+        "        s = sg & smask\n",
+        "        s = (sg >> 1) & smask\n",
         T_GCACHE,
         "set/tag split: the set taken one bit too high in cache_run",
     ),
