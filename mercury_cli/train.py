@@ -7,13 +7,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-
-# Idle OpenMP threads sleep instead of spinning (read by libgomp when torch is imported, which
-# happens after this module is): on a shared, loaded 2-core machine spinning threads made a
-# training step 10-20x slower in wall time (BENCHMARKS.md). Performance only: the numbers are
-# the same. A value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .args import add_config_arguments, add_out_argument, config_from_args, int_arg, seed_arg
 
