@@ -9723,23 +9723,17 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -9922,23 +9916,17 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10121,23 +10109,17 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10320,23 +10302,17 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10519,23 +10495,17 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10718,23 +10688,17 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10917,23 +10881,17 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -11116,23 +11074,17 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
