@@ -44,19 +44,19 @@ def pass_kind(reuse, replay, kind: PassKind, *, when=None):
 class _CurrentPass:
     """A sequencer's current pass: registers loaded from its command when it starts.
 
-    ``is_sig`` / ``is_replay`` are its decoded kind (baseline when neither); ``sig_len`` is the
-    signature length of a signature pass (spec 13), latched with the pass like the other fields.
+    ``is_sig`` / ``is_replay`` are its kind, decoded into registers when it starts (baseline when
+    neither); ``sig_len`` is the signature length of a signature pass (spec 13), latched with the
+    pass like the other fields.
     """
 
     def __init__(self, cfg: MercuryConfig):
         self.active = Signal(name="active")
-        self.reuse = Signal(name="reuse")
-        self.replay = Signal(name="replay")
         self.length = Signal(cfg.len_bits, name="length")
         self.count = Signal(cfg.count_bits, name="count")
         self.sig_len = Signal(cfg.sig_len_bits, name="sig_len")
-        self.is_sig = pass_kind(self.reuse, self.replay, PassKind.SIGNATURE)
-        self.is_replay = pass_kind(self.reuse, self.replay, PassKind.REPLAY)
+        # Decoded when the pass starts (registers: no decode logic in front of the handshakes).
+        self.is_sig = Signal(name="is_sig")
+        self.is_replay = Signal(name="is_replay")
 
     def sequence(self, m, pass_end, start, cmd, *resets):
         """Leave the pass at ``pass_end``; load command ``cmd`` (and ``resets``) at ``start``.
@@ -68,8 +68,8 @@ class _CurrentPass:
         with m.If(start):
             m.d.sync += [
                 self.active.eq(1),
-                self.reuse.eq(cmd.reuse),
-                self.replay.eq(cmd.replay),
+                self.is_sig.eq(pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE)),
+                self.is_replay.eq(pass_kind(cmd.reuse, cmd.replay, PassKind.REPLAY)),
                 self.length.eq(cmd.length),
                 self.count.eq(cmd.count),
                 self.sig_len.eq(cmd.sig_len),

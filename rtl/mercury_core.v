@@ -14,124 +14,107 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire \$102 ;
-  wire [14:0] \$103 ;
-  wire \$104 ;
-  wire [15:0] \$105 ;
+  wire [14:0] \$102 ;
+  wire \$103 ;
+  wire [15:0] \$104 ;
+  wire [13:0] \$105 ;
   wire \$106 ;
   wire \$107 ;
-  wire [14:0] \$108 ;
-  wire [13:0] \$109 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [13:0] \$111 ;
+  wire [14:0] \$111 ;
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire \$115 ;
+  wire [2:0] \$115 ;
   wire \$116 ;
-  wire \$117 ;
+  wire [3:0] \$117 ;
   wire \$118 ;
-  wire [14:0] \$119 ;
+  wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
-  wire [15:0] \$121 ;
-  wire [13:0] \$122 ;
+  wire [7:0] \$120 ;
+  wire \$121 ;
+  wire [7:0] \$122 ;
   wire \$123 ;
-  wire \$124 ;
-  wire [14:0] \$125 ;
-  wire \$126 ;
+  wire [7:0] \$124 ;
+  wire [48:0] \$125 ;
+  wire [48:0] \$126 ;
   wire \$127 ;
-  wire \$128 ;
-  wire [2:0] \$129 ;
+  wire [48:0] \$128 ;
+  wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire \$131 ;
-  wire [3:0] \$132 ;
+  wire [48:0] \$131 ;
+  wire \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire \$135 ;
-  wire [7:0] \$136 ;
-  wire \$137 ;
-  wire [7:0] \$138 ;
-  wire \$139 ;
+  wire [48:0] \$135 ;
+  wire \$136 ;
+  wire [12:0] \$137 ;
+  wire [16:0] \$138 ;
+  wire [48:0] \$139 ;
   wire \$14 ;
-  wire [7:0] \$140 ;
-  wire [48:0] \$141 ;
-  wire [48:0] \$142 ;
-  wire \$143 ;
-  wire [48:0] \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire [48:0] \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire [12:0] \$142 ;
+  wire [16:0] \$143 ;
+  reg [12:0] \$144 ;
+  reg [12:0] \$145 ;
+  reg \$146 ;
+  reg [3:0] \$147 ;
+  reg \$148 ;
+  reg [13:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire [48:0] \$151 ;
-  wire \$152 ;
-  wire [12:0] \$153 ;
-  wire [16:0] \$154 ;
-  wire [48:0] \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire [12:0] \$159 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg [12:0] \$153 ;
+  reg [12:0] \$154 ;
+  reg [4:0] \$155 ;
+  reg [3:0] \$156 ;
+  reg \$157 ;
+  reg [13:0] \$158 ;
+  reg [13:0] \$159 ;
   wire \$16 ;
-  wire [16:0] \$160 ;
+  reg [12:0] \$160 ;
   reg [12:0] \$161 ;
   reg [12:0] \$162 ;
-  reg \$163 ;
-  reg [3:0] \$164 ;
+  reg [12:0] \$163 ;
+  reg \$164 ;
   reg \$165 ;
-  reg [13:0] \$166 ;
-  reg \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  reg \$166 ;
+  reg [12:0] \$167 ;
+  reg [12:0] \$168 ;
+  reg [4:0] \$169 ;
   wire \$17 ;
-  reg [12:0] \$170 ;
-  reg [12:0] \$171 ;
-  reg [4:0] \$172 ;
-  reg [3:0] \$173 ;
-  reg \$174 ;
-  reg [13:0] \$175 ;
-  reg [13:0] \$176 ;
-  reg [12:0] \$177 ;
-  reg [12:0] \$178 ;
-  reg [12:0] \$179 ;
+  reg [13:0] \$170 ;
+  reg \$171 ;
+  reg [7:0] \$172 ;
+  reg \$173 ;
+  reg [1:0] \$174 ;
+  reg [2:0] \$175 ;
+  reg [2:0] \$176 ;
+  reg [7:0] \$177 ;
+  reg [7:0] \$178 ;
+  reg [7:0] \$179 ;
   wire \$18 ;
-  reg [12:0] \$180 ;
+  reg [47:0] \$180 ;
   reg \$181 ;
-  reg \$182 ;
+  reg [47:0] \$182 ;
   reg \$183 ;
-  reg [12:0] \$184 ;
-  reg [12:0] \$185 ;
-  reg [4:0] \$186 ;
-  reg [13:0] \$187 ;
-  reg \$188 ;
-  reg [7:0] \$189 ;
+  reg [47:0] \$184 ;
+  reg \$185 ;
+  reg [47:0] \$186 ;
+  reg \$187 ;
+  reg [47:0] \$188 ;
+  reg [16:0] \$189 ;
   wire \$19 ;
-  reg \$190 ;
-  reg [1:0] \$191 ;
-  reg [2:0] \$192 ;
-  reg [2:0] \$193 ;
-  reg [7:0] \$194 ;
-  reg [7:0] \$195 ;
-  reg [7:0] \$196 ;
-  reg [47:0] \$197 ;
-  reg \$198 ;
-  reg [47:0] \$199 ;
+  reg [47:0] \$190 ;
+  reg [16:0] \$191 ;
   wire \$2 ;
   wire \$20 ;
-  reg \$200 ;
-  reg [47:0] \$201 ;
-  reg \$202 ;
-  reg [47:0] \$203 ;
-  reg \$204 ;
-  reg [47:0] \$205 ;
-  reg [16:0] \$206 ;
-  reg [47:0] \$207 ;
-  reg [16:0] \$208 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
@@ -151,7 +134,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire \$39 ;
+  wire [13:0] \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
@@ -165,56 +148,56 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire \$51 ;
+  wire [2:0] \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire [13:0] \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire \$54 ;
+  wire [13:0] \$55 ;
+  wire [7:0] \$56 ;
+  wire [7:0] \$57 ;
+  wire [7:0] \$58 ;
+  wire [7:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [7:0] \$60 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire [2:0] \$67 ;
+  wire [13:0] \$65 ;
+  wire [14:0] \$66 ;
+  wire [13:0] \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
-  wire [13:0] \$71 ;
-  wire [7:0] \$72 ;
-  wire [7:0] \$73 ;
-  wire [7:0] \$74 ;
-  wire [7:0] \$75 ;
-  wire [7:0] \$76 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
-  wire [13:0] \$81 ;
-  wire [14:0] \$82 ;
-  wire [13:0] \$83 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire \$88 ;
+  wire [14:0] \$88 ;
   wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [15:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
+  wire [14:0] \$93 ;
+  wire [13:0] \$94 ;
   wire \$95 ;
-  wire \$96 ;
+  wire [13:0] \$96 ;
   wire \$97 ;
   wire \$98 ;
   wire \$99 ;
@@ -305,6 +288,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \hm_write__data.hit ;
   wire hm_write__en;
   reg [2:0] hm_wsel = 3'h1;
+  reg is_replay = 1'h0;
+  reg \is_replay$74  = 1'h0;
+  reg is_sig = 1'h0;
+  reg \is_sig$73  = 1'h0;
   wire issued;
   reg last0 = 1'h0;
   reg [12:0] length = 13'h0000;
@@ -338,8 +325,6 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire rd_next;
   wire release_only;
   reg [12:0] rem = 13'h0000;
-  reg replay = 1'h0;
-  reg \replay$74  = 1'h0;
   wire [16:0] requests__payload;
   wire \requests__payload.flush ;
   wire [15:0] \requests__payload.sig ;
@@ -381,8 +366,6 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   output results__valid;
   wire results__valid;
   wire \results__valid$39 ;
-  reg reuse = 1'h0;
-  reg \reuse$73  = 1'h0;
   input rst;
   wire rst;
   reg [13:0] sig_due = 14'h0000;
@@ -4640,289 +4623,272 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$71 [11:0]];
+      _0_ <= hitmap[\$55 [11:0]];
     end
   end
   assign hm_read__data = _0_;
-  assign \$1  = reuse & replay;
-  assign limit = \$1  ? blk_miss : count;
-  assign \$2  = reuse & replay;
-  assign \$3  = ~ \$2 ;
-  assign \$4  = blk_resp == blk_count;
-  assign complete = \$3  | \$4 ;
-  assign \$5  = vcnt != limit;
-  assign pending = active & \$5 ;
-  assign \$6  = vnext == limit;
-  assign \$7  = beat_last & \$6 ;
-  assign end_of_pass = \$7  & complete;
-  assign \$8  = ~ pending;
-  assign \$9  = active & \$8 ;
-  assign release_only = \$9  & complete;
-  assign \$10  = pending & beats__ready;
-  assign \$11  = ~ replay;
-  assign \$12  = reuse & \$11 ;
-  assign \$13  = ~ \$12 ;
-  assign \$14  = \$13  | \vectors__ready$56 ;
-  assign vectors__ready = \$10  & \$14 ;
+  assign limit = is_replay ? blk_miss : count;
+  assign \$1  = ~ is_replay;
+  assign \$2  = blk_resp == blk_count;
+  assign complete = \$1  | \$2 ;
+  assign \$3  = vcnt != limit;
+  assign pending = active & \$3 ;
+  assign \$4  = vnext == limit;
+  assign \$5  = beat_last & \$4 ;
+  assign end_of_pass = \$5  & complete;
+  assign \$6  = ~ pending;
+  assign \$7  = active & \$6 ;
+  assign release_only = \$7  & complete;
+  assign \$8  = pending & beats__ready;
+  assign \$9  = ~ is_sig;
+  assign \$10  = \$9  | \vectors__ready$56 ;
+  assign vectors__ready = \$8  & \$10 ;
   assign beat = vectors__valid & vectors__ready;
-  assign \$15  = vectors__valid & pending;
-  assign \$16  = ~ replay;
-  assign \$17  = reuse & \$16 ;
-  assign \$18  = ~ \$17 ;
-  assign \$19  = \$18  | \vectors__ready$56 ;
-  assign \$20  = \$15  & \$19 ;
-  assign beats__valid = \$20  | release_only;
-  assign \$21  = release_only ? 1'h1 : end_of_pass;
-  assign \$22  = ~ release_only;
-  assign \$23  = vectors__valid & pending;
-  assign \$24  = ~ replay;
-  assign \$25  = reuse & \$24 ;
-  assign \$26  = \$23  & \$25 ;
-  assign \vectors__valid$61  = \$26  & beats__ready;
-  assign \$27  = ! vcnt;
-  assign \$28  = \$27  & beat_first;
-  assign \$29  = beat & end_of_pass;
-  assign \$30  = release_only & beats__ready;
-  assign pass_end = \$29  | \$30 ;
-  assign \$31  = ~ active;
-  assign \$32  = \$31  | pass_end;
-  assign cmd__ready = \$32  & \w__ready$69 ;
-  assign \$33  = ~ active;
-  assign \$34  = \$33  | pass_end;
-  assign \w__valid$70  = cmd__valid & \$34 ;
+  assign \$11  = vectors__valid & pending;
+  assign \$12  = ~ is_sig;
+  assign \$13  = \$12  | \vectors__ready$56 ;
+  assign \$14  = \$11  & \$13 ;
+  assign beats__valid = \$14  | release_only;
+  assign \$15  = release_only ? 1'h1 : end_of_pass;
+  assign \$16  = ~ release_only;
+  assign \$17  = vectors__valid & pending;
+  assign \$18  = \$17  & is_sig;
+  assign \vectors__valid$61  = \$18  & beats__ready;
+  assign \$19  = ! vcnt;
+  assign \$20  = \$19  & beat_first;
+  assign \$21  = beat & end_of_pass;
+  assign \$22  = release_only & beats__ready;
+  assign pass_end = \$21  | \$22 ;
+  assign \$23  = ~ active;
+  assign \$24  = \$23  | pass_end;
+  assign cmd__ready = \$24  & \w__ready$69 ;
+  assign \$25  = ~ active;
+  assign \$26  = \$25  | pass_end;
+  assign \w__valid$70  = cmd__valid & \$26 ;
   assign start = cmd__valid & cmd__ready;
-  assign \$35  = ~ \replay$74 ;
-  assign \$36  = \reuse$73  & \$35 ;
-  assign \$37  = \reuse$73  & \replay$74 ;
-  assign \$38  = | \count$77 ;
-  assign \$39  = \active$76  & \$38 ;
-  assign \$40  = \$39  & r__valid;
-  assign \$41  = ~ r__payload[0];
-  assign \$42  = | \count$77 ;
-  assign \$43  = \active$76  & \$42 ;
-  assign \$44  = | hm_level;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ hm_head[0];
-  assign \$47  = ~ hm_head[0];
-  assign \$48  = | \count$77 ;
-  assign \$49  = \active$76  & \$48 ;
+  assign \$27  = | \count$77 ;
+  assign \$28  = \active$76  & \$27 ;
+  assign \$29  = \$28  & r__valid;
+  assign \$30  = ~ r__payload[0];
+  assign \$31  = | \count$77 ;
+  assign \$32  = \active$76  & \$31 ;
+  assign \$33  = | hm_level;
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ hm_head[0];
+  assign \$36  = ~ hm_head[0];
+  assign \$37  = | \count$77 ;
+  assign \$38  = \active$76  & \$37 ;
   assign issued = tokens__valid & tokens__ready;
-  assign \$50  = ~ \replay$74 ;
-  assign \$51  = \reuse$73  & \$50 ;
-  assign r__ready = issued & \$51 ;
-  assign \$52  = ~ \replay$74 ;
-  assign \$53  = \reuse$73  & \$52 ;
-  assign hm_write__en = issued & \$53 ;
-  assign \$54  = v + 1'h1;
-  assign \$55  = \$54  == \count$77 ;
-  assign \$56  = issued & \$55 ;
-  assign \$57  = ! \count$77 ;
-  assign \$58  = \$56  | \$57 ;
-  assign \pass_end$90  = \active$76  & \$58 ;
-  assign \$59  = ~ \active$76 ;
-  assign \r__ready$91  = \$59  | \pass_end$90 ;
+  assign r__ready = issued & \is_sig$73 ;
+  assign hm_write__en = issued & \is_sig$73 ;
+  assign \$39  = v + 1'h1;
+  assign \$40  = \$39  == \count$77 ;
+  assign \$41  = issued & \$40 ;
+  assign \$42  = ! \count$77 ;
+  assign \$43  = \$41  | \$42 ;
+  assign \pass_end$90  = \active$76  & \$43 ;
+  assign \$44  = ~ \active$76 ;
+  assign \r__ready$91  = \$44  | \pass_end$90 ;
   assign \start$92  = \r__valid$93  & \r__ready$91 ;
-  assign \$60  = \start$92  & \r__payload$95 [26];
-  assign \$61  = \$60  & \r__payload$95 [27];
-  assign \$62  = | \r__payload$95 [25:13];
-  assign rd_first = \$61  & \$62 ;
-  assign \$63  = \reuse$73  & \replay$74 ;
-  assign \$64  = \active$76  & \$63 ;
-  assign \$65  = ra != \count$77 ;
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = hm_level + hm_pending;
-  assign \$68  = \$67  < 2'h3;
-  assign rd_next = \$66  & \$68 ;
-  assign \$69  = \start$92  & \r__payload$95 [26];
-  assign \$70  = \$69  & \r__payload$95 [27];
-  assign \$71  = \$70  ? 14'h0000 : ra;
+  assign \$45  = \start$92  & \r__payload$95 [26];
+  assign \$46  = \$45  & \r__payload$95 [27];
+  assign \$47  = | \r__payload$95 [25:13];
+  assign rd_first = \$46  & \$47 ;
+  assign \$48  = \active$76  & \is_replay$74 ;
+  assign \$49  = ra != \count$77 ;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = hm_level + hm_pending;
+  assign \$52  = \$51  < 2'h3;
+  assign rd_next = \$50  & \$52 ;
+  assign \$53  = \start$92  & \r__payload$95 [26];
+  assign \$54  = \$53  & \r__payload$95 [27];
+  assign \$55  = \$54  ? 14'h0000 : ra;
   assign hm_read__en = rd_first | rd_next;
-  assign \$72  = hm_rsel[0] ? hm_word0 : 8'h00;
-  assign \$74  = hm_rsel[1] ? hm_word1 : 8'h00;
-  assign \$75  = \$73  | \$74 ;
-  assign \$76  = hm_rsel[2] ? hm_word2 : 8'h00;
-  assign hm_head = \$75  | \$76 ;
-  assign \$77  = | level;
-  assign \$78  = active | \$77 ;
-  assign \$79  = \$78  | \active$76 ;
-  assign busy = \$79  | \busy$106 ;
-  assign \$80  = beat & beat_last;
-  assign \$81  = vcnt + 1'h1;
-  assign \$82  = vnext + 1'h1;
-  assign \$83  = rem - 3'h4;
-  assign \$84  = rem <= 4'h8;
-  assign \$85  = rem > 3'h4;
-  assign \$86  = rem > 3'h5;
-  assign \$87  = rem > 3'h6;
-  assign \$88  = rem > 3'h7;
-  assign \$89  = cmd__payload[12:0] <= 3'h4;
-  assign \$90  = cmd__payload[12:0] > 1'h0;
-  assign \$91  = cmd__payload[12:0] > 1'h1;
-  assign \$92  = cmd__payload[12:0] > 2'h2;
-  assign \$93  = cmd__payload[12:0] > 2'h3;
-  assign \$94  = cmd__payload[12:0] > 1'h0;
-  assign \$95  = cmd__payload[12:0] > 1'h1;
-  assign \$96  = cmd__payload[12:0] > 2'h2;
-  assign \$97  = cmd__payload[12:0] > 2'h3;
-  assign \$98  = cmd__payload[12:0] <= 3'h4;
-  assign \$99  = beat & beat_last;
-  assign \$100  = ~ replay;
-  assign \$101  = reuse & \$100 ;
-  assign \$102  = \$99  & \$101 ;
-  assign \$103  = sig_due + \$102 ;
-  assign \$104  = w__valid & responses__ready;
-  assign \$105  = \$103  - \$104 ;
-  assign \$106  = w__valid & responses__ready;
-  assign \$107  = | skip;
-  assign \$108  = skip - 1'h1;
-  assign \$109  = blk_resp + 1'h1;
-  assign \$110  = ~ w__payload[0];
-  assign \$111  = blk_miss + \$110 ;
-  assign \$112  = start & cmd__payload[26];
-  assign \$113  = ~ cmd__payload[27];
+  assign \$56  = hm_rsel[0] ? hm_word0 : 8'h00;
+  assign \$58  = hm_rsel[1] ? hm_word1 : 8'h00;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = hm_rsel[2] ? hm_word2 : 8'h00;
+  assign hm_head = \$59  | \$60 ;
+  assign \$61  = | level;
+  assign \$62  = active | \$61 ;
+  assign \$63  = \$62  | \active$76 ;
+  assign busy = \$63  | \busy$106 ;
+  assign \$64  = beat & beat_last;
+  assign \$65  = vcnt + 1'h1;
+  assign \$66  = vnext + 1'h1;
+  assign \$67  = rem - 3'h4;
+  assign \$68  = rem <= 4'h8;
+  assign \$69  = rem > 3'h4;
+  assign \$70  = rem > 3'h5;
+  assign \$71  = rem > 3'h6;
+  assign \$72  = rem > 3'h7;
+  assign \$73  = ~ cmd__payload[27];
+  assign \$74  = cmd__payload[26] & \$73 ;
+  assign \$75  = cmd__payload[26] & cmd__payload[27];
+  assign \$76  = cmd__payload[12:0] <= 3'h4;
+  assign \$77  = cmd__payload[12:0] > 1'h0;
+  assign \$78  = cmd__payload[12:0] > 1'h1;
+  assign \$79  = cmd__payload[12:0] > 2'h2;
+  assign \$80  = cmd__payload[12:0] > 2'h3;
+  assign \$81  = cmd__payload[12:0] > 1'h0;
+  assign \$82  = cmd__payload[12:0] > 1'h1;
+  assign \$83  = cmd__payload[12:0] > 2'h2;
+  assign \$84  = cmd__payload[12:0] > 2'h3;
+  assign \$85  = cmd__payload[12:0] <= 3'h4;
+  assign \$86  = beat & beat_last;
+  assign \$87  = \$86  & is_sig;
+  assign \$88  = sig_due + \$87 ;
+  assign \$89  = w__valid & responses__ready;
+  assign \$90  = \$88  - \$89 ;
+  assign \$91  = w__valid & responses__ready;
+  assign \$92  = | skip;
+  assign \$93  = skip - 1'h1;
+  assign \$94  = blk_resp + 1'h1;
+  assign \$95  = ~ w__payload[0];
+  assign \$96  = blk_miss + \$95 ;
+  assign \$97  = start & cmd__payload[26];
+  assign \$98  = ~ cmd__payload[27];
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = beat & beat_last;
+  assign \$101  = \$100  & is_sig;
+  assign \$102  = sig_due + \$101 ;
+  assign \$103  = w__valid & responses__ready;
+  assign \$104  = \$102  - \$103 ;
+  assign \$105  = v + 1'h1;
+  assign \$106  = ~ \r__payload$95 [27];
+  assign \$107  = \r__payload$95 [26] & \$106 ;
+  assign \$108  = \r__payload$95 [26] & \r__payload$95 [27];
+  assign \$109  = \start$92  & \r__payload$95 [26];
+  assign \$110  = \$109  & \r__payload$95 [27];
+  assign \$111  = ra + 1'h1;
+  assign \$112  = rd_first & hm_write__en;
+  assign \$113  = ! v;
   assign \$114  = \$112  & \$113 ;
-  assign \$115  = beat & beat_last;
-  assign \$116  = ~ replay;
-  assign \$117  = reuse & \$116 ;
-  assign \$118  = \$115  & \$117 ;
-  assign \$119  = sig_due + \$118 ;
-  assign \$120  = w__valid & responses__ready;
-  assign \$121  = \$119  - \$120 ;
-  assign \$122  = v + 1'h1;
-  assign \$123  = \start$92  & \r__payload$95 [26];
-  assign \$124  = \$123  & \r__payload$95 [27];
-  assign \$125  = ra + 1'h1;
-  assign \$126  = rd_first & hm_write__en;
-  assign \$127  = ! v;
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = hm_level + hm_pending;
-  assign \$130  = \reuse$73  & \replay$74 ;
-  assign \$131  = issued & \$130 ;
-  assign \$132  = \$129  - \$131 ;
-  assign \$133  = \reuse$73  & \replay$74 ;
-  assign \$134  = issued & \$133 ;
-  assign \$135  = hm_pending & hm_wsel[0];
-  assign \$136  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$137  = hm_pending & hm_wsel[1];
-  assign \$138  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$139  = hm_pending & hm_wsel[2];
-  assign \$140  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$141  = counters__cycles + cycles_step;
-  assign \$142  = counters__vectors + vectors_step;
-  assign \$143  = results__valid & results__ready;
-  assign \$144  = counters__hits + hits_step;
-  assign \$145  = results__valid & results__ready;
-  assign \$146  = \$145  & results__payload[256];
-  assign \$147  = counters__misses + misses_step;
-  assign \$148  = results__valid & results__ready;
-  assign \$149  = ~ results__payload[256];
-  assign \$150  = \$148  & \$149 ;
-  assign \$151  = counters__macs_done + macs_done_step;
-  assign \$152  = beat & beat_last;
-  assign \$153  = \$152  ? length : 13'h0000;
-  assign \$154  = \$153  * 4'h8;
-  assign \$155  = counters__macs_skipped + macs_skipped_step;
-  assign \$156  = \reuse$73  & \replay$74 ;
-  assign \$157  = issued & \$156 ;
-  assign \$158  = \$157  & hm_head[0];
-  assign \$159  = \$158  ? \length$112  : 13'h0000;
-  assign \$160  = \$159  * 4'h8;
+  assign \$115  = hm_level + hm_pending;
+  assign \$116  = issued & \is_replay$74 ;
+  assign \$117  = \$115  - \$116 ;
+  assign \$118  = issued & \is_replay$74 ;
+  assign \$119  = hm_pending & hm_wsel[0];
+  assign \$120  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$121  = hm_pending & hm_wsel[1];
+  assign \$122  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$123  = hm_pending & hm_wsel[2];
+  assign \$124  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$125  = counters__cycles + cycles_step;
+  assign \$126  = counters__vectors + vectors_step;
+  assign \$127  = results__valid & results__ready;
+  assign \$128  = counters__hits + hits_step;
+  assign \$129  = results__valid & results__ready;
+  assign \$130  = \$129  & results__payload[256];
+  assign \$131  = counters__misses + misses_step;
+  assign \$132  = results__valid & results__ready;
+  assign \$133  = ~ results__payload[256];
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = counters__macs_done + macs_done_step;
+  assign \$136  = beat & beat_last;
+  assign \$137  = \$136  ? length : 13'h0000;
+  assign \$138  = \$137  * 4'h8;
+  assign \$139  = counters__macs_skipped + macs_skipped_step;
+  assign \$140  = issued & \is_replay$74 ;
+  assign \$141  = \$140  & hm_head[0];
+  assign \$142  = \$141  ? \length$112  : 13'h0000;
+  assign \$143  = \$142  * 4'h8;
   always @(posedge clk)
-    vcnt <= \$161 ;
+    vcnt <= \$144 ;
   always @(posedge clk)
-    rem <= \$162 ;
+    rem <= \$145 ;
   always @(posedge clk)
-    beat_last <= \$163 ;
+    beat_last <= \$146 ;
   always @(posedge clk)
-    beat_mask <= \$164 ;
+    beat_mask <= \$147 ;
   always @(posedge clk)
-    beat_first <= \$165 ;
+    beat_first <= \$148 ;
   always @(posedge clk)
-    vnext <= \$166 ;
+    vnext <= \$149 ;
   always @(posedge clk)
-    active <= \$167 ;
+    active <= \$150 ;
   always @(posedge clk)
-    reuse <= \$168 ;
+    is_sig <= \$151 ;
   always @(posedge clk)
-    replay <= \$169 ;
+    is_replay <= \$152 ;
   always @(posedge clk)
-    length <= \$170 ;
+    length <= \$153 ;
   always @(posedge clk)
-    count <= \$171 ;
+    count <= \$154 ;
   always @(posedge clk)
-    sig_len <= \$172 ;
+    sig_len <= \$155 ;
   always @(posedge clk)
-    mask0 <= \$173 ;
+    mask0 <= \$156 ;
   always @(posedge clk)
-    last0 <= \$174 ;
+    last0 <= \$157 ;
   always @(posedge clk)
-    sig_due <= \$175 ;
+    sig_due <= \$158 ;
   always @(posedge clk)
-    skip <= \$176 ;
+    skip <= \$159 ;
   always @(posedge clk)
-    blk_resp <= \$177 ;
+    blk_resp <= \$160 ;
   always @(posedge clk)
-    blk_miss <= \$178 ;
+    blk_miss <= \$161 ;
   always @(posedge clk)
-    blk_count <= \$179 ;
+    blk_count <= \$162 ;
   always @(posedge clk)
-    v <= \$180 ;
+    v <= \$163 ;
   always @(posedge clk)
-    \active$76  <= \$181 ;
+    \active$76  <= \$164 ;
   always @(posedge clk)
-    \reuse$73  <= \$182 ;
+    \is_sig$73  <= \$165 ;
   always @(posedge clk)
-    \replay$74  <= \$183 ;
+    \is_replay$74  <= \$166 ;
   always @(posedge clk)
-    \length$112  <= \$184 ;
+    \length$112  <= \$167 ;
   always @(posedge clk)
-    \count$77  <= \$185 ;
+    \count$77  <= \$168 ;
   always @(posedge clk)
-    \sig_len$113  <= \$186 ;
+    \sig_len$113  <= \$169 ;
   always @(posedge clk)
-    ra <= \$187 ;
+    ra <= \$170 ;
   always @(posedge clk)
-    bypass <= \$188 ;
+    bypass <= \$171 ;
   always @(posedge clk)
-    hm_bypass_word <= \$189 ;
+    hm_bypass_word <= \$172 ;
   always @(posedge clk)
-    hm_pending <= \$190 ;
+    hm_pending <= \$173 ;
   always @(posedge clk)
-    hm_level <= \$191 ;
+    hm_level <= \$174 ;
   always @(posedge clk)
-    hm_wsel <= \$192 ;
+    hm_wsel <= \$175 ;
   always @(posedge clk)
-    hm_rsel <= \$193 ;
+    hm_rsel <= \$176 ;
   always @(posedge clk)
-    hm_word0 <= \$194 ;
+    hm_word0 <= \$177 ;
   always @(posedge clk)
-    hm_word1 <= \$195 ;
+    hm_word1 <= \$178 ;
   always @(posedge clk)
-    hm_word2 <= \$196 ;
+    hm_word2 <= \$179 ;
   always @(posedge clk)
-    counters__cycles <= \$197 ;
+    counters__cycles <= \$180 ;
   always @(posedge clk)
-    cycles_step <= \$198 ;
+    cycles_step <= \$181 ;
   always @(posedge clk)
-    counters__vectors <= \$199 ;
+    counters__vectors <= \$182 ;
   always @(posedge clk)
-    vectors_step <= \$200 ;
+    vectors_step <= \$183 ;
   always @(posedge clk)
-    counters__hits <= \$201 ;
+    counters__hits <= \$184 ;
   always @(posedge clk)
-    hits_step <= \$202 ;
+    hits_step <= \$185 ;
   always @(posedge clk)
-    counters__misses <= \$203 ;
+    counters__misses <= \$186 ;
   always @(posedge clk)
-    misses_step <= \$204 ;
+    misses_step <= \$187 ;
   always @(posedge clk)
-    counters__macs_done <= \$205 ;
+    counters__macs_done <= \$188 ;
   always @(posedge clk)
-    macs_done_step <= \$206 ;
+    macs_done_step <= \$189 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$207 ;
+    counters__macs_skipped <= \$190 ;
   always @(posedge clk)
-    macs_skipped_step <= \$208 ;
+    macs_skipped_step <= \$191 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
@@ -4986,39 +4952,265 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$36 ) begin
-      tokens__valid = \$40 ;
-    end else if (\$37 ) begin
-      tokens__valid = \$45 ;
+    if (\is_sig$73 ) begin
+      tokens__valid = \$29 ;
+    end else if (\is_replay$74 ) begin
+      tokens__valid = \$34 ;
     end else begin
-      tokens__valid = \$49 ;
+      tokens__valid = \$38 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\$36 ) begin
+    if (\is_sig$73 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
-      tokens__payload[9] = \$41 ;
-    end else if (\$37 ) begin
+      tokens__payload[9] = \$30 ;
+    end else if (\is_replay$74 ) begin
       tokens__payload[0] = hm_head[0];
       tokens__payload[7:1] = hm_head[7:1];
-      tokens__payload[8] = \$46 ;
-      tokens__payload[9] = \$47 ;
+      tokens__payload[8] = \$35 ;
+      tokens__payload[9] = \$36 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = vcnt;
-    if (\$80 ) begin
-      \$161  = \$81 [12:0];
+    \$144  = vcnt;
+    if (\$64 ) begin
+      \$144  = \$65 [12:0];
     end
     if (start) begin
+      \$144  = 13'h0000;
+    end
+    if (rst) begin
+      \$144  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$145  = rem;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$145  = length;
+      end else begin
+        \$145  = \$67 [12:0];
+      end
+    end
+    if (start) begin
+      \$145  = cmd__payload[12:0];
+    end
+    if (rst) begin
+      \$145  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$146  = beat_last;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$146  = last0;
+      end else begin
+        \$146  = \$68 ;
+      end
+    end
+    if (start) begin
+      \$146  = \$76 ;
+    end
+    if (rst) begin
+      \$146  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$147  = beat_mask;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$147  = mask0;
+      end else begin
+        \$147  = { \$72 , \$71 , \$70 , \$69  };
+      end
+    end
+    if (start) begin
+      \$147  = { \$80 , \$79 , \$78 , \$77  };
+    end
+    if (rst) begin
+      \$147  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$148  = beat_first;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$148  = 1'h1;
+      end else begin
+        \$148  = 1'h0;
+      end
+    end
+    if (start) begin
+      \$148  = 1'h1;
+    end
+    if (rst) begin
+      \$148  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$149  = vnext;
+    if (beat) begin
+      if (beat_last) begin
+        \$149  = \$66 [13:0];
+      end
+    end
+    if (start) begin
+      \$149  = 14'h0001;
+    end
+    if (rst) begin
+      \$149  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$150  = active;
+    if (pass_end) begin
+      \$150  = 1'h0;
+    end
+    if (start) begin
+      \$150  = 1'h1;
+    end
+    if (rst) begin
+      \$150  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$151  = is_sig;
+    if (start) begin
+      \$151  = \$74 ;
+    end
+    if (rst) begin
+      \$151  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$152  = is_replay;
+    if (start) begin
+      \$152  = \$75 ;
+    end
+    if (rst) begin
+      \$152  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$153  = length;
+    if (start) begin
+      \$153  = cmd__payload[12:0];
+    end
+    if (rst) begin
+      \$153  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$154  = count;
+    if (start) begin
+      \$154  = cmd__payload[25:13];
+    end
+    if (rst) begin
+      \$154  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$155  = sig_len;
+    if (start) begin
+      \$155  = cmd__payload[32:28];
+    end
+    if (rst) begin
+      \$155  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$156  = mask0;
+    if (start) begin
+      \$156  = { \$84 , \$83 , \$82 , \$81  };
+    end
+    if (rst) begin
+      \$156  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$157  = last0;
+    if (start) begin
+      \$157  = \$85 ;
+    end
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$158  = \$90 [13:0];
+    if (rst) begin
+      \$158  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$159  = skip;
+    if (\$91 ) begin
+      if (\$92 ) begin
+        \$159  = \$93 [13:0];
+      end
+    end
+    if (\$99 ) begin
+      \$159  = \$104 [13:0];
+    end
+    if (rst) begin
+      \$159  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$160  = blk_resp;
+    if (\$91 ) begin
+      (* full_case = 32'd1 *)
+      if (\$92 ) begin
+      end else begin
+        \$160  = \$94 [12:0];
+      end
+    end
+    if (\$99 ) begin
+      \$160  = 13'h0000;
+    end
+    if (rst) begin
+      \$160  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$161  = blk_miss;
+    if (\$91 ) begin
+      (* full_case = 32'd1 *)
+      if (\$92 ) begin
+      end else begin
+        \$161  = \$96 [12:0];
+      end
+    end
+    if (\$99 ) begin
       \$161  = 13'h0000;
     end
     if (rst) begin
@@ -5027,17 +5219,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = rem;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$162  = length;
-      end else begin
-        \$162  = \$83 [12:0];
-      end
-    end
-    if (start) begin
-      \$162  = cmd__payload[12:0];
+    \$162  = blk_count;
+    if (\$99 ) begin
+      \$162  = cmd__payload[25:13];
     end
     if (rst) begin
       \$162  = 13'h0000;
@@ -5045,53 +5229,35 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = beat_last;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$163  = last0;
-      end else begin
-        \$163  = \$84 ;
-      end
+    \$163  = v;
+    if (issued) begin
+      \$163  = \$105 [12:0];
     end
-    if (start) begin
-      \$163  = \$89 ;
+    if (\start$92 ) begin
+      \$163  = 13'h0000;
     end
     if (rst) begin
-      \$163  = 1'h0;
+      \$163  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = beat_mask;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$164  = mask0;
-      end else begin
-        \$164  = { \$88 , \$87 , \$86 , \$85  };
-      end
+    \$164  = \active$76 ;
+    if (\pass_end$90 ) begin
+      \$164  = 1'h0;
     end
-    if (start) begin
-      \$164  = { \$93 , \$92 , \$91 , \$90  };
+    if (\start$92 ) begin
+      \$164  = 1'h1;
     end
     if (rst) begin
-      \$164  = 4'h0;
+      \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = beat_first;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$165  = 1'h1;
-      end else begin
-        \$165  = 1'h0;
-      end
-    end
-    if (start) begin
-      \$165  = 1'h1;
+    \$165  = \is_sig$73 ;
+    if (\start$92 ) begin
+      \$165  = \$107 ;
     end
     if (rst) begin
       \$165  = 1'h0;
@@ -5099,189 +5265,153 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = vnext;
-    if (beat) begin
-      if (beat_last) begin
-        \$166  = \$82 [13:0];
-      end
-    end
-    if (start) begin
-      \$166  = 14'h0001;
-    end
-    if (rst) begin
-      \$166  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = active;
-    if (pass_end) begin
-      \$167  = 1'h0;
-    end
-    if (start) begin
-      \$167  = 1'h1;
-    end
-    if (rst) begin
-      \$167  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = reuse;
-    if (start) begin
-      \$168  = cmd__payload[26];
-    end
-    if (rst) begin
-      \$168  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = replay;
-    if (start) begin
-      \$169  = cmd__payload[27];
-    end
-    if (rst) begin
-      \$169  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = length;
-    if (start) begin
-      \$170  = cmd__payload[12:0];
-    end
-    if (rst) begin
-      \$170  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = count;
-    if (start) begin
-      \$171  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$171  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = sig_len;
-    if (start) begin
-      \$172  = cmd__payload[32:28];
-    end
-    if (rst) begin
-      \$172  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = mask0;
-    if (start) begin
-      \$173  = { \$97 , \$96 , \$95 , \$94  };
-    end
-    if (rst) begin
-      \$173  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = last0;
-    if (start) begin
-      \$174  = \$98 ;
-    end
-    if (rst) begin
-      \$174  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = \$105 [13:0];
-    if (rst) begin
-      \$175  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = skip;
-    if (\$106 ) begin
-      if (\$107 ) begin
-        \$176  = \$108 [13:0];
-      end
-    end
-    if (\$114 ) begin
-      \$176  = \$121 [13:0];
-    end
-    if (rst) begin
-      \$176  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = blk_resp;
-    if (\$106 ) begin
-      (* full_case = 32'd1 *)
-      if (\$107 ) begin
-      end else begin
-        \$177  = \$109 [12:0];
-      end
-    end
-    if (\$114 ) begin
-      \$177  = 13'h0000;
-    end
-    if (rst) begin
-      \$177  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = blk_miss;
-    if (\$106 ) begin
-      (* full_case = 32'd1 *)
-      if (\$107 ) begin
-      end else begin
-        \$178  = \$111 [12:0];
-      end
-    end
-    if (\$114 ) begin
-      \$178  = 13'h0000;
-    end
-    if (rst) begin
-      \$178  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = blk_count;
-    if (\$114 ) begin
-      \$179  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$179  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = v;
-    if (issued) begin
-      \$180  = \$122 [12:0];
-    end
+    \$166  = \is_replay$74 ;
     if (\start$92 ) begin
-      \$180  = 13'h0000;
+      \$166  = \$108 ;
     end
     if (rst) begin
-      \$180  = 13'h0000;
+      \$166  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = \active$76 ;
-    if (\pass_end$90 ) begin
+    \$167  = \length$112 ;
+    if (\start$92 ) begin
+      \$167  = \r__payload$95 [12:0];
+    end
+    if (rst) begin
+      \$167  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$168  = \count$77 ;
+    if (\start$92 ) begin
+      \$168  = \r__payload$95 [25:13];
+    end
+    if (rst) begin
+      \$168  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$169  = \sig_len$113 ;
+    if (\start$92 ) begin
+      \$169  = \r__payload$95 [32:28];
+    end
+    if (rst) begin
+      \$169  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$170  = ra;
+    if (\$110 ) begin
+      \$170  = { 13'h0000, rd_first };
+    end else if (rd_next) begin
+      \$170  = \$111 [13:0];
+    end
+    if (rst) begin
+      \$170  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$171  = \$114 ;
+    if (rst) begin
+      \$171  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$172  = r__payload;
+    if (rst) begin
+      \$172  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$173  = hm_read__en;
+    if (rst) begin
+      \$173  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$174  = \$117 [1:0];
+    if (rst) begin
+      \$174  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$175  = hm_wsel;
+    if (hm_pending) begin
+      \$175  = { hm_wsel[1:0], hm_wsel[2] };
+    end
+    if (rst) begin
+      \$175  = 3'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$176  = hm_rsel;
+    if (\$118 ) begin
+      \$176  = { hm_rsel[1:0], hm_rsel[2] };
+    end
+    if (rst) begin
+      \$176  = 3'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$177  = hm_word0;
+    if (\$119 ) begin
+      \$177  = \$120 ;
+    end
+    if (rst) begin
+      \$177  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$178  = hm_word1;
+    if (\$121 ) begin
+      \$178  = \$122 ;
+    end
+    if (rst) begin
+      \$178  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$179  = hm_word2;
+    if (\$123 ) begin
+      \$179  = \$124 ;
+    end
+    if (rst) begin
+      \$179  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$180  = 48'h000000000000;
+    end else begin
+      \$180  = \$125 [47:0];
+    end
+    if (rst) begin
+      \$180  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
       \$181  = 1'h0;
-    end
-    if (\start$92 ) begin
-      \$181  = 1'h1;
+    end else begin
+      \$181  = busy;
     end
     if (rst) begin
       \$181  = 1'h0;
@@ -5289,19 +5419,23 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \reuse$73 ;
-    if (\start$92 ) begin
-      \$182  = \r__payload$95 [26];
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$182  = 48'h000000000000;
+    end else begin
+      \$182  = \$126 [47:0];
     end
     if (rst) begin
-      \$182  = 1'h0;
+      \$182  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \replay$74 ;
-    if (\start$92 ) begin
-      \$183  = \r__payload$95 [27];
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$183  = 1'h0;
+    end else begin
+      \$183  = \$127 ;
     end
     if (rst) begin
       \$183  = 1'h0;
@@ -5309,266 +5443,98 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \length$112 ;
-    if (\start$92 ) begin
-      \$184  = \r__payload$95 [12:0];
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$184  = 48'h000000000000;
+    end else begin
+      \$184  = \$128 [47:0];
     end
     if (rst) begin
-      \$184  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \count$77 ;
-    if (\start$92 ) begin
-      \$185  = \r__payload$95 [25:13];
-    end
-    if (rst) begin
-      \$185  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = \sig_len$113 ;
-    if (\start$92 ) begin
-      \$186  = \r__payload$95 [32:28];
-    end
-    if (rst) begin
-      \$186  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = ra;
-    if (\$124 ) begin
-      \$187  = { 13'h0000, rd_first };
-    end else if (rd_next) begin
-      \$187  = \$125 [13:0];
-    end
-    if (rst) begin
-      \$187  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = \$128 ;
-    if (rst) begin
-      \$188  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = r__payload;
-    if (rst) begin
-      \$189  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = hm_read__en;
-    if (rst) begin
-      \$190  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = \$132 [1:0];
-    if (rst) begin
-      \$191  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = hm_wsel;
-    if (hm_pending) begin
-      \$192  = { hm_wsel[1:0], hm_wsel[2] };
-    end
-    if (rst) begin
-      \$192  = 3'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = hm_rsel;
-    if (\$134 ) begin
-      \$193  = { hm_rsel[1:0], hm_rsel[2] };
-    end
-    if (rst) begin
-      \$193  = 3'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = hm_word0;
-    if (\$135 ) begin
-      \$194  = \$136 ;
-    end
-    if (rst) begin
-      \$194  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = hm_word1;
-    if (\$137 ) begin
-      \$195  = \$138 ;
-    end
-    if (rst) begin
-      \$195  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = hm_word2;
-    if (\$139 ) begin
-      \$196  = \$140 ;
-    end
-    if (rst) begin
-      \$196  = 8'h00;
+      \$184  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$197  = 48'h000000000000;
+      \$185  = 1'h0;
     end else begin
-      \$197  = \$141 [47:0];
+      \$185  = \$130 ;
     end
     if (rst) begin
-      \$197  = 48'h000000000000;
+      \$185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$198  = 1'h0;
+      \$186  = 48'h000000000000;
     end else begin
-      \$198  = busy;
+      \$186  = \$131 [47:0];
     end
     if (rst) begin
-      \$198  = 1'h0;
+      \$186  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$199  = 48'h000000000000;
+      \$187  = 1'h0;
     end else begin
-      \$199  = \$142 [47:0];
+      \$187  = \$134 ;
     end
     if (rst) begin
-      \$199  = 48'h000000000000;
+      \$187  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$200  = 1'h0;
+      \$188  = 48'h000000000000;
     end else begin
-      \$200  = \$143 ;
+      \$188  = \$135 [47:0];
     end
     if (rst) begin
-      \$200  = 1'h0;
+      \$188  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$201  = 48'h000000000000;
+      \$189  = 17'h00000;
     end else begin
-      \$201  = \$144 [47:0];
+      \$189  = \$138 ;
     end
     if (rst) begin
-      \$201  = 48'h000000000000;
+      \$189  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$202  = 1'h0;
+      \$190  = 48'h000000000000;
     end else begin
-      \$202  = \$146 ;
+      \$190  = \$139 [47:0];
     end
     if (rst) begin
-      \$202  = 1'h0;
+      \$190  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$203  = 48'h000000000000;
+      \$191  = 17'h00000;
     end else begin
-      \$203  = \$147 [47:0];
+      \$191  = \$143 ;
     end
     if (rst) begin
-      \$203  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$204  = 1'h0;
-    end else begin
-      \$204  = \$150 ;
-    end
-    if (rst) begin
-      \$204  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$205  = 48'h000000000000;
-    end else begin
-      \$205  = \$151 [47:0];
-    end
-    if (rst) begin
-      \$205  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$206  = 17'h00000;
-    end else begin
-      \$206  = \$154 ;
-    end
-    if (rst) begin
-      \$206  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$207  = 48'h000000000000;
-    end else begin
-      \$207  = \$155 [47:0];
-    end
-    if (rst) begin
-      \$207  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$208  = 17'h00000;
-    end else begin
-      \$208  = \$160 ;
-    end
-    if (rst) begin
-      \$208  = 17'h00000;
+      \$191  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5588,7 +5554,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__payload$71  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$71 [11:0];
+  assign hm_read__addr = \$55 [11:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5757,14 +5723,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
   assign \hm_read__data.hit  = hm_read__data[0];
   assign \hm_read__data.entry  = hm_read__data[7:1];
-  assign \vectors__payload$62 [32] = \$28 ;
+  assign \vectors__payload$62 [32] = \$20 ;
   assign \vectors__payload$62 [31:0] = vectors__payload;
-  assign beats__payload[38] = \$22 ;
-  assign beats__payload[37] = \$21 ;
+  assign beats__payload[38] = \$16 ;
+  assign beats__payload[37] = \$15 ;
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
-  assign \$73  = \$72 ;
+  assign \$57  = \$56 ;
 endmodule
 
 (* generator = "Amaranth" *)
