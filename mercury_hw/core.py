@@ -44,19 +44,19 @@ def pass_kind(reuse, replay, kind: PassKind, *, when=None):
 class _CurrentPass:
     """A sequencer's current pass: registers loaded from its command when it starts.
 
-    ``is_sig`` / ``is_replay`` are its decoded kind (baseline when neither); ``sig_len`` is the
-    signature length of a signature pass (spec 13), latched with the pass like the other fields.
+    ``is_sig`` / ``is_replay`` are its kind, decoded into registers when it starts (baseline when
+    neither); ``sig_len`` is the signature length of a signature pass (spec 13), latched with the
+    pass like the other fields.
     """
 
     def __init__(self, cfg: MercuryConfig):
         self.active = Signal(name="active")
-        self.reuse = Signal(name="reuse")
-        self.replay = Signal(name="replay")
         self.length = Signal(cfg.len_bits, name="length")
         self.count = Signal(cfg.count_bits, name="count")
         self.sig_len = Signal(cfg.sig_len_bits, name="sig_len")
-        self.is_sig = pass_kind(self.reuse, self.replay, PassKind.SIGNATURE)
-        self.is_replay = pass_kind(self.reuse, self.replay, PassKind.REPLAY)
+        # Decoded when the pass starts (registers: no decode logic in front of the handshakes).
+        self.is_sig = Signal(name="is_sig")
+        self.is_replay = Signal(name="is_replay")
 
     def sequence(self, m, pass_end, start, cmd, *resets):
         """Leave the pass at ``pass_end``; load command ``cmd`` (and ``resets``) at ``start``.
@@ -68,8 +68,8 @@ class _CurrentPass:
         with m.If(start):
             m.d.sync += [
                 self.active.eq(1),
-                self.reuse.eq(cmd.reuse),
-                self.replay.eq(cmd.replay),
+                self.is_sig.eq(pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE)),
+                self.is_replay.eq(pass_kind(cmd.reuse, cmd.replay, PassKind.REPLAY)),
                 self.length.eq(cmd.length),
                 self.count.eq(cmd.count),
                 self.sig_len.eq(cmd.sig_len),
@@ -93,19 +93,77 @@ class _ResponseBook:
         self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
 
 
+class _BeatGeometry:
+    """The input sequencer's current beat, registered one beat ahead (no carry chain between the
+    beat position and the pass-end decision).
+
+    ``rem``: elements of the vector from this beat on; ``last``: this beat is the vector's last
+    (``rem <= P``); ``mask``: its lanes below L (``rem > p``); ``first``: it is the vector's first
+    beat; ``vnext``: the pass's vector count after this vector (``vcnt + 1``). A pass loads them
+    from its command (:meth:`load`); a beat advances them (:meth:`advance`): within a vector
+    from ``rem`` (``rem - P``), after a vector's last beat from the first-beat values the pass
+    latched (``mask0``, ``last0``), so every next value is a decode of registers.
+    """
+
+    def __init__(self, cfg: MercuryConfig):
+        P = cfg.lanes
+        self.P = P
+        self.rem = Signal(cfg.len_bits, name="rem")
+        self.last = Signal(name="beat_last")
+        self.mask = Signal(P, name="beat_mask")
+        self.first = Signal(name="beat_first")
+        self.mask0 = Signal(P, name="mask0")
+        self.last0 = Signal(name="last0")
+        self.vnext = Signal(cfg.count_bits + 1, name="vnext")
+
+    def load(self, length):
+        """Statements that start a pass of vectors of ``length`` elements."""
+        P = self.P
+        mask0 = Cat(length > p for p in range(P))
+        return [
+            self.rem.eq(length), self.last.eq(length <= P), self.mask.eq(mask0),
+            self.first.eq(1), self.mask0.eq(mask0), self.last0.eq(length <= P),
+            self.vnext.eq(1),
+        ]
+
+    def advance(self, m, beat, length):
+        """Move to the next beat when ``beat`` (one is transferred); ``length``: the pass's L."""
+        P = self.P
+        with m.If(beat):
+            with m.If(self.last):
+                m.d.sync += [
+                    self.rem.eq(length), self.last.eq(self.last0), self.mask.eq(self.mask0),
+                    self.first.eq(1), self.vnext.eq(self.vnext + 1),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    self.rem.eq(self.rem - P),
+                    self.last.eq(self.rem <= 2 * P),
+                    self.mask.eq(Cat(self.rem > p + P for p in range(P))),
+                    self.first.eq(0),
+                ]
+
+
 class _HitmapQueue:
-    """The hitmap words a replay pass has read ahead: a queue of ``depth`` registers.
+    """The hitmap words a replay pass has read ahead: a ring of ``depth`` registers.
 
     The hitmap's read port has a registered address (data the cycle after the read); ``pending``
     says a word is on it, which enters the queue at the next edge. ``head`` is the oldest word,
     valid when ``level != 0``. Reads are issued only while ``level + pending < depth``.
+
+    The write and read positions are registered one-hot rings (``wsel``, ``rsel``): a push loads
+    the entry ``wsel`` selects and rotates ``wsel``; a pop only rotates ``rsel``. An entry's load
+    enable therefore depends on registers only, never on ``pop`` (which comes from the PE array's
+    token handshake), and ``head`` is an AND-OR of registers.
     """
 
     def __init__(self, cfg: MercuryConfig, depth: int):
         shape = layouts.cache_response(cfg)
         self.depth = depth
         self.entries = [Signal(shape, name=f"hm_word{i}") for i in range(depth)]
-        self.head = self.entries[0]
+        self.wsel = Signal(depth, init=1, name="hm_wsel")
+        self.rsel = Signal(depth, init=1, name="hm_rsel")
+        self.head = Signal(shape, name="hm_head")
         self.level = Signal(range(depth + 1), name="hm_level")
         self.pending = Signal(name="hm_pending")
 
@@ -117,13 +175,17 @@ class _HitmapQueue:
             self.pending.eq(read_en),
             self.level.eq(self.level + push - pop),
         ]
-        after_pop = Signal.like(self.level, name="hm_after_pop")
-        m.d.comb += after_pop.eq(self.level - pop)
+        with m.If(push):
+            m.d.sync += self.wsel.eq(self.wsel.rotate_left(1))
+        with m.If(pop):
+            m.d.sync += self.rsel.eq(self.rsel.rotate_left(1))
         for i, entry in enumerate(self.entries):
-            with m.If(push & (after_pop == i)):
+            with m.If(push & self.wsel[i]):
                 m.d.sync += entry.eq(read_data)
-            with m.Elif(pop & (i + 1 < self.depth)):
-                m.d.sync += entry.eq(self.entries[min(i + 1, self.depth - 1)])
+        head = 0
+        for i, entry in enumerate(self.entries):
+            head = head | Mux(self.rsel[i], entry.as_value(), 0)
+        m.d.comb += self.head.eq(head)
 
 
 class MercuryCore(wiring.Component):
@@ -310,7 +372,7 @@ class MercuryCore(wiring.Component):
         cmd = self.cmd.p
         cur = _CurrentPass(cfg)
         vcnt = Signal(cfg.count_bits)    # vectors of the pass whose last beat is in
-        pos = Signal(cfg.len_bits)       # element index of the current beat's lane 0
+        geo = _BeatGeometry(cfg)         # the current beat's position in its vector
         book = _ResponseBook(cfg)
 
         # Vectors left: a replay pass computes the misses known so far, and knows it is complete
@@ -324,7 +386,7 @@ class MercuryCore(wiring.Component):
             pending.eq(cur.active & (vcnt != limit)),
         ]
         beat, last, end_of_pass, release_only = self._input_beats(
-            m, cur, vcnt, pos, limit, complete, pending, siggen, array)
+            m, cur, vcnt, geo, limit, complete, pending, siggen, array)
 
         # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
         pass_end = Signal()
@@ -336,7 +398,7 @@ class MercuryCore(wiring.Component):
             passes.w.p.eq(cmd),
             start.eq(self.cmd.valid & self.cmd.ready),
         ]
-        cur.sequence(m, pass_end, start, cmd, vcnt.eq(0), pos.eq(0))
+        cur.sequence(m, pass_end, start, cmd, vcnt.eq(0), *geo.load(cmd.length))
 
         issued = beat & last & cur.is_sig
         sig_start = pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE, when=start)
@@ -345,21 +407,15 @@ class MercuryCore(wiring.Component):
         computed_len = Mux(beat & last, cur.length, 0)
         return cur.active, computed_len
 
-    def _input_beats(self, m, cur, vcnt, pos, limit, complete, pending, siggen, array):
+    def _input_beats(self, m, cur, vcnt, geo, limit, complete, pending, siggen, array):
         """Beat geometry and the fork of every beat to the array and the signature generator.
 
         Returns (beat transferred, it is its vector's last, it ends the pass, release-only beat).
         """
-        P = self.cfg.lanes
-        # Beat geometry: lanes past L are masked; the beat holding element L-1 is the last.
-        rem = Signal(self.cfg.len_bits)
-        last = Signal()
+        # Beat geometry (registered a beat ahead): the beat holding element L-1 is the last.
+        last = geo.last
         end_of_pass = Signal()
-        m.d.comb += [
-            rem.eq(cur.length - pos),
-            last.eq(rem <= P),
-            end_of_pass.eq(last & (vcnt + 1 == limit) & complete),
-        ]
+        m.d.comb += end_of_pass.eq(last & (geo.vnext == limit) & complete)
 
         # Fork every beat to the array and (signature pass) the signature generator; a pass that
         # runs out of vectors without a last beat (a replay pass waiting for responses) ends with
@@ -375,22 +431,20 @@ class MercuryCore(wiring.Component):
 
             array.beats.valid.eq((beat_in & (~is_sig | siggen.vectors.ready)) | release_only),
             array.beats.p.data.eq(self.vectors.p),
-            array.beats.p.mask.eq(Cat(rem > p for p in range(P))),
+            array.beats.p.mask.eq(geo.mask),
             array.beats.p.last.eq(last),
             array.beats.p.release.eq(Mux(release_only, 1, end_of_pass)),
             array.beats.p.compute.eq(~release_only),
 
             siggen.vectors.valid.eq(beat_in & is_sig & array.beats.ready),
             siggen.vectors.p.data.eq(self.vectors.p),
-            siggen.vectors.p.flush.eq((vcnt == 0) & (pos == 0)),
+            siggen.vectors.p.flush.eq((vcnt == 0) & geo.first),
             siggen.length.eq(cur.length),
             siggen.sig_len.eq(cur.sig_len),    # spec 13: the MCACHE looks up sig & (2^s - 1)
         ]
-        with m.If(beat):
-            with m.If(last):
-                m.d.sync += [pos.eq(0), vcnt.eq(vcnt + 1)]
-            with m.Else():
-                m.d.sync += pos.eq(pos + P)
+        with m.If(beat & last):
+            m.d.sync += vcnt.eq(vcnt + 1)
+        geo.advance(m, beat, cur.length)
         return beat, last, end_of_pass, release_only
 
     @staticmethod

@@ -94,11 +94,13 @@ class PE(wiring.Component):
         a = Signal(layouts.vector_beat(cfg))
         w = Signal(layouts.vector_beat(cfg))
         s1 = Signal(ctl)
+        # The data registers load every cycle (no enable): only a valid beat's values are used
+        # (stage 2 multiplies when ``s1.valid``), and no enable logic sits between the weight
+        # memory's read data (a block RAM output, the slowest start of a path) and ``w``.
         m.d.sync += [s1.valid.eq(self.valid), s1.first.eq(self.first), s1.last.eq(self.last)]
-        with m.If(self.valid):
-            m.d.sync += w.eq(self.w)
-            for p in range(P):
-                m.d.sync += a[p].eq(Mux(self.mask[p], self.a[p], 0))
+        m.d.sync += w.eq(self.w)
+        for p in range(P):
+            m.d.sync += a[p].eq(Mux(self.mask[p], self.a[p], 0))
 
         # Stage 2: lane products, registered.
         prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))

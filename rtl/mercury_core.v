@@ -14,112 +14,105 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire \$102 ;
+  wire [14:0] \$102 ;
   wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
+  wire [15:0] \$104 ;
+  wire [13:0] \$105 ;
   wire \$106 ;
-  wire [14:0] \$107 ;
+  wire \$107 ;
   wire \$108 ;
-  wire [15:0] \$109 ;
+  wire \$109 ;
   wire \$11 ;
-  wire [13:0] \$110 ;
-  wire \$111 ;
+  wire \$110 ;
+  wire [14:0] \$111 ;
   wire \$112 ;
-  wire [14:0] \$113 ;
+  wire \$113 ;
   wire \$114 ;
-  wire \$115 ;
+  wire [2:0] \$115 ;
   wire \$116 ;
-  wire [2:0] \$117 ;
+  wire [3:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire [3:0] \$120 ;
+  wire [7:0] \$120 ;
   wire \$121 ;
-  wire \$122 ;
+  wire [7:0] \$122 ;
   wire \$123 ;
-  wire \$124 ;
-  wire \$125 ;
-  wire [7:0] \$126 ;
+  wire [7:0] \$124 ;
+  wire [48:0] \$125 ;
+  wire [48:0] \$126 ;
   wire \$127 ;
-  wire \$128 ;
+  wire [48:0] \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire \$131 ;
-  wire [7:0] \$132 ;
+  wire [48:0] \$131 ;
+  wire \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire \$135 ;
+  wire [48:0] \$135 ;
   wire \$136 ;
-  wire \$137 ;
-  wire [7:0] \$138 ;
+  wire [12:0] \$137 ;
+  wire [16:0] \$138 ;
   wire [48:0] \$139 ;
   wire \$14 ;
-  wire [48:0] \$140 ;
+  wire \$140 ;
   wire \$141 ;
-  wire [48:0] \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire [48:0] \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire [48:0] \$149 ;
+  wire [12:0] \$142 ;
+  wire [16:0] \$143 ;
+  reg [12:0] \$144 ;
+  reg [12:0] \$145 ;
+  reg \$146 ;
+  reg [3:0] \$147 ;
+  reg \$148 ;
+  reg [13:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire [12:0] \$151 ;
-  wire [16:0] \$152 ;
-  wire [48:0] \$153 ;
-  wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire [12:0] \$157 ;
-  wire [16:0] \$158 ;
-  reg [12:0] \$159 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg [12:0] \$153 ;
+  reg [12:0] \$154 ;
+  reg [4:0] \$155 ;
+  reg [3:0] \$156 ;
+  reg \$157 ;
+  reg [13:0] \$158 ;
+  reg [13:0] \$159 ;
   wire \$16 ;
   reg [12:0] \$160 ;
-  reg \$161 ;
-  reg \$162 ;
-  reg \$163 ;
-  reg [12:0] \$164 ;
-  reg [12:0] \$165 ;
-  reg [4:0] \$166 ;
-  reg [13:0] \$167 ;
-  reg [13:0] \$168 ;
-  reg [12:0] \$169 ;
+  reg [12:0] \$161 ;
+  reg [12:0] \$162 ;
+  reg [12:0] \$163 ;
+  reg \$164 ;
+  reg \$165 ;
+  reg \$166 ;
+  reg [12:0] \$167 ;
+  reg [12:0] \$168 ;
+  reg [4:0] \$169 ;
   wire \$17 ;
-  reg [12:0] \$170 ;
-  reg [12:0] \$171 ;
-  reg [12:0] \$172 ;
+  reg [13:0] \$170 ;
+  reg \$171 ;
+  reg [7:0] \$172 ;
   reg \$173 ;
-  reg \$174 ;
-  reg \$175 ;
-  reg [12:0] \$176 ;
-  reg [12:0] \$177 ;
-  reg [4:0] \$178 ;
-  reg [13:0] \$179 ;
+  reg [1:0] \$174 ;
+  reg [2:0] \$175 ;
+  reg [2:0] \$176 ;
+  reg [7:0] \$177 ;
+  reg [7:0] \$178 ;
+  reg [7:0] \$179 ;
   wire \$18 ;
-  reg \$180 ;
-  reg [7:0] \$181 ;
-  reg \$182 ;
-  reg [1:0] \$183 ;
-  reg [7:0] \$184 ;
-  reg [7:0] \$185 ;
-  reg [7:0] \$186 ;
-  reg [47:0] \$187 ;
-  reg \$188 ;
-  reg [47:0] \$189 ;
+  reg [47:0] \$180 ;
+  reg \$181 ;
+  reg [47:0] \$182 ;
+  reg \$183 ;
+  reg [47:0] \$184 ;
+  reg \$185 ;
+  reg [47:0] \$186 ;
+  reg \$187 ;
+  reg [47:0] \$188 ;
+  reg [16:0] \$189 ;
   wire \$19 ;
-  reg \$190 ;
-  reg [47:0] \$191 ;
-  reg \$192 ;
-  reg [47:0] \$193 ;
-  reg \$194 ;
-  reg [47:0] \$195 ;
-  reg [16:0] \$196 ;
-  reg [47:0] \$197 ;
-  reg [16:0] \$198 ;
+  reg [47:0] \$190 ;
+  reg [16:0] \$191 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -141,7 +134,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire \$39 ;
+  wire [13:0] \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
@@ -155,62 +148,65 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire \$51 ;
+  wire [2:0] \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [13:0] \$6 ;
-  wire \$60 ;
-  wire [13:0] \$61 ;
+  wire [13:0] \$55 ;
+  wire [7:0] \$56 ;
+  wire [7:0] \$57 ;
+  wire [7:0] \$58 ;
+  wire [7:0] \$59 ;
+  wire \$6 ;
+  wire [7:0] \$60 ;
+  wire \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
+  wire [13:0] \$65 ;
+  wire [14:0] \$66 ;
+  wire [13:0] \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire [13:0] \$7 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
-  wire [2:0] \$74 ;
+  wire \$74 ;
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
-  wire [13:0] \$78 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
-  wire [2:0] \$81 ;
+  wire \$81 ;
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [13:0] \$85 ;
-  wire [13:0] \$86 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire \$88 ;
+  wire [14:0] \$88 ;
   wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire [14:0] \$91 ;
+  wire [15:0] \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [15:0] \$93 ;
-  wire \$94 ;
+  wire [14:0] \$93 ;
+  wire [13:0] \$94 ;
   wire \$95 ;
-  wire [14:0] \$96 ;
-  wire [13:0] \$97 ;
+  wire [13:0] \$96 ;
+  wire \$97 ;
   wire \$98 ;
-  wire [13:0] \$99 ;
+  wire \$99 ;
   reg active = 1'h0;
-  reg \active$75  = 1'h0;
+  reg \active$76  = 1'h0;
   wire beat;
+  reg beat_first = 1'h0;
+  reg beat_last = 1'h0;
+  reg [3:0] beat_mask = 4'h0;
   wire [38:0] beats__payload;
   wire \beats__payload.compute ;
   wire [31:0] \beats__payload.data ;
@@ -228,7 +224,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_resp = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$102 ;
+  wire \busy$106 ;
   reg bypass = 1'h0;
   input clear;
   wire clear;
@@ -247,7 +243,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$76  = 13'h0000;
+  reg [12:0] \count$77  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -263,10 +259,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg cycles_step = 1'h0;
   wire end_of_pass;
   reg hits_step = 1'h0;
-  wire [1:0] hm_after_pop;
   reg [7:0] hm_bypass_word = 8'h00;
   wire [6:0] \hm_bypass_word.entry ;
   wire \hm_bypass_word.hit ;
+  wire [7:0] hm_head;
+  wire [6:0] \hm_head.entry ;
+  wire \hm_head.hit ;
   reg [1:0] hm_level = 2'h0;
   reg hm_pending = 1'h0;
   wire [11:0] hm_read__addr;
@@ -274,6 +272,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire [6:0] \hm_read__data.entry ;
   wire \hm_read__data.hit ;
   wire hm_read__en;
+  reg [2:0] hm_rsel = 3'h1;
   reg [7:0] hm_word0 = 8'h00;
   wire [6:0] \hm_word0.entry ;
   wire \hm_word0.hit ;
@@ -288,41 +287,44 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire [6:0] \hm_write__data.entry ;
   wire \hm_write__data.hit ;
   wire hm_write__en;
+  reg [2:0] hm_wsel = 3'h1;
+  reg is_replay = 1'h0;
+  reg \is_replay$74  = 1'h0;
+  reg is_sig = 1'h0;
+  reg \is_sig$73  = 1'h0;
   wire issued;
-  wire last;
+  reg last0 = 1'h0;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$105  = 13'h0000;
+  reg [12:0] \length$112  = 13'h0000;
   (* init = 13'h0000 *)
-  wire [12:0] \length$64 ;
+  wire [12:0] \length$65 ;
   wire [2:0] level;
   wire [12:0] limit;
   reg [16:0] macs_done_step = 17'h00000;
   reg [16:0] macs_skipped_step = 17'h00000;
+  reg [3:0] mask0 = 4'h0;
   reg misses_step = 1'h0;
   wire pass_end;
-  wire \pass_end$89 ;
+  wire \pass_end$90 ;
   wire pending;
-  reg [12:0] pos = 13'h0000;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$94 ;
-  wire [12:0] \r__payload$94.count ;
-  wire [12:0] \r__payload$94.length ;
-  wire \r__payload$94.replay ;
-  wire \r__payload$94.reuse ;
-  wire [4:0] \r__payload$94.sig_len ;
+  wire [32:0] \r__payload$95 ;
+  wire [12:0] \r__payload$95.count ;
+  wire [12:0] \r__payload$95.length ;
+  wire \r__payload$95.replay ;
+  wire \r__payload$95.reuse ;
+  wire [4:0] \r__payload$95.sig_len ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$90 ;
+  wire \r__ready$91 ;
   wire r__valid;
-  wire \r__valid$92 ;
+  wire \r__valid$93 ;
   reg [13:0] ra = 14'h0000;
   wire rd_first;
   wire rd_next;
   wire release_only;
-  wire [12:0] rem;
-  reg replay = 1'h0;
-  reg \replay$73  = 1'h0;
+  reg [12:0] rem = 13'h0000;
   wire [16:0] requests__payload;
   wire \requests__payload.flush ;
   wire [15:0] \requests__payload.sig ;
@@ -364,15 +366,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   output results__valid;
   wire results__valid;
   wire \results__valid$39 ;
-  reg reuse = 1'h0;
-  reg \reuse$72  = 1'h0;
   input rst;
   wire rst;
   reg [13:0] sig_due = 14'h0000;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$106  = 5'h00;
+  reg [4:0] \sig_len$113  = 5'h00;
   (* init = 5'h00 *)
-  wire [4:0] \sig_len$66 ;
+  wire [4:0] \sig_len$67 ;
   wire [16:0] signatures__payload;
   wire \signatures__payload.flush ;
   wire [15:0] \signatures__payload.sig ;
@@ -380,7 +380,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire signatures__valid;
   reg [13:0] skip = 14'h0000;
   wire start;
-  wire \start$91 ;
+  wire \start$92 ;
   reg [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
   wire \tokens__payload.hit ;
@@ -392,37 +392,38 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] vcnt = 13'h0000;
   input [31:0] vectors__payload;
   wire [31:0] vectors__payload;
-  wire [32:0] \vectors__payload$63 ;
-  wire [31:0] \vectors__payload$63.data ;
-  wire [7:0] \vectors__payload$63.data[0] ;
-  wire [7:0] \vectors__payload$63.data[1] ;
-  wire [7:0] \vectors__payload$63.data[2] ;
-  wire [7:0] \vectors__payload$63.data[3] ;
-  wire \vectors__payload$63.flush ;
+  wire [32:0] \vectors__payload$62 ;
+  wire [31:0] \vectors__payload$62.data ;
+  wire [7:0] \vectors__payload$62.data[0] ;
+  wire [7:0] \vectors__payload$62.data[1] ;
+  wire [7:0] \vectors__payload$62.data[2] ;
+  wire [7:0] \vectors__payload$62.data[3] ;
+  wire \vectors__payload$62.flush ;
   wire [7:0] \vectors__payload[0] ;
   wire [7:0] \vectors__payload[1] ;
   wire [7:0] \vectors__payload[2] ;
   wire [7:0] \vectors__payload[3] ;
   output vectors__ready;
   wire vectors__ready;
-  wire \vectors__ready$58 ;
+  wire \vectors__ready$56 ;
   input vectors__valid;
   wire vectors__valid;
-  wire \vectors__valid$62 ;
+  wire \vectors__valid$61 ;
   reg vectors_step = 1'h0;
+  reg [13:0] vnext = 14'h0000;
   wire [7:0] w__payload;
-  wire [32:0] \w__payload$70 ;
-  wire [12:0] \w__payload$70.count ;
-  wire [12:0] \w__payload$70.length ;
-  wire \w__payload$70.replay ;
-  wire \w__payload$70.reuse ;
-  wire [4:0] \w__payload$70.sig_len ;
+  wire [32:0] \w__payload$71 ;
+  wire [12:0] \w__payload$71.count ;
+  wire [12:0] \w__payload$71.length ;
+  wire \w__payload$71.replay ;
+  wire \w__payload$71.reuse ;
+  wire [4:0] \w__payload$71.sig_len ;
   wire [6:0] \w__payload.entry ;
   wire \w__payload.hit ;
   wire w__ready;
-  wire \w__ready$68 ;
+  wire \w__ready$69 ;
   wire w__valid;
-  wire \w__valid$69 ;
+  wire \w__valid$70 ;
   input [256:0] weights__payload;
   wire [256:0] weights__payload;
   wire [256:0] \weights__payload$22 ;
@@ -4622,274 +4623,277 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$78 [11:0]];
+      _0_ <= hitmap[\$55 [11:0]];
     end
   end
   assign hm_read__data = _0_;
-  assign \$1  = reuse & replay;
-  assign limit = \$1  ? blk_miss : count;
-  assign \$2  = reuse & replay;
-  assign \$3  = ~ \$2 ;
-  assign \$4  = blk_resp == blk_count;
-  assign complete = \$3  | \$4 ;
-  assign \$5  = vcnt != limit;
-  assign pending = active & \$5 ;
-  assign \$6  = length - pos;
-  assign last = \$6 [12:0] <= 3'h4;
-  assign \$7  = vcnt + 1'h1;
-  assign \$8  = \$7  == limit;
-  assign \$9  = last & \$8 ;
-  assign end_of_pass = \$9  & complete;
-  assign \$10  = ~ pending;
-  assign \$11  = active & \$10 ;
-  assign release_only = \$11  & complete;
-  assign \$12  = pending & beats__ready;
-  assign \$13  = ~ replay;
-  assign \$14  = reuse & \$13 ;
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$15  | \vectors__ready$58 ;
-  assign vectors__ready = \$12  & \$16 ;
+  assign limit = is_replay ? blk_miss : count;
+  assign \$1  = ~ is_replay;
+  assign \$2  = blk_resp == blk_count;
+  assign complete = \$1  | \$2 ;
+  assign \$3  = vcnt != limit;
+  assign pending = active & \$3 ;
+  assign \$4  = vnext == limit;
+  assign \$5  = beat_last & \$4 ;
+  assign end_of_pass = \$5  & complete;
+  assign \$6  = ~ pending;
+  assign \$7  = active & \$6 ;
+  assign release_only = \$7  & complete;
+  assign \$8  = pending & beats__ready;
+  assign \$9  = ~ is_sig;
+  assign \$10  = \$9  | \vectors__ready$56 ;
+  assign vectors__ready = \$8  & \$10 ;
   assign beat = vectors__valid & vectors__ready;
+  assign \$11  = vectors__valid & pending;
+  assign \$12  = ~ is_sig;
+  assign \$13  = \$12  | \vectors__ready$56 ;
+  assign \$14  = \$11  & \$13 ;
+  assign beats__valid = \$14  | release_only;
+  assign \$15  = release_only ? 1'h1 : end_of_pass;
+  assign \$16  = ~ release_only;
   assign \$17  = vectors__valid & pending;
-  assign \$18  = ~ replay;
-  assign \$19  = reuse & \$18 ;
-  assign \$20  = ~ \$19 ;
-  assign \$21  = \$20  | \vectors__ready$58 ;
-  assign \$22  = \$17  & \$21 ;
-  assign beats__valid = \$22  | release_only;
-  assign \$23  = \$6 [12:0] > 1'h0;
-  assign \$24  = \$6 [12:0] > 1'h1;
-  assign \$25  = \$6 [12:0] > 2'h2;
-  assign \$26  = \$6 [12:0] > 2'h3;
-  assign \$27  = release_only ? 1'h1 : end_of_pass;
-  assign \$28  = ~ release_only;
-  assign \$29  = vectors__valid & pending;
-  assign \$30  = ~ replay;
-  assign \$31  = reuse & \$30 ;
-  assign \$32  = \$29  & \$31 ;
-  assign \vectors__valid$62  = \$32  & beats__ready;
-  assign \$33  = ! vcnt;
-  assign \$34  = ! pos;
-  assign \$35  = \$33  & \$34 ;
-  assign \$36  = beat & end_of_pass;
-  assign \$37  = release_only & beats__ready;
-  assign pass_end = \$36  | \$37 ;
-  assign \$38  = ~ active;
-  assign \$39  = \$38  | pass_end;
-  assign cmd__ready = \$39  & \w__ready$68 ;
-  assign \$40  = ~ active;
-  assign \$41  = \$40  | pass_end;
-  assign \w__valid$69  = cmd__valid & \$41 ;
+  assign \$18  = \$17  & is_sig;
+  assign \vectors__valid$61  = \$18  & beats__ready;
+  assign \$19  = ! vcnt;
+  assign \$20  = \$19  & beat_first;
+  assign \$21  = beat & end_of_pass;
+  assign \$22  = release_only & beats__ready;
+  assign pass_end = \$21  | \$22 ;
+  assign \$23  = ~ active;
+  assign \$24  = \$23  | pass_end;
+  assign cmd__ready = \$24  & \w__ready$69 ;
+  assign \$25  = ~ active;
+  assign \$26  = \$25  | pass_end;
+  assign \w__valid$70  = cmd__valid & \$26 ;
   assign start = cmd__valid & cmd__ready;
-  assign \$42  = ~ \replay$73 ;
-  assign \$43  = \reuse$72  & \$42 ;
-  assign \$44  = \reuse$72  & \replay$73 ;
-  assign \$45  = | \count$76 ;
-  assign \$46  = \active$75  & \$45 ;
-  assign \$47  = \$46  & r__valid;
-  assign \$48  = ~ r__payload[0];
-  assign \$49  = | \count$76 ;
-  assign \$50  = \active$75  & \$49 ;
-  assign \$51  = | hm_level;
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = ~ hm_word0[0];
-  assign \$54  = ~ hm_word0[0];
-  assign \$55  = | \count$76 ;
-  assign \$56  = \active$75  & \$55 ;
+  assign \$27  = | \count$77 ;
+  assign \$28  = \active$76  & \$27 ;
+  assign \$29  = \$28  & r__valid;
+  assign \$30  = ~ r__payload[0];
+  assign \$31  = | \count$77 ;
+  assign \$32  = \active$76  & \$31 ;
+  assign \$33  = | hm_level;
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ hm_head[0];
+  assign \$36  = ~ hm_head[0];
+  assign \$37  = | \count$77 ;
+  assign \$38  = \active$76  & \$37 ;
   assign issued = tokens__valid & tokens__ready;
-  assign \$57  = ~ \replay$73 ;
-  assign \$58  = \reuse$72  & \$57 ;
-  assign r__ready = issued & \$58 ;
-  assign \$59  = ~ \replay$73 ;
-  assign \$60  = \reuse$72  & \$59 ;
-  assign hm_write__en = issued & \$60 ;
-  assign \$61  = v + 1'h1;
-  assign \$62  = \$61  == \count$76 ;
-  assign \$63  = issued & \$62 ;
-  assign \$64  = ! \count$76 ;
-  assign \$65  = \$63  | \$64 ;
-  assign \pass_end$89  = \active$75  & \$65 ;
-  assign \$66  = ~ \active$75 ;
-  assign \r__ready$90  = \$66  | \pass_end$89 ;
-  assign \start$91  = \r__valid$92  & \r__ready$90 ;
-  assign \$67  = \start$91  & \r__payload$94 [26];
-  assign \$68  = \$67  & \r__payload$94 [27];
-  assign \$69  = | \r__payload$94 [25:13];
-  assign rd_first = \$68  & \$69 ;
-  assign \$70  = \reuse$72  & \replay$73 ;
-  assign \$71  = \active$75  & \$70 ;
-  assign \$72  = ra != \count$76 ;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = hm_level + hm_pending;
-  assign \$75  = \$74  < 2'h3;
-  assign rd_next = \$73  & \$75 ;
-  assign \$76  = \start$91  & \r__payload$94 [26];
-  assign \$77  = \$76  & \r__payload$94 [27];
-  assign \$78  = \$77  ? 14'h0000 : ra;
+  assign r__ready = issued & \is_sig$73 ;
+  assign hm_write__en = issued & \is_sig$73 ;
+  assign \$39  = v + 1'h1;
+  assign \$40  = \$39  == \count$77 ;
+  assign \$41  = issued & \$40 ;
+  assign \$42  = ! \count$77 ;
+  assign \$43  = \$41  | \$42 ;
+  assign \pass_end$90  = \active$76  & \$43 ;
+  assign \$44  = ~ \active$76 ;
+  assign \r__ready$91  = \$44  | \pass_end$90 ;
+  assign \start$92  = \r__valid$93  & \r__ready$91 ;
+  assign \$45  = \start$92  & \r__payload$95 [26];
+  assign \$46  = \$45  & \r__payload$95 [27];
+  assign \$47  = | \r__payload$95 [25:13];
+  assign rd_first = \$46  & \$47 ;
+  assign \$48  = \active$76  & \is_replay$74 ;
+  assign \$49  = ra != \count$77 ;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = hm_level + hm_pending;
+  assign \$52  = \$51  < 2'h3;
+  assign rd_next = \$50  & \$52 ;
+  assign \$53  = \start$92  & \r__payload$95 [26];
+  assign \$54  = \$53  & \r__payload$95 [27];
+  assign \$55  = \$54  ? 14'h0000 : ra;
   assign hm_read__en = rd_first | rd_next;
-  assign \$79  = \reuse$72  & \replay$73 ;
-  assign \$80  = issued & \$79 ;
-  assign \$81  = hm_level - \$80 ;
-  assign \$82  = | level;
-  assign \$83  = active | \$82 ;
-  assign \$84  = \$83  | \active$75 ;
-  assign busy = \$84  | \busy$102 ;
-  assign \$85  = vcnt + 1'h1;
-  assign \$86  = pos + 3'h4;
-  assign \$87  = beat & last;
-  assign \$88  = ~ replay;
-  assign \$89  = reuse & \$88 ;
-  assign \$90  = \$87  & \$89 ;
-  assign \$91  = sig_due + \$90 ;
-  assign \$92  = w__valid & responses__ready;
-  assign \$93  = \$91  - \$92 ;
-  assign \$94  = w__valid & responses__ready;
-  assign \$95  = | skip;
-  assign \$96  = skip - 1'h1;
-  assign \$97  = blk_resp + 1'h1;
-  assign \$98  = ~ w__payload[0];
-  assign \$99  = blk_miss + \$98 ;
-  assign \$100  = start & cmd__payload[26];
-  assign \$101  = ~ cmd__payload[27];
-  assign \$102  = \$100  & \$101 ;
-  assign \$103  = beat & last;
-  assign \$104  = ~ replay;
-  assign \$105  = reuse & \$104 ;
-  assign \$106  = \$103  & \$105 ;
-  assign \$107  = sig_due + \$106 ;
-  assign \$108  = w__valid & responses__ready;
-  assign \$109  = \$107  - \$108 ;
-  assign \$110  = v + 1'h1;
-  assign \$111  = \start$91  & \r__payload$94 [26];
-  assign \$112  = \$111  & \r__payload$94 [27];
-  assign \$113  = ra + 1'h1;
-  assign \$114  = rd_first & hm_write__en;
-  assign \$115  = ! v;
-  assign \$116  = \$114  & \$115 ;
-  assign \$117  = hm_level + hm_pending;
-  assign \$118  = \reuse$72  & \replay$73 ;
-  assign \$119  = issued & \$118 ;
-  assign \$120  = \$117  - \$119 ;
-  assign \$121  = ! \$81 [1:0];
-  assign \$122  = hm_pending & \$121 ;
-  assign \$123  = \reuse$72  & \replay$73 ;
-  assign \$124  = issued & \$123 ;
-  assign \$126  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$127  = \$81 [1:0] == 1'h1;
-  assign \$128  = hm_pending & \$127 ;
-  assign \$129  = \reuse$72  & \replay$73 ;
-  assign \$130  = issued & \$129 ;
-  assign \$132  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$133  = \$81 [1:0] == 2'h2;
-  assign \$134  = hm_pending & \$133 ;
-  assign \$135  = \reuse$72  & \replay$73 ;
-  assign \$136  = issued & \$135 ;
-  assign \$138  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$139  = counters__cycles + cycles_step;
-  assign \$140  = counters__vectors + vectors_step;
-  assign \$141  = results__valid & results__ready;
-  assign \$142  = counters__hits + hits_step;
-  assign \$143  = results__valid & results__ready;
-  assign \$144  = \$143  & results__payload[256];
-  assign \$145  = counters__misses + misses_step;
-  assign \$146  = results__valid & results__ready;
-  assign \$147  = ~ results__payload[256];
-  assign \$148  = \$146  & \$147 ;
-  assign \$149  = counters__macs_done + macs_done_step;
-  assign \$150  = beat & last;
-  assign \$151  = \$150  ? length : 13'h0000;
-  assign \$152  = \$151  * 4'h8;
-  assign \$153  = counters__macs_skipped + macs_skipped_step;
-  assign \$154  = \reuse$72  & \replay$73 ;
-  assign \$155  = issued & \$154 ;
-  assign \$156  = \$155  & hm_word0[0];
-  assign \$157  = \$156  ? \length$105  : 13'h0000;
-  assign \$158  = \$157  * 4'h8;
+  assign \$56  = hm_rsel[0] ? hm_word0 : 8'h00;
+  assign \$58  = hm_rsel[1] ? hm_word1 : 8'h00;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = hm_rsel[2] ? hm_word2 : 8'h00;
+  assign hm_head = \$59  | \$60 ;
+  assign \$61  = | level;
+  assign \$62  = active | \$61 ;
+  assign \$63  = \$62  | \active$76 ;
+  assign busy = \$63  | \busy$106 ;
+  assign \$64  = beat & beat_last;
+  assign \$65  = vcnt + 1'h1;
+  assign \$66  = vnext + 1'h1;
+  assign \$67  = rem - 3'h4;
+  assign \$68  = rem <= 4'h8;
+  assign \$69  = rem > 3'h4;
+  assign \$70  = rem > 3'h5;
+  assign \$71  = rem > 3'h6;
+  assign \$72  = rem > 3'h7;
+  assign \$73  = ~ cmd__payload[27];
+  assign \$74  = cmd__payload[26] & \$73 ;
+  assign \$75  = cmd__payload[26] & cmd__payload[27];
+  assign \$76  = cmd__payload[12:0] <= 3'h4;
+  assign \$77  = cmd__payload[12:0] > 1'h0;
+  assign \$78  = cmd__payload[12:0] > 1'h1;
+  assign \$79  = cmd__payload[12:0] > 2'h2;
+  assign \$80  = cmd__payload[12:0] > 2'h3;
+  assign \$81  = cmd__payload[12:0] > 1'h0;
+  assign \$82  = cmd__payload[12:0] > 1'h1;
+  assign \$83  = cmd__payload[12:0] > 2'h2;
+  assign \$84  = cmd__payload[12:0] > 2'h3;
+  assign \$85  = cmd__payload[12:0] <= 3'h4;
+  assign \$86  = beat & beat_last;
+  assign \$87  = \$86  & is_sig;
+  assign \$88  = sig_due + \$87 ;
+  assign \$89  = w__valid & responses__ready;
+  assign \$90  = \$88  - \$89 ;
+  assign \$91  = w__valid & responses__ready;
+  assign \$92  = | skip;
+  assign \$93  = skip - 1'h1;
+  assign \$94  = blk_resp + 1'h1;
+  assign \$95  = ~ w__payload[0];
+  assign \$96  = blk_miss + \$95 ;
+  assign \$97  = start & cmd__payload[26];
+  assign \$98  = ~ cmd__payload[27];
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = beat & beat_last;
+  assign \$101  = \$100  & is_sig;
+  assign \$102  = sig_due + \$101 ;
+  assign \$103  = w__valid & responses__ready;
+  assign \$104  = \$102  - \$103 ;
+  assign \$105  = v + 1'h1;
+  assign \$106  = ~ \r__payload$95 [27];
+  assign \$107  = \r__payload$95 [26] & \$106 ;
+  assign \$108  = \r__payload$95 [26] & \r__payload$95 [27];
+  assign \$109  = \start$92  & \r__payload$95 [26];
+  assign \$110  = \$109  & \r__payload$95 [27];
+  assign \$111  = ra + 1'h1;
+  assign \$112  = rd_first & hm_write__en;
+  assign \$113  = ! v;
+  assign \$114  = \$112  & \$113 ;
+  assign \$115  = hm_level + hm_pending;
+  assign \$116  = issued & \is_replay$74 ;
+  assign \$117  = \$115  - \$116 ;
+  assign \$118  = issued & \is_replay$74 ;
+  assign \$119  = hm_pending & hm_wsel[0];
+  assign \$120  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$121  = hm_pending & hm_wsel[1];
+  assign \$122  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$123  = hm_pending & hm_wsel[2];
+  assign \$124  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$125  = counters__cycles + cycles_step;
+  assign \$126  = counters__vectors + vectors_step;
+  assign \$127  = results__valid & results__ready;
+  assign \$128  = counters__hits + hits_step;
+  assign \$129  = results__valid & results__ready;
+  assign \$130  = \$129  & results__payload[256];
+  assign \$131  = counters__misses + misses_step;
+  assign \$132  = results__valid & results__ready;
+  assign \$133  = ~ results__payload[256];
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = counters__macs_done + macs_done_step;
+  assign \$136  = beat & beat_last;
+  assign \$137  = \$136  ? length : 13'h0000;
+  assign \$138  = \$137  * 4'h8;
+  assign \$139  = counters__macs_skipped + macs_skipped_step;
+  assign \$140  = issued & \is_replay$74 ;
+  assign \$141  = \$140  & hm_head[0];
+  assign \$142  = \$141  ? \length$112  : 13'h0000;
+  assign \$143  = \$142  * 4'h8;
   always @(posedge clk)
-    pos <= \$159 ;
+    vcnt <= \$144 ;
   always @(posedge clk)
-    vcnt <= \$160 ;
+    rem <= \$145 ;
   always @(posedge clk)
-    active <= \$161 ;
+    beat_last <= \$146 ;
   always @(posedge clk)
-    reuse <= \$162 ;
+    beat_mask <= \$147 ;
   always @(posedge clk)
-    replay <= \$163 ;
+    beat_first <= \$148 ;
   always @(posedge clk)
-    length <= \$164 ;
+    vnext <= \$149 ;
   always @(posedge clk)
-    count <= \$165 ;
+    active <= \$150 ;
   always @(posedge clk)
-    sig_len <= \$166 ;
+    is_sig <= \$151 ;
   always @(posedge clk)
-    sig_due <= \$167 ;
+    is_replay <= \$152 ;
   always @(posedge clk)
-    skip <= \$168 ;
+    length <= \$153 ;
   always @(posedge clk)
-    blk_resp <= \$169 ;
+    count <= \$154 ;
   always @(posedge clk)
-    blk_miss <= \$170 ;
+    sig_len <= \$155 ;
   always @(posedge clk)
-    blk_count <= \$171 ;
+    mask0 <= \$156 ;
   always @(posedge clk)
-    v <= \$172 ;
+    last0 <= \$157 ;
   always @(posedge clk)
-    \active$75  <= \$173 ;
+    sig_due <= \$158 ;
   always @(posedge clk)
-    \reuse$72  <= \$174 ;
+    skip <= \$159 ;
   always @(posedge clk)
-    \replay$73  <= \$175 ;
+    blk_resp <= \$160 ;
   always @(posedge clk)
-    \length$105  <= \$176 ;
+    blk_miss <= \$161 ;
   always @(posedge clk)
-    \count$76  <= \$177 ;
+    blk_count <= \$162 ;
   always @(posedge clk)
-    \sig_len$106  <= \$178 ;
+    v <= \$163 ;
   always @(posedge clk)
-    ra <= \$179 ;
+    \active$76  <= \$164 ;
   always @(posedge clk)
-    bypass <= \$180 ;
+    \is_sig$73  <= \$165 ;
   always @(posedge clk)
-    hm_bypass_word <= \$181 ;
+    \is_replay$74  <= \$166 ;
   always @(posedge clk)
-    hm_pending <= \$182 ;
+    \length$112  <= \$167 ;
   always @(posedge clk)
-    hm_level <= \$183 ;
+    \count$77  <= \$168 ;
   always @(posedge clk)
-    hm_word0 <= \$184 ;
+    \sig_len$113  <= \$169 ;
   always @(posedge clk)
-    hm_word1 <= \$185 ;
+    ra <= \$170 ;
   always @(posedge clk)
-    hm_word2 <= \$186 ;
+    bypass <= \$171 ;
   always @(posedge clk)
-    counters__cycles <= \$187 ;
+    hm_bypass_word <= \$172 ;
   always @(posedge clk)
-    cycles_step <= \$188 ;
+    hm_pending <= \$173 ;
   always @(posedge clk)
-    counters__vectors <= \$189 ;
+    hm_level <= \$174 ;
   always @(posedge clk)
-    vectors_step <= \$190 ;
+    hm_wsel <= \$175 ;
   always @(posedge clk)
-    counters__hits <= \$191 ;
+    hm_rsel <= \$176 ;
   always @(posedge clk)
-    hits_step <= \$192 ;
+    hm_word0 <= \$177 ;
   always @(posedge clk)
-    counters__misses <= \$193 ;
+    hm_word1 <= \$178 ;
   always @(posedge clk)
-    misses_step <= \$194 ;
+    hm_word2 <= \$179 ;
   always @(posedge clk)
-    counters__macs_done <= \$195 ;
+    counters__cycles <= \$180 ;
   always @(posedge clk)
-    macs_done_step <= \$196 ;
+    cycles_step <= \$181 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$197 ;
+    counters__vectors <= \$182 ;
   always @(posedge clk)
-    macs_skipped_step <= \$198 ;
+    vectors_step <= \$183 ;
+  always @(posedge clk)
+    counters__hits <= \$184 ;
+  always @(posedge clk)
+    hits_step <= \$185 ;
+  always @(posedge clk)
+    counters__misses <= \$186 ;
+  always @(posedge clk)
+    misses_step <= \$187 ;
+  always @(posedge clk)
+    counters__macs_done <= \$188 ;
+  always @(posedge clk)
+    macs_done_step <= \$189 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$190 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$191 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$102 ),
+    .busy(\busy$106 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -4915,13 +4919,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$94 ),
-    .r__valid(\r__valid$92 ),
-    .r_en(\r__ready$90 ),
+    .r__payload(\r__payload$95 ),
+    .r__valid(\r__valid$93 ),
+    .r_en(\r__ready$91 ),
     .rst(rst),
-    .w__ready(\w__ready$68 ),
+    .w__ready(\w__ready$69 ),
     .w_data(cmd__payload),
-    .w_en(\w__valid$69 )
+    .w_en(\w__valid$70 )
   );
   \mercury_core.responses  responses (
     .clk(clk),
@@ -4941,495 +4945,596 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .sig_len(sig_len),
     .signatures__payload(requests__payload),
     .signatures__valid(requests__valid),
-    .vectors__payload(\vectors__payload$63 ),
-    .vectors__ready(\vectors__ready$58 ),
-    .vectors__valid(\vectors__valid$62 )
+    .vectors__payload(\vectors__payload$62 ),
+    .vectors__ready(\vectors__ready$56 ),
+    .vectors__valid(\vectors__valid$61 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$43 ) begin
-      tokens__valid = \$47 ;
-    end else if (\$44 ) begin
-      tokens__valid = \$52 ;
+    if (\is_sig$73 ) begin
+      tokens__valid = \$29 ;
+    end else if (\is_replay$74 ) begin
+      tokens__valid = \$34 ;
     end else begin
-      tokens__valid = \$56 ;
+      tokens__valid = \$38 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\$43 ) begin
+    if (\is_sig$73 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
-      tokens__payload[9] = \$48 ;
-    end else if (\$44 ) begin
-      tokens__payload[0] = hm_word0[0];
-      tokens__payload[7:1] = hm_word0[7:1];
-      tokens__payload[8] = \$53 ;
-      tokens__payload[9] = \$54 ;
+      tokens__payload[9] = \$30 ;
+    end else if (\is_replay$74 ) begin
+      tokens__payload[0] = hm_head[0];
+      tokens__payload[7:1] = hm_head[7:1];
+      tokens__payload[8] = \$35 ;
+      tokens__payload[9] = \$36 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = pos;
+    \$144  = vcnt;
+    if (\$64 ) begin
+      \$144  = \$65 [12:0];
+    end
+    if (start) begin
+      \$144  = 13'h0000;
+    end
+    if (rst) begin
+      \$144  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$145  = rem;
     if (beat) begin
       (* full_case = 32'd1 *)
-      if (last) begin
-        \$159  = 13'h0000;
+      if (beat_last) begin
+        \$145  = length;
       end else begin
-        \$159  = \$86 [12:0];
+        \$145  = \$67 [12:0];
       end
     end
     if (start) begin
-      \$159  = 13'h0000;
+      \$145  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$159  = 13'h0000;
+      \$145  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = vcnt;
+    \$146  = beat_last;
     if (beat) begin
-      if (last) begin
-        \$160  = \$85 [12:0];
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$146  = last0;
+      end else begin
+        \$146  = \$68 ;
       end
     end
     if (start) begin
-      \$160  = 13'h0000;
+      \$146  = \$76 ;
     end
     if (rst) begin
-      \$160  = 13'h0000;
+      \$146  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = active;
+    \$147  = beat_mask;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$147  = mask0;
+      end else begin
+        \$147  = { \$72 , \$71 , \$70 , \$69  };
+      end
+    end
+    if (start) begin
+      \$147  = { \$80 , \$79 , \$78 , \$77  };
+    end
+    if (rst) begin
+      \$147  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$148  = beat_first;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$148  = 1'h1;
+      end else begin
+        \$148  = 1'h0;
+      end
+    end
+    if (start) begin
+      \$148  = 1'h1;
+    end
+    if (rst) begin
+      \$148  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$149  = vnext;
+    if (beat) begin
+      if (beat_last) begin
+        \$149  = \$66 [13:0];
+      end
+    end
+    if (start) begin
+      \$149  = 14'h0001;
+    end
+    if (rst) begin
+      \$149  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$150  = active;
     if (pass_end) begin
-      \$161  = 1'h0;
+      \$150  = 1'h0;
     end
     if (start) begin
-      \$161  = 1'h1;
+      \$150  = 1'h1;
     end
     if (rst) begin
-      \$161  = 1'h0;
+      \$150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = reuse;
+    \$151  = is_sig;
     if (start) begin
-      \$162  = cmd__payload[26];
+      \$151  = \$74 ;
     end
     if (rst) begin
-      \$162  = 1'h0;
+      \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = replay;
+    \$152  = is_replay;
     if (start) begin
-      \$163  = cmd__payload[27];
+      \$152  = \$75 ;
     end
     if (rst) begin
-      \$163  = 1'h0;
+      \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = length;
+    \$153  = length;
     if (start) begin
-      \$164  = cmd__payload[12:0];
+      \$153  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$164  = 13'h0000;
+      \$153  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = count;
+    \$154  = count;
     if (start) begin
-      \$165  = cmd__payload[25:13];
+      \$154  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$165  = 13'h0000;
+      \$154  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = sig_len;
+    \$155  = sig_len;
     if (start) begin
-      \$166  = cmd__payload[32:28];
+      \$155  = cmd__payload[32:28];
     end
     if (rst) begin
-      \$166  = 5'h00;
+      \$155  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = \$93 [13:0];
+    \$156  = mask0;
+    if (start) begin
+      \$156  = { \$84 , \$83 , \$82 , \$81  };
+    end
     if (rst) begin
-      \$167  = 14'h0000;
+      \$156  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = skip;
-    if (\$94 ) begin
-      if (\$95 ) begin
-        \$168  = \$96 [13:0];
+    \$157  = last0;
+    if (start) begin
+      \$157  = \$85 ;
+    end
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$158  = \$90 [13:0];
+    if (rst) begin
+      \$158  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$159  = skip;
+    if (\$91 ) begin
+      if (\$92 ) begin
+        \$159  = \$93 [13:0];
       end
     end
-    if (\$102 ) begin
-      \$168  = \$109 [13:0];
+    if (\$99 ) begin
+      \$159  = \$104 [13:0];
     end
     if (rst) begin
-      \$168  = 14'h0000;
+      \$159  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = blk_resp;
-    if (\$94 ) begin
+    \$160  = blk_resp;
+    if (\$91 ) begin
       (* full_case = 32'd1 *)
-      if (\$95 ) begin
+      if (\$92 ) begin
       end else begin
-        \$169  = \$97 [12:0];
+        \$160  = \$94 [12:0];
       end
     end
-    if (\$102 ) begin
-      \$169  = 13'h0000;
+    if (\$99 ) begin
+      \$160  = 13'h0000;
     end
     if (rst) begin
-      \$169  = 13'h0000;
+      \$160  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = blk_miss;
-    if (\$94 ) begin
+    \$161  = blk_miss;
+    if (\$91 ) begin
       (* full_case = 32'd1 *)
-      if (\$95 ) begin
+      if (\$92 ) begin
       end else begin
-        \$170  = \$99 [12:0];
+        \$161  = \$96 [12:0];
       end
     end
-    if (\$102 ) begin
-      \$170  = 13'h0000;
+    if (\$99 ) begin
+      \$161  = 13'h0000;
     end
     if (rst) begin
-      \$170  = 13'h0000;
+      \$161  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = blk_count;
-    if (\$102 ) begin
-      \$171  = cmd__payload[25:13];
+    \$162  = blk_count;
+    if (\$99 ) begin
+      \$162  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$171  = 13'h0000;
+      \$162  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = v;
+    \$163  = v;
     if (issued) begin
-      \$172  = \$110 [12:0];
+      \$163  = \$105 [12:0];
     end
-    if (\start$91 ) begin
-      \$172  = 13'h0000;
+    if (\start$92 ) begin
+      \$163  = 13'h0000;
     end
     if (rst) begin
-      \$172  = 13'h0000;
+      \$163  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = \active$75 ;
-    if (\pass_end$89 ) begin
-      \$173  = 1'h0;
+    \$164  = \active$76 ;
+    if (\pass_end$90 ) begin
+      \$164  = 1'h0;
     end
-    if (\start$91 ) begin
-      \$173  = 1'h1;
+    if (\start$92 ) begin
+      \$164  = 1'h1;
     end
     if (rst) begin
-      \$173  = 1'h0;
+      \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = \reuse$72 ;
-    if (\start$91 ) begin
-      \$174  = \r__payload$94 [26];
+    \$165  = \is_sig$73 ;
+    if (\start$92 ) begin
+      \$165  = \$107 ;
     end
     if (rst) begin
-      \$174  = 1'h0;
+      \$165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = \replay$73 ;
-    if (\start$91 ) begin
-      \$175  = \r__payload$94 [27];
+    \$166  = \is_replay$74 ;
+    if (\start$92 ) begin
+      \$166  = \$108 ;
     end
     if (rst) begin
-      \$175  = 1'h0;
+      \$166  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = \length$105 ;
-    if (\start$91 ) begin
-      \$176  = \r__payload$94 [12:0];
+    \$167  = \length$112 ;
+    if (\start$92 ) begin
+      \$167  = \r__payload$95 [12:0];
     end
     if (rst) begin
-      \$176  = 13'h0000;
+      \$167  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \count$76 ;
-    if (\start$91 ) begin
-      \$177  = \r__payload$94 [25:13];
+    \$168  = \count$77 ;
+    if (\start$92 ) begin
+      \$168  = \r__payload$95 [25:13];
     end
     if (rst) begin
-      \$177  = 13'h0000;
+      \$168  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = \sig_len$106 ;
-    if (\start$91 ) begin
-      \$178  = \r__payload$94 [32:28];
+    \$169  = \sig_len$113 ;
+    if (\start$92 ) begin
+      \$169  = \r__payload$95 [32:28];
     end
     if (rst) begin
-      \$178  = 5'h00;
+      \$169  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = ra;
-    if (\$112 ) begin
-      \$179  = { 13'h0000, rd_first };
+    \$170  = ra;
+    if (\$110 ) begin
+      \$170  = { 13'h0000, rd_first };
     end else if (rd_next) begin
-      \$179  = \$113 [13:0];
+      \$170  = \$111 [13:0];
     end
     if (rst) begin
-      \$179  = 14'h0000;
+      \$170  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \$116 ;
+    \$171  = \$114 ;
     if (rst) begin
-      \$180  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = r__payload;
+    \$172  = r__payload;
     if (rst) begin
-      \$181  = 8'h00;
+      \$172  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = hm_read__en;
+    \$173  = hm_read__en;
     if (rst) begin
-      \$182  = 1'h0;
+      \$173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = \$120 [1:0];
+    \$174  = \$117 [1:0];
     if (rst) begin
-      \$183  = 2'h0;
+      \$174  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = hm_word0;
-    if (\$122 ) begin
-      \$184  = \$126 ;
-    end else if (\$125 ) begin
-      \$184  = hm_word1;
+    \$175  = hm_wsel;
+    if (hm_pending) begin
+      \$175  = { hm_wsel[1:0], hm_wsel[2] };
     end
     if (rst) begin
-      \$184  = 8'h00;
+      \$175  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = hm_word1;
-    if (\$128 ) begin
-      \$185  = \$132 ;
-    end else if (\$131 ) begin
-      \$185  = hm_word2;
+    \$176  = hm_rsel;
+    if (\$118 ) begin
+      \$176  = { hm_rsel[1:0], hm_rsel[2] };
     end
     if (rst) begin
-      \$185  = 8'h00;
+      \$176  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = hm_word2;
-    if (\$134 ) begin
-      \$186  = \$138 ;
-    end else if (\$137 ) begin
-      \$186  = hm_word2;
+    \$177  = hm_word0;
+    if (\$119 ) begin
+      \$177  = \$120 ;
     end
     if (rst) begin
-      \$186  = 8'h00;
+      \$177  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$187  = 48'h000000000000;
-    end else begin
-      \$187  = \$139 [47:0];
+    \$178  = hm_word1;
+    if (\$121 ) begin
+      \$178  = \$122 ;
     end
     if (rst) begin
-      \$187  = 48'h000000000000;
+      \$178  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$188  = 1'h0;
-    end else begin
-      \$188  = busy;
+    \$179  = hm_word2;
+    if (\$123 ) begin
+      \$179  = \$124 ;
     end
     if (rst) begin
-      \$188  = 1'h0;
+      \$179  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$189  = 48'h000000000000;
+      \$180  = 48'h000000000000;
     end else begin
-      \$189  = \$140 [47:0];
+      \$180  = \$125 [47:0];
     end
     if (rst) begin
-      \$189  = 48'h000000000000;
+      \$180  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$190  = 1'h0;
+      \$181  = 1'h0;
     end else begin
-      \$190  = \$141 ;
+      \$181  = busy;
     end
     if (rst) begin
-      \$190  = 1'h0;
+      \$181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$191  = 48'h000000000000;
+      \$182  = 48'h000000000000;
     end else begin
-      \$191  = \$142 [47:0];
+      \$182  = \$126 [47:0];
     end
     if (rst) begin
-      \$191  = 48'h000000000000;
+      \$182  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$192  = 1'h0;
+      \$183  = 1'h0;
     end else begin
-      \$192  = \$144 ;
+      \$183  = \$127 ;
     end
     if (rst) begin
-      \$192  = 1'h0;
+      \$183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$193  = 48'h000000000000;
+      \$184  = 48'h000000000000;
     end else begin
-      \$193  = \$145 [47:0];
+      \$184  = \$128 [47:0];
     end
     if (rst) begin
-      \$193  = 48'h000000000000;
+      \$184  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$194  = 1'h0;
+      \$185  = 1'h0;
     end else begin
-      \$194  = \$148 ;
+      \$185  = \$130 ;
     end
     if (rst) begin
-      \$194  = 1'h0;
+      \$185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$195  = 48'h000000000000;
+      \$186  = 48'h000000000000;
     end else begin
-      \$195  = \$149 [47:0];
+      \$186  = \$131 [47:0];
     end
     if (rst) begin
-      \$195  = 48'h000000000000;
+      \$186  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$196  = 17'h00000;
+      \$187  = 1'h0;
     end else begin
-      \$196  = \$152 ;
+      \$187  = \$134 ;
     end
     if (rst) begin
-      \$196  = 17'h00000;
+      \$187  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$197  = 48'h000000000000;
+      \$188  = 48'h000000000000;
     end else begin
-      \$197  = \$153 [47:0];
+      \$188  = \$135 [47:0];
     end
     if (rst) begin
-      \$197  = 48'h000000000000;
+      \$188  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$198  = 17'h00000;
+      \$189  = 17'h00000;
     end else begin
-      \$198  = \$158 ;
+      \$189  = \$138 ;
     end
     if (rst) begin
-      \$198  = 17'h00000;
+      \$189  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$190  = 48'h000000000000;
+    end else begin
+      \$190  = \$139 [47:0];
+    end
+    if (rst) begin
+      \$190  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$191  = 17'h00000;
+    end else begin
+      \$191  = \$143 ;
+    end
+    if (rst) begin
+      \$191  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5444,14 +5549,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \results__payload$37  = results__payload;
   assign \results__ready$38  = results__ready;
   assign \results__valid$39  = results__valid;
-  assign rem = \$6 [12:0];
-  assign \length$64  = length;
-  assign \sig_len$66  = sig_len;
-  assign \w__payload$70  = cmd__payload;
+  assign \length$65  = length;
+  assign \sig_len$67  = sig_len;
+  assign \w__payload$71  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$78 [11:0];
-  assign hm_after_pop = \$81 [1:0];
+  assign hm_read__addr = \$55 [11:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5584,50 +5687,50 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \beats__payload.last  = beats__payload[36];
   assign \beats__payload.release  = beats__payload[37];
   assign \beats__payload.compute  = beats__payload[38];
-  assign \vectors__payload$63.data  = \vectors__payload$63 [31:0];
-  assign \vectors__payload$63.data[0]  = \vectors__payload$63 [7:0];
-  assign \vectors__payload$63.data[1]  = \vectors__payload$63 [15:8];
-  assign \vectors__payload$63.data[2]  = \vectors__payload$63 [23:16];
-  assign \vectors__payload$63.data[3]  = \vectors__payload$63 [31:24];
-  assign \vectors__payload$63.flush  = \vectors__payload$63 [32];
-  assign \w__payload$70.length  = cmd__payload[12:0];
-  assign \w__payload$70.count  = cmd__payload[25:13];
-  assign \w__payload$70.reuse  = cmd__payload[26];
-  assign \w__payload$70.replay  = cmd__payload[27];
-  assign \w__payload$70.sig_len  = cmd__payload[32:28];
+  assign \vectors__payload$62.data  = \vectors__payload$62 [31:0];
+  assign \vectors__payload$62.data[0]  = \vectors__payload$62 [7:0];
+  assign \vectors__payload$62.data[1]  = \vectors__payload$62 [15:8];
+  assign \vectors__payload$62.data[2]  = \vectors__payload$62 [23:16];
+  assign \vectors__payload$62.data[3]  = \vectors__payload$62 [31:24];
+  assign \vectors__payload$62.flush  = \vectors__payload$62 [32];
+  assign \w__payload$71.length  = cmd__payload[12:0];
+  assign \w__payload$71.count  = cmd__payload[25:13];
+  assign \w__payload$71.reuse  = cmd__payload[26];
+  assign \w__payload$71.replay  = cmd__payload[27];
+  assign \w__payload$71.sig_len  = cmd__payload[32:28];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
   assign \tokens__payload.store  = tokens__payload[9];
   assign \r__payload.hit  = r__payload[0];
   assign \r__payload.entry  = r__payload[7:1];
-  assign \hm_word0.hit  = hm_word0[0];
-  assign \hm_word0.entry  = hm_word0[7:1];
+  assign \hm_head.hit  = hm_head[0];
+  assign \hm_head.entry  = hm_head[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$94.length  = \r__payload$94 [12:0];
-  assign \r__payload$94.count  = \r__payload$94 [25:13];
-  assign \r__payload$94.reuse  = \r__payload$94 [26];
-  assign \r__payload$94.replay  = \r__payload$94 [27];
-  assign \r__payload$94.sig_len  = \r__payload$94 [32:28];
-  assign \hm_bypass_word.hit  = hm_bypass_word[0];
-  assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
-  assign \hm_read__data.hit  = hm_read__data[0];
-  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \r__payload$95.length  = \r__payload$95 [12:0];
+  assign \r__payload$95.count  = \r__payload$95 [25:13];
+  assign \r__payload$95.reuse  = \r__payload$95 [26];
+  assign \r__payload$95.replay  = \r__payload$95 [27];
+  assign \r__payload$95.sig_len  = \r__payload$95 [32:28];
+  assign \hm_word0.hit  = hm_word0[0];
+  assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_word1.hit  = hm_word1[0];
   assign \hm_word1.entry  = hm_word1[7:1];
   assign \hm_word2.hit  = hm_word2[0];
   assign \hm_word2.entry  = hm_word2[7:1];
-  assign \vectors__payload$63 [32] = \$35 ;
-  assign \vectors__payload$63 [31:0] = vectors__payload;
-  assign beats__payload[38] = \$28 ;
-  assign beats__payload[37] = \$27 ;
-  assign beats__payload[36] = last;
-  assign beats__payload[35:32] = { \$26 , \$25 , \$24 , \$23  };
+  assign \hm_bypass_word.hit  = hm_bypass_word[0];
+  assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
+  assign \hm_read__data.hit  = hm_read__data[0];
+  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \vectors__payload$62 [32] = \$20 ;
+  assign \vectors__payload$62 [31:0] = vectors__payload;
+  assign beats__payload[38] = \$16 ;
+  assign beats__payload[37] = \$15 ;
+  assign beats__payload[36] = beat_last;
+  assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
-  assign \$125  = \$124 ;
-  assign \$131  = \$130 ;
-  assign \$137  = 1'h0;
+  assign \$57  = \$56 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9586,23 +9689,17 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -9785,23 +9882,17 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -9984,23 +10075,17 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10183,23 +10268,17 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10382,23 +10461,17 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10581,23 +10654,17 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10780,23 +10847,17 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -10979,23 +11040,17 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -12299,8 +12354,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [20:0] \$100 ;
-  wire [21:0] \$101 ;
+  wire \$100 ;
+  wire \$101 ;
   wire \$102 ;
   wire \$103 ;
   wire \$104 ;
@@ -12354,8 +12409,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$148 ;
   wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire \$151 ;
+  wire [63:0] \$150 ;
+  wire [13:0] \$151 ;
   wire \$152 ;
   wire \$153 ;
   wire \$154 ;
@@ -12371,8 +12426,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$163 ;
   wire \$164 ;
   wire \$165 ;
-  wire [63:0] \$166 ;
-  wire [13:0] \$167 ;
+  wire \$166 ;
+  wire \$167 ;
   wire \$168 ;
   wire \$169 ;
   wire \$17 ;
@@ -12459,352 +12514,384 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$242 ;
   wire \$243 ;
   wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
+  wire [7:0] \$245 ;
+  wire [7:0] \$246 ;
+  wire [7:0] \$247 ;
+  wire [7:0] \$248 ;
+  wire [7:0] \$249 ;
   wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire \$257 ;
-  wire \$258 ;
-  wire \$259 ;
+  wire [7:0] \$250 ;
+  wire [8:0] \$251 ;
+  wire [8:0] \$252 ;
+  wire [7:0] \$253 ;
+  wire [7:0] \$254 ;
+  wire [8:0] \$255 ;
+  wire [8:0] \$256 ;
+  wire [1:0] \$257 ;
+  wire [1:0] \$258 ;
+  wire [2:0] \$259 ;
   wire \$26 ;
-  wire \$260 ;
-  wire [7:0] \$261 ;
-  wire [7:0] \$262 ;
+  wire [2:0] \$260 ;
+  wire [9:0] \$261 ;
+  wire [10:0] \$262 ;
   wire [7:0] \$263 ;
   wire [7:0] \$264 ;
   wire [8:0] \$265 ;
   wire [8:0] \$266 ;
-  wire [8:0] \$267 ;
-  wire [8:0] \$268 ;
-  wire [9:0] \$269 ;
+  wire [7:0] \$267 ;
+  wire [7:0] \$268 ;
+  wire [8:0] \$269 ;
   wire \$27 ;
-  wire [9:0] \$270 ;
-  wire [8:0] \$271 ;
-  wire [8:0] \$272 ;
-  wire [8:0] \$273 ;
-  wire [8:0] \$274 ;
+  wire [8:0] \$270 ;
+  wire [1:0] \$271 ;
+  wire [1:0] \$272 ;
+  wire [2:0] \$273 ;
+  wire [2:0] \$274 ;
   wire [9:0] \$275 ;
-  wire [9:0] \$276 ;
-  wire [10:0] \$277 ;
-  wire [8:0] \$278 ;
+  wire [10:0] \$276 ;
+  wire [7:0] \$277 ;
+  wire [7:0] \$278 ;
   wire [8:0] \$279 ;
   wire \$28 ;
   wire [8:0] \$280 ;
-  wire [8:0] \$281 ;
-  wire [9:0] \$282 ;
-  wire [9:0] \$283 ;
+  wire [7:0] \$281 ;
+  wire [7:0] \$282 ;
+  wire [8:0] \$283 ;
   wire [8:0] \$284 ;
-  wire [8:0] \$285 ;
-  wire [8:0] \$286 ;
-  wire [8:0] \$287 ;
-  wire [9:0] \$288 ;
+  wire [1:0] \$285 ;
+  wire [1:0] \$286 ;
+  wire [2:0] \$287 ;
+  wire [2:0] \$288 ;
   wire [9:0] \$289 ;
   wire \$29 ;
   wire [10:0] \$290 ;
-  wire [8:0] \$291 ;
-  wire [8:0] \$292 ;
+  wire [7:0] \$291 ;
+  wire [7:0] \$292 ;
   wire [8:0] \$293 ;
   wire [8:0] \$294 ;
-  wire [9:0] \$295 ;
-  wire [9:0] \$296 ;
+  wire [7:0] \$295 ;
+  wire [7:0] \$296 ;
   wire [8:0] \$297 ;
   wire [8:0] \$298 ;
-  wire [8:0] \$299 ;
+  wire [1:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [8:0] \$300 ;
-  wire [9:0] \$301 ;
-  wire [9:0] \$302 ;
-  wire [10:0] \$303 ;
-  wire [8:0] \$304 ;
-  wire [8:0] \$305 ;
-  wire [8:0] \$306 ;
+  wire [1:0] \$300 ;
+  wire [2:0] \$301 ;
+  wire [2:0] \$302 ;
+  wire [9:0] \$303 ;
+  wire [10:0] \$304 ;
+  wire [7:0] \$305 ;
+  wire [7:0] \$306 ;
   wire [8:0] \$307 ;
-  wire [9:0] \$308 ;
-  wire [9:0] \$309 ;
+  wire [8:0] \$308 ;
+  wire [7:0] \$309 ;
   wire \$31 ;
-  wire [8:0] \$310 ;
+  wire [7:0] \$310 ;
   wire [8:0] \$311 ;
   wire [8:0] \$312 ;
-  wire [8:0] \$313 ;
-  wire [9:0] \$314 ;
-  wire [9:0] \$315 ;
-  wire [10:0] \$316 ;
-  wire [8:0] \$317 ;
-  wire [8:0] \$318 ;
-  wire [8:0] \$319 ;
+  wire [1:0] \$313 ;
+  wire [1:0] \$314 ;
+  wire [2:0] \$315 ;
+  wire [2:0] \$316 ;
+  wire [9:0] \$317 ;
+  wire [10:0] \$318 ;
+  wire [7:0] \$319 ;
   wire \$32 ;
-  wire [8:0] \$320 ;
-  wire [9:0] \$321 ;
-  wire [9:0] \$322 ;
-  wire [8:0] \$323 ;
-  wire [8:0] \$324 ;
+  wire [7:0] \$320 ;
+  wire [8:0] \$321 ;
+  wire [8:0] \$322 ;
+  wire [7:0] \$323 ;
+  wire [7:0] \$324 ;
   wire [8:0] \$325 ;
   wire [8:0] \$326 ;
-  wire [9:0] \$327 ;
-  wire [9:0] \$328 ;
-  wire [10:0] \$329 ;
+  wire [1:0] \$327 ;
+  wire [1:0] \$328 ;
+  wire [2:0] \$329 ;
   wire \$33 ;
-  wire [8:0] \$330 ;
-  wire [8:0] \$331 ;
-  wire [8:0] \$332 ;
-  wire [8:0] \$333 ;
-  wire [9:0] \$334 ;
-  wire [9:0] \$335 ;
+  wire [2:0] \$330 ;
+  wire [9:0] \$331 ;
+  wire [10:0] \$332 ;
+  wire [7:0] \$333 ;
+  wire [7:0] \$334 ;
+  wire [8:0] \$335 ;
   wire [8:0] \$336 ;
-  wire [8:0] \$337 ;
-  wire [8:0] \$338 ;
+  wire [7:0] \$337 ;
+  wire [7:0] \$338 ;
   wire [8:0] \$339 ;
   wire \$34 ;
-  wire [9:0] \$340 ;
-  wire [9:0] \$341 ;
-  wire [10:0] \$342 ;
-  wire [8:0] \$343 ;
-  wire [8:0] \$344 ;
-  wire [8:0] \$345 ;
-  wire [8:0] \$346 ;
-  wire [9:0] \$347 ;
-  wire [9:0] \$348 ;
+  wire [8:0] \$340 ;
+  wire [1:0] \$341 ;
+  wire [1:0] \$342 ;
+  wire [2:0] \$343 ;
+  wire [2:0] \$344 ;
+  wire [9:0] \$345 ;
+  wire [10:0] \$346 ;
+  wire [7:0] \$347 ;
+  wire [7:0] \$348 ;
   wire [8:0] \$349 ;
   wire \$35 ;
   wire [8:0] \$350 ;
-  wire [8:0] \$351 ;
-  wire [8:0] \$352 ;
-  wire [9:0] \$353 ;
-  wire [9:0] \$354 ;
-  wire [10:0] \$355 ;
-  wire [8:0] \$356 ;
-  wire [8:0] \$357 ;
-  wire [8:0] \$358 ;
-  wire [8:0] \$359 ;
+  wire [7:0] \$351 ;
+  wire [7:0] \$352 ;
+  wire [8:0] \$353 ;
+  wire [8:0] \$354 ;
+  wire [1:0] \$355 ;
+  wire [1:0] \$356 ;
+  wire [2:0] \$357 ;
+  wire [2:0] \$358 ;
+  wire [9:0] \$359 ;
   wire \$36 ;
-  wire [9:0] \$360 ;
-  wire [9:0] \$361 ;
-  wire [8:0] \$362 ;
+  wire [10:0] \$360 ;
+  wire [7:0] \$361 ;
+  wire [7:0] \$362 ;
   wire [8:0] \$363 ;
   wire [8:0] \$364 ;
-  wire [8:0] \$365 ;
-  wire [9:0] \$366 ;
-  wire [9:0] \$367 ;
-  wire [10:0] \$368 ;
-  wire [8:0] \$369 ;
+  wire [7:0] \$365 ;
+  wire [7:0] \$366 ;
+  wire [8:0] \$367 ;
+  wire [8:0] \$368 ;
+  wire [1:0] \$369 ;
   wire \$37 ;
-  wire [8:0] \$370 ;
-  wire [8:0] \$371 ;
-  wire [8:0] \$372 ;
+  wire [1:0] \$370 ;
+  wire [2:0] \$371 ;
+  wire [2:0] \$372 ;
   wire [9:0] \$373 ;
-  wire [9:0] \$374 ;
-  wire [8:0] \$375 ;
-  wire [8:0] \$376 ;
+  wire [10:0] \$374 ;
+  wire [7:0] \$375 ;
+  wire [7:0] \$376 ;
   wire [8:0] \$377 ;
   wire [8:0] \$378 ;
-  wire [9:0] \$379 ;
+  wire [7:0] \$379 ;
   wire \$38 ;
-  wire [9:0] \$380 ;
-  wire [10:0] \$381 ;
+  wire [7:0] \$380 ;
+  wire [8:0] \$381 ;
   wire [8:0] \$382 ;
-  wire [8:0] \$383 ;
-  wire [8:0] \$384 ;
-  wire [8:0] \$385 ;
-  wire [9:0] \$386 ;
+  wire [1:0] \$383 ;
+  wire [1:0] \$384 ;
+  wire [2:0] \$385 ;
+  wire [2:0] \$386 ;
   wire [9:0] \$387 ;
-  wire [8:0] \$388 ;
-  wire [8:0] \$389 ;
+  wire [10:0] \$388 ;
+  wire [7:0] \$389 ;
   wire \$39 ;
-  wire [8:0] \$390 ;
+  wire [7:0] \$390 ;
   wire [8:0] \$391 ;
-  wire [9:0] \$392 ;
-  wire [9:0] \$393 ;
-  wire [10:0] \$394 ;
+  wire [8:0] \$392 ;
+  wire [7:0] \$393 ;
+  wire [7:0] \$394 ;
   wire [8:0] \$395 ;
   wire [8:0] \$396 ;
-  wire [8:0] \$397 ;
-  wire [8:0] \$398 ;
-  wire [9:0] \$399 ;
+  wire [1:0] \$397 ;
+  wire [1:0] \$398 ;
+  wire [2:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire [9:0] \$400 ;
-  wire [8:0] \$401 ;
-  wire [8:0] \$402 ;
-  wire [8:0] \$403 ;
-  wire [8:0] \$404 ;
-  wire [9:0] \$405 ;
-  wire [9:0] \$406 ;
-  wire [10:0] \$407 ;
-  wire [8:0] \$408 ;
+  wire [2:0] \$400 ;
+  wire [9:0] \$401 ;
+  wire [10:0] \$402 ;
+  wire [7:0] \$403 ;
+  wire [7:0] \$404 ;
+  wire [8:0] \$405 ;
+  wire [8:0] \$406 ;
+  wire [7:0] \$407 ;
+  wire [7:0] \$408 ;
   wire [8:0] \$409 ;
   wire \$41 ;
   wire [8:0] \$410 ;
-  wire [8:0] \$411 ;
-  wire [9:0] \$412 ;
-  wire [9:0] \$413 ;
-  wire [8:0] \$414 ;
-  wire [8:0] \$415 ;
-  wire [8:0] \$416 ;
-  wire [8:0] \$417 ;
-  wire [9:0] \$418 ;
-  wire [9:0] \$419 ;
+  wire [1:0] \$411 ;
+  wire [1:0] \$412 ;
+  wire [2:0] \$413 ;
+  wire [2:0] \$414 ;
+  wire [9:0] \$415 ;
+  wire [10:0] \$416 ;
+  wire [7:0] \$417 ;
+  wire [7:0] \$418 ;
+  wire [8:0] \$419 ;
   wire \$42 ;
-  wire [10:0] \$420 ;
-  wire [8:0] \$421 ;
-  wire [8:0] \$422 ;
+  wire [8:0] \$420 ;
+  wire [7:0] \$421 ;
+  wire [7:0] \$422 ;
   wire [8:0] \$423 ;
   wire [8:0] \$424 ;
-  wire [9:0] \$425 ;
-  wire [9:0] \$426 ;
-  wire [8:0] \$427 ;
-  wire [8:0] \$428 ;
-  wire [8:0] \$429 ;
+  wire [1:0] \$425 ;
+  wire [1:0] \$426 ;
+  wire [2:0] \$427 ;
+  wire [2:0] \$428 ;
+  wire [9:0] \$429 ;
   wire \$43 ;
-  wire [8:0] \$430 ;
-  wire [9:0] \$431 ;
-  wire [9:0] \$432 ;
-  wire [10:0] \$433 ;
+  wire [10:0] \$430 ;
+  wire [7:0] \$431 ;
+  wire [7:0] \$432 ;
+  wire [8:0] \$433 ;
   wire [8:0] \$434 ;
-  wire [8:0] \$435 ;
-  wire [8:0] \$436 ;
+  wire [7:0] \$435 ;
+  wire [7:0] \$436 ;
   wire [8:0] \$437 ;
-  wire [9:0] \$438 ;
-  wire [9:0] \$439 ;
+  wire [8:0] \$438 ;
+  wire [1:0] \$439 ;
   wire \$44 ;
-  wire [8:0] \$440 ;
-  wire [8:0] \$441 ;
-  wire [8:0] \$442 ;
-  wire [8:0] \$443 ;
-  wire [9:0] \$444 ;
-  wire [9:0] \$445 ;
-  wire [10:0] \$446 ;
+  wire [1:0] \$440 ;
+  wire [2:0] \$441 ;
+  wire [2:0] \$442 ;
+  wire [9:0] \$443 ;
+  wire [10:0] \$444 ;
+  wire [7:0] \$445 ;
+  wire [7:0] \$446 ;
   wire [8:0] \$447 ;
   wire [8:0] \$448 ;
-  wire [8:0] \$449 ;
+  wire [7:0] \$449 ;
   wire \$45 ;
-  wire [8:0] \$450 ;
-  wire [9:0] \$451 ;
-  wire [9:0] \$452 ;
-  wire [8:0] \$453 ;
-  wire [8:0] \$454 ;
-  wire [8:0] \$455 ;
-  wire [8:0] \$456 ;
+  wire [7:0] \$450 ;
+  wire [8:0] \$451 ;
+  wire [8:0] \$452 ;
+  wire [1:0] \$453 ;
+  wire [1:0] \$454 ;
+  wire [2:0] \$455 ;
+  wire [2:0] \$456 ;
   wire [9:0] \$457 ;
-  wire [9:0] \$458 ;
-  wire [10:0] \$459 ;
+  wire [10:0] \$458 ;
+  wire [7:0] \$459 ;
   wire \$46 ;
-  wire [8:0] \$460 ;
+  wire [7:0] \$460 ;
   wire [8:0] \$461 ;
   wire [8:0] \$462 ;
-  wire [8:0] \$463 ;
-  wire [9:0] \$464 ;
-  wire [9:0] \$465 ;
+  wire [7:0] \$463 ;
+  wire [7:0] \$464 ;
+  wire [8:0] \$465 ;
   wire [8:0] \$466 ;
-  wire [8:0] \$467 ;
-  wire [8:0] \$468 ;
-  wire [8:0] \$469 ;
+  wire [1:0] \$467 ;
+  wire [1:0] \$468 ;
+  wire [2:0] \$469 ;
   wire \$47 ;
-  wire [9:0] \$470 ;
+  wire [2:0] \$470 ;
   wire [9:0] \$471 ;
   wire [10:0] \$472 ;
-  wire \$473 ;
-  wire [3:0] \$474 ;
-  wire \$475 ;
-  wire [4:0] \$476 ;
-  reg [3:0] \$477 ;
-  reg [63:0] \$478 ;
-  reg \$479 ;
+  wire [20:0] \$473 ;
+  wire [20:0] \$474 ;
+  wire [20:0] \$475 ;
+  wire [20:0] \$476 ;
+  wire [20:0] \$477 ;
+  wire [20:0] \$478 ;
+  wire [20:0] \$479 ;
   wire \$48 ;
-  reg [12:0] \$480 ;
-  reg \$481 ;
-  reg [3:0] \$482 ;
-  reg \$483 ;
-  reg [15:0] \$484 ;
-  reg [63:0] \$485 ;
-  reg [31:0] \$486 ;
-  reg [3:0] \$487 ;
-  reg [3:0] \$488 ;
-  reg [9:0] \$489 ;
+  wire [20:0] \$480 ;
+  wire [20:0] \$481 ;
+  wire [20:0] \$482 ;
+  wire [20:0] \$483 ;
+  wire [20:0] \$484 ;
+  wire [20:0] \$485 ;
+  wire [20:0] \$486 ;
+  wire [20:0] \$487 ;
+  wire [20:0] \$488 ;
+  wire \$489 ;
   wire \$49 ;
-  reg [9:0] \$490 ;
-  reg [10:0] \$491 ;
-  reg [9:0] \$492 ;
-  reg [9:0] \$493 ;
-  reg [10:0] \$494 ;
-  reg [9:0] \$495 ;
-  reg [9:0] \$496 ;
-  reg [10:0] \$497 ;
-  reg [9:0] \$498 ;
-  reg [9:0] \$499 ;
+  wire [3:0] \$490 ;
+  wire \$491 ;
+  wire [4:0] \$492 ;
+  reg [3:0] \$493 ;
+  reg [63:0] \$494 ;
+  reg \$495 ;
+  reg [12:0] \$496 ;
+  reg \$497 ;
+  reg [3:0] \$498 ;
+  reg \$499 ;
   wire \$5 ;
   wire \$50 ;
-  reg [10:0] \$500 ;
-  reg [9:0] \$501 ;
-  reg [9:0] \$502 ;
-  reg [10:0] \$503 ;
-  reg [9:0] \$504 ;
-  reg [9:0] \$505 ;
-  reg [10:0] \$506 ;
-  reg [9:0] \$507 ;
-  reg [9:0] \$508 ;
-  reg [10:0] \$509 ;
+  reg [15:0] \$500 ;
+  reg [63:0] \$501 ;
+  reg [31:0] \$502 ;
+  reg [3:0] \$503 ;
+  reg [3:0] \$504 ;
+  reg [8:0] \$505 ;
+  reg [8:0] \$506 ;
+  reg [2:0] \$507 ;
+  reg [10:0] \$508 ;
+  reg [8:0] \$509 ;
   wire \$51 ;
-  reg [9:0] \$510 ;
-  reg [9:0] \$511 ;
+  reg [8:0] \$510 ;
+  reg [2:0] \$511 ;
   reg [10:0] \$512 ;
-  reg [9:0] \$513 ;
-  reg [9:0] \$514 ;
-  reg [10:0] \$515 ;
-  reg [9:0] \$516 ;
-  reg [9:0] \$517 ;
-  reg [10:0] \$518 ;
-  reg [9:0] \$519 ;
+  reg [8:0] \$513 ;
+  reg [8:0] \$514 ;
+  reg [2:0] \$515 ;
+  reg [10:0] \$516 ;
+  reg [8:0] \$517 ;
+  reg [8:0] \$518 ;
+  reg [2:0] \$519 ;
   wire \$52 ;
-  reg [9:0] \$520 ;
-  reg [10:0] \$521 ;
-  reg [9:0] \$522 ;
-  reg [9:0] \$523 ;
+  reg [10:0] \$520 ;
+  reg [8:0] \$521 ;
+  reg [8:0] \$522 ;
+  reg [2:0] \$523 ;
   reg [10:0] \$524 ;
-  reg [9:0] \$525 ;
-  reg [9:0] \$526 ;
-  reg [10:0] \$527 ;
-  reg [9:0] \$528 ;
-  reg [9:0] \$529 ;
+  reg [8:0] \$525 ;
+  reg [8:0] \$526 ;
+  reg [2:0] \$527 ;
+  reg [10:0] \$528 ;
+  reg [8:0] \$529 ;
   wire \$53 ;
-  reg [10:0] \$530 ;
-  reg [9:0] \$531 ;
-  reg [9:0] \$532 ;
-  reg [10:0] \$533 ;
-  reg [9:0] \$534 ;
-  reg [9:0] \$535 ;
+  reg [8:0] \$530 ;
+  reg [2:0] \$531 ;
+  reg [10:0] \$532 ;
+  reg [8:0] \$533 ;
+  reg [8:0] \$534 ;
+  reg [2:0] \$535 ;
   reg [10:0] \$536 ;
-  reg [20:0] \$537 ;
-  reg [20:0] \$538 ;
-  reg [20:0] \$539 ;
+  reg [8:0] \$537 ;
+  reg [8:0] \$538 ;
+  reg [2:0] \$539 ;
   wire \$54 ;
-  reg [20:0] \$540 ;
-  reg [20:0] \$541 ;
-  reg [20:0] \$542 ;
-  reg [20:0] \$543 ;
-  reg [20:0] \$544 ;
-  reg [20:0] \$545 ;
-  reg [20:0] \$546 ;
-  reg [20:0] \$547 ;
-  reg [20:0] \$548 ;
-  reg [20:0] \$549 ;
+  reg [10:0] \$540 ;
+  reg [8:0] \$541 ;
+  reg [8:0] \$542 ;
+  reg [2:0] \$543 ;
+  reg [10:0] \$544 ;
+  reg [8:0] \$545 ;
+  reg [8:0] \$546 ;
+  reg [2:0] \$547 ;
+  reg [10:0] \$548 ;
+  reg [8:0] \$549 ;
   wire \$55 ;
-  reg [20:0] \$550 ;
-  reg [20:0] \$551 ;
-  reg [20:0] \$552 ;
-  reg [2:0] \$553 ;
+  reg [8:0] \$550 ;
+  reg [2:0] \$551 ;
+  reg [10:0] \$552 ;
+  reg [8:0] \$553 ;
+  reg [8:0] \$554 ;
+  reg [2:0] \$555 ;
+  reg [10:0] \$556 ;
+  reg [8:0] \$557 ;
+  reg [8:0] \$558 ;
+  reg [2:0] \$559 ;
   wire \$56 ;
+  reg [10:0] \$560 ;
+  reg [8:0] \$561 ;
+  reg [8:0] \$562 ;
+  reg [2:0] \$563 ;
+  reg [10:0] \$564 ;
+  reg [8:0] \$565 ;
+  reg [8:0] \$566 ;
+  reg [2:0] \$567 ;
+  reg [10:0] \$568 ;
+  reg [20:0] \$569 ;
   wire \$57 ;
+  reg [20:0] \$570 ;
+  reg [20:0] \$571 ;
+  reg [20:0] \$572 ;
+  reg [20:0] \$573 ;
+  reg [20:0] \$574 ;
+  reg [20:0] \$575 ;
+  reg [20:0] \$576 ;
+  reg [20:0] \$577 ;
+  reg [20:0] \$578 ;
+  reg [20:0] \$579 ;
   wire \$58 ;
+  reg [20:0] \$580 ;
+  reg [20:0] \$581 ;
+  reg [20:0] \$582 ;
+  reg [20:0] \$583 ;
+  reg [20:0] \$584 ;
+  reg [2:0] \$585 ;
   wire \$59 ;
   wire \$6 ;
   wire \$60 ;
@@ -12818,38 +12905,38 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [20:0] \$70 ;
+  wire [21:0] \$70 ;
   wire [21:0] \$71 ;
-  wire [20:0] \$72 ;
+  wire [21:0] \$72 ;
   wire [21:0] \$73 ;
-  wire [20:0] \$74 ;
+  wire [21:0] \$74 ;
   wire [21:0] \$75 ;
-  wire [20:0] \$76 ;
+  wire [21:0] \$76 ;
   wire [21:0] \$77 ;
-  wire [20:0] \$78 ;
+  wire [21:0] \$78 ;
   wire [21:0] \$79 ;
   wire \$8 ;
-  wire [20:0] \$80 ;
+  wire [21:0] \$80 ;
   wire [21:0] \$81 ;
-  wire [20:0] \$82 ;
+  wire [21:0] \$82 ;
   wire [21:0] \$83 ;
-  wire [20:0] \$84 ;
+  wire [21:0] \$84 ;
   wire [21:0] \$85 ;
-  wire [20:0] \$86 ;
-  wire [21:0] \$87 ;
-  wire [20:0] \$88 ;
-  wire [21:0] \$89 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [20:0] \$90 ;
-  wire [21:0] \$91 ;
-  wire [20:0] \$92 ;
-  wire [21:0] \$93 ;
-  wire [20:0] \$94 ;
-  wire [21:0] \$95 ;
-  wire [20:0] \$96 ;
-  wire [21:0] \$97 ;
-  wire [20:0] \$98 ;
-  wire [21:0] \$99 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   reg [20:0] acc0 = 21'h000000;
   reg [20:0] acc1 = 21'h000000;
   reg [20:0] acc10 = 21'h000000;
@@ -12885,6 +12972,22 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire accept;
   input clk;
   wire clk;
+  reg [2:0] corr0 = 3'h0;
+  reg [2:0] corr1 = 3'h0;
+  reg [2:0] corr10 = 3'h0;
+  reg [2:0] corr11 = 3'h0;
+  reg [2:0] corr12 = 3'h0;
+  reg [2:0] corr13 = 3'h0;
+  reg [2:0] corr14 = 3'h0;
+  reg [2:0] corr15 = 3'h0;
+  reg [2:0] corr2 = 3'h0;
+  reg [2:0] corr3 = 3'h0;
+  reg [2:0] corr4 = 3'h0;
+  reg [2:0] corr5 = 3'h0;
+  reg [2:0] corr6 = 3'h0;
+  reg [2:0] corr7 = 3'h0;
+  reg [2:0] corr8 = 3'h0;
+  reg [2:0] corr9 = 3'h0;
   reg [3:0] ctl = 4'h0;
   reg [3:0] \ctl$76  = 4'h0;
   wire \ctl$76.first ;
@@ -12916,38 +13019,38 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [12:0] length;
   wire [3:0] mask;
   reg [3:0] mask_reg = 4'h0;
-  reg [9:0] part0_0 = 10'h000;
-  reg [9:0] part0_1 = 10'h000;
-  reg [9:0] part10_0 = 10'h000;
-  reg [9:0] part10_1 = 10'h000;
-  reg [9:0] part11_0 = 10'h000;
-  reg [9:0] part11_1 = 10'h000;
-  reg [9:0] part12_0 = 10'h000;
-  reg [9:0] part12_1 = 10'h000;
-  reg [9:0] part13_0 = 10'h000;
-  reg [9:0] part13_1 = 10'h000;
-  reg [9:0] part14_0 = 10'h000;
-  reg [9:0] part14_1 = 10'h000;
-  reg [9:0] part15_0 = 10'h000;
-  reg [9:0] part15_1 = 10'h000;
-  reg [9:0] part1_0 = 10'h000;
-  reg [9:0] part1_1 = 10'h000;
-  reg [9:0] part2_0 = 10'h000;
-  reg [9:0] part2_1 = 10'h000;
-  reg [9:0] part3_0 = 10'h000;
-  reg [9:0] part3_1 = 10'h000;
-  reg [9:0] part4_0 = 10'h000;
-  reg [9:0] part4_1 = 10'h000;
-  reg [9:0] part5_0 = 10'h000;
-  reg [9:0] part5_1 = 10'h000;
-  reg [9:0] part6_0 = 10'h000;
-  reg [9:0] part6_1 = 10'h000;
-  reg [9:0] part7_0 = 10'h000;
-  reg [9:0] part7_1 = 10'h000;
-  reg [9:0] part8_0 = 10'h000;
-  reg [9:0] part8_1 = 10'h000;
-  reg [9:0] part9_0 = 10'h000;
-  reg [9:0] part9_1 = 10'h000;
+  reg [8:0] part0_0 = 9'h000;
+  reg [8:0] part0_1 = 9'h000;
+  reg [8:0] part10_0 = 9'h000;
+  reg [8:0] part10_1 = 9'h000;
+  reg [8:0] part11_0 = 9'h000;
+  reg [8:0] part11_1 = 9'h000;
+  reg [8:0] part12_0 = 9'h000;
+  reg [8:0] part12_1 = 9'h000;
+  reg [8:0] part13_0 = 9'h000;
+  reg [8:0] part13_1 = 9'h000;
+  reg [8:0] part14_0 = 9'h000;
+  reg [8:0] part14_1 = 9'h000;
+  reg [8:0] part15_0 = 9'h000;
+  reg [8:0] part15_1 = 9'h000;
+  reg [8:0] part1_0 = 9'h000;
+  reg [8:0] part1_1 = 9'h000;
+  reg [8:0] part2_0 = 9'h000;
+  reg [8:0] part2_1 = 9'h000;
+  reg [8:0] part3_0 = 9'h000;
+  reg [8:0] part3_1 = 9'h000;
+  reg [8:0] part4_0 = 9'h000;
+  reg [8:0] part4_1 = 9'h000;
+  reg [8:0] part5_0 = 9'h000;
+  reg [8:0] part5_1 = 9'h000;
+  reg [8:0] part6_0 = 9'h000;
+  reg [8:0] part6_1 = 9'h000;
+  reg [8:0] part7_0 = 9'h000;
+  reg [8:0] part7_1 = 9'h000;
+  reg [8:0] part8_0 = 9'h000;
+  reg [8:0] part8_1 = 9'h000;
+  reg [8:0] part9_0 = 9'h000;
+  reg [8:0] part9_1 = 9'h000;
   reg [2:0] pending = 3'h0;
   wire [16:0] r__payload;
   wire \r__payload.flush ;
@@ -13002,197 +13105,277 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
-  assign \$440  = - $signed(data[23:16]);
-  assign \$441  = dirs[45] ? \$440  : { data[23], data[23:16] };
-  assign \$442  = - $signed(data[31:24]);
-  assign \$443  = dirs[61] ? \$442  : { data[31], data[31:24] };
-  assign \$444  = $signed(\$441 ) + $signed(\$443 );
-  assign \$445  = s0_keep[13] ? \$444  : 10'h000;
-  assign \$446  = $signed(part13_0) + $signed(part13_1);
-  assign \$447  = - $signed(data[7:0]);
-  assign \$448  = dirs[14] ? \$447  : { data[7], data[7:0] };
-  assign \$449  = - $signed(data[15:8]);
-  assign \$450  = dirs[30] ? \$449  : { data[15], data[15:8] };
-  assign \$451  = $signed(\$448 ) + $signed(\$450 );
-  assign \$452  = s0_keep[14] ? \$451  : 10'h000;
-  assign \$453  = - $signed(data[23:16]);
-  assign \$454  = dirs[46] ? \$453  : { data[23], data[23:16] };
-  assign \$455  = - $signed(data[31:24]);
-  assign \$456  = dirs[62] ? \$455  : { data[31], data[31:24] };
-  assign \$457  = $signed(\$454 ) + $signed(\$456 );
-  assign \$458  = s0_keep[14] ? \$457  : 10'h000;
-  assign \$459  = $signed(part14_0) + $signed(part14_1);
-  assign \$460  = - $signed(data[7:0]);
-  assign \$461  = dirs[15] ? \$460  : { data[7], data[7:0] };
-  assign \$462  = - $signed(data[15:8]);
-  assign \$463  = dirs[31] ? \$462  : { data[15], data[15:8] };
-  assign \$464  = $signed(\$461 ) + $signed(\$463 );
-  assign \$465  = s0_keep[15] ? \$464  : 10'h000;
-  assign \$466  = - $signed(data[23:16]);
-  assign \$467  = dirs[47] ? \$466  : { data[23], data[23:16] };
-  assign \$468  = - $signed(data[31:24]);
-  assign \$469  = dirs[63] ? \$468  : { data[31], data[31:24] };
-  assign \$470  = $signed(\$467 ) + $signed(\$469 );
-  assign \$471  = s0_keep[15] ? \$470  : 10'h000;
-  assign \$472  = $signed(part15_0) + $signed(part15_1);
-  assign \$473  = accept & last;
-  assign \$474  = pending + \$473 ;
-  assign \$475  = signatures__valid & r__ready;
-  assign \$476  = \$474  - \$475 ;
+  assign \$408  = data[31:24] ^ { dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59] };
+  assign \$409  = $signed(\$407 ) + $signed(\$408 );
+  assign \$410  = s0_keep[11] ? \$409  : 9'h000;
+  assign \$411  = dirs[11] + dirs[27];
+  assign \$412  = dirs[43] + dirs[59];
+  assign \$413  = \$411  + \$412 ;
+  assign \$414  = s0_keep[11] ? \$413  : 3'h0;
+  assign \$415  = $signed(part11_0) + $signed(part11_1);
+  assign \$416  = $signed(\$415 ) + $signed({ 1'h0, corr11 });
+  assign \$417  = data[7:0] ^ { dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12] };
+  assign \$418  = data[15:8] ^ { dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28] };
+  assign \$419  = $signed(\$417 ) + $signed(\$418 );
+  assign \$420  = s0_keep[12] ? \$419  : 9'h000;
+  assign \$421  = data[23:16] ^ { dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44] };
+  assign \$422  = data[31:24] ^ { dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60] };
+  assign \$423  = $signed(\$421 ) + $signed(\$422 );
+  assign \$424  = s0_keep[12] ? \$423  : 9'h000;
+  assign \$425  = dirs[12] + dirs[28];
+  assign \$426  = dirs[44] + dirs[60];
+  assign \$427  = \$425  + \$426 ;
+  assign \$428  = s0_keep[12] ? \$427  : 3'h0;
+  assign \$429  = $signed(part12_0) + $signed(part12_1);
+  assign \$430  = $signed(\$429 ) + $signed({ 1'h0, corr12 });
+  assign \$431  = data[7:0] ^ { dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13] };
+  assign \$432  = data[15:8] ^ { dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29] };
+  assign \$433  = $signed(\$431 ) + $signed(\$432 );
+  assign \$434  = s0_keep[13] ? \$433  : 9'h000;
+  assign \$435  = data[23:16] ^ { dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45] };
+  assign \$436  = data[31:24] ^ { dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61] };
+  assign \$437  = $signed(\$435 ) + $signed(\$436 );
+  assign \$438  = s0_keep[13] ? \$437  : 9'h000;
+  assign \$439  = dirs[13] + dirs[29];
+  assign \$440  = dirs[45] + dirs[61];
+  assign \$441  = \$439  + \$440 ;
+  assign \$442  = s0_keep[13] ? \$441  : 3'h0;
+  assign \$443  = $signed(part13_0) + $signed(part13_1);
+  assign \$444  = $signed(\$443 ) + $signed({ 1'h0, corr13 });
+  assign \$445  = data[7:0] ^ { dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14] };
+  assign \$446  = data[15:8] ^ { dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30] };
+  assign \$447  = $signed(\$445 ) + $signed(\$446 );
+  assign \$448  = s0_keep[14] ? \$447  : 9'h000;
+  assign \$449  = data[23:16] ^ { dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46] };
+  assign \$450  = data[31:24] ^ { dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62] };
+  assign \$451  = $signed(\$449 ) + $signed(\$450 );
+  assign \$452  = s0_keep[14] ? \$451  : 9'h000;
+  assign \$453  = dirs[14] + dirs[30];
+  assign \$454  = dirs[46] + dirs[62];
+  assign \$455  = \$453  + \$454 ;
+  assign \$456  = s0_keep[14] ? \$455  : 3'h0;
+  assign \$457  = $signed(part14_0) + $signed(part14_1);
+  assign \$458  = $signed(\$457 ) + $signed({ 1'h0, corr14 });
+  assign \$459  = data[7:0] ^ { dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15] };
+  assign \$460  = data[15:8] ^ { dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31] };
+  assign \$461  = $signed(\$459 ) + $signed(\$460 );
+  assign \$462  = s0_keep[15] ? \$461  : 9'h000;
+  assign \$463  = data[23:16] ^ { dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47] };
+  assign \$464  = data[31:24] ^ { dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63] };
+  assign \$465  = $signed(\$463 ) + $signed(\$464 );
+  assign \$466  = s0_keep[15] ? \$465  : 9'h000;
+  assign \$467  = dirs[15] + dirs[31];
+  assign \$468  = dirs[47] + dirs[63];
+  assign \$469  = \$467  + \$468 ;
+  assign \$470  = s0_keep[15] ? \$469  : 3'h0;
+  assign \$471  = $signed(part15_0) + $signed(part15_1);
+  assign \$472  = $signed(\$471 ) + $signed({ 1'h0, corr15 });
+  assign \$473  = ctl[2] ? 21'h000000 : \$70 [20:0];
+  assign \$474  = ctl[2] ? 21'h000000 : \$71 [20:0];
+  assign \$475  = ctl[2] ? 21'h000000 : \$72 [20:0];
+  assign \$476  = ctl[2] ? 21'h000000 : \$73 [20:0];
+  assign \$477  = ctl[2] ? 21'h000000 : \$74 [20:0];
+  assign \$478  = ctl[2] ? 21'h000000 : \$75 [20:0];
+  assign \$479  = ctl[2] ? 21'h000000 : \$76 [20:0];
+  assign \$480  = ctl[2] ? 21'h000000 : \$77 [20:0];
+  assign \$481  = ctl[2] ? 21'h000000 : \$78 [20:0];
+  assign \$482  = ctl[2] ? 21'h000000 : \$79 [20:0];
+  assign \$483  = ctl[2] ? 21'h000000 : \$80 [20:0];
+  assign \$484  = ctl[2] ? 21'h000000 : \$81 [20:0];
+  assign \$485  = ctl[2] ? 21'h000000 : \$82 [20:0];
+  assign \$486  = ctl[2] ? 21'h000000 : \$83 [20:0];
+  assign \$487  = ctl[2] ? 21'h000000 : \$84 [20:0];
+  assign \$488  = ctl[2] ? 21'h000000 : \$85 [20:0];
+  assign \$489  = accept & last;
+  assign \$490  = pending + \$489 ;
+  assign \$491  = signatures__valid & r__ready;
+  assign \$492  = \$490  - \$491 ;
   always @(posedge clk)
-    \ctl$76  <= \$477 ;
+    \ctl$76  <= \$493 ;
   always @(posedge clk)
-    window <= \$478 ;
+    window <= \$494 ;
   always @(posedge clk)
-    first <= \$479 ;
+    first <= \$495 ;
   always @(posedge clk)
-    rem_reg <= \$480 ;
+    rem_reg <= \$496 ;
   always @(posedge clk)
-    last_reg <= \$481 ;
+    last_reg <= \$497 ;
   always @(posedge clk)
-    mask_reg <= \$482 ;
+    mask_reg <= \$498 ;
   always @(posedge clk)
-    flush_reg <= \$483 ;
+    flush_reg <= \$499 ;
   always @(posedge clk)
-    s0_keep <= \$484 ;
+    s0_keep <= \$500 ;
   always @(posedge clk)
-    dirs <= \$485 ;
+    dirs <= \$501 ;
   always @(posedge clk)
-    data <= \$486 ;
+    data <= \$502 ;
   always @(posedge clk)
-    ctl_a <= \$487 ;
+    ctl_a <= \$503 ;
   always @(posedge clk)
-    ctl <= \$488 ;
+    ctl <= \$504 ;
   always @(posedge clk)
-    part0_0 <= \$489 ;
+    part0_0 <= \$505 ;
   always @(posedge clk)
-    part0_1 <= \$490 ;
+    part0_1 <= \$506 ;
   always @(posedge clk)
-    sum0 <= \$491 ;
+    corr0 <= \$507 ;
   always @(posedge clk)
-    part1_0 <= \$492 ;
+    sum0 <= \$508 ;
   always @(posedge clk)
-    part1_1 <= \$493 ;
+    part1_0 <= \$509 ;
   always @(posedge clk)
-    sum1 <= \$494 ;
+    part1_1 <= \$510 ;
   always @(posedge clk)
-    part2_0 <= \$495 ;
+    corr1 <= \$511 ;
   always @(posedge clk)
-    part2_1 <= \$496 ;
+    sum1 <= \$512 ;
   always @(posedge clk)
-    sum2 <= \$497 ;
+    part2_0 <= \$513 ;
   always @(posedge clk)
-    part3_0 <= \$498 ;
+    part2_1 <= \$514 ;
   always @(posedge clk)
-    part3_1 <= \$499 ;
+    corr2 <= \$515 ;
   always @(posedge clk)
-    sum3 <= \$500 ;
+    sum2 <= \$516 ;
   always @(posedge clk)
-    part4_0 <= \$501 ;
+    part3_0 <= \$517 ;
   always @(posedge clk)
-    part4_1 <= \$502 ;
+    part3_1 <= \$518 ;
   always @(posedge clk)
-    sum4 <= \$503 ;
+    corr3 <= \$519 ;
   always @(posedge clk)
-    part5_0 <= \$504 ;
+    sum3 <= \$520 ;
   always @(posedge clk)
-    part5_1 <= \$505 ;
+    part4_0 <= \$521 ;
   always @(posedge clk)
-    sum5 <= \$506 ;
+    part4_1 <= \$522 ;
   always @(posedge clk)
-    part6_0 <= \$507 ;
+    corr4 <= \$523 ;
   always @(posedge clk)
-    part6_1 <= \$508 ;
+    sum4 <= \$524 ;
   always @(posedge clk)
-    sum6 <= \$509 ;
+    part5_0 <= \$525 ;
   always @(posedge clk)
-    part7_0 <= \$510 ;
+    part5_1 <= \$526 ;
   always @(posedge clk)
-    part7_1 <= \$511 ;
+    corr5 <= \$527 ;
   always @(posedge clk)
-    sum7 <= \$512 ;
+    sum5 <= \$528 ;
   always @(posedge clk)
-    part8_0 <= \$513 ;
+    part6_0 <= \$529 ;
   always @(posedge clk)
-    part8_1 <= \$514 ;
+    part6_1 <= \$530 ;
   always @(posedge clk)
-    sum8 <= \$515 ;
+    corr6 <= \$531 ;
   always @(posedge clk)
-    part9_0 <= \$516 ;
+    sum6 <= \$532 ;
   always @(posedge clk)
-    part9_1 <= \$517 ;
+    part7_0 <= \$533 ;
   always @(posedge clk)
-    sum9 <= \$518 ;
+    part7_1 <= \$534 ;
   always @(posedge clk)
-    part10_0 <= \$519 ;
+    corr7 <= \$535 ;
   always @(posedge clk)
-    part10_1 <= \$520 ;
+    sum7 <= \$536 ;
   always @(posedge clk)
-    sum10 <= \$521 ;
+    part8_0 <= \$537 ;
   always @(posedge clk)
-    part11_0 <= \$522 ;
+    part8_1 <= \$538 ;
   always @(posedge clk)
-    part11_1 <= \$523 ;
+    corr8 <= \$539 ;
   always @(posedge clk)
-    sum11 <= \$524 ;
+    sum8 <= \$540 ;
   always @(posedge clk)
-    part12_0 <= \$525 ;
+    part9_0 <= \$541 ;
   always @(posedge clk)
-    part12_1 <= \$526 ;
+    part9_1 <= \$542 ;
   always @(posedge clk)
-    sum12 <= \$527 ;
+    corr9 <= \$543 ;
   always @(posedge clk)
-    part13_0 <= \$528 ;
+    sum9 <= \$544 ;
   always @(posedge clk)
-    part13_1 <= \$529 ;
+    part10_0 <= \$545 ;
   always @(posedge clk)
-    sum13 <= \$530 ;
+    part10_1 <= \$546 ;
   always @(posedge clk)
-    part14_0 <= \$531 ;
+    corr10 <= \$547 ;
   always @(posedge clk)
-    part14_1 <= \$532 ;
+    sum10 <= \$548 ;
   always @(posedge clk)
-    sum14 <= \$533 ;
+    part11_0 <= \$549 ;
   always @(posedge clk)
-    part15_0 <= \$534 ;
+    part11_1 <= \$550 ;
   always @(posedge clk)
-    part15_1 <= \$535 ;
+    corr11 <= \$551 ;
   always @(posedge clk)
-    sum15 <= \$536 ;
+    sum11 <= \$552 ;
   always @(posedge clk)
-    acc0 <= \$537 ;
+    part12_0 <= \$553 ;
   always @(posedge clk)
-    acc1 <= \$538 ;
+    part12_1 <= \$554 ;
   always @(posedge clk)
-    acc2 <= \$539 ;
+    corr12 <= \$555 ;
   always @(posedge clk)
-    acc3 <= \$540 ;
+    sum12 <= \$556 ;
   always @(posedge clk)
-    acc4 <= \$541 ;
+    part13_0 <= \$557 ;
   always @(posedge clk)
-    acc5 <= \$542 ;
+    part13_1 <= \$558 ;
   always @(posedge clk)
-    acc6 <= \$543 ;
+    corr13 <= \$559 ;
   always @(posedge clk)
-    acc7 <= \$544 ;
+    sum13 <= \$560 ;
   always @(posedge clk)
-    acc8 <= \$545 ;
+    part14_0 <= \$561 ;
   always @(posedge clk)
-    acc9 <= \$546 ;
+    part14_1 <= \$562 ;
   always @(posedge clk)
-    acc10 <= \$547 ;
+    corr14 <= \$563 ;
   always @(posedge clk)
-    acc11 <= \$548 ;
+    sum14 <= \$564 ;
   always @(posedge clk)
-    acc12 <= \$549 ;
+    part15_0 <= \$565 ;
   always @(posedge clk)
-    acc13 <= \$550 ;
+    part15_1 <= \$566 ;
   always @(posedge clk)
-    acc14 <= \$551 ;
+    corr15 <= \$567 ;
   always @(posedge clk)
-    acc15 <= \$552 ;
+    sum15 <= \$568 ;
   always @(posedge clk)
-    pending <= \$553 ;
+    acc0 <= \$569 ;
+  always @(posedge clk)
+    acc1 <= \$570 ;
+  always @(posedge clk)
+    acc2 <= \$571 ;
+  always @(posedge clk)
+    acc3 <= \$572 ;
+  always @(posedge clk)
+    acc4 <= \$573 ;
+  always @(posedge clk)
+    acc5 <= \$574 ;
+  always @(posedge clk)
+    acc6 <= \$575 ;
+  always @(posedge clk)
+    acc7 <= \$576 ;
+  always @(posedge clk)
+    acc8 <= \$577 ;
+  always @(posedge clk)
+    acc9 <= \$578 ;
+  always @(posedge clk)
+    acc10 <= \$579 ;
+  always @(posedge clk)
+    acc11 <= \$580 ;
+  always @(posedge clk)
+    acc12 <= \$581 ;
+  always @(posedge clk)
+    acc13 <= \$582 ;
+  always @(posedge clk)
+    acc14 <= \$583 ;
+  always @(posedge clk)
+    acc15 <= \$584 ;
+  always @(posedge clk)
+    pending <= \$585 ;
   assign vectors__ready = pending != 3'h5;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
@@ -13261,310 +13444,278 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$67  = ! sig_len;
   assign \$68  = sig_len > 4'hf;
   assign \$69  = \$67  | \$68 ;
-  assign \$70  = ctl[1] ? 21'h000000 : acc0;
-  assign \$71  = $signed(\$70 ) + $signed(sum0);
-  assign \$72  = ctl[1] ? 21'h000000 : acc1;
-  assign \$73  = $signed(\$72 ) + $signed(sum1);
-  assign \$74  = ctl[1] ? 21'h000000 : acc2;
-  assign \$75  = $signed(\$74 ) + $signed(sum2);
-  assign \$76  = ctl[1] ? 21'h000000 : acc3;
-  assign \$77  = $signed(\$76 ) + $signed(sum3);
-  assign \$78  = ctl[1] ? 21'h000000 : acc4;
-  assign \$79  = $signed(\$78 ) + $signed(sum4);
-  assign \$80  = ctl[1] ? 21'h000000 : acc5;
-  assign \$81  = $signed(\$80 ) + $signed(sum5);
-  assign \$82  = ctl[1] ? 21'h000000 : acc6;
-  assign \$83  = $signed(\$82 ) + $signed(sum6);
-  assign \$84  = ctl[1] ? 21'h000000 : acc7;
-  assign \$85  = $signed(\$84 ) + $signed(sum7);
-  assign \$86  = ctl[1] ? 21'h000000 : acc8;
-  assign \$87  = $signed(\$86 ) + $signed(sum8);
-  assign \$88  = ctl[1] ? 21'h000000 : acc9;
-  assign \$89  = $signed(\$88 ) + $signed(sum9);
-  assign \$90  = ctl[1] ? 21'h000000 : acc10;
-  assign \$91  = $signed(\$90 ) + $signed(sum10);
-  assign \$92  = ctl[1] ? 21'h000000 : acc11;
-  assign \$93  = $signed(\$92 ) + $signed(sum11);
-  assign \$94  = ctl[1] ? 21'h000000 : acc12;
-  assign \$95  = $signed(\$94 ) + $signed(sum12);
-  assign \$96  = ctl[1] ? 21'h000000 : acc13;
-  assign \$97  = $signed(\$96 ) + $signed(sum13);
-  assign \$98  = ctl[1] ? 21'h000000 : acc14;
-  assign \$99  = $signed(\$98 ) + $signed(sum14);
-  assign \$100  = ctl[1] ? 21'h000000 : acc15;
-  assign \$101  = $signed(\$100 ) + $signed(sum15);
+  assign \$70  = $signed(acc0) + $signed(sum0);
+  assign \$71  = $signed(acc1) + $signed(sum1);
+  assign \$72  = $signed(acc2) + $signed(sum2);
+  assign \$73  = $signed(acc3) + $signed(sum3);
+  assign \$74  = $signed(acc4) + $signed(sum4);
+  assign \$75  = $signed(acc5) + $signed(sum5);
+  assign \$76  = $signed(acc6) + $signed(sum6);
+  assign \$77  = $signed(acc7) + $signed(sum7);
+  assign \$78  = $signed(acc8) + $signed(sum8);
+  assign \$79  = $signed(acc9) + $signed(sum9);
+  assign \$80  = $signed(acc10) + $signed(sum10);
+  assign \$81  = $signed(acc11) + $signed(sum11);
+  assign \$82  = $signed(acc12) + $signed(sum12);
+  assign \$83  = $signed(acc13) + $signed(sum13);
+  assign \$84  = $signed(acc14) + $signed(sum14);
+  assign \$85  = $signed(acc15) + $signed(sum15);
   assign w__valid = ctl[0] & ctl[2];
-  assign \$102  = ^ { window[4:3], window[1:0] };
-  assign \$103  = ^ { window[5:4], window[2:1] };
-  assign \$104  = ^ { window[6:5], window[3:2] };
-  assign \$105  = ^ { window[7:6], window[4:3] };
-  assign \$106  = ^ { window[8:7], window[5:4] };
-  assign \$107  = ^ { window[9:8], window[6:5] };
-  assign \$108  = ^ { window[10:9], window[7:6] };
-  assign \$109  = ^ { window[11:10], window[8:7] };
-  assign \$110  = ^ { window[12:11], window[9:8] };
-  assign \$111  = ^ { window[13:12], window[10:9] };
-  assign \$112  = ^ { window[14:13], window[11:10] };
-  assign \$113  = ^ { window[15:14], window[12:11] };
-  assign \$114  = ^ { window[16:15], window[13:12] };
-  assign \$115  = ^ { window[17:16], window[14:13] };
-  assign \$116  = ^ { window[18:17], window[15:14] };
-  assign \$117  = ^ { window[19:18], window[16:15] };
-  assign \$118  = ^ { window[20:19], window[17:16] };
-  assign \$119  = ^ { window[21:20], window[18:17] };
-  assign \$120  = ^ { window[22:21], window[19:18] };
-  assign \$121  = ^ { window[23:22], window[20:19] };
-  assign \$122  = ^ { window[24:23], window[21:20] };
-  assign \$123  = ^ { window[25:24], window[22:21] };
-  assign \$124  = ^ { window[26:25], window[23:22] };
-  assign \$125  = ^ { window[27:26], window[24:23] };
-  assign \$126  = ^ { window[28:27], window[25:24] };
-  assign \$127  = ^ { window[29:28], window[26:25] };
-  assign \$128  = ^ { window[30:29], window[27:26] };
-  assign \$129  = ^ { window[31:30], window[28:27] };
-  assign \$130  = ^ { window[32:31], window[29:28] };
-  assign \$131  = ^ { window[33:32], window[30:29] };
-  assign \$132  = ^ { window[34:33], window[31:30] };
-  assign \$133  = ^ { window[35:34], window[32:31] };
-  assign \$134  = ^ { window[36:35], window[33:32] };
-  assign \$135  = ^ { window[37:36], window[34:33] };
-  assign \$136  = ^ { window[38:37], window[35:34] };
-  assign \$137  = ^ { window[39:38], window[36:35] };
-  assign \$138  = ^ { window[40:39], window[37:36] };
-  assign \$139  = ^ { window[41:40], window[38:37] };
-  assign \$140  = ^ { window[42:41], window[39:38] };
-  assign \$141  = ^ { window[43:42], window[40:39] };
-  assign \$142  = ^ { window[44:43], window[41:40] };
-  assign \$143  = ^ { window[45:44], window[42:41] };
-  assign \$144  = ^ { window[46:45], window[43:42] };
-  assign \$145  = ^ { window[47:46], window[44:43] };
-  assign \$146  = ^ { window[48:47], window[45:44] };
-  assign \$147  = ^ { window[49:48], window[46:45] };
-  assign \$148  = ^ { window[50:49], window[47:46] };
-  assign \$149  = ^ { window[51:50], window[48:47] };
-  assign \$150  = ^ { window[52:51], window[49:48] };
-  assign \$151  = ^ { window[53:52], window[50:49] };
-  assign \$152  = ^ { window[54:53], window[51:50] };
-  assign \$153  = ^ { window[55:54], window[52:51] };
-  assign \$154  = ^ { window[56:55], window[53:52] };
-  assign \$155  = ^ { window[57:56], window[54:53] };
-  assign \$156  = ^ { window[58:57], window[55:54] };
-  assign \$157  = ^ { window[59:58], window[56:55] };
-  assign \$158  = ^ { window[60:59], window[57:56] };
-  assign \$159  = ^ { window[61:60], window[58:57] };
-  assign \$160  = ^ { window[62:61], window[59:58] };
-  assign \$161  = ^ { window[63:62], window[60:59] };
-  assign \$162  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
-  assign \$163  = ^ { window[62:61], window[5], window[3:2], window[0] };
-  assign \$164  = ^ { window[63:62], window[6], window[4:3], window[1] };
-  assign \$165  = ^ { window[63], window[7], window[5], window[3:0] };
-  assign \$166  = last ? 64'hb27044ba4b8ff03e : { \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102  };
-  assign \$167  = rem - 3'h4;
-  assign \$168  = | rem[12:4];
-  assign \$169  = rem[3:0] == 4'h9;
-  assign \$170  = rem[3:0] == 4'ha;
-  assign \$171  = rem[3:0] == 4'hb;
-  assign \$172  = rem[3:0] == 4'hc;
-  assign \$173  = rem[3:0] == 4'hd;
-  assign \$174  = rem[3:0] == 4'he;
-  assign \$175  = rem[3:0] == 4'hf;
-  assign \$176  = | { \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169  };
-  assign \$177  = \$168  | \$176 ;
-  assign \$178  = ~ \$177 ;
-  assign \$179  = | rem[12:3];
-  assign \$180  = rem[2:0] == 3'h5;
-  assign \$181  = rem[2:0] == 3'h6;
-  assign \$182  = rem[2:0] == 3'h7;
-  assign \$183  = | { \$182 , \$181 , \$180  };
-  assign \$184  = \$179  | \$183 ;
-  assign \$185  = | rem[12:3];
-  assign \$186  = rem[2:0] == 3'h6;
-  assign \$187  = rem[2:0] == 3'h7;
-  assign \$188  = | { \$187 , \$186  };
-  assign \$189  = \$185  | \$188 ;
-  assign \$190  = | rem[12:3];
-  assign \$191  = rem[2:0] == 3'h7;
-  assign \$193  = \$190  | \$192 ;
-  assign \$194  = | rem[12:3];
-  assign \$261  = mask[0] ? vectors__payload[7:0] : 8'h00;
-  assign \$262  = mask[1] ? vectors__payload[15:8] : 8'h00;
-  assign \$263  = mask[2] ? vectors__payload[23:16] : 8'h00;
-  assign \$264  = mask[3] ? vectors__payload[31:24] : 8'h00;
-  assign \$265  = - $signed(data[7:0]);
-  assign \$266  = dirs[0] ? \$265  : { data[7], data[7:0] };
-  assign \$267  = - $signed(data[15:8]);
-  assign \$268  = dirs[16] ? \$267  : { data[15], data[15:8] };
-  assign \$269  = $signed(\$266 ) + $signed(\$268 );
-  assign \$270  = s0_keep[0] ? \$269  : 10'h000;
-  assign \$271  = - $signed(data[23:16]);
-  assign \$272  = dirs[32] ? \$271  : { data[23], data[23:16] };
-  assign \$273  = - $signed(data[31:24]);
-  assign \$274  = dirs[48] ? \$273  : { data[31], data[31:24] };
-  assign \$275  = $signed(\$272 ) + $signed(\$274 );
-  assign \$276  = s0_keep[0] ? \$275  : 10'h000;
-  assign \$277  = $signed(part0_0) + $signed(part0_1);
-  assign \$278  = - $signed(data[7:0]);
-  assign \$279  = dirs[1] ? \$278  : { data[7], data[7:0] };
-  assign \$280  = - $signed(data[15:8]);
-  assign \$281  = dirs[17] ? \$280  : { data[15], data[15:8] };
-  assign \$282  = $signed(\$279 ) + $signed(\$281 );
-  assign \$283  = s0_keep[1] ? \$282  : 10'h000;
-  assign \$284  = - $signed(data[23:16]);
-  assign \$285  = dirs[33] ? \$284  : { data[23], data[23:16] };
-  assign \$286  = - $signed(data[31:24]);
-  assign \$287  = dirs[49] ? \$286  : { data[31], data[31:24] };
-  assign \$288  = $signed(\$285 ) + $signed(\$287 );
-  assign \$289  = s0_keep[1] ? \$288  : 10'h000;
-  assign \$290  = $signed(part1_0) + $signed(part1_1);
-  assign \$291  = - $signed(data[7:0]);
-  assign \$292  = dirs[2] ? \$291  : { data[7], data[7:0] };
-  assign \$293  = - $signed(data[15:8]);
-  assign \$294  = dirs[18] ? \$293  : { data[15], data[15:8] };
-  assign \$295  = $signed(\$292 ) + $signed(\$294 );
-  assign \$296  = s0_keep[2] ? \$295  : 10'h000;
-  assign \$297  = - $signed(data[23:16]);
-  assign \$298  = dirs[34] ? \$297  : { data[23], data[23:16] };
-  assign \$299  = - $signed(data[31:24]);
-  assign \$300  = dirs[50] ? \$299  : { data[31], data[31:24] };
-  assign \$301  = $signed(\$298 ) + $signed(\$300 );
-  assign \$302  = s0_keep[2] ? \$301  : 10'h000;
-  assign \$303  = $signed(part2_0) + $signed(part2_1);
-  assign \$304  = - $signed(data[7:0]);
-  assign \$305  = dirs[3] ? \$304  : { data[7], data[7:0] };
-  assign \$306  = - $signed(data[15:8]);
-  assign \$307  = dirs[19] ? \$306  : { data[15], data[15:8] };
-  assign \$308  = $signed(\$305 ) + $signed(\$307 );
-  assign \$309  = s0_keep[3] ? \$308  : 10'h000;
-  assign \$310  = - $signed(data[23:16]);
-  assign \$311  = dirs[35] ? \$310  : { data[23], data[23:16] };
-  assign \$312  = - $signed(data[31:24]);
-  assign \$313  = dirs[51] ? \$312  : { data[31], data[31:24] };
-  assign \$314  = $signed(\$311 ) + $signed(\$313 );
-  assign \$315  = s0_keep[3] ? \$314  : 10'h000;
-  assign \$316  = $signed(part3_0) + $signed(part3_1);
-  assign \$317  = - $signed(data[7:0]);
-  assign \$318  = dirs[4] ? \$317  : { data[7], data[7:0] };
-  assign \$319  = - $signed(data[15:8]);
-  assign \$320  = dirs[20] ? \$319  : { data[15], data[15:8] };
-  assign \$321  = $signed(\$318 ) + $signed(\$320 );
-  assign \$322  = s0_keep[4] ? \$321  : 10'h000;
-  assign \$323  = - $signed(data[23:16]);
-  assign \$324  = dirs[36] ? \$323  : { data[23], data[23:16] };
-  assign \$325  = - $signed(data[31:24]);
-  assign \$326  = dirs[52] ? \$325  : { data[31], data[31:24] };
-  assign \$327  = $signed(\$324 ) + $signed(\$326 );
-  assign \$328  = s0_keep[4] ? \$327  : 10'h000;
-  assign \$329  = $signed(part4_0) + $signed(part4_1);
-  assign \$330  = - $signed(data[7:0]);
-  assign \$331  = dirs[5] ? \$330  : { data[7], data[7:0] };
-  assign \$332  = - $signed(data[15:8]);
-  assign \$333  = dirs[21] ? \$332  : { data[15], data[15:8] };
-  assign \$334  = $signed(\$331 ) + $signed(\$333 );
-  assign \$335  = s0_keep[5] ? \$334  : 10'h000;
-  assign \$336  = - $signed(data[23:16]);
-  assign \$337  = dirs[37] ? \$336  : { data[23], data[23:16] };
-  assign \$338  = - $signed(data[31:24]);
-  assign \$339  = dirs[53] ? \$338  : { data[31], data[31:24] };
-  assign \$340  = $signed(\$337 ) + $signed(\$339 );
-  assign \$341  = s0_keep[5] ? \$340  : 10'h000;
-  assign \$342  = $signed(part5_0) + $signed(part5_1);
-  assign \$343  = - $signed(data[7:0]);
-  assign \$344  = dirs[6] ? \$343  : { data[7], data[7:0] };
-  assign \$345  = - $signed(data[15:8]);
-  assign \$346  = dirs[22] ? \$345  : { data[15], data[15:8] };
-  assign \$347  = $signed(\$344 ) + $signed(\$346 );
-  assign \$348  = s0_keep[6] ? \$347  : 10'h000;
-  assign \$349  = - $signed(data[23:16]);
-  assign \$350  = dirs[38] ? \$349  : { data[23], data[23:16] };
-  assign \$351  = - $signed(data[31:24]);
-  assign \$352  = dirs[54] ? \$351  : { data[31], data[31:24] };
-  assign \$353  = $signed(\$350 ) + $signed(\$352 );
-  assign \$354  = s0_keep[6] ? \$353  : 10'h000;
-  assign \$355  = $signed(part6_0) + $signed(part6_1);
-  assign \$356  = - $signed(data[7:0]);
-  assign \$357  = dirs[7] ? \$356  : { data[7], data[7:0] };
-  assign \$358  = - $signed(data[15:8]);
-  assign \$359  = dirs[23] ? \$358  : { data[15], data[15:8] };
-  assign \$360  = $signed(\$357 ) + $signed(\$359 );
-  assign \$361  = s0_keep[7] ? \$360  : 10'h000;
-  assign \$362  = - $signed(data[23:16]);
-  assign \$363  = dirs[39] ? \$362  : { data[23], data[23:16] };
-  assign \$364  = - $signed(data[31:24]);
-  assign \$365  = dirs[55] ? \$364  : { data[31], data[31:24] };
-  assign \$366  = $signed(\$363 ) + $signed(\$365 );
-  assign \$367  = s0_keep[7] ? \$366  : 10'h000;
-  assign \$368  = $signed(part7_0) + $signed(part7_1);
-  assign \$369  = - $signed(data[7:0]);
-  assign \$370  = dirs[8] ? \$369  : { data[7], data[7:0] };
-  assign \$371  = - $signed(data[15:8]);
-  assign \$372  = dirs[24] ? \$371  : { data[15], data[15:8] };
-  assign \$373  = $signed(\$370 ) + $signed(\$372 );
-  assign \$374  = s0_keep[8] ? \$373  : 10'h000;
-  assign \$375  = - $signed(data[23:16]);
-  assign \$376  = dirs[40] ? \$375  : { data[23], data[23:16] };
-  assign \$377  = - $signed(data[31:24]);
-  assign \$378  = dirs[56] ? \$377  : { data[31], data[31:24] };
-  assign \$379  = $signed(\$376 ) + $signed(\$378 );
-  assign \$380  = s0_keep[8] ? \$379  : 10'h000;
-  assign \$381  = $signed(part8_0) + $signed(part8_1);
-  assign \$382  = - $signed(data[7:0]);
-  assign \$383  = dirs[9] ? \$382  : { data[7], data[7:0] };
-  assign \$384  = - $signed(data[15:8]);
-  assign \$385  = dirs[25] ? \$384  : { data[15], data[15:8] };
-  assign \$386  = $signed(\$383 ) + $signed(\$385 );
-  assign \$387  = s0_keep[9] ? \$386  : 10'h000;
-  assign \$388  = - $signed(data[23:16]);
-  assign \$389  = dirs[41] ? \$388  : { data[23], data[23:16] };
-  assign \$390  = - $signed(data[31:24]);
-  assign \$391  = dirs[57] ? \$390  : { data[31], data[31:24] };
-  assign \$392  = $signed(\$389 ) + $signed(\$391 );
-  assign \$393  = s0_keep[9] ? \$392  : 10'h000;
-  assign \$394  = $signed(part9_0) + $signed(part9_1);
-  assign \$395  = - $signed(data[7:0]);
-  assign \$396  = dirs[10] ? \$395  : { data[7], data[7:0] };
-  assign \$397  = - $signed(data[15:8]);
-  assign \$398  = dirs[26] ? \$397  : { data[15], data[15:8] };
-  assign \$399  = $signed(\$396 ) + $signed(\$398 );
-  assign \$400  = s0_keep[10] ? \$399  : 10'h000;
-  assign \$401  = - $signed(data[23:16]);
-  assign \$402  = dirs[42] ? \$401  : { data[23], data[23:16] };
-  assign \$403  = - $signed(data[31:24]);
-  assign \$404  = dirs[58] ? \$403  : { data[31], data[31:24] };
-  assign \$405  = $signed(\$402 ) + $signed(\$404 );
-  assign \$406  = s0_keep[10] ? \$405  : 10'h000;
-  assign \$407  = $signed(part10_0) + $signed(part10_1);
-  assign \$408  = - $signed(data[7:0]);
-  assign \$409  = dirs[11] ? \$408  : { data[7], data[7:0] };
-  assign \$410  = - $signed(data[15:8]);
-  assign \$411  = dirs[27] ? \$410  : { data[15], data[15:8] };
-  assign \$412  = $signed(\$409 ) + $signed(\$411 );
-  assign \$413  = s0_keep[11] ? \$412  : 10'h000;
-  assign \$414  = - $signed(data[23:16]);
-  assign \$415  = dirs[43] ? \$414  : { data[23], data[23:16] };
-  assign \$416  = - $signed(data[31:24]);
-  assign \$417  = dirs[59] ? \$416  : { data[31], data[31:24] };
-  assign \$418  = $signed(\$415 ) + $signed(\$417 );
-  assign \$419  = s0_keep[11] ? \$418  : 10'h000;
-  assign \$420  = $signed(part11_0) + $signed(part11_1);
-  assign \$421  = - $signed(data[7:0]);
-  assign \$422  = dirs[12] ? \$421  : { data[7], data[7:0] };
-  assign \$423  = - $signed(data[15:8]);
-  assign \$424  = dirs[28] ? \$423  : { data[15], data[15:8] };
-  assign \$425  = $signed(\$422 ) + $signed(\$424 );
-  assign \$426  = s0_keep[12] ? \$425  : 10'h000;
-  assign \$427  = - $signed(data[23:16]);
-  assign \$428  = dirs[44] ? \$427  : { data[23], data[23:16] };
-  assign \$429  = - $signed(data[31:24]);
-  assign \$430  = dirs[60] ? \$429  : { data[31], data[31:24] };
-  assign \$431  = $signed(\$428 ) + $signed(\$430 );
-  assign \$432  = s0_keep[12] ? \$431  : 10'h000;
-  assign \$433  = $signed(part12_0) + $signed(part12_1);
-  assign \$434  = - $signed(data[7:0]);
-  assign \$435  = dirs[13] ? \$434  : { data[7], data[7:0] };
-  assign \$436  = - $signed(data[15:8]);
-  assign \$437  = dirs[29] ? \$436  : { data[15], data[15:8] };
-  assign \$438  = $signed(\$435 ) + $signed(\$437 );
-  assign \$439  = s0_keep[13] ? \$438  : 10'h000;
+  assign \$86  = ^ { window[4:3], window[1:0] };
+  assign \$87  = ^ { window[5:4], window[2:1] };
+  assign \$88  = ^ { window[6:5], window[3:2] };
+  assign \$89  = ^ { window[7:6], window[4:3] };
+  assign \$90  = ^ { window[8:7], window[5:4] };
+  assign \$91  = ^ { window[9:8], window[6:5] };
+  assign \$92  = ^ { window[10:9], window[7:6] };
+  assign \$93  = ^ { window[11:10], window[8:7] };
+  assign \$94  = ^ { window[12:11], window[9:8] };
+  assign \$95  = ^ { window[13:12], window[10:9] };
+  assign \$96  = ^ { window[14:13], window[11:10] };
+  assign \$97  = ^ { window[15:14], window[12:11] };
+  assign \$98  = ^ { window[16:15], window[13:12] };
+  assign \$99  = ^ { window[17:16], window[14:13] };
+  assign \$100  = ^ { window[18:17], window[15:14] };
+  assign \$101  = ^ { window[19:18], window[16:15] };
+  assign \$102  = ^ { window[20:19], window[17:16] };
+  assign \$103  = ^ { window[21:20], window[18:17] };
+  assign \$104  = ^ { window[22:21], window[19:18] };
+  assign \$105  = ^ { window[23:22], window[20:19] };
+  assign \$106  = ^ { window[24:23], window[21:20] };
+  assign \$107  = ^ { window[25:24], window[22:21] };
+  assign \$108  = ^ { window[26:25], window[23:22] };
+  assign \$109  = ^ { window[27:26], window[24:23] };
+  assign \$110  = ^ { window[28:27], window[25:24] };
+  assign \$111  = ^ { window[29:28], window[26:25] };
+  assign \$112  = ^ { window[30:29], window[27:26] };
+  assign \$113  = ^ { window[31:30], window[28:27] };
+  assign \$114  = ^ { window[32:31], window[29:28] };
+  assign \$115  = ^ { window[33:32], window[30:29] };
+  assign \$116  = ^ { window[34:33], window[31:30] };
+  assign \$117  = ^ { window[35:34], window[32:31] };
+  assign \$118  = ^ { window[36:35], window[33:32] };
+  assign \$119  = ^ { window[37:36], window[34:33] };
+  assign \$120  = ^ { window[38:37], window[35:34] };
+  assign \$121  = ^ { window[39:38], window[36:35] };
+  assign \$122  = ^ { window[40:39], window[37:36] };
+  assign \$123  = ^ { window[41:40], window[38:37] };
+  assign \$124  = ^ { window[42:41], window[39:38] };
+  assign \$125  = ^ { window[43:42], window[40:39] };
+  assign \$126  = ^ { window[44:43], window[41:40] };
+  assign \$127  = ^ { window[45:44], window[42:41] };
+  assign \$128  = ^ { window[46:45], window[43:42] };
+  assign \$129  = ^ { window[47:46], window[44:43] };
+  assign \$130  = ^ { window[48:47], window[45:44] };
+  assign \$131  = ^ { window[49:48], window[46:45] };
+  assign \$132  = ^ { window[50:49], window[47:46] };
+  assign \$133  = ^ { window[51:50], window[48:47] };
+  assign \$134  = ^ { window[52:51], window[49:48] };
+  assign \$135  = ^ { window[53:52], window[50:49] };
+  assign \$136  = ^ { window[54:53], window[51:50] };
+  assign \$137  = ^ { window[55:54], window[52:51] };
+  assign \$138  = ^ { window[56:55], window[53:52] };
+  assign \$139  = ^ { window[57:56], window[54:53] };
+  assign \$140  = ^ { window[58:57], window[55:54] };
+  assign \$141  = ^ { window[59:58], window[56:55] };
+  assign \$142  = ^ { window[60:59], window[57:56] };
+  assign \$143  = ^ { window[61:60], window[58:57] };
+  assign \$144  = ^ { window[62:61], window[59:58] };
+  assign \$145  = ^ { window[63:62], window[60:59] };
+  assign \$146  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
+  assign \$147  = ^ { window[62:61], window[5], window[3:2], window[0] };
+  assign \$148  = ^ { window[63:62], window[6], window[4:3], window[1] };
+  assign \$149  = ^ { window[63], window[7], window[5], window[3:0] };
+  assign \$150  = last ? 64'hb27044ba4b8ff03e : { \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86  };
+  assign \$151  = rem - 3'h4;
+  assign \$152  = | rem[12:4];
+  assign \$153  = rem[3:0] == 4'h9;
+  assign \$154  = rem[3:0] == 4'ha;
+  assign \$155  = rem[3:0] == 4'hb;
+  assign \$156  = rem[3:0] == 4'hc;
+  assign \$157  = rem[3:0] == 4'hd;
+  assign \$158  = rem[3:0] == 4'he;
+  assign \$159  = rem[3:0] == 4'hf;
+  assign \$160  = | { \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153  };
+  assign \$161  = \$152  | \$160 ;
+  assign \$162  = ~ \$161 ;
+  assign \$163  = | rem[12:3];
+  assign \$164  = rem[2:0] == 3'h5;
+  assign \$165  = rem[2:0] == 3'h6;
+  assign \$166  = rem[2:0] == 3'h7;
+  assign \$167  = | { \$166 , \$165 , \$164  };
+  assign \$168  = \$163  | \$167 ;
+  assign \$169  = | rem[12:3];
+  assign \$170  = rem[2:0] == 3'h6;
+  assign \$171  = rem[2:0] == 3'h7;
+  assign \$172  = | { \$171 , \$170  };
+  assign \$173  = \$169  | \$172 ;
+  assign \$174  = | rem[12:3];
+  assign \$175  = rem[2:0] == 3'h7;
+  assign \$177  = \$174  | \$176 ;
+  assign \$178  = | rem[12:3];
+  assign \$245  = mask[0] ? vectors__payload[7:0] : 8'h00;
+  assign \$246  = mask[1] ? vectors__payload[15:8] : 8'h00;
+  assign \$247  = mask[2] ? vectors__payload[23:16] : 8'h00;
+  assign \$248  = mask[3] ? vectors__payload[31:24] : 8'h00;
+  assign \$249  = data[7:0] ^ { dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0] };
+  assign \$250  = data[15:8] ^ { dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16] };
+  assign \$251  = $signed(\$249 ) + $signed(\$250 );
+  assign \$252  = s0_keep[0] ? \$251  : 9'h000;
+  assign \$253  = data[23:16] ^ { dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32] };
+  assign \$254  = data[31:24] ^ { dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48] };
+  assign \$255  = $signed(\$253 ) + $signed(\$254 );
+  assign \$256  = s0_keep[0] ? \$255  : 9'h000;
+  assign \$257  = dirs[0] + dirs[16];
+  assign \$258  = dirs[32] + dirs[48];
+  assign \$259  = \$257  + \$258 ;
+  assign \$260  = s0_keep[0] ? \$259  : 3'h0;
+  assign \$261  = $signed(part0_0) + $signed(part0_1);
+  assign \$262  = $signed(\$261 ) + $signed({ 1'h0, corr0 });
+  assign \$263  = data[7:0] ^ { dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1] };
+  assign \$264  = data[15:8] ^ { dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17] };
+  assign \$265  = $signed(\$263 ) + $signed(\$264 );
+  assign \$266  = s0_keep[1] ? \$265  : 9'h000;
+  assign \$267  = data[23:16] ^ { dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33] };
+  assign \$268  = data[31:24] ^ { dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49] };
+  assign \$269  = $signed(\$267 ) + $signed(\$268 );
+  assign \$270  = s0_keep[1] ? \$269  : 9'h000;
+  assign \$271  = dirs[1] + dirs[17];
+  assign \$272  = dirs[33] + dirs[49];
+  assign \$273  = \$271  + \$272 ;
+  assign \$274  = s0_keep[1] ? \$273  : 3'h0;
+  assign \$275  = $signed(part1_0) + $signed(part1_1);
+  assign \$276  = $signed(\$275 ) + $signed({ 1'h0, corr1 });
+  assign \$277  = data[7:0] ^ { dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2] };
+  assign \$278  = data[15:8] ^ { dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18] };
+  assign \$279  = $signed(\$277 ) + $signed(\$278 );
+  assign \$280  = s0_keep[2] ? \$279  : 9'h000;
+  assign \$281  = data[23:16] ^ { dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34] };
+  assign \$282  = data[31:24] ^ { dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50] };
+  assign \$283  = $signed(\$281 ) + $signed(\$282 );
+  assign \$284  = s0_keep[2] ? \$283  : 9'h000;
+  assign \$285  = dirs[2] + dirs[18];
+  assign \$286  = dirs[34] + dirs[50];
+  assign \$287  = \$285  + \$286 ;
+  assign \$288  = s0_keep[2] ? \$287  : 3'h0;
+  assign \$289  = $signed(part2_0) + $signed(part2_1);
+  assign \$290  = $signed(\$289 ) + $signed({ 1'h0, corr2 });
+  assign \$291  = data[7:0] ^ { dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3] };
+  assign \$292  = data[15:8] ^ { dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19] };
+  assign \$293  = $signed(\$291 ) + $signed(\$292 );
+  assign \$294  = s0_keep[3] ? \$293  : 9'h000;
+  assign \$295  = data[23:16] ^ { dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35] };
+  assign \$296  = data[31:24] ^ { dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51] };
+  assign \$297  = $signed(\$295 ) + $signed(\$296 );
+  assign \$298  = s0_keep[3] ? \$297  : 9'h000;
+  assign \$299  = dirs[3] + dirs[19];
+  assign \$300  = dirs[35] + dirs[51];
+  assign \$301  = \$299  + \$300 ;
+  assign \$302  = s0_keep[3] ? \$301  : 3'h0;
+  assign \$303  = $signed(part3_0) + $signed(part3_1);
+  assign \$304  = $signed(\$303 ) + $signed({ 1'h0, corr3 });
+  assign \$305  = data[7:0] ^ { dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4] };
+  assign \$306  = data[15:8] ^ { dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20] };
+  assign \$307  = $signed(\$305 ) + $signed(\$306 );
+  assign \$308  = s0_keep[4] ? \$307  : 9'h000;
+  assign \$309  = data[23:16] ^ { dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36] };
+  assign \$310  = data[31:24] ^ { dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52] };
+  assign \$311  = $signed(\$309 ) + $signed(\$310 );
+  assign \$312  = s0_keep[4] ? \$311  : 9'h000;
+  assign \$313  = dirs[4] + dirs[20];
+  assign \$314  = dirs[36] + dirs[52];
+  assign \$315  = \$313  + \$314 ;
+  assign \$316  = s0_keep[4] ? \$315  : 3'h0;
+  assign \$317  = $signed(part4_0) + $signed(part4_1);
+  assign \$318  = $signed(\$317 ) + $signed({ 1'h0, corr4 });
+  assign \$319  = data[7:0] ^ { dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5] };
+  assign \$320  = data[15:8] ^ { dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21] };
+  assign \$321  = $signed(\$319 ) + $signed(\$320 );
+  assign \$322  = s0_keep[5] ? \$321  : 9'h000;
+  assign \$323  = data[23:16] ^ { dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37] };
+  assign \$324  = data[31:24] ^ { dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53] };
+  assign \$325  = $signed(\$323 ) + $signed(\$324 );
+  assign \$326  = s0_keep[5] ? \$325  : 9'h000;
+  assign \$327  = dirs[5] + dirs[21];
+  assign \$328  = dirs[37] + dirs[53];
+  assign \$329  = \$327  + \$328 ;
+  assign \$330  = s0_keep[5] ? \$329  : 3'h0;
+  assign \$331  = $signed(part5_0) + $signed(part5_1);
+  assign \$332  = $signed(\$331 ) + $signed({ 1'h0, corr5 });
+  assign \$333  = data[7:0] ^ { dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6] };
+  assign \$334  = data[15:8] ^ { dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22] };
+  assign \$335  = $signed(\$333 ) + $signed(\$334 );
+  assign \$336  = s0_keep[6] ? \$335  : 9'h000;
+  assign \$337  = data[23:16] ^ { dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38] };
+  assign \$338  = data[31:24] ^ { dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54] };
+  assign \$339  = $signed(\$337 ) + $signed(\$338 );
+  assign \$340  = s0_keep[6] ? \$339  : 9'h000;
+  assign \$341  = dirs[6] + dirs[22];
+  assign \$342  = dirs[38] + dirs[54];
+  assign \$343  = \$341  + \$342 ;
+  assign \$344  = s0_keep[6] ? \$343  : 3'h0;
+  assign \$345  = $signed(part6_0) + $signed(part6_1);
+  assign \$346  = $signed(\$345 ) + $signed({ 1'h0, corr6 });
+  assign \$347  = data[7:0] ^ { dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7] };
+  assign \$348  = data[15:8] ^ { dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23] };
+  assign \$349  = $signed(\$347 ) + $signed(\$348 );
+  assign \$350  = s0_keep[7] ? \$349  : 9'h000;
+  assign \$351  = data[23:16] ^ { dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39] };
+  assign \$352  = data[31:24] ^ { dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55] };
+  assign \$353  = $signed(\$351 ) + $signed(\$352 );
+  assign \$354  = s0_keep[7] ? \$353  : 9'h000;
+  assign \$355  = dirs[7] + dirs[23];
+  assign \$356  = dirs[39] + dirs[55];
+  assign \$357  = \$355  + \$356 ;
+  assign \$358  = s0_keep[7] ? \$357  : 3'h0;
+  assign \$359  = $signed(part7_0) + $signed(part7_1);
+  assign \$360  = $signed(\$359 ) + $signed({ 1'h0, corr7 });
+  assign \$361  = data[7:0] ^ { dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8] };
+  assign \$362  = data[15:8] ^ { dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24] };
+  assign \$363  = $signed(\$361 ) + $signed(\$362 );
+  assign \$364  = s0_keep[8] ? \$363  : 9'h000;
+  assign \$365  = data[23:16] ^ { dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40] };
+  assign \$366  = data[31:24] ^ { dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56] };
+  assign \$367  = $signed(\$365 ) + $signed(\$366 );
+  assign \$368  = s0_keep[8] ? \$367  : 9'h000;
+  assign \$369  = dirs[8] + dirs[24];
+  assign \$370  = dirs[40] + dirs[56];
+  assign \$371  = \$369  + \$370 ;
+  assign \$372  = s0_keep[8] ? \$371  : 3'h0;
+  assign \$373  = $signed(part8_0) + $signed(part8_1);
+  assign \$374  = $signed(\$373 ) + $signed({ 1'h0, corr8 });
+  assign \$375  = data[7:0] ^ { dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9] };
+  assign \$376  = data[15:8] ^ { dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25] };
+  assign \$377  = $signed(\$375 ) + $signed(\$376 );
+  assign \$378  = s0_keep[9] ? \$377  : 9'h000;
+  assign \$379  = data[23:16] ^ { dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41] };
+  assign \$380  = data[31:24] ^ { dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57] };
+  assign \$381  = $signed(\$379 ) + $signed(\$380 );
+  assign \$382  = s0_keep[9] ? \$381  : 9'h000;
+  assign \$383  = dirs[9] + dirs[25];
+  assign \$384  = dirs[41] + dirs[57];
+  assign \$385  = \$383  + \$384 ;
+  assign \$386  = s0_keep[9] ? \$385  : 3'h0;
+  assign \$387  = $signed(part9_0) + $signed(part9_1);
+  assign \$388  = $signed(\$387 ) + $signed({ 1'h0, corr9 });
+  assign \$389  = data[7:0] ^ { dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10] };
+  assign \$390  = data[15:8] ^ { dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26] };
+  assign \$391  = $signed(\$389 ) + $signed(\$390 );
+  assign \$392  = s0_keep[10] ? \$391  : 9'h000;
+  assign \$393  = data[23:16] ^ { dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42] };
+  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
+  assign \$395  = $signed(\$393 ) + $signed(\$394 );
+  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
+  assign \$397  = dirs[10] + dirs[26];
+  assign \$398  = dirs[42] + dirs[58];
+  assign \$399  = \$397  + \$398 ;
+  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
+  assign \$401  = $signed(part10_0) + $signed(part10_1);
+  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
+  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
+  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
+  assign \$405  = $signed(\$403 ) + $signed(\$404 );
+  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
+  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
   \mercury_core.siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -13576,644 +13727,756 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$477 [3:1] = \ctl$76 [3:1];
-    \$477 [0] = accept;
+    \$493 [3:1] = \ctl$76 [3:1];
+    \$493 [0] = accept;
     if (accept) begin
-      \$477 [1] = first;
-      \$477 [2] = last;
-      \$477 [3] = flush;
+      \$493 [1] = first;
+      \$493 [2] = last;
+      \$493 [3] = flush;
     end
     if (rst) begin
-      \$477  = 4'h0;
+      \$493  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$478  = window;
+    \$494  = window;
     if (accept) begin
-      \$478  = \$166 ;
+      \$494  = \$150 ;
     end
     if (rst) begin
-      \$478  = 64'hb27044ba4b8ff03e;
+      \$494  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$479  = first;
+    \$495  = first;
     if (accept) begin
-      \$479  = last;
+      \$495  = last;
     end
     if (rst) begin
-      \$479  = 1'h1;
+      \$495  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$480  = rem_reg;
+    \$496  = rem_reg;
     if (accept) begin
-      \$480  = \$167 [12:0];
+      \$496  = \$151 [12:0];
     end
     if (rst) begin
-      \$480  = 13'h0000;
+      \$496  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$481  = last_reg;
+    \$497  = last_reg;
     if (accept) begin
-      \$481  = \$178 ;
+      \$497  = \$162 ;
     end
     if (rst) begin
-      \$481  = 1'h0;
+      \$497  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$482  = mask_reg;
+    \$498  = mask_reg;
     if (accept) begin
-      \$482  = { \$196 , \$193 , \$189 , \$184  };
+      \$498  = { \$180 , \$177 , \$173 , \$168  };
     end
     if (rst) begin
-      \$482  = 4'h0;
+      \$498  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$483  = flush_reg;
+    \$499  = flush_reg;
     if (accept) begin
-      \$483  = flush;
+      \$499  = flush;
     end
     if (rst) begin
-      \$483  = 1'h0;
+      \$499  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$484  = s0_keep;
+    \$500  = s0_keep;
     if (accept) begin
-      \$484  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
+      \$500  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
     end
     if (rst) begin
-      \$484  = 16'h0000;
+      \$500  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$485  = dirs;
+    \$501  = dirs;
     if (accept) begin
-      \$485  = { \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197  };
+      \$501  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
     end
     if (rst) begin
-      \$485  = 64'h0000000000000000;
+      \$501  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$486  = data;
+    \$502  = data;
     if (accept) begin
-      \$486 [7:0] = \$261 ;
-      \$486 [15:8] = \$262 ;
-      \$486 [23:16] = \$263 ;
-      \$486 [31:24] = \$264 ;
+      \$502 [7:0] = \$245 ;
+      \$502 [15:8] = \$246 ;
+      \$502 [23:16] = \$247 ;
+      \$502 [31:24] = \$248 ;
     end
     if (rst) begin
-      \$486  = 32'd0;
+      \$502  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$487  = \ctl$76 ;
+    \$503  = \ctl$76 ;
     if (rst) begin
-      \$487  = 4'h0;
+      \$503  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$488  = ctl_a;
+    \$504  = ctl_a;
     if (rst) begin
-      \$488  = 4'h0;
+      \$504  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$489  = \$270 ;
+    \$505  = \$252 ;
     if (rst) begin
-      \$489  = 10'h000;
+      \$505  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$490  = \$276 ;
+    \$506  = \$256 ;
     if (rst) begin
-      \$490  = 10'h000;
+      \$506  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$491  = \$277 ;
+    \$507  = \$260 ;
     if (rst) begin
-      \$491  = 11'h000;
+      \$507  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$492  = \$283 ;
+    \$508  = \$262 ;
     if (rst) begin
-      \$492  = 10'h000;
+      \$508  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$493  = \$289 ;
+    \$509  = \$266 ;
     if (rst) begin
-      \$493  = 10'h000;
+      \$509  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$494  = \$290 ;
+    \$510  = \$270 ;
     if (rst) begin
-      \$494  = 11'h000;
+      \$510  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$495  = \$296 ;
+    \$511  = \$274 ;
     if (rst) begin
-      \$495  = 10'h000;
+      \$511  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$496  = \$302 ;
-    if (rst) begin
-      \$496  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$497  = \$303 ;
-    if (rst) begin
-      \$497  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$498  = \$309 ;
-    if (rst) begin
-      \$498  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$499  = \$315 ;
-    if (rst) begin
-      \$499  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$500  = \$316 ;
-    if (rst) begin
-      \$500  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$501  = \$322 ;
-    if (rst) begin
-      \$501  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$502  = \$328 ;
-    if (rst) begin
-      \$502  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$503  = \$329 ;
-    if (rst) begin
-      \$503  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$504  = \$335 ;
-    if (rst) begin
-      \$504  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$505  = \$341 ;
-    if (rst) begin
-      \$505  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$506  = \$342 ;
-    if (rst) begin
-      \$506  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$507  = \$348 ;
-    if (rst) begin
-      \$507  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$508  = \$354 ;
-    if (rst) begin
-      \$508  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$509  = \$355 ;
-    if (rst) begin
-      \$509  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$510  = \$361 ;
-    if (rst) begin
-      \$510  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$511  = \$367 ;
-    if (rst) begin
-      \$511  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$512  = \$368 ;
+    \$512  = \$276 ;
     if (rst) begin
       \$512  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$513  = \$374 ;
+    \$513  = \$280 ;
     if (rst) begin
-      \$513  = 10'h000;
+      \$513  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$514  = \$380 ;
+    \$514  = \$284 ;
     if (rst) begin
-      \$514  = 10'h000;
+      \$514  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$515  = \$381 ;
+    \$515  = \$288 ;
     if (rst) begin
-      \$515  = 11'h000;
+      \$515  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$516  = \$387 ;
+    \$516  = \$290 ;
     if (rst) begin
-      \$516  = 10'h000;
+      \$516  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$517  = \$393 ;
+    \$517  = \$294 ;
     if (rst) begin
-      \$517  = 10'h000;
+      \$517  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$518  = \$394 ;
+    \$518  = \$298 ;
     if (rst) begin
-      \$518  = 11'h000;
+      \$518  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$519  = \$400 ;
+    \$519  = \$302 ;
     if (rst) begin
-      \$519  = 10'h000;
+      \$519  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$520  = \$406 ;
+    \$520  = \$304 ;
     if (rst) begin
-      \$520  = 10'h000;
+      \$520  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$521  = \$407 ;
+    \$521  = \$308 ;
     if (rst) begin
-      \$521  = 11'h000;
+      \$521  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$522  = \$413 ;
+    \$522  = \$312 ;
     if (rst) begin
-      \$522  = 10'h000;
+      \$522  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$523  = \$419 ;
+    \$523  = \$316 ;
     if (rst) begin
-      \$523  = 10'h000;
+      \$523  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$524  = \$420 ;
+    \$524  = \$318 ;
     if (rst) begin
       \$524  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$525  = \$426 ;
+    \$525  = \$322 ;
     if (rst) begin
-      \$525  = 10'h000;
+      \$525  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$526  = \$432 ;
+    \$526  = \$326 ;
     if (rst) begin
-      \$526  = 10'h000;
+      \$526  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$527  = \$433 ;
+    \$527  = \$330 ;
     if (rst) begin
-      \$527  = 11'h000;
+      \$527  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$528  = \$439 ;
+    \$528  = \$332 ;
     if (rst) begin
-      \$528  = 10'h000;
+      \$528  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$529  = \$445 ;
+    \$529  = \$336 ;
     if (rst) begin
-      \$529  = 10'h000;
+      \$529  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$530  = \$446 ;
+    \$530  = \$340 ;
     if (rst) begin
-      \$530  = 11'h000;
+      \$530  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$531  = \$452 ;
+    \$531  = \$344 ;
     if (rst) begin
-      \$531  = 10'h000;
+      \$531  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$532  = \$458 ;
+    \$532  = \$346 ;
     if (rst) begin
-      \$532  = 10'h000;
+      \$532  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$533  = \$459 ;
+    \$533  = \$350 ;
     if (rst) begin
-      \$533  = 11'h000;
+      \$533  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$534  = \$465 ;
+    \$534  = \$354 ;
     if (rst) begin
-      \$534  = 10'h000;
+      \$534  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$535  = \$471 ;
+    \$535  = \$358 ;
     if (rst) begin
-      \$535  = 10'h000;
+      \$535  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$536  = \$472 ;
+    \$536  = \$360 ;
     if (rst) begin
       \$536  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$537  = acc0;
-    if (ctl[0]) begin
-      \$537  = \$71 [20:0];
-    end
+    \$537  = \$364 ;
     if (rst) begin
-      \$537  = 21'h000000;
+      \$537  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$538  = acc1;
-    if (ctl[0]) begin
-      \$538  = \$73 [20:0];
-    end
+    \$538  = \$368 ;
     if (rst) begin
-      \$538  = 21'h000000;
+      \$538  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$539  = acc2;
-    if (ctl[0]) begin
-      \$539  = \$75 [20:0];
-    end
+    \$539  = \$372 ;
     if (rst) begin
-      \$539  = 21'h000000;
+      \$539  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$540  = acc3;
-    if (ctl[0]) begin
-      \$540  = \$77 [20:0];
-    end
+    \$540  = \$374 ;
     if (rst) begin
-      \$540  = 21'h000000;
+      \$540  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$541  = acc4;
-    if (ctl[0]) begin
-      \$541  = \$79 [20:0];
-    end
+    \$541  = \$378 ;
     if (rst) begin
-      \$541  = 21'h000000;
+      \$541  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$542  = acc5;
-    if (ctl[0]) begin
-      \$542  = \$81 [20:0];
-    end
+    \$542  = \$382 ;
     if (rst) begin
-      \$542  = 21'h000000;
+      \$542  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$543  = acc6;
-    if (ctl[0]) begin
-      \$543  = \$83 [20:0];
-    end
+    \$543  = \$386 ;
     if (rst) begin
-      \$543  = 21'h000000;
+      \$543  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$544  = acc7;
-    if (ctl[0]) begin
-      \$544  = \$85 [20:0];
-    end
+    \$544  = \$388 ;
     if (rst) begin
-      \$544  = 21'h000000;
+      \$544  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$545  = acc8;
-    if (ctl[0]) begin
-      \$545  = \$87 [20:0];
-    end
+    \$545  = \$392 ;
     if (rst) begin
-      \$545  = 21'h000000;
+      \$545  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$546  = acc9;
-    if (ctl[0]) begin
-      \$546  = \$89 [20:0];
-    end
+    \$546  = \$396 ;
     if (rst) begin
-      \$546  = 21'h000000;
+      \$546  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$547  = acc10;
-    if (ctl[0]) begin
-      \$547  = \$91 [20:0];
-    end
+    \$547  = \$400 ;
     if (rst) begin
-      \$547  = 21'h000000;
+      \$547  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$548  = acc11;
-    if (ctl[0]) begin
-      \$548  = \$93 [20:0];
-    end
+    \$548  = \$402 ;
     if (rst) begin
-      \$548  = 21'h000000;
+      \$548  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$549  = acc12;
-    if (ctl[0]) begin
-      \$549  = \$95 [20:0];
-    end
+    \$549  = \$406 ;
     if (rst) begin
-      \$549  = 21'h000000;
+      \$549  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$550  = acc13;
-    if (ctl[0]) begin
-      \$550  = \$97 [20:0];
-    end
+    \$550  = \$410 ;
     if (rst) begin
-      \$550  = 21'h000000;
+      \$550  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$551  = acc14;
-    if (ctl[0]) begin
-      \$551  = \$99 [20:0];
-    end
+    \$551  = \$414 ;
     if (rst) begin
-      \$551  = 21'h000000;
+      \$551  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$552  = acc15;
-    if (ctl[0]) begin
-      \$552  = \$101 [20:0];
-    end
+    \$552  = \$416 ;
     if (rst) begin
-      \$552  = 21'h000000;
+      \$552  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$553  = \$476 [2:0];
+    \$553  = \$420 ;
     if (rst) begin
-      \$553  = 3'h0;
+      \$553  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$554  = \$424 ;
+    if (rst) begin
+      \$554  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$555  = \$428 ;
+    if (rst) begin
+      \$555  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$556  = \$430 ;
+    if (rst) begin
+      \$556  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$557  = \$434 ;
+    if (rst) begin
+      \$557  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$558  = \$438 ;
+    if (rst) begin
+      \$558  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$559  = \$442 ;
+    if (rst) begin
+      \$559  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$560  = \$444 ;
+    if (rst) begin
+      \$560  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$561  = \$448 ;
+    if (rst) begin
+      \$561  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$562  = \$452 ;
+    if (rst) begin
+      \$562  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$563  = \$456 ;
+    if (rst) begin
+      \$563  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$564  = \$458 ;
+    if (rst) begin
+      \$564  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$565  = \$462 ;
+    if (rst) begin
+      \$565  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$566  = \$466 ;
+    if (rst) begin
+      \$566  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$567  = \$470 ;
+    if (rst) begin
+      \$567  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$568  = \$472 ;
+    if (rst) begin
+      \$568  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$569  = acc0;
+    if (ctl[0]) begin
+      \$569  = \$473 ;
+    end
+    if (rst) begin
+      \$569  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$570  = acc1;
+    if (ctl[0]) begin
+      \$570  = \$474 ;
+    end
+    if (rst) begin
+      \$570  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$571  = acc2;
+    if (ctl[0]) begin
+      \$571  = \$475 ;
+    end
+    if (rst) begin
+      \$571  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$572  = acc3;
+    if (ctl[0]) begin
+      \$572  = \$476 ;
+    end
+    if (rst) begin
+      \$572  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$573  = acc4;
+    if (ctl[0]) begin
+      \$573  = \$477 ;
+    end
+    if (rst) begin
+      \$573  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$574  = acc5;
+    if (ctl[0]) begin
+      \$574  = \$478 ;
+    end
+    if (rst) begin
+      \$574  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$575  = acc6;
+    if (ctl[0]) begin
+      \$575  = \$479 ;
+    end
+    if (rst) begin
+      \$575  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$576  = acc7;
+    if (ctl[0]) begin
+      \$576  = \$480 ;
+    end
+    if (rst) begin
+      \$576  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$577  = acc8;
+    if (ctl[0]) begin
+      \$577  = \$481 ;
+    end
+    if (rst) begin
+      \$577  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$578  = acc9;
+    if (ctl[0]) begin
+      \$578  = \$482 ;
+    end
+    if (rst) begin
+      \$578  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$579  = acc10;
+    if (ctl[0]) begin
+      \$579  = \$483 ;
+    end
+    if (rst) begin
+      \$579  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$580  = acc11;
+    if (ctl[0]) begin
+      \$580  = \$484 ;
+    end
+    if (rst) begin
+      \$580  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$581  = acc12;
+    if (ctl[0]) begin
+      \$581  = \$485 ;
+    end
+    if (rst) begin
+      \$581  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$582  = acc13;
+    if (ctl[0]) begin
+      \$582  = \$486 ;
+    end
+    if (rst) begin
+      \$582  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$583  = acc14;
+    if (ctl[0]) begin
+      \$583  = \$487 ;
+    end
+    if (rst) begin
+      \$583  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$584  = acc15;
+    if (ctl[0]) begin
+      \$584  = \$488 ;
+    end
+    if (rst) begin
+      \$584  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$585  = \$492 [2:0];
+    if (rst) begin
+      \$585  = 3'h0;
     end
   end
   assign keep = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
-  assign acc_next0 = \$71 [20:0];
-  assign acc_next1 = \$73 [20:0];
-  assign acc_next2 = \$75 [20:0];
-  assign acc_next3 = \$77 [20:0];
-  assign acc_next4 = \$79 [20:0];
-  assign acc_next5 = \$81 [20:0];
-  assign acc_next6 = \$83 [20:0];
-  assign acc_next7 = \$85 [20:0];
-  assign acc_next8 = \$87 [20:0];
-  assign acc_next9 = \$89 [20:0];
-  assign acc_next10 = \$91 [20:0];
-  assign acc_next11 = \$93 [20:0];
-  assign acc_next12 = \$95 [20:0];
-  assign acc_next13 = \$97 [20:0];
-  assign acc_next14 = \$99 [20:0];
-  assign acc_next15 = \$101 [20:0];
+  assign acc_next0 = \$70 [20:0];
+  assign acc_next1 = \$71 [20:0];
+  assign acc_next2 = \$72 [20:0];
+  assign acc_next3 = \$73 [20:0];
+  assign acc_next4 = \$74 [20:0];
+  assign acc_next5 = \$75 [20:0];
+  assign acc_next6 = \$76 [20:0];
+  assign acc_next7 = \$77 [20:0];
+  assign acc_next8 = \$78 [20:0];
+  assign acc_next9 = \$79 [20:0];
+  assign acc_next10 = \$80 [20:0];
+  assign acc_next11 = \$81 [20:0];
+  assign acc_next12 = \$82 [20:0];
+  assign acc_next13 = \$83 [20:0];
+  assign acc_next14 = \$84 [20:0];
+  assign acc_next15 = \$85 [20:0];
   assign r__payload = signatures__payload;
   assign signatures__ready = r__ready;
   assign r__valid = signatures__valid;
@@ -14246,7 +14509,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \ctl_a.last  = ctl_a[2];
   assign \ctl_a.flush  = ctl_a[3];
   assign w__payload[16] = ctl[3];
-  assign w__payload[15:0] = { \$101 [20], \$99 [20], \$97 [20], \$95 [20], \$93 [20], \$91 [20], \$89 [20], \$87 [20], \$85 [20], \$83 [20], \$81 [20], \$79 [20], \$77 [20], \$75 [20], \$73 [20], \$71 [20] };
+  assign w__payload[15:0] = { \$85 [20], \$84 [20], \$83 [20], \$82 [20], \$81 [20], \$80 [20], \$79 [20], \$78 [20], \$77 [20], \$76 [20], \$75 [20], \$74 [20], \$73 [20], \$72 [20], \$71 [20], \$70 [20] };
   assign \$9  = length[0];
   assign \$10  = length[0];
   assign \$13  = 1'h0;
@@ -14254,73 +14517,73 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$17  = \$16 ;
   assign \$20  = 1'h0;
   assign \$21  = \$19 ;
-  assign \$192  = \$191 ;
-  assign \$195  = 1'h0;
-  assign \$196  = \$194 ;
-  assign \$197  = window[0];
-  assign \$198  = window[1];
-  assign \$199  = window[2];
-  assign \$200  = window[3];
-  assign \$201  = window[4];
-  assign \$202  = window[5];
-  assign \$203  = window[6];
-  assign \$204  = window[7];
-  assign \$205  = window[8];
-  assign \$206  = window[9];
-  assign \$207  = window[10];
-  assign \$208  = window[11];
-  assign \$209  = window[12];
-  assign \$210  = window[13];
-  assign \$211  = window[14];
-  assign \$212  = window[15];
-  assign \$213  = window[16];
-  assign \$214  = window[17];
-  assign \$215  = window[18];
-  assign \$216  = window[19];
-  assign \$217  = window[20];
-  assign \$218  = window[21];
-  assign \$219  = window[22];
-  assign \$220  = window[23];
-  assign \$221  = window[24];
-  assign \$222  = window[25];
-  assign \$223  = window[26];
-  assign \$224  = window[27];
-  assign \$225  = window[28];
-  assign \$226  = window[29];
-  assign \$227  = window[30];
-  assign \$228  = window[31];
-  assign \$229  = window[32];
-  assign \$230  = window[33];
-  assign \$231  = window[34];
-  assign \$232  = window[35];
-  assign \$233  = window[36];
-  assign \$234  = window[37];
-  assign \$235  = window[38];
-  assign \$236  = window[39];
-  assign \$237  = window[40];
-  assign \$238  = window[41];
-  assign \$239  = window[42];
-  assign \$240  = window[43];
-  assign \$241  = window[44];
-  assign \$242  = window[45];
-  assign \$243  = window[46];
-  assign \$244  = window[47];
-  assign \$245  = window[48];
-  assign \$246  = window[49];
-  assign \$247  = window[50];
-  assign \$248  = window[51];
-  assign \$249  = window[52];
-  assign \$250  = window[53];
-  assign \$251  = window[54];
-  assign \$252  = window[55];
-  assign \$253  = window[56];
-  assign \$254  = window[57];
-  assign \$255  = window[58];
-  assign \$256  = window[59];
-  assign \$257  = window[60];
-  assign \$258  = window[61];
-  assign \$259  = window[62];
-  assign \$260  = window[63];
+  assign \$176  = \$175 ;
+  assign \$179  = 1'h0;
+  assign \$180  = \$178 ;
+  assign \$181  = window[0];
+  assign \$182  = window[1];
+  assign \$183  = window[2];
+  assign \$184  = window[3];
+  assign \$185  = window[4];
+  assign \$186  = window[5];
+  assign \$187  = window[6];
+  assign \$188  = window[7];
+  assign \$189  = window[8];
+  assign \$190  = window[9];
+  assign \$191  = window[10];
+  assign \$192  = window[11];
+  assign \$193  = window[12];
+  assign \$194  = window[13];
+  assign \$195  = window[14];
+  assign \$196  = window[15];
+  assign \$197  = window[16];
+  assign \$198  = window[17];
+  assign \$199  = window[18];
+  assign \$200  = window[19];
+  assign \$201  = window[20];
+  assign \$202  = window[21];
+  assign \$203  = window[22];
+  assign \$204  = window[23];
+  assign \$205  = window[24];
+  assign \$206  = window[25];
+  assign \$207  = window[26];
+  assign \$208  = window[27];
+  assign \$209  = window[28];
+  assign \$210  = window[29];
+  assign \$211  = window[30];
+  assign \$212  = window[31];
+  assign \$213  = window[32];
+  assign \$214  = window[33];
+  assign \$215  = window[34];
+  assign \$216  = window[35];
+  assign \$217  = window[36];
+  assign \$218  = window[37];
+  assign \$219  = window[38];
+  assign \$220  = window[39];
+  assign \$221  = window[40];
+  assign \$222  = window[41];
+  assign \$223  = window[42];
+  assign \$224  = window[43];
+  assign \$225  = window[44];
+  assign \$226  = window[45];
+  assign \$227  = window[46];
+  assign \$228  = window[47];
+  assign \$229  = window[48];
+  assign \$230  = window[49];
+  assign \$231  = window[50];
+  assign \$232  = window[51];
+  assign \$233  = window[52];
+  assign \$234  = window[53];
+  assign \$235  = window[54];
+  assign \$236  = window[55];
+  assign \$237  = window[56];
+  assign \$238  = window[57];
+  assign \$239  = window[58];
+  assign \$240  = window[59];
+  assign \$241  = window[60];
+  assign \$242  = window[61];
+  assign \$243  = window[62];
+  assign \$244  = window[63];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -3962,23 +3962,17 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -4161,23 +4155,17 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -4360,23 +4348,17 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -4559,23 +4541,17 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -4758,23 +4734,17 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -4957,23 +4927,17 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -5156,23 +5120,17 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
@@ -5355,23 +5313,17 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = w;
-    if (valid) begin
-      \$16  = \w$7 ;
-    end
+    \$16  = \w$7 ;
     if (rst) begin
       \$16  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = a;
-    if (valid) begin
-      \$17 [7:0] = \$1 ;
-      \$17 [15:8] = \$2 ;
-      \$17 [23:16] = \$3 ;
-      \$17 [31:24] = \$4 ;
-    end
+    \$17 [7:0] = \$1 ;
+    \$17 [15:8] = \$2 ;
+    \$17 [23:16] = \$3 ;
+    \$17 [31:24] = \$4 ;
     if (rst) begin
       \$17  = 32'd0;
     end
