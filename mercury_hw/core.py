@@ -99,10 +99,10 @@ class _BeatGeometry:
 
     ``rem``: elements of the vector from this beat on; ``last``: this beat is the vector's last
     (``rem <= P``); ``mask``: its lanes below L (``rem > p``); ``first``: it is the vector's first
-    beat; ``vnext``: the pass's vector count after this vector (``vcnt + 1``). A pass loads them
-    from its command (:meth:`load`); a beat advances them (:meth:`advance`): within a vector
-    from ``rem`` (``rem - P``), after a vector's last beat from the first-beat values the pass
-    latched (``mask0``, ``last0``), so every next value is a decode of registers.
+    beat. A pass loads them from its command (:meth:`load`); a beat advances them
+    (:meth:`advance`): within a vector from ``rem`` (``rem - P``), after a vector's last beat from
+    the first-beat values the pass latched (``mask0``, ``last0``), so every next value is a decode
+    of registers.
     """
 
     def __init__(self, cfg: MercuryConfig):
@@ -114,7 +114,6 @@ class _BeatGeometry:
         self.first = Signal(name="beat_first")
         self.mask0 = Signal(P, name="mask0")
         self.last0 = Signal(name="last0")
-        self.vnext = Signal(cfg.count_bits + 1, name="vnext")
 
     def load(self, length):
         """Statements that start a pass of vectors of ``length`` elements."""
@@ -123,7 +122,6 @@ class _BeatGeometry:
         return [
             self.rem.eq(length), self.last.eq(length <= P), self.mask.eq(mask0),
             self.first.eq(1), self.mask0.eq(mask0), self.last0.eq(length <= P),
-            self.vnext.eq(1),
         ]
 
     def advance(self, m, beat, length):
@@ -133,7 +131,7 @@ class _BeatGeometry:
             with m.If(self.last):
                 m.d.sync += [
                     self.rem.eq(length), self.last.eq(self.last0), self.mask.eq(self.mask0),
-                    self.first.eq(1), self.vnext.eq(self.vnext + 1),
+                    self.first.eq(1),
                 ]
             with m.Else():
                 m.d.sync += [
@@ -376,17 +374,15 @@ class MercuryCore(wiring.Component):
         book = _ResponseBook(cfg)
 
         # Vectors left: a replay pass computes the misses known so far, and knows it is complete
-        # when every response of its signature pass is in.
-        limit = Signal(cfg.count_bits)
+        # when every response of its signature pass is in. ``left`` = limit - vcnt (limit: the
+        # pass's count, or in a replay pass the misses known so far) and ``pending`` = active &
+        # (left != 0) are registers, advanced a beat ahead (see :meth:`_vectors_left`).
         complete = Signal()
-        pending = Signal()
-        m.d.comb += [
-            limit.eq(Mux(cur.is_replay, book.blk_miss, cur.count)),
-            complete.eq(~cur.is_replay | (book.blk_resp == book.blk_count)),
-            pending.eq(cur.active & (vcnt != limit)),
-        ]
+        left = Signal(cfg.count_bits + 1, name="left")
+        pending = Signal(name="pending")
+        m.d.comb += complete.eq(~cur.is_replay | (book.blk_resp == book.blk_count))
         beat, last, end_of_pass, release_only = self._input_beats(
-            m, cur, vcnt, geo, limit, complete, pending, siggen, array)
+            m, cur, vcnt, geo, left, complete, pending, siggen, array)
 
         # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
         pass_end = Signal()
@@ -402,12 +398,42 @@ class MercuryCore(wiring.Component):
 
         issued = beat & last & cur.is_sig
         sig_start = pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE, when=start)
-        self._count_responses(m, book, issued, mcache.responses, sig_start, cmd)
+        miss_in = self._count_responses(m, book, issued, mcache.responses, sig_start, cmd)
+        self._vectors_left(m, cur, book, left, pending, beat & last, miss_in,
+                           start, pass_end, cmd)
 
         computed_len = Mux(beat & last, cur.length, 0)
         return cur.active, computed_len
 
-    def _input_beats(self, m, cur, vcnt, geo, limit, complete, pending, siggen, array):
+    @staticmethod
+    def _vectors_left(m, cur, book, left, pending, done, miss_in, start, pass_end, cmd):
+        """Registers ``left`` (vectors still to take: limit - vcnt) and ``pending`` (active &
+        ``left != 0``), so no compare or limit choice sits in front of the beat handshake.
+
+        ``done``: a vector's last beat is taken (``left`` - 1); ``miss_in``: the latest signature
+        pass's miss count grows this cycle (``left`` + 1 in a replay pass); ``start``: command
+        ``cmd`` starts a pass (``left`` = its count, or for a replay pass the misses known after
+        this cycle); ``pass_end``: the pass ends (``pending`` 0). In a pass ``left`` never goes
+        below 0 (a beat is taken only while it is not 0), so ``left'`` is 0 exactly when ``left``
+        is 0 and nothing moves or ``left`` is 1 and only ``done``.
+        """
+        grow = cur.is_replay & miss_in
+        replay = pass_kind(cmd.reuse, cmd.replay, PassKind.REPLAY)
+        zero, one = Signal(name="left_zero"), Signal(name="left_one")
+        m.d.comb += [zero.eq(left == 0), one.eq(left == 1)]
+        with m.If(start):
+            m.d.sync += [
+                left.eq(Mux(replay, book.blk_miss + miss_in, cmd.count)),
+                pending.eq(Mux(replay, (book.blk_miss != 0) | miss_in, cmd.count != 0)),
+            ]
+        with m.Else():
+            m.d.sync += [
+                left.eq(left - done + grow),
+                pending.eq(cur.active & ~pass_end
+                           & ~((zero & (done == grow)) | (one & done & ~grow))),
+            ]
+
+    def _input_beats(self, m, cur, vcnt, geo, left, complete, pending, siggen, array):
         """Beat geometry and the fork of every beat to the array and the signature generator.
 
         Returns (beat transferred, it is its vector's last, it ends the pass, release-only beat).
@@ -415,7 +441,7 @@ class MercuryCore(wiring.Component):
         # Beat geometry (registered a beat ahead): the beat holding element L-1 is the last.
         last = geo.last
         end_of_pass = Signal()
-        m.d.comb += end_of_pass.eq(last & (geo.vnext == limit) & complete)
+        m.d.comb += end_of_pass.eq(last & (left == 1) & complete)
 
         # Fork every beat to the array and (signature pass) the signature generator; a pass that
         # runs out of vectors without a last beat (a replay pass waiting for responses) ends with
@@ -451,10 +477,13 @@ class MercuryCore(wiring.Component):
     def _count_responses(m, book, issued, responses, sig_start, cmd):
         """Count the latest signature pass's MCACHE responses and misses (for its replays).
 
-        ``issued``: a signature-pass vector's last beat went in; ``sig_start``: a signature pass
+        Returns ``miss_in``: the miss count grows this cycle. ``issued``: a signature-pass
+        vector's last beat went in; ``sig_start``: a signature pass
         starts (its responses follow every response still due, which belong to older passes).
         """
         answered = responses.valid & responses.ready
+        miss_in = Signal(name="miss_in")     # a response of the latest signature pass, a miss
+        m.d.comb += miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit)
         m.d.sync += book.sig_due.eq(book.sig_due + issued - answered)
         with m.If(answered):
             with m.If(book.skip != 0):
@@ -462,7 +491,7 @@ class MercuryCore(wiring.Component):
             with m.Else():
                 m.d.sync += [
                     book.blk_resp.eq(book.blk_resp + 1),
-                    book.blk_miss.eq(book.blk_miss + ~responses.p.hit),
+                    book.blk_miss.eq(book.blk_miss + miss_in),
                 ]
         with m.If(sig_start):
             m.d.sync += [
@@ -471,6 +500,7 @@ class MercuryCore(wiring.Component):
                 book.blk_resp.eq(0),
                 book.blk_miss.eq(0),
             ]
+        return miss_in
 
     def _token_sequencer(self, m, responses, passes, hitmap, array):
         """Started passes -> one output token per vector for the array's output sequencer.

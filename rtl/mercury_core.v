@@ -14,108 +14,136 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [14:0] \$102 ;
-  wire \$103 ;
-  wire [15:0] \$104 ;
-  wire [13:0] \$105 ;
+  wire \$102 ;
+  wire [14:0] \$103 ;
+  wire \$104 ;
+  wire [15:0] \$105 ;
   wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
+  wire [13:0] \$107 ;
+  wire [13:0] \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [14:0] \$111 ;
+  wire \$111 ;
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire [2:0] \$115 ;
+  wire [14:0] \$115 ;
   wire \$116 ;
-  wire [3:0] \$117 ;
+  wire [15:0] \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire [7:0] \$120 ;
+  wire \$120 ;
   wire \$121 ;
-  wire [7:0] \$122 ;
+  wire \$122 ;
   wire \$123 ;
-  wire [7:0] \$124 ;
-  wire [48:0] \$125 ;
-  wire [48:0] \$126 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
   wire \$127 ;
-  wire [48:0] \$128 ;
+  wire \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire [48:0] \$131 ;
-  wire \$132 ;
+  wire \$131 ;
+  wire [13:0] \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire [48:0] \$135 ;
+  wire \$135 ;
   wire \$136 ;
-  wire [12:0] \$137 ;
-  wire [16:0] \$138 ;
-  wire [48:0] \$139 ;
+  wire \$137 ;
+  wire [14:0] \$138 ;
+  wire \$139 ;
   wire \$14 ;
   wire \$140 ;
   wire \$141 ;
-  wire [12:0] \$142 ;
-  wire [16:0] \$143 ;
-  reg [12:0] \$144 ;
-  reg [12:0] \$145 ;
-  reg \$146 ;
-  reg [3:0] \$147 ;
-  reg \$148 ;
-  reg [13:0] \$149 ;
+  wire [2:0] \$142 ;
+  wire \$143 ;
+  wire [3:0] \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
+  wire \$148 ;
+  wire [7:0] \$149 ;
   wire \$15 ;
-  reg \$150 ;
-  reg \$151 ;
-  reg \$152 ;
-  reg [12:0] \$153 ;
-  reg [12:0] \$154 ;
-  reg [4:0] \$155 ;
-  reg [3:0] \$156 ;
-  reg \$157 ;
-  reg [13:0] \$158 ;
-  reg [13:0] \$159 ;
+  wire \$150 ;
+  wire [7:0] \$151 ;
+  wire [48:0] \$152 ;
+  wire [48:0] \$153 ;
+  wire \$154 ;
+  wire [48:0] \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire [48:0] \$158 ;
+  wire \$159 ;
   wire \$16 ;
-  reg [12:0] \$160 ;
-  reg [12:0] \$161 ;
-  reg [12:0] \$162 ;
-  reg [12:0] \$163 ;
-  reg \$164 ;
-  reg \$165 ;
-  reg \$166 ;
-  reg [12:0] \$167 ;
-  reg [12:0] \$168 ;
-  reg [4:0] \$169 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire [48:0] \$162 ;
+  wire \$163 ;
+  wire [12:0] \$164 ;
+  wire [16:0] \$165 ;
+  wire [48:0] \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire [12:0] \$169 ;
   wire \$17 ;
-  reg [13:0] \$170 ;
-  reg \$171 ;
-  reg [7:0] \$172 ;
+  wire [16:0] \$170 ;
+  reg [12:0] \$171 ;
+  reg [12:0] \$172 ;
   reg \$173 ;
-  reg [1:0] \$174 ;
-  reg [2:0] \$175 ;
-  reg [2:0] \$176 ;
-  reg [7:0] \$177 ;
-  reg [7:0] \$178 ;
-  reg [7:0] \$179 ;
+  reg [3:0] \$174 ;
+  reg \$175 ;
+  reg \$176 ;
+  reg \$177 ;
+  reg \$178 ;
+  reg [12:0] \$179 ;
   wire \$18 ;
-  reg [47:0] \$180 ;
-  reg \$181 ;
-  reg [47:0] \$182 ;
+  reg [12:0] \$180 ;
+  reg [4:0] \$181 ;
+  reg [3:0] \$182 ;
   reg \$183 ;
-  reg [47:0] \$184 ;
-  reg \$185 ;
-  reg [47:0] \$186 ;
-  reg \$187 ;
-  reg [47:0] \$188 ;
-  reg [16:0] \$189 ;
+  reg [13:0] \$184 ;
+  reg [13:0] \$185 ;
+  reg [12:0] \$186 ;
+  reg [12:0] \$187 ;
+  reg [12:0] \$188 ;
+  reg [13:0] \$189 ;
   wire \$19 ;
-  reg [47:0] \$190 ;
-  reg [16:0] \$191 ;
+  reg \$190 ;
+  reg [12:0] \$191 ;
+  reg \$192 ;
+  reg \$193 ;
+  reg \$194 ;
+  reg [12:0] \$195 ;
+  reg [12:0] \$196 ;
+  reg [4:0] \$197 ;
+  reg [13:0] \$198 ;
+  reg \$199 ;
   wire \$2 ;
   wire \$20 ;
+  reg [7:0] \$200 ;
+  reg \$201 ;
+  reg [1:0] \$202 ;
+  reg [2:0] \$203 ;
+  reg [2:0] \$204 ;
+  reg [7:0] \$205 ;
+  reg [7:0] \$206 ;
+  reg [7:0] \$207 ;
+  reg [47:0] \$208 ;
+  reg \$209 ;
   wire \$21 ;
+  reg [47:0] \$210 ;
+  reg \$211 ;
+  reg [47:0] \$212 ;
+  reg \$213 ;
+  reg [47:0] \$214 ;
+  reg \$215 ;
+  reg [47:0] \$216 ;
+  reg [16:0] \$217 ;
+  reg [47:0] \$218 ;
+  reg [16:0] \$219 ;
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
@@ -134,11 +162,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire [13:0] \$39 ;
+  wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire \$42 ;
+  wire [13:0] \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
@@ -148,26 +176,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire [2:0] \$51 ;
+  wire \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire [13:0] \$55 ;
-  wire [7:0] \$56 ;
-  wire [7:0] \$57 ;
-  wire [7:0] \$58 ;
+  wire [2:0] \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire [13:0] \$58 ;
   wire [7:0] \$59 ;
   wire \$6 ;
   wire [7:0] \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
+  wire [7:0] \$61 ;
+  wire [7:0] \$62 ;
+  wire [7:0] \$63 ;
   wire \$64 ;
-  wire [13:0] \$65 ;
-  wire [14:0] \$66 ;
-  wire [13:0] \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire [13:0] \$68 ;
+  wire [13:0] \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
@@ -188,21 +216,21 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [14:0] \$88 ;
+  wire \$88 ;
   wire \$89 ;
   wire \$9 ;
-  wire [15:0] \$90 ;
+  wire [14:0] \$90 ;
   wire \$91 ;
-  wire \$92 ;
-  wire [14:0] \$93 ;
-  wire [13:0] \$94 ;
-  wire \$95 ;
+  wire [15:0] \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire [14:0] \$95 ;
   wire [13:0] \$96 ;
-  wire \$97 ;
+  wire [13:0] \$97 ;
   wire \$98 ;
   wire \$99 ;
   reg active = 1'h0;
-  reg \active$76  = 1'h0;
+  reg \active$77  = 1'h0;
   wire beat;
   reg beat_first = 1'h0;
   reg beat_last = 1'h0;
@@ -224,7 +252,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_resp = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$106 ;
+  wire \busy$107 ;
   reg bypass = 1'h0;
   input clear;
   wire clear;
@@ -243,7 +271,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$77  = 13'h0000;
+  reg [12:0] \count$111  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -289,37 +317,40 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire hm_write__en;
   reg [2:0] hm_wsel = 3'h1;
   reg is_replay = 1'h0;
-  reg \is_replay$74  = 1'h0;
+  reg \is_replay$75  = 1'h0;
   reg is_sig = 1'h0;
-  reg \is_sig$73  = 1'h0;
+  reg \is_sig$74  = 1'h0;
   wire issued;
   reg last0 = 1'h0;
+  reg [13:0] left = 14'h0000;
+  wire left_one;
+  wire left_zero;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$112  = 13'h0000;
+  reg [12:0] \length$114  = 13'h0000;
   (* init = 13'h0000 *)
-  wire [12:0] \length$65 ;
+  wire [12:0] \length$62 ;
   wire [2:0] level;
-  wire [12:0] limit;
   reg [16:0] macs_done_step = 17'h00000;
   reg [16:0] macs_skipped_step = 17'h00000;
   reg [3:0] mask0 = 4'h0;
+  wire miss_in;
   reg misses_step = 1'h0;
   wire pass_end;
-  wire \pass_end$90 ;
-  wire pending;
+  wire \pass_end$91 ;
+  reg pending = 1'h0;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$95 ;
-  wire [12:0] \r__payload$95.count ;
-  wire [12:0] \r__payload$95.length ;
-  wire \r__payload$95.replay ;
-  wire \r__payload$95.reuse ;
-  wire [4:0] \r__payload$95.sig_len ;
+  wire [32:0] \r__payload$96 ;
+  wire [12:0] \r__payload$96.count ;
+  wire [12:0] \r__payload$96.length ;
+  wire \r__payload$96.replay ;
+  wire \r__payload$96.reuse ;
+  wire [4:0] \r__payload$96.sig_len ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$91 ;
+  wire \r__ready$92 ;
   wire r__valid;
-  wire \r__valid$93 ;
+  wire \r__valid$94 ;
   reg [13:0] ra = 14'h0000;
   wire rd_first;
   wire rd_next;
@@ -370,9 +401,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire rst;
   reg [13:0] sig_due = 14'h0000;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$113  = 5'h00;
+  reg [4:0] \sig_len$115  = 5'h00;
   (* init = 5'h00 *)
-  wire [4:0] \sig_len$67 ;
+  wire [4:0] \sig_len$64 ;
   wire [16:0] signatures__payload;
   wire \signatures__payload.flush ;
   wire [15:0] \signatures__payload.sig ;
@@ -380,7 +411,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire signatures__valid;
   reg [13:0] skip = 14'h0000;
   wire start;
-  wire \start$92 ;
+  wire \start$93 ;
   reg [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
   wire \tokens__payload.hit ;
@@ -392,38 +423,37 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] vcnt = 13'h0000;
   input [31:0] vectors__payload;
   wire [31:0] vectors__payload;
-  wire [32:0] \vectors__payload$62 ;
-  wire [31:0] \vectors__payload$62.data ;
-  wire [7:0] \vectors__payload$62.data[0] ;
-  wire [7:0] \vectors__payload$62.data[1] ;
-  wire [7:0] \vectors__payload$62.data[2] ;
-  wire [7:0] \vectors__payload$62.data[3] ;
-  wire \vectors__payload$62.flush ;
+  wire [32:0] \vectors__payload$58 ;
+  wire [31:0] \vectors__payload$58.data ;
+  wire [7:0] \vectors__payload$58.data[0] ;
+  wire [7:0] \vectors__payload$58.data[1] ;
+  wire [7:0] \vectors__payload$58.data[2] ;
+  wire [7:0] \vectors__payload$58.data[3] ;
+  wire \vectors__payload$58.flush ;
   wire [7:0] \vectors__payload[0] ;
   wire [7:0] \vectors__payload[1] ;
   wire [7:0] \vectors__payload[2] ;
   wire [7:0] \vectors__payload[3] ;
   output vectors__ready;
   wire vectors__ready;
-  wire \vectors__ready$56 ;
+  wire \vectors__ready$52 ;
   input vectors__valid;
   wire vectors__valid;
-  wire \vectors__valid$61 ;
+  wire \vectors__valid$57 ;
   reg vectors_step = 1'h0;
-  reg [13:0] vnext = 14'h0000;
   wire [7:0] w__payload;
-  wire [32:0] \w__payload$71 ;
-  wire [12:0] \w__payload$71.count ;
-  wire [12:0] \w__payload$71.length ;
-  wire \w__payload$71.replay ;
-  wire \w__payload$71.reuse ;
-  wire [4:0] \w__payload$71.sig_len ;
+  wire [32:0] \w__payload$68 ;
+  wire [12:0] \w__payload$68.count ;
+  wire [12:0] \w__payload$68.length ;
+  wire \w__payload$68.replay ;
+  wire \w__payload$68.reuse ;
+  wire [4:0] \w__payload$68.sig_len ;
   wire [6:0] \w__payload.entry ;
   wire \w__payload.hit ;
   wire w__ready;
-  wire \w__ready$69 ;
+  wire \w__ready$66 ;
   wire w__valid;
-  wire \w__valid$70 ;
+  wire \w__valid$67 ;
   input [256:0] weights__payload;
   wire [256:0] weights__payload;
   wire [256:0] \weights__payload$22 ;
@@ -4623,277 +4653,307 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$55 [11:0]];
+      _0_ <= hitmap[\$58 [11:0]];
     end
   end
   assign hm_read__data = _0_;
-  assign limit = is_replay ? blk_miss : count;
   assign \$1  = ~ is_replay;
   assign \$2  = blk_resp == blk_count;
   assign complete = \$1  | \$2 ;
-  assign \$3  = vcnt != limit;
-  assign pending = active & \$3 ;
-  assign \$4  = vnext == limit;
-  assign \$5  = beat_last & \$4 ;
-  assign end_of_pass = \$5  & complete;
-  assign \$6  = ~ pending;
-  assign \$7  = active & \$6 ;
-  assign release_only = \$7  & complete;
-  assign \$8  = pending & beats__ready;
-  assign \$9  = ~ is_sig;
-  assign \$10  = \$9  | \vectors__ready$56 ;
-  assign vectors__ready = \$8  & \$10 ;
+  assign \$3  = left == 1'h1;
+  assign \$4  = beat_last & \$3 ;
+  assign end_of_pass = \$4  & complete;
+  assign \$5  = ~ pending;
+  assign \$6  = active & \$5 ;
+  assign release_only = \$6  & complete;
+  assign \$7  = pending & beats__ready;
+  assign \$8  = ~ is_sig;
+  assign \$9  = \$8  | \vectors__ready$52 ;
+  assign vectors__ready = \$7  & \$9 ;
   assign beat = vectors__valid & vectors__ready;
-  assign \$11  = vectors__valid & pending;
-  assign \$12  = ~ is_sig;
-  assign \$13  = \$12  | \vectors__ready$56 ;
-  assign \$14  = \$11  & \$13 ;
-  assign beats__valid = \$14  | release_only;
-  assign \$15  = release_only ? 1'h1 : end_of_pass;
-  assign \$16  = ~ release_only;
-  assign \$17  = vectors__valid & pending;
-  assign \$18  = \$17  & is_sig;
-  assign \vectors__valid$61  = \$18  & beats__ready;
-  assign \$19  = ! vcnt;
-  assign \$20  = \$19  & beat_first;
-  assign \$21  = beat & end_of_pass;
-  assign \$22  = release_only & beats__ready;
-  assign pass_end = \$21  | \$22 ;
-  assign \$23  = ~ active;
-  assign \$24  = \$23  | pass_end;
-  assign cmd__ready = \$24  & \w__ready$69 ;
-  assign \$25  = ~ active;
-  assign \$26  = \$25  | pass_end;
-  assign \w__valid$70  = cmd__valid & \$26 ;
+  assign \$10  = vectors__valid & pending;
+  assign \$11  = ~ is_sig;
+  assign \$12  = \$11  | \vectors__ready$52 ;
+  assign \$13  = \$10  & \$12 ;
+  assign beats__valid = \$13  | release_only;
+  assign \$14  = release_only ? 1'h1 : end_of_pass;
+  assign \$15  = ~ release_only;
+  assign \$16  = vectors__valid & pending;
+  assign \$17  = \$16  & is_sig;
+  assign \vectors__valid$57  = \$17  & beats__ready;
+  assign \$18  = ! vcnt;
+  assign \$19  = \$18  & beat_first;
+  assign \$20  = beat & end_of_pass;
+  assign \$21  = release_only & beats__ready;
+  assign pass_end = \$20  | \$21 ;
+  assign \$22  = ~ active;
+  assign \$23  = \$22  | pass_end;
+  assign cmd__ready = \$23  & \w__ready$66 ;
+  assign \$24  = ~ active;
+  assign \$25  = \$24  | pass_end;
+  assign \w__valid$67  = cmd__valid & \$25 ;
   assign start = cmd__valid & cmd__ready;
-  assign \$27  = | \count$77 ;
-  assign \$28  = \active$76  & \$27 ;
-  assign \$29  = \$28  & r__valid;
-  assign \$30  = ~ r__payload[0];
-  assign \$31  = | \count$77 ;
-  assign \$32  = \active$76  & \$31 ;
-  assign \$33  = | hm_level;
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ hm_head[0];
-  assign \$36  = ~ hm_head[0];
-  assign \$37  = | \count$77 ;
-  assign \$38  = \active$76  & \$37 ;
+  assign \$26  = w__valid & responses__ready;
+  assign \$27  = ! skip;
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = ~ w__payload[0];
+  assign miss_in = \$28  & \$29 ;
+  assign left_zero = ! left;
+  assign left_one = left == 1'h1;
+  assign \$30  = | count;
+  assign \$31  = \active$77  & \$30 ;
+  assign \$32  = \$31  & r__valid;
+  assign \$33  = ~ r__payload[0];
+  assign \$34  = | count;
+  assign \$35  = \active$77  & \$34 ;
+  assign \$36  = | hm_level;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = ~ hm_head[0];
+  assign \$39  = ~ hm_head[0];
+  assign \$40  = | count;
+  assign \$41  = \active$77  & \$40 ;
   assign issued = tokens__valid & tokens__ready;
-  assign r__ready = issued & \is_sig$73 ;
-  assign hm_write__en = issued & \is_sig$73 ;
-  assign \$39  = v + 1'h1;
-  assign \$40  = \$39  == \count$77 ;
-  assign \$41  = issued & \$40 ;
-  assign \$42  = ! \count$77 ;
-  assign \$43  = \$41  | \$42 ;
-  assign \pass_end$90  = \active$76  & \$43 ;
-  assign \$44  = ~ \active$76 ;
-  assign \r__ready$91  = \$44  | \pass_end$90 ;
-  assign \start$92  = \r__valid$93  & \r__ready$91 ;
-  assign \$45  = \start$92  & \r__payload$95 [26];
-  assign \$46  = \$45  & \r__payload$95 [27];
-  assign \$47  = | \r__payload$95 [25:13];
-  assign rd_first = \$46  & \$47 ;
-  assign \$48  = \active$76  & \is_replay$74 ;
-  assign \$49  = ra != \count$77 ;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = hm_level + hm_pending;
-  assign \$52  = \$51  < 2'h3;
-  assign rd_next = \$50  & \$52 ;
-  assign \$53  = \start$92  & \r__payload$95 [26];
-  assign \$54  = \$53  & \r__payload$95 [27];
-  assign \$55  = \$54  ? 14'h0000 : ra;
+  assign r__ready = issued & \is_sig$74 ;
+  assign hm_write__en = issued & \is_sig$74 ;
+  assign \$42  = v + 1'h1;
+  assign \$43  = \$42  == count;
+  assign \$44  = issued & \$43 ;
+  assign \$45  = ! count;
+  assign \$46  = \$44  | \$45 ;
+  assign \pass_end$91  = \active$77  & \$46 ;
+  assign \$47  = ~ \active$77 ;
+  assign \r__ready$92  = \$47  | \pass_end$91 ;
+  assign \start$93  = \r__valid$94  & \r__ready$92 ;
+  assign \$48  = \start$93  & \r__payload$96 [26];
+  assign \$49  = \$48  & \r__payload$96 [27];
+  assign \$50  = | \r__payload$96 [25:13];
+  assign rd_first = \$49  & \$50 ;
+  assign \$51  = \active$77  & \is_replay$75 ;
+  assign \$52  = ra != count;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = hm_level + hm_pending;
+  assign \$55  = \$54  < 2'h3;
+  assign rd_next = \$53  & \$55 ;
+  assign \$56  = \start$93  & \r__payload$96 [26];
+  assign \$57  = \$56  & \r__payload$96 [27];
+  assign \$58  = \$57  ? 14'h0000 : ra;
   assign hm_read__en = rd_first | rd_next;
-  assign \$56  = hm_rsel[0] ? hm_word0 : 8'h00;
-  assign \$58  = hm_rsel[1] ? hm_word1 : 8'h00;
-  assign \$59  = \$57  | \$58 ;
-  assign \$60  = hm_rsel[2] ? hm_word2 : 8'h00;
-  assign hm_head = \$59  | \$60 ;
-  assign \$61  = | level;
-  assign \$62  = active | \$61 ;
-  assign \$63  = \$62  | \active$76 ;
-  assign busy = \$63  | \busy$106 ;
-  assign \$64  = beat & beat_last;
-  assign \$65  = vcnt + 1'h1;
-  assign \$66  = vnext + 1'h1;
-  assign \$67  = rem - 3'h4;
-  assign \$68  = rem <= 4'h8;
-  assign \$69  = rem > 3'h4;
-  assign \$70  = rem > 3'h5;
-  assign \$71  = rem > 3'h6;
-  assign \$72  = rem > 3'h7;
-  assign \$73  = ~ cmd__payload[27];
-  assign \$74  = cmd__payload[26] & \$73 ;
-  assign \$75  = cmd__payload[26] & cmd__payload[27];
-  assign \$76  = cmd__payload[12:0] <= 3'h4;
-  assign \$77  = cmd__payload[12:0] > 1'h0;
-  assign \$78  = cmd__payload[12:0] > 1'h1;
-  assign \$79  = cmd__payload[12:0] > 2'h2;
-  assign \$80  = cmd__payload[12:0] > 2'h3;
-  assign \$81  = cmd__payload[12:0] > 1'h0;
-  assign \$82  = cmd__payload[12:0] > 1'h1;
-  assign \$83  = cmd__payload[12:0] > 2'h2;
-  assign \$84  = cmd__payload[12:0] > 2'h3;
-  assign \$85  = cmd__payload[12:0] <= 3'h4;
-  assign \$86  = beat & beat_last;
-  assign \$87  = \$86  & is_sig;
-  assign \$88  = sig_due + \$87 ;
-  assign \$89  = w__valid & responses__ready;
-  assign \$90  = \$88  - \$89 ;
+  assign \$59  = hm_rsel[0] ? hm_word0 : 8'h00;
+  assign \$61  = hm_rsel[1] ? hm_word1 : 8'h00;
+  assign \$62  = \$60  | \$61 ;
+  assign \$63  = hm_rsel[2] ? hm_word2 : 8'h00;
+  assign hm_head = \$62  | \$63 ;
+  assign \$64  = | level;
+  assign \$65  = active | \$64 ;
+  assign \$66  = \$65  | \active$77 ;
+  assign busy = \$66  | \busy$107 ;
+  assign \$67  = beat & beat_last;
+  assign \$68  = vcnt + 1'h1;
+  assign \$69  = rem - 3'h4;
+  assign \$70  = rem <= 4'h8;
+  assign \$71  = rem > 3'h4;
+  assign \$72  = rem > 3'h5;
+  assign \$73  = rem > 3'h6;
+  assign \$74  = rem > 3'h7;
+  assign \$75  = ~ cmd__payload[27];
+  assign \$76  = cmd__payload[26] & \$75 ;
+  assign \$77  = cmd__payload[26] & cmd__payload[27];
+  assign \$78  = cmd__payload[12:0] <= 3'h4;
+  assign \$79  = cmd__payload[12:0] > 1'h0;
+  assign \$80  = cmd__payload[12:0] > 1'h1;
+  assign \$81  = cmd__payload[12:0] > 2'h2;
+  assign \$82  = cmd__payload[12:0] > 2'h3;
+  assign \$83  = cmd__payload[12:0] > 1'h0;
+  assign \$84  = cmd__payload[12:0] > 1'h1;
+  assign \$85  = cmd__payload[12:0] > 2'h2;
+  assign \$86  = cmd__payload[12:0] > 2'h3;
+  assign \$87  = cmd__payload[12:0] <= 3'h4;
+  assign \$88  = beat & beat_last;
+  assign \$89  = \$88  & is_sig;
+  assign \$90  = sig_due + \$89 ;
   assign \$91  = w__valid & responses__ready;
-  assign \$92  = | skip;
-  assign \$93  = skip - 1'h1;
-  assign \$94  = blk_resp + 1'h1;
-  assign \$95  = ~ w__payload[0];
-  assign \$96  = blk_miss + \$95 ;
-  assign \$97  = start & cmd__payload[26];
-  assign \$98  = ~ cmd__payload[27];
-  assign \$99  = \$97  & \$98 ;
-  assign \$100  = beat & beat_last;
-  assign \$101  = \$100  & is_sig;
-  assign \$102  = sig_due + \$101 ;
-  assign \$103  = w__valid & responses__ready;
-  assign \$104  = \$102  - \$103 ;
-  assign \$105  = v + 1'h1;
-  assign \$106  = ~ \r__payload$95 [27];
-  assign \$107  = \r__payload$95 [26] & \$106 ;
-  assign \$108  = \r__payload$95 [26] & \r__payload$95 [27];
-  assign \$109  = \start$92  & \r__payload$95 [26];
-  assign \$110  = \$109  & \r__payload$95 [27];
-  assign \$111  = ra + 1'h1;
-  assign \$112  = rd_first & hm_write__en;
-  assign \$113  = ! v;
-  assign \$114  = \$112  & \$113 ;
-  assign \$115  = hm_level + hm_pending;
-  assign \$116  = issued & \is_replay$74 ;
-  assign \$117  = \$115  - \$116 ;
-  assign \$118  = issued & \is_replay$74 ;
-  assign \$119  = hm_pending & hm_wsel[0];
-  assign \$120  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$121  = hm_pending & hm_wsel[1];
-  assign \$122  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$123  = hm_pending & hm_wsel[2];
-  assign \$124  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$125  = counters__cycles + cycles_step;
-  assign \$126  = counters__vectors + vectors_step;
-  assign \$127  = results__valid & results__ready;
-  assign \$128  = counters__hits + hits_step;
-  assign \$129  = results__valid & results__ready;
-  assign \$130  = \$129  & results__payload[256];
-  assign \$131  = counters__misses + misses_step;
-  assign \$132  = results__valid & results__ready;
-  assign \$133  = ~ results__payload[256];
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = counters__macs_done + macs_done_step;
-  assign \$136  = beat & beat_last;
-  assign \$137  = \$136  ? length : 13'h0000;
-  assign \$138  = \$137  * 4'h8;
-  assign \$139  = counters__macs_skipped + macs_skipped_step;
-  assign \$140  = issued & \is_replay$74 ;
-  assign \$141  = \$140  & hm_head[0];
-  assign \$142  = \$141  ? \length$112  : 13'h0000;
-  assign \$143  = \$142  * 4'h8;
+  assign \$92  = \$90  - \$91 ;
+  assign \$93  = w__valid & responses__ready;
+  assign \$94  = | skip;
+  assign \$95  = skip - 1'h1;
+  assign \$96  = blk_resp + 1'h1;
+  assign \$97  = blk_miss + miss_in;
+  assign \$98  = start & cmd__payload[26];
+  assign \$99  = ~ cmd__payload[27];
+  assign \$100  = \$98  & \$99 ;
+  assign \$101  = beat & beat_last;
+  assign \$102  = \$101  & is_sig;
+  assign \$103  = sig_due + \$102 ;
+  assign \$104  = w__valid & responses__ready;
+  assign \$105  = \$103  - \$104 ;
+  assign \$106  = cmd__payload[26] & cmd__payload[27];
+  assign \$107  = blk_miss + miss_in;
+  assign \$108  = \$106  ? \$107  : { 1'h0, cmd__payload[25:13] };
+  assign \$109  = cmd__payload[26] & cmd__payload[27];
+  assign \$110  = | blk_miss;
+  assign \$111  = \$110  | miss_in;
+  assign \$112  = | cmd__payload[25:13];
+  assign \$113  = \$109  ? \$111  : \$112 ;
+  assign \$114  = beat & beat_last;
+  assign \$115  = left - \$114 ;
+  assign \$116  = is_replay & miss_in;
+  assign \$117  = $signed(\$115 ) + $signed({ 1'h0, \$116  });
+  assign \$118  = ~ pass_end;
+  assign \$119  = active & \$118 ;
+  assign \$120  = beat & beat_last;
+  assign \$121  = is_replay & miss_in;
+  assign \$122  = \$120  == \$121 ;
+  assign \$123  = left_zero & \$122 ;
+  assign \$124  = beat & beat_last;
+  assign \$125  = left_one & \$124 ;
+  assign \$126  = is_replay & miss_in;
+  assign \$127  = ~ \$126 ;
+  assign \$128  = \$125  & \$127 ;
+  assign \$129  = \$123  | \$128 ;
+  assign \$130  = ~ \$129 ;
+  assign \$131  = \$119  & \$130 ;
+  assign \$132  = v + 1'h1;
+  assign \$133  = ~ \r__payload$96 [27];
+  assign \$134  = \r__payload$96 [26] & \$133 ;
+  assign \$135  = \r__payload$96 [26] & \r__payload$96 [27];
+  assign \$136  = \start$93  & \r__payload$96 [26];
+  assign \$137  = \$136  & \r__payload$96 [27];
+  assign \$138  = ra + 1'h1;
+  assign \$139  = rd_first & hm_write__en;
+  assign \$140  = ! v;
+  assign \$141  = \$139  & \$140 ;
+  assign \$142  = hm_level + hm_pending;
+  assign \$143  = issued & \is_replay$75 ;
+  assign \$144  = \$142  - \$143 ;
+  assign \$145  = issued & \is_replay$75 ;
+  assign \$146  = hm_pending & hm_wsel[0];
+  assign \$147  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$148  = hm_pending & hm_wsel[1];
+  assign \$149  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$150  = hm_pending & hm_wsel[2];
+  assign \$151  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$152  = counters__cycles + cycles_step;
+  assign \$153  = counters__vectors + vectors_step;
+  assign \$154  = results__valid & results__ready;
+  assign \$155  = counters__hits + hits_step;
+  assign \$156  = results__valid & results__ready;
+  assign \$157  = \$156  & results__payload[256];
+  assign \$158  = counters__misses + misses_step;
+  assign \$159  = results__valid & results__ready;
+  assign \$160  = ~ results__payload[256];
+  assign \$161  = \$159  & \$160 ;
+  assign \$162  = counters__macs_done + macs_done_step;
+  assign \$163  = beat & beat_last;
+  assign \$164  = \$163  ? length : 13'h0000;
+  assign \$165  = \$164  * 4'h8;
+  assign \$166  = counters__macs_skipped + macs_skipped_step;
+  assign \$167  = issued & \is_replay$75 ;
+  assign \$168  = \$167  & hm_head[0];
+  assign \$169  = \$168  ? \length$114  : 13'h0000;
+  assign \$170  = \$169  * 4'h8;
   always @(posedge clk)
-    vcnt <= \$144 ;
+    vcnt <= \$171 ;
   always @(posedge clk)
-    rem <= \$145 ;
+    rem <= \$172 ;
   always @(posedge clk)
-    beat_last <= \$146 ;
+    beat_last <= \$173 ;
   always @(posedge clk)
-    beat_mask <= \$147 ;
+    beat_mask <= \$174 ;
   always @(posedge clk)
-    beat_first <= \$148 ;
+    beat_first <= \$175 ;
   always @(posedge clk)
-    vnext <= \$149 ;
+    active <= \$176 ;
   always @(posedge clk)
-    active <= \$150 ;
+    is_sig <= \$177 ;
   always @(posedge clk)
-    is_sig <= \$151 ;
+    is_replay <= \$178 ;
   always @(posedge clk)
-    is_replay <= \$152 ;
+    length <= \$179 ;
   always @(posedge clk)
-    length <= \$153 ;
+    \count$111  <= \$180 ;
   always @(posedge clk)
-    count <= \$154 ;
+    sig_len <= \$181 ;
   always @(posedge clk)
-    sig_len <= \$155 ;
+    mask0 <= \$182 ;
   always @(posedge clk)
-    mask0 <= \$156 ;
+    last0 <= \$183 ;
   always @(posedge clk)
-    last0 <= \$157 ;
+    sig_due <= \$184 ;
   always @(posedge clk)
-    sig_due <= \$158 ;
+    skip <= \$185 ;
   always @(posedge clk)
-    skip <= \$159 ;
+    blk_resp <= \$186 ;
   always @(posedge clk)
-    blk_resp <= \$160 ;
+    blk_miss <= \$187 ;
   always @(posedge clk)
-    blk_miss <= \$161 ;
+    blk_count <= \$188 ;
   always @(posedge clk)
-    blk_count <= \$162 ;
+    left <= \$189 ;
   always @(posedge clk)
-    v <= \$163 ;
+    pending <= \$190 ;
   always @(posedge clk)
-    \active$76  <= \$164 ;
+    v <= \$191 ;
   always @(posedge clk)
-    \is_sig$73  <= \$165 ;
+    \active$77  <= \$192 ;
   always @(posedge clk)
-    \is_replay$74  <= \$166 ;
+    \is_sig$74  <= \$193 ;
   always @(posedge clk)
-    \length$112  <= \$167 ;
+    \is_replay$75  <= \$194 ;
   always @(posedge clk)
-    \count$77  <= \$168 ;
+    \length$114  <= \$195 ;
   always @(posedge clk)
-    \sig_len$113  <= \$169 ;
+    count <= \$196 ;
   always @(posedge clk)
-    ra <= \$170 ;
+    \sig_len$115  <= \$197 ;
   always @(posedge clk)
-    bypass <= \$171 ;
+    ra <= \$198 ;
   always @(posedge clk)
-    hm_bypass_word <= \$172 ;
+    bypass <= \$199 ;
   always @(posedge clk)
-    hm_pending <= \$173 ;
+    hm_bypass_word <= \$200 ;
   always @(posedge clk)
-    hm_level <= \$174 ;
+    hm_pending <= \$201 ;
   always @(posedge clk)
-    hm_wsel <= \$175 ;
+    hm_level <= \$202 ;
   always @(posedge clk)
-    hm_rsel <= \$176 ;
+    hm_wsel <= \$203 ;
   always @(posedge clk)
-    hm_word0 <= \$177 ;
+    hm_rsel <= \$204 ;
   always @(posedge clk)
-    hm_word1 <= \$178 ;
+    hm_word0 <= \$205 ;
   always @(posedge clk)
-    hm_word2 <= \$179 ;
+    hm_word1 <= \$206 ;
   always @(posedge clk)
-    counters__cycles <= \$180 ;
+    hm_word2 <= \$207 ;
   always @(posedge clk)
-    cycles_step <= \$181 ;
+    counters__cycles <= \$208 ;
   always @(posedge clk)
-    counters__vectors <= \$182 ;
+    cycles_step <= \$209 ;
   always @(posedge clk)
-    vectors_step <= \$183 ;
+    counters__vectors <= \$210 ;
   always @(posedge clk)
-    counters__hits <= \$184 ;
+    vectors_step <= \$211 ;
   always @(posedge clk)
-    hits_step <= \$185 ;
+    counters__hits <= \$212 ;
   always @(posedge clk)
-    counters__misses <= \$186 ;
+    hits_step <= \$213 ;
   always @(posedge clk)
-    misses_step <= \$187 ;
+    counters__misses <= \$214 ;
   always @(posedge clk)
-    counters__macs_done <= \$188 ;
+    misses_step <= \$215 ;
   always @(posedge clk)
-    macs_done_step <= \$189 ;
+    counters__macs_done <= \$216 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$190 ;
+    macs_done_step <= \$217 ;
   always @(posedge clk)
-    macs_skipped_step <= \$191 ;
+    counters__macs_skipped <= \$218 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$219 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$106 ),
+    .busy(\busy$107 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -4919,13 +4979,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$95 ),
-    .r__valid(\r__valid$93 ),
-    .r_en(\r__ready$91 ),
+    .r__payload(\r__payload$96 ),
+    .r__valid(\r__valid$94 ),
+    .r_en(\r__ready$92 ),
     .rst(rst),
-    .w__ready(\w__ready$69 ),
+    .w__ready(\w__ready$66 ),
     .w_data(cmd__payload),
-    .w_en(\w__valid$70 )
+    .w_en(\w__valid$67 )
   );
   \mercury_core.responses  responses (
     .clk(clk),
@@ -4945,596 +5005,605 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .sig_len(sig_len),
     .signatures__payload(requests__payload),
     .signatures__valid(requests__valid),
-    .vectors__payload(\vectors__payload$62 ),
-    .vectors__ready(\vectors__ready$56 ),
-    .vectors__valid(\vectors__valid$61 )
+    .vectors__payload(\vectors__payload$58 ),
+    .vectors__ready(\vectors__ready$52 ),
+    .vectors__valid(\vectors__valid$57 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\is_sig$73 ) begin
-      tokens__valid = \$29 ;
-    end else if (\is_replay$74 ) begin
-      tokens__valid = \$34 ;
+    if (\is_sig$74 ) begin
+      tokens__valid = \$32 ;
+    end else if (\is_replay$75 ) begin
+      tokens__valid = \$37 ;
     end else begin
-      tokens__valid = \$38 ;
+      tokens__valid = \$41 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\is_sig$73 ) begin
+    if (\is_sig$74 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
-      tokens__payload[9] = \$30 ;
-    end else if (\is_replay$74 ) begin
+      tokens__payload[9] = \$33 ;
+    end else if (\is_replay$75 ) begin
       tokens__payload[0] = hm_head[0];
       tokens__payload[7:1] = hm_head[7:1];
-      tokens__payload[8] = \$35 ;
-      tokens__payload[9] = \$36 ;
+      tokens__payload[8] = \$38 ;
+      tokens__payload[9] = \$39 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = vcnt;
-    if (\$64 ) begin
-      \$144  = \$65 [12:0];
+    \$171  = vcnt;
+    if (\$67 ) begin
+      \$171  = \$68 [12:0];
     end
     if (start) begin
-      \$144  = 13'h0000;
+      \$171  = 13'h0000;
     end
     if (rst) begin
-      \$144  = 13'h0000;
+      \$171  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$145  = rem;
+    \$172  = rem;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$145  = length;
+        \$172  = length;
       end else begin
-        \$145  = \$67 [12:0];
+        \$172  = \$69 [12:0];
       end
     end
     if (start) begin
-      \$145  = cmd__payload[12:0];
+      \$172  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$145  = 13'h0000;
+      \$172  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$146  = beat_last;
+    \$173  = beat_last;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$146  = last0;
+        \$173  = last0;
       end else begin
-        \$146  = \$68 ;
+        \$173  = \$70 ;
       end
     end
     if (start) begin
-      \$146  = \$76 ;
+      \$173  = \$78 ;
     end
-    if (rst) begin
-      \$146  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$147  = beat_mask;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$147  = mask0;
-      end else begin
-        \$147  = { \$72 , \$71 , \$70 , \$69  };
-      end
-    end
-    if (start) begin
-      \$147  = { \$80 , \$79 , \$78 , \$77  };
-    end
-    if (rst) begin
-      \$147  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$148  = beat_first;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$148  = 1'h1;
-      end else begin
-        \$148  = 1'h0;
-      end
-    end
-    if (start) begin
-      \$148  = 1'h1;
-    end
-    if (rst) begin
-      \$148  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$149  = vnext;
-    if (beat) begin
-      if (beat_last) begin
-        \$149  = \$66 [13:0];
-      end
-    end
-    if (start) begin
-      \$149  = 14'h0001;
-    end
-    if (rst) begin
-      \$149  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$150  = active;
-    if (pass_end) begin
-      \$150  = 1'h0;
-    end
-    if (start) begin
-      \$150  = 1'h1;
-    end
-    if (rst) begin
-      \$150  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$151  = is_sig;
-    if (start) begin
-      \$151  = \$74 ;
-    end
-    if (rst) begin
-      \$151  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$152  = is_replay;
-    if (start) begin
-      \$152  = \$75 ;
-    end
-    if (rst) begin
-      \$152  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = length;
-    if (start) begin
-      \$153  = cmd__payload[12:0];
-    end
-    if (rst) begin
-      \$153  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = count;
-    if (start) begin
-      \$154  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$154  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = sig_len;
-    if (start) begin
-      \$155  = cmd__payload[32:28];
-    end
-    if (rst) begin
-      \$155  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = mask0;
-    if (start) begin
-      \$156  = { \$84 , \$83 , \$82 , \$81  };
-    end
-    if (rst) begin
-      \$156  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = last0;
-    if (start) begin
-      \$157  = \$85 ;
-    end
-    if (rst) begin
-      \$157  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = \$90 [13:0];
-    if (rst) begin
-      \$158  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = skip;
-    if (\$91 ) begin
-      if (\$92 ) begin
-        \$159  = \$93 [13:0];
-      end
-    end
-    if (\$99 ) begin
-      \$159  = \$104 [13:0];
-    end
-    if (rst) begin
-      \$159  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = blk_resp;
-    if (\$91 ) begin
-      (* full_case = 32'd1 *)
-      if (\$92 ) begin
-      end else begin
-        \$160  = \$94 [12:0];
-      end
-    end
-    if (\$99 ) begin
-      \$160  = 13'h0000;
-    end
-    if (rst) begin
-      \$160  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = blk_miss;
-    if (\$91 ) begin
-      (* full_case = 32'd1 *)
-      if (\$92 ) begin
-      end else begin
-        \$161  = \$96 [12:0];
-      end
-    end
-    if (\$99 ) begin
-      \$161  = 13'h0000;
-    end
-    if (rst) begin
-      \$161  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = blk_count;
-    if (\$99 ) begin
-      \$162  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$162  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = v;
-    if (issued) begin
-      \$163  = \$105 [12:0];
-    end
-    if (\start$92 ) begin
-      \$163  = 13'h0000;
-    end
-    if (rst) begin
-      \$163  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = \active$76 ;
-    if (\pass_end$90 ) begin
-      \$164  = 1'h0;
-    end
-    if (\start$92 ) begin
-      \$164  = 1'h1;
-    end
-    if (rst) begin
-      \$164  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = \is_sig$73 ;
-    if (\start$92 ) begin
-      \$165  = \$107 ;
-    end
-    if (rst) begin
-      \$165  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = \is_replay$74 ;
-    if (\start$92 ) begin
-      \$166  = \$108 ;
-    end
-    if (rst) begin
-      \$166  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = \length$112 ;
-    if (\start$92 ) begin
-      \$167  = \r__payload$95 [12:0];
-    end
-    if (rst) begin
-      \$167  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = \count$77 ;
-    if (\start$92 ) begin
-      \$168  = \r__payload$95 [25:13];
-    end
-    if (rst) begin
-      \$168  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = \sig_len$113 ;
-    if (\start$92 ) begin
-      \$169  = \r__payload$95 [32:28];
-    end
-    if (rst) begin
-      \$169  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = ra;
-    if (\$110 ) begin
-      \$170  = { 13'h0000, rd_first };
-    end else if (rd_next) begin
-      \$170  = \$111 [13:0];
-    end
-    if (rst) begin
-      \$170  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = \$114 ;
-    if (rst) begin
-      \$171  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = r__payload;
-    if (rst) begin
-      \$172  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = hm_read__en;
     if (rst) begin
       \$173  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = \$117 [1:0];
+    \$174  = beat_mask;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$174  = mask0;
+      end else begin
+        \$174  = { \$74 , \$73 , \$72 , \$71  };
+      end
+    end
+    if (start) begin
+      \$174  = { \$82 , \$81 , \$80 , \$79  };
+    end
     if (rst) begin
-      \$174  = 2'h0;
+      \$174  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = hm_wsel;
+    \$175  = beat_first;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$175  = 1'h1;
+      end else begin
+        \$175  = 1'h0;
+      end
+    end
+    if (start) begin
+      \$175  = 1'h1;
+    end
+    if (rst) begin
+      \$175  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$176  = active;
+    if (pass_end) begin
+      \$176  = 1'h0;
+    end
+    if (start) begin
+      \$176  = 1'h1;
+    end
+    if (rst) begin
+      \$176  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$177  = is_sig;
+    if (start) begin
+      \$177  = \$76 ;
+    end
+    if (rst) begin
+      \$177  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$178  = is_replay;
+    if (start) begin
+      \$178  = \$77 ;
+    end
+    if (rst) begin
+      \$178  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$179  = length;
+    if (start) begin
+      \$179  = cmd__payload[12:0];
+    end
+    if (rst) begin
+      \$179  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$180  = \count$111 ;
+    if (start) begin
+      \$180  = cmd__payload[25:13];
+    end
+    if (rst) begin
+      \$180  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$181  = sig_len;
+    if (start) begin
+      \$181  = cmd__payload[32:28];
+    end
+    if (rst) begin
+      \$181  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$182  = mask0;
+    if (start) begin
+      \$182  = { \$86 , \$85 , \$84 , \$83  };
+    end
+    if (rst) begin
+      \$182  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$183  = last0;
+    if (start) begin
+      \$183  = \$87 ;
+    end
+    if (rst) begin
+      \$183  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$184  = \$92 [13:0];
+    if (rst) begin
+      \$184  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$185  = skip;
+    if (\$93 ) begin
+      if (\$94 ) begin
+        \$185  = \$95 [13:0];
+      end
+    end
+    if (\$100 ) begin
+      \$185  = \$105 [13:0];
+    end
+    if (rst) begin
+      \$185  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$186  = blk_resp;
+    if (\$93 ) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        \$186  = \$96 [12:0];
+      end
+    end
+    if (\$100 ) begin
+      \$186  = 13'h0000;
+    end
+    if (rst) begin
+      \$186  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$187  = blk_miss;
+    if (\$93 ) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        \$187  = \$97 [12:0];
+      end
+    end
+    if (\$100 ) begin
+      \$187  = 13'h0000;
+    end
+    if (rst) begin
+      \$187  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$188  = blk_count;
+    if (\$100 ) begin
+      \$188  = cmd__payload[25:13];
+    end
+    if (rst) begin
+      \$188  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$189  = \$108 ;
+    end else begin
+      \$189  = \$117 [13:0];
+    end
+    if (rst) begin
+      \$189  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$190  = \$113 ;
+    end else begin
+      \$190  = \$131 ;
+    end
+    if (rst) begin
+      \$190  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$191  = v;
+    if (issued) begin
+      \$191  = \$132 [12:0];
+    end
+    if (\start$93 ) begin
+      \$191  = 13'h0000;
+    end
+    if (rst) begin
+      \$191  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$192  = \active$77 ;
+    if (\pass_end$91 ) begin
+      \$192  = 1'h0;
+    end
+    if (\start$93 ) begin
+      \$192  = 1'h1;
+    end
+    if (rst) begin
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$193  = \is_sig$74 ;
+    if (\start$93 ) begin
+      \$193  = \$134 ;
+    end
+    if (rst) begin
+      \$193  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$194  = \is_replay$75 ;
+    if (\start$93 ) begin
+      \$194  = \$135 ;
+    end
+    if (rst) begin
+      \$194  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$195  = \length$114 ;
+    if (\start$93 ) begin
+      \$195  = \r__payload$96 [12:0];
+    end
+    if (rst) begin
+      \$195  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$196  = count;
+    if (\start$93 ) begin
+      \$196  = \r__payload$96 [25:13];
+    end
+    if (rst) begin
+      \$196  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$197  = \sig_len$115 ;
+    if (\start$93 ) begin
+      \$197  = \r__payload$96 [32:28];
+    end
+    if (rst) begin
+      \$197  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$198  = ra;
+    if (\$137 ) begin
+      \$198  = { 13'h0000, rd_first };
+    end else if (rd_next) begin
+      \$198  = \$138 [13:0];
+    end
+    if (rst) begin
+      \$198  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$199  = \$141 ;
+    if (rst) begin
+      \$199  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$200  = r__payload;
+    if (rst) begin
+      \$200  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$201  = hm_read__en;
+    if (rst) begin
+      \$201  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$202  = \$144 [1:0];
+    if (rst) begin
+      \$202  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$203  = hm_wsel;
     if (hm_pending) begin
-      \$175  = { hm_wsel[1:0], hm_wsel[2] };
+      \$203  = { hm_wsel[1:0], hm_wsel[2] };
     end
     if (rst) begin
-      \$175  = 3'h1;
+      \$203  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = hm_rsel;
-    if (\$118 ) begin
-      \$176  = { hm_rsel[1:0], hm_rsel[2] };
+    \$204  = hm_rsel;
+    if (\$145 ) begin
+      \$204  = { hm_rsel[1:0], hm_rsel[2] };
     end
     if (rst) begin
-      \$176  = 3'h1;
+      \$204  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = hm_word0;
-    if (\$119 ) begin
-      \$177  = \$120 ;
+    \$205  = hm_word0;
+    if (\$146 ) begin
+      \$205  = \$147 ;
     end
     if (rst) begin
-      \$177  = 8'h00;
+      \$205  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = hm_word1;
-    if (\$121 ) begin
-      \$178  = \$122 ;
+    \$206  = hm_word1;
+    if (\$148 ) begin
+      \$206  = \$149 ;
     end
     if (rst) begin
-      \$178  = 8'h00;
+      \$206  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = hm_word2;
-    if (\$123 ) begin
-      \$179  = \$124 ;
+    \$207  = hm_word2;
+    if (\$150 ) begin
+      \$207  = \$151 ;
     end
     if (rst) begin
-      \$179  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$180  = 48'h000000000000;
-    end else begin
-      \$180  = \$125 [47:0];
-    end
-    if (rst) begin
-      \$180  = 48'h000000000000;
+      \$207  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$181  = 1'h0;
+      \$208  = 48'h000000000000;
     end else begin
-      \$181  = busy;
+      \$208  = \$152 [47:0];
     end
     if (rst) begin
-      \$181  = 1'h0;
+      \$208  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$182  = 48'h000000000000;
+      \$209  = 1'h0;
     end else begin
-      \$182  = \$126 [47:0];
+      \$209  = busy;
     end
     if (rst) begin
-      \$182  = 48'h000000000000;
+      \$209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$183  = 1'h0;
+      \$210  = 48'h000000000000;
     end else begin
-      \$183  = \$127 ;
+      \$210  = \$153 [47:0];
     end
     if (rst) begin
-      \$183  = 1'h0;
+      \$210  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$184  = 48'h000000000000;
+      \$211  = 1'h0;
     end else begin
-      \$184  = \$128 [47:0];
+      \$211  = \$154 ;
     end
     if (rst) begin
-      \$184  = 48'h000000000000;
+      \$211  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$185  = 1'h0;
+      \$212  = 48'h000000000000;
     end else begin
-      \$185  = \$130 ;
+      \$212  = \$155 [47:0];
     end
     if (rst) begin
-      \$185  = 1'h0;
+      \$212  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$186  = 48'h000000000000;
+      \$213  = 1'h0;
     end else begin
-      \$186  = \$131 [47:0];
+      \$213  = \$157 ;
     end
     if (rst) begin
-      \$186  = 48'h000000000000;
+      \$213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$187  = 1'h0;
+      \$214  = 48'h000000000000;
     end else begin
-      \$187  = \$134 ;
+      \$214  = \$158 [47:0];
     end
     if (rst) begin
-      \$187  = 1'h0;
+      \$214  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$188  = 48'h000000000000;
+      \$215  = 1'h0;
     end else begin
-      \$188  = \$135 [47:0];
+      \$215  = \$161 ;
     end
     if (rst) begin
-      \$188  = 48'h000000000000;
+      \$215  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$189  = 17'h00000;
+      \$216  = 48'h000000000000;
     end else begin
-      \$189  = \$138 ;
+      \$216  = \$162 [47:0];
     end
     if (rst) begin
-      \$189  = 17'h00000;
+      \$216  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$190  = 48'h000000000000;
+      \$217  = 17'h00000;
     end else begin
-      \$190  = \$139 [47:0];
+      \$217  = \$165 ;
     end
     if (rst) begin
-      \$190  = 48'h000000000000;
+      \$217  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$191  = 17'h00000;
+      \$218  = 48'h000000000000;
     end else begin
-      \$191  = \$143 ;
+      \$218  = \$166 [47:0];
     end
     if (rst) begin
-      \$191  = 17'h00000;
+      \$218  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$219  = 17'h00000;
+    end else begin
+      \$219  = \$170 ;
+    end
+    if (rst) begin
+      \$219  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5549,12 +5618,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \results__payload$37  = results__payload;
   assign \results__ready$38  = results__ready;
   assign \results__valid$39  = results__valid;
-  assign \length$65  = length;
-  assign \sig_len$67  = sig_len;
-  assign \w__payload$71  = cmd__payload;
+  assign \length$62  = length;
+  assign \sig_len$64  = sig_len;
+  assign \w__payload$68  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$55 [11:0];
+  assign hm_read__addr = \$58 [11:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5687,17 +5756,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \beats__payload.last  = beats__payload[36];
   assign \beats__payload.release  = beats__payload[37];
   assign \beats__payload.compute  = beats__payload[38];
-  assign \vectors__payload$62.data  = \vectors__payload$62 [31:0];
-  assign \vectors__payload$62.data[0]  = \vectors__payload$62 [7:0];
-  assign \vectors__payload$62.data[1]  = \vectors__payload$62 [15:8];
-  assign \vectors__payload$62.data[2]  = \vectors__payload$62 [23:16];
-  assign \vectors__payload$62.data[3]  = \vectors__payload$62 [31:24];
-  assign \vectors__payload$62.flush  = \vectors__payload$62 [32];
-  assign \w__payload$71.length  = cmd__payload[12:0];
-  assign \w__payload$71.count  = cmd__payload[25:13];
-  assign \w__payload$71.reuse  = cmd__payload[26];
-  assign \w__payload$71.replay  = cmd__payload[27];
-  assign \w__payload$71.sig_len  = cmd__payload[32:28];
+  assign \vectors__payload$58.data  = \vectors__payload$58 [31:0];
+  assign \vectors__payload$58.data[0]  = \vectors__payload$58 [7:0];
+  assign \vectors__payload$58.data[1]  = \vectors__payload$58 [15:8];
+  assign \vectors__payload$58.data[2]  = \vectors__payload$58 [23:16];
+  assign \vectors__payload$58.data[3]  = \vectors__payload$58 [31:24];
+  assign \vectors__payload$58.flush  = \vectors__payload$58 [32];
+  assign \w__payload$68.length  = cmd__payload[12:0];
+  assign \w__payload$68.count  = cmd__payload[25:13];
+  assign \w__payload$68.reuse  = cmd__payload[26];
+  assign \w__payload$68.replay  = cmd__payload[27];
+  assign \w__payload$68.sig_len  = cmd__payload[32:28];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
@@ -5708,11 +5777,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_head.entry  = hm_head[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$95.length  = \r__payload$95 [12:0];
-  assign \r__payload$95.count  = \r__payload$95 [25:13];
-  assign \r__payload$95.reuse  = \r__payload$95 [26];
-  assign \r__payload$95.replay  = \r__payload$95 [27];
-  assign \r__payload$95.sig_len  = \r__payload$95 [32:28];
+  assign \r__payload$96.length  = \r__payload$96 [12:0];
+  assign \r__payload$96.count  = \r__payload$96 [25:13];
+  assign \r__payload$96.reuse  = \r__payload$96 [26];
+  assign \r__payload$96.replay  = \r__payload$96 [27];
+  assign \r__payload$96.sig_len  = \r__payload$96 [32:28];
   assign \hm_word0.hit  = hm_word0[0];
   assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_word1.hit  = hm_word1[0];
@@ -5723,14 +5792,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
   assign \hm_read__data.hit  = hm_read__data[0];
   assign \hm_read__data.entry  = hm_read__data[7:1];
-  assign \vectors__payload$62 [32] = \$20 ;
-  assign \vectors__payload$62 [31:0] = vectors__payload;
-  assign beats__payload[38] = \$16 ;
-  assign beats__payload[37] = \$15 ;
+  assign \vectors__payload$58 [32] = \$19 ;
+  assign \vectors__payload$58 [31:0] = vectors__payload;
+  assign beats__payload[38] = \$15 ;
+  assign beats__payload[37] = \$14 ;
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
-  assign \$57  = \$56 ;
+  assign \$60  = \$59 ;
 endmodule
 
 (* generator = "Amaranth" *)

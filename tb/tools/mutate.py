@@ -337,8 +337,8 @@ MUTANTS = [
     _m(
         "replay_miss_count",
         "mercury_hw/core.py",
-        "blk_miss.eq(book.blk_miss + ~responses.p.hit)",
-        "blk_miss.eq(book.blk_miss + responses.p.hit)",
+        "miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit)",
+        "miss_in.eq(answered & (book.skip == 0) & responses.p.hit)",
         T_CORE,
         "replay passes count hits as the misses to compute",
     ),
