@@ -81,15 +81,16 @@ class _ResponseBook:
     """The input sequencer's count of the latest signature pass's MCACHE responses.
 
     ``sig_due``: vectors in the signature generator / MCACHE whose response is due; ``skip``:
-    responses still due for older signature passes; ``blk_count``, ``blk_resp``, ``blk_miss``:
-    the latest signature pass's count, responses seen and misses among them.
+    responses still due for older signature passes; ``owed``: responses of the latest signature
+    pass not yet seen (its count minus those seen); ``all_in``: ``owed == 0``, a register
+    advanced with ``owed``; ``blk_miss``: the misses among the responses seen.
     """
 
     def __init__(self, cfg: MercuryConfig):
         self.sig_due = Signal(cfg.count_bits + 1, name="sig_due")
         self.skip = Signal(cfg.count_bits + 1, name="skip")
-        self.blk_count = Signal(cfg.count_bits, name="blk_count")
-        self.blk_resp = Signal(cfg.count_bits, name="blk_resp")
+        self.owed = Signal(cfg.count_bits, name="owed")
+        self.all_in = Signal(init=1, name="all_in")
         self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
 
 
@@ -380,9 +381,10 @@ class MercuryCore(wiring.Component):
         complete = Signal()
         left = Signal(cfg.count_bits + 1, name="left")
         pending = Signal(name="pending")
-        m.d.comb += complete.eq(~cur.is_replay | (book.blk_resp == book.blk_count))
+        one = Signal(name="left_one")
+        m.d.comb += complete.eq(~cur.is_replay | book.all_in)
         beat, last, end_of_pass, release_only = self._input_beats(
-            m, cur, vcnt, geo, left, complete, pending, siggen, array)
+            m, cur, vcnt, geo, one, complete, pending, siggen, array)
 
         # Pass sequencing: the next command is taken in the cycle of the current pass's last beat.
         pass_end = Signal()
@@ -399,41 +401,44 @@ class MercuryCore(wiring.Component):
         issued = beat & last & cur.is_sig
         sig_start = pass_kind(cmd.reuse, cmd.replay, PassKind.SIGNATURE, when=start)
         miss_in = self._count_responses(m, book, issued, mcache.responses, sig_start, cmd)
-        self._vectors_left(m, cur, book, left, pending, beat & last, miss_in,
-                           start, pass_end, cmd)
+        self._vectors_left(m, cur, book, left, pending, one, beat & last, miss_in, start, cmd)
 
         computed_len = Mux(beat & last, cur.length, 0)
         return cur.active, computed_len
 
     @staticmethod
-    def _vectors_left(m, cur, book, left, pending, done, miss_in, start, pass_end, cmd):
-        """Registers ``left`` (vectors still to take: limit - vcnt) and ``pending`` (active &
-        ``left != 0``), so no compare or limit choice sits in front of the beat handshake.
+    def _vectors_left(m, cur, book, left, pending, one, done, miss_in, start, cmd):
+        """Registers ``left`` (vectors still to take: limit - vcnt), ``pending`` (active &
+        ``left != 0``) and ``one`` (``left == 1``), so no compare or limit choice sits in front
+        of the beat handshake or the pass end.
 
         ``done``: a vector's last beat is taken (``left`` - 1); ``miss_in``: the latest signature
         pass's miss count grows this cycle (``left`` + 1 in a replay pass); ``start``: command
         ``cmd`` starts a pass (``left`` = its count, or for a replay pass the misses known after
-        this cycle); ``pass_end``: the pass ends (``pending`` 0). In a pass ``left`` never goes
-        below 0 (a beat is taken only while it is not 0), so ``left'`` is 0 exactly when ``left``
-        is 0 and nothing moves or ``left`` is 1 and only ``done``.
+        this cycle). In a pass ``left`` never goes below 0 (a beat is taken only while it is not
+        0), so ``left'`` is 0 exactly when ``left`` is 0 and nothing moves or ``left`` is 1 and
+        only ``done``. A pass ends with ``left`` 0 or going to 0 and no miss to come (a replay pass
+        ends only when all its responses are in), so the end needs no term of its own.
         """
         grow = cur.is_replay & miss_in
         replay = pass_kind(cmd.reuse, cmd.replay, PassKind.REPLAY)
-        zero, one = Signal(name="left_zero"), Signal(name="left_one")
-        m.d.comb += [zero.eq(left == 0), one.eq(left == 1)]
+        zero, two = Signal(name="left_zero"), Signal(name="left_two")
+        m.d.comb += [zero.eq(left == 0), two.eq(left == 2)]
+        miss1 = ((book.blk_miss == 0) & miss_in) | ((book.blk_miss == 1) & ~miss_in)
         with m.If(start):
             m.d.sync += [
                 left.eq(Mux(replay, book.blk_miss + miss_in, cmd.count)),
                 pending.eq(Mux(replay, (book.blk_miss != 0) | miss_in, cmd.count != 0)),
+                one.eq(Mux(replay, miss1, cmd.count == 1)),
             ]
         with m.Else():
             m.d.sync += [
                 left.eq(left - done + grow),
-                pending.eq(cur.active & ~pass_end
-                           & ~((zero & (done == grow)) | (one & done & ~grow))),
+                pending.eq(cur.active & ~((zero & (done == grow)) | (one & done & ~grow))),
+                one.eq((one & (done == grow)) | (two & done & ~grow) | (zero & grow & ~done)),
             ]
 
-    def _input_beats(self, m, cur, vcnt, geo, left, complete, pending, siggen, array):
+    def _input_beats(self, m, cur, vcnt, geo, one, complete, pending, siggen, array):
         """Beat geometry and the fork of every beat to the array and the signature generator.
 
         Returns (beat transferred, it is its vector's last, it ends the pass, release-only beat).
@@ -441,7 +446,7 @@ class MercuryCore(wiring.Component):
         # Beat geometry (registered a beat ahead): the beat holding element L-1 is the last.
         last = geo.last
         end_of_pass = Signal()
-        m.d.comb += end_of_pass.eq(last & (left == 1) & complete)
+        m.d.comb += end_of_pass.eq(last & one & complete)
 
         # Fork every beat to the array and (signature pass) the signature generator; a pass that
         # runs out of vectors without a last beat (a replay pass waiting for responses) ends with
@@ -482,22 +487,28 @@ class MercuryCore(wiring.Component):
         starts (its responses follow every response still due, which belong to older passes).
         """
         answered = responses.valid & responses.ready
-        miss_in = Signal(name="miss_in")     # a response of the latest signature pass, a miss
-        m.d.comb += miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit)
+        resp_in = Signal(name="resp_in")     # a response of the latest signature pass
+        miss_in = Signal(name="miss_in")     # ... and it is a miss
+        m.d.comb += [
+            resp_in.eq(answered & (book.skip == 0)),
+            miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit),
+        ]
         m.d.sync += book.sig_due.eq(book.sig_due + issued - answered)
         with m.If(answered):
             with m.If(book.skip != 0):
                 m.d.sync += book.skip.eq(book.skip - 1)
             with m.Else():
                 m.d.sync += [
-                    book.blk_resp.eq(book.blk_resp + 1),
+                    book.owed.eq(book.owed - 1),
                     book.blk_miss.eq(book.blk_miss + miss_in),
                 ]
+        # owed' == 0: nothing owed and nothing in, or one owed and it comes in.
+        m.d.sync += book.all_in.eq(((book.owed == 0) & ~resp_in) | ((book.owed == 1) & resp_in))
         with m.If(sig_start):
             m.d.sync += [
                 book.skip.eq(book.sig_due + issued - answered),  # all of them are older passes'
-                book.blk_count.eq(cmd.count),
-                book.blk_resp.eq(0),
+                book.owed.eq(cmd.count),
+                book.all_in.eq(cmd.count == 0),
                 book.blk_miss.eq(0),
             ]
         return miss_in

@@ -15,22 +15,22 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
-  wire [14:0] \$103 ;
+  wire \$103 ;
   wire \$104 ;
-  wire [15:0] \$105 ;
+  wire \$105 ;
   wire \$106 ;
-  wire [13:0] \$107 ;
-  wire [13:0] \$108 ;
-  wire \$109 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire [14:0] \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire \$111 ;
+  wire [15:0] \$111 ;
   wire \$112 ;
   wire \$113 ;
-  wire \$114 ;
-  wire [14:0] \$115 ;
+  wire [13:0] \$114 ;
+  wire [13:0] \$115 ;
   wire \$116 ;
-  wire [15:0] \$117 ;
+  wire \$117 ;
   wire \$118 ;
   wire \$119 ;
   wire \$12 ;
@@ -46,108 +46,139 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire \$131 ;
-  wire [13:0] \$132 ;
-  wire \$133 ;
+  wire [14:0] \$131 ;
+  wire \$132 ;
+  wire [15:0] \$133 ;
   wire \$134 ;
   wire \$135 ;
   wire \$136 ;
   wire \$137 ;
-  wire [14:0] \$138 ;
+  wire \$138 ;
   wire \$139 ;
   wire \$14 ;
   wire \$140 ;
   wire \$141 ;
-  wire [2:0] \$142 ;
+  wire \$142 ;
   wire \$143 ;
-  wire [3:0] \$144 ;
+  wire \$144 ;
   wire \$145 ;
   wire \$146 ;
-  wire [7:0] \$147 ;
+  wire \$147 ;
   wire \$148 ;
-  wire [7:0] \$149 ;
+  wire \$149 ;
   wire \$15 ;
   wire \$150 ;
-  wire [7:0] \$151 ;
-  wire [48:0] \$152 ;
-  wire [48:0] \$153 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
   wire \$154 ;
-  wire [48:0] \$155 ;
+  wire \$155 ;
   wire \$156 ;
   wire \$157 ;
-  wire [48:0] \$158 ;
+  wire \$158 ;
   wire \$159 ;
   wire \$16 ;
   wire \$160 ;
   wire \$161 ;
-  wire [48:0] \$162 ;
+  wire [13:0] \$162 ;
   wire \$163 ;
-  wire [12:0] \$164 ;
-  wire [16:0] \$165 ;
-  wire [48:0] \$166 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
   wire \$167 ;
-  wire \$168 ;
-  wire [12:0] \$169 ;
+  wire [14:0] \$168 ;
+  wire \$169 ;
   wire \$17 ;
-  wire [16:0] \$170 ;
-  reg [12:0] \$171 ;
-  reg [12:0] \$172 ;
-  reg \$173 ;
-  reg [3:0] \$174 ;
-  reg \$175 ;
-  reg \$176 ;
-  reg \$177 ;
-  reg \$178 ;
-  reg [12:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire [2:0] \$172 ;
+  wire \$173 ;
+  wire [3:0] \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire [7:0] \$177 ;
+  wire \$178 ;
+  wire [7:0] \$179 ;
   wire \$18 ;
-  reg [12:0] \$180 ;
-  reg [4:0] \$181 ;
-  reg [3:0] \$182 ;
-  reg \$183 ;
-  reg [13:0] \$184 ;
-  reg [13:0] \$185 ;
-  reg [12:0] \$186 ;
-  reg [12:0] \$187 ;
-  reg [12:0] \$188 ;
-  reg [13:0] \$189 ;
+  wire \$180 ;
+  wire [7:0] \$181 ;
+  wire [48:0] \$182 ;
+  wire [48:0] \$183 ;
+  wire \$184 ;
+  wire [48:0] \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire [48:0] \$188 ;
+  wire \$189 ;
   wire \$19 ;
-  reg \$190 ;
-  reg [12:0] \$191 ;
-  reg \$192 ;
-  reg \$193 ;
-  reg \$194 ;
-  reg [12:0] \$195 ;
-  reg [12:0] \$196 ;
-  reg [4:0] \$197 ;
-  reg [13:0] \$198 ;
-  reg \$199 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire [48:0] \$192 ;
+  wire \$193 ;
+  wire [12:0] \$194 ;
+  wire [16:0] \$195 ;
+  wire [48:0] \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire [12:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
-  reg [7:0] \$200 ;
-  reg \$201 ;
-  reg [1:0] \$202 ;
-  reg [2:0] \$203 ;
-  reg [2:0] \$204 ;
-  reg [7:0] \$205 ;
-  reg [7:0] \$206 ;
-  reg [7:0] \$207 ;
-  reg [47:0] \$208 ;
-  reg \$209 ;
+  wire [16:0] \$200 ;
+  reg [12:0] \$201 ;
+  reg [12:0] \$202 ;
+  reg \$203 ;
+  reg [3:0] \$204 ;
+  reg \$205 ;
+  reg \$206 ;
+  reg \$207 ;
+  reg \$208 ;
+  reg [12:0] \$209 ;
   wire \$21 ;
-  reg [47:0] \$210 ;
-  reg \$211 ;
-  reg [47:0] \$212 ;
+  reg [12:0] \$210 ;
+  reg [4:0] \$211 ;
+  reg [3:0] \$212 ;
   reg \$213 ;
-  reg [47:0] \$214 ;
-  reg \$215 ;
-  reg [47:0] \$216 ;
-  reg [16:0] \$217 ;
-  reg [47:0] \$218 ;
-  reg [16:0] \$219 ;
+  reg [13:0] \$214 ;
+  reg [13:0] \$215 ;
+  reg [12:0] \$216 ;
+  reg [12:0] \$217 ;
+  reg \$218 ;
+  reg [13:0] \$219 ;
   wire \$22 ;
+  reg \$220 ;
+  reg \$221 ;
+  reg [12:0] \$222 ;
+  reg \$223 ;
+  reg \$224 ;
+  reg \$225 ;
+  reg [12:0] \$226 ;
+  reg [12:0] \$227 ;
+  reg [4:0] \$228 ;
+  reg [13:0] \$229 ;
   wire \$23 ;
+  reg \$230 ;
+  reg [7:0] \$231 ;
+  reg \$232 ;
+  reg [1:0] \$233 ;
+  reg [2:0] \$234 ;
+  reg [2:0] \$235 ;
+  reg [7:0] \$236 ;
+  reg [7:0] \$237 ;
+  reg [7:0] \$238 ;
+  reg [47:0] \$239 ;
   wire \$24 ;
+  reg \$240 ;
+  reg [47:0] \$241 ;
+  reg \$242 ;
+  reg [47:0] \$243 ;
+  reg \$244 ;
+  reg [47:0] \$245 ;
+  reg \$246 ;
+  reg [47:0] \$247 ;
+  reg [16:0] \$248 ;
+  reg [47:0] \$249 ;
   wire \$25 ;
+  reg [16:0] \$250 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
@@ -230,7 +261,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$98 ;
   wire \$99 ;
   reg active = 1'h0;
-  reg \active$77  = 1'h0;
+  reg \active$78  = 1'h0;
+  reg all_in = 1'h1;
   wire beat;
   reg beat_first = 1'h0;
   reg beat_last = 1'h0;
@@ -247,12 +279,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \beats__payload.release ;
   wire beats__ready;
   wire beats__valid;
-  reg [12:0] blk_count = 13'h0000;
   reg [12:0] blk_miss = 13'h0000;
-  reg [12:0] blk_resp = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$107 ;
+  wire \busy$108 ;
   reg bypass = 1'h0;
   input clear;
   wire clear;
@@ -271,7 +301,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$111  = 13'h0000;
+  reg [12:0] \count$112  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -317,40 +347,42 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire hm_write__en;
   reg [2:0] hm_wsel = 3'h1;
   reg is_replay = 1'h0;
-  reg \is_replay$75  = 1'h0;
+  reg \is_replay$76  = 1'h0;
   reg is_sig = 1'h0;
-  reg \is_sig$74  = 1'h0;
+  reg \is_sig$75  = 1'h0;
   wire issued;
   reg last0 = 1'h0;
   reg [13:0] left = 14'h0000;
-  wire left_one;
+  reg left_one = 1'h0;
+  wire left_two;
   wire left_zero;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$114  = 13'h0000;
+  reg [12:0] \length$116  = 13'h0000;
   (* init = 13'h0000 *)
-  wire [12:0] \length$62 ;
+  wire [12:0] \length$61 ;
   wire [2:0] level;
   reg [16:0] macs_done_step = 17'h00000;
   reg [16:0] macs_skipped_step = 17'h00000;
   reg [3:0] mask0 = 4'h0;
   wire miss_in;
   reg misses_step = 1'h0;
+  reg [12:0] owed = 13'h0000;
   wire pass_end;
-  wire \pass_end$91 ;
+  wire \pass_end$92 ;
   reg pending = 1'h0;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$96 ;
-  wire [12:0] \r__payload$96.count ;
-  wire [12:0] \r__payload$96.length ;
-  wire \r__payload$96.replay ;
-  wire \r__payload$96.reuse ;
-  wire [4:0] \r__payload$96.sig_len ;
+  wire [32:0] \r__payload$97 ;
+  wire [12:0] \r__payload$97.count ;
+  wire [12:0] \r__payload$97.length ;
+  wire \r__payload$97.replay ;
+  wire \r__payload$97.reuse ;
+  wire [4:0] \r__payload$97.sig_len ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$92 ;
+  wire \r__ready$93 ;
   wire r__valid;
-  wire \r__valid$94 ;
+  wire \r__valid$95 ;
   reg [13:0] ra = 14'h0000;
   wire rd_first;
   wire rd_next;
@@ -361,6 +393,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire [15:0] \requests__payload.sig ;
   wire requests__ready;
   wire requests__valid;
+  wire resp_in;
   wire [7:0] responses__payload;
   wire [6:0] \responses__payload.entry ;
   wire \responses__payload.hit ;
@@ -401,9 +434,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire rst;
   reg [13:0] sig_due = 14'h0000;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$115  = 5'h00;
+  reg [4:0] \sig_len$117  = 5'h00;
   (* init = 5'h00 *)
-  wire [4:0] \sig_len$64 ;
+  wire [4:0] \sig_len$63 ;
   wire [16:0] signatures__payload;
   wire \signatures__payload.flush ;
   wire [15:0] \signatures__payload.sig ;
@@ -411,7 +444,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire signatures__valid;
   reg [13:0] skip = 14'h0000;
   wire start;
-  wire \start$93 ;
+  wire \start$94 ;
   reg [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
   wire \tokens__payload.hit ;
@@ -423,37 +456,37 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] vcnt = 13'h0000;
   input [31:0] vectors__payload;
   wire [31:0] vectors__payload;
-  wire [32:0] \vectors__payload$58 ;
-  wire [31:0] \vectors__payload$58.data ;
-  wire [7:0] \vectors__payload$58.data[0] ;
-  wire [7:0] \vectors__payload$58.data[1] ;
-  wire [7:0] \vectors__payload$58.data[2] ;
-  wire [7:0] \vectors__payload$58.data[3] ;
-  wire \vectors__payload$58.flush ;
+  wire [32:0] \vectors__payload$57 ;
+  wire [31:0] \vectors__payload$57.data ;
+  wire [7:0] \vectors__payload$57.data[0] ;
+  wire [7:0] \vectors__payload$57.data[1] ;
+  wire [7:0] \vectors__payload$57.data[2] ;
+  wire [7:0] \vectors__payload$57.data[3] ;
+  wire \vectors__payload$57.flush ;
   wire [7:0] \vectors__payload[0] ;
   wire [7:0] \vectors__payload[1] ;
   wire [7:0] \vectors__payload[2] ;
   wire [7:0] \vectors__payload[3] ;
   output vectors__ready;
   wire vectors__ready;
-  wire \vectors__ready$52 ;
+  wire \vectors__ready$51 ;
   input vectors__valid;
   wire vectors__valid;
-  wire \vectors__valid$57 ;
+  wire \vectors__valid$56 ;
   reg vectors_step = 1'h0;
   wire [7:0] w__payload;
-  wire [32:0] \w__payload$68 ;
-  wire [12:0] \w__payload$68.count ;
-  wire [12:0] \w__payload$68.length ;
-  wire \w__payload$68.replay ;
-  wire \w__payload$68.reuse ;
-  wire [4:0] \w__payload$68.sig_len ;
+  wire [32:0] \w__payload$67 ;
+  wire [12:0] \w__payload$67.count ;
+  wire [12:0] \w__payload$67.length ;
+  wire \w__payload$67.replay ;
+  wire \w__payload$67.reuse ;
+  wire [4:0] \w__payload$67.sig_len ;
   wire [6:0] \w__payload.entry ;
   wire \w__payload.hit ;
   wire w__ready;
-  wire \w__ready$66 ;
+  wire \w__ready$65 ;
   wire w__valid;
-  wire \w__valid$67 ;
+  wire \w__valid$66 ;
   input [256:0] weights__payload;
   wire [256:0] weights__payload;
   wire [256:0] \weights__payload$22 ;
@@ -4658,84 +4691,85 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   assign hm_read__data = _0_;
   assign \$1  = ~ is_replay;
-  assign \$2  = blk_resp == blk_count;
-  assign complete = \$1  | \$2 ;
-  assign \$3  = left == 1'h1;
-  assign \$4  = beat_last & \$3 ;
-  assign end_of_pass = \$4  & complete;
-  assign \$5  = ~ pending;
-  assign \$6  = active & \$5 ;
-  assign release_only = \$6  & complete;
-  assign \$7  = pending & beats__ready;
-  assign \$8  = ~ is_sig;
-  assign \$9  = \$8  | \vectors__ready$52 ;
-  assign vectors__ready = \$7  & \$9 ;
+  assign complete = \$1  | all_in;
+  assign \$2  = beat_last & left_one;
+  assign end_of_pass = \$2  & complete;
+  assign \$3  = ~ pending;
+  assign \$4  = active & \$3 ;
+  assign release_only = \$4  & complete;
+  assign \$5  = pending & beats__ready;
+  assign \$6  = ~ is_sig;
+  assign \$7  = \$6  | \vectors__ready$51 ;
+  assign vectors__ready = \$5  & \$7 ;
   assign beat = vectors__valid & vectors__ready;
-  assign \$10  = vectors__valid & pending;
-  assign \$11  = ~ is_sig;
-  assign \$12  = \$11  | \vectors__ready$52 ;
-  assign \$13  = \$10  & \$12 ;
-  assign beats__valid = \$13  | release_only;
-  assign \$14  = release_only ? 1'h1 : end_of_pass;
-  assign \$15  = ~ release_only;
-  assign \$16  = vectors__valid & pending;
-  assign \$17  = \$16  & is_sig;
-  assign \vectors__valid$57  = \$17  & beats__ready;
-  assign \$18  = ! vcnt;
-  assign \$19  = \$18  & beat_first;
-  assign \$20  = beat & end_of_pass;
-  assign \$21  = release_only & beats__ready;
-  assign pass_end = \$20  | \$21 ;
+  assign \$8  = vectors__valid & pending;
+  assign \$9  = ~ is_sig;
+  assign \$10  = \$9  | \vectors__ready$51 ;
+  assign \$11  = \$8  & \$10 ;
+  assign beats__valid = \$11  | release_only;
+  assign \$12  = release_only ? 1'h1 : end_of_pass;
+  assign \$13  = ~ release_only;
+  assign \$14  = vectors__valid & pending;
+  assign \$15  = \$14  & is_sig;
+  assign \vectors__valid$56  = \$15  & beats__ready;
+  assign \$16  = ! vcnt;
+  assign \$17  = \$16  & beat_first;
+  assign \$18  = beat & end_of_pass;
+  assign \$19  = release_only & beats__ready;
+  assign pass_end = \$18  | \$19 ;
+  assign \$20  = ~ active;
+  assign \$21  = \$20  | pass_end;
+  assign cmd__ready = \$21  & \w__ready$65 ;
   assign \$22  = ~ active;
   assign \$23  = \$22  | pass_end;
-  assign cmd__ready = \$23  & \w__ready$66 ;
-  assign \$24  = ~ active;
-  assign \$25  = \$24  | pass_end;
-  assign \w__valid$67  = cmd__valid & \$25 ;
+  assign \w__valid$66  = cmd__valid & \$23 ;
   assign start = cmd__valid & cmd__ready;
+  assign \$24  = w__valid & responses__ready;
+  assign \$25  = ! skip;
+  assign resp_in = \$24  & \$25 ;
   assign \$26  = w__valid & responses__ready;
   assign \$27  = ! skip;
   assign \$28  = \$26  & \$27 ;
   assign \$29  = ~ w__payload[0];
   assign miss_in = \$28  & \$29 ;
   assign left_zero = ! left;
-  assign left_one = left == 1'h1;
+  assign left_two = left == 2'h2;
   assign \$30  = | count;
-  assign \$31  = \active$77  & \$30 ;
+  assign \$31  = \active$78  & \$30 ;
   assign \$32  = \$31  & r__valid;
   assign \$33  = ~ r__payload[0];
   assign \$34  = | count;
-  assign \$35  = \active$77  & \$34 ;
+  assign \$35  = \active$78  & \$34 ;
   assign \$36  = | hm_level;
   assign \$37  = \$35  & \$36 ;
   assign \$38  = ~ hm_head[0];
   assign \$39  = ~ hm_head[0];
   assign \$40  = | count;
-  assign \$41  = \active$77  & \$40 ;
+  assign \$41  = \active$78  & \$40 ;
   assign issued = tokens__valid & tokens__ready;
-  assign r__ready = issued & \is_sig$74 ;
-  assign hm_write__en = issued & \is_sig$74 ;
+  assign r__ready = issued & \is_sig$75 ;
+  assign hm_write__en = issued & \is_sig$75 ;
   assign \$42  = v + 1'h1;
   assign \$43  = \$42  == count;
   assign \$44  = issued & \$43 ;
   assign \$45  = ! count;
   assign \$46  = \$44  | \$45 ;
-  assign \pass_end$91  = \active$77  & \$46 ;
-  assign \$47  = ~ \active$77 ;
-  assign \r__ready$92  = \$47  | \pass_end$91 ;
-  assign \start$93  = \r__valid$94  & \r__ready$92 ;
-  assign \$48  = \start$93  & \r__payload$96 [26];
-  assign \$49  = \$48  & \r__payload$96 [27];
-  assign \$50  = | \r__payload$96 [25:13];
+  assign \pass_end$92  = \active$78  & \$46 ;
+  assign \$47  = ~ \active$78 ;
+  assign \r__ready$93  = \$47  | \pass_end$92 ;
+  assign \start$94  = \r__valid$95  & \r__ready$93 ;
+  assign \$48  = \start$94  & \r__payload$97 [26];
+  assign \$49  = \$48  & \r__payload$97 [27];
+  assign \$50  = | \r__payload$97 [25:13];
   assign rd_first = \$49  & \$50 ;
-  assign \$51  = \active$77  & \is_replay$75 ;
+  assign \$51  = \active$78  & \is_replay$76 ;
   assign \$52  = ra != count;
   assign \$53  = \$51  & \$52 ;
   assign \$54  = hm_level + hm_pending;
   assign \$55  = \$54  < 2'h3;
   assign rd_next = \$53  & \$55 ;
-  assign \$56  = \start$93  & \r__payload$96 [26];
-  assign \$57  = \$56  & \r__payload$96 [27];
+  assign \$56  = \start$94  & \r__payload$97 [26];
+  assign \$57  = \$56  & \r__payload$97 [27];
   assign \$58  = \$57  ? 14'h0000 : ra;
   assign hm_read__en = rd_first | rd_next;
   assign \$59  = hm_rsel[0] ? hm_word0 : 8'h00;
@@ -4745,8 +4779,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign hm_head = \$62  | \$63 ;
   assign \$64  = | level;
   assign \$65  = active | \$64 ;
-  assign \$66  = \$65  | \active$77 ;
-  assign busy = \$66  | \busy$107 ;
+  assign \$66  = \$65  | \active$78 ;
+  assign busy = \$66  | \busy$108 ;
   assign \$67  = beat & beat_last;
   assign \$68  = vcnt + 1'h1;
   assign \$69  = rem - 3'h4;
@@ -4776,184 +4810,216 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$93  = w__valid & responses__ready;
   assign \$94  = | skip;
   assign \$95  = skip - 1'h1;
-  assign \$96  = blk_resp + 1'h1;
+  assign \$96  = owed - 1'h1;
   assign \$97  = blk_miss + miss_in;
-  assign \$98  = start & cmd__payload[26];
-  assign \$99  = ~ cmd__payload[27];
+  assign \$98  = ! owed;
+  assign \$99  = ~ resp_in;
   assign \$100  = \$98  & \$99 ;
-  assign \$101  = beat & beat_last;
-  assign \$102  = \$101  & is_sig;
-  assign \$103  = sig_due + \$102 ;
-  assign \$104  = w__valid & responses__ready;
-  assign \$105  = \$103  - \$104 ;
-  assign \$106  = cmd__payload[26] & cmd__payload[27];
-  assign \$107  = blk_miss + miss_in;
-  assign \$108  = \$106  ? \$107  : { 1'h0, cmd__payload[25:13] };
-  assign \$109  = cmd__payload[26] & cmd__payload[27];
-  assign \$110  = | blk_miss;
-  assign \$111  = \$110  | miss_in;
-  assign \$112  = | cmd__payload[25:13];
-  assign \$113  = \$109  ? \$111  : \$112 ;
-  assign \$114  = beat & beat_last;
-  assign \$115  = left - \$114 ;
-  assign \$116  = is_replay & miss_in;
-  assign \$117  = $signed(\$115 ) + $signed({ 1'h0, \$116  });
-  assign \$118  = ~ pass_end;
-  assign \$119  = active & \$118 ;
-  assign \$120  = beat & beat_last;
-  assign \$121  = is_replay & miss_in;
-  assign \$122  = \$120  == \$121 ;
-  assign \$123  = left_zero & \$122 ;
-  assign \$124  = beat & beat_last;
-  assign \$125  = left_one & \$124 ;
-  assign \$126  = is_replay & miss_in;
-  assign \$127  = ~ \$126 ;
-  assign \$128  = \$125  & \$127 ;
-  assign \$129  = \$123  | \$128 ;
-  assign \$130  = ~ \$129 ;
-  assign \$131  = \$119  & \$130 ;
-  assign \$132  = v + 1'h1;
-  assign \$133  = ~ \r__payload$96 [27];
-  assign \$134  = \r__payload$96 [26] & \$133 ;
-  assign \$135  = \r__payload$96 [26] & \r__payload$96 [27];
-  assign \$136  = \start$93  & \r__payload$96 [26];
-  assign \$137  = \$136  & \r__payload$96 [27];
-  assign \$138  = ra + 1'h1;
-  assign \$139  = rd_first & hm_write__en;
-  assign \$140  = ! v;
-  assign \$141  = \$139  & \$140 ;
-  assign \$142  = hm_level + hm_pending;
-  assign \$143  = issued & \is_replay$75 ;
-  assign \$144  = \$142  - \$143 ;
-  assign \$145  = issued & \is_replay$75 ;
-  assign \$146  = hm_pending & hm_wsel[0];
-  assign \$147  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$148  = hm_pending & hm_wsel[1];
-  assign \$149  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$150  = hm_pending & hm_wsel[2];
-  assign \$151  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$152  = counters__cycles + cycles_step;
-  assign \$153  = counters__vectors + vectors_step;
-  assign \$154  = results__valid & results__ready;
-  assign \$155  = counters__hits + hits_step;
-  assign \$156  = results__valid & results__ready;
-  assign \$157  = \$156  & results__payload[256];
-  assign \$158  = counters__misses + misses_step;
-  assign \$159  = results__valid & results__ready;
-  assign \$160  = ~ results__payload[256];
-  assign \$161  = \$159  & \$160 ;
-  assign \$162  = counters__macs_done + macs_done_step;
-  assign \$163  = beat & beat_last;
-  assign \$164  = \$163  ? length : 13'h0000;
-  assign \$165  = \$164  * 4'h8;
-  assign \$166  = counters__macs_skipped + macs_skipped_step;
-  assign \$167  = issued & \is_replay$75 ;
-  assign \$168  = \$167  & hm_head[0];
-  assign \$169  = \$168  ? \length$114  : 13'h0000;
-  assign \$170  = \$169  * 4'h8;
+  assign \$101  = owed == 1'h1;
+  assign \$102  = \$101  & resp_in;
+  assign \$103  = \$100  | \$102 ;
+  assign \$104  = start & cmd__payload[26];
+  assign \$105  = ~ cmd__payload[27];
+  assign \$106  = \$104  & \$105 ;
+  assign \$107  = beat & beat_last;
+  assign \$108  = \$107  & is_sig;
+  assign \$109  = sig_due + \$108 ;
+  assign \$110  = w__valid & responses__ready;
+  assign \$111  = \$109  - \$110 ;
+  assign \$112  = ! cmd__payload[25:13];
+  assign \$113  = cmd__payload[26] & cmd__payload[27];
+  assign \$114  = blk_miss + miss_in;
+  assign \$115  = \$113  ? \$114  : { 1'h0, cmd__payload[25:13] };
+  assign \$116  = cmd__payload[26] & cmd__payload[27];
+  assign \$117  = | blk_miss;
+  assign \$118  = \$117  | miss_in;
+  assign \$119  = | cmd__payload[25:13];
+  assign \$120  = \$116  ? \$118  : \$119 ;
+  assign \$121  = cmd__payload[26] & cmd__payload[27];
+  assign \$122  = ! blk_miss;
+  assign \$123  = \$122  & miss_in;
+  assign \$124  = blk_miss == 1'h1;
+  assign \$125  = ~ miss_in;
+  assign \$126  = \$124  & \$125 ;
+  assign \$127  = \$123  | \$126 ;
+  assign \$128  = cmd__payload[25:13] == 1'h1;
+  assign \$129  = \$121  ? \$127  : \$128 ;
+  assign \$130  = beat & beat_last;
+  assign \$131  = left - \$130 ;
+  assign \$132  = is_replay & miss_in;
+  assign \$133  = $signed(\$131 ) + $signed({ 1'h0, \$132  });
+  assign \$134  = beat & beat_last;
+  assign \$135  = is_replay & miss_in;
+  assign \$136  = \$134  == \$135 ;
+  assign \$137  = left_zero & \$136 ;
+  assign \$138  = beat & beat_last;
+  assign \$139  = left_one & \$138 ;
+  assign \$140  = is_replay & miss_in;
+  assign \$141  = ~ \$140 ;
+  assign \$142  = \$139  & \$141 ;
+  assign \$143  = \$137  | \$142 ;
+  assign \$144  = ~ \$143 ;
+  assign \$145  = active & \$144 ;
+  assign \$146  = beat & beat_last;
+  assign \$147  = is_replay & miss_in;
+  assign \$148  = \$146  == \$147 ;
+  assign \$149  = left_one & \$148 ;
+  assign \$150  = beat & beat_last;
+  assign \$151  = left_two & \$150 ;
+  assign \$152  = is_replay & miss_in;
+  assign \$153  = ~ \$152 ;
+  assign \$154  = \$151  & \$153 ;
+  assign \$155  = \$149  | \$154 ;
+  assign \$156  = is_replay & miss_in;
+  assign \$157  = left_zero & \$156 ;
+  assign \$158  = beat & beat_last;
+  assign \$159  = ~ \$158 ;
+  assign \$160  = \$157  & \$159 ;
+  assign \$161  = \$155  | \$160 ;
+  assign \$162  = v + 1'h1;
+  assign \$163  = ~ \r__payload$97 [27];
+  assign \$164  = \r__payload$97 [26] & \$163 ;
+  assign \$165  = \r__payload$97 [26] & \r__payload$97 [27];
+  assign \$166  = \start$94  & \r__payload$97 [26];
+  assign \$167  = \$166  & \r__payload$97 [27];
+  assign \$168  = ra + 1'h1;
+  assign \$169  = rd_first & hm_write__en;
+  assign \$170  = ! v;
+  assign \$171  = \$169  & \$170 ;
+  assign \$172  = hm_level + hm_pending;
+  assign \$173  = issued & \is_replay$76 ;
+  assign \$174  = \$172  - \$173 ;
+  assign \$175  = issued & \is_replay$76 ;
+  assign \$176  = hm_pending & hm_wsel[0];
+  assign \$177  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$178  = hm_pending & hm_wsel[1];
+  assign \$179  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$180  = hm_pending & hm_wsel[2];
+  assign \$181  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$182  = counters__cycles + cycles_step;
+  assign \$183  = counters__vectors + vectors_step;
+  assign \$184  = results__valid & results__ready;
+  assign \$185  = counters__hits + hits_step;
+  assign \$186  = results__valid & results__ready;
+  assign \$187  = \$186  & results__payload[256];
+  assign \$188  = counters__misses + misses_step;
+  assign \$189  = results__valid & results__ready;
+  assign \$190  = ~ results__payload[256];
+  assign \$191  = \$189  & \$190 ;
+  assign \$192  = counters__macs_done + macs_done_step;
+  assign \$193  = beat & beat_last;
+  assign \$194  = \$193  ? length : 13'h0000;
+  assign \$195  = \$194  * 4'h8;
+  assign \$196  = counters__macs_skipped + macs_skipped_step;
+  assign \$197  = issued & \is_replay$76 ;
+  assign \$198  = \$197  & hm_head[0];
+  assign \$199  = \$198  ? \length$116  : 13'h0000;
+  assign \$200  = \$199  * 4'h8;
   always @(posedge clk)
-    vcnt <= \$171 ;
+    vcnt <= \$201 ;
   always @(posedge clk)
-    rem <= \$172 ;
+    rem <= \$202 ;
   always @(posedge clk)
-    beat_last <= \$173 ;
+    beat_last <= \$203 ;
   always @(posedge clk)
-    beat_mask <= \$174 ;
+    beat_mask <= \$204 ;
   always @(posedge clk)
-    beat_first <= \$175 ;
+    beat_first <= \$205 ;
   always @(posedge clk)
-    active <= \$176 ;
+    active <= \$206 ;
   always @(posedge clk)
-    is_sig <= \$177 ;
+    is_sig <= \$207 ;
   always @(posedge clk)
-    is_replay <= \$178 ;
+    is_replay <= \$208 ;
   always @(posedge clk)
-    length <= \$179 ;
+    length <= \$209 ;
   always @(posedge clk)
-    \count$111  <= \$180 ;
+    \count$112  <= \$210 ;
   always @(posedge clk)
-    sig_len <= \$181 ;
+    sig_len <= \$211 ;
   always @(posedge clk)
-    mask0 <= \$182 ;
+    mask0 <= \$212 ;
   always @(posedge clk)
-    last0 <= \$183 ;
+    last0 <= \$213 ;
   always @(posedge clk)
-    sig_due <= \$184 ;
+    sig_due <= \$214 ;
   always @(posedge clk)
-    skip <= \$185 ;
+    skip <= \$215 ;
   always @(posedge clk)
-    blk_resp <= \$186 ;
+    owed <= \$216 ;
   always @(posedge clk)
-    blk_miss <= \$187 ;
+    blk_miss <= \$217 ;
   always @(posedge clk)
-    blk_count <= \$188 ;
+    all_in <= \$218 ;
   always @(posedge clk)
-    left <= \$189 ;
+    left <= \$219 ;
   always @(posedge clk)
-    pending <= \$190 ;
+    pending <= \$220 ;
   always @(posedge clk)
-    v <= \$191 ;
+    left_one <= \$221 ;
   always @(posedge clk)
-    \active$77  <= \$192 ;
+    v <= \$222 ;
   always @(posedge clk)
-    \is_sig$74  <= \$193 ;
+    \active$78  <= \$223 ;
   always @(posedge clk)
-    \is_replay$75  <= \$194 ;
+    \is_sig$75  <= \$224 ;
   always @(posedge clk)
-    \length$114  <= \$195 ;
+    \is_replay$76  <= \$225 ;
   always @(posedge clk)
-    count <= \$196 ;
+    \length$116  <= \$226 ;
   always @(posedge clk)
-    \sig_len$115  <= \$197 ;
+    count <= \$227 ;
   always @(posedge clk)
-    ra <= \$198 ;
+    \sig_len$117  <= \$228 ;
   always @(posedge clk)
-    bypass <= \$199 ;
+    ra <= \$229 ;
   always @(posedge clk)
-    hm_bypass_word <= \$200 ;
+    bypass <= \$230 ;
   always @(posedge clk)
-    hm_pending <= \$201 ;
+    hm_bypass_word <= \$231 ;
   always @(posedge clk)
-    hm_level <= \$202 ;
+    hm_pending <= \$232 ;
   always @(posedge clk)
-    hm_wsel <= \$203 ;
+    hm_level <= \$233 ;
   always @(posedge clk)
-    hm_rsel <= \$204 ;
+    hm_wsel <= \$234 ;
   always @(posedge clk)
-    hm_word0 <= \$205 ;
+    hm_rsel <= \$235 ;
   always @(posedge clk)
-    hm_word1 <= \$206 ;
+    hm_word0 <= \$236 ;
   always @(posedge clk)
-    hm_word2 <= \$207 ;
+    hm_word1 <= \$237 ;
   always @(posedge clk)
-    counters__cycles <= \$208 ;
+    hm_word2 <= \$238 ;
   always @(posedge clk)
-    cycles_step <= \$209 ;
+    counters__cycles <= \$239 ;
   always @(posedge clk)
-    counters__vectors <= \$210 ;
+    cycles_step <= \$240 ;
   always @(posedge clk)
-    vectors_step <= \$211 ;
+    counters__vectors <= \$241 ;
   always @(posedge clk)
-    counters__hits <= \$212 ;
+    vectors_step <= \$242 ;
   always @(posedge clk)
-    hits_step <= \$213 ;
+    counters__hits <= \$243 ;
   always @(posedge clk)
-    counters__misses <= \$214 ;
+    hits_step <= \$244 ;
   always @(posedge clk)
-    misses_step <= \$215 ;
+    counters__misses <= \$245 ;
   always @(posedge clk)
-    counters__macs_done <= \$216 ;
+    misses_step <= \$246 ;
   always @(posedge clk)
-    macs_done_step <= \$217 ;
+    counters__macs_done <= \$247 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$218 ;
+    macs_done_step <= \$248 ;
   always @(posedge clk)
-    macs_skipped_step <= \$219 ;
+    counters__macs_skipped <= \$249 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$250 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$107 ),
+    .busy(\busy$108 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -4979,13 +5045,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$96 ),
-    .r__valid(\r__valid$94 ),
-    .r_en(\r__ready$92 ),
+    .r__payload(\r__payload$97 ),
+    .r__valid(\r__valid$95 ),
+    .r_en(\r__ready$93 ),
     .rst(rst),
-    .w__ready(\w__ready$66 ),
+    .w__ready(\w__ready$65 ),
     .w_data(cmd__payload),
-    .w_en(\w__valid$67 )
+    .w_en(\w__valid$66 )
   );
   \mercury_core.responses  responses (
     .clk(clk),
@@ -5005,16 +5071,16 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .sig_len(sig_len),
     .signatures__payload(requests__payload),
     .signatures__valid(requests__valid),
-    .vectors__payload(\vectors__payload$58 ),
-    .vectors__ready(\vectors__ready$52 ),
-    .vectors__valid(\vectors__valid$57 )
+    .vectors__payload(\vectors__payload$57 ),
+    .vectors__ready(\vectors__ready$51 ),
+    .vectors__valid(\vectors__valid$56 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\is_sig$74 ) begin
+    if (\is_sig$75 ) begin
       tokens__valid = \$32 ;
-    end else if (\is_replay$75 ) begin
+    end else if (\is_replay$76 ) begin
       tokens__valid = \$37 ;
     end else begin
       tokens__valid = \$41 ;
@@ -5024,12 +5090,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\is_sig$74 ) begin
+    if (\is_sig$75 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
       tokens__payload[9] = \$33 ;
-    end else if (\is_replay$75 ) begin
+    end else if (\is_replay$76 ) begin
       tokens__payload[0] = hm_head[0];
       tokens__payload[7:1] = hm_head[7:1];
       tokens__payload[8] = \$38 ;
@@ -5040,570 +5106,582 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = vcnt;
+    \$201  = vcnt;
     if (\$67 ) begin
-      \$171  = \$68 [12:0];
+      \$201  = \$68 [12:0];
     end
     if (start) begin
-      \$171  = 13'h0000;
+      \$201  = 13'h0000;
     end
     if (rst) begin
-      \$171  = 13'h0000;
+      \$201  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = rem;
+    \$202  = rem;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$172  = length;
+        \$202  = length;
       end else begin
-        \$172  = \$69 [12:0];
+        \$202  = \$69 [12:0];
       end
     end
     if (start) begin
-      \$172  = cmd__payload[12:0];
+      \$202  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$172  = 13'h0000;
+      \$202  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = beat_last;
+    \$203  = beat_last;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$173  = last0;
+        \$203  = last0;
       end else begin
-        \$173  = \$70 ;
+        \$203  = \$70 ;
       end
     end
     if (start) begin
-      \$173  = \$78 ;
+      \$203  = \$78 ;
     end
     if (rst) begin
-      \$173  = 1'h0;
+      \$203  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = beat_mask;
+    \$204  = beat_mask;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$174  = mask0;
+        \$204  = mask0;
       end else begin
-        \$174  = { \$74 , \$73 , \$72 , \$71  };
+        \$204  = { \$74 , \$73 , \$72 , \$71  };
       end
     end
     if (start) begin
-      \$174  = { \$82 , \$81 , \$80 , \$79  };
+      \$204  = { \$82 , \$81 , \$80 , \$79  };
     end
     if (rst) begin
-      \$174  = 4'h0;
+      \$204  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = beat_first;
+    \$205  = beat_first;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$175  = 1'h1;
+        \$205  = 1'h1;
       end else begin
-        \$175  = 1'h0;
+        \$205  = 1'h0;
       end
     end
     if (start) begin
-      \$175  = 1'h1;
+      \$205  = 1'h1;
     end
     if (rst) begin
-      \$175  = 1'h0;
+      \$205  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$176  = active;
+    \$206  = active;
     if (pass_end) begin
-      \$176  = 1'h0;
+      \$206  = 1'h0;
     end
     if (start) begin
-      \$176  = 1'h1;
+      \$206  = 1'h1;
     end
     if (rst) begin
-      \$176  = 1'h0;
+      \$206  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = is_sig;
+    \$207  = is_sig;
     if (start) begin
-      \$177  = \$76 ;
+      \$207  = \$76 ;
     end
     if (rst) begin
-      \$177  = 1'h0;
+      \$207  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = is_replay;
+    \$208  = is_replay;
     if (start) begin
-      \$178  = \$77 ;
+      \$208  = \$77 ;
     end
     if (rst) begin
-      \$178  = 1'h0;
+      \$208  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = length;
+    \$209  = length;
     if (start) begin
-      \$179  = cmd__payload[12:0];
+      \$209  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$179  = 13'h0000;
+      \$209  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \count$111 ;
+    \$210  = \count$112 ;
     if (start) begin
-      \$180  = cmd__payload[25:13];
+      \$210  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$180  = 13'h0000;
+      \$210  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = sig_len;
+    \$211  = sig_len;
     if (start) begin
-      \$181  = cmd__payload[32:28];
+      \$211  = cmd__payload[32:28];
     end
     if (rst) begin
-      \$181  = 5'h00;
+      \$211  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = mask0;
+    \$212  = mask0;
     if (start) begin
-      \$182  = { \$86 , \$85 , \$84 , \$83  };
+      \$212  = { \$86 , \$85 , \$84 , \$83  };
     end
     if (rst) begin
-      \$182  = 4'h0;
+      \$212  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = last0;
+    \$213  = last0;
     if (start) begin
-      \$183  = \$87 ;
+      \$213  = \$87 ;
     end
     if (rst) begin
-      \$183  = 1'h0;
+      \$213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \$92 [13:0];
+    \$214  = \$92 [13:0];
     if (rst) begin
-      \$184  = 14'h0000;
+      \$214  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = skip;
+    \$215  = skip;
     if (\$93 ) begin
       if (\$94 ) begin
-        \$185  = \$95 [13:0];
+        \$215  = \$95 [13:0];
       end
     end
-    if (\$100 ) begin
-      \$185  = \$105 [13:0];
+    if (\$106 ) begin
+      \$215  = \$111 [13:0];
     end
     if (rst) begin
-      \$185  = 14'h0000;
+      \$215  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = blk_resp;
-    if (\$93 ) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        \$186  = \$96 [12:0];
-      end
-    end
-    if (\$100 ) begin
-      \$186  = 13'h0000;
-    end
-    if (rst) begin
-      \$186  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = blk_miss;
+    \$216  = owed;
     if (\$93 ) begin
       (* full_case = 32'd1 *)
       if (\$94 ) begin
       end else begin
-        \$187  = \$97 [12:0];
+        \$216  = \$96 [12:0];
       end
     end
-    if (\$100 ) begin
-      \$187  = 13'h0000;
+    if (\$106 ) begin
+      \$216  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$187  = 13'h0000;
+      \$216  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = blk_count;
-    if (\$100 ) begin
-      \$188  = cmd__payload[25:13];
+    \$217  = blk_miss;
+    if (\$93 ) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        \$217  = \$97 [12:0];
+      end
+    end
+    if (\$106 ) begin
+      \$217  = 13'h0000;
     end
     if (rst) begin
-      \$188  = 13'h0000;
+      \$217  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$218  = \$103 ;
+    if (\$106 ) begin
+      \$218  = \$112 ;
+    end
+    if (rst) begin
+      \$218  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (start) begin
-      \$189  = \$108 ;
+      \$219  = \$115 ;
     end else begin
-      \$189  = \$117 [13:0];
+      \$219  = \$133 [13:0];
     end
     if (rst) begin
-      \$189  = 14'h0000;
+      \$219  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (start) begin
-      \$190  = \$113 ;
+      \$220  = \$120 ;
     end else begin
-      \$190  = \$131 ;
+      \$220  = \$145 ;
     end
     if (rst) begin
-      \$190  = 1'h0;
+      \$220  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = v;
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$221  = \$129 ;
+    end else begin
+      \$221  = \$161 ;
+    end
+    if (rst) begin
+      \$221  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$222  = v;
     if (issued) begin
-      \$191  = \$132 [12:0];
+      \$222  = \$162 [12:0];
     end
-    if (\start$93 ) begin
-      \$191  = 13'h0000;
+    if (\start$94 ) begin
+      \$222  = 13'h0000;
     end
     if (rst) begin
-      \$191  = 13'h0000;
+      \$222  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$192  = \active$77 ;
-    if (\pass_end$91 ) begin
-      \$192  = 1'h0;
+    \$223  = \active$78 ;
+    if (\pass_end$92 ) begin
+      \$223  = 1'h0;
     end
-    if (\start$93 ) begin
-      \$192  = 1'h1;
+    if (\start$94 ) begin
+      \$223  = 1'h1;
     end
     if (rst) begin
-      \$192  = 1'h0;
+      \$223  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$193  = \is_sig$74 ;
-    if (\start$93 ) begin
-      \$193  = \$134 ;
+    \$224  = \is_sig$75 ;
+    if (\start$94 ) begin
+      \$224  = \$164 ;
     end
     if (rst) begin
-      \$193  = 1'h0;
+      \$224  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$194  = \is_replay$75 ;
-    if (\start$93 ) begin
-      \$194  = \$135 ;
+    \$225  = \is_replay$76 ;
+    if (\start$94 ) begin
+      \$225  = \$165 ;
     end
     if (rst) begin
-      \$194  = 1'h0;
+      \$225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$195  = \length$114 ;
-    if (\start$93 ) begin
-      \$195  = \r__payload$96 [12:0];
+    \$226  = \length$116 ;
+    if (\start$94 ) begin
+      \$226  = \r__payload$97 [12:0];
     end
     if (rst) begin
-      \$195  = 13'h0000;
+      \$226  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$196  = count;
-    if (\start$93 ) begin
-      \$196  = \r__payload$96 [25:13];
+    \$227  = count;
+    if (\start$94 ) begin
+      \$227  = \r__payload$97 [25:13];
     end
     if (rst) begin
-      \$196  = 13'h0000;
+      \$227  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = \sig_len$115 ;
-    if (\start$93 ) begin
-      \$197  = \r__payload$96 [32:28];
+    \$228  = \sig_len$117 ;
+    if (\start$94 ) begin
+      \$228  = \r__payload$97 [32:28];
     end
     if (rst) begin
-      \$197  = 5'h00;
+      \$228  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$198  = ra;
-    if (\$137 ) begin
-      \$198  = { 13'h0000, rd_first };
+    \$229  = ra;
+    if (\$167 ) begin
+      \$229  = { 13'h0000, rd_first };
     end else if (rd_next) begin
-      \$198  = \$138 [13:0];
+      \$229  = \$168 [13:0];
     end
     if (rst) begin
-      \$198  = 14'h0000;
+      \$229  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = \$141 ;
+    \$230  = \$171 ;
     if (rst) begin
-      \$199  = 1'h0;
+      \$230  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = r__payload;
+    \$231  = r__payload;
     if (rst) begin
-      \$200  = 8'h00;
+      \$231  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = hm_read__en;
+    \$232  = hm_read__en;
     if (rst) begin
-      \$201  = 1'h0;
+      \$232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = \$144 [1:0];
+    \$233  = \$174 [1:0];
     if (rst) begin
-      \$202  = 2'h0;
+      \$233  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = hm_wsel;
+    \$234  = hm_wsel;
     if (hm_pending) begin
-      \$203  = { hm_wsel[1:0], hm_wsel[2] };
+      \$234  = { hm_wsel[1:0], hm_wsel[2] };
     end
     if (rst) begin
-      \$203  = 3'h1;
+      \$234  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = hm_rsel;
-    if (\$145 ) begin
-      \$204  = { hm_rsel[1:0], hm_rsel[2] };
+    \$235  = hm_rsel;
+    if (\$175 ) begin
+      \$235  = { hm_rsel[1:0], hm_rsel[2] };
     end
     if (rst) begin
-      \$204  = 3'h1;
+      \$235  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = hm_word0;
-    if (\$146 ) begin
-      \$205  = \$147 ;
+    \$236  = hm_word0;
+    if (\$176 ) begin
+      \$236  = \$177 ;
     end
     if (rst) begin
-      \$205  = 8'h00;
+      \$236  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = hm_word1;
-    if (\$148 ) begin
-      \$206  = \$149 ;
+    \$237  = hm_word1;
+    if (\$178 ) begin
+      \$237  = \$179 ;
     end
     if (rst) begin
-      \$206  = 8'h00;
+      \$237  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = hm_word2;
-    if (\$150 ) begin
-      \$207  = \$151 ;
+    \$238  = hm_word2;
+    if (\$180 ) begin
+      \$238  = \$181 ;
     end
     if (rst) begin
-      \$207  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$208  = 48'h000000000000;
-    end else begin
-      \$208  = \$152 [47:0];
-    end
-    if (rst) begin
-      \$208  = 48'h000000000000;
+      \$238  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$209  = 1'h0;
+      \$239  = 48'h000000000000;
     end else begin
-      \$209  = busy;
+      \$239  = \$182 [47:0];
     end
     if (rst) begin
-      \$209  = 1'h0;
+      \$239  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$210  = 48'h000000000000;
+      \$240  = 1'h0;
     end else begin
-      \$210  = \$153 [47:0];
+      \$240  = busy;
     end
     if (rst) begin
-      \$210  = 48'h000000000000;
+      \$240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$211  = 1'h0;
+      \$241  = 48'h000000000000;
     end else begin
-      \$211  = \$154 ;
+      \$241  = \$183 [47:0];
     end
     if (rst) begin
-      \$211  = 1'h0;
+      \$241  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$212  = 48'h000000000000;
+      \$242  = 1'h0;
     end else begin
-      \$212  = \$155 [47:0];
+      \$242  = \$184 ;
     end
     if (rst) begin
-      \$212  = 48'h000000000000;
+      \$242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$213  = 1'h0;
+      \$243  = 48'h000000000000;
     end else begin
-      \$213  = \$157 ;
+      \$243  = \$185 [47:0];
     end
     if (rst) begin
-      \$213  = 1'h0;
+      \$243  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$214  = 48'h000000000000;
+      \$244  = 1'h0;
     end else begin
-      \$214  = \$158 [47:0];
+      \$244  = \$187 ;
     end
     if (rst) begin
-      \$214  = 48'h000000000000;
+      \$244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$215  = 1'h0;
+      \$245  = 48'h000000000000;
     end else begin
-      \$215  = \$161 ;
+      \$245  = \$188 [47:0];
     end
     if (rst) begin
-      \$215  = 1'h0;
+      \$245  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$216  = 48'h000000000000;
+      \$246  = 1'h0;
     end else begin
-      \$216  = \$162 [47:0];
+      \$246  = \$191 ;
     end
     if (rst) begin
-      \$216  = 48'h000000000000;
+      \$246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$217  = 17'h00000;
+      \$247  = 48'h000000000000;
     end else begin
-      \$217  = \$165 ;
+      \$247  = \$192 [47:0];
     end
     if (rst) begin
-      \$217  = 17'h00000;
+      \$247  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$218  = 48'h000000000000;
+      \$248  = 17'h00000;
     end else begin
-      \$218  = \$166 [47:0];
+      \$248  = \$195 ;
     end
     if (rst) begin
-      \$218  = 48'h000000000000;
+      \$248  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$219  = 17'h00000;
+      \$249  = 48'h000000000000;
     end else begin
-      \$219  = \$170 ;
+      \$249  = \$196 [47:0];
     end
     if (rst) begin
-      \$219  = 17'h00000;
+      \$249  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$250  = 17'h00000;
+    end else begin
+      \$250  = \$200 ;
+    end
+    if (rst) begin
+      \$250  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5618,9 +5696,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \results__payload$37  = results__payload;
   assign \results__ready$38  = results__ready;
   assign \results__valid$39  = results__valid;
-  assign \length$62  = length;
-  assign \sig_len$64  = sig_len;
-  assign \w__payload$68  = cmd__payload;
+  assign \length$61  = length;
+  assign \sig_len$63  = sig_len;
+  assign \w__payload$67  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
   assign hm_read__addr = \$58 [11:0];
@@ -5756,17 +5834,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \beats__payload.last  = beats__payload[36];
   assign \beats__payload.release  = beats__payload[37];
   assign \beats__payload.compute  = beats__payload[38];
-  assign \vectors__payload$58.data  = \vectors__payload$58 [31:0];
-  assign \vectors__payload$58.data[0]  = \vectors__payload$58 [7:0];
-  assign \vectors__payload$58.data[1]  = \vectors__payload$58 [15:8];
-  assign \vectors__payload$58.data[2]  = \vectors__payload$58 [23:16];
-  assign \vectors__payload$58.data[3]  = \vectors__payload$58 [31:24];
-  assign \vectors__payload$58.flush  = \vectors__payload$58 [32];
-  assign \w__payload$68.length  = cmd__payload[12:0];
-  assign \w__payload$68.count  = cmd__payload[25:13];
-  assign \w__payload$68.reuse  = cmd__payload[26];
-  assign \w__payload$68.replay  = cmd__payload[27];
-  assign \w__payload$68.sig_len  = cmd__payload[32:28];
+  assign \vectors__payload$57.data  = \vectors__payload$57 [31:0];
+  assign \vectors__payload$57.data[0]  = \vectors__payload$57 [7:0];
+  assign \vectors__payload$57.data[1]  = \vectors__payload$57 [15:8];
+  assign \vectors__payload$57.data[2]  = \vectors__payload$57 [23:16];
+  assign \vectors__payload$57.data[3]  = \vectors__payload$57 [31:24];
+  assign \vectors__payload$57.flush  = \vectors__payload$57 [32];
+  assign \w__payload$67.length  = cmd__payload[12:0];
+  assign \w__payload$67.count  = cmd__payload[25:13];
+  assign \w__payload$67.reuse  = cmd__payload[26];
+  assign \w__payload$67.replay  = cmd__payload[27];
+  assign \w__payload$67.sig_len  = cmd__payload[32:28];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
@@ -5777,11 +5855,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_head.entry  = hm_head[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$96.length  = \r__payload$96 [12:0];
-  assign \r__payload$96.count  = \r__payload$96 [25:13];
-  assign \r__payload$96.reuse  = \r__payload$96 [26];
-  assign \r__payload$96.replay  = \r__payload$96 [27];
-  assign \r__payload$96.sig_len  = \r__payload$96 [32:28];
+  assign \r__payload$97.length  = \r__payload$97 [12:0];
+  assign \r__payload$97.count  = \r__payload$97 [25:13];
+  assign \r__payload$97.reuse  = \r__payload$97 [26];
+  assign \r__payload$97.replay  = \r__payload$97 [27];
+  assign \r__payload$97.sig_len  = \r__payload$97 [32:28];
   assign \hm_word0.hit  = hm_word0[0];
   assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_word1.hit  = hm_word1[0];
@@ -5792,10 +5870,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
   assign \hm_read__data.hit  = hm_read__data[0];
   assign \hm_read__data.entry  = hm_read__data[7:1];
-  assign \vectors__payload$58 [32] = \$19 ;
-  assign \vectors__payload$58 [31:0] = vectors__payload;
-  assign beats__payload[38] = \$15 ;
-  assign beats__payload[37] = \$14 ;
+  assign \vectors__payload$57 [32] = \$17 ;
+  assign \vectors__payload$57 [31:0] = vectors__payload;
+  assign beats__payload[38] = \$13 ;
+  assign beats__payload[37] = \$12 ;
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;

@@ -69,6 +69,8 @@ T_CORE = [
 #: The core tests alone (no MCACHE unit test): the directed near-miss stimulus.
 T_CORE_ONLY = ["tb/hw/test_core_corners.py", "-k", "near_miss"]
 T_CLEAR = ["tb/hw/test_core_corners.py", "-k", "clear_wins"]
+#: Every core test (stall-free cycle counts included).
+T_CORE_ALL = ["tb/hw/test_core.py", "tb/hw/test_core_corners.py"]
 #: A replay pass starting in the cycle its one-vector signature pass writes hitmap word 0.
 T_HM_BYPASS = ["tb/hw/test_core_corners.py", "-k", "one_vector"]
 T_SIGGEN = ["tb/hw/test_siggen.py"]
@@ -341,6 +343,22 @@ MUTANTS = [
         "miss_in.eq(answered & (book.skip == 0) & responses.p.hit)",
         T_CORE,
         "replay passes count hits as the misses to compute",
+    ),
+    _m(
+        "core_pending_grow",
+        "mercury_hw/core.py",
+        "pending.eq(cur.active & ~((zero & (done == grow)) | (one & done & ~grow))),",
+        "pending.eq(cur.active & ~((zero & (done == grow)) | (one & done))),",
+        T_CORE_ALL,
+        "vectors left: a replay pass's miss arriving with its last known miss's beat is lost",
+    ),
+    _m(
+        "core_all_in_early",
+        "mercury_hw/core.py",
+        "book.all_in.eq(((book.owed == 0) & ~resp_in) | ((book.owed == 1) & resp_in))",
+        "book.all_in.eq(((book.owed == 0) & ~resp_in) | (book.owed == 1))",
+        T_CORE_ALL,
+        "response count: a replay pass complete one response early (its last miss not computed)",
     ),
     _m(
         "siggen_sign_rule",
