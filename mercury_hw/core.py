@@ -242,9 +242,9 @@ class MercuryCore(wiring.Component):
       is output-bound and stalls the input (as the cycle model says it must).
 
     **Latency**: the result beat of a vector whose last beat is accepted in cycle t is valid in
-    cycle t + :data:`BASELINE_LATENCY` (= 7) in a baseline pass and t + :data:`LATENCY` (= 8) in
+    cycle t + :data:`BASELINE_LATENCY` (= 8) in a baseline pass and t + :data:`LATENCY` (= 8) in
     a signature pass, when the output is free (the computed result reaches the token sequencer in
-    cycle t + 6; a signature pass's MCACHE response in cycle t + 7). A replay-pass hit is valid
+    cycle t + 7; a signature pass's MCACHE response in cycle t + 7). A replay-pass hit is valid
     one cycle after its token, i.e. right after the result before it. Measured by
     ``tb/hw/test_core.py::test_core_cycles``.
 

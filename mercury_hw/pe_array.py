@@ -3,7 +3,7 @@ sequencer that serves MCACHE hits from it (docs/spec.md, sections 7, 9.3)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -36,9 +36,10 @@ class ReuseAwarePEArray(wiring.Component):
     while the oldest bank is loaded and the computed-result FIFO has room for one more vector in
     flight (a credit counter, so the non-stalling PE pipeline never overflows it); it depends on
     registers only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's
-    input in cycle t + :data:`COMPUTE_LATENCY` (= 4: weight read 1, :data:`PE.LATENCY` 3) and can be
-    taken by a token from cycle t + 6; its result beat is then valid from cycle t +
-    :data:`RESULT_LATENCY` (= 7).
+    input in cycle t + :data:`COMPUTE_LATENCY` (= 5: weight read :data:`WEIGHT_READ` 2,
+    :data:`PE.LATENCY` 3) and can be taken by a token from cycle t + 7; its result beat is then
+    valid from cycle t + :data:`RESULT_LATENCY` (= 8). The weight memory is
+    :data:`WEIGHT_CHUNK`-word chunks whose read data is registered before the chunk choice.
 
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
     (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the output register is free
@@ -70,13 +71,19 @@ class ReuseAwarePEArray(wiring.Component):
         A computed vector is in flight or a result beat waits.
     """
 
+    #: Depth of one weight-memory chunk: an ECP5 DP16KD in its widest mode (512 x 36). The weight
+    #: memory is built of chunks this deep, each read into registers before the chunk choice, so
+    #: no logic follows a block RAM's output (its clock-to-output alone is 5.8 ns).
+    WEIGHT_CHUNK = 512
+    #: Cycles of a weight read: the chunks' synchronous read, then their output registers.
+    WEIGHT_READ = 2
     #: Cycles from a vector's last beat to its result at the computed FIFO's input.
-    COMPUTE_LATENCY = 1 + PE.LATENCY
+    COMPUTE_LATENCY = WEIGHT_READ + PE.LATENCY
     #: Cycles from a vector's last beat to its result beat, when its token waits and the output is
     #: free: the computed FIFO (2, block-RAM style) and the output register (1).
     RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
-    #: last beat in cycle t is returned by its token in cycle t + 6 and usable in t + 7.
+    #: last beat in cycle t is returned by its token in cycle t + 7 and usable in t + 8.
     MIN_DEPTH = RESULT_LATENCY
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
@@ -96,8 +103,7 @@ class ReuseAwarePEArray(wiring.Component):
         cfg = self.cfg
         m = Module()
 
-        m.submodules.wmem = wmem = Memory(
-            shape=layouts.weight_word(cfg), depth=2 * cfg.max_beats, init=[])
+        wmem = self._weight_chunks(m)
         m.submodules.computed = computed = StreamFIFO(layouts.result_row(cfg), self.depth)
         m.submodules.rbuf = rbuf = Memory(shape=layouts.result_row(cfg), depth=cfg.entries, init=[])
         pes = [PE(cfg) for _ in range(cfg.pes)]
@@ -116,7 +122,6 @@ class ReuseAwarePEArray(wiring.Component):
     def _load_weights(self, m, wmem, full, release):
         """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded."""
         cfg = self.cfg
-        wport = wmem.write_port()
         wr_bank = Signal()
         wr_addr = Signal(range(cfg.max_beats))
         loaded = Signal(2)
@@ -124,11 +129,17 @@ class ReuseAwarePEArray(wiring.Component):
         m.d.comb += [
             self.weights.ready.eq(~full.bit_select(wr_bank, 1)),
             load.eq(self.weights.valid & self.weights.ready),
-            wport.addr.eq(Mux(wr_bank, cfg.max_beats, 0) + wr_addr),
-            wport.data.eq(self.weights.p.data),
-            wport.en.eq(load),
             loaded.eq(Mux(load & self.weights.p.last, Mux(wr_bank, 0b10, 0b01), 0)),
         ]
+        waddr = Signal(range(2 * cfg.max_beats))
+        m.d.comb += waddr.eq(Mux(wr_bank, cfg.max_beats, 0) + wr_addr)
+        for k, chunk in enumerate(wmem):
+            wport = chunk.write_port()
+            m.d.comb += [
+                wport.addr.eq(waddr),    # truncated to the chunk's depth
+                wport.data.eq(self.weights.p.data),
+                wport.en.eq(load & (waddr >> self._chunk_bits() == k)),
+            ]
         with m.If(load):
             with m.If(self.weights.p.last):
                 m.d.sync += [wr_addr.eq(0), wr_bank.eq(~wr_bank)]
@@ -136,10 +147,46 @@ class ReuseAwarePEArray(wiring.Component):
                 m.d.sync += wr_addr.eq(wr_addr + 1)
         m.d.sync += full.eq((full | loaded) & ~release)
 
+    def _chunk_bits(self):
+        """Address bits inside a weight-memory chunk."""
+        return (self.WEIGHT_CHUNK - 1).bit_length()
+
+    def _weight_chunks(self, m):
+        """The weight memory (two banks of ``max_beats`` words) as chunks of
+        :data:`WEIGHT_CHUNK` words (the last one shorter); chunk k holds addresses from
+        ``k * WEIGHT_CHUNK``."""
+        depth = 2 * self.cfg.max_beats
+        chunks = []
+        for k, base in enumerate(range(0, depth, self.WEIGHT_CHUNK)):
+            chunk = Memory(shape=layouts.weight_word(self.cfg),
+                           depth=min(self.WEIGHT_CHUNK, depth - base), init=[])
+            m.submodules[f"wmem{k}"] = chunk
+            chunks.append(chunk)
+        return chunks
+
+    def _read_weights(self, m, wmem, raddr):
+        """Read word ``raddr`` in every chunk; their data is registered, then the chunk of
+        ``raddr`` (registered alongside) chosen: the word is there :data:`WEIGHT_READ` cycles
+        after the address, and every path from a block RAM ends in a register."""
+        cfg = self.cfg
+        sel = [Signal(len(wmem), name=f"wsel{i}") for i in range(2)]   # one-hot chunk choice
+        chunk_of = raddr >> self._chunk_bits()
+        m.d.sync += [sel[0].eq(Cat(chunk_of == k for k in range(len(wmem)))), sel[1].eq(sel[0])]
+        word = 0
+        for k, chunk in enumerate(wmem):
+            rport = chunk.read_port()
+            held = Signal(layouts.weight_word(cfg), name=f"wdata{k}")
+            m.d.comb += rport.addr.eq(raddr)     # truncated to the chunk's depth
+            m.d.sync += held.eq(rport.data)
+            word = word | Mux(sel[1][k], held.as_value(), 0)
+        out = Signal(layouts.weight_word(cfg), name="wword")
+        m.d.comb += out.eq(word)
+        return out
+
     def _compute(self, m, wmem, full, release, pes, computed):
         """Beat intake, weight read, PEs, computed FIFO. Returns the credit counter."""
         cfg = self.cfg
-        rport = wmem.read_port()
+        raddr = Signal(range(2 * cfg.max_beats))
 
         # Intake: beats of the pass in the oldest loaded bank, while the computed FIFO has room.
         rd_bank = Signal()
@@ -152,7 +199,7 @@ class ReuseAwarePEArray(wiring.Component):
             self.beats.ready.eq(full.bit_select(rd_bank, 1) & (credits != 0)),
             take.eq(self.beats.valid & self.beats.ready),
             compute.eq(take & beat.compute),
-            rport.addr.eq(Mux(rd_bank, cfg.max_beats, 0) + beat_idx),
+            raddr.eq(Mux(rd_bank, cfg.max_beats, 0) + beat_idx),
             release.eq(Mux(take & beat.release, Mux(rd_bank, 0b10, 0b01), 0)),
         ]
         with m.If(compute):
@@ -163,26 +210,29 @@ class ReuseAwarePEArray(wiring.Component):
         with m.If(take & beat.release):
             m.d.sync += rd_bank.eq(~rd_bank)
 
-        # Stage 1: the beat waits one cycle for its weight word (synchronous read).
-        s_valid = Signal()
-        s_first = Signal()
-        s_last = Signal()
-        s_mask = Signal(cfg.lanes)
-        s_data = Signal(layouts.vector_beat(cfg))
-        m.d.sync += s_valid.eq(compute)
+        # The beat waits WEIGHT_READ cycles for its weight word (chunk read, chunk registers).
+        word = self._read_weights(m, wmem, raddr)
+        ctl = [Signal(name="s0_valid"), Signal(name="s0_first"), Signal(name="s0_last"),
+               Signal(cfg.lanes, name="s0_mask"), Signal(layouts.vector_beat(cfg), name="s0_data")]
+        m.d.sync += ctl[0].eq(compute)
         with m.If(compute):
             m.d.sync += [
-                s_first.eq(beat_idx == 0),
-                s_last.eq(beat.last),
-                s_mask.eq(beat.mask),
-                s_data.eq(beat.data),
+                ctl[1].eq(beat_idx == 0),
+                ctl[2].eq(beat.last),
+                ctl[3].eq(beat.mask),
+                ctl[4].eq(beat.data),
             ]
+        s_valid, s_first, s_last = Signal(), Signal(), Signal()
+        s_mask = Signal(cfg.lanes)
+        s_data = Signal(layouts.vector_beat(cfg))
+        m.d.sync += [s_valid.eq(ctl[0]), s_first.eq(ctl[1]), s_last.eq(ctl[2]),
+                     s_mask.eq(ctl[3]), s_data.eq(ctl[4])]
 
         # PEs: PE i computes this tile's channel i with its slice of the weight word.
         for i, pe in enumerate(pes):
             m.d.comb += [
                 pe.a.eq(s_data),
-                pe.w.eq(rport.data[i]),
+                pe.w.eq(word[i]),
                 pe.mask.eq(s_mask),
                 pe.valid.eq(s_valid),
                 pe.first.eq(s_first),

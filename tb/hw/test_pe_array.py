@@ -132,3 +132,15 @@ def test_pe_array_layers(cfg_name, stalled, seed):
     print(f"{len(passes)} passes, {n_results} results, {hits} hits, stalls {stalls}")
     assert hits > 0, "uninformative layers: no hit"
     run_array(cfg, passes, rows, rng, stalls)
+
+
+def test_pe_array_long_tiles(seed):
+    """Tiles of ``max_beats`` beats at the default configuration: the weight memory's chunks
+    (``WEIGHT_CHUNK`` words each) are all used, both banks, the second bank loading while the
+    first one's pass runs; a chunk written for another chunk's address would corrupt a tile."""
+    cfg = CONFIGS["default"]
+    assert 2 * cfg.max_beats > 2 * ReuseAwarePEArray.WEIGHT_CHUNK, "the test needs 3+ chunks"
+    rng = random.Random(seed)
+    x, w = host.make_layer(cfg, rng, 2, cfg.max_len, 3 * cfg.pes)
+    passes = host.layer_passes(cfg, x, w, reuse=False)
+    run_array(cfg, passes, x.tolist(), rng, stall_probabilities(rng, STREAMS, "nostall"))

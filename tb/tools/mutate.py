@@ -345,6 +345,22 @@ MUTANTS = [
         "replay passes count hits as the misses to compute",
     ),
     _m(
+        "weight_chunk_sel_early",
+        "mercury_hw/pe_array.py",
+        "word = word | Mux(sel[1][k], held.as_value(), 0)",
+        "word = word | Mux(sel[0][k], held.as_value(), 0)",
+        T_PE,
+        "weight read: the chunk choice a cycle ahead of the chunks' registered data",
+    ),
+    _m(
+        "weight_chunk_write_all",
+        "mercury_hw/pe_array.py",
+        "wport.en.eq(load & (waddr >> self._chunk_bits() == k)),",
+        "wport.en.eq(load),",
+        T_PE,
+        "weight load: every chunk written (a bank's words alias across chunks)",
+    ),
+    _m(
         "core_pending_grow",
         "mercury_hw/core.py",
         "pending.eq(cur.active & ~((zero & (done == grow)) | (one & done & ~grow))),",
