@@ -538,17 +538,22 @@ class MercuryCore(wiring.Component):
             hm_write.en.eq(issued & cur.is_sig),
         ]
 
-        # Pass sequencing: the next started pass begins in the cycle of the last token.
+        # Pass sequencing: the next started pass begins in the cycle of the last token. ``tlast``
+        # (the next token is the pass's last: v + 1 == count) and ``empty`` (count == 0) are
+        # registers decoded a token ahead: no carry chain or compare before the pass end.
         pass_end = Signal()
         start = Signal()
+        tlast = Signal(name="tok_last")
+        empty = Signal(name="tok_empty")
         m.d.comb += [
-            pass_end.eq(cur.active & ((issued & (v + 1 == cur.count)) | (cur.count == 0))),
+            pass_end.eq(cur.active & ((issued & tlast) | empty)),
             passes.r.ready.eq(~cur.active | pass_end),
             start.eq(passes.r.valid & passes.r.ready),
         ]
         with m.If(issued):
-            m.d.sync += v.eq(v + 1)
-        cur.sequence(m, pass_end, start, nxt, v.eq(0))
+            m.d.sync += [v.eq(v + 1), tlast.eq(v + 2 == cur.count)]
+        cur.sequence(m, pass_end, start, nxt, v.eq(0), tlast.eq(nxt.count == 1),
+                     empty.eq(nxt.count == 0))
 
         # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
         # path starts at the block RAM's output: word 0 when the pass starts, then word ra while

@@ -18,17 +18,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$103 ;
   wire \$104 ;
   wire \$105 ;
-  wire \$106 ;
+  wire [14:0] \$106 ;
   wire \$107 ;
-  wire \$108 ;
-  wire [14:0] \$109 ;
+  wire [15:0] \$108 ;
+  wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [15:0] \$111 ;
-  wire \$112 ;
+  wire [13:0] \$111 ;
+  wire [13:0] \$112 ;
   wire \$113 ;
-  wire [13:0] \$114 ;
-  wire [13:0] \$115 ;
+  wire \$114 ;
+  wire \$115 ;
   wire \$116 ;
   wire \$117 ;
   wire \$118 ;
@@ -42,13 +42,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire \$128 ;
+  wire [14:0] \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire \$130 ;
-  wire [14:0] \$131 ;
+  wire [15:0] \$130 ;
+  wire \$131 ;
   wire \$132 ;
-  wire [15:0] \$133 ;
+  wire \$133 ;
   wire \$134 ;
   wire \$135 ;
   wire \$136 ;
@@ -76,109 +76,112 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$156 ;
   wire \$157 ;
   wire \$158 ;
-  wire \$159 ;
+  wire [13:0] \$159 ;
   wire \$16 ;
-  wire \$160 ;
+  wire [13:0] \$160 ;
   wire \$161 ;
-  wire [13:0] \$162 ;
+  wire \$162 ;
   wire \$163 ;
   wire \$164 ;
   wire \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire [14:0] \$168 ;
-  wire \$169 ;
+  wire \$168 ;
+  wire [14:0] \$169 ;
   wire \$17 ;
   wire \$170 ;
   wire \$171 ;
-  wire [2:0] \$172 ;
-  wire \$173 ;
-  wire [3:0] \$174 ;
-  wire \$175 ;
+  wire \$172 ;
+  wire [2:0] \$173 ;
+  wire \$174 ;
+  wire [3:0] \$175 ;
   wire \$176 ;
-  wire [7:0] \$177 ;
-  wire \$178 ;
-  wire [7:0] \$179 ;
+  wire \$177 ;
+  wire [7:0] \$178 ;
+  wire \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire [7:0] \$181 ;
-  wire [48:0] \$182 ;
+  wire [7:0] \$180 ;
+  wire \$181 ;
+  wire [7:0] \$182 ;
   wire [48:0] \$183 ;
-  wire \$184 ;
-  wire [48:0] \$185 ;
-  wire \$186 ;
+  wire [48:0] \$184 ;
+  wire \$185 ;
+  wire [48:0] \$186 ;
   wire \$187 ;
-  wire [48:0] \$188 ;
-  wire \$189 ;
+  wire \$188 ;
+  wire [48:0] \$189 ;
   wire \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire [48:0] \$192 ;
-  wire \$193 ;
-  wire [12:0] \$194 ;
-  wire [16:0] \$195 ;
-  wire [48:0] \$196 ;
-  wire \$197 ;
+  wire \$192 ;
+  wire [48:0] \$193 ;
+  wire \$194 ;
+  wire [12:0] \$195 ;
+  wire [16:0] \$196 ;
+  wire [48:0] \$197 ;
   wire \$198 ;
-  wire [12:0] \$199 ;
+  wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [16:0] \$200 ;
-  reg [12:0] \$201 ;
+  wire [12:0] \$200 ;
+  wire [16:0] \$201 ;
   reg [12:0] \$202 ;
-  reg \$203 ;
-  reg [3:0] \$204 ;
-  reg \$205 ;
+  reg [12:0] \$203 ;
+  reg \$204 ;
+  reg [3:0] \$205 ;
   reg \$206 ;
   reg \$207 ;
   reg \$208 ;
-  reg [12:0] \$209 ;
+  reg \$209 ;
   wire \$21 ;
   reg [12:0] \$210 ;
-  reg [4:0] \$211 ;
-  reg [3:0] \$212 ;
-  reg \$213 ;
-  reg [13:0] \$214 ;
+  reg [12:0] \$211 ;
+  reg [4:0] \$212 ;
+  reg [3:0] \$213 ;
+  reg \$214 ;
   reg [13:0] \$215 ;
-  reg [12:0] \$216 ;
+  reg [13:0] \$216 ;
   reg [12:0] \$217 ;
-  reg \$218 ;
-  reg [13:0] \$219 ;
+  reg [12:0] \$218 ;
+  reg \$219 ;
   wire \$22 ;
-  reg \$220 ;
+  reg [13:0] \$220 ;
   reg \$221 ;
-  reg [12:0] \$222 ;
-  reg \$223 ;
+  reg \$222 ;
+  reg [12:0] \$223 ;
   reg \$224 ;
   reg \$225 ;
-  reg [12:0] \$226 ;
-  reg [12:0] \$227 ;
-  reg [4:0] \$228 ;
-  reg [13:0] \$229 ;
+  reg \$226 ;
+  reg \$227 ;
+  reg [12:0] \$228 ;
+  reg [12:0] \$229 ;
   wire \$23 ;
-  reg \$230 ;
-  reg [7:0] \$231 ;
-  reg \$232 ;
-  reg [1:0] \$233 ;
-  reg [2:0] \$234 ;
-  reg [2:0] \$235 ;
-  reg [7:0] \$236 ;
-  reg [7:0] \$237 ;
-  reg [7:0] \$238 ;
-  reg [47:0] \$239 ;
+  reg [4:0] \$230 ;
+  reg \$231 ;
+  reg [13:0] \$232 ;
+  reg \$233 ;
+  reg [7:0] \$234 ;
+  reg \$235 ;
+  reg [1:0] \$236 ;
+  reg [2:0] \$237 ;
+  reg [2:0] \$238 ;
+  reg [7:0] \$239 ;
   wire \$24 ;
-  reg \$240 ;
-  reg [47:0] \$241 ;
-  reg \$242 ;
-  reg [47:0] \$243 ;
-  reg \$244 ;
-  reg [47:0] \$245 ;
-  reg \$246 ;
-  reg [47:0] \$247 ;
-  reg [16:0] \$248 ;
-  reg [47:0] \$249 ;
+  reg [7:0] \$240 ;
+  reg [7:0] \$241 ;
+  reg [47:0] \$242 ;
+  reg \$243 ;
+  reg [47:0] \$244 ;
+  reg \$245 ;
+  reg [47:0] \$246 ;
+  reg \$247 ;
+  reg [47:0] \$248 ;
+  reg \$249 ;
   wire \$25 ;
-  reg [16:0] \$250 ;
+  reg [47:0] \$250 ;
+  reg [16:0] \$251 ;
+  reg [47:0] \$252 ;
+  reg [16:0] \$253 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
@@ -197,7 +200,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [13:0] \$42 ;
+  wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
@@ -207,26 +210,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire \$51 ;
+  wire [2:0] \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire [2:0] \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire [13:0] \$58 ;
+  wire \$54 ;
+  wire [13:0] \$55 ;
+  wire [7:0] \$56 ;
+  wire [7:0] \$57 ;
+  wire [7:0] \$58 ;
   wire [7:0] \$59 ;
   wire \$6 ;
   wire [7:0] \$60 ;
-  wire [7:0] \$61 ;
-  wire [7:0] \$62 ;
-  wire [7:0] \$63 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
   wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
+  wire [13:0] \$65 ;
+  wire [13:0] \$66 ;
   wire \$67 ;
-  wire [13:0] \$68 ;
-  wire [13:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
@@ -246,18 +249,18 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
-  wire \$87 ;
+  wire [14:0] \$87 ;
   wire \$88 ;
-  wire \$89 ;
+  wire [15:0] \$89 ;
   wire \$9 ;
-  wire [14:0] \$90 ;
+  wire \$90 ;
   wire \$91 ;
-  wire [15:0] \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire [14:0] \$95 ;
-  wire [13:0] \$96 ;
-  wire [13:0] \$97 ;
+  wire [14:0] \$92 ;
+  wire [13:0] \$93 ;
+  wire [13:0] \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
   wire \$98 ;
   wire \$99 ;
   reg active = 1'h0;
@@ -282,7 +285,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_miss = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$108 ;
+  wire \busy$110 ;
   reg bypass = 1'h0;
   input clear;
   wire clear;
@@ -301,7 +304,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$112  = 13'h0000;
+  reg [12:0] \count$114  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -357,7 +360,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire left_two;
   wire left_zero;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$116  = 13'h0000;
+  reg [12:0] \length$118  = 13'h0000;
   (* init = 13'h0000 *)
   wire [12:0] \length$61 ;
   wire [2:0] level;
@@ -371,18 +374,18 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \pass_end$92 ;
   reg pending = 1'h0;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$97 ;
-  wire [12:0] \r__payload$97.count ;
-  wire [12:0] \r__payload$97.length ;
-  wire \r__payload$97.replay ;
-  wire \r__payload$97.reuse ;
-  wire [4:0] \r__payload$97.sig_len ;
+  wire [32:0] \r__payload$99 ;
+  wire [12:0] \r__payload$99.count ;
+  wire [12:0] \r__payload$99.length ;
+  wire \r__payload$99.replay ;
+  wire \r__payload$99.reuse ;
+  wire [4:0] \r__payload$99.sig_len ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$93 ;
+  wire \r__ready$95 ;
   wire r__valid;
-  wire \r__valid$95 ;
+  wire \r__valid$97 ;
   reg [13:0] ra = 14'h0000;
   wire rd_first;
   wire rd_next;
@@ -434,7 +437,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire rst;
   reg [13:0] sig_due = 14'h0000;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$117  = 5'h00;
+  reg [4:0] \sig_len$119  = 5'h00;
   (* init = 5'h00 *)
   wire [4:0] \sig_len$63 ;
   wire [16:0] signatures__payload;
@@ -444,7 +447,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire signatures__valid;
   reg [13:0] skip = 14'h0000;
   wire start;
-  wire \start$94 ;
+  wire \start$96 ;
+  reg tok_empty = 1'h0;
+  reg tok_last = 1'h0;
   reg [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
   wire \tokens__payload.hit ;
@@ -4686,7 +4691,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [7:0] _0_;
   always @(posedge clk) begin
     if (hm_read__en) begin
-      _0_ <= hitmap[\$58 [11:0]];
+      _0_ <= hitmap[\$55 [11:0]];
     end
   end
   assign hm_read__data = _0_;
@@ -4749,277 +4754,282 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign issued = tokens__valid & tokens__ready;
   assign r__ready = issued & \is_sig$75 ;
   assign hm_write__en = issued & \is_sig$75 ;
-  assign \$42  = v + 1'h1;
-  assign \$43  = \$42  == count;
-  assign \$44  = issued & \$43 ;
-  assign \$45  = ! count;
-  assign \$46  = \$44  | \$45 ;
-  assign \pass_end$92  = \active$78  & \$46 ;
-  assign \$47  = ~ \active$78 ;
-  assign \r__ready$93  = \$47  | \pass_end$92 ;
-  assign \start$94  = \r__valid$95  & \r__ready$93 ;
-  assign \$48  = \start$94  & \r__payload$97 [26];
-  assign \$49  = \$48  & \r__payload$97 [27];
-  assign \$50  = | \r__payload$97 [25:13];
-  assign rd_first = \$49  & \$50 ;
-  assign \$51  = \active$78  & \is_replay$76 ;
-  assign \$52  = ra != count;
-  assign \$53  = \$51  & \$52 ;
-  assign \$54  = hm_level + hm_pending;
-  assign \$55  = \$54  < 2'h3;
-  assign rd_next = \$53  & \$55 ;
-  assign \$56  = \start$94  & \r__payload$97 [26];
-  assign \$57  = \$56  & \r__payload$97 [27];
-  assign \$58  = \$57  ? 14'h0000 : ra;
+  assign \$42  = issued & tok_last;
+  assign \$43  = \$42  | tok_empty;
+  assign \pass_end$92  = \active$78  & \$43 ;
+  assign \$44  = ~ \active$78 ;
+  assign \r__ready$95  = \$44  | \pass_end$92 ;
+  assign \start$96  = \r__valid$97  & \r__ready$95 ;
+  assign \$45  = \start$96  & \r__payload$99 [26];
+  assign \$46  = \$45  & \r__payload$99 [27];
+  assign \$47  = | \r__payload$99 [25:13];
+  assign rd_first = \$46  & \$47 ;
+  assign \$48  = \active$78  & \is_replay$76 ;
+  assign \$49  = ra != count;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = hm_level + hm_pending;
+  assign \$52  = \$51  < 2'h3;
+  assign rd_next = \$50  & \$52 ;
+  assign \$53  = \start$96  & \r__payload$99 [26];
+  assign \$54  = \$53  & \r__payload$99 [27];
+  assign \$55  = \$54  ? 14'h0000 : ra;
   assign hm_read__en = rd_first | rd_next;
-  assign \$59  = hm_rsel[0] ? hm_word0 : 8'h00;
-  assign \$61  = hm_rsel[1] ? hm_word1 : 8'h00;
-  assign \$62  = \$60  | \$61 ;
-  assign \$63  = hm_rsel[2] ? hm_word2 : 8'h00;
-  assign hm_head = \$62  | \$63 ;
-  assign \$64  = | level;
-  assign \$65  = active | \$64 ;
-  assign \$66  = \$65  | \active$78 ;
-  assign busy = \$66  | \busy$108 ;
-  assign \$67  = beat & beat_last;
-  assign \$68  = vcnt + 1'h1;
-  assign \$69  = rem - 3'h4;
-  assign \$70  = rem <= 4'h8;
-  assign \$71  = rem > 3'h4;
-  assign \$72  = rem > 3'h5;
-  assign \$73  = rem > 3'h6;
-  assign \$74  = rem > 3'h7;
-  assign \$75  = ~ cmd__payload[27];
-  assign \$76  = cmd__payload[26] & \$75 ;
-  assign \$77  = cmd__payload[26] & cmd__payload[27];
-  assign \$78  = cmd__payload[12:0] <= 3'h4;
-  assign \$79  = cmd__payload[12:0] > 1'h0;
-  assign \$80  = cmd__payload[12:0] > 1'h1;
-  assign \$81  = cmd__payload[12:0] > 2'h2;
-  assign \$82  = cmd__payload[12:0] > 2'h3;
-  assign \$83  = cmd__payload[12:0] > 1'h0;
-  assign \$84  = cmd__payload[12:0] > 1'h1;
-  assign \$85  = cmd__payload[12:0] > 2'h2;
-  assign \$86  = cmd__payload[12:0] > 2'h3;
-  assign \$87  = cmd__payload[12:0] <= 3'h4;
-  assign \$88  = beat & beat_last;
-  assign \$89  = \$88  & is_sig;
-  assign \$90  = sig_due + \$89 ;
-  assign \$91  = w__valid & responses__ready;
-  assign \$92  = \$90  - \$91 ;
-  assign \$93  = w__valid & responses__ready;
-  assign \$94  = | skip;
-  assign \$95  = skip - 1'h1;
-  assign \$96  = owed - 1'h1;
-  assign \$97  = blk_miss + miss_in;
-  assign \$98  = ! owed;
-  assign \$99  = ~ resp_in;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = owed == 1'h1;
-  assign \$102  = \$101  & resp_in;
-  assign \$103  = \$100  | \$102 ;
-  assign \$104  = start & cmd__payload[26];
-  assign \$105  = ~ cmd__payload[27];
-  assign \$106  = \$104  & \$105 ;
-  assign \$107  = beat & beat_last;
-  assign \$108  = \$107  & is_sig;
-  assign \$109  = sig_due + \$108 ;
-  assign \$110  = w__valid & responses__ready;
-  assign \$111  = \$109  - \$110 ;
-  assign \$112  = ! cmd__payload[25:13];
+  assign \$56  = hm_rsel[0] ? hm_word0 : 8'h00;
+  assign \$58  = hm_rsel[1] ? hm_word1 : 8'h00;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = hm_rsel[2] ? hm_word2 : 8'h00;
+  assign hm_head = \$59  | \$60 ;
+  assign \$61  = | level;
+  assign \$62  = active | \$61 ;
+  assign \$63  = \$62  | \active$78 ;
+  assign busy = \$63  | \busy$110 ;
+  assign \$64  = beat & beat_last;
+  assign \$65  = vcnt + 1'h1;
+  assign \$66  = rem - 3'h4;
+  assign \$67  = rem <= 4'h8;
+  assign \$68  = rem > 3'h4;
+  assign \$69  = rem > 3'h5;
+  assign \$70  = rem > 3'h6;
+  assign \$71  = rem > 3'h7;
+  assign \$72  = ~ cmd__payload[27];
+  assign \$73  = cmd__payload[26] & \$72 ;
+  assign \$74  = cmd__payload[26] & cmd__payload[27];
+  assign \$75  = cmd__payload[12:0] <= 3'h4;
+  assign \$76  = cmd__payload[12:0] > 1'h0;
+  assign \$77  = cmd__payload[12:0] > 1'h1;
+  assign \$78  = cmd__payload[12:0] > 2'h2;
+  assign \$79  = cmd__payload[12:0] > 2'h3;
+  assign \$80  = cmd__payload[12:0] > 1'h0;
+  assign \$81  = cmd__payload[12:0] > 1'h1;
+  assign \$82  = cmd__payload[12:0] > 2'h2;
+  assign \$83  = cmd__payload[12:0] > 2'h3;
+  assign \$84  = cmd__payload[12:0] <= 3'h4;
+  assign \$85  = beat & beat_last;
+  assign \$86  = \$85  & is_sig;
+  assign \$87  = sig_due + \$86 ;
+  assign \$88  = w__valid & responses__ready;
+  assign \$89  = \$87  - \$88 ;
+  assign \$90  = w__valid & responses__ready;
+  assign \$91  = | skip;
+  assign \$92  = skip - 1'h1;
+  assign \$93  = owed - 1'h1;
+  assign \$94  = blk_miss + miss_in;
+  assign \$95  = ! owed;
+  assign \$96  = ~ resp_in;
+  assign \$97  = \$95  & \$96 ;
+  assign \$98  = owed == 1'h1;
+  assign \$99  = \$98  & resp_in;
+  assign \$100  = \$97  | \$99 ;
+  assign \$101  = start & cmd__payload[26];
+  assign \$102  = ~ cmd__payload[27];
+  assign \$103  = \$101  & \$102 ;
+  assign \$104  = beat & beat_last;
+  assign \$105  = \$104  & is_sig;
+  assign \$106  = sig_due + \$105 ;
+  assign \$107  = w__valid & responses__ready;
+  assign \$108  = \$106  - \$107 ;
+  assign \$109  = ! cmd__payload[25:13];
+  assign \$110  = cmd__payload[26] & cmd__payload[27];
+  assign \$111  = blk_miss + miss_in;
+  assign \$112  = \$110  ? \$111  : { 1'h0, cmd__payload[25:13] };
   assign \$113  = cmd__payload[26] & cmd__payload[27];
-  assign \$114  = blk_miss + miss_in;
-  assign \$115  = \$113  ? \$114  : { 1'h0, cmd__payload[25:13] };
-  assign \$116  = cmd__payload[26] & cmd__payload[27];
-  assign \$117  = | blk_miss;
-  assign \$118  = \$117  | miss_in;
-  assign \$119  = | cmd__payload[25:13];
-  assign \$120  = \$116  ? \$118  : \$119 ;
-  assign \$121  = cmd__payload[26] & cmd__payload[27];
-  assign \$122  = ! blk_miss;
-  assign \$123  = \$122  & miss_in;
-  assign \$124  = blk_miss == 1'h1;
-  assign \$125  = ~ miss_in;
-  assign \$126  = \$124  & \$125 ;
-  assign \$127  = \$123  | \$126 ;
-  assign \$128  = cmd__payload[25:13] == 1'h1;
-  assign \$129  = \$121  ? \$127  : \$128 ;
-  assign \$130  = beat & beat_last;
-  assign \$131  = left - \$130 ;
+  assign \$114  = | blk_miss;
+  assign \$115  = \$114  | miss_in;
+  assign \$116  = | cmd__payload[25:13];
+  assign \$117  = \$113  ? \$115  : \$116 ;
+  assign \$118  = cmd__payload[26] & cmd__payload[27];
+  assign \$119  = ! blk_miss;
+  assign \$120  = \$119  & miss_in;
+  assign \$121  = blk_miss == 1'h1;
+  assign \$122  = ~ miss_in;
+  assign \$123  = \$121  & \$122 ;
+  assign \$124  = \$120  | \$123 ;
+  assign \$125  = cmd__payload[25:13] == 1'h1;
+  assign \$126  = \$118  ? \$124  : \$125 ;
+  assign \$127  = beat & beat_last;
+  assign \$128  = left - \$127 ;
+  assign \$129  = is_replay & miss_in;
+  assign \$130  = $signed(\$128 ) + $signed({ 1'h0, \$129  });
+  assign \$131  = beat & beat_last;
   assign \$132  = is_replay & miss_in;
-  assign \$133  = $signed(\$131 ) + $signed({ 1'h0, \$132  });
-  assign \$134  = beat & beat_last;
-  assign \$135  = is_replay & miss_in;
-  assign \$136  = \$134  == \$135 ;
-  assign \$137  = left_zero & \$136 ;
-  assign \$138  = beat & beat_last;
-  assign \$139  = left_one & \$138 ;
-  assign \$140  = is_replay & miss_in;
+  assign \$133  = \$131  == \$132 ;
+  assign \$134  = left_zero & \$133 ;
+  assign \$135  = beat & beat_last;
+  assign \$136  = left_one & \$135 ;
+  assign \$137  = is_replay & miss_in;
+  assign \$138  = ~ \$137 ;
+  assign \$139  = \$136  & \$138 ;
+  assign \$140  = \$134  | \$139 ;
   assign \$141  = ~ \$140 ;
-  assign \$142  = \$139  & \$141 ;
-  assign \$143  = \$137  | \$142 ;
-  assign \$144  = ~ \$143 ;
-  assign \$145  = active & \$144 ;
-  assign \$146  = beat & beat_last;
-  assign \$147  = is_replay & miss_in;
-  assign \$148  = \$146  == \$147 ;
-  assign \$149  = left_one & \$148 ;
-  assign \$150  = beat & beat_last;
-  assign \$151  = left_two & \$150 ;
-  assign \$152  = is_replay & miss_in;
-  assign \$153  = ~ \$152 ;
-  assign \$154  = \$151  & \$153 ;
-  assign \$155  = \$149  | \$154 ;
-  assign \$156  = is_replay & miss_in;
-  assign \$157  = left_zero & \$156 ;
-  assign \$158  = beat & beat_last;
-  assign \$159  = ~ \$158 ;
-  assign \$160  = \$157  & \$159 ;
-  assign \$161  = \$155  | \$160 ;
-  assign \$162  = v + 1'h1;
-  assign \$163  = ~ \r__payload$97 [27];
-  assign \$164  = \r__payload$97 [26] & \$163 ;
-  assign \$165  = \r__payload$97 [26] & \r__payload$97 [27];
-  assign \$166  = \start$94  & \r__payload$97 [26];
-  assign \$167  = \$166  & \r__payload$97 [27];
-  assign \$168  = ra + 1'h1;
-  assign \$169  = rd_first & hm_write__en;
-  assign \$170  = ! v;
-  assign \$171  = \$169  & \$170 ;
-  assign \$172  = hm_level + hm_pending;
-  assign \$173  = issued & \is_replay$76 ;
-  assign \$174  = \$172  - \$173 ;
-  assign \$175  = issued & \is_replay$76 ;
-  assign \$176  = hm_pending & hm_wsel[0];
-  assign \$177  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$178  = hm_pending & hm_wsel[1];
-  assign \$179  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$180  = hm_pending & hm_wsel[2];
-  assign \$181  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$182  = counters__cycles + cycles_step;
-  assign \$183  = counters__vectors + vectors_step;
-  assign \$184  = results__valid & results__ready;
-  assign \$185  = counters__hits + hits_step;
-  assign \$186  = results__valid & results__ready;
-  assign \$187  = \$186  & results__payload[256];
-  assign \$188  = counters__misses + misses_step;
-  assign \$189  = results__valid & results__ready;
-  assign \$190  = ~ results__payload[256];
-  assign \$191  = \$189  & \$190 ;
-  assign \$192  = counters__macs_done + macs_done_step;
-  assign \$193  = beat & beat_last;
-  assign \$194  = \$193  ? length : 13'h0000;
-  assign \$195  = \$194  * 4'h8;
-  assign \$196  = counters__macs_skipped + macs_skipped_step;
-  assign \$197  = issued & \is_replay$76 ;
-  assign \$198  = \$197  & hm_head[0];
-  assign \$199  = \$198  ? \length$116  : 13'h0000;
-  assign \$200  = \$199  * 4'h8;
+  assign \$142  = active & \$141 ;
+  assign \$143  = beat & beat_last;
+  assign \$144  = is_replay & miss_in;
+  assign \$145  = \$143  == \$144 ;
+  assign \$146  = left_one & \$145 ;
+  assign \$147  = beat & beat_last;
+  assign \$148  = left_two & \$147 ;
+  assign \$149  = is_replay & miss_in;
+  assign \$150  = ~ \$149 ;
+  assign \$151  = \$148  & \$150 ;
+  assign \$152  = \$146  | \$151 ;
+  assign \$153  = is_replay & miss_in;
+  assign \$154  = left_zero & \$153 ;
+  assign \$155  = beat & beat_last;
+  assign \$156  = ~ \$155 ;
+  assign \$157  = \$154  & \$156 ;
+  assign \$158  = \$152  | \$157 ;
+  assign \$159  = v + 1'h1;
+  assign \$160  = v + 2'h2;
+  assign \$161  = \$160  == count;
+  assign \$162  = ~ \r__payload$99 [27];
+  assign \$163  = \r__payload$99 [26] & \$162 ;
+  assign \$164  = \r__payload$99 [26] & \r__payload$99 [27];
+  assign \$165  = \r__payload$99 [25:13] == 1'h1;
+  assign \$166  = ! \r__payload$99 [25:13];
+  assign \$167  = \start$96  & \r__payload$99 [26];
+  assign \$168  = \$167  & \r__payload$99 [27];
+  assign \$169  = ra + 1'h1;
+  assign \$170  = rd_first & hm_write__en;
+  assign \$171  = ! v;
+  assign \$172  = \$170  & \$171 ;
+  assign \$173  = hm_level + hm_pending;
+  assign \$174  = issued & \is_replay$76 ;
+  assign \$175  = \$173  - \$174 ;
+  assign \$176  = issued & \is_replay$76 ;
+  assign \$177  = hm_pending & hm_wsel[0];
+  assign \$178  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$179  = hm_pending & hm_wsel[1];
+  assign \$180  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$181  = hm_pending & hm_wsel[2];
+  assign \$182  = bypass ? hm_bypass_word : hm_read__data;
+  assign \$183  = counters__cycles + cycles_step;
+  assign \$184  = counters__vectors + vectors_step;
+  assign \$185  = results__valid & results__ready;
+  assign \$186  = counters__hits + hits_step;
+  assign \$187  = results__valid & results__ready;
+  assign \$188  = \$187  & results__payload[256];
+  assign \$189  = counters__misses + misses_step;
+  assign \$190  = results__valid & results__ready;
+  assign \$191  = ~ results__payload[256];
+  assign \$192  = \$190  & \$191 ;
+  assign \$193  = counters__macs_done + macs_done_step;
+  assign \$194  = beat & beat_last;
+  assign \$195  = \$194  ? length : 13'h0000;
+  assign \$196  = \$195  * 4'h8;
+  assign \$197  = counters__macs_skipped + macs_skipped_step;
+  assign \$198  = issued & \is_replay$76 ;
+  assign \$199  = \$198  & hm_head[0];
+  assign \$200  = \$199  ? \length$118  : 13'h0000;
+  assign \$201  = \$200  * 4'h8;
   always @(posedge clk)
-    vcnt <= \$201 ;
+    vcnt <= \$202 ;
   always @(posedge clk)
-    rem <= \$202 ;
+    rem <= \$203 ;
   always @(posedge clk)
-    beat_last <= \$203 ;
+    beat_last <= \$204 ;
   always @(posedge clk)
-    beat_mask <= \$204 ;
+    beat_mask <= \$205 ;
   always @(posedge clk)
-    beat_first <= \$205 ;
+    beat_first <= \$206 ;
   always @(posedge clk)
-    active <= \$206 ;
+    active <= \$207 ;
   always @(posedge clk)
-    is_sig <= \$207 ;
+    is_sig <= \$208 ;
   always @(posedge clk)
-    is_replay <= \$208 ;
+    is_replay <= \$209 ;
   always @(posedge clk)
-    length <= \$209 ;
+    length <= \$210 ;
   always @(posedge clk)
-    \count$112  <= \$210 ;
+    \count$114  <= \$211 ;
   always @(posedge clk)
-    sig_len <= \$211 ;
+    sig_len <= \$212 ;
   always @(posedge clk)
-    mask0 <= \$212 ;
+    mask0 <= \$213 ;
   always @(posedge clk)
-    last0 <= \$213 ;
+    last0 <= \$214 ;
   always @(posedge clk)
-    sig_due <= \$214 ;
+    sig_due <= \$215 ;
   always @(posedge clk)
-    skip <= \$215 ;
+    skip <= \$216 ;
   always @(posedge clk)
-    owed <= \$216 ;
+    owed <= \$217 ;
   always @(posedge clk)
-    blk_miss <= \$217 ;
+    blk_miss <= \$218 ;
   always @(posedge clk)
-    all_in <= \$218 ;
+    all_in <= \$219 ;
   always @(posedge clk)
-    left <= \$219 ;
+    left <= \$220 ;
   always @(posedge clk)
-    pending <= \$220 ;
+    pending <= \$221 ;
   always @(posedge clk)
-    left_one <= \$221 ;
+    left_one <= \$222 ;
   always @(posedge clk)
-    v <= \$222 ;
+    v <= \$223 ;
   always @(posedge clk)
-    \active$78  <= \$223 ;
+    tok_last <= \$224 ;
   always @(posedge clk)
-    \is_sig$75  <= \$224 ;
+    \active$78  <= \$225 ;
   always @(posedge clk)
-    \is_replay$76  <= \$225 ;
+    \is_sig$75  <= \$226 ;
   always @(posedge clk)
-    \length$116  <= \$226 ;
+    \is_replay$76  <= \$227 ;
   always @(posedge clk)
-    count <= \$227 ;
+    \length$118  <= \$228 ;
   always @(posedge clk)
-    \sig_len$117  <= \$228 ;
+    count <= \$229 ;
   always @(posedge clk)
-    ra <= \$229 ;
+    \sig_len$119  <= \$230 ;
   always @(posedge clk)
-    bypass <= \$230 ;
+    tok_empty <= \$231 ;
   always @(posedge clk)
-    hm_bypass_word <= \$231 ;
+    ra <= \$232 ;
   always @(posedge clk)
-    hm_pending <= \$232 ;
+    bypass <= \$233 ;
   always @(posedge clk)
-    hm_level <= \$233 ;
+    hm_bypass_word <= \$234 ;
   always @(posedge clk)
-    hm_wsel <= \$234 ;
+    hm_pending <= \$235 ;
   always @(posedge clk)
-    hm_rsel <= \$235 ;
+    hm_level <= \$236 ;
   always @(posedge clk)
-    hm_word0 <= \$236 ;
+    hm_wsel <= \$237 ;
   always @(posedge clk)
-    hm_word1 <= \$237 ;
+    hm_rsel <= \$238 ;
   always @(posedge clk)
-    hm_word2 <= \$238 ;
+    hm_word0 <= \$239 ;
   always @(posedge clk)
-    counters__cycles <= \$239 ;
+    hm_word1 <= \$240 ;
   always @(posedge clk)
-    cycles_step <= \$240 ;
+    hm_word2 <= \$241 ;
   always @(posedge clk)
-    counters__vectors <= \$241 ;
+    counters__cycles <= \$242 ;
   always @(posedge clk)
-    vectors_step <= \$242 ;
+    cycles_step <= \$243 ;
   always @(posedge clk)
-    counters__hits <= \$243 ;
+    counters__vectors <= \$244 ;
   always @(posedge clk)
-    hits_step <= \$244 ;
+    vectors_step <= \$245 ;
   always @(posedge clk)
-    counters__misses <= \$245 ;
+    counters__hits <= \$246 ;
   always @(posedge clk)
-    misses_step <= \$246 ;
+    hits_step <= \$247 ;
   always @(posedge clk)
-    counters__macs_done <= \$247 ;
+    counters__misses <= \$248 ;
   always @(posedge clk)
-    macs_done_step <= \$248 ;
+    misses_step <= \$249 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$249 ;
+    counters__macs_done <= \$250 ;
   always @(posedge clk)
-    macs_skipped_step <= \$250 ;
+    macs_done_step <= \$251 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$252 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$253 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$108 ),
+    .busy(\busy$110 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -5045,9 +5055,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$97 ),
-    .r__valid(\r__valid$95 ),
-    .r_en(\r__ready$93 ),
+    .r__payload(\r__payload$99 ),
+    .r__valid(\r__valid$97 ),
+    .r_en(\r__ready$95 ),
     .rst(rst),
     .w__ready(\w__ready$65 ),
     .w_data(cmd__payload),
@@ -5106,30 +5116,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = vcnt;
-    if (\$67 ) begin
-      \$201  = \$68 [12:0];
+    \$202  = vcnt;
+    if (\$64 ) begin
+      \$202  = \$65 [12:0];
     end
     if (start) begin
-      \$201  = 13'h0000;
-    end
-    if (rst) begin
-      \$201  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = rem;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$202  = length;
-      end else begin
-        \$202  = \$69 [12:0];
-      end
-    end
-    if (start) begin
-      \$202  = cmd__payload[12:0];
+      \$202  = 13'h0000;
     end
     if (rst) begin
       \$202  = 13'h0000;
@@ -5137,63 +5129,68 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = beat_last;
+    \$203  = rem;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$203  = last0;
+        \$203  = length;
       end else begin
-        \$203  = \$70 ;
+        \$203  = \$66 [12:0];
       end
     end
     if (start) begin
-      \$203  = \$78 ;
+      \$203  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$203  = 1'h0;
+      \$203  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = beat_mask;
+    \$204  = beat_last;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$204  = mask0;
+        \$204  = last0;
       end else begin
-        \$204  = { \$74 , \$73 , \$72 , \$71  };
+        \$204  = \$67 ;
       end
     end
     if (start) begin
-      \$204  = { \$82 , \$81 , \$80 , \$79  };
+      \$204  = \$75 ;
     end
     if (rst) begin
-      \$204  = 4'h0;
+      \$204  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = beat_first;
+    \$205  = beat_mask;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$205  = 1'h1;
+        \$205  = mask0;
       end else begin
-        \$205  = 1'h0;
+        \$205  = { \$71 , \$70 , \$69 , \$68  };
       end
     end
     if (start) begin
-      \$205  = 1'h1;
+      \$205  = { \$79 , \$78 , \$77 , \$76  };
     end
     if (rst) begin
-      \$205  = 1'h0;
+      \$205  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = active;
-    if (pass_end) begin
-      \$206  = 1'h0;
+    \$206  = beat_first;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$206  = 1'h1;
+      end else begin
+        \$206  = 1'h0;
+      end
     end
     if (start) begin
       \$206  = 1'h1;
@@ -5204,9 +5201,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = is_sig;
+    \$207  = active;
+    if (pass_end) begin
+      \$207  = 1'h0;
+    end
     if (start) begin
-      \$207  = \$76 ;
+      \$207  = 1'h1;
     end
     if (rst) begin
       \$207  = 1'h0;
@@ -5214,9 +5214,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = is_replay;
+    \$208  = is_sig;
     if (start) begin
-      \$208  = \$77 ;
+      \$208  = \$73 ;
     end
     if (rst) begin
       \$208  = 1'h0;
@@ -5224,19 +5224,19 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = length;
+    \$209  = is_replay;
     if (start) begin
-      \$209  = cmd__payload[12:0];
+      \$209  = \$74 ;
     end
     if (rst) begin
-      \$209  = 13'h0000;
+      \$209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = \count$112 ;
+    \$210  = length;
     if (start) begin
-      \$210  = cmd__payload[25:13];
+      \$210  = cmd__payload[12:0];
     end
     if (rst) begin
       \$210  = 13'h0000;
@@ -5244,85 +5244,78 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = sig_len;
+    \$211  = \count$114 ;
     if (start) begin
-      \$211  = cmd__payload[32:28];
+      \$211  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$211  = 5'h00;
+      \$211  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = mask0;
+    \$212  = sig_len;
     if (start) begin
-      \$212  = { \$86 , \$85 , \$84 , \$83  };
+      \$212  = cmd__payload[32:28];
     end
     if (rst) begin
-      \$212  = 4'h0;
+      \$212  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = last0;
+    \$213  = mask0;
     if (start) begin
-      \$213  = \$87 ;
+      \$213  = { \$83 , \$82 , \$81 , \$80  };
     end
     if (rst) begin
-      \$213  = 1'h0;
+      \$213  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = \$92 [13:0];
+    \$214  = last0;
+    if (start) begin
+      \$214  = \$84 ;
+    end
     if (rst) begin
-      \$214  = 14'h0000;
+      \$214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = skip;
-    if (\$93 ) begin
-      if (\$94 ) begin
-        \$215  = \$95 [13:0];
-      end
-    end
-    if (\$106 ) begin
-      \$215  = \$111 [13:0];
-    end
+    \$215  = \$89 [13:0];
     if (rst) begin
       \$215  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = owed;
-    if (\$93 ) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        \$216  = \$96 [12:0];
+    \$216  = skip;
+    if (\$90 ) begin
+      if (\$91 ) begin
+        \$216  = \$92 [13:0];
       end
     end
-    if (\$106 ) begin
-      \$216  = cmd__payload[25:13];
+    if (\$103 ) begin
+      \$216  = \$108 [13:0];
     end
     if (rst) begin
-      \$216  = 13'h0000;
+      \$216  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = blk_miss;
-    if (\$93 ) begin
+    \$217  = owed;
+    if (\$90 ) begin
       (* full_case = 32'd1 *)
-      if (\$94 ) begin
+      if (\$91 ) begin
       end else begin
-        \$217  = \$97 [12:0];
+        \$217  = \$93 [12:0];
       end
     end
-    if (\$106 ) begin
-      \$217  = 13'h0000;
+    if (\$103 ) begin
+      \$217  = cmd__payload[25:13];
     end
     if (rst) begin
       \$217  = 13'h0000;
@@ -5330,45 +5323,50 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = \$103 ;
-    if (\$106 ) begin
-      \$218  = \$112 ;
+    \$218  = blk_miss;
+    if (\$90 ) begin
+      (* full_case = 32'd1 *)
+      if (\$91 ) begin
+      end else begin
+        \$218  = \$94 [12:0];
+      end
+    end
+    if (\$103 ) begin
+      \$218  = 13'h0000;
     end
     if (rst) begin
-      \$218  = 1'h1;
+      \$218  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$219  = \$100 ;
+    if (\$103 ) begin
+      \$219  = \$109 ;
+    end
+    if (rst) begin
+      \$219  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (start) begin
-      \$219  = \$115 ;
+      \$220  = \$112 ;
     end else begin
-      \$219  = \$133 [13:0];
+      \$220  = \$130 [13:0];
     end
     if (rst) begin
-      \$219  = 14'h0000;
+      \$220  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (start) begin
-      \$220  = \$120 ;
+      \$221  = \$117 ;
     end else begin
-      \$220  = \$145 ;
-    end
-    if (rst) begin
-      \$220  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (start) begin
-      \$221  = \$129 ;
-    end else begin
-      \$221  = \$161 ;
+      \$221  = \$142 ;
     end
     if (rst) begin
       \$221  = 1'h0;
@@ -5376,35 +5374,37 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = v;
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$222  = \$126 ;
+    end else begin
+      \$222  = \$158 ;
+    end
+    if (rst) begin
+      \$222  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$223  = v;
     if (issued) begin
-      \$222  = \$162 [12:0];
+      \$223  = \$159 [12:0];
     end
-    if (\start$94 ) begin
-      \$222  = 13'h0000;
+    if (\start$96 ) begin
+      \$223  = 13'h0000;
     end
     if (rst) begin
-      \$222  = 13'h0000;
+      \$223  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = \active$78 ;
-    if (\pass_end$92 ) begin
-      \$223  = 1'h0;
+    \$224  = tok_last;
+    if (issued) begin
+      \$224  = \$161 ;
     end
-    if (\start$94 ) begin
-      \$223  = 1'h1;
-    end
-    if (rst) begin
-      \$223  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = \is_sig$75 ;
-    if (\start$94 ) begin
-      \$224  = \$164 ;
+    if (\start$96 ) begin
+      \$224  = \$165 ;
     end
     if (rst) begin
       \$224  = 1'h0;
@@ -5412,9 +5412,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = \is_replay$76 ;
-    if (\start$94 ) begin
-      \$225  = \$165 ;
+    \$225  = \active$78 ;
+    if (\pass_end$92 ) begin
+      \$225  = 1'h0;
+    end
+    if (\start$96 ) begin
+      \$225  = 1'h1;
     end
     if (rst) begin
       \$225  = 1'h0;
@@ -5422,266 +5425,296 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = \length$116 ;
-    if (\start$94 ) begin
-      \$226  = \r__payload$97 [12:0];
+    \$226  = \is_sig$75 ;
+    if (\start$96 ) begin
+      \$226  = \$163 ;
     end
     if (rst) begin
-      \$226  = 13'h0000;
+      \$226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = count;
-    if (\start$94 ) begin
-      \$227  = \r__payload$97 [25:13];
+    \$227  = \is_replay$76 ;
+    if (\start$96 ) begin
+      \$227  = \$164 ;
     end
     if (rst) begin
-      \$227  = 13'h0000;
+      \$227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = \sig_len$117 ;
-    if (\start$94 ) begin
-      \$228  = \r__payload$97 [32:28];
+    \$228  = \length$118 ;
+    if (\start$96 ) begin
+      \$228  = \r__payload$99 [12:0];
     end
     if (rst) begin
-      \$228  = 5'h00;
+      \$228  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = ra;
-    if (\$167 ) begin
-      \$229  = { 13'h0000, rd_first };
+    \$229  = count;
+    if (\start$96 ) begin
+      \$229  = \r__payload$99 [25:13];
+    end
+    if (rst) begin
+      \$229  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$230  = \sig_len$119 ;
+    if (\start$96 ) begin
+      \$230  = \r__payload$99 [32:28];
+    end
+    if (rst) begin
+      \$230  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$231  = tok_empty;
+    if (\start$96 ) begin
+      \$231  = \$166 ;
+    end
+    if (rst) begin
+      \$231  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$232  = ra;
+    if (\$168 ) begin
+      \$232  = { 13'h0000, rd_first };
     end else if (rd_next) begin
-      \$229  = \$168 [13:0];
+      \$232  = \$169 [13:0];
     end
     if (rst) begin
-      \$229  = 14'h0000;
+      \$232  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = \$171 ;
+    \$233  = \$172 ;
     if (rst) begin
-      \$230  = 1'h0;
+      \$233  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = r__payload;
+    \$234  = r__payload;
     if (rst) begin
-      \$231  = 8'h00;
+      \$234  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = hm_read__en;
+    \$235  = hm_read__en;
     if (rst) begin
-      \$232  = 1'h0;
+      \$235  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = \$174 [1:0];
+    \$236  = \$175 [1:0];
     if (rst) begin
-      \$233  = 2'h0;
+      \$236  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = hm_wsel;
+    \$237  = hm_wsel;
     if (hm_pending) begin
-      \$234  = { hm_wsel[1:0], hm_wsel[2] };
+      \$237  = { hm_wsel[1:0], hm_wsel[2] };
     end
     if (rst) begin
-      \$234  = 3'h1;
+      \$237  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = hm_rsel;
-    if (\$175 ) begin
-      \$235  = { hm_rsel[1:0], hm_rsel[2] };
-    end
-    if (rst) begin
-      \$235  = 3'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = hm_word0;
+    \$238  = hm_rsel;
     if (\$176 ) begin
-      \$236  = \$177 ;
+      \$238  = { hm_rsel[1:0], hm_rsel[2] };
     end
     if (rst) begin
-      \$236  = 8'h00;
+      \$238  = 3'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = hm_word1;
-    if (\$178 ) begin
-      \$237  = \$179 ;
+    \$239  = hm_word0;
+    if (\$177 ) begin
+      \$239  = \$178 ;
     end
     if (rst) begin
-      \$237  = 8'h00;
+      \$239  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = hm_word2;
-    if (\$180 ) begin
-      \$238  = \$181 ;
+    \$240  = hm_word1;
+    if (\$179 ) begin
+      \$240  = \$180 ;
     end
     if (rst) begin
-      \$238  = 8'h00;
+      \$240  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$239  = 48'h000000000000;
-    end else begin
-      \$239  = \$182 [47:0];
+    \$241  = hm_word2;
+    if (\$181 ) begin
+      \$241  = \$182 ;
     end
     if (rst) begin
-      \$239  = 48'h000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$240  = 1'h0;
-    end else begin
-      \$240  = busy;
-    end
-    if (rst) begin
-      \$240  = 1'h0;
+      \$241  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$241  = 48'h000000000000;
+      \$242  = 48'h000000000000;
     end else begin
-      \$241  = \$183 [47:0];
+      \$242  = \$183 [47:0];
     end
     if (rst) begin
-      \$241  = 48'h000000000000;
+      \$242  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$242  = 1'h0;
+      \$243  = 1'h0;
     end else begin
-      \$242  = \$184 ;
+      \$243  = busy;
     end
     if (rst) begin
-      \$242  = 1'h0;
+      \$243  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$243  = 48'h000000000000;
+      \$244  = 48'h000000000000;
     end else begin
-      \$243  = \$185 [47:0];
+      \$244  = \$184 [47:0];
     end
     if (rst) begin
-      \$243  = 48'h000000000000;
+      \$244  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$244  = 1'h0;
+      \$245  = 1'h0;
     end else begin
-      \$244  = \$187 ;
+      \$245  = \$185 ;
     end
     if (rst) begin
-      \$244  = 1'h0;
+      \$245  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$245  = 48'h000000000000;
+      \$246  = 48'h000000000000;
     end else begin
-      \$245  = \$188 [47:0];
+      \$246  = \$186 [47:0];
     end
     if (rst) begin
-      \$245  = 48'h000000000000;
+      \$246  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$246  = 1'h0;
+      \$247  = 1'h0;
     end else begin
-      \$246  = \$191 ;
+      \$247  = \$188 ;
     end
     if (rst) begin
-      \$246  = 1'h0;
+      \$247  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$247  = 48'h000000000000;
+      \$248  = 48'h000000000000;
     end else begin
-      \$247  = \$192 [47:0];
+      \$248  = \$189 [47:0];
     end
     if (rst) begin
-      \$247  = 48'h000000000000;
+      \$248  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$248  = 17'h00000;
+      \$249  = 1'h0;
     end else begin
-      \$248  = \$195 ;
+      \$249  = \$192 ;
     end
     if (rst) begin
-      \$248  = 17'h00000;
+      \$249  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$249  = 48'h000000000000;
+      \$250  = 48'h000000000000;
     end else begin
-      \$249  = \$196 [47:0];
+      \$250  = \$193 [47:0];
     end
     if (rst) begin
-      \$249  = 48'h000000000000;
+      \$250  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$250  = 17'h00000;
+      \$251  = 17'h00000;
     end else begin
-      \$250  = \$200 ;
+      \$251  = \$196 ;
     end
     if (rst) begin
-      \$250  = 17'h00000;
+      \$251  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$252  = 48'h000000000000;
+    end else begin
+      \$252  = \$197 [47:0];
+    end
+    if (rst) begin
+      \$252  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$253  = 17'h00000;
+    end else begin
+      \$253  = \$201 ;
+    end
+    if (rst) begin
+      \$253  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5701,7 +5734,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__payload$67  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$58 [11:0];
+  assign hm_read__addr = \$55 [11:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5855,11 +5888,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_head.entry  = hm_head[7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$97.length  = \r__payload$97 [12:0];
-  assign \r__payload$97.count  = \r__payload$97 [25:13];
-  assign \r__payload$97.reuse  = \r__payload$97 [26];
-  assign \r__payload$97.replay  = \r__payload$97 [27];
-  assign \r__payload$97.sig_len  = \r__payload$97 [32:28];
+  assign \r__payload$99.length  = \r__payload$99 [12:0];
+  assign \r__payload$99.count  = \r__payload$99 [25:13];
+  assign \r__payload$99.reuse  = \r__payload$99 [26];
+  assign \r__payload$99.replay  = \r__payload$99 [27];
+  assign \r__payload$99.sig_len  = \r__payload$99 [32:28];
   assign \hm_word0.hit  = hm_word0[0];
   assign \hm_word0.entry  = hm_word0[7:1];
   assign \hm_word1.hit  = hm_word1[0];
@@ -5877,7 +5910,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
-  assign \$60  = \$59 ;
+  assign \$57  = \$56 ;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -361,6 +361,14 @@ MUTANTS = [
         "weight load: every chunk written (a bank's words alias across chunks)",
     ),
     _m(
+        "token_last_late",
+        "mercury_hw/core.py",
+        "m.d.sync += [v.eq(v + 1), tlast.eq(v + 2 == cur.count)]",
+        "m.d.sync += [v.eq(v + 1), tlast.eq(v + 1 == cur.count)]",
+        T_CORE,
+        "token sequencer: a pass's last token decoded one token late",
+    ),
+    _m(
         "core_pending_grow",
         "mercury_hw/core.py",
         "pending.eq(cur.active & ~((zero & (done == grow)) | (one & done & ~grow))),",
