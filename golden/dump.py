@@ -238,16 +238,14 @@ def dump_layers(model_name: str = "resnet18", *, golden_kwargs: dict, hardware: 
 def _policy_settings(reuse_policy, model_name: str, golden_kwargs: dict, settings,
                      reuse: bool) -> list:
     """The per-conv settings of ``reuse_policy`` (checked against the model and S)."""
-    from golden.network import conv_names
-    from golden.policy import layer_settings
+    from golden.policy import model_settings
 
     if settings is not None:
         raise UserError("a reuse policy and explicit per-layer settings are exclusive")
     if not reuse:
         raise UserError("--reuse-policy and --no-reuse are exclusive: the policy says per layer "
                         "whether reuse is on")
-    return layer_settings(reuse_policy, conv_names(model_name), golden_kwargs["sig_bits"],
-                          model=model_name)
+    return model_settings(reuse_policy, model_name, golden_kwargs["sig_bits"])
 
 
 def _manifest(metas: list[dict], *, model_name, weights, model_seed, names, batch, formation,

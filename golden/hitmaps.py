@@ -362,15 +362,14 @@ def _record(model_obj, parts, recorder, folder: Path, progress: bool):
 
 def _settings(reuse_policy, model: str, mode: str, golden_kwargs: dict):
     """The per-conv settings of a run (None without a policy); refused in grp19 mode."""
-    from golden.network import conv_names
-    from golden.policy import layer_settings
+    from golden.policy import model_settings
 
     if reuse_policy is None:
         return None
     if mode != "hw":
         raise UserError("--reuse-policy applies to --mode hw only (the hardware's per-pass "
                         "settings, spec section 13); allowed with --mode grp19: no policy")
-    return layer_settings(reuse_policy, conv_names(model), golden_kwargs["sig_bits"], model=model)
+    return model_settings(reuse_policy, model, golden_kwargs["sig_bits"])
 
 
 @torch.no_grad()

@@ -256,6 +256,13 @@ def layer_settings(
             for st in settings]
 
 
+def model_settings(policy: Policy | str | Path, model: str, sig_bits: int) -> list[LayerSetting]:
+    """:func:`layer_settings` for the convs of a named model (``golden.network.conv_names``)."""
+    from golden.network import conv_names
+
+    return layer_settings(policy, conv_names(model), sig_bits, model=model)
+
+
 def save_policy(policy: Policy, path: str | Path) -> None:
     """Write atomically (a temporary file beside it, then renamed)."""
     path = Path(path)
