@@ -151,12 +151,10 @@ def _settings(args: argparse.Namespace, cfg) -> tuple[list | None, dict]:
     if args.reuse_policy is None:
         return None, {}
     from golden.datasets import is_digits
-    from golden.models import build_model, conv_layers
-    from golden.policy import layer_settings, load_policy
+    from golden.policy import load_policy, model_settings
 
-    names = [n for n, _ in conv_layers(build_model(args.model, calibrate=False))]
     policy = load_policy(args.reuse_policy)
-    settings = layer_settings(policy, names, cfg.sig_bits, model=args.model)
+    settings = model_settings(policy, args.model, cfg.sig_bits)
     tuned = policy.meta.get("config") if isinstance(policy.meta, dict) else None
     info = {"reuse_policy": str(args.reuse_policy),
             "policy_config_matches": None if tuned is None else tuned == cfg.to_dict()}
