@@ -526,7 +526,10 @@ class MercuryCore(wiring.Component):
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
         resp = responses.r.p
         words = _HitmapQueue(cfg, self.HITMAP_QUEUE)
-        self._token(m, cur, responses.r.valid, resp, words.level != 0, words.head, array.tokens)
+        tlast = Signal(name="tok_last")
+        empty = Signal(name="tok_empty")
+        self._token(m, cur, empty, responses.r.valid, resp, words.level != 0, words.head,
+                    array.tokens)
 
         issued = Signal()
         m.d.comb += [
@@ -540,59 +543,64 @@ class MercuryCore(wiring.Component):
 
         # Pass sequencing: the next started pass begins in the cycle of the last token. ``tlast``
         # (the next token is the pass's last: v + 1 == count) and ``empty`` (count == 0) are
-        # registers decoded a token ahead: no carry chain or compare before the pass end.
+        # registers decoded a token ahead: no carry chain or compare before the pass end;
+        # ``count2`` (count - 2, loaded at the start) leaves an equality for ``tlast``'s decode.
         pass_end = Signal()
         start = Signal()
-        tlast = Signal(name="tok_last")
-        empty = Signal(name="tok_empty")
+        count2 = Signal(cfg.count_bits + 1, name="tok_count2")
         m.d.comb += [
             pass_end.eq(cur.active & ((issued & tlast) | empty)),
             passes.r.ready.eq(~cur.active | pass_end),
             start.eq(passes.r.valid & passes.r.ready),
         ]
         with m.If(issued):
-            m.d.sync += [v.eq(v + 1), tlast.eq(v + 2 == cur.count)]
+            m.d.sync += [v.eq(v + 1), tlast.eq(v == count2)]
         cur.sequence(m, pass_end, start, nxt, v.eq(0), tlast.eq(nxt.count == 1),
-                     empty.eq(nxt.count == 0))
+                     empty.eq(nxt.count == 0), count2.eq(nxt.count - 2))
 
         # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
         # path starts at the block RAM's output: word 0 when the pass starts, then word ra while
-        # the queue and the reads in flight leave room. A replay pass that starts in the cycle
-        # its signature pass writes word 0 (count 1) takes that word from the write port: the
-        # read port is not transparent (Yosys's transparency logic compares the read address,
-        # which comes from the pass-start decision, with the write address: a long path).
+        # the queue and the reads in flight leave room. Word 0 comes from a register copy the
+        # signature pass writes alongside the hitmap (or, when the replay starts in the cycle its
+        # signature pass writes word 0, from the write port), so the block RAM's read address is
+        # the register ``ra``: no pass-start decision in front of the block RAM.
         start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
-        ra = Signal(cfg.count_bits + 1)  # the next word to read
+        ra = Signal(cfg.count_bits + 1)  # the next word to read from the block RAM
         rd_next = Signal()
         rd_first = Signal()
+        write0 = hm_write.en & (v == 0)
         m.d.comb += [
             rd_first.eq(start_replay & (nxt.count != 0)),
             rd_next.eq(cur.active & cur.is_replay & (ra != cur.count)
                        & (words.level + words.pending < self.HITMAP_QUEUE)),
-            hm_read.addr.eq(Mux(start_replay, 0, ra)),
-            hm_read.en.eq(rd_first | rd_next),
+            hm_read.addr.eq(ra),
+            hm_read.en.eq(rd_next),
         ]
         with m.If(start_replay):
             m.d.sync += ra.eq(rd_first)
         with m.Elif(rd_next):
             m.d.sync += ra.eq(ra + 1)
-        bypass = Signal()
-        bypass_word = Signal.like(resp, name="hm_bypass_word")
-        m.d.sync += [bypass.eq(rd_first & hm_write.en & (v == 0)), bypass_word.eq(resp)]
-        words.elaborate_into(m, hm_read.en, Mux(bypass, bypass_word, hm_read.data),
+        word0 = Signal.like(resp, name="hm_word0_copy")
+        first = Signal(name="hm_first")
+        first_word = Signal.like(resp, name="hm_first_word")
+        with m.If(write0):
+            m.d.sync += word0.eq(resp)
+        m.d.sync += [first.eq(rd_first), first_word.eq(Mux(write0, resp, word0))]
+        words.elaborate_into(m, rd_first | rd_next, Mux(first, first_word, hm_read.data),
                              issued & cur.is_replay)
 
         skipped_len = Mux(issued & cur.is_replay & words.head.hit, cur.length, 0)
         return cur.active, skipped_len
 
     @staticmethod
-    def _token(m, cur, resp_valid, resp, word_valid, word, tokens):
+    def _token(m, cur, empty, resp_valid, resp, word_valid, word, tokens):
         """The token of the pass's next vector: baseline computes; a signature pass takes the
-        MCACHE response (and the speculative result); a replay pass takes the hitmap word."""
+        MCACHE response (and the speculative result); a replay pass takes the hitmap word.
+        ``empty``: the pass has no vectors (a register: ``count == 0``)."""
         tok = tokens.p
         with m.If(cur.is_sig):
             m.d.comb += [
-                tokens.valid.eq(cur.active & (cur.count != 0) & resp_valid),
+                tokens.valid.eq(cur.active & ~empty & resp_valid),
                 tok.hit.eq(resp.hit),
                 tok.entry.eq(resp.entry),
                 tok.take.eq(1),
@@ -600,7 +608,7 @@ class MercuryCore(wiring.Component):
             ]
         with m.Elif(cur.is_replay):
             m.d.comb += [
-                tokens.valid.eq(cur.active & (cur.count != 0) & word_valid),
+                tokens.valid.eq(cur.active & ~empty & word_valid),
                 tok.hit.eq(word.hit),
                 tok.entry.eq(word.entry),
                 tok.take.eq(~word.hit),
@@ -608,7 +616,7 @@ class MercuryCore(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                tokens.valid.eq(cur.active & (cur.count != 0)),
+                tokens.valid.eq(cur.active & ~empty),
                 tok.take.eq(1),
             ]
 

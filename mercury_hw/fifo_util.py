@@ -7,8 +7,9 @@ shape plus the fill ``level``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Elaboratable, Module, Mux, Shape, Signal
 from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["StreamFIFO"]
@@ -26,8 +27,10 @@ class StreamFIFO(wiring.Component):
     buffered : bool
         ``True``: :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (storage in a synchronous-read
         memory, block-RAM friendly; a write to an empty queue is readable 2 cycles later).
-        ``False``: :class:`~amaranth.lib.fifo.SyncFIFO` (asynchronous-read storage, readable the
-        cycle after the write).
+        ``False``: a queue readable the cycle after the write whose head is a register
+        (:class:`_HeadRegisteredQueue`: the payload and ``r.valid`` leave flip-flops, not the
+        asynchronous read of its LUT-RAM storage), cycle for cycle the ports of
+        :class:`~amaranth.lib.fifo.SyncFIFO` except the payload while ``r.valid`` is low.
 
     Members
     -------
@@ -58,7 +61,7 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._shape).width
-        cls = fifo.SyncFIFOBuffered if self._buffered else fifo.SyncFIFO
+        cls = fifo.SyncFIFOBuffered if self._buffered else _HeadRegisteredQueue
         m.submodules.queue = queue = cls(width=width, depth=self._depth)
         m.d.comb += [
             queue.w_data.eq(self.w.payload),
@@ -69,4 +72,69 @@ class StreamFIFO(wiring.Component):
             queue.r_en.eq(self.r.ready),
             self.level.eq(queue.level),
         ]
+        return m
+
+
+class _HeadRegisteredQueue(Elaboratable):
+    """A first-word-fall-through queue (the ports of :class:`~amaranth.lib.fifo.SyncFIFO`:
+    ``w_data w_en w_rdy r_data r_en r_rdy level``) whose head is a register.
+
+    The oldest entry sits in the ``head`` register; the ``depth - 1`` younger ones in an
+    asynchronous-read memory (LUT RAM). A write to a queue whose head is empty or leaving and
+    whose memory is empty goes to the head; any other write to the memory. The head refills from
+    the memory when it is empty or leaving. ``r_data``, ``r_rdy`` (= ``level != 0``) and
+    ``w_rdy`` (= ``level != depth``) are registers, so a consumer sees no memory read in front of
+    its logic. A write is readable the cycle after it, as in ``SyncFIFO``; a write is refused
+    while the queue is full, even in a cycle that reads.
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        self.width = width
+        self.depth = depth
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_rdy = Signal(init=1)
+        self.r_data = Signal(width)
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+        self.level = Signal(range(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        read = self.r_rdy & self.r_en
+        write = self.w_rdy & self.w_en
+        m.d.sync += [
+            self.level.eq(self.level + write - read),
+            self.w_rdy.eq(self.level + write - read != self.depth),
+            self.r_rdy.eq(self.level + write - read != 0),
+        ]
+        rest = self.depth - 1          # entries behind the head
+        if rest == 0:
+            with m.If(write):
+                m.d.sync += self.r_data.eq(self.w_data)
+            return m
+        m.submodules.storage = storage = Memory(shape=self.width, depth=rest, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="comb")
+        held = Signal(range(rest + 1))     # entries in the memory
+        any_held = Signal()                # held != 0, a register
+        produce = Signal(range(rest))
+        consume = Signal(range(rest))
+        refill = ~self.r_rdy | self.r_en   # the head is empty or leaves this cycle
+        from_memory = refill & any_held
+        to_memory = write & ~(refill & ~any_held)
+        m.d.comb += [
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(to_memory),
+            r_port.addr.eq(consume),
+        ]
+        with m.If(refill):
+            m.d.sync += self.r_data.eq(Mux(any_held, r_port.data, self.w_data))
+        m.d.sync += [
+            held.eq(held + to_memory - from_memory),
+            any_held.eq(held + to_memory - from_memory != 0),
+        ]
+        with m.If(to_memory):
+            m.d.sync += produce.eq(Mux(produce == rest - 1, 0, produce + 1))
+        with m.If(from_memory):
+            m.d.sync += consume.eq(Mux(consume == rest - 1, 0, consume + 1))
         return m

@@ -111,16 +111,18 @@ class ReuseAwarePEArray(wiring.Component):
             m.submodules[f"pe{i}"] = pe
 
         full = Signal(2)        # bank b holds a tile whose pass has not released it
+        full_next = Signal(2)   # ... after this cycle
         release = Signal(2)     # banks released this cycle
-        self._load_weights(m, wmem, full, release)
-        credits = self._compute(m, wmem, full, release, pes, computed)
+        self._load_weights(m, wmem, full, full_next, release)
+        credits = self._compute(m, wmem, full_next, release, pes, computed)
         out_valid = self._sequence(m, computed, rbuf)
 
         m.d.comb += self.busy.eq((credits != self.depth) | out_valid)
         return m
 
-    def _load_weights(self, m, wmem, full, release):
-        """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded."""
+    def _load_weights(self, m, wmem, full, full_next, release):
+        """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded.
+        ``full_next``: ``full`` after this cycle."""
         cfg = self.cfg
         wr_bank = Signal()
         wr_addr = Signal(range(cfg.max_beats))
@@ -145,7 +147,8 @@ class ReuseAwarePEArray(wiring.Component):
                 m.d.sync += [wr_addr.eq(0), wr_bank.eq(~wr_bank)]
             with m.Elif(wr_addr != cfg.max_beats - 1):
                 m.d.sync += wr_addr.eq(wr_addr + 1)
-        m.d.sync += full.eq((full | loaded) & ~release)
+        m.d.comb += full_next.eq((full | loaded) & ~release)
+        m.d.sync += full.eq(full_next)
 
     def _chunk_bits(self):
         """Address bits inside a weight-memory chunk."""
@@ -183,8 +186,11 @@ class ReuseAwarePEArray(wiring.Component):
         m.d.comb += out.eq(word)
         return out
 
-    def _compute(self, m, wmem, full, release, pes, computed):
-        """Beat intake, weight read, PEs, computed FIFO. Returns the credit counter."""
+    def _compute(self, m, wmem, full_next, release, pes, computed):
+        """Beat intake, weight read, PEs, computed FIFO. Returns the credit counter.
+
+        ``beats.ready`` is a register: the next cycle's (oldest bank loaded) & (a credit left),
+        decoded from the next bank choice, ``full_next`` and the next credit count."""
         cfg = self.cfg
         raddr = Signal(range(2 * cfg.max_beats))
 
@@ -196,7 +202,6 @@ class ReuseAwarePEArray(wiring.Component):
         compute = Signal()
         beat = self.beats.p
         m.d.comb += [
-            self.beats.ready.eq(full.bit_select(rd_bank, 1) & (credits != 0)),
             take.eq(self.beats.valid & self.beats.ready),
             compute.eq(take & beat.compute),
             raddr.eq(Mux(rd_bank, cfg.max_beats, 0) + beat_idx),
@@ -207,8 +212,8 @@ class ReuseAwarePEArray(wiring.Component):
                 m.d.sync += beat_idx.eq(0)
             with m.Elif(beat_idx != cfg.max_beats - 1):
                 m.d.sync += beat_idx.eq(beat_idx + 1)
-        with m.If(take & beat.release):
-            m.d.sync += rd_bank.eq(~rd_bank)
+        rd_bank_next = rd_bank ^ (take & beat.release)
+        m.d.sync += rd_bank.eq(rd_bank_next)
 
         # The beat waits WEIGHT_READ cycles for its weight word (chunk read, chunk registers).
         word = self._read_weights(m, wmem, raddr)
@@ -244,7 +249,12 @@ class ReuseAwarePEArray(wiring.Component):
 
         # Credits: a vector takes one when its last beat enters, returns it when its result leaves.
         popped = computed.r.valid & computed.r.ready
-        m.d.sync += credits.eq(credits - (compute & beat.last) + popped)
+        credits_next = Signal.like(credits)
+        m.d.comb += credits_next.eq(credits - (compute & beat.last) + popped)
+        m.d.sync += [
+            credits.eq(credits_next),
+            self.beats.ready.eq(full_next.bit_select(rd_bank_next, 1) & (credits_next != 0)),
+        ]
         return credits
 
     def _sequence(self, m, computed, rbuf):

@@ -315,10 +315,18 @@ MUTANTS = [
     _m(
         "hitmap_bypass_off",
         "mercury_hw/core.py",
-        "bypass.eq(rd_first & hm_write.en & (v == 0))",
-        "bypass.eq(0)",
+        "first_word.eq(Mux(write0, resp, word0))",
+        "first_word.eq(word0)",
         T_HM_BYPASS,
-        "hitmap read: a replay pass reads word 0 before its signature pass's write lands",
+        "hitmap word 0: a replay pass takes the copy before its signature pass's write lands",
+    ),
+    _m(
+        "hitmap_word0_stale",
+        "mercury_hw/core.py",
+        "with m.If(write0):\n            m.d.sync += word0.eq(resp)",
+        "with m.If(write0 & ~cur.is_sig):\n            m.d.sync += word0.eq(resp)",
+        T_CORE_ALL,
+        "hitmap word 0: the copy is never written",
     ),
     _m(
         "macs_skipped_count",
