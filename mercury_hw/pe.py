@@ -90,8 +90,11 @@ class PE(wiring.Component):
         m = Module()
         ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
-        # Stage 1: input registers (masked activations, weights, control).
-        a = Signal(layouts.vector_beat(cfg))
+        # Stage 1: input registers (masked activations, weights, control). Every PE registers
+        # the same activations: ``keep`` asks synthesis to leave the M copies apart (Yosys would
+        # merge them into one register whose fan-out crosses the chip to every multiplier; the
+        # ECP5 flow in synth.py turns it into a keep on the flip-flops).
+        a = Signal(layouts.vector_beat(cfg), attrs={"keep": 1})
         w = Signal(layouts.vector_beat(cfg))
         s1 = Signal(ctl)
         # The data registers load every cycle (no enable): only a valid beat's values are used

