@@ -20,6 +20,10 @@ MAX_ENTRIES = 4096
 """Largest MCACHE (sets x ways). The result buffer holds entries x pes accumulators (4096 x 8 x
 32 bits = 1 Mbit at the defaults, a third of an LFE5U-85F's block RAM); beyond this the design
 neither fits an FPGA nor elaborates in reasonable time."""
+#: Attributes of a block-RAM memory whose ports never read an address in the cycle it is written
+#: (by construction; each use says why): Yosys may then map it without the logic that emulates
+#: Amaranth's read-old-data rule on a collision (a multiplexer after the block RAM's output).
+NO_COLLISION_RAM = {"no_rw_check": 1}
 #: Width of every performance counter (the core's and the MCACHE's; docs/spec.md 9.3).
 COUNTER_WIDTH = 48
 #: The core's performance counters, in port order (Verilog ports ``counters__<name>``).

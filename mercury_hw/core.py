@@ -10,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import COUNTER_WIDTH, COUNTERS, MercuryConfig
+from .config import COUNTER_WIDTH, COUNTERS, NO_COLLISION_RAM, MercuryConfig
 from .fifo_util import StreamFIFO
 from .mcache import MCache
 from .pe_array import ReuseAwarePEArray
@@ -143,50 +143,6 @@ class _BeatGeometry:
                 ]
 
 
-class _HitmapQueue:
-    """The hitmap words a replay pass has read ahead: a ring of ``depth`` registers.
-
-    The hitmap's read port has a registered address (data the cycle after the read); ``pending``
-    says a word is on it, which enters the queue at the next edge. ``head`` is the oldest word,
-    valid when ``level != 0``. Reads are issued only while ``level + pending < depth``.
-
-    The write and read positions are registered one-hot rings (``wsel``, ``rsel``): a push loads
-    the entry ``wsel`` selects and rotates ``wsel``; a pop only rotates ``rsel``. An entry's load
-    enable therefore depends on registers only, never on ``pop`` (which comes from the PE array's
-    token handshake), and ``head`` is an AND-OR of registers.
-    """
-
-    def __init__(self, cfg: MercuryConfig, depth: int):
-        shape = layouts.cache_response(cfg)
-        self.depth = depth
-        self.entries = [Signal(shape, name=f"hm_word{i}") for i in range(depth)]
-        self.wsel = Signal(depth, init=1, name="hm_wsel")
-        self.rsel = Signal(depth, init=1, name="hm_rsel")
-        self.head = Signal(shape, name="hm_head")
-        self.level = Signal(range(depth + 1), name="hm_level")
-        self.pending = Signal(name="hm_pending")
-
-    def elaborate_into(self, m, read_en, read_data, pop):
-        """Push ``read_data`` (read the cycle before, when ``read_en`` was high); pop the head on
-        ``pop``."""
-        push = self.pending
-        m.d.sync += [
-            self.pending.eq(read_en),
-            self.level.eq(self.level + push - pop),
-        ]
-        with m.If(push):
-            m.d.sync += self.wsel.eq(self.wsel.rotate_left(1))
-        with m.If(pop):
-            m.d.sync += self.rsel.eq(self.rsel.rotate_left(1))
-        for i, entry in enumerate(self.entries):
-            with m.If(push & self.wsel[i]):
-                m.d.sync += entry.eq(read_data)
-        head = 0
-        for i, entry in enumerate(self.entries):
-            head = head | Mux(self.rsel[i], entry.as_value(), 0)
-        m.d.comb += self.head.eq(head)
-
-
 class MercuryCore(wiring.Component):
     """Signature generator, MCACHE, hitmap and reuse-aware PE array behind the host interface of
     docs/spec.md section 9.3.
@@ -317,9 +273,9 @@ class MercuryCore(wiring.Component):
     PASS_DEPTH = 4
     #: Depth of the MCACHE response queue.
     RESPONSE_DEPTH = 4
-    #: Hitmap words a replay pass reads ahead (queued or in flight): 3 keep one token per cycle
-    #: with the read condition on registers only (1 queued + 1 in flight + 1 being read).
-    HITMAP_QUEUE = 3
+    #: Hitmap words a replay pass reads ahead (queued or in flight): 4 keep one token per cycle
+    #: (a word is read, then registered, then queued: 3 in flight + 1 at the queue's head).
+    HITMAP_QUEUE = 4
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
         self.cfg = cfg
@@ -346,9 +302,12 @@ class MercuryCore(wiring.Component):
         m.submodules.passes = passes = StreamFIFO(
             layouts.command(cfg), self.PASS_DEPTH, buffered=False)
         m.submodules.array = array = ReuseAwarePEArray(cfg, depth=self.depth)
-        # The hitmap/pointer memory: one MCACHE response per vector of the signature pass.
+        # The hitmap/pointer memory: one MCACHE response per vector of the signature pass. Written
+        # only in signature passes and read only in replay passes (from the cycle after one
+        # starts; word 0 comes from a register): a read never meets a write.
         m.submodules.hitmap = hitmap = Memory(
-            shape=layouts.cache_response(cfg), depth=cfg.max_vectors, init=[])
+            shape=layouts.cache_response(cfg), depth=cfg.max_vectors, init=[],
+            attrs=NO_COLLISION_RAM)
 
         wiring.connect(m, wiring.flipped(self.weights), array.weights)
         wiring.connect(m, siggen.signatures, mcache.requests)
@@ -520,15 +479,15 @@ class MercuryCore(wiring.Component):
         """
         cfg = self.cfg
         hm_write = hitmap.write_port()
-        hm_read = hitmap.read_port()
         nxt = passes.r.p
         cur = _CurrentPass(cfg)
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
         resp = responses.r.p
-        words = _HitmapQueue(cfg, self.HITMAP_QUEUE)
+        m.submodules.words = words = StreamFIFO(
+            layouts.cache_response(cfg), self.HITMAP_QUEUE, buffered=False)
         tlast = Signal(name="tok_last")
         empty = Signal(name="tok_empty")
-        self._token(m, cur, empty, responses.r.valid, resp, words.level != 0, words.head,
+        self._token(m, cur, empty, responses.r.valid, resp, words.r.valid, words.r.p,
                     array.tokens)
 
         issued = Signal()
@@ -558,39 +517,58 @@ class MercuryCore(wiring.Component):
         cur.sequence(m, pass_end, start, nxt, v.eq(0), tlast.eq(nxt.count == 1),
                      empty.eq(nxt.count == 0), count2.eq(nxt.count - 2))
 
-        # Replay passes read the hitmap ahead of their tokens into a queue of registers, so no
-        # path starts at the block RAM's output: word 0 when the pass starts, then word ra while
-        # the queue and the reads in flight leave room. Word 0 comes from a register copy the
-        # signature pass writes alongside the hitmap (or, when the replay starts in the cycle its
-        # signature pass writes word 0, from the write port), so the block RAM's read address is
-        # the register ``ra``: no pass-start decision in front of the block RAM.
+        self._replay_words(m, cur, start, nxt, v, resp, hm_write, hitmap.read_port(), words,
+                           issued & cur.is_replay)
+        skipped_len = Mux(issued & cur.is_replay & words.r.p.hit, cur.length, 0)
+        return cur.active, skipped_len
+
+    def _replay_words(self, m, cur, start, nxt, v, resp, hm_write, hm_read, words, pop):
+        """A replay pass's hitmap words, read ahead of its tokens into the queue ``words``
+        (head registered: no block-RAM read or multiplexer in front of the token logic).
+
+        Words 0 and 1 come from register copies the signature pass writes alongside the hitmap
+        (word 0 from the write port when the replay starts in the cycle its signature pass
+        writes it): queued 1 and 2 cycles after the start. Words 2.. are read from the block RAM
+        (address: the register ``ra``), registered (``hm_data``: the block RAM's output ends in
+        flip-flops) and queued 2 cycles after the read, while the queue and the words in flight
+        leave room (:data:`HITMAP_QUEUE`). ``pop``: the queue's head is taken.
+        """
+        cfg = self.cfg
         start_replay = pass_kind(nxt.reuse, nxt.replay, PassKind.REPLAY, when=start)
-        ra = Signal(cfg.count_bits + 1)  # the next word to read from the block RAM
+        ra = Signal(cfg.count_bits + 1, name="hm_ra")     # the next word to read
+        copy = [Signal.like(resp, name=f"hm_copy{i}") for i in range(2)]
+        first_word = Signal.like(resp, name="hm_first_word")
+        hm_data = Signal.like(resp, name="hm_data")
+        first, second0, second, read1, read2 = (
+            Signal(name=n) for n in ("hm_first", "hm_second0", "hm_second", "hm_read1", "hm_read2"))
         rd_next = Signal()
-        rd_first = Signal()
-        write0 = hm_write.en & (v == 0)
+        in_flight = words.level + first + second0 + second + read1 + read2
         m.d.comb += [
-            rd_first.eq(start_replay & (nxt.count != 0)),
             rd_next.eq(cur.active & cur.is_replay & (ra != cur.count)
-                       & (words.level + words.pending < self.HITMAP_QUEUE)),
+                       & (in_flight < self.HITMAP_QUEUE)),
             hm_read.addr.eq(ra),
-            hm_read.en.eq(rd_next),
+        ]
+        for i, word in enumerate(copy):
+            with m.If(hm_write.en & (v == i)):
+                m.d.sync += word.eq(resp)
+        m.d.sync += [
+            first.eq(start_replay & (nxt.count != 0)),
+            second0.eq(start_replay & (nxt.count > 1)),
+            second.eq(second0),
+            first_word.eq(Mux(hm_write.en & (v == 0), resp, copy[0])),
+            read1.eq(rd_next),
+            read2.eq(read1),
+            hm_data.eq(hm_read.data),
         ]
         with m.If(start_replay):
-            m.d.sync += ra.eq(rd_first)
+            m.d.sync += ra.eq(Mux(nxt.count > 1, 2, nxt.count))
         with m.Elif(rd_next):
             m.d.sync += ra.eq(ra + 1)
-        word0 = Signal.like(resp, name="hm_word0_copy")
-        first = Signal(name="hm_first")
-        first_word = Signal.like(resp, name="hm_first_word")
-        with m.If(write0):
-            m.d.sync += word0.eq(resp)
-        m.d.sync += [first.eq(rd_first), first_word.eq(Mux(write0, resp, word0))]
-        words.elaborate_into(m, rd_first | rd_next, Mux(first, first_word, hm_read.data),
-                             issued & cur.is_replay)
-
-        skipped_len = Mux(issued & cur.is_replay & words.head.hit, cur.length, 0)
-        return cur.active, skipped_len
+        m.d.comb += [
+            words.w.valid.eq(first | second | read2),
+            words.w.p.eq(Mux(first, first_word, Mux(second, copy[1], hm_data))),
+            words.r.ready.eq(pop),
+        ]
 
     @staticmethod
     def _token(m, cur, empty, resp_valid, resp, word_valid, word, tokens):

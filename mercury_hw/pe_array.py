@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import MercuryConfig
+from .config import NO_COLLISION_RAM, MercuryConfig
 from .fifo_util import StreamFIFO
 from .pe import PE
 
@@ -105,7 +105,10 @@ class ReuseAwarePEArray(wiring.Component):
 
         wmem = self._weight_chunks(m)
         m.submodules.computed = computed = StreamFIFO(layouts.result_row(cfg), self.depth)
-        m.submodules.rbuf = rbuf = Memory(shape=layouts.result_row(cfg), depth=cfg.entries, init=[])
+        # The result buffer: a token that writes an entry (a miss) never uses the word it reads in
+        # that cycle (only hits do), so a collision's read data does not matter.
+        m.submodules.rbuf = rbuf = Memory(shape=layouts.result_row(cfg), depth=cfg.entries,
+                                          init=[], attrs=NO_COLLISION_RAM)
         pes = [PE(cfg) for _ in range(cfg.pes)]
         for i, pe in enumerate(pes):
             m.submodules[f"pe{i}"] = pe
@@ -161,8 +164,10 @@ class ReuseAwarePEArray(wiring.Component):
         depth = 2 * self.cfg.max_beats
         chunks = []
         for k, base in enumerate(range(0, depth, self.WEIGHT_CHUNK)):
+            # The loader writes only a free bank; the PEs read only a loaded one: no collision.
             chunk = Memory(shape=layouts.weight_word(self.cfg),
-                           depth=min(self.WEIGHT_CHUNK, depth - base), init=[])
+                           depth=min(self.WEIGHT_CHUNK, depth - base), init=[],
+                           attrs=NO_COLLISION_RAM)
             m.submodules[f"wmem{k}"] = chunk
             chunks.append(chunk)
         return chunks

