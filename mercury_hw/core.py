@@ -298,9 +298,9 @@ class MercuryCore(wiring.Component):
         m.submodules.siggen = siggen = SignatureGenerator(cfg)
         m.submodules.mcache = mcache = MCache(cfg)
         m.submodules.responses = responses = StreamFIFO(
-            layouts.cache_response(cfg), self.RESPONSE_DEPTH, buffered=False)
+            layouts.cache_response(cfg), self.RESPONSE_DEPTH)
         m.submodules.passes = passes = StreamFIFO(
-            layouts.command(cfg), self.PASS_DEPTH, buffered=False)
+            layouts.command(cfg), self.PASS_DEPTH)
         m.submodules.array = array = ReuseAwarePEArray(cfg, depth=self.depth)
         # The hitmap/pointer memory: one MCACHE response per vector of the signature pass. Written
         # only in signature passes and read only in replay passes (from the cycle after one
@@ -484,7 +484,7 @@ class MercuryCore(wiring.Component):
         v = Signal(cfg.count_bits)      # index of the vector whose token is next
         resp = responses.r.p
         m.submodules.words = words = StreamFIFO(
-            layouts.cache_response(cfg), self.HITMAP_QUEUE, buffered=False)
+            layouts.cache_response(cfg), self.HITMAP_QUEUE)
         tlast = Signal(name="tok_last")
         empty = Signal(name="tok_empty")
         self._token(m, cur, empty, responses.r.valid, resp, words.r.valid, words.r.p,

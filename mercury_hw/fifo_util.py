@@ -8,7 +8,7 @@ shape plus the fill ``level``.
 from __future__ import annotations
 
 from amaranth.hdl import Elaboratable, Module, Mux, Shape, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -18,19 +18,17 @@ __all__ = ["StreamFIFO"]
 class StreamFIFO(wiring.Component):
     """First-in first-out queue of ``depth`` payloads of ``shape``.
 
+    A write is readable the cycle after it. The head is a register (:class:`_HeadRegisteredQueue`:
+    the payload and ``r.valid`` leave flip-flops, not the asynchronous read of its LUT-RAM
+    storage); cycle for cycle the ports of :class:`~amaranth.lib.fifo.SyncFIFO` except the
+    payload while ``r.valid`` is low.
+
     Parameters
     ----------
     shape : ShapeLike
         Payload shape (an integer width, ``signed(n)``, or a ``data`` layout).
     depth : int
         Entries (at least 1).
-    buffered : bool
-        ``True``: :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (storage in a synchronous-read
-        memory, block-RAM friendly; a write to an empty queue is readable 2 cycles later).
-        ``False``: a queue readable the cycle after the write whose head is a register
-        (:class:`_HeadRegisteredQueue`: the payload and ``r.valid`` leave flip-flops, not the
-        asynchronous read of its LUT-RAM storage), cycle for cycle the ports of
-        :class:`~amaranth.lib.fifo.SyncFIFO` except the payload while ``r.valid`` is low.
 
     Members
     -------
@@ -42,12 +40,11 @@ class StreamFIFO(wiring.Component):
         Entries held (written and not yet read).
     """
 
-    def __init__(self, shape, depth: int, *, buffered: bool = True):
+    def __init__(self, shape, depth: int):
         if depth < 1:
             raise ValueError(f"depth must be at least 1, not {depth}")
         self._shape = shape
         self._depth = depth
-        self._buffered = buffered
         super().__init__({
             "w": In(stream.Signature(shape)),
             "r": Out(stream.Signature(shape)),
@@ -61,8 +58,7 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._shape).width
-        cls = fifo.SyncFIFOBuffered if self._buffered else _HeadRegisteredQueue
-        m.submodules.queue = queue = cls(width=width, depth=self._depth)
+        m.submodules.queue = queue = _HeadRegisteredQueue(width=width, depth=self._depth)
         m.d.comb += [
             queue.w_data.eq(self.w.payload),
             queue.w_en.eq(self.w.valid),
@@ -103,11 +99,15 @@ class _HeadRegisteredQueue(Elaboratable):
         m = Module()
         read = self.r_rdy & self.r_en
         write = self.w_rdy & self.w_en
-        m.d.sync += [
-            self.level.eq(self.level + write - read),
-            self.w_rdy.eq(self.level + write - read != self.depth),
-            self.r_rdy.eq(self.level + write - read != 0),
-        ]
+        # r_rdy (level != 0) and w_rdy (level != depth) move only when the level does, each
+        # from a decode of the level register: no adder or compare after the handshake.
+        moves = write ^ read
+        m.d.sync += self.level.eq(self.level + write - read)
+        with m.If(moves):
+            m.d.sync += [
+                self.r_rdy.eq(write | (self.level != 1)),
+                self.w_rdy.eq(read | (self.level != self.depth - 1)),
+            ]
         rest = self.depth - 1          # entries behind the head
         if rest == 0:
             with m.If(write):
@@ -129,10 +129,9 @@ class _HeadRegisteredQueue(Elaboratable):
         ]
         with m.If(refill):
             m.d.sync += self.r_data.eq(Mux(any_held, r_port.data, self.w_data))
-        m.d.sync += [
-            held.eq(held + to_memory - from_memory),
-            any_held.eq(held + to_memory - from_memory != 0),
-        ]
+        m.d.sync += held.eq(held + to_memory - from_memory)
+        with m.If(to_memory ^ from_memory):
+            m.d.sync += any_held.eq(to_memory | (held != 1))
         with m.If(to_memory):
             m.d.sync += produce.eq(Mux(produce == rest - 1, 0, produce + 1))
         with m.If(from_memory):

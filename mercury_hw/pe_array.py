@@ -80,7 +80,8 @@ class ReuseAwarePEArray(wiring.Component):
     #: Cycles from a vector's last beat to its result at the computed FIFO's input.
     COMPUTE_LATENCY = WEIGHT_READ + PE.LATENCY
     #: Cycles from a vector's last beat to its result beat, when its token waits and the output is
-    #: free: the computed FIFO (2, block-RAM style) and the output register (1).
+    #: free: the computed FIFO (2: its input register, then its head register) and the output
+    #: register (1).
     RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
     #: last beat in cycle t is returned by its token in cycle t + 7 and usable in t + 8.
@@ -248,9 +249,11 @@ class ReuseAwarePEArray(wiring.Component):
                 pe.first.eq(s_first),
                 pe.last.eq(s_last),
             ]
-        m.d.comb += computed.w.valid.eq(pes[0].done)
+        # The computed FIFO's input register (a vector's result enters the queue the cycle after
+        # ``done``; the PEs' ``acc`` holds through it).
+        m.d.sync += computed.w.valid.eq(pes[0].done)
         for i, pe in enumerate(pes):
-            m.d.comb += computed.w.payload[i].eq(pe.acc)
+            m.d.sync += computed.w.payload[i].eq(pe.acc)
 
         # Credits: a vector takes one when its last beat enters, returns it when its result leaves.
         popped = computed.r.valid & computed.r.ready

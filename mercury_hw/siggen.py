@@ -109,7 +109,7 @@ class SignatureGenerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.out_fifo = out_fifo = StreamFIFO(layouts.signature(self.cfg),
-                                                      self.OUT_DEPTH, buffered=False)
+                                                      self.OUT_DEPTH)
 
         # Input: vectors whose last beat is in but whose signature is not yet taken hold a credit
         # each; with all OUT_DEPTH credits out the FIFO could fill, so no beat is taken.

@@ -1,4 +1,4 @@
-"""``StreamFIFO(buffered=False)``'s head-registered queue against Amaranth's ``SyncFIFO``.
+"""``StreamFIFO``'s head-registered queue against Amaranth's ``SyncFIFO``.
 
 Both queues get the same random writes and reads (bursts, stalls, reads of an empty queue,
 writes to a full one) for every depth the core uses and the corner depths 1 and 2. In every
