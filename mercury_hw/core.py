@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import COUNTER_WIDTH, COUNTERS, NO_COLLISION_RAM, MercuryConfig
-from .fifo_util import StreamFIFO
+from .fifo_util import StreamFIFO, late_step
 from .mcache import MCache
 from .pe_array import ReuseAwarePEArray
 from .siggen import SignatureGenerator
@@ -392,7 +392,7 @@ class MercuryCore(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [
-                left.eq(left - done + grow),
+                left.eq(late_step(left, grow, done)),
                 pending.eq(cur.active & ~((zero & (done == grow)) | (one & done & ~grow))),
                 one.eq((one & (done == grow)) | (two & done & ~grow) | (zero & grow & ~done)),
             ]
@@ -452,7 +452,9 @@ class MercuryCore(wiring.Component):
             resp_in.eq(answered & (book.skip == 0)),
             miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit),
         ]
-        m.d.sync += book.sig_due.eq(book.sig_due + issued - answered)
+        sig_due_next = Signal.like(book.sig_due)
+        m.d.comb += sig_due_next.eq(late_step(book.sig_due, issued, answered))
+        m.d.sync += book.sig_due.eq(sig_due_next)
         with m.If(answered):
             with m.If(book.skip != 0):
                 m.d.sync += book.skip.eq(book.skip - 1)
@@ -465,7 +467,7 @@ class MercuryCore(wiring.Component):
         m.d.sync += book.all_in.eq(((book.owed == 0) & ~resp_in) | ((book.owed == 1) & resp_in))
         with m.If(sig_start):
             m.d.sync += [
-                book.skip.eq(book.sig_due + issued - answered),  # all of them are older passes'
+                book.skip.eq(sig_due_next),  # all of them are older passes'
                 book.owed.eq(cmd.count),
                 book.all_in.eq(cmd.count == 0),
                 book.blk_miss.eq(0),
@@ -542,12 +544,21 @@ class MercuryCore(wiring.Component):
         first, second0, second, read1, read2 = (
             Signal(name=n) for n in ("hm_first", "hm_second0", "hm_second", "hm_read1", "hm_read2"))
         rd_next = Signal()
-        in_flight = words.level + first + second0 + second + read1 + read2
+        # Registers in place of compares: ``more`` = words left to read (ra != count, from the
+        # down-counter ``todo``); ``flight`` = words queued or on their way (the queue's level +
+        # first + second0 + second + read1 + read2) and ``room`` = flight < HITMAP_QUEUE.
+        todo = Signal(cfg.count_bits + 1, name="hm_todo")
+        more = Signal(name="hm_more")
+        flight = Signal(range(self.HITMAP_QUEUE + 3), name="hm_flight")
+        room = Signal(init=1, name="hm_room")
+        flight_next = Signal.like(flight)
+        starts = Mux(start_replay, (nxt.count != 0) + (nxt.count > 1), 0)
         m.d.comb += [
-            rd_next.eq(cur.active & cur.is_replay & (ra != cur.count)
-                       & (in_flight < self.HITMAP_QUEUE)),
+            rd_next.eq(cur.active & cur.is_replay & more & room),
             hm_read.addr.eq(ra),
+            flight_next.eq(flight + starts + rd_next - pop),
         ]
+        m.d.sync += [flight.eq(flight_next), room.eq(flight_next < self.HITMAP_QUEUE)]
         for i, word in enumerate(copy):
             with m.If(hm_write.en & (v == i)):
                 m.d.sync += word.eq(resp)
@@ -561,9 +572,13 @@ class MercuryCore(wiring.Component):
             hm_data.eq(hm_read.data),
         ]
         with m.If(start_replay):
-            m.d.sync += ra.eq(Mux(nxt.count > 1, 2, nxt.count))
+            m.d.sync += [
+                ra.eq(Mux(nxt.count > 1, 2, nxt.count)),
+                todo.eq(Mux(nxt.count > 1, nxt.count - 2, 0)),
+                more.eq(nxt.count > 2),
+            ]
         with m.Elif(rd_next):
-            m.d.sync += ra.eq(ra + 1)
+            m.d.sync += [ra.eq(ra + 1), todo.eq(todo - 1), more.eq(todo != 1)]
         m.d.comb += [
             words.w.valid.eq(first | second | read2),
             words.w.p.eq(Mux(first, first_word, Mux(second, copy[1], hm_data))),

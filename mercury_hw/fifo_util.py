@@ -12,7 +12,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamFIFO"]
+__all__ = ["StreamFIFO", "late_step"]
+
+
+def late_step(value, up, down):
+    """``value + up - down`` (``up``, ``down``: one bit each) with the adders on ``value`` alone:
+    ``value + 1`` and ``value - 1`` are computed from the register and the late handshake bits
+    only choose among them (a multiplexer after the carry chains, not a carry chain after the
+    handshake). Same width and wrap-around as ``(value + up - down)[:len(value)]``."""
+    width = len(value)
+    return Mux(up & ~down, (value + 1)[:width], Mux(down & ~up, (value - 1)[:width], value))
 
 
 class StreamFIFO(wiring.Component):
@@ -102,7 +111,7 @@ class _HeadRegisteredQueue(Elaboratable):
         # r_rdy (level != 0) and w_rdy (level != depth) move only when the level does, each
         # from a decode of the level register: no adder or compare after the handshake.
         moves = write ^ read
-        m.d.sync += self.level.eq(self.level + write - read)
+        m.d.sync += self.level.eq(late_step(self.level, write, read))
         with m.If(moves):
             m.d.sync += [
                 self.r_rdy.eq(write | (self.level != 1)),
@@ -129,7 +138,7 @@ class _HeadRegisteredQueue(Elaboratable):
         ]
         with m.If(refill):
             m.d.sync += self.r_data.eq(Mux(any_held, r_port.data, self.w_data))
-        m.d.sync += held.eq(held + to_memory - from_memory)
+        m.d.sync += held.eq(late_step(held, to_memory, from_memory))
         with m.If(to_memory ^ from_memory):
             m.d.sync += any_held.eq(to_memory | (held != 1))
         with m.If(to_memory):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import NO_COLLISION_RAM, MercuryConfig
-from .fifo_util import StreamFIFO
+from .fifo_util import StreamFIFO, late_step
 from .pe import PE
 
 __all__ = ["ReuseAwarePEArray"]
@@ -258,10 +258,12 @@ class ReuseAwarePEArray(wiring.Component):
         # Credits: a vector takes one when its last beat enters, returns it when its result leaves.
         popped = computed.r.valid & computed.r.ready
         credits_next = Signal.like(credits)
-        m.d.comb += credits_next.eq(credits - (compute & beat.last) + popped)
+        m.d.comb += credits_next.eq(late_step(credits, popped, compute & beat.last))
+        taken = compute & beat.last
+        credit_left = Mux(popped & ~taken, 1, Mux(taken & ~popped, credits != 1, credits != 0))
         m.d.sync += [
             credits.eq(credits_next),
-            self.beats.ready.eq(full_next.bit_select(rd_bank_next, 1) & (credits_next != 0)),
+            self.beats.ready.eq(full_next.bit_select(rd_bank_next, 1) & credit_left),
         ]
         return credits
 

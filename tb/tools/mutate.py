@@ -371,10 +371,10 @@ MUTANTS = [
     _m(
         "hitmap_in_flight_uncounted",
         "mercury_hw/core.py",
-        "in_flight = words.level + first + second0 + second + read1 + read2",
-        "in_flight = words.level + first + second0 + second + read1",
+        "flight_next.eq(flight + starts + rd_next - pop)",
+        "flight_next.eq(flight + starts - pop)",
         T_CORE_ALL,
-        "hitmap read-ahead: a word in its data register not counted (the queue overflows)",
+        "hitmap read-ahead: a word read not counted in flight (the queue overflows)",
     ),
     _m(
         "macs_skipped_count",
