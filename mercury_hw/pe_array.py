@@ -137,26 +137,37 @@ class ReuseAwarePEArray(wiring.Component):
             load.eq(self.weights.valid & self.weights.ready),
             loaded.eq(Mux(load & self.weights.p.last, Mux(wr_bank, 0b10, 0b01), 0)),
         ]
-        waddr = Signal(range(2 * cfg.max_beats))
-        m.d.comb += waddr.eq(Mux(wr_bank, cfg.max_beats, 0) + wr_addr)
+        # waddr = the bank's base + wr_addr, kept as a register (no adder before the block RAMs),
+        # with its chunk decoded into a register alongside.
+        waddr = Signal(range(2 * cfg.max_beats), name="waddr")
+        wchunk = Signal(len(wmem), init=1, name="wchunk")
         for k, chunk in enumerate(wmem):
             wport = chunk.write_port()
             m.d.comb += [
                 wport.addr.eq(waddr),    # truncated to the chunk's depth
                 wport.data.eq(self.weights.p.data),
-                wport.en.eq(load & (waddr >> self._chunk_bits() == k)),
+                wport.en.eq(load & wchunk[k]),
             ]
+        waddr_next = Signal.like(waddr)
+        m.d.comb += waddr_next.eq(waddr)
         with m.If(load):
             with m.If(self.weights.p.last):
                 m.d.sync += [wr_addr.eq(0), wr_bank.eq(~wr_bank)]
+                m.d.comb += waddr_next.eq(Mux(wr_bank, 0, cfg.max_beats))
             with m.Elif(wr_addr != cfg.max_beats - 1):
                 m.d.sync += wr_addr.eq(wr_addr + 1)
+                m.d.comb += waddr_next.eq(waddr + 1)
+        m.d.sync += [waddr.eq(waddr_next), wchunk.eq(self._chunk_onehot(waddr_next, len(wmem)))]
         m.d.comb += full_next.eq((full | loaded) & ~release)
         m.d.sync += full.eq(full_next)
 
     def _chunk_bits(self):
         """Address bits inside a weight-memory chunk."""
         return (self.WEIGHT_CHUNK - 1).bit_length()
+
+    def _chunk_onehot(self, addr, chunks):
+        """One-hot choice of the chunk holding word ``addr``."""
+        return Cat(addr >> self._chunk_bits() == k for k in range(chunks))
 
     def _weight_chunks(self, m):
         """The weight memory (two banks of ``max_beats`` words) as chunks of
@@ -179,8 +190,7 @@ class ReuseAwarePEArray(wiring.Component):
         after the address, and every path from a block RAM ends in a register."""
         cfg = self.cfg
         sel = [Signal(len(wmem), name=f"wsel{i}") for i in range(2)]   # one-hot chunk choice
-        chunk_of = raddr >> self._chunk_bits()
-        m.d.sync += [sel[0].eq(Cat(chunk_of == k for k in range(len(wmem)))), sel[1].eq(sel[0])]
+        m.d.sync += [sel[0].eq(self._chunk_onehot(raddr, len(wmem))), sel[1].eq(sel[0])]
         word = 0
         for k, chunk in enumerate(wmem):
             rport = chunk.read_port()
@@ -198,7 +208,7 @@ class ReuseAwarePEArray(wiring.Component):
         ``beats.ready`` is a register: the next cycle's (oldest bank loaded) & (a credit left),
         decoded from the next bank choice, ``full_next`` and the next credit count."""
         cfg = self.cfg
-        raddr = Signal(range(2 * cfg.max_beats))
+        raddr = Signal(range(2 * cfg.max_beats), name="raddr")
 
         # Intake: beats of the pass in the oldest loaded bank, while the computed FIFO has room.
         rd_bank = Signal()
@@ -210,16 +220,20 @@ class ReuseAwarePEArray(wiring.Component):
         m.d.comb += [
             take.eq(self.beats.valid & self.beats.ready),
             compute.eq(take & beat.compute),
-            raddr.eq(Mux(rd_bank, cfg.max_beats, 0) + beat_idx),
             release.eq(Mux(take & beat.release, Mux(rd_bank, 0b10, 0b01), 0)),
         ]
-        with m.If(compute):
-            with m.If(beat.last):
-                m.d.sync += beat_idx.eq(0)
-            with m.Elif(beat_idx != cfg.max_beats - 1):
-                m.d.sync += beat_idx.eq(beat_idx + 1)
+        # The read address raddr = the bank's base + beat_idx is a register (no adder before the
+        # block RAMs): its next value is chosen by the handshake among sums of registers.
+        advanced = Mux(beat_idx != cfg.max_beats - 1, beat_idx + 1, beat_idx)
+        idx_next = Mux(compute, Mux(beat.last, 0, advanced), beat_idx)
         rd_bank_next = rd_bank ^ (take & beat.release)
-        m.d.sync += rd_bank.eq(rd_bank_next)
+        high = Mux(compute, Mux(beat.last, cfg.max_beats, cfg.max_beats + advanced),
+                   cfg.max_beats + beat_idx)
+        m.d.sync += [
+            beat_idx.eq(idx_next),
+            rd_bank.eq(rd_bank_next),
+            raddr.eq(Mux(rd_bank_next, high, idx_next)),
+        ]
 
         # The beat waits WEIGHT_READ cycles for its weight word (chunk read, chunk registers).
         word = self._read_weights(m, wmem, raddr)
