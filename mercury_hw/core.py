@@ -81,14 +81,16 @@ class _ResponseBook:
     """The input sequencer's count of the latest signature pass's MCACHE responses.
 
     ``sig_due``: vectors in the signature generator / MCACHE whose response is due; ``skip``:
-    responses still due for older signature passes; ``owed``: responses of the latest signature
-    pass not yet seen (its count minus those seen); ``all_in``: ``owed == 0``, a register
-    advanced with ``owed``; ``blk_miss``: the misses among the responses seen.
+    responses still due for older signature passes (``skip_zero``: ``skip == 0``, a register);
+    ``owed``: responses of the latest signature pass not yet seen (its count minus those seen);
+    ``all_in``: ``owed == 0``, a register advanced with ``owed``; ``blk_miss``: the misses among
+    the responses seen.
     """
 
     def __init__(self, cfg: MercuryConfig):
         self.sig_due = Signal(cfg.count_bits + 1, name="sig_due")
         self.skip = Signal(cfg.count_bits + 1, name="skip")
+        self.skip_zero = Signal(init=1, name="skip_zero")
         self.owed = Signal(cfg.count_bits, name="owed")
         self.all_in = Signal(init=1, name="all_in")
         self.blk_miss = Signal(cfg.count_bits, name="blk_miss")
@@ -449,25 +451,24 @@ class MercuryCore(wiring.Component):
         resp_in = Signal(name="resp_in")     # a response of the latest signature pass
         miss_in = Signal(name="miss_in")     # ... and it is a miss
         m.d.comb += [
-            resp_in.eq(answered & (book.skip == 0)),
-            miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit),
+            resp_in.eq(answered & book.skip_zero),
+            miss_in.eq(answered & book.skip_zero & ~responses.p.hit),
         ]
         sig_due_next = Signal.like(book.sig_due)
         m.d.comb += sig_due_next.eq(late_step(book.sig_due, issued, answered))
         m.d.sync += book.sig_due.eq(sig_due_next)
-        with m.If(answered):
-            with m.If(book.skip != 0):
-                m.d.sync += book.skip.eq(book.skip - 1)
-            with m.Else():
-                m.d.sync += [
-                    book.owed.eq(book.owed - 1),
-                    book.blk_miss.eq(book.blk_miss + miss_in),
-                ]
+        with m.If(answered & ~book.skip_zero):
+            m.d.sync += [book.skip.eq(book.skip - 1), book.skip_zero.eq(book.skip == 1)]
+        with m.If(resp_in):
+            m.d.sync += book.owed.eq(book.owed - 1)
+        with m.If(miss_in):
+            m.d.sync += book.blk_miss.eq(book.blk_miss + 1)
         # owed' == 0: nothing owed and nothing in, or one owed and it comes in.
         m.d.sync += book.all_in.eq(((book.owed == 0) & ~resp_in) | ((book.owed == 1) & resp_in))
         with m.If(sig_start):
             m.d.sync += [
                 book.skip.eq(sig_due_next),  # all of them are older passes'
+                book.skip_zero.eq(sig_due_next == 0),
                 book.owed.eq(cmd.count),
                 book.all_in.eq(cmd.count == 0),
                 book.blk_miss.eq(0),

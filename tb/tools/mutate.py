@@ -395,10 +395,18 @@ MUTANTS = [
     _m(
         "replay_miss_count",
         "mercury_hw/core.py",
-        "miss_in.eq(answered & (book.skip == 0) & ~responses.p.hit)",
-        "miss_in.eq(answered & (book.skip == 0) & responses.p.hit)",
+        "miss_in.eq(answered & book.skip_zero & ~responses.p.hit)",
+        "miss_in.eq(answered & book.skip_zero & responses.p.hit)",
         T_CORE,
         "replay passes count hits as the misses to compute",
+    ),
+    _m(
+        "response_skip_zero_late",
+        "mercury_hw/core.py",
+        "book.skip_zero.eq(book.skip == 1)",
+        "book.skip_zero.eq(book.skip == 0)",
+        T_CORE_ALL,
+        "response book: the responses of older signature passes counted one too many",
     ),
     _m(
         "weight_chunk_sel_early",
