@@ -3,7 +3,7 @@ sequencer that serves MCACHE hits from it (docs/spec.md, sections 7, 9.3)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -148,16 +148,21 @@ class ReuseAwarePEArray(wiring.Component):
                 wport.data.eq(self.weights.p.data),
                 wport.en.eq(load & wchunk[k]),
             ]
-        waddr_next = Signal.like(waddr)
-        m.d.comb += waddr_next.eq(waddr)
+        # (the next values are sums and decodes of registers; ``load`` only enables them)
+        chunks = len(wmem)
+        other_base = Mux(wr_bank, 0, cfg.max_beats)
         with m.If(load):
             with m.If(self.weights.p.last):
-                m.d.sync += [wr_addr.eq(0), wr_bank.eq(~wr_bank)]
-                m.d.comb += waddr_next.eq(Mux(wr_bank, 0, cfg.max_beats))
+                m.d.sync += [
+                    wr_addr.eq(0), wr_bank.eq(~wr_bank), waddr.eq(other_base),
+                    wchunk.eq(Mux(wr_bank, self._chunk_onehot(0, chunks),
+                                  self._chunk_onehot(cfg.max_beats, chunks))),
+                ]
             with m.Elif(wr_addr != cfg.max_beats - 1):
-                m.d.sync += wr_addr.eq(wr_addr + 1)
-                m.d.comb += waddr_next.eq(waddr + 1)
-        m.d.sync += [waddr.eq(waddr_next), wchunk.eq(self._chunk_onehot(waddr_next, len(wmem)))]
+                m.d.sync += [
+                    wr_addr.eq(wr_addr + 1), waddr.eq(waddr + 1),
+                    wchunk.eq(self._chunk_onehot(waddr + 1, chunks)),
+                ]
         m.d.comb += full_next.eq((full | loaded) & ~release)
         m.d.sync += full.eq(full_next)
 
@@ -166,7 +171,9 @@ class ReuseAwarePEArray(wiring.Component):
         return (self.WEIGHT_CHUNK - 1).bit_length()
 
     def _chunk_onehot(self, addr, chunks):
-        """One-hot choice of the chunk holding word ``addr``."""
+        """One-hot choice of the chunk holding word ``addr`` (a value or an integer)."""
+        if isinstance(addr, int):
+            return Const(1 << (addr >> self._chunk_bits()), chunks)
         return Cat(addr >> self._chunk_bits() == k for k in range(chunks))
 
     def _weight_chunks(self, m):

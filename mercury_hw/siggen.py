@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import MercuryConfig
-from .fifo_util import StreamFIFO
+from .fifo_util import StreamFIFO, late_step
 from .lfsr import leap_masks, lfsr_state0, sequence_masks
 from .pe import tree_sum
 
@@ -113,10 +113,12 @@ class SignatureGenerator(wiring.Component):
 
         # Input: vectors whose last beat is in but whose signature is not yet taken hold a credit
         # each; with all OUT_DEPTH credits out the FIFO could fill, so no beat is taken.
+        # ``vectors.ready`` = ``room`` (pending != OUT_DEPTH), a register moved with ``pending``.
         pending = Signal(range(self.OUT_DEPTH + 1))
+        room = Signal(init=1, name="room")
         accept = Signal()
         m.d.comb += [
-            self.vectors.ready.eq(pending != self.OUT_DEPTH),
+            self.vectors.ready.eq(room),
             accept.eq(self.vectors.valid & self.vectors.ready),
         ]
 
@@ -133,7 +135,10 @@ class SignatureGenerator(wiring.Component):
         # leaves. (The credits keep the queue from overflowing: ``w.ready`` is not needed.)
         wiring.connect(m, out_fifo.r, wiring.flipped(self.signatures))
         taken = self.signatures.valid & self.signatures.ready
-        m.d.sync += pending.eq(pending + (accept & last) - taken)
+        credit = accept & last
+        m.d.sync += pending.eq(late_step(pending, credit, taken))
+        with m.If(credit ^ taken):
+            m.d.sync += room.eq(taken | (pending != self.OUT_DEPTH - 1))
         return m
 
     def _stage0_directions(self, m, accept):

@@ -409,6 +409,14 @@ MUTANTS = [
         "response book: the responses of older signature passes counted one too many",
     ),
     _m(
+        "siggen_credit_extra",
+        "mercury_hw/siggen.py",
+        "m.d.sync += room.eq(taken | (pending != self.OUT_DEPTH - 1))",
+        "m.d.sync += room.eq(taken | (pending != self.OUT_DEPTH))",
+        T_SIGGEN,
+        "signature generator: one vector more than its output queue holds (a signature lost)",
+    ),
+    _m(
         "weight_chunk_sel_early",
         "mercury_hw/pe_array.py",
         "word = word | Mux(sel[1][k], held.as_value(), 0)",
@@ -427,8 +435,8 @@ MUTANTS = [
     _m(
         "weight_write_bank_base",
         "mercury_hw/pe_array.py",
-        "m.d.comb += waddr_next.eq(Mux(wr_bank, 0, cfg.max_beats))",
-        "m.d.comb += waddr_next.eq(Mux(wr_bank, cfg.max_beats, 0))",
+        "other_base = Mux(wr_bank, 0, cfg.max_beats)",
+        "other_base = Mux(wr_bank, cfg.max_beats, 0)",
         T_PE,
         "weight write address: the next tile written into the bank just filled",
     ),
