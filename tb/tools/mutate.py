@@ -289,6 +289,14 @@ MUTANTS = [
         "beat geometry: a vector whose last beat is full takes one beat too many",
     ),
     _m(
+        "late_step_both",
+        "mercury_hw/fifo_util.py",
+        "return Mux(up & ~down, (value + 1)[:width], Mux(down & ~up, (value - 1)[:width], value))",
+        "return Mux(up, (value + 1)[:width], Mux(down, (value - 1)[:width], value))",
+        ["tb/hw/test_fifo_util.py"],
+        "late_step: a step up and a step down in the same cycle count as a step up",
+    ),
+    _m(
         "fifo_refill_order",
         "mercury_hw/fifo_util.py",
         "m.d.sync += self.r_data.eq(Mux(any_held, r_port.data, self.w_data))",
