@@ -16,7 +16,7 @@ from pathlib import Path
 from golden.errors import UserError
 from golden.outdir import mark
 
-from .args import add_config_arguments, add_out_argument, config_flags, config_from_args
+from .args import add_config_arguments, add_out_argument, config_flags, config_from_args, seed_arg
 
 MAX_FREQ_MHZ = 1000.0  # far above any ECP5 Fmax; a larger (or non-finite) target is a typo
 
@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "HX8K); an explicit --device implies its family")
     parser.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
                         help="target clock for nextpnr (default 100); Fmax is reported either way")
+    parser.add_argument("--pnr-seed", type=seed_arg("pnr_seed", 31), default=None, metavar="N",
+                        help="nextpnr placement seed (default 1); placement moves Fmax by about "
+                             "10%%, so compare designs over a few seeds")
     parser.add_argument("--small", action="store_true",
                         help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
                              "max_vectors 256) instead of the default; config flags still apply")
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--freq must be a positive frequency in MHz, not {args.freq:g}")
     if args.freq > MAX_FREQ_MHZ:
         raise UserError(f"--freq must be at most {MAX_FREQ_MHZ:g} MHz, not {args.freq:g}")
+    seed = synth.NEXTPNR_SEED if args.pnr_seed is None else args.pnr_seed
     family = args.family or (
         synth.DEVICES[args.device]["family"] if args.device != "auto" else "ecp5")
     if args.device != "auto" and synth.DEVICES[args.device]["family"] != family:
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
         r = synth.synthesize(
-            block, cfg, args.device, args.freq, out, label, _command_line(args, block), family
+            block, cfg, args.device, args.freq, out, label, _command_line(args, block), family,
+            seed=seed,
         )
         results.append(r)
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
@@ -91,6 +96,8 @@ def _command_line(args, block: str) -> str:
         "--freq",
         f"{args.freq:g}",
     ]
+    if args.pnr_seed is not None:
+        parts += ["--pnr-seed", str(args.pnr_seed)]
     if args.small:
         parts.append("--small")
     return " ".join(parts + config_flags(args) + ["--out", str(args.out)])

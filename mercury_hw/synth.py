@@ -96,6 +96,7 @@ FAMILIES: dict[str, dict] = {
 SMALL_CONFIG = MercuryConfig(lanes=4, max_len=256, sig_bits=16, sets=8, ways=4, policy="lru",
                              pes=4, acc_width=24, max_vectors=256)
 
+#: nextpnr placement seed unless `mercury-hw synth --pnr-seed` says otherwise.
 NEXTPNR_SEED = 1
 
 
@@ -221,6 +222,7 @@ class SynthResult:
     register_bits: int  # wrapper registers on the ports (in + out)
     seconds: float
     command: str
+    seed: int = NEXTPNR_SEED  # nextpnr's placement seed
     cells: dict = field(default_factory=dict)  # every yosys cell type -> count
     critical_path: dict = field(
         default_factory=dict
@@ -478,13 +480,13 @@ def _synth_for_device(work: Path, block: str, top: str, device: str, family: str
         f"{_shortfall(cells, DEVICES[parts[-1]])}; use --small or a smaller configuration")
 
 
-def _nextpnr(work: Path, block: str, dev: dict, freq: float) -> dict:
+def _nextpnr(work: Path, block: str, dev: dict, freq: float, seed: int) -> dict:
     """Place and route ``work/synth.json`` on ``dev`` (ECP5: out of context); its figures."""
     fam = FAMILIES[dev["family"]]
     package = ["--package", dev["package"]] if "package" in dev else []
     pnr = _run_tool([_tool(fam["nextpnr"]), dev["flag"], *package, *fam["nextpnr_flags"],
                      "--json", "synth.json", "--freq", f"{freq:g}", "--timing-allow-fail",
-                     "--seed", str(NEXTPNR_SEED), "--report", "nextpnr-report.json",
+                     "--seed", str(seed), "--report", "nextpnr-report.json",
                      "--log", "nextpnr.log", "--quiet"],
                     work, "nextpnr.out")
     if pnr.returncode != 0:
@@ -496,7 +498,8 @@ def _nextpnr(work: Path, block: str, dev: dict, freq: float) -> dict:
 
 
 def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Path,
-               config_label: str, command: str, family: str = "ecp5") -> SynthResult:
+               config_label: str, command: str, family: str = "ecp5", *,
+               seed: int = NEXTPNR_SEED) -> SynthResult:
     """Wrap, synthesise, place and route one block; return its figures.
 
     ``device`` is a key of :data:`DEVICES`, or ``"auto"``: the smallest part of ``family``
@@ -509,7 +512,7 @@ def synthesize(block: str, cfg: MercuryConfig, device: str, freq: float, out: Pa
     tag = device if device != "auto" or family == "ecp5" else f"{family}-auto"
     final = Path(out) / "work" / f"{block}-{config_label}-{tag}"
     work = yowasp_work_dir(final)
-    args = (block, cfg, device, freq, config_label, command, family)
+    args = (block, cfg, device, freq, config_label, command, family, seed)
     if work == final:
         return _synthesize_in(work, *args)
     try:
@@ -543,7 +546,7 @@ def yowasp_work_dir(wanted: Path) -> Path:
 
 
 def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq: float,
-                   config_label: str, command: str, family: str) -> SynthResult:
+                   config_label: str, command: str, family: str, seed: int) -> SynthResult:
     """:func:`synthesize` with the tools running in ``work`` (a folder YoWASP sees)."""
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "stat.json", "nextpnr-report.json", "nextpnr.log"):
@@ -557,7 +560,7 @@ def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq
     (work / "design.il").write_text(text)
     device, cells = _synth_for_device(work, block, top_name(block), device, family)
     command = command.replace("--device auto", f"--device {device}")  # the part chosen
-    pnr_figures = _nextpnr(work, block, DEVICES[device], freq)
+    pnr_figures = _nextpnr(work, block, DEVICES[device], freq, seed)
     if pnr_figures["ff"] is None:
         pnr_figures["ff"] = _flip_flops(cells)
     return SynthResult(
@@ -565,7 +568,7 @@ def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq
         part=DEVICES[device]["part"], target_mhz=freq, lut4=cells.get(fam["lut"], 0),
         carry=cells.get(fam["carry"], 0), lutram=cells.get(fam["lutram"], 0), cells=cells,
         register_bits=wrapper.input_bits() + wrapper.output_bits(),
-        seconds=time.monotonic() - start, command=command, **pnr_figures)
+        seconds=time.monotonic() - start, command=command, seed=seed, **pnr_figures)
 
 
 def _write_atomic(path: Path, text: str) -> None:
