@@ -44,10 +44,12 @@ class ReuseAwarePEArray(wiring.Component):
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
     (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the output register is free
     or being emptied and, if it ``take``-s, a computed result is available. Accepting a token writes
-    the taken result to the result buffer (``store``) and presents the result beat in the next
-    cycle: the taken result (miss) or the result-buffer word ``entry`` (hit; the buffer is read with
-    a synchronous port in the accepting cycle, so a miss stored by the token just before is seen by
-    a hit right after: in-order read-after-write). One token per cycle with ``results.ready`` high.
+    the taken result to the result buffer (``store``; the write lands in the next cycle, from
+    registers) and presents the result beat in the next cycle: the taken result (miss) or the
+    result-buffer word ``entry`` (hit; the buffer is read with a synchronous port in the accepting
+    cycle, and a hit accepted while the write of its entry is landing takes the written result
+    from the write registers, so a miss stored by the token just before is seen by a hit right
+    after: in-order read-after-write). One token per cycle with ``results.ready`` high.
     ``results`` is a registered stream: its payload holds while ``ready`` is low.
 
     Parameters
@@ -289,37 +291,53 @@ class ReuseAwarePEArray(wiring.Component):
         return credits
 
     def _sequence(self, m, computed, rbuf):
-        """Output sequencer: tokens -> result-buffer write/read -> registered result beat."""
+        """Output sequencer: tokens -> result-buffer write/read -> registered result beat.
+
+        A miss's store reaches the result buffer one cycle after its token (the write port's
+        address, data and enable are registers: no token handshake in front of the block RAM).
+        A hit accepted in that very cycle on the same entry would read it before the write
+        lands, so it takes the written data from the write registers instead (``out_own``)."""
         wport = rbuf.write_port()
         rport = rbuf.read_port()
         tok = self.tokens.p
+        row = layouts.result_row(self.cfg)
 
         out_valid = Signal()
         out_hit = Signal()
         out_entry = Signal.like(tok.entry)
-        out_data = Signal(layouts.result_row(self.cfg))
+        out_own = Signal()            # the result beat's data is ``out_data``, not the buffer's
+        out_data = Signal(row)
         advance = Signal()
+        w_en = Signal(name="rbuf_w_en")
+        w_addr = Signal.like(tok.entry, name="rbuf_w_addr")
+        w_data = Signal(row, name="rbuf_w_data")
         m.d.comb += [
             self.tokens.ready.eq(
                 (~out_valid | self.results.ready) & (~tok.take | computed.r.valid)),
             advance.eq(self.tokens.valid & self.tokens.ready),
             computed.r.ready.eq(advance & tok.take),
-            # Result buffer: store a miss's result; read a hit's entry (data next cycle, held
-            # while the output waits: the read port only advances with the sequencer).
-            wport.addr.eq(tok.entry),
-            wport.data.eq(computed.r.payload),
-            wport.en.eq(advance & tok.store),
+            # Result buffer: store a miss's result (registered write); read a hit's entry (data
+            # next cycle, held while the output waits: the read port only advances with the
+            # sequencer).
+            wport.addr.eq(w_addr),
+            wport.data.eq(w_data),
+            wport.en.eq(w_en),
             rport.addr.eq(tok.entry),
             rport.en.eq(advance),
         ]
+        m.d.sync += [
+            w_en.eq(advance & tok.store), w_addr.eq(tok.entry), w_data.eq(computed.r.payload),
+        ]
+        collide = w_en & (w_addr == tok.entry)
 
         # Output register.
         with m.If(advance):
             m.d.sync += [
                 out_valid.eq(1),
                 out_hit.eq(tok.hit),
+                out_own.eq(~tok.hit | collide),
                 out_entry.eq(tok.entry),
-                out_data.eq(computed.r.payload),
+                out_data.eq(Mux(tok.hit, w_data, computed.r.payload)),
             ]
         with m.Elif(self.results.ready):
             m.d.sync += out_valid.eq(0)
@@ -327,6 +345,6 @@ class ReuseAwarePEArray(wiring.Component):
             self.results.valid.eq(out_valid),
             self.results.p.hit.eq(out_hit),
             self.results.p.entry.eq(out_entry),
-            self.results.p.data.eq(Mux(out_hit, rport.data, out_data)),
+            self.results.p.data.eq(Mux(out_own, out_data, rport.data)),
         ]
         return out_valid

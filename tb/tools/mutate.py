@@ -425,6 +425,22 @@ MUTANTS = [
         "signature generator: one vector more than its output queue holds (a signature lost)",
     ),
     _m(
+        "rbuf_collision_ignored",
+        "mercury_hw/pe_array.py",
+        "out_own.eq(~tok.hit | collide),",
+        "out_own.eq(~tok.hit),",
+        T_PE,
+        "result buffer: a hit right after the miss that stores its entry reads it before the write",
+    ),
+    _m(
+        "rbuf_collision_data",
+        "mercury_hw/pe_array.py",
+        "out_data.eq(Mux(tok.hit, w_data, computed.r.payload)),",
+        "out_data.eq(computed.r.payload),",
+        T_PE,
+        "result buffer: the colliding hit takes the computed head instead of the stored result",
+    ),
+    _m(
         "weight_chunk_sel_early",
         "mercury_hw/pe_array.py",
         "word = word | Mux(sel[1][k], held.as_value(), 0)",
