@@ -18,15 +18,15 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$103 ;
   wire \$104 ;
   wire \$105 ;
-  wire [14:0] \$106 ;
+  wire \$106 ;
   wire \$107 ;
-  wire [15:0] \$108 ;
+  wire \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [13:0] \$111 ;
+  wire \$111 ;
   wire [13:0] \$112 ;
-  wire \$113 ;
+  wire [13:0] \$113 ;
   wire \$114 ;
   wire \$115 ;
   wire \$116 ;
@@ -42,19 +42,19 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire [14:0] \$128 ;
+  wire \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire [15:0] \$130 ;
+  wire \$130 ;
   wire \$131 ;
-  wire \$132 ;
+  wire [14:0] \$132 ;
   wire \$133 ;
   wire \$134 ;
   wire \$135 ;
   wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
+  wire [14:0] \$137 ;
+  wire [13:0] \$138 ;
+  wire [13:0] \$139 ;
   wire \$14 ;
   wire \$140 ;
   wire \$141 ;
@@ -76,9 +76,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$156 ;
   wire \$157 ;
   wire \$158 ;
-  wire [13:0] \$159 ;
+  wire \$159 ;
   wire \$16 ;
-  wire [13:0] \$160 ;
+  wire \$160 ;
   wire \$161 ;
   wire \$162 ;
   wire \$163 ;
@@ -86,119 +86,145 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire \$168 ;
-  wire [14:0] \$169 ;
+  wire [13:0] \$168 ;
+  wire \$169 ;
   wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
-  wire [2:0] \$173 ;
+  wire \$173 ;
   wire \$174 ;
-  wire [3:0] \$175 ;
+  wire [13:0] \$175 ;
   wire \$176 ;
   wire \$177 ;
-  wire [7:0] \$178 ;
+  wire \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire [7:0] \$180 ;
+  wire \$180 ;
   wire \$181 ;
-  wire [7:0] \$182 ;
-  wire [48:0] \$183 ;
-  wire [48:0] \$184 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
   wire \$185 ;
-  wire [48:0] \$186 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire [48:0] \$189 ;
+  wire \$189 ;
   wire \$19 ;
   wire \$190 ;
-  wire \$191 ;
+  wire [7:0] \$191 ;
   wire \$192 ;
-  wire [48:0] \$193 ;
+  wire \$193 ;
   wire \$194 ;
   wire [12:0] \$195 ;
-  wire [16:0] \$196 ;
-  wire [48:0] \$197 ;
-  wire \$198 ;
+  wire \$196 ;
+  wire [13:0] \$197 ;
+  wire [13:0] \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [12:0] \$200 ;
-  wire [16:0] \$201 ;
-  reg [12:0] \$202 ;
-  reg [12:0] \$203 ;
-  reg \$204 ;
-  reg [3:0] \$205 ;
-  reg \$206 ;
-  reg \$207 ;
-  reg \$208 ;
-  reg \$209 ;
+  wire [14:0] \$200 ;
+  wire [14:0] \$201 ;
+  wire \$202 ;
+  wire [48:0] \$203 ;
+  wire [48:0] \$204 ;
+  wire \$205 ;
+  wire [48:0] \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire [48:0] \$209 ;
   wire \$21 ;
-  reg [12:0] \$210 ;
-  reg [12:0] \$211 ;
-  reg [4:0] \$212 ;
-  reg [3:0] \$213 ;
-  reg \$214 ;
-  reg [13:0] \$215 ;
-  reg [13:0] \$216 ;
-  reg [12:0] \$217 ;
-  reg [12:0] \$218 ;
-  reg \$219 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire [48:0] \$213 ;
+  wire \$214 ;
+  wire [12:0] \$215 ;
+  wire [16:0] \$216 ;
+  wire [48:0] \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  reg [13:0] \$220 ;
-  reg \$221 ;
-  reg \$222 ;
+  wire [12:0] \$220 ;
+  wire [16:0] \$221 ;
+  reg [12:0] \$222 ;
   reg [12:0] \$223 ;
   reg \$224 ;
-  reg \$225 ;
+  reg [3:0] \$225 ;
   reg \$226 ;
   reg \$227 ;
-  reg [12:0] \$228 ;
-  reg [12:0] \$229 ;
+  reg \$228 ;
+  reg \$229 ;
   wire \$23 ;
-  reg [4:0] \$230 ;
-  reg \$231 ;
-  reg [13:0] \$232 ;
-  reg \$233 ;
-  reg [7:0] \$234 ;
-  reg \$235 ;
-  reg [1:0] \$236 ;
-  reg [2:0] \$237 ;
-  reg [2:0] \$238 ;
-  reg [7:0] \$239 ;
+  reg [12:0] \$230 ;
+  reg [12:0] \$231 ;
+  reg [4:0] \$232 ;
+  reg [3:0] \$233 ;
+  reg \$234 ;
+  reg [13:0] \$235 ;
+  reg [13:0] \$236 ;
+  reg \$237 ;
+  reg [12:0] \$238 ;
+  reg [12:0] \$239 ;
   wire \$24 ;
-  reg [7:0] \$240 ;
-  reg [7:0] \$241 ;
-  reg [47:0] \$242 ;
+  reg \$240 ;
+  reg [13:0] \$241 ;
+  reg \$242 ;
   reg \$243 ;
-  reg [47:0] \$244 ;
+  reg [12:0] \$244 ;
   reg \$245 ;
-  reg [47:0] \$246 ;
+  reg \$246 ;
   reg \$247 ;
-  reg [47:0] \$248 ;
-  reg \$249 ;
+  reg \$248 ;
+  reg [12:0] \$249 ;
   wire \$25 ;
-  reg [47:0] \$250 ;
-  reg [16:0] \$251 ;
-  reg [47:0] \$252 ;
-  reg [16:0] \$253 ;
+  reg [12:0] \$250 ;
+  reg [4:0] \$251 ;
+  reg \$252 ;
+  reg [13:0] \$253 ;
+  reg [2:0] \$254 ;
+  reg \$255 ;
+  reg [7:0] \$256 ;
+  reg [7:0] \$257 ;
+  reg \$258 ;
+  reg \$259 ;
   wire \$26 ;
+  reg \$260 ;
+  reg [7:0] \$261 ;
+  reg \$262 ;
+  reg \$263 ;
+  reg [7:0] \$264 ;
+  reg [13:0] \$265 ;
+  reg [13:0] \$266 ;
+  reg \$267 ;
+  reg [47:0] \$268 ;
+  reg \$269 ;
   wire \$27 ;
+  reg [47:0] \$270 ;
+  reg \$271 ;
+  reg [47:0] \$272 ;
+  reg \$273 ;
+  reg [47:0] \$274 ;
+  reg \$275 ;
+  reg [47:0] \$276 ;
+  reg [16:0] \$277 ;
+  reg [47:0] \$278 ;
+  reg [16:0] \$279 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [14:0] \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire \$39 ;
+  wire [14:0] \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [13:0] \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
@@ -210,32 +236,32 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire [2:0] \$51 ;
+  wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
-  wire [13:0] \$55 ;
-  wire [7:0] \$56 ;
-  wire [7:0] \$57 ;
-  wire [7:0] \$58 ;
-  wire [7:0] \$59 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [7:0] \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire [13:0] \$65 ;
-  wire [13:0] \$66 ;
+  wire \$60 ;
+  wire [1:0] \$61 ;
+  wire [1:0] \$62 ;
+  wire [3:0] \$63 ;
+  wire [4:0] \$64 ;
+  wire \$65 ;
+  wire [5:0] \$66 ;
   wire \$67 ;
-  wire \$68 ;
+  wire [7:0] \$68 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire [13:0] \$73 ;
+  wire [13:0] \$74 ;
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
@@ -249,22 +275,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
-  wire [14:0] \$87 ;
+  wire \$87 ;
   wire \$88 ;
-  wire [15:0] \$89 ;
+  wire \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
-  wire [14:0] \$92 ;
-  wire [13:0] \$93 ;
-  wire [13:0] \$94 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
   wire \$95 ;
-  wire \$96 ;
+  wire [14:0] \$96 ;
   wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire [13:0] \$98 ;
+  wire [13:0] \$99 ;
+  wire [11:0] \$signature__addr ;
+  wire [7:0] \$signature__data ;
+  wire [6:0] \$signature__data.entry ;
+  wire \$signature__data.hit ;
   reg active = 1'h0;
-  reg \active$78  = 1'h0;
+  reg \active$80  = 1'h0;
   reg all_in = 1'h1;
   wire beat;
   reg beat_first = 1'h0;
@@ -285,8 +315,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_miss = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$110 ;
-  reg bypass = 1'h0;
+  wire \busy$117 ;
   input clear;
   wire clear;
   input clk;
@@ -304,7 +333,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$114  = 13'h0000;
+  reg [12:0] \count$127  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -319,40 +348,39 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [47:0] counters__vectors = 48'h000000000000;
   reg cycles_step = 1'h0;
   wire end_of_pass;
+  wire [2:0] flight_next;
   reg hits_step = 1'h0;
-  reg [7:0] hm_bypass_word = 8'h00;
-  wire [6:0] \hm_bypass_word.entry ;
-  wire \hm_bypass_word.hit ;
-  wire [7:0] hm_head;
-  wire [6:0] \hm_head.entry ;
-  wire \hm_head.hit ;
-  reg [1:0] hm_level = 2'h0;
-  reg hm_pending = 1'h0;
-  wire [11:0] hm_read__addr;
-  wire [7:0] hm_read__data;
-  wire [6:0] \hm_read__data.entry ;
-  wire \hm_read__data.hit ;
-  wire hm_read__en;
-  reg [2:0] hm_rsel = 3'h1;
-  reg [7:0] hm_word0 = 8'h00;
-  wire [6:0] \hm_word0.entry ;
-  wire \hm_word0.hit ;
-  reg [7:0] hm_word1 = 8'h00;
-  wire [6:0] \hm_word1.entry ;
-  wire \hm_word1.hit ;
-  reg [7:0] hm_word2 = 8'h00;
-  wire [6:0] \hm_word2.entry ;
-  wire \hm_word2.hit ;
+  reg [7:0] hm_copy0 = 8'h00;
+  wire [6:0] \hm_copy0.entry ;
+  wire \hm_copy0.hit ;
+  reg [7:0] hm_copy1 = 8'h00;
+  wire [6:0] \hm_copy1.entry ;
+  wire \hm_copy1.hit ;
+  reg [7:0] hm_data = 8'h00;
+  wire [6:0] \hm_data.entry ;
+  wire \hm_data.hit ;
+  reg hm_first = 1'h0;
+  reg [7:0] hm_first_word = 8'h00;
+  wire [6:0] \hm_first_word.entry ;
+  wire \hm_first_word.hit ;
+  reg [2:0] hm_flight = 3'h0;
+  reg hm_more = 1'h0;
+  reg [13:0] hm_ra = 14'h0000;
+  reg hm_read1 = 1'h0;
+  reg hm_read2 = 1'h0;
+  reg hm_room = 1'h1;
+  reg hm_second = 1'h0;
+  reg hm_second0 = 1'h0;
+  reg [13:0] hm_todo = 14'h0000;
   wire [11:0] hm_write__addr;
   wire [7:0] hm_write__data;
   wire [6:0] \hm_write__data.entry ;
   wire \hm_write__data.hit ;
   wire hm_write__en;
-  reg [2:0] hm_wsel = 3'h1;
   reg is_replay = 1'h0;
-  reg \is_replay$76  = 1'h0;
+  reg \is_replay$78  = 1'h0;
   reg is_sig = 1'h0;
-  reg \is_sig$75  = 1'h0;
+  reg \is_sig$77  = 1'h0;
   wire issued;
   reg last0 = 1'h0;
   reg [13:0] left = 14'h0000;
@@ -360,7 +388,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire left_two;
   wire left_zero;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$118  = 13'h0000;
+  reg [12:0] \length$126  = 13'h0000;
   (* init = 13'h0000 *)
   wire [12:0] \length$61 ;
   wire [2:0] level;
@@ -371,23 +399,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg misses_step = 1'h0;
   reg [12:0] owed = 13'h0000;
   wire pass_end;
-  wire \pass_end$92 ;
+  wire \pass_end$94 ;
   reg pending = 1'h0;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$99 ;
-  wire [12:0] \r__payload$99.count ;
-  wire [12:0] \r__payload$99.length ;
-  wire \r__payload$99.replay ;
-  wire \r__payload$99.reuse ;
-  wire [4:0] \r__payload$99.sig_len ;
+  wire [32:0] \r__payload$106 ;
+  wire [12:0] \r__payload$106.count ;
+  wire [12:0] \r__payload$106.length ;
+  wire \r__payload$106.replay ;
+  wire \r__payload$106.reuse ;
+  wire [4:0] \r__payload$106.sig_len ;
+  wire [7:0] \r__payload$86 ;
+  wire [6:0] \r__payload$86.entry ;
+  wire \r__payload$86.hit ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$95 ;
+  wire \r__ready$115 ;
+  wire \r__ready$96 ;
   wire r__valid;
-  wire \r__valid$97 ;
-  reg [13:0] ra = 14'h0000;
-  wire rd_first;
+  wire \r__valid$85 ;
+  wire \r__valid$98 ;
   wire rd_next;
   wire release_only;
   reg [12:0] rem = 13'h0000;
@@ -436,8 +467,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   input rst;
   wire rst;
   reg [13:0] sig_due = 14'h0000;
+  wire [13:0] sig_due_next;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$119  = 5'h00;
+  reg [4:0] \sig_len$128  = 5'h00;
   (* init = 5'h00 *)
   wire [4:0] \sig_len$63 ;
   wire [16:0] signatures__payload;
@@ -446,8 +478,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire signatures__ready;
   wire signatures__valid;
   reg [13:0] skip = 14'h0000;
+  reg skip_zero = 1'h1;
   wire start;
-  wire \start$96 ;
+  wire \start$97 ;
+  reg [13:0] tok_count2 = 14'h0000;
   reg tok_empty = 1'h0;
   reg tok_last = 1'h0;
   reg [9:0] tokens__payload;
@@ -480,6 +514,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \vectors__valid$56 ;
   reg vectors_step = 1'h0;
   wire [7:0] w__payload;
+  wire [7:0] \w__payload$111 ;
+  wire [6:0] \w__payload$111.entry ;
+  wire \w__payload$111.hit ;
   wire [32:0] \w__payload$67 ;
   wire [12:0] \w__payload$67.count ;
   wire [12:0] \w__payload$67.length ;
@@ -491,6 +528,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire w__ready;
   wire \w__ready$65 ;
   wire w__valid;
+  wire \w__valid$107 ;
   wire \w__valid$66 ;
   input [256:0] weights__payload;
   wire [256:0] weights__payload;
@@ -585,6 +623,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   input weights__valid;
   wire weights__valid;
   wire \weights__valid$24 ;
+  (* no_rw_check = 32'd1 *)
   reg [7:0] hitmap [4095:0];
   initial begin
     hitmap[0] = 8'h00;
@@ -4690,11 +4729,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   reg [7:0] _0_;
   always @(posedge clk) begin
-    if (hm_read__en) begin
-      _0_ <= hitmap[\$55 [11:0]];
-    end
+    _0_ <= hitmap[hm_ra[11:0]];
   end
-  assign hm_read__data = _0_;
+  assign \$signature__data  = _0_;
   assign \$1  = ~ is_replay;
   assign complete = \$1  | all_in;
   assign \$2  = beat_last & left_one;
@@ -4730,306 +4767,340 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__valid$66  = cmd__valid & \$23 ;
   assign start = cmd__valid & cmd__ready;
   assign \$24  = w__valid & responses__ready;
-  assign \$25  = ! skip;
-  assign resp_in = \$24  & \$25 ;
-  assign \$26  = w__valid & responses__ready;
-  assign \$27  = ! skip;
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = ~ w__payload[0];
-  assign miss_in = \$28  & \$29 ;
+  assign resp_in = \$24  & skip_zero;
+  assign \$25  = w__valid & responses__ready;
+  assign \$26  = \$25  & skip_zero;
+  assign \$27  = ~ w__payload[0];
+  assign miss_in = \$26  & \$27 ;
+  assign \$28  = beat & beat_last;
+  assign \$29  = \$28  & is_sig;
+  assign \$30  = w__valid & responses__ready;
+  assign \$31  = ~ \$30 ;
+  assign \$32  = \$29  & \$31 ;
+  assign \$33  = sig_due + 1'h1;
+  assign \$34  = w__valid & responses__ready;
+  assign \$35  = beat & beat_last;
+  assign \$36  = \$35  & is_sig;
+  assign \$37  = ~ \$36 ;
+  assign \$38  = \$34  & \$37 ;
+  assign \$39  = sig_due - 1'h1;
+  assign \$40  = \$38  ? \$39 [13:0] : sig_due;
+  assign sig_due_next = \$32  ? \$33 [13:0] : \$40 ;
   assign left_zero = ! left;
   assign left_two = left == 2'h2;
-  assign \$30  = | count;
-  assign \$31  = \active$78  & \$30 ;
-  assign \$32  = \$31  & r__valid;
-  assign \$33  = ~ r__payload[0];
-  assign \$34  = | count;
-  assign \$35  = \active$78  & \$34 ;
-  assign \$36  = | hm_level;
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = ~ hm_head[0];
-  assign \$39  = ~ hm_head[0];
-  assign \$40  = | count;
-  assign \$41  = \active$78  & \$40 ;
+  assign \$41  = ~ tok_empty;
+  assign \$42  = \active$80  & \$41 ;
+  assign \$43  = \$42  & r__valid;
+  assign \$44  = ~ r__payload[0];
+  assign \$45  = ~ tok_empty;
+  assign \$46  = \active$80  & \$45 ;
+  assign \$47  = \$46  & \r__valid$85 ;
+  assign \$48  = ~ \r__payload$86 [0];
+  assign \$49  = ~ \r__payload$86 [0];
+  assign \$50  = ~ tok_empty;
+  assign \$51  = \active$80  & \$50 ;
   assign issued = tokens__valid & tokens__ready;
-  assign r__ready = issued & \is_sig$75 ;
-  assign hm_write__en = issued & \is_sig$75 ;
-  assign \$42  = issued & tok_last;
-  assign \$43  = \$42  | tok_empty;
-  assign \pass_end$92  = \active$78  & \$43 ;
-  assign \$44  = ~ \active$78 ;
-  assign \r__ready$95  = \$44  | \pass_end$92 ;
-  assign \start$96  = \r__valid$97  & \r__ready$95 ;
-  assign \$45  = \start$96  & \r__payload$99 [26];
-  assign \$46  = \$45  & \r__payload$99 [27];
-  assign \$47  = | \r__payload$99 [25:13];
-  assign rd_first = \$46  & \$47 ;
-  assign \$48  = \active$78  & \is_replay$76 ;
-  assign \$49  = ra != count;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = hm_level + hm_pending;
-  assign \$52  = \$51  < 2'h3;
-  assign rd_next = \$50  & \$52 ;
-  assign \$53  = \start$96  & \r__payload$99 [26];
-  assign \$54  = \$53  & \r__payload$99 [27];
-  assign \$55  = \$54  ? 14'h0000 : ra;
-  assign hm_read__en = rd_first | rd_next;
-  assign \$56  = hm_rsel[0] ? hm_word0 : 8'h00;
-  assign \$58  = hm_rsel[1] ? hm_word1 : 8'h00;
-  assign \$59  = \$57  | \$58 ;
-  assign \$60  = hm_rsel[2] ? hm_word2 : 8'h00;
-  assign hm_head = \$59  | \$60 ;
-  assign \$61  = | level;
-  assign \$62  = active | \$61 ;
-  assign \$63  = \$62  | \active$78 ;
-  assign busy = \$63  | \busy$110 ;
-  assign \$64  = beat & beat_last;
-  assign \$65  = vcnt + 1'h1;
-  assign \$66  = rem - 3'h4;
-  assign \$67  = rem <= 4'h8;
-  assign \$68  = rem > 3'h4;
-  assign \$69  = rem > 3'h5;
-  assign \$70  = rem > 3'h6;
-  assign \$71  = rem > 3'h7;
-  assign \$72  = ~ cmd__payload[27];
-  assign \$73  = cmd__payload[26] & \$72 ;
-  assign \$74  = cmd__payload[26] & cmd__payload[27];
-  assign \$75  = cmd__payload[12:0] <= 3'h4;
-  assign \$76  = cmd__payload[12:0] > 1'h0;
-  assign \$77  = cmd__payload[12:0] > 1'h1;
-  assign \$78  = cmd__payload[12:0] > 2'h2;
-  assign \$79  = cmd__payload[12:0] > 2'h3;
-  assign \$80  = cmd__payload[12:0] > 1'h0;
-  assign \$81  = cmd__payload[12:0] > 1'h1;
-  assign \$82  = cmd__payload[12:0] > 2'h2;
-  assign \$83  = cmd__payload[12:0] > 2'h3;
-  assign \$84  = cmd__payload[12:0] <= 3'h4;
-  assign \$85  = beat & beat_last;
-  assign \$86  = \$85  & is_sig;
-  assign \$87  = sig_due + \$86 ;
-  assign \$88  = w__valid & responses__ready;
-  assign \$89  = \$87  - \$88 ;
-  assign \$90  = w__valid & responses__ready;
-  assign \$91  = | skip;
-  assign \$92  = skip - 1'h1;
-  assign \$93  = owed - 1'h1;
-  assign \$94  = blk_miss + miss_in;
-  assign \$95  = ! owed;
-  assign \$96  = ~ resp_in;
-  assign \$97  = \$95  & \$96 ;
-  assign \$98  = owed == 1'h1;
-  assign \$99  = \$98  & resp_in;
-  assign \$100  = \$97  | \$99 ;
-  assign \$101  = start & cmd__payload[26];
-  assign \$102  = ~ cmd__payload[27];
-  assign \$103  = \$101  & \$102 ;
-  assign \$104  = beat & beat_last;
-  assign \$105  = \$104  & is_sig;
-  assign \$106  = sig_due + \$105 ;
-  assign \$107  = w__valid & responses__ready;
-  assign \$108  = \$106  - \$107 ;
-  assign \$109  = ! cmd__payload[25:13];
-  assign \$110  = cmd__payload[26] & cmd__payload[27];
-  assign \$111  = blk_miss + miss_in;
-  assign \$112  = \$110  ? \$111  : { 1'h0, cmd__payload[25:13] };
-  assign \$113  = cmd__payload[26] & cmd__payload[27];
-  assign \$114  = | blk_miss;
-  assign \$115  = \$114  | miss_in;
-  assign \$116  = | cmd__payload[25:13];
-  assign \$117  = \$113  ? \$115  : \$116 ;
-  assign \$118  = cmd__payload[26] & cmd__payload[27];
-  assign \$119  = ! blk_miss;
-  assign \$120  = \$119  & miss_in;
-  assign \$121  = blk_miss == 1'h1;
-  assign \$122  = ~ miss_in;
-  assign \$123  = \$121  & \$122 ;
-  assign \$124  = \$120  | \$123 ;
-  assign \$125  = cmd__payload[25:13] == 1'h1;
-  assign \$126  = \$118  ? \$124  : \$125 ;
-  assign \$127  = beat & beat_last;
-  assign \$128  = left - \$127 ;
-  assign \$129  = is_replay & miss_in;
-  assign \$130  = $signed(\$128 ) + $signed({ 1'h0, \$129  });
-  assign \$131  = beat & beat_last;
-  assign \$132  = is_replay & miss_in;
-  assign \$133  = \$131  == \$132 ;
-  assign \$134  = left_zero & \$133 ;
-  assign \$135  = beat & beat_last;
-  assign \$136  = left_one & \$135 ;
-  assign \$137  = is_replay & miss_in;
-  assign \$138  = ~ \$137 ;
-  assign \$139  = \$136  & \$138 ;
-  assign \$140  = \$134  | \$139 ;
-  assign \$141  = ~ \$140 ;
-  assign \$142  = active & \$141 ;
-  assign \$143  = beat & beat_last;
-  assign \$144  = is_replay & miss_in;
-  assign \$145  = \$143  == \$144 ;
-  assign \$146  = left_one & \$145 ;
-  assign \$147  = beat & beat_last;
-  assign \$148  = left_two & \$147 ;
-  assign \$149  = is_replay & miss_in;
+  assign r__ready = issued & \is_sig$77 ;
+  assign hm_write__en = issued & \is_sig$77 ;
+  assign \$52  = issued & tok_last;
+  assign \$53  = \$52  | tok_empty;
+  assign \pass_end$94  = \active$80  & \$53 ;
+  assign \$54  = ~ \active$80 ;
+  assign \r__ready$96  = \$54  | \pass_end$94 ;
+  assign \start$97  = \r__valid$98  & \r__ready$96 ;
+  assign \$55  = \active$80  & \is_replay$78 ;
+  assign \$56  = \$55  & hm_more;
+  assign rd_next = \$56  & hm_room;
+  assign \$57  = \start$97  & \r__payload$106 [26];
+  assign \$58  = \$57  & \r__payload$106 [27];
+  assign \$59  = | \r__payload$106 [25:13];
+  assign \$60  = \r__payload$106 [25:13] > 1'h1;
+  assign \$61  = \$59  + \$60 ;
+  assign \$62  = \$58  ? \$61  : 2'h0;
+  assign \$63  = hm_flight + \$62 ;
+  assign \$64  = \$63  + rd_next;
+  assign \$65  = issued & \is_replay$78 ;
+  assign \$66  = \$64  - \$65 ;
+  assign \$67  = hm_first | hm_second;
+  assign \w__valid$107  = \$67  | hm_read2;
+  assign \$68  = hm_second ? hm_copy1 : hm_data;
+  assign \w__payload$111  = hm_first ? hm_first_word : \$68 ;
+  assign \r__ready$115  = issued & \is_replay$78 ;
+  assign \$69  = | level;
+  assign \$70  = active | \$69 ;
+  assign \$71  = \$70  | \active$80 ;
+  assign busy = \$71  | \busy$117 ;
+  assign \$72  = beat & beat_last;
+  assign \$73  = vcnt + 1'h1;
+  assign \$74  = rem - 3'h4;
+  assign \$75  = rem <= 4'h8;
+  assign \$76  = rem > 3'h4;
+  assign \$77  = rem > 3'h5;
+  assign \$78  = rem > 3'h6;
+  assign \$79  = rem > 3'h7;
+  assign \$80  = ~ cmd__payload[27];
+  assign \$81  = cmd__payload[26] & \$80 ;
+  assign \$82  = cmd__payload[26] & cmd__payload[27];
+  assign \$83  = cmd__payload[12:0] <= 3'h4;
+  assign \$84  = cmd__payload[12:0] > 1'h0;
+  assign \$85  = cmd__payload[12:0] > 1'h1;
+  assign \$86  = cmd__payload[12:0] > 2'h2;
+  assign \$87  = cmd__payload[12:0] > 2'h3;
+  assign \$88  = cmd__payload[12:0] > 1'h0;
+  assign \$89  = cmd__payload[12:0] > 1'h1;
+  assign \$90  = cmd__payload[12:0] > 2'h2;
+  assign \$91  = cmd__payload[12:0] > 2'h3;
+  assign \$92  = cmd__payload[12:0] <= 3'h4;
+  assign \$93  = w__valid & responses__ready;
+  assign \$94  = ~ skip_zero;
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = skip - 1'h1;
+  assign \$97  = skip == 1'h1;
+  assign \$98  = owed - 1'h1;
+  assign \$99  = blk_miss + 1'h1;
+  assign \$100  = ! owed;
+  assign \$101  = ~ resp_in;
+  assign \$102  = \$100  & \$101 ;
+  assign \$103  = owed == 1'h1;
+  assign \$104  = \$103  & resp_in;
+  assign \$105  = \$102  | \$104 ;
+  assign \$106  = start & cmd__payload[26];
+  assign \$107  = ~ cmd__payload[27];
+  assign \$108  = \$106  & \$107 ;
+  assign \$109  = ! sig_due_next;
+  assign \$110  = ! cmd__payload[25:13];
+  assign \$111  = cmd__payload[26] & cmd__payload[27];
+  assign \$112  = blk_miss + miss_in;
+  assign \$113  = \$111  ? \$112  : { 1'h0, cmd__payload[25:13] };
+  assign \$114  = cmd__payload[26] & cmd__payload[27];
+  assign \$115  = | blk_miss;
+  assign \$116  = \$115  | miss_in;
+  assign \$117  = | cmd__payload[25:13];
+  assign \$118  = \$114  ? \$116  : \$117 ;
+  assign \$119  = cmd__payload[26] & cmd__payload[27];
+  assign \$120  = ! blk_miss;
+  assign \$121  = \$120  & miss_in;
+  assign \$122  = blk_miss == 1'h1;
+  assign \$123  = ~ miss_in;
+  assign \$124  = \$122  & \$123 ;
+  assign \$125  = \$121  | \$124 ;
+  assign \$126  = cmd__payload[25:13] == 1'h1;
+  assign \$127  = \$119  ? \$125  : \$126 ;
+  assign \$128  = is_replay & miss_in;
+  assign \$129  = beat & beat_last;
+  assign \$130  = ~ \$129 ;
+  assign \$131  = \$128  & \$130 ;
+  assign \$132  = left + 1'h1;
+  assign \$133  = beat & beat_last;
+  assign \$134  = is_replay & miss_in;
+  assign \$135  = ~ \$134 ;
+  assign \$136  = \$133  & \$135 ;
+  assign \$137  = left - 1'h1;
+  assign \$138  = \$136  ? \$137 [13:0] : left;
+  assign \$139  = \$131  ? \$132 [13:0] : \$138 ;
+  assign \$140  = beat & beat_last;
+  assign \$141  = is_replay & miss_in;
+  assign \$142  = \$140  == \$141 ;
+  assign \$143  = left_zero & \$142 ;
+  assign \$144  = beat & beat_last;
+  assign \$145  = left_one & \$144 ;
+  assign \$146  = is_replay & miss_in;
+  assign \$147  = ~ \$146 ;
+  assign \$148  = \$145  & \$147 ;
+  assign \$149  = \$143  | \$148 ;
   assign \$150  = ~ \$149 ;
-  assign \$151  = \$148  & \$150 ;
-  assign \$152  = \$146  | \$151 ;
+  assign \$151  = active & \$150 ;
+  assign \$152  = beat & beat_last;
   assign \$153  = is_replay & miss_in;
-  assign \$154  = left_zero & \$153 ;
-  assign \$155  = beat & beat_last;
-  assign \$156  = ~ \$155 ;
-  assign \$157  = \$154  & \$156 ;
-  assign \$158  = \$152  | \$157 ;
-  assign \$159  = v + 1'h1;
-  assign \$160  = v + 2'h2;
-  assign \$161  = \$160  == count;
-  assign \$162  = ~ \r__payload$99 [27];
-  assign \$163  = \r__payload$99 [26] & \$162 ;
-  assign \$164  = \r__payload$99 [26] & \r__payload$99 [27];
-  assign \$165  = \r__payload$99 [25:13] == 1'h1;
-  assign \$166  = ! \r__payload$99 [25:13];
-  assign \$167  = \start$96  & \r__payload$99 [26];
-  assign \$168  = \$167  & \r__payload$99 [27];
-  assign \$169  = ra + 1'h1;
-  assign \$170  = rd_first & hm_write__en;
-  assign \$171  = ! v;
-  assign \$172  = \$170  & \$171 ;
-  assign \$173  = hm_level + hm_pending;
-  assign \$174  = issued & \is_replay$76 ;
-  assign \$175  = \$173  - \$174 ;
-  assign \$176  = issued & \is_replay$76 ;
-  assign \$177  = hm_pending & hm_wsel[0];
-  assign \$178  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$179  = hm_pending & hm_wsel[1];
-  assign \$180  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$181  = hm_pending & hm_wsel[2];
-  assign \$182  = bypass ? hm_bypass_word : hm_read__data;
-  assign \$183  = counters__cycles + cycles_step;
-  assign \$184  = counters__vectors + vectors_step;
-  assign \$185  = results__valid & results__ready;
-  assign \$186  = counters__hits + hits_step;
-  assign \$187  = results__valid & results__ready;
-  assign \$188  = \$187  & results__payload[256];
-  assign \$189  = counters__misses + misses_step;
-  assign \$190  = results__valid & results__ready;
-  assign \$191  = ~ results__payload[256];
-  assign \$192  = \$190  & \$191 ;
-  assign \$193  = counters__macs_done + macs_done_step;
-  assign \$194  = beat & beat_last;
-  assign \$195  = \$194  ? length : 13'h0000;
-  assign \$196  = \$195  * 4'h8;
-  assign \$197  = counters__macs_skipped + macs_skipped_step;
-  assign \$198  = issued & \is_replay$76 ;
-  assign \$199  = \$198  & hm_head[0];
-  assign \$200  = \$199  ? \length$118  : 13'h0000;
-  assign \$201  = \$200  * 4'h8;
+  assign \$154  = \$152  == \$153 ;
+  assign \$155  = left_one & \$154 ;
+  assign \$156  = beat & beat_last;
+  assign \$157  = left_two & \$156 ;
+  assign \$158  = is_replay & miss_in;
+  assign \$159  = ~ \$158 ;
+  assign \$160  = \$157  & \$159 ;
+  assign \$161  = \$155  | \$160 ;
+  assign \$162  = is_replay & miss_in;
+  assign \$163  = left_zero & \$162 ;
+  assign \$164  = beat & beat_last;
+  assign \$165  = ~ \$164 ;
+  assign \$166  = \$163  & \$165 ;
+  assign \$167  = \$161  | \$166 ;
+  assign \$168  = v + 1'h1;
+  assign \$169  = v == tok_count2;
+  assign \$170  = ~ \r__payload$106 [27];
+  assign \$171  = \r__payload$106 [26] & \$170 ;
+  assign \$172  = \r__payload$106 [26] & \r__payload$106 [27];
+  assign \$173  = \r__payload$106 [25:13] == 1'h1;
+  assign \$174  = ! \r__payload$106 [25:13];
+  assign \$175  = \r__payload$106 [25:13] - 2'h2;
+  assign \$176  = \$66 [2:0] < 3'h4;
+  assign \$177  = ! v;
+  assign \$178  = hm_write__en & \$177 ;
+  assign \$179  = v == 1'h1;
+  assign \$180  = hm_write__en & \$179 ;
+  assign \$181  = \start$97  & \r__payload$106 [26];
+  assign \$182  = \$181  & \r__payload$106 [27];
+  assign \$183  = | \r__payload$106 [25:13];
+  assign \$184  = \$182  & \$183 ;
+  assign \$185  = \start$97  & \r__payload$106 [26];
+  assign \$186  = \$185  & \r__payload$106 [27];
+  assign \$187  = \r__payload$106 [25:13] > 1'h1;
+  assign \$188  = \$186  & \$187 ;
+  assign \$189  = ! v;
+  assign \$190  = hm_write__en & \$189 ;
+  assign \$191  = \$190  ? r__payload : hm_copy0;
+  assign \$192  = \start$97  & \r__payload$106 [26];
+  assign \$193  = \$192  & \r__payload$106 [27];
+  assign \$194  = \r__payload$106 [25:13] > 1'h1;
+  assign \$195  = \$194  ? 13'h0002 : \r__payload$106 [25:13];
+  assign \$196  = \r__payload$106 [25:13] > 1'h1;
+  assign \$197  = \r__payload$106 [25:13] - 2'h2;
+  assign \$198  = \$196  ? \$197  : 14'h0000;
+  assign \$199  = \r__payload$106 [25:13] > 2'h2;
+  assign \$200  = hm_ra + 1'h1;
+  assign \$201  = hm_todo - 1'h1;
+  assign \$202  = hm_todo != 1'h1;
+  assign \$203  = counters__cycles + cycles_step;
+  assign \$204  = counters__vectors + vectors_step;
+  assign \$205  = results__valid & results__ready;
+  assign \$206  = counters__hits + hits_step;
+  assign \$207  = results__valid & results__ready;
+  assign \$208  = \$207  & results__payload[256];
+  assign \$209  = counters__misses + misses_step;
+  assign \$210  = results__valid & results__ready;
+  assign \$211  = ~ results__payload[256];
+  assign \$212  = \$210  & \$211 ;
+  assign \$213  = counters__macs_done + macs_done_step;
+  assign \$214  = beat & beat_last;
+  assign \$215  = \$214  ? length : 13'h0000;
+  assign \$216  = \$215  * 4'h8;
+  assign \$217  = counters__macs_skipped + macs_skipped_step;
+  assign \$218  = issued & \is_replay$78 ;
+  assign \$219  = \$218  & \r__payload$86 [0];
+  assign \$220  = \$219  ? \length$126  : 13'h0000;
+  assign \$221  = \$220  * 4'h8;
   always @(posedge clk)
-    vcnt <= \$202 ;
+    vcnt <= \$222 ;
   always @(posedge clk)
-    rem <= \$203 ;
+    rem <= \$223 ;
   always @(posedge clk)
-    beat_last <= \$204 ;
+    beat_last <= \$224 ;
   always @(posedge clk)
-    beat_mask <= \$205 ;
+    beat_mask <= \$225 ;
   always @(posedge clk)
-    beat_first <= \$206 ;
+    beat_first <= \$226 ;
   always @(posedge clk)
-    active <= \$207 ;
+    active <= \$227 ;
   always @(posedge clk)
-    is_sig <= \$208 ;
+    is_sig <= \$228 ;
   always @(posedge clk)
-    is_replay <= \$209 ;
+    is_replay <= \$229 ;
   always @(posedge clk)
-    length <= \$210 ;
+    length <= \$230 ;
   always @(posedge clk)
-    \count$114  <= \$211 ;
+    count <= \$231 ;
   always @(posedge clk)
-    sig_len <= \$212 ;
+    sig_len <= \$232 ;
   always @(posedge clk)
-    mask0 <= \$213 ;
+    mask0 <= \$233 ;
   always @(posedge clk)
-    last0 <= \$214 ;
+    last0 <= \$234 ;
   always @(posedge clk)
-    sig_due <= \$215 ;
+    sig_due <= \$235 ;
   always @(posedge clk)
-    skip <= \$216 ;
+    skip <= \$236 ;
   always @(posedge clk)
-    owed <= \$217 ;
+    skip_zero <= \$237 ;
   always @(posedge clk)
-    blk_miss <= \$218 ;
+    owed <= \$238 ;
   always @(posedge clk)
-    all_in <= \$219 ;
+    blk_miss <= \$239 ;
   always @(posedge clk)
-    left <= \$220 ;
+    all_in <= \$240 ;
   always @(posedge clk)
-    pending <= \$221 ;
+    left <= \$241 ;
   always @(posedge clk)
-    left_one <= \$222 ;
+    pending <= \$242 ;
   always @(posedge clk)
-    v <= \$223 ;
+    left_one <= \$243 ;
   always @(posedge clk)
-    tok_last <= \$224 ;
+    v <= \$244 ;
   always @(posedge clk)
-    \active$78  <= \$225 ;
+    tok_last <= \$245 ;
   always @(posedge clk)
-    \is_sig$75  <= \$226 ;
+    \active$80  <= \$246 ;
   always @(posedge clk)
-    \is_replay$76  <= \$227 ;
+    \is_sig$77  <= \$247 ;
   always @(posedge clk)
-    \length$118  <= \$228 ;
+    \is_replay$78  <= \$248 ;
   always @(posedge clk)
-    count <= \$229 ;
+    \length$126  <= \$249 ;
   always @(posedge clk)
-    \sig_len$119  <= \$230 ;
+    \count$127  <= \$250 ;
   always @(posedge clk)
-    tok_empty <= \$231 ;
+    \sig_len$128  <= \$251 ;
   always @(posedge clk)
-    ra <= \$232 ;
+    tok_empty <= \$252 ;
   always @(posedge clk)
-    bypass <= \$233 ;
+    tok_count2 <= \$253 ;
   always @(posedge clk)
-    hm_bypass_word <= \$234 ;
+    hm_flight <= \$254 ;
   always @(posedge clk)
-    hm_pending <= \$235 ;
+    hm_room <= \$255 ;
   always @(posedge clk)
-    hm_level <= \$236 ;
+    hm_copy0 <= \$256 ;
   always @(posedge clk)
-    hm_wsel <= \$237 ;
+    hm_copy1 <= \$257 ;
   always @(posedge clk)
-    hm_rsel <= \$238 ;
+    hm_first <= \$258 ;
   always @(posedge clk)
-    hm_word0 <= \$239 ;
+    hm_second0 <= \$259 ;
   always @(posedge clk)
-    hm_word1 <= \$240 ;
+    hm_second <= \$260 ;
   always @(posedge clk)
-    hm_word2 <= \$241 ;
+    hm_first_word <= \$261 ;
   always @(posedge clk)
-    counters__cycles <= \$242 ;
+    hm_read1 <= \$262 ;
   always @(posedge clk)
-    cycles_step <= \$243 ;
+    hm_read2 <= \$263 ;
   always @(posedge clk)
-    counters__vectors <= \$244 ;
+    hm_data <= \$264 ;
   always @(posedge clk)
-    vectors_step <= \$245 ;
+    hm_ra <= \$265 ;
   always @(posedge clk)
-    counters__hits <= \$246 ;
+    hm_todo <= \$266 ;
   always @(posedge clk)
-    hits_step <= \$247 ;
+    hm_more <= \$267 ;
   always @(posedge clk)
-    counters__misses <= \$248 ;
+    counters__cycles <= \$268 ;
   always @(posedge clk)
-    misses_step <= \$249 ;
+    cycles_step <= \$269 ;
   always @(posedge clk)
-    counters__macs_done <= \$250 ;
+    counters__vectors <= \$270 ;
   always @(posedge clk)
-    macs_done_step <= \$251 ;
+    vectors_step <= \$271 ;
   always @(posedge clk)
-    counters__macs_skipped <= \$252 ;
+    counters__hits <= \$272 ;
   always @(posedge clk)
-    macs_skipped_step <= \$253 ;
+    hits_step <= \$273 ;
+  always @(posedge clk)
+    counters__misses <= \$274 ;
+  always @(posedge clk)
+    misses_step <= \$275 ;
+  always @(posedge clk)
+    counters__macs_done <= \$276 ;
+  always @(posedge clk)
+    macs_done_step <= \$277 ;
+  always @(posedge clk)
+    counters__macs_skipped <= \$278 ;
+  always @(posedge clk)
+    macs_skipped_step <= \$279 ;
   \mercury_core.array  array (
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$110 ),
+    .busy(\busy$117 ),
     .clk(clk),
     .out_valid(results__valid),
     .results__payload(results__payload),
@@ -5055,9 +5126,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$99 ),
-    .r__valid(\r__valid$97 ),
-    .r_en(\r__ready$95 ),
+    .r__payload(\r__payload$106 ),
+    .r__valid(\r__valid$98 ),
+    .r_en(\r__ready$96 ),
     .rst(rst),
     .w__ready(\w__ready$65 ),
     .w_data(cmd__payload),
@@ -5085,313 +5156,70 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .vectors__ready(\vectors__ready$51 ),
     .vectors__valid(\vectors__valid$56 )
   );
+  \mercury_core.words  words (
+    .clk(clk),
+    .r__payload(\r__payload$86 ),
+    .r__valid(\r__valid$85 ),
+    .r_en(\r__ready$115 ),
+    .rst(rst),
+    .w_data(\w__payload$111 ),
+    .w_en(\w__valid$107 )
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\is_sig$75 ) begin
-      tokens__valid = \$32 ;
-    end else if (\is_replay$76 ) begin
-      tokens__valid = \$37 ;
+    if (\is_sig$77 ) begin
+      tokens__valid = \$43 ;
+    end else if (\is_replay$78 ) begin
+      tokens__valid = \$47 ;
     end else begin
-      tokens__valid = \$41 ;
+      tokens__valid = \$51 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\is_sig$75 ) begin
+    if (\is_sig$77 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
-      tokens__payload[9] = \$33 ;
-    end else if (\is_replay$76 ) begin
-      tokens__payload[0] = hm_head[0];
-      tokens__payload[7:1] = hm_head[7:1];
-      tokens__payload[8] = \$38 ;
-      tokens__payload[9] = \$39 ;
+      tokens__payload[9] = \$44 ;
+    end else if (\is_replay$78 ) begin
+      tokens__payload[0] = \r__payload$86 [0];
+      tokens__payload[7:1] = \r__payload$86 [7:1];
+      tokens__payload[8] = \$48 ;
+      tokens__payload[9] = \$49 ;
     end else begin
       tokens__payload[8] = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = vcnt;
-    if (\$64 ) begin
-      \$202  = \$65 [12:0];
+    \$222  = vcnt;
+    if (\$72 ) begin
+      \$222  = \$73 [12:0];
     end
     if (start) begin
-      \$202  = 13'h0000;
+      \$222  = 13'h0000;
     end
     if (rst) begin
-      \$202  = 13'h0000;
+      \$222  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = rem;
+    \$223  = rem;
     if (beat) begin
       (* full_case = 32'd1 *)
       if (beat_last) begin
-        \$203  = length;
+        \$223  = length;
       end else begin
-        \$203  = \$66 [12:0];
+        \$223  = \$74 [12:0];
       end
     end
     if (start) begin
-      \$203  = cmd__payload[12:0];
-    end
-    if (rst) begin
-      \$203  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = beat_last;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$204  = last0;
-      end else begin
-        \$204  = \$67 ;
-      end
-    end
-    if (start) begin
-      \$204  = \$75 ;
-    end
-    if (rst) begin
-      \$204  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = beat_mask;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$205  = mask0;
-      end else begin
-        \$205  = { \$71 , \$70 , \$69 , \$68  };
-      end
-    end
-    if (start) begin
-      \$205  = { \$79 , \$78 , \$77 , \$76  };
-    end
-    if (rst) begin
-      \$205  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = beat_first;
-    if (beat) begin
-      (* full_case = 32'd1 *)
-      if (beat_last) begin
-        \$206  = 1'h1;
-      end else begin
-        \$206  = 1'h0;
-      end
-    end
-    if (start) begin
-      \$206  = 1'h1;
-    end
-    if (rst) begin
-      \$206  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = active;
-    if (pass_end) begin
-      \$207  = 1'h0;
-    end
-    if (start) begin
-      \$207  = 1'h1;
-    end
-    if (rst) begin
-      \$207  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = is_sig;
-    if (start) begin
-      \$208  = \$73 ;
-    end
-    if (rst) begin
-      \$208  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = is_replay;
-    if (start) begin
-      \$209  = \$74 ;
-    end
-    if (rst) begin
-      \$209  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = length;
-    if (start) begin
-      \$210  = cmd__payload[12:0];
-    end
-    if (rst) begin
-      \$210  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = \count$114 ;
-    if (start) begin
-      \$211  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$211  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = sig_len;
-    if (start) begin
-      \$212  = cmd__payload[32:28];
-    end
-    if (rst) begin
-      \$212  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = mask0;
-    if (start) begin
-      \$213  = { \$83 , \$82 , \$81 , \$80  };
-    end
-    if (rst) begin
-      \$213  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = last0;
-    if (start) begin
-      \$214  = \$84 ;
-    end
-    if (rst) begin
-      \$214  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \$89 [13:0];
-    if (rst) begin
-      \$215  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = skip;
-    if (\$90 ) begin
-      if (\$91 ) begin
-        \$216  = \$92 [13:0];
-      end
-    end
-    if (\$103 ) begin
-      \$216  = \$108 [13:0];
-    end
-    if (rst) begin
-      \$216  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = owed;
-    if (\$90 ) begin
-      (* full_case = 32'd1 *)
-      if (\$91 ) begin
-      end else begin
-        \$217  = \$93 [12:0];
-      end
-    end
-    if (\$103 ) begin
-      \$217  = cmd__payload[25:13];
-    end
-    if (rst) begin
-      \$217  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = blk_miss;
-    if (\$90 ) begin
-      (* full_case = 32'd1 *)
-      if (\$91 ) begin
-      end else begin
-        \$218  = \$94 [12:0];
-      end
-    end
-    if (\$103 ) begin
-      \$218  = 13'h0000;
-    end
-    if (rst) begin
-      \$218  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = \$100 ;
-    if (\$103 ) begin
-      \$219  = \$109 ;
-    end
-    if (rst) begin
-      \$219  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (start) begin
-      \$220  = \$112 ;
-    end else begin
-      \$220  = \$130 [13:0];
-    end
-    if (rst) begin
-      \$220  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (start) begin
-      \$221  = \$117 ;
-    end else begin
-      \$221  = \$142 ;
-    end
-    if (rst) begin
-      \$221  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (start) begin
-      \$222  = \$126 ;
-    end else begin
-      \$222  = \$158 ;
-    end
-    if (rst) begin
-      \$222  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = v;
-    if (issued) begin
-      \$223  = \$159 [12:0];
-    end
-    if (\start$96 ) begin
-      \$223  = 13'h0000;
+      \$223  = cmd__payload[12:0];
     end
     if (rst) begin
       \$223  = 13'h0000;
@@ -5399,12 +5227,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = tok_last;
-    if (issued) begin
-      \$224  = \$161 ;
+    \$224  = beat_last;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$224  = last0;
+      end else begin
+        \$224  = \$75 ;
+      end
     end
-    if (\start$96 ) begin
-      \$224  = \$165 ;
+    if (start) begin
+      \$224  = \$83 ;
     end
     if (rst) begin
       \$224  = 1'h0;
@@ -5412,22 +5245,35 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = \active$78 ;
-    if (\pass_end$92 ) begin
-      \$225  = 1'h0;
+    \$225  = beat_mask;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$225  = mask0;
+      end else begin
+        \$225  = { \$79 , \$78 , \$77 , \$76  };
+      end
     end
-    if (\start$96 ) begin
-      \$225  = 1'h1;
+    if (start) begin
+      \$225  = { \$87 , \$86 , \$85 , \$84  };
     end
     if (rst) begin
-      \$225  = 1'h0;
+      \$225  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = \is_sig$75 ;
-    if (\start$96 ) begin
-      \$226  = \$163 ;
+    \$226  = beat_first;
+    if (beat) begin
+      (* full_case = 32'd1 *)
+      if (beat_last) begin
+        \$226  = 1'h1;
+      end else begin
+        \$226  = 1'h0;
+      end
+    end
+    if (start) begin
+      \$226  = 1'h1;
     end
     if (rst) begin
       \$226  = 1'h0;
@@ -5435,9 +5281,12 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = \is_replay$76 ;
-    if (\start$96 ) begin
-      \$227  = \$164 ;
+    \$227  = active;
+    if (pass_end) begin
+      \$227  = 1'h0;
+    end
+    if (start) begin
+      \$227  = 1'h1;
     end
     if (rst) begin
       \$227  = 1'h0;
@@ -5445,276 +5294,549 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = \length$118 ;
-    if (\start$96 ) begin
-      \$228  = \r__payload$99 [12:0];
+    \$228  = is_sig;
+    if (start) begin
+      \$228  = \$81 ;
     end
     if (rst) begin
-      \$228  = 13'h0000;
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = count;
-    if (\start$96 ) begin
-      \$229  = \r__payload$99 [25:13];
+    \$229  = is_replay;
+    if (start) begin
+      \$229  = \$82 ;
     end
     if (rst) begin
-      \$229  = 13'h0000;
+      \$229  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = \sig_len$119 ;
-    if (\start$96 ) begin
-      \$230  = \r__payload$99 [32:28];
+    \$230  = length;
+    if (start) begin
+      \$230  = cmd__payload[12:0];
     end
     if (rst) begin
-      \$230  = 5'h00;
+      \$230  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = tok_empty;
-    if (\start$96 ) begin
-      \$231  = \$166 ;
+    \$231  = count;
+    if (start) begin
+      \$231  = cmd__payload[25:13];
     end
     if (rst) begin
-      \$231  = 1'h0;
+      \$231  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = ra;
-    if (\$168 ) begin
-      \$232  = { 13'h0000, rd_first };
+    \$232  = sig_len;
+    if (start) begin
+      \$232  = cmd__payload[32:28];
+    end
+    if (rst) begin
+      \$232  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$233  = mask0;
+    if (start) begin
+      \$233  = { \$91 , \$90 , \$89 , \$88  };
+    end
+    if (rst) begin
+      \$233  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$234  = last0;
+    if (start) begin
+      \$234  = \$92 ;
+    end
+    if (rst) begin
+      \$234  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$235  = sig_due_next;
+    if (rst) begin
+      \$235  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$236  = skip;
+    if (\$95 ) begin
+      \$236  = \$96 [13:0];
+    end
+    if (\$108 ) begin
+      \$236  = sig_due_next;
+    end
+    if (rst) begin
+      \$236  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$237  = skip_zero;
+    if (\$95 ) begin
+      \$237  = \$97 ;
+    end
+    if (\$108 ) begin
+      \$237  = \$109 ;
+    end
+    if (rst) begin
+      \$237  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$238  = owed;
+    if (resp_in) begin
+      \$238  = \$98 [12:0];
+    end
+    if (\$108 ) begin
+      \$238  = cmd__payload[25:13];
+    end
+    if (rst) begin
+      \$238  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$239  = blk_miss;
+    if (miss_in) begin
+      \$239  = \$99 [12:0];
+    end
+    if (\$108 ) begin
+      \$239  = 13'h0000;
+    end
+    if (rst) begin
+      \$239  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$240  = \$105 ;
+    if (\$108 ) begin
+      \$240  = \$110 ;
+    end
+    if (rst) begin
+      \$240  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$241  = \$113 ;
+    end else begin
+      \$241  = \$139 ;
+    end
+    if (rst) begin
+      \$241  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$242  = \$118 ;
+    end else begin
+      \$242  = \$151 ;
+    end
+    if (rst) begin
+      \$242  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (start) begin
+      \$243  = \$127 ;
+    end else begin
+      \$243  = \$167 ;
+    end
+    if (rst) begin
+      \$243  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$244  = v;
+    if (issued) begin
+      \$244  = \$168 [12:0];
+    end
+    if (\start$97 ) begin
+      \$244  = 13'h0000;
+    end
+    if (rst) begin
+      \$244  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$245  = tok_last;
+    if (issued) begin
+      \$245  = \$169 ;
+    end
+    if (\start$97 ) begin
+      \$245  = \$173 ;
+    end
+    if (rst) begin
+      \$245  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$246  = \active$80 ;
+    if (\pass_end$94 ) begin
+      \$246  = 1'h0;
+    end
+    if (\start$97 ) begin
+      \$246  = 1'h1;
+    end
+    if (rst) begin
+      \$246  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$247  = \is_sig$77 ;
+    if (\start$97 ) begin
+      \$247  = \$171 ;
+    end
+    if (rst) begin
+      \$247  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$248  = \is_replay$78 ;
+    if (\start$97 ) begin
+      \$248  = \$172 ;
+    end
+    if (rst) begin
+      \$248  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$249  = \length$126 ;
+    if (\start$97 ) begin
+      \$249  = \r__payload$106 [12:0];
+    end
+    if (rst) begin
+      \$249  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$250  = \count$127 ;
+    if (\start$97 ) begin
+      \$250  = \r__payload$106 [25:13];
+    end
+    if (rst) begin
+      \$250  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$251  = \sig_len$128 ;
+    if (\start$97 ) begin
+      \$251  = \r__payload$106 [32:28];
+    end
+    if (rst) begin
+      \$251  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$252  = tok_empty;
+    if (\start$97 ) begin
+      \$252  = \$174 ;
+    end
+    if (rst) begin
+      \$252  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$253  = tok_count2;
+    if (\start$97 ) begin
+      \$253  = \$175 ;
+    end
+    if (rst) begin
+      \$253  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$254  = \$66 [2:0];
+    if (rst) begin
+      \$254  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$255  = \$176 ;
+    if (rst) begin
+      \$255  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$256  = hm_copy0;
+    if (\$178 ) begin
+      \$256  = r__payload;
+    end
+    if (rst) begin
+      \$256  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$257  = hm_copy1;
+    if (\$180 ) begin
+      \$257  = r__payload;
+    end
+    if (rst) begin
+      \$257  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$258  = \$184 ;
+    if (rst) begin
+      \$258  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$259  = \$188 ;
+    if (rst) begin
+      \$259  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$260  = hm_second0;
+    if (rst) begin
+      \$260  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$261  = \$191 ;
+    if (rst) begin
+      \$261  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$262  = rd_next;
+    if (rst) begin
+      \$262  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$263  = hm_read1;
+    if (rst) begin
+      \$263  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$264  = \$signature__data ;
+    if (rst) begin
+      \$264  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$265  = hm_ra;
+    if (\$193 ) begin
+      \$265  = { 1'h0, \$195  };
     end else if (rd_next) begin
-      \$232  = \$169 [13:0];
+      \$265  = \$200 [13:0];
     end
     if (rst) begin
-      \$232  = 14'h0000;
+      \$265  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = \$172 ;
+    \$266  = hm_todo;
+    if (\$193 ) begin
+      \$266  = \$198 ;
+    end else if (rd_next) begin
+      \$266  = \$201 [13:0];
+    end
     if (rst) begin
-      \$233  = 1'h0;
+      \$266  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = r__payload;
-    if (rst) begin
-      \$234  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = hm_read__en;
-    if (rst) begin
-      \$235  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = \$175 [1:0];
-    if (rst) begin
-      \$236  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = hm_wsel;
-    if (hm_pending) begin
-      \$237  = { hm_wsel[1:0], hm_wsel[2] };
+    \$267  = hm_more;
+    if (\$193 ) begin
+      \$267  = \$199 ;
+    end else if (rd_next) begin
+      \$267  = \$202 ;
     end
     if (rst) begin
-      \$237  = 3'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = hm_rsel;
-    if (\$176 ) begin
-      \$238  = { hm_rsel[1:0], hm_rsel[2] };
-    end
-    if (rst) begin
-      \$238  = 3'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = hm_word0;
-    if (\$177 ) begin
-      \$239  = \$178 ;
-    end
-    if (rst) begin
-      \$239  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = hm_word1;
-    if (\$179 ) begin
-      \$240  = \$180 ;
-    end
-    if (rst) begin
-      \$240  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = hm_word2;
-    if (\$181 ) begin
-      \$241  = \$182 ;
-    end
-    if (rst) begin
-      \$241  = 8'h00;
+      \$267  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$242  = 48'h000000000000;
+      \$268  = 48'h000000000000;
     end else begin
-      \$242  = \$183 [47:0];
+      \$268  = \$203 [47:0];
     end
     if (rst) begin
-      \$242  = 48'h000000000000;
+      \$268  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$243  = 1'h0;
+      \$269  = 1'h0;
     end else begin
-      \$243  = busy;
+      \$269  = busy;
     end
     if (rst) begin
-      \$243  = 1'h0;
+      \$269  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$244  = 48'h000000000000;
+      \$270  = 48'h000000000000;
     end else begin
-      \$244  = \$184 [47:0];
+      \$270  = \$204 [47:0];
     end
     if (rst) begin
-      \$244  = 48'h000000000000;
+      \$270  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$245  = 1'h0;
+      \$271  = 1'h0;
     end else begin
-      \$245  = \$185 ;
+      \$271  = \$205 ;
     end
     if (rst) begin
-      \$245  = 1'h0;
+      \$271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$246  = 48'h000000000000;
+      \$272  = 48'h000000000000;
     end else begin
-      \$246  = \$186 [47:0];
+      \$272  = \$206 [47:0];
     end
     if (rst) begin
-      \$246  = 48'h000000000000;
+      \$272  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$247  = 1'h0;
+      \$273  = 1'h0;
     end else begin
-      \$247  = \$188 ;
+      \$273  = \$208 ;
     end
     if (rst) begin
-      \$247  = 1'h0;
+      \$273  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$248  = 48'h000000000000;
+      \$274  = 48'h000000000000;
     end else begin
-      \$248  = \$189 [47:0];
+      \$274  = \$209 [47:0];
     end
     if (rst) begin
-      \$248  = 48'h000000000000;
+      \$274  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$249  = 1'h0;
+      \$275  = 1'h0;
     end else begin
-      \$249  = \$192 ;
+      \$275  = \$212 ;
     end
     if (rst) begin
-      \$249  = 1'h0;
+      \$275  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$250  = 48'h000000000000;
+      \$276  = 48'h000000000000;
     end else begin
-      \$250  = \$193 [47:0];
+      \$276  = \$213 [47:0];
     end
     if (rst) begin
-      \$250  = 48'h000000000000;
+      \$276  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$251  = 17'h00000;
+      \$277  = 17'h00000;
     end else begin
-      \$251  = \$196 ;
+      \$277  = \$216 ;
     end
     if (rst) begin
-      \$251  = 17'h00000;
+      \$277  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$252  = 48'h000000000000;
+      \$278  = 48'h000000000000;
     end else begin
-      \$252  = \$197 [47:0];
+      \$278  = \$217 [47:0];
     end
     if (rst) begin
-      \$252  = 48'h000000000000;
+      \$278  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$253  = 17'h00000;
+      \$279  = 17'h00000;
     end else begin
-      \$253  = \$201 ;
+      \$279  = \$221 ;
     end
     if (rst) begin
-      \$253  = 17'h00000;
+      \$279  = 17'h00000;
     end
   end
   assign \weights__payload$22  = weights__payload;
@@ -5734,7 +5856,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \w__payload$67  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
-  assign hm_read__addr = \$55 [11:0];
+  assign \$signature__addr  = hm_ra[11:0];
+  assign flight_next = \$66 [2:0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5884,25 +6007,27 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \tokens__payload.store  = tokens__payload[9];
   assign \r__payload.hit  = r__payload[0];
   assign \r__payload.entry  = r__payload[7:1];
-  assign \hm_head.hit  = hm_head[0];
-  assign \hm_head.entry  = hm_head[7:1];
+  assign \r__payload$86.hit  = \r__payload$86 [0];
+  assign \r__payload$86.entry  = \r__payload$86 [7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$99.length  = \r__payload$99 [12:0];
-  assign \r__payload$99.count  = \r__payload$99 [25:13];
-  assign \r__payload$99.reuse  = \r__payload$99 [26];
-  assign \r__payload$99.replay  = \r__payload$99 [27];
-  assign \r__payload$99.sig_len  = \r__payload$99 [32:28];
-  assign \hm_word0.hit  = hm_word0[0];
-  assign \hm_word0.entry  = hm_word0[7:1];
-  assign \hm_word1.hit  = hm_word1[0];
-  assign \hm_word1.entry  = hm_word1[7:1];
-  assign \hm_word2.hit  = hm_word2[0];
-  assign \hm_word2.entry  = hm_word2[7:1];
-  assign \hm_bypass_word.hit  = hm_bypass_word[0];
-  assign \hm_bypass_word.entry  = hm_bypass_word[7:1];
-  assign \hm_read__data.hit  = hm_read__data[0];
-  assign \hm_read__data.entry  = hm_read__data[7:1];
+  assign \r__payload$106.length  = \r__payload$106 [12:0];
+  assign \r__payload$106.count  = \r__payload$106 [25:13];
+  assign \r__payload$106.reuse  = \r__payload$106 [26];
+  assign \r__payload$106.replay  = \r__payload$106 [27];
+  assign \r__payload$106.sig_len  = \r__payload$106 [32:28];
+  assign \w__payload$111.hit  = \w__payload$111 [0];
+  assign \w__payload$111.entry  = \w__payload$111 [7:1];
+  assign \hm_data.hit  = hm_data[0];
+  assign \hm_data.entry  = hm_data[7:1];
+  assign \hm_copy1.hit  = hm_copy1[0];
+  assign \hm_copy1.entry  = hm_copy1[7:1];
+  assign \hm_first_word.hit  = hm_first_word[0];
+  assign \hm_first_word.entry  = hm_first_word[7:1];
+  assign \hm_copy0.hit  = hm_copy0[0];
+  assign \hm_copy0.entry  = hm_copy0[7:1];
+  assign \$signature__data.hit  = \$signature__data [0];
+  assign \$signature__data.entry  = \$signature__data [7:1];
   assign \vectors__payload$57 [32] = \$17 ;
   assign \vectors__payload$57 [31:0] = vectors__payload;
   assign beats__payload[38] = \$13 ;
@@ -5910,157 +6035,216 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
-  assign \$57  = \$56 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__valid, weights__ready, beats__ready, tokens__ready, busy, beats__payload, tokens__valid, tokens__payload, results__payload, out_valid, weights__payload);
+module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__valid, weights__ready, tokens__ready, busy, beats__payload, tokens__valid, tokens__payload, results__payload, beats__ready, out_valid, weights__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [11:0] \$11 ;
-  wire \$12 ;
-  wire [11:0] \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire [10:0] \$17 ;
+  wire [255:0] \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire [255:0] \$109 ;
+  wire [255:0] \$11 ;
+  reg [10:0] \$110 ;
+  reg \$111 ;
+  reg [11:0] \$112 ;
+  reg [4:0] \$113 ;
+  reg [1:0] \$114 ;
+  reg [10:0] \$115 ;
+  reg \$116 ;
+  reg [11:0] \$117 ;
+  reg [4:0] \$118 ;
+  reg [4:0] \$119 ;
+  wire [255:0] \$12 ;
+  reg [255:0] \$120 ;
+  reg [255:0] \$121 ;
+  reg [255:0] \$122 ;
+  reg [255:0] \$123 ;
+  reg [255:0] \$124 ;
+  reg \$125 ;
+  reg \$126 ;
+  reg \$127 ;
+  reg [3:0] \$128 ;
+  reg [31:0] \$129 ;
+  wire [255:0] \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [3:0] \$133 ;
+  reg [31:0] \$134 ;
+  reg \$135 ;
+  reg [255:0] \$136 ;
+  reg [4:0] \$137 ;
+  reg \$138 ;
+  reg \$139 ;
+  wire [255:0] \$14 ;
+  reg [6:0] \$140 ;
+  reg [255:0] \$141 ;
+  reg \$142 ;
+  reg \$143 ;
+  reg \$144 ;
+  reg [6:0] \$145 ;
+  reg [255:0] \$146 ;
+  wire [255:0] \$15 ;
+  wire [255:0] \$16 ;
+  wire \$17 ;
   wire \$18 ;
-  wire [1:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
-  wire [255:0] \$20 ;
-  wire [255:0] \$21 ;
-  wire [255:0] \$22 ;
-  wire [255:0] \$23 ;
-  wire [255:0] \$24 ;
-  wire [255:0] \$25 ;
-  wire [255:0] \$26 ;
-  wire [255:0] \$27 ;
-  wire [255:0] \$28 ;
+  wire \$20 ;
+  wire [5:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [5:0] \$26 ;
+  wire [4:0] \$27 ;
+  wire \$28 ;
   wire \$29 ;
   wire [1:0] \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire \$32 ;
-  wire [255:0] \$33 ;
+  wire [255:0] \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
-  wire \$36 ;
-  wire [11:0] \$37 ;
-  wire [1:0] \$38 ;
-  wire [1:0] \$39 ;
-  wire [10:0] \$4 ;
-  wire [1:0] \$40 ;
-  wire \$41 ;
-  wire [11:0] \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [11:0] \$45 ;
-  wire \$46 ;
-  wire [11:0] \$47 ;
+  wire [10:0] \$36 ;
+  wire [4:0] \$37 ;
+  wire [11:0] \$38 ;
+  wire [12:0] \$39 ;
+  wire [1:0] \$4 ;
+  wire [12:0] \$40 ;
+  wire [12:0] \$41 ;
+  wire \$42 ;
+  wire [12:0] \$43 ;
+  wire [12:0] \$44 ;
+  wire \$45 ;
+  wire [12:0] \$46 ;
+  wire [12:0] \$47 ;
   wire \$48 ;
-  wire [11:0] \$49 ;
-  wire [11:0] \$5 ;
-  wire \$50 ;
-  wire [11:0] \$51 ;
-  wire \$52 ;
-  wire [11:0] \$53 ;
+  wire [12:0] \$49 ;
+  wire [1:0] \$5 ;
+  wire [12:0] \$50 ;
+  wire \$51 ;
+  wire [12:0] \$52 ;
+  wire [12:0] \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire [5:0] \$57 ;
-  wire \$58 ;
-  wire [6:0] \$59 ;
+  wire [11:0] \$56 ;
+  wire [11:0] \$57 ;
+  wire [11:0] \$58 ;
+  wire [11:0] \$59 ;
   wire \$6 ;
-  reg [10:0] \$60 ;
-  reg \$61 ;
-  reg [1:0] \$62 ;
-  reg [10:0] \$63 ;
-  reg \$64 ;
-  reg [4:0] \$65 ;
-  reg [4:0] \$66 ;
-  reg [255:0] \$67 ;
-  reg [255:0] \$68 ;
-  reg [255:0] \$69 ;
-  wire [11:0] \$7 ;
-  reg [255:0] \$70 ;
-  reg [255:0] \$71 ;
-  reg \$72 ;
-  reg \$73 ;
-  reg \$74 ;
-  reg [3:0] \$75 ;
-  reg [31:0] \$76 ;
-  reg \$77 ;
-  reg \$78 ;
-  reg \$79 ;
-  wire \$8 ;
-  reg [3:0] \$80 ;
-  reg [31:0] \$81 ;
-  reg [4:0] \$82 ;
-  reg \$83 ;
-  reg \$84 ;
-  reg [6:0] \$85 ;
-  reg [255:0] \$86 ;
-  wire [11:0] \$9 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire [11:0] \$65 ;
+  wire [11:0] \$66 ;
+  wire [12:0] \$67 ;
+  wire [12:0] \$68 ;
+  wire [11:0] \$69 ;
+  wire [1:0] \$7 ;
+  wire [12:0] \$70 ;
+  wire \$71 ;
+  wire [11:0] \$72 ;
+  wire [11:0] \$73 ;
+  wire [11:0] \$74 ;
+  wire [11:0] \$75 ;
+  wire [12:0] \$76 ;
+  wire [11:0] \$77 ;
+  wire \$78 ;
+  wire [11:0] \$79 ;
+  wire [255:0] \$8 ;
+  wire \$80 ;
+  wire [11:0] \$81 ;
+  wire \$82 ;
+  wire [11:0] \$83 ;
+  wire \$84 ;
+  wire [11:0] \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire [255:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
   (* init = 1'h0 *)
-  wire \$signal$54 ;
+  wire \$signal$53 ;
   reg [31:0] a = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \a$57 ;
-  wire [7:0] \a$57[0] ;
-  wire [7:0] \a$57[1] ;
-  wire [7:0] \a$57[2] ;
-  wire [7:0] \a$57[3] ;
+  wire [31:0] \a$56 ;
+  wire [7:0] \a$56[0] ;
+  wire [7:0] \a$56[1] ;
+  wire [7:0] \a$56[2] ;
+  wire [7:0] \a$56[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$63 ;
-  wire [7:0] \a$63[0] ;
-  wire [7:0] \a$63[1] ;
-  wire [7:0] \a$63[2] ;
-  wire [7:0] \a$63[3] ;
+  wire [31:0] \a$62 ;
+  wire [7:0] \a$62[0] ;
+  wire [7:0] \a$62[1] ;
+  wire [7:0] \a$62[2] ;
+  wire [7:0] \a$62[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$69 ;
-  wire [7:0] \a$69[0] ;
-  wire [7:0] \a$69[1] ;
-  wire [7:0] \a$69[2] ;
-  wire [7:0] \a$69[3] ;
+  wire [31:0] \a$68 ;
+  wire [7:0] \a$68[0] ;
+  wire [7:0] \a$68[1] ;
+  wire [7:0] \a$68[2] ;
+  wire [7:0] \a$68[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$75 ;
-  wire [7:0] \a$75[0] ;
-  wire [7:0] \a$75[1] ;
-  wire [7:0] \a$75[2] ;
-  wire [7:0] \a$75[3] ;
+  wire [31:0] \a$74 ;
+  wire [7:0] \a$74[0] ;
+  wire [7:0] \a$74[1] ;
+  wire [7:0] \a$74[2] ;
+  wire [7:0] \a$74[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$81 ;
-  wire [7:0] \a$81[0] ;
-  wire [7:0] \a$81[1] ;
-  wire [7:0] \a$81[2] ;
-  wire [7:0] \a$81[3] ;
+  wire [31:0] \a$80 ;
+  wire [7:0] \a$80[0] ;
+  wire [7:0] \a$80[1] ;
+  wire [7:0] \a$80[2] ;
+  wire [7:0] \a$80[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$87 ;
-  wire [7:0] \a$87[0] ;
-  wire [7:0] \a$87[1] ;
-  wire [7:0] \a$87[2] ;
-  wire [7:0] \a$87[3] ;
+  wire [31:0] \a$86 ;
+  wire [7:0] \a$86[0] ;
+  wire [7:0] \a$86[1] ;
+  wire [7:0] \a$86[2] ;
+  wire [7:0] \a$86[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$93 ;
-  wire [7:0] \a$93[0] ;
-  wire [7:0] \a$93[1] ;
-  wire [7:0] \a$93[2] ;
-  wire [7:0] \a$93[3] ;
+  wire [31:0] \a$92 ;
+  wire [7:0] \a$92[0] ;
+  wire [7:0] \a$92[1] ;
+  wire [7:0] \a$92[2] ;
+  wire [7:0] \a$92[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$103 ;
-  wire [31:0] \acc$104 ;
-  wire [31:0] \acc$105 ;
-  wire [31:0] \acc$106 ;
-  wire [31:0] \acc$107 ;
-  wire [31:0] \acc$108 ;
-  wire [31:0] \acc$109 ;
+  wire [31:0] \acc$143 ;
+  wire [31:0] \acc$144 ;
+  wire [31:0] \acc$145 ;
+  wire [31:0] \acc$146 ;
+  wire [31:0] \acc$147 ;
+  wire [31:0] \acc$148 ;
+  wire [31:0] \acc$149 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -6075,7 +6259,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [3:0] \beats__payload.mask ;
   wire \beats__payload.release ;
   output beats__ready;
-  wire beats__ready;
+  reg beats__ready = 1'h0;
   input beats__valid;
   wire beats__valid;
   output busy;
@@ -6084,55 +6268,57 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire clk;
   wire compute;
   reg [4:0] credits = 5'h10;
+  wire [4:0] credits_next;
   wire done;
   reg first = 1'h0;
   (* init = 1'h0 *)
-  wire \first$61 ;
+  wire \first$60 ;
   (* init = 1'h0 *)
-  wire \first$67 ;
+  wire \first$66 ;
   (* init = 1'h0 *)
-  wire \first$73 ;
+  wire \first$72 ;
   (* init = 1'h0 *)
-  wire \first$79 ;
+  wire \first$78 ;
   (* init = 1'h0 *)
-  wire \first$85 ;
+  wire \first$84 ;
   (* init = 1'h0 *)
-  wire \first$91 ;
+  wire \first$90 ;
   (* init = 1'h0 *)
-  wire \first$97 ;
+  wire \first$96 ;
   reg [1:0] full = 2'h0;
+  wire [1:0] full_next;
   reg last = 1'h0;
   (* init = 1'h0 *)
-  wire \last$62 ;
+  wire \last$61 ;
   (* init = 1'h0 *)
-  wire \last$68 ;
+  wire \last$67 ;
   (* init = 1'h0 *)
-  wire \last$74 ;
+  wire \last$73 ;
   (* init = 1'h0 *)
-  wire \last$80 ;
+  wire \last$79 ;
   (* init = 1'h0 *)
-  wire \last$86 ;
+  wire \last$85 ;
   (* init = 1'h0 *)
-  wire \last$92 ;
+  wire \last$91 ;
   (* init = 1'h0 *)
-  wire \last$98 ;
+  wire \last$97 ;
   wire load;
   wire [1:0] loaded;
   reg [3:0] mask = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] \mask$59 ;
+  wire [3:0] \mask$58 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$65 ;
+  wire [3:0] \mask$64 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$71 ;
+  wire [3:0] \mask$70 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$77 ;
+  wire [3:0] \mask$76 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$83 ;
+  wire [3:0] \mask$82 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$89 ;
+  wire [3:0] \mask$88 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$95 ;
+  wire [3:0] \mask$94 ;
   reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_data[0] ;
   wire [31:0] \out_data[1] ;
@@ -6144,6 +6330,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \out_data[7] ;
   reg [6:0] out_entry = 7'h00;
   reg out_hit = 1'h0;
+  reg out_own = 1'h0;
   output out_valid;
   reg out_valid = 1'h0;
   wire [255:0] r__payload;
@@ -6157,7 +6344,21 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \r__payload[7] ;
   wire r__ready;
   wire r__valid;
-  wire [11:0] raddr;
+  reg [11:0] raddr = 12'h000;
+  (* init = 7'h00 *)
+  wire [6:0] rbuf_w_addr;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] rbuf_w_data;
+  wire [31:0] \rbuf_w_data[0] ;
+  wire [31:0] \rbuf_w_data[1] ;
+  wire [31:0] \rbuf_w_data[2] ;
+  wire [31:0] \rbuf_w_data[3] ;
+  wire [31:0] \rbuf_w_data[4] ;
+  wire [31:0] \rbuf_w_data[5] ;
+  wire [31:0] \rbuf_w_data[6] ;
+  wire [31:0] \rbuf_w_data[7] ;
+  (* init = 1'h0 *)
+  wire rbuf_w_en;
   reg rd_bank = 1'h0;
   wire [1:0] \release ;
   output [263:0] results__payload;
@@ -6178,217 +6379,217 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   (* init = 1'h0 *)
   wire results__valid;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$122 ;
+  wire [6:0] \rport__addr$114 ;
+  wire [8:0] \rport__addr$34 ;
   wire [8:0] \rport__addr$35 ;
   wire [8:0] \rport__addr$36 ;
-  wire [8:0] \rport__addr$37 ;
-  wire [7:0] \rport__addr$38 ;
+  wire [7:0] \rport__addr$37 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$134 ;
-  wire [31:0] \rport__data$134[0] ;
-  wire [7:0] \rport__data$134[0][0] ;
-  wire [7:0] \rport__data$134[0][1] ;
-  wire [7:0] \rport__data$134[0][2] ;
-  wire [7:0] \rport__data$134[0][3] ;
-  wire [31:0] \rport__data$134[1] ;
-  wire [7:0] \rport__data$134[1][0] ;
-  wire [7:0] \rport__data$134[1][1] ;
-  wire [7:0] \rport__data$134[1][2] ;
-  wire [7:0] \rport__data$134[1][3] ;
-  wire [31:0] \rport__data$134[2] ;
-  wire [7:0] \rport__data$134[2][0] ;
-  wire [7:0] \rport__data$134[2][1] ;
-  wire [7:0] \rport__data$134[2][2] ;
-  wire [7:0] \rport__data$134[2][3] ;
-  wire [31:0] \rport__data$134[3] ;
-  wire [7:0] \rport__data$134[3][0] ;
-  wire [7:0] \rport__data$134[3][1] ;
-  wire [7:0] \rport__data$134[3][2] ;
-  wire [7:0] \rport__data$134[3][3] ;
-  wire [31:0] \rport__data$134[4] ;
-  wire [7:0] \rport__data$134[4][0] ;
-  wire [7:0] \rport__data$134[4][1] ;
-  wire [7:0] \rport__data$134[4][2] ;
-  wire [7:0] \rport__data$134[4][3] ;
-  wire [31:0] \rport__data$134[5] ;
-  wire [7:0] \rport__data$134[5][0] ;
-  wire [7:0] \rport__data$134[5][1] ;
-  wire [7:0] \rport__data$134[5][2] ;
-  wire [7:0] \rport__data$134[5][3] ;
-  wire [31:0] \rport__data$134[6] ;
-  wire [7:0] \rport__data$134[6][0] ;
-  wire [7:0] \rport__data$134[6][1] ;
-  wire [7:0] \rport__data$134[6][2] ;
-  wire [7:0] \rport__data$134[6][3] ;
-  wire [31:0] \rport__data$134[7] ;
-  wire [7:0] \rport__data$134[7][0] ;
-  wire [7:0] \rport__data$134[7][1] ;
-  wire [7:0] \rport__data$134[7][2] ;
-  wire [7:0] \rport__data$134[7][3] ;
-  wire [255:0] \rport__data$135 ;
-  wire [31:0] \rport__data$135[0] ;
-  wire [7:0] \rport__data$135[0][0] ;
-  wire [7:0] \rport__data$135[0][1] ;
-  wire [7:0] \rport__data$135[0][2] ;
-  wire [7:0] \rport__data$135[0][3] ;
-  wire [31:0] \rport__data$135[1] ;
-  wire [7:0] \rport__data$135[1][0] ;
-  wire [7:0] \rport__data$135[1][1] ;
-  wire [7:0] \rport__data$135[1][2] ;
-  wire [7:0] \rport__data$135[1][3] ;
-  wire [31:0] \rport__data$135[2] ;
-  wire [7:0] \rport__data$135[2][0] ;
-  wire [7:0] \rport__data$135[2][1] ;
-  wire [7:0] \rport__data$135[2][2] ;
-  wire [7:0] \rport__data$135[2][3] ;
-  wire [31:0] \rport__data$135[3] ;
-  wire [7:0] \rport__data$135[3][0] ;
-  wire [7:0] \rport__data$135[3][1] ;
-  wire [7:0] \rport__data$135[3][2] ;
-  wire [7:0] \rport__data$135[3][3] ;
-  wire [31:0] \rport__data$135[4] ;
-  wire [7:0] \rport__data$135[4][0] ;
-  wire [7:0] \rport__data$135[4][1] ;
-  wire [7:0] \rport__data$135[4][2] ;
-  wire [7:0] \rport__data$135[4][3] ;
-  wire [31:0] \rport__data$135[5] ;
-  wire [7:0] \rport__data$135[5][0] ;
-  wire [7:0] \rport__data$135[5][1] ;
-  wire [7:0] \rport__data$135[5][2] ;
-  wire [7:0] \rport__data$135[5][3] ;
-  wire [31:0] \rport__data$135[6] ;
-  wire [7:0] \rport__data$135[6][0] ;
-  wire [7:0] \rport__data$135[6][1] ;
-  wire [7:0] \rport__data$135[6][2] ;
-  wire [7:0] \rport__data$135[6][3] ;
-  wire [31:0] \rport__data$135[7] ;
-  wire [7:0] \rport__data$135[7][0] ;
-  wire [7:0] \rport__data$135[7][1] ;
-  wire [7:0] \rport__data$135[7][2] ;
-  wire [7:0] \rport__data$135[7][3] ;
-  wire [255:0] \rport__data$136 ;
-  wire [31:0] \rport__data$136[0] ;
-  wire [7:0] \rport__data$136[0][0] ;
-  wire [7:0] \rport__data$136[0][1] ;
-  wire [7:0] \rport__data$136[0][2] ;
-  wire [7:0] \rport__data$136[0][3] ;
-  wire [31:0] \rport__data$136[1] ;
-  wire [7:0] \rport__data$136[1][0] ;
-  wire [7:0] \rport__data$136[1][1] ;
-  wire [7:0] \rport__data$136[1][2] ;
-  wire [7:0] \rport__data$136[1][3] ;
-  wire [31:0] \rport__data$136[2] ;
-  wire [7:0] \rport__data$136[2][0] ;
-  wire [7:0] \rport__data$136[2][1] ;
-  wire [7:0] \rport__data$136[2][2] ;
-  wire [7:0] \rport__data$136[2][3] ;
-  wire [31:0] \rport__data$136[3] ;
-  wire [7:0] \rport__data$136[3][0] ;
-  wire [7:0] \rport__data$136[3][1] ;
-  wire [7:0] \rport__data$136[3][2] ;
-  wire [7:0] \rport__data$136[3][3] ;
-  wire [31:0] \rport__data$136[4] ;
-  wire [7:0] \rport__data$136[4][0] ;
-  wire [7:0] \rport__data$136[4][1] ;
-  wire [7:0] \rport__data$136[4][2] ;
-  wire [7:0] \rport__data$136[4][3] ;
-  wire [31:0] \rport__data$136[5] ;
-  wire [7:0] \rport__data$136[5][0] ;
-  wire [7:0] \rport__data$136[5][1] ;
-  wire [7:0] \rport__data$136[5][2] ;
-  wire [7:0] \rport__data$136[5][3] ;
-  wire [31:0] \rport__data$136[6] ;
-  wire [7:0] \rport__data$136[6][0] ;
-  wire [7:0] \rport__data$136[6][1] ;
-  wire [7:0] \rport__data$136[6][2] ;
-  wire [7:0] \rport__data$136[6][3] ;
-  wire [31:0] \rport__data$136[7] ;
-  wire [7:0] \rport__data$136[7][0] ;
-  wire [7:0] \rport__data$136[7][1] ;
-  wire [7:0] \rport__data$136[7][2] ;
-  wire [7:0] \rport__data$136[7][3] ;
-  wire [255:0] \rport__data$137 ;
-  wire [31:0] \rport__data$137[0] ;
-  wire [7:0] \rport__data$137[0][0] ;
-  wire [7:0] \rport__data$137[0][1] ;
-  wire [7:0] \rport__data$137[0][2] ;
-  wire [7:0] \rport__data$137[0][3] ;
-  wire [31:0] \rport__data$137[1] ;
-  wire [7:0] \rport__data$137[1][0] ;
-  wire [7:0] \rport__data$137[1][1] ;
-  wire [7:0] \rport__data$137[1][2] ;
-  wire [7:0] \rport__data$137[1][3] ;
-  wire [31:0] \rport__data$137[2] ;
-  wire [7:0] \rport__data$137[2][0] ;
-  wire [7:0] \rport__data$137[2][1] ;
-  wire [7:0] \rport__data$137[2][2] ;
-  wire [7:0] \rport__data$137[2][3] ;
-  wire [31:0] \rport__data$137[3] ;
-  wire [7:0] \rport__data$137[3][0] ;
-  wire [7:0] \rport__data$137[3][1] ;
-  wire [7:0] \rport__data$137[3][2] ;
-  wire [7:0] \rport__data$137[3][3] ;
-  wire [31:0] \rport__data$137[4] ;
-  wire [7:0] \rport__data$137[4][0] ;
-  wire [7:0] \rport__data$137[4][1] ;
-  wire [7:0] \rport__data$137[4][2] ;
-  wire [7:0] \rport__data$137[4][3] ;
-  wire [31:0] \rport__data$137[5] ;
-  wire [7:0] \rport__data$137[5][0] ;
-  wire [7:0] \rport__data$137[5][1] ;
-  wire [7:0] \rport__data$137[5][2] ;
-  wire [7:0] \rport__data$137[5][3] ;
-  wire [31:0] \rport__data$137[6] ;
-  wire [7:0] \rport__data$137[6][0] ;
-  wire [7:0] \rport__data$137[6][1] ;
-  wire [7:0] \rport__data$137[6][2] ;
-  wire [7:0] \rport__data$137[6][3] ;
-  wire [31:0] \rport__data$137[7] ;
-  wire [7:0] \rport__data$137[7][0] ;
-  wire [7:0] \rport__data$137[7][1] ;
-  wire [7:0] \rport__data$137[7][2] ;
-  wire [7:0] \rport__data$137[7][3] ;
-  wire [255:0] \rport__data$138 ;
-  wire [31:0] \rport__data$138[0] ;
-  wire [7:0] \rport__data$138[0][0] ;
-  wire [7:0] \rport__data$138[0][1] ;
-  wire [7:0] \rport__data$138[0][2] ;
-  wire [7:0] \rport__data$138[0][3] ;
-  wire [31:0] \rport__data$138[1] ;
-  wire [7:0] \rport__data$138[1][0] ;
-  wire [7:0] \rport__data$138[1][1] ;
-  wire [7:0] \rport__data$138[1][2] ;
-  wire [7:0] \rport__data$138[1][3] ;
-  wire [31:0] \rport__data$138[2] ;
-  wire [7:0] \rport__data$138[2][0] ;
-  wire [7:0] \rport__data$138[2][1] ;
-  wire [7:0] \rport__data$138[2][2] ;
-  wire [7:0] \rport__data$138[2][3] ;
-  wire [31:0] \rport__data$138[3] ;
-  wire [7:0] \rport__data$138[3][0] ;
-  wire [7:0] \rport__data$138[3][1] ;
-  wire [7:0] \rport__data$138[3][2] ;
-  wire [7:0] \rport__data$138[3][3] ;
-  wire [31:0] \rport__data$138[4] ;
-  wire [7:0] \rport__data$138[4][0] ;
-  wire [7:0] \rport__data$138[4][1] ;
-  wire [7:0] \rport__data$138[4][2] ;
-  wire [7:0] \rport__data$138[4][3] ;
-  wire [31:0] \rport__data$138[5] ;
-  wire [7:0] \rport__data$138[5][0] ;
-  wire [7:0] \rport__data$138[5][1] ;
-  wire [7:0] \rport__data$138[5][2] ;
-  wire [7:0] \rport__data$138[5][3] ;
-  wire [31:0] \rport__data$138[6] ;
-  wire [7:0] \rport__data$138[6][0] ;
-  wire [7:0] \rport__data$138[6][1] ;
-  wire [7:0] \rport__data$138[6][2] ;
-  wire [7:0] \rport__data$138[6][3] ;
-  wire [31:0] \rport__data$138[7] ;
-  wire [7:0] \rport__data$138[7][0] ;
-  wire [7:0] \rport__data$138[7][1] ;
-  wire [7:0] \rport__data$138[7][2] ;
-  wire [7:0] \rport__data$138[7][3] ;
+  wire [255:0] \rport__data$129 ;
+  wire [31:0] \rport__data$129[0] ;
+  wire [7:0] \rport__data$129[0][0] ;
+  wire [7:0] \rport__data$129[0][1] ;
+  wire [7:0] \rport__data$129[0][2] ;
+  wire [7:0] \rport__data$129[0][3] ;
+  wire [31:0] \rport__data$129[1] ;
+  wire [7:0] \rport__data$129[1][0] ;
+  wire [7:0] \rport__data$129[1][1] ;
+  wire [7:0] \rport__data$129[1][2] ;
+  wire [7:0] \rport__data$129[1][3] ;
+  wire [31:0] \rport__data$129[2] ;
+  wire [7:0] \rport__data$129[2][0] ;
+  wire [7:0] \rport__data$129[2][1] ;
+  wire [7:0] \rport__data$129[2][2] ;
+  wire [7:0] \rport__data$129[2][3] ;
+  wire [31:0] \rport__data$129[3] ;
+  wire [7:0] \rport__data$129[3][0] ;
+  wire [7:0] \rport__data$129[3][1] ;
+  wire [7:0] \rport__data$129[3][2] ;
+  wire [7:0] \rport__data$129[3][3] ;
+  wire [31:0] \rport__data$129[4] ;
+  wire [7:0] \rport__data$129[4][0] ;
+  wire [7:0] \rport__data$129[4][1] ;
+  wire [7:0] \rport__data$129[4][2] ;
+  wire [7:0] \rport__data$129[4][3] ;
+  wire [31:0] \rport__data$129[5] ;
+  wire [7:0] \rport__data$129[5][0] ;
+  wire [7:0] \rport__data$129[5][1] ;
+  wire [7:0] \rport__data$129[5][2] ;
+  wire [7:0] \rport__data$129[5][3] ;
+  wire [31:0] \rport__data$129[6] ;
+  wire [7:0] \rport__data$129[6][0] ;
+  wire [7:0] \rport__data$129[6][1] ;
+  wire [7:0] \rport__data$129[6][2] ;
+  wire [7:0] \rport__data$129[6][3] ;
+  wire [31:0] \rport__data$129[7] ;
+  wire [7:0] \rport__data$129[7][0] ;
+  wire [7:0] \rport__data$129[7][1] ;
+  wire [7:0] \rport__data$129[7][2] ;
+  wire [7:0] \rport__data$129[7][3] ;
+  wire [255:0] \rport__data$130 ;
+  wire [31:0] \rport__data$130[0] ;
+  wire [7:0] \rport__data$130[0][0] ;
+  wire [7:0] \rport__data$130[0][1] ;
+  wire [7:0] \rport__data$130[0][2] ;
+  wire [7:0] \rport__data$130[0][3] ;
+  wire [31:0] \rport__data$130[1] ;
+  wire [7:0] \rport__data$130[1][0] ;
+  wire [7:0] \rport__data$130[1][1] ;
+  wire [7:0] \rport__data$130[1][2] ;
+  wire [7:0] \rport__data$130[1][3] ;
+  wire [31:0] \rport__data$130[2] ;
+  wire [7:0] \rport__data$130[2][0] ;
+  wire [7:0] \rport__data$130[2][1] ;
+  wire [7:0] \rport__data$130[2][2] ;
+  wire [7:0] \rport__data$130[2][3] ;
+  wire [31:0] \rport__data$130[3] ;
+  wire [7:0] \rport__data$130[3][0] ;
+  wire [7:0] \rport__data$130[3][1] ;
+  wire [7:0] \rport__data$130[3][2] ;
+  wire [7:0] \rport__data$130[3][3] ;
+  wire [31:0] \rport__data$130[4] ;
+  wire [7:0] \rport__data$130[4][0] ;
+  wire [7:0] \rport__data$130[4][1] ;
+  wire [7:0] \rport__data$130[4][2] ;
+  wire [7:0] \rport__data$130[4][3] ;
+  wire [31:0] \rport__data$130[5] ;
+  wire [7:0] \rport__data$130[5][0] ;
+  wire [7:0] \rport__data$130[5][1] ;
+  wire [7:0] \rport__data$130[5][2] ;
+  wire [7:0] \rport__data$130[5][3] ;
+  wire [31:0] \rport__data$130[6] ;
+  wire [7:0] \rport__data$130[6][0] ;
+  wire [7:0] \rport__data$130[6][1] ;
+  wire [7:0] \rport__data$130[6][2] ;
+  wire [7:0] \rport__data$130[6][3] ;
+  wire [31:0] \rport__data$130[7] ;
+  wire [7:0] \rport__data$130[7][0] ;
+  wire [7:0] \rport__data$130[7][1] ;
+  wire [7:0] \rport__data$130[7][2] ;
+  wire [7:0] \rport__data$130[7][3] ;
+  wire [255:0] \rport__data$131 ;
+  wire [31:0] \rport__data$131[0] ;
+  wire [7:0] \rport__data$131[0][0] ;
+  wire [7:0] \rport__data$131[0][1] ;
+  wire [7:0] \rport__data$131[0][2] ;
+  wire [7:0] \rport__data$131[0][3] ;
+  wire [31:0] \rport__data$131[1] ;
+  wire [7:0] \rport__data$131[1][0] ;
+  wire [7:0] \rport__data$131[1][1] ;
+  wire [7:0] \rport__data$131[1][2] ;
+  wire [7:0] \rport__data$131[1][3] ;
+  wire [31:0] \rport__data$131[2] ;
+  wire [7:0] \rport__data$131[2][0] ;
+  wire [7:0] \rport__data$131[2][1] ;
+  wire [7:0] \rport__data$131[2][2] ;
+  wire [7:0] \rport__data$131[2][3] ;
+  wire [31:0] \rport__data$131[3] ;
+  wire [7:0] \rport__data$131[3][0] ;
+  wire [7:0] \rport__data$131[3][1] ;
+  wire [7:0] \rport__data$131[3][2] ;
+  wire [7:0] \rport__data$131[3][3] ;
+  wire [31:0] \rport__data$131[4] ;
+  wire [7:0] \rport__data$131[4][0] ;
+  wire [7:0] \rport__data$131[4][1] ;
+  wire [7:0] \rport__data$131[4][2] ;
+  wire [7:0] \rport__data$131[4][3] ;
+  wire [31:0] \rport__data$131[5] ;
+  wire [7:0] \rport__data$131[5][0] ;
+  wire [7:0] \rport__data$131[5][1] ;
+  wire [7:0] \rport__data$131[5][2] ;
+  wire [7:0] \rport__data$131[5][3] ;
+  wire [31:0] \rport__data$131[6] ;
+  wire [7:0] \rport__data$131[6][0] ;
+  wire [7:0] \rport__data$131[6][1] ;
+  wire [7:0] \rport__data$131[6][2] ;
+  wire [7:0] \rport__data$131[6][3] ;
+  wire [31:0] \rport__data$131[7] ;
+  wire [7:0] \rport__data$131[7][0] ;
+  wire [7:0] \rport__data$131[7][1] ;
+  wire [7:0] \rport__data$131[7][2] ;
+  wire [7:0] \rport__data$131[7][3] ;
+  wire [255:0] \rport__data$132 ;
+  wire [31:0] \rport__data$132[0] ;
+  wire [7:0] \rport__data$132[0][0] ;
+  wire [7:0] \rport__data$132[0][1] ;
+  wire [7:0] \rport__data$132[0][2] ;
+  wire [7:0] \rport__data$132[0][3] ;
+  wire [31:0] \rport__data$132[1] ;
+  wire [7:0] \rport__data$132[1][0] ;
+  wire [7:0] \rport__data$132[1][1] ;
+  wire [7:0] \rport__data$132[1][2] ;
+  wire [7:0] \rport__data$132[1][3] ;
+  wire [31:0] \rport__data$132[2] ;
+  wire [7:0] \rport__data$132[2][0] ;
+  wire [7:0] \rport__data$132[2][1] ;
+  wire [7:0] \rport__data$132[2][2] ;
+  wire [7:0] \rport__data$132[2][3] ;
+  wire [31:0] \rport__data$132[3] ;
+  wire [7:0] \rport__data$132[3][0] ;
+  wire [7:0] \rport__data$132[3][1] ;
+  wire [7:0] \rport__data$132[3][2] ;
+  wire [7:0] \rport__data$132[3][3] ;
+  wire [31:0] \rport__data$132[4] ;
+  wire [7:0] \rport__data$132[4][0] ;
+  wire [7:0] \rport__data$132[4][1] ;
+  wire [7:0] \rport__data$132[4][2] ;
+  wire [7:0] \rport__data$132[4][3] ;
+  wire [31:0] \rport__data$132[5] ;
+  wire [7:0] \rport__data$132[5][0] ;
+  wire [7:0] \rport__data$132[5][1] ;
+  wire [7:0] \rport__data$132[5][2] ;
+  wire [7:0] \rport__data$132[5][3] ;
+  wire [31:0] \rport__data$132[6] ;
+  wire [7:0] \rport__data$132[6][0] ;
+  wire [7:0] \rport__data$132[6][1] ;
+  wire [7:0] \rport__data$132[6][2] ;
+  wire [7:0] \rport__data$132[6][3] ;
+  wire [31:0] \rport__data$132[7] ;
+  wire [7:0] \rport__data$132[7][0] ;
+  wire [7:0] \rport__data$132[7][1] ;
+  wire [7:0] \rport__data$132[7][2] ;
+  wire [7:0] \rport__data$132[7][3] ;
+  wire [255:0] \rport__data$133 ;
+  wire [31:0] \rport__data$133[0] ;
+  wire [7:0] \rport__data$133[0][0] ;
+  wire [7:0] \rport__data$133[0][1] ;
+  wire [7:0] \rport__data$133[0][2] ;
+  wire [7:0] \rport__data$133[0][3] ;
+  wire [31:0] \rport__data$133[1] ;
+  wire [7:0] \rport__data$133[1][0] ;
+  wire [7:0] \rport__data$133[1][1] ;
+  wire [7:0] \rport__data$133[1][2] ;
+  wire [7:0] \rport__data$133[1][3] ;
+  wire [31:0] \rport__data$133[2] ;
+  wire [7:0] \rport__data$133[2][0] ;
+  wire [7:0] \rport__data$133[2][1] ;
+  wire [7:0] \rport__data$133[2][2] ;
+  wire [7:0] \rport__data$133[2][3] ;
+  wire [31:0] \rport__data$133[3] ;
+  wire [7:0] \rport__data$133[3][0] ;
+  wire [7:0] \rport__data$133[3][1] ;
+  wire [7:0] \rport__data$133[3][2] ;
+  wire [7:0] \rport__data$133[3][3] ;
+  wire [31:0] \rport__data$133[4] ;
+  wire [7:0] \rport__data$133[4][0] ;
+  wire [7:0] \rport__data$133[4][1] ;
+  wire [7:0] \rport__data$133[4][2] ;
+  wire [7:0] \rport__data$133[4][3] ;
+  wire [31:0] \rport__data$133[5] ;
+  wire [7:0] \rport__data$133[5][0] ;
+  wire [7:0] \rport__data$133[5][1] ;
+  wire [7:0] \rport__data$133[5][2] ;
+  wire [7:0] \rport__data$133[5][3] ;
+  wire [31:0] \rport__data$133[6] ;
+  wire [7:0] \rport__data$133[6][0] ;
+  wire [7:0] \rport__data$133[6][1] ;
+  wire [7:0] \rport__data$133[6][2] ;
+  wire [7:0] \rport__data$133[6][3] ;
+  wire [31:0] \rport__data$133[7] ;
+  wire [7:0] \rport__data$133[7][0] ;
+  wire [7:0] \rport__data$133[7][1] ;
+  wire [7:0] \rport__data$133[7][2] ;
+  wire [7:0] \rport__data$133[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -6432,60 +6633,60 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire tokens__valid;
   reg valid = 1'h0;
   (* init = 1'h0 *)
-  wire \valid$60 ;
+  wire \valid$59 ;
   (* init = 1'h0 *)
-  wire \valid$66 ;
+  wire \valid$65 ;
   (* init = 1'h0 *)
-  wire \valid$72 ;
+  wire \valid$71 ;
   (* init = 1'h0 *)
-  wire \valid$78 ;
+  wire \valid$77 ;
   (* init = 1'h0 *)
-  wire \valid$84 ;
+  wire \valid$83 ;
   (* init = 1'h0 *)
-  wire \valid$90 ;
+  wire \valid$89 ;
   (* init = 1'h0 *)
-  wire \valid$96 ;
+  wire \valid$95 ;
   wire [31:0] w;
-  wire [31:0] \w$58 ;
-  wire [7:0] \w$58[0] ;
-  wire [7:0] \w$58[1] ;
-  wire [7:0] \w$58[2] ;
-  wire [7:0] \w$58[3] ;
-  wire [31:0] \w$64 ;
-  wire [7:0] \w$64[0] ;
-  wire [7:0] \w$64[1] ;
-  wire [7:0] \w$64[2] ;
-  wire [7:0] \w$64[3] ;
-  wire [31:0] \w$70 ;
-  wire [7:0] \w$70[0] ;
-  wire [7:0] \w$70[1] ;
-  wire [7:0] \w$70[2] ;
-  wire [7:0] \w$70[3] ;
-  wire [31:0] \w$76 ;
-  wire [7:0] \w$76[0] ;
-  wire [7:0] \w$76[1] ;
-  wire [7:0] \w$76[2] ;
-  wire [7:0] \w$76[3] ;
-  wire [31:0] \w$82 ;
-  wire [7:0] \w$82[0] ;
-  wire [7:0] \w$82[1] ;
-  wire [7:0] \w$82[2] ;
-  wire [7:0] \w$82[3] ;
-  wire [31:0] \w$88 ;
-  wire [7:0] \w$88[0] ;
-  wire [7:0] \w$88[1] ;
-  wire [7:0] \w$88[2] ;
-  wire [7:0] \w$88[3] ;
-  wire [31:0] \w$94 ;
-  wire [7:0] \w$94[0] ;
-  wire [7:0] \w$94[1] ;
-  wire [7:0] \w$94[2] ;
-  wire [7:0] \w$94[3] ;
+  wire [31:0] \w$57 ;
+  wire [7:0] \w$57[0] ;
+  wire [7:0] \w$57[1] ;
+  wire [7:0] \w$57[2] ;
+  wire [7:0] \w$57[3] ;
+  wire [31:0] \w$63 ;
+  wire [7:0] \w$63[0] ;
+  wire [7:0] \w$63[1] ;
+  wire [7:0] \w$63[2] ;
+  wire [7:0] \w$63[3] ;
+  wire [31:0] \w$69 ;
+  wire [7:0] \w$69[0] ;
+  wire [7:0] \w$69[1] ;
+  wire [7:0] \w$69[2] ;
+  wire [7:0] \w$69[3] ;
+  wire [31:0] \w$75 ;
+  wire [7:0] \w$75[0] ;
+  wire [7:0] \w$75[1] ;
+  wire [7:0] \w$75[2] ;
+  wire [7:0] \w$75[3] ;
+  wire [31:0] \w$81 ;
+  wire [7:0] \w$81[0] ;
+  wire [7:0] \w$81[1] ;
+  wire [7:0] \w$81[2] ;
+  wire [7:0] \w$81[3] ;
+  wire [31:0] \w$87 ;
+  wire [7:0] \w$87[0] ;
+  wire [7:0] \w$87[1] ;
+  wire [7:0] \w$87[2] ;
+  wire [7:0] \w$87[3] ;
+  wire [31:0] \w$93 ;
+  wire [7:0] \w$93[0] ;
+  wire [7:0] \w$93[1] ;
+  wire [7:0] \w$93[2] ;
+  wire [7:0] \w$93[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  wire [255:0] w__payload;
+  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -6494,8 +6695,9 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  wire w__valid;
-  wire [11:0] waddr;
+  reg w__valid = 1'h0;
+  reg [11:0] waddr = 12'h000;
+  reg [4:0] wchunk = 5'h01;
   reg [255:0] wdata0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wdata0[0] ;
   wire [7:0] \wdata0[0][0] ;
@@ -6750,21 +6952,21 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   input weights__valid;
   wire weights__valid;
   wire [8:0] wport__addr;
-  wire [6:0] \wport__addr$118 ;
+  reg [6:0] \wport__addr$108  = 7'h00;
   wire [8:0] \wport__addr$12 ;
   wire [8:0] \wport__addr$15 ;
   wire [8:0] \wport__addr$18 ;
   wire [7:0] \wport__addr$21 ;
   wire [255:0] wport__data;
-  wire [255:0] \wport__data$119 ;
-  wire [31:0] \wport__data$119[0] ;
-  wire [31:0] \wport__data$119[1] ;
-  wire [31:0] \wport__data$119[2] ;
-  wire [31:0] \wport__data$119[3] ;
-  wire [31:0] \wport__data$119[4] ;
-  wire [31:0] \wport__data$119[5] ;
-  wire [31:0] \wport__data$119[6] ;
-  wire [31:0] \wport__data$119[7] ;
+  reg [255:0] \wport__data$110  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$110[0] ;
+  wire [31:0] \wport__data$110[1] ;
+  wire [31:0] \wport__data$110[2] ;
+  wire [31:0] \wport__data$110[3] ;
+  wire [31:0] \wport__data$110[4] ;
+  wire [31:0] \wport__data$110[5] ;
+  wire [31:0] \wport__data$110[6] ;
+  wire [31:0] \wport__data$110[7] ;
   wire [255:0] \wport__data$13 ;
   wire [31:0] \wport__data$13[0] ;
   wire [7:0] \wport__data$13[0][0] ;
@@ -6970,7 +7172,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  wire \wport__en$121 ;
+  reg \wport__en$112  = 1'h0;
   wire \wport__en$14 ;
   wire \wport__en$17 ;
   wire \wport__en$20 ;
@@ -7020,6 +7222,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \wword[7][1] ;
   wire [7:0] \wword[7][2] ;
   wire [7:0] \wword[7][3] ;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] rbuf [127:0];
   initial begin
     rbuf[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -7152,8 +7355,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$121 )
-      rbuf[tokens__payload[7:1]] <= \wport__data$119 ;
+    if (\wport__en$112 )
+      rbuf[\wport__addr$108 ] <= \wport__data$110 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -7162,6 +7365,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     end
   end
   assign rport__data = _0_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem0 [511:0];
   initial begin
     wmem0[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -7685,7 +7889,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$134  = _1_;
+  assign \rport__data$129  = _1_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
     wmem1[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -8209,7 +8414,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$135  = _2_;
+  assign \rport__data$130  = _2_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
     wmem2[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -8733,7 +8939,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$136  = _3_;
+  assign \rport__data$131  = _3_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
     wmem3[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -9257,7 +9464,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$137  = _4_;
+  assign \rport__data$132  = _4_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
     wmem4[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -9525,132 +9733,200 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$138  = _5_;
-  assign \wport__en$14  = load & \$8 ;
-  assign \$10  = \$9  == 2'h2;
-  assign \wport__en$17  = load & \$10 ;
-  assign \$12  = \$11  == 2'h3;
-  assign \wport__en$20  = load & \$12 ;
-  assign \$14  = \$13  == 3'h4;
-  assign \wport__en$23  = load & \$14 ;
-  assign \$15  = full >> rd_bank;
-  assign \$16  = | credits;
-  assign beats__ready = \$15  & \$16 ;
-  assign take = beats__valid & beats__ready;
-  assign compute = take & beats__payload[38];
-  assign \$17  = rd_bank ? 11'h480 : 11'h000;
-  assign raddr = \$17  + beat_idx;
-  assign \$18  = take & beats__payload[37];
-  assign \$19  = rd_bank ? 2'h2 : 2'h1;
-  assign \release  = \$18  ? \$19  : 2'h0;
-  assign \$20  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$22  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$23  = \$21  | \$22 ;
-  assign \$24  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign wword = \$27  | \$28 ;
-  assign \$29  = ~ out_valid;
-  assign \$30  = \$29  | results__ready;
-  assign \$31  = ~ tokens__payload[8];
-  assign \$32  = \$31  | r__valid;
-  assign tokens__ready = \$30  & \$32 ;
-  assign advance = tokens__valid & tokens__ready;
-  assign r__ready = advance & tokens__payload[8];
-  assign \wport__en$121  = advance & tokens__payload[9];
-  assign \$33  = out_hit ? rport__data : out_data;
-  assign \$34  = credits != 5'h10;
-  assign busy = \$34  | out_valid;
-  assign \$35  = wr_addr != 11'h47f;
-  assign \$36  = ~ wr_bank;
-  assign \$37  = wr_addr + 1'h1;
-  assign \$38  = full | loaded;
-  assign \$39  = ~ \release ;
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = beat_idx != 11'h47f;
-  assign \$42  = beat_idx + 1'h1;
-  assign \$43  = take & beats__payload[37];
-  assign \$44  = ~ rd_bank;
-  assign \$46  = ! \$45 ;
-  assign \$48  = \$47  == 1'h1;
-  assign \$50  = \$49  == 2'h2;
-  assign \$52  = \$51  == 2'h3;
-  assign \$54  = \$53  == 3'h4;
-  assign \$55  = ! beat_idx;
-  assign \$56  = compute & beats__payload[36];
-  assign \$57  = credits - \$56 ;
-  assign \$58  = r__valid & r__ready;
-  assign \$59  = $signed(\$57 ) + $signed({ 1'h0, \$58  });
-  always @(posedge clk)
-    wr_addr <= \$60 ;
-  always @(posedge clk)
-    wr_bank <= \$61 ;
-  always @(posedge clk)
-    full <= \$62 ;
-  always @(posedge clk)
-    beat_idx <= \$63 ;
-  always @(posedge clk)
-    rd_bank <= \$64 ;
-  always @(posedge clk)
-    wsel0 <= \$65 ;
-  always @(posedge clk)
-    wsel1 <= \$66 ;
-  always @(posedge clk)
-    wdata0 <= \$67 ;
-  always @(posedge clk)
-    wdata1 <= \$68 ;
-  always @(posedge clk)
-    wdata2 <= \$69 ;
-  always @(posedge clk)
-    wdata3 <= \$70 ;
-  always @(posedge clk)
-    wdata4 <= \$71 ;
-  always @(posedge clk)
-    s0_valid <= \$72 ;
-  always @(posedge clk)
-    s0_first <= \$73 ;
-  always @(posedge clk)
-    s0_last <= \$74 ;
-  always @(posedge clk)
-    s0_mask <= \$75 ;
-  always @(posedge clk)
-    s0_data <= \$76 ;
-  always @(posedge clk)
-    valid <= \$77 ;
-  always @(posedge clk)
-    first <= \$78 ;
-  always @(posedge clk)
-    last <= \$79 ;
-  always @(posedge clk)
-    mask <= \$80 ;
-  always @(posedge clk)
-    a <= \$81 ;
-  always @(posedge clk)
-    credits <= \$82 ;
-  always @(posedge clk)
-    out_valid <= \$83 ;
-  always @(posedge clk)
-    out_hit <= \$84 ;
-  always @(posedge clk)
-    out_entry <= \$85 ;
-  always @(posedge clk)
-    out_data <= \$86 ;
+  assign \rport__data$133  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
   assign \$2  = load & weights__payload[256];
   assign \$3  = wr_bank ? 2'h2 : 2'h1;
   assign loaded = \$2  ? \$3  : 2'h0;
-  assign \$4  = wr_bank ? 11'h480 : 11'h000;
-  assign waddr = \$4  + wr_addr;
-  assign \$6  = ! \$5 ;
-  assign wport__en = load & \$6 ;
-  assign \$8  = \$7  == 1'h1;
+  assign wport__en = load & wchunk[0];
+  assign \wport__en$14  = load & wchunk[1];
+  assign \wport__en$17  = load & wchunk[2];
+  assign \wport__en$20  = load & wchunk[3];
+  assign \wport__en$23  = load & wchunk[4];
+  assign \$4  = full | loaded;
+  assign \$5  = ~ \release ;
+  assign full_next = \$4  & \$5 ;
+  assign take = beats__valid & beats__ready;
+  assign compute = take & beats__payload[38];
+  assign \$6  = take & beats__payload[37];
+  assign \$7  = rd_bank ? 2'h2 : 2'h1;
+  assign \release  = \$6  ? \$7  : 2'h0;
+  assign \$8  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$10  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$11  = \$9  | \$10 ;
+  assign \$12  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$13  = \$11  | \$12 ;
+  assign \$14  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$15  = \$13  | \$14 ;
+  assign \$16  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign wword = \$15  | \$16 ;
+  assign \$17  = r__valid & r__ready;
+  assign \$18  = compute & beats__payload[36];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = credits + 1'h1;
+  assign \$22  = compute & beats__payload[36];
+  assign \$23  = r__valid & r__ready;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = credits - 1'h1;
+  assign \$27  = \$25  ? \$26 [4:0] : credits;
+  assign credits_next = \$20  ? \$21 [4:0] : \$27 ;
+  assign \$28  = ~ out_valid;
+  assign \$29  = \$28  | results__ready;
+  assign \$30  = ~ tokens__payload[8];
+  assign \$31  = \$30  | r__valid;
+  assign tokens__ready = \$29  & \$31 ;
+  assign advance = tokens__valid & tokens__ready;
+  assign r__ready = advance & tokens__payload[8];
+  assign \$32  = out_own ? out_data : rport__data;
+  assign \$33  = credits != 5'h10;
+  assign busy = \$33  | out_valid;
+  assign \$34  = wr_addr != 11'h47f;
+  assign \$35  = ~ wr_bank;
+  assign \$36  = wr_bank ? 11'h000 : 11'h480;
+  assign \$37  = wr_bank ? 5'h01 : 5'h04;
+  assign \$38  = wr_addr + 1'h1;
+  assign \$39  = waddr + 1'h1;
+  assign \$40  = waddr + 1'h1;
+  assign \$42  = ! \$41 ;
+  assign \$43  = waddr + 1'h1;
+  assign \$45  = \$44  == 1'h1;
+  assign \$46  = waddr + 1'h1;
+  assign \$48  = \$47  == 2'h2;
+  assign \$49  = waddr + 1'h1;
+  assign \$51  = \$50  == 2'h3;
+  assign \$52  = waddr + 1'h1;
+  assign \$54  = \$53  == 3'h4;
+  assign \$55  = beat_idx != 11'h47f;
+  assign \$56  = beat_idx + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, beat_idx };
+  assign \$58  = beats__payload[36] ? 12'h000 : \$57 ;
+  assign \$59  = compute ? \$58  : { 1'h0, beat_idx };
+  assign \$60  = take & beats__payload[37];
+  assign \$61  = rd_bank ^ \$60 ;
+  assign \$62  = take & beats__payload[37];
+  assign \$63  = rd_bank ^ \$62 ;
+  assign \$64  = beat_idx != 11'h47f;
+  assign \$65  = beat_idx + 1'h1;
+  assign \$66  = \$64  ? \$65  : { 1'h0, beat_idx };
+  assign \$67  = 11'h480 + \$66 ;
+  assign \$68  = beats__payload[36] ? 13'h0480 : \$67 ;
+  assign \$69  = 11'h480 + beat_idx;
+  assign \$70  = compute ? \$68  : { 1'h0, \$69  };
+  assign \$71  = beat_idx != 11'h47f;
+  assign \$72  = beat_idx + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, beat_idx };
+  assign \$74  = beats__payload[36] ? 12'h000 : \$73 ;
+  assign \$75  = compute ? \$74  : { 1'h0, beat_idx };
+  assign \$76  = \$63  ? \$70  : { 1'h0, \$75  };
+  assign \$78  = ! \$77 ;
+  assign \$80  = \$79  == 1'h1;
+  assign \$82  = \$81  == 2'h2;
+  assign \$84  = \$83  == 2'h3;
+  assign \$86  = \$85  == 3'h4;
+  assign \$87  = ! beat_idx;
+  assign \$88  = take & beats__payload[37];
+  assign \$89  = rd_bank ^ \$88 ;
+  assign \$90  = full_next >> \$89 ;
+  assign \$91  = r__valid & r__ready;
+  assign \$92  = compute & beats__payload[36];
+  assign \$93  = ~ \$92 ;
+  assign \$94  = \$91  & \$93 ;
+  assign \$95  = compute & beats__payload[36];
+  assign \$96  = r__valid & r__ready;
+  assign \$97  = ~ \$96 ;
+  assign \$98  = \$95  & \$97 ;
+  assign \$99  = credits != 1'h1;
+  assign \$100  = | credits;
+  assign \$101  = \$98  ? \$99  : \$100 ;
+  assign \$102  = \$94  ? 1'h1 : \$101 ;
+  assign \$103  = \$90  & \$102 ;
+  assign \$104  = advance & tokens__payload[9];
+  assign \$105  = ~ tokens__payload[0];
+  assign \$106  = \wport__addr$108  == tokens__payload[7:1];
+  assign \$107  = \wport__en$112  & \$106 ;
+  assign \$108  = \$105  | \$107 ;
+  assign \$109  = tokens__payload[0] ? \wport__data$110  : r__payload;
+  always @(posedge clk)
+    wr_addr <= \$110 ;
+  always @(posedge clk)
+    wr_bank <= \$111 ;
+  always @(posedge clk)
+    waddr <= \$112 ;
+  always @(posedge clk)
+    wchunk <= \$113 ;
+  always @(posedge clk)
+    full <= \$114 ;
+  always @(posedge clk)
+    beat_idx <= \$115 ;
+  always @(posedge clk)
+    rd_bank <= \$116 ;
+  always @(posedge clk)
+    raddr <= \$117 ;
+  always @(posedge clk)
+    wsel0 <= \$118 ;
+  always @(posedge clk)
+    wsel1 <= \$119 ;
+  always @(posedge clk)
+    wdata0 <= \$120 ;
+  always @(posedge clk)
+    wdata1 <= \$121 ;
+  always @(posedge clk)
+    wdata2 <= \$122 ;
+  always @(posedge clk)
+    wdata3 <= \$123 ;
+  always @(posedge clk)
+    wdata4 <= \$124 ;
+  always @(posedge clk)
+    s0_valid <= \$125 ;
+  always @(posedge clk)
+    s0_first <= \$126 ;
+  always @(posedge clk)
+    s0_last <= \$127 ;
+  always @(posedge clk)
+    s0_mask <= \$128 ;
+  always @(posedge clk)
+    s0_data <= \$129 ;
+  always @(posedge clk)
+    valid <= \$130 ;
+  always @(posedge clk)
+    first <= \$131 ;
+  always @(posedge clk)
+    last <= \$132 ;
+  always @(posedge clk)
+    mask <= \$133 ;
+  always @(posedge clk)
+    a <= \$134 ;
+  always @(posedge clk)
+    w__valid <= \$135 ;
+  always @(posedge clk)
+    w__payload <= \$136 ;
+  always @(posedge clk)
+    credits <= \$137 ;
+  always @(posedge clk)
+    beats__ready <= \$138 ;
+  always @(posedge clk)
+    \wport__en$112  <= \$139 ;
+  always @(posedge clk)
+    \wport__addr$108  <= \$140 ;
+  always @(posedge clk)
+    \wport__data$110  <= \$141 ;
+  always @(posedge clk)
+    out_valid <= \$142 ;
+  always @(posedge clk)
+    out_hit <= \$143 ;
+  always @(posedge clk)
+    out_own <= \$144 ;
+  always @(posedge clk)
+    out_entry <= \$145 ;
+  always @(posedge clk)
+    out_data <= \$146 ;
   \mercury_core.array.computed  computed (
     .clk(clk),
-    .r__payload(\wport__data$119 ),
+    .r__payload(r__payload),
     .r__valid(r__valid),
     .r_en(r__ready),
     .rst(rst),
@@ -9661,7 +9937,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .\a$10 (a),
     .acc(acc),
     .clk(clk),
-    .done(w__valid),
+    .done(done),
     .first(first),
     .last(last),
     .mask(mask),
@@ -9671,7 +9947,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe1  pe1 (
     .\a$10 (a),
-    .acc(\acc$103 ),
+    .acc(\acc$143 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9682,7 +9958,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe2  pe2 (
     .\a$10 (a),
-    .acc(\acc$104 ),
+    .acc(\acc$144 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9693,7 +9969,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe3  pe3 (
     .\a$10 (a),
-    .acc(\acc$105 ),
+    .acc(\acc$145 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9704,7 +9980,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe4  pe4 (
     .\a$10 (a),
-    .acc(\acc$106 ),
+    .acc(\acc$146 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9715,7 +9991,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe5  pe5 (
     .\a$10 (a),
-    .acc(\acc$107 ),
+    .acc(\acc$147 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9726,7 +10002,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe6  pe6 (
     .\a$10 (a),
-    .acc(\acc$108 ),
+    .acc(\acc$148 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9737,7 +10013,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe7  pe7 (
     .\a$10 (a),
-    .acc(\acc$109 ),
+    .acc(\acc$149 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9748,239 +10024,323 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$60  = wr_addr;
+    \$110  = wr_addr;
     if (load) begin
       if (weights__payload[256]) begin
-        \$60  = 11'h000;
-      end else if (\$35 ) begin
-        \$60  = \$37 [10:0];
+        \$110  = 11'h000;
+      end else if (\$34 ) begin
+        \$110  = \$38 [10:0];
       end
     end
     if (rst) begin
-      \$60  = 11'h000;
+      \$110  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$61  = wr_bank;
+    \$111  = wr_bank;
     if (load) begin
       if (weights__payload[256]) begin
-        \$61  = \$36 ;
+        \$111  = \$35 ;
       end
     end
     if (rst) begin
-      \$61  = 1'h0;
+      \$111  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$62  = \$40 ;
-    if (rst) begin
-      \$62  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$63  = beat_idx;
-    if (compute) begin
-      if (beats__payload[36]) begin
-        \$63  = 11'h000;
-      end else if (\$41 ) begin
-        \$63  = \$42 [10:0];
+    \$112  = waddr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$112  = { 1'h0, \$36  };
+      end else if (\$34 ) begin
+        \$112  = \$39 [11:0];
       end
     end
     if (rst) begin
-      \$63  = 11'h000;
+      \$112  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$64  = rd_bank;
-    if (\$43 ) begin
-      \$64  = \$44 ;
+    \$113  = wchunk;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$113  = \$37 ;
+      end else if (\$34 ) begin
+        \$113  = { \$54 , \$51 , \$48 , \$45 , \$42  };
+      end
     end
     if (rst) begin
-      \$64  = 1'h0;
+      \$113  = 5'h01;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$65  = { \$54 , \$52 , \$50 , \$48 , \$46  };
+    \$114  = full_next;
     if (rst) begin
-      \$65  = 5'h00;
+      \$114  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$66  = wsel0;
+    \$115  = \$59 [10:0];
     if (rst) begin
-      \$66  = 5'h00;
+      \$115  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$67  = \rport__data$134 ;
+    \$116  = \$61 ;
     if (rst) begin
-      \$67  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$68  = \rport__data$135 ;
+    \$117  = \$76 [11:0];
     if (rst) begin
-      \$68  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$117  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$69  = \rport__data$136 ;
+    \$118  = { \$86 , \$84 , \$82 , \$80 , \$78  };
     if (rst) begin
-      \$69  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$118  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$70  = \rport__data$137 ;
+    \$119  = wsel0;
     if (rst) begin
-      \$70  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$119  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$71  = \rport__data$138 ;
+    \$120  = \rport__data$129 ;
     if (rst) begin
-      \$71  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$120  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$72  = compute;
+    \$121  = \rport__data$130 ;
     if (rst) begin
-      \$72  = 1'h0;
+      \$121  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$73  = s0_first;
+    \$122  = \rport__data$131 ;
+    if (rst) begin
+      \$122  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$123  = \rport__data$132 ;
+    if (rst) begin
+      \$123  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$124  = \rport__data$133 ;
+    if (rst) begin
+      \$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$125  = compute;
+    if (rst) begin
+      \$125  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$126  = s0_first;
     if (compute) begin
-      \$73  = \$55 ;
+      \$126  = \$87 ;
     end
     if (rst) begin
-      \$73  = 1'h0;
+      \$126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$74  = s0_last;
+    \$127  = s0_last;
     if (compute) begin
-      \$74  = beats__payload[36];
+      \$127  = beats__payload[36];
     end
     if (rst) begin
-      \$74  = 1'h0;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$75  = s0_mask;
+    \$128  = s0_mask;
     if (compute) begin
-      \$75  = beats__payload[35:32];
+      \$128  = beats__payload[35:32];
     end
     if (rst) begin
-      \$75  = 4'h0;
+      \$128  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$76  = s0_data;
+    \$129  = s0_data;
     if (compute) begin
-      \$76  = beats__payload[31:0];
+      \$129  = beats__payload[31:0];
     end
     if (rst) begin
-      \$76  = 32'd0;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$77  = s0_valid;
+    \$130  = s0_valid;
     if (rst) begin
-      \$77  = 1'h0;
+      \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$78  = s0_first;
+    \$131  = s0_first;
     if (rst) begin
-      \$78  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$79  = s0_last;
+    \$132  = s0_last;
     if (rst) begin
-      \$79  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$80  = s0_mask;
+    \$133  = s0_mask;
     if (rst) begin
-      \$80  = 4'h0;
+      \$133  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$81  = s0_data;
+    \$134  = s0_data;
     if (rst) begin
-      \$81  = 32'd0;
+      \$134  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$82  = \$59 [4:0];
+    \$135  = done;
     if (rst) begin
-      \$82  = 5'h10;
+      \$135  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$83  = out_valid;
+    \$136 [31:0] = acc;
+    \$136 [63:32] = \acc$143 ;
+    \$136 [95:64] = \acc$144 ;
+    \$136 [127:96] = \acc$145 ;
+    \$136 [159:128] = \acc$146 ;
+    \$136 [191:160] = \acc$147 ;
+    \$136 [223:192] = \acc$148 ;
+    \$136 [255:224] = \acc$149 ;
+    if (rst) begin
+      \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$137  = credits_next;
+    if (rst) begin
+      \$137  = 5'h10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$138  = \$103 ;
+    if (rst) begin
+      \$138  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$139  = \$104 ;
+    if (rst) begin
+      \$139  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$140  = tokens__payload[7:1];
+    if (rst) begin
+      \$140  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$141  = r__payload;
+    if (rst) begin
+      \$141  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$142  = out_valid;
     if (advance) begin
-      \$83  = 1'h1;
+      \$142  = 1'h1;
     end else if (results__ready) begin
-      \$83  = 1'h0;
+      \$142  = 1'h0;
     end
     if (rst) begin
-      \$83  = 1'h0;
+      \$142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$84  = out_hit;
+    \$143  = out_hit;
     if (advance) begin
-      \$84  = tokens__payload[0];
+      \$143  = tokens__payload[0];
     end
     if (rst) begin
-      \$84  = 1'h0;
+      \$143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$85  = out_entry;
+    \$144  = out_own;
     if (advance) begin
-      \$85  = tokens__payload[7:1];
+      \$144  = \$108 ;
     end
     if (rst) begin
-      \$85  = 7'h00;
+      \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$86  = out_data;
+    \$145  = out_entry;
     if (advance) begin
-      \$86  = \wport__data$119 ;
+      \$145  = tokens__payload[7:1];
     end
     if (rst) begin
-      \$86  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$145  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$146  = out_data;
+    if (advance) begin
+      \$146  = \$109 ;
+    end
+    if (rst) begin
+      \$146  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = waddr[8:0];
@@ -9994,62 +10354,62 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \wport__addr$21  = waddr[7:0];
   assign \wport__data$22  = weights__payload[255:0];
   assign rport__addr = raddr[8:0];
+  assign \rport__addr$34  = raddr[8:0];
   assign \rport__addr$35  = raddr[8:0];
   assign \rport__addr$36  = raddr[8:0];
-  assign \rport__addr$37  = raddr[8:0];
-  assign \rport__addr$38  = raddr[7:0];
+  assign \rport__addr$37  = raddr[7:0];
   assign s_data = a;
   assign w = wword[31:0];
   assign s_mask = mask;
   assign \$signal  = valid;
-  assign \$signal$54  = first;
+  assign \$signal$53  = first;
   assign s_last = last;
-  assign \a$57  = a;
-  assign \w$58  = wword[63:32];
-  assign \mask$59  = mask;
-  assign \valid$60  = valid;
-  assign \first$61  = first;
-  assign \last$62  = last;
-  assign \a$63  = a;
-  assign \w$64  = wword[95:64];
-  assign \mask$65  = mask;
-  assign \valid$66  = valid;
-  assign \first$67  = first;
-  assign \last$68  = last;
-  assign \a$69  = a;
-  assign \w$70  = wword[127:96];
-  assign \mask$71  = mask;
-  assign \valid$72  = valid;
-  assign \first$73  = first;
-  assign \last$74  = last;
-  assign \a$75  = a;
-  assign \w$76  = wword[159:128];
-  assign \mask$77  = mask;
-  assign \valid$78  = valid;
-  assign \first$79  = first;
-  assign \last$80  = last;
-  assign \a$81  = a;
-  assign \w$82  = wword[191:160];
-  assign \mask$83  = mask;
-  assign \valid$84  = valid;
-  assign \first$85  = first;
-  assign \last$86  = last;
-  assign \a$87  = a;
-  assign \w$88  = wword[223:192];
-  assign \mask$89  = mask;
-  assign \valid$90  = valid;
-  assign \first$91  = first;
-  assign \last$92  = last;
-  assign \a$93  = a;
-  assign \w$94  = wword[255:224];
-  assign \mask$95  = mask;
-  assign \valid$96  = valid;
-  assign \first$97  = first;
-  assign \last$98  = last;
-  assign done = w__valid;
-  assign \wport__addr$118  = tokens__payload[7:1];
-  assign r__payload = \wport__data$119 ;
-  assign \rport__addr$122  = tokens__payload[7:1];
+  assign \a$56  = a;
+  assign \w$57  = wword[63:32];
+  assign \mask$58  = mask;
+  assign \valid$59  = valid;
+  assign \first$60  = first;
+  assign \last$61  = last;
+  assign \a$62  = a;
+  assign \w$63  = wword[95:64];
+  assign \mask$64  = mask;
+  assign \valid$65  = valid;
+  assign \first$66  = first;
+  assign \last$67  = last;
+  assign \a$68  = a;
+  assign \w$69  = wword[127:96];
+  assign \mask$70  = mask;
+  assign \valid$71  = valid;
+  assign \first$72  = first;
+  assign \last$73  = last;
+  assign \a$74  = a;
+  assign \w$75  = wword[159:128];
+  assign \mask$76  = mask;
+  assign \valid$77  = valid;
+  assign \first$78  = first;
+  assign \last$79  = last;
+  assign \a$80  = a;
+  assign \w$81  = wword[191:160];
+  assign \mask$82  = mask;
+  assign \valid$83  = valid;
+  assign \first$84  = first;
+  assign \last$85  = last;
+  assign \a$86  = a;
+  assign \w$87  = wword[223:192];
+  assign \mask$88  = mask;
+  assign \valid$89  = valid;
+  assign \first$90  = first;
+  assign \last$91  = last;
+  assign \a$92  = a;
+  assign \w$93  = wword[255:224];
+  assign \mask$94  = mask;
+  assign \valid$95  = valid;
+  assign \first$96  = first;
+  assign \last$97  = last;
+  assign rbuf_w_addr = \wport__addr$108 ;
+  assign rbuf_w_data = \wport__data$110 ;
+  assign rbuf_w_en = \wport__en$112 ;
+  assign \rport__addr$114  = tokens__payload[7:1];
   assign rport__en = advance;
   assign results__valid = out_valid;
   assign \weights__payload.data  = weights__payload[255:0];
@@ -10555,90 +10915,82 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \w[1]  = wword[15:8];
   assign \w[2]  = wword[23:16];
   assign \w[3]  = wword[31:24];
-  assign \a$57[0]  = a[7:0];
-  assign \a$57[1]  = a[15:8];
-  assign \a$57[2]  = a[23:16];
-  assign \a$57[3]  = a[31:24];
-  assign \w$58[0]  = wword[39:32];
-  assign \w$58[1]  = wword[47:40];
-  assign \w$58[2]  = wword[55:48];
-  assign \w$58[3]  = wword[63:56];
-  assign \a$63[0]  = a[7:0];
-  assign \a$63[1]  = a[15:8];
-  assign \a$63[2]  = a[23:16];
-  assign \a$63[3]  = a[31:24];
-  assign \w$64[0]  = wword[71:64];
-  assign \w$64[1]  = wword[79:72];
-  assign \w$64[2]  = wword[87:80];
-  assign \w$64[3]  = wword[95:88];
-  assign \a$69[0]  = a[7:0];
-  assign \a$69[1]  = a[15:8];
-  assign \a$69[2]  = a[23:16];
-  assign \a$69[3]  = a[31:24];
-  assign \w$70[0]  = wword[103:96];
-  assign \w$70[1]  = wword[111:104];
-  assign \w$70[2]  = wword[119:112];
-  assign \w$70[3]  = wword[127:120];
-  assign \a$75[0]  = a[7:0];
-  assign \a$75[1]  = a[15:8];
-  assign \a$75[2]  = a[23:16];
-  assign \a$75[3]  = a[31:24];
-  assign \w$76[0]  = wword[135:128];
-  assign \w$76[1]  = wword[143:136];
-  assign \w$76[2]  = wword[151:144];
-  assign \w$76[3]  = wword[159:152];
-  assign \a$81[0]  = a[7:0];
-  assign \a$81[1]  = a[15:8];
-  assign \a$81[2]  = a[23:16];
-  assign \a$81[3]  = a[31:24];
-  assign \w$82[0]  = wword[167:160];
-  assign \w$82[1]  = wword[175:168];
-  assign \w$82[2]  = wword[183:176];
-  assign \w$82[3]  = wword[191:184];
-  assign \a$87[0]  = a[7:0];
-  assign \a$87[1]  = a[15:8];
-  assign \a$87[2]  = a[23:16];
-  assign \a$87[3]  = a[31:24];
-  assign \w$88[0]  = wword[199:192];
-  assign \w$88[1]  = wword[207:200];
-  assign \w$88[2]  = wword[215:208];
-  assign \w$88[3]  = wword[223:216];
-  assign \a$93[0]  = a[7:0];
-  assign \a$93[1]  = a[15:8];
-  assign \a$93[2]  = a[23:16];
-  assign \a$93[3]  = a[31:24];
-  assign \w$94[0]  = wword[231:224];
-  assign \w$94[1]  = wword[239:232];
-  assign \w$94[2]  = wword[247:240];
-  assign \w$94[3]  = wword[255:248];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
+  assign \a$56[0]  = a[7:0];
+  assign \a$56[1]  = a[15:8];
+  assign \a$56[2]  = a[23:16];
+  assign \a$56[3]  = a[31:24];
+  assign \w$57[0]  = wword[39:32];
+  assign \w$57[1]  = wword[47:40];
+  assign \w$57[2]  = wword[55:48];
+  assign \w$57[3]  = wword[63:56];
+  assign \a$62[0]  = a[7:0];
+  assign \a$62[1]  = a[15:8];
+  assign \a$62[2]  = a[23:16];
+  assign \a$62[3]  = a[31:24];
+  assign \w$63[0]  = wword[71:64];
+  assign \w$63[1]  = wword[79:72];
+  assign \w$63[2]  = wword[87:80];
+  assign \w$63[3]  = wword[95:88];
+  assign \a$68[0]  = a[7:0];
+  assign \a$68[1]  = a[15:8];
+  assign \a$68[2]  = a[23:16];
+  assign \a$68[3]  = a[31:24];
+  assign \w$69[0]  = wword[103:96];
+  assign \w$69[1]  = wword[111:104];
+  assign \w$69[2]  = wword[119:112];
+  assign \w$69[3]  = wword[127:120];
+  assign \a$74[0]  = a[7:0];
+  assign \a$74[1]  = a[15:8];
+  assign \a$74[2]  = a[23:16];
+  assign \a$74[3]  = a[31:24];
+  assign \w$75[0]  = wword[135:128];
+  assign \w$75[1]  = wword[143:136];
+  assign \w$75[2]  = wword[151:144];
+  assign \w$75[3]  = wword[159:152];
+  assign \a$80[0]  = a[7:0];
+  assign \a$80[1]  = a[15:8];
+  assign \a$80[2]  = a[23:16];
+  assign \a$80[3]  = a[31:24];
+  assign \w$81[0]  = wword[167:160];
+  assign \w$81[1]  = wword[175:168];
+  assign \w$81[2]  = wword[183:176];
+  assign \w$81[3]  = wword[191:184];
+  assign \a$86[0]  = a[7:0];
+  assign \a$86[1]  = a[15:8];
+  assign \a$86[2]  = a[23:16];
+  assign \a$86[3]  = a[31:24];
+  assign \w$87[0]  = wword[199:192];
+  assign \w$87[1]  = wword[207:200];
+  assign \w$87[2]  = wword[215:208];
+  assign \w$87[3]  = wword[223:216];
+  assign \a$92[0]  = a[7:0];
+  assign \a$92[1]  = a[15:8];
+  assign \a$92[2]  = a[23:16];
+  assign \a$92[3]  = a[31:24];
+  assign \w$93[0]  = wword[231:224];
+  assign \w$93[1]  = wword[239:232];
+  assign \w$93[2]  = wword[247:240];
+  assign \w$93[3]  = wword[255:248];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
   assign \tokens__payload.store  = tokens__payload[9];
-  assign \wport__data$119[0]  = \wport__data$119 [31:0];
-  assign \wport__data$119[1]  = \wport__data$119 [63:32];
-  assign \wport__data$119[2]  = \wport__data$119 [95:64];
-  assign \wport__data$119[3]  = \wport__data$119 [127:96];
-  assign \wport__data$119[4]  = \wport__data$119 [159:128];
-  assign \wport__data$119[5]  = \wport__data$119 [191:160];
-  assign \wport__data$119[6]  = \wport__data$119 [223:192];
-  assign \wport__data$119[7]  = \wport__data$119 [255:224];
-  assign \r__payload[0]  = \wport__data$119 [31:0];
-  assign \r__payload[1]  = \wport__data$119 [63:32];
-  assign \r__payload[2]  = \wport__data$119 [95:64];
-  assign \r__payload[3]  = \wport__data$119 [127:96];
-  assign \r__payload[4]  = \wport__data$119 [159:128];
-  assign \r__payload[5]  = \wport__data$119 [191:160];
-  assign \r__payload[6]  = \wport__data$119 [223:192];
-  assign \r__payload[7]  = \wport__data$119 [255:224];
+  assign \wport__data$110[0]  = \wport__data$110 [31:0];
+  assign \wport__data$110[1]  = \wport__data$110 [63:32];
+  assign \wport__data$110[2]  = \wport__data$110 [95:64];
+  assign \wport__data$110[3]  = \wport__data$110 [127:96];
+  assign \wport__data$110[4]  = \wport__data$110 [159:128];
+  assign \wport__data$110[5]  = \wport__data$110 [191:160];
+  assign \wport__data$110[6]  = \wport__data$110 [223:192];
+  assign \wport__data$110[7]  = \wport__data$110 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$110 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$110 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$110 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$110 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$110 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$110 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$110 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$110 [255:224];
   assign \results__payload.data  = results__payload[255:0];
   assign \results__payload.data[0]  = results__payload[31:0];
   assign \results__payload.data[1]  = results__payload[63:32];
@@ -10650,14 +11002,6 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \results__payload.data[7]  = results__payload[255:224];
   assign \results__payload.hit  = results__payload[256];
   assign \results__payload.entry  = results__payload[263:257];
-  assign \out_data[0]  = out_data[31:0];
-  assign \out_data[1]  = out_data[63:32];
-  assign \out_data[2]  = out_data[95:64];
-  assign \out_data[3]  = out_data[127:96];
-  assign \out_data[4]  = out_data[159:128];
-  assign \out_data[5]  = out_data[191:160];
-  assign \out_data[6]  = out_data[223:192];
-  assign \out_data[7]  = out_data[255:224];
   assign \rport__data[0]  = rport__data[31:0];
   assign \rport__data[1]  = rport__data[63:32];
   assign \rport__data[2]  = rport__data[95:64];
@@ -10666,236 +11010,252 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \rport__data[5]  = rport__data[191:160];
   assign \rport__data[6]  = rport__data[223:192];
   assign \rport__data[7]  = rport__data[255:224];
-  assign \rport__data$134[0]  = \rport__data$134 [31:0];
-  assign \rport__data$134[0][0]  = \rport__data$134 [7:0];
-  assign \rport__data$134[0][1]  = \rport__data$134 [15:8];
-  assign \rport__data$134[0][2]  = \rport__data$134 [23:16];
-  assign \rport__data$134[0][3]  = \rport__data$134 [31:24];
-  assign \rport__data$134[1]  = \rport__data$134 [63:32];
-  assign \rport__data$134[1][0]  = \rport__data$134 [39:32];
-  assign \rport__data$134[1][1]  = \rport__data$134 [47:40];
-  assign \rport__data$134[1][2]  = \rport__data$134 [55:48];
-  assign \rport__data$134[1][3]  = \rport__data$134 [63:56];
-  assign \rport__data$134[2]  = \rport__data$134 [95:64];
-  assign \rport__data$134[2][0]  = \rport__data$134 [71:64];
-  assign \rport__data$134[2][1]  = \rport__data$134 [79:72];
-  assign \rport__data$134[2][2]  = \rport__data$134 [87:80];
-  assign \rport__data$134[2][3]  = \rport__data$134 [95:88];
-  assign \rport__data$134[3]  = \rport__data$134 [127:96];
-  assign \rport__data$134[3][0]  = \rport__data$134 [103:96];
-  assign \rport__data$134[3][1]  = \rport__data$134 [111:104];
-  assign \rport__data$134[3][2]  = \rport__data$134 [119:112];
-  assign \rport__data$134[3][3]  = \rport__data$134 [127:120];
-  assign \rport__data$134[4]  = \rport__data$134 [159:128];
-  assign \rport__data$134[4][0]  = \rport__data$134 [135:128];
-  assign \rport__data$134[4][1]  = \rport__data$134 [143:136];
-  assign \rport__data$134[4][2]  = \rport__data$134 [151:144];
-  assign \rport__data$134[4][3]  = \rport__data$134 [159:152];
-  assign \rport__data$134[5]  = \rport__data$134 [191:160];
-  assign \rport__data$134[5][0]  = \rport__data$134 [167:160];
-  assign \rport__data$134[5][1]  = \rport__data$134 [175:168];
-  assign \rport__data$134[5][2]  = \rport__data$134 [183:176];
-  assign \rport__data$134[5][3]  = \rport__data$134 [191:184];
-  assign \rport__data$134[6]  = \rport__data$134 [223:192];
-  assign \rport__data$134[6][0]  = \rport__data$134 [199:192];
-  assign \rport__data$134[6][1]  = \rport__data$134 [207:200];
-  assign \rport__data$134[6][2]  = \rport__data$134 [215:208];
-  assign \rport__data$134[6][3]  = \rport__data$134 [223:216];
-  assign \rport__data$134[7]  = \rport__data$134 [255:224];
-  assign \rport__data$134[7][0]  = \rport__data$134 [231:224];
-  assign \rport__data$134[7][1]  = \rport__data$134 [239:232];
-  assign \rport__data$134[7][2]  = \rport__data$134 [247:240];
-  assign \rport__data$134[7][3]  = \rport__data$134 [255:248];
-  assign \rport__data$135[0]  = \rport__data$135 [31:0];
-  assign \rport__data$135[0][0]  = \rport__data$135 [7:0];
-  assign \rport__data$135[0][1]  = \rport__data$135 [15:8];
-  assign \rport__data$135[0][2]  = \rport__data$135 [23:16];
-  assign \rport__data$135[0][3]  = \rport__data$135 [31:24];
-  assign \rport__data$135[1]  = \rport__data$135 [63:32];
-  assign \rport__data$135[1][0]  = \rport__data$135 [39:32];
-  assign \rport__data$135[1][1]  = \rport__data$135 [47:40];
-  assign \rport__data$135[1][2]  = \rport__data$135 [55:48];
-  assign \rport__data$135[1][3]  = \rport__data$135 [63:56];
-  assign \rport__data$135[2]  = \rport__data$135 [95:64];
-  assign \rport__data$135[2][0]  = \rport__data$135 [71:64];
-  assign \rport__data$135[2][1]  = \rport__data$135 [79:72];
-  assign \rport__data$135[2][2]  = \rport__data$135 [87:80];
-  assign \rport__data$135[2][3]  = \rport__data$135 [95:88];
-  assign \rport__data$135[3]  = \rport__data$135 [127:96];
-  assign \rport__data$135[3][0]  = \rport__data$135 [103:96];
-  assign \rport__data$135[3][1]  = \rport__data$135 [111:104];
-  assign \rport__data$135[3][2]  = \rport__data$135 [119:112];
-  assign \rport__data$135[3][3]  = \rport__data$135 [127:120];
-  assign \rport__data$135[4]  = \rport__data$135 [159:128];
-  assign \rport__data$135[4][0]  = \rport__data$135 [135:128];
-  assign \rport__data$135[4][1]  = \rport__data$135 [143:136];
-  assign \rport__data$135[4][2]  = \rport__data$135 [151:144];
-  assign \rport__data$135[4][3]  = \rport__data$135 [159:152];
-  assign \rport__data$135[5]  = \rport__data$135 [191:160];
-  assign \rport__data$135[5][0]  = \rport__data$135 [167:160];
-  assign \rport__data$135[5][1]  = \rport__data$135 [175:168];
-  assign \rport__data$135[5][2]  = \rport__data$135 [183:176];
-  assign \rport__data$135[5][3]  = \rport__data$135 [191:184];
-  assign \rport__data$135[6]  = \rport__data$135 [223:192];
-  assign \rport__data$135[6][0]  = \rport__data$135 [199:192];
-  assign \rport__data$135[6][1]  = \rport__data$135 [207:200];
-  assign \rport__data$135[6][2]  = \rport__data$135 [215:208];
-  assign \rport__data$135[6][3]  = \rport__data$135 [223:216];
-  assign \rport__data$135[7]  = \rport__data$135 [255:224];
-  assign \rport__data$135[7][0]  = \rport__data$135 [231:224];
-  assign \rport__data$135[7][1]  = \rport__data$135 [239:232];
-  assign \rport__data$135[7][2]  = \rport__data$135 [247:240];
-  assign \rport__data$135[7][3]  = \rport__data$135 [255:248];
-  assign \rport__data$136[0]  = \rport__data$136 [31:0];
-  assign \rport__data$136[0][0]  = \rport__data$136 [7:0];
-  assign \rport__data$136[0][1]  = \rport__data$136 [15:8];
-  assign \rport__data$136[0][2]  = \rport__data$136 [23:16];
-  assign \rport__data$136[0][3]  = \rport__data$136 [31:24];
-  assign \rport__data$136[1]  = \rport__data$136 [63:32];
-  assign \rport__data$136[1][0]  = \rport__data$136 [39:32];
-  assign \rport__data$136[1][1]  = \rport__data$136 [47:40];
-  assign \rport__data$136[1][2]  = \rport__data$136 [55:48];
-  assign \rport__data$136[1][3]  = \rport__data$136 [63:56];
-  assign \rport__data$136[2]  = \rport__data$136 [95:64];
-  assign \rport__data$136[2][0]  = \rport__data$136 [71:64];
-  assign \rport__data$136[2][1]  = \rport__data$136 [79:72];
-  assign \rport__data$136[2][2]  = \rport__data$136 [87:80];
-  assign \rport__data$136[2][3]  = \rport__data$136 [95:88];
-  assign \rport__data$136[3]  = \rport__data$136 [127:96];
-  assign \rport__data$136[3][0]  = \rport__data$136 [103:96];
-  assign \rport__data$136[3][1]  = \rport__data$136 [111:104];
-  assign \rport__data$136[3][2]  = \rport__data$136 [119:112];
-  assign \rport__data$136[3][3]  = \rport__data$136 [127:120];
-  assign \rport__data$136[4]  = \rport__data$136 [159:128];
-  assign \rport__data$136[4][0]  = \rport__data$136 [135:128];
-  assign \rport__data$136[4][1]  = \rport__data$136 [143:136];
-  assign \rport__data$136[4][2]  = \rport__data$136 [151:144];
-  assign \rport__data$136[4][3]  = \rport__data$136 [159:152];
-  assign \rport__data$136[5]  = \rport__data$136 [191:160];
-  assign \rport__data$136[5][0]  = \rport__data$136 [167:160];
-  assign \rport__data$136[5][1]  = \rport__data$136 [175:168];
-  assign \rport__data$136[5][2]  = \rport__data$136 [183:176];
-  assign \rport__data$136[5][3]  = \rport__data$136 [191:184];
-  assign \rport__data$136[6]  = \rport__data$136 [223:192];
-  assign \rport__data$136[6][0]  = \rport__data$136 [199:192];
-  assign \rport__data$136[6][1]  = \rport__data$136 [207:200];
-  assign \rport__data$136[6][2]  = \rport__data$136 [215:208];
-  assign \rport__data$136[6][3]  = \rport__data$136 [223:216];
-  assign \rport__data$136[7]  = \rport__data$136 [255:224];
-  assign \rport__data$136[7][0]  = \rport__data$136 [231:224];
-  assign \rport__data$136[7][1]  = \rport__data$136 [239:232];
-  assign \rport__data$136[7][2]  = \rport__data$136 [247:240];
-  assign \rport__data$136[7][3]  = \rport__data$136 [255:248];
-  assign \rport__data$137[0]  = \rport__data$137 [31:0];
-  assign \rport__data$137[0][0]  = \rport__data$137 [7:0];
-  assign \rport__data$137[0][1]  = \rport__data$137 [15:8];
-  assign \rport__data$137[0][2]  = \rport__data$137 [23:16];
-  assign \rport__data$137[0][3]  = \rport__data$137 [31:24];
-  assign \rport__data$137[1]  = \rport__data$137 [63:32];
-  assign \rport__data$137[1][0]  = \rport__data$137 [39:32];
-  assign \rport__data$137[1][1]  = \rport__data$137 [47:40];
-  assign \rport__data$137[1][2]  = \rport__data$137 [55:48];
-  assign \rport__data$137[1][3]  = \rport__data$137 [63:56];
-  assign \rport__data$137[2]  = \rport__data$137 [95:64];
-  assign \rport__data$137[2][0]  = \rport__data$137 [71:64];
-  assign \rport__data$137[2][1]  = \rport__data$137 [79:72];
-  assign \rport__data$137[2][2]  = \rport__data$137 [87:80];
-  assign \rport__data$137[2][3]  = \rport__data$137 [95:88];
-  assign \rport__data$137[3]  = \rport__data$137 [127:96];
-  assign \rport__data$137[3][0]  = \rport__data$137 [103:96];
-  assign \rport__data$137[3][1]  = \rport__data$137 [111:104];
-  assign \rport__data$137[3][2]  = \rport__data$137 [119:112];
-  assign \rport__data$137[3][3]  = \rport__data$137 [127:120];
-  assign \rport__data$137[4]  = \rport__data$137 [159:128];
-  assign \rport__data$137[4][0]  = \rport__data$137 [135:128];
-  assign \rport__data$137[4][1]  = \rport__data$137 [143:136];
-  assign \rport__data$137[4][2]  = \rport__data$137 [151:144];
-  assign \rport__data$137[4][3]  = \rport__data$137 [159:152];
-  assign \rport__data$137[5]  = \rport__data$137 [191:160];
-  assign \rport__data$137[5][0]  = \rport__data$137 [167:160];
-  assign \rport__data$137[5][1]  = \rport__data$137 [175:168];
-  assign \rport__data$137[5][2]  = \rport__data$137 [183:176];
-  assign \rport__data$137[5][3]  = \rport__data$137 [191:184];
-  assign \rport__data$137[6]  = \rport__data$137 [223:192];
-  assign \rport__data$137[6][0]  = \rport__data$137 [199:192];
-  assign \rport__data$137[6][1]  = \rport__data$137 [207:200];
-  assign \rport__data$137[6][2]  = \rport__data$137 [215:208];
-  assign \rport__data$137[6][3]  = \rport__data$137 [223:216];
-  assign \rport__data$137[7]  = \rport__data$137 [255:224];
-  assign \rport__data$137[7][0]  = \rport__data$137 [231:224];
-  assign \rport__data$137[7][1]  = \rport__data$137 [239:232];
-  assign \rport__data$137[7][2]  = \rport__data$137 [247:240];
-  assign \rport__data$137[7][3]  = \rport__data$137 [255:248];
-  assign \rport__data$138[0]  = \rport__data$138 [31:0];
-  assign \rport__data$138[0][0]  = \rport__data$138 [7:0];
-  assign \rport__data$138[0][1]  = \rport__data$138 [15:8];
-  assign \rport__data$138[0][2]  = \rport__data$138 [23:16];
-  assign \rport__data$138[0][3]  = \rport__data$138 [31:24];
-  assign \rport__data$138[1]  = \rport__data$138 [63:32];
-  assign \rport__data$138[1][0]  = \rport__data$138 [39:32];
-  assign \rport__data$138[1][1]  = \rport__data$138 [47:40];
-  assign \rport__data$138[1][2]  = \rport__data$138 [55:48];
-  assign \rport__data$138[1][3]  = \rport__data$138 [63:56];
-  assign \rport__data$138[2]  = \rport__data$138 [95:64];
-  assign \rport__data$138[2][0]  = \rport__data$138 [71:64];
-  assign \rport__data$138[2][1]  = \rport__data$138 [79:72];
-  assign \rport__data$138[2][2]  = \rport__data$138 [87:80];
-  assign \rport__data$138[2][3]  = \rport__data$138 [95:88];
-  assign \rport__data$138[3]  = \rport__data$138 [127:96];
-  assign \rport__data$138[3][0]  = \rport__data$138 [103:96];
-  assign \rport__data$138[3][1]  = \rport__data$138 [111:104];
-  assign \rport__data$138[3][2]  = \rport__data$138 [119:112];
-  assign \rport__data$138[3][3]  = \rport__data$138 [127:120];
-  assign \rport__data$138[4]  = \rport__data$138 [159:128];
-  assign \rport__data$138[4][0]  = \rport__data$138 [135:128];
-  assign \rport__data$138[4][1]  = \rport__data$138 [143:136];
-  assign \rport__data$138[4][2]  = \rport__data$138 [151:144];
-  assign \rport__data$138[4][3]  = \rport__data$138 [159:152];
-  assign \rport__data$138[5]  = \rport__data$138 [191:160];
-  assign \rport__data$138[5][0]  = \rport__data$138 [167:160];
-  assign \rport__data$138[5][1]  = \rport__data$138 [175:168];
-  assign \rport__data$138[5][2]  = \rport__data$138 [183:176];
-  assign \rport__data$138[5][3]  = \rport__data$138 [191:184];
-  assign \rport__data$138[6]  = \rport__data$138 [223:192];
-  assign \rport__data$138[6][0]  = \rport__data$138 [199:192];
-  assign \rport__data$138[6][1]  = \rport__data$138 [207:200];
-  assign \rport__data$138[6][2]  = \rport__data$138 [215:208];
-  assign \rport__data$138[6][3]  = \rport__data$138 [223:216];
-  assign \rport__data$138[7]  = \rport__data$138 [255:224];
-  assign \rport__data$138[7][0]  = \rport__data$138 [231:224];
-  assign \rport__data$138[7][1]  = \rport__data$138 [239:232];
-  assign \rport__data$138[7][2]  = \rport__data$138 [247:240];
-  assign \rport__data$138[7][3]  = \rport__data$138 [255:248];
+  assign \out_data[0]  = out_data[31:0];
+  assign \out_data[1]  = out_data[63:32];
+  assign \out_data[2]  = out_data[95:64];
+  assign \out_data[3]  = out_data[127:96];
+  assign \out_data[4]  = out_data[159:128];
+  assign \out_data[5]  = out_data[191:160];
+  assign \out_data[6]  = out_data[223:192];
+  assign \out_data[7]  = out_data[255:224];
+  assign \rport__data$129[0]  = \rport__data$129 [31:0];
+  assign \rport__data$129[0][0]  = \rport__data$129 [7:0];
+  assign \rport__data$129[0][1]  = \rport__data$129 [15:8];
+  assign \rport__data$129[0][2]  = \rport__data$129 [23:16];
+  assign \rport__data$129[0][3]  = \rport__data$129 [31:24];
+  assign \rport__data$129[1]  = \rport__data$129 [63:32];
+  assign \rport__data$129[1][0]  = \rport__data$129 [39:32];
+  assign \rport__data$129[1][1]  = \rport__data$129 [47:40];
+  assign \rport__data$129[1][2]  = \rport__data$129 [55:48];
+  assign \rport__data$129[1][3]  = \rport__data$129 [63:56];
+  assign \rport__data$129[2]  = \rport__data$129 [95:64];
+  assign \rport__data$129[2][0]  = \rport__data$129 [71:64];
+  assign \rport__data$129[2][1]  = \rport__data$129 [79:72];
+  assign \rport__data$129[2][2]  = \rport__data$129 [87:80];
+  assign \rport__data$129[2][3]  = \rport__data$129 [95:88];
+  assign \rport__data$129[3]  = \rport__data$129 [127:96];
+  assign \rport__data$129[3][0]  = \rport__data$129 [103:96];
+  assign \rport__data$129[3][1]  = \rport__data$129 [111:104];
+  assign \rport__data$129[3][2]  = \rport__data$129 [119:112];
+  assign \rport__data$129[3][3]  = \rport__data$129 [127:120];
+  assign \rport__data$129[4]  = \rport__data$129 [159:128];
+  assign \rport__data$129[4][0]  = \rport__data$129 [135:128];
+  assign \rport__data$129[4][1]  = \rport__data$129 [143:136];
+  assign \rport__data$129[4][2]  = \rport__data$129 [151:144];
+  assign \rport__data$129[4][3]  = \rport__data$129 [159:152];
+  assign \rport__data$129[5]  = \rport__data$129 [191:160];
+  assign \rport__data$129[5][0]  = \rport__data$129 [167:160];
+  assign \rport__data$129[5][1]  = \rport__data$129 [175:168];
+  assign \rport__data$129[5][2]  = \rport__data$129 [183:176];
+  assign \rport__data$129[5][3]  = \rport__data$129 [191:184];
+  assign \rport__data$129[6]  = \rport__data$129 [223:192];
+  assign \rport__data$129[6][0]  = \rport__data$129 [199:192];
+  assign \rport__data$129[6][1]  = \rport__data$129 [207:200];
+  assign \rport__data$129[6][2]  = \rport__data$129 [215:208];
+  assign \rport__data$129[6][3]  = \rport__data$129 [223:216];
+  assign \rport__data$129[7]  = \rport__data$129 [255:224];
+  assign \rport__data$129[7][0]  = \rport__data$129 [231:224];
+  assign \rport__data$129[7][1]  = \rport__data$129 [239:232];
+  assign \rport__data$129[7][2]  = \rport__data$129 [247:240];
+  assign \rport__data$129[7][3]  = \rport__data$129 [255:248];
+  assign \rport__data$130[0]  = \rport__data$130 [31:0];
+  assign \rport__data$130[0][0]  = \rport__data$130 [7:0];
+  assign \rport__data$130[0][1]  = \rport__data$130 [15:8];
+  assign \rport__data$130[0][2]  = \rport__data$130 [23:16];
+  assign \rport__data$130[0][3]  = \rport__data$130 [31:24];
+  assign \rport__data$130[1]  = \rport__data$130 [63:32];
+  assign \rport__data$130[1][0]  = \rport__data$130 [39:32];
+  assign \rport__data$130[1][1]  = \rport__data$130 [47:40];
+  assign \rport__data$130[1][2]  = \rport__data$130 [55:48];
+  assign \rport__data$130[1][3]  = \rport__data$130 [63:56];
+  assign \rport__data$130[2]  = \rport__data$130 [95:64];
+  assign \rport__data$130[2][0]  = \rport__data$130 [71:64];
+  assign \rport__data$130[2][1]  = \rport__data$130 [79:72];
+  assign \rport__data$130[2][2]  = \rport__data$130 [87:80];
+  assign \rport__data$130[2][3]  = \rport__data$130 [95:88];
+  assign \rport__data$130[3]  = \rport__data$130 [127:96];
+  assign \rport__data$130[3][0]  = \rport__data$130 [103:96];
+  assign \rport__data$130[3][1]  = \rport__data$130 [111:104];
+  assign \rport__data$130[3][2]  = \rport__data$130 [119:112];
+  assign \rport__data$130[3][3]  = \rport__data$130 [127:120];
+  assign \rport__data$130[4]  = \rport__data$130 [159:128];
+  assign \rport__data$130[4][0]  = \rport__data$130 [135:128];
+  assign \rport__data$130[4][1]  = \rport__data$130 [143:136];
+  assign \rport__data$130[4][2]  = \rport__data$130 [151:144];
+  assign \rport__data$130[4][3]  = \rport__data$130 [159:152];
+  assign \rport__data$130[5]  = \rport__data$130 [191:160];
+  assign \rport__data$130[5][0]  = \rport__data$130 [167:160];
+  assign \rport__data$130[5][1]  = \rport__data$130 [175:168];
+  assign \rport__data$130[5][2]  = \rport__data$130 [183:176];
+  assign \rport__data$130[5][3]  = \rport__data$130 [191:184];
+  assign \rport__data$130[6]  = \rport__data$130 [223:192];
+  assign \rport__data$130[6][0]  = \rport__data$130 [199:192];
+  assign \rport__data$130[6][1]  = \rport__data$130 [207:200];
+  assign \rport__data$130[6][2]  = \rport__data$130 [215:208];
+  assign \rport__data$130[6][3]  = \rport__data$130 [223:216];
+  assign \rport__data$130[7]  = \rport__data$130 [255:224];
+  assign \rport__data$130[7][0]  = \rport__data$130 [231:224];
+  assign \rport__data$130[7][1]  = \rport__data$130 [239:232];
+  assign \rport__data$130[7][2]  = \rport__data$130 [247:240];
+  assign \rport__data$130[7][3]  = \rport__data$130 [255:248];
+  assign \rport__data$131[0]  = \rport__data$131 [31:0];
+  assign \rport__data$131[0][0]  = \rport__data$131 [7:0];
+  assign \rport__data$131[0][1]  = \rport__data$131 [15:8];
+  assign \rport__data$131[0][2]  = \rport__data$131 [23:16];
+  assign \rport__data$131[0][3]  = \rport__data$131 [31:24];
+  assign \rport__data$131[1]  = \rport__data$131 [63:32];
+  assign \rport__data$131[1][0]  = \rport__data$131 [39:32];
+  assign \rport__data$131[1][1]  = \rport__data$131 [47:40];
+  assign \rport__data$131[1][2]  = \rport__data$131 [55:48];
+  assign \rport__data$131[1][3]  = \rport__data$131 [63:56];
+  assign \rport__data$131[2]  = \rport__data$131 [95:64];
+  assign \rport__data$131[2][0]  = \rport__data$131 [71:64];
+  assign \rport__data$131[2][1]  = \rport__data$131 [79:72];
+  assign \rport__data$131[2][2]  = \rport__data$131 [87:80];
+  assign \rport__data$131[2][3]  = \rport__data$131 [95:88];
+  assign \rport__data$131[3]  = \rport__data$131 [127:96];
+  assign \rport__data$131[3][0]  = \rport__data$131 [103:96];
+  assign \rport__data$131[3][1]  = \rport__data$131 [111:104];
+  assign \rport__data$131[3][2]  = \rport__data$131 [119:112];
+  assign \rport__data$131[3][3]  = \rport__data$131 [127:120];
+  assign \rport__data$131[4]  = \rport__data$131 [159:128];
+  assign \rport__data$131[4][0]  = \rport__data$131 [135:128];
+  assign \rport__data$131[4][1]  = \rport__data$131 [143:136];
+  assign \rport__data$131[4][2]  = \rport__data$131 [151:144];
+  assign \rport__data$131[4][3]  = \rport__data$131 [159:152];
+  assign \rport__data$131[5]  = \rport__data$131 [191:160];
+  assign \rport__data$131[5][0]  = \rport__data$131 [167:160];
+  assign \rport__data$131[5][1]  = \rport__data$131 [175:168];
+  assign \rport__data$131[5][2]  = \rport__data$131 [183:176];
+  assign \rport__data$131[5][3]  = \rport__data$131 [191:184];
+  assign \rport__data$131[6]  = \rport__data$131 [223:192];
+  assign \rport__data$131[6][0]  = \rport__data$131 [199:192];
+  assign \rport__data$131[6][1]  = \rport__data$131 [207:200];
+  assign \rport__data$131[6][2]  = \rport__data$131 [215:208];
+  assign \rport__data$131[6][3]  = \rport__data$131 [223:216];
+  assign \rport__data$131[7]  = \rport__data$131 [255:224];
+  assign \rport__data$131[7][0]  = \rport__data$131 [231:224];
+  assign \rport__data$131[7][1]  = \rport__data$131 [239:232];
+  assign \rport__data$131[7][2]  = \rport__data$131 [247:240];
+  assign \rport__data$131[7][3]  = \rport__data$131 [255:248];
+  assign \rport__data$132[0]  = \rport__data$132 [31:0];
+  assign \rport__data$132[0][0]  = \rport__data$132 [7:0];
+  assign \rport__data$132[0][1]  = \rport__data$132 [15:8];
+  assign \rport__data$132[0][2]  = \rport__data$132 [23:16];
+  assign \rport__data$132[0][3]  = \rport__data$132 [31:24];
+  assign \rport__data$132[1]  = \rport__data$132 [63:32];
+  assign \rport__data$132[1][0]  = \rport__data$132 [39:32];
+  assign \rport__data$132[1][1]  = \rport__data$132 [47:40];
+  assign \rport__data$132[1][2]  = \rport__data$132 [55:48];
+  assign \rport__data$132[1][3]  = \rport__data$132 [63:56];
+  assign \rport__data$132[2]  = \rport__data$132 [95:64];
+  assign \rport__data$132[2][0]  = \rport__data$132 [71:64];
+  assign \rport__data$132[2][1]  = \rport__data$132 [79:72];
+  assign \rport__data$132[2][2]  = \rport__data$132 [87:80];
+  assign \rport__data$132[2][3]  = \rport__data$132 [95:88];
+  assign \rport__data$132[3]  = \rport__data$132 [127:96];
+  assign \rport__data$132[3][0]  = \rport__data$132 [103:96];
+  assign \rport__data$132[3][1]  = \rport__data$132 [111:104];
+  assign \rport__data$132[3][2]  = \rport__data$132 [119:112];
+  assign \rport__data$132[3][3]  = \rport__data$132 [127:120];
+  assign \rport__data$132[4]  = \rport__data$132 [159:128];
+  assign \rport__data$132[4][0]  = \rport__data$132 [135:128];
+  assign \rport__data$132[4][1]  = \rport__data$132 [143:136];
+  assign \rport__data$132[4][2]  = \rport__data$132 [151:144];
+  assign \rport__data$132[4][3]  = \rport__data$132 [159:152];
+  assign \rport__data$132[5]  = \rport__data$132 [191:160];
+  assign \rport__data$132[5][0]  = \rport__data$132 [167:160];
+  assign \rport__data$132[5][1]  = \rport__data$132 [175:168];
+  assign \rport__data$132[5][2]  = \rport__data$132 [183:176];
+  assign \rport__data$132[5][3]  = \rport__data$132 [191:184];
+  assign \rport__data$132[6]  = \rport__data$132 [223:192];
+  assign \rport__data$132[6][0]  = \rport__data$132 [199:192];
+  assign \rport__data$132[6][1]  = \rport__data$132 [207:200];
+  assign \rport__data$132[6][2]  = \rport__data$132 [215:208];
+  assign \rport__data$132[6][3]  = \rport__data$132 [223:216];
+  assign \rport__data$132[7]  = \rport__data$132 [255:224];
+  assign \rport__data$132[7][0]  = \rport__data$132 [231:224];
+  assign \rport__data$132[7][1]  = \rport__data$132 [239:232];
+  assign \rport__data$132[7][2]  = \rport__data$132 [247:240];
+  assign \rport__data$132[7][3]  = \rport__data$132 [255:248];
+  assign \rport__data$133[0]  = \rport__data$133 [31:0];
+  assign \rport__data$133[0][0]  = \rport__data$133 [7:0];
+  assign \rport__data$133[0][1]  = \rport__data$133 [15:8];
+  assign \rport__data$133[0][2]  = \rport__data$133 [23:16];
+  assign \rport__data$133[0][3]  = \rport__data$133 [31:24];
+  assign \rport__data$133[1]  = \rport__data$133 [63:32];
+  assign \rport__data$133[1][0]  = \rport__data$133 [39:32];
+  assign \rport__data$133[1][1]  = \rport__data$133 [47:40];
+  assign \rport__data$133[1][2]  = \rport__data$133 [55:48];
+  assign \rport__data$133[1][3]  = \rport__data$133 [63:56];
+  assign \rport__data$133[2]  = \rport__data$133 [95:64];
+  assign \rport__data$133[2][0]  = \rport__data$133 [71:64];
+  assign \rport__data$133[2][1]  = \rport__data$133 [79:72];
+  assign \rport__data$133[2][2]  = \rport__data$133 [87:80];
+  assign \rport__data$133[2][3]  = \rport__data$133 [95:88];
+  assign \rport__data$133[3]  = \rport__data$133 [127:96];
+  assign \rport__data$133[3][0]  = \rport__data$133 [103:96];
+  assign \rport__data$133[3][1]  = \rport__data$133 [111:104];
+  assign \rport__data$133[3][2]  = \rport__data$133 [119:112];
+  assign \rport__data$133[3][3]  = \rport__data$133 [127:120];
+  assign \rport__data$133[4]  = \rport__data$133 [159:128];
+  assign \rport__data$133[4][0]  = \rport__data$133 [135:128];
+  assign \rport__data$133[4][1]  = \rport__data$133 [143:136];
+  assign \rport__data$133[4][2]  = \rport__data$133 [151:144];
+  assign \rport__data$133[4][3]  = \rport__data$133 [159:152];
+  assign \rport__data$133[5]  = \rport__data$133 [191:160];
+  assign \rport__data$133[5][0]  = \rport__data$133 [167:160];
+  assign \rport__data$133[5][1]  = \rport__data$133 [175:168];
+  assign \rport__data$133[5][2]  = \rport__data$133 [183:176];
+  assign \rport__data$133[5][3]  = \rport__data$133 [191:184];
+  assign \rport__data$133[6]  = \rport__data$133 [223:192];
+  assign \rport__data$133[6][0]  = \rport__data$133 [199:192];
+  assign \rport__data$133[6][1]  = \rport__data$133 [207:200];
+  assign \rport__data$133[6][2]  = \rport__data$133 [215:208];
+  assign \rport__data$133[6][3]  = \rport__data$133 [223:216];
+  assign \rport__data$133[7]  = \rport__data$133 [255:224];
+  assign \rport__data$133[7][0]  = \rport__data$133 [231:224];
+  assign \rport__data$133[7][1]  = \rport__data$133 [239:232];
+  assign \rport__data$133[7][2]  = \rport__data$133 [247:240];
+  assign \rport__data$133[7][3]  = \rport__data$133 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
-  assign results__payload[255:0] = \$33 ;
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
+  assign \r__payload[0]  = r__payload[31:0];
+  assign \r__payload[1]  = r__payload[63:32];
+  assign \r__payload[2]  = r__payload[95:64];
+  assign \r__payload[3]  = r__payload[127:96];
+  assign \r__payload[4]  = r__payload[159:128];
+  assign \r__payload[5]  = r__payload[191:160];
+  assign \r__payload[6]  = r__payload[223:192];
+  assign \r__payload[7]  = r__payload[255:224];
+  assign results__payload[255:0] = \$32 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
-  assign w__payload[255:224] = \acc$109 ;
-  assign w__payload[223:192] = \acc$108 ;
-  assign w__payload[191:160] = \acc$107 ;
-  assign w__payload[159:128] = \acc$106 ;
-  assign w__payload[127:96] = \acc$105 ;
-  assign w__payload[95:64] = \acc$104 ;
-  assign w__payload[63:32] = \acc$103 ;
-  assign w__payload[31:0] = acc;
-  assign \$5  = { 9'h000, waddr[11:9] };
-  assign \$7  = { 9'h000, waddr[11:9] };
-  assign \$9  = { 9'h000, waddr[11:9] };
-  assign \$11  = { 9'h000, waddr[11:9] };
-  assign \$13  = { 9'h000, waddr[11:9] };
-  assign \$21  = \$20 ;
-  assign \$45  = { 9'h000, raddr[11:9] };
-  assign \$47  = { 9'h000, raddr[11:9] };
-  assign \$49  = { 9'h000, raddr[11:9] };
-  assign \$51  = { 9'h000, raddr[11:9] };
-  assign \$53  = { 9'h000, raddr[11:9] };
+  assign \$9  = \$8 ;
+  assign \$41  = { 9'h000, \$40 [12:9] };
+  assign \$44  = { 9'h000, \$43 [12:9] };
+  assign \$47  = { 9'h000, \$46 [12:9] };
+  assign \$50  = { 9'h000, \$49 [12:9] };
+  assign \$53  = { 9'h000, \$52 [12:9] };
+  assign \$77  = { 9'h000, raddr[11:9] };
+  assign \$79  = { 9'h000, raddr[11:9] };
+  assign \$81  = { 9'h000, raddr[11:9] };
+  assign \$83  = { 9'h000, raddr[11:9] };
+  assign \$85  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed (rst, r_en, r__payload, w_data, r__valid, w_en, clk);
+module \mercury_core.array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -10937,13 +11297,13 @@ module \mercury_core.array.computed (rst, r_en, r__payload, w_data, r__valid, w_
   wire w_rdy;
   \mercury_core.array.computed.queue  queue (
     .clk(clk),
+    .level(level),
     .r_data(r__payload),
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_level(level),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -10972,10 +11332,13 @@ module \mercury_core.array.computed (rst, r_en, r__payload, w_data, r__valid, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, w_en, clk);
+module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [5:0] \$10 ;
+  reg \$100 ;
+  reg [3:0] \$101 ;
+  reg [3:0] \$102 ;
   wire [4:0] \$11 ;
   wire [4:0] \$12 ;
   wire \$13 ;
@@ -10984,61 +11347,124 @@ module \mercury_core.array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [4:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
+  wire [255:0] \$24 ;
   wire \$25 ;
-  wire [4:0] \$26 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  reg [3:0] \$30 ;
-  reg [3:0] \$31 ;
-  reg [3:0] \$32 ;
-  reg \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [4:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$5 ;
-  wire [4:0] \$6 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [5:0] \$5 ;
+  wire [4:0] \$50 ;
+  wire [3:0] \$51 ;
+  wire [3:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire [4:0] \$81 ;
+  wire [4:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [4:0] \$87 ;
+  wire [4:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [4:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [255:0] \$98 ;
+  reg [3:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 4'h0 *)
-  wire [3:0] consume;
-  reg [3:0] inner_level = 4'h0;
-  wire inner_r_rdy;
-  wire [4:0] level;
-  (* init = 4'h0 *)
-  wire [3:0] produce;
+  reg [3:0] consume = 4'h0;
+  reg [3:0] held = 4'h0;
+  output [4:0] level;
+  reg [4:0] level = 5'h00;
+  reg [3:0] produce = 4'h0;
   output [255:0] r_data;
-  wire [255:0] r_data;
+  reg [255:0] r_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   input r_en;
   wire r_en;
-  wire [4:0] r_level;
-  reg [3:0] r_port__addr = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] r_port__addr;
   wire [255:0] r_port__data;
-  wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [255:0] w_data;
   wire [255:0] w_data;
   input w_en;
   wire w_en;
-  output [4:0] w_level;
-  wire [4:0] w_level;
-  reg [3:0] w_port__addr = 4'h0;
-  input [255:0] w_port__data;
+  (* init = 4'h0 *)
+  wire [3:0] w_port__addr;
   wire [255:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
+  reg w_rdy = 1'h1;
   reg [255:0] storage [14:0];
   initial begin
     storage[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -11059,108 +11485,197 @@ module \mercury_core.array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  reg [255:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 4'hf;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 4'he;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 5'h00 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$8  = \$7  | r_en;
-  assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 4'he;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 5'h00 : \$11 ;
+  assign r_port__data = storage[consume];
+  assign \$1  = w_rdy & w_en;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [4:0] : level;
+  assign \$12  = \$4  ? \$5 [4:0] : \$11 ;
   assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$15  = \$14  | r_en;
-  assign \$16  = inner_r_rdy & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$21  = \$20  | r_en;
-  assign \$22  = inner_r_rdy & \$21 ;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
-  assign \$28  = \$27  | r_en;
-  assign \$29  = inner_r_rdy & \$28 ;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 4'hf;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [3:0] : held;
+  assign \$52  = \$36  ? \$37 [3:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 4'he;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 5'h00 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 4'he;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 5'h00 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$30 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$31 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    inner_level <= \$32 ;
+    w_rdy <= \$97 ;
   always @(posedge clk)
-    r_rdy <= \$33 ;
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [3:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$30  = 4'h0;
+      \$95  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [3:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$31  = 4'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [3:0];
-    end
-    if (\$25 ) begin
-      \$32  = \$26 [3:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$32  = 4'h0;
+      \$97  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = r_rdy;
-    if (\$29 ) begin
-      \$33  = 1'h1;
-    end else if (r_en) begin
-      \$33  = 1'h0;
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$98  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign level = w_level;
-  assign r_level = w_level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [3:0];
+    end
+    if (rst) begin
+      \$101  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [3:0];
+    end
+    if (rst) begin
+      \$102  = 4'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11187,6 +11702,7 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -11381,6 +11897,7 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -11574,6 +12091,7 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -11767,6 +12285,7 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -11960,6 +12479,7 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -12153,6 +12673,7 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -12346,6 +12867,7 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -12539,6 +13061,7 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -12709,7 +13232,7 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, responses__ready, responses__valid, responses__payload, clk);
+module \mercury_core.mcache (rst, advance, requests__valid, requests__payload, responses__valid, responses__payload, responses__ready, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -13563,7 +14086,7 @@ module \mercury_core.mcache (rst, requests__valid, requests__payload, advance, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.passes (clk, rst, w_en, r_en, w__ready, r__valid, r__payload, level, w_data);
+module \mercury_core.passes (clk, rst, w_en, r_en, level, r__valid, w__ready, r__payload, w_data);
   input clk;
   wire clk;
   output [2:0] level;
@@ -13606,8 +14129,8 @@ module \mercury_core.passes (clk, rst, w_en, r_en, w__ready, r__valid, r__payloa
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -13630,134 +14153,342 @@ module \mercury_core.passes (clk, rst, w_en, r_en, w__ready, r__valid, r__payloa
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.passes.queue (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, level, w_port__data);
+module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_data, w_data);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
+  wire [3:0] \$10 ;
+  reg \$100 ;
+  reg [1:0] \$101 ;
+  reg [1:0] \$102 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
   wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [32:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$4 ;
-  wire \$5 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [2:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [3:0] \$5 ;
+  wire [2:0] \$50 ;
+  wire [1:0] \$51 ;
+  wire [1:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [3:0] \$9 ;
+  wire \$80 ;
+  wire [2:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire \$89 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [2:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [32:0] \$98 ;
+  reg [1:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
+  reg [1:0] consume = 2'h0;
+  reg [1:0] held = 2'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
+  reg [1:0] produce = 2'h0;
   output [32:0] r_data;
-  wire [32:0] r_data;
+  reg [32:0] r_data = 33'h000000000;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
+  (* init = 2'h0 *)
+  wire [1:0] r_port__addr;
   wire [32:0] r_port__data;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [32:0] w_data;
   wire [32:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
-  input [32:0] w_port__data;
+  (* init = 2'h0 *)
+  wire [1:0] w_port__addr;
   wire [32:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
-  reg [32:0] storage [3:0];
+  reg w_rdy = 1'h1;
+  reg [32:0] storage [2:0];
   initial begin
     storage[0] = 33'h000000000;
     storage[1] = 33'h000000000;
     storage[2] = 33'h000000000;
-    storage[3] = 33'h000000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
+  assign r_port__data = storage[consume];
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
   assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
-  assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [2:0] : level;
+  assign \$12  = \$4  ? \$5 [2:0] : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 2'h3;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [1:0] : held;
+  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 2'h2;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 3'h0 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 2'h2;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 3'h0 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$15 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$16 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    level <= \$17 ;
+    w_rdy <= \$97 ;
+  always @(posedge clk)
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = w_port__addr;
-    if (\$1 ) begin
-      \$15  = \$2 [1:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$15  = 2'h0;
+      \$95  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
-    end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$97  = 1'h1;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
+    end
+    if (rst) begin
+      \$98  = 33'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [1:0];
+    end
+    if (rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [1:0];
+    end
+    if (rst) begin
+      \$102  = 2'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.responses (rst, r_en, w__ready, r__valid, r__payload, w_en, w_data, clk);
+module \mercury_core.responses (rst, r_en, w_en, w_data, r__valid, w__ready, r__payload, clk);
   input clk;
   wire clk;
   wire [2:0] level;
@@ -13793,8 +14524,8 @@ module \mercury_core.responses (rst, r_en, w__ready, r__valid, r__payload, w_en,
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -13811,134 +14542,342 @@ module \mercury_core.responses (rst, r_en, w__ready, r__valid, r__payload, w_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.responses.queue (rst, r_en, w_rdy, r_rdy, r_data, w_en, w_port__data, level, clk);
+module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
+  wire [3:0] \$10 ;
+  reg \$100 ;
+  reg [1:0] \$101 ;
+  reg [1:0] \$102 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
   wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [7:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$4 ;
-  wire \$5 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [2:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [3:0] \$5 ;
+  wire [2:0] \$50 ;
+  wire [1:0] \$51 ;
+  wire [1:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [3:0] \$9 ;
+  wire \$80 ;
+  wire [2:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire \$89 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [2:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [7:0] \$98 ;
+  reg [1:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
+  reg [1:0] consume = 2'h0;
+  reg [1:0] held = 2'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
+  reg [1:0] produce = 2'h0;
   output [7:0] r_data;
-  wire [7:0] r_data;
+  reg [7:0] r_data = 8'h00;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
+  (* init = 2'h0 *)
+  wire [1:0] r_port__addr;
   wire [7:0] r_port__data;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [7:0] w_data;
   wire [7:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
-  input [7:0] w_port__data;
+  (* init = 2'h0 *)
+  wire [1:0] w_port__addr;
   wire [7:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
-  reg [7:0] storage [3:0];
+  reg w_rdy = 1'h1;
+  reg [7:0] storage [2:0];
   initial begin
     storage[0] = 8'h00;
     storage[1] = 8'h00;
     storage[2] = 8'h00;
-    storage[3] = 8'h00;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
+  assign r_port__data = storage[consume];
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
   assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
-  assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [2:0] : level;
+  assign \$12  = \$4  ? \$5 [2:0] : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 2'h3;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [1:0] : held;
+  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 2'h2;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 3'h0 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 2'h2;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 3'h0 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$15 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$16 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    level <= \$17 ;
+    w_rdy <= \$97 ;
+  always @(posedge clk)
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = w_port__addr;
-    if (\$1 ) begin
-      \$15  = \$2 [1:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$15  = 2'h0;
+      \$95  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
-    end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$97  = 1'h1;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
+    end
+    if (rst) begin
+      \$98  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [1:0];
+    end
+    if (rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [1:0];
+    end
+    if (rst) begin
+      \$102  = 2'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__valid, signatures__payload, r__ready, vectors__payload, length, sig_len, clk);
+module \mercury_core.siggen (rst, vectors__valid, r__ready, vectors__payload, length, sig_len, vectors__ready, signatures__valid, signatures__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -14374,115 +15313,130 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [20:0] \$488 ;
   wire \$489 ;
   wire \$49 ;
-  wire [3:0] \$490 ;
+  wire \$490 ;
   wire \$491 ;
-  wire [4:0] \$492 ;
-  reg [3:0] \$493 ;
-  reg [63:0] \$494 ;
-  reg \$495 ;
-  reg [12:0] \$496 ;
-  reg \$497 ;
-  reg [3:0] \$498 ;
-  reg \$499 ;
+  wire \$492 ;
+  wire [3:0] \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire [3:0] \$498 ;
+  wire [2:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
-  reg [15:0] \$500 ;
-  reg [63:0] \$501 ;
-  reg [31:0] \$502 ;
-  reg [3:0] \$503 ;
-  reg [3:0] \$504 ;
-  reg [8:0] \$505 ;
-  reg [8:0] \$506 ;
-  reg [2:0] \$507 ;
-  reg [10:0] \$508 ;
-  reg [8:0] \$509 ;
+  wire [2:0] \$500 ;
+  wire \$501 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  reg [3:0] \$507 ;
+  reg [63:0] \$508 ;
+  reg \$509 ;
   wire \$51 ;
-  reg [8:0] \$510 ;
-  reg [2:0] \$511 ;
-  reg [10:0] \$512 ;
-  reg [8:0] \$513 ;
-  reg [8:0] \$514 ;
-  reg [2:0] \$515 ;
-  reg [10:0] \$516 ;
-  reg [8:0] \$517 ;
-  reg [8:0] \$518 ;
-  reg [2:0] \$519 ;
+  reg [12:0] \$510 ;
+  reg \$511 ;
+  reg [3:0] \$512 ;
+  reg \$513 ;
+  reg [15:0] \$514 ;
+  reg [63:0] \$515 ;
+  reg [31:0] \$516 ;
+  reg [3:0] \$517 ;
+  reg [3:0] \$518 ;
+  reg [8:0] \$519 ;
   wire \$52 ;
-  reg [10:0] \$520 ;
-  reg [8:0] \$521 ;
-  reg [8:0] \$522 ;
-  reg [2:0] \$523 ;
-  reg [10:0] \$524 ;
-  reg [8:0] \$525 ;
-  reg [8:0] \$526 ;
-  reg [2:0] \$527 ;
-  reg [10:0] \$528 ;
-  reg [8:0] \$529 ;
+  reg [8:0] \$520 ;
+  reg [2:0] \$521 ;
+  reg [10:0] \$522 ;
+  reg [8:0] \$523 ;
+  reg [8:0] \$524 ;
+  reg [2:0] \$525 ;
+  reg [10:0] \$526 ;
+  reg [8:0] \$527 ;
+  reg [8:0] \$528 ;
+  reg [2:0] \$529 ;
   wire \$53 ;
-  reg [8:0] \$530 ;
-  reg [2:0] \$531 ;
-  reg [10:0] \$532 ;
-  reg [8:0] \$533 ;
-  reg [8:0] \$534 ;
-  reg [2:0] \$535 ;
-  reg [10:0] \$536 ;
-  reg [8:0] \$537 ;
-  reg [8:0] \$538 ;
-  reg [2:0] \$539 ;
+  reg [10:0] \$530 ;
+  reg [8:0] \$531 ;
+  reg [8:0] \$532 ;
+  reg [2:0] \$533 ;
+  reg [10:0] \$534 ;
+  reg [8:0] \$535 ;
+  reg [8:0] \$536 ;
+  reg [2:0] \$537 ;
+  reg [10:0] \$538 ;
+  reg [8:0] \$539 ;
   wire \$54 ;
-  reg [10:0] \$540 ;
-  reg [8:0] \$541 ;
-  reg [8:0] \$542 ;
-  reg [2:0] \$543 ;
-  reg [10:0] \$544 ;
-  reg [8:0] \$545 ;
-  reg [8:0] \$546 ;
-  reg [2:0] \$547 ;
-  reg [10:0] \$548 ;
-  reg [8:0] \$549 ;
+  reg [8:0] \$540 ;
+  reg [2:0] \$541 ;
+  reg [10:0] \$542 ;
+  reg [8:0] \$543 ;
+  reg [8:0] \$544 ;
+  reg [2:0] \$545 ;
+  reg [10:0] \$546 ;
+  reg [8:0] \$547 ;
+  reg [8:0] \$548 ;
+  reg [2:0] \$549 ;
   wire \$55 ;
-  reg [8:0] \$550 ;
-  reg [2:0] \$551 ;
-  reg [10:0] \$552 ;
-  reg [8:0] \$553 ;
-  reg [8:0] \$554 ;
-  reg [2:0] \$555 ;
-  reg [10:0] \$556 ;
-  reg [8:0] \$557 ;
-  reg [8:0] \$558 ;
-  reg [2:0] \$559 ;
+  reg [10:0] \$550 ;
+  reg [8:0] \$551 ;
+  reg [8:0] \$552 ;
+  reg [2:0] \$553 ;
+  reg [10:0] \$554 ;
+  reg [8:0] \$555 ;
+  reg [8:0] \$556 ;
+  reg [2:0] \$557 ;
+  reg [10:0] \$558 ;
+  reg [8:0] \$559 ;
   wire \$56 ;
-  reg [10:0] \$560 ;
-  reg [8:0] \$561 ;
-  reg [8:0] \$562 ;
-  reg [2:0] \$563 ;
-  reg [10:0] \$564 ;
-  reg [8:0] \$565 ;
-  reg [8:0] \$566 ;
-  reg [2:0] \$567 ;
-  reg [10:0] \$568 ;
-  reg [20:0] \$569 ;
+  reg [8:0] \$560 ;
+  reg [2:0] \$561 ;
+  reg [10:0] \$562 ;
+  reg [8:0] \$563 ;
+  reg [8:0] \$564 ;
+  reg [2:0] \$565 ;
+  reg [10:0] \$566 ;
+  reg [8:0] \$567 ;
+  reg [8:0] \$568 ;
+  reg [2:0] \$569 ;
   wire \$57 ;
-  reg [20:0] \$570 ;
-  reg [20:0] \$571 ;
-  reg [20:0] \$572 ;
-  reg [20:0] \$573 ;
-  reg [20:0] \$574 ;
-  reg [20:0] \$575 ;
-  reg [20:0] \$576 ;
-  reg [20:0] \$577 ;
-  reg [20:0] \$578 ;
-  reg [20:0] \$579 ;
+  reg [10:0] \$570 ;
+  reg [8:0] \$571 ;
+  reg [8:0] \$572 ;
+  reg [2:0] \$573 ;
+  reg [10:0] \$574 ;
+  reg [8:0] \$575 ;
+  reg [8:0] \$576 ;
+  reg [2:0] \$577 ;
+  reg [10:0] \$578 ;
+  reg [8:0] \$579 ;
   wire \$58 ;
-  reg [20:0] \$580 ;
-  reg [20:0] \$581 ;
-  reg [20:0] \$582 ;
+  reg [8:0] \$580 ;
+  reg [2:0] \$581 ;
+  reg [10:0] \$582 ;
   reg [20:0] \$583 ;
   reg [20:0] \$584 ;
-  reg [2:0] \$585 ;
+  reg [20:0] \$585 ;
+  reg [20:0] \$586 ;
+  reg [20:0] \$587 ;
+  reg [20:0] \$588 ;
+  reg [20:0] \$589 ;
   wire \$59 ;
+  reg [20:0] \$590 ;
+  reg [20:0] \$591 ;
+  reg [20:0] \$592 ;
+  reg [20:0] \$593 ;
+  reg [20:0] \$594 ;
+  reg [20:0] \$595 ;
+  reg [20:0] \$596 ;
+  reg [20:0] \$597 ;
+  reg [20:0] \$598 ;
+  reg [2:0] \$599 ;
   wire \$6 ;
   wire \$60 ;
+  reg \$600 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
@@ -14648,6 +15602,8 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire r__valid;
   wire [12:0] rem;
   reg [12:0] rem_reg = 13'h0000;
+  (* init = 1'h1 *)
+  wire room;
   input rst;
   wire rst;
   reg [15:0] s0_keep = 16'h0000;
@@ -14685,7 +15641,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [7:0] \vectors__payload.data[3] ;
   wire \vectors__payload.flush ;
   output vectors__ready;
-  wire vectors__ready;
+  reg vectors__ready = 1'h1;
   input vectors__valid;
   wire vectors__valid;
   wire [16:0] w__payload;
@@ -14693,6 +15649,20 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
+  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
+  assign \$395  = $signed(\$393 ) + $signed(\$394 );
+  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
+  assign \$397  = dirs[10] + dirs[26];
+  assign \$398  = dirs[42] + dirs[58];
+  assign \$399  = \$397  + \$398 ;
+  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
+  assign \$401  = $signed(part10_0) + $signed(part10_1);
+  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
+  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
+  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
+  assign \$405  = $signed(\$403 ) + $signed(\$404 );
+  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
+  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
   assign \$408  = data[31:24] ^ { dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59] };
   assign \$409  = $signed(\$407 ) + $signed(\$408 );
   assign \$410  = s0_keep[11] ? \$409  : 9'h000;
@@ -14775,196 +15745,211 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$487  = ctl[2] ? 21'h000000 : \$84 [20:0];
   assign \$488  = ctl[2] ? 21'h000000 : \$85 [20:0];
   assign \$489  = accept & last;
-  assign \$490  = pending + \$489 ;
-  assign \$491  = signatures__valid & r__ready;
-  assign \$492  = \$490  - \$491 ;
+  assign \$490  = signatures__valid & r__ready;
+  assign \$491  = ~ \$490 ;
+  assign \$492  = \$489  & \$491 ;
+  assign \$493  = pending + 1'h1;
+  assign \$494  = signatures__valid & r__ready;
+  assign \$495  = accept & last;
+  assign \$496  = ~ \$495 ;
+  assign \$497  = \$494  & \$496 ;
+  assign \$498  = pending - 1'h1;
+  assign \$499  = \$497  ? \$498 [2:0] : pending;
+  assign \$500  = \$492  ? \$493 [2:0] : \$499 ;
+  assign \$501  = accept & last;
+  assign \$502  = signatures__valid & r__ready;
+  assign \$503  = \$501  ^ \$502 ;
+  assign \$504  = signatures__valid & r__ready;
+  assign \$505  = pending != 3'h4;
+  assign \$506  = \$504  | \$505 ;
   always @(posedge clk)
-    \ctl$76  <= \$493 ;
+    \ctl$76  <= \$507 ;
   always @(posedge clk)
-    window <= \$494 ;
+    window <= \$508 ;
   always @(posedge clk)
-    first <= \$495 ;
+    first <= \$509 ;
   always @(posedge clk)
-    rem_reg <= \$496 ;
+    rem_reg <= \$510 ;
   always @(posedge clk)
-    last_reg <= \$497 ;
+    last_reg <= \$511 ;
   always @(posedge clk)
-    mask_reg <= \$498 ;
+    mask_reg <= \$512 ;
   always @(posedge clk)
-    flush_reg <= \$499 ;
+    flush_reg <= \$513 ;
   always @(posedge clk)
-    s0_keep <= \$500 ;
+    s0_keep <= \$514 ;
   always @(posedge clk)
-    dirs <= \$501 ;
+    dirs <= \$515 ;
   always @(posedge clk)
-    data <= \$502 ;
+    data <= \$516 ;
   always @(posedge clk)
-    ctl_a <= \$503 ;
+    ctl_a <= \$517 ;
   always @(posedge clk)
-    ctl <= \$504 ;
+    ctl <= \$518 ;
   always @(posedge clk)
-    part0_0 <= \$505 ;
+    part0_0 <= \$519 ;
   always @(posedge clk)
-    part0_1 <= \$506 ;
+    part0_1 <= \$520 ;
   always @(posedge clk)
-    corr0 <= \$507 ;
+    corr0 <= \$521 ;
   always @(posedge clk)
-    sum0 <= \$508 ;
+    sum0 <= \$522 ;
   always @(posedge clk)
-    part1_0 <= \$509 ;
+    part1_0 <= \$523 ;
   always @(posedge clk)
-    part1_1 <= \$510 ;
+    part1_1 <= \$524 ;
   always @(posedge clk)
-    corr1 <= \$511 ;
+    corr1 <= \$525 ;
   always @(posedge clk)
-    sum1 <= \$512 ;
+    sum1 <= \$526 ;
   always @(posedge clk)
-    part2_0 <= \$513 ;
+    part2_0 <= \$527 ;
   always @(posedge clk)
-    part2_1 <= \$514 ;
+    part2_1 <= \$528 ;
   always @(posedge clk)
-    corr2 <= \$515 ;
+    corr2 <= \$529 ;
   always @(posedge clk)
-    sum2 <= \$516 ;
+    sum2 <= \$530 ;
   always @(posedge clk)
-    part3_0 <= \$517 ;
+    part3_0 <= \$531 ;
   always @(posedge clk)
-    part3_1 <= \$518 ;
+    part3_1 <= \$532 ;
   always @(posedge clk)
-    corr3 <= \$519 ;
+    corr3 <= \$533 ;
   always @(posedge clk)
-    sum3 <= \$520 ;
+    sum3 <= \$534 ;
   always @(posedge clk)
-    part4_0 <= \$521 ;
+    part4_0 <= \$535 ;
   always @(posedge clk)
-    part4_1 <= \$522 ;
+    part4_1 <= \$536 ;
   always @(posedge clk)
-    corr4 <= \$523 ;
+    corr4 <= \$537 ;
   always @(posedge clk)
-    sum4 <= \$524 ;
+    sum4 <= \$538 ;
   always @(posedge clk)
-    part5_0 <= \$525 ;
+    part5_0 <= \$539 ;
   always @(posedge clk)
-    part5_1 <= \$526 ;
+    part5_1 <= \$540 ;
   always @(posedge clk)
-    corr5 <= \$527 ;
+    corr5 <= \$541 ;
   always @(posedge clk)
-    sum5 <= \$528 ;
+    sum5 <= \$542 ;
   always @(posedge clk)
-    part6_0 <= \$529 ;
+    part6_0 <= \$543 ;
   always @(posedge clk)
-    part6_1 <= \$530 ;
+    part6_1 <= \$544 ;
   always @(posedge clk)
-    corr6 <= \$531 ;
+    corr6 <= \$545 ;
   always @(posedge clk)
-    sum6 <= \$532 ;
+    sum6 <= \$546 ;
   always @(posedge clk)
-    part7_0 <= \$533 ;
+    part7_0 <= \$547 ;
   always @(posedge clk)
-    part7_1 <= \$534 ;
+    part7_1 <= \$548 ;
   always @(posedge clk)
-    corr7 <= \$535 ;
+    corr7 <= \$549 ;
   always @(posedge clk)
-    sum7 <= \$536 ;
+    sum7 <= \$550 ;
   always @(posedge clk)
-    part8_0 <= \$537 ;
+    part8_0 <= \$551 ;
   always @(posedge clk)
-    part8_1 <= \$538 ;
+    part8_1 <= \$552 ;
   always @(posedge clk)
-    corr8 <= \$539 ;
+    corr8 <= \$553 ;
   always @(posedge clk)
-    sum8 <= \$540 ;
+    sum8 <= \$554 ;
   always @(posedge clk)
-    part9_0 <= \$541 ;
+    part9_0 <= \$555 ;
   always @(posedge clk)
-    part9_1 <= \$542 ;
+    part9_1 <= \$556 ;
   always @(posedge clk)
-    corr9 <= \$543 ;
+    corr9 <= \$557 ;
   always @(posedge clk)
-    sum9 <= \$544 ;
+    sum9 <= \$558 ;
   always @(posedge clk)
-    part10_0 <= \$545 ;
+    part10_0 <= \$559 ;
   always @(posedge clk)
-    part10_1 <= \$546 ;
+    part10_1 <= \$560 ;
   always @(posedge clk)
-    corr10 <= \$547 ;
+    corr10 <= \$561 ;
   always @(posedge clk)
-    sum10 <= \$548 ;
+    sum10 <= \$562 ;
   always @(posedge clk)
-    part11_0 <= \$549 ;
+    part11_0 <= \$563 ;
   always @(posedge clk)
-    part11_1 <= \$550 ;
+    part11_1 <= \$564 ;
   always @(posedge clk)
-    corr11 <= \$551 ;
+    corr11 <= \$565 ;
   always @(posedge clk)
-    sum11 <= \$552 ;
+    sum11 <= \$566 ;
   always @(posedge clk)
-    part12_0 <= \$553 ;
+    part12_0 <= \$567 ;
   always @(posedge clk)
-    part12_1 <= \$554 ;
+    part12_1 <= \$568 ;
   always @(posedge clk)
-    corr12 <= \$555 ;
+    corr12 <= \$569 ;
   always @(posedge clk)
-    sum12 <= \$556 ;
+    sum12 <= \$570 ;
   always @(posedge clk)
-    part13_0 <= \$557 ;
+    part13_0 <= \$571 ;
   always @(posedge clk)
-    part13_1 <= \$558 ;
+    part13_1 <= \$572 ;
   always @(posedge clk)
-    corr13 <= \$559 ;
+    corr13 <= \$573 ;
   always @(posedge clk)
-    sum13 <= \$560 ;
+    sum13 <= \$574 ;
   always @(posedge clk)
-    part14_0 <= \$561 ;
+    part14_0 <= \$575 ;
   always @(posedge clk)
-    part14_1 <= \$562 ;
+    part14_1 <= \$576 ;
   always @(posedge clk)
-    corr14 <= \$563 ;
+    corr14 <= \$577 ;
   always @(posedge clk)
-    sum14 <= \$564 ;
+    sum14 <= \$578 ;
   always @(posedge clk)
-    part15_0 <= \$565 ;
+    part15_0 <= \$579 ;
   always @(posedge clk)
-    part15_1 <= \$566 ;
+    part15_1 <= \$580 ;
   always @(posedge clk)
-    corr15 <= \$567 ;
+    corr15 <= \$581 ;
   always @(posedge clk)
-    sum15 <= \$568 ;
+    sum15 <= \$582 ;
   always @(posedge clk)
-    acc0 <= \$569 ;
+    acc0 <= \$583 ;
   always @(posedge clk)
-    acc1 <= \$570 ;
+    acc1 <= \$584 ;
   always @(posedge clk)
-    acc2 <= \$571 ;
+    acc2 <= \$585 ;
   always @(posedge clk)
-    acc3 <= \$572 ;
+    acc3 <= \$586 ;
   always @(posedge clk)
-    acc4 <= \$573 ;
+    acc4 <= \$587 ;
   always @(posedge clk)
-    acc5 <= \$574 ;
+    acc5 <= \$588 ;
   always @(posedge clk)
-    acc6 <= \$575 ;
+    acc6 <= \$589 ;
   always @(posedge clk)
-    acc7 <= \$576 ;
+    acc7 <= \$590 ;
   always @(posedge clk)
-    acc8 <= \$577 ;
+    acc8 <= \$591 ;
   always @(posedge clk)
-    acc9 <= \$578 ;
+    acc9 <= \$592 ;
   always @(posedge clk)
-    acc10 <= \$579 ;
+    acc10 <= \$593 ;
   always @(posedge clk)
-    acc11 <= \$580 ;
+    acc11 <= \$594 ;
   always @(posedge clk)
-    acc12 <= \$581 ;
+    acc12 <= \$595 ;
   always @(posedge clk)
-    acc13 <= \$582 ;
+    acc13 <= \$596 ;
   always @(posedge clk)
-    acc14 <= \$583 ;
+    acc14 <= \$597 ;
   always @(posedge clk)
-    acc15 <= \$584 ;
+    acc15 <= \$598 ;
   always @(posedge clk)
-    pending <= \$585 ;
-  assign vectors__ready = pending != 3'h5;
+    pending <= \$599 ;
+  always @(posedge clk)
+    vectors__ready <= \$600 ;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
   assign \$1  = | length[12:3];
@@ -15290,20 +16275,6 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   assign \$391  = $signed(\$389 ) + $signed(\$390 );
   assign \$392  = s0_keep[10] ? \$391  : 9'h000;
   assign \$393  = data[23:16] ^ { dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42] };
-  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
-  assign \$395  = $signed(\$393 ) + $signed(\$394 );
-  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
-  assign \$397  = dirs[10] + dirs[26];
-  assign \$398  = dirs[42] + dirs[58];
-  assign \$399  = \$397  + \$398 ;
-  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
-  assign \$401  = $signed(part10_0) + $signed(part10_1);
-  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
-  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
-  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
-  assign \$405  = $signed(\$403 ) + $signed(\$404 );
-  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
-  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
   \mercury_core.siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -15315,717 +16286,577 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$493 [3:1] = \ctl$76 [3:1];
-    \$493 [0] = accept;
+    \$507 [3:1] = \ctl$76 [3:1];
+    \$507 [0] = accept;
     if (accept) begin
-      \$493 [1] = first;
-      \$493 [2] = last;
-      \$493 [3] = flush;
+      \$507 [1] = first;
+      \$507 [2] = last;
+      \$507 [3] = flush;
     end
     if (rst) begin
-      \$493  = 4'h0;
+      \$507  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$494  = window;
+    \$508  = window;
     if (accept) begin
-      \$494  = \$150 ;
+      \$508  = \$150 ;
     end
     if (rst) begin
-      \$494  = 64'hb27044ba4b8ff03e;
+      \$508  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$495  = first;
+    \$509  = first;
     if (accept) begin
-      \$495  = last;
+      \$509  = last;
     end
     if (rst) begin
-      \$495  = 1'h1;
+      \$509  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$496  = rem_reg;
+    \$510  = rem_reg;
     if (accept) begin
-      \$496  = \$151 [12:0];
+      \$510  = \$151 [12:0];
     end
     if (rst) begin
-      \$496  = 13'h0000;
+      \$510  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$497  = last_reg;
+    \$511  = last_reg;
     if (accept) begin
-      \$497  = \$162 ;
+      \$511  = \$162 ;
     end
     if (rst) begin
-      \$497  = 1'h0;
+      \$511  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$498  = mask_reg;
+    \$512  = mask_reg;
     if (accept) begin
-      \$498  = { \$180 , \$177 , \$173 , \$168  };
+      \$512  = { \$180 , \$177 , \$173 , \$168  };
     end
     if (rst) begin
-      \$498  = 4'h0;
+      \$512  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$499  = flush_reg;
+    \$513  = flush_reg;
     if (accept) begin
-      \$499  = flush;
+      \$513  = flush;
     end
     if (rst) begin
-      \$499  = 1'h0;
+      \$513  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$500  = s0_keep;
+    \$514  = s0_keep;
     if (accept) begin
-      \$500  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
+      \$514  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
     end
     if (rst) begin
-      \$500  = 16'h0000;
+      \$514  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$501  = dirs;
+    \$515  = dirs;
     if (accept) begin
-      \$501  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
+      \$515  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
     end
     if (rst) begin
-      \$501  = 64'h0000000000000000;
+      \$515  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$502  = data;
+    \$516  = data;
     if (accept) begin
-      \$502 [7:0] = \$245 ;
-      \$502 [15:8] = \$246 ;
-      \$502 [23:16] = \$247 ;
-      \$502 [31:24] = \$248 ;
+      \$516 [7:0] = \$245 ;
+      \$516 [15:8] = \$246 ;
+      \$516 [23:16] = \$247 ;
+      \$516 [31:24] = \$248 ;
     end
     if (rst) begin
-      \$502  = 32'd0;
+      \$516  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$503  = \ctl$76 ;
+    \$517  = \ctl$76 ;
     if (rst) begin
-      \$503  = 4'h0;
+      \$517  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$504  = ctl_a;
+    \$518  = ctl_a;
     if (rst) begin
-      \$504  = 4'h0;
+      \$518  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$505  = \$252 ;
+    \$519  = \$252 ;
     if (rst) begin
-      \$505  = 9'h000;
+      \$519  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$506  = \$256 ;
+    \$520  = \$256 ;
     if (rst) begin
-      \$506  = 9'h000;
+      \$520  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$507  = \$260 ;
+    \$521  = \$260 ;
     if (rst) begin
-      \$507  = 3'h0;
+      \$521  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$508  = \$262 ;
+    \$522  = \$262 ;
     if (rst) begin
-      \$508  = 11'h000;
+      \$522  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$509  = \$266 ;
+    \$523  = \$266 ;
     if (rst) begin
-      \$509  = 9'h000;
+      \$523  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$510  = \$270 ;
+    \$524  = \$270 ;
     if (rst) begin
-      \$510  = 9'h000;
+      \$524  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$511  = \$274 ;
+    \$525  = \$274 ;
     if (rst) begin
-      \$511  = 3'h0;
+      \$525  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$512  = \$276 ;
+    \$526  = \$276 ;
     if (rst) begin
-      \$512  = 11'h000;
+      \$526  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$513  = \$280 ;
+    \$527  = \$280 ;
     if (rst) begin
-      \$513  = 9'h000;
+      \$527  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$514  = \$284 ;
+    \$528  = \$284 ;
     if (rst) begin
-      \$514  = 9'h000;
+      \$528  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$515  = \$288 ;
+    \$529  = \$288 ;
     if (rst) begin
-      \$515  = 3'h0;
+      \$529  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$516  = \$290 ;
+    \$530  = \$290 ;
     if (rst) begin
-      \$516  = 11'h000;
+      \$530  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$517  = \$294 ;
+    \$531  = \$294 ;
     if (rst) begin
-      \$517  = 9'h000;
+      \$531  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$518  = \$298 ;
+    \$532  = \$298 ;
     if (rst) begin
-      \$518  = 9'h000;
+      \$532  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$519  = \$302 ;
+    \$533  = \$302 ;
     if (rst) begin
-      \$519  = 3'h0;
+      \$533  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$520  = \$304 ;
+    \$534  = \$304 ;
     if (rst) begin
-      \$520  = 11'h000;
+      \$534  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$521  = \$308 ;
+    \$535  = \$308 ;
     if (rst) begin
-      \$521  = 9'h000;
+      \$535  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$522  = \$312 ;
+    \$536  = \$312 ;
     if (rst) begin
-      \$522  = 9'h000;
+      \$536  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$523  = \$316 ;
+    \$537  = \$316 ;
     if (rst) begin
-      \$523  = 3'h0;
+      \$537  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$524  = \$318 ;
+    \$538  = \$318 ;
     if (rst) begin
-      \$524  = 11'h000;
+      \$538  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$525  = \$322 ;
+    \$539  = \$322 ;
     if (rst) begin
-      \$525  = 9'h000;
+      \$539  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$526  = \$326 ;
+    \$540  = \$326 ;
     if (rst) begin
-      \$526  = 9'h000;
+      \$540  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$527  = \$330 ;
+    \$541  = \$330 ;
     if (rst) begin
-      \$527  = 3'h0;
+      \$541  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$528  = \$332 ;
+    \$542  = \$332 ;
     if (rst) begin
-      \$528  = 11'h000;
+      \$542  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$529  = \$336 ;
+    \$543  = \$336 ;
     if (rst) begin
-      \$529  = 9'h000;
+      \$543  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$530  = \$340 ;
+    \$544  = \$340 ;
     if (rst) begin
-      \$530  = 9'h000;
+      \$544  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$531  = \$344 ;
+    \$545  = \$344 ;
     if (rst) begin
-      \$531  = 3'h0;
+      \$545  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$532  = \$346 ;
+    \$546  = \$346 ;
     if (rst) begin
-      \$532  = 11'h000;
+      \$546  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$533  = \$350 ;
+    \$547  = \$350 ;
     if (rst) begin
-      \$533  = 9'h000;
+      \$547  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$534  = \$354 ;
+    \$548  = \$354 ;
     if (rst) begin
-      \$534  = 9'h000;
+      \$548  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$535  = \$358 ;
+    \$549  = \$358 ;
     if (rst) begin
-      \$535  = 3'h0;
+      \$549  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$536  = \$360 ;
+    \$550  = \$360 ;
     if (rst) begin
-      \$536  = 11'h000;
+      \$550  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$537  = \$364 ;
+    \$551  = \$364 ;
     if (rst) begin
-      \$537  = 9'h000;
+      \$551  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$538  = \$368 ;
+    \$552  = \$368 ;
     if (rst) begin
-      \$538  = 9'h000;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$539  = \$372 ;
+    \$553  = \$372 ;
     if (rst) begin
-      \$539  = 3'h0;
+      \$553  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$540  = \$374 ;
+    \$554  = \$374 ;
     if (rst) begin
-      \$540  = 11'h000;
+      \$554  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$541  = \$378 ;
+    \$555  = \$378 ;
     if (rst) begin
-      \$541  = 9'h000;
+      \$555  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$542  = \$382 ;
+    \$556  = \$382 ;
     if (rst) begin
-      \$542  = 9'h000;
+      \$556  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$543  = \$386 ;
+    \$557  = \$386 ;
     if (rst) begin
-      \$543  = 3'h0;
+      \$557  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$544  = \$388 ;
+    \$558  = \$388 ;
     if (rst) begin
-      \$544  = 11'h000;
+      \$558  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$545  = \$392 ;
+    \$559  = \$392 ;
     if (rst) begin
-      \$545  = 9'h000;
+      \$559  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$546  = \$396 ;
+    \$560  = \$396 ;
     if (rst) begin
-      \$546  = 9'h000;
+      \$560  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$547  = \$400 ;
+    \$561  = \$400 ;
     if (rst) begin
-      \$547  = 3'h0;
+      \$561  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$548  = \$402 ;
+    \$562  = \$402 ;
     if (rst) begin
-      \$548  = 11'h000;
+      \$562  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$549  = \$406 ;
+    \$563  = \$406 ;
     if (rst) begin
-      \$549  = 9'h000;
+      \$563  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$550  = \$410 ;
+    \$564  = \$410 ;
     if (rst) begin
-      \$550  = 9'h000;
+      \$564  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$551  = \$414 ;
+    \$565  = \$414 ;
     if (rst) begin
-      \$551  = 3'h0;
+      \$565  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$552  = \$416 ;
+    \$566  = \$416 ;
     if (rst) begin
-      \$552  = 11'h000;
+      \$566  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$553  = \$420 ;
+    \$567  = \$420 ;
     if (rst) begin
-      \$553  = 9'h000;
+      \$567  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$554  = \$424 ;
+    \$568  = \$424 ;
     if (rst) begin
-      \$554  = 9'h000;
+      \$568  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$555  = \$428 ;
+    \$569  = \$428 ;
     if (rst) begin
-      \$555  = 3'h0;
+      \$569  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$556  = \$430 ;
+    \$570  = \$430 ;
     if (rst) begin
-      \$556  = 11'h000;
+      \$570  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$557  = \$434 ;
+    \$571  = \$434 ;
     if (rst) begin
-      \$557  = 9'h000;
+      \$571  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$558  = \$438 ;
+    \$572  = \$438 ;
     if (rst) begin
-      \$558  = 9'h000;
+      \$572  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$559  = \$442 ;
+    \$573  = \$442 ;
     if (rst) begin
-      \$559  = 3'h0;
+      \$573  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$560  = \$444 ;
+    \$574  = \$444 ;
     if (rst) begin
-      \$560  = 11'h000;
+      \$574  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$561  = \$448 ;
+    \$575  = \$448 ;
     if (rst) begin
-      \$561  = 9'h000;
+      \$575  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$562  = \$452 ;
+    \$576  = \$452 ;
     if (rst) begin
-      \$562  = 9'h000;
+      \$576  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$563  = \$456 ;
+    \$577  = \$456 ;
     if (rst) begin
-      \$563  = 3'h0;
+      \$577  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$564  = \$458 ;
+    \$578  = \$458 ;
     if (rst) begin
-      \$564  = 11'h000;
+      \$578  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$565  = \$462 ;
+    \$579  = \$462 ;
     if (rst) begin
-      \$565  = 9'h000;
+      \$579  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$566  = \$466 ;
+    \$580  = \$466 ;
     if (rst) begin
-      \$566  = 9'h000;
+      \$580  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$567  = \$470 ;
+    \$581  = \$470 ;
     if (rst) begin
-      \$567  = 3'h0;
+      \$581  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$568  = \$472 ;
+    \$582  = \$472 ;
     if (rst) begin
-      \$568  = 11'h000;
+      \$582  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$569  = acc0;
+    \$583  = acc0;
     if (ctl[0]) begin
-      \$569  = \$473 ;
-    end
-    if (rst) begin
-      \$569  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$570  = acc1;
-    if (ctl[0]) begin
-      \$570  = \$474 ;
-    end
-    if (rst) begin
-      \$570  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$571  = acc2;
-    if (ctl[0]) begin
-      \$571  = \$475 ;
-    end
-    if (rst) begin
-      \$571  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$572  = acc3;
-    if (ctl[0]) begin
-      \$572  = \$476 ;
-    end
-    if (rst) begin
-      \$572  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$573  = acc4;
-    if (ctl[0]) begin
-      \$573  = \$477 ;
-    end
-    if (rst) begin
-      \$573  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$574  = acc5;
-    if (ctl[0]) begin
-      \$574  = \$478 ;
-    end
-    if (rst) begin
-      \$574  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$575  = acc6;
-    if (ctl[0]) begin
-      \$575  = \$479 ;
-    end
-    if (rst) begin
-      \$575  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$576  = acc7;
-    if (ctl[0]) begin
-      \$576  = \$480 ;
-    end
-    if (rst) begin
-      \$576  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$577  = acc8;
-    if (ctl[0]) begin
-      \$577  = \$481 ;
-    end
-    if (rst) begin
-      \$577  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$578  = acc9;
-    if (ctl[0]) begin
-      \$578  = \$482 ;
-    end
-    if (rst) begin
-      \$578  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$579  = acc10;
-    if (ctl[0]) begin
-      \$579  = \$483 ;
-    end
-    if (rst) begin
-      \$579  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$580  = acc11;
-    if (ctl[0]) begin
-      \$580  = \$484 ;
-    end
-    if (rst) begin
-      \$580  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$581  = acc12;
-    if (ctl[0]) begin
-      \$581  = \$485 ;
-    end
-    if (rst) begin
-      \$581  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$582  = acc13;
-    if (ctl[0]) begin
-      \$582  = \$486 ;
-    end
-    if (rst) begin
-      \$582  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$583  = acc14;
-    if (ctl[0]) begin
-      \$583  = \$487 ;
+      \$583  = \$473 ;
     end
     if (rst) begin
       \$583  = 21'h000000;
@@ -16033,9 +16864,9 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$584  = acc15;
+    \$584  = acc1;
     if (ctl[0]) begin
-      \$584  = \$488 ;
+      \$584  = \$474 ;
     end
     if (rst) begin
       \$584  = 21'h000000;
@@ -16043,11 +16874,162 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$585  = \$492 [2:0];
+    \$585  = acc2;
+    if (ctl[0]) begin
+      \$585  = \$475 ;
+    end
     if (rst) begin
-      \$585  = 3'h0;
+      \$585  = 21'h000000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$586  = acc3;
+    if (ctl[0]) begin
+      \$586  = \$476 ;
+    end
+    if (rst) begin
+      \$586  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$587  = acc4;
+    if (ctl[0]) begin
+      \$587  = \$477 ;
+    end
+    if (rst) begin
+      \$587  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$588  = acc5;
+    if (ctl[0]) begin
+      \$588  = \$478 ;
+    end
+    if (rst) begin
+      \$588  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$589  = acc6;
+    if (ctl[0]) begin
+      \$589  = \$479 ;
+    end
+    if (rst) begin
+      \$589  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$590  = acc7;
+    if (ctl[0]) begin
+      \$590  = \$480 ;
+    end
+    if (rst) begin
+      \$590  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$591  = acc8;
+    if (ctl[0]) begin
+      \$591  = \$481 ;
+    end
+    if (rst) begin
+      \$591  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$592  = acc9;
+    if (ctl[0]) begin
+      \$592  = \$482 ;
+    end
+    if (rst) begin
+      \$592  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$593  = acc10;
+    if (ctl[0]) begin
+      \$593  = \$483 ;
+    end
+    if (rst) begin
+      \$593  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$594  = acc11;
+    if (ctl[0]) begin
+      \$594  = \$484 ;
+    end
+    if (rst) begin
+      \$594  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$595  = acc12;
+    if (ctl[0]) begin
+      \$595  = \$485 ;
+    end
+    if (rst) begin
+      \$595  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$596  = acc13;
+    if (ctl[0]) begin
+      \$596  = \$486 ;
+    end
+    if (rst) begin
+      \$596  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$597  = acc14;
+    if (ctl[0]) begin
+      \$597  = \$487 ;
+    end
+    if (rst) begin
+      \$597  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$598  = acc15;
+    if (ctl[0]) begin
+      \$598  = \$488 ;
+    end
+    if (rst) begin
+      \$598  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$599  = \$500 ;
+    if (rst) begin
+      \$599  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$600  = vectors__ready;
+    if (\$503 ) begin
+      \$600  = \$506 ;
+    end
+    if (rst) begin
+      \$600  = 1'h1;
+    end
+  end
+  assign room = vectors__ready;
   assign keep = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
   assign acc_next0 = \$70 [20:0];
   assign acc_next1 = \$71 [20:0];
@@ -16175,7 +17157,7 @@ module \mercury_core.siggen (rst, vectors__valid, vectors__ready, signatures__va
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.siggen.out_fifo (rst, w_en, r__valid, r__payload, r_en, w_data, clk);
+module \mercury_core.siggen.out_fifo (rst, w_en, r_en, w_data, r__valid, r__payload, clk);
   input clk;
   wire clk;
   wire [2:0] level;
@@ -16210,8 +17192,8 @@ module \mercury_core.siggen.out_fifo (rst, w_en, r__valid, r__payload, r_en, w_d
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -16228,137 +17210,725 @@ module \mercury_core.siggen.out_fifo (rst, w_en, r__valid, r__payload, r_en, w_d
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.siggen.out_fifo.queue (rst, w_en, w_rdy, r_rdy, r_data, r_en, w_port__data, level, clk);
+module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rdy, w_rdy, r_data, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [3:0] \$13 ;
+  wire [3:0] \$10 ;
+  reg \$100 ;
+  reg [1:0] \$101 ;
+  reg [1:0] \$102 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire [3:0] \$18 ;
-  reg [2:0] \$19 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  wire [3:0] \$3 ;
-  wire [3:0] \$4 ;
-  wire \$5 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [16:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [3:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [3:0] \$5 ;
+  wire [3:0] \$50 ;
+  wire [2:0] \$51 ;
+  wire [2:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [3:0] \$7 ;
-  wire [3:0] \$8 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire [2:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [2:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [16:0] \$98 ;
+  reg [2:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 3'h0 *)
-  wire [2:0] consume;
+  reg [1:0] consume = 2'h0;
+  reg [2:0] held = 3'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
-  (* init = 3'h0 *)
-  wire [2:0] produce;
+  reg [1:0] produce = 2'h0;
   output [16:0] r_data;
-  wire [16:0] r_data;
+  reg [16:0] r_data = 17'h00000;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
-  reg [2:0] r_port__addr = 3'h0;
+  (* init = 2'h0 *)
+  wire [1:0] r_port__addr;
   wire [16:0] r_port__data;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [16:0] w_data;
   wire [16:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
-  reg [2:0] w_port__addr = 3'h0;
-  input [16:0] w_port__data;
+  (* init = 2'h0 *)
+  wire [1:0] w_port__addr;
   wire [16:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
-  reg [16:0] storage [4:0];
+  reg w_rdy = 1'h1;
+  reg [16:0] storage [3:0];
   initial begin
     storage[0] = 17'h00000;
     storage[1] = 17'h00000;
     storage[2] = 17'h00000;
     storage[3] = 17'h00000;
-    storage[4] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h5;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
+  assign r_port__data = storage[consume];
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr == 3'h4;
-  assign \$3  = w_port__addr + 1'h1;
-  assign \$4  = \$2  ? 4'h0 : \$3 ;
-  assign \$5  = r_rdy & r_en;
-  assign \$6  = r_port__addr == 3'h4;
-  assign \$7  = r_port__addr + 1'h1;
-  assign \$8  = \$6  ? 4'h0 : \$7 ;
-  assign \$9  = w_rdy & w_en;
-  assign \$10  = r_rdy & r_en;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = level + 1'h1;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [2:0] : level;
+  assign \$12  = \$4  ? \$5 [2:0] : \$11 ;
+  assign \$13  = w_rdy & w_en;
   assign \$14  = r_rdy & r_en;
-  assign \$15  = w_rdy & w_en;
-  assign \$16  = ~ \$15 ;
-  assign \$17  = \$14  & \$16 ;
-  assign \$18  = level - 1'h1;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 3'h4;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [2:0] : held;
+  assign \$52  = \$36  ? \$37 [2:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 2'h3;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 3'h0 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 2'h3;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 3'h0 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$19 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$20 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    level <= \$21 ;
+    w_rdy <= \$97 ;
+  always @(posedge clk)
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$19  = w_port__addr;
-    if (\$1 ) begin
-      \$19  = \$4 [2:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$19  = 3'h0;
+      \$95  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$20  = r_port__addr;
-    if (\$5 ) begin
-      \$20  = \$8 [2:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$20  = 3'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$21  = level;
-    if (\$12 ) begin
-      \$21  = \$13 [2:0];
-    end
-    if (\$17 ) begin
-      \$21  = \$18 [2:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$21  = 3'h0;
+      \$97  = 1'h1;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
+    end
+    if (rst) begin
+      \$98  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [1:0];
+    end
+    if (rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [1:0];
+    end
+    if (rst) begin
+      \$102  = 2'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_core.words (rst, w_en, w_data, r_en, r__valid, r__payload, clk);
+  input clk;
+  wire clk;
+  wire [2:0] level;
+  wire [2:0] \level$13 ;
+  output [7:0] r__payload;
+  wire [7:0] r__payload;
+  wire [6:0] \r__payload.entry ;
+  wire \r__payload.hit ;
+  wire r__ready;
+  output r__valid;
+  wire r__valid;
+  wire [7:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  input rst;
+  wire rst;
+  wire [7:0] w__payload;
+  wire [6:0] \w__payload.entry ;
+  wire \w__payload.hit ;
+  wire w__ready;
+  wire w__valid;
+  input [7:0] w_data;
+  wire [7:0] w_data;
+  input w_en;
+  wire w_en;
+  wire w_rdy;
+  \mercury_core.words.queue  queue (
+    .clk(clk),
+    .level(level),
+    .r_data(r__payload),
+    .r_en(r_en),
+    .r_rdy(r__valid),
+    .rst(rst),
+    .w_data(w_data),
+    .w_en(w_en),
+    .w_rdy(w__ready)
+  );
+  assign w__payload = w_data;
+  assign w__valid = w_en;
+  assign w_rdy = w__ready;
+  assign r_data = r__payload;
+  assign r_rdy = r__valid;
+  assign r__ready = r_en;
+  assign \level$13  = level;
+  assign \w__payload.hit  = w_data[0];
+  assign \w__payload.entry  = w_data[7:1];
+  assign \r__payload.hit  = r__payload[0];
+  assign \r__payload.entry  = r__payload[7:1];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, r_data, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  wire \$1 ;
+  wire [3:0] \$10 ;
+  reg \$100 ;
+  reg [1:0] \$101 ;
+  reg [1:0] \$102 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [7:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [2:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [3:0] \$5 ;
+  wire [2:0] \$50 ;
+  wire [1:0] \$51 ;
+  wire [1:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire [2:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire \$89 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [2:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [7:0] \$98 ;
+  reg [1:0] \$99 ;
+  reg any_held = 1'h0;
+  input clk;
+  wire clk;
+  reg [1:0] consume = 2'h0;
+  reg [1:0] held = 2'h0;
+  output [2:0] level;
+  reg [2:0] level = 3'h0;
+  reg [1:0] produce = 2'h0;
+  output [7:0] r_data;
+  reg [7:0] r_data = 8'h00;
+  input r_en;
+  wire r_en;
+  (* init = 2'h0 *)
+  wire [1:0] r_port__addr;
+  wire [7:0] r_port__data;
+  output r_rdy;
+  reg r_rdy = 1'h0;
+  input rst;
+  wire rst;
+  input [7:0] w_data;
+  wire [7:0] w_data;
+  input w_en;
+  wire w_en;
+  (* init = 2'h0 *)
+  wire [1:0] w_port__addr;
+  wire [7:0] w_port__data;
+  wire w_port__en;
+  output w_rdy;
+  reg w_rdy = 1'h1;
+  reg [7:0] storage [2:0];
+  initial begin
+    storage[0] = 8'h00;
+    storage[1] = 8'h00;
+    storage[2] = 8'h00;
+  end
+  always @(posedge clk) begin
+    if (w_port__en)
+      storage[produce] <= w_data;
+  end
+  assign r_port__data = storage[consume];
+  assign \$1  = w_rdy & w_en;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [2:0] : level;
+  assign \$12  = \$4  ? \$5 [2:0] : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 2'h3;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [1:0] : held;
+  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 2'h2;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 3'h0 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 2'h2;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 3'h0 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
+  always @(posedge clk)
+    level <= \$95 ;
+  always @(posedge clk)
+    r_rdy <= \$96 ;
+  always @(posedge clk)
+    w_rdy <= \$97 ;
+  always @(posedge clk)
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$95  = \$12 ;
+    if (rst) begin
+      \$95  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
+    end
+    if (rst) begin
+      \$96  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
+    end
+    if (rst) begin
+      \$97  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
+    end
+    if (rst) begin
+      \$98  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [1:0];
+    end
+    if (rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [1:0];
+    end
+    if (rst) begin
+      \$102  = 2'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule

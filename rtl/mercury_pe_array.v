@@ -10,150 +10,210 @@
 module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__payload, tokens__valid, results__ready, clk, rst, weights__ready, beats__ready, tokens__ready, results__payload, results__valid, busy, weights__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [11:0] \$11 ;
-  wire \$12 ;
-  wire [11:0] \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire [10:0] \$17 ;
+  wire [255:0] \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire [255:0] \$109 ;
+  wire [255:0] \$11 ;
+  reg [10:0] \$110 ;
+  reg \$111 ;
+  reg [11:0] \$112 ;
+  reg [4:0] \$113 ;
+  reg [1:0] \$114 ;
+  reg [10:0] \$115 ;
+  reg \$116 ;
+  reg [11:0] \$117 ;
+  reg [4:0] \$118 ;
+  reg [4:0] \$119 ;
+  wire [255:0] \$12 ;
+  reg [255:0] \$120 ;
+  reg [255:0] \$121 ;
+  reg [255:0] \$122 ;
+  reg [255:0] \$123 ;
+  reg [255:0] \$124 ;
+  reg \$125 ;
+  reg \$126 ;
+  reg \$127 ;
+  reg [3:0] \$128 ;
+  reg [31:0] \$129 ;
+  wire [255:0] \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [3:0] \$133 ;
+  reg [31:0] \$134 ;
+  reg \$135 ;
+  reg [255:0] \$136 ;
+  reg [4:0] \$137 ;
+  reg \$138 ;
+  reg \$139 ;
+  wire [255:0] \$14 ;
+  reg [6:0] \$140 ;
+  reg [255:0] \$141 ;
+  reg \$142 ;
+  reg \$143 ;
+  reg \$144 ;
+  reg [6:0] \$145 ;
+  reg [255:0] \$146 ;
+  wire [255:0] \$15 ;
+  wire [255:0] \$16 ;
+  wire \$17 ;
   wire \$18 ;
-  wire [1:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
-  wire [255:0] \$20 ;
-  wire [255:0] \$21 ;
-  wire [255:0] \$22 ;
-  wire [255:0] \$23 ;
-  wire [255:0] \$24 ;
-  wire [255:0] \$25 ;
-  wire [255:0] \$26 ;
-  wire [255:0] \$27 ;
-  wire [255:0] \$28 ;
+  wire \$20 ;
+  wire [5:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [5:0] \$26 ;
+  wire [4:0] \$27 ;
+  wire \$28 ;
   wire \$29 ;
   wire [1:0] \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire \$32 ;
-  wire [255:0] \$33 ;
+  wire [255:0] \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
-  wire \$36 ;
-  wire [11:0] \$37 ;
-  wire [1:0] \$38 ;
-  wire [1:0] \$39 ;
-  wire [10:0] \$4 ;
-  wire [1:0] \$40 ;
-  wire \$41 ;
-  wire [11:0] \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [11:0] \$45 ;
-  wire \$46 ;
-  wire [11:0] \$47 ;
+  wire [10:0] \$36 ;
+  wire [4:0] \$37 ;
+  wire [11:0] \$38 ;
+  wire [12:0] \$39 ;
+  wire [1:0] \$4 ;
+  wire [12:0] \$40 ;
+  wire [12:0] \$41 ;
+  wire \$42 ;
+  wire [12:0] \$43 ;
+  wire [12:0] \$44 ;
+  wire \$45 ;
+  wire [12:0] \$46 ;
+  wire [12:0] \$47 ;
   wire \$48 ;
-  wire [11:0] \$49 ;
-  wire [11:0] \$5 ;
-  wire \$50 ;
-  wire [11:0] \$51 ;
-  wire \$52 ;
-  wire [11:0] \$53 ;
+  wire [12:0] \$49 ;
+  wire [1:0] \$5 ;
+  wire [12:0] \$50 ;
+  wire \$51 ;
+  wire [12:0] \$52 ;
+  wire [12:0] \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire \$56 ;
-  wire [5:0] \$57 ;
-  wire \$58 ;
-  wire [6:0] \$59 ;
+  wire [11:0] \$56 ;
+  wire [11:0] \$57 ;
+  wire [11:0] \$58 ;
+  wire [11:0] \$59 ;
   wire \$6 ;
-  reg [10:0] \$60 ;
-  reg \$61 ;
-  reg [1:0] \$62 ;
-  reg [10:0] \$63 ;
-  reg \$64 ;
-  reg [4:0] \$65 ;
-  reg [4:0] \$66 ;
-  reg [255:0] \$67 ;
-  reg [255:0] \$68 ;
-  reg [255:0] \$69 ;
-  wire [11:0] \$7 ;
-  reg [255:0] \$70 ;
-  reg [255:0] \$71 ;
-  reg \$72 ;
-  reg \$73 ;
-  reg \$74 ;
-  reg [3:0] \$75 ;
-  reg [31:0] \$76 ;
-  reg \$77 ;
-  reg \$78 ;
-  reg \$79 ;
-  wire \$8 ;
-  reg [3:0] \$80 ;
-  reg [31:0] \$81 ;
-  reg [4:0] \$82 ;
-  reg \$83 ;
-  reg \$84 ;
-  reg [6:0] \$85 ;
-  reg [255:0] \$86 ;
-  wire [11:0] \$9 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire [11:0] \$65 ;
+  wire [11:0] \$66 ;
+  wire [12:0] \$67 ;
+  wire [12:0] \$68 ;
+  wire [11:0] \$69 ;
+  wire [1:0] \$7 ;
+  wire [12:0] \$70 ;
+  wire \$71 ;
+  wire [11:0] \$72 ;
+  wire [11:0] \$73 ;
+  wire [11:0] \$74 ;
+  wire [11:0] \$75 ;
+  wire [12:0] \$76 ;
+  wire [11:0] \$77 ;
+  wire \$78 ;
+  wire [11:0] \$79 ;
+  wire [255:0] \$8 ;
+  wire \$80 ;
+  wire [11:0] \$81 ;
+  wire \$82 ;
+  wire [11:0] \$83 ;
+  wire \$84 ;
+  wire [11:0] \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire [255:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
   (* init = 1'h0 *)
-  wire \$signal$63 ;
+  wire \$signal$62 ;
   reg [31:0] a = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \a$102 ;
-  wire [7:0] \a$102[0] ;
-  wire [7:0] \a$102[1] ;
-  wire [7:0] \a$102[2] ;
-  wire [7:0] \a$102[3] ;
+  wire [31:0] \a$101 ;
+  wire [7:0] \a$101[0] ;
+  wire [7:0] \a$101[1] ;
+  wire [7:0] \a$101[2] ;
+  wire [7:0] \a$101[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$66 ;
-  wire [7:0] \a$66[0] ;
-  wire [7:0] \a$66[1] ;
-  wire [7:0] \a$66[2] ;
-  wire [7:0] \a$66[3] ;
+  wire [31:0] \a$65 ;
+  wire [7:0] \a$65[0] ;
+  wire [7:0] \a$65[1] ;
+  wire [7:0] \a$65[2] ;
+  wire [7:0] \a$65[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$72 ;
-  wire [7:0] \a$72[0] ;
-  wire [7:0] \a$72[1] ;
-  wire [7:0] \a$72[2] ;
-  wire [7:0] \a$72[3] ;
+  wire [31:0] \a$71 ;
+  wire [7:0] \a$71[0] ;
+  wire [7:0] \a$71[1] ;
+  wire [7:0] \a$71[2] ;
+  wire [7:0] \a$71[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$78 ;
-  wire [7:0] \a$78[0] ;
-  wire [7:0] \a$78[1] ;
-  wire [7:0] \a$78[2] ;
-  wire [7:0] \a$78[3] ;
+  wire [31:0] \a$77 ;
+  wire [7:0] \a$77[0] ;
+  wire [7:0] \a$77[1] ;
+  wire [7:0] \a$77[2] ;
+  wire [7:0] \a$77[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$84 ;
-  wire [7:0] \a$84[0] ;
-  wire [7:0] \a$84[1] ;
-  wire [7:0] \a$84[2] ;
-  wire [7:0] \a$84[3] ;
+  wire [31:0] \a$83 ;
+  wire [7:0] \a$83[0] ;
+  wire [7:0] \a$83[1] ;
+  wire [7:0] \a$83[2] ;
+  wire [7:0] \a$83[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$90 ;
-  wire [7:0] \a$90[0] ;
-  wire [7:0] \a$90[1] ;
-  wire [7:0] \a$90[2] ;
-  wire [7:0] \a$90[3] ;
+  wire [31:0] \a$89 ;
+  wire [7:0] \a$89[0] ;
+  wire [7:0] \a$89[1] ;
+  wire [7:0] \a$89[2] ;
+  wire [7:0] \a$89[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$96 ;
-  wire [7:0] \a$96[0] ;
-  wire [7:0] \a$96[1] ;
-  wire [7:0] \a$96[2] ;
-  wire [7:0] \a$96[3] ;
+  wire [31:0] \a$95 ;
+  wire [7:0] \a$95[0] ;
+  wire [7:0] \a$95[1] ;
+  wire [7:0] \a$95[2] ;
+  wire [7:0] \a$95[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$112 ;
-  wire [31:0] \acc$113 ;
-  wire [31:0] \acc$114 ;
-  wire [31:0] \acc$115 ;
-  wire [31:0] \acc$116 ;
-  wire [31:0] \acc$117 ;
-  wire [31:0] \acc$118 ;
+  wire [31:0] \acc$143 ;
+  wire [31:0] \acc$144 ;
+  wire [31:0] \acc$145 ;
+  wire [31:0] \acc$146 ;
+  wire [31:0] \acc$147 ;
+  wire [31:0] \acc$148 ;
+  wire [31:0] \acc$149 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -168,7 +228,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [3:0] \beats__payload.mask ;
   wire \beats__payload.release ;
   output beats__ready;
-  wire beats__ready;
+  reg beats__ready = 1'h0;
   input beats__valid;
   wire beats__valid;
   output busy;
@@ -177,55 +237,57 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire clk;
   wire compute;
   reg [4:0] credits = 5'h10;
+  wire [4:0] credits_next;
   wire done;
   reg first = 1'h0;
   (* init = 1'h0 *)
-  wire \first$100 ;
+  wire \first$105 ;
   (* init = 1'h0 *)
-  wire \first$106 ;
+  wire \first$69 ;
   (* init = 1'h0 *)
-  wire \first$70 ;
+  wire \first$75 ;
   (* init = 1'h0 *)
-  wire \first$76 ;
+  wire \first$81 ;
   (* init = 1'h0 *)
-  wire \first$82 ;
+  wire \first$87 ;
   (* init = 1'h0 *)
-  wire \first$88 ;
+  wire \first$93 ;
   (* init = 1'h0 *)
-  wire \first$94 ;
+  wire \first$99 ;
   reg [1:0] full = 2'h0;
+  wire [1:0] full_next;
   reg last = 1'h0;
   (* init = 1'h0 *)
-  wire \last$101 ;
+  wire \last$100 ;
   (* init = 1'h0 *)
-  wire \last$107 ;
+  wire \last$106 ;
   (* init = 1'h0 *)
-  wire \last$71 ;
+  wire \last$70 ;
   (* init = 1'h0 *)
-  wire \last$77 ;
+  wire \last$76 ;
   (* init = 1'h0 *)
-  wire \last$83 ;
+  wire \last$82 ;
   (* init = 1'h0 *)
-  wire \last$89 ;
+  wire \last$88 ;
   (* init = 1'h0 *)
-  wire \last$95 ;
+  wire \last$94 ;
   wire load;
   wire [1:0] loaded;
   reg [3:0] mask = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] \mask$104 ;
+  wire [3:0] \mask$103 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$68 ;
+  wire [3:0] \mask$67 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$74 ;
+  wire [3:0] \mask$73 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$80 ;
+  wire [3:0] \mask$79 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$86 ;
+  wire [3:0] \mask$85 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$92 ;
+  wire [3:0] \mask$91 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$98 ;
+  wire [3:0] \mask$97 ;
   reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_data[0] ;
   wire [31:0] \out_data[1] ;
@@ -237,6 +299,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \out_data[7] ;
   reg [6:0] out_entry = 7'h00;
   reg out_hit = 1'h0;
+  reg out_own = 1'h0;
   (* init = 1'h0 *)
   wire out_valid;
   wire [255:0] r__payload;
@@ -250,7 +313,21 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \r__payload[7] ;
   wire r__ready;
   wire r__valid;
-  wire [11:0] raddr;
+  reg [11:0] raddr = 12'h000;
+  (* init = 7'h00 *)
+  wire [6:0] rbuf_w_addr;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] rbuf_w_data;
+  wire [31:0] \rbuf_w_data[0] ;
+  wire [31:0] \rbuf_w_data[1] ;
+  wire [31:0] \rbuf_w_data[2] ;
+  wire [31:0] \rbuf_w_data[3] ;
+  wire [31:0] \rbuf_w_data[4] ;
+  wire [31:0] \rbuf_w_data[5] ;
+  wire [31:0] \rbuf_w_data[6] ;
+  wire [31:0] \rbuf_w_data[7] ;
+  (* init = 1'h0 *)
+  wire rbuf_w_en;
   reg rd_bank = 1'h0;
   wire [1:0] \release ;
   output [263:0] results__payload;
@@ -271,217 +348,217 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   output results__valid;
   reg results__valid = 1'h0;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$127 ;
+  wire [6:0] \rport__addr$119 ;
+  wire [8:0] \rport__addr$43 ;
   wire [8:0] \rport__addr$44 ;
   wire [8:0] \rport__addr$45 ;
-  wire [8:0] \rport__addr$46 ;
-  wire [7:0] \rport__addr$47 ;
+  wire [7:0] \rport__addr$46 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$134 ;
-  wire [31:0] \rport__data$134[0] ;
-  wire [7:0] \rport__data$134[0][0] ;
-  wire [7:0] \rport__data$134[0][1] ;
-  wire [7:0] \rport__data$134[0][2] ;
-  wire [7:0] \rport__data$134[0][3] ;
-  wire [31:0] \rport__data$134[1] ;
-  wire [7:0] \rport__data$134[1][0] ;
-  wire [7:0] \rport__data$134[1][1] ;
-  wire [7:0] \rport__data$134[1][2] ;
-  wire [7:0] \rport__data$134[1][3] ;
-  wire [31:0] \rport__data$134[2] ;
-  wire [7:0] \rport__data$134[2][0] ;
-  wire [7:0] \rport__data$134[2][1] ;
-  wire [7:0] \rport__data$134[2][2] ;
-  wire [7:0] \rport__data$134[2][3] ;
-  wire [31:0] \rport__data$134[3] ;
-  wire [7:0] \rport__data$134[3][0] ;
-  wire [7:0] \rport__data$134[3][1] ;
-  wire [7:0] \rport__data$134[3][2] ;
-  wire [7:0] \rport__data$134[3][3] ;
-  wire [31:0] \rport__data$134[4] ;
-  wire [7:0] \rport__data$134[4][0] ;
-  wire [7:0] \rport__data$134[4][1] ;
-  wire [7:0] \rport__data$134[4][2] ;
-  wire [7:0] \rport__data$134[4][3] ;
-  wire [31:0] \rport__data$134[5] ;
-  wire [7:0] \rport__data$134[5][0] ;
-  wire [7:0] \rport__data$134[5][1] ;
-  wire [7:0] \rport__data$134[5][2] ;
-  wire [7:0] \rport__data$134[5][3] ;
-  wire [31:0] \rport__data$134[6] ;
-  wire [7:0] \rport__data$134[6][0] ;
-  wire [7:0] \rport__data$134[6][1] ;
-  wire [7:0] \rport__data$134[6][2] ;
-  wire [7:0] \rport__data$134[6][3] ;
-  wire [31:0] \rport__data$134[7] ;
-  wire [7:0] \rport__data$134[7][0] ;
-  wire [7:0] \rport__data$134[7][1] ;
-  wire [7:0] \rport__data$134[7][2] ;
-  wire [7:0] \rport__data$134[7][3] ;
-  wire [255:0] \rport__data$135 ;
-  wire [31:0] \rport__data$135[0] ;
-  wire [7:0] \rport__data$135[0][0] ;
-  wire [7:0] \rport__data$135[0][1] ;
-  wire [7:0] \rport__data$135[0][2] ;
-  wire [7:0] \rport__data$135[0][3] ;
-  wire [31:0] \rport__data$135[1] ;
-  wire [7:0] \rport__data$135[1][0] ;
-  wire [7:0] \rport__data$135[1][1] ;
-  wire [7:0] \rport__data$135[1][2] ;
-  wire [7:0] \rport__data$135[1][3] ;
-  wire [31:0] \rport__data$135[2] ;
-  wire [7:0] \rport__data$135[2][0] ;
-  wire [7:0] \rport__data$135[2][1] ;
-  wire [7:0] \rport__data$135[2][2] ;
-  wire [7:0] \rport__data$135[2][3] ;
-  wire [31:0] \rport__data$135[3] ;
-  wire [7:0] \rport__data$135[3][0] ;
-  wire [7:0] \rport__data$135[3][1] ;
-  wire [7:0] \rport__data$135[3][2] ;
-  wire [7:0] \rport__data$135[3][3] ;
-  wire [31:0] \rport__data$135[4] ;
-  wire [7:0] \rport__data$135[4][0] ;
-  wire [7:0] \rport__data$135[4][1] ;
-  wire [7:0] \rport__data$135[4][2] ;
-  wire [7:0] \rport__data$135[4][3] ;
-  wire [31:0] \rport__data$135[5] ;
-  wire [7:0] \rport__data$135[5][0] ;
-  wire [7:0] \rport__data$135[5][1] ;
-  wire [7:0] \rport__data$135[5][2] ;
-  wire [7:0] \rport__data$135[5][3] ;
-  wire [31:0] \rport__data$135[6] ;
-  wire [7:0] \rport__data$135[6][0] ;
-  wire [7:0] \rport__data$135[6][1] ;
-  wire [7:0] \rport__data$135[6][2] ;
-  wire [7:0] \rport__data$135[6][3] ;
-  wire [31:0] \rport__data$135[7] ;
-  wire [7:0] \rport__data$135[7][0] ;
-  wire [7:0] \rport__data$135[7][1] ;
-  wire [7:0] \rport__data$135[7][2] ;
-  wire [7:0] \rport__data$135[7][3] ;
-  wire [255:0] \rport__data$136 ;
-  wire [31:0] \rport__data$136[0] ;
-  wire [7:0] \rport__data$136[0][0] ;
-  wire [7:0] \rport__data$136[0][1] ;
-  wire [7:0] \rport__data$136[0][2] ;
-  wire [7:0] \rport__data$136[0][3] ;
-  wire [31:0] \rport__data$136[1] ;
-  wire [7:0] \rport__data$136[1][0] ;
-  wire [7:0] \rport__data$136[1][1] ;
-  wire [7:0] \rport__data$136[1][2] ;
-  wire [7:0] \rport__data$136[1][3] ;
-  wire [31:0] \rport__data$136[2] ;
-  wire [7:0] \rport__data$136[2][0] ;
-  wire [7:0] \rport__data$136[2][1] ;
-  wire [7:0] \rport__data$136[2][2] ;
-  wire [7:0] \rport__data$136[2][3] ;
-  wire [31:0] \rport__data$136[3] ;
-  wire [7:0] \rport__data$136[3][0] ;
-  wire [7:0] \rport__data$136[3][1] ;
-  wire [7:0] \rport__data$136[3][2] ;
-  wire [7:0] \rport__data$136[3][3] ;
-  wire [31:0] \rport__data$136[4] ;
-  wire [7:0] \rport__data$136[4][0] ;
-  wire [7:0] \rport__data$136[4][1] ;
-  wire [7:0] \rport__data$136[4][2] ;
-  wire [7:0] \rport__data$136[4][3] ;
-  wire [31:0] \rport__data$136[5] ;
-  wire [7:0] \rport__data$136[5][0] ;
-  wire [7:0] \rport__data$136[5][1] ;
-  wire [7:0] \rport__data$136[5][2] ;
-  wire [7:0] \rport__data$136[5][3] ;
-  wire [31:0] \rport__data$136[6] ;
-  wire [7:0] \rport__data$136[6][0] ;
-  wire [7:0] \rport__data$136[6][1] ;
-  wire [7:0] \rport__data$136[6][2] ;
-  wire [7:0] \rport__data$136[6][3] ;
-  wire [31:0] \rport__data$136[7] ;
-  wire [7:0] \rport__data$136[7][0] ;
-  wire [7:0] \rport__data$136[7][1] ;
-  wire [7:0] \rport__data$136[7][2] ;
-  wire [7:0] \rport__data$136[7][3] ;
-  wire [255:0] \rport__data$137 ;
-  wire [31:0] \rport__data$137[0] ;
-  wire [7:0] \rport__data$137[0][0] ;
-  wire [7:0] \rport__data$137[0][1] ;
-  wire [7:0] \rport__data$137[0][2] ;
-  wire [7:0] \rport__data$137[0][3] ;
-  wire [31:0] \rport__data$137[1] ;
-  wire [7:0] \rport__data$137[1][0] ;
-  wire [7:0] \rport__data$137[1][1] ;
-  wire [7:0] \rport__data$137[1][2] ;
-  wire [7:0] \rport__data$137[1][3] ;
-  wire [31:0] \rport__data$137[2] ;
-  wire [7:0] \rport__data$137[2][0] ;
-  wire [7:0] \rport__data$137[2][1] ;
-  wire [7:0] \rport__data$137[2][2] ;
-  wire [7:0] \rport__data$137[2][3] ;
-  wire [31:0] \rport__data$137[3] ;
-  wire [7:0] \rport__data$137[3][0] ;
-  wire [7:0] \rport__data$137[3][1] ;
-  wire [7:0] \rport__data$137[3][2] ;
-  wire [7:0] \rport__data$137[3][3] ;
-  wire [31:0] \rport__data$137[4] ;
-  wire [7:0] \rport__data$137[4][0] ;
-  wire [7:0] \rport__data$137[4][1] ;
-  wire [7:0] \rport__data$137[4][2] ;
-  wire [7:0] \rport__data$137[4][3] ;
-  wire [31:0] \rport__data$137[5] ;
-  wire [7:0] \rport__data$137[5][0] ;
-  wire [7:0] \rport__data$137[5][1] ;
-  wire [7:0] \rport__data$137[5][2] ;
-  wire [7:0] \rport__data$137[5][3] ;
-  wire [31:0] \rport__data$137[6] ;
-  wire [7:0] \rport__data$137[6][0] ;
-  wire [7:0] \rport__data$137[6][1] ;
-  wire [7:0] \rport__data$137[6][2] ;
-  wire [7:0] \rport__data$137[6][3] ;
-  wire [31:0] \rport__data$137[7] ;
-  wire [7:0] \rport__data$137[7][0] ;
-  wire [7:0] \rport__data$137[7][1] ;
-  wire [7:0] \rport__data$137[7][2] ;
-  wire [7:0] \rport__data$137[7][3] ;
-  wire [255:0] \rport__data$138 ;
-  wire [31:0] \rport__data$138[0] ;
-  wire [7:0] \rport__data$138[0][0] ;
-  wire [7:0] \rport__data$138[0][1] ;
-  wire [7:0] \rport__data$138[0][2] ;
-  wire [7:0] \rport__data$138[0][3] ;
-  wire [31:0] \rport__data$138[1] ;
-  wire [7:0] \rport__data$138[1][0] ;
-  wire [7:0] \rport__data$138[1][1] ;
-  wire [7:0] \rport__data$138[1][2] ;
-  wire [7:0] \rport__data$138[1][3] ;
-  wire [31:0] \rport__data$138[2] ;
-  wire [7:0] \rport__data$138[2][0] ;
-  wire [7:0] \rport__data$138[2][1] ;
-  wire [7:0] \rport__data$138[2][2] ;
-  wire [7:0] \rport__data$138[2][3] ;
-  wire [31:0] \rport__data$138[3] ;
-  wire [7:0] \rport__data$138[3][0] ;
-  wire [7:0] \rport__data$138[3][1] ;
-  wire [7:0] \rport__data$138[3][2] ;
-  wire [7:0] \rport__data$138[3][3] ;
-  wire [31:0] \rport__data$138[4] ;
-  wire [7:0] \rport__data$138[4][0] ;
-  wire [7:0] \rport__data$138[4][1] ;
-  wire [7:0] \rport__data$138[4][2] ;
-  wire [7:0] \rport__data$138[4][3] ;
-  wire [31:0] \rport__data$138[5] ;
-  wire [7:0] \rport__data$138[5][0] ;
-  wire [7:0] \rport__data$138[5][1] ;
-  wire [7:0] \rport__data$138[5][2] ;
-  wire [7:0] \rport__data$138[5][3] ;
-  wire [31:0] \rport__data$138[6] ;
-  wire [7:0] \rport__data$138[6][0] ;
-  wire [7:0] \rport__data$138[6][1] ;
-  wire [7:0] \rport__data$138[6][2] ;
-  wire [7:0] \rport__data$138[6][3] ;
-  wire [31:0] \rport__data$138[7] ;
-  wire [7:0] \rport__data$138[7][0] ;
-  wire [7:0] \rport__data$138[7][1] ;
-  wire [7:0] \rport__data$138[7][2] ;
-  wire [7:0] \rport__data$138[7][3] ;
+  wire [255:0] \rport__data$129 ;
+  wire [31:0] \rport__data$129[0] ;
+  wire [7:0] \rport__data$129[0][0] ;
+  wire [7:0] \rport__data$129[0][1] ;
+  wire [7:0] \rport__data$129[0][2] ;
+  wire [7:0] \rport__data$129[0][3] ;
+  wire [31:0] \rport__data$129[1] ;
+  wire [7:0] \rport__data$129[1][0] ;
+  wire [7:0] \rport__data$129[1][1] ;
+  wire [7:0] \rport__data$129[1][2] ;
+  wire [7:0] \rport__data$129[1][3] ;
+  wire [31:0] \rport__data$129[2] ;
+  wire [7:0] \rport__data$129[2][0] ;
+  wire [7:0] \rport__data$129[2][1] ;
+  wire [7:0] \rport__data$129[2][2] ;
+  wire [7:0] \rport__data$129[2][3] ;
+  wire [31:0] \rport__data$129[3] ;
+  wire [7:0] \rport__data$129[3][0] ;
+  wire [7:0] \rport__data$129[3][1] ;
+  wire [7:0] \rport__data$129[3][2] ;
+  wire [7:0] \rport__data$129[3][3] ;
+  wire [31:0] \rport__data$129[4] ;
+  wire [7:0] \rport__data$129[4][0] ;
+  wire [7:0] \rport__data$129[4][1] ;
+  wire [7:0] \rport__data$129[4][2] ;
+  wire [7:0] \rport__data$129[4][3] ;
+  wire [31:0] \rport__data$129[5] ;
+  wire [7:0] \rport__data$129[5][0] ;
+  wire [7:0] \rport__data$129[5][1] ;
+  wire [7:0] \rport__data$129[5][2] ;
+  wire [7:0] \rport__data$129[5][3] ;
+  wire [31:0] \rport__data$129[6] ;
+  wire [7:0] \rport__data$129[6][0] ;
+  wire [7:0] \rport__data$129[6][1] ;
+  wire [7:0] \rport__data$129[6][2] ;
+  wire [7:0] \rport__data$129[6][3] ;
+  wire [31:0] \rport__data$129[7] ;
+  wire [7:0] \rport__data$129[7][0] ;
+  wire [7:0] \rport__data$129[7][1] ;
+  wire [7:0] \rport__data$129[7][2] ;
+  wire [7:0] \rport__data$129[7][3] ;
+  wire [255:0] \rport__data$130 ;
+  wire [31:0] \rport__data$130[0] ;
+  wire [7:0] \rport__data$130[0][0] ;
+  wire [7:0] \rport__data$130[0][1] ;
+  wire [7:0] \rport__data$130[0][2] ;
+  wire [7:0] \rport__data$130[0][3] ;
+  wire [31:0] \rport__data$130[1] ;
+  wire [7:0] \rport__data$130[1][0] ;
+  wire [7:0] \rport__data$130[1][1] ;
+  wire [7:0] \rport__data$130[1][2] ;
+  wire [7:0] \rport__data$130[1][3] ;
+  wire [31:0] \rport__data$130[2] ;
+  wire [7:0] \rport__data$130[2][0] ;
+  wire [7:0] \rport__data$130[2][1] ;
+  wire [7:0] \rport__data$130[2][2] ;
+  wire [7:0] \rport__data$130[2][3] ;
+  wire [31:0] \rport__data$130[3] ;
+  wire [7:0] \rport__data$130[3][0] ;
+  wire [7:0] \rport__data$130[3][1] ;
+  wire [7:0] \rport__data$130[3][2] ;
+  wire [7:0] \rport__data$130[3][3] ;
+  wire [31:0] \rport__data$130[4] ;
+  wire [7:0] \rport__data$130[4][0] ;
+  wire [7:0] \rport__data$130[4][1] ;
+  wire [7:0] \rport__data$130[4][2] ;
+  wire [7:0] \rport__data$130[4][3] ;
+  wire [31:0] \rport__data$130[5] ;
+  wire [7:0] \rport__data$130[5][0] ;
+  wire [7:0] \rport__data$130[5][1] ;
+  wire [7:0] \rport__data$130[5][2] ;
+  wire [7:0] \rport__data$130[5][3] ;
+  wire [31:0] \rport__data$130[6] ;
+  wire [7:0] \rport__data$130[6][0] ;
+  wire [7:0] \rport__data$130[6][1] ;
+  wire [7:0] \rport__data$130[6][2] ;
+  wire [7:0] \rport__data$130[6][3] ;
+  wire [31:0] \rport__data$130[7] ;
+  wire [7:0] \rport__data$130[7][0] ;
+  wire [7:0] \rport__data$130[7][1] ;
+  wire [7:0] \rport__data$130[7][2] ;
+  wire [7:0] \rport__data$130[7][3] ;
+  wire [255:0] \rport__data$131 ;
+  wire [31:0] \rport__data$131[0] ;
+  wire [7:0] \rport__data$131[0][0] ;
+  wire [7:0] \rport__data$131[0][1] ;
+  wire [7:0] \rport__data$131[0][2] ;
+  wire [7:0] \rport__data$131[0][3] ;
+  wire [31:0] \rport__data$131[1] ;
+  wire [7:0] \rport__data$131[1][0] ;
+  wire [7:0] \rport__data$131[1][1] ;
+  wire [7:0] \rport__data$131[1][2] ;
+  wire [7:0] \rport__data$131[1][3] ;
+  wire [31:0] \rport__data$131[2] ;
+  wire [7:0] \rport__data$131[2][0] ;
+  wire [7:0] \rport__data$131[2][1] ;
+  wire [7:0] \rport__data$131[2][2] ;
+  wire [7:0] \rport__data$131[2][3] ;
+  wire [31:0] \rport__data$131[3] ;
+  wire [7:0] \rport__data$131[3][0] ;
+  wire [7:0] \rport__data$131[3][1] ;
+  wire [7:0] \rport__data$131[3][2] ;
+  wire [7:0] \rport__data$131[3][3] ;
+  wire [31:0] \rport__data$131[4] ;
+  wire [7:0] \rport__data$131[4][0] ;
+  wire [7:0] \rport__data$131[4][1] ;
+  wire [7:0] \rport__data$131[4][2] ;
+  wire [7:0] \rport__data$131[4][3] ;
+  wire [31:0] \rport__data$131[5] ;
+  wire [7:0] \rport__data$131[5][0] ;
+  wire [7:0] \rport__data$131[5][1] ;
+  wire [7:0] \rport__data$131[5][2] ;
+  wire [7:0] \rport__data$131[5][3] ;
+  wire [31:0] \rport__data$131[6] ;
+  wire [7:0] \rport__data$131[6][0] ;
+  wire [7:0] \rport__data$131[6][1] ;
+  wire [7:0] \rport__data$131[6][2] ;
+  wire [7:0] \rport__data$131[6][3] ;
+  wire [31:0] \rport__data$131[7] ;
+  wire [7:0] \rport__data$131[7][0] ;
+  wire [7:0] \rport__data$131[7][1] ;
+  wire [7:0] \rport__data$131[7][2] ;
+  wire [7:0] \rport__data$131[7][3] ;
+  wire [255:0] \rport__data$132 ;
+  wire [31:0] \rport__data$132[0] ;
+  wire [7:0] \rport__data$132[0][0] ;
+  wire [7:0] \rport__data$132[0][1] ;
+  wire [7:0] \rport__data$132[0][2] ;
+  wire [7:0] \rport__data$132[0][3] ;
+  wire [31:0] \rport__data$132[1] ;
+  wire [7:0] \rport__data$132[1][0] ;
+  wire [7:0] \rport__data$132[1][1] ;
+  wire [7:0] \rport__data$132[1][2] ;
+  wire [7:0] \rport__data$132[1][3] ;
+  wire [31:0] \rport__data$132[2] ;
+  wire [7:0] \rport__data$132[2][0] ;
+  wire [7:0] \rport__data$132[2][1] ;
+  wire [7:0] \rport__data$132[2][2] ;
+  wire [7:0] \rport__data$132[2][3] ;
+  wire [31:0] \rport__data$132[3] ;
+  wire [7:0] \rport__data$132[3][0] ;
+  wire [7:0] \rport__data$132[3][1] ;
+  wire [7:0] \rport__data$132[3][2] ;
+  wire [7:0] \rport__data$132[3][3] ;
+  wire [31:0] \rport__data$132[4] ;
+  wire [7:0] \rport__data$132[4][0] ;
+  wire [7:0] \rport__data$132[4][1] ;
+  wire [7:0] \rport__data$132[4][2] ;
+  wire [7:0] \rport__data$132[4][3] ;
+  wire [31:0] \rport__data$132[5] ;
+  wire [7:0] \rport__data$132[5][0] ;
+  wire [7:0] \rport__data$132[5][1] ;
+  wire [7:0] \rport__data$132[5][2] ;
+  wire [7:0] \rport__data$132[5][3] ;
+  wire [31:0] \rport__data$132[6] ;
+  wire [7:0] \rport__data$132[6][0] ;
+  wire [7:0] \rport__data$132[6][1] ;
+  wire [7:0] \rport__data$132[6][2] ;
+  wire [7:0] \rport__data$132[6][3] ;
+  wire [31:0] \rport__data$132[7] ;
+  wire [7:0] \rport__data$132[7][0] ;
+  wire [7:0] \rport__data$132[7][1] ;
+  wire [7:0] \rport__data$132[7][2] ;
+  wire [7:0] \rport__data$132[7][3] ;
+  wire [255:0] \rport__data$133 ;
+  wire [31:0] \rport__data$133[0] ;
+  wire [7:0] \rport__data$133[0][0] ;
+  wire [7:0] \rport__data$133[0][1] ;
+  wire [7:0] \rport__data$133[0][2] ;
+  wire [7:0] \rport__data$133[0][3] ;
+  wire [31:0] \rport__data$133[1] ;
+  wire [7:0] \rport__data$133[1][0] ;
+  wire [7:0] \rport__data$133[1][1] ;
+  wire [7:0] \rport__data$133[1][2] ;
+  wire [7:0] \rport__data$133[1][3] ;
+  wire [31:0] \rport__data$133[2] ;
+  wire [7:0] \rport__data$133[2][0] ;
+  wire [7:0] \rport__data$133[2][1] ;
+  wire [7:0] \rport__data$133[2][2] ;
+  wire [7:0] \rport__data$133[2][3] ;
+  wire [31:0] \rport__data$133[3] ;
+  wire [7:0] \rport__data$133[3][0] ;
+  wire [7:0] \rport__data$133[3][1] ;
+  wire [7:0] \rport__data$133[3][2] ;
+  wire [7:0] \rport__data$133[3][3] ;
+  wire [31:0] \rport__data$133[4] ;
+  wire [7:0] \rport__data$133[4][0] ;
+  wire [7:0] \rport__data$133[4][1] ;
+  wire [7:0] \rport__data$133[4][2] ;
+  wire [7:0] \rport__data$133[4][3] ;
+  wire [31:0] \rport__data$133[5] ;
+  wire [7:0] \rport__data$133[5][0] ;
+  wire [7:0] \rport__data$133[5][1] ;
+  wire [7:0] \rport__data$133[5][2] ;
+  wire [7:0] \rport__data$133[5][3] ;
+  wire [31:0] \rport__data$133[6] ;
+  wire [7:0] \rport__data$133[6][0] ;
+  wire [7:0] \rport__data$133[6][1] ;
+  wire [7:0] \rport__data$133[6][2] ;
+  wire [7:0] \rport__data$133[6][3] ;
+  wire [31:0] \rport__data$133[7] ;
+  wire [7:0] \rport__data$133[7][0] ;
+  wire [7:0] \rport__data$133[7][1] ;
+  wire [7:0] \rport__data$133[7][2] ;
+  wire [7:0] \rport__data$133[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -525,60 +602,60 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire tokens__valid;
   reg valid = 1'h0;
   (* init = 1'h0 *)
-  wire \valid$105 ;
+  wire \valid$104 ;
   (* init = 1'h0 *)
-  wire \valid$69 ;
+  wire \valid$68 ;
   (* init = 1'h0 *)
-  wire \valid$75 ;
+  wire \valid$74 ;
   (* init = 1'h0 *)
-  wire \valid$81 ;
+  wire \valid$80 ;
   (* init = 1'h0 *)
-  wire \valid$87 ;
+  wire \valid$86 ;
   (* init = 1'h0 *)
-  wire \valid$93 ;
+  wire \valid$92 ;
   (* init = 1'h0 *)
-  wire \valid$99 ;
+  wire \valid$98 ;
   wire [31:0] w;
-  wire [31:0] \w$103 ;
-  wire [7:0] \w$103[0] ;
-  wire [7:0] \w$103[1] ;
-  wire [7:0] \w$103[2] ;
-  wire [7:0] \w$103[3] ;
-  wire [31:0] \w$67 ;
-  wire [7:0] \w$67[0] ;
-  wire [7:0] \w$67[1] ;
-  wire [7:0] \w$67[2] ;
-  wire [7:0] \w$67[3] ;
-  wire [31:0] \w$73 ;
-  wire [7:0] \w$73[0] ;
-  wire [7:0] \w$73[1] ;
-  wire [7:0] \w$73[2] ;
-  wire [7:0] \w$73[3] ;
-  wire [31:0] \w$79 ;
-  wire [7:0] \w$79[0] ;
-  wire [7:0] \w$79[1] ;
-  wire [7:0] \w$79[2] ;
-  wire [7:0] \w$79[3] ;
-  wire [31:0] \w$85 ;
-  wire [7:0] \w$85[0] ;
-  wire [7:0] \w$85[1] ;
-  wire [7:0] \w$85[2] ;
-  wire [7:0] \w$85[3] ;
-  wire [31:0] \w$91 ;
-  wire [7:0] \w$91[0] ;
-  wire [7:0] \w$91[1] ;
-  wire [7:0] \w$91[2] ;
-  wire [7:0] \w$91[3] ;
-  wire [31:0] \w$97 ;
-  wire [7:0] \w$97[0] ;
-  wire [7:0] \w$97[1] ;
-  wire [7:0] \w$97[2] ;
-  wire [7:0] \w$97[3] ;
+  wire [31:0] \w$102 ;
+  wire [7:0] \w$102[0] ;
+  wire [7:0] \w$102[1] ;
+  wire [7:0] \w$102[2] ;
+  wire [7:0] \w$102[3] ;
+  wire [31:0] \w$66 ;
+  wire [7:0] \w$66[0] ;
+  wire [7:0] \w$66[1] ;
+  wire [7:0] \w$66[2] ;
+  wire [7:0] \w$66[3] ;
+  wire [31:0] \w$72 ;
+  wire [7:0] \w$72[0] ;
+  wire [7:0] \w$72[1] ;
+  wire [7:0] \w$72[2] ;
+  wire [7:0] \w$72[3] ;
+  wire [31:0] \w$78 ;
+  wire [7:0] \w$78[0] ;
+  wire [7:0] \w$78[1] ;
+  wire [7:0] \w$78[2] ;
+  wire [7:0] \w$78[3] ;
+  wire [31:0] \w$84 ;
+  wire [7:0] \w$84[0] ;
+  wire [7:0] \w$84[1] ;
+  wire [7:0] \w$84[2] ;
+  wire [7:0] \w$84[3] ;
+  wire [31:0] \w$90 ;
+  wire [7:0] \w$90[0] ;
+  wire [7:0] \w$90[1] ;
+  wire [7:0] \w$90[2] ;
+  wire [7:0] \w$90[3] ;
+  wire [31:0] \w$96 ;
+  wire [7:0] \w$96[0] ;
+  wire [7:0] \w$96[1] ;
+  wire [7:0] \w$96[2] ;
+  wire [7:0] \w$96[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  wire [255:0] w__payload;
+  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -587,8 +664,9 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  wire w__valid;
-  wire [11:0] waddr;
+  reg w__valid = 1'h0;
+  reg [11:0] waddr = 12'h000;
+  reg [4:0] wchunk = 5'h01;
   reg [255:0] wdata0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wdata0[0] ;
   wire [7:0] \wdata0[0][0] ;
@@ -843,21 +921,21 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   input weights__valid;
   wire weights__valid;
   wire [8:0] wport__addr;
-  wire [6:0] \wport__addr$123 ;
+  reg [6:0] \wport__addr$113  = 7'h00;
   wire [8:0] \wport__addr$24 ;
   wire [8:0] \wport__addr$27 ;
   wire [8:0] \wport__addr$30 ;
   wire [7:0] \wport__addr$33 ;
   wire [255:0] wport__data;
-  wire [255:0] \wport__data$124 ;
-  wire [31:0] \wport__data$124[0] ;
-  wire [31:0] \wport__data$124[1] ;
-  wire [31:0] \wport__data$124[2] ;
-  wire [31:0] \wport__data$124[3] ;
-  wire [31:0] \wport__data$124[4] ;
-  wire [31:0] \wport__data$124[5] ;
-  wire [31:0] \wport__data$124[6] ;
-  wire [31:0] \wport__data$124[7] ;
+  reg [255:0] \wport__data$115  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$115[0] ;
+  wire [31:0] \wport__data$115[1] ;
+  wire [31:0] \wport__data$115[2] ;
+  wire [31:0] \wport__data$115[3] ;
+  wire [31:0] \wport__data$115[4] ;
+  wire [31:0] \wport__data$115[5] ;
+  wire [31:0] \wport__data$115[6] ;
+  wire [31:0] \wport__data$115[7] ;
   wire [255:0] \wport__data$25 ;
   wire [31:0] \wport__data$25[0] ;
   wire [7:0] \wport__data$25[0][0] ;
@@ -1063,7 +1141,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  wire \wport__en$126 ;
+  reg \wport__en$117  = 1'h0;
   wire \wport__en$26 ;
   wire \wport__en$29 ;
   wire \wport__en$32 ;
@@ -1113,6 +1191,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wword[7][1] ;
   wire [7:0] \wword[7][2] ;
   wire [7:0] \wword[7][3] ;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] rbuf [127:0];
   initial begin
     rbuf[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -1245,8 +1324,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$126 )
-      rbuf[tokens__payload[7:1]] <= \wport__data$124 ;
+    if (\wport__en$117 )
+      rbuf[\wport__addr$113 ] <= \wport__data$115 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -1255,6 +1334,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     end
   end
   assign rport__data = _0_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem0 [511:0];
   initial begin
     wmem0[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -1778,7 +1858,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$134  = _1_;
+  assign \rport__data$129  = _1_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
     wmem1[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2302,7 +2383,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$135  = _2_;
+  assign \rport__data$130  = _2_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
     wmem2[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2826,7 +2908,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$136  = _3_;
+  assign \rport__data$131  = _3_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
     wmem3[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -3350,7 +3433,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$137  = _4_;
+  assign \rport__data$132  = _4_;
+  (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
     wmem4[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -3618,132 +3702,200 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$138  = _5_;
-  assign \wport__en$26  = load & \$8 ;
-  assign \$10  = \$9  == 2'h2;
-  assign \wport__en$29  = load & \$10 ;
-  assign \$12  = \$11  == 2'h3;
-  assign \wport__en$32  = load & \$12 ;
-  assign \$14  = \$13  == 3'h4;
-  assign \wport__en$35  = load & \$14 ;
-  assign \$15  = full >> rd_bank;
-  assign \$16  = | credits;
-  assign beats__ready = \$15  & \$16 ;
-  assign take = beats__valid & beats__ready;
-  assign compute = take & beats__payload[38];
-  assign \$17  = rd_bank ? 11'h480 : 11'h000;
-  assign raddr = \$17  + beat_idx;
-  assign \$18  = take & beats__payload[37];
-  assign \$19  = rd_bank ? 2'h2 : 2'h1;
-  assign \release  = \$18  ? \$19  : 2'h0;
-  assign \$20  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$22  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$23  = \$21  | \$22 ;
-  assign \$24  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign wword = \$27  | \$28 ;
-  assign \$29  = ~ results__valid;
-  assign \$30  = \$29  | results__ready;
-  assign \$31  = ~ tokens__payload[8];
-  assign \$32  = \$31  | r__valid;
-  assign tokens__ready = \$30  & \$32 ;
-  assign advance = tokens__valid & tokens__ready;
-  assign r__ready = advance & tokens__payload[8];
-  assign \wport__en$126  = advance & tokens__payload[9];
-  assign \$33  = out_hit ? rport__data : out_data;
-  assign \$34  = credits != 5'h10;
-  assign busy = \$34  | results__valid;
-  assign \$35  = wr_addr != 11'h47f;
-  assign \$36  = ~ wr_bank;
-  assign \$37  = wr_addr + 1'h1;
-  assign \$38  = full | loaded;
-  assign \$39  = ~ \release ;
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = beat_idx != 11'h47f;
-  assign \$42  = beat_idx + 1'h1;
-  assign \$43  = take & beats__payload[37];
-  assign \$44  = ~ rd_bank;
-  assign \$46  = ! \$45 ;
-  assign \$48  = \$47  == 1'h1;
-  assign \$50  = \$49  == 2'h2;
-  assign \$52  = \$51  == 2'h3;
-  assign \$54  = \$53  == 3'h4;
-  assign \$55  = ! beat_idx;
-  assign \$56  = compute & beats__payload[36];
-  assign \$57  = credits - \$56 ;
-  assign \$58  = r__valid & r__ready;
-  assign \$59  = $signed(\$57 ) + $signed({ 1'h0, \$58  });
-  always @(posedge clk)
-    wr_addr <= \$60 ;
-  always @(posedge clk)
-    wr_bank <= \$61 ;
-  always @(posedge clk)
-    full <= \$62 ;
-  always @(posedge clk)
-    beat_idx <= \$63 ;
-  always @(posedge clk)
-    rd_bank <= \$64 ;
-  always @(posedge clk)
-    wsel0 <= \$65 ;
-  always @(posedge clk)
-    wsel1 <= \$66 ;
-  always @(posedge clk)
-    wdata0 <= \$67 ;
-  always @(posedge clk)
-    wdata1 <= \$68 ;
-  always @(posedge clk)
-    wdata2 <= \$69 ;
-  always @(posedge clk)
-    wdata3 <= \$70 ;
-  always @(posedge clk)
-    wdata4 <= \$71 ;
-  always @(posedge clk)
-    s0_valid <= \$72 ;
-  always @(posedge clk)
-    s0_first <= \$73 ;
-  always @(posedge clk)
-    s0_last <= \$74 ;
-  always @(posedge clk)
-    s0_mask <= \$75 ;
-  always @(posedge clk)
-    s0_data <= \$76 ;
-  always @(posedge clk)
-    valid <= \$77 ;
-  always @(posedge clk)
-    first <= \$78 ;
-  always @(posedge clk)
-    last <= \$79 ;
-  always @(posedge clk)
-    mask <= \$80 ;
-  always @(posedge clk)
-    a <= \$81 ;
-  always @(posedge clk)
-    credits <= \$82 ;
-  always @(posedge clk)
-    results__valid <= \$83 ;
-  always @(posedge clk)
-    out_hit <= \$84 ;
-  always @(posedge clk)
-    out_entry <= \$85 ;
-  always @(posedge clk)
-    out_data <= \$86 ;
+  assign \rport__data$133  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
   assign \$2  = load & weights__payload[256];
   assign \$3  = wr_bank ? 2'h2 : 2'h1;
   assign loaded = \$2  ? \$3  : 2'h0;
-  assign \$4  = wr_bank ? 11'h480 : 11'h000;
-  assign waddr = \$4  + wr_addr;
-  assign \$6  = ! \$5 ;
-  assign wport__en = load & \$6 ;
-  assign \$8  = \$7  == 1'h1;
+  assign wport__en = load & wchunk[0];
+  assign \wport__en$26  = load & wchunk[1];
+  assign \wport__en$29  = load & wchunk[2];
+  assign \wport__en$32  = load & wchunk[3];
+  assign \wport__en$35  = load & wchunk[4];
+  assign \$4  = full | loaded;
+  assign \$5  = ~ \release ;
+  assign full_next = \$4  & \$5 ;
+  assign take = beats__valid & beats__ready;
+  assign compute = take & beats__payload[38];
+  assign \$6  = take & beats__payload[37];
+  assign \$7  = rd_bank ? 2'h2 : 2'h1;
+  assign \release  = \$6  ? \$7  : 2'h0;
+  assign \$8  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$10  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$11  = \$9  | \$10 ;
+  assign \$12  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$13  = \$11  | \$12 ;
+  assign \$14  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$15  = \$13  | \$14 ;
+  assign \$16  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign wword = \$15  | \$16 ;
+  assign \$17  = r__valid & r__ready;
+  assign \$18  = compute & beats__payload[36];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = credits + 1'h1;
+  assign \$22  = compute & beats__payload[36];
+  assign \$23  = r__valid & r__ready;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = credits - 1'h1;
+  assign \$27  = \$25  ? \$26 [4:0] : credits;
+  assign credits_next = \$20  ? \$21 [4:0] : \$27 ;
+  assign \$28  = ~ results__valid;
+  assign \$29  = \$28  | results__ready;
+  assign \$30  = ~ tokens__payload[8];
+  assign \$31  = \$30  | r__valid;
+  assign tokens__ready = \$29  & \$31 ;
+  assign advance = tokens__valid & tokens__ready;
+  assign r__ready = advance & tokens__payload[8];
+  assign \$32  = out_own ? out_data : rport__data;
+  assign \$33  = credits != 5'h10;
+  assign busy = \$33  | results__valid;
+  assign \$34  = wr_addr != 11'h47f;
+  assign \$35  = ~ wr_bank;
+  assign \$36  = wr_bank ? 11'h000 : 11'h480;
+  assign \$37  = wr_bank ? 5'h01 : 5'h04;
+  assign \$38  = wr_addr + 1'h1;
+  assign \$39  = waddr + 1'h1;
+  assign \$40  = waddr + 1'h1;
+  assign \$42  = ! \$41 ;
+  assign \$43  = waddr + 1'h1;
+  assign \$45  = \$44  == 1'h1;
+  assign \$46  = waddr + 1'h1;
+  assign \$48  = \$47  == 2'h2;
+  assign \$49  = waddr + 1'h1;
+  assign \$51  = \$50  == 2'h3;
+  assign \$52  = waddr + 1'h1;
+  assign \$54  = \$53  == 3'h4;
+  assign \$55  = beat_idx != 11'h47f;
+  assign \$56  = beat_idx + 1'h1;
+  assign \$57  = \$55  ? \$56  : { 1'h0, beat_idx };
+  assign \$58  = beats__payload[36] ? 12'h000 : \$57 ;
+  assign \$59  = compute ? \$58  : { 1'h0, beat_idx };
+  assign \$60  = take & beats__payload[37];
+  assign \$61  = rd_bank ^ \$60 ;
+  assign \$62  = take & beats__payload[37];
+  assign \$63  = rd_bank ^ \$62 ;
+  assign \$64  = beat_idx != 11'h47f;
+  assign \$65  = beat_idx + 1'h1;
+  assign \$66  = \$64  ? \$65  : { 1'h0, beat_idx };
+  assign \$67  = 11'h480 + \$66 ;
+  assign \$68  = beats__payload[36] ? 13'h0480 : \$67 ;
+  assign \$69  = 11'h480 + beat_idx;
+  assign \$70  = compute ? \$68  : { 1'h0, \$69  };
+  assign \$71  = beat_idx != 11'h47f;
+  assign \$72  = beat_idx + 1'h1;
+  assign \$73  = \$71  ? \$72  : { 1'h0, beat_idx };
+  assign \$74  = beats__payload[36] ? 12'h000 : \$73 ;
+  assign \$75  = compute ? \$74  : { 1'h0, beat_idx };
+  assign \$76  = \$63  ? \$70  : { 1'h0, \$75  };
+  assign \$78  = ! \$77 ;
+  assign \$80  = \$79  == 1'h1;
+  assign \$82  = \$81  == 2'h2;
+  assign \$84  = \$83  == 2'h3;
+  assign \$86  = \$85  == 3'h4;
+  assign \$87  = ! beat_idx;
+  assign \$88  = take & beats__payload[37];
+  assign \$89  = rd_bank ^ \$88 ;
+  assign \$90  = full_next >> \$89 ;
+  assign \$91  = r__valid & r__ready;
+  assign \$92  = compute & beats__payload[36];
+  assign \$93  = ~ \$92 ;
+  assign \$94  = \$91  & \$93 ;
+  assign \$95  = compute & beats__payload[36];
+  assign \$96  = r__valid & r__ready;
+  assign \$97  = ~ \$96 ;
+  assign \$98  = \$95  & \$97 ;
+  assign \$99  = credits != 1'h1;
+  assign \$100  = | credits;
+  assign \$101  = \$98  ? \$99  : \$100 ;
+  assign \$102  = \$94  ? 1'h1 : \$101 ;
+  assign \$103  = \$90  & \$102 ;
+  assign \$104  = advance & tokens__payload[9];
+  assign \$105  = ~ tokens__payload[0];
+  assign \$106  = \wport__addr$113  == tokens__payload[7:1];
+  assign \$107  = \wport__en$117  & \$106 ;
+  assign \$108  = \$105  | \$107 ;
+  assign \$109  = tokens__payload[0] ? \wport__data$115  : r__payload;
+  always @(posedge clk)
+    wr_addr <= \$110 ;
+  always @(posedge clk)
+    wr_bank <= \$111 ;
+  always @(posedge clk)
+    waddr <= \$112 ;
+  always @(posedge clk)
+    wchunk <= \$113 ;
+  always @(posedge clk)
+    full <= \$114 ;
+  always @(posedge clk)
+    beat_idx <= \$115 ;
+  always @(posedge clk)
+    rd_bank <= \$116 ;
+  always @(posedge clk)
+    raddr <= \$117 ;
+  always @(posedge clk)
+    wsel0 <= \$118 ;
+  always @(posedge clk)
+    wsel1 <= \$119 ;
+  always @(posedge clk)
+    wdata0 <= \$120 ;
+  always @(posedge clk)
+    wdata1 <= \$121 ;
+  always @(posedge clk)
+    wdata2 <= \$122 ;
+  always @(posedge clk)
+    wdata3 <= \$123 ;
+  always @(posedge clk)
+    wdata4 <= \$124 ;
+  always @(posedge clk)
+    s0_valid <= \$125 ;
+  always @(posedge clk)
+    s0_first <= \$126 ;
+  always @(posedge clk)
+    s0_last <= \$127 ;
+  always @(posedge clk)
+    s0_mask <= \$128 ;
+  always @(posedge clk)
+    s0_data <= \$129 ;
+  always @(posedge clk)
+    valid <= \$130 ;
+  always @(posedge clk)
+    first <= \$131 ;
+  always @(posedge clk)
+    last <= \$132 ;
+  always @(posedge clk)
+    mask <= \$133 ;
+  always @(posedge clk)
+    a <= \$134 ;
+  always @(posedge clk)
+    w__valid <= \$135 ;
+  always @(posedge clk)
+    w__payload <= \$136 ;
+  always @(posedge clk)
+    credits <= \$137 ;
+  always @(posedge clk)
+    beats__ready <= \$138 ;
+  always @(posedge clk)
+    \wport__en$117  <= \$139 ;
+  always @(posedge clk)
+    \wport__addr$113  <= \$140 ;
+  always @(posedge clk)
+    \wport__data$115  <= \$141 ;
+  always @(posedge clk)
+    results__valid <= \$142 ;
+  always @(posedge clk)
+    out_hit <= \$143 ;
+  always @(posedge clk)
+    out_own <= \$144 ;
+  always @(posedge clk)
+    out_entry <= \$145 ;
+  always @(posedge clk)
+    out_data <= \$146 ;
   \mercury_pe_array.computed  computed (
     .clk(clk),
-    .r__payload(\wport__data$124 ),
+    .r__payload(r__payload),
     .r__valid(r__valid),
     .r_en(r__ready),
     .rst(rst),
@@ -3754,7 +3906,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .\a$10 (a),
     .acc(acc),
     .clk(clk),
-    .done(w__valid),
+    .done(done),
     .first(first),
     .last(last),
     .mask(mask),
@@ -3764,7 +3916,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe1  pe1 (
     .\a$10 (a),
-    .acc(\acc$112 ),
+    .acc(\acc$143 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3775,7 +3927,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe2  pe2 (
     .\a$10 (a),
-    .acc(\acc$113 ),
+    .acc(\acc$144 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3786,7 +3938,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe3  pe3 (
     .\a$10 (a),
-    .acc(\acc$114 ),
+    .acc(\acc$145 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3797,7 +3949,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe4  pe4 (
     .\a$10 (a),
-    .acc(\acc$115 ),
+    .acc(\acc$146 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3808,7 +3960,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe5  pe5 (
     .\a$10 (a),
-    .acc(\acc$116 ),
+    .acc(\acc$147 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3819,7 +3971,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe6  pe6 (
     .\a$10 (a),
-    .acc(\acc$117 ),
+    .acc(\acc$148 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3830,7 +3982,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe7  pe7 (
     .\a$10 (a),
-    .acc(\acc$118 ),
+    .acc(\acc$149 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3841,239 +3993,323 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$60  = wr_addr;
+    \$110  = wr_addr;
     if (load) begin
       if (weights__payload[256]) begin
-        \$60  = 11'h000;
-      end else if (\$35 ) begin
-        \$60  = \$37 [10:0];
+        \$110  = 11'h000;
+      end else if (\$34 ) begin
+        \$110  = \$38 [10:0];
       end
     end
     if (rst) begin
-      \$60  = 11'h000;
+      \$110  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$61  = wr_bank;
+    \$111  = wr_bank;
     if (load) begin
       if (weights__payload[256]) begin
-        \$61  = \$36 ;
+        \$111  = \$35 ;
       end
     end
     if (rst) begin
-      \$61  = 1'h0;
+      \$111  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$62  = \$40 ;
-    if (rst) begin
-      \$62  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$63  = beat_idx;
-    if (compute) begin
-      if (beats__payload[36]) begin
-        \$63  = 11'h000;
-      end else if (\$41 ) begin
-        \$63  = \$42 [10:0];
+    \$112  = waddr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$112  = { 1'h0, \$36  };
+      end else if (\$34 ) begin
+        \$112  = \$39 [11:0];
       end
     end
     if (rst) begin
-      \$63  = 11'h000;
+      \$112  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$64  = rd_bank;
-    if (\$43 ) begin
-      \$64  = \$44 ;
+    \$113  = wchunk;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$113  = \$37 ;
+      end else if (\$34 ) begin
+        \$113  = { \$54 , \$51 , \$48 , \$45 , \$42  };
+      end
     end
     if (rst) begin
-      \$64  = 1'h0;
+      \$113  = 5'h01;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$65  = { \$54 , \$52 , \$50 , \$48 , \$46  };
+    \$114  = full_next;
     if (rst) begin
-      \$65  = 5'h00;
+      \$114  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$66  = wsel0;
+    \$115  = \$59 [10:0];
     if (rst) begin
-      \$66  = 5'h00;
+      \$115  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$67  = \rport__data$134 ;
+    \$116  = \$61 ;
     if (rst) begin
-      \$67  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$68  = \rport__data$135 ;
+    \$117  = \$76 [11:0];
     if (rst) begin
-      \$68  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$117  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$69  = \rport__data$136 ;
+    \$118  = { \$86 , \$84 , \$82 , \$80 , \$78  };
     if (rst) begin
-      \$69  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$118  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$70  = \rport__data$137 ;
+    \$119  = wsel0;
     if (rst) begin
-      \$70  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$119  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$71  = \rport__data$138 ;
+    \$120  = \rport__data$129 ;
     if (rst) begin
-      \$71  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$120  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$72  = compute;
+    \$121  = \rport__data$130 ;
     if (rst) begin
-      \$72  = 1'h0;
+      \$121  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$73  = s0_first;
+    \$122  = \rport__data$131 ;
+    if (rst) begin
+      \$122  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$123  = \rport__data$132 ;
+    if (rst) begin
+      \$123  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$124  = \rport__data$133 ;
+    if (rst) begin
+      \$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$125  = compute;
+    if (rst) begin
+      \$125  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$126  = s0_first;
     if (compute) begin
-      \$73  = \$55 ;
+      \$126  = \$87 ;
     end
     if (rst) begin
-      \$73  = 1'h0;
+      \$126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$74  = s0_last;
+    \$127  = s0_last;
     if (compute) begin
-      \$74  = beats__payload[36];
+      \$127  = beats__payload[36];
     end
     if (rst) begin
-      \$74  = 1'h0;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$75  = s0_mask;
+    \$128  = s0_mask;
     if (compute) begin
-      \$75  = beats__payload[35:32];
+      \$128  = beats__payload[35:32];
     end
     if (rst) begin
-      \$75  = 4'h0;
+      \$128  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$76  = s0_data;
+    \$129  = s0_data;
     if (compute) begin
-      \$76  = beats__payload[31:0];
+      \$129  = beats__payload[31:0];
     end
     if (rst) begin
-      \$76  = 32'd0;
+      \$129  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$77  = s0_valid;
+    \$130  = s0_valid;
     if (rst) begin
-      \$77  = 1'h0;
+      \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$78  = s0_first;
+    \$131  = s0_first;
     if (rst) begin
-      \$78  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = s0_last;
+    \$132  = s0_last;
     if (rst) begin
-      \$79  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = s0_mask;
+    \$133  = s0_mask;
     if (rst) begin
-      \$80  = 4'h0;
+      \$133  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = s0_data;
+    \$134  = s0_data;
     if (rst) begin
-      \$81  = 32'd0;
+      \$134  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = \$59 [4:0];
+    \$135  = done;
     if (rst) begin
-      \$82  = 5'h10;
+      \$135  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = results__valid;
+    \$136 [31:0] = acc;
+    \$136 [63:32] = \acc$143 ;
+    \$136 [95:64] = \acc$144 ;
+    \$136 [127:96] = \acc$145 ;
+    \$136 [159:128] = \acc$146 ;
+    \$136 [191:160] = \acc$147 ;
+    \$136 [223:192] = \acc$148 ;
+    \$136 [255:224] = \acc$149 ;
+    if (rst) begin
+      \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$137  = credits_next;
+    if (rst) begin
+      \$137  = 5'h10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$138  = \$103 ;
+    if (rst) begin
+      \$138  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$139  = \$104 ;
+    if (rst) begin
+      \$139  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$140  = tokens__payload[7:1];
+    if (rst) begin
+      \$140  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$141  = r__payload;
+    if (rst) begin
+      \$141  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$142  = results__valid;
     if (advance) begin
-      \$83  = 1'h1;
+      \$142  = 1'h1;
     end else if (results__ready) begin
-      \$83  = 1'h0;
+      \$142  = 1'h0;
     end
     if (rst) begin
-      \$83  = 1'h0;
+      \$142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = out_hit;
+    \$143  = out_hit;
     if (advance) begin
-      \$84  = tokens__payload[0];
+      \$143  = tokens__payload[0];
     end
     if (rst) begin
-      \$84  = 1'h0;
+      \$143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = out_entry;
+    \$144  = out_own;
     if (advance) begin
-      \$85  = tokens__payload[7:1];
+      \$144  = \$108 ;
     end
     if (rst) begin
-      \$85  = 7'h00;
+      \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = out_data;
+    \$145  = out_entry;
     if (advance) begin
-      \$86  = \wport__data$124 ;
+      \$145  = tokens__payload[7:1];
     end
     if (rst) begin
-      \$86  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$145  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$146  = out_data;
+    if (advance) begin
+      \$146  = \$109 ;
+    end
+    if (rst) begin
+      \$146  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = waddr[8:0];
@@ -4087,63 +4323,63 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \wport__addr$33  = waddr[7:0];
   assign \wport__data$34  = weights__payload[255:0];
   assign rport__addr = raddr[8:0];
+  assign \rport__addr$43  = raddr[8:0];
   assign \rport__addr$44  = raddr[8:0];
   assign \rport__addr$45  = raddr[8:0];
-  assign \rport__addr$46  = raddr[8:0];
-  assign \rport__addr$47  = raddr[7:0];
+  assign \rport__addr$46  = raddr[7:0];
   assign s_data = a;
   assign w = wword[31:0];
   assign s_mask = mask;
   assign \$signal  = valid;
-  assign \$signal$63  = first;
+  assign \$signal$62  = first;
   assign s_last = last;
-  assign \a$66  = a;
-  assign \w$67  = wword[63:32];
-  assign \mask$68  = mask;
-  assign \valid$69  = valid;
-  assign \first$70  = first;
-  assign \last$71  = last;
-  assign \a$72  = a;
-  assign \w$73  = wword[95:64];
-  assign \mask$74  = mask;
-  assign \valid$75  = valid;
-  assign \first$76  = first;
-  assign \last$77  = last;
-  assign \a$78  = a;
-  assign \w$79  = wword[127:96];
-  assign \mask$80  = mask;
-  assign \valid$81  = valid;
-  assign \first$82  = first;
-  assign \last$83  = last;
-  assign \a$84  = a;
-  assign \w$85  = wword[159:128];
-  assign \mask$86  = mask;
-  assign \valid$87  = valid;
-  assign \first$88  = first;
-  assign \last$89  = last;
-  assign \a$90  = a;
-  assign \w$91  = wword[191:160];
-  assign \mask$92  = mask;
-  assign \valid$93  = valid;
-  assign \first$94  = first;
-  assign \last$95  = last;
-  assign \a$96  = a;
-  assign \w$97  = wword[223:192];
-  assign \mask$98  = mask;
-  assign \valid$99  = valid;
-  assign \first$100  = first;
-  assign \last$101  = last;
-  assign \a$102  = a;
-  assign \w$103  = wword[255:224];
-  assign \mask$104  = mask;
-  assign \valid$105  = valid;
-  assign \first$106  = first;
-  assign \last$107  = last;
-  assign done = w__valid;
+  assign \a$65  = a;
+  assign \w$66  = wword[63:32];
+  assign \mask$67  = mask;
+  assign \valid$68  = valid;
+  assign \first$69  = first;
+  assign \last$70  = last;
+  assign \a$71  = a;
+  assign \w$72  = wword[95:64];
+  assign \mask$73  = mask;
+  assign \valid$74  = valid;
+  assign \first$75  = first;
+  assign \last$76  = last;
+  assign \a$77  = a;
+  assign \w$78  = wword[127:96];
+  assign \mask$79  = mask;
+  assign \valid$80  = valid;
+  assign \first$81  = first;
+  assign \last$82  = last;
+  assign \a$83  = a;
+  assign \w$84  = wword[159:128];
+  assign \mask$85  = mask;
+  assign \valid$86  = valid;
+  assign \first$87  = first;
+  assign \last$88  = last;
+  assign \a$89  = a;
+  assign \w$90  = wword[191:160];
+  assign \mask$91  = mask;
+  assign \valid$92  = valid;
+  assign \first$93  = first;
+  assign \last$94  = last;
+  assign \a$95  = a;
+  assign \w$96  = wword[223:192];
+  assign \mask$97  = mask;
+  assign \valid$98  = valid;
+  assign \first$99  = first;
+  assign \last$100  = last;
+  assign \a$101  = a;
+  assign \w$102  = wword[255:224];
+  assign \mask$103  = mask;
+  assign \valid$104  = valid;
+  assign \first$105  = first;
+  assign \last$106  = last;
   assign out_valid = results__valid;
-  assign \wport__addr$123  = tokens__payload[7:1];
-  assign r__payload = \wport__data$124 ;
-  assign \rport__addr$127  = tokens__payload[7:1];
+  assign rbuf_w_addr = \wport__addr$113 ;
+  assign rbuf_w_data = \wport__data$115 ;
+  assign rbuf_w_en = \wport__en$117 ;
+  assign \rport__addr$119  = tokens__payload[7:1];
   assign rport__en = advance;
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
@@ -4663,94 +4899,78 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \w[1]  = wword[15:8];
   assign \w[2]  = wword[23:16];
   assign \w[3]  = wword[31:24];
-  assign \a$66[0]  = a[7:0];
-  assign \a$66[1]  = a[15:8];
-  assign \a$66[2]  = a[23:16];
-  assign \a$66[3]  = a[31:24];
-  assign \w$67[0]  = wword[39:32];
-  assign \w$67[1]  = wword[47:40];
-  assign \w$67[2]  = wword[55:48];
-  assign \w$67[3]  = wword[63:56];
-  assign \a$72[0]  = a[7:0];
-  assign \a$72[1]  = a[15:8];
-  assign \a$72[2]  = a[23:16];
-  assign \a$72[3]  = a[31:24];
-  assign \w$73[0]  = wword[71:64];
-  assign \w$73[1]  = wword[79:72];
-  assign \w$73[2]  = wword[87:80];
-  assign \w$73[3]  = wword[95:88];
-  assign \a$78[0]  = a[7:0];
-  assign \a$78[1]  = a[15:8];
-  assign \a$78[2]  = a[23:16];
-  assign \a$78[3]  = a[31:24];
-  assign \w$79[0]  = wword[103:96];
-  assign \w$79[1]  = wword[111:104];
-  assign \w$79[2]  = wword[119:112];
-  assign \w$79[3]  = wword[127:120];
-  assign \a$84[0]  = a[7:0];
-  assign \a$84[1]  = a[15:8];
-  assign \a$84[2]  = a[23:16];
-  assign \a$84[3]  = a[31:24];
-  assign \w$85[0]  = wword[135:128];
-  assign \w$85[1]  = wword[143:136];
-  assign \w$85[2]  = wword[151:144];
-  assign \w$85[3]  = wword[159:152];
-  assign \a$90[0]  = a[7:0];
-  assign \a$90[1]  = a[15:8];
-  assign \a$90[2]  = a[23:16];
-  assign \a$90[3]  = a[31:24];
-  assign \w$91[0]  = wword[167:160];
-  assign \w$91[1]  = wword[175:168];
-  assign \w$91[2]  = wword[183:176];
-  assign \w$91[3]  = wword[191:184];
-  assign \a$96[0]  = a[7:0];
-  assign \a$96[1]  = a[15:8];
-  assign \a$96[2]  = a[23:16];
-  assign \a$96[3]  = a[31:24];
-  assign \w$97[0]  = wword[199:192];
-  assign \w$97[1]  = wword[207:200];
-  assign \w$97[2]  = wword[215:208];
-  assign \w$97[3]  = wword[223:216];
-  assign \a$102[0]  = a[7:0];
-  assign \a$102[1]  = a[15:8];
-  assign \a$102[2]  = a[23:16];
-  assign \a$102[3]  = a[31:24];
-  assign \w$103[0]  = wword[231:224];
-  assign \w$103[1]  = wword[239:232];
-  assign \w$103[2]  = wword[247:240];
-  assign \w$103[3]  = wword[255:248];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
-  assign \wport__data$124[0]  = \wport__data$124 [31:0];
-  assign \wport__data$124[1]  = \wport__data$124 [63:32];
-  assign \wport__data$124[2]  = \wport__data$124 [95:64];
-  assign \wport__data$124[3]  = \wport__data$124 [127:96];
-  assign \wport__data$124[4]  = \wport__data$124 [159:128];
-  assign \wport__data$124[5]  = \wport__data$124 [191:160];
-  assign \wport__data$124[6]  = \wport__data$124 [223:192];
-  assign \wport__data$124[7]  = \wport__data$124 [255:224];
-  assign \r__payload[0]  = \wport__data$124 [31:0];
-  assign \r__payload[1]  = \wport__data$124 [63:32];
-  assign \r__payload[2]  = \wport__data$124 [95:64];
-  assign \r__payload[3]  = \wport__data$124 [127:96];
-  assign \r__payload[4]  = \wport__data$124 [159:128];
-  assign \r__payload[5]  = \wport__data$124 [191:160];
-  assign \r__payload[6]  = \wport__data$124 [223:192];
-  assign \r__payload[7]  = \wport__data$124 [255:224];
-  assign \out_data[0]  = out_data[31:0];
-  assign \out_data[1]  = out_data[63:32];
-  assign \out_data[2]  = out_data[95:64];
-  assign \out_data[3]  = out_data[127:96];
-  assign \out_data[4]  = out_data[159:128];
-  assign \out_data[5]  = out_data[191:160];
-  assign \out_data[6]  = out_data[223:192];
-  assign \out_data[7]  = out_data[255:224];
+  assign \a$65[0]  = a[7:0];
+  assign \a$65[1]  = a[15:8];
+  assign \a$65[2]  = a[23:16];
+  assign \a$65[3]  = a[31:24];
+  assign \w$66[0]  = wword[39:32];
+  assign \w$66[1]  = wword[47:40];
+  assign \w$66[2]  = wword[55:48];
+  assign \w$66[3]  = wword[63:56];
+  assign \a$71[0]  = a[7:0];
+  assign \a$71[1]  = a[15:8];
+  assign \a$71[2]  = a[23:16];
+  assign \a$71[3]  = a[31:24];
+  assign \w$72[0]  = wword[71:64];
+  assign \w$72[1]  = wword[79:72];
+  assign \w$72[2]  = wword[87:80];
+  assign \w$72[3]  = wword[95:88];
+  assign \a$77[0]  = a[7:0];
+  assign \a$77[1]  = a[15:8];
+  assign \a$77[2]  = a[23:16];
+  assign \a$77[3]  = a[31:24];
+  assign \w$78[0]  = wword[103:96];
+  assign \w$78[1]  = wword[111:104];
+  assign \w$78[2]  = wword[119:112];
+  assign \w$78[3]  = wword[127:120];
+  assign \a$83[0]  = a[7:0];
+  assign \a$83[1]  = a[15:8];
+  assign \a$83[2]  = a[23:16];
+  assign \a$83[3]  = a[31:24];
+  assign \w$84[0]  = wword[135:128];
+  assign \w$84[1]  = wword[143:136];
+  assign \w$84[2]  = wword[151:144];
+  assign \w$84[3]  = wword[159:152];
+  assign \a$89[0]  = a[7:0];
+  assign \a$89[1]  = a[15:8];
+  assign \a$89[2]  = a[23:16];
+  assign \a$89[3]  = a[31:24];
+  assign \w$90[0]  = wword[167:160];
+  assign \w$90[1]  = wword[175:168];
+  assign \w$90[2]  = wword[183:176];
+  assign \w$90[3]  = wword[191:184];
+  assign \a$95[0]  = a[7:0];
+  assign \a$95[1]  = a[15:8];
+  assign \a$95[2]  = a[23:16];
+  assign \a$95[3]  = a[31:24];
+  assign \w$96[0]  = wword[199:192];
+  assign \w$96[1]  = wword[207:200];
+  assign \w$96[2]  = wword[215:208];
+  assign \w$96[3]  = wword[223:216];
+  assign \a$101[0]  = a[7:0];
+  assign \a$101[1]  = a[15:8];
+  assign \a$101[2]  = a[23:16];
+  assign \a$101[3]  = a[31:24];
+  assign \w$102[0]  = wword[231:224];
+  assign \w$102[1]  = wword[239:232];
+  assign \w$102[2]  = wword[247:240];
+  assign \w$102[3]  = wword[255:248];
+  assign \wport__data$115[0]  = \wport__data$115 [31:0];
+  assign \wport__data$115[1]  = \wport__data$115 [63:32];
+  assign \wport__data$115[2]  = \wport__data$115 [95:64];
+  assign \wport__data$115[3]  = \wport__data$115 [127:96];
+  assign \wport__data$115[4]  = \wport__data$115 [159:128];
+  assign \wport__data$115[5]  = \wport__data$115 [191:160];
+  assign \wport__data$115[6]  = \wport__data$115 [223:192];
+  assign \wport__data$115[7]  = \wport__data$115 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$115 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$115 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$115 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$115 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$115 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$115 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$115 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$115 [255:224];
   assign \rport__data[0]  = rport__data[31:0];
   assign \rport__data[1]  = rport__data[63:32];
   assign \rport__data[2]  = rport__data[95:64];
@@ -4759,236 +4979,252 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \rport__data[5]  = rport__data[191:160];
   assign \rport__data[6]  = rport__data[223:192];
   assign \rport__data[7]  = rport__data[255:224];
-  assign \rport__data$134[0]  = \rport__data$134 [31:0];
-  assign \rport__data$134[0][0]  = \rport__data$134 [7:0];
-  assign \rport__data$134[0][1]  = \rport__data$134 [15:8];
-  assign \rport__data$134[0][2]  = \rport__data$134 [23:16];
-  assign \rport__data$134[0][3]  = \rport__data$134 [31:24];
-  assign \rport__data$134[1]  = \rport__data$134 [63:32];
-  assign \rport__data$134[1][0]  = \rport__data$134 [39:32];
-  assign \rport__data$134[1][1]  = \rport__data$134 [47:40];
-  assign \rport__data$134[1][2]  = \rport__data$134 [55:48];
-  assign \rport__data$134[1][3]  = \rport__data$134 [63:56];
-  assign \rport__data$134[2]  = \rport__data$134 [95:64];
-  assign \rport__data$134[2][0]  = \rport__data$134 [71:64];
-  assign \rport__data$134[2][1]  = \rport__data$134 [79:72];
-  assign \rport__data$134[2][2]  = \rport__data$134 [87:80];
-  assign \rport__data$134[2][3]  = \rport__data$134 [95:88];
-  assign \rport__data$134[3]  = \rport__data$134 [127:96];
-  assign \rport__data$134[3][0]  = \rport__data$134 [103:96];
-  assign \rport__data$134[3][1]  = \rport__data$134 [111:104];
-  assign \rport__data$134[3][2]  = \rport__data$134 [119:112];
-  assign \rport__data$134[3][3]  = \rport__data$134 [127:120];
-  assign \rport__data$134[4]  = \rport__data$134 [159:128];
-  assign \rport__data$134[4][0]  = \rport__data$134 [135:128];
-  assign \rport__data$134[4][1]  = \rport__data$134 [143:136];
-  assign \rport__data$134[4][2]  = \rport__data$134 [151:144];
-  assign \rport__data$134[4][3]  = \rport__data$134 [159:152];
-  assign \rport__data$134[5]  = \rport__data$134 [191:160];
-  assign \rport__data$134[5][0]  = \rport__data$134 [167:160];
-  assign \rport__data$134[5][1]  = \rport__data$134 [175:168];
-  assign \rport__data$134[5][2]  = \rport__data$134 [183:176];
-  assign \rport__data$134[5][3]  = \rport__data$134 [191:184];
-  assign \rport__data$134[6]  = \rport__data$134 [223:192];
-  assign \rport__data$134[6][0]  = \rport__data$134 [199:192];
-  assign \rport__data$134[6][1]  = \rport__data$134 [207:200];
-  assign \rport__data$134[6][2]  = \rport__data$134 [215:208];
-  assign \rport__data$134[6][3]  = \rport__data$134 [223:216];
-  assign \rport__data$134[7]  = \rport__data$134 [255:224];
-  assign \rport__data$134[7][0]  = \rport__data$134 [231:224];
-  assign \rport__data$134[7][1]  = \rport__data$134 [239:232];
-  assign \rport__data$134[7][2]  = \rport__data$134 [247:240];
-  assign \rport__data$134[7][3]  = \rport__data$134 [255:248];
-  assign \rport__data$135[0]  = \rport__data$135 [31:0];
-  assign \rport__data$135[0][0]  = \rport__data$135 [7:0];
-  assign \rport__data$135[0][1]  = \rport__data$135 [15:8];
-  assign \rport__data$135[0][2]  = \rport__data$135 [23:16];
-  assign \rport__data$135[0][3]  = \rport__data$135 [31:24];
-  assign \rport__data$135[1]  = \rport__data$135 [63:32];
-  assign \rport__data$135[1][0]  = \rport__data$135 [39:32];
-  assign \rport__data$135[1][1]  = \rport__data$135 [47:40];
-  assign \rport__data$135[1][2]  = \rport__data$135 [55:48];
-  assign \rport__data$135[1][3]  = \rport__data$135 [63:56];
-  assign \rport__data$135[2]  = \rport__data$135 [95:64];
-  assign \rport__data$135[2][0]  = \rport__data$135 [71:64];
-  assign \rport__data$135[2][1]  = \rport__data$135 [79:72];
-  assign \rport__data$135[2][2]  = \rport__data$135 [87:80];
-  assign \rport__data$135[2][3]  = \rport__data$135 [95:88];
-  assign \rport__data$135[3]  = \rport__data$135 [127:96];
-  assign \rport__data$135[3][0]  = \rport__data$135 [103:96];
-  assign \rport__data$135[3][1]  = \rport__data$135 [111:104];
-  assign \rport__data$135[3][2]  = \rport__data$135 [119:112];
-  assign \rport__data$135[3][3]  = \rport__data$135 [127:120];
-  assign \rport__data$135[4]  = \rport__data$135 [159:128];
-  assign \rport__data$135[4][0]  = \rport__data$135 [135:128];
-  assign \rport__data$135[4][1]  = \rport__data$135 [143:136];
-  assign \rport__data$135[4][2]  = \rport__data$135 [151:144];
-  assign \rport__data$135[4][3]  = \rport__data$135 [159:152];
-  assign \rport__data$135[5]  = \rport__data$135 [191:160];
-  assign \rport__data$135[5][0]  = \rport__data$135 [167:160];
-  assign \rport__data$135[5][1]  = \rport__data$135 [175:168];
-  assign \rport__data$135[5][2]  = \rport__data$135 [183:176];
-  assign \rport__data$135[5][3]  = \rport__data$135 [191:184];
-  assign \rport__data$135[6]  = \rport__data$135 [223:192];
-  assign \rport__data$135[6][0]  = \rport__data$135 [199:192];
-  assign \rport__data$135[6][1]  = \rport__data$135 [207:200];
-  assign \rport__data$135[6][2]  = \rport__data$135 [215:208];
-  assign \rport__data$135[6][3]  = \rport__data$135 [223:216];
-  assign \rport__data$135[7]  = \rport__data$135 [255:224];
-  assign \rport__data$135[7][0]  = \rport__data$135 [231:224];
-  assign \rport__data$135[7][1]  = \rport__data$135 [239:232];
-  assign \rport__data$135[7][2]  = \rport__data$135 [247:240];
-  assign \rport__data$135[7][3]  = \rport__data$135 [255:248];
-  assign \rport__data$136[0]  = \rport__data$136 [31:0];
-  assign \rport__data$136[0][0]  = \rport__data$136 [7:0];
-  assign \rport__data$136[0][1]  = \rport__data$136 [15:8];
-  assign \rport__data$136[0][2]  = \rport__data$136 [23:16];
-  assign \rport__data$136[0][3]  = \rport__data$136 [31:24];
-  assign \rport__data$136[1]  = \rport__data$136 [63:32];
-  assign \rport__data$136[1][0]  = \rport__data$136 [39:32];
-  assign \rport__data$136[1][1]  = \rport__data$136 [47:40];
-  assign \rport__data$136[1][2]  = \rport__data$136 [55:48];
-  assign \rport__data$136[1][3]  = \rport__data$136 [63:56];
-  assign \rport__data$136[2]  = \rport__data$136 [95:64];
-  assign \rport__data$136[2][0]  = \rport__data$136 [71:64];
-  assign \rport__data$136[2][1]  = \rport__data$136 [79:72];
-  assign \rport__data$136[2][2]  = \rport__data$136 [87:80];
-  assign \rport__data$136[2][3]  = \rport__data$136 [95:88];
-  assign \rport__data$136[3]  = \rport__data$136 [127:96];
-  assign \rport__data$136[3][0]  = \rport__data$136 [103:96];
-  assign \rport__data$136[3][1]  = \rport__data$136 [111:104];
-  assign \rport__data$136[3][2]  = \rport__data$136 [119:112];
-  assign \rport__data$136[3][3]  = \rport__data$136 [127:120];
-  assign \rport__data$136[4]  = \rport__data$136 [159:128];
-  assign \rport__data$136[4][0]  = \rport__data$136 [135:128];
-  assign \rport__data$136[4][1]  = \rport__data$136 [143:136];
-  assign \rport__data$136[4][2]  = \rport__data$136 [151:144];
-  assign \rport__data$136[4][3]  = \rport__data$136 [159:152];
-  assign \rport__data$136[5]  = \rport__data$136 [191:160];
-  assign \rport__data$136[5][0]  = \rport__data$136 [167:160];
-  assign \rport__data$136[5][1]  = \rport__data$136 [175:168];
-  assign \rport__data$136[5][2]  = \rport__data$136 [183:176];
-  assign \rport__data$136[5][3]  = \rport__data$136 [191:184];
-  assign \rport__data$136[6]  = \rport__data$136 [223:192];
-  assign \rport__data$136[6][0]  = \rport__data$136 [199:192];
-  assign \rport__data$136[6][1]  = \rport__data$136 [207:200];
-  assign \rport__data$136[6][2]  = \rport__data$136 [215:208];
-  assign \rport__data$136[6][3]  = \rport__data$136 [223:216];
-  assign \rport__data$136[7]  = \rport__data$136 [255:224];
-  assign \rport__data$136[7][0]  = \rport__data$136 [231:224];
-  assign \rport__data$136[7][1]  = \rport__data$136 [239:232];
-  assign \rport__data$136[7][2]  = \rport__data$136 [247:240];
-  assign \rport__data$136[7][3]  = \rport__data$136 [255:248];
-  assign \rport__data$137[0]  = \rport__data$137 [31:0];
-  assign \rport__data$137[0][0]  = \rport__data$137 [7:0];
-  assign \rport__data$137[0][1]  = \rport__data$137 [15:8];
-  assign \rport__data$137[0][2]  = \rport__data$137 [23:16];
-  assign \rport__data$137[0][3]  = \rport__data$137 [31:24];
-  assign \rport__data$137[1]  = \rport__data$137 [63:32];
-  assign \rport__data$137[1][0]  = \rport__data$137 [39:32];
-  assign \rport__data$137[1][1]  = \rport__data$137 [47:40];
-  assign \rport__data$137[1][2]  = \rport__data$137 [55:48];
-  assign \rport__data$137[1][3]  = \rport__data$137 [63:56];
-  assign \rport__data$137[2]  = \rport__data$137 [95:64];
-  assign \rport__data$137[2][0]  = \rport__data$137 [71:64];
-  assign \rport__data$137[2][1]  = \rport__data$137 [79:72];
-  assign \rport__data$137[2][2]  = \rport__data$137 [87:80];
-  assign \rport__data$137[2][3]  = \rport__data$137 [95:88];
-  assign \rport__data$137[3]  = \rport__data$137 [127:96];
-  assign \rport__data$137[3][0]  = \rport__data$137 [103:96];
-  assign \rport__data$137[3][1]  = \rport__data$137 [111:104];
-  assign \rport__data$137[3][2]  = \rport__data$137 [119:112];
-  assign \rport__data$137[3][3]  = \rport__data$137 [127:120];
-  assign \rport__data$137[4]  = \rport__data$137 [159:128];
-  assign \rport__data$137[4][0]  = \rport__data$137 [135:128];
-  assign \rport__data$137[4][1]  = \rport__data$137 [143:136];
-  assign \rport__data$137[4][2]  = \rport__data$137 [151:144];
-  assign \rport__data$137[4][3]  = \rport__data$137 [159:152];
-  assign \rport__data$137[5]  = \rport__data$137 [191:160];
-  assign \rport__data$137[5][0]  = \rport__data$137 [167:160];
-  assign \rport__data$137[5][1]  = \rport__data$137 [175:168];
-  assign \rport__data$137[5][2]  = \rport__data$137 [183:176];
-  assign \rport__data$137[5][3]  = \rport__data$137 [191:184];
-  assign \rport__data$137[6]  = \rport__data$137 [223:192];
-  assign \rport__data$137[6][0]  = \rport__data$137 [199:192];
-  assign \rport__data$137[6][1]  = \rport__data$137 [207:200];
-  assign \rport__data$137[6][2]  = \rport__data$137 [215:208];
-  assign \rport__data$137[6][3]  = \rport__data$137 [223:216];
-  assign \rport__data$137[7]  = \rport__data$137 [255:224];
-  assign \rport__data$137[7][0]  = \rport__data$137 [231:224];
-  assign \rport__data$137[7][1]  = \rport__data$137 [239:232];
-  assign \rport__data$137[7][2]  = \rport__data$137 [247:240];
-  assign \rport__data$137[7][3]  = \rport__data$137 [255:248];
-  assign \rport__data$138[0]  = \rport__data$138 [31:0];
-  assign \rport__data$138[0][0]  = \rport__data$138 [7:0];
-  assign \rport__data$138[0][1]  = \rport__data$138 [15:8];
-  assign \rport__data$138[0][2]  = \rport__data$138 [23:16];
-  assign \rport__data$138[0][3]  = \rport__data$138 [31:24];
-  assign \rport__data$138[1]  = \rport__data$138 [63:32];
-  assign \rport__data$138[1][0]  = \rport__data$138 [39:32];
-  assign \rport__data$138[1][1]  = \rport__data$138 [47:40];
-  assign \rport__data$138[1][2]  = \rport__data$138 [55:48];
-  assign \rport__data$138[1][3]  = \rport__data$138 [63:56];
-  assign \rport__data$138[2]  = \rport__data$138 [95:64];
-  assign \rport__data$138[2][0]  = \rport__data$138 [71:64];
-  assign \rport__data$138[2][1]  = \rport__data$138 [79:72];
-  assign \rport__data$138[2][2]  = \rport__data$138 [87:80];
-  assign \rport__data$138[2][3]  = \rport__data$138 [95:88];
-  assign \rport__data$138[3]  = \rport__data$138 [127:96];
-  assign \rport__data$138[3][0]  = \rport__data$138 [103:96];
-  assign \rport__data$138[3][1]  = \rport__data$138 [111:104];
-  assign \rport__data$138[3][2]  = \rport__data$138 [119:112];
-  assign \rport__data$138[3][3]  = \rport__data$138 [127:120];
-  assign \rport__data$138[4]  = \rport__data$138 [159:128];
-  assign \rport__data$138[4][0]  = \rport__data$138 [135:128];
-  assign \rport__data$138[4][1]  = \rport__data$138 [143:136];
-  assign \rport__data$138[4][2]  = \rport__data$138 [151:144];
-  assign \rport__data$138[4][3]  = \rport__data$138 [159:152];
-  assign \rport__data$138[5]  = \rport__data$138 [191:160];
-  assign \rport__data$138[5][0]  = \rport__data$138 [167:160];
-  assign \rport__data$138[5][1]  = \rport__data$138 [175:168];
-  assign \rport__data$138[5][2]  = \rport__data$138 [183:176];
-  assign \rport__data$138[5][3]  = \rport__data$138 [191:184];
-  assign \rport__data$138[6]  = \rport__data$138 [223:192];
-  assign \rport__data$138[6][0]  = \rport__data$138 [199:192];
-  assign \rport__data$138[6][1]  = \rport__data$138 [207:200];
-  assign \rport__data$138[6][2]  = \rport__data$138 [215:208];
-  assign \rport__data$138[6][3]  = \rport__data$138 [223:216];
-  assign \rport__data$138[7]  = \rport__data$138 [255:224];
-  assign \rport__data$138[7][0]  = \rport__data$138 [231:224];
-  assign \rport__data$138[7][1]  = \rport__data$138 [239:232];
-  assign \rport__data$138[7][2]  = \rport__data$138 [247:240];
-  assign \rport__data$138[7][3]  = \rport__data$138 [255:248];
+  assign \out_data[0]  = out_data[31:0];
+  assign \out_data[1]  = out_data[63:32];
+  assign \out_data[2]  = out_data[95:64];
+  assign \out_data[3]  = out_data[127:96];
+  assign \out_data[4]  = out_data[159:128];
+  assign \out_data[5]  = out_data[191:160];
+  assign \out_data[6]  = out_data[223:192];
+  assign \out_data[7]  = out_data[255:224];
+  assign \rport__data$129[0]  = \rport__data$129 [31:0];
+  assign \rport__data$129[0][0]  = \rport__data$129 [7:0];
+  assign \rport__data$129[0][1]  = \rport__data$129 [15:8];
+  assign \rport__data$129[0][2]  = \rport__data$129 [23:16];
+  assign \rport__data$129[0][3]  = \rport__data$129 [31:24];
+  assign \rport__data$129[1]  = \rport__data$129 [63:32];
+  assign \rport__data$129[1][0]  = \rport__data$129 [39:32];
+  assign \rport__data$129[1][1]  = \rport__data$129 [47:40];
+  assign \rport__data$129[1][2]  = \rport__data$129 [55:48];
+  assign \rport__data$129[1][3]  = \rport__data$129 [63:56];
+  assign \rport__data$129[2]  = \rport__data$129 [95:64];
+  assign \rport__data$129[2][0]  = \rport__data$129 [71:64];
+  assign \rport__data$129[2][1]  = \rport__data$129 [79:72];
+  assign \rport__data$129[2][2]  = \rport__data$129 [87:80];
+  assign \rport__data$129[2][3]  = \rport__data$129 [95:88];
+  assign \rport__data$129[3]  = \rport__data$129 [127:96];
+  assign \rport__data$129[3][0]  = \rport__data$129 [103:96];
+  assign \rport__data$129[3][1]  = \rport__data$129 [111:104];
+  assign \rport__data$129[3][2]  = \rport__data$129 [119:112];
+  assign \rport__data$129[3][3]  = \rport__data$129 [127:120];
+  assign \rport__data$129[4]  = \rport__data$129 [159:128];
+  assign \rport__data$129[4][0]  = \rport__data$129 [135:128];
+  assign \rport__data$129[4][1]  = \rport__data$129 [143:136];
+  assign \rport__data$129[4][2]  = \rport__data$129 [151:144];
+  assign \rport__data$129[4][3]  = \rport__data$129 [159:152];
+  assign \rport__data$129[5]  = \rport__data$129 [191:160];
+  assign \rport__data$129[5][0]  = \rport__data$129 [167:160];
+  assign \rport__data$129[5][1]  = \rport__data$129 [175:168];
+  assign \rport__data$129[5][2]  = \rport__data$129 [183:176];
+  assign \rport__data$129[5][3]  = \rport__data$129 [191:184];
+  assign \rport__data$129[6]  = \rport__data$129 [223:192];
+  assign \rport__data$129[6][0]  = \rport__data$129 [199:192];
+  assign \rport__data$129[6][1]  = \rport__data$129 [207:200];
+  assign \rport__data$129[6][2]  = \rport__data$129 [215:208];
+  assign \rport__data$129[6][3]  = \rport__data$129 [223:216];
+  assign \rport__data$129[7]  = \rport__data$129 [255:224];
+  assign \rport__data$129[7][0]  = \rport__data$129 [231:224];
+  assign \rport__data$129[7][1]  = \rport__data$129 [239:232];
+  assign \rport__data$129[7][2]  = \rport__data$129 [247:240];
+  assign \rport__data$129[7][3]  = \rport__data$129 [255:248];
+  assign \rport__data$130[0]  = \rport__data$130 [31:0];
+  assign \rport__data$130[0][0]  = \rport__data$130 [7:0];
+  assign \rport__data$130[0][1]  = \rport__data$130 [15:8];
+  assign \rport__data$130[0][2]  = \rport__data$130 [23:16];
+  assign \rport__data$130[0][3]  = \rport__data$130 [31:24];
+  assign \rport__data$130[1]  = \rport__data$130 [63:32];
+  assign \rport__data$130[1][0]  = \rport__data$130 [39:32];
+  assign \rport__data$130[1][1]  = \rport__data$130 [47:40];
+  assign \rport__data$130[1][2]  = \rport__data$130 [55:48];
+  assign \rport__data$130[1][3]  = \rport__data$130 [63:56];
+  assign \rport__data$130[2]  = \rport__data$130 [95:64];
+  assign \rport__data$130[2][0]  = \rport__data$130 [71:64];
+  assign \rport__data$130[2][1]  = \rport__data$130 [79:72];
+  assign \rport__data$130[2][2]  = \rport__data$130 [87:80];
+  assign \rport__data$130[2][3]  = \rport__data$130 [95:88];
+  assign \rport__data$130[3]  = \rport__data$130 [127:96];
+  assign \rport__data$130[3][0]  = \rport__data$130 [103:96];
+  assign \rport__data$130[3][1]  = \rport__data$130 [111:104];
+  assign \rport__data$130[3][2]  = \rport__data$130 [119:112];
+  assign \rport__data$130[3][3]  = \rport__data$130 [127:120];
+  assign \rport__data$130[4]  = \rport__data$130 [159:128];
+  assign \rport__data$130[4][0]  = \rport__data$130 [135:128];
+  assign \rport__data$130[4][1]  = \rport__data$130 [143:136];
+  assign \rport__data$130[4][2]  = \rport__data$130 [151:144];
+  assign \rport__data$130[4][3]  = \rport__data$130 [159:152];
+  assign \rport__data$130[5]  = \rport__data$130 [191:160];
+  assign \rport__data$130[5][0]  = \rport__data$130 [167:160];
+  assign \rport__data$130[5][1]  = \rport__data$130 [175:168];
+  assign \rport__data$130[5][2]  = \rport__data$130 [183:176];
+  assign \rport__data$130[5][3]  = \rport__data$130 [191:184];
+  assign \rport__data$130[6]  = \rport__data$130 [223:192];
+  assign \rport__data$130[6][0]  = \rport__data$130 [199:192];
+  assign \rport__data$130[6][1]  = \rport__data$130 [207:200];
+  assign \rport__data$130[6][2]  = \rport__data$130 [215:208];
+  assign \rport__data$130[6][3]  = \rport__data$130 [223:216];
+  assign \rport__data$130[7]  = \rport__data$130 [255:224];
+  assign \rport__data$130[7][0]  = \rport__data$130 [231:224];
+  assign \rport__data$130[7][1]  = \rport__data$130 [239:232];
+  assign \rport__data$130[7][2]  = \rport__data$130 [247:240];
+  assign \rport__data$130[7][3]  = \rport__data$130 [255:248];
+  assign \rport__data$131[0]  = \rport__data$131 [31:0];
+  assign \rport__data$131[0][0]  = \rport__data$131 [7:0];
+  assign \rport__data$131[0][1]  = \rport__data$131 [15:8];
+  assign \rport__data$131[0][2]  = \rport__data$131 [23:16];
+  assign \rport__data$131[0][3]  = \rport__data$131 [31:24];
+  assign \rport__data$131[1]  = \rport__data$131 [63:32];
+  assign \rport__data$131[1][0]  = \rport__data$131 [39:32];
+  assign \rport__data$131[1][1]  = \rport__data$131 [47:40];
+  assign \rport__data$131[1][2]  = \rport__data$131 [55:48];
+  assign \rport__data$131[1][3]  = \rport__data$131 [63:56];
+  assign \rport__data$131[2]  = \rport__data$131 [95:64];
+  assign \rport__data$131[2][0]  = \rport__data$131 [71:64];
+  assign \rport__data$131[2][1]  = \rport__data$131 [79:72];
+  assign \rport__data$131[2][2]  = \rport__data$131 [87:80];
+  assign \rport__data$131[2][3]  = \rport__data$131 [95:88];
+  assign \rport__data$131[3]  = \rport__data$131 [127:96];
+  assign \rport__data$131[3][0]  = \rport__data$131 [103:96];
+  assign \rport__data$131[3][1]  = \rport__data$131 [111:104];
+  assign \rport__data$131[3][2]  = \rport__data$131 [119:112];
+  assign \rport__data$131[3][3]  = \rport__data$131 [127:120];
+  assign \rport__data$131[4]  = \rport__data$131 [159:128];
+  assign \rport__data$131[4][0]  = \rport__data$131 [135:128];
+  assign \rport__data$131[4][1]  = \rport__data$131 [143:136];
+  assign \rport__data$131[4][2]  = \rport__data$131 [151:144];
+  assign \rport__data$131[4][3]  = \rport__data$131 [159:152];
+  assign \rport__data$131[5]  = \rport__data$131 [191:160];
+  assign \rport__data$131[5][0]  = \rport__data$131 [167:160];
+  assign \rport__data$131[5][1]  = \rport__data$131 [175:168];
+  assign \rport__data$131[5][2]  = \rport__data$131 [183:176];
+  assign \rport__data$131[5][3]  = \rport__data$131 [191:184];
+  assign \rport__data$131[6]  = \rport__data$131 [223:192];
+  assign \rport__data$131[6][0]  = \rport__data$131 [199:192];
+  assign \rport__data$131[6][1]  = \rport__data$131 [207:200];
+  assign \rport__data$131[6][2]  = \rport__data$131 [215:208];
+  assign \rport__data$131[6][3]  = \rport__data$131 [223:216];
+  assign \rport__data$131[7]  = \rport__data$131 [255:224];
+  assign \rport__data$131[7][0]  = \rport__data$131 [231:224];
+  assign \rport__data$131[7][1]  = \rport__data$131 [239:232];
+  assign \rport__data$131[7][2]  = \rport__data$131 [247:240];
+  assign \rport__data$131[7][3]  = \rport__data$131 [255:248];
+  assign \rport__data$132[0]  = \rport__data$132 [31:0];
+  assign \rport__data$132[0][0]  = \rport__data$132 [7:0];
+  assign \rport__data$132[0][1]  = \rport__data$132 [15:8];
+  assign \rport__data$132[0][2]  = \rport__data$132 [23:16];
+  assign \rport__data$132[0][3]  = \rport__data$132 [31:24];
+  assign \rport__data$132[1]  = \rport__data$132 [63:32];
+  assign \rport__data$132[1][0]  = \rport__data$132 [39:32];
+  assign \rport__data$132[1][1]  = \rport__data$132 [47:40];
+  assign \rport__data$132[1][2]  = \rport__data$132 [55:48];
+  assign \rport__data$132[1][3]  = \rport__data$132 [63:56];
+  assign \rport__data$132[2]  = \rport__data$132 [95:64];
+  assign \rport__data$132[2][0]  = \rport__data$132 [71:64];
+  assign \rport__data$132[2][1]  = \rport__data$132 [79:72];
+  assign \rport__data$132[2][2]  = \rport__data$132 [87:80];
+  assign \rport__data$132[2][3]  = \rport__data$132 [95:88];
+  assign \rport__data$132[3]  = \rport__data$132 [127:96];
+  assign \rport__data$132[3][0]  = \rport__data$132 [103:96];
+  assign \rport__data$132[3][1]  = \rport__data$132 [111:104];
+  assign \rport__data$132[3][2]  = \rport__data$132 [119:112];
+  assign \rport__data$132[3][3]  = \rport__data$132 [127:120];
+  assign \rport__data$132[4]  = \rport__data$132 [159:128];
+  assign \rport__data$132[4][0]  = \rport__data$132 [135:128];
+  assign \rport__data$132[4][1]  = \rport__data$132 [143:136];
+  assign \rport__data$132[4][2]  = \rport__data$132 [151:144];
+  assign \rport__data$132[4][3]  = \rport__data$132 [159:152];
+  assign \rport__data$132[5]  = \rport__data$132 [191:160];
+  assign \rport__data$132[5][0]  = \rport__data$132 [167:160];
+  assign \rport__data$132[5][1]  = \rport__data$132 [175:168];
+  assign \rport__data$132[5][2]  = \rport__data$132 [183:176];
+  assign \rport__data$132[5][3]  = \rport__data$132 [191:184];
+  assign \rport__data$132[6]  = \rport__data$132 [223:192];
+  assign \rport__data$132[6][0]  = \rport__data$132 [199:192];
+  assign \rport__data$132[6][1]  = \rport__data$132 [207:200];
+  assign \rport__data$132[6][2]  = \rport__data$132 [215:208];
+  assign \rport__data$132[6][3]  = \rport__data$132 [223:216];
+  assign \rport__data$132[7]  = \rport__data$132 [255:224];
+  assign \rport__data$132[7][0]  = \rport__data$132 [231:224];
+  assign \rport__data$132[7][1]  = \rport__data$132 [239:232];
+  assign \rport__data$132[7][2]  = \rport__data$132 [247:240];
+  assign \rport__data$132[7][3]  = \rport__data$132 [255:248];
+  assign \rport__data$133[0]  = \rport__data$133 [31:0];
+  assign \rport__data$133[0][0]  = \rport__data$133 [7:0];
+  assign \rport__data$133[0][1]  = \rport__data$133 [15:8];
+  assign \rport__data$133[0][2]  = \rport__data$133 [23:16];
+  assign \rport__data$133[0][3]  = \rport__data$133 [31:24];
+  assign \rport__data$133[1]  = \rport__data$133 [63:32];
+  assign \rport__data$133[1][0]  = \rport__data$133 [39:32];
+  assign \rport__data$133[1][1]  = \rport__data$133 [47:40];
+  assign \rport__data$133[1][2]  = \rport__data$133 [55:48];
+  assign \rport__data$133[1][3]  = \rport__data$133 [63:56];
+  assign \rport__data$133[2]  = \rport__data$133 [95:64];
+  assign \rport__data$133[2][0]  = \rport__data$133 [71:64];
+  assign \rport__data$133[2][1]  = \rport__data$133 [79:72];
+  assign \rport__data$133[2][2]  = \rport__data$133 [87:80];
+  assign \rport__data$133[2][3]  = \rport__data$133 [95:88];
+  assign \rport__data$133[3]  = \rport__data$133 [127:96];
+  assign \rport__data$133[3][0]  = \rport__data$133 [103:96];
+  assign \rport__data$133[3][1]  = \rport__data$133 [111:104];
+  assign \rport__data$133[3][2]  = \rport__data$133 [119:112];
+  assign \rport__data$133[3][3]  = \rport__data$133 [127:120];
+  assign \rport__data$133[4]  = \rport__data$133 [159:128];
+  assign \rport__data$133[4][0]  = \rport__data$133 [135:128];
+  assign \rport__data$133[4][1]  = \rport__data$133 [143:136];
+  assign \rport__data$133[4][2]  = \rport__data$133 [151:144];
+  assign \rport__data$133[4][3]  = \rport__data$133 [159:152];
+  assign \rport__data$133[5]  = \rport__data$133 [191:160];
+  assign \rport__data$133[5][0]  = \rport__data$133 [167:160];
+  assign \rport__data$133[5][1]  = \rport__data$133 [175:168];
+  assign \rport__data$133[5][2]  = \rport__data$133 [183:176];
+  assign \rport__data$133[5][3]  = \rport__data$133 [191:184];
+  assign \rport__data$133[6]  = \rport__data$133 [223:192];
+  assign \rport__data$133[6][0]  = \rport__data$133 [199:192];
+  assign \rport__data$133[6][1]  = \rport__data$133 [207:200];
+  assign \rport__data$133[6][2]  = \rport__data$133 [215:208];
+  assign \rport__data$133[6][3]  = \rport__data$133 [223:216];
+  assign \rport__data$133[7]  = \rport__data$133 [255:224];
+  assign \rport__data$133[7][0]  = \rport__data$133 [231:224];
+  assign \rport__data$133[7][1]  = \rport__data$133 [239:232];
+  assign \rport__data$133[7][2]  = \rport__data$133 [247:240];
+  assign \rport__data$133[7][3]  = \rport__data$133 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
-  assign results__payload[255:0] = \$33 ;
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
+  assign \r__payload[0]  = r__payload[31:0];
+  assign \r__payload[1]  = r__payload[63:32];
+  assign \r__payload[2]  = r__payload[95:64];
+  assign \r__payload[3]  = r__payload[127:96];
+  assign \r__payload[4]  = r__payload[159:128];
+  assign \r__payload[5]  = r__payload[191:160];
+  assign \r__payload[6]  = r__payload[223:192];
+  assign \r__payload[7]  = r__payload[255:224];
+  assign results__payload[255:0] = \$32 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
-  assign w__payload[255:224] = \acc$118 ;
-  assign w__payload[223:192] = \acc$117 ;
-  assign w__payload[191:160] = \acc$116 ;
-  assign w__payload[159:128] = \acc$115 ;
-  assign w__payload[127:96] = \acc$114 ;
-  assign w__payload[95:64] = \acc$113 ;
-  assign w__payload[63:32] = \acc$112 ;
-  assign w__payload[31:0] = acc;
-  assign \$5  = { 9'h000, waddr[11:9] };
-  assign \$7  = { 9'h000, waddr[11:9] };
-  assign \$9  = { 9'h000, waddr[11:9] };
-  assign \$11  = { 9'h000, waddr[11:9] };
-  assign \$13  = { 9'h000, waddr[11:9] };
-  assign \$21  = \$20 ;
-  assign \$45  = { 9'h000, raddr[11:9] };
-  assign \$47  = { 9'h000, raddr[11:9] };
-  assign \$49  = { 9'h000, raddr[11:9] };
-  assign \$51  = { 9'h000, raddr[11:9] };
-  assign \$53  = { 9'h000, raddr[11:9] };
+  assign \$9  = \$8 ;
+  assign \$41  = { 9'h000, \$40 [12:9] };
+  assign \$44  = { 9'h000, \$43 [12:9] };
+  assign \$47  = { 9'h000, \$46 [12:9] };
+  assign \$50  = { 9'h000, \$49 [12:9] };
+  assign \$53  = { 9'h000, \$52 [12:9] };
+  assign \$77  = { 9'h000, raddr[11:9] };
+  assign \$79  = { 9'h000, raddr[11:9] };
+  assign \$81  = { 9'h000, raddr[11:9] };
+  assign \$83  = { 9'h000, raddr[11:9] };
+  assign \$85  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed (rst, r_en, r__payload, w_data, r__valid, w_en, clk);
+module \mercury_pe_array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -5030,13 +5266,13 @@ module \mercury_pe_array.computed (rst, r_en, r__payload, w_data, r__valid, w_en
   wire w_rdy;
   \mercury_pe_array.computed.queue  queue (
     .clk(clk),
+    .level(level),
     .r_data(r__payload),
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_level(level),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -5065,10 +5301,13 @@ module \mercury_pe_array.computed (rst, r_en, r__payload, w_data, r__valid, w_en
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, w_en, clk);
+module \mercury_pe_array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [5:0] \$10 ;
+  reg \$100 ;
+  reg [3:0] \$101 ;
+  reg [3:0] \$102 ;
   wire [4:0] \$11 ;
   wire [4:0] \$12 ;
   wire \$13 ;
@@ -5077,61 +5316,124 @@ module \mercury_pe_array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_po
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [4:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
+  wire [255:0] \$24 ;
   wire \$25 ;
-  wire [4:0] \$26 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  reg [3:0] \$30 ;
-  reg [3:0] \$31 ;
-  reg [3:0] \$32 ;
-  reg \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [4:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$5 ;
-  wire [4:0] \$6 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [5:0] \$5 ;
+  wire [4:0] \$50 ;
+  wire [3:0] \$51 ;
+  wire [3:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire [4:0] \$81 ;
+  wire [4:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [4:0] \$87 ;
+  wire [4:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [4:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [255:0] \$98 ;
+  reg [3:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 4'h0 *)
-  wire [3:0] consume;
-  reg [3:0] inner_level = 4'h0;
-  wire inner_r_rdy;
-  wire [4:0] level;
-  (* init = 4'h0 *)
-  wire [3:0] produce;
+  reg [3:0] consume = 4'h0;
+  reg [3:0] held = 4'h0;
+  output [4:0] level;
+  reg [4:0] level = 5'h00;
+  reg [3:0] produce = 4'h0;
   output [255:0] r_data;
-  wire [255:0] r_data;
+  reg [255:0] r_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   input r_en;
   wire r_en;
-  wire [4:0] r_level;
-  reg [3:0] r_port__addr = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] r_port__addr;
   wire [255:0] r_port__data;
-  wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [255:0] w_data;
   wire [255:0] w_data;
   input w_en;
   wire w_en;
-  output [4:0] w_level;
-  wire [4:0] w_level;
-  reg [3:0] w_port__addr = 4'h0;
-  input [255:0] w_port__data;
+  (* init = 4'h0 *)
+  wire [3:0] w_port__addr;
   wire [255:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
+  reg w_rdy = 1'h1;
   reg [255:0] storage [14:0];
   initial begin
     storage[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -5152,108 +5454,197 @@ module \mercury_pe_array.computed.queue (rst, r_en, w_rdy, w_level, r_data, w_po
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  reg [255:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 4'hf;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 4'he;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 5'h00 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$8  = \$7  | r_en;
-  assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 4'he;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 5'h00 : \$11 ;
+  assign r_port__data = storage[consume];
+  assign \$1  = w_rdy & w_en;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [4:0] : level;
+  assign \$12  = \$4  ? \$5 [4:0] : \$11 ;
   assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$15  = \$14  | r_en;
-  assign \$16  = inner_r_rdy & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$21  = \$20  | r_en;
-  assign \$22  = inner_r_rdy & \$21 ;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
-  assign \$28  = \$27  | r_en;
-  assign \$29  = inner_r_rdy & \$28 ;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 4'hf;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [3:0] : held;
+  assign \$52  = \$36  ? \$37 [3:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 4'he;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 5'h00 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 4'he;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 5'h00 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$30 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$31 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    inner_level <= \$32 ;
+    w_rdy <= \$97 ;
   always @(posedge clk)
-    r_rdy <= \$33 ;
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [3:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$30  = 4'h0;
+      \$95  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [3:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$31  = 4'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [3:0];
-    end
-    if (\$25 ) begin
-      \$32  = \$26 [3:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$32  = 4'h0;
+      \$97  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$33  = r_rdy;
-    if (\$29 ) begin
-      \$33  = 1'h1;
-    end else if (r_en) begin
-      \$33  = 1'h0;
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$98  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign level = w_level;
-  assign r_level = w_level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [3:0];
+    end
+    if (rst) begin
+      \$101  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [3:0];
+    end
+    if (rst) begin
+      \$102  = 4'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5280,6 +5671,7 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -5474,6 +5866,7 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -5667,6 +6060,7 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -5860,6 +6254,7 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -6053,6 +6448,7 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -6246,6 +6642,7 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -6439,6 +6836,7 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;
@@ -6632,6 +7030,7 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [15:0] \$7 ;
   wire [15:0] \$8 ;
   wire [31:0] \$9 ;
+  (* keep = 32'd1 *)
   reg [31:0] a = 32'd0;
   input [31:0] \a$10 ;
   wire [31:0] \a$10 ;

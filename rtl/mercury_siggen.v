@@ -443,115 +443,130 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire [20:0] \$488 ;
   wire \$489 ;
   wire \$49 ;
-  wire [3:0] \$490 ;
+  wire \$490 ;
   wire \$491 ;
-  wire [4:0] \$492 ;
-  reg [3:0] \$493 ;
-  reg [63:0] \$494 ;
-  reg \$495 ;
-  reg [12:0] \$496 ;
-  reg \$497 ;
-  reg [3:0] \$498 ;
-  reg \$499 ;
+  wire \$492 ;
+  wire [3:0] \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire [3:0] \$498 ;
+  wire [2:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
-  reg [15:0] \$500 ;
-  reg [63:0] \$501 ;
-  reg [31:0] \$502 ;
-  reg [3:0] \$503 ;
-  reg [3:0] \$504 ;
-  reg [8:0] \$505 ;
-  reg [8:0] \$506 ;
-  reg [2:0] \$507 ;
-  reg [10:0] \$508 ;
-  reg [8:0] \$509 ;
+  wire [2:0] \$500 ;
+  wire \$501 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  reg [3:0] \$507 ;
+  reg [63:0] \$508 ;
+  reg \$509 ;
   wire \$51 ;
-  reg [8:0] \$510 ;
-  reg [2:0] \$511 ;
-  reg [10:0] \$512 ;
-  reg [8:0] \$513 ;
-  reg [8:0] \$514 ;
-  reg [2:0] \$515 ;
-  reg [10:0] \$516 ;
-  reg [8:0] \$517 ;
-  reg [8:0] \$518 ;
-  reg [2:0] \$519 ;
+  reg [12:0] \$510 ;
+  reg \$511 ;
+  reg [3:0] \$512 ;
+  reg \$513 ;
+  reg [15:0] \$514 ;
+  reg [63:0] \$515 ;
+  reg [31:0] \$516 ;
+  reg [3:0] \$517 ;
+  reg [3:0] \$518 ;
+  reg [8:0] \$519 ;
   wire \$52 ;
-  reg [10:0] \$520 ;
-  reg [8:0] \$521 ;
-  reg [8:0] \$522 ;
-  reg [2:0] \$523 ;
-  reg [10:0] \$524 ;
-  reg [8:0] \$525 ;
-  reg [8:0] \$526 ;
-  reg [2:0] \$527 ;
-  reg [10:0] \$528 ;
-  reg [8:0] \$529 ;
+  reg [8:0] \$520 ;
+  reg [2:0] \$521 ;
+  reg [10:0] \$522 ;
+  reg [8:0] \$523 ;
+  reg [8:0] \$524 ;
+  reg [2:0] \$525 ;
+  reg [10:0] \$526 ;
+  reg [8:0] \$527 ;
+  reg [8:0] \$528 ;
+  reg [2:0] \$529 ;
   wire \$53 ;
-  reg [8:0] \$530 ;
-  reg [2:0] \$531 ;
-  reg [10:0] \$532 ;
-  reg [8:0] \$533 ;
-  reg [8:0] \$534 ;
-  reg [2:0] \$535 ;
-  reg [10:0] \$536 ;
-  reg [8:0] \$537 ;
-  reg [8:0] \$538 ;
-  reg [2:0] \$539 ;
+  reg [10:0] \$530 ;
+  reg [8:0] \$531 ;
+  reg [8:0] \$532 ;
+  reg [2:0] \$533 ;
+  reg [10:0] \$534 ;
+  reg [8:0] \$535 ;
+  reg [8:0] \$536 ;
+  reg [2:0] \$537 ;
+  reg [10:0] \$538 ;
+  reg [8:0] \$539 ;
   wire \$54 ;
-  reg [10:0] \$540 ;
-  reg [8:0] \$541 ;
-  reg [8:0] \$542 ;
-  reg [2:0] \$543 ;
-  reg [10:0] \$544 ;
-  reg [8:0] \$545 ;
-  reg [8:0] \$546 ;
-  reg [2:0] \$547 ;
-  reg [10:0] \$548 ;
-  reg [8:0] \$549 ;
+  reg [8:0] \$540 ;
+  reg [2:0] \$541 ;
+  reg [10:0] \$542 ;
+  reg [8:0] \$543 ;
+  reg [8:0] \$544 ;
+  reg [2:0] \$545 ;
+  reg [10:0] \$546 ;
+  reg [8:0] \$547 ;
+  reg [8:0] \$548 ;
+  reg [2:0] \$549 ;
   wire \$55 ;
-  reg [8:0] \$550 ;
-  reg [2:0] \$551 ;
-  reg [10:0] \$552 ;
-  reg [8:0] \$553 ;
-  reg [8:0] \$554 ;
-  reg [2:0] \$555 ;
-  reg [10:0] \$556 ;
-  reg [8:0] \$557 ;
-  reg [8:0] \$558 ;
-  reg [2:0] \$559 ;
+  reg [10:0] \$550 ;
+  reg [8:0] \$551 ;
+  reg [8:0] \$552 ;
+  reg [2:0] \$553 ;
+  reg [10:0] \$554 ;
+  reg [8:0] \$555 ;
+  reg [8:0] \$556 ;
+  reg [2:0] \$557 ;
+  reg [10:0] \$558 ;
+  reg [8:0] \$559 ;
   wire \$56 ;
-  reg [10:0] \$560 ;
-  reg [8:0] \$561 ;
-  reg [8:0] \$562 ;
-  reg [2:0] \$563 ;
-  reg [10:0] \$564 ;
-  reg [8:0] \$565 ;
-  reg [8:0] \$566 ;
-  reg [2:0] \$567 ;
-  reg [10:0] \$568 ;
-  reg [20:0] \$569 ;
+  reg [8:0] \$560 ;
+  reg [2:0] \$561 ;
+  reg [10:0] \$562 ;
+  reg [8:0] \$563 ;
+  reg [8:0] \$564 ;
+  reg [2:0] \$565 ;
+  reg [10:0] \$566 ;
+  reg [8:0] \$567 ;
+  reg [8:0] \$568 ;
+  reg [2:0] \$569 ;
   wire \$57 ;
-  reg [20:0] \$570 ;
-  reg [20:0] \$571 ;
-  reg [20:0] \$572 ;
-  reg [20:0] \$573 ;
-  reg [20:0] \$574 ;
-  reg [20:0] \$575 ;
-  reg [20:0] \$576 ;
-  reg [20:0] \$577 ;
-  reg [20:0] \$578 ;
-  reg [20:0] \$579 ;
+  reg [10:0] \$570 ;
+  reg [8:0] \$571 ;
+  reg [8:0] \$572 ;
+  reg [2:0] \$573 ;
+  reg [10:0] \$574 ;
+  reg [8:0] \$575 ;
+  reg [8:0] \$576 ;
+  reg [2:0] \$577 ;
+  reg [10:0] \$578 ;
+  reg [8:0] \$579 ;
   wire \$58 ;
-  reg [20:0] \$580 ;
-  reg [20:0] \$581 ;
-  reg [20:0] \$582 ;
+  reg [8:0] \$580 ;
+  reg [2:0] \$581 ;
+  reg [10:0] \$582 ;
   reg [20:0] \$583 ;
   reg [20:0] \$584 ;
-  reg [2:0] \$585 ;
+  reg [20:0] \$585 ;
+  reg [20:0] \$586 ;
+  reg [20:0] \$587 ;
+  reg [20:0] \$588 ;
+  reg [20:0] \$589 ;
   wire \$59 ;
+  reg [20:0] \$590 ;
+  reg [20:0] \$591 ;
+  reg [20:0] \$592 ;
+  reg [20:0] \$593 ;
+  reg [20:0] \$594 ;
+  reg [20:0] \$595 ;
+  reg [20:0] \$596 ;
+  reg [20:0] \$597 ;
+  reg [20:0] \$598 ;
+  reg [2:0] \$599 ;
   wire \$6 ;
   wire \$60 ;
+  reg \$600 ;
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
@@ -716,6 +731,8 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire r__valid;
   wire [12:0] rem;
   reg [12:0] rem_reg = 13'h0000;
+  (* init = 1'h1 *)
+  wire room;
   input rst;
   wire rst;
   reg [15:0] s0_keep = 16'h0000;
@@ -754,7 +771,7 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire [7:0] \vectors__payload.data[3] ;
   wire \vectors__payload.flush ;
   output vectors__ready;
-  wire vectors__ready;
+  reg vectors__ready = 1'h1;
   input vectors__valid;
   wire vectors__valid;
   wire [16:0] w__payload;
@@ -762,6 +779,20 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
+  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
+  assign \$395  = $signed(\$393 ) + $signed(\$394 );
+  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
+  assign \$397  = dirs[10] + dirs[26];
+  assign \$398  = dirs[42] + dirs[58];
+  assign \$399  = \$397  + \$398 ;
+  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
+  assign \$401  = $signed(part10_0) + $signed(part10_1);
+  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
+  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
+  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
+  assign \$405  = $signed(\$403 ) + $signed(\$404 );
+  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
+  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
   assign \$408  = data[31:24] ^ { dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59] };
   assign \$409  = $signed(\$407 ) + $signed(\$408 );
   assign \$410  = s0_keep[11] ? \$409  : 9'h000;
@@ -844,196 +875,211 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   assign \$487  = ctl[2] ? 21'h000000 : \$84 [20:0];
   assign \$488  = ctl[2] ? 21'h000000 : \$85 [20:0];
   assign \$489  = accept & last;
-  assign \$490  = pending + \$489 ;
-  assign \$491  = signatures__valid & signatures__ready;
-  assign \$492  = \$490  - \$491 ;
+  assign \$490  = signatures__valid & signatures__ready;
+  assign \$491  = ~ \$490 ;
+  assign \$492  = \$489  & \$491 ;
+  assign \$493  = pending + 1'h1;
+  assign \$494  = signatures__valid & signatures__ready;
+  assign \$495  = accept & last;
+  assign \$496  = ~ \$495 ;
+  assign \$497  = \$494  & \$496 ;
+  assign \$498  = pending - 1'h1;
+  assign \$499  = \$497  ? \$498 [2:0] : pending;
+  assign \$500  = \$492  ? \$493 [2:0] : \$499 ;
+  assign \$501  = accept & last;
+  assign \$502  = signatures__valid & signatures__ready;
+  assign \$503  = \$501  ^ \$502 ;
+  assign \$504  = signatures__valid & signatures__ready;
+  assign \$505  = pending != 3'h4;
+  assign \$506  = \$504  | \$505 ;
   always @(posedge clk)
-    \ctl$76  <= \$493 ;
+    \ctl$76  <= \$507 ;
   always @(posedge clk)
-    window <= \$494 ;
+    window <= \$508 ;
   always @(posedge clk)
-    first <= \$495 ;
+    first <= \$509 ;
   always @(posedge clk)
-    rem_reg <= \$496 ;
+    rem_reg <= \$510 ;
   always @(posedge clk)
-    last_reg <= \$497 ;
+    last_reg <= \$511 ;
   always @(posedge clk)
-    mask_reg <= \$498 ;
+    mask_reg <= \$512 ;
   always @(posedge clk)
-    flush_reg <= \$499 ;
+    flush_reg <= \$513 ;
   always @(posedge clk)
-    s0_keep <= \$500 ;
+    s0_keep <= \$514 ;
   always @(posedge clk)
-    dirs <= \$501 ;
+    dirs <= \$515 ;
   always @(posedge clk)
-    data <= \$502 ;
+    data <= \$516 ;
   always @(posedge clk)
-    ctl_a <= \$503 ;
+    ctl_a <= \$517 ;
   always @(posedge clk)
-    ctl <= \$504 ;
+    ctl <= \$518 ;
   always @(posedge clk)
-    part0_0 <= \$505 ;
+    part0_0 <= \$519 ;
   always @(posedge clk)
-    part0_1 <= \$506 ;
+    part0_1 <= \$520 ;
   always @(posedge clk)
-    corr0 <= \$507 ;
+    corr0 <= \$521 ;
   always @(posedge clk)
-    sum0 <= \$508 ;
+    sum0 <= \$522 ;
   always @(posedge clk)
-    part1_0 <= \$509 ;
+    part1_0 <= \$523 ;
   always @(posedge clk)
-    part1_1 <= \$510 ;
+    part1_1 <= \$524 ;
   always @(posedge clk)
-    corr1 <= \$511 ;
+    corr1 <= \$525 ;
   always @(posedge clk)
-    sum1 <= \$512 ;
+    sum1 <= \$526 ;
   always @(posedge clk)
-    part2_0 <= \$513 ;
+    part2_0 <= \$527 ;
   always @(posedge clk)
-    part2_1 <= \$514 ;
+    part2_1 <= \$528 ;
   always @(posedge clk)
-    corr2 <= \$515 ;
+    corr2 <= \$529 ;
   always @(posedge clk)
-    sum2 <= \$516 ;
+    sum2 <= \$530 ;
   always @(posedge clk)
-    part3_0 <= \$517 ;
+    part3_0 <= \$531 ;
   always @(posedge clk)
-    part3_1 <= \$518 ;
+    part3_1 <= \$532 ;
   always @(posedge clk)
-    corr3 <= \$519 ;
+    corr3 <= \$533 ;
   always @(posedge clk)
-    sum3 <= \$520 ;
+    sum3 <= \$534 ;
   always @(posedge clk)
-    part4_0 <= \$521 ;
+    part4_0 <= \$535 ;
   always @(posedge clk)
-    part4_1 <= \$522 ;
+    part4_1 <= \$536 ;
   always @(posedge clk)
-    corr4 <= \$523 ;
+    corr4 <= \$537 ;
   always @(posedge clk)
-    sum4 <= \$524 ;
+    sum4 <= \$538 ;
   always @(posedge clk)
-    part5_0 <= \$525 ;
+    part5_0 <= \$539 ;
   always @(posedge clk)
-    part5_1 <= \$526 ;
+    part5_1 <= \$540 ;
   always @(posedge clk)
-    corr5 <= \$527 ;
+    corr5 <= \$541 ;
   always @(posedge clk)
-    sum5 <= \$528 ;
+    sum5 <= \$542 ;
   always @(posedge clk)
-    part6_0 <= \$529 ;
+    part6_0 <= \$543 ;
   always @(posedge clk)
-    part6_1 <= \$530 ;
+    part6_1 <= \$544 ;
   always @(posedge clk)
-    corr6 <= \$531 ;
+    corr6 <= \$545 ;
   always @(posedge clk)
-    sum6 <= \$532 ;
+    sum6 <= \$546 ;
   always @(posedge clk)
-    part7_0 <= \$533 ;
+    part7_0 <= \$547 ;
   always @(posedge clk)
-    part7_1 <= \$534 ;
+    part7_1 <= \$548 ;
   always @(posedge clk)
-    corr7 <= \$535 ;
+    corr7 <= \$549 ;
   always @(posedge clk)
-    sum7 <= \$536 ;
+    sum7 <= \$550 ;
   always @(posedge clk)
-    part8_0 <= \$537 ;
+    part8_0 <= \$551 ;
   always @(posedge clk)
-    part8_1 <= \$538 ;
+    part8_1 <= \$552 ;
   always @(posedge clk)
-    corr8 <= \$539 ;
+    corr8 <= \$553 ;
   always @(posedge clk)
-    sum8 <= \$540 ;
+    sum8 <= \$554 ;
   always @(posedge clk)
-    part9_0 <= \$541 ;
+    part9_0 <= \$555 ;
   always @(posedge clk)
-    part9_1 <= \$542 ;
+    part9_1 <= \$556 ;
   always @(posedge clk)
-    corr9 <= \$543 ;
+    corr9 <= \$557 ;
   always @(posedge clk)
-    sum9 <= \$544 ;
+    sum9 <= \$558 ;
   always @(posedge clk)
-    part10_0 <= \$545 ;
+    part10_0 <= \$559 ;
   always @(posedge clk)
-    part10_1 <= \$546 ;
+    part10_1 <= \$560 ;
   always @(posedge clk)
-    corr10 <= \$547 ;
+    corr10 <= \$561 ;
   always @(posedge clk)
-    sum10 <= \$548 ;
+    sum10 <= \$562 ;
   always @(posedge clk)
-    part11_0 <= \$549 ;
+    part11_0 <= \$563 ;
   always @(posedge clk)
-    part11_1 <= \$550 ;
+    part11_1 <= \$564 ;
   always @(posedge clk)
-    corr11 <= \$551 ;
+    corr11 <= \$565 ;
   always @(posedge clk)
-    sum11 <= \$552 ;
+    sum11 <= \$566 ;
   always @(posedge clk)
-    part12_0 <= \$553 ;
+    part12_0 <= \$567 ;
   always @(posedge clk)
-    part12_1 <= \$554 ;
+    part12_1 <= \$568 ;
   always @(posedge clk)
-    corr12 <= \$555 ;
+    corr12 <= \$569 ;
   always @(posedge clk)
-    sum12 <= \$556 ;
+    sum12 <= \$570 ;
   always @(posedge clk)
-    part13_0 <= \$557 ;
+    part13_0 <= \$571 ;
   always @(posedge clk)
-    part13_1 <= \$558 ;
+    part13_1 <= \$572 ;
   always @(posedge clk)
-    corr13 <= \$559 ;
+    corr13 <= \$573 ;
   always @(posedge clk)
-    sum13 <= \$560 ;
+    sum13 <= \$574 ;
   always @(posedge clk)
-    part14_0 <= \$561 ;
+    part14_0 <= \$575 ;
   always @(posedge clk)
-    part14_1 <= \$562 ;
+    part14_1 <= \$576 ;
   always @(posedge clk)
-    corr14 <= \$563 ;
+    corr14 <= \$577 ;
   always @(posedge clk)
-    sum14 <= \$564 ;
+    sum14 <= \$578 ;
   always @(posedge clk)
-    part15_0 <= \$565 ;
+    part15_0 <= \$579 ;
   always @(posedge clk)
-    part15_1 <= \$566 ;
+    part15_1 <= \$580 ;
   always @(posedge clk)
-    corr15 <= \$567 ;
+    corr15 <= \$581 ;
   always @(posedge clk)
-    sum15 <= \$568 ;
+    sum15 <= \$582 ;
   always @(posedge clk)
-    acc0 <= \$569 ;
+    acc0 <= \$583 ;
   always @(posedge clk)
-    acc1 <= \$570 ;
+    acc1 <= \$584 ;
   always @(posedge clk)
-    acc2 <= \$571 ;
+    acc2 <= \$585 ;
   always @(posedge clk)
-    acc3 <= \$572 ;
+    acc3 <= \$586 ;
   always @(posedge clk)
-    acc4 <= \$573 ;
+    acc4 <= \$587 ;
   always @(posedge clk)
-    acc5 <= \$574 ;
+    acc5 <= \$588 ;
   always @(posedge clk)
-    acc6 <= \$575 ;
+    acc6 <= \$589 ;
   always @(posedge clk)
-    acc7 <= \$576 ;
+    acc7 <= \$590 ;
   always @(posedge clk)
-    acc8 <= \$577 ;
+    acc8 <= \$591 ;
   always @(posedge clk)
-    acc9 <= \$578 ;
+    acc9 <= \$592 ;
   always @(posedge clk)
-    acc10 <= \$579 ;
+    acc10 <= \$593 ;
   always @(posedge clk)
-    acc11 <= \$580 ;
+    acc11 <= \$594 ;
   always @(posedge clk)
-    acc12 <= \$581 ;
+    acc12 <= \$595 ;
   always @(posedge clk)
-    acc13 <= \$582 ;
+    acc13 <= \$596 ;
   always @(posedge clk)
-    acc14 <= \$583 ;
+    acc14 <= \$597 ;
   always @(posedge clk)
-    acc15 <= \$584 ;
+    acc15 <= \$598 ;
   always @(posedge clk)
-    pending <= \$585 ;
-  assign vectors__ready = pending != 3'h5;
+    pending <= \$599 ;
+  always @(posedge clk)
+    vectors__ready <= \$600 ;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
   assign \$1  = | length[12:3];
@@ -1359,20 +1405,6 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   assign \$391  = $signed(\$389 ) + $signed(\$390 );
   assign \$392  = s0_keep[10] ? \$391  : 9'h000;
   assign \$393  = data[23:16] ^ { dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42] };
-  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
-  assign \$395  = $signed(\$393 ) + $signed(\$394 );
-  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
-  assign \$397  = dirs[10] + dirs[26];
-  assign \$398  = dirs[42] + dirs[58];
-  assign \$399  = \$397  + \$398 ;
-  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
-  assign \$401  = $signed(part10_0) + $signed(part10_1);
-  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
-  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
-  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
-  assign \$405  = $signed(\$403 ) + $signed(\$404 );
-  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
-  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
   \mercury_siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -1384,717 +1416,577 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$493 [3:1] = \ctl$76 [3:1];
-    \$493 [0] = accept;
+    \$507 [3:1] = \ctl$76 [3:1];
+    \$507 [0] = accept;
     if (accept) begin
-      \$493 [1] = first;
-      \$493 [2] = last;
-      \$493 [3] = flush;
+      \$507 [1] = first;
+      \$507 [2] = last;
+      \$507 [3] = flush;
     end
     if (rst) begin
-      \$493  = 4'h0;
+      \$507  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$494  = window;
+    \$508  = window;
     if (accept) begin
-      \$494  = \$150 ;
+      \$508  = \$150 ;
     end
     if (rst) begin
-      \$494  = 64'hb27044ba4b8ff03e;
+      \$508  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$495  = first;
+    \$509  = first;
     if (accept) begin
-      \$495  = last;
+      \$509  = last;
     end
     if (rst) begin
-      \$495  = 1'h1;
+      \$509  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$496  = rem_reg;
+    \$510  = rem_reg;
     if (accept) begin
-      \$496  = \$151 [12:0];
+      \$510  = \$151 [12:0];
     end
     if (rst) begin
-      \$496  = 13'h0000;
+      \$510  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$497  = last_reg;
+    \$511  = last_reg;
     if (accept) begin
-      \$497  = \$162 ;
+      \$511  = \$162 ;
     end
     if (rst) begin
-      \$497  = 1'h0;
+      \$511  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$498  = mask_reg;
+    \$512  = mask_reg;
     if (accept) begin
-      \$498  = { \$180 , \$177 , \$173 , \$168  };
+      \$512  = { \$180 , \$177 , \$173 , \$168  };
     end
     if (rst) begin
-      \$498  = 4'h0;
+      \$512  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$499  = flush_reg;
+    \$513  = flush_reg;
     if (accept) begin
-      \$499  = flush;
+      \$513  = flush;
     end
     if (rst) begin
-      \$499  = 1'h0;
+      \$513  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$500  = s0_keep;
+    \$514  = s0_keep;
     if (accept) begin
-      \$500  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
+      \$514  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
     end
     if (rst) begin
-      \$500  = 16'h0000;
+      \$514  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$501  = dirs;
+    \$515  = dirs;
     if (accept) begin
-      \$501  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
+      \$515  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
     end
     if (rst) begin
-      \$501  = 64'h0000000000000000;
+      \$515  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$502  = data;
+    \$516  = data;
     if (accept) begin
-      \$502 [7:0] = \$245 ;
-      \$502 [15:8] = \$246 ;
-      \$502 [23:16] = \$247 ;
-      \$502 [31:24] = \$248 ;
+      \$516 [7:0] = \$245 ;
+      \$516 [15:8] = \$246 ;
+      \$516 [23:16] = \$247 ;
+      \$516 [31:24] = \$248 ;
     end
     if (rst) begin
-      \$502  = 32'd0;
+      \$516  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$503  = \ctl$76 ;
+    \$517  = \ctl$76 ;
     if (rst) begin
-      \$503  = 4'h0;
+      \$517  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$504  = ctl_a;
+    \$518  = ctl_a;
     if (rst) begin
-      \$504  = 4'h0;
+      \$518  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$505  = \$252 ;
+    \$519  = \$252 ;
     if (rst) begin
-      \$505  = 9'h000;
+      \$519  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$506  = \$256 ;
+    \$520  = \$256 ;
     if (rst) begin
-      \$506  = 9'h000;
+      \$520  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$507  = \$260 ;
+    \$521  = \$260 ;
     if (rst) begin
-      \$507  = 3'h0;
+      \$521  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$508  = \$262 ;
+    \$522  = \$262 ;
     if (rst) begin
-      \$508  = 11'h000;
+      \$522  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$509  = \$266 ;
+    \$523  = \$266 ;
     if (rst) begin
-      \$509  = 9'h000;
+      \$523  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$510  = \$270 ;
+    \$524  = \$270 ;
     if (rst) begin
-      \$510  = 9'h000;
+      \$524  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$511  = \$274 ;
+    \$525  = \$274 ;
     if (rst) begin
-      \$511  = 3'h0;
+      \$525  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$512  = \$276 ;
+    \$526  = \$276 ;
     if (rst) begin
-      \$512  = 11'h000;
+      \$526  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$513  = \$280 ;
+    \$527  = \$280 ;
     if (rst) begin
-      \$513  = 9'h000;
+      \$527  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$514  = \$284 ;
+    \$528  = \$284 ;
     if (rst) begin
-      \$514  = 9'h000;
+      \$528  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$515  = \$288 ;
+    \$529  = \$288 ;
     if (rst) begin
-      \$515  = 3'h0;
+      \$529  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$516  = \$290 ;
+    \$530  = \$290 ;
     if (rst) begin
-      \$516  = 11'h000;
+      \$530  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$517  = \$294 ;
+    \$531  = \$294 ;
     if (rst) begin
-      \$517  = 9'h000;
+      \$531  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$518  = \$298 ;
+    \$532  = \$298 ;
     if (rst) begin
-      \$518  = 9'h000;
+      \$532  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$519  = \$302 ;
+    \$533  = \$302 ;
     if (rst) begin
-      \$519  = 3'h0;
+      \$533  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$520  = \$304 ;
+    \$534  = \$304 ;
     if (rst) begin
-      \$520  = 11'h000;
+      \$534  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$521  = \$308 ;
+    \$535  = \$308 ;
     if (rst) begin
-      \$521  = 9'h000;
+      \$535  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$522  = \$312 ;
+    \$536  = \$312 ;
     if (rst) begin
-      \$522  = 9'h000;
+      \$536  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$523  = \$316 ;
+    \$537  = \$316 ;
     if (rst) begin
-      \$523  = 3'h0;
+      \$537  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$524  = \$318 ;
+    \$538  = \$318 ;
     if (rst) begin
-      \$524  = 11'h000;
+      \$538  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$525  = \$322 ;
+    \$539  = \$322 ;
     if (rst) begin
-      \$525  = 9'h000;
+      \$539  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$526  = \$326 ;
+    \$540  = \$326 ;
     if (rst) begin
-      \$526  = 9'h000;
+      \$540  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$527  = \$330 ;
+    \$541  = \$330 ;
     if (rst) begin
-      \$527  = 3'h0;
+      \$541  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$528  = \$332 ;
+    \$542  = \$332 ;
     if (rst) begin
-      \$528  = 11'h000;
+      \$542  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$529  = \$336 ;
+    \$543  = \$336 ;
     if (rst) begin
-      \$529  = 9'h000;
+      \$543  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$530  = \$340 ;
+    \$544  = \$340 ;
     if (rst) begin
-      \$530  = 9'h000;
+      \$544  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$531  = \$344 ;
+    \$545  = \$344 ;
     if (rst) begin
-      \$531  = 3'h0;
+      \$545  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$532  = \$346 ;
+    \$546  = \$346 ;
     if (rst) begin
-      \$532  = 11'h000;
+      \$546  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$533  = \$350 ;
+    \$547  = \$350 ;
     if (rst) begin
-      \$533  = 9'h000;
+      \$547  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$534  = \$354 ;
+    \$548  = \$354 ;
     if (rst) begin
-      \$534  = 9'h000;
+      \$548  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$535  = \$358 ;
+    \$549  = \$358 ;
     if (rst) begin
-      \$535  = 3'h0;
+      \$549  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$536  = \$360 ;
+    \$550  = \$360 ;
     if (rst) begin
-      \$536  = 11'h000;
+      \$550  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$537  = \$364 ;
+    \$551  = \$364 ;
     if (rst) begin
-      \$537  = 9'h000;
+      \$551  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$538  = \$368 ;
+    \$552  = \$368 ;
     if (rst) begin
-      \$538  = 9'h000;
+      \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$539  = \$372 ;
+    \$553  = \$372 ;
     if (rst) begin
-      \$539  = 3'h0;
+      \$553  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$540  = \$374 ;
+    \$554  = \$374 ;
     if (rst) begin
-      \$540  = 11'h000;
+      \$554  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$541  = \$378 ;
+    \$555  = \$378 ;
     if (rst) begin
-      \$541  = 9'h000;
+      \$555  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$542  = \$382 ;
+    \$556  = \$382 ;
     if (rst) begin
-      \$542  = 9'h000;
+      \$556  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$543  = \$386 ;
+    \$557  = \$386 ;
     if (rst) begin
-      \$543  = 3'h0;
+      \$557  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$544  = \$388 ;
+    \$558  = \$388 ;
     if (rst) begin
-      \$544  = 11'h000;
+      \$558  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$545  = \$392 ;
+    \$559  = \$392 ;
     if (rst) begin
-      \$545  = 9'h000;
+      \$559  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$546  = \$396 ;
+    \$560  = \$396 ;
     if (rst) begin
-      \$546  = 9'h000;
+      \$560  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$547  = \$400 ;
+    \$561  = \$400 ;
     if (rst) begin
-      \$547  = 3'h0;
+      \$561  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$548  = \$402 ;
+    \$562  = \$402 ;
     if (rst) begin
-      \$548  = 11'h000;
+      \$562  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$549  = \$406 ;
+    \$563  = \$406 ;
     if (rst) begin
-      \$549  = 9'h000;
+      \$563  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$550  = \$410 ;
+    \$564  = \$410 ;
     if (rst) begin
-      \$550  = 9'h000;
+      \$564  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$551  = \$414 ;
+    \$565  = \$414 ;
     if (rst) begin
-      \$551  = 3'h0;
+      \$565  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$552  = \$416 ;
+    \$566  = \$416 ;
     if (rst) begin
-      \$552  = 11'h000;
+      \$566  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$553  = \$420 ;
+    \$567  = \$420 ;
     if (rst) begin
-      \$553  = 9'h000;
+      \$567  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$554  = \$424 ;
+    \$568  = \$424 ;
     if (rst) begin
-      \$554  = 9'h000;
+      \$568  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$555  = \$428 ;
+    \$569  = \$428 ;
     if (rst) begin
-      \$555  = 3'h0;
+      \$569  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$556  = \$430 ;
+    \$570  = \$430 ;
     if (rst) begin
-      \$556  = 11'h000;
+      \$570  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$557  = \$434 ;
+    \$571  = \$434 ;
     if (rst) begin
-      \$557  = 9'h000;
+      \$571  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$558  = \$438 ;
+    \$572  = \$438 ;
     if (rst) begin
-      \$558  = 9'h000;
+      \$572  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$559  = \$442 ;
+    \$573  = \$442 ;
     if (rst) begin
-      \$559  = 3'h0;
+      \$573  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$560  = \$444 ;
+    \$574  = \$444 ;
     if (rst) begin
-      \$560  = 11'h000;
+      \$574  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$561  = \$448 ;
+    \$575  = \$448 ;
     if (rst) begin
-      \$561  = 9'h000;
+      \$575  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$562  = \$452 ;
+    \$576  = \$452 ;
     if (rst) begin
-      \$562  = 9'h000;
+      \$576  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$563  = \$456 ;
+    \$577  = \$456 ;
     if (rst) begin
-      \$563  = 3'h0;
+      \$577  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$564  = \$458 ;
+    \$578  = \$458 ;
     if (rst) begin
-      \$564  = 11'h000;
+      \$578  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$565  = \$462 ;
+    \$579  = \$462 ;
     if (rst) begin
-      \$565  = 9'h000;
+      \$579  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$566  = \$466 ;
+    \$580  = \$466 ;
     if (rst) begin
-      \$566  = 9'h000;
+      \$580  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$567  = \$470 ;
+    \$581  = \$470 ;
     if (rst) begin
-      \$567  = 3'h0;
+      \$581  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$568  = \$472 ;
+    \$582  = \$472 ;
     if (rst) begin
-      \$568  = 11'h000;
+      \$582  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$569  = acc0;
+    \$583  = acc0;
     if (ctl[0]) begin
-      \$569  = \$473 ;
-    end
-    if (rst) begin
-      \$569  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$570  = acc1;
-    if (ctl[0]) begin
-      \$570  = \$474 ;
-    end
-    if (rst) begin
-      \$570  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$571  = acc2;
-    if (ctl[0]) begin
-      \$571  = \$475 ;
-    end
-    if (rst) begin
-      \$571  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$572  = acc3;
-    if (ctl[0]) begin
-      \$572  = \$476 ;
-    end
-    if (rst) begin
-      \$572  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$573  = acc4;
-    if (ctl[0]) begin
-      \$573  = \$477 ;
-    end
-    if (rst) begin
-      \$573  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$574  = acc5;
-    if (ctl[0]) begin
-      \$574  = \$478 ;
-    end
-    if (rst) begin
-      \$574  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$575  = acc6;
-    if (ctl[0]) begin
-      \$575  = \$479 ;
-    end
-    if (rst) begin
-      \$575  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$576  = acc7;
-    if (ctl[0]) begin
-      \$576  = \$480 ;
-    end
-    if (rst) begin
-      \$576  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$577  = acc8;
-    if (ctl[0]) begin
-      \$577  = \$481 ;
-    end
-    if (rst) begin
-      \$577  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$578  = acc9;
-    if (ctl[0]) begin
-      \$578  = \$482 ;
-    end
-    if (rst) begin
-      \$578  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$579  = acc10;
-    if (ctl[0]) begin
-      \$579  = \$483 ;
-    end
-    if (rst) begin
-      \$579  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$580  = acc11;
-    if (ctl[0]) begin
-      \$580  = \$484 ;
-    end
-    if (rst) begin
-      \$580  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$581  = acc12;
-    if (ctl[0]) begin
-      \$581  = \$485 ;
-    end
-    if (rst) begin
-      \$581  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$582  = acc13;
-    if (ctl[0]) begin
-      \$582  = \$486 ;
-    end
-    if (rst) begin
-      \$582  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$583  = acc14;
-    if (ctl[0]) begin
-      \$583  = \$487 ;
+      \$583  = \$473 ;
     end
     if (rst) begin
       \$583  = 21'h000000;
@@ -2102,9 +1994,9 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$584  = acc15;
+    \$584  = acc1;
     if (ctl[0]) begin
-      \$584  = \$488 ;
+      \$584  = \$474 ;
     end
     if (rst) begin
       \$584  = 21'h000000;
@@ -2112,11 +2004,162 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$585  = \$492 [2:0];
+    \$585  = acc2;
+    if (ctl[0]) begin
+      \$585  = \$475 ;
+    end
     if (rst) begin
-      \$585  = 3'h0;
+      \$585  = 21'h000000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$586  = acc3;
+    if (ctl[0]) begin
+      \$586  = \$476 ;
+    end
+    if (rst) begin
+      \$586  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$587  = acc4;
+    if (ctl[0]) begin
+      \$587  = \$477 ;
+    end
+    if (rst) begin
+      \$587  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$588  = acc5;
+    if (ctl[0]) begin
+      \$588  = \$478 ;
+    end
+    if (rst) begin
+      \$588  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$589  = acc6;
+    if (ctl[0]) begin
+      \$589  = \$479 ;
+    end
+    if (rst) begin
+      \$589  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$590  = acc7;
+    if (ctl[0]) begin
+      \$590  = \$480 ;
+    end
+    if (rst) begin
+      \$590  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$591  = acc8;
+    if (ctl[0]) begin
+      \$591  = \$481 ;
+    end
+    if (rst) begin
+      \$591  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$592  = acc9;
+    if (ctl[0]) begin
+      \$592  = \$482 ;
+    end
+    if (rst) begin
+      \$592  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$593  = acc10;
+    if (ctl[0]) begin
+      \$593  = \$483 ;
+    end
+    if (rst) begin
+      \$593  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$594  = acc11;
+    if (ctl[0]) begin
+      \$594  = \$484 ;
+    end
+    if (rst) begin
+      \$594  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$595  = acc12;
+    if (ctl[0]) begin
+      \$595  = \$485 ;
+    end
+    if (rst) begin
+      \$595  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$596  = acc13;
+    if (ctl[0]) begin
+      \$596  = \$486 ;
+    end
+    if (rst) begin
+      \$596  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$597  = acc14;
+    if (ctl[0]) begin
+      \$597  = \$487 ;
+    end
+    if (rst) begin
+      \$597  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$598  = acc15;
+    if (ctl[0]) begin
+      \$598  = \$488 ;
+    end
+    if (rst) begin
+      \$598  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$599  = \$500 ;
+    if (rst) begin
+      \$599  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$600  = vectors__ready;
+    if (\$503 ) begin
+      \$600  = \$506 ;
+    end
+    if (rst) begin
+      \$600  = 1'h1;
+    end
+  end
+  assign room = vectors__ready;
   assign keep = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
   assign acc_next0 = \$70 [20:0];
   assign acc_next1 = \$71 [20:0];
@@ -2244,7 +2287,7 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_siggen.out_fifo (clk, rst, w_en, r__valid, r__payload, w_data, r_en);
+module \mercury_siggen.out_fifo (clk, rst, w_en, w_data, r__valid, r__payload, r_en);
   input clk;
   wire clk;
   wire [2:0] level;
@@ -2279,8 +2322,8 @@ module \mercury_siggen.out_fifo (clk, rst, w_en, r__valid, r__payload, w_data, r
     .r_en(r_en),
     .r_rdy(r__valid),
     .rst(rst),
+    .w_data(w_data),
     .w_en(w_en),
-    .w_port__data(w_data),
     .w_rdy(w__ready)
   );
   assign w__payload = w_data;
@@ -2297,137 +2340,337 @@ module \mercury_siggen.out_fifo (clk, rst, w_en, r__valid, r__payload, w_data, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_rdy, r_rdy, r_data, w_port__data, level, r_en);
+module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_rdy, r_data, r_en);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [3:0] \$13 ;
+  wire [3:0] \$10 ;
+  reg \$100 ;
+  reg [1:0] \$101 ;
+  reg [1:0] \$102 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire [3:0] \$18 ;
-  reg [2:0] \$19 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  wire [3:0] \$3 ;
-  wire [3:0] \$4 ;
-  wire \$5 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [16:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [3:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [3:0] \$5 ;
+  wire [3:0] \$50 ;
+  wire [2:0] \$51 ;
+  wire [2:0] \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [3:0] \$7 ;
-  wire [3:0] \$8 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire [2:0] \$81 ;
+  wire [2:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [2:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  reg [2:0] \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg [16:0] \$98 ;
+  reg [2:0] \$99 ;
+  reg any_held = 1'h0;
   input clk;
   wire clk;
-  (* init = 3'h0 *)
-  wire [2:0] consume;
+  reg [1:0] consume = 2'h0;
+  reg [2:0] held = 3'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
-  (* init = 3'h0 *)
-  wire [2:0] produce;
+  reg [1:0] produce = 2'h0;
   output [16:0] r_data;
-  wire [16:0] r_data;
+  reg [16:0] r_data = 17'h00000;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
-  reg [2:0] r_port__addr = 3'h0;
+  (* init = 2'h0 *)
+  wire [1:0] r_port__addr;
   wire [16:0] r_port__data;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
+  input [16:0] w_data;
   wire [16:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
-  reg [2:0] w_port__addr = 3'h0;
-  input [16:0] w_port__data;
+  (* init = 2'h0 *)
+  wire [1:0] w_port__addr;
   wire [16:0] w_port__data;
   wire w_port__en;
   output w_rdy;
-  wire w_rdy;
-  reg [16:0] storage [4:0];
+  reg w_rdy = 1'h1;
+  reg [16:0] storage [3:0];
   initial begin
     storage[0] = 17'h00000;
     storage[1] = 17'h00000;
     storage[2] = 17'h00000;
     storage[3] = 17'h00000;
-    storage[4] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+      storage[produce] <= w_data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h5;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
+  assign r_port__data = storage[consume];
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr == 3'h4;
-  assign \$3  = w_port__addr + 1'h1;
-  assign \$4  = \$2  ? 4'h0 : \$3 ;
-  assign \$5  = r_rdy & r_en;
-  assign \$6  = r_port__addr == 3'h4;
-  assign \$7  = r_port__addr + 1'h1;
-  assign \$8  = \$6  ? 4'h0 : \$7 ;
-  assign \$9  = w_rdy & w_en;
-  assign \$10  = r_rdy & r_en;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = level + 1'h1;
+  assign \$2  = r_rdy & r_en;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = level + 1'h1;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = w_rdy & w_en;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = level - 1'h1;
+  assign \$11  = \$9  ? \$10 [2:0] : level;
+  assign \$12  = \$4  ? \$5 [2:0] : \$11 ;
+  assign \$13  = w_rdy & w_en;
   assign \$14  = r_rdy & r_en;
-  assign \$15  = w_rdy & w_en;
-  assign \$16  = ~ \$15 ;
-  assign \$17  = \$14  & \$16 ;
-  assign \$18  = level - 1'h1;
+  assign \$15  = \$13  ^ \$14 ;
+  assign \$16  = w_rdy & w_en;
+  assign \$17  = level != 1'h1;
+  assign \$18  = \$16  | \$17 ;
+  assign \$19  = r_rdy & r_en;
+  assign \$20  = level != 3'h4;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = ~ r_rdy;
+  assign \$23  = \$22  | r_en;
+  assign \$24  = any_held ? r_port__data : w_data;
+  assign \$25  = w_rdy & w_en;
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = \$31  & \$35 ;
+  assign \$37  = held + 1'h1;
+  assign \$38  = ~ r_rdy;
+  assign \$39  = \$38  | r_en;
+  assign \$40  = \$39  & any_held;
+  assign \$41  = w_rdy & w_en;
+  assign \$42  = ~ r_rdy;
+  assign \$43  = \$42  | r_en;
+  assign \$44  = ~ any_held;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = \$41  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$40  & \$48 ;
+  assign \$50  = held - 1'h1;
+  assign \$51  = \$49  ? \$50 [2:0] : held;
+  assign \$52  = \$36  ? \$37 [2:0] : \$51 ;
+  assign \$53  = w_rdy & w_en;
+  assign \$54  = ~ r_rdy;
+  assign \$55  = \$54  | r_en;
+  assign \$56  = ~ any_held;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = ~ \$57 ;
+  assign \$59  = \$53  & \$58 ;
+  assign \$60  = ~ r_rdy;
+  assign \$61  = \$60  | r_en;
+  assign \$62  = \$61  & any_held;
+  assign \$63  = \$59  ^ \$62 ;
+  assign \$64  = w_rdy & w_en;
+  assign \$65  = ~ r_rdy;
+  assign \$66  = \$65  | r_en;
+  assign \$67  = ~ any_held;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$64  & \$69 ;
+  assign \$71  = held != 1'h1;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = w_rdy & w_en;
+  assign \$74  = ~ r_rdy;
+  assign \$75  = \$74  | r_en;
+  assign \$76  = ~ any_held;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$73  & \$78 ;
+  assign \$80  = produce == 2'h3;
+  assign \$81  = produce + 1'h1;
+  assign \$82  = \$80  ? 3'h0 : \$81 ;
+  assign \$83  = ~ r_rdy;
+  assign \$84  = \$83  | r_en;
+  assign \$85  = \$84  & any_held;
+  assign \$86  = consume == 2'h3;
+  assign \$87  = consume + 1'h1;
+  assign \$88  = \$86  ? 3'h0 : \$87 ;
+  assign \$89  = w_rdy & w_en;
+  assign \$90  = ~ r_rdy;
+  assign \$91  = \$90  | r_en;
+  assign \$92  = ~ any_held;
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = ~ \$93 ;
+  assign w_port__en = \$89  & \$94 ;
   always @(posedge clk)
-    w_port__addr <= \$19 ;
+    level <= \$95 ;
   always @(posedge clk)
-    r_port__addr <= \$20 ;
+    r_rdy <= \$96 ;
   always @(posedge clk)
-    level <= \$21 ;
+    w_rdy <= \$97 ;
+  always @(posedge clk)
+    r_data <= \$98 ;
+  always @(posedge clk)
+    held <= \$99 ;
+  always @(posedge clk)
+    any_held <= \$100 ;
+  always @(posedge clk)
+    produce <= \$101 ;
+  always @(posedge clk)
+    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$19  = w_port__addr;
-    if (\$1 ) begin
-      \$19  = \$4 [2:0];
-    end
+    \$95  = \$12 ;
     if (rst) begin
-      \$19  = 3'h0;
+      \$95  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$20  = r_port__addr;
-    if (\$5 ) begin
-      \$20  = \$8 [2:0];
+    \$96  = r_rdy;
+    if (\$15 ) begin
+      \$96  = \$18 ;
     end
     if (rst) begin
-      \$20  = 3'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$21  = level;
-    if (\$12 ) begin
-      \$21  = \$13 [2:0];
-    end
-    if (\$17 ) begin
-      \$21  = \$18 [2:0];
+    \$97  = w_rdy;
+    if (\$15 ) begin
+      \$97  = \$21 ;
     end
     if (rst) begin
-      \$21  = 3'h0;
+      \$97  = 1'h1;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$98  = r_data;
+    if (\$23 ) begin
+      \$98  = \$24 ;
+    end
+    if (rst) begin
+      \$98  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$99  = \$52 ;
+    if (rst) begin
+      \$99  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$100  = any_held;
+    if (\$63 ) begin
+      \$100  = \$72 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$101  = produce;
+    if (\$79 ) begin
+      \$101  = \$82 [1:0];
+    end
+    if (rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$102  = consume;
+    if (\$85 ) begin
+      \$102  = \$88 [1:0];
+    end
+    if (rst) begin
+      \$102  = 2'h0;
+    end
+  end
+  assign w_port__addr = produce;
+  assign w_port__data = w_data;
+  assign r_port__addr = consume;
 endmodule
