@@ -118,8 +118,8 @@ class ReuseAwarePEArray(wiring.Component):
         full = Signal(2)        # bank b holds a tile whose pass has not released it
         full_next = Signal(2)   # ... after this cycle
         release = Signal(2)     # banks released this cycle
-        self._load_weights(m, wmem, full, full_next, release)
-        credits = self._compute(m, wmem, full_next, release, pes, computed)
+        landing = self._load_weights(m, wmem, full, full_next, release)
+        credits = self._compute(m, wmem, full_next, release, landing, pes, computed)
         out_valid = self._sequence(m, computed, rbuf)
 
         m.d.comb += self.busy.eq((credits != self.depth) | out_valid)
@@ -127,7 +127,8 @@ class ReuseAwarePEArray(wiring.Component):
 
     def _load_weights(self, m, wmem, full, full_next, release):
         """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded.
-        ``full_next``: ``full`` after this cycle."""
+        ``full_next``: ``full`` after this cycle. Returns the write landing this cycle
+        (``w_en`` one-hot chunk, ``w_addr``, ``w_data``: registers)."""
         cfg = self.cfg
         wr_bank = Signal()
         wr_addr = Signal(range(cfg.max_beats))
@@ -140,14 +141,21 @@ class ReuseAwarePEArray(wiring.Component):
         ]
         # waddr = the bank's base + wr_addr, kept as a register (no adder before the block RAMs),
         # with its chunk decoded into a register alongside.
+        # The write itself lands a cycle later, from registers (``w_en``: the chunk written):
+        # no handshake logic in front of the block RAMs' write enables.
         waddr = Signal(range(2 * cfg.max_beats), name="waddr")
         wchunk = Signal(len(wmem), init=1, name="wchunk")
+        w_en = Signal(len(wmem), name="wmem_w_en")
+        w_addr = Signal.like(waddr, name="wmem_w_addr")
+        w_data = Signal(layouts.weight_word(cfg), name="wmem_w_data")
+        m.d.sync += [w_en.eq(Mux(load, wchunk, 0)), w_addr.eq(waddr),
+                     w_data.eq(self.weights.p.data)]
         for k, chunk in enumerate(wmem):
             wport = chunk.write_port()
             m.d.comb += [
-                wport.addr.eq(waddr),    # truncated to the chunk's depth
-                wport.data.eq(self.weights.p.data),
-                wport.en.eq(load & wchunk[k]),
+                wport.addr.eq(w_addr),    # truncated to the chunk's depth
+                wport.data.eq(w_data),
+                wport.en.eq(w_en[k]),
             ]
         # (the next values are sums and decodes of registers; ``load`` only enables them)
         chunks = len(wmem)
@@ -166,6 +174,7 @@ class ReuseAwarePEArray(wiring.Component):
                 ]
         m.d.comb += full_next.eq((full | loaded) & ~release)
         m.d.sync += full.eq(full_next)
+        return w_en, w_addr, w_data
 
     def _chunk_bits(self):
         """Address bits inside a weight-memory chunk."""
@@ -192,14 +201,26 @@ class ReuseAwarePEArray(wiring.Component):
             chunks.append(chunk)
         return chunks
 
-    def _read_weights(self, m, wmem, raddr):
+    def _read_weights(self, m, wmem, raddr, landing):
         """Read word ``raddr`` in every chunk; their data is registered, then the chunk of
         ``raddr`` (registered alongside) chosen: the word is there :data:`WEIGHT_READ` cycles
-        after the address, and every path from a block RAM ends in a register."""
+        after the address, and every path from a block RAM ends in a register.
+
+        ``landing`` (``w_en``, ``w_addr``, ``w_data``): the write the block RAMs take this
+        cycle. A read of that very word (a one-beat tile read at once) would see the old word,
+        so the written word is carried alongside (``byp``) and chosen instead of the chunks."""
         cfg = self.cfg
+        w_en, w_addr, w_data = landing
         sel = [Signal(len(wmem), name=f"wsel{i}") for i in range(2)]   # one-hot chunk choice
-        m.d.sync += [sel[0].eq(self._chunk_onehot(raddr, len(wmem))), sel[1].eq(sel[0])]
-        word = 0
+        hit = [Signal(name=f"wbyp_sel{i}") for i in range(2)]
+        byp = [Signal(layouts.weight_word(cfg), name=f"wbyp{i}") for i in range(2)]
+        m.d.sync += [
+            sel[0].eq(self._chunk_onehot(raddr, len(wmem))),
+            sel[1].eq(Mux(hit[0], 0, sel[0])),
+            hit[0].eq((w_en != 0) & (w_addr == raddr)), hit[1].eq(hit[0]),
+            byp[0].eq(w_data), byp[1].eq(byp[0]),
+        ]
+        word = Mux(hit[1], byp[1].as_value(), 0)
         for k, chunk in enumerate(wmem):
             rport = chunk.read_port()
             held = Signal(layouts.weight_word(cfg), name=f"wdata{k}")
@@ -210,7 +231,7 @@ class ReuseAwarePEArray(wiring.Component):
         m.d.comb += out.eq(word)
         return out
 
-    def _compute(self, m, wmem, full_next, release, pes, computed):
+    def _compute(self, m, wmem, full_next, release, landing, pes, computed):
         """Beat intake, weight read, PEs, computed FIFO. Returns the credit counter.
 
         ``beats.ready`` is a register: the next cycle's (oldest bank loaded) & (a credit left),
@@ -244,7 +265,7 @@ class ReuseAwarePEArray(wiring.Component):
         ]
 
         # The beat waits WEIGHT_READ cycles for its weight word (chunk read, chunk registers).
-        word = self._read_weights(m, wmem, raddr)
+        word = self._read_weights(m, wmem, raddr, landing)
         ctl = [Signal(name="s0_valid"), Signal(name="s0_first"), Signal(name="s0_last"),
                Signal(cfg.lanes, name="s0_mask"), Signal(layouts.vector_beat(cfg), name="s0_data")]
         m.d.sync += ctl[0].eq(compute)
