@@ -128,7 +128,7 @@ class ReuseAwarePEArray(wiring.Component):
     def _load_weights(self, m, wmem, full, full_next, release):
         """Weight loader: fill the free bank beat by beat; ``last`` marks it loaded.
         ``full_next``: ``full`` after this cycle. Returns the write landing this cycle
-        (``w_en`` one-hot chunk, ``w_addr``, ``w_data``: registers)."""
+        (``w_any``: one lands, ``w_addr``, ``w_data``: registers)."""
         cfg = self.cfg
         wr_bank = Signal()
         wr_addr = Signal(range(cfg.max_beats))
@@ -148,7 +148,8 @@ class ReuseAwarePEArray(wiring.Component):
         w_en = Signal(len(wmem), name="wmem_w_en")
         w_addr = Signal.like(waddr, name="wmem_w_addr")
         w_data = Signal(layouts.weight_word(cfg), name="wmem_w_data")
-        m.d.sync += [w_en.eq(Mux(load, wchunk, 0)), w_addr.eq(waddr),
+        w_any = Signal(name="wmem_w_any")
+        m.d.sync += [w_en.eq(Mux(load, wchunk, 0)), w_any.eq(load), w_addr.eq(waddr),
                      w_data.eq(self.weights.p.data)]
         for k, chunk in enumerate(wmem):
             wport = chunk.write_port()
@@ -174,7 +175,7 @@ class ReuseAwarePEArray(wiring.Component):
                 ]
         m.d.comb += full_next.eq((full | loaded) & ~release)
         m.d.sync += full.eq(full_next)
-        return w_en, w_addr, w_data
+        return w_any, w_addr, w_data
 
     def _chunk_bits(self):
         """Address bits inside a weight-memory chunk."""
@@ -206,18 +207,18 @@ class ReuseAwarePEArray(wiring.Component):
         ``raddr`` (registered alongside) chosen: the word is there :data:`WEIGHT_READ` cycles
         after the address, and every path from a block RAM ends in a register.
 
-        ``landing`` (``w_en``, ``w_addr``, ``w_data``): the write the block RAMs take this
+        ``landing`` (``w_any``, ``w_addr``, ``w_data``): the write the block RAMs take this
         cycle. A read of that very word (a one-beat tile read at once) would see the old word,
         so the written word is carried alongside (``byp``) and chosen instead of the chunks."""
         cfg = self.cfg
-        w_en, w_addr, w_data = landing
+        w_any, w_addr, w_data = landing
         sel = [Signal(len(wmem), name=f"wsel{i}") for i in range(2)]   # one-hot chunk choice
         hit = [Signal(name=f"wbyp_sel{i}") for i in range(2)]
         byp = [Signal(layouts.weight_word(cfg), name=f"wbyp{i}") for i in range(2)]
         m.d.sync += [
             sel[0].eq(self._chunk_onehot(raddr, len(wmem))),
             sel[1].eq(Mux(hit[0], 0, sel[0])),
-            hit[0].eq((w_en != 0) & (w_addr == raddr)), hit[1].eq(hit[0]),
+            hit[0].eq(w_any & (w_addr == raddr)), hit[1].eq(hit[0]),
             byp[0].eq(w_data), byp[1].eq(byp[0]),
         ]
         word = Mux(hit[1], byp[1].as_value(), 0)

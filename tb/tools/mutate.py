@@ -443,7 +443,7 @@ MUTANTS = [
     _m(
         "weight_landing_read_stale",
         "mercury_hw/pe_array.py",
-        "hit[0].eq((w_en != 0) & (w_addr == raddr)), hit[1].eq(hit[0]),",
+        "hit[0].eq(w_any & (w_addr == raddr)), hit[1].eq(hit[0]),",
         "hit[0].eq(0), hit[1].eq(hit[0]),",
         T_PE,
         "weight memory: a word read in the cycle its (registered) write lands reads the old word",
@@ -475,8 +475,8 @@ MUTANTS = [
     _m(
         "weight_chunk_write_all",
         "mercury_hw/pe_array.py",
-        "m.d.sync += [w_en.eq(Mux(load, wchunk, 0)), w_addr.eq(waddr),",
-        "m.d.sync += [w_en.eq(Mux(load, -1, 0)), w_addr.eq(waddr),",
+        "m.d.sync += [w_en.eq(Mux(load, wchunk, 0)), w_any.eq(load), w_addr.eq(waddr),",
+        "m.d.sync += [w_en.eq(Mux(load, -1, 0)), w_any.eq(load), w_addr.eq(waddr),",
         T_PE,
         "weight load: every chunk written (a bank's words alias across chunks)",
     ),
