@@ -6051,118 +6051,129 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire [255:0] \$109 ;
+  wire \$109 ;
   wire [255:0] \$11 ;
-  reg [10:0] \$110 ;
-  reg \$111 ;
-  reg [11:0] \$112 ;
-  reg [4:0] \$113 ;
-  reg [1:0] \$114 ;
-  reg [10:0] \$115 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire [255:0] \$114 ;
+  reg [4:0] \$115 ;
   reg \$116 ;
   reg [11:0] \$117 ;
-  reg [4:0] \$118 ;
-  reg [4:0] \$119 ;
+  reg [255:0] \$118 ;
+  reg [10:0] \$119 ;
   wire [255:0] \$12 ;
-  reg [255:0] \$120 ;
-  reg [255:0] \$121 ;
-  reg [255:0] \$122 ;
-  reg [255:0] \$123 ;
-  reg [255:0] \$124 ;
+  reg \$120 ;
+  reg [11:0] \$121 ;
+  reg [4:0] \$122 ;
+  reg [1:0] \$123 ;
+  reg [10:0] \$124 ;
   reg \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg [3:0] \$128 ;
-  reg [31:0] \$129 ;
+  reg [11:0] \$126 ;
+  reg [4:0] \$127 ;
+  reg [4:0] \$128 ;
+  reg \$129 ;
   wire [255:0] \$13 ;
   reg \$130 ;
-  reg \$131 ;
-  reg \$132 ;
-  reg [3:0] \$133 ;
-  reg [31:0] \$134 ;
-  reg \$135 ;
+  reg [255:0] \$131 ;
+  reg [255:0] \$132 ;
+  reg [255:0] \$133 ;
+  reg [255:0] \$134 ;
+  reg [255:0] \$135 ;
   reg [255:0] \$136 ;
-  reg [4:0] \$137 ;
+  reg [255:0] \$137 ;
   reg \$138 ;
   reg \$139 ;
   wire [255:0] \$14 ;
-  reg [6:0] \$140 ;
-  reg [255:0] \$141 ;
-  reg \$142 ;
+  reg \$140 ;
+  reg [3:0] \$141 ;
+  reg [31:0] \$142 ;
   reg \$143 ;
   reg \$144 ;
-  reg [6:0] \$145 ;
-  reg [255:0] \$146 ;
+  reg \$145 ;
+  reg [3:0] \$146 ;
+  reg [31:0] \$147 ;
+  reg [4:0] \$148 ;
+  reg \$149 ;
   wire [255:0] \$15 ;
+  reg \$150 ;
+  reg [6:0] \$151 ;
+  reg [255:0] \$152 ;
+  reg \$153 ;
+  reg \$154 ;
+  reg \$155 ;
+  reg [6:0] \$156 ;
+  reg [255:0] \$157 ;
   wire [255:0] \$16 ;
-  wire \$17 ;
+  wire [255:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire [5:0] \$21 ;
-  wire \$22 ;
+  wire \$21 ;
+  wire [5:0] \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [5:0] \$26 ;
-  wire [4:0] \$27 ;
-  wire \$28 ;
+  wire \$26 ;
+  wire [5:0] \$27 ;
+  wire [4:0] \$28 ;
   wire \$29 ;
   wire [1:0] \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire [255:0] \$32 ;
-  wire \$33 ;
+  wire \$32 ;
+  wire [255:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire [10:0] \$36 ;
-  wire [4:0] \$37 ;
-  wire [11:0] \$38 ;
-  wire [12:0] \$39 ;
+  wire [4:0] \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire [10:0] \$38 ;
+  wire [4:0] \$39 ;
   wire [1:0] \$4 ;
-  wire [12:0] \$40 ;
+  wire [11:0] \$40 ;
   wire [12:0] \$41 ;
-  wire \$42 ;
+  wire [12:0] \$42 ;
   wire [12:0] \$43 ;
-  wire [12:0] \$44 ;
-  wire \$45 ;
+  wire \$44 ;
+  wire [12:0] \$45 ;
   wire [12:0] \$46 ;
-  wire [12:0] \$47 ;
-  wire \$48 ;
+  wire \$47 ;
+  wire [12:0] \$48 ;
   wire [12:0] \$49 ;
   wire [1:0] \$5 ;
-  wire [12:0] \$50 ;
-  wire \$51 ;
+  wire \$50 ;
+  wire [12:0] \$51 ;
   wire [12:0] \$52 ;
-  wire [12:0] \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire [11:0] \$56 ;
-  wire [11:0] \$57 ;
+  wire \$53 ;
+  wire [12:0] \$54 ;
+  wire [12:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire [11:0] \$58 ;
   wire [11:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [11:0] \$60 ;
+  wire [11:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire [11:0] \$65 ;
-  wire [11:0] \$66 ;
-  wire [12:0] \$67 ;
-  wire [12:0] \$68 ;
-  wire [11:0] \$69 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire [11:0] \$67 ;
+  wire [11:0] \$68 ;
+  wire [12:0] \$69 ;
   wire [1:0] \$7 ;
   wire [12:0] \$70 ;
-  wire \$71 ;
-  wire [11:0] \$72 ;
-  wire [11:0] \$73 ;
+  wire [11:0] \$71 ;
+  wire [12:0] \$72 ;
+  wire \$73 ;
   wire [11:0] \$74 ;
   wire [11:0] \$75 ;
-  wire [12:0] \$76 ;
+  wire [11:0] \$76 ;
   wire [11:0] \$77 ;
-  wire \$78 ;
+  wire [12:0] \$78 ;
   wire [11:0] \$79 ;
   wire [255:0] \$8 ;
   wire \$80 ;
@@ -6172,9 +6183,9 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire \$84 ;
   wire [11:0] \$85 ;
   wire \$86 ;
-  wire \$87 ;
+  wire [11:0] \$87 ;
   wire \$88 ;
-  wire \$89 ;
+  wire [4:0] \$89 ;
   wire [255:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -6189,62 +6200,62 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   (* init = 1'h0 *)
   wire \$signal ;
   (* init = 1'h0 *)
-  wire \$signal$53 ;
+  wire \$signal$56 ;
   reg [31:0] a = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \a$56 ;
-  wire [7:0] \a$56[0] ;
-  wire [7:0] \a$56[1] ;
-  wire [7:0] \a$56[2] ;
-  wire [7:0] \a$56[3] ;
+  wire [31:0] \a$59 ;
+  wire [7:0] \a$59[0] ;
+  wire [7:0] \a$59[1] ;
+  wire [7:0] \a$59[2] ;
+  wire [7:0] \a$59[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$62 ;
-  wire [7:0] \a$62[0] ;
-  wire [7:0] \a$62[1] ;
-  wire [7:0] \a$62[2] ;
-  wire [7:0] \a$62[3] ;
+  wire [31:0] \a$65 ;
+  wire [7:0] \a$65[0] ;
+  wire [7:0] \a$65[1] ;
+  wire [7:0] \a$65[2] ;
+  wire [7:0] \a$65[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$68 ;
-  wire [7:0] \a$68[0] ;
-  wire [7:0] \a$68[1] ;
-  wire [7:0] \a$68[2] ;
-  wire [7:0] \a$68[3] ;
+  wire [31:0] \a$71 ;
+  wire [7:0] \a$71[0] ;
+  wire [7:0] \a$71[1] ;
+  wire [7:0] \a$71[2] ;
+  wire [7:0] \a$71[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$74 ;
-  wire [7:0] \a$74[0] ;
-  wire [7:0] \a$74[1] ;
-  wire [7:0] \a$74[2] ;
-  wire [7:0] \a$74[3] ;
+  wire [31:0] \a$77 ;
+  wire [7:0] \a$77[0] ;
+  wire [7:0] \a$77[1] ;
+  wire [7:0] \a$77[2] ;
+  wire [7:0] \a$77[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$80 ;
-  wire [7:0] \a$80[0] ;
-  wire [7:0] \a$80[1] ;
-  wire [7:0] \a$80[2] ;
-  wire [7:0] \a$80[3] ;
+  wire [31:0] \a$83 ;
+  wire [7:0] \a$83[0] ;
+  wire [7:0] \a$83[1] ;
+  wire [7:0] \a$83[2] ;
+  wire [7:0] \a$83[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$86 ;
-  wire [7:0] \a$86[0] ;
-  wire [7:0] \a$86[1] ;
-  wire [7:0] \a$86[2] ;
-  wire [7:0] \a$86[3] ;
+  wire [31:0] \a$89 ;
+  wire [7:0] \a$89[0] ;
+  wire [7:0] \a$89[1] ;
+  wire [7:0] \a$89[2] ;
+  wire [7:0] \a$89[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$92 ;
-  wire [7:0] \a$92[0] ;
-  wire [7:0] \a$92[1] ;
-  wire [7:0] \a$92[2] ;
-  wire [7:0] \a$92[3] ;
+  wire [31:0] \a$95 ;
+  wire [7:0] \a$95[0] ;
+  wire [7:0] \a$95[1] ;
+  wire [7:0] \a$95[2] ;
+  wire [7:0] \a$95[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$143 ;
-  wire [31:0] \acc$144 ;
-  wire [31:0] \acc$145 ;
-  wire [31:0] \acc$146 ;
-  wire [31:0] \acc$147 ;
-  wire [31:0] \acc$148 ;
-  wire [31:0] \acc$149 ;
+  wire [31:0] \acc$105 ;
+  wire [31:0] \acc$106 ;
+  wire [31:0] \acc$107 ;
+  wire [31:0] \acc$108 ;
+  wire [31:0] \acc$109 ;
+  wire [31:0] \acc$110 ;
+  wire [31:0] \acc$111 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -6272,53 +6283,53 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire done;
   reg first = 1'h0;
   (* init = 1'h0 *)
-  wire \first$60 ;
+  wire \first$63 ;
   (* init = 1'h0 *)
-  wire \first$66 ;
+  wire \first$69 ;
   (* init = 1'h0 *)
-  wire \first$72 ;
+  wire \first$75 ;
   (* init = 1'h0 *)
-  wire \first$78 ;
+  wire \first$81 ;
   (* init = 1'h0 *)
-  wire \first$84 ;
+  wire \first$87 ;
   (* init = 1'h0 *)
-  wire \first$90 ;
+  wire \first$93 ;
   (* init = 1'h0 *)
-  wire \first$96 ;
+  wire \first$99 ;
   reg [1:0] full = 2'h0;
   wire [1:0] full_next;
   reg last = 1'h0;
   (* init = 1'h0 *)
-  wire \last$61 ;
+  wire \last$100 ;
   (* init = 1'h0 *)
-  wire \last$67 ;
+  wire \last$64 ;
   (* init = 1'h0 *)
-  wire \last$73 ;
+  wire \last$70 ;
   (* init = 1'h0 *)
-  wire \last$79 ;
+  wire \last$76 ;
   (* init = 1'h0 *)
-  wire \last$85 ;
+  wire \last$82 ;
   (* init = 1'h0 *)
-  wire \last$91 ;
+  wire \last$88 ;
   (* init = 1'h0 *)
-  wire \last$97 ;
+  wire \last$94 ;
   wire load;
   wire [1:0] loaded;
   reg [3:0] mask = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] \mask$58 ;
+  wire [3:0] \mask$61 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$64 ;
+  wire [3:0] \mask$67 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$70 ;
+  wire [3:0] \mask$73 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$76 ;
+  wire [3:0] \mask$79 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$82 ;
+  wire [3:0] \mask$85 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$88 ;
+  wire [3:0] \mask$91 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$94 ;
+  wire [3:0] \mask$97 ;
   reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_data[0] ;
   wire [31:0] \out_data[1] ;
@@ -6379,217 +6390,217 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   (* init = 1'h0 *)
   wire results__valid;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$114 ;
-  wire [8:0] \rport__addr$34 ;
+  wire [6:0] \rport__addr$128 ;
   wire [8:0] \rport__addr$35 ;
   wire [8:0] \rport__addr$36 ;
-  wire [7:0] \rport__addr$37 ;
+  wire [8:0] \rport__addr$37 ;
+  wire [7:0] \rport__addr$38 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$129 ;
-  wire [31:0] \rport__data$129[0] ;
-  wire [7:0] \rport__data$129[0][0] ;
-  wire [7:0] \rport__data$129[0][1] ;
-  wire [7:0] \rport__data$129[0][2] ;
-  wire [7:0] \rport__data$129[0][3] ;
-  wire [31:0] \rport__data$129[1] ;
-  wire [7:0] \rport__data$129[1][0] ;
-  wire [7:0] \rport__data$129[1][1] ;
-  wire [7:0] \rport__data$129[1][2] ;
-  wire [7:0] \rport__data$129[1][3] ;
-  wire [31:0] \rport__data$129[2] ;
-  wire [7:0] \rport__data$129[2][0] ;
-  wire [7:0] \rport__data$129[2][1] ;
-  wire [7:0] \rport__data$129[2][2] ;
-  wire [7:0] \rport__data$129[2][3] ;
-  wire [31:0] \rport__data$129[3] ;
-  wire [7:0] \rport__data$129[3][0] ;
-  wire [7:0] \rport__data$129[3][1] ;
-  wire [7:0] \rport__data$129[3][2] ;
-  wire [7:0] \rport__data$129[3][3] ;
-  wire [31:0] \rport__data$129[4] ;
-  wire [7:0] \rport__data$129[4][0] ;
-  wire [7:0] \rport__data$129[4][1] ;
-  wire [7:0] \rport__data$129[4][2] ;
-  wire [7:0] \rport__data$129[4][3] ;
-  wire [31:0] \rport__data$129[5] ;
-  wire [7:0] \rport__data$129[5][0] ;
-  wire [7:0] \rport__data$129[5][1] ;
-  wire [7:0] \rport__data$129[5][2] ;
-  wire [7:0] \rport__data$129[5][3] ;
-  wire [31:0] \rport__data$129[6] ;
-  wire [7:0] \rport__data$129[6][0] ;
-  wire [7:0] \rport__data$129[6][1] ;
-  wire [7:0] \rport__data$129[6][2] ;
-  wire [7:0] \rport__data$129[6][3] ;
-  wire [31:0] \rport__data$129[7] ;
-  wire [7:0] \rport__data$129[7][0] ;
-  wire [7:0] \rport__data$129[7][1] ;
-  wire [7:0] \rport__data$129[7][2] ;
-  wire [7:0] \rport__data$129[7][3] ;
-  wire [255:0] \rport__data$130 ;
-  wire [31:0] \rport__data$130[0] ;
-  wire [7:0] \rport__data$130[0][0] ;
-  wire [7:0] \rport__data$130[0][1] ;
-  wire [7:0] \rport__data$130[0][2] ;
-  wire [7:0] \rport__data$130[0][3] ;
-  wire [31:0] \rport__data$130[1] ;
-  wire [7:0] \rport__data$130[1][0] ;
-  wire [7:0] \rport__data$130[1][1] ;
-  wire [7:0] \rport__data$130[1][2] ;
-  wire [7:0] \rport__data$130[1][3] ;
-  wire [31:0] \rport__data$130[2] ;
-  wire [7:0] \rport__data$130[2][0] ;
-  wire [7:0] \rport__data$130[2][1] ;
-  wire [7:0] \rport__data$130[2][2] ;
-  wire [7:0] \rport__data$130[2][3] ;
-  wire [31:0] \rport__data$130[3] ;
-  wire [7:0] \rport__data$130[3][0] ;
-  wire [7:0] \rport__data$130[3][1] ;
-  wire [7:0] \rport__data$130[3][2] ;
-  wire [7:0] \rport__data$130[3][3] ;
-  wire [31:0] \rport__data$130[4] ;
-  wire [7:0] \rport__data$130[4][0] ;
-  wire [7:0] \rport__data$130[4][1] ;
-  wire [7:0] \rport__data$130[4][2] ;
-  wire [7:0] \rport__data$130[4][3] ;
-  wire [31:0] \rport__data$130[5] ;
-  wire [7:0] \rport__data$130[5][0] ;
-  wire [7:0] \rport__data$130[5][1] ;
-  wire [7:0] \rport__data$130[5][2] ;
-  wire [7:0] \rport__data$130[5][3] ;
-  wire [31:0] \rport__data$130[6] ;
-  wire [7:0] \rport__data$130[6][0] ;
-  wire [7:0] \rport__data$130[6][1] ;
-  wire [7:0] \rport__data$130[6][2] ;
-  wire [7:0] \rport__data$130[6][3] ;
-  wire [31:0] \rport__data$130[7] ;
-  wire [7:0] \rport__data$130[7][0] ;
-  wire [7:0] \rport__data$130[7][1] ;
-  wire [7:0] \rport__data$130[7][2] ;
-  wire [7:0] \rport__data$130[7][3] ;
-  wire [255:0] \rport__data$131 ;
-  wire [31:0] \rport__data$131[0] ;
-  wire [7:0] \rport__data$131[0][0] ;
-  wire [7:0] \rport__data$131[0][1] ;
-  wire [7:0] \rport__data$131[0][2] ;
-  wire [7:0] \rport__data$131[0][3] ;
-  wire [31:0] \rport__data$131[1] ;
-  wire [7:0] \rport__data$131[1][0] ;
-  wire [7:0] \rport__data$131[1][1] ;
-  wire [7:0] \rport__data$131[1][2] ;
-  wire [7:0] \rport__data$131[1][3] ;
-  wire [31:0] \rport__data$131[2] ;
-  wire [7:0] \rport__data$131[2][0] ;
-  wire [7:0] \rport__data$131[2][1] ;
-  wire [7:0] \rport__data$131[2][2] ;
-  wire [7:0] \rport__data$131[2][3] ;
-  wire [31:0] \rport__data$131[3] ;
-  wire [7:0] \rport__data$131[3][0] ;
-  wire [7:0] \rport__data$131[3][1] ;
-  wire [7:0] \rport__data$131[3][2] ;
-  wire [7:0] \rport__data$131[3][3] ;
-  wire [31:0] \rport__data$131[4] ;
-  wire [7:0] \rport__data$131[4][0] ;
-  wire [7:0] \rport__data$131[4][1] ;
-  wire [7:0] \rport__data$131[4][2] ;
-  wire [7:0] \rport__data$131[4][3] ;
-  wire [31:0] \rport__data$131[5] ;
-  wire [7:0] \rport__data$131[5][0] ;
-  wire [7:0] \rport__data$131[5][1] ;
-  wire [7:0] \rport__data$131[5][2] ;
-  wire [7:0] \rport__data$131[5][3] ;
-  wire [31:0] \rport__data$131[6] ;
-  wire [7:0] \rport__data$131[6][0] ;
-  wire [7:0] \rport__data$131[6][1] ;
-  wire [7:0] \rport__data$131[6][2] ;
-  wire [7:0] \rport__data$131[6][3] ;
-  wire [31:0] \rport__data$131[7] ;
-  wire [7:0] \rport__data$131[7][0] ;
-  wire [7:0] \rport__data$131[7][1] ;
-  wire [7:0] \rport__data$131[7][2] ;
-  wire [7:0] \rport__data$131[7][3] ;
-  wire [255:0] \rport__data$132 ;
-  wire [31:0] \rport__data$132[0] ;
-  wire [7:0] \rport__data$132[0][0] ;
-  wire [7:0] \rport__data$132[0][1] ;
-  wire [7:0] \rport__data$132[0][2] ;
-  wire [7:0] \rport__data$132[0][3] ;
-  wire [31:0] \rport__data$132[1] ;
-  wire [7:0] \rport__data$132[1][0] ;
-  wire [7:0] \rport__data$132[1][1] ;
-  wire [7:0] \rport__data$132[1][2] ;
-  wire [7:0] \rport__data$132[1][3] ;
-  wire [31:0] \rport__data$132[2] ;
-  wire [7:0] \rport__data$132[2][0] ;
-  wire [7:0] \rport__data$132[2][1] ;
-  wire [7:0] \rport__data$132[2][2] ;
-  wire [7:0] \rport__data$132[2][3] ;
-  wire [31:0] \rport__data$132[3] ;
-  wire [7:0] \rport__data$132[3][0] ;
-  wire [7:0] \rport__data$132[3][1] ;
-  wire [7:0] \rport__data$132[3][2] ;
-  wire [7:0] \rport__data$132[3][3] ;
-  wire [31:0] \rport__data$132[4] ;
-  wire [7:0] \rport__data$132[4][0] ;
-  wire [7:0] \rport__data$132[4][1] ;
-  wire [7:0] \rport__data$132[4][2] ;
-  wire [7:0] \rport__data$132[4][3] ;
-  wire [31:0] \rport__data$132[5] ;
-  wire [7:0] \rport__data$132[5][0] ;
-  wire [7:0] \rport__data$132[5][1] ;
-  wire [7:0] \rport__data$132[5][2] ;
-  wire [7:0] \rport__data$132[5][3] ;
-  wire [31:0] \rport__data$132[6] ;
-  wire [7:0] \rport__data$132[6][0] ;
-  wire [7:0] \rport__data$132[6][1] ;
-  wire [7:0] \rport__data$132[6][2] ;
-  wire [7:0] \rport__data$132[6][3] ;
-  wire [31:0] \rport__data$132[7] ;
-  wire [7:0] \rport__data$132[7][0] ;
-  wire [7:0] \rport__data$132[7][1] ;
-  wire [7:0] \rport__data$132[7][2] ;
-  wire [7:0] \rport__data$132[7][3] ;
-  wire [255:0] \rport__data$133 ;
-  wire [31:0] \rport__data$133[0] ;
-  wire [7:0] \rport__data$133[0][0] ;
-  wire [7:0] \rport__data$133[0][1] ;
-  wire [7:0] \rport__data$133[0][2] ;
-  wire [7:0] \rport__data$133[0][3] ;
-  wire [31:0] \rport__data$133[1] ;
-  wire [7:0] \rport__data$133[1][0] ;
-  wire [7:0] \rport__data$133[1][1] ;
-  wire [7:0] \rport__data$133[1][2] ;
-  wire [7:0] \rport__data$133[1][3] ;
-  wire [31:0] \rport__data$133[2] ;
-  wire [7:0] \rport__data$133[2][0] ;
-  wire [7:0] \rport__data$133[2][1] ;
-  wire [7:0] \rport__data$133[2][2] ;
-  wire [7:0] \rport__data$133[2][3] ;
-  wire [31:0] \rport__data$133[3] ;
-  wire [7:0] \rport__data$133[3][0] ;
-  wire [7:0] \rport__data$133[3][1] ;
-  wire [7:0] \rport__data$133[3][2] ;
-  wire [7:0] \rport__data$133[3][3] ;
-  wire [31:0] \rport__data$133[4] ;
-  wire [7:0] \rport__data$133[4][0] ;
-  wire [7:0] \rport__data$133[4][1] ;
-  wire [7:0] \rport__data$133[4][2] ;
-  wire [7:0] \rport__data$133[4][3] ;
-  wire [31:0] \rport__data$133[5] ;
-  wire [7:0] \rport__data$133[5][0] ;
-  wire [7:0] \rport__data$133[5][1] ;
-  wire [7:0] \rport__data$133[5][2] ;
-  wire [7:0] \rport__data$133[5][3] ;
-  wire [31:0] \rport__data$133[6] ;
-  wire [7:0] \rport__data$133[6][0] ;
-  wire [7:0] \rport__data$133[6][1] ;
-  wire [7:0] \rport__data$133[6][2] ;
-  wire [7:0] \rport__data$133[6][3] ;
-  wire [31:0] \rport__data$133[7] ;
-  wire [7:0] \rport__data$133[7][0] ;
-  wire [7:0] \rport__data$133[7][1] ;
-  wire [7:0] \rport__data$133[7][2] ;
-  wire [7:0] \rport__data$133[7][3] ;
+  wire [255:0] \rport__data$148 ;
+  wire [31:0] \rport__data$148[0] ;
+  wire [7:0] \rport__data$148[0][0] ;
+  wire [7:0] \rport__data$148[0][1] ;
+  wire [7:0] \rport__data$148[0][2] ;
+  wire [7:0] \rport__data$148[0][3] ;
+  wire [31:0] \rport__data$148[1] ;
+  wire [7:0] \rport__data$148[1][0] ;
+  wire [7:0] \rport__data$148[1][1] ;
+  wire [7:0] \rport__data$148[1][2] ;
+  wire [7:0] \rport__data$148[1][3] ;
+  wire [31:0] \rport__data$148[2] ;
+  wire [7:0] \rport__data$148[2][0] ;
+  wire [7:0] \rport__data$148[2][1] ;
+  wire [7:0] \rport__data$148[2][2] ;
+  wire [7:0] \rport__data$148[2][3] ;
+  wire [31:0] \rport__data$148[3] ;
+  wire [7:0] \rport__data$148[3][0] ;
+  wire [7:0] \rport__data$148[3][1] ;
+  wire [7:0] \rport__data$148[3][2] ;
+  wire [7:0] \rport__data$148[3][3] ;
+  wire [31:0] \rport__data$148[4] ;
+  wire [7:0] \rport__data$148[4][0] ;
+  wire [7:0] \rport__data$148[4][1] ;
+  wire [7:0] \rport__data$148[4][2] ;
+  wire [7:0] \rport__data$148[4][3] ;
+  wire [31:0] \rport__data$148[5] ;
+  wire [7:0] \rport__data$148[5][0] ;
+  wire [7:0] \rport__data$148[5][1] ;
+  wire [7:0] \rport__data$148[5][2] ;
+  wire [7:0] \rport__data$148[5][3] ;
+  wire [31:0] \rport__data$148[6] ;
+  wire [7:0] \rport__data$148[6][0] ;
+  wire [7:0] \rport__data$148[6][1] ;
+  wire [7:0] \rport__data$148[6][2] ;
+  wire [7:0] \rport__data$148[6][3] ;
+  wire [31:0] \rport__data$148[7] ;
+  wire [7:0] \rport__data$148[7][0] ;
+  wire [7:0] \rport__data$148[7][1] ;
+  wire [7:0] \rport__data$148[7][2] ;
+  wire [7:0] \rport__data$148[7][3] ;
+  wire [255:0] \rport__data$149 ;
+  wire [31:0] \rport__data$149[0] ;
+  wire [7:0] \rport__data$149[0][0] ;
+  wire [7:0] \rport__data$149[0][1] ;
+  wire [7:0] \rport__data$149[0][2] ;
+  wire [7:0] \rport__data$149[0][3] ;
+  wire [31:0] \rport__data$149[1] ;
+  wire [7:0] \rport__data$149[1][0] ;
+  wire [7:0] \rport__data$149[1][1] ;
+  wire [7:0] \rport__data$149[1][2] ;
+  wire [7:0] \rport__data$149[1][3] ;
+  wire [31:0] \rport__data$149[2] ;
+  wire [7:0] \rport__data$149[2][0] ;
+  wire [7:0] \rport__data$149[2][1] ;
+  wire [7:0] \rport__data$149[2][2] ;
+  wire [7:0] \rport__data$149[2][3] ;
+  wire [31:0] \rport__data$149[3] ;
+  wire [7:0] \rport__data$149[3][0] ;
+  wire [7:0] \rport__data$149[3][1] ;
+  wire [7:0] \rport__data$149[3][2] ;
+  wire [7:0] \rport__data$149[3][3] ;
+  wire [31:0] \rport__data$149[4] ;
+  wire [7:0] \rport__data$149[4][0] ;
+  wire [7:0] \rport__data$149[4][1] ;
+  wire [7:0] \rport__data$149[4][2] ;
+  wire [7:0] \rport__data$149[4][3] ;
+  wire [31:0] \rport__data$149[5] ;
+  wire [7:0] \rport__data$149[5][0] ;
+  wire [7:0] \rport__data$149[5][1] ;
+  wire [7:0] \rport__data$149[5][2] ;
+  wire [7:0] \rport__data$149[5][3] ;
+  wire [31:0] \rport__data$149[6] ;
+  wire [7:0] \rport__data$149[6][0] ;
+  wire [7:0] \rport__data$149[6][1] ;
+  wire [7:0] \rport__data$149[6][2] ;
+  wire [7:0] \rport__data$149[6][3] ;
+  wire [31:0] \rport__data$149[7] ;
+  wire [7:0] \rport__data$149[7][0] ;
+  wire [7:0] \rport__data$149[7][1] ;
+  wire [7:0] \rport__data$149[7][2] ;
+  wire [7:0] \rport__data$149[7][3] ;
+  wire [255:0] \rport__data$150 ;
+  wire [31:0] \rport__data$150[0] ;
+  wire [7:0] \rport__data$150[0][0] ;
+  wire [7:0] \rport__data$150[0][1] ;
+  wire [7:0] \rport__data$150[0][2] ;
+  wire [7:0] \rport__data$150[0][3] ;
+  wire [31:0] \rport__data$150[1] ;
+  wire [7:0] \rport__data$150[1][0] ;
+  wire [7:0] \rport__data$150[1][1] ;
+  wire [7:0] \rport__data$150[1][2] ;
+  wire [7:0] \rport__data$150[1][3] ;
+  wire [31:0] \rport__data$150[2] ;
+  wire [7:0] \rport__data$150[2][0] ;
+  wire [7:0] \rport__data$150[2][1] ;
+  wire [7:0] \rport__data$150[2][2] ;
+  wire [7:0] \rport__data$150[2][3] ;
+  wire [31:0] \rport__data$150[3] ;
+  wire [7:0] \rport__data$150[3][0] ;
+  wire [7:0] \rport__data$150[3][1] ;
+  wire [7:0] \rport__data$150[3][2] ;
+  wire [7:0] \rport__data$150[3][3] ;
+  wire [31:0] \rport__data$150[4] ;
+  wire [7:0] \rport__data$150[4][0] ;
+  wire [7:0] \rport__data$150[4][1] ;
+  wire [7:0] \rport__data$150[4][2] ;
+  wire [7:0] \rport__data$150[4][3] ;
+  wire [31:0] \rport__data$150[5] ;
+  wire [7:0] \rport__data$150[5][0] ;
+  wire [7:0] \rport__data$150[5][1] ;
+  wire [7:0] \rport__data$150[5][2] ;
+  wire [7:0] \rport__data$150[5][3] ;
+  wire [31:0] \rport__data$150[6] ;
+  wire [7:0] \rport__data$150[6][0] ;
+  wire [7:0] \rport__data$150[6][1] ;
+  wire [7:0] \rport__data$150[6][2] ;
+  wire [7:0] \rport__data$150[6][3] ;
+  wire [31:0] \rport__data$150[7] ;
+  wire [7:0] \rport__data$150[7][0] ;
+  wire [7:0] \rport__data$150[7][1] ;
+  wire [7:0] \rport__data$150[7][2] ;
+  wire [7:0] \rport__data$150[7][3] ;
+  wire [255:0] \rport__data$151 ;
+  wire [31:0] \rport__data$151[0] ;
+  wire [7:0] \rport__data$151[0][0] ;
+  wire [7:0] \rport__data$151[0][1] ;
+  wire [7:0] \rport__data$151[0][2] ;
+  wire [7:0] \rport__data$151[0][3] ;
+  wire [31:0] \rport__data$151[1] ;
+  wire [7:0] \rport__data$151[1][0] ;
+  wire [7:0] \rport__data$151[1][1] ;
+  wire [7:0] \rport__data$151[1][2] ;
+  wire [7:0] \rport__data$151[1][3] ;
+  wire [31:0] \rport__data$151[2] ;
+  wire [7:0] \rport__data$151[2][0] ;
+  wire [7:0] \rport__data$151[2][1] ;
+  wire [7:0] \rport__data$151[2][2] ;
+  wire [7:0] \rport__data$151[2][3] ;
+  wire [31:0] \rport__data$151[3] ;
+  wire [7:0] \rport__data$151[3][0] ;
+  wire [7:0] \rport__data$151[3][1] ;
+  wire [7:0] \rport__data$151[3][2] ;
+  wire [7:0] \rport__data$151[3][3] ;
+  wire [31:0] \rport__data$151[4] ;
+  wire [7:0] \rport__data$151[4][0] ;
+  wire [7:0] \rport__data$151[4][1] ;
+  wire [7:0] \rport__data$151[4][2] ;
+  wire [7:0] \rport__data$151[4][3] ;
+  wire [31:0] \rport__data$151[5] ;
+  wire [7:0] \rport__data$151[5][0] ;
+  wire [7:0] \rport__data$151[5][1] ;
+  wire [7:0] \rport__data$151[5][2] ;
+  wire [7:0] \rport__data$151[5][3] ;
+  wire [31:0] \rport__data$151[6] ;
+  wire [7:0] \rport__data$151[6][0] ;
+  wire [7:0] \rport__data$151[6][1] ;
+  wire [7:0] \rport__data$151[6][2] ;
+  wire [7:0] \rport__data$151[6][3] ;
+  wire [31:0] \rport__data$151[7] ;
+  wire [7:0] \rport__data$151[7][0] ;
+  wire [7:0] \rport__data$151[7][1] ;
+  wire [7:0] \rport__data$151[7][2] ;
+  wire [7:0] \rport__data$151[7][3] ;
+  wire [255:0] \rport__data$152 ;
+  wire [31:0] \rport__data$152[0] ;
+  wire [7:0] \rport__data$152[0][0] ;
+  wire [7:0] \rport__data$152[0][1] ;
+  wire [7:0] \rport__data$152[0][2] ;
+  wire [7:0] \rport__data$152[0][3] ;
+  wire [31:0] \rport__data$152[1] ;
+  wire [7:0] \rport__data$152[1][0] ;
+  wire [7:0] \rport__data$152[1][1] ;
+  wire [7:0] \rport__data$152[1][2] ;
+  wire [7:0] \rport__data$152[1][3] ;
+  wire [31:0] \rport__data$152[2] ;
+  wire [7:0] \rport__data$152[2][0] ;
+  wire [7:0] \rport__data$152[2][1] ;
+  wire [7:0] \rport__data$152[2][2] ;
+  wire [7:0] \rport__data$152[2][3] ;
+  wire [31:0] \rport__data$152[3] ;
+  wire [7:0] \rport__data$152[3][0] ;
+  wire [7:0] \rport__data$152[3][1] ;
+  wire [7:0] \rport__data$152[3][2] ;
+  wire [7:0] \rport__data$152[3][3] ;
+  wire [31:0] \rport__data$152[4] ;
+  wire [7:0] \rport__data$152[4][0] ;
+  wire [7:0] \rport__data$152[4][1] ;
+  wire [7:0] \rport__data$152[4][2] ;
+  wire [7:0] \rport__data$152[4][3] ;
+  wire [31:0] \rport__data$152[5] ;
+  wire [7:0] \rport__data$152[5][0] ;
+  wire [7:0] \rport__data$152[5][1] ;
+  wire [7:0] \rport__data$152[5][2] ;
+  wire [7:0] \rport__data$152[5][3] ;
+  wire [31:0] \rport__data$152[6] ;
+  wire [7:0] \rport__data$152[6][0] ;
+  wire [7:0] \rport__data$152[6][1] ;
+  wire [7:0] \rport__data$152[6][2] ;
+  wire [7:0] \rport__data$152[6][3] ;
+  wire [31:0] \rport__data$152[7] ;
+  wire [7:0] \rport__data$152[7][0] ;
+  wire [7:0] \rport__data$152[7][1] ;
+  wire [7:0] \rport__data$152[7][2] ;
+  wire [7:0] \rport__data$152[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -6633,60 +6644,60 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire tokens__valid;
   reg valid = 1'h0;
   (* init = 1'h0 *)
-  wire \valid$59 ;
+  wire \valid$62 ;
   (* init = 1'h0 *)
-  wire \valid$65 ;
+  wire \valid$68 ;
   (* init = 1'h0 *)
-  wire \valid$71 ;
+  wire \valid$74 ;
   (* init = 1'h0 *)
-  wire \valid$77 ;
+  wire \valid$80 ;
   (* init = 1'h0 *)
-  wire \valid$83 ;
+  wire \valid$86 ;
   (* init = 1'h0 *)
-  wire \valid$89 ;
+  wire \valid$92 ;
   (* init = 1'h0 *)
-  wire \valid$95 ;
+  wire \valid$98 ;
   wire [31:0] w;
-  wire [31:0] \w$57 ;
-  wire [7:0] \w$57[0] ;
-  wire [7:0] \w$57[1] ;
-  wire [7:0] \w$57[2] ;
-  wire [7:0] \w$57[3] ;
-  wire [31:0] \w$63 ;
-  wire [7:0] \w$63[0] ;
-  wire [7:0] \w$63[1] ;
-  wire [7:0] \w$63[2] ;
-  wire [7:0] \w$63[3] ;
-  wire [31:0] \w$69 ;
-  wire [7:0] \w$69[0] ;
-  wire [7:0] \w$69[1] ;
-  wire [7:0] \w$69[2] ;
-  wire [7:0] \w$69[3] ;
-  wire [31:0] \w$75 ;
-  wire [7:0] \w$75[0] ;
-  wire [7:0] \w$75[1] ;
-  wire [7:0] \w$75[2] ;
-  wire [7:0] \w$75[3] ;
-  wire [31:0] \w$81 ;
-  wire [7:0] \w$81[0] ;
-  wire [7:0] \w$81[1] ;
-  wire [7:0] \w$81[2] ;
-  wire [7:0] \w$81[3] ;
-  wire [31:0] \w$87 ;
-  wire [7:0] \w$87[0] ;
-  wire [7:0] \w$87[1] ;
-  wire [7:0] \w$87[2] ;
-  wire [7:0] \w$87[3] ;
-  wire [31:0] \w$93 ;
-  wire [7:0] \w$93[0] ;
-  wire [7:0] \w$93[1] ;
-  wire [7:0] \w$93[2] ;
-  wire [7:0] \w$93[3] ;
+  wire [31:0] \w$60 ;
+  wire [7:0] \w$60[0] ;
+  wire [7:0] \w$60[1] ;
+  wire [7:0] \w$60[2] ;
+  wire [7:0] \w$60[3] ;
+  wire [31:0] \w$66 ;
+  wire [7:0] \w$66[0] ;
+  wire [7:0] \w$66[1] ;
+  wire [7:0] \w$66[2] ;
+  wire [7:0] \w$66[3] ;
+  wire [31:0] \w$72 ;
+  wire [7:0] \w$72[0] ;
+  wire [7:0] \w$72[1] ;
+  wire [7:0] \w$72[2] ;
+  wire [7:0] \w$72[3] ;
+  wire [31:0] \w$78 ;
+  wire [7:0] \w$78[0] ;
+  wire [7:0] \w$78[1] ;
+  wire [7:0] \w$78[2] ;
+  wire [7:0] \w$78[3] ;
+  wire [31:0] \w$84 ;
+  wire [7:0] \w$84[0] ;
+  wire [7:0] \w$84[1] ;
+  wire [7:0] \w$84[2] ;
+  wire [7:0] \w$84[3] ;
+  wire [31:0] \w$90 ;
+  wire [7:0] \w$90[0] ;
+  wire [7:0] \w$90[1] ;
+  wire [7:0] \w$90[2] ;
+  wire [7:0] \w$90[3] ;
+  wire [31:0] \w$96 ;
+  wire [7:0] \w$96[0] ;
+  wire [7:0] \w$96[1] ;
+  wire [7:0] \w$96[2] ;
+  wire [7:0] \w$96[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] w__payload;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -6695,8 +6706,92 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  reg w__valid = 1'h0;
+  wire w__valid;
   reg [11:0] waddr = 12'h000;
+  reg [255:0] wbyp0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wbyp0[0] ;
+  wire [7:0] \wbyp0[0][0] ;
+  wire [7:0] \wbyp0[0][1] ;
+  wire [7:0] \wbyp0[0][2] ;
+  wire [7:0] \wbyp0[0][3] ;
+  wire [31:0] \wbyp0[1] ;
+  wire [7:0] \wbyp0[1][0] ;
+  wire [7:0] \wbyp0[1][1] ;
+  wire [7:0] \wbyp0[1][2] ;
+  wire [7:0] \wbyp0[1][3] ;
+  wire [31:0] \wbyp0[2] ;
+  wire [7:0] \wbyp0[2][0] ;
+  wire [7:0] \wbyp0[2][1] ;
+  wire [7:0] \wbyp0[2][2] ;
+  wire [7:0] \wbyp0[2][3] ;
+  wire [31:0] \wbyp0[3] ;
+  wire [7:0] \wbyp0[3][0] ;
+  wire [7:0] \wbyp0[3][1] ;
+  wire [7:0] \wbyp0[3][2] ;
+  wire [7:0] \wbyp0[3][3] ;
+  wire [31:0] \wbyp0[4] ;
+  wire [7:0] \wbyp0[4][0] ;
+  wire [7:0] \wbyp0[4][1] ;
+  wire [7:0] \wbyp0[4][2] ;
+  wire [7:0] \wbyp0[4][3] ;
+  wire [31:0] \wbyp0[5] ;
+  wire [7:0] \wbyp0[5][0] ;
+  wire [7:0] \wbyp0[5][1] ;
+  wire [7:0] \wbyp0[5][2] ;
+  wire [7:0] \wbyp0[5][3] ;
+  wire [31:0] \wbyp0[6] ;
+  wire [7:0] \wbyp0[6][0] ;
+  wire [7:0] \wbyp0[6][1] ;
+  wire [7:0] \wbyp0[6][2] ;
+  wire [7:0] \wbyp0[6][3] ;
+  wire [31:0] \wbyp0[7] ;
+  wire [7:0] \wbyp0[7][0] ;
+  wire [7:0] \wbyp0[7][1] ;
+  wire [7:0] \wbyp0[7][2] ;
+  wire [7:0] \wbyp0[7][3] ;
+  reg [255:0] wbyp1 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wbyp1[0] ;
+  wire [7:0] \wbyp1[0][0] ;
+  wire [7:0] \wbyp1[0][1] ;
+  wire [7:0] \wbyp1[0][2] ;
+  wire [7:0] \wbyp1[0][3] ;
+  wire [31:0] \wbyp1[1] ;
+  wire [7:0] \wbyp1[1][0] ;
+  wire [7:0] \wbyp1[1][1] ;
+  wire [7:0] \wbyp1[1][2] ;
+  wire [7:0] \wbyp1[1][3] ;
+  wire [31:0] \wbyp1[2] ;
+  wire [7:0] \wbyp1[2][0] ;
+  wire [7:0] \wbyp1[2][1] ;
+  wire [7:0] \wbyp1[2][2] ;
+  wire [7:0] \wbyp1[2][3] ;
+  wire [31:0] \wbyp1[3] ;
+  wire [7:0] \wbyp1[3][0] ;
+  wire [7:0] \wbyp1[3][1] ;
+  wire [7:0] \wbyp1[3][2] ;
+  wire [7:0] \wbyp1[3][3] ;
+  wire [31:0] \wbyp1[4] ;
+  wire [7:0] \wbyp1[4][0] ;
+  wire [7:0] \wbyp1[4][1] ;
+  wire [7:0] \wbyp1[4][2] ;
+  wire [7:0] \wbyp1[4][3] ;
+  wire [31:0] \wbyp1[5] ;
+  wire [7:0] \wbyp1[5][0] ;
+  wire [7:0] \wbyp1[5][1] ;
+  wire [7:0] \wbyp1[5][2] ;
+  wire [7:0] \wbyp1[5][3] ;
+  wire [31:0] \wbyp1[6] ;
+  wire [7:0] \wbyp1[6][0] ;
+  wire [7:0] \wbyp1[6][1] ;
+  wire [7:0] \wbyp1[6][2] ;
+  wire [7:0] \wbyp1[6][3] ;
+  wire [31:0] \wbyp1[7] ;
+  wire [7:0] \wbyp1[7][0] ;
+  wire [7:0] \wbyp1[7][1] ;
+  wire [7:0] \wbyp1[7][2] ;
+  wire [7:0] \wbyp1[7][3] ;
+  reg wbyp_sel0 = 1'h0;
+  reg wbyp_sel1 = 1'h0;
   reg [4:0] wchunk = 5'h01;
   reg [255:0] wdata0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wdata0[0] ;
@@ -6951,186 +7046,235 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  reg [11:0] wmem_w_addr = 12'h000;
+  reg wmem_w_any = 1'h0;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] wmem_w_data;
+  wire [31:0] \wmem_w_data[0] ;
+  wire [7:0] \wmem_w_data[0][0] ;
+  wire [7:0] \wmem_w_data[0][1] ;
+  wire [7:0] \wmem_w_data[0][2] ;
+  wire [7:0] \wmem_w_data[0][3] ;
+  wire [31:0] \wmem_w_data[1] ;
+  wire [7:0] \wmem_w_data[1][0] ;
+  wire [7:0] \wmem_w_data[1][1] ;
+  wire [7:0] \wmem_w_data[1][2] ;
+  wire [7:0] \wmem_w_data[1][3] ;
+  wire [31:0] \wmem_w_data[2] ;
+  wire [7:0] \wmem_w_data[2][0] ;
+  wire [7:0] \wmem_w_data[2][1] ;
+  wire [7:0] \wmem_w_data[2][2] ;
+  wire [7:0] \wmem_w_data[2][3] ;
+  wire [31:0] \wmem_w_data[3] ;
+  wire [7:0] \wmem_w_data[3][0] ;
+  wire [7:0] \wmem_w_data[3][1] ;
+  wire [7:0] \wmem_w_data[3][2] ;
+  wire [7:0] \wmem_w_data[3][3] ;
+  wire [31:0] \wmem_w_data[4] ;
+  wire [7:0] \wmem_w_data[4][0] ;
+  wire [7:0] \wmem_w_data[4][1] ;
+  wire [7:0] \wmem_w_data[4][2] ;
+  wire [7:0] \wmem_w_data[4][3] ;
+  wire [31:0] \wmem_w_data[5] ;
+  wire [7:0] \wmem_w_data[5][0] ;
+  wire [7:0] \wmem_w_data[5][1] ;
+  wire [7:0] \wmem_w_data[5][2] ;
+  wire [7:0] \wmem_w_data[5][3] ;
+  wire [31:0] \wmem_w_data[6] ;
+  wire [7:0] \wmem_w_data[6][0] ;
+  wire [7:0] \wmem_w_data[6][1] ;
+  wire [7:0] \wmem_w_data[6][2] ;
+  wire [7:0] \wmem_w_data[6][3] ;
+  wire [31:0] \wmem_w_data[7] ;
+  wire [7:0] \wmem_w_data[7][0] ;
+  wire [7:0] \wmem_w_data[7][1] ;
+  wire [7:0] \wmem_w_data[7][2] ;
+  wire [7:0] \wmem_w_data[7][3] ;
+  reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$108  = 7'h00;
-  wire [8:0] \wport__addr$12 ;
-  wire [8:0] \wport__addr$15 ;
-  wire [8:0] \wport__addr$18 ;
-  wire [7:0] \wport__addr$21 ;
-  wire [255:0] wport__data;
-  reg [255:0] \wport__data$110  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$110[0] ;
-  wire [31:0] \wport__data$110[1] ;
-  wire [31:0] \wport__data$110[2] ;
-  wire [31:0] \wport__data$110[3] ;
-  wire [31:0] \wport__data$110[4] ;
-  wire [31:0] \wport__data$110[5] ;
-  wire [31:0] \wport__data$110[6] ;
-  wire [31:0] \wport__data$110[7] ;
-  wire [255:0] \wport__data$13 ;
-  wire [31:0] \wport__data$13[0] ;
-  wire [7:0] \wport__data$13[0][0] ;
-  wire [7:0] \wport__data$13[0][1] ;
-  wire [7:0] \wport__data$13[0][2] ;
-  wire [7:0] \wport__data$13[0][3] ;
-  wire [31:0] \wport__data$13[1] ;
-  wire [7:0] \wport__data$13[1][0] ;
-  wire [7:0] \wport__data$13[1][1] ;
-  wire [7:0] \wport__data$13[1][2] ;
-  wire [7:0] \wport__data$13[1][3] ;
-  wire [31:0] \wport__data$13[2] ;
-  wire [7:0] \wport__data$13[2][0] ;
-  wire [7:0] \wport__data$13[2][1] ;
-  wire [7:0] \wport__data$13[2][2] ;
-  wire [7:0] \wport__data$13[2][3] ;
-  wire [31:0] \wport__data$13[3] ;
-  wire [7:0] \wport__data$13[3][0] ;
-  wire [7:0] \wport__data$13[3][1] ;
-  wire [7:0] \wport__data$13[3][2] ;
-  wire [7:0] \wport__data$13[3][3] ;
-  wire [31:0] \wport__data$13[4] ;
-  wire [7:0] \wport__data$13[4][0] ;
-  wire [7:0] \wport__data$13[4][1] ;
-  wire [7:0] \wport__data$13[4][2] ;
-  wire [7:0] \wport__data$13[4][3] ;
-  wire [31:0] \wport__data$13[5] ;
-  wire [7:0] \wport__data$13[5][0] ;
-  wire [7:0] \wport__data$13[5][1] ;
-  wire [7:0] \wport__data$13[5][2] ;
-  wire [7:0] \wport__data$13[5][3] ;
-  wire [31:0] \wport__data$13[6] ;
-  wire [7:0] \wport__data$13[6][0] ;
-  wire [7:0] \wport__data$13[6][1] ;
-  wire [7:0] \wport__data$13[6][2] ;
-  wire [7:0] \wport__data$13[6][3] ;
-  wire [31:0] \wport__data$13[7] ;
-  wire [7:0] \wport__data$13[7][0] ;
-  wire [7:0] \wport__data$13[7][1] ;
-  wire [7:0] \wport__data$13[7][2] ;
-  wire [7:0] \wport__data$13[7][3] ;
-  wire [255:0] \wport__data$16 ;
-  wire [31:0] \wport__data$16[0] ;
-  wire [7:0] \wport__data$16[0][0] ;
-  wire [7:0] \wport__data$16[0][1] ;
-  wire [7:0] \wport__data$16[0][2] ;
-  wire [7:0] \wport__data$16[0][3] ;
-  wire [31:0] \wport__data$16[1] ;
-  wire [7:0] \wport__data$16[1][0] ;
-  wire [7:0] \wport__data$16[1][1] ;
-  wire [7:0] \wport__data$16[1][2] ;
-  wire [7:0] \wport__data$16[1][3] ;
-  wire [31:0] \wport__data$16[2] ;
-  wire [7:0] \wport__data$16[2][0] ;
-  wire [7:0] \wport__data$16[2][1] ;
-  wire [7:0] \wport__data$16[2][2] ;
-  wire [7:0] \wport__data$16[2][3] ;
-  wire [31:0] \wport__data$16[3] ;
-  wire [7:0] \wport__data$16[3][0] ;
-  wire [7:0] \wport__data$16[3][1] ;
-  wire [7:0] \wport__data$16[3][2] ;
-  wire [7:0] \wport__data$16[3][3] ;
-  wire [31:0] \wport__data$16[4] ;
-  wire [7:0] \wport__data$16[4][0] ;
-  wire [7:0] \wport__data$16[4][1] ;
-  wire [7:0] \wport__data$16[4][2] ;
-  wire [7:0] \wport__data$16[4][3] ;
-  wire [31:0] \wport__data$16[5] ;
-  wire [7:0] \wport__data$16[5][0] ;
-  wire [7:0] \wport__data$16[5][1] ;
-  wire [7:0] \wport__data$16[5][2] ;
-  wire [7:0] \wport__data$16[5][3] ;
-  wire [31:0] \wport__data$16[6] ;
-  wire [7:0] \wport__data$16[6][0] ;
-  wire [7:0] \wport__data$16[6][1] ;
-  wire [7:0] \wport__data$16[6][2] ;
-  wire [7:0] \wport__data$16[6][3] ;
-  wire [31:0] \wport__data$16[7] ;
-  wire [7:0] \wport__data$16[7][0] ;
-  wire [7:0] \wport__data$16[7][1] ;
-  wire [7:0] \wport__data$16[7][2] ;
-  wire [7:0] \wport__data$16[7][3] ;
-  wire [255:0] \wport__data$19 ;
-  wire [31:0] \wport__data$19[0] ;
-  wire [7:0] \wport__data$19[0][0] ;
-  wire [7:0] \wport__data$19[0][1] ;
-  wire [7:0] \wport__data$19[0][2] ;
-  wire [7:0] \wport__data$19[0][3] ;
-  wire [31:0] \wport__data$19[1] ;
-  wire [7:0] \wport__data$19[1][0] ;
-  wire [7:0] \wport__data$19[1][1] ;
-  wire [7:0] \wport__data$19[1][2] ;
-  wire [7:0] \wport__data$19[1][3] ;
-  wire [31:0] \wport__data$19[2] ;
-  wire [7:0] \wport__data$19[2][0] ;
-  wire [7:0] \wport__data$19[2][1] ;
-  wire [7:0] \wport__data$19[2][2] ;
-  wire [7:0] \wport__data$19[2][3] ;
-  wire [31:0] \wport__data$19[3] ;
-  wire [7:0] \wport__data$19[3][0] ;
-  wire [7:0] \wport__data$19[3][1] ;
-  wire [7:0] \wport__data$19[3][2] ;
-  wire [7:0] \wport__data$19[3][3] ;
-  wire [31:0] \wport__data$19[4] ;
-  wire [7:0] \wport__data$19[4][0] ;
-  wire [7:0] \wport__data$19[4][1] ;
-  wire [7:0] \wport__data$19[4][2] ;
-  wire [7:0] \wport__data$19[4][3] ;
-  wire [31:0] \wport__data$19[5] ;
-  wire [7:0] \wport__data$19[5][0] ;
-  wire [7:0] \wport__data$19[5][1] ;
-  wire [7:0] \wport__data$19[5][2] ;
-  wire [7:0] \wport__data$19[5][3] ;
-  wire [31:0] \wport__data$19[6] ;
-  wire [7:0] \wport__data$19[6][0] ;
-  wire [7:0] \wport__data$19[6][1] ;
-  wire [7:0] \wport__data$19[6][2] ;
-  wire [7:0] \wport__data$19[6][3] ;
-  wire [31:0] \wport__data$19[7] ;
-  wire [7:0] \wport__data$19[7][0] ;
-  wire [7:0] \wport__data$19[7][1] ;
-  wire [7:0] \wport__data$19[7][2] ;
-  wire [7:0] \wport__data$19[7][3] ;
-  wire [255:0] \wport__data$22 ;
-  wire [31:0] \wport__data$22[0] ;
-  wire [7:0] \wport__data$22[0][0] ;
-  wire [7:0] \wport__data$22[0][1] ;
-  wire [7:0] \wport__data$22[0][2] ;
-  wire [7:0] \wport__data$22[0][3] ;
-  wire [31:0] \wport__data$22[1] ;
-  wire [7:0] \wport__data$22[1][0] ;
-  wire [7:0] \wport__data$22[1][1] ;
-  wire [7:0] \wport__data$22[1][2] ;
-  wire [7:0] \wport__data$22[1][3] ;
-  wire [31:0] \wport__data$22[2] ;
-  wire [7:0] \wport__data$22[2][0] ;
-  wire [7:0] \wport__data$22[2][1] ;
-  wire [7:0] \wport__data$22[2][2] ;
-  wire [7:0] \wport__data$22[2][3] ;
-  wire [31:0] \wport__data$22[3] ;
-  wire [7:0] \wport__data$22[3][0] ;
-  wire [7:0] \wport__data$22[3][1] ;
-  wire [7:0] \wport__data$22[3][2] ;
-  wire [7:0] \wport__data$22[3][3] ;
-  wire [31:0] \wport__data$22[4] ;
-  wire [7:0] \wport__data$22[4][0] ;
-  wire [7:0] \wport__data$22[4][1] ;
-  wire [7:0] \wport__data$22[4][2] ;
-  wire [7:0] \wport__data$22[4][3] ;
-  wire [31:0] \wport__data$22[5] ;
-  wire [7:0] \wport__data$22[5][0] ;
-  wire [7:0] \wport__data$22[5][1] ;
-  wire [7:0] \wport__data$22[5][2] ;
-  wire [7:0] \wport__data$22[5][3] ;
-  wire [31:0] \wport__data$22[6] ;
-  wire [7:0] \wport__data$22[6][0] ;
-  wire [7:0] \wport__data$22[6][1] ;
-  wire [7:0] \wport__data$22[6][2] ;
-  wire [7:0] \wport__data$22[6][3] ;
-  wire [31:0] \wport__data$22[7] ;
-  wire [7:0] \wport__data$22[7][0] ;
-  wire [7:0] \wport__data$22[7][1] ;
-  wire [7:0] \wport__data$22[7][2] ;
-  wire [7:0] \wport__data$22[7][3] ;
+  reg [6:0] \wport__addr$122  = 7'h00;
+  wire [8:0] \wport__addr$13 ;
+  wire [8:0] \wport__addr$16 ;
+  wire [8:0] \wport__addr$19 ;
+  wire [7:0] \wport__addr$22 ;
+  reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [255:0] \wport__data$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$124[0] ;
+  wire [31:0] \wport__data$124[1] ;
+  wire [31:0] \wport__data$124[2] ;
+  wire [31:0] \wport__data$124[3] ;
+  wire [31:0] \wport__data$124[4] ;
+  wire [31:0] \wport__data$124[5] ;
+  wire [31:0] \wport__data$124[6] ;
+  wire [31:0] \wport__data$124[7] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$14 ;
+  wire [31:0] \wport__data$14[0] ;
+  wire [7:0] \wport__data$14[0][0] ;
+  wire [7:0] \wport__data$14[0][1] ;
+  wire [7:0] \wport__data$14[0][2] ;
+  wire [7:0] \wport__data$14[0][3] ;
+  wire [31:0] \wport__data$14[1] ;
+  wire [7:0] \wport__data$14[1][0] ;
+  wire [7:0] \wport__data$14[1][1] ;
+  wire [7:0] \wport__data$14[1][2] ;
+  wire [7:0] \wport__data$14[1][3] ;
+  wire [31:0] \wport__data$14[2] ;
+  wire [7:0] \wport__data$14[2][0] ;
+  wire [7:0] \wport__data$14[2][1] ;
+  wire [7:0] \wport__data$14[2][2] ;
+  wire [7:0] \wport__data$14[2][3] ;
+  wire [31:0] \wport__data$14[3] ;
+  wire [7:0] \wport__data$14[3][0] ;
+  wire [7:0] \wport__data$14[3][1] ;
+  wire [7:0] \wport__data$14[3][2] ;
+  wire [7:0] \wport__data$14[3][3] ;
+  wire [31:0] \wport__data$14[4] ;
+  wire [7:0] \wport__data$14[4][0] ;
+  wire [7:0] \wport__data$14[4][1] ;
+  wire [7:0] \wport__data$14[4][2] ;
+  wire [7:0] \wport__data$14[4][3] ;
+  wire [31:0] \wport__data$14[5] ;
+  wire [7:0] \wport__data$14[5][0] ;
+  wire [7:0] \wport__data$14[5][1] ;
+  wire [7:0] \wport__data$14[5][2] ;
+  wire [7:0] \wport__data$14[5][3] ;
+  wire [31:0] \wport__data$14[6] ;
+  wire [7:0] \wport__data$14[6][0] ;
+  wire [7:0] \wport__data$14[6][1] ;
+  wire [7:0] \wport__data$14[6][2] ;
+  wire [7:0] \wport__data$14[6][3] ;
+  wire [31:0] \wport__data$14[7] ;
+  wire [7:0] \wport__data$14[7][0] ;
+  wire [7:0] \wport__data$14[7][1] ;
+  wire [7:0] \wport__data$14[7][2] ;
+  wire [7:0] \wport__data$14[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$17 ;
+  wire [31:0] \wport__data$17[0] ;
+  wire [7:0] \wport__data$17[0][0] ;
+  wire [7:0] \wport__data$17[0][1] ;
+  wire [7:0] \wport__data$17[0][2] ;
+  wire [7:0] \wport__data$17[0][3] ;
+  wire [31:0] \wport__data$17[1] ;
+  wire [7:0] \wport__data$17[1][0] ;
+  wire [7:0] \wport__data$17[1][1] ;
+  wire [7:0] \wport__data$17[1][2] ;
+  wire [7:0] \wport__data$17[1][3] ;
+  wire [31:0] \wport__data$17[2] ;
+  wire [7:0] \wport__data$17[2][0] ;
+  wire [7:0] \wport__data$17[2][1] ;
+  wire [7:0] \wport__data$17[2][2] ;
+  wire [7:0] \wport__data$17[2][3] ;
+  wire [31:0] \wport__data$17[3] ;
+  wire [7:0] \wport__data$17[3][0] ;
+  wire [7:0] \wport__data$17[3][1] ;
+  wire [7:0] \wport__data$17[3][2] ;
+  wire [7:0] \wport__data$17[3][3] ;
+  wire [31:0] \wport__data$17[4] ;
+  wire [7:0] \wport__data$17[4][0] ;
+  wire [7:0] \wport__data$17[4][1] ;
+  wire [7:0] \wport__data$17[4][2] ;
+  wire [7:0] \wport__data$17[4][3] ;
+  wire [31:0] \wport__data$17[5] ;
+  wire [7:0] \wport__data$17[5][0] ;
+  wire [7:0] \wport__data$17[5][1] ;
+  wire [7:0] \wport__data$17[5][2] ;
+  wire [7:0] \wport__data$17[5][3] ;
+  wire [31:0] \wport__data$17[6] ;
+  wire [7:0] \wport__data$17[6][0] ;
+  wire [7:0] \wport__data$17[6][1] ;
+  wire [7:0] \wport__data$17[6][2] ;
+  wire [7:0] \wport__data$17[6][3] ;
+  wire [31:0] \wport__data$17[7] ;
+  wire [7:0] \wport__data$17[7][0] ;
+  wire [7:0] \wport__data$17[7][1] ;
+  wire [7:0] \wport__data$17[7][2] ;
+  wire [7:0] \wport__data$17[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$20 ;
+  wire [31:0] \wport__data$20[0] ;
+  wire [7:0] \wport__data$20[0][0] ;
+  wire [7:0] \wport__data$20[0][1] ;
+  wire [7:0] \wport__data$20[0][2] ;
+  wire [7:0] \wport__data$20[0][3] ;
+  wire [31:0] \wport__data$20[1] ;
+  wire [7:0] \wport__data$20[1][0] ;
+  wire [7:0] \wport__data$20[1][1] ;
+  wire [7:0] \wport__data$20[1][2] ;
+  wire [7:0] \wport__data$20[1][3] ;
+  wire [31:0] \wport__data$20[2] ;
+  wire [7:0] \wport__data$20[2][0] ;
+  wire [7:0] \wport__data$20[2][1] ;
+  wire [7:0] \wport__data$20[2][2] ;
+  wire [7:0] \wport__data$20[2][3] ;
+  wire [31:0] \wport__data$20[3] ;
+  wire [7:0] \wport__data$20[3][0] ;
+  wire [7:0] \wport__data$20[3][1] ;
+  wire [7:0] \wport__data$20[3][2] ;
+  wire [7:0] \wport__data$20[3][3] ;
+  wire [31:0] \wport__data$20[4] ;
+  wire [7:0] \wport__data$20[4][0] ;
+  wire [7:0] \wport__data$20[4][1] ;
+  wire [7:0] \wport__data$20[4][2] ;
+  wire [7:0] \wport__data$20[4][3] ;
+  wire [31:0] \wport__data$20[5] ;
+  wire [7:0] \wport__data$20[5][0] ;
+  wire [7:0] \wport__data$20[5][1] ;
+  wire [7:0] \wport__data$20[5][2] ;
+  wire [7:0] \wport__data$20[5][3] ;
+  wire [31:0] \wport__data$20[6] ;
+  wire [7:0] \wport__data$20[6][0] ;
+  wire [7:0] \wport__data$20[6][1] ;
+  wire [7:0] \wport__data$20[6][2] ;
+  wire [7:0] \wport__data$20[6][3] ;
+  wire [31:0] \wport__data$20[7] ;
+  wire [7:0] \wport__data$20[7][0] ;
+  wire [7:0] \wport__data$20[7][1] ;
+  wire [7:0] \wport__data$20[7][2] ;
+  wire [7:0] \wport__data$20[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$23 ;
+  wire [31:0] \wport__data$23[0] ;
+  wire [7:0] \wport__data$23[0][0] ;
+  wire [7:0] \wport__data$23[0][1] ;
+  wire [7:0] \wport__data$23[0][2] ;
+  wire [7:0] \wport__data$23[0][3] ;
+  wire [31:0] \wport__data$23[1] ;
+  wire [7:0] \wport__data$23[1][0] ;
+  wire [7:0] \wport__data$23[1][1] ;
+  wire [7:0] \wport__data$23[1][2] ;
+  wire [7:0] \wport__data$23[1][3] ;
+  wire [31:0] \wport__data$23[2] ;
+  wire [7:0] \wport__data$23[2][0] ;
+  wire [7:0] \wport__data$23[2][1] ;
+  wire [7:0] \wport__data$23[2][2] ;
+  wire [7:0] \wport__data$23[2][3] ;
+  wire [31:0] \wport__data$23[3] ;
+  wire [7:0] \wport__data$23[3][0] ;
+  wire [7:0] \wport__data$23[3][1] ;
+  wire [7:0] \wport__data$23[3][2] ;
+  wire [7:0] \wport__data$23[3][3] ;
+  wire [31:0] \wport__data$23[4] ;
+  wire [7:0] \wport__data$23[4][0] ;
+  wire [7:0] \wport__data$23[4][1] ;
+  wire [7:0] \wport__data$23[4][2] ;
+  wire [7:0] \wport__data$23[4][3] ;
+  wire [31:0] \wport__data$23[5] ;
+  wire [7:0] \wport__data$23[5][0] ;
+  wire [7:0] \wport__data$23[5][1] ;
+  wire [7:0] \wport__data$23[5][2] ;
+  wire [7:0] \wport__data$23[5][3] ;
+  wire [31:0] \wport__data$23[6] ;
+  wire [7:0] \wport__data$23[6][0] ;
+  wire [7:0] \wport__data$23[6][1] ;
+  wire [7:0] \wport__data$23[6][2] ;
+  wire [7:0] \wport__data$23[6][3] ;
+  wire [31:0] \wport__data$23[7] ;
+  wire [7:0] \wport__data$23[7][0] ;
+  wire [7:0] \wport__data$23[7][1] ;
+  wire [7:0] \wport__data$23[7][2] ;
+  wire [7:0] \wport__data$23[7][3] ;
   wire [31:0] \wport__data[0] ;
   wire [7:0] \wport__data[0][0] ;
   wire [7:0] \wport__data[0][1] ;
@@ -7172,11 +7316,11 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$112  = 1'h0;
-  wire \wport__en$14 ;
-  wire \wport__en$17 ;
-  wire \wport__en$20 ;
-  wire \wport__en$23 ;
+  reg \wport__en$126  = 1'h0;
+  wire \wport__en$15 ;
+  wire \wport__en$18 ;
+  wire \wport__en$21 ;
+  wire \wport__en$24 ;
   reg [10:0] wr_addr = 11'h000;
   reg wr_bank = 1'h0;
   reg [4:0] wsel0 = 5'h00;
@@ -7355,8 +7499,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$112 )
-      rbuf[\wport__addr$108 ] <= \wport__data$110 ;
+    if (\wport__en$126 )
+      rbuf[\wport__addr$122 ] <= \wport__data$124 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -7882,14 +8026,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     wmem0[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (wport__en)
-      wmem0[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[0])
+      wmem0[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _1_;
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$129  = _1_;
+  assign \rport__data$148  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
@@ -8407,14 +8551,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     wmem1[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$14 )
-      wmem1[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[1])
+      wmem1[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$130  = _2_;
+  assign \rport__data$149  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -8932,14 +9076,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     wmem2[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$17 )
-      wmem2[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[2])
+      wmem2[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _3_;
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$131  = _3_;
+  assign \rport__data$150  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -9457,14 +9601,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     wmem3[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$20 )
-      wmem3[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[3])
+      wmem3[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _4_;
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$132  = _4_;
+  assign \rport__data$151  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -9726,25 +9870,20 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     wmem4[255] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$23 )
-      wmem4[waddr[7:0]] <= weights__payload[255:0];
+    if (wmem_w_en[4])
+      wmem4[wmem_w_addr[7:0]] <= wport__data;
   end
   reg [255:0] _5_;
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$133  = _5_;
+  assign \rport__data$152  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
   assign \$2  = load & weights__payload[256];
   assign \$3  = wr_bank ? 2'h2 : 2'h1;
   assign loaded = \$2  ? \$3  : 2'h0;
-  assign wport__en = load & wchunk[0];
-  assign \wport__en$14  = load & wchunk[1];
-  assign \wport__en$17  = load & wchunk[2];
-  assign \wport__en$20  = load & wchunk[3];
-  assign \wport__en$23  = load & wchunk[4];
   assign \$4  = full | loaded;
   assign \$5  = ~ \release ;
   assign full_next = \$4  & \$5 ;
@@ -9753,177 +9892,195 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \$6  = take & beats__payload[37];
   assign \$7  = rd_bank ? 2'h2 : 2'h1;
   assign \release  = \$6  ? \$7  : 2'h0;
-  assign \$8  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$10  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$11  = \$9  | \$10 ;
-  assign \$12  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$13  = \$11  | \$12 ;
-  assign \$14  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign wword = \$15  | \$16 ;
-  assign \$17  = r__valid & r__ready;
-  assign \$18  = compute & beats__payload[36];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = \$17  & \$19 ;
-  assign \$21  = credits + 1'h1;
-  assign \$22  = compute & beats__payload[36];
-  assign \$23  = r__valid & r__ready;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = credits - 1'h1;
-  assign \$27  = \$25  ? \$26 [4:0] : credits;
-  assign credits_next = \$20  ? \$21 [4:0] : \$27 ;
-  assign \$28  = ~ out_valid;
-  assign \$29  = \$28  | results__ready;
-  assign \$30  = ~ tokens__payload[8];
-  assign \$31  = \$30  | r__valid;
-  assign tokens__ready = \$29  & \$31 ;
+  assign \$8  = wbyp_sel1 ? wbyp1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$9  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$10  = \$8  | \$9 ;
+  assign \$11  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$14  = \$12  | \$13 ;
+  assign \$15  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$16  = \$14  | \$15 ;
+  assign \$17  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign wword = \$16  | \$17 ;
+  assign \$18  = r__valid & r__ready;
+  assign \$19  = compute & beats__payload[36];
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$18  & \$20 ;
+  assign \$22  = credits + 1'h1;
+  assign \$23  = compute & beats__payload[36];
+  assign \$24  = r__valid & r__ready;
+  assign \$25  = ~ \$24 ;
+  assign \$26  = \$23  & \$25 ;
+  assign \$27  = credits - 1'h1;
+  assign \$28  = \$26  ? \$27 [4:0] : credits;
+  assign credits_next = \$21  ? \$22 [4:0] : \$28 ;
+  assign \$29  = ~ out_valid;
+  assign \$30  = \$29  | results__ready;
+  assign \$31  = ~ tokens__payload[8];
+  assign \$32  = \$31  | r__valid;
+  assign tokens__ready = \$30  & \$32 ;
   assign advance = tokens__valid & tokens__ready;
   assign r__ready = advance & tokens__payload[8];
-  assign \$32  = out_own ? out_data : rport__data;
-  assign \$33  = credits != 5'h10;
-  assign busy = \$33  | out_valid;
-  assign \$34  = wr_addr != 11'h47f;
-  assign \$35  = ~ wr_bank;
-  assign \$36  = wr_bank ? 11'h000 : 11'h480;
-  assign \$37  = wr_bank ? 5'h01 : 5'h04;
-  assign \$38  = wr_addr + 1'h1;
-  assign \$39  = waddr + 1'h1;
-  assign \$40  = waddr + 1'h1;
-  assign \$42  = ! \$41 ;
-  assign \$43  = waddr + 1'h1;
-  assign \$45  = \$44  == 1'h1;
-  assign \$46  = waddr + 1'h1;
-  assign \$48  = \$47  == 2'h2;
-  assign \$49  = waddr + 1'h1;
-  assign \$51  = \$50  == 2'h3;
-  assign \$52  = waddr + 1'h1;
-  assign \$54  = \$53  == 3'h4;
-  assign \$55  = beat_idx != 11'h47f;
-  assign \$56  = beat_idx + 1'h1;
-  assign \$57  = \$55  ? \$56  : { 1'h0, beat_idx };
-  assign \$58  = beats__payload[36] ? 12'h000 : \$57 ;
-  assign \$59  = compute ? \$58  : { 1'h0, beat_idx };
-  assign \$60  = take & beats__payload[37];
-  assign \$61  = rd_bank ^ \$60 ;
+  assign \$33  = out_own ? out_data : rport__data;
+  assign \$34  = credits != 5'h10;
+  assign busy = \$34  | out_valid;
+  assign \$35  = load ? wchunk : 5'h00;
+  assign \$36  = wr_addr != 11'h47f;
+  assign \$37  = ~ wr_bank;
+  assign \$38  = wr_bank ? 11'h000 : 11'h480;
+  assign \$39  = wr_bank ? 5'h01 : 5'h04;
+  assign \$40  = wr_addr + 1'h1;
+  assign \$41  = waddr + 1'h1;
+  assign \$42  = waddr + 1'h1;
+  assign \$44  = ! \$43 ;
+  assign \$45  = waddr + 1'h1;
+  assign \$47  = \$46  == 1'h1;
+  assign \$48  = waddr + 1'h1;
+  assign \$50  = \$49  == 2'h2;
+  assign \$51  = waddr + 1'h1;
+  assign \$53  = \$52  == 2'h3;
+  assign \$54  = waddr + 1'h1;
+  assign \$56  = \$55  == 3'h4;
+  assign \$57  = beat_idx != 11'h47f;
+  assign \$58  = beat_idx + 1'h1;
+  assign \$59  = \$57  ? \$58  : { 1'h0, beat_idx };
+  assign \$60  = beats__payload[36] ? 12'h000 : \$59 ;
+  assign \$61  = compute ? \$60  : { 1'h0, beat_idx };
   assign \$62  = take & beats__payload[37];
   assign \$63  = rd_bank ^ \$62 ;
-  assign \$64  = beat_idx != 11'h47f;
-  assign \$65  = beat_idx + 1'h1;
-  assign \$66  = \$64  ? \$65  : { 1'h0, beat_idx };
-  assign \$67  = 11'h480 + \$66 ;
-  assign \$68  = beats__payload[36] ? 13'h0480 : \$67 ;
-  assign \$69  = 11'h480 + beat_idx;
-  assign \$70  = compute ? \$68  : { 1'h0, \$69  };
-  assign \$71  = beat_idx != 11'h47f;
-  assign \$72  = beat_idx + 1'h1;
-  assign \$73  = \$71  ? \$72  : { 1'h0, beat_idx };
-  assign \$74  = beats__payload[36] ? 12'h000 : \$73 ;
-  assign \$75  = compute ? \$74  : { 1'h0, beat_idx };
-  assign \$76  = \$63  ? \$70  : { 1'h0, \$75  };
-  assign \$78  = ! \$77 ;
-  assign \$80  = \$79  == 1'h1;
-  assign \$82  = \$81  == 2'h2;
-  assign \$84  = \$83  == 2'h3;
-  assign \$86  = \$85  == 3'h4;
-  assign \$87  = ! beat_idx;
-  assign \$88  = take & beats__payload[37];
-  assign \$89  = rd_bank ^ \$88 ;
-  assign \$90  = full_next >> \$89 ;
-  assign \$91  = r__valid & r__ready;
-  assign \$92  = compute & beats__payload[36];
-  assign \$93  = ~ \$92 ;
-  assign \$94  = \$91  & \$93 ;
-  assign \$95  = compute & beats__payload[36];
+  assign \$64  = take & beats__payload[37];
+  assign \$65  = rd_bank ^ \$64 ;
+  assign \$66  = beat_idx != 11'h47f;
+  assign \$67  = beat_idx + 1'h1;
+  assign \$68  = \$66  ? \$67  : { 1'h0, beat_idx };
+  assign \$69  = 11'h480 + \$68 ;
+  assign \$70  = beats__payload[36] ? 13'h0480 : \$69 ;
+  assign \$71  = 11'h480 + beat_idx;
+  assign \$72  = compute ? \$70  : { 1'h0, \$71  };
+  assign \$73  = beat_idx != 11'h47f;
+  assign \$74  = beat_idx + 1'h1;
+  assign \$75  = \$73  ? \$74  : { 1'h0, beat_idx };
+  assign \$76  = beats__payload[36] ? 12'h000 : \$75 ;
+  assign \$77  = compute ? \$76  : { 1'h0, beat_idx };
+  assign \$78  = \$65  ? \$72  : { 1'h0, \$77  };
+  assign \$80  = ! \$79 ;
+  assign \$82  = \$81  == 1'h1;
+  assign \$84  = \$83  == 2'h2;
+  assign \$86  = \$85  == 2'h3;
+  assign \$88  = \$87  == 3'h4;
+  assign \$89  = wbyp_sel0 ? 5'h00 : wsel0;
+  assign \$90  = wmem_w_addr == raddr;
+  assign \$91  = wmem_w_any & \$90 ;
+  assign \$92  = ! beat_idx;
+  assign \$93  = take & beats__payload[37];
+  assign \$94  = rd_bank ^ \$93 ;
+  assign \$95  = full_next >> \$94 ;
   assign \$96  = r__valid & r__ready;
-  assign \$97  = ~ \$96 ;
-  assign \$98  = \$95  & \$97 ;
-  assign \$99  = credits != 1'h1;
-  assign \$100  = | credits;
-  assign \$101  = \$98  ? \$99  : \$100 ;
-  assign \$102  = \$94  ? 1'h1 : \$101 ;
-  assign \$103  = \$90  & \$102 ;
-  assign \$104  = advance & tokens__payload[9];
-  assign \$105  = ~ tokens__payload[0];
-  assign \$106  = \wport__addr$108  == tokens__payload[7:1];
-  assign \$107  = \wport__en$112  & \$106 ;
-  assign \$108  = \$105  | \$107 ;
-  assign \$109  = tokens__payload[0] ? \wport__data$110  : r__payload;
+  assign \$97  = compute & beats__payload[36];
+  assign \$98  = ~ \$97 ;
+  assign \$99  = \$96  & \$98 ;
+  assign \$100  = compute & beats__payload[36];
+  assign \$101  = r__valid & r__ready;
+  assign \$102  = ~ \$101 ;
+  assign \$103  = \$100  & \$102 ;
+  assign \$104  = credits != 1'h1;
+  assign \$105  = | credits;
+  assign \$106  = \$103  ? \$104  : \$105 ;
+  assign \$107  = \$99  ? 1'h1 : \$106 ;
+  assign \$108  = \$95  & \$107 ;
+  assign \$109  = advance & tokens__payload[9];
+  assign \$110  = ~ tokens__payload[0];
+  assign \$111  = \wport__addr$122  == tokens__payload[7:1];
+  assign \$112  = \wport__en$126  & \$111 ;
+  assign \$113  = \$110  | \$112 ;
+  assign \$114  = tokens__payload[0] ? \wport__data$124  : r__payload;
   always @(posedge clk)
-    wr_addr <= \$110 ;
+    wmem_w_en <= \$115 ;
   always @(posedge clk)
-    wr_bank <= \$111 ;
+    wmem_w_any <= \$116 ;
   always @(posedge clk)
-    waddr <= \$112 ;
+    wmem_w_addr <= \$117 ;
   always @(posedge clk)
-    wchunk <= \$113 ;
+    wport__data <= \$118 ;
   always @(posedge clk)
-    full <= \$114 ;
+    wr_addr <= \$119 ;
   always @(posedge clk)
-    beat_idx <= \$115 ;
+    wr_bank <= \$120 ;
   always @(posedge clk)
-    rd_bank <= \$116 ;
+    waddr <= \$121 ;
   always @(posedge clk)
-    raddr <= \$117 ;
+    wchunk <= \$122 ;
   always @(posedge clk)
-    wsel0 <= \$118 ;
+    full <= \$123 ;
   always @(posedge clk)
-    wsel1 <= \$119 ;
+    beat_idx <= \$124 ;
   always @(posedge clk)
-    wdata0 <= \$120 ;
+    rd_bank <= \$125 ;
   always @(posedge clk)
-    wdata1 <= \$121 ;
+    raddr <= \$126 ;
   always @(posedge clk)
-    wdata2 <= \$122 ;
+    wsel0 <= \$127 ;
   always @(posedge clk)
-    wdata3 <= \$123 ;
+    wsel1 <= \$128 ;
   always @(posedge clk)
-    wdata4 <= \$124 ;
+    wbyp_sel0 <= \$129 ;
   always @(posedge clk)
-    s0_valid <= \$125 ;
+    wbyp_sel1 <= \$130 ;
   always @(posedge clk)
-    s0_first <= \$126 ;
+    wbyp0 <= \$131 ;
   always @(posedge clk)
-    s0_last <= \$127 ;
+    wbyp1 <= \$132 ;
   always @(posedge clk)
-    s0_mask <= \$128 ;
+    wdata0 <= \$133 ;
   always @(posedge clk)
-    s0_data <= \$129 ;
+    wdata1 <= \$134 ;
   always @(posedge clk)
-    valid <= \$130 ;
+    wdata2 <= \$135 ;
   always @(posedge clk)
-    first <= \$131 ;
+    wdata3 <= \$136 ;
   always @(posedge clk)
-    last <= \$132 ;
+    wdata4 <= \$137 ;
   always @(posedge clk)
-    mask <= \$133 ;
+    s0_valid <= \$138 ;
   always @(posedge clk)
-    a <= \$134 ;
+    s0_first <= \$139 ;
   always @(posedge clk)
-    w__valid <= \$135 ;
+    s0_last <= \$140 ;
   always @(posedge clk)
-    w__payload <= \$136 ;
+    s0_mask <= \$141 ;
   always @(posedge clk)
-    credits <= \$137 ;
+    s0_data <= \$142 ;
   always @(posedge clk)
-    beats__ready <= \$138 ;
+    valid <= \$143 ;
   always @(posedge clk)
-    \wport__en$112  <= \$139 ;
+    first <= \$144 ;
   always @(posedge clk)
-    \wport__addr$108  <= \$140 ;
+    last <= \$145 ;
   always @(posedge clk)
-    \wport__data$110  <= \$141 ;
+    mask <= \$146 ;
   always @(posedge clk)
-    out_valid <= \$142 ;
+    a <= \$147 ;
   always @(posedge clk)
-    out_hit <= \$143 ;
+    credits <= \$148 ;
   always @(posedge clk)
-    out_own <= \$144 ;
+    beats__ready <= \$149 ;
   always @(posedge clk)
-    out_entry <= \$145 ;
+    \wport__en$126  <= \$150 ;
   always @(posedge clk)
-    out_data <= \$146 ;
+    \wport__addr$122  <= \$151 ;
+  always @(posedge clk)
+    \wport__data$124  <= \$152 ;
+  always @(posedge clk)
+    out_valid <= \$153 ;
+  always @(posedge clk)
+    out_hit <= \$154 ;
+  always @(posedge clk)
+    out_own <= \$155 ;
+  always @(posedge clk)
+    out_entry <= \$156 ;
+  always @(posedge clk)
+    out_data <= \$157 ;
   \mercury_core.array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -9937,7 +10094,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .\a$10 (a),
     .acc(acc),
     .clk(clk),
-    .done(done),
+    .done(w__valid),
     .first(first),
     .last(last),
     .mask(mask),
@@ -9947,7 +10104,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe1  pe1 (
     .\a$10 (a),
-    .acc(\acc$143 ),
+    .acc(\acc$105 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9958,7 +10115,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe2  pe2 (
     .\a$10 (a),
-    .acc(\acc$144 ),
+    .acc(\acc$106 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9969,7 +10126,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe3  pe3 (
     .\a$10 (a),
-    .acc(\acc$145 ),
+    .acc(\acc$107 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9980,7 +10137,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe4  pe4 (
     .\a$10 (a),
-    .acc(\acc$146 ),
+    .acc(\acc$108 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -9991,7 +10148,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe5  pe5 (
     .\a$10 (a),
-    .acc(\acc$147 ),
+    .acc(\acc$109 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10002,7 +10159,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe6  pe6 (
     .\a$10 (a),
-    .acc(\acc$148 ),
+    .acc(\acc$110 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10013,7 +10170,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe7  pe7 (
     .\a$10 (a),
-    .acc(\acc$149 ),
+    .acc(\acc$111 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10024,392 +10181,433 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$110  = wr_addr;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$110  = 11'h000;
-      end else if (\$34 ) begin
-        \$110  = \$38 [10:0];
-      end
-    end
+    \$115  = \$35 ;
     if (rst) begin
-      \$110  = 11'h000;
+      \$115  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$111  = wr_bank;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$111  = \$35 ;
-      end
-    end
-    if (rst) begin
-      \$111  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$112  = waddr;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$112  = { 1'h0, \$36  };
-      end else if (\$34 ) begin
-        \$112  = \$39 [11:0];
-      end
-    end
-    if (rst) begin
-      \$112  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$113  = wchunk;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$113  = \$37 ;
-      end else if (\$34 ) begin
-        \$113  = { \$54 , \$51 , \$48 , \$45 , \$42  };
-      end
-    end
-    if (rst) begin
-      \$113  = 5'h01;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$114  = full_next;
-    if (rst) begin
-      \$114  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$115  = \$59 [10:0];
-    if (rst) begin
-      \$115  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$116  = \$61 ;
+    \$116  = load;
     if (rst) begin
       \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$117  = \$76 [11:0];
+    \$117  = waddr;
     if (rst) begin
       \$117  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$118  = { \$86 , \$84 , \$82 , \$80 , \$78  };
+    \$118  = weights__payload[255:0];
     if (rst) begin
-      \$118  = 5'h00;
+      \$118  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$119  = wsel0;
+    \$119  = wr_addr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$119  = 11'h000;
+      end else if (\$36 ) begin
+        \$119  = \$40 [10:0];
+      end
+    end
     if (rst) begin
-      \$119  = 5'h00;
+      \$119  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$120  = \rport__data$129 ;
+    \$120  = wr_bank;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$120  = \$37 ;
+      end
+    end
     if (rst) begin
-      \$120  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$121  = \rport__data$130 ;
+    \$121  = waddr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$121  = { 1'h0, \$38  };
+      end else if (\$36 ) begin
+        \$121  = \$41 [11:0];
+      end
+    end
     if (rst) begin
-      \$121  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$121  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$122  = \rport__data$131 ;
+    \$122  = wchunk;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$122  = \$39 ;
+      end else if (\$36 ) begin
+        \$122  = { \$56 , \$53 , \$50 , \$47 , \$44  };
+      end
+    end
     if (rst) begin
-      \$122  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$122  = 5'h01;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$123  = \rport__data$132 ;
+    \$123  = full_next;
     if (rst) begin
-      \$123  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$123  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$124  = \rport__data$133 ;
+    \$124  = \$61 [10:0];
     if (rst) begin
-      \$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$124  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$125  = compute;
+    \$125  = \$63 ;
     if (rst) begin
       \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$126  = s0_first;
-    if (compute) begin
-      \$126  = \$87 ;
-    end
+    \$126  = \$78 [11:0];
     if (rst) begin
-      \$126  = 1'h0;
+      \$126  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$127  = s0_last;
-    if (compute) begin
-      \$127  = beats__payload[36];
-    end
+    \$127  = { \$88 , \$86 , \$84 , \$82 , \$80  };
     if (rst) begin
-      \$127  = 1'h0;
+      \$127  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$128  = s0_mask;
-    if (compute) begin
-      \$128  = beats__payload[35:32];
-    end
+    \$128  = \$89 ;
     if (rst) begin
-      \$128  = 4'h0;
+      \$128  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$129  = s0_data;
-    if (compute) begin
-      \$129  = beats__payload[31:0];
-    end
+    \$129  = \$91 ;
     if (rst) begin
-      \$129  = 32'd0;
+      \$129  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$130  = s0_valid;
+    \$130  = wbyp_sel0;
     if (rst) begin
       \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$131  = s0_first;
+    \$131  = wport__data;
     if (rst) begin
-      \$131  = 1'h0;
+      \$131  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$132  = s0_last;
+    \$132  = wbyp0;
     if (rst) begin
-      \$132  = 1'h0;
+      \$132  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$133  = s0_mask;
+    \$133  = \rport__data$148 ;
     if (rst) begin
-      \$133  = 4'h0;
+      \$133  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$134  = s0_data;
+    \$134  = \rport__data$149 ;
     if (rst) begin
-      \$134  = 32'd0;
+      \$134  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$135  = done;
+    \$135  = \rport__data$150 ;
     if (rst) begin
-      \$135  = 1'h0;
+      \$135  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$136 [31:0] = acc;
-    \$136 [63:32] = \acc$143 ;
-    \$136 [95:64] = \acc$144 ;
-    \$136 [127:96] = \acc$145 ;
-    \$136 [159:128] = \acc$146 ;
-    \$136 [191:160] = \acc$147 ;
-    \$136 [223:192] = \acc$148 ;
-    \$136 [255:224] = \acc$149 ;
+    \$136  = \rport__data$151 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$137  = credits_next;
+    \$137  = \rport__data$152 ;
     if (rst) begin
-      \$137  = 5'h10;
+      \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$138  = \$103 ;
+    \$138  = compute;
     if (rst) begin
       \$138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$139  = \$104 ;
+    \$139  = s0_first;
+    if (compute) begin
+      \$139  = \$92 ;
+    end
     if (rst) begin
       \$139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$140  = tokens__payload[7:1];
+    \$140  = s0_last;
+    if (compute) begin
+      \$140  = beats__payload[36];
+    end
     if (rst) begin
-      \$140  = 7'h00;
+      \$140  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$141  = r__payload;
+    \$141  = s0_mask;
+    if (compute) begin
+      \$141  = beats__payload[35:32];
+    end
     if (rst) begin
-      \$141  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$141  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$142  = out_valid;
-    if (advance) begin
-      \$142  = 1'h1;
-    end else if (results__ready) begin
-      \$142  = 1'h0;
+    \$142  = s0_data;
+    if (compute) begin
+      \$142  = beats__payload[31:0];
     end
     if (rst) begin
-      \$142  = 1'h0;
+      \$142  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$143  = out_hit;
-    if (advance) begin
-      \$143  = tokens__payload[0];
-    end
+    \$143  = s0_valid;
     if (rst) begin
       \$143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$144  = out_own;
-    if (advance) begin
-      \$144  = \$108 ;
-    end
+    \$144  = s0_first;
     if (rst) begin
       \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$145  = out_entry;
-    if (advance) begin
-      \$145  = tokens__payload[7:1];
-    end
+    \$145  = s0_last;
     if (rst) begin
-      \$145  = 7'h00;
+      \$145  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$146  = out_data;
-    if (advance) begin
-      \$146  = \$109 ;
-    end
+    \$146  = s0_mask;
     if (rst) begin
-      \$146  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$146  = 4'h0;
     end
   end
-  assign wport__addr = waddr[8:0];
-  assign wport__data = weights__payload[255:0];
-  assign \wport__addr$12  = waddr[8:0];
-  assign \wport__data$13  = weights__payload[255:0];
-  assign \wport__addr$15  = waddr[8:0];
-  assign \wport__data$16  = weights__payload[255:0];
-  assign \wport__addr$18  = waddr[8:0];
-  assign \wport__data$19  = weights__payload[255:0];
-  assign \wport__addr$21  = waddr[7:0];
-  assign \wport__data$22  = weights__payload[255:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$147  = s0_data;
+    if (rst) begin
+      \$147  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$148  = credits_next;
+    if (rst) begin
+      \$148  = 5'h10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$149  = \$108 ;
+    if (rst) begin
+      \$149  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$150  = \$109 ;
+    if (rst) begin
+      \$150  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$151  = tokens__payload[7:1];
+    if (rst) begin
+      \$151  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$152  = r__payload;
+    if (rst) begin
+      \$152  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$153  = out_valid;
+    if (advance) begin
+      \$153  = 1'h1;
+    end else if (results__ready) begin
+      \$153  = 1'h0;
+    end
+    if (rst) begin
+      \$153  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$154  = out_hit;
+    if (advance) begin
+      \$154  = tokens__payload[0];
+    end
+    if (rst) begin
+      \$154  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$155  = out_own;
+    if (advance) begin
+      \$155  = \$113 ;
+    end
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$156  = out_entry;
+    if (advance) begin
+      \$156  = tokens__payload[7:1];
+    end
+    if (rst) begin
+      \$156  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$157  = out_data;
+    if (advance) begin
+      \$157  = \$114 ;
+    end
+    if (rst) begin
+      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  assign wport__addr = wmem_w_addr[8:0];
+  assign wmem_w_data = wport__data;
+  assign wport__en = wmem_w_en[0];
+  assign \wport__addr$13  = wmem_w_addr[8:0];
+  assign \wport__data$14  = wport__data;
+  assign \wport__en$15  = wmem_w_en[1];
+  assign \wport__addr$16  = wmem_w_addr[8:0];
+  assign \wport__data$17  = wport__data;
+  assign \wport__en$18  = wmem_w_en[2];
+  assign \wport__addr$19  = wmem_w_addr[8:0];
+  assign \wport__data$20  = wport__data;
+  assign \wport__en$21  = wmem_w_en[3];
+  assign \wport__addr$22  = wmem_w_addr[7:0];
+  assign \wport__data$23  = wport__data;
+  assign \wport__en$24  = wmem_w_en[4];
   assign rport__addr = raddr[8:0];
-  assign \rport__addr$34  = raddr[8:0];
   assign \rport__addr$35  = raddr[8:0];
   assign \rport__addr$36  = raddr[8:0];
-  assign \rport__addr$37  = raddr[7:0];
+  assign \rport__addr$37  = raddr[8:0];
+  assign \rport__addr$38  = raddr[7:0];
   assign s_data = a;
   assign w = wword[31:0];
   assign s_mask = mask;
   assign \$signal  = valid;
-  assign \$signal$53  = first;
+  assign \$signal$56  = first;
   assign s_last = last;
-  assign \a$56  = a;
-  assign \w$57  = wword[63:32];
-  assign \mask$58  = mask;
-  assign \valid$59  = valid;
-  assign \first$60  = first;
-  assign \last$61  = last;
-  assign \a$62  = a;
-  assign \w$63  = wword[95:64];
-  assign \mask$64  = mask;
-  assign \valid$65  = valid;
-  assign \first$66  = first;
-  assign \last$67  = last;
-  assign \a$68  = a;
-  assign \w$69  = wword[127:96];
-  assign \mask$70  = mask;
-  assign \valid$71  = valid;
-  assign \first$72  = first;
-  assign \last$73  = last;
-  assign \a$74  = a;
-  assign \w$75  = wword[159:128];
-  assign \mask$76  = mask;
-  assign \valid$77  = valid;
-  assign \first$78  = first;
-  assign \last$79  = last;
-  assign \a$80  = a;
-  assign \w$81  = wword[191:160];
-  assign \mask$82  = mask;
-  assign \valid$83  = valid;
-  assign \first$84  = first;
-  assign \last$85  = last;
-  assign \a$86  = a;
-  assign \w$87  = wword[223:192];
-  assign \mask$88  = mask;
-  assign \valid$89  = valid;
-  assign \first$90  = first;
-  assign \last$91  = last;
-  assign \a$92  = a;
-  assign \w$93  = wword[255:224];
-  assign \mask$94  = mask;
-  assign \valid$95  = valid;
-  assign \first$96  = first;
-  assign \last$97  = last;
-  assign rbuf_w_addr = \wport__addr$108 ;
-  assign rbuf_w_data = \wport__data$110 ;
-  assign rbuf_w_en = \wport__en$112 ;
-  assign \rport__addr$114  = tokens__payload[7:1];
+  assign \a$59  = a;
+  assign \w$60  = wword[63:32];
+  assign \mask$61  = mask;
+  assign \valid$62  = valid;
+  assign \first$63  = first;
+  assign \last$64  = last;
+  assign \a$65  = a;
+  assign \w$66  = wword[95:64];
+  assign \mask$67  = mask;
+  assign \valid$68  = valid;
+  assign \first$69  = first;
+  assign \last$70  = last;
+  assign \a$71  = a;
+  assign \w$72  = wword[127:96];
+  assign \mask$73  = mask;
+  assign \valid$74  = valid;
+  assign \first$75  = first;
+  assign \last$76  = last;
+  assign \a$77  = a;
+  assign \w$78  = wword[159:128];
+  assign \mask$79  = mask;
+  assign \valid$80  = valid;
+  assign \first$81  = first;
+  assign \last$82  = last;
+  assign \a$83  = a;
+  assign \w$84  = wword[191:160];
+  assign \mask$85  = mask;
+  assign \valid$86  = valid;
+  assign \first$87  = first;
+  assign \last$88  = last;
+  assign \a$89  = a;
+  assign \w$90  = wword[223:192];
+  assign \mask$91  = mask;
+  assign \valid$92  = valid;
+  assign \first$93  = first;
+  assign \last$94  = last;
+  assign \a$95  = a;
+  assign \w$96  = wword[255:224];
+  assign \mask$97  = mask;
+  assign \valid$98  = valid;
+  assign \first$99  = first;
+  assign \last$100  = last;
+  assign done = w__valid;
+  assign rbuf_w_addr = \wport__addr$122 ;
+  assign rbuf_w_data = \wport__data$124 ;
+  assign rbuf_w_en = \wport__en$126 ;
+  assign \rport__addr$128  = tokens__payload[7:1];
   assign rport__en = advance;
   assign results__valid = out_valid;
   assign \weights__payload.data  = weights__payload[255:0];
@@ -10454,206 +10652,246 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \weights__payload.data[7][2]  = weights__payload[247:240];
   assign \weights__payload.data[7][3]  = weights__payload[255:248];
   assign \weights__payload.last  = weights__payload[256];
-  assign \wport__data[0]  = weights__payload[31:0];
-  assign \wport__data[0][0]  = weights__payload[7:0];
-  assign \wport__data[0][1]  = weights__payload[15:8];
-  assign \wport__data[0][2]  = weights__payload[23:16];
-  assign \wport__data[0][3]  = weights__payload[31:24];
-  assign \wport__data[1]  = weights__payload[63:32];
-  assign \wport__data[1][0]  = weights__payload[39:32];
-  assign \wport__data[1][1]  = weights__payload[47:40];
-  assign \wport__data[1][2]  = weights__payload[55:48];
-  assign \wport__data[1][3]  = weights__payload[63:56];
-  assign \wport__data[2]  = weights__payload[95:64];
-  assign \wport__data[2][0]  = weights__payload[71:64];
-  assign \wport__data[2][1]  = weights__payload[79:72];
-  assign \wport__data[2][2]  = weights__payload[87:80];
-  assign \wport__data[2][3]  = weights__payload[95:88];
-  assign \wport__data[3]  = weights__payload[127:96];
-  assign \wport__data[3][0]  = weights__payload[103:96];
-  assign \wport__data[3][1]  = weights__payload[111:104];
-  assign \wport__data[3][2]  = weights__payload[119:112];
-  assign \wport__data[3][3]  = weights__payload[127:120];
-  assign \wport__data[4]  = weights__payload[159:128];
-  assign \wport__data[4][0]  = weights__payload[135:128];
-  assign \wport__data[4][1]  = weights__payload[143:136];
-  assign \wport__data[4][2]  = weights__payload[151:144];
-  assign \wport__data[4][3]  = weights__payload[159:152];
-  assign \wport__data[5]  = weights__payload[191:160];
-  assign \wport__data[5][0]  = weights__payload[167:160];
-  assign \wport__data[5][1]  = weights__payload[175:168];
-  assign \wport__data[5][2]  = weights__payload[183:176];
-  assign \wport__data[5][3]  = weights__payload[191:184];
-  assign \wport__data[6]  = weights__payload[223:192];
-  assign \wport__data[6][0]  = weights__payload[199:192];
-  assign \wport__data[6][1]  = weights__payload[207:200];
-  assign \wport__data[6][2]  = weights__payload[215:208];
-  assign \wport__data[6][3]  = weights__payload[223:216];
-  assign \wport__data[7]  = weights__payload[255:224];
-  assign \wport__data[7][0]  = weights__payload[231:224];
-  assign \wport__data[7][1]  = weights__payload[239:232];
-  assign \wport__data[7][2]  = weights__payload[247:240];
-  assign \wport__data[7][3]  = weights__payload[255:248];
-  assign \wport__data$13[0]  = weights__payload[31:0];
-  assign \wport__data$13[0][0]  = weights__payload[7:0];
-  assign \wport__data$13[0][1]  = weights__payload[15:8];
-  assign \wport__data$13[0][2]  = weights__payload[23:16];
-  assign \wport__data$13[0][3]  = weights__payload[31:24];
-  assign \wport__data$13[1]  = weights__payload[63:32];
-  assign \wport__data$13[1][0]  = weights__payload[39:32];
-  assign \wport__data$13[1][1]  = weights__payload[47:40];
-  assign \wport__data$13[1][2]  = weights__payload[55:48];
-  assign \wport__data$13[1][3]  = weights__payload[63:56];
-  assign \wport__data$13[2]  = weights__payload[95:64];
-  assign \wport__data$13[2][0]  = weights__payload[71:64];
-  assign \wport__data$13[2][1]  = weights__payload[79:72];
-  assign \wport__data$13[2][2]  = weights__payload[87:80];
-  assign \wport__data$13[2][3]  = weights__payload[95:88];
-  assign \wport__data$13[3]  = weights__payload[127:96];
-  assign \wport__data$13[3][0]  = weights__payload[103:96];
-  assign \wport__data$13[3][1]  = weights__payload[111:104];
-  assign \wport__data$13[3][2]  = weights__payload[119:112];
-  assign \wport__data$13[3][3]  = weights__payload[127:120];
-  assign \wport__data$13[4]  = weights__payload[159:128];
-  assign \wport__data$13[4][0]  = weights__payload[135:128];
-  assign \wport__data$13[4][1]  = weights__payload[143:136];
-  assign \wport__data$13[4][2]  = weights__payload[151:144];
-  assign \wport__data$13[4][3]  = weights__payload[159:152];
-  assign \wport__data$13[5]  = weights__payload[191:160];
-  assign \wport__data$13[5][0]  = weights__payload[167:160];
-  assign \wport__data$13[5][1]  = weights__payload[175:168];
-  assign \wport__data$13[5][2]  = weights__payload[183:176];
-  assign \wport__data$13[5][3]  = weights__payload[191:184];
-  assign \wport__data$13[6]  = weights__payload[223:192];
-  assign \wport__data$13[6][0]  = weights__payload[199:192];
-  assign \wport__data$13[6][1]  = weights__payload[207:200];
-  assign \wport__data$13[6][2]  = weights__payload[215:208];
-  assign \wport__data$13[6][3]  = weights__payload[223:216];
-  assign \wport__data$13[7]  = weights__payload[255:224];
-  assign \wport__data$13[7][0]  = weights__payload[231:224];
-  assign \wport__data$13[7][1]  = weights__payload[239:232];
-  assign \wport__data$13[7][2]  = weights__payload[247:240];
-  assign \wport__data$13[7][3]  = weights__payload[255:248];
-  assign \wport__data$16[0]  = weights__payload[31:0];
-  assign \wport__data$16[0][0]  = weights__payload[7:0];
-  assign \wport__data$16[0][1]  = weights__payload[15:8];
-  assign \wport__data$16[0][2]  = weights__payload[23:16];
-  assign \wport__data$16[0][3]  = weights__payload[31:24];
-  assign \wport__data$16[1]  = weights__payload[63:32];
-  assign \wport__data$16[1][0]  = weights__payload[39:32];
-  assign \wport__data$16[1][1]  = weights__payload[47:40];
-  assign \wport__data$16[1][2]  = weights__payload[55:48];
-  assign \wport__data$16[1][3]  = weights__payload[63:56];
-  assign \wport__data$16[2]  = weights__payload[95:64];
-  assign \wport__data$16[2][0]  = weights__payload[71:64];
-  assign \wport__data$16[2][1]  = weights__payload[79:72];
-  assign \wport__data$16[2][2]  = weights__payload[87:80];
-  assign \wport__data$16[2][3]  = weights__payload[95:88];
-  assign \wport__data$16[3]  = weights__payload[127:96];
-  assign \wport__data$16[3][0]  = weights__payload[103:96];
-  assign \wport__data$16[3][1]  = weights__payload[111:104];
-  assign \wport__data$16[3][2]  = weights__payload[119:112];
-  assign \wport__data$16[3][3]  = weights__payload[127:120];
-  assign \wport__data$16[4]  = weights__payload[159:128];
-  assign \wport__data$16[4][0]  = weights__payload[135:128];
-  assign \wport__data$16[4][1]  = weights__payload[143:136];
-  assign \wport__data$16[4][2]  = weights__payload[151:144];
-  assign \wport__data$16[4][3]  = weights__payload[159:152];
-  assign \wport__data$16[5]  = weights__payload[191:160];
-  assign \wport__data$16[5][0]  = weights__payload[167:160];
-  assign \wport__data$16[5][1]  = weights__payload[175:168];
-  assign \wport__data$16[5][2]  = weights__payload[183:176];
-  assign \wport__data$16[5][3]  = weights__payload[191:184];
-  assign \wport__data$16[6]  = weights__payload[223:192];
-  assign \wport__data$16[6][0]  = weights__payload[199:192];
-  assign \wport__data$16[6][1]  = weights__payload[207:200];
-  assign \wport__data$16[6][2]  = weights__payload[215:208];
-  assign \wport__data$16[6][3]  = weights__payload[223:216];
-  assign \wport__data$16[7]  = weights__payload[255:224];
-  assign \wport__data$16[7][0]  = weights__payload[231:224];
-  assign \wport__data$16[7][1]  = weights__payload[239:232];
-  assign \wport__data$16[7][2]  = weights__payload[247:240];
-  assign \wport__data$16[7][3]  = weights__payload[255:248];
-  assign \wport__data$19[0]  = weights__payload[31:0];
-  assign \wport__data$19[0][0]  = weights__payload[7:0];
-  assign \wport__data$19[0][1]  = weights__payload[15:8];
-  assign \wport__data$19[0][2]  = weights__payload[23:16];
-  assign \wport__data$19[0][3]  = weights__payload[31:24];
-  assign \wport__data$19[1]  = weights__payload[63:32];
-  assign \wport__data$19[1][0]  = weights__payload[39:32];
-  assign \wport__data$19[1][1]  = weights__payload[47:40];
-  assign \wport__data$19[1][2]  = weights__payload[55:48];
-  assign \wport__data$19[1][3]  = weights__payload[63:56];
-  assign \wport__data$19[2]  = weights__payload[95:64];
-  assign \wport__data$19[2][0]  = weights__payload[71:64];
-  assign \wport__data$19[2][1]  = weights__payload[79:72];
-  assign \wport__data$19[2][2]  = weights__payload[87:80];
-  assign \wport__data$19[2][3]  = weights__payload[95:88];
-  assign \wport__data$19[3]  = weights__payload[127:96];
-  assign \wport__data$19[3][0]  = weights__payload[103:96];
-  assign \wport__data$19[3][1]  = weights__payload[111:104];
-  assign \wport__data$19[3][2]  = weights__payload[119:112];
-  assign \wport__data$19[3][3]  = weights__payload[127:120];
-  assign \wport__data$19[4]  = weights__payload[159:128];
-  assign \wport__data$19[4][0]  = weights__payload[135:128];
-  assign \wport__data$19[4][1]  = weights__payload[143:136];
-  assign \wport__data$19[4][2]  = weights__payload[151:144];
-  assign \wport__data$19[4][3]  = weights__payload[159:152];
-  assign \wport__data$19[5]  = weights__payload[191:160];
-  assign \wport__data$19[5][0]  = weights__payload[167:160];
-  assign \wport__data$19[5][1]  = weights__payload[175:168];
-  assign \wport__data$19[5][2]  = weights__payload[183:176];
-  assign \wport__data$19[5][3]  = weights__payload[191:184];
-  assign \wport__data$19[6]  = weights__payload[223:192];
-  assign \wport__data$19[6][0]  = weights__payload[199:192];
-  assign \wport__data$19[6][1]  = weights__payload[207:200];
-  assign \wport__data$19[6][2]  = weights__payload[215:208];
-  assign \wport__data$19[6][3]  = weights__payload[223:216];
-  assign \wport__data$19[7]  = weights__payload[255:224];
-  assign \wport__data$19[7][0]  = weights__payload[231:224];
-  assign \wport__data$19[7][1]  = weights__payload[239:232];
-  assign \wport__data$19[7][2]  = weights__payload[247:240];
-  assign \wport__data$19[7][3]  = weights__payload[255:248];
-  assign \wport__data$22[0]  = weights__payload[31:0];
-  assign \wport__data$22[0][0]  = weights__payload[7:0];
-  assign \wport__data$22[0][1]  = weights__payload[15:8];
-  assign \wport__data$22[0][2]  = weights__payload[23:16];
-  assign \wport__data$22[0][3]  = weights__payload[31:24];
-  assign \wport__data$22[1]  = weights__payload[63:32];
-  assign \wport__data$22[1][0]  = weights__payload[39:32];
-  assign \wport__data$22[1][1]  = weights__payload[47:40];
-  assign \wport__data$22[1][2]  = weights__payload[55:48];
-  assign \wport__data$22[1][3]  = weights__payload[63:56];
-  assign \wport__data$22[2]  = weights__payload[95:64];
-  assign \wport__data$22[2][0]  = weights__payload[71:64];
-  assign \wport__data$22[2][1]  = weights__payload[79:72];
-  assign \wport__data$22[2][2]  = weights__payload[87:80];
-  assign \wport__data$22[2][3]  = weights__payload[95:88];
-  assign \wport__data$22[3]  = weights__payload[127:96];
-  assign \wport__data$22[3][0]  = weights__payload[103:96];
-  assign \wport__data$22[3][1]  = weights__payload[111:104];
-  assign \wport__data$22[3][2]  = weights__payload[119:112];
-  assign \wport__data$22[3][3]  = weights__payload[127:120];
-  assign \wport__data$22[4]  = weights__payload[159:128];
-  assign \wport__data$22[4][0]  = weights__payload[135:128];
-  assign \wport__data$22[4][1]  = weights__payload[143:136];
-  assign \wport__data$22[4][2]  = weights__payload[151:144];
-  assign \wport__data$22[4][3]  = weights__payload[159:152];
-  assign \wport__data$22[5]  = weights__payload[191:160];
-  assign \wport__data$22[5][0]  = weights__payload[167:160];
-  assign \wport__data$22[5][1]  = weights__payload[175:168];
-  assign \wport__data$22[5][2]  = weights__payload[183:176];
-  assign \wport__data$22[5][3]  = weights__payload[191:184];
-  assign \wport__data$22[6]  = weights__payload[223:192];
-  assign \wport__data$22[6][0]  = weights__payload[199:192];
-  assign \wport__data$22[6][1]  = weights__payload[207:200];
-  assign \wport__data$22[6][2]  = weights__payload[215:208];
-  assign \wport__data$22[6][3]  = weights__payload[223:216];
-  assign \wport__data$22[7]  = weights__payload[255:224];
-  assign \wport__data$22[7][0]  = weights__payload[231:224];
-  assign \wport__data$22[7][1]  = weights__payload[239:232];
-  assign \wport__data$22[7][2]  = weights__payload[247:240];
-  assign \wport__data$22[7][3]  = weights__payload[255:248];
+  assign \wport__data[0]  = wport__data[31:0];
+  assign \wport__data[0][0]  = wport__data[7:0];
+  assign \wport__data[0][1]  = wport__data[15:8];
+  assign \wport__data[0][2]  = wport__data[23:16];
+  assign \wport__data[0][3]  = wport__data[31:24];
+  assign \wport__data[1]  = wport__data[63:32];
+  assign \wport__data[1][0]  = wport__data[39:32];
+  assign \wport__data[1][1]  = wport__data[47:40];
+  assign \wport__data[1][2]  = wport__data[55:48];
+  assign \wport__data[1][3]  = wport__data[63:56];
+  assign \wport__data[2]  = wport__data[95:64];
+  assign \wport__data[2][0]  = wport__data[71:64];
+  assign \wport__data[2][1]  = wport__data[79:72];
+  assign \wport__data[2][2]  = wport__data[87:80];
+  assign \wport__data[2][3]  = wport__data[95:88];
+  assign \wport__data[3]  = wport__data[127:96];
+  assign \wport__data[3][0]  = wport__data[103:96];
+  assign \wport__data[3][1]  = wport__data[111:104];
+  assign \wport__data[3][2]  = wport__data[119:112];
+  assign \wport__data[3][3]  = wport__data[127:120];
+  assign \wport__data[4]  = wport__data[159:128];
+  assign \wport__data[4][0]  = wport__data[135:128];
+  assign \wport__data[4][1]  = wport__data[143:136];
+  assign \wport__data[4][2]  = wport__data[151:144];
+  assign \wport__data[4][3]  = wport__data[159:152];
+  assign \wport__data[5]  = wport__data[191:160];
+  assign \wport__data[5][0]  = wport__data[167:160];
+  assign \wport__data[5][1]  = wport__data[175:168];
+  assign \wport__data[5][2]  = wport__data[183:176];
+  assign \wport__data[5][3]  = wport__data[191:184];
+  assign \wport__data[6]  = wport__data[223:192];
+  assign \wport__data[6][0]  = wport__data[199:192];
+  assign \wport__data[6][1]  = wport__data[207:200];
+  assign \wport__data[6][2]  = wport__data[215:208];
+  assign \wport__data[6][3]  = wport__data[223:216];
+  assign \wport__data[7]  = wport__data[255:224];
+  assign \wport__data[7][0]  = wport__data[231:224];
+  assign \wport__data[7][1]  = wport__data[239:232];
+  assign \wport__data[7][2]  = wport__data[247:240];
+  assign \wport__data[7][3]  = wport__data[255:248];
+  assign \wmem_w_data[0]  = wport__data[31:0];
+  assign \wmem_w_data[0][0]  = wport__data[7:0];
+  assign \wmem_w_data[0][1]  = wport__data[15:8];
+  assign \wmem_w_data[0][2]  = wport__data[23:16];
+  assign \wmem_w_data[0][3]  = wport__data[31:24];
+  assign \wmem_w_data[1]  = wport__data[63:32];
+  assign \wmem_w_data[1][0]  = wport__data[39:32];
+  assign \wmem_w_data[1][1]  = wport__data[47:40];
+  assign \wmem_w_data[1][2]  = wport__data[55:48];
+  assign \wmem_w_data[1][3]  = wport__data[63:56];
+  assign \wmem_w_data[2]  = wport__data[95:64];
+  assign \wmem_w_data[2][0]  = wport__data[71:64];
+  assign \wmem_w_data[2][1]  = wport__data[79:72];
+  assign \wmem_w_data[2][2]  = wport__data[87:80];
+  assign \wmem_w_data[2][3]  = wport__data[95:88];
+  assign \wmem_w_data[3]  = wport__data[127:96];
+  assign \wmem_w_data[3][0]  = wport__data[103:96];
+  assign \wmem_w_data[3][1]  = wport__data[111:104];
+  assign \wmem_w_data[3][2]  = wport__data[119:112];
+  assign \wmem_w_data[3][3]  = wport__data[127:120];
+  assign \wmem_w_data[4]  = wport__data[159:128];
+  assign \wmem_w_data[4][0]  = wport__data[135:128];
+  assign \wmem_w_data[4][1]  = wport__data[143:136];
+  assign \wmem_w_data[4][2]  = wport__data[151:144];
+  assign \wmem_w_data[4][3]  = wport__data[159:152];
+  assign \wmem_w_data[5]  = wport__data[191:160];
+  assign \wmem_w_data[5][0]  = wport__data[167:160];
+  assign \wmem_w_data[5][1]  = wport__data[175:168];
+  assign \wmem_w_data[5][2]  = wport__data[183:176];
+  assign \wmem_w_data[5][3]  = wport__data[191:184];
+  assign \wmem_w_data[6]  = wport__data[223:192];
+  assign \wmem_w_data[6][0]  = wport__data[199:192];
+  assign \wmem_w_data[6][1]  = wport__data[207:200];
+  assign \wmem_w_data[6][2]  = wport__data[215:208];
+  assign \wmem_w_data[6][3]  = wport__data[223:216];
+  assign \wmem_w_data[7]  = wport__data[255:224];
+  assign \wmem_w_data[7][0]  = wport__data[231:224];
+  assign \wmem_w_data[7][1]  = wport__data[239:232];
+  assign \wmem_w_data[7][2]  = wport__data[247:240];
+  assign \wmem_w_data[7][3]  = wport__data[255:248];
+  assign \wport__data$14[0]  = wport__data[31:0];
+  assign \wport__data$14[0][0]  = wport__data[7:0];
+  assign \wport__data$14[0][1]  = wport__data[15:8];
+  assign \wport__data$14[0][2]  = wport__data[23:16];
+  assign \wport__data$14[0][3]  = wport__data[31:24];
+  assign \wport__data$14[1]  = wport__data[63:32];
+  assign \wport__data$14[1][0]  = wport__data[39:32];
+  assign \wport__data$14[1][1]  = wport__data[47:40];
+  assign \wport__data$14[1][2]  = wport__data[55:48];
+  assign \wport__data$14[1][3]  = wport__data[63:56];
+  assign \wport__data$14[2]  = wport__data[95:64];
+  assign \wport__data$14[2][0]  = wport__data[71:64];
+  assign \wport__data$14[2][1]  = wport__data[79:72];
+  assign \wport__data$14[2][2]  = wport__data[87:80];
+  assign \wport__data$14[2][3]  = wport__data[95:88];
+  assign \wport__data$14[3]  = wport__data[127:96];
+  assign \wport__data$14[3][0]  = wport__data[103:96];
+  assign \wport__data$14[3][1]  = wport__data[111:104];
+  assign \wport__data$14[3][2]  = wport__data[119:112];
+  assign \wport__data$14[3][3]  = wport__data[127:120];
+  assign \wport__data$14[4]  = wport__data[159:128];
+  assign \wport__data$14[4][0]  = wport__data[135:128];
+  assign \wport__data$14[4][1]  = wport__data[143:136];
+  assign \wport__data$14[4][2]  = wport__data[151:144];
+  assign \wport__data$14[4][3]  = wport__data[159:152];
+  assign \wport__data$14[5]  = wport__data[191:160];
+  assign \wport__data$14[5][0]  = wport__data[167:160];
+  assign \wport__data$14[5][1]  = wport__data[175:168];
+  assign \wport__data$14[5][2]  = wport__data[183:176];
+  assign \wport__data$14[5][3]  = wport__data[191:184];
+  assign \wport__data$14[6]  = wport__data[223:192];
+  assign \wport__data$14[6][0]  = wport__data[199:192];
+  assign \wport__data$14[6][1]  = wport__data[207:200];
+  assign \wport__data$14[6][2]  = wport__data[215:208];
+  assign \wport__data$14[6][3]  = wport__data[223:216];
+  assign \wport__data$14[7]  = wport__data[255:224];
+  assign \wport__data$14[7][0]  = wport__data[231:224];
+  assign \wport__data$14[7][1]  = wport__data[239:232];
+  assign \wport__data$14[7][2]  = wport__data[247:240];
+  assign \wport__data$14[7][3]  = wport__data[255:248];
+  assign \wport__data$17[0]  = wport__data[31:0];
+  assign \wport__data$17[0][0]  = wport__data[7:0];
+  assign \wport__data$17[0][1]  = wport__data[15:8];
+  assign \wport__data$17[0][2]  = wport__data[23:16];
+  assign \wport__data$17[0][3]  = wport__data[31:24];
+  assign \wport__data$17[1]  = wport__data[63:32];
+  assign \wport__data$17[1][0]  = wport__data[39:32];
+  assign \wport__data$17[1][1]  = wport__data[47:40];
+  assign \wport__data$17[1][2]  = wport__data[55:48];
+  assign \wport__data$17[1][3]  = wport__data[63:56];
+  assign \wport__data$17[2]  = wport__data[95:64];
+  assign \wport__data$17[2][0]  = wport__data[71:64];
+  assign \wport__data$17[2][1]  = wport__data[79:72];
+  assign \wport__data$17[2][2]  = wport__data[87:80];
+  assign \wport__data$17[2][3]  = wport__data[95:88];
+  assign \wport__data$17[3]  = wport__data[127:96];
+  assign \wport__data$17[3][0]  = wport__data[103:96];
+  assign \wport__data$17[3][1]  = wport__data[111:104];
+  assign \wport__data$17[3][2]  = wport__data[119:112];
+  assign \wport__data$17[3][3]  = wport__data[127:120];
+  assign \wport__data$17[4]  = wport__data[159:128];
+  assign \wport__data$17[4][0]  = wport__data[135:128];
+  assign \wport__data$17[4][1]  = wport__data[143:136];
+  assign \wport__data$17[4][2]  = wport__data[151:144];
+  assign \wport__data$17[4][3]  = wport__data[159:152];
+  assign \wport__data$17[5]  = wport__data[191:160];
+  assign \wport__data$17[5][0]  = wport__data[167:160];
+  assign \wport__data$17[5][1]  = wport__data[175:168];
+  assign \wport__data$17[5][2]  = wport__data[183:176];
+  assign \wport__data$17[5][3]  = wport__data[191:184];
+  assign \wport__data$17[6]  = wport__data[223:192];
+  assign \wport__data$17[6][0]  = wport__data[199:192];
+  assign \wport__data$17[6][1]  = wport__data[207:200];
+  assign \wport__data$17[6][2]  = wport__data[215:208];
+  assign \wport__data$17[6][3]  = wport__data[223:216];
+  assign \wport__data$17[7]  = wport__data[255:224];
+  assign \wport__data$17[7][0]  = wport__data[231:224];
+  assign \wport__data$17[7][1]  = wport__data[239:232];
+  assign \wport__data$17[7][2]  = wport__data[247:240];
+  assign \wport__data$17[7][3]  = wport__data[255:248];
+  assign \wport__data$20[0]  = wport__data[31:0];
+  assign \wport__data$20[0][0]  = wport__data[7:0];
+  assign \wport__data$20[0][1]  = wport__data[15:8];
+  assign \wport__data$20[0][2]  = wport__data[23:16];
+  assign \wport__data$20[0][3]  = wport__data[31:24];
+  assign \wport__data$20[1]  = wport__data[63:32];
+  assign \wport__data$20[1][0]  = wport__data[39:32];
+  assign \wport__data$20[1][1]  = wport__data[47:40];
+  assign \wport__data$20[1][2]  = wport__data[55:48];
+  assign \wport__data$20[1][3]  = wport__data[63:56];
+  assign \wport__data$20[2]  = wport__data[95:64];
+  assign \wport__data$20[2][0]  = wport__data[71:64];
+  assign \wport__data$20[2][1]  = wport__data[79:72];
+  assign \wport__data$20[2][2]  = wport__data[87:80];
+  assign \wport__data$20[2][3]  = wport__data[95:88];
+  assign \wport__data$20[3]  = wport__data[127:96];
+  assign \wport__data$20[3][0]  = wport__data[103:96];
+  assign \wport__data$20[3][1]  = wport__data[111:104];
+  assign \wport__data$20[3][2]  = wport__data[119:112];
+  assign \wport__data$20[3][3]  = wport__data[127:120];
+  assign \wport__data$20[4]  = wport__data[159:128];
+  assign \wport__data$20[4][0]  = wport__data[135:128];
+  assign \wport__data$20[4][1]  = wport__data[143:136];
+  assign \wport__data$20[4][2]  = wport__data[151:144];
+  assign \wport__data$20[4][3]  = wport__data[159:152];
+  assign \wport__data$20[5]  = wport__data[191:160];
+  assign \wport__data$20[5][0]  = wport__data[167:160];
+  assign \wport__data$20[5][1]  = wport__data[175:168];
+  assign \wport__data$20[5][2]  = wport__data[183:176];
+  assign \wport__data$20[5][3]  = wport__data[191:184];
+  assign \wport__data$20[6]  = wport__data[223:192];
+  assign \wport__data$20[6][0]  = wport__data[199:192];
+  assign \wport__data$20[6][1]  = wport__data[207:200];
+  assign \wport__data$20[6][2]  = wport__data[215:208];
+  assign \wport__data$20[6][3]  = wport__data[223:216];
+  assign \wport__data$20[7]  = wport__data[255:224];
+  assign \wport__data$20[7][0]  = wport__data[231:224];
+  assign \wport__data$20[7][1]  = wport__data[239:232];
+  assign \wport__data$20[7][2]  = wport__data[247:240];
+  assign \wport__data$20[7][3]  = wport__data[255:248];
+  assign \wport__data$23[0]  = wport__data[31:0];
+  assign \wport__data$23[0][0]  = wport__data[7:0];
+  assign \wport__data$23[0][1]  = wport__data[15:8];
+  assign \wport__data$23[0][2]  = wport__data[23:16];
+  assign \wport__data$23[0][3]  = wport__data[31:24];
+  assign \wport__data$23[1]  = wport__data[63:32];
+  assign \wport__data$23[1][0]  = wport__data[39:32];
+  assign \wport__data$23[1][1]  = wport__data[47:40];
+  assign \wport__data$23[1][2]  = wport__data[55:48];
+  assign \wport__data$23[1][3]  = wport__data[63:56];
+  assign \wport__data$23[2]  = wport__data[95:64];
+  assign \wport__data$23[2][0]  = wport__data[71:64];
+  assign \wport__data$23[2][1]  = wport__data[79:72];
+  assign \wport__data$23[2][2]  = wport__data[87:80];
+  assign \wport__data$23[2][3]  = wport__data[95:88];
+  assign \wport__data$23[3]  = wport__data[127:96];
+  assign \wport__data$23[3][0]  = wport__data[103:96];
+  assign \wport__data$23[3][1]  = wport__data[111:104];
+  assign \wport__data$23[3][2]  = wport__data[119:112];
+  assign \wport__data$23[3][3]  = wport__data[127:120];
+  assign \wport__data$23[4]  = wport__data[159:128];
+  assign \wport__data$23[4][0]  = wport__data[135:128];
+  assign \wport__data$23[4][1]  = wport__data[143:136];
+  assign \wport__data$23[4][2]  = wport__data[151:144];
+  assign \wport__data$23[4][3]  = wport__data[159:152];
+  assign \wport__data$23[5]  = wport__data[191:160];
+  assign \wport__data$23[5][0]  = wport__data[167:160];
+  assign \wport__data$23[5][1]  = wport__data[175:168];
+  assign \wport__data$23[5][2]  = wport__data[183:176];
+  assign \wport__data$23[5][3]  = wport__data[191:184];
+  assign \wport__data$23[6]  = wport__data[223:192];
+  assign \wport__data$23[6][0]  = wport__data[199:192];
+  assign \wport__data$23[6][1]  = wport__data[207:200];
+  assign \wport__data$23[6][2]  = wport__data[215:208];
+  assign \wport__data$23[6][3]  = wport__data[223:216];
+  assign \wport__data$23[7]  = wport__data[255:224];
+  assign \wport__data$23[7][0]  = wport__data[231:224];
+  assign \wport__data$23[7][1]  = wport__data[239:232];
+  assign \wport__data$23[7][2]  = wport__data[247:240];
+  assign \wport__data$23[7][3]  = wport__data[255:248];
   assign \beats__payload.data  = beats__payload[31:0];
   assign \beats__payload.data[0]  = beats__payload[7:0];
   assign \beats__payload.data[1]  = beats__payload[15:8];
@@ -10703,6 +10941,46 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \wword[7][1]  = wword[239:232];
   assign \wword[7][2]  = wword[247:240];
   assign \wword[7][3]  = wword[255:248];
+  assign \wbyp1[0]  = wbyp1[31:0];
+  assign \wbyp1[0][0]  = wbyp1[7:0];
+  assign \wbyp1[0][1]  = wbyp1[15:8];
+  assign \wbyp1[0][2]  = wbyp1[23:16];
+  assign \wbyp1[0][3]  = wbyp1[31:24];
+  assign \wbyp1[1]  = wbyp1[63:32];
+  assign \wbyp1[1][0]  = wbyp1[39:32];
+  assign \wbyp1[1][1]  = wbyp1[47:40];
+  assign \wbyp1[1][2]  = wbyp1[55:48];
+  assign \wbyp1[1][3]  = wbyp1[63:56];
+  assign \wbyp1[2]  = wbyp1[95:64];
+  assign \wbyp1[2][0]  = wbyp1[71:64];
+  assign \wbyp1[2][1]  = wbyp1[79:72];
+  assign \wbyp1[2][2]  = wbyp1[87:80];
+  assign \wbyp1[2][3]  = wbyp1[95:88];
+  assign \wbyp1[3]  = wbyp1[127:96];
+  assign \wbyp1[3][0]  = wbyp1[103:96];
+  assign \wbyp1[3][1]  = wbyp1[111:104];
+  assign \wbyp1[3][2]  = wbyp1[119:112];
+  assign \wbyp1[3][3]  = wbyp1[127:120];
+  assign \wbyp1[4]  = wbyp1[159:128];
+  assign \wbyp1[4][0]  = wbyp1[135:128];
+  assign \wbyp1[4][1]  = wbyp1[143:136];
+  assign \wbyp1[4][2]  = wbyp1[151:144];
+  assign \wbyp1[4][3]  = wbyp1[159:152];
+  assign \wbyp1[5]  = wbyp1[191:160];
+  assign \wbyp1[5][0]  = wbyp1[167:160];
+  assign \wbyp1[5][1]  = wbyp1[175:168];
+  assign \wbyp1[5][2]  = wbyp1[183:176];
+  assign \wbyp1[5][3]  = wbyp1[191:184];
+  assign \wbyp1[6]  = wbyp1[223:192];
+  assign \wbyp1[6][0]  = wbyp1[199:192];
+  assign \wbyp1[6][1]  = wbyp1[207:200];
+  assign \wbyp1[6][2]  = wbyp1[215:208];
+  assign \wbyp1[6][3]  = wbyp1[223:216];
+  assign \wbyp1[7]  = wbyp1[255:224];
+  assign \wbyp1[7][0]  = wbyp1[231:224];
+  assign \wbyp1[7][1]  = wbyp1[239:232];
+  assign \wbyp1[7][2]  = wbyp1[247:240];
+  assign \wbyp1[7][3]  = wbyp1[255:248];
   assign \wdata0[0]  = wdata0[31:0];
   assign \wdata0[0][0]  = wdata0[7:0];
   assign \wdata0[0][1]  = wdata0[15:8];
@@ -10915,82 +11193,90 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \w[1]  = wword[15:8];
   assign \w[2]  = wword[23:16];
   assign \w[3]  = wword[31:24];
-  assign \a$56[0]  = a[7:0];
-  assign \a$56[1]  = a[15:8];
-  assign \a$56[2]  = a[23:16];
-  assign \a$56[3]  = a[31:24];
-  assign \w$57[0]  = wword[39:32];
-  assign \w$57[1]  = wword[47:40];
-  assign \w$57[2]  = wword[55:48];
-  assign \w$57[3]  = wword[63:56];
-  assign \a$62[0]  = a[7:0];
-  assign \a$62[1]  = a[15:8];
-  assign \a$62[2]  = a[23:16];
-  assign \a$62[3]  = a[31:24];
-  assign \w$63[0]  = wword[71:64];
-  assign \w$63[1]  = wword[79:72];
-  assign \w$63[2]  = wword[87:80];
-  assign \w$63[3]  = wword[95:88];
-  assign \a$68[0]  = a[7:0];
-  assign \a$68[1]  = a[15:8];
-  assign \a$68[2]  = a[23:16];
-  assign \a$68[3]  = a[31:24];
-  assign \w$69[0]  = wword[103:96];
-  assign \w$69[1]  = wword[111:104];
-  assign \w$69[2]  = wword[119:112];
-  assign \w$69[3]  = wword[127:120];
-  assign \a$74[0]  = a[7:0];
-  assign \a$74[1]  = a[15:8];
-  assign \a$74[2]  = a[23:16];
-  assign \a$74[3]  = a[31:24];
-  assign \w$75[0]  = wword[135:128];
-  assign \w$75[1]  = wword[143:136];
-  assign \w$75[2]  = wword[151:144];
-  assign \w$75[3]  = wword[159:152];
-  assign \a$80[0]  = a[7:0];
-  assign \a$80[1]  = a[15:8];
-  assign \a$80[2]  = a[23:16];
-  assign \a$80[3]  = a[31:24];
-  assign \w$81[0]  = wword[167:160];
-  assign \w$81[1]  = wword[175:168];
-  assign \w$81[2]  = wword[183:176];
-  assign \w$81[3]  = wword[191:184];
-  assign \a$86[0]  = a[7:0];
-  assign \a$86[1]  = a[15:8];
-  assign \a$86[2]  = a[23:16];
-  assign \a$86[3]  = a[31:24];
-  assign \w$87[0]  = wword[199:192];
-  assign \w$87[1]  = wword[207:200];
-  assign \w$87[2]  = wword[215:208];
-  assign \w$87[3]  = wword[223:216];
-  assign \a$92[0]  = a[7:0];
-  assign \a$92[1]  = a[15:8];
-  assign \a$92[2]  = a[23:16];
-  assign \a$92[3]  = a[31:24];
-  assign \w$93[0]  = wword[231:224];
-  assign \w$93[1]  = wword[239:232];
-  assign \w$93[2]  = wword[247:240];
-  assign \w$93[3]  = wword[255:248];
+  assign \a$59[0]  = a[7:0];
+  assign \a$59[1]  = a[15:8];
+  assign \a$59[2]  = a[23:16];
+  assign \a$59[3]  = a[31:24];
+  assign \w$60[0]  = wword[39:32];
+  assign \w$60[1]  = wword[47:40];
+  assign \w$60[2]  = wword[55:48];
+  assign \w$60[3]  = wword[63:56];
+  assign \a$65[0]  = a[7:0];
+  assign \a$65[1]  = a[15:8];
+  assign \a$65[2]  = a[23:16];
+  assign \a$65[3]  = a[31:24];
+  assign \w$66[0]  = wword[71:64];
+  assign \w$66[1]  = wword[79:72];
+  assign \w$66[2]  = wword[87:80];
+  assign \w$66[3]  = wword[95:88];
+  assign \a$71[0]  = a[7:0];
+  assign \a$71[1]  = a[15:8];
+  assign \a$71[2]  = a[23:16];
+  assign \a$71[3]  = a[31:24];
+  assign \w$72[0]  = wword[103:96];
+  assign \w$72[1]  = wword[111:104];
+  assign \w$72[2]  = wword[119:112];
+  assign \w$72[3]  = wword[127:120];
+  assign \a$77[0]  = a[7:0];
+  assign \a$77[1]  = a[15:8];
+  assign \a$77[2]  = a[23:16];
+  assign \a$77[3]  = a[31:24];
+  assign \w$78[0]  = wword[135:128];
+  assign \w$78[1]  = wword[143:136];
+  assign \w$78[2]  = wword[151:144];
+  assign \w$78[3]  = wword[159:152];
+  assign \a$83[0]  = a[7:0];
+  assign \a$83[1]  = a[15:8];
+  assign \a$83[2]  = a[23:16];
+  assign \a$83[3]  = a[31:24];
+  assign \w$84[0]  = wword[167:160];
+  assign \w$84[1]  = wword[175:168];
+  assign \w$84[2]  = wword[183:176];
+  assign \w$84[3]  = wword[191:184];
+  assign \a$89[0]  = a[7:0];
+  assign \a$89[1]  = a[15:8];
+  assign \a$89[2]  = a[23:16];
+  assign \a$89[3]  = a[31:24];
+  assign \w$90[0]  = wword[199:192];
+  assign \w$90[1]  = wword[207:200];
+  assign \w$90[2]  = wword[215:208];
+  assign \w$90[3]  = wword[223:216];
+  assign \a$95[0]  = a[7:0];
+  assign \a$95[1]  = a[15:8];
+  assign \a$95[2]  = a[23:16];
+  assign \a$95[3]  = a[31:24];
+  assign \w$96[0]  = wword[231:224];
+  assign \w$96[1]  = wword[239:232];
+  assign \w$96[2]  = wword[247:240];
+  assign \w$96[3]  = wword[255:248];
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
   assign \tokens__payload.store  = tokens__payload[9];
-  assign \wport__data$110[0]  = \wport__data$110 [31:0];
-  assign \wport__data$110[1]  = \wport__data$110 [63:32];
-  assign \wport__data$110[2]  = \wport__data$110 [95:64];
-  assign \wport__data$110[3]  = \wport__data$110 [127:96];
-  assign \wport__data$110[4]  = \wport__data$110 [159:128];
-  assign \wport__data$110[5]  = \wport__data$110 [191:160];
-  assign \wport__data$110[6]  = \wport__data$110 [223:192];
-  assign \wport__data$110[7]  = \wport__data$110 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$110 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$110 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$110 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$110 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$110 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$110 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$110 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$110 [255:224];
+  assign \wport__data$124[0]  = \wport__data$124 [31:0];
+  assign \wport__data$124[1]  = \wport__data$124 [63:32];
+  assign \wport__data$124[2]  = \wport__data$124 [95:64];
+  assign \wport__data$124[3]  = \wport__data$124 [127:96];
+  assign \wport__data$124[4]  = \wport__data$124 [159:128];
+  assign \wport__data$124[5]  = \wport__data$124 [191:160];
+  assign \wport__data$124[6]  = \wport__data$124 [223:192];
+  assign \wport__data$124[7]  = \wport__data$124 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$124 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$124 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$124 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$124 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$124 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$124 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$124 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$124 [255:224];
   assign \results__payload.data  = results__payload[255:0];
   assign \results__payload.data[0]  = results__payload[31:0];
   assign \results__payload.data[1]  = results__payload[63:32];
@@ -11018,218 +11304,250 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \out_data[5]  = out_data[191:160];
   assign \out_data[6]  = out_data[223:192];
   assign \out_data[7]  = out_data[255:224];
-  assign \rport__data$129[0]  = \rport__data$129 [31:0];
-  assign \rport__data$129[0][0]  = \rport__data$129 [7:0];
-  assign \rport__data$129[0][1]  = \rport__data$129 [15:8];
-  assign \rport__data$129[0][2]  = \rport__data$129 [23:16];
-  assign \rport__data$129[0][3]  = \rport__data$129 [31:24];
-  assign \rport__data$129[1]  = \rport__data$129 [63:32];
-  assign \rport__data$129[1][0]  = \rport__data$129 [39:32];
-  assign \rport__data$129[1][1]  = \rport__data$129 [47:40];
-  assign \rport__data$129[1][2]  = \rport__data$129 [55:48];
-  assign \rport__data$129[1][3]  = \rport__data$129 [63:56];
-  assign \rport__data$129[2]  = \rport__data$129 [95:64];
-  assign \rport__data$129[2][0]  = \rport__data$129 [71:64];
-  assign \rport__data$129[2][1]  = \rport__data$129 [79:72];
-  assign \rport__data$129[2][2]  = \rport__data$129 [87:80];
-  assign \rport__data$129[2][3]  = \rport__data$129 [95:88];
-  assign \rport__data$129[3]  = \rport__data$129 [127:96];
-  assign \rport__data$129[3][0]  = \rport__data$129 [103:96];
-  assign \rport__data$129[3][1]  = \rport__data$129 [111:104];
-  assign \rport__data$129[3][2]  = \rport__data$129 [119:112];
-  assign \rport__data$129[3][3]  = \rport__data$129 [127:120];
-  assign \rport__data$129[4]  = \rport__data$129 [159:128];
-  assign \rport__data$129[4][0]  = \rport__data$129 [135:128];
-  assign \rport__data$129[4][1]  = \rport__data$129 [143:136];
-  assign \rport__data$129[4][2]  = \rport__data$129 [151:144];
-  assign \rport__data$129[4][3]  = \rport__data$129 [159:152];
-  assign \rport__data$129[5]  = \rport__data$129 [191:160];
-  assign \rport__data$129[5][0]  = \rport__data$129 [167:160];
-  assign \rport__data$129[5][1]  = \rport__data$129 [175:168];
-  assign \rport__data$129[5][2]  = \rport__data$129 [183:176];
-  assign \rport__data$129[5][3]  = \rport__data$129 [191:184];
-  assign \rport__data$129[6]  = \rport__data$129 [223:192];
-  assign \rport__data$129[6][0]  = \rport__data$129 [199:192];
-  assign \rport__data$129[6][1]  = \rport__data$129 [207:200];
-  assign \rport__data$129[6][2]  = \rport__data$129 [215:208];
-  assign \rport__data$129[6][3]  = \rport__data$129 [223:216];
-  assign \rport__data$129[7]  = \rport__data$129 [255:224];
-  assign \rport__data$129[7][0]  = \rport__data$129 [231:224];
-  assign \rport__data$129[7][1]  = \rport__data$129 [239:232];
-  assign \rport__data$129[7][2]  = \rport__data$129 [247:240];
-  assign \rport__data$129[7][3]  = \rport__data$129 [255:248];
-  assign \rport__data$130[0]  = \rport__data$130 [31:0];
-  assign \rport__data$130[0][0]  = \rport__data$130 [7:0];
-  assign \rport__data$130[0][1]  = \rport__data$130 [15:8];
-  assign \rport__data$130[0][2]  = \rport__data$130 [23:16];
-  assign \rport__data$130[0][3]  = \rport__data$130 [31:24];
-  assign \rport__data$130[1]  = \rport__data$130 [63:32];
-  assign \rport__data$130[1][0]  = \rport__data$130 [39:32];
-  assign \rport__data$130[1][1]  = \rport__data$130 [47:40];
-  assign \rport__data$130[1][2]  = \rport__data$130 [55:48];
-  assign \rport__data$130[1][3]  = \rport__data$130 [63:56];
-  assign \rport__data$130[2]  = \rport__data$130 [95:64];
-  assign \rport__data$130[2][0]  = \rport__data$130 [71:64];
-  assign \rport__data$130[2][1]  = \rport__data$130 [79:72];
-  assign \rport__data$130[2][2]  = \rport__data$130 [87:80];
-  assign \rport__data$130[2][3]  = \rport__data$130 [95:88];
-  assign \rport__data$130[3]  = \rport__data$130 [127:96];
-  assign \rport__data$130[3][0]  = \rport__data$130 [103:96];
-  assign \rport__data$130[3][1]  = \rport__data$130 [111:104];
-  assign \rport__data$130[3][2]  = \rport__data$130 [119:112];
-  assign \rport__data$130[3][3]  = \rport__data$130 [127:120];
-  assign \rport__data$130[4]  = \rport__data$130 [159:128];
-  assign \rport__data$130[4][0]  = \rport__data$130 [135:128];
-  assign \rport__data$130[4][1]  = \rport__data$130 [143:136];
-  assign \rport__data$130[4][2]  = \rport__data$130 [151:144];
-  assign \rport__data$130[4][3]  = \rport__data$130 [159:152];
-  assign \rport__data$130[5]  = \rport__data$130 [191:160];
-  assign \rport__data$130[5][0]  = \rport__data$130 [167:160];
-  assign \rport__data$130[5][1]  = \rport__data$130 [175:168];
-  assign \rport__data$130[5][2]  = \rport__data$130 [183:176];
-  assign \rport__data$130[5][3]  = \rport__data$130 [191:184];
-  assign \rport__data$130[6]  = \rport__data$130 [223:192];
-  assign \rport__data$130[6][0]  = \rport__data$130 [199:192];
-  assign \rport__data$130[6][1]  = \rport__data$130 [207:200];
-  assign \rport__data$130[6][2]  = \rport__data$130 [215:208];
-  assign \rport__data$130[6][3]  = \rport__data$130 [223:216];
-  assign \rport__data$130[7]  = \rport__data$130 [255:224];
-  assign \rport__data$130[7][0]  = \rport__data$130 [231:224];
-  assign \rport__data$130[7][1]  = \rport__data$130 [239:232];
-  assign \rport__data$130[7][2]  = \rport__data$130 [247:240];
-  assign \rport__data$130[7][3]  = \rport__data$130 [255:248];
-  assign \rport__data$131[0]  = \rport__data$131 [31:0];
-  assign \rport__data$131[0][0]  = \rport__data$131 [7:0];
-  assign \rport__data$131[0][1]  = \rport__data$131 [15:8];
-  assign \rport__data$131[0][2]  = \rport__data$131 [23:16];
-  assign \rport__data$131[0][3]  = \rport__data$131 [31:24];
-  assign \rport__data$131[1]  = \rport__data$131 [63:32];
-  assign \rport__data$131[1][0]  = \rport__data$131 [39:32];
-  assign \rport__data$131[1][1]  = \rport__data$131 [47:40];
-  assign \rport__data$131[1][2]  = \rport__data$131 [55:48];
-  assign \rport__data$131[1][3]  = \rport__data$131 [63:56];
-  assign \rport__data$131[2]  = \rport__data$131 [95:64];
-  assign \rport__data$131[2][0]  = \rport__data$131 [71:64];
-  assign \rport__data$131[2][1]  = \rport__data$131 [79:72];
-  assign \rport__data$131[2][2]  = \rport__data$131 [87:80];
-  assign \rport__data$131[2][3]  = \rport__data$131 [95:88];
-  assign \rport__data$131[3]  = \rport__data$131 [127:96];
-  assign \rport__data$131[3][0]  = \rport__data$131 [103:96];
-  assign \rport__data$131[3][1]  = \rport__data$131 [111:104];
-  assign \rport__data$131[3][2]  = \rport__data$131 [119:112];
-  assign \rport__data$131[3][3]  = \rport__data$131 [127:120];
-  assign \rport__data$131[4]  = \rport__data$131 [159:128];
-  assign \rport__data$131[4][0]  = \rport__data$131 [135:128];
-  assign \rport__data$131[4][1]  = \rport__data$131 [143:136];
-  assign \rport__data$131[4][2]  = \rport__data$131 [151:144];
-  assign \rport__data$131[4][3]  = \rport__data$131 [159:152];
-  assign \rport__data$131[5]  = \rport__data$131 [191:160];
-  assign \rport__data$131[5][0]  = \rport__data$131 [167:160];
-  assign \rport__data$131[5][1]  = \rport__data$131 [175:168];
-  assign \rport__data$131[5][2]  = \rport__data$131 [183:176];
-  assign \rport__data$131[5][3]  = \rport__data$131 [191:184];
-  assign \rport__data$131[6]  = \rport__data$131 [223:192];
-  assign \rport__data$131[6][0]  = \rport__data$131 [199:192];
-  assign \rport__data$131[6][1]  = \rport__data$131 [207:200];
-  assign \rport__data$131[6][2]  = \rport__data$131 [215:208];
-  assign \rport__data$131[6][3]  = \rport__data$131 [223:216];
-  assign \rport__data$131[7]  = \rport__data$131 [255:224];
-  assign \rport__data$131[7][0]  = \rport__data$131 [231:224];
-  assign \rport__data$131[7][1]  = \rport__data$131 [239:232];
-  assign \rport__data$131[7][2]  = \rport__data$131 [247:240];
-  assign \rport__data$131[7][3]  = \rport__data$131 [255:248];
-  assign \rport__data$132[0]  = \rport__data$132 [31:0];
-  assign \rport__data$132[0][0]  = \rport__data$132 [7:0];
-  assign \rport__data$132[0][1]  = \rport__data$132 [15:8];
-  assign \rport__data$132[0][2]  = \rport__data$132 [23:16];
-  assign \rport__data$132[0][3]  = \rport__data$132 [31:24];
-  assign \rport__data$132[1]  = \rport__data$132 [63:32];
-  assign \rport__data$132[1][0]  = \rport__data$132 [39:32];
-  assign \rport__data$132[1][1]  = \rport__data$132 [47:40];
-  assign \rport__data$132[1][2]  = \rport__data$132 [55:48];
-  assign \rport__data$132[1][3]  = \rport__data$132 [63:56];
-  assign \rport__data$132[2]  = \rport__data$132 [95:64];
-  assign \rport__data$132[2][0]  = \rport__data$132 [71:64];
-  assign \rport__data$132[2][1]  = \rport__data$132 [79:72];
-  assign \rport__data$132[2][2]  = \rport__data$132 [87:80];
-  assign \rport__data$132[2][3]  = \rport__data$132 [95:88];
-  assign \rport__data$132[3]  = \rport__data$132 [127:96];
-  assign \rport__data$132[3][0]  = \rport__data$132 [103:96];
-  assign \rport__data$132[3][1]  = \rport__data$132 [111:104];
-  assign \rport__data$132[3][2]  = \rport__data$132 [119:112];
-  assign \rport__data$132[3][3]  = \rport__data$132 [127:120];
-  assign \rport__data$132[4]  = \rport__data$132 [159:128];
-  assign \rport__data$132[4][0]  = \rport__data$132 [135:128];
-  assign \rport__data$132[4][1]  = \rport__data$132 [143:136];
-  assign \rport__data$132[4][2]  = \rport__data$132 [151:144];
-  assign \rport__data$132[4][3]  = \rport__data$132 [159:152];
-  assign \rport__data$132[5]  = \rport__data$132 [191:160];
-  assign \rport__data$132[5][0]  = \rport__data$132 [167:160];
-  assign \rport__data$132[5][1]  = \rport__data$132 [175:168];
-  assign \rport__data$132[5][2]  = \rport__data$132 [183:176];
-  assign \rport__data$132[5][3]  = \rport__data$132 [191:184];
-  assign \rport__data$132[6]  = \rport__data$132 [223:192];
-  assign \rport__data$132[6][0]  = \rport__data$132 [199:192];
-  assign \rport__data$132[6][1]  = \rport__data$132 [207:200];
-  assign \rport__data$132[6][2]  = \rport__data$132 [215:208];
-  assign \rport__data$132[6][3]  = \rport__data$132 [223:216];
-  assign \rport__data$132[7]  = \rport__data$132 [255:224];
-  assign \rport__data$132[7][0]  = \rport__data$132 [231:224];
-  assign \rport__data$132[7][1]  = \rport__data$132 [239:232];
-  assign \rport__data$132[7][2]  = \rport__data$132 [247:240];
-  assign \rport__data$132[7][3]  = \rport__data$132 [255:248];
-  assign \rport__data$133[0]  = \rport__data$133 [31:0];
-  assign \rport__data$133[0][0]  = \rport__data$133 [7:0];
-  assign \rport__data$133[0][1]  = \rport__data$133 [15:8];
-  assign \rport__data$133[0][2]  = \rport__data$133 [23:16];
-  assign \rport__data$133[0][3]  = \rport__data$133 [31:24];
-  assign \rport__data$133[1]  = \rport__data$133 [63:32];
-  assign \rport__data$133[1][0]  = \rport__data$133 [39:32];
-  assign \rport__data$133[1][1]  = \rport__data$133 [47:40];
-  assign \rport__data$133[1][2]  = \rport__data$133 [55:48];
-  assign \rport__data$133[1][3]  = \rport__data$133 [63:56];
-  assign \rport__data$133[2]  = \rport__data$133 [95:64];
-  assign \rport__data$133[2][0]  = \rport__data$133 [71:64];
-  assign \rport__data$133[2][1]  = \rport__data$133 [79:72];
-  assign \rport__data$133[2][2]  = \rport__data$133 [87:80];
-  assign \rport__data$133[2][3]  = \rport__data$133 [95:88];
-  assign \rport__data$133[3]  = \rport__data$133 [127:96];
-  assign \rport__data$133[3][0]  = \rport__data$133 [103:96];
-  assign \rport__data$133[3][1]  = \rport__data$133 [111:104];
-  assign \rport__data$133[3][2]  = \rport__data$133 [119:112];
-  assign \rport__data$133[3][3]  = \rport__data$133 [127:120];
-  assign \rport__data$133[4]  = \rport__data$133 [159:128];
-  assign \rport__data$133[4][0]  = \rport__data$133 [135:128];
-  assign \rport__data$133[4][1]  = \rport__data$133 [143:136];
-  assign \rport__data$133[4][2]  = \rport__data$133 [151:144];
-  assign \rport__data$133[4][3]  = \rport__data$133 [159:152];
-  assign \rport__data$133[5]  = \rport__data$133 [191:160];
-  assign \rport__data$133[5][0]  = \rport__data$133 [167:160];
-  assign \rport__data$133[5][1]  = \rport__data$133 [175:168];
-  assign \rport__data$133[5][2]  = \rport__data$133 [183:176];
-  assign \rport__data$133[5][3]  = \rport__data$133 [191:184];
-  assign \rport__data$133[6]  = \rport__data$133 [223:192];
-  assign \rport__data$133[6][0]  = \rport__data$133 [199:192];
-  assign \rport__data$133[6][1]  = \rport__data$133 [207:200];
-  assign \rport__data$133[6][2]  = \rport__data$133 [215:208];
-  assign \rport__data$133[6][3]  = \rport__data$133 [223:216];
-  assign \rport__data$133[7]  = \rport__data$133 [255:224];
-  assign \rport__data$133[7][0]  = \rport__data$133 [231:224];
-  assign \rport__data$133[7][1]  = \rport__data$133 [239:232];
-  assign \rport__data$133[7][2]  = \rport__data$133 [247:240];
-  assign \rport__data$133[7][3]  = \rport__data$133 [255:248];
+  assign \wbyp0[0]  = wbyp0[31:0];
+  assign \wbyp0[0][0]  = wbyp0[7:0];
+  assign \wbyp0[0][1]  = wbyp0[15:8];
+  assign \wbyp0[0][2]  = wbyp0[23:16];
+  assign \wbyp0[0][3]  = wbyp0[31:24];
+  assign \wbyp0[1]  = wbyp0[63:32];
+  assign \wbyp0[1][0]  = wbyp0[39:32];
+  assign \wbyp0[1][1]  = wbyp0[47:40];
+  assign \wbyp0[1][2]  = wbyp0[55:48];
+  assign \wbyp0[1][3]  = wbyp0[63:56];
+  assign \wbyp0[2]  = wbyp0[95:64];
+  assign \wbyp0[2][0]  = wbyp0[71:64];
+  assign \wbyp0[2][1]  = wbyp0[79:72];
+  assign \wbyp0[2][2]  = wbyp0[87:80];
+  assign \wbyp0[2][3]  = wbyp0[95:88];
+  assign \wbyp0[3]  = wbyp0[127:96];
+  assign \wbyp0[3][0]  = wbyp0[103:96];
+  assign \wbyp0[3][1]  = wbyp0[111:104];
+  assign \wbyp0[3][2]  = wbyp0[119:112];
+  assign \wbyp0[3][3]  = wbyp0[127:120];
+  assign \wbyp0[4]  = wbyp0[159:128];
+  assign \wbyp0[4][0]  = wbyp0[135:128];
+  assign \wbyp0[4][1]  = wbyp0[143:136];
+  assign \wbyp0[4][2]  = wbyp0[151:144];
+  assign \wbyp0[4][3]  = wbyp0[159:152];
+  assign \wbyp0[5]  = wbyp0[191:160];
+  assign \wbyp0[5][0]  = wbyp0[167:160];
+  assign \wbyp0[5][1]  = wbyp0[175:168];
+  assign \wbyp0[5][2]  = wbyp0[183:176];
+  assign \wbyp0[5][3]  = wbyp0[191:184];
+  assign \wbyp0[6]  = wbyp0[223:192];
+  assign \wbyp0[6][0]  = wbyp0[199:192];
+  assign \wbyp0[6][1]  = wbyp0[207:200];
+  assign \wbyp0[6][2]  = wbyp0[215:208];
+  assign \wbyp0[6][3]  = wbyp0[223:216];
+  assign \wbyp0[7]  = wbyp0[255:224];
+  assign \wbyp0[7][0]  = wbyp0[231:224];
+  assign \wbyp0[7][1]  = wbyp0[239:232];
+  assign \wbyp0[7][2]  = wbyp0[247:240];
+  assign \wbyp0[7][3]  = wbyp0[255:248];
+  assign \rport__data$148[0]  = \rport__data$148 [31:0];
+  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
+  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
+  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
+  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
+  assign \rport__data$148[1]  = \rport__data$148 [63:32];
+  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
+  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
+  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
+  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
+  assign \rport__data$148[2]  = \rport__data$148 [95:64];
+  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
+  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
+  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
+  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
+  assign \rport__data$148[3]  = \rport__data$148 [127:96];
+  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
+  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
+  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
+  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
+  assign \rport__data$148[4]  = \rport__data$148 [159:128];
+  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
+  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
+  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
+  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
+  assign \rport__data$148[5]  = \rport__data$148 [191:160];
+  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
+  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
+  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
+  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
+  assign \rport__data$148[6]  = \rport__data$148 [223:192];
+  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
+  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
+  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
+  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
+  assign \rport__data$148[7]  = \rport__data$148 [255:224];
+  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
+  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
+  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
+  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
+  assign \rport__data$149[0]  = \rport__data$149 [31:0];
+  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
+  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
+  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
+  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
+  assign \rport__data$149[1]  = \rport__data$149 [63:32];
+  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
+  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
+  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
+  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
+  assign \rport__data$149[2]  = \rport__data$149 [95:64];
+  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
+  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
+  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
+  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
+  assign \rport__data$149[3]  = \rport__data$149 [127:96];
+  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
+  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
+  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
+  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
+  assign \rport__data$149[4]  = \rport__data$149 [159:128];
+  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
+  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
+  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
+  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
+  assign \rport__data$149[5]  = \rport__data$149 [191:160];
+  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
+  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
+  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
+  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
+  assign \rport__data$149[6]  = \rport__data$149 [223:192];
+  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
+  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
+  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
+  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
+  assign \rport__data$149[7]  = \rport__data$149 [255:224];
+  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
+  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
+  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
+  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
+  assign \rport__data$150[0]  = \rport__data$150 [31:0];
+  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
+  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
+  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
+  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
+  assign \rport__data$150[1]  = \rport__data$150 [63:32];
+  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
+  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
+  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
+  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
+  assign \rport__data$150[2]  = \rport__data$150 [95:64];
+  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
+  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
+  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
+  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
+  assign \rport__data$150[3]  = \rport__data$150 [127:96];
+  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
+  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
+  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
+  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
+  assign \rport__data$150[4]  = \rport__data$150 [159:128];
+  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
+  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
+  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
+  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
+  assign \rport__data$150[5]  = \rport__data$150 [191:160];
+  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
+  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
+  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
+  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
+  assign \rport__data$150[6]  = \rport__data$150 [223:192];
+  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
+  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
+  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
+  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
+  assign \rport__data$150[7]  = \rport__data$150 [255:224];
+  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
+  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
+  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
+  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
+  assign \rport__data$151[0]  = \rport__data$151 [31:0];
+  assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
+  assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
+  assign \rport__data$151[0][2]  = \rport__data$151 [23:16];
+  assign \rport__data$151[0][3]  = \rport__data$151 [31:24];
+  assign \rport__data$151[1]  = \rport__data$151 [63:32];
+  assign \rport__data$151[1][0]  = \rport__data$151 [39:32];
+  assign \rport__data$151[1][1]  = \rport__data$151 [47:40];
+  assign \rport__data$151[1][2]  = \rport__data$151 [55:48];
+  assign \rport__data$151[1][3]  = \rport__data$151 [63:56];
+  assign \rport__data$151[2]  = \rport__data$151 [95:64];
+  assign \rport__data$151[2][0]  = \rport__data$151 [71:64];
+  assign \rport__data$151[2][1]  = \rport__data$151 [79:72];
+  assign \rport__data$151[2][2]  = \rport__data$151 [87:80];
+  assign \rport__data$151[2][3]  = \rport__data$151 [95:88];
+  assign \rport__data$151[3]  = \rport__data$151 [127:96];
+  assign \rport__data$151[3][0]  = \rport__data$151 [103:96];
+  assign \rport__data$151[3][1]  = \rport__data$151 [111:104];
+  assign \rport__data$151[3][2]  = \rport__data$151 [119:112];
+  assign \rport__data$151[3][3]  = \rport__data$151 [127:120];
+  assign \rport__data$151[4]  = \rport__data$151 [159:128];
+  assign \rport__data$151[4][0]  = \rport__data$151 [135:128];
+  assign \rport__data$151[4][1]  = \rport__data$151 [143:136];
+  assign \rport__data$151[4][2]  = \rport__data$151 [151:144];
+  assign \rport__data$151[4][3]  = \rport__data$151 [159:152];
+  assign \rport__data$151[5]  = \rport__data$151 [191:160];
+  assign \rport__data$151[5][0]  = \rport__data$151 [167:160];
+  assign \rport__data$151[5][1]  = \rport__data$151 [175:168];
+  assign \rport__data$151[5][2]  = \rport__data$151 [183:176];
+  assign \rport__data$151[5][3]  = \rport__data$151 [191:184];
+  assign \rport__data$151[6]  = \rport__data$151 [223:192];
+  assign \rport__data$151[6][0]  = \rport__data$151 [199:192];
+  assign \rport__data$151[6][1]  = \rport__data$151 [207:200];
+  assign \rport__data$151[6][2]  = \rport__data$151 [215:208];
+  assign \rport__data$151[6][3]  = \rport__data$151 [223:216];
+  assign \rport__data$151[7]  = \rport__data$151 [255:224];
+  assign \rport__data$151[7][0]  = \rport__data$151 [231:224];
+  assign \rport__data$151[7][1]  = \rport__data$151 [239:232];
+  assign \rport__data$151[7][2]  = \rport__data$151 [247:240];
+  assign \rport__data$151[7][3]  = \rport__data$151 [255:248];
+  assign \rport__data$152[0]  = \rport__data$152 [31:0];
+  assign \rport__data$152[0][0]  = \rport__data$152 [7:0];
+  assign \rport__data$152[0][1]  = \rport__data$152 [15:8];
+  assign \rport__data$152[0][2]  = \rport__data$152 [23:16];
+  assign \rport__data$152[0][3]  = \rport__data$152 [31:24];
+  assign \rport__data$152[1]  = \rport__data$152 [63:32];
+  assign \rport__data$152[1][0]  = \rport__data$152 [39:32];
+  assign \rport__data$152[1][1]  = \rport__data$152 [47:40];
+  assign \rport__data$152[1][2]  = \rport__data$152 [55:48];
+  assign \rport__data$152[1][3]  = \rport__data$152 [63:56];
+  assign \rport__data$152[2]  = \rport__data$152 [95:64];
+  assign \rport__data$152[2][0]  = \rport__data$152 [71:64];
+  assign \rport__data$152[2][1]  = \rport__data$152 [79:72];
+  assign \rport__data$152[2][2]  = \rport__data$152 [87:80];
+  assign \rport__data$152[2][3]  = \rport__data$152 [95:88];
+  assign \rport__data$152[3]  = \rport__data$152 [127:96];
+  assign \rport__data$152[3][0]  = \rport__data$152 [103:96];
+  assign \rport__data$152[3][1]  = \rport__data$152 [111:104];
+  assign \rport__data$152[3][2]  = \rport__data$152 [119:112];
+  assign \rport__data$152[3][3]  = \rport__data$152 [127:120];
+  assign \rport__data$152[4]  = \rport__data$152 [159:128];
+  assign \rport__data$152[4][0]  = \rport__data$152 [135:128];
+  assign \rport__data$152[4][1]  = \rport__data$152 [143:136];
+  assign \rport__data$152[4][2]  = \rport__data$152 [151:144];
+  assign \rport__data$152[4][3]  = \rport__data$152 [159:152];
+  assign \rport__data$152[5]  = \rport__data$152 [191:160];
+  assign \rport__data$152[5][0]  = \rport__data$152 [167:160];
+  assign \rport__data$152[5][1]  = \rport__data$152 [175:168];
+  assign \rport__data$152[5][2]  = \rport__data$152 [183:176];
+  assign \rport__data$152[5][3]  = \rport__data$152 [191:184];
+  assign \rport__data$152[6]  = \rport__data$152 [223:192];
+  assign \rport__data$152[6][0]  = \rport__data$152 [199:192];
+  assign \rport__data$152[6][1]  = \rport__data$152 [207:200];
+  assign \rport__data$152[6][2]  = \rport__data$152 [215:208];
+  assign \rport__data$152[6][3]  = \rport__data$152 [223:216];
+  assign \rport__data$152[7]  = \rport__data$152 [255:224];
+  assign \rport__data$152[7][0]  = \rport__data$152 [231:224];
+  assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
+  assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
+  assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
   assign \r__payload[0]  = r__payload[31:0];
   assign \r__payload[1]  = r__payload[63:32];
   assign \r__payload[2]  = r__payload[95:64];
@@ -11238,24 +11556,31 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \r__payload[5]  = r__payload[191:160];
   assign \r__payload[6]  = r__payload[223:192];
   assign \r__payload[7]  = r__payload[255:224];
-  assign results__payload[255:0] = \$32 ;
+  assign results__payload[255:0] = \$33 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
-  assign \$9  = \$8 ;
-  assign \$41  = { 9'h000, \$40 [12:9] };
-  assign \$44  = { 9'h000, \$43 [12:9] };
-  assign \$47  = { 9'h000, \$46 [12:9] };
-  assign \$50  = { 9'h000, \$49 [12:9] };
-  assign \$53  = { 9'h000, \$52 [12:9] };
-  assign \$77  = { 9'h000, raddr[11:9] };
+  assign w__payload[255:224] = \acc$111 ;
+  assign w__payload[223:192] = \acc$110 ;
+  assign w__payload[191:160] = \acc$109 ;
+  assign w__payload[159:128] = \acc$108 ;
+  assign w__payload[127:96] = \acc$107 ;
+  assign w__payload[95:64] = \acc$106 ;
+  assign w__payload[63:32] = \acc$105 ;
+  assign w__payload[31:0] = acc;
+  assign \$43  = { 9'h000, \$42 [12:9] };
+  assign \$46  = { 9'h000, \$45 [12:9] };
+  assign \$49  = { 9'h000, \$48 [12:9] };
+  assign \$52  = { 9'h000, \$51 [12:9] };
+  assign \$55  = { 9'h000, \$54 [12:9] };
   assign \$79  = { 9'h000, raddr[11:9] };
   assign \$81  = { 9'h000, raddr[11:9] };
   assign \$83  = { 9'h000, raddr[11:9] };
   assign \$85  = { 9'h000, raddr[11:9] };
+  assign \$87  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
+module \mercury_core.array.computed (rst, r_en, w_data, r__valid, r__payload, w_en, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -11332,7 +11657,7 @@ module \mercury_core.array.computed (rst, r_en, w_en, w_data, r__valid, r__paylo
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
+module \mercury_core.array.computed.queue (rst, r_en, w_data, level, r_rdy, w_rdy, r_data, w_en, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -11690,11 +12015,14 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -11714,6 +12042,12 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -11737,6 +12071,10 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -11754,14 +12092,19 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -11775,13 +12118,19 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15 [0] = valid;
@@ -11810,39 +12159,60 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -11864,6 +12234,17 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -11885,11 +12266,14 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -11909,6 +12293,12 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -11931,6 +12321,10 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -11948,14 +12342,19 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -11969,13 +12368,19 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$15 [0] = valid;
@@ -12004,39 +12409,60 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12058,6 +12484,17 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12079,11 +12516,14 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12103,6 +12543,12 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12125,6 +12571,10 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12142,14 +12592,19 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12163,13 +12618,19 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$15 [0] = valid;
@@ -12198,39 +12659,60 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12252,6 +12734,17 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12273,11 +12766,14 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12297,6 +12793,12 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12319,6 +12821,10 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12336,14 +12842,19 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12357,13 +12868,19 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15 [0] = valid;
@@ -12392,39 +12909,60 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12446,6 +12984,17 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12467,11 +13016,14 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12491,6 +13043,12 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12513,6 +13071,10 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12530,14 +13092,19 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12551,13 +13118,19 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$15 [0] = valid;
@@ -12586,39 +13159,60 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12640,6 +13234,17 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12661,11 +13266,14 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12685,6 +13293,12 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12707,6 +13321,10 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12724,14 +13342,19 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12745,13 +13368,19 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15 [0] = valid;
@@ -12780,39 +13409,60 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12834,6 +13484,17 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12855,11 +13516,14 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12879,6 +13543,12 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12901,6 +13571,10 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12918,14 +13592,19 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12939,13 +13618,19 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$15 [0] = valid;
@@ -12974,39 +13659,60 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13028,6 +13734,17 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -13049,11 +13766,14 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -13073,6 +13793,12 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -13095,6 +13821,10 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -13112,14 +13842,19 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -13133,13 +13868,19 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$15 [0] = valid;
@@ -13168,39 +13909,60 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13222,6 +13984,17 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];

@@ -20,118 +20,129 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire [255:0] \$109 ;
+  wire \$109 ;
   wire [255:0] \$11 ;
-  reg [10:0] \$110 ;
-  reg \$111 ;
-  reg [11:0] \$112 ;
-  reg [4:0] \$113 ;
-  reg [1:0] \$114 ;
-  reg [10:0] \$115 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire [255:0] \$114 ;
+  reg [4:0] \$115 ;
   reg \$116 ;
   reg [11:0] \$117 ;
-  reg [4:0] \$118 ;
-  reg [4:0] \$119 ;
+  reg [255:0] \$118 ;
+  reg [10:0] \$119 ;
   wire [255:0] \$12 ;
-  reg [255:0] \$120 ;
-  reg [255:0] \$121 ;
-  reg [255:0] \$122 ;
-  reg [255:0] \$123 ;
-  reg [255:0] \$124 ;
+  reg \$120 ;
+  reg [11:0] \$121 ;
+  reg [4:0] \$122 ;
+  reg [1:0] \$123 ;
+  reg [10:0] \$124 ;
   reg \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg [3:0] \$128 ;
-  reg [31:0] \$129 ;
+  reg [11:0] \$126 ;
+  reg [4:0] \$127 ;
+  reg [4:0] \$128 ;
+  reg \$129 ;
   wire [255:0] \$13 ;
   reg \$130 ;
-  reg \$131 ;
-  reg \$132 ;
-  reg [3:0] \$133 ;
-  reg [31:0] \$134 ;
-  reg \$135 ;
+  reg [255:0] \$131 ;
+  reg [255:0] \$132 ;
+  reg [255:0] \$133 ;
+  reg [255:0] \$134 ;
+  reg [255:0] \$135 ;
   reg [255:0] \$136 ;
-  reg [4:0] \$137 ;
+  reg [255:0] \$137 ;
   reg \$138 ;
   reg \$139 ;
   wire [255:0] \$14 ;
-  reg [6:0] \$140 ;
-  reg [255:0] \$141 ;
-  reg \$142 ;
+  reg \$140 ;
+  reg [3:0] \$141 ;
+  reg [31:0] \$142 ;
   reg \$143 ;
   reg \$144 ;
-  reg [6:0] \$145 ;
-  reg [255:0] \$146 ;
+  reg \$145 ;
+  reg [3:0] \$146 ;
+  reg [31:0] \$147 ;
+  reg [4:0] \$148 ;
+  reg \$149 ;
   wire [255:0] \$15 ;
+  reg \$150 ;
+  reg [6:0] \$151 ;
+  reg [255:0] \$152 ;
+  reg \$153 ;
+  reg \$154 ;
+  reg \$155 ;
+  reg [6:0] \$156 ;
+  reg [255:0] \$157 ;
   wire [255:0] \$16 ;
-  wire \$17 ;
+  wire [255:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire [5:0] \$21 ;
-  wire \$22 ;
+  wire \$21 ;
+  wire [5:0] \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [5:0] \$26 ;
-  wire [4:0] \$27 ;
-  wire \$28 ;
+  wire \$26 ;
+  wire [5:0] \$27 ;
+  wire [4:0] \$28 ;
   wire \$29 ;
   wire [1:0] \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire [255:0] \$32 ;
-  wire \$33 ;
+  wire \$32 ;
+  wire [255:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
-  wire [10:0] \$36 ;
-  wire [4:0] \$37 ;
-  wire [11:0] \$38 ;
-  wire [12:0] \$39 ;
+  wire [4:0] \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire [10:0] \$38 ;
+  wire [4:0] \$39 ;
   wire [1:0] \$4 ;
-  wire [12:0] \$40 ;
+  wire [11:0] \$40 ;
   wire [12:0] \$41 ;
-  wire \$42 ;
+  wire [12:0] \$42 ;
   wire [12:0] \$43 ;
-  wire [12:0] \$44 ;
-  wire \$45 ;
+  wire \$44 ;
+  wire [12:0] \$45 ;
   wire [12:0] \$46 ;
-  wire [12:0] \$47 ;
-  wire \$48 ;
+  wire \$47 ;
+  wire [12:0] \$48 ;
   wire [12:0] \$49 ;
   wire [1:0] \$5 ;
-  wire [12:0] \$50 ;
-  wire \$51 ;
+  wire \$50 ;
+  wire [12:0] \$51 ;
   wire [12:0] \$52 ;
-  wire [12:0] \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire [11:0] \$56 ;
-  wire [11:0] \$57 ;
+  wire \$53 ;
+  wire [12:0] \$54 ;
+  wire [12:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire [11:0] \$58 ;
   wire [11:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [11:0] \$60 ;
+  wire [11:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire [11:0] \$65 ;
-  wire [11:0] \$66 ;
-  wire [12:0] \$67 ;
-  wire [12:0] \$68 ;
-  wire [11:0] \$69 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire [11:0] \$67 ;
+  wire [11:0] \$68 ;
+  wire [12:0] \$69 ;
   wire [1:0] \$7 ;
   wire [12:0] \$70 ;
-  wire \$71 ;
-  wire [11:0] \$72 ;
-  wire [11:0] \$73 ;
+  wire [11:0] \$71 ;
+  wire [12:0] \$72 ;
+  wire \$73 ;
   wire [11:0] \$74 ;
   wire [11:0] \$75 ;
-  wire [12:0] \$76 ;
+  wire [11:0] \$76 ;
   wire [11:0] \$77 ;
-  wire \$78 ;
+  wire [12:0] \$78 ;
   wire [11:0] \$79 ;
   wire [255:0] \$8 ;
   wire \$80 ;
@@ -141,9 +152,9 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$84 ;
   wire [11:0] \$85 ;
   wire \$86 ;
-  wire \$87 ;
+  wire [11:0] \$87 ;
   wire \$88 ;
-  wire \$89 ;
+  wire [4:0] \$89 ;
   wire [255:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -158,62 +169,62 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   (* init = 1'h0 *)
   wire \$signal ;
   (* init = 1'h0 *)
-  wire \$signal$62 ;
+  wire \$signal$65 ;
   reg [31:0] a = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \a$101 ;
-  wire [7:0] \a$101[0] ;
-  wire [7:0] \a$101[1] ;
-  wire [7:0] \a$101[2] ;
-  wire [7:0] \a$101[3] ;
+  wire [31:0] \a$104 ;
+  wire [7:0] \a$104[0] ;
+  wire [7:0] \a$104[1] ;
+  wire [7:0] \a$104[2] ;
+  wire [7:0] \a$104[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$65 ;
-  wire [7:0] \a$65[0] ;
-  wire [7:0] \a$65[1] ;
-  wire [7:0] \a$65[2] ;
-  wire [7:0] \a$65[3] ;
+  wire [31:0] \a$68 ;
+  wire [7:0] \a$68[0] ;
+  wire [7:0] \a$68[1] ;
+  wire [7:0] \a$68[2] ;
+  wire [7:0] \a$68[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$71 ;
-  wire [7:0] \a$71[0] ;
-  wire [7:0] \a$71[1] ;
-  wire [7:0] \a$71[2] ;
-  wire [7:0] \a$71[3] ;
+  wire [31:0] \a$74 ;
+  wire [7:0] \a$74[0] ;
+  wire [7:0] \a$74[1] ;
+  wire [7:0] \a$74[2] ;
+  wire [7:0] \a$74[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$77 ;
-  wire [7:0] \a$77[0] ;
-  wire [7:0] \a$77[1] ;
-  wire [7:0] \a$77[2] ;
-  wire [7:0] \a$77[3] ;
+  wire [31:0] \a$80 ;
+  wire [7:0] \a$80[0] ;
+  wire [7:0] \a$80[1] ;
+  wire [7:0] \a$80[2] ;
+  wire [7:0] \a$80[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$83 ;
-  wire [7:0] \a$83[0] ;
-  wire [7:0] \a$83[1] ;
-  wire [7:0] \a$83[2] ;
-  wire [7:0] \a$83[3] ;
+  wire [31:0] \a$86 ;
+  wire [7:0] \a$86[0] ;
+  wire [7:0] \a$86[1] ;
+  wire [7:0] \a$86[2] ;
+  wire [7:0] \a$86[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$89 ;
-  wire [7:0] \a$89[0] ;
-  wire [7:0] \a$89[1] ;
-  wire [7:0] \a$89[2] ;
-  wire [7:0] \a$89[3] ;
+  wire [31:0] \a$92 ;
+  wire [7:0] \a$92[0] ;
+  wire [7:0] \a$92[1] ;
+  wire [7:0] \a$92[2] ;
+  wire [7:0] \a$92[3] ;
   (* init = 32'd0 *)
-  wire [31:0] \a$95 ;
-  wire [7:0] \a$95[0] ;
-  wire [7:0] \a$95[1] ;
-  wire [7:0] \a$95[2] ;
-  wire [7:0] \a$95[3] ;
+  wire [31:0] \a$98 ;
+  wire [7:0] \a$98[0] ;
+  wire [7:0] \a$98[1] ;
+  wire [7:0] \a$98[2] ;
+  wire [7:0] \a$98[3] ;
   wire [7:0] \a[0] ;
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$143 ;
-  wire [31:0] \acc$144 ;
-  wire [31:0] \acc$145 ;
-  wire [31:0] \acc$146 ;
-  wire [31:0] \acc$147 ;
-  wire [31:0] \acc$148 ;
-  wire [31:0] \acc$149 ;
+  wire [31:0] \acc$114 ;
+  wire [31:0] \acc$115 ;
+  wire [31:0] \acc$116 ;
+  wire [31:0] \acc$117 ;
+  wire [31:0] \acc$118 ;
+  wire [31:0] \acc$119 ;
+  wire [31:0] \acc$120 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -241,53 +252,53 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire done;
   reg first = 1'h0;
   (* init = 1'h0 *)
-  wire \first$105 ;
+  wire \first$102 ;
   (* init = 1'h0 *)
-  wire \first$69 ;
+  wire \first$108 ;
   (* init = 1'h0 *)
-  wire \first$75 ;
+  wire \first$72 ;
   (* init = 1'h0 *)
-  wire \first$81 ;
+  wire \first$78 ;
   (* init = 1'h0 *)
-  wire \first$87 ;
+  wire \first$84 ;
   (* init = 1'h0 *)
-  wire \first$93 ;
+  wire \first$90 ;
   (* init = 1'h0 *)
-  wire \first$99 ;
+  wire \first$96 ;
   reg [1:0] full = 2'h0;
   wire [1:0] full_next;
   reg last = 1'h0;
   (* init = 1'h0 *)
-  wire \last$100 ;
+  wire \last$103 ;
   (* init = 1'h0 *)
-  wire \last$106 ;
+  wire \last$109 ;
   (* init = 1'h0 *)
-  wire \last$70 ;
+  wire \last$73 ;
   (* init = 1'h0 *)
-  wire \last$76 ;
+  wire \last$79 ;
   (* init = 1'h0 *)
-  wire \last$82 ;
+  wire \last$85 ;
   (* init = 1'h0 *)
-  wire \last$88 ;
+  wire \last$91 ;
   (* init = 1'h0 *)
-  wire \last$94 ;
+  wire \last$97 ;
   wire load;
   wire [1:0] loaded;
   reg [3:0] mask = 4'h0;
   (* init = 4'h0 *)
-  wire [3:0] \mask$103 ;
+  wire [3:0] \mask$100 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$67 ;
+  wire [3:0] \mask$106 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$73 ;
+  wire [3:0] \mask$70 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$79 ;
+  wire [3:0] \mask$76 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$85 ;
+  wire [3:0] \mask$82 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$91 ;
+  wire [3:0] \mask$88 ;
   (* init = 4'h0 *)
-  wire [3:0] \mask$97 ;
+  wire [3:0] \mask$94 ;
   reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_data[0] ;
   wire [31:0] \out_data[1] ;
@@ -348,217 +359,217 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   output results__valid;
   reg results__valid = 1'h0;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$119 ;
-  wire [8:0] \rport__addr$43 ;
+  wire [6:0] \rport__addr$133 ;
   wire [8:0] \rport__addr$44 ;
   wire [8:0] \rport__addr$45 ;
-  wire [7:0] \rport__addr$46 ;
+  wire [8:0] \rport__addr$46 ;
+  wire [7:0] \rport__addr$47 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$129 ;
-  wire [31:0] \rport__data$129[0] ;
-  wire [7:0] \rport__data$129[0][0] ;
-  wire [7:0] \rport__data$129[0][1] ;
-  wire [7:0] \rport__data$129[0][2] ;
-  wire [7:0] \rport__data$129[0][3] ;
-  wire [31:0] \rport__data$129[1] ;
-  wire [7:0] \rport__data$129[1][0] ;
-  wire [7:0] \rport__data$129[1][1] ;
-  wire [7:0] \rport__data$129[1][2] ;
-  wire [7:0] \rport__data$129[1][3] ;
-  wire [31:0] \rport__data$129[2] ;
-  wire [7:0] \rport__data$129[2][0] ;
-  wire [7:0] \rport__data$129[2][1] ;
-  wire [7:0] \rport__data$129[2][2] ;
-  wire [7:0] \rport__data$129[2][3] ;
-  wire [31:0] \rport__data$129[3] ;
-  wire [7:0] \rport__data$129[3][0] ;
-  wire [7:0] \rport__data$129[3][1] ;
-  wire [7:0] \rport__data$129[3][2] ;
-  wire [7:0] \rport__data$129[3][3] ;
-  wire [31:0] \rport__data$129[4] ;
-  wire [7:0] \rport__data$129[4][0] ;
-  wire [7:0] \rport__data$129[4][1] ;
-  wire [7:0] \rport__data$129[4][2] ;
-  wire [7:0] \rport__data$129[4][3] ;
-  wire [31:0] \rport__data$129[5] ;
-  wire [7:0] \rport__data$129[5][0] ;
-  wire [7:0] \rport__data$129[5][1] ;
-  wire [7:0] \rport__data$129[5][2] ;
-  wire [7:0] \rport__data$129[5][3] ;
-  wire [31:0] \rport__data$129[6] ;
-  wire [7:0] \rport__data$129[6][0] ;
-  wire [7:0] \rport__data$129[6][1] ;
-  wire [7:0] \rport__data$129[6][2] ;
-  wire [7:0] \rport__data$129[6][3] ;
-  wire [31:0] \rport__data$129[7] ;
-  wire [7:0] \rport__data$129[7][0] ;
-  wire [7:0] \rport__data$129[7][1] ;
-  wire [7:0] \rport__data$129[7][2] ;
-  wire [7:0] \rport__data$129[7][3] ;
-  wire [255:0] \rport__data$130 ;
-  wire [31:0] \rport__data$130[0] ;
-  wire [7:0] \rport__data$130[0][0] ;
-  wire [7:0] \rport__data$130[0][1] ;
-  wire [7:0] \rport__data$130[0][2] ;
-  wire [7:0] \rport__data$130[0][3] ;
-  wire [31:0] \rport__data$130[1] ;
-  wire [7:0] \rport__data$130[1][0] ;
-  wire [7:0] \rport__data$130[1][1] ;
-  wire [7:0] \rport__data$130[1][2] ;
-  wire [7:0] \rport__data$130[1][3] ;
-  wire [31:0] \rport__data$130[2] ;
-  wire [7:0] \rport__data$130[2][0] ;
-  wire [7:0] \rport__data$130[2][1] ;
-  wire [7:0] \rport__data$130[2][2] ;
-  wire [7:0] \rport__data$130[2][3] ;
-  wire [31:0] \rport__data$130[3] ;
-  wire [7:0] \rport__data$130[3][0] ;
-  wire [7:0] \rport__data$130[3][1] ;
-  wire [7:0] \rport__data$130[3][2] ;
-  wire [7:0] \rport__data$130[3][3] ;
-  wire [31:0] \rport__data$130[4] ;
-  wire [7:0] \rport__data$130[4][0] ;
-  wire [7:0] \rport__data$130[4][1] ;
-  wire [7:0] \rport__data$130[4][2] ;
-  wire [7:0] \rport__data$130[4][3] ;
-  wire [31:0] \rport__data$130[5] ;
-  wire [7:0] \rport__data$130[5][0] ;
-  wire [7:0] \rport__data$130[5][1] ;
-  wire [7:0] \rport__data$130[5][2] ;
-  wire [7:0] \rport__data$130[5][3] ;
-  wire [31:0] \rport__data$130[6] ;
-  wire [7:0] \rport__data$130[6][0] ;
-  wire [7:0] \rport__data$130[6][1] ;
-  wire [7:0] \rport__data$130[6][2] ;
-  wire [7:0] \rport__data$130[6][3] ;
-  wire [31:0] \rport__data$130[7] ;
-  wire [7:0] \rport__data$130[7][0] ;
-  wire [7:0] \rport__data$130[7][1] ;
-  wire [7:0] \rport__data$130[7][2] ;
-  wire [7:0] \rport__data$130[7][3] ;
-  wire [255:0] \rport__data$131 ;
-  wire [31:0] \rport__data$131[0] ;
-  wire [7:0] \rport__data$131[0][0] ;
-  wire [7:0] \rport__data$131[0][1] ;
-  wire [7:0] \rport__data$131[0][2] ;
-  wire [7:0] \rport__data$131[0][3] ;
-  wire [31:0] \rport__data$131[1] ;
-  wire [7:0] \rport__data$131[1][0] ;
-  wire [7:0] \rport__data$131[1][1] ;
-  wire [7:0] \rport__data$131[1][2] ;
-  wire [7:0] \rport__data$131[1][3] ;
-  wire [31:0] \rport__data$131[2] ;
-  wire [7:0] \rport__data$131[2][0] ;
-  wire [7:0] \rport__data$131[2][1] ;
-  wire [7:0] \rport__data$131[2][2] ;
-  wire [7:0] \rport__data$131[2][3] ;
-  wire [31:0] \rport__data$131[3] ;
-  wire [7:0] \rport__data$131[3][0] ;
-  wire [7:0] \rport__data$131[3][1] ;
-  wire [7:0] \rport__data$131[3][2] ;
-  wire [7:0] \rport__data$131[3][3] ;
-  wire [31:0] \rport__data$131[4] ;
-  wire [7:0] \rport__data$131[4][0] ;
-  wire [7:0] \rport__data$131[4][1] ;
-  wire [7:0] \rport__data$131[4][2] ;
-  wire [7:0] \rport__data$131[4][3] ;
-  wire [31:0] \rport__data$131[5] ;
-  wire [7:0] \rport__data$131[5][0] ;
-  wire [7:0] \rport__data$131[5][1] ;
-  wire [7:0] \rport__data$131[5][2] ;
-  wire [7:0] \rport__data$131[5][3] ;
-  wire [31:0] \rport__data$131[6] ;
-  wire [7:0] \rport__data$131[6][0] ;
-  wire [7:0] \rport__data$131[6][1] ;
-  wire [7:0] \rport__data$131[6][2] ;
-  wire [7:0] \rport__data$131[6][3] ;
-  wire [31:0] \rport__data$131[7] ;
-  wire [7:0] \rport__data$131[7][0] ;
-  wire [7:0] \rport__data$131[7][1] ;
-  wire [7:0] \rport__data$131[7][2] ;
-  wire [7:0] \rport__data$131[7][3] ;
-  wire [255:0] \rport__data$132 ;
-  wire [31:0] \rport__data$132[0] ;
-  wire [7:0] \rport__data$132[0][0] ;
-  wire [7:0] \rport__data$132[0][1] ;
-  wire [7:0] \rport__data$132[0][2] ;
-  wire [7:0] \rport__data$132[0][3] ;
-  wire [31:0] \rport__data$132[1] ;
-  wire [7:0] \rport__data$132[1][0] ;
-  wire [7:0] \rport__data$132[1][1] ;
-  wire [7:0] \rport__data$132[1][2] ;
-  wire [7:0] \rport__data$132[1][3] ;
-  wire [31:0] \rport__data$132[2] ;
-  wire [7:0] \rport__data$132[2][0] ;
-  wire [7:0] \rport__data$132[2][1] ;
-  wire [7:0] \rport__data$132[2][2] ;
-  wire [7:0] \rport__data$132[2][3] ;
-  wire [31:0] \rport__data$132[3] ;
-  wire [7:0] \rport__data$132[3][0] ;
-  wire [7:0] \rport__data$132[3][1] ;
-  wire [7:0] \rport__data$132[3][2] ;
-  wire [7:0] \rport__data$132[3][3] ;
-  wire [31:0] \rport__data$132[4] ;
-  wire [7:0] \rport__data$132[4][0] ;
-  wire [7:0] \rport__data$132[4][1] ;
-  wire [7:0] \rport__data$132[4][2] ;
-  wire [7:0] \rport__data$132[4][3] ;
-  wire [31:0] \rport__data$132[5] ;
-  wire [7:0] \rport__data$132[5][0] ;
-  wire [7:0] \rport__data$132[5][1] ;
-  wire [7:0] \rport__data$132[5][2] ;
-  wire [7:0] \rport__data$132[5][3] ;
-  wire [31:0] \rport__data$132[6] ;
-  wire [7:0] \rport__data$132[6][0] ;
-  wire [7:0] \rport__data$132[6][1] ;
-  wire [7:0] \rport__data$132[6][2] ;
-  wire [7:0] \rport__data$132[6][3] ;
-  wire [31:0] \rport__data$132[7] ;
-  wire [7:0] \rport__data$132[7][0] ;
-  wire [7:0] \rport__data$132[7][1] ;
-  wire [7:0] \rport__data$132[7][2] ;
-  wire [7:0] \rport__data$132[7][3] ;
-  wire [255:0] \rport__data$133 ;
-  wire [31:0] \rport__data$133[0] ;
-  wire [7:0] \rport__data$133[0][0] ;
-  wire [7:0] \rport__data$133[0][1] ;
-  wire [7:0] \rport__data$133[0][2] ;
-  wire [7:0] \rport__data$133[0][3] ;
-  wire [31:0] \rport__data$133[1] ;
-  wire [7:0] \rport__data$133[1][0] ;
-  wire [7:0] \rport__data$133[1][1] ;
-  wire [7:0] \rport__data$133[1][2] ;
-  wire [7:0] \rport__data$133[1][3] ;
-  wire [31:0] \rport__data$133[2] ;
-  wire [7:0] \rport__data$133[2][0] ;
-  wire [7:0] \rport__data$133[2][1] ;
-  wire [7:0] \rport__data$133[2][2] ;
-  wire [7:0] \rport__data$133[2][3] ;
-  wire [31:0] \rport__data$133[3] ;
-  wire [7:0] \rport__data$133[3][0] ;
-  wire [7:0] \rport__data$133[3][1] ;
-  wire [7:0] \rport__data$133[3][2] ;
-  wire [7:0] \rport__data$133[3][3] ;
-  wire [31:0] \rport__data$133[4] ;
-  wire [7:0] \rport__data$133[4][0] ;
-  wire [7:0] \rport__data$133[4][1] ;
-  wire [7:0] \rport__data$133[4][2] ;
-  wire [7:0] \rport__data$133[4][3] ;
-  wire [31:0] \rport__data$133[5] ;
-  wire [7:0] \rport__data$133[5][0] ;
-  wire [7:0] \rport__data$133[5][1] ;
-  wire [7:0] \rport__data$133[5][2] ;
-  wire [7:0] \rport__data$133[5][3] ;
-  wire [31:0] \rport__data$133[6] ;
-  wire [7:0] \rport__data$133[6][0] ;
-  wire [7:0] \rport__data$133[6][1] ;
-  wire [7:0] \rport__data$133[6][2] ;
-  wire [7:0] \rport__data$133[6][3] ;
-  wire [31:0] \rport__data$133[7] ;
-  wire [7:0] \rport__data$133[7][0] ;
-  wire [7:0] \rport__data$133[7][1] ;
-  wire [7:0] \rport__data$133[7][2] ;
-  wire [7:0] \rport__data$133[7][3] ;
+  wire [255:0] \rport__data$148 ;
+  wire [31:0] \rport__data$148[0] ;
+  wire [7:0] \rport__data$148[0][0] ;
+  wire [7:0] \rport__data$148[0][1] ;
+  wire [7:0] \rport__data$148[0][2] ;
+  wire [7:0] \rport__data$148[0][3] ;
+  wire [31:0] \rport__data$148[1] ;
+  wire [7:0] \rport__data$148[1][0] ;
+  wire [7:0] \rport__data$148[1][1] ;
+  wire [7:0] \rport__data$148[1][2] ;
+  wire [7:0] \rport__data$148[1][3] ;
+  wire [31:0] \rport__data$148[2] ;
+  wire [7:0] \rport__data$148[2][0] ;
+  wire [7:0] \rport__data$148[2][1] ;
+  wire [7:0] \rport__data$148[2][2] ;
+  wire [7:0] \rport__data$148[2][3] ;
+  wire [31:0] \rport__data$148[3] ;
+  wire [7:0] \rport__data$148[3][0] ;
+  wire [7:0] \rport__data$148[3][1] ;
+  wire [7:0] \rport__data$148[3][2] ;
+  wire [7:0] \rport__data$148[3][3] ;
+  wire [31:0] \rport__data$148[4] ;
+  wire [7:0] \rport__data$148[4][0] ;
+  wire [7:0] \rport__data$148[4][1] ;
+  wire [7:0] \rport__data$148[4][2] ;
+  wire [7:0] \rport__data$148[4][3] ;
+  wire [31:0] \rport__data$148[5] ;
+  wire [7:0] \rport__data$148[5][0] ;
+  wire [7:0] \rport__data$148[5][1] ;
+  wire [7:0] \rport__data$148[5][2] ;
+  wire [7:0] \rport__data$148[5][3] ;
+  wire [31:0] \rport__data$148[6] ;
+  wire [7:0] \rport__data$148[6][0] ;
+  wire [7:0] \rport__data$148[6][1] ;
+  wire [7:0] \rport__data$148[6][2] ;
+  wire [7:0] \rport__data$148[6][3] ;
+  wire [31:0] \rport__data$148[7] ;
+  wire [7:0] \rport__data$148[7][0] ;
+  wire [7:0] \rport__data$148[7][1] ;
+  wire [7:0] \rport__data$148[7][2] ;
+  wire [7:0] \rport__data$148[7][3] ;
+  wire [255:0] \rport__data$149 ;
+  wire [31:0] \rport__data$149[0] ;
+  wire [7:0] \rport__data$149[0][0] ;
+  wire [7:0] \rport__data$149[0][1] ;
+  wire [7:0] \rport__data$149[0][2] ;
+  wire [7:0] \rport__data$149[0][3] ;
+  wire [31:0] \rport__data$149[1] ;
+  wire [7:0] \rport__data$149[1][0] ;
+  wire [7:0] \rport__data$149[1][1] ;
+  wire [7:0] \rport__data$149[1][2] ;
+  wire [7:0] \rport__data$149[1][3] ;
+  wire [31:0] \rport__data$149[2] ;
+  wire [7:0] \rport__data$149[2][0] ;
+  wire [7:0] \rport__data$149[2][1] ;
+  wire [7:0] \rport__data$149[2][2] ;
+  wire [7:0] \rport__data$149[2][3] ;
+  wire [31:0] \rport__data$149[3] ;
+  wire [7:0] \rport__data$149[3][0] ;
+  wire [7:0] \rport__data$149[3][1] ;
+  wire [7:0] \rport__data$149[3][2] ;
+  wire [7:0] \rport__data$149[3][3] ;
+  wire [31:0] \rport__data$149[4] ;
+  wire [7:0] \rport__data$149[4][0] ;
+  wire [7:0] \rport__data$149[4][1] ;
+  wire [7:0] \rport__data$149[4][2] ;
+  wire [7:0] \rport__data$149[4][3] ;
+  wire [31:0] \rport__data$149[5] ;
+  wire [7:0] \rport__data$149[5][0] ;
+  wire [7:0] \rport__data$149[5][1] ;
+  wire [7:0] \rport__data$149[5][2] ;
+  wire [7:0] \rport__data$149[5][3] ;
+  wire [31:0] \rport__data$149[6] ;
+  wire [7:0] \rport__data$149[6][0] ;
+  wire [7:0] \rport__data$149[6][1] ;
+  wire [7:0] \rport__data$149[6][2] ;
+  wire [7:0] \rport__data$149[6][3] ;
+  wire [31:0] \rport__data$149[7] ;
+  wire [7:0] \rport__data$149[7][0] ;
+  wire [7:0] \rport__data$149[7][1] ;
+  wire [7:0] \rport__data$149[7][2] ;
+  wire [7:0] \rport__data$149[7][3] ;
+  wire [255:0] \rport__data$150 ;
+  wire [31:0] \rport__data$150[0] ;
+  wire [7:0] \rport__data$150[0][0] ;
+  wire [7:0] \rport__data$150[0][1] ;
+  wire [7:0] \rport__data$150[0][2] ;
+  wire [7:0] \rport__data$150[0][3] ;
+  wire [31:0] \rport__data$150[1] ;
+  wire [7:0] \rport__data$150[1][0] ;
+  wire [7:0] \rport__data$150[1][1] ;
+  wire [7:0] \rport__data$150[1][2] ;
+  wire [7:0] \rport__data$150[1][3] ;
+  wire [31:0] \rport__data$150[2] ;
+  wire [7:0] \rport__data$150[2][0] ;
+  wire [7:0] \rport__data$150[2][1] ;
+  wire [7:0] \rport__data$150[2][2] ;
+  wire [7:0] \rport__data$150[2][3] ;
+  wire [31:0] \rport__data$150[3] ;
+  wire [7:0] \rport__data$150[3][0] ;
+  wire [7:0] \rport__data$150[3][1] ;
+  wire [7:0] \rport__data$150[3][2] ;
+  wire [7:0] \rport__data$150[3][3] ;
+  wire [31:0] \rport__data$150[4] ;
+  wire [7:0] \rport__data$150[4][0] ;
+  wire [7:0] \rport__data$150[4][1] ;
+  wire [7:0] \rport__data$150[4][2] ;
+  wire [7:0] \rport__data$150[4][3] ;
+  wire [31:0] \rport__data$150[5] ;
+  wire [7:0] \rport__data$150[5][0] ;
+  wire [7:0] \rport__data$150[5][1] ;
+  wire [7:0] \rport__data$150[5][2] ;
+  wire [7:0] \rport__data$150[5][3] ;
+  wire [31:0] \rport__data$150[6] ;
+  wire [7:0] \rport__data$150[6][0] ;
+  wire [7:0] \rport__data$150[6][1] ;
+  wire [7:0] \rport__data$150[6][2] ;
+  wire [7:0] \rport__data$150[6][3] ;
+  wire [31:0] \rport__data$150[7] ;
+  wire [7:0] \rport__data$150[7][0] ;
+  wire [7:0] \rport__data$150[7][1] ;
+  wire [7:0] \rport__data$150[7][2] ;
+  wire [7:0] \rport__data$150[7][3] ;
+  wire [255:0] \rport__data$151 ;
+  wire [31:0] \rport__data$151[0] ;
+  wire [7:0] \rport__data$151[0][0] ;
+  wire [7:0] \rport__data$151[0][1] ;
+  wire [7:0] \rport__data$151[0][2] ;
+  wire [7:0] \rport__data$151[0][3] ;
+  wire [31:0] \rport__data$151[1] ;
+  wire [7:0] \rport__data$151[1][0] ;
+  wire [7:0] \rport__data$151[1][1] ;
+  wire [7:0] \rport__data$151[1][2] ;
+  wire [7:0] \rport__data$151[1][3] ;
+  wire [31:0] \rport__data$151[2] ;
+  wire [7:0] \rport__data$151[2][0] ;
+  wire [7:0] \rport__data$151[2][1] ;
+  wire [7:0] \rport__data$151[2][2] ;
+  wire [7:0] \rport__data$151[2][3] ;
+  wire [31:0] \rport__data$151[3] ;
+  wire [7:0] \rport__data$151[3][0] ;
+  wire [7:0] \rport__data$151[3][1] ;
+  wire [7:0] \rport__data$151[3][2] ;
+  wire [7:0] \rport__data$151[3][3] ;
+  wire [31:0] \rport__data$151[4] ;
+  wire [7:0] \rport__data$151[4][0] ;
+  wire [7:0] \rport__data$151[4][1] ;
+  wire [7:0] \rport__data$151[4][2] ;
+  wire [7:0] \rport__data$151[4][3] ;
+  wire [31:0] \rport__data$151[5] ;
+  wire [7:0] \rport__data$151[5][0] ;
+  wire [7:0] \rport__data$151[5][1] ;
+  wire [7:0] \rport__data$151[5][2] ;
+  wire [7:0] \rport__data$151[5][3] ;
+  wire [31:0] \rport__data$151[6] ;
+  wire [7:0] \rport__data$151[6][0] ;
+  wire [7:0] \rport__data$151[6][1] ;
+  wire [7:0] \rport__data$151[6][2] ;
+  wire [7:0] \rport__data$151[6][3] ;
+  wire [31:0] \rport__data$151[7] ;
+  wire [7:0] \rport__data$151[7][0] ;
+  wire [7:0] \rport__data$151[7][1] ;
+  wire [7:0] \rport__data$151[7][2] ;
+  wire [7:0] \rport__data$151[7][3] ;
+  wire [255:0] \rport__data$152 ;
+  wire [31:0] \rport__data$152[0] ;
+  wire [7:0] \rport__data$152[0][0] ;
+  wire [7:0] \rport__data$152[0][1] ;
+  wire [7:0] \rport__data$152[0][2] ;
+  wire [7:0] \rport__data$152[0][3] ;
+  wire [31:0] \rport__data$152[1] ;
+  wire [7:0] \rport__data$152[1][0] ;
+  wire [7:0] \rport__data$152[1][1] ;
+  wire [7:0] \rport__data$152[1][2] ;
+  wire [7:0] \rport__data$152[1][3] ;
+  wire [31:0] \rport__data$152[2] ;
+  wire [7:0] \rport__data$152[2][0] ;
+  wire [7:0] \rport__data$152[2][1] ;
+  wire [7:0] \rport__data$152[2][2] ;
+  wire [7:0] \rport__data$152[2][3] ;
+  wire [31:0] \rport__data$152[3] ;
+  wire [7:0] \rport__data$152[3][0] ;
+  wire [7:0] \rport__data$152[3][1] ;
+  wire [7:0] \rport__data$152[3][2] ;
+  wire [7:0] \rport__data$152[3][3] ;
+  wire [31:0] \rport__data$152[4] ;
+  wire [7:0] \rport__data$152[4][0] ;
+  wire [7:0] \rport__data$152[4][1] ;
+  wire [7:0] \rport__data$152[4][2] ;
+  wire [7:0] \rport__data$152[4][3] ;
+  wire [31:0] \rport__data$152[5] ;
+  wire [7:0] \rport__data$152[5][0] ;
+  wire [7:0] \rport__data$152[5][1] ;
+  wire [7:0] \rport__data$152[5][2] ;
+  wire [7:0] \rport__data$152[5][3] ;
+  wire [31:0] \rport__data$152[6] ;
+  wire [7:0] \rport__data$152[6][0] ;
+  wire [7:0] \rport__data$152[6][1] ;
+  wire [7:0] \rport__data$152[6][2] ;
+  wire [7:0] \rport__data$152[6][3] ;
+  wire [31:0] \rport__data$152[7] ;
+  wire [7:0] \rport__data$152[7][0] ;
+  wire [7:0] \rport__data$152[7][1] ;
+  wire [7:0] \rport__data$152[7][2] ;
+  wire [7:0] \rport__data$152[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -602,60 +613,60 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire tokens__valid;
   reg valid = 1'h0;
   (* init = 1'h0 *)
-  wire \valid$104 ;
+  wire \valid$101 ;
   (* init = 1'h0 *)
-  wire \valid$68 ;
+  wire \valid$107 ;
   (* init = 1'h0 *)
-  wire \valid$74 ;
+  wire \valid$71 ;
   (* init = 1'h0 *)
-  wire \valid$80 ;
+  wire \valid$77 ;
   (* init = 1'h0 *)
-  wire \valid$86 ;
+  wire \valid$83 ;
   (* init = 1'h0 *)
-  wire \valid$92 ;
+  wire \valid$89 ;
   (* init = 1'h0 *)
-  wire \valid$98 ;
+  wire \valid$95 ;
   wire [31:0] w;
-  wire [31:0] \w$102 ;
-  wire [7:0] \w$102[0] ;
-  wire [7:0] \w$102[1] ;
-  wire [7:0] \w$102[2] ;
-  wire [7:0] \w$102[3] ;
-  wire [31:0] \w$66 ;
-  wire [7:0] \w$66[0] ;
-  wire [7:0] \w$66[1] ;
-  wire [7:0] \w$66[2] ;
-  wire [7:0] \w$66[3] ;
-  wire [31:0] \w$72 ;
-  wire [7:0] \w$72[0] ;
-  wire [7:0] \w$72[1] ;
-  wire [7:0] \w$72[2] ;
-  wire [7:0] \w$72[3] ;
-  wire [31:0] \w$78 ;
-  wire [7:0] \w$78[0] ;
-  wire [7:0] \w$78[1] ;
-  wire [7:0] \w$78[2] ;
-  wire [7:0] \w$78[3] ;
-  wire [31:0] \w$84 ;
-  wire [7:0] \w$84[0] ;
-  wire [7:0] \w$84[1] ;
-  wire [7:0] \w$84[2] ;
-  wire [7:0] \w$84[3] ;
-  wire [31:0] \w$90 ;
-  wire [7:0] \w$90[0] ;
-  wire [7:0] \w$90[1] ;
-  wire [7:0] \w$90[2] ;
-  wire [7:0] \w$90[3] ;
-  wire [31:0] \w$96 ;
-  wire [7:0] \w$96[0] ;
-  wire [7:0] \w$96[1] ;
-  wire [7:0] \w$96[2] ;
-  wire [7:0] \w$96[3] ;
+  wire [31:0] \w$105 ;
+  wire [7:0] \w$105[0] ;
+  wire [7:0] \w$105[1] ;
+  wire [7:0] \w$105[2] ;
+  wire [7:0] \w$105[3] ;
+  wire [31:0] \w$69 ;
+  wire [7:0] \w$69[0] ;
+  wire [7:0] \w$69[1] ;
+  wire [7:0] \w$69[2] ;
+  wire [7:0] \w$69[3] ;
+  wire [31:0] \w$75 ;
+  wire [7:0] \w$75[0] ;
+  wire [7:0] \w$75[1] ;
+  wire [7:0] \w$75[2] ;
+  wire [7:0] \w$75[3] ;
+  wire [31:0] \w$81 ;
+  wire [7:0] \w$81[0] ;
+  wire [7:0] \w$81[1] ;
+  wire [7:0] \w$81[2] ;
+  wire [7:0] \w$81[3] ;
+  wire [31:0] \w$87 ;
+  wire [7:0] \w$87[0] ;
+  wire [7:0] \w$87[1] ;
+  wire [7:0] \w$87[2] ;
+  wire [7:0] \w$87[3] ;
+  wire [31:0] \w$93 ;
+  wire [7:0] \w$93[0] ;
+  wire [7:0] \w$93[1] ;
+  wire [7:0] \w$93[2] ;
+  wire [7:0] \w$93[3] ;
+  wire [31:0] \w$99 ;
+  wire [7:0] \w$99[0] ;
+  wire [7:0] \w$99[1] ;
+  wire [7:0] \w$99[2] ;
+  wire [7:0] \w$99[3] ;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] w__payload;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -664,8 +675,92 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  reg w__valid = 1'h0;
+  wire w__valid;
   reg [11:0] waddr = 12'h000;
+  reg [255:0] wbyp0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wbyp0[0] ;
+  wire [7:0] \wbyp0[0][0] ;
+  wire [7:0] \wbyp0[0][1] ;
+  wire [7:0] \wbyp0[0][2] ;
+  wire [7:0] \wbyp0[0][3] ;
+  wire [31:0] \wbyp0[1] ;
+  wire [7:0] \wbyp0[1][0] ;
+  wire [7:0] \wbyp0[1][1] ;
+  wire [7:0] \wbyp0[1][2] ;
+  wire [7:0] \wbyp0[1][3] ;
+  wire [31:0] \wbyp0[2] ;
+  wire [7:0] \wbyp0[2][0] ;
+  wire [7:0] \wbyp0[2][1] ;
+  wire [7:0] \wbyp0[2][2] ;
+  wire [7:0] \wbyp0[2][3] ;
+  wire [31:0] \wbyp0[3] ;
+  wire [7:0] \wbyp0[3][0] ;
+  wire [7:0] \wbyp0[3][1] ;
+  wire [7:0] \wbyp0[3][2] ;
+  wire [7:0] \wbyp0[3][3] ;
+  wire [31:0] \wbyp0[4] ;
+  wire [7:0] \wbyp0[4][0] ;
+  wire [7:0] \wbyp0[4][1] ;
+  wire [7:0] \wbyp0[4][2] ;
+  wire [7:0] \wbyp0[4][3] ;
+  wire [31:0] \wbyp0[5] ;
+  wire [7:0] \wbyp0[5][0] ;
+  wire [7:0] \wbyp0[5][1] ;
+  wire [7:0] \wbyp0[5][2] ;
+  wire [7:0] \wbyp0[5][3] ;
+  wire [31:0] \wbyp0[6] ;
+  wire [7:0] \wbyp0[6][0] ;
+  wire [7:0] \wbyp0[6][1] ;
+  wire [7:0] \wbyp0[6][2] ;
+  wire [7:0] \wbyp0[6][3] ;
+  wire [31:0] \wbyp0[7] ;
+  wire [7:0] \wbyp0[7][0] ;
+  wire [7:0] \wbyp0[7][1] ;
+  wire [7:0] \wbyp0[7][2] ;
+  wire [7:0] \wbyp0[7][3] ;
+  reg [255:0] wbyp1 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wbyp1[0] ;
+  wire [7:0] \wbyp1[0][0] ;
+  wire [7:0] \wbyp1[0][1] ;
+  wire [7:0] \wbyp1[0][2] ;
+  wire [7:0] \wbyp1[0][3] ;
+  wire [31:0] \wbyp1[1] ;
+  wire [7:0] \wbyp1[1][0] ;
+  wire [7:0] \wbyp1[1][1] ;
+  wire [7:0] \wbyp1[1][2] ;
+  wire [7:0] \wbyp1[1][3] ;
+  wire [31:0] \wbyp1[2] ;
+  wire [7:0] \wbyp1[2][0] ;
+  wire [7:0] \wbyp1[2][1] ;
+  wire [7:0] \wbyp1[2][2] ;
+  wire [7:0] \wbyp1[2][3] ;
+  wire [31:0] \wbyp1[3] ;
+  wire [7:0] \wbyp1[3][0] ;
+  wire [7:0] \wbyp1[3][1] ;
+  wire [7:0] \wbyp1[3][2] ;
+  wire [7:0] \wbyp1[3][3] ;
+  wire [31:0] \wbyp1[4] ;
+  wire [7:0] \wbyp1[4][0] ;
+  wire [7:0] \wbyp1[4][1] ;
+  wire [7:0] \wbyp1[4][2] ;
+  wire [7:0] \wbyp1[4][3] ;
+  wire [31:0] \wbyp1[5] ;
+  wire [7:0] \wbyp1[5][0] ;
+  wire [7:0] \wbyp1[5][1] ;
+  wire [7:0] \wbyp1[5][2] ;
+  wire [7:0] \wbyp1[5][3] ;
+  wire [31:0] \wbyp1[6] ;
+  wire [7:0] \wbyp1[6][0] ;
+  wire [7:0] \wbyp1[6][1] ;
+  wire [7:0] \wbyp1[6][2] ;
+  wire [7:0] \wbyp1[6][3] ;
+  wire [31:0] \wbyp1[7] ;
+  wire [7:0] \wbyp1[7][0] ;
+  wire [7:0] \wbyp1[7][1] ;
+  wire [7:0] \wbyp1[7][2] ;
+  wire [7:0] \wbyp1[7][3] ;
+  reg wbyp_sel0 = 1'h0;
+  reg wbyp_sel1 = 1'h0;
   reg [4:0] wchunk = 5'h01;
   reg [255:0] wdata0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wdata0[0] ;
@@ -920,186 +1015,235 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
+  reg [11:0] wmem_w_addr = 12'h000;
+  reg wmem_w_any = 1'h0;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] wmem_w_data;
+  wire [31:0] \wmem_w_data[0] ;
+  wire [7:0] \wmem_w_data[0][0] ;
+  wire [7:0] \wmem_w_data[0][1] ;
+  wire [7:0] \wmem_w_data[0][2] ;
+  wire [7:0] \wmem_w_data[0][3] ;
+  wire [31:0] \wmem_w_data[1] ;
+  wire [7:0] \wmem_w_data[1][0] ;
+  wire [7:0] \wmem_w_data[1][1] ;
+  wire [7:0] \wmem_w_data[1][2] ;
+  wire [7:0] \wmem_w_data[1][3] ;
+  wire [31:0] \wmem_w_data[2] ;
+  wire [7:0] \wmem_w_data[2][0] ;
+  wire [7:0] \wmem_w_data[2][1] ;
+  wire [7:0] \wmem_w_data[2][2] ;
+  wire [7:0] \wmem_w_data[2][3] ;
+  wire [31:0] \wmem_w_data[3] ;
+  wire [7:0] \wmem_w_data[3][0] ;
+  wire [7:0] \wmem_w_data[3][1] ;
+  wire [7:0] \wmem_w_data[3][2] ;
+  wire [7:0] \wmem_w_data[3][3] ;
+  wire [31:0] \wmem_w_data[4] ;
+  wire [7:0] \wmem_w_data[4][0] ;
+  wire [7:0] \wmem_w_data[4][1] ;
+  wire [7:0] \wmem_w_data[4][2] ;
+  wire [7:0] \wmem_w_data[4][3] ;
+  wire [31:0] \wmem_w_data[5] ;
+  wire [7:0] \wmem_w_data[5][0] ;
+  wire [7:0] \wmem_w_data[5][1] ;
+  wire [7:0] \wmem_w_data[5][2] ;
+  wire [7:0] \wmem_w_data[5][3] ;
+  wire [31:0] \wmem_w_data[6] ;
+  wire [7:0] \wmem_w_data[6][0] ;
+  wire [7:0] \wmem_w_data[6][1] ;
+  wire [7:0] \wmem_w_data[6][2] ;
+  wire [7:0] \wmem_w_data[6][3] ;
+  wire [31:0] \wmem_w_data[7] ;
+  wire [7:0] \wmem_w_data[7][0] ;
+  wire [7:0] \wmem_w_data[7][1] ;
+  wire [7:0] \wmem_w_data[7][2] ;
+  wire [7:0] \wmem_w_data[7][3] ;
+  reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$113  = 7'h00;
-  wire [8:0] \wport__addr$24 ;
-  wire [8:0] \wport__addr$27 ;
-  wire [8:0] \wport__addr$30 ;
-  wire [7:0] \wport__addr$33 ;
-  wire [255:0] wport__data;
-  reg [255:0] \wport__data$115  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$115[0] ;
-  wire [31:0] \wport__data$115[1] ;
-  wire [31:0] \wport__data$115[2] ;
-  wire [31:0] \wport__data$115[3] ;
-  wire [31:0] \wport__data$115[4] ;
-  wire [31:0] \wport__data$115[5] ;
-  wire [31:0] \wport__data$115[6] ;
-  wire [31:0] \wport__data$115[7] ;
-  wire [255:0] \wport__data$25 ;
-  wire [31:0] \wport__data$25[0] ;
-  wire [7:0] \wport__data$25[0][0] ;
-  wire [7:0] \wport__data$25[0][1] ;
-  wire [7:0] \wport__data$25[0][2] ;
-  wire [7:0] \wport__data$25[0][3] ;
-  wire [31:0] \wport__data$25[1] ;
-  wire [7:0] \wport__data$25[1][0] ;
-  wire [7:0] \wport__data$25[1][1] ;
-  wire [7:0] \wport__data$25[1][2] ;
-  wire [7:0] \wport__data$25[1][3] ;
-  wire [31:0] \wport__data$25[2] ;
-  wire [7:0] \wport__data$25[2][0] ;
-  wire [7:0] \wport__data$25[2][1] ;
-  wire [7:0] \wport__data$25[2][2] ;
-  wire [7:0] \wport__data$25[2][3] ;
-  wire [31:0] \wport__data$25[3] ;
-  wire [7:0] \wport__data$25[3][0] ;
-  wire [7:0] \wport__data$25[3][1] ;
-  wire [7:0] \wport__data$25[3][2] ;
-  wire [7:0] \wport__data$25[3][3] ;
-  wire [31:0] \wport__data$25[4] ;
-  wire [7:0] \wport__data$25[4][0] ;
-  wire [7:0] \wport__data$25[4][1] ;
-  wire [7:0] \wport__data$25[4][2] ;
-  wire [7:0] \wport__data$25[4][3] ;
-  wire [31:0] \wport__data$25[5] ;
-  wire [7:0] \wport__data$25[5][0] ;
-  wire [7:0] \wport__data$25[5][1] ;
-  wire [7:0] \wport__data$25[5][2] ;
-  wire [7:0] \wport__data$25[5][3] ;
-  wire [31:0] \wport__data$25[6] ;
-  wire [7:0] \wport__data$25[6][0] ;
-  wire [7:0] \wport__data$25[6][1] ;
-  wire [7:0] \wport__data$25[6][2] ;
-  wire [7:0] \wport__data$25[6][3] ;
-  wire [31:0] \wport__data$25[7] ;
-  wire [7:0] \wport__data$25[7][0] ;
-  wire [7:0] \wport__data$25[7][1] ;
-  wire [7:0] \wport__data$25[7][2] ;
-  wire [7:0] \wport__data$25[7][3] ;
-  wire [255:0] \wport__data$28 ;
-  wire [31:0] \wport__data$28[0] ;
-  wire [7:0] \wport__data$28[0][0] ;
-  wire [7:0] \wport__data$28[0][1] ;
-  wire [7:0] \wport__data$28[0][2] ;
-  wire [7:0] \wport__data$28[0][3] ;
-  wire [31:0] \wport__data$28[1] ;
-  wire [7:0] \wport__data$28[1][0] ;
-  wire [7:0] \wport__data$28[1][1] ;
-  wire [7:0] \wport__data$28[1][2] ;
-  wire [7:0] \wport__data$28[1][3] ;
-  wire [31:0] \wport__data$28[2] ;
-  wire [7:0] \wport__data$28[2][0] ;
-  wire [7:0] \wport__data$28[2][1] ;
-  wire [7:0] \wport__data$28[2][2] ;
-  wire [7:0] \wport__data$28[2][3] ;
-  wire [31:0] \wport__data$28[3] ;
-  wire [7:0] \wport__data$28[3][0] ;
-  wire [7:0] \wport__data$28[3][1] ;
-  wire [7:0] \wport__data$28[3][2] ;
-  wire [7:0] \wport__data$28[3][3] ;
-  wire [31:0] \wport__data$28[4] ;
-  wire [7:0] \wport__data$28[4][0] ;
-  wire [7:0] \wport__data$28[4][1] ;
-  wire [7:0] \wport__data$28[4][2] ;
-  wire [7:0] \wport__data$28[4][3] ;
-  wire [31:0] \wport__data$28[5] ;
-  wire [7:0] \wport__data$28[5][0] ;
-  wire [7:0] \wport__data$28[5][1] ;
-  wire [7:0] \wport__data$28[5][2] ;
-  wire [7:0] \wport__data$28[5][3] ;
-  wire [31:0] \wport__data$28[6] ;
-  wire [7:0] \wport__data$28[6][0] ;
-  wire [7:0] \wport__data$28[6][1] ;
-  wire [7:0] \wport__data$28[6][2] ;
-  wire [7:0] \wport__data$28[6][3] ;
-  wire [31:0] \wport__data$28[7] ;
-  wire [7:0] \wport__data$28[7][0] ;
-  wire [7:0] \wport__data$28[7][1] ;
-  wire [7:0] \wport__data$28[7][2] ;
-  wire [7:0] \wport__data$28[7][3] ;
-  wire [255:0] \wport__data$31 ;
-  wire [31:0] \wport__data$31[0] ;
-  wire [7:0] \wport__data$31[0][0] ;
-  wire [7:0] \wport__data$31[0][1] ;
-  wire [7:0] \wport__data$31[0][2] ;
-  wire [7:0] \wport__data$31[0][3] ;
-  wire [31:0] \wport__data$31[1] ;
-  wire [7:0] \wport__data$31[1][0] ;
-  wire [7:0] \wport__data$31[1][1] ;
-  wire [7:0] \wport__data$31[1][2] ;
-  wire [7:0] \wport__data$31[1][3] ;
-  wire [31:0] \wport__data$31[2] ;
-  wire [7:0] \wport__data$31[2][0] ;
-  wire [7:0] \wport__data$31[2][1] ;
-  wire [7:0] \wport__data$31[2][2] ;
-  wire [7:0] \wport__data$31[2][3] ;
-  wire [31:0] \wport__data$31[3] ;
-  wire [7:0] \wport__data$31[3][0] ;
-  wire [7:0] \wport__data$31[3][1] ;
-  wire [7:0] \wport__data$31[3][2] ;
-  wire [7:0] \wport__data$31[3][3] ;
-  wire [31:0] \wport__data$31[4] ;
-  wire [7:0] \wport__data$31[4][0] ;
-  wire [7:0] \wport__data$31[4][1] ;
-  wire [7:0] \wport__data$31[4][2] ;
-  wire [7:0] \wport__data$31[4][3] ;
-  wire [31:0] \wport__data$31[5] ;
-  wire [7:0] \wport__data$31[5][0] ;
-  wire [7:0] \wport__data$31[5][1] ;
-  wire [7:0] \wport__data$31[5][2] ;
-  wire [7:0] \wport__data$31[5][3] ;
-  wire [31:0] \wport__data$31[6] ;
-  wire [7:0] \wport__data$31[6][0] ;
-  wire [7:0] \wport__data$31[6][1] ;
-  wire [7:0] \wport__data$31[6][2] ;
-  wire [7:0] \wport__data$31[6][3] ;
-  wire [31:0] \wport__data$31[7] ;
-  wire [7:0] \wport__data$31[7][0] ;
-  wire [7:0] \wport__data$31[7][1] ;
-  wire [7:0] \wport__data$31[7][2] ;
-  wire [7:0] \wport__data$31[7][3] ;
-  wire [255:0] \wport__data$34 ;
-  wire [31:0] \wport__data$34[0] ;
-  wire [7:0] \wport__data$34[0][0] ;
-  wire [7:0] \wport__data$34[0][1] ;
-  wire [7:0] \wport__data$34[0][2] ;
-  wire [7:0] \wport__data$34[0][3] ;
-  wire [31:0] \wport__data$34[1] ;
-  wire [7:0] \wport__data$34[1][0] ;
-  wire [7:0] \wport__data$34[1][1] ;
-  wire [7:0] \wport__data$34[1][2] ;
-  wire [7:0] \wport__data$34[1][3] ;
-  wire [31:0] \wport__data$34[2] ;
-  wire [7:0] \wport__data$34[2][0] ;
-  wire [7:0] \wport__data$34[2][1] ;
-  wire [7:0] \wport__data$34[2][2] ;
-  wire [7:0] \wport__data$34[2][3] ;
-  wire [31:0] \wport__data$34[3] ;
-  wire [7:0] \wport__data$34[3][0] ;
-  wire [7:0] \wport__data$34[3][1] ;
-  wire [7:0] \wport__data$34[3][2] ;
-  wire [7:0] \wport__data$34[3][3] ;
-  wire [31:0] \wport__data$34[4] ;
-  wire [7:0] \wport__data$34[4][0] ;
-  wire [7:0] \wport__data$34[4][1] ;
-  wire [7:0] \wport__data$34[4][2] ;
-  wire [7:0] \wport__data$34[4][3] ;
-  wire [31:0] \wport__data$34[5] ;
-  wire [7:0] \wport__data$34[5][0] ;
-  wire [7:0] \wport__data$34[5][1] ;
-  wire [7:0] \wport__data$34[5][2] ;
-  wire [7:0] \wport__data$34[5][3] ;
-  wire [31:0] \wport__data$34[6] ;
-  wire [7:0] \wport__data$34[6][0] ;
-  wire [7:0] \wport__data$34[6][1] ;
-  wire [7:0] \wport__data$34[6][2] ;
-  wire [7:0] \wport__data$34[6][3] ;
-  wire [31:0] \wport__data$34[7] ;
-  wire [7:0] \wport__data$34[7][0] ;
-  wire [7:0] \wport__data$34[7][1] ;
-  wire [7:0] \wport__data$34[7][2] ;
-  wire [7:0] \wport__data$34[7][3] ;
+  reg [6:0] \wport__addr$127  = 7'h00;
+  wire [8:0] \wport__addr$25 ;
+  wire [8:0] \wport__addr$28 ;
+  wire [8:0] \wport__addr$31 ;
+  wire [7:0] \wport__addr$34 ;
+  reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [255:0] \wport__data$129  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$129[0] ;
+  wire [31:0] \wport__data$129[1] ;
+  wire [31:0] \wport__data$129[2] ;
+  wire [31:0] \wport__data$129[3] ;
+  wire [31:0] \wport__data$129[4] ;
+  wire [31:0] \wport__data$129[5] ;
+  wire [31:0] \wport__data$129[6] ;
+  wire [31:0] \wport__data$129[7] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$26 ;
+  wire [31:0] \wport__data$26[0] ;
+  wire [7:0] \wport__data$26[0][0] ;
+  wire [7:0] \wport__data$26[0][1] ;
+  wire [7:0] \wport__data$26[0][2] ;
+  wire [7:0] \wport__data$26[0][3] ;
+  wire [31:0] \wport__data$26[1] ;
+  wire [7:0] \wport__data$26[1][0] ;
+  wire [7:0] \wport__data$26[1][1] ;
+  wire [7:0] \wport__data$26[1][2] ;
+  wire [7:0] \wport__data$26[1][3] ;
+  wire [31:0] \wport__data$26[2] ;
+  wire [7:0] \wport__data$26[2][0] ;
+  wire [7:0] \wport__data$26[2][1] ;
+  wire [7:0] \wport__data$26[2][2] ;
+  wire [7:0] \wport__data$26[2][3] ;
+  wire [31:0] \wport__data$26[3] ;
+  wire [7:0] \wport__data$26[3][0] ;
+  wire [7:0] \wport__data$26[3][1] ;
+  wire [7:0] \wport__data$26[3][2] ;
+  wire [7:0] \wport__data$26[3][3] ;
+  wire [31:0] \wport__data$26[4] ;
+  wire [7:0] \wport__data$26[4][0] ;
+  wire [7:0] \wport__data$26[4][1] ;
+  wire [7:0] \wport__data$26[4][2] ;
+  wire [7:0] \wport__data$26[4][3] ;
+  wire [31:0] \wport__data$26[5] ;
+  wire [7:0] \wport__data$26[5][0] ;
+  wire [7:0] \wport__data$26[5][1] ;
+  wire [7:0] \wport__data$26[5][2] ;
+  wire [7:0] \wport__data$26[5][3] ;
+  wire [31:0] \wport__data$26[6] ;
+  wire [7:0] \wport__data$26[6][0] ;
+  wire [7:0] \wport__data$26[6][1] ;
+  wire [7:0] \wport__data$26[6][2] ;
+  wire [7:0] \wport__data$26[6][3] ;
+  wire [31:0] \wport__data$26[7] ;
+  wire [7:0] \wport__data$26[7][0] ;
+  wire [7:0] \wport__data$26[7][1] ;
+  wire [7:0] \wport__data$26[7][2] ;
+  wire [7:0] \wport__data$26[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$29 ;
+  wire [31:0] \wport__data$29[0] ;
+  wire [7:0] \wport__data$29[0][0] ;
+  wire [7:0] \wport__data$29[0][1] ;
+  wire [7:0] \wport__data$29[0][2] ;
+  wire [7:0] \wport__data$29[0][3] ;
+  wire [31:0] \wport__data$29[1] ;
+  wire [7:0] \wport__data$29[1][0] ;
+  wire [7:0] \wport__data$29[1][1] ;
+  wire [7:0] \wport__data$29[1][2] ;
+  wire [7:0] \wport__data$29[1][3] ;
+  wire [31:0] \wport__data$29[2] ;
+  wire [7:0] \wport__data$29[2][0] ;
+  wire [7:0] \wport__data$29[2][1] ;
+  wire [7:0] \wport__data$29[2][2] ;
+  wire [7:0] \wport__data$29[2][3] ;
+  wire [31:0] \wport__data$29[3] ;
+  wire [7:0] \wport__data$29[3][0] ;
+  wire [7:0] \wport__data$29[3][1] ;
+  wire [7:0] \wport__data$29[3][2] ;
+  wire [7:0] \wport__data$29[3][3] ;
+  wire [31:0] \wport__data$29[4] ;
+  wire [7:0] \wport__data$29[4][0] ;
+  wire [7:0] \wport__data$29[4][1] ;
+  wire [7:0] \wport__data$29[4][2] ;
+  wire [7:0] \wport__data$29[4][3] ;
+  wire [31:0] \wport__data$29[5] ;
+  wire [7:0] \wport__data$29[5][0] ;
+  wire [7:0] \wport__data$29[5][1] ;
+  wire [7:0] \wport__data$29[5][2] ;
+  wire [7:0] \wport__data$29[5][3] ;
+  wire [31:0] \wport__data$29[6] ;
+  wire [7:0] \wport__data$29[6][0] ;
+  wire [7:0] \wport__data$29[6][1] ;
+  wire [7:0] \wport__data$29[6][2] ;
+  wire [7:0] \wport__data$29[6][3] ;
+  wire [31:0] \wport__data$29[7] ;
+  wire [7:0] \wport__data$29[7][0] ;
+  wire [7:0] \wport__data$29[7][1] ;
+  wire [7:0] \wport__data$29[7][2] ;
+  wire [7:0] \wport__data$29[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$32 ;
+  wire [31:0] \wport__data$32[0] ;
+  wire [7:0] \wport__data$32[0][0] ;
+  wire [7:0] \wport__data$32[0][1] ;
+  wire [7:0] \wport__data$32[0][2] ;
+  wire [7:0] \wport__data$32[0][3] ;
+  wire [31:0] \wport__data$32[1] ;
+  wire [7:0] \wport__data$32[1][0] ;
+  wire [7:0] \wport__data$32[1][1] ;
+  wire [7:0] \wport__data$32[1][2] ;
+  wire [7:0] \wport__data$32[1][3] ;
+  wire [31:0] \wport__data$32[2] ;
+  wire [7:0] \wport__data$32[2][0] ;
+  wire [7:0] \wport__data$32[2][1] ;
+  wire [7:0] \wport__data$32[2][2] ;
+  wire [7:0] \wport__data$32[2][3] ;
+  wire [31:0] \wport__data$32[3] ;
+  wire [7:0] \wport__data$32[3][0] ;
+  wire [7:0] \wport__data$32[3][1] ;
+  wire [7:0] \wport__data$32[3][2] ;
+  wire [7:0] \wport__data$32[3][3] ;
+  wire [31:0] \wport__data$32[4] ;
+  wire [7:0] \wport__data$32[4][0] ;
+  wire [7:0] \wport__data$32[4][1] ;
+  wire [7:0] \wport__data$32[4][2] ;
+  wire [7:0] \wport__data$32[4][3] ;
+  wire [31:0] \wport__data$32[5] ;
+  wire [7:0] \wport__data$32[5][0] ;
+  wire [7:0] \wport__data$32[5][1] ;
+  wire [7:0] \wport__data$32[5][2] ;
+  wire [7:0] \wport__data$32[5][3] ;
+  wire [31:0] \wport__data$32[6] ;
+  wire [7:0] \wport__data$32[6][0] ;
+  wire [7:0] \wport__data$32[6][1] ;
+  wire [7:0] \wport__data$32[6][2] ;
+  wire [7:0] \wport__data$32[6][3] ;
+  wire [31:0] \wport__data$32[7] ;
+  wire [7:0] \wport__data$32[7][0] ;
+  wire [7:0] \wport__data$32[7][1] ;
+  wire [7:0] \wport__data$32[7][2] ;
+  wire [7:0] \wport__data$32[7][3] ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] \wport__data$35 ;
+  wire [31:0] \wport__data$35[0] ;
+  wire [7:0] \wport__data$35[0][0] ;
+  wire [7:0] \wport__data$35[0][1] ;
+  wire [7:0] \wport__data$35[0][2] ;
+  wire [7:0] \wport__data$35[0][3] ;
+  wire [31:0] \wport__data$35[1] ;
+  wire [7:0] \wport__data$35[1][0] ;
+  wire [7:0] \wport__data$35[1][1] ;
+  wire [7:0] \wport__data$35[1][2] ;
+  wire [7:0] \wport__data$35[1][3] ;
+  wire [31:0] \wport__data$35[2] ;
+  wire [7:0] \wport__data$35[2][0] ;
+  wire [7:0] \wport__data$35[2][1] ;
+  wire [7:0] \wport__data$35[2][2] ;
+  wire [7:0] \wport__data$35[2][3] ;
+  wire [31:0] \wport__data$35[3] ;
+  wire [7:0] \wport__data$35[3][0] ;
+  wire [7:0] \wport__data$35[3][1] ;
+  wire [7:0] \wport__data$35[3][2] ;
+  wire [7:0] \wport__data$35[3][3] ;
+  wire [31:0] \wport__data$35[4] ;
+  wire [7:0] \wport__data$35[4][0] ;
+  wire [7:0] \wport__data$35[4][1] ;
+  wire [7:0] \wport__data$35[4][2] ;
+  wire [7:0] \wport__data$35[4][3] ;
+  wire [31:0] \wport__data$35[5] ;
+  wire [7:0] \wport__data$35[5][0] ;
+  wire [7:0] \wport__data$35[5][1] ;
+  wire [7:0] \wport__data$35[5][2] ;
+  wire [7:0] \wport__data$35[5][3] ;
+  wire [31:0] \wport__data$35[6] ;
+  wire [7:0] \wport__data$35[6][0] ;
+  wire [7:0] \wport__data$35[6][1] ;
+  wire [7:0] \wport__data$35[6][2] ;
+  wire [7:0] \wport__data$35[6][3] ;
+  wire [31:0] \wport__data$35[7] ;
+  wire [7:0] \wport__data$35[7][0] ;
+  wire [7:0] \wport__data$35[7][1] ;
+  wire [7:0] \wport__data$35[7][2] ;
+  wire [7:0] \wport__data$35[7][3] ;
   wire [31:0] \wport__data[0] ;
   wire [7:0] \wport__data[0][0] ;
   wire [7:0] \wport__data[0][1] ;
@@ -1141,11 +1285,11 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$117  = 1'h0;
-  wire \wport__en$26 ;
-  wire \wport__en$29 ;
-  wire \wport__en$32 ;
-  wire \wport__en$35 ;
+  reg \wport__en$131  = 1'h0;
+  wire \wport__en$27 ;
+  wire \wport__en$30 ;
+  wire \wport__en$33 ;
+  wire \wport__en$36 ;
   reg [10:0] wr_addr = 11'h000;
   reg wr_bank = 1'h0;
   reg [4:0] wsel0 = 5'h00;
@@ -1324,8 +1468,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$117 )
-      rbuf[\wport__addr$113 ] <= \wport__data$115 ;
+    if (\wport__en$131 )
+      rbuf[\wport__addr$127 ] <= \wport__data$129 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -1851,14 +1995,14 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     wmem0[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (wport__en)
-      wmem0[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[0])
+      wmem0[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _1_;
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$129  = _1_;
+  assign \rport__data$148  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
@@ -2376,14 +2520,14 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     wmem1[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$26 )
-      wmem1[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[1])
+      wmem1[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$130  = _2_;
+  assign \rport__data$149  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -2901,14 +3045,14 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     wmem2[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$29 )
-      wmem2[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[2])
+      wmem2[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _3_;
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$131  = _3_;
+  assign \rport__data$150  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -3426,14 +3570,14 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     wmem3[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$32 )
-      wmem3[waddr[8:0]] <= weights__payload[255:0];
+    if (wmem_w_en[3])
+      wmem3[wmem_w_addr[8:0]] <= wport__data;
   end
   reg [255:0] _4_;
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$132  = _4_;
+  assign \rport__data$151  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -3695,25 +3839,20 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     wmem4[255] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$35 )
-      wmem4[waddr[7:0]] <= weights__payload[255:0];
+    if (wmem_w_en[4])
+      wmem4[wmem_w_addr[7:0]] <= wport__data;
   end
   reg [255:0] _5_;
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$133  = _5_;
+  assign \rport__data$152  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
   assign \$2  = load & weights__payload[256];
   assign \$3  = wr_bank ? 2'h2 : 2'h1;
   assign loaded = \$2  ? \$3  : 2'h0;
-  assign wport__en = load & wchunk[0];
-  assign \wport__en$26  = load & wchunk[1];
-  assign \wport__en$29  = load & wchunk[2];
-  assign \wport__en$32  = load & wchunk[3];
-  assign \wport__en$35  = load & wchunk[4];
   assign \$4  = full | loaded;
   assign \$5  = ~ \release ;
   assign full_next = \$4  & \$5 ;
@@ -3722,177 +3861,195 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \$6  = take & beats__payload[37];
   assign \$7  = rd_bank ? 2'h2 : 2'h1;
   assign \release  = \$6  ? \$7  : 2'h0;
-  assign \$8  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$10  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$11  = \$9  | \$10 ;
-  assign \$12  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$13  = \$11  | \$12 ;
-  assign \$14  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign wword = \$15  | \$16 ;
-  assign \$17  = r__valid & r__ready;
-  assign \$18  = compute & beats__payload[36];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = \$17  & \$19 ;
-  assign \$21  = credits + 1'h1;
-  assign \$22  = compute & beats__payload[36];
-  assign \$23  = r__valid & r__ready;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = credits - 1'h1;
-  assign \$27  = \$25  ? \$26 [4:0] : credits;
-  assign credits_next = \$20  ? \$21 [4:0] : \$27 ;
-  assign \$28  = ~ results__valid;
-  assign \$29  = \$28  | results__ready;
-  assign \$30  = ~ tokens__payload[8];
-  assign \$31  = \$30  | r__valid;
-  assign tokens__ready = \$29  & \$31 ;
+  assign \$8  = wbyp_sel1 ? wbyp1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$9  = wsel1[0] ? wdata0 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$10  = \$8  | \$9 ;
+  assign \$11  = wsel1[1] ? wdata1 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = wsel1[2] ? wdata2 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$14  = \$12  | \$13 ;
+  assign \$15  = wsel1[3] ? wdata3 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign \$16  = \$14  | \$15 ;
+  assign \$17  = wsel1[4] ? wdata4 : 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  assign wword = \$16  | \$17 ;
+  assign \$18  = r__valid & r__ready;
+  assign \$19  = compute & beats__payload[36];
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$18  & \$20 ;
+  assign \$22  = credits + 1'h1;
+  assign \$23  = compute & beats__payload[36];
+  assign \$24  = r__valid & r__ready;
+  assign \$25  = ~ \$24 ;
+  assign \$26  = \$23  & \$25 ;
+  assign \$27  = credits - 1'h1;
+  assign \$28  = \$26  ? \$27 [4:0] : credits;
+  assign credits_next = \$21  ? \$22 [4:0] : \$28 ;
+  assign \$29  = ~ results__valid;
+  assign \$30  = \$29  | results__ready;
+  assign \$31  = ~ tokens__payload[8];
+  assign \$32  = \$31  | r__valid;
+  assign tokens__ready = \$30  & \$32 ;
   assign advance = tokens__valid & tokens__ready;
   assign r__ready = advance & tokens__payload[8];
-  assign \$32  = out_own ? out_data : rport__data;
-  assign \$33  = credits != 5'h10;
-  assign busy = \$33  | results__valid;
-  assign \$34  = wr_addr != 11'h47f;
-  assign \$35  = ~ wr_bank;
-  assign \$36  = wr_bank ? 11'h000 : 11'h480;
-  assign \$37  = wr_bank ? 5'h01 : 5'h04;
-  assign \$38  = wr_addr + 1'h1;
-  assign \$39  = waddr + 1'h1;
-  assign \$40  = waddr + 1'h1;
-  assign \$42  = ! \$41 ;
-  assign \$43  = waddr + 1'h1;
-  assign \$45  = \$44  == 1'h1;
-  assign \$46  = waddr + 1'h1;
-  assign \$48  = \$47  == 2'h2;
-  assign \$49  = waddr + 1'h1;
-  assign \$51  = \$50  == 2'h3;
-  assign \$52  = waddr + 1'h1;
-  assign \$54  = \$53  == 3'h4;
-  assign \$55  = beat_idx != 11'h47f;
-  assign \$56  = beat_idx + 1'h1;
-  assign \$57  = \$55  ? \$56  : { 1'h0, beat_idx };
-  assign \$58  = beats__payload[36] ? 12'h000 : \$57 ;
-  assign \$59  = compute ? \$58  : { 1'h0, beat_idx };
-  assign \$60  = take & beats__payload[37];
-  assign \$61  = rd_bank ^ \$60 ;
+  assign \$33  = out_own ? out_data : rport__data;
+  assign \$34  = credits != 5'h10;
+  assign busy = \$34  | results__valid;
+  assign \$35  = load ? wchunk : 5'h00;
+  assign \$36  = wr_addr != 11'h47f;
+  assign \$37  = ~ wr_bank;
+  assign \$38  = wr_bank ? 11'h000 : 11'h480;
+  assign \$39  = wr_bank ? 5'h01 : 5'h04;
+  assign \$40  = wr_addr + 1'h1;
+  assign \$41  = waddr + 1'h1;
+  assign \$42  = waddr + 1'h1;
+  assign \$44  = ! \$43 ;
+  assign \$45  = waddr + 1'h1;
+  assign \$47  = \$46  == 1'h1;
+  assign \$48  = waddr + 1'h1;
+  assign \$50  = \$49  == 2'h2;
+  assign \$51  = waddr + 1'h1;
+  assign \$53  = \$52  == 2'h3;
+  assign \$54  = waddr + 1'h1;
+  assign \$56  = \$55  == 3'h4;
+  assign \$57  = beat_idx != 11'h47f;
+  assign \$58  = beat_idx + 1'h1;
+  assign \$59  = \$57  ? \$58  : { 1'h0, beat_idx };
+  assign \$60  = beats__payload[36] ? 12'h000 : \$59 ;
+  assign \$61  = compute ? \$60  : { 1'h0, beat_idx };
   assign \$62  = take & beats__payload[37];
   assign \$63  = rd_bank ^ \$62 ;
-  assign \$64  = beat_idx != 11'h47f;
-  assign \$65  = beat_idx + 1'h1;
-  assign \$66  = \$64  ? \$65  : { 1'h0, beat_idx };
-  assign \$67  = 11'h480 + \$66 ;
-  assign \$68  = beats__payload[36] ? 13'h0480 : \$67 ;
-  assign \$69  = 11'h480 + beat_idx;
-  assign \$70  = compute ? \$68  : { 1'h0, \$69  };
-  assign \$71  = beat_idx != 11'h47f;
-  assign \$72  = beat_idx + 1'h1;
-  assign \$73  = \$71  ? \$72  : { 1'h0, beat_idx };
-  assign \$74  = beats__payload[36] ? 12'h000 : \$73 ;
-  assign \$75  = compute ? \$74  : { 1'h0, beat_idx };
-  assign \$76  = \$63  ? \$70  : { 1'h0, \$75  };
-  assign \$78  = ! \$77 ;
-  assign \$80  = \$79  == 1'h1;
-  assign \$82  = \$81  == 2'h2;
-  assign \$84  = \$83  == 2'h3;
-  assign \$86  = \$85  == 3'h4;
-  assign \$87  = ! beat_idx;
-  assign \$88  = take & beats__payload[37];
-  assign \$89  = rd_bank ^ \$88 ;
-  assign \$90  = full_next >> \$89 ;
-  assign \$91  = r__valid & r__ready;
-  assign \$92  = compute & beats__payload[36];
-  assign \$93  = ~ \$92 ;
-  assign \$94  = \$91  & \$93 ;
-  assign \$95  = compute & beats__payload[36];
+  assign \$64  = take & beats__payload[37];
+  assign \$65  = rd_bank ^ \$64 ;
+  assign \$66  = beat_idx != 11'h47f;
+  assign \$67  = beat_idx + 1'h1;
+  assign \$68  = \$66  ? \$67  : { 1'h0, beat_idx };
+  assign \$69  = 11'h480 + \$68 ;
+  assign \$70  = beats__payload[36] ? 13'h0480 : \$69 ;
+  assign \$71  = 11'h480 + beat_idx;
+  assign \$72  = compute ? \$70  : { 1'h0, \$71  };
+  assign \$73  = beat_idx != 11'h47f;
+  assign \$74  = beat_idx + 1'h1;
+  assign \$75  = \$73  ? \$74  : { 1'h0, beat_idx };
+  assign \$76  = beats__payload[36] ? 12'h000 : \$75 ;
+  assign \$77  = compute ? \$76  : { 1'h0, beat_idx };
+  assign \$78  = \$65  ? \$72  : { 1'h0, \$77  };
+  assign \$80  = ! \$79 ;
+  assign \$82  = \$81  == 1'h1;
+  assign \$84  = \$83  == 2'h2;
+  assign \$86  = \$85  == 2'h3;
+  assign \$88  = \$87  == 3'h4;
+  assign \$89  = wbyp_sel0 ? 5'h00 : wsel0;
+  assign \$90  = wmem_w_addr == raddr;
+  assign \$91  = wmem_w_any & \$90 ;
+  assign \$92  = ! beat_idx;
+  assign \$93  = take & beats__payload[37];
+  assign \$94  = rd_bank ^ \$93 ;
+  assign \$95  = full_next >> \$94 ;
   assign \$96  = r__valid & r__ready;
-  assign \$97  = ~ \$96 ;
-  assign \$98  = \$95  & \$97 ;
-  assign \$99  = credits != 1'h1;
-  assign \$100  = | credits;
-  assign \$101  = \$98  ? \$99  : \$100 ;
-  assign \$102  = \$94  ? 1'h1 : \$101 ;
-  assign \$103  = \$90  & \$102 ;
-  assign \$104  = advance & tokens__payload[9];
-  assign \$105  = ~ tokens__payload[0];
-  assign \$106  = \wport__addr$113  == tokens__payload[7:1];
-  assign \$107  = \wport__en$117  & \$106 ;
-  assign \$108  = \$105  | \$107 ;
-  assign \$109  = tokens__payload[0] ? \wport__data$115  : r__payload;
+  assign \$97  = compute & beats__payload[36];
+  assign \$98  = ~ \$97 ;
+  assign \$99  = \$96  & \$98 ;
+  assign \$100  = compute & beats__payload[36];
+  assign \$101  = r__valid & r__ready;
+  assign \$102  = ~ \$101 ;
+  assign \$103  = \$100  & \$102 ;
+  assign \$104  = credits != 1'h1;
+  assign \$105  = | credits;
+  assign \$106  = \$103  ? \$104  : \$105 ;
+  assign \$107  = \$99  ? 1'h1 : \$106 ;
+  assign \$108  = \$95  & \$107 ;
+  assign \$109  = advance & tokens__payload[9];
+  assign \$110  = ~ tokens__payload[0];
+  assign \$111  = \wport__addr$127  == tokens__payload[7:1];
+  assign \$112  = \wport__en$131  & \$111 ;
+  assign \$113  = \$110  | \$112 ;
+  assign \$114  = tokens__payload[0] ? \wport__data$129  : r__payload;
   always @(posedge clk)
-    wr_addr <= \$110 ;
+    wmem_w_en <= \$115 ;
   always @(posedge clk)
-    wr_bank <= \$111 ;
+    wmem_w_any <= \$116 ;
   always @(posedge clk)
-    waddr <= \$112 ;
+    wmem_w_addr <= \$117 ;
   always @(posedge clk)
-    wchunk <= \$113 ;
+    wport__data <= \$118 ;
   always @(posedge clk)
-    full <= \$114 ;
+    wr_addr <= \$119 ;
   always @(posedge clk)
-    beat_idx <= \$115 ;
+    wr_bank <= \$120 ;
   always @(posedge clk)
-    rd_bank <= \$116 ;
+    waddr <= \$121 ;
   always @(posedge clk)
-    raddr <= \$117 ;
+    wchunk <= \$122 ;
   always @(posedge clk)
-    wsel0 <= \$118 ;
+    full <= \$123 ;
   always @(posedge clk)
-    wsel1 <= \$119 ;
+    beat_idx <= \$124 ;
   always @(posedge clk)
-    wdata0 <= \$120 ;
+    rd_bank <= \$125 ;
   always @(posedge clk)
-    wdata1 <= \$121 ;
+    raddr <= \$126 ;
   always @(posedge clk)
-    wdata2 <= \$122 ;
+    wsel0 <= \$127 ;
   always @(posedge clk)
-    wdata3 <= \$123 ;
+    wsel1 <= \$128 ;
   always @(posedge clk)
-    wdata4 <= \$124 ;
+    wbyp_sel0 <= \$129 ;
   always @(posedge clk)
-    s0_valid <= \$125 ;
+    wbyp_sel1 <= \$130 ;
   always @(posedge clk)
-    s0_first <= \$126 ;
+    wbyp0 <= \$131 ;
   always @(posedge clk)
-    s0_last <= \$127 ;
+    wbyp1 <= \$132 ;
   always @(posedge clk)
-    s0_mask <= \$128 ;
+    wdata0 <= \$133 ;
   always @(posedge clk)
-    s0_data <= \$129 ;
+    wdata1 <= \$134 ;
   always @(posedge clk)
-    valid <= \$130 ;
+    wdata2 <= \$135 ;
   always @(posedge clk)
-    first <= \$131 ;
+    wdata3 <= \$136 ;
   always @(posedge clk)
-    last <= \$132 ;
+    wdata4 <= \$137 ;
   always @(posedge clk)
-    mask <= \$133 ;
+    s0_valid <= \$138 ;
   always @(posedge clk)
-    a <= \$134 ;
+    s0_first <= \$139 ;
   always @(posedge clk)
-    w__valid <= \$135 ;
+    s0_last <= \$140 ;
   always @(posedge clk)
-    w__payload <= \$136 ;
+    s0_mask <= \$141 ;
   always @(posedge clk)
-    credits <= \$137 ;
+    s0_data <= \$142 ;
   always @(posedge clk)
-    beats__ready <= \$138 ;
+    valid <= \$143 ;
   always @(posedge clk)
-    \wport__en$117  <= \$139 ;
+    first <= \$144 ;
   always @(posedge clk)
-    \wport__addr$113  <= \$140 ;
+    last <= \$145 ;
   always @(posedge clk)
-    \wport__data$115  <= \$141 ;
+    mask <= \$146 ;
   always @(posedge clk)
-    results__valid <= \$142 ;
+    a <= \$147 ;
   always @(posedge clk)
-    out_hit <= \$143 ;
+    credits <= \$148 ;
   always @(posedge clk)
-    out_own <= \$144 ;
+    beats__ready <= \$149 ;
   always @(posedge clk)
-    out_entry <= \$145 ;
+    \wport__en$131  <= \$150 ;
   always @(posedge clk)
-    out_data <= \$146 ;
+    \wport__addr$127  <= \$151 ;
+  always @(posedge clk)
+    \wport__data$129  <= \$152 ;
+  always @(posedge clk)
+    results__valid <= \$153 ;
+  always @(posedge clk)
+    out_hit <= \$154 ;
+  always @(posedge clk)
+    out_own <= \$155 ;
+  always @(posedge clk)
+    out_entry <= \$156 ;
+  always @(posedge clk)
+    out_data <= \$157 ;
   \mercury_pe_array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -3906,7 +4063,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .\a$10 (a),
     .acc(acc),
     .clk(clk),
-    .done(done),
+    .done(w__valid),
     .first(first),
     .last(last),
     .mask(mask),
@@ -3916,7 +4073,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe1  pe1 (
     .\a$10 (a),
-    .acc(\acc$143 ),
+    .acc(\acc$114 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3927,7 +4084,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe2  pe2 (
     .\a$10 (a),
-    .acc(\acc$144 ),
+    .acc(\acc$115 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3938,7 +4095,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe3  pe3 (
     .\a$10 (a),
-    .acc(\acc$145 ),
+    .acc(\acc$116 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3949,7 +4106,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe4  pe4 (
     .\a$10 (a),
-    .acc(\acc$146 ),
+    .acc(\acc$117 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3960,7 +4117,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe5  pe5 (
     .\a$10 (a),
-    .acc(\acc$147 ),
+    .acc(\acc$118 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3971,7 +4128,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe6  pe6 (
     .\a$10 (a),
-    .acc(\acc$148 ),
+    .acc(\acc$119 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3982,7 +4139,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   \mercury_pe_array.pe7  pe7 (
     .\a$10 (a),
-    .acc(\acc$149 ),
+    .acc(\acc$120 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -3993,393 +4150,434 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = wr_addr;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$110  = 11'h000;
-      end else if (\$34 ) begin
-        \$110  = \$38 [10:0];
-      end
-    end
+    \$115  = \$35 ;
     if (rst) begin
-      \$110  = 11'h000;
+      \$115  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = wr_bank;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$111  = \$35 ;
-      end
-    end
-    if (rst) begin
-      \$111  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = waddr;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$112  = { 1'h0, \$36  };
-      end else if (\$34 ) begin
-        \$112  = \$39 [11:0];
-      end
-    end
-    if (rst) begin
-      \$112  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = wchunk;
-    if (load) begin
-      if (weights__payload[256]) begin
-        \$113  = \$37 ;
-      end else if (\$34 ) begin
-        \$113  = { \$54 , \$51 , \$48 , \$45 , \$42  };
-      end
-    end
-    if (rst) begin
-      \$113  = 5'h01;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = full_next;
-    if (rst) begin
-      \$114  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = \$59 [10:0];
-    if (rst) begin
-      \$115  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = \$61 ;
+    \$116  = load;
     if (rst) begin
       \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = \$76 [11:0];
+    \$117  = waddr;
     if (rst) begin
       \$117  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = { \$86 , \$84 , \$82 , \$80 , \$78  };
+    \$118  = weights__payload[255:0];
     if (rst) begin
-      \$118  = 5'h00;
+      \$118  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = wsel0;
+    \$119  = wr_addr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$119  = 11'h000;
+      end else if (\$36 ) begin
+        \$119  = \$40 [10:0];
+      end
+    end
     if (rst) begin
-      \$119  = 5'h00;
+      \$119  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = \rport__data$129 ;
+    \$120  = wr_bank;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$120  = \$37 ;
+      end
+    end
     if (rst) begin
-      \$120  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = \rport__data$130 ;
+    \$121  = waddr;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$121  = { 1'h0, \$38  };
+      end else if (\$36 ) begin
+        \$121  = \$41 [11:0];
+      end
+    end
     if (rst) begin
-      \$121  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$121  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = \rport__data$131 ;
+    \$122  = wchunk;
+    if (load) begin
+      if (weights__payload[256]) begin
+        \$122  = \$39 ;
+      end else if (\$36 ) begin
+        \$122  = { \$56 , \$53 , \$50 , \$47 , \$44  };
+      end
+    end
     if (rst) begin
-      \$122  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$122  = 5'h01;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = \rport__data$132 ;
+    \$123  = full_next;
     if (rst) begin
-      \$123  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$123  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = \rport__data$133 ;
+    \$124  = \$61 [10:0];
     if (rst) begin
-      \$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$124  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = compute;
+    \$125  = \$63 ;
     if (rst) begin
       \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = s0_first;
-    if (compute) begin
-      \$126  = \$87 ;
-    end
+    \$126  = \$78 [11:0];
     if (rst) begin
-      \$126  = 1'h0;
+      \$126  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$127  = s0_last;
-    if (compute) begin
-      \$127  = beats__payload[36];
-    end
+    \$127  = { \$88 , \$86 , \$84 , \$82 , \$80  };
     if (rst) begin
-      \$127  = 1'h0;
+      \$127  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$128  = s0_mask;
-    if (compute) begin
-      \$128  = beats__payload[35:32];
-    end
+    \$128  = \$89 ;
     if (rst) begin
-      \$128  = 4'h0;
+      \$128  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$129  = s0_data;
-    if (compute) begin
-      \$129  = beats__payload[31:0];
-    end
+    \$129  = \$91 ;
     if (rst) begin
-      \$129  = 32'd0;
+      \$129  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$130  = s0_valid;
+    \$130  = wbyp_sel0;
     if (rst) begin
       \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$131  = s0_first;
+    \$131  = wport__data;
     if (rst) begin
-      \$131  = 1'h0;
+      \$131  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$132  = s0_last;
+    \$132  = wbyp0;
     if (rst) begin
-      \$132  = 1'h0;
+      \$132  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = s0_mask;
+    \$133  = \rport__data$148 ;
     if (rst) begin
-      \$133  = 4'h0;
+      \$133  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = s0_data;
+    \$134  = \rport__data$149 ;
     if (rst) begin
-      \$134  = 32'd0;
+      \$134  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = done;
+    \$135  = \rport__data$150 ;
     if (rst) begin
-      \$135  = 1'h0;
+      \$135  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136 [31:0] = acc;
-    \$136 [63:32] = \acc$143 ;
-    \$136 [95:64] = \acc$144 ;
-    \$136 [127:96] = \acc$145 ;
-    \$136 [159:128] = \acc$146 ;
-    \$136 [191:160] = \acc$147 ;
-    \$136 [223:192] = \acc$148 ;
-    \$136 [255:224] = \acc$149 ;
+    \$136  = \rport__data$151 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = credits_next;
+    \$137  = \rport__data$152 ;
     if (rst) begin
-      \$137  = 5'h10;
+      \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = \$103 ;
+    \$138  = compute;
     if (rst) begin
       \$138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = \$104 ;
+    \$139  = s0_first;
+    if (compute) begin
+      \$139  = \$92 ;
+    end
     if (rst) begin
       \$139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$140  = tokens__payload[7:1];
+    \$140  = s0_last;
+    if (compute) begin
+      \$140  = beats__payload[36];
+    end
     if (rst) begin
-      \$140  = 7'h00;
+      \$140  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$141  = r__payload;
+    \$141  = s0_mask;
+    if (compute) begin
+      \$141  = beats__payload[35:32];
+    end
     if (rst) begin
-      \$141  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$141  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$142  = results__valid;
-    if (advance) begin
-      \$142  = 1'h1;
-    end else if (results__ready) begin
-      \$142  = 1'h0;
+    \$142  = s0_data;
+    if (compute) begin
+      \$142  = beats__payload[31:0];
     end
     if (rst) begin
-      \$142  = 1'h0;
+      \$142  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$143  = out_hit;
-    if (advance) begin
-      \$143  = tokens__payload[0];
-    end
+    \$143  = s0_valid;
     if (rst) begin
       \$143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = out_own;
-    if (advance) begin
-      \$144  = \$108 ;
-    end
+    \$144  = s0_first;
     if (rst) begin
       \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$145  = out_entry;
-    if (advance) begin
-      \$145  = tokens__payload[7:1];
-    end
+    \$145  = s0_last;
     if (rst) begin
-      \$145  = 7'h00;
+      \$145  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$146  = out_data;
-    if (advance) begin
-      \$146  = \$109 ;
-    end
+    \$146  = s0_mask;
     if (rst) begin
-      \$146  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$146  = 4'h0;
     end
   end
-  assign wport__addr = waddr[8:0];
-  assign wport__data = weights__payload[255:0];
-  assign \wport__addr$24  = waddr[8:0];
-  assign \wport__data$25  = weights__payload[255:0];
-  assign \wport__addr$27  = waddr[8:0];
-  assign \wport__data$28  = weights__payload[255:0];
-  assign \wport__addr$30  = waddr[8:0];
-  assign \wport__data$31  = weights__payload[255:0];
-  assign \wport__addr$33  = waddr[7:0];
-  assign \wport__data$34  = weights__payload[255:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$147  = s0_data;
+    if (rst) begin
+      \$147  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$148  = credits_next;
+    if (rst) begin
+      \$148  = 5'h10;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$149  = \$108 ;
+    if (rst) begin
+      \$149  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$150  = \$109 ;
+    if (rst) begin
+      \$150  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$151  = tokens__payload[7:1];
+    if (rst) begin
+      \$151  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$152  = r__payload;
+    if (rst) begin
+      \$152  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$153  = results__valid;
+    if (advance) begin
+      \$153  = 1'h1;
+    end else if (results__ready) begin
+      \$153  = 1'h0;
+    end
+    if (rst) begin
+      \$153  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$154  = out_hit;
+    if (advance) begin
+      \$154  = tokens__payload[0];
+    end
+    if (rst) begin
+      \$154  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$155  = out_own;
+    if (advance) begin
+      \$155  = \$113 ;
+    end
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$156  = out_entry;
+    if (advance) begin
+      \$156  = tokens__payload[7:1];
+    end
+    if (rst) begin
+      \$156  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$157  = out_data;
+    if (advance) begin
+      \$157  = \$114 ;
+    end
+    if (rst) begin
+      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  assign wport__addr = wmem_w_addr[8:0];
+  assign wmem_w_data = wport__data;
+  assign wport__en = wmem_w_en[0];
+  assign \wport__addr$25  = wmem_w_addr[8:0];
+  assign \wport__data$26  = wport__data;
+  assign \wport__en$27  = wmem_w_en[1];
+  assign \wport__addr$28  = wmem_w_addr[8:0];
+  assign \wport__data$29  = wport__data;
+  assign \wport__en$30  = wmem_w_en[2];
+  assign \wport__addr$31  = wmem_w_addr[8:0];
+  assign \wport__data$32  = wport__data;
+  assign \wport__en$33  = wmem_w_en[3];
+  assign \wport__addr$34  = wmem_w_addr[7:0];
+  assign \wport__data$35  = wport__data;
+  assign \wport__en$36  = wmem_w_en[4];
   assign rport__addr = raddr[8:0];
-  assign \rport__addr$43  = raddr[8:0];
   assign \rport__addr$44  = raddr[8:0];
   assign \rport__addr$45  = raddr[8:0];
-  assign \rport__addr$46  = raddr[7:0];
+  assign \rport__addr$46  = raddr[8:0];
+  assign \rport__addr$47  = raddr[7:0];
   assign s_data = a;
   assign w = wword[31:0];
   assign s_mask = mask;
   assign \$signal  = valid;
-  assign \$signal$62  = first;
+  assign \$signal$65  = first;
   assign s_last = last;
-  assign \a$65  = a;
-  assign \w$66  = wword[63:32];
-  assign \mask$67  = mask;
-  assign \valid$68  = valid;
-  assign \first$69  = first;
-  assign \last$70  = last;
-  assign \a$71  = a;
-  assign \w$72  = wword[95:64];
-  assign \mask$73  = mask;
-  assign \valid$74  = valid;
-  assign \first$75  = first;
-  assign \last$76  = last;
-  assign \a$77  = a;
-  assign \w$78  = wword[127:96];
-  assign \mask$79  = mask;
-  assign \valid$80  = valid;
-  assign \first$81  = first;
-  assign \last$82  = last;
-  assign \a$83  = a;
-  assign \w$84  = wword[159:128];
-  assign \mask$85  = mask;
-  assign \valid$86  = valid;
-  assign \first$87  = first;
-  assign \last$88  = last;
-  assign \a$89  = a;
-  assign \w$90  = wword[191:160];
-  assign \mask$91  = mask;
-  assign \valid$92  = valid;
-  assign \first$93  = first;
-  assign \last$94  = last;
-  assign \a$95  = a;
-  assign \w$96  = wword[223:192];
-  assign \mask$97  = mask;
-  assign \valid$98  = valid;
-  assign \first$99  = first;
-  assign \last$100  = last;
-  assign \a$101  = a;
-  assign \w$102  = wword[255:224];
-  assign \mask$103  = mask;
-  assign \valid$104  = valid;
-  assign \first$105  = first;
-  assign \last$106  = last;
+  assign \a$68  = a;
+  assign \w$69  = wword[63:32];
+  assign \mask$70  = mask;
+  assign \valid$71  = valid;
+  assign \first$72  = first;
+  assign \last$73  = last;
+  assign \a$74  = a;
+  assign \w$75  = wword[95:64];
+  assign \mask$76  = mask;
+  assign \valid$77  = valid;
+  assign \first$78  = first;
+  assign \last$79  = last;
+  assign \a$80  = a;
+  assign \w$81  = wword[127:96];
+  assign \mask$82  = mask;
+  assign \valid$83  = valid;
+  assign \first$84  = first;
+  assign \last$85  = last;
+  assign \a$86  = a;
+  assign \w$87  = wword[159:128];
+  assign \mask$88  = mask;
+  assign \valid$89  = valid;
+  assign \first$90  = first;
+  assign \last$91  = last;
+  assign \a$92  = a;
+  assign \w$93  = wword[191:160];
+  assign \mask$94  = mask;
+  assign \valid$95  = valid;
+  assign \first$96  = first;
+  assign \last$97  = last;
+  assign \a$98  = a;
+  assign \w$99  = wword[223:192];
+  assign \mask$100  = mask;
+  assign \valid$101  = valid;
+  assign \first$102  = first;
+  assign \last$103  = last;
+  assign \a$104  = a;
+  assign \w$105  = wword[255:224];
+  assign \mask$106  = mask;
+  assign \valid$107  = valid;
+  assign \first$108  = first;
+  assign \last$109  = last;
+  assign done = w__valid;
   assign out_valid = results__valid;
-  assign rbuf_w_addr = \wport__addr$113 ;
-  assign rbuf_w_data = \wport__data$115 ;
-  assign rbuf_w_en = \wport__en$117 ;
-  assign \rport__addr$119  = tokens__payload[7:1];
+  assign rbuf_w_addr = \wport__addr$127 ;
+  assign rbuf_w_data = \wport__data$129 ;
+  assign rbuf_w_en = \wport__en$131 ;
+  assign \rport__addr$133  = tokens__payload[7:1];
   assign rport__en = advance;
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
@@ -4447,206 +4645,246 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \results__payload.data[7]  = results__payload[255:224];
   assign \results__payload.hit  = results__payload[256];
   assign \results__payload.entry  = results__payload[263:257];
-  assign \wport__data[0]  = weights__payload[31:0];
-  assign \wport__data[0][0]  = weights__payload[7:0];
-  assign \wport__data[0][1]  = weights__payload[15:8];
-  assign \wport__data[0][2]  = weights__payload[23:16];
-  assign \wport__data[0][3]  = weights__payload[31:24];
-  assign \wport__data[1]  = weights__payload[63:32];
-  assign \wport__data[1][0]  = weights__payload[39:32];
-  assign \wport__data[1][1]  = weights__payload[47:40];
-  assign \wport__data[1][2]  = weights__payload[55:48];
-  assign \wport__data[1][3]  = weights__payload[63:56];
-  assign \wport__data[2]  = weights__payload[95:64];
-  assign \wport__data[2][0]  = weights__payload[71:64];
-  assign \wport__data[2][1]  = weights__payload[79:72];
-  assign \wport__data[2][2]  = weights__payload[87:80];
-  assign \wport__data[2][3]  = weights__payload[95:88];
-  assign \wport__data[3]  = weights__payload[127:96];
-  assign \wport__data[3][0]  = weights__payload[103:96];
-  assign \wport__data[3][1]  = weights__payload[111:104];
-  assign \wport__data[3][2]  = weights__payload[119:112];
-  assign \wport__data[3][3]  = weights__payload[127:120];
-  assign \wport__data[4]  = weights__payload[159:128];
-  assign \wport__data[4][0]  = weights__payload[135:128];
-  assign \wport__data[4][1]  = weights__payload[143:136];
-  assign \wport__data[4][2]  = weights__payload[151:144];
-  assign \wport__data[4][3]  = weights__payload[159:152];
-  assign \wport__data[5]  = weights__payload[191:160];
-  assign \wport__data[5][0]  = weights__payload[167:160];
-  assign \wport__data[5][1]  = weights__payload[175:168];
-  assign \wport__data[5][2]  = weights__payload[183:176];
-  assign \wport__data[5][3]  = weights__payload[191:184];
-  assign \wport__data[6]  = weights__payload[223:192];
-  assign \wport__data[6][0]  = weights__payload[199:192];
-  assign \wport__data[6][1]  = weights__payload[207:200];
-  assign \wport__data[6][2]  = weights__payload[215:208];
-  assign \wport__data[6][3]  = weights__payload[223:216];
-  assign \wport__data[7]  = weights__payload[255:224];
-  assign \wport__data[7][0]  = weights__payload[231:224];
-  assign \wport__data[7][1]  = weights__payload[239:232];
-  assign \wport__data[7][2]  = weights__payload[247:240];
-  assign \wport__data[7][3]  = weights__payload[255:248];
-  assign \wport__data$25[0]  = weights__payload[31:0];
-  assign \wport__data$25[0][0]  = weights__payload[7:0];
-  assign \wport__data$25[0][1]  = weights__payload[15:8];
-  assign \wport__data$25[0][2]  = weights__payload[23:16];
-  assign \wport__data$25[0][3]  = weights__payload[31:24];
-  assign \wport__data$25[1]  = weights__payload[63:32];
-  assign \wport__data$25[1][0]  = weights__payload[39:32];
-  assign \wport__data$25[1][1]  = weights__payload[47:40];
-  assign \wport__data$25[1][2]  = weights__payload[55:48];
-  assign \wport__data$25[1][3]  = weights__payload[63:56];
-  assign \wport__data$25[2]  = weights__payload[95:64];
-  assign \wport__data$25[2][0]  = weights__payload[71:64];
-  assign \wport__data$25[2][1]  = weights__payload[79:72];
-  assign \wport__data$25[2][2]  = weights__payload[87:80];
-  assign \wport__data$25[2][3]  = weights__payload[95:88];
-  assign \wport__data$25[3]  = weights__payload[127:96];
-  assign \wport__data$25[3][0]  = weights__payload[103:96];
-  assign \wport__data$25[3][1]  = weights__payload[111:104];
-  assign \wport__data$25[3][2]  = weights__payload[119:112];
-  assign \wport__data$25[3][3]  = weights__payload[127:120];
-  assign \wport__data$25[4]  = weights__payload[159:128];
-  assign \wport__data$25[4][0]  = weights__payload[135:128];
-  assign \wport__data$25[4][1]  = weights__payload[143:136];
-  assign \wport__data$25[4][2]  = weights__payload[151:144];
-  assign \wport__data$25[4][3]  = weights__payload[159:152];
-  assign \wport__data$25[5]  = weights__payload[191:160];
-  assign \wport__data$25[5][0]  = weights__payload[167:160];
-  assign \wport__data$25[5][1]  = weights__payload[175:168];
-  assign \wport__data$25[5][2]  = weights__payload[183:176];
-  assign \wport__data$25[5][3]  = weights__payload[191:184];
-  assign \wport__data$25[6]  = weights__payload[223:192];
-  assign \wport__data$25[6][0]  = weights__payload[199:192];
-  assign \wport__data$25[6][1]  = weights__payload[207:200];
-  assign \wport__data$25[6][2]  = weights__payload[215:208];
-  assign \wport__data$25[6][3]  = weights__payload[223:216];
-  assign \wport__data$25[7]  = weights__payload[255:224];
-  assign \wport__data$25[7][0]  = weights__payload[231:224];
-  assign \wport__data$25[7][1]  = weights__payload[239:232];
-  assign \wport__data$25[7][2]  = weights__payload[247:240];
-  assign \wport__data$25[7][3]  = weights__payload[255:248];
-  assign \wport__data$28[0]  = weights__payload[31:0];
-  assign \wport__data$28[0][0]  = weights__payload[7:0];
-  assign \wport__data$28[0][1]  = weights__payload[15:8];
-  assign \wport__data$28[0][2]  = weights__payload[23:16];
-  assign \wport__data$28[0][3]  = weights__payload[31:24];
-  assign \wport__data$28[1]  = weights__payload[63:32];
-  assign \wport__data$28[1][0]  = weights__payload[39:32];
-  assign \wport__data$28[1][1]  = weights__payload[47:40];
-  assign \wport__data$28[1][2]  = weights__payload[55:48];
-  assign \wport__data$28[1][3]  = weights__payload[63:56];
-  assign \wport__data$28[2]  = weights__payload[95:64];
-  assign \wport__data$28[2][0]  = weights__payload[71:64];
-  assign \wport__data$28[2][1]  = weights__payload[79:72];
-  assign \wport__data$28[2][2]  = weights__payload[87:80];
-  assign \wport__data$28[2][3]  = weights__payload[95:88];
-  assign \wport__data$28[3]  = weights__payload[127:96];
-  assign \wport__data$28[3][0]  = weights__payload[103:96];
-  assign \wport__data$28[3][1]  = weights__payload[111:104];
-  assign \wport__data$28[3][2]  = weights__payload[119:112];
-  assign \wport__data$28[3][3]  = weights__payload[127:120];
-  assign \wport__data$28[4]  = weights__payload[159:128];
-  assign \wport__data$28[4][0]  = weights__payload[135:128];
-  assign \wport__data$28[4][1]  = weights__payload[143:136];
-  assign \wport__data$28[4][2]  = weights__payload[151:144];
-  assign \wport__data$28[4][3]  = weights__payload[159:152];
-  assign \wport__data$28[5]  = weights__payload[191:160];
-  assign \wport__data$28[5][0]  = weights__payload[167:160];
-  assign \wport__data$28[5][1]  = weights__payload[175:168];
-  assign \wport__data$28[5][2]  = weights__payload[183:176];
-  assign \wport__data$28[5][3]  = weights__payload[191:184];
-  assign \wport__data$28[6]  = weights__payload[223:192];
-  assign \wport__data$28[6][0]  = weights__payload[199:192];
-  assign \wport__data$28[6][1]  = weights__payload[207:200];
-  assign \wport__data$28[6][2]  = weights__payload[215:208];
-  assign \wport__data$28[6][3]  = weights__payload[223:216];
-  assign \wport__data$28[7]  = weights__payload[255:224];
-  assign \wport__data$28[7][0]  = weights__payload[231:224];
-  assign \wport__data$28[7][1]  = weights__payload[239:232];
-  assign \wport__data$28[7][2]  = weights__payload[247:240];
-  assign \wport__data$28[7][3]  = weights__payload[255:248];
-  assign \wport__data$31[0]  = weights__payload[31:0];
-  assign \wport__data$31[0][0]  = weights__payload[7:0];
-  assign \wport__data$31[0][1]  = weights__payload[15:8];
-  assign \wport__data$31[0][2]  = weights__payload[23:16];
-  assign \wport__data$31[0][3]  = weights__payload[31:24];
-  assign \wport__data$31[1]  = weights__payload[63:32];
-  assign \wport__data$31[1][0]  = weights__payload[39:32];
-  assign \wport__data$31[1][1]  = weights__payload[47:40];
-  assign \wport__data$31[1][2]  = weights__payload[55:48];
-  assign \wport__data$31[1][3]  = weights__payload[63:56];
-  assign \wport__data$31[2]  = weights__payload[95:64];
-  assign \wport__data$31[2][0]  = weights__payload[71:64];
-  assign \wport__data$31[2][1]  = weights__payload[79:72];
-  assign \wport__data$31[2][2]  = weights__payload[87:80];
-  assign \wport__data$31[2][3]  = weights__payload[95:88];
-  assign \wport__data$31[3]  = weights__payload[127:96];
-  assign \wport__data$31[3][0]  = weights__payload[103:96];
-  assign \wport__data$31[3][1]  = weights__payload[111:104];
-  assign \wport__data$31[3][2]  = weights__payload[119:112];
-  assign \wport__data$31[3][3]  = weights__payload[127:120];
-  assign \wport__data$31[4]  = weights__payload[159:128];
-  assign \wport__data$31[4][0]  = weights__payload[135:128];
-  assign \wport__data$31[4][1]  = weights__payload[143:136];
-  assign \wport__data$31[4][2]  = weights__payload[151:144];
-  assign \wport__data$31[4][3]  = weights__payload[159:152];
-  assign \wport__data$31[5]  = weights__payload[191:160];
-  assign \wport__data$31[5][0]  = weights__payload[167:160];
-  assign \wport__data$31[5][1]  = weights__payload[175:168];
-  assign \wport__data$31[5][2]  = weights__payload[183:176];
-  assign \wport__data$31[5][3]  = weights__payload[191:184];
-  assign \wport__data$31[6]  = weights__payload[223:192];
-  assign \wport__data$31[6][0]  = weights__payload[199:192];
-  assign \wport__data$31[6][1]  = weights__payload[207:200];
-  assign \wport__data$31[6][2]  = weights__payload[215:208];
-  assign \wport__data$31[6][3]  = weights__payload[223:216];
-  assign \wport__data$31[7]  = weights__payload[255:224];
-  assign \wport__data$31[7][0]  = weights__payload[231:224];
-  assign \wport__data$31[7][1]  = weights__payload[239:232];
-  assign \wport__data$31[7][2]  = weights__payload[247:240];
-  assign \wport__data$31[7][3]  = weights__payload[255:248];
-  assign \wport__data$34[0]  = weights__payload[31:0];
-  assign \wport__data$34[0][0]  = weights__payload[7:0];
-  assign \wport__data$34[0][1]  = weights__payload[15:8];
-  assign \wport__data$34[0][2]  = weights__payload[23:16];
-  assign \wport__data$34[0][3]  = weights__payload[31:24];
-  assign \wport__data$34[1]  = weights__payload[63:32];
-  assign \wport__data$34[1][0]  = weights__payload[39:32];
-  assign \wport__data$34[1][1]  = weights__payload[47:40];
-  assign \wport__data$34[1][2]  = weights__payload[55:48];
-  assign \wport__data$34[1][3]  = weights__payload[63:56];
-  assign \wport__data$34[2]  = weights__payload[95:64];
-  assign \wport__data$34[2][0]  = weights__payload[71:64];
-  assign \wport__data$34[2][1]  = weights__payload[79:72];
-  assign \wport__data$34[2][2]  = weights__payload[87:80];
-  assign \wport__data$34[2][3]  = weights__payload[95:88];
-  assign \wport__data$34[3]  = weights__payload[127:96];
-  assign \wport__data$34[3][0]  = weights__payload[103:96];
-  assign \wport__data$34[3][1]  = weights__payload[111:104];
-  assign \wport__data$34[3][2]  = weights__payload[119:112];
-  assign \wport__data$34[3][3]  = weights__payload[127:120];
-  assign \wport__data$34[4]  = weights__payload[159:128];
-  assign \wport__data$34[4][0]  = weights__payload[135:128];
-  assign \wport__data$34[4][1]  = weights__payload[143:136];
-  assign \wport__data$34[4][2]  = weights__payload[151:144];
-  assign \wport__data$34[4][3]  = weights__payload[159:152];
-  assign \wport__data$34[5]  = weights__payload[191:160];
-  assign \wport__data$34[5][0]  = weights__payload[167:160];
-  assign \wport__data$34[5][1]  = weights__payload[175:168];
-  assign \wport__data$34[5][2]  = weights__payload[183:176];
-  assign \wport__data$34[5][3]  = weights__payload[191:184];
-  assign \wport__data$34[6]  = weights__payload[223:192];
-  assign \wport__data$34[6][0]  = weights__payload[199:192];
-  assign \wport__data$34[6][1]  = weights__payload[207:200];
-  assign \wport__data$34[6][2]  = weights__payload[215:208];
-  assign \wport__data$34[6][3]  = weights__payload[223:216];
-  assign \wport__data$34[7]  = weights__payload[255:224];
-  assign \wport__data$34[7][0]  = weights__payload[231:224];
-  assign \wport__data$34[7][1]  = weights__payload[239:232];
-  assign \wport__data$34[7][2]  = weights__payload[247:240];
-  assign \wport__data$34[7][3]  = weights__payload[255:248];
+  assign \wport__data[0]  = wport__data[31:0];
+  assign \wport__data[0][0]  = wport__data[7:0];
+  assign \wport__data[0][1]  = wport__data[15:8];
+  assign \wport__data[0][2]  = wport__data[23:16];
+  assign \wport__data[0][3]  = wport__data[31:24];
+  assign \wport__data[1]  = wport__data[63:32];
+  assign \wport__data[1][0]  = wport__data[39:32];
+  assign \wport__data[1][1]  = wport__data[47:40];
+  assign \wport__data[1][2]  = wport__data[55:48];
+  assign \wport__data[1][3]  = wport__data[63:56];
+  assign \wport__data[2]  = wport__data[95:64];
+  assign \wport__data[2][0]  = wport__data[71:64];
+  assign \wport__data[2][1]  = wport__data[79:72];
+  assign \wport__data[2][2]  = wport__data[87:80];
+  assign \wport__data[2][3]  = wport__data[95:88];
+  assign \wport__data[3]  = wport__data[127:96];
+  assign \wport__data[3][0]  = wport__data[103:96];
+  assign \wport__data[3][1]  = wport__data[111:104];
+  assign \wport__data[3][2]  = wport__data[119:112];
+  assign \wport__data[3][3]  = wport__data[127:120];
+  assign \wport__data[4]  = wport__data[159:128];
+  assign \wport__data[4][0]  = wport__data[135:128];
+  assign \wport__data[4][1]  = wport__data[143:136];
+  assign \wport__data[4][2]  = wport__data[151:144];
+  assign \wport__data[4][3]  = wport__data[159:152];
+  assign \wport__data[5]  = wport__data[191:160];
+  assign \wport__data[5][0]  = wport__data[167:160];
+  assign \wport__data[5][1]  = wport__data[175:168];
+  assign \wport__data[5][2]  = wport__data[183:176];
+  assign \wport__data[5][3]  = wport__data[191:184];
+  assign \wport__data[6]  = wport__data[223:192];
+  assign \wport__data[6][0]  = wport__data[199:192];
+  assign \wport__data[6][1]  = wport__data[207:200];
+  assign \wport__data[6][2]  = wport__data[215:208];
+  assign \wport__data[6][3]  = wport__data[223:216];
+  assign \wport__data[7]  = wport__data[255:224];
+  assign \wport__data[7][0]  = wport__data[231:224];
+  assign \wport__data[7][1]  = wport__data[239:232];
+  assign \wport__data[7][2]  = wport__data[247:240];
+  assign \wport__data[7][3]  = wport__data[255:248];
+  assign \wmem_w_data[0]  = wport__data[31:0];
+  assign \wmem_w_data[0][0]  = wport__data[7:0];
+  assign \wmem_w_data[0][1]  = wport__data[15:8];
+  assign \wmem_w_data[0][2]  = wport__data[23:16];
+  assign \wmem_w_data[0][3]  = wport__data[31:24];
+  assign \wmem_w_data[1]  = wport__data[63:32];
+  assign \wmem_w_data[1][0]  = wport__data[39:32];
+  assign \wmem_w_data[1][1]  = wport__data[47:40];
+  assign \wmem_w_data[1][2]  = wport__data[55:48];
+  assign \wmem_w_data[1][3]  = wport__data[63:56];
+  assign \wmem_w_data[2]  = wport__data[95:64];
+  assign \wmem_w_data[2][0]  = wport__data[71:64];
+  assign \wmem_w_data[2][1]  = wport__data[79:72];
+  assign \wmem_w_data[2][2]  = wport__data[87:80];
+  assign \wmem_w_data[2][3]  = wport__data[95:88];
+  assign \wmem_w_data[3]  = wport__data[127:96];
+  assign \wmem_w_data[3][0]  = wport__data[103:96];
+  assign \wmem_w_data[3][1]  = wport__data[111:104];
+  assign \wmem_w_data[3][2]  = wport__data[119:112];
+  assign \wmem_w_data[3][3]  = wport__data[127:120];
+  assign \wmem_w_data[4]  = wport__data[159:128];
+  assign \wmem_w_data[4][0]  = wport__data[135:128];
+  assign \wmem_w_data[4][1]  = wport__data[143:136];
+  assign \wmem_w_data[4][2]  = wport__data[151:144];
+  assign \wmem_w_data[4][3]  = wport__data[159:152];
+  assign \wmem_w_data[5]  = wport__data[191:160];
+  assign \wmem_w_data[5][0]  = wport__data[167:160];
+  assign \wmem_w_data[5][1]  = wport__data[175:168];
+  assign \wmem_w_data[5][2]  = wport__data[183:176];
+  assign \wmem_w_data[5][3]  = wport__data[191:184];
+  assign \wmem_w_data[6]  = wport__data[223:192];
+  assign \wmem_w_data[6][0]  = wport__data[199:192];
+  assign \wmem_w_data[6][1]  = wport__data[207:200];
+  assign \wmem_w_data[6][2]  = wport__data[215:208];
+  assign \wmem_w_data[6][3]  = wport__data[223:216];
+  assign \wmem_w_data[7]  = wport__data[255:224];
+  assign \wmem_w_data[7][0]  = wport__data[231:224];
+  assign \wmem_w_data[7][1]  = wport__data[239:232];
+  assign \wmem_w_data[7][2]  = wport__data[247:240];
+  assign \wmem_w_data[7][3]  = wport__data[255:248];
+  assign \wport__data$26[0]  = wport__data[31:0];
+  assign \wport__data$26[0][0]  = wport__data[7:0];
+  assign \wport__data$26[0][1]  = wport__data[15:8];
+  assign \wport__data$26[0][2]  = wport__data[23:16];
+  assign \wport__data$26[0][3]  = wport__data[31:24];
+  assign \wport__data$26[1]  = wport__data[63:32];
+  assign \wport__data$26[1][0]  = wport__data[39:32];
+  assign \wport__data$26[1][1]  = wport__data[47:40];
+  assign \wport__data$26[1][2]  = wport__data[55:48];
+  assign \wport__data$26[1][3]  = wport__data[63:56];
+  assign \wport__data$26[2]  = wport__data[95:64];
+  assign \wport__data$26[2][0]  = wport__data[71:64];
+  assign \wport__data$26[2][1]  = wport__data[79:72];
+  assign \wport__data$26[2][2]  = wport__data[87:80];
+  assign \wport__data$26[2][3]  = wport__data[95:88];
+  assign \wport__data$26[3]  = wport__data[127:96];
+  assign \wport__data$26[3][0]  = wport__data[103:96];
+  assign \wport__data$26[3][1]  = wport__data[111:104];
+  assign \wport__data$26[3][2]  = wport__data[119:112];
+  assign \wport__data$26[3][3]  = wport__data[127:120];
+  assign \wport__data$26[4]  = wport__data[159:128];
+  assign \wport__data$26[4][0]  = wport__data[135:128];
+  assign \wport__data$26[4][1]  = wport__data[143:136];
+  assign \wport__data$26[4][2]  = wport__data[151:144];
+  assign \wport__data$26[4][3]  = wport__data[159:152];
+  assign \wport__data$26[5]  = wport__data[191:160];
+  assign \wport__data$26[5][0]  = wport__data[167:160];
+  assign \wport__data$26[5][1]  = wport__data[175:168];
+  assign \wport__data$26[5][2]  = wport__data[183:176];
+  assign \wport__data$26[5][3]  = wport__data[191:184];
+  assign \wport__data$26[6]  = wport__data[223:192];
+  assign \wport__data$26[6][0]  = wport__data[199:192];
+  assign \wport__data$26[6][1]  = wport__data[207:200];
+  assign \wport__data$26[6][2]  = wport__data[215:208];
+  assign \wport__data$26[6][3]  = wport__data[223:216];
+  assign \wport__data$26[7]  = wport__data[255:224];
+  assign \wport__data$26[7][0]  = wport__data[231:224];
+  assign \wport__data$26[7][1]  = wport__data[239:232];
+  assign \wport__data$26[7][2]  = wport__data[247:240];
+  assign \wport__data$26[7][3]  = wport__data[255:248];
+  assign \wport__data$29[0]  = wport__data[31:0];
+  assign \wport__data$29[0][0]  = wport__data[7:0];
+  assign \wport__data$29[0][1]  = wport__data[15:8];
+  assign \wport__data$29[0][2]  = wport__data[23:16];
+  assign \wport__data$29[0][3]  = wport__data[31:24];
+  assign \wport__data$29[1]  = wport__data[63:32];
+  assign \wport__data$29[1][0]  = wport__data[39:32];
+  assign \wport__data$29[1][1]  = wport__data[47:40];
+  assign \wport__data$29[1][2]  = wport__data[55:48];
+  assign \wport__data$29[1][3]  = wport__data[63:56];
+  assign \wport__data$29[2]  = wport__data[95:64];
+  assign \wport__data$29[2][0]  = wport__data[71:64];
+  assign \wport__data$29[2][1]  = wport__data[79:72];
+  assign \wport__data$29[2][2]  = wport__data[87:80];
+  assign \wport__data$29[2][3]  = wport__data[95:88];
+  assign \wport__data$29[3]  = wport__data[127:96];
+  assign \wport__data$29[3][0]  = wport__data[103:96];
+  assign \wport__data$29[3][1]  = wport__data[111:104];
+  assign \wport__data$29[3][2]  = wport__data[119:112];
+  assign \wport__data$29[3][3]  = wport__data[127:120];
+  assign \wport__data$29[4]  = wport__data[159:128];
+  assign \wport__data$29[4][0]  = wport__data[135:128];
+  assign \wport__data$29[4][1]  = wport__data[143:136];
+  assign \wport__data$29[4][2]  = wport__data[151:144];
+  assign \wport__data$29[4][3]  = wport__data[159:152];
+  assign \wport__data$29[5]  = wport__data[191:160];
+  assign \wport__data$29[5][0]  = wport__data[167:160];
+  assign \wport__data$29[5][1]  = wport__data[175:168];
+  assign \wport__data$29[5][2]  = wport__data[183:176];
+  assign \wport__data$29[5][3]  = wport__data[191:184];
+  assign \wport__data$29[6]  = wport__data[223:192];
+  assign \wport__data$29[6][0]  = wport__data[199:192];
+  assign \wport__data$29[6][1]  = wport__data[207:200];
+  assign \wport__data$29[6][2]  = wport__data[215:208];
+  assign \wport__data$29[6][3]  = wport__data[223:216];
+  assign \wport__data$29[7]  = wport__data[255:224];
+  assign \wport__data$29[7][0]  = wport__data[231:224];
+  assign \wport__data$29[7][1]  = wport__data[239:232];
+  assign \wport__data$29[7][2]  = wport__data[247:240];
+  assign \wport__data$29[7][3]  = wport__data[255:248];
+  assign \wport__data$32[0]  = wport__data[31:0];
+  assign \wport__data$32[0][0]  = wport__data[7:0];
+  assign \wport__data$32[0][1]  = wport__data[15:8];
+  assign \wport__data$32[0][2]  = wport__data[23:16];
+  assign \wport__data$32[0][3]  = wport__data[31:24];
+  assign \wport__data$32[1]  = wport__data[63:32];
+  assign \wport__data$32[1][0]  = wport__data[39:32];
+  assign \wport__data$32[1][1]  = wport__data[47:40];
+  assign \wport__data$32[1][2]  = wport__data[55:48];
+  assign \wport__data$32[1][3]  = wport__data[63:56];
+  assign \wport__data$32[2]  = wport__data[95:64];
+  assign \wport__data$32[2][0]  = wport__data[71:64];
+  assign \wport__data$32[2][1]  = wport__data[79:72];
+  assign \wport__data$32[2][2]  = wport__data[87:80];
+  assign \wport__data$32[2][3]  = wport__data[95:88];
+  assign \wport__data$32[3]  = wport__data[127:96];
+  assign \wport__data$32[3][0]  = wport__data[103:96];
+  assign \wport__data$32[3][1]  = wport__data[111:104];
+  assign \wport__data$32[3][2]  = wport__data[119:112];
+  assign \wport__data$32[3][3]  = wport__data[127:120];
+  assign \wport__data$32[4]  = wport__data[159:128];
+  assign \wport__data$32[4][0]  = wport__data[135:128];
+  assign \wport__data$32[4][1]  = wport__data[143:136];
+  assign \wport__data$32[4][2]  = wport__data[151:144];
+  assign \wport__data$32[4][3]  = wport__data[159:152];
+  assign \wport__data$32[5]  = wport__data[191:160];
+  assign \wport__data$32[5][0]  = wport__data[167:160];
+  assign \wport__data$32[5][1]  = wport__data[175:168];
+  assign \wport__data$32[5][2]  = wport__data[183:176];
+  assign \wport__data$32[5][3]  = wport__data[191:184];
+  assign \wport__data$32[6]  = wport__data[223:192];
+  assign \wport__data$32[6][0]  = wport__data[199:192];
+  assign \wport__data$32[6][1]  = wport__data[207:200];
+  assign \wport__data$32[6][2]  = wport__data[215:208];
+  assign \wport__data$32[6][3]  = wport__data[223:216];
+  assign \wport__data$32[7]  = wport__data[255:224];
+  assign \wport__data$32[7][0]  = wport__data[231:224];
+  assign \wport__data$32[7][1]  = wport__data[239:232];
+  assign \wport__data$32[7][2]  = wport__data[247:240];
+  assign \wport__data$32[7][3]  = wport__data[255:248];
+  assign \wport__data$35[0]  = wport__data[31:0];
+  assign \wport__data$35[0][0]  = wport__data[7:0];
+  assign \wport__data$35[0][1]  = wport__data[15:8];
+  assign \wport__data$35[0][2]  = wport__data[23:16];
+  assign \wport__data$35[0][3]  = wport__data[31:24];
+  assign \wport__data$35[1]  = wport__data[63:32];
+  assign \wport__data$35[1][0]  = wport__data[39:32];
+  assign \wport__data$35[1][1]  = wport__data[47:40];
+  assign \wport__data$35[1][2]  = wport__data[55:48];
+  assign \wport__data$35[1][3]  = wport__data[63:56];
+  assign \wport__data$35[2]  = wport__data[95:64];
+  assign \wport__data$35[2][0]  = wport__data[71:64];
+  assign \wport__data$35[2][1]  = wport__data[79:72];
+  assign \wport__data$35[2][2]  = wport__data[87:80];
+  assign \wport__data$35[2][3]  = wport__data[95:88];
+  assign \wport__data$35[3]  = wport__data[127:96];
+  assign \wport__data$35[3][0]  = wport__data[103:96];
+  assign \wport__data$35[3][1]  = wport__data[111:104];
+  assign \wport__data$35[3][2]  = wport__data[119:112];
+  assign \wport__data$35[3][3]  = wport__data[127:120];
+  assign \wport__data$35[4]  = wport__data[159:128];
+  assign \wport__data$35[4][0]  = wport__data[135:128];
+  assign \wport__data$35[4][1]  = wport__data[143:136];
+  assign \wport__data$35[4][2]  = wport__data[151:144];
+  assign \wport__data$35[4][3]  = wport__data[159:152];
+  assign \wport__data$35[5]  = wport__data[191:160];
+  assign \wport__data$35[5][0]  = wport__data[167:160];
+  assign \wport__data$35[5][1]  = wport__data[175:168];
+  assign \wport__data$35[5][2]  = wport__data[183:176];
+  assign \wport__data$35[5][3]  = wport__data[191:184];
+  assign \wport__data$35[6]  = wport__data[223:192];
+  assign \wport__data$35[6][0]  = wport__data[199:192];
+  assign \wport__data$35[6][1]  = wport__data[207:200];
+  assign \wport__data$35[6][2]  = wport__data[215:208];
+  assign \wport__data$35[6][3]  = wport__data[223:216];
+  assign \wport__data$35[7]  = wport__data[255:224];
+  assign \wport__data$35[7][0]  = wport__data[231:224];
+  assign \wport__data$35[7][1]  = wport__data[239:232];
+  assign \wport__data$35[7][2]  = wport__data[247:240];
+  assign \wport__data$35[7][3]  = wport__data[255:248];
   assign \wword[0]  = wword[31:0];
   assign \wword[0][0]  = wword[7:0];
   assign \wword[0][1]  = wword[15:8];
@@ -4687,6 +4925,46 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \wword[7][1]  = wword[239:232];
   assign \wword[7][2]  = wword[247:240];
   assign \wword[7][3]  = wword[255:248];
+  assign \wbyp1[0]  = wbyp1[31:0];
+  assign \wbyp1[0][0]  = wbyp1[7:0];
+  assign \wbyp1[0][1]  = wbyp1[15:8];
+  assign \wbyp1[0][2]  = wbyp1[23:16];
+  assign \wbyp1[0][3]  = wbyp1[31:24];
+  assign \wbyp1[1]  = wbyp1[63:32];
+  assign \wbyp1[1][0]  = wbyp1[39:32];
+  assign \wbyp1[1][1]  = wbyp1[47:40];
+  assign \wbyp1[1][2]  = wbyp1[55:48];
+  assign \wbyp1[1][3]  = wbyp1[63:56];
+  assign \wbyp1[2]  = wbyp1[95:64];
+  assign \wbyp1[2][0]  = wbyp1[71:64];
+  assign \wbyp1[2][1]  = wbyp1[79:72];
+  assign \wbyp1[2][2]  = wbyp1[87:80];
+  assign \wbyp1[2][3]  = wbyp1[95:88];
+  assign \wbyp1[3]  = wbyp1[127:96];
+  assign \wbyp1[3][0]  = wbyp1[103:96];
+  assign \wbyp1[3][1]  = wbyp1[111:104];
+  assign \wbyp1[3][2]  = wbyp1[119:112];
+  assign \wbyp1[3][3]  = wbyp1[127:120];
+  assign \wbyp1[4]  = wbyp1[159:128];
+  assign \wbyp1[4][0]  = wbyp1[135:128];
+  assign \wbyp1[4][1]  = wbyp1[143:136];
+  assign \wbyp1[4][2]  = wbyp1[151:144];
+  assign \wbyp1[4][3]  = wbyp1[159:152];
+  assign \wbyp1[5]  = wbyp1[191:160];
+  assign \wbyp1[5][0]  = wbyp1[167:160];
+  assign \wbyp1[5][1]  = wbyp1[175:168];
+  assign \wbyp1[5][2]  = wbyp1[183:176];
+  assign \wbyp1[5][3]  = wbyp1[191:184];
+  assign \wbyp1[6]  = wbyp1[223:192];
+  assign \wbyp1[6][0]  = wbyp1[199:192];
+  assign \wbyp1[6][1]  = wbyp1[207:200];
+  assign \wbyp1[6][2]  = wbyp1[215:208];
+  assign \wbyp1[6][3]  = wbyp1[223:216];
+  assign \wbyp1[7]  = wbyp1[255:224];
+  assign \wbyp1[7][0]  = wbyp1[231:224];
+  assign \wbyp1[7][1]  = wbyp1[239:232];
+  assign \wbyp1[7][2]  = wbyp1[247:240];
+  assign \wbyp1[7][3]  = wbyp1[255:248];
   assign \wdata0[0]  = wdata0[31:0];
   assign \wdata0[0][0]  = wdata0[7:0];
   assign \wdata0[0][1]  = wdata0[15:8];
@@ -4899,78 +5177,86 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \w[1]  = wword[15:8];
   assign \w[2]  = wword[23:16];
   assign \w[3]  = wword[31:24];
-  assign \a$65[0]  = a[7:0];
-  assign \a$65[1]  = a[15:8];
-  assign \a$65[2]  = a[23:16];
-  assign \a$65[3]  = a[31:24];
-  assign \w$66[0]  = wword[39:32];
-  assign \w$66[1]  = wword[47:40];
-  assign \w$66[2]  = wword[55:48];
-  assign \w$66[3]  = wword[63:56];
-  assign \a$71[0]  = a[7:0];
-  assign \a$71[1]  = a[15:8];
-  assign \a$71[2]  = a[23:16];
-  assign \a$71[3]  = a[31:24];
-  assign \w$72[0]  = wword[71:64];
-  assign \w$72[1]  = wword[79:72];
-  assign \w$72[2]  = wword[87:80];
-  assign \w$72[3]  = wword[95:88];
-  assign \a$77[0]  = a[7:0];
-  assign \a$77[1]  = a[15:8];
-  assign \a$77[2]  = a[23:16];
-  assign \a$77[3]  = a[31:24];
-  assign \w$78[0]  = wword[103:96];
-  assign \w$78[1]  = wword[111:104];
-  assign \w$78[2]  = wword[119:112];
-  assign \w$78[3]  = wword[127:120];
-  assign \a$83[0]  = a[7:0];
-  assign \a$83[1]  = a[15:8];
-  assign \a$83[2]  = a[23:16];
-  assign \a$83[3]  = a[31:24];
-  assign \w$84[0]  = wword[135:128];
-  assign \w$84[1]  = wword[143:136];
-  assign \w$84[2]  = wword[151:144];
-  assign \w$84[3]  = wword[159:152];
-  assign \a$89[0]  = a[7:0];
-  assign \a$89[1]  = a[15:8];
-  assign \a$89[2]  = a[23:16];
-  assign \a$89[3]  = a[31:24];
-  assign \w$90[0]  = wword[167:160];
-  assign \w$90[1]  = wword[175:168];
-  assign \w$90[2]  = wword[183:176];
-  assign \w$90[3]  = wword[191:184];
-  assign \a$95[0]  = a[7:0];
-  assign \a$95[1]  = a[15:8];
-  assign \a$95[2]  = a[23:16];
-  assign \a$95[3]  = a[31:24];
-  assign \w$96[0]  = wword[199:192];
-  assign \w$96[1]  = wword[207:200];
-  assign \w$96[2]  = wword[215:208];
-  assign \w$96[3]  = wword[223:216];
-  assign \a$101[0]  = a[7:0];
-  assign \a$101[1]  = a[15:8];
-  assign \a$101[2]  = a[23:16];
-  assign \a$101[3]  = a[31:24];
-  assign \w$102[0]  = wword[231:224];
-  assign \w$102[1]  = wword[239:232];
-  assign \w$102[2]  = wword[247:240];
-  assign \w$102[3]  = wword[255:248];
-  assign \wport__data$115[0]  = \wport__data$115 [31:0];
-  assign \wport__data$115[1]  = \wport__data$115 [63:32];
-  assign \wport__data$115[2]  = \wport__data$115 [95:64];
-  assign \wport__data$115[3]  = \wport__data$115 [127:96];
-  assign \wport__data$115[4]  = \wport__data$115 [159:128];
-  assign \wport__data$115[5]  = \wport__data$115 [191:160];
-  assign \wport__data$115[6]  = \wport__data$115 [223:192];
-  assign \wport__data$115[7]  = \wport__data$115 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$115 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$115 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$115 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$115 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$115 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$115 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$115 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$115 [255:224];
+  assign \a$68[0]  = a[7:0];
+  assign \a$68[1]  = a[15:8];
+  assign \a$68[2]  = a[23:16];
+  assign \a$68[3]  = a[31:24];
+  assign \w$69[0]  = wword[39:32];
+  assign \w$69[1]  = wword[47:40];
+  assign \w$69[2]  = wword[55:48];
+  assign \w$69[3]  = wword[63:56];
+  assign \a$74[0]  = a[7:0];
+  assign \a$74[1]  = a[15:8];
+  assign \a$74[2]  = a[23:16];
+  assign \a$74[3]  = a[31:24];
+  assign \w$75[0]  = wword[71:64];
+  assign \w$75[1]  = wword[79:72];
+  assign \w$75[2]  = wword[87:80];
+  assign \w$75[3]  = wword[95:88];
+  assign \a$80[0]  = a[7:0];
+  assign \a$80[1]  = a[15:8];
+  assign \a$80[2]  = a[23:16];
+  assign \a$80[3]  = a[31:24];
+  assign \w$81[0]  = wword[103:96];
+  assign \w$81[1]  = wword[111:104];
+  assign \w$81[2]  = wword[119:112];
+  assign \w$81[3]  = wword[127:120];
+  assign \a$86[0]  = a[7:0];
+  assign \a$86[1]  = a[15:8];
+  assign \a$86[2]  = a[23:16];
+  assign \a$86[3]  = a[31:24];
+  assign \w$87[0]  = wword[135:128];
+  assign \w$87[1]  = wword[143:136];
+  assign \w$87[2]  = wword[151:144];
+  assign \w$87[3]  = wword[159:152];
+  assign \a$92[0]  = a[7:0];
+  assign \a$92[1]  = a[15:8];
+  assign \a$92[2]  = a[23:16];
+  assign \a$92[3]  = a[31:24];
+  assign \w$93[0]  = wword[167:160];
+  assign \w$93[1]  = wword[175:168];
+  assign \w$93[2]  = wword[183:176];
+  assign \w$93[3]  = wword[191:184];
+  assign \a$98[0]  = a[7:0];
+  assign \a$98[1]  = a[15:8];
+  assign \a$98[2]  = a[23:16];
+  assign \a$98[3]  = a[31:24];
+  assign \w$99[0]  = wword[199:192];
+  assign \w$99[1]  = wword[207:200];
+  assign \w$99[2]  = wword[215:208];
+  assign \w$99[3]  = wword[223:216];
+  assign \a$104[0]  = a[7:0];
+  assign \a$104[1]  = a[15:8];
+  assign \a$104[2]  = a[23:16];
+  assign \a$104[3]  = a[31:24];
+  assign \w$105[0]  = wword[231:224];
+  assign \w$105[1]  = wword[239:232];
+  assign \w$105[2]  = wword[247:240];
+  assign \w$105[3]  = wword[255:248];
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
+  assign \wport__data$129[0]  = \wport__data$129 [31:0];
+  assign \wport__data$129[1]  = \wport__data$129 [63:32];
+  assign \wport__data$129[2]  = \wport__data$129 [95:64];
+  assign \wport__data$129[3]  = \wport__data$129 [127:96];
+  assign \wport__data$129[4]  = \wport__data$129 [159:128];
+  assign \wport__data$129[5]  = \wport__data$129 [191:160];
+  assign \wport__data$129[6]  = \wport__data$129 [223:192];
+  assign \wport__data$129[7]  = \wport__data$129 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$129 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$129 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$129 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$129 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$129 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$129 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$129 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$129 [255:224];
   assign \rport__data[0]  = rport__data[31:0];
   assign \rport__data[1]  = rport__data[63:32];
   assign \rport__data[2]  = rport__data[95:64];
@@ -4987,218 +5273,250 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \out_data[5]  = out_data[191:160];
   assign \out_data[6]  = out_data[223:192];
   assign \out_data[7]  = out_data[255:224];
-  assign \rport__data$129[0]  = \rport__data$129 [31:0];
-  assign \rport__data$129[0][0]  = \rport__data$129 [7:0];
-  assign \rport__data$129[0][1]  = \rport__data$129 [15:8];
-  assign \rport__data$129[0][2]  = \rport__data$129 [23:16];
-  assign \rport__data$129[0][3]  = \rport__data$129 [31:24];
-  assign \rport__data$129[1]  = \rport__data$129 [63:32];
-  assign \rport__data$129[1][0]  = \rport__data$129 [39:32];
-  assign \rport__data$129[1][1]  = \rport__data$129 [47:40];
-  assign \rport__data$129[1][2]  = \rport__data$129 [55:48];
-  assign \rport__data$129[1][3]  = \rport__data$129 [63:56];
-  assign \rport__data$129[2]  = \rport__data$129 [95:64];
-  assign \rport__data$129[2][0]  = \rport__data$129 [71:64];
-  assign \rport__data$129[2][1]  = \rport__data$129 [79:72];
-  assign \rport__data$129[2][2]  = \rport__data$129 [87:80];
-  assign \rport__data$129[2][3]  = \rport__data$129 [95:88];
-  assign \rport__data$129[3]  = \rport__data$129 [127:96];
-  assign \rport__data$129[3][0]  = \rport__data$129 [103:96];
-  assign \rport__data$129[3][1]  = \rport__data$129 [111:104];
-  assign \rport__data$129[3][2]  = \rport__data$129 [119:112];
-  assign \rport__data$129[3][3]  = \rport__data$129 [127:120];
-  assign \rport__data$129[4]  = \rport__data$129 [159:128];
-  assign \rport__data$129[4][0]  = \rport__data$129 [135:128];
-  assign \rport__data$129[4][1]  = \rport__data$129 [143:136];
-  assign \rport__data$129[4][2]  = \rport__data$129 [151:144];
-  assign \rport__data$129[4][3]  = \rport__data$129 [159:152];
-  assign \rport__data$129[5]  = \rport__data$129 [191:160];
-  assign \rport__data$129[5][0]  = \rport__data$129 [167:160];
-  assign \rport__data$129[5][1]  = \rport__data$129 [175:168];
-  assign \rport__data$129[5][2]  = \rport__data$129 [183:176];
-  assign \rport__data$129[5][3]  = \rport__data$129 [191:184];
-  assign \rport__data$129[6]  = \rport__data$129 [223:192];
-  assign \rport__data$129[6][0]  = \rport__data$129 [199:192];
-  assign \rport__data$129[6][1]  = \rport__data$129 [207:200];
-  assign \rport__data$129[6][2]  = \rport__data$129 [215:208];
-  assign \rport__data$129[6][3]  = \rport__data$129 [223:216];
-  assign \rport__data$129[7]  = \rport__data$129 [255:224];
-  assign \rport__data$129[7][0]  = \rport__data$129 [231:224];
-  assign \rport__data$129[7][1]  = \rport__data$129 [239:232];
-  assign \rport__data$129[7][2]  = \rport__data$129 [247:240];
-  assign \rport__data$129[7][3]  = \rport__data$129 [255:248];
-  assign \rport__data$130[0]  = \rport__data$130 [31:0];
-  assign \rport__data$130[0][0]  = \rport__data$130 [7:0];
-  assign \rport__data$130[0][1]  = \rport__data$130 [15:8];
-  assign \rport__data$130[0][2]  = \rport__data$130 [23:16];
-  assign \rport__data$130[0][3]  = \rport__data$130 [31:24];
-  assign \rport__data$130[1]  = \rport__data$130 [63:32];
-  assign \rport__data$130[1][0]  = \rport__data$130 [39:32];
-  assign \rport__data$130[1][1]  = \rport__data$130 [47:40];
-  assign \rport__data$130[1][2]  = \rport__data$130 [55:48];
-  assign \rport__data$130[1][3]  = \rport__data$130 [63:56];
-  assign \rport__data$130[2]  = \rport__data$130 [95:64];
-  assign \rport__data$130[2][0]  = \rport__data$130 [71:64];
-  assign \rport__data$130[2][1]  = \rport__data$130 [79:72];
-  assign \rport__data$130[2][2]  = \rport__data$130 [87:80];
-  assign \rport__data$130[2][3]  = \rport__data$130 [95:88];
-  assign \rport__data$130[3]  = \rport__data$130 [127:96];
-  assign \rport__data$130[3][0]  = \rport__data$130 [103:96];
-  assign \rport__data$130[3][1]  = \rport__data$130 [111:104];
-  assign \rport__data$130[3][2]  = \rport__data$130 [119:112];
-  assign \rport__data$130[3][3]  = \rport__data$130 [127:120];
-  assign \rport__data$130[4]  = \rport__data$130 [159:128];
-  assign \rport__data$130[4][0]  = \rport__data$130 [135:128];
-  assign \rport__data$130[4][1]  = \rport__data$130 [143:136];
-  assign \rport__data$130[4][2]  = \rport__data$130 [151:144];
-  assign \rport__data$130[4][3]  = \rport__data$130 [159:152];
-  assign \rport__data$130[5]  = \rport__data$130 [191:160];
-  assign \rport__data$130[5][0]  = \rport__data$130 [167:160];
-  assign \rport__data$130[5][1]  = \rport__data$130 [175:168];
-  assign \rport__data$130[5][2]  = \rport__data$130 [183:176];
-  assign \rport__data$130[5][3]  = \rport__data$130 [191:184];
-  assign \rport__data$130[6]  = \rport__data$130 [223:192];
-  assign \rport__data$130[6][0]  = \rport__data$130 [199:192];
-  assign \rport__data$130[6][1]  = \rport__data$130 [207:200];
-  assign \rport__data$130[6][2]  = \rport__data$130 [215:208];
-  assign \rport__data$130[6][3]  = \rport__data$130 [223:216];
-  assign \rport__data$130[7]  = \rport__data$130 [255:224];
-  assign \rport__data$130[7][0]  = \rport__data$130 [231:224];
-  assign \rport__data$130[7][1]  = \rport__data$130 [239:232];
-  assign \rport__data$130[7][2]  = \rport__data$130 [247:240];
-  assign \rport__data$130[7][3]  = \rport__data$130 [255:248];
-  assign \rport__data$131[0]  = \rport__data$131 [31:0];
-  assign \rport__data$131[0][0]  = \rport__data$131 [7:0];
-  assign \rport__data$131[0][1]  = \rport__data$131 [15:8];
-  assign \rport__data$131[0][2]  = \rport__data$131 [23:16];
-  assign \rport__data$131[0][3]  = \rport__data$131 [31:24];
-  assign \rport__data$131[1]  = \rport__data$131 [63:32];
-  assign \rport__data$131[1][0]  = \rport__data$131 [39:32];
-  assign \rport__data$131[1][1]  = \rport__data$131 [47:40];
-  assign \rport__data$131[1][2]  = \rport__data$131 [55:48];
-  assign \rport__data$131[1][3]  = \rport__data$131 [63:56];
-  assign \rport__data$131[2]  = \rport__data$131 [95:64];
-  assign \rport__data$131[2][0]  = \rport__data$131 [71:64];
-  assign \rport__data$131[2][1]  = \rport__data$131 [79:72];
-  assign \rport__data$131[2][2]  = \rport__data$131 [87:80];
-  assign \rport__data$131[2][3]  = \rport__data$131 [95:88];
-  assign \rport__data$131[3]  = \rport__data$131 [127:96];
-  assign \rport__data$131[3][0]  = \rport__data$131 [103:96];
-  assign \rport__data$131[3][1]  = \rport__data$131 [111:104];
-  assign \rport__data$131[3][2]  = \rport__data$131 [119:112];
-  assign \rport__data$131[3][3]  = \rport__data$131 [127:120];
-  assign \rport__data$131[4]  = \rport__data$131 [159:128];
-  assign \rport__data$131[4][0]  = \rport__data$131 [135:128];
-  assign \rport__data$131[4][1]  = \rport__data$131 [143:136];
-  assign \rport__data$131[4][2]  = \rport__data$131 [151:144];
-  assign \rport__data$131[4][3]  = \rport__data$131 [159:152];
-  assign \rport__data$131[5]  = \rport__data$131 [191:160];
-  assign \rport__data$131[5][0]  = \rport__data$131 [167:160];
-  assign \rport__data$131[5][1]  = \rport__data$131 [175:168];
-  assign \rport__data$131[5][2]  = \rport__data$131 [183:176];
-  assign \rport__data$131[5][3]  = \rport__data$131 [191:184];
-  assign \rport__data$131[6]  = \rport__data$131 [223:192];
-  assign \rport__data$131[6][0]  = \rport__data$131 [199:192];
-  assign \rport__data$131[6][1]  = \rport__data$131 [207:200];
-  assign \rport__data$131[6][2]  = \rport__data$131 [215:208];
-  assign \rport__data$131[6][3]  = \rport__data$131 [223:216];
-  assign \rport__data$131[7]  = \rport__data$131 [255:224];
-  assign \rport__data$131[7][0]  = \rport__data$131 [231:224];
-  assign \rport__data$131[7][1]  = \rport__data$131 [239:232];
-  assign \rport__data$131[7][2]  = \rport__data$131 [247:240];
-  assign \rport__data$131[7][3]  = \rport__data$131 [255:248];
-  assign \rport__data$132[0]  = \rport__data$132 [31:0];
-  assign \rport__data$132[0][0]  = \rport__data$132 [7:0];
-  assign \rport__data$132[0][1]  = \rport__data$132 [15:8];
-  assign \rport__data$132[0][2]  = \rport__data$132 [23:16];
-  assign \rport__data$132[0][3]  = \rport__data$132 [31:24];
-  assign \rport__data$132[1]  = \rport__data$132 [63:32];
-  assign \rport__data$132[1][0]  = \rport__data$132 [39:32];
-  assign \rport__data$132[1][1]  = \rport__data$132 [47:40];
-  assign \rport__data$132[1][2]  = \rport__data$132 [55:48];
-  assign \rport__data$132[1][3]  = \rport__data$132 [63:56];
-  assign \rport__data$132[2]  = \rport__data$132 [95:64];
-  assign \rport__data$132[2][0]  = \rport__data$132 [71:64];
-  assign \rport__data$132[2][1]  = \rport__data$132 [79:72];
-  assign \rport__data$132[2][2]  = \rport__data$132 [87:80];
-  assign \rport__data$132[2][3]  = \rport__data$132 [95:88];
-  assign \rport__data$132[3]  = \rport__data$132 [127:96];
-  assign \rport__data$132[3][0]  = \rport__data$132 [103:96];
-  assign \rport__data$132[3][1]  = \rport__data$132 [111:104];
-  assign \rport__data$132[3][2]  = \rport__data$132 [119:112];
-  assign \rport__data$132[3][3]  = \rport__data$132 [127:120];
-  assign \rport__data$132[4]  = \rport__data$132 [159:128];
-  assign \rport__data$132[4][0]  = \rport__data$132 [135:128];
-  assign \rport__data$132[4][1]  = \rport__data$132 [143:136];
-  assign \rport__data$132[4][2]  = \rport__data$132 [151:144];
-  assign \rport__data$132[4][3]  = \rport__data$132 [159:152];
-  assign \rport__data$132[5]  = \rport__data$132 [191:160];
-  assign \rport__data$132[5][0]  = \rport__data$132 [167:160];
-  assign \rport__data$132[5][1]  = \rport__data$132 [175:168];
-  assign \rport__data$132[5][2]  = \rport__data$132 [183:176];
-  assign \rport__data$132[5][3]  = \rport__data$132 [191:184];
-  assign \rport__data$132[6]  = \rport__data$132 [223:192];
-  assign \rport__data$132[6][0]  = \rport__data$132 [199:192];
-  assign \rport__data$132[6][1]  = \rport__data$132 [207:200];
-  assign \rport__data$132[6][2]  = \rport__data$132 [215:208];
-  assign \rport__data$132[6][3]  = \rport__data$132 [223:216];
-  assign \rport__data$132[7]  = \rport__data$132 [255:224];
-  assign \rport__data$132[7][0]  = \rport__data$132 [231:224];
-  assign \rport__data$132[7][1]  = \rport__data$132 [239:232];
-  assign \rport__data$132[7][2]  = \rport__data$132 [247:240];
-  assign \rport__data$132[7][3]  = \rport__data$132 [255:248];
-  assign \rport__data$133[0]  = \rport__data$133 [31:0];
-  assign \rport__data$133[0][0]  = \rport__data$133 [7:0];
-  assign \rport__data$133[0][1]  = \rport__data$133 [15:8];
-  assign \rport__data$133[0][2]  = \rport__data$133 [23:16];
-  assign \rport__data$133[0][3]  = \rport__data$133 [31:24];
-  assign \rport__data$133[1]  = \rport__data$133 [63:32];
-  assign \rport__data$133[1][0]  = \rport__data$133 [39:32];
-  assign \rport__data$133[1][1]  = \rport__data$133 [47:40];
-  assign \rport__data$133[1][2]  = \rport__data$133 [55:48];
-  assign \rport__data$133[1][3]  = \rport__data$133 [63:56];
-  assign \rport__data$133[2]  = \rport__data$133 [95:64];
-  assign \rport__data$133[2][0]  = \rport__data$133 [71:64];
-  assign \rport__data$133[2][1]  = \rport__data$133 [79:72];
-  assign \rport__data$133[2][2]  = \rport__data$133 [87:80];
-  assign \rport__data$133[2][3]  = \rport__data$133 [95:88];
-  assign \rport__data$133[3]  = \rport__data$133 [127:96];
-  assign \rport__data$133[3][0]  = \rport__data$133 [103:96];
-  assign \rport__data$133[3][1]  = \rport__data$133 [111:104];
-  assign \rport__data$133[3][2]  = \rport__data$133 [119:112];
-  assign \rport__data$133[3][3]  = \rport__data$133 [127:120];
-  assign \rport__data$133[4]  = \rport__data$133 [159:128];
-  assign \rport__data$133[4][0]  = \rport__data$133 [135:128];
-  assign \rport__data$133[4][1]  = \rport__data$133 [143:136];
-  assign \rport__data$133[4][2]  = \rport__data$133 [151:144];
-  assign \rport__data$133[4][3]  = \rport__data$133 [159:152];
-  assign \rport__data$133[5]  = \rport__data$133 [191:160];
-  assign \rport__data$133[5][0]  = \rport__data$133 [167:160];
-  assign \rport__data$133[5][1]  = \rport__data$133 [175:168];
-  assign \rport__data$133[5][2]  = \rport__data$133 [183:176];
-  assign \rport__data$133[5][3]  = \rport__data$133 [191:184];
-  assign \rport__data$133[6]  = \rport__data$133 [223:192];
-  assign \rport__data$133[6][0]  = \rport__data$133 [199:192];
-  assign \rport__data$133[6][1]  = \rport__data$133 [207:200];
-  assign \rport__data$133[6][2]  = \rport__data$133 [215:208];
-  assign \rport__data$133[6][3]  = \rport__data$133 [223:216];
-  assign \rport__data$133[7]  = \rport__data$133 [255:224];
-  assign \rport__data$133[7][0]  = \rport__data$133 [231:224];
-  assign \rport__data$133[7][1]  = \rport__data$133 [239:232];
-  assign \rport__data$133[7][2]  = \rport__data$133 [247:240];
-  assign \rport__data$133[7][3]  = \rport__data$133 [255:248];
+  assign \wbyp0[0]  = wbyp0[31:0];
+  assign \wbyp0[0][0]  = wbyp0[7:0];
+  assign \wbyp0[0][1]  = wbyp0[15:8];
+  assign \wbyp0[0][2]  = wbyp0[23:16];
+  assign \wbyp0[0][3]  = wbyp0[31:24];
+  assign \wbyp0[1]  = wbyp0[63:32];
+  assign \wbyp0[1][0]  = wbyp0[39:32];
+  assign \wbyp0[1][1]  = wbyp0[47:40];
+  assign \wbyp0[1][2]  = wbyp0[55:48];
+  assign \wbyp0[1][3]  = wbyp0[63:56];
+  assign \wbyp0[2]  = wbyp0[95:64];
+  assign \wbyp0[2][0]  = wbyp0[71:64];
+  assign \wbyp0[2][1]  = wbyp0[79:72];
+  assign \wbyp0[2][2]  = wbyp0[87:80];
+  assign \wbyp0[2][3]  = wbyp0[95:88];
+  assign \wbyp0[3]  = wbyp0[127:96];
+  assign \wbyp0[3][0]  = wbyp0[103:96];
+  assign \wbyp0[3][1]  = wbyp0[111:104];
+  assign \wbyp0[3][2]  = wbyp0[119:112];
+  assign \wbyp0[3][3]  = wbyp0[127:120];
+  assign \wbyp0[4]  = wbyp0[159:128];
+  assign \wbyp0[4][0]  = wbyp0[135:128];
+  assign \wbyp0[4][1]  = wbyp0[143:136];
+  assign \wbyp0[4][2]  = wbyp0[151:144];
+  assign \wbyp0[4][3]  = wbyp0[159:152];
+  assign \wbyp0[5]  = wbyp0[191:160];
+  assign \wbyp0[5][0]  = wbyp0[167:160];
+  assign \wbyp0[5][1]  = wbyp0[175:168];
+  assign \wbyp0[5][2]  = wbyp0[183:176];
+  assign \wbyp0[5][3]  = wbyp0[191:184];
+  assign \wbyp0[6]  = wbyp0[223:192];
+  assign \wbyp0[6][0]  = wbyp0[199:192];
+  assign \wbyp0[6][1]  = wbyp0[207:200];
+  assign \wbyp0[6][2]  = wbyp0[215:208];
+  assign \wbyp0[6][3]  = wbyp0[223:216];
+  assign \wbyp0[7]  = wbyp0[255:224];
+  assign \wbyp0[7][0]  = wbyp0[231:224];
+  assign \wbyp0[7][1]  = wbyp0[239:232];
+  assign \wbyp0[7][2]  = wbyp0[247:240];
+  assign \wbyp0[7][3]  = wbyp0[255:248];
+  assign \rport__data$148[0]  = \rport__data$148 [31:0];
+  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
+  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
+  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
+  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
+  assign \rport__data$148[1]  = \rport__data$148 [63:32];
+  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
+  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
+  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
+  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
+  assign \rport__data$148[2]  = \rport__data$148 [95:64];
+  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
+  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
+  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
+  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
+  assign \rport__data$148[3]  = \rport__data$148 [127:96];
+  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
+  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
+  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
+  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
+  assign \rport__data$148[4]  = \rport__data$148 [159:128];
+  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
+  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
+  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
+  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
+  assign \rport__data$148[5]  = \rport__data$148 [191:160];
+  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
+  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
+  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
+  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
+  assign \rport__data$148[6]  = \rport__data$148 [223:192];
+  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
+  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
+  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
+  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
+  assign \rport__data$148[7]  = \rport__data$148 [255:224];
+  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
+  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
+  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
+  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
+  assign \rport__data$149[0]  = \rport__data$149 [31:0];
+  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
+  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
+  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
+  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
+  assign \rport__data$149[1]  = \rport__data$149 [63:32];
+  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
+  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
+  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
+  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
+  assign \rport__data$149[2]  = \rport__data$149 [95:64];
+  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
+  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
+  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
+  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
+  assign \rport__data$149[3]  = \rport__data$149 [127:96];
+  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
+  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
+  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
+  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
+  assign \rport__data$149[4]  = \rport__data$149 [159:128];
+  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
+  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
+  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
+  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
+  assign \rport__data$149[5]  = \rport__data$149 [191:160];
+  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
+  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
+  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
+  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
+  assign \rport__data$149[6]  = \rport__data$149 [223:192];
+  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
+  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
+  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
+  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
+  assign \rport__data$149[7]  = \rport__data$149 [255:224];
+  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
+  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
+  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
+  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
+  assign \rport__data$150[0]  = \rport__data$150 [31:0];
+  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
+  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
+  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
+  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
+  assign \rport__data$150[1]  = \rport__data$150 [63:32];
+  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
+  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
+  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
+  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
+  assign \rport__data$150[2]  = \rport__data$150 [95:64];
+  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
+  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
+  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
+  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
+  assign \rport__data$150[3]  = \rport__data$150 [127:96];
+  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
+  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
+  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
+  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
+  assign \rport__data$150[4]  = \rport__data$150 [159:128];
+  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
+  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
+  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
+  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
+  assign \rport__data$150[5]  = \rport__data$150 [191:160];
+  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
+  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
+  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
+  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
+  assign \rport__data$150[6]  = \rport__data$150 [223:192];
+  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
+  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
+  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
+  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
+  assign \rport__data$150[7]  = \rport__data$150 [255:224];
+  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
+  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
+  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
+  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
+  assign \rport__data$151[0]  = \rport__data$151 [31:0];
+  assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
+  assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
+  assign \rport__data$151[0][2]  = \rport__data$151 [23:16];
+  assign \rport__data$151[0][3]  = \rport__data$151 [31:24];
+  assign \rport__data$151[1]  = \rport__data$151 [63:32];
+  assign \rport__data$151[1][0]  = \rport__data$151 [39:32];
+  assign \rport__data$151[1][1]  = \rport__data$151 [47:40];
+  assign \rport__data$151[1][2]  = \rport__data$151 [55:48];
+  assign \rport__data$151[1][3]  = \rport__data$151 [63:56];
+  assign \rport__data$151[2]  = \rport__data$151 [95:64];
+  assign \rport__data$151[2][0]  = \rport__data$151 [71:64];
+  assign \rport__data$151[2][1]  = \rport__data$151 [79:72];
+  assign \rport__data$151[2][2]  = \rport__data$151 [87:80];
+  assign \rport__data$151[2][3]  = \rport__data$151 [95:88];
+  assign \rport__data$151[3]  = \rport__data$151 [127:96];
+  assign \rport__data$151[3][0]  = \rport__data$151 [103:96];
+  assign \rport__data$151[3][1]  = \rport__data$151 [111:104];
+  assign \rport__data$151[3][2]  = \rport__data$151 [119:112];
+  assign \rport__data$151[3][3]  = \rport__data$151 [127:120];
+  assign \rport__data$151[4]  = \rport__data$151 [159:128];
+  assign \rport__data$151[4][0]  = \rport__data$151 [135:128];
+  assign \rport__data$151[4][1]  = \rport__data$151 [143:136];
+  assign \rport__data$151[4][2]  = \rport__data$151 [151:144];
+  assign \rport__data$151[4][3]  = \rport__data$151 [159:152];
+  assign \rport__data$151[5]  = \rport__data$151 [191:160];
+  assign \rport__data$151[5][0]  = \rport__data$151 [167:160];
+  assign \rport__data$151[5][1]  = \rport__data$151 [175:168];
+  assign \rport__data$151[5][2]  = \rport__data$151 [183:176];
+  assign \rport__data$151[5][3]  = \rport__data$151 [191:184];
+  assign \rport__data$151[6]  = \rport__data$151 [223:192];
+  assign \rport__data$151[6][0]  = \rport__data$151 [199:192];
+  assign \rport__data$151[6][1]  = \rport__data$151 [207:200];
+  assign \rport__data$151[6][2]  = \rport__data$151 [215:208];
+  assign \rport__data$151[6][3]  = \rport__data$151 [223:216];
+  assign \rport__data$151[7]  = \rport__data$151 [255:224];
+  assign \rport__data$151[7][0]  = \rport__data$151 [231:224];
+  assign \rport__data$151[7][1]  = \rport__data$151 [239:232];
+  assign \rport__data$151[7][2]  = \rport__data$151 [247:240];
+  assign \rport__data$151[7][3]  = \rport__data$151 [255:248];
+  assign \rport__data$152[0]  = \rport__data$152 [31:0];
+  assign \rport__data$152[0][0]  = \rport__data$152 [7:0];
+  assign \rport__data$152[0][1]  = \rport__data$152 [15:8];
+  assign \rport__data$152[0][2]  = \rport__data$152 [23:16];
+  assign \rport__data$152[0][3]  = \rport__data$152 [31:24];
+  assign \rport__data$152[1]  = \rport__data$152 [63:32];
+  assign \rport__data$152[1][0]  = \rport__data$152 [39:32];
+  assign \rport__data$152[1][1]  = \rport__data$152 [47:40];
+  assign \rport__data$152[1][2]  = \rport__data$152 [55:48];
+  assign \rport__data$152[1][3]  = \rport__data$152 [63:56];
+  assign \rport__data$152[2]  = \rport__data$152 [95:64];
+  assign \rport__data$152[2][0]  = \rport__data$152 [71:64];
+  assign \rport__data$152[2][1]  = \rport__data$152 [79:72];
+  assign \rport__data$152[2][2]  = \rport__data$152 [87:80];
+  assign \rport__data$152[2][3]  = \rport__data$152 [95:88];
+  assign \rport__data$152[3]  = \rport__data$152 [127:96];
+  assign \rport__data$152[3][0]  = \rport__data$152 [103:96];
+  assign \rport__data$152[3][1]  = \rport__data$152 [111:104];
+  assign \rport__data$152[3][2]  = \rport__data$152 [119:112];
+  assign \rport__data$152[3][3]  = \rport__data$152 [127:120];
+  assign \rport__data$152[4]  = \rport__data$152 [159:128];
+  assign \rport__data$152[4][0]  = \rport__data$152 [135:128];
+  assign \rport__data$152[4][1]  = \rport__data$152 [143:136];
+  assign \rport__data$152[4][2]  = \rport__data$152 [151:144];
+  assign \rport__data$152[4][3]  = \rport__data$152 [159:152];
+  assign \rport__data$152[5]  = \rport__data$152 [191:160];
+  assign \rport__data$152[5][0]  = \rport__data$152 [167:160];
+  assign \rport__data$152[5][1]  = \rport__data$152 [175:168];
+  assign \rport__data$152[5][2]  = \rport__data$152 [183:176];
+  assign \rport__data$152[5][3]  = \rport__data$152 [191:184];
+  assign \rport__data$152[6]  = \rport__data$152 [223:192];
+  assign \rport__data$152[6][0]  = \rport__data$152 [199:192];
+  assign \rport__data$152[6][1]  = \rport__data$152 [207:200];
+  assign \rport__data$152[6][2]  = \rport__data$152 [215:208];
+  assign \rport__data$152[6][3]  = \rport__data$152 [223:216];
+  assign \rport__data$152[7]  = \rport__data$152 [255:224];
+  assign \rport__data$152[7][0]  = \rport__data$152 [231:224];
+  assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
+  assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
+  assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
   assign \r__payload[0]  = r__payload[31:0];
   assign \r__payload[1]  = r__payload[63:32];
   assign \r__payload[2]  = r__payload[95:64];
@@ -5207,24 +5525,31 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \r__payload[5]  = r__payload[191:160];
   assign \r__payload[6]  = r__payload[223:192];
   assign \r__payload[7]  = r__payload[255:224];
-  assign results__payload[255:0] = \$32 ;
+  assign results__payload[255:0] = \$33 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
-  assign \$9  = \$8 ;
-  assign \$41  = { 9'h000, \$40 [12:9] };
-  assign \$44  = { 9'h000, \$43 [12:9] };
-  assign \$47  = { 9'h000, \$46 [12:9] };
-  assign \$50  = { 9'h000, \$49 [12:9] };
-  assign \$53  = { 9'h000, \$52 [12:9] };
-  assign \$77  = { 9'h000, raddr[11:9] };
+  assign w__payload[255:224] = \acc$120 ;
+  assign w__payload[223:192] = \acc$119 ;
+  assign w__payload[191:160] = \acc$118 ;
+  assign w__payload[159:128] = \acc$117 ;
+  assign w__payload[127:96] = \acc$116 ;
+  assign w__payload[95:64] = \acc$115 ;
+  assign w__payload[63:32] = \acc$114 ;
+  assign w__payload[31:0] = acc;
+  assign \$43  = { 9'h000, \$42 [12:9] };
+  assign \$46  = { 9'h000, \$45 [12:9] };
+  assign \$49  = { 9'h000, \$48 [12:9] };
+  assign \$52  = { 9'h000, \$51 [12:9] };
+  assign \$55  = { 9'h000, \$54 [12:9] };
   assign \$79  = { 9'h000, raddr[11:9] };
   assign \$81  = { 9'h000, raddr[11:9] };
   assign \$83  = { 9'h000, raddr[11:9] };
   assign \$85  = { 9'h000, raddr[11:9] };
+  assign \$87  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
+module \mercury_pe_array.computed (rst, r_en, w_data, r__valid, r__payload, w_en, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -5301,7 +5626,7 @@ module \mercury_pe_array.computed (rst, r_en, w_en, w_data, r__valid, r__payload
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
+module \mercury_pe_array.computed.queue (rst, r_en, w_data, level, r_rdy, w_rdy, r_data, w_en, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -5659,11 +5984,14 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -5683,6 +6011,12 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -5706,6 +6040,10 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -5723,14 +6061,19 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -5744,13 +6087,19 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$15 [0] = valid;
@@ -5779,39 +6128,60 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -5833,6 +6203,17 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -5854,11 +6235,14 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -5878,6 +6262,12 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -5900,6 +6290,10 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -5917,14 +6311,19 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -5938,13 +6337,19 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15 [0] = valid;
@@ -5973,39 +6378,60 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6027,6 +6453,17 @@ module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -6048,11 +6485,14 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -6072,6 +6512,12 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -6094,6 +6540,10 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -6111,14 +6561,19 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -6132,13 +6587,19 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$15 [0] = valid;
@@ -6167,39 +6628,60 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6221,6 +6703,17 @@ module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -6242,11 +6735,14 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -6266,6 +6762,12 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -6288,6 +6790,10 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -6305,14 +6811,19 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -6326,13 +6837,19 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$15 [0] = valid;
@@ -6361,39 +6878,60 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6415,6 +6953,17 @@ module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -6436,11 +6985,14 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -6460,6 +7012,12 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -6482,6 +7040,10 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -6499,14 +7061,19 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -6520,13 +7087,19 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15 [0] = valid;
@@ -6555,39 +7128,60 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6609,6 +7203,17 @@ module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -6630,11 +7235,14 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -6654,6 +7262,12 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -6676,6 +7290,10 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -6693,14 +7311,19 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -6714,13 +7337,19 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$15 [0] = valid;
@@ -6749,39 +7378,60 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6803,6 +7453,17 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -6824,11 +7485,14 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -6848,6 +7512,12 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -6870,6 +7540,10 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -6887,14 +7561,19 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -6908,13 +7587,19 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15 [0] = valid;
@@ -6943,39 +7628,60 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -6997,6 +7703,17 @@ module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -7018,11 +7735,14 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
+  reg [31:0] \$18 ;
+  reg [31:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
+  reg [2:0] \$20 ;
+  reg [2:0] \$21 ;
+  reg [63:0] \$22 ;
+  reg [31:0] \$23 ;
+  reg \$24 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -7042,6 +7762,12 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
+  (* keep = 32'd1 *)
+  reg [31:0] a_mul = 32'd0;
+  wire [7:0] \a_mul[0] ;
+  wire [7:0] \a_mul[1] ;
+  wire [7:0] \a_mul[2] ;
+  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -7064,6 +7790,10 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
+  reg [2:0] s1b = 3'h0;
+  wire \s1b.first ;
+  wire \s1b.last ;
+  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -7081,14 +7811,19 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
+  reg [31:0] w_mul = 32'd0;
+  wire [7:0] \w_mul[0] ;
+  wire [7:0] \w_mul[1] ;
+  wire [7:0] \w_mul[2] ;
+  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
+  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
+  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
+  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
+  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -7102,13 +7837,19 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    a_mul <= \$18 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    w_mul <= \$19 ;
   always @(posedge clk)
-    acc <= \$20 ;
+    s1b <= \$20 ;
   always @(posedge clk)
-    done <= \$21 ;
+    s2 <= \$21 ;
+  always @(posedge clk)
+    prods <= \$22 ;
+  always @(posedge clk)
+    acc <= \$23 ;
+  always @(posedge clk)
+    done <= \$24 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$15 [0] = valid;
@@ -7137,39 +7878,60 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = s1;
+    \$18  = a;
     if (rst) begin
-      \$18  = 3'h0;
+      \$18  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
+    \$19  = w;
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$19  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = acc;
+    \$20  = s1;
+    if (rst) begin
+      \$20  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = s1b;
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$22  = prods;
+    if (s1b[0]) begin
+      \$22 [15:0] = \$5 ;
+      \$22 [31:16] = \$6 ;
+      \$22 [47:32] = \$7 ;
+      \$22 [63:48] = \$8 ;
+    end
+    if (rst) begin
+      \$22  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$23  = acc;
     if (s2[0]) begin
-      \$20  = \$13 [31:0];
+      \$23  = \$13 [31:0];
     end
     if (rst) begin
-      \$20  = 32'd0;
+      \$23  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$21  = \$14 ;
+    \$24  = \$14 ;
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -7191,6 +7953,17 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
+  assign \a_mul[0]  = a_mul[7:0];
+  assign \a_mul[1]  = a_mul[15:8];
+  assign \a_mul[2]  = a_mul[23:16];
+  assign \a_mul[3]  = a_mul[31:24];
+  assign \w_mul[0]  = w_mul[7:0];
+  assign \w_mul[1]  = w_mul[15:8];
+  assign \w_mul[2]  = w_mul[23:16];
+  assign \w_mul[3]  = w_mul[31:24];
+  assign \s1b.valid  = s1b[0];
+  assign \s1b.first  = s1b[1];
+  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
