@@ -417,6 +417,14 @@ MUTANTS = [
         "response book: the responses of older signature passes counted one too many",
     ),
     _m(
+        "siggen_credit_per_beat",
+        "mercury_hw/siggen.py",
+        "credit = accept & first ",
+        "credit = accept ",
+        T_SIGGEN,
+        "signature generator: every beat takes a credit (multi-beat vectors leak credits)",
+    ),
+    _m(
         "siggen_credit_extra",
         "mercury_hw/siggen.py",
         "m.d.sync += room.eq(taken | (pending != self.OUT_DEPTH - 1))",
