@@ -448,11 +448,28 @@ def _yosys(work: Path, block: str, top: str, dev: dict) -> dict[str, int]:
     return parse_yosys_stat(json.loads((work / "stat.json").read_text()), top)
 
 
-def _synth_for_device(work: Path, block: str, top: str, device: str, family: str
-                      ) -> tuple[str, dict[str, int]]:
+def _place_smallest(work: Path, block: str, device: str, family: str, freq: float, seed: int
+                    ) -> tuple[str, dict[str, int], dict]:
+    """Yosys and nextpnr for ``device``; for ``"auto"``, a part whose Yosys cell counts fit but
+    whose logic cells nextpnr cannot all place (packing needs more than the counts say) gives
+    way to the family's next larger part. Returns the part, its cell counts and the figures."""
+    skip: list[str] = []
+    while True:
+        part, cells = _synth_for_device(work, block, top_name(block), device, family, skip)
+        try:
+            return part, cells, _nextpnr(work, block, DEVICES[part], freq, seed)
+        except HardwareToolError as exc:
+            if device != "auto" or "no BELs remaining" not in str(exc):
+                raise
+            skip.append(part)
+
+
+def _synth_for_device(work: Path, block: str, top: str, device: str, family: str,
+                      skip: list[str] = ()) -> tuple[str, dict[str, int]]:
     """Run Yosys for ``device``, or for ``"auto"`` for the ``family``'s parts smallest first
-    until one fits (one run when the parts share the Yosys options); refuse a part too small.
-    Returns the part and its cell counts (``work/synth.json`` is that part's netlist)."""
+    (but those in ``skip``) until one fits (one run when the parts share the Yosys options);
+    refuse a part too small. Returns the part and its cell counts (``work/synth.json`` is that
+    part's netlist)."""
     if device != "auto":
         dev = DEVICES[device]
         cells = _yosys(work, block, top, dev)
@@ -465,7 +482,12 @@ def _synth_for_device(work: Path, block: str, top: str, device: str, family: str
                                     f"{short}; {hint}")
         return device, cells
     runs: dict[str, dict[str, int]] = {}  # Yosys options -> cells
-    parts = [d for d, spec in DEVICES.items() if spec["family"] == family]
+    parts = [d for d, spec in DEVICES.items() if spec["family"] == family and d not in skip]
+    if not parts:
+        raise HardwareToolError(
+            f"{block} could not be placed on any {family} part (nextpnr ran out of logic cells "
+            f"on {', '.join(DEVICES[d]['part'] for d in skip)}); use --small or a smaller "
+            "configuration")
     for d in parts:
         options = DEVICES[d].get("yosys", "")
         if options not in runs:
@@ -558,9 +580,8 @@ def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq
     fam = FAMILIES[family]
     text, wrapper = wrapped_rtlil(block, cfg, scan=fam["scan"])
     (work / "design.il").write_text(text)
-    device, cells = _synth_for_device(work, block, top_name(block), device, family)
+    device, cells, pnr_figures = _place_smallest(work, block, device, family, freq, seed)
     command = command.replace("--device auto", f"--device {device}")  # the part chosen
-    pnr_figures = _nextpnr(work, block, DEVICES[device], freq, seed)
     if pnr_figures["ff"] is None:
         pnr_figures["ff"] = _flip_flops(cells)
     return SynthResult(

@@ -140,3 +140,37 @@ def test_no_collision_commands_name_each_marked_memory():
         "setparam -set COLLISION_X_MASK 1'1 top.dut.array/t:$memrd_v2 "
         "top.dut.array/r:MEMID=\\\\wmem0 %i",
     ]
+
+
+@pytest.mark.parametrize("full", [("up5k",), ("up5k", "hx8k")])
+def test_auto_device_moves_on_when_placement_runs_out(tmp_path, monkeypatch, full):
+    """``--device auto``: a part whose Yosys counts fit but whose cells nextpnr cannot place
+    gives way to the next larger part of the family; when none places, one clear error."""
+    from mercury_hw import synth
+
+    placed = []
+
+    def fake_yosys(work, block, top, dev):
+        return {"SB_LUT4": 100, "SB_DFF": 10}
+
+    def fake_nextpnr(work, block, dev, freq, seed):
+        part = next(d for d, spec in synth.DEVICES.items() if spec is dev)
+        placed.append(part)
+        if part in full:
+            raise synth.HardwareToolError(
+                f"nextpnr failed on {block} at {dev['part']} (ERROR: Unable to place cell 'x', "
+                "no BELs remaining to implement cell type 'ICESTORM_LC')")
+        return {"fmax_mhz": 50.0}
+
+    monkeypatch.setattr(synth, "_yosys", fake_yosys)
+    monkeypatch.setattr(synth, "_nextpnr", fake_nextpnr)
+    if full == ("up5k",):
+        part, cells, figures = synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1)
+        assert (part, figures, placed) == ("hx8k", {"fmax_mhz": 50.0}, ["up5k", "hx8k"])
+    else:
+        with pytest.raises(synth.HardwareToolError, match="could not be placed on any ice40"):
+            synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1)
+        assert placed == ["up5k", "hx8k"]
+    with pytest.raises(synth.HardwareToolError, match="no BELs"):  # an explicit part: no retry
+        placed.clear()
+        synth._place_smallest(tmp_path, "core", "up5k", "ice40", 100.0, 1)
