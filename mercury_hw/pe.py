@@ -37,15 +37,13 @@ class PE(wiring.Component):
 
     - stage 1 registers the inputs: the masked activations (a lane with ``mask[p] = 0`` is
       registered as 0), the weights and the beat's control bits;
-    - stage 1b copies them into registers that feed only the multipliers (placed next to the
-      DSP blocks: the multiplier's own delay leaves no room for a long route in front of it);
     - stage 2 registers the P int8 x int8 products (16-bit signed each, exact);
     - stage 3 sums them with a balanced adder tree and accumulates into ``acc``
       (``cfg.acc_width`` bits, two's complement; wide enough for ``max_len`` products by
       construction of :class:`~mercury_hw.config.MercuryConfig`).
 
     **Latency**: a vector whose last beat is presented (``valid & last``) in cycle t has its dot
-    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 4). ``done`` is a
+    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 3). ``done`` is a
     one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 3 (at the earliest
     the cycle after ``done``). **Throughput**: one beat per cycle, back-to-back vectors included.
 
@@ -71,7 +69,7 @@ class PE(wiring.Component):
     """
 
     #: Cycles from a vector's last beat at the inputs to ``done``.
-    LATENCY = 4
+    LATENCY = 3
 
     def __init__(self, cfg: MercuryConfig):
         self.cfg = cfg
@@ -107,19 +105,13 @@ class PE(wiring.Component):
         for p in range(P):
             m.d.sync += a[p].eq(Mux(self.mask[p], self.a[p], 0))
 
-        # Stage 1b: the multipliers' own copies (every PE's activations alike: kept apart too).
-        a_mul = Signal(layouts.vector_beat(cfg), attrs={"keep": 1})
-        w_mul = Signal(layouts.vector_beat(cfg))
-        s1b = Signal(ctl)
-        m.d.sync += [a_mul.eq(a), w_mul.eq(w), s1b.eq(s1)]
-
         # Stage 2: lane products, registered.
         prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))
         s2 = Signal(ctl)
-        m.d.sync += s2.eq(s1b)
-        with m.If(s1b.valid):
+        m.d.sync += s2.eq(s1)
+        with m.If(s1.valid):
             for p in range(P):
-                m.d.sync += prods[p].eq(a_mul[p] * w_mul[p])
+                m.d.sync += prods[p].eq(a[p] * w[p])
 
         # Stage 3: adder tree and accumulation; the first beat of a vector replaces the old sum.
         beat_sum = tree_sum(prods[p] for p in range(P))

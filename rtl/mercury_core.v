@@ -6094,17 +6094,19 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   reg \$145 ;
   reg [3:0] \$146 ;
   reg [31:0] \$147 ;
-  reg [4:0] \$148 ;
-  reg \$149 ;
+  reg \$148 ;
+  reg [255:0] \$149 ;
   wire [255:0] \$15 ;
-  reg \$150 ;
-  reg [6:0] \$151 ;
-  reg [255:0] \$152 ;
-  reg \$153 ;
-  reg \$154 ;
+  reg [4:0] \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg [6:0] \$153 ;
+  reg [255:0] \$154 ;
   reg \$155 ;
-  reg [6:0] \$156 ;
-  reg [255:0] \$157 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg [6:0] \$158 ;
+  reg [255:0] \$159 ;
   wire [255:0] \$16 ;
   wire [255:0] \$17 ;
   wire \$18 ;
@@ -6249,13 +6251,13 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$105 ;
-  wire [31:0] \acc$106 ;
-  wire [31:0] \acc$107 ;
-  wire [31:0] \acc$108 ;
-  wire [31:0] \acc$109 ;
-  wire [31:0] \acc$110 ;
-  wire [31:0] \acc$111 ;
+  wire [31:0] \acc$151 ;
+  wire [31:0] \acc$152 ;
+  wire [31:0] \acc$153 ;
+  wire [31:0] \acc$154 ;
+  wire [31:0] \acc$155 ;
+  wire [31:0] \acc$156 ;
+  wire [31:0] \acc$157 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -6341,7 +6343,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \out_data[7] ;
   reg [6:0] out_entry = 7'h00;
   reg out_hit = 1'h0;
-  reg out_own = 1'h0;
+  reg out_own = 1'h1;
   output out_valid;
   reg out_valid = 1'h0;
   wire [255:0] r__payload;
@@ -6390,217 +6392,217 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   (* init = 1'h0 *)
   wire results__valid;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$128 ;
+  wire [6:0] \rport__addr$117 ;
   wire [8:0] \rport__addr$35 ;
   wire [8:0] \rport__addr$36 ;
   wire [8:0] \rport__addr$37 ;
   wire [7:0] \rport__addr$38 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$148 ;
-  wire [31:0] \rport__data$148[0] ;
-  wire [7:0] \rport__data$148[0][0] ;
-  wire [7:0] \rport__data$148[0][1] ;
-  wire [7:0] \rport__data$148[0][2] ;
-  wire [7:0] \rport__data$148[0][3] ;
-  wire [31:0] \rport__data$148[1] ;
-  wire [7:0] \rport__data$148[1][0] ;
-  wire [7:0] \rport__data$148[1][1] ;
-  wire [7:0] \rport__data$148[1][2] ;
-  wire [7:0] \rport__data$148[1][3] ;
-  wire [31:0] \rport__data$148[2] ;
-  wire [7:0] \rport__data$148[2][0] ;
-  wire [7:0] \rport__data$148[2][1] ;
-  wire [7:0] \rport__data$148[2][2] ;
-  wire [7:0] \rport__data$148[2][3] ;
-  wire [31:0] \rport__data$148[3] ;
-  wire [7:0] \rport__data$148[3][0] ;
-  wire [7:0] \rport__data$148[3][1] ;
-  wire [7:0] \rport__data$148[3][2] ;
-  wire [7:0] \rport__data$148[3][3] ;
-  wire [31:0] \rport__data$148[4] ;
-  wire [7:0] \rport__data$148[4][0] ;
-  wire [7:0] \rport__data$148[4][1] ;
-  wire [7:0] \rport__data$148[4][2] ;
-  wire [7:0] \rport__data$148[4][3] ;
-  wire [31:0] \rport__data$148[5] ;
-  wire [7:0] \rport__data$148[5][0] ;
-  wire [7:0] \rport__data$148[5][1] ;
-  wire [7:0] \rport__data$148[5][2] ;
-  wire [7:0] \rport__data$148[5][3] ;
-  wire [31:0] \rport__data$148[6] ;
-  wire [7:0] \rport__data$148[6][0] ;
-  wire [7:0] \rport__data$148[6][1] ;
-  wire [7:0] \rport__data$148[6][2] ;
-  wire [7:0] \rport__data$148[6][3] ;
-  wire [31:0] \rport__data$148[7] ;
-  wire [7:0] \rport__data$148[7][0] ;
-  wire [7:0] \rport__data$148[7][1] ;
-  wire [7:0] \rport__data$148[7][2] ;
-  wire [7:0] \rport__data$148[7][3] ;
-  wire [255:0] \rport__data$149 ;
-  wire [31:0] \rport__data$149[0] ;
-  wire [7:0] \rport__data$149[0][0] ;
-  wire [7:0] \rport__data$149[0][1] ;
-  wire [7:0] \rport__data$149[0][2] ;
-  wire [7:0] \rport__data$149[0][3] ;
-  wire [31:0] \rport__data$149[1] ;
-  wire [7:0] \rport__data$149[1][0] ;
-  wire [7:0] \rport__data$149[1][1] ;
-  wire [7:0] \rport__data$149[1][2] ;
-  wire [7:0] \rport__data$149[1][3] ;
-  wire [31:0] \rport__data$149[2] ;
-  wire [7:0] \rport__data$149[2][0] ;
-  wire [7:0] \rport__data$149[2][1] ;
-  wire [7:0] \rport__data$149[2][2] ;
-  wire [7:0] \rport__data$149[2][3] ;
-  wire [31:0] \rport__data$149[3] ;
-  wire [7:0] \rport__data$149[3][0] ;
-  wire [7:0] \rport__data$149[3][1] ;
-  wire [7:0] \rport__data$149[3][2] ;
-  wire [7:0] \rport__data$149[3][3] ;
-  wire [31:0] \rport__data$149[4] ;
-  wire [7:0] \rport__data$149[4][0] ;
-  wire [7:0] \rport__data$149[4][1] ;
-  wire [7:0] \rport__data$149[4][2] ;
-  wire [7:0] \rport__data$149[4][3] ;
-  wire [31:0] \rport__data$149[5] ;
-  wire [7:0] \rport__data$149[5][0] ;
-  wire [7:0] \rport__data$149[5][1] ;
-  wire [7:0] \rport__data$149[5][2] ;
-  wire [7:0] \rport__data$149[5][3] ;
-  wire [31:0] \rport__data$149[6] ;
-  wire [7:0] \rport__data$149[6][0] ;
-  wire [7:0] \rport__data$149[6][1] ;
-  wire [7:0] \rport__data$149[6][2] ;
-  wire [7:0] \rport__data$149[6][3] ;
-  wire [31:0] \rport__data$149[7] ;
-  wire [7:0] \rport__data$149[7][0] ;
-  wire [7:0] \rport__data$149[7][1] ;
-  wire [7:0] \rport__data$149[7][2] ;
-  wire [7:0] \rport__data$149[7][3] ;
-  wire [255:0] \rport__data$150 ;
-  wire [31:0] \rport__data$150[0] ;
-  wire [7:0] \rport__data$150[0][0] ;
-  wire [7:0] \rport__data$150[0][1] ;
-  wire [7:0] \rport__data$150[0][2] ;
-  wire [7:0] \rport__data$150[0][3] ;
-  wire [31:0] \rport__data$150[1] ;
-  wire [7:0] \rport__data$150[1][0] ;
-  wire [7:0] \rport__data$150[1][1] ;
-  wire [7:0] \rport__data$150[1][2] ;
-  wire [7:0] \rport__data$150[1][3] ;
-  wire [31:0] \rport__data$150[2] ;
-  wire [7:0] \rport__data$150[2][0] ;
-  wire [7:0] \rport__data$150[2][1] ;
-  wire [7:0] \rport__data$150[2][2] ;
-  wire [7:0] \rport__data$150[2][3] ;
-  wire [31:0] \rport__data$150[3] ;
-  wire [7:0] \rport__data$150[3][0] ;
-  wire [7:0] \rport__data$150[3][1] ;
-  wire [7:0] \rport__data$150[3][2] ;
-  wire [7:0] \rport__data$150[3][3] ;
-  wire [31:0] \rport__data$150[4] ;
-  wire [7:0] \rport__data$150[4][0] ;
-  wire [7:0] \rport__data$150[4][1] ;
-  wire [7:0] \rport__data$150[4][2] ;
-  wire [7:0] \rport__data$150[4][3] ;
-  wire [31:0] \rport__data$150[5] ;
-  wire [7:0] \rport__data$150[5][0] ;
-  wire [7:0] \rport__data$150[5][1] ;
-  wire [7:0] \rport__data$150[5][2] ;
-  wire [7:0] \rport__data$150[5][3] ;
-  wire [31:0] \rport__data$150[6] ;
-  wire [7:0] \rport__data$150[6][0] ;
-  wire [7:0] \rport__data$150[6][1] ;
-  wire [7:0] \rport__data$150[6][2] ;
-  wire [7:0] \rport__data$150[6][3] ;
-  wire [31:0] \rport__data$150[7] ;
-  wire [7:0] \rport__data$150[7][0] ;
-  wire [7:0] \rport__data$150[7][1] ;
-  wire [7:0] \rport__data$150[7][2] ;
-  wire [7:0] \rport__data$150[7][3] ;
-  wire [255:0] \rport__data$151 ;
-  wire [31:0] \rport__data$151[0] ;
-  wire [7:0] \rport__data$151[0][0] ;
-  wire [7:0] \rport__data$151[0][1] ;
-  wire [7:0] \rport__data$151[0][2] ;
-  wire [7:0] \rport__data$151[0][3] ;
-  wire [31:0] \rport__data$151[1] ;
-  wire [7:0] \rport__data$151[1][0] ;
-  wire [7:0] \rport__data$151[1][1] ;
-  wire [7:0] \rport__data$151[1][2] ;
-  wire [7:0] \rport__data$151[1][3] ;
-  wire [31:0] \rport__data$151[2] ;
-  wire [7:0] \rport__data$151[2][0] ;
-  wire [7:0] \rport__data$151[2][1] ;
-  wire [7:0] \rport__data$151[2][2] ;
-  wire [7:0] \rport__data$151[2][3] ;
-  wire [31:0] \rport__data$151[3] ;
-  wire [7:0] \rport__data$151[3][0] ;
-  wire [7:0] \rport__data$151[3][1] ;
-  wire [7:0] \rport__data$151[3][2] ;
-  wire [7:0] \rport__data$151[3][3] ;
-  wire [31:0] \rport__data$151[4] ;
-  wire [7:0] \rport__data$151[4][0] ;
-  wire [7:0] \rport__data$151[4][1] ;
-  wire [7:0] \rport__data$151[4][2] ;
-  wire [7:0] \rport__data$151[4][3] ;
-  wire [31:0] \rport__data$151[5] ;
-  wire [7:0] \rport__data$151[5][0] ;
-  wire [7:0] \rport__data$151[5][1] ;
-  wire [7:0] \rport__data$151[5][2] ;
-  wire [7:0] \rport__data$151[5][3] ;
-  wire [31:0] \rport__data$151[6] ;
-  wire [7:0] \rport__data$151[6][0] ;
-  wire [7:0] \rport__data$151[6][1] ;
-  wire [7:0] \rport__data$151[6][2] ;
-  wire [7:0] \rport__data$151[6][3] ;
-  wire [31:0] \rport__data$151[7] ;
-  wire [7:0] \rport__data$151[7][0] ;
-  wire [7:0] \rport__data$151[7][1] ;
-  wire [7:0] \rport__data$151[7][2] ;
-  wire [7:0] \rport__data$151[7][3] ;
-  wire [255:0] \rport__data$152 ;
-  wire [31:0] \rport__data$152[0] ;
-  wire [7:0] \rport__data$152[0][0] ;
-  wire [7:0] \rport__data$152[0][1] ;
-  wire [7:0] \rport__data$152[0][2] ;
-  wire [7:0] \rport__data$152[0][3] ;
-  wire [31:0] \rport__data$152[1] ;
-  wire [7:0] \rport__data$152[1][0] ;
-  wire [7:0] \rport__data$152[1][1] ;
-  wire [7:0] \rport__data$152[1][2] ;
-  wire [7:0] \rport__data$152[1][3] ;
-  wire [31:0] \rport__data$152[2] ;
-  wire [7:0] \rport__data$152[2][0] ;
-  wire [7:0] \rport__data$152[2][1] ;
-  wire [7:0] \rport__data$152[2][2] ;
-  wire [7:0] \rport__data$152[2][3] ;
-  wire [31:0] \rport__data$152[3] ;
-  wire [7:0] \rport__data$152[3][0] ;
-  wire [7:0] \rport__data$152[3][1] ;
-  wire [7:0] \rport__data$152[3][2] ;
-  wire [7:0] \rport__data$152[3][3] ;
-  wire [31:0] \rport__data$152[4] ;
-  wire [7:0] \rport__data$152[4][0] ;
-  wire [7:0] \rport__data$152[4][1] ;
-  wire [7:0] \rport__data$152[4][2] ;
-  wire [7:0] \rport__data$152[4][3] ;
-  wire [31:0] \rport__data$152[5] ;
-  wire [7:0] \rport__data$152[5][0] ;
-  wire [7:0] \rport__data$152[5][1] ;
-  wire [7:0] \rport__data$152[5][2] ;
-  wire [7:0] \rport__data$152[5][3] ;
-  wire [31:0] \rport__data$152[6] ;
-  wire [7:0] \rport__data$152[6][0] ;
-  wire [7:0] \rport__data$152[6][1] ;
-  wire [7:0] \rport__data$152[6][2] ;
-  wire [7:0] \rport__data$152[6][3] ;
-  wire [31:0] \rport__data$152[7] ;
-  wire [7:0] \rport__data$152[7][0] ;
-  wire [7:0] \rport__data$152[7][1] ;
-  wire [7:0] \rport__data$152[7][2] ;
-  wire [7:0] \rport__data$152[7][3] ;
+  wire [255:0] \rport__data$137 ;
+  wire [31:0] \rport__data$137[0] ;
+  wire [7:0] \rport__data$137[0][0] ;
+  wire [7:0] \rport__data$137[0][1] ;
+  wire [7:0] \rport__data$137[0][2] ;
+  wire [7:0] \rport__data$137[0][3] ;
+  wire [31:0] \rport__data$137[1] ;
+  wire [7:0] \rport__data$137[1][0] ;
+  wire [7:0] \rport__data$137[1][1] ;
+  wire [7:0] \rport__data$137[1][2] ;
+  wire [7:0] \rport__data$137[1][3] ;
+  wire [31:0] \rport__data$137[2] ;
+  wire [7:0] \rport__data$137[2][0] ;
+  wire [7:0] \rport__data$137[2][1] ;
+  wire [7:0] \rport__data$137[2][2] ;
+  wire [7:0] \rport__data$137[2][3] ;
+  wire [31:0] \rport__data$137[3] ;
+  wire [7:0] \rport__data$137[3][0] ;
+  wire [7:0] \rport__data$137[3][1] ;
+  wire [7:0] \rport__data$137[3][2] ;
+  wire [7:0] \rport__data$137[3][3] ;
+  wire [31:0] \rport__data$137[4] ;
+  wire [7:0] \rport__data$137[4][0] ;
+  wire [7:0] \rport__data$137[4][1] ;
+  wire [7:0] \rport__data$137[4][2] ;
+  wire [7:0] \rport__data$137[4][3] ;
+  wire [31:0] \rport__data$137[5] ;
+  wire [7:0] \rport__data$137[5][0] ;
+  wire [7:0] \rport__data$137[5][1] ;
+  wire [7:0] \rport__data$137[5][2] ;
+  wire [7:0] \rport__data$137[5][3] ;
+  wire [31:0] \rport__data$137[6] ;
+  wire [7:0] \rport__data$137[6][0] ;
+  wire [7:0] \rport__data$137[6][1] ;
+  wire [7:0] \rport__data$137[6][2] ;
+  wire [7:0] \rport__data$137[6][3] ;
+  wire [31:0] \rport__data$137[7] ;
+  wire [7:0] \rport__data$137[7][0] ;
+  wire [7:0] \rport__data$137[7][1] ;
+  wire [7:0] \rport__data$137[7][2] ;
+  wire [7:0] \rport__data$137[7][3] ;
+  wire [255:0] \rport__data$138 ;
+  wire [31:0] \rport__data$138[0] ;
+  wire [7:0] \rport__data$138[0][0] ;
+  wire [7:0] \rport__data$138[0][1] ;
+  wire [7:0] \rport__data$138[0][2] ;
+  wire [7:0] \rport__data$138[0][3] ;
+  wire [31:0] \rport__data$138[1] ;
+  wire [7:0] \rport__data$138[1][0] ;
+  wire [7:0] \rport__data$138[1][1] ;
+  wire [7:0] \rport__data$138[1][2] ;
+  wire [7:0] \rport__data$138[1][3] ;
+  wire [31:0] \rport__data$138[2] ;
+  wire [7:0] \rport__data$138[2][0] ;
+  wire [7:0] \rport__data$138[2][1] ;
+  wire [7:0] \rport__data$138[2][2] ;
+  wire [7:0] \rport__data$138[2][3] ;
+  wire [31:0] \rport__data$138[3] ;
+  wire [7:0] \rport__data$138[3][0] ;
+  wire [7:0] \rport__data$138[3][1] ;
+  wire [7:0] \rport__data$138[3][2] ;
+  wire [7:0] \rport__data$138[3][3] ;
+  wire [31:0] \rport__data$138[4] ;
+  wire [7:0] \rport__data$138[4][0] ;
+  wire [7:0] \rport__data$138[4][1] ;
+  wire [7:0] \rport__data$138[4][2] ;
+  wire [7:0] \rport__data$138[4][3] ;
+  wire [31:0] \rport__data$138[5] ;
+  wire [7:0] \rport__data$138[5][0] ;
+  wire [7:0] \rport__data$138[5][1] ;
+  wire [7:0] \rport__data$138[5][2] ;
+  wire [7:0] \rport__data$138[5][3] ;
+  wire [31:0] \rport__data$138[6] ;
+  wire [7:0] \rport__data$138[6][0] ;
+  wire [7:0] \rport__data$138[6][1] ;
+  wire [7:0] \rport__data$138[6][2] ;
+  wire [7:0] \rport__data$138[6][3] ;
+  wire [31:0] \rport__data$138[7] ;
+  wire [7:0] \rport__data$138[7][0] ;
+  wire [7:0] \rport__data$138[7][1] ;
+  wire [7:0] \rport__data$138[7][2] ;
+  wire [7:0] \rport__data$138[7][3] ;
+  wire [255:0] \rport__data$139 ;
+  wire [31:0] \rport__data$139[0] ;
+  wire [7:0] \rport__data$139[0][0] ;
+  wire [7:0] \rport__data$139[0][1] ;
+  wire [7:0] \rport__data$139[0][2] ;
+  wire [7:0] \rport__data$139[0][3] ;
+  wire [31:0] \rport__data$139[1] ;
+  wire [7:0] \rport__data$139[1][0] ;
+  wire [7:0] \rport__data$139[1][1] ;
+  wire [7:0] \rport__data$139[1][2] ;
+  wire [7:0] \rport__data$139[1][3] ;
+  wire [31:0] \rport__data$139[2] ;
+  wire [7:0] \rport__data$139[2][0] ;
+  wire [7:0] \rport__data$139[2][1] ;
+  wire [7:0] \rport__data$139[2][2] ;
+  wire [7:0] \rport__data$139[2][3] ;
+  wire [31:0] \rport__data$139[3] ;
+  wire [7:0] \rport__data$139[3][0] ;
+  wire [7:0] \rport__data$139[3][1] ;
+  wire [7:0] \rport__data$139[3][2] ;
+  wire [7:0] \rport__data$139[3][3] ;
+  wire [31:0] \rport__data$139[4] ;
+  wire [7:0] \rport__data$139[4][0] ;
+  wire [7:0] \rport__data$139[4][1] ;
+  wire [7:0] \rport__data$139[4][2] ;
+  wire [7:0] \rport__data$139[4][3] ;
+  wire [31:0] \rport__data$139[5] ;
+  wire [7:0] \rport__data$139[5][0] ;
+  wire [7:0] \rport__data$139[5][1] ;
+  wire [7:0] \rport__data$139[5][2] ;
+  wire [7:0] \rport__data$139[5][3] ;
+  wire [31:0] \rport__data$139[6] ;
+  wire [7:0] \rport__data$139[6][0] ;
+  wire [7:0] \rport__data$139[6][1] ;
+  wire [7:0] \rport__data$139[6][2] ;
+  wire [7:0] \rport__data$139[6][3] ;
+  wire [31:0] \rport__data$139[7] ;
+  wire [7:0] \rport__data$139[7][0] ;
+  wire [7:0] \rport__data$139[7][1] ;
+  wire [7:0] \rport__data$139[7][2] ;
+  wire [7:0] \rport__data$139[7][3] ;
+  wire [255:0] \rport__data$140 ;
+  wire [31:0] \rport__data$140[0] ;
+  wire [7:0] \rport__data$140[0][0] ;
+  wire [7:0] \rport__data$140[0][1] ;
+  wire [7:0] \rport__data$140[0][2] ;
+  wire [7:0] \rport__data$140[0][3] ;
+  wire [31:0] \rport__data$140[1] ;
+  wire [7:0] \rport__data$140[1][0] ;
+  wire [7:0] \rport__data$140[1][1] ;
+  wire [7:0] \rport__data$140[1][2] ;
+  wire [7:0] \rport__data$140[1][3] ;
+  wire [31:0] \rport__data$140[2] ;
+  wire [7:0] \rport__data$140[2][0] ;
+  wire [7:0] \rport__data$140[2][1] ;
+  wire [7:0] \rport__data$140[2][2] ;
+  wire [7:0] \rport__data$140[2][3] ;
+  wire [31:0] \rport__data$140[3] ;
+  wire [7:0] \rport__data$140[3][0] ;
+  wire [7:0] \rport__data$140[3][1] ;
+  wire [7:0] \rport__data$140[3][2] ;
+  wire [7:0] \rport__data$140[3][3] ;
+  wire [31:0] \rport__data$140[4] ;
+  wire [7:0] \rport__data$140[4][0] ;
+  wire [7:0] \rport__data$140[4][1] ;
+  wire [7:0] \rport__data$140[4][2] ;
+  wire [7:0] \rport__data$140[4][3] ;
+  wire [31:0] \rport__data$140[5] ;
+  wire [7:0] \rport__data$140[5][0] ;
+  wire [7:0] \rport__data$140[5][1] ;
+  wire [7:0] \rport__data$140[5][2] ;
+  wire [7:0] \rport__data$140[5][3] ;
+  wire [31:0] \rport__data$140[6] ;
+  wire [7:0] \rport__data$140[6][0] ;
+  wire [7:0] \rport__data$140[6][1] ;
+  wire [7:0] \rport__data$140[6][2] ;
+  wire [7:0] \rport__data$140[6][3] ;
+  wire [31:0] \rport__data$140[7] ;
+  wire [7:0] \rport__data$140[7][0] ;
+  wire [7:0] \rport__data$140[7][1] ;
+  wire [7:0] \rport__data$140[7][2] ;
+  wire [7:0] \rport__data$140[7][3] ;
+  wire [255:0] \rport__data$141 ;
+  wire [31:0] \rport__data$141[0] ;
+  wire [7:0] \rport__data$141[0][0] ;
+  wire [7:0] \rport__data$141[0][1] ;
+  wire [7:0] \rport__data$141[0][2] ;
+  wire [7:0] \rport__data$141[0][3] ;
+  wire [31:0] \rport__data$141[1] ;
+  wire [7:0] \rport__data$141[1][0] ;
+  wire [7:0] \rport__data$141[1][1] ;
+  wire [7:0] \rport__data$141[1][2] ;
+  wire [7:0] \rport__data$141[1][3] ;
+  wire [31:0] \rport__data$141[2] ;
+  wire [7:0] \rport__data$141[2][0] ;
+  wire [7:0] \rport__data$141[2][1] ;
+  wire [7:0] \rport__data$141[2][2] ;
+  wire [7:0] \rport__data$141[2][3] ;
+  wire [31:0] \rport__data$141[3] ;
+  wire [7:0] \rport__data$141[3][0] ;
+  wire [7:0] \rport__data$141[3][1] ;
+  wire [7:0] \rport__data$141[3][2] ;
+  wire [7:0] \rport__data$141[3][3] ;
+  wire [31:0] \rport__data$141[4] ;
+  wire [7:0] \rport__data$141[4][0] ;
+  wire [7:0] \rport__data$141[4][1] ;
+  wire [7:0] \rport__data$141[4][2] ;
+  wire [7:0] \rport__data$141[4][3] ;
+  wire [31:0] \rport__data$141[5] ;
+  wire [7:0] \rport__data$141[5][0] ;
+  wire [7:0] \rport__data$141[5][1] ;
+  wire [7:0] \rport__data$141[5][2] ;
+  wire [7:0] \rport__data$141[5][3] ;
+  wire [31:0] \rport__data$141[6] ;
+  wire [7:0] \rport__data$141[6][0] ;
+  wire [7:0] \rport__data$141[6][1] ;
+  wire [7:0] \rport__data$141[6][2] ;
+  wire [7:0] \rport__data$141[6][3] ;
+  wire [31:0] \rport__data$141[7] ;
+  wire [7:0] \rport__data$141[7][0] ;
+  wire [7:0] \rport__data$141[7][1] ;
+  wire [7:0] \rport__data$141[7][2] ;
+  wire [7:0] \rport__data$141[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -6697,7 +6699,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  wire [255:0] w__payload;
+  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -6706,7 +6708,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  wire w__valid;
+  reg w__valid = 1'h0;
   reg [11:0] waddr = 12'h000;
   reg [255:0] wbyp0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wbyp0[0] ;
@@ -7092,21 +7094,21 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \wmem_w_data[7][3] ;
   reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$122  = 7'h00;
+  reg [6:0] \wport__addr$111  = 7'h00;
   wire [8:0] \wport__addr$13 ;
   wire [8:0] \wport__addr$16 ;
   wire [8:0] \wport__addr$19 ;
   wire [7:0] \wport__addr$22 ;
   reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] \wport__data$124  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$124[0] ;
-  wire [31:0] \wport__data$124[1] ;
-  wire [31:0] \wport__data$124[2] ;
-  wire [31:0] \wport__data$124[3] ;
-  wire [31:0] \wport__data$124[4] ;
-  wire [31:0] \wport__data$124[5] ;
-  wire [31:0] \wport__data$124[6] ;
-  wire [31:0] \wport__data$124[7] ;
+  reg [255:0] \wport__data$113  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$113[0] ;
+  wire [31:0] \wport__data$113[1] ;
+  wire [31:0] \wport__data$113[2] ;
+  wire [31:0] \wport__data$113[3] ;
+  wire [31:0] \wport__data$113[4] ;
+  wire [31:0] \wport__data$113[5] ;
+  wire [31:0] \wport__data$113[6] ;
+  wire [31:0] \wport__data$113[7] ;
   (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
   wire [255:0] \wport__data$14 ;
   wire [31:0] \wport__data$14[0] ;
@@ -7316,7 +7318,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$126  = 1'h0;
+  reg \wport__en$115  = 1'h0;
   wire \wport__en$15 ;
   wire \wport__en$18 ;
   wire \wport__en$21 ;
@@ -7499,8 +7501,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$126 )
-      rbuf[\wport__addr$122 ] <= \wport__data$124 ;
+    if (\wport__en$115 )
+      rbuf[\wport__addr$111 ] <= \wport__data$113 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -8033,7 +8035,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$148  = _1_;
+  assign \rport__data$137  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
@@ -8558,7 +8560,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$149  = _2_;
+  assign \rport__data$138  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -9083,7 +9085,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$150  = _3_;
+  assign \rport__data$139  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -9608,7 +9610,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$151  = _4_;
+  assign \rport__data$140  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -9877,7 +9879,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$152  = _5_;
+  assign \rport__data$141  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
@@ -9991,10 +9993,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \$108  = \$95  & \$107 ;
   assign \$109  = advance & tokens__payload[9];
   assign \$110  = ~ tokens__payload[0];
-  assign \$111  = \wport__addr$122  == tokens__payload[7:1];
-  assign \$112  = \wport__en$126  & \$111 ;
+  assign \$111  = \wport__addr$111  == tokens__payload[7:1];
+  assign \$112  = \wport__en$115  & \$111 ;
   assign \$113  = \$110  | \$112 ;
-  assign \$114  = tokens__payload[0] ? \wport__data$124  : r__payload;
+  assign \$114  = tokens__payload[0] ? \wport__data$113  : r__payload;
   always @(posedge clk)
     wmem_w_en <= \$115 ;
   always @(posedge clk)
@@ -10062,25 +10064,29 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk)
     a <= \$147 ;
   always @(posedge clk)
-    credits <= \$148 ;
+    w__valid <= \$148 ;
   always @(posedge clk)
-    beats__ready <= \$149 ;
+    w__payload <= \$149 ;
   always @(posedge clk)
-    \wport__en$126  <= \$150 ;
+    credits <= \$150 ;
   always @(posedge clk)
-    \wport__addr$122  <= \$151 ;
+    beats__ready <= \$151 ;
   always @(posedge clk)
-    \wport__data$124  <= \$152 ;
+    \wport__en$115  <= \$152 ;
   always @(posedge clk)
-    out_valid <= \$153 ;
+    \wport__addr$111  <= \$153 ;
   always @(posedge clk)
-    out_hit <= \$154 ;
+    \wport__data$113  <= \$154 ;
   always @(posedge clk)
-    out_own <= \$155 ;
+    out_valid <= \$155 ;
   always @(posedge clk)
-    out_entry <= \$156 ;
+    out_hit <= \$156 ;
   always @(posedge clk)
-    out_data <= \$157 ;
+    out_own <= \$157 ;
+  always @(posedge clk)
+    out_entry <= \$158 ;
+  always @(posedge clk)
+    out_data <= \$159 ;
   \mercury_core.array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -10094,7 +10100,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     .\a$10 (a),
     .acc(acc),
     .clk(clk),
-    .done(w__valid),
+    .done(done),
     .first(first),
     .last(last),
     .mask(mask),
@@ -10104,7 +10110,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe1  pe1 (
     .\a$10 (a),
-    .acc(\acc$105 ),
+    .acc(\acc$151 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10115,7 +10121,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe2  pe2 (
     .\a$10 (a),
-    .acc(\acc$106 ),
+    .acc(\acc$152 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10126,7 +10132,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe3  pe3 (
     .\a$10 (a),
-    .acc(\acc$107 ),
+    .acc(\acc$153 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10137,7 +10143,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe4  pe4 (
     .\a$10 (a),
-    .acc(\acc$108 ),
+    .acc(\acc$154 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10148,7 +10154,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe5  pe5 (
     .\a$10 (a),
-    .acc(\acc$109 ),
+    .acc(\acc$155 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10159,7 +10165,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe6  pe6 (
     .\a$10 (a),
-    .acc(\acc$110 ),
+    .acc(\acc$156 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10170,7 +10176,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   \mercury_core.array.pe7  pe7 (
     .\a$10 (a),
-    .acc(\acc$111 ),
+    .acc(\acc$157 ),
     .clk(clk),
     .first(first),
     .last(last),
@@ -10333,35 +10339,35 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$133  = \rport__data$148 ;
+    \$133  = \rport__data$137 ;
     if (rst) begin
       \$133  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$134  = \rport__data$149 ;
+    \$134  = \rport__data$138 ;
     if (rst) begin
       \$134  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$135  = \rport__data$150 ;
+    \$135  = \rport__data$139 ;
     if (rst) begin
       \$135  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$136  = \rport__data$151 ;
+    \$136  = \rport__data$140 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$137  = \rport__data$152 ;
+    \$137  = \rport__data$141 ;
     if (rst) begin
       \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
@@ -10450,66 +10456,67 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$148  = credits_next;
+    \$148  = done;
     if (rst) begin
-      \$148  = 5'h10;
+      \$148  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$149  = \$108 ;
+    \$149 [31:0] = acc;
+    \$149 [63:32] = \acc$151 ;
+    \$149 [95:64] = \acc$152 ;
+    \$149 [127:96] = \acc$153 ;
+    \$149 [159:128] = \acc$154 ;
+    \$149 [191:160] = \acc$155 ;
+    \$149 [223:192] = \acc$156 ;
+    \$149 [255:224] = \acc$157 ;
     if (rst) begin
-      \$149  = 1'h0;
+      \$149  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$150  = \$109 ;
+    \$150  = credits_next;
     if (rst) begin
-      \$150  = 1'h0;
+      \$150  = 5'h10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$151  = tokens__payload[7:1];
+    \$151  = \$108 ;
     if (rst) begin
-      \$151  = 7'h00;
+      \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$152  = r__payload;
+    \$152  = \$109 ;
     if (rst) begin
-      \$152  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$153  = out_valid;
+    \$153  = tokens__payload[7:1];
+    if (rst) begin
+      \$153  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$154  = r__payload;
+    if (rst) begin
+      \$154  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$155  = out_valid;
     if (advance) begin
-      \$153  = 1'h1;
+      \$155  = 1'h1;
     end else if (results__ready) begin
-      \$153  = 1'h0;
-    end
-    if (rst) begin
-      \$153  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$154  = out_hit;
-    if (advance) begin
-      \$154  = tokens__payload[0];
-    end
-    if (rst) begin
-      \$154  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$155  = out_own;
-    if (advance) begin
-      \$155  = \$113 ;
+      \$155  = 1'h0;
     end
     if (rst) begin
       \$155  = 1'h0;
@@ -10517,22 +10524,42 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$156  = out_entry;
+    \$156  = out_hit;
     if (advance) begin
-      \$156  = tokens__payload[7:1];
+      \$156  = tokens__payload[0];
     end
     if (rst) begin
-      \$156  = 7'h00;
+      \$156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$157  = out_data;
+    \$157  = out_own;
     if (advance) begin
-      \$157  = \$114 ;
+      \$157  = \$113 ;
     end
     if (rst) begin
-      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$157  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$158  = out_entry;
+    if (advance) begin
+      \$158  = tokens__payload[7:1];
+    end
+    if (rst) begin
+      \$158  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$159  = out_data;
+    if (advance) begin
+      \$159  = \$114 ;
+    end
+    if (rst) begin
+      \$159  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = wmem_w_addr[8:0];
@@ -10603,11 +10630,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \valid$98  = valid;
   assign \first$99  = first;
   assign \last$100  = last;
-  assign done = w__valid;
-  assign rbuf_w_addr = \wport__addr$122 ;
-  assign rbuf_w_data = \wport__data$124 ;
-  assign rbuf_w_en = \wport__en$126 ;
-  assign \rport__addr$128  = tokens__payload[7:1];
+  assign rbuf_w_addr = \wport__addr$111 ;
+  assign rbuf_w_data = \wport__data$113 ;
+  assign rbuf_w_en = \wport__en$115 ;
+  assign \rport__addr$117  = tokens__payload[7:1];
   assign rport__en = advance;
   assign results__valid = out_valid;
   assign \weights__payload.data  = weights__payload[255:0];
@@ -11249,34 +11275,26 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \w$96[1]  = wword[239:232];
   assign \w$96[2]  = wword[247:240];
   assign \w$96[3]  = wword[255:248];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
   assign \tokens__payload.store  = tokens__payload[9];
-  assign \wport__data$124[0]  = \wport__data$124 [31:0];
-  assign \wport__data$124[1]  = \wport__data$124 [63:32];
-  assign \wport__data$124[2]  = \wport__data$124 [95:64];
-  assign \wport__data$124[3]  = \wport__data$124 [127:96];
-  assign \wport__data$124[4]  = \wport__data$124 [159:128];
-  assign \wport__data$124[5]  = \wport__data$124 [191:160];
-  assign \wport__data$124[6]  = \wport__data$124 [223:192];
-  assign \wport__data$124[7]  = \wport__data$124 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$124 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$124 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$124 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$124 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$124 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$124 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$124 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$124 [255:224];
+  assign \wport__data$113[0]  = \wport__data$113 [31:0];
+  assign \wport__data$113[1]  = \wport__data$113 [63:32];
+  assign \wport__data$113[2]  = \wport__data$113 [95:64];
+  assign \wport__data$113[3]  = \wport__data$113 [127:96];
+  assign \wport__data$113[4]  = \wport__data$113 [159:128];
+  assign \wport__data$113[5]  = \wport__data$113 [191:160];
+  assign \wport__data$113[6]  = \wport__data$113 [223:192];
+  assign \wport__data$113[7]  = \wport__data$113 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$113 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$113 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$113 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$113 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$113 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$113 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$113 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$113 [255:224];
   assign \results__payload.data  = results__payload[255:0];
   assign \results__payload.data[0]  = results__payload[31:0];
   assign \results__payload.data[1]  = results__payload[63:32];
@@ -11344,210 +11362,218 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \wbyp0[7][1]  = wbyp0[239:232];
   assign \wbyp0[7][2]  = wbyp0[247:240];
   assign \wbyp0[7][3]  = wbyp0[255:248];
-  assign \rport__data$148[0]  = \rport__data$148 [31:0];
-  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
-  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
-  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
-  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
-  assign \rport__data$148[1]  = \rport__data$148 [63:32];
-  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
-  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
-  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
-  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
-  assign \rport__data$148[2]  = \rport__data$148 [95:64];
-  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
-  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
-  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
-  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
-  assign \rport__data$148[3]  = \rport__data$148 [127:96];
-  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
-  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
-  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
-  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
-  assign \rport__data$148[4]  = \rport__data$148 [159:128];
-  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
-  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
-  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
-  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
-  assign \rport__data$148[5]  = \rport__data$148 [191:160];
-  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
-  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
-  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
-  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
-  assign \rport__data$148[6]  = \rport__data$148 [223:192];
-  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
-  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
-  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
-  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
-  assign \rport__data$148[7]  = \rport__data$148 [255:224];
-  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
-  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
-  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
-  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
-  assign \rport__data$149[0]  = \rport__data$149 [31:0];
-  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
-  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
-  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
-  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
-  assign \rport__data$149[1]  = \rport__data$149 [63:32];
-  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
-  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
-  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
-  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
-  assign \rport__data$149[2]  = \rport__data$149 [95:64];
-  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
-  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
-  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
-  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
-  assign \rport__data$149[3]  = \rport__data$149 [127:96];
-  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
-  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
-  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
-  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
-  assign \rport__data$149[4]  = \rport__data$149 [159:128];
-  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
-  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
-  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
-  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
-  assign \rport__data$149[5]  = \rport__data$149 [191:160];
-  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
-  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
-  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
-  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
-  assign \rport__data$149[6]  = \rport__data$149 [223:192];
-  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
-  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
-  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
-  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
-  assign \rport__data$149[7]  = \rport__data$149 [255:224];
-  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
-  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
-  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
-  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
-  assign \rport__data$150[0]  = \rport__data$150 [31:0];
-  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
-  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
-  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
-  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
-  assign \rport__data$150[1]  = \rport__data$150 [63:32];
-  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
-  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
-  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
-  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
-  assign \rport__data$150[2]  = \rport__data$150 [95:64];
-  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
-  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
-  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
-  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
-  assign \rport__data$150[3]  = \rport__data$150 [127:96];
-  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
-  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
-  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
-  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
-  assign \rport__data$150[4]  = \rport__data$150 [159:128];
-  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
-  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
-  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
-  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
-  assign \rport__data$150[5]  = \rport__data$150 [191:160];
-  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
-  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
-  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
-  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
-  assign \rport__data$150[6]  = \rport__data$150 [223:192];
-  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
-  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
-  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
-  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
-  assign \rport__data$150[7]  = \rport__data$150 [255:224];
-  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
-  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
-  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
-  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
-  assign \rport__data$151[0]  = \rport__data$151 [31:0];
-  assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
-  assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
-  assign \rport__data$151[0][2]  = \rport__data$151 [23:16];
-  assign \rport__data$151[0][3]  = \rport__data$151 [31:24];
-  assign \rport__data$151[1]  = \rport__data$151 [63:32];
-  assign \rport__data$151[1][0]  = \rport__data$151 [39:32];
-  assign \rport__data$151[1][1]  = \rport__data$151 [47:40];
-  assign \rport__data$151[1][2]  = \rport__data$151 [55:48];
-  assign \rport__data$151[1][3]  = \rport__data$151 [63:56];
-  assign \rport__data$151[2]  = \rport__data$151 [95:64];
-  assign \rport__data$151[2][0]  = \rport__data$151 [71:64];
-  assign \rport__data$151[2][1]  = \rport__data$151 [79:72];
-  assign \rport__data$151[2][2]  = \rport__data$151 [87:80];
-  assign \rport__data$151[2][3]  = \rport__data$151 [95:88];
-  assign \rport__data$151[3]  = \rport__data$151 [127:96];
-  assign \rport__data$151[3][0]  = \rport__data$151 [103:96];
-  assign \rport__data$151[3][1]  = \rport__data$151 [111:104];
-  assign \rport__data$151[3][2]  = \rport__data$151 [119:112];
-  assign \rport__data$151[3][3]  = \rport__data$151 [127:120];
-  assign \rport__data$151[4]  = \rport__data$151 [159:128];
-  assign \rport__data$151[4][0]  = \rport__data$151 [135:128];
-  assign \rport__data$151[4][1]  = \rport__data$151 [143:136];
-  assign \rport__data$151[4][2]  = \rport__data$151 [151:144];
-  assign \rport__data$151[4][3]  = \rport__data$151 [159:152];
-  assign \rport__data$151[5]  = \rport__data$151 [191:160];
-  assign \rport__data$151[5][0]  = \rport__data$151 [167:160];
-  assign \rport__data$151[5][1]  = \rport__data$151 [175:168];
-  assign \rport__data$151[5][2]  = \rport__data$151 [183:176];
-  assign \rport__data$151[5][3]  = \rport__data$151 [191:184];
-  assign \rport__data$151[6]  = \rport__data$151 [223:192];
-  assign \rport__data$151[6][0]  = \rport__data$151 [199:192];
-  assign \rport__data$151[6][1]  = \rport__data$151 [207:200];
-  assign \rport__data$151[6][2]  = \rport__data$151 [215:208];
-  assign \rport__data$151[6][3]  = \rport__data$151 [223:216];
-  assign \rport__data$151[7]  = \rport__data$151 [255:224];
-  assign \rport__data$151[7][0]  = \rport__data$151 [231:224];
-  assign \rport__data$151[7][1]  = \rport__data$151 [239:232];
-  assign \rport__data$151[7][2]  = \rport__data$151 [247:240];
-  assign \rport__data$151[7][3]  = \rport__data$151 [255:248];
-  assign \rport__data$152[0]  = \rport__data$152 [31:0];
-  assign \rport__data$152[0][0]  = \rport__data$152 [7:0];
-  assign \rport__data$152[0][1]  = \rport__data$152 [15:8];
-  assign \rport__data$152[0][2]  = \rport__data$152 [23:16];
-  assign \rport__data$152[0][3]  = \rport__data$152 [31:24];
-  assign \rport__data$152[1]  = \rport__data$152 [63:32];
-  assign \rport__data$152[1][0]  = \rport__data$152 [39:32];
-  assign \rport__data$152[1][1]  = \rport__data$152 [47:40];
-  assign \rport__data$152[1][2]  = \rport__data$152 [55:48];
-  assign \rport__data$152[1][3]  = \rport__data$152 [63:56];
-  assign \rport__data$152[2]  = \rport__data$152 [95:64];
-  assign \rport__data$152[2][0]  = \rport__data$152 [71:64];
-  assign \rport__data$152[2][1]  = \rport__data$152 [79:72];
-  assign \rport__data$152[2][2]  = \rport__data$152 [87:80];
-  assign \rport__data$152[2][3]  = \rport__data$152 [95:88];
-  assign \rport__data$152[3]  = \rport__data$152 [127:96];
-  assign \rport__data$152[3][0]  = \rport__data$152 [103:96];
-  assign \rport__data$152[3][1]  = \rport__data$152 [111:104];
-  assign \rport__data$152[3][2]  = \rport__data$152 [119:112];
-  assign \rport__data$152[3][3]  = \rport__data$152 [127:120];
-  assign \rport__data$152[4]  = \rport__data$152 [159:128];
-  assign \rport__data$152[4][0]  = \rport__data$152 [135:128];
-  assign \rport__data$152[4][1]  = \rport__data$152 [143:136];
-  assign \rport__data$152[4][2]  = \rport__data$152 [151:144];
-  assign \rport__data$152[4][3]  = \rport__data$152 [159:152];
-  assign \rport__data$152[5]  = \rport__data$152 [191:160];
-  assign \rport__data$152[5][0]  = \rport__data$152 [167:160];
-  assign \rport__data$152[5][1]  = \rport__data$152 [175:168];
-  assign \rport__data$152[5][2]  = \rport__data$152 [183:176];
-  assign \rport__data$152[5][3]  = \rport__data$152 [191:184];
-  assign \rport__data$152[6]  = \rport__data$152 [223:192];
-  assign \rport__data$152[6][0]  = \rport__data$152 [199:192];
-  assign \rport__data$152[6][1]  = \rport__data$152 [207:200];
-  assign \rport__data$152[6][2]  = \rport__data$152 [215:208];
-  assign \rport__data$152[6][3]  = \rport__data$152 [223:216];
-  assign \rport__data$152[7]  = \rport__data$152 [255:224];
-  assign \rport__data$152[7][0]  = \rport__data$152 [231:224];
-  assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
-  assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
-  assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
+  assign \rport__data$137[0]  = \rport__data$137 [31:0];
+  assign \rport__data$137[0][0]  = \rport__data$137 [7:0];
+  assign \rport__data$137[0][1]  = \rport__data$137 [15:8];
+  assign \rport__data$137[0][2]  = \rport__data$137 [23:16];
+  assign \rport__data$137[0][3]  = \rport__data$137 [31:24];
+  assign \rport__data$137[1]  = \rport__data$137 [63:32];
+  assign \rport__data$137[1][0]  = \rport__data$137 [39:32];
+  assign \rport__data$137[1][1]  = \rport__data$137 [47:40];
+  assign \rport__data$137[1][2]  = \rport__data$137 [55:48];
+  assign \rport__data$137[1][3]  = \rport__data$137 [63:56];
+  assign \rport__data$137[2]  = \rport__data$137 [95:64];
+  assign \rport__data$137[2][0]  = \rport__data$137 [71:64];
+  assign \rport__data$137[2][1]  = \rport__data$137 [79:72];
+  assign \rport__data$137[2][2]  = \rport__data$137 [87:80];
+  assign \rport__data$137[2][3]  = \rport__data$137 [95:88];
+  assign \rport__data$137[3]  = \rport__data$137 [127:96];
+  assign \rport__data$137[3][0]  = \rport__data$137 [103:96];
+  assign \rport__data$137[3][1]  = \rport__data$137 [111:104];
+  assign \rport__data$137[3][2]  = \rport__data$137 [119:112];
+  assign \rport__data$137[3][3]  = \rport__data$137 [127:120];
+  assign \rport__data$137[4]  = \rport__data$137 [159:128];
+  assign \rport__data$137[4][0]  = \rport__data$137 [135:128];
+  assign \rport__data$137[4][1]  = \rport__data$137 [143:136];
+  assign \rport__data$137[4][2]  = \rport__data$137 [151:144];
+  assign \rport__data$137[4][3]  = \rport__data$137 [159:152];
+  assign \rport__data$137[5]  = \rport__data$137 [191:160];
+  assign \rport__data$137[5][0]  = \rport__data$137 [167:160];
+  assign \rport__data$137[5][1]  = \rport__data$137 [175:168];
+  assign \rport__data$137[5][2]  = \rport__data$137 [183:176];
+  assign \rport__data$137[5][3]  = \rport__data$137 [191:184];
+  assign \rport__data$137[6]  = \rport__data$137 [223:192];
+  assign \rport__data$137[6][0]  = \rport__data$137 [199:192];
+  assign \rport__data$137[6][1]  = \rport__data$137 [207:200];
+  assign \rport__data$137[6][2]  = \rport__data$137 [215:208];
+  assign \rport__data$137[6][3]  = \rport__data$137 [223:216];
+  assign \rport__data$137[7]  = \rport__data$137 [255:224];
+  assign \rport__data$137[7][0]  = \rport__data$137 [231:224];
+  assign \rport__data$137[7][1]  = \rport__data$137 [239:232];
+  assign \rport__data$137[7][2]  = \rport__data$137 [247:240];
+  assign \rport__data$137[7][3]  = \rport__data$137 [255:248];
+  assign \rport__data$138[0]  = \rport__data$138 [31:0];
+  assign \rport__data$138[0][0]  = \rport__data$138 [7:0];
+  assign \rport__data$138[0][1]  = \rport__data$138 [15:8];
+  assign \rport__data$138[0][2]  = \rport__data$138 [23:16];
+  assign \rport__data$138[0][3]  = \rport__data$138 [31:24];
+  assign \rport__data$138[1]  = \rport__data$138 [63:32];
+  assign \rport__data$138[1][0]  = \rport__data$138 [39:32];
+  assign \rport__data$138[1][1]  = \rport__data$138 [47:40];
+  assign \rport__data$138[1][2]  = \rport__data$138 [55:48];
+  assign \rport__data$138[1][3]  = \rport__data$138 [63:56];
+  assign \rport__data$138[2]  = \rport__data$138 [95:64];
+  assign \rport__data$138[2][0]  = \rport__data$138 [71:64];
+  assign \rport__data$138[2][1]  = \rport__data$138 [79:72];
+  assign \rport__data$138[2][2]  = \rport__data$138 [87:80];
+  assign \rport__data$138[2][3]  = \rport__data$138 [95:88];
+  assign \rport__data$138[3]  = \rport__data$138 [127:96];
+  assign \rport__data$138[3][0]  = \rport__data$138 [103:96];
+  assign \rport__data$138[3][1]  = \rport__data$138 [111:104];
+  assign \rport__data$138[3][2]  = \rport__data$138 [119:112];
+  assign \rport__data$138[3][3]  = \rport__data$138 [127:120];
+  assign \rport__data$138[4]  = \rport__data$138 [159:128];
+  assign \rport__data$138[4][0]  = \rport__data$138 [135:128];
+  assign \rport__data$138[4][1]  = \rport__data$138 [143:136];
+  assign \rport__data$138[4][2]  = \rport__data$138 [151:144];
+  assign \rport__data$138[4][3]  = \rport__data$138 [159:152];
+  assign \rport__data$138[5]  = \rport__data$138 [191:160];
+  assign \rport__data$138[5][0]  = \rport__data$138 [167:160];
+  assign \rport__data$138[5][1]  = \rport__data$138 [175:168];
+  assign \rport__data$138[5][2]  = \rport__data$138 [183:176];
+  assign \rport__data$138[5][3]  = \rport__data$138 [191:184];
+  assign \rport__data$138[6]  = \rport__data$138 [223:192];
+  assign \rport__data$138[6][0]  = \rport__data$138 [199:192];
+  assign \rport__data$138[6][1]  = \rport__data$138 [207:200];
+  assign \rport__data$138[6][2]  = \rport__data$138 [215:208];
+  assign \rport__data$138[6][3]  = \rport__data$138 [223:216];
+  assign \rport__data$138[7]  = \rport__data$138 [255:224];
+  assign \rport__data$138[7][0]  = \rport__data$138 [231:224];
+  assign \rport__data$138[7][1]  = \rport__data$138 [239:232];
+  assign \rport__data$138[7][2]  = \rport__data$138 [247:240];
+  assign \rport__data$138[7][3]  = \rport__data$138 [255:248];
+  assign \rport__data$139[0]  = \rport__data$139 [31:0];
+  assign \rport__data$139[0][0]  = \rport__data$139 [7:0];
+  assign \rport__data$139[0][1]  = \rport__data$139 [15:8];
+  assign \rport__data$139[0][2]  = \rport__data$139 [23:16];
+  assign \rport__data$139[0][3]  = \rport__data$139 [31:24];
+  assign \rport__data$139[1]  = \rport__data$139 [63:32];
+  assign \rport__data$139[1][0]  = \rport__data$139 [39:32];
+  assign \rport__data$139[1][1]  = \rport__data$139 [47:40];
+  assign \rport__data$139[1][2]  = \rport__data$139 [55:48];
+  assign \rport__data$139[1][3]  = \rport__data$139 [63:56];
+  assign \rport__data$139[2]  = \rport__data$139 [95:64];
+  assign \rport__data$139[2][0]  = \rport__data$139 [71:64];
+  assign \rport__data$139[2][1]  = \rport__data$139 [79:72];
+  assign \rport__data$139[2][2]  = \rport__data$139 [87:80];
+  assign \rport__data$139[2][3]  = \rport__data$139 [95:88];
+  assign \rport__data$139[3]  = \rport__data$139 [127:96];
+  assign \rport__data$139[3][0]  = \rport__data$139 [103:96];
+  assign \rport__data$139[3][1]  = \rport__data$139 [111:104];
+  assign \rport__data$139[3][2]  = \rport__data$139 [119:112];
+  assign \rport__data$139[3][3]  = \rport__data$139 [127:120];
+  assign \rport__data$139[4]  = \rport__data$139 [159:128];
+  assign \rport__data$139[4][0]  = \rport__data$139 [135:128];
+  assign \rport__data$139[4][1]  = \rport__data$139 [143:136];
+  assign \rport__data$139[4][2]  = \rport__data$139 [151:144];
+  assign \rport__data$139[4][3]  = \rport__data$139 [159:152];
+  assign \rport__data$139[5]  = \rport__data$139 [191:160];
+  assign \rport__data$139[5][0]  = \rport__data$139 [167:160];
+  assign \rport__data$139[5][1]  = \rport__data$139 [175:168];
+  assign \rport__data$139[5][2]  = \rport__data$139 [183:176];
+  assign \rport__data$139[5][3]  = \rport__data$139 [191:184];
+  assign \rport__data$139[6]  = \rport__data$139 [223:192];
+  assign \rport__data$139[6][0]  = \rport__data$139 [199:192];
+  assign \rport__data$139[6][1]  = \rport__data$139 [207:200];
+  assign \rport__data$139[6][2]  = \rport__data$139 [215:208];
+  assign \rport__data$139[6][3]  = \rport__data$139 [223:216];
+  assign \rport__data$139[7]  = \rport__data$139 [255:224];
+  assign \rport__data$139[7][0]  = \rport__data$139 [231:224];
+  assign \rport__data$139[7][1]  = \rport__data$139 [239:232];
+  assign \rport__data$139[7][2]  = \rport__data$139 [247:240];
+  assign \rport__data$139[7][3]  = \rport__data$139 [255:248];
+  assign \rport__data$140[0]  = \rport__data$140 [31:0];
+  assign \rport__data$140[0][0]  = \rport__data$140 [7:0];
+  assign \rport__data$140[0][1]  = \rport__data$140 [15:8];
+  assign \rport__data$140[0][2]  = \rport__data$140 [23:16];
+  assign \rport__data$140[0][3]  = \rport__data$140 [31:24];
+  assign \rport__data$140[1]  = \rport__data$140 [63:32];
+  assign \rport__data$140[1][0]  = \rport__data$140 [39:32];
+  assign \rport__data$140[1][1]  = \rport__data$140 [47:40];
+  assign \rport__data$140[1][2]  = \rport__data$140 [55:48];
+  assign \rport__data$140[1][3]  = \rport__data$140 [63:56];
+  assign \rport__data$140[2]  = \rport__data$140 [95:64];
+  assign \rport__data$140[2][0]  = \rport__data$140 [71:64];
+  assign \rport__data$140[2][1]  = \rport__data$140 [79:72];
+  assign \rport__data$140[2][2]  = \rport__data$140 [87:80];
+  assign \rport__data$140[2][3]  = \rport__data$140 [95:88];
+  assign \rport__data$140[3]  = \rport__data$140 [127:96];
+  assign \rport__data$140[3][0]  = \rport__data$140 [103:96];
+  assign \rport__data$140[3][1]  = \rport__data$140 [111:104];
+  assign \rport__data$140[3][2]  = \rport__data$140 [119:112];
+  assign \rport__data$140[3][3]  = \rport__data$140 [127:120];
+  assign \rport__data$140[4]  = \rport__data$140 [159:128];
+  assign \rport__data$140[4][0]  = \rport__data$140 [135:128];
+  assign \rport__data$140[4][1]  = \rport__data$140 [143:136];
+  assign \rport__data$140[4][2]  = \rport__data$140 [151:144];
+  assign \rport__data$140[4][3]  = \rport__data$140 [159:152];
+  assign \rport__data$140[5]  = \rport__data$140 [191:160];
+  assign \rport__data$140[5][0]  = \rport__data$140 [167:160];
+  assign \rport__data$140[5][1]  = \rport__data$140 [175:168];
+  assign \rport__data$140[5][2]  = \rport__data$140 [183:176];
+  assign \rport__data$140[5][3]  = \rport__data$140 [191:184];
+  assign \rport__data$140[6]  = \rport__data$140 [223:192];
+  assign \rport__data$140[6][0]  = \rport__data$140 [199:192];
+  assign \rport__data$140[6][1]  = \rport__data$140 [207:200];
+  assign \rport__data$140[6][2]  = \rport__data$140 [215:208];
+  assign \rport__data$140[6][3]  = \rport__data$140 [223:216];
+  assign \rport__data$140[7]  = \rport__data$140 [255:224];
+  assign \rport__data$140[7][0]  = \rport__data$140 [231:224];
+  assign \rport__data$140[7][1]  = \rport__data$140 [239:232];
+  assign \rport__data$140[7][2]  = \rport__data$140 [247:240];
+  assign \rport__data$140[7][3]  = \rport__data$140 [255:248];
+  assign \rport__data$141[0]  = \rport__data$141 [31:0];
+  assign \rport__data$141[0][0]  = \rport__data$141 [7:0];
+  assign \rport__data$141[0][1]  = \rport__data$141 [15:8];
+  assign \rport__data$141[0][2]  = \rport__data$141 [23:16];
+  assign \rport__data$141[0][3]  = \rport__data$141 [31:24];
+  assign \rport__data$141[1]  = \rport__data$141 [63:32];
+  assign \rport__data$141[1][0]  = \rport__data$141 [39:32];
+  assign \rport__data$141[1][1]  = \rport__data$141 [47:40];
+  assign \rport__data$141[1][2]  = \rport__data$141 [55:48];
+  assign \rport__data$141[1][3]  = \rport__data$141 [63:56];
+  assign \rport__data$141[2]  = \rport__data$141 [95:64];
+  assign \rport__data$141[2][0]  = \rport__data$141 [71:64];
+  assign \rport__data$141[2][1]  = \rport__data$141 [79:72];
+  assign \rport__data$141[2][2]  = \rport__data$141 [87:80];
+  assign \rport__data$141[2][3]  = \rport__data$141 [95:88];
+  assign \rport__data$141[3]  = \rport__data$141 [127:96];
+  assign \rport__data$141[3][0]  = \rport__data$141 [103:96];
+  assign \rport__data$141[3][1]  = \rport__data$141 [111:104];
+  assign \rport__data$141[3][2]  = \rport__data$141 [119:112];
+  assign \rport__data$141[3][3]  = \rport__data$141 [127:120];
+  assign \rport__data$141[4]  = \rport__data$141 [159:128];
+  assign \rport__data$141[4][0]  = \rport__data$141 [135:128];
+  assign \rport__data$141[4][1]  = \rport__data$141 [143:136];
+  assign \rport__data$141[4][2]  = \rport__data$141 [151:144];
+  assign \rport__data$141[4][3]  = \rport__data$141 [159:152];
+  assign \rport__data$141[5]  = \rport__data$141 [191:160];
+  assign \rport__data$141[5][0]  = \rport__data$141 [167:160];
+  assign \rport__data$141[5][1]  = \rport__data$141 [175:168];
+  assign \rport__data$141[5][2]  = \rport__data$141 [183:176];
+  assign \rport__data$141[5][3]  = \rport__data$141 [191:184];
+  assign \rport__data$141[6]  = \rport__data$141 [223:192];
+  assign \rport__data$141[6][0]  = \rport__data$141 [199:192];
+  assign \rport__data$141[6][1]  = \rport__data$141 [207:200];
+  assign \rport__data$141[6][2]  = \rport__data$141 [215:208];
+  assign \rport__data$141[6][3]  = \rport__data$141 [223:216];
+  assign \rport__data$141[7]  = \rport__data$141 [255:224];
+  assign \rport__data$141[7][0]  = \rport__data$141 [231:224];
+  assign \rport__data$141[7][1]  = \rport__data$141 [239:232];
+  assign \rport__data$141[7][2]  = \rport__data$141 [247:240];
+  assign \rport__data$141[7][3]  = \rport__data$141 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
   assign \r__payload[0]  = r__payload[31:0];
   assign \r__payload[1]  = r__payload[63:32];
   assign \r__payload[2]  = r__payload[95:64];
@@ -11559,14 +11585,6 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign results__payload[255:0] = \$33 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
-  assign w__payload[255:224] = \acc$111 ;
-  assign w__payload[223:192] = \acc$110 ;
-  assign w__payload[191:160] = \acc$109 ;
-  assign w__payload[159:128] = \acc$108 ;
-  assign w__payload[127:96] = \acc$107 ;
-  assign w__payload[95:64] = \acc$106 ;
-  assign w__payload[63:32] = \acc$105 ;
-  assign w__payload[31:0] = acc;
   assign \$43  = { 9'h000, \$42 [12:9] };
   assign \$46  = { 9'h000, \$45 [12:9] };
   assign \$49  = { 9'h000, \$48 [12:9] };
@@ -11580,7 +11598,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed (rst, r_en, w_data, r__valid, r__payload, w_en, clk);
+module \mercury_core.array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -11657,7 +11675,7 @@ module \mercury_core.array.computed (rst, r_en, w_data, r__valid, r__payload, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_core.array.computed.queue (rst, r_en, w_data, level, r_rdy, w_rdy, r_data, w_en, clk);
+module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -12015,14 +12033,11 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12042,12 +12057,6 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12071,10 +12080,6 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12092,19 +12097,14 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12118,19 +12118,13 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$15 [0] = valid;
@@ -12159,60 +12153,39 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12234,17 +12207,6 @@ module \mercury_core.array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12266,14 +12228,11 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12293,12 +12252,6 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12321,10 +12274,6 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12342,19 +12291,14 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12368,19 +12312,13 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$15 [0] = valid;
@@ -12409,60 +12347,39 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12484,17 +12401,6 @@ module \mercury_core.array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12516,14 +12422,11 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12543,12 +12446,6 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12571,10 +12468,6 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12592,19 +12485,14 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12618,19 +12506,13 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$15 [0] = valid;
@@ -12659,60 +12541,39 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12734,17 +12595,6 @@ module \mercury_core.array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -12766,14 +12616,11 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -12793,12 +12640,6 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -12821,10 +12662,6 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -12842,19 +12679,14 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -12868,19 +12700,13 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15 [0] = valid;
@@ -12909,60 +12735,39 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -12984,17 +12789,6 @@ module \mercury_core.array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -13016,14 +12810,11 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -13043,12 +12834,6 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -13071,10 +12856,6 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -13092,19 +12873,14 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -13118,19 +12894,13 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$15 [0] = valid;
@@ -13159,60 +12929,39 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13234,17 +12983,6 @@ module \mercury_core.array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -13266,14 +13004,11 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -13293,12 +13028,6 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -13321,10 +13050,6 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -13342,19 +13067,14 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -13368,19 +13088,13 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15 [0] = valid;
@@ -13409,60 +13123,39 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13484,17 +13177,6 @@ module \mercury_core.array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -13516,14 +13198,11 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -13543,12 +13222,6 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -13571,10 +13244,6 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -13592,19 +13261,14 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -13618,19 +13282,13 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$15 [0] = valid;
@@ -13659,60 +13317,39 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13734,17 +13371,6 @@ module \mercury_core.array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
@@ -13766,14 +13392,11 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   reg [2:0] \$15 ;
   reg [31:0] \$16 ;
   reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
-  reg [31:0] \$19 ;
+  reg [2:0] \$18 ;
+  reg [63:0] \$19 ;
   wire [7:0] \$2 ;
-  reg [2:0] \$20 ;
-  reg [2:0] \$21 ;
-  reg [63:0] \$22 ;
-  reg [31:0] \$23 ;
-  reg \$24 ;
+  reg [31:0] \$20 ;
+  reg \$21 ;
   wire [7:0] \$3 ;
   wire [7:0] \$4 ;
   wire [15:0] \$5 ;
@@ -13793,12 +13416,6 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \a[1] ;
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
-  (* keep = 32'd1 *)
-  reg [31:0] a_mul = 32'd0;
-  wire [7:0] \a_mul[0] ;
-  wire [7:0] \a_mul[1] ;
-  wire [7:0] \a_mul[2] ;
-  wire [7:0] \a_mul[3] ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
   input clk;
@@ -13821,10 +13438,6 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire \s1.first ;
   wire \s1.last ;
   wire \s1.valid ;
-  reg [2:0] s1b = 3'h0;
-  wire \s1b.first ;
-  wire \s1b.last ;
-  wire \s1b.valid ;
   reg [2:0] s2 = 3'h0;
   wire \s2.first ;
   wire \s2.last ;
@@ -13842,19 +13455,14 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [31:0] w_mul = 32'd0;
-  wire [7:0] \w_mul[0] ;
-  wire [7:0] \w_mul[1] ;
-  wire [7:0] \w_mul[2] ;
-  wire [7:0] \w_mul[3] ;
   assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
   assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
   assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
   assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a_mul[7:0]) * $signed(w_mul[7:0]);
-  assign \$6  = $signed(a_mul[15:8]) * $signed(w_mul[15:8]);
-  assign \$7  = $signed(a_mul[23:16]) * $signed(w_mul[23:16]);
-  assign \$8  = $signed(a_mul[31:24]) * $signed(w_mul[31:24]);
+  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
+  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
+  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
+  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
   assign \$9  = s2[1] ? 32'd0 : acc;
   assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
   assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
@@ -13868,19 +13476,13 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   always @(posedge clk)
     a <= \$17 ;
   always @(posedge clk)
-    a_mul <= \$18 ;
+    s2 <= \$18 ;
   always @(posedge clk)
-    w_mul <= \$19 ;
+    prods <= \$19 ;
   always @(posedge clk)
-    s1b <= \$20 ;
+    acc <= \$20 ;
   always @(posedge clk)
-    s2 <= \$21 ;
-  always @(posedge clk)
-    prods <= \$22 ;
-  always @(posedge clk)
-    acc <= \$23 ;
-  always @(posedge clk)
-    done <= \$24 ;
+    done <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$15 [0] = valid;
@@ -13909,60 +13511,39 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = a;
+    \$18  = s1;
     if (rst) begin
-      \$18  = 32'd0;
+      \$18  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = w;
+    \$19  = prods;
+    if (s1[0]) begin
+      \$19 [15:0] = \$5 ;
+      \$19 [31:16] = \$6 ;
+      \$19 [47:32] = \$7 ;
+      \$19 [63:48] = \$8 ;
+    end
     if (rst) begin
-      \$19  = 32'd0;
+      \$19  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$20  = s1;
-    if (rst) begin
-      \$20  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$21  = s1b;
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$22  = prods;
-    if (s1b[0]) begin
-      \$22 [15:0] = \$5 ;
-      \$22 [31:16] = \$6 ;
-      \$22 [47:32] = \$7 ;
-      \$22 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$22  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$23  = acc;
+    \$20  = acc;
     if (s2[0]) begin
-      \$23  = \$13 [31:0];
+      \$20  = \$13 [31:0];
     end
     if (rst) begin
-      \$23  = 32'd0;
+      \$20  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$24  = \$14 ;
+    \$21  = \$14 ;
     if (rst) begin
-      \$24  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   assign \s1.valid  = s1[0];
@@ -13984,17 +13565,6 @@ module \mercury_core.array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , ac
   assign \a$10[1]  = \a$10 [15:8];
   assign \a$10[2]  = \a$10 [23:16];
   assign \a$10[3]  = \a$10 [31:24];
-  assign \a_mul[0]  = a_mul[7:0];
-  assign \a_mul[1]  = a_mul[15:8];
-  assign \a_mul[2]  = a_mul[23:16];
-  assign \a_mul[3]  = a_mul[31:24];
-  assign \w_mul[0]  = w_mul[7:0];
-  assign \w_mul[1]  = w_mul[15:8];
-  assign \w_mul[2]  = w_mul[23:16];
-  assign \w_mul[3]  = w_mul[31:24];
-  assign \s1b.valid  = s1b[0];
-  assign \s1b.first  = s1b[1];
-  assign \s1b.last  = s1b[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
