@@ -305,8 +305,9 @@ class MercuryCore(wiring.Component):
             layouts.command(cfg), self.PASS_DEPTH)
         m.submodules.array = array = ReuseAwarePEArray(cfg, depth=self.depth)
         # The hitmap/pointer memory: one MCACHE response per vector of the signature pass. Written
-        # only in signature passes and read only in replay passes (from the cycle after one
-        # starts; word 0 comes from a register): a read never meets a write.
+        # only in signature passes; its read port reads ``hm_ra`` every cycle, but the data is
+        # used only in replay passes (from the cycle after one starts; words 0 and 1 come from
+        # registers), when nothing writes: a read that meets a write is never used.
         m.submodules.hitmap = hitmap = Memory(
             shape=layouts.cache_response(cfg), depth=cfg.max_vectors, init=[],
             attrs=NO_COLLISION_RAM)

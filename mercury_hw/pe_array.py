@@ -195,7 +195,9 @@ class ReuseAwarePEArray(wiring.Component):
         depth = 2 * self.cfg.max_beats
         chunks = []
         for k, base in enumerate(range(0, depth, self.WEIGHT_CHUNK)):
-            # The loader writes only a free bank; the PEs read only a loaded one: no collision.
+            # A read meeting the write of its own word (a one-beat tile read as it lands) is
+            # taken from the bypass register (_read_weights); any other read meeting a write is
+            # of a bank not being computed (its data unused).
             chunk = Memory(shape=layouts.weight_word(self.cfg),
                            depth=min(self.WEIGHT_CHUNK, depth - base), init=[],
                            attrs=NO_COLLISION_RAM)

@@ -60,10 +60,8 @@ class SignatureGenerator(wiring.Component):
     **Throughput**: one beat per cycle, across vector boundaries (a vector's first beat may follow
     the previous vector's last beat in the next cycle); one signature per cycle for one-beat
     vectors, with ``signatures.ready`` held high.
-    **Backpressure**: ``vectors.ready`` is low while :data:`OUT_DEPTH` vectors have been started
-    (first beat in) but their signatures not yet taken; nothing is lost or reordered. (Counting
-    from the first beat, a register, keeps the length compare that finds a vector's last beat
-    out of the ready logic.)
+    **Backpressure**: ``vectors.ready`` is low while :data:`OUT_DEPTH` vectors have been accepted
+    (last beat in) but their signatures not yet taken; nothing is lost or reordered.
     ``vectors.ready`` depends on registers only (no combinational path from ``signatures.ready``).
 
     Parameters
@@ -113,7 +111,7 @@ class SignatureGenerator(wiring.Component):
         m.submodules.out_fifo = out_fifo = StreamFIFO(layouts.signature(self.cfg),
                                                       self.OUT_DEPTH)
 
-        # Input: vectors whose first beat is in but whose signature is not yet taken hold a credit
+        # Input: vectors whose last beat is in but whose signature is not yet taken hold a credit
         # each; with all OUT_DEPTH credits out the FIFO could fill, so no beat is taken.
         # ``vectors.ready`` = ``room`` (pending != OUT_DEPTH), a register moved with ``pending``.
         pending = Signal(range(self.OUT_DEPTH + 1))
@@ -124,7 +122,7 @@ class SignatureGenerator(wiring.Component):
             accept.eq(self.vectors.valid & self.vectors.ready),
         ]
 
-        s0_ctl, s0_data, s0_dir, s0_keep, first = self._stage0_directions(m, accept)
+        s0_ctl, s0_data, s0_dir, s0_keep, last = self._stage0_directions(m, accept)
         s1_ctl, s1_sum = self._stage1_lane_sums(m, s0_ctl, s0_data, s0_dir, s0_keep)
         sig = self._stage2_accumulate(m, s1_ctl, s1_sum)
         m.d.comb += [
@@ -137,7 +135,7 @@ class SignatureGenerator(wiring.Component):
         # leaves. (The credits keep the queue from overflowing: ``w.ready`` is not needed.)
         wiring.connect(m, out_fifo.r, wiring.flipped(self.signatures))
         taken = self.signatures.valid & self.signatures.ready
-        credit = accept & first     # a vector holds its credit from its first beat (a register)
+        credit = accept & last
         m.d.sync += pending.eq(late_step(pending, credit, taken))
         with m.If(credit ^ taken):
             m.d.sync += room.eq(taken | (pending != self.OUT_DEPTH - 1))
@@ -145,8 +143,7 @@ class SignatureGenerator(wiring.Component):
 
     def _stage0_directions(self, m, accept):
         """Beat position, lane mask, projection directions and the signature bits kept;
-        registers the masked beat. Returns the stage-0 control, data, directions and kept bits,
-        and ``first`` (a register: the next beat starts a vector).
+        registers the masked beat.
 
         Bit j is kept when ``sig_len`` is 0 or above j (spec 13), decoded with every beat (not
         held from the first beat like L: no more load on ``first``, which is on the critical
@@ -201,7 +198,7 @@ class SignatureGenerator(wiring.Component):
                 dirs.eq(direction),
             ]
             m.d.sync += [data[p].eq(Mux(mask[p], self.vectors.p.data[p], 0)) for p in range(P)]
-        return ctl, data, dirs, s0_keep, first
+        return ctl, data, dirs, s0_keep, last
 
     def _stage1_lane_sums(self, m, ctl_in, data, dirs, keep):
         """Per signature bit j, the sum over lanes of ``+-data[p]``, in two registered halves of

@@ -419,8 +419,8 @@ MUTANTS = [
     _m(
         "siggen_credit_per_beat",
         "mercury_hw/siggen.py",
-        "credit = accept & first ",
-        "credit = accept ",
+        "credit = accept & last",
+        "credit = accept",
         T_SIGGEN,
         "signature generator: every beat takes a credit (multi-beat vectors leak credits)",
     ),
