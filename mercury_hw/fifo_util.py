@@ -125,8 +125,8 @@ class _HeadRegisteredQueue(Elaboratable):
         m.submodules.storage = storage = Memory(shape=self.width, depth=rest, init=[])
         w_port = storage.write_port()
         r_port = storage.read_port(domain="comb")
-        held = Signal(range(rest + 1))     # entries in the memory
-        any_held = Signal()                # held != 0, a register
+        # Entries in the memory: level - r_rdy (the head fills first), so no counter of its own.
+        any_held = Signal()                # level - r_rdy != 0, a register
         produce = Signal(range(rest))
         consume = Signal(range(rest))
         refill = ~self.r_rdy | self.r_en   # the head is empty or leaves this cycle
@@ -138,9 +138,8 @@ class _HeadRegisteredQueue(Elaboratable):
         ]
         with m.If(refill):
             m.d.sync += self.r_data.eq(Mux(any_held, r_port.data, self.w_data))
-        m.d.sync += held.eq(late_step(held, to_memory, from_memory))
         with m.If(to_memory ^ from_memory):
-            m.d.sync += any_held.eq(to_memory | (held != 1))
+            m.d.sync += any_held.eq(to_memory | (self.level != self.r_rdy + 1))
         with m.If(to_memory):
             m.d.sync += produce.eq(Mux(produce == rest - 1, 0, produce + 1))
         with m.If(from_memory):

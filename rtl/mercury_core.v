@@ -11679,9 +11679,6 @@ module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
-  reg \$100 ;
-  reg [3:0] \$101 ;
-  reg [3:0] \$102 ;
   wire [4:0] \$11 ;
   wire [4:0] \$12 ;
   wire \$13 ;
@@ -11710,14 +11707,14 @@ module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [4:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -11725,65 +11722,39 @@ module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy
   wire \$48 ;
   wire \$49 ;
   wire [5:0] \$5 ;
-  wire [4:0] \$50 ;
-  wire [3:0] \$51 ;
-  wire [3:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [4:0] \$54 ;
+  wire [4:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [4:0] \$60 ;
+  wire [4:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [4:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [255:0] \$71 ;
+  reg \$72 ;
+  reg [3:0] \$73 ;
+  reg [3:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [4:0] \$81 ;
-  wire [4:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [4:0] \$87 ;
-  wire [4:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [4:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [255:0] \$98 ;
-  reg [3:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [3:0] consume = 4'h0;
-  reg [3:0] held = 4'h0;
   output [4:0] level;
   reg [4:0] level = 5'h00;
   reg [3:0] produce = 4'h0;
@@ -11831,6 +11802,63 @@ module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 4'he;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 5'h00 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 4'he;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 5'h00 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -11856,164 +11884,71 @@ module \mercury_core.array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [3:0] : held;
-  assign \$52  = \$36  ? \$37 [3:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 4'he;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 5'h00 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 4'he;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 5'h00 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 5'h00;
+      \$68  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$71  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 4'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [3:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [3:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [3:0];
     end
     if (rst) begin
-      \$101  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [3:0];
-    end
-    if (rst) begin
-      \$102  = 4'h0;
+      \$74  = 4'h0;
     end
   end
   assign w_port__addr = produce;
@@ -14500,9 +14435,6 @@ module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
   wire [3:0] \$10 ;
-  reg \$100 ;
-  reg [1:0] \$101 ;
-  reg [1:0] \$102 ;
   wire [2:0] \$11 ;
   wire [2:0] \$12 ;
   wire \$13 ;
@@ -14531,14 +14463,14 @@ module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [2:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -14546,65 +14478,39 @@ module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_
   wire \$48 ;
   wire \$49 ;
   wire [3:0] \$5 ;
-  wire [2:0] \$50 ;
-  wire [1:0] \$51 ;
-  wire [1:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [2:0] \$54 ;
+  wire [2:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [2:0] \$60 ;
+  wire [2:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [2:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [32:0] \$71 ;
+  reg \$72 ;
+  reg [1:0] \$73 ;
+  reg [1:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [2:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [2:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [32:0] \$98 ;
-  reg [1:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [1:0] consume = 2'h0;
-  reg [1:0] held = 2'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   reg [1:0] produce = 2'h0;
@@ -14640,6 +14546,63 @@ module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 2'h2;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 3'h0 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 2'h2;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 3'h0 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -14665,164 +14628,71 @@ module \mercury_core.passes.queue (clk, rst, w_en, r_en, level, r_rdy, w_rdy, r_
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [1:0] : held;
-  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 2'h2;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 3'h0 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 2'h2;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 3'h0 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 3'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 33'h000000000;
+      \$71  = 33'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 2'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [1:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [1:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [1:0];
     end
     if (rst) begin
-      \$101  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [1:0];
-    end
-    if (rst) begin
-      \$102  = 2'h0;
+      \$74  = 2'h0;
     end
   end
   assign w_port__addr = produce;
@@ -14889,9 +14759,6 @@ module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_r
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
   wire [3:0] \$10 ;
-  reg \$100 ;
-  reg [1:0] \$101 ;
-  reg [1:0] \$102 ;
   wire [2:0] \$11 ;
   wire [2:0] \$12 ;
   wire \$13 ;
@@ -14920,14 +14787,14 @@ module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_r
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [2:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -14935,65 +14802,39 @@ module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_r
   wire \$48 ;
   wire \$49 ;
   wire [3:0] \$5 ;
-  wire [2:0] \$50 ;
-  wire [1:0] \$51 ;
-  wire [1:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [2:0] \$54 ;
+  wire [2:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [2:0] \$60 ;
+  wire [2:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [2:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [7:0] \$71 ;
+  reg \$72 ;
+  reg [1:0] \$73 ;
+  reg [1:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [2:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [2:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [7:0] \$98 ;
-  reg [1:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [1:0] consume = 2'h0;
-  reg [1:0] held = 2'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   reg [1:0] produce = 2'h0;
@@ -15029,6 +14870,63 @@ module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_r
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 2'h2;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 3'h0 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 2'h2;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 3'h0 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -15054,164 +14952,71 @@ module \mercury_core.responses.queue (rst, r_en, w_en, w_data, level, r_rdy, w_r
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [1:0] : held;
-  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 2'h2;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 3'h0 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 2'h2;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 3'h0 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 3'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 8'h00;
+      \$71  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 2'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [1:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [1:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [1:0];
     end
     if (rst) begin
-      \$101  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [1:0];
-    end
-    if (rst) begin
-      \$102  = 2'h0;
+      \$74  = 2'h0;
     end
   end
   assign w_port__addr = produce;
@@ -17557,9 +17362,6 @@ module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rd
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire \$1 ;
   wire [3:0] \$10 ;
-  reg \$100 ;
-  reg [1:0] \$101 ;
-  reg [1:0] \$102 ;
   wire [2:0] \$11 ;
   wire [2:0] \$12 ;
   wire \$13 ;
@@ -17588,14 +17390,14 @@ module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rd
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [3:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -17603,65 +17405,39 @@ module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rd
   wire \$48 ;
   wire \$49 ;
   wire [3:0] \$5 ;
-  wire [3:0] \$50 ;
-  wire [2:0] \$51 ;
-  wire [2:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [2:0] \$54 ;
+  wire [2:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [2:0] \$60 ;
+  wire [2:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [2:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [16:0] \$71 ;
+  reg \$72 ;
+  reg [1:0] \$73 ;
+  reg [1:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [2:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [2:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [16:0] \$98 ;
-  reg [2:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [1:0] consume = 2'h0;
-  reg [2:0] held = 3'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   reg [1:0] produce = 2'h0;
@@ -17698,6 +17474,63 @@ module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rd
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 2'h3;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 3'h0 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 2'h3;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 3'h0 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -17723,164 +17556,71 @@ module \mercury_core.siggen.out_fifo.queue (rst, w_en, r_en, w_data, level, r_rd
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [2:0] : held;
-  assign \$52  = \$36  ? \$37 [2:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 2'h3;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 3'h0 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 2'h3;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 3'h0 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 3'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 17'h00000;
+      \$71  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 3'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [1:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [1:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [1:0];
     end
     if (rst) begin
-      \$101  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [1:0];
-    end
-    if (rst) begin
-      \$102  = 2'h0;
+      \$74  = 2'h0;
     end
   end
   assign w_port__addr = produce;
@@ -17946,9 +17686,6 @@ module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, 
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire \$1 ;
   wire [3:0] \$10 ;
-  reg \$100 ;
-  reg [1:0] \$101 ;
-  reg [1:0] \$102 ;
   wire [2:0] \$11 ;
   wire [2:0] \$12 ;
   wire \$13 ;
@@ -17977,14 +17714,14 @@ module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, 
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [2:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -17992,65 +17729,39 @@ module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, 
   wire \$48 ;
   wire \$49 ;
   wire [3:0] \$5 ;
-  wire [2:0] \$50 ;
-  wire [1:0] \$51 ;
-  wire [1:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [2:0] \$54 ;
+  wire [2:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [2:0] \$60 ;
+  wire [2:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [2:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [7:0] \$71 ;
+  reg \$72 ;
+  reg [1:0] \$73 ;
+  reg [1:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [2:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [2:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [7:0] \$98 ;
-  reg [1:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [1:0] consume = 2'h0;
-  reg [1:0] held = 2'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   reg [1:0] produce = 2'h0;
@@ -18086,6 +17797,63 @@ module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, 
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 2'h2;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 3'h0 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 2'h2;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 3'h0 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -18111,164 +17879,71 @@ module \mercury_core.words.queue (rst, w_en, w_data, r_en, level, r_rdy, w_rdy, 
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [1:0] : held;
-  assign \$52  = \$36  ? \$37 [1:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 2'h2;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 3'h0 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 2'h2;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 3'h0 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 3'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 8'h00;
+      \$71  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 2'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [1:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [1:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [1:0];
     end
     if (rst) begin
-      \$101  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [1:0];
-    end
-    if (rst) begin
-      \$102  = 2'h0;
+      \$74  = 2'h0;
     end
   end
   assign w_port__addr = produce;

@@ -2344,9 +2344,6 @@ module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_r
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [3:0] \$10 ;
-  reg \$100 ;
-  reg [1:0] \$101 ;
-  reg [1:0] \$102 ;
   wire [2:0] \$11 ;
   wire [2:0] \$12 ;
   wire \$13 ;
@@ -2375,14 +2372,14 @@ module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_r
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [3:0] \$37 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
-  wire \$43 ;
+  wire [1:0] \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
@@ -2390,65 +2387,39 @@ module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_r
   wire \$48 ;
   wire \$49 ;
   wire [3:0] \$5 ;
-  wire [3:0] \$50 ;
-  wire [2:0] \$51 ;
-  wire [2:0] \$52 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
   wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [2:0] \$54 ;
+  wire [2:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [2:0] \$60 ;
+  wire [2:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  reg [2:0] \$68 ;
+  reg \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$70 ;
+  reg [16:0] \$71 ;
+  reg \$72 ;
+  reg [1:0] \$73 ;
+  reg [1:0] \$74 ;
   wire \$8 ;
-  wire \$80 ;
-  wire [2:0] \$81 ;
-  wire [2:0] \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [2:0] \$87 ;
-  wire [2:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  reg [2:0] \$95 ;
-  reg \$96 ;
-  reg \$97 ;
-  reg [16:0] \$98 ;
-  reg [2:0] \$99 ;
   reg any_held = 1'h0;
   input clk;
   wire clk;
   reg [1:0] consume = 2'h0;
-  reg [2:0] held = 3'h0;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   reg [1:0] produce = 2'h0;
@@ -2485,6 +2456,63 @@ module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_r
       storage[produce] <= w_data;
   end
   assign r_port__data = storage[consume];
+  assign \$26  = ~ r_rdy;
+  assign \$27  = \$26  | r_en;
+  assign \$28  = ~ any_held;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = ~ r_rdy;
+  assign \$33  = \$32  | r_en;
+  assign \$34  = \$33  & any_held;
+  assign \$35  = \$31  ^ \$34 ;
+  assign \$36  = w_rdy & w_en;
+  assign \$37  = ~ r_rdy;
+  assign \$38  = \$37  | r_en;
+  assign \$39  = ~ any_held;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$36  & \$41 ;
+  assign \$43  = r_rdy + 1'h1;
+  assign \$44  = level != \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = w_rdy & w_en;
+  assign \$47  = ~ r_rdy;
+  assign \$48  = \$47  | r_en;
+  assign \$49  = ~ any_held;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = produce == 2'h3;
+  assign \$54  = produce + 1'h1;
+  assign \$55  = \$53  ? 3'h0 : \$54 ;
+  assign \$56  = ~ r_rdy;
+  assign \$57  = \$56  | r_en;
+  assign \$58  = \$57  & any_held;
+  assign \$59  = consume == 2'h3;
+  assign \$60  = consume + 1'h1;
+  assign \$61  = \$59  ? 3'h0 : \$60 ;
+  assign \$62  = w_rdy & w_en;
+  assign \$63  = ~ r_rdy;
+  assign \$64  = \$63  | r_en;
+  assign \$65  = ~ any_held;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = ~ \$66 ;
+  assign w_port__en = \$62  & \$67 ;
+  always @(posedge clk)
+    level <= \$68 ;
+  always @(posedge clk)
+    r_rdy <= \$69 ;
+  always @(posedge clk)
+    w_rdy <= \$70 ;
+  always @(posedge clk)
+    r_data <= \$71 ;
+  always @(posedge clk)
+    any_held <= \$72 ;
+  always @(posedge clk)
+    produce <= \$73 ;
+  always @(posedge clk)
+    consume <= \$74 ;
   assign \$1  = w_rdy & w_en;
   assign \$2  = r_rdy & r_en;
   assign \$3  = ~ \$2 ;
@@ -2510,164 +2538,71 @@ module \mercury_siggen.out_fifo.queue (clk, rst, w_en, w_data, level, r_rdy, w_r
   assign \$23  = \$22  | r_en;
   assign \$24  = any_held ? r_port__data : w_data;
   assign \$25  = w_rdy & w_en;
-  assign \$26  = ~ r_rdy;
-  assign \$27  = \$26  | r_en;
-  assign \$28  = ~ any_held;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = ~ \$29 ;
-  assign \$31  = \$25  & \$30 ;
-  assign \$32  = ~ r_rdy;
-  assign \$33  = \$32  | r_en;
-  assign \$34  = \$33  & any_held;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = \$31  & \$35 ;
-  assign \$37  = held + 1'h1;
-  assign \$38  = ~ r_rdy;
-  assign \$39  = \$38  | r_en;
-  assign \$40  = \$39  & any_held;
-  assign \$41  = w_rdy & w_en;
-  assign \$42  = ~ r_rdy;
-  assign \$43  = \$42  | r_en;
-  assign \$44  = ~ any_held;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ \$45 ;
-  assign \$47  = \$41  & \$46 ;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = \$40  & \$48 ;
-  assign \$50  = held - 1'h1;
-  assign \$51  = \$49  ? \$50 [2:0] : held;
-  assign \$52  = \$36  ? \$37 [2:0] : \$51 ;
-  assign \$53  = w_rdy & w_en;
-  assign \$54  = ~ r_rdy;
-  assign \$55  = \$54  | r_en;
-  assign \$56  = ~ any_held;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ~ \$57 ;
-  assign \$59  = \$53  & \$58 ;
-  assign \$60  = ~ r_rdy;
-  assign \$61  = \$60  | r_en;
-  assign \$62  = \$61  & any_held;
-  assign \$63  = \$59  ^ \$62 ;
-  assign \$64  = w_rdy & w_en;
-  assign \$65  = ~ r_rdy;
-  assign \$66  = \$65  | r_en;
-  assign \$67  = ~ any_held;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$64  & \$69 ;
-  assign \$71  = held != 1'h1;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = w_rdy & w_en;
-  assign \$74  = ~ r_rdy;
-  assign \$75  = \$74  | r_en;
-  assign \$76  = ~ any_held;
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$73  & \$78 ;
-  assign \$80  = produce == 2'h3;
-  assign \$81  = produce + 1'h1;
-  assign \$82  = \$80  ? 3'h0 : \$81 ;
-  assign \$83  = ~ r_rdy;
-  assign \$84  = \$83  | r_en;
-  assign \$85  = \$84  & any_held;
-  assign \$86  = consume == 2'h3;
-  assign \$87  = consume + 1'h1;
-  assign \$88  = \$86  ? 3'h0 : \$87 ;
-  assign \$89  = w_rdy & w_en;
-  assign \$90  = ~ r_rdy;
-  assign \$91  = \$90  | r_en;
-  assign \$92  = ~ any_held;
-  assign \$93  = \$91  & \$92 ;
-  assign \$94  = ~ \$93 ;
-  assign w_port__en = \$89  & \$94 ;
-  always @(posedge clk)
-    level <= \$95 ;
-  always @(posedge clk)
-    r_rdy <= \$96 ;
-  always @(posedge clk)
-    w_rdy <= \$97 ;
-  always @(posedge clk)
-    r_data <= \$98 ;
-  always @(posedge clk)
-    held <= \$99 ;
-  always @(posedge clk)
-    any_held <= \$100 ;
-  always @(posedge clk)
-    produce <= \$101 ;
-  always @(posedge clk)
-    consume <= \$102 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$95  = \$12 ;
+    \$68  = \$12 ;
     if (rst) begin
-      \$95  = 3'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$96  = r_rdy;
+    \$69  = r_rdy;
     if (\$15 ) begin
-      \$96  = \$18 ;
+      \$69  = \$18 ;
     end
     if (rst) begin
-      \$96  = 1'h0;
+      \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$97  = w_rdy;
+    \$70  = w_rdy;
     if (\$15 ) begin
-      \$97  = \$21 ;
+      \$70  = \$21 ;
     end
     if (rst) begin
-      \$97  = 1'h1;
+      \$70  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$98  = r_data;
+    \$71  = r_data;
     if (\$23 ) begin
-      \$98  = \$24 ;
+      \$71  = \$24 ;
     end
     if (rst) begin
-      \$98  = 17'h00000;
+      \$71  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$99  = \$52 ;
+    \$72  = any_held;
+    if (\$35 ) begin
+      \$72  = \$45 ;
+    end
     if (rst) begin
-      \$99  = 3'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$100  = any_held;
-    if (\$63 ) begin
-      \$100  = \$72 ;
+    \$73  = produce;
+    if (\$52 ) begin
+      \$73  = \$55 [1:0];
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$73  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$101  = produce;
-    if (\$79 ) begin
-      \$101  = \$82 [1:0];
+    \$74  = consume;
+    if (\$58 ) begin
+      \$74  = \$61 [1:0];
     end
     if (rst) begin
-      \$101  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$102  = consume;
-    if (\$85 ) begin
-      \$102  = \$88 [1:0];
-    end
-    if (rst) begin
-      \$102  = 2'h0;
+      \$74  = 2'h0;
     end
   end
   assign w_port__addr = produce;
