@@ -23,7 +23,7 @@ MAX_FREQ_MHZ = 1000.0  # far above any ECP5 Fmax; a larger (or non-finite) targe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mercury_hw.gen import BLOCKS
-    from mercury_hw.synth import DEVICES, FAMILIES
+    from mercury_hw.synth import DEVICES, ECP5_SPEED, ECP5_SPEEDS, FAMILIES
 
     parser.add_argument("--block", action="append", choices=list(BLOCKS), metavar="BLOCK",
                         help=f"block to synthesise (repeatable; {', '.join(BLOCKS)}; default core)")
@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pnr-seed", type=seed_arg("pnr_seed", 31), default=None, metavar="N",
                         help="nextpnr placement seed (default 1); placement moves Fmax by about "
                              "10%%, so compare designs over a few seeds")
+    parser.add_argument("--speed", type=int, choices=ECP5_SPEEDS, default=None,
+                        help=f"ECP5 speed grade for nextpnr's timing (default {ECP5_SPEED}, the "
+                             "slowest; the report names the part with it, e.g. LFE5U-45F-6)")
     parser.add_argument("--small", action="store_true",
                         help="start from the small configuration (max_len 256, 8x4 cache, 4 PEs, "
                              "max_vectors 256) instead of the default; config flags still apply")
@@ -58,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device != "auto" and synth.DEVICES[args.device]["family"] != family:
         raise UserError(f"--device {args.device} is an {synth.DEVICES[args.device]['family']} "
                         f"part, not {family}")
+    if args.speed is not None and family != "ecp5":
+        raise UserError(f"--speed is an ECP5 speed grade; {family} parts have none here")
+    speed = synth.ECP5_SPEED if args.speed is None else args.speed
     cfg = config_from_args(args, base=synth.SMALL_CONFIG if args.small else None)
     label = synth.config_label(cfg)
     out = Path(args.out)
@@ -66,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
         part = (
             f"the smallest {family} part it fits"
             if args.device == "auto"
-            else synth.DEVICES[args.device]["part"]
+            else synth.part_label(args.device, speed)
         )
         print(f"synthesising {block} ({label}) for {part} at {args.freq:g} MHz ...", flush=True)
         r = synth.synthesize(
             block, cfg, args.device, args.freq, out, label, _command_line(args, block), family,
-            seed=seed,
+            seed=seed, speed=speed,
         )
         results.append(r)
         fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz is not None else "-"
@@ -98,6 +104,8 @@ def _command_line(args, block: str) -> str:
     ]
     if args.pnr_seed is not None:
         parts += ["--pnr-seed", str(args.pnr_seed)]
+    if args.speed is not None:
+        parts += ["--speed", str(args.speed)]
     if args.small:
         parts.append("--small")
     return " ".join(parts + config_flags(args) + ["--out", str(args.out)])

@@ -65,23 +65,31 @@ def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT) -
     return " ".join(["mercury-hw verilog", "--out", out, "--block", block] + flags)
 
 
-def generate(block: str, cfg: MercuryConfig | None = None, out: str = DEFAULT_OUT) -> str:
+def generate(block: str, cfg: MercuryConfig | None = None, out: str = DEFAULT_OUT, *,
+             target: str | None = None) -> str:
     """Verilog text of ``mercury_<block>`` at ``cfg`` (default configuration if None).
 
-    ``out`` only appears in the header's regenerate command.
+    ``out`` only appears in the header's regenerate command. ``target`` (an FPGA family,
+    :class:`~mercury_hw.dsp.FpgaTarget`) builds it with that family's primitives (``"ecp5"``: the
+    multipliers are MULT18X18D, which a simulator needs a model of); None is portable RTL.
     """
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")  # a system Yosys changes the output
     from amaranth.back import verilog
 
+    from .dsp import FpgaTarget
+
     cfg = MercuryConfig() if cfg is None else cfg
     cls = load_block(block)
-    text = verilog.convert(cls(cfg), name=module_name(block), emit_src=False)
+    platform = None if target is None else FpgaTarget(target)
+    text = verilog.convert(cls(cfg), name=module_name(block), platform=platform, emit_src=False)
     modname, clsname = BLOCKS[block]
     header = [
         f"// {module_name(block)}.v: GENERATED FILE, DO NOT EDIT.",
         f"// Block {block} = {modname}.{clsname}, converted by Amaranth (mercury_hw/gen.py).",
         f"// Regenerate with: {regenerate_command(block, cfg, out)}",
     ]
+    if target is not None:
+        header.append(f"// Built for {target} (its primitives: not the command above's RTL)")
     if cfg == MercuryConfig() and out == DEFAULT_OUT:
         header.append("//   (or 'make verilog', which regenerates every block of rtl/)")
     header.append(f"// Configuration: {cfg.to_json()}")

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import MercuryConfig
+from .dsp import RegisteredMultiply
 
 __all__ = ["PE", "tree_sum"]
 
@@ -32,18 +33,19 @@ class PE(wiring.Component):
     one-beat vector has both). Lanes with ``mask[p] = 0`` (past the vector length) contribute 0,
     whatever their data.
 
-    Pipeline (no stall input: the PE never refuses a beat), shaped for a DSP block with input
-    and output registers:
+    Pipeline (no stall input: the PE never refuses a beat): stages 1 and 2 are P
+    :class:`~mercury_hw.dsp.RegisteredMultiply` (on an ECP5, P MULT18X18D with their input and
+    output registers), the beat's control bits piped alongside:
 
     - stage 1 registers the inputs: the masked activations (a lane with ``mask[p] = 0`` is
       registered as 0), the weights and the beat's control bits;
     - stage 2 registers the P int8 x int8 products (16-bit signed each, exact);
-    - stage 3 sums them with a balanced adder tree and accumulates into ``acc``
-      (``cfg.acc_width`` bits, two's complement; wide enough for ``max_len`` products by
-      construction of :class:`~mercury_hw.config.MercuryConfig`).
+    - stage 3 registers their sum (a balanced adder tree);
+    - stage 4 accumulates it into ``acc`` (``cfg.acc_width`` bits, two's complement; wide enough
+      for ``max_len`` products by construction of :class:`~mercury_hw.config.MercuryConfig`).
 
     **Latency**: a vector whose last beat is presented (``valid & last``) in cycle t has its dot
-    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 3). ``done`` is a
+    product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 4). ``done`` is a
     one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 3 (at the earliest
     the cycle after ``done``). **Throughput**: one beat per cycle, back-to-back vectors included.
 
@@ -69,7 +71,7 @@ class PE(wiring.Component):
     """
 
     #: Cycles from a vector's last beat at the inputs to ``done``.
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, cfg: MercuryConfig):
         self.cfg = cfg
@@ -90,32 +92,28 @@ class PE(wiring.Component):
         m = Module()
         ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
 
-        # Stage 1: input registers (masked activations, weights, control). Every PE registers
-        # the same activations: ``keep`` asks synthesis to leave the M copies apart (Yosys would
-        # merge them into one register whose fan-out crosses the chip to every multiplier; the
-        # ECP5 flow in synth.py turns it into a keep on the flip-flops).
-        a = Signal(layouts.vector_beat(cfg), attrs={"keep": 1})
-        w = Signal(layouts.vector_beat(cfg))
+        # Stages 1 and 2: one registered multiplier a lane (its input registers are stage 1, its
+        # product register stage 2; on an ECP5 both are inside a MULT18X18D), the beat's control
+        # bits piped alongside. A lane with ``mask[p] = 0`` multiplies 0. The operands load every
+        # cycle: only a valid beat's product is used (stage 3 adds when ``s2.valid``).
         s1 = Signal(ctl)
-        # The data registers load every cycle (no enable): only a valid beat's values are used
-        # (stage 2 multiplies when ``s1.valid``), and no enable logic sits between the weight
-        # memory's read data (a block RAM output, the slowest start of a path) and ``w``.
-        m.d.sync += [s1.valid.eq(self.valid), s1.first.eq(self.first), s1.last.eq(self.last)]
-        m.d.sync += w.eq(self.w)
-        for p in range(P):
-            m.d.sync += a[p].eq(Mux(self.mask[p], self.a[p], 0))
-
-        # Stage 2: lane products, registered.
-        prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))
         s2 = Signal(ctl)
-        m.d.sync += s2.eq(s1)
-        with m.If(s1.valid):
-            for p in range(P):
-                m.d.sync += prods[p].eq(a[p] * w[p])
+        m.d.sync += [s1.valid.eq(self.valid), s1.first.eq(self.first), s1.last.eq(self.last),
+                     s2.eq(s1)]
+        prods = []
+        for p in range(P):
+            mul = m.submodules[f"mul{p}"] = RegisteredMultiply(cfg.elem_width)
+            m.d.comb += [mul.a.eq(Mux(self.mask[p], self.a[p], 0)), mul.b.eq(self.w[p])]
+            prods.append(mul.p)
 
-        # Stage 3: adder tree and accumulation; the first beat of a vector replaces the old sum.
-        beat_sum = tree_sum(prods[p] for p in range(P))
-        with m.If(s2.valid):
-            m.d.sync += self.acc.eq(Mux(s2.first, 0, self.acc) + beat_sum)
-        m.d.sync += self.done.eq(s2.valid & s2.last)
+        # Stage 3: the beat's sum (balanced adder tree), registered.
+        tree = tree_sum(prods)
+        beat_sum = Signal(tree.shape())
+        s3 = Signal(ctl)
+        m.d.sync += [beat_sum.eq(tree), s3.eq(s2)]
+
+        # Stage 4: accumulation; the first beat of a vector replaces the old sum.
+        with m.If(s3.valid):
+            m.d.sync += self.acc.eq(Mux(s3.first, 0, self.acc) + beat_sum)
+        m.d.sync += self.done.eq(s3.valid & s3.last)
         return m

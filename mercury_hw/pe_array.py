@@ -36,9 +36,10 @@ class ReuseAwarePEArray(wiring.Component):
     while the oldest bank is loaded and the computed-result FIFO has room for one more vector in
     flight (a credit counter, so the non-stalling PE pipeline never overflows it); it depends on
     registers only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's
-    input in cycle t + :data:`COMPUTE_LATENCY` (= 5: weight read :data:`WEIGHT_READ` 2,
-    :data:`PE.LATENCY` 3) and can be taken by a token from cycle t + 7; its result beat is then
-    valid from cycle t + :data:`RESULT_LATENCY` (= 8). The weight memory is
+    input in cycle t + :data:`COMPUTE_LATENCY` (= 6: weight read :data:`WEIGHT_READ` 2,
+    :data:`PE.LATENCY` 4; the PEs' registered ``acc`` and ``done`` are that input) and can be
+    taken by a token from cycle t + 7; its result beat is then valid from cycle
+    t + :data:`RESULT_LATENCY` (= 8). The weight memory is
     :data:`WEIGHT_CHUNK`-word chunks whose read data is registered before the chunk choice.
 
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
@@ -82,9 +83,8 @@ class ReuseAwarePEArray(wiring.Component):
     #: Cycles from a vector's last beat to its result at the computed FIFO's input.
     COMPUTE_LATENCY = WEIGHT_READ + PE.LATENCY
     #: Cycles from a vector's last beat to its result beat, when its token waits and the output is
-    #: free: the computed FIFO (2: its input register, then its head register) and the output
-    #: register (1).
-    RESULT_LATENCY = COMPUTE_LATENCY + 2 + 1
+    #: free: the computed FIFO (1: its head register) and the output register (1).
+    RESULT_LATENCY = COMPUTE_LATENCY + 1 + 1
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
     #: last beat in cycle t is returned by its token in cycle t + 7 and usable in t + 8.
     MIN_DEPTH = RESULT_LATENCY
@@ -296,11 +296,11 @@ class ReuseAwarePEArray(wiring.Component):
                 pe.first.eq(s_first),
                 pe.last.eq(s_last),
             ]
-        # The computed FIFO's input register (a vector's result enters the queue the cycle after
-        # ``done``; the PEs' ``acc`` holds through it).
-        m.d.sync += computed.w.valid.eq(pes[0].done)
+        # The computed FIFO's input: the PEs' ``done`` and ``acc`` (registers; every PE finishes
+        # the vector in the same cycle).
+        m.d.comb += computed.w.valid.eq(pes[0].done)
         for i, pe in enumerate(pes):
-            m.d.sync += computed.w.payload[i].eq(pe.acc)
+            m.d.comb += computed.w.payload[i].eq(pe.acc)
 
         # Credits: a vector takes one when its last beat enters, returns it when its result leaves.
         popped = computed.r.valid & computed.r.ready

@@ -63,19 +63,17 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   reg \$145 ;
   reg [3:0] \$146 ;
   reg [31:0] \$147 ;
-  reg \$148 ;
-  reg [255:0] \$149 ;
+  reg [4:0] \$148 ;
+  reg \$149 ;
   wire [255:0] \$15 ;
-  reg [4:0] \$150 ;
-  reg \$151 ;
-  reg \$152 ;
-  reg [6:0] \$153 ;
-  reg [255:0] \$154 ;
+  reg \$150 ;
+  reg [6:0] \$151 ;
+  reg [255:0] \$152 ;
+  reg \$153 ;
+  reg \$154 ;
   reg \$155 ;
-  reg \$156 ;
-  reg \$157 ;
-  reg [6:0] \$158 ;
-  reg [255:0] \$159 ;
+  reg [6:0] \$156 ;
+  reg [255:0] \$157 ;
   wire [255:0] \$16 ;
   wire [255:0] \$17 ;
   wire \$18 ;
@@ -220,13 +218,13 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \a[2] ;
   wire [7:0] \a[3] ;
   wire [31:0] acc;
-  wire [31:0] \acc$151 ;
-  wire [31:0] \acc$152 ;
-  wire [31:0] \acc$153 ;
-  wire [31:0] \acc$154 ;
-  wire [31:0] \acc$155 ;
-  wire [31:0] \acc$156 ;
-  wire [31:0] \acc$157 ;
+  wire [31:0] \acc$114 ;
+  wire [31:0] \acc$115 ;
+  wire [31:0] \acc$116 ;
+  wire [31:0] \acc$117 ;
+  wire [31:0] \acc$118 ;
+  wire [31:0] \acc$119 ;
+  wire [31:0] \acc$120 ;
   wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
@@ -361,217 +359,217 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   output results__valid;
   reg results__valid = 1'h0;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$122 ;
+  wire [6:0] \rport__addr$133 ;
   wire [8:0] \rport__addr$44 ;
   wire [8:0] \rport__addr$45 ;
   wire [8:0] \rport__addr$46 ;
   wire [7:0] \rport__addr$47 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$137 ;
-  wire [31:0] \rport__data$137[0] ;
-  wire [7:0] \rport__data$137[0][0] ;
-  wire [7:0] \rport__data$137[0][1] ;
-  wire [7:0] \rport__data$137[0][2] ;
-  wire [7:0] \rport__data$137[0][3] ;
-  wire [31:0] \rport__data$137[1] ;
-  wire [7:0] \rport__data$137[1][0] ;
-  wire [7:0] \rport__data$137[1][1] ;
-  wire [7:0] \rport__data$137[1][2] ;
-  wire [7:0] \rport__data$137[1][3] ;
-  wire [31:0] \rport__data$137[2] ;
-  wire [7:0] \rport__data$137[2][0] ;
-  wire [7:0] \rport__data$137[2][1] ;
-  wire [7:0] \rport__data$137[2][2] ;
-  wire [7:0] \rport__data$137[2][3] ;
-  wire [31:0] \rport__data$137[3] ;
-  wire [7:0] \rport__data$137[3][0] ;
-  wire [7:0] \rport__data$137[3][1] ;
-  wire [7:0] \rport__data$137[3][2] ;
-  wire [7:0] \rport__data$137[3][3] ;
-  wire [31:0] \rport__data$137[4] ;
-  wire [7:0] \rport__data$137[4][0] ;
-  wire [7:0] \rport__data$137[4][1] ;
-  wire [7:0] \rport__data$137[4][2] ;
-  wire [7:0] \rport__data$137[4][3] ;
-  wire [31:0] \rport__data$137[5] ;
-  wire [7:0] \rport__data$137[5][0] ;
-  wire [7:0] \rport__data$137[5][1] ;
-  wire [7:0] \rport__data$137[5][2] ;
-  wire [7:0] \rport__data$137[5][3] ;
-  wire [31:0] \rport__data$137[6] ;
-  wire [7:0] \rport__data$137[6][0] ;
-  wire [7:0] \rport__data$137[6][1] ;
-  wire [7:0] \rport__data$137[6][2] ;
-  wire [7:0] \rport__data$137[6][3] ;
-  wire [31:0] \rport__data$137[7] ;
-  wire [7:0] \rport__data$137[7][0] ;
-  wire [7:0] \rport__data$137[7][1] ;
-  wire [7:0] \rport__data$137[7][2] ;
-  wire [7:0] \rport__data$137[7][3] ;
-  wire [255:0] \rport__data$138 ;
-  wire [31:0] \rport__data$138[0] ;
-  wire [7:0] \rport__data$138[0][0] ;
-  wire [7:0] \rport__data$138[0][1] ;
-  wire [7:0] \rport__data$138[0][2] ;
-  wire [7:0] \rport__data$138[0][3] ;
-  wire [31:0] \rport__data$138[1] ;
-  wire [7:0] \rport__data$138[1][0] ;
-  wire [7:0] \rport__data$138[1][1] ;
-  wire [7:0] \rport__data$138[1][2] ;
-  wire [7:0] \rport__data$138[1][3] ;
-  wire [31:0] \rport__data$138[2] ;
-  wire [7:0] \rport__data$138[2][0] ;
-  wire [7:0] \rport__data$138[2][1] ;
-  wire [7:0] \rport__data$138[2][2] ;
-  wire [7:0] \rport__data$138[2][3] ;
-  wire [31:0] \rport__data$138[3] ;
-  wire [7:0] \rport__data$138[3][0] ;
-  wire [7:0] \rport__data$138[3][1] ;
-  wire [7:0] \rport__data$138[3][2] ;
-  wire [7:0] \rport__data$138[3][3] ;
-  wire [31:0] \rport__data$138[4] ;
-  wire [7:0] \rport__data$138[4][0] ;
-  wire [7:0] \rport__data$138[4][1] ;
-  wire [7:0] \rport__data$138[4][2] ;
-  wire [7:0] \rport__data$138[4][3] ;
-  wire [31:0] \rport__data$138[5] ;
-  wire [7:0] \rport__data$138[5][0] ;
-  wire [7:0] \rport__data$138[5][1] ;
-  wire [7:0] \rport__data$138[5][2] ;
-  wire [7:0] \rport__data$138[5][3] ;
-  wire [31:0] \rport__data$138[6] ;
-  wire [7:0] \rport__data$138[6][0] ;
-  wire [7:0] \rport__data$138[6][1] ;
-  wire [7:0] \rport__data$138[6][2] ;
-  wire [7:0] \rport__data$138[6][3] ;
-  wire [31:0] \rport__data$138[7] ;
-  wire [7:0] \rport__data$138[7][0] ;
-  wire [7:0] \rport__data$138[7][1] ;
-  wire [7:0] \rport__data$138[7][2] ;
-  wire [7:0] \rport__data$138[7][3] ;
-  wire [255:0] \rport__data$139 ;
-  wire [31:0] \rport__data$139[0] ;
-  wire [7:0] \rport__data$139[0][0] ;
-  wire [7:0] \rport__data$139[0][1] ;
-  wire [7:0] \rport__data$139[0][2] ;
-  wire [7:0] \rport__data$139[0][3] ;
-  wire [31:0] \rport__data$139[1] ;
-  wire [7:0] \rport__data$139[1][0] ;
-  wire [7:0] \rport__data$139[1][1] ;
-  wire [7:0] \rport__data$139[1][2] ;
-  wire [7:0] \rport__data$139[1][3] ;
-  wire [31:0] \rport__data$139[2] ;
-  wire [7:0] \rport__data$139[2][0] ;
-  wire [7:0] \rport__data$139[2][1] ;
-  wire [7:0] \rport__data$139[2][2] ;
-  wire [7:0] \rport__data$139[2][3] ;
-  wire [31:0] \rport__data$139[3] ;
-  wire [7:0] \rport__data$139[3][0] ;
-  wire [7:0] \rport__data$139[3][1] ;
-  wire [7:0] \rport__data$139[3][2] ;
-  wire [7:0] \rport__data$139[3][3] ;
-  wire [31:0] \rport__data$139[4] ;
-  wire [7:0] \rport__data$139[4][0] ;
-  wire [7:0] \rport__data$139[4][1] ;
-  wire [7:0] \rport__data$139[4][2] ;
-  wire [7:0] \rport__data$139[4][3] ;
-  wire [31:0] \rport__data$139[5] ;
-  wire [7:0] \rport__data$139[5][0] ;
-  wire [7:0] \rport__data$139[5][1] ;
-  wire [7:0] \rport__data$139[5][2] ;
-  wire [7:0] \rport__data$139[5][3] ;
-  wire [31:0] \rport__data$139[6] ;
-  wire [7:0] \rport__data$139[6][0] ;
-  wire [7:0] \rport__data$139[6][1] ;
-  wire [7:0] \rport__data$139[6][2] ;
-  wire [7:0] \rport__data$139[6][3] ;
-  wire [31:0] \rport__data$139[7] ;
-  wire [7:0] \rport__data$139[7][0] ;
-  wire [7:0] \rport__data$139[7][1] ;
-  wire [7:0] \rport__data$139[7][2] ;
-  wire [7:0] \rport__data$139[7][3] ;
-  wire [255:0] \rport__data$140 ;
-  wire [31:0] \rport__data$140[0] ;
-  wire [7:0] \rport__data$140[0][0] ;
-  wire [7:0] \rport__data$140[0][1] ;
-  wire [7:0] \rport__data$140[0][2] ;
-  wire [7:0] \rport__data$140[0][3] ;
-  wire [31:0] \rport__data$140[1] ;
-  wire [7:0] \rport__data$140[1][0] ;
-  wire [7:0] \rport__data$140[1][1] ;
-  wire [7:0] \rport__data$140[1][2] ;
-  wire [7:0] \rport__data$140[1][3] ;
-  wire [31:0] \rport__data$140[2] ;
-  wire [7:0] \rport__data$140[2][0] ;
-  wire [7:0] \rport__data$140[2][1] ;
-  wire [7:0] \rport__data$140[2][2] ;
-  wire [7:0] \rport__data$140[2][3] ;
-  wire [31:0] \rport__data$140[3] ;
-  wire [7:0] \rport__data$140[3][0] ;
-  wire [7:0] \rport__data$140[3][1] ;
-  wire [7:0] \rport__data$140[3][2] ;
-  wire [7:0] \rport__data$140[3][3] ;
-  wire [31:0] \rport__data$140[4] ;
-  wire [7:0] \rport__data$140[4][0] ;
-  wire [7:0] \rport__data$140[4][1] ;
-  wire [7:0] \rport__data$140[4][2] ;
-  wire [7:0] \rport__data$140[4][3] ;
-  wire [31:0] \rport__data$140[5] ;
-  wire [7:0] \rport__data$140[5][0] ;
-  wire [7:0] \rport__data$140[5][1] ;
-  wire [7:0] \rport__data$140[5][2] ;
-  wire [7:0] \rport__data$140[5][3] ;
-  wire [31:0] \rport__data$140[6] ;
-  wire [7:0] \rport__data$140[6][0] ;
-  wire [7:0] \rport__data$140[6][1] ;
-  wire [7:0] \rport__data$140[6][2] ;
-  wire [7:0] \rport__data$140[6][3] ;
-  wire [31:0] \rport__data$140[7] ;
-  wire [7:0] \rport__data$140[7][0] ;
-  wire [7:0] \rport__data$140[7][1] ;
-  wire [7:0] \rport__data$140[7][2] ;
-  wire [7:0] \rport__data$140[7][3] ;
-  wire [255:0] \rport__data$141 ;
-  wire [31:0] \rport__data$141[0] ;
-  wire [7:0] \rport__data$141[0][0] ;
-  wire [7:0] \rport__data$141[0][1] ;
-  wire [7:0] \rport__data$141[0][2] ;
-  wire [7:0] \rport__data$141[0][3] ;
-  wire [31:0] \rport__data$141[1] ;
-  wire [7:0] \rport__data$141[1][0] ;
-  wire [7:0] \rport__data$141[1][1] ;
-  wire [7:0] \rport__data$141[1][2] ;
-  wire [7:0] \rport__data$141[1][3] ;
-  wire [31:0] \rport__data$141[2] ;
-  wire [7:0] \rport__data$141[2][0] ;
-  wire [7:0] \rport__data$141[2][1] ;
-  wire [7:0] \rport__data$141[2][2] ;
-  wire [7:0] \rport__data$141[2][3] ;
-  wire [31:0] \rport__data$141[3] ;
-  wire [7:0] \rport__data$141[3][0] ;
-  wire [7:0] \rport__data$141[3][1] ;
-  wire [7:0] \rport__data$141[3][2] ;
-  wire [7:0] \rport__data$141[3][3] ;
-  wire [31:0] \rport__data$141[4] ;
-  wire [7:0] \rport__data$141[4][0] ;
-  wire [7:0] \rport__data$141[4][1] ;
-  wire [7:0] \rport__data$141[4][2] ;
-  wire [7:0] \rport__data$141[4][3] ;
-  wire [31:0] \rport__data$141[5] ;
-  wire [7:0] \rport__data$141[5][0] ;
-  wire [7:0] \rport__data$141[5][1] ;
-  wire [7:0] \rport__data$141[5][2] ;
-  wire [7:0] \rport__data$141[5][3] ;
-  wire [31:0] \rport__data$141[6] ;
-  wire [7:0] \rport__data$141[6][0] ;
-  wire [7:0] \rport__data$141[6][1] ;
-  wire [7:0] \rport__data$141[6][2] ;
-  wire [7:0] \rport__data$141[6][3] ;
-  wire [31:0] \rport__data$141[7] ;
-  wire [7:0] \rport__data$141[7][0] ;
-  wire [7:0] \rport__data$141[7][1] ;
-  wire [7:0] \rport__data$141[7][2] ;
-  wire [7:0] \rport__data$141[7][3] ;
+  wire [255:0] \rport__data$148 ;
+  wire [31:0] \rport__data$148[0] ;
+  wire [7:0] \rport__data$148[0][0] ;
+  wire [7:0] \rport__data$148[0][1] ;
+  wire [7:0] \rport__data$148[0][2] ;
+  wire [7:0] \rport__data$148[0][3] ;
+  wire [31:0] \rport__data$148[1] ;
+  wire [7:0] \rport__data$148[1][0] ;
+  wire [7:0] \rport__data$148[1][1] ;
+  wire [7:0] \rport__data$148[1][2] ;
+  wire [7:0] \rport__data$148[1][3] ;
+  wire [31:0] \rport__data$148[2] ;
+  wire [7:0] \rport__data$148[2][0] ;
+  wire [7:0] \rport__data$148[2][1] ;
+  wire [7:0] \rport__data$148[2][2] ;
+  wire [7:0] \rport__data$148[2][3] ;
+  wire [31:0] \rport__data$148[3] ;
+  wire [7:0] \rport__data$148[3][0] ;
+  wire [7:0] \rport__data$148[3][1] ;
+  wire [7:0] \rport__data$148[3][2] ;
+  wire [7:0] \rport__data$148[3][3] ;
+  wire [31:0] \rport__data$148[4] ;
+  wire [7:0] \rport__data$148[4][0] ;
+  wire [7:0] \rport__data$148[4][1] ;
+  wire [7:0] \rport__data$148[4][2] ;
+  wire [7:0] \rport__data$148[4][3] ;
+  wire [31:0] \rport__data$148[5] ;
+  wire [7:0] \rport__data$148[5][0] ;
+  wire [7:0] \rport__data$148[5][1] ;
+  wire [7:0] \rport__data$148[5][2] ;
+  wire [7:0] \rport__data$148[5][3] ;
+  wire [31:0] \rport__data$148[6] ;
+  wire [7:0] \rport__data$148[6][0] ;
+  wire [7:0] \rport__data$148[6][1] ;
+  wire [7:0] \rport__data$148[6][2] ;
+  wire [7:0] \rport__data$148[6][3] ;
+  wire [31:0] \rport__data$148[7] ;
+  wire [7:0] \rport__data$148[7][0] ;
+  wire [7:0] \rport__data$148[7][1] ;
+  wire [7:0] \rport__data$148[7][2] ;
+  wire [7:0] \rport__data$148[7][3] ;
+  wire [255:0] \rport__data$149 ;
+  wire [31:0] \rport__data$149[0] ;
+  wire [7:0] \rport__data$149[0][0] ;
+  wire [7:0] \rport__data$149[0][1] ;
+  wire [7:0] \rport__data$149[0][2] ;
+  wire [7:0] \rport__data$149[0][3] ;
+  wire [31:0] \rport__data$149[1] ;
+  wire [7:0] \rport__data$149[1][0] ;
+  wire [7:0] \rport__data$149[1][1] ;
+  wire [7:0] \rport__data$149[1][2] ;
+  wire [7:0] \rport__data$149[1][3] ;
+  wire [31:0] \rport__data$149[2] ;
+  wire [7:0] \rport__data$149[2][0] ;
+  wire [7:0] \rport__data$149[2][1] ;
+  wire [7:0] \rport__data$149[2][2] ;
+  wire [7:0] \rport__data$149[2][3] ;
+  wire [31:0] \rport__data$149[3] ;
+  wire [7:0] \rport__data$149[3][0] ;
+  wire [7:0] \rport__data$149[3][1] ;
+  wire [7:0] \rport__data$149[3][2] ;
+  wire [7:0] \rport__data$149[3][3] ;
+  wire [31:0] \rport__data$149[4] ;
+  wire [7:0] \rport__data$149[4][0] ;
+  wire [7:0] \rport__data$149[4][1] ;
+  wire [7:0] \rport__data$149[4][2] ;
+  wire [7:0] \rport__data$149[4][3] ;
+  wire [31:0] \rport__data$149[5] ;
+  wire [7:0] \rport__data$149[5][0] ;
+  wire [7:0] \rport__data$149[5][1] ;
+  wire [7:0] \rport__data$149[5][2] ;
+  wire [7:0] \rport__data$149[5][3] ;
+  wire [31:0] \rport__data$149[6] ;
+  wire [7:0] \rport__data$149[6][0] ;
+  wire [7:0] \rport__data$149[6][1] ;
+  wire [7:0] \rport__data$149[6][2] ;
+  wire [7:0] \rport__data$149[6][3] ;
+  wire [31:0] \rport__data$149[7] ;
+  wire [7:0] \rport__data$149[7][0] ;
+  wire [7:0] \rport__data$149[7][1] ;
+  wire [7:0] \rport__data$149[7][2] ;
+  wire [7:0] \rport__data$149[7][3] ;
+  wire [255:0] \rport__data$150 ;
+  wire [31:0] \rport__data$150[0] ;
+  wire [7:0] \rport__data$150[0][0] ;
+  wire [7:0] \rport__data$150[0][1] ;
+  wire [7:0] \rport__data$150[0][2] ;
+  wire [7:0] \rport__data$150[0][3] ;
+  wire [31:0] \rport__data$150[1] ;
+  wire [7:0] \rport__data$150[1][0] ;
+  wire [7:0] \rport__data$150[1][1] ;
+  wire [7:0] \rport__data$150[1][2] ;
+  wire [7:0] \rport__data$150[1][3] ;
+  wire [31:0] \rport__data$150[2] ;
+  wire [7:0] \rport__data$150[2][0] ;
+  wire [7:0] \rport__data$150[2][1] ;
+  wire [7:0] \rport__data$150[2][2] ;
+  wire [7:0] \rport__data$150[2][3] ;
+  wire [31:0] \rport__data$150[3] ;
+  wire [7:0] \rport__data$150[3][0] ;
+  wire [7:0] \rport__data$150[3][1] ;
+  wire [7:0] \rport__data$150[3][2] ;
+  wire [7:0] \rport__data$150[3][3] ;
+  wire [31:0] \rport__data$150[4] ;
+  wire [7:0] \rport__data$150[4][0] ;
+  wire [7:0] \rport__data$150[4][1] ;
+  wire [7:0] \rport__data$150[4][2] ;
+  wire [7:0] \rport__data$150[4][3] ;
+  wire [31:0] \rport__data$150[5] ;
+  wire [7:0] \rport__data$150[5][0] ;
+  wire [7:0] \rport__data$150[5][1] ;
+  wire [7:0] \rport__data$150[5][2] ;
+  wire [7:0] \rport__data$150[5][3] ;
+  wire [31:0] \rport__data$150[6] ;
+  wire [7:0] \rport__data$150[6][0] ;
+  wire [7:0] \rport__data$150[6][1] ;
+  wire [7:0] \rport__data$150[6][2] ;
+  wire [7:0] \rport__data$150[6][3] ;
+  wire [31:0] \rport__data$150[7] ;
+  wire [7:0] \rport__data$150[7][0] ;
+  wire [7:0] \rport__data$150[7][1] ;
+  wire [7:0] \rport__data$150[7][2] ;
+  wire [7:0] \rport__data$150[7][3] ;
+  wire [255:0] \rport__data$151 ;
+  wire [31:0] \rport__data$151[0] ;
+  wire [7:0] \rport__data$151[0][0] ;
+  wire [7:0] \rport__data$151[0][1] ;
+  wire [7:0] \rport__data$151[0][2] ;
+  wire [7:0] \rport__data$151[0][3] ;
+  wire [31:0] \rport__data$151[1] ;
+  wire [7:0] \rport__data$151[1][0] ;
+  wire [7:0] \rport__data$151[1][1] ;
+  wire [7:0] \rport__data$151[1][2] ;
+  wire [7:0] \rport__data$151[1][3] ;
+  wire [31:0] \rport__data$151[2] ;
+  wire [7:0] \rport__data$151[2][0] ;
+  wire [7:0] \rport__data$151[2][1] ;
+  wire [7:0] \rport__data$151[2][2] ;
+  wire [7:0] \rport__data$151[2][3] ;
+  wire [31:0] \rport__data$151[3] ;
+  wire [7:0] \rport__data$151[3][0] ;
+  wire [7:0] \rport__data$151[3][1] ;
+  wire [7:0] \rport__data$151[3][2] ;
+  wire [7:0] \rport__data$151[3][3] ;
+  wire [31:0] \rport__data$151[4] ;
+  wire [7:0] \rport__data$151[4][0] ;
+  wire [7:0] \rport__data$151[4][1] ;
+  wire [7:0] \rport__data$151[4][2] ;
+  wire [7:0] \rport__data$151[4][3] ;
+  wire [31:0] \rport__data$151[5] ;
+  wire [7:0] \rport__data$151[5][0] ;
+  wire [7:0] \rport__data$151[5][1] ;
+  wire [7:0] \rport__data$151[5][2] ;
+  wire [7:0] \rport__data$151[5][3] ;
+  wire [31:0] \rport__data$151[6] ;
+  wire [7:0] \rport__data$151[6][0] ;
+  wire [7:0] \rport__data$151[6][1] ;
+  wire [7:0] \rport__data$151[6][2] ;
+  wire [7:0] \rport__data$151[6][3] ;
+  wire [31:0] \rport__data$151[7] ;
+  wire [7:0] \rport__data$151[7][0] ;
+  wire [7:0] \rport__data$151[7][1] ;
+  wire [7:0] \rport__data$151[7][2] ;
+  wire [7:0] \rport__data$151[7][3] ;
+  wire [255:0] \rport__data$152 ;
+  wire [31:0] \rport__data$152[0] ;
+  wire [7:0] \rport__data$152[0][0] ;
+  wire [7:0] \rport__data$152[0][1] ;
+  wire [7:0] \rport__data$152[0][2] ;
+  wire [7:0] \rport__data$152[0][3] ;
+  wire [31:0] \rport__data$152[1] ;
+  wire [7:0] \rport__data$152[1][0] ;
+  wire [7:0] \rport__data$152[1][1] ;
+  wire [7:0] \rport__data$152[1][2] ;
+  wire [7:0] \rport__data$152[1][3] ;
+  wire [31:0] \rport__data$152[2] ;
+  wire [7:0] \rport__data$152[2][0] ;
+  wire [7:0] \rport__data$152[2][1] ;
+  wire [7:0] \rport__data$152[2][2] ;
+  wire [7:0] \rport__data$152[2][3] ;
+  wire [31:0] \rport__data$152[3] ;
+  wire [7:0] \rport__data$152[3][0] ;
+  wire [7:0] \rport__data$152[3][1] ;
+  wire [7:0] \rport__data$152[3][2] ;
+  wire [7:0] \rport__data$152[3][3] ;
+  wire [31:0] \rport__data$152[4] ;
+  wire [7:0] \rport__data$152[4][0] ;
+  wire [7:0] \rport__data$152[4][1] ;
+  wire [7:0] \rport__data$152[4][2] ;
+  wire [7:0] \rport__data$152[4][3] ;
+  wire [31:0] \rport__data$152[5] ;
+  wire [7:0] \rport__data$152[5][0] ;
+  wire [7:0] \rport__data$152[5][1] ;
+  wire [7:0] \rport__data$152[5][2] ;
+  wire [7:0] \rport__data$152[5][3] ;
+  wire [31:0] \rport__data$152[6] ;
+  wire [7:0] \rport__data$152[6][0] ;
+  wire [7:0] \rport__data$152[6][1] ;
+  wire [7:0] \rport__data$152[6][2] ;
+  wire [7:0] \rport__data$152[6][3] ;
+  wire [31:0] \rport__data$152[7] ;
+  wire [7:0] \rport__data$152[7][0] ;
+  wire [7:0] \rport__data$152[7][1] ;
+  wire [7:0] \rport__data$152[7][2] ;
+  wire [7:0] \rport__data$152[7][3] ;
   wire [31:0] \rport__data[0] ;
   wire [31:0] \rport__data[1] ;
   wire [31:0] \rport__data[2] ;
@@ -668,7 +666,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  reg [255:0] w__payload = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] w__payload;
   wire [31:0] \w__payload[0] ;
   wire [31:0] \w__payload[1] ;
   wire [31:0] \w__payload[2] ;
@@ -677,7 +675,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \w__payload[5] ;
   wire [31:0] \w__payload[6] ;
   wire [31:0] \w__payload[7] ;
-  reg w__valid = 1'h0;
+  wire w__valid;
   reg [11:0] waddr = 12'h000;
   reg [255:0] wbyp0 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \wbyp0[0] ;
@@ -1063,21 +1061,21 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wmem_w_data[7][3] ;
   reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$116  = 7'h00;
+  reg [6:0] \wport__addr$127  = 7'h00;
   wire [8:0] \wport__addr$25 ;
   wire [8:0] \wport__addr$28 ;
   wire [8:0] \wport__addr$31 ;
   wire [7:0] \wport__addr$34 ;
   reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] \wport__data$118  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$118[0] ;
-  wire [31:0] \wport__data$118[1] ;
-  wire [31:0] \wport__data$118[2] ;
-  wire [31:0] \wport__data$118[3] ;
-  wire [31:0] \wport__data$118[4] ;
-  wire [31:0] \wport__data$118[5] ;
-  wire [31:0] \wport__data$118[6] ;
-  wire [31:0] \wport__data$118[7] ;
+  reg [255:0] \wport__data$129  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$129[0] ;
+  wire [31:0] \wport__data$129[1] ;
+  wire [31:0] \wport__data$129[2] ;
+  wire [31:0] \wport__data$129[3] ;
+  wire [31:0] \wport__data$129[4] ;
+  wire [31:0] \wport__data$129[5] ;
+  wire [31:0] \wport__data$129[6] ;
+  wire [31:0] \wport__data$129[7] ;
   (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
   wire [255:0] \wport__data$26 ;
   wire [31:0] \wport__data$26[0] ;
@@ -1287,7 +1285,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$120  = 1'h0;
+  reg \wport__en$131  = 1'h0;
   wire \wport__en$27 ;
   wire \wport__en$30 ;
   wire \wport__en$33 ;
@@ -1470,8 +1468,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$120 )
-      rbuf[\wport__addr$116 ] <= \wport__data$118 ;
+    if (\wport__en$131 )
+      rbuf[\wport__addr$127 ] <= \wport__data$129 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -2004,7 +2002,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$137  = _1_;
+  assign \rport__data$148  = _1_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
@@ -2529,7 +2527,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$138  = _2_;
+  assign \rport__data$149  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -3054,7 +3052,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$139  = _3_;
+  assign \rport__data$150  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -3579,7 +3577,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$140  = _4_;
+  assign \rport__data$151  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -3848,7 +3846,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$141  = _5_;
+  assign \rport__data$152  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
@@ -3962,10 +3960,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \$108  = \$95  & \$107 ;
   assign \$109  = advance & tokens__payload[9];
   assign \$110  = ~ tokens__payload[0];
-  assign \$111  = \wport__addr$116  == tokens__payload[7:1];
-  assign \$112  = \wport__en$120  & \$111 ;
+  assign \$111  = \wport__addr$127  == tokens__payload[7:1];
+  assign \$112  = \wport__en$131  & \$111 ;
   assign \$113  = \$110  | \$112 ;
-  assign \$114  = tokens__payload[0] ? \wport__data$118  : r__payload;
+  assign \$114  = tokens__payload[0] ? \wport__data$129  : r__payload;
   always @(posedge clk)
     wmem_w_en <= \$115 ;
   always @(posedge clk)
@@ -4033,29 +4031,25 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk)
     a <= \$147 ;
   always @(posedge clk)
-    w__valid <= \$148 ;
+    credits <= \$148 ;
   always @(posedge clk)
-    w__payload <= \$149 ;
+    beats__ready <= \$149 ;
   always @(posedge clk)
-    credits <= \$150 ;
+    \wport__en$131  <= \$150 ;
   always @(posedge clk)
-    beats__ready <= \$151 ;
+    \wport__addr$127  <= \$151 ;
   always @(posedge clk)
-    \wport__en$120  <= \$152 ;
+    \wport__data$129  <= \$152 ;
   always @(posedge clk)
-    \wport__addr$116  <= \$153 ;
+    results__valid <= \$153 ;
   always @(posedge clk)
-    \wport__data$118  <= \$154 ;
+    out_hit <= \$154 ;
   always @(posedge clk)
-    results__valid <= \$155 ;
+    out_own <= \$155 ;
   always @(posedge clk)
-    out_hit <= \$156 ;
+    out_entry <= \$156 ;
   always @(posedge clk)
-    out_own <= \$157 ;
-  always @(posedge clk)
-    out_entry <= \$158 ;
-  always @(posedge clk)
-    out_data <= \$159 ;
+    out_data <= \$157 ;
   \mercury_pe_array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -4066,93 +4060,93 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     .w_en(w__valid)
   );
   \mercury_pe_array.pe0  pe0 (
-    .\a$10 (a),
+    .\a$17 (a),
     .acc(acc),
     .clk(clk),
-    .done(done),
+    .done(w__valid),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[31:0])
+    .w(wword[31:0])
   );
   \mercury_pe_array.pe1  pe1 (
-    .\a$10 (a),
-    .acc(\acc$151 ),
+    .\a$17 (a),
+    .acc(\acc$114 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[63:32])
+    .w(wword[63:32])
   );
   \mercury_pe_array.pe2  pe2 (
-    .\a$10 (a),
-    .acc(\acc$152 ),
+    .\a$17 (a),
+    .acc(\acc$115 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[95:64])
+    .w(wword[95:64])
   );
   \mercury_pe_array.pe3  pe3 (
-    .\a$10 (a),
-    .acc(\acc$153 ),
+    .\a$17 (a),
+    .acc(\acc$116 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[127:96])
+    .w(wword[127:96])
   );
   \mercury_pe_array.pe4  pe4 (
-    .\a$10 (a),
-    .acc(\acc$154 ),
+    .\a$17 (a),
+    .acc(\acc$117 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[159:128])
+    .w(wword[159:128])
   );
   \mercury_pe_array.pe5  pe5 (
-    .\a$10 (a),
-    .acc(\acc$155 ),
+    .\a$17 (a),
+    .acc(\acc$118 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[191:160])
+    .w(wword[191:160])
   );
   \mercury_pe_array.pe6  pe6 (
-    .\a$10 (a),
-    .acc(\acc$156 ),
+    .\a$17 (a),
+    .acc(\acc$119 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[223:192])
+    .w(wword[223:192])
   );
   \mercury_pe_array.pe7  pe7 (
-    .\a$10 (a),
-    .acc(\acc$157 ),
+    .\a$17 (a),
+    .acc(\acc$120 ),
     .clk(clk),
     .first(first),
     .last(last),
     .mask(mask),
     .rst(rst),
     .valid(valid),
-    .\w$7 (wword[255:224])
+    .w(wword[255:224])
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
@@ -4308,35 +4302,35 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = \rport__data$137 ;
+    \$133  = \rport__data$148 ;
     if (rst) begin
       \$133  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = \rport__data$138 ;
+    \$134  = \rport__data$149 ;
     if (rst) begin
       \$134  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = \rport__data$139 ;
+    \$135  = \rport__data$150 ;
     if (rst) begin
       \$135  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = \rport__data$140 ;
+    \$136  = \rport__data$151 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = \rport__data$141 ;
+    \$137  = \rport__data$152 ;
     if (rst) begin
       \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
@@ -4425,110 +4419,89 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$148  = done;
+    \$148  = credits_next;
     if (rst) begin
-      \$148  = 1'h0;
+      \$148  = 5'h10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$149 [31:0] = acc;
-    \$149 [63:32] = \acc$151 ;
-    \$149 [95:64] = \acc$152 ;
-    \$149 [127:96] = \acc$153 ;
-    \$149 [159:128] = \acc$154 ;
-    \$149 [191:160] = \acc$155 ;
-    \$149 [223:192] = \acc$156 ;
-    \$149 [255:224] = \acc$157 ;
+    \$149  = \$108 ;
     if (rst) begin
-      \$149  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$149  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$150  = credits_next;
+    \$150  = \$109 ;
     if (rst) begin
-      \$150  = 5'h10;
+      \$150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$151  = \$108 ;
+    \$151  = tokens__payload[7:1];
     if (rst) begin
-      \$151  = 1'h0;
+      \$151  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$152  = \$109 ;
+    \$152  = r__payload;
     if (rst) begin
-      \$152  = 1'h0;
+      \$152  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = tokens__payload[7:1];
-    if (rst) begin
-      \$153  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = r__payload;
-    if (rst) begin
-      \$154  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = results__valid;
+    \$153  = results__valid;
     if (advance) begin
-      \$155  = 1'h1;
+      \$153  = 1'h1;
     end else if (results__ready) begin
-      \$155  = 1'h0;
+      \$153  = 1'h0;
     end
     if (rst) begin
-      \$155  = 1'h0;
+      \$153  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = out_hit;
+    \$154  = out_hit;
     if (advance) begin
-      \$156  = tokens__payload[0];
+      \$154  = tokens__payload[0];
     end
     if (rst) begin
-      \$156  = 1'h0;
+      \$154  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = out_own;
+    \$155  = out_own;
     if (advance) begin
-      \$157  = \$113 ;
+      \$155  = \$113 ;
     end
     if (rst) begin
-      \$157  = 1'h1;
+      \$155  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = out_entry;
+    \$156  = out_entry;
     if (advance) begin
-      \$158  = tokens__payload[7:1];
+      \$156  = tokens__payload[7:1];
     end
     if (rst) begin
-      \$158  = 7'h00;
+      \$156  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = out_data;
+    \$157  = out_data;
     if (advance) begin
-      \$159  = \$114 ;
+      \$157  = \$114 ;
     end
     if (rst) begin
-      \$159  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = wmem_w_addr[8:0];
@@ -4599,11 +4572,12 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \valid$107  = valid;
   assign \first$108  = first;
   assign \last$109  = last;
+  assign done = w__valid;
   assign out_valid = results__valid;
-  assign rbuf_w_addr = \wport__addr$116 ;
-  assign rbuf_w_data = \wport__data$118 ;
-  assign rbuf_w_en = \wport__en$120 ;
-  assign \rport__addr$122  = tokens__payload[7:1];
+  assign rbuf_w_addr = \wport__addr$127 ;
+  assign rbuf_w_data = \wport__data$129 ;
+  assign rbuf_w_en = \wport__en$131 ;
+  assign \rport__addr$133  = tokens__payload[7:1];
   assign rport__en = advance;
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
@@ -5259,22 +5233,30 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \w$105[1]  = wword[239:232];
   assign \w$105[2]  = wword[247:240];
   assign \w$105[3]  = wword[255:248];
-  assign \wport__data$118[0]  = \wport__data$118 [31:0];
-  assign \wport__data$118[1]  = \wport__data$118 [63:32];
-  assign \wport__data$118[2]  = \wport__data$118 [95:64];
-  assign \wport__data$118[3]  = \wport__data$118 [127:96];
-  assign \wport__data$118[4]  = \wport__data$118 [159:128];
-  assign \wport__data$118[5]  = \wport__data$118 [191:160];
-  assign \wport__data$118[6]  = \wport__data$118 [223:192];
-  assign \wport__data$118[7]  = \wport__data$118 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$118 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$118 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$118 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$118 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$118 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$118 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$118 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$118 [255:224];
+  assign \w__payload[0]  = w__payload[31:0];
+  assign \w__payload[1]  = w__payload[63:32];
+  assign \w__payload[2]  = w__payload[95:64];
+  assign \w__payload[3]  = w__payload[127:96];
+  assign \w__payload[4]  = w__payload[159:128];
+  assign \w__payload[5]  = w__payload[191:160];
+  assign \w__payload[6]  = w__payload[223:192];
+  assign \w__payload[7]  = w__payload[255:224];
+  assign \wport__data$129[0]  = \wport__data$129 [31:0];
+  assign \wport__data$129[1]  = \wport__data$129 [63:32];
+  assign \wport__data$129[2]  = \wport__data$129 [95:64];
+  assign \wport__data$129[3]  = \wport__data$129 [127:96];
+  assign \wport__data$129[4]  = \wport__data$129 [159:128];
+  assign \wport__data$129[5]  = \wport__data$129 [191:160];
+  assign \wport__data$129[6]  = \wport__data$129 [223:192];
+  assign \wport__data$129[7]  = \wport__data$129 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$129 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$129 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$129 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$129 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$129 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$129 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$129 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$129 [255:224];
   assign \rport__data[0]  = rport__data[31:0];
   assign \rport__data[1]  = rport__data[63:32];
   assign \rport__data[2]  = rport__data[95:64];
@@ -5331,218 +5313,210 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \wbyp0[7][1]  = wbyp0[239:232];
   assign \wbyp0[7][2]  = wbyp0[247:240];
   assign \wbyp0[7][3]  = wbyp0[255:248];
-  assign \rport__data$137[0]  = \rport__data$137 [31:0];
-  assign \rport__data$137[0][0]  = \rport__data$137 [7:0];
-  assign \rport__data$137[0][1]  = \rport__data$137 [15:8];
-  assign \rport__data$137[0][2]  = \rport__data$137 [23:16];
-  assign \rport__data$137[0][3]  = \rport__data$137 [31:24];
-  assign \rport__data$137[1]  = \rport__data$137 [63:32];
-  assign \rport__data$137[1][0]  = \rport__data$137 [39:32];
-  assign \rport__data$137[1][1]  = \rport__data$137 [47:40];
-  assign \rport__data$137[1][2]  = \rport__data$137 [55:48];
-  assign \rport__data$137[1][3]  = \rport__data$137 [63:56];
-  assign \rport__data$137[2]  = \rport__data$137 [95:64];
-  assign \rport__data$137[2][0]  = \rport__data$137 [71:64];
-  assign \rport__data$137[2][1]  = \rport__data$137 [79:72];
-  assign \rport__data$137[2][2]  = \rport__data$137 [87:80];
-  assign \rport__data$137[2][3]  = \rport__data$137 [95:88];
-  assign \rport__data$137[3]  = \rport__data$137 [127:96];
-  assign \rport__data$137[3][0]  = \rport__data$137 [103:96];
-  assign \rport__data$137[3][1]  = \rport__data$137 [111:104];
-  assign \rport__data$137[3][2]  = \rport__data$137 [119:112];
-  assign \rport__data$137[3][3]  = \rport__data$137 [127:120];
-  assign \rport__data$137[4]  = \rport__data$137 [159:128];
-  assign \rport__data$137[4][0]  = \rport__data$137 [135:128];
-  assign \rport__data$137[4][1]  = \rport__data$137 [143:136];
-  assign \rport__data$137[4][2]  = \rport__data$137 [151:144];
-  assign \rport__data$137[4][3]  = \rport__data$137 [159:152];
-  assign \rport__data$137[5]  = \rport__data$137 [191:160];
-  assign \rport__data$137[5][0]  = \rport__data$137 [167:160];
-  assign \rport__data$137[5][1]  = \rport__data$137 [175:168];
-  assign \rport__data$137[5][2]  = \rport__data$137 [183:176];
-  assign \rport__data$137[5][3]  = \rport__data$137 [191:184];
-  assign \rport__data$137[6]  = \rport__data$137 [223:192];
-  assign \rport__data$137[6][0]  = \rport__data$137 [199:192];
-  assign \rport__data$137[6][1]  = \rport__data$137 [207:200];
-  assign \rport__data$137[6][2]  = \rport__data$137 [215:208];
-  assign \rport__data$137[6][3]  = \rport__data$137 [223:216];
-  assign \rport__data$137[7]  = \rport__data$137 [255:224];
-  assign \rport__data$137[7][0]  = \rport__data$137 [231:224];
-  assign \rport__data$137[7][1]  = \rport__data$137 [239:232];
-  assign \rport__data$137[7][2]  = \rport__data$137 [247:240];
-  assign \rport__data$137[7][3]  = \rport__data$137 [255:248];
-  assign \rport__data$138[0]  = \rport__data$138 [31:0];
-  assign \rport__data$138[0][0]  = \rport__data$138 [7:0];
-  assign \rport__data$138[0][1]  = \rport__data$138 [15:8];
-  assign \rport__data$138[0][2]  = \rport__data$138 [23:16];
-  assign \rport__data$138[0][3]  = \rport__data$138 [31:24];
-  assign \rport__data$138[1]  = \rport__data$138 [63:32];
-  assign \rport__data$138[1][0]  = \rport__data$138 [39:32];
-  assign \rport__data$138[1][1]  = \rport__data$138 [47:40];
-  assign \rport__data$138[1][2]  = \rport__data$138 [55:48];
-  assign \rport__data$138[1][3]  = \rport__data$138 [63:56];
-  assign \rport__data$138[2]  = \rport__data$138 [95:64];
-  assign \rport__data$138[2][0]  = \rport__data$138 [71:64];
-  assign \rport__data$138[2][1]  = \rport__data$138 [79:72];
-  assign \rport__data$138[2][2]  = \rport__data$138 [87:80];
-  assign \rport__data$138[2][3]  = \rport__data$138 [95:88];
-  assign \rport__data$138[3]  = \rport__data$138 [127:96];
-  assign \rport__data$138[3][0]  = \rport__data$138 [103:96];
-  assign \rport__data$138[3][1]  = \rport__data$138 [111:104];
-  assign \rport__data$138[3][2]  = \rport__data$138 [119:112];
-  assign \rport__data$138[3][3]  = \rport__data$138 [127:120];
-  assign \rport__data$138[4]  = \rport__data$138 [159:128];
-  assign \rport__data$138[4][0]  = \rport__data$138 [135:128];
-  assign \rport__data$138[4][1]  = \rport__data$138 [143:136];
-  assign \rport__data$138[4][2]  = \rport__data$138 [151:144];
-  assign \rport__data$138[4][3]  = \rport__data$138 [159:152];
-  assign \rport__data$138[5]  = \rport__data$138 [191:160];
-  assign \rport__data$138[5][0]  = \rport__data$138 [167:160];
-  assign \rport__data$138[5][1]  = \rport__data$138 [175:168];
-  assign \rport__data$138[5][2]  = \rport__data$138 [183:176];
-  assign \rport__data$138[5][3]  = \rport__data$138 [191:184];
-  assign \rport__data$138[6]  = \rport__data$138 [223:192];
-  assign \rport__data$138[6][0]  = \rport__data$138 [199:192];
-  assign \rport__data$138[6][1]  = \rport__data$138 [207:200];
-  assign \rport__data$138[6][2]  = \rport__data$138 [215:208];
-  assign \rport__data$138[6][3]  = \rport__data$138 [223:216];
-  assign \rport__data$138[7]  = \rport__data$138 [255:224];
-  assign \rport__data$138[7][0]  = \rport__data$138 [231:224];
-  assign \rport__data$138[7][1]  = \rport__data$138 [239:232];
-  assign \rport__data$138[7][2]  = \rport__data$138 [247:240];
-  assign \rport__data$138[7][3]  = \rport__data$138 [255:248];
-  assign \rport__data$139[0]  = \rport__data$139 [31:0];
-  assign \rport__data$139[0][0]  = \rport__data$139 [7:0];
-  assign \rport__data$139[0][1]  = \rport__data$139 [15:8];
-  assign \rport__data$139[0][2]  = \rport__data$139 [23:16];
-  assign \rport__data$139[0][3]  = \rport__data$139 [31:24];
-  assign \rport__data$139[1]  = \rport__data$139 [63:32];
-  assign \rport__data$139[1][0]  = \rport__data$139 [39:32];
-  assign \rport__data$139[1][1]  = \rport__data$139 [47:40];
-  assign \rport__data$139[1][2]  = \rport__data$139 [55:48];
-  assign \rport__data$139[1][3]  = \rport__data$139 [63:56];
-  assign \rport__data$139[2]  = \rport__data$139 [95:64];
-  assign \rport__data$139[2][0]  = \rport__data$139 [71:64];
-  assign \rport__data$139[2][1]  = \rport__data$139 [79:72];
-  assign \rport__data$139[2][2]  = \rport__data$139 [87:80];
-  assign \rport__data$139[2][3]  = \rport__data$139 [95:88];
-  assign \rport__data$139[3]  = \rport__data$139 [127:96];
-  assign \rport__data$139[3][0]  = \rport__data$139 [103:96];
-  assign \rport__data$139[3][1]  = \rport__data$139 [111:104];
-  assign \rport__data$139[3][2]  = \rport__data$139 [119:112];
-  assign \rport__data$139[3][3]  = \rport__data$139 [127:120];
-  assign \rport__data$139[4]  = \rport__data$139 [159:128];
-  assign \rport__data$139[4][0]  = \rport__data$139 [135:128];
-  assign \rport__data$139[4][1]  = \rport__data$139 [143:136];
-  assign \rport__data$139[4][2]  = \rport__data$139 [151:144];
-  assign \rport__data$139[4][3]  = \rport__data$139 [159:152];
-  assign \rport__data$139[5]  = \rport__data$139 [191:160];
-  assign \rport__data$139[5][0]  = \rport__data$139 [167:160];
-  assign \rport__data$139[5][1]  = \rport__data$139 [175:168];
-  assign \rport__data$139[5][2]  = \rport__data$139 [183:176];
-  assign \rport__data$139[5][3]  = \rport__data$139 [191:184];
-  assign \rport__data$139[6]  = \rport__data$139 [223:192];
-  assign \rport__data$139[6][0]  = \rport__data$139 [199:192];
-  assign \rport__data$139[6][1]  = \rport__data$139 [207:200];
-  assign \rport__data$139[6][2]  = \rport__data$139 [215:208];
-  assign \rport__data$139[6][3]  = \rport__data$139 [223:216];
-  assign \rport__data$139[7]  = \rport__data$139 [255:224];
-  assign \rport__data$139[7][0]  = \rport__data$139 [231:224];
-  assign \rport__data$139[7][1]  = \rport__data$139 [239:232];
-  assign \rport__data$139[7][2]  = \rport__data$139 [247:240];
-  assign \rport__data$139[7][3]  = \rport__data$139 [255:248];
-  assign \rport__data$140[0]  = \rport__data$140 [31:0];
-  assign \rport__data$140[0][0]  = \rport__data$140 [7:0];
-  assign \rport__data$140[0][1]  = \rport__data$140 [15:8];
-  assign \rport__data$140[0][2]  = \rport__data$140 [23:16];
-  assign \rport__data$140[0][3]  = \rport__data$140 [31:24];
-  assign \rport__data$140[1]  = \rport__data$140 [63:32];
-  assign \rport__data$140[1][0]  = \rport__data$140 [39:32];
-  assign \rport__data$140[1][1]  = \rport__data$140 [47:40];
-  assign \rport__data$140[1][2]  = \rport__data$140 [55:48];
-  assign \rport__data$140[1][3]  = \rport__data$140 [63:56];
-  assign \rport__data$140[2]  = \rport__data$140 [95:64];
-  assign \rport__data$140[2][0]  = \rport__data$140 [71:64];
-  assign \rport__data$140[2][1]  = \rport__data$140 [79:72];
-  assign \rport__data$140[2][2]  = \rport__data$140 [87:80];
-  assign \rport__data$140[2][3]  = \rport__data$140 [95:88];
-  assign \rport__data$140[3]  = \rport__data$140 [127:96];
-  assign \rport__data$140[3][0]  = \rport__data$140 [103:96];
-  assign \rport__data$140[3][1]  = \rport__data$140 [111:104];
-  assign \rport__data$140[3][2]  = \rport__data$140 [119:112];
-  assign \rport__data$140[3][3]  = \rport__data$140 [127:120];
-  assign \rport__data$140[4]  = \rport__data$140 [159:128];
-  assign \rport__data$140[4][0]  = \rport__data$140 [135:128];
-  assign \rport__data$140[4][1]  = \rport__data$140 [143:136];
-  assign \rport__data$140[4][2]  = \rport__data$140 [151:144];
-  assign \rport__data$140[4][3]  = \rport__data$140 [159:152];
-  assign \rport__data$140[5]  = \rport__data$140 [191:160];
-  assign \rport__data$140[5][0]  = \rport__data$140 [167:160];
-  assign \rport__data$140[5][1]  = \rport__data$140 [175:168];
-  assign \rport__data$140[5][2]  = \rport__data$140 [183:176];
-  assign \rport__data$140[5][3]  = \rport__data$140 [191:184];
-  assign \rport__data$140[6]  = \rport__data$140 [223:192];
-  assign \rport__data$140[6][0]  = \rport__data$140 [199:192];
-  assign \rport__data$140[6][1]  = \rport__data$140 [207:200];
-  assign \rport__data$140[6][2]  = \rport__data$140 [215:208];
-  assign \rport__data$140[6][3]  = \rport__data$140 [223:216];
-  assign \rport__data$140[7]  = \rport__data$140 [255:224];
-  assign \rport__data$140[7][0]  = \rport__data$140 [231:224];
-  assign \rport__data$140[7][1]  = \rport__data$140 [239:232];
-  assign \rport__data$140[7][2]  = \rport__data$140 [247:240];
-  assign \rport__data$140[7][3]  = \rport__data$140 [255:248];
-  assign \rport__data$141[0]  = \rport__data$141 [31:0];
-  assign \rport__data$141[0][0]  = \rport__data$141 [7:0];
-  assign \rport__data$141[0][1]  = \rport__data$141 [15:8];
-  assign \rport__data$141[0][2]  = \rport__data$141 [23:16];
-  assign \rport__data$141[0][3]  = \rport__data$141 [31:24];
-  assign \rport__data$141[1]  = \rport__data$141 [63:32];
-  assign \rport__data$141[1][0]  = \rport__data$141 [39:32];
-  assign \rport__data$141[1][1]  = \rport__data$141 [47:40];
-  assign \rport__data$141[1][2]  = \rport__data$141 [55:48];
-  assign \rport__data$141[1][3]  = \rport__data$141 [63:56];
-  assign \rport__data$141[2]  = \rport__data$141 [95:64];
-  assign \rport__data$141[2][0]  = \rport__data$141 [71:64];
-  assign \rport__data$141[2][1]  = \rport__data$141 [79:72];
-  assign \rport__data$141[2][2]  = \rport__data$141 [87:80];
-  assign \rport__data$141[2][3]  = \rport__data$141 [95:88];
-  assign \rport__data$141[3]  = \rport__data$141 [127:96];
-  assign \rport__data$141[3][0]  = \rport__data$141 [103:96];
-  assign \rport__data$141[3][1]  = \rport__data$141 [111:104];
-  assign \rport__data$141[3][2]  = \rport__data$141 [119:112];
-  assign \rport__data$141[3][3]  = \rport__data$141 [127:120];
-  assign \rport__data$141[4]  = \rport__data$141 [159:128];
-  assign \rport__data$141[4][0]  = \rport__data$141 [135:128];
-  assign \rport__data$141[4][1]  = \rport__data$141 [143:136];
-  assign \rport__data$141[4][2]  = \rport__data$141 [151:144];
-  assign \rport__data$141[4][3]  = \rport__data$141 [159:152];
-  assign \rport__data$141[5]  = \rport__data$141 [191:160];
-  assign \rport__data$141[5][0]  = \rport__data$141 [167:160];
-  assign \rport__data$141[5][1]  = \rport__data$141 [175:168];
-  assign \rport__data$141[5][2]  = \rport__data$141 [183:176];
-  assign \rport__data$141[5][3]  = \rport__data$141 [191:184];
-  assign \rport__data$141[6]  = \rport__data$141 [223:192];
-  assign \rport__data$141[6][0]  = \rport__data$141 [199:192];
-  assign \rport__data$141[6][1]  = \rport__data$141 [207:200];
-  assign \rport__data$141[6][2]  = \rport__data$141 [215:208];
-  assign \rport__data$141[6][3]  = \rport__data$141 [223:216];
-  assign \rport__data$141[7]  = \rport__data$141 [255:224];
-  assign \rport__data$141[7][0]  = \rport__data$141 [231:224];
-  assign \rport__data$141[7][1]  = \rport__data$141 [239:232];
-  assign \rport__data$141[7][2]  = \rport__data$141 [247:240];
-  assign \rport__data$141[7][3]  = \rport__data$141 [255:248];
+  assign \rport__data$148[0]  = \rport__data$148 [31:0];
+  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
+  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
+  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
+  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
+  assign \rport__data$148[1]  = \rport__data$148 [63:32];
+  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
+  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
+  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
+  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
+  assign \rport__data$148[2]  = \rport__data$148 [95:64];
+  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
+  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
+  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
+  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
+  assign \rport__data$148[3]  = \rport__data$148 [127:96];
+  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
+  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
+  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
+  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
+  assign \rport__data$148[4]  = \rport__data$148 [159:128];
+  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
+  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
+  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
+  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
+  assign \rport__data$148[5]  = \rport__data$148 [191:160];
+  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
+  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
+  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
+  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
+  assign \rport__data$148[6]  = \rport__data$148 [223:192];
+  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
+  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
+  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
+  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
+  assign \rport__data$148[7]  = \rport__data$148 [255:224];
+  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
+  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
+  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
+  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
+  assign \rport__data$149[0]  = \rport__data$149 [31:0];
+  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
+  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
+  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
+  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
+  assign \rport__data$149[1]  = \rport__data$149 [63:32];
+  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
+  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
+  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
+  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
+  assign \rport__data$149[2]  = \rport__data$149 [95:64];
+  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
+  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
+  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
+  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
+  assign \rport__data$149[3]  = \rport__data$149 [127:96];
+  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
+  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
+  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
+  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
+  assign \rport__data$149[4]  = \rport__data$149 [159:128];
+  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
+  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
+  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
+  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
+  assign \rport__data$149[5]  = \rport__data$149 [191:160];
+  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
+  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
+  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
+  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
+  assign \rport__data$149[6]  = \rport__data$149 [223:192];
+  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
+  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
+  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
+  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
+  assign \rport__data$149[7]  = \rport__data$149 [255:224];
+  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
+  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
+  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
+  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
+  assign \rport__data$150[0]  = \rport__data$150 [31:0];
+  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
+  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
+  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
+  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
+  assign \rport__data$150[1]  = \rport__data$150 [63:32];
+  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
+  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
+  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
+  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
+  assign \rport__data$150[2]  = \rport__data$150 [95:64];
+  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
+  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
+  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
+  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
+  assign \rport__data$150[3]  = \rport__data$150 [127:96];
+  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
+  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
+  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
+  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
+  assign \rport__data$150[4]  = \rport__data$150 [159:128];
+  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
+  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
+  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
+  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
+  assign \rport__data$150[5]  = \rport__data$150 [191:160];
+  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
+  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
+  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
+  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
+  assign \rport__data$150[6]  = \rport__data$150 [223:192];
+  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
+  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
+  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
+  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
+  assign \rport__data$150[7]  = \rport__data$150 [255:224];
+  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
+  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
+  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
+  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
+  assign \rport__data$151[0]  = \rport__data$151 [31:0];
+  assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
+  assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
+  assign \rport__data$151[0][2]  = \rport__data$151 [23:16];
+  assign \rport__data$151[0][3]  = \rport__data$151 [31:24];
+  assign \rport__data$151[1]  = \rport__data$151 [63:32];
+  assign \rport__data$151[1][0]  = \rport__data$151 [39:32];
+  assign \rport__data$151[1][1]  = \rport__data$151 [47:40];
+  assign \rport__data$151[1][2]  = \rport__data$151 [55:48];
+  assign \rport__data$151[1][3]  = \rport__data$151 [63:56];
+  assign \rport__data$151[2]  = \rport__data$151 [95:64];
+  assign \rport__data$151[2][0]  = \rport__data$151 [71:64];
+  assign \rport__data$151[2][1]  = \rport__data$151 [79:72];
+  assign \rport__data$151[2][2]  = \rport__data$151 [87:80];
+  assign \rport__data$151[2][3]  = \rport__data$151 [95:88];
+  assign \rport__data$151[3]  = \rport__data$151 [127:96];
+  assign \rport__data$151[3][0]  = \rport__data$151 [103:96];
+  assign \rport__data$151[3][1]  = \rport__data$151 [111:104];
+  assign \rport__data$151[3][2]  = \rport__data$151 [119:112];
+  assign \rport__data$151[3][3]  = \rport__data$151 [127:120];
+  assign \rport__data$151[4]  = \rport__data$151 [159:128];
+  assign \rport__data$151[4][0]  = \rport__data$151 [135:128];
+  assign \rport__data$151[4][1]  = \rport__data$151 [143:136];
+  assign \rport__data$151[4][2]  = \rport__data$151 [151:144];
+  assign \rport__data$151[4][3]  = \rport__data$151 [159:152];
+  assign \rport__data$151[5]  = \rport__data$151 [191:160];
+  assign \rport__data$151[5][0]  = \rport__data$151 [167:160];
+  assign \rport__data$151[5][1]  = \rport__data$151 [175:168];
+  assign \rport__data$151[5][2]  = \rport__data$151 [183:176];
+  assign \rport__data$151[5][3]  = \rport__data$151 [191:184];
+  assign \rport__data$151[6]  = \rport__data$151 [223:192];
+  assign \rport__data$151[6][0]  = \rport__data$151 [199:192];
+  assign \rport__data$151[6][1]  = \rport__data$151 [207:200];
+  assign \rport__data$151[6][2]  = \rport__data$151 [215:208];
+  assign \rport__data$151[6][3]  = \rport__data$151 [223:216];
+  assign \rport__data$151[7]  = \rport__data$151 [255:224];
+  assign \rport__data$151[7][0]  = \rport__data$151 [231:224];
+  assign \rport__data$151[7][1]  = \rport__data$151 [239:232];
+  assign \rport__data$151[7][2]  = \rport__data$151 [247:240];
+  assign \rport__data$151[7][3]  = \rport__data$151 [255:248];
+  assign \rport__data$152[0]  = \rport__data$152 [31:0];
+  assign \rport__data$152[0][0]  = \rport__data$152 [7:0];
+  assign \rport__data$152[0][1]  = \rport__data$152 [15:8];
+  assign \rport__data$152[0][2]  = \rport__data$152 [23:16];
+  assign \rport__data$152[0][3]  = \rport__data$152 [31:24];
+  assign \rport__data$152[1]  = \rport__data$152 [63:32];
+  assign \rport__data$152[1][0]  = \rport__data$152 [39:32];
+  assign \rport__data$152[1][1]  = \rport__data$152 [47:40];
+  assign \rport__data$152[1][2]  = \rport__data$152 [55:48];
+  assign \rport__data$152[1][3]  = \rport__data$152 [63:56];
+  assign \rport__data$152[2]  = \rport__data$152 [95:64];
+  assign \rport__data$152[2][0]  = \rport__data$152 [71:64];
+  assign \rport__data$152[2][1]  = \rport__data$152 [79:72];
+  assign \rport__data$152[2][2]  = \rport__data$152 [87:80];
+  assign \rport__data$152[2][3]  = \rport__data$152 [95:88];
+  assign \rport__data$152[3]  = \rport__data$152 [127:96];
+  assign \rport__data$152[3][0]  = \rport__data$152 [103:96];
+  assign \rport__data$152[3][1]  = \rport__data$152 [111:104];
+  assign \rport__data$152[3][2]  = \rport__data$152 [119:112];
+  assign \rport__data$152[3][3]  = \rport__data$152 [127:120];
+  assign \rport__data$152[4]  = \rport__data$152 [159:128];
+  assign \rport__data$152[4][0]  = \rport__data$152 [135:128];
+  assign \rport__data$152[4][1]  = \rport__data$152 [143:136];
+  assign \rport__data$152[4][2]  = \rport__data$152 [151:144];
+  assign \rport__data$152[4][3]  = \rport__data$152 [159:152];
+  assign \rport__data$152[5]  = \rport__data$152 [191:160];
+  assign \rport__data$152[5][0]  = \rport__data$152 [167:160];
+  assign \rport__data$152[5][1]  = \rport__data$152 [175:168];
+  assign \rport__data$152[5][2]  = \rport__data$152 [183:176];
+  assign \rport__data$152[5][3]  = \rport__data$152 [191:184];
+  assign \rport__data$152[6]  = \rport__data$152 [223:192];
+  assign \rport__data$152[6][0]  = \rport__data$152 [199:192];
+  assign \rport__data$152[6][1]  = \rport__data$152 [207:200];
+  assign \rport__data$152[6][2]  = \rport__data$152 [215:208];
+  assign \rport__data$152[6][3]  = \rport__data$152 [223:216];
+  assign \rport__data$152[7]  = \rport__data$152 [255:224];
+  assign \rport__data$152[7][0]  = \rport__data$152 [231:224];
+  assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
+  assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
+  assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
   assign \s0_data[3]  = s0_data[31:24];
-  assign \w__payload[0]  = w__payload[31:0];
-  assign \w__payload[1]  = w__payload[63:32];
-  assign \w__payload[2]  = w__payload[95:64];
-  assign \w__payload[3]  = w__payload[127:96];
-  assign \w__payload[4]  = w__payload[159:128];
-  assign \w__payload[5]  = w__payload[191:160];
-  assign \w__payload[6]  = w__payload[223:192];
-  assign \w__payload[7]  = w__payload[255:224];
   assign \r__payload[0]  = r__payload[31:0];
   assign \r__payload[1]  = r__payload[63:32];
   assign \r__payload[2]  = r__payload[95:64];
@@ -5554,6 +5528,14 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign results__payload[255:0] = \$33 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
+  assign w__payload[255:224] = \acc$120 ;
+  assign w__payload[223:192] = \acc$119 ;
+  assign w__payload[191:160] = \acc$118 ;
+  assign w__payload[159:128] = \acc$117 ;
+  assign w__payload[127:96] = \acc$116 ;
+  assign w__payload[95:64] = \acc$115 ;
+  assign w__payload[63:32] = \acc$114 ;
+  assign w__payload[31:0] = acc;
   assign \$43  = { 9'h000, \$42 [12:9] };
   assign \$46  = { 9'h000, \$45 [12:9] };
   assign \$49  = { 9'h000, \$48 [12:9] };
@@ -5567,7 +5549,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed (rst, r_en, w_en, w_data, r__valid, r__payload, clk);
+module \mercury_pe_array.computed (rst, r_en, w_data, r__valid, r__payload, w_en, clk);
   input clk;
   wire clk;
   wire [4:0] level;
@@ -5644,7 +5626,7 @@ module \mercury_pe_array.computed (rst, r_en, w_en, w_data, r__valid, r__payload
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, w_rdy, r_data, clk);
+module \mercury_pe_array.computed.queue (rst, r_en, w_data, level, r_rdy, w_rdy, r_data, w_en, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [5:0] \$10 ;
@@ -5926,43 +5908,37 @@ module \mercury_pe_array.computed.queue (rst, r_en, w_en, w_data, level, r_rdy, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, done, clk);
+module \mercury_pe_array.pe0 (rst, w, valid, first, last, mask, \a$17 , acc, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
-  (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
   input clk;
   wire clk;
   output done;
@@ -5973,11 +5949,10 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire last;
   input [3:0] mask;
   wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
   input rst;
   wire rst;
   reg [2:0] s1 = 3'h0;
@@ -5988,952 +5963,386 @@ module \mercury_pe_array.pe0 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s2.first ;
   wire \s2.last ;
   wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
   input valid;
   wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
+  input [31:0] w;
+  wire [31:0] w;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
   always @(posedge clk)
-    s1 <= \$15 ;
+    s1 <= \$7 ;
   always @(posedge clk)
-    w <= \$16 ;
+    s2 <= \$8 ;
   always @(posedge clk)
-    a <= \$17 ;
+    beat_sum <= \$9 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    s3 <= \$10 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    acc <= \$11 ;
   always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    done <= \$12 ;
+  \mercury_pe_array.pe0.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe0.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe0.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe0.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
     if (rst) begin
-      \$15  = 3'h0;
+      \$7  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = \w$7 ;
+    \$8  = s1;
     if (rst) begin
-      \$16  = 32'd0;
+      \$8  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$9  = \$3 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$9  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = s1;
+    \$10  = s2;
     if (rst) begin
-      \$18  = 3'h0;
+      \$10  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
     end
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$11  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
+    \$12  = \$6 ;
     if (rst) begin
-      \$20  = 32'd0;
+      \$12  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
   assign \s1.valid  = s1[0];
   assign \s1.first  = s1[1];
   assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe1 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe0.mul0 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
-  output [31:0] acc;
-  reg [31:0] acc = 32'd0;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
   input clk;
   wire clk;
-  reg done = 1'h0;
-  input first;
-  wire first;
-  input last;
-  wire last;
-  input [3:0] mask;
-  wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
   input rst;
   wire rst;
-  reg [2:0] s1 = 3'h0;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [2:0] s2 = 3'h0;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  input valid;
-  wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
-  wire [7:0] \w[0] ;
-  wire [7:0] \w[1] ;
-  wire [7:0] \w[2] ;
-  wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1 <= \$15 ;
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
   always @(posedge clk)
-    w <= \$16 ;
+    a <= \$2 ;
   always @(posedge clk)
-    a <= \$17 ;
-  always @(posedge clk)
-    s2 <= \$18 ;
-  always @(posedge clk)
-    prods <= \$19 ;
-  always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    b <= \$3 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$4  = \$1 ;
     if (rst) begin
-      \$15  = 3'h0;
+      \$4  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = \w$7 ;
+    \$2  = \a$3 ;
     if (rst) begin
-      \$16  = 32'd0;
+      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$3  = \b$5 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$3  = 8'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = s1;
-    if (rst) begin
-      \$18  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$19  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
-    if (rst) begin
-      \$20  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \w[0]  = w[7:0];
-  assign \w[1]  = w[15:8];
-  assign \w[2]  = w[23:16];
-  assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \p$7  = p;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe2 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe0.mul1 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
-  output [31:0] acc;
-  reg [31:0] acc = 32'd0;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
   input clk;
   wire clk;
-  reg done = 1'h0;
-  input first;
-  wire first;
-  input last;
-  wire last;
-  input [3:0] mask;
-  wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
   input rst;
   wire rst;
-  reg [2:0] s1 = 3'h0;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [2:0] s2 = 3'h0;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  input valid;
-  wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
-  wire [7:0] \w[0] ;
-  wire [7:0] \w[1] ;
-  wire [7:0] \w[2] ;
-  wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1 <= \$15 ;
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
   always @(posedge clk)
-    w <= \$16 ;
+    a <= \$2 ;
   always @(posedge clk)
-    a <= \$17 ;
-  always @(posedge clk)
-    s2 <= \$18 ;
-  always @(posedge clk)
-    prods <= \$19 ;
-  always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    b <= \$3 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$4  = \$1 ;
     if (rst) begin
-      \$15  = 3'h0;
+      \$4  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = \w$7 ;
+    \$2  = \a$3 ;
     if (rst) begin
-      \$16  = 32'd0;
+      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$3  = \b$5 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$3  = 8'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = s1;
-    if (rst) begin
-      \$18  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$19  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
-    if (rst) begin
-      \$20  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \w[0]  = w[7:0];
-  assign \w[1]  = w[15:8];
-  assign \w[2]  = w[23:16];
-  assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \p$7  = p;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe3 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe0.mul2 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
-  output [31:0] acc;
-  reg [31:0] acc = 32'd0;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
   input clk;
   wire clk;
-  reg done = 1'h0;
-  input first;
-  wire first;
-  input last;
-  wire last;
-  input [3:0] mask;
-  wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
   input rst;
   wire rst;
-  reg [2:0] s1 = 3'h0;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [2:0] s2 = 3'h0;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  input valid;
-  wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
-  wire [7:0] \w[0] ;
-  wire [7:0] \w[1] ;
-  wire [7:0] \w[2] ;
-  wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1 <= \$15 ;
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
   always @(posedge clk)
-    w <= \$16 ;
+    a <= \$2 ;
   always @(posedge clk)
-    a <= \$17 ;
-  always @(posedge clk)
-    s2 <= \$18 ;
-  always @(posedge clk)
-    prods <= \$19 ;
-  always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    b <= \$3 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$4  = \$1 ;
     if (rst) begin
-      \$15  = 3'h0;
+      \$4  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = \w$7 ;
+    \$2  = \a$3 ;
     if (rst) begin
-      \$16  = 32'd0;
+      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$3  = \b$5 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$3  = 8'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = s1;
-    if (rst) begin
-      \$18  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$19  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
-    if (rst) begin
-      \$20  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \w[0]  = w[7:0];
-  assign \w[1]  = w[15:8];
-  assign \w[2]  = w[23:16];
-  assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \p$7  = p;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe4 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe0.mul3 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
-  output [31:0] acc;
-  reg [31:0] acc = 32'd0;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
   input clk;
   wire clk;
-  reg done = 1'h0;
-  input first;
-  wire first;
-  input last;
-  wire last;
-  input [3:0] mask;
-  wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
   input rst;
   wire rst;
-  reg [2:0] s1 = 3'h0;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [2:0] s2 = 3'h0;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  input valid;
-  wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
-  wire [7:0] \w[0] ;
-  wire [7:0] \w[1] ;
-  wire [7:0] \w[2] ;
-  wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1 <= \$15 ;
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
   always @(posedge clk)
-    w <= \$16 ;
+    a <= \$2 ;
   always @(posedge clk)
-    a <= \$17 ;
-  always @(posedge clk)
-    s2 <= \$18 ;
-  always @(posedge clk)
-    prods <= \$19 ;
-  always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    b <= \$3 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$4  = \$1 ;
     if (rst) begin
-      \$15  = 3'h0;
+      \$4  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = \w$7 ;
+    \$2  = \a$3 ;
     if (rst) begin
-      \$16  = 32'd0;
+      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$3  = \b$5 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$3  = 8'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = s1;
-    if (rst) begin
-      \$18  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$19  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
-    if (rst) begin
-      \$20  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \w[0]  = w[7:0];
-  assign \w[1]  = w[15:8];
-  assign \w[2]  = w[23:16];
-  assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \p$7  = p;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe1 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
-  (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
   input clk;
   wire clk;
   reg done = 1'h0;
@@ -6943,11 +6352,10 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire last;
   input [3:0] mask;
   wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
   input rst;
   wire rst;
   reg [2:0] s1 = 3'h0;
@@ -6958,370 +6366,386 @@ module \mercury_pe_array.pe5 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s2.first ;
   wire \s2.last ;
   wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
   input valid;
   wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
+  input [31:0] w;
+  wire [31:0] w;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
   always @(posedge clk)
-    s1 <= \$15 ;
+    s1 <= \$7 ;
   always @(posedge clk)
-    w <= \$16 ;
+    s2 <= \$8 ;
   always @(posedge clk)
-    a <= \$17 ;
+    beat_sum <= \$9 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    s3 <= \$10 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    acc <= \$11 ;
   always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    done <= \$12 ;
+  \mercury_pe_array.pe1.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe1.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe1.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe1.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
     if (rst) begin
-      \$15  = 3'h0;
+      \$7  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = \w$7 ;
+    \$8  = s1;
     if (rst) begin
-      \$16  = 32'd0;
+      \$8  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$9  = \$3 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$9  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = s1;
+    \$10  = s2;
     if (rst) begin
-      \$18  = 3'h0;
+      \$10  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
     end
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$11  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
+    \$12  = \$6 ;
     if (rst) begin
-      \$20  = 32'd0;
+      \$12  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
   assign \s1.valid  = s1[0];
   assign \s1.first  = s1[1];
   assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe6 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe1.mul0 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
-  output [31:0] acc;
-  reg [31:0] acc = 32'd0;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
   input clk;
   wire clk;
-  reg done = 1'h0;
-  input first;
-  wire first;
-  input last;
-  wire last;
-  input [3:0] mask;
-  wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
   input rst;
   wire rst;
-  reg [2:0] s1 = 3'h0;
-  wire \s1.first ;
-  wire \s1.last ;
-  wire \s1.valid ;
-  reg [2:0] s2 = 3'h0;
-  wire \s2.first ;
-  wire \s2.last ;
-  wire \s2.valid ;
-  input valid;
-  wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
-  wire [7:0] \w[0] ;
-  wire [7:0] \w[1] ;
-  wire [7:0] \w[2] ;
-  wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
   always @(posedge clk)
-    s1 <= \$15 ;
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
   always @(posedge clk)
-    w <= \$16 ;
+    a <= \$2 ;
   always @(posedge clk)
-    a <= \$17 ;
-  always @(posedge clk)
-    s2 <= \$18 ;
-  always @(posedge clk)
-    prods <= \$19 ;
-  always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    b <= \$3 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    \$4  = \$1 ;
     if (rst) begin
-      \$15  = 3'h0;
+      \$4  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = \w$7 ;
+    \$2  = \a$3 ;
     if (rst) begin
-      \$16  = 32'd0;
+      \$2  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    \$3  = \b$5 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$3  = 8'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = s1;
-    if (rst) begin
-      \$18  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
-    end
-    if (rst) begin
-      \$19  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
-    if (rst) begin
-      \$20  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  assign \s1.valid  = s1[0];
-  assign \s1.first  = s1[1];
-  assign \s1.last  = s1[2];
-  assign \w[0]  = w[7:0];
-  assign \w[1]  = w[15:8];
-  assign \w[2]  = w[23:16];
-  assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
-  assign \s2.valid  = s2[0];
-  assign \s2.first  = s2[1];
-  assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \p$7  = p;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc, clk);
+module \mercury_pe_array.pe1.mul1 (rst, \b$5 , \a$3 , p, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [7:0] \$1 ;
-  wire [16:0] \$10 ;
-  wire [16:0] \$11 ;
-  wire [17:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire \$14 ;
-  reg [2:0] \$15 ;
-  reg [31:0] \$16 ;
-  reg [31:0] \$17 ;
-  reg [2:0] \$18 ;
-  reg [63:0] \$19 ;
-  wire [7:0] \$2 ;
-  reg [31:0] \$20 ;
-  reg \$21 ;
-  wire [7:0] \$3 ;
-  wire [7:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire [15:0] \$7 ;
-  wire [15:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
   (* keep = 32'd1 *)
-  reg [31:0] a = 32'd0;
-  input [31:0] \a$10 ;
-  wire [31:0] \a$10 ;
-  wire [7:0] \a$10[0] ;
-  wire [7:0] \a$10[1] ;
-  wire [7:0] \a$10[2] ;
-  wire [7:0] \a$10[3] ;
-  wire [7:0] \a[0] ;
-  wire [7:0] \a[1] ;
-  wire [7:0] \a[2] ;
-  wire [7:0] \a[3] ;
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe1.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe1.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe2 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
   output [31:0] acc;
   reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
   input clk;
   wire clk;
   reg done = 1'h0;
@@ -7331,11 +6755,10 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire last;
   input [3:0] mask;
   wire [3:0] mask;
-  reg [63:0] prods = 64'h0000000000000000;
-  wire [15:0] \prods[0] ;
-  wire [15:0] \prods[1] ;
-  wire [15:0] \prods[2] ;
-  wire [15:0] \prods[3] ;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
   input rst;
   wire rst;
   reg [2:0] s1 = 3'h0;
@@ -7346,134 +6769,2365 @@ module \mercury_pe_array.pe7 (rst, \w$7 , valid, first, last, mask, \a$10 , acc,
   wire \s2.first ;
   wire \s2.last ;
   wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
   input valid;
   wire valid;
-  reg [31:0] w = 32'd0;
-  input [31:0] \w$7 ;
-  wire [31:0] \w$7 ;
-  wire [7:0] \w$7[0] ;
-  wire [7:0] \w$7[1] ;
-  wire [7:0] \w$7[2] ;
-  wire [7:0] \w$7[3] ;
+  input [31:0] w;
+  wire [31:0] w;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
   wire [7:0] \w[2] ;
   wire [7:0] \w[3] ;
-  assign \$1  = mask[0] ? \a$10 [7:0] : 8'h00;
-  assign \$2  = mask[1] ? \a$10 [15:8] : 8'h00;
-  assign \$3  = mask[2] ? \a$10 [23:16] : 8'h00;
-  assign \$4  = mask[3] ? \a$10 [31:24] : 8'h00;
-  assign \$5  = $signed(a[7:0]) * $signed(w[7:0]);
-  assign \$6  = $signed(a[15:8]) * $signed(w[15:8]);
-  assign \$7  = $signed(a[23:16]) * $signed(w[23:16]);
-  assign \$8  = $signed(a[31:24]) * $signed(w[31:24]);
-  assign \$9  = s2[1] ? 32'd0 : acc;
-  assign \$10  = $signed(prods[15:0]) + $signed(prods[31:16]);
-  assign \$11  = $signed(prods[47:32]) + $signed(prods[63:48]);
-  assign \$12  = $signed(\$10 ) + $signed(\$11 );
-  assign \$13  = $signed(\$9 ) + $signed(\$12 );
-  assign \$14  = s2[0] & s2[2];
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
   always @(posedge clk)
-    s1 <= \$15 ;
+    s1 <= \$7 ;
   always @(posedge clk)
-    w <= \$16 ;
+    s2 <= \$8 ;
   always @(posedge clk)
-    a <= \$17 ;
+    beat_sum <= \$9 ;
   always @(posedge clk)
-    s2 <= \$18 ;
+    s3 <= \$10 ;
   always @(posedge clk)
-    prods <= \$19 ;
+    acc <= \$11 ;
   always @(posedge clk)
-    acc <= \$20 ;
-  always @(posedge clk)
-    done <= \$21 ;
+    done <= \$12 ;
+  \mercury_pe_array.pe2.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe2.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe2.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe2.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15 [0] = valid;
-    \$15 [1] = first;
-    \$15 [2] = last;
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
     if (rst) begin
-      \$15  = 3'h0;
+      \$7  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = \w$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$8  = s1;
     if (rst) begin
-      \$16  = 32'd0;
+      \$8  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17 [7:0] = \$1 ;
-    \$17 [15:8] = \$2 ;
-    \$17 [23:16] = \$3 ;
-    \$17 [31:24] = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$9  = \$3 ;
     if (rst) begin
-      \$17  = 32'd0;
+      \$9  = 18'h00000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = s1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$10  = s2;
     if (rst) begin
-      \$18  = 3'h0;
+      \$10  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = prods;
-    if (s1[0]) begin
-      \$19 [15:0] = \$5 ;
-      \$19 [31:16] = \$6 ;
-      \$19 [47:32] = \$7 ;
-      \$19 [63:48] = \$8 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
     end
     if (rst) begin
-      \$19  = 64'h0000000000000000;
+      \$11  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$20  = acc;
-    if (s2[0]) begin
-      \$20  = \$13 [31:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$12  = \$6 ;
     if (rst) begin
-      \$20  = 32'd0;
+      \$12  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$21  = \$14 ;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
   assign \s1.valid  = s1[0];
   assign \s1.first  = s1[1];
   assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
   assign \w[3]  = w[31:24];
-  assign \w$7[0]  = \w$7 [7:0];
-  assign \w$7[1]  = \w$7 [15:8];
-  assign \w$7[2]  = \w$7 [23:16];
-  assign \w$7[3]  = \w$7 [31:24];
-  assign \a[0]  = a[7:0];
-  assign \a[1]  = a[15:8];
-  assign \a[2]  = a[23:16];
-  assign \a[3]  = a[31:24];
-  assign \a$10[0]  = \a$10 [7:0];
-  assign \a$10[1]  = \a$10 [15:8];
-  assign \a$10[2]  = \a$10 [23:16];
-  assign \a$10[3]  = \a$10 [31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe2.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe2.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe2.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe2.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe3 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
+  output [31:0] acc;
+  reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
+  input clk;
+  wire clk;
+  reg done = 1'h0;
+  input first;
+  wire first;
+  input last;
+  wire last;
+  input [3:0] mask;
+  wire [3:0] mask;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
+  input rst;
+  wire rst;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
+  input valid;
+  wire valid;
+  input [31:0] w;
+  wire [31:0] w;
+  wire [7:0] \w[0] ;
+  wire [7:0] \w[1] ;
+  wire [7:0] \w[2] ;
+  wire [7:0] \w[3] ;
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
+  always @(posedge clk)
+    s1 <= \$7 ;
+  always @(posedge clk)
+    s2 <= \$8 ;
+  always @(posedge clk)
+    beat_sum <= \$9 ;
+  always @(posedge clk)
+    s3 <= \$10 ;
+  always @(posedge clk)
+    acc <= \$11 ;
+  always @(posedge clk)
+    done <= \$12 ;
+  \mercury_pe_array.pe3.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe3.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe3.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe3.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
+    if (rst) begin
+      \$7  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$8  = s1;
+    if (rst) begin
+      \$8  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$9  = \$3 ;
+    if (rst) begin
+      \$9  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$10  = s2;
+    if (rst) begin
+      \$10  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = \$6 ;
+    if (rst) begin
+      \$12  = 1'h0;
+    end
+  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
   assign \s2.valid  = s2[0];
   assign \s2.first  = s2[1];
   assign \s2.last  = s2[2];
-  assign \prods[0]  = prods[15:0];
-  assign \prods[1]  = prods[31:16];
-  assign \prods[2]  = prods[47:32];
-  assign \prods[3]  = prods[63:48];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \w[3]  = w[31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe3.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe3.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe3.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe3.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe4 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
+  output [31:0] acc;
+  reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
+  input clk;
+  wire clk;
+  reg done = 1'h0;
+  input first;
+  wire first;
+  input last;
+  wire last;
+  input [3:0] mask;
+  wire [3:0] mask;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
+  input rst;
+  wire rst;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
+  input valid;
+  wire valid;
+  input [31:0] w;
+  wire [31:0] w;
+  wire [7:0] \w[0] ;
+  wire [7:0] \w[1] ;
+  wire [7:0] \w[2] ;
+  wire [7:0] \w[3] ;
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
+  always @(posedge clk)
+    s1 <= \$7 ;
+  always @(posedge clk)
+    s2 <= \$8 ;
+  always @(posedge clk)
+    beat_sum <= \$9 ;
+  always @(posedge clk)
+    s3 <= \$10 ;
+  always @(posedge clk)
+    acc <= \$11 ;
+  always @(posedge clk)
+    done <= \$12 ;
+  \mercury_pe_array.pe4.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe4.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe4.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe4.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
+    if (rst) begin
+      \$7  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$8  = s1;
+    if (rst) begin
+      \$8  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$9  = \$3 ;
+    if (rst) begin
+      \$9  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$10  = s2;
+    if (rst) begin
+      \$10  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = \$6 ;
+    if (rst) begin
+      \$12  = 1'h0;
+    end
+  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \w[3]  = w[31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe4.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe4.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe4.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe4.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe5 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
+  output [31:0] acc;
+  reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
+  input clk;
+  wire clk;
+  reg done = 1'h0;
+  input first;
+  wire first;
+  input last;
+  wire last;
+  input [3:0] mask;
+  wire [3:0] mask;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
+  input rst;
+  wire rst;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
+  input valid;
+  wire valid;
+  input [31:0] w;
+  wire [31:0] w;
+  wire [7:0] \w[0] ;
+  wire [7:0] \w[1] ;
+  wire [7:0] \w[2] ;
+  wire [7:0] \w[3] ;
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
+  always @(posedge clk)
+    s1 <= \$7 ;
+  always @(posedge clk)
+    s2 <= \$8 ;
+  always @(posedge clk)
+    beat_sum <= \$9 ;
+  always @(posedge clk)
+    s3 <= \$10 ;
+  always @(posedge clk)
+    acc <= \$11 ;
+  always @(posedge clk)
+    done <= \$12 ;
+  \mercury_pe_array.pe5.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe5.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe5.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe5.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
+    if (rst) begin
+      \$7  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$8  = s1;
+    if (rst) begin
+      \$8  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$9  = \$3 ;
+    if (rst) begin
+      \$9  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$10  = s2;
+    if (rst) begin
+      \$10  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$12  = \$6 ;
+    if (rst) begin
+      \$12  = 1'h0;
+    end
+  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \w[3]  = w[31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe5.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe5.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe5.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe5.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe6 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
+  output [31:0] acc;
+  reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
+  input clk;
+  wire clk;
+  reg done = 1'h0;
+  input first;
+  wire first;
+  input last;
+  wire last;
+  input [3:0] mask;
+  wire [3:0] mask;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
+  input rst;
+  wire rst;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
+  input valid;
+  wire valid;
+  input [31:0] w;
+  wire [31:0] w;
+  wire [7:0] \w[0] ;
+  wire [7:0] \w[1] ;
+  wire [7:0] \w[2] ;
+  wire [7:0] \w[3] ;
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
+  always @(posedge clk)
+    s1 <= \$7 ;
+  always @(posedge clk)
+    s2 <= \$8 ;
+  always @(posedge clk)
+    beat_sum <= \$9 ;
+  always @(posedge clk)
+    s3 <= \$10 ;
+  always @(posedge clk)
+    acc <= \$11 ;
+  always @(posedge clk)
+    done <= \$12 ;
+  \mercury_pe_array.pe6.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe6.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe6.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe6.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
+    if (rst) begin
+      \$7  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$8  = s1;
+    if (rst) begin
+      \$8  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$9  = \$3 ;
+    if (rst) begin
+      \$9  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$10  = s2;
+    if (rst) begin
+      \$10  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$12  = \$6 ;
+    if (rst) begin
+      \$12  = 1'h0;
+    end
+  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \w[3]  = w[31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe6.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe6.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe6.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe6.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe7 (rst, w, valid, first, last, mask, \a$17 , acc, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  wire [16:0] \$1 ;
+  reg [2:0] \$10 ;
+  reg [31:0] \$11 ;
+  reg \$12 ;
+  wire [16:0] \$2 ;
+  wire [17:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [32:0] \$5 ;
+  wire \$6 ;
+  reg [2:0] \$7 ;
+  reg [2:0] \$8 ;
+  reg [17:0] \$9 ;
+  wire [7:0] a;
+  input [31:0] \a$17 ;
+  wire [31:0] \a$17 ;
+  wire [7:0] \a$17[0] ;
+  wire [7:0] \a$17[1] ;
+  wire [7:0] \a$17[2] ;
+  wire [7:0] \a$17[3] ;
+  wire [7:0] \a$20 ;
+  wire [7:0] \a$22 ;
+  wire [7:0] \a$24 ;
+  output [31:0] acc;
+  reg [31:0] acc = 32'd0;
+  wire [7:0] b;
+  wire [7:0] \b$21 ;
+  wire [7:0] \b$23 ;
+  wire [7:0] \b$25 ;
+  reg [17:0] beat_sum = 18'h00000;
+  input clk;
+  wire clk;
+  reg done = 1'h0;
+  input first;
+  wire first;
+  input last;
+  wire last;
+  input [3:0] mask;
+  wire [3:0] mask;
+  wire [15:0] p;
+  wire [15:0] \p$10 ;
+  wire [15:0] \p$11 ;
+  wire [15:0] \p$9 ;
+  input rst;
+  wire rst;
+  reg [2:0] s1 = 3'h0;
+  wire \s1.first ;
+  wire \s1.last ;
+  wire \s1.valid ;
+  reg [2:0] s2 = 3'h0;
+  wire \s2.first ;
+  wire \s2.last ;
+  wire \s2.valid ;
+  reg [2:0] s3 = 3'h0;
+  wire \s3.first ;
+  wire \s3.last ;
+  wire \s3.valid ;
+  input valid;
+  wire valid;
+  input [31:0] w;
+  wire [31:0] w;
+  wire [7:0] \w[0] ;
+  wire [7:0] \w[1] ;
+  wire [7:0] \w[2] ;
+  wire [7:0] \w[3] ;
+  assign \$1  = $signed(p) + $signed(\p$9 );
+  assign \$2  = $signed(\p$10 ) + $signed(\p$11 );
+  assign \$3  = $signed(\$1 ) + $signed(\$2 );
+  assign \$4  = s3[1] ? 32'd0 : acc;
+  assign \$5  = $signed(\$4 ) + $signed(beat_sum);
+  assign \$6  = s3[0] & s3[2];
+  assign a = mask[0] ? \a$17 [7:0] : 8'h00;
+  assign \a$20  = mask[1] ? \a$17 [15:8] : 8'h00;
+  assign \a$22  = mask[2] ? \a$17 [23:16] : 8'h00;
+  assign \a$24  = mask[3] ? \a$17 [31:24] : 8'h00;
+  always @(posedge clk)
+    s1 <= \$7 ;
+  always @(posedge clk)
+    s2 <= \$8 ;
+  always @(posedge clk)
+    beat_sum <= \$9 ;
+  always @(posedge clk)
+    s3 <= \$10 ;
+  always @(posedge clk)
+    acc <= \$11 ;
+  always @(posedge clk)
+    done <= \$12 ;
+  \mercury_pe_array.pe7.mul0  mul0 (
+    .\a$3 (a),
+    .\b$5 (w[7:0]),
+    .clk(clk),
+    .p(p),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe7.mul1  mul1 (
+    .\a$3 (\a$20 ),
+    .\b$5 (w[15:8]),
+    .clk(clk),
+    .p(\p$9 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe7.mul2  mul2 (
+    .\a$3 (\a$22 ),
+    .\b$5 (w[23:16]),
+    .clk(clk),
+    .p(\p$10 ),
+    .rst(rst)
+  );
+  \mercury_pe_array.pe7.mul3  mul3 (
+    .\a$3 (\a$24 ),
+    .\b$5 (w[31:24]),
+    .clk(clk),
+    .p(\p$11 ),
+    .rst(rst)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$7 [0] = valid;
+    \$7 [1] = first;
+    \$7 [2] = last;
+    if (rst) begin
+      \$7  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$8  = s1;
+    if (rst) begin
+      \$8  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$9  = \$3 ;
+    if (rst) begin
+      \$9  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$10  = s2;
+    if (rst) begin
+      \$10  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$11  = acc;
+    if (s3[0]) begin
+      \$11  = \$5 [31:0];
+    end
+    if (rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$12  = \$6 ;
+    if (rst) begin
+      \$12  = 1'h0;
+    end
+  end
+  assign b = w[7:0];
+  assign \b$21  = w[15:8];
+  assign \b$23  = w[23:16];
+  assign \b$25  = w[31:24];
+  assign \s1.valid  = s1[0];
+  assign \s1.first  = s1[1];
+  assign \s1.last  = s1[2];
+  assign \s2.valid  = s2[0];
+  assign \s2.first  = s2[1];
+  assign \s2.last  = s2[2];
+  assign \s3.valid  = s3[0];
+  assign \s3.first  = s3[1];
+  assign \s3.last  = s3[2];
+  assign \a$17[0]  = \a$17 [7:0];
+  assign \a$17[1]  = \a$17 [15:8];
+  assign \a$17[2]  = \a$17 [23:16];
+  assign \a$17[3]  = \a$17 [31:24];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \w[3]  = w[31:24];
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe7.mul0 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe7.mul1 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe7.mul2 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
+endmodule
+
+(* generator = "Amaranth" *)
+module \mercury_pe_array.pe7.mul3 (rst, \b$5 , \a$3 , p, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [15:0] \$4 ;
+  (* keep = 32'd1 *)
+  reg [7:0] a = 8'h00;
+  input [7:0] \a$3 ;
+  wire [7:0] \a$3 ;
+  (* keep = 32'd1 *)
+  reg [7:0] b = 8'h00;
+  input [7:0] \b$5 ;
+  wire [7:0] \b$5 ;
+  input clk;
+  wire clk;
+  output [15:0] p;
+  reg [15:0] p = 16'h0000;
+  (* init = 16'h0000 *)
+  wire [15:0] \p$7 ;
+  input rst;
+  wire rst;
+  always @(posedge clk)
+    p <= \$4 ;
+  assign \$1  = $signed(a) * $signed(b);
+  always @(posedge clk)
+    a <= \$2 ;
+  always @(posedge clk)
+    b <= \$3 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$4  = \$1 ;
+    if (rst) begin
+      \$4  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$2  = \a$3 ;
+    if (rst) begin
+      \$2  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$3  = \b$5 ;
+    if (rst) begin
+      \$3  = 8'h00;
+    end
+  end
+  assign \p$7  = p;
 endmodule

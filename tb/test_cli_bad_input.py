@@ -304,6 +304,15 @@ def test_synth_frequency_not_finite(tmp_path, capsys, monkeypatch):
         assert_one_line_error(rc, err, 2, "--freq")
 
 
+def test_synth_speed_grade_only_on_ecp5(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, err = run_main(["synth", "--family", "ice40", "--speed", "8", "--out", "o"], capsys)
+    assert_one_line_error(rc, err, 2, "--speed", "ice40")
+    rc, err = run_main(["synth", "--speed", "9", "--out", "o"], capsys)
+    assert_one_line_error(rc, err, 2, "--speed", "9")
+    assert not (tmp_path / "o").exists()
+
+
 def test_hitmaps_honours_max_len(tmp_path, capsys):
     """Window vectors of conv 2 have L = 576; row vectors of conv 1 have L = W = 224."""
     out = tmp_path / "h"

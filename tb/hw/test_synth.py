@@ -37,6 +37,8 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
                 "2",
                 "--ways",
                 "2",
+                "--speed",
+                "8",
                 "--out",
                 str(out),
             ]
@@ -51,7 +53,7 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
         "mcache",
         cfg.name,
         "25k",
-        "LFE5U-25F",
+        "LFE5U-25F-8",
     )
     assert r["config_json"] == cfg.to_dict()
     assert r["target_mhz"] == 100.0 and 20.0 < r["fmax_mhz"] < 1000.0
@@ -72,15 +74,16 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
     assert r["comb_percent"] == round(100 * r["comb"] / r["comb_available"], 1)
     assert r["seconds"] > 0
     assert r["command"] == (
-        f"mercury-hw synth --block mcache --device 25k --freq 100 --sig-bits 6 --sets 2 "
-        f"--ways 2 --out {out}"
+        f"mercury-hw synth --block mcache --device 25k --freq 100 --speed 8 --sig-bits 6 "
+        f"--sets 2 --ways 2 --out {out}"
     )
+    assert (r["seed"], r["speed"]) == (synth.NEXTPNR_SEED, 8)
     cp = r["critical_path"]
     assert set(cp) == {"from", "to", "logic_levels", "logic_ns", "routing_ns"}
     assert cp["logic_levels"] >= 1 and cp["logic_ns"] > 0 and cp["routing_ns"] >= 0
     assert 1000.0 / (cp["logic_ns"] + cp["routing_ns"]) == pytest.approx(r["fmax_mhz"], rel=0.15)
     md = (out / "report.md").read_text()
-    assert f"| mcache | {cfg.name} | LFE5U-25F | 100 | {r['fmax_mhz']:.1f} | {r['lut4']} |" in md
+    assert f"| mcache | {cfg.name} | LFE5U-25F-8 | 100 | {r['fmax_mhz']:.1f} | {r['lut4']} |" in md
     work = out / "work" / f"mcache-{cfg.name}-25k"
     for name in (
         "design.il",
@@ -92,14 +95,15 @@ def test_small_mcache_on_ecp5_every_report_field(tmp_path, capsys):
         "nextpnr-report.json",
     ):
         assert (work / name).stat().st_size > 0, name
-    assert "mcache on LFE5U-25F" in capsys.readouterr().out
+    assert "mcache on LFE5U-25F-8" in capsys.readouterr().out
 
 
 def test_pe_array_synthesis_structure(tmp_path):
-    """Yosys keeps what the timing needs: every PE its own activation register (``keep``,
-    mercury_hw/pe.py; merged, the one register's fan-out to every multiplier was the core's
-    critical path), and the weight memory's block-RAM outputs end in flip-flops with no
-    read-during-write emulation in between (``no_rw_check``: synth.no_collision_commands)."""
+    """Yosys keeps what the timing needs: every multiplier is a MULT18X18D holding its input and
+    output registers (mercury_hw/dsp.py: built for the ECP5, the PEs' operand and product
+    registers are the DSP's own, so no fabric route lies between them and the multiplier), and
+    the weight memory's block-RAM outputs end in flip-flops with no read-during-write emulation
+    in between (``no_rw_check``: synth.no_collision_commands)."""
     from mercury_hw import synth
 
     cfg = MercuryConfig(lanes=2, pes=3, max_len=600, sig_bits=6, sets=2, ways=2)  # 2 chunks
@@ -109,15 +113,17 @@ def test_pe_array_synthesis_structure(tmp_path):
     synth._yosys(work, "pe_array", synth.top_name("pe_array"), synth.DEVICES["25k"])
     top = json.loads((work / "synth.json").read_text())["modules"][synth.top_name("pe_array")]
     cells = top["cells"]
-    drivers = {bit: name for name, cell in cells.items() if cell["type"] == "TRELLIS_FF"
-               for bit in cell["connections"]["Q"]}
-    copies = {i: {drivers.get(b) for b in top["netnames"][f"dut.pe{i}.a"]["bits"]}
-              for i in range(cfg.pes)}
-    width = cfg.lanes * cfg.elem_width
-    for i in range(cfg.pes):
-        assert len(copies[i] - {None}) == width, f"PE {i}: {copies[i]}"
-        for j in range(i):
-            assert not copies[i] & copies[j], f"PEs {j} and {i} share activation flip-flops"
+    mults = [c for c in cells.values() if c["type"] == "MULT18X18D"]
+    assert len(mults) == cfg.pes * cfg.lanes
+    for mult in mults:
+        params = {k: v for k, v in mult["parameters"].items() if k.endswith("_CLK")}
+        assert params["REG_INPUTA_CLK"] == params["REG_INPUTB_CLK"] == "CLK0", params
+        assert params["REG_OUTPUT_CLK"] == "CLK0", params
+    ff_inputs = {b for c in cells.values() if c["type"] == "TRELLIS_FF"
+                 for b in c["connections"]["DI"]}
+    products = {b for c in mults for p, bits in c["connections"].items() if p.startswith("P")
+                for b in bits}
+    assert not products & ff_inputs, "a product registered again in the fabric"
     rams = [n for n, c in cells.items() if c["type"] == "DP16KD" and ".wmem" in n]
     assert rams
     ram_out = {b for n in rams for p, bits in cells[n]["connections"].items()
@@ -153,7 +159,7 @@ def test_auto_device_moves_on_when_placement_runs_out(tmp_path, monkeypatch, ful
     def fake_yosys(work, block, top, dev):
         return {"SB_LUT4": 100, "SB_DFF": 10}
 
-    def fake_nextpnr(work, block, dev, freq, seed):
+    def fake_nextpnr(work, block, dev, freq, seed, speed):
         part = next(d for d, spec in synth.DEVICES.items() if spec is dev)
         placed.append(part)
         if part in full:
@@ -165,12 +171,35 @@ def test_auto_device_moves_on_when_placement_runs_out(tmp_path, monkeypatch, ful
     monkeypatch.setattr(synth, "_yosys", fake_yosys)
     monkeypatch.setattr(synth, "_nextpnr", fake_nextpnr)
     if full == ("up5k",):
-        part, cells, figures = synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1)
+        part, cells, figures = synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1, 6)
         assert (part, figures, placed) == ("hx8k", {"fmax_mhz": 50.0}, ["up5k", "hx8k"])
     else:
         with pytest.raises(synth.HardwareToolError, match="could not be placed on any ice40"):
-            synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1)
+            synth._place_smallest(tmp_path, "core", "auto", "ice40", 100.0, 1, 6)
         assert placed == ["up5k", "hx8k"]
     with pytest.raises(synth.HardwareToolError, match="no BELs"):  # an explicit part: no retry
         placed.clear()
-        synth._place_smallest(tmp_path, "core", "up5k", "ice40", 100.0, 1)
+        synth._place_smallest(tmp_path, "core", "up5k", "ice40", 100.0, 1, 6)
+
+
+@pytest.mark.parametrize("device, speed, flags", [("45k", 8, ["--speed", "8"]),
+                                                  ("25k", 6, ["--speed", "6"]), ("up5k", 6, [])])
+def test_nextpnr_is_given_the_speed_grade(tmp_path, monkeypatch, device, speed, flags):
+    """An ECP5 is placed with ``--speed``; an iCE40 (no speed grade here) without it."""
+    import subprocess
+
+    from mercury_hw import synth
+
+    calls = []
+
+    def fake_run(cmd, cwd, log_name):
+        calls.append(cmd)
+        (cwd / log_name).write_text("ERROR: stopped by the test\n")
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(synth, "_run_tool", fake_run)
+    with pytest.raises(synth.HardwareToolError, match="stopped by the test"):
+        synth._nextpnr(tmp_path, "core", synth.DEVICES[device], 100.0, 1, speed)
+    (cmd,) = calls
+    at = cmd.index("--speed") if "--speed" in cmd else len(cmd)
+    assert cmd[at:at + 2] == flags

@@ -26,7 +26,7 @@ def test_tiny_mcache_on_ice40_report(tmp_path):
             "--ways", "2", "--out", str(out)]
     assert main(args) == 0
     cfg = MercuryConfig(**CFG)
-    _, wrapper = synth.wrapped_rtlil("mcache", cfg, scan=True)
+    _, wrapper = synth.wrapped_rtlil("mcache", cfg, family="ice40")
     assert [s.name for s in wrapper.port_signals] == ["scan_in", "scan_out", "scan_capture"]
     (r,) = json.loads((out / "report.json").read_text())
     assert set(r) == {f.name for f in dataclasses.fields(synth.SynthResult)} | {"comb_percent"}

@@ -15,7 +15,7 @@ from hw.test_pe_array import array_stimulus, layer_shape
 
 import host_model as host
 from configs import CONFIGS
-from rtlsim.runner import BUILD_ROOT, build_and_test, simulators
+from rtlsim.runner import BUILD_ROOT, build_and_test, run_cocotb, simulators
 
 ENV_STIM = "MERCURY_PE_ARRAY_STIM"
 
@@ -49,3 +49,25 @@ def test_pe_array_rtl(simulator, cfg_name, seed):
     stim = stim_dir / "stimulus.json"
     stim.write_text(json.dumps(stimulus(cfg, random.Random(seed))))
     build_and_test("pe_array", cfg_name, simulator, "cocotb_pe_array", {ENV_STIM: stim}, seed=seed)
+
+
+@simulators
+def test_pe_array_rtl_ecp5_multipliers(simulator, seed):
+    """The same stimulus and checks on the PE array built for the ECP5 (``FpgaTarget``: every
+    multiplier a MULT18X18D holding its input and output registers), with the primitive's model
+    (``rtlsim/ecp5_models.py``): the instantiation's wiring, signedness and latency."""
+    from mercury_hw import gen
+    from sim.cocotb_run import ENV_BLOCK, ENV_CONFIG, ENV_SEED
+
+    from rtlsim import ecp5_models
+
+    cfg = CONFIGS["default"]
+    build = BUILD_ROOT / "pe_array-ecp5" / "default" / simulator
+    build.mkdir(parents=True, exist_ok=True)
+    stim = build / "stimulus.json"
+    stim.write_text(json.dumps(stimulus(cfg, random.Random(seed))))
+    verilog = gen.generate("pe_array", cfg, target="ecp5")
+    assert verilog.count("MULT18X18D #(") == cfg.pes * cfg.lanes, "a MULT18X18D a lane"
+    env = {ENV_CONFIG: cfg.to_json(), ENV_BLOCK: "pe_array", ENV_SEED: seed, ENV_STIM: stim}
+    run_cocotb(verilog + ecp5_models.mult18x18d(), gen.module_name("pe_array"), build, simulator,
+               "cocotb_pe_array", env, seed=seed)

@@ -32,7 +32,7 @@ def test_sweep_with_synthesis(tmp_path, capsys, weights):
     (ok,) = doc["points"]
     assert ok["point"] == FITS
     assert ok["status"] == "ok", ok["error"]
-    assert (ok["block"], ok["part"], ok["dsp"]) == ("mcache", "LFE5U-25F", 0)
+    assert (ok["block"], ok["part"], ok["dsp"]) == ("mcache", "LFE5U-25F-6", 0)
     assert ok["fmax_mhz"] > 10 and ok["luts"] >= ok["lut4"] > 0 and ok["ff"] > 0
     assert ok["synth_seconds"] > 0
     khz = ok["fmax_mhz"] * 1e3

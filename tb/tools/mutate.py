@@ -77,6 +77,8 @@ T_SIGGEN = ["tb/hw/test_siggen.py"]
 #: The per-pass signature length (spec 13) through the core.
 T_SIG_LEN = ["tb/hw/test_core.py", "-k", "sig_len"]
 T_PE = ["tb/hw/test_pe.py", "tb/hw/test_pe_array.py"]
+#: The PE array built for the ECP5 (MULT18X18D and its model) under both RTL simulators.
+T_DSP_ECP5 = ["tb/rtlsim/test_pe_array_rtl.py", "-k", "ecp5"]
 T_GCACHE = ["tb/golden/test_hw_cache.py"]
 T_GSIG = ["tb/golden/test_hw_signature.py"]
 T_GLAYER = ["tb/golden/test_hw_layer.py"]
@@ -562,11 +564,27 @@ MUTANTS = [
     ),
     _m(
         "pe_sign_extension",
-        "mercury_hw/pe.py",
-        "prods = Signal(data.ArrayLayout(signed(2 * cfg.elem_width), P))",
-        "prods = Signal(data.ArrayLayout(2 * cfg.elem_width, P))",
-        T_PE,
+        "mercury_hw/dsp.py",
+        '"p": Out(signed(2 * width)),',
+        '"p": Out(2 * width),',
+        T_PE + ["tb/hw/test_dsp.py"],
         "accumulator sign extension: products zero-extended",
+    ),
+    _m(
+        "pe_stage3_control",
+        "mercury_hw/pe.py",
+        "m.d.sync += [beat_sum.eq(tree), s3.eq(s2)]",
+        "m.d.sync += [beat_sum.eq(tree), s3.eq(s1)]",
+        T_PE,
+        "PE pipeline: the control bits a stage ahead of the beat's sum",
+    ),
+    _m(
+        "ecp5_product_unregistered",
+        "mercury_hw/dsp.py",
+        'p_REG_OUTPUT_CLK="CLK0"',
+        'p_REG_OUTPUT_CLK="NONE"',
+        T_DSP_ECP5,
+        "ECP5 multiplier: the output register left out (latency 1, not 2)",
     ),
     # -- golden
     _m(
