@@ -200,10 +200,11 @@ class MercuryCore(wiring.Component):
       is output-bound and stalls the input (as the cycle model says it must).
 
     **Latency**: the result beat of a vector whose last beat is accepted in cycle t is valid in
-    cycle t + :data:`BASELINE_LATENCY` (= 8) in a baseline pass and t + :data:`LATENCY` (= 8) in
+    cycle t + :data:`BASELINE_LATENCY` (= 9) in a baseline pass and t + :data:`LATENCY` (= 9) in
     a signature pass, when the output is free (the computed result reaches the token sequencer in
-    cycle t + 7; a signature pass's MCACHE response in cycle t + 7). A replay-pass hit is valid
-    one cycle after its token, i.e. right after the result before it. Measured by
+    cycle t + 7; a signature pass's MCACHE response in cycle t + 7; the array's two output stages
+    follow). A replay-pass hit is valid two cycles after its token, i.e. right after the result
+    before it. Measured by
     ``tb/hw/test_core.py::test_core_cycles``.
 
     **Backpressure**: every stream may stall at any time; nothing is lost, duplicated or
@@ -264,11 +265,13 @@ class MercuryCore(wiring.Component):
     BASELINE_LATENCY = ReuseAwarePEArray.RESULT_LATENCY
     #: Cycles from a signature-pass vector's last input beat to its result beat (output free): the
     #: later of the computed result and the MCACHE response through its queue (1) and the output
-    #: register (1). The longest latency of the core.
-    LATENCY = max(ReuseAwarePEArray.RESULT_LATENCY, SIGNATURE_LATENCY + 2)
+    #: stages (:data:`ReuseAwarePEArray.OUTPUT_LATENCY`). The longest latency of the core.
+    LATENCY = max(ReuseAwarePEArray.RESULT_LATENCY,
+                  SIGNATURE_LATENCY + 1 + ReuseAwarePEArray.OUTPUT_LATENCY)
     #: Computed-result FIFO depth below which one-beat vectors do not run at one per cycle: in a
-    #: signature pass a vector's credit returns with its token, LATENCY - 1 cycles after its beat.
-    MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY)
+    #: signature pass a vector's credit returns with its token, LATENCY - OUTPUT_LATENCY cycles
+    #: after its beat, and is usable a cycle later.
+    MIN_DEPTH = max(ReuseAwarePEArray.MIN_DEPTH, LATENCY - ReuseAwarePEArray.OUTPUT_LATENCY + 1)
     #: Cycles from an event to its count in the ``counters`` outputs (registered increments).
     COUNTER_LAG = 1
     #: Depth of the queue of started passes (input sequencer -> token sequencer).

@@ -38,20 +38,22 @@ class ReuseAwarePEArray(wiring.Component):
     registers only. A vector whose last beat is transferred in cycle t reaches the computed FIFO's
     input in cycle t + :data:`COMPUTE_LATENCY` (= 6: weight read :data:`WEIGHT_READ` 2,
     :data:`PE.LATENCY` 4; the PEs' registered ``acc`` and ``done`` are that input) and can be
-    taken by a token from cycle t + 7; its result beat is then valid from cycle
-    t + :data:`RESULT_LATENCY` (= 8). The weight memory is
+    taken by a token from cycle t + :data:`TOKEN_LATENCY` (= 7); its result beat is then valid
+    from cycle t + :data:`RESULT_LATENCY` (= 9). The weight memory is
     :data:`WEIGHT_CHUNK`-word chunks whose read data is registered before the chunk choice.
 
     **Output sequencer** (``tokens`` in, ``results`` out): one token per result, in result order
-    (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the output register is free
-    or being emptied and, if it ``take``-s, a computed result is available. Accepting a token writes
+    (:func:`~mercury_hw.layouts.array_token`). A token is accepted when the token stage is free
+    or moving on and, if it ``take``-s, a computed result is available. Accepting a token writes
     the taken result to the result buffer (``store``; the write lands in the next cycle, from
-    registers) and presents the result beat in the next cycle: the taken result (miss) or the
-    result-buffer word ``entry`` (hit; the buffer is read with a synchronous port in the accepting
-    cycle, and a hit accepted while the write of its entry is landing takes the written result
-    from the write registers, so a miss stored by the token just before is seen by a hit right
-    after: in-order read-after-write). One token per cycle with ``results.ready`` high.
-    ``results`` is a registered stream: its payload holds while ``ready`` is low.
+    registers) and presents the result beat :data:`OUTPUT_LATENCY` (= 2) cycles later, through a
+    token stage and the result register (which move together when the result register is free or
+    its beat leaves): the taken result (miss) or the result-buffer word ``entry`` (hit; the buffer
+    is read with a synchronous port in the accepting cycle, straight into the result register,
+    and a hit accepted while the write of its entry is landing takes the written result from the
+    write registers, so a miss stored by the token just before is seen by a hit right after:
+    in-order read-after-write). One token per cycle with ``results.ready`` high. ``results`` is a
+    registered stream: its payload holds while ``ready`` is low.
 
     Parameters
     ----------
@@ -82,12 +84,17 @@ class ReuseAwarePEArray(wiring.Component):
     WEIGHT_READ = 2
     #: Cycles from a vector's last beat to its result at the computed FIFO's input.
     COMPUTE_LATENCY = WEIGHT_READ + PE.LATENCY
+    #: Cycles from a vector's last beat to its token being taken, when the token waits and the
+    #: output is free: the computed FIFO's head register (1).
+    TOKEN_LATENCY = COMPUTE_LATENCY + 1
+    #: Cycles from a token taken to its result beat: the token stage and the result register.
+    OUTPUT_LATENCY = 2
     #: Cycles from a vector's last beat to its result beat, when its token waits and the output is
-    #: free: the computed FIFO (1: its head register) and the output register (1).
-    RESULT_LATENCY = COMPUTE_LATENCY + 1 + 1
+    #: free.
+    RESULT_LATENCY = TOKEN_LATENCY + OUTPUT_LATENCY
     #: Computed-FIFO depth below which one vector per cycle is not sustained: a credit taken by a
     #: last beat in cycle t is returned by its token in cycle t + 7 and usable in t + 8.
-    MIN_DEPTH = RESULT_LATENCY
+    MIN_DEPTH = TOKEN_LATENCY + 1
 
     def __init__(self, cfg: MercuryConfig, *, depth: int = 16):
         if depth < 2:
@@ -121,9 +128,9 @@ class ReuseAwarePEArray(wiring.Component):
         release = Signal(2)     # banks released this cycle
         landing = self._load_weights(m, wmem, full, full_next, release)
         credits = self._compute(m, wmem, full_next, release, landing, pes, computed)
-        out_valid = self._sequence(m, computed, rbuf)
+        out_busy = self._sequence(m, computed, rbuf)
 
-        m.d.comb += self.busy.eq((credits != self.depth) | out_valid)
+        m.d.comb += self.busy.eq((credits != self.depth) | out_busy)
         return m
 
     def _load_weights(self, m, wmem, full, full_next, release):
@@ -315,34 +322,43 @@ class ReuseAwarePEArray(wiring.Component):
         return credits
 
     def _sequence(self, m, computed, rbuf):
-        """Output sequencer: tokens -> result-buffer write/read -> registered result beat.
+        """Output sequencer: tokens -> token stage (result-buffer write/read) -> result register.
+
+        Two stages that advance together: the *token stage* (``tk_*``) holds the accepted token's
+        beat while the result buffer reads a hit's entry; the *result register* (``out_*``, the
+        ``results`` stream) takes the token stage's data, or for a hit the buffer's read data
+        (which goes straight into that register: no logic after the block RAM). A token is taken
+        when the token stage is empty or moves on, and the token stage moves on when the result
+        register is empty or its beat leaves. The buffer's read port reads only when a token is
+        taken, so its data holds while the token stage waits.
 
         A miss's store reaches the result buffer one cycle after its token (the write port's
         address, data and enable are registers: no token handshake in front of the block RAM).
-        A hit accepted in that very cycle on the same entry would read it before the write
-        lands, so it takes the written data from the write registers instead (``out_own``)."""
+        A hit taken in that very cycle on the same entry would read it before the write lands, so
+        it takes the written data from the write registers instead (``tk_own``)."""
         wport = rbuf.write_port()
         rport = rbuf.read_port()
         tok = self.tokens.p
         row = layouts.result_row(self.cfg)
 
-        out_valid = Signal()
-        out_hit = Signal()
+        tk_valid, tk_hit = Signal(), Signal()
+        tk_own = Signal(init=1)         # (1 after reset: the result register never takes the
+                                        # never-written buffer's undefined data)
+        tk_entry = Signal.like(tok.entry)
+        tk_data = Signal(row)           # the beat's data unless it is the buffer's (``tk_own``)
+        out_valid, out_hit = Signal(), Signal()
         out_entry = Signal.like(tok.entry)
-        out_own = Signal(init=1)      # the result beat's data is ``out_data``, not the buffer's
         out_data = Signal(row)
-        advance = Signal()
+        advance, move = Signal(), Signal()
         w_en = Signal(name="rbuf_w_en")
         w_addr = Signal.like(tok.entry, name="rbuf_w_addr")
         w_data = Signal(row, name="rbuf_w_data")
         m.d.comb += [
-            self.tokens.ready.eq(
-                (~out_valid | self.results.ready) & (~tok.take | computed.r.valid)),
+            move.eq(~out_valid | self.results.ready),
+            self.tokens.ready.eq((~tk_valid | move) & (~tok.take | computed.r.valid)),
             advance.eq(self.tokens.valid & self.tokens.ready),
             computed.r.ready.eq(advance & tok.take),
-            # Result buffer: store a miss's result (registered write); read a hit's entry (data
-            # next cycle, held while the output waits: the read port only advances with the
-            # sequencer).
+            # Result buffer: store a miss's result (registered write); read a hit's entry.
             wport.addr.eq(w_addr),
             wport.data.eq(w_data),
             wport.en.eq(w_en),
@@ -354,21 +370,29 @@ class ReuseAwarePEArray(wiring.Component):
         ]
         collide = w_en & (w_addr == tok.entry)
 
-        # Output register.
+        # Token stage.
         with m.If(advance):
             m.d.sync += [
-                out_valid.eq(1),
-                out_hit.eq(tok.hit),
-                out_own.eq(~tok.hit | collide),
-                out_entry.eq(tok.entry),
-                out_data.eq(Mux(tok.hit, w_data, computed.r.payload)),
+                tk_valid.eq(1),
+                tk_hit.eq(tok.hit),
+                tk_own.eq(~tok.hit | collide),
+                tk_entry.eq(tok.entry),
+                tk_data.eq(Mux(tok.hit, w_data, computed.r.payload)),
             ]
-        with m.Elif(self.results.ready):
-            m.d.sync += out_valid.eq(0)
+        with m.Elif(move):
+            m.d.sync += tk_valid.eq(0)
+        # Result register.
+        with m.If(move):
+            m.d.sync += [
+                out_valid.eq(tk_valid),
+                out_hit.eq(tk_hit),
+                out_entry.eq(tk_entry),
+                out_data.eq(Mux(tk_own, tk_data, rport.data)),
+            ]
         m.d.comb += [
             self.results.valid.eq(out_valid),
             self.results.p.hit.eq(out_hit),
             self.results.p.entry.eq(out_entry),
-            self.results.p.data.eq(Mux(out_own, out_data, rport.data)),
+            self.results.p.data.eq(out_data),
         ]
-        return out_valid
+        return tk_valid | out_valid

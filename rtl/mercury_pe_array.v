@@ -26,55 +26,61 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$111 ;
   wire \$112 ;
   wire \$113 ;
-  wire [255:0] \$114 ;
-  reg [4:0] \$115 ;
-  reg \$116 ;
-  reg [11:0] \$117 ;
-  reg [255:0] \$118 ;
-  reg [10:0] \$119 ;
+  wire \$114 ;
+  wire [255:0] \$115 ;
+  wire [255:0] \$116 ;
+  reg [4:0] \$117 ;
+  reg \$118 ;
+  reg [11:0] \$119 ;
   wire [255:0] \$12 ;
-  reg \$120 ;
-  reg [11:0] \$121 ;
-  reg [4:0] \$122 ;
-  reg [1:0] \$123 ;
-  reg [10:0] \$124 ;
-  reg \$125 ;
-  reg [11:0] \$126 ;
-  reg [4:0] \$127 ;
-  reg [4:0] \$128 ;
-  reg \$129 ;
+  reg [255:0] \$120 ;
+  reg [10:0] \$121 ;
+  reg \$122 ;
+  reg [11:0] \$123 ;
+  reg [4:0] \$124 ;
+  reg [1:0] \$125 ;
+  reg [10:0] \$126 ;
+  reg \$127 ;
+  reg [11:0] \$128 ;
+  reg [4:0] \$129 ;
   wire [255:0] \$13 ;
-  reg \$130 ;
-  reg [255:0] \$131 ;
-  reg [255:0] \$132 ;
+  reg [4:0] \$130 ;
+  reg \$131 ;
+  reg \$132 ;
   reg [255:0] \$133 ;
   reg [255:0] \$134 ;
   reg [255:0] \$135 ;
   reg [255:0] \$136 ;
   reg [255:0] \$137 ;
-  reg \$138 ;
-  reg \$139 ;
+  reg [255:0] \$138 ;
+  reg [255:0] \$139 ;
   wire [255:0] \$14 ;
   reg \$140 ;
-  reg [3:0] \$141 ;
-  reg [31:0] \$142 ;
-  reg \$143 ;
-  reg \$144 ;
+  reg \$141 ;
+  reg \$142 ;
+  reg [3:0] \$143 ;
+  reg [31:0] \$144 ;
   reg \$145 ;
-  reg [3:0] \$146 ;
-  reg [31:0] \$147 ;
-  reg [4:0] \$148 ;
-  reg \$149 ;
+  reg \$146 ;
+  reg \$147 ;
+  reg [3:0] \$148 ;
+  reg [31:0] \$149 ;
   wire [255:0] \$15 ;
-  reg \$150 ;
-  reg [6:0] \$151 ;
-  reg [255:0] \$152 ;
-  reg \$153 ;
-  reg \$154 ;
+  reg [4:0] \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg [6:0] \$153 ;
+  reg [255:0] \$154 ;
   reg \$155 ;
-  reg [6:0] \$156 ;
-  reg [255:0] \$157 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg [6:0] \$158 ;
+  reg [255:0] \$159 ;
   wire [255:0] \$16 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg [6:0] \$162 ;
+  reg [255:0] \$163 ;
   wire [255:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -93,70 +99,70 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
-  wire [255:0] \$33 ;
+  wire \$33 ;
   wire \$34 ;
-  wire [4:0] \$35 ;
-  wire \$36 ;
+  wire \$35 ;
+  wire [4:0] \$36 ;
   wire \$37 ;
-  wire [10:0] \$38 ;
-  wire [4:0] \$39 ;
+  wire \$38 ;
+  wire [10:0] \$39 ;
   wire [1:0] \$4 ;
-  wire [11:0] \$40 ;
-  wire [12:0] \$41 ;
+  wire [4:0] \$40 ;
+  wire [11:0] \$41 ;
   wire [12:0] \$42 ;
   wire [12:0] \$43 ;
-  wire \$44 ;
-  wire [12:0] \$45 ;
+  wire [12:0] \$44 ;
+  wire \$45 ;
   wire [12:0] \$46 ;
-  wire \$47 ;
-  wire [12:0] \$48 ;
+  wire [12:0] \$47 ;
+  wire \$48 ;
   wire [12:0] \$49 ;
   wire [1:0] \$5 ;
-  wire \$50 ;
-  wire [12:0] \$51 ;
+  wire [12:0] \$50 ;
+  wire \$51 ;
   wire [12:0] \$52 ;
-  wire \$53 ;
-  wire [12:0] \$54 ;
+  wire [12:0] \$53 ;
+  wire \$54 ;
   wire [12:0] \$55 ;
-  wire \$56 ;
+  wire [12:0] \$56 ;
   wire \$57 ;
-  wire [11:0] \$58 ;
+  wire \$58 ;
   wire [11:0] \$59 ;
   wire \$6 ;
   wire [11:0] \$60 ;
   wire [11:0] \$61 ;
-  wire \$62 ;
+  wire [11:0] \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire [11:0] \$67 ;
+  wire \$67 ;
   wire [11:0] \$68 ;
-  wire [12:0] \$69 ;
+  wire [11:0] \$69 ;
   wire [1:0] \$7 ;
   wire [12:0] \$70 ;
-  wire [11:0] \$71 ;
-  wire [12:0] \$72 ;
-  wire \$73 ;
-  wire [11:0] \$74 ;
+  wire [12:0] \$71 ;
+  wire [11:0] \$72 ;
+  wire [12:0] \$73 ;
+  wire \$74 ;
   wire [11:0] \$75 ;
   wire [11:0] \$76 ;
   wire [11:0] \$77 ;
-  wire [12:0] \$78 ;
-  wire [11:0] \$79 ;
+  wire [11:0] \$78 ;
+  wire [12:0] \$79 ;
   wire [255:0] \$8 ;
-  wire \$80 ;
-  wire [11:0] \$81 ;
-  wire \$82 ;
-  wire [11:0] \$83 ;
-  wire \$84 ;
-  wire [11:0] \$85 ;
-  wire \$86 ;
-  wire [11:0] \$87 ;
-  wire \$88 ;
-  wire [4:0] \$89 ;
+  wire [11:0] \$80 ;
+  wire \$81 ;
+  wire [11:0] \$82 ;
+  wire \$83 ;
+  wire [11:0] \$84 ;
+  wire \$85 ;
+  wire [11:0] \$86 ;
+  wire \$87 ;
+  wire [11:0] \$88 ;
+  wire \$89 ;
   wire [255:0] \$9 ;
-  wire \$90 ;
+  wire [4:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
   wire \$93 ;
@@ -168,6 +174,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
+  (* init = 1'h0 *)
+  wire \$signal$126 ;
+  reg \$signal$127  = 1'h0;
+  wire \$signal$128 ;
   (* init = 1'h0 *)
   wire \$signal$65 ;
   reg [31:0] a = 32'd0;
@@ -225,7 +235,6 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \acc$118 ;
   wire [31:0] \acc$119 ;
   wire [31:0] \acc$120 ;
-  wire advance;
   reg [10:0] beat_idx = 11'h000;
   input [38:0] beats__payload;
   wire [38:0] beats__payload;
@@ -299,6 +308,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [3:0] \mask$88 ;
   (* init = 4'h0 *)
   wire [3:0] \mask$94 ;
+  wire move;
   reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_data[0] ;
   wire [31:0] \out_data[1] ;
@@ -310,9 +320,6 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [31:0] \out_data[7] ;
   reg [6:0] out_entry = 7'h00;
   reg out_hit = 1'h0;
-  reg out_own = 1'h1;
-  (* init = 1'h0 *)
-  wire out_valid;
   wire [255:0] r__payload;
   wire [31:0] \r__payload[0] ;
   wire [31:0] \r__payload[1] ;
@@ -359,53 +366,12 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   output results__valid;
   reg results__valid = 1'h0;
   wire [8:0] rport__addr;
-  wire [6:0] \rport__addr$133 ;
+  wire [6:0] \rport__addr$135 ;
   wire [8:0] \rport__addr$44 ;
   wire [8:0] \rport__addr$45 ;
   wire [8:0] \rport__addr$46 ;
   wire [7:0] \rport__addr$47 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$148 ;
-  wire [31:0] \rport__data$148[0] ;
-  wire [7:0] \rport__data$148[0][0] ;
-  wire [7:0] \rport__data$148[0][1] ;
-  wire [7:0] \rport__data$148[0][2] ;
-  wire [7:0] \rport__data$148[0][3] ;
-  wire [31:0] \rport__data$148[1] ;
-  wire [7:0] \rport__data$148[1][0] ;
-  wire [7:0] \rport__data$148[1][1] ;
-  wire [7:0] \rport__data$148[1][2] ;
-  wire [7:0] \rport__data$148[1][3] ;
-  wire [31:0] \rport__data$148[2] ;
-  wire [7:0] \rport__data$148[2][0] ;
-  wire [7:0] \rport__data$148[2][1] ;
-  wire [7:0] \rport__data$148[2][2] ;
-  wire [7:0] \rport__data$148[2][3] ;
-  wire [31:0] \rport__data$148[3] ;
-  wire [7:0] \rport__data$148[3][0] ;
-  wire [7:0] \rport__data$148[3][1] ;
-  wire [7:0] \rport__data$148[3][2] ;
-  wire [7:0] \rport__data$148[3][3] ;
-  wire [31:0] \rport__data$148[4] ;
-  wire [7:0] \rport__data$148[4][0] ;
-  wire [7:0] \rport__data$148[4][1] ;
-  wire [7:0] \rport__data$148[4][2] ;
-  wire [7:0] \rport__data$148[4][3] ;
-  wire [31:0] \rport__data$148[5] ;
-  wire [7:0] \rport__data$148[5][0] ;
-  wire [7:0] \rport__data$148[5][1] ;
-  wire [7:0] \rport__data$148[5][2] ;
-  wire [7:0] \rport__data$148[5][3] ;
-  wire [31:0] \rport__data$148[6] ;
-  wire [7:0] \rport__data$148[6][0] ;
-  wire [7:0] \rport__data$148[6][1] ;
-  wire [7:0] \rport__data$148[6][2] ;
-  wire [7:0] \rport__data$148[6][3] ;
-  wire [31:0] \rport__data$148[7] ;
-  wire [7:0] \rport__data$148[7][0] ;
-  wire [7:0] \rport__data$148[7][1] ;
-  wire [7:0] \rport__data$148[7][2] ;
-  wire [7:0] \rport__data$148[7][3] ;
   wire [255:0] \rport__data$149 ;
   wire [31:0] \rport__data$149[0] ;
   wire [7:0] \rport__data$149[0][0] ;
@@ -570,14 +536,55 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \rport__data$152[7][1] ;
   wire [7:0] \rport__data$152[7][2] ;
   wire [7:0] \rport__data$152[7][3] ;
+  wire [255:0] \rport__data$163 ;
+  wire [31:0] \rport__data$163[0] ;
+  wire [31:0] \rport__data$163[1] ;
+  wire [31:0] \rport__data$163[2] ;
+  wire [31:0] \rport__data$163[3] ;
+  wire [31:0] \rport__data$163[4] ;
+  wire [31:0] \rport__data$163[5] ;
+  wire [31:0] \rport__data$163[6] ;
+  wire [31:0] \rport__data$163[7] ;
   wire [31:0] \rport__data[0] ;
+  wire [7:0] \rport__data[0][0] ;
+  wire [7:0] \rport__data[0][1] ;
+  wire [7:0] \rport__data[0][2] ;
+  wire [7:0] \rport__data[0][3] ;
   wire [31:0] \rport__data[1] ;
+  wire [7:0] \rport__data[1][0] ;
+  wire [7:0] \rport__data[1][1] ;
+  wire [7:0] \rport__data[1][2] ;
+  wire [7:0] \rport__data[1][3] ;
   wire [31:0] \rport__data[2] ;
+  wire [7:0] \rport__data[2][0] ;
+  wire [7:0] \rport__data[2][1] ;
+  wire [7:0] \rport__data[2][2] ;
+  wire [7:0] \rport__data[2][3] ;
   wire [31:0] \rport__data[3] ;
+  wire [7:0] \rport__data[3][0] ;
+  wire [7:0] \rport__data[3][1] ;
+  wire [7:0] \rport__data[3][2] ;
+  wire [7:0] \rport__data[3][3] ;
   wire [31:0] \rport__data[4] ;
+  wire [7:0] \rport__data[4][0] ;
+  wire [7:0] \rport__data[4][1] ;
+  wire [7:0] \rport__data[4][2] ;
+  wire [7:0] \rport__data[4][3] ;
   wire [31:0] \rport__data[5] ;
+  wire [7:0] \rport__data[5][0] ;
+  wire [7:0] \rport__data[5][1] ;
+  wire [7:0] \rport__data[5][2] ;
+  wire [7:0] \rport__data[5][3] ;
   wire [31:0] \rport__data[6] ;
+  wire [7:0] \rport__data[6][0] ;
+  wire [7:0] \rport__data[6][1] ;
+  wire [7:0] \rport__data[6][2] ;
+  wire [7:0] \rport__data[6][3] ;
   wire [31:0] \rport__data[7] ;
+  wire [7:0] \rport__data[7][0] ;
+  wire [7:0] \rport__data[7][1] ;
+  wire [7:0] \rport__data[7][2] ;
+  wire [7:0] \rport__data[7][3] ;
   wire rport__en;
   input rst;
   wire rst;
@@ -601,6 +608,18 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   (* init = 4'h0 *)
   wire [3:0] s_mask;
   wire take;
+  reg [255:0] tk_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \tk_data[0] ;
+  wire [31:0] \tk_data[1] ;
+  wire [31:0] \tk_data[2] ;
+  wire [31:0] \tk_data[3] ;
+  wire [31:0] \tk_data[4] ;
+  wire [31:0] \tk_data[5] ;
+  wire [31:0] \tk_data[6] ;
+  wire [31:0] \tk_data[7] ;
+  reg [6:0] tk_entry = 7'h00;
+  reg tk_hit = 1'h0;
+  reg tk_own = 1'h1;
   input [9:0] tokens__payload;
   wire [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
@@ -1061,21 +1080,21 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wmem_w_data[7][3] ;
   reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$127  = 7'h00;
+  reg [6:0] \wport__addr$129  = 7'h00;
   wire [8:0] \wport__addr$25 ;
   wire [8:0] \wport__addr$28 ;
   wire [8:0] \wport__addr$31 ;
   wire [7:0] \wport__addr$34 ;
   reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] \wport__data$129  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$129[0] ;
-  wire [31:0] \wport__data$129[1] ;
-  wire [31:0] \wport__data$129[2] ;
-  wire [31:0] \wport__data$129[3] ;
-  wire [31:0] \wport__data$129[4] ;
-  wire [31:0] \wport__data$129[5] ;
-  wire [31:0] \wport__data$129[6] ;
-  wire [31:0] \wport__data$129[7] ;
+  reg [255:0] \wport__data$131  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \wport__data$131[0] ;
+  wire [31:0] \wport__data$131[1] ;
+  wire [31:0] \wport__data$131[2] ;
+  wire [31:0] \wport__data$131[3] ;
+  wire [31:0] \wport__data$131[4] ;
+  wire [31:0] \wport__data$131[5] ;
+  wire [31:0] \wport__data$131[6] ;
+  wire [31:0] \wport__data$131[7] ;
   (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
   wire [255:0] \wport__data$26 ;
   wire [31:0] \wport__data$26[0] ;
@@ -1285,7 +1304,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$131  = 1'h0;
+  reg \wport__en$133  = 1'h0;
   wire \wport__en$27 ;
   wire \wport__en$30 ;
   wire \wport__en$33 ;
@@ -1468,16 +1487,16 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$131 )
-      rbuf[\wport__addr$127 ] <= \wport__data$129 ;
+    if (\wport__en$133 )
+      rbuf[\wport__addr$129 ] <= \wport__data$131 ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
-    if (advance) begin
+    if (\$signal$128 ) begin
       _0_ <= rbuf[tokens__payload[7:1]];
     end
   end
-  assign rport__data = _0_;
+  assign \rport__data$163  = _0_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem0 [511:0];
   initial begin
@@ -2002,7 +2021,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _1_ <= wmem0[raddr[8:0]];
   end
-  assign \rport__data$148  = _1_;
+  assign rport__data = _1_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem1 [511:0];
   initial begin
@@ -3885,171 +3904,182 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \$28  = \$26  ? \$27 [4:0] : credits;
   assign credits_next = \$21  ? \$22 [4:0] : \$28 ;
   assign \$29  = ~ results__valid;
-  assign \$30  = \$29  | results__ready;
-  assign \$31  = ~ tokens__payload[8];
-  assign \$32  = \$31  | r__valid;
-  assign tokens__ready = \$30  & \$32 ;
-  assign advance = tokens__valid & tokens__ready;
-  assign r__ready = advance & tokens__payload[8];
-  assign \$33  = out_own ? out_data : rport__data;
+  assign move = \$29  | results__ready;
+  assign \$30  = ~ \$signal$127 ;
+  assign \$31  = \$30  | move;
+  assign \$32  = ~ tokens__payload[8];
+  assign \$33  = \$32  | r__valid;
+  assign tokens__ready = \$31  & \$33 ;
+  assign \$signal$128  = tokens__valid & tokens__ready;
+  assign r__ready = \$signal$128  & tokens__payload[8];
   assign \$34  = credits != 5'h10;
-  assign busy = \$34  | results__valid;
-  assign \$35  = load ? wchunk : 5'h00;
-  assign \$36  = wr_addr != 11'h47f;
-  assign \$37  = ~ wr_bank;
-  assign \$38  = wr_bank ? 11'h000 : 11'h480;
-  assign \$39  = wr_bank ? 5'h01 : 5'h04;
-  assign \$40  = wr_addr + 1'h1;
-  assign \$41  = waddr + 1'h1;
+  assign \$35  = \$signal$127  | results__valid;
+  assign busy = \$34  | \$35 ;
+  assign \$36  = load ? wchunk : 5'h00;
+  assign \$37  = wr_addr != 11'h47f;
+  assign \$38  = ~ wr_bank;
+  assign \$39  = wr_bank ? 11'h000 : 11'h480;
+  assign \$40  = wr_bank ? 5'h01 : 5'h04;
+  assign \$41  = wr_addr + 1'h1;
   assign \$42  = waddr + 1'h1;
-  assign \$44  = ! \$43 ;
-  assign \$45  = waddr + 1'h1;
-  assign \$47  = \$46  == 1'h1;
-  assign \$48  = waddr + 1'h1;
-  assign \$50  = \$49  == 2'h2;
-  assign \$51  = waddr + 1'h1;
-  assign \$53  = \$52  == 2'h3;
-  assign \$54  = waddr + 1'h1;
-  assign \$56  = \$55  == 3'h4;
-  assign \$57  = beat_idx != 11'h47f;
-  assign \$58  = beat_idx + 1'h1;
-  assign \$59  = \$57  ? \$58  : { 1'h0, beat_idx };
-  assign \$60  = beats__payload[36] ? 12'h000 : \$59 ;
-  assign \$61  = compute ? \$60  : { 1'h0, beat_idx };
-  assign \$62  = take & beats__payload[37];
-  assign \$63  = rd_bank ^ \$62 ;
-  assign \$64  = take & beats__payload[37];
-  assign \$65  = rd_bank ^ \$64 ;
-  assign \$66  = beat_idx != 11'h47f;
-  assign \$67  = beat_idx + 1'h1;
-  assign \$68  = \$66  ? \$67  : { 1'h0, beat_idx };
-  assign \$69  = 11'h480 + \$68 ;
-  assign \$70  = beats__payload[36] ? 13'h0480 : \$69 ;
-  assign \$71  = 11'h480 + beat_idx;
-  assign \$72  = compute ? \$70  : { 1'h0, \$71  };
-  assign \$73  = beat_idx != 11'h47f;
-  assign \$74  = beat_idx + 1'h1;
-  assign \$75  = \$73  ? \$74  : { 1'h0, beat_idx };
-  assign \$76  = beats__payload[36] ? 12'h000 : \$75 ;
-  assign \$77  = compute ? \$76  : { 1'h0, beat_idx };
-  assign \$78  = \$65  ? \$72  : { 1'h0, \$77  };
-  assign \$80  = ! \$79 ;
-  assign \$82  = \$81  == 1'h1;
-  assign \$84  = \$83  == 2'h2;
-  assign \$86  = \$85  == 2'h3;
-  assign \$88  = \$87  == 3'h4;
-  assign \$89  = wbyp_sel0 ? 5'h00 : wsel0;
-  assign \$90  = wmem_w_addr == raddr;
-  assign \$91  = wmem_w_any & \$90 ;
-  assign \$92  = ! beat_idx;
-  assign \$93  = take & beats__payload[37];
-  assign \$94  = rd_bank ^ \$93 ;
-  assign \$95  = full_next >> \$94 ;
-  assign \$96  = r__valid & r__ready;
-  assign \$97  = compute & beats__payload[36];
-  assign \$98  = ~ \$97 ;
-  assign \$99  = \$96  & \$98 ;
-  assign \$100  = compute & beats__payload[36];
-  assign \$101  = r__valid & r__ready;
-  assign \$102  = ~ \$101 ;
-  assign \$103  = \$100  & \$102 ;
-  assign \$104  = credits != 1'h1;
-  assign \$105  = | credits;
-  assign \$106  = \$103  ? \$104  : \$105 ;
-  assign \$107  = \$99  ? 1'h1 : \$106 ;
-  assign \$108  = \$95  & \$107 ;
-  assign \$109  = advance & tokens__payload[9];
-  assign \$110  = ~ tokens__payload[0];
-  assign \$111  = \wport__addr$127  == tokens__payload[7:1];
-  assign \$112  = \wport__en$131  & \$111 ;
-  assign \$113  = \$110  | \$112 ;
-  assign \$114  = tokens__payload[0] ? \wport__data$129  : r__payload;
+  assign \$43  = waddr + 1'h1;
+  assign \$45  = ! \$44 ;
+  assign \$46  = waddr + 1'h1;
+  assign \$48  = \$47  == 1'h1;
+  assign \$49  = waddr + 1'h1;
+  assign \$51  = \$50  == 2'h2;
+  assign \$52  = waddr + 1'h1;
+  assign \$54  = \$53  == 2'h3;
+  assign \$55  = waddr + 1'h1;
+  assign \$57  = \$56  == 3'h4;
+  assign \$58  = beat_idx != 11'h47f;
+  assign \$59  = beat_idx + 1'h1;
+  assign \$60  = \$58  ? \$59  : { 1'h0, beat_idx };
+  assign \$61  = beats__payload[36] ? 12'h000 : \$60 ;
+  assign \$62  = compute ? \$61  : { 1'h0, beat_idx };
+  assign \$63  = take & beats__payload[37];
+  assign \$64  = rd_bank ^ \$63 ;
+  assign \$65  = take & beats__payload[37];
+  assign \$66  = rd_bank ^ \$65 ;
+  assign \$67  = beat_idx != 11'h47f;
+  assign \$68  = beat_idx + 1'h1;
+  assign \$69  = \$67  ? \$68  : { 1'h0, beat_idx };
+  assign \$70  = 11'h480 + \$69 ;
+  assign \$71  = beats__payload[36] ? 13'h0480 : \$70 ;
+  assign \$72  = 11'h480 + beat_idx;
+  assign \$73  = compute ? \$71  : { 1'h0, \$72  };
+  assign \$74  = beat_idx != 11'h47f;
+  assign \$75  = beat_idx + 1'h1;
+  assign \$76  = \$74  ? \$75  : { 1'h0, beat_idx };
+  assign \$77  = beats__payload[36] ? 12'h000 : \$76 ;
+  assign \$78  = compute ? \$77  : { 1'h0, beat_idx };
+  assign \$79  = \$66  ? \$73  : { 1'h0, \$78  };
+  assign \$81  = ! \$80 ;
+  assign \$83  = \$82  == 1'h1;
+  assign \$85  = \$84  == 2'h2;
+  assign \$87  = \$86  == 2'h3;
+  assign \$89  = \$88  == 3'h4;
+  assign \$90  = wbyp_sel0 ? 5'h00 : wsel0;
+  assign \$91  = wmem_w_addr == raddr;
+  assign \$92  = wmem_w_any & \$91 ;
+  assign \$93  = ! beat_idx;
+  assign \$94  = take & beats__payload[37];
+  assign \$95  = rd_bank ^ \$94 ;
+  assign \$96  = full_next >> \$95 ;
+  assign \$97  = r__valid & r__ready;
+  assign \$98  = compute & beats__payload[36];
+  assign \$99  = ~ \$98 ;
+  assign \$100  = \$97  & \$99 ;
+  assign \$101  = compute & beats__payload[36];
+  assign \$102  = r__valid & r__ready;
+  assign \$103  = ~ \$102 ;
+  assign \$104  = \$101  & \$103 ;
+  assign \$105  = credits != 1'h1;
+  assign \$106  = | credits;
+  assign \$107  = \$104  ? \$105  : \$106 ;
+  assign \$108  = \$100  ? 1'h1 : \$107 ;
+  assign \$109  = \$96  & \$108 ;
+  assign \$110  = \$signal$128  & tokens__payload[9];
+  assign \$111  = ~ tokens__payload[0];
+  assign \$112  = \wport__addr$129  == tokens__payload[7:1];
+  assign \$113  = \wport__en$133  & \$112 ;
+  assign \$114  = \$111  | \$113 ;
+  assign \$115  = tokens__payload[0] ? \wport__data$131  : r__payload;
+  assign \$116  = tk_own ? tk_data : \rport__data$163 ;
   always @(posedge clk)
-    wmem_w_en <= \$115 ;
+    wmem_w_en <= \$117 ;
   always @(posedge clk)
-    wmem_w_any <= \$116 ;
+    wmem_w_any <= \$118 ;
   always @(posedge clk)
-    wmem_w_addr <= \$117 ;
+    wmem_w_addr <= \$119 ;
   always @(posedge clk)
-    wport__data <= \$118 ;
+    wport__data <= \$120 ;
   always @(posedge clk)
-    wr_addr <= \$119 ;
+    wr_addr <= \$121 ;
   always @(posedge clk)
-    wr_bank <= \$120 ;
+    wr_bank <= \$122 ;
   always @(posedge clk)
-    waddr <= \$121 ;
+    waddr <= \$123 ;
   always @(posedge clk)
-    wchunk <= \$122 ;
+    wchunk <= \$124 ;
   always @(posedge clk)
-    full <= \$123 ;
+    full <= \$125 ;
   always @(posedge clk)
-    beat_idx <= \$124 ;
+    beat_idx <= \$126 ;
   always @(posedge clk)
-    rd_bank <= \$125 ;
+    rd_bank <= \$127 ;
   always @(posedge clk)
-    raddr <= \$126 ;
+    raddr <= \$128 ;
   always @(posedge clk)
-    wsel0 <= \$127 ;
+    wsel0 <= \$129 ;
   always @(posedge clk)
-    wsel1 <= \$128 ;
+    wsel1 <= \$130 ;
   always @(posedge clk)
-    wbyp_sel0 <= \$129 ;
+    wbyp_sel0 <= \$131 ;
   always @(posedge clk)
-    wbyp_sel1 <= \$130 ;
+    wbyp_sel1 <= \$132 ;
   always @(posedge clk)
-    wbyp0 <= \$131 ;
+    wbyp0 <= \$133 ;
   always @(posedge clk)
-    wbyp1 <= \$132 ;
+    wbyp1 <= \$134 ;
   always @(posedge clk)
-    wdata0 <= \$133 ;
+    wdata0 <= \$135 ;
   always @(posedge clk)
-    wdata1 <= \$134 ;
+    wdata1 <= \$136 ;
   always @(posedge clk)
-    wdata2 <= \$135 ;
+    wdata2 <= \$137 ;
   always @(posedge clk)
-    wdata3 <= \$136 ;
+    wdata3 <= \$138 ;
   always @(posedge clk)
-    wdata4 <= \$137 ;
+    wdata4 <= \$139 ;
   always @(posedge clk)
-    s0_valid <= \$138 ;
+    s0_valid <= \$140 ;
   always @(posedge clk)
-    s0_first <= \$139 ;
+    s0_first <= \$141 ;
   always @(posedge clk)
-    s0_last <= \$140 ;
+    s0_last <= \$142 ;
   always @(posedge clk)
-    s0_mask <= \$141 ;
+    s0_mask <= \$143 ;
   always @(posedge clk)
-    s0_data <= \$142 ;
+    s0_data <= \$144 ;
   always @(posedge clk)
-    valid <= \$143 ;
+    valid <= \$145 ;
   always @(posedge clk)
-    first <= \$144 ;
+    first <= \$146 ;
   always @(posedge clk)
-    last <= \$145 ;
+    last <= \$147 ;
   always @(posedge clk)
-    mask <= \$146 ;
+    mask <= \$148 ;
   always @(posedge clk)
-    a <= \$147 ;
+    a <= \$149 ;
   always @(posedge clk)
-    credits <= \$148 ;
+    credits <= \$150 ;
   always @(posedge clk)
-    beats__ready <= \$149 ;
+    beats__ready <= \$151 ;
   always @(posedge clk)
-    \wport__en$131  <= \$150 ;
+    \wport__en$133  <= \$152 ;
   always @(posedge clk)
-    \wport__addr$127  <= \$151 ;
+    \wport__addr$129  <= \$153 ;
   always @(posedge clk)
-    \wport__data$129  <= \$152 ;
+    \wport__data$131  <= \$154 ;
   always @(posedge clk)
-    results__valid <= \$153 ;
+    \$signal$127  <= \$155 ;
   always @(posedge clk)
-    out_hit <= \$154 ;
+    tk_hit <= \$156 ;
   always @(posedge clk)
-    out_own <= \$155 ;
+    tk_own <= \$157 ;
   always @(posedge clk)
-    out_entry <= \$156 ;
+    tk_entry <= \$158 ;
   always @(posedge clk)
-    out_data <= \$157 ;
+    tk_data <= \$159 ;
+  always @(posedge clk)
+    results__valid <= \$160 ;
+  always @(posedge clk)
+    out_hit <= \$161 ;
+  always @(posedge clk)
+    out_entry <= \$162 ;
+  always @(posedge clk)
+    out_data <= \$163 ;
   \mercury_pe_array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -4150,358 +4180,398 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = \$35 ;
+    \$117  = \$36 ;
     if (rst) begin
-      \$115  = 5'h00;
+      \$117  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = load;
+    \$118  = load;
     if (rst) begin
-      \$116  = 1'h0;
+      \$118  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = waddr;
+    \$119  = waddr;
     if (rst) begin
-      \$117  = 12'h000;
+      \$119  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = weights__payload[255:0];
+    \$120  = weights__payload[255:0];
     if (rst) begin
-      \$118  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$120  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = wr_addr;
+    \$121  = wr_addr;
     if (load) begin
       if (weights__payload[256]) begin
-        \$119  = 11'h000;
-      end else if (\$36 ) begin
-        \$119  = \$40 [10:0];
+        \$121  = 11'h000;
+      end else if (\$37 ) begin
+        \$121  = \$41 [10:0];
       end
     end
     if (rst) begin
-      \$119  = 11'h000;
+      \$121  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = wr_bank;
+    \$122  = wr_bank;
     if (load) begin
       if (weights__payload[256]) begin
-        \$120  = \$37 ;
+        \$122  = \$38 ;
       end
     end
     if (rst) begin
-      \$120  = 1'h0;
+      \$122  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = waddr;
+    \$123  = waddr;
     if (load) begin
       if (weights__payload[256]) begin
-        \$121  = { 1'h0, \$38  };
-      end else if (\$36 ) begin
-        \$121  = \$41 [11:0];
+        \$123  = { 1'h0, \$39  };
+      end else if (\$37 ) begin
+        \$123  = \$42 [11:0];
       end
     end
     if (rst) begin
-      \$121  = 12'h000;
+      \$123  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = wchunk;
+    \$124  = wchunk;
     if (load) begin
       if (weights__payload[256]) begin
-        \$122  = \$39 ;
-      end else if (\$36 ) begin
-        \$122  = { \$56 , \$53 , \$50 , \$47 , \$44  };
+        \$124  = \$40 ;
+      end else if (\$37 ) begin
+        \$124  = { \$57 , \$54 , \$51 , \$48 , \$45  };
       end
     end
     if (rst) begin
-      \$122  = 5'h01;
+      \$124  = 5'h01;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = full_next;
+    \$125  = full_next;
     if (rst) begin
-      \$123  = 2'h0;
+      \$125  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = \$61 [10:0];
+    \$126  = \$62 [10:0];
     if (rst) begin
-      \$124  = 11'h000;
+      \$126  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = \$63 ;
+    \$127  = \$64 ;
     if (rst) begin
-      \$125  = 1'h0;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = \$78 [11:0];
+    \$128  = \$79 [11:0];
     if (rst) begin
-      \$126  = 12'h000;
+      \$128  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$127  = { \$88 , \$86 , \$84 , \$82 , \$80  };
+    \$129  = { \$89 , \$87 , \$85 , \$83 , \$81  };
     if (rst) begin
-      \$127  = 5'h00;
+      \$129  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$128  = \$89 ;
+    \$130  = \$90 ;
     if (rst) begin
-      \$128  = 5'h00;
+      \$130  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$129  = \$91 ;
+    \$131  = \$92 ;
     if (rst) begin
-      \$129  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$130  = wbyp_sel0;
+    \$132  = wbyp_sel0;
     if (rst) begin
-      \$130  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$131  = wport__data;
-    if (rst) begin
-      \$131  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$132  = wbyp0;
-    if (rst) begin
-      \$132  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$133  = \rport__data$148 ;
+    \$133  = wport__data;
     if (rst) begin
       \$133  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$134  = \rport__data$149 ;
+    \$134  = wbyp0;
     if (rst) begin
       \$134  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$135  = \rport__data$150 ;
+    \$135  = rport__data;
     if (rst) begin
       \$135  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = \rport__data$151 ;
+    \$136  = \rport__data$149 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = \rport__data$152 ;
+    \$137  = \rport__data$150 ;
     if (rst) begin
       \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = compute;
+    \$138  = \rport__data$151 ;
     if (rst) begin
-      \$138  = 1'h0;
+      \$138  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = s0_first;
-    if (compute) begin
-      \$139  = \$92 ;
-    end
+    \$139  = \rport__data$152 ;
     if (rst) begin
-      \$139  = 1'h0;
+      \$139  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$140  = s0_last;
-    if (compute) begin
-      \$140  = beats__payload[36];
-    end
+    \$140  = compute;
     if (rst) begin
       \$140  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$141  = s0_mask;
+    \$141  = s0_first;
     if (compute) begin
-      \$141  = beats__payload[35:32];
+      \$141  = \$93 ;
     end
     if (rst) begin
-      \$141  = 4'h0;
+      \$141  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$142  = s0_data;
+    \$142  = s0_last;
     if (compute) begin
-      \$142  = beats__payload[31:0];
+      \$142  = beats__payload[36];
     end
     if (rst) begin
-      \$142  = 32'd0;
+      \$142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$143  = s0_valid;
+    \$143  = s0_mask;
+    if (compute) begin
+      \$143  = beats__payload[35:32];
+    end
     if (rst) begin
-      \$143  = 1'h0;
+      \$143  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = s0_first;
+    \$144  = s0_data;
+    if (compute) begin
+      \$144  = beats__payload[31:0];
+    end
     if (rst) begin
-      \$144  = 1'h0;
+      \$144  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$145  = s0_last;
+    \$145  = s0_valid;
     if (rst) begin
       \$145  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$146  = s0_mask;
+    \$146  = s0_first;
     if (rst) begin
-      \$146  = 4'h0;
+      \$146  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$147  = s0_data;
+    \$147  = s0_last;
     if (rst) begin
-      \$147  = 32'd0;
+      \$147  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$148  = credits_next;
+    \$148  = s0_mask;
     if (rst) begin
-      \$148  = 5'h10;
+      \$148  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$149  = \$108 ;
+    \$149  = s0_data;
     if (rst) begin
-      \$149  = 1'h0;
+      \$149  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$150  = \$109 ;
+    \$150  = credits_next;
     if (rst) begin
-      \$150  = 1'h0;
+      \$150  = 5'h10;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$151  = tokens__payload[7:1];
+    \$151  = \$109 ;
     if (rst) begin
-      \$151  = 7'h00;
+      \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$152  = r__payload;
+    \$152  = \$110 ;
     if (rst) begin
-      \$152  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$153  = results__valid;
-    if (advance) begin
-      \$153  = 1'h1;
-    end else if (results__ready) begin
-      \$153  = 1'h0;
-    end
+    \$153  = tokens__payload[7:1];
     if (rst) begin
-      \$153  = 1'h0;
+      \$153  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$154  = out_hit;
-    if (advance) begin
-      \$154  = tokens__payload[0];
-    end
+    \$154  = r__payload;
     if (rst) begin
-      \$154  = 1'h0;
+      \$154  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = out_own;
-    if (advance) begin
-      \$155  = \$113 ;
-    end
-    if (rst) begin
+    \$155  = \$signal$127 ;
+    if (\$signal$128 ) begin
       \$155  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = out_entry;
-    if (advance) begin
-      \$156  = tokens__payload[7:1];
+    end else if (move) begin
+      \$155  = 1'h0;
     end
     if (rst) begin
-      \$156  = 7'h00;
+      \$155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = out_data;
-    if (advance) begin
+    \$156  = tk_hit;
+    if (\$signal$128 ) begin
+      \$156  = tokens__payload[0];
+    end
+    if (rst) begin
+      \$156  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$157  = tk_own;
+    if (\$signal$128 ) begin
       \$157  = \$114 ;
     end
     if (rst) begin
-      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$157  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$158  = tk_entry;
+    if (\$signal$128 ) begin
+      \$158  = tokens__payload[7:1];
+    end
+    if (rst) begin
+      \$158  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$159  = tk_data;
+    if (\$signal$128 ) begin
+      \$159  = \$115 ;
+    end
+    if (rst) begin
+      \$159  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$160  = results__valid;
+    if (move) begin
+      \$160  = \$signal$127 ;
+    end
+    if (rst) begin
+      \$160  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$161  = out_hit;
+    if (move) begin
+      \$161  = tk_hit;
+    end
+    if (rst) begin
+      \$161  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$162  = out_entry;
+    if (move) begin
+      \$162  = tk_entry;
+    end
+    if (rst) begin
+      \$162  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$163  = out_data;
+    if (move) begin
+      \$163  = \$116 ;
+    end
+    if (rst) begin
+      \$163  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = wmem_w_addr[8:0];
@@ -4573,12 +4643,12 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \first$108  = first;
   assign \last$109  = last;
   assign done = w__valid;
-  assign out_valid = results__valid;
-  assign rbuf_w_addr = \wport__addr$127 ;
-  assign rbuf_w_data = \wport__data$129 ;
-  assign rbuf_w_en = \wport__en$131 ;
-  assign \rport__addr$133  = tokens__payload[7:1];
-  assign rport__en = advance;
+  assign \$signal$126  = results__valid;
+  assign rbuf_w_addr = \wport__addr$129 ;
+  assign rbuf_w_data = \wport__data$131 ;
+  assign rbuf_w_en = \wport__en$133 ;
+  assign \rport__addr$135  = tokens__payload[7:1];
+  assign rport__en = \$signal$128 ;
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5241,30 +5311,22 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \w__payload[5]  = w__payload[191:160];
   assign \w__payload[6]  = w__payload[223:192];
   assign \w__payload[7]  = w__payload[255:224];
-  assign \wport__data$129[0]  = \wport__data$129 [31:0];
-  assign \wport__data$129[1]  = \wport__data$129 [63:32];
-  assign \wport__data$129[2]  = \wport__data$129 [95:64];
-  assign \wport__data$129[3]  = \wport__data$129 [127:96];
-  assign \wport__data$129[4]  = \wport__data$129 [159:128];
-  assign \wport__data$129[5]  = \wport__data$129 [191:160];
-  assign \wport__data$129[6]  = \wport__data$129 [223:192];
-  assign \wport__data$129[7]  = \wport__data$129 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$129 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$129 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$129 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$129 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$129 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$129 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$129 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$129 [255:224];
-  assign \rport__data[0]  = rport__data[31:0];
-  assign \rport__data[1]  = rport__data[63:32];
-  assign \rport__data[2]  = rport__data[95:64];
-  assign \rport__data[3]  = rport__data[127:96];
-  assign \rport__data[4]  = rport__data[159:128];
-  assign \rport__data[5]  = rport__data[191:160];
-  assign \rport__data[6]  = rport__data[223:192];
-  assign \rport__data[7]  = rport__data[255:224];
+  assign \wport__data$131[0]  = \wport__data$131 [31:0];
+  assign \wport__data$131[1]  = \wport__data$131 [63:32];
+  assign \wport__data$131[2]  = \wport__data$131 [95:64];
+  assign \wport__data$131[3]  = \wport__data$131 [127:96];
+  assign \wport__data$131[4]  = \wport__data$131 [159:128];
+  assign \wport__data$131[5]  = \wport__data$131 [191:160];
+  assign \wport__data$131[6]  = \wport__data$131 [223:192];
+  assign \wport__data$131[7]  = \wport__data$131 [255:224];
+  assign \rbuf_w_data[0]  = \wport__data$131 [31:0];
+  assign \rbuf_w_data[1]  = \wport__data$131 [63:32];
+  assign \rbuf_w_data[2]  = \wport__data$131 [95:64];
+  assign \rbuf_w_data[3]  = \wport__data$131 [127:96];
+  assign \rbuf_w_data[4]  = \wport__data$131 [159:128];
+  assign \rbuf_w_data[5]  = \wport__data$131 [191:160];
+  assign \rbuf_w_data[6]  = \wport__data$131 [223:192];
+  assign \rbuf_w_data[7]  = \wport__data$131 [255:224];
   assign \out_data[0]  = out_data[31:0];
   assign \out_data[1]  = out_data[63:32];
   assign \out_data[2]  = out_data[95:64];
@@ -5313,46 +5375,46 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \wbyp0[7][1]  = wbyp0[239:232];
   assign \wbyp0[7][2]  = wbyp0[247:240];
   assign \wbyp0[7][3]  = wbyp0[255:248];
-  assign \rport__data$148[0]  = \rport__data$148 [31:0];
-  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
-  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
-  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
-  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
-  assign \rport__data$148[1]  = \rport__data$148 [63:32];
-  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
-  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
-  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
-  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
-  assign \rport__data$148[2]  = \rport__data$148 [95:64];
-  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
-  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
-  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
-  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
-  assign \rport__data$148[3]  = \rport__data$148 [127:96];
-  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
-  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
-  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
-  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
-  assign \rport__data$148[4]  = \rport__data$148 [159:128];
-  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
-  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
-  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
-  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
-  assign \rport__data$148[5]  = \rport__data$148 [191:160];
-  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
-  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
-  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
-  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
-  assign \rport__data$148[6]  = \rport__data$148 [223:192];
-  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
-  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
-  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
-  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
-  assign \rport__data$148[7]  = \rport__data$148 [255:224];
-  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
-  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
-  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
-  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
+  assign \rport__data[0]  = rport__data[31:0];
+  assign \rport__data[0][0]  = rport__data[7:0];
+  assign \rport__data[0][1]  = rport__data[15:8];
+  assign \rport__data[0][2]  = rport__data[23:16];
+  assign \rport__data[0][3]  = rport__data[31:24];
+  assign \rport__data[1]  = rport__data[63:32];
+  assign \rport__data[1][0]  = rport__data[39:32];
+  assign \rport__data[1][1]  = rport__data[47:40];
+  assign \rport__data[1][2]  = rport__data[55:48];
+  assign \rport__data[1][3]  = rport__data[63:56];
+  assign \rport__data[2]  = rport__data[95:64];
+  assign \rport__data[2][0]  = rport__data[71:64];
+  assign \rport__data[2][1]  = rport__data[79:72];
+  assign \rport__data[2][2]  = rport__data[87:80];
+  assign \rport__data[2][3]  = rport__data[95:88];
+  assign \rport__data[3]  = rport__data[127:96];
+  assign \rport__data[3][0]  = rport__data[103:96];
+  assign \rport__data[3][1]  = rport__data[111:104];
+  assign \rport__data[3][2]  = rport__data[119:112];
+  assign \rport__data[3][3]  = rport__data[127:120];
+  assign \rport__data[4]  = rport__data[159:128];
+  assign \rport__data[4][0]  = rport__data[135:128];
+  assign \rport__data[4][1]  = rport__data[143:136];
+  assign \rport__data[4][2]  = rport__data[151:144];
+  assign \rport__data[4][3]  = rport__data[159:152];
+  assign \rport__data[5]  = rport__data[191:160];
+  assign \rport__data[5][0]  = rport__data[167:160];
+  assign \rport__data[5][1]  = rport__data[175:168];
+  assign \rport__data[5][2]  = rport__data[183:176];
+  assign \rport__data[5][3]  = rport__data[191:184];
+  assign \rport__data[6]  = rport__data[223:192];
+  assign \rport__data[6][0]  = rport__data[199:192];
+  assign \rport__data[6][1]  = rport__data[207:200];
+  assign \rport__data[6][2]  = rport__data[215:208];
+  assign \rport__data[6][3]  = rport__data[223:216];
+  assign \rport__data[7]  = rport__data[255:224];
+  assign \rport__data[7][0]  = rport__data[231:224];
+  assign \rport__data[7][1]  = rport__data[239:232];
+  assign \rport__data[7][2]  = rport__data[247:240];
+  assign \rport__data[7][3]  = rport__data[255:248];
   assign \rport__data$149[0]  = \rport__data$149 [31:0];
   assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
   assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
@@ -5525,7 +5587,23 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \r__payload[5]  = r__payload[191:160];
   assign \r__payload[6]  = r__payload[223:192];
   assign \r__payload[7]  = r__payload[255:224];
-  assign results__payload[255:0] = \$33 ;
+  assign \tk_data[0]  = tk_data[31:0];
+  assign \tk_data[1]  = tk_data[63:32];
+  assign \tk_data[2]  = tk_data[95:64];
+  assign \tk_data[3]  = tk_data[127:96];
+  assign \tk_data[4]  = tk_data[159:128];
+  assign \tk_data[5]  = tk_data[191:160];
+  assign \tk_data[6]  = tk_data[223:192];
+  assign \tk_data[7]  = tk_data[255:224];
+  assign \rport__data$163[0]  = \rport__data$163 [31:0];
+  assign \rport__data$163[1]  = \rport__data$163 [63:32];
+  assign \rport__data$163[2]  = \rport__data$163 [95:64];
+  assign \rport__data$163[3]  = \rport__data$163 [127:96];
+  assign \rport__data$163[4]  = \rport__data$163 [159:128];
+  assign \rport__data$163[5]  = \rport__data$163 [191:160];
+  assign \rport__data$163[6]  = \rport__data$163 [223:192];
+  assign \rport__data$163[7]  = \rport__data$163 [255:224];
+  assign results__payload[255:0] = out_data;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
   assign w__payload[255:224] = \acc$120 ;
@@ -5536,16 +5614,16 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign w__payload[95:64] = \acc$115 ;
   assign w__payload[63:32] = \acc$114 ;
   assign w__payload[31:0] = acc;
-  assign \$43  = { 9'h000, \$42 [12:9] };
-  assign \$46  = { 9'h000, \$45 [12:9] };
-  assign \$49  = { 9'h000, \$48 [12:9] };
-  assign \$52  = { 9'h000, \$51 [12:9] };
-  assign \$55  = { 9'h000, \$54 [12:9] };
-  assign \$79  = { 9'h000, raddr[11:9] };
-  assign \$81  = { 9'h000, raddr[11:9] };
-  assign \$83  = { 9'h000, raddr[11:9] };
-  assign \$85  = { 9'h000, raddr[11:9] };
-  assign \$87  = { 9'h000, raddr[11:9] };
+  assign \$44  = { 9'h000, \$43 [12:9] };
+  assign \$47  = { 9'h000, \$46 [12:9] };
+  assign \$50  = { 9'h000, \$49 [12:9] };
+  assign \$53  = { 9'h000, \$52 [12:9] };
+  assign \$56  = { 9'h000, \$55 [12:9] };
+  assign \$80  = { 9'h000, raddr[11:9] };
+  assign \$82  = { 9'h000, raddr[11:9] };
+  assign \$84  = { 9'h000, raddr[11:9] };
+  assign \$86  = { 9'h000, raddr[11:9] };
+  assign \$88  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
