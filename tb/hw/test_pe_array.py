@@ -144,3 +144,48 @@ def test_pe_array_long_tiles(seed):
     x, w = host.make_layer(cfg, rng, 2, cfg.max_len, 3 * cfg.pes)
     passes = host.layer_passes(cfg, x, w, reuse=False)
     run_array(cfg, passes, x.tolist(), rng, stall_probabilities(rng, STREAMS, "nostall"))
+
+
+def test_pe_array_output_stages(seed):
+    """The output is two stages that hold one token each and move together: with ``results``
+    not ready, exactly :data:`OUTPUT_LATENCY` (2) tokens are taken, the second after a gap; once ready, one result beat
+    leaves every cycle (hits, which need no computed result), in token order, each
+    ``OUTPUT_LATENCY`` cycles after its token."""
+    cfg = CONFIGS["default"]
+    rng = random.Random(seed)
+    dut = ReuseAwarePEArray(cfg)
+    entries = rng.sample(range(cfg.entries), 12)
+    tl = layouts.array_token(cfg)
+    taken, beats = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.tokens.valid, 1)
+        ctx.set(dut.results.ready, 0)
+        for cycle in range(30):
+            n = len(taken)
+            if n < len(entries):
+                ctx.set(dut.tokens.payload.as_value(), layouts.pack(tl, {"hit": 1, "entry": entries[n]}))
+            # (a gap after the first token: it reaches the result register and the token stage
+            # is empty, and still takes the next token while the output waits)
+            ctx.set(dut.tokens.valid, n < len(entries) and not 1 <= cycle <= 3)
+            ctx.set(dut.results.ready, cycle >= 10)
+            took = ctx.get(dut.tokens.valid) and ctx.get(dut.tokens.ready)
+            if ctx.get(dut.results.valid) and ctx.get(dut.results.ready):
+                beats.append((cycle, layouts.unpack(layouts.result(cfg),
+                                                    ctx.get(dut.results.payload.as_value()))))
+            if took:
+                taken.append(cycle)
+            await ctx.tick()
+            if cycle == 9:
+                assert len(taken) == ReuseAwarePEArray.OUTPUT_LATENCY, taken
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [b["entry"] for _, b in beats] == entries and all(b["hit"] for _, b in beats)
+    cycles = [c for c, _ in beats]
+    assert cycles == list(range(10, 10 + len(entries))), "one beat a cycle once ready"
+    lat = ReuseAwarePEArray.OUTPUT_LATENCY
+    later = taken[lat:]  # tokens taken once the output moves: each beat lat cycles after it
+    assert [c - t for c, t in zip(cycles[lat:], later)] == [lat] * len(later)
