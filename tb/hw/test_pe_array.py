@@ -148,9 +148,9 @@ def test_pe_array_long_tiles(seed):
 
 def test_pe_array_output_stages(seed):
     """The output is two stages that hold one token each and move together: with ``results``
-    not ready, exactly :data:`OUTPUT_LATENCY` (2) tokens are taken, the second after a gap; once ready, one result beat
-    leaves every cycle (hits, which need no computed result), in token order, each
-    ``OUTPUT_LATENCY`` cycles after its token."""
+    not ready, exactly :data:`OUTPUT_LATENCY` (2) tokens are taken, the second after a gap; once
+    ready, one result beat leaves every cycle (hits, which need no computed result), in token
+    order, each ``OUTPUT_LATENCY`` cycles after its token."""
     cfg = CONFIGS["default"]
     rng = random.Random(seed)
     dut = ReuseAwarePEArray(cfg)
@@ -164,7 +164,8 @@ def test_pe_array_output_stages(seed):
         for cycle in range(30):
             n = len(taken)
             if n < len(entries):
-                ctx.set(dut.tokens.payload.as_value(), layouts.pack(tl, {"hit": 1, "entry": entries[n]}))
+                token = layouts.pack(tl, {"hit": 1, "entry": entries[n]})
+                ctx.set(dut.tokens.payload.as_value(), token)
             # (a gap after the first token: it reaches the result register and the token stage
             # is empty, and still takes the next token while the output waits)
             ctx.set(dut.tokens.valid, n < len(entries) and not 1 <= cycle <= 3)
