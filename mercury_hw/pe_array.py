@@ -49,11 +49,12 @@ class ReuseAwarePEArray(wiring.Component):
     registers) and presents the result beat :data:`OUTPUT_LATENCY` (= 2) cycles later, through a
     token stage and the result register (which move together when the result register is free or
     its beat leaves): the taken result (miss) or the result-buffer word ``entry`` (hit; the buffer
-    is read with a synchronous port in the accepting cycle, straight into the result register,
-    and a hit accepted while the write of its entry is landing takes the written result from the
+    is read with a synchronous port in the accepting cycle, straight into a register of the result
+    stage, and a hit accepted while the write of its entry is landing takes the written result from the
     write registers, so a miss stored by the token just before is seen by a hit right after:
     in-order read-after-write). One token per cycle with ``results.ready`` high. ``results`` is a
-    registered stream: its payload holds while ``ready`` is low.
+    registered stream (its data a choice, by a register, between two registers): its payload
+    holds while ``ready`` is low.
 
     Parameters
     ----------
@@ -327,7 +328,8 @@ class ReuseAwarePEArray(wiring.Component):
         Two stages that advance together: the *token stage* (``tk_*``) holds the accepted token's
         beat while the result buffer reads a hit's entry; the *result register* (``out_*``, the
         ``results`` stream) takes the token stage's data, or for a hit the buffer's read data
-        (which goes straight into that register: no logic after the block RAM). A token is taken
+        (which goes straight into a register of its own: no logic after the block RAM; the beat's
+        data is a choice between two registers). A token is taken
         when the token stage is empty or moves on, and the token stage moves on when the result
         register is empty or its beat leaves. The buffer's read port reads only when a token is
         taken, so its data holds while the token stage waits.
@@ -342,13 +344,15 @@ class ReuseAwarePEArray(wiring.Component):
         row = layouts.result_row(self.cfg)
 
         tk_valid, tk_hit = Signal(), Signal()
-        tk_own = Signal(init=1)         # (1 after reset: the result register never takes the
-                                        # never-written buffer's undefined data)
+        tk_own = Signal(init=1)         # (1 after reset, as ``out_own``)
         tk_entry = Signal.like(tok.entry)
         tk_data = Signal(row)           # the beat's data unless it is the buffer's (``tk_own``)
         out_valid, out_hit = Signal(), Signal()
+        out_own = Signal(init=1)        # (1 after reset: ``results`` never shows the never-read
+                                        # buffer register's undefined data)
         out_entry = Signal.like(tok.entry)
-        out_data = Signal(row)
+        out_data = Signal(row)          # the token stage's data
+        out_rdata = Signal(row)         # the buffer's read data, nothing between them
         advance, move = Signal(), Signal()
         w_en = Signal(name="rbuf_w_en")
         w_addr = Signal.like(tok.entry, name="rbuf_w_addr")
@@ -381,18 +385,21 @@ class ReuseAwarePEArray(wiring.Component):
             ]
         with m.Elif(move):
             m.d.sync += tk_valid.eq(0)
-        # Result register.
+        # Result register: the buffer's read data goes into a register of its own (no logic
+        # after the block RAM); the beat's data is chosen between the two registers.
         with m.If(move):
             m.d.sync += [
                 out_valid.eq(tk_valid),
                 out_hit.eq(tk_hit),
+                out_own.eq(tk_own),
                 out_entry.eq(tk_entry),
-                out_data.eq(Mux(tk_own, tk_data, rport.data)),
+                out_data.eq(tk_data),
+                out_rdata.eq(rport.data),
             ]
         m.d.comb += [
             self.results.valid.eq(out_valid),
             self.results.p.hit.eq(out_hit),
             self.results.p.entry.eq(out_entry),
-            self.results.p.data.eq(out_data),
+            self.results.p.data.eq(Mux(out_own, out_data, out_rdata)),
         ]
         return tk_valid | out_valid

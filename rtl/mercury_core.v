@@ -6058,7 +6058,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire [255:0] \$115 ;
+  wire \$115 ;
   wire [255:0] \$116 ;
   reg [4:0] \$117 ;
   reg \$118 ;
@@ -6110,8 +6110,10 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [255:0] \$16 ;
   reg \$160 ;
   reg \$161 ;
-  reg [6:0] \$162 ;
-  reg [255:0] \$163 ;
+  reg \$162 ;
+  reg [6:0] \$163 ;
+  reg [255:0] \$164 ;
+  reg [255:0] \$165 ;
   wire [255:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -6131,70 +6133,70 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [255:0] \$34 ;
   wire \$35 ;
-  wire [4:0] \$36 ;
-  wire \$37 ;
+  wire \$36 ;
+  wire [4:0] \$37 ;
   wire \$38 ;
-  wire [10:0] \$39 ;
+  wire \$39 ;
   wire [1:0] \$4 ;
-  wire [4:0] \$40 ;
-  wire [11:0] \$41 ;
-  wire [12:0] \$42 ;
+  wire [10:0] \$40 ;
+  wire [4:0] \$41 ;
+  wire [11:0] \$42 ;
   wire [12:0] \$43 ;
   wire [12:0] \$44 ;
-  wire \$45 ;
-  wire [12:0] \$46 ;
+  wire [12:0] \$45 ;
+  wire \$46 ;
   wire [12:0] \$47 ;
-  wire \$48 ;
-  wire [12:0] \$49 ;
+  wire [12:0] \$48 ;
+  wire \$49 ;
   wire [1:0] \$5 ;
   wire [12:0] \$50 ;
-  wire \$51 ;
-  wire [12:0] \$52 ;
+  wire [12:0] \$51 ;
+  wire \$52 ;
   wire [12:0] \$53 ;
-  wire \$54 ;
-  wire [12:0] \$55 ;
+  wire [12:0] \$54 ;
+  wire \$55 ;
   wire [12:0] \$56 ;
-  wire \$57 ;
+  wire [12:0] \$57 ;
   wire \$58 ;
-  wire [11:0] \$59 ;
+  wire \$59 ;
   wire \$6 ;
   wire [11:0] \$60 ;
   wire [11:0] \$61 ;
   wire [11:0] \$62 ;
-  wire \$63 ;
+  wire [11:0] \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [11:0] \$68 ;
+  wire \$68 ;
   wire [11:0] \$69 ;
   wire [1:0] \$7 ;
-  wire [12:0] \$70 ;
+  wire [11:0] \$70 ;
   wire [12:0] \$71 ;
-  wire [11:0] \$72 ;
-  wire [12:0] \$73 ;
-  wire \$74 ;
-  wire [11:0] \$75 ;
+  wire [12:0] \$72 ;
+  wire [11:0] \$73 ;
+  wire [12:0] \$74 ;
+  wire \$75 ;
   wire [11:0] \$76 ;
   wire [11:0] \$77 ;
   wire [11:0] \$78 ;
-  wire [12:0] \$79 ;
+  wire [11:0] \$79 ;
   wire [255:0] \$8 ;
-  wire [11:0] \$80 ;
-  wire \$81 ;
-  wire [11:0] \$82 ;
-  wire \$83 ;
-  wire [11:0] \$84 ;
-  wire \$85 ;
-  wire [11:0] \$86 ;
-  wire \$87 ;
-  wire [11:0] \$88 ;
-  wire \$89 ;
+  wire [12:0] \$80 ;
+  wire [11:0] \$81 ;
+  wire \$82 ;
+  wire [11:0] \$83 ;
+  wire \$84 ;
+  wire [11:0] \$85 ;
+  wire \$86 ;
+  wire [11:0] \$87 ;
+  wire \$88 ;
+  wire [11:0] \$89 ;
   wire [255:0] \$9 ;
-  wire [4:0] \$90 ;
-  wire \$91 ;
+  wire \$90 ;
+  wire [4:0] \$91 ;
   wire \$92 ;
   wire \$93 ;
   wire \$94 ;
@@ -6350,6 +6352,16 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [31:0] \out_data[7] ;
   reg [6:0] out_entry = 7'h00;
   reg out_hit = 1'h0;
+  reg out_own = 1'h1;
+  reg [255:0] out_rdata = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \out_rdata[0] ;
+  wire [31:0] \out_rdata[1] ;
+  wire [31:0] \out_rdata[2] ;
+  wire [31:0] \out_rdata[3] ;
+  wire [31:0] \out_rdata[4] ;
+  wire [31:0] \out_rdata[5] ;
+  wire [31:0] \out_rdata[6] ;
+  wire [31:0] \out_rdata[7] ;
   wire [255:0] r__payload;
   wire [31:0] \r__payload[0] ;
   wire [31:0] \r__payload[1] ;
@@ -6403,88 +6415,6 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [8:0] \rport__addr$37 ;
   wire [7:0] \rport__addr$38 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$149 ;
-  wire [31:0] \rport__data$149[0] ;
-  wire [7:0] \rport__data$149[0][0] ;
-  wire [7:0] \rport__data$149[0][1] ;
-  wire [7:0] \rport__data$149[0][2] ;
-  wire [7:0] \rport__data$149[0][3] ;
-  wire [31:0] \rport__data$149[1] ;
-  wire [7:0] \rport__data$149[1][0] ;
-  wire [7:0] \rport__data$149[1][1] ;
-  wire [7:0] \rport__data$149[1][2] ;
-  wire [7:0] \rport__data$149[1][3] ;
-  wire [31:0] \rport__data$149[2] ;
-  wire [7:0] \rport__data$149[2][0] ;
-  wire [7:0] \rport__data$149[2][1] ;
-  wire [7:0] \rport__data$149[2][2] ;
-  wire [7:0] \rport__data$149[2][3] ;
-  wire [31:0] \rport__data$149[3] ;
-  wire [7:0] \rport__data$149[3][0] ;
-  wire [7:0] \rport__data$149[3][1] ;
-  wire [7:0] \rport__data$149[3][2] ;
-  wire [7:0] \rport__data$149[3][3] ;
-  wire [31:0] \rport__data$149[4] ;
-  wire [7:0] \rport__data$149[4][0] ;
-  wire [7:0] \rport__data$149[4][1] ;
-  wire [7:0] \rport__data$149[4][2] ;
-  wire [7:0] \rport__data$149[4][3] ;
-  wire [31:0] \rport__data$149[5] ;
-  wire [7:0] \rport__data$149[5][0] ;
-  wire [7:0] \rport__data$149[5][1] ;
-  wire [7:0] \rport__data$149[5][2] ;
-  wire [7:0] \rport__data$149[5][3] ;
-  wire [31:0] \rport__data$149[6] ;
-  wire [7:0] \rport__data$149[6][0] ;
-  wire [7:0] \rport__data$149[6][1] ;
-  wire [7:0] \rport__data$149[6][2] ;
-  wire [7:0] \rport__data$149[6][3] ;
-  wire [31:0] \rport__data$149[7] ;
-  wire [7:0] \rport__data$149[7][0] ;
-  wire [7:0] \rport__data$149[7][1] ;
-  wire [7:0] \rport__data$149[7][2] ;
-  wire [7:0] \rport__data$149[7][3] ;
-  wire [255:0] \rport__data$150 ;
-  wire [31:0] \rport__data$150[0] ;
-  wire [7:0] \rport__data$150[0][0] ;
-  wire [7:0] \rport__data$150[0][1] ;
-  wire [7:0] \rport__data$150[0][2] ;
-  wire [7:0] \rport__data$150[0][3] ;
-  wire [31:0] \rport__data$150[1] ;
-  wire [7:0] \rport__data$150[1][0] ;
-  wire [7:0] \rport__data$150[1][1] ;
-  wire [7:0] \rport__data$150[1][2] ;
-  wire [7:0] \rport__data$150[1][3] ;
-  wire [31:0] \rport__data$150[2] ;
-  wire [7:0] \rport__data$150[2][0] ;
-  wire [7:0] \rport__data$150[2][1] ;
-  wire [7:0] \rport__data$150[2][2] ;
-  wire [7:0] \rport__data$150[2][3] ;
-  wire [31:0] \rport__data$150[3] ;
-  wire [7:0] \rport__data$150[3][0] ;
-  wire [7:0] \rport__data$150[3][1] ;
-  wire [7:0] \rport__data$150[3][2] ;
-  wire [7:0] \rport__data$150[3][3] ;
-  wire [31:0] \rport__data$150[4] ;
-  wire [7:0] \rport__data$150[4][0] ;
-  wire [7:0] \rport__data$150[4][1] ;
-  wire [7:0] \rport__data$150[4][2] ;
-  wire [7:0] \rport__data$150[4][3] ;
-  wire [31:0] \rport__data$150[5] ;
-  wire [7:0] \rport__data$150[5][0] ;
-  wire [7:0] \rport__data$150[5][1] ;
-  wire [7:0] \rport__data$150[5][2] ;
-  wire [7:0] \rport__data$150[5][3] ;
-  wire [31:0] \rport__data$150[6] ;
-  wire [7:0] \rport__data$150[6][0] ;
-  wire [7:0] \rport__data$150[6][1] ;
-  wire [7:0] \rport__data$150[6][2] ;
-  wire [7:0] \rport__data$150[6][3] ;
-  wire [31:0] \rport__data$150[7] ;
-  wire [7:0] \rport__data$150[7][0] ;
-  wire [7:0] \rport__data$150[7][1] ;
-  wire [7:0] \rport__data$150[7][2] ;
-  wire [7:0] \rport__data$150[7][3] ;
   wire [255:0] \rport__data$151 ;
   wire [31:0] \rport__data$151[0] ;
   wire [7:0] \rport__data$151[0][0] ;
@@ -6567,15 +6497,97 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   wire [7:0] \rport__data$152[7][1] ;
   wire [7:0] \rport__data$152[7][2] ;
   wire [7:0] \rport__data$152[7][3] ;
-  wire [255:0] \rport__data$163 ;
-  wire [31:0] \rport__data$163[0] ;
-  wire [31:0] \rport__data$163[1] ;
-  wire [31:0] \rport__data$163[2] ;
-  wire [31:0] \rport__data$163[3] ;
-  wire [31:0] \rport__data$163[4] ;
-  wire [31:0] \rport__data$163[5] ;
-  wire [31:0] \rport__data$163[6] ;
-  wire [31:0] \rport__data$163[7] ;
+  wire [255:0] \rport__data$153 ;
+  wire [31:0] \rport__data$153[0] ;
+  wire [7:0] \rport__data$153[0][0] ;
+  wire [7:0] \rport__data$153[0][1] ;
+  wire [7:0] \rport__data$153[0][2] ;
+  wire [7:0] \rport__data$153[0][3] ;
+  wire [31:0] \rport__data$153[1] ;
+  wire [7:0] \rport__data$153[1][0] ;
+  wire [7:0] \rport__data$153[1][1] ;
+  wire [7:0] \rport__data$153[1][2] ;
+  wire [7:0] \rport__data$153[1][3] ;
+  wire [31:0] \rport__data$153[2] ;
+  wire [7:0] \rport__data$153[2][0] ;
+  wire [7:0] \rport__data$153[2][1] ;
+  wire [7:0] \rport__data$153[2][2] ;
+  wire [7:0] \rport__data$153[2][3] ;
+  wire [31:0] \rport__data$153[3] ;
+  wire [7:0] \rport__data$153[3][0] ;
+  wire [7:0] \rport__data$153[3][1] ;
+  wire [7:0] \rport__data$153[3][2] ;
+  wire [7:0] \rport__data$153[3][3] ;
+  wire [31:0] \rport__data$153[4] ;
+  wire [7:0] \rport__data$153[4][0] ;
+  wire [7:0] \rport__data$153[4][1] ;
+  wire [7:0] \rport__data$153[4][2] ;
+  wire [7:0] \rport__data$153[4][3] ;
+  wire [31:0] \rport__data$153[5] ;
+  wire [7:0] \rport__data$153[5][0] ;
+  wire [7:0] \rport__data$153[5][1] ;
+  wire [7:0] \rport__data$153[5][2] ;
+  wire [7:0] \rport__data$153[5][3] ;
+  wire [31:0] \rport__data$153[6] ;
+  wire [7:0] \rport__data$153[6][0] ;
+  wire [7:0] \rport__data$153[6][1] ;
+  wire [7:0] \rport__data$153[6][2] ;
+  wire [7:0] \rport__data$153[6][3] ;
+  wire [31:0] \rport__data$153[7] ;
+  wire [7:0] \rport__data$153[7][0] ;
+  wire [7:0] \rport__data$153[7][1] ;
+  wire [7:0] \rport__data$153[7][2] ;
+  wire [7:0] \rport__data$153[7][3] ;
+  wire [255:0] \rport__data$154 ;
+  wire [31:0] \rport__data$154[0] ;
+  wire [7:0] \rport__data$154[0][0] ;
+  wire [7:0] \rport__data$154[0][1] ;
+  wire [7:0] \rport__data$154[0][2] ;
+  wire [7:0] \rport__data$154[0][3] ;
+  wire [31:0] \rport__data$154[1] ;
+  wire [7:0] \rport__data$154[1][0] ;
+  wire [7:0] \rport__data$154[1][1] ;
+  wire [7:0] \rport__data$154[1][2] ;
+  wire [7:0] \rport__data$154[1][3] ;
+  wire [31:0] \rport__data$154[2] ;
+  wire [7:0] \rport__data$154[2][0] ;
+  wire [7:0] \rport__data$154[2][1] ;
+  wire [7:0] \rport__data$154[2][2] ;
+  wire [7:0] \rport__data$154[2][3] ;
+  wire [31:0] \rport__data$154[3] ;
+  wire [7:0] \rport__data$154[3][0] ;
+  wire [7:0] \rport__data$154[3][1] ;
+  wire [7:0] \rport__data$154[3][2] ;
+  wire [7:0] \rport__data$154[3][3] ;
+  wire [31:0] \rport__data$154[4] ;
+  wire [7:0] \rport__data$154[4][0] ;
+  wire [7:0] \rport__data$154[4][1] ;
+  wire [7:0] \rport__data$154[4][2] ;
+  wire [7:0] \rport__data$154[4][3] ;
+  wire [31:0] \rport__data$154[5] ;
+  wire [7:0] \rport__data$154[5][0] ;
+  wire [7:0] \rport__data$154[5][1] ;
+  wire [7:0] \rport__data$154[5][2] ;
+  wire [7:0] \rport__data$154[5][3] ;
+  wire [31:0] \rport__data$154[6] ;
+  wire [7:0] \rport__data$154[6][0] ;
+  wire [7:0] \rport__data$154[6][1] ;
+  wire [7:0] \rport__data$154[6][2] ;
+  wire [7:0] \rport__data$154[6][3] ;
+  wire [31:0] \rport__data$154[7] ;
+  wire [7:0] \rport__data$154[7][0] ;
+  wire [7:0] \rport__data$154[7][1] ;
+  wire [7:0] \rport__data$154[7][2] ;
+  wire [7:0] \rport__data$154[7][3] ;
+  wire [255:0] \rport__data$165 ;
+  wire [31:0] \rport__data$165[0] ;
+  wire [31:0] \rport__data$165[1] ;
+  wire [31:0] \rport__data$165[2] ;
+  wire [31:0] \rport__data$165[3] ;
+  wire [31:0] \rport__data$165[4] ;
+  wire [31:0] \rport__data$165[5] ;
+  wire [31:0] \rport__data$165[6] ;
+  wire [31:0] \rport__data$165[7] ;
   wire [31:0] \rport__data[0] ;
   wire [7:0] \rport__data[0][0] ;
   wire [7:0] \rport__data[0][1] ;
@@ -7527,7 +7539,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
       _0_ <= rbuf[tokens__payload[7:1]];
     end
   end
-  assign \rport__data$163  = _0_;
+  assign \rport__data$165  = _0_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem0 [511:0];
   initial begin
@@ -8577,7 +8589,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$149  = _2_;
+  assign \rport__data$151  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -9102,7 +9114,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$150  = _3_;
+  assign \rport__data$152  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -9627,7 +9639,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$151  = _4_;
+  assign \rport__data$153  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -9896,7 +9908,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$152  = _5_;
+  assign \rport__data$154  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
@@ -9943,80 +9955,80 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign tokens__ready = \$31  & \$33 ;
   assign \$signal$122  = tokens__valid & tokens__ready;
   assign r__ready = \$signal$122  & tokens__payload[8];
-  assign \$34  = credits != 5'h10;
-  assign \$35  = \$signal$120  | \$signal$117 ;
-  assign busy = \$34  | \$35 ;
-  assign \$36  = load ? wchunk : 5'h00;
-  assign \$37  = wr_addr != 11'h47f;
-  assign \$38  = ~ wr_bank;
-  assign \$39  = wr_bank ? 11'h000 : 11'h480;
-  assign \$40  = wr_bank ? 5'h01 : 5'h04;
-  assign \$41  = wr_addr + 1'h1;
-  assign \$42  = waddr + 1'h1;
+  assign \$34  = out_own ? out_data : out_rdata;
+  assign \$35  = credits != 5'h10;
+  assign \$36  = \$signal$120  | \$signal$117 ;
+  assign busy = \$35  | \$36 ;
+  assign \$37  = load ? wchunk : 5'h00;
+  assign \$38  = wr_addr != 11'h47f;
+  assign \$39  = ~ wr_bank;
+  assign \$40  = wr_bank ? 11'h000 : 11'h480;
+  assign \$41  = wr_bank ? 5'h01 : 5'h04;
+  assign \$42  = wr_addr + 1'h1;
   assign \$43  = waddr + 1'h1;
-  assign \$45  = ! \$44 ;
-  assign \$46  = waddr + 1'h1;
-  assign \$48  = \$47  == 1'h1;
-  assign \$49  = waddr + 1'h1;
-  assign \$51  = \$50  == 2'h2;
-  assign \$52  = waddr + 1'h1;
-  assign \$54  = \$53  == 2'h3;
-  assign \$55  = waddr + 1'h1;
-  assign \$57  = \$56  == 3'h4;
-  assign \$58  = beat_idx != 11'h47f;
-  assign \$59  = beat_idx + 1'h1;
-  assign \$60  = \$58  ? \$59  : { 1'h0, beat_idx };
-  assign \$61  = beats__payload[36] ? 12'h000 : \$60 ;
-  assign \$62  = compute ? \$61  : { 1'h0, beat_idx };
-  assign \$63  = take & beats__payload[37];
-  assign \$64  = rd_bank ^ \$63 ;
-  assign \$65  = take & beats__payload[37];
-  assign \$66  = rd_bank ^ \$65 ;
-  assign \$67  = beat_idx != 11'h47f;
-  assign \$68  = beat_idx + 1'h1;
-  assign \$69  = \$67  ? \$68  : { 1'h0, beat_idx };
-  assign \$70  = 11'h480 + \$69 ;
-  assign \$71  = beats__payload[36] ? 13'h0480 : \$70 ;
-  assign \$72  = 11'h480 + beat_idx;
-  assign \$73  = compute ? \$71  : { 1'h0, \$72  };
-  assign \$74  = beat_idx != 11'h47f;
-  assign \$75  = beat_idx + 1'h1;
-  assign \$76  = \$74  ? \$75  : { 1'h0, beat_idx };
-  assign \$77  = beats__payload[36] ? 12'h000 : \$76 ;
-  assign \$78  = compute ? \$77  : { 1'h0, beat_idx };
-  assign \$79  = \$66  ? \$73  : { 1'h0, \$78  };
-  assign \$81  = ! \$80 ;
-  assign \$83  = \$82  == 1'h1;
-  assign \$85  = \$84  == 2'h2;
-  assign \$87  = \$86  == 2'h3;
-  assign \$89  = \$88  == 3'h4;
-  assign \$90  = wbyp_sel0 ? 5'h00 : wsel0;
-  assign \$91  = wmem_w_addr == raddr;
-  assign \$92  = wmem_w_any & \$91 ;
-  assign \$93  = ! beat_idx;
-  assign \$94  = take & beats__payload[37];
-  assign \$95  = rd_bank ^ \$94 ;
-  assign \$96  = full_next >> \$95 ;
-  assign \$97  = r__valid & r__ready;
-  assign \$98  = compute & beats__payload[36];
-  assign \$99  = ~ \$98 ;
-  assign \$100  = \$97  & \$99 ;
-  assign \$101  = compute & beats__payload[36];
-  assign \$102  = r__valid & r__ready;
-  assign \$103  = ~ \$102 ;
-  assign \$104  = \$101  & \$103 ;
-  assign \$105  = credits != 1'h1;
-  assign \$106  = | credits;
-  assign \$107  = \$104  ? \$105  : \$106 ;
-  assign \$108  = \$100  ? 1'h1 : \$107 ;
-  assign \$109  = \$96  & \$108 ;
-  assign \$110  = \$signal$122  & tokens__payload[9];
-  assign \$111  = ~ tokens__payload[0];
-  assign \$112  = \wport__addr$124  == tokens__payload[7:1];
-  assign \$113  = \wport__en$128  & \$112 ;
-  assign \$114  = \$111  | \$113 ;
-  assign \$115  = tokens__payload[0] ? \wport__data$126  : r__payload;
-  assign \$116  = tk_own ? tk_data : \rport__data$163 ;
+  assign \$44  = waddr + 1'h1;
+  assign \$46  = ! \$45 ;
+  assign \$47  = waddr + 1'h1;
+  assign \$49  = \$48  == 1'h1;
+  assign \$50  = waddr + 1'h1;
+  assign \$52  = \$51  == 2'h2;
+  assign \$53  = waddr + 1'h1;
+  assign \$55  = \$54  == 2'h3;
+  assign \$56  = waddr + 1'h1;
+  assign \$58  = \$57  == 3'h4;
+  assign \$59  = beat_idx != 11'h47f;
+  assign \$60  = beat_idx + 1'h1;
+  assign \$61  = \$59  ? \$60  : { 1'h0, beat_idx };
+  assign \$62  = beats__payload[36] ? 12'h000 : \$61 ;
+  assign \$63  = compute ? \$62  : { 1'h0, beat_idx };
+  assign \$64  = take & beats__payload[37];
+  assign \$65  = rd_bank ^ \$64 ;
+  assign \$66  = take & beats__payload[37];
+  assign \$67  = rd_bank ^ \$66 ;
+  assign \$68  = beat_idx != 11'h47f;
+  assign \$69  = beat_idx + 1'h1;
+  assign \$70  = \$68  ? \$69  : { 1'h0, beat_idx };
+  assign \$71  = 11'h480 + \$70 ;
+  assign \$72  = beats__payload[36] ? 13'h0480 : \$71 ;
+  assign \$73  = 11'h480 + beat_idx;
+  assign \$74  = compute ? \$72  : { 1'h0, \$73  };
+  assign \$75  = beat_idx != 11'h47f;
+  assign \$76  = beat_idx + 1'h1;
+  assign \$77  = \$75  ? \$76  : { 1'h0, beat_idx };
+  assign \$78  = beats__payload[36] ? 12'h000 : \$77 ;
+  assign \$79  = compute ? \$78  : { 1'h0, beat_idx };
+  assign \$80  = \$67  ? \$74  : { 1'h0, \$79  };
+  assign \$82  = ! \$81 ;
+  assign \$84  = \$83  == 1'h1;
+  assign \$86  = \$85  == 2'h2;
+  assign \$88  = \$87  == 2'h3;
+  assign \$90  = \$89  == 3'h4;
+  assign \$91  = wbyp_sel0 ? 5'h00 : wsel0;
+  assign \$92  = wmem_w_addr == raddr;
+  assign \$93  = wmem_w_any & \$92 ;
+  assign \$94  = ! beat_idx;
+  assign \$95  = take & beats__payload[37];
+  assign \$96  = rd_bank ^ \$95 ;
+  assign \$97  = full_next >> \$96 ;
+  assign \$98  = r__valid & r__ready;
+  assign \$99  = compute & beats__payload[36];
+  assign \$100  = ~ \$99 ;
+  assign \$101  = \$98  & \$100 ;
+  assign \$102  = compute & beats__payload[36];
+  assign \$103  = r__valid & r__ready;
+  assign \$104  = ~ \$103 ;
+  assign \$105  = \$102  & \$104 ;
+  assign \$106  = credits != 1'h1;
+  assign \$107  = | credits;
+  assign \$108  = \$105  ? \$106  : \$107 ;
+  assign \$109  = \$101  ? 1'h1 : \$108 ;
+  assign \$110  = \$97  & \$109 ;
+  assign \$111  = \$signal$122  & tokens__payload[9];
+  assign \$112  = ~ tokens__payload[0];
+  assign \$113  = \wport__addr$124  == tokens__payload[7:1];
+  assign \$114  = \wport__en$128  & \$113 ;
+  assign \$115  = \$112  | \$114 ;
+  assign \$116  = tokens__payload[0] ? \wport__data$126  : r__payload;
   always @(posedge clk)
     wmem_w_en <= \$117 ;
   always @(posedge clk)
@@ -10108,9 +10120,13 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   always @(posedge clk)
     out_hit <= \$161 ;
   always @(posedge clk)
-    out_entry <= \$162 ;
+    out_own <= \$162 ;
   always @(posedge clk)
-    out_data <= \$163 ;
+    out_entry <= \$163 ;
+  always @(posedge clk)
+    out_data <= \$164 ;
+  always @(posedge clk)
+    out_rdata <= \$165 ;
   \mercury_core.array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -10211,7 +10227,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$117  = \$36 ;
+    \$117  = \$37 ;
     if (rst) begin
       \$117  = 5'h00;
     end
@@ -10243,8 +10259,8 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     if (load) begin
       if (weights__payload[256]) begin
         \$121  = 11'h000;
-      end else if (\$37 ) begin
-        \$121  = \$41 [10:0];
+      end else if (\$38 ) begin
+        \$121  = \$42 [10:0];
       end
     end
     if (rst) begin
@@ -10256,7 +10272,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     \$122  = wr_bank;
     if (load) begin
       if (weights__payload[256]) begin
-        \$122  = \$38 ;
+        \$122  = \$39 ;
       end
     end
     if (rst) begin
@@ -10268,9 +10284,9 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     \$123  = waddr;
     if (load) begin
       if (weights__payload[256]) begin
-        \$123  = { 1'h0, \$39  };
-      end else if (\$37 ) begin
-        \$123  = \$42 [11:0];
+        \$123  = { 1'h0, \$40  };
+      end else if (\$38 ) begin
+        \$123  = \$43 [11:0];
       end
     end
     if (rst) begin
@@ -10282,9 +10298,9 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     \$124  = wchunk;
     if (load) begin
       if (weights__payload[256]) begin
-        \$124  = \$40 ;
-      end else if (\$37 ) begin
-        \$124  = { \$57 , \$54 , \$51 , \$48 , \$45  };
+        \$124  = \$41 ;
+      end else if (\$38 ) begin
+        \$124  = { \$58 , \$55 , \$52 , \$49 , \$46  };
       end
     end
     if (rst) begin
@@ -10300,42 +10316,42 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$126  = \$62 [10:0];
+    \$126  = \$63 [10:0];
     if (rst) begin
       \$126  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$127  = \$64 ;
+    \$127  = \$65 ;
     if (rst) begin
       \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$128  = \$79 [11:0];
+    \$128  = \$80 [11:0];
     if (rst) begin
       \$128  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$129  = { \$89 , \$87 , \$85 , \$83 , \$81  };
+    \$129  = { \$90 , \$88 , \$86 , \$84 , \$82  };
     if (rst) begin
       \$129  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$130  = \$90 ;
+    \$130  = \$91 ;
     if (rst) begin
       \$130  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$131  = \$92 ;
+    \$131  = \$93 ;
     if (rst) begin
       \$131  = 1'h0;
     end
@@ -10370,28 +10386,28 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$136  = \rport__data$149 ;
+    \$136  = \rport__data$151 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$137  = \rport__data$150 ;
+    \$137  = \rport__data$152 ;
     if (rst) begin
       \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$138  = \rport__data$151 ;
+    \$138  = \rport__data$153 ;
     if (rst) begin
       \$138  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$139  = \rport__data$152 ;
+    \$139  = \rport__data$154 ;
     if (rst) begin
       \$139  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
@@ -10407,7 +10423,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$141  = s0_first;
     if (compute) begin
-      \$141  = \$93 ;
+      \$141  = \$94 ;
     end
     if (rst) begin
       \$141  = 1'h0;
@@ -10487,14 +10503,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$151  = \$109 ;
+    \$151  = \$110 ;
     if (rst) begin
       \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$152  = \$110 ;
+    \$152  = \$111 ;
     if (rst) begin
       \$152  = 1'h0;
     end
@@ -10539,7 +10555,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$157  = tk_own;
     if (\$signal$122 ) begin
-      \$157  = \$114 ;
+      \$157  = \$115 ;
     end
     if (rst) begin
       \$157  = 1'h1;
@@ -10559,7 +10575,7 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$159  = tk_data;
     if (\$signal$122 ) begin
-      \$159  = \$115 ;
+      \$159  = \$116 ;
     end
     if (rst) begin
       \$159  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -10587,22 +10603,42 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$162  = out_entry;
+    \$162  = out_own;
     if (move) begin
-      \$162  = tk_entry;
+      \$162  = tk_own;
     end
     if (rst) begin
-      \$162  = 7'h00;
+      \$162  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$163  = out_data;
+    \$163  = out_entry;
     if (move) begin
-      \$163  = \$116 ;
+      \$163  = tk_entry;
     end
     if (rst) begin
-      \$163  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$163  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$164  = out_data;
+    if (move) begin
+      \$164  = tk_data;
+    end
+    if (rst) begin
+      \$164  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$165  = out_rdata;
+    if (move) begin
+      \$165  = \rport__data$165 ;
+    end
+    if (rst) begin
+      \$165  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = wmem_w_addr[8:0];
@@ -11358,6 +11394,14 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \results__payload.data[7]  = results__payload[255:224];
   assign \results__payload.hit  = results__payload[256];
   assign \results__payload.entry  = results__payload[263:257];
+  assign \out_rdata[0]  = out_rdata[31:0];
+  assign \out_rdata[1]  = out_rdata[63:32];
+  assign \out_rdata[2]  = out_rdata[95:64];
+  assign \out_rdata[3]  = out_rdata[127:96];
+  assign \out_rdata[4]  = out_rdata[159:128];
+  assign \out_rdata[5]  = out_rdata[191:160];
+  assign \out_rdata[6]  = out_rdata[223:192];
+  assign \out_rdata[7]  = out_rdata[255:224];
   assign \out_data[0]  = out_data[31:0];
   assign \out_data[1]  = out_data[63:32];
   assign \out_data[2]  = out_data[95:64];
@@ -11446,86 +11490,6 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \rport__data[7][1]  = rport__data[239:232];
   assign \rport__data[7][2]  = rport__data[247:240];
   assign \rport__data[7][3]  = rport__data[255:248];
-  assign \rport__data$149[0]  = \rport__data$149 [31:0];
-  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
-  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
-  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
-  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
-  assign \rport__data$149[1]  = \rport__data$149 [63:32];
-  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
-  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
-  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
-  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
-  assign \rport__data$149[2]  = \rport__data$149 [95:64];
-  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
-  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
-  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
-  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
-  assign \rport__data$149[3]  = \rport__data$149 [127:96];
-  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
-  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
-  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
-  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
-  assign \rport__data$149[4]  = \rport__data$149 [159:128];
-  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
-  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
-  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
-  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
-  assign \rport__data$149[5]  = \rport__data$149 [191:160];
-  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
-  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
-  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
-  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
-  assign \rport__data$149[6]  = \rport__data$149 [223:192];
-  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
-  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
-  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
-  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
-  assign \rport__data$149[7]  = \rport__data$149 [255:224];
-  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
-  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
-  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
-  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
-  assign \rport__data$150[0]  = \rport__data$150 [31:0];
-  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
-  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
-  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
-  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
-  assign \rport__data$150[1]  = \rport__data$150 [63:32];
-  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
-  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
-  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
-  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
-  assign \rport__data$150[2]  = \rport__data$150 [95:64];
-  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
-  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
-  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
-  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
-  assign \rport__data$150[3]  = \rport__data$150 [127:96];
-  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
-  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
-  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
-  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
-  assign \rport__data$150[4]  = \rport__data$150 [159:128];
-  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
-  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
-  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
-  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
-  assign \rport__data$150[5]  = \rport__data$150 [191:160];
-  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
-  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
-  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
-  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
-  assign \rport__data$150[6]  = \rport__data$150 [223:192];
-  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
-  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
-  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
-  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
-  assign \rport__data$150[7]  = \rport__data$150 [255:224];
-  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
-  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
-  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
-  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
   assign \rport__data$151[0]  = \rport__data$151 [31:0];
   assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
   assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
@@ -11606,6 +11570,86 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
   assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
   assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
+  assign \rport__data$153[0]  = \rport__data$153 [31:0];
+  assign \rport__data$153[0][0]  = \rport__data$153 [7:0];
+  assign \rport__data$153[0][1]  = \rport__data$153 [15:8];
+  assign \rport__data$153[0][2]  = \rport__data$153 [23:16];
+  assign \rport__data$153[0][3]  = \rport__data$153 [31:24];
+  assign \rport__data$153[1]  = \rport__data$153 [63:32];
+  assign \rport__data$153[1][0]  = \rport__data$153 [39:32];
+  assign \rport__data$153[1][1]  = \rport__data$153 [47:40];
+  assign \rport__data$153[1][2]  = \rport__data$153 [55:48];
+  assign \rport__data$153[1][3]  = \rport__data$153 [63:56];
+  assign \rport__data$153[2]  = \rport__data$153 [95:64];
+  assign \rport__data$153[2][0]  = \rport__data$153 [71:64];
+  assign \rport__data$153[2][1]  = \rport__data$153 [79:72];
+  assign \rport__data$153[2][2]  = \rport__data$153 [87:80];
+  assign \rport__data$153[2][3]  = \rport__data$153 [95:88];
+  assign \rport__data$153[3]  = \rport__data$153 [127:96];
+  assign \rport__data$153[3][0]  = \rport__data$153 [103:96];
+  assign \rport__data$153[3][1]  = \rport__data$153 [111:104];
+  assign \rport__data$153[3][2]  = \rport__data$153 [119:112];
+  assign \rport__data$153[3][3]  = \rport__data$153 [127:120];
+  assign \rport__data$153[4]  = \rport__data$153 [159:128];
+  assign \rport__data$153[4][0]  = \rport__data$153 [135:128];
+  assign \rport__data$153[4][1]  = \rport__data$153 [143:136];
+  assign \rport__data$153[4][2]  = \rport__data$153 [151:144];
+  assign \rport__data$153[4][3]  = \rport__data$153 [159:152];
+  assign \rport__data$153[5]  = \rport__data$153 [191:160];
+  assign \rport__data$153[5][0]  = \rport__data$153 [167:160];
+  assign \rport__data$153[5][1]  = \rport__data$153 [175:168];
+  assign \rport__data$153[5][2]  = \rport__data$153 [183:176];
+  assign \rport__data$153[5][3]  = \rport__data$153 [191:184];
+  assign \rport__data$153[6]  = \rport__data$153 [223:192];
+  assign \rport__data$153[6][0]  = \rport__data$153 [199:192];
+  assign \rport__data$153[6][1]  = \rport__data$153 [207:200];
+  assign \rport__data$153[6][2]  = \rport__data$153 [215:208];
+  assign \rport__data$153[6][3]  = \rport__data$153 [223:216];
+  assign \rport__data$153[7]  = \rport__data$153 [255:224];
+  assign \rport__data$153[7][0]  = \rport__data$153 [231:224];
+  assign \rport__data$153[7][1]  = \rport__data$153 [239:232];
+  assign \rport__data$153[7][2]  = \rport__data$153 [247:240];
+  assign \rport__data$153[7][3]  = \rport__data$153 [255:248];
+  assign \rport__data$154[0]  = \rport__data$154 [31:0];
+  assign \rport__data$154[0][0]  = \rport__data$154 [7:0];
+  assign \rport__data$154[0][1]  = \rport__data$154 [15:8];
+  assign \rport__data$154[0][2]  = \rport__data$154 [23:16];
+  assign \rport__data$154[0][3]  = \rport__data$154 [31:24];
+  assign \rport__data$154[1]  = \rport__data$154 [63:32];
+  assign \rport__data$154[1][0]  = \rport__data$154 [39:32];
+  assign \rport__data$154[1][1]  = \rport__data$154 [47:40];
+  assign \rport__data$154[1][2]  = \rport__data$154 [55:48];
+  assign \rport__data$154[1][3]  = \rport__data$154 [63:56];
+  assign \rport__data$154[2]  = \rport__data$154 [95:64];
+  assign \rport__data$154[2][0]  = \rport__data$154 [71:64];
+  assign \rport__data$154[2][1]  = \rport__data$154 [79:72];
+  assign \rport__data$154[2][2]  = \rport__data$154 [87:80];
+  assign \rport__data$154[2][3]  = \rport__data$154 [95:88];
+  assign \rport__data$154[3]  = \rport__data$154 [127:96];
+  assign \rport__data$154[3][0]  = \rport__data$154 [103:96];
+  assign \rport__data$154[3][1]  = \rport__data$154 [111:104];
+  assign \rport__data$154[3][2]  = \rport__data$154 [119:112];
+  assign \rport__data$154[3][3]  = \rport__data$154 [127:120];
+  assign \rport__data$154[4]  = \rport__data$154 [159:128];
+  assign \rport__data$154[4][0]  = \rport__data$154 [135:128];
+  assign \rport__data$154[4][1]  = \rport__data$154 [143:136];
+  assign \rport__data$154[4][2]  = \rport__data$154 [151:144];
+  assign \rport__data$154[4][3]  = \rport__data$154 [159:152];
+  assign \rport__data$154[5]  = \rport__data$154 [191:160];
+  assign \rport__data$154[5][0]  = \rport__data$154 [167:160];
+  assign \rport__data$154[5][1]  = \rport__data$154 [175:168];
+  assign \rport__data$154[5][2]  = \rport__data$154 [183:176];
+  assign \rport__data$154[5][3]  = \rport__data$154 [191:184];
+  assign \rport__data$154[6]  = \rport__data$154 [223:192];
+  assign \rport__data$154[6][0]  = \rport__data$154 [199:192];
+  assign \rport__data$154[6][1]  = \rport__data$154 [207:200];
+  assign \rport__data$154[6][2]  = \rport__data$154 [215:208];
+  assign \rport__data$154[6][3]  = \rport__data$154 [223:216];
+  assign \rport__data$154[7]  = \rport__data$154 [255:224];
+  assign \rport__data$154[7][0]  = \rport__data$154 [231:224];
+  assign \rport__data$154[7][1]  = \rport__data$154 [239:232];
+  assign \rport__data$154[7][2]  = \rport__data$154 [247:240];
+  assign \rport__data$154[7][3]  = \rport__data$154 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
@@ -11626,15 +11670,15 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign \tk_data[5]  = tk_data[191:160];
   assign \tk_data[6]  = tk_data[223:192];
   assign \tk_data[7]  = tk_data[255:224];
-  assign \rport__data$163[0]  = \rport__data$163 [31:0];
-  assign \rport__data$163[1]  = \rport__data$163 [63:32];
-  assign \rport__data$163[2]  = \rport__data$163 [95:64];
-  assign \rport__data$163[3]  = \rport__data$163 [127:96];
-  assign \rport__data$163[4]  = \rport__data$163 [159:128];
-  assign \rport__data$163[5]  = \rport__data$163 [191:160];
-  assign \rport__data$163[6]  = \rport__data$163 [223:192];
-  assign \rport__data$163[7]  = \rport__data$163 [255:224];
-  assign results__payload[255:0] = out_data;
+  assign \rport__data$165[0]  = \rport__data$165 [31:0];
+  assign \rport__data$165[1]  = \rport__data$165 [63:32];
+  assign \rport__data$165[2]  = \rport__data$165 [95:64];
+  assign \rport__data$165[3]  = \rport__data$165 [127:96];
+  assign \rport__data$165[4]  = \rport__data$165 [159:128];
+  assign \rport__data$165[5]  = \rport__data$165 [191:160];
+  assign \rport__data$165[6]  = \rport__data$165 [223:192];
+  assign \rport__data$165[7]  = \rport__data$165 [255:224];
+  assign results__payload[255:0] = \$34 ;
   assign results__payload[263:257] = out_entry;
   assign results__payload[256] = out_hit;
   assign w__payload[255:224] = \acc$111 ;
@@ -11645,16 +11689,16 @@ module \mercury_core.array (weights__valid, results__ready, clk, rst, beats__val
   assign w__payload[95:64] = \acc$106 ;
   assign w__payload[63:32] = \acc$105 ;
   assign w__payload[31:0] = acc;
-  assign \$44  = { 9'h000, \$43 [12:9] };
-  assign \$47  = { 9'h000, \$46 [12:9] };
-  assign \$50  = { 9'h000, \$49 [12:9] };
-  assign \$53  = { 9'h000, \$52 [12:9] };
-  assign \$56  = { 9'h000, \$55 [12:9] };
-  assign \$80  = { 9'h000, raddr[11:9] };
-  assign \$82  = { 9'h000, raddr[11:9] };
-  assign \$84  = { 9'h000, raddr[11:9] };
-  assign \$86  = { 9'h000, raddr[11:9] };
-  assign \$88  = { 9'h000, raddr[11:9] };
+  assign \$45  = { 9'h000, \$44 [12:9] };
+  assign \$48  = { 9'h000, \$47 [12:9] };
+  assign \$51  = { 9'h000, \$50 [12:9] };
+  assign \$54  = { 9'h000, \$53 [12:9] };
+  assign \$57  = { 9'h000, \$56 [12:9] };
+  assign \$81  = { 9'h000, raddr[11:9] };
+  assign \$83  = { 9'h000, raddr[11:9] };
+  assign \$85  = { 9'h000, raddr[11:9] };
+  assign \$87  = { 9'h000, raddr[11:9] };
+  assign \$89  = { 9'h000, raddr[11:9] };
 endmodule
 
 (* generator = "Amaranth" *)
