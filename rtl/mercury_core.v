@@ -294,7 +294,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire [6:0] \$signature__data.entry ;
   wire \$signature__data.hit ;
   reg active = 1'h0;
-  reg \active$80  = 1'h0;
+  reg \active$81  = 1'h0;
   reg all_in = 1'h1;
   wire beat;
   reg beat_first = 1'h0;
@@ -315,7 +315,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] blk_miss = 13'h0000;
   output busy;
   wire busy;
-  wire \busy$117 ;
+  wire \busy$118 ;
   input clear;
   wire clear;
   input clk;
@@ -333,7 +333,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire cmd__valid;
   wire complete;
   reg [12:0] count = 13'h0000;
-  reg [12:0] \count$127  = 13'h0000;
+  reg [12:0] \count$128  = 13'h0000;
   output [47:0] counters__cycles;
   reg [47:0] counters__cycles = 48'h000000000000;
   output [47:0] counters__hits;
@@ -378,9 +378,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire \hm_write__data.hit ;
   wire hm_write__en;
   reg is_replay = 1'h0;
-  reg \is_replay$78  = 1'h0;
+  reg \is_replay$79  = 1'h0;
   reg is_sig = 1'h0;
-  reg \is_sig$77  = 1'h0;
+  reg \is_sig$78  = 1'h0;
   wire issued;
   reg last0 = 1'h0;
   reg [13:0] left = 14'h0000;
@@ -388,9 +388,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   wire left_two;
   wire left_zero;
   reg [12:0] length = 13'h0000;
-  reg [12:0] \length$126  = 13'h0000;
+  reg [12:0] \length$127  = 13'h0000;
   (* init = 13'h0000 *)
-  wire [12:0] \length$61 ;
+  wire [12:0] \length$62 ;
   wire [2:0] level;
   reg [16:0] macs_done_step = 17'h00000;
   reg [16:0] macs_skipped_step = 17'h00000;
@@ -399,26 +399,26 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg misses_step = 1'h0;
   reg [12:0] owed = 13'h0000;
   wire pass_end;
-  wire \pass_end$94 ;
+  wire \pass_end$95 ;
   reg pending = 1'h0;
   wire [7:0] r__payload;
-  wire [32:0] \r__payload$106 ;
-  wire [12:0] \r__payload$106.count ;
-  wire [12:0] \r__payload$106.length ;
-  wire \r__payload$106.replay ;
-  wire \r__payload$106.reuse ;
-  wire [4:0] \r__payload$106.sig_len ;
-  wire [7:0] \r__payload$86 ;
-  wire [6:0] \r__payload$86.entry ;
-  wire \r__payload$86.hit ;
+  wire [32:0] \r__payload$107 ;
+  wire [12:0] \r__payload$107.count ;
+  wire [12:0] \r__payload$107.length ;
+  wire \r__payload$107.replay ;
+  wire \r__payload$107.reuse ;
+  wire [4:0] \r__payload$107.sig_len ;
+  wire [7:0] \r__payload$87 ;
+  wire [6:0] \r__payload$87.entry ;
+  wire \r__payload$87.hit ;
   wire [6:0] \r__payload.entry ;
   wire \r__payload.hit ;
   wire r__ready;
-  wire \r__ready$115 ;
-  wire \r__ready$96 ;
+  wire \r__ready$116 ;
+  wire \r__ready$97 ;
   wire r__valid;
-  wire \r__valid$85 ;
-  wire \r__valid$98 ;
+  wire \r__valid$86 ;
+  wire \r__valid$99 ;
   wire rd_next;
   wire release_only;
   reg [12:0] rem = 13'h0000;
@@ -469,9 +469,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [13:0] sig_due = 14'h0000;
   wire [13:0] sig_due_next;
   reg [4:0] sig_len = 5'h00;
-  reg [4:0] \sig_len$128  = 5'h00;
+  reg [4:0] \sig_len$129  = 5'h00;
   (* init = 5'h00 *)
-  wire [4:0] \sig_len$63 ;
+  wire [4:0] \sig_len$64 ;
+  (* keep = 32'd1 *)
+  wire sig_valid;
   wire [16:0] signatures__payload;
   wire \signatures__payload.flush ;
   wire [15:0] \signatures__payload.sig ;
@@ -480,7 +482,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [13:0] skip = 14'h0000;
   reg skip_zero = 1'h1;
   wire start;
-  wire \start$97 ;
+  wire \start$98 ;
   reg [13:0] tok_count2 = 14'h0000;
   reg tok_empty = 1'h0;
   reg tok_last = 1'h0;
@@ -495,41 +497,42 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   reg [12:0] vcnt = 13'h0000;
   input [31:0] vectors__payload;
   wire [31:0] vectors__payload;
-  wire [32:0] \vectors__payload$57 ;
-  wire [31:0] \vectors__payload$57.data ;
-  wire [7:0] \vectors__payload$57.data[0] ;
-  wire [7:0] \vectors__payload$57.data[1] ;
-  wire [7:0] \vectors__payload$57.data[2] ;
-  wire [7:0] \vectors__payload$57.data[3] ;
-  wire \vectors__payload$57.flush ;
+  wire [32:0] \vectors__payload$58 ;
+  wire [31:0] \vectors__payload$58.data ;
+  wire [7:0] \vectors__payload$58.data[0] ;
+  wire [7:0] \vectors__payload$58.data[1] ;
+  wire [7:0] \vectors__payload$58.data[2] ;
+  wire [7:0] \vectors__payload$58.data[3] ;
+  wire \vectors__payload$58.flush ;
   wire [7:0] \vectors__payload[0] ;
   wire [7:0] \vectors__payload[1] ;
   wire [7:0] \vectors__payload[2] ;
   wire [7:0] \vectors__payload[3] ;
   output vectors__ready;
   wire vectors__ready;
-  wire \vectors__ready$51 ;
+  wire \vectors__ready$52 ;
   input vectors__valid;
   wire vectors__valid;
-  wire \vectors__valid$56 ;
+  (* keep = 32'd1 *)
+  wire \vectors__valid$57 ;
   reg vectors_step = 1'h0;
   wire [7:0] w__payload;
-  wire [7:0] \w__payload$111 ;
-  wire [6:0] \w__payload$111.entry ;
-  wire \w__payload$111.hit ;
-  wire [32:0] \w__payload$67 ;
-  wire [12:0] \w__payload$67.count ;
-  wire [12:0] \w__payload$67.length ;
-  wire \w__payload$67.replay ;
-  wire \w__payload$67.reuse ;
-  wire [4:0] \w__payload$67.sig_len ;
+  wire [7:0] \w__payload$112 ;
+  wire [6:0] \w__payload$112.entry ;
+  wire \w__payload$112.hit ;
+  wire [32:0] \w__payload$68 ;
+  wire [12:0] \w__payload$68.count ;
+  wire [12:0] \w__payload$68.length ;
+  wire \w__payload$68.replay ;
+  wire \w__payload$68.reuse ;
+  wire [4:0] \w__payload$68.sig_len ;
   wire [6:0] \w__payload.entry ;
   wire \w__payload.hit ;
   wire w__ready;
-  wire \w__ready$65 ;
+  wire \w__ready$66 ;
   wire w__valid;
-  wire \w__valid$107 ;
-  wire \w__valid$66 ;
+  wire \w__valid$108 ;
+  wire \w__valid$67 ;
   input [256:0] weights__payload;
   wire [256:0] weights__payload;
   wire [256:0] \weights__payload$22 ;
@@ -4736,24 +4739,24 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign complete = \$1  | all_in;
   assign \$2  = beat_last & left_one;
   assign end_of_pass = \$2  & complete;
-  assign \$3  = ~ pending;
-  assign \$4  = active & \$3 ;
-  assign release_only = \$4  & complete;
-  assign \$5  = pending & beats__ready;
-  assign \$6  = ~ is_sig;
-  assign \$7  = \$6  | \vectors__ready$51 ;
-  assign vectors__ready = \$5  & \$7 ;
+  assign \$3  = vectors__valid & pending;
+  assign \$4  = \$3  & is_sig;
+  assign sig_valid = \$4  & beats__ready;
+  assign \$5  = ~ pending;
+  assign \$6  = active & \$5 ;
+  assign release_only = \$6  & complete;
+  assign \$7  = pending & beats__ready;
+  assign \$8  = ~ is_sig;
+  assign \$9  = \$8  | \vectors__ready$52 ;
+  assign vectors__ready = \$7  & \$9 ;
   assign beat = vectors__valid & vectors__ready;
-  assign \$8  = vectors__valid & pending;
-  assign \$9  = ~ is_sig;
-  assign \$10  = \$9  | \vectors__ready$51 ;
-  assign \$11  = \$8  & \$10 ;
-  assign beats__valid = \$11  | release_only;
-  assign \$12  = release_only ? 1'h1 : end_of_pass;
-  assign \$13  = ~ release_only;
-  assign \$14  = vectors__valid & pending;
-  assign \$15  = \$14  & is_sig;
-  assign \vectors__valid$56  = \$15  & beats__ready;
+  assign \$10  = vectors__valid & pending;
+  assign \$11  = ~ is_sig;
+  assign \$12  = \$11  | \vectors__ready$52 ;
+  assign \$13  = \$10  & \$12 ;
+  assign beats__valid = \$13  | release_only;
+  assign \$14  = release_only ? 1'h1 : end_of_pass;
+  assign \$15  = ~ release_only;
   assign \$16  = ! vcnt;
   assign \$17  = \$16  & beat_first;
   assign \$18  = beat & end_of_pass;
@@ -4761,10 +4764,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign pass_end = \$18  | \$19 ;
   assign \$20  = ~ active;
   assign \$21  = \$20  | pass_end;
-  assign cmd__ready = \$21  & \w__ready$65 ;
+  assign cmd__ready = \$21  & \w__ready$66 ;
   assign \$22  = ~ active;
   assign \$23  = \$22  | pass_end;
-  assign \w__valid$66  = cmd__valid & \$23 ;
+  assign \w__valid$67  = cmd__valid & \$23 ;
   assign start = cmd__valid & cmd__ready;
   assign \$24  = w__valid & responses__ready;
   assign resp_in = \$24  & skip_zero;
@@ -4789,47 +4792,47 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign left_zero = ! left;
   assign left_two = left == 2'h2;
   assign \$41  = ~ tok_empty;
-  assign \$42  = \active$80  & \$41 ;
+  assign \$42  = \active$81  & \$41 ;
   assign \$43  = \$42  & r__valid;
   assign \$44  = ~ r__payload[0];
   assign \$45  = ~ tok_empty;
-  assign \$46  = \active$80  & \$45 ;
-  assign \$47  = \$46  & \r__valid$85 ;
-  assign \$48  = ~ \r__payload$86 [0];
-  assign \$49  = ~ \r__payload$86 [0];
+  assign \$46  = \active$81  & \$45 ;
+  assign \$47  = \$46  & \r__valid$86 ;
+  assign \$48  = ~ \r__payload$87 [0];
+  assign \$49  = ~ \r__payload$87 [0];
   assign \$50  = ~ tok_empty;
-  assign \$51  = \active$80  & \$50 ;
+  assign \$51  = \active$81  & \$50 ;
   assign issued = tokens__valid & tokens__ready;
-  assign r__ready = issued & \is_sig$77 ;
-  assign hm_write__en = issued & \is_sig$77 ;
+  assign r__ready = issued & \is_sig$78 ;
+  assign hm_write__en = issued & \is_sig$78 ;
   assign \$52  = issued & tok_last;
   assign \$53  = \$52  | tok_empty;
-  assign \pass_end$94  = \active$80  & \$53 ;
-  assign \$54  = ~ \active$80 ;
-  assign \r__ready$96  = \$54  | \pass_end$94 ;
-  assign \start$97  = \r__valid$98  & \r__ready$96 ;
-  assign \$55  = \active$80  & \is_replay$78 ;
+  assign \pass_end$95  = \active$81  & \$53 ;
+  assign \$54  = ~ \active$81 ;
+  assign \r__ready$97  = \$54  | \pass_end$95 ;
+  assign \start$98  = \r__valid$99  & \r__ready$97 ;
+  assign \$55  = \active$81  & \is_replay$79 ;
   assign \$56  = \$55  & hm_more;
   assign rd_next = \$56  & hm_room;
-  assign \$57  = \start$97  & \r__payload$106 [26];
-  assign \$58  = \$57  & \r__payload$106 [27];
-  assign \$59  = | \r__payload$106 [25:13];
-  assign \$60  = \r__payload$106 [25:13] > 1'h1;
+  assign \$57  = \start$98  & \r__payload$107 [26];
+  assign \$58  = \$57  & \r__payload$107 [27];
+  assign \$59  = | \r__payload$107 [25:13];
+  assign \$60  = \r__payload$107 [25:13] > 1'h1;
   assign \$61  = \$59  + \$60 ;
   assign \$62  = \$58  ? \$61  : 2'h0;
   assign \$63  = hm_flight + \$62 ;
   assign \$64  = \$63  + rd_next;
-  assign \$65  = issued & \is_replay$78 ;
+  assign \$65  = issued & \is_replay$79 ;
   assign \$66  = \$64  - \$65 ;
   assign \$67  = hm_first | hm_second;
-  assign \w__valid$107  = \$67  | hm_read2;
+  assign \w__valid$108  = \$67  | hm_read2;
   assign \$68  = hm_second ? hm_copy1 : hm_data;
-  assign \w__payload$111  = hm_first ? hm_first_word : \$68 ;
-  assign \r__ready$115  = issued & \is_replay$78 ;
+  assign \w__payload$112  = hm_first ? hm_first_word : \$68 ;
+  assign \r__ready$116  = issued & \is_replay$79 ;
   assign \$69  = | level;
   assign \$70  = active | \$69 ;
-  assign \$71  = \$70  | \active$80 ;
-  assign busy = \$71  | \busy$117 ;
+  assign \$71  = \$70  | \active$81 ;
+  assign busy = \$71  | \busy$118 ;
   assign \$72  = beat & beat_last;
   assign \$73  = vcnt + 1'h1;
   assign \$74  = rem - 3'h4;
@@ -4928,36 +4931,36 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$167  = \$161  | \$166 ;
   assign \$168  = v + 1'h1;
   assign \$169  = v == tok_count2;
-  assign \$170  = ~ \r__payload$106 [27];
-  assign \$171  = \r__payload$106 [26] & \$170 ;
-  assign \$172  = \r__payload$106 [26] & \r__payload$106 [27];
-  assign \$173  = \r__payload$106 [25:13] == 1'h1;
-  assign \$174  = ! \r__payload$106 [25:13];
-  assign \$175  = \r__payload$106 [25:13] - 2'h2;
+  assign \$170  = ~ \r__payload$107 [27];
+  assign \$171  = \r__payload$107 [26] & \$170 ;
+  assign \$172  = \r__payload$107 [26] & \r__payload$107 [27];
+  assign \$173  = \r__payload$107 [25:13] == 1'h1;
+  assign \$174  = ! \r__payload$107 [25:13];
+  assign \$175  = \r__payload$107 [25:13] - 2'h2;
   assign \$176  = \$66 [2:0] < 3'h4;
   assign \$177  = ! v;
   assign \$178  = hm_write__en & \$177 ;
   assign \$179  = v == 1'h1;
   assign \$180  = hm_write__en & \$179 ;
-  assign \$181  = \start$97  & \r__payload$106 [26];
-  assign \$182  = \$181  & \r__payload$106 [27];
-  assign \$183  = | \r__payload$106 [25:13];
+  assign \$181  = \start$98  & \r__payload$107 [26];
+  assign \$182  = \$181  & \r__payload$107 [27];
+  assign \$183  = | \r__payload$107 [25:13];
   assign \$184  = \$182  & \$183 ;
-  assign \$185  = \start$97  & \r__payload$106 [26];
-  assign \$186  = \$185  & \r__payload$106 [27];
-  assign \$187  = \r__payload$106 [25:13] > 1'h1;
+  assign \$185  = \start$98  & \r__payload$107 [26];
+  assign \$186  = \$185  & \r__payload$107 [27];
+  assign \$187  = \r__payload$107 [25:13] > 1'h1;
   assign \$188  = \$186  & \$187 ;
   assign \$189  = ! v;
   assign \$190  = hm_write__en & \$189 ;
   assign \$191  = \$190  ? r__payload : hm_copy0;
-  assign \$192  = \start$97  & \r__payload$106 [26];
-  assign \$193  = \$192  & \r__payload$106 [27];
-  assign \$194  = \r__payload$106 [25:13] > 1'h1;
-  assign \$195  = \$194  ? 13'h0002 : \r__payload$106 [25:13];
-  assign \$196  = \r__payload$106 [25:13] > 1'h1;
-  assign \$197  = \r__payload$106 [25:13] - 2'h2;
+  assign \$192  = \start$98  & \r__payload$107 [26];
+  assign \$193  = \$192  & \r__payload$107 [27];
+  assign \$194  = \r__payload$107 [25:13] > 1'h1;
+  assign \$195  = \$194  ? 13'h0002 : \r__payload$107 [25:13];
+  assign \$196  = \r__payload$107 [25:13] > 1'h1;
+  assign \$197  = \r__payload$107 [25:13] - 2'h2;
   assign \$198  = \$196  ? \$197  : 14'h0000;
-  assign \$199  = \r__payload$106 [25:13] > 2'h2;
+  assign \$199  = \r__payload$107 [25:13] > 2'h2;
   assign \$200  = hm_ra + 1'h1;
   assign \$201  = hm_todo - 1'h1;
   assign \$202  = hm_todo != 1'h1;
@@ -4976,9 +4979,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \$215  = \$214  ? length : 13'h0000;
   assign \$216  = \$215  * 4'h8;
   assign \$217  = counters__macs_skipped + macs_skipped_step;
-  assign \$218  = issued & \is_replay$78 ;
-  assign \$219  = \$218  & \r__payload$86 [0];
-  assign \$220  = \$219  ? \length$126  : 13'h0000;
+  assign \$218  = issued & \is_replay$79 ;
+  assign \$219  = \$218  & \r__payload$87 [0];
+  assign \$220  = \$219  ? \length$127  : 13'h0000;
   assign \$221  = \$220  * 4'h8;
   always @(posedge clk)
     vcnt <= \$222 ;
@@ -5029,17 +5032,17 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   always @(posedge clk)
     tok_last <= \$245 ;
   always @(posedge clk)
-    \active$80  <= \$246 ;
+    \active$81  <= \$246 ;
   always @(posedge clk)
-    \is_sig$77  <= \$247 ;
+    \is_sig$78  <= \$247 ;
   always @(posedge clk)
-    \is_replay$78  <= \$248 ;
+    \is_replay$79  <= \$248 ;
   always @(posedge clk)
-    \length$126  <= \$249 ;
+    \length$127  <= \$249 ;
   always @(posedge clk)
-    \count$127  <= \$250 ;
+    \count$128  <= \$250 ;
   always @(posedge clk)
-    \sig_len$128  <= \$251 ;
+    \sig_len$129  <= \$251 ;
   always @(posedge clk)
     tok_empty <= \$252 ;
   always @(posedge clk)
@@ -5100,7 +5103,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .beats__payload(beats__payload),
     .beats__ready(beats__ready),
     .beats__valid(beats__valid),
-    .busy(\busy$117 ),
+    .busy(\busy$118 ),
     .clk(clk),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -5126,13 +5129,13 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   \mercury_core.passes  passes (
     .clk(clk),
     .level(level),
-    .r__payload(\r__payload$106 ),
-    .r__valid(\r__valid$98 ),
-    .r_en(\r__ready$96 ),
+    .r__payload(\r__payload$107 ),
+    .r__valid(\r__valid$99 ),
+    .r_en(\r__ready$97 ),
     .rst(rst),
-    .w__ready(\w__ready$65 ),
+    .w__ready(\w__ready$66 ),
     .w_data(cmd__payload),
-    .w_en(\w__valid$66 )
+    .w_en(\w__valid$67 )
   );
   \mercury_core.responses  responses (
     .clk(clk),
@@ -5152,25 +5155,25 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     .sig_len(sig_len),
     .signatures__payload(requests__payload),
     .signatures__valid(requests__valid),
-    .vectors__payload(\vectors__payload$57 ),
-    .vectors__ready(\vectors__ready$51 ),
-    .vectors__valid(\vectors__valid$56 )
+    .vectors__payload(\vectors__payload$58 ),
+    .vectors__ready(\vectors__ready$52 ),
+    .vectors__valid(sig_valid)
   );
   \mercury_core.words  words (
     .clk(clk),
-    .r__payload(\r__payload$86 ),
-    .r__valid(\r__valid$85 ),
-    .r_en(\r__ready$115 ),
+    .r__payload(\r__payload$87 ),
+    .r__valid(\r__valid$86 ),
+    .r_en(\r__ready$116 ),
     .rst(rst),
-    .w_data(\w__payload$111 ),
-    .w_en(\w__valid$107 )
+    .w_data(\w__payload$112 ),
+    .w_en(\w__valid$108 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\is_sig$77 ) begin
+    if (\is_sig$78 ) begin
       tokens__valid = \$43 ;
-    end else if (\is_replay$78 ) begin
+    end else if (\is_replay$79 ) begin
       tokens__valid = \$47 ;
     end else begin
       tokens__valid = \$51 ;
@@ -5180,14 +5183,14 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     { tokens__payload[9], tokens__payload[7:0] } = 9'h000;
     (* full_case = 32'd1 *)
-    if (\is_sig$77 ) begin
+    if (\is_sig$78 ) begin
       tokens__payload[0] = r__payload[0];
       tokens__payload[7:1] = r__payload[7:1];
       tokens__payload[8] = 1'h1;
       tokens__payload[9] = \$44 ;
-    end else if (\is_replay$78 ) begin
-      tokens__payload[0] = \r__payload$86 [0];
-      tokens__payload[7:1] = \r__payload$86 [7:1];
+    end else if (\is_replay$79 ) begin
+      tokens__payload[0] = \r__payload$87 [0];
+      tokens__payload[7:1] = \r__payload$87 [7:1];
       tokens__payload[8] = \$48 ;
       tokens__payload[9] = \$49 ;
     end else begin
@@ -5473,7 +5476,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (issued) begin
       \$244  = \$168 [12:0];
     end
-    if (\start$97 ) begin
+    if (\start$98 ) begin
       \$244  = 13'h0000;
     end
     if (rst) begin
@@ -5486,7 +5489,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
     if (issued) begin
       \$245  = \$169 ;
     end
-    if (\start$97 ) begin
+    if (\start$98 ) begin
       \$245  = \$173 ;
     end
     if (rst) begin
@@ -5495,11 +5498,11 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = \active$80 ;
-    if (\pass_end$94 ) begin
+    \$246  = \active$81 ;
+    if (\pass_end$95 ) begin
       \$246  = 1'h0;
     end
-    if (\start$97 ) begin
+    if (\start$98 ) begin
       \$246  = 1'h1;
     end
     if (rst) begin
@@ -5508,8 +5511,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = \is_sig$77 ;
-    if (\start$97 ) begin
+    \$247  = \is_sig$78 ;
+    if (\start$98 ) begin
       \$247  = \$171 ;
     end
     if (rst) begin
@@ -5518,8 +5521,8 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = \is_replay$78 ;
-    if (\start$97 ) begin
+    \$248  = \is_replay$79 ;
+    if (\start$98 ) begin
       \$248  = \$172 ;
     end
     if (rst) begin
@@ -5528,9 +5531,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = \length$126 ;
-    if (\start$97 ) begin
-      \$249  = \r__payload$106 [12:0];
+    \$249  = \length$127 ;
+    if (\start$98 ) begin
+      \$249  = \r__payload$107 [12:0];
     end
     if (rst) begin
       \$249  = 13'h0000;
@@ -5538,9 +5541,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = \count$127 ;
-    if (\start$97 ) begin
-      \$250  = \r__payload$106 [25:13];
+    \$250  = \count$128 ;
+    if (\start$98 ) begin
+      \$250  = \r__payload$107 [25:13];
     end
     if (rst) begin
       \$250  = 13'h0000;
@@ -5548,9 +5551,9 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = \sig_len$128 ;
-    if (\start$97 ) begin
-      \$251  = \r__payload$106 [32:28];
+    \$251  = \sig_len$129 ;
+    if (\start$98 ) begin
+      \$251  = \r__payload$107 [32:28];
     end
     if (rst) begin
       \$251  = 5'h00;
@@ -5559,7 +5562,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$252  = tok_empty;
-    if (\start$97 ) begin
+    if (\start$98 ) begin
       \$252  = \$174 ;
     end
     if (rst) begin
@@ -5569,7 +5572,7 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$253  = tok_count2;
-    if (\start$97 ) begin
+    if (\start$98 ) begin
       \$253  = \$175 ;
     end
     if (rst) begin
@@ -5851,9 +5854,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \results__payload$37  = results__payload;
   assign \results__ready$38  = results__ready;
   assign \results__valid$39  = results__valid;
-  assign \length$61  = length;
-  assign \sig_len$63  = sig_len;
-  assign \w__payload$67  = cmd__payload;
+  assign \vectors__valid$57  = sig_valid;
+  assign \length$62  = length;
+  assign \sig_len$64  = sig_len;
+  assign \w__payload$68  = cmd__payload;
   assign hm_write__addr = v[11:0];
   assign hm_write__data = r__payload;
   assign \$signature__addr  = hm_ra[11:0];
@@ -5990,34 +5994,34 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \beats__payload.last  = beats__payload[36];
   assign \beats__payload.release  = beats__payload[37];
   assign \beats__payload.compute  = beats__payload[38];
-  assign \vectors__payload$57.data  = \vectors__payload$57 [31:0];
-  assign \vectors__payload$57.data[0]  = \vectors__payload$57 [7:0];
-  assign \vectors__payload$57.data[1]  = \vectors__payload$57 [15:8];
-  assign \vectors__payload$57.data[2]  = \vectors__payload$57 [23:16];
-  assign \vectors__payload$57.data[3]  = \vectors__payload$57 [31:24];
-  assign \vectors__payload$57.flush  = \vectors__payload$57 [32];
-  assign \w__payload$67.length  = cmd__payload[12:0];
-  assign \w__payload$67.count  = cmd__payload[25:13];
-  assign \w__payload$67.reuse  = cmd__payload[26];
-  assign \w__payload$67.replay  = cmd__payload[27];
-  assign \w__payload$67.sig_len  = cmd__payload[32:28];
+  assign \vectors__payload$58.data  = \vectors__payload$58 [31:0];
+  assign \vectors__payload$58.data[0]  = \vectors__payload$58 [7:0];
+  assign \vectors__payload$58.data[1]  = \vectors__payload$58 [15:8];
+  assign \vectors__payload$58.data[2]  = \vectors__payload$58 [23:16];
+  assign \vectors__payload$58.data[3]  = \vectors__payload$58 [31:24];
+  assign \vectors__payload$58.flush  = \vectors__payload$58 [32];
+  assign \w__payload$68.length  = cmd__payload[12:0];
+  assign \w__payload$68.count  = cmd__payload[25:13];
+  assign \w__payload$68.reuse  = cmd__payload[26];
+  assign \w__payload$68.replay  = cmd__payload[27];
+  assign \w__payload$68.sig_len  = cmd__payload[32:28];
   assign \tokens__payload.hit  = tokens__payload[0];
   assign \tokens__payload.entry  = tokens__payload[7:1];
   assign \tokens__payload.take  = tokens__payload[8];
   assign \tokens__payload.store  = tokens__payload[9];
   assign \r__payload.hit  = r__payload[0];
   assign \r__payload.entry  = r__payload[7:1];
-  assign \r__payload$86.hit  = \r__payload$86 [0];
-  assign \r__payload$86.entry  = \r__payload$86 [7:1];
+  assign \r__payload$87.hit  = \r__payload$87 [0];
+  assign \r__payload$87.entry  = \r__payload$87 [7:1];
   assign \hm_write__data.hit  = r__payload[0];
   assign \hm_write__data.entry  = r__payload[7:1];
-  assign \r__payload$106.length  = \r__payload$106 [12:0];
-  assign \r__payload$106.count  = \r__payload$106 [25:13];
-  assign \r__payload$106.reuse  = \r__payload$106 [26];
-  assign \r__payload$106.replay  = \r__payload$106 [27];
-  assign \r__payload$106.sig_len  = \r__payload$106 [32:28];
-  assign \w__payload$111.hit  = \w__payload$111 [0];
-  assign \w__payload$111.entry  = \w__payload$111 [7:1];
+  assign \r__payload$107.length  = \r__payload$107 [12:0];
+  assign \r__payload$107.count  = \r__payload$107 [25:13];
+  assign \r__payload$107.reuse  = \r__payload$107 [26];
+  assign \r__payload$107.replay  = \r__payload$107 [27];
+  assign \r__payload$107.sig_len  = \r__payload$107 [32:28];
+  assign \w__payload$112.hit  = \w__payload$112 [0];
+  assign \w__payload$112.entry  = \w__payload$112 [7:1];
   assign \hm_data.hit  = hm_data[0];
   assign \hm_data.entry  = hm_data[7:1];
   assign \hm_copy1.hit  = hm_copy1[0];
@@ -6028,10 +6032,10 @@ module mercury_core(weights__valid, cmd__payload, cmd__valid, vectors__payload, 
   assign \hm_copy0.entry  = hm_copy0[7:1];
   assign \$signature__data.hit  = \$signature__data [0];
   assign \$signature__data.entry  = \$signature__data [7:1];
-  assign \vectors__payload$57 [32] = \$17 ;
-  assign \vectors__payload$57 [31:0] = vectors__payload;
-  assign beats__payload[38] = \$13 ;
-  assign beats__payload[37] = \$12 ;
+  assign \vectors__payload$58 [32] = \$17 ;
+  assign \vectors__payload$58 [31:0] = vectors__payload;
+  assign beats__payload[38] = \$15 ;
+  assign beats__payload[37] = \$14 ;
   assign beats__payload[36] = beat_last;
   assign beats__payload[35:32] = beat_mask;
   assign beats__payload[31:0] = vectors__payload;
