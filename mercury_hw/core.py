@@ -420,11 +420,6 @@ class MercuryCore(wiring.Component):
         beat = Signal()
         release_only = Signal()
         beat_in = self.vectors.valid & pending
-        # The signature generator's valid, kept as one signal (``keep``): its credit counter
-        # ANDs it with its own last-beat flag next to the counter, instead of synthesis merging
-        # that flag into the handshake logic by the input registers (two crossings of the chip).
-        sig_valid = Signal(name="sig_valid", attrs={"keep": 1})
-        m.d.comb += sig_valid.eq(beat_in & is_sig & array.beats.ready)
         m.d.comb += [
             release_only.eq(cur.active & ~pending & complete),
             self.vectors.ready.eq(pending & array.beats.ready & (~is_sig | siggen.vectors.ready)),
@@ -437,9 +432,10 @@ class MercuryCore(wiring.Component):
             array.beats.p.release.eq(Mux(release_only, 1, end_of_pass)),
             array.beats.p.compute.eq(~release_only),
 
-            siggen.vectors.valid.eq(sig_valid),
+            siggen.vectors.valid.eq(beat_in & is_sig & array.beats.ready),
             siggen.vectors.p.data.eq(self.vectors.p),
             siggen.vectors.p.flush.eq((vcnt == 0) & geo.first),
+            siggen.vectors.p.last.eq(last),     # a register (the beat geometry)
             siggen.length.eq(cur.length),
             siggen.sig_len.eq(cur.sig_len),    # spec 13: the MCACHE looks up sig & (2^s - 1)
         ]

@@ -25,8 +25,9 @@ def vector_beat(cfg: MercuryConfig) -> data.ArrayLayout:
 
 
 def siggen_beat(cfg: MercuryConfig) -> data.StructLayout:
-    """SignatureGenerator input: a vector beat and the flush bit carried to its signature."""
-    return data.StructLayout({"data": vector_beat(cfg), "flush": 1})
+    """SignatureGenerator input: a vector beat, the flush bit carried to its signature, and
+    ``last``, set on the vector's final beat."""
+    return data.StructLayout({"data": vector_beat(cfg), "flush": 1, "last": 1})
 
 
 def signature(cfg: MercuryConfig) -> data.StructLayout:

@@ -49,12 +49,12 @@ class ReuseAwarePEArray(wiring.Component):
     registers) and presents the result beat :data:`OUTPUT_LATENCY` (= 2) cycles later, through a
     token stage and the result register (which move together when the result register is free or
     its beat leaves): the taken result (miss) or the result-buffer word ``entry`` (hit; the buffer
-    is read with a synchronous port in the accepting cycle, straight into a register of the result
-    stage, and a hit accepted while the write of its entry is landing takes the written result from the
-    write registers, so a miss stored by the token just before is seen by a hit right after:
-    in-order read-after-write). One token per cycle with ``results.ready`` high. ``results`` is a
-    registered stream (its data a choice, by a register, between two registers): its payload
-    holds while ``ready`` is low.
+    is read with a synchronous port in the accepting cycle, straight into a register of the
+    result stage, and a hit accepted while the write of its entry is landing takes the written
+    result from the write registers, so a miss stored by the token just before is seen by a hit
+    right after: in-order read-after-write). One token per cycle with ``results.ready`` high.
+    ``results`` is a registered stream (its data a choice, by a register, between two
+    registers): its payload holds while ``ready`` is low.
 
     Parameters
     ----------

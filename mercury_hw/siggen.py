@@ -73,8 +73,10 @@ class SignatureGenerator(wiring.Component):
     Members
     -------
     vectors : In(stream.Signature(layouts.siggen_beat(cfg)))
-        Vector beats ``{data: int8[P], flush}``; ``flush`` of a vector's first beat is carried to
-        its signature (later beats' ``flush`` bits are ignored).
+        Vector beats ``{data: int8[P], flush, last}``; ``flush`` of a vector's first beat is
+        carried to its signature (later beats' ``flush`` bits are ignored); ``last`` marks the
+        vector's final beat, which must be beat c(L) - 1 (one beat for L = 0): the lane masks
+        come from L, the vector's end from ``last``.
     length : In(cfg.len_bits)
         L, sampled when a vector's first beat is transferred (so it must be valid then; the spec
         asks it stable while the vector is in flight, which is more than needed). L must be at most
@@ -157,12 +159,12 @@ class SignatureGenerator(wiring.Component):
         rem_reg = Signal(cfg.len_bits)      # elements left from this beat on (after the first)
         flush_reg = Signal()                # the vector's flush bit (after the first beat)
         s0_keep = Signal(S)                 # kept signature bits of the registered beat
-        # The lane mask and the last-beat flag of the beat after this one, registered a beat
-        # ahead (from ``rem``: rem - P > p is rem > p + P), so that no compare on the remaining
-        # length sits between ``first`` and the credit counter or the data registers; a first
-        # beat's come from ``length`` through decode logic (no carry chain).
+        # The lane mask of the beat after this one, registered a beat ahead (from ``rem``:
+        # rem - P > p is rem > p + P), so that no compare on the remaining length sits between
+        # ``first`` and the data registers; a first beat's comes from ``length`` through decode
+        # logic (no carry chain). The last beat is the caller's ``last`` bit: no logic between
+        # the caller's registers and the credit counter.
         mask_reg = Signal(P)
-        last_reg = Signal()
         rem = Signal(cfg.len_bits)
         last = Signal()
         mask = Signal(P)
@@ -170,7 +172,7 @@ class SignatureGenerator(wiring.Component):
         keep = Signal(S)
         m.d.comb += [
             rem.eq(Mux(first, self.length, rem_reg)),
-            last.eq(Mux(first, ~_above(self.length, P), last_reg)),
+            last.eq(self.vectors.p.last),
             mask.eq(Mux(first, Cat(_above(self.length, p) for p in range(P)), mask_reg)),
             flush.eq(Mux(first, self.vectors.p.flush, flush_reg)),
             keep.eq(Cat((self.sig_len == 0) | (self.sig_len > j) for j in range(S))),
@@ -188,7 +190,6 @@ class SignatureGenerator(wiring.Component):
                 window.eq(Mux(last, state0, leap)),
                 first.eq(last),
                 rem_reg.eq(rem - P),
-                last_reg.eq(~_above(rem, 2 * P)),
                 mask_reg.eq(Cat(_above(rem, p + P) for p in range(P))),
                 flush_reg.eq(flush),
                 s0_keep.eq(keep),

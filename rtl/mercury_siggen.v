@@ -58,16 +58,16 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
+  wire [63:0] \$143 ;
+  wire [13:0] \$144 ;
   wire \$145 ;
   wire \$146 ;
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
   wire \$15 ;
-  wire [63:0] \$150 ;
-  wire [13:0] \$151 ;
+  wire \$150 ;
+  wire \$151 ;
   wire \$152 ;
   wire \$153 ;
   wire \$154 ;
@@ -151,431 +151,412 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire \$224 ;
   wire \$225 ;
   wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
+  wire [7:0] \$227 ;
+  wire [7:0] \$228 ;
+  wire [7:0] \$229 ;
   wire \$23 ;
-  wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
+  wire [7:0] \$230 ;
+  wire [7:0] \$231 ;
+  wire [7:0] \$232 ;
+  wire [8:0] \$233 ;
+  wire [8:0] \$234 ;
+  wire [7:0] \$235 ;
+  wire [7:0] \$236 ;
+  wire [8:0] \$237 ;
+  wire [8:0] \$238 ;
+  wire [1:0] \$239 ;
   wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
+  wire [1:0] \$240 ;
+  wire [2:0] \$241 ;
+  wire [2:0] \$242 ;
+  wire [9:0] \$243 ;
+  wire [10:0] \$244 ;
   wire [7:0] \$245 ;
   wire [7:0] \$246 ;
-  wire [7:0] \$247 ;
-  wire [7:0] \$248 ;
+  wire [8:0] \$247 ;
+  wire [8:0] \$248 ;
   wire [7:0] \$249 ;
   wire \$25 ;
   wire [7:0] \$250 ;
   wire [8:0] \$251 ;
   wire [8:0] \$252 ;
-  wire [7:0] \$253 ;
-  wire [7:0] \$254 ;
-  wire [8:0] \$255 ;
-  wire [8:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [2:0] \$259 ;
+  wire [1:0] \$253 ;
+  wire [1:0] \$254 ;
+  wire [2:0] \$255 ;
+  wire [2:0] \$256 ;
+  wire [9:0] \$257 ;
+  wire [10:0] \$258 ;
+  wire [7:0] \$259 ;
   wire \$26 ;
-  wire [2:0] \$260 ;
-  wire [9:0] \$261 ;
-  wire [10:0] \$262 ;
+  wire [7:0] \$260 ;
+  wire [8:0] \$261 ;
+  wire [8:0] \$262 ;
   wire [7:0] \$263 ;
   wire [7:0] \$264 ;
   wire [8:0] \$265 ;
   wire [8:0] \$266 ;
-  wire [7:0] \$267 ;
-  wire [7:0] \$268 ;
-  wire [8:0] \$269 ;
+  wire [1:0] \$267 ;
+  wire [1:0] \$268 ;
+  wire [2:0] \$269 ;
   wire \$27 ;
-  wire [8:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [1:0] \$272 ;
-  wire [2:0] \$273 ;
-  wire [2:0] \$274 ;
-  wire [9:0] \$275 ;
-  wire [10:0] \$276 ;
+  wire [2:0] \$270 ;
+  wire [9:0] \$271 ;
+  wire [10:0] \$272 ;
+  wire [7:0] \$273 ;
+  wire [7:0] \$274 ;
+  wire [8:0] \$275 ;
+  wire [8:0] \$276 ;
   wire [7:0] \$277 ;
   wire [7:0] \$278 ;
   wire [8:0] \$279 ;
   wire \$28 ;
   wire [8:0] \$280 ;
-  wire [7:0] \$281 ;
-  wire [7:0] \$282 ;
-  wire [8:0] \$283 ;
-  wire [8:0] \$284 ;
-  wire [1:0] \$285 ;
-  wire [1:0] \$286 ;
-  wire [2:0] \$287 ;
-  wire [2:0] \$288 ;
-  wire [9:0] \$289 ;
+  wire [1:0] \$281 ;
+  wire [1:0] \$282 ;
+  wire [2:0] \$283 ;
+  wire [2:0] \$284 ;
+  wire [9:0] \$285 ;
+  wire [10:0] \$286 ;
+  wire [7:0] \$287 ;
+  wire [7:0] \$288 ;
+  wire [8:0] \$289 ;
   wire \$29 ;
-  wire [10:0] \$290 ;
+  wire [8:0] \$290 ;
   wire [7:0] \$291 ;
   wire [7:0] \$292 ;
   wire [8:0] \$293 ;
   wire [8:0] \$294 ;
-  wire [7:0] \$295 ;
-  wire [7:0] \$296 ;
-  wire [8:0] \$297 ;
-  wire [8:0] \$298 ;
-  wire [1:0] \$299 ;
+  wire [1:0] \$295 ;
+  wire [1:0] \$296 ;
+  wire [2:0] \$297 ;
+  wire [2:0] \$298 ;
+  wire [9:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [1:0] \$300 ;
-  wire [2:0] \$301 ;
-  wire [2:0] \$302 ;
-  wire [9:0] \$303 ;
-  wire [10:0] \$304 ;
+  wire [10:0] \$300 ;
+  wire [7:0] \$301 ;
+  wire [7:0] \$302 ;
+  wire [8:0] \$303 ;
+  wire [8:0] \$304 ;
   wire [7:0] \$305 ;
   wire [7:0] \$306 ;
   wire [8:0] \$307 ;
   wire [8:0] \$308 ;
-  wire [7:0] \$309 ;
+  wire [1:0] \$309 ;
   wire \$31 ;
-  wire [7:0] \$310 ;
-  wire [8:0] \$311 ;
-  wire [8:0] \$312 ;
-  wire [1:0] \$313 ;
-  wire [1:0] \$314 ;
-  wire [2:0] \$315 ;
-  wire [2:0] \$316 ;
-  wire [9:0] \$317 ;
-  wire [10:0] \$318 ;
+  wire [1:0] \$310 ;
+  wire [2:0] \$311 ;
+  wire [2:0] \$312 ;
+  wire [9:0] \$313 ;
+  wire [10:0] \$314 ;
+  wire [7:0] \$315 ;
+  wire [7:0] \$316 ;
+  wire [8:0] \$317 ;
+  wire [8:0] \$318 ;
   wire [7:0] \$319 ;
   wire \$32 ;
   wire [7:0] \$320 ;
   wire [8:0] \$321 ;
   wire [8:0] \$322 ;
-  wire [7:0] \$323 ;
-  wire [7:0] \$324 ;
-  wire [8:0] \$325 ;
-  wire [8:0] \$326 ;
-  wire [1:0] \$327 ;
-  wire [1:0] \$328 ;
-  wire [2:0] \$329 ;
+  wire [1:0] \$323 ;
+  wire [1:0] \$324 ;
+  wire [2:0] \$325 ;
+  wire [2:0] \$326 ;
+  wire [9:0] \$327 ;
+  wire [10:0] \$328 ;
+  wire [7:0] \$329 ;
   wire \$33 ;
-  wire [2:0] \$330 ;
-  wire [9:0] \$331 ;
-  wire [10:0] \$332 ;
+  wire [7:0] \$330 ;
+  wire [8:0] \$331 ;
+  wire [8:0] \$332 ;
   wire [7:0] \$333 ;
   wire [7:0] \$334 ;
   wire [8:0] \$335 ;
   wire [8:0] \$336 ;
-  wire [7:0] \$337 ;
-  wire [7:0] \$338 ;
-  wire [8:0] \$339 ;
+  wire [1:0] \$337 ;
+  wire [1:0] \$338 ;
+  wire [2:0] \$339 ;
   wire \$34 ;
-  wire [8:0] \$340 ;
-  wire [1:0] \$341 ;
-  wire [1:0] \$342 ;
-  wire [2:0] \$343 ;
-  wire [2:0] \$344 ;
-  wire [9:0] \$345 ;
-  wire [10:0] \$346 ;
+  wire [2:0] \$340 ;
+  wire [9:0] \$341 ;
+  wire [10:0] \$342 ;
+  wire [7:0] \$343 ;
+  wire [7:0] \$344 ;
+  wire [8:0] \$345 ;
+  wire [8:0] \$346 ;
   wire [7:0] \$347 ;
   wire [7:0] \$348 ;
   wire [8:0] \$349 ;
   wire \$35 ;
   wire [8:0] \$350 ;
-  wire [7:0] \$351 ;
-  wire [7:0] \$352 ;
-  wire [8:0] \$353 ;
-  wire [8:0] \$354 ;
-  wire [1:0] \$355 ;
-  wire [1:0] \$356 ;
-  wire [2:0] \$357 ;
-  wire [2:0] \$358 ;
-  wire [9:0] \$359 ;
+  wire [1:0] \$351 ;
+  wire [1:0] \$352 ;
+  wire [2:0] \$353 ;
+  wire [2:0] \$354 ;
+  wire [9:0] \$355 ;
+  wire [10:0] \$356 ;
+  wire [7:0] \$357 ;
+  wire [7:0] \$358 ;
+  wire [8:0] \$359 ;
   wire \$36 ;
-  wire [10:0] \$360 ;
+  wire [8:0] \$360 ;
   wire [7:0] \$361 ;
   wire [7:0] \$362 ;
   wire [8:0] \$363 ;
   wire [8:0] \$364 ;
-  wire [7:0] \$365 ;
-  wire [7:0] \$366 ;
-  wire [8:0] \$367 ;
-  wire [8:0] \$368 ;
-  wire [1:0] \$369 ;
+  wire [1:0] \$365 ;
+  wire [1:0] \$366 ;
+  wire [2:0] \$367 ;
+  wire [2:0] \$368 ;
+  wire [9:0] \$369 ;
   wire \$37 ;
-  wire [1:0] \$370 ;
-  wire [2:0] \$371 ;
-  wire [2:0] \$372 ;
-  wire [9:0] \$373 ;
-  wire [10:0] \$374 ;
+  wire [10:0] \$370 ;
+  wire [7:0] \$371 ;
+  wire [7:0] \$372 ;
+  wire [8:0] \$373 ;
+  wire [8:0] \$374 ;
   wire [7:0] \$375 ;
   wire [7:0] \$376 ;
   wire [8:0] \$377 ;
   wire [8:0] \$378 ;
-  wire [7:0] \$379 ;
+  wire [1:0] \$379 ;
   wire \$38 ;
-  wire [7:0] \$380 ;
-  wire [8:0] \$381 ;
-  wire [8:0] \$382 ;
-  wire [1:0] \$383 ;
-  wire [1:0] \$384 ;
-  wire [2:0] \$385 ;
-  wire [2:0] \$386 ;
-  wire [9:0] \$387 ;
-  wire [10:0] \$388 ;
+  wire [1:0] \$380 ;
+  wire [2:0] \$381 ;
+  wire [2:0] \$382 ;
+  wire [9:0] \$383 ;
+  wire [10:0] \$384 ;
+  wire [7:0] \$385 ;
+  wire [7:0] \$386 ;
+  wire [8:0] \$387 ;
+  wire [8:0] \$388 ;
   wire [7:0] \$389 ;
   wire \$39 ;
   wire [7:0] \$390 ;
   wire [8:0] \$391 ;
   wire [8:0] \$392 ;
-  wire [7:0] \$393 ;
-  wire [7:0] \$394 ;
-  wire [8:0] \$395 ;
-  wire [8:0] \$396 ;
-  wire [1:0] \$397 ;
-  wire [1:0] \$398 ;
-  wire [2:0] \$399 ;
+  wire [1:0] \$393 ;
+  wire [1:0] \$394 ;
+  wire [2:0] \$395 ;
+  wire [2:0] \$396 ;
+  wire [9:0] \$397 ;
+  wire [10:0] \$398 ;
+  wire [7:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$400 ;
-  wire [9:0] \$401 ;
-  wire [10:0] \$402 ;
+  wire [7:0] \$400 ;
+  wire [8:0] \$401 ;
+  wire [8:0] \$402 ;
   wire [7:0] \$403 ;
   wire [7:0] \$404 ;
   wire [8:0] \$405 ;
   wire [8:0] \$406 ;
-  wire [7:0] \$407 ;
-  wire [7:0] \$408 ;
-  wire [8:0] \$409 ;
+  wire [1:0] \$407 ;
+  wire [1:0] \$408 ;
+  wire [2:0] \$409 ;
   wire \$41 ;
-  wire [8:0] \$410 ;
-  wire [1:0] \$411 ;
-  wire [1:0] \$412 ;
-  wire [2:0] \$413 ;
-  wire [2:0] \$414 ;
-  wire [9:0] \$415 ;
-  wire [10:0] \$416 ;
+  wire [2:0] \$410 ;
+  wire [9:0] \$411 ;
+  wire [10:0] \$412 ;
+  wire [7:0] \$413 ;
+  wire [7:0] \$414 ;
+  wire [8:0] \$415 ;
+  wire [8:0] \$416 ;
   wire [7:0] \$417 ;
   wire [7:0] \$418 ;
   wire [8:0] \$419 ;
   wire \$42 ;
   wire [8:0] \$420 ;
-  wire [7:0] \$421 ;
-  wire [7:0] \$422 ;
-  wire [8:0] \$423 ;
-  wire [8:0] \$424 ;
-  wire [1:0] \$425 ;
-  wire [1:0] \$426 ;
-  wire [2:0] \$427 ;
-  wire [2:0] \$428 ;
-  wire [9:0] \$429 ;
+  wire [1:0] \$421 ;
+  wire [1:0] \$422 ;
+  wire [2:0] \$423 ;
+  wire [2:0] \$424 ;
+  wire [9:0] \$425 ;
+  wire [10:0] \$426 ;
+  wire [7:0] \$427 ;
+  wire [7:0] \$428 ;
+  wire [8:0] \$429 ;
   wire \$43 ;
-  wire [10:0] \$430 ;
+  wire [8:0] \$430 ;
   wire [7:0] \$431 ;
   wire [7:0] \$432 ;
   wire [8:0] \$433 ;
   wire [8:0] \$434 ;
-  wire [7:0] \$435 ;
-  wire [7:0] \$436 ;
-  wire [8:0] \$437 ;
-  wire [8:0] \$438 ;
-  wire [1:0] \$439 ;
+  wire [1:0] \$435 ;
+  wire [1:0] \$436 ;
+  wire [2:0] \$437 ;
+  wire [2:0] \$438 ;
+  wire [9:0] \$439 ;
   wire \$44 ;
-  wire [1:0] \$440 ;
-  wire [2:0] \$441 ;
-  wire [2:0] \$442 ;
-  wire [9:0] \$443 ;
-  wire [10:0] \$444 ;
+  wire [10:0] \$440 ;
+  wire [7:0] \$441 ;
+  wire [7:0] \$442 ;
+  wire [8:0] \$443 ;
+  wire [8:0] \$444 ;
   wire [7:0] \$445 ;
   wire [7:0] \$446 ;
   wire [8:0] \$447 ;
   wire [8:0] \$448 ;
-  wire [7:0] \$449 ;
+  wire [1:0] \$449 ;
   wire \$45 ;
-  wire [7:0] \$450 ;
-  wire [8:0] \$451 ;
-  wire [8:0] \$452 ;
-  wire [1:0] \$453 ;
-  wire [1:0] \$454 ;
-  wire [2:0] \$455 ;
-  wire [2:0] \$456 ;
-  wire [9:0] \$457 ;
-  wire [10:0] \$458 ;
-  wire [7:0] \$459 ;
+  wire [1:0] \$450 ;
+  wire [2:0] \$451 ;
+  wire [2:0] \$452 ;
+  wire [9:0] \$453 ;
+  wire [10:0] \$454 ;
+  wire [20:0] \$455 ;
+  wire [20:0] \$456 ;
+  wire [20:0] \$457 ;
+  wire [20:0] \$458 ;
+  wire [20:0] \$459 ;
   wire \$46 ;
-  wire [7:0] \$460 ;
-  wire [8:0] \$461 ;
-  wire [8:0] \$462 ;
-  wire [7:0] \$463 ;
-  wire [7:0] \$464 ;
-  wire [8:0] \$465 ;
-  wire [8:0] \$466 ;
-  wire [1:0] \$467 ;
-  wire [1:0] \$468 ;
-  wire [2:0] \$469 ;
+  wire [20:0] \$460 ;
+  wire [20:0] \$461 ;
+  wire [20:0] \$462 ;
+  wire [20:0] \$463 ;
+  wire [20:0] \$464 ;
+  wire [20:0] \$465 ;
+  wire [20:0] \$466 ;
+  wire [20:0] \$467 ;
+  wire [20:0] \$468 ;
+  wire [20:0] \$469 ;
   wire \$47 ;
-  wire [2:0] \$470 ;
-  wire [9:0] \$471 ;
-  wire [10:0] \$472 ;
-  wire [20:0] \$473 ;
-  wire [20:0] \$474 ;
-  wire [20:0] \$475 ;
-  wire [20:0] \$476 ;
-  wire [20:0] \$477 ;
-  wire [20:0] \$478 ;
-  wire [20:0] \$479 ;
+  wire [20:0] \$470 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
+  wire \$474 ;
+  wire [3:0] \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire \$48 ;
-  wire [20:0] \$480 ;
-  wire [20:0] \$481 ;
-  wire [20:0] \$482 ;
-  wire [20:0] \$483 ;
-  wire [20:0] \$484 ;
-  wire [20:0] \$485 ;
-  wire [20:0] \$486 ;
-  wire [20:0] \$487 ;
-  wire [20:0] \$488 ;
-  wire \$489 ;
+  wire [3:0] \$480 ;
+  wire [2:0] \$481 ;
+  wire [2:0] \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  reg [3:0] \$489 ;
   wire \$49 ;
-  wire \$490 ;
-  wire \$491 ;
-  wire \$492 ;
-  wire [3:0] \$493 ;
-  wire \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
-  wire [3:0] \$498 ;
-  wire [2:0] \$499 ;
+  reg [63:0] \$490 ;
+  reg \$491 ;
+  reg [12:0] \$492 ;
+  reg [3:0] \$493 ;
+  reg \$494 ;
+  reg [15:0] \$495 ;
+  reg [63:0] \$496 ;
+  reg [31:0] \$497 ;
+  reg [3:0] \$498 ;
+  reg [3:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
-  wire [2:0] \$500 ;
-  wire \$501 ;
-  wire \$502 ;
-  wire \$503 ;
-  wire \$504 ;
-  wire \$505 ;
-  wire \$506 ;
-  reg [3:0] \$507 ;
-  reg [63:0] \$508 ;
-  reg \$509 ;
+  reg [8:0] \$500 ;
+  reg [8:0] \$501 ;
+  reg [2:0] \$502 ;
+  reg [10:0] \$503 ;
+  reg [8:0] \$504 ;
+  reg [8:0] \$505 ;
+  reg [2:0] \$506 ;
+  reg [10:0] \$507 ;
+  reg [8:0] \$508 ;
+  reg [8:0] \$509 ;
   wire \$51 ;
-  reg [12:0] \$510 ;
-  reg \$511 ;
-  reg [3:0] \$512 ;
-  reg \$513 ;
-  reg [15:0] \$514 ;
-  reg [63:0] \$515 ;
-  reg [31:0] \$516 ;
-  reg [3:0] \$517 ;
-  reg [3:0] \$518 ;
-  reg [8:0] \$519 ;
+  reg [2:0] \$510 ;
+  reg [10:0] \$511 ;
+  reg [8:0] \$512 ;
+  reg [8:0] \$513 ;
+  reg [2:0] \$514 ;
+  reg [10:0] \$515 ;
+  reg [8:0] \$516 ;
+  reg [8:0] \$517 ;
+  reg [2:0] \$518 ;
+  reg [10:0] \$519 ;
   wire \$52 ;
   reg [8:0] \$520 ;
-  reg [2:0] \$521 ;
-  reg [10:0] \$522 ;
-  reg [8:0] \$523 ;
+  reg [8:0] \$521 ;
+  reg [2:0] \$522 ;
+  reg [10:0] \$523 ;
   reg [8:0] \$524 ;
-  reg [2:0] \$525 ;
-  reg [10:0] \$526 ;
-  reg [8:0] \$527 ;
+  reg [8:0] \$525 ;
+  reg [2:0] \$526 ;
+  reg [10:0] \$527 ;
   reg [8:0] \$528 ;
-  reg [2:0] \$529 ;
+  reg [8:0] \$529 ;
   wire \$53 ;
-  reg [10:0] \$530 ;
-  reg [8:0] \$531 ;
+  reg [2:0] \$530 ;
+  reg [10:0] \$531 ;
   reg [8:0] \$532 ;
-  reg [2:0] \$533 ;
-  reg [10:0] \$534 ;
-  reg [8:0] \$535 ;
+  reg [8:0] \$533 ;
+  reg [2:0] \$534 ;
+  reg [10:0] \$535 ;
   reg [8:0] \$536 ;
-  reg [2:0] \$537 ;
-  reg [10:0] \$538 ;
-  reg [8:0] \$539 ;
+  reg [8:0] \$537 ;
+  reg [2:0] \$538 ;
+  reg [10:0] \$539 ;
   wire \$54 ;
   reg [8:0] \$540 ;
-  reg [2:0] \$541 ;
-  reg [10:0] \$542 ;
-  reg [8:0] \$543 ;
+  reg [8:0] \$541 ;
+  reg [2:0] \$542 ;
+  reg [10:0] \$543 ;
   reg [8:0] \$544 ;
-  reg [2:0] \$545 ;
-  reg [10:0] \$546 ;
-  reg [8:0] \$547 ;
+  reg [8:0] \$545 ;
+  reg [2:0] \$546 ;
+  reg [10:0] \$547 ;
   reg [8:0] \$548 ;
-  reg [2:0] \$549 ;
+  reg [8:0] \$549 ;
   wire \$55 ;
-  reg [10:0] \$550 ;
-  reg [8:0] \$551 ;
+  reg [2:0] \$550 ;
+  reg [10:0] \$551 ;
   reg [8:0] \$552 ;
-  reg [2:0] \$553 ;
-  reg [10:0] \$554 ;
-  reg [8:0] \$555 ;
+  reg [8:0] \$553 ;
+  reg [2:0] \$554 ;
+  reg [10:0] \$555 ;
   reg [8:0] \$556 ;
-  reg [2:0] \$557 ;
-  reg [10:0] \$558 ;
-  reg [8:0] \$559 ;
+  reg [8:0] \$557 ;
+  reg [2:0] \$558 ;
+  reg [10:0] \$559 ;
   wire \$56 ;
   reg [8:0] \$560 ;
-  reg [2:0] \$561 ;
-  reg [10:0] \$562 ;
-  reg [8:0] \$563 ;
-  reg [8:0] \$564 ;
-  reg [2:0] \$565 ;
-  reg [10:0] \$566 ;
-  reg [8:0] \$567 ;
-  reg [8:0] \$568 ;
-  reg [2:0] \$569 ;
+  reg [8:0] \$561 ;
+  reg [2:0] \$562 ;
+  reg [10:0] \$563 ;
+  reg [20:0] \$564 ;
+  reg [20:0] \$565 ;
+  reg [20:0] \$566 ;
+  reg [20:0] \$567 ;
+  reg [20:0] \$568 ;
+  reg [20:0] \$569 ;
   wire \$57 ;
-  reg [10:0] \$570 ;
-  reg [8:0] \$571 ;
-  reg [8:0] \$572 ;
-  reg [2:0] \$573 ;
-  reg [10:0] \$574 ;
-  reg [8:0] \$575 ;
-  reg [8:0] \$576 ;
-  reg [2:0] \$577 ;
-  reg [10:0] \$578 ;
-  reg [8:0] \$579 ;
+  reg [20:0] \$570 ;
+  reg [20:0] \$571 ;
+  reg [20:0] \$572 ;
+  reg [20:0] \$573 ;
+  reg [20:0] \$574 ;
+  reg [20:0] \$575 ;
+  reg [20:0] \$576 ;
+  reg [20:0] \$577 ;
+  reg [20:0] \$578 ;
+  reg [20:0] \$579 ;
   wire \$58 ;
-  reg [8:0] \$580 ;
-  reg [2:0] \$581 ;
-  reg [10:0] \$582 ;
-  reg [20:0] \$583 ;
-  reg [20:0] \$584 ;
-  reg [20:0] \$585 ;
-  reg [20:0] \$586 ;
-  reg [20:0] \$587 ;
-  reg [20:0] \$588 ;
-  reg [20:0] \$589 ;
+  reg [2:0] \$580 ;
+  reg \$581 ;
   wire \$59 ;
-  reg [20:0] \$590 ;
-  reg [20:0] \$591 ;
-  reg [20:0] \$592 ;
-  reg [20:0] \$593 ;
-  reg [20:0] \$594 ;
-  reg [20:0] \$595 ;
-  reg [20:0] \$596 ;
-  reg [20:0] \$597 ;
-  reg [20:0] \$598 ;
-  reg [2:0] \$599 ;
   wire \$6 ;
   wire \$60 ;
-  reg \$600 ;
   wire \$61 ;
   wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [21:0] \$63 ;
+  wire [21:0] \$64 ;
+  wire [21:0] \$65 ;
+  wire [21:0] \$66 ;
+  wire [21:0] \$67 ;
+  wire [21:0] \$68 ;
+  wire [21:0] \$69 ;
   wire \$7 ;
   wire [21:0] \$70 ;
   wire [21:0] \$71 ;
@@ -586,14 +567,14 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire [21:0] \$76 ;
   wire [21:0] \$77 ;
   wire [21:0] \$78 ;
-  wire [21:0] \$79 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [21:0] \$80 ;
-  wire [21:0] \$81 ;
-  wire [21:0] \$82 ;
-  wire [21:0] \$83 ;
-  wire [21:0] \$84 ;
-  wire [21:0] \$85 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
   wire \$86 ;
   wire \$87 ;
   wire \$88 ;
@@ -661,11 +642,11 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   reg [2:0] corr8 = 3'h0;
   reg [2:0] corr9 = 3'h0;
   reg [3:0] ctl = 4'h0;
-  reg [3:0] \ctl$76  = 4'h0;
-  wire \ctl$76.first ;
-  wire \ctl$76.flush ;
-  wire \ctl$76.last ;
-  wire \ctl$76.valid ;
+  reg [3:0] \ctl$75  = 4'h0;
+  wire \ctl$75.first ;
+  wire \ctl$75.flush ;
+  wire \ctl$75.last ;
+  wire \ctl$75.valid ;
   wire \ctl.first ;
   wire \ctl.flush ;
   wire \ctl.last ;
@@ -686,7 +667,6 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   reg flush_reg = 1'h0;
   wire [15:0] keep;
   wire last;
-  reg last_reg = 1'h0;
   input [12:0] length;
   wire [12:0] length;
   wire [3:0] mask;
@@ -762,14 +742,15 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   reg [10:0] sum7 = 11'h000;
   reg [10:0] sum8 = 11'h000;
   reg [10:0] sum9 = 11'h000;
-  input [32:0] vectors__payload;
-  wire [32:0] vectors__payload;
+  input [33:0] vectors__payload;
+  wire [33:0] vectors__payload;
   wire [31:0] \vectors__payload.data ;
   wire [7:0] \vectors__payload.data[0] ;
   wire [7:0] \vectors__payload.data[1] ;
   wire [7:0] \vectors__payload.data[2] ;
   wire [7:0] \vectors__payload.data[3] ;
   wire \vectors__payload.flush ;
+  wire \vectors__payload.last ;
   output vectors__ready;
   reg vectors__ready = 1'h1;
   input vectors__valid;
@@ -779,632 +760,611 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   wire [15:0] \w__payload.sig ;
   wire w__valid;
   reg [63:0] window = 64'hb27044ba4b8ff03e;
-  assign \$394  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
-  assign \$395  = $signed(\$393 ) + $signed(\$394 );
-  assign \$396  = s0_keep[10] ? \$395  : 9'h000;
-  assign \$397  = dirs[10] + dirs[26];
-  assign \$398  = dirs[42] + dirs[58];
-  assign \$399  = \$397  + \$398 ;
-  assign \$400  = s0_keep[10] ? \$399  : 3'h0;
-  assign \$401  = $signed(part10_0) + $signed(part10_1);
-  assign \$402  = $signed(\$401 ) + $signed({ 1'h0, corr10 });
-  assign \$403  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
-  assign \$404  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
-  assign \$405  = $signed(\$403 ) + $signed(\$404 );
-  assign \$406  = s0_keep[11] ? \$405  : 9'h000;
-  assign \$407  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
-  assign \$408  = data[31:24] ^ { dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59] };
-  assign \$409  = $signed(\$407 ) + $signed(\$408 );
-  assign \$410  = s0_keep[11] ? \$409  : 9'h000;
-  assign \$411  = dirs[11] + dirs[27];
-  assign \$412  = dirs[43] + dirs[59];
-  assign \$413  = \$411  + \$412 ;
-  assign \$414  = s0_keep[11] ? \$413  : 3'h0;
-  assign \$415  = $signed(part11_0) + $signed(part11_1);
-  assign \$416  = $signed(\$415 ) + $signed({ 1'h0, corr11 });
-  assign \$417  = data[7:0] ^ { dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12] };
-  assign \$418  = data[15:8] ^ { dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28] };
+  assign \$414  = data[15:8] ^ { dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29] };
+  assign \$415  = $signed(\$413 ) + $signed(\$414 );
+  assign \$416  = s0_keep[13] ? \$415  : 9'h000;
+  assign \$417  = data[23:16] ^ { dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45] };
+  assign \$418  = data[31:24] ^ { dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61] };
   assign \$419  = $signed(\$417 ) + $signed(\$418 );
-  assign \$420  = s0_keep[12] ? \$419  : 9'h000;
-  assign \$421  = data[23:16] ^ { dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44] };
-  assign \$422  = data[31:24] ^ { dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60] };
-  assign \$423  = $signed(\$421 ) + $signed(\$422 );
-  assign \$424  = s0_keep[12] ? \$423  : 9'h000;
-  assign \$425  = dirs[12] + dirs[28];
-  assign \$426  = dirs[44] + dirs[60];
-  assign \$427  = \$425  + \$426 ;
-  assign \$428  = s0_keep[12] ? \$427  : 3'h0;
-  assign \$429  = $signed(part12_0) + $signed(part12_1);
-  assign \$430  = $signed(\$429 ) + $signed({ 1'h0, corr12 });
-  assign \$431  = data[7:0] ^ { dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13] };
-  assign \$432  = data[15:8] ^ { dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29], dirs[29] };
+  assign \$420  = s0_keep[13] ? \$419  : 9'h000;
+  assign \$421  = dirs[13] + dirs[29];
+  assign \$422  = dirs[45] + dirs[61];
+  assign \$423  = \$421  + \$422 ;
+  assign \$424  = s0_keep[13] ? \$423  : 3'h0;
+  assign \$425  = $signed(part13_0) + $signed(part13_1);
+  assign \$426  = $signed(\$425 ) + $signed({ 1'h0, corr13 });
+  assign \$427  = data[7:0] ^ { dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14] };
+  assign \$428  = data[15:8] ^ { dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30] };
+  assign \$429  = $signed(\$427 ) + $signed(\$428 );
+  assign \$430  = s0_keep[14] ? \$429  : 9'h000;
+  assign \$431  = data[23:16] ^ { dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46] };
+  assign \$432  = data[31:24] ^ { dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62] };
   assign \$433  = $signed(\$431 ) + $signed(\$432 );
-  assign \$434  = s0_keep[13] ? \$433  : 9'h000;
-  assign \$435  = data[23:16] ^ { dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45], dirs[45] };
-  assign \$436  = data[31:24] ^ { dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61], dirs[61] };
-  assign \$437  = $signed(\$435 ) + $signed(\$436 );
-  assign \$438  = s0_keep[13] ? \$437  : 9'h000;
-  assign \$439  = dirs[13] + dirs[29];
-  assign \$440  = dirs[45] + dirs[61];
-  assign \$441  = \$439  + \$440 ;
-  assign \$442  = s0_keep[13] ? \$441  : 3'h0;
-  assign \$443  = $signed(part13_0) + $signed(part13_1);
-  assign \$444  = $signed(\$443 ) + $signed({ 1'h0, corr13 });
-  assign \$445  = data[7:0] ^ { dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14], dirs[14] };
-  assign \$446  = data[15:8] ^ { dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30], dirs[30] };
+  assign \$434  = s0_keep[14] ? \$433  : 9'h000;
+  assign \$435  = dirs[14] + dirs[30];
+  assign \$436  = dirs[46] + dirs[62];
+  assign \$437  = \$435  + \$436 ;
+  assign \$438  = s0_keep[14] ? \$437  : 3'h0;
+  assign \$439  = $signed(part14_0) + $signed(part14_1);
+  assign \$440  = $signed(\$439 ) + $signed({ 1'h0, corr14 });
+  assign \$441  = data[7:0] ^ { dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15] };
+  assign \$442  = data[15:8] ^ { dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31] };
+  assign \$443  = $signed(\$441 ) + $signed(\$442 );
+  assign \$444  = s0_keep[15] ? \$443  : 9'h000;
+  assign \$445  = data[23:16] ^ { dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47] };
+  assign \$446  = data[31:24] ^ { dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63] };
   assign \$447  = $signed(\$445 ) + $signed(\$446 );
-  assign \$448  = s0_keep[14] ? \$447  : 9'h000;
-  assign \$449  = data[23:16] ^ { dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46], dirs[46] };
-  assign \$450  = data[31:24] ^ { dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62], dirs[62] };
-  assign \$451  = $signed(\$449 ) + $signed(\$450 );
-  assign \$452  = s0_keep[14] ? \$451  : 9'h000;
-  assign \$453  = dirs[14] + dirs[30];
-  assign \$454  = dirs[46] + dirs[62];
-  assign \$455  = \$453  + \$454 ;
-  assign \$456  = s0_keep[14] ? \$455  : 3'h0;
-  assign \$457  = $signed(part14_0) + $signed(part14_1);
-  assign \$458  = $signed(\$457 ) + $signed({ 1'h0, corr14 });
-  assign \$459  = data[7:0] ^ { dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15], dirs[15] };
-  assign \$460  = data[15:8] ^ { dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31], dirs[31] };
-  assign \$461  = $signed(\$459 ) + $signed(\$460 );
-  assign \$462  = s0_keep[15] ? \$461  : 9'h000;
-  assign \$463  = data[23:16] ^ { dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47], dirs[47] };
-  assign \$464  = data[31:24] ^ { dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63], dirs[63] };
-  assign \$465  = $signed(\$463 ) + $signed(\$464 );
-  assign \$466  = s0_keep[15] ? \$465  : 9'h000;
-  assign \$467  = dirs[15] + dirs[31];
-  assign \$468  = dirs[47] + dirs[63];
-  assign \$469  = \$467  + \$468 ;
-  assign \$470  = s0_keep[15] ? \$469  : 3'h0;
-  assign \$471  = $signed(part15_0) + $signed(part15_1);
-  assign \$472  = $signed(\$471 ) + $signed({ 1'h0, corr15 });
-  assign \$473  = ctl[2] ? 21'h000000 : \$70 [20:0];
-  assign \$474  = ctl[2] ? 21'h000000 : \$71 [20:0];
-  assign \$475  = ctl[2] ? 21'h000000 : \$72 [20:0];
-  assign \$476  = ctl[2] ? 21'h000000 : \$73 [20:0];
-  assign \$477  = ctl[2] ? 21'h000000 : \$74 [20:0];
-  assign \$478  = ctl[2] ? 21'h000000 : \$75 [20:0];
-  assign \$479  = ctl[2] ? 21'h000000 : \$76 [20:0];
-  assign \$480  = ctl[2] ? 21'h000000 : \$77 [20:0];
-  assign \$481  = ctl[2] ? 21'h000000 : \$78 [20:0];
-  assign \$482  = ctl[2] ? 21'h000000 : \$79 [20:0];
-  assign \$483  = ctl[2] ? 21'h000000 : \$80 [20:0];
-  assign \$484  = ctl[2] ? 21'h000000 : \$81 [20:0];
-  assign \$485  = ctl[2] ? 21'h000000 : \$82 [20:0];
-  assign \$486  = ctl[2] ? 21'h000000 : \$83 [20:0];
-  assign \$487  = ctl[2] ? 21'h000000 : \$84 [20:0];
-  assign \$488  = ctl[2] ? 21'h000000 : \$85 [20:0];
-  assign \$489  = accept & last;
-  assign \$490  = signatures__valid & signatures__ready;
-  assign \$491  = ~ \$490 ;
-  assign \$492  = \$489  & \$491 ;
-  assign \$493  = pending + 1'h1;
-  assign \$494  = signatures__valid & signatures__ready;
-  assign \$495  = accept & last;
-  assign \$496  = ~ \$495 ;
-  assign \$497  = \$494  & \$496 ;
-  assign \$498  = pending - 1'h1;
-  assign \$499  = \$497  ? \$498 [2:0] : pending;
-  assign \$500  = \$492  ? \$493 [2:0] : \$499 ;
-  assign \$501  = accept & last;
-  assign \$502  = signatures__valid & signatures__ready;
-  assign \$503  = \$501  ^ \$502 ;
-  assign \$504  = signatures__valid & signatures__ready;
-  assign \$505  = pending != 3'h4;
-  assign \$506  = \$504  | \$505 ;
+  assign \$448  = s0_keep[15] ? \$447  : 9'h000;
+  assign \$449  = dirs[15] + dirs[31];
+  assign \$450  = dirs[47] + dirs[63];
+  assign \$451  = \$449  + \$450 ;
+  assign \$452  = s0_keep[15] ? \$451  : 3'h0;
+  assign \$453  = $signed(part15_0) + $signed(part15_1);
+  assign \$454  = $signed(\$453 ) + $signed({ 1'h0, corr15 });
+  assign \$455  = ctl[2] ? 21'h000000 : \$63 [20:0];
+  assign \$456  = ctl[2] ? 21'h000000 : \$64 [20:0];
+  assign \$457  = ctl[2] ? 21'h000000 : \$65 [20:0];
+  assign \$458  = ctl[2] ? 21'h000000 : \$66 [20:0];
+  assign \$459  = ctl[2] ? 21'h000000 : \$67 [20:0];
+  assign \$460  = ctl[2] ? 21'h000000 : \$68 [20:0];
+  assign \$461  = ctl[2] ? 21'h000000 : \$69 [20:0];
+  assign \$462  = ctl[2] ? 21'h000000 : \$70 [20:0];
+  assign \$463  = ctl[2] ? 21'h000000 : \$71 [20:0];
+  assign \$464  = ctl[2] ? 21'h000000 : \$72 [20:0];
+  assign \$465  = ctl[2] ? 21'h000000 : \$73 [20:0];
+  assign \$466  = ctl[2] ? 21'h000000 : \$74 [20:0];
+  assign \$467  = ctl[2] ? 21'h000000 : \$75 [20:0];
+  assign \$468  = ctl[2] ? 21'h000000 : \$76 [20:0];
+  assign \$469  = ctl[2] ? 21'h000000 : \$77 [20:0];
+  assign \$470  = ctl[2] ? 21'h000000 : \$78 [20:0];
+  assign \$471  = accept & vectors__payload[33];
+  assign \$472  = signatures__valid & signatures__ready;
+  assign \$473  = ~ \$472 ;
+  assign \$474  = \$471  & \$473 ;
+  assign \$475  = pending + 1'h1;
+  assign \$476  = signatures__valid & signatures__ready;
+  assign \$477  = accept & vectors__payload[33];
+  assign \$478  = ~ \$477 ;
+  assign \$479  = \$476  & \$478 ;
+  assign \$480  = pending - 1'h1;
+  assign \$481  = \$479  ? \$480 [2:0] : pending;
+  assign \$482  = \$474  ? \$475 [2:0] : \$481 ;
+  assign \$483  = accept & vectors__payload[33];
+  assign \$484  = signatures__valid & signatures__ready;
+  assign \$485  = \$483  ^ \$484 ;
+  assign \$486  = signatures__valid & signatures__ready;
+  assign \$487  = pending != 3'h4;
+  assign \$488  = \$486  | \$487 ;
   always @(posedge clk)
-    \ctl$76  <= \$507 ;
+    \ctl$75  <= \$489 ;
   always @(posedge clk)
-    window <= \$508 ;
+    window <= \$490 ;
   always @(posedge clk)
-    first <= \$509 ;
+    first <= \$491 ;
   always @(posedge clk)
-    rem_reg <= \$510 ;
+    rem_reg <= \$492 ;
   always @(posedge clk)
-    last_reg <= \$511 ;
+    mask_reg <= \$493 ;
   always @(posedge clk)
-    mask_reg <= \$512 ;
+    flush_reg <= \$494 ;
   always @(posedge clk)
-    flush_reg <= \$513 ;
+    s0_keep <= \$495 ;
   always @(posedge clk)
-    s0_keep <= \$514 ;
+    dirs <= \$496 ;
   always @(posedge clk)
-    dirs <= \$515 ;
+    data <= \$497 ;
   always @(posedge clk)
-    data <= \$516 ;
+    ctl_a <= \$498 ;
   always @(posedge clk)
-    ctl_a <= \$517 ;
+    ctl <= \$499 ;
   always @(posedge clk)
-    ctl <= \$518 ;
+    part0_0 <= \$500 ;
   always @(posedge clk)
-    part0_0 <= \$519 ;
+    part0_1 <= \$501 ;
   always @(posedge clk)
-    part0_1 <= \$520 ;
+    corr0 <= \$502 ;
   always @(posedge clk)
-    corr0 <= \$521 ;
+    sum0 <= \$503 ;
   always @(posedge clk)
-    sum0 <= \$522 ;
+    part1_0 <= \$504 ;
   always @(posedge clk)
-    part1_0 <= \$523 ;
+    part1_1 <= \$505 ;
   always @(posedge clk)
-    part1_1 <= \$524 ;
+    corr1 <= \$506 ;
   always @(posedge clk)
-    corr1 <= \$525 ;
+    sum1 <= \$507 ;
   always @(posedge clk)
-    sum1 <= \$526 ;
+    part2_0 <= \$508 ;
   always @(posedge clk)
-    part2_0 <= \$527 ;
+    part2_1 <= \$509 ;
   always @(posedge clk)
-    part2_1 <= \$528 ;
+    corr2 <= \$510 ;
   always @(posedge clk)
-    corr2 <= \$529 ;
+    sum2 <= \$511 ;
   always @(posedge clk)
-    sum2 <= \$530 ;
+    part3_0 <= \$512 ;
   always @(posedge clk)
-    part3_0 <= \$531 ;
+    part3_1 <= \$513 ;
   always @(posedge clk)
-    part3_1 <= \$532 ;
+    corr3 <= \$514 ;
   always @(posedge clk)
-    corr3 <= \$533 ;
+    sum3 <= \$515 ;
   always @(posedge clk)
-    sum3 <= \$534 ;
+    part4_0 <= \$516 ;
   always @(posedge clk)
-    part4_0 <= \$535 ;
+    part4_1 <= \$517 ;
   always @(posedge clk)
-    part4_1 <= \$536 ;
+    corr4 <= \$518 ;
   always @(posedge clk)
-    corr4 <= \$537 ;
+    sum4 <= \$519 ;
   always @(posedge clk)
-    sum4 <= \$538 ;
+    part5_0 <= \$520 ;
   always @(posedge clk)
-    part5_0 <= \$539 ;
+    part5_1 <= \$521 ;
   always @(posedge clk)
-    part5_1 <= \$540 ;
+    corr5 <= \$522 ;
   always @(posedge clk)
-    corr5 <= \$541 ;
+    sum5 <= \$523 ;
   always @(posedge clk)
-    sum5 <= \$542 ;
+    part6_0 <= \$524 ;
   always @(posedge clk)
-    part6_0 <= \$543 ;
+    part6_1 <= \$525 ;
   always @(posedge clk)
-    part6_1 <= \$544 ;
+    corr6 <= \$526 ;
   always @(posedge clk)
-    corr6 <= \$545 ;
+    sum6 <= \$527 ;
   always @(posedge clk)
-    sum6 <= \$546 ;
+    part7_0 <= \$528 ;
   always @(posedge clk)
-    part7_0 <= \$547 ;
+    part7_1 <= \$529 ;
   always @(posedge clk)
-    part7_1 <= \$548 ;
+    corr7 <= \$530 ;
   always @(posedge clk)
-    corr7 <= \$549 ;
+    sum7 <= \$531 ;
   always @(posedge clk)
-    sum7 <= \$550 ;
+    part8_0 <= \$532 ;
   always @(posedge clk)
-    part8_0 <= \$551 ;
+    part8_1 <= \$533 ;
   always @(posedge clk)
-    part8_1 <= \$552 ;
+    corr8 <= \$534 ;
   always @(posedge clk)
-    corr8 <= \$553 ;
+    sum8 <= \$535 ;
   always @(posedge clk)
-    sum8 <= \$554 ;
+    part9_0 <= \$536 ;
   always @(posedge clk)
-    part9_0 <= \$555 ;
+    part9_1 <= \$537 ;
   always @(posedge clk)
-    part9_1 <= \$556 ;
+    corr9 <= \$538 ;
   always @(posedge clk)
-    corr9 <= \$557 ;
+    sum9 <= \$539 ;
   always @(posedge clk)
-    sum9 <= \$558 ;
+    part10_0 <= \$540 ;
   always @(posedge clk)
-    part10_0 <= \$559 ;
+    part10_1 <= \$541 ;
   always @(posedge clk)
-    part10_1 <= \$560 ;
+    corr10 <= \$542 ;
   always @(posedge clk)
-    corr10 <= \$561 ;
+    sum10 <= \$543 ;
   always @(posedge clk)
-    sum10 <= \$562 ;
+    part11_0 <= \$544 ;
   always @(posedge clk)
-    part11_0 <= \$563 ;
+    part11_1 <= \$545 ;
   always @(posedge clk)
-    part11_1 <= \$564 ;
+    corr11 <= \$546 ;
   always @(posedge clk)
-    corr11 <= \$565 ;
+    sum11 <= \$547 ;
   always @(posedge clk)
-    sum11 <= \$566 ;
+    part12_0 <= \$548 ;
   always @(posedge clk)
-    part12_0 <= \$567 ;
+    part12_1 <= \$549 ;
   always @(posedge clk)
-    part12_1 <= \$568 ;
+    corr12 <= \$550 ;
   always @(posedge clk)
-    corr12 <= \$569 ;
+    sum12 <= \$551 ;
   always @(posedge clk)
-    sum12 <= \$570 ;
+    part13_0 <= \$552 ;
   always @(posedge clk)
-    part13_0 <= \$571 ;
+    part13_1 <= \$553 ;
   always @(posedge clk)
-    part13_1 <= \$572 ;
+    corr13 <= \$554 ;
   always @(posedge clk)
-    corr13 <= \$573 ;
+    sum13 <= \$555 ;
   always @(posedge clk)
-    sum13 <= \$574 ;
+    part14_0 <= \$556 ;
   always @(posedge clk)
-    part14_0 <= \$575 ;
+    part14_1 <= \$557 ;
   always @(posedge clk)
-    part14_1 <= \$576 ;
+    corr14 <= \$558 ;
   always @(posedge clk)
-    corr14 <= \$577 ;
+    sum14 <= \$559 ;
   always @(posedge clk)
-    sum14 <= \$578 ;
+    part15_0 <= \$560 ;
   always @(posedge clk)
-    part15_0 <= \$579 ;
+    part15_1 <= \$561 ;
   always @(posedge clk)
-    part15_1 <= \$580 ;
+    corr15 <= \$562 ;
   always @(posedge clk)
-    corr15 <= \$581 ;
+    sum15 <= \$563 ;
   always @(posedge clk)
-    sum15 <= \$582 ;
+    acc0 <= \$564 ;
   always @(posedge clk)
-    acc0 <= \$583 ;
+    acc1 <= \$565 ;
   always @(posedge clk)
-    acc1 <= \$584 ;
+    acc2 <= \$566 ;
   always @(posedge clk)
-    acc2 <= \$585 ;
+    acc3 <= \$567 ;
   always @(posedge clk)
-    acc3 <= \$586 ;
+    acc4 <= \$568 ;
   always @(posedge clk)
-    acc4 <= \$587 ;
+    acc5 <= \$569 ;
   always @(posedge clk)
-    acc5 <= \$588 ;
+    acc6 <= \$570 ;
   always @(posedge clk)
-    acc6 <= \$589 ;
+    acc7 <= \$571 ;
   always @(posedge clk)
-    acc7 <= \$590 ;
+    acc8 <= \$572 ;
   always @(posedge clk)
-    acc8 <= \$591 ;
+    acc9 <= \$573 ;
   always @(posedge clk)
-    acc9 <= \$592 ;
+    acc10 <= \$574 ;
   always @(posedge clk)
-    acc10 <= \$593 ;
+    acc11 <= \$575 ;
   always @(posedge clk)
-    acc11 <= \$594 ;
+    acc12 <= \$576 ;
   always @(posedge clk)
-    acc12 <= \$595 ;
+    acc13 <= \$577 ;
   always @(posedge clk)
-    acc13 <= \$596 ;
+    acc14 <= \$578 ;
   always @(posedge clk)
-    acc14 <= \$597 ;
+    acc15 <= \$579 ;
   always @(posedge clk)
-    acc15 <= \$598 ;
+    pending <= \$580 ;
   always @(posedge clk)
-    pending <= \$599 ;
-  always @(posedge clk)
-    vectors__ready <= \$600 ;
+    vectors__ready <= \$581 ;
   assign accept = vectors__valid & vectors__ready;
   assign rem = first ? length : rem_reg;
-  assign \$1  = | length[12:3];
-  assign \$2  = length[2:0] == 3'h5;
-  assign \$3  = length[2:0] == 3'h6;
-  assign \$4  = length[2:0] == 3'h7;
-  assign \$5  = | { \$4 , \$3 , \$2  };
-  assign \$6  = \$1  | \$5 ;
-  assign \$7  = ~ \$6 ;
-  assign last = first ? \$7  : last_reg;
-  assign \$8  = | length[12:1];
+  assign \$1  = | length[12:1];
+  assign \$4  = \$1  | \$3 ;
+  assign \$5  = | length[12:1];
+  assign \$8  = | length[12:2];
+  assign \$9  = length[1:0] == 2'h3;
   assign \$11  = \$8  | \$10 ;
-  assign \$12  = | length[12:1];
-  assign \$15  = | length[12:2];
-  assign \$16  = length[1:0] == 2'h3;
-  assign \$18  = \$15  | \$17 ;
-  assign \$19  = | length[12:2];
-  assign mask = first ? { \$21 , \$18 , \$14 , \$11  } : mask_reg;
+  assign \$12  = | length[12:2];
+  assign mask = first ? { \$14 , \$11 , \$7 , \$4  } : mask_reg;
   assign flush = first ? vectors__payload[32] : flush_reg;
-  assign \$22  = ! sig_len;
-  assign \$23  = sig_len > 1'h0;
-  assign \$24  = \$22  | \$23 ;
-  assign \$25  = ! sig_len;
-  assign \$26  = sig_len > 1'h1;
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = ! sig_len;
-  assign \$29  = sig_len > 2'h2;
-  assign \$30  = \$28  | \$29 ;
-  assign \$31  = ! sig_len;
-  assign \$32  = sig_len > 2'h3;
-  assign \$33  = \$31  | \$32 ;
-  assign \$34  = ! sig_len;
-  assign \$35  = sig_len > 3'h4;
-  assign \$36  = \$34  | \$35 ;
-  assign \$37  = ! sig_len;
-  assign \$38  = sig_len > 3'h5;
-  assign \$39  = \$37  | \$38 ;
-  assign \$40  = ! sig_len;
-  assign \$41  = sig_len > 3'h6;
-  assign \$42  = \$40  | \$41 ;
-  assign \$43  = ! sig_len;
-  assign \$44  = sig_len > 3'h7;
-  assign \$45  = \$43  | \$44 ;
-  assign \$46  = ! sig_len;
-  assign \$47  = sig_len > 4'h8;
-  assign \$48  = \$46  | \$47 ;
-  assign \$49  = ! sig_len;
-  assign \$50  = sig_len > 4'h9;
-  assign \$51  = \$49  | \$50 ;
-  assign \$52  = ! sig_len;
-  assign \$53  = sig_len > 4'ha;
-  assign \$54  = \$52  | \$53 ;
-  assign \$55  = ! sig_len;
-  assign \$56  = sig_len > 4'hb;
-  assign \$57  = \$55  | \$56 ;
-  assign \$58  = ! sig_len;
-  assign \$59  = sig_len > 4'hc;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = ! sig_len;
-  assign \$62  = sig_len > 4'hd;
-  assign \$63  = \$61  | \$62 ;
-  assign \$64  = ! sig_len;
-  assign \$65  = sig_len > 4'he;
-  assign \$66  = \$64  | \$65 ;
-  assign \$67  = ! sig_len;
-  assign \$68  = sig_len > 4'hf;
-  assign \$69  = \$67  | \$68 ;
-  assign \$70  = $signed(acc0) + $signed(sum0);
-  assign \$71  = $signed(acc1) + $signed(sum1);
-  assign \$72  = $signed(acc2) + $signed(sum2);
-  assign \$73  = $signed(acc3) + $signed(sum3);
-  assign \$74  = $signed(acc4) + $signed(sum4);
-  assign \$75  = $signed(acc5) + $signed(sum5);
-  assign \$76  = $signed(acc6) + $signed(sum6);
-  assign \$77  = $signed(acc7) + $signed(sum7);
-  assign \$78  = $signed(acc8) + $signed(sum8);
-  assign \$79  = $signed(acc9) + $signed(sum9);
-  assign \$80  = $signed(acc10) + $signed(sum10);
-  assign \$81  = $signed(acc11) + $signed(sum11);
-  assign \$82  = $signed(acc12) + $signed(sum12);
-  assign \$83  = $signed(acc13) + $signed(sum13);
-  assign \$84  = $signed(acc14) + $signed(sum14);
-  assign \$85  = $signed(acc15) + $signed(sum15);
+  assign \$15  = ! sig_len;
+  assign \$16  = sig_len > 1'h0;
+  assign \$17  = \$15  | \$16 ;
+  assign \$18  = ! sig_len;
+  assign \$19  = sig_len > 1'h1;
+  assign \$20  = \$18  | \$19 ;
+  assign \$21  = ! sig_len;
+  assign \$22  = sig_len > 2'h2;
+  assign \$23  = \$21  | \$22 ;
+  assign \$24  = ! sig_len;
+  assign \$25  = sig_len > 2'h3;
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = ! sig_len;
+  assign \$28  = sig_len > 3'h4;
+  assign \$29  = \$27  | \$28 ;
+  assign \$30  = ! sig_len;
+  assign \$31  = sig_len > 3'h5;
+  assign \$32  = \$30  | \$31 ;
+  assign \$33  = ! sig_len;
+  assign \$34  = sig_len > 3'h6;
+  assign \$35  = \$33  | \$34 ;
+  assign \$36  = ! sig_len;
+  assign \$37  = sig_len > 3'h7;
+  assign \$38  = \$36  | \$37 ;
+  assign \$39  = ! sig_len;
+  assign \$40  = sig_len > 4'h8;
+  assign \$41  = \$39  | \$40 ;
+  assign \$42  = ! sig_len;
+  assign \$43  = sig_len > 4'h9;
+  assign \$44  = \$42  | \$43 ;
+  assign \$45  = ! sig_len;
+  assign \$46  = sig_len > 4'ha;
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = ! sig_len;
+  assign \$49  = sig_len > 4'hb;
+  assign \$50  = \$48  | \$49 ;
+  assign \$51  = ! sig_len;
+  assign \$52  = sig_len > 4'hc;
+  assign \$53  = \$51  | \$52 ;
+  assign \$54  = ! sig_len;
+  assign \$55  = sig_len > 4'hd;
+  assign \$56  = \$54  | \$55 ;
+  assign \$57  = ! sig_len;
+  assign \$58  = sig_len > 4'he;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = ! sig_len;
+  assign \$61  = sig_len > 4'hf;
+  assign \$62  = \$60  | \$61 ;
+  assign \$63  = $signed(acc0) + $signed(sum0);
+  assign \$64  = $signed(acc1) + $signed(sum1);
+  assign \$65  = $signed(acc2) + $signed(sum2);
+  assign \$66  = $signed(acc3) + $signed(sum3);
+  assign \$67  = $signed(acc4) + $signed(sum4);
+  assign \$68  = $signed(acc5) + $signed(sum5);
+  assign \$69  = $signed(acc6) + $signed(sum6);
+  assign \$70  = $signed(acc7) + $signed(sum7);
+  assign \$71  = $signed(acc8) + $signed(sum8);
+  assign \$72  = $signed(acc9) + $signed(sum9);
+  assign \$73  = $signed(acc10) + $signed(sum10);
+  assign \$74  = $signed(acc11) + $signed(sum11);
+  assign \$75  = $signed(acc12) + $signed(sum12);
+  assign \$76  = $signed(acc13) + $signed(sum13);
+  assign \$77  = $signed(acc14) + $signed(sum14);
+  assign \$78  = $signed(acc15) + $signed(sum15);
   assign w__valid = ctl[0] & ctl[2];
-  assign \$86  = ^ { window[4:3], window[1:0] };
-  assign \$87  = ^ { window[5:4], window[2:1] };
-  assign \$88  = ^ { window[6:5], window[3:2] };
-  assign \$89  = ^ { window[7:6], window[4:3] };
-  assign \$90  = ^ { window[8:7], window[5:4] };
-  assign \$91  = ^ { window[9:8], window[6:5] };
-  assign \$92  = ^ { window[10:9], window[7:6] };
-  assign \$93  = ^ { window[11:10], window[8:7] };
-  assign \$94  = ^ { window[12:11], window[9:8] };
-  assign \$95  = ^ { window[13:12], window[10:9] };
-  assign \$96  = ^ { window[14:13], window[11:10] };
-  assign \$97  = ^ { window[15:14], window[12:11] };
-  assign \$98  = ^ { window[16:15], window[13:12] };
-  assign \$99  = ^ { window[17:16], window[14:13] };
-  assign \$100  = ^ { window[18:17], window[15:14] };
-  assign \$101  = ^ { window[19:18], window[16:15] };
-  assign \$102  = ^ { window[20:19], window[17:16] };
-  assign \$103  = ^ { window[21:20], window[18:17] };
-  assign \$104  = ^ { window[22:21], window[19:18] };
-  assign \$105  = ^ { window[23:22], window[20:19] };
-  assign \$106  = ^ { window[24:23], window[21:20] };
-  assign \$107  = ^ { window[25:24], window[22:21] };
-  assign \$108  = ^ { window[26:25], window[23:22] };
-  assign \$109  = ^ { window[27:26], window[24:23] };
-  assign \$110  = ^ { window[28:27], window[25:24] };
-  assign \$111  = ^ { window[29:28], window[26:25] };
-  assign \$112  = ^ { window[30:29], window[27:26] };
-  assign \$113  = ^ { window[31:30], window[28:27] };
-  assign \$114  = ^ { window[32:31], window[29:28] };
-  assign \$115  = ^ { window[33:32], window[30:29] };
-  assign \$116  = ^ { window[34:33], window[31:30] };
-  assign \$117  = ^ { window[35:34], window[32:31] };
-  assign \$118  = ^ { window[36:35], window[33:32] };
-  assign \$119  = ^ { window[37:36], window[34:33] };
-  assign \$120  = ^ { window[38:37], window[35:34] };
-  assign \$121  = ^ { window[39:38], window[36:35] };
-  assign \$122  = ^ { window[40:39], window[37:36] };
-  assign \$123  = ^ { window[41:40], window[38:37] };
-  assign \$124  = ^ { window[42:41], window[39:38] };
-  assign \$125  = ^ { window[43:42], window[40:39] };
-  assign \$126  = ^ { window[44:43], window[41:40] };
-  assign \$127  = ^ { window[45:44], window[42:41] };
-  assign \$128  = ^ { window[46:45], window[43:42] };
-  assign \$129  = ^ { window[47:46], window[44:43] };
-  assign \$130  = ^ { window[48:47], window[45:44] };
-  assign \$131  = ^ { window[49:48], window[46:45] };
-  assign \$132  = ^ { window[50:49], window[47:46] };
-  assign \$133  = ^ { window[51:50], window[48:47] };
-  assign \$134  = ^ { window[52:51], window[49:48] };
-  assign \$135  = ^ { window[53:52], window[50:49] };
-  assign \$136  = ^ { window[54:53], window[51:50] };
-  assign \$137  = ^ { window[55:54], window[52:51] };
-  assign \$138  = ^ { window[56:55], window[53:52] };
-  assign \$139  = ^ { window[57:56], window[54:53] };
-  assign \$140  = ^ { window[58:57], window[55:54] };
-  assign \$141  = ^ { window[59:58], window[56:55] };
-  assign \$142  = ^ { window[60:59], window[57:56] };
-  assign \$143  = ^ { window[61:60], window[58:57] };
-  assign \$144  = ^ { window[62:61], window[59:58] };
-  assign \$145  = ^ { window[63:62], window[60:59] };
-  assign \$146  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
-  assign \$147  = ^ { window[62:61], window[5], window[3:2], window[0] };
-  assign \$148  = ^ { window[63:62], window[6], window[4:3], window[1] };
-  assign \$149  = ^ { window[63], window[7], window[5], window[3:0] };
-  assign \$150  = last ? 64'hb27044ba4b8ff03e : { \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86  };
-  assign \$151  = rem - 3'h4;
-  assign \$152  = | rem[12:4];
-  assign \$153  = rem[3:0] == 4'h9;
-  assign \$154  = rem[3:0] == 4'ha;
-  assign \$155  = rem[3:0] == 4'hb;
-  assign \$156  = rem[3:0] == 4'hc;
-  assign \$157  = rem[3:0] == 4'hd;
-  assign \$158  = rem[3:0] == 4'he;
-  assign \$159  = rem[3:0] == 4'hf;
-  assign \$160  = | { \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153  };
-  assign \$161  = \$152  | \$160 ;
-  assign \$162  = ~ \$161 ;
-  assign \$163  = | rem[12:3];
-  assign \$164  = rem[2:0] == 3'h5;
-  assign \$165  = rem[2:0] == 3'h6;
-  assign \$166  = rem[2:0] == 3'h7;
-  assign \$167  = | { \$166 , \$165 , \$164  };
-  assign \$168  = \$163  | \$167 ;
-  assign \$169  = | rem[12:3];
-  assign \$170  = rem[2:0] == 3'h6;
-  assign \$171  = rem[2:0] == 3'h7;
-  assign \$172  = | { \$171 , \$170  };
-  assign \$173  = \$169  | \$172 ;
-  assign \$174  = | rem[12:3];
-  assign \$175  = rem[2:0] == 3'h7;
-  assign \$177  = \$174  | \$176 ;
-  assign \$178  = | rem[12:3];
-  assign \$245  = mask[0] ? vectors__payload[7:0] : 8'h00;
-  assign \$246  = mask[1] ? vectors__payload[15:8] : 8'h00;
-  assign \$247  = mask[2] ? vectors__payload[23:16] : 8'h00;
-  assign \$248  = mask[3] ? vectors__payload[31:24] : 8'h00;
-  assign \$249  = data[7:0] ^ { dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0] };
-  assign \$250  = data[15:8] ^ { dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16] };
+  assign \$79  = ^ { window[4:3], window[1:0] };
+  assign \$80  = ^ { window[5:4], window[2:1] };
+  assign \$81  = ^ { window[6:5], window[3:2] };
+  assign \$82  = ^ { window[7:6], window[4:3] };
+  assign \$83  = ^ { window[8:7], window[5:4] };
+  assign \$84  = ^ { window[9:8], window[6:5] };
+  assign \$85  = ^ { window[10:9], window[7:6] };
+  assign \$86  = ^ { window[11:10], window[8:7] };
+  assign \$87  = ^ { window[12:11], window[9:8] };
+  assign \$88  = ^ { window[13:12], window[10:9] };
+  assign \$89  = ^ { window[14:13], window[11:10] };
+  assign \$90  = ^ { window[15:14], window[12:11] };
+  assign \$91  = ^ { window[16:15], window[13:12] };
+  assign \$92  = ^ { window[17:16], window[14:13] };
+  assign \$93  = ^ { window[18:17], window[15:14] };
+  assign \$94  = ^ { window[19:18], window[16:15] };
+  assign \$95  = ^ { window[20:19], window[17:16] };
+  assign \$96  = ^ { window[21:20], window[18:17] };
+  assign \$97  = ^ { window[22:21], window[19:18] };
+  assign \$98  = ^ { window[23:22], window[20:19] };
+  assign \$99  = ^ { window[24:23], window[21:20] };
+  assign \$100  = ^ { window[25:24], window[22:21] };
+  assign \$101  = ^ { window[26:25], window[23:22] };
+  assign \$102  = ^ { window[27:26], window[24:23] };
+  assign \$103  = ^ { window[28:27], window[25:24] };
+  assign \$104  = ^ { window[29:28], window[26:25] };
+  assign \$105  = ^ { window[30:29], window[27:26] };
+  assign \$106  = ^ { window[31:30], window[28:27] };
+  assign \$107  = ^ { window[32:31], window[29:28] };
+  assign \$108  = ^ { window[33:32], window[30:29] };
+  assign \$109  = ^ { window[34:33], window[31:30] };
+  assign \$110  = ^ { window[35:34], window[32:31] };
+  assign \$111  = ^ { window[36:35], window[33:32] };
+  assign \$112  = ^ { window[37:36], window[34:33] };
+  assign \$113  = ^ { window[38:37], window[35:34] };
+  assign \$114  = ^ { window[39:38], window[36:35] };
+  assign \$115  = ^ { window[40:39], window[37:36] };
+  assign \$116  = ^ { window[41:40], window[38:37] };
+  assign \$117  = ^ { window[42:41], window[39:38] };
+  assign \$118  = ^ { window[43:42], window[40:39] };
+  assign \$119  = ^ { window[44:43], window[41:40] };
+  assign \$120  = ^ { window[45:44], window[42:41] };
+  assign \$121  = ^ { window[46:45], window[43:42] };
+  assign \$122  = ^ { window[47:46], window[44:43] };
+  assign \$123  = ^ { window[48:47], window[45:44] };
+  assign \$124  = ^ { window[49:48], window[46:45] };
+  assign \$125  = ^ { window[50:49], window[47:46] };
+  assign \$126  = ^ { window[51:50], window[48:47] };
+  assign \$127  = ^ { window[52:51], window[49:48] };
+  assign \$128  = ^ { window[53:52], window[50:49] };
+  assign \$129  = ^ { window[54:53], window[51:50] };
+  assign \$130  = ^ { window[55:54], window[52:51] };
+  assign \$131  = ^ { window[56:55], window[53:52] };
+  assign \$132  = ^ { window[57:56], window[54:53] };
+  assign \$133  = ^ { window[58:57], window[55:54] };
+  assign \$134  = ^ { window[59:58], window[56:55] };
+  assign \$135  = ^ { window[60:59], window[57:56] };
+  assign \$136  = ^ { window[61:60], window[58:57] };
+  assign \$137  = ^ { window[62:61], window[59:58] };
+  assign \$138  = ^ { window[63:62], window[60:59] };
+  assign \$139  = ^ { window[63], window[61:60], window[4:3], window[1:0] };
+  assign \$140  = ^ { window[62:61], window[5], window[3:2], window[0] };
+  assign \$141  = ^ { window[63:62], window[6], window[4:3], window[1] };
+  assign \$142  = ^ { window[63], window[7], window[5], window[3:0] };
+  assign \$143  = vectors__payload[33] ? 64'hb27044ba4b8ff03e : { \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79  };
+  assign \$144  = rem - 3'h4;
+  assign \$145  = | rem[12:3];
+  assign \$146  = rem[2:0] == 3'h5;
+  assign \$147  = rem[2:0] == 3'h6;
+  assign \$148  = rem[2:0] == 3'h7;
+  assign \$149  = | { \$148 , \$147 , \$146  };
+  assign \$150  = \$145  | \$149 ;
+  assign \$151  = | rem[12:3];
+  assign \$152  = rem[2:0] == 3'h6;
+  assign \$153  = rem[2:0] == 3'h7;
+  assign \$154  = | { \$153 , \$152  };
+  assign \$155  = \$151  | \$154 ;
+  assign \$156  = | rem[12:3];
+  assign \$157  = rem[2:0] == 3'h7;
+  assign \$159  = \$156  | \$158 ;
+  assign \$160  = | rem[12:3];
+  assign \$227  = mask[0] ? vectors__payload[7:0] : 8'h00;
+  assign \$228  = mask[1] ? vectors__payload[15:8] : 8'h00;
+  assign \$229  = mask[2] ? vectors__payload[23:16] : 8'h00;
+  assign \$230  = mask[3] ? vectors__payload[31:24] : 8'h00;
+  assign \$231  = data[7:0] ^ { dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0], dirs[0] };
+  assign \$232  = data[15:8] ^ { dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16], dirs[16] };
+  assign \$233  = $signed(\$231 ) + $signed(\$232 );
+  assign \$234  = s0_keep[0] ? \$233  : 9'h000;
+  assign \$235  = data[23:16] ^ { dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32] };
+  assign \$236  = data[31:24] ^ { dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48] };
+  assign \$237  = $signed(\$235 ) + $signed(\$236 );
+  assign \$238  = s0_keep[0] ? \$237  : 9'h000;
+  assign \$239  = dirs[0] + dirs[16];
+  assign \$240  = dirs[32] + dirs[48];
+  assign \$241  = \$239  + \$240 ;
+  assign \$242  = s0_keep[0] ? \$241  : 3'h0;
+  assign \$243  = $signed(part0_0) + $signed(part0_1);
+  assign \$244  = $signed(\$243 ) + $signed({ 1'h0, corr0 });
+  assign \$245  = data[7:0] ^ { dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1] };
+  assign \$246  = data[15:8] ^ { dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17] };
+  assign \$247  = $signed(\$245 ) + $signed(\$246 );
+  assign \$248  = s0_keep[1] ? \$247  : 9'h000;
+  assign \$249  = data[23:16] ^ { dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33] };
+  assign \$250  = data[31:24] ^ { dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49] };
   assign \$251  = $signed(\$249 ) + $signed(\$250 );
-  assign \$252  = s0_keep[0] ? \$251  : 9'h000;
-  assign \$253  = data[23:16] ^ { dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32], dirs[32] };
-  assign \$254  = data[31:24] ^ { dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48], dirs[48] };
-  assign \$255  = $signed(\$253 ) + $signed(\$254 );
-  assign \$256  = s0_keep[0] ? \$255  : 9'h000;
-  assign \$257  = dirs[0] + dirs[16];
-  assign \$258  = dirs[32] + dirs[48];
-  assign \$259  = \$257  + \$258 ;
-  assign \$260  = s0_keep[0] ? \$259  : 3'h0;
-  assign \$261  = $signed(part0_0) + $signed(part0_1);
-  assign \$262  = $signed(\$261 ) + $signed({ 1'h0, corr0 });
-  assign \$263  = data[7:0] ^ { dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1], dirs[1] };
-  assign \$264  = data[15:8] ^ { dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17], dirs[17] };
+  assign \$252  = s0_keep[1] ? \$251  : 9'h000;
+  assign \$253  = dirs[1] + dirs[17];
+  assign \$254  = dirs[33] + dirs[49];
+  assign \$255  = \$253  + \$254 ;
+  assign \$256  = s0_keep[1] ? \$255  : 3'h0;
+  assign \$257  = $signed(part1_0) + $signed(part1_1);
+  assign \$258  = $signed(\$257 ) + $signed({ 1'h0, corr1 });
+  assign \$259  = data[7:0] ^ { dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2] };
+  assign \$260  = data[15:8] ^ { dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18] };
+  assign \$261  = $signed(\$259 ) + $signed(\$260 );
+  assign \$262  = s0_keep[2] ? \$261  : 9'h000;
+  assign \$263  = data[23:16] ^ { dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34] };
+  assign \$264  = data[31:24] ^ { dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50] };
   assign \$265  = $signed(\$263 ) + $signed(\$264 );
-  assign \$266  = s0_keep[1] ? \$265  : 9'h000;
-  assign \$267  = data[23:16] ^ { dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33], dirs[33] };
-  assign \$268  = data[31:24] ^ { dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49], dirs[49] };
-  assign \$269  = $signed(\$267 ) + $signed(\$268 );
-  assign \$270  = s0_keep[1] ? \$269  : 9'h000;
-  assign \$271  = dirs[1] + dirs[17];
-  assign \$272  = dirs[33] + dirs[49];
-  assign \$273  = \$271  + \$272 ;
-  assign \$274  = s0_keep[1] ? \$273  : 3'h0;
-  assign \$275  = $signed(part1_0) + $signed(part1_1);
-  assign \$276  = $signed(\$275 ) + $signed({ 1'h0, corr1 });
-  assign \$277  = data[7:0] ^ { dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2], dirs[2] };
-  assign \$278  = data[15:8] ^ { dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18], dirs[18] };
+  assign \$266  = s0_keep[2] ? \$265  : 9'h000;
+  assign \$267  = dirs[2] + dirs[18];
+  assign \$268  = dirs[34] + dirs[50];
+  assign \$269  = \$267  + \$268 ;
+  assign \$270  = s0_keep[2] ? \$269  : 3'h0;
+  assign \$271  = $signed(part2_0) + $signed(part2_1);
+  assign \$272  = $signed(\$271 ) + $signed({ 1'h0, corr2 });
+  assign \$273  = data[7:0] ^ { dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3] };
+  assign \$274  = data[15:8] ^ { dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19] };
+  assign \$275  = $signed(\$273 ) + $signed(\$274 );
+  assign \$276  = s0_keep[3] ? \$275  : 9'h000;
+  assign \$277  = data[23:16] ^ { dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35] };
+  assign \$278  = data[31:24] ^ { dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51] };
   assign \$279  = $signed(\$277 ) + $signed(\$278 );
-  assign \$280  = s0_keep[2] ? \$279  : 9'h000;
-  assign \$281  = data[23:16] ^ { dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34], dirs[34] };
-  assign \$282  = data[31:24] ^ { dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50], dirs[50] };
-  assign \$283  = $signed(\$281 ) + $signed(\$282 );
-  assign \$284  = s0_keep[2] ? \$283  : 9'h000;
-  assign \$285  = dirs[2] + dirs[18];
-  assign \$286  = dirs[34] + dirs[50];
-  assign \$287  = \$285  + \$286 ;
-  assign \$288  = s0_keep[2] ? \$287  : 3'h0;
-  assign \$289  = $signed(part2_0) + $signed(part2_1);
-  assign \$290  = $signed(\$289 ) + $signed({ 1'h0, corr2 });
-  assign \$291  = data[7:0] ^ { dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3], dirs[3] };
-  assign \$292  = data[15:8] ^ { dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19], dirs[19] };
+  assign \$280  = s0_keep[3] ? \$279  : 9'h000;
+  assign \$281  = dirs[3] + dirs[19];
+  assign \$282  = dirs[35] + dirs[51];
+  assign \$283  = \$281  + \$282 ;
+  assign \$284  = s0_keep[3] ? \$283  : 3'h0;
+  assign \$285  = $signed(part3_0) + $signed(part3_1);
+  assign \$286  = $signed(\$285 ) + $signed({ 1'h0, corr3 });
+  assign \$287  = data[7:0] ^ { dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4] };
+  assign \$288  = data[15:8] ^ { dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20] };
+  assign \$289  = $signed(\$287 ) + $signed(\$288 );
+  assign \$290  = s0_keep[4] ? \$289  : 9'h000;
+  assign \$291  = data[23:16] ^ { dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36] };
+  assign \$292  = data[31:24] ^ { dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52] };
   assign \$293  = $signed(\$291 ) + $signed(\$292 );
-  assign \$294  = s0_keep[3] ? \$293  : 9'h000;
-  assign \$295  = data[23:16] ^ { dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35], dirs[35] };
-  assign \$296  = data[31:24] ^ { dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51], dirs[51] };
-  assign \$297  = $signed(\$295 ) + $signed(\$296 );
-  assign \$298  = s0_keep[3] ? \$297  : 9'h000;
-  assign \$299  = dirs[3] + dirs[19];
-  assign \$300  = dirs[35] + dirs[51];
-  assign \$301  = \$299  + \$300 ;
-  assign \$302  = s0_keep[3] ? \$301  : 3'h0;
-  assign \$303  = $signed(part3_0) + $signed(part3_1);
-  assign \$304  = $signed(\$303 ) + $signed({ 1'h0, corr3 });
-  assign \$305  = data[7:0] ^ { dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4], dirs[4] };
-  assign \$306  = data[15:8] ^ { dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20], dirs[20] };
+  assign \$294  = s0_keep[4] ? \$293  : 9'h000;
+  assign \$295  = dirs[4] + dirs[20];
+  assign \$296  = dirs[36] + dirs[52];
+  assign \$297  = \$295  + \$296 ;
+  assign \$298  = s0_keep[4] ? \$297  : 3'h0;
+  assign \$299  = $signed(part4_0) + $signed(part4_1);
+  assign \$300  = $signed(\$299 ) + $signed({ 1'h0, corr4 });
+  assign \$301  = data[7:0] ^ { dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5] };
+  assign \$302  = data[15:8] ^ { dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21] };
+  assign \$303  = $signed(\$301 ) + $signed(\$302 );
+  assign \$304  = s0_keep[5] ? \$303  : 9'h000;
+  assign \$305  = data[23:16] ^ { dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37] };
+  assign \$306  = data[31:24] ^ { dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53] };
   assign \$307  = $signed(\$305 ) + $signed(\$306 );
-  assign \$308  = s0_keep[4] ? \$307  : 9'h000;
-  assign \$309  = data[23:16] ^ { dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36], dirs[36] };
-  assign \$310  = data[31:24] ^ { dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52], dirs[52] };
-  assign \$311  = $signed(\$309 ) + $signed(\$310 );
-  assign \$312  = s0_keep[4] ? \$311  : 9'h000;
-  assign \$313  = dirs[4] + dirs[20];
-  assign \$314  = dirs[36] + dirs[52];
-  assign \$315  = \$313  + \$314 ;
-  assign \$316  = s0_keep[4] ? \$315  : 3'h0;
-  assign \$317  = $signed(part4_0) + $signed(part4_1);
-  assign \$318  = $signed(\$317 ) + $signed({ 1'h0, corr4 });
-  assign \$319  = data[7:0] ^ { dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5], dirs[5] };
-  assign \$320  = data[15:8] ^ { dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21], dirs[21] };
+  assign \$308  = s0_keep[5] ? \$307  : 9'h000;
+  assign \$309  = dirs[5] + dirs[21];
+  assign \$310  = dirs[37] + dirs[53];
+  assign \$311  = \$309  + \$310 ;
+  assign \$312  = s0_keep[5] ? \$311  : 3'h0;
+  assign \$313  = $signed(part5_0) + $signed(part5_1);
+  assign \$314  = $signed(\$313 ) + $signed({ 1'h0, corr5 });
+  assign \$315  = data[7:0] ^ { dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6] };
+  assign \$316  = data[15:8] ^ { dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22] };
+  assign \$317  = $signed(\$315 ) + $signed(\$316 );
+  assign \$318  = s0_keep[6] ? \$317  : 9'h000;
+  assign \$319  = data[23:16] ^ { dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38] };
+  assign \$320  = data[31:24] ^ { dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54] };
   assign \$321  = $signed(\$319 ) + $signed(\$320 );
-  assign \$322  = s0_keep[5] ? \$321  : 9'h000;
-  assign \$323  = data[23:16] ^ { dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37], dirs[37] };
-  assign \$324  = data[31:24] ^ { dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53], dirs[53] };
-  assign \$325  = $signed(\$323 ) + $signed(\$324 );
-  assign \$326  = s0_keep[5] ? \$325  : 9'h000;
-  assign \$327  = dirs[5] + dirs[21];
-  assign \$328  = dirs[37] + dirs[53];
-  assign \$329  = \$327  + \$328 ;
-  assign \$330  = s0_keep[5] ? \$329  : 3'h0;
-  assign \$331  = $signed(part5_0) + $signed(part5_1);
-  assign \$332  = $signed(\$331 ) + $signed({ 1'h0, corr5 });
-  assign \$333  = data[7:0] ^ { dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6], dirs[6] };
-  assign \$334  = data[15:8] ^ { dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22], dirs[22] };
+  assign \$322  = s0_keep[6] ? \$321  : 9'h000;
+  assign \$323  = dirs[6] + dirs[22];
+  assign \$324  = dirs[38] + dirs[54];
+  assign \$325  = \$323  + \$324 ;
+  assign \$326  = s0_keep[6] ? \$325  : 3'h0;
+  assign \$327  = $signed(part6_0) + $signed(part6_1);
+  assign \$328  = $signed(\$327 ) + $signed({ 1'h0, corr6 });
+  assign \$329  = data[7:0] ^ { dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7] };
+  assign \$330  = data[15:8] ^ { dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23] };
+  assign \$331  = $signed(\$329 ) + $signed(\$330 );
+  assign \$332  = s0_keep[7] ? \$331  : 9'h000;
+  assign \$333  = data[23:16] ^ { dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39] };
+  assign \$334  = data[31:24] ^ { dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55] };
   assign \$335  = $signed(\$333 ) + $signed(\$334 );
-  assign \$336  = s0_keep[6] ? \$335  : 9'h000;
-  assign \$337  = data[23:16] ^ { dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38], dirs[38] };
-  assign \$338  = data[31:24] ^ { dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54], dirs[54] };
-  assign \$339  = $signed(\$337 ) + $signed(\$338 );
-  assign \$340  = s0_keep[6] ? \$339  : 9'h000;
-  assign \$341  = dirs[6] + dirs[22];
-  assign \$342  = dirs[38] + dirs[54];
-  assign \$343  = \$341  + \$342 ;
-  assign \$344  = s0_keep[6] ? \$343  : 3'h0;
-  assign \$345  = $signed(part6_0) + $signed(part6_1);
-  assign \$346  = $signed(\$345 ) + $signed({ 1'h0, corr6 });
-  assign \$347  = data[7:0] ^ { dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7], dirs[7] };
-  assign \$348  = data[15:8] ^ { dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23], dirs[23] };
+  assign \$336  = s0_keep[7] ? \$335  : 9'h000;
+  assign \$337  = dirs[7] + dirs[23];
+  assign \$338  = dirs[39] + dirs[55];
+  assign \$339  = \$337  + \$338 ;
+  assign \$340  = s0_keep[7] ? \$339  : 3'h0;
+  assign \$341  = $signed(part7_0) + $signed(part7_1);
+  assign \$342  = $signed(\$341 ) + $signed({ 1'h0, corr7 });
+  assign \$343  = data[7:0] ^ { dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8] };
+  assign \$344  = data[15:8] ^ { dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24] };
+  assign \$345  = $signed(\$343 ) + $signed(\$344 );
+  assign \$346  = s0_keep[8] ? \$345  : 9'h000;
+  assign \$347  = data[23:16] ^ { dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40] };
+  assign \$348  = data[31:24] ^ { dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56] };
   assign \$349  = $signed(\$347 ) + $signed(\$348 );
-  assign \$350  = s0_keep[7] ? \$349  : 9'h000;
-  assign \$351  = data[23:16] ^ { dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39], dirs[39] };
-  assign \$352  = data[31:24] ^ { dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55], dirs[55] };
-  assign \$353  = $signed(\$351 ) + $signed(\$352 );
-  assign \$354  = s0_keep[7] ? \$353  : 9'h000;
-  assign \$355  = dirs[7] + dirs[23];
-  assign \$356  = dirs[39] + dirs[55];
-  assign \$357  = \$355  + \$356 ;
-  assign \$358  = s0_keep[7] ? \$357  : 3'h0;
-  assign \$359  = $signed(part7_0) + $signed(part7_1);
-  assign \$360  = $signed(\$359 ) + $signed({ 1'h0, corr7 });
-  assign \$361  = data[7:0] ^ { dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8], dirs[8] };
-  assign \$362  = data[15:8] ^ { dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24], dirs[24] };
+  assign \$350  = s0_keep[8] ? \$349  : 9'h000;
+  assign \$351  = dirs[8] + dirs[24];
+  assign \$352  = dirs[40] + dirs[56];
+  assign \$353  = \$351  + \$352 ;
+  assign \$354  = s0_keep[8] ? \$353  : 3'h0;
+  assign \$355  = $signed(part8_0) + $signed(part8_1);
+  assign \$356  = $signed(\$355 ) + $signed({ 1'h0, corr8 });
+  assign \$357  = data[7:0] ^ { dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9] };
+  assign \$358  = data[15:8] ^ { dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25] };
+  assign \$359  = $signed(\$357 ) + $signed(\$358 );
+  assign \$360  = s0_keep[9] ? \$359  : 9'h000;
+  assign \$361  = data[23:16] ^ { dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41] };
+  assign \$362  = data[31:24] ^ { dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57] };
   assign \$363  = $signed(\$361 ) + $signed(\$362 );
-  assign \$364  = s0_keep[8] ? \$363  : 9'h000;
-  assign \$365  = data[23:16] ^ { dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40], dirs[40] };
-  assign \$366  = data[31:24] ^ { dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56], dirs[56] };
-  assign \$367  = $signed(\$365 ) + $signed(\$366 );
-  assign \$368  = s0_keep[8] ? \$367  : 9'h000;
-  assign \$369  = dirs[8] + dirs[24];
-  assign \$370  = dirs[40] + dirs[56];
-  assign \$371  = \$369  + \$370 ;
-  assign \$372  = s0_keep[8] ? \$371  : 3'h0;
-  assign \$373  = $signed(part8_0) + $signed(part8_1);
-  assign \$374  = $signed(\$373 ) + $signed({ 1'h0, corr8 });
-  assign \$375  = data[7:0] ^ { dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9], dirs[9] };
-  assign \$376  = data[15:8] ^ { dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25], dirs[25] };
+  assign \$364  = s0_keep[9] ? \$363  : 9'h000;
+  assign \$365  = dirs[9] + dirs[25];
+  assign \$366  = dirs[41] + dirs[57];
+  assign \$367  = \$365  + \$366 ;
+  assign \$368  = s0_keep[9] ? \$367  : 3'h0;
+  assign \$369  = $signed(part9_0) + $signed(part9_1);
+  assign \$370  = $signed(\$369 ) + $signed({ 1'h0, corr9 });
+  assign \$371  = data[7:0] ^ { dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10] };
+  assign \$372  = data[15:8] ^ { dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26] };
+  assign \$373  = $signed(\$371 ) + $signed(\$372 );
+  assign \$374  = s0_keep[10] ? \$373  : 9'h000;
+  assign \$375  = data[23:16] ^ { dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42] };
+  assign \$376  = data[31:24] ^ { dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58], dirs[58] };
   assign \$377  = $signed(\$375 ) + $signed(\$376 );
-  assign \$378  = s0_keep[9] ? \$377  : 9'h000;
-  assign \$379  = data[23:16] ^ { dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41], dirs[41] };
-  assign \$380  = data[31:24] ^ { dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57], dirs[57] };
-  assign \$381  = $signed(\$379 ) + $signed(\$380 );
-  assign \$382  = s0_keep[9] ? \$381  : 9'h000;
-  assign \$383  = dirs[9] + dirs[25];
-  assign \$384  = dirs[41] + dirs[57];
-  assign \$385  = \$383  + \$384 ;
-  assign \$386  = s0_keep[9] ? \$385  : 3'h0;
-  assign \$387  = $signed(part9_0) + $signed(part9_1);
-  assign \$388  = $signed(\$387 ) + $signed({ 1'h0, corr9 });
-  assign \$389  = data[7:0] ^ { dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10], dirs[10] };
-  assign \$390  = data[15:8] ^ { dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26], dirs[26] };
+  assign \$378  = s0_keep[10] ? \$377  : 9'h000;
+  assign \$379  = dirs[10] + dirs[26];
+  assign \$380  = dirs[42] + dirs[58];
+  assign \$381  = \$379  + \$380 ;
+  assign \$382  = s0_keep[10] ? \$381  : 3'h0;
+  assign \$383  = $signed(part10_0) + $signed(part10_1);
+  assign \$384  = $signed(\$383 ) + $signed({ 1'h0, corr10 });
+  assign \$385  = data[7:0] ^ { dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11], dirs[11] };
+  assign \$386  = data[15:8] ^ { dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27], dirs[27] };
+  assign \$387  = $signed(\$385 ) + $signed(\$386 );
+  assign \$388  = s0_keep[11] ? \$387  : 9'h000;
+  assign \$389  = data[23:16] ^ { dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43], dirs[43] };
+  assign \$390  = data[31:24] ^ { dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59], dirs[59] };
   assign \$391  = $signed(\$389 ) + $signed(\$390 );
-  assign \$392  = s0_keep[10] ? \$391  : 9'h000;
-  assign \$393  = data[23:16] ^ { dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42], dirs[42] };
+  assign \$392  = s0_keep[11] ? \$391  : 9'h000;
+  assign \$393  = dirs[11] + dirs[27];
+  assign \$394  = dirs[43] + dirs[59];
+  assign \$395  = \$393  + \$394 ;
+  assign \$396  = s0_keep[11] ? \$395  : 3'h0;
+  assign \$397  = $signed(part11_0) + $signed(part11_1);
+  assign \$398  = $signed(\$397 ) + $signed({ 1'h0, corr11 });
+  assign \$399  = data[7:0] ^ { dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12], dirs[12] };
+  assign \$400  = data[15:8] ^ { dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28], dirs[28] };
+  assign \$401  = $signed(\$399 ) + $signed(\$400 );
+  assign \$402  = s0_keep[12] ? \$401  : 9'h000;
+  assign \$403  = data[23:16] ^ { dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44], dirs[44] };
+  assign \$404  = data[31:24] ^ { dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60], dirs[60] };
+  assign \$405  = $signed(\$403 ) + $signed(\$404 );
+  assign \$406  = s0_keep[12] ? \$405  : 9'h000;
+  assign \$407  = dirs[12] + dirs[28];
+  assign \$408  = dirs[44] + dirs[60];
+  assign \$409  = \$407  + \$408 ;
+  assign \$410  = s0_keep[12] ? \$409  : 3'h0;
+  assign \$411  = $signed(part12_0) + $signed(part12_1);
+  assign \$412  = $signed(\$411 ) + $signed({ 1'h0, corr12 });
+  assign \$413  = data[7:0] ^ { dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13], dirs[13] };
   \mercury_siggen.out_fifo  out_fifo (
     .clk(clk),
     .r__payload(signatures__payload),
@@ -1416,767 +1376,758 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$507 [3:1] = \ctl$76 [3:1];
-    \$507 [0] = accept;
+    \$489 [3:1] = \ctl$75 [3:1];
+    \$489 [0] = accept;
     if (accept) begin
-      \$507 [1] = first;
-      \$507 [2] = last;
-      \$507 [3] = flush;
+      \$489 [1] = first;
+      \$489 [2] = vectors__payload[33];
+      \$489 [3] = flush;
     end
     if (rst) begin
-      \$507  = 4'h0;
+      \$489  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$508  = window;
+    \$490  = window;
     if (accept) begin
-      \$508  = \$150 ;
+      \$490  = \$143 ;
     end
     if (rst) begin
-      \$508  = 64'hb27044ba4b8ff03e;
+      \$490  = 64'hb27044ba4b8ff03e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$509  = first;
+    \$491  = first;
     if (accept) begin
-      \$509  = last;
+      \$491  = vectors__payload[33];
     end
     if (rst) begin
-      \$509  = 1'h1;
+      \$491  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$510  = rem_reg;
+    \$492  = rem_reg;
     if (accept) begin
-      \$510  = \$151 [12:0];
+      \$492  = \$144 [12:0];
     end
     if (rst) begin
-      \$510  = 13'h0000;
+      \$492  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$511  = last_reg;
+    \$493  = mask_reg;
     if (accept) begin
-      \$511  = \$162 ;
+      \$493  = { \$162 , \$159 , \$155 , \$150  };
     end
     if (rst) begin
-      \$511  = 1'h0;
+      \$493  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$512  = mask_reg;
+    \$494  = flush_reg;
     if (accept) begin
-      \$512  = { \$180 , \$177 , \$173 , \$168  };
+      \$494  = flush;
     end
     if (rst) begin
-      \$512  = 4'h0;
+      \$494  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$513  = flush_reg;
+    \$495  = s0_keep;
     if (accept) begin
-      \$513  = flush;
+      \$495  = { \$62 , \$59 , \$56 , \$53 , \$50 , \$47 , \$44 , \$41 , \$38 , \$35 , \$32 , \$29 , \$26 , \$23 , \$20 , \$17  };
     end
     if (rst) begin
-      \$513  = 1'h0;
+      \$495  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$514  = s0_keep;
+    \$496  = dirs;
     if (accept) begin
-      \$514  = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
+      \$496  = { \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163  };
     end
     if (rst) begin
-      \$514  = 16'h0000;
+      \$496  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$515  = dirs;
+    \$497  = data;
     if (accept) begin
-      \$515  = { \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181  };
+      \$497 [7:0] = \$227 ;
+      \$497 [15:8] = \$228 ;
+      \$497 [23:16] = \$229 ;
+      \$497 [31:24] = \$230 ;
     end
     if (rst) begin
-      \$515  = 64'h0000000000000000;
+      \$497  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$516  = data;
-    if (accept) begin
-      \$516 [7:0] = \$245 ;
-      \$516 [15:8] = \$246 ;
-      \$516 [23:16] = \$247 ;
-      \$516 [31:24] = \$248 ;
-    end
+    \$498  = \ctl$75 ;
     if (rst) begin
-      \$516  = 32'd0;
+      \$498  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$517  = \ctl$76 ;
+    \$499  = ctl_a;
     if (rst) begin
-      \$517  = 4'h0;
+      \$499  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$518  = ctl_a;
+    \$500  = \$234 ;
     if (rst) begin
-      \$518  = 4'h0;
+      \$500  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$519  = \$252 ;
+    \$501  = \$238 ;
     if (rst) begin
-      \$519  = 9'h000;
+      \$501  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$520  = \$256 ;
+    \$502  = \$242 ;
+    if (rst) begin
+      \$502  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$503  = \$244 ;
+    if (rst) begin
+      \$503  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$504  = \$248 ;
+    if (rst) begin
+      \$504  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$505  = \$252 ;
+    if (rst) begin
+      \$505  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$506  = \$256 ;
+    if (rst) begin
+      \$506  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$507  = \$258 ;
+    if (rst) begin
+      \$507  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$508  = \$262 ;
+    if (rst) begin
+      \$508  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$509  = \$266 ;
+    if (rst) begin
+      \$509  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$510  = \$270 ;
+    if (rst) begin
+      \$510  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$511  = \$272 ;
+    if (rst) begin
+      \$511  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$512  = \$276 ;
+    if (rst) begin
+      \$512  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$513  = \$280 ;
+    if (rst) begin
+      \$513  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$514  = \$284 ;
+    if (rst) begin
+      \$514  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$515  = \$286 ;
+    if (rst) begin
+      \$515  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$516  = \$290 ;
+    if (rst) begin
+      \$516  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$517  = \$294 ;
+    if (rst) begin
+      \$517  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$518  = \$298 ;
+    if (rst) begin
+      \$518  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$519  = \$300 ;
+    if (rst) begin
+      \$519  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$520  = \$304 ;
     if (rst) begin
       \$520  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$521  = \$260 ;
+    \$521  = \$308 ;
     if (rst) begin
-      \$521  = 3'h0;
+      \$521  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$522  = \$262 ;
+    \$522  = \$312 ;
     if (rst) begin
-      \$522  = 11'h000;
+      \$522  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$523  = \$266 ;
+    \$523  = \$314 ;
     if (rst) begin
-      \$523  = 9'h000;
+      \$523  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$524  = \$270 ;
+    \$524  = \$318 ;
     if (rst) begin
       \$524  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$525  = \$274 ;
+    \$525  = \$322 ;
     if (rst) begin
-      \$525  = 3'h0;
+      \$525  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$526  = \$276 ;
+    \$526  = \$326 ;
     if (rst) begin
-      \$526  = 11'h000;
+      \$526  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$527  = \$280 ;
+    \$527  = \$328 ;
     if (rst) begin
-      \$527  = 9'h000;
+      \$527  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$528  = \$284 ;
+    \$528  = \$332 ;
     if (rst) begin
       \$528  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$529  = \$288 ;
+    \$529  = \$336 ;
     if (rst) begin
-      \$529  = 3'h0;
+      \$529  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$530  = \$290 ;
+    \$530  = \$340 ;
     if (rst) begin
-      \$530  = 11'h000;
+      \$530  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$531  = \$294 ;
+    \$531  = \$342 ;
     if (rst) begin
-      \$531  = 9'h000;
+      \$531  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$532  = \$298 ;
+    \$532  = \$346 ;
     if (rst) begin
       \$532  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$533  = \$302 ;
+    \$533  = \$350 ;
     if (rst) begin
-      \$533  = 3'h0;
+      \$533  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$534  = \$304 ;
+    \$534  = \$354 ;
     if (rst) begin
-      \$534  = 11'h000;
+      \$534  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$535  = \$308 ;
+    \$535  = \$356 ;
     if (rst) begin
-      \$535  = 9'h000;
+      \$535  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$536  = \$312 ;
+    \$536  = \$360 ;
     if (rst) begin
       \$536  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$537  = \$316 ;
+    \$537  = \$364 ;
     if (rst) begin
-      \$537  = 3'h0;
+      \$537  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$538  = \$318 ;
+    \$538  = \$368 ;
     if (rst) begin
-      \$538  = 11'h000;
+      \$538  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$539  = \$322 ;
+    \$539  = \$370 ;
     if (rst) begin
-      \$539  = 9'h000;
+      \$539  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$540  = \$326 ;
+    \$540  = \$374 ;
     if (rst) begin
       \$540  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$541  = \$330 ;
+    \$541  = \$378 ;
     if (rst) begin
-      \$541  = 3'h0;
+      \$541  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$542  = \$332 ;
+    \$542  = \$382 ;
     if (rst) begin
-      \$542  = 11'h000;
+      \$542  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$543  = \$336 ;
+    \$543  = \$384 ;
     if (rst) begin
-      \$543  = 9'h000;
+      \$543  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$544  = \$340 ;
+    \$544  = \$388 ;
     if (rst) begin
       \$544  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$545  = \$344 ;
+    \$545  = \$392 ;
     if (rst) begin
-      \$545  = 3'h0;
+      \$545  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$546  = \$346 ;
+    \$546  = \$396 ;
     if (rst) begin
-      \$546  = 11'h000;
+      \$546  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$547  = \$350 ;
+    \$547  = \$398 ;
     if (rst) begin
-      \$547  = 9'h000;
+      \$547  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$548  = \$354 ;
+    \$548  = \$402 ;
     if (rst) begin
       \$548  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$549  = \$358 ;
+    \$549  = \$406 ;
     if (rst) begin
-      \$549  = 3'h0;
+      \$549  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$550  = \$360 ;
+    \$550  = \$410 ;
     if (rst) begin
-      \$550  = 11'h000;
+      \$550  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$551  = \$364 ;
+    \$551  = \$412 ;
     if (rst) begin
-      \$551  = 9'h000;
+      \$551  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$552  = \$368 ;
+    \$552  = \$416 ;
     if (rst) begin
       \$552  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$553  = \$372 ;
+    \$553  = \$420 ;
     if (rst) begin
-      \$553  = 3'h0;
+      \$553  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$554  = \$374 ;
+    \$554  = \$424 ;
     if (rst) begin
-      \$554  = 11'h000;
+      \$554  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$555  = \$378 ;
+    \$555  = \$426 ;
     if (rst) begin
-      \$555  = 9'h000;
+      \$555  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$556  = \$382 ;
+    \$556  = \$430 ;
     if (rst) begin
       \$556  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$557  = \$386 ;
+    \$557  = \$434 ;
     if (rst) begin
-      \$557  = 3'h0;
+      \$557  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$558  = \$388 ;
+    \$558  = \$438 ;
     if (rst) begin
-      \$558  = 11'h000;
+      \$558  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$559  = \$392 ;
+    \$559  = \$440 ;
     if (rst) begin
-      \$559  = 9'h000;
+      \$559  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$560  = \$396 ;
+    \$560  = \$444 ;
     if (rst) begin
       \$560  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$561  = \$400 ;
+    \$561  = \$448 ;
     if (rst) begin
-      \$561  = 3'h0;
+      \$561  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$562  = \$402 ;
+    \$562  = \$452 ;
     if (rst) begin
-      \$562  = 11'h000;
+      \$562  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$563  = \$406 ;
+    \$563  = \$454 ;
     if (rst) begin
-      \$563  = 9'h000;
+      \$563  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$564  = \$410 ;
-    if (rst) begin
-      \$564  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$565  = \$414 ;
-    if (rst) begin
-      \$565  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$566  = \$416 ;
-    if (rst) begin
-      \$566  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$567  = \$420 ;
-    if (rst) begin
-      \$567  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$568  = \$424 ;
-    if (rst) begin
-      \$568  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$569  = \$428 ;
-    if (rst) begin
-      \$569  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$570  = \$430 ;
-    if (rst) begin
-      \$570  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$571  = \$434 ;
-    if (rst) begin
-      \$571  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$572  = \$438 ;
-    if (rst) begin
-      \$572  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$573  = \$442 ;
-    if (rst) begin
-      \$573  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$574  = \$444 ;
-    if (rst) begin
-      \$574  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$575  = \$448 ;
-    if (rst) begin
-      \$575  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$576  = \$452 ;
-    if (rst) begin
-      \$576  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$577  = \$456 ;
-    if (rst) begin
-      \$577  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$578  = \$458 ;
-    if (rst) begin
-      \$578  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$579  = \$462 ;
-    if (rst) begin
-      \$579  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$580  = \$466 ;
-    if (rst) begin
-      \$580  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$581  = \$470 ;
-    if (rst) begin
-      \$581  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$582  = \$472 ;
-    if (rst) begin
-      \$582  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$583  = acc0;
+    \$564  = acc0;
     if (ctl[0]) begin
-      \$583  = \$473 ;
+      \$564  = \$455 ;
     end
     if (rst) begin
-      \$583  = 21'h000000;
+      \$564  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$584  = acc1;
+    \$565  = acc1;
     if (ctl[0]) begin
-      \$584  = \$474 ;
+      \$565  = \$456 ;
     end
     if (rst) begin
-      \$584  = 21'h000000;
+      \$565  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$585  = acc2;
+    \$566  = acc2;
     if (ctl[0]) begin
-      \$585  = \$475 ;
+      \$566  = \$457 ;
     end
     if (rst) begin
-      \$585  = 21'h000000;
+      \$566  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$586  = acc3;
+    \$567  = acc3;
     if (ctl[0]) begin
-      \$586  = \$476 ;
+      \$567  = \$458 ;
     end
     if (rst) begin
-      \$586  = 21'h000000;
+      \$567  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$587  = acc4;
+    \$568  = acc4;
     if (ctl[0]) begin
-      \$587  = \$477 ;
+      \$568  = \$459 ;
     end
     if (rst) begin
-      \$587  = 21'h000000;
+      \$568  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$588  = acc5;
+    \$569  = acc5;
     if (ctl[0]) begin
-      \$588  = \$478 ;
+      \$569  = \$460 ;
     end
     if (rst) begin
-      \$588  = 21'h000000;
+      \$569  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$589  = acc6;
+    \$570  = acc6;
     if (ctl[0]) begin
-      \$589  = \$479 ;
+      \$570  = \$461 ;
     end
     if (rst) begin
-      \$589  = 21'h000000;
+      \$570  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$590  = acc7;
+    \$571  = acc7;
     if (ctl[0]) begin
-      \$590  = \$480 ;
+      \$571  = \$462 ;
     end
     if (rst) begin
-      \$590  = 21'h000000;
+      \$571  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$591  = acc8;
+    \$572  = acc8;
     if (ctl[0]) begin
-      \$591  = \$481 ;
+      \$572  = \$463 ;
     end
     if (rst) begin
-      \$591  = 21'h000000;
+      \$572  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$592  = acc9;
+    \$573  = acc9;
     if (ctl[0]) begin
-      \$592  = \$482 ;
+      \$573  = \$464 ;
     end
     if (rst) begin
-      \$592  = 21'h000000;
+      \$573  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$593  = acc10;
+    \$574  = acc10;
     if (ctl[0]) begin
-      \$593  = \$483 ;
+      \$574  = \$465 ;
     end
     if (rst) begin
-      \$593  = 21'h000000;
+      \$574  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$594  = acc11;
+    \$575  = acc11;
     if (ctl[0]) begin
-      \$594  = \$484 ;
+      \$575  = \$466 ;
     end
     if (rst) begin
-      \$594  = 21'h000000;
+      \$575  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$595  = acc12;
+    \$576  = acc12;
     if (ctl[0]) begin
-      \$595  = \$485 ;
+      \$576  = \$467 ;
     end
     if (rst) begin
-      \$595  = 21'h000000;
+      \$576  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$596  = acc13;
+    \$577  = acc13;
     if (ctl[0]) begin
-      \$596  = \$486 ;
+      \$577  = \$468 ;
     end
     if (rst) begin
-      \$596  = 21'h000000;
+      \$577  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$597  = acc14;
+    \$578  = acc14;
     if (ctl[0]) begin
-      \$597  = \$487 ;
+      \$578  = \$469 ;
     end
     if (rst) begin
-      \$597  = 21'h000000;
+      \$578  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$598  = acc15;
+    \$579  = acc15;
     if (ctl[0]) begin
-      \$598  = \$488 ;
+      \$579  = \$470 ;
     end
     if (rst) begin
-      \$598  = 21'h000000;
+      \$579  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$599  = \$500 ;
+    \$580  = \$482 ;
     if (rst) begin
-      \$599  = 3'h0;
+      \$580  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$600  = vectors__ready;
-    if (\$503 ) begin
-      \$600  = \$506 ;
+    \$581  = vectors__ready;
+    if (\$485 ) begin
+      \$581  = \$488 ;
     end
     if (rst) begin
-      \$600  = 1'h1;
+      \$581  = 1'h1;
     end
   end
   assign room = vectors__ready;
-  assign keep = { \$69 , \$66 , \$63 , \$60 , \$57 , \$54 , \$51 , \$48 , \$45 , \$42 , \$39 , \$36 , \$33 , \$30 , \$27 , \$24  };
-  assign acc_next0 = \$70 [20:0];
-  assign acc_next1 = \$71 [20:0];
-  assign acc_next2 = \$72 [20:0];
-  assign acc_next3 = \$73 [20:0];
-  assign acc_next4 = \$74 [20:0];
-  assign acc_next5 = \$75 [20:0];
-  assign acc_next6 = \$76 [20:0];
-  assign acc_next7 = \$77 [20:0];
-  assign acc_next8 = \$78 [20:0];
-  assign acc_next9 = \$79 [20:0];
-  assign acc_next10 = \$80 [20:0];
-  assign acc_next11 = \$81 [20:0];
-  assign acc_next12 = \$82 [20:0];
-  assign acc_next13 = \$83 [20:0];
-  assign acc_next14 = \$84 [20:0];
-  assign acc_next15 = \$85 [20:0];
+  assign last = vectors__payload[33];
+  assign keep = { \$62 , \$59 , \$56 , \$53 , \$50 , \$47 , \$44 , \$41 , \$38 , \$35 , \$32 , \$29 , \$26 , \$23 , \$20 , \$17  };
+  assign acc_next0 = \$63 [20:0];
+  assign acc_next1 = \$64 [20:0];
+  assign acc_next2 = \$65 [20:0];
+  assign acc_next3 = \$66 [20:0];
+  assign acc_next4 = \$67 [20:0];
+  assign acc_next5 = \$68 [20:0];
+  assign acc_next6 = \$69 [20:0];
+  assign acc_next7 = \$70 [20:0];
+  assign acc_next8 = \$71 [20:0];
+  assign acc_next9 = \$72 [20:0];
+  assign acc_next10 = \$73 [20:0];
+  assign acc_next11 = \$74 [20:0];
+  assign acc_next12 = \$75 [20:0];
+  assign acc_next13 = \$76 [20:0];
+  assign acc_next14 = \$77 [20:0];
+  assign acc_next15 = \$78 [20:0];
   assign r__payload = signatures__payload;
   assign r__ready = signatures__ready;
   assign r__valid = signatures__valid;
@@ -2186,6 +2137,7 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   assign \vectors__payload.data[2]  = vectors__payload[23:16];
   assign \vectors__payload.data[3]  = vectors__payload[31:24];
   assign \vectors__payload.flush  = vectors__payload[32];
+  assign \vectors__payload.last  = vectors__payload[33];
   assign \signatures__payload.sig  = signatures__payload[15:0];
   assign \signatures__payload.flush  = signatures__payload[16];
   assign \ctl.valid  = ctl[0];
@@ -2196,10 +2148,10 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   assign \w__payload.flush  = w__payload[16];
   assign \r__payload.sig  = signatures__payload[15:0];
   assign \r__payload.flush  = signatures__payload[16];
-  assign \ctl$76.valid  = \ctl$76 [0];
-  assign \ctl$76.first  = \ctl$76 [1];
-  assign \ctl$76.last  = \ctl$76 [2];
-  assign \ctl$76.flush  = \ctl$76 [3];
+  assign \ctl$75.valid  = \ctl$75 [0];
+  assign \ctl$75.first  = \ctl$75 [1];
+  assign \ctl$75.last  = \ctl$75 [2];
+  assign \ctl$75.flush  = \ctl$75 [3];
   assign \data[0]  = data[7:0];
   assign \data[1]  = data[15:8];
   assign \data[2]  = data[23:16];
@@ -2209,81 +2161,81 @@ module mercury_siggen(vectors__valid, length, sig_len, signatures__ready, clk, r
   assign \ctl_a.last  = ctl_a[2];
   assign \ctl_a.flush  = ctl_a[3];
   assign w__payload[16] = ctl[3];
-  assign w__payload[15:0] = { \$85 [20], \$84 [20], \$83 [20], \$82 [20], \$81 [20], \$80 [20], \$79 [20], \$78 [20], \$77 [20], \$76 [20], \$75 [20], \$74 [20], \$73 [20], \$72 [20], \$71 [20], \$70 [20] };
-  assign \$9  = length[0];
-  assign \$10  = length[0];
+  assign w__payload[15:0] = { \$78 [20], \$77 [20], \$76 [20], \$75 [20], \$74 [20], \$73 [20], \$72 [20], \$71 [20], \$70 [20], \$69 [20], \$68 [20], \$67 [20], \$66 [20], \$65 [20], \$64 [20], \$63 [20] };
+  assign \$2  = length[0];
+  assign \$3  = length[0];
+  assign \$6  = 1'h0;
+  assign \$7  = \$5 ;
+  assign \$10  = \$9 ;
   assign \$13  = 1'h0;
   assign \$14  = \$12 ;
-  assign \$17  = \$16 ;
-  assign \$20  = 1'h0;
-  assign \$21  = \$19 ;
-  assign \$176  = \$175 ;
-  assign \$179  = 1'h0;
-  assign \$180  = \$178 ;
-  assign \$181  = window[0];
-  assign \$182  = window[1];
-  assign \$183  = window[2];
-  assign \$184  = window[3];
-  assign \$185  = window[4];
-  assign \$186  = window[5];
-  assign \$187  = window[6];
-  assign \$188  = window[7];
-  assign \$189  = window[8];
-  assign \$190  = window[9];
-  assign \$191  = window[10];
-  assign \$192  = window[11];
-  assign \$193  = window[12];
-  assign \$194  = window[13];
-  assign \$195  = window[14];
-  assign \$196  = window[15];
-  assign \$197  = window[16];
-  assign \$198  = window[17];
-  assign \$199  = window[18];
-  assign \$200  = window[19];
-  assign \$201  = window[20];
-  assign \$202  = window[21];
-  assign \$203  = window[22];
-  assign \$204  = window[23];
-  assign \$205  = window[24];
-  assign \$206  = window[25];
-  assign \$207  = window[26];
-  assign \$208  = window[27];
-  assign \$209  = window[28];
-  assign \$210  = window[29];
-  assign \$211  = window[30];
-  assign \$212  = window[31];
-  assign \$213  = window[32];
-  assign \$214  = window[33];
-  assign \$215  = window[34];
-  assign \$216  = window[35];
-  assign \$217  = window[36];
-  assign \$218  = window[37];
-  assign \$219  = window[38];
-  assign \$220  = window[39];
-  assign \$221  = window[40];
-  assign \$222  = window[41];
-  assign \$223  = window[42];
-  assign \$224  = window[43];
-  assign \$225  = window[44];
-  assign \$226  = window[45];
-  assign \$227  = window[46];
-  assign \$228  = window[47];
-  assign \$229  = window[48];
-  assign \$230  = window[49];
-  assign \$231  = window[50];
-  assign \$232  = window[51];
-  assign \$233  = window[52];
-  assign \$234  = window[53];
-  assign \$235  = window[54];
-  assign \$236  = window[55];
-  assign \$237  = window[56];
-  assign \$238  = window[57];
-  assign \$239  = window[58];
-  assign \$240  = window[59];
-  assign \$241  = window[60];
-  assign \$242  = window[61];
-  assign \$243  = window[62];
-  assign \$244  = window[63];
+  assign \$158  = \$157 ;
+  assign \$161  = 1'h0;
+  assign \$162  = \$160 ;
+  assign \$163  = window[0];
+  assign \$164  = window[1];
+  assign \$165  = window[2];
+  assign \$166  = window[3];
+  assign \$167  = window[4];
+  assign \$168  = window[5];
+  assign \$169  = window[6];
+  assign \$170  = window[7];
+  assign \$171  = window[8];
+  assign \$172  = window[9];
+  assign \$173  = window[10];
+  assign \$174  = window[11];
+  assign \$175  = window[12];
+  assign \$176  = window[13];
+  assign \$177  = window[14];
+  assign \$178  = window[15];
+  assign \$179  = window[16];
+  assign \$180  = window[17];
+  assign \$181  = window[18];
+  assign \$182  = window[19];
+  assign \$183  = window[20];
+  assign \$184  = window[21];
+  assign \$185  = window[22];
+  assign \$186  = window[23];
+  assign \$187  = window[24];
+  assign \$188  = window[25];
+  assign \$189  = window[26];
+  assign \$190  = window[27];
+  assign \$191  = window[28];
+  assign \$192  = window[29];
+  assign \$193  = window[30];
+  assign \$194  = window[31];
+  assign \$195  = window[32];
+  assign \$196  = window[33];
+  assign \$197  = window[34];
+  assign \$198  = window[35];
+  assign \$199  = window[36];
+  assign \$200  = window[37];
+  assign \$201  = window[38];
+  assign \$202  = window[39];
+  assign \$203  = window[40];
+  assign \$204  = window[41];
+  assign \$205  = window[42];
+  assign \$206  = window[43];
+  assign \$207  = window[44];
+  assign \$208  = window[45];
+  assign \$209  = window[46];
+  assign \$210  = window[47];
+  assign \$211  = window[48];
+  assign \$212  = window[49];
+  assign \$213  = window[50];
+  assign \$214  = window[51];
+  assign \$215  = window[52];
+  assign \$216  = window[53];
+  assign \$217  = window[54];
+  assign \$218  = window[55];
+  assign \$219  = window[56];
+  assign \$220  = window[57];
+  assign \$221  = window[58];
+  assign \$222  = window[59];
+  assign \$223  = window[60];
+  assign \$224  = window[61];
+  assign \$225  = window[62];
+  assign \$226  = window[63];
 endmodule
 
 (* generator = "Amaranth" *)

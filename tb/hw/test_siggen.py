@@ -29,14 +29,16 @@ def golden_sig(cfg: MercuryConfig, x: list[int]) -> int:
 
 
 def beats_of(cfg: MercuryConfig, x: list[int], flush: int, rng: random.Random) -> list[dict]:
-    """The c(L) beats of a vector; lanes past L carry random junk (the block must ignore them),
-    later beats carry a random flush bit (ignored too)."""
+    """The c(L) beats of a vector, ``last`` on the final one; lanes past L carry random junk (the
+    block must ignore them), later beats carry a random flush bit (ignored too)."""
     P = cfg.lanes
     out = []
-    for b in range(cfg.beats(len(x))):
+    n = cfg.beats(len(x))
+    for b in range(n):
         data = x[b * P : (b + 1) * P]
         data = data + [rng.randint(-128, 127) for _ in range(P - len(data))]
-        out.append({"data": data, "flush": flush if b == 0 else rng.randint(0, 1)})
+        out.append({"data": data, "flush": flush if b == 0 else rng.randint(0, 1),
+                    "last": int(b == n - 1)})
     return out
 
 
