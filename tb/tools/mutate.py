@@ -571,6 +571,14 @@ MUTANTS = [
         "per-pass settings: sig_len read from the command stream, not latched with the pass",
     ),
     _m(
+        "core_siggen_last",
+        "mercury_hw/core.py",
+        "siggen.vectors.p.last.eq(last),",
+        "siggen.vectors.p.last.eq(end_of_pass),",
+        T_CORE,
+        "core: the signature generator told only a pass's final beat ends a vector",
+    ),
+    _m(
         "siggen_lane_mask",
         "mercury_hw/siggen.py",
         "mask_reg.eq(Cat(_above(rem, p + P) for p in range(P)))",
