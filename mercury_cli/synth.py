@@ -6,6 +6,7 @@ Usage::
     mercury-hw synth --block siggen --block mcache --out out/synth        # default configuration
     mercury-hw synth --block core --device 85k --out out/synth
     mercury-hw synth --block core --small --out out/synth                 # quick, fits the 25k
+    mercury-hw synth --block core --freq 150 --speed 8 --out out/synth    # speed grade 8
 """
 
 from __future__ import annotations
