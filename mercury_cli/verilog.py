@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BLOCK",
         help=f"generate only this block (repeatable; {', '.join(BLOCKS)}; default all)",
     )
+    parser.add_argument(
+        "--target",
+        choices=["ecp5"],
+        default=None,
+        help="build for this FPGA family with its primitives (ecp5: every multiplier a "
+        "MULT18X18D with its registers, for vendor tools; default: portable RTL)",
+    )
     add_config_arguments(parser)
 
 
@@ -37,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     out = Path(args.out)
-    if cfg != MercuryConfig() and gen.is_repo_rtl(out):
-        raise UserError(f"{args.out}/ holds the default configuration only (CI diffs it); "
-                        "write another configuration elsewhere with --out DIR")
+    if (cfg != MercuryConfig() or args.target) and gen.is_repo_rtl(out):
+        raise UserError(f"{args.out}/ holds the default configuration only, as portable RTL "
+                        "(CI diffs it); write another configuration or a --target elsewhere "
+                        "with --out DIR")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
-    for path, written in gen.write_blocks(cfg, args.out, args.block).items():
+    for path, written in gen.write_blocks(cfg, args.out, args.block, args.target).items():
         print(f"{path}: {'written' if written else 'unchanged'}")
     return 0

@@ -53,8 +53,9 @@ def load_block(block: str):
     return getattr(importlib.import_module(modname), clsname)
 
 
-def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT) -> str:
-    """The shell command that regenerates ``mercury_<block>.v`` for ``cfg``."""
+def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT,
+                       target: str | None = None) -> str:
+    """The shell command that regenerates ``mercury_<block>.v`` for ``cfg`` (and ``target``)."""
     default = MercuryConfig()
     flags = []
     for f in fields(MercuryConfig):
@@ -62,6 +63,8 @@ def regenerate_command(block: str, cfg: MercuryConfig, out: str = DEFAULT_OUT) -
         if value != getattr(default, f.name):
             text = f"{value:#x}" if f.name == "seed" else str(value)
             flags.append(f"--{f.name.replace('_', '-')} {text}")
+    if target is not None:
+        flags.append(f"--target {target}")
     return " ".join(["mercury-hw verilog", "--out", out, "--block", block] + flags)
 
 
@@ -86,10 +89,11 @@ def generate(block: str, cfg: MercuryConfig | None = None, out: str = DEFAULT_OU
     header = [
         f"// {module_name(block)}.v: GENERATED FILE, DO NOT EDIT.",
         f"// Block {block} = {modname}.{clsname}, converted by Amaranth (mercury_hw/gen.py).",
-        f"// Regenerate with: {regenerate_command(block, cfg, out)}",
+        f"// Regenerate with: {regenerate_command(block, cfg, out, target)}",
     ]
     if target is not None:
-        header.append(f"// Built for {target} (its primitives: not the command above's RTL)")
+        header.append(f"// Built for {target}: it instantiates that family's primitives "
+                      "(a simulator needs their models)")
     if cfg == MercuryConfig() and out == DEFAULT_OUT:
         header.append("//   (or 'make verilog', which regenerates every block of rtl/)")
     header.append(f"// Configuration: {cfg.to_json()}")
@@ -114,13 +118,15 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_blocks(cfg: MercuryConfig, out: str | Path, blocks=None) -> dict[Path, bool]:
-    """Generate ``blocks`` (default all) for ``cfg`` into the folder ``out``.
+def write_blocks(cfg: MercuryConfig, out: str | Path, blocks=None, target: str | None = None
+                 ) -> dict[Path, bool]:
+    """Generate ``blocks`` (default all) for ``cfg`` (and ``target``) into the folder ``out``.
 
     Every block is converted before any file is written, so a conversion error leaves the folder
     untouched. Returns ``{path: written}`` (False: the file already held this text).
     """
-    texts = {block: generate(block, cfg, str(out)) for block in dict.fromkeys(blocks or BLOCKS)}
+    texts = {block: generate(block, cfg, str(out), target=target)
+             for block in dict.fromkeys(blocks or BLOCKS)}
     return {
         Path(out) / f"{module_name(block)}.v": write_if_changed(
             Path(out) / f"{module_name(block)}.v", text

@@ -4,7 +4,7 @@ sequencer that serves MCACHE hits from it (docs/spec.md, sections 7, 9.3)."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -325,41 +325,35 @@ class ReuseAwarePEArray(wiring.Component):
     def _sequence(self, m, computed, rbuf):
         """Output sequencer: tokens -> token stage (result-buffer write/read) -> result register.
 
-        Two stages that advance together: the *token stage* (``tk_*``) holds the accepted token's
-        beat while the result buffer reads a hit's entry; the *result register* (``out_*``, the
+        Two stages that advance together: the *token stage* (``tk``) holds the accepted token's
+        beat while the result buffer reads a hit's entry; the *result register* (``out``, the
         ``results`` stream) takes the token stage's data, or for a hit the buffer's read data
         (which goes straight into a register of its own: no logic after the block RAM; the beat's
-        data is a choice between two registers). A token is taken
-        when the token stage is empty or moves on, and the token stage moves on when the result
-        register is empty or its beat leaves. The buffer's read port reads only when a token is
-        taken, so its data holds while the token stage waits.
+        data is a choice between two registers). A token is taken when the token stage is empty
+        or moves on, and the token stage moves on when the result register is empty or its beat
+        leaves. The buffer's read port reads only when a token is taken, so its data holds while
+        the token stage waits.
 
         A miss's store reaches the result buffer one cycle after its token (the write port's
         address, data and enable are registers: no token handshake in front of the block RAM).
         A hit taken in that very cycle on the same entry would read it before the write lands, so
-        it takes the written data from the write registers instead (``tk_own``)."""
-        wport = rbuf.write_port()
-        rport = rbuf.read_port()
+        it takes the written data from the write registers instead (``tk.own`` = 1)."""
+        wport, rport = rbuf.write_port(), rbuf.read_port()
         tok = self.tokens.p
         row = layouts.result_row(self.cfg)
-
-        tk_valid, tk_hit = Signal(), Signal()
-        tk_own = Signal(init=1)         # (1 after reset, as ``out_own``)
-        tk_entry = Signal.like(tok.entry)
-        tk_data = Signal(row)           # the beat's data unless it is the buffer's (``tk_own``)
-        out_valid, out_hit = Signal(), Signal()
-        out_own = Signal(init=1)        # (1 after reset: ``results`` never shows the never-read
-                                        # buffer register's undefined data)
-        out_entry = Signal.like(tok.entry)
-        out_data = Signal(row)          # the token stage's data
-        out_rdata = Signal(row)         # the buffer's read data, nothing between them
+        # A beat in the output stages; ``own``: its data is ``data``, not the buffer's read data
+        # (1 after reset: ``results`` never shows the never-read buffer's undefined data).
+        beat = data.StructLayout({"valid": 1, "hit": 1, "own": 1, "entry": len(tok.entry),
+                                  "data": row})
+        tk = Signal(beat, init={"own": 1}, name="tk")       # the token stage
+        out = Signal(beat, init={"own": 1}, name="out")     # the result register
         advance, move = Signal(), Signal()
         w_en = Signal(name="rbuf_w_en")
         w_addr = Signal.like(tok.entry, name="rbuf_w_addr")
         w_data = Signal(row, name="rbuf_w_data")
         m.d.comb += [
-            move.eq(~out_valid | self.results.ready),
-            self.tokens.ready.eq((~tk_valid | move) & (~tok.take | computed.r.valid)),
+            move.eq(~out.valid | self.results.ready),
+            self.tokens.ready.eq((~tk.valid | move) & (~tok.take | computed.r.valid)),
             advance.eq(self.tokens.valid & self.tokens.ready),
             computed.r.ready.eq(advance & tok.take),
             # Result buffer: store a miss's result (registered write); read a hit's entry.
@@ -377,29 +371,27 @@ class ReuseAwarePEArray(wiring.Component):
         # Token stage.
         with m.If(advance):
             m.d.sync += [
-                tk_valid.eq(1),
-                tk_hit.eq(tok.hit),
-                tk_own.eq(~tok.hit | collide),
-                tk_entry.eq(tok.entry),
-                tk_data.eq(Mux(tok.hit, w_data, computed.r.payload)),
+                tk.valid.eq(1),
+                tk.hit.eq(tok.hit),
+                tk.own.eq(~tok.hit | collide),
+                tk.entry.eq(tok.entry),
+                tk.data.eq(Mux(tok.hit, w_data, computed.r.payload)),
             ]
         with m.Elif(move):
-            m.d.sync += tk_valid.eq(0)
-        # Result register: the buffer's read data goes into a register of its own (no logic
-        # after the block RAM); the beat's data is chosen between the two registers.
+            m.d.sync += tk.valid.eq(0)
+        self._result_register(m, tk, out, rport, move)
+        return tk.valid | out.valid
+
+    def _result_register(self, m, tk, out, rport, move):
+        """The result register (``out``, the ``results`` stream) takes the token stage's beat when
+        it moves; the buffer's read data goes into a register of its own (no logic after the
+        block RAM), and the beat's data is chosen between the two registers."""
+        rdata = Signal.like(rport.data, name="out_rdata")
         with m.If(move):
-            m.d.sync += [
-                out_valid.eq(tk_valid),
-                out_hit.eq(tk_hit),
-                out_own.eq(tk_own),
-                out_entry.eq(tk_entry),
-                out_data.eq(tk_data),
-                out_rdata.eq(rport.data),
-            ]
+            m.d.sync += [out.eq(tk), rdata.eq(rport.data)]
         m.d.comb += [
-            self.results.valid.eq(out_valid),
-            self.results.p.hit.eq(out_hit),
-            self.results.p.entry.eq(out_entry),
-            self.results.p.data.eq(Mux(out_own, out_data, out_rdata)),
+            self.results.valid.eq(out.valid),
+            self.results.p.hit.eq(out.hit),
+            self.results.p.entry.eq(out.entry),
+            self.results.p.data.eq(Mux(out.own, out.data, rdata)),
         ]
-        return tk_valid | out_valid

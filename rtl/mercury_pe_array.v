@@ -71,18 +71,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   reg \$152 ;
   reg [6:0] \$153 ;
   reg [255:0] \$154 ;
-  reg \$155 ;
-  reg \$156 ;
-  reg \$157 ;
-  reg [6:0] \$158 ;
-  reg [255:0] \$159 ;
+  reg [265:0] \$155 ;
+  reg [265:0] \$156 ;
+  reg [255:0] \$157 ;
   wire [255:0] \$16 ;
-  reg \$160 ;
-  reg \$161 ;
-  reg \$162 ;
-  reg [6:0] \$163 ;
-  reg [255:0] \$164 ;
-  reg [255:0] \$165 ;
   wire [255:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -176,12 +168,20 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
-  (* init = 1'h0 *)
-  wire \$signal$126 ;
-  reg \$signal$127  = 1'h0;
   wire \$signal$128 ;
   (* init = 1'h0 *)
   wire \$signal$65 ;
+  reg [6:0] \$signature__addr  = 7'h00;
+  reg [255:0] \$signature__data  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \$signature__data[0] ;
+  wire [31:0] \$signature__data[1] ;
+  wire [31:0] \$signature__data[2] ;
+  wire [31:0] \$signature__data[3] ;
+  wire [31:0] \$signature__data[4] ;
+  wire [31:0] \$signature__data[5] ;
+  wire [31:0] \$signature__data[6] ;
+  wire [31:0] \$signature__data[7] ;
+  reg \$signature__en  = 1'h0;
   reg [31:0] a = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] \a$104 ;
@@ -311,18 +311,20 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   (* init = 4'h0 *)
   wire [3:0] \mask$94 ;
   wire move;
-  reg [255:0] out_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \out_data[0] ;
-  wire [31:0] \out_data[1] ;
-  wire [31:0] \out_data[2] ;
-  wire [31:0] \out_data[3] ;
-  wire [31:0] \out_data[4] ;
-  wire [31:0] \out_data[5] ;
-  wire [31:0] \out_data[6] ;
-  wire [31:0] \out_data[7] ;
-  reg [6:0] out_entry = 7'h00;
-  reg out_hit = 1'h0;
-  reg out_own = 1'h1;
+  reg [265:0] out = 266'h0000000000000000000000000000000000000000000000000000000000000000004;
+  wire [255:0] \out.data ;
+  wire [31:0] \out.data[0] ;
+  wire [31:0] \out.data[1] ;
+  wire [31:0] \out.data[2] ;
+  wire [31:0] \out.data[3] ;
+  wire [31:0] \out.data[4] ;
+  wire [31:0] \out.data[5] ;
+  wire [31:0] \out.data[6] ;
+  wire [31:0] \out.data[7] ;
+  wire [6:0] \out.entry ;
+  wire \out.hit ;
+  wire \out.own ;
+  wire \out.valid ;
   reg [255:0] out_rdata = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \out_rdata[0] ;
   wire [31:0] \out_rdata[1] ;
@@ -376,7 +378,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   input results__ready;
   wire results__ready;
   output results__valid;
-  reg results__valid = 1'h0;
+  wire results__valid;
   wire [8:0] rport__addr;
   wire [6:0] \rport__addr$135 ;
   wire [8:0] \rport__addr$44 ;
@@ -384,179 +386,179 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [8:0] \rport__addr$46 ;
   wire [7:0] \rport__addr$47 ;
   wire [255:0] rport__data;
-  wire [255:0] \rport__data$151 ;
-  wire [31:0] \rport__data$151[0] ;
-  wire [7:0] \rport__data$151[0][0] ;
-  wire [7:0] \rport__data$151[0][1] ;
-  wire [7:0] \rport__data$151[0][2] ;
-  wire [7:0] \rport__data$151[0][3] ;
-  wire [31:0] \rport__data$151[1] ;
-  wire [7:0] \rport__data$151[1][0] ;
-  wire [7:0] \rport__data$151[1][1] ;
-  wire [7:0] \rport__data$151[1][2] ;
-  wire [7:0] \rport__data$151[1][3] ;
-  wire [31:0] \rport__data$151[2] ;
-  wire [7:0] \rport__data$151[2][0] ;
-  wire [7:0] \rport__data$151[2][1] ;
-  wire [7:0] \rport__data$151[2][2] ;
-  wire [7:0] \rport__data$151[2][3] ;
-  wire [31:0] \rport__data$151[3] ;
-  wire [7:0] \rport__data$151[3][0] ;
-  wire [7:0] \rport__data$151[3][1] ;
-  wire [7:0] \rport__data$151[3][2] ;
-  wire [7:0] \rport__data$151[3][3] ;
-  wire [31:0] \rport__data$151[4] ;
-  wire [7:0] \rport__data$151[4][0] ;
-  wire [7:0] \rport__data$151[4][1] ;
-  wire [7:0] \rport__data$151[4][2] ;
-  wire [7:0] \rport__data$151[4][3] ;
-  wire [31:0] \rport__data$151[5] ;
-  wire [7:0] \rport__data$151[5][0] ;
-  wire [7:0] \rport__data$151[5][1] ;
-  wire [7:0] \rport__data$151[5][2] ;
-  wire [7:0] \rport__data$151[5][3] ;
-  wire [31:0] \rport__data$151[6] ;
-  wire [7:0] \rport__data$151[6][0] ;
-  wire [7:0] \rport__data$151[6][1] ;
-  wire [7:0] \rport__data$151[6][2] ;
-  wire [7:0] \rport__data$151[6][3] ;
-  wire [31:0] \rport__data$151[7] ;
-  wire [7:0] \rport__data$151[7][0] ;
-  wire [7:0] \rport__data$151[7][1] ;
-  wire [7:0] \rport__data$151[7][2] ;
-  wire [7:0] \rport__data$151[7][3] ;
-  wire [255:0] \rport__data$152 ;
-  wire [31:0] \rport__data$152[0] ;
-  wire [7:0] \rport__data$152[0][0] ;
-  wire [7:0] \rport__data$152[0][1] ;
-  wire [7:0] \rport__data$152[0][2] ;
-  wire [7:0] \rport__data$152[0][3] ;
-  wire [31:0] \rport__data$152[1] ;
-  wire [7:0] \rport__data$152[1][0] ;
-  wire [7:0] \rport__data$152[1][1] ;
-  wire [7:0] \rport__data$152[1][2] ;
-  wire [7:0] \rport__data$152[1][3] ;
-  wire [31:0] \rport__data$152[2] ;
-  wire [7:0] \rport__data$152[2][0] ;
-  wire [7:0] \rport__data$152[2][1] ;
-  wire [7:0] \rport__data$152[2][2] ;
-  wire [7:0] \rport__data$152[2][3] ;
-  wire [31:0] \rport__data$152[3] ;
-  wire [7:0] \rport__data$152[3][0] ;
-  wire [7:0] \rport__data$152[3][1] ;
-  wire [7:0] \rport__data$152[3][2] ;
-  wire [7:0] \rport__data$152[3][3] ;
-  wire [31:0] \rport__data$152[4] ;
-  wire [7:0] \rport__data$152[4][0] ;
-  wire [7:0] \rport__data$152[4][1] ;
-  wire [7:0] \rport__data$152[4][2] ;
-  wire [7:0] \rport__data$152[4][3] ;
-  wire [31:0] \rport__data$152[5] ;
-  wire [7:0] \rport__data$152[5][0] ;
-  wire [7:0] \rport__data$152[5][1] ;
-  wire [7:0] \rport__data$152[5][2] ;
-  wire [7:0] \rport__data$152[5][3] ;
-  wire [31:0] \rport__data$152[6] ;
-  wire [7:0] \rport__data$152[6][0] ;
-  wire [7:0] \rport__data$152[6][1] ;
-  wire [7:0] \rport__data$152[6][2] ;
-  wire [7:0] \rport__data$152[6][3] ;
-  wire [31:0] \rport__data$152[7] ;
-  wire [7:0] \rport__data$152[7][0] ;
-  wire [7:0] \rport__data$152[7][1] ;
-  wire [7:0] \rport__data$152[7][2] ;
-  wire [7:0] \rport__data$152[7][3] ;
-  wire [255:0] \rport__data$153 ;
-  wire [31:0] \rport__data$153[0] ;
-  wire [7:0] \rport__data$153[0][0] ;
-  wire [7:0] \rport__data$153[0][1] ;
-  wire [7:0] \rport__data$153[0][2] ;
-  wire [7:0] \rport__data$153[0][3] ;
-  wire [31:0] \rport__data$153[1] ;
-  wire [7:0] \rport__data$153[1][0] ;
-  wire [7:0] \rport__data$153[1][1] ;
-  wire [7:0] \rport__data$153[1][2] ;
-  wire [7:0] \rport__data$153[1][3] ;
-  wire [31:0] \rport__data$153[2] ;
-  wire [7:0] \rport__data$153[2][0] ;
-  wire [7:0] \rport__data$153[2][1] ;
-  wire [7:0] \rport__data$153[2][2] ;
-  wire [7:0] \rport__data$153[2][3] ;
-  wire [31:0] \rport__data$153[3] ;
-  wire [7:0] \rport__data$153[3][0] ;
-  wire [7:0] \rport__data$153[3][1] ;
-  wire [7:0] \rport__data$153[3][2] ;
-  wire [7:0] \rport__data$153[3][3] ;
-  wire [31:0] \rport__data$153[4] ;
-  wire [7:0] \rport__data$153[4][0] ;
-  wire [7:0] \rport__data$153[4][1] ;
-  wire [7:0] \rport__data$153[4][2] ;
-  wire [7:0] \rport__data$153[4][3] ;
-  wire [31:0] \rport__data$153[5] ;
-  wire [7:0] \rport__data$153[5][0] ;
-  wire [7:0] \rport__data$153[5][1] ;
-  wire [7:0] \rport__data$153[5][2] ;
-  wire [7:0] \rport__data$153[5][3] ;
-  wire [31:0] \rport__data$153[6] ;
-  wire [7:0] \rport__data$153[6][0] ;
-  wire [7:0] \rport__data$153[6][1] ;
-  wire [7:0] \rport__data$153[6][2] ;
-  wire [7:0] \rport__data$153[6][3] ;
-  wire [31:0] \rport__data$153[7] ;
-  wire [7:0] \rport__data$153[7][0] ;
-  wire [7:0] \rport__data$153[7][1] ;
-  wire [7:0] \rport__data$153[7][2] ;
-  wire [7:0] \rport__data$153[7][3] ;
-  wire [255:0] \rport__data$154 ;
-  wire [31:0] \rport__data$154[0] ;
-  wire [7:0] \rport__data$154[0][0] ;
-  wire [7:0] \rport__data$154[0][1] ;
-  wire [7:0] \rport__data$154[0][2] ;
-  wire [7:0] \rport__data$154[0][3] ;
-  wire [31:0] \rport__data$154[1] ;
-  wire [7:0] \rport__data$154[1][0] ;
-  wire [7:0] \rport__data$154[1][1] ;
-  wire [7:0] \rport__data$154[1][2] ;
-  wire [7:0] \rport__data$154[1][3] ;
-  wire [31:0] \rport__data$154[2] ;
-  wire [7:0] \rport__data$154[2][0] ;
-  wire [7:0] \rport__data$154[2][1] ;
-  wire [7:0] \rport__data$154[2][2] ;
-  wire [7:0] \rport__data$154[2][3] ;
-  wire [31:0] \rport__data$154[3] ;
-  wire [7:0] \rport__data$154[3][0] ;
-  wire [7:0] \rport__data$154[3][1] ;
-  wire [7:0] \rport__data$154[3][2] ;
-  wire [7:0] \rport__data$154[3][3] ;
-  wire [31:0] \rport__data$154[4] ;
-  wire [7:0] \rport__data$154[4][0] ;
-  wire [7:0] \rport__data$154[4][1] ;
-  wire [7:0] \rport__data$154[4][2] ;
-  wire [7:0] \rport__data$154[4][3] ;
-  wire [31:0] \rport__data$154[5] ;
-  wire [7:0] \rport__data$154[5][0] ;
-  wire [7:0] \rport__data$154[5][1] ;
-  wire [7:0] \rport__data$154[5][2] ;
-  wire [7:0] \rport__data$154[5][3] ;
-  wire [31:0] \rport__data$154[6] ;
-  wire [7:0] \rport__data$154[6][0] ;
-  wire [7:0] \rport__data$154[6][1] ;
-  wire [7:0] \rport__data$154[6][2] ;
-  wire [7:0] \rport__data$154[6][3] ;
-  wire [31:0] \rport__data$154[7] ;
-  wire [7:0] \rport__data$154[7][0] ;
-  wire [7:0] \rport__data$154[7][1] ;
-  wire [7:0] \rport__data$154[7][2] ;
-  wire [7:0] \rport__data$154[7][3] ;
-  wire [255:0] \rport__data$165 ;
-  wire [31:0] \rport__data$165[0] ;
-  wire [31:0] \rport__data$165[1] ;
-  wire [31:0] \rport__data$165[2] ;
-  wire [31:0] \rport__data$165[3] ;
-  wire [31:0] \rport__data$165[4] ;
-  wire [31:0] \rport__data$165[5] ;
-  wire [31:0] \rport__data$165[6] ;
-  wire [31:0] \rport__data$165[7] ;
+  wire [255:0] \rport__data$147 ;
+  wire [31:0] \rport__data$147[0] ;
+  wire [7:0] \rport__data$147[0][0] ;
+  wire [7:0] \rport__data$147[0][1] ;
+  wire [7:0] \rport__data$147[0][2] ;
+  wire [7:0] \rport__data$147[0][3] ;
+  wire [31:0] \rport__data$147[1] ;
+  wire [7:0] \rport__data$147[1][0] ;
+  wire [7:0] \rport__data$147[1][1] ;
+  wire [7:0] \rport__data$147[1][2] ;
+  wire [7:0] \rport__data$147[1][3] ;
+  wire [31:0] \rport__data$147[2] ;
+  wire [7:0] \rport__data$147[2][0] ;
+  wire [7:0] \rport__data$147[2][1] ;
+  wire [7:0] \rport__data$147[2][2] ;
+  wire [7:0] \rport__data$147[2][3] ;
+  wire [31:0] \rport__data$147[3] ;
+  wire [7:0] \rport__data$147[3][0] ;
+  wire [7:0] \rport__data$147[3][1] ;
+  wire [7:0] \rport__data$147[3][2] ;
+  wire [7:0] \rport__data$147[3][3] ;
+  wire [31:0] \rport__data$147[4] ;
+  wire [7:0] \rport__data$147[4][0] ;
+  wire [7:0] \rport__data$147[4][1] ;
+  wire [7:0] \rport__data$147[4][2] ;
+  wire [7:0] \rport__data$147[4][3] ;
+  wire [31:0] \rport__data$147[5] ;
+  wire [7:0] \rport__data$147[5][0] ;
+  wire [7:0] \rport__data$147[5][1] ;
+  wire [7:0] \rport__data$147[5][2] ;
+  wire [7:0] \rport__data$147[5][3] ;
+  wire [31:0] \rport__data$147[6] ;
+  wire [7:0] \rport__data$147[6][0] ;
+  wire [7:0] \rport__data$147[6][1] ;
+  wire [7:0] \rport__data$147[6][2] ;
+  wire [7:0] \rport__data$147[6][3] ;
+  wire [31:0] \rport__data$147[7] ;
+  wire [7:0] \rport__data$147[7][0] ;
+  wire [7:0] \rport__data$147[7][1] ;
+  wire [7:0] \rport__data$147[7][2] ;
+  wire [7:0] \rport__data$147[7][3] ;
+  wire [255:0] \rport__data$148 ;
+  wire [31:0] \rport__data$148[0] ;
+  wire [7:0] \rport__data$148[0][0] ;
+  wire [7:0] \rport__data$148[0][1] ;
+  wire [7:0] \rport__data$148[0][2] ;
+  wire [7:0] \rport__data$148[0][3] ;
+  wire [31:0] \rport__data$148[1] ;
+  wire [7:0] \rport__data$148[1][0] ;
+  wire [7:0] \rport__data$148[1][1] ;
+  wire [7:0] \rport__data$148[1][2] ;
+  wire [7:0] \rport__data$148[1][3] ;
+  wire [31:0] \rport__data$148[2] ;
+  wire [7:0] \rport__data$148[2][0] ;
+  wire [7:0] \rport__data$148[2][1] ;
+  wire [7:0] \rport__data$148[2][2] ;
+  wire [7:0] \rport__data$148[2][3] ;
+  wire [31:0] \rport__data$148[3] ;
+  wire [7:0] \rport__data$148[3][0] ;
+  wire [7:0] \rport__data$148[3][1] ;
+  wire [7:0] \rport__data$148[3][2] ;
+  wire [7:0] \rport__data$148[3][3] ;
+  wire [31:0] \rport__data$148[4] ;
+  wire [7:0] \rport__data$148[4][0] ;
+  wire [7:0] \rport__data$148[4][1] ;
+  wire [7:0] \rport__data$148[4][2] ;
+  wire [7:0] \rport__data$148[4][3] ;
+  wire [31:0] \rport__data$148[5] ;
+  wire [7:0] \rport__data$148[5][0] ;
+  wire [7:0] \rport__data$148[5][1] ;
+  wire [7:0] \rport__data$148[5][2] ;
+  wire [7:0] \rport__data$148[5][3] ;
+  wire [31:0] \rport__data$148[6] ;
+  wire [7:0] \rport__data$148[6][0] ;
+  wire [7:0] \rport__data$148[6][1] ;
+  wire [7:0] \rport__data$148[6][2] ;
+  wire [7:0] \rport__data$148[6][3] ;
+  wire [31:0] \rport__data$148[7] ;
+  wire [7:0] \rport__data$148[7][0] ;
+  wire [7:0] \rport__data$148[7][1] ;
+  wire [7:0] \rport__data$148[7][2] ;
+  wire [7:0] \rport__data$148[7][3] ;
+  wire [255:0] \rport__data$149 ;
+  wire [31:0] \rport__data$149[0] ;
+  wire [7:0] \rport__data$149[0][0] ;
+  wire [7:0] \rport__data$149[0][1] ;
+  wire [7:0] \rport__data$149[0][2] ;
+  wire [7:0] \rport__data$149[0][3] ;
+  wire [31:0] \rport__data$149[1] ;
+  wire [7:0] \rport__data$149[1][0] ;
+  wire [7:0] \rport__data$149[1][1] ;
+  wire [7:0] \rport__data$149[1][2] ;
+  wire [7:0] \rport__data$149[1][3] ;
+  wire [31:0] \rport__data$149[2] ;
+  wire [7:0] \rport__data$149[2][0] ;
+  wire [7:0] \rport__data$149[2][1] ;
+  wire [7:0] \rport__data$149[2][2] ;
+  wire [7:0] \rport__data$149[2][3] ;
+  wire [31:0] \rport__data$149[3] ;
+  wire [7:0] \rport__data$149[3][0] ;
+  wire [7:0] \rport__data$149[3][1] ;
+  wire [7:0] \rport__data$149[3][2] ;
+  wire [7:0] \rport__data$149[3][3] ;
+  wire [31:0] \rport__data$149[4] ;
+  wire [7:0] \rport__data$149[4][0] ;
+  wire [7:0] \rport__data$149[4][1] ;
+  wire [7:0] \rport__data$149[4][2] ;
+  wire [7:0] \rport__data$149[4][3] ;
+  wire [31:0] \rport__data$149[5] ;
+  wire [7:0] \rport__data$149[5][0] ;
+  wire [7:0] \rport__data$149[5][1] ;
+  wire [7:0] \rport__data$149[5][2] ;
+  wire [7:0] \rport__data$149[5][3] ;
+  wire [31:0] \rport__data$149[6] ;
+  wire [7:0] \rport__data$149[6][0] ;
+  wire [7:0] \rport__data$149[6][1] ;
+  wire [7:0] \rport__data$149[6][2] ;
+  wire [7:0] \rport__data$149[6][3] ;
+  wire [31:0] \rport__data$149[7] ;
+  wire [7:0] \rport__data$149[7][0] ;
+  wire [7:0] \rport__data$149[7][1] ;
+  wire [7:0] \rport__data$149[7][2] ;
+  wire [7:0] \rport__data$149[7][3] ;
+  wire [255:0] \rport__data$150 ;
+  wire [31:0] \rport__data$150[0] ;
+  wire [7:0] \rport__data$150[0][0] ;
+  wire [7:0] \rport__data$150[0][1] ;
+  wire [7:0] \rport__data$150[0][2] ;
+  wire [7:0] \rport__data$150[0][3] ;
+  wire [31:0] \rport__data$150[1] ;
+  wire [7:0] \rport__data$150[1][0] ;
+  wire [7:0] \rport__data$150[1][1] ;
+  wire [7:0] \rport__data$150[1][2] ;
+  wire [7:0] \rport__data$150[1][3] ;
+  wire [31:0] \rport__data$150[2] ;
+  wire [7:0] \rport__data$150[2][0] ;
+  wire [7:0] \rport__data$150[2][1] ;
+  wire [7:0] \rport__data$150[2][2] ;
+  wire [7:0] \rport__data$150[2][3] ;
+  wire [31:0] \rport__data$150[3] ;
+  wire [7:0] \rport__data$150[3][0] ;
+  wire [7:0] \rport__data$150[3][1] ;
+  wire [7:0] \rport__data$150[3][2] ;
+  wire [7:0] \rport__data$150[3][3] ;
+  wire [31:0] \rport__data$150[4] ;
+  wire [7:0] \rport__data$150[4][0] ;
+  wire [7:0] \rport__data$150[4][1] ;
+  wire [7:0] \rport__data$150[4][2] ;
+  wire [7:0] \rport__data$150[4][3] ;
+  wire [31:0] \rport__data$150[5] ;
+  wire [7:0] \rport__data$150[5][0] ;
+  wire [7:0] \rport__data$150[5][1] ;
+  wire [7:0] \rport__data$150[5][2] ;
+  wire [7:0] \rport__data$150[5][3] ;
+  wire [31:0] \rport__data$150[6] ;
+  wire [7:0] \rport__data$150[6][0] ;
+  wire [7:0] \rport__data$150[6][1] ;
+  wire [7:0] \rport__data$150[6][2] ;
+  wire [7:0] \rport__data$150[6][3] ;
+  wire [31:0] \rport__data$150[7] ;
+  wire [7:0] \rport__data$150[7][0] ;
+  wire [7:0] \rport__data$150[7][1] ;
+  wire [7:0] \rport__data$150[7][2] ;
+  wire [7:0] \rport__data$150[7][3] ;
+  wire [255:0] \rport__data$157 ;
+  wire [31:0] \rport__data$157[0] ;
+  wire [31:0] \rport__data$157[1] ;
+  wire [31:0] \rport__data$157[2] ;
+  wire [31:0] \rport__data$157[3] ;
+  wire [31:0] \rport__data$157[4] ;
+  wire [31:0] \rport__data$157[5] ;
+  wire [31:0] \rport__data$157[6] ;
+  wire [31:0] \rport__data$157[7] ;
   wire [31:0] \rport__data[0] ;
   wire [7:0] \rport__data[0][0] ;
   wire [7:0] \rport__data[0][1] ;
@@ -620,18 +622,20 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   (* init = 4'h0 *)
   wire [3:0] s_mask;
   wire take;
-  reg [255:0] tk_data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \tk_data[0] ;
-  wire [31:0] \tk_data[1] ;
-  wire [31:0] \tk_data[2] ;
-  wire [31:0] \tk_data[3] ;
-  wire [31:0] \tk_data[4] ;
-  wire [31:0] \tk_data[5] ;
-  wire [31:0] \tk_data[6] ;
-  wire [31:0] \tk_data[7] ;
-  reg [6:0] tk_entry = 7'h00;
-  reg tk_hit = 1'h0;
-  reg tk_own = 1'h1;
+  reg [265:0] tk = 266'h0000000000000000000000000000000000000000000000000000000000000000004;
+  wire [255:0] \tk.data ;
+  wire [31:0] \tk.data[0] ;
+  wire [31:0] \tk.data[1] ;
+  wire [31:0] \tk.data[2] ;
+  wire [31:0] \tk.data[3] ;
+  wire [31:0] \tk.data[4] ;
+  wire [31:0] \tk.data[5] ;
+  wire [31:0] \tk.data[6] ;
+  wire [31:0] \tk.data[7] ;
+  wire [6:0] \tk.entry ;
+  wire \tk.hit ;
+  wire \tk.own ;
+  wire \tk.valid ;
   input [9:0] tokens__payload;
   wire [9:0] tokens__payload;
   wire [6:0] \tokens__payload.entry ;
@@ -1092,21 +1096,11 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wmem_w_data[7][3] ;
   reg [4:0] wmem_w_en = 5'h00;
   wire [8:0] wport__addr;
-  reg [6:0] \wport__addr$129  = 7'h00;
   wire [8:0] \wport__addr$25 ;
   wire [8:0] \wport__addr$28 ;
   wire [8:0] \wport__addr$31 ;
   wire [7:0] \wport__addr$34 ;
   reg [255:0] wport__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] \wport__data$131  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \wport__data$131[0] ;
-  wire [31:0] \wport__data$131[1] ;
-  wire [31:0] \wport__data$131[2] ;
-  wire [31:0] \wport__data$131[3] ;
-  wire [31:0] \wport__data$131[4] ;
-  wire [31:0] \wport__data$131[5] ;
-  wire [31:0] \wport__data$131[6] ;
-  wire [31:0] \wport__data$131[7] ;
   (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
   wire [255:0] \wport__data$26 ;
   wire [31:0] \wport__data$26[0] ;
@@ -1316,7 +1310,6 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   wire [7:0] \wport__data[7][2] ;
   wire [7:0] \wport__data[7][3] ;
   wire wport__en;
-  reg \wport__en$133  = 1'h0;
   wire \wport__en$27 ;
   wire \wport__en$30 ;
   wire \wport__en$33 ;
@@ -1499,8 +1492,8 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
     rbuf[127] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\wport__en$133 )
-      rbuf[\wport__addr$129 ] <= \wport__data$131 ;
+    if (\$signature__en )
+      rbuf[\$signature__addr ] <= \$signature__data ;
   end
   reg [255:0] _0_;
   always @(posedge clk) begin
@@ -1508,7 +1501,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
       _0_ <= rbuf[tokens__payload[7:1]];
     end
   end
-  assign \rport__data$165  = _0_;
+  assign \rport__data$157  = _0_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem0 [511:0];
   initial begin
@@ -2558,7 +2551,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _2_ <= wmem1[raddr[8:0]];
   end
-  assign \rport__data$151  = _2_;
+  assign \rport__data$147  = _2_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem2 [511:0];
   initial begin
@@ -3083,7 +3076,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _3_ <= wmem2[raddr[8:0]];
   end
-  assign \rport__data$152  = _3_;
+  assign \rport__data$148  = _3_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem3 [511:0];
   initial begin
@@ -3608,7 +3601,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _4_ <= wmem3[raddr[8:0]];
   end
-  assign \rport__data$153  = _4_;
+  assign \rport__data$149  = _4_;
   (* no_rw_check = 32'd1 *)
   reg [255:0] wmem4 [255:0];
   initial begin
@@ -3877,7 +3870,7 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk) begin
     _5_ <= wmem4[raddr[7:0]];
   end
-  assign \rport__data$154  = _5_;
+  assign \rport__data$150  = _5_;
   assign \$1  = full >> wr_bank;
   assign weights__ready = ~ \$1 ;
   assign load = weights__valid & weights__ready;
@@ -3915,18 +3908,18 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \$27  = credits - 1'h1;
   assign \$28  = \$26  ? \$27 [4:0] : credits;
   assign credits_next = \$21  ? \$22 [4:0] : \$28 ;
-  assign \$29  = ~ results__valid;
+  assign \$29  = ~ out[0];
   assign move = \$29  | results__ready;
-  assign \$30  = ~ \$signal$127 ;
+  assign \$30  = ~ tk[0];
   assign \$31  = \$30  | move;
   assign \$32  = ~ tokens__payload[8];
   assign \$33  = \$32  | r__valid;
   assign tokens__ready = \$31  & \$33 ;
   assign \$signal$128  = tokens__valid & tokens__ready;
   assign r__ready = \$signal$128  & tokens__payload[8];
-  assign \$34  = out_own ? out_data : out_rdata;
+  assign \$34  = out[2] ? out[265:10] : out_rdata;
   assign \$35  = credits != 5'h10;
-  assign \$36  = \$signal$127  | results__valid;
+  assign \$36  = tk[0] | out[0];
   assign busy = \$35  | \$36 ;
   assign \$37  = load ? wchunk : 5'h00;
   assign \$38  = wr_addr != 11'h47f;
@@ -3994,10 +3987,10 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \$110  = \$97  & \$109 ;
   assign \$111  = \$signal$128  & tokens__payload[9];
   assign \$112  = ~ tokens__payload[0];
-  assign \$113  = \wport__addr$129  == tokens__payload[7:1];
-  assign \$114  = \wport__en$133  & \$113 ;
+  assign \$113  = \$signature__addr  == tokens__payload[7:1];
+  assign \$114  = \$signature__en  & \$113 ;
   assign \$115  = \$112  | \$114 ;
-  assign \$116  = tokens__payload[0] ? \wport__data$131  : r__payload;
+  assign \$116  = tokens__payload[0] ? \$signature__data  : r__payload;
   always @(posedge clk)
     wmem_w_en <= \$117 ;
   always @(posedge clk)
@@ -4069,33 +4062,17 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   always @(posedge clk)
     beats__ready <= \$151 ;
   always @(posedge clk)
-    \wport__en$133  <= \$152 ;
+    \$signature__en  <= \$152 ;
   always @(posedge clk)
-    \wport__addr$129  <= \$153 ;
+    \$signature__addr  <= \$153 ;
   always @(posedge clk)
-    \wport__data$131  <= \$154 ;
+    \$signature__data  <= \$154 ;
   always @(posedge clk)
-    \$signal$127  <= \$155 ;
+    tk <= \$155 ;
   always @(posedge clk)
-    tk_hit <= \$156 ;
+    out <= \$156 ;
   always @(posedge clk)
-    tk_own <= \$157 ;
-  always @(posedge clk)
-    tk_entry <= \$158 ;
-  always @(posedge clk)
-    tk_data <= \$159 ;
-  always @(posedge clk)
-    results__valid <= \$160 ;
-  always @(posedge clk)
-    out_hit <= \$161 ;
-  always @(posedge clk)
-    out_own <= \$162 ;
-  always @(posedge clk)
-    out_entry <= \$163 ;
-  always @(posedge clk)
-    out_data <= \$164 ;
-  always @(posedge clk)
-    out_rdata <= \$165 ;
+    out_rdata <= \$157 ;
   \mercury_pe_array.computed  computed (
     .clk(clk),
     .r__payload(r__payload),
@@ -4355,28 +4332,28 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$136  = \rport__data$151 ;
+    \$136  = \rport__data$147 ;
     if (rst) begin
       \$136  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$137  = \rport__data$152 ;
+    \$137  = \rport__data$148 ;
     if (rst) begin
       \$137  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$138  = \rport__data$153 ;
+    \$138  = \rport__data$149 ;
     if (rst) begin
       \$138  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$139  = \rport__data$154 ;
+    \$139  = \rport__data$150 ;
     if (rst) begin
       \$139  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
@@ -4500,114 +4477,38 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$155  = \$signal$127 ;
+    \$155  = tk;
     if (\$signal$128 ) begin
-      \$155  = 1'h1;
+      \$155 [0] = 1'h1;
+      \$155 [1] = tokens__payload[0];
+      \$155 [2] = \$115 ;
+      \$155 [9:3] = tokens__payload[7:1];
+      \$155 [265:10] = \$116 ;
     end else if (move) begin
-      \$155  = 1'h0;
+      \$155 [0] = 1'h0;
     end
     if (rst) begin
-      \$155  = 1'h0;
+      \$155  = 266'h0000000000000000000000000000000000000000000000000000000000000000004;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$156  = tk_hit;
-    if (\$signal$128 ) begin
-      \$156  = tokens__payload[0];
-    end
-    if (rst) begin
-      \$156  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$157  = tk_own;
-    if (\$signal$128 ) begin
-      \$157  = \$115 ;
-    end
-    if (rst) begin
-      \$157  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$158  = tk_entry;
-    if (\$signal$128 ) begin
-      \$158  = tokens__payload[7:1];
-    end
-    if (rst) begin
-      \$158  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$159  = tk_data;
-    if (\$signal$128 ) begin
-      \$159  = \$116 ;
-    end
-    if (rst) begin
-      \$159  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$160  = results__valid;
+    \$156  = out;
     if (move) begin
-      \$160  = \$signal$127 ;
+      \$156  = tk;
     end
     if (rst) begin
-      \$160  = 1'h0;
+      \$156  = 266'h0000000000000000000000000000000000000000000000000000000000000000004;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = out_hit;
+    \$157  = out_rdata;
     if (move) begin
-      \$161  = tk_hit;
+      \$157  = \rport__data$157 ;
     end
     if (rst) begin
-      \$161  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = out_own;
-    if (move) begin
-      \$162  = tk_own;
-    end
-    if (rst) begin
-      \$162  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = out_entry;
-    if (move) begin
-      \$163  = tk_entry;
-    end
-    if (rst) begin
-      \$163  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = out_data;
-    if (move) begin
-      \$164  = tk_data;
-    end
-    if (rst) begin
-      \$164  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = out_rdata;
-    if (move) begin
-      \$165  = \rport__data$165 ;
-    end
-    if (rst) begin
-      \$165  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$157  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign wport__addr = wmem_w_addr[8:0];
@@ -4679,12 +4580,12 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \first$108  = first;
   assign \last$109  = last;
   assign done = w__valid;
-  assign \$signal$126  = results__valid;
-  assign rbuf_w_addr = \wport__addr$129 ;
-  assign rbuf_w_data = \wport__data$131 ;
-  assign rbuf_w_en = \wport__en$133 ;
+  assign rbuf_w_addr = \$signature__addr ;
+  assign rbuf_w_data = \$signature__data ;
+  assign rbuf_w_en = \$signature__en ;
   assign \rport__addr$135  = tokens__payload[7:1];
   assign rport__en = \$signal$128 ;
+  assign results__valid = out[0];
   assign \weights__payload.data  = weights__payload[255:0];
   assign \weights__payload.data[0]  = weights__payload[31:0];
   assign \weights__payload.data[0][0]  = weights__payload[7:0];
@@ -5347,22 +5248,48 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \w__payload[5]  = w__payload[191:160];
   assign \w__payload[6]  = w__payload[223:192];
   assign \w__payload[7]  = w__payload[255:224];
-  assign \wport__data$131[0]  = \wport__data$131 [31:0];
-  assign \wport__data$131[1]  = \wport__data$131 [63:32];
-  assign \wport__data$131[2]  = \wport__data$131 [95:64];
-  assign \wport__data$131[3]  = \wport__data$131 [127:96];
-  assign \wport__data$131[4]  = \wport__data$131 [159:128];
-  assign \wport__data$131[5]  = \wport__data$131 [191:160];
-  assign \wport__data$131[6]  = \wport__data$131 [223:192];
-  assign \wport__data$131[7]  = \wport__data$131 [255:224];
-  assign \rbuf_w_data[0]  = \wport__data$131 [31:0];
-  assign \rbuf_w_data[1]  = \wport__data$131 [63:32];
-  assign \rbuf_w_data[2]  = \wport__data$131 [95:64];
-  assign \rbuf_w_data[3]  = \wport__data$131 [127:96];
-  assign \rbuf_w_data[4]  = \wport__data$131 [159:128];
-  assign \rbuf_w_data[5]  = \wport__data$131 [191:160];
-  assign \rbuf_w_data[6]  = \wport__data$131 [223:192];
-  assign \rbuf_w_data[7]  = \wport__data$131 [255:224];
+  assign \out.valid  = out[0];
+  assign \out.hit  = out[1];
+  assign \out.own  = out[2];
+  assign \out.entry  = out[9:3];
+  assign \out.data  = out[265:10];
+  assign \out.data[0]  = out[41:10];
+  assign \out.data[1]  = out[73:42];
+  assign \out.data[2]  = out[105:74];
+  assign \out.data[3]  = out[137:106];
+  assign \out.data[4]  = out[169:138];
+  assign \out.data[5]  = out[201:170];
+  assign \out.data[6]  = out[233:202];
+  assign \out.data[7]  = out[265:234];
+  assign \tk.valid  = tk[0];
+  assign \tk.hit  = tk[1];
+  assign \tk.own  = tk[2];
+  assign \tk.entry  = tk[9:3];
+  assign \tk.data  = tk[265:10];
+  assign \tk.data[0]  = tk[41:10];
+  assign \tk.data[1]  = tk[73:42];
+  assign \tk.data[2]  = tk[105:74];
+  assign \tk.data[3]  = tk[137:106];
+  assign \tk.data[4]  = tk[169:138];
+  assign \tk.data[5]  = tk[201:170];
+  assign \tk.data[6]  = tk[233:202];
+  assign \tk.data[7]  = tk[265:234];
+  assign \$signature__data[0]  = \$signature__data [31:0];
+  assign \$signature__data[1]  = \$signature__data [63:32];
+  assign \$signature__data[2]  = \$signature__data [95:64];
+  assign \$signature__data[3]  = \$signature__data [127:96];
+  assign \$signature__data[4]  = \$signature__data [159:128];
+  assign \$signature__data[5]  = \$signature__data [191:160];
+  assign \$signature__data[6]  = \$signature__data [223:192];
+  assign \$signature__data[7]  = \$signature__data [255:224];
+  assign \rbuf_w_data[0]  = \$signature__data [31:0];
+  assign \rbuf_w_data[1]  = \$signature__data [63:32];
+  assign \rbuf_w_data[2]  = \$signature__data [95:64];
+  assign \rbuf_w_data[3]  = \$signature__data [127:96];
+  assign \rbuf_w_data[4]  = \$signature__data [159:128];
+  assign \rbuf_w_data[5]  = \$signature__data [191:160];
+  assign \rbuf_w_data[6]  = \$signature__data [223:192];
+  assign \rbuf_w_data[7]  = \$signature__data [255:224];
   assign \out_rdata[0]  = out_rdata[31:0];
   assign \out_rdata[1]  = out_rdata[63:32];
   assign \out_rdata[2]  = out_rdata[95:64];
@@ -5371,14 +5298,6 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \out_rdata[5]  = out_rdata[191:160];
   assign \out_rdata[6]  = out_rdata[223:192];
   assign \out_rdata[7]  = out_rdata[255:224];
-  assign \out_data[0]  = out_data[31:0];
-  assign \out_data[1]  = out_data[63:32];
-  assign \out_data[2]  = out_data[95:64];
-  assign \out_data[3]  = out_data[127:96];
-  assign \out_data[4]  = out_data[159:128];
-  assign \out_data[5]  = out_data[191:160];
-  assign \out_data[6]  = out_data[223:192];
-  assign \out_data[7]  = out_data[255:224];
   assign \wbyp0[0]  = wbyp0[31:0];
   assign \wbyp0[0][0]  = wbyp0[7:0];
   assign \wbyp0[0][1]  = wbyp0[15:8];
@@ -5459,166 +5378,166 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \rport__data[7][1]  = rport__data[239:232];
   assign \rport__data[7][2]  = rport__data[247:240];
   assign \rport__data[7][3]  = rport__data[255:248];
-  assign \rport__data$151[0]  = \rport__data$151 [31:0];
-  assign \rport__data$151[0][0]  = \rport__data$151 [7:0];
-  assign \rport__data$151[0][1]  = \rport__data$151 [15:8];
-  assign \rport__data$151[0][2]  = \rport__data$151 [23:16];
-  assign \rport__data$151[0][3]  = \rport__data$151 [31:24];
-  assign \rport__data$151[1]  = \rport__data$151 [63:32];
-  assign \rport__data$151[1][0]  = \rport__data$151 [39:32];
-  assign \rport__data$151[1][1]  = \rport__data$151 [47:40];
-  assign \rport__data$151[1][2]  = \rport__data$151 [55:48];
-  assign \rport__data$151[1][3]  = \rport__data$151 [63:56];
-  assign \rport__data$151[2]  = \rport__data$151 [95:64];
-  assign \rport__data$151[2][0]  = \rport__data$151 [71:64];
-  assign \rport__data$151[2][1]  = \rport__data$151 [79:72];
-  assign \rport__data$151[2][2]  = \rport__data$151 [87:80];
-  assign \rport__data$151[2][3]  = \rport__data$151 [95:88];
-  assign \rport__data$151[3]  = \rport__data$151 [127:96];
-  assign \rport__data$151[3][0]  = \rport__data$151 [103:96];
-  assign \rport__data$151[3][1]  = \rport__data$151 [111:104];
-  assign \rport__data$151[3][2]  = \rport__data$151 [119:112];
-  assign \rport__data$151[3][3]  = \rport__data$151 [127:120];
-  assign \rport__data$151[4]  = \rport__data$151 [159:128];
-  assign \rport__data$151[4][0]  = \rport__data$151 [135:128];
-  assign \rport__data$151[4][1]  = \rport__data$151 [143:136];
-  assign \rport__data$151[4][2]  = \rport__data$151 [151:144];
-  assign \rport__data$151[4][3]  = \rport__data$151 [159:152];
-  assign \rport__data$151[5]  = \rport__data$151 [191:160];
-  assign \rport__data$151[5][0]  = \rport__data$151 [167:160];
-  assign \rport__data$151[5][1]  = \rport__data$151 [175:168];
-  assign \rport__data$151[5][2]  = \rport__data$151 [183:176];
-  assign \rport__data$151[5][3]  = \rport__data$151 [191:184];
-  assign \rport__data$151[6]  = \rport__data$151 [223:192];
-  assign \rport__data$151[6][0]  = \rport__data$151 [199:192];
-  assign \rport__data$151[6][1]  = \rport__data$151 [207:200];
-  assign \rport__data$151[6][2]  = \rport__data$151 [215:208];
-  assign \rport__data$151[6][3]  = \rport__data$151 [223:216];
-  assign \rport__data$151[7]  = \rport__data$151 [255:224];
-  assign \rport__data$151[7][0]  = \rport__data$151 [231:224];
-  assign \rport__data$151[7][1]  = \rport__data$151 [239:232];
-  assign \rport__data$151[7][2]  = \rport__data$151 [247:240];
-  assign \rport__data$151[7][3]  = \rport__data$151 [255:248];
-  assign \rport__data$152[0]  = \rport__data$152 [31:0];
-  assign \rport__data$152[0][0]  = \rport__data$152 [7:0];
-  assign \rport__data$152[0][1]  = \rport__data$152 [15:8];
-  assign \rport__data$152[0][2]  = \rport__data$152 [23:16];
-  assign \rport__data$152[0][3]  = \rport__data$152 [31:24];
-  assign \rport__data$152[1]  = \rport__data$152 [63:32];
-  assign \rport__data$152[1][0]  = \rport__data$152 [39:32];
-  assign \rport__data$152[1][1]  = \rport__data$152 [47:40];
-  assign \rport__data$152[1][2]  = \rport__data$152 [55:48];
-  assign \rport__data$152[1][3]  = \rport__data$152 [63:56];
-  assign \rport__data$152[2]  = \rport__data$152 [95:64];
-  assign \rport__data$152[2][0]  = \rport__data$152 [71:64];
-  assign \rport__data$152[2][1]  = \rport__data$152 [79:72];
-  assign \rport__data$152[2][2]  = \rport__data$152 [87:80];
-  assign \rport__data$152[2][3]  = \rport__data$152 [95:88];
-  assign \rport__data$152[3]  = \rport__data$152 [127:96];
-  assign \rport__data$152[3][0]  = \rport__data$152 [103:96];
-  assign \rport__data$152[3][1]  = \rport__data$152 [111:104];
-  assign \rport__data$152[3][2]  = \rport__data$152 [119:112];
-  assign \rport__data$152[3][3]  = \rport__data$152 [127:120];
-  assign \rport__data$152[4]  = \rport__data$152 [159:128];
-  assign \rport__data$152[4][0]  = \rport__data$152 [135:128];
-  assign \rport__data$152[4][1]  = \rport__data$152 [143:136];
-  assign \rport__data$152[4][2]  = \rport__data$152 [151:144];
-  assign \rport__data$152[4][3]  = \rport__data$152 [159:152];
-  assign \rport__data$152[5]  = \rport__data$152 [191:160];
-  assign \rport__data$152[5][0]  = \rport__data$152 [167:160];
-  assign \rport__data$152[5][1]  = \rport__data$152 [175:168];
-  assign \rport__data$152[5][2]  = \rport__data$152 [183:176];
-  assign \rport__data$152[5][3]  = \rport__data$152 [191:184];
-  assign \rport__data$152[6]  = \rport__data$152 [223:192];
-  assign \rport__data$152[6][0]  = \rport__data$152 [199:192];
-  assign \rport__data$152[6][1]  = \rport__data$152 [207:200];
-  assign \rport__data$152[6][2]  = \rport__data$152 [215:208];
-  assign \rport__data$152[6][3]  = \rport__data$152 [223:216];
-  assign \rport__data$152[7]  = \rport__data$152 [255:224];
-  assign \rport__data$152[7][0]  = \rport__data$152 [231:224];
-  assign \rport__data$152[7][1]  = \rport__data$152 [239:232];
-  assign \rport__data$152[7][2]  = \rport__data$152 [247:240];
-  assign \rport__data$152[7][3]  = \rport__data$152 [255:248];
-  assign \rport__data$153[0]  = \rport__data$153 [31:0];
-  assign \rport__data$153[0][0]  = \rport__data$153 [7:0];
-  assign \rport__data$153[0][1]  = \rport__data$153 [15:8];
-  assign \rport__data$153[0][2]  = \rport__data$153 [23:16];
-  assign \rport__data$153[0][3]  = \rport__data$153 [31:24];
-  assign \rport__data$153[1]  = \rport__data$153 [63:32];
-  assign \rport__data$153[1][0]  = \rport__data$153 [39:32];
-  assign \rport__data$153[1][1]  = \rport__data$153 [47:40];
-  assign \rport__data$153[1][2]  = \rport__data$153 [55:48];
-  assign \rport__data$153[1][3]  = \rport__data$153 [63:56];
-  assign \rport__data$153[2]  = \rport__data$153 [95:64];
-  assign \rport__data$153[2][0]  = \rport__data$153 [71:64];
-  assign \rport__data$153[2][1]  = \rport__data$153 [79:72];
-  assign \rport__data$153[2][2]  = \rport__data$153 [87:80];
-  assign \rport__data$153[2][3]  = \rport__data$153 [95:88];
-  assign \rport__data$153[3]  = \rport__data$153 [127:96];
-  assign \rport__data$153[3][0]  = \rport__data$153 [103:96];
-  assign \rport__data$153[3][1]  = \rport__data$153 [111:104];
-  assign \rport__data$153[3][2]  = \rport__data$153 [119:112];
-  assign \rport__data$153[3][3]  = \rport__data$153 [127:120];
-  assign \rport__data$153[4]  = \rport__data$153 [159:128];
-  assign \rport__data$153[4][0]  = \rport__data$153 [135:128];
-  assign \rport__data$153[4][1]  = \rport__data$153 [143:136];
-  assign \rport__data$153[4][2]  = \rport__data$153 [151:144];
-  assign \rport__data$153[4][3]  = \rport__data$153 [159:152];
-  assign \rport__data$153[5]  = \rport__data$153 [191:160];
-  assign \rport__data$153[5][0]  = \rport__data$153 [167:160];
-  assign \rport__data$153[5][1]  = \rport__data$153 [175:168];
-  assign \rport__data$153[5][2]  = \rport__data$153 [183:176];
-  assign \rport__data$153[5][3]  = \rport__data$153 [191:184];
-  assign \rport__data$153[6]  = \rport__data$153 [223:192];
-  assign \rport__data$153[6][0]  = \rport__data$153 [199:192];
-  assign \rport__data$153[6][1]  = \rport__data$153 [207:200];
-  assign \rport__data$153[6][2]  = \rport__data$153 [215:208];
-  assign \rport__data$153[6][3]  = \rport__data$153 [223:216];
-  assign \rport__data$153[7]  = \rport__data$153 [255:224];
-  assign \rport__data$153[7][0]  = \rport__data$153 [231:224];
-  assign \rport__data$153[7][1]  = \rport__data$153 [239:232];
-  assign \rport__data$153[7][2]  = \rport__data$153 [247:240];
-  assign \rport__data$153[7][3]  = \rport__data$153 [255:248];
-  assign \rport__data$154[0]  = \rport__data$154 [31:0];
-  assign \rport__data$154[0][0]  = \rport__data$154 [7:0];
-  assign \rport__data$154[0][1]  = \rport__data$154 [15:8];
-  assign \rport__data$154[0][2]  = \rport__data$154 [23:16];
-  assign \rport__data$154[0][3]  = \rport__data$154 [31:24];
-  assign \rport__data$154[1]  = \rport__data$154 [63:32];
-  assign \rport__data$154[1][0]  = \rport__data$154 [39:32];
-  assign \rport__data$154[1][1]  = \rport__data$154 [47:40];
-  assign \rport__data$154[1][2]  = \rport__data$154 [55:48];
-  assign \rport__data$154[1][3]  = \rport__data$154 [63:56];
-  assign \rport__data$154[2]  = \rport__data$154 [95:64];
-  assign \rport__data$154[2][0]  = \rport__data$154 [71:64];
-  assign \rport__data$154[2][1]  = \rport__data$154 [79:72];
-  assign \rport__data$154[2][2]  = \rport__data$154 [87:80];
-  assign \rport__data$154[2][3]  = \rport__data$154 [95:88];
-  assign \rport__data$154[3]  = \rport__data$154 [127:96];
-  assign \rport__data$154[3][0]  = \rport__data$154 [103:96];
-  assign \rport__data$154[3][1]  = \rport__data$154 [111:104];
-  assign \rport__data$154[3][2]  = \rport__data$154 [119:112];
-  assign \rport__data$154[3][3]  = \rport__data$154 [127:120];
-  assign \rport__data$154[4]  = \rport__data$154 [159:128];
-  assign \rport__data$154[4][0]  = \rport__data$154 [135:128];
-  assign \rport__data$154[4][1]  = \rport__data$154 [143:136];
-  assign \rport__data$154[4][2]  = \rport__data$154 [151:144];
-  assign \rport__data$154[4][3]  = \rport__data$154 [159:152];
-  assign \rport__data$154[5]  = \rport__data$154 [191:160];
-  assign \rport__data$154[5][0]  = \rport__data$154 [167:160];
-  assign \rport__data$154[5][1]  = \rport__data$154 [175:168];
-  assign \rport__data$154[5][2]  = \rport__data$154 [183:176];
-  assign \rport__data$154[5][3]  = \rport__data$154 [191:184];
-  assign \rport__data$154[6]  = \rport__data$154 [223:192];
-  assign \rport__data$154[6][0]  = \rport__data$154 [199:192];
-  assign \rport__data$154[6][1]  = \rport__data$154 [207:200];
-  assign \rport__data$154[6][2]  = \rport__data$154 [215:208];
-  assign \rport__data$154[6][3]  = \rport__data$154 [223:216];
-  assign \rport__data$154[7]  = \rport__data$154 [255:224];
-  assign \rport__data$154[7][0]  = \rport__data$154 [231:224];
-  assign \rport__data$154[7][1]  = \rport__data$154 [239:232];
-  assign \rport__data$154[7][2]  = \rport__data$154 [247:240];
-  assign \rport__data$154[7][3]  = \rport__data$154 [255:248];
+  assign \rport__data$147[0]  = \rport__data$147 [31:0];
+  assign \rport__data$147[0][0]  = \rport__data$147 [7:0];
+  assign \rport__data$147[0][1]  = \rport__data$147 [15:8];
+  assign \rport__data$147[0][2]  = \rport__data$147 [23:16];
+  assign \rport__data$147[0][3]  = \rport__data$147 [31:24];
+  assign \rport__data$147[1]  = \rport__data$147 [63:32];
+  assign \rport__data$147[1][0]  = \rport__data$147 [39:32];
+  assign \rport__data$147[1][1]  = \rport__data$147 [47:40];
+  assign \rport__data$147[1][2]  = \rport__data$147 [55:48];
+  assign \rport__data$147[1][3]  = \rport__data$147 [63:56];
+  assign \rport__data$147[2]  = \rport__data$147 [95:64];
+  assign \rport__data$147[2][0]  = \rport__data$147 [71:64];
+  assign \rport__data$147[2][1]  = \rport__data$147 [79:72];
+  assign \rport__data$147[2][2]  = \rport__data$147 [87:80];
+  assign \rport__data$147[2][3]  = \rport__data$147 [95:88];
+  assign \rport__data$147[3]  = \rport__data$147 [127:96];
+  assign \rport__data$147[3][0]  = \rport__data$147 [103:96];
+  assign \rport__data$147[3][1]  = \rport__data$147 [111:104];
+  assign \rport__data$147[3][2]  = \rport__data$147 [119:112];
+  assign \rport__data$147[3][3]  = \rport__data$147 [127:120];
+  assign \rport__data$147[4]  = \rport__data$147 [159:128];
+  assign \rport__data$147[4][0]  = \rport__data$147 [135:128];
+  assign \rport__data$147[4][1]  = \rport__data$147 [143:136];
+  assign \rport__data$147[4][2]  = \rport__data$147 [151:144];
+  assign \rport__data$147[4][3]  = \rport__data$147 [159:152];
+  assign \rport__data$147[5]  = \rport__data$147 [191:160];
+  assign \rport__data$147[5][0]  = \rport__data$147 [167:160];
+  assign \rport__data$147[5][1]  = \rport__data$147 [175:168];
+  assign \rport__data$147[5][2]  = \rport__data$147 [183:176];
+  assign \rport__data$147[5][3]  = \rport__data$147 [191:184];
+  assign \rport__data$147[6]  = \rport__data$147 [223:192];
+  assign \rport__data$147[6][0]  = \rport__data$147 [199:192];
+  assign \rport__data$147[6][1]  = \rport__data$147 [207:200];
+  assign \rport__data$147[6][2]  = \rport__data$147 [215:208];
+  assign \rport__data$147[6][3]  = \rport__data$147 [223:216];
+  assign \rport__data$147[7]  = \rport__data$147 [255:224];
+  assign \rport__data$147[7][0]  = \rport__data$147 [231:224];
+  assign \rport__data$147[7][1]  = \rport__data$147 [239:232];
+  assign \rport__data$147[7][2]  = \rport__data$147 [247:240];
+  assign \rport__data$147[7][3]  = \rport__data$147 [255:248];
+  assign \rport__data$148[0]  = \rport__data$148 [31:0];
+  assign \rport__data$148[0][0]  = \rport__data$148 [7:0];
+  assign \rport__data$148[0][1]  = \rport__data$148 [15:8];
+  assign \rport__data$148[0][2]  = \rport__data$148 [23:16];
+  assign \rport__data$148[0][3]  = \rport__data$148 [31:24];
+  assign \rport__data$148[1]  = \rport__data$148 [63:32];
+  assign \rport__data$148[1][0]  = \rport__data$148 [39:32];
+  assign \rport__data$148[1][1]  = \rport__data$148 [47:40];
+  assign \rport__data$148[1][2]  = \rport__data$148 [55:48];
+  assign \rport__data$148[1][3]  = \rport__data$148 [63:56];
+  assign \rport__data$148[2]  = \rport__data$148 [95:64];
+  assign \rport__data$148[2][0]  = \rport__data$148 [71:64];
+  assign \rport__data$148[2][1]  = \rport__data$148 [79:72];
+  assign \rport__data$148[2][2]  = \rport__data$148 [87:80];
+  assign \rport__data$148[2][3]  = \rport__data$148 [95:88];
+  assign \rport__data$148[3]  = \rport__data$148 [127:96];
+  assign \rport__data$148[3][0]  = \rport__data$148 [103:96];
+  assign \rport__data$148[3][1]  = \rport__data$148 [111:104];
+  assign \rport__data$148[3][2]  = \rport__data$148 [119:112];
+  assign \rport__data$148[3][3]  = \rport__data$148 [127:120];
+  assign \rport__data$148[4]  = \rport__data$148 [159:128];
+  assign \rport__data$148[4][0]  = \rport__data$148 [135:128];
+  assign \rport__data$148[4][1]  = \rport__data$148 [143:136];
+  assign \rport__data$148[4][2]  = \rport__data$148 [151:144];
+  assign \rport__data$148[4][3]  = \rport__data$148 [159:152];
+  assign \rport__data$148[5]  = \rport__data$148 [191:160];
+  assign \rport__data$148[5][0]  = \rport__data$148 [167:160];
+  assign \rport__data$148[5][1]  = \rport__data$148 [175:168];
+  assign \rport__data$148[5][2]  = \rport__data$148 [183:176];
+  assign \rport__data$148[5][3]  = \rport__data$148 [191:184];
+  assign \rport__data$148[6]  = \rport__data$148 [223:192];
+  assign \rport__data$148[6][0]  = \rport__data$148 [199:192];
+  assign \rport__data$148[6][1]  = \rport__data$148 [207:200];
+  assign \rport__data$148[6][2]  = \rport__data$148 [215:208];
+  assign \rport__data$148[6][3]  = \rport__data$148 [223:216];
+  assign \rport__data$148[7]  = \rport__data$148 [255:224];
+  assign \rport__data$148[7][0]  = \rport__data$148 [231:224];
+  assign \rport__data$148[7][1]  = \rport__data$148 [239:232];
+  assign \rport__data$148[7][2]  = \rport__data$148 [247:240];
+  assign \rport__data$148[7][3]  = \rport__data$148 [255:248];
+  assign \rport__data$149[0]  = \rport__data$149 [31:0];
+  assign \rport__data$149[0][0]  = \rport__data$149 [7:0];
+  assign \rport__data$149[0][1]  = \rport__data$149 [15:8];
+  assign \rport__data$149[0][2]  = \rport__data$149 [23:16];
+  assign \rport__data$149[0][3]  = \rport__data$149 [31:24];
+  assign \rport__data$149[1]  = \rport__data$149 [63:32];
+  assign \rport__data$149[1][0]  = \rport__data$149 [39:32];
+  assign \rport__data$149[1][1]  = \rport__data$149 [47:40];
+  assign \rport__data$149[1][2]  = \rport__data$149 [55:48];
+  assign \rport__data$149[1][3]  = \rport__data$149 [63:56];
+  assign \rport__data$149[2]  = \rport__data$149 [95:64];
+  assign \rport__data$149[2][0]  = \rport__data$149 [71:64];
+  assign \rport__data$149[2][1]  = \rport__data$149 [79:72];
+  assign \rport__data$149[2][2]  = \rport__data$149 [87:80];
+  assign \rport__data$149[2][3]  = \rport__data$149 [95:88];
+  assign \rport__data$149[3]  = \rport__data$149 [127:96];
+  assign \rport__data$149[3][0]  = \rport__data$149 [103:96];
+  assign \rport__data$149[3][1]  = \rport__data$149 [111:104];
+  assign \rport__data$149[3][2]  = \rport__data$149 [119:112];
+  assign \rport__data$149[3][3]  = \rport__data$149 [127:120];
+  assign \rport__data$149[4]  = \rport__data$149 [159:128];
+  assign \rport__data$149[4][0]  = \rport__data$149 [135:128];
+  assign \rport__data$149[4][1]  = \rport__data$149 [143:136];
+  assign \rport__data$149[4][2]  = \rport__data$149 [151:144];
+  assign \rport__data$149[4][3]  = \rport__data$149 [159:152];
+  assign \rport__data$149[5]  = \rport__data$149 [191:160];
+  assign \rport__data$149[5][0]  = \rport__data$149 [167:160];
+  assign \rport__data$149[5][1]  = \rport__data$149 [175:168];
+  assign \rport__data$149[5][2]  = \rport__data$149 [183:176];
+  assign \rport__data$149[5][3]  = \rport__data$149 [191:184];
+  assign \rport__data$149[6]  = \rport__data$149 [223:192];
+  assign \rport__data$149[6][0]  = \rport__data$149 [199:192];
+  assign \rport__data$149[6][1]  = \rport__data$149 [207:200];
+  assign \rport__data$149[6][2]  = \rport__data$149 [215:208];
+  assign \rport__data$149[6][3]  = \rport__data$149 [223:216];
+  assign \rport__data$149[7]  = \rport__data$149 [255:224];
+  assign \rport__data$149[7][0]  = \rport__data$149 [231:224];
+  assign \rport__data$149[7][1]  = \rport__data$149 [239:232];
+  assign \rport__data$149[7][2]  = \rport__data$149 [247:240];
+  assign \rport__data$149[7][3]  = \rport__data$149 [255:248];
+  assign \rport__data$150[0]  = \rport__data$150 [31:0];
+  assign \rport__data$150[0][0]  = \rport__data$150 [7:0];
+  assign \rport__data$150[0][1]  = \rport__data$150 [15:8];
+  assign \rport__data$150[0][2]  = \rport__data$150 [23:16];
+  assign \rport__data$150[0][3]  = \rport__data$150 [31:24];
+  assign \rport__data$150[1]  = \rport__data$150 [63:32];
+  assign \rport__data$150[1][0]  = \rport__data$150 [39:32];
+  assign \rport__data$150[1][1]  = \rport__data$150 [47:40];
+  assign \rport__data$150[1][2]  = \rport__data$150 [55:48];
+  assign \rport__data$150[1][3]  = \rport__data$150 [63:56];
+  assign \rport__data$150[2]  = \rport__data$150 [95:64];
+  assign \rport__data$150[2][0]  = \rport__data$150 [71:64];
+  assign \rport__data$150[2][1]  = \rport__data$150 [79:72];
+  assign \rport__data$150[2][2]  = \rport__data$150 [87:80];
+  assign \rport__data$150[2][3]  = \rport__data$150 [95:88];
+  assign \rport__data$150[3]  = \rport__data$150 [127:96];
+  assign \rport__data$150[3][0]  = \rport__data$150 [103:96];
+  assign \rport__data$150[3][1]  = \rport__data$150 [111:104];
+  assign \rport__data$150[3][2]  = \rport__data$150 [119:112];
+  assign \rport__data$150[3][3]  = \rport__data$150 [127:120];
+  assign \rport__data$150[4]  = \rport__data$150 [159:128];
+  assign \rport__data$150[4][0]  = \rport__data$150 [135:128];
+  assign \rport__data$150[4][1]  = \rport__data$150 [143:136];
+  assign \rport__data$150[4][2]  = \rport__data$150 [151:144];
+  assign \rport__data$150[4][3]  = \rport__data$150 [159:152];
+  assign \rport__data$150[5]  = \rport__data$150 [191:160];
+  assign \rport__data$150[5][0]  = \rport__data$150 [167:160];
+  assign \rport__data$150[5][1]  = \rport__data$150 [175:168];
+  assign \rport__data$150[5][2]  = \rport__data$150 [183:176];
+  assign \rport__data$150[5][3]  = \rport__data$150 [191:184];
+  assign \rport__data$150[6]  = \rport__data$150 [223:192];
+  assign \rport__data$150[6][0]  = \rport__data$150 [199:192];
+  assign \rport__data$150[6][1]  = \rport__data$150 [207:200];
+  assign \rport__data$150[6][2]  = \rport__data$150 [215:208];
+  assign \rport__data$150[6][3]  = \rport__data$150 [223:216];
+  assign \rport__data$150[7]  = \rport__data$150 [255:224];
+  assign \rport__data$150[7][0]  = \rport__data$150 [231:224];
+  assign \rport__data$150[7][1]  = \rport__data$150 [239:232];
+  assign \rport__data$150[7][2]  = \rport__data$150 [247:240];
+  assign \rport__data$150[7][3]  = \rport__data$150 [255:248];
   assign \s0_data[0]  = s0_data[7:0];
   assign \s0_data[1]  = s0_data[15:8];
   assign \s0_data[2]  = s0_data[23:16];
@@ -5631,25 +5550,17 @@ module mercury_pe_array(weights__valid, beats__payload, beats__valid, tokens__pa
   assign \r__payload[5]  = r__payload[191:160];
   assign \r__payload[6]  = r__payload[223:192];
   assign \r__payload[7]  = r__payload[255:224];
-  assign \tk_data[0]  = tk_data[31:0];
-  assign \tk_data[1]  = tk_data[63:32];
-  assign \tk_data[2]  = tk_data[95:64];
-  assign \tk_data[3]  = tk_data[127:96];
-  assign \tk_data[4]  = tk_data[159:128];
-  assign \tk_data[5]  = tk_data[191:160];
-  assign \tk_data[6]  = tk_data[223:192];
-  assign \tk_data[7]  = tk_data[255:224];
-  assign \rport__data$165[0]  = \rport__data$165 [31:0];
-  assign \rport__data$165[1]  = \rport__data$165 [63:32];
-  assign \rport__data$165[2]  = \rport__data$165 [95:64];
-  assign \rport__data$165[3]  = \rport__data$165 [127:96];
-  assign \rport__data$165[4]  = \rport__data$165 [159:128];
-  assign \rport__data$165[5]  = \rport__data$165 [191:160];
-  assign \rport__data$165[6]  = \rport__data$165 [223:192];
-  assign \rport__data$165[7]  = \rport__data$165 [255:224];
+  assign \rport__data$157[0]  = \rport__data$157 [31:0];
+  assign \rport__data$157[1]  = \rport__data$157 [63:32];
+  assign \rport__data$157[2]  = \rport__data$157 [95:64];
+  assign \rport__data$157[3]  = \rport__data$157 [127:96];
+  assign \rport__data$157[4]  = \rport__data$157 [159:128];
+  assign \rport__data$157[5]  = \rport__data$157 [191:160];
+  assign \rport__data$157[6]  = \rport__data$157 [223:192];
+  assign \rport__data$157[7]  = \rport__data$157 [255:224];
   assign results__payload[255:0] = \$34 ;
-  assign results__payload[263:257] = out_entry;
-  assign results__payload[256] = out_hit;
+  assign results__payload[263:257] = out[9:3];
+  assign results__payload[256] = out[1];
   assign w__payload[255:224] = \acc$120 ;
   assign w__payload[223:192] = \acc$119 ;
   assign w__payload[191:160] = \acc$118 ;

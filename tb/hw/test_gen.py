@@ -94,16 +94,31 @@ def test_cli_writes_only_when_changed(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["mercury_siggen.v"]  # no temporary left
 
 
-def test_cli_refuses_non_default_config_in_rtl(capsys):
+@pytest.mark.parametrize("flags", [["--sig-bits", "32"], ["--target", "ecp5"]])
+def test_cli_refuses_non_default_config_in_rtl(capsys, flags):
     before = sorted((REPO / "rtl").glob("*"))
     stamps = {p: p.stat().st_mtime_ns for p in before}
-    assert main(["verilog", "--out", str(REPO / "rtl"), "--sig-bits", "32"]) == 2
+    assert main(["verilog", "--out", str(REPO / "rtl")] + flags) == 2
     err = capsys.readouterr().err
     assert (
         err.startswith("error: ") and "default configuration only" in err and err.count("\n") == 1
     )
     assert sorted((REPO / "rtl").glob("*")) == before
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_cli_target_ecp5_instantiates_the_multipliers(tmp_path, capsys):
+    """``--target ecp5``: the PE array with one MULT18X18D a lane (its registers on); the header's
+    command regenerates exactly that file; the portable file has no primitive."""
+    cfg = MercuryConfig()
+    assert main(["verilog", "--out", str(tmp_path), "--block", "pe_array", "--target", "ecp5"]) == 0
+    text = (tmp_path / "mercury_pe_array.v").read_text()
+    assert text == gen.generate("pe_array", cfg, str(tmp_path), target="ecp5")
+    assert text.count("MULT18X18D #(") == cfg.pes * cfg.lanes
+    assert '.REG_OUTPUT_CLK("CLK0")' in text
+    command = f"mercury-hw verilog --out {tmp_path} --block pe_array --target ecp5"
+    assert f"// Regenerate with: {command}\n" in text
+    assert "MULT18X18D" not in gen.generate("pe_array", cfg)
 
 
 def test_unknown_block_is_a_config_error():
