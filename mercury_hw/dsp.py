@@ -50,9 +50,9 @@ class RegisteredMultiply(wiring.Component):
     Built for ``FpgaTarget("ecp5")``, this is one MULT18X18D with its A, B and output registers
     (``REG_INPUTA_CLK``, ``REG_INPUTB_CLK``, ``REG_OUTPUT_CLK`` = ``CLK0``): the fabric sees a
     register on each side of the block and the multiplier's own delay lies between two of the
-    block's registers. Otherwise the two registers are flip-flops in the fabric, each marked
-    ``keep`` so that synthesis does not merge equal input registers of several multipliers into
-    one whose fan-out reaches them all.
+    block's registers. Otherwise the registers are flip-flops in the fabric, the operand
+    registers marked ``keep`` so that synthesis does not merge equal input registers of several
+    multipliers into one whose fan-out reaches them all.
 
     Parameters
     ----------
