@@ -116,7 +116,7 @@ class RegisteredMultiply(wiring.Component):
             p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
             p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
             p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
-            p_SOURCEB_MODE="B_INPUT", p_CAS_MATCH_REG="FALSE",
+            p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE",   # (B_SHIFT with SOURCEB = 0: B)
             i_CLK0=ClockSignal("sync"),
             i_SIGNEDA=C(1, 1), i_SIGNEDB=C(1, 1), i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
             **ports)

