@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device != "auto" and synth.DEVICES[args.device]["family"] != family:
         raise UserError(f"--device {args.device} is an {synth.DEVICES[args.device]['family']} "
                         f"part, not {family}")
-    if args.speed is not None and family != "ecp5":
+    if args.speed is not None and not synth.FAMILIES[family]["speed_grades"]:
         raise UserError(f"--speed is an ECP5 speed grade; {family} parts have none here")
     speed = synth.ECP5_SPEED if args.speed is None else args.speed
     cfg = config_from_args(args, base=synth.SMALL_CONFIG if args.small else None)

